@@ -1,0 +1,18 @@
+/**
+ * The commander program. Every subcommand registers itself from its own file in src/cli/;
+ * add one import and one `register...(program)` line here per command.
+ */
+import { Command } from 'commander';
+import { VERSION } from '../util/version.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('mip6')
+    .description(
+      'Userspace Mobile IPv6 overlay VPN: a stable home address that survives every move',
+    )
+    .version(VERSION)
+    .showHelpAfterError();
+  return program;
+}

@@ -1,0 +1,182 @@
+/**
+ * IPv6 / IPv4 address text <-> bytes. Pure: no node:* imports, so the data path and the
+ * codecs share one implementation. Output text is RFC 5952 canonical (lower case, longest
+ * run of two or more zero groups compressed, first run on a tie); IPv4-mapped addresses
+ * (::ffff:0:0/96, RFC 4291 §2.5.5.2) print as `::ffff:a.b.c.d`.
+ */
+import { WireError } from '../util/errors.js';
+
+export const IPV6_ADDR_LEN = 16; // RFC 4291 §2
+export const IPV4_ADDR_LEN = 4; // RFC 791 §3.1
+
+function bad(text: string, why: string): WireError {
+  return new WireError('ERR_BAD_VALUE', `invalid address "${text}": ${why}`);
+}
+
+const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** True when `text` is a dotted-quad IPv4 address. */
+export function isIpv4(text: string): boolean {
+  const m = IPV4_RE.exec(text);
+  if (m === null) return false;
+  for (let i = 1; i <= 4; i++) {
+    const part = m[i] ?? '';
+    if (part.length > 1 && part.startsWith('0')) return false;
+    if (Number(part) > 255) return false;
+  }
+  return true;
+}
+
+/** Dotted quad -> 4 bytes. Throws WireError ERR_BAD_VALUE. */
+export function parseIpv4(text: string): Uint8Array {
+  if (!isIpv4(text)) throw bad(text, 'not a dotted-quad IPv4 address');
+  const out = new Uint8Array(IPV4_ADDR_LEN);
+  const parts = text.split('.');
+  for (let i = 0; i < 4; i++) out[i] = Number(parts[i]);
+  return out;
+}
+
+/** 4 bytes at `offset` -> dotted quad. */
+export function formatIpv4(bytes: Uint8Array, offset = 0): string {
+  if (offset < 0 || offset + IPV4_ADDR_LEN > bytes.length) {
+    throw new WireError('ERR_TRUNCATED', 'IPv4 address truncated', offset);
+  }
+  return `${bytes[offset]}.${bytes[offset + 1]}.${bytes[offset + 2]}.${bytes[offset + 3]}`;
+}
+
+function parseGroups(text: string, part: string, allowV4Tail: boolean): number[] {
+  if (part === '') return [];
+  const pieces = part.split(':');
+  const groups: number[] = [];
+  for (let i = 0; i < pieces.length; i++) {
+    const p = pieces[i] ?? '';
+    if (allowV4Tail && i === pieces.length - 1 && p.includes('.')) {
+      const v4 = parseIpv4(p);
+      groups.push(((v4[0] ?? 0) << 8) | (v4[1] ?? 0), ((v4[2] ?? 0) << 8) | (v4[3] ?? 0));
+      continue;
+    }
+    if (!/^[0-9a-fA-F]{1,4}$/.test(p)) throw bad(text, `bad group "${p}"`);
+    groups.push(parseInt(p, 16));
+  }
+  return groups;
+}
+
+/** IPv6 text (any RFC 4291 §2.2 form, including an embedded IPv4 tail) -> 16 bytes. */
+export function parseIpv6(text: string): Uint8Array {
+  if (typeof text !== 'string' || text.length === 0 || text.length > 45) {
+    throw bad(String(text), 'wrong length');
+  }
+  const dbl = text.indexOf('::');
+  let groups: number[];
+  if (dbl >= 0) {
+    if (text.indexOf('::', dbl + 1) >= 0) throw bad(text, 'more than one "::"');
+    const head = parseGroups(text, text.slice(0, dbl), false);
+    const tail = parseGroups(text, text.slice(dbl + 2), true);
+    const fill = 8 - head.length - tail.length;
+    if (fill < 1) throw bad(text, 'too many groups');
+    groups = [...head, ...new Array<number>(fill).fill(0), ...tail];
+  } else {
+    groups = parseGroups(text, text, true);
+    if (groups.length !== 8) throw bad(text, 'need 8 groups');
+  }
+  const out = new Uint8Array(IPV6_ADDR_LEN);
+  for (let i = 0; i < 8; i++) {
+    const g = groups[i] ?? 0;
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  }
+  return out;
+}
+
+/** 16 bytes at `offset` -> RFC 5952 canonical text. */
+export function formatIpv6(bytes: Uint8Array, offset = 0): string {
+  if (offset < 0 || offset + IPV6_ADDR_LEN > bytes.length) {
+    throw new WireError('ERR_TRUNCATED', 'IPv6 address truncated', offset);
+  }
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    g.push(((bytes[offset + 2 * i] ?? 0) << 8) | (bytes[offset + 2 * i + 1] ?? 0));
+  }
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return `::ffff:${formatIpv4(bytes, offset + 12)}`;
+  }
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (bestLen < 2) return hex.join(':');
+  const head = hex.slice(0, bestStart).join(':');
+  const tail = hex.slice(bestStart + bestLen).join(':');
+  return `${head}::${tail}`;
+}
+
+/** Canonical form of any IPv6 text (parse + format). */
+export function canonicalIpv6(text: string): string {
+  return formatIpv6(parseIpv6(text));
+}
+
+/** `192.0.2.1` -> `::ffff:192.0.2.1` (RFC 4291 §2.5.5.2). */
+export function ipv4Mapped(v4text: string): string {
+  parseIpv4(v4text);
+  return `::ffff:${v4text}`;
+}
+
+/** `::ffff:192.0.2.1` (any spelling) -> `192.0.2.1`; undefined when not IPv4-mapped. */
+export function unmapIpv4(v6text: string): string | undefined {
+  let b: Uint8Array;
+  try {
+    b = parseIpv6(v6text);
+  } catch {
+    return undefined;
+  }
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return undefined;
+  if (b[10] !== 0xff || b[11] !== 0xff) return undefined;
+  return formatIpv4(b, 12);
+}
+
+export interface Prefix {
+  address: Uint8Array;
+  length: number;
+}
+
+/** `addr/len` -> bytes (4 or 16) and prefix length; bits past the length are kept as given. */
+export function parsePrefix(text: string): Prefix {
+  const slash = text.indexOf('/');
+  if (slash < 0) throw bad(text, 'missing "/length"');
+  const addrText = text.slice(0, slash);
+  const lenText = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(lenText)) throw bad(text, 'bad prefix length');
+  const length = Number(lenText);
+  const address = isIpv4(addrText) ? parseIpv4(addrText) : parseIpv6(addrText);
+  if (length > address.length * 8) throw bad(text, 'prefix length too long');
+  return { address, length };
+}
+
+/** True when `addressBytes` (same family as the prefix) lies inside `prefix`. */
+export function prefixContains(prefix: Prefix, addressBytes: Uint8Array, offset = 0): boolean {
+  if (offset + prefix.address.length > addressBytes.length) return false;
+  let bits = prefix.length;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((((prefix.address[i] ?? 0) ^ (addressBytes[offset + i] ?? 0)) & mask) !== 0) return false;
+  }
+  return true;
+}
+
+/** Compares two 16-byte addresses in place (no allocation; data path). */
+export function ipv6Equal(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
+  for (let i = 0; i < IPV6_ADDR_LEN; i++) if (a[aOff + i] !== b[bOff + i]) return false;
+  return true;
+}

@@ -1,0 +1,499 @@
+/**
+ * Mobility Header codec (RFC 6275 §6.1, options §6.2, RFC 5555 §3.1 options).
+ *
+ * Encode: fixed part of the MH type, then the caller's meaningful options in order with
+ * Binding Authorization Data moved last, each preceded by Pad1/PadN so its Type byte meets
+ * the option's alignment (xn+y from the start of the MH), then padding to a multiple of 8;
+ * Header Len and the checksum (over the pseudo-header the final receiver sees) filled last.
+ * Decode: Header Len against the bytes and the per-type minimum, fixed fields, then options
+ * (unknown ones skipped by length, kept as `unknown`); malformed -> WireError with offset.
+ */
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './address.js';
+import { checkUint, fail, need, put16, u16, u32, u8 } from './bytes.js';
+import { upperLayerChecksum } from './checksum.js';
+import {
+  IPPROTO,
+  MH_OPT,
+  MH_TYPE,
+  type BindingAckFlags,
+  type BindingUpdateFlags,
+  type MobilityMessage,
+  type MobilityOption,
+} from './types.js';
+
+export const MH_PAYLOAD_PROTO_OFF = 0; // RFC 6275 §6.1.1
+export const MH_HEADER_LEN_OFF = 1; // RFC 6275 §6.1.1: 8-octet units excluding the first 8
+export const MH_TYPE_OFF = 2; // RFC 6275 §6.1.1
+export const MH_RESERVED_OFF = 3; // RFC 6275 §6.1.1
+export const MH_CHECKSUM_OFF = 4; // RFC 6275 §6.1.1
+export const MH_DATA_OFF = 6; // RFC 6275 §6.1.1
+export const MH_PAYLOAD_PROTO_NONE = 59; // RFC 6275 §6.1.1: IPPROTO_NONE
+export const MH_COOKIE_LEN = 8; // RFC 6275 §6.1.3
+export const MH_TOKEN_LEN = 8; // RFC 6275 §6.1.5
+export const BAD_AUTHENTICATOR_LEN = 12; // RFC 6275 §6.2.7
+export const LIFETIME_UNIT_SECONDS = 4; // RFC 6275 §6.1.7
+export const ACOA_LEN = 16; // RFC 6275 §6.2.5
+export const NONCE_INDICES_LEN = 4; // RFC 6275 §6.2.6
+export const BRA_LEN = 2; // RFC 6275 §6.2.4
+export const DSMIP_OPT_LEN = 6; // RFC 5555 §3.1.1-§3.1.5
+
+/** Offset where options start, per MH type (RFC 6275 §6.1.2-§6.1.9). */
+const OPTIONS_OFF: Record<number, number> = {
+  [MH_TYPE.BRR]: 8, // §6.1.2
+  [MH_TYPE.HOTI]: 16, // §6.1.3
+  [MH_TYPE.COTI]: 16, // §6.1.4
+  [MH_TYPE.HOT]: 24, // §6.1.5
+  [MH_TYPE.COT]: 24, // §6.1.6
+  [MH_TYPE.BU]: 12, // §6.1.7
+  [MH_TYPE.BA]: 12, // §6.1.8
+  [MH_TYPE.BE]: 24, // §6.1.9
+};
+
+/** BU flag bits in the 16-bit word at offset 8 (RFC 6275 §6.1.7 and the IANA registry). */
+export const BU_FLAG_BITS: Record<keyof BindingUpdateFlags, number> = {
+  A: 0x8000, // RFC 6275 §6.1.7
+  H: 0x4000, // RFC 6275 §6.1.7
+  L: 0x2000, // RFC 6275 §6.1.7
+  K: 0x1000, // RFC 6275 §6.1.7
+  M: 0x0800, // RFC 5380 §5.1
+  R: 0x0400, // RFC 3963 §4.1
+  P: 0x0200, // RFC 5213 §8.1
+  F: 0x0100, // RFC 5555 §3.1.3
+  T: 0x0080, // RFC 5845 §3.1
+  B: 0x0040, // RFC 6602 §4.1
+  S: 0x0020, // RFC 7161 §4.1
+  D: 0x0010, // RFC 8885 §4
+};
+
+/** BA flag bits in the byte at offset 7 (RFC 6275 §6.1.8 and the IANA registry). */
+export const BA_FLAG_BITS: Record<keyof BindingAckFlags, number> = {
+  K: 0x80, // RFC 6275 §6.1.8
+  R: 0x40, // RFC 3963 §4.2
+  P: 0x20, // RFC 5213 §8.2
+  T: 0x10, // RFC 5845 §3.2
+  B: 0x08, // RFC 6602 §4.2
+  S: 0x04, // RFC 7161 §4.2
+  D: 0x02, // RFC 8885 §4
+};
+
+export const MH_TYPE_NAMES: Record<number, string> = {
+  0: 'Binding Refresh Request',
+  1: 'Home Test Init',
+  2: 'Care-of Test Init',
+  3: 'Home Test',
+  4: 'Care-of Test',
+  5: 'Binding Update',
+  6: 'Binding Acknowledgement',
+  7: 'Binding Error',
+};
+
+export interface Pseudo {
+  source: string;
+  destination: string;
+}
+
+export type DecodedMobilityMessage = MobilityMessage & {
+  checksumValid?: boolean;
+  /** Payload Proto field (must be 59, RFC 6275 §6.1.1); the receiver answers otherwise. */
+  payloadProto: number;
+  /** Total MH length in bytes ((Header Len + 1) * 8). */
+  length: number;
+  checksum: number;
+};
+
+/** Minimum Header Len by MH type (RFC 6275 §9.2, Linux `mip6_mh_len`). */
+export function minHeaderLen(mhType: number): number {
+  const off = OPTIONS_OFF[mhType];
+  return off === undefined ? 0 : Math.ceil(off / 8) - 1;
+}
+
+/** Alignment xn+y of each option's Type byte (RFC 6275 §6.2, RFC 5555 §3.1). */
+function alignment(o: MobilityOption): [number, number] {
+  switch (o.type) {
+    case 'bindingRefreshAdvice':
+    case 'nonceIndices':
+      return [2, 0]; // RFC 6275 §6.2.4, §6.2.6: 2n
+    case 'alternateCareOfAddress':
+      return [8, 6]; // RFC 6275 §6.2.5: 8n+6
+    case 'bindingAuthorizationData':
+      return [8, 2]; // RFC 6275 §6.2.7: 8n+2
+    case 'ipv4HomeAddress':
+    case 'ipv4AddressAcknowledgement':
+    case 'natDetection':
+    case 'ipv4CareOfAddress':
+      return [4, 0]; // RFC 5555 §3.1: 4n
+    default:
+      return [1, 0];
+  }
+}
+
+function pushPad(out: number[], n: number): void {
+  if (n === 1) out.push(MH_OPT.PAD1);
+  else if (n >= 2) out.push(MH_OPT.PADN, n - 2, ...new Array<number>(n - 2).fill(0));
+}
+
+function encodeOption(out: number[], o: MobilityOption): void {
+  switch (o.type) {
+    case 'pad1':
+    case 'padN':
+      return;
+    case 'bindingRefreshAdvice':
+      out.push(MH_OPT.BINDING_REFRESH_ADVICE, BRA_LEN);
+      push16(out, checkUint(o.refreshInterval, 16, 'refreshInterval'));
+      return;
+    case 'alternateCareOfAddress':
+      out.push(MH_OPT.ALTERNATE_COA, ACOA_LEN, ...parseIpv6(o.address));
+      return;
+    case 'nonceIndices':
+      out.push(MH_OPT.NONCE_INDICES, NONCE_INDICES_LEN);
+      push16(out, checkUint(o.homeNonceIndex, 16, 'homeNonceIndex'));
+      push16(out, checkUint(o.careOfNonceIndex, 16, 'careOfNonceIndex'));
+      return;
+    case 'bindingAuthorizationData':
+      if (o.authenticator.length !== BAD_AUTHENTICATOR_LEN) {
+        fail('ERR_BAD_VALUE', 'authenticator must be 12 bytes', -1);
+      }
+      out.push(MH_OPT.BINDING_AUTH_DATA, BAD_AUTHENTICATOR_LEN, ...o.authenticator);
+      return;
+    case 'ipv4HomeAddress':
+      out.push(MH_OPT.IPV4_HOME_ADDRESS, DSMIP_OPT_LEN);
+      push16(out, (checkUint(o.prefixLength, 6, 'prefixLength') << 10) | (o.requestPrefix ? 0x200 : 0));
+      out.push(...parseIpv4(o.address));
+      return;
+    case 'ipv4AddressAcknowledgement':
+      out.push(MH_OPT.IPV4_ADDRESS_ACK, DSMIP_OPT_LEN, checkUint(o.status, 8, 'status'));
+      out.push(checkUint(o.prefixLength, 6, 'prefixLength') << 2, ...parseIpv4(o.address));
+      return;
+    case 'natDetection':
+      out.push(MH_OPT.NAT_DETECTION, DSMIP_OPT_LEN, o.udpEncapsulationRequired ? 0x80 : 0, 0);
+      push32(out, checkUint(o.refreshTime, 32, 'refreshTime'));
+      return;
+    case 'ipv4CareOfAddress':
+      out.push(MH_OPT.IPV4_COA, DSMIP_OPT_LEN, 0, 0, ...parseIpv4(o.address));
+      return;
+    case 'unknown':
+      out.push(checkUint(o.optionType, 8, 'optionType'), checkUint(o.data.length, 8, 'option length'));
+      out.push(...o.data);
+      return;
+  }
+}
+
+function push16(out: number[], v: number): void {
+  out.push((v >> 8) & 0xff, v & 0xff);
+}
+
+function push32(out: number[], v: number): void {
+  out.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+}
+
+function pushBytes(out: number[], b: Uint8Array, len: number, what: string): void {
+  if (b.length !== len) fail('ERR_BAD_VALUE', `${what} must be ${len} bytes`, -1);
+  out.push(...b);
+}
+
+function mhTypeOf(m: MobilityMessage): number {
+  switch (m.kind) {
+    case 'bindingRefreshRequest':
+      return MH_TYPE.BRR;
+    case 'homeTestInit':
+      return MH_TYPE.HOTI;
+    case 'careOfTestInit':
+      return MH_TYPE.COTI;
+    case 'homeTest':
+      return MH_TYPE.HOT;
+    case 'careOfTest':
+      return MH_TYPE.COT;
+    case 'bindingUpdate':
+      return MH_TYPE.BU;
+    case 'bindingAcknowledgement':
+      return MH_TYPE.BA;
+    case 'bindingError':
+      return MH_TYPE.BE;
+    case 'unknown':
+      return checkUint(m.mhType, 8, 'mhType');
+  }
+}
+
+/**
+ * Encodes a Mobility Header with padding and checksum. `pseudo` gives the pseudo-header
+ * addresses the final receiver sees (HoA as source when a HAO is sent, HoA as destination
+ * when an RH2 is sent). Pass `pseudo: undefined` to leave the checksum zero.
+ */
+export function encodeMobilityHeader(message: MobilityMessage, pseudo: Pseudo | undefined): Uint8Array {
+  const out: number[] = [MH_PAYLOAD_PROTO_NONE, 0, mhTypeOf(message), 0, 0, 0];
+  const m = message;
+  switch (m.kind) {
+    case 'bindingRefreshRequest':
+      out.push(0, 0);
+      break;
+    case 'homeTestInit':
+      out.push(0, 0);
+      pushBytes(out, m.homeInitCookie, MH_COOKIE_LEN, 'homeInitCookie');
+      break;
+    case 'careOfTestInit':
+      out.push(0, 0);
+      pushBytes(out, m.careOfInitCookie, MH_COOKIE_LEN, 'careOfInitCookie');
+      break;
+    case 'homeTest':
+      push16(out, checkUint(m.homeNonceIndex, 16, 'homeNonceIndex'));
+      pushBytes(out, m.homeInitCookie, MH_COOKIE_LEN, 'homeInitCookie');
+      pushBytes(out, m.homeKeygenToken, MH_TOKEN_LEN, 'homeKeygenToken');
+      break;
+    case 'careOfTest':
+      push16(out, checkUint(m.careOfNonceIndex, 16, 'careOfNonceIndex'));
+      pushBytes(out, m.careOfInitCookie, MH_COOKIE_LEN, 'careOfInitCookie');
+      pushBytes(out, m.careOfKeygenToken, MH_TOKEN_LEN, 'careOfKeygenToken');
+      break;
+    case 'bindingUpdate': {
+      push16(out, checkUint(m.sequence, 16, 'sequence'));
+      let f = 0;
+      for (const [k, bit] of Object.entries(BU_FLAG_BITS)) {
+        if (m.flags[k as keyof BindingUpdateFlags]) f |= bit;
+      }
+      push16(out, f);
+      push16(out, checkUint(m.lifetimeUnits, 16, 'lifetimeUnits'));
+      break;
+    }
+    case 'bindingAcknowledgement': {
+      let f = 0;
+      for (const [k, bit] of Object.entries(BA_FLAG_BITS)) {
+        if (m.flags[k as keyof BindingAckFlags]) f |= bit;
+      }
+      out.push(checkUint(m.status, 8, 'status'), f);
+      push16(out, checkUint(m.sequence, 16, 'sequence'));
+      push16(out, checkUint(m.lifetimeUnits, 16, 'lifetimeUnits'));
+      break;
+    }
+    case 'bindingError':
+      out.push(checkUint(m.status, 8, 'status'), 0, ...parseIpv6(m.homeAddress));
+      break;
+    case 'unknown':
+      out.push(...m.data);
+      break;
+  }
+  const bad = m.options.filter((o) => o.type === 'bindingAuthorizationData');
+  const ordered = [...m.options.filter((o) => o.type !== 'bindingAuthorizationData'), ...bad];
+  for (const o of ordered) {
+    if (o.type === 'pad1' || o.type === 'padN') continue;
+    const [x, y] = alignment(o);
+    pushPad(out, (((y - out.length) % x) + x) % x);
+    encodeOption(out, o);
+  }
+  pushPad(out, (8 - (out.length % 8)) % 8);
+  if (out.length > 2048) fail('ERR_BAD_LENGTH', 'Mobility Header longer than 2048 bytes', -1);
+  out[MH_HEADER_LEN_OFF] = out.length / 8 - 1;
+  const bytes = Uint8Array.from(out);
+  if (pseudo !== undefined) {
+    put16(bytes, MH_CHECKSUM_OFF, upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, bytes));
+  }
+  return bytes;
+}
+
+function decodeOptions(buf: Uint8Array, off: number, end: number): MobilityOption[] {
+  const options: MobilityOption[] = [];
+  let sawBad = false;
+  while (off < end) {
+    const type = u8(buf, off);
+    if (type === MH_OPT.PAD1) {
+      options.push({ type: 'pad1' });
+      off += 1;
+      continue;
+    }
+    need(buf, off, 2, 'mobility option header', end);
+    const len = u8(buf, off + 1);
+    need(buf, off + 2, len, 'mobility option data', end);
+    if (type === MH_OPT.PADN) {
+      options.push({ type: 'padN', length: len });
+      off += 2 + len;
+      continue;
+    }
+    if (sawBad) fail('ERR_BAD_VALUE', 'Binding Authorization Data is not the last option', off);
+    const d = off + 2;
+    const expect = (want: number): void => {
+      if (len !== want) fail('ERR_BAD_LENGTH', `mobility option ${type} length ${len}, expected ${want}`, off + 1);
+    };
+    switch (type) {
+      case MH_OPT.BINDING_REFRESH_ADVICE:
+        expect(BRA_LEN);
+        options.push({ type: 'bindingRefreshAdvice', refreshInterval: u16(buf, d) });
+        break;
+      case MH_OPT.ALTERNATE_COA:
+        expect(ACOA_LEN);
+        options.push({ type: 'alternateCareOfAddress', address: formatIpv6(buf, d) });
+        break;
+      case MH_OPT.NONCE_INDICES:
+        expect(NONCE_INDICES_LEN);
+        options.push({ type: 'nonceIndices', homeNonceIndex: u16(buf, d), careOfNonceIndex: u16(buf, d + 2) });
+        break;
+      case MH_OPT.BINDING_AUTH_DATA:
+        expect(BAD_AUTHENTICATOR_LEN);
+        options.push({ type: 'bindingAuthorizationData', authenticator: buf.slice(d, d + len) });
+        sawBad = true;
+        break;
+      case MH_OPT.IPV4_HOME_ADDRESS: {
+        expect(DSMIP_OPT_LEN);
+        const w = u16(buf, d);
+        options.push({
+          type: 'ipv4HomeAddress',
+          prefixLength: w >> 10,
+          requestPrefix: (w & 0x200) !== 0,
+          address: formatIpv4(buf, d + 2),
+        });
+        break;
+      }
+      case MH_OPT.IPV4_ADDRESS_ACK:
+        expect(DSMIP_OPT_LEN);
+        options.push({
+          type: 'ipv4AddressAcknowledgement',
+          status: u8(buf, d),
+          prefixLength: u8(buf, d + 1) >> 2,
+          address: formatIpv4(buf, d + 2),
+        });
+        break;
+      case MH_OPT.NAT_DETECTION:
+        expect(DSMIP_OPT_LEN);
+        options.push({
+          type: 'natDetection',
+          udpEncapsulationRequired: (u8(buf, d) & 0x80) !== 0,
+          refreshTime: u32(buf, d + 2),
+        });
+        break;
+      case MH_OPT.IPV4_COA:
+        expect(DSMIP_OPT_LEN);
+        options.push({ type: 'ipv4CareOfAddress', address: formatIpv4(buf, d + 2) });
+        break;
+      default:
+        options.push({ type: 'unknown', optionType: type, data: buf.slice(d, d + len) });
+    }
+    off += 2 + len;
+  }
+  return options;
+}
+
+/**
+ * Decodes a Mobility Header at the start of `bytes`. With `pseudo`, also reports whether the
+ * checksum is valid. Bytes after (Header Len + 1) * 8 are ignored.
+ */
+export function decodeMobilityHeader(bytes: Uint8Array, pseudo?: Pseudo): DecodedMobilityMessage {
+  need(bytes, 0, 8, 'Mobility Header');
+  const payloadProto = u8(bytes, MH_PAYLOAD_PROTO_OFF);
+  const hdrLen = u8(bytes, MH_HEADER_LEN_OFF);
+  const length = (hdrLen + 1) * 8;
+  const mhType = u8(bytes, MH_TYPE_OFF);
+  if (hdrLen < minHeaderLen(mhType)) {
+    fail('ERR_BAD_LENGTH', `Header Len ${hdrLen} below the minimum for MH type ${mhType}`, MH_HEADER_LEN_OFF);
+  }
+  if (length > bytes.length) {
+    fail('ERR_TRUNCATED', `Mobility Header length ${length} exceeds the ${bytes.length} bytes available`, bytes.length);
+  }
+  const b = bytes;
+  const optOff = OPTIONS_OFF[mhType] ?? length;
+  const options = OPTIONS_OFF[mhType] === undefined ? [] : decodeOptions(b, optOff, length);
+  let message: MobilityMessage;
+  switch (mhType) {
+    case MH_TYPE.BRR:
+      message = { kind: 'bindingRefreshRequest', options };
+      break;
+    case MH_TYPE.HOTI:
+      message = { kind: 'homeTestInit', homeInitCookie: b.slice(8, 16), options };
+      break;
+    case MH_TYPE.COTI:
+      message = { kind: 'careOfTestInit', careOfInitCookie: b.slice(8, 16), options };
+      break;
+    case MH_TYPE.HOT:
+      message = {
+        kind: 'homeTest',
+        homeNonceIndex: u16(b, 6),
+        homeInitCookie: b.slice(8, 16),
+        homeKeygenToken: b.slice(16, 24),
+        options,
+      };
+      break;
+    case MH_TYPE.COT:
+      message = {
+        kind: 'careOfTest',
+        careOfNonceIndex: u16(b, 6),
+        careOfInitCookie: b.slice(8, 16),
+        careOfKeygenToken: b.slice(16, 24),
+        options,
+      };
+      break;
+    case MH_TYPE.BU: {
+      const w = u16(b, 8);
+      const flags = {} as BindingUpdateFlags;
+      for (const [k, bit] of Object.entries(BU_FLAG_BITS)) flags[k as keyof BindingUpdateFlags] = (w & bit) !== 0;
+      message = { kind: 'bindingUpdate', sequence: u16(b, 6), flags, lifetimeUnits: u16(b, 10), options };
+      break;
+    }
+    case MH_TYPE.BA: {
+      const f = u8(b, 7);
+      const flags = {} as BindingAckFlags;
+      for (const [k, bit] of Object.entries(BA_FLAG_BITS)) flags[k as keyof BindingAckFlags] = (f & bit) !== 0;
+      message = {
+        kind: 'bindingAcknowledgement',
+        status: u8(b, 6),
+        flags,
+        sequence: u16(b, 8),
+        lifetimeUnits: u16(b, 10),
+        options,
+      };
+      break;
+    }
+    case MH_TYPE.BE:
+      message = { kind: 'bindingError', status: u8(b, 6), homeAddress: formatIpv6(b, 8), options };
+      break;
+    default:
+      message = { kind: 'unknown', mhType, data: b.slice(MH_DATA_OFF, length), options };
+  }
+  const out: DecodedMobilityMessage = {
+    ...message,
+    payloadProto,
+    length,
+    checksum: u16(b, MH_CHECKSUM_OFF),
+  };
+  if (pseudo !== undefined) {
+    out.checksumValid =
+      upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, b.subarray(0, length)) === 0;
+  }
+  return out;
+}
+
+/**
+ * The bytes the Binding Authorization Data authenticator covers (RFC 6275 §6.2.7, digest §8.3):
+ * the whole MH with the Checksum field zeroed, minus the 12 authenticator bytes at the end
+ * (the BAD Type and Length bytes are included). `mhBytes` must end with the BAD option.
+ */
+export function mhDataForAuthenticator(mhBytes: Uint8Array): Uint8Array {
+  need(mhBytes, 0, 8, 'Mobility Header');
+  const length = (u8(mhBytes, MH_HEADER_LEN_OFF) + 1) * 8;
+  need(mhBytes, 0, length, 'Mobility Header');
+  const badOff = length - BAD_AUTHENTICATOR_LEN - 2;
+  if (badOff < MH_DATA_OFF || u8(mhBytes, badOff) !== MH_OPT.BINDING_AUTH_DATA || u8(mhBytes, badOff + 1) !== BAD_AUTHENTICATOR_LEN) {
+    fail('ERR_BAD_VALUE', 'Mobility Header does not end with Binding Authorization Data', Math.max(badOff, 0));
+  }
+  const out = mhBytes.slice(0, length - BAD_AUTHENTICATOR_LEN);
+  out[MH_CHECKSUM_OFF] = 0;
+  out[MH_CHECKSUM_OFF + 1] = 0;
+  return out;
+}
+
+/** Offset of the 12 authenticator bytes inside an encoded MH ending with BAD. */
+export function authenticatorOffset(mhBytes: Uint8Array): number {
+  return (u8(mhBytes, MH_HEADER_LEN_OFF) + 1) * 8 - BAD_AUTHENTICATOR_LEN;
+}
+
+/** Writes a computed authenticator into an encoded MH and refreshes its checksum. */
+export function setAuthenticator(mhBytes: Uint8Array, authenticator: Uint8Array, pseudo: Pseudo): void {
+  mhDataForAuthenticator(mhBytes);
+  if (authenticator.length !== BAD_AUTHENTICATOR_LEN) fail('ERR_BAD_VALUE', 'authenticator must be 12 bytes', -1);
+  const length = (u8(mhBytes, MH_HEADER_LEN_OFF) + 1) * 8;
+  mhBytes.set(authenticator, authenticatorOffset(mhBytes));
+  put16(mhBytes, MH_CHECKSUM_OFF, 0);
+  put16(mhBytes, MH_CHECKSUM_OFF, upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, mhBytes.subarray(0, length)));
+}
+
+/** Lifetime in seconds from 4-second units (RFC 6275 §6.1.7). */
+export function lifetimeSeconds(units: number): number {
+  return units * LIFETIME_UNIT_SECONDS;
+}
+

@@ -1,0 +1,386 @@
+/**
+ * Home agent: processing of a home-registration Binding Update (RFC 6275 §10.3.1, digest §9.2,
+ * RFC 5555 §4 for IPv4 care-of addresses), adapted to the mip6 overlay.
+ *
+ * Flow (the driver has already decrypted the channel message, verified the inner packet's
+ * selector and decoded the Mobility Header):
+ *   1. Work out the home address (HAO if present, else the inner source) and the care-of
+ *      address (RFC 5555 IPv4 CoA option -> IPv4-mapped; else Alternate CoA option; else the
+ *      inner source when a HAO was present; else none, which means CoA == HoA).
+ *   2. Checks, in this order, each with the exact answer:
+ *        H=0, or Nonce Indices / Binding Authorization Data present ........ drop (no BA)
+ *        HoA not on the home prefix ......................................... 132
+ *        peer not allowed to register at all (policy) ....................... 129
+ *        peer's certificate does not hold this HoA .......................... 133
+ *        existing entry of another registration type (H/R differ) ........... 139
+ *        R flag (mobile router, NEMO) - not offered ......................... 140
+ *        sequence not newer than the entry's (or a tombstone's) ............. 135 + last seq
+ *        deregistration (lifetime 0 or CoA == HoA): no entry -> 133; entry -> delete, 0
+ *        CoA unusable (unspecified, loopback, multicast, link-local, on the home prefix,
+ *          the HA's own address) ............................................ 174
+ *        new entry and the cache is full .................................... 130
+ *      Authorization (132/129/133) comes before anything that reads an existing entry, unlike
+ *      UMIP's order: an authenticated member must not learn another member's sequence number
+ *      (135) or binding type (139) by sending BUs for a home address it does not own.
+ *      There is no DAD (134): the home prefix is routed to the HA's TUN, so the HA alone owns it.
+ *   3. Grant min(requested, configured max) lifetime, install the entry, answer BA 0 with the
+ *      granted lifetime, a Binding Refresh Advice option when configured and shorter, and an
+ *      RFC 5555 NAT Detection option when a NAT was detected or UDP is forced. K is never echoed
+ *      (no IKE here, so no key-management mobility).
+ *
+ * The BA is returned together with where to send it: to the locator the BU came from, inner
+ * source = HA address, inner destination = HoA. RFC 6275 sends it to the CoA with a type 2
+ * routing header carrying the HoA, because there the BA crosses the visited network as a plain
+ * IPv6 packet that must be routed to the CoA. In mip6 the BA travels inside the MN's encrypted
+ * channel to its locator, so the locator already does the RH2's job; addressing the inner packet
+ * to the HoA (which the MN's TUN owns) is the same final destination the RH2 would have produced,
+ * and keeps the MN free of RH2 processing on its signaling path.
+ */
+import {
+  BA_STATUS,
+  type BindingAcknowledgement,
+  type BindingUpdate,
+  type MobilityOption,
+} from '../wire/types.js';
+import { canonicalIpv6, isIpv4, parseIpv6, parsePrefix, prefixContains } from '../wire/address.js';
+import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
+import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
+import type { Locator } from './locator.js';
+import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNewer } from './sequence.js';
+
+/** The authenticated channel's member certificate, as far as registration needs it. */
+export interface RegistrationPeer {
+  name: string;
+  /** True when the certificate holds this home address (or a prefix containing it). */
+  allowsHomeAddress(hoa: string): boolean;
+  /** Policy: false refuses every home registration of this member (BA 129). Default true. */
+  allowsHomeRegistration?: boolean;
+}
+
+export interface HomeAgentRegistrationConfig {
+  /** The home prefix, e.g. '2001:db8:100::/64'. */
+  homePrefix: string;
+  /** The HA's own IPv6 address (inner source of BAs). */
+  homeAgentAddress: string;
+  /** Largest lifetime granted (s). */
+  maxLifetimeSeconds: number;
+  /** Binding Refresh Advice sent in BAs when shorter than the granted lifetime (s). */
+  refreshAdviceSeconds?: number;
+  /** NAT keepalive interval told to NATed MNs (s); RFC 5555 default 110. */
+  natKeepaliveSeconds: number;
+  /** Cap on the number of bindings (BA 130 beyond). */
+  maxBindings: number;
+  /** Tell every IPv4 MN that UDP encapsulation is required (NAT Detection option F flag). */
+  forceUdp?: boolean;
+}
+
+export interface HomeRegistrationInput {
+  bu: BindingUpdate;
+  /** Inner IPv6 source (HoA over IPv4 per RFC 5555; the CoA over IPv6 with a HAO). */
+  innerSource: string;
+  /** Inner IPv6 destination (should be the HA address). */
+  innerDestination: string;
+  /** Home Address destination option, when the inner packet carried one (RFC 6275 §6.3). */
+  homeAddressOption?: string;
+  /** Observed outer address and port of the datagram. */
+  locator: Locator;
+  peer: RegistrationPeer;
+  config: HomeAgentRegistrationConfig;
+}
+
+/** Where and how the driver sends the BA. */
+export interface BindingAckReply {
+  locator: Locator;
+  innerSource: string;
+  innerDestination: string;
+}
+
+/** Stable machine-readable reason codes (for counters and tests). */
+export type HomeRegistrationCode =
+  | 'accepted'
+  | 'deregistered'
+  | 'notHomeRegistration'
+  | 'rrOptionsInHomeRegistration'
+  | 'badAddress'
+  | 'notHomeSubnet'
+  | 'adminProhibited'
+  | 'notHomeAgentForMn'
+  | 'registrationTypeChange'
+  | 'mobileRouterNotPermitted'
+  | 'sequenceOutOfWindow'
+  | 'deregistrationWithoutBinding'
+  | 'invalidCareOfAddress'
+  | 'insufficientResources';
+
+export interface HomeRegistrationResult {
+  action: 'ack' | 'drop';
+  /** The BA to send (action 'ack'). */
+  ack?: BindingAcknowledgement;
+  /** Where to send it (action 'ack'). */
+  reply?: BindingAckReply;
+  change: 'created' | 'updated' | 'deleted' | 'none';
+  /** The new entry (created/updated) or the removed one (deleted). */
+  entry?: BindingCacheEntry;
+  /** The locator before an update, when it changed (the driver moves its tunnel route). */
+  previousLocator?: Locator;
+  /** BA status sent (undefined on drop). */
+  status?: number;
+  code: HomeRegistrationCode;
+  /** One human line for the log. */
+  reason: string;
+}
+
+/** 174 triggers: addresses that can never be a care-of address. */
+function unusableCareOf(coa: Uint8Array): string | undefined {
+  let zero = true;
+  for (let i = 0; i < 16; i++) if (coa[i] !== 0) zero = false;
+  if (zero) return 'unspecified';
+  const mapped = coa.subarray(0, 10).every((b) => b === 0) && coa[10] === 0xff && coa[11] === 0xff;
+  if (mapped) {
+    const a = coa[12] ?? 0;
+    if (a === 0) return 'IPv4 "this network"';
+    if (a === 127) return 'IPv4 loopback';
+    if (a >= 224) return 'IPv4 multicast/reserved/broadcast';
+    return undefined;
+  }
+  if (coa.subarray(0, 15).every((b) => b === 0) && coa[15] === 1) return 'loopback';
+  if (coa[0] === 0xff) return 'multicast';
+  if (coa[0] === 0xfe && ((coa[1] ?? 0) & 0xc0) === 0x80) return 'link-local';
+  return undefined;
+}
+
+function findOption<T extends MobilityOption['type']>(
+  options: MobilityOption[],
+  type: T,
+): Extract<MobilityOption, { type: T }> | undefined {
+  return options.find((o) => o.type === type) as Extract<MobilityOption, { type: T }> | undefined;
+}
+
+function makeAck(
+  status: number,
+  sequence: number,
+  lifetimeUnits: number,
+  options: MobilityOption[] = [],
+): BindingAcknowledgement {
+  return {
+    kind: 'bindingAcknowledgement',
+    status,
+    flags: { K: false, R: false, P: false, T: false, B: false, S: false, D: false },
+    sequence,
+    lifetimeUnits,
+    options,
+  };
+}
+
+/**
+ * Processes one home-registration Binding Update at the home agent (see the file comment for
+ * the order of checks). Mutates `cache` on acceptance; never throws on peer input (malformed
+ * addresses become a drop). `now` is in ms.
+ */
+export function processHomeBindingUpdate(
+  cache: BindingCache,
+  input: HomeRegistrationInput,
+  now: number,
+): HomeRegistrationResult {
+  const { bu, config, peer, locator } = input;
+
+  // Step 2 of digest §9.2: H must be set and no RR options. A BU with H=0 asks for a
+  // correspondent registration; this engine only does home registration, and without RR state
+  // such a BU could never be authorised (its Nonce Indices / BAD cannot be checked), so RFC 6275
+  // §9.5.1 has it silently discarded. The code lets a driver hand it to a CN engine instead.
+  if (!bu.flags.H) {
+    return drop('notHomeRegistration', 'H flag clear: correspondent registration, not served here');
+  }
+  if (bu.options.some((o) => o.type === 'nonceIndices' || o.type === 'bindingAuthorizationData')) {
+    return drop('rrOptionsInHomeRegistration', 'home registration carrying Nonce Indices / BAD');
+  }
+
+  // Step 1: home address and care-of address.
+  let hoa: string;
+  let coa: string | undefined;
+  let coaBytes: Uint8Array | undefined;
+  let ipv4CoA: string | undefined;
+  let haBytes: Uint8Array;
+  let hoaBytes: Uint8Array;
+  let prefix;
+  try {
+    hoa = canonicalIpv6(input.homeAddressOption ?? input.innerSource);
+    hoaBytes = parseIpv6(hoa);
+    haBytes = parseIpv6(config.homeAgentAddress);
+    prefix = parsePrefix(config.homePrefix);
+    const v4 = findOption(bu.options, 'ipv4CareOfAddress');
+    const alt = findOption(bu.options, 'alternateCareOfAddress');
+    if (v4 !== undefined) {
+      if (!isIpv4(v4.address)) throw new Error('IPv4 CoA option is not IPv4');
+      ipv4CoA = v4.address;
+      coa = canonicalIpv6(`::ffff:${v4.address}`);
+    } else if (alt !== undefined) {
+      coa = canonicalIpv6(alt.address);
+    } else if (input.homeAddressOption !== undefined) {
+      coa = canonicalIpv6(input.innerSource);
+    }
+    coaBytes = coa === undefined ? undefined : parseIpv6(coa);
+  } catch (e) {
+    return drop('badAddress', `unparsable address: ${(e as Error).message}`);
+  }
+
+  const reply: BindingAckReply = {
+    locator,
+    innerSource: canonicalIpv6(config.homeAgentAddress),
+    innerDestination: hoa,
+  };
+  const reject = (status: number, code: HomeRegistrationCode, why: string, seq = bu.sequence) => ({
+    action: 'ack' as const,
+    ack: makeAck(status, seq, 0),
+    reply,
+    change: 'none' as const,
+    status,
+    code,
+    reason: `BU seq ${bu.sequence} for ${hoa} from ${peer.name}: ${why} -> BA ${status}`,
+  });
+
+  if (!prefixContains(prefix, hoaBytes) || prefix.address.length !== 16) {
+    return reject(
+      BA_STATUS.NOT_HOME_SUBNET,
+      'notHomeSubnet',
+      `not on home prefix ${config.homePrefix}`,
+    );
+  }
+  if (peer.allowsHomeRegistration === false) {
+    return reject(BA_STATUS.ADMIN_PROHIBITED, 'adminProhibited', 'member may not register');
+  }
+  if (!peer.allowsHomeAddress(hoa)) {
+    return reject(
+      BA_STATUS.NOT_HOME_AGENT_FOR_MN,
+      'notHomeAgentForMn',
+      'certificate does not hold this home address',
+    );
+  }
+
+  const existing = cache.get(hoa);
+  if (
+    existing !== undefined &&
+    (existing.flags.H !== bu.flags.H || existing.flags.R !== bu.flags.R)
+  ) {
+    return reject(
+      BA_STATUS.REGISTRATION_TYPE_CHANGE_DISALLOWED,
+      'registrationTypeChange',
+      'existing binding has another registration type',
+    );
+  }
+  if (bu.flags.R) {
+    return reject(140, 'mobileRouterNotPermitted', 'mobile router (R) registration not offered');
+  }
+  const lastSeq = existing?.sequence ?? cache.tombstoneSequence(hoa, now);
+  if (lastSeq !== undefined && !seqNewer(bu.sequence, lastSeq)) {
+    return reject(
+      BA_STATUS.SEQUENCE_OUT_OF_WINDOW,
+      'sequenceOutOfWindow',
+      `sequence not newer than ${lastSeq}`,
+      lastSeq,
+    );
+  }
+
+  const deregistration = bu.lifetimeUnits === 0 || coa === undefined || coa === hoa;
+  if (deregistration) {
+    if (existing === undefined) {
+      return reject(
+        BA_STATUS.NOT_HOME_AGENT_FOR_MN,
+        'deregistrationWithoutBinding',
+        'deregistration without a binding',
+      );
+    }
+    existing.sequence = bu.sequence;
+    cache.delete(hoa, now);
+    return {
+      action: 'ack',
+      ack: makeAck(BA_STATUS.ACCEPTED, bu.sequence, 0),
+      reply,
+      change: 'deleted',
+      entry: existing,
+      status: BA_STATUS.ACCEPTED,
+      code: 'deregistered',
+      reason: `BU seq ${bu.sequence} for ${hoa} from ${peer.name}: deregistered -> BA 0`,
+    };
+  }
+
+  const coaProblem = unusableCareOf(coaBytes as Uint8Array);
+  const onHome = prefixContains(prefix, coaBytes as Uint8Array);
+  const isHa = (coaBytes as Uint8Array).every((b, i) => b === haBytes[i]);
+  if (coaProblem !== undefined || onHome || isHa) {
+    const why = coaProblem ?? (isHa ? "the home agent's own address" : 'on the home prefix');
+    return reject(
+      BA_STATUS.INVALID_CARE_OF_ADDRESS,
+      'invalidCareOfAddress',
+      `care-of ${coa} unusable: ${why}`,
+    );
+  }
+  if (existing === undefined && cache.size >= config.maxBindings) {
+    return reject(
+      BA_STATUS.INSUFFICIENT_RESOURCES,
+      'insufficientResources',
+      `binding cache full (${config.maxBindings})`,
+    );
+  }
+
+  // Step 3: grant and install.
+  const maxSeconds = Math.min(config.maxLifetimeSeconds, MAX_BINDING_LIFETIME_S);
+  const grantedUnits = Math.min(bu.lifetimeUnits, secondsToLifetimeUnits(maxSeconds));
+  const lifetimeSeconds = lifetimeUnitsToSeconds(grantedUnits);
+  const options: MobilityOption[] = [];
+  let refreshAdviceSeconds = 0;
+  if (config.refreshAdviceSeconds !== undefined && config.refreshAdviceSeconds > 0) {
+    const units = secondsToLifetimeUnits(config.refreshAdviceSeconds);
+    if (units < grantedUnits) {
+      options.push({ type: 'bindingRefreshAdvice', refreshInterval: units });
+      refreshAdviceSeconds = lifetimeUnitsToSeconds(units);
+    }
+  }
+  // RFC 5555 §4.1: NAT detection compares the IPv4 CoA option with the observed outer source.
+  const natDetected = ipv4CoA !== undefined && ipv4CoA !== locator.address;
+  const forceUdp = ipv4CoA !== undefined && config.forceUdp === true;
+  let refreshTime = 0;
+  if (natDetected || forceUdp) {
+    refreshTime = config.natKeepaliveSeconds > 0 ? config.natKeepaliveSeconds : NATKATIMEOUT_S;
+    options.push({ type: 'natDetection', udpEncapsulationRequired: forceUdp, refreshTime });
+  }
+  const previousLocator = existing?.locator;
+  const entry = cache.set(
+    {
+      homeAddress: hoa,
+      careOfAddress: coa as string,
+      locator: { address: locator.address, port: locator.port },
+      lifetimeSeconds,
+      expiresAt: now + lifetimeSeconds * 1000,
+      sequence: bu.sequence,
+      flags: { ...bu.flags },
+      homeRegistration: true,
+      peerName: peer.name,
+      natDetected,
+      udpEncapsulationRequired: natDetected || forceUdp || bu.flags.F,
+      refreshTime,
+      refreshAdviceSeconds,
+    },
+    now,
+  );
+  const moved =
+    previousLocator !== undefined &&
+    (previousLocator.address !== locator.address || previousLocator.port !== locator.port);
+  return {
+    action: 'ack',
+    ack: makeAck(BA_STATUS.ACCEPTED, bu.sequence, grantedUnits, options),
+    reply,
+    change: existing === undefined ? 'created' : 'updated',
+    entry,
+    ...(moved ? { previousLocator } : {}),
+    status: BA_STATUS.ACCEPTED,
+    code: 'accepted',
+    reason:
+      `BU seq ${bu.sequence} for ${hoa} from ${peer.name}: care-of ${coa} at ` +
+      `${locator.address}:${locator.port}, ${lifetimeSeconds} s${natDetected ? ', NAT' : ''} -> BA 0`,
+  };
+}
+
+function drop(code: HomeRegistrationCode, reason: string): HomeRegistrationResult {
+  return { action: 'drop', change: 'none', code, reason };
+}

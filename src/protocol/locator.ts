@@ -1,0 +1,26 @@
+/**
+ * A care-of locator: the underlay (address, UDP port) at which a peer observes a node
+ * (DESIGN.md §3). The address is as the underlay sees it: a dotted quad for IPv4, RFC 5952 text
+ * for IPv6. In Mobility Header fields the same address appears as IPv6 (IPv4-mapped for IPv4).
+ */
+import { ipv4Mapped, isIpv4 } from '../wire/address.js';
+
+export interface Locator {
+  address: string;
+  port: number;
+}
+
+/** True when both locators name the same address and port. */
+export function locatorEqual(a: Locator, b: Locator): boolean {
+  return a.address === b.address && a.port === b.port;
+}
+
+/** `192.0.2.1:4191` or `[2001:db8::1]:4191`, for logs. */
+export function formatLocator(l: Locator): string {
+  return isIpv4(l.address) ? `${l.address}:${l.port}` : `[${l.address}]:${l.port}`;
+}
+
+/** The locator's address as a Mobility Header CoA: IPv4 becomes IPv4-mapped IPv6. */
+export function locatorCareOfAddress(l: Locator): string {
+  return isIpv4(l.address) ? ipv4Mapped(l.address) : l.address;
+}

@@ -1,0 +1,295 @@
+/**
+ * Noise_IK_25519_ChaChaPoly_BLAKE2b (The Noise Protocol Framework, rev. 34), written as a plain
+ * state machine: `writeMessageA()` returns bytes, `readMessageA(bytes)` consumes them. No I/O,
+ * no clock; ephemeral keys may be injected for known-answer tests.
+ *
+ *   IK:
+ *     <- s
+ *     ...
+ *     -> e, es, s, ss
+ *     <- e, ee, se
+ *
+ * Why IK (DESIGN.md §4): a mobile node is always configured with its home agent's public key,
+ * so the responder's static key is known in advance ("<- s"). That gives a 1-RTT handshake
+ * (two messages, data can flow right after the response), the initiator's static key travels
+ * encrypted under es (hidden from passive observers; XX would need 1.5 RTT for that), and the
+ * ephemeral-ephemeral DH gives forward secrecy. It is the pattern WireGuard uses (without the
+ * PSK), so its analysis and its replay defence (a timestamp in the first payload) carry over.
+ *
+ * BLAKE2b (HASHLEN 64) rather than BLAKE2s because it is what libsodium offers; HMAC-BLAKE2b and
+ * HKDF are built exactly as Noise §4.3 specifies; cipher keys are the first 32 bytes of HKDF
+ * outputs (Noise §5.2, HASHLEN 64 truncation).
+ */
+import { lib } from './sodium.js';
+
+export const NOISE_PROTOCOL_NAME = 'Noise_IK_25519_ChaChaPoly_BLAKE2b';
+/** BLAKE2b output length (Noise §4.3 HASHLEN). */
+export const HASH_LEN = 64;
+/** BLAKE2b block length (Noise §4.3 BLOCKLEN). */
+const BLOCK_LEN = 128;
+/** X25519 key length (Noise §4.1 DHLEN). */
+export const DH_LEN = 32;
+/** AEAD tag length. */
+const AEAD_TAG_LEN = 16;
+/** Initiation body (Noise part): e | enc(s) ; the encrypted payload follows. */
+export const IK_MSG_A_FIXED = DH_LEN + DH_LEN + AEAD_TAG_LEN;
+/** Response body (Noise part): e ; the encrypted payload follows. */
+export const IK_MSG_B_FIXED = DH_LEN;
+
+export interface KeyPair {
+  publicKey: Uint8Array;
+  privateKey: Uint8Array;
+}
+
+export function generateX25519(): KeyPair {
+  const s = lib();
+  const kp = s.crypto_box_keypair();
+  return { publicKey: kp.publicKey, privateKey: kp.privateKey };
+}
+
+/** Builds the X25519 key pair for a given private key (deterministic; tests and key files). */
+export function x25519FromPrivate(privateKey: Uint8Array): KeyPair {
+  return { publicKey: lib().crypto_scalarmult_base(privateKey), privateKey };
+}
+
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export function blake2b(data: Uint8Array, outLen = HASH_LEN, key: Uint8Array | null = null) {
+  return lib().crypto_generichash(outLen, data, key);
+}
+
+/** HMAC-BLAKE2b (RFC 2104 with B = 128, L = 64), Noise §4.3. */
+export function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
+  const k = new Uint8Array(BLOCK_LEN);
+  k.set(key.length > BLOCK_LEN ? blake2b(key) : key);
+  const ipad = new Uint8Array(BLOCK_LEN);
+  const opad = new Uint8Array(BLOCK_LEN);
+  for (let i = 0; i < BLOCK_LEN; i++) {
+    ipad[i] = k[i]! ^ 0x36;
+    opad[i] = k[i]! ^ 0x5c;
+  }
+  const inner = blake2b(concat(ipad, data));
+  return blake2b(concat(opad, inner));
+}
+
+/** HKDF as Noise §4.3 defines it (two or three outputs of HASHLEN bytes). */
+export function hkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array[] {
+  const temp = hmac(chainingKey, ikm);
+  const o1 = hmac(temp, Uint8Array.of(1));
+  const o2 = hmac(temp, concat(o1, Uint8Array.of(2)));
+  if (outputs === 2) return [o1, o2];
+  return [o1, o2, hmac(temp, concat(o2, Uint8Array.of(3)))];
+}
+
+/** Noise ChaChaPoly nonce: 32 zero bits then the 64-bit counter little-endian (Noise §12.3). */
+function nonceFor(n: number): Uint8Array {
+  const nonce = new Uint8Array(12);
+  new DataView(nonce.buffer).setBigUint64(4, BigInt(n), true);
+  return nonce;
+}
+
+export function aeadEncrypt(k: Uint8Array, n: number, ad: Uint8Array, pt: Uint8Array) {
+  return lib().crypto_aead_chacha20poly1305_ietf_encrypt(pt, ad, null, nonceFor(n), k);
+}
+
+/** Returns null when the tag does not verify. */
+export function aeadDecrypt(
+  k: Uint8Array,
+  n: number,
+  ad: Uint8Array,
+  ct: Uint8Array,
+): Uint8Array | null {
+  if (ct.length < AEAD_TAG_LEN) return null;
+  try {
+    return lib().crypto_aead_chacha20poly1305_ietf_decrypt(null, ct, ad, nonceFor(n), k);
+  } catch {
+    return null;
+  }
+}
+
+function dh(priv: Uint8Array, pub: Uint8Array): Uint8Array {
+  return lib().crypto_scalarmult(priv, pub);
+}
+
+/** Noise §5.2 SymmetricState (CipherState folded in: at most one key at a time here). */
+class SymmetricState {
+  ck: Uint8Array;
+  h: Uint8Array;
+  private k: Uint8Array | null = null;
+  private n = 0;
+
+  constructor(prologue: Uint8Array) {
+    const name = new TextEncoder().encode(NOISE_PROTOCOL_NAME);
+    // Noise §5.2 InitializeSymmetric: name <= HASHLEN is zero-padded to HASHLEN.
+    this.h = new Uint8Array(HASH_LEN);
+    this.h.set(name);
+    this.ck = this.h.slice();
+    this.mixHash(prologue);
+  }
+
+  mixHash(data: Uint8Array): void {
+    this.h = blake2b(concat(this.h, data));
+  }
+
+  mixKey(ikm: Uint8Array): void {
+    const [ck, tk] = hkdf(this.ck, ikm, 2);
+    this.ck = ck!;
+    this.k = tk!.slice(0, 32);
+    this.n = 0;
+  }
+
+  encryptAndHash(pt: Uint8Array): Uint8Array {
+    const ct = this.k === null ? pt : aeadEncrypt(this.k, this.n++, this.h, pt);
+    this.mixHash(ct);
+    return ct;
+  }
+
+  decryptAndHash(ct: Uint8Array): Uint8Array | null {
+    let pt: Uint8Array | null = ct;
+    if (this.k !== null) {
+      pt = aeadDecrypt(this.k, this.n, this.h, ct);
+      if (pt === null) return null;
+      this.n++;
+    }
+    this.mixHash(ct);
+    return pt;
+  }
+
+  /** Noise §5.2 Split: the initiator sends with the first key, receives with the second. */
+  split(): [Uint8Array, Uint8Array] {
+    const [t1, t2] = hkdf(this.ck, new Uint8Array(0), 2);
+    return [t1!.slice(0, 32), t2!.slice(0, 32)];
+  }
+
+  wipe(): void {
+    const s = lib();
+    s.memzero(this.ck);
+    if (this.k) s.memzero(this.k);
+  }
+}
+
+/** Transport keys from a finished handshake, plus the handshake hash (channel binding). */
+export interface TransportKeys {
+  sendKey: Uint8Array;
+  receiveKey: Uint8Array;
+  handshakeHash: Uint8Array;
+}
+
+/** Initiator side of IK. One instance per handshake attempt. */
+export class IkInitiator {
+  private readonly ss: SymmetricState;
+  private readonly e: KeyPair;
+  private readonly s: KeyPair;
+  private readonly rs: Uint8Array;
+
+  /** `ephemeral` is for known-answer tests only; its private key is wiped when done. */
+  constructor(s: KeyPair, rs: Uint8Array, prologue: Uint8Array, ephemeral?: KeyPair) {
+    this.s = s;
+    this.rs = rs;
+    this.ss = new SymmetricState(prologue);
+    this.ss.mixHash(rs); // pre-message "<- s"
+    this.e = ephemeral ?? generateX25519();
+  }
+
+  /** -> e, es, s, ss, then the encrypted payload. */
+  writeMessageA(payload: Uint8Array): Uint8Array {
+    const ss = this.ss;
+    ss.mixHash(this.e.publicKey);
+    ss.mixKey(dh(this.e.privateKey, this.rs));
+    const encS = ss.encryptAndHash(this.s.publicKey);
+    ss.mixKey(dh(this.s.privateKey, this.rs));
+    const encP = ss.encryptAndHash(payload);
+    return concat(this.e.publicKey, encS, encP);
+  }
+
+  /** <- e, ee, se, then the payload. Null if the message does not authenticate. */
+  readMessageB(msg: Uint8Array): { payload: Uint8Array; keys: TransportKeys } | null {
+    if (msg.length < IK_MSG_B_FIXED + AEAD_TAG_LEN) return null;
+    const ss = this.ss;
+    const re = msg.subarray(0, DH_LEN);
+    ss.mixHash(re);
+    ss.mixKey(dh(this.e.privateKey, re));
+    ss.mixKey(dh(this.s.privateKey, re));
+    const payload = ss.decryptAndHash(msg.subarray(DH_LEN));
+    if (payload === null) return null;
+    const [send, receive] = ss.split();
+    const keys = { sendKey: send, receiveKey: receive, handshakeHash: ss.h.slice() };
+    this.wipe();
+    return { payload, keys };
+  }
+
+  wipe(): void {
+    this.ss.wipe();
+    lib().memzero(this.e.privateKey);
+  }
+}
+
+/** Responder side of IK. One instance per received initiation. */
+export class IkResponder {
+  private readonly ss: SymmetricState;
+  private re: Uint8Array | null = null;
+  private rsKey: Uint8Array | null = null;
+  private readonly s: KeyPair;
+  private readonly e: KeyPair;
+
+  /** `ephemeral` is for known-answer tests only; its private key is wiped when done. */
+  constructor(s: KeyPair, prologue: Uint8Array, ephemeral?: KeyPair) {
+    this.s = s;
+    this.e = ephemeral ?? generateX25519();
+    this.ss = new SymmetricState(prologue);
+    this.ss.mixHash(s.publicKey); // pre-message "<- s"
+  }
+
+  /** The initiator's static key, once message A was read. */
+  get remoteStatic(): Uint8Array | null {
+    return this.rsKey;
+  }
+
+  /** Reads e, es, s, ss and the payload. Null if it does not authenticate. */
+  readMessageA(msg: Uint8Array): { payload: Uint8Array; remoteStatic: Uint8Array } | null {
+    if (msg.length < IK_MSG_A_FIXED + AEAD_TAG_LEN) return null;
+    const ss = this.ss;
+    const re = msg.slice(0, DH_LEN);
+    ss.mixHash(re);
+    ss.mixKey(dh(this.s.privateKey, re));
+    const rs = ss.decryptAndHash(msg.subarray(DH_LEN, IK_MSG_A_FIXED));
+    if (rs === null) return null;
+    ss.mixKey(dh(this.s.privateKey, rs));
+    const payload = ss.decryptAndHash(msg.subarray(IK_MSG_A_FIXED));
+    if (payload === null) return null;
+    this.re = re;
+    this.rsKey = rs;
+    return { payload, remoteStatic: rs };
+  }
+
+  /** -> e, ee, se and the payload; returns the message and the transport keys. */
+  writeMessageB(payload: Uint8Array): { message: Uint8Array; keys: TransportKeys } {
+    if (this.re === null || this.rsKey === null) {
+      throw new Error('writeMessageB before a successful readMessageA');
+    }
+    const ss = this.ss;
+    ss.mixHash(this.e.publicKey);
+    ss.mixKey(dh(this.e.privateKey, this.re));
+    ss.mixKey(dh(this.e.privateKey, this.rsKey));
+    const encP = ss.encryptAndHash(payload);
+    const [initToResp, respToInit] = ss.split();
+    const keys = { sendKey: respToInit, receiveKey: initToResp, handshakeHash: ss.h.slice() };
+    this.wipe();
+    return { message: concat(this.e.publicKey, encP), keys };
+  }
+
+  wipe(): void {
+    this.ss.wipe();
+    lib().memzero(this.e.privateKey);
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Inbound selector check (DESIGN.md §4, the IPsec inbound policy of RFC 4301 §5.2): after a
+ * data message decrypts, the inner IPv6 packet's source address must be one the peer's
+ * certificate allows, or the packet is dropped and counted by the caller. No allocation: the
+ * source is compared in place against each allowed prefix.
+ */
+import type { MemberCertificate } from './certificate.js';
+
+/** IPv6 header length and the source address offset within it (RFC 8200 §3). */
+const IPV6_HEADER_LEN = 40;
+const IPV6_SRC_OFF = 8;
+
+/** True iff `packet[offset..]` is an IPv6 packet whose source lies in one of `cert`'s prefixes.
+ *  `length` bounds the packet (defaults to the rest of the buffer). */
+export function sourceAllowed(
+  cert: MemberCertificate,
+  packet: Uint8Array,
+  offset: number,
+  length: number = packet.length - offset,
+): boolean {
+  if (length < IPV6_HEADER_LEN || offset + IPV6_HEADER_LEN > packet.length) return false;
+  if (packet[offset]! >> 4 !== 6) return false;
+  const src = offset + IPV6_SRC_OFF;
+  const list = cert.addresses;
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i]!;
+    if (prefixMatches(p.address, p.prefixLength, packet, src)) return true;
+  }
+  return false;
+}
+
+function prefixMatches(prefix: Uint8Array, bits: number, buf: Uint8Array, off: number): boolean {
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) if (prefix[i] !== buf[off + i]) return false;
+  const rem = bits & 7;
+  if (rem === 0) return true;
+  const mask = (0xff << (8 - rem)) & 0xff;
+  return (prefix[whole]! & mask) === (buf[off + whole]! & mask);
+}

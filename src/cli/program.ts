@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { VERSION } from '../util/version.js';
+import { registerDecode } from './decode.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -14,5 +15,6 @@ export function buildProgram(): Command {
     )
     .version(VERSION)
     .showHelpAfterError();
+  registerDecode(program);
   return program;
 }

@@ -6,9 +6,19 @@
 import { WireError, type WireErrorCode } from '../util/errors.js';
 
 /** Throws ERR_TRUNCATED unless `len` bytes are available at `off` (before `end`). */
-export function need(buf: Uint8Array, off: number, len: number, what: string, end = buf.length): void {
+export function need(
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  what: string,
+  end = buf.length,
+): void {
   if (off + len > end || off + len > buf.length) {
-    throw new WireError('ERR_TRUNCATED', `${what}: need ${len} bytes at offset ${off}`, Math.min(off, end));
+    throw new WireError(
+      'ERR_TRUNCATED',
+      `${what}: need ${len} bytes at offset ${off}`,
+      Math.min(off, end),
+    );
   }
 }
 
@@ -25,7 +35,13 @@ export function u16(buf: Uint8Array, off: number): number {
 }
 
 export function u32(buf: Uint8Array, off: number): number {
-  return (((buf[off] ?? 0) << 24) | ((buf[off + 1] ?? 0) << 16) | ((buf[off + 2] ?? 0) << 8) | (buf[off + 3] ?? 0)) >>> 0;
+  return (
+    (((buf[off] ?? 0) << 24) |
+      ((buf[off + 1] ?? 0) << 16) |
+      ((buf[off + 2] ?? 0) << 8) |
+      (buf[off + 3] ?? 0)) >>>
+    0
+  );
 }
 
 export function put16(buf: Uint8Array, off: number, v: number): void {
@@ -42,7 +58,13 @@ export function put32(buf: Uint8Array, off: number, v: number): void {
 
 /** Little-endian 32-bit (pcap files written on little-endian hosts). */
 export function u32le(buf: Uint8Array, off: number): number {
-  return ((buf[off] ?? 0) | ((buf[off + 1] ?? 0) << 8) | ((buf[off + 2] ?? 0) << 16) | ((buf[off + 3] ?? 0) << 24)) >>> 0;
+  return (
+    ((buf[off] ?? 0) |
+      ((buf[off + 1] ?? 0) << 8) |
+      ((buf[off + 2] ?? 0) << 16) |
+      ((buf[off + 3] ?? 0) << 24)) >>>
+    0
+  );
 }
 
 export function concatBytes(parts: Uint8Array[]): Uint8Array {
@@ -60,7 +82,10 @@ export function concatBytes(parts: Uint8Array[]): Uint8Array {
 /** Checks an integer field value before encoding (programmer error -> ERR_BAD_VALUE). */
 export function checkUint(value: number, bits: number, what: string): number {
   if (!Number.isInteger(value) || value < 0 || value >= 2 ** bits) {
-    throw new WireError('ERR_BAD_VALUE', `${what} must be an integer in 0..${2 ** bits - 1}, got ${value}`);
+    throw new WireError(
+      'ERR_BAD_VALUE',
+      `${what} must be an integer in 0..${2 ** bits - 1}, got ${value}`,
+    );
   }
   return value;
 }

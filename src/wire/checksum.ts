@@ -18,7 +18,12 @@ import { parseIpv6 } from './address.js';
 import { IPPROTO } from './types.js';
 
 /** Adds bytes `off..off+len` as 16-bit big-endian words to `acc` (no folding). */
-export function onesComplementSum(buf: Uint8Array, off = 0, len = buf.length - off, acc = 0): number {
+export function onesComplementSum(
+  buf: Uint8Array,
+  off = 0,
+  len = buf.length - off,
+  acc = 0,
+): number {
   const end = off + len;
   let i = off;
   for (; i + 1 < end; i += 2) acc += ((buf[i] ?? 0) << 8) | (buf[i + 1] ?? 0);
@@ -63,7 +68,12 @@ export function upperLayerChecksum(
   nextHeader: number,
   data: Uint8Array,
 ): number {
-  const acc = pseudoHeaderChecksum(parseIpv6(source), parseIpv6(destination), data.length, nextHeader);
+  const acc = pseudoHeaderChecksum(
+    parseIpv6(source),
+    parseIpv6(destination),
+    data.length,
+    nextHeader,
+  );
   return internetChecksum(data, 0, data.length, acc);
 }
 
@@ -138,13 +148,18 @@ export function pseudoAddressOffsets(
 export function verifyUpperLayerChecksum(packet: Uint8Array): boolean | undefined {
   const h = decodeIpv6Header(packet, 0);
   const end = IPV6_HEADER_LEN + h.payloadLength;
-  if (end > packet.length) fail('ERR_TRUNCATED', 'IPv6 payload shorter than Payload Length', packet.length);
+  if (end > packet.length)
+    fail('ERR_TRUNCATED', 'IPv6 payload shorter than Payload Length', packet.length);
   const walk = walkExtensionHeaders(packet, IPV6_HEADER_LEN, h.nextHeader, end);
   const fieldOff = checksumFieldOffset(walk.upperProtocol);
   if (fieldOff === undefined) return undefined;
   const len = end - walk.upperOffset;
   if (len < fieldOff + 2) fail('ERR_TRUNCATED', 'upper-layer header truncated', end);
-  if (walk.upperProtocol === IPPROTO.UDP && (packet[walk.upperOffset + 6] ?? 0) === 0 && (packet[walk.upperOffset + 7] ?? 0) === 0) {
+  if (
+    walk.upperProtocol === IPPROTO.UDP &&
+    (packet[walk.upperOffset + 6] ?? 0) === 0 &&
+    (packet[walk.upperOffset + 7] ?? 0) === 0
+  ) {
     return false;
   }
   const { srcOff, dstOff } = pseudoAddressOffsets(packet, walk);
@@ -156,7 +171,8 @@ export function verifyUpperLayerChecksum(packet: Uint8Array): boolean | undefine
 export function fixUpperLayerChecksum(packet: Uint8Array): void {
   const h = decodeIpv6Header(packet, 0);
   const end = IPV6_HEADER_LEN + h.payloadLength;
-  if (end > packet.length) fail('ERR_TRUNCATED', 'IPv6 payload shorter than Payload Length', packet.length);
+  if (end > packet.length)
+    fail('ERR_TRUNCATED', 'IPv6 payload shorter than Payload Length', packet.length);
   const walk = walkExtensionHeaders(packet, IPV6_HEADER_LEN, h.nextHeader, end);
   const fieldOff = checksumFieldOffset(walk.upperProtocol);
   if (fieldOff === undefined) return;

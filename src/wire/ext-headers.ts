@@ -156,7 +156,8 @@ export function walkExtensionHeaders(
         data: buf.slice(off + 4, off + len),
       };
       if (routingType === ROUTING_TYPE_2) {
-        if (len !== RH2_LEN) fail('ERR_BAD_LENGTH', 'Type 2 Routing Header length must be 2', off + 1);
+        if (len !== RH2_LEN)
+          fail('ERR_BAD_LENGTH', 'Type 2 Routing Header length must be 2', off + 1);
         if (segmentsLeft > 1) {
           fail('ERR_BAD_VALUE', 'Type 2 Routing Header Segments Left must be 0 or 1', off + 3);
         }
@@ -206,7 +207,11 @@ export function encodeOptionsHeader(nextHeader: number, options: Ipv6Option[]): 
     if (o.type === 'homeAddress') {
       out.push(OPT_HOME_ADDRESS, OPT_HOME_ADDRESS_LEN, ...parseIpv6(o.address));
     } else {
-      out.push(checkUint(o.optionType, 8, 'optionType'), checkUint(o.data.length, 8, 'option length'), ...o.data);
+      out.push(
+        checkUint(o.optionType, 8, 'optionType'),
+        checkUint(o.data.length, 8, 'option length'),
+        ...o.data,
+      );
     }
   }
   out.push(...padBytes((8 - (out.length % 8)) % 8));

@@ -85,14 +85,18 @@ function encodeNdOptions(options: NdOption[]): Uint8Array {
       b[1] = ND_OPT_PREFIX_INFORMATION_LEN / 8;
       b[2] = checkUint(o.prefixLength, 8, 'prefixLength');
       if (o.prefixLength > 128) fail('ERR_BAD_VALUE', 'prefixLength above 128', -1);
-      b[3] = (o.onLink ? PREFIX_FLAG_L : 0) | (o.autonomous ? PREFIX_FLAG_A : 0) | (o.routerAddress ? PREFIX_FLAG_R : 0);
+      b[3] =
+        (o.onLink ? PREFIX_FLAG_L : 0) |
+        (o.autonomous ? PREFIX_FLAG_A : 0) |
+        (o.routerAddress ? PREFIX_FLAG_R : 0);
       put32(b, 4, checkUint(o.validLifetime, 32, 'validLifetime'));
       put32(b, 8, checkUint(o.preferredLifetime, 32, 'preferredLifetime'));
       b.set(parseIpv6(o.prefix), 16);
       parts.push(b);
     } else {
       const total = 2 + o.data.length;
-      if (total % 8 !== 0) fail('ERR_BAD_LENGTH', 'ND option data must make a multiple of 8 bytes', -1);
+      if (total % 8 !== 0)
+        fail('ERR_BAD_LENGTH', 'ND option data must make a multiple of 8 bytes', -1);
       const b = new Uint8Array(total);
       b[0] = checkUint(o.optionType, 8, 'optionType');
       b[1] = checkUint(total / 8, 8, 'option length');
@@ -193,7 +197,11 @@ export function encodeIcmpv6(message: Icmpv6Message, pseudo: Pseudo | undefined)
   }
   const bytes = concatBytes([head, tail]);
   if (pseudo !== undefined) {
-    put16(bytes, ICMPV6_CHECKSUM_OFF, upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.ICMPV6, bytes));
+    put16(
+      bytes,
+      ICMPV6_CHECKSUM_OFF,
+      upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.ICMPV6, bytes),
+    );
   }
   return bytes;
 }
@@ -232,14 +240,24 @@ export function decodeIcmpv6(bytes: Uint8Array, pseudo?: Pseudo): DecodedIcmpv6 
       break;
     case ICMPV6_TYPE.HAAD_REQUEST:
       head();
-      m = { kind: 'haadRequest', identifier: u16(b, 4), mobileRouter: (u16(b, 6) & HAAD_FLAG_R) !== 0 };
+      m = {
+        kind: 'haadRequest',
+        identifier: u16(b, 4),
+        mobileRouter: (u16(b, 6) & HAAD_FLAG_R) !== 0,
+      };
       break;
     case ICMPV6_TYPE.HAAD_REPLY: {
       head();
-      if ((b.length - 8) % 16 !== 0) fail('ERR_BAD_LENGTH', 'DHAAD Reply address list is not a multiple of 16', 8);
+      if ((b.length - 8) % 16 !== 0)
+        fail('ERR_BAD_LENGTH', 'DHAAD Reply address list is not a multiple of 16', 8);
       const homeAgentAddresses: string[] = [];
       for (let o = 8; o + 16 <= b.length; o += 16) homeAgentAddresses.push(formatIpv6(b, o));
-      m = { kind: 'haadReply', identifier: u16(b, 4), mobileRouter: (u16(b, 6) & HAAD_FLAG_R) !== 0, homeAgentAddresses };
+      m = {
+        kind: 'haadReply',
+        identifier: u16(b, 4),
+        mobileRouter: (u16(b, 6) & HAAD_FLAG_R) !== 0,
+        homeAgentAddresses,
+      };
       break;
     }
     case ICMPV6_TYPE.MOBILE_PREFIX_SOLICITATION:
@@ -261,7 +279,8 @@ export function decodeIcmpv6(bytes: Uint8Array, pseudo?: Pseudo): DecodedIcmpv6 
   }
   const out: DecodedIcmpv6 = { ...m, checksum };
   if (pseudo !== undefined) {
-    out.checksumValid = upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.ICMPV6, b) === 0;
+    out.checksumValid =
+      upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.ICMPV6, b) === 0;
   }
   return out;
 }
@@ -273,7 +292,13 @@ function buildError(original: Uint8Array, source: string, message: Icmpv6Message
   const body = encodeIcmpv6(message, { source, destination });
   const out = new Uint8Array(IPV6_HEADER_LEN + body.length);
   encodeIpv6Header(
-    { payloadLength: body.length, nextHeader: IPPROTO.ICMPV6, hopLimit: ICMPV6_ERROR_HOP_LIMIT, source, destination },
+    {
+      payloadLength: body.length,
+      nextHeader: IPPROTO.ICMPV6,
+      hopLimit: ICMPV6_ERROR_HOP_LIMIT,
+      source,
+      destination,
+    },
     out,
     0,
   );
@@ -288,15 +313,37 @@ function invokingPart(original: Uint8Array): Uint8Array {
 
 /** Packet Too Big (RFC 4443 §3.2) from `source` back to the offending packet's source. */
 export function buildPacketTooBig(original: Uint8Array, mtu: number, source: string): Uint8Array {
-  return buildError(original, source, { kind: 'packetTooBig', mtu, invoking: invokingPart(original) });
+  return buildError(original, source, {
+    kind: 'packetTooBig',
+    mtu,
+    invoking: invokingPart(original),
+  });
 }
 
 /** Destination Unreachable (RFC 4443 §3.1) with `code` back to the offending packet's source. */
-export function buildDestinationUnreachable(original: Uint8Array, code: number, source: string): Uint8Array {
-  return buildError(original, source, { kind: 'destinationUnreachable', code, invoking: invokingPart(original) });
+export function buildDestinationUnreachable(
+  original: Uint8Array,
+  code: number,
+  source: string,
+): Uint8Array {
+  return buildError(original, source, {
+    kind: 'destinationUnreachable',
+    code,
+    invoking: invokingPart(original),
+  });
 }
 
 /** Parameter Problem (RFC 4443 §3.4) with `code` and `pointer` into the offending packet. */
-export function buildParameterProblem(original: Uint8Array, code: number, pointer: number, source: string): Uint8Array {
-  return buildError(original, source, { kind: 'parameterProblem', code, pointer, invoking: invokingPart(original) });
+export function buildParameterProblem(
+  original: Uint8Array,
+  code: number,
+  pointer: number,
+  source: string,
+): Uint8Array {
+  return buildError(original, source, {
+    kind: 'parameterProblem',
+    code,
+    pointer,
+    invoking: invokingPart(original),
+  });
 }

@@ -157,7 +157,10 @@ function encodeOption(out: number[], o: MobilityOption): void {
       return;
     case 'ipv4HomeAddress':
       out.push(MH_OPT.IPV4_HOME_ADDRESS, DSMIP_OPT_LEN);
-      push16(out, (checkUint(o.prefixLength, 6, 'prefixLength') << 10) | (o.requestPrefix ? 0x200 : 0));
+      push16(
+        out,
+        (checkUint(o.prefixLength, 6, 'prefixLength') << 10) | (o.requestPrefix ? 0x200 : 0),
+      );
       out.push(...parseIpv4(o.address));
       return;
     case 'ipv4AddressAcknowledgement':
@@ -172,7 +175,10 @@ function encodeOption(out: number[], o: MobilityOption): void {
       out.push(MH_OPT.IPV4_COA, DSMIP_OPT_LEN, 0, 0, ...parseIpv4(o.address));
       return;
     case 'unknown':
-      out.push(checkUint(o.optionType, 8, 'optionType'), checkUint(o.data.length, 8, 'option length'));
+      out.push(
+        checkUint(o.optionType, 8, 'optionType'),
+        checkUint(o.data.length, 8, 'option length'),
+      );
       out.push(...o.data);
       return;
   }
@@ -219,7 +225,10 @@ function mhTypeOf(m: MobilityMessage): number {
  * addresses the final receiver sees (HoA as source when a HAO is sent, HoA as destination
  * when an RH2 is sent). Pass `pseudo: undefined` to leave the checksum zero.
  */
-export function encodeMobilityHeader(message: MobilityMessage, pseudo: Pseudo | undefined): Uint8Array {
+export function encodeMobilityHeader(
+  message: MobilityMessage,
+  pseudo: Pseudo | undefined,
+): Uint8Array {
   const out: number[] = [MH_PAYLOAD_PROTO_NONE, 0, mhTypeOf(message), 0, 0, 0];
   const m = message;
   switch (m.kind) {
@@ -284,7 +293,11 @@ export function encodeMobilityHeader(message: MobilityMessage, pseudo: Pseudo | 
   out[MH_HEADER_LEN_OFF] = out.length / 8 - 1;
   const bytes = Uint8Array.from(out);
   if (pseudo !== undefined) {
-    put16(bytes, MH_CHECKSUM_OFF, upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, bytes));
+    put16(
+      bytes,
+      MH_CHECKSUM_OFF,
+      upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, bytes),
+    );
   }
   return bytes;
 }
@@ -310,7 +323,8 @@ function decodeOptions(buf: Uint8Array, off: number, end: number): MobilityOptio
     if (sawBad) fail('ERR_BAD_VALUE', 'Binding Authorization Data is not the last option', off);
     const d = off + 2;
     const expect = (want: number): void => {
-      if (len !== want) fail('ERR_BAD_LENGTH', `mobility option ${type} length ${len}, expected ${want}`, off + 1);
+      if (len !== want)
+        fail('ERR_BAD_LENGTH', `mobility option ${type} length ${len}, expected ${want}`, off + 1);
     };
     switch (type) {
       case MH_OPT.BINDING_REFRESH_ADVICE:
@@ -323,7 +337,11 @@ function decodeOptions(buf: Uint8Array, off: number, end: number): MobilityOptio
         break;
       case MH_OPT.NONCE_INDICES:
         expect(NONCE_INDICES_LEN);
-        options.push({ type: 'nonceIndices', homeNonceIndex: u16(buf, d), careOfNonceIndex: u16(buf, d + 2) });
+        options.push({
+          type: 'nonceIndices',
+          homeNonceIndex: u16(buf, d),
+          careOfNonceIndex: u16(buf, d + 2),
+        });
         break;
       case MH_OPT.BINDING_AUTH_DATA:
         expect(BAD_AUTHENTICATOR_LEN);
@@ -381,10 +399,18 @@ export function decodeMobilityHeader(bytes: Uint8Array, pseudo?: Pseudo): Decode
   const length = (hdrLen + 1) * 8;
   const mhType = u8(bytes, MH_TYPE_OFF);
   if (hdrLen < minHeaderLen(mhType)) {
-    fail('ERR_BAD_LENGTH', `Header Len ${hdrLen} below the minimum for MH type ${mhType}`, MH_HEADER_LEN_OFF);
+    fail(
+      'ERR_BAD_LENGTH',
+      `Header Len ${hdrLen} below the minimum for MH type ${mhType}`,
+      MH_HEADER_LEN_OFF,
+    );
   }
   if (length > bytes.length) {
-    fail('ERR_TRUNCATED', `Mobility Header length ${length} exceeds the ${bytes.length} bytes available`, bytes.length);
+    fail(
+      'ERR_TRUNCATED',
+      `Mobility Header length ${length} exceeds the ${bytes.length} bytes available`,
+      bytes.length,
+    );
   }
   const b = bytes;
   const optOff = OPTIONS_OFF[mhType] ?? length;
@@ -421,14 +447,22 @@ export function decodeMobilityHeader(bytes: Uint8Array, pseudo?: Pseudo): Decode
     case MH_TYPE.BU: {
       const w = u16(b, 8);
       const flags = {} as BindingUpdateFlags;
-      for (const [k, bit] of Object.entries(BU_FLAG_BITS)) flags[k as keyof BindingUpdateFlags] = (w & bit) !== 0;
-      message = { kind: 'bindingUpdate', sequence: u16(b, 6), flags, lifetimeUnits: u16(b, 10), options };
+      for (const [k, bit] of Object.entries(BU_FLAG_BITS))
+        flags[k as keyof BindingUpdateFlags] = (w & bit) !== 0;
+      message = {
+        kind: 'bindingUpdate',
+        sequence: u16(b, 6),
+        flags,
+        lifetimeUnits: u16(b, 10),
+        options,
+      };
       break;
     }
     case MH_TYPE.BA: {
       const f = u8(b, 7);
       const flags = {} as BindingAckFlags;
-      for (const [k, bit] of Object.entries(BA_FLAG_BITS)) flags[k as keyof BindingAckFlags] = (f & bit) !== 0;
+      for (const [k, bit] of Object.entries(BA_FLAG_BITS))
+        flags[k as keyof BindingAckFlags] = (f & bit) !== 0;
       message = {
         kind: 'bindingAcknowledgement',
         status: u8(b, 6),
@@ -453,7 +487,8 @@ export function decodeMobilityHeader(bytes: Uint8Array, pseudo?: Pseudo): Decode
   };
   if (pseudo !== undefined) {
     out.checksumValid =
-      upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, b.subarray(0, length)) === 0;
+      upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, b.subarray(0, length)) ===
+      0;
   }
   return out;
 }
@@ -468,8 +503,16 @@ export function mhDataForAuthenticator(mhBytes: Uint8Array): Uint8Array {
   const length = (u8(mhBytes, MH_HEADER_LEN_OFF) + 1) * 8;
   need(mhBytes, 0, length, 'Mobility Header');
   const badOff = length - BAD_AUTHENTICATOR_LEN - 2;
-  if (badOff < MH_DATA_OFF || u8(mhBytes, badOff) !== MH_OPT.BINDING_AUTH_DATA || u8(mhBytes, badOff + 1) !== BAD_AUTHENTICATOR_LEN) {
-    fail('ERR_BAD_VALUE', 'Mobility Header does not end with Binding Authorization Data', Math.max(badOff, 0));
+  if (
+    badOff < MH_DATA_OFF ||
+    u8(mhBytes, badOff) !== MH_OPT.BINDING_AUTH_DATA ||
+    u8(mhBytes, badOff + 1) !== BAD_AUTHENTICATOR_LEN
+  ) {
+    fail(
+      'ERR_BAD_VALUE',
+      'Mobility Header does not end with Binding Authorization Data',
+      Math.max(badOff, 0),
+    );
   }
   const out = mhBytes.slice(0, length - BAD_AUTHENTICATOR_LEN);
   out[MH_CHECKSUM_OFF] = 0;
@@ -483,17 +526,25 @@ export function authenticatorOffset(mhBytes: Uint8Array): number {
 }
 
 /** Writes a computed authenticator into an encoded MH and refreshes its checksum. */
-export function setAuthenticator(mhBytes: Uint8Array, authenticator: Uint8Array, pseudo: Pseudo): void {
+export function setAuthenticator(
+  mhBytes: Uint8Array,
+  authenticator: Uint8Array,
+  pseudo: Pseudo,
+): void {
   mhDataForAuthenticator(mhBytes);
-  if (authenticator.length !== BAD_AUTHENTICATOR_LEN) fail('ERR_BAD_VALUE', 'authenticator must be 12 bytes', -1);
+  if (authenticator.length !== BAD_AUTHENTICATOR_LEN)
+    fail('ERR_BAD_VALUE', 'authenticator must be 12 bytes', -1);
   const length = (u8(mhBytes, MH_HEADER_LEN_OFF) + 1) * 8;
   mhBytes.set(authenticator, authenticatorOffset(mhBytes));
   put16(mhBytes, MH_CHECKSUM_OFF, 0);
-  put16(mhBytes, MH_CHECKSUM_OFF, upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, mhBytes.subarray(0, length)));
+  put16(
+    mhBytes,
+    MH_CHECKSUM_OFF,
+    upperLayerChecksum(pseudo.source, pseudo.destination, IPPROTO.MH, mhBytes.subarray(0, length)),
+  );
 }
 
 /** Lifetime in seconds from 4-second units (RFC 6275 §6.1.7). */
 export function lifetimeSeconds(units: number): number {
   return units * LIFETIME_UNIT_SECONDS;
 }
-

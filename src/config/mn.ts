@@ -1,0 +1,212 @@
+/**
+ * mn.toml (mobile node) and cn.toml (correspondent node). A mip6 CN is a member with its own
+ * home address registered at an HA, like an MN, plus [route_optimization]; so both files share
+ * one reader and cn.toml adds one section. parseMnConfig / parseCnConfig(text, file).
+ */
+import { isIpv4 } from '../wire/address.js';
+import { DSMIPV6_PORT, readCommon, readPort, resolveAgainst, type CommonConfig } from './common.js';
+import { MAX_BINDING_LIFETIME_S } from './ha.js';
+import {
+  addressInPrefix,
+  ipv6InPrefix,
+  parseToml,
+  prefixOf,
+  TableReader,
+  type Ipv6Prefix,
+} from './reader.js';
+
+/** First home-registration BU timeout, InitialBindackTimeoutFirstReg (RFC 6275 §13: 1.5 s). */
+export const DEFAULT_FIRST_REG_TIMEOUT_S = 1.5;
+/** MAX_BINDACK_TIMEOUT (RFC 6275 §12): no retransmission timer is ever longer. */
+export const MAX_BINDACK_TIMEOUT_S = 32;
+/** MAX_RR_BINDING_LIFETIME (RFC 6275 §12): cap of a correspondent binding. */
+export const MAX_RR_BINDING_LIFETIME_S = 420;
+/** Default requested home-registration lifetime, seconds. */
+export const DEFAULT_MN_LIFETIME_S = 600;
+
+export type AgentHostKind = 'ipv4' | 'ipv6' | 'hostname';
+
+export interface MnHomeConfig {
+  /** The home address (HoA), canonical IPv6 text. */
+  address: string;
+  /** Length of the home prefix the HoA belongs to. */
+  prefixLength: number;
+  /** The home prefix derived from address/prefix_length. */
+  prefix: Ipv6Prefix;
+  /** The HA's underlay address or hostname (resolved by the daemon). */
+  agent: string;
+  agentKind: AgentHostKind;
+  /** The HA's UDP port. */
+  agentPort: number;
+  /** The HA's address on the home prefix: inner destination of home BUs. */
+  agentAddress: string;
+  /** Optional path to the HA's public key, pinned in addition to the certificate check. */
+  agentPublicKey: string | undefined;
+  /** Requested home-registration lifetime, seconds (a multiple of 4). */
+  lifetime: number;
+  /** Timeout of the first BU of a new home registration, seconds. */
+  firstRegistrationTimeout: number;
+}
+
+export interface MnUnderlayConfig {
+  /** Local UDP port; 0 lets the kernel pick an ephemeral port. */
+  port: number;
+  /** Underlay interfaces to use; empty = every interface with a usable address. */
+  interfaces: string[];
+  /** Family to register over when both have a route to the HA. */
+  prefer: 'ipv6' | 'ipv4';
+}
+
+export interface MnMovementConfig {
+  /** Watch rtnetlink link/address/route events to detect moves at once. */
+  netlink: boolean;
+  /** Probe the HA after this many seconds without receiving anything, seconds. */
+  probeInterval: number;
+  /** How long to wait for the answer to one probe, seconds. */
+  probeTimeout: number;
+  /** Unanswered probes in a row that count as movement (re-register). */
+  probeAttempts: number;
+}
+
+export interface MnConfig extends CommonConfig {
+  role: 'mn';
+  home: MnHomeConfig;
+  underlay: MnUnderlayConfig;
+  movement: MnMovementConfig;
+}
+
+export interface RouteOptimizationConfig {
+  enabled: boolean;
+  /** Lifetime requested or granted for a correspondent binding, seconds. */
+  bindingLifetime: number;
+}
+
+export interface CnConfig extends Omit<MnConfig, 'role'> {
+  role: 'cn';
+  routeOptimization: RouteOptimizationConfig;
+}
+
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+function readAgent(h: TableReader): { agent: string; agentKind: AgentHostKind } {
+  const v = h.optString('agent');
+  if (v === undefined) {
+    throw h.error(
+      'agent',
+      "required key is missing (the home agent's IPv4/IPv6 address or hostname)",
+    );
+  }
+  if (isIpv4(v)) return { agent: v, agentKind: 'ipv4' };
+  if (v.includes(':')) return { agent: h.ipv6('agent'), agentKind: 'ipv6' };
+  if (/^[\d.]+$/.test(v) || !HOSTNAME_RE.test(v)) {
+    throw h.error('agent', `"${v}" is neither an IPv4 address, an IPv6 address nor a hostname`);
+  }
+  return { agent: v.toLowerCase(), agentKind: 'hostname' };
+}
+
+function readMember(root: TableReader, isCn: boolean): Omit<MnConfig, 'role' | keyof CommonConfig> {
+  const h = root.section('home');
+  const address = h.optIpv6('address');
+  if (address === undefined) throw h.error('address', 'required key is missing (the home address)');
+  const prefixLength = h.int('prefix_length', 64, { min: 16, max: 128 });
+  const prefix = prefixOf(address, prefixLength);
+  const { agent, agentKind } = readAgent(h);
+  const agentPort = readPort(h, 'agent_port', DSMIPV6_PORT);
+  const agentAddress = h.ipv6('agent_address', addressInPrefix(prefix, 1));
+  if (!ipv6InPrefix(prefix, agentAddress)) {
+    throw h.error(
+      'agent_address',
+      `${agentAddress} is outside the home prefix ${prefix.text} (home.address/home.prefix_length)`,
+    );
+  }
+  if (agentAddress === address) {
+    throw h.error('agent_address', `${agentAddress} is the same as home.address`);
+  }
+  const agentPublicKey = h.optPath('agent_public_key');
+  const lifetime = h.int('lifetime', DEFAULT_MN_LIFETIME_S, {
+    min: 4,
+    max: MAX_BINDING_LIFETIME_S,
+    unit: 's',
+  });
+  const firstRegistrationTimeout = h.number(
+    'first_registration_timeout',
+    DEFAULT_FIRST_REG_TIMEOUT_S,
+    {
+      min: 0.1,
+      max: MAX_BINDACK_TIMEOUT_S,
+      unit: 's',
+    },
+  );
+  h.finish();
+
+  const u = root.section('underlay');
+  const interfaces = u.optStringArray('interfaces') ?? [];
+  interfaces.forEach((n, i) => {
+    if (n.length === 0 || n.length > 15 || /[\s/]/.test(n)) {
+      throw u.error(`interfaces[${i}]`, `"${n}" is not a valid interface name`);
+    }
+  });
+  const underlay: MnUnderlayConfig = {
+    port: readPort(u, 'port', isCn ? DSMIPV6_PORT : 0, true),
+    interfaces,
+    prefer: u.oneOf('prefer', ['ipv6', 'ipv4'] as const, 'ipv6'),
+  };
+  u.finish();
+
+  const m = root.section('movement');
+  const movement: MnMovementConfig = {
+    netlink: m.bool('netlink', true),
+    probeInterval: m.number('probe_interval', 5, { min: 0.1, max: 3600, unit: 's' }),
+    probeTimeout: m.number('probe_timeout', 1, {
+      min: 0.05,
+      max: MAX_BINDACK_TIMEOUT_S,
+      unit: 's',
+    }),
+    probeAttempts: m.int('probe_attempts', 3, { min: 1, max: 20 }),
+  };
+  m.finish();
+
+  const home: MnHomeConfig = {
+    address,
+    prefixLength,
+    prefix,
+    agent,
+    agentKind,
+    agentPort,
+    agentAddress,
+    agentPublicKey:
+      agentPublicKey === undefined ? undefined : resolveAgainst(root.file, agentPublicKey),
+    lifetime: lifetime - (lifetime % 4),
+    firstRegistrationTimeout,
+  };
+  return { home, underlay, movement };
+}
+
+/** Parses and validates mn.toml text. */
+export function parseMnConfig(text: string, file: string): MnConfig {
+  const root = new TableReader(file, parseToml(text, file));
+  const common = readCommon(root, 'mn');
+  const member = readMember(root, false);
+  root.finish();
+  return { ...common, role: 'mn', ...member };
+}
+
+/** Parses and validates cn.toml text: mn.toml plus [route_optimization]. */
+export function parseCnConfig(text: string, file: string): CnConfig {
+  const root = new TableReader(file, parseToml(text, file));
+  const common = readCommon(root, 'cn');
+  const member = readMember(root, true);
+  const r = root.section('route_optimization');
+  const routeOptimization: RouteOptimizationConfig = {
+    enabled: r.bool('enabled', true),
+    bindingLifetime: r.int('binding_lifetime', MAX_RR_BINDING_LIFETIME_S, {
+      min: 4,
+      max: MAX_RR_BINDING_LIFETIME_S,
+      unit: 's',
+    }),
+  };
+  r.finish();
+  root.finish();
+  return { ...common, role: 'cn', ...member, routeOptimization };
+}

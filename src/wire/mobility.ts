@@ -122,7 +122,9 @@ function alignment(o: MobilityOption): [number, number] {
     case 'natDetection':
     case 'ipv4CareOfAddress':
       return [4, 0]; // RFC 5555 §3.1: 4n
-    default:
+    case 'pad1':
+    case 'padN':
+    case 'unknown':
       return [1, 0];
   }
 }

@@ -1,0 +1,835 @@
+/**
+ * SecureEndpoint: the channel layer the home agent, mobile node and correspondent drive
+ * (DESIGN.md §4). Sans-IO: datagrams and `now` (Unix milliseconds) in, datagrams and events out;
+ * one timer per node, re-armed from `poll(now).nextDeadline`.
+ *
+ * Outbound flow:
+ *   1. `connect(peerPublicKey, now)` -> initiation (type 1) for the caller to send. `poll(now)`
+ *      retransmits it every REKEY_TIMEOUT with a fresh ephemeral key and timestamp, for up to
+ *      REKEY_ATTEMPT_TIME.
+ *   2. The response (type 2) comes back through `receive()` -> `{ kind: 'established' }`.
+ *   3. `seal()` / `sealBatch()` write the data header (receiver SPI, next counter) and encrypt
+ *      with the current send key through the BatchAead backend (settable with `setAead`).
+ *   4. When the current keys reach REKEY_AFTER_TIME (initiator) or REKEY_AFTER_MESSAGES (either
+ *      side), `poll()` starts a new handshake; the old keys stay as `previous` so packets still in
+ *      flight decrypt, until REJECT_AFTER_TIME.
+ *
+ * Inbound flow (`receive()`, or `openBatch()` for a batch of data messages):
+ *   initiation: MAC1 -> (under load) MAC2 or a cookie reply -> Noise -> certificate (authority,
+ *               validity, role, key = Noise static key) -> timestamp must increase -> response,
+ *               new keys installed -> `established` with the reply to send.
+ *   response:   pending handshake by receiver SPI -> MAC1 -> Noise -> certificate -> keys.
+ *   cookie:     decrypt the cookie, retransmit at once from `poll()` with MAC2.
+ *   data:       keys by receiver SPI -> key age -> replay pre-check -> tag -> window update ->
+ *               `data` (decrypted in place at offset 16). A responder's new keys become current
+ *               on the first data message under them (key confirmation).
+ * Every dropped input is counted by reason on the endpoint (and on the session when known);
+ * nothing thrown. Sessions are keyed by the peer's public key, never by its locator: a peer's
+ * move needs no new handshake.
+ */
+import { CryptoError } from '../util/errors.js';
+import {
+  DATA_HEADER_LEN,
+  DATA_OVERHEAD,
+  readCounter,
+  readSpi,
+  SodiumBatchAead,
+  TAG_LEN,
+  writeDataHeader,
+  type BatchAead,
+} from './aead.js';
+import {
+  decodeCertificate,
+  verifyCertificate,
+  type MemberCertificate,
+  type Role,
+} from './certificate.js';
+import {
+  checkMac1,
+  checkMac2,
+  compareBytes,
+  CookieChecker,
+  COOKIE_LEN,
+  COOKIE_SECRET_LIFETIME_MS,
+  HS_SENDER_SPI_OFF,
+  INIT_NOISE_OFF,
+  MACS_LEN,
+  mac1Key,
+  openCookieReply,
+  readMac1,
+  RESP_NOISE_OFF,
+  RESP_RECEIVER_SPI_OFF,
+  tai64n,
+  TIMESTAMP_LEN,
+  writeMacs,
+} from './handshake.js';
+import {
+  IkInitiator,
+  IkResponder,
+  IK_MSG_A_FIXED,
+  type KeyPair,
+  type TransportKeys,
+} from './noise.js';
+import { ReplayWindow } from './replay-window.js';
+import { lib } from './sodium.js';
+
+/** Noise prologue: binds the protocol and version of mip6's channel. */
+export const CHANNEL_PROLOGUE = new TextEncoder().encode('mip6 channel v1');
+
+/** Stable drop reasons (counters and logs). */
+export const DROP_REASONS = [
+  'malformed',
+  'unknown-spi',
+  'bad-tag',
+  'replay',
+  'too-old',
+  'expired-keys',
+  'bad-mac1',
+  'cookie-required',
+  'bad-cookie',
+  'bad-handshake',
+  'bad-certificate',
+  'expired-certificate',
+  'certificate-not-yet-valid',
+  'wrong-role',
+  'key-mismatch',
+  'stale-timestamp',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export type DropCounters = Record<DropReason, number>;
+function zeroDrops(): DropCounters {
+  return Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as DropCounters;
+}
+
+/**
+ * Timers and limits. Names and defaults follow WireGuard (whitepaper §6.1), except the message
+ * limits: counters must stay exact in a JS number (2^53), so we reject after 2^48 messages
+ * instead of 2^64 - 2^13 - 1; at 10 Mpps that is ~325 days, far beyond REKEY_AFTER_TIME.
+ */
+export interface ChannelTimers {
+  rekeyAfterTimeMs: number;
+  rejectAfterTimeMs: number;
+  rekeyAfterMessages: number;
+  rejectAfterMessages: number;
+  rekeyTimeoutMs: number;
+  rekeyAttemptTimeMs: number;
+}
+export const DEFAULT_TIMERS: ChannelTimers = {
+  rekeyAfterTimeMs: 120_000,
+  rejectAfterTimeMs: 180_000,
+  rekeyAfterMessages: 2 ** 47,
+  rejectAfterMessages: 2 ** 48,
+  rekeyTimeoutMs: 5_000,
+  rekeyAttemptTimeMs: 90_000,
+};
+
+/** One direction pair of keys from one handshake (an SA pair, in IPsec terms). */
+class Keypair {
+  sendCounter = 0;
+  readonly replay = new ReplayWindow();
+  readonly keys: TransportKeys;
+  readonly localSpi: number;
+  readonly remoteSpi: number;
+  readonly createdAt: number;
+  readonly isInitiator: boolean;
+  constructor(
+    keys: TransportKeys,
+    localSpi: number,
+    remoteSpi: number,
+    createdAt: number,
+    isInitiator: boolean,
+  ) {
+    this.keys = keys;
+    this.localSpi = localSpi;
+    this.remoteSpi = remoteSpi;
+    this.createdAt = createdAt;
+    this.isInitiator = isInitiator;
+  }
+
+  wipe(): void {
+    const s = lib();
+    s.memzero(this.keys.sendKey);
+    s.memzero(this.keys.receiveKey);
+    // Past the end of counters: a wiped keypair can never seal again.
+    this.sendCounter = Infinity;
+  }
+}
+
+interface PendingHandshake {
+  initiator: IkInitiator;
+  localSpi: number;
+  firstSentAt: number;
+  lastSentAt: number;
+  mac1: Uint8Array;
+}
+
+export interface SessionStats {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  handshakes: number;
+  handshakeTimeouts: number;
+  drops: DropCounters;
+}
+
+/** The channel with one peer (identified by its static public key). */
+export class PeerSession {
+  readonly peerPublicKey: Uint8Array;
+  peerCertificate: MemberCertificate | null = null;
+  readonly stats: SessionStats = {
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    handshakes: 0,
+    handshakeTimeouts: 0,
+    drops: zeroDrops(),
+  };
+  /** @internal */ current: Keypair | null = null;
+  /** @internal */ previous: Keypair | null = null;
+  /** @internal */ next: Keypair | null = null;
+  /** @internal */ pending: PendingHandshake | null = null;
+  /** @internal latest initiation timestamp accepted from this peer */
+  lastTimestamp: Uint8Array | null = null;
+  /** @internal */ cookie: { value: Uint8Array; at: number } | null = null;
+  /** @internal we connect()ed: keep the channel up (rekey by time) */
+  persistent = false;
+  /** @internal a rekey was asked for by the send path */
+  wantRekey = false;
+
+  constructor(peerPublicKey: Uint8Array) {
+    this.peerPublicKey = peerPublicKey.slice();
+  }
+
+  get peerName(): string | undefined {
+    return this.peerCertificate?.name;
+  }
+
+  /** True when data can be sealed (current keys exist). */
+  get established(): boolean {
+    return this.current !== null;
+  }
+}
+
+export type ReceiveResult =
+  | { kind: 'reply'; data: Uint8Array }
+  | { kind: 'data'; session: PeerSession; offset: number; length: number }
+  | { kind: 'established'; session: PeerSession; reply?: Uint8Array }
+  | { kind: 'cookie'; session: PeerSession }
+  | { kind: 'drop'; reason: DropReason };
+
+/** Per-packet outcome codes of `openBatch`. */
+export const OpenResult = { DROPPED: 0, DATA: 1, NOT_DATA: 2 } as const;
+
+export interface OpenBatchOutput {
+  /** OpenResult per message. */
+  results: Uint8Array;
+  /** The peer session of each accepted message (undefined otherwise). */
+  sessions: (PeerSession | undefined)[];
+}
+
+export interface EndpointOptions {
+  staticKey: KeyPair;
+  certificate: MemberCertificate;
+  authorityPublicKey: Uint8Array;
+  allowedPeerRoles: readonly Role[];
+  timers?: Partial<ChannelTimers>;
+  /** Test hooks for known-answer tests: ephemeral keys, timestamps, SPIs. */
+  ephemeral?: () => KeyPair;
+  timestamp?: (now: number) => Uint8Array;
+  spi?: () => number;
+}
+
+const MIN_INITIATION = INIT_NOISE_OFF + IK_MSG_A_FIXED + TIMESTAMP_LEN + TAG_LEN + MACS_LEN;
+const MIN_RESPONSE = RESP_NOISE_OFF + 32 + TAG_LEN + MACS_LEN;
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+export class SecureEndpoint {
+  readonly drops: DropCounters = zeroDrops();
+  private readonly opts: EndpointOptions;
+  private readonly timers: ChannelTimers;
+  private readonly mac1KeyOwn: Uint8Array;
+  private readonly sessions = new Map<string, PeerSession>();
+  private readonly bySpi = new Map<number, { session: PeerSession; keypair: Keypair }>();
+  private readonly pendingBySpi = new Map<number, PeerSession>();
+  private cookies: CookieChecker | null = null;
+  private aead: BatchAead;
+  private lastTimestamp: Uint8Array = new Uint8Array(TIMESTAMP_LEN);
+  // Scratch for single-message and batch paths (grown, never shrunk).
+  private oneOffset = new Uint32Array(1);
+  private oneLength = new Uint32Array(1);
+  private oneResult = new Uint8Array(1);
+  private runOffsets = new Uint32Array(64);
+  private runLengths = new Uint32Array(64);
+  private runIndex = new Uint32Array(64);
+  private runResults = new Uint8Array(64);
+
+  constructor(opts: EndpointOptions) {
+    if (!lib().memcmp(opts.certificate.publicKey, opts.staticKey.publicKey)) {
+      throw new CryptoError('ERR_CERT_KEY_MISMATCH', 'our certificate is not for our static key');
+    }
+    this.opts = opts;
+    this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
+    this.mac1KeyOwn = mac1Key(opts.staticKey.publicKey);
+    this.aead = new SodiumBatchAead();
+  }
+
+  /** Replaces the data-path AEAD backend (the native batched one). */
+  setAead(backend: BatchAead): void {
+    this.aead = backend;
+  }
+
+  /** The session with a peer, if any. */
+  session(peerPublicKey: Uint8Array): PeerSession | undefined {
+    return this.sessions.get(hex(peerPublicKey));
+  }
+
+  /** All sessions (for status output). */
+  allSessions(): PeerSession[] {
+    return [...this.sessions.values()];
+  }
+
+  private sessionFor(peerPublicKey: Uint8Array): PeerSession {
+    const key = hex(peerPublicKey);
+    let s = this.sessions.get(key);
+    if (s === undefined) {
+      s = new PeerSession(peerPublicKey);
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  private drop(reason: DropReason, session?: PeerSession): ReceiveResult {
+    this.drops[reason]++;
+    if (session) session.stats.drops[reason]++;
+    return { kind: 'drop', reason };
+  }
+
+  private newSpi(): number {
+    for (;;) {
+      const spi = this.opts.spi ? this.opts.spi() : lib().randombytes_random();
+      if (spi !== 0 && !this.bySpi.has(spi) && !this.pendingBySpi.has(spi)) return spi >>> 0;
+    }
+  }
+
+  /** Strictly increasing TAI64N (WireGuard's replay defence for initiations). */
+  private nextTimestamp(now: number): Uint8Array {
+    let ts = this.opts.timestamp ? this.opts.timestamp(now) : tai64n(now);
+    if (compareBytes(ts, this.lastTimestamp) <= 0) {
+      const dv = new DataView(this.lastTimestamp.buffer);
+      const secs = dv.getBigUint64(0);
+      const ns = dv.getUint32(8) + 1;
+      ts = new Uint8Array(TIMESTAMP_LEN);
+      const out = new DataView(ts.buffer);
+      out.setBigUint64(0, ns >= 1e9 ? secs + 1n : secs);
+      out.setUint32(8, ns % 1e9);
+    }
+    this.lastTimestamp = ts;
+    return ts;
+  }
+
+  // ---- initiator -----------------------------------------------------------------------
+
+  /** Starts a handshake with a peer whose public key we know; returns the initiation. */
+  connect(peerPublicKey: Uint8Array, now: number): Uint8Array {
+    const session = this.sessionFor(peerPublicKey);
+    session.persistent = true;
+    return this.initiate(session, now, now);
+  }
+
+  private initiate(session: PeerSession, now: number, firstSentAt: number): Uint8Array {
+    this.abandonPending(session);
+    const initiator = new IkInitiator(
+      this.opts.staticKey,
+      session.peerPublicKey,
+      CHANNEL_PROLOGUE,
+      this.opts.ephemeral?.(),
+    );
+    const localSpi = this.newSpi();
+    const payload = new Uint8Array(TIMESTAMP_LEN + this.opts.certificate.raw.length);
+    payload.set(this.nextTimestamp(now));
+    payload.set(this.opts.certificate.raw, TIMESTAMP_LEN);
+    const noise = initiator.writeMessageA(payload);
+    const msg = new Uint8Array(INIT_NOISE_OFF + noise.length + MACS_LEN);
+    msg[0] = 1;
+    new DataView(msg.buffer).setUint32(HS_SENDER_SPI_OFF, localSpi);
+    msg.set(noise, INIT_NOISE_OFF);
+    const cookie =
+      session.cookie && now - session.cookie.at < COOKIE_SECRET_LIFETIME_MS
+        ? session.cookie.value
+        : null;
+    writeMacs(msg, mac1Key(session.peerPublicKey), cookie);
+    session.pending = { initiator, localSpi, firstSentAt, lastSentAt: now, mac1: readMac1(msg) };
+    this.pendingBySpi.set(localSpi, session);
+    return msg;
+  }
+
+  private abandonPending(session: PeerSession): void {
+    if (session.pending) {
+      session.pending.initiator.wipe();
+      this.pendingBySpi.delete(session.pending.localSpi);
+      session.pending = null;
+    }
+  }
+
+  // ---- receive ---------------------------------------------------------------------------
+
+  /**
+   * Processes one datagram. `underLoad`: the driver's rate limiter says we are busy, so
+   * initiations without a valid MAC2 get a cookie reply instead of any Diffie-Hellman.
+   * `source` identifies the sender's locator (e.g. "203.0.113.7:4191"); the cookie is bound
+   * to it. Data messages are decrypted in place inside `datagram`.
+   */
+  receive(datagram: Uint8Array, now: number, underLoad = false, source = ''): ReceiveResult {
+    if (datagram.length < 8 || datagram[1] !== 0 || datagram[2] !== 0 || datagram[3] !== 0) {
+      return this.drop('malformed');
+    }
+    switch (datagram[0]) {
+      case 1:
+        return this.onInitiation(datagram, now, underLoad, source);
+      case 2:
+        return this.onResponse(datagram, now);
+      case 3:
+        return this.onCookieReply(datagram, now);
+      case 4:
+        return this.onData(datagram, now);
+      default:
+        return this.drop('malformed');
+    }
+  }
+
+  /** Checks a peer certificate carried in a handshake; a DropReason or the certificate. */
+  private checkPeerCertificate(
+    bytes: Uint8Array,
+    noiseStatic: Uint8Array,
+    now: number,
+  ): MemberCertificate | DropReason {
+    let cert: MemberCertificate;
+    try {
+      cert = decodeCertificate(bytes);
+    } catch {
+      return 'bad-certificate';
+    }
+    const verdict = verifyCertificate(
+      cert,
+      this.opts.authorityPublicKey,
+      now,
+      this.opts.allowedPeerRoles,
+    );
+    if (verdict !== 'ok') return verdict;
+    if (!lib().memcmp(cert.publicKey, noiseStatic)) return 'key-mismatch';
+    return cert;
+  }
+
+  private onInitiation(
+    msg: Uint8Array,
+    now: number,
+    underLoad: boolean,
+    source: string,
+  ): ReceiveResult {
+    if (msg.length < MIN_INITIATION) return this.drop('malformed');
+    if (!checkMac1(msg, this.mac1KeyOwn)) return this.drop('bad-mac1');
+    if (underLoad) {
+      this.cookies ??= new CookieChecker(now);
+      const locator = new TextEncoder().encode(source);
+      if (!checkMac2(msg, this.cookies.cookieFor(locator, now))) {
+        this.drops['cookie-required']++;
+        const reply = this.cookies.reply(msg, locator, this.opts.staticKey.publicKey, now);
+        return { kind: 'reply', data: reply };
+      }
+    }
+    const responder = new IkResponder(
+      this.opts.staticKey,
+      CHANNEL_PROLOGUE,
+      this.opts.ephemeral?.(),
+    );
+    const read = responder.readMessageA(msg.subarray(INIT_NOISE_OFF, msg.length - MACS_LEN));
+    if (read === null) {
+      responder.wipe();
+      return this.drop('bad-handshake');
+    }
+    const timestamp = read.payload.subarray(0, TIMESTAMP_LEN);
+    const cert = this.checkPeerCertificate(
+      read.payload.subarray(TIMESTAMP_LEN),
+      read.remoteStatic,
+      now,
+    );
+    const known = this.session(read.remoteStatic);
+    if (typeof cert === 'string') {
+      responder.wipe();
+      return this.drop(cert, known);
+    }
+    const session = this.sessionFor(read.remoteStatic);
+    if (session.lastTimestamp !== null && compareBytes(timestamp, session.lastTimestamp) <= 0) {
+      responder.wipe();
+      return this.drop('stale-timestamp', session);
+    }
+    session.lastTimestamp = timestamp.slice();
+    session.peerCertificate = cert;
+
+    const localSpi = this.newSpi();
+    const remoteSpi = readSpi(msg, 0);
+    const { message, keys } = responder.writeMessageB(this.opts.certificate.raw);
+    const reply = new Uint8Array(RESP_NOISE_OFF + message.length + MACS_LEN);
+    reply[0] = 2;
+    const dv = new DataView(reply.buffer);
+    dv.setUint32(HS_SENDER_SPI_OFF, localSpi);
+    dv.setUint32(RESP_RECEIVER_SPI_OFF, remoteSpi);
+    reply.set(message, RESP_NOISE_OFF);
+    writeMacs(reply, mac1Key(session.peerPublicKey), null);
+
+    const kp = new Keypair(keys, localSpi, remoteSpi, now, false);
+    this.bySpi.set(localSpi, { session, keypair: kp });
+    if (session.current === null) {
+      session.current = kp;
+    } else {
+      // Key confirmation: keep sending with the current keys until the initiator uses these.
+      this.retire(session.next);
+      session.next = kp;
+    }
+    session.stats.handshakes++;
+    return { kind: 'established', session, reply };
+  }
+
+  private onResponse(msg: Uint8Array, now: number): ReceiveResult {
+    if (msg.length < MIN_RESPONSE) return this.drop('malformed');
+    const session = this.pendingBySpi.get(readSpi(msg, RESP_RECEIVER_SPI_OFF - 4));
+    if (session === undefined || session.pending === null) return this.drop('unknown-spi');
+    if (!checkMac1(msg, this.mac1KeyOwn)) return this.drop('bad-mac1', session);
+    const pending = session.pending;
+    const read = pending.initiator.readMessageB(
+      msg.subarray(RESP_NOISE_OFF, msg.length - MACS_LEN),
+    );
+    if (read === null) return this.drop('bad-handshake', session);
+    this.pendingBySpi.delete(pending.localSpi);
+    session.pending = null;
+    const cert = this.checkPeerCertificate(read.payload, session.peerPublicKey, now);
+    if (typeof cert === 'string') {
+      lib().memzero(read.keys.sendKey);
+      lib().memzero(read.keys.receiveKey);
+      return this.drop(cert, session);
+    }
+    session.peerCertificate = cert;
+    const kp = new Keypair(read.keys, pending.localSpi, readSpi(msg, 0), now, true);
+    this.bySpi.set(kp.localSpi, { session, keypair: kp });
+    this.retire(session.next);
+    session.next = null;
+    this.retire(session.previous);
+    session.previous = session.current;
+    session.current = kp;
+    session.wantRekey = false;
+    session.stats.handshakes++;
+    return { kind: 'established', session };
+  }
+
+  private onCookieReply(msg: Uint8Array, now: number): ReceiveResult {
+    if (msg.length !== 64) return this.drop('malformed');
+    const session = this.pendingBySpi.get(readSpi(msg, 0));
+    if (session === undefined || session.pending === null) return this.drop('unknown-spi');
+    const cookie = openCookieReply(msg, session.peerPublicKey, session.pending.mac1);
+    if (cookie === null || cookie.length !== COOKIE_LEN) return this.drop('bad-cookie', session);
+    session.cookie = { value: cookie, at: now };
+    session.pending.lastSentAt = -Infinity; // poll() retransmits at once, now with MAC2
+    return { kind: 'cookie', session };
+  }
+
+  private onData(msg: Uint8Array, now: number): ReceiveResult {
+    if (msg.length < DATA_OVERHEAD) return this.drop('malformed');
+    this.oneOffset[0] = 0;
+    this.oneLength[0] = msg.length;
+    const entry = this.bySpi.get(readSpi(msg, 0));
+    if (entry === undefined) return this.drop('unknown-spi');
+    const reason = this.openOne(entry.session, entry.keypair, msg, 0, msg.length, now);
+    if (reason !== null) return this.drop(reason, entry.session);
+    return {
+      kind: 'data',
+      session: entry.session,
+      offset: DATA_HEADER_LEN,
+      length: msg.length - DATA_OVERHEAD,
+    };
+  }
+
+  /** Pre-checks (age, window) for a data message; null if it may be decrypted. */
+  private precheck(kp: Keypair, buf: Uint8Array, off: number, now: number): DropReason | null {
+    if (now - kp.createdAt >= this.timers.rejectAfterTimeMs) return 'expired-keys';
+    const counter = readCounter(buf, off);
+    if (counter >= this.timers.rejectAfterMessages) return 'too-old';
+    const v = kp.replay.check(counter);
+    return v === 'ok' ? null : v;
+  }
+
+  /** Post-tag bookkeeping: window update, key confirmation, counters. */
+  private accept(
+    session: PeerSession,
+    kp: Keypair,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+  ): DropReason | null {
+    const v = kp.replay.update(readCounter(buf, off));
+    if (v !== 'ok') return v;
+    if (kp === session.next) {
+      this.retire(session.previous);
+      session.previous = session.current;
+      session.current = kp;
+      session.next = null;
+    }
+    session.stats.packetsIn++;
+    session.stats.bytesIn += len - DATA_OVERHEAD;
+    return null;
+  }
+
+  private openOne(
+    session: PeerSession,
+    kp: Keypair,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    now: number,
+  ): DropReason | null {
+    const pre = this.precheck(kp, buf, off, now);
+    if (pre !== null) return pre;
+    this.oneOffset[0] = off;
+    this.oneLength[0] = len;
+    this.aead.openBatch(kp.keys.receiveKey, buf, this.oneOffset, this.oneLength, 1, this.oneResult);
+    if (this.oneResult[0] !== 1) return 'bad-tag';
+    return this.accept(session, kp, buf, off, len);
+  }
+
+  private growRuns(n: number): void {
+    if (n <= this.runOffsets.length) return;
+    let cap = this.runOffsets.length;
+    while (cap < n) cap *= 2;
+    this.runOffsets = new Uint32Array(cap);
+    this.runLengths = new Uint32Array(cap);
+    this.runIndex = new Uint32Array(cap);
+    this.runResults = new Uint8Array(cap);
+  }
+
+  /**
+   * Opens a batch of received datagrams in place: lengths[i] is the whole datagram. Consecutive
+   * messages under the same keys go to the backend in one call. out.results[i] is an
+   * OpenResult: DATA (inner packet at offsets[i] + 16, lengths[i] - 32 bytes, peer in
+   * out.sessions[i]), DROPPED (counted) or NOT_DATA (a handshake message: pass it to
+   * `receive()`). Returns the number of DATA results.
+   */
+  openBatch(
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    now: number,
+    out: OpenBatchOutput,
+  ): number {
+    this.growRuns(count);
+    let accepted = 0;
+    let run = 0;
+    let runKp: Keypair | null = null;
+    let runSession: PeerSession | null = null;
+    const flush = (): void => {
+      if (run === 0 || runKp === null || runSession === null) return;
+      this.aead.openBatch(
+        runKp.keys.receiveKey,
+        buf,
+        this.runOffsets,
+        this.runLengths,
+        run,
+        this.runResults,
+      );
+      for (let j = 0; j < run; j++) {
+        const i = this.runIndex[j]!;
+        let reason: DropReason | null = this.runResults[j] === 1 ? null : 'bad-tag';
+        if (reason === null) {
+          reason = this.accept(runSession, runKp, buf, this.runOffsets[j]!, this.runLengths[j]!);
+        }
+        if (reason === null) {
+          out.results[i] = OpenResult.DATA;
+          out.sessions[i] = runSession;
+          accepted++;
+        } else {
+          this.drop(reason, runSession);
+          out.results[i] = OpenResult.DROPPED;
+        }
+      }
+      run = 0;
+    };
+    for (let i = 0; i < count; i++) {
+      const off = offsets[i]!;
+      const len = lengths[i]!;
+      out.sessions[i] = undefined;
+      if (len < 1 || off + len > buf.length) {
+        this.drop('malformed');
+        out.results[i] = OpenResult.DROPPED;
+        continue;
+      }
+      if (buf[off] !== 4) {
+        out.results[i] = OpenResult.NOT_DATA;
+        continue;
+      }
+      if (len < DATA_OVERHEAD || buf[off + 1] !== 0 || buf[off + 2] !== 0 || buf[off + 3] !== 0) {
+        this.drop('malformed');
+        out.results[i] = OpenResult.DROPPED;
+        continue;
+      }
+      const entry = this.bySpi.get(readSpi(buf, off));
+      if (entry === undefined) {
+        this.drop('unknown-spi');
+        out.results[i] = OpenResult.DROPPED;
+        continue;
+      }
+      const pre = this.precheck(entry.keypair, buf, off, now);
+      if (pre !== null) {
+        this.drop(pre, entry.session);
+        out.results[i] = OpenResult.DROPPED;
+        continue;
+      }
+      if (entry.keypair !== runKp) flush();
+      runKp = entry.keypair;
+      runSession = entry.session;
+      this.runOffsets[run] = off;
+      this.runLengths[run] = len;
+      this.runIndex[run] = i;
+      run++;
+    }
+    flush();
+    return accepted;
+  }
+
+  // ---- send ------------------------------------------------------------------------------
+
+  /** The keys to send with, or null (and a rekey requested) when there are none usable. */
+  private sendKeys(session: PeerSession, count: number, now: number): Keypair | null {
+    const kp = session.current;
+    if (kp === null) return null;
+    const age = now - kp.createdAt;
+    if (
+      age >= this.timers.rejectAfterTimeMs ||
+      kp.sendCounter + count > this.timers.rejectAfterMessages
+    ) {
+      session.wantRekey = true;
+      return null;
+    }
+    if (
+      kp.sendCounter + count >= this.timers.rekeyAfterMessages ||
+      (kp.isInitiator && age >= this.timers.rekeyAfterTimeMs) ||
+      (!kp.isInitiator && age >= this.timers.rekeyAfterTimeMs + 2 * this.timers.rekeyTimeoutMs)
+    ) {
+      session.wantRekey = true;
+    }
+    return kp;
+  }
+
+  /**
+   * Seals a batch in place: message i is at offsets[i] with lengths[i] plaintext bytes at
+   * offsets[i] + 16 and room for the 16-byte tag after them. Writes headers (receiver SPI, fresh
+   * counters) and encrypts. Returns `count`, or 0 when the session has no usable keys (nothing
+   * written; `poll()` will run a handshake).
+   */
+  sealBatch(
+    session: PeerSession,
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    now: number,
+  ): number {
+    const kp = this.sendKeys(session, count, now);
+    if (kp === null) return 0;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      writeDataHeader(buf, offsets[i]!, kp.remoteSpi, kp.sendCounter++);
+      bytes += lengths[i]!;
+    }
+    this.aead.sealBatch(kp.keys.sendKey, buf, offsets, lengths, count);
+    session.stats.packetsOut += count;
+    session.stats.bytesOut += bytes;
+    return count;
+  }
+
+  /** Seals one packet into a new message (header | ciphertext | tag); null without keys. */
+  seal(session: PeerSession, plaintext: Uint8Array, now: number): Uint8Array | null {
+    const msg = new Uint8Array(DATA_OVERHEAD + plaintext.length);
+    msg.set(plaintext, DATA_HEADER_LEN);
+    this.oneOffset[0] = 0;
+    this.oneLength[0] = plaintext.length;
+    return this.sealBatch(session, msg, this.oneOffset, this.oneLength, 1, now) === 1 ? msg : null;
+  }
+
+  // ---- timers ----------------------------------------------------------------------------
+
+  /**
+   * Timer work: handshake retransmission (REKEY_TIMEOUT, new ephemeral each time, giving up
+   * after REKEY_ATTEMPT_TIME), rekeys, and wiping keys past REJECT_AFTER_TIME. Returns what to
+   * send (to each peer's current locator) and when to call again.
+   */
+  poll(now: number): { send: { peer: PeerSession; data: Uint8Array }[]; nextDeadline: number } {
+    const t = this.timers;
+    const send: { peer: PeerSession; data: Uint8Array }[] = [];
+    let next = Infinity;
+    for (const s of this.sessions.values()) {
+      for (const slot of ['previous', 'next', 'current'] as const) {
+        const kp = s[slot];
+        if (kp === null) continue;
+        if (now - kp.createdAt >= t.rejectAfterTimeMs) {
+          this.retire(kp);
+          s[slot] = null;
+          if (slot === 'current' && s.persistent) s.wantRekey = true;
+        } else {
+          next = Math.min(next, kp.createdAt + t.rejectAfterTimeMs);
+        }
+      }
+      const cur = s.current;
+      if (cur && cur.isInitiator && s.persistent) {
+        if (now - cur.createdAt >= t.rekeyAfterTimeMs) s.wantRekey = true;
+        else next = Math.min(next, cur.createdAt + t.rekeyAfterTimeMs);
+      }
+      if (s.pending) {
+        if (now - s.pending.lastSentAt >= t.rekeyTimeoutMs) {
+          if (now - s.pending.firstSentAt >= t.rekeyAttemptTimeMs) {
+            this.abandonPending(s);
+            s.stats.handshakeTimeouts++;
+            s.wantRekey = false;
+          } else {
+            send.push({ peer: s, data: this.initiate(s, now, s.pending.firstSentAt) });
+          }
+        }
+      } else if (s.wantRekey) {
+        s.wantRekey = false;
+        send.push({ peer: s, data: this.initiate(s, now, now) });
+      }
+      if (s.pending) next = Math.min(next, s.pending.lastSentAt + t.rekeyTimeoutMs);
+    }
+    return { send, nextDeadline: next };
+  }
+
+  // ---- teardown --------------------------------------------------------------------------
+
+  private retire(kp: Keypair | null): void {
+    if (kp === null) return;
+    kp.wipe();
+    this.bySpi.delete(kp.localSpi);
+  }
+
+  /** Closes one peer's channel: keys wiped, SPIs freed. */
+  closeSession(session: PeerSession): void {
+    this.abandonPending(session);
+    for (const slot of ['previous', 'next', 'current'] as const) {
+      this.retire(session[slot]);
+      session[slot] = null;
+    }
+    this.sessions.delete(hex(session.peerPublicKey));
+  }
+
+  /** Closes every channel and wipes all key material held here. */
+  close(): void {
+    for (const s of [...this.sessions.values()]) this.closeSession(s);
+    this.cookies?.wipe();
+    this.cookies = null;
+    if (this.aead instanceof SodiumBatchAead) this.aead.dispose();
+  }
+}

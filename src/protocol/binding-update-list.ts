@@ -1,0 +1,94 @@
+/**
+ * Mobile node Binding Update List (RFC 6275 §11.1, digest §2.2): what the MN has told each
+ * destination (its HA here; CN entries reuse the same shape), plus the MAX_UPDATE_RATE limiter
+ * (RFC 6275 §11.8: at most 3 BUs per second to one destination).
+ *
+ * The list is plain data: the registration engine (mobile-node-registration.ts) owns the
+ * transitions and keeps its HA entry up to date; `mip6 status` and a CN engine read it.
+ */
+import { MAX_UPDATE_RATE, UPDATE_RATE_WINDOW_MS } from './constants.js';
+
+export interface BindingUpdateListEntry {
+  /** The HA or CN the BUs go to. */
+  destination: string;
+  homeAddress: string;
+  /** CoA last sent (IPv6, IPv4-mapped for IPv4), null when none. */
+  careOfAddress: string | null;
+  /** Lifetime asked for in the last BU (s). */
+  requestedLifetimeSeconds: number;
+  /** Lifetime of the acknowledged binding (s), 0 when none. */
+  grantedLifetimeSeconds: number;
+  /** Absolute expiry of the acknowledged binding (ms); 0 when none. */
+  expiresAt: number;
+  /** Highest Sequence # sent; the next BU must be newer (RFC 6275 §11.7.1). null before any. */
+  lastSequenceSent: number | null;
+  /** Time the last BU was sent (ms), null before any. */
+  lastSentAt: number | null;
+  /** Retransmissions in the current attempt. */
+  retransmissions: number;
+  /** Set when the destination said it does not speak MIPv6 (BE status 2, ICMP Parameter Problem). */
+  stopSending: boolean;
+}
+
+/** Key of an entry: destination + home address. */
+function keyOf(destination: string, homeAddress: string): string {
+  return `${destination}|${homeAddress}`;
+}
+
+/** The list: one entry per (destination, home address). */
+export class BindingUpdateList {
+  readonly #entries = new Map<string, BindingUpdateListEntry>();
+
+  /** Entry for (destination, homeAddress), or undefined. */
+  get(destination: string, homeAddress: string): BindingUpdateListEntry | undefined {
+    return this.#entries.get(keyOf(destination, homeAddress));
+  }
+
+  /** Inserts or replaces an entry. */
+  set(entry: BindingUpdateListEntry): void {
+    this.#entries.set(keyOf(entry.destination, entry.homeAddress), entry);
+  }
+
+  /** Removes an entry; true when it existed. */
+  delete(destination: string, homeAddress: string): boolean {
+    return this.#entries.delete(keyOf(destination, homeAddress));
+  }
+
+  /** All entries. */
+  entries(): IterableIterator<BindingUpdateListEntry> {
+    return this.#entries.values();
+  }
+}
+
+/**
+ * MAX_UPDATE_RATE limiter for one destination: at most `max` sends in any `windowMs` window
+ * (RFC 6275 §11.8, §12).
+ */
+export class UpdateRateLimiter {
+  readonly #max: number;
+  readonly #windowMs: number;
+  readonly #sent: number[] = [];
+
+  /** Defaults: 3 per 1000 ms. */
+  constructor(max = MAX_UPDATE_RATE, windowMs = UPDATE_RATE_WINDOW_MS) {
+    this.#max = max;
+    this.#windowMs = windowMs;
+  }
+
+  /** Earliest time a send is allowed (ms); 0 when one is allowed at any time. */
+  nextAllowedAt(): number {
+    if (this.#sent.length < this.#max) return 0;
+    return (this.#sent[0] ?? 0) + this.#windowMs;
+  }
+
+  /** True when a send is allowed at `now`. */
+  allows(now: number): boolean {
+    return now >= this.nextAllowedAt();
+  }
+
+  /** Records a send at `now`. */
+  record(now: number): void {
+    this.#sent.push(now);
+    while (this.#sent.length > this.#max) this.#sent.shift();
+  }
+}

@@ -1,0 +1,552 @@
+/**
+ * Mobile node: home registration with the home agent (RFC 6275 §11.7.1-§11.7.3, §11.8;
+ * RFC 5555 §4 for IPv4 care-of addresses). Sans-IO: every input method takes `now` (ms) and
+ * returns the actions to execute; the driver arms one timer at `nextDeadline()` and calls
+ * `poll(now)` when it fires.
+ *
+ * Flow:
+ *   setCareOf(coa)  -- a move (or the first link): a BU goes out at once (A=1, H=1, a NEW
+ *                      sequence number, lifetime asked = config.lifetimeSeconds).
+ *                        IPv4 CoA: inner src = HoA, dst = HA, IPv4 Care-of Address option
+ *                                  (RFC 5555; the HA detects NAT by comparing it).
+ *                        IPv6 CoA: inner src = CoA, dst = HA, Home Address option = HoA and an
+ *                                  Alternate Care-of Address option (RFC 6275 §11.7.1).
+ *   no BA in time   -- retransmit with a NEW greater sequence number; timeout starts at 1.5 s
+ *                      for a first registration (no binding in place) or 1 s otherwise, doubles,
+ *                      and stays at 32 s (RFC 6275 §11.8, §12, §13). Never more than 3 BUs per
+ *                      second (MAX_UPDATE_RATE): an excess send waits.
+ *   BA arrives      -- must answer a BU of the current attempt (any of its retransmissions: they
+ *                      carry the same binding). Then by status (digest §11):
+ *                        < 128    registered: lifetime = min(granted, asked), counted from when
+ *                                 the acknowledged BU was sent; refresh at the Binding Refresh
+ *                                 Advice interval, else at 85% of the lifetime; with a NAT
+ *                                 Detection option also no later than its refresh time, so the
+ *                                 refresh BU keeps the NAT mapping (and the HA's locator) alive
+ *                                 (UMIP does the same). Status 1: prefix discovery needed.
+ *                        135      resynchronise: next sequence = BA sequence + 1, resend at once.
+ *                        >= 128   failed: stop (a later setCareOf retries).
+ *   BRR             -- a BU at once (RFC 6275 §11.7.4).
+ *   deregister()    -- lifetime 0 BU, at most 3 tries (1 s, 2 s, 4 s), then `deregistered`
+ *                      whether or not a BA came (the HA binding expires anyway).
+ *   setCareOf(null) -- lost every link: nothing can be sent; retransmissions stop, the binding
+ *                      at the HA lives on until it expires (`bindingExpired`).
+ */
+import { parseIpv6, formatIpv6 } from '../wire/address.js';
+import type { BindingAcknowledgement, BindingUpdate, MobilityOption } from '../wire/types.js';
+import { UpdateRateLimiter, type BindingUpdateListEntry } from './binding-update-list.js';
+import {
+  INITIAL_BINDACK_TIMEOUT_FIRST_REG_MS,
+  INITIAL_BINDACK_TIMEOUT_MS,
+  MAX_BINDACK_TIMEOUT_MS,
+  MAX_DEREGISTRATION_ATTEMPTS,
+  MN_REFRESH_FRACTION,
+  NAT_REFRESH_TIME_DEFAULT,
+  NAT_REFRESH_TIME_NONE,
+  NATKATIMEOUT_S,
+  baStatusName,
+} from './constants.js';
+import {
+  lifetimeUnitsToSeconds,
+  secondsToLifetimeUnits,
+  seqAdd,
+  seqNext,
+  SEQUENCE_MODULUS,
+} from './sequence.js';
+
+export interface HomeRegistrationConfig {
+  /** The MN's home address. */
+  homeAddress: string;
+  /** The HA's IPv6 address (inner destination of BUs). */
+  homeAgentAddress: string;
+  /** Lifetime asked for in each BU (s). */
+  lifetimeSeconds: number;
+  /** First timeout of a first registration (ms), RFC 6275 InitialBindackTimeoutFirstReg. */
+  firstRegistrationTimeoutMs?: number;
+  /** First timeout otherwise (ms), INITIAL_BINDACK_TIMEOUT. */
+  initialTimeoutMs?: number;
+  /** Timeout cap (ms), MAX_BINDACK_TIMEOUT. */
+  maxTimeoutMs?: number;
+  /** Tries of a deregistration BU before giving up (default 3). */
+  maxDeregistrationAttempts?: number;
+}
+
+/** The MN's current care-of address: its local underlay address and family. */
+export interface CareOf {
+  family: 4 | 6;
+  /** Dotted quad for IPv4, IPv6 text for IPv6 (as bound locally, before any NAT). */
+  localAddress: string;
+}
+
+export type HomeRegistrationState =
+  'idle' | 'registering' | 'registered' | 'detached' | 'deregistering' | 'deregistered' | 'failed';
+
+/** Why a BU goes out (for logs). */
+export type BindingUpdateReason =
+  'move' | 'retransmit' | 'refresh' | 'natKeepalive' | 'refreshRequest' | 'resync' | 'deregister';
+
+export type HomeRegistrationAction =
+  | {
+      kind: 'sendBindingUpdate';
+      message: BindingUpdate;
+      innerSource: string;
+      innerDestination: string;
+      /** Home Address destination option to add (IPv6 care-of only). */
+      homeAddressOption?: string;
+      /** The care-of (local address) this BU registers, i.e. the socket family to send on. */
+      careOf: CareOf;
+      reason: BindingUpdateReason;
+    }
+  | {
+      kind: 'registered';
+      status: number;
+      /** min(granted, asked), seconds. */
+      lifetimeSeconds: number;
+      careOf: CareOf;
+      /** The BA carried a NAT Detection option (RFC 5555). */
+      natDetected: boolean;
+      /** The HA requires UDP encapsulation (NAT Detection option F flag). */
+      udpEncapsulationRequired: boolean;
+      /** NAT keepalive interval (s) from the NAT Detection option; 0 when none is needed. */
+      refreshTime: number;
+      /** Status 1: run Mobile Prefix Discovery. */
+      prefixDiscoveryNeeded: boolean;
+    }
+  | { kind: 'failed'; status: number; statusName: string }
+  | { kind: 'deregistered'; status: number | null; gaveUp: boolean }
+  | { kind: 'bindingExpired' };
+
+/** Snapshot for `mip6 status` (plain JSON-able object). */
+export interface HomeRegistrationStatus {
+  state: HomeRegistrationState;
+  homeAddress: string;
+  homeAgentAddress: string;
+  careOf: CareOf | null;
+  /** CoA as registered (IPv6 / IPv4-mapped), null when no binding. */
+  registeredCareOf: string | null;
+  /** Last sequence number sent, null before the first BU. */
+  sequence: number | null;
+  lifetimeSeconds: number;
+  lifetimeRemainingSeconds: number;
+  refreshInSeconds: number | null;
+  natDetected: boolean;
+  udpEncapsulationRequired: boolean;
+  natRefreshTimeSeconds: number;
+  prefixDiscoveryNeeded: boolean;
+  /** Retransmissions of the BU now outstanding. */
+  retransmissions: number;
+  /** Retransmissions since start. */
+  totalRetransmissions: number;
+  /** Last BA status and its name, null before any BA. */
+  lastStatus: number | null;
+  lastStatusName: string | null;
+}
+
+interface Binding {
+  careOf: CareOf;
+  lifetimeSeconds: number;
+  expiresAt: number;
+  refreshAt: number;
+  refreshReason: BindingUpdateReason;
+  natDetected: boolean;
+  udpEncapsulationRequired: boolean;
+  natRefreshTime: number;
+  prefixDiscoveryNeeded: boolean;
+}
+
+interface Attempt {
+  kind: 'register' | 'deregister';
+  careOf: CareOf;
+  /** BUs of this attempt (same content, new sequence each), newest last; at most 16 kept. */
+  sent: { sequence: number; at: number }[];
+  sends: number;
+  timeoutMs: number;
+  retransmitAt: number;
+  sendPending: boolean;
+  reason: BindingUpdateReason;
+}
+
+const SENT_KEPT = 16;
+
+function sameCareOf(a: CareOf | null, b: CareOf | null): boolean {
+  return (
+    a === b ||
+    (a !== null && b !== null && a.family === b.family && a.localAddress === b.localAddress)
+  );
+}
+
+/** The home-registration state machine of one HoA (see the file comment). */
+export class HomeRegistration {
+  readonly #hoa: string;
+  readonly #ha: string;
+  readonly #lifetimeSeconds: number;
+  readonly #firstTimeoutMs: number;
+  readonly #initialTimeoutMs: number;
+  readonly #maxTimeoutMs: number;
+  readonly #maxDeregAttempts: number;
+  readonly #rate = new UpdateRateLimiter();
+  #state: HomeRegistrationState = 'idle';
+  #careOf: CareOf | null = null;
+  #lastSequence: number;
+  #anySent = false;
+  #binding: Binding | null = null;
+  #attempt: Attempt | null = null;
+  #lastStatus: number | null = null;
+  #totalRetransmissions = 0;
+  #lastSentAt: number | null = null;
+
+  /**
+   * @param config addresses, asked lifetime and retransmission timers.
+   * @param now current time (ms); kept for symmetry with the other inputs.
+   * @param initialSequence the first BU's sequence number (random when omitted; inject it in
+   *   tests). A restarted MN that picks a value the HA sees as old gets BA 135 and resyncs.
+   */
+  constructor(config: HomeRegistrationConfig, now: number, initialSequence?: number) {
+    void now;
+    this.#hoa = formatIpv6(parseIpv6(config.homeAddress));
+    this.#ha = formatIpv6(parseIpv6(config.homeAgentAddress));
+    if (!(config.lifetimeSeconds > 0)) throw new RangeError('lifetimeSeconds must be positive');
+    this.#lifetimeSeconds = lifetimeUnitsToSeconds(secondsToLifetimeUnits(config.lifetimeSeconds));
+    this.#firstTimeoutMs =
+      config.firstRegistrationTimeoutMs ?? INITIAL_BINDACK_TIMEOUT_FIRST_REG_MS;
+    this.#initialTimeoutMs = config.initialTimeoutMs ?? INITIAL_BINDACK_TIMEOUT_MS;
+    this.#maxTimeoutMs = config.maxTimeoutMs ?? MAX_BINDACK_TIMEOUT_MS;
+    this.#maxDeregAttempts = config.maxDeregistrationAttempts ?? MAX_DEREGISTRATION_ATTEMPTS;
+    const first = initialSequence ?? Math.floor(Math.random() * SEQUENCE_MODULUS);
+    if (!Number.isInteger(first) || first < 0 || first > 0xffff) {
+      throw new RangeError('initialSequence must be in 0..65535');
+    }
+    this.#lastSequence = seqAdd(first, -1);
+  }
+
+  /** Current state. */
+  get state(): HomeRegistrationState {
+    return this.#state;
+  }
+
+  /**
+   * A move: the MN now sends from `careOf` (or, with null, has no usable link). A new care-of
+   * starts a registration at once; the same care-of again is a no-op unless the machine is idle,
+   * failed, detached or deregistered, in which case it (re)starts registering. A care-of equal to
+   * the home address means the MN is back home: that deregisters (RFC 6275 §11.5.5).
+   */
+  setCareOf(careOf: CareOf | null, now: number): HomeRegistrationAction[] {
+    const actions: HomeRegistrationAction[] = [];
+    if (careOf === null) {
+      this.#careOf = null;
+      if (this.#attempt?.kind === 'deregister') {
+        this.#attempt = null;
+        this.#binding = null;
+        this.#state = 'deregistered';
+        actions.push({ kind: 'deregistered', status: null, gaveUp: true });
+      } else {
+        this.#attempt = null;
+        if (this.#state === 'registering' || this.#state === 'registered') this.#state = 'detached';
+      }
+      return [...actions, ...this.poll(now)];
+    }
+    const normalized: CareOf = {
+      family: careOf.family,
+      localAddress:
+        careOf.family === 6 ? formatIpv6(parseIpv6(careOf.localAddress)) : careOf.localAddress,
+    };
+    const active =
+      this.#state === 'registering' ||
+      this.#state === 'registered' ||
+      this.#state === 'deregistering';
+    if (sameCareOf(normalized, this.#careOf) && active) return this.poll(now);
+    this.#careOf = normalized;
+    if (normalized.family === 6 && normalized.localAddress === this.#hoa)
+      return this.deregister(now);
+    this.#start('register', 'move');
+    this.#state = 'registering';
+    return this.poll(now);
+  }
+
+  /** A Binding Refresh Request from the HA: refresh at once when registered (RFC 6275 §11.7.4). */
+  onBindingRefreshRequest(now: number): HomeRegistrationAction[] {
+    if (this.#state === 'registered' && this.#careOf !== null && this.#attempt === null) {
+      this.#start('register', 'refreshRequest');
+      this.#state = 'registering';
+    }
+    return this.poll(now);
+  }
+
+  /**
+   * Deregisters (lifetime 0). Ends with `deregistered` on the BA or after the bounded tries;
+   * at once when there is no link to send on or nothing was ever registered.
+   */
+  deregister(now: number): HomeRegistrationAction[] {
+    if (this.#state === 'deregistered' || this.#state === 'deregistering') return this.poll(now);
+    if (this.#careOf === null || this.#state === 'idle') {
+      this.#attempt = null;
+      this.#binding = null;
+      this.#state = 'deregistered';
+      return [
+        { kind: 'deregistered', status: null, gaveUp: this.#careOf === null },
+        ...this.poll(now),
+      ];
+    }
+    this.#start('deregister', 'deregister');
+    this.#state = 'deregistering';
+    return this.poll(now);
+  }
+
+  /** A Binding Acknowledgement from the HA (already authenticated by the channel). */
+  onBindingAcknowledgement(ba: BindingAcknowledgement, now: number): HomeRegistrationAction[] {
+    const attempt = this.#attempt;
+    if (attempt === null) return this.poll(now); // nothing outstanding: stale or duplicate
+    const resync = ba.status === 135;
+    const sent = attempt.sent.find((s) => s.sequence === ba.sequence);
+    if (!resync && sent === undefined) return this.poll(now); // not for this attempt
+    this.#lastStatus = ba.status;
+    const actions: HomeRegistrationAction[] = [];
+    if (resync) {
+      // RFC 6275 §11.7.3: the BA carries the last accepted sequence; continue after it.
+      this.#lastSequence = ba.sequence;
+      attempt.sendPending = true;
+      attempt.reason = 'resync';
+      return this.poll(now);
+    }
+    if (attempt.kind === 'deregister') {
+      this.#attempt = null;
+      this.#binding = null;
+      this.#state = 'deregistered';
+      actions.push({ kind: 'deregistered', status: ba.status, gaveUp: false });
+      return [...actions, ...this.poll(now)];
+    }
+    const sentAt = (sent as { at: number }).at;
+    const lifetimeSeconds = Math.min(
+      lifetimeUnitsToSeconds(ba.lifetimeUnits),
+      this.#lifetimeSeconds,
+    );
+    if (ba.status >= 128 || lifetimeSeconds === 0) {
+      this.#attempt = null;
+      this.#state = 'failed';
+      const statusName =
+        ba.status >= 128
+          ? baStatusName(ba.status)
+          : `${baStatusName(ba.status)} with zero lifetime`;
+      actions.push({ kind: 'failed', status: ba.status, statusName });
+      return [...actions, ...this.poll(now)];
+    }
+    let natOption: Extract<MobilityOption, { type: 'natDetection' }> | undefined;
+    let adviceSeconds = 0;
+    for (const o of ba.options) {
+      if (o.type === 'natDetection') natOption = o;
+      if (o.type === 'bindingRefreshAdvice')
+        adviceSeconds = lifetimeUnitsToSeconds(o.refreshInterval & 0xffff);
+    }
+    let natRefreshTime = 0;
+    if (natOption !== undefined) {
+      if (natOption.refreshTime === NAT_REFRESH_TIME_DEFAULT) natRefreshTime = NATKATIMEOUT_S;
+      else if (natOption.refreshTime !== NAT_REFRESH_TIME_NONE)
+        natRefreshTime = natOption.refreshTime;
+    }
+    const refreshAfter =
+      adviceSeconds > 0 && adviceSeconds < lifetimeSeconds
+        ? adviceSeconds
+        : lifetimeSeconds * MN_REFRESH_FRACTION;
+    let refreshAt = sentAt + refreshAfter * 1000;
+    let refreshReason: BindingUpdateReason = 'refresh';
+    if (natRefreshTime > 0 && sentAt + natRefreshTime * 1000 < refreshAt) {
+      refreshAt = sentAt + natRefreshTime * 1000;
+      refreshReason = 'natKeepalive';
+    }
+    this.#binding = {
+      careOf: attempt.careOf,
+      lifetimeSeconds,
+      expiresAt: sentAt + lifetimeSeconds * 1000,
+      refreshAt,
+      refreshReason,
+      natDetected: natOption !== undefined,
+      udpEncapsulationRequired: natOption?.udpEncapsulationRequired ?? false,
+      natRefreshTime,
+      prefixDiscoveryNeeded: ba.status === 1,
+    };
+    this.#attempt = null;
+    this.#state = 'registered';
+    actions.push({
+      kind: 'registered',
+      status: ba.status,
+      lifetimeSeconds,
+      careOf: attempt.careOf,
+      natDetected: natOption !== undefined,
+      udpEncapsulationRequired: natOption?.udpEncapsulationRequired ?? false,
+      refreshTime: natRefreshTime,
+      prefixDiscoveryNeeded: ba.status === 1,
+    });
+    return [...actions, ...this.poll(now)];
+  }
+
+  /** Earliest time `poll` has work (ms); Infinity when idle. */
+  nextDeadline(): number {
+    let d = Infinity;
+    const b = this.#binding;
+    if (b !== null) {
+      d = Math.min(d, b.expiresAt);
+      if (this.#state === 'registered') d = Math.min(d, b.refreshAt);
+    }
+    const a = this.#attempt;
+    if (a !== null) d = Math.min(d, a.sendPending ? this.#rate.nextAllowedAt() : a.retransmitAt);
+    return d;
+  }
+
+  /** Runs due timers (expiry, refresh, retransmission, rate-limited sends). */
+  poll(now: number): HomeRegistrationAction[] {
+    const actions: HomeRegistrationAction[] = [];
+    const b = this.#binding;
+    if (b !== null && now >= b.expiresAt) {
+      this.#binding = null;
+      actions.push({ kind: 'bindingExpired' });
+      if (this.#state === 'registered' && this.#careOf !== null) {
+        this.#start('register', 'refresh');
+        this.#state = 'registering';
+      }
+    } else if (
+      b !== null &&
+      this.#state === 'registered' &&
+      now >= b.refreshAt &&
+      this.#careOf !== null
+    ) {
+      this.#start('register', b.refreshReason);
+      this.#state = 'registering';
+    }
+    const a = this.#attempt;
+    if (a !== null && !a.sendPending && now >= a.retransmitAt) {
+      if (a.kind === 'deregister' && a.sends >= this.#maxDeregAttempts) {
+        this.#attempt = null;
+        this.#binding = null;
+        this.#state = 'deregistered';
+        actions.push({ kind: 'deregistered', status: null, gaveUp: true });
+        return actions;
+      }
+      a.timeoutMs = Math.min(a.timeoutMs * 2, this.#maxTimeoutMs);
+      a.sendPending = true;
+      a.reason = 'retransmit';
+    }
+    if (a !== null && a.sendPending && this.#rate.allows(now)) actions.push(this.#send(a, now));
+    return actions;
+  }
+
+  /** Snapshot for `mip6 status`. */
+  status(now: number): HomeRegistrationStatus {
+    const b = this.#binding;
+    return {
+      state: this.#state,
+      homeAddress: this.#hoa,
+      homeAgentAddress: this.#ha,
+      careOf: this.#careOf === null ? null : { ...this.#careOf },
+      registeredCareOf: b === null ? null : careOfAddressText(b.careOf),
+      sequence: this.#anySent ? this.#lastSequence : null,
+      lifetimeSeconds: b?.lifetimeSeconds ?? 0,
+      lifetimeRemainingSeconds:
+        b === null ? 0 : Math.max(0, Math.round((b.expiresAt - now) / 1000)),
+      refreshInSeconds:
+        b === null || this.#state !== 'registered'
+          ? null
+          : Math.max(0, Math.round((b.refreshAt - now) / 1000)),
+      natDetected: b?.natDetected ?? false,
+      udpEncapsulationRequired: b?.udpEncapsulationRequired ?? false,
+      natRefreshTimeSeconds: b?.natRefreshTime ?? 0,
+      prefixDiscoveryNeeded: b?.prefixDiscoveryNeeded ?? false,
+      retransmissions: this.#attempt === null ? 0 : Math.max(0, this.#attempt.sends - 1),
+      totalRetransmissions: this.#totalRetransmissions,
+      lastStatus: this.#lastStatus,
+      lastStatusName: this.#lastStatus === null ? null : baStatusName(this.#lastStatus),
+    };
+  }
+
+  /** The Binding Update List entry for the HA (RFC 6275 §11.1), as plain data. */
+  bindingUpdateListEntry(): BindingUpdateListEntry {
+    const b = this.#binding;
+    const coa = this.#attempt?.careOf ?? b?.careOf ?? null;
+    return {
+      destination: this.#ha,
+      homeAddress: this.#hoa,
+      careOfAddress: coa === null ? null : careOfAddressText(coa),
+      requestedLifetimeSeconds: this.#attempt?.kind === 'deregister' ? 0 : this.#lifetimeSeconds,
+      grantedLifetimeSeconds: b?.lifetimeSeconds ?? 0,
+      expiresAt: b?.expiresAt ?? 0,
+      lastSequenceSent: this.#anySent ? this.#lastSequence : null,
+      lastSentAt: this.#lastSentAt,
+      retransmissions: this.#attempt === null ? 0 : Math.max(0, this.#attempt.sends - 1),
+      stopSending: false,
+    };
+  }
+
+  #start(kind: Attempt['kind'], reason: BindingUpdateReason): void {
+    const careOf = this.#careOf as CareOf;
+    const first = kind === 'register' && this.#binding === null;
+    this.#attempt = {
+      kind,
+      careOf,
+      sent: [],
+      sends: 0,
+      timeoutMs: first ? this.#firstTimeoutMs : this.#initialTimeoutMs,
+      retransmitAt: Infinity,
+      sendPending: true,
+      reason,
+    };
+  }
+
+  #send(a: Attempt, now: number): HomeRegistrationAction {
+    const sequence = seqNext(this.#lastSequence);
+    this.#lastSequence = sequence;
+    this.#anySent = true;
+    this.#lastSentAt = now;
+    if (a.reason === 'retransmit') this.#totalRetransmissions++;
+    a.sent.push({ sequence, at: now });
+    if (a.sent.length > SENT_KEPT) a.sent.shift();
+    a.sends++;
+    a.retransmitAt = now + a.timeoutMs;
+    a.sendPending = false;
+    this.#rate.record(now);
+    const lifetimeUnits =
+      a.kind === 'deregister' ? 0 : secondsToLifetimeUnits(this.#lifetimeSeconds);
+    const options: MobilityOption[] = [];
+    const atHome = a.careOf.family === 6 && a.careOf.localAddress === this.#hoa;
+    let innerSource = this.#hoa;
+    let homeAddressOption: string | undefined;
+    if (a.careOf.family === 4) {
+      options.push({ type: 'ipv4CareOfAddress', address: a.careOf.localAddress });
+    } else if (!atHome) {
+      innerSource = a.careOf.localAddress;
+      homeAddressOption = this.#hoa;
+      options.push({ type: 'alternateCareOfAddress', address: a.careOf.localAddress });
+    }
+    const message: BindingUpdate = {
+      kind: 'bindingUpdate',
+      sequence,
+      flags: {
+        A: true,
+        H: true,
+        L: false,
+        K: false,
+        M: false,
+        R: false,
+        P: false,
+        F: false,
+        T: false,
+        B: false,
+        S: false,
+        D: false,
+      },
+      lifetimeUnits,
+      options,
+    };
+    return {
+      kind: 'sendBindingUpdate',
+      message,
+      innerSource,
+      innerDestination: this.#ha,
+      ...(homeAddressOption === undefined ? {} : { homeAddressOption }),
+      careOf: { ...a.careOf },
+      reason: a.reason,
+    };
+  }
+}
+
+/** A care-of as a Mobility Header CoA: IPv6 text, IPv4 as IPv4-mapped (RFC 5555). */
+export function careOfAddressText(careOf: CareOf): string {
+  return careOf.family === 4 ? `::ffff:${careOf.localAddress}` : careOf.localAddress;
+}

@@ -1,0 +1,143 @@
+import t from 'tap';
+import {
+  BindingCache,
+  keyOf,
+  keyOfText,
+  type NewBindingCacheEntry,
+} from '../../src/protocol/binding-cache.js';
+import { parseIpv6 } from '../../src/wire/address.js';
+
+const FLAGS = {
+  A: true,
+  H: true,
+  L: false,
+  K: false,
+  M: false,
+  R: false,
+  P: false,
+  F: false,
+  T: false,
+  B: false,
+  S: false,
+  D: false,
+};
+
+function fields(
+  hoa: string,
+  lifetimeSeconds: number,
+  now: number,
+  sequence = 1,
+): NewBindingCacheEntry {
+  return {
+    homeAddress: hoa,
+    careOfAddress: '::ffff:198.51.100.7',
+    locator: { address: '198.51.100.7', port: 4191 },
+    lifetimeSeconds,
+    expiresAt: now + lifetimeSeconds * 1000,
+    sequence,
+    flags: { ...FLAGS },
+    homeRegistration: true,
+    peerName: 'laptop',
+    natDetected: false,
+    udpEncapsulationRequired: false,
+    refreshTime: 0,
+    refreshAdviceSeconds: 0,
+  };
+}
+
+t.test('keyOf reads 16 bytes at an offset without formatting', async (t) => {
+  const packet = new Uint8Array(40);
+  packet.set(parseIpv6('2001:db8:100::5'), 24); // IPv6 destination field
+  const k = keyOf(packet, 24);
+  t.equal(k.length, 16);
+  t.equal(k, keyOfText('2001:DB8:100:0::5'), 'same key from any spelling of the text');
+  t.not(k, keyOfText('2001:db8:100::6'));
+});
+
+t.test('set / get / getByKey / delete', async (t) => {
+  const c = new BindingCache();
+  const e = c.set(fields('2001:db8:100::5', 60, 0), 0);
+  t.equal(c.size, 1);
+  t.equal(c.get('2001:db8:100:0:0:0:0:5'), e);
+  t.equal(c.getByKey(keyOfText('2001:db8:100::5')), e);
+  t.equal(c.get('not an address'), undefined);
+  c.recordIn(e, 100, 5);
+  c.recordOut(e, 50, 6);
+  t.same(e.counters, { packetsIn: 1, packetsOut: 1, bytesIn: 100, bytesOut: 50 });
+  t.equal(e.lastUsedAt, 6);
+  const e2 = c.set({ ...fields('2001:db8:100::5', 60, 10, 2) }, 10);
+  t.equal(e2.counters.bytesIn, 100, 'counters survive an update');
+  t.equal(e2.createdAt, 0);
+  t.equal(e2.updatedAt, 10);
+  t.equal(c.delete('2001:db8:100::5', 20), e2);
+  t.equal(c.size, 0);
+  t.equal(c.tombstoneSequence('2001:db8:100::5', 21), 2, 'tombstone keeps the sequence');
+  t.equal(c.tombstoneSequence('2001:db8:100::5', 20 + 600_000), undefined, 'tombstone expires');
+  t.equal(c.delete('2001:db8:100::5', 30), undefined);
+});
+
+t.test('expiry: poll removes and reports exactly at expiresAt', async (t) => {
+  const c = new BindingCache();
+  c.set(fields('2001:db8:100::5', 100, 0), 0);
+  t.equal(c.nextDeadline(), 90_000, 'first deadline is the BRR check at 90%');
+  t.same(c.poll(89_999), []);
+  t.same(c.poll(90_000), [], 'unused entry: no BRR');
+  t.equal(c.nextDeadline(), 100_000);
+  t.same(c.poll(99_999), []);
+  const a = c.poll(100_000);
+  t.equal(a.length, 1);
+  t.equal(a[0]?.kind, 'expired');
+  t.equal(c.size, 0);
+  t.equal(c.nextDeadline(), Infinity);
+});
+
+t.test('BRR once per lifetime for an entry used in the last 60 s', async (t) => {
+  const c = new BindingCache();
+  const e = c.set(fields('2001:db8:100::5', 200, 0), 0);
+  c.recordIn(e, 80, 150_000);
+  const a = c.poll(180_000);
+  t.same(
+    a.map((x) => x.kind),
+    ['refreshRequest'],
+  );
+  t.same(c.poll(190_000), [], 'only once');
+  // Refreshed by the MN: a new lifetime re-arms one BRR.
+  c.set(fields('2001:db8:100::5', 200, 190_000, 2), 190_000);
+  c.recordOut(c.get('2001:db8:100::5')!, 80, 320_000);
+  t.same(
+    c.poll(370_000).map((x) => x.kind),
+    ['refreshRequest'],
+  );
+  t.test('used more than 60 s ago: no BRR', async (t) => {
+    const c2 = new BindingCache();
+    const e2 = c2.set(fields('2001:db8:100::6', 200, 0), 0);
+    c2.recordIn(e2, 80, 119_999);
+    t.same(c2.poll(180_000), []);
+  });
+});
+
+t.test('many entries: deadlines come out in order (heap against a naive model)', async (t) => {
+  const c = new BindingCache();
+  let x = 12345;
+  const rnd = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const expect = new Map<string, number>();
+  for (let i = 0; i < 2000; i++) {
+    const hoa = `2001:db8:100::${(i % 700).toString(16)}`;
+    const now = i;
+    const life = 4 * (1 + Math.floor(rnd() * 100));
+    c.set(fields(hoa, life, now, i), now);
+    expect.set(hoa, now + life * 1000);
+  }
+  t.equal(c.size, 700);
+  const expired: [string, number][] = [];
+  let now = 2000;
+  while (c.nextDeadline() !== Infinity) {
+    now = c.nextDeadline();
+    for (const a of c.poll(now)) if (a.kind === 'expired') expired.push([a.entry.homeAddress, now]);
+  }
+  t.equal(expired.length, 700);
+  t.ok(
+    expired.every(([h, at]) => expect.get(h) === at),
+    'each entry expires exactly at its time',
+  );
+});

@@ -1,0 +1,427 @@
+import t from 'tap';
+import { BindingCache } from '../../src/protocol/binding-cache.js';
+import {
+  processHomeBindingUpdate,
+  type HomeAgentRegistrationConfig,
+  type HomeRegistrationInput,
+  type RegistrationPeer,
+} from '../../src/protocol/home-agent-registration.js';
+import type { BindingUpdate, MobilityOption } from '../../src/wire/types.js';
+
+const HA = '2001:db8:100::1';
+const HOA = '2001:db8:100::5';
+const OTHER_HOA = '2001:db8:100::9';
+const CONFIG: HomeAgentRegistrationConfig = {
+  homePrefix: '2001:db8:100::/64',
+  homeAgentAddress: HA,
+  maxLifetimeSeconds: 600,
+  natKeepaliveSeconds: 25,
+  maxBindings: 10,
+};
+const laptop: RegistrationPeer = { name: 'laptop', allowsHomeAddress: (h) => h === HOA };
+const phone: RegistrationPeer = { name: 'phone', allowsHomeAddress: (h) => h === OTHER_HOA };
+
+function bu(
+  sequence: number,
+  lifetimeUnits: number,
+  options: MobilityOption[],
+  flags: Partial<BindingUpdate['flags']> = {},
+): BindingUpdate {
+  return {
+    kind: 'bindingUpdate',
+    sequence,
+    lifetimeUnits,
+    options,
+    flags: {
+      A: true,
+      H: true,
+      L: false,
+      K: false,
+      M: false,
+      R: false,
+      P: false,
+      F: false,
+      T: false,
+      B: false,
+      S: false,
+      D: false,
+      ...flags,
+    },
+  };
+}
+
+/** An RFC 5555 BU over IPv4: inner src = HoA, IPv4 CoA option. */
+function v4Input(
+  sequence: number,
+  opts: {
+    coa?: string;
+    observed?: string;
+    port?: number;
+    lifetimeUnits?: number;
+    hoa?: string;
+    peer?: RegistrationPeer;
+    config?: Partial<HomeAgentRegistrationConfig>;
+    flags?: Partial<BindingUpdate['flags']>;
+    extra?: MobilityOption[];
+  } = {},
+): HomeRegistrationInput {
+  const coa = opts.coa ?? '198.51.100.7';
+  return {
+    bu: bu(
+      sequence,
+      opts.lifetimeUnits ?? 150,
+      [{ type: 'ipv4CareOfAddress', address: coa }, ...(opts.extra ?? [])],
+      opts.flags,
+    ),
+    innerSource: opts.hoa ?? HOA,
+    innerDestination: HA,
+    locator: { address: opts.observed ?? coa, port: opts.port ?? 4191 },
+    peer: opts.peer ?? laptop,
+    config: { ...CONFIG, ...opts.config },
+  };
+}
+
+/** An RFC 6275 BU over IPv6: inner src = CoA, HAO = HoA, Alternate CoA option. */
+function v6Input(sequence: number, coa: string, lifetimeUnits = 150): HomeRegistrationInput {
+  return {
+    bu: bu(sequence, lifetimeUnits, [{ type: 'alternateCareOfAddress', address: coa }]),
+    innerSource: coa,
+    innerDestination: HA,
+    homeAddressOption: HOA,
+    locator: { address: coa, port: 4191 },
+    peer: laptop,
+    config: CONFIG,
+  };
+}
+
+t.test('accepts an IPv4 registration (RFC 5555) and says where to send the BA', async (t) => {
+  const cache = new BindingCache();
+  const r = processHomeBindingUpdate(cache, v4Input(100), 1000);
+  t.equal(r.action, 'ack');
+  t.equal(r.change, 'created');
+  t.equal(r.status, 0);
+  t.equal(r.ack?.status, 0);
+  t.equal(r.ack?.sequence, 100);
+  t.equal(r.ack?.lifetimeUnits, 150);
+  t.equal(r.ack?.flags.K, false);
+  t.same(r.ack?.options, [], 'no NAT, no advice: no options');
+  t.same(r.reply, {
+    locator: { address: '198.51.100.7', port: 4191 },
+    innerSource: HA,
+    innerDestination: HOA,
+  });
+  const e = cache.get(HOA);
+  t.ok(e);
+  t.equal(e?.careOfAddress, '::ffff:198.51.100.7');
+  t.equal(e?.lifetimeSeconds, 600);
+  t.equal(e?.expiresAt, 1000 + 600_000);
+  t.equal(e?.sequence, 100);
+  t.equal(e?.peerName, 'laptop');
+  t.equal(e?.natDetected, false);
+});
+
+t.test('accepts an IPv6 registration (HAO + Alternate CoA) and follows a move', async (t) => {
+  const cache = new BindingCache();
+  const r1 = processHomeBindingUpdate(cache, v6Input(7, '2001:db8:5::20'), 0);
+  t.equal(r1.change, 'created');
+  t.equal(cache.get(HOA)?.careOfAddress, '2001:db8:5::20');
+  t.equal(r1.reply?.innerDestination, HOA, 'BA inner dst is the HoA, no RH2 inside the tunnel');
+  const r2 = processHomeBindingUpdate(cache, v6Input(8, '2001:db8:6::30'), 10);
+  t.equal(r2.change, 'updated');
+  t.same(r2.previousLocator, { address: '2001:db8:5::20', port: 4191 });
+  t.same(cache.get(HOA)?.locator, { address: '2001:db8:6::30', port: 4191 });
+  t.equal(cache.size, 1);
+});
+
+t.test('lifetime is capped at the configured max; refresh advice when shorter', async (t) => {
+  const cache = new BindingCache();
+  const r = processHomeBindingUpdate(
+    cache,
+    v4Input(1, {
+      lifetimeUnits: 1000,
+      config: { maxLifetimeSeconds: 300, refreshAdviceSeconds: 120 },
+    }),
+    0,
+  );
+  t.equal(r.ack?.lifetimeUnits, 75, '300 s');
+  t.same(r.ack?.options, [{ type: 'bindingRefreshAdvice', refreshInterval: 30 }]);
+  const r2 = processHomeBindingUpdate(
+    cache,
+    v4Input(2, { lifetimeUnits: 20, config: { refreshAdviceSeconds: 120 } }),
+    0,
+  );
+  t.equal(r2.ack?.lifetimeUnits, 20, 'asked less than the max: granted as asked');
+  t.same(r2.ack?.options, [], 'advice not shorter than the lifetime: omitted');
+});
+
+t.test('NAT detection (RFC 5555): IPv4 CoA option differs from the observed address', async (t) => {
+  const cache = new BindingCache();
+  const r = processHomeBindingUpdate(
+    cache,
+    v4Input(1, { coa: '192.0.2.10', observed: '203.0.113.9', port: 40000 }),
+    0,
+  );
+  t.equal(r.status, 0);
+  t.same(r.ack?.options, [
+    { type: 'natDetection', udpEncapsulationRequired: false, refreshTime: 25 },
+  ]);
+  const e = cache.get(HOA);
+  t.equal(e?.natDetected, true);
+  t.equal(e?.careOfAddress, '::ffff:192.0.2.10', 'CoA field keeps what the MN sent');
+  t.same(
+    e?.locator,
+    { address: '203.0.113.9', port: 40000 },
+    'tunnel endpoint is the observed address and port',
+  );
+  t.equal(e?.refreshTime, 25);
+  t.same(r.reply?.locator, { address: '203.0.113.9', port: 40000 });
+  t.test('forceUdp sets F even without NAT', async (t) => {
+    const c = new BindingCache();
+    const r2 = processHomeBindingUpdate(c, v4Input(1, { config: { forceUdp: true } }), 0);
+    t.same(r2.ack?.options, [
+      { type: 'natDetection', udpEncapsulationRequired: true, refreshTime: 25 },
+    ]);
+    t.equal(c.get(HOA)?.natDetected, false);
+    t.equal(c.get(HOA)?.udpEncapsulationRequired, true);
+  });
+  t.test('no option when not NATed; IPv6 never', async (t) => {
+    const c = new BindingCache();
+    t.same(processHomeBindingUpdate(c, v4Input(1), 0).ack?.options, []);
+    t.same(processHomeBindingUpdate(c, v6Input(2, '2001:db8:5::20'), 0).ack?.options, []);
+  });
+});
+
+t.test('drops: H clear, RR options in a home registration', async (t) => {
+  const cache = new BindingCache();
+  const h0 = processHomeBindingUpdate(cache, v4Input(1, { flags: { H: false } }), 0);
+  t.equal(h0.action, 'drop');
+  t.equal(h0.code, 'notHomeRegistration');
+  t.equal(h0.ack, undefined);
+  const ni = processHomeBindingUpdate(
+    cache,
+    v4Input(1, { extra: [{ type: 'nonceIndices', homeNonceIndex: 1, careOfNonceIndex: 2 }] }),
+    0,
+  );
+  t.equal(ni.action, 'drop');
+  t.equal(ni.code, 'rrOptionsInHomeRegistration');
+  const bad = processHomeBindingUpdate(
+    cache,
+    v4Input(1, {
+      extra: [{ type: 'bindingAuthorizationData', authenticator: new Uint8Array(12) }],
+    }),
+    0,
+  );
+  t.equal(bad.action, 'drop');
+  t.equal(cache.size, 0);
+  const junk = processHomeBindingUpdate(cache, { ...v4Input(1), innerSource: 'zzz' }, 0);
+  t.equal(junk.action, 'drop');
+  t.equal(junk.code, 'badAddress');
+});
+
+t.test('132: home address not on the home prefix', async (t) => {
+  const r = processHomeBindingUpdate(
+    new BindingCache(),
+    v4Input(1, { hoa: '2001:db8:999::5', peer: { name: 'x', allowsHomeAddress: () => true } }),
+    0,
+  );
+  t.equal(r.status, 132);
+  t.equal(r.ack?.status, 132);
+  t.equal(r.ack?.lifetimeUnits, 0);
+});
+
+t.test('129: member not allowed to register (policy)', async (t) => {
+  const r = processHomeBindingUpdate(
+    new BindingCache(),
+    v4Input(1, { peer: { ...laptop, allowsHomeRegistration: false } }),
+    0,
+  );
+  t.equal(r.status, 129);
+});
+
+t.test("133: a BU for another member's home address is rejected", async (t) => {
+  const cache = new BindingCache();
+  processHomeBindingUpdate(
+    cache,
+    v4Input(500, { hoa: OTHER_HOA, peer: phone, coa: '198.51.100.50' }),
+    0,
+  );
+  const before = { ...cache.get(OTHER_HOA)! };
+  // The laptop tries to steal the phone's HoA, with an old sequence number: it gets 133, not 135
+  // (which would leak the phone's sequence), and the phone's binding is untouched.
+  const r = processHomeBindingUpdate(
+    cache,
+    v4Input(3, { hoa: OTHER_HOA, peer: laptop, coa: '203.0.113.66' }),
+    5,
+  );
+  t.equal(r.status, 133);
+  t.equal(r.ack?.sequence, 3, "echoes the BU sequence, not the owner's");
+  t.equal(r.change, 'none');
+  t.same(cache.get(OTHER_HOA)?.locator, before.locator);
+  t.equal(cache.get(OTHER_HOA)?.sequence, 500);
+});
+
+t.test('139: existing binding of another registration type', async (t) => {
+  const cache = new BindingCache();
+  processHomeBindingUpdate(cache, v4Input(1), 0);
+  const e = cache.get(HOA)!;
+  cache.set({ ...e, homeRegistration: false, flags: { ...e.flags, H: false } }, 0);
+  const r = processHomeBindingUpdate(cache, v4Input(2), 1);
+  t.equal(r.status, 139);
+  t.test('checked before the sequence window', async (t) => {
+    const r2 = processHomeBindingUpdate(cache, v4Input(1), 1);
+    t.equal(r2.status, 139);
+  });
+});
+
+t.test('140: mobile router registration is not offered', async (t) => {
+  t.equal(
+    processHomeBindingUpdate(new BindingCache(), v4Input(1, { flags: { R: true } }), 0).status,
+    140,
+  );
+});
+
+t.test(
+  '135: sequence out of window carries the last accepted sequence; a replay is rejected',
+  async (t) => {
+    const cache = new BindingCache();
+    const first = v4Input(65535);
+    t.equal(processHomeBindingUpdate(cache, first, 0).status, 0);
+    const replay = processHomeBindingUpdate(cache, first, 100);
+    t.equal(replay.status, 135, 'the very same BU again');
+    t.equal(replay.ack?.sequence, 65535);
+    t.equal(replay.change, 'none');
+    t.equal(processHomeBindingUpdate(cache, v4Input(65535 - 100), 100).status, 135, 'older');
+    t.equal(
+      processHomeBindingUpdate(cache, v4Input(32767 + 65535 - 65536 + 1), 100).status,
+      135,
+      'opposite point is old',
+    );
+    const wrapped = processHomeBindingUpdate(cache, v4Input(0), 200);
+    t.equal(wrapped.status, 0, '0 is newer than 65535');
+    t.equal(cache.get(HOA)?.sequence, 0);
+    t.test('a replay after deregistration does not resurrect the binding', async (t) => {
+      t.equal(
+        processHomeBindingUpdate(cache, v4Input(1, { lifetimeUnits: 0 }), 300).change,
+        'deleted',
+      );
+      const again = processHomeBindingUpdate(cache, v4Input(0), 400);
+      t.equal(again.status, 135);
+      t.equal(again.ack?.sequence, 1);
+      t.equal(cache.size, 0);
+    });
+  },
+);
+
+t.test('deregistration', async (t) => {
+  const cache = new BindingCache();
+  const none = processHomeBindingUpdate(cache, v4Input(1, { lifetimeUnits: 0 }), 0);
+  t.equal(none.status, 133, 'no binding: 133 (UMIP)');
+  t.equal(none.code, 'deregistrationWithoutBinding');
+  processHomeBindingUpdate(cache, v4Input(2), 0);
+  const r = processHomeBindingUpdate(cache, v4Input(3, { lifetimeUnits: 0 }), 10);
+  t.equal(r.status, 0);
+  t.equal(r.change, 'deleted');
+  t.equal(r.entry?.homeAddress, HOA);
+  t.equal(r.ack?.lifetimeUnits, 0);
+  t.equal(cache.size, 0);
+  t.test('CoA == HoA (returning home) is a deregistration whatever the lifetime', async (t) => {
+    const c = new BindingCache();
+    processHomeBindingUpdate(c, v6Input(10, '2001:db8:5::20'), 0);
+    const home: HomeRegistrationInput = {
+      bu: bu(11, 150, []),
+      innerSource: HOA,
+      innerDestination: HA,
+      locator: { address: '2001:db8:100::5', port: 4191 },
+      peer: laptop,
+      config: CONFIG,
+    };
+    const r2 = processHomeBindingUpdate(c, home, 5);
+    t.equal(r2.change, 'deleted');
+    t.equal(r2.status, 0);
+    t.equal(c.size, 0);
+  });
+});
+
+t.test('174: unusable care-of addresses', async (t) => {
+  const cases: [string, MobilityOption][] = [
+    ['unspecified', { type: 'alternateCareOfAddress', address: '::' }],
+    ['loopback', { type: 'alternateCareOfAddress', address: '::1' }],
+    ['multicast', { type: 'alternateCareOfAddress', address: 'ff02::1' }],
+    ['link-local', { type: 'alternateCareOfAddress', address: 'fe80::1' }],
+    ['the HA itself', { type: 'alternateCareOfAddress', address: HA }],
+    ['on the home prefix', { type: 'alternateCareOfAddress', address: '2001:db8:100::77' }],
+    ['IPv4 0.0.0.0', { type: 'ipv4CareOfAddress', address: '0.0.0.0' }],
+    ['IPv4 loopback', { type: 'ipv4CareOfAddress', address: '127.0.0.1' }],
+    ['IPv4 multicast', { type: 'ipv4CareOfAddress', address: '224.0.0.1' }],
+    ['IPv4 broadcast', { type: 'ipv4CareOfAddress', address: '255.255.255.255' }],
+  ];
+  for (const [name, opt] of cases) {
+    const input: HomeRegistrationInput = { ...v6Input(1, '2001:db8:5::20'), bu: bu(1, 150, [opt]) };
+    const r = processHomeBindingUpdate(new BindingCache(), input, 0);
+    t.equal(r.status, 174, name);
+  }
+  const priv = processHomeBindingUpdate(
+    new BindingCache(),
+    v4Input(1, { coa: '10.1.2.3', observed: '203.0.113.9' }),
+    0,
+  );
+  t.equal(priv.status, 0, 'a private IPv4 CoA behind NAT is fine');
+});
+
+t.test('130: binding cache full (refresh of an existing binding still works)', async (t) => {
+  const cache = new BindingCache();
+  const any: RegistrationPeer = { name: 'any', allowsHomeAddress: () => true };
+  for (let i = 0; i < 3; i++) {
+    t.equal(
+      processHomeBindingUpdate(
+        cache,
+        v4Input(1, { hoa: `2001:db8:100::${10 + i}`, peer: any, config: { maxBindings: 3 } }),
+        0,
+      ).status,
+      0,
+    );
+  }
+  t.equal(
+    processHomeBindingUpdate(
+      cache,
+      v4Input(1, { hoa: '2001:db8:100::20', peer: any, config: { maxBindings: 3 } }),
+      0,
+    ).status,
+    130,
+  );
+  t.equal(
+    processHomeBindingUpdate(
+      cache,
+      v4Input(2, { hoa: '2001:db8:100::10', peer: any, config: { maxBindings: 3 } }),
+      0,
+    ).status,
+    0,
+  );
+});
+
+t.test('the order of checks: an earlier check wins', async (t) => {
+  const cache = new BindingCache();
+  processHomeBindingUpdate(cache, v4Input(10), 0);
+  // Off-prefix + not allowed -> 132 first.
+  t.equal(processHomeBindingUpdate(cache, v4Input(1, { hoa: '2001:db8:999::5' }), 0).status, 132);
+  // Old sequence + unusable CoA -> 135 before 174.
+  t.equal(processHomeBindingUpdate(cache, v4Input(5, { coa: '127.0.0.1' }), 0).status, 135);
+  // Deregistration with a bad CoA is still a deregistration.
+  t.equal(
+    processHomeBindingUpdate(cache, v4Input(11, { coa: '127.0.0.1', lifetimeUnits: 0 }), 0).change,
+    'deleted',
+  );
+  // Full cache + bad CoA -> 174 before 130.
+  t.equal(
+    processHomeBindingUpdate(
+      cache,
+      v4Input(20, { coa: '224.1.1.1', config: { maxBindings: 0 } }),
+      0,
+    ).status,
+    174,
+  );
+  t.equal(
+    processHomeBindingUpdate(cache, v4Input(21, { config: { maxBindings: 0 } }), 0).status,
+    130,
+  );
+});

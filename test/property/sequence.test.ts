@@ -10,7 +10,7 @@ import {
 
 const seq = fc.integer({ min: 0, max: 0xffff });
 
-t.test('16-bit serial-number laws', async (t) => {
+void t.test('16-bit serial-number laws', async (t) => {
   fc.assert(fc.property(seq, (s) => seqNewer(seqNext(s), s) && !seqNewer(s, seqNext(s))));
   fc.assert(fc.property(seq, (s) => !seqNewer(s, s)));
   fc.assert(
@@ -40,7 +40,7 @@ t.test('16-bit serial-number laws', async (t) => {
   t.pass('laws hold');
 });
 
-t.test('lifetime unit conversion laws', async (t) => {
+void t.test('lifetime unit conversion laws', async (t) => {
   const units = fc.integer({ min: 0, max: 0xffff });
   fc.assert(fc.property(units, (u) => secondsToLifetimeUnits(lifetimeUnitsToSeconds(u)) === u));
   fc.assert(

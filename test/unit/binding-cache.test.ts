@@ -45,7 +45,7 @@ function fields(
   };
 }
 
-t.test('keyOf reads 16 bytes at an offset without formatting', async (t) => {
+void t.test('keyOf reads 16 bytes at an offset without formatting', async (t) => {
   const packet = new Uint8Array(40);
   packet.set(parseIpv6('2001:db8:100::5'), 24); // IPv6 destination field
   const k = keyOf(packet, 24);
@@ -54,7 +54,7 @@ t.test('keyOf reads 16 bytes at an offset without formatting', async (t) => {
   t.not(k, keyOfText('2001:db8:100::6'));
 });
 
-t.test('set / get / getByKey / delete', async (t) => {
+void t.test('set / get / getByKey / delete', async (t) => {
   const c = new BindingCache();
   const e = c.set(fields('2001:db8:100::5', 60, 0), 0);
   t.equal(c.size, 1);
@@ -76,7 +76,7 @@ t.test('set / get / getByKey / delete', async (t) => {
   t.equal(c.delete('2001:db8:100::5', 30), undefined);
 });
 
-t.test('expiry: poll removes and reports exactly at expiresAt', async (t) => {
+void t.test('expiry: poll removes and reports exactly at expiresAt', async (t) => {
   const c = new BindingCache();
   c.set(fields('2001:db8:100::5', 100, 0), 0);
   t.equal(c.nextDeadline(), 90_000, 'first deadline is the BRR check at 90%');
@@ -91,7 +91,7 @@ t.test('expiry: poll removes and reports exactly at expiresAt', async (t) => {
   t.equal(c.nextDeadline(), Infinity);
 });
 
-t.test('BRR once per lifetime for an entry used in the last 60 s', async (t) => {
+void t.test('BRR once per lifetime for an entry used in the last 60 s', async (t) => {
   const c = new BindingCache();
   const e = c.set(fields('2001:db8:100::5', 200, 0), 0);
   c.recordIn(e, 80, 150_000);
@@ -108,7 +108,7 @@ t.test('BRR once per lifetime for an entry used in the last 60 s', async (t) => 
     c.poll(370_000).map((x) => x.kind),
     ['refreshRequest'],
   );
-  t.test('used more than 60 s ago: no BRR', async (t) => {
+  void t.test('used more than 60 s ago: no BRR', async (t) => {
     const c2 = new BindingCache();
     const e2 = c2.set(fields('2001:db8:100::6', 200, 0), 0);
     c2.recordIn(e2, 80, 119_999);
@@ -116,7 +116,7 @@ t.test('BRR once per lifetime for an entry used in the last 60 s', async (t) => 
   });
 });
 
-t.test('many entries: deadlines come out in order (heap against a naive model)', async (t) => {
+void t.test('many entries: deadlines come out in order (heap against a naive model)', async (t) => {
   const c = new BindingCache();
   let x = 12345;
   const rnd = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;

@@ -94,7 +94,7 @@ function v6Input(sequence: number, coa: string, lifetimeUnits = 150): HomeRegist
   };
 }
 
-t.test('accepts an IPv4 registration (RFC 5555) and says where to send the BA', async (t) => {
+void t.test('accepts an IPv4 registration (RFC 5555) and says where to send the BA', async (t) => {
   const cache = new BindingCache();
   const r = processHomeBindingUpdate(cache, v4Input(100), 1000);
   t.equal(r.action, 'ack');
@@ -120,7 +120,7 @@ t.test('accepts an IPv4 registration (RFC 5555) and says where to send the BA', 
   t.equal(e?.natDetected, false);
 });
 
-t.test('accepts an IPv6 registration (HAO + Alternate CoA) and follows a move', async (t) => {
+void t.test('accepts an IPv6 registration (HAO + Alternate CoA) and follows a move', async (t) => {
   const cache = new BindingCache();
   const r1 = processHomeBindingUpdate(cache, v6Input(7, '2001:db8:5::20'), 0);
   t.equal(r1.change, 'created');
@@ -133,7 +133,7 @@ t.test('accepts an IPv6 registration (HAO + Alternate CoA) and follows a move', 
   t.equal(cache.size, 1);
 });
 
-t.test('lifetime is capped at the configured max; refresh advice when shorter', async (t) => {
+void t.test('lifetime is capped at the configured max; refresh advice when shorter', async (t) => {
   const cache = new BindingCache();
   const r = processHomeBindingUpdate(
     cache,
@@ -154,44 +154,47 @@ t.test('lifetime is capped at the configured max; refresh advice when shorter', 
   t.same(r2.ack?.options, [], 'advice not shorter than the lifetime: omitted');
 });
 
-t.test('NAT detection (RFC 5555): IPv4 CoA option differs from the observed address', async (t) => {
-  const cache = new BindingCache();
-  const r = processHomeBindingUpdate(
-    cache,
-    v4Input(1, { coa: '192.0.2.10', observed: '203.0.113.9', port: 40000 }),
-    0,
-  );
-  t.equal(r.status, 0);
-  t.same(r.ack?.options, [
-    { type: 'natDetection', udpEncapsulationRequired: false, refreshTime: 25 },
-  ]);
-  const e = cache.get(HOA);
-  t.equal(e?.natDetected, true);
-  t.equal(e?.careOfAddress, '::ffff:192.0.2.10', 'CoA field keeps what the MN sent');
-  t.same(
-    e?.locator,
-    { address: '203.0.113.9', port: 40000 },
-    'tunnel endpoint is the observed address and port',
-  );
-  t.equal(e?.refreshTime, 25);
-  t.same(r.reply?.locator, { address: '203.0.113.9', port: 40000 });
-  t.test('forceUdp sets F even without NAT', async (t) => {
-    const c = new BindingCache();
-    const r2 = processHomeBindingUpdate(c, v4Input(1, { config: { forceUdp: true } }), 0);
-    t.same(r2.ack?.options, [
-      { type: 'natDetection', udpEncapsulationRequired: true, refreshTime: 25 },
+void t.test(
+  'NAT detection (RFC 5555): IPv4 CoA option differs from the observed address',
+  async (t) => {
+    const cache = new BindingCache();
+    const r = processHomeBindingUpdate(
+      cache,
+      v4Input(1, { coa: '192.0.2.10', observed: '203.0.113.9', port: 40000 }),
+      0,
+    );
+    t.equal(r.status, 0);
+    t.same(r.ack?.options, [
+      { type: 'natDetection', udpEncapsulationRequired: false, refreshTime: 25 },
     ]);
-    t.equal(c.get(HOA)?.natDetected, false);
-    t.equal(c.get(HOA)?.udpEncapsulationRequired, true);
-  });
-  t.test('no option when not NATed; IPv6 never', async (t) => {
-    const c = new BindingCache();
-    t.same(processHomeBindingUpdate(c, v4Input(1), 0).ack?.options, []);
-    t.same(processHomeBindingUpdate(c, v6Input(2, '2001:db8:5::20'), 0).ack?.options, []);
-  });
-});
+    const e = cache.get(HOA);
+    t.equal(e?.natDetected, true);
+    t.equal(e?.careOfAddress, '::ffff:192.0.2.10', 'CoA field keeps what the MN sent');
+    t.same(
+      e?.locator,
+      { address: '203.0.113.9', port: 40000 },
+      'tunnel endpoint is the observed address and port',
+    );
+    t.equal(e?.refreshTime, 25);
+    t.same(r.reply?.locator, { address: '203.0.113.9', port: 40000 });
+    void t.test('forceUdp sets F even without NAT', async (t) => {
+      const c = new BindingCache();
+      const r2 = processHomeBindingUpdate(c, v4Input(1, { config: { forceUdp: true } }), 0);
+      t.same(r2.ack?.options, [
+        { type: 'natDetection', udpEncapsulationRequired: true, refreshTime: 25 },
+      ]);
+      t.equal(c.get(HOA)?.natDetected, false);
+      t.equal(c.get(HOA)?.udpEncapsulationRequired, true);
+    });
+    void t.test('no option when not NATed; IPv6 never', async (t) => {
+      const c = new BindingCache();
+      t.same(processHomeBindingUpdate(c, v4Input(1), 0).ack?.options, []);
+      t.same(processHomeBindingUpdate(c, v6Input(2, '2001:db8:5::20'), 0).ack?.options, []);
+    });
+  },
+);
 
-t.test('drops: H clear, RR options in a home registration', async (t) => {
+void t.test('drops: H clear, RR options in a home registration', async (t) => {
   const cache = new BindingCache();
   const h0 = processHomeBindingUpdate(cache, v4Input(1, { flags: { H: false } }), 0);
   t.equal(h0.action, 'drop');
@@ -218,7 +221,7 @@ t.test('drops: H clear, RR options in a home registration', async (t) => {
   t.equal(junk.code, 'badAddress');
 });
 
-t.test('132: home address not on the home prefix', async (t) => {
+void t.test('132: home address not on the home prefix', async (t) => {
   const r = processHomeBindingUpdate(
     new BindingCache(),
     v4Input(1, { hoa: '2001:db8:999::5', peer: { name: 'x', allowsHomeAddress: () => true } }),
@@ -229,7 +232,7 @@ t.test('132: home address not on the home prefix', async (t) => {
   t.equal(r.ack?.lifetimeUnits, 0);
 });
 
-t.test('129: member not allowed to register (policy)', async (t) => {
+void t.test('129: member not allowed to register (policy)', async (t) => {
   const r = processHomeBindingUpdate(
     new BindingCache(),
     v4Input(1, { peer: { ...laptop, allowsHomeRegistration: false } }),
@@ -238,7 +241,7 @@ t.test('129: member not allowed to register (policy)', async (t) => {
   t.equal(r.status, 129);
 });
 
-t.test("133: a BU for another member's home address is rejected", async (t) => {
+void t.test("133: a BU for another member's home address is rejected", async (t) => {
   const cache = new BindingCache();
   processHomeBindingUpdate(
     cache,
@@ -260,27 +263,27 @@ t.test("133: a BU for another member's home address is rejected", async (t) => {
   t.equal(cache.get(OTHER_HOA)?.sequence, 500);
 });
 
-t.test('139: existing binding of another registration type', async (t) => {
+void t.test('139: existing binding of another registration type', async (t) => {
   const cache = new BindingCache();
   processHomeBindingUpdate(cache, v4Input(1), 0);
   const e = cache.get(HOA)!;
   cache.set({ ...e, homeRegistration: false, flags: { ...e.flags, H: false } }, 0);
   const r = processHomeBindingUpdate(cache, v4Input(2), 1);
   t.equal(r.status, 139);
-  t.test('checked before the sequence window', async (t) => {
+  void t.test('checked before the sequence window', async (t) => {
     const r2 = processHomeBindingUpdate(cache, v4Input(1), 1);
     t.equal(r2.status, 139);
   });
 });
 
-t.test('140: mobile router registration is not offered', async (t) => {
+void t.test('140: mobile router registration is not offered', async (t) => {
   t.equal(
     processHomeBindingUpdate(new BindingCache(), v4Input(1, { flags: { R: true } }), 0).status,
     140,
   );
 });
 
-t.test(
+void t.test(
   '135: sequence out of window carries the last accepted sequence; a replay is rejected',
   async (t) => {
     const cache = new BindingCache();
@@ -299,7 +302,7 @@ t.test(
     const wrapped = processHomeBindingUpdate(cache, v4Input(0), 200);
     t.equal(wrapped.status, 0, '0 is newer than 65535');
     t.equal(cache.get(HOA)?.sequence, 0);
-    t.test('a replay after deregistration does not resurrect the binding', async (t) => {
+    void t.test('a replay after deregistration does not resurrect the binding', async (t) => {
       t.equal(
         processHomeBindingUpdate(cache, v4Input(1, { lifetimeUnits: 0 }), 300).change,
         'deleted',
@@ -312,7 +315,7 @@ t.test(
   },
 );
 
-t.test('deregistration', async (t) => {
+void t.test('deregistration', async (t) => {
   const cache = new BindingCache();
   const none = processHomeBindingUpdate(cache, v4Input(1, { lifetimeUnits: 0 }), 0);
   t.equal(none.status, 133, 'no binding: 133 (UMIP)');
@@ -324,25 +327,28 @@ t.test('deregistration', async (t) => {
   t.equal(r.entry?.homeAddress, HOA);
   t.equal(r.ack?.lifetimeUnits, 0);
   t.equal(cache.size, 0);
-  t.test('CoA == HoA (returning home) is a deregistration whatever the lifetime', async (t) => {
-    const c = new BindingCache();
-    processHomeBindingUpdate(c, v6Input(10, '2001:db8:5::20'), 0);
-    const home: HomeRegistrationInput = {
-      bu: bu(11, 150, []),
-      innerSource: HOA,
-      innerDestination: HA,
-      locator: { address: '2001:db8:100::5', port: 4191 },
-      peer: laptop,
-      config: CONFIG,
-    };
-    const r2 = processHomeBindingUpdate(c, home, 5);
-    t.equal(r2.change, 'deleted');
-    t.equal(r2.status, 0);
-    t.equal(c.size, 0);
-  });
+  void t.test(
+    'CoA == HoA (returning home) is a deregistration whatever the lifetime',
+    async (t) => {
+      const c = new BindingCache();
+      processHomeBindingUpdate(c, v6Input(10, '2001:db8:5::20'), 0);
+      const home: HomeRegistrationInput = {
+        bu: bu(11, 150, []),
+        innerSource: HOA,
+        innerDestination: HA,
+        locator: { address: '2001:db8:100::5', port: 4191 },
+        peer: laptop,
+        config: CONFIG,
+      };
+      const r2 = processHomeBindingUpdate(c, home, 5);
+      t.equal(r2.change, 'deleted');
+      t.equal(r2.status, 0);
+      t.equal(c.size, 0);
+    },
+  );
 });
 
-t.test('174: unusable care-of addresses', async (t) => {
+void t.test('174: unusable care-of addresses', async (t) => {
   const cases: [string, MobilityOption][] = [
     ['unspecified', { type: 'alternateCareOfAddress', address: '::' }],
     ['loopback', { type: 'alternateCareOfAddress', address: '::1' }],
@@ -368,7 +374,7 @@ t.test('174: unusable care-of addresses', async (t) => {
   t.equal(priv.status, 0, 'a private IPv4 CoA behind NAT is fine');
 });
 
-t.test('130: binding cache full (refresh of an existing binding still works)', async (t) => {
+void t.test('130: binding cache full (refresh of an existing binding still works)', async (t) => {
   const cache = new BindingCache();
   const any: RegistrationPeer = { name: 'any', allowsHomeAddress: () => true };
   for (let i = 0; i < 3; i++) {
@@ -399,7 +405,7 @@ t.test('130: binding cache full (refresh of an existing binding still works)', a
   );
 });
 
-t.test('the order of checks: an earlier check wins', async (t) => {
+void t.test('the order of checks: an earlier check wins', async (t) => {
   const cache = new BindingCache();
   processHomeBindingUpdate(cache, v4Input(10), 0);
   // Off-prefix + not allowed -> 132 first.

@@ -19,7 +19,7 @@ import {
 } from '../../src/protocol/constants.js';
 import { BA_STATUS } from '../../src/wire/types.js';
 
-t.test('seqNewer: the 1..32767 window (RFC 6275 §9.5.1)', async (t) => {
+void t.test('seqNewer: the 1..32767 window (RFC 6275 §9.5.1)', async (t) => {
   t.equal(seqNewer(1, 0), true);
   t.equal(seqNewer(0, 0), false, 'equal is old');
   t.equal(seqNewer(32767, 0), true, 'last value of the window');
@@ -35,7 +35,7 @@ t.test('seqNewer: the 1..32767 window (RFC 6275 §9.5.1)', async (t) => {
   t.throws(() => seqNewer(1.5, 0), RangeError);
 });
 
-t.test('seqNext / seqAdd / seqDistance wrap', async (t) => {
+void t.test('seqNext / seqAdd / seqDistance wrap', async (t) => {
   t.equal(seqNext(65535), 0);
   t.equal(seqNext(7), 8);
   t.equal(seqAdd(0, -1), 65535);
@@ -44,7 +44,7 @@ t.test('seqNext / seqAdd / seqDistance wrap', async (t) => {
   t.equal(seqDistance(65535, 0), 65535);
 });
 
-t.test('lifetime units are 4 s (RFC 6275 §6.1.7)', async (t) => {
+void t.test('lifetime units are 4 s (RFC 6275 §6.1.7)', async (t) => {
   t.equal(secondsToLifetimeUnits(0), 0);
   t.equal(secondsToLifetimeUnits(-3), 0);
   t.equal(secondsToLifetimeUnits(3), 1, 'a positive lifetime never becomes a deregistration');
@@ -57,7 +57,7 @@ t.test('lifetime units are 4 s (RFC 6275 §6.1.7)', async (t) => {
   t.throws(() => lifetimeUnitsToSeconds(0x10000), RangeError);
 });
 
-t.test('constants match RFC 6275 §12/§13 and RFC 5555', async (t) => {
+void t.test('constants match RFC 6275 §12/§13 and RFC 5555', async (t) => {
   t.equal(INITIAL_BINDACK_TIMEOUT_MS, 1000);
   t.equal(INITIAL_BINDACK_TIMEOUT_FIRST_REG_MS, 1500);
   t.equal(MAX_BINDACK_TIMEOUT_MS, 32000);
@@ -66,7 +66,7 @@ t.test('constants match RFC 6275 §12/§13 and RFC 5555', async (t) => {
   t.equal(NATKATIMEOUT_S, 110);
 });
 
-t.test('baStatusName names every status of the digest table', async (t) => {
+void t.test('baStatusName names every status of the digest table', async (t) => {
   const codes = [0, 1, 2, 3, 4, 5, 6, ...Array.from({ length: 176 - 128 + 1 }, (_, i) => 128 + i)];
   for (const c of codes) t.notMatch(baStatusName(c), /^unknown/, `status ${c} has a name`);
   t.equal(baStatusName(BA_STATUS.SEQUENCE_OUT_OF_WINDOW), 'Sequence number out of window');

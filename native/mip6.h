@@ -1,0 +1,96 @@
+/*
+ * mip6 native data path: shared declarations.
+ *
+ * The addon only moves bytes and runs the cipher over batches; every decision stays in
+ * TypeScript (DESIGN.md §6, "fast path / slow path"). Three parts, one file each:
+ *   tun_<platform>.c  the TUN device (Linux now; a macOS utun file later, same JS surface)
+ *   udp.c             IPv4/IPv6 UDP sockets with recvmmsg/sendmmsg batches and pktinfo
+ *   aead.c            ChaCha20-Poly1305 (IETF) seal/open over a batch, in place
+ *
+ * Receive design shared by TUN and UDP: JS allocates a slab (one ArrayBuffer cut into
+ * fixed slots) and Uint32Array offsets/lengths; on each readiness event the addon drains
+ * up to maxBatch packets into the slots, fills offsets/lengths and makes ONE call into JS
+ * with the count. The slab is reused by the next batch, so JS consumes (or copies) the
+ * packets before the callback returns.
+ */
+#ifndef MIP6_H
+#define MIP6_H
+
+#include <node_api.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* Throws a JS Error with .code (errno name, e.g. "EPERM"), .errno and .syscall. */
+void mip6_throw_errno(napi_env env, int err, const char *syscall, const char *detail);
+/* Throws a TypeError / RangeError with a fixed code. */
+void mip6_throw_type(napi_env env, const char *msg);
+void mip6_throw_range(napi_env env, const char *msg);
+
+/* Argument helpers: return 0 on success, or throw and return -1. */
+int mip6_arg_u32(napi_env env, napi_value v, const char *what, uint32_t *out);
+int mip6_arg_bool(napi_env env, napi_value v, const char *what, int *out);
+/* Typed array of the expected element type; ptr/len in elements; optional strong ref. */
+int mip6_arg_typed(napi_env env, napi_value v, napi_typedarray_type type, const char *what,
+                   void **ptr, size_t *len, napi_ref *ref);
+/* Unwraps a handle created by mip6_make_handle; throws if it is not ours. */
+int mip6_arg_handle(napi_env env, napi_value v, const char *kind, void **out);
+
+/*
+ * A polled fd whose readiness drains a batch into a JS slab and calls JS once. Owned by
+ * an external JS value (finalizer) and by the libuv handle (close callback); freed when
+ * both have let go.
+ */
+typedef struct mip6_poller mip6_poller;
+typedef uint32_t (*mip6_drain_fn)(mip6_poller *p);   /* returns packets read into the slab */
+typedef void (*mip6_error_fn)(mip6_poller *p);       /* poll reported an error */
+typedef void (*mip6_free_fn)(mip6_poller *p);        /* release kind-specific memory */
+
+struct mip6_poller {
+  const char *kind;       /* "tun" or "udp": checked when a handle comes back from JS */
+  napi_env env;
+  uv_poll_t poll;
+  int fd;
+  int poll_inited;
+  int reading;            /* JS wants packets (not paused) */
+  int polling;            /* uv_poll_start is in effect */
+  int closed;             /* fd closed, refs dropped */
+  int handle_closed;      /* uv close callback ran (or the handle was never initialized) */
+  int finalized;          /* the JS external was collected */
+  napi_ref cb_ref;
+  napi_ref refs[8];       /* typed arrays kept alive while we hold their pointers */
+  int nrefs;
+  napi_async_context actx;
+  uint8_t *slab;
+  size_t slab_len;
+  uint32_t *offsets;
+  uint32_t *lengths;
+  double *counters;
+  size_t ncounters;
+  uint32_t max_batch;
+  uint32_t slot_size;
+  uint32_t headroom;
+  uint32_t tailroom;
+  mip6_drain_fn drain;
+  mip6_error_fn on_error;
+  mip6_free_fn free_kind;
+  void *kind_data;
+};
+
+/* Initializes the poller around fd (takes ownership) and returns the JS handle. */
+napi_value mip6_poller_attach(napi_env env, mip6_poller *p, napi_value callback);
+/* Starts/stops delivering batches (pause/resume for backpressure). */
+void mip6_poller_set_reading(mip6_poller *p, int on);
+/* Idempotent close: stops polling, closes the fd, drops references. */
+void mip6_poller_close(mip6_poller *p);
+/* Keeps a typed array alive for the life of the poller. */
+int mip6_poller_keep(mip6_poller *p, napi_ref ref);
+
+/* Module parts. */
+void mip6_tun_init(napi_env env, napi_value exports);
+void mip6_udp_init(napi_env env, napi_value exports);
+void mip6_aead_init(napi_env env, napi_value exports);
+
+int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
+
+#endif

@@ -1,0 +1,460 @@
+/*
+ * UDP sockets owned by the addon, one per address family, with batched system calls.
+ *
+ * Receive: recvmmsg drains up to maxBatch datagrams into the JS slab; for each one the
+ * remote address/port and the local address it arrived on (IP_PKTINFO / IPV6_RECVPKTINFO)
+ * go into per-slot arrays, then one callback per batch. Truncated datagrams are dropped
+ * and counted.
+ * Send: sendmmsg in chunks; each message may carry a chosen source address
+ * (IP_PKTINFO / IPV6_PKTINFO cmsg) so a multi-homed host answers from the address the
+ * peer used. EAGAIN drops the rest of the batch (counted); a per-message error skips that
+ * message (counted) and continues.
+ * Errors: IP_RECVERR / IPV6_RECVERR queue ICMP errors; the fd then polls POLLERR, which makes
+ * libuv stop the poll handle for good. The poller's error hook reads and clears SO_ERROR,
+ * drains the error queue (counted as icmpErrors) and polling restarts, so receiving goes on.
+ *
+ * Address slots are 16 bytes; an IPv4 socket uses the first 4 bytes of each slot.
+ *
+ *   udpOpen(family, bindAddr16, port, slab, offsets, lengths, remoteAddrs, remotePorts,
+ *           localAddrs, counters, maxBatch, slotSize, headroom, rcvBuf, sndBuf, cb)
+ *       -> [handle, boundPort]
+ *   udpSetReading(handle, on)
+ *   udpSend(handle, buf, offsets, lengths, count, dstAddrs, dstPorts, srcAddrs|null) -> sent
+ *   udpClose(handle)
+ */
+#define _GNU_SOURCE
+#include "mip6.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define UDP_KIND "udp"
+#define ADDR_SLOT 16
+#define SEND_CHUNK 64
+#define CTRL_LEN 64
+#define ERRQUEUE_MAX 64
+
+/* Float64Array counters, in this order (src/io/udp.ts reads the same layout). */
+enum { C_RX_DATAGRAMS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_DROPS,
+       C_TX_ERRORS, C_POLL_ERRORS, C_ICMP_ERRORS, C_RX_TRUNCATED, C_COUNT };
+
+typedef struct {
+  int family;
+  uint8_t *raddr;
+  uint16_t *rport;
+  uint8_t *laddr;
+  struct mmsghdr *rx;
+  struct iovec *rx_iov;
+  struct sockaddr_storage *rx_name;
+  uint8_t (*rx_ctrl)[CTRL_LEN];
+  struct mmsghdr tx[SEND_CHUNK];
+  struct iovec tx_iov[SEND_CHUNK];
+  struct sockaddr_in6 tx_name[SEND_CHUNK]; /* large enough for sockaddr_in too */
+  uint8_t tx_ctrl[SEND_CHUNK][CTRL_LEN];
+} udp_data;
+
+static void udp_free(mip6_poller *p) {
+  udp_data *u = p->kind_data;
+  if (!u) return;
+  free(u->rx);
+  free(u->rx_iov);
+  free(u->rx_name);
+  free(u->rx_ctrl);
+  free(u);
+  p->kind_data = NULL;
+}
+
+static void udp_on_error(mip6_poller *p) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  p->counters[C_POLL_ERRORS] += 1;
+  getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len); /* reading clears it */
+  for (int i = 0; i < ERRQUEUE_MAX; i++) {
+    uint8_t data[64], ctrl[256];
+    struct sockaddr_storage from;
+    struct iovec iov = {data, sizeof data};
+    struct msghdr m = {0};
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = sizeof ctrl;
+    if (recvmsg(p->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+    p->counters[C_ICMP_ERRORS] += 1;
+  }
+}
+
+static void read_pktinfo(udp_data *u, struct msghdr *m, uint8_t *out) {
+  memset(out, 0, ADDR_SLOT);
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (u->family == 4 && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      memcpy(out, &pi.ipi_addr, 4);
+    } else if (u->family == 6 && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      memcpy(out, &pi.ipi6_addr, 16);
+    }
+  }
+}
+
+static uint32_t udp_drain(mip6_poller *p) {
+  udp_data *u = p->kind_data;
+  uint32_t room = p->slot_size - p->headroom;
+  for (uint32_t i = 0; i < p->max_batch; i++) {
+    u->rx_iov[i].iov_base = p->slab + (size_t)i * p->slot_size + p->headroom;
+    u->rx_iov[i].iov_len = room;
+    struct msghdr *m = &u->rx[i].msg_hdr;
+    m->msg_name = &u->rx_name[i];
+    m->msg_namelen = sizeof u->rx_name[i];
+    m->msg_iov = &u->rx_iov[i];
+    m->msg_iovlen = 1;
+    m->msg_control = u->rx_ctrl[i];
+    m->msg_controllen = CTRL_LEN;
+    m->msg_flags = 0;
+  }
+  int r = -1;
+  for (int tries = 0; tries < 4; tries++) {
+    r = recvmmsg(p->fd, u->rx, p->max_batch, MSG_DONTWAIT, NULL);
+    if (r >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return 0;
+    /* A pending ICMP error is reported (and cleared) by the next receive: count, retry. */
+    if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH || errno == EMSGSIZE) {
+      p->counters[C_ICMP_ERRORS] += 1;
+      continue;
+    }
+    p->counters[C_RX_ERRORS] += 1;
+    return 0;
+  }
+  if (r <= 0) return 0;
+  uint32_t k = 0;
+  for (int i = 0; i < r; i++) {
+    struct msghdr *m = &u->rx[i].msg_hdr;
+    if (m->msg_flags & MSG_TRUNC) {
+      p->counters[C_RX_TRUNCATED] += 1;
+      continue;
+    }
+    p->offsets[k] = (uint32_t)(i * p->slot_size + p->headroom);
+    p->lengths[k] = u->rx[i].msg_len;
+    p->counters[C_RX_BYTES] += u->rx[i].msg_len;
+    uint8_t *ra = u->raddr + (size_t)k * ADDR_SLOT;
+    memset(ra, 0, ADDR_SLOT);
+    if (u->family == 4) {
+      struct sockaddr_in *sin = (struct sockaddr_in *)&u->rx_name[i];
+      memcpy(ra, &sin->sin_addr, 4);
+      u->rport[k] = ntohs(sin->sin_port);
+    } else {
+      struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&u->rx_name[i];
+      memcpy(ra, &sin6->sin6_addr, 16);
+      u->rport[k] = ntohs(sin6->sin6_port);
+    }
+    read_pktinfo(u, m, u->laddr + (size_t)k * ADDR_SLOT);
+    k++;
+  }
+  if (k) {
+    p->counters[C_RX_DATAGRAMS] += k;
+    p->counters[C_RX_BATCHES] += 1;
+  }
+  return k;
+}
+
+static int setopt_int(int fd, int level, int name, int value) {
+  return setsockopt(fd, level, name, &value, sizeof value);
+}
+
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value argv[16], result, h, port_v;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 16) {
+    mip6_throw_type(env, "udpOpen needs 16 arguments");
+    return NULL;
+  }
+  uint32_t family, port, max_batch, slot, headroom, rcvbuf, sndbuf;
+  void *bind_addr, *slab, *offsets, *lengths, *raddr, *rport, *laddr, *counters;
+  size_t bind_len, slab_len, off_len, len_len, raddr_len, rport_len, laddr_len, cnt_len;
+  if (mip6_arg_u32(env, argv[0], "family", &family) || mip6_arg_u32(env, argv[2], "port", &port) ||
+      mip6_arg_u32(env, argv[10], "maxBatch", &max_batch) || mip6_arg_u32(env, argv[11], "slotSize", &slot) ||
+      mip6_arg_u32(env, argv[12], "headroom", &headroom) || mip6_arg_u32(env, argv[13], "rcvBuf", &rcvbuf) ||
+      mip6_arg_u32(env, argv[14], "sndBuf", &sndbuf) ||
+      mip6_arg_typed(env, argv[1], napi_uint8_array, "bindAddr", &bind_addr, &bind_len, NULL) ||
+      mip6_arg_typed(env, argv[3], napi_uint8_array, "slab", &slab, &slab_len, NULL) ||
+      mip6_arg_typed(env, argv[4], napi_uint32_array, "offsets", &offsets, &off_len, NULL) ||
+      mip6_arg_typed(env, argv[5], napi_uint32_array, "lengths", &lengths, &len_len, NULL) ||
+      mip6_arg_typed(env, argv[6], napi_uint8_array, "remoteAddrs", &raddr, &raddr_len, NULL) ||
+      mip6_arg_typed(env, argv[7], napi_uint16_array, "remotePorts", &rport, &rport_len, NULL) ||
+      mip6_arg_typed(env, argv[8], napi_uint8_array, "localAddrs", &laddr, &laddr_len, NULL) ||
+      mip6_arg_typed(env, argv[9], napi_float64_array, "counters", &counters, &cnt_len, NULL))
+    return NULL;
+  napi_valuetype cbt;
+  napi_typeof(env, argv[15], &cbt);
+  if (cbt != napi_function) {
+    mip6_throw_type(env, "callback must be a function");
+    return NULL;
+  }
+  if ((family != 4 && family != 6) || port > 65535 || bind_len < ADDR_SLOT) {
+    mip6_throw_range(env, "family must be 4 or 6, port < 65536, bindAddr 16 bytes");
+    return NULL;
+  }
+  if (max_batch == 0 || max_batch > 1024 || headroom + 64 > slot || (uint64_t)max_batch * slot > slab_len ||
+      off_len < max_batch || len_len < max_batch || rport_len < max_batch ||
+      raddr_len < (size_t)max_batch * ADDR_SLOT || laddr_len < (size_t)max_batch * ADDR_SLOT || cnt_len < C_COUNT) {
+    mip6_throw_range(env, "receive arrays too small for maxBatch x slotSize (maxBatch <= 1024)");
+    return NULL;
+  }
+
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    mip6_throw_errno(env, errno, "socket", family == 4 ? "AF_INET" : "AF_INET6");
+    return NULL;
+  }
+  int bad = 0;
+  const char *what = NULL;
+  if (family == 4) {
+    if (setopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1)) bad = errno, what = "setsockopt(IP_PKTINFO)";
+    else if (setopt_int(fd, IPPROTO_IP, IP_RECVERR, 1)) bad = errno, what = "setsockopt(IP_RECVERR)";
+  } else {
+    if (setopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) bad = errno, what = "setsockopt(IPV6_V6ONLY)";
+    else if (setopt_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) bad = errno, what = "setsockopt(IPV6_RECVPKTINFO)";
+    else if (setopt_int(fd, IPPROTO_IPV6, IPV6_RECVERR, 1)) bad = errno, what = "setsockopt(IPV6_RECVERR)";
+  }
+  /* Buffer sizes are best effort: the privileged FORCE variant first, then the capped one. */
+  if (!bad && rcvbuf && setopt_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, (int)rcvbuf))
+    setopt_int(fd, SOL_SOCKET, SO_RCVBUF, (int)rcvbuf);
+  if (!bad && sndbuf && setopt_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, (int)sndbuf))
+    setopt_int(fd, SOL_SOCKET, SO_SNDBUF, (int)sndbuf);
+  if (!bad) {
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    if (family == 4) {
+      struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons((uint16_t)port);
+      memcpy(&sin->sin_addr, bind_addr, 4);
+      sl = sizeof *sin;
+    } else {
+      struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons((uint16_t)port);
+      memcpy(&sin6->sin6_addr, bind_addr, 16);
+      sl = sizeof *sin6;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl)) bad = errno, what = "bind";
+    else {
+      sl = sizeof ss;
+      if (getsockname(fd, (struct sockaddr *)&ss, &sl)) bad = errno, what = "getsockname";
+      else port = ntohs(family == 4 ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+  }
+  if (bad) {
+    close(fd);
+    mip6_throw_errno(env, bad, what, NULL);
+    return NULL;
+  }
+
+  mip6_poller *p = calloc(1, sizeof *p);
+  udp_data *u = calloc(1, sizeof *u);
+  if (p) p->kind_data = u;
+  if (u) {
+    u->rx = calloc(max_batch, sizeof *u->rx);
+    u->rx_iov = calloc(max_batch, sizeof *u->rx_iov);
+    u->rx_name = calloc(max_batch, sizeof *u->rx_name);
+    u->rx_ctrl = calloc(max_batch, sizeof *u->rx_ctrl);
+  }
+  if (!p || !u || !u->rx || !u->rx_iov || !u->rx_name || !u->rx_ctrl) {
+    if (p) udp_free(p);
+    else free(u);
+    free(p);
+    close(fd);
+    mip6_throw_errno(env, ENOMEM, "calloc", NULL);
+    return NULL;
+  }
+  u->family = (int)family;
+  u->raddr = raddr;
+  u->rport = rport;
+  u->laddr = laddr;
+  p->kind = UDP_KIND;
+  p->fd = fd;
+  p->slab = slab;
+  p->slab_len = slab_len;
+  p->offsets = offsets;
+  p->lengths = lengths;
+  p->counters = counters;
+  p->ncounters = cnt_len;
+  p->max_batch = max_batch;
+  p->slot_size = slot;
+  p->headroom = headroom;
+  p->drain = udp_drain;
+  p->on_error = udp_on_error;
+  p->free_kind = udp_free;
+  /* refs[0..2] = slab, offsets, lengths (passed back to the callback), then the rest. */
+  int keep[] = {3, 4, 5, 6, 7, 8, 9};
+  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+    napi_ref r;
+    napi_create_reference(env, argv[keep[i]], 1, &r);
+    mip6_poller_keep(p, r);
+  }
+  h = mip6_poller_attach(env, p, argv[15]);
+  if (!h) return NULL;
+  napi_create_uint32(env, port, &port_v);
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, h);
+  napi_set_element(env, result, 1, port_v);
+  return result;
+}
+
+static napi_value udp_set_reading(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *h;
+  int on;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || mip6_arg_handle(env, argv[0], UDP_KIND, &h) || mip6_arg_bool(env, argv[1], "on", &on)) return NULL;
+  mip6_poller_set_reading(h, on);
+  return NULL;
+}
+
+static int is_zero(const uint8_t *a, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (a[i]) return 0;
+  return 1;
+}
+
+static napi_value udp_send(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8], out;
+  void *h, *buf, *offsets, *lengths, *daddr, *dport, *saddr = NULL;
+  size_t buf_len, off_len, len_len, daddr_len, dport_len, saddr_len = 0;
+  uint32_t count;
+  napi_valuetype st;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 8 || mip6_arg_handle(env, argv[0], UDP_KIND, &h) ||
+      mip6_arg_typed(env, argv[1], napi_uint8_array, "buf", &buf, &buf_len, NULL) ||
+      mip6_arg_typed(env, argv[2], napi_uint32_array, "offsets", &offsets, &off_len, NULL) ||
+      mip6_arg_typed(env, argv[3], napi_uint32_array, "lengths", &lengths, &len_len, NULL) ||
+      mip6_arg_u32(env, argv[4], "count", &count) ||
+      mip6_arg_typed(env, argv[5], napi_uint8_array, "dstAddrs", &daddr, &daddr_len, NULL) ||
+      mip6_arg_typed(env, argv[6], napi_uint16_array, "dstPorts", &dport, &dport_len, NULL))
+    return NULL;
+  napi_typeof(env, argv[7], &st);
+  if (st != napi_null && st != napi_undefined &&
+      mip6_arg_typed(env, argv[7], napi_uint8_array, "srcAddrs", &saddr, &saddr_len, NULL))
+    return NULL;
+  mip6_poller *p = h;
+  if (count > off_len || count > len_len || count > dport_len || (size_t)count * ADDR_SLOT > daddr_len ||
+      (saddr && (size_t)count * ADDR_SLOT > saddr_len)) {
+    mip6_throw_range(env, "count exceeds offsets/lengths/dstAddrs/dstPorts/srcAddrs");
+    return NULL;
+  }
+  const uint32_t *o = offsets, *l = lengths;
+  for (uint32_t i = 0; i < count; i++) {
+    if ((uint64_t)o[i] + l[i] > buf_len) {
+      mip6_throw_range(env, "datagram outside buf");
+      return NULL;
+    }
+  }
+  if (p->closed) {
+    mip6_throw_errno(env, EBADF, "sendmmsg", "UDP endpoint is closed");
+    return NULL;
+  }
+  udp_data *u = p->kind_data;
+  const uint8_t *da = daddr, *sa = saddr;
+  const uint16_t *dp = dport;
+  uint32_t sent = 0, i = 0;
+  while (i < count) {
+    uint32_t n = count - i < SEND_CHUNK ? count - i : SEND_CHUNK;
+    for (uint32_t j = 0; j < n; j++) {
+      uint32_t k = i + j;
+      struct msghdr *m = &u->tx[j].msg_hdr;
+      memset(m, 0, sizeof *m);
+      u->tx_iov[j].iov_base = (uint8_t *)buf + o[k];
+      u->tx_iov[j].iov_len = l[k];
+      m->msg_iov = &u->tx_iov[j];
+      m->msg_iovlen = 1;
+      memset(&u->tx_name[j], 0, sizeof u->tx_name[j]);
+      if (u->family == 4) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&u->tx_name[j];
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(dp[k]);
+        memcpy(&sin->sin_addr, da + (size_t)k * ADDR_SLOT, 4);
+        m->msg_namelen = sizeof *sin;
+      } else {
+        u->tx_name[j].sin6_family = AF_INET6;
+        u->tx_name[j].sin6_port = htons(dp[k]);
+        memcpy(&u->tx_name[j].sin6_addr, da + (size_t)k * ADDR_SLOT, 16);
+        m->msg_namelen = sizeof u->tx_name[j];
+      }
+      m->msg_name = &u->tx_name[j];
+      const uint8_t *src = sa ? sa + (size_t)k * ADDR_SLOT : NULL;
+      if (src && !is_zero(src, u->family == 4 ? 4 : 16)) {
+        memset(u->tx_ctrl[j], 0, CTRL_LEN);
+        m->msg_control = u->tx_ctrl[j];
+        struct cmsghdr *c;
+        if (u->family == 4) {
+          m->msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
+          c = CMSG_FIRSTHDR(m);
+          c->cmsg_level = IPPROTO_IP;
+          c->cmsg_type = IP_PKTINFO;
+          c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+          struct in_pktinfo pi;
+          memset(&pi, 0, sizeof pi);
+          memcpy(&pi.ipi_spec_dst, src, 4);
+          memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        } else {
+          m->msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
+          c = CMSG_FIRSTHDR(m);
+          c->cmsg_level = IPPROTO_IPV6;
+          c->cmsg_type = IPV6_PKTINFO;
+          c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+          struct in6_pktinfo pi;
+          memset(&pi, 0, sizeof pi);
+          memcpy(&pi.ipi6_addr, src, 16);
+          memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        }
+      }
+    }
+    int r = sendmmsg(p->fd, u->tx, n, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        p->counters[C_TX_DROPS] += count - i; /* socket buffer full: drop the rest */
+        break;
+      }
+      p->counters[C_TX_ERRORS] += 1; /* this message failed (EMSGSIZE, unreachable, ...) */
+      i++;
+      continue;
+    }
+    for (int j = 0; j < r; j++) p->counters[C_TX_BYTES] += u->tx[j].msg_len;
+    sent += (uint32_t)r;
+    i += (uint32_t)r;
+  }
+  p->counters[C_TX_DATAGRAMS] += sent;
+  napi_create_uint32(env, sent, &out);
+  return out;
+}
+
+static napi_value udp_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *h;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || mip6_arg_handle(env, argv[0], UDP_KIND, &h)) return NULL;
+  mip6_poller_close(h);
+  return NULL;
+}
+
+void mip6_udp_init(napi_env env, napi_value exports) {
+  mip6_export(env, exports, "udpOpen", udp_open);
+  mip6_export(env, exports, "udpSetReading", udp_set_reading);
+  mip6_export(env, exports, "udpSend", udp_send);
+  mip6_export(env, exports, "udpClose", udp_close);
+}

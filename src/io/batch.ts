@@ -1,0 +1,194 @@
+/**
+ * Batch objects shared by the real devices and the fakes: one object per batch (reused from
+ * batch to batch by the real devices) that views a slab, with cheap index accessors for the
+ * data path and per-packet objects for signaling code.
+ */
+import { ADDR_SLOT_LEN, readAddress, writeAddress } from './address-bytes.js';
+import type {
+  AddressFamily,
+  Datagram,
+  DatagramBatch,
+  OutgoingDatagrams,
+  PacketBatch,
+  PacketSpans,
+} from './types.js';
+
+/** A PacketBatch over a slab; `count` is updated in place for each new batch. */
+export class SlabPacketBatch implements PacketBatch {
+  count = 0;
+  readonly buf: Uint8Array;
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  readonly headroom: number;
+  readonly tailroom: number;
+  constructor(
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    headroom: number,
+    tailroom: number,
+  ) {
+    this.buf = buf;
+    this.offsets = offsets;
+    this.lengths = lengths;
+    this.headroom = headroom;
+    this.tailroom = tailroom;
+  }
+
+  packet(i: number): Uint8Array {
+    const off = this.offsets[i] ?? 0;
+    return this.buf.subarray(off, off + (this.lengths[i] ?? 0));
+  }
+
+  packets(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.packet(i));
+    return out;
+  }
+}
+
+/** A DatagramBatch over a slab plus per-slot address arrays. */
+export class SlabDatagramBatch extends SlabPacketBatch implements DatagramBatch {
+  readonly family: AddressFamily;
+  readonly remoteAddrs: Uint8Array;
+  readonly remotePorts: Uint16Array;
+  readonly localAddrs: Uint8Array;
+  constructor(
+    family: AddressFamily,
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    remoteAddrs: Uint8Array,
+    remotePorts: Uint16Array,
+    localAddrs: Uint8Array,
+    headroom: number,
+  ) {
+    super(buf, offsets, lengths, headroom, 0);
+    this.family = family;
+    this.remoteAddrs = remoteAddrs;
+    this.remotePorts = remotePorts;
+    this.localAddrs = localAddrs;
+  }
+
+  remoteAddress(i: number): string {
+    return readAddress(this.family, this.remoteAddrs, i * ADDR_SLOT_LEN);
+  }
+
+  remotePort(i: number): number {
+    return this.remotePorts[i] ?? 0;
+  }
+
+  localAddress(i: number): string {
+    return readAddress(this.family, this.localAddrs, i * ADDR_SLOT_LEN);
+  }
+
+  datagram(i: number): Datagram {
+    return {
+      data: this.packet(i),
+      remoteAddress: this.remoteAddress(i),
+      remotePort: this.remotePort(i),
+      localAddress: this.localAddress(i),
+    };
+  }
+
+  datagrams(): Datagram[] {
+    const out: Datagram[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.datagram(i));
+    return out;
+  }
+}
+
+/** Allocates the receive arrays for `capacity` datagrams of at most `slotSize` bytes each. */
+export function allocDatagramBatch(
+  family: AddressFamily,
+  capacity: number,
+  slotSize: number,
+  headroom = 0,
+): SlabDatagramBatch {
+  return new SlabDatagramBatch(
+    family,
+    new Uint8Array(capacity * slotSize),
+    new Uint32Array(capacity),
+    new Uint32Array(capacity),
+    new Uint8Array(capacity * ADDR_SLOT_LEN),
+    new Uint16Array(capacity),
+    new Uint8Array(capacity * ADDR_SLOT_LEN),
+    headroom,
+  );
+}
+
+/** Packs separate packets into one PacketSpans (copies). */
+export function packetSpans(packets: readonly Uint8Array[]): PacketSpans {
+  let total = 0;
+  for (const p of packets) total += p.length;
+  const buf = new Uint8Array(total);
+  const offsets = new Uint32Array(packets.length);
+  const lengths = new Uint32Array(packets.length);
+  let off = 0;
+  packets.forEach((p, i) => {
+    buf.set(p, off);
+    offsets[i] = off;
+    lengths[i] = p.length;
+    off += p.length;
+  });
+  return { count: packets.length, buf, offsets, lengths };
+}
+
+/** Views packet i of any PacketSpans (no copy). */
+export function spanAt(spans: PacketSpans, i: number): Uint8Array {
+  const off = spans.offsets[i] ?? 0;
+  return spans.buf.subarray(off, off + (spans.lengths[i] ?? 0));
+}
+
+/**
+ * A reusable builder of OutgoingDatagrams: `clear()`, then `push()` datagrams (copied into
+ * the builder's slab, one slot each) with text addresses, or fill the arrays directly.
+ */
+export class OutgoingDatagramBatch implements OutgoingDatagrams {
+  count = 0;
+  readonly buf: Uint8Array;
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  readonly dstAddrs: Uint8Array;
+  readonly dstPorts: Uint16Array;
+  readonly srcAddrs: Uint8Array;
+
+  readonly family: AddressFamily;
+  readonly capacity: number;
+  readonly slotSize: number;
+
+  constructor(family: AddressFamily, capacity: number, slotSize = 2048) {
+    this.family = family;
+    this.capacity = capacity;
+    this.slotSize = slotSize;
+    this.buf = new Uint8Array(capacity * slotSize);
+    this.offsets = new Uint32Array(capacity);
+    this.lengths = new Uint32Array(capacity);
+    this.dstAddrs = new Uint8Array(capacity * ADDR_SLOT_LEN);
+    this.dstPorts = new Uint16Array(capacity);
+    this.srcAddrs = new Uint8Array(capacity * ADDR_SLOT_LEN);
+    for (let i = 0; i < capacity; i++) this.offsets[i] = i * slotSize;
+  }
+
+  clear(): void {
+    this.count = 0;
+  }
+
+  /** Appends a copy of `data` for address:port, from `source` if given. False when full. */
+  push(data: Uint8Array, address: string, port: number, source?: string): boolean {
+    if (this.count >= this.capacity) return false;
+    if (data.length > this.slotSize) {
+      throw new RangeError(`datagram of ${data.length} bytes exceeds slot size ${this.slotSize}`);
+    }
+    const i = this.count++;
+    const off = i * this.slotSize;
+    this.buf.set(data, off);
+    this.offsets[i] = off;
+    this.lengths[i] = data.length;
+    writeAddress(this.family, address, this.dstAddrs, i * ADDR_SLOT_LEN);
+    this.dstPorts[i] = port;
+    if (source === undefined) this.srcAddrs.fill(0, i * ADDR_SLOT_LEN, (i + 1) * ADDR_SLOT_LEN);
+    else writeAddress(this.family, source, this.srcAddrs, i * ADDR_SLOT_LEN);
+    return true;
+  }
+}

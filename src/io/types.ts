@@ -1,0 +1,225 @@
+/**
+ * The I/O interfaces the roles' drivers are written against. Real implementations live
+ * beside this file (tun.ts, udp.ts, native-aead.ts, clock.ts); in-memory fakes with the same
+ * shapes live in test/helpers (FakeTun, FakeNetwork, FakeClock).
+ *
+ * Data flow on the fast path (one JS turn per batch, never per packet):
+ *   TUN readable -> addon drains N packets into the TUN slab -> onPackets(batch) ->
+ *   driver writes a 16-byte channel header into each packet's headroom -> BatchAead.sealBatch
+ *   in place -> UdpEndpoint.sendDatagrams straight from the same slab.
+ *   UDP readable -> addon recvmmsg's N datagrams into the UDP slab -> onDatagrams(batch) ->
+ *   BatchAead.openBatch in place -> TunDevice.writePackets of the inner packets (offset + 16).
+ *
+ * Buffer lifetime: a batch handed to a callback views a slab that the next batch overwrites.
+ * Consume or copy what you need before the callback returns (`packet(i).slice()` copies).
+ */
+
+/** A batch of packets inside one buffer: packet i is buf[offsets[i], offsets[i] + lengths[i]). */
+export interface PacketSpans {
+  /** Number of packets; entries at index >= count are garbage. */
+  readonly count: number;
+  readonly buf: Uint8Array;
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+}
+
+/** A received batch of packets; valid only during the callback that receives it. */
+export interface PacketBatch extends PacketSpans {
+  /**
+   * Bytes writable in place before offsets[i] (e.g. for a channel header) and after the
+   * packet's end (e.g. for a tag), for every packet of this batch.
+   */
+  readonly headroom: number;
+  readonly tailroom: number;
+  /** A view (no copy) of packet i. */
+  packet(i: number): Uint8Array;
+  /** Views of all packets, for code that prefers one object per packet (signaling). */
+  packets(): Uint8Array[];
+}
+
+/** Called once per batch read from a TUN device. */
+export type PacketBatchHandler = (batch: PacketBatch) => void;
+
+/** Counters of a TUN device (monotonic since open). */
+export interface TunCounters {
+  readonly rxPackets: number;
+  readonly rxBytes: number;
+  /** Number of batches delivered; rxPackets / rxBatches is the mean batch size. */
+  readonly rxBatches: number;
+  readonly rxErrors: number;
+  readonly txPackets: number;
+  readonly txBytes: number;
+  /** Writes refused with EAGAIN (the kernel queue was full): the packet is dropped. */
+  readonly txDrops: number;
+  readonly txErrors: number;
+}
+
+/**
+ * A layer-3 TUN device: every packet is one bare IPv6 (or IPv4) packet, no extra header.
+ * Addresses, MTU, routes and link state are configured separately (src/io/iproute.ts).
+ */
+export interface TunDevice {
+  /** Interface name, e.g. `mip6-0` or the kernel's choice `tun0`. */
+  readonly name: string;
+  /** The MTU the device was configured with. */
+  readonly mtu: number;
+  /** Bytes writable before each received packet (see PacketBatch.headroom). */
+  readonly headroom: number;
+  /** Bytes writable after each received packet (see PacketBatch.tailroom). */
+  readonly tailroom: number;
+  /**
+   * Sets the single batch handler (replacing any previous one) and starts reading unless
+   * paused. Packets that arrive before a handler is set wait in the kernel queue.
+   */
+  onPackets(handler: PacketBatchHandler): void;
+  /**
+   * Writes packets to the kernel. Returns how many were accepted; the others were dropped
+   * and counted (txDrops when the kernel queue was full, txErrors otherwise).
+   */
+  writePackets(packets: PacketSpans): number;
+  /** Writes one packet; true when the kernel accepted it. */
+  writePacket(packet: Uint8Array): boolean;
+  /** Stops delivering batches (backpressure); packets queue in the kernel, then drop there. */
+  pause(): void;
+  /** Resumes delivering batches after pause(). */
+  resume(): void;
+  /** Closes the device (the interface disappears). Idempotent; writes after it throw. */
+  close(): void;
+  counters(): TunCounters;
+}
+
+/** Underlay address family of a UDP endpoint. */
+export type AddressFamily = 4 | 6;
+
+/** One received datagram as a plain object (the easy, per-packet view). */
+export interface Datagram {
+  /** View of the payload (no copy); valid only during the callback. */
+  readonly data: Uint8Array;
+  /** Source address as text (IPv4 dotted quad or RFC 5952 IPv6). */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** The local address the datagram was sent to (from IP_PKTINFO / IPV6_PKTINFO). */
+  readonly localAddress: string;
+}
+
+/**
+ * A received batch of datagrams. Address slots are 16 bytes per datagram (IPv4 uses the first
+ * 4 bytes); the raw arrays let the fast path compare or copy addresses without making strings.
+ */
+export interface DatagramBatch extends PacketBatch {
+  readonly family: AddressFamily;
+  /** 16 bytes per datagram: the source address. */
+  readonly remoteAddrs: Uint8Array;
+  /** Source port per datagram. */
+  readonly remotePorts: Uint16Array;
+  /** 16 bytes per datagram: the local (destination) address it arrived on. */
+  readonly localAddrs: Uint8Array;
+  remoteAddress(i: number): string;
+  remotePort(i: number): number;
+  localAddress(i: number): string;
+  /** The per-packet object view of datagram i. */
+  datagram(i: number): Datagram;
+  /** All datagrams as objects (allocates; meant for signaling, not the data path). */
+  datagrams(): Datagram[];
+}
+
+/** Called once per batch received on a UDP endpoint. */
+export type DatagramBatchHandler = (batch: DatagramBatch) => void;
+
+/**
+ * Datagrams to send. Datagram i is buf[offsets[i], offsets[i] + lengths[i]) sent to
+ * dstAddrs[16i ..] (IPv4: the first 4 bytes) port dstPorts[i], from srcAddrs[16i ..] when
+ * srcAddrs is given and that slot is not all zero (otherwise the kernel picks the source).
+ * OutgoingDatagramBatch (src/io/batch.ts) builds one from address strings.
+ */
+export interface OutgoingDatagrams extends PacketSpans {
+  readonly dstAddrs: Uint8Array;
+  readonly dstPorts: Uint16Array;
+  readonly srcAddrs?: Uint8Array | undefined;
+}
+
+/** Counters of a UDP endpoint (monotonic since open). */
+export interface UdpCounters {
+  readonly rxDatagrams: number;
+  readonly rxBytes: number;
+  readonly rxBatches: number;
+  readonly rxErrors: number;
+  readonly txDatagrams: number;
+  readonly txBytes: number;
+  /** Datagrams dropped because the socket buffer was full (EAGAIN). */
+  readonly txDrops: number;
+  /** Datagrams the kernel refused (unreachable, too big, bad source address...). */
+  readonly txErrors: number;
+  /** Times the poll reported an error that was cleared so receiving could go on. */
+  readonly pollErrors: number;
+  /** ICMP errors reported for earlier sends (port/host unreachable, too big). */
+  readonly icmpErrors: number;
+  /** Received datagrams larger than a slab slot, dropped. */
+  readonly rxTruncated: number;
+}
+
+/** A bound UDP socket of one family, with batched receive and send. */
+export interface UdpEndpoint {
+  readonly family: AddressFamily;
+  /** The bound address as text ('0.0.0.0' / '::' when bound to any). */
+  readonly localAddress: string;
+  /** The bound port (the kernel's choice when opened with port 0). */
+  readonly localPort: number;
+  /** Sets the single batch handler (replacing any previous one) and starts receiving. */
+  onDatagrams(handler: DatagramBatchHandler): void;
+  /** Sends a batch; returns how many datagrams the kernel accepted (the rest are counted). */
+  sendDatagrams(batch: OutgoingDatagrams): number;
+  /** Sends one datagram, optionally from a chosen local address; true when accepted. */
+  send(data: Uint8Array, address: string, port: number, sourceAddress?: string): boolean;
+  /** Stops delivering batches (backpressure). */
+  pause(): void;
+  resume(): void;
+  /** Closes the socket. Idempotent; sends after it throw. */
+  close(): void;
+  counters(): UdpCounters;
+}
+
+/**
+ * Batched ChaCha20-Poly1305 (IETF) over the channel data format:
+ * `type(1)=4 | reserved(3) | receiver SPI (4, BE) | counter (8, LE)` + ciphertext + 16-byte tag;
+ * nonce = 4 zero bytes | counter (header bytes 8..15); AAD = the 16-byte header.
+ * Structurally identical to the interface of the same name in src/crypto/aead.ts.
+ */
+export interface BatchAead {
+  /** For i < count: message i occupies buf[offsets[i], offsets[i] + 16 + lengths[i] + 16).
+   *  The 16-byte header is already written (AAD; counter read from it); plaintext of
+   *  lengths[i] bytes at offsets[i] + 16 is encrypted in place and the tag written after it. */
+  sealBatch(
+    key: Uint8Array,
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+  ): void;
+  /** lengths[i] = whole message length (header + ciphertext + tag). Decrypts in place;
+   *  results[i] = 1 if the tag verified, 0 otherwise. */
+  openBatch(
+    key: Uint8Array,
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    results: Uint8Array,
+  ): void;
+}
+
+/**
+ * Time for one node: a monotonic millisecond clock and ONE re-armable timer (the sans-IO
+ * cores report their next deadline; the driver re-arms this timer with it).
+ */
+export interface Clock {
+  /** Monotonic milliseconds (fractional allowed); only differences are meaningful. */
+  now(): number;
+  /**
+   * Arms the timer to call `cb` once at time `at` (same scale as now()), replacing any
+   * pending arming. A time in the past fires as soon as possible (never synchronously).
+   */
+  setTimer(at: number, cb: () => void): void;
+  /** Disarms the timer if armed. */
+  clearTimer(): void;
+}

@@ -1,0 +1,109 @@
+/**
+ * Helpers for tests that need root: skip reasons, throw-away network namespaces with unique
+ * names (deleted in teardown even on failure), and running a TypeScript fixture inside one
+ * (`ip netns exec NS node --import tsx script.ts`): the TUN and sockets belong to the netns
+ * of the process that opens them.
+ */
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Why native tests cannot run here, or undefined when they can. */
+export function nativeSkipReason(): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux (TUN, network namespaces)';
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN)';
+  if (!existsSync('/dev/net/tun')) return 'needs /dev/net/tun (modprobe tun)';
+  if (!existsSync(`${REPO_ROOT}build/Release/mip6.node`))
+    return 'needs the addon built (npm install / npx node-gyp rebuild)';
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return 'needs iproute2 (ip)';
+  }
+  return undefined;
+}
+
+/** A unique short name: prefix + pid + random, within IFNAMSIZ when prefix <= 4 chars. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}${(process.pid % 10000).toString(36)}${randomBytes(2).toString('hex')}`;
+}
+
+/** Runs a command, resolving with stdout; rejects with stderr in the message. */
+export function run(cmd: string, args: readonly string[], timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** Creates a netns with loopback up; deleted in t.teardown. */
+export async function createNetns(t: Teardown, prefix = 'mt'): Promise<string> {
+  const ns = uniqueName(`mip6${prefix}`);
+  await run('ip', ['netns', 'add', ns]);
+  t.teardown(() => run('ip', ['netns', 'del', ns]).catch(() => undefined));
+  await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  return ns;
+}
+
+export interface ChildResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** The last stdout line parsed as JSON, when it is JSON. */
+  result: unknown;
+}
+
+/**
+ * Runs `node --import tsx <fixture> ...args` inside `ns` (or the current netns when ns is
+ * undefined), killing it after timeoutMs. `prefix` runs before node (e.g. setpriv).
+ */
+export function runFixture(
+  ns: string | undefined,
+  fixture: string,
+  args: readonly string[] = [],
+  options: { timeoutMs?: number; prefix?: readonly string[] } = {},
+): Promise<ChildResult> {
+  const script = fileURLToPath(new URL(`../native/fixtures/${fixture}`, import.meta.url));
+  const nodeArgv = [
+    ...(options.prefix ?? []),
+    process.execPath,
+    '--import',
+    'tsx',
+    script,
+    ...args,
+  ];
+  const argv = ns === undefined ? nodeArgv : ['ip', 'netns', 'exec', ns, ...nodeArgv];
+  const [cmd, ...rest] = argv;
+  return new Promise((resolve) => {
+    const child = spawn(cmd ?? 'false', rest, {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const last = stdout.trim().split('\n').pop() ?? '';
+      let result: unknown;
+      try {
+        result = JSON.parse(last);
+      } catch {
+        result = undefined;
+      }
+      resolve({ code, signal, stdout, stderr, result });
+    });
+  });
+}

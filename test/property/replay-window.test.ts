@@ -3,7 +3,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { ReplayWindow } from '../../src/crypto/replay-window.js';
 
-t.test('replay window == naive model', async (t) => {
+void t.test('replay window == naive model', async (t) => {
   fc.assert(
     fc.property(
       fc.constantFrom(2, 4, 64),
@@ -39,7 +39,7 @@ t.test('replay window == naive model', async (t) => {
   t.pass('500 random sequences agree');
 });
 
-t.test('window size and edge cases', async (t) => {
+void t.test('window size and edge cases', async (t) => {
   const w = new ReplayWindow();
   t.equal(w.size, 2016, 'default window >= 1024');
   t.equal(w.update(0), 'ok');

@@ -17,7 +17,7 @@ import { initCrypto, lib } from '../../src/crypto/sodium.js';
 await initCrypto();
 const h = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 
-t.test('RFC 8439 §2.8.2 AEAD_CHACHA20_POLY1305 test vector', async (t) => {
+void t.test('RFC 8439 §2.8.2 AEAD_CHACHA20_POLY1305 test vector', async (t) => {
   const key = h('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f');
   const nonce = h('070000004041424344454647');
   const aad = h('50515253c0c1c2c3c4c5c6c7');
@@ -34,7 +34,7 @@ t.test('RFC 8439 §2.8.2 AEAD_CHACHA20_POLY1305 test vector', async (t) => {
   t.same(out.mac, tag);
 });
 
-t.test('header codec: type 4, reserved 0, SPI big-endian, counter little-endian', async (t) => {
+void t.test('header codec: type 4, reserved 0, SPI big-endian, counter little-endian', async (t) => {
   const b = new Uint8Array(16);
   writeDataHeader(b, 0, 0x01020304, 0x0a0b0c0d0e0f);
   t.same(Buffer.from(b).toString('hex'), '04000000010203040f0e0d0c0b0a0000');
@@ -44,7 +44,7 @@ t.test('header codec: type 4, reserved 0, SPI big-endian, counter little-endian'
   t.equal(readCounter(b, 0), Infinity, 'counters beyond 2^53 are never valid');
 });
 
-t.test('SodiumBatchAead matches libsodium for the fixed wire format', async (t) => {
+void t.test('SodiumBatchAead matches libsodium for the fixed wire format', async (t) => {
   const s = lib();
   const aead = new SodiumBatchAead();
   const key = s.randombytes_buf(32);

@@ -39,7 +39,7 @@ const V = {
   transportRCt: h('a856d3bf0246bfc476c655009cd1ed677b8dcc5b349ae8ef2a05f2'),
 };
 
-t.test('IK initiator and responder reproduce the noise-c vector', async (t) => {
+void t.test('IK initiator and responder reproduce the noise-c vector', async (t) => {
   const initiator = new IkInitiator(
     x25519FromPrivate(V.initStatic.slice()),
     V.respStaticPublic,
@@ -79,7 +79,7 @@ t.test('IK initiator and responder reproduce the noise-c vector', async (t) => {
   t.same(aeadEncrypt(b.keys.sendKey, 0, new Uint8Array(0), V.transportR), V.transportRCt);
 });
 
-t.test('a flipped bit in either message fails authentication', async (t) => {
+void t.test('a flipped bit in either message fails authentication', async (t) => {
   const mk = () => ({
     i: new IkInitiator(x25519FromPrivate(V.initStatic.slice()), V.respStaticPublic, V.prologue),
     r: new IkResponder(x25519FromPrivate(V.respStatic.slice()), V.prologue),

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { VERSION } from '../util/version.js';
 import { registerDecode } from './decode.js';
+import { registerKeys } from './keys.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -16,5 +17,6 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError();
   registerDecode(program);
+  registerKeys(program);
   return program;
 }

@@ -389,7 +389,8 @@ export class SecureEndpoint {
     if (datagram.length < 8 || datagram[1] !== 0 || datagram[2] !== 0 || datagram[3] !== 0) {
       return this.drop('malformed');
     }
-    switch (datagram[0]) {
+    const type = datagram[0]!;
+    switch (type) {
       case 1:
         return this.onInitiation(datagram, now, underLoad, source);
       case 2:

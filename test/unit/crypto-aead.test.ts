@@ -34,15 +34,18 @@ void t.test('RFC 8439 §2.8.2 AEAD_CHACHA20_POLY1305 test vector', async (t) => 
   t.same(out.mac, tag);
 });
 
-void t.test('header codec: type 4, reserved 0, SPI big-endian, counter little-endian', async (t) => {
-  const b = new Uint8Array(16);
-  writeDataHeader(b, 0, 0x01020304, 0x0a0b0c0d0e0f);
-  t.same(Buffer.from(b).toString('hex'), '04000000010203040f0e0d0c0b0a0000');
-  t.equal(readSpi(b, 0), 0x01020304);
-  t.equal(readCounter(b, 0), 0x0a0b0c0d0e0f);
-  b[15] = 0xff;
-  t.equal(readCounter(b, 0), Infinity, 'counters beyond 2^53 are never valid');
-});
+void t.test(
+  'header codec: type 4, reserved 0, SPI big-endian, counter little-endian',
+  async (t) => {
+    const b = new Uint8Array(16);
+    writeDataHeader(b, 0, 0x01020304, 0x0a0b0c0d0e0f);
+    t.same(Buffer.from(b).toString('hex'), '04000000010203040f0e0d0c0b0a0000');
+    t.equal(readSpi(b, 0), 0x01020304);
+    t.equal(readCounter(b, 0), 0x0a0b0c0d0e0f);
+    b[15] = 0xff;
+    t.equal(readCounter(b, 0), Infinity, 'counters beyond 2^53 are never valid');
+  },
+);
 
 void t.test('SodiumBatchAead matches libsodium for the fixed wire format', async (t) => {
   const s = lib();

@@ -1,0 +1,213 @@
+/**
+ * The key CLI end to end in a temp directory, through buildProgram() (the same commander
+ * program bin/mip6 runs), plus the file rules: 0600 private keys, refusal of looser modes.
+ */
+import t from 'tap';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildProgram } from '../../src/cli/program.js';
+import { certIssue } from '../../src/cli/keys.js';
+import { formatAllowedPrefix, verifyCertificate } from '../../src/crypto/certificate.js';
+import {
+  readAuthorityPublic,
+  readCertificate,
+  readMemberPrivate,
+  readMemberPublic,
+} from '../../src/crypto/key-files.js';
+import { initCrypto } from '../../src/crypto/sodium.js';
+import { CryptoError } from '../../src/util/errors.js';
+
+await initCrypto();
+
+async function run(...args: string[]): Promise<string> {
+  const program = buildProgram();
+  program.exitOverride();
+  const chunks: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((s: string) => {
+    chunks.push(String(s));
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['node', 'mip6', ...args]);
+  } finally {
+    process.stdout.write = write;
+  }
+  return chunks.join('');
+}
+
+function tempDir(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), `mip6-keys-${process.pid}-`));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+void t.test('ca init, keygen, cert issue/show/verify end to end', async (t) => {
+  const dir = tempDir(t);
+  const caDir = join(dir, 'ca');
+  await run('ca', 'init', '--out', caDir);
+  t.equal(statSync(join(caDir, 'authority.key')).mode & 0o777, 0o600);
+  t.match(readFileSync(join(caDir, 'authority.pub'), 'utf8'), /^mip6-authority-public-v1 \S{44}$/m);
+
+  await run('keygen', '--out', join(dir, 'laptop'));
+  t.equal(statSync(join(dir, 'laptop.key')).mode & 0o777, 0o600);
+  const kp = readMemberPrivate(join(dir, 'laptop.key'));
+  t.same(kp.publicKey, readMemberPublic(join(dir, 'laptop.pub')), 'public matches private');
+
+  const certFile = join(dir, 'laptop.cert');
+  const printed = await run(
+    'cert',
+    'issue',
+    '--ca',
+    caDir,
+    '--pub',
+    join(dir, 'laptop.pub'),
+    '--name',
+    'laptop',
+    '--address',
+    '2001:db8:1::10',
+    '--address',
+    'fd00:1:2::/48',
+    '--role',
+    'mn',
+    '--days',
+    '30',
+    '--out',
+    certFile,
+  );
+  t.match(printed, /role:\s+mn/);
+  const cert = readCertificate(certFile);
+  t.equal(cert.name, 'laptop');
+  t.equal(cert.role, 'mn');
+  t.same(cert.publicKey, kp.publicKey);
+  t.same(cert.addresses.map(formatAllowedPrefix), ['2001:db8:1::10', 'fd00:1:2::/48']);
+  t.equal(cert.notAfter - cert.notBefore, 30 * 86_400 + 300);
+  t.equal(
+    verifyCertificate(cert, readAuthorityPublic(join(caDir, 'authority.pub')), Date.now()),
+    'ok',
+  );
+
+  const shown = await run('cert', 'show', certFile);
+  t.match(shown, /name:\s+laptop/);
+  t.match(shown, /addresses:\s+2001:db8:1::10, fd00:1:2::\/48/);
+
+  t.match(await run('cert', 'verify', '--ca', join(caDir, 'authority.pub'), certFile), /: ok/);
+  t.match(await run('cert', 'verify', '--ca', caDir, certFile), /: ok/, 'CA directory accepted');
+
+  // Another authority: verify fails with a one-line error naming the file.
+  const otherCa = join(dir, 'other');
+  await run('ca', 'init', '--out', otherCa);
+  await t.rejects(run('cert', 'verify', '--ca', otherCa, certFile), {
+    code: 'ERR_CERT_INVALID',
+    message: `${certFile}: bad-certificate`,
+  });
+  // Expired (issued in the past with 1 day of validity).
+  const old = join(dir, 'old.cert');
+  await certIssue({
+    ca: caDir,
+    pub: join(dir, 'laptop.pub'),
+    name: 'laptop',
+    address: ['2001:db8:1::10'],
+    role: 'mn',
+    days: 1,
+    out: old,
+    now: Date.now() - 3 * 86_400_000,
+  });
+  await t.rejects(run('cert', 'verify', '--ca', caDir, old), {
+    code: 'ERR_CERT_INVALID',
+    message: `${old}: expired-certificate`,
+  });
+  // Tampered certificate file.
+  const text = readFileSync(certFile, 'utf8');
+  const line = text.split('\n').find((l) => l.startsWith('mip6-certificate-v1'))!;
+  const raw = Buffer.from(line.split(' ')[1]!, 'base64');
+  raw[60] = raw[60]! ^ 1; // a byte of the name
+  const tampered = join(dir, 'tampered.cert');
+  writeFileSync(tampered, `mip6-certificate-v1 ${raw.toString('base64')}\n`);
+  await t.rejects(run('cert', 'verify', '--ca', caDir, tampered), { code: 'ERR_CERT_INVALID' });
+});
+
+void t.test('private key files readable by group/others are refused', async (t) => {
+  const dir = tempDir(t);
+  await run('keygen', '--out', join(dir, 'ha'));
+  const key = join(dir, 'ha.key');
+  chmodSync(key, 0o644);
+  t.throws(() => readMemberPrivate(key), {
+    name: 'CryptoError',
+    code: 'ERR_KEY_PERMISSIONS',
+    message: `${key}: private key is accessible by group/others (mode 0644); run: chmod 600 ${key}`,
+  });
+  await run('ca', 'init', '--out', join(dir, 'ca'));
+  chmodSync(join(dir, 'ca', 'authority.key'), 0o640);
+  await t.rejects(
+    run(
+      'cert',
+      'issue',
+      '--ca',
+      join(dir, 'ca'),
+      '--pub',
+      join(dir, 'ha.pub'),
+      '--name',
+      'ha',
+      '--address',
+      '2001:db8:1::1',
+      '--role',
+      'ha',
+      '--out',
+      join(dir, 'ha.cert'),
+    ),
+    { code: 'ERR_KEY_PERMISSIONS', message: /chmod 600 .*authority\.key$/ },
+  );
+  chmodSync(key, 0o600);
+  t.ok(readMemberPrivate(key), 'accepted after chmod 600');
+});
+
+void t.test('bad input gives one-line coded errors naming the file or option', async (t) => {
+  const dir = tempDir(t);
+  await run('ca', 'init', '--out', join(dir, 'ca'));
+  await run('keygen', '--out', join(dir, 'm'));
+  const issue = (...extra: string[]) =>
+    run(
+      'cert',
+      'issue',
+      '--ca',
+      join(dir, 'ca'),
+      '--pub',
+      join(dir, 'm.pub'),
+      '--name',
+      'm',
+      '--out',
+      join(dir, `m-${extra.join('')}.cert`),
+      ...extra,
+    );
+  await t.rejects(issue('--address', '2001:db8::1', '--role', 'xx'), {
+    code: 'ERR_CONFIG',
+    message: 'command line: --role: must be one of ha, mn, cn, got "xx"',
+  });
+  await t.rejects(issue('--address', '2001:db8::1/32', '--role', 'mn'), {
+    code: 'ERR_CONFIG',
+    message: /--address: not an IPv6 address or prefix/,
+  });
+  await t.rejects(issue('--address', '2001:db8::1', '--role', 'mn', '--days', '0'), {
+    code: 'ERR_CONFIG',
+  });
+  await t.rejects(run('ca', 'init', '--out', join(dir, 'ca')), {
+    code: 'ERR_KEY_FILE',
+    message: /authority\.key: already exists/,
+  });
+  writeFileSync(join(dir, 'garbage.pub'), 'hello\n');
+  t.throws(() => readMemberPublic(join(dir, 'garbage.pub')), {
+    code: 'ERR_BAD_KEY',
+    message: `${join(dir, 'garbage.pub')}: expected "mip6-member-public-v1 <base64>", found "hello"`,
+  });
+  t.throws(
+    () => readMemberPublic(join(dir, 'ca', 'authority.pub')),
+    CryptoError,
+    'wrong kind of key',
+  );
+  t.throws(() => readCertificate(join(dir, 'missing.cert')), {
+    code: 'ERR_KEY_FILE',
+    message: `${join(dir, 'missing.cert')}: cannot read (ENOENT)`,
+  });
+});

@@ -369,7 +369,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   udp_data *u = p->kind_data;
   const uint8_t *da = daddr, *sa = saddr;
   const uint16_t *dp = dport;
-  uint32_t sent = 0, i = 0;
+  uint32_t sent = 0, i = 0, retry_at = UINT32_MAX;
   while (i < count) {
     uint32_t n = count - i < SEND_CHUNK ? count - i : SEND_CHUNK;
     for (uint32_t j = 0; j < n; j++) {
@@ -429,7 +429,14 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
         p->counters[C_TX_DROPS] += count - i; /* socket buffer full: drop the rest */
         break;
       }
-      p->counters[C_TX_ERRORS] += 1; /* this message failed (EMSGSIZE, unreachable, ...) */
+      /* The first message failed. A pending ICMP error of an earlier send (IP_RECVERR) is
+       * reported, and cleared, by whichever send comes next, so try the message once more
+       * before counting it as failed (EMSGSIZE, unreachable, bad source address...). */
+      if (retry_at != i) {
+        retry_at = i;
+        continue;
+      }
+      p->counters[C_TX_ERRORS] += 1;
       i++;
       continue;
     }

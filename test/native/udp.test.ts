@@ -1,0 +1,96 @@
+// The addon's UDP endpoints inside a fresh netns whose loopback holds two addresses per
+// family: batched round trips with per-datagram remote/local addresses and chosen source
+// addresses, the poll surviving an ICMP port unreachable, and close during traffic.
+import t from 'tap';
+import { createNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
+
+const skip = nativeSkipReason() ?? false;
+
+interface Seen {
+  i: number;
+  local: string;
+  remote: string;
+  rport: number;
+}
+
+async function twoAddressNetns(t: Parameters<typeof createNetns>[0]): Promise<string> {
+  const ns = await createNetns(t, 'u');
+  for (const a of ['192.0.2.1/32', '192.0.2.2/32'])
+    await run('ip', ['-n', ns, 'addr', 'add', a, 'dev', 'lo']);
+  for (const a of ['2001:db8::1/128', '2001:db8::2/128'])
+    await run('ip', ['-n', ns, 'addr', 'add', a, 'dev', 'lo', 'nodad']);
+  return ns;
+}
+
+for (const family of [4, 6] as const) {
+  const A = family === 4 ? '192.0.2.1' : '2001:db8::1';
+  const B = family === 4 ? '192.0.2.2' : '2001:db8::2';
+
+  void t.test(`IPv${family}: batched round trip with source selection`, { skip }, async (t) => {
+    const ns = await twoAddressNetns(t);
+    const r = await runFixture(ns, 'udp-child.ts', ['roundtrip', String(family)]);
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as {
+      sent: number;
+      serverPort: number;
+      clientPort: number;
+      serverLocal: string;
+      serverSeen: Seen[];
+      clientSeen: Seen[];
+      serverBatches: number[];
+    };
+    t.equal(res.sent, 40);
+    t.ok(res.serverPort > 0 && res.clientPort > 0, 'ephemeral ports reported');
+    t.equal(res.serverLocal, family === 4 ? '0.0.0.0' : '::');
+    t.equal(res.serverSeen.length, 40, 'server got every datagram');
+    for (const s of res.serverSeen) {
+      // Even i: sent to A from B; odd i: sent to B from A.
+      const wantLocal = s.i % 2 === 0 ? A : B;
+      const wantRemote = s.i % 2 === 0 ? B : A;
+      if (s.local !== wantLocal || s.remote !== wantRemote || s.rport !== res.clientPort) {
+        t.fail(`server datagram ${s.i}: local ${s.local} remote ${s.remote}:${s.rport}`);
+      }
+    }
+    t.pass('server saw the chosen source and the local address of every datagram');
+    t.equal(res.clientSeen.length, 40, 'client got every reply');
+    for (const c of res.clientSeen) {
+      // The reply comes from the address the request was sent to, to the request's source.
+      const wantRemote = c.i % 2 === 0 ? A : B;
+      const wantLocal = c.i % 2 === 0 ? B : A;
+      if (c.remote !== wantRemote || c.local !== wantLocal || c.rport !== res.serverPort) {
+        t.fail(`reply ${c.i}: from ${c.remote}:${c.rport} to ${c.local}`);
+      }
+    }
+    t.pass('every reply came from the address its request was sent to');
+    t.ok(
+      Math.max(...res.serverBatches) > 1,
+      `server received batches (${res.serverBatches.join(',')})`,
+    );
+  });
+
+  void t.test(`IPv${family}: receiving survives an ICMP port unreachable`, { skip }, async (t) => {
+    const ns = await twoAddressNetns(t);
+    const r = await runFixture(ns, 'udp-child.ts', ['icmp', String(family)]);
+    t.equal(r.code, 0, `${r.stderr}${r.stdout}`);
+    const res = r.result as {
+      received: number;
+      sawError: boolean;
+      counters: { pollErrors: number; icmpErrors: number; txErrors: number; txDatagrams: number };
+    };
+    t.ok(res.sawError, 'the ICMP error reached the socket');
+    t.ok(res.counters.pollErrors >= 1, 'the poll reported an error and was restarted');
+    t.ok(res.counters.icmpErrors >= 1, 'ICMP errors counted');
+    t.equal(res.counters.txDatagrams, 3, 'no send was lost to the pending error');
+    t.equal(res.received, 10, 'all datagrams received after the error');
+  });
+
+  void t.test(`IPv${family}: close during traffic is clean`, { skip }, async (t) => {
+    const ns = await twoAddressNetns(t);
+    const r = await runFixture(ns, 'udp-child.ts', ['close', String(family)]);
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as { seen: number; afterClose: number; sendAfterClose: string };
+    t.ok(res.seen >= 100);
+    t.equal(res.afterClose, 0, 'no batch after close() inside the callback');
+    t.equal(res.sendAfterClose, 'ERR_CLOSED');
+  });
+}

@@ -121,7 +121,9 @@ export interface HomeRegistrationStatus {
   homeAddress: string;
   homeAgentAddress: string;
   careOf: CareOf | null;
-  /** CoA as registered (IPv6 / IPv4-mapped), null when no binding. */
+  /** An acknowledged binding is in place (also while a refresh or move BU is in flight). */
+  bindingValid: boolean;
+  /** CoA of that binding (IPv6 / IPv4-mapped), null when none. */
   registeredCareOf: string | null;
   /** Last sequence number sent, null before the first BU. */
   sequence: number | null;
@@ -436,6 +438,7 @@ export class HomeRegistration {
       homeAddress: this.#hoa,
       homeAgentAddress: this.#ha,
       careOf: this.#careOf === null ? null : { ...this.#careOf },
+      bindingValid: b !== null && b.expiresAt > now,
       registeredCareOf: b === null ? null : careOfAddressText(b.careOf),
       sequence: this.#anySent ? this.#lastSequence : null,
       lifetimeSeconds: b?.lifetimeSeconds ?? 0,

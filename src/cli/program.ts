@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { VERSION } from '../util/version.js';
 import { registerDecode } from './decode.js';
 import { registerKeys } from './keys.js';
+import { registerStatus } from './status.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -18,5 +19,6 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerDecode(program);
   registerKeys(program);
+  registerStatus(program);
   return program;
 }

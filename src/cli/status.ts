@@ -1,0 +1,220 @@
+/**
+ * `mip6 status [--json] [--socket PATH] [--role ha|mn|cn]`: asks a running daemon for its
+ * status over the control socket and prints a readable summary (or the raw JSON). Without
+ * --socket/--role it asks every daemon whose default socket exists.
+ */
+import { existsSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { defaultControlSocket, type Role } from '../config/common.js';
+import { controlRequest } from '../io/control-socket.js';
+import type { BindingStatus, BindingUpdateListStatus, Counters } from '../io/control-protocol.js';
+import { IoError } from '../util/errors.js';
+
+const ROLES: readonly Role[] = ['ha', 'mn', 'cn'];
+
+/** Seconds -> "1h02m", "3m05s", "42s"; "-" for unknown. */
+export function formatDuration(seconds: unknown): string {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds)) return '-';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(s / 3600);
+  if (h < 48) return `${h}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+/** Bytes -> "0 B", "1.5 kB", "12.0 MB" (SI units). */
+export function formatBytes(n: unknown): string {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '-';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v} ${units[i]}` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+function cell(v: unknown): string {
+  if (v === undefined || v === null || v === '') return '-';
+  return String(v);
+}
+
+/** Left-aligned columns separated by two spaces. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+function formatCounters(title: string, c: unknown): string | undefined {
+  if (typeof c !== 'object' || c === null) return undefined;
+  const entries = Object.entries(c as Counters).filter(([, v]) => typeof v === 'number');
+  if (entries.length === 0) return `${title}: none`;
+  return `${title}: ${entries.map(([k, v]) => `${k}=${v}`).join(' ')}`;
+}
+
+function pair(a: unknown, b: unknown, f: (x: unknown) => string = cell): string {
+  if (a === undefined && b === undefined) return '-';
+  return `${f(a)}/${f(b)}`;
+}
+
+function bindingRows(list: BindingStatus[]): string {
+  return formatTable(
+    [
+      'HOME ADDRESS',
+      'MEMBER',
+      'LOCATOR',
+      'NAT',
+      'LIFETIME',
+      'SEQ',
+      'PKTS IN/OUT',
+      'BYTES IN/OUT',
+      'SEEN',
+    ],
+    list.map((b) => [
+      cell(b.homeAddress),
+      cell(b.member),
+      cell(b.locator),
+      cell(b.nat),
+      formatDuration(b.lifetimeRemaining),
+      cell(b.sequence),
+      pair(b.packetsIn, b.packetsOut),
+      pair(b.bytesIn, b.bytesOut, formatBytes),
+      b.lastSeen === undefined ? '-' : `${formatDuration(b.lastSeen)} ago`,
+    ]),
+  );
+}
+
+function bulRows(list: BindingUpdateListStatus[]): string {
+  return formatTable(
+    [
+      'PEER',
+      'KIND',
+      'CARE-OF ADDRESS',
+      'LOCATOR',
+      'STATE',
+      'LIFETIME',
+      'SEQ',
+      'RETX',
+      'NAT',
+      'STATUS',
+    ],
+    list.map((e) => [
+      cell(e.peer),
+      cell(e.kind),
+      cell(e.careOfAddress),
+      cell(e.locator),
+      cell(e.state),
+      formatDuration(e.lifetimeRemaining),
+      cell(e.sequence),
+      cell(e.retransmits),
+      e.nat === 'detected' && e.natKeepalive !== undefined
+        ? `detected (keepalive ${e.natKeepalive}s)`
+        : cell(e.nat),
+      cell(e.lastStatus),
+    ]),
+  );
+}
+
+function asArray<T>(v: unknown): T[] {
+  return Array.isArray(v) ? (v as T[]) : [];
+}
+
+/** Renders a daemon status object (tolerant of missing or extra fields). */
+export function formatStatus(status: unknown): string {
+  if (typeof status !== 'object' || status === null)
+    return `unexpected status: ${JSON.stringify(status)}`;
+  const s = status as Record<string, unknown>;
+  const out: string[] = [];
+  const role = typeof s.role === 'string' ? s.role : '?';
+  const head = [`mip6 ${role}`];
+  if (s.version !== undefined) head.push(`version ${cell(s.version)}`);
+  if (s.pid !== undefined) head.push(`pid ${cell(s.pid)}`);
+  if (s.uptime !== undefined) head.push(`up ${formatDuration(s.uptime)}`);
+  const tun = s.tun as { name?: unknown; mtu?: unknown } | undefined;
+  if (tun !== undefined && tun !== null) head.push(`tun ${cell(tun.name)} mtu ${cell(tun.mtu)}`);
+  if (Array.isArray(s.listen)) head.push(`listen ${s.listen.map(cell).join(' ')}`);
+  out.push(head.join('  '));
+
+  if (role === 'ha') {
+    out.push(
+      `home prefix ${cell(s.homePrefix)}` +
+        (s.homeAddress !== undefined ? `  agent address ${cell(s.homeAddress)}` : ''),
+    );
+    const b = asArray<BindingStatus>(s.bindings);
+    out.push('', `bindings (${b.length})`);
+    if (b.length > 0) out.push(bindingRows(b));
+  } else {
+    out.push(
+      `home address ${cell(s.homeAddress)}  home agent ${cell(s.homeAgent)}  state ${cell(s.state)}`,
+    );
+    const bul = asArray<BindingUpdateListStatus>(s.bindingUpdateList);
+    out.push('', `binding update list (${bul.length})`);
+    if (bul.length > 0) out.push(bulRows(bul));
+    const b = asArray<BindingStatus>(s.bindings);
+    if (b.length > 0) out.push('', `correspondent bindings (${b.length})`, bindingRows(b));
+  }
+  const counters = formatCounters('counters', s.counters);
+  const drops = formatCounters('drops', s.drops);
+  if (counters !== undefined || drops !== undefined) out.push('');
+  if (counters !== undefined) out.push(counters);
+  if (drops !== undefined) out.push(drops);
+  return out.join('\n') + '\n';
+}
+
+interface StatusOptions {
+  json?: boolean;
+  socket?: string;
+  role?: Role;
+  timeout?: string;
+}
+
+/** Which sockets to ask: explicit path, the role's default, or every default that exists. */
+export function statusTargets(
+  opts: { socket?: string | undefined; role?: Role | undefined },
+  exists: (p: string) => boolean = existsSync,
+): { path: string; role: string }[] {
+  if (opts.socket !== undefined) return [{ path: opts.socket, role: opts.role ?? '' }];
+  if (opts.role !== undefined) return [{ path: defaultControlSocket(opts.role), role: opts.role }];
+  const found = ROLES.filter((r) => exists(defaultControlSocket(r)));
+  if (found.length === 0) {
+    throw new IoError(
+      'ERR_NO_DAEMON',
+      `no mip6 daemon at /run/mip6/{ha,mn,cn}.sock: is one running? (or pass --socket PATH)`,
+    );
+  }
+  return found.map((r) => ({ path: defaultControlSocket(r), role: r }));
+}
+
+/** Runs the command: returns the text to print. */
+export async function runStatus(opts: StatusOptions): Promise<string> {
+  const timeoutMs = opts.timeout === undefined ? 3000 : Number(opts.timeout);
+  const targets = statusTargets(opts);
+  const results: unknown[] = [];
+  for (const t of targets) {
+    results.push(await controlRequest(t.path, { cmd: 'status' }, { daemon: t.role, timeoutMs }));
+  }
+  if (opts.json === true) {
+    return JSON.stringify(results.length === 1 ? results[0] : results, null, 2) + '\n';
+  }
+  return results.map(formatStatus).join('\n');
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('show bindings, paths, NAT state and counters of a running daemon')
+    .option('--json', 'print the raw status object as JSON')
+    .option('--socket <path>', 'control socket of the daemon (default /run/mip6/<role>.sock)')
+    .addOption(new Option('--role <role>', 'which daemon to ask').choices(['ha', 'mn', 'cn']))
+    .option('--timeout <ms>', 'give up after this many milliseconds', '3000')
+    .action(async (opts: StatusOptions) => {
+      process.stdout.write(await runStatus(opts));
+    });
+}

@@ -1,0 +1,98 @@
+/**
+ * The control-socket protocol: newline-delimited JSON over a unix socket. One request per line,
+ * one response per line, in order:
+ *   -> {"cmd":"status"}
+ *   <- {"ok":true,"result":{...DaemonStatus...}}
+ *   <- {"ok":false,"error":{"code":"ERR_UNKNOWN_COMMAND","message":"..."}}
+ * The status objects below are what `mip6 status` renders; daemons fill them, unknown extra
+ * fields are allowed and shown by `--json` only. Types only: no I/O here.
+ */
+
+export interface ControlRequest {
+  cmd: string;
+  [arg: string]: unknown;
+}
+
+export type ControlResponse =
+  { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } };
+
+/** Counters by name, e.g. `{ packetsIn: 10, bytesIn: 1500 }`. */
+export type Counters = Record<string, number>;
+
+/** One binding cache entry at the HA (or a correspondent binding at a CN). */
+export interface BindingStatus {
+  homeAddress: string;
+  /** Member name from the certificate, when known. */
+  member?: string;
+  /** Underlay locator the HA sends to: "198.51.100.7:4191" or "[2001:db8::7]:4191". */
+  locator: string;
+  /** Care-of address as registered (IPv4-mapped for IPv4). */
+  careOfAddress?: string;
+  /** "none" | "detected" (RFC 5555 NAT detection) | "forced" (F flag). */
+  nat?: 'none' | 'detected' | 'forced';
+  /** Seconds until the binding expires. */
+  lifetimeRemaining: number;
+  /** Sequence number of the last accepted BU. */
+  sequence: number;
+  packetsIn?: number;
+  packetsOut?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  /** Seconds since the last authenticated packet from this binding. */
+  lastSeen?: number;
+}
+
+/** One binding update list entry at an MN or CN (RFC 6275 §11.1). */
+export interface BindingUpdateListStatus {
+  /** Home agent or correspondent address the BU went to. */
+  peer: string;
+  kind: 'home' | 'correspondent';
+  careOfAddress: string;
+  /** Local underlay locator in use ("203.0.113.10:40000"). */
+  locator?: string;
+  /** e.g. "registering", "registered", "refreshing", "deregistering", "failed". */
+  state: string;
+  lifetimeRequested?: number;
+  lifetimeRemaining: number;
+  sequence: number;
+  /** Retransmissions of the current BU. */
+  retransmits?: number;
+  nat?: 'none' | 'detected' | 'forced';
+  /** NAT keepalive interval in seconds, when a NAT was detected. */
+  natKeepalive?: number;
+  /** Last BA status (RFC 6275 §6.1.8), if any. */
+  lastStatus?: number;
+}
+
+interface StatusCommon {
+  version?: string;
+  pid?: number;
+  /** Seconds since the daemon started. */
+  uptime?: number;
+  tun?: { name: string; mtu: number };
+  /** Bound underlay sockets, e.g. ["0.0.0.0:4191", "[::]:4191"]. */
+  listen?: string[];
+  counters?: Counters;
+  /** Dropped packets by reason ("bad-tag", "replay", "selector", ...). */
+  drops?: Counters;
+}
+
+export interface HaStatus extends StatusCommon {
+  role: 'ha';
+  homePrefix: string;
+  homeAddress?: string;
+  bindings: BindingStatus[];
+}
+
+export interface MemberStatus extends StatusCommon {
+  role: 'mn' | 'cn';
+  homeAddress: string;
+  homeAgent: string;
+  /** "home", "away", "unregistered", ... */
+  state: string;
+  bindingUpdateList: BindingUpdateListStatus[];
+  /** Correspondent bindings (CN role: MNs bound to this CN). */
+  bindings?: BindingStatus[];
+}
+
+export type DaemonStatus = HaStatus | MemberStatus;

@@ -1,0 +1,155 @@
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import {
+  formatBytes,
+  formatDuration,
+  formatStatus,
+  runStatus,
+  statusTargets,
+} from '../../src/cli/status.js';
+import { startControlServer } from '../../src/io/control-socket.js';
+import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
+
+const HA: HaStatus = {
+  role: 'ha',
+  version: '0.1.0',
+  pid: 4242,
+  uptime: 3725,
+  tun: { name: 'mip6ha0', mtu: 1396 },
+  listen: ['0.0.0.0:4191', '[::]:4191'],
+  homePrefix: '2001:db8:100::/64',
+  homeAddress: '2001:db8:100::1',
+  bindings: [
+    {
+      homeAddress: '2001:db8:100::10',
+      member: 'laptop',
+      locator: '198.51.100.254:40123',
+      careOfAddress: '::ffff:192.0.2.10',
+      nat: 'detected',
+      lifetimeRemaining: 598,
+      sequence: 12,
+      packetsIn: 10,
+      packetsOut: 12,
+      bytesIn: 1500,
+      bytesOut: 2_500_000,
+      lastSeen: 2,
+    },
+  ],
+  counters: { packetsIn: 10, packetsOut: 12 },
+  drops: { 'bad-tag': 3, replay: 1 },
+};
+
+const MN: MemberStatus = {
+  role: 'mn',
+  homeAddress: '2001:db8:100::10',
+  homeAgent: '198.51.100.1:4191',
+  state: 'away',
+  bindingUpdateList: [
+    {
+      peer: '2001:db8:100::1',
+      kind: 'home',
+      careOfAddress: '::ffff:192.0.2.10',
+      locator: '192.0.2.10:40123',
+      state: 'registered',
+      lifetimeRemaining: 590,
+      sequence: 7,
+      retransmits: 0,
+      nat: 'detected',
+      natKeepalive: 110,
+      lastStatus: 0,
+    },
+  ],
+  drops: {},
+};
+
+void t.test('duration and byte formatting', async (t) => {
+  t.equal(formatDuration(42), '42s');
+  t.equal(formatDuration(185), '3m05s');
+  t.equal(formatDuration(3725), '1h02m');
+  t.equal(formatDuration(3 * 86400 + 7200), '3d02h');
+  t.equal(formatDuration(undefined), '-');
+  t.equal(formatBytes(999), '999 B');
+  t.equal(formatBytes(1500), '1.5 kB');
+  t.equal(formatBytes(2_500_000), '2.5 MB');
+});
+
+void t.test('HA status table', async (t) => {
+  const text = formatStatus(HA);
+  const lines = text.split('\n');
+  t.equal(
+    lines[0],
+    'mip6 ha  version 0.1.0  pid 4242  up 1h02m  tun mip6ha0 mtu 1396  listen 0.0.0.0:4191 [::]:4191',
+  );
+  t.match(text, /home prefix 2001:db8:100::\/64 {2}agent address 2001:db8:100::1/);
+  t.match(text, /bindings \(1\)\nHOME ADDRESS\s+MEMBER\s+LOCATOR\s+NAT\s+LIFETIME\s+SEQ/);
+  t.match(
+    text,
+    /2001:db8:100::10\s+laptop\s+198\.51\.100\.254:40123\s+detected\s+9m58s\s+12\s+10\/12\s+1\.5 kB\/2\.5 MB\s+2s ago/,
+  );
+  t.match(text, /counters: packetsIn=10 packetsOut=12\ndrops: bad-tag=3 replay=1\n$/);
+  const header = lines.find((l) => l.startsWith('HOME ADDRESS')) ?? '';
+  const row = lines.find((l) => l.startsWith('2001:db8:100::10')) ?? '';
+  t.equal(header.indexOf('LOCATOR'), row.indexOf('198.51.100.254'), 'columns aligned');
+});
+
+void t.test('MN status: binding update list; tolerant of junk', async (t) => {
+  const text = formatStatus(MN);
+  t.match(text, /home address 2001:db8:100::10 {2}home agent 198\.51\.100\.1:4191 {2}state away/);
+  t.match(text, /binding update list \(1\)/);
+  t.match(
+    text,
+    /2001:db8:100::1\s+home\s+::ffff:192\.0\.2\.10\s+192\.0\.2\.10:40123\s+registered\s+9m50s\s+7\s+0\s+detected \(keepalive 110s\)\s+0/,
+  );
+  t.match(text, /drops: none/);
+  t.match(formatStatus({ role: 'ha', bindings: 'nope' }), /bindings \(0\)/);
+  t.match(formatStatus(null), /unexpected status/);
+});
+
+void t.test('targets: explicit socket, role default, discovery', async (t) => {
+  t.same(statusTargets({ socket: '/x.sock' }), [{ path: '/x.sock', role: '' }]);
+  t.same(statusTargets({ role: 'mn' }), [{ path: '/run/mip6/mn.sock', role: 'mn' }]);
+  t.same(
+    statusTargets({}, (p) => p.endsWith('/cn.sock') || p.endsWith('/ha.sock')),
+    [
+      { path: '/run/mip6/ha.sock', role: 'ha' },
+      { path: '/run/mip6/cn.sock', role: 'cn' },
+    ],
+  );
+  t.throws(() => statusTargets({}, () => false), {
+    code: 'ERR_NO_DAEMON',
+    message: /no mip6 daemon/,
+  });
+});
+
+void t.test('runStatus against a live control server, and the CLI error line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), `mip6-status-${process.pid}-`));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'ha.sock');
+  const server = await startControlServer(path, { status: () => HA });
+  t.teardown(() => server.close());
+  t.same(JSON.parse(await runStatus({ socket: path, json: true })), HA);
+  t.equal(await runStatus({ socket: path, role: 'ha' }), formatStatus(HA));
+
+  const cli = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'status',
+      '--role',
+      'ha',
+      '--socket',
+      join(dir, 'gone.sock'),
+    ],
+    { encoding: 'utf8', cwd: process.cwd() },
+  );
+  t.equal(cli.status, 1);
+  t.equal(
+    cli.stderr,
+    `mip6: ERR_NO_DAEMON: no mip6 ha daemon at ${join(dir, 'gone.sock')}: is it running?\n`,
+  );
+});

@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { VERSION } from '../util/version.js';
+import { registerDaemons } from './daemons.js';
 import { registerDecode } from './decode.js';
 import { registerKeys } from './keys.js';
 import { registerStatus } from './status.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     )
     .version(VERSION)
     .showHelpAfterError();
+  registerDaemons(program);
   registerDecode(program);
   registerKeys(program);
   registerStatus(program);

@@ -1,0 +1,348 @@
+/**
+ * `mip6 ha -c ha.toml` and `mip6 mn -c mn.toml`: the composition root of the daemons. Reads
+ * and checks the configuration and the key files, opens the TUN and the UDP sockets, builds the
+ * role on top of them, serves the control socket, and on SIGINT/SIGTERM shuts down in order
+ * (the MN deregisters first), removing the TUN and the control socket.
+ */
+import { lookup } from 'node:dns/promises';
+import type { Command } from 'commander';
+import {
+  loadHaConfig,
+  loadMnConfig,
+  type CommonConfig,
+  type HaConfig,
+  type MnConfig,
+} from '../config/index.js';
+import { verifyCertificate, type Role } from '../crypto/certificate.js';
+import { SecureEndpoint } from '../crypto/endpoint.js';
+import {
+  readAuthorityPublic,
+  readCertificate,
+  readMemberPrivate,
+  readMemberPublic,
+} from '../crypto/key-files.js';
+import { initCrypto } from '../crypto/sodium.js';
+import { RouteCareOfSource } from '../io/care-of.js';
+import { SystemClock } from '../io/clock.js';
+import { startControlServer, type ControlServer } from '../io/control-socket.js';
+import { KernelHomeLink } from '../io/home-link.js';
+import { createNativeBatchAead } from '../io/native-aead.js';
+import { PcapSink } from '../io/pcap-sink.js';
+import { openTun } from '../io/tun.js';
+import type { TunDevice, UdpEndpoint } from '../io/types.js';
+import { openUdp } from '../io/udp.js';
+import type { NodeEnvironment } from '../roles/common.js';
+import { HomeAgent } from '../roles/ha/home-agent.js';
+import { MobileNode } from '../roles/mn/mobile-node.js';
+import { ConfigError, CryptoError, IoError } from '../util/errors.js';
+import { isLogLevel, Logger, type LogFormat } from '../util/log.js';
+import { isIpv4 } from '../wire/address.js';
+
+interface DaemonFlags {
+  config: string;
+  pcap?: string;
+  logFormat?: string;
+  logLevel?: string;
+}
+
+function makeLogger(cfg: CommonConfig, flags: DaemonFlags, role: Role): Logger {
+  const format = (flags.logFormat ?? cfg.log.format) as LogFormat;
+  if (format !== 'text' && format !== 'json') {
+    throw new ConfigError(
+      '--log-format',
+      'log-format',
+      `must be "text" or "json", got "${format}"`,
+    );
+  }
+  const level = flags.logLevel ?? cfg.log.level;
+  if (!isLogLevel(level)) {
+    throw new ConfigError(
+      '--log-level',
+      'log-level',
+      `must be debug, info, warn or error, got "${level}"`,
+    );
+  }
+  return new Logger({ sink: process.stderr, format, level, fields: { role } });
+}
+
+/** Loads our identity and checks that our own certificate is valid, ours, and of our role. */
+function loadIdentity(
+  cfg: CommonConfig,
+  role: Role,
+  allowedPeers: readonly Role[],
+): SecureEndpoint {
+  const staticKey = readMemberPrivate(cfg.identity.privateKey);
+  const certificate = readCertificate(cfg.identity.certificate);
+  const authorityPublicKey = readAuthorityPublic(cfg.identity.authority);
+  const verdict = verifyCertificate(certificate, authorityPublicKey, Date.now(), [role]);
+  if (verdict !== 'ok') {
+    throw new CryptoError(
+      'ERR_OWN_CERTIFICATE',
+      `${cfg.identity.certificate}: our certificate is not usable: ${verdict} ` +
+        `(checked against the authority ${cfg.identity.authority}, role ${role})`,
+    );
+  }
+  const endpoint = new SecureEndpoint({
+    staticKey,
+    certificate,
+    authorityPublicKey,
+    allowedPeerRoles: allowedPeers,
+  });
+  return endpoint;
+}
+
+function openSocket(family: 4 | 6, address: string, port: number): UdpEndpoint {
+  try {
+    return openUdp({ family, address, port });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const where = family === 4 ? `${address}:${port}` : `[${address}]:${port}`;
+    if (e.code === 'EADDRINUSE') {
+      throw new IoError(
+        'ERR_PORT_IN_USE',
+        `cannot listen on UDP ${where}: the port is in use (another mip6?)`,
+      );
+    }
+    if (e.code === 'EADDRNOTAVAIL') {
+      throw new IoError('ERR_ADDRESS', `cannot listen on UDP ${where}: no such local address`);
+    }
+    throw new IoError('ERR_UDP', `cannot listen on UDP ${where}: ${e.code ?? ''} ${e.message}`);
+  }
+}
+
+interface Running {
+  env: NodeEnvironment;
+  control: ControlServer;
+  stop(): Promise<void>;
+}
+
+/** Runs until SIGINT/SIGTERM; resolves after a clean shutdown. */
+async function runUntilSignal(running: Running): Promise<void> {
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (sig: string): void => {
+      if (stopping) return;
+      stopping = true;
+      running.env.log.info('shutdown', { signal: sig });
+      running
+        .stop()
+        .catch((err: unknown) => running.env.log.error('shutdown', { error: String(err) }))
+        .finally(resolve);
+    };
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+  });
+}
+
+function baseEnv(
+  cfg: CommonConfig,
+  flags: DaemonFlags,
+  log: Logger,
+  endpoint: SecureEndpoint,
+  tun: TunDevice,
+): NodeEnvironment {
+  const clock = new SystemClock();
+  const pcapFile = flags.pcap ?? cfg.pcap;
+  let capture: PcapSink | undefined;
+  if (pcapFile !== undefined) {
+    try {
+      capture = new PcapSink(pcapFile, (err) =>
+        log.error('pcap', { file: pcapFile, error: err.message }),
+      );
+    } catch (err) {
+      log.error('pcap', {
+        file: pcapFile,
+        error: (err as Error).message,
+        note: 'capture disabled',
+      });
+    }
+  }
+  return { endpoint, tun, clock, epochOffsetMs: Date.now() - clock.now(), log, capture };
+}
+
+export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
+  const cfg: HaConfig = await loadHaConfig(flags.config);
+  await initCrypto();
+  const log = makeLogger(cfg, flags, 'ha');
+  const endpoint = loadIdentity(cfg, 'ha', ['mn', 'cn']);
+  endpoint.setAead(createNativeBatchAead());
+  const prefixLen = cfg.home.prefix.length;
+  const tun = await openTun({
+    ...(cfg.tun.name !== undefined ? { name: cfg.tun.name } : {}),
+    mtu: cfg.tun.mtu,
+    // Without a physical home link the HA's home address lives on the TUN (virtual home network).
+    addresses: cfg.home.link === undefined ? [`${cfg.home.address}/${prefixLen}`] : [],
+  });
+  const sockets: UdpEndpoint[] = [];
+  const cleanup: (() => void)[] = [() => tun.close()];
+  try {
+    const udp4 =
+      cfg.listen.address4 !== undefined
+        ? openSocket(4, cfg.listen.address4, cfg.listen.port)
+        : undefined;
+    if (udp4) sockets.push(udp4);
+    const udp6 =
+      cfg.listen.address6 !== undefined
+        ? openSocket(6, cfg.listen.address6, cfg.listen.port)
+        : undefined;
+    if (udp6) sockets.push(udp6);
+    for (const s of sockets) cleanup.push(() => s.close());
+    const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
+    const homeLink = new KernelHomeLink({
+      tunName: tun.name,
+      homePrefix: cfg.home.prefix.text,
+      link: cfg.home.link,
+    });
+    await homeLink.start();
+    const ha = new HomeAgent(env, {
+      homePrefix: cfg.home.prefix.text,
+      homeAgentAddress: cfg.home.address,
+      maxLifetimeSeconds: cfg.home.maxLifetime,
+      ...(cfg.home.refreshAdvice !== undefined
+        ? { refreshAdviceSeconds: cfg.home.refreshAdvice }
+        : {}),
+      natKeepaliveSeconds: cfg.home.natKeepalive,
+      maxBindings: 100_000,
+      homeLink,
+    });
+    const control = await startControlServer(cfg.controlSocket, { status: () => ha.status() });
+    ha.start();
+    log.info('started', {
+      tun: tun.name,
+      mtu: tun.mtu,
+      prefix: cfg.home.prefix.text,
+      listen: sockets.map((s) => `${s.localAddress}/${s.localPort}`).join(','),
+      control: cfg.controlSocket,
+    });
+    await runUntilSignal({
+      env,
+      control,
+      stop: async () => {
+        await ha.close();
+        await control.close();
+        env.capture?.close();
+        endpoint.close();
+      },
+    });
+  } finally {
+    for (const c of cleanup.reverse()) c();
+  }
+}
+
+/** The HA's underlay addresses by family: literal addresses, or a name resolved through DNS. */
+async function resolveAgent(cfg: MnConfig): Promise<{ agent4?: string; agent6?: string }> {
+  const out: { agent4?: string; agent6?: string } = {};
+  const add = (a: string): void => {
+    if (isIpv4(a)) out.agent4 ??= a;
+    else out.agent6 ??= a;
+  };
+  const names = [cfg.home.agent];
+  for (const name of names) {
+    if (isIpv4(name) || name.includes(':')) {
+      add(name);
+      continue;
+    }
+    try {
+      for (const r of await lookup(name, { all: true })) add(r.address);
+    } catch (err) {
+      throw new ConfigError(
+        cfg.file,
+        'home.agent',
+        `cannot resolve "${name}": ${(err as Error).message}`,
+      );
+    }
+  }
+  return out;
+}
+
+export async function runMobileNode(flags: DaemonFlags): Promise<void> {
+  const cfg: MnConfig = await loadMnConfig(flags.config);
+  await initCrypto();
+  const log = makeLogger(cfg, flags, 'mn');
+  if (cfg.home.agentPublicKey === undefined) {
+    throw new ConfigError(
+      cfg.file,
+      'home.agent_public_key',
+      "required key is missing (the home agent's public key file)",
+    );
+  }
+  const agentPublicKey = readMemberPublic(cfg.home.agentPublicKey);
+  const endpoint = loadIdentity(cfg, 'mn', ['ha']);
+  endpoint.setAead(createNativeBatchAead());
+  const agents = await resolveAgent(cfg);
+  const tun = await openTun({
+    ...(cfg.tun.name !== undefined ? { name: cfg.tun.name } : {}),
+    mtu: cfg.tun.mtu,
+    addresses: [`${cfg.home.address}/${cfg.home.prefixLength}`],
+  });
+  const cleanup: (() => void)[] = [() => tun.close()];
+  try {
+    const udp4 =
+      agents.agent4 !== undefined ? openSocket(4, '0.0.0.0', cfg.underlay.port) : undefined;
+    const udp6 = agents.agent6 !== undefined ? openSocket(6, '::', cfg.underlay.port) : undefined;
+    for (const s of [udp4, udp6]) if (s) cleanup.push(() => s.close());
+    const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
+    const careOf = new RouteCareOfSource({
+      ...agents,
+      interfaces: cfg.underlay.interfaces,
+      tunName: tun.name,
+    });
+    const mn = new MobileNode(env, {
+      homeAddress: cfg.home.address,
+      homeAgentAddress: cfg.home.agentAddress,
+      ...agents,
+      agentPort: cfg.home.agentPort,
+      agentPublicKey,
+      lifetimeSeconds: cfg.home.lifetime,
+      firstRegistrationTimeoutMs: cfg.home.firstRegistrationTimeout * 1000,
+      prefer: cfg.underlay.prefer,
+      careOf,
+      recheckIntervalMs: cfg.movement.probeInterval * 1000,
+    });
+    const control = await startControlServer(cfg.controlSocket, { status: () => mn.status() });
+    mn.start();
+    log.info('started', {
+      tun: tun.name,
+      mtu: tun.mtu,
+      hoa: cfg.home.address,
+      agent4: agents.agent4 ?? '-',
+      agent6: agents.agent6 ?? '-',
+      control: cfg.controlSocket,
+    });
+    await runUntilSignal({
+      env,
+      control,
+      stop: async () => {
+        await mn.close();
+        await control.close();
+        env.capture?.close();
+        endpoint.close();
+      },
+    });
+  } finally {
+    for (const c of cleanup.reverse()) c();
+  }
+}
+
+function daemonCommand(
+  program: Command,
+  name: 'ha' | 'mn',
+  description: string,
+  run: (f: DaemonFlags) => Promise<void>,
+): void {
+  program
+    .command(name)
+    .description(description)
+    .requiredOption('-c, --config <file>', `path to ${name}.toml`)
+    .option('--pcap <file>', 'write every decrypted inner packet to this pcap file')
+    .option('--log-format <format>', 'text or json (overrides [log] format)')
+    .option('--log-level <level>', 'debug, info, warn or error (overrides [log] level)')
+    .action(async (opts: DaemonFlags) => {
+      await run(opts);
+    });
+}
+
+export function registerDaemons(program: Command): void {
+  daemonCommand(program, 'ha', 'run the home agent', runHomeAgent);
+  daemonCommand(program, 'mn', 'run the mobile node', runMobileNode);
+}

@@ -1,0 +1,57 @@
+/**
+ * The home agent's side effects on its host for each binding (RFC 6275 §10.4.1):
+ *  - with a real home link: a host route HoA/128 into the TUN and a proxy Neighbor Discovery
+ *    entry on the home link, so hosts on the link resolve the away MN's address to the HA
+ *    (the kernel answers NS for proxy entries when proxy_ndp is on);
+ *  - without one (a virtual home network): the whole home prefix is routed into the TUN at
+ *    start, so bindings need no per-address state.
+ */
+import { writeFile } from 'node:fs/promises';
+import { ip, replaceRoute } from './iproute.js';
+
+export interface HomeLinkOptions {
+  tunName: string;
+  homePrefix: string;
+  /** The physical home link, if any. */
+  link?: string | undefined;
+}
+
+async function sysctl(path: string, value: string): Promise<void> {
+  await writeFile(`/proc/sys/${path}`, value);
+}
+
+export class KernelHomeLink {
+  readonly #opts: HomeLinkOptions;
+
+  constructor(opts: HomeLinkOptions) {
+    this.#opts = opts;
+  }
+
+  /** Forwarding on, proxy ND on the home link, or the home prefix into the TUN. */
+  async start(): Promise<void> {
+    await sysctl('net/ipv6/conf/all/forwarding', '1');
+    if (this.#opts.link !== undefined) {
+      await sysctl(`net/ipv6/conf/${this.#opts.link}/proxy_ndp`, '1');
+    } else {
+      await replaceRoute(this.#opts.homePrefix, this.#opts.tunName);
+    }
+  }
+
+  async bindingAdded(homeAddress: string): Promise<void> {
+    if (this.#opts.link === undefined) return;
+    await replaceRoute(`${homeAddress}/128`, this.#opts.tunName);
+    await ip(['-6', 'neigh', 'add', 'proxy', homeAddress, 'dev', this.#opts.link]).catch(
+      (err: unknown) => {
+        if (!/File exists/.test(String(err))) throw err;
+      },
+    );
+  }
+
+  async bindingRemoved(homeAddress: string): Promise<void> {
+    if (this.#opts.link === undefined) return;
+    await ip(['-6', 'neigh', 'del', 'proxy', homeAddress, 'dev', this.#opts.link]).catch(() => {});
+    await ip(['-6', 'route', 'del', `${homeAddress}/128`, 'dev', this.#opts.tunName]).catch(
+      () => {},
+    );
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Pieces every role's driver shares: the environment a node runs in (I/O handles, clock, log,
+ * capture), drop counters, and the tunnel write path (seal a run of packets for one peer and
+ * send them to one locator without copying).
+ */
+import type { PeerSession, SecureEndpoint } from '../crypto/endpoint.js';
+import { DATA_HEADER_LEN, TAG_LEN } from '../crypto/aead.js';
+import type { PacketSink } from '../io/pcap-sink.js';
+import type {
+  AddressFamily,
+  Clock,
+  OutgoingDatagrams,
+  TunDevice,
+  UdpEndpoint,
+} from '../io/types.js';
+import type { Locator } from '../protocol/locator.js';
+import type { Logger } from '../util/log.js';
+import { isIpv4, parseIpv4, parseIpv6 } from '../wire/address.js';
+
+/** Everything a role needs from the outside world; the CLI builds the real ones, tests fakes. */
+export interface NodeEnvironment {
+  endpoint: SecureEndpoint;
+  tun: TunDevice;
+  /** One socket per underlay family (either may be absent). */
+  udp4?: UdpEndpoint | undefined;
+  udp6?: UdpEndpoint | undefined;
+  clock: Clock;
+  /** Added to clock.now() to get Unix milliseconds (certificates, handshake timestamps). */
+  epochOffsetMs: number;
+  log: Logger;
+  /** Decrypted inner packets are written here when set (`--pcap`). */
+  capture?: PacketSink | undefined;
+}
+
+/** Drop counters by reason; the names are what `mip6 status` shows. */
+export class DropCounters {
+  readonly byReason: Record<string, number> = {};
+  add(reason: string, n = 1): void {
+    this.byReason[reason] = (this.byReason[reason] ?? 0) + n;
+  }
+  get(reason: string): number {
+    return this.byReason[reason] ?? 0;
+  }
+}
+
+/** A locator resolved once into the 16-byte slot form the UDP batch send uses. */
+export interface ResolvedLocator extends Locator {
+  family: AddressFamily;
+  slot: Uint8Array;
+}
+
+export function resolveLocator(l: Locator): ResolvedLocator {
+  const family: AddressFamily = isIpv4(l.address) ? 4 : 6;
+  const slot = new Uint8Array(16);
+  slot.set(family === 4 ? parseIpv4(l.address) : parseIpv6(l.address));
+  return { address: l.address, port: l.port, family, slot };
+}
+
+/**
+ * Seals runs of packets for one peer in place and sends them to one locator. The packets sit in
+ * `buf` with at least 16 bytes of headroom and 16 of tailroom (TUN batches provide both), so
+ * the channel header and tag are written around them and nothing is copied.
+ */
+export class TunnelWriter {
+  #offsets = new Uint32Array(64);
+  #lengths = new Uint32Array(64);
+  #msgLengths = new Uint32Array(64);
+  #dstAddrs = new Uint8Array(64 * 16);
+  #dstPorts = new Uint16Array(64);
+  #count = 0;
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Starts a new run. */
+  clear(): void {
+    this.#count = 0;
+  }
+
+  /** Adds the packet at buf[offset, offset + length) to the run. */
+  push(offset: number, length: number): void {
+    if (this.#count === this.#offsets.length) this.#grow();
+    this.#offsets[this.#count] = offset - DATA_HEADER_LEN;
+    this.#lengths[this.#count] = length;
+    this.#msgLengths[this.#count] = length + DATA_HEADER_LEN + TAG_LEN;
+    this.#count++;
+  }
+
+  #grow(): void {
+    const n = this.#offsets.length * 2;
+    const grow32 = (a: Uint32Array): Uint32Array<ArrayBuffer> => {
+      const b = new Uint32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.#offsets = grow32(this.#offsets);
+    this.#lengths = grow32(this.#lengths);
+    this.#msgLengths = grow32(this.#msgLengths);
+    const addrs = new Uint8Array(n * 16);
+    addrs.set(this.#dstAddrs);
+    this.#dstAddrs = addrs;
+    const ports = new Uint16Array(n);
+    ports.set(this.#dstPorts);
+    this.#dstPorts = ports;
+  }
+
+  /**
+   * Seals the run for `session` and sends it to `to`. Returns the number of datagrams the
+   * socket accepted; 0 when the session has no keys yet (the endpoint starts a handshake).
+   */
+  flush(
+    endpoint: SecureEndpoint,
+    session: PeerSession,
+    buf: Uint8Array,
+    socket: UdpEndpoint,
+    to: ResolvedLocator,
+    now: number,
+  ): number {
+    const n = this.#count;
+    this.#count = 0;
+    if (n === 0) return 0;
+    if (endpoint.sealBatch(session, buf, this.#offsets, this.#lengths, n, now) !== n) return 0;
+    for (let i = 0; i < n; i++) {
+      this.#dstAddrs.set(to.slot, i * 16);
+      this.#dstPorts[i] = to.port;
+    }
+    const out: OutgoingDatagrams = {
+      count: n,
+      buf,
+      offsets: this.#offsets,
+      lengths: this.#msgLengths,
+      dstAddrs: this.#dstAddrs,
+      dstPorts: this.#dstPorts,
+    };
+    return socket.sendDatagrams(out);
+  }
+}
+
+/** Seals one (signaling) packet and sends it; false when there are no keys or the send failed. */
+export function sendSealed(
+  endpoint: SecureEndpoint,
+  session: PeerSession,
+  packet: Uint8Array,
+  socket: UdpEndpoint | undefined,
+  to: Locator,
+  now: number,
+): boolean {
+  if (socket === undefined) return false;
+  const msg = endpoint.seal(session, packet, now);
+  if (msg === null) return false;
+  return socket.send(msg, to.address, to.port);
+}
+
+/**
+ * The time every core sees: Unix milliseconds, advancing with the monotonic clock (so a wall
+ * clock step does not disturb timers, while certificates and handshake timestamps get real time).
+ */
+export function nodeNow(env: NodeEnvironment): number {
+  return env.clock.now() + env.epochOffsetMs;
+}
+
+/** Arms the node's single timer for a deadline given in nodeNow() time. */
+export function armTimer(env: NodeEnvironment, deadline: number, cb: () => void): void {
+  if (deadline === Infinity) env.clock.clearTimer();
+  else env.clock.setTimer(deadline - env.epochOffsetMs, cb);
+}

@@ -1,0 +1,540 @@
+/**
+ * The home agent (RFC 6275 §10, RFC 5555 §4; DESIGN.md §2-§5): binding cache, home
+ * registration, bidirectional tunneling.
+ *
+ * Underlay -> TUN (onDatagrams):
+ *   1. The endpoint opens the batch in place (handshake messages go to `receive`, replies back
+ *      to the sender's locator; a new session is remembered with the locator it came from).
+ *   2. Inner packets addressed to the HA's own home-prefix address that carry a Mobility Header
+ *      are signaling: decoded, and a BU goes to processHomeBindingUpdate with the channel's
+ *      certificate as the authority on which home addresses the member may register. The BA is
+ *      sealed back to the locator the BU came from.
+ *   3. Everything else is reverse-tunneled data: its source must be a home address bound to
+ *      this very channel (the selector check; an unauthenticated packet never moves a binding),
+ *      then it is written to the TUN and the HA host's kernel routes it on.
+ * TUN -> underlay (onPackets):
+ *   packets the kernel routes into the TUN (the home prefix, or host routes for away MNs on a
+ *   real home link) are looked up by destination in the binding cache, sealed in runs for the
+ *   binding's channel in place and sent to the binding's locator in one batch. A destination
+ *   with no binding is dropped, counted, and answered with ICMPv6 Destination Unreachable
+ *   (code 3, address unreachable; RFC 4443 §3.1), rate-limited.
+ * Timer: one, at the earliest of the endpoint's and the binding cache's deadlines: handshake
+ * retransmission and rekey, binding expiry (routes withdrawn), Binding Refresh Requests.
+ */
+import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
+import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
+import type { MemberCertificate } from '../../crypto/certificate.js';
+import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
+import { BindingCache, keyOf, type BindingCacheEntry } from '../../protocol/binding-cache.js';
+import { baStatusName } from '../../protocol/constants.js';
+import {
+  processHomeBindingUpdate,
+  type HomeAgentRegistrationConfig,
+} from '../../protocol/home-agent-registration.js';
+import { formatLocator, type Locator } from '../../protocol/locator.js';
+import { lifetimeUnitsToSeconds } from '../../protocol/sequence.js';
+import type { HaStatus, BindingStatus } from '../../io/control-protocol.js';
+import {
+  ipv6Equal,
+  parseIpv6,
+  parsePrefix,
+  prefixContains,
+  type Prefix,
+} from '../../wire/address.js';
+import { buildDestinationUnreachable } from '../../wire/icmpv6.js';
+import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
+import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
+import { WireError } from '../../util/errors.js';
+import {
+  armTimer,
+  DropCounters,
+  nodeNow,
+  resolveLocator,
+  sendSealed,
+  TunnelWriter,
+  type NodeEnvironment,
+  type ResolvedLocator,
+} from '../common.js';
+import type { MobilityMessage } from '../../wire/types.js';
+
+const IPV6_SRC_OFF = 8; // RFC 8200 §3
+const IPV6_DST_OFF = 24; // RFC 8200 §3
+const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
+/** At most this many ICMPv6 errors per second (RFC 4443 §2.4 (f) asks for a limit). */
+const ICMP_ERRORS_PER_SECOND = 10;
+
+/** Home-link side effects of a binding (routes, proxy ND); real one in src/io/home-link.ts. */
+export interface HomeLinkControl {
+  bindingAdded(homeAddress: string): Promise<void>;
+  bindingRemoved(homeAddress: string): Promise<void>;
+}
+
+export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
+  homeLink?: HomeLinkControl | undefined;
+}
+
+interface BindingExtra {
+  session: PeerSession;
+  locator: ResolvedLocator;
+}
+
+export class HomeAgent {
+  readonly cache = new BindingCache();
+  readonly drops = new DropCounters();
+  readonly counters = {
+    tunnelPacketsIn: 0,
+    tunnelPacketsOut: 0,
+    tunnelBytesIn: 0,
+    tunnelBytesOut: 0,
+    signalingIn: 0,
+    signalingOut: 0,
+    icmpErrorsSent: 0,
+  };
+  readonly #env: NodeEnvironment;
+  readonly #opts: HomeAgentOptions;
+  readonly #haAddress: Uint8Array;
+  readonly #homePrefix: Prefix;
+  /** Channel and resolved locator of each binding, by binding key. */
+  readonly #extra = new Map<string, BindingExtra>();
+  /** Last locator each channel was heard from (for handshake replies and rekeys). */
+  readonly #sessionLocator = new Map<PeerSession, Locator>();
+  readonly #writer = new TunnelWriter();
+  #openOut: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
+  #tunOffsets = new Uint32Array(64);
+  #tunLengths = new Uint32Array(64);
+  #icmpWindowStart = 0;
+  #icmpInWindow = 0;
+  #startedAt = 0;
+  #closed = false;
+
+  constructor(env: NodeEnvironment, opts: HomeAgentOptions) {
+    this.#env = env;
+    this.#opts = opts;
+    this.#haAddress = parseIpv6(opts.homeAgentAddress);
+    this.#homePrefix = parsePrefix(opts.homePrefix);
+  }
+
+  /** Starts receiving on the TUN and the sockets. */
+  start(): void {
+    this.#startedAt = nodeNow(this.#env);
+    this.#env.tun.onPackets((b) => this.#onTunPackets(b));
+    for (const s of this.#sockets()) s.onDatagrams((b) => this.#onDatagrams(s, b));
+    this.#rearm();
+  }
+
+  #sockets(): UdpEndpoint[] {
+    return [this.#env.udp4, this.#env.udp6].filter((s): s is UdpEndpoint => s !== undefined);
+  }
+
+  #socketFor(family: 4 | 6): UdpEndpoint | undefined {
+    return family === 4 ? this.#env.udp4 : this.#env.udp6;
+  }
+
+  // ---- underlay -> TUN -------------------------------------------------------------------
+
+  #onDatagrams(socket: UdpEndpoint, batch: DatagramBatch): void {
+    const env = this.#env;
+    const now = nodeNow(env);
+    const n = batch.count;
+    if (this.#openOut.results.length < n) {
+      this.#openOut = { results: new Uint8Array(n * 2), sessions: [] };
+      this.#tunOffsets = new Uint32Array(n * 2);
+      this.#tunLengths = new Uint32Array(n * 2);
+    }
+    const out = this.#openOut;
+    env.endpoint.openBatch(batch.buf, batch.offsets, batch.lengths, n, now, out);
+    let w = 0;
+    const buf = batch.buf;
+    for (let i = 0; i < n; i++) {
+      const result = out.results[i];
+      if (result === OpenResult.NOT_DATA) {
+        this.#onHandshake(socket, batch, i, now);
+        continue;
+      }
+      if (result !== OpenResult.DATA) continue; // counted by the endpoint
+      const session = out.sessions[i]!;
+      const off = batch.offsets[i]! + DATA_HEADER_LEN;
+      const len = batch.lengths[i]! - DATA_OVERHEAD;
+      this.#sessionLocator.set(session, {
+        address: batch.remoteAddress(i),
+        port: batch.remotePort(i),
+      });
+      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+        this.drops.add('malformed-inner');
+        continue;
+      }
+      if (ipv6Equal(buf, off + IPV6_DST_OFF, this.#haAddress, 0) && this.#isSignaling(buf, off)) {
+        const packet = buf.slice(off, off + len);
+        this.#capture(packet, now);
+        this.#onSignaling(
+          packet,
+          session,
+          { address: batch.remoteAddress(i), port: batch.remotePort(i) },
+          now,
+        );
+        continue;
+      }
+      const entry = this.cache.getByKey(keyOf(buf, off + IPV6_SRC_OFF));
+      if (entry === undefined) {
+        this.drops.add('no-binding');
+        continue;
+      }
+      if (this.#extra.get(entry.key)?.session !== session) {
+        this.drops.add('selector');
+        continue;
+      }
+      this.cache.recordIn(entry, len, now);
+      this.counters.tunnelPacketsIn++;
+      this.counters.tunnelBytesIn += len;
+      if (env.capture) this.#capture(buf.subarray(off, off + len), now);
+      this.#tunOffsets[w] = off;
+      this.#tunLengths[w] = len;
+      w++;
+    }
+    if (w > 0) {
+      const accepted = env.tun.writePackets({
+        count: w,
+        buf,
+        offsets: this.#tunOffsets,
+        lengths: this.#tunLengths,
+      });
+      if (accepted < w) this.drops.add('tun-write', w - accepted);
+    }
+    this.#rearm();
+  }
+
+  /** True for a Mobility Header right after the fixed header or after one Destination Options header (HAO). */
+  #isSignaling(buf: Uint8Array, off: number): boolean {
+    const nh = buf[off + IPV6_NEXT_HEADER_OFF];
+    if (nh === 135) return true;
+    if (nh === 60 || nh === 43) {
+      const ext = off + IPV6_HEADER_LEN;
+      const next = buf[ext];
+      if (next === 135) return true;
+      if (next === 60) return true; // RH2 then HAO: decode properly on the slow path
+    }
+    return false;
+  }
+
+  #onHandshake(socket: UdpEndpoint, batch: DatagramBatch, i: number, now: number): void {
+    const locator: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
+    const datagram = batch.packet(i).slice();
+    this.#endpointDeadline = 0; // handshake state changed: poll the endpoint on the next turn
+    const r = this.#env.endpoint.receive(datagram, now, false, formatLocator(locator));
+    switch (r.kind) {
+      case 'reply':
+        socket.send(r.data, locator.address, locator.port);
+        break;
+      case 'established':
+        this.#sessionLocator.set(r.session, locator);
+        if (r.reply) socket.send(r.reply, locator.address, locator.port);
+        this.#env.log.info('channel', {
+          peer: r.session.peerName ?? '?',
+          locator: formatLocator(locator),
+        });
+        break;
+      case 'cookie':
+      case 'data':
+      case 'drop':
+        break;
+    }
+  }
+
+  #onSignaling(packet: Uint8Array, session: PeerSession, locator: Locator, now: number): void {
+    const env = this.#env;
+    let decoded;
+    try {
+      decoded = decodePacket(packet);
+    } catch (err) {
+      this.drops.add(err instanceof WireError ? `wire-${err.code}` : 'malformed-inner');
+      return;
+    }
+    const mh = decoded.mobility;
+    if (mh === undefined) {
+      this.drops.add('not-signaling');
+      return;
+    }
+    if (decoded.mobility?.checksumValid === false) {
+      this.drops.add('mh-checksum');
+      return;
+    }
+    this.counters.signalingIn++;
+    if (mh.kind !== 'bindingUpdate') {
+      this.drops.add(`unexpected-${mh.kind}`);
+      return;
+    }
+    const cert = session.peerCertificate;
+    if (cert === null) {
+      this.drops.add('no-certificate');
+      return;
+    }
+    const result = processHomeBindingUpdate(
+      this.cache,
+      {
+        bu: mh,
+        innerSource: decoded.source,
+        innerDestination: decoded.destination,
+        ...(decoded.homeAddress !== undefined ? { homeAddressOption: decoded.homeAddress } : {}),
+        locator,
+        peer: { name: cert.name, allowsHomeAddress: (hoa) => certificateAllows(cert, hoa) },
+        config: this.#opts,
+      },
+      now,
+    );
+    const fields = {
+      member: cert.name,
+      hoa: result.entry?.homeAddress ?? decoded.homeAddress ?? decoded.source,
+      locator: formatLocator(locator),
+      seq: mh.sequence,
+      lifetime: lifetimeUnitsToSeconds(mh.lifetimeUnits),
+    };
+    if (result.action === 'drop') {
+      this.drops.add(`bu-${result.code}`);
+      env.log.warn('bu-dropped', { ...fields, reason: result.reason });
+      return;
+    }
+    const entry = result.entry;
+    if (result.change === 'created' || result.change === 'updated') {
+      if (entry) {
+        const known = this.#extra.get(entry.key);
+        this.#extra.set(entry.key, { session, locator: resolveLocator(entry.locator) });
+        if (result.change === 'created' || known === undefined)
+          this.#homeLinkAdd(entry.homeAddress);
+      }
+      env.log.info(
+        result.change === 'created' ? 'registration' : result.previousLocator ? 'move' : 'refresh',
+        {
+          ...fields,
+          nat: entry?.natDetected ?? false,
+          granted: entry?.lifetimeSeconds ?? 0,
+          ...(result.previousLocator ? { from: formatLocator(result.previousLocator) } : {}),
+        },
+      );
+    } else if (result.change === 'deleted' && entry) {
+      this.#removeBinding(entry, 'deregistration');
+    } else if ((result.status ?? 0) >= 128) {
+      env.log.warn('bu-rejected', {
+        ...fields,
+        status: result.status ?? 0,
+        statusName: baStatusName(result.status ?? 0),
+        reason: result.reason,
+      });
+    }
+    if (result.ack && result.reply) {
+      const ba = encodeMobilityPacket({
+        source: result.reply.innerSource,
+        destination: result.reply.innerDestination,
+        message: result.ack,
+      });
+      this.#sendSignaling(session, ba, result.reply.locator, now);
+    }
+  }
+
+  #sendSignaling(session: PeerSession, packet: Uint8Array, to: Locator, now: number): void {
+    const family = to.address.includes(':') ? 6 : 4;
+    this.#capture(packet, now);
+    if (sendSealed(this.#env.endpoint, session, packet, this.#socketFor(family), to, now)) {
+      this.counters.signalingOut++;
+    } else {
+      this.drops.add('signaling-send');
+    }
+  }
+
+  #removeBinding(entry: BindingCacheEntry, why: string): void {
+    this.#extra.delete(entry.key);
+    this.#homeLinkRemove(entry.homeAddress);
+    this.#env.log.info(why, { hoa: entry.homeAddress, member: entry.peerName });
+  }
+
+  #homeLinkAdd(hoa: string): void {
+    this.#opts.homeLink?.bindingAdded(hoa).catch((err: unknown) => {
+      this.#env.log.error('home-link', { hoa, error: String(err) });
+    });
+  }
+
+  #homeLinkRemove(hoa: string): void {
+    this.#opts.homeLink?.bindingRemoved(hoa).catch((err: unknown) => {
+      this.#env.log.error('home-link', { hoa, error: String(err) });
+    });
+  }
+
+  // ---- TUN -> underlay -------------------------------------------------------------------
+
+  #onTunPackets(batch: PacketBatch): void {
+    const env = this.#env;
+    const now = nodeNow(env);
+    const buf = batch.buf;
+    const writer = this.#writer;
+    writer.clear();
+    let runExtra: BindingExtra | undefined;
+    const flush = (): void => {
+      if (runExtra === undefined || writer.count === 0) return;
+      const n = writer.count;
+      const sock = this.#socketFor(runExtra.locator.family);
+      if (sock === undefined) {
+        this.drops.add('no-socket', n);
+        writer.clear();
+        return;
+      }
+      const sent = writer.flush(env.endpoint, runExtra.session, buf, sock, runExtra.locator, now);
+      if (sent < n) this.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
+    };
+    for (let i = 0; i < batch.count; i++) {
+      const off = batch.offsets[i]!;
+      const len = batch.lengths[i]!;
+      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+        this.drops.add('tun-not-ipv6');
+        continue;
+      }
+      const entry = this.cache.getByKey(keyOf(buf, off + IPV6_DST_OFF));
+      const extra = entry === undefined ? undefined : this.#extra.get(entry.key);
+      if (entry === undefined || extra === undefined) {
+        this.drops.add('unregistered');
+        this.#unreachable(buf.subarray(off, off + len), now);
+        continue;
+      }
+      if (extra !== runExtra) {
+        flush();
+        runExtra = extra;
+      }
+      if (env.capture) this.#capture(buf.subarray(off, off + len), now);
+      this.cache.recordOut(entry, len, now);
+      this.counters.tunnelPacketsOut++;
+      this.counters.tunnelBytesOut += len;
+      writer.push(off, len);
+    }
+    flush();
+    this.#rearm();
+  }
+
+  /** ICMPv6 Destination Unreachable (address unreachable) for a packet to an away-less HoA. */
+  #unreachable(packet: Uint8Array, now: number): void {
+    if (!prefixContains(this.#homePrefix, packet, IPV6_DST_OFF)) return;
+    if (now - this.#icmpWindowStart >= 1000) {
+      this.#icmpWindowStart = now;
+      this.#icmpInWindow = 0;
+    }
+    if (this.#icmpInWindow >= ICMP_ERRORS_PER_SECOND) return;
+    let reply: Uint8Array | null;
+    try {
+      reply = buildDestinationUnreachable(packet, 3, this.#opts.homeAgentAddress);
+    } catch {
+      return;
+    }
+    if (reply === null) return; // never about an ICMPv6 error or multicast (RFC 4443 §2.4 (e))
+    this.#icmpInWindow++;
+    this.counters.icmpErrorsSent++;
+    this.#env.tun.writePacket(reply);
+  }
+
+  #capture(packet: Uint8Array, now: number): void {
+    this.#env.capture?.write(packet, now * 1000);
+  }
+
+  // ---- timers ----------------------------------------------------------------------------
+
+  #rearm(): void {
+    if (this.#closed) return;
+    const deadline = Math.min(this.cache.nextDeadline(), this.#endpointDeadline);
+    armTimer(this.#env, deadline, () => this.#onTimer());
+  }
+
+  #endpointDeadline = 0;
+
+  #onTimer(): void {
+    if (this.#closed) return;
+    const env = this.#env;
+    const now = nodeNow(env);
+    const polled = env.endpoint.poll(now);
+    for (const { peer, data } of polled.send) {
+      const to = this.#sessionLocator.get(peer);
+      if (to) this.#socketFor(to.address.includes(':') ? 6 : 4)?.send(data, to.address, to.port);
+    }
+    this.#endpointDeadline = polled.nextDeadline;
+    for (const action of this.cache.poll(now)) {
+      if (action.kind === 'expired') {
+        this.#removeBinding(action.entry, 'expired');
+      } else {
+        const extra = this.#extra.get(action.entry.key);
+        if (extra) {
+          const brr: MobilityMessage = { kind: 'bindingRefreshRequest', options: [] };
+          const packet = encodeMobilityPacket({
+            source: this.#opts.homeAgentAddress,
+            destination: action.entry.homeAddress,
+            message: brr,
+          });
+          this.#sendSignaling(extra.session, packet, extra.locator, now);
+          env.log.info('refresh-request', { hoa: action.entry.homeAddress });
+        }
+      }
+    }
+    this.#rearm();
+  }
+
+  // ---- status and shutdown ---------------------------------------------------------------
+
+  status(): HaStatus {
+    const now = nodeNow(this.#env);
+    const bindings: BindingStatus[] = [];
+    for (const e of this.cache.entries()) {
+      bindings.push({
+        homeAddress: e.homeAddress,
+        member: e.peerName,
+        locator: formatLocator(e.locator),
+        careOfAddress: e.careOfAddress,
+        nat: e.natDetected ? 'detected' : e.udpEncapsulationRequired ? 'forced' : 'none',
+        lifetimeRemaining: Math.max(0, Math.round((e.expiresAt - now) / 1000)),
+        sequence: e.sequence,
+        packetsIn: e.counters.packetsIn,
+        packetsOut: e.counters.packetsOut,
+        bytesIn: e.counters.bytesIn,
+        bytesOut: e.counters.bytesOut,
+        ...(e.lastUsedAt !== null ? { lastSeen: Math.round((now - e.lastUsedAt) / 1000) } : {}),
+      });
+    }
+    const drops: Record<string, number> = { ...this.drops.byReason };
+    for (const [reason, count] of Object.entries(this.#env.endpoint.drops)) {
+      if (count > 0) drops[`channel-${reason}`] = count;
+    }
+    return {
+      role: 'ha',
+      pid: process.pid,
+      uptime: Math.round((now - this.#startedAt) / 1000),
+      tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
+      listen: this.#sockets().map((s) =>
+        formatLocator({ address: s.localAddress, port: s.localPort }),
+      ),
+      homePrefix: this.#opts.homePrefix,
+      homeAddress: this.#opts.homeAgentAddress,
+      bindings,
+      counters: { ...this.counters },
+      drops,
+    };
+  }
+
+  /** Stops timers; bindings' home-link state is withdrawn. The caller closes the I/O. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#env.clock.clearTimer();
+    const removals: Promise<void>[] = [];
+    for (const e of this.cache.entries()) {
+      if (this.#opts.homeLink)
+        removals.push(this.#opts.homeLink.bindingRemoved(e.homeAddress).catch(() => {}));
+    }
+    await Promise.all(removals);
+  }
+}
+
+/** True when the member certificate allows this home address (one of its prefixes holds it). */
+export function certificateAllows(cert: MemberCertificate, homeAddress: string): boolean {
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIpv6(homeAddress);
+  } catch {
+    return false;
+  }
+  return cert.addresses.some((p) =>
+    prefixContains({ address: p.address, length: p.prefixLength }, bytes, 0),
+  );
+}

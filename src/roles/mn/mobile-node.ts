@@ -1,0 +1,563 @@
+/**
+ * The mobile node (RFC 6275 §11, RFC 5555 §4; DESIGN.md §2-§5): its home address lives on the
+ * TUN; everything from it is reverse-tunneled to the home agent through the channel, and
+ * everything for it comes back the same way. The care-of locator is whatever local address the
+ * kernel picks to reach the HA; every change of it is a move, signaled at once with a BU.
+ *
+ * Startup: the channel handshake with the HA (Noise IK; the HA's key is configured) and, in
+ * parallel, the first care-of probe. The first BU waits for the channel, then goes out at once.
+ * TUN -> underlay: every packet is sealed in place (one run per batch) and sent to the HA's
+ *   address of the care-of family in use.
+ * Underlay -> TUN: data messages from the HA's channel are opened in place; inner packets must
+ *   be addressed to our home address. BAs and BRRs go to the HomeRegistration machine, the rest
+ *   is written to the TUN.
+ * Movement: the CareOfSource reports candidate care-of addresses (rtnetlink events, a periodic
+ *   re-check); the preferred family with a usable address wins. A change -> setCareOf -> BU now.
+ * Shutdown: deregistration BU (lifetime 0), then close.
+ */
+import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
+import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
+import type { BindingUpdateListStatus, MemberStatus } from '../../io/control-protocol.js';
+import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
+import { baStatusName } from '../../protocol/constants.js';
+import { formatLocator, type Locator } from '../../protocol/locator.js';
+import {
+  HomeRegistration,
+  type CareOf,
+  type HomeRegistrationAction,
+} from '../../protocol/mobile-node-registration.js';
+import { WireError } from '../../util/errors.js';
+import { ipv6Equal, parseIpv6 } from '../../wire/address.js';
+import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
+import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
+import {
+  armTimer,
+  DropCounters,
+  nodeNow,
+  resolveLocator,
+  sendSealed,
+  TunnelWriter,
+  type NodeEnvironment,
+  type ResolvedLocator,
+} from '../common.js';
+
+const IPV6_DST_OFF = 24; // RFC 8200 §3
+const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
+const IPPROTO_MH = 135; // RFC 6275 §6.1
+
+/** Where the MN's care-of addresses come from (rtnetlink in src/io/care-of.ts; fakes in tests). */
+export interface CareOfSource {
+  /** Usable local addresses towards each HA underlay address, e.g. [{family: 4, localAddress}]. */
+  probe(): Promise<CareOf[]>;
+  /** Calls `onChange` when links, addresses or routes change (debounced by the source). */
+  watch(onChange: () => void): void;
+  close(): void;
+}
+
+export interface MobileNodeOptions {
+  homeAddress: string;
+  /** The HA's address on the home prefix (inner destination of BUs). */
+  homeAgentAddress: string;
+  /** The HA's underlay addresses by family and its UDP port. */
+  agent4?: string | undefined;
+  agent6?: string | undefined;
+  agentPort: number;
+  agentPublicKey: Uint8Array;
+  lifetimeSeconds: number;
+  firstRegistrationTimeoutMs?: number | undefined;
+  prefer: 'ipv4' | 'ipv6';
+  careOf: CareOfSource;
+  /** Re-check care-of addresses this often even without events (ms). */
+  recheckIntervalMs?: number | undefined;
+}
+
+export class MobileNode {
+  readonly drops = new DropCounters();
+  readonly counters = {
+    tunnelPacketsIn: 0,
+    tunnelPacketsOut: 0,
+    tunnelBytesIn: 0,
+    tunnelBytesOut: 0,
+    signalingIn: 0,
+    signalingOut: 0,
+    moves: 0,
+  };
+  readonly registration: HomeRegistration;
+  readonly #env: NodeEnvironment;
+  readonly #opts: MobileNodeOptions;
+  readonly #hoa: Uint8Array;
+  readonly #writer = new TunnelWriter();
+  #openOut: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
+  #tunOffsets = new Uint32Array(64);
+  #tunLengths = new Uint32Array(64);
+  #session: PeerSession | undefined;
+  #careOf: CareOf | null = null;
+  #agent: ResolvedLocator | undefined;
+  /** BUs produced while the channel was not up yet: sent the moment it is. */
+  #pendingSignaling: Uint8Array[] = [];
+  #endpointDeadline = 0;
+  #nextRecheck = 0;
+  #probing = false;
+  #probeAgain = false;
+  #startedAt = 0;
+  #closed = false;
+  #deregistered: (() => void) | undefined;
+  readonly #listeners = new Set<(event: string, fields: Record<string, unknown>) => void>();
+
+  constructor(env: NodeEnvironment, opts: MobileNodeOptions) {
+    this.#env = env;
+    this.#opts = opts;
+    this.#hoa = parseIpv6(opts.homeAddress);
+    this.registration = new HomeRegistration(
+      {
+        homeAddress: opts.homeAddress,
+        homeAgentAddress: opts.homeAgentAddress,
+        lifetimeSeconds: opts.lifetimeSeconds,
+        ...(opts.firstRegistrationTimeoutMs !== undefined
+          ? { firstRegistrationTimeoutMs: opts.firstRegistrationTimeoutMs }
+          : {}),
+      },
+      nodeNow(env),
+    );
+  }
+
+  /** Observes events (registered, move, failed...) — used by tests and the demo. */
+  on(listener: (event: string, fields: Record<string, unknown>) => void): void {
+    this.#listeners.add(listener);
+  }
+
+  #emit(event: string, fields: Record<string, unknown>): void {
+    for (const l of this.#listeners) l(event, fields);
+  }
+
+  start(): void {
+    const env = this.#env;
+    this.#startedAt = nodeNow(env);
+    env.tun.onPackets((b) => this.#onTunPackets(b));
+    for (const s of [env.udp4, env.udp6]) s?.onDatagrams((b) => this.#onDatagrams(s, b));
+    this.#opts.careOf.watch(() => this.#recheck());
+    this.#recheck();
+  }
+
+  // ---- movement --------------------------------------------------------------------------
+
+  /** Probes care-of addresses; a change of the chosen one is a move. */
+  #recheck(): void {
+    if (this.#closed) return;
+    if (this.#probing) {
+      this.#probeAgain = true;
+      return;
+    }
+    this.#probing = true;
+    this.#opts.careOf
+      .probe()
+      .then((candidates) => this.#onCandidates(candidates))
+      .catch((err: unknown) => this.#env.log.warn('care-of-probe', { error: String(err) }))
+      .finally(() => {
+        this.#probing = false;
+        if (this.#probeAgain) {
+          this.#probeAgain = false;
+          this.#recheck();
+        }
+      });
+  }
+
+  #choose(candidates: CareOf[]): CareOf | null {
+    const usable = candidates.filter((c) =>
+      c.family === 4 ? this.#opts.agent4 !== undefined : this.#opts.agent6 !== undefined,
+    );
+    const preferred = this.#opts.prefer === 'ipv6' ? 6 : 4;
+    // Stay on the current care-of while it is still usable (no flapping between families).
+    const current = this.#careOf;
+    if (
+      current &&
+      usable.some((c) => c.family === current.family && c.localAddress === current.localAddress)
+    ) {
+      return current;
+    }
+    return usable.find((c) => c.family === preferred) ?? usable[0] ?? null;
+  }
+
+  #onCandidates(candidates: CareOf[]): void {
+    if (this.#closed) return;
+    const now = nodeNow(this.#env);
+    this.#nextRecheck = now + (this.#opts.recheckIntervalMs ?? 5000);
+    const chosen = this.#choose(candidates);
+    const old = this.#careOf;
+    if (
+      chosen === old ||
+      (chosen && old && chosen.family === old.family && chosen.localAddress === old.localAddress)
+    ) {
+      this.#rearm();
+      return;
+    }
+    this.#careOf = chosen;
+    if (chosen) {
+      const address = chosen.family === 4 ? this.#opts.agent4! : this.#opts.agent6!;
+      this.#agent = resolveLocator({ address, port: this.#opts.agentPort });
+      if (old) this.counters.moves++;
+      this.#env.log.info(old ? 'move' : 'attach', {
+        careOf: chosen.localAddress,
+        ...(old ? { from: old.localAddress } : {}),
+        agent: formatLocator(this.#agent),
+      });
+      this.#emit(old ? 'move' : 'attach', { careOf: chosen.localAddress, family: chosen.family });
+      this.#ensureChannel(now);
+    } else {
+      this.#env.log.warn('detached', { from: old?.localAddress ?? '' });
+      this.#emit('detached', {});
+    }
+    this.#run(this.registration.setCareOf(chosen, now), now);
+  }
+
+  #ensureChannel(now: number): void {
+    const endpoint = this.#env.endpoint;
+    const existing = endpoint.session(this.#opts.agentPublicKey);
+    if (existing?.established || existing?.pending) {
+      this.#session = existing;
+      return;
+    }
+    const init = endpoint.connect(this.#opts.agentPublicKey, now);
+    this.#session = endpoint.session(this.#opts.agentPublicKey);
+    this.#sendRaw(init);
+    this.#endpointDeadline = 0;
+  }
+
+  #socket(): UdpEndpoint | undefined {
+    if (this.#agent === undefined) return undefined;
+    return this.#agent.family === 4 ? this.#env.udp4 : this.#env.udp6;
+  }
+
+  #sendRaw(data: Uint8Array): void {
+    const sock = this.#socket();
+    if (sock && this.#agent) sock.send(data, this.#agent.address, this.#agent.port);
+  }
+
+  // ---- registration actions --------------------------------------------------------------
+
+  #run(actions: HomeRegistrationAction[], now: number): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'sendBindingUpdate': {
+          const packet = encodeMobilityPacket({
+            source: a.innerSource,
+            destination: a.innerDestination,
+            ...(a.homeAddressOption !== undefined ? { homeAddress: a.homeAddressOption } : {}),
+            message: a.message,
+          });
+          this.#env.log.debug('bu', {
+            seq: a.message.sequence,
+            lifetime: a.message.lifetimeUnits * 4,
+            reason: a.reason,
+            careOf: a.careOf.localAddress,
+          });
+          this.#sendSignaling(packet, now);
+          break;
+        }
+        case 'registered':
+          this.#env.log.info('registered', {
+            careOf: a.careOf.localAddress,
+            lifetime: a.lifetimeSeconds,
+            nat: a.natDetected,
+            natKeepalive: a.refreshTime,
+            status: baStatusName(a.status),
+          });
+          this.#emit('registered', { careOf: a.careOf.localAddress, nat: a.natDetected });
+          break;
+        case 'failed':
+          this.#env.log.error('registration-failed', {
+            status: a.status,
+            statusName: a.statusName,
+          });
+          this.#emit('failed', { status: a.status, statusName: a.statusName });
+          break;
+        case 'deregistered':
+          this.#env.log.info('deregistered', { status: a.status ?? -1, gaveUp: a.gaveUp });
+          this.#emit('deregistered', { gaveUp: a.gaveUp });
+          this.#deregistered?.();
+          break;
+        case 'bindingExpired':
+          this.#env.log.warn('binding-expired', {});
+          this.#emit('binding-expired', {});
+          break;
+      }
+    }
+    this.#rearm();
+  }
+
+  #sendSignaling(packet: Uint8Array, now: number): void {
+    this.#capture(packet, now);
+    const session = this.#session;
+    if (session === undefined || !session.established) {
+      this.#pendingSignaling.push(packet);
+      if (this.#pendingSignaling.length > 8) this.#pendingSignaling.shift();
+      return;
+    }
+    if (
+      this.#agent &&
+      sendSealed(this.#env.endpoint, session, packet, this.#socket(), this.#agent, now)
+    ) {
+      this.counters.signalingOut++;
+    } else {
+      this.drops.add('signaling-send');
+    }
+  }
+
+  #flushPending(now: number): void {
+    const pending = this.#pendingSignaling;
+    this.#pendingSignaling = [];
+    const session = this.#session;
+    for (const p of pending) {
+      if (
+        session &&
+        this.#agent &&
+        sendSealed(this.#env.endpoint, session, p, this.#socket(), this.#agent, now)
+      ) {
+        this.counters.signalingOut++;
+      }
+    }
+  }
+
+  // ---- underlay -> TUN -------------------------------------------------------------------
+
+  #onDatagrams(socket: UdpEndpoint, batch: DatagramBatch): void {
+    const env = this.#env;
+    const now = nodeNow(env);
+    const n = batch.count;
+    if (this.#openOut.results.length < n) {
+      this.#openOut = { results: new Uint8Array(n * 2), sessions: [] };
+      this.#tunOffsets = new Uint32Array(n * 2);
+      this.#tunLengths = new Uint32Array(n * 2);
+    }
+    const out = this.#openOut;
+    env.endpoint.openBatch(batch.buf, batch.offsets, batch.lengths, n, now, out);
+    const buf = batch.buf;
+    let w = 0;
+    for (let i = 0; i < n; i++) {
+      const result = out.results[i];
+      if (result === OpenResult.NOT_DATA) {
+        this.#onHandshake(
+          socket,
+          batch.packet(i).slice(),
+          { address: batch.remoteAddress(i), port: batch.remotePort(i) },
+          now,
+        );
+        continue;
+      }
+      if (result !== OpenResult.DATA) continue;
+      if (out.sessions[i] !== this.#session) {
+        this.drops.add('not-home-agent');
+        continue;
+      }
+      const off = batch.offsets[i]! + DATA_HEADER_LEN;
+      const len = batch.lengths[i]! - DATA_OVERHEAD;
+      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+        this.drops.add('malformed-inner');
+        continue;
+      }
+      if (!ipv6Equal(buf, off + IPV6_DST_OFF, this.#hoa, 0)) {
+        this.drops.add('not-for-home-address');
+        continue;
+      }
+      if (buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO_MH) {
+        this.#onSignaling(buf.slice(off, off + len), now);
+        continue;
+      }
+      this.counters.tunnelPacketsIn++;
+      this.counters.tunnelBytesIn += len;
+      if (env.capture) this.#capture(buf.subarray(off, off + len), now);
+      this.#tunOffsets[w] = off;
+      this.#tunLengths[w] = len;
+      w++;
+    }
+    if (w > 0) {
+      const accepted = env.tun.writePackets({
+        count: w,
+        buf,
+        offsets: this.#tunOffsets,
+        lengths: this.#tunLengths,
+      });
+      if (accepted < w) this.drops.add('tun-write', w - accepted);
+    }
+    this.#rearm();
+  }
+
+  #onHandshake(socket: UdpEndpoint, datagram: Uint8Array, from: Locator, now: number): void {
+    const r = this.#env.endpoint.receive(datagram, now, false, formatLocator(from));
+    this.#endpointDeadline = 0;
+    switch (r.kind) {
+      case 'reply':
+        socket.send(r.data, from.address, from.port);
+        break;
+      case 'established':
+        if (r.reply) socket.send(r.reply, from.address, from.port);
+        if (r.session === this.#session || this.#session === undefined) {
+          this.#session = r.session;
+          this.#env.log.info('channel', {
+            peer: r.session.peerName ?? '?',
+            locator: formatLocator(from),
+          });
+          this.#flushPending(now);
+        }
+        break;
+      case 'cookie':
+      case 'data':
+      case 'drop':
+        break;
+    }
+  }
+
+  #onSignaling(packet: Uint8Array, now: number): void {
+    this.#capture(packet, now);
+    let decoded;
+    try {
+      decoded = decodePacket(packet);
+    } catch (err) {
+      this.drops.add(err instanceof WireError ? `wire-${err.code}` : 'malformed-inner');
+      return;
+    }
+    const mh = decoded.mobility;
+    if (mh === undefined || mh.checksumValid === false) {
+      this.drops.add('mh-invalid');
+      return;
+    }
+    this.counters.signalingIn++;
+    switch (mh.kind) {
+      case 'bindingAcknowledgement':
+        this.#run(this.registration.onBindingAcknowledgement(mh, now), now);
+        break;
+      case 'bindingRefreshRequest':
+        this.#env.log.info('refresh-request', {});
+        this.#run(this.registration.onBindingRefreshRequest(now), now);
+        break;
+      default:
+        this.drops.add(`unexpected-${mh.kind}`);
+    }
+  }
+
+  // ---- TUN -> underlay -------------------------------------------------------------------
+
+  #onTunPackets(batch: PacketBatch): void {
+    const env = this.#env;
+    const now = nodeNow(env);
+    const session = this.#session;
+    const sock = this.#socket();
+    if (
+      session === undefined ||
+      !session.established ||
+      sock === undefined ||
+      this.#agent === undefined
+    ) {
+      this.drops.add('no-channel', batch.count);
+      return;
+    }
+    const buf = batch.buf;
+    const writer = this.#writer;
+    writer.clear();
+    for (let i = 0; i < batch.count; i++) {
+      const off = batch.offsets[i]!;
+      const len = batch.lengths[i]!;
+      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+        this.drops.add('tun-not-ipv6');
+        continue;
+      }
+      if (env.capture) this.#capture(buf.subarray(off, off + len), now);
+      this.counters.tunnelPacketsOut++;
+      this.counters.tunnelBytesOut += len;
+      writer.push(off, len);
+    }
+    const n = writer.count;
+    const sent = writer.flush(env.endpoint, session, buf, sock, this.#agent, now);
+    if (sent < n) this.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
+    this.#rearm();
+  }
+
+  #capture(packet: Uint8Array, now: number): void {
+    this.#env.capture?.write(packet, now * 1000);
+  }
+
+  // ---- timers ----------------------------------------------------------------------------
+
+  #rearm(): void {
+    if (this.#closed) return;
+    const deadline = Math.min(
+      this.registration.nextDeadline(),
+      this.#endpointDeadline,
+      this.#nextRecheck || Infinity,
+    );
+    armTimer(this.#env, deadline, () => this.#onTimer());
+  }
+
+  #onTimer(): void {
+    if (this.#closed) return;
+    const env = this.#env;
+    const now = nodeNow(env);
+    const polled = env.endpoint.poll(now);
+    for (const { data } of polled.send) this.#sendRaw(data);
+    this.#endpointDeadline = polled.nextDeadline;
+    if (this.#nextRecheck !== 0 && now >= this.#nextRecheck) {
+      this.#nextRecheck = 0;
+      this.#recheck();
+    }
+    this.#run(this.registration.poll(now), now);
+  }
+
+  // ---- status and shutdown ---------------------------------------------------------------
+
+  status(): MemberStatus {
+    const now = nodeNow(this.#env);
+    const s = this.registration.status(now);
+    const entry: BindingUpdateListStatus = {
+      peer: this.#opts.homeAgentAddress,
+      kind: 'home',
+      careOfAddress: s.registeredCareOf ?? s.careOf?.localAddress ?? '',
+      ...(this.#agent ? { locator: formatLocator(this.#agent) } : {}),
+      state: s.state,
+      lifetimeRequested: this.#opts.lifetimeSeconds,
+      lifetimeRemaining: Math.round(s.lifetimeRemainingSeconds),
+      sequence: s.sequence ?? 0,
+      retransmits: s.retransmissions,
+      nat: s.natDetected ? 'detected' : s.udpEncapsulationRequired ? 'forced' : 'none',
+      ...(s.natDetected ? { natKeepalive: s.natRefreshTimeSeconds } : {}),
+      ...(s.lastStatus !== null ? { lastStatus: s.lastStatus } : {}),
+    };
+    const drops: Record<string, number> = { ...this.drops.byReason };
+    for (const [reason, count] of Object.entries(this.#env.endpoint.drops)) {
+      if (count > 0) drops[`channel-${reason}`] = count;
+    }
+    return {
+      role: 'mn',
+      pid: process.pid,
+      uptime: Math.round((now - this.#startedAt) / 1000),
+      tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
+      homeAddress: this.#opts.homeAddress,
+      homeAgent: this.#agent ? formatLocator(this.#agent) : this.#opts.homeAgentAddress,
+      state: s.state,
+      bindingUpdateList: [entry],
+      counters: { ...this.counters },
+      drops,
+    };
+  }
+
+  /**
+   * Deregisters (BU with lifetime 0) and waits for the BA or for the machine to give up,
+   * at most `timeoutMs`; then stops timers. The caller closes the I/O.
+   */
+  async close(timeoutMs = 3000): Promise<void> {
+    if (this.#closed) return;
+    const now = nodeNow(this.#env);
+    const registered =
+      this.registration.state === 'registered' || this.registration.state === 'registering';
+    if (registered && this.#session?.established) {
+      const done = new Promise<void>((resolve) => {
+        this.#deregistered = resolve;
+        setTimeout(resolve, timeoutMs).unref();
+      });
+      this.#run(this.registration.deregister(now), now);
+      await done;
+    }
+    this.#closed = true;
+    this.#env.clock.clearTimer();
+    this.#opts.careOf.close();
+  }
+}

@@ -240,6 +240,9 @@ export interface EndpointOptions {
   ephemeral?: () => KeyPair;
   timestamp?: (now: number) => Uint8Array;
   spi?: () => number;
+  /** Initiations per second processed with Diffie-Hellman before the endpoint considers
+   *  itself under load (when `receive()` is not told explicitly). Default 100. */
+  maxHandshakesPerSecond?: number;
 }
 
 const MIN_INITIATION = INIT_NOISE_OFF + IK_MSG_A_FIXED + TIMESTAMP_LEN + TAG_LEN + MACS_LEN;
@@ -260,6 +263,8 @@ export class SecureEndpoint {
   private cookies: CookieChecker | null = null;
   private aead: BatchAead;
   private lastTimestamp: Uint8Array = new Uint8Array(TIMESTAMP_LEN);
+  private loadWindowStart = -Infinity;
+  private loadCount = 0;
   // Scratch for single-message and batch paths (grown, never shrunk).
   private oneOffset = new Uint32Array(1);
   private oneLength = new Uint32Array(1);
@@ -287,6 +292,12 @@ export class SecureEndpoint {
   /** The session with a peer, if any. */
   session(peerPublicKey: Uint8Array): PeerSession | undefined {
     return this.sessions.get(hex(peerPublicKey));
+  }
+
+  /** The session whose peer certificate carries `name`, if any. */
+  sessionByName(name: string): PeerSession | undefined {
+    for (const s of this.sessions.values()) if (s.peerName === name) return s;
+    return undefined;
   }
 
   /** All sessions (for status output). */
@@ -381,11 +392,13 @@ export class SecureEndpoint {
 
   /**
    * Processes one datagram. `underLoad`: the driver's rate limiter says we are busy, so
-   * initiations without a valid MAC2 get a cookie reply instead of any Diffie-Hellman.
+   * initiations without a valid MAC2 get a cookie reply instead of any Diffie-Hellman. When
+   * omitted, the endpoint decides itself: more than `maxHandshakesPerSecond` initiations
+   * processed in the current one-second window means under load.
    * `source` identifies the sender's locator (e.g. "203.0.113.7:4191"); the cookie is bound
    * to it. Data messages are decrypted in place inside `datagram`.
    */
-  receive(datagram: Uint8Array, now: number, underLoad = false, source = ''): ReceiveResult {
+  receive(datagram: Uint8Array, now: number, underLoad?: boolean, source = ''): ReceiveResult {
     if (datagram.length < 8 || datagram[1] !== 0 || datagram[2] !== 0 || datagram[3] !== 0) {
       return this.drop('malformed');
     }
@@ -430,12 +443,17 @@ export class SecureEndpoint {
   private onInitiation(
     msg: Uint8Array,
     now: number,
-    underLoad: boolean,
+    underLoad: boolean | undefined,
     source: string,
   ): ReceiveResult {
     if (msg.length < MIN_INITIATION) return this.drop('malformed');
     if (!checkMac1(msg, this.mac1KeyOwn)) return this.drop('bad-mac1');
-    if (underLoad) {
+    if (now - this.loadWindowStart >= 1000) {
+      this.loadWindowStart = now;
+      this.loadCount = 0;
+    }
+    const busy = underLoad ?? this.loadCount >= (this.opts.maxHandshakesPerSecond ?? 100);
+    if (busy) {
       this.cookies ??= new CookieChecker(now);
       const locator = new TextEncoder().encode(source);
       if (!checkMac2(msg, this.cookies.cookieFor(locator, now))) {
@@ -444,6 +462,7 @@ export class SecureEndpoint {
         return { kind: 'reply', data: reply };
       }
     }
+    this.loadCount++;
     const responder = new IkResponder(
       this.opts.staticKey,
       CHANNEL_PROLOGUE,

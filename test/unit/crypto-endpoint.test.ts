@@ -449,3 +449,23 @@ void t.test('constructor refuses a certificate for another key', async (t) => {
   );
   t.ok(certificateToText(signCertificate({ ...cert(ca, MN) }, ca.secretKey)).startsWith('mip6-'));
 });
+
+void t.test('the endpoint switches to cookies by itself above its handshake rate', async (t) => {
+  const { ha, mn } = pair({ maxHandshakesPerSecond: 2 });
+  const src = '192.0.2.50:4191';
+  t.equal(ha.receive(mn.connect(haKey.publicKey, T0), T0, undefined, src).kind, 'established');
+  t.equal(
+    ha.receive(mn.connect(haKey.publicKey, T0 + 1), T0 + 1, undefined, src).kind,
+    'established',
+  );
+  const r = ha.receive(mn.connect(haKey.publicKey, T0 + 2), T0 + 2, undefined, src);
+  t.equal(r.kind, 'reply', 'third in the same second: cookie reply');
+  if (r.kind !== 'reply') return;
+  t.equal(ha.drops['cookie-required'], 1);
+  t.equal(mn.receive(r.data, T0 + 3).kind, 'cookie');
+  const again = mn.poll(T0 + 3).send[0]!.data;
+  t.equal(ha.receive(again, T0 + 3, undefined, src).kind, 'established', 'with MAC2');
+  t.equal(ha.receive(mn.connect(haKey.publicKey, T0 + 1500), T0 + 1500).kind, 'established');
+  t.equal(ha.sessionByName('laptop')?.peerName, 'laptop');
+  t.equal(ha.sessionByName('nobody'), undefined);
+});

@@ -49,6 +49,7 @@ import {
   lifetimeUnitsToSeconds,
   secondsToLifetimeUnits,
   seqAdd,
+  seqNewer,
   seqNext,
   SEQUENCE_MODULUS,
 } from './sequence.js';
@@ -297,9 +298,13 @@ export class HomeRegistration {
   onBindingAcknowledgement(ba: BindingAcknowledgement, now: number): HomeRegistrationAction[] {
     const attempt = this.#attempt;
     if (attempt === null) return this.poll(now); // nothing outstanding: stale or duplicate
-    const resync = ba.status === 135;
+    // A 135 carries the HA's last accepted sequence L instead of ours; it can only answer a BU
+    // of this attempt whose sequence is not newer than L (a stale 135 from an earlier attempt
+    // would otherwise move the counter backwards).
+    const resync =
+      ba.status === 135 && attempt.sent.some((s) => !seqNewer(s.sequence, ba.sequence));
     const sent = attempt.sent.find((s) => s.sequence === ba.sequence);
-    if (!resync && sent === undefined) return this.poll(now); // not for this attempt
+    if (!resync && (ba.status === 135 || sent === undefined)) return this.poll(now); // not ours
     this.#lastStatus = ba.status;
     const actions: HomeRegistrationAction[] = [];
     if (resync) {

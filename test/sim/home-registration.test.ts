@@ -82,7 +82,7 @@ const V6: Access = {
 class World {
   now = 0;
   readonly cache = new BindingCache();
-  readonly mn: HomeRegistration;
+  mn: HomeRegistration;
   readonly queue: Packet[] = [];
   access: Access | null = null;
   readonly log: string[] = [];
@@ -170,6 +170,15 @@ class World {
   move(access: Access | null): void {
     this.access = access;
     this.#mnActions(this.mn.setCareOf(access?.careOf ?? null, this.now));
+  }
+
+  /** The MN process restarts: a fresh engine with the given first sequence number. */
+  restartMn(initialSequence: number, lifetimeSeconds: number): void {
+    this.mn = new HomeRegistration(
+      { homeAddress: HOA, homeAgentAddress: HA, lifetimeSeconds },
+      this.now,
+      initialSequence,
+    );
   }
 
   deregister(): void {
@@ -346,5 +355,19 @@ void t.test('loss of all links, then a new link: registration resumes', async (t
   w.move(V6);
   w.runUntil(200_040);
   t.equal(w.mn.state, 'registered');
+  t.same(w.haLocator(), V6.locator);
+});
+
+void t.test('an MN restarted with an old sequence number resyncs on BA 135', async (t) => {
+  const w = new World(mulberry32(4), 0, 20, 0, 120);
+  w.move(LTE);
+  w.runUntil(1000);
+  const accepted = w.cache.get(HOA)!.sequence;
+  w.restartMn((accepted - 10 + 65536) % 65536, 120);
+  w.move(V6);
+  w.runUntil(w.now + 80);
+  t.equal(w.mn.state, 'registered', 'BU -> 135 -> BU -> 0 in two round trips');
+  t.equal(w.mn.status(w.now).lastStatus, 0);
+  t.equal(w.cache.get(HOA)!.sequence, (accepted + 1) % 65536, 'continued after the last accepted');
   t.same(w.haLocator(), V6.locator);
 });

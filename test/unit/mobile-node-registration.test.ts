@@ -214,7 +214,7 @@ void t.test('status 1: registered and prefix discovery needed', async (t) => {
 });
 
 void t.test('status 135: resync to BA sequence + 1 and resend at once', async (t) => {
-  const mn = new HomeRegistration(CONFIG, 0, 5);
+  const mn = new HomeRegistration(CONFIG, 0, 65530); // e.g. a restarted MN; the HA last accepted 65535
   mn.setCareOf(V4, 0);
   const a = sends(mn.onBindingAcknowledgement(ba(65535, 135, 0), 100));
   t.equal(a.length, 1);
@@ -223,6 +223,13 @@ void t.test('status 135: resync to BA sequence + 1 and resend at once', async (t
   t.equal(mn.status(100).lastStatus, 135);
   const r = mn.onBindingAcknowledgement(ba(0, 0), 200);
   t.equal(r[0]?.kind, 'registered');
+  void t.test('a 135 that cannot answer the outstanding BU is ignored', async (t) => {
+    const m2 = new HomeRegistration(CONFIG, 0, 5000);
+    m2.setCareOf(V4, 0); // seq 5000
+    t.same(m2.onBindingAcknowledgement(ba(4000, 135, 0), 100), [], '5000 is newer than 4000');
+    t.equal(m2.status(100).sequence, 5000, 'counter not moved back');
+    t.equal(sends(m2.onBindingAcknowledgement(ba(5000, 135, 0), 100))[0]?.message.sequence, 5001);
+  });
 });
 
 void t.test('rejections stop and report the status name', async (t) => {

@@ -54,7 +54,7 @@ const ha = member('ha', 'ha', haKey, '2001:db8:1::1');
 const mn = member('mn', 'mn', generateX25519(), '2001:db8:1::10');
 
 function handshakeOnce(t: number): { mnSession: PeerSession; haSession: PeerSession } {
-  const r1 = ha.receive(mn.connect(haKey.publicKey, t), t);
+  const r1 = ha.receive(mn.connect(haKey.publicKey, t), t, false); // measure the DH path
   if (r1.kind !== 'established' || !r1.reply) throw new Error('handshake failed (responder)');
   const r2 = mn.receive(r1.reply, t);
   if (r2.kind !== 'established') throw new Error('handshake failed (initiator)');

@@ -1,0 +1,187 @@
+/**
+ * A deterministic world for simulations: one FakeClock, one FakeNetwork, a home agent and any
+ * number of mobile nodes, each with its own FakeTun, sockets and certificate, all driven by the
+ * real role code (src/roles). Time starts at T0 (2026-01-01) so certificates are valid.
+ */
+import { initCrypto } from '../../src/crypto/sodium.js';
+import { Logger } from '../../src/util/log.js';
+import { HomeAgent, type HomeLinkControl } from '../../src/roles/ha/home-agent.js';
+import { MobileNode, type CareOfSource } from '../../src/roles/mn/mobile-node.js';
+import type { CareOf } from '../../src/protocol/mobile-node-registration.js';
+import type { NodeEnvironment } from '../../src/roles/common.js';
+import { FakeClock } from './fake-clock.js';
+import { FakeNetwork, type FakeUdpEndpoint } from './fake-network.js';
+import { FakeTun } from './fake-tun.js';
+import { authority, endpoint, memberKey, T0 } from './crypto.js';
+
+export const HOME_PREFIX = '2001:db8:100::/64';
+export const HA_HOME_ADDRESS = '2001:db8:100::1';
+export const HA4 = '198.51.100.1';
+export const HA6 = '2001:db8:ff::1';
+export const HA_PORT = 4191;
+
+/** A care-of source the test drives: set `candidates`, then `changed()`. */
+export class ScriptedCareOf implements CareOfSource {
+  candidates: CareOf[] = [];
+  #onChange: (() => void) | undefined;
+  probe(): Promise<CareOf[]> {
+    return Promise.resolve(this.candidates.map((c) => ({ ...c })));
+  }
+  watch(onChange: () => void): void {
+    this.#onChange = onChange;
+  }
+  changed(): void {
+    this.#onChange?.();
+  }
+  close(): void {
+    this.#onChange = undefined;
+  }
+}
+
+/** Records home-link side effects instead of touching the kernel. */
+export class RecordingHomeLink implements HomeLinkControl {
+  readonly bound = new Set<string>();
+  bindingAdded(hoa: string): Promise<void> {
+    this.bound.add(hoa);
+    return Promise.resolve();
+  }
+  bindingRemoved(hoa: string): Promise<void> {
+    this.bound.delete(hoa);
+    return Promise.resolve();
+  }
+}
+
+export interface MnHandle {
+  mn: MobileNode;
+  tun: FakeTun;
+  udp4: FakeUdpEndpoint;
+  udp6: FakeUdpEndpoint;
+  careOf: ScriptedCareOf;
+  events: { event: string; fields: Record<string, unknown>; at: number }[];
+}
+
+export class World {
+  readonly clock = new FakeClock(0);
+  readonly net: FakeNetwork;
+  readonly ca = authority();
+  readonly haKey = memberKey(0x11);
+  readonly haTun = new FakeTun({ name: 'ha-tun' });
+  readonly homeLink = new RecordingHomeLink();
+  readonly ha: HomeAgent;
+  readonly haUdp4: FakeUdpEndpoint;
+  readonly haUdp6: FakeUdpEndpoint;
+  #nextKey = 0x40;
+
+  private constructor(opts: {
+    loss?: number;
+    delayMs?: number;
+    seed?: number;
+    maxLifetime?: number;
+  }) {
+    this.net = new FakeNetwork(this.clock, {
+      loss: opts.loss ?? 0,
+      delayMs: opts.delayMs ?? 5,
+      seed: opts.seed ?? 7,
+    });
+    this.haUdp4 = this.net.endpoint({ address: HA4, port: HA_PORT });
+    this.haUdp6 = this.net.endpoint({ address: HA6, port: HA_PORT });
+    const env: NodeEnvironment = {
+      endpoint: endpoint(
+        this.ca,
+        { name: 'ha', role: 'ha', key: this.haKey, addresses: [HOME_PREFIX] },
+        ['mn', 'cn'],
+      ),
+      tun: this.haTun,
+      udp4: this.haUdp4,
+      udp6: this.haUdp6,
+      clock: this.clock.createClock(),
+      epochOffsetMs: T0,
+      log: Logger.silent(),
+    };
+    this.ha = new HomeAgent(env, {
+      homePrefix: HOME_PREFIX,
+      homeAgentAddress: HA_HOME_ADDRESS,
+      maxLifetimeSeconds: opts.maxLifetime ?? 600,
+      natKeepaliveSeconds: 110,
+      maxBindings: 1000,
+      homeLink: this.homeLink,
+    });
+    this.ha.start();
+  }
+
+  static async create(
+    opts: { loss?: number; delayMs?: number; seed?: number; maxLifetime?: number } = {},
+  ): Promise<World> {
+    await initCrypto();
+    return new World(opts);
+  }
+
+  /** A mobile node whose certificate allows `certAddress` (default: its own home address). */
+  mobileNode(opts: {
+    homeAddress: string;
+    certAddress?: string;
+    address4: string;
+    address6: string;
+    lifetime?: number;
+    prefer?: 'ipv4' | 'ipv6';
+  }): MnHandle {
+    const key = memberKey(this.#nextKey++);
+    const tun = new FakeTun({ name: `mn-tun-${this.#nextKey}` });
+    const udp4 = this.net.endpoint({ address: opts.address4 });
+    const udp6 = this.net.endpoint({ address: opts.address6 });
+    const careOf = new ScriptedCareOf();
+    const env: NodeEnvironment = {
+      endpoint: endpoint(
+        this.ca,
+        {
+          name: `mn-${this.#nextKey}`,
+          role: 'mn',
+          key,
+          addresses: [opts.certAddress ?? opts.homeAddress],
+        },
+        ['ha'],
+      ),
+      tun,
+      udp4,
+      udp6,
+      clock: this.clock.createClock(),
+      epochOffsetMs: T0,
+      log: Logger.silent(),
+    };
+    const mn = new MobileNode(env, {
+      homeAddress: opts.homeAddress,
+      homeAgentAddress: HA_HOME_ADDRESS,
+      agent4: HA4,
+      agent6: HA6,
+      agentPort: HA_PORT,
+      agentPublicKey: this.haKey.publicKey,
+      lifetimeSeconds: opts.lifetime ?? 600,
+      prefer: opts.prefer ?? 'ipv4',
+      careOf,
+    });
+    const events: MnHandle['events'] = [];
+    mn.on((event, fields) => events.push({ event, fields, at: this.clock.now() }));
+    return { mn, tun, udp4, udp6, careOf, events };
+  }
+
+  /** Lets promises (care-of probes) settle and time pass, in small steps. */
+  async run(ms: number, step = 1): Promise<void> {
+    const end = this.clock.now() + ms;
+    while (this.clock.now() < end) {
+      await new Promise<void>((r) => setImmediate(r));
+      this.clock.advance(Math.min(step, end - this.clock.now()));
+    }
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  /** Runs until `cond` holds (checked every step) or `limitMs` passes; returns elapsed ms or -1. */
+  async until(cond: () => boolean, limitMs = 10_000, step = 1): Promise<number> {
+    const start = this.clock.now();
+    while (this.clock.now() - start <= limitMs) {
+      if (cond()) return this.clock.now() - start;
+      await new Promise<void>((r) => setImmediate(r));
+      this.clock.advance(step);
+    }
+    return cond() ? this.clock.now() - start : -1;
+  }
+}

@@ -37,7 +37,7 @@ async function registered(w: World, opts: { loss?: number } = {}) {
   return { m, took };
 }
 
-t.test('first registration over IPv4: binding at the HA, BA back, home link told', async (t) => {
+void t.test('first registration over IPv4: binding at the HA, BA back, home link told', async (t) => {
   const w = await World.create();
   const { m, took } = await registered(w);
   t.ok(took >= 0, 'registered');
@@ -58,7 +58,7 @@ t.test('first registration over IPv4: binding at the HA, BA back, home link told
   );
 });
 
-t.test('bidirectional tunneling: packets cross both ways unchanged', async (t) => {
+void t.test('bidirectional tunneling: packets cross both ways unchanged', async (t) => {
   const w = await World.create();
   const { m } = await registered(w);
   const toMn: Uint8Array[] = [];
@@ -80,7 +80,7 @@ t.test('bidirectional tunneling: packets cross both ways unchanged', async (t) =
   t.equal(b.counters.packetsIn, 2);
 });
 
-t.test('selector check: a source other than the registered home address is dropped', async (t) => {
+void t.test('selector check: a source other than the registered home address is dropped', async (t) => {
   const w = await World.create();
   const { m } = await registered(w);
   const toHome: Uint8Array[] = [];
@@ -91,7 +91,7 @@ t.test('selector check: a source other than the registered home address is dropp
   t.equal(w.ha.drops.get('no-binding'), 1);
 });
 
-t.test('a packet for an unregistered home address gets ICMPv6 address unreachable', async (t) => {
+void t.test('a packet for an unregistered home address gets ICMPv6 address unreachable', async (t) => {
   const w = await World.create();
   const replies: Uint8Array[] = [];
   w.haTun.onKernelReceive((p) => replies.push(p));
@@ -105,7 +105,7 @@ t.test('a packet for an unregistered home address gets ICMPv6 address unreachabl
   t.match(d.icmpv6, { code: 3 });
 });
 
-t.test('move IPv4 -> IPv4 behind NAT -> IPv6: the binding follows in one round trip', async (t) => {
+void t.test('move IPv4 -> IPv4 behind NAT -> IPv6: the binding follows in one round trip', async (t) => {
   const w = await World.create();
   const { m } = await registered(w);
   const toMn: Uint8Array[] = [];
@@ -149,7 +149,7 @@ t.test('move IPv4 -> IPv4 behind NAT -> IPv6: the binding follows in one round t
   t.equal(m.mn.counters.moves, 2);
 });
 
-t.test('a member may not register another member’s home address (BA 133)', async (t) => {
+void t.test('a member may not register another member’s home address (BA 133)', async (t) => {
   const w = await World.create();
   await registered(w);
   const thief = w.mobileNode({
@@ -167,7 +167,7 @@ t.test('a member may not register another member’s home address (BA 133)', asy
   t.equal(w.ha.drops.get('bu-notHomeAgentForMn'), 0, 'a rejection is an answer, not a drop');
 });
 
-t.test('close() deregisters: the binding disappears at once', async (t) => {
+void t.test('close() deregisters: the binding disappears at once', async (t) => {
   const w = await World.create();
   const { m } = await registered(w);
   let closed = false;
@@ -181,7 +181,7 @@ t.test('close() deregisters: the binding disappears at once', async (t) => {
   t.ok(m.events.some((e) => e.event === 'deregistered' && e.fields['gaveUp'] === false));
 });
 
-t.test('a silent MN’s binding expires after its lifetime', async (t) => {
+void t.test('a silent MN’s binding expires after its lifetime', async (t) => {
   const w = await World.create({ maxLifetime: 40 });
   const { m } = await registered(w);
   t.equal(w.ha.cache.get(HOA)?.lifetimeSeconds, 40, 'lifetime capped by the HA');
@@ -193,14 +193,14 @@ t.test('a silent MN’s binding expires after its lifetime', async (t) => {
   t.notOk(w.homeLink.bound.has(HOA));
 });
 
-t.test('registration converges under 30% loss', async (t) => {
+void t.test('registration converges under 30% loss', async (t) => {
   const w = await World.create({ loss: 0.3, seed: 3 });
   const { took } = await registered(w, { loss: 0.3 });
   t.ok(took >= 0, `registered after ${took} ms despite loss`);
   t.ok(w.ha.cache.get(HOA));
 });
 
-t.test('the handshake and BU reach the HA port on both families', async (t) => {
+void t.test('the handshake and BU reach the HA port on both families', async (t) => {
   const w = await World.create();
   const m = w.mobileNode({
     homeAddress: HOA,

@@ -430,8 +430,16 @@ export class MobileNode {
         this.#env.log.info('refresh-request', {});
         this.#run(this.registration.onBindingRefreshRequest(now), now);
         break;
-      default:
+      case 'bindingError':
+      case 'bindingUpdate':
+      case 'careOfTest':
+      case 'careOfTestInit':
+      case 'homeTest':
+      case 'homeTestInit':
+      case 'unknown':
+        // Route optimization messages are not handled by a plain MN yet.
         this.drops.add(`unexpected-${mh.kind}`);
+        break;
     }
   }
 

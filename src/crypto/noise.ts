@@ -117,6 +117,8 @@ export function aeadDecrypt(
   }
 }
 
+/** X25519. libsodium refuses low-order points (all-zero output) by throwing; readers of
+ *  hostile messages catch that and report the message as not authenticating. */
 function dh(priv: Uint8Array, pub: Uint8Array): Uint8Array {
   return lib().crypto_scalarmult(priv, pub);
 }
@@ -215,6 +217,14 @@ export class IkInitiator {
   /** <- e, ee, se, then the payload. Null if the message does not authenticate. */
   readMessageB(msg: Uint8Array): { payload: Uint8Array; keys: TransportKeys } | null {
     if (msg.length < IK_MSG_B_FIXED + AEAD_TAG_LEN) return null;
+    try {
+      return this.readB(msg);
+    } catch {
+      return null; // low-order ephemeral key
+    }
+  }
+
+  private readB(msg: Uint8Array): { payload: Uint8Array; keys: TransportKeys } | null {
     const ss = this.ss;
     const re = msg.subarray(0, DH_LEN);
     ss.mixHash(re);
@@ -258,6 +268,14 @@ export class IkResponder {
   /** Reads e, es, s, ss and the payload. Null if it does not authenticate. */
   readMessageA(msg: Uint8Array): { payload: Uint8Array; remoteStatic: Uint8Array } | null {
     if (msg.length < IK_MSG_A_FIXED + AEAD_TAG_LEN) return null;
+    try {
+      return this.readA(msg);
+    } catch {
+      return null; // low-order ephemeral or static key
+    }
+  }
+
+  private readA(msg: Uint8Array): { payload: Uint8Array; remoteStatic: Uint8Array } | null {
     const ss = this.ss;
     const re = msg.slice(0, DH_LEN);
     ss.mixHash(re);

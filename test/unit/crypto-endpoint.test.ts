@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../src/crypto/aead.js';
 import { certificateToText, parseIpv6, signCertificate } from '../../src/crypto/certificate.js';
 import { OpenResult, SecureEndpoint, type PeerSession } from '../../src/crypto/endpoint.js';
-import { tai64n } from '../../src/crypto/handshake.js';
+import { mac1Key, tai64n, writeMacs } from '../../src/crypto/handshake.js';
 import { x25519FromPrivate } from '../../src/crypto/noise.js';
 import { sourceAllowed } from '../../src/crypto/selector.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
@@ -468,4 +468,33 @@ void t.test('the endpoint switches to cookies by itself above its handshake rate
   t.equal(ha.receive(mn.connect(haKey.publicKey, T0 + 1500), T0 + 1500).kind, 'established');
   t.equal(ha.sessionByName('laptop')?.peerName, 'laptop');
   t.equal(ha.sessionByName('nobody'), undefined);
+});
+
+void t.test('hostile handshakes never throw: low-order ephemeral, random junk', async (t) => {
+  const { ha, mn } = pair();
+  const init = mn.connect(haKey.publicKey, T0);
+  const evil = init.slice();
+  evil.fill(0, 8, 40); // all-zero ephemeral key: X25519 output would be all zero
+  writeMacs(evil, mac1Key(haKey.publicKey), null); // MAC1 is computable by anyone
+  t.same(ha.receive(evil, T0), { kind: 'drop', reason: 'bad-handshake' });
+  const { mnSession } = handshake(ha, mn);
+  const resp = mn.connect(haKey.publicKey, T0 + 1);
+  const r = ha.receive(resp, T0 + 1);
+  if (r.kind !== 'established' || !r.reply) throw new Error('expected established');
+  const evilResp = r.reply.slice();
+  evilResp.fill(0, 12, 44);
+  writeMacs(evilResp, mac1Key(mnKey.publicKey), null);
+  t.same(mn.receive(evilResp, T0 + 1), { kind: 'drop', reason: 'bad-handshake' });
+  t.ok(mnSession.established, 'existing keys unaffected');
+  let seed = 1;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+  for (let i = 0; i < 2000; i++) {
+    const len = rnd() + (i % 3) * 200;
+    const junk = Uint8Array.from({ length: len }, rnd);
+    if (len > 0) junk[0] = 1 + (i % 5);
+    if (len > 3) junk.fill(0, 1, 4);
+    const res = ha.receive(junk, T0 + 2);
+    if (res.kind !== 'drop') t.fail(`junk ${i} not dropped: ${res.kind}`);
+  }
+  t.pass('2000 random datagrams dropped without throwing');
 });

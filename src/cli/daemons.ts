@@ -236,7 +236,7 @@ async function resolveAgent(cfg: MnConfig): Promise<{ agent4?: string; agent6?: 
     if (isIpv4(a)) out.agent4 ??= a;
     else out.agent6 ??= a;
   };
-  const names = [cfg.home.agent];
+  const names = cfg.home.agents;
   for (const name of names) {
     if (isIpv4(name) || name.includes(':')) {
       add(name);

@@ -3,7 +3,7 @@
  * home address registered at an HA, like an MN, plus [route_optimization]; so both files share
  * one reader and cn.toml adds one section. parseMnConfig / parseCnConfig(text, file).
  */
-import { isIpv4 } from '../wire/address.js';
+import { canonicalIpv6, isIpv4 } from '../wire/address.js';
 import { DSMIPV6_PORT, readCommon, readPort, resolveAgainst, type CommonConfig } from './common.js';
 import { MAX_BINDING_LIFETIME_S } from './ha.js';
 import {
@@ -36,6 +36,8 @@ export interface MnHomeConfig {
   /** The HA's underlay address or hostname (resolved by the daemon). */
   agent: string;
   agentKind: AgentHostKind;
+  /** Every configured HA address or name (the first is `agent`). */
+  agents: string[];
   /** The HA's UDP port. */
   agentPort: number;
   /** The HA's address on the home prefix: inner destination of home BUs. */
@@ -89,20 +91,44 @@ export interface CnConfig extends Omit<MnConfig, 'role'> {
 const HOSTNAME_RE =
   /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
-function readAgent(h: TableReader): { agent: string; agentKind: AgentHostKind } {
-  const v = h.optString('agent');
-  if (v === undefined) {
-    throw h.error(
-      'agent',
-      "required key is missing (the home agent's IPv4/IPv6 address or hostname)",
-    );
+function canonicalIpv6OrUndefined(v: string): string | undefined {
+  try {
+    return canonicalIpv6(v);
+  } catch {
+    return undefined;
   }
+}
+
+function readOneAgent(
+  h: TableReader,
+  key: string,
+  v: string,
+): { agent: string; agentKind: AgentHostKind } {
   if (isIpv4(v)) return { agent: v, agentKind: 'ipv4' };
-  if (v.includes(':')) return { agent: h.ipv6('agent'), agentKind: 'ipv6' };
+  if (v.includes(':')) {
+    const canonical = canonicalIpv6OrUndefined(v);
+    if (canonical === undefined) throw h.error(key, `"${v}" is not a valid IPv6 address`);
+    return { agent: canonical, agentKind: 'ipv6' };
+  }
   if (/^[\d.]+$/.test(v) || !HOSTNAME_RE.test(v)) {
-    throw h.error('agent', `"${v}" is neither an IPv4 address, an IPv6 address nor a hostname`);
+    throw h.error(key, `"${v}" is neither an IPv4 address, an IPv6 address nor a hostname`);
   }
   return { agent: v.toLowerCase(), agentKind: 'hostname' };
+}
+
+/**
+ * `agent` is one address or name, or a list of them (e.g. the HA's IPv4 and IPv6 underlay
+ * addresses, so the MN can reach it from IPv4-only and IPv6-only networks alike).
+ */
+function readAgents(h: TableReader): { agent: string; agentKind: AgentHostKind }[] {
+  const list = h.optStringOrArray('agent');
+  if (list === undefined || list.length === 0) {
+    throw h.error(
+      'agent',
+      "required key is missing (the home agent's IPv4/IPv6 address or hostname, or a list of them)",
+    );
+  }
+  return list.map((v, i) => readOneAgent(h, list.length === 1 ? 'agent' : `agent[${i}]`, v));
 }
 
 function readMember(root: TableReader, isCn: boolean): Omit<MnConfig, 'role' | keyof CommonConfig> {
@@ -111,7 +137,8 @@ function readMember(root: TableReader, isCn: boolean): Omit<MnConfig, 'role' | k
   if (address === undefined) throw h.error('address', 'required key is missing (the home address)');
   const prefixLength = h.int('prefix_length', 64, { min: 16, max: 128 });
   const prefix = prefixOf(address, prefixLength);
-  const { agent, agentKind } = readAgent(h);
+  const agents = readAgents(h);
+  const { agent, agentKind } = agents[0]!;
   const agentPort = readPort(h, 'agent_port', DSMIPV6_PORT);
   const agentAddress = h.ipv6('agent_address', addressInPrefix(prefix, 1));
   if (!ipv6InPrefix(prefix, agentAddress)) {
@@ -173,6 +200,7 @@ function readMember(root: TableReader, isCn: boolean): Omit<MnConfig, 'role' | k
     prefix,
     agent,
     agentKind,
+    agents: agents.map((a) => a.agent),
     agentPort,
     agentAddress,
     agentPublicKey:

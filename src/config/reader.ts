@@ -301,6 +301,14 @@ export class TableReader {
     return { address, length: p.length, text: `${address}/${p.length}` };
   }
 
+  /** A string or an array of strings, as an array. */
+  optStringOrArray(key: string): string[] | undefined {
+    const v = this.raw(key);
+    if (v === undefined) return undefined;
+    if (typeof v === 'string') return [v];
+    return this.optStringArray(key);
+  }
+
   /** An array of strings. */
   optStringArray(key: string): string[] | undefined {
     const v = this.raw(key);

@@ -394,3 +394,24 @@ void t.test('status() and the binding update list entry', async (t) => {
   t.equal(bul.lastSequenceSent, 42);
   t.equal(bul.expiresAt, 600_000);
 });
+
+void t.test('edge inputs', async (t) => {
+  t.throws(() => new HomeRegistration(CONFIG, 0, 70000), RangeError);
+  t.throws(() => new HomeRegistration({ ...CONFIG, lifetimeSeconds: 0 }, 0), RangeError);
+  const r = new HomeRegistration(CONFIG, 0);
+  const s = r.status(0);
+  t.equal(s.sequence, null);
+  const bu = sends(r.setCareOf(V4, 0))[0]!;
+  t.ok(bu.message.sequence >= 0 && bu.message.sequence <= 0xffff, 'random start in range');
+  void t.test('losing the link while deregistering ends the deregistration', async (t) => {
+    const mn = registered();
+    mn.deregister(1000);
+    t.same(mn.setCareOf(null, 1100), [{ kind: 'deregistered', status: null, gaveUp: true }]);
+    t.equal(mn.state, 'deregistered');
+  });
+  void t.test('deregister before any registration ends at once', async (t) => {
+    const mn = new HomeRegistration(CONFIG, 0, 1);
+    t.same(mn.deregister(0), [{ kind: 'deregistered', status: null, gaveUp: true }]);
+    t.same(mn.deregister(1), [], 'twice is a no-op');
+  });
+});

@@ -133,6 +133,11 @@ export class TrafficProcess {
     });
   }
 
+  /** Every JSON event the child printed so far, in order (including warnings). */
+  get log(): readonly Readonly<Record<string, unknown>>[] {
+    return this.events;
+  }
+
   /** What the child wrote on stderr (last 8 KiB). */
   get stderr(): string {
     return this.stderrText;

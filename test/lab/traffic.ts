@@ -38,7 +38,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { WireError } from '../../src/util/errors.js';
+import { Mip6Error, WireError } from '../../src/util/errors.js';
 
 // ---- Constants -------------------------------------------------------------------------------
 
@@ -629,7 +629,12 @@ function describe(err: unknown): string {
 
 // ---- Command line ----------------------------------------------------------------------------
 
-export class UsageError extends Error {}
+/** A bad command line (exit status 2). */
+export class UsageError extends Mip6Error {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+  }
+}
 
 const USAGE = `usage:
   traffic.ts server --listen ADDR [--port P] [--rate BYTES_PER_S] [--duration S]

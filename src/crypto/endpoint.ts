@@ -191,8 +191,6 @@ export class PeerSession {
   /** @internal */ previous: Keypair | null = null;
   /** @internal */ next: Keypair | null = null;
   /** @internal */ pending: PendingHandshake | null = null;
-  /** @internal latest initiation timestamp accepted from this peer */
-  lastTimestamp: Uint8Array | null = null;
   /** @internal */ cookie: { value: Uint8Array; at: number } | null = null;
   /** @internal we connect()ed: keep the channel up (rekey by time) */
   persistent = false;
@@ -263,6 +261,10 @@ export class SecureEndpoint {
   private cookies: CookieChecker | null = null;
   private aead: BatchAead;
   private lastTimestamp: Uint8Array = new Uint8Array(TIMESTAMP_LEN);
+  /** Latest initiation timestamp accepted per peer key. Kept when a session is closed, so an
+   *  old initiation cannot be replayed later; bounded by the authority's membership, since only
+   *  peers with a valid certificate get an entry. */
+  private readonly peerTimestamps = new Map<string, Uint8Array>();
   private loadWindowStart = -Infinity;
   private loadCount = 0;
   // Scratch for single-message and batch paths (grown, never shrunk).
@@ -484,12 +486,14 @@ export class SecureEndpoint {
       responder.wipe();
       return this.drop(cert, known);
     }
-    const session = this.sessionFor(read.remoteStatic);
-    if (session.lastTimestamp !== null && compareBytes(timestamp, session.lastTimestamp) <= 0) {
+    const peerHex = hex(read.remoteStatic);
+    const last = this.peerTimestamps.get(peerHex);
+    if (last !== undefined && compareBytes(timestamp, last) <= 0) {
       responder.wipe();
-      return this.drop('stale-timestamp', session);
+      return this.drop('stale-timestamp', known);
     }
-    session.lastTimestamp = timestamp.slice();
+    this.peerTimestamps.set(peerHex, timestamp.slice());
+    const session = this.sessionFor(read.remoteStatic);
     session.peerCertificate = cert;
 
     const localSpi = this.newSpi();

@@ -269,6 +269,11 @@ void t.test('replayed handshake initiation is rejected (timestamp must increase)
   t.equal(ha.receive(init.slice(), T0).kind, 'established');
   t.same(ha.receive(init.slice(), T0 + 10), { kind: 'drop', reason: 'stale-timestamp' });
   t.equal(ha.session(mnKey.publicKey)?.stats.drops['stale-timestamp'], 1);
+  // Still rejected after the session was closed (timestamps outlive sessions).
+  ha.closeSession(ha.session(mnKey.publicKey)!);
+  t.same(ha.receive(init.slice(), T0 + 20), { kind: 'drop', reason: 'stale-timestamp' });
+  t.equal(ha.allSessions().length, 0, 'no session re-created by the replay');
+  t.equal(ha.drops['stale-timestamp'], 2);
   // A new initiation (later timestamp) is accepted.
   t.equal(ha.receive(mn.connect(haKey.publicKey, T0 + 1000), T0 + 1000).kind, 'established');
   // Even within the same millisecond, the initiator's timestamps strictly increase.

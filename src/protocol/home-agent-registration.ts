@@ -9,6 +9,7 @@
  *      inner source when a HAO was present; else none, which means CoA == HoA).
  *   2. Checks, in this order, each with the exact answer:
  *        H=0, or Nonce Indices / Binding Authorization Data present ........ drop (no BA)
+ *        inner destination is not the HA address ............................ drop (forward)
  *        HoA not on the home prefix ......................................... 132
  *        peer not allowed to register at all (policy) ....................... 129
  *        peer's certificate does not hold this HoA .......................... 133
@@ -42,7 +43,14 @@ import {
   type BindingUpdate,
   type MobilityOption,
 } from '../wire/types.js';
-import { canonicalIpv6, isIpv4, parseIpv6, parsePrefix, prefixContains } from '../wire/address.js';
+import {
+  canonicalIpv6,
+  formatIpv6,
+  isIpv4,
+  parseIpv6,
+  parsePrefix,
+  prefixContains,
+} from '../wire/address.js';
 import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
 import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
 import type { Locator } from './locator.js';
@@ -100,6 +108,7 @@ export type HomeRegistrationCode =
   | 'accepted'
   | 'deregistered'
   | 'notHomeRegistration'
+  | 'notAddressedToHomeAgent'
   | 'rrOptionsInHomeRegistration'
   | 'badAddress'
   | 'notHomeSubnet'
@@ -183,6 +192,10 @@ export function processHomeBindingUpdate(
   now: number,
 ): HomeRegistrationResult {
   const { bu, config, peer, locator } = input;
+  // The configuration is trusted: a bad prefix or HA address is a programmer error and throws.
+  const haBytes = parseIpv6(config.homeAgentAddress);
+  const haText = formatIpv6(haBytes);
+  const prefix = parsePrefix(config.homePrefix);
 
   // Step 2 of digest §9.2: H must be set and no RR options. A BU with H=0 asks for a
   // correspondent registration; this engine only does home registration, and without RR state
@@ -200,14 +213,15 @@ export function processHomeBindingUpdate(
   let coa: string | undefined;
   let coaBytes: Uint8Array | undefined;
   let ipv4CoA: string | undefined;
-  let haBytes: Uint8Array;
   let hoaBytes: Uint8Array;
-  let prefix;
   try {
+    // A BU addressed to another node (e.g. a correspondent on the home link) is not ours to
+    // process: the driver forwards it as ordinary traffic.
+    if (canonicalIpv6(input.innerDestination) !== haText) {
+      return drop('notAddressedToHomeAgent', `BU addressed to ${input.innerDestination}`);
+    }
     hoa = canonicalIpv6(input.homeAddressOption ?? input.innerSource);
     hoaBytes = parseIpv6(hoa);
-    haBytes = parseIpv6(config.homeAgentAddress);
-    prefix = parsePrefix(config.homePrefix);
     const v4 = findOption(bu.options, 'ipv4CareOfAddress');
     const alt = findOption(bu.options, 'alternateCareOfAddress');
     if (v4 !== undefined) {
@@ -226,7 +240,7 @@ export function processHomeBindingUpdate(
 
   const reply: BindingAckReply = {
     locator,
-    innerSource: canonicalIpv6(config.homeAgentAddress),
+    innerSource: haText,
     innerDestination: hoa,
   };
   const reject = (status: number, code: HomeRegistrationCode, why: string, seq = bu.sequence) => ({

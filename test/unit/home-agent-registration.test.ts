@@ -216,6 +216,17 @@ void t.test('drops: H clear, RR options in a home registration', async (t) => {
   );
   t.equal(bad.action, 'drop');
   t.equal(cache.size, 0);
+  const elsewhere = processHomeBindingUpdate(
+    cache,
+    { ...v4Input(1), innerDestination: '2001:db8:100::77' },
+    0,
+  );
+  t.equal(elsewhere.action, 'drop');
+  t.equal(elsewhere.code, 'notAddressedToHomeAgent');
+  t.throws(
+    () => processHomeBindingUpdate(cache, v4Input(1, { config: { homePrefix: 'nope' } }), 0),
+    'bad config is a programmer error',
+  );
   const junk = processHomeBindingUpdate(cache, { ...v4Input(1), innerSource: 'zzz' }, 0);
   t.equal(junk.action, 'drop');
   t.equal(junk.code, 'badAddress');

@@ -30,6 +30,7 @@ export interface BindingCounters {
   bytesOut: number;
 }
 
+/** One binding at the HA (digest §2.1). Mutable: the data path updates counters in place. */
 export interface BindingCacheEntry {
   /** The MN's home address (RFC 5952 text). The key. */
   homeAddress: string;
@@ -81,6 +82,7 @@ export type NewBindingCacheEntry = Omit<
 > &
   Partial<Pick<BindingCacheEntry, 'counters' | 'createdAt' | 'lastUsedAt'>>;
 
+/** Tuning of a BindingCache; the defaults follow RFC 6275 practice (see constants.ts). */
 export interface BindingCacheOptions {
   /** Fraction of the lifetime after which a used entry gets a BRR (default 0.9). */
   refreshRequestFraction?: number;

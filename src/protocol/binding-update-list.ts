@@ -8,6 +8,7 @@
  */
 import { MAX_UPDATE_RATE, UPDATE_RATE_WINDOW_MS } from './constants.js';
 
+/** One Binding Update List entry (RFC 6275 §11.1). */
 export interface BindingUpdateListEntry {
   /** The HA or CN the BUs go to. */
   destination: string;

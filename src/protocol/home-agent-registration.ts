@@ -65,6 +65,7 @@ export interface RegistrationPeer {
   allowsHomeRegistration?: boolean;
 }
 
+/** The HA settings registration needs (from ha.toml). */
 export interface HomeAgentRegistrationConfig {
   /** The home prefix, e.g. '2001:db8:100::/64'. */
   homePrefix: string;
@@ -82,6 +83,7 @@ export interface HomeAgentRegistrationConfig {
   forceUdp?: boolean;
 }
 
+/** One decoded, authenticated BU and what the driver knows about how it arrived. */
 export interface HomeRegistrationInput {
   bu: BindingUpdate;
   /** Inner IPv6 source (HoA over IPv4 per RFC 5555; the CoA over IPv6 with a HAO). */
@@ -121,6 +123,7 @@ export type HomeRegistrationCode =
   | 'invalidCareOfAddress'
   | 'insufficientResources';
 
+/** What the driver does after `processHomeBindingUpdate`. */
 export interface HomeRegistrationResult {
   action: 'ack' | 'drop';
   /** The BA to send (action 'ack'). */

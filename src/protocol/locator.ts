@@ -5,6 +5,7 @@
  */
 import { ipv4Mapped, isIpv4 } from '../wire/address.js';
 
+/** Underlay address (dotted quad or IPv6 text) and UDP port. */
 export interface Locator {
   address: string;
   port: number;

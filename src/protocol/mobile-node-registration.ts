@@ -54,6 +54,7 @@ import {
   SEQUENCE_MODULUS,
 } from './sequence.js';
 
+/** Settings of one home registration (from mn.toml). */
 export interface HomeRegistrationConfig {
   /** The MN's home address. */
   homeAddress: string;
@@ -78,6 +79,11 @@ export interface CareOf {
   localAddress: string;
 }
 
+/**
+ * idle: no care-of yet; registering: a BU is outstanding (a previous binding may still be
+ * valid, see status().bindingValid); registered: acknowledged, no BU outstanding; detached: no
+ * link; deregistering / deregistered; failed: rejected by the HA (>= 128), waiting for a move.
+ */
 export type HomeRegistrationState =
   'idle' | 'registering' | 'registered' | 'detached' | 'deregistering' | 'deregistered' | 'failed';
 
@@ -85,6 +91,7 @@ export type HomeRegistrationState =
 export type BindingUpdateReason =
   'move' | 'retransmit' | 'refresh' | 'natKeepalive' | 'refreshRequest' | 'resync' | 'deregister';
 
+/** What the driver must do; returned by every input method and by `poll`. */
 export type HomeRegistrationAction =
   | {
       kind: 'sendBindingUpdate';
@@ -100,6 +107,8 @@ export type HomeRegistrationAction =
   | {
       kind: 'registered';
       status: number;
+      /** False for a refresh of the same care-of; true for a new binding or a move. */
+      changed: boolean;
       /** min(granted, asked), seconds. */
       lifetimeSeconds: number;
       careOf: CareOf;
@@ -336,6 +345,7 @@ export class HomeRegistration {
       actions.push({ kind: 'failed', status: ba.status, statusName });
       return [...actions, ...this.poll(now)];
     }
+    const changed = this.#binding === null || !sameCareOf(this.#binding.careOf, attempt.careOf);
     let natOption: Extract<MobilityOption, { type: 'natDetection' }> | undefined;
     let adviceSeconds = 0;
     for (const o of ba.options) {
@@ -375,6 +385,7 @@ export class HomeRegistration {
     actions.push({
       kind: 'registered',
       status: ba.status,
+      changed,
       lifetimeSeconds,
       careOf: attempt.careOf,
       natDetected: natOption !== undefined,

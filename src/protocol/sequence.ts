@@ -9,9 +9,13 @@
  * Lifetimes travel in units of 4 seconds (RFC 6275 §6.1.7 BU, §6.1.8 BA, §6.2.4 refresh advice).
  */
 
+/** Sequence numbers wrap at 2^16. */
 export const SEQUENCE_MODULUS = 0x10000; // RFC 6275 §6.1.7: 16-bit Sequence #
+/** Half the circle: the width of the "newer" window plus one. */
 export const SEQUENCE_HALF = 0x8000; // RFC 6275 §9.5.1: "less than 32768" window
+/** Seconds per lifetime unit on the wire. */
 export const LIFETIME_UNIT_SECONDS = 4; // RFC 6275 §6.1.7: one time unit is 4 seconds
+/** Largest Lifetime field value. */
 export const MAX_LIFETIME_UNITS = 0xffff; // RFC 6275 §6.1.7: 16-bit Lifetime field
 
 function check16(name: string, v: number): void {

@@ -145,6 +145,7 @@ void t.test('status 0: registered, lifetime min(granted, asked), refresh at 85%'
     {
       kind: 'registered',
       status: 0,
+      changed: true,
       lifetimeSeconds: 400,
       careOf: V4,
       natDetected: false,
@@ -164,6 +165,9 @@ void t.test('status 0: registered, lifetime min(granted, asked), refresh at 85%'
   t.equal((r[0]![1] as Send).reason, 'refresh');
   t.equal((r[0]![1] as Send).message.sequence, 6);
   t.equal(mn.nextDeadline(), 341_000, 'refresh BU retransmits after 1 s');
+  const again = mn.onBindingAcknowledgement(ba(6, 0, 150), 340_050);
+  t.equal((again[0] as { changed: boolean }).changed, false, 'a refresh is not a change');
+  t.equal(mn.nextDeadline(), 340_000 + 340_000, 'next refresh counted from the refresh BU');
   void t.test('granted shorter than asked wins', async (t) => {
     const m2 = new HomeRegistration(CONFIG, 0, 5);
     m2.setCareOf(V4, 0);

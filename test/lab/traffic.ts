@@ -298,8 +298,11 @@ export interface TrafficReport extends GapSnapshot {
   /** No error and no mismatch (so far); on the final report also: totals matched. */
   ok: boolean;
   error: string | null;
+  /** ms since this process started (marks' atMs use the same origin). */
   elapsedMs: number;
   connected: boolean;
+  /** When the connection came up, same origin; null before. */
+  connectedAtMs: number | null;
   /** Stream bytes written to the socket / received from the peer (frame headers excluded). */
   bytesSent: number;
   bytesReceived: number;
@@ -325,6 +328,7 @@ export class TrafficEndpoint {
   private server: Server | undefined;
   private socket: Socket | undefined;
   private connected = false;
+  private connectedAt: number | null = null;
   private sent = 0;
   private received = 0;
   private verified = 0;
@@ -403,6 +407,7 @@ export class TrafficEndpoint {
       error: this.error,
       elapsedMs: round(now),
       connected: this.connected,
+      connectedAtMs: this.connectedAt === null ? null : round(this.connectedAt),
       bytesSent: this.sent,
       bytesReceived: this.received,
       verified: this.verified,
@@ -488,6 +493,7 @@ export class TrafficEndpoint {
       remotePort: sock.remotePort,
     });
     const now = this.now();
+    this.connectedAt = now;
     this.gaps.begin(now);
     this.lastTick = now;
     this.deadline = now + this.opts.durationS * 1000;
@@ -640,7 +646,8 @@ const USAGE = `usage:
   traffic.ts server --listen ADDR [--port P] [--rate BYTES_PER_S] [--duration S]
   traffic.ts client --connect ADDR --port P [--rate BYTES_PER_S] [--duration S] [--bind ADDR]
 options: --max-bytes N, --idle-timeout S, --drain-timeout S, --accept-timeout S, --connect-timeout S
-stdin: JSON lines {"cmd":"mark","label":L} | {"cmd":"report"} | {"cmd":"stop"}; stdout: JSON events`;
+stdin: JSON lines {"cmd":"mark","label":L} | {"cmd":"report"} | {"cmd":"stop"} (EOF = stop);
+stdout: JSON events; exit 0 = every byte verified and totals matched`;
 
 function num(
   value: string | undefined,

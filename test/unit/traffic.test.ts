@@ -187,6 +187,7 @@ void t.test(
       t.ok(r.bytesReceived >= 600_000, `${r.role} received ${r.bytesReceived}`);
       t.ok(r.bytesSent <= (rate * r.elapsedMs) / 1000 + rate / 100, `${r.role}: rate bounded`);
       t.equal(r.gapsAfterMarks.length, 1);
+      t.ok(r.connectedAtMs !== null && r.connectedAtMs < (r.gapsAfterMarks[0]?.atMs ?? 0));
       const gap = r.gapsAfterMarks[0];
       t.equal(gap?.label, 'move-1');
       // Paced every 2 ms on loopback; 500 ms leaves room for a loaded CI box, not for a stall.

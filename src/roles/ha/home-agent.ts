@@ -220,7 +220,7 @@ export class HomeAgent {
     const locator: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
     const datagram = batch.packet(i).slice();
     this.#endpointDeadline = 0; // handshake state changed: poll the endpoint on the next turn
-    const r = this.#env.endpoint.receive(datagram, now, false, formatLocator(locator));
+    const r = this.#env.endpoint.receive(datagram, now, undefined, formatLocator(locator));
     switch (r.kind) {
       case 'reply':
         socket.send(r.data, locator.address, locator.port);

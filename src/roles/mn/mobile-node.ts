@@ -383,7 +383,7 @@ export class MobileNode {
   }
 
   #onHandshake(socket: UdpEndpoint, datagram: Uint8Array, from: Locator, now: number): void {
-    const r = this.#env.endpoint.receive(datagram, now, false, formatLocator(from));
+    const r = this.#env.endpoint.receive(datagram, now, undefined, formatLocator(from));
     this.#endpointDeadline = 0;
     switch (r.kind) {
       case 'reply':

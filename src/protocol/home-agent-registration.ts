@@ -50,6 +50,7 @@ import {
   parseIpv6,
   parsePrefix,
   prefixContains,
+  unmapIpv4,
 } from '../wire/address.js';
 import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
 import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
@@ -354,7 +355,9 @@ export function processHomeBindingUpdate(
     }
   }
   // RFC 5555 §4.1: NAT detection compares the IPv4 CoA option with the observed outer source.
-  const natDetected = ipv4CoA !== undefined && ipv4CoA !== locator.address;
+  // A dual-stack socket may report an IPv4 peer as ::ffff:a.b.c.d: compare as IPv4.
+  const observedV4 = isIpv4(locator.address) ? locator.address : unmapIpv4(locator.address);
+  const natDetected = ipv4CoA !== undefined && ipv4CoA !== observedV4;
   const forceUdp = ipv4CoA !== undefined && config.forceUdp === true;
   let refreshTime = 0;
   if (natDetected || forceUdp) {

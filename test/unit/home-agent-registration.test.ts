@@ -186,6 +186,12 @@ void t.test(
       t.equal(c.get(HOA)?.natDetected, false);
       t.equal(c.get(HOA)?.udpEncapsulationRequired, true);
     });
+    void t.test('an IPv4-mapped observed address compares as IPv4', async (t) => {
+      const c = new BindingCache();
+      const r2 = processHomeBindingUpdate(c, v4Input(1, { observed: '::ffff:198.51.100.7' }), 0);
+      t.same(r2.ack?.options, []);
+      t.equal(c.get(HOA)?.natDetected, false);
+    });
     void t.test('no option when not NATed; IPv6 never', async (t) => {
       const c = new BindingCache();
       t.same(processHomeBindingUpdate(c, v4Input(1), 0).ack?.options, []);

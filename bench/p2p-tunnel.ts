@@ -35,6 +35,7 @@ const { values } = parseArgs({
     'tun-addr': { type: 'string' },
     mtu: { type: 'string', default: '1440' },
     batch: { type: 'string', default: '64' },
+    txqueuelen: { type: 'string', default: '500' },
   },
 });
 if (values.local === undefined || values.peer === undefined || values['tun-addr'] === undefined) {
@@ -51,6 +52,7 @@ const tun = await openTun({
   maxBatch,
   headroom: HDR,
   tailroom: TAG,
+  txQueueLength: Number(values.txqueuelen),
 });
 const udp = openUdp({
   family,
@@ -137,7 +139,14 @@ udp.onDatagrams((b) => {
 });
 
 function stop(): void {
-  const report = { tun: tun.counters(), udp: udp.counters(), badTag };
+  const cpu = process.cpuUsage();
+  const report = {
+    tun: tun.counters(),
+    udp: udp.counters(),
+    badTag,
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+  };
   tun.close();
   udp.close();
   process.stdout.write(`${JSON.stringify(report)}\n`);

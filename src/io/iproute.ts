@@ -51,6 +51,15 @@ export async function setMtu(dev: string, mtu: number, netns?: string): Promise<
   await ip(['link', 'set', 'dev', dev, 'mtu', String(mtu)], opt(netns));
 }
 
+/** Sets the length of the device's transmit queue (for a TUN: packets waiting for the reader). */
+export async function setTxQueueLength(
+  dev: string,
+  packets: number,
+  netns?: string,
+): Promise<void> {
+  await ip(['link', 'set', 'dev', dev, 'txqueuelen', String(packets)], opt(netns));
+}
+
 /** Brings the link up or down. */
 export async function setLinkUp(dev: string, up: boolean, netns?: string): Promise<void> {
   await ip(['link', 'set', 'dev', dev, up ? 'up' : 'down'], opt(netns));

@@ -9,7 +9,7 @@
 import { IoError } from '../util/errors.js';
 import { loadAddon, type NativeAddon, type NativeError, type NativeHandle } from './addon.js';
 import { SlabPacketBatch, packetSpans } from './batch.js';
-import { addAddress, setLinkUp, setMtu } from './iproute.js';
+import { addAddress, setLinkUp, setMtu, setTxQueueLength } from './iproute.js';
 import type { PacketBatchHandler, PacketSpans, TunCounters, TunDevice } from './types.js';
 
 /** Defaults: 64 packets per batch, room for a 16-byte header and a 16-byte tag. */
@@ -30,6 +30,11 @@ export interface TunOptions {
   mtu?: number;
   /** Addresses with prefix length to add, e.g. ['fd00:1::2/64']. */
   addresses?: readonly string[];
+  /**
+   * Kernel queue of packets waiting for this process to read them (`ip link set txqueuelen`;
+   * the kernel default is 500). A longer queue absorbs scheduling hiccups instead of dropping.
+   */
+  txQueueLength?: number;
   /** Bring the link up after configuring it (default true). */
   up?: boolean;
   /** Packets per batch (default 64). */
@@ -194,6 +199,8 @@ export async function openTun(options: TunOptions = {}): Promise<TunDevice> {
   const dev = new NativeTunDevice(options);
   try {
     await setMtu(dev.name, dev.mtu);
+    if (options.txQueueLength !== undefined)
+      await setTxQueueLength(dev.name, options.txQueueLength);
     for (const a of options.addresses ?? []) await addAddress(dev.name, a);
     if (options.up ?? true) await setLinkUp(dev.name, true);
   } catch (err) {

@@ -137,11 +137,10 @@ function installHooks(): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = (): void => {
       cleanAll();
-      // If nobody else handles the signal, restore the default action and re-raise it.
-      if (process.listenerCount(sig) === 1) {
-        process.removeListener(sig, onSignal);
-        process.kill(process.pid, sig);
-      }
+      // Restore the default action for us and re-raise: other listeners (tap's signal-exit,
+      // for instance) defer to any other listener, so leaving it to them could hang forever.
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
     };
     process.on(sig, onSignal);
   }

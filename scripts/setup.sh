@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(iproute2 iptables conntrack iputils-ping iperf3 tshark python3-scapy socat make g++ python3)
+PKGS=(iproute2 iptables conntrack procps iputils-ping iperf3 tshark python3-scapy socat make g++ python3)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

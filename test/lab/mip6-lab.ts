@@ -21,7 +21,14 @@ async function cli(args: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
   program.configureOutput({ writeOut: () => undefined, writeErr: (s) => process.stderr.write(s) });
-  await program.parseAsync(['node', 'mip6', ...args]);
+  // The key commands report what they wrote on stdout; the lab keeps its output quiet.
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['node', 'mip6', ...args]);
+  } finally {
+    process.stdout.write = write;
+  }
 }
 
 export interface MemberFiles {

@@ -21,6 +21,7 @@ import {
   upperLayerChecksum,
   verifyUpperLayerChecksum,
   fixUpperLayerChecksum,
+  upperLayerChecksumOk,
 } from '../../src/wire/checksum.js';
 import {
   decodeMobilityHeader,
@@ -815,6 +816,30 @@ void t.test('dissector JSON and text', async (t) => {
   t.equal(dissectToJson(tcp)['upperProtocolName'], 'protocol 99');
   const j2 = dissectToJson(fromHex(SCAPY_BU_HAO), { verifyChecksum: false });
   t.equal(j2['checksumValid'], undefined);
+});
+
+void t.test('dissector: DHAAD Reply address list, TCP text, checksum helper', async (t) => {
+  const reply = encodeIcmpv6Packet({
+    source: HA,
+    destination: COA,
+    message: {
+      kind: 'haadReply',
+      identifier: 9,
+      mobileRouter: false,
+      homeAgentAddresses: [HA, '2001:db8:1::2'],
+    },
+  });
+  const txt = dissectToText(reply);
+  t.match(txt, /Home Agent Addresses:\n\s+2001:db8:1::1\n\s+2001:db8:1::2/);
+  const seg = fromHex('c35000160000000100000000501020000000000068656c6c6f');
+  const c = upperLayerChecksum(CN, HOA, IPPROTO.TCP, seg);
+  seg[16] = c >> 8;
+  seg[17] = c & 0xff;
+  t.ok(upperLayerChecksumOk(CN, HOA, IPPROTO.TCP, seg));
+  t.notOk(upperLayerChecksumOk(HOA, CN, 17, seg));
+  const pkt = encodePacket({ source: CN, destination: HOA }, IPPROTO.TCP, () => seg);
+  t.match(dissectToText(pkt), /Transmission Control Protocol[\s\S]*Checksum Status: Good/);
+  t.equal(dissectToJson(pkt)['checksumValid'], true);
 });
 
 void t.test('decodePacket: multiple HAOs rejected, fragments not parsed', async (t) => {

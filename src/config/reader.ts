@@ -306,6 +306,9 @@ export class TableReader {
     const v = this.raw(key);
     if (v === undefined) return undefined;
     if (typeof v === 'string') return [v];
+    if (!Array.isArray(v)) {
+      throw this.error(key, `expected a string or an array of strings, got ${typeName(v)}`);
+    }
     return this.optStringArray(key);
   }
 

@@ -494,3 +494,34 @@ void t.test('helpers', async (t) => {
   t.equal(defaultOverlayMtu(1500), 1396);
   t.equal(defaultOverlayMtu(1300), 1280, 'never below the IPv6 minimum');
 });
+
+void t.test('home.agent may list several addresses', async (t) => {
+  const m = parseMnConfig(
+    MN.replace('"198.51.100.1"', '["198.51.100.1", "2001:DB8:ff::1", "ha.example"]'),
+    'mn.toml',
+  );
+  t.same(m.home.agents, ['198.51.100.1', '2001:db8:ff::1', 'ha.example']);
+  t.equal(m.home.agent, '198.51.100.1');
+  t.equal(m.home.agentKind, 'ipv4');
+  expectConfigError(
+    t,
+    () => parseMnConfig(MN.replace('"198.51.100.1"', '["198.51.100.1", "2001:db8::g"]'), 'mn.toml'),
+    'mn.toml',
+    'home.agent[1]',
+    /not a valid IPv6 address/,
+  );
+  expectConfigError(
+    t,
+    () => parseMnConfig(MN.replace('"198.51.100.1"', '[]'), 'mn.toml'),
+    'mn.toml',
+    'home.agent',
+    /required key is missing/,
+  );
+  expectConfigError(
+    t,
+    () => parseMnConfig(MN.replace('"198.51.100.1"', '4'), 'mn.toml'),
+    'mn.toml',
+    'home.agent',
+    /expected a string or an array of strings, got an integer/,
+  );
+});

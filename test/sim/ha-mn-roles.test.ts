@@ -37,26 +37,29 @@ async function registered(w: World, opts: { loss?: number } = {}) {
   return { m, took };
 }
 
-void t.test('first registration over IPv4: binding at the HA, BA back, home link told', async (t) => {
-  const w = await World.create();
-  const { m, took } = await registered(w);
-  t.ok(took >= 0, 'registered');
-  t.ok(took < 100, `within a few round trips of 10 ms (took ${took} ms)`);
-  const b = w.ha.cache.get(HOA);
-  t.ok(b, 'binding exists');
-  t.equal(b?.locator.address, '203.0.113.10');
-  t.equal(b?.locator.port, m.udp4.localPort);
-  t.equal(b?.careOfAddress, '::ffff:203.0.113.10');
-  t.equal(b?.natDetected, false);
-  t.ok(w.homeLink.bound.has(HOA), 'proxy ND / host route installed');
-  const st = w.ha.status();
-  t.equal(st.bindings.length, 1);
-  t.equal(st.bindings[0]?.locator, `203.0.113.10:${m.udp4.localPort}`);
-  t.same(
-    m.events.map((e) => e.event),
-    ['attach', 'registered'],
-  );
-});
+void t.test(
+  'first registration over IPv4: binding at the HA, BA back, home link told',
+  async (t) => {
+    const w = await World.create();
+    const { m, took } = await registered(w);
+    t.ok(took >= 0, 'registered');
+    t.ok(took < 100, `within a few round trips of 10 ms (took ${took} ms)`);
+    const b = w.ha.cache.get(HOA);
+    t.ok(b, 'binding exists');
+    t.equal(b?.locator.address, '203.0.113.10');
+    t.equal(b?.locator.port, m.udp4.localPort);
+    t.equal(b?.careOfAddress, '::ffff:203.0.113.10');
+    t.equal(b?.natDetected, false);
+    t.ok(w.homeLink.bound.has(HOA), 'proxy ND / host route installed');
+    const st = w.ha.status();
+    t.equal(st.bindings.length, 1);
+    t.equal(st.bindings[0]?.locator, `203.0.113.10:${m.udp4.localPort}`);
+    t.same(
+      m.events.map((e) => e.event),
+      ['attach', 'registered'],
+    );
+  },
+);
 
 void t.test('bidirectional tunneling: packets cross both ways unchanged', async (t) => {
   const w = await World.create();
@@ -80,74 +83,83 @@ void t.test('bidirectional tunneling: packets cross both ways unchanged', async 
   t.equal(b.counters.packetsIn, 2);
 });
 
-void t.test('selector check: a source other than the registered home address is dropped', async (t) => {
-  const w = await World.create();
-  const { m } = await registered(w);
-  const toHome: Uint8Array[] = [];
-  w.haTun.onKernelReceive((p) => toHome.push(p));
-  m.tun.inject(echo('2001:db8:100::99', SERVER, 1));
-  await w.run(20);
-  t.equal(toHome.length, 0);
-  t.equal(w.ha.drops.get('no-binding'), 1);
-});
+void t.test(
+  'selector check: a source other than the registered home address is dropped',
+  async (t) => {
+    const w = await World.create();
+    const { m } = await registered(w);
+    const toHome: Uint8Array[] = [];
+    w.haTun.onKernelReceive((p) => toHome.push(p));
+    m.tun.inject(echo('2001:db8:100::99', SERVER, 1));
+    await w.run(20);
+    t.equal(toHome.length, 0);
+    t.equal(w.ha.drops.get('no-binding'), 1);
+  },
+);
 
-void t.test('a packet for an unregistered home address gets ICMPv6 address unreachable', async (t) => {
-  const w = await World.create();
-  const replies: Uint8Array[] = [];
-  w.haTun.onKernelReceive((p) => replies.push(p));
-  w.haTun.inject(echo(SERVER, '2001:db8:100::77', 1));
-  await w.run(5);
-  t.equal(w.ha.drops.get('unregistered'), 1);
-  t.equal(replies.length, 1);
-  const d = decodePacket(replies[0]!);
-  t.equal(d.destination, SERVER);
-  t.equal(d.icmpv6?.kind, 'destinationUnreachable');
-  t.match(d.icmpv6, { code: 3 });
-});
+void t.test(
+  'a packet for an unregistered home address gets ICMPv6 address unreachable',
+  async (t) => {
+    const w = await World.create();
+    const replies: Uint8Array[] = [];
+    w.haTun.onKernelReceive((p) => replies.push(p));
+    w.haTun.inject(echo(SERVER, '2001:db8:100::77', 1));
+    await w.run(5);
+    t.equal(w.ha.drops.get('unregistered'), 1);
+    t.equal(replies.length, 1);
+    const d = decodePacket(replies[0]!);
+    t.equal(d.destination, SERVER);
+    t.equal(d.icmpv6?.kind, 'destinationUnreachable');
+    t.match(d.icmpv6, { code: 3 });
+  },
+);
 
-void t.test('move IPv4 -> IPv4 behind NAT -> IPv6: the binding follows in one round trip', async (t) => {
-  const w = await World.create();
-  const { m } = await registered(w);
-  const toMn: Uint8Array[] = [];
-  m.tun.onKernelReceive((p) => toMn.push(p));
+void t.test(
+  'move IPv4 -> IPv4 behind NAT -> IPv6: the binding follows in one round trip',
+  async (t) => {
+    const w = await World.create();
+    const { m } = await registered(w);
+    const toMn: Uint8Array[] = [];
+    m.tun.onKernelReceive((p) => toMn.push(p));
 
-  // Hotel Wi-Fi: a private-side address behind a NAT whose public side is 198.51.100.77.
-  const nat = w.net.nat({ publicAddress: '198.51.100.77' });
-  w.net.move(m.udp4, '192.0.2.20');
-  w.net.setNat(m.udp4, nat);
-  m.careOf.candidates = [{ family: 4, localAddress: '192.0.2.20' }];
-  m.careOf.changed();
-  const natTook = await w.until(() => w.ha.cache.get(HOA)?.locator.address === '198.51.100.77');
-  t.ok(
-    natTook >= 0 && natTook <= 15,
-    `binding moved behind the NAT in ${natTook} ms (one-way delay 5 ms)`,
-  );
-  await w.until(
-    () =>
-      m.mn.registration.state === 'registered' &&
-      m.mn.status().bindingUpdateList[0]?.nat === 'detected',
-  );
-  const b = w.ha.cache.get(HOA)!;
-  t.equal(b.natDetected, true, 'RFC 5555 NAT detection at the HA');
-  t.equal(b.careOfAddress, '::ffff:192.0.2.20', 'CoA as the MN sees it');
-  t.equal(b.locator.port, nat.mappedPort(m.udp4), 'HA sends to the NAT mapping');
-  t.equal(m.mn.status().bindingUpdateList[0]?.nat, 'detected');
+    // Hotel Wi-Fi: a private-side address behind a NAT whose public side is 198.51.100.77.
+    const nat = w.net.nat({ publicAddress: '198.51.100.77' });
+    w.net.move(m.udp4, '192.0.2.20');
+    w.net.setNat(m.udp4, nat);
+    m.careOf.candidates = [{ family: 4, localAddress: '192.0.2.20' }];
+    m.careOf.changed();
+    const natTook = await w.until(() => w.ha.cache.get(HOA)?.locator.address === '198.51.100.77');
+    t.ok(
+      natTook >= 0 && natTook <= 15,
+      `binding moved behind the NAT in ${natTook} ms (one-way delay 5 ms)`,
+    );
+    await w.until(
+      () =>
+        m.mn.registration.state === 'registered' &&
+        m.mn.status().bindingUpdateList[0]?.nat === 'detected',
+    );
+    const b = w.ha.cache.get(HOA)!;
+    t.equal(b.natDetected, true, 'RFC 5555 NAT detection at the HA');
+    t.equal(b.careOfAddress, '::ffff:192.0.2.20', 'CoA as the MN sees it');
+    t.equal(b.locator.port, nat.mappedPort(m.udp4), 'HA sends to the NAT mapping');
+    t.equal(m.mn.status().bindingUpdateList[0]?.nat, 'detected');
 
-  // IPv6-only network.
-  m.careOf.candidates = [{ family: 6, localAddress: '2001:db8:3::10' }];
-  m.careOf.changed();
-  const v6Took = await w.until(() => w.ha.cache.get(HOA)?.locator.address === '2001:db8:3::10');
-  t.ok(v6Took >= 0 && v6Took <= 15, `binding moved to IPv6 in ${v6Took} ms`);
-  t.equal(
-    w.ha.cache.get(HOA)?.careOfAddress,
-    '2001:db8:3::10',
-    'RFC 6275: CoA from the Alternate CoA / HAO BU',
-  );
-  w.haTun.inject(echo(SERVER, HOA, 9));
-  await w.run(20);
-  t.equal(toMn.length, 1, 'traffic reaches the MN on its new network');
-  t.equal(m.mn.counters.moves, 2);
-});
+    // IPv6-only network.
+    m.careOf.candidates = [{ family: 6, localAddress: '2001:db8:3::10' }];
+    m.careOf.changed();
+    const v6Took = await w.until(() => w.ha.cache.get(HOA)?.locator.address === '2001:db8:3::10');
+    t.ok(v6Took >= 0 && v6Took <= 15, `binding moved to IPv6 in ${v6Took} ms`);
+    t.equal(
+      w.ha.cache.get(HOA)?.careOfAddress,
+      '2001:db8:3::10',
+      'RFC 6275: CoA from the Alternate CoA / HAO BU',
+    );
+    w.haTun.inject(echo(SERVER, HOA, 9));
+    await w.run(20);
+    t.equal(toMn.length, 1, 'traffic reaches the MN on its new network');
+    t.equal(m.mn.counters.moves, 2);
+  },
+);
 
 void t.test('a member may not register another member’s home address (BA 133)', async (t) => {
   const w = await World.create();

@@ -286,6 +286,7 @@ export async function runMobileNode(flags: DaemonFlags): Promise<void> {
       ...agents,
       interfaces: cfg.underlay.interfaces,
       tunName: tun.name,
+      events: cfg.movement.netlink,
     });
     const mn = new MobileNode(env, {
       homeAddress: cfg.home.address,

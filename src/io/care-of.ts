@@ -22,6 +22,8 @@ export interface RouteCareOfOptions {
   tunName: string;
   /** Quiet time after the last event before reporting (ms). */
   debounceMs?: number;
+  /** Listen to rtnetlink events (default true); false leaves only the periodic re-check. */
+  events?: boolean;
 }
 
 interface RouteGet {
@@ -72,7 +74,7 @@ export class RouteCareOfSource {
   }
 
   watch(onChange: () => void): void {
-    if (this.#closed || this.#monitor) return;
+    if (this.#closed || this.#monitor || this.#opts.events === false) return;
     const child = spawn('ip', ['-o', 'monitor', 'link', 'address', 'route'], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });

@@ -6,7 +6,13 @@
  * TCP, UDP, ICMPv6 and MH checksums valid.
  */
 import { fail } from './bytes.js';
-import { walkExtensionHeaders } from './ext-headers.js';
+import {
+  RH2_ADDRESS_OFF,
+  ROUTING_TYPE_2,
+  ROUTING_TYPE_SRH,
+  SRH_SEGMENT_LIST_OFF,
+  walkExtensionHeaders,
+} from './ext-headers.js';
 import {
   IPV6_ADDR_LEN,
   IPV6_DST_OFF,
@@ -111,8 +117,9 @@ export interface PseudoAddresses {
 
 /**
  * Which addresses the final receiver's upper layer sees (RFC 6275 §6.3, §6.4; RFC 8200 §8.1):
- * HAO -> its home address is the source; a routing header with segments left -> its last
- * address is the destination.
+ * HAO -> its home address is the source; a Type 2 Routing Header or a Segment Routing Header
+ * with segments left -> the final destination it names (RFC 8200 §8.1). Other routing types
+ * (RH0 is deprecated, RFC 5095) leave the IPv6 destination.
  */
 export function pseudoAddressOffsets(
   packet: Uint8Array,
@@ -121,8 +128,15 @@ export function pseudoAddressOffsets(
   let srcOff = IPV6_SRC_OFF;
   let dstOff = IPV6_DST_OFF;
   for (const h of walk.headers) {
-    if (h.kind === 'routing' && h.address !== undefined && h.segmentsLeft > 0) {
-      dstOff = h.offset + h.length - IPV6_ADDR_LEN;
+    if (h.kind === 'routing' && h.segmentsLeft > 0 && dstOff === IPV6_DST_OFF) {
+      if (h.routingType === ROUTING_TYPE_2) {
+        dstOff = h.offset + RH2_ADDRESS_OFF; // RFC 6275 §6.4.1: the home address
+      } else if (
+        h.routingType === ROUTING_TYPE_SRH &&
+        h.length >= SRH_SEGMENT_LIST_OFF + IPV6_ADDR_LEN
+      ) {
+        dstOff = h.offset + SRH_SEGMENT_LIST_OFF; // RFC 8754 §2: Segment List[0] is the last segment
+      }
     } else if (h.kind === 'destinationOptions') {
       let o = h.offset + 2;
       const end = h.offset + h.length;

@@ -17,7 +17,7 @@ from scapy.all import raw  # noqa: E402
 from scapy.layers.inet import TCP, UDP  # noqa: E402
 from scapy.layers.inet6 import (  # noqa: E402
     HAO, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6HAADReply, ICMPv6HAADRequest, ICMPv6MPAdv,
-    ICMPv6MPSol, ICMPv6NDOptPrefixInfo, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting, MIP6MH_BA,
+    ICMPv6MPSol, ICMPv6NDOptPrefixInfo, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting, MIP6MH_BA,
     MIP6MH_BE, MIP6MH_BRR, MIP6MH_BU, MIP6MH_CoT, MIP6MH_CoTI, MIP6MH_HoT, MIP6MH_HoTI,
     MIP6OptAltCoA, MIP6OptBindingAuthData, MIP6OptBRAdvice, MIP6OptNonceIndices, MIP6OptUnknown,
     MIP6MH_Generic)
@@ -26,6 +26,7 @@ MH_CLASSES = (MIP6MH_BRR, MIP6MH_HoTI, MIP6MH_CoTI, MIP6MH_HoT, MIP6MH_CoT, MIP6
               MIP6MH_Generic)
 
 HOA, COA, HA, CN = "2001:db8:1::100", "2001:db8:2::100", "2001:db8:1::1", "2001:db8:3::1"
+SEG = "2001:db8:4::1"
 COOKIE = bytes(range(1, 9))
 TOKEN = bytes(range(0xA0, 0xA8))
 AUTH = bytes(range(0x10, 0x1C))
@@ -67,6 +68,10 @@ def view(p):
         v["hoa"] = p[HAO].hoa
     if IPv6ExtHdrRouting in p:
         r = p[IPv6ExtHdrRouting]
+        v["rh"] = {"type": r.type, "segleft": r.segleft, "address": r.addresses[0]}
+    if IPv6ExtHdrSegmentRouting in p:
+        r = p[IPv6ExtHdrSegmentRouting]
+        # Segment List[0] is the final destination (RFC 8754 §2).
         v["rh"] = {"type": r.type, "segleft": r.segleft, "address": r.addresses[0]}
     mh = next((p[c] for c in MH_CLASSES if c in p), None)
     if mh is not None:
@@ -156,6 +161,8 @@ def build():
           {"type": "natDetection", "udpEncapsulationRequired": True, "refreshTime": 110}]),
         ("TCP with HAO", IPv6(src=COA, dst=CN) / hao / TCP(sport=40000, dport=22, seq=1000, flags="S") / b"hello", None),
         ("TCP with RH2", IPv6(src=CN, dst=COA) / rh2 / TCP(sport=22, dport=40000, seq=5, flags="SA") / b"world!", None),
+        ("TCP with SRH", IPv6(src=CN, dst=SEG) / IPv6ExtHdrSegmentRouting(addresses=[HOA, SEG], segleft=1)
+         / TCP(sport=80, dport=40001, seq=77, flags="PA") / b"srh", None),
         ("UDP with HAO", IPv6(src=COA, dst=CN) / hao / UDP(sport=5000, dport=9999) / b"q", None),
         ("DHAAD Request", IPv6(src=COA, dst="2001:db8:1:0:fdff:ffff:ffff:fffe") / ICMPv6HAADRequest(id=77), None),
         ("DHAAD Reply", IPv6(src=HA, dst=COA) / ICMPv6HAADReply(id=77, addresses=[HA, "2001:db8:1::2"]), None),

@@ -842,6 +842,21 @@ void t.test('dissector: DHAAD Reply address list, TCP text, checksum helper', as
   t.equal(dissectToJson(pkt)['checksumValid'], true);
 });
 
+// Scapy 2.5.0: raw(IPv6(src='2001:db8:3::1', dst='2001:db8:4::1')
+//   /IPv6ExtHdrSegmentRouting(addresses=['2001:db8:1::100', '2001:db8:4::1'], segleft=1)
+//   /TCP(sport=80, dport=40001, seq=77, flags='PA')/b'srh').hex()
+const SCAPY_TCP_SRH =
+  '60000000003f2b4020010db800030000000000000000000120010db8000400000000000000000001060404010100000020010db800010000000000000000010020010db800040000000000000000000100509c410000004d0000000050182000bb010000737268';
+
+void t.test('scapy vector: TCP behind a Segment Routing Header uses Segment List[0]', async (t) => {
+  const p = decodePacket(fromHex(SCAPY_TCP_SRH));
+  t.equal(p.pseudoDestination, HOA);
+  t.equal(p.tcp?.checksumValid, true);
+  const rh = p.extensionHeaders[0];
+  t.equal(rh?.kind === 'routing' ? rh.routingType : -1, 4);
+  t.equal(verifyUpperLayerChecksum(fromHex(SCAPY_TCP_SRH)), true);
+});
+
 void t.test('decodePacket: multiple HAOs rejected, fragments not parsed', async (t) => {
   const two = encodePacket({ source: COA, destination: CN }, IPPROTO.DSTOPTS, () =>
     encodeOptionsHeader(IPPROTO.NONE, [

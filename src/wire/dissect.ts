@@ -147,7 +147,11 @@ function render(lines: string[], v: JsonValue, indent: string): void {
       } else if (typeof x === 'boolean') {
         lines.push(`${indent}${humanKey(k)}: ${x ? 'Set' : 'Not set'}`);
       } else {
-        lines.push(`${indent}${humanKey(k)}: ${String(x)}`);
+        const shown =
+          k === 'checksum' && typeof x === 'number'
+            ? `0x${x.toString(16).padStart(4, '0')}`
+            : String(x);
+        lines.push(`${indent}${humanKey(k)}: ${shown}`);
       }
     }
   }
@@ -166,15 +170,25 @@ export function dissectToText(packet: Uint8Array, opts?: DecodeOptions): string 
   }
   const section = (title: string, key: string): void => {
     const v = j[key];
-    if (v === undefined) return;
+    if (v === undefined || v === null || typeof v !== 'object' || Array.isArray(v)) return;
     lines.push(title);
-    render(lines, v, '    ');
+    // The title already names the message: drop the discriminators from the field list.
+    const fields = Object.fromEntries(
+      Object.entries(v).filter(([k]) => k !== 'kind' && k !== 'mhTypeName' && k !== 'mhType'),
+    );
+    render(lines, fields, '    ');
   };
-  section(
-    `Mobile IPv6 (Mobility Header, ${String((j['mobility'] as Record<string, JsonValue> | undefined)?.['mhTypeName'] ?? '')})`,
-    'mobility',
-  );
-  section('Internet Control Message Protocol v6', 'icmpv6');
+  const mh = j['mobility'] as Record<string, JsonValue> | undefined;
+  if (mh !== undefined) {
+    section(
+      `Mobile IPv6, ${String(mh['mhTypeName'])} (MH Type ${String(mh['mhType'])})`,
+      'mobility',
+    );
+  }
+  const icmp = j['icmpv6'] as Record<string, JsonValue> | undefined;
+  if (icmp !== undefined) {
+    section(`Internet Control Message Protocol v6, ${humanKey(String(icmp['kind']))}`, 'icmpv6');
+  }
   section('Transmission Control Protocol', 'tcp');
   section('User Datagram Protocol', 'udp');
   if (j['checksumValid'] !== undefined)

@@ -42,7 +42,7 @@ void t.test('text output for hex arguments', async (t) => {
   t.equal(r.failures, 0);
   t.match(r.out, /packet 1 \(96 bytes\)/);
   t.match(r.out, /Internet Protocol Version 6, Src: 2001:db8:2::100, Dst: 2001:db8:1::1/);
-  t.match(r.out, /Mobile IPv6 \(Mobility Header, Binding Update\)/);
+  t.match(r.out, /Mobile IPv6, Binding Update \(MH Type 5\)/);
   t.match(r.out, /Sequence: 7/);
   t.match(r.out, /Lifetime: 600/);
   t.match(r.out, /Home Init Cookie: 0102030405060708/);

@@ -341,7 +341,8 @@ async function main(): Promise<void> {
       '- What would reach the targets: `IFF_VNET_HDR` with `TUNSETOFFLOAD` (TSO/USO) on the TUN so one read/write moves a GSO super-packet of up to 64 KiB ' +
         '(the kernel segments it), plus UDP GSO (`UDP_SEGMENT`) on send and UDP GRO on receive so one system call moves a train of datagrams: ' +
         'this divides the per-packet system-call count for bulk TCP by 10-40 (how wireguard-go reaches multi-Gbit/s). ' +
-        'Beyond that, a worker thread per direction in the addon would use both cores. Small packets gain less from GSO; for them the per-packet read/write on the TUN is the limit.',
+        'Small packets gain less from GSO; for them the per-packet read/write on the TUN is the limit, and io_uring could submit a whole batch of ' +
+        'TUN reads and writes in one system call. Beyond that, a worker thread per direction in the addon would use both cores.',
     );
   }
   if (!met.pps && m.rawPps < TARGETS.smallPps) {

@@ -186,3 +186,43 @@ void t.test(
     );
   },
 );
+
+void t.test('interchangeable with the libsodium BatchAead of src/crypto', { skip }, async (t) => {
+  const { SodiumBatchAead } = await import('../../src/crypto/aead.js');
+  const { initCrypto } = await import('../../src/crypto/sodium.js');
+  await initCrypto();
+  // Both directions of assignability: the two interfaces are structurally the same.
+  const native: import('../../src/crypto/aead.js').BatchAead = new NativeBatchAead();
+  const reference: BatchAead = new SodiumBatchAead();
+  const key = bytes(32, 21);
+  const n = 8;
+  const slot = 1600;
+  const make = (): {
+    buf: Uint8Array;
+    offsets: Uint32Array;
+    plain: Uint32Array;
+    whole: Uint32Array;
+  } => {
+    const buf = new Uint8Array(n * slot);
+    const offsets = Uint32Array.from({ length: n }, (_, i) => i * slot);
+    const plain = Uint32Array.from({ length: n }, (_, i) => i * 170);
+    for (let i = 0; i < n; i++) {
+      buf.set(header(5, BigInt(i * 1000)), i * slot);
+      buf.set(bytes(plain[i]!, 50 + i), i * slot + HDR);
+    }
+    const whole = plain.map((l) => l + HDR + TAG);
+    return { buf, offsets, plain, whole };
+  };
+  const a = make();
+  const b = make();
+  native.sealBatch(key, a.buf, a.offsets, a.plain, n);
+  reference.sealBatch(key, b.buf, b.offsets, b.plain, n);
+  t.same(Buffer.from(a.buf), Buffer.from(b.buf), 'same ciphertexts and tags');
+  const ra = new Uint8Array(n);
+  const rb = new Uint8Array(n);
+  reference.openBatch(key, a.buf, a.offsets, a.whole, n, ra);
+  native.openBatch(key, b.buf, b.offsets, b.whole, n, rb);
+  t.same([...ra], new Array(n).fill(1), 'libsodium opens the native batch');
+  t.same([...rb], new Array(n).fill(1), 'the addon opens the libsodium batch');
+  t.same(Buffer.from(a.buf), Buffer.from(b.buf), 'same plaintexts');
+});

@@ -70,7 +70,7 @@ async function main(): Promise<number> {
       '--pcap',
       join(prov.dir, 'ha.pcap'),
     ]);
-    await ha.waitLog((l) => l.event === 'started', 20_000);
+    await ha.waitLog((l) => l.event === 'started');
     say(
       `  home agent up: underlay ${LAB_ADDR.ha.v4} and ${LAB_ADDR.ha.v6}, home prefix ${LAB_ADDR.ha.homePrefix}`,
     );
@@ -81,7 +81,7 @@ async function main(): Promise<number> {
       mnToml(prov, 'laptop', mnFiles, haFiles),
       join(prov.dir, 'laptop.sock'),
     );
-    await mn.waitLog((l) => l.event === 'registered', 20_000);
+    await mn.waitLog((l) => l.event === 'registered');
     say(
       `  mobile node registered from LTE ${LAB_ADDR.mn.lte}, home address ${LAB_ADDR.mn.homeAddress}`,
     );

@@ -36,9 +36,17 @@ interface Setup {
   pcap: string;
 }
 
-async function setup(): Promise<Setup> {
-  const lab = await createLab({ network: 'lte' });
+/** Builds the lab and starts both daemons; `cleanup` is registered before anything can fail. */
+async function setup(register: (cleanup: () => Promise<void>) => void): Promise<Setup> {
   const prov = await Provisioned.create();
+  const lab = await createLab({ network: 'lte' }).catch((err: unknown) => {
+    prov.remove(); // createLab removes what it built itself
+    throw err;
+  });
+  register(async () => {
+    await lab.destroy();
+    prov.remove();
+  });
   const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
   const mnFiles = await prov.member('laptop', 'mn', [HOA]);
   const pcap = join(prov.dir, 'ha.pcap');
@@ -83,13 +91,9 @@ async function flowing(p: TrafficProcess): Promise<void> {
 
 void t.test(
   'home agent and mobile node in the netns lab',
-  { skip, timeout: 240_000 },
+  { skip, timeout: 480_000 },
   async (t) => {
-    const s = await setup();
-    t.teardown(async () => {
-      await s.lab.destroy();
-      s.prov.remove();
-    });
+    const s = await setup((cleanup) => t.teardown(cleanup));
 
     await t.test('ping6 both ways between the home-link server and the home address', async (t) => {
       const a = await s.lab.exec('server', 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', HOA]);

@@ -5,7 +5,7 @@
  * by `npm run demo`.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,29 @@ import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { LAB_ADDR, type Lab, type LabNode } from './lab.js';
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BUILT_MAIN = join(ROOT, 'dist', 'cli', 'main.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * How to run the mip6 CLI: the compiled build when it is at least as new as every source file
+ * (CI builds before testing; starting it is fast), otherwise the sources through tsx, so a test
+ * never runs stale code.
+ */
+export function mip6Command(): string[] {
+  if (existsSync(BUILT_MAIN) && statSync(BUILT_MAIN).mtimeMs >= newestMtime(join(ROOT, 'src'))) {
+    return [BUILT_MAIN];
+  }
+  return ['--import', import.meta.resolve('tsx'), MAIN];
+}
 export const HOME_PREFIX = LAB_ADDR.ha.homePrefix;
 
 async function cli(args: string[]): Promise<void> {
@@ -181,7 +204,7 @@ export class Daemon {
   }
 
   /** Resolves with the first log line (from index `from`) that matches, or rejects after timeoutMs. */
-  waitLog(match: (l: LogLine) => boolean, timeoutMs = 10_000, from = 0): Promise<LogLine> {
+  waitLog(match: (l: LogLine) => boolean, timeoutMs = 30_000, from = 0): Promise<LogLine> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
         const found = this.lines.slice(from).find(match);
@@ -249,9 +272,7 @@ export function startDaemon(
   extraArgs: string[] = [],
 ): Daemon {
   const child = lab.spawn(node, process.execPath, [
-    '--import',
-    import.meta.resolve('tsx'),
-    MAIN,
+    ...mip6Command(),
     role,
     '-c',
     config,

@@ -111,6 +111,23 @@ void t.test(
       t.match(b.stdout, /3 received/);
     });
 
+    await t.test(
+      'a packet above the overlay MTU gets Packet Too Big, never a black hole',
+      async (t) => {
+        // 1452 payload bytes make a 1500-byte packet; the HA's TUN MTU is 1396, so the HA host's
+        // kernel answers with ICMPv6 Packet Too Big and the server fragments the next ones.
+        const r = await s.lab.exec(
+          'server',
+          'ping',
+          ['-6', '-c', '4', '-i', '0.2', '-W', '2', '-s', '1452', '-M', 'want', HOA],
+          { check: false },
+        );
+        t.match(r.stdout, /[1-4] received/, 'large pings get through once the path MTU is known');
+        const route = await s.lab.exec('server', 'ip', ['-6', 'route', 'get', HOA]);
+        t.match(route.stdout, /mtu 1396/, 'the server learned the overlay MTU from Packet Too Big');
+      },
+    );
+
     await t.test('one TCP connection survives LTE -> hotel NAT -> IPv6-only -> LTE', async (t) => {
       const server = spawnTrafficServer(netnsSpawn(s.lab.ns('server')), {
         listen: '::',

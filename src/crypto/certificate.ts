@@ -19,6 +19,7 @@
  * The text form (keys/README.md) is one line `mip6-certificate-v1 <base64>`; lines starting with
  * '#' are comments (the CLI writes a human summary there) and are ignored by the parser.
  */
+import { formatIpv6 as formatIpv6Text, parseIpv6 as parseIpv6Bytes } from '../wire/address.js';
 import { CryptoError } from '../util/errors.js';
 import { concat } from './noise.js';
 import { lib } from './sodium.js';
@@ -220,70 +221,18 @@ export function decodeTaggedBase64(
 
 // ---- IPv6 text <-> bytes (for the CLI and `cert show`) -------------------------------------
 
-/** Parses an IPv6 address (RFC 4291 §2.2 text forms, including a trailing dotted IPv4). */
+/** Parses an IPv6 address (RFC 4291 §2.2 text forms); null when it is not one. */
 export function parseIpv6(text: string): Uint8Array | null {
-  let s = text;
-  const words: number[] = [];
-  const v4 = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
-  let tail: number[] = [];
-  if (v4) {
-    const o = v4.slice(2, 6).map(Number);
-    if (o.some((x) => x > 255)) return null;
-    tail = [(o[0]! << 8) | o[1]!, (o[2]! << 8) | o[3]!];
-    s = v4[1]!.endsWith('::') ? v4[1]! : v4[1]!.slice(0, -1);
+  try {
+    return parseIpv6Bytes(text);
+  } catch {
+    return null;
   }
-  const halves = s.split('::');
-  if (halves.length > 2) return null;
-  const parse = (part: string): number[] | null => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  const head = parse(halves[0]!);
-  const rest = halves.length === 2 ? parse(halves[1]!) : [];
-  if (head === null || rest === null) return null;
-  const total = head.length + rest.length + tail.length;
-  if (halves.length === 2) {
-    if (total > 7) return null;
-    words.push(...head, ...new Array<number>(8 - total).fill(0), ...rest, ...tail);
-  } else {
-    if (total !== 8) return null;
-    words.push(...head, ...tail);
-  }
-  const out = new Uint8Array(16);
-  words.forEach((w, i) => {
-    out[2 * i] = w >> 8;
-    out[2 * i + 1] = w & 0xff;
-  });
-  return out;
 }
 
 /** RFC 5952 canonical text form. */
 export function formatIpv6(addr: Uint8Array): string {
-  const w: number[] = [];
-  for (let i = 0; i < 8; i++) w.push((addr[2 * i]! << 8) | addr[2 * i + 1]!);
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(w);
-  return `${hex(w.slice(0, bestStart))}::${hex(w.slice(bestStart + bestLen))}`;
+  return formatIpv6Text(addr);
 }
 
 /** Parses "HOA" (a /128) or "PREFIX/LEN"; host bits must be zero for a prefix. */

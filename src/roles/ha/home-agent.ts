@@ -26,7 +26,8 @@ import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import type { MemberCertificate } from '../../crypto/certificate.js';
 import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
 import { BindingCache, keyOf, type BindingCacheEntry } from '../../protocol/binding-cache.js';
-import { baStatusName } from '../../protocol/constants.js';
+import { UpdateRateLimiter } from '../../protocol/binding-update-list.js';
+import { baStatusName, MAX_UPDATE_RATE, UPDATE_RATE_WINDOW_MS } from '../../protocol/constants.js';
 import {
   processHomeBindingUpdate,
   type HomeAgentRegistrationConfig,
@@ -104,6 +105,8 @@ export class HomeAgent {
   #tunLengths = new Uint32Array(64);
   #icmpWindowStart = 0;
   #icmpInWindow = 0;
+  /** BUs accepted for processing per member (certificate name) in the last window. */
+  readonly #buRate = new Map<string, { limiter: UpdateRateLimiter; lastAt: number }>();
   #startedAt = 0;
   #closed = false;
 
@@ -268,6 +271,10 @@ export class HomeAgent {
       this.drops.add('no-certificate');
       return;
     }
+    if (!this.#buRateAllows(cert.name, now)) {
+      this.drops.add('bu-rate-limited');
+      return;
+    }
     const result = processHomeBindingUpdate(
       this.cache,
       {
@@ -328,6 +335,30 @@ export class HomeAgent {
       });
       this.#sendSignaling(session, ba, result.reply.locator, now);
     }
+  }
+
+  /**
+   * Per-member BU rate limit: a member may send at most MAX_UPDATE_RATE BUs per second to one
+   * destination (RFC 6275 §11.8), so more than that from one authenticated member is
+   * misbehaviour; the excess is dropped and counted before any binding cache work, without a
+   * BA. Entries of members idle for a window are pruned when the map grows, so its size stays
+   * bounded by the members active in the last second.
+   */
+  #buRateAllows(member: string, now: number): boolean {
+    let r = this.#buRate.get(member);
+    if (r === undefined) {
+      if (this.#buRate.size >= 1024) {
+        for (const [k, v] of this.#buRate) {
+          if (now - v.lastAt >= UPDATE_RATE_WINDOW_MS) this.#buRate.delete(k);
+        }
+      }
+      r = { limiter: new UpdateRateLimiter(MAX_UPDATE_RATE, UPDATE_RATE_WINDOW_MS), lastAt: now };
+      this.#buRate.set(member, r);
+    }
+    r.lastAt = now;
+    if (!r.limiter.allows(now)) return false;
+    r.limiter.record(now);
+    return true;
   }
 
   #sendSignaling(session: PeerSession, packet: Uint8Array, to: Locator, now: number): void {

@@ -1,0 +1,282 @@
+/**
+ * Return routability (RFC 6275 §5.2): the token arithmetic both ends share and the
+ * correspondent's stateless half.
+ *
+ * CN flow: HoTI (src HoA, reached us through the MN's home agent) -> HoT carrying
+ *   First(64, HMAC_SHA1(Kcn, HoA | nonce | 0)) and that nonce's index; CoTI (src CoA, direct)
+ *   -> CoT with the same over the CoA and a trailing 1. No state is created per MN: the only
+ *   state is Kcn and a small table of rotating nonces (NonceTable). On a BU the CN regenerates
+ *   the tokens from the indices in the Nonce Indices option (`regenerateTokens`), derives
+ *   Kbm = SHA1(home token | care-of token) and checks the Binding Authorization Data
+ *   (correspondent-bindings.ts does the §9.5.1 checks around that).
+ * MN flow (correspondent-registration.ts): both tokens -> Kbm -> BU authenticator
+ *   First(96, HMAC_SHA1(Kbm, CoA | CN | MH data with checksum 0)); the CN's BA carries one too.
+ *
+ * Hashes enter through `RrCrypto` (src/crypto/rr-crypto.ts, node:crypto), so this file is
+ * pure and known-answer testable with fixed keys and nonces.
+ */
+import type { RrCrypto } from '../crypto/rr-crypto.js';
+import { parseIpv6 } from '../wire/address.js';
+import {
+  BAD_AUTHENTICATOR_LEN,
+  MH_TOKEN_LEN,
+  authenticatorOffset,
+  mhDataForAuthenticator,
+  setAuthenticator,
+  type Pseudo,
+} from '../wire/mobility.js';
+import type { CareOfTest, CareOfTestInit, HomeTest, HomeTestInit } from '../wire/types.js';
+import { MAX_NONCE_LIFETIME_S, MAX_TOKEN_LIFETIME_S } from './constants.js';
+
+/** Kcn length: 20 octets, the HMAC-SHA1 key size (RFC 6275 §5.2.3). */
+export const KCN_LEN = 20;
+/** Nonce length: RFC 6275 §5.2.3 leaves it open; 8 octets as UMIP. */
+export const NONCE_LEN = 8;
+/** SHA1 / HMAC-SHA1 output (RFC 3174). */
+export const SHA1_LEN = 20;
+/** Byte appended to the HoA when computing the home keygen token (RFC 6275 §5.2.5). */
+export const HOME_TOKEN_SUFFIX = 0;
+/** Byte appended to the CoA when computing the care-of keygen token (RFC 6275 §5.2.5). */
+export const CARE_OF_TOKEN_SUFFIX = 1;
+/**
+ * mip6 choice (UMIP's rule): a new nonce is generated every
+ * MAX_NONCE_LIFETIME - MAX_TOKEN_LIFETIME = 30 s, so every nonce handed out still has at least
+ * MAX_TOKEN_LIFETIME to live and a token stays verifiable for the MN's whole usage window.
+ */
+export const NONCE_REGENERATION_MS = (MAX_NONCE_LIFETIME_S - MAX_TOKEN_LIFETIME_S) * 1000;
+
+function addressBytes(a: string | Uint8Array): Uint8Array {
+  return typeof a === 'string' ? parseIpv6(a) : a;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** home keygen token = First(64, HMAC_SHA1(Kcn, HoA | nonce | 0)) (RFC 6275 §5.2.5). */
+export function homeKeygenToken(
+  c: RrCrypto,
+  kcn: Uint8Array,
+  homeAddress: string | Uint8Array,
+  nonce: Uint8Array,
+): Uint8Array {
+  const data = concat([addressBytes(homeAddress), nonce, Uint8Array.of(HOME_TOKEN_SUFFIX)]);
+  return c.hmacSha1(kcn, data).slice(0, MH_TOKEN_LEN);
+}
+
+/** care-of keygen token = First(64, HMAC_SHA1(Kcn, CoA | nonce | 1)) (RFC 6275 §5.2.5). */
+export function careOfKeygenToken(
+  c: RrCrypto,
+  kcn: Uint8Array,
+  careOfAddress: string | Uint8Array,
+  nonce: Uint8Array,
+): Uint8Array {
+  const data = concat([addressBytes(careOfAddress), nonce, Uint8Array.of(CARE_OF_TOKEN_SUFFIX)]);
+  return c.hmacSha1(kcn, data).slice(0, MH_TOKEN_LEN);
+}
+
+/**
+ * Kbm = SHA1(home keygen token | care-of keygen token), or SHA1(home keygen token) alone for a
+ * deregistration (RFC 6275 §5.2.5).
+ */
+export function bindingManagementKey(
+  c: RrCrypto,
+  homeToken: Uint8Array,
+  careOfToken?: Uint8Array,
+): Uint8Array {
+  return c.sha1(careOfToken === undefined ? homeToken : concat([homeToken, careOfToken]));
+}
+
+/**
+ * Authenticator = First(96, HMAC_SHA1(Kbm, CoA | correspondent | MH data)) (RFC 6275 §6.2.7),
+ * where MH data is the Mobility Header up to the authenticator with the checksum zeroed.
+ */
+export function bindingAuthenticator(
+  c: RrCrypto,
+  kbm: Uint8Array,
+  careOfAddress: string | Uint8Array,
+  correspondentAddress: string | Uint8Array,
+  mhData: Uint8Array,
+): Uint8Array {
+  const data = concat([addressBytes(careOfAddress), addressBytes(correspondentAddress), mhData]);
+  return c.hmacSha1(kbm, data).slice(0, BAD_AUTHENTICATOR_LEN);
+}
+
+/**
+ * Fills the Binding Authorization Data of an encoded MH (which must end with a BAD option,
+ * e.g. 12 zero bytes from encodeMobilityHeader) and refreshes its checksum over `pseudo`.
+ */
+export function signMobilityHeader(
+  c: RrCrypto,
+  kbm: Uint8Array,
+  mhBytes: Uint8Array,
+  careOfAddress: string | Uint8Array,
+  correspondentAddress: string | Uint8Array,
+  pseudo: Pseudo,
+): void {
+  const auth = bindingAuthenticator(
+    c,
+    kbm,
+    careOfAddress,
+    correspondentAddress,
+    mhDataForAuthenticator(mhBytes),
+  );
+  setAuthenticator(mhBytes, auth, pseudo);
+}
+
+/** True when the MH ends with a BAD whose authenticator matches (constant-time compare). */
+export function verifyMobilityHeader(
+  c: RrCrypto,
+  kbm: Uint8Array,
+  mhBytes: Uint8Array,
+  careOfAddress: string | Uint8Array,
+  correspondentAddress: string | Uint8Array,
+): boolean {
+  let data: Uint8Array;
+  try {
+    data = mhDataForAuthenticator(mhBytes);
+  } catch {
+    return false;
+  }
+  const want = bindingAuthenticator(c, kbm, careOfAddress, correspondentAddress, data);
+  const at = authenticatorOffset(mhBytes);
+  let diff = 0;
+  for (let i = 0; i < BAD_AUTHENTICATOR_LEN; i++) diff |= (want[i] ?? 0) ^ (mhBytes[at + i] ?? 0);
+  return diff === 0;
+}
+
+interface NonceSlot {
+  nonce: Uint8Array;
+  createdAt: number;
+}
+
+/**
+ * The CN's nonces (RFC 6275 §5.2.3): a new one every NONCE_REGENERATION_MS, each with the next
+ * 16-bit index; an index is honoured for MAX_NONCE_LIFETIME after its nonce was generated,
+ * then forgotten (a BU naming it gets status 136/137/138).
+ */
+export class NonceTable {
+  readonly #c: RrCrypto;
+  readonly #slots = new Map<number, NonceSlot>();
+  readonly #regenerationMs: number;
+  readonly #lifetimeMs: number;
+  #current = 0;
+  #currentAt = -Infinity;
+
+  constructor(
+    c: RrCrypto,
+    opts: { firstIndex?: number; regenerationMs?: number; lifetimeMs?: number } = {},
+  ) {
+    this.#c = c;
+    this.#regenerationMs = opts.regenerationMs ?? NONCE_REGENERATION_MS;
+    this.#lifetimeMs = opts.lifetimeMs ?? MAX_NONCE_LIFETIME_S * 1000;
+    // Start somewhere unpredictable, so indices do not reveal how long the CN has run.
+    const r = c.random(2);
+    this.#current = opts.firstIndex ?? ((r[0] ?? 0) << 8) | (r[1] ?? 0);
+    this.#current = (this.#current + 0xffff) & 0xffff; // the first rotation lands on firstIndex
+  }
+
+  /** The nonce to hand out at `now` (rotating when the current one is old enough). */
+  current(now: number): { index: number; nonce: Uint8Array } {
+    if (now - this.#currentAt >= this.#regenerationMs) {
+      this.#current = (this.#current + 1) & 0xffff;
+      this.#currentAt = now;
+      this.#slots.set(this.#current, { nonce: this.#c.random(NONCE_LEN), createdAt: now });
+      this.#prune(now);
+    }
+    const slot = this.#slots.get(this.#current)!;
+    return { index: this.#current, nonce: slot.nonce };
+  }
+
+  /** The nonce with `index` if it is still within MAX_NONCE_LIFETIME at `now`. */
+  lookup(index: number, now: number): Uint8Array | undefined {
+    const slot = this.#slots.get(index);
+    if (slot === undefined || now - slot.createdAt > this.#lifetimeMs) return undefined;
+    return slot.nonce;
+  }
+
+  #prune(now: number): void {
+    for (const [i, s] of this.#slots) {
+      if (now - s.createdAt > this.#lifetimeMs) this.#slots.delete(i);
+    }
+  }
+}
+
+/** Tokens regenerated for a BU; `undefined` where the nonce index has expired. */
+export interface RegeneratedTokens {
+  homeToken: Uint8Array | undefined;
+  /** Not computed (and not needed) for a deregistration. */
+  careOfToken: Uint8Array | undefined;
+}
+
+/**
+ * The correspondent's stateless half of return routability (RFC 6275 §9.4): answers HoTI and
+ * CoTI from Kcn and the current nonce, and regenerates tokens for a BU.
+ */
+export class ReturnRoutabilityResponder {
+  readonly #c: RrCrypto;
+  readonly #kcn: Uint8Array;
+  readonly nonces: NonceTable;
+
+  constructor(c: RrCrypto, opts: { kcn?: Uint8Array; nonces?: NonceTable } = {}) {
+    this.#c = c;
+    this.#kcn = opts.kcn ?? c.random(KCN_LEN);
+    if (this.#kcn.length !== KCN_LEN) throw new RangeError(`Kcn must be ${KCN_LEN} bytes`);
+    this.nonces = opts.nonces ?? new NonceTable(c);
+  }
+
+  /** HoT for a HoTI whose IPv6 source (the MN's home address) is `homeAddress` (§9.4.3). */
+  homeTest(hoti: HomeTestInit, homeAddress: string, now: number): HomeTest {
+    const { index, nonce } = this.nonces.current(now);
+    return {
+      kind: 'homeTest',
+      homeNonceIndex: index,
+      homeInitCookie: hoti.homeInitCookie.slice(),
+      homeKeygenToken: homeKeygenToken(this.#c, this.#kcn, homeAddress, nonce),
+      options: [],
+    };
+  }
+
+  /** CoT for a CoTI whose IPv6 source (the MN's care-of address) is `careOfAddress` (§9.4.4). */
+  careOfTest(coti: CareOfTestInit, careOfAddress: string, now: number): CareOfTest {
+    const { index, nonce } = this.nonces.current(now);
+    return {
+      kind: 'careOfTest',
+      careOfNonceIndex: index,
+      careOfInitCookie: coti.careOfInitCookie.slice(),
+      careOfKeygenToken: careOfKeygenToken(this.#c, this.#kcn, careOfAddress, nonce),
+      options: [],
+    };
+  }
+
+  /**
+   * Regenerates the tokens a BU's Nonce Indices name (RFC 6275 §9.5.1). With
+   * `careOfAddress` undefined (deregistration) only the home token is computed.
+   */
+  regenerateTokens(
+    homeAddress: string,
+    careOfAddress: string | undefined,
+    homeNonceIndex: number,
+    careOfNonceIndex: number,
+    now: number,
+  ): RegeneratedTokens {
+    const hn = this.nonces.lookup(homeNonceIndex, now);
+    const homeToken =
+      hn === undefined ? undefined : homeKeygenToken(this.#c, this.#kcn, homeAddress, hn);
+    let careOfToken: Uint8Array | undefined;
+    if (careOfAddress !== undefined) {
+      const cn = this.nonces.lookup(careOfNonceIndex, now);
+      careOfToken =
+        cn === undefined ? undefined : careOfKeygenToken(this.#c, this.#kcn, careOfAddress, cn);
+    }
+    return { homeToken, careOfToken };
+  }
+}

@@ -258,6 +258,9 @@ static napi_value init(napi_env env, napi_value exports) {
   mip6_tun_init(env, exports);
   mip6_udp_init(env, exports);
   mip6_aead_init(env, exports);
+#ifdef __linux__
+  mip6_netlink_init(env, exports);
+#endif
   return exports;
 }
 

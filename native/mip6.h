@@ -90,6 +90,7 @@ int mip6_poller_keep(mip6_poller *p, napi_ref ref);
 void mip6_tun_init(napi_env env, napi_value exports);
 void mip6_udp_init(napi_env env, napi_value exports);
 void mip6_aead_init(napi_env env, napi_value exports);
+void mip6_netlink_init(napi_env env, napi_value exports); /* netlink_linux.c: route lookups */
 
 int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 

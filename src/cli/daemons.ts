@@ -25,6 +25,7 @@ import { initCrypto } from '../crypto/sodium.js';
 import { RouteCareOfSource } from '../io/care-of.js';
 import { SystemClock } from '../io/clock.js';
 import { startControlServer, type ControlServer } from '../io/control-socket.js';
+import { KernelHomeAddress } from '../io/home-address.js';
 import { KernelHomeLink } from '../io/home-link.js';
 import { createNativeBatchAead } from '../io/native-aead.js';
 import { PcapSink } from '../io/pcap-sink.js';
@@ -287,7 +288,13 @@ export async function runMobileNode(flags: DaemonFlags): Promise<void> {
       interfaces: cfg.underlay.interfaces,
       tunName: tun.name,
       events: cfg.movement.netlink,
+      home: {
+        homeAddress: cfg.home.address,
+        prefixLength: cfg.home.prefixLength,
+        homeAgentAddress: cfg.home.agentAddress,
+      },
     });
+    const byName = cfg.home.agents.some((a) => !isIpv4(a) && !a.includes(':'));
     const mn = new MobileNode(env, {
       homeAddress: cfg.home.address,
       homeAgentAddress: cfg.home.agentAddress,
@@ -299,6 +306,16 @@ export async function runMobileNode(flags: DaemonFlags): Promise<void> {
       prefer: cfg.underlay.prefer,
       careOf,
       recheckIntervalMs: cfg.movement.probeInterval * 1000,
+      probeIntervalMs: cfg.movement.probeInterval * 1000,
+      probeTimeoutMs: cfg.movement.probeTimeout * 1000,
+      probeAttempts: cfg.movement.probeAttempts,
+      homeLink: new KernelHomeAddress({
+        tunName: tun.name,
+        homeAddress: cfg.home.address,
+        prefixLength: cfg.home.prefixLength,
+        homeAgentAddress: cfg.home.agentAddress,
+      }),
+      ...(byName ? { resolveAgents: () => resolveAgent(cfg) } : {}),
     });
     const control = await startControlServer(cfg.controlSocket, { status: () => mn.status() });
     mn.start();

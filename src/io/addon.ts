@@ -84,6 +84,11 @@ export interface NativeAddon {
     count: number,
     results: Uint8Array,
   ): void;
+  /**
+   * `ip route get` over rtnetlink (native/netlink_linux.c): [route type, output interface,
+   * preferred source address], or null when there is no route. Linux only.
+   */
+  routeGet?(family: 4 | 6, dst: Uint8Array): [number, string, string] | null;
 }
 
 /** Path of the built addon, relative to this file in src/io or dist/src/io. */

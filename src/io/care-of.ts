@@ -1,15 +1,46 @@
 /**
- * The mobile node's view of its care-of addresses on Linux: which local address the kernel
- * would use to reach each of the home agent's underlay addresses (`ip -j route get`), and a
- * stream of rtnetlink events (`ip -o monitor link address route`) that says when to look
- * again. A change of the chosen address is a move (RFC 6275 §11.5.1, done by the MN role).
+ * The mobile node's view of its care-of addresses on Linux (RFC 6275 §11.5.1; the move itself is
+ * decided by the MN role):
+ *
+ *   events   `ip -o monitor link address route` (one long-lived child; every rtnetlink event,
+ *            debounced by a couple of milliseconds) says when to look again.
+ *   routes   for each of the home agent's underlay addresses, the route the kernel would use
+ *            (RTM_GETROUTE over a netlink socket in the addon, ~30 µs; `ip -j route get` only
+ *            when the addon is missing): its preferred source address is the care-of address.
+ *            Spawning `ip` per lookup cost 100-500 ms on a loaded box, which was most of the
+ *            handover time.
+ *   home     the home link (RFC 6275 §11.5.4) is recognised in two ways:
+ *              - an interface (not the TUN) holds a global address inside the home prefix (the
+ *                home address itself once we are home, or a SLAAC address from the home link's
+ *                Router Advertisement);
+ *              - an interface that is up with only a link-local address answers the home probe:
+ *                an on-link host route for the HA's home address through the interface, one
+ *                ICMPv6 echo from the interface's link-local address, then the neighbour cache:
+ *                an echo reply or a resolved link-layer address means the HA's home address is on
+ *                this link. The temporary route is removed again. Each interface is probed once
+ *                per set of addresses (a new link-local after a link flap probes again).
+ *            A home candidate carries `homeLink` (the interface); its care-of address is the
+ *            home address itself (CoA == HoA: deregistration, RFC 6275 §11.5.5).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
+import { loadAddon, type NativeAddon } from './addon.js';
+import { addressBytes } from './address-bytes.js';
 import { ip } from './iproute.js';
 
 export interface CareOf {
   family: 4 | 6;
   localAddress: string;
+  /** Set when this candidate is the home link (the interface); localAddress is then the HoA. */
+  homeLink?: string;
+}
+
+export interface HomeLinkProbe {
+  /** The MN's home address and home prefix length. */
+  homeAddress: string;
+  prefixLength: number;
+  /** The HA's address on the home prefix (the neighbour looked for on a candidate link). */
+  homeAgentAddress: string;
 }
 
 export interface RouteCareOfOptions {
@@ -24,6 +55,10 @@ export interface RouteCareOfOptions {
   debounceMs?: number;
   /** Listen to rtnetlink events (default true); false leaves only the periodic re-check. */
   events?: boolean;
+  /** Recognise the home link (omit to never go home). */
+  home?: HomeLinkProbe | undefined;
+  /** Longest wait for the home probe's echo reply (ms, default 300). */
+  homeProbeTimeoutMs?: number;
 }
 
 interface RouteGet {
@@ -32,48 +67,193 @@ interface RouteGet {
   type?: string;
 }
 
+interface HomeVerdict {
+  key: string;
+  state: 'pending' | 'home' | 'away';
+}
+
+const RTN_UNICAST = 1; // <linux/rtnetlink.h>
+
+function inPrefix(address: string, prefix: Uint8Array, length: number): boolean {
+  let bytes: Uint8Array;
+  try {
+    bytes = addressBytes(6, address);
+  } catch {
+    return false;
+  }
+  for (let bit = 0; bit < length; bit += 8) {
+    const mask = length - bit >= 8 ? 0xff : (0xff << (8 - (length - bit))) & 0xff;
+    if ((bytes[bit >> 3]! & mask) !== (prefix[bit >> 3]! & mask)) return false;
+  }
+  return true;
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs }, (err) => {
+      resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : 1);
+    });
+  });
+}
+
 export class RouteCareOfSource {
-  readonly #opts: RouteCareOfOptions;
+  #opts: RouteCareOfOptions;
+  readonly #addon: NativeAddon | undefined;
+  readonly #homePrefix: Uint8Array | undefined;
+  /** Home-probe verdicts by interface, keyed by the interface's address list. */
+  readonly #homeVerdicts = new Map<string, HomeVerdict>();
+  #onChange: (() => void) | undefined;
   #monitor: ChildProcess | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(opts: RouteCareOfOptions) {
     this.#opts = opts;
+    let addon: NativeAddon | undefined;
+    try {
+      addon = loadAddon();
+    } catch {
+      addon = undefined; // fall back to `ip -j route get`
+    }
+    this.#addon = addon?.routeGet ? addon : undefined;
+    this.#homePrefix = opts.home ? addressBytes(6, opts.home.homeAddress) : undefined;
   }
 
-  async #lookup(family: 4 | 6, agent: string | undefined): Promise<CareOf | null> {
-    if (agent === undefined) return null;
+  #allowed(dev: string): boolean {
+    if (dev === this.#opts.tunName || dev === 'lo') return false;
+    const allowed = this.#opts.interfaces ?? [];
+    return allowed.length === 0 || allowed.includes(dev);
+  }
+
+  async #route(family: 4 | 6, agent: string): Promise<RouteGet | null> {
+    const addon = this.#addon;
+    if (addon?.routeGet) {
+      let r: [number, string, string] | null;
+      try {
+        r = addon.routeGet(family, addressBytes(family, agent));
+      } catch {
+        return null;
+      }
+      if (r === null) return null;
+      return {
+        type: r[0] === RTN_UNICAST ? 'unicast' : String(r[0]),
+        ...(r[1] !== '' ? { dev: r[1] } : {}),
+        ...(r[2] !== '' ? { prefsrc: r[2] } : {}),
+      };
+    }
     let out: string;
     try {
       out = await ip([family === 4 ? '-4' : '-6', '-j', 'route', 'get', agent]);
     } catch {
       return null; // "Network is unreachable": no care-of of this family
     }
-    let routes: RouteGet[];
     try {
-      routes = JSON.parse(out) as RouteGet[];
+      return (JSON.parse(out) as RouteGet[])[0] ?? null;
     } catch {
       return null;
     }
-    const r = routes[0];
-    if (r === undefined || r.prefsrc === undefined || r.dev === undefined) return null;
+  }
+
+  async #lookup(family: 4 | 6, agent: string | undefined): Promise<CareOf | null> {
+    if (agent === undefined) return null;
+    const r = await this.#route(family, agent);
+    if (r === null || r.prefsrc === undefined || r.dev === undefined) return null;
     if (r.type !== undefined && r.type !== 'unicast') return null;
-    if (r.dev === this.#opts.tunName) return null;
-    const allowed = this.#opts.interfaces ?? [];
-    if (allowed.length > 0 && !allowed.includes(r.dev)) return null;
+    if (!this.#allowed(r.dev)) return null;
     return { family, localAddress: r.prefsrc };
   }
 
+  /** The HA's underlay addresses changed (re-resolved by name). */
+  setAgents(agents: { agent4?: string | undefined; agent6?: string | undefined }): void {
+    this.#opts = { ...this.#opts, agent4: agents.agent4, agent6: agents.agent6 };
+  }
+
+  /** Candidates: one per family with a route to the HA, plus the home link when we are on it. */
   async probe(): Promise<CareOf[]> {
+    const home = this.#findHome();
     const found = await Promise.all([
       this.#lookup(4, this.#opts.agent4),
       this.#lookup(6, this.#opts.agent6),
     ]);
-    return found.filter((c): c is CareOf => c !== null);
+    const out = found.filter((c): c is CareOf => c !== null);
+    if (home !== null) {
+      // At home the HoA is the care-of: drop a route-derived duplicate of it.
+      return [home, ...out.filter((c) => c.localAddress !== home.localAddress)];
+    }
+    return out;
+  }
+
+  /**
+   * The home candidate from what is known now. Probes of new link-only interfaces run in the
+   * background (they take up to homeProbeTimeoutMs); a probe that finds home reports a change.
+   */
+  #findHome(): CareOf | null {
+    const home = this.#opts.home;
+    const prefix = this.#homePrefix;
+    if (home === undefined || prefix === undefined) return null;
+    const linkOnly: { dev: string; linkLocal: string; key: string }[] = [];
+    for (const [dev, infos] of Object.entries(networkInterfaces())) {
+      if (infos === undefined || !this.#allowed(dev)) continue;
+      const v6 = infos.filter((i) => i.family === 'IPv6');
+      const global = v6.filter((i) => !i.address.toLowerCase().startsWith('fe80:'));
+      if (global.some((i) => inPrefix(i.address, prefix, home.prefixLength))) {
+        return { family: 6, localAddress: home.homeAddress, homeLink: dev };
+      }
+      const ll = v6.find((i) => i.address.toLowerCase().startsWith('fe80:'));
+      // Only links with nothing but a link-local address are probed (a visited network gives
+      // us a global address, IPv4 or IPv6; a home link gives none until we take the HoA).
+      if (ll !== undefined && v6.length === infos.length && global.length === 0) {
+        linkOnly.push({ dev, linkLocal: ll.address, key: v6.map((i) => i.address).join(',') });
+      }
+    }
+    for (const gone of [...this.#homeVerdicts.keys()]) {
+      if (!linkOnly.some((l) => l.dev === gone)) this.#homeVerdicts.delete(gone);
+    }
+    for (const l of linkOnly) {
+      const v = this.#homeVerdicts.get(l.dev);
+      if (v === undefined || v.key !== l.key) {
+        const verdict: HomeVerdict = { key: l.key, state: 'pending' };
+        this.#homeVerdicts.set(l.dev, verdict);
+        void this.#probeHome(l.dev, l.linkLocal, home).then((isHome) => {
+          verdict.state = isHome ? 'home' : 'away';
+          if (isHome && !this.#closed && this.#homeVerdicts.get(l.dev) === verdict) {
+            this.#onChange?.();
+          }
+        });
+      } else if (v.state === 'home') {
+        return { family: 6, localAddress: home.homeAddress, homeLink: l.dev };
+      }
+    }
+    return null;
+  }
+
+  /** Is the HA's home address on this link? (see the file comment) */
+  async #probeHome(dev: string, linkLocal: string, home: HomeLinkProbe): Promise<boolean> {
+    const ha = home.homeAgentAddress;
+    const timeout = this.#opts.homeProbeTimeoutMs ?? 300;
+    const route = ['-6', 'route', 'replace', `${ha}/128`, 'dev', dev, 'metric', '1'];
+    try {
+      await ip(route);
+    } catch {
+      return false;
+    }
+    try {
+      const secs = String(Math.max(1, Math.ceil(timeout / 1000)));
+      const code = await run(
+        'ping',
+        ['-6', '-n', '-q', '-c', '1', '-W', secs, '-I', `${linkLocal}%${dev}`, ha],
+        timeout + 200,
+      );
+      if (code === 0) return true;
+      const neigh = await ip(['-6', 'neigh', 'show', ha, 'dev', dev]).catch(() => '');
+      return /lladdr/.test(neigh) && !/FAILED|INCOMPLETE/.test(neigh);
+    } finally {
+      await ip(['-6', 'route', 'del', `${ha}/128`, 'dev', dev, 'metric', '1']).catch(() => '');
+    }
   }
 
   watch(onChange: () => void): void {
+    this.#onChange = onChange;
     if (this.#closed || this.#monitor || this.#opts.events === false) return;
     const child = spawn('ip', ['-o', 'monitor', 'link', 'address', 'route'], {
       stdio: ['ignore', 'pipe', 'ignore'],
@@ -88,7 +268,7 @@ export class RouteCareOfSource {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         if (!this.#closed) onChange();
-      }, this.#opts.debounceMs ?? 5);
+      }, this.#opts.debounceMs ?? 2);
     });
   }
 

@@ -89,7 +89,14 @@ export type HomeRegistrationState =
 
 /** Why a BU goes out (for logs). */
 export type BindingUpdateReason =
-  'move' | 'retransmit' | 'refresh' | 'natKeepalive' | 'refreshRequest' | 'resync' | 'deregister';
+  | 'move'
+  | 'retransmit'
+  | 'refresh'
+  | 'natKeepalive'
+  | 'refreshRequest'
+  | 'resync'
+  | 'deregister'
+  | 'probe';
 
 /** What the driver must do; returned by every input method and by `poll`. */
 export type HomeRegistrationAction =
@@ -281,6 +288,30 @@ export class HomeRegistration {
       this.#state = 'registering';
     }
     return this.poll(now);
+  }
+
+  /**
+   * Reachability probe (NUD-like, driven by the MN when nothing comes back from the HA, or after
+   * a clock jump): an authenticated BU refresh now, whose BA proves the path works and whose
+   * arrival from a new NAT mapping moves the HA's locator. Registered: a new attempt whose first
+   * timeout is `timeoutMs` (then doubling as usual). A BU already outstanding: it is resent now.
+   * Other states: nothing to probe.
+   */
+  probe(now: number, timeoutMs?: number): HomeRegistrationAction[] {
+    if (this.#state === 'registered' && this.#careOf !== null && this.#attempt === null) {
+      this.#start('register', 'probe');
+      if (timeoutMs !== undefined && timeoutMs > 0) this.#attempt!.timeoutMs = timeoutMs;
+      this.#state = 'registering';
+    } else if (this.#attempt !== null && !this.#attempt.sendPending) {
+      this.#attempt.sendPending = true;
+      this.#attempt.reason = 'retransmit';
+    }
+    return this.poll(now);
+  }
+
+  /** BUs of the outstanding attempt sent so far without a BA (0 when none is outstanding). */
+  get unansweredSends(): number {
+    return this.#attempt?.sends ?? 0;
   }
 
   /**

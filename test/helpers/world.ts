@@ -6,8 +6,12 @@
 import { initCrypto } from '../../src/crypto/sodium.js';
 import { Logger } from '../../src/util/log.js';
 import { HomeAgent, type HomeLinkControl } from '../../src/roles/ha/home-agent.js';
-import { MobileNode, type CareOfSource } from '../../src/roles/mn/mobile-node.js';
-import type { CareOf } from '../../src/protocol/mobile-node-registration.js';
+import {
+  MobileNode,
+  type CareOfCandidate,
+  type CareOfSource,
+  type MobileNodeOptions,
+} from '../../src/roles/mn/mobile-node.js';
 import type { NodeEnvironment } from '../../src/roles/common.js';
 import { FakeClock } from './fake-clock.js';
 import { FakeNetwork, type FakeUdpEndpoint } from './fake-network.js';
@@ -22,9 +26,9 @@ export const HA_PORT = 4191;
 
 /** A care-of source the test drives: set `candidates`, then `changed()`. */
 export class ScriptedCareOf implements CareOfSource {
-  candidates: CareOf[] = [];
+  candidates: CareOfCandidate[] = [];
   #onChange: (() => void) | undefined;
-  probe(): Promise<CareOf[]> {
+  probe(): Promise<CareOfCandidate[]> {
     return Promise.resolve(this.candidates.map((c) => ({ ...c })));
   }
   watch(onChange: () => void): void {
@@ -124,6 +128,8 @@ export class World {
     address6: string;
     lifetime?: number;
     prefer?: 'ipv4' | 'ipv6';
+    /** Any other MobileNode option (probing, wall clock, home link, resolver). */
+    options?: Partial<MobileNodeOptions>;
   }): MnHandle {
     const key = memberKey(this.#nextKey++);
     const tun = new FakeTun({ name: `mn-tun-${this.#nextKey}` });
@@ -158,6 +164,9 @@ export class World {
       lifetimeSeconds: opts.lifetime ?? 600,
       prefer: opts.prefer ?? 'ipv4',
       careOf,
+      // Wall time follows the fake clock (the real Date.now would look like a clock jump).
+      wallClock: () => T0 + this.clock.now(),
+      ...opts.options,
     });
     const events: MnHandle['events'] = [];
     mn.on((event, fields) => events.push({ event, fields, at: this.clock.now() }));

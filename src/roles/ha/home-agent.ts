@@ -11,7 +11,9 @@
  *      sealed back to the locator the BU came from.
  *   3. Everything else is reverse-tunneled data: its source must be a home address bound to
  *      this very channel (the selector check; an unauthenticated packet never moves a binding),
- *      then it is written to the TUN and the HA host's kernel routes it on.
+ *      then it is written to the TUN and the HA host's kernel routes it on. Arriving from
+ *      another locator than the bound one (a NAT rebinding) it earns a Binding Refresh Request
+ *      sent there, rate-limited; the binding moves only with the BU that answers it.
  * TUN -> underlay (onPackets):
  *   packets the kernel routes into the TUN (the home prefix, or host routes for away MNs on a
  *   real home link) are looked up by destination in the binding cache, sealed in runs for the
@@ -63,6 +65,8 @@ const IPV6_DST_OFF = 24; // RFC 8200 §3
 const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
 /** At most this many ICMPv6 errors per second (RFC 4443 §2.4 (f) asks for a limit). */
 const ICMP_ERRORS_PER_SECOND = 10;
+/** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
+const REBIND_HINT_INTERVAL_MS = 1000;
 
 /** Home-link side effects of a binding (routes, proxy ND); real one in src/io/home-link.ts. */
 export interface HomeLinkControl {
@@ -99,6 +103,8 @@ export class HomeAgent {
   readonly #extra = new Map<string, BindingExtra>();
   /** Last locator each channel was heard from (for handshake replies and rekeys). */
   readonly #sessionLocator = new Map<PeerSession, Locator>();
+  /** When a rebinding hint (BRR) last went out, by binding key. */
+  readonly #rebindHints = new Map<string, number>();
   readonly #writer = new TunnelWriter();
   #openOut: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
   #tunOffsets = new Uint32Array(64);
@@ -182,9 +188,21 @@ export class HomeAgent {
         this.drops.add('no-binding');
         continue;
       }
-      if (this.#extra.get(entry.key)?.session !== session) {
+      const bound = this.#extra.get(entry.key);
+      if (bound === undefined || bound.session !== session) {
         this.drops.add('selector');
         continue;
+      }
+      if (
+        bound.locator.port !== batch.remotePort(i) ||
+        bound.locator.address !== batch.remoteAddress(i)
+      ) {
+        this.#rebindHint(
+          entry,
+          bound,
+          { address: batch.remoteAddress(i), port: batch.remotePort(i) },
+          now,
+        );
       }
       this.cache.recordIn(entry, len, now);
       this.counters.tunnelPacketsIn++;
@@ -371,7 +389,33 @@ export class HomeAgent {
     }
   }
 
+  /**
+   * Authenticated data of a binding arrived from another locator than the bound one: most
+   * likely a NAT rebinding (new public port) or a move whose BU is still on its way. The
+   * locator is NOT changed here (only an authenticated BU moves a binding, DESIGN §4); instead
+   * a Binding Refresh Request goes to where the data came from, so the MN answers with a BU
+   * through the new mapping at once (RFC 6275 §11.7.4) rather than after its silence probe.
+   * At most one per binding per REBIND_HINT_INTERVAL_MS.
+   */
+  #rebindHint(entry: BindingCacheEntry, bound: BindingExtra, from: Locator, now: number): void {
+    const last = this.#rebindHints.get(entry.key);
+    if (last !== undefined && now - last < REBIND_HINT_INTERVAL_MS) return;
+    this.#rebindHints.set(entry.key, now);
+    const packet = encodeMobilityPacket({
+      source: this.#opts.homeAgentAddress,
+      destination: entry.homeAddress,
+      message: { kind: 'bindingRefreshRequest', options: [] },
+    });
+    this.#sendSignaling(bound.session, packet, from, now);
+    this.#env.log.info('rebind-hint', {
+      hoa: entry.homeAddress,
+      bound: formatLocator(bound.locator),
+      from: formatLocator(from),
+    });
+  }
+
   #removeBinding(entry: BindingCacheEntry, why: string): void {
+    this.#rebindHints.delete(entry.key);
     this.#extra.delete(entry.key);
     this.#homeLinkRemove(entry.homeAddress);
     this.#env.log.info(why, { hoa: entry.homeAddress, member: entry.peerName });

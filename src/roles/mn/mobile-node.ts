@@ -13,6 +13,18 @@
  *   is written to the TUN.
  * Movement: the CareOfSource reports candidate care-of addresses (rtnetlink events, a periodic
  *   re-check); the preferred family with a usable address wins. A change -> setCareOf -> BU now.
+ *   The old locator keeps working until the BA (make-before-break: the channel accepts data from
+ *   any locator, so packets still in flight on the old path are delivered).
+ * Home link: a candidate with `homeLink` wins over every other; the HoA moves from the TUN to
+ *   that interface (homeLink control) and the care-of becomes the HoA -> deregistration BU
+ *   (RFC 6275 §11.5.4). Leaving home moves the HoA back to the TUN before registering.
+ * Reachability (NUD-like, [movement] probe_*): when we sent something and nothing came back from
+ *   the HA for probeInterval, a BU refresh goes out as a probe (its BA proves the path; from a
+ *   new NAT mapping it also moves the HA's locator). probeAttempts BUs of one attempt without a
+ *   BA -> path lost: re-check care-of addresses, a fresh channel handshake (the HA may have
+ *   restarted), and re-resolve the HA's name when configured by name.
+ * Sleep/resume: a timer firing far later than armed (process frozen, machine suspended) or the
+ *   wall clock jumping against the monotonic clock -> re-check care-of and probe at once.
  * Shutdown: deregistration BU (lifetime 0), then close.
  */
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
@@ -52,7 +64,25 @@ export interface CareOfSource {
   /** Calls `onChange` when links, addresses or routes change (debounced by the source). */
   watch(onChange: () => void): void;
   close(): void;
+  /** The HA's underlay addresses changed (re-resolved by name). */
+  setAgents?(agents: { agent4?: string | undefined; agent6?: string | undefined }): void;
 }
+
+/** A care-of candidate; `homeLink` marks the home link (localAddress is then the HoA). */
+export type CareOfCandidate = CareOf & { homeLink?: string | undefined };
+
+/** Moves the home address between the TUN and the home link (src/io/home-address.ts). */
+export interface MnHomeLinkControl {
+  /** HoA off the TUN, onto `ifname` (with a default route via the HA when none exists). */
+  enter(ifname: string): Promise<void>;
+  /** HoA off `ifname` (if still there), back onto the TUN. */
+  leave(ifname: string): Promise<void>;
+}
+
+/** A timer firing this much later than armed means the process was frozen or the host slept. */
+const LATE_TIMER_MS = 2000;
+/** Wall clock moving this much against the monotonic clock: suspend/resume or a clock step. */
+const CLOCK_JUMP_MS = 2000;
 
 export interface MobileNodeOptions {
   homeAddress: string;
@@ -69,6 +99,19 @@ export interface MobileNodeOptions {
   careOf: CareOfSource;
   /** Re-check care-of addresses this often even without events (ms). */
   recheckIntervalMs?: number | undefined;
+  /** Silence (sent, nothing received) before a reachability probe (ms, default 5000). */
+  probeIntervalMs?: number | undefined;
+  /** First wait for a probe's BA (ms, default 1000). */
+  probeTimeoutMs?: number | undefined;
+  /** Unanswered BUs of one attempt that mean the path is lost (default 3). */
+  probeAttempts?: number | undefined;
+  /** Unix-ms wall clock, compared with the monotonic clock to notice sleep (default Date.now). */
+  wallClock?: (() => number) | undefined;
+  /** Home-link control; without it the MN never goes home. */
+  homeLink?: MnHomeLinkControl | undefined;
+  /** Re-resolves the HA's underlay addresses (a DNS name) when the path is lost. */
+  resolveAgents?:
+    (() => Promise<{ agent4?: string | undefined; agent6?: string | undefined }>) | undefined;
 }
 
 export class MobileNode {
@@ -81,6 +124,9 @@ export class MobileNode {
     signalingIn: 0,
     signalingOut: 0,
     moves: 0,
+    probes: 0,
+    pathLost: 0,
+    resumes: 0,
   };
   readonly registration: HomeRegistration;
   readonly #env: NodeEnvironment;
@@ -91,8 +137,18 @@ export class MobileNode {
   #tunOffsets = new Uint32Array(64);
   #tunLengths = new Uint32Array(64);
   #session: PeerSession | undefined;
-  #careOf: CareOf | null = null;
+  #careOf: CareOfCandidate | null = null;
   #agent: ResolvedLocator | undefined;
+  #agents: { agent4?: string | undefined; agent6?: string | undefined };
+  /** Interface holding the HoA while at home. */
+  #atHome: string | undefined;
+  #lastHeardAt = 0;
+  /** Something went to the HA since we last heard from it. */
+  #sentSinceHeard = false;
+  #armedFor = Infinity;
+  #wallOffset = 0;
+  #pathLostAttempt = false;
+  #resolving = false;
   /** BUs produced while the channel was not up yet: sent the moment it is. */
   #pendingSignaling: Uint8Array[] = [];
   #endpointDeadline = 0;
@@ -107,6 +163,7 @@ export class MobileNode {
   constructor(env: NodeEnvironment, opts: MobileNodeOptions) {
     this.#env = env;
     this.#opts = opts;
+    this.#agents = { agent4: opts.agent4, agent6: opts.agent6 };
     this.#hoa = parseIpv6(opts.homeAddress);
     this.registration = new HomeRegistration(
       {
@@ -133,6 +190,8 @@ export class MobileNode {
   start(): void {
     const env = this.#env;
     this.#startedAt = nodeNow(env);
+    this.#lastHeardAt = this.#startedAt;
+    this.#wallOffset = this.#wall() - this.#startedAt;
     env.tun.onPackets((b) => this.#onTunPackets(b));
     for (const s of [env.udp4, env.udp6]) s?.onDatagrams((b) => this.#onDatagrams(s, b));
     this.#opts.careOf.watch(() => this.#recheck());
@@ -162,10 +221,15 @@ export class MobileNode {
       });
   }
 
-  #choose(candidates: CareOf[]): CareOf | null {
-    const usable = candidates.filter((c) =>
-      c.family === 4 ? this.#opts.agent4 !== undefined : this.#opts.agent6 !== undefined,
+  #choose(candidates: CareOfCandidate[]): CareOfCandidate | null {
+    const usable = candidates.filter(
+      (c) =>
+        (c.family === 4 ? this.#agents.agent4 !== undefined : this.#agents.agent6 !== undefined) &&
+        (c.homeLink === undefined || this.#opts.homeLink !== undefined),
     );
+    // The home link wins over any visited network (RFC 6275 §11.5.4).
+    const home = usable.find((c) => c.homeLink !== undefined);
+    if (home) return home;
     const preferred = this.#opts.prefer === 'ipv6' ? 6 : 4;
     // Stay on the current care-of while it is still usable (no flapping between families).
     const current = this.#careOf;
@@ -178,22 +242,47 @@ export class MobileNode {
     return usable.find((c) => c.family === preferred) ?? usable[0] ?? null;
   }
 
-  #onCandidates(candidates: CareOf[]): void {
+  async #onCandidates(candidates: CareOfCandidate[]): Promise<void> {
     if (this.#closed) return;
-    const now = nodeNow(this.#env);
+    let now = nodeNow(this.#env);
     this.#nextRecheck = now + (this.#opts.recheckIntervalMs ?? 5000);
     const chosen = this.#choose(candidates);
     const old = this.#careOf;
     if (
       chosen === old ||
-      (chosen && old && chosen.family === old.family && chosen.localAddress === old.localAddress)
+      (chosen &&
+        old &&
+        chosen.family === old.family &&
+        chosen.localAddress === old.localAddress &&
+        chosen.homeLink === old.homeLink)
     ) {
       this.#rearm();
       return;
     }
+    // Home-link transitions move the HoA before anything is signaled from the new place.
+    const homeLink = this.#opts.homeLink;
+    if (homeLink && this.#atHome !== undefined && this.#atHome !== chosen?.homeLink) {
+      const from = this.#atHome;
+      this.#atHome = undefined;
+      await homeLink
+        .leave(from)
+        .catch((err: unknown) => this.#env.log.error('leave-home', { error: String(err) }));
+      this.#env.log.info('left-home', { link: from });
+      this.#emit('left-home', { link: from });
+    }
+    if (homeLink && chosen?.homeLink !== undefined && this.#atHome !== chosen.homeLink) {
+      await homeLink
+        .enter(chosen.homeLink)
+        .catch((err: unknown) => this.#env.log.error('enter-home', { error: String(err) }));
+      this.#atHome = chosen.homeLink;
+      this.#env.log.info('home', { link: chosen.homeLink });
+      this.#emit('home', { link: chosen.homeLink });
+    }
+    if (this.#closed) return;
+    now = nodeNow(this.#env);
     this.#careOf = chosen;
     if (chosen) {
-      const address = chosen.family === 4 ? this.#opts.agent4! : this.#opts.agent6!;
+      const address = chosen.family === 4 ? this.#agents.agent4! : this.#agents.agent6!;
       this.#agent = resolveLocator({ address, port: this.#opts.agentPort });
       if (old) this.counters.moves++;
       this.#env.log.info(old ? 'move' : 'attach', {
@@ -207,7 +296,90 @@ export class MobileNode {
       this.#env.log.warn('detached', { from: old?.localAddress ?? '' });
       this.#emit('detached', {});
     }
-    this.#run(this.registration.setCareOf(chosen, now), now);
+    this.#pathLostAttempt = false;
+    this.#run(
+      this.registration.setCareOf(
+        chosen ? { family: chosen.family, localAddress: chosen.localAddress } : null,
+        now,
+      ),
+      now,
+    );
+  }
+
+  // ---- reachability, sleep/resume, HA address changes ------------------------------------
+
+  #wall(): number {
+    return (this.#opts.wallClock ?? Date.now)();
+  }
+
+  /** When silence since the last thing heard from the HA warrants a probe (Infinity: never). */
+  #silenceDeadline(): number {
+    if (this.registration.state !== 'registered' || !this.#sentSinceHeard) {
+      return Infinity;
+    }
+    return this.#lastHeardAt + (this.#opts.probeIntervalMs ?? 5000);
+  }
+
+  #probe(now: number, why: string): void {
+    this.counters.probes++;
+    this.#env.log.info('probe', { why, silentMs: Math.round(now - this.#lastHeardAt) });
+    this.#emit('probe', { why });
+    this.#run(this.registration.probe(now, this.#opts.probeTimeoutMs ?? 1000), now);
+  }
+
+  /** probeAttempts BUs went unanswered: look for another path to the HA. */
+  #pathLost(now: number, unanswered: number): void {
+    this.counters.pathLost++;
+    this.#env.log.warn('path-lost', { unanswered });
+    this.#emit('path-lost', { unanswered });
+    this.#recheck();
+    // The HA may have lost our channel (restart): a fresh handshake, old keys kept meanwhile.
+    const session = this.#session;
+    if (session !== undefined && !session.pending) {
+      this.#sendRaw(this.#env.endpoint.connect(this.#opts.agentPublicKey, now));
+      this.#endpointDeadline = 0;
+    }
+    const resolve = this.#opts.resolveAgents;
+    if (resolve === undefined || this.#resolving) return;
+    this.#resolving = true;
+    resolve()
+      .then((agents) => {
+        const a = this.#agents;
+        if (agents.agent4 === a.agent4 && agents.agent6 === a.agent6) return;
+        this.#env.log.info('agent-resolved', {
+          agent4: agents.agent4 ?? '-',
+          agent6: agents.agent6 ?? '-',
+        });
+        this.#emit('agent-resolved', { ...agents });
+        this.#agents = { agent4: agents.agent4, agent6: agents.agent6 };
+        this.#opts.careOf.setAgents?.(this.#agents);
+        // Force a fresh choice against the new addresses: the care-of is re-registered there.
+        const cur = this.#careOf;
+        const address = cur ? (cur.family === 4 ? agents.agent4 : agents.agent6) : undefined;
+        if (cur && address !== undefined) {
+          this.#agent = resolveLocator({ address, port: this.#opts.agentPort });
+          const t = nodeNow(this.#env);
+          this.#sendRaw(this.#env.endpoint.connect(this.#opts.agentPublicKey, t));
+          this.#endpointDeadline = 0;
+          this.#run(this.registration.probe(t, this.#opts.probeTimeoutMs ?? 1000), t);
+        } else {
+          this.#careOf = null;
+          this.#recheck();
+        }
+      })
+      .catch((err: unknown) => this.#env.log.warn('agent-resolve', { error: String(err) }))
+      .finally(() => {
+        this.#resolving = false;
+      });
+  }
+
+  /** The process was frozen or the host slept: the world may have changed under us. */
+  #resumed(now: number, how: string, ms: number): void {
+    this.counters.resumes++;
+    this.#env.log.info('resume', { how, ms: Math.round(ms) });
+    this.#emit('resume', { how, ms });
+    this.#recheck();
+    this.#probe(now, 'resume');
   }
 
   #ensureChannel(now: number): void {
@@ -252,9 +424,15 @@ export class MobileNode {
             careOf: a.careOf.localAddress,
           });
           this.#sendSignaling(packet, now);
+          const unanswered = this.registration.unansweredSends - 1;
+          if (unanswered >= (this.#opts.probeAttempts ?? 3) && !this.#pathLostAttempt) {
+            this.#pathLostAttempt = true;
+            this.#pathLost(now, unanswered);
+          }
           break;
         }
         case 'registered':
+          this.#pathLostAttempt = false;
           this.#env.log.info('registered', {
             careOf: a.careOf.localAddress,
             lifetime: a.lifetimeSeconds,
@@ -287,6 +465,7 @@ export class MobileNode {
 
   #sendSignaling(packet: Uint8Array, now: number): void {
     this.#capture(packet, now);
+    this.#sentSinceHeard = true;
     const session = this.#session;
     if (session === undefined || !session.established) {
       this.#pendingSignaling.push(packet);
@@ -349,6 +528,8 @@ export class MobileNode {
         this.drops.add('not-home-agent');
         continue;
       }
+      this.#lastHeardAt = now;
+      this.#sentSinceHeard = false;
       const off = batch.offsets[i]! + DATA_HEADER_LEN;
       const len = batch.lengths[i]! - DATA_OVERHEAD;
       if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
@@ -477,7 +658,10 @@ export class MobileNode {
     const n = writer.count;
     const sent = writer.flush(env.endpoint, session, buf, sock, this.#agent, now);
     if (sent < n) this.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
-    this.#rearm();
+    if (sent > 0 && !this.#sentSinceHeard) {
+      this.#sentSinceHeard = true;
+      this.#rearm(); // the silence deadline just started
+    }
   }
 
   #capture(packet: Uint8Array, now: number): void {
@@ -492,7 +676,10 @@ export class MobileNode {
       this.registration.nextDeadline(),
       this.#endpointDeadline,
       this.#nextRecheck || Infinity,
+      this.#silenceDeadline(),
     );
+    // A deadline in the past fires at once: lateness counts from now.
+    this.#armedFor = Math.max(deadline, nodeNow(this.#env));
     armTimer(this.#env, deadline, () => this.#onTimer());
   }
 
@@ -500,6 +687,15 @@ export class MobileNode {
     if (this.#closed) return;
     const env = this.#env;
     const now = nodeNow(env);
+    const late = now - this.#armedFor;
+    const wallOffset = this.#wall() - now;
+    const jump = wallOffset - this.#wallOffset;
+    this.#wallOffset = wallOffset;
+    if (late > LATE_TIMER_MS || Math.abs(jump) > CLOCK_JUMP_MS) {
+      this.#resumed(now, late > LATE_TIMER_MS ? 'late-timer' : 'clock-jump', Math.max(late, jump));
+    } else if (now >= this.#silenceDeadline()) {
+      this.#probe(now, 'silence');
+    }
     const polled = env.endpoint.poll(now);
     for (const { data } of polled.send) this.#sendRaw(data);
     this.#endpointDeadline = polled.nextDeadline;
@@ -567,5 +763,8 @@ export class MobileNode {
     this.#closed = true;
     this.#env.clock.clearTimer();
     this.#opts.careOf.close();
+    if (this.#atHome !== undefined && this.#opts.homeLink) {
+      await this.#opts.homeLink.leave(this.#atHome).catch(() => undefined);
+    }
   }
 }

@@ -1,0 +1,203 @@
+/**
+ * Movement beyond plain moves, over fakes: NAT rebinding followed at once (the HA's Binding
+ * Refresh Request to the new mapping, answered by a BU), NUD-like probing when nothing comes
+ * back, path loss -> new handshake, sleep/resume (wall clock jump), returning home
+ * (deregistration, HoA moved) and leaving again, HA address change by re-resolution.
+ */
+import t from 'tap';
+import { encodeIcmpv6Packet } from '../../src/wire/packet.js';
+import type { MnHomeLinkControl } from '../../src/roles/mn/mobile-node.js';
+import { T0 } from '../helpers/crypto.js';
+import { World, HA4, HA_PORT } from '../helpers/world.js';
+
+const HOA = '2001:db8:100::10';
+const SERVER = '2001:db8:100::5';
+const MN4 = '192.0.2.10';
+
+function echo(source: string, destination: string, sequence: number): Uint8Array {
+  return encodeIcmpv6Packet({
+    source,
+    destination,
+    message: { kind: 'echoRequest', identifier: 9, sequence, data: new Uint8Array(40) },
+  });
+}
+
+class RecordingHomeAddress implements MnHomeLinkControl {
+  readonly calls: string[] = [];
+  enter(link: string): Promise<void> {
+    this.calls.push(`enter ${link}`);
+    return Promise.resolve();
+  }
+  leave(link: string): Promise<void> {
+    this.calls.push(`leave ${link}`);
+    return Promise.resolve();
+  }
+}
+
+void t.test('NAT rebinding: the HA hints with a BRR, the BU moves the binding', async (t) => {
+  const w = await World.create();
+  const nat = w.net.nat({ publicAddress: '198.51.100.77' });
+  const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
+  w.net.setNat(m.udp4, nat);
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  t.ok((await w.until(() => m.mn.registration.state === 'registered')) >= 0, 'registered');
+  const before = w.ha.cache.get(HOA)?.locator.port;
+  const toMn: Uint8Array[] = [];
+  m.tun.onKernelReceive((p) => toMn.push(p));
+
+  nat.rebind();
+  const newPort = nat.mappedPort(m.udp4);
+  t.not(newPort, before, 'the NAT gave a new public port');
+  // Server -> MN now goes to the stale mapping; the MN keeps sending.
+  const start = w.clock.now();
+  m.tun.inject([echo(HOA, SERVER, 1)]);
+  const took = await w.until(() => w.ha.cache.get(HOA)?.locator.port === newPort, 2000);
+  t.ok(took >= 0, 'HA binding follows the new mapping');
+  t.ok(w.clock.now() - start <= 30, `within a few one-way delays (${w.clock.now() - start} ms)`);
+  w.haTun.inject([echo(SERVER, HOA, 2)]);
+  await w.run(20);
+  t.equal(toMn.length, 1, 'server -> MN flows again');
+  t.equal(m.mn.counters.probes, 0, 'no silence probe was needed');
+});
+
+void t.test('silence probe, then path lost: new handshake, recovery', async (t) => {
+  const w = await World.create();
+  const m = w.mobileNode({
+    homeAddress: HOA,
+    address4: MN4,
+    address6: '2001:db8:3::10',
+    options: { probeIntervalMs: 500, probeTimeoutMs: 200, probeAttempts: 3 },
+  });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  // Everything from the HA is lost from now on.
+  w.haUdp4.sendConditions = { loss: 1 };
+  m.tun.inject([echo(HOA, SERVER, 1)]);
+  const probed = await w.until(() => m.events.some((e) => e.event === 'probe'), 2000);
+  t.ok(probed >= 450 && probed <= 600, `probe after ~probeInterval of silence (${probed} ms)`);
+  const lost = await w.until(() => m.events.some((e) => e.event === 'path-lost'), 5000);
+  t.ok(lost >= 0, `path lost after probeAttempts unanswered BUs (${lost} ms later)`);
+  t.equal(m.mn.counters.pathLost, 1);
+  w.haUdp4.sendConditions = {};
+  const back = await w.until(() => m.mn.registration.state === 'registered', 10_000);
+  t.ok(back >= 0, `registered again once the HA answers (${back} ms)`);
+});
+
+void t.test('no probe while traffic comes back', async (t) => {
+  const w = await World.create();
+  const m = w.mobileNode({
+    homeAddress: HOA,
+    address4: MN4,
+    address6: '2001:db8:3::10',
+    options: { probeIntervalMs: 300 },
+  });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  for (let i = 0; i < 20; i++) {
+    m.tun.inject([echo(HOA, SERVER, i)]);
+    await w.run(50);
+    w.haTun.inject([echo(SERVER, HOA, i)]);
+    await w.run(50);
+  }
+  t.equal(m.mn.counters.probes, 0, 'two seconds of two-way traffic: no probe');
+});
+
+void t.test('sleep/resume: a wall-clock jump re-registers at once', async (t) => {
+  const w = await World.create();
+  let slept = 0;
+  const m = w.mobileNode({
+    homeAddress: HOA,
+    address4: MN4,
+    address6: '2001:db8:3::10',
+    lifetime: 60,
+    options: { wallClock: () => T0 + w.clock.now() + slept },
+  });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  const seq = m.mn.registration.status(T0 + w.clock.now()).sequence;
+  slept = 3_600_000; // the host slept an hour: monotonic time did not move
+  m.mn.status(); // nothing happens until the next timer
+  const took = await w.until(() => m.events.some((e) => e.event === 'resume'), 60_000, 10);
+  t.ok(took >= 0, 'resume noticed at the next timer');
+  await w.until(() => m.mn.registration.state === 'registered');
+  t.not(m.mn.registration.status(T0 + w.clock.now()).sequence, seq, 'a new BU was acknowledged');
+});
+
+void t.test('returning home: deregistration, HoA moved, and back', async (t) => {
+  const w = await World.create();
+  const home = new RecordingHomeAddress();
+  const m = w.mobileNode({
+    homeAddress: HOA,
+    address4: MN4,
+    address6: '2001:db8:3::10',
+    options: { homeLink: home },
+  });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  t.ok(w.homeLink.bound.has(HOA), 'HA proxies while away');
+
+  // Home: the MN's IPv6 socket now sends from the HoA itself.
+  w.net.move(m.udp6, HOA);
+  m.careOf.candidates = [
+    { family: 6, localAddress: HOA, homeLink: 'home0' },
+    { family: 4, localAddress: MN4 },
+  ];
+  m.careOf.changed();
+  const took = await w.until(() => m.mn.registration.state === 'deregistered', 3000);
+  t.ok(took >= 0, `deregistered from home (${took} ms)`);
+  t.same(home.calls, ['enter home0'], 'HoA moved onto the home link first');
+  t.equal(w.ha.cache.get(HOA), undefined, 'binding gone at the HA');
+  t.notOk(w.homeLink.bound.has(HOA), 'HA withdrew proxy ND and the route');
+
+  // Away again.
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.careOf.changed();
+  t.ok((await w.until(() => m.mn.registration.state === 'registered', 3000)) >= 0, 'registered');
+  t.same(home.calls, ['enter home0', 'leave home0'], 'HoA back on the TUN');
+  t.ok(w.homeLink.bound.has(HOA), 'HA proxies again');
+  t.same(
+    m.events.map((e) => e.event).filter((e) => e !== 'channel'),
+    ['attach', 'registered', 'home', 'move', 'deregistered', 'left-home', 'move', 'registered'],
+  );
+});
+
+void t.test('HA address change: re-resolved after the path is lost', async (t) => {
+  const w = await World.create();
+  const NEW_HA4 = '198.51.100.9';
+  let resolved = HA4;
+  const m = w.mobileNode({
+    homeAddress: HOA,
+    address4: MN4,
+    address6: '2001:db8:3::10',
+    options: {
+      probeIntervalMs: 300,
+      probeTimeoutMs: 200,
+      probeAttempts: 2,
+      resolveAgents: () => Promise.resolve({ agent4: resolved }),
+    },
+  });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  // The HA is renumbered; DNS already says so.
+  w.net.move(w.haUdp4, NEW_HA4, HA_PORT);
+  resolved = NEW_HA4;
+  m.tun.inject([echo(HOA, SERVER, 1)]);
+  const took = await w.until(
+    () => w.ha.cache.get(HOA) !== undefined && m.events.some((e) => e.event === 'agent-resolved'),
+    10_000,
+  );
+  t.ok(took >= 0, 'resolved the new address');
+  const back = await w.until(
+    () =>
+      m.mn.registration.state === 'registered' &&
+      m.mn.status().homeAgent === `${NEW_HA4}:${HA_PORT}`,
+    10_000,
+  );
+  t.ok(back >= 0, `registered with the HA at its new address (${took + back} ms in all)`);
+});

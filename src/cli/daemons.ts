@@ -5,6 +5,7 @@
  * (the MN deregisters first), removing the TUN and the control socket.
  */
 import { lookup } from 'node:dns/promises';
+import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
 import {
   loadHaConfig,
@@ -13,7 +14,12 @@ import {
   type HaConfig,
   type MnConfig,
 } from '../config/index.js';
-import { verifyCertificate, type Role } from '../crypto/certificate.js';
+import {
+  formatAllowedPrefix,
+  verifyCertificate,
+  type MemberCertificate,
+  type Role,
+} from '../crypto/certificate.js';
 import { SecureEndpoint } from '../crypto/endpoint.js';
 import {
   readAuthorityPublic,
@@ -33,17 +39,19 @@ import { openTun } from '../io/tun.js';
 import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
 import type { NodeEnvironment } from '../roles/common.js';
-import { HomeAgent } from '../roles/ha/home-agent.js';
+import { certificateAllows, HomeAgent } from '../roles/ha/home-agent.js';
 import { MobileNode } from '../roles/mn/mobile-node.js';
 import { ConfigError, CryptoError, IoError } from '../util/errors.js';
 import { isLogLevel, Logger, type LogFormat } from '../util/log.js';
-import { isIpv4 } from '../wire/address.js';
+import { isIpv4, parseIpv6, prefixContains } from '../wire/address.js';
+import { dropPrivileges, resolveUser, type TargetUser } from './privileges.js';
 
 interface DaemonFlags {
   config: string;
   pcap?: string;
   logFormat?: string;
   logLevel?: string;
+  user?: string;
 }
 
 function makeLogger(cfg: CommonConfig, flags: DaemonFlags, role: Role): Logger {
@@ -92,19 +100,74 @@ function loadIdentity(
   return endpoint;
 }
 
+/** What our own certificate allows, for error messages: "2001:db8:100::/64, ...". */
+function allowedText(cert: MemberCertificate): string {
+  return cert.addresses.map((p) => formatAllowedPrefix(p)).join(', ');
+}
+
+/** The home prefix must lie inside a prefix our own (HA) certificate holds. */
+function checkHaCertificateScope(cfg: HaConfig): void {
+  const cert = readCertificate(cfg.identity.certificate);
+  const net = parseIpv6(cfg.home.prefix.address);
+  const covered = cert.addresses.some(
+    (p) =>
+      p.prefixLength <= cfg.home.prefix.length &&
+      prefixContains({ address: p.address, length: p.prefixLength }, net, 0),
+  );
+  if (!covered) {
+    throw new ConfigError(
+      cfg.file,
+      'home.prefix',
+      `${cfg.home.prefix.text} is not within our certificate ${cfg.identity.certificate} ` +
+        `(it allows ${allowedText(cert)})`,
+    );
+  }
+}
+
+/** The home address must be one our own (MN) certificate allows. */
+function checkMnCertificateScope(cfg: MnConfig): void {
+  const cert = readCertificate(cfg.identity.certificate);
+  if (!certificateAllows(cert, cfg.home.address)) {
+    throw new ConfigError(
+      cfg.file,
+      'home.address',
+      `${cfg.home.address} is not allowed by our certificate ${cfg.identity.certificate} ` +
+        `(it allows ${allowedText(cert)})`,
+    );
+  }
+}
+
+/**
+ * `--user NAME`, resolved before anything is opened. `refusal`: why this daemon keeps needing
+ * CAP_NET_ADMIN after start-up (see src/cli/privileges.ts), or undefined when it can drop.
+ */
+function targetUser(flags: DaemonFlags, refusal: string | undefined): TargetUser | undefined {
+  if (flags.user === undefined) return undefined;
+  if (refusal !== undefined) {
+    throw new IoError(
+      'ERR_PRIVILEGES',
+      `--user ${flags.user}: cannot drop privileges: ${refusal}; run it as an unprivileged ` +
+        'user with only CAP_NET_ADMIN instead (contrib/mip6-*.service)',
+    );
+  }
+  return resolveUser(flags.user);
+}
+
 function openSocket(family: 4 | 6, address: string, port: number): UdpEndpoint {
   try {
     return openUdp({ family, address, port });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const where = family === 4 ? `${address}:${port}` : `[${address}]:${port}`;
-    if (e.code === 'EADDRINUSE') {
+    // The native socket reports IoError ERR_UDP_BIND with the errno; node:dgram the code.
+    const errno = Math.abs(e.errno ?? 0);
+    if (e.code === 'EADDRINUSE' || errno === osConstants.errno.EADDRINUSE) {
       throw new IoError(
         'ERR_PORT_IN_USE',
         `cannot listen on UDP ${where}: the port is in use (another mip6?)`,
       );
     }
-    if (e.code === 'EADDRNOTAVAIL') {
+    if (e.code === 'EADDRNOTAVAIL' || errno === osConstants.errno.EADDRNOTAVAIL) {
       throw new IoError('ERR_ADDRESS', `cannot listen on UDP ${where}: no such local address`);
     }
     throw new IoError('ERR_UDP', `cannot listen on UDP ${where}: ${e.code ?? ''} ${e.message}`);
@@ -166,6 +229,13 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
   await initCrypto();
   const log = makeLogger(cfg, flags, 'ha');
   const endpoint = loadIdentity(cfg, 'ha', ['mn', 'cn']);
+  checkHaCertificateScope(cfg);
+  const user = targetUser(
+    flags,
+    cfg.home.link === undefined
+      ? undefined
+      : 'with [home] link set the home agent changes routes and proxy ND for every binding',
+  );
   endpoint.setAead(createNativeBatchAead());
   const prefixLen = cfg.home.prefix.length;
   const tun = await openTun({
@@ -207,6 +277,15 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       homeLink,
     });
     const control = await startControlServer(cfg.controlSocket, { status: () => ha.status() });
+    if (user !== undefined) {
+      try {
+        dropPrivileges(user);
+      } catch (err) {
+        await control.close();
+        throw err;
+      }
+      log.info('privileges', { user: user.name, uid: user.uid, gid: user.gid });
+    }
     ha.start();
     log.info('started', {
       tun: tun.name,
@@ -269,6 +348,8 @@ export async function runMobileNode(flags: DaemonFlags): Promise<void> {
   }
   const agentPublicKey = readMemberPublic(cfg.home.agentPublicKey);
   const endpoint = loadIdentity(cfg, 'mn', ['ha']);
+  checkMnCertificateScope(cfg);
+  targetUser(flags, 'the mobile node changes its addresses and routes when it moves home');
   endpoint.setAead(createNativeBatchAead());
   const agents = await resolveAgent(cfg);
   const tun = await openTun({
@@ -355,6 +436,10 @@ function daemonCommand(
     .option('--pcap <file>', 'write every decrypted inner packet to this pcap file')
     .option('--log-format <format>', 'text or json (overrides [log] format)')
     .option('--log-level <level>', 'debug, info, warn or error (overrides [log] level)')
+    .option(
+      '--user <name>',
+      'give up root after start-up and run as this user (home agent without [home] link)',
+    )
     .action(async (opts: DaemonFlags) => {
       await run(opts);
     });

@@ -43,7 +43,7 @@ function cli(args: string[], prefix: string[] = [], timeoutMs = 20_000): Promise
 }
 
 if (skip) {
-  void t.skip(`daemon input errors: ${skip}`);
+  void t.test(`daemon input errors`, { skip }, () => undefined);
 } else {
   const prov = await Provisioned.create();
   t.teardown(() => prov.remove());

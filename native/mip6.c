@@ -260,6 +260,7 @@ static napi_value init(napi_env env, napi_value exports) {
   mip6_aead_init(env, exports);
 #ifdef __linux__
   mip6_netlink_init(env, exports);
+  mip6_ndisc_init(env, exports);
 #endif
   return exports;
 }

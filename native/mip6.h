@@ -91,6 +91,7 @@ void mip6_tun_init(napi_env env, napi_value exports);
 void mip6_udp_init(napi_env env, napi_value exports);
 void mip6_aead_init(napi_env env, napi_value exports);
 void mip6_netlink_init(napi_env env, napi_value exports); /* netlink_linux.c: route lookups */
+void mip6_ndisc_init(napi_env env, napi_value exports);   /* ndisc_linux.c: unsolicited NA */
 
 int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 

@@ -89,6 +89,8 @@ export interface NativeAddon {
    * preferred source address], or null when there is no route. Linux only.
    */
   routeGet?(family: 4 | 6, dst: Uint8Array): [number, string, string] | null;
+  /** Unsolicited Neighbor Advertisement (Override) for `target` out of `ifname` (Linux). */
+  ndpAdvertise?(ifname: string, target: Uint8Array): void;
 }
 
 /** Path of the built addon, relative to this file in src/io or dist/src/io. */

@@ -130,7 +130,9 @@ export class RouteCareOfSource {
     if (addon?.routeGet) {
       let r: [number, string, string] | null;
       try {
-        r = addon.routeGet(family, addressBytes(family, agent));
+        // A 16-byte slot; IPv4 sits in its first 4 bytes.
+        const slot = addressBytes(family, agent);
+        r = addon.routeGet(family, family === 4 ? slot.subarray(0, 4) : slot);
       } catch {
         return null;
       }

@@ -7,10 +7,12 @@
  * enter(link): HoA off the TUN; HoA/prefix on the link (nodad: the HA still defends it by proxy
  *   ND until our deregistration BU reaches it); a default route via the HA's home address when
  *   the link gave us none (a real home link's Router Advertisement normally does).
+ * announce(link): after the deregistration BA, unsolicited NAs for the HoA (RFC 6275 §11.5.4).
  * leave(link): that default route and the HoA off the link; HoA back on the TUN.
  */
 import { execFile } from 'node:child_process';
 import { IoError } from '../util/errors.js';
+import { advertiseNeighbor } from './ndisc.js';
 
 export interface HomeAddressOptions {
   tunName: string;
@@ -53,6 +55,11 @@ export class KernelHomeAddress {
       `addr replace ${cidr} dev ${link} nodad`,
       `route add ::/0 via ${o.homeAgentAddress} dev ${link} metric ${HOME_DEFAULT_METRIC}`,
     ]);
+  }
+
+  /** After the deregistration BA: unsolicited NAs so the link's hosts switch back to us. */
+  announce(link: string): void {
+    advertiseNeighbor(link, this.#o.homeAddress);
   }
 
   async leave(link: string): Promise<void> {

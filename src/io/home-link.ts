@@ -2,12 +2,14 @@
  * The home agent's side effects on its host for each binding (RFC 6275 §10.4.1):
  *  - with a real home link: a host route HoA/128 into the TUN and a proxy Neighbor Discovery
  *    entry on the home link, so hosts on the link resolve the away MN's address to the HA
- *    (the kernel answers NS for proxy entries when proxy_ndp is on);
+ *    (the kernel answers NS for proxy entries when proxy_ndp is on), announced by unsolicited
+ *    Neighbor Advertisements (Override) so hosts that cached the MN's own address switch at once;
  *  - without one (a virtual home network): the whole home prefix is routed into the TUN at
  *    start, so bindings need no per-address state.
  */
 import { writeFile } from 'node:fs/promises';
 import { ip, replaceRoute } from './iproute.js';
+import { advertiseNeighbor } from './ndisc.js';
 
 export interface HomeLinkOptions {
   tunName: string;
@@ -45,6 +47,8 @@ export class KernelHomeLink {
         if (!/File exists/.test(String(err))) throw err;
       },
     );
+    // Hosts that cached the MN's own link-layer address (it was home) switch to us now.
+    advertiseNeighbor(this.#opts.link, homeAddress);
   }
 
   async bindingRemoved(homeAddress: string): Promise<void> {

@@ -293,6 +293,7 @@ export class HomeAgent {
       this.drops.add('bu-rate-limited');
       return;
     }
+    let removed: Promise<void> | undefined;
     const result = processHomeBindingUpdate(
       this.cache,
       {
@@ -336,7 +337,7 @@ export class HomeAgent {
         },
       );
     } else if (result.change === 'deleted' && entry) {
-      this.#removeBinding(entry, 'deregistration');
+      removed = this.#removeBinding(entry, 'deregistration');
     } else if ((result.status ?? 0) >= 128) {
       env.log.warn('bu-rejected', {
         ...fields,
@@ -351,7 +352,15 @@ export class HomeAgent {
         destination: result.reply.innerDestination,
         message: result.ack,
       });
-      this.#sendSignaling(session, ba, result.reply.locator, now);
+      const to = result.reply.locator;
+      if (removed === undefined) {
+        this.#sendSignaling(session, ba, to, now);
+      } else {
+        // A deregistration, maybe from the home link itself (RFC 6275 §11.5.4): the BA leaves
+        // once the host route of the HoA into our TUN is gone, or the kernel would route it
+        // into the TUN instead of onto the home link.
+        void removed.then(() => this.#sendSignaling(session, ba, to, nodeNow(this.#env)));
+      }
     }
   }
 
@@ -414,11 +423,12 @@ export class HomeAgent {
     });
   }
 
-  #removeBinding(entry: BindingCacheEntry, why: string): void {
+  #removeBinding(entry: BindingCacheEntry, why: string): Promise<void> {
     this.#rebindHints.delete(entry.key);
     this.#extra.delete(entry.key);
-    this.#homeLinkRemove(entry.homeAddress);
+    const removed = this.#homeLinkRemove(entry.homeAddress);
     this.#env.log.info(why, { hoa: entry.homeAddress, member: entry.peerName });
+    return removed;
   }
 
   #homeLinkAdd(hoa: string): void {
@@ -427,8 +437,8 @@ export class HomeAgent {
     });
   }
 
-  #homeLinkRemove(hoa: string): void {
-    this.#opts.homeLink?.bindingRemoved(hoa).catch((err: unknown) => {
+  #homeLinkRemove(hoa: string): Promise<void> {
+    return (this.#opts.homeLink?.bindingRemoved(hoa) ?? Promise.resolve()).catch((err: unknown) => {
       this.#env.log.error('home-link', { hoa, error: String(err) });
     });
   }
@@ -528,7 +538,7 @@ export class HomeAgent {
     this.#endpointDeadline = polled.nextDeadline;
     for (const action of this.cache.poll(now)) {
       if (action.kind === 'expired') {
-        this.#removeBinding(action.entry, 'expired');
+        void this.#removeBinding(action.entry, 'expired');
       } else {
         const extra = this.#extra.get(action.entry.key);
         if (extra) {

@@ -77,6 +77,8 @@ export interface MnHomeLinkControl {
   enter(ifname: string): Promise<void>;
   /** HoA off `ifname` (if still there), back onto the TUN. */
   leave(ifname: string): Promise<void>;
+  /** Deregistered at home: unsolicited Neighbor Advertisements for the HoA on `ifname`. */
+  announce?(ifname: string): void;
 }
 
 /** A timer firing this much later than armed means the process was frozen or the host slept. */
@@ -452,6 +454,8 @@ export class MobileNode {
         case 'deregistered':
           this.#env.log.info('deregistered', { status: a.status ?? -1, gaveUp: a.gaveUp });
           this.#emit('deregistered', { gaveUp: a.gaveUp });
+          // Home: the HA no longer proxies for us; take the address back (RFC 6275 §11.5.4).
+          if (this.#atHome !== undefined) this.#opts.homeLink?.announce?.(this.#atHome);
           this.#deregistered?.();
           break;
         case 'bindingExpired':

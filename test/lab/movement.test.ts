@@ -1,0 +1,278 @@
+/**
+ * Movement in the netns lab (real daemons, real TUN, iptables NAT), one TCP session from the MN
+ * to the plain server on the home link kept through everything, every byte verified:
+ *   LTE (IPv4) -> hotel (IPv4 behind NAT44) -> NAT rebinding (conntrack flushed) -> IPv6-only
+ *   -> home (the MN recognises its home link, deregisters, its HoA moves onto the link; the HA
+ *   withdraws proxy ND and the host route) -> LTE again (HoA back on the TUN, HA proxies again)
+ *   -> suspend/resume (MN frozen with SIGSTOP longer than its 8 s binding lifetime, SIGCONT).
+ * Each step also checks what the HA says (`mip6 status`) and how long after the link came up the
+ * HA learned the new locator.
+ */
+import t from 'tap';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HaStatus } from '../../src/io/control-protocol.js';
+import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
+import { Daemon, haToml, Provisioned, startDaemon, type MemberFiles } from './mip6-lab.js';
+import {
+  netnsSpawn,
+  spawnTrafficClient,
+  spawnTrafficServer,
+  type TrafficProcess,
+} from './traffic-client.js';
+
+const HOA = LAB_ADDR.mn.homeAddress;
+const LIFETIME_S = 8;
+const skip: string | false =
+  labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
+
+/** mn.toml with a short lifetime and fast reachability probing. */
+function mnConfig(p: Provisioned, mn: MemberFiles, ha: MemberFiles): string {
+  return p.write(
+    'roamer.toml',
+    `control_socket = "${join(p.dir, 'roamer.sock')}"
+
+[identity]
+private_key = "${mn.key}"
+certificate = "${mn.cert}"
+authority = "${p.authorityPub}"
+
+[tun]
+name = "mip6mn"
+
+[home]
+address = "${HOA}"
+prefix_length = 64
+agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
+agent_address = "${LAB_ADDR.ha.home}"
+agent_public_key = "${ha.pub}"
+lifetime = ${LIFETIME_S}
+
+[underlay]
+prefer = "ipv4"
+
+[movement]
+probe_interval = 1
+probe_timeout = 0.5
+probe_attempts = 3
+`,
+  );
+}
+
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+void t.test('movement, NAT, home and sleep in the lab', { skip, timeout: 150_000 }, async (t) => {
+  const lab: Lab = await createLab({ network: 'lte' });
+  const prov = await Provisioned.create();
+  const logs: Daemon[] = [];
+  t.teardown(async () => {
+    // MIP6_LAB_LOGS=dir keeps both daemons' logs for a look after the run.
+    const dir = process.env['MIP6_LAB_LOGS'];
+    if (dir !== undefined) {
+      for (const [i, d] of logs.entries()) {
+        writeFileSync(join(dir, `movement-${i === 0 ? 'ha' : 'mn'}.log`), d.stderrText.join('\n'));
+      }
+    }
+    await lab.destroy();
+    prov.remove();
+  });
+  const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
+  const mnFiles = await prov.member('roamer', 'mn', [HOA]);
+  const ha = startDaemon(
+    lab,
+    'ha',
+    'ha',
+    haToml(prov, haFiles, 'max_lifetime = 600\nnat_keepalive = 3'),
+    join(prov.dir, 'ha.sock'),
+  );
+  logs.push(ha);
+  await ha.waitLog((l) => l.event === 'started');
+  const mn: Daemon = startDaemon(
+    lab,
+    'mn',
+    'mn',
+    mnConfig(prov, mnFiles, haFiles),
+    join(prov.dir, 'roamer.sock'),
+    ['--log-level', 'debug'],
+  );
+  logs.push(mn);
+  await mn.waitLog((l) => l.event === 'registered');
+
+  const locator = async (): Promise<string | undefined> => {
+    const st = await ha.status<HaStatus>();
+    return st.bindings.find((b) => b.homeAddress === HOA)?.locator;
+  };
+  const server = spawnTrafficServer(netnsSpawn(lab.ns('server')), { listen: '::', rate: 300_000 });
+  const { port } = await server.ready();
+  const client = spawnTrafficClient(netnsSpawn(lab.ns('mn')), {
+    connect: LAB_ADDR.server.v6,
+    port,
+    rate: 300_000,
+    durationS: 140,
+  });
+  t.teardown(() => {
+    server.kill();
+    client.kill();
+  });
+  await client.ready();
+  /** Both directions moved another 15 kB (bounded wait). */
+  const flowing = async (ms = 15_000): Promise<void> => {
+    const base = await Promise.all([client.report(), server.report()]);
+    const procs: TrafficProcess[] = [client, server];
+    await waitFor(
+      'data flowing both ways',
+      async () => {
+        const now = await Promise.all(procs.map((p) => p.report()));
+        return now.every((r, i) => r.bytesReceived > base[i]!.bytesReceived + 15_000);
+      },
+      ms,
+    );
+  };
+  const mark = (label: string): Promise<unknown> =>
+    Promise.all([client.mark(label), server.mark(label)]);
+
+  await t.test('moves: the HA learns each new locator right after the link is up', async (t) => {
+    const expected = {
+      hotel: `${LAB_ADDR.natPublic}:`,
+      v6only: `[${LAB_ADDR.mn.v6only}]:`,
+    } as const;
+    for (const network of ['hotel', 'v6only'] as const) {
+      await mark(network);
+      await lab.move(network);
+      const took = await waitFor(
+        `binding on ${network}`,
+        async () => (await locator())?.startsWith(expected[network]) ?? false,
+      );
+      t.ok(took < 500, `${network}: HA has the new locator ${took} ms after the link came up`);
+      await flowing();
+      if (network === 'hotel') {
+        // NAT keepalive at the HA's refresh time (3 s here): refresh BUs keep coming.
+        const from = mn.lines.length;
+        const ka = await mn.waitLog(
+          (l) => l.event === 'bu' && l['reason'] === 'natKeepalive',
+          8000,
+          from,
+        );
+        t.ok(ka, 'NAT keepalive BU at the negotiated refresh time');
+
+        // NAT rebinding: from now on the router maps the hotel's UDP to ports 40000-40999
+        // only, and it forgets every mapping: the MN's next packet leaves from a new port.
+        await mark('rebinding');
+        const before = await locator();
+        await lab.exec('router', 'iptables', [
+          '-w',
+          '-t',
+          'nat',
+          '-I',
+          'POSTROUTING',
+          '1',
+          '-s',
+          '192.0.2.0/24',
+          '-p',
+          'udp',
+          '-j',
+          'MASQUERADE',
+          '--to-ports',
+          '40000-40999',
+        ]);
+        const flushed = Date.now();
+        await lab.flushConntrack();
+        const learned = await waitFor('HA follows the new mapping', async () => {
+          const port = Number((await locator())?.split(':').pop());
+          return port >= 40000 && port <= 40999;
+        });
+        t.comment(`HA locator ${before} -> ${await locator()}`);
+        t.ok(
+          learned < 1000,
+          `HA follows the new public port ${Date.now() - flushed} ms after the flush`,
+        );
+        await flowing();
+        const after = await locator();
+        t.ok(after?.startsWith(`${LAB_ADDR.natPublic}:`), 'still through the NAT');
+      }
+    }
+  });
+
+  await t.test('home: deregistration, HoA on the home link, proxy ND withdrawn', async (t) => {
+    await mark('home');
+    const from = mn.lines.length;
+    await lab.move('home');
+    const up = Date.now();
+    await mn.waitLog((l) => l.event === 'home', 5000, from);
+    await mn.waitLog((l) => l.event === 'deregistered', 5000, from);
+    const took = await waitFor('binding removed', async () => (await locator()) === undefined);
+    t.comment(`binding removed ${Date.now() - up} ms after the home link came up (${took})`);
+    const addrs = await lab.exec('mn', 'ip', ['-6', '-o', 'addr', 'show']);
+    t.match(addrs.stdout, new RegExp(`home\\s+inet6 ${HOA}/64`), 'HoA on the home link');
+    t.notMatch(addrs.stdout, new RegExp(`mip6mn\\s+inet6 ${HOA}/`), 'HoA off the TUN');
+    await waitFor('proxy ND withdrawn', async () => {
+      const r = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
+      return !r.stdout.includes(HOA);
+    });
+    await flowing();
+    t.pass('the TCP session continues on the home link');
+  });
+
+  await t.test('leaving home: HoA back on the TUN, registered, proxied again', async (t) => {
+    await mark('away');
+    const from = mn.lines.length;
+    await lab.move('lte');
+    const took = await waitFor(
+      'binding on lte',
+      async () => (await locator())?.startsWith(`${LAB_ADDR.mn.lte}:`) ?? false,
+    );
+    t.ok(took < 1000, `HA has the LTE locator ${took} ms after the link came up`);
+    await mn.waitLog((l) => l.event === 'left-home', 1000, from);
+    const addrs = await lab.exec('mn', 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'mip6mn']);
+    t.match(addrs.stdout, HOA, 'HoA back on the TUN');
+    const proxy = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
+    t.match(proxy.stdout, HOA, 'HA proxies for the HoA again');
+    await flowing();
+  });
+
+  await t.test('suspend/resume: frozen beyond the lifetime, re-registers', async (t) => {
+    await mark('suspend');
+    const pid = mn.child.pid!;
+    const from = mn.lines.length;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await waitFor(
+        'binding expired at the HA',
+        async () => (await locator()) === undefined,
+        15_000,
+      );
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const resumed = Date.now();
+    await mn.waitLog((l) => l.event === 'registered', 5000, from);
+    t.ok(Date.now() - resumed < 2000, `re-registered ${Date.now() - resumed} ms after SIGCONT`);
+    t.ok(
+      mn.lines.slice(from).some((l) => l.event === 'resume' || l.event === 'binding-expired'),
+      'noticed the freeze',
+    );
+    await flowing(30_000);
+  });
+
+  await t.test('every byte arrived, none corrupted', async (t) => {
+    const [c, s] = await Promise.all([client.stop(), server.stop()]);
+    t.equal(c.mismatches, 0, 'server -> MN: no byte corrupted');
+    t.equal(s.mismatches, 0, 'MN -> server: no byte corrupted');
+    t.equal(c.bytesReceived, s.bytesSent, 'every byte the server sent arrived');
+    t.equal(s.bytesReceived, c.bytesSent, 'every byte the MN sent arrived');
+    for (const g of c.gapsAfterMarks) t.comment(`${g.label}: server->MN gap ${g.gapMs} ms`);
+    for (const g of s.gapsAfterMarks) t.comment(`${g.label}: MN->server gap ${g.gapMs} ms`);
+    await mn.stop();
+  });
+});

@@ -250,7 +250,8 @@ export class RouteCareOfSource {
       const neigh = await ip(['-6', 'neigh', 'show', ha, 'dev', dev]).catch(() => '');
       return /lladdr/.test(neigh) && !/FAILED|INCOMPLETE/.test(neigh);
     } finally {
-      await ip(['-6', 'route', 'del', `${ha}/128`, 'dev', dev, 'metric', '1']).catch(() => '');
+      // Off the critical path: the verdict does not wait for the clean-up.
+      void ip(['-6', 'route', 'del', `${ha}/128`, 'dev', dev, 'metric', '1']).catch(() => '');
     }
   }
 

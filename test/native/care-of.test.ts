@@ -1,0 +1,74 @@
+/**
+ * The MN's care-of source against a real kernel (root, two netns): care-of addresses from
+ * RTM_GETROUTE through the addon (IPv4 and IPv6 routes, fast), the home link recognised by the
+ * home probe (the HA's home address answers on a link where we hold only a link-local address),
+ * and an unsolicited Neighbor Advertisement that overrides a neighbour's stale cache entry.
+ */
+import t from 'tap';
+import { createNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
+
+const skip = nativeSkipReason() ?? false;
+
+void t.test('route care-of, home probe and unsolicited NA', { skip }, async (t) => {
+  const mn = await createNetns(t, 'cm');
+  const ha = await createNetns(t, 'ch');
+  for (const ns of [mn, ha]) {
+    await run('ip', [
+      'netns',
+      'exec',
+      ns,
+      'sysctl',
+      '-q',
+      '-w',
+      'net.ipv6.conf.all.accept_dad=0',
+      'net.ipv6.conf.default.accept_dad=0',
+    ]);
+  }
+  const batch = async (ns: string, lines: string[]): Promise<void> => {
+    for (const l of lines) await run('ip', ['-n', ns, ...l.split(' ')]);
+  };
+  await batch(mn, [
+    `link add acc type veth peer name acc netns ${ha}`,
+    `link add homel type veth peer name homeb netns ${ha}`,
+    'addr add 192.0.2.10/24 dev acc',
+    'link set acc up',
+    'link set homel up',
+    'route add default via 192.0.2.1',
+  ]);
+  await batch(ha, [
+    'addr add 192.0.2.1/24 dev acc',
+    'addr add 203.0.113.1/32 dev lo',
+    'link set acc up',
+    'addr add 2001:db8:100::1/64 dev homeb nodad',
+    'link set homeb up',
+    // A stale cache entry with a wrong link-layer address: the NA must override it.
+    'neigh add 2001:db8:100::10 lladdr 02:00:00:00:00:01 dev homeb nud stale',
+  ]);
+  const mnMac = JSON.parse(await run('ip', ['-n', mn, '-j', 'link', 'show', 'homel']))[0]
+    .address as string;
+  const r = await runFixture(mn, 'care-of-child.ts', [], { timeoutMs: 20_000 });
+  t.equal(r.code, 0, r.stderr);
+  const res = r.result as {
+    first: { family: number; localAddress: string; homeLink?: string }[];
+    firstMs: number;
+    second: { family: number; localAddress: string; homeLink?: string }[];
+  };
+  t.same(res.first, [{ family: 4, localAddress: '192.0.2.10' }], 'IPv4 care-of from the route');
+  t.ok(res.firstMs < 50, `first probe without waiting for the home probe (${res.firstMs} ms)`);
+  t.same(
+    res.second[0],
+    { family: 6, localAddress: '2001:db8:100::10', homeLink: 'homel' },
+    'home link recognised',
+  );
+  const neigh = await run('ip', [
+    '-n',
+    ha,
+    '-6',
+    'neigh',
+    'show',
+    '2001:db8:100::10',
+    'dev',
+    'homeb',
+  ]);
+  t.match(neigh, mnMac, `NA overrode the cache entry: ${neigh.trim()}`);
+});

@@ -62,6 +62,12 @@ export interface BindingUpdateListStatus {
   natKeepalive?: number;
   /** Last BA status (RFC 6275 §6.1.8), if any. */
   lastStatus?: number;
+  /** Correspondent entries: whether data goes 'direct' (route optimized) or via the HA. */
+  routeOptimization?: 'direct' | 'tunnel';
+  /** Correspondent entries: when each return-routability message was last sent/received. */
+  returnRoutability?: Record<string, string>;
+  /** Correspondent entries: packets direct vs through the HA tunnel, each way. */
+  packets?: { directOut: number; directIn: number; tunnelOut: number; tunnelIn: number };
 }
 
 interface StatusCommon {

@@ -4,6 +4,7 @@
  * real role code (src/roles). Time starts at T0 (2026-01-01) so certificates are valid.
  */
 import { initCrypto } from '../../src/crypto/sodium.js';
+import { parseIpv6 } from '../../src/wire/address.js';
 import { Logger } from '../../src/util/log.js';
 import { HomeAgent, type HomeLinkControl } from '../../src/roles/ha/home-agent.js';
 import {
@@ -13,6 +14,12 @@ import {
   type MobileNodeOptions,
 } from '../../src/roles/mn/mobile-node.js';
 import type { NodeEnvironment } from '../../src/roles/common.js';
+import {
+  RouteOptimization,
+  type RouteOptimizationOptions,
+} from '../../src/roles/mn/route-optimization.js';
+import type { KeyPair } from '../../src/crypto/noise.js';
+import type { Role } from '../../src/crypto/certificate.js';
 import { FakeClock } from './fake-clock.js';
 import { FakeNetwork, type FakeUdpEndpoint } from './fake-network.js';
 import { FakeTun } from './fake-tun.js';
@@ -62,6 +69,10 @@ export interface MnHandle {
   udp6: FakeUdpEndpoint;
   careOf: ScriptedCareOf;
   events: { event: string; fields: Record<string, unknown>; at: number }[];
+  /** The member's static key (its public key is what peers pin). */
+  key: KeyPair;
+  /** Route optimization module, when the member was given one. */
+  ro?: RouteOptimization;
 }
 
 export class World {
@@ -130,22 +141,31 @@ export class World {
     prefer?: 'ipv4' | 'ipv6';
     /** Any other MobileNode option (probing, wall clock, home link, resolver). */
     options?: Partial<MobileNodeOptions>;
+    /** Roles whose channels this member accepts (default ['ha']). */
+    peerRoles?: Role[];
+    /** Certificate role (default 'mn'). */
+    role?: 'mn' | 'cn';
+    /** Fixed underlay port (a CN listens on 4191); default ephemeral. */
+    port?: number;
+    /** Route optimization (correspondents, CN half) for this member. */
+    routeOptimization?: Omit<RouteOptimizationOptions, 'homeAddress'>;
   }): MnHandle {
     const key = memberKey(this.#nextKey++);
     const tun = new FakeTun({ name: `mn-tun-${this.#nextKey}` });
-    const udp4 = this.net.endpoint({ address: opts.address4 });
-    const udp6 = this.net.endpoint({ address: opts.address6 });
+    const port = opts.port !== undefined ? { port: opts.port } : {};
+    const udp4 = this.net.endpoint({ address: opts.address4, ...port });
+    const udp6 = this.net.endpoint({ address: opts.address6, ...port });
     const careOf = new ScriptedCareOf();
     const env: NodeEnvironment = {
       endpoint: endpoint(
         this.ca,
         {
-          name: `mn-${this.#nextKey}`,
-          role: 'mn',
+          name: `${opts.role ?? 'mn'}-${this.#nextKey}`,
+          role: opts.role ?? 'mn',
           key,
           addresses: [opts.certAddress ?? opts.homeAddress],
         },
-        ['ha'],
+        opts.peerRoles ?? ['ha'],
       ),
       tun,
       udp4,
@@ -154,6 +174,9 @@ export class World {
       epochOffsetMs: T0,
       log: Logger.silent(),
     };
+    const ro = opts.routeOptimization
+      ? new RouteOptimization(env, { homeAddress: opts.homeAddress, ...opts.routeOptimization })
+      : undefined;
     const mn = new MobileNode(env, {
       homeAddress: opts.homeAddress,
       homeAgentAddress: HA_HOME_ADDRESS,
@@ -166,11 +189,54 @@ export class World {
       careOf,
       // Wall time follows the fake clock (the real Date.now would look like a clock jump).
       wallClock: () => T0 + this.clock.now(),
+      ...(ro ? { routeOptimization: ro, role: opts.role ?? 'mn' } : {}),
       ...opts.options,
     });
     const events: MnHandle['events'] = [];
     mn.on((event, fields) => events.push({ event, fields, at: this.clock.now() }));
-    return { mn, tun, udp4, udp6, careOf, events };
+    return { mn, tun, udp4, udp6, careOf, events, key, ...(ro ? { ro } : {}) };
+  }
+
+  /**
+   * A correspondent node: a member with its own home address registered at this HA, that
+   * answers return routability on its underlay port 4191 (and may itself optimize routes).
+   */
+  correspondent(opts: {
+    homeAddress: string;
+    address4: string;
+    address6: string;
+    correspondents?: RouteOptimizationOptions['correspondents'];
+    maxBindingLifetimeSeconds?: number;
+  }): MnHandle {
+    return this.mobileNode({
+      homeAddress: opts.homeAddress,
+      address4: opts.address4,
+      address6: opts.address6,
+      role: 'cn',
+      port: HA_PORT,
+      peerRoles: ['ha', 'mn', 'cn'],
+      routeOptimization: {
+        correspondents: opts.correspondents ?? [],
+        respond: true,
+        maxBindingLifetimeSeconds: opts.maxBindingLifetimeSeconds,
+      },
+    });
+  }
+
+  /**
+   * The HA host's kernel, as far as the overlay needs it: packets the HA writes to its TUN for
+   * another address on the home prefix are routed straight back into the TUN (so MN -> HA ->
+   * CN and back works). Returns the count of packets so routed.
+   */
+  routeHomePrefix(): { routed: number } {
+    const stats = { routed: 0 };
+    const prefix = parseIpv6(HOME_PREFIX.split('/')[0]!);
+    this.haTun.onKernelReceive((p) => {
+      for (let i = 0; i < 8; i++) if (p[24 + i] !== prefix[i]) return;
+      stats.routed++;
+      queueMicrotask(() => this.haTun.inject(p));
+    });
+    return stats;
   }
 
   /** Lets promises (care-of probes) settle and time pass, in small steps. */

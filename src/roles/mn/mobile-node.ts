@@ -39,6 +39,7 @@ import {
   type HomeRegistrationAction,
 } from '../../protocol/mobile-node-registration.js';
 import { WireError } from '../../util/errors.js';
+import type { RouteOptimization } from './route-optimization.js';
 import { ipv6Equal, parseIpv6 } from '../../wire/address.js';
 import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
 import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
@@ -114,6 +115,10 @@ export interface MobileNodeOptions {
   /** Re-resolves the HA's underlay addresses (a DNS name) when the path is lost. */
   resolveAgents?:
     (() => Promise<{ agent4?: string | undefined; agent6?: string | undefined }>) | undefined;
+  /** Route optimization with correspondents (and the CN half when it answers RR). */
+  routeOptimization?: RouteOptimization | undefined;
+  /** What `mip6 status` calls this member (default 'mn'; a `mip6 cn` daemon says 'cn'). */
+  role?: 'mn' | 'cn' | undefined;
 }
 
 export class MobileNode {
@@ -196,6 +201,10 @@ export class MobileNode {
     this.#wallOffset = this.#wall() - this.#startedAt;
     env.tun.onPackets((b) => this.#onTunPackets(b));
     for (const s of [env.udp4, env.udp6]) s?.onDatagrams((b) => this.#onDatagrams(s, b));
+    this.#opts.routeOptimization?.attach({
+      sendViaHomeAgent: (packet, at) => this.#sendSignaling(packet, at),
+      rearm: () => this.#rearm(),
+    });
     this.#opts.careOf.watch(() => this.#recheck());
     this.#recheck();
   }
@@ -304,6 +313,11 @@ export class MobileNode {
         chosen ? { family: chosen.family, localAddress: chosen.localAddress } : null,
         now,
       ),
+      now,
+    );
+    // Route optimization: RR + correspondent BUs again after every move (RFC 6275 §11.7.2).
+    this.#opts.routeOptimization?.setCareOf(
+      chosen ? { family: chosen.family, localAddress: chosen.localAddress } : null,
       now,
     );
   }
@@ -529,7 +543,12 @@ export class MobileNode {
       }
       if (result !== OpenResult.DATA) continue;
       if (out.sessions[i] !== this.#session) {
-        this.drops.add('not-home-agent');
+        const ro = this.#opts.routeOptimization;
+        const o = batch.offsets[i]! + DATA_HEADER_LEN;
+        const l = batch.lengths[i]! - DATA_OVERHEAD;
+        const from = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
+        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, from, now))
+          this.drops.add('not-home-agent');
         continue;
       }
       this.#lastHeardAt = now;
@@ -550,6 +569,7 @@ export class MobileNode {
       }
       this.counters.tunnelPacketsIn++;
       this.counters.tunnelBytesIn += len;
+      this.#opts.routeOptimization?.noteTunnelIn(buf, off);
       if (env.capture) this.#capture(buf.subarray(off, off + len), now);
       this.#tunOffsets[w] = off;
       this.#tunLengths[w] = len;
@@ -583,6 +603,8 @@ export class MobileNode {
             locator: formatLocator(from),
           });
           this.#flushPending(now);
+        } else {
+          this.#opts.routeOptimization?.onSessionEstablished(r.session, now);
         }
         break;
       case 'cookie':
@@ -615,14 +637,18 @@ export class MobileNode {
         this.#env.log.info('refresh-request', {});
         this.#run(this.registration.onBindingRefreshRequest(now), now);
         break;
+      case 'homeTest':
+      case 'homeTestInit':
+        // HoT for our correspondent registrations, HoTI for our CN half (route-optimization.ts).
+        if (!this.#opts.routeOptimization?.fromTunnelSignaling(packet, now)) {
+          this.drops.add(`unexpected-${mh.kind}`);
+        }
+        break;
       case 'bindingError':
       case 'bindingUpdate':
       case 'careOfTest':
       case 'careOfTestInit':
-      case 'homeTest':
-      case 'homeTestInit':
       case 'unknown':
-        // Route optimization messages are not handled by a plain MN yet.
         this.drops.add(`unexpected-${mh.kind}`);
         break;
     }
@@ -654,6 +680,7 @@ export class MobileNode {
         this.drops.add('tun-not-ipv6');
         continue;
       }
+      if (this.#opts.routeOptimization?.fromTun(buf, off, len, now)) continue;
       if (env.capture) this.#capture(buf.subarray(off, off + len), now);
       this.counters.tunnelPacketsOut++;
       this.counters.tunnelBytesOut += len;
@@ -681,6 +708,7 @@ export class MobileNode {
       this.#endpointDeadline,
       this.#nextRecheck || Infinity,
       this.#silenceDeadline(),
+      this.#opts.routeOptimization?.nextDeadline() ?? Infinity,
     );
     // A deadline in the past fires at once: lateness counts from now.
     this.#armedFor = Math.max(deadline, nodeNow(this.#env));
@@ -701,13 +729,16 @@ export class MobileNode {
       this.#probe(now, 'silence');
     }
     const polled = env.endpoint.poll(now);
-    for (const { data } of polled.send) this.#sendRaw(data);
+    for (const { peer, data } of polled.send) {
+      if (!this.#opts.routeOptimization?.sendHandshake(peer, data)) this.#sendRaw(data);
+    }
     this.#endpointDeadline = polled.nextDeadline;
     if (this.#nextRecheck !== 0 && now >= this.#nextRecheck) {
       this.#nextRecheck = 0;
       this.#recheck();
     }
     this.#run(this.registration.poll(now), now);
+    this.#opts.routeOptimization?.poll(now);
   }
 
   // ---- status and shutdown ---------------------------------------------------------------
@@ -733,15 +764,17 @@ export class MobileNode {
     for (const [reason, count] of Object.entries(this.#env.endpoint.drops)) {
       if (count > 0) drops[`channel-${reason}`] = count;
     }
+    const ro = this.#opts.routeOptimization;
     return {
-      role: 'mn',
+      role: this.#opts.role ?? 'mn',
       pid: process.pid,
       uptime: Math.round((now - this.#startedAt) / 1000),
       tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
       homeAddress: this.#opts.homeAddress,
       homeAgent: this.#agent ? formatLocator(this.#agent) : this.#opts.homeAgentAddress,
       state: s.state,
-      bindingUpdateList: [entry],
+      bindingUpdateList: [entry, ...(ro ? ro.status(now) : [])],
+      ...(ro?.bindings ? { bindings: ro.bindingStatus(now) } : {}),
       counters: { ...this.counters },
       drops,
     };

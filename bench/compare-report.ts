@@ -1,0 +1,271 @@
+/**
+ * Markdown report of bench/compare.ts: one table per metric (median, min, max over the runs, and
+ * the ratio mip6 / peer with a plain verdict: "mip6 behind" whenever it is), then handover per
+ * move and direction, home-agent scale, and the run's conditions (commit, load, versions, MTUs).
+ */
+import { writeFileSync } from 'node:fs';
+import type { BenchJson } from './compare.js';
+
+type Sys = 'mip6' | 'wireguard' | 'openvpn' | 'raw';
+const SYSTEMS: readonly Sys[] = ['mip6', 'wireguard', 'openvpn', 'raw'];
+const NAME: Record<Sys, string> = {
+  mip6: 'mip6',
+  wireguard: 'WireGuard (wireguard-go)',
+  openvpn: 'OpenVPN 2.6 (UDP, AES-256-GCM)',
+  raw: 'raw underlay, no tunnel',
+};
+
+function quantile(xs: readonly number[], q: number): number {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] ?? NaN) + ((s[hi] ?? NaN) - (s[lo] ?? NaN)) * (pos - lo);
+}
+
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function summarize(xs: readonly number[]): Summary {
+  const f = xs.filter(Number.isFinite);
+  return {
+    median: quantile(f, 0.5),
+    min: f.length > 0 ? Math.min(...f) : NaN,
+    max: f.length > 0 ? Math.max(...f) : NaN,
+    n: f.length,
+  };
+}
+
+function fmt(x: number, digits: number): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
+}
+
+/** "mip6 behind" / "mip6 ahead" / "about even" (within 5%) from the ratio and the direction. */
+function verdict(ratio: number, higherIsBetter: boolean, peer: Sys): string {
+  if (!Number.isFinite(ratio)) return 'n/a';
+  if (peer === 'raw')
+    return higherIsBetter
+      ? `tunnel keeps ${fmt(ratio * 100, 0)}% of raw`
+      : `tunnel costs x${fmt(ratio, 2)} of raw`;
+  if (Math.abs(ratio - 1) < 0.05) return 'about even';
+  const better = higherIsBetter ? ratio > 1 : ratio < 1;
+  return better ? 'mip6 ahead' : '**mip6 behind**';
+}
+
+interface MetricDef {
+  title: string;
+  unit: string;
+  digits: number;
+  higherIsBetter: boolean;
+  values: (s: Sys) => number[];
+  note?: string;
+}
+
+function metricTable(m: MetricDef): string[] {
+  const sums = new Map(SYSTEMS.map((s) => [s, summarize(m.values(s))]));
+  const mip6 = sums.get('mip6')?.median ?? NaN;
+  const lines = [
+    `### ${m.title}`,
+    '',
+    ...(m.note !== undefined ? [m.note, ''] : []),
+    `| system | median (${m.unit}) | min | max | runs | mip6 / this | |`,
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const s of SYSTEMS) {
+    const v = sums.get(s);
+    if (v === undefined || v.n === 0) {
+      lines.push(`| ${NAME[s]} | not measured | | | 0 | | |`);
+      continue;
+    }
+    const ratio = s === 'mip6' ? NaN : mip6 / v.median;
+    lines.push(
+      `| ${NAME[s]} | ${fmt(v.median, m.digits)} | ${fmt(v.min, m.digits)} | ${fmt(v.max, m.digits)} | ${v.n} | ${s === 'mip6' ? '' : fmt(ratio, 2)} | ${s === 'mip6' ? '' : verdict(ratio, m.higherIsBetter, s)} |`,
+    );
+  }
+  lines.push('');
+  return lines;
+}
+
+export function buildReport(j: BenchJson): string {
+  const runs = (s: Sys) => j.runs.filter((r) => r.system === s && r.error === undefined);
+  const metrics: MetricDef[] = [
+    {
+      title: 'TCP throughput MN -> server, 1 stream (iperf3, IPv6 inside)',
+      unit: 'Gbit/s',
+      digits: 3,
+      higherIsBetter: true,
+      values: (s) => runs(s).map((r) => r.tcp1?.gbps ?? NaN),
+    },
+    {
+      title: 'TCP throughput MN -> server, 4 streams',
+      unit: 'Gbit/s',
+      digits: 3,
+      higherIsBetter: true,
+      values: (s) => runs(s).map((r) => r.tcp4?.gbps ?? NaN),
+    },
+    {
+      title: 'RTT MN -> server, median (ping every 5 ms)',
+      unit: 'ms',
+      digits: 3,
+      higherIsBetter: false,
+      values: (s) => runs(s).map((r) => r.rtt?.median ?? NaN),
+    },
+    {
+      title: 'RTT MN -> server, 99th percentile',
+      unit: 'ms',
+      digits: 3,
+      higherIsBetter: false,
+      values: (s) => runs(s).map((r) => r.rtt?.p99 ?? NaN),
+    },
+    {
+      title: '64-byte UDP MN -> server: highest offered rate with < 1% loss',
+      unit: 'packets/s',
+      digits: 0,
+      higherIsBetter: true,
+      values: (s) => runs(s).map((r) => r.udp?.bestPps ?? NaN),
+      note: `Rate ladder ${JSON.stringify((j.settings as { udpLadder?: number[] }).udpLadder)} packets/s, ${String((j.settings as { udpSeconds?: number }).udpSeconds)} s per rung, stopped at the first rung with >= 1% loss; 0 means even the first rung lost >= 1%.`,
+    },
+    {
+      title: '64-byte UDP: packets/s delivered at the highest rung tried',
+      unit: 'packets/s',
+      digits: 0,
+      higherIsBetter: true,
+      values: (s) => runs(s).map((r) => r.udp?.deliveredPps ?? NaN),
+    },
+    {
+      title: 'CPU seconds per GB through the tunnel (both tunnel processes, TCP 1 + 4 streams)',
+      unit: 's/GB',
+      digits: 2,
+      higherIsBetter: false,
+      values: (s) =>
+        s === 'raw'
+          ? []
+          : runs(s).map((r) => {
+              const cpu = (r.tcp1?.cpuSeconds ?? NaN) + (r.tcp4?.cpuSeconds ?? NaN);
+              const gb = ((r.tcp1?.bytes ?? NaN) + (r.tcp4?.bytes ?? NaN)) / 1e9;
+              return cpu / gb;
+            }),
+      note: 'utime + stime of the HA-side and MN-side processes from /proc/<pid>/stat over each iperf3 run, divided by the bytes iperf3 delivered. Kernel work done outside the process context (softirq on other threads) is not counted for any system.',
+    },
+  ];
+
+  const lines: string[] = [
+    `# mip6 vs WireGuard and OpenVPN, ${j.date.slice(0, 10)}${j.quick ? ' (quick smoke run: 1 short run, not a measurement)' : ''}`,
+    '',
+    `Generated by \`npm run bench\` (bench/compare.ts${j.quick ? ' --quick' : ''}) at ${j.date} in ${fmt(j.durationS, 0)} s, on mip6 commit \`${j.commit}\`` +
+      (j.dirty.length > 0
+        ? ` with uncommitted changes by other engineers in ${j.dirty.length} file(s) under src/ or native/ (the daemons ran from that working tree).`
+        : '.'),
+    '',
+    `Machine: ${j.machine.cpus} x ${j.machine.model}, Linux ${j.machine.kernel}, Node ${j.machine.node}. ` +
+      `Load average (1, 5, 15 min) before: ${j.load.before.map((x) => x.toFixed(2)).join(' ')}; after the data rounds: ${j.load.afterData.map((x) => x.toFixed(2)).join(' ')}; at the end: ${j.load.after.map((x) => x.toFixed(2)).join(' ')}. ` +
+      'A load above 2 means the bench shared the 2 cores with other work and every system was slowed; interleaving spreads that over all of them alike.',
+    '',
+    `Peers: wireguard-go ${j.versions['wireguard-go']}, OpenVPN ${j.versions.openvpn}, iperf3 ${j.versions.iperf3}. ` +
+      `Tunnel MTUs in the MN: ${Object.entries(j.mtu)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}.`,
+    '',
+    '## Setup',
+    '',
+    'The lab of test/lab/lab.ts: the MN reaches a router over "lte" (plain IPv4), "hotel" (NAT44) or "v6only"; the router reaches the HA; a server sits on the HA\'s home link (2001:db8:100::5). ' +
+      'mip6 is the real `mip6 ha` + `mip6 mn` daemons (traffic from the home address 2001:db8:100::10). wireguard-go and OpenVPN run between the same two namespaces at the same time, each with its own inner prefix ' +
+      '(2001:db8:200::/64, 2001:db8:201::/64) selected by source-address rules in the MN. Every measurement is MN -> server through the tunnel, with the MN on "lte"; "raw" is the MN -> HA underlay path the tunnels ride on (IPv4, no tunnel). ' +
+      `Each round measures every system in turn, the order reversed every other round. ${String((j.settings as { runs?: number }).runs)} rounds planned, ${String((j.settings as { seconds?: number }).seconds)} s per iperf3 TCP run.`,
+    '',
+    '## Data path',
+    '',
+  ];
+  for (const m of metrics) lines.push(...metricTable(m));
+
+  const failed = j.runs.filter((r) => r.error !== undefined);
+  if (failed.length > 0) {
+    lines.push('Failed runs (not in the tables):', '');
+    for (const r of failed) lines.push(`- round ${r.round + 1} ${r.system}: ${r.error ?? ''}`);
+    lines.push('');
+  }
+
+  lines.push(
+    '## Handover',
+    '',
+    'One TCP connection between the server and the MN through each system, 1 MB/s each way, every byte verified (test/lab/traffic.ts); the MN moves LTE -> hotel NAT44 -> IPv6-only -> LTE. ' +
+      'The interruption is the longest time without received data in each direction after the move started (resolution 2 ms). ' +
+      "mip6 notices the move itself and sends a Binding Update. WireGuard has a single endpoint: the bench points it at the HA's address of the new network's family right after the link is up (what a network-manager hook would do; without one WireGuard never reaches the HA from the IPv6-only network). " +
+      "OpenVPN's client lists both HA addresses and moves to the other family only after ping-restart (4 s without a packet).",
+    '',
+    '| system | move | server -> MN median (ms) | min | max | MN -> server median (ms) | min | max | rounds | mip6 / this (down, up) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  );
+  const variants = [...new Set(j.handover.map((h) => h.variant))];
+  const moveNames: Record<string, string> = {
+    hotel: 'LTE -> hotel NAT44',
+    v6only: 'hotel -> IPv6-only',
+    lte: 'IPv6-only -> LTE',
+  };
+  const hv = (variant: string, move: string, dir: 'downMs' | 'upMs'): number[] =>
+    j.handover
+      .filter((h) => h.variant === variant)
+      .flatMap((h) => h.moves.filter((m) => m.move === move).map((m) => m[dir]));
+  const notRecovered = (variant: string, move: string): number =>
+    j.handover
+      .filter((h) => h.variant === variant)
+      .flatMap((h) => h.moves.filter((m) => m.move === move && !m.recovered)).length;
+  for (const v of variants) {
+    for (const move of ['hotel', 'v6only', 'lte']) {
+      const d = summarize(hv(v, move, 'downMs'));
+      const u = summarize(hv(v, move, 'upMs'));
+      const md = summarize(hv('mip6', move, 'downMs')).median;
+      const mu = summarize(hv('mip6', move, 'upMs')).median;
+      const nr = notRecovered(v, move);
+      const ratio =
+        v === 'mip6'
+          ? ''
+          : `${fmt(md / d.median, 2)}, ${fmt(mu / u.median, 2)} ${verdict(Math.max(md / d.median, mu / u.median), false, 'wireguard')}`;
+      lines.push(
+        `| ${v} | ${moveNames[move] ?? move}${nr > 0 ? ` (${nr} not recovered within the wait: a lower bound)` : ''} | ${fmt(d.median, 0)} | ${fmt(d.min, 0)} | ${fmt(d.max, 0)} | ${fmt(u.median, 0)} | ${fmt(u.min, 0)} | ${fmt(u.max, 0)} | ${d.n} | ${ratio} |`,
+      );
+    }
+  }
+  const hFailed = j.handover.filter((h) => h.error !== undefined);
+  lines.push('');
+  if (hFailed.length > 0) {
+    lines.push('Failed handover rounds:', '');
+    for (const h of hFailed) lines.push(`- round ${h.round + 1} ${h.variant}: ${h.error ?? ''}`);
+    lines.push('');
+  }
+
+  lines.push(
+    '## Route optimization (MN <-> CN)',
+    '',
+    'Not measured: no correspondent node yet (`mip6 cn` does not exist in this commit).',
+    '',
+    '## Home-agent scale',
+    '',
+    'The home registration engine alone (bench/ha-registration-rate.ts: processHomeBindingUpdate on a BindingCache, in one process, no sockets, no crypto): ' +
+      'N bindings created, then 5 refresh rounds; heap growth per binding after a forced GC. ' +
+      'Not measured: the real `mip6 ha` daemon over UDP with N simulated MNs (each needs its own key, certificate and Noise IK session; no load generator for that exists yet), so BA latency p50/p99 and RSS per binding of the daemon are missing.',
+    '',
+    '| N | create (BU/s) | refresh (BU/s) | heap per binding (bytes) |',
+    '|---|---|---|---|',
+    ...j.haScale.map(
+      (s) =>
+        `| ${s.n} | ${fmt(s.createBuPerS, 0)} | ${fmt(s.refreshBuPerS, 0)} | ${fmt(s.heapBytesPerBinding, 0)} |`,
+    ),
+    '',
+  );
+  if (j.notes.length > 0) lines.push('## Notes', '', ...j.notes.map((n) => `- ${n}`), '');
+  lines.push(
+    'Charts: throughput and handover PNGs next to this file (bench/plot.py, matplotlib). Raw data: the .json next to this file.',
+    '',
+  );
+  return lines.join('\n');
+}
+
+export function writeReport(j: BenchJson, outBase: string): void {
+  writeFileSync(`${outBase}.md`, buildReport(j));
+}

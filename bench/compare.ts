@@ -1,0 +1,916 @@
+/**
+ * mip6 side by side with WireGuard (wireguard-go) and OpenVPN on the netns lab (issue 8). Not a
+ * test: `npm run bench` (scripts/bench.sh installs the peers, then runs this), or
+ * `node --import tsx bench/compare.ts [--quick] [--runs N] [--seconds S] [--budget-min M]`.
+ *
+ * Flow:
+ *   1. Build the lab of test/lab/lab.ts (unique namespace names, documentation ranges only) with
+ *      the MN on "lte"; start the real `mip6 ha` and `mip6 mn` daemons (test/lab/mip6-lab.ts).
+ *   2. Start the peers on the same nodes and links: wireguard-go in the HA and MN namespaces
+ *      (inner 2001:db8:200::/64), OpenVPN 2.6 in p2p TLS mode with --float (inner
+ *      2001:db8:201::/64). In the MN, source-based rules send each system's inner address into
+ *      its own tunnel, so all three run at once and the traffic picks the system by its source:
+ *      mip6 from the home address, WireGuard and OpenVPN from theirs. The server on the home
+ *      link routes everything via the HA, which forwards into the right tunnel.
+ *   3. Rounds, each system in turn (order reversed every other round: A B C, C B A, ...):
+ *      TCP throughput MN -> server (iperf3, 1 and 4 streams) with the tunnel processes' CPU
+ *      (/proc/<pid>/stat utime + stime) over the single-stream run; RTT (ping, median and p99);
+ *      64-byte UDP (iperf3 -u -l 64) up a bounded rate ladder. "raw" is the underlay path the
+ *      tunnels ride on (MN -> HA uplink address, no tunnel).
+ *   4. Handover rounds: one verified TCP stream (test/lab/traffic.ts) server <-> MN through each
+ *      system while the MN moves lte -> hotel (NAT44) -> v6only -> lte; the gap per direction.
+ *   5. Home-agent scale: the registration engine bench (bench/ha-registration-rate.ts) for a few N.
+ *   6. Write bench/results/<date>.json and .md, then the PNG charts (bench/plot.py, matplotlib).
+ * Every run is bounded (per-command timeouts, a total time budget); the lab and every process
+ * started are removed on exit, error or signal.
+ */
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { HaStatus } from '../src/io/control-protocol.js';
+import { writeReport } from './compare-report.js';
+import {
+  createLab,
+  LAB_ADDR,
+  labUnavailableReason,
+  type AccessNetwork,
+  type Lab,
+  type LabNode,
+} from '../test/lab/lab.js';
+import { haToml, mnToml, Provisioned, startDaemon, type Daemon } from '../test/lab/mip6-lab.js';
+import {
+  netnsSpawn,
+  spawnTrafficClient,
+  spawnTrafficServer,
+  type TrafficProcess,
+} from '../test/lab/traffic-client.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    'handover-rounds': { type: 'string' },
+    'budget-min': { type: 'string' },
+    only: { type: 'string' },
+    variants: { type: 'string' },
+    out: { type: 'string' },
+    'no-plot': { type: 'boolean', default: false },
+  },
+});
+const QUICK = opt.quick === true;
+const RUNS = clampInt(opt.runs, QUICK ? 1 : 5, 1, 20);
+const SECONDS = clampInt(opt.seconds, QUICK ? 2 : 3, 1, 30);
+const HANDOVER_ROUNDS = clampInt(opt['handover-rounds'], QUICK ? 1 : 3, 1, 10);
+const BUDGET_MS = clampInt(opt['budget-min'], QUICK ? 6 : 17, 1, 60) * 60_000;
+const ONLY = new Set((opt.only ?? 'tcp,rtt,udp,handover,scale').split(','));
+const PING_COUNT = QUICK ? 100 : 300;
+/** 64-byte UDP ladder, packets per second (ascending; the first rung with >= 1% loss ends it). */
+const UDP_LADDER = QUICK ? [10_000, 40_000] : [5_000, 10_000, 20_000, 40_000, 80_000];
+const UDP_SECONDS = QUICK ? 1 : 2;
+const HA_SCALE_N = QUICK ? [1_000, 10_000] : [1_000, 10_000, 100_000];
+const HANDOVER_RECOVERY_MS = QUICK ? 15_000 : 20_000;
+const TRAFFIC_RATE = 1_000_000; // bytes/s each way in the handover stream
+
+function clampInt(v: string | undefined, dflt: number, lo: number, hi: number): number {
+  const n = v === undefined ? dflt : Number(v);
+  if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`);
+  return Math.max(lo, Math.min(hi, n));
+}
+
+// ---- addresses (documentation ranges only) ---------------------------------------------------
+
+const SERVER6 = LAB_ADDR.server.v6;
+const HOA = LAB_ADDR.mn.homeAddress;
+const WG = { ha: '2001:db8:200::1', mn: '2001:db8:200::10', prefix: 64, port: 51820, table: 200 };
+/** OpenVPN: the server takes ::1 of its pool prefix; `mn` is what it hands the client. */
+const OVPN = { ha: '2001:db8:201::1', mn: '', prefix: 64, port: 1194, table: 201 };
+/**
+ * wireguard-go's control socket is /var/run/wireguard/<ifname>.sock, shared by every namespace:
+ * each end (and each concurrent bench) needs its own interface name.
+ */
+const WG_TAG = randomBytes(3).toString('hex');
+const WG_DEV: Record<'ha' | 'mn', string> = { ha: `wgh${WG_TAG}`, mn: `wgm${WG_TAG}` };
+const IPERF_TUNNEL_PORT = 5201;
+const IPERF_RAW_PORT = 5202;
+
+type SystemId = 'mip6' | 'wireguard' | 'openvpn' | 'raw';
+const TUNNELS: readonly Exclude<SystemId, 'raw'>[] = ['mip6', 'wireguard', 'openvpn'];
+
+interface Target {
+  /** Source address in the MN. */
+  src: string;
+  /** Destination (the server behind the HA, or the HA uplink for raw). */
+  dst: string;
+  family: 4 | 6;
+  iperfPort: number;
+}
+const TARGET: Record<SystemId, Target> = {
+  mip6: { src: HOA, dst: SERVER6, family: 6, iperfPort: IPERF_TUNNEL_PORT },
+  wireguard: { src: WG.mn, dst: SERVER6, family: 6, iperfPort: IPERF_TUNNEL_PORT },
+  openvpn: { src: OVPN.mn, dst: SERVER6, family: 6, iperfPort: IPERF_TUNNEL_PORT },
+  raw: { src: LAB_ADDR.mn.lte, dst: LAB_ADDR.ha.v4, family: 4, iperfPort: IPERF_RAW_PORT },
+};
+
+// ---- small helpers ---------------------------------------------------------------------------
+
+function sh(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+function log(text: string): void {
+  process.stderr.write(`[bench ${((Date.now() - T0) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
+}
+
+async function until(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 10,
+): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    if (await check().catch(() => false)) return performance.now() - start;
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export function quantile(xs: readonly number[], q: number): number {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] ?? NaN) + ((s[hi] ?? NaN) - (s[lo] ?? NaN)) * (pos - lo);
+}
+const median = (xs: readonly number[]): number => quantile(xs, 0.5);
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+// ---- the peers -------------------------------------------------------------------------------
+
+interface Peers {
+  wgHa: ChildProcess;
+  wgMn: ChildProcess;
+  wgHaPub: string;
+  ovpnHa: ChildProcess;
+  ovpnMn: ChildProcess;
+}
+
+async function wgKeys(): Promise<{ priv: string; pub: string }> {
+  const priv = (await sh('wg', ['genkey'])).trim();
+  const pub = await new Promise<string>((resolve, reject) => {
+    const c = execFile('wg', ['pubkey'], (err, out) => (err ? reject(err) : resolve(out.trim())));
+    c.stdin?.end(`${priv}\n`);
+  });
+  return { priv, pub };
+}
+
+/** wireguard-go runs in the foreground (-f) so its PID is the tunnel process's. */
+async function startWireGuard(lab: Lab, dir: string): Promise<Omit<Peers, 'ovpnHa' | 'ovpnMn'>> {
+  const ha = await wgKeys();
+  const mn = await wgKeys();
+  writeFileSync(join(dir, 'wg-ha.key'), `${ha.priv}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'wg-mn.key'), `${mn.priv}\n`, { mode: 0o600 });
+  const env = {
+    ...process.env,
+    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1',
+    ...(DEBUG_DIR !== undefined ? { LOG_LEVEL: 'verbose' } : {}),
+  };
+  const start = (node: 'ha' | 'mn'): ChildProcess =>
+    lab.spawn(node, 'wireguard-go', ['-f', WG_DEV[node]], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  const wgHa = start('ha');
+  const wgMn = start('mn');
+  collect(wgHa, peerLog.wgHa);
+  collect(wgMn, peerLog.wgMn);
+  const up = (node: 'ha' | 'mn'): Promise<number> =>
+    until(
+      `wireguard-go in ${node}`,
+      async () =>
+        (await lab.exec(node, 'ip', ['link', 'show', WG_DEV[node]], { check: false })).code === 0 &&
+        existsSync(`/var/run/wireguard/${WG_DEV[node]}.sock`),
+      20_000,
+      50,
+    );
+  await Promise.all([up('ha'), up('mn')]);
+  const wg = (node: LabNode, args: string[]): Promise<unknown> => lab.exec(node, 'wg', args);
+  await wg('ha', [
+    'set',
+    WG_DEV.ha,
+    'listen-port',
+    String(WG.port),
+    'private-key',
+    join(dir, 'wg-ha.key'),
+  ]);
+  await wg('ha', ['set', WG_DEV.ha, 'peer', mn.pub, 'allowed-ips', `${WG.mn}/128`]);
+  await wg('mn', [
+    'set',
+    WG_DEV.mn,
+    'listen-port',
+    String(WG.port + 1),
+    'private-key',
+    join(dir, 'wg-mn.key'),
+  ]);
+  await wg('mn', [
+    'set',
+    WG_DEV.mn,
+    'peer',
+    ha.pub,
+    'allowed-ips',
+    '::/0',
+    'endpoint',
+    `${LAB_ADDR.ha.v4}:${WG.port}`,
+  ]);
+  await lab.exec('ha', 'ip', ['addr', 'add', `${WG.ha}/${WG.prefix}`, 'dev', WG_DEV.ha, 'nodad']);
+  await lab.exec('ha', 'ip', ['link', 'set', WG_DEV.ha, 'up']);
+  await lab.exec('mn', 'ip', ['addr', 'add', `${WG.mn}/${WG.prefix}`, 'dev', WG_DEV.mn, 'nodad']);
+  await lab.exec('mn', 'ip', ['link', 'set', WG_DEV.mn, 'up']);
+  await sourceRoute(lab, WG.mn, WG_DEV.mn, WG.table);
+  return { wgHa, wgMn, wgHaPub: ha.pub };
+}
+
+/** In the MN: packets from `src` use their own table whose default route is `dev`. */
+async function sourceRoute(lab: Lab, src: string, dev: string, table: number): Promise<void> {
+  await lab.exec('mn', 'ip', [
+    '-6',
+    'route',
+    'replace',
+    '::/0',
+    'dev',
+    dev,
+    'table',
+    String(table),
+  ]);
+  await lab.exec('mn', 'ip', [
+    '-6',
+    'rule',
+    'add',
+    'from',
+    src,
+    'lookup',
+    String(table),
+    'pref',
+    String(table),
+  ]);
+}
+
+/** Self-signed EC certificates, pinned by fingerprint on both sides (OpenVPN 2.6 peer-fingerprint). */
+async function ovpnCert(dir: string, name: string): Promise<string> {
+  const key = join(dir, `ovpn-${name}.key`);
+  const crt = join(dir, `ovpn-${name}.crt`);
+  await sh('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    crt,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=mip6-bench-${name}`,
+  ]);
+  const fp = (await sh('openssl', ['x509', '-in', crt, '-noout', '-fingerprint', '-sha256']))
+    .trim()
+    .replace(/^.*=/, '');
+  return fp;
+}
+
+async function startOpenVpn(
+  lab: Lab,
+  dir: string,
+): Promise<{ ovpnHa: ChildProcess; ovpnMn: ChildProcess }> {
+  const fpHa = await ovpnCert(dir, 'ha');
+  const fpMn = await ovpnCert(dir, 'mn');
+  // Client-server mode (what OpenVPN users run): the server tells clients apart by the peer-id
+  // of DATA_V2 packets, so a client that shows up from a new address floats at once.
+  const common = (name: string, peerFp: string): string[] => [
+    'dev ovpnb',
+    'dev-type tun',
+    'float',
+    `cert ${join(dir, `ovpn-${name}.crt`)}`,
+    `key ${join(dir, `ovpn-${name}.key`)}`,
+    `peer-fingerprint ${peerFp}`,
+    'persist-tun',
+    'persist-key',
+    'verb 3',
+    'script-security 0',
+  ];
+  const haConf = [
+    ...common('ha', fpMn),
+    'mode server',
+    'tls-server',
+    'proto udp6',
+    'dh none',
+    `port ${OVPN.port}`,
+    `server-ipv6 ${OVPN.ha.replace(/1$/, '')}/${OVPN.prefix}`,
+    'topology subnet',
+    // ping every second, restart after 4 s of silence (pushed to the client; the server doubles it)
+    'keepalive 1 4',
+  ];
+  const mnConf = [
+    ...common('mn', fpHa),
+    'client',
+    'nobind',
+    `remote ${LAB_ADDR.ha.v4} ${OVPN.port} udp4`,
+    `remote ${LAB_ADDR.ha.v6} ${OVPN.port} udp6`,
+    'connect-retry 1 1',
+  ];
+  writeFileSync(join(dir, 'ovpn-ha.conf'), `${haConf.join('\n')}\n`);
+  writeFileSync(join(dir, 'ovpn-mn.conf'), `${mnConf.join('\n')}\n`);
+  const ovpnHa = lab.spawn('ha', 'openvpn', ['--config', join(dir, 'ovpn-ha.conf')]);
+  const ovpnMn = lab.spawn('mn', 'openvpn', ['--config', join(dir, 'ovpn-mn.conf')]);
+  collect(ovpnHa, peerLog.ovpnHa);
+  collect(ovpnMn, peerLog.ovpnMn);
+  await until(
+    'OpenVPN tunnel up',
+    async () => peerLog.ovpnMn.join('').includes('Initialization Sequence Completed'),
+    30_000,
+    50,
+  );
+  // The server handed the client the first address of its pool: find it.
+  const r = await lab.exec('mn', 'ip', [
+    '-j',
+    '-6',
+    'addr',
+    'show',
+    'dev',
+    'ovpnb',
+    'scope',
+    'global',
+  ]);
+  const addr = (JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[])[0]?.addr_info?.[0]
+    ?.local;
+  if (addr === undefined) throw new Error('OpenVPN client got no IPv6 address');
+  OVPN.mn = addr;
+  TARGET.openvpn.src = addr;
+  await sourceRoute(lab, OVPN.mn, 'ovpnb', OVPN.table);
+  return { ovpnHa, ovpnMn };
+}
+/** What the peers printed (written to $BENCH_DEBUG_DIR at the end when set). */
+const peerLog: Record<'wgHa' | 'wgMn' | 'ovpnHa' | 'ovpnMn', string[]> = {
+  wgHa: [],
+  wgMn: [],
+  ovpnHa: [],
+  ovpnMn: [],
+};
+const DEBUG_DIR = process.env.BENCH_DEBUG_DIR;
+function collect(c: ChildProcess, into: string[]): void {
+  const push = (d: Buffer): void => {
+    into.push(`${new Date().toISOString().slice(11, 23)} ${d.toString()}`);
+    if (into.length > 5000) into.splice(0, 1000);
+  };
+  c.stdout?.on('data', push);
+  c.stderr?.on('data', push);
+}
+function writeDebugLogs(): void {
+  if (DEBUG_DIR === undefined) return;
+  mkdirSync(DEBUG_DIR, { recursive: true });
+  for (const [k, v] of Object.entries(peerLog))
+    writeFileSync(join(DEBUG_DIR, `${k}.log`), v.join(''));
+}
+/** Daemons whose last log lines are printed when the bench fails. */
+const diag: Daemon[] = [];
+
+// ---- measurements ----------------------------------------------------------------------------
+
+interface Env {
+  lab: Lab;
+  ha: Daemon;
+  mn: Daemon;
+  peers: Peers;
+}
+
+/** The tunnel processes of a system (both ends), for CPU accounting. */
+function tunnelPids(env: Env, sys: SystemId): number[] {
+  const pids =
+    sys === 'mip6'
+      ? [env.ha.child.pid, env.mn.child.pid]
+      : sys === 'wireguard'
+        ? [env.peers.wgHa.pid, env.peers.wgMn.pid]
+        : sys === 'openvpn'
+          ? [env.peers.ovpnHa.pid, env.peers.ovpnMn.pid]
+          : [];
+  return pids.filter((p): p is number => p !== undefined);
+}
+
+interface TcpResult {
+  gbps: number;
+  bytes: number;
+  retransmits: number;
+  cpuSeconds: number;
+}
+
+interface IperfTcpJson {
+  end: {
+    sum_received: { bits_per_second: number; bytes: number };
+    sum_sent: { retransmits?: number };
+  };
+}
+
+async function tcp(env: Env, sys: SystemId, streams: number): Promise<TcpResult> {
+  const t = TARGET[sys];
+  const args = ['-c', t.dst, '-p', String(t.iperfPort), '-B', t.src, '-t', String(SECONDS)];
+  args.push('-P', String(streams), '-J', '--connect-timeout', '3000');
+  const pids = tunnelPids(env, sys);
+  const cpu0 = pids.map(cpuSeconds);
+  const out = await env.lab.exec('mn', 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
+  const cpu1 = pids.map(cpuSeconds);
+  const j = JSON.parse(out.stdout) as IperfTcpJson;
+  return {
+    gbps: j.end.sum_received.bits_per_second / 1e9,
+    bytes: j.end.sum_received.bytes,
+    retransmits: j.end.sum_sent.retransmits ?? 0,
+    cpuSeconds: cpu1.reduce((a, b, i) => a + b - (cpu0[i] ?? NaN), 0),
+  };
+}
+
+async function rtt(
+  env: Env,
+  sys: SystemId,
+): Promise<{ median: number; p99: number; lost: number }> {
+  const t = TARGET[sys];
+  const args = [`-${t.family}`, '-c', String(PING_COUNT), '-i', '0.005', '-W', '1', '-I', t.src];
+  const out = await env.lab.exec('mn', 'ping', [...args, t.dst], {
+    check: false,
+    timeoutMs: 30_000,
+  });
+  const times = [...out.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  return { median: median(times), p99: quantile(times, 0.99), lost: PING_COUNT - times.length };
+}
+
+interface UdpRung {
+  pps: number;
+  deliveredPps: number;
+  lossPct: number;
+}
+interface UdpResult {
+  /** Highest offered rate with < 1% loss (0 when even the first rung lost more). */
+  bestPps: number;
+  /** Delivered packets/s at the highest rung tried. */
+  deliveredPps: number;
+  rungs: UdpRung[];
+}
+interface IperfUdpJson {
+  end: { sum: { packets: number; lost_packets: number; seconds: number } };
+}
+
+async function udpSmall(env: Env, sys: SystemId): Promise<UdpResult> {
+  const t = TARGET[sys];
+  const rungs: UdpRung[] = [];
+  let bestPps = 0;
+  for (const pps of UDP_LADDER) {
+    const args = ['-c', t.dst, '-p', String(t.iperfPort), '-B', t.src, '-u', '-l', '64'];
+    args.push('-b', String(pps * 64 * 8), '-t', String(UDP_SECONDS), '-J');
+    const out = await env.lab.exec('mn', 'iperf3', args, { timeoutMs: (UDP_SECONDS + 20) * 1000 });
+    const s = (JSON.parse(out.stdout) as IperfUdpJson).end.sum;
+    const lossPct = s.packets > 0 ? (100 * s.lost_packets) / s.packets : 100;
+    rungs.push({ pps, deliveredPps: (s.packets - s.lost_packets) / s.seconds, lossPct });
+    if (lossPct >= 1) break;
+    bestPps = pps;
+  }
+  return { bestPps, deliveredPps: rungs.at(-1)?.deliveredPps ?? NaN, rungs };
+}
+
+// ---- handover --------------------------------------------------------------------------------
+
+type HandoverVariant = 'mip6' | 'wireguard' | 'wireguard-keepalive' | 'openvpn';
+const HANDOVER_VARIANTS: readonly HandoverVariant[] = [
+  'mip6',
+  'wireguard',
+  'wireguard-keepalive',
+  'openvpn',
+];
+const MOVES: readonly AccessNetwork[] = ['hotel', 'v6only', 'lte'];
+const MOVE_LABEL: Record<string, string> = {
+  hotel: 'LTE -> hotel NAT44',
+  v6only: 'hotel -> IPv6-only',
+  lte: 'IPv6-only -> LTE',
+};
+
+interface MoveResult {
+  move: AccessNetwork;
+  /** server -> MN interruption, ms (a lower bound when recovered is false). */
+  downMs: number;
+  /** MN -> server interruption, ms. */
+  upMs: number;
+  recovered: boolean;
+}
+
+async function bytesIn(p: TrafficProcess): Promise<number> {
+  return (await p.report()).bytesReceived;
+}
+
+async function handover(env: Env, v: HandoverVariant): Promise<MoveResult[]> {
+  const { lab } = env;
+  const src = v === 'mip6' ? HOA : v === 'openvpn' ? OVPN.mn : WG.mn;
+  if (v.startsWith('wireguard')) {
+    const ka = v === 'wireguard-keepalive' ? '1' : '0';
+    await lab.exec('mn', 'wg', [
+      'set',
+      WG_DEV.mn,
+      'peer',
+      env.peers.wgHaPub,
+      'persistent-keepalive',
+      ka,
+    ]);
+  }
+  const server = spawnTrafficServer(netnsSpawn(lab.ns('server')), {
+    listen: '::',
+    rate: TRAFFIC_RATE,
+    timeoutMs: 30_000,
+  });
+  let client: TrafficProcess | undefined;
+  const results: MoveResult[] = [];
+  try {
+    const { port } = await server.ready();
+    client = spawnTrafficClient(netnsSpawn(lab.ns('mn')), {
+      connect: SERVER6,
+      port,
+      bind: src,
+      rate: TRAFFIC_RATE,
+      durationS: 300,
+      timeoutMs: 30_000,
+    });
+    await Promise.all([client.ready(), server.connected()]);
+    const c = client;
+    const flowing = async (timeoutMs: number): Promise<void> => {
+      const [c0, s0] = await Promise.all([bytesIn(c), bytesIn(server)]);
+      await until(
+        'both directions flowing',
+        async () => (await bytesIn(c)) > c0 + 50_000 && (await bytesIn(server)) > s0 + 50_000,
+        timeoutMs,
+      );
+    };
+    await flowing(10_000);
+    for (const move of MOVES) {
+      await Promise.all([c.mark(move), server.mark(move)]);
+      await lab.move(move);
+      if (v.startsWith('wireguard')) {
+        // WireGuard has one endpoint and no notion of networks: a hook (what a NetworkManager
+        // dispatcher script would do) points it at the HA's address of the new network's family.
+        const ep = move === 'v6only' ? `[${LAB_ADDR.ha.v6}]` : LAB_ADDR.ha.v4;
+        await lab.exec('mn', 'wg', [
+          'set',
+          WG_DEV.mn,
+          'peer',
+          env.peers.wgHaPub,
+          'endpoint',
+          `${ep}:${WG.port}`,
+        ]);
+      }
+      let recovered = true;
+      try {
+        await flowing(HANDOVER_RECOVERY_MS);
+      } catch {
+        recovered = false;
+      }
+      const [cr, sr] = await Promise.all([c.report(), server.report()]);
+      const gap = (r: typeof cr): number =>
+        r.gapsAfterMarks.find((g) => g.label === move)?.gapMs ?? NaN;
+      results.push({ move, downMs: gap(cr), upMs: gap(sr), recovered });
+      log(
+        `  handover ${v} ${MOVE_LABEL[move]}: down ${gap(cr).toFixed(0)} ms, up ${gap(sr).toFixed(0)} ms${recovered ? '' : ' (NOT recovered)'}`,
+      );
+      if (!recovered) break;
+    }
+  } finally {
+    if (results.every((r) => r.recovered) && client !== undefined) {
+      await Promise.race([
+        Promise.all([client.stop(30_000), server.stop(30_000)]).catch(() => undefined),
+        new Promise((r) => setTimeout(r, 30_000)),
+      ]);
+    }
+    client?.kill();
+    server.kill();
+    if (lab.network !== 'lte') await lab.move('lte');
+  }
+  return results;
+}
+
+// ---- home-agent scale ------------------------------------------------------------------------
+
+interface ScaleResult {
+  n: number;
+  createBuPerS: number;
+  refreshBuPerS: number;
+  heapBytesPerBinding: number;
+}
+
+async function haScale(n: number): Promise<ScaleResult> {
+  const out = await sh(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', join(ROOT, 'bench/ha-registration-rate.ts'), String(n)],
+    180_000,
+  );
+  const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
+  return {
+    n,
+    createBuPerS: num(/create \d+ bindings: (\d+) BU\/s/),
+    refreshBuPerS: num(/refresh: (\d+) BU\/s/),
+    heapBytesPerBinding: num(/heap per binding: ~(-?\d+) bytes/),
+  };
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+const T0 = Date.now();
+
+interface RunRecord {
+  round: number;
+  system: SystemId;
+  tcp1?: TcpResult;
+  tcp4?: TcpResult;
+  rtt?: { median: number; p99: number; lost: number };
+  udp?: UdpResult;
+  error?: string;
+}
+
+export interface BenchJson {
+  date: string;
+  commit: string;
+  dirty: string[];
+  quick: boolean;
+  settings: Record<string, unknown>;
+  machine: { cpus: number; model: string; kernel: string; node: string };
+  load: { before: number[]; afterData: number[]; after: number[] };
+  versions: Record<string, string>;
+  mtu: Record<string, number>;
+  runs: RunRecord[];
+  handover: { round: number; variant: HandoverVariant; moves: MoveResult[]; error?: string }[];
+  haScale: ScaleResult[];
+  notes: string[];
+  durationS: number;
+}
+
+async function version(cmd: string, args: string[], re: RegExp): Promise<string> {
+  try {
+    const out = await new Promise<string>((resolve) =>
+      execFile(cmd, args, { timeout: 5000 }, (_e, o, e) => resolve(`${o}\n${e}`)),
+    );
+    return re.exec(out)?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function mtuOf(lab: Lab, node: LabNode, dev: string): Promise<number> {
+  const r = await lab.exec(node, 'ip', ['-j', 'link', 'show', dev], { check: false });
+  return (JSON.parse(r.stdout || '[]') as { mtu?: number }[])[0]?.mtu ?? NaN;
+}
+
+async function main(): Promise<number> {
+  const why = labUnavailableReason();
+  if (why !== undefined) {
+    process.stderr.write(`bench/compare.ts: ${why}\n`);
+    return 2;
+  }
+  for (const tool of ['wireguard-go', 'wg', 'openvpn', 'iperf3', 'openssl', 'ping']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      process.stderr.write(`bench/compare.ts: ${tool} is missing (npm run bench installs it)\n`);
+      return 2;
+    }
+  }
+  const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'native'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  })
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  const json: BenchJson = {
+    date: new Date().toISOString(),
+    commit,
+    dirty,
+    quick: QUICK,
+    settings: {
+      runs: RUNS,
+      seconds: SECONDS,
+      pingCount: PING_COUNT,
+      udpLadder: UDP_LADDER,
+      udpSeconds: UDP_SECONDS,
+      handoverRounds: HANDOVER_ROUNDS,
+      handoverRecoveryMs: HANDOVER_RECOVERY_MS,
+      trafficRate: TRAFFIC_RATE,
+      budgetMin: BUDGET_MS / 60_000,
+      only: [...ONLY],
+    },
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model ?? 'cpu',
+      kernel: release(),
+      node: process.version,
+    },
+    load: { before: loadavg(), afterData: [], after: [] },
+    versions: {
+      'wireguard-go': await version('wireguard-go', ['--version'], /(v?\d[\w.+-]*)/),
+      openvpn: await version('openvpn', ['--version'], /OpenVPN (\S+)/),
+      iperf3: await version('iperf3', ['--version'], /iperf (\S+)/),
+    },
+    mtu: {},
+    runs: [],
+    handover: [],
+    haScale: [],
+    notes: [],
+    durationS: 0,
+  };
+  const overBudget = (): boolean => Date.now() - T0 > BUDGET_MS;
+
+  log(
+    `building the lab (${QUICK ? 'quick' : 'full'}: ${RUNS} runs of ${SECONDS} s, budget ${BUDGET_MS / 60_000} min)`,
+  );
+  const prov = await Provisioned.create();
+  let lab: Lab | undefined;
+  try {
+    lab = await createLab({ network: 'lte' });
+    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
+    const mnFiles = await prov.member('laptop', 'mn', [HOA]);
+    const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
+    await ha.waitLog((l) => l.event === 'started', 60_000);
+    const mn = startDaemon(
+      lab,
+      'mn',
+      'mn',
+      mnToml(prov, 'laptop', mnFiles, haFiles),
+      join(prov.dir, 'laptop.sock'),
+    );
+    diag.push(ha, mn);
+    await mn.waitLog((l) => l.event === 'registered', 60_000);
+    log('mip6 HA and MN up, MN registered from LTE');
+    const wg = await startWireGuard(lab, prov.dir);
+    log('wireguard-go up');
+    const ov = await startOpenVpn(lab, prov.dir);
+    log('OpenVPN up');
+    const env: Env = { lab, ha, mn, peers: { ...wg, ...ov } };
+    json.mtu = {
+      mip6: await mtuOf(lab, 'mn', 'mip6mn'),
+      wireguard: await mtuOf(lab, 'mn', WG_DEV.mn),
+      openvpn: await mtuOf(lab, 'mn', 'ovpnb'),
+      raw: await mtuOf(lab, 'mn', 'lte'),
+    };
+    lab.spawn('server', 'iperf3', ['-s', '-p', String(IPERF_TUNNEL_PORT)]);
+    lab.spawn('ha', 'iperf3', ['-s', '-p', String(IPERF_RAW_PORT)]);
+    for (const sys of [...TUNNELS, 'raw'] as const) {
+      const t = TARGET[sys];
+      await until(
+        `${sys} path answers`,
+        async () =>
+          (
+            await lab!.exec(
+              'mn',
+              'ping',
+              [`-${t.family}`, '-c', '1', '-W', '1', '-I', t.src, t.dst],
+              {
+                check: false,
+              },
+            )
+          ).code === 0,
+        20_000,
+        100,
+      );
+    }
+    log(`every path answers; MTU ${JSON.stringify(json.mtu)}`);
+
+    const dataMetrics = ['tcp', 'rtt', 'udp'].some((m) => ONLY.has(m));
+    const systems: SystemId[] = [...TUNNELS, 'raw'];
+    for (let round = 0; dataMetrics && round < RUNS; round++) {
+      if (round > 0 && overBudget()) {
+        json.notes.push(`data rounds stopped after ${round} of ${RUNS}: time budget reached`);
+        break;
+      }
+      const order = round % 2 === 0 ? systems : [...systems].reverse();
+      for (const sys of order) {
+        const rec: RunRecord = { round, system: sys };
+        try {
+          if (ONLY.has('tcp')) {
+            rec.tcp1 = await tcp(env, sys, 1);
+            rec.tcp4 = await tcp(env, sys, 4);
+          }
+          if (ONLY.has('rtt')) rec.rtt = await rtt(env, sys);
+          if (ONLY.has('udp')) rec.udp = await udpSmall(env, sys);
+        } catch (err) {
+          rec.error = (err as Error).message.slice(0, 500);
+        }
+        json.runs.push(rec);
+        log(
+          `round ${round + 1} ${sys}: TCP ${rec.tcp1?.gbps.toFixed(3) ?? '-'} / x4 ${rec.tcp4?.gbps.toFixed(3) ?? '-'} Gbit/s, ` +
+            `RTT ${rec.rtt?.median.toFixed(3) ?? '-'} ms p99 ${rec.rtt?.p99.toFixed(3) ?? '-'}, ` +
+            `64 B ${rec.udp?.bestPps ?? '-'} pps (${rec.udp?.deliveredPps.toFixed(0) ?? '-'} delivered)` +
+            (rec.error ? ` ERROR ${rec.error}` : ''),
+        );
+      }
+    }
+    json.load.afterData = loadavg();
+
+    for (let round = 0; ONLY.has('handover') && round < HANDOVER_ROUNDS; round++) {
+      if (round > 0 && overBudget()) {
+        json.notes.push(
+          `handover rounds stopped after ${round} of ${HANDOVER_ROUNDS}: time budget reached`,
+        );
+        break;
+      }
+      const chosen = HANDOVER_VARIANTS.filter(
+        (v) => opt.variants === undefined || opt.variants.split(',').includes(v),
+      );
+      const order = round % 2 === 0 ? chosen : [...chosen].reverse();
+      for (const v of order) {
+        try {
+          json.handover.push({ round, variant: v, moves: await handover(env, v) });
+        } catch (err) {
+          json.handover.push({
+            round,
+            variant: v,
+            moves: [],
+            error: (err as Error).message.slice(0, 500),
+          });
+          log(`  handover ${v} failed: ${(err as Error).message.slice(0, 300)}`);
+          if (lab.network !== 'lte') await lab.move('lte').catch(() => undefined);
+        }
+      }
+    }
+    const st = await ha.status<HaStatus>().catch(() => undefined);
+    if (st !== undefined) json.notes.push(`HA bindings at the end: ${st.bindings.length}`);
+  } finally {
+    writeDebugLogs();
+    await lab?.destroy();
+    prov.remove();
+  }
+  log('lab removed');
+
+  for (const n of ONLY.has('scale') ? HA_SCALE_N : []) {
+    if (overBudget() && n > HA_SCALE_N[0]!) {
+      json.notes.push(`home-agent scale stopped before N = ${n}: time budget reached`);
+      break;
+    }
+    try {
+      const r = await haScale(n);
+      json.haScale.push(r);
+      log(
+        `HA engine N=${n}: create ${r.createBuPerS} BU/s, refresh ${r.refreshBuPerS} BU/s, ${r.heapBytesPerBinding} B/binding`,
+      );
+    } catch (err) {
+      json.notes.push(`home-agent scale N = ${n} failed: ${(err as Error).message.slice(0, 200)}`);
+    }
+  }
+  json.load.after = loadavg();
+  json.durationS = (Date.now() - T0) / 1000;
+
+  const outBase =
+    opt.out ?? join(ROOT, 'bench/results', json.date.slice(0, 10) + (QUICK ? '-quick' : ''));
+  mkdirSync(join(outBase, '..'), { recursive: true });
+  writeFileSync(`${outBase}.json`, `${JSON.stringify(json, null, 1)}\n`);
+  writeReport(json, outBase);
+  if (opt['no-plot'] !== true) {
+    try {
+      await sh('/usr/bin/python3', [join(ROOT, 'bench/plot.py'), `${outBase}.json`], 120_000);
+    } catch (err) {
+      log(`charts not drawn: ${(err as Error).message.slice(0, 300)}`);
+    }
+  }
+  log(`written ${outBase}.md / .json in ${json.durationS.toFixed(0)} s`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(
+      `bench/compare.ts failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    for (const d of diag)
+      process.stderr.write(`daemon log tail: ${d.stderrText.slice(-8).join('\n')}\n`);
+    writeDebugLogs();
+    process.exit(1);
+  },
+);

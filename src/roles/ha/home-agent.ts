@@ -27,6 +27,7 @@ import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import type { MemberCertificate } from '../../crypto/certificate.js';
 import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
+import { HandshakeRateLimiter } from '../../crypto/handshake-rate-limiter.js';
 import { BindingCache, keyOf, type BindingCacheEntry } from '../../protocol/binding-cache.js';
 import { UpdateRateLimiter } from '../../protocol/binding-update-list.js';
 import { baStatusName, MAX_UPDATE_RATE, UPDATE_RATE_WINDOW_MS } from '../../protocol/constants.js';
@@ -38,6 +39,7 @@ import { formatLocator, type Locator } from '../../protocol/locator.js';
 import { lifetimeUnitsToSeconds } from '../../protocol/sequence.js';
 import type { HaStatus, BindingStatus } from '../../io/control-protocol.js';
 import {
+  formatIpv6,
   ipv6Equal,
   parseIpv6,
   parsePrefix,
@@ -113,6 +115,8 @@ export class HomeAgent {
   #icmpInWindow = 0;
   /** BUs accepted for processing per member (certificate name) in the last window. */
   readonly #buRate = new Map<string, { limiter: UpdateRateLimiter; lastAt: number }>();
+  /** Handshake messages per source IP, before any crypto (one host cannot saturate us). */
+  readonly #handshakeRate = new HandshakeRateLimiter();
   #startedAt = 0;
   #closed = false;
 
@@ -239,6 +243,10 @@ export class HomeAgent {
 
   #onHandshake(socket: UdpEndpoint, batch: DatagramBatch, i: number, now: number): void {
     const locator: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
+    if (!this.#handshakeRate.allow(locator.address, now)) {
+      this.drops.add('handshake-rate-limited');
+      return;
+    }
     const datagram = batch.packet(i).slice();
     this.#endpointDeadline = 0; // handshake state changed: poll the endpoint on the next turn
     const r = this.#env.endpoint.receive(datagram, now, undefined, formatLocator(locator));
@@ -253,11 +261,39 @@ export class HomeAgent {
           peer: r.session.peerName ?? '?',
           locator: formatLocator(locator),
         });
+        this.#refreshIfUnbound(r.session, locator, now);
         break;
       case 'cookie':
       case 'data':
       case 'drop':
         break;
+    }
+  }
+
+  /**
+   * A member finished a handshake but holds no binding here. After a restart of this HA (the
+   * binding cache and the channels live in memory only) its MN still believes it is registered
+   * and would refresh only near the end of its lifetime; a Binding Refresh Request (RFC 6275
+   * §6.1.2) over the new channel asks for a BU now. An MN that is registering anyway ignores it.
+   * Only for the single home addresses (/128) of the member's certificate, at most 4.
+   */
+  #refreshIfUnbound(session: PeerSession, locator: Locator, now: number): void {
+    const cert = session.peerCertificate;
+    if (cert === null) return;
+    let sent = 0;
+    for (const p of cert.addresses) {
+      if (p.prefixLength !== 128 || sent >= 4) continue;
+      if (!prefixContains(this.#homePrefix, p.address, 0)) continue;
+      const hoa = formatIpv6(p.address);
+      if (this.cache.get(hoa) !== undefined) continue;
+      const brr = encodeMobilityPacket({
+        source: this.#opts.homeAgentAddress,
+        destination: hoa,
+        message: { kind: 'bindingRefreshRequest', options: [] },
+      });
+      this.#sendSignaling(session, brr, locator, now);
+      this.#env.log.info('refresh-request', { hoa, why: 'channel-without-binding' });
+      sent++;
     }
   }
 

@@ -8,8 +8,10 @@ import { lookup } from 'node:dns/promises';
 import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
 import {
+  loadCnConfig,
   loadHaConfig,
   loadMnConfig,
+  type CnConfig,
   type CommonConfig,
   type HaConfig,
   type MnConfig,
@@ -41,6 +43,7 @@ import { openUdp } from '../io/udp.js';
 import type { NodeEnvironment } from '../roles/common.js';
 import { certificateAllows, HomeAgent } from '../roles/ha/home-agent.js';
 import { MobileNode } from '../roles/mn/mobile-node.js';
+import { RouteOptimization } from '../roles/mn/route-optimization.js';
 import { ConfigError, CryptoError, IoError } from '../util/errors.js';
 import { isLogLevel, Logger, type LogFormat } from '../util/log.js';
 import { isIpv4, parseIpv6, prefixContains } from '../wire/address.js';
@@ -125,7 +128,7 @@ function checkHaCertificateScope(cfg: HaConfig): void {
 }
 
 /** The home address must be one our own (MN) certificate allows. */
-function checkMnCertificateScope(cfg: MnConfig): void {
+function checkMnCertificateScope(cfg: MnConfig | CnConfig): void {
   const cert = readCertificate(cfg.identity.certificate);
   if (!certificateAllows(cert, cfg.home.address)) {
     throw new ConfigError(
@@ -310,7 +313,9 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
 }
 
 /** The HA's underlay addresses by family: literal addresses, or a name resolved through DNS. */
-async function resolveAgent(cfg: MnConfig): Promise<{ agent4?: string; agent6?: string }> {
+async function resolveAgent(
+  cfg: MnConfig | CnConfig,
+): Promise<{ agent4?: string; agent6?: string }> {
   const out: { agent4?: string; agent6?: string } = {};
   const add = (a: string): void => {
     if (isIpv4(a)) out.agent4 ??= a;
@@ -336,9 +341,22 @@ async function resolveAgent(cfg: MnConfig): Promise<{ agent4?: string; agent6?: 
 }
 
 export async function runMobileNode(flags: DaemonFlags): Promise<void> {
-  const cfg: MnConfig = await loadMnConfig(flags.config);
+  await runMember(flags, 'mn');
+}
+
+/**
+ * `mip6 cn`: a member with its own home address registered at its HA, like an MN, that also
+ * answers return routability on its [underlay] port and keeps correspondent bindings.
+ */
+export async function runCorrespondentNode(flags: DaemonFlags): Promise<void> {
+  await runMember(flags, 'cn');
+}
+
+async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
+  const cfg: MnConfig | CnConfig =
+    role === 'cn' ? await loadCnConfig(flags.config) : await loadMnConfig(flags.config);
   await initCrypto();
-  const log = makeLogger(cfg, flags, 'mn');
+  const log = makeLogger(cfg, flags, role);
   if (cfg.home.agentPublicKey === undefined) {
     throw new ConfigError(
       cfg.file,
@@ -347,7 +365,9 @@ export async function runMobileNode(flags: DaemonFlags): Promise<void> {
     );
   }
   const agentPublicKey = readMemberPublic(cfg.home.agentPublicKey);
-  const endpoint = loadIdentity(cfg, 'mn', ['ha']);
+  // Direct channels with correspondents (and, for a CN, with the MNs that bind to it).
+  const direct = role === 'cn' || cfg.correspondents.some((c) => c.routeOptimization);
+  const endpoint = loadIdentity(cfg, role, direct ? ['ha', 'mn', 'cn'] : ['ha']);
   checkMnCertificateScope(cfg);
   targetUser(flags, 'the mobile node changes its addresses and routes when it moves home');
   endpoint.setAead(createNativeBatchAead());
@@ -359,9 +379,13 @@ export async function runMobileNode(flags: DaemonFlags): Promise<void> {
   });
   const cleanup: (() => void)[] = [() => tun.close()];
   try {
-    const udp4 =
-      agents.agent4 !== undefined ? openSocket(4, '0.0.0.0', cfg.underlay.port) : undefined;
-    const udp6 = agents.agent6 !== undefined ? openSocket(6, '::', cfg.underlay.port) : undefined;
+    // A family is opened when the HA or a correspondent (or, for a CN, any MN) may use it.
+    const wants = (family: 4 | 6): boolean =>
+      (family === 4 ? agents.agent4 : agents.agent6) !== undefined ||
+      role === 'cn' ||
+      cfg.correspondents.some((c) => c.underlay.some((u) => isIpv4(u) === (family === 4)));
+    const udp4 = wants(4) ? openSocket(4, '0.0.0.0', cfg.underlay.port) : undefined;
+    const udp6 = wants(6) ? openSocket(6, '::', cfg.underlay.port) : undefined;
     for (const s of [udp4, udp6]) if (s) cleanup.push(() => s.close());
     const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
     const careOf = new RouteCareOfSource({
@@ -376,7 +400,28 @@ export async function runMobileNode(flags: DaemonFlags): Promise<void> {
       },
     });
     const byName = cfg.home.agents.some((a) => !isIpv4(a) && !a.includes(':'));
+    const ro = direct
+      ? new RouteOptimization(env, {
+          homeAddress: cfg.home.address,
+          respond: cfg.role === 'cn' && cfg.routeOptimization.enabled,
+          ...(cfg.role === 'cn'
+            ? { maxBindingLifetimeSeconds: cfg.routeOptimization.bindingLifetime }
+            : {}),
+          correspondents: cfg.correspondents.map((c) => ({
+            address: c.address,
+            underlay4: c.underlay.find((u) => isIpv4(u)),
+            underlay6: c.underlay.find((u) => !isIpv4(u)),
+            port: c.port,
+            publicKey: readMemberPublic(c.publicKey),
+            enabled: c.routeOptimization,
+            lifetimeSeconds: c.lifetime,
+            requestAck: c.ack,
+          })),
+        })
+      : undefined;
     const mn = new MobileNode(env, {
+      role,
+      ...(ro ? { routeOptimization: ro } : {}),
       homeAddress: cfg.home.address,
       homeAgentAddress: cfg.home.agentAddress,
       ...agents,
@@ -425,7 +470,7 @@ export async function runMobileNode(flags: DaemonFlags): Promise<void> {
 
 function daemonCommand(
   program: Command,
-  name: 'ha' | 'mn',
+  name: 'ha' | 'mn' | 'cn',
   description: string,
   run: (f: DaemonFlags) => Promise<void>,
 ): void {
@@ -448,4 +493,10 @@ function daemonCommand(
 export function registerDaemons(program: Command): void {
   daemonCommand(program, 'ha', 'run the home agent', runHomeAgent);
   daemonCommand(program, 'mn', 'run the mobile node', runMobileNode);
+  daemonCommand(
+    program,
+    'cn',
+    'run a correspondent node (a member that answers return routability)',
+    runCorrespondentNode,
+  );
 }

@@ -70,11 +70,63 @@ export interface MnMovementConfig {
   probeAttempts: number;
 }
 
+/** A correspondent this member may optimize routes to ([[correspondent]]). */
+export interface CorrespondentConfig {
+  /** The correspondent's home address. */
+  address: string;
+  /** Its underlay addresses (IPv4 and/or IPv6 literals) for the direct channel. */
+  underlay: string[];
+  /** Its underlay UDP port (the CN's [underlay] port). */
+  port: number;
+  /** Path to its X25519 public key file (pinned for the direct channel). */
+  publicKey: string;
+  /** Route optimization on/off for this correspondent. */
+  routeOptimization: boolean;
+  /** Requested correspondent binding lifetime, seconds (<= MAX_RR_BINDING_LIFETIME). */
+  lifetime: number;
+  /** Set A in correspondent BUs and wait for the BA before sending directly. */
+  ack: boolean;
+}
+
 export interface MnConfig extends CommonConfig {
   role: 'mn';
   home: MnHomeConfig;
   underlay: MnUnderlayConfig;
   movement: MnMovementConfig;
+  correspondents: CorrespondentConfig[];
+}
+
+function readCorrespondents(root: TableReader): CorrespondentConfig[] {
+  return root.sectionList('correspondent').map((c) => {
+    const address = c.optIpv6('address');
+    if (address === undefined) {
+      throw c.error('address', "required key is missing (the correspondent's home address)");
+    }
+    const underlay = c.optStringOrArray('underlay') ?? [];
+    if (underlay.length === 0) {
+      throw c.error('underlay', 'required key is missing (its underlay IPv4/IPv6 address(es))');
+    }
+    underlay.forEach((u, i) => {
+      if (!isIpv4(u) && canonicalIpv6OrUndefined(u) === undefined) {
+        throw c.error(`underlay[${i}]`, `"${u}" is not an IPv4 or IPv6 address`);
+      }
+    });
+    const out: CorrespondentConfig = {
+      address,
+      underlay: underlay.map((u) => (isIpv4(u) ? u : canonicalIpv6(u))),
+      port: readPort(c, 'port', DSMIPV6_PORT),
+      publicKey: resolveAgainst(root.file, c.requiredPath('public_key')),
+      routeOptimization: c.bool('route_optimization', true),
+      lifetime: c.int('lifetime', MAX_RR_BINDING_LIFETIME_S, {
+        min: 4,
+        max: MAX_RR_BINDING_LIFETIME_S,
+        unit: 's',
+      }),
+      ack: c.bool('ack', true),
+    };
+    c.finish();
+    return out;
+  });
 }
 
 export interface RouteOptimizationConfig {
@@ -131,7 +183,10 @@ function readAgents(h: TableReader): { agent: string; agentKind: AgentHostKind }
   return list.map((v, i) => readOneAgent(h, list.length === 1 ? 'agent' : `agent[${i}]`, v));
 }
 
-function readMember(root: TableReader, isCn: boolean): Omit<MnConfig, 'role' | keyof CommonConfig> {
+function readMember(
+  root: TableReader,
+  isCn: boolean,
+): Omit<MnConfig, 'role' | 'correspondents' | keyof CommonConfig> {
   const h = root.section('home');
   const address = h.optIpv6('address');
   if (address === undefined) throw h.error('address', 'required key is missing (the home address)');
@@ -216,8 +271,9 @@ export function parseMnConfig(text: string, file: string): MnConfig {
   const root = new TableReader(file, parseToml(text, file));
   const common = readCommon(root, 'mn');
   const member = readMember(root, false);
+  const correspondents = readCorrespondents(root);
   root.finish();
-  return { ...common, role: 'mn', ...member };
+  return { ...common, role: 'mn', ...member, correspondents };
 }
 
 /** Parses and validates cn.toml text: mn.toml plus [route_optimization]. */
@@ -235,6 +291,7 @@ export function parseCnConfig(text: string, file: string): CnConfig {
     }),
   };
   r.finish();
+  const correspondents = readCorrespondents(root);
   root.finish();
-  return { ...common, role: 'cn', ...member, routeOptimization };
+  return { ...common, role: 'cn', ...member, routeOptimization, correspondents };
 }

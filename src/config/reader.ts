@@ -136,6 +136,21 @@ export class TableReader {
     return new TableReader(this.file, v, this.keyPath(key));
   }
 
+  /** An array of tables ([[key]] in TOML); absent means none. */
+  sectionList(key: string): TableReader[] {
+    const v = this.raw(key);
+    if (v === undefined) return [];
+    if (!Array.isArray(v) || !v.every((x) => isTable(x))) {
+      throw this.error(
+        key,
+        `expected an array of tables ([[${this.keyPath(key)}]]), got ${typeName(v)}`,
+      );
+    }
+    return v.map(
+      (x, i) => new TableReader(this.file, x as TomlTable, `${this.keyPath(key)}[${i}]`),
+    );
+  }
+
   /** Rejects keys that no accessor asked for, suggesting the nearest known key. */
   finish(): void {
     for (const key of Object.keys(this.table)) {

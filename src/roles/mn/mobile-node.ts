@@ -787,6 +787,7 @@ export class MobileNode {
   async close(timeoutMs = 3000): Promise<void> {
     if (this.#closed) return;
     const now = nodeNow(this.#env);
+    this.#opts.routeOptimization?.close(now); // correspondent deregistrations (best effort)
     const registered =
       this.registration.state === 'registered' || this.registration.state === 'registering';
     if (registered && this.#session?.established) {

@@ -254,6 +254,62 @@ agent_public_key = "${ha.pub}"
     t.equal(r.code, 1);
   });
 
+  void t.test('an unwritable pcap path is reported, not fatal', async (t) => {
+    const ns = await createNetns(t, 'ip');
+    const cfg = haConfig('pcap.toml', ha, { tun: uniqueName('pp') });
+    const pcap = join(prov.dir, 'no-such-dir', 'inner.pcap');
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '--import',
+        'tsx',
+        MAIN,
+        'ha',
+        '-c',
+        cfg,
+        '--log-format',
+        'json',
+        '--pcap',
+        pcap,
+      ],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let exited: number | null | undefined;
+    const exit = new Promise<number | null>((resolve) =>
+      child.on('close', (code) => resolve((exited = code))),
+    );
+    t.teardown(() => {
+      if (exited === undefined) child.kill('SIGKILL');
+    });
+    let log = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not started: ${log}`)), 20_000);
+      child.stderr.on('data', (d: Buffer) => {
+        log += d.toString();
+        if (log.includes('"event":"started"')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const line = log.split('\n').find((l) => l.includes('"event":"pcap"')) ?? '';
+    const entry = JSON.parse(line || '{}') as Record<string, unknown>;
+    t.equal(entry['level'], 'error', 'logged as an error');
+    t.equal(entry['file'], pcap, 'naming the file');
+    t.match(String(entry['error']), /ENOENT/, 'and the cause');
+    t.equal(entry['note'], 'capture disabled');
+    const st = (await controlRequest(join(prov.dir, 'pcap.toml.sock'), { cmd: 'status' })) as {
+      role?: string;
+    };
+    t.equal(st.role, 'ha', 'the daemon runs on without capture');
+    child.kill('SIGTERM');
+    t.equal(await exit, 0, 'clean exit');
+  });
+
   void t.test('--user drops root for good and the daemon keeps serving', async (t) => {
     const ns = await createNetns(t, 'iu');
     const cfg = haConfig('user.toml', ha, { tun: uniqueName('pu') });

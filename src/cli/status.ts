@@ -122,6 +122,40 @@ function bulRows(list: BindingUpdateListStatus[]): string {
   );
 }
 
+/** Route optimization per correspondent: state, direct vs tunnel packets, RR timestamps. */
+function correspondentRows(list: BindingUpdateListStatus[]): string {
+  const time = (iso: string | undefined): string => (iso === undefined ? '-' : iso.slice(11, 23));
+  return formatTable(
+    [
+      'CORRESPONDENT',
+      'RO',
+      'DIRECT OUT/IN',
+      'TUNNEL OUT/IN',
+      'HOTI',
+      'HOT',
+      'COTI',
+      'COT',
+      'BU',
+      'BA',
+    ],
+    list.map((e) => {
+      const rr = e.returnRoutability ?? {};
+      return [
+        cell(e.peer),
+        cell(e.routeOptimization),
+        pair(e.packets?.directOut, e.packets?.directIn),
+        pair(e.packets?.tunnelOut, e.packets?.tunnelIn),
+        time(rr.homeTestInit),
+        time(rr.homeTest),
+        time(rr.careOfTestInit),
+        time(rr.careOfTest),
+        time(rr.bindingUpdate),
+        time(rr.bindingAck),
+      ];
+    }),
+  );
+}
+
 function asArray<T>(v: unknown): T[] {
   return Array.isArray(v) ? (v as T[]) : [];
 }
@@ -157,6 +191,10 @@ export function formatStatus(status: unknown): string {
     const bul = asArray<BindingUpdateListStatus>(s.bindingUpdateList);
     out.push('', `binding update list (${bul.length})`);
     if (bul.length > 0) out.push(bulRows(bul));
+    const cns = bul.filter((e) => e.kind === 'correspondent');
+    if (cns.length > 0) {
+      out.push('', `route optimization (${cns.length}; RR times UTC)`, correspondentRows(cns));
+    }
     const b = asArray<BindingStatus>(s.bindings);
     if (b.length > 0) out.push('', `correspondent bindings (${b.length})`, bindingRows(b));
   }

@@ -4,6 +4,7 @@
  * World.routeHomePrefix (packets for the home prefix go back into the HA's TUN).
  */
 import t from 'tap';
+import { formatStatus } from '../../src/cli/status.js';
 import { verifyUpperLayerChecksum } from '../../src/wire/checksum.js';
 import { decodePacket, encodeIcmpv6Packet } from '../../src/wire/packet.js';
 import { World, type MnHandle } from '../helpers/world.js';
@@ -106,6 +107,9 @@ void t.test('RR through HA and direct, BU/BA, then data MN <-> CN bypasses the H
   const entry = status.bindingUpdateList.find((e) => e.kind === 'correspondent');
   t.equal(entry?.routeOptimization, 'direct');
   t.ok(entry?.returnRoutability?.homeTest && entry.returnRoutability.bindingAck, 'RR timestamps');
+  const text = formatStatus(JSON.parse(JSON.stringify(status)));
+  t.match(text, /route optimization \(1; RR times UTC\)/, 'mip6 status shows the section');
+  t.match(text, /2001:db8:100::20\s+direct\s+5\/5\s+0\/0/, 'RO state and direct/tunnel counts');
   const cs = cn.mn.status();
   t.equal(cs.role, 'cn');
   t.equal(cs.bindings?.[0]?.homeAddress, MN_HOA);

@@ -14,7 +14,7 @@
  * Every figure is printed as a tap comment (SECURITY.md quotes them).
  */
 import t from 'tap';
-import { existsSync, appendFileSync } from 'node:fs';
+import { existsSync, appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HaStatus } from '../../src/io/control-protocol.js';
@@ -81,6 +81,12 @@ function flood(lab: Lab, haPub: string, extra: string[]) {
   );
 }
 
+/** Resident set size of a daemon (ip netns exec execs node, so the child PID is the daemon's). */
+function rssKb(d: Daemon): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${d.child.pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? NaN);
+}
+
 async function ping(lab: Lab): Promise<string> {
   const r = await lab.exec('server', 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', HOA], {
     check: false,
@@ -114,6 +120,7 @@ void t.test(
       `${FLOOD_COUNT} hostile datagrams and ${TUN_JUNK_COUNT} TUN packets`,
       async (t) => {
         const before = await ha.status<HaStatus>();
+        const rssBefore = rssKb(ha);
         const [udp, tun] = await Promise.all([
           flood(lab, haFiles.pub, [
             '--count',
@@ -149,6 +156,9 @@ void t.test(
           'most hostile datagrams reached the daemon and were counted',
         );
         t.ok(channel <= FLOOD_COUNT, 'never more drops than datagrams');
+        const rssAfter = rssKb(ha);
+        t.comment(`HA resident memory ${rssBefore} kB before, ${rssAfter} kB after the flood`);
+        t.ok(rssAfter - rssBefore < 64 * 1024, 'memory stays bounded (< 64 MB growth)');
         t.ok(
           delta('channel-malformed') > 0 && delta('handshake-rate-limited') > 0,
           'malformed and per-source rate-limited handshakes seen',

@@ -24,6 +24,9 @@ async function sysctl(path: string, value: string): Promise<void> {
 
 export class KernelHomeLink {
   readonly #opts: HomeLinkOptions;
+  /** Operations per home address run one after another (an add still running when a quick
+   * deregistration's remove starts would otherwise re-install the route after the remove). */
+  readonly #queue = new Map<string, Promise<void>>();
 
   constructor(opts: HomeLinkOptions) {
     this.#opts = opts;
@@ -39,7 +42,27 @@ export class KernelHomeLink {
     }
   }
 
-  async bindingAdded(homeAddress: string): Promise<void> {
+  #serial(homeAddress: string, op: () => Promise<void>): Promise<void> {
+    const prev = this.#queue.get(homeAddress) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(op);
+    this.#queue.set(homeAddress, next);
+    void next
+      .catch(() => undefined)
+      .then(() => {
+        if (this.#queue.get(homeAddress) === next) this.#queue.delete(homeAddress);
+      });
+    return next;
+  }
+
+  bindingAdded(homeAddress: string): Promise<void> {
+    return this.#serial(homeAddress, () => this.#add(homeAddress));
+  }
+
+  bindingRemoved(homeAddress: string): Promise<void> {
+    return this.#serial(homeAddress, () => this.#remove(homeAddress));
+  }
+
+  async #add(homeAddress: string): Promise<void> {
     if (this.#opts.link === undefined) return;
     await replaceRoute(`${homeAddress}/128`, this.#opts.tunName);
     await ip(['-6', 'neigh', 'add', 'proxy', homeAddress, 'dev', this.#opts.link]).catch(
@@ -51,7 +74,7 @@ export class KernelHomeLink {
     advertiseNeighbor(this.#opts.link, homeAddress);
   }
 
-  async bindingRemoved(homeAddress: string): Promise<void> {
+  async #remove(homeAddress: string): Promise<void> {
     if (this.#opts.link === undefined) return;
     await ip(['-6', 'neigh', 'del', 'proxy', homeAddress, 'dev', this.#opts.link]).catch(() => {});
     await ip(['-6', 'route', 'del', `${homeAddress}/128`, 'dev', this.#opts.tunName]).catch(

@@ -66,6 +66,12 @@ export interface HomeRegistrationConfig {
   firstRegistrationTimeoutMs?: number;
   /** First timeout otherwise (ms), INITIAL_BINDACK_TIMEOUT. */
   initialTimeoutMs?: number;
+  /**
+   * First timeout of a BU sent because of a move (ms; default: as above). A link that has just
+   * come up often loses its first packets (ARP/ND, carrier settling at the other end); the
+   * mobile node driver shortens this so such a loss costs a fraction of the RFC's one second.
+   */
+  moveTimeoutMs?: number;
   /** Timeout cap (ms), MAX_BINDACK_TIMEOUT. */
   maxTimeoutMs?: number;
   /** Tries of a deregistration BU before giving up (default 3). */
@@ -200,6 +206,7 @@ export class HomeRegistration {
   readonly #lifetimeSeconds: number;
   readonly #firstTimeoutMs: number;
   readonly #initialTimeoutMs: number;
+  readonly #moveTimeoutMs: number | undefined;
   readonly #maxTimeoutMs: number;
   readonly #maxDeregAttempts: number;
   readonly #rate = new UpdateRateLimiter();
@@ -228,6 +235,7 @@ export class HomeRegistration {
     this.#firstTimeoutMs =
       config.firstRegistrationTimeoutMs ?? INITIAL_BINDACK_TIMEOUT_FIRST_REG_MS;
     this.#initialTimeoutMs = config.initialTimeoutMs ?? INITIAL_BINDACK_TIMEOUT_MS;
+    this.#moveTimeoutMs = config.moveTimeoutMs;
     this.#maxTimeoutMs = config.maxTimeoutMs ?? MAX_BINDACK_TIMEOUT_MS;
     this.#maxDeregAttempts = config.maxDeregistrationAttempts ?? MAX_DEREGISTRATION_ATTEMPTS;
     const first = initialSequence ?? Math.floor(Math.random() * SEQUENCE_MODULUS);
@@ -532,7 +540,12 @@ export class HomeRegistration {
       careOf,
       sent: [],
       sends: 0,
-      timeoutMs: first ? this.#firstTimeoutMs : this.#initialTimeoutMs,
+      timeoutMs:
+        reason === 'move' && this.#moveTimeoutMs !== undefined
+          ? this.#moveTimeoutMs
+          : first
+            ? this.#firstTimeoutMs
+            : this.#initialTimeoutMs,
       retransmitAt: Infinity,
       sendPending: true,
       reason,

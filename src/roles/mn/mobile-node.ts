@@ -84,6 +84,13 @@ export interface MnHomeLinkControl {
 
 /** A timer firing this much later than armed means the process was frozen or the host slept. */
 const LATE_TIMER_MS = 2000;
+/**
+ * First retransmission timeout of a move's BU (ms). Deviation from INITIAL_BINDACK_TIMEOUT
+ * (1 s, RFC 6275 §12): in the lab the first packets on a link that has just come up are often
+ * lost (the far end's carrier/neighbour state settles), and a whole second of waiting was most
+ * of the handover time. Still doubling, still under the 3 BUs/s cap (MAX_UPDATE_RATE).
+ */
+const MOVE_BINDACK_TIMEOUT_MS = 250;
 /** Wall clock moving this much against the monotonic clock: suspend/resume or a clock step. */
 const CLOCK_JUMP_MS = 2000;
 
@@ -102,6 +109,8 @@ export interface MobileNodeOptions {
   careOf: CareOfSource;
   /** Re-check care-of addresses this often even without events (ms). */
   recheckIntervalMs?: number | undefined;
+  /** First retransmission timeout of a BU after a move (ms, default 250). */
+  moveTimeoutMs?: number | undefined;
   /** Silence (sent, nothing received) before a reachability probe (ms, default 5000). */
   probeIntervalMs?: number | undefined;
   /** First wait for a probe's BA (ms, default 1000). */
@@ -180,6 +189,7 @@ export class MobileNode {
         ...(opts.firstRegistrationTimeoutMs !== undefined
           ? { firstRegistrationTimeoutMs: opts.firstRegistrationTimeoutMs }
           : {}),
+        moveTimeoutMs: opts.moveTimeoutMs ?? MOVE_BINDACK_TIMEOUT_MS,
       },
       nodeNow(env),
     );

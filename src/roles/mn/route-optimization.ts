@@ -489,6 +489,7 @@ export class RouteOptimization {
 
   /** MN half: RH2 data, CoT, BA, BE, BRR from a correspondent's channel. */
   #fromCorrespondent(p: Peer, buf: Uint8Array, off: number, len: number, now: number): void {
+    this.#capture(buf.subarray(off, off + len), now); // as received: with its RH2
     let start = off;
     let length = len;
     if (hasRoutingHeader(buf, off, len)) {
@@ -512,12 +513,10 @@ export class RouteOptimization {
       }
     }
     p.packets.directIn++;
-    this.#capture(packet, now);
     if (!this.#env.tun.writePacket(packet)) this.drops.add('tun-write');
   }
 
   #signalingFromCorrespondent(p: Peer, packet: Uint8Array, now: number): void {
-    this.#capture(packet, now);
     let d;
     try {
       d = decodePacket(packet);
@@ -567,6 +566,7 @@ export class RouteOptimization {
       if (be) this.#runCn([be], now, { session, locator: resolveLocator(from) });
       return;
     }
+    this.#capture(buf.subarray(off, off + len), now); // as received: with its HAO
     const n = removeHomeAddressOption(buf, off, len, hao);
     if (n < 0) {
       this.drops.add(`hao${n}`);
@@ -577,9 +577,7 @@ export class RouteOptimization {
       this.drops.add('selector');
       return;
     }
-    const packet = buf.subarray(n, n + length);
-    this.#capture(packet, now);
-    if (!this.#env.tun.writePacket(packet)) this.drops.add('tun-write');
+    if (!this.#env.tun.writePacket(buf.subarray(n, n + length))) this.drops.add('tun-write');
   }
 
   #texts(buf: Uint8Array, off: number, hao: number): { home: string; source: string } {

@@ -1,0 +1,218 @@
+/**
+ * Route optimization in the netns lab (root, real TUN, real daemons): an HA, a `mip6 cn` in the
+ * lab's CN namespace (its own home address, registered at the HA) and a `mip6 mn` with the CN
+ * as a [[correspondent]]. With RO on, after return routability the HA forwards no data packets
+ * between them (its counters), the MN<->CN RTT is measured against the underlay and the tunnel;
+ * a TCP session survives a move (LTE -> IPv6-only) with RO re-established; the BU authenticators
+ * in the MN's --pcap are recomputed by Python's hmac; with RO off the traffic goes via the HA.
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
+import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
+import { Daemon, haToml, mnToml, Provisioned, startDaemon, type MemberFiles } from './mip6-lab.js';
+import { netnsSpawn, spawnTrafficClient, spawnTrafficServer } from './traffic-client.js';
+
+const run = promisify(execFile);
+const MN_HOA = LAB_ADDR.mn.homeAddress;
+const CN_HOA = '2001:db8:100::20';
+const PYTHON = '/usr/bin/python3';
+const skip: string | false =
+  labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
+
+function cnToml(p: Provisioned, cn: MemberFiles, ha: MemberFiles): string {
+  return p.write(
+    'cn.toml',
+    `# correspondent node of the lab
+control_socket = "${join(p.dir, 'cn.sock')}"
+
+[identity]
+private_key = "${cn.key}"
+certificate = "${cn.cert}"
+authority = "${p.authorityPub}"
+
+[tun]
+name = "mip6cn"
+
+[home]
+address = "${CN_HOA}"
+prefix_length = 64
+agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
+agent_address = "${LAB_ADDR.ha.home}"
+agent_public_key = "${ha.pub}"
+
+[underlay]
+port = 4191
+prefer = "ipv4"
+
+[route_optimization]
+enabled = true
+`,
+  );
+}
+
+function correspondentSection(cn: MemberFiles, on: boolean): string {
+  return `
+[[correspondent]]
+address = "${CN_HOA}"
+underlay = ["${LAB_ADDR.cn.v4}", "${LAB_ADDR.cn.v6}"]
+port = 4191
+public_key = "${cn.pub}"
+route_optimization = ${on}
+`;
+}
+
+/** Average RTT (ms) of `ping` output. */
+function avgRtt(out: string): number {
+  const m = /= [\d.]+\/([\d.]+)\//.exec(out);
+  return m ? Number(m[1]) : NaN;
+}
+
+async function ping(lab: Lab, to: string, count = 20): Promise<{ rtt: number; received: number }> {
+  const v = to.includes(':') ? '-6' : '-4';
+  const r = await lab.exec('mn', 'ping', [v, '-c', String(count), '-i', '0.02', '-W', '2', to]);
+  const rec = /(\d+) received/.exec(r.stdout);
+  return { rtt: avgRtt(r.stdout), received: rec ? Number(rec[1]) : 0 };
+}
+
+async function haCounters(ha: Daemon): Promise<{ in: number; out: number }> {
+  const st = await ha.status<HaStatus>();
+  const c = (st.counters ?? {}) as Record<string, number>;
+  return { in: c.tunnelPacketsIn ?? 0, out: c.tunnelPacketsOut ?? 0 };
+}
+
+void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, async (t) => {
+  const prov = await Provisioned.create();
+  const lab = await createLab({ network: 'lte' }).catch((err: unknown) => {
+    prov.remove();
+    throw err;
+  });
+  const daemons: Daemon[] = [];
+  t.teardown(async () => {
+    for (const d of daemons.reverse()) await d.stop().catch(() => undefined);
+    await lab.destroy();
+    prov.remove();
+  });
+  const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
+  const mnFiles = await prov.member('laptop', 'mn', [MN_HOA]);
+  const cnFiles = await prov.member('server2', 'cn', [CN_HOA]);
+  const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
+  daemons.push(ha);
+  await ha.waitLog((l) => l.event === 'started');
+  const cn = startDaemon(
+    lab,
+    'cn',
+    'cn',
+    cnToml(prov, cnFiles, haFiles),
+    join(prov.dir, 'cn.sock'),
+  );
+  daemons.push(cn);
+  await cn.waitLog((l) => l.event === 'registered');
+  const pcap = join(prov.dir, 'mn.pcap');
+  const base = mnToml(prov, 'laptop', mnFiles, haFiles);
+  const withRo = prov.write(
+    'laptop-ro.toml',
+    (await import('node:fs')).readFileSync(base, 'utf8') + correspondentSection(cnFiles, true),
+  );
+  let mn = startDaemon(lab, 'mn', 'mn', withRo, join(prov.dir, 'laptop.sock'), ['--pcap', pcap]);
+  daemons.push(mn);
+  await mn.waitLog((l) => l.event === 'registered');
+  await mn.waitLog((l) => l.event === 'route-optimized', 15_000);
+
+  await t.test('after RR the HA forwards no data between MN and CN', async (t) => {
+    const before = await haCounters(ha);
+    const ro = await ping(lab, CN_HOA, 30);
+    const after = await haCounters(ha);
+    t.equal(ro.received, 30, 'every echo answered');
+    t.equal(after.in - before.in, 0, 'HA decapsulated no data packet');
+    t.equal(after.out - before.out, 0, 'HA tunneled no data packet');
+    const underlay = await ping(lab, LAB_ADDR.cn.v4, 30);
+    t.comment(`RTT MN->CN: route optimized ${ro.rtt} ms, underlay ${underlay.rtt} ms`);
+    const st = await mn.status<MemberStatus>();
+    const e = st.bindingUpdateList.find((b) => b.kind === 'correspondent');
+    t.equal(e?.routeOptimization, 'direct');
+    t.ok((e?.packets?.directOut ?? 0) >= 30, `direct packets out: ${e?.packets?.directOut}`);
+    t.ok(e?.returnRoutability?.bindingAck, 'RR timestamps in mip6 status');
+    const cs = await cn.status<MemberStatus>();
+    t.equal(cs.role, 'cn');
+    t.equal(cs.bindings?.[0]?.homeAddress, MN_HOA, 'CN lists the MN binding');
+  });
+
+  await t.test('a TCP session survives a move; RO re-established on the new network', async (t) => {
+    const server = spawnTrafficServer(netnsSpawn(lab.ns('cn')), { listen: '::', rate: 300_000 });
+    const { port } = await server.ready();
+    const client = spawnTrafficClient(netnsSpawn(lab.ns('mn')), {
+      connect: CN_HOA,
+      port,
+      rate: 300_000,
+      durationS: 60,
+    });
+    t.teardown(() => {
+      server.kill();
+      client.kill();
+    });
+    await client.ready();
+    const from = mn.lines.length;
+    await Promise.all([client.mark('v6only'), server.mark('v6only')]);
+    await lab.move('v6only');
+    const again = await mn.waitLog((l) => l.event === 'route-optimized', 15_000, from);
+    t.match(String(again.careOf), /^2001:db8:3::10$/, 'RO on the IPv6 care-of address');
+    const start = (await client.report()).bytesReceived;
+    const deadline = Date.now() + 10_000;
+    while ((await client.report()).bytesReceived < start + 30_000 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const before = await haCounters(ha);
+    await new Promise((r) => setTimeout(r, 500));
+    const after = await haCounters(ha);
+    t.ok(after.in - before.in < 5, `HA saw ${after.in - before.in} data packets after RO resumed`);
+    const [c, sv] = await Promise.all([client.stop(), server.stop()]);
+    t.equal(c.mismatches, 0, 'CN -> MN: no byte corrupted');
+    t.equal(sv.mismatches, 0, 'MN -> CN: no byte corrupted');
+    t.equal(c.bytesReceived, sv.bytesSent, 'every byte the CN sent arrived');
+    t.equal(sv.bytesReceived, c.bytesSent, 'every byte the MN sent arrived');
+    for (const g of c.gapsAfterMarks) t.comment(`${g.label}: CN->MN gap ${g.gapMs} ms`);
+  });
+
+  await t.test(
+    'Kbm and the BU authenticators recomputed from the pcap by Python hmac',
+    async (t) => {
+      await mn.stop();
+      const r = await run(PYTHON, [join(import.meta.dirname, 'rr-pcap-check.py'), pcap]);
+      const v = JSON.parse(r.stdout) as {
+        bus: { ok: boolean; seq: number; kbm?: string }[];
+        bas: { ok: boolean; status: number }[];
+      };
+      t.ok(v.bus.length >= 2, `${v.bus.length} correspondent BUs in the capture (one per network)`);
+      for (const b of v.bus)
+        t.ok(b.ok, `BU seq ${b.seq}: authenticator equal (Kbm ${b.kbm ?? '?'})`);
+      t.ok(v.bas.length >= 1, `${v.bas.length} BAs from the CN`);
+      for (const b of v.bas) t.ok(b.ok, `BA status ${b.status}: authenticator equal`);
+    },
+  );
+
+  await t.test('with RO off the same traffic goes through the HA', async (t) => {
+    await lab.move('lte');
+    const off = prov.write(
+      'laptop-off.toml',
+      (await import('node:fs')).readFileSync(base, 'utf8') + correspondentSection(cnFiles, false),
+    );
+    mn = startDaemon(lab, 'mn', 'mn', off, join(prov.dir, 'laptop.sock'));
+    daemons.push(mn);
+    await mn.waitLog((l) => l.event === 'registered');
+    const before = await haCounters(ha);
+    const tunneled = await ping(lab, CN_HOA, 30);
+    const after = await haCounters(ha);
+    t.equal(tunneled.received, 30);
+    t.ok(after.in - before.in >= 60, `HA decapsulated ${after.in - before.in} packets (>= 60)`);
+    t.ok(after.out - before.out >= 60, `HA tunneled ${after.out - before.out} packets (>= 60)`);
+    t.comment(`RTT MN->CN through the HA: ${tunneled.rtt} ms`);
+    t.notOk(
+      mn.lines.some((l) => l.event === 'route-optimized'),
+      'no route optimization',
+    );
+  });
+});

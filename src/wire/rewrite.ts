@@ -319,3 +319,23 @@ export function removeType2RoutingHeader(
   buf[off + w.nhOff] = buf[h + EXT_NEXT_HEADER_OFF] ?? 0;
   return shrink(buf, off, w.at, RH2_LEN);
 }
+
+/**
+ * Offset (relative to `off`) of the upper-layer header after Hop-by-Hop, Routing and
+ * Destination Options headers, and its protocol; undefined when the chain is malformed.
+ * No allocation (data path).
+ */
+export function upperLayer(
+  buf: Uint8Array,
+  off: number,
+  len: number,
+): { protocol: number; offset: number } | undefined {
+  if (!sane(buf, off, len)) return undefined;
+  const w = walk(
+    buf,
+    off,
+    len,
+    (nh) => nh !== IPPROTO.HOPOPTS && nh !== IPPROTO.DSTOPTS && nh !== IPPROTO.ROUTING,
+  );
+  return typeof w === 'number' ? undefined : { protocol: w.nh, offset: w.at };
+}

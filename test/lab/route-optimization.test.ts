@@ -23,11 +23,20 @@ const PYTHON = '/usr/bin/python3';
 const skip: string | false =
   labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
 
-function cnToml(p: Provisioned, cn: MemberFiles, ha: MemberFiles): string {
+function cnToml(
+  p: Provisioned,
+  cn: MemberFiles,
+  ha: MemberFiles,
+  o: { name: string; homeAddress: string; tun: string; extra?: string } = {
+    name: 'cn',
+    homeAddress: CN_HOA,
+    tun: 'mip6cn',
+  },
+): string {
   return p.write(
-    'cn.toml',
+    `${o.name}.toml`,
     `# correspondent node of the lab
-control_socket = "${join(p.dir, 'cn.sock')}"
+control_socket = "${join(p.dir, `${o.name}.sock`)}"
 
 [identity]
 private_key = "${cn.key}"
@@ -35,10 +44,10 @@ certificate = "${cn.cert}"
 authority = "${p.authorityPub}"
 
 [tun]
-name = "mip6cn"
+name = "${o.tun}"
 
 [home]
-address = "${CN_HOA}"
+address = "${o.homeAddress}"
 prefix_length = 64
 agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
 agent_address = "${LAB_ADDR.ha.home}"
@@ -50,7 +59,7 @@ prefer = "ipv4"
 
 [route_optimization]
 enabled = true
-`,
+${o.extra ?? ''}`,
   );
 }
 
@@ -76,6 +85,33 @@ async function ping(lab: Lab, to: string, count = 20): Promise<{ rtt: number; re
   const r = await lab.exec('mn', 'ping', [v, '-c', String(count), '-i', '0.02', '-W', '2', to]);
   const rec = /(\d+) received/.exec(r.stdout);
   return { rtt: avgRtt(r.stdout), received: rec ? Number(rec[1]) : 0 };
+}
+
+/**
+ * Captures the HA's underlay (UDP 4191 on its uplink) with dumpcap while `during` runs and
+ * returns how many datagrams crossed it.
+ */
+async function haUnderlayDatagrams(
+  lab: Lab,
+  file: string,
+  during: () => Promise<void>,
+): Promise<number> {
+  const cap = lab.spawn('ha', 'dumpcap', ['-q', '-i', 'uplink', '-f', 'udp port 4191', '-w', file]);
+  const started = Date.now();
+  while (!existsSync(file)) {
+    if (Date.now() - started > 10_000 || cap.exitCode !== null)
+      throw new Error('dumpcap did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, 300)); // the file exists just before the filter is live
+  await during();
+  await new Promise<void>((resolve) => {
+    cap.once('exit', () => resolve());
+    cap.kill('SIGTERM');
+  });
+  const r = await run('capinfos', ['-c', '-M', file]);
+  const m = /Number of packets:\s+(\d+)/.exec(r.stdout);
+  return m ? Number(m[1]) : -1;
 }
 
 async function haCounters(ha: Daemon): Promise<{ in: number; out: number }> {
@@ -121,12 +157,22 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
   daemons.push(mn);
   await mn.waitLog((l) => l.event === 'registered');
   await mn.waitLog((l) => l.event === 'route-optimized', 15_000);
+  let roRtt = NaN;
 
   await t.test('after RR the HA forwards no data between MN and CN', async (t) => {
     const before = await haCounters(ha);
-    const ro = await ping(lab, CN_HOA, 30);
+    let ro = { rtt: NaN, received: 0 };
+    const file = join(prov.dir, 'ha-underlay.pcap');
+    const datagrams = await haUnderlayDatagrams(lab, file, async () => {
+      ro = await ping(lab, CN_HOA, 30);
+    });
+    roRtt = ro.rtt;
     const after = await haCounters(ha);
     t.equal(ro.received, 30, 'every echo answered');
+    t.ok(
+      datagrams >= 0 && datagrams < 6,
+      `HA underlay capture: ${datagrams} datagrams while 60 echo packets flowed (at most keepalives)`,
+    );
     t.equal(after.in - before.in, 0, 'HA decapsulated no data packet');
     t.equal(after.out - before.out, 0, 'HA tunneled no data packet');
     const underlay = await ping(lab, LAB_ADDR.cn.v4, 30);
@@ -209,10 +255,59 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
     t.equal(tunneled.received, 30);
     t.ok(after.in - before.in >= 60, `HA decapsulated ${after.in - before.in} packets (>= 60)`);
     t.ok(after.out - before.out >= 60, `HA tunneled ${after.out - before.out} packets (>= 60)`);
-    t.comment(`RTT MN->CN through the HA: ${tunneled.rtt} ms`);
+    t.comment(`RTT MN->CN through the HA: ${tunneled.rtt} ms (route optimized: ${roRtt} ms)`);
+    t.ok(roRtt < tunneled.rtt, 'the direct path is shorter than the triangle through the HA');
     t.notOk(
       mn.lines.some((l) => l.event === 'route-optimized'),
       'no route optimization',
     );
+  });
+
+  await t.test('both mobile: two members that each answer RR talk directly', async (t) => {
+    await mn.stop();
+    await cn.stop();
+    // The laptop runs as `mip6 cn` too ("an MN that also answers RR"): a cn certificate, its
+    // underlay on 4191, and the other member as its correspondent; and vice versa.
+    const lap = await prov.member('laptop2', 'cn', [MN_HOA]);
+    const laptopCfg = cnToml(prov, lap, haFiles, {
+      name: 'laptop2',
+      homeAddress: MN_HOA,
+      tun: 'mip6mn',
+      extra: correspondentSection(cnFiles, true),
+    });
+    const cnCfg = cnToml(prov, cnFiles, haFiles, {
+      name: 'cn2',
+      homeAddress: CN_HOA,
+      tun: 'mip6cn',
+      extra: `
+[[correspondent]]
+address = "${MN_HOA}"
+underlay = ["${LAB_ADDR.mn.lte}"]
+port = 4191
+public_key = "${lap.pub}"
+`,
+    });
+    const other = startDaemon(lab, 'cn', 'cn', cnCfg, join(prov.dir, 'cn2.sock'));
+    daemons.push(other);
+    await other.waitLog((l) => l.event === 'registered');
+    const laptop = startDaemon(lab, 'mn', 'cn', laptopCfg, join(prov.dir, 'laptop2.sock'));
+    daemons.push(laptop);
+    await laptop.waitLog((l) => l.event === 'route-optimized', 15_000);
+    await other.waitLog((l) => l.event === 'route-optimized', 15_000);
+    const before = await haCounters(ha);
+    const a = await ping(lab, CN_HOA, 20);
+    const b = await lab.exec('cn', 'ping', ['-6', '-c', '20', '-i', '0.02', '-W', '2', MN_HOA]);
+    const after = await haCounters(ha);
+    t.equal(a.received, 20, 'laptop -> other member');
+    t.match(b.stdout, /20 received/, 'other member -> laptop');
+    t.equal(after.in - before.in, 0, 'HA decapsulated nothing: both directions direct');
+    const s1 = await laptop.status<MemberStatus>();
+    const s2 = await other.status<MemberStatus>();
+    const ro = (s: MemberStatus): string | undefined =>
+      s.bindingUpdateList.find((e) => e.kind === 'correspondent')?.routeOptimization;
+    t.equal(ro(s1), 'direct');
+    t.equal(ro(s2), 'direct');
+    t.equal(s1.bindings?.[0]?.homeAddress, CN_HOA, 'the laptop holds a binding for the other');
+    t.equal(s2.bindings?.[0]?.homeAddress, MN_HOA, 'and the other one for the laptop');
   });
 });

@@ -17,6 +17,7 @@ import {
   findHomeAddressOption,
   removeHomeAddressOption,
   removeType2RoutingHeader,
+  upperLayer,
 } from '../../src/wire/rewrite.js';
 import { IPPROTO } from '../../src/wire/types.js';
 
@@ -198,6 +199,14 @@ void t.test('refusals leave the packet unchanged', async (t) => {
   t.equal(d.source, HOA);
   t.equal(d.homeAddress, undefined);
   t.equal(verifyUpperLayerChecksum(withOpt.subarray(HEADROOM, HEADROOM + total)), true);
+});
+
+void t.test('upperLayer walks HBH/RH/DstOpts without allocating a decode', async (t) => {
+  const { buf, len } = packet(HOA, CN, IPPROTO.TCP, 10, true);
+  t.same(upperLayer(buf, HEADROOM, len), { protocol: IPPROTO.TCP, offset: 48 });
+  const off = addHomeAddressOption(buf, HEADROOM, len, parseIpv6(COA));
+  t.same(upperLayer(buf, off, len + 24), { protocol: IPPROTO.TCP, offset: 72 });
+  t.equal(upperLayer(buf, off, 30), undefined, 'truncated');
 });
 
 const PYTHON = '/usr/bin/python3';

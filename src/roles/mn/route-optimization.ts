@@ -55,8 +55,10 @@ import {
   hasRoutingHeader,
   removeHomeAddressOption,
   removeType2RoutingHeader,
+  upperLayer,
 } from '../../wire/rewrite.js';
-import { IPPROTO } from '../../wire/types.js';
+import { IPPROTO, MH_TYPE } from '../../wire/types.js';
+import { MH_TYPE_OFF } from '../../wire/mobility.js';
 import {
   DropCounters,
   nodeNow,
@@ -471,14 +473,10 @@ export class RouteOptimization {
 
   #forCorrespondentHalf(buf: Uint8Array, off: number, len: number): boolean {
     if (findHomeAddressOption(buf, off, len) >= 0) return true;
-    if (!this.#upperIsMh(buf, off, len)) return false;
-    try {
-      const d = decodePacket(buf.subarray(off, off + len), { verifyChecksum: false });
-      const k = d.mobility?.kind;
-      return k === 'homeTestInit' || k === 'careOfTestInit' || k === 'bindingUpdate';
-    } catch {
-      return false;
-    }
+    const u = upperLayer(buf, off, len);
+    if (u === undefined || u.protocol !== IPPROTO.MH) return false;
+    const type = buf[off + u.offset + MH_TYPE_OFF];
+    return type === MH_TYPE.HOTI || type === MH_TYPE.COTI || type === MH_TYPE.BU;
   }
 
   #sendProbe(session: PeerSession, to: Locator, kind: number, now: number): void {
@@ -603,14 +601,7 @@ export class RouteOptimization {
   }
 
   #upperIsMh(buf: Uint8Array, off: number, len: number): boolean {
-    try {
-      return (
-        decodePacket(buf.subarray(off, off + len), { verifyChecksum: false }).upperProtocol ===
-        IPPROTO.MH
-      );
-    } catch {
-      return false;
-    }
+    return upperLayer(buf, off, len)?.protocol === IPPROTO.MH;
   }
 
   /** CN half: executes binding actions; `via` is the channel the triggering packet came on. */

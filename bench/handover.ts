@@ -15,12 +15,13 @@
  * moment to the MN's log line `registered` (the BA for the new care-of). Medians per direction
  * and per kind of move; writes bench/results/handover-<date>.md. Needs root and /dev/net/tun.
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { createLab, LAB_ADDR, type AccessNetwork } from '../test/lab/lab.js';
+import { createLab, LAB_ADDR, type AccessNetwork, type Lab } from '../test/lab/lab.js';
 import { haToml, Provisioned, startDaemon, type Daemon } from '../test/lab/mip6-lab.js';
 import {
   netnsSpawn,
@@ -72,6 +73,54 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms: number):
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * A persistent `ip -batch -`: run(lines) writes them plus `link show dev lo` and resolves when
+ * that command's output comes back, i.e. when every line before it has been applied.
+ */
+class IpShell {
+  readonly #child: ChildProcess;
+  #buf = '';
+  #waiter: (() => void) | undefined;
+  constructor(child: ChildProcess) {
+    this.#child = child;
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => {
+      this.#buf += d;
+      if (/\d+: lo:/.test(this.#buf)) {
+        this.#buf = '';
+        this.#waiter?.();
+      }
+    });
+  }
+  run(lines: string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('ip -batch did not answer')), 10_000);
+      this.#waiter = () => {
+        clearTimeout(timer);
+        this.#waiter = undefined;
+        resolve();
+      };
+      this.#child.stdin?.write([...lines, 'link show dev lo', ''].join('\n'));
+    });
+  }
+}
+
+const GATEWAY: Record<AccessNetwork, string | undefined> = {
+  lte: '203.0.113.1',
+  hotel: '192.0.2.1',
+  v6only: '2001:db8:3::1',
+  home: undefined,
+};
+
+/** Unix ms at which the access network's gateway first answered a ping (fallback: `since`). */
+async function gatewayAnswers(lab: Lab, to: AccessNetwork, since: number): Promise<number> {
+  const gw = GATEWAY[to];
+  if (gw === undefined) return since;
+  const r = await lab.exec('mn', 'ping', ['-D', '-n', '-c', '1', '-W', '3', gw], { check: false });
+  const m = /^\[(\d+\.\d+)\]/m.exec(r.stdout);
+  return m ? Math.max(since, Math.round(Number(m[1]) * 1000)) : since;
 }
 
 /** The `ip -batch` lines of lab.move(to) (test/lab/lab.ts): others down, `to` up. */
@@ -172,6 +221,9 @@ async function main(): Promise<void> {
       );
     };
     await flowing();
+    const linkShell = new IpShell(
+      lab.spawn('mn', 'ip', ['-force', '-batch', '-'], { stdio: 'pipe' }),
+    );
 
     const plan: { to: AccessNetwork; kind: Move['kind'] }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
@@ -189,9 +241,12 @@ async function main(): Promise<void> {
       const logFrom = mn.lines.length;
       // The move itself, timed here: lab.move()'s own readiness polling (an `ip` spawn every
       // 5 ms) lags by hundreds of ms on a loaded box, so it cannot say when the link was up.
+      // One long-lived `ip -batch -` runs the lines (no process start inside the timing).
       const t0 = Date.now();
-      await lab.exec('mn', 'ip', ['-batch', '-'], { input: moveLines(step.to).join('\n') + '\n' });
-      const usable = Date.now();
+      await linkShell.run(moveLines(step.to));
+      const configured = Date.now();
+      // Usable = the new gateway answers (its ARP/ND resolved): one ping, its reply's time.
+      const usable = await gatewayAnswers(lab, step.to, configured);
       await lab.move(step.to); // same configuration again (no-op); keeps the lab's own state
       const done = await mn.waitLog(
         (l) => l.event === (step.kind === 'home' ? 'deregistered' : 'registered'),
@@ -261,9 +316,11 @@ function writeReport(moves: Move[], verified: boolean): void {
     '',
     `Every byte verified in all four directions: **${verified ? 'yes' : 'NO'}**.`,
     '',
-    '"after link up" = raw gap − the time the move took (one `ip -batch` in the MN: old link',
-    'flushed and down, new link up with its address and default route); "BA after link up" =',
-    'MN log `registered` (`deregistered` at home) − the moment that batch returned.',
+    'The new link is "up" when the new gateway first answers a ping sent right after one',
+    '`ip -batch` in the MN flushed the old link and configured the new one (the reply waits for',
+    'ARP/ND of the gateway, which on this lab sometimes takes a retransmission: ~1 s). For the',
+    'home link: when the batch returned. "after link up" = raw gap − (link up − start of the',
+    'move); "BA after link up" = MN log `registered` (`deregistered` at home) − link up.',
     '',
   );
   for (const kind of ['access', 'home', 'away'] as const) {
@@ -289,7 +346,7 @@ function writeReport(moves: Move[], verified: boolean): void {
     }
     lines.push(
       '',
-      `Median move (ip -batch) time: ${fmt(median(ms.map((m) => m.linkMs)))} ms; median BA after link ` +
+      `Median time to link up: ${fmt(median(ms.map((m) => m.linkMs)))} ms; median BA after link ` +
         `up: ${fmt(median(ms.map((m) => m.bindingMs)))} ms.`,
       '',
     );
@@ -301,14 +358,15 @@ function writeReport(moves: Move[], verified: boolean): void {
     lines.push(`| ${m.label} | ${m.linkMs} | ${m.bindingMs} | ${m.gaps.map(fmt).join(', ')} |`);
   }
   const access = moves.filter((m) => m.kind === 'access');
-  const worst = Math.max(
-    ...dirs.map((_, d) => median(access.map((m) => Math.max(0, m.gaps[d]! - m.linkMs)))),
-  );
+  // Judged on the raw gap, which also contains the link switch itself: an upper bound of the
+  // interruption after the new link is up (the ping-based link-up time includes ping's own
+  // start-up, so "after link up" can only be an optimistic estimate).
+  const worst = Math.max(...dirs.map((_, d) => median(access.map((m) => m.gaps[d]!))));
   lines.push(
     '',
     `Target: median <= ${TARGET_MS} ms after the new link is up, both directions, including NAT: ` +
-      `**${worst <= TARGET_MS ? 'met' : 'NOT met'}** (worst direction median ${fmt(worst)} ms, ` +
-      'access-network moves).',
+      `**${worst <= TARGET_MS ? 'met' : 'NOT met'}** on the raw gaps (worst direction median ` +
+      `${fmt(worst)} ms over the access-network moves; the raw gap includes the link switch).`,
     '',
   );
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });

@@ -42,6 +42,7 @@ function batch(lines: string[]): Promise<void> {
 
 export class KernelHomeAddress {
   readonly #o: HomeAddressOptions;
+  #cancelAnnounce: (() => void) | undefined;
 
   constructor(opts: HomeAddressOptions) {
     this.#o = opts;
@@ -59,10 +60,13 @@ export class KernelHomeAddress {
 
   /** After the deregistration BA: unsolicited NAs so the link's hosts switch back to us. */
   announce(link: string): void {
-    advertiseNeighbor(link, this.#o.homeAddress);
+    this.#cancelAnnounce?.();
+    this.#cancelAnnounce = advertiseNeighbor(link, this.#o.homeAddress);
   }
 
   async leave(link: string): Promise<void> {
+    this.#cancelAnnounce?.();
+    this.#cancelAnnounce = undefined;
     const o = this.#o;
     const cidr = `${o.homeAddress}/${o.prefixLength}`;
     await batch([

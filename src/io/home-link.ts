@@ -27,6 +27,8 @@ export class KernelHomeLink {
   /** Operations per home address run one after another (an add still running when a quick
    * deregistration's remove starts would otherwise re-install the route after the remove). */
   readonly #queue = new Map<string, Promise<void>>();
+  /** Cancels the pending repeats of our unsolicited NAs, per home address. */
+  readonly #announcing = new Map<string, () => void>();
 
   constructor(opts: HomeLinkOptions) {
     this.#opts = opts;
@@ -71,11 +73,14 @@ export class KernelHomeLink {
       },
     );
     // Hosts that cached the MN's own link-layer address (it was home) switch to us now.
-    advertiseNeighbor(this.#opts.link, homeAddress);
+    this.#announcing.get(homeAddress)?.();
+    this.#announcing.set(homeAddress, advertiseNeighbor(this.#opts.link, homeAddress));
   }
 
   async #remove(homeAddress: string): Promise<void> {
     if (this.#opts.link === undefined) return;
+    this.#announcing.get(homeAddress)?.();
+    this.#announcing.delete(homeAddress);
     await ip(['-6', 'neigh', 'del', 'proxy', homeAddress, 'dev', this.#opts.link]).catch(() => {});
     await ip(['-6', 'route', 'del', `${homeAddress}/128`, 'dev', this.#opts.tunName]).catch(
       () => {},

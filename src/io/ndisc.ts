@@ -27,12 +27,17 @@ export function sendNeighborAdvertisement(link: string, address: string): void {
   }
 }
 
-/** Sends MAX_NEIGHBOR_ADVERTISEMENT NAs (now, then every REPEAT_MS); errors go to `onError`. */
+/**
+ * Sends MAX_NEIGHBOR_ADVERTISEMENT NAs (now, then every REPEAT_MS); errors go to `onError`.
+ * Returns a function that cancels the repeats still pending (call it when the address changes
+ * hands again, or a late NA would claim it for the wrong node).
+ */
 export function advertiseNeighbor(
   link: string,
   address: string,
   onError: (err: unknown) => void = () => undefined,
-): void {
+): () => void {
+  const timers: NodeJS.Timeout[] = [];
   for (let i = 0; i < MAX_NEIGHBOR_ADVERTISEMENT; i++) {
     const send = (): void => {
       try {
@@ -42,6 +47,9 @@ export function advertiseNeighbor(
       }
     };
     if (i === 0) send();
-    else setTimeout(send, i * REPEAT_MS).unref();
+    else timers.push(setTimeout(send, i * REPEAT_MS).unref());
   }
+  return () => {
+    for (const t of timers) clearTimeout(t);
+  };
 }

@@ -67,13 +67,21 @@ const QUICK = opt.quick === true;
 const RUNS = clampInt(opt.runs, QUICK ? 1 : 5, 1, 20);
 const SECONDS = clampInt(opt.seconds, QUICK ? 2 : 3, 1, 30);
 const HANDOVER_ROUNDS = clampInt(opt['handover-rounds'], QUICK ? 1 : 3, 1, 10);
-const BUDGET_MS = clampInt(opt['budget-min'], QUICK ? 6 : 17, 1, 60) * 60_000;
+const BUDGET_MS = clampInt(opt['budget-min'], QUICK ? 6 : 12, 1, 60) * 60_000;
+/**
+ * Each phase ends by its share of the budget (data rounds, handover rounds, the HA over UDP, the
+ * engine), so the whole run stays inside it; a phase always completes its first round.
+ */
+const PHASE_END = { data: 0.5, handover: 0.72, haUdp: 0.88, engine: 0.97 } as const;
 const ONLY = new Set((opt.only ?? 'tcp,rtt,udp,handover,scale').split(','));
 const PING_COUNT = QUICK ? 100 : 300;
 /** 64-byte UDP ladder, packets per second (ascending; the first rung with >= 1% loss ends it). */
 const UDP_LADDER = QUICK ? [10_000, 40_000] : [5_000, 10_000, 20_000, 40_000, 80_000];
 const UDP_SECONDS = QUICK ? 1 : 2;
-const HA_SCALE_N = QUICK ? [1_000, 10_000] : [1_000, 10_000, 100_000];
+const HA_SCALE_N = QUICK ? [1_000, 10_000] : [10_000, 100_000];
+/** Simulated MNs against the real HA daemon over UDP (bench/ha-load.ts). */
+const HA_UDP_N = QUICK ? [50] : [100, 1_000];
+const HA_UDP_ROUNDS = QUICK ? 2 : 3;
 const HANDOVER_RECOVERY_MS = QUICK ? 15_000 : 20_000;
 const TRAFFIC_RATE = 1_000_000; // bytes/s each way in the handover stream
 
@@ -641,6 +649,63 @@ async function haScale(n: number): Promise<ScaleResult> {
   };
 }
 
+/** What bench/ha-load.ts prints (one JSON line). */
+export interface HaLoadResult {
+  n: number;
+  rounds: number;
+  window: number;
+  registerMs: number;
+  registrationsPerS: number;
+  registerLatencyP50Ms: number;
+  registerLatencyP99Ms: number;
+  refreshBuPerS: number;
+  baLatencyP50Ms: number;
+  baLatencyP99Ms: number;
+  haCpuMsPerRegistration: number;
+  haCpuMsPerRefresh: number;
+  rssBeforeKiB: number;
+  rssAfterRefreshKiB: number;
+  rssPerBindingBytes: number;
+  resends: number;
+  rejected: number;
+  handshakeCookies: number;
+}
+
+const HA_UDP_SOURCES = '192.0.2.128/25';
+
+/** N simulated MNs registering and refreshing against the real HA daemon, over loopback. */
+async function haLoad(
+  env: Env,
+  prov: Provisioned,
+  haPub: string,
+  n: number,
+  offset: number,
+  timeoutS: number,
+): Promise<HaLoadResult> {
+  const pid = env.ha.child.pid;
+  if (pid === undefined) throw new Error('no HA pid');
+  const args = ['--import', 'tsx', join(ROOT, 'bench/ha-load.ts')];
+  args.push('--authority-key', join(prov.dir, 'ca', 'authority.key'));
+  args.push('--authority-pub', prov.authorityPub, '--ha-pub', haPub, '--ha-pid', String(pid));
+  args.push('--n', String(n), '--offset', String(offset), '--rounds', String(HA_UDP_ROUNDS));
+  args.push('--agent', LAB_ADDR.ha.v4, '--bind', HA_UDP_SOURCES.replace(/\/.*$/, ''));
+  args.push(
+    '--bind-count',
+    '128',
+    '--home-agent',
+    LAB_ADDR.ha.home,
+    '--timeout-s',
+    String(timeoutS),
+  );
+  const r = await env.lab.exec('ha', process.execPath, args, {
+    check: false,
+    timeoutMs: (timeoutS + 30) * 1000,
+  });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.code !== 0 || !line.startsWith('{')) throw new Error(r.stderr.trim() || `exit ${r.code}`);
+  return JSON.parse(line) as HaLoadResult;
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 const T0 = Date.now();
@@ -668,6 +733,7 @@ export interface BenchJson {
   runs: RunRecord[];
   handover: { round: number; variant: HandoverVariant; moves: MoveResult[]; error?: string }[];
   haScale: ScaleResult[];
+  haUdp: HaLoadResult[];
   notes: string[];
   durationS: number;
 }
@@ -742,10 +808,12 @@ async function main(): Promise<number> {
     runs: [],
     handover: [],
     haScale: [],
+    haUdp: [],
     notes: [],
     durationS: 0,
   };
-  const overBudget = (): boolean => Date.now() - T0 > BUDGET_MS;
+  const overBudget = (phase: keyof typeof PHASE_END): boolean =>
+    Date.now() - T0 > BUDGET_MS * PHASE_END[phase];
 
   log(
     `building the lab (${QUICK ? 'quick' : 'full'}: ${RUNS} runs of ${SECONDS} s, budget ${BUDGET_MS / 60_000} min)`,
@@ -805,7 +873,7 @@ async function main(): Promise<number> {
     const dataMetrics = ['tcp', 'rtt', 'udp'].some((m) => ONLY.has(m));
     const systems: SystemId[] = [...TUNNELS, 'raw'];
     for (let round = 0; dataMetrics && round < RUNS; round++) {
-      if (round > 0 && overBudget()) {
+      if (round > 0 && overBudget('data')) {
         json.notes.push(`data rounds stopped after ${round} of ${RUNS}: time budget reached`);
         break;
       }
@@ -834,7 +902,7 @@ async function main(): Promise<number> {
     json.load.afterData = loadavg();
 
     for (let round = 0; ONLY.has('handover') && round < HANDOVER_ROUNDS; round++) {
-      if (round > 0 && overBudget()) {
+      if (round > 0 && overBudget('handover')) {
         json.notes.push(
           `handover rounds stopped after ${round} of ${HANDOVER_ROUNDS}: time budget reached`,
         );
@@ -859,6 +927,33 @@ async function main(): Promise<number> {
         }
       }
     }
+
+    if (ONLY.has('scale')) {
+      // Simulated MNs come from 192.0.2.128/25 made local in the HA's namespace (the hotel
+      // network's range: the HA only ever sees the hotel's MN behind the NAT's public address).
+      await lab.exec('ha', 'ip', ['route', 'add', 'local', HA_UDP_SOURCES, 'dev', 'lo']);
+      await lab.exec('ha', 'sysctl', ['-q', '-w', 'net.ipv4.ip_nonlocal_bind=1']);
+      let offset = 0;
+      for (const n of HA_UDP_N) {
+        if (offset > 0 && overBudget('haUdp')) {
+          json.notes.push(`home agent over UDP: N = ${n} skipped, time budget reached`);
+          break;
+        }
+        const secondsLeft = Math.max(20, (BUDGET_MS * PHASE_END.haUdp - (Date.now() - T0)) / 1000);
+        try {
+          const r = await haLoad(env, prov, haFiles.pub, n, offset, Math.round(secondsLeft));
+          json.haUdp.push(r);
+          log(
+            `HA daemon N=${n}: ${r.registrationsPerS.toFixed(0)} registrations/s, refresh ${r.refreshBuPerS.toFixed(0)} BU/s, ` +
+              `BA p50 ${r.baLatencyP50Ms.toFixed(1)} ms p99 ${r.baLatencyP99Ms.toFixed(1)} ms, RSS ${(r.rssPerBindingBytes / 1024).toFixed(1)} KiB/binding`,
+          );
+        } catch (err) {
+          json.notes.push(`home agent over UDP, N = ${n}: ${(err as Error).message.slice(0, 300)}`);
+          log(`HA daemon N=${n} failed: ${(err as Error).message.slice(0, 300)}`);
+        }
+        offset += n;
+      }
+    }
     const st = await ha.status<HaStatus>().catch(() => undefined);
     if (st !== undefined) json.notes.push(`HA bindings at the end: ${st.bindings.length}`);
   } finally {
@@ -869,7 +964,7 @@ async function main(): Promise<number> {
   log('lab removed');
 
   for (const n of ONLY.has('scale') ? HA_SCALE_N : []) {
-    if (overBudget() && n > HA_SCALE_N[0]!) {
+    if (overBudget('engine') && n > HA_SCALE_N[0]!) {
       json.notes.push(`home-agent scale stopped before N = ${n}: time budget reached`);
       break;
     }

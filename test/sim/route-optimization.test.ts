@@ -7,6 +7,7 @@ import t from 'tap';
 import { formatStatus } from '../../src/cli/status.js';
 import { verifyUpperLayerChecksum } from '../../src/wire/checksum.js';
 import { decodePacket, encodeIcmpv6Packet } from '../../src/wire/packet.js';
+import type { MobileNodeOptions } from '../../src/roles/mn/mobile-node.js';
 import { World, type MnHandle } from '../helpers/world.js';
 
 const MN_HOA = '2001:db8:100::10';
@@ -27,7 +28,9 @@ function echo(source: string, destination: string, sequence: number): Uint8Array
   });
 }
 
-async function setup(opts: { ro?: boolean; requestAck?: boolean } = {}) {
+async function setup(
+  opts: { ro?: boolean; requestAck?: boolean; options?: Partial<MobileNodeOptions> } = {},
+) {
   const w = await World.create();
   const routed = w.routeHomePrefix();
   const cn = w.correspondent({ homeAddress: CN_HOA, address4: CN4, address6: CN6 });
@@ -38,6 +41,7 @@ async function setup(opts: { ro?: boolean; requestAck?: boolean } = {}) {
     address4: '192.0.2.10',
     address6: '2001:db8:3::10',
     peerRoles: ['ha', 'cn', 'mn'],
+    ...(opts.options ? { options: opts.options } : {}),
     routeOptimization: {
       respond: false,
       correspondents: [
@@ -270,4 +274,23 @@ void t.test('both mobile: two members optimize routes to each other, then one mo
   b.tun.inject(echo(B, A, 3));
   await w.until(() => atA.length >= 2, 500);
   t.equal(atA.length, 2, "B reaches A's new locator directly");
+});
+
+void t.test('returning home: correspondent binding deregistered, RO stops', async (t) => {
+  const homeLink = {
+    enter: (): Promise<void> => Promise.resolve(),
+    leave: (): Promise<void> => Promise.resolve(),
+  };
+  const { w, cn, mn } = await setup({ options: { homeLink } });
+  await w.until(() => roUp(mn), 5000);
+  t.ok(cn.ro!.bindings!.get(MN_HOA), 'bound while away');
+  mn.careOf.candidates = [
+    { family: 4, localAddress: '192.0.2.10' },
+    { family: 6, localAddress: MN_HOA, homeLink: 'eth0' },
+  ];
+  mn.careOf.changed();
+  const took = await w.until(() => cn.ro!.bindings!.get(MN_HOA) === undefined, 3000);
+  t.ok(took >= 0, `CN binding deleted ${took} ms after coming home`);
+  t.notOk(roUp(mn), 'no route optimization at home');
+  t.equal(mn.ro!.registration(CN_HOA)!.state, 'idle');
 });

@@ -325,11 +325,9 @@ export class MobileNode {
       ),
       now,
     );
-    // Route optimization: RR + correspondent BUs again after every move (RFC 6275 §11.7.2).
-    this.#opts.routeOptimization?.setCareOf(
-      chosen ? { family: chosen.family, localAddress: chosen.localAddress } : null,
-      now,
-    );
+    // Route optimization: RR + correspondent BUs again after every move (RFC 6275 §11.7.2);
+    // at home, correspondent deregistrations.
+    this.#opts.routeOptimization?.setCareOf(chosen, now);
   }
 
   // ---- reachability, sleep/resume, HA address changes ------------------------------------

@@ -216,8 +216,16 @@ export class RouteOptimization {
 
   // ---- care-of changes --------------------------------------------------------------------
 
-  /** The member's care-of changed (a move, first attach, or detach). */
-  setCareOf(careOf: CareOf | null, now: number): void {
+  /**
+   * The member's care-of changed (a move, first attach, or detach). On the home link
+   * (`homeLink` set) correspondent bindings are deregistered and route optimization stops
+   * until the next move away (RFC 6275 §11.5.4: at home the MN sends from its HoA).
+   */
+  setCareOf(careOf: (CareOf & { homeLink?: string | undefined }) | null, now: number): void {
+    if (careOf?.homeLink !== undefined) {
+      for (const p of this.#peers.values()) this.#run(p, p.reg.deregister(now), now);
+      careOf = null;
+    }
     // RFC 6275 needs an IPv6 CoA; over IPv4 mip6 uses the IPv4-mapped form (file comment).
     const coa =
       careOf === null

@@ -1,7 +1,9 @@
 /**
  * mip6 side by side with WireGuard (wireguard-go) and OpenVPN on the netns lab (issue 8). Not a
  * test: `npm run bench` (scripts/bench.sh installs the peers, then runs this), or
- * `node --import tsx bench/compare.ts [--quick] [--runs N] [--seconds S] [--budget-min M]`.
+ * `node --import tsx bench/compare.ts [--quick] [--runs N] [--seconds S] [--budget-min M]
+ *  [--only tcp,rtt,udp,handover,ro,scale] [--variants mip6,wireguard,...] [--out BASE] [--no-plot]`.
+ * With BENCH_DEBUG_DIR set, the peers' logs are written there.
  *
  * Flow:
  *   1. Build the lab of test/lab/lab.ts (unique namespace names, documentation ranges only) with
@@ -19,8 +21,11 @@
  *      tunnels ride on (MN -> HA uplink address, no tunnel).
  *   4. Handover rounds: one verified TCP stream (test/lab/traffic.ts) server <-> MN through each
  *      system while the MN moves lte -> hotel (NAT44) -> v6only -> lte; the gap per direction.
- *   5. Home-agent scale: the registration engine bench (bench/ha-registration-rate.ts) for a few N.
- *   6. Write bench/results/<date>.json and .md, then the PNG charts (bench/plot.py, matplotlib).
+ *   5. Route optimization (mip6 only): a `mip6 cn` in the CN namespace; the MN restarted without
+ *      and with it as a [[correspondent]]; MN -> CN RTT and TCP, and the raw underlay.
+ *   6. Home-agent scale: N simulated MNs against the real HA daemon over UDP (bench/ha-load.ts,
+ *      in the HA's namespace), then the registration engine alone (bench/ha-registration-rate.ts).
+ *   7. Write bench/results/<date>.json and .md, then the PNG charts (bench/plot.py, matplotlib).
  * Every run is bounded (per-command timeouts, a total time budget); the lab and every process
  * started are removed on exit, error or signal.
  */
@@ -41,7 +46,14 @@ import {
   type Lab,
   type LabNode,
 } from '../test/lab/lab.js';
-import { haToml, mnToml, Provisioned, startDaemon, type Daemon } from '../test/lab/mip6-lab.js';
+import {
+  haToml,
+  mnToml,
+  Provisioned,
+  startDaemon,
+  type Daemon,
+  type MemberFiles,
+} from '../test/lab/mip6-lab.js';
 import {
   netnsSpawn,
   spawnTrafficClient,
@@ -72,8 +84,8 @@ const BUDGET_MS = clampInt(opt['budget-min'], QUICK ? 6 : 12, 1, 60) * 60_000;
  * Each phase ends by its share of the budget (data rounds, handover rounds, the HA over UDP, the
  * engine), so the whole run stays inside it; a phase always completes its first round.
  */
-const PHASE_END = { data: 0.5, handover: 0.72, haUdp: 0.88, engine: 0.97 } as const;
-const ONLY = new Set((opt.only ?? 'tcp,rtt,udp,handover,scale').split(','));
+const PHASE_END = { data: 0.47, handover: 0.68, ro: 0.76, haUdp: 0.9, engine: 0.97 } as const;
+const ONLY = new Set((opt.only ?? 'tcp,rtt,udp,handover,ro,scale').split(','));
 const PING_COUNT = QUICK ? 100 : 300;
 /** 64-byte UDP ladder, packets per second (ascending; the first rung with >= 1% loss ends it). */
 const UDP_LADDER = QUICK ? [10_000, 40_000] : [5_000, 10_000, 20_000, 40_000, 80_000];
@@ -82,6 +94,8 @@ const HA_SCALE_N = QUICK ? [1_000, 10_000] : [10_000, 100_000];
 /** Simulated MNs against the real HA daemon over UDP (bench/ha-load.ts). */
 const HA_UDP_N = QUICK ? [50] : [100, 1_000];
 const HA_UDP_ROUNDS = QUICK ? 2 : 3;
+/** Route-optimization rounds (each: the MN restarted without RO, then with RO). */
+const RO_ROUNDS = QUICK ? 1 : 3;
 const HANDOVER_RECOVERY_MS = QUICK ? 15_000 : 20_000;
 const TRAFFIC_RATE = 1_000_000; // bytes/s each way in the handover stream
 
@@ -649,6 +663,154 @@ async function haScale(n: number): Promise<ScaleResult> {
   };
 }
 
+// ---- route optimization (mip6 only) ---------------------------------------------------------
+
+const CN_HOA = '2001:db8:100::20';
+const IPERF_CN_PORT = 5203;
+
+export interface RoRun {
+  round: number;
+  /** 'ro': MN <-> CN direct after return routability; 'ha': through the HA; 'raw': underlay. */
+  mode: 'ro' | 'ha' | 'raw';
+  rttMedianMs: number;
+  rttP99Ms: number;
+  tcpGbps: number;
+  error?: string;
+}
+
+function cnToml(prov: Provisioned, cn: MemberFiles, ha: MemberFiles): string {
+  return prov.write(
+    'cn.toml',
+    `# correspondent node of the bench
+control_socket = "${join(prov.dir, 'cn.sock')}"
+
+[identity]
+private_key = "${cn.key}"
+certificate = "${cn.cert}"
+authority = "${prov.authorityPub}"
+
+[tun]
+name = "mip6cn"
+
+[home]
+address = "${CN_HOA}"
+prefix_length = 64
+agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
+agent_address = "${LAB_ADDR.ha.home}"
+agent_public_key = "${ha.pub}"
+
+[underlay]
+port = 4191
+prefer = "ipv4"
+
+[route_optimization]
+enabled = true
+`,
+  );
+}
+
+/** The MN config with the CN as a [[correspondent]], route optimization on. */
+function mnRoToml(prov: Provisioned, baseConfig: string, cn: MemberFiles): string {
+  return prov.write(
+    'laptop-ro.toml',
+    `${readFileSync(baseConfig, 'utf8')}
+[[correspondent]]
+address = "${CN_HOA}"
+underlay = ["${LAB_ADDR.cn.v4}", "${LAB_ADDR.cn.v6}"]
+port = 4191
+public_key = "${cn.pub}"
+route_optimization = true
+`,
+  );
+}
+
+async function roMeasure(env: Env, round: number, mode: RoRun['mode']): Promise<RoRun> {
+  const raw = mode === 'raw';
+  const src = raw ? LAB_ADDR.mn.lte : HOA;
+  const dst = raw ? LAB_ADDR.cn.v4 : CN_HOA;
+  const ping = await env.lab.exec(
+    'mn',
+    'ping',
+    [raw ? '-4' : '-6', '-c', String(PING_COUNT), '-i', '0.005', '-W', '1', '-I', src, dst],
+    { check: false, timeoutMs: 30_000 },
+  );
+  const times = [...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  const args = ['-c', dst, '-p', String(IPERF_CN_PORT), '-B', src, '-t', String(SECONDS), '-J'];
+  const out = await env.lab.exec('mn', 'iperf3', [...args, '--connect-timeout', '3000'], {
+    timeoutMs: (SECONDS + 20) * 1000,
+  });
+  const j = JSON.parse(out.stdout) as IperfTcpJson;
+  return {
+    round,
+    mode,
+    rttMedianMs: median(times),
+    rttP99Ms: quantile(times, 0.99),
+    tcpGbps: j.end.sum_received.bits_per_second / 1e9,
+  };
+}
+
+/** Starts a CN, then alternates the MN between no RO and RO, measuring MN -> CN each time. */
+async function routeOptimization(
+  env: Env,
+  prov: Provisioned,
+  ha: MemberFiles,
+  mnConfig: string,
+  overBudget: () => boolean,
+): Promise<RoRun[]> {
+  const { lab } = env;
+  const cnFiles = await prov.member('cn1', 'cn', [CN_HOA]);
+  const cn = startDaemon(lab, 'cn', 'cn', cnToml(prov, cnFiles, ha), join(prov.dir, 'cn.sock'));
+  diag.push(cn);
+  await cn.waitLog((l) => l.event === 'registered', 60_000);
+  lab.spawn('cn', 'iperf3', ['-s', '-p', String(IPERF_CN_PORT)]);
+  const roConfig = mnRoToml(prov, mnConfig, cnFiles);
+  const restartMn = async (ro: boolean): Promise<void> => {
+    await env.mn.stop();
+    env.mn = startDaemon(lab, 'mn', 'mn', ro ? roConfig : mnConfig, join(prov.dir, 'laptop.sock'));
+    diag.push(env.mn);
+    await env.mn.waitLog((l) => l.event === 'registered', 60_000);
+    if (ro) await env.mn.waitLog((l) => l.event === 'route-optimized', 30_000);
+    await until(
+      'MN -> CN answers',
+      async () =>
+        (
+          await lab.exec('mn', 'ping', ['-6', '-c', '1', '-W', '1', '-I', HOA, CN_HOA], {
+            check: false,
+          })
+        ).code === 0,
+      20_000,
+      100,
+    );
+  };
+  const runs: RoRun[] = [];
+  for (let round = 0; round < RO_ROUNDS; round++) {
+    if (round > 0 && overBudget()) break;
+    const modes: RoRun['mode'][] = round % 2 === 0 ? ['ha', 'ro', 'raw'] : ['raw', 'ro', 'ha'];
+    for (const mode of modes) {
+      try {
+        if (mode !== 'raw') await restartMn(mode === 'ro');
+        const r = await roMeasure(env, round, mode);
+        runs.push(r);
+        log(
+          `RO round ${round + 1} ${mode}: RTT ${r.rttMedianMs.toFixed(3)} ms p99 ${r.rttP99Ms.toFixed(3)}, TCP ${r.tcpGbps.toFixed(3)} Gbit/s`,
+        );
+      } catch (err) {
+        runs.push({
+          round,
+          mode,
+          rttMedianMs: NaN,
+          rttP99Ms: NaN,
+          tcpGbps: NaN,
+          error: (err as Error).message.slice(0, 300),
+        });
+        log(`RO round ${round + 1} ${mode} failed: ${(err as Error).message.slice(0, 300)}`);
+      }
+    }
+  }
+  await restartMn(false).catch(() => undefined);
+  return runs;
+}
+
 /** What bench/ha-load.ts prints (one JSON line). */
 export interface HaLoadResult {
   n: number;
@@ -734,6 +896,7 @@ export interface BenchJson {
   handover: { round: number; variant: HandoverVariant; moves: MoveResult[]; error?: string }[];
   haScale: ScaleResult[];
   haUdp: HaLoadResult[];
+  ro: RoRun[];
   notes: string[];
   durationS: number;
 }
@@ -809,6 +972,7 @@ async function main(): Promise<number> {
     handover: [],
     haScale: [],
     haUdp: [],
+    ro: [],
     notes: [],
     durationS: 0,
   };
@@ -826,13 +990,8 @@ async function main(): Promise<number> {
     const mnFiles = await prov.member('laptop', 'mn', [HOA]);
     const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
     await ha.waitLog((l) => l.event === 'started', 60_000);
-    const mn = startDaemon(
-      lab,
-      'mn',
-      'mn',
-      mnToml(prov, 'laptop', mnFiles, haFiles),
-      join(prov.dir, 'laptop.sock'),
-    );
+    const mnConfig = mnToml(prov, 'laptop', mnFiles, haFiles);
+    const mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
     diag.push(ha, mn);
     await mn.waitLog((l) => l.event === 'registered', 60_000);
     log('mip6 HA and MN up, MN registered from LTE');
@@ -926,6 +1085,10 @@ async function main(): Promise<number> {
           if (lab.network !== 'lte') await lab.move('lte').catch(() => undefined);
         }
       }
+    }
+
+    if (ONLY.has('ro')) {
+      json.ro = await routeOptimization(env, prov, haFiles, mnConfig, () => overBudget('ro'));
     }
 
     if (ONLY.has('scale')) {

@@ -47,6 +47,7 @@ import {
   signMobilityHeader,
   verifyMobilityHeader,
 } from './return-routability.js';
+import { UpdateRateLimiter } from './binding-update-list.js';
 import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNext } from './sequence.js';
 
 export const COOKIE_LEN = 8; // RFC 6275 §6.1.3
@@ -151,6 +152,9 @@ export class CorrespondentRegistration {
   #retryDelayMs = INITIAL_BINDACK_TIMEOUT_MS;
   #disabledReason: string | null = null;
   #lastStatus: number | null = null;
+  /** MAX_UPDATE_RATE towards this CN (RFC 6275 §11.8); a BU over the rate waits until here. */
+  readonly #rate = new UpdateRateLimiter();
+  #updateDueAt = 0;
   readonly #times = {
     lastHomeTestInit: 0,
     lastHomeTest: 0,
@@ -212,6 +216,7 @@ export class CorrespondentRegistration {
   }
 
   #reset(): void {
+    this.#updateDueAt = 0;
     this.#state = 'idle';
     this.#homeTest = undefined;
     this.#careOfTest = undefined;
@@ -307,12 +312,23 @@ export class CorrespondentRegistration {
       deregistration: false,
     };
     this.#state = 'updating';
-    const out = [this.#sendUpdate(now)];
+    const out = this.#rateLimitedUpdate(now);
     if (!this.#requestAck) {
       // No BA will come: the binding is assumed in place (RFC 6275 §11.7.2 leaves A optional).
       out.push(...this.#bound(this.#pending.lifetimeUnits, careOf, now));
     }
     return out;
+  }
+
+  /** Sends the pending BU now, or when MAX_UPDATE_RATE allows it (poll() sends it then). */
+  #rateLimitedUpdate(now: number): CorrespondentRegistrationAction[] {
+    if (!this.#rate.allows(now)) {
+      this.#updateDueAt = this.#rate.nextAllowedAt();
+      return [];
+    }
+    this.#updateDueAt = 0;
+    this.#rate.record(now);
+    return [this.#sendUpdate(now)];
   }
 
   #sendUpdate(now: number): CorrespondentRegistrationAction {
@@ -469,7 +485,7 @@ export class CorrespondentRegistration {
     switch (status) {
       case BA_STATUS.SEQUENCE_OUT_OF_WINDOW:
         p.sequence = seqNext(ba.sequence);
-        return [this.#sendUpdate(now)];
+        return this.#rateLimitedUpdate(now);
       case BA_STATUS.EXPIRED_HOME_NONCE_INDEX:
         this.#homeToken = undefined;
         return this.#fallBack('expired-nonce', now, true);
@@ -498,6 +514,14 @@ export class CorrespondentRegistration {
     this.#disabledReason = reason;
     out.push({ kind: 'disabled', reason });
     return out;
+  }
+
+  /**
+   * The CN does not implement route optimization (ICMPv6 Parameter Problem code 1 about the
+   * MH or code 2 about the HAO, RFC 6275 §11.3.5): stop RO with it.
+   */
+  peerUnsupported(reason: string): CorrespondentRegistrationAction[] {
+    return this.#disable(reason);
   }
 
   /** Binding Error from the CN (RFC 6275 §11.3.6). */
@@ -602,6 +626,11 @@ export class CorrespondentRegistration {
       out.push(t === this.#homeTest ? this.#sendHomeTestInit(now) : this.#sendCareOfTestInit(now));
     }
     const p = this.#pending;
+    if (this.#updateDueAt !== 0 && now >= this.#updateDueAt && p && this.#state === 'updating') {
+      p.retransmitAt = now + p.timeoutMs;
+      out.push(...this.#rateLimitedUpdate(now));
+      return out;
+    }
     if (this.#state === 'updating' && p && this.#requestAck && now >= p.retransmitAt) {
       if (
         now - (this.#homeToken?.receivedAt ?? 0) >= MAX_TOKEN_LIFETIME_MS ||
@@ -613,7 +642,7 @@ export class CorrespondentRegistration {
       p.timeoutMs = Math.min(p.timeoutMs * 2, MAX_BINDACK_TIMEOUT_MS);
       p.retransmitAt = now + p.timeoutMs;
       p.sequence = this.#sequence;
-      out.push(this.#sendUpdate(now));
+      out.push(...this.#rateLimitedUpdate(now));
     }
     return out;
   }
@@ -626,6 +655,7 @@ export class CorrespondentRegistration {
     if (this.#state === 'bound' && this.#refreshAt !== 0) d = Math.min(d, this.#refreshAt);
     if (this.#homeTest) d = Math.min(d, this.#homeTest.retransmitAt);
     if (this.#careOfTest) d = Math.min(d, this.#careOfTest.retransmitAt);
+    if (this.#updateDueAt !== 0) d = Math.min(d, this.#updateDueAt);
     const p = this.#pending;
     if (this.#state === 'updating' && p && this.#requestAck) d = Math.min(d, p.retransmitAt);
     return d;

@@ -294,3 +294,24 @@ void t.test('returning home: correspondent binding deregistered, RO stops', asyn
   t.notOk(roUp(mn), 'no route optimization at home');
   t.equal(mn.ro!.registration(CN_HOA)!.state, 'idle');
 });
+
+void t.test('ICMPv6 Parameter Problem about the HAO from the CN: RO stops', async (t) => {
+  const { w, cn, mn, atMn } = await setup();
+  await w.until(() => roUp(mn), 5000);
+  // The CN's stack (as one without MIPv6 would) rejects the Home Address option.
+  cn.tun.inject(
+    encodeIcmpv6Packet({
+      source: CN_HOA,
+      destination: MN_HOA,
+      message: { kind: 'parameterProblem', code: 2, pointer: 46, invoking: new Uint8Array(48) },
+    }),
+  );
+  await w.until(() => !roUp(mn), 500);
+  t.notOk(roUp(mn), 'tunnel again');
+  t.equal(mn.ro!.registration(CN_HOA)!.state, 'disabled');
+  t.equal(atMn.length, 1, 'the error itself still reaches the MN stack');
+  const before = w.ha.counters.tunnelPacketsIn;
+  mn.tun.inject(echo(MN_HOA, CN_HOA, 1));
+  await w.until(() => w.ha.counters.tunnelPacketsIn > before, 500);
+  t.equal(w.ha.counters.tunnelPacketsIn, before + 1, 'data goes through the HA');
+});

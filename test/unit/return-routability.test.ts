@@ -580,3 +580,20 @@ void t.test('direct path failure: tunnel at once, retry with back-off', async (t
   pump(p, p.mn.poll(5000), 5000);
   t.ok(p.mn.routeOptimized, 'back on the direct path');
 });
+
+void t.test('MAX_UPDATE_RATE: at most 3 BUs per second to one CN, the 4th waits', async (t) => {
+  const p = pair();
+  pump(p, p.mn.setCareOf(COA, 0), 0);
+  pump(p, p.mn.setCareOf(COA2, 100), 100);
+  pump(p, p.mn.setCareOf(COA, 200), 200);
+  const fourth = p.mn.setCareOf(COA2, 300);
+  pump(p, fourth, 300);
+  const bus = () => p.toCn.filter((a) => a.message === 'bindingUpdate').length;
+  t.equal(bus(), 3, 'three BUs in the first second');
+  t.equal(p.mn.state, 'updating');
+  t.equal(p.mn.nextDeadline(), 1000, 'the fourth is due when the window allows');
+  pump(p, p.mn.poll(1000), 1000);
+  t.equal(bus(), 4);
+  t.ok(p.mn.routeOptimized);
+  t.equal(p.cn.get(HOA)?.careOfAddress, COA2);
+});

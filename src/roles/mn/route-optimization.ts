@@ -70,6 +70,7 @@ import {
 const IPV6_SRC_OFF = 8; // RFC 8200 §3
 const IPV6_DST_OFF = 24; // RFC 8200 §3
 const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
+const ICMPV6_PARAMETER_PROBLEM = 4; // RFC 4443 §3.4
 /** mip6 choice: probe the direct path after this much silence from the CN while sending. */
 export const DIRECT_PROBE_AFTER_MS = 400;
 /** mip6 choice: silence after which the direct path counts as failed (issue: "within a second"). */
@@ -511,6 +512,15 @@ export class RouteOptimization {
     if (buf[start + IPV6_NEXT_HEADER_OFF] === IPPROTO.MH) {
       this.#signalingFromCorrespondent(p, packet.slice(), now);
       return;
+    }
+    const u = upperLayer(buf, start, length);
+    if (u?.protocol === IPPROTO.ICMPV6 && buf[start + u.offset] === ICMPV6_PARAMETER_PROBLEM) {
+      const code = buf[start + u.offset + 1];
+      if (code === 1 || code === 2) {
+        // RFC 6275 §11.3.5: the CN does not understand the MH (1) or the HAO (2).
+        this.#env.log.warn('correspondent-no-mipv6', { correspondent: p.config.address, code });
+        this.#run(p, p.reg.peerUnsupported(`parameter-problem-${code}`), now);
+      }
     }
     for (let i = 0; i < 16; i++) {
       if (buf[start + IPV6_DST_OFF + i] !== this.#hoa[i]) {

@@ -53,6 +53,7 @@ import {
   startDaemon,
   type Daemon,
   type MemberFiles,
+  mip6Command,
 } from '../test/lab/mip6-lab.js';
 import {
   netnsSpawn,
@@ -823,6 +824,7 @@ export interface HaLoadResult {
   refreshBuPerS: number;
   baLatencyP50Ms: number;
   baLatencyP99Ms: number;
+  refreshRounds?: { ms: number; p50: number; p99: number }[];
   haCpuMsPerRegistration: number;
   haCpuMsPerRefresh: number;
   rssBeforeKiB: number;
@@ -886,6 +888,8 @@ export interface BenchJson {
   date: string;
   commit: string;
   dirty: string[];
+  /** How the daemons were started: the compiled build or the sources through tsx. */
+  mip6Run: string;
   quick: boolean;
   settings: Record<string, unknown>;
   machine: { cpus: number; model: string; kernel: string; node: string };
@@ -942,6 +946,9 @@ async function main(): Promise<number> {
     date: new Date().toISOString(),
     commit,
     dirty,
+    mip6Run: mip6Command().some((a) => a.endsWith('dist/cli/main.js'))
+      ? 'compiled build (dist/)'
+      : 'TypeScript sources through tsx (dist/ older than src/)',
     quick: QUICK,
     settings: {
       runs: RUNS,

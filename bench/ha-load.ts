@@ -339,6 +339,10 @@ async function main(): Promise<void> {
       launch();
     });
 
+  const q = (xs: number[], p: number): number => {
+    const s = [...xs].sort((x, y) => x - y);
+    return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN);
+  };
   const rss0 = rssKiB(haPid);
   const cpu0 = cpuSeconds(haPid);
   const registerMs = await windowed((sim) => {
@@ -349,22 +353,23 @@ async function main(): Promise<void> {
   const cpu1 = cpuSeconds(haPid);
   phase = 'refresh';
   let refreshMs = 0;
+  const perRound: { ms: number; p50: number; p99: number }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    refreshMs += await windowed((sim) => {
+    const from = latenciesRefresh.length;
+    const ms = await windowed((sim) => {
       const wait = (sim.outstandingLastSentAt ?? -Infinity) + MIN_BU_GAP_MS - clock();
       if (wait <= 0) sendBu(sim, clock());
       else setTimeout(() => sendBu(sim, clock()), wait);
     });
+    refreshMs += ms;
+    const lat = latenciesRefresh.slice(from);
+    perRound.push({ ms, p50: q(lat, 0.5), p99: q(lat, 0.99) });
   }
   const rss2 = rssKiB(haPid);
   const cpu2 = cpuSeconds(haPid);
   clearInterval(timer);
   for (const s of sims) s.socket.close();
 
-  const q = (xs: number[], p: number): number => {
-    const s = [...xs].sort((x, y) => x - y);
-    return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN);
-  };
   process.stdout.write(
     `${JSON.stringify({
       n: N,
@@ -378,6 +383,7 @@ async function main(): Promise<void> {
       refreshBuPerS: ROUNDS > 0 ? ((N * ROUNDS) / refreshMs) * 1000 : NaN,
       baLatencyP50Ms: q(latenciesRefresh, 0.5),
       baLatencyP99Ms: q(latenciesRefresh, 0.99),
+      refreshRounds: perRound,
       haCpuMsPerRegistration: ((cpu1 - cpu0) * 1000) / N,
       haCpuMsPerRefresh: ROUNDS > 0 ? ((cpu2 - cpu1) * 1000) / (N * ROUNDS) : NaN,
       rssBeforeKiB: rss0,

@@ -435,6 +435,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       probeIntervalMs: cfg.movement.probeInterval * 1000,
       probeTimeoutMs: cfg.movement.probeTimeout * 1000,
       probeAttempts: cfg.movement.probeAttempts,
+      homePrefixLength: cfg.home.prefixLength,
       homeLink: new KernelHomeAddress({
         tunName: tun.name,
         homeAddress: cfg.home.address,

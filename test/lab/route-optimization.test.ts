@@ -2,7 +2,9 @@
  * Route optimization in the netns lab (root, real TUN, real daemons): an HA, a `mip6 cn` in the
  * lab's CN namespace (its own home address, registered at the HA) and a `mip6 mn` with the CN
  * as a [[correspondent]]. With RO on, after return routability the HA forwards no data packets
- * between them (its counters), the MN<->CN RTT is measured against the underlay and the tunnel;
+ * between them (its counters and a capture of its underlay), the MN<->CN RTT is measured
+ * against the underlay and the tunnel (reported, not asserted: no netem here); the direct path
+ * blocked -> back through the HA at once, RO retried;
  * a TCP session survives a move (LTE -> IPv6-only) with RO re-established; the BU authenticators
  * in the MN's --pcap are recomputed by Python's hmac; with RO off the traffic goes via the HA.
  */
@@ -74,17 +76,21 @@ route_optimization = ${on}
 `;
 }
 
-/** Average RTT (ms) of `ping` output. */
-function avgRtt(out: string): number {
-  const m = /= [\d.]+\/([\d.]+)\//.exec(out);
-  return m ? Number(m[1]) : NaN;
+/** min/avg RTT (ms) of `ping` output. */
+function rtts(out: string): { min: number; avg: number } {
+  const m = /= ([\d.]+)\/([\d.]+)\//.exec(out);
+  return m ? { min: Number(m[1]), avg: Number(m[2]) } : { min: NaN, avg: NaN };
 }
 
-async function ping(lab: Lab, to: string, count = 20): Promise<{ rtt: number; received: number }> {
+async function ping(
+  lab: Lab,
+  to: string,
+  count = 20,
+): Promise<{ rtt: { min: number; avg: number }; received: number }> {
   const v = to.includes(':') ? '-6' : '-4';
   const r = await lab.exec('mn', 'ping', [v, '-c', String(count), '-i', '0.02', '-W', '2', to]);
   const rec = /(\d+) received/.exec(r.stdout);
-  return { rtt: avgRtt(r.stdout), received: rec ? Number(rec[1]) : 0 };
+  return { rtt: rtts(r.stdout), received: rec ? Number(rec[1]) : 0 };
 }
 
 /**
@@ -157,11 +163,11 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
   daemons.push(mn);
   await mn.waitLog((l) => l.event === 'registered');
   await mn.waitLog((l) => l.event === 'route-optimized', 15_000);
-  let roRtt = NaN;
+  let roRtt = { min: NaN, avg: NaN };
 
   await t.test('after RR the HA forwards no data between MN and CN', async (t) => {
     const before = await haCounters(ha);
-    let ro = { rtt: NaN, received: 0 };
+    let ro = { rtt: { min: NaN, avg: NaN }, received: 0 };
     const file = join(prov.dir, 'ha-underlay.pcap');
     const datagrams = await haUnderlayDatagrams(lab, file, async () => {
       ro = await ping(lab, CN_HOA, 30);
@@ -176,7 +182,10 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
     t.equal(after.in - before.in, 0, 'HA decapsulated no data packet');
     t.equal(after.out - before.out, 0, 'HA tunneled no data packet');
     const underlay = await ping(lab, LAB_ADDR.cn.v4, 30);
-    t.comment(`RTT MN->CN: route optimized ${ro.rtt} ms, underlay ${underlay.rtt} ms`);
+    t.comment(
+      `RTT MN->CN min/avg: route optimized ${ro.rtt.min}/${ro.rtt.avg} ms, ` +
+        `underlay ${underlay.rtt.min}/${underlay.rtt.avg} ms`,
+    );
     const st = await mn.status<MemberStatus>();
     const e = st.bindingUpdateList.find((b) => b.kind === 'correspondent');
     t.equal(e?.routeOptimization, 'direct');
@@ -186,6 +195,26 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
     t.equal(cs.role, 'cn');
     t.equal(cs.bindings?.[0]?.homeAddress, MN_HOA, 'CN lists the MN binding');
   });
+
+  await t.test(
+    'direct path blocked: back through the HA within a second, RO retried',
+    async (t) => {
+      const rule = ['-s', LAB_ADDR.mn.lte, '-d', LAB_ADDR.cn.v4, '-j', 'DROP'];
+      const from = mn.lines.length;
+      await lab.exec('router', 'iptables', ['-w', '-I', 'FORWARD', ...rule]);
+      // 40 echoes 50 ms apart: the ones sent before the fallback are lost, the rest answered.
+      const r = await lab.exec('mn', 'ping', ['-6', '-c', '40', '-i', '0.05', '-W', '1', CN_HOA], {
+        check: false,
+      });
+      const received = Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+      const failed = mn.lines.slice(from).find((l) => l.event === 'direct-path-failed');
+      t.ok(failed, `fell back: ${JSON.stringify(failed ?? {})}`);
+      t.ok(received >= 40 - 24, `${received}/40 echoes answered (at most ~1.2 s of loss)`);
+      await lab.exec('router', 'iptables', ['-w', '-D', 'FORWARD', ...rule]);
+      const back = await mn.waitLog((l) => l.event === 'route-optimized', 40_000, from);
+      t.ok(back, 'route optimized again once the path is back');
+    },
+  );
 
   await t.test('a TCP session survives a move; RO re-established on the new network', async (t) => {
     const server = spawnTrafficServer(netnsSpawn(lab.ns('cn')), { listen: '::', rate: 300_000 });
@@ -255,8 +284,13 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
     t.equal(tunneled.received, 30);
     t.ok(after.in - before.in >= 60, `HA decapsulated ${after.in - before.in} packets (>= 60)`);
     t.ok(after.out - before.out >= 60, `HA tunneled ${after.out - before.out} packets (>= 60)`);
-    t.comment(`RTT MN->CN through the HA: ${tunneled.rtt} ms (route optimized: ${roRtt} ms)`);
-    t.ok(roRtt < tunneled.rtt, 'the direct path is shorter than the triangle through the HA');
+    // Measured, not asserted: this kernel has no netem, so the underlay RTT is ~0.1 ms and the
+    // overlay RTTs are dominated by daemon scheduling on a loaded 2-core box (the hop count is
+    // what the HA counters above prove).
+    t.comment(
+      `RTT MN->CN min/avg through the HA: ${tunneled.rtt.min}/${tunneled.rtt.avg} ms ` +
+        `(route optimized: ${roRtt.min}/${roRtt.avg} ms)`,
+    );
     t.notOk(
       mn.lines.some((l) => l.event === 'route-optimized'),
       'no route optimization',

@@ -161,7 +161,7 @@ void t.test('returning home: deregistration, HoA moved, and back', async (t) => 
   t.same(home.calls, ['enter home0', 'leave home0'], 'HoA back on the TUN');
   t.ok(w.homeLink.bound.has(HOA), 'HA proxies again');
   t.same(
-    m.events.map((e) => e.event).filter((e) => e !== 'channel'),
+    m.events.map((e) => e.event).filter((e) => !['home-agents', 'home-prefix'].includes(e)),
     ['attach', 'registered', 'home', 'move', 'deregistered', 'left-home', 'move', 'registered'],
   );
 });
@@ -200,4 +200,31 @@ void t.test('HA address change: re-resolved after the path is lost', async (t) =
     10_000,
   );
   t.ok(back >= 0, `registered with the HA at its new address (${took + back} ms in all)`);
+});
+
+void t.test('DHAAD and mobile prefix discovery inside the channel', async (t) => {
+  const w = await World.create();
+  const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  const toTun: Uint8Array[] = [];
+  m.tun.onKernelReceive((p) => toTun.push(p));
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  const took = await w.until(
+    () => m.mn.homeAgents.length > 0 && m.mn.homePrefixes.length > 0,
+    1000,
+  );
+  t.ok(took >= 0, `answers within a round trip of the registration (${took} ms)`);
+  t.same(m.mn.homeAgents, ['2001:db8:100::1'], 'DHAAD Reply lists the HA');
+  t.same(
+    m.mn.homePrefixes,
+    [{ prefix: '2001:db8:100::/64', validLifetime: 0xffffffff, preferredLifetime: 0xffffffff }],
+    'MPA carries the home prefix',
+  );
+  t.equal(toTun.length, 0, 'discovery stays out of the TUN');
+  // An unsolicited MPA (a prefix change at the HA) reaches the MN.
+  m.mn.homePrefixes = [];
+  w.ha.advertisePrefix();
+  t.ok((await w.until(() => m.mn.homePrefixes.length > 0, 1000)) >= 0, 'unsolicited MPA arrives');
+  t.ok(m.events.some((e) => e.event === 'home-prefix'));
 });

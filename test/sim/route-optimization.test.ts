@@ -315,3 +315,17 @@ void t.test('ICMPv6 Parameter Problem about the HAO from the CN: RO stops', asyn
   await w.until(() => w.ha.counters.tunnelPacketsIn > before, 500);
   t.equal(w.ha.counters.tunnelPacketsIn, before + 1, 'data goes through the HA');
 });
+
+void t.test('one-way traffic: liveness probes keep a silent CN direct', async (t) => {
+  const { w, cn, mn, atCn } = await setup();
+  await w.until(() => roUp(mn), 5000);
+  // The CN's stack never answers (FakeTun has no kernel): only the channel probes come back.
+  let n = 0;
+  await w.until(() => {
+    if (w.clock.now() % 20 === 0) mn.tun.inject(echo(MN_HOA, CN_HOA, ++n & 0xff));
+    return !roUp(mn) || n >= 150;
+  }, 5000);
+  t.ok(roUp(mn), `still direct after ${n} one-way packets over 3 s`);
+  t.ok(atCn.length >= n - 1, 'all delivered directly');
+  t.equal(cn.ro!.bindings!.get(MN_HOA)?.careOfAddress, '::ffff:192.0.2.10');
+});

@@ -46,9 +46,15 @@ import {
   prefixContains,
   type Prefix,
 } from '../../wire/address.js';
-import { buildDestinationUnreachable } from '../../wire/icmpv6.js';
+import { buildDestinationUnreachable, ICMPV6_TYPE } from '../../wire/icmpv6.js';
+import {
+  answerDiscovery,
+  homeAgentAnycast,
+  mobilePrefixAdvertisement,
+  type DiscoveryConfig,
+} from '../../protocol/home-agent-discovery.js';
 import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
-import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
+import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../wire/packet.js';
 import { WireError } from '../../util/errors.js';
 import {
   armTimer,
@@ -65,6 +71,9 @@ import type { MobilityMessage } from '../../wire/types.js';
 const IPV6_SRC_OFF = 8; // RFC 8200 §3
 const IPV6_DST_OFF = 24; // RFC 8200 §3
 const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
+const IPPROTO_ICMPV6 = 58; // RFC 4443
+/** Prefix lifetime "infinity" (RFC 4861 §4.6.2): the home prefix is configured, not leased. */
+const PREFIX_LIFETIME_INFINITE = 0xffffffff;
 /** At most this many ICMPv6 errors per second (RFC 4443 §2.4 (f) asks for a limit). */
 const ICMP_ERRORS_PER_SECOND = 10;
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
@@ -101,6 +110,8 @@ export class HomeAgent {
   readonly #opts: HomeAgentOptions;
   readonly #haAddress: Uint8Array;
   readonly #homePrefix: Prefix;
+  /** The home prefix's HA anycast address (DHAAD Requests go there, RFC 6275 §10.5). */
+  readonly #anycast: Uint8Array;
   /** Channel and resolved locator of each binding, by binding key. */
   readonly #extra = new Map<string, BindingExtra>();
   /** Last locator each channel was heard from (for handshake replies and rekeys). */
@@ -125,6 +136,9 @@ export class HomeAgent {
     this.#opts = opts;
     this.#haAddress = parseIpv6(opts.homeAgentAddress);
     this.#homePrefix = parsePrefix(opts.homePrefix);
+    this.#anycast = parseIpv6(
+      homeAgentAnycast(formatIpv6(this.#homePrefix.address), this.#homePrefix.length),
+    );
   }
 
   /** Starts receiving on the TUN and the sockets. */
@@ -207,6 +221,17 @@ export class HomeAgent {
           { address: batch.remoteAddress(i), port: batch.remotePort(i) },
           now,
         );
+      }
+      if (
+        buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO_ICMPV6 &&
+        len > IPV6_HEADER_LEN &&
+        (buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.HAAD_REQUEST ||
+          buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.MOBILE_PREFIX_SOLICITATION) &&
+        (ipv6Equal(buf, off + IPV6_DST_OFF, this.#haAddress, 0) ||
+          ipv6Equal(buf, off + IPV6_DST_OFF, this.#anycast, 0))
+      ) {
+        this.#onDiscovery(buf.slice(off, off + len), bound, now);
+        continue;
       }
       this.cache.recordIn(entry, len, now);
       this.counters.tunnelPacketsIn++;
@@ -457,6 +482,68 @@ export class HomeAgent {
       bound: formatLocator(bound.locator),
       from: formatLocator(from),
     });
+  }
+
+  /** DHAAD Request or Mobile Prefix Solicitation from a bound member: answer in its channel. */
+  #onDiscovery(packet: Uint8Array, bound: BindingExtra, now: number): void {
+    this.#capture(packet, now);
+    let decoded;
+    try {
+      decoded = decodePacket(packet);
+    } catch {
+      this.drops.add('discovery-malformed');
+      return;
+    }
+    const msg = decoded.icmpv6;
+    if (msg === undefined || msg.checksumValid === false) {
+      this.drops.add('discovery-malformed');
+      return;
+    }
+    const answer = answerDiscovery(msg, this.#discoveryConfig());
+    if (answer === null) return;
+    this.counters.signalingIn++;
+    const reply = encodeIcmpv6Packet({
+      source: this.#opts.homeAgentAddress,
+      destination: decoded.source,
+      message: answer,
+    });
+    this.#sendSignaling(bound.session, reply, bound.locator, now);
+    this.#env.log.info(msg.kind === 'haadRequest' ? 'dhaad' : 'mobile-prefix', {
+      hoa: decoded.source,
+    });
+  }
+
+  #discoveryConfig(): DiscoveryConfig {
+    return {
+      homeAgentAddresses: [this.#opts.homeAgentAddress],
+      homePrefix: {
+        address: formatIpv6(this.#homePrefix.address),
+        length: this.#homePrefix.length,
+      },
+      validLifetime: PREFIX_LIFETIME_INFINITE,
+      preferredLifetime: PREFIX_LIFETIME_INFINITE,
+    };
+  }
+
+  /**
+   * Unsolicited Mobile Prefix Advertisement to every registered member (RFC 6275 §10.6.2): call
+   * when the home prefix information changes.
+   */
+  advertisePrefix(): void {
+    const now = nodeNow(this.#env);
+    for (const e of this.cache.entries()) {
+      const bound = this.#extra.get(e.key);
+      if (bound === undefined) continue;
+      const mpa = encodeIcmpv6Packet({
+        source: this.#opts.homeAgentAddress,
+        destination: e.homeAddress,
+        message: mobilePrefixAdvertisement(
+          Math.floor(Math.random() * 0x10000),
+          this.#discoveryConfig(),
+        ),
+      });
+      this.#sendSignaling(bound.session, mpa, bound.locator, now);
+    }
   }
 
   #removeBinding(entry: BindingCacheEntry, why: string): Promise<void> {

@@ -40,9 +40,11 @@ import {
 } from '../../protocol/mobile-node-registration.js';
 import { WireError } from '../../util/errors.js';
 import type { RouteOptimization } from './route-optimization.js';
-import { ipv6Equal, parseIpv6 } from '../../wire/address.js';
+import { formatIpv6, ipv6Equal, parseIpv6 } from '../../wire/address.js';
 import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
-import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
+import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../wire/packet.js';
+import { ICMPV6_TYPE } from '../../wire/icmpv6.js';
+import { advertisedPrefixes, homeAgentAnycast } from '../../protocol/home-agent-discovery.js';
 import {
   armTimer,
   DropCounters,
@@ -57,6 +59,7 @@ import {
 const IPV6_DST_OFF = 24; // RFC 8200 §3
 const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
 const IPPROTO_MH = 135; // RFC 6275 §6.1
+const IPPROTO_ICMPV6 = 58; // RFC 4443
 
 /** Where the MN's care-of addresses come from (rtnetlink in src/io/care-of.ts; fakes in tests). */
 export interface CareOfSource {
@@ -119,6 +122,8 @@ export interface MobileNodeOptions {
   probeAttempts?: number | undefined;
   /** Unix-ms wall clock, compared with the monotonic clock to notice sleep (default Date.now). */
   wallClock?: (() => number) | undefined;
+  /** Length of the home prefix (default 64), for DHAAD's anycast address and MPA checks. */
+  homePrefixLength?: number | undefined;
   /** Home-link control; without it the MN never goes home. */
   homeLink?: MnHomeLinkControl | undefined;
   /** Re-resolves the HA's underlay addresses (a DNS name) when the path is lost. */
@@ -165,6 +170,11 @@ export class MobileNode {
   #wallOffset = 0;
   #pathLostAttempt = false;
   #resolving = false;
+  #discovered = false;
+  /** HA addresses from the last DHAAD Reply (most preferred first). */
+  homeAgents: string[] = [];
+  /** Home prefixes from the last Mobile Prefix Advertisement. */
+  homePrefixes: { prefix: string; validLifetime: number; preferredLifetime: number }[] = [];
   /** BUs produced while the channel was not up yet: sent the moment it is. */
   #pendingSignaling: Uint8Array[] = [];
   #endpointDeadline = 0;
@@ -397,6 +407,68 @@ export class MobileNode {
       });
   }
 
+  /**
+   * Dynamic HA address discovery and mobile prefix discovery inside the channel (RFC 6275
+   * §11.4; src/protocol/home-agent-discovery.ts): a DHAAD Request to the home prefix's HA
+   * anycast address and a Mobile Prefix Solicitation to the HA. Answers update `homeAgents` /
+   * `homePrefixes` and emit 'home-agents' / 'home-prefix'.
+   */
+  discover(): void {
+    const now = nodeNow(this.#env);
+    const len = this.#opts.homePrefixLength ?? 64;
+    const prefix = new Uint8Array(16);
+    for (let i = 0; i < 16; i++) {
+      const bits = Math.max(0, Math.min(8, len - i * 8));
+      prefix[i] = this.#hoa[i]! & ((0xff << (8 - bits)) & 0xff);
+    }
+    const id = Math.floor(Math.random() * 0x10000);
+    this.#sendSignaling(
+      encodeIcmpv6Packet({
+        source: this.#opts.homeAddress,
+        destination: homeAgentAnycast(formatIpv6(prefix), len),
+        message: { kind: 'haadRequest', identifier: id, mobileRouter: false },
+      }),
+      now,
+    );
+    this.#sendSignaling(
+      encodeIcmpv6Packet({
+        source: this.#opts.homeAddress,
+        destination: this.#opts.homeAgentAddress,
+        message: { kind: 'mobilePrefixSolicitation', identifier: (id + 1) & 0xffff },
+      }),
+      now,
+    );
+  }
+
+  #onDiscovery(packet: Uint8Array, now: number): void {
+    this.#capture(packet, now);
+    let msg;
+    try {
+      msg = decodePacket(packet).icmpv6;
+    } catch {
+      msg = undefined;
+    }
+    if (msg === undefined || msg.checksumValid === false) {
+      this.drops.add('discovery-malformed');
+      return;
+    }
+    this.counters.signalingIn++;
+    if (msg.kind === 'haadReply') {
+      this.homeAgents = [...msg.homeAgentAddresses];
+      this.#env.log.info('home-agents', { list: this.homeAgents.join(',') });
+      this.#emit('home-agents', { list: this.homeAgents });
+    } else if (msg.kind === 'mobilePrefixAdvertisement') {
+      this.homePrefixes = advertisedPrefixes(msg);
+      const ours = this.homePrefixes.some(
+        (p) => p.validLifetime > 0 && prefixHolds(p.prefix, this.#hoa),
+      );
+      this.#env.log[ours ? 'info' : 'warn'](ours ? 'home-prefix' : 'home-prefix-changed', {
+        prefixes: this.homePrefixes.map((p) => `${p.prefix} valid ${p.validLifetime}`).join(','),
+      });
+      this.#emit(ours ? 'home-prefix' : 'home-prefix-changed', { prefixes: this.homePrefixes });
+    }
+  }
+
   /** The process was frozen or the host slept: the world may have changed under us. */
   #resumed(now: number, how: string, ms: number): void {
     this.counters.resumes++;
@@ -465,6 +537,11 @@ export class MobileNode {
             status: baStatusName(a.status),
           });
           this.#emit('registered', { careOf: a.careOf.localAddress, nat: a.natDetected });
+          // Home agents and home prefixes: once, and whenever the HA asks (BA status 1).
+          if (!this.#discovered || a.prefixDiscoveryNeeded) {
+            this.#discovered = true;
+            this.discover();
+          }
           break;
         case 'failed':
           this.#env.log.error('registration-failed', {
@@ -573,6 +650,15 @@ export class MobileNode {
       }
       if (buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO_MH) {
         this.#onSignaling(buf.slice(off, off + len), now);
+        continue;
+      }
+      if (
+        buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO_ICMPV6 &&
+        len > IPV6_HEADER_LEN &&
+        (buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.HAAD_REPLY ||
+          buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.MOBILE_PREFIX_ADVERTISEMENT)
+      ) {
+        this.#onDiscovery(buf.slice(off, off + len), now);
         continue;
       }
       this.counters.tunnelPacketsIn++;
@@ -813,4 +899,21 @@ export class MobileNode {
       await this.#opts.homeLink.leave(this.#atHome).catch(() => undefined);
     }
   }
+}
+
+/** True when "prefix/len" contains the 16-byte address. */
+function prefixHolds(text: string, address: Uint8Array): boolean {
+  const [p, l] = text.split('/');
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIpv6(p ?? '');
+  } catch {
+    return false;
+  }
+  const len = Number(l);
+  for (let bit = 0; bit < len; bit++) {
+    const m = 0x80 >> (bit & 7);
+    if ((bytes[bit >> 3]! & m) !== (address[bit >> 3]! & m)) return false;
+  }
+  return true;
 }

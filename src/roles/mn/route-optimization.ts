@@ -72,11 +72,11 @@ const IPV6_DST_OFF = 24; // RFC 8200 §3
 const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
 const ICMPV6_PARAMETER_PROBLEM = 4; // RFC 4443 §3.4
 /** mip6 choice: probe the direct path after this much silence from the CN while sending. */
-export const DIRECT_PROBE_AFTER_MS = 400;
+export const DIRECT_PROBE_AFTER_MS = 300;
 /** mip6 choice: silence after which the direct path counts as failed (issue: "within a second"). */
-export const DIRECT_FAIL_MS = 900;
+export const DIRECT_FAIL_MS = 700;
 /** mip6 choice: liveness check period while a route is optimized. */
-export const DIRECT_TICK_MS = 200;
+export const DIRECT_TICK_MS = 100;
 /**
  * Overlay liveness probes on the direct channel (not MIPv6: the RFC has no such message).
  * A one-byte channel payload whose first nibble is not 6, so it can never be taken for IPv6.

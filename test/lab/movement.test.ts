@@ -142,6 +142,13 @@ void t.test('movement, NAT, home and sleep in the lab', { skip, timeout: 150_000
   const mark = (label: string): Promise<unknown> =>
     Promise.all([client.mark(label), server.mark(label)]);
 
+  await t.test('DHAAD and mobile prefix discovery inside the channel', async (t) => {
+    const agents = await mn.waitLog((l) => l.event === 'home-agents', 5000);
+    t.equal(agents['list'], LAB_ADDR.ha.home, 'DHAAD Reply lists the HA');
+    const prefix = await mn.waitLog((l) => l.event === 'home-prefix', 5000);
+    t.match(String(prefix['prefixes']), LAB_ADDR.ha.homePrefix, 'MPA carries the home prefix');
+  });
+
   await t.test('moves: the HA learns each new locator right after the link is up', async (t) => {
     const expected = {
       hotel: `${LAB_ADDR.natPublic}:`,

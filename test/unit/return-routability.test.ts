@@ -597,3 +597,23 @@ void t.test('MAX_UPDATE_RATE: at most 3 BUs per second to one CN, the 4th waits'
   t.ok(p.mn.routeOptimized);
   t.equal(p.cn.get(HOA)?.careOfAddress, COA2);
 });
+
+void t.test('CN: HoTI/CoTI answers are rate-limited', async (t) => {
+  const cn = new CorrespondentBindings(testCrypto(5), { addresses: [CN] });
+  const coti = encodePacket({ source: COA, destination: CN }, IPPROTO.MH, (ps) =>
+    encodeMobilityHeader(
+      { kind: 'careOfTestInit', careOfInitCookie: new Uint8Array(8), options: [] },
+      ps,
+    ),
+  );
+  let answered = 0;
+  let limited = 0;
+  for (let i = 0; i < 300; i++) {
+    const [a] = cn.handle(coti, 0);
+    if (a?.kind === 'send') answered++;
+    else if (a?.kind === 'drop' && a.reason === 'rr-rate') limited++;
+  }
+  t.equal(answered, 100, 'a burst of RR_ANSWER_RATE answers');
+  t.equal(limited, 200, 'the rest dropped and counted');
+  t.equal(cn.handle(coti, 1000)[0]?.kind, 'send', 'refilled a second later');
+});

@@ -44,7 +44,7 @@ import {
 } from '../../protocol/correspondent-registration.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
 import type { CareOf } from '../../protocol/mobile-node-registration.js';
-import { ipv4Mapped, parseIpv6 } from '../../wire/address.js';
+import { formatIpv6, ipv4Mapped, parseIpv6 } from '../../wire/address.js';
 import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
 import { decodePacket } from '../../wire/packet.js';
 import {
@@ -597,14 +597,7 @@ export class RouteOptimization {
   }
 
   #texts(buf: Uint8Array, off: number, hao: number): { home: string; source: string } {
-    const d = decodePacket(
-      buf.slice(off, off + IPV6_HEADER_LEN + ((buf[off + 4]! << 8) | buf[off + 5]!)),
-      {
-        verifyChecksum: false,
-      },
-    );
-    void hao;
-    return { home: d.homeAddress ?? '::', source: d.source };
+    return { home: formatIpv6(buf, hao), source: formatIpv6(buf, off + IPV6_SRC_OFF) };
   }
 
   #certAllows(

@@ -9,9 +9,9 @@
  * HA learned the new locator.
  */
 import t from 'tap';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HaStatus } from '../../src/io/control-protocol.js';
+import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
 import { Daemon, haToml, Provisioned, startDaemon, type MemberFiles } from './mip6-lab.js';
 import {
@@ -282,4 +282,79 @@ void t.test('movement, NAT, home and sleep in the lab', { skip, timeout: 150_000
     for (const g of s.gapsAfterMarks) t.comment(`${g.label}: MN->server gap ${g.gapMs} ms`);
     await mn.stop();
   });
+
+  await t.test(
+    'HA renumbered: a member naming it by DNS re-resolves and re-registers',
+    async (t) => {
+      // `ip netns exec` shows /etc/netns/NS/hosts as /etc/hosts inside NS: the lab's DNS.
+      const etc = `/etc/netns/${lab.ns('cn')}`;
+      mkdirSync(etc, { recursive: true });
+      t.teardown(() => rmSync(etc, { recursive: true, force: true }));
+      const hosts = join(etc, 'hosts');
+      writeFileSync(hosts, `${LAB_ADDR.ha.v4} ha.mip6.test\n`);
+      const hoa = '2001:db8:100::40';
+      const files = await prov.member('wanderer', 'mn', [hoa]);
+      const cfg = prov.write(
+        'wanderer.toml',
+        `control_socket = "${join(prov.dir, 'wanderer.sock')}"
+[identity]
+private_key = "${files.key}"
+certificate = "${files.cert}"
+authority = "${prov.authorityPub}"
+[tun]
+name = "mip6wa"
+[home]
+address = "${hoa}"
+agent = "ha.mip6.test"
+agent_address = "${LAB_ADDR.ha.home}"
+agent_public_key = "${haFiles.pub}"
+[movement]
+probe_interval = 0.5
+probe_timeout = 0.3
+probe_attempts = 2
+`,
+      );
+      const w = startDaemon(lab, 'cn', 'mn', cfg, join(prov.dir, 'wanderer.sock'));
+      await w.waitLog((l) => l.event === 'registered');
+      // Keep a little traffic going so that silence is noticed.
+      lab.spawn('cn', 'ping', [
+        '-6',
+        '-n',
+        '-q',
+        '-i',
+        '0.2',
+        '-c',
+        '100',
+        '-I',
+        hoa,
+        LAB_ADDR.server.v6,
+      ]);
+      const NEW_HA4 = '198.51.100.2';
+      const from = w.lines.length;
+      await lab.exec('ha', 'sysctl', ['-q', '-w', 'net.ipv4.conf.uplink.promote_secondaries=1']);
+      await lab.exec('ha', 'ip', ['addr', 'add', `${NEW_HA4}/24`, 'dev', 'uplink']);
+      writeFileSync(hosts, `${NEW_HA4} ha.mip6.test\n`);
+      const renumbered = Date.now();
+      await lab.exec('ha', 'ip', ['addr', 'del', `${LAB_ADDR.ha.v4}/24`, 'dev', 'uplink']);
+      await w.waitLog((l) => l.event === 'agent-resolved' && l['agent4'] === NEW_HA4, 15_000, from);
+      await w.waitLog((l) => l.event === 'registered', 10_000, from);
+      t.pass(
+        `registered with the HA at ${NEW_HA4} ${Date.now() - renumbered} ms after the renumbering`,
+      );
+      const st = await w.status<MemberStatus>();
+      t.equal(st.homeAgent, `${NEW_HA4}:4191`, 'status names the new HA address');
+      const ping = await lab.exec('cn', 'ping', [
+        '-6',
+        '-c',
+        '2',
+        '-W',
+        '2',
+        '-I',
+        hoa,
+        LAB_ADDR.server.v6,
+      ]);
+      t.match(ping.stdout, /2 received/, 'home address reachable again');
+      await w.stop();
+    },
+  );
 });

@@ -329,3 +329,18 @@ void t.test('one-way traffic: liveness probes keep a silent CN direct', async (t
   t.ok(atCn.length >= n - 1, 'all delivered directly');
   t.equal(cn.ro!.bindings!.get(MN_HOA)?.careOfAddress, '::ffff:192.0.2.10');
 });
+
+void t.test(
+  'selector check on the direct channel: a source the CN certificate lacks is dropped',
+  async (t) => {
+    const { w, cn, mn, atMn } = await setup();
+    await w.until(() => roUp(mn), 5000);
+    cn.tun.inject(echo('2001:db8:100::99', MN_HOA, 1)); // not the CN's home address
+    cn.tun.inject(echo(CN_HOA, MN_HOA, 2));
+    await w.until(() => atMn.length >= 1, 500);
+    await w.run(50);
+    t.equal(atMn.length, 1, 'only the packet from the CN home address arrives');
+    t.equal(decodePacket(atMn[0]!).source, CN_HOA);
+    t.equal(mn.ro!.drops.get('selector'), 1, 'the other one counted as a selector drop');
+  },
+);

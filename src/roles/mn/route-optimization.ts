@@ -470,7 +470,7 @@ export class RouteOptimization {
     // Between two mobile members one channel carries both halves: HAO data, HoTI/CoTI and BU
     // are for our CN half, everything else (RH2 data, CoT, BA, BE, BRR) for our MN half.
     if (p !== undefined && !(cnHalf && this.#forCorrespondentHalf(buf, off, len))) {
-      this.#fromCorrespondent(p, buf, off, len, now);
+      this.#fromCorrespondent(p, session, buf, off, len, now);
       return true;
     }
     if (cnHalf) {
@@ -495,7 +495,14 @@ export class RouteOptimization {
   }
 
   /** MN half: RH2 data, CoT, BA, BE, BRR from a correspondent's channel. */
-  #fromCorrespondent(p: Peer, buf: Uint8Array, off: number, len: number, now: number): void {
+  #fromCorrespondent(
+    p: Peer,
+    session: PeerSession,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    now: number,
+  ): void {
     this.#capture(buf.subarray(off, off + len), now); // as received: with its RH2
     let start = off;
     let length = len;
@@ -527,6 +534,12 @@ export class RouteOptimization {
         this.drops.add('direct-not-for-home-address');
         return;
       }
+    }
+    // Selector check (DESIGN.md §4): data must come from an address the CN's certificate holds.
+    const cert = session.peerCertificate;
+    if (cert === null || !sourceAllowed(cert, buf, start, length)) {
+      this.drops.add('selector');
+      return;
     }
     p.packets.directIn++;
     if (!this.#env.tun.writePacket(packet)) this.drops.add('tun-write');

@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 SYSTEMS = ["mip6", "wireguard", "openvpn", "raw"]
 NAMES = {"mip6": "mip6", "wireguard": "WireGuard\n(wireguard-go)", "openvpn": "OpenVPN", "raw": "raw underlay\n(no tunnel)"}
@@ -29,7 +30,7 @@ def spread(xs):
 def throughput(data, out):
     fig, ax = plt.subplots(figsize=(8, 4.5))
     width = 0.38
-    for k, (key, label) in enumerate([("tcp1", "1 stream"), ("tcp4", "4 streams")]):
+    for k, key in enumerate(["tcp1", "tcp4"]):
         for i, sys_ in enumerate(SYSTEMS):
             s = spread([r[key]["gbps"] for r in data["runs"] if r["system"] == sys_ and key in r])
             if s is None:
@@ -37,15 +38,18 @@ def throughput(data, out):
             med, lo, hi = s
             x = i + (k - 0.5) * width
             ax.bar(x, med, width, color=COLORS[sys_], alpha=1.0 if k == 0 else 0.55,
-                   yerr=[[med - lo], [hi - med]], capsize=3, label=label if i == 0 else None)
+                   yerr=[[med - lo], [hi - med]], capsize=3)
             ax.annotate(f"{med:.2f}", (x, med), ha="center", va="bottom", fontsize=8,
                         xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(range(len(SYSTEMS)), [NAMES[s] for s in SYSTEMS])
     ax.set_ylabel("Gbit/s (median, whiskers min-max)")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=0.01)
     ax.set_title(f"TCP throughput MN -> server through the tunnel ({data['date'][:10]}, "
                  f"load {data['load']['before'][0]:.1f})")
-    ax.legend(["1 stream (solid)", "4 streams (light)"], loc="upper left", fontsize=8)
+    ax.legend(handles=[Patch(color="#444444", label="1 stream"),
+                       Patch(color="#444444", alpha=0.45, label="4 streams")],
+              loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

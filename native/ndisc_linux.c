@@ -66,11 +66,13 @@ static napi_value ndp_advertise(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int hops = 255;
+  int loop = 0; /* our own NA must not come back to our stack: it would rewrite our own cache */
   if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0 ||
+      setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof loop) < 0 ||
       setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex) < 0) {
     int err = errno;
     close(fd);
-    mip6_throw_errno(env, err, "setsockopt", "IPV6_MULTICAST_HOPS/IF");
+    mip6_throw_errno(env, err, "setsockopt", "IPV6_MULTICAST_HOPS/LOOP/IF");
     return NULL;
   }
   uint8_t msg[NA_LEN];

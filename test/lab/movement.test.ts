@@ -248,6 +248,18 @@ void t.test('movement, NAT, home and sleep in the lab', { skip, timeout: 150_000
     await flowing();
   });
 
+  await t.test('home again and away again: the deregistration BA still arrives', async (t) => {
+    let from = mn.lines.length;
+    await lab.move('home');
+    const dereg = await mn.waitLog((l) => l.event === 'deregistered', 5000, from);
+    t.equal(dereg['gaveUp'], false, 'BA received (no give-up after retransmissions)');
+    await flowing();
+    from = mn.lines.length;
+    await lab.move('lte');
+    await mn.waitLog((l) => l.event === 'registered', 5000, from);
+    await flowing();
+  });
+
   await t.test('suspend/resume: frozen beyond the lifetime, re-registers', async (t) => {
     await mark('suspend');
     const pid = mn.child.pid!;

@@ -14,8 +14,9 @@
  *                home address itself once we are home, or a SLAAC address from the home link's
  *                Router Advertisement);
  *              - an interface that is up with only a link-local address answers the home probe:
- *                an on-link host route for the HA's home address through the interface, one
- *                ICMPv6 echo from the interface's link-local address, then the neighbour cache:
+ *                an on-link host route for the HA's home address through the interface, ICMPv6
+ *                echoes from the interface's link-local address (every 100 ms until the first
+ *                reply, at most homeProbeTimeoutMs), then the neighbour cache:
  *                an echo reply or a resolved link-layer address means the HA's home address is on
  *                this link. The temporary route is removed again. Each interface is probed once
  *                per set of addresses (a new link-local after a link flap probes again).
@@ -57,7 +58,7 @@ export interface RouteCareOfOptions {
   events?: boolean;
   /** Recognise the home link (omit to never go home). */
   home?: HomeLinkProbe | undefined;
-  /** Longest wait for the home probe's echo reply (ms, default 300). */
+  /** Longest wait for the home probe's echo reply (ms, default 2000). */
   homeProbeTimeoutMs?: number;
 }
 
@@ -232,7 +233,7 @@ export class RouteCareOfSource {
   /** Is the HA's home address on this link? (see the file comment) */
   async #probeHome(dev: string, linkLocal: string, home: HomeLinkProbe): Promise<boolean> {
     const ha = home.homeAgentAddress;
-    const timeout = this.#opts.homeProbeTimeoutMs ?? 300;
+    const timeout = this.#opts.homeProbeTimeoutMs ?? 2000;
     const route = ['-6', 'route', 'replace', `${ha}/128`, 'dev', dev, 'metric', '1'];
     try {
       await ip(route);
@@ -241,10 +242,12 @@ export class RouteCareOfSource {
     }
     try {
       const secs = String(Math.max(1, Math.ceil(timeout / 1000)));
+      // An echo every 100 ms until the first reply or the deadline: on a link that has just
+      // come up the first exchange is often lost (the far end is not forwarding yet).
       const code = await run(
         'ping',
-        ['-6', '-n', '-q', '-c', '1', '-W', secs, '-I', `${linkLocal}%${dev}`, ha],
-        timeout + 200,
+        ['-6', '-n', '-q', '-c', '1', '-i', '0.1', '-w', secs, '-I', `${linkLocal}%${dev}`, ha],
+        timeout + 500,
       );
       if (code === 0) return true;
       const neigh = await ip(['-6', 'neigh', 'show', ha, 'dev', dev]).catch(() => '');

@@ -597,6 +597,10 @@ export class HomeAgent {
       const entry = this.cache.getByKey(keyOf(buf, off + IPV6_DST_OFF));
       const extra = entry === undefined ? undefined : this.#extra.get(entry.key);
       if (entry === undefined || extra === undefined) {
+        if (buf[off + IPV6_DST_OFF] === 0xff) {
+          this.drops.add('multicast'); // MLD/ND of the TUN itself: nothing to tunnel
+          continue;
+        }
         this.drops.add('unregistered');
         this.#unreachable(buf.subarray(off, off + len), now);
         continue;

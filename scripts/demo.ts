@@ -80,6 +80,7 @@ async function main(): Promise<number> {
       'mn',
       mnToml(prov, 'laptop', mnFiles, haFiles),
       join(prov.dir, 'laptop.sock'),
+      ['--log-level', 'debug'],
     );
     await mn.waitLog((l) => l.event === 'registered');
     say(
@@ -108,7 +109,13 @@ async function main(): Promise<number> {
       (await ha.status<HaStatus>()).bindings.find((b) => b.homeAddress === LAB_ADDR.mn.homeAddress)
         ?.locator ?? '';
     const rows: string[] = [];
+    // Moves are paced a second apart: RFC 6275 §11.8 lets an MN send at most MAX_UPDATE_RATE
+    // (3) BUs per second, and a laptop does not change networks several times a second.
+    let lastMove = performance.now();
     for (const [i, move] of MOVES.entries()) {
+      const pause = lastMove + 1000 - performance.now();
+      if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+      lastMove = performance.now();
       await Promise.all([client.mark(move.network), server.mark(move.network)]);
       const t0 = performance.now();
       await lab.move(move.network);
@@ -147,6 +154,12 @@ async function main(): Promise<number> {
         ? 'the TCP session survived every move with no byte lost or corrupted'
         : 'FAILED: the stream was damaged',
     );
+    const haDrops = Object.entries((await ha.status<HaStatus>()).drops ?? {})
+      .map(([reason, n]) => `${reason}=${n}`)
+      .join(' ');
+    say(`home agent drops by reason: ${haDrops || 'none'}`);
+    const buLog = mn.lines.filter((l) => l.event === 'bu').map((l) => `${String(l['reason'])}`);
+    say(`binding updates sent by the MN: ${buLog.length} (${buLog.join(', ')})`);
     await mn.stop();
     const st = await ha.status<HaStatus>();
     say(

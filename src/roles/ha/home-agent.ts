@@ -79,6 +79,14 @@ const ICMP_ERRORS_PER_SECOND = 10;
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
 const REBIND_HINT_INTERVAL_MS = 1000;
 
+/**
+ * BUs per second one member may have processed at the HA. A conforming MN sends at most
+ * MAX_UPDATE_RATE per second (RFC 6275 §11.8), but network jitter can bunch three BUs sent
+ * just over a second apart into less than a second on arrival, and a conforming move BU must
+ * never be dropped; twice the MN's rate still stops a flood after a handful.
+ */
+export const HA_BU_RATE_PER_MEMBER = 2 * MAX_UPDATE_RATE;
+
 /** Home-link side effects of a binding (routes, proxy ND); real one in src/io/home-link.ts. */
 export interface HomeLinkControl {
   bindingAdded(homeAddress: string): Promise<void>;
@@ -427,9 +435,9 @@ export class HomeAgent {
 
   /**
    * Per-member BU rate limit: a member may send at most MAX_UPDATE_RATE BUs per second to one
-   * destination (RFC 6275 §11.8), so more than that from one authenticated member is
-   * misbehaviour; the excess is dropped and counted before any binding cache work, without a
-   * BA. Entries of members idle for a window are pruned when the map grows, so its size stays
+   * destination (RFC 6275 §11.8); beyond HA_BU_RATE_PER_MEMBER (twice that, for jitter) one
+   * authenticated member is misbehaving, and the excess is dropped and counted before any
+   * binding cache work, without a BA. Entries of members idle for a window are pruned when the map grows, so its size stays
    * bounded by the members active in the last second.
    */
   #buRateAllows(member: string, now: number): boolean {
@@ -440,7 +448,10 @@ export class HomeAgent {
           if (now - v.lastAt >= UPDATE_RATE_WINDOW_MS) this.#buRate.delete(k);
         }
       }
-      r = { limiter: new UpdateRateLimiter(MAX_UPDATE_RATE, UPDATE_RATE_WINDOW_MS), lastAt: now };
+      r = {
+        limiter: new UpdateRateLimiter(HA_BU_RATE_PER_MEMBER, UPDATE_RATE_WINDOW_MS),
+        lastAt: now,
+      };
       this.#buRate.set(member, r);
     }
     r.lastAt = now;

@@ -4,11 +4,10 @@
  * certificate allows, or the packet is dropped and counted by the caller. No allocation: the
  * source is compared in place against each allowed prefix.
  */
+import { IPV6_HEADER_LEN, IPV6_SRC_OFF } from '../wire/ipv6.js';
 import type { MemberCertificate } from './certificate.js';
 
 /** IPv6 header length and the source address offset within it (RFC 8200 §3). */
-const IPV6_HEADER_LEN = 40;
-const IPV6_SRC_OFF = 8;
 
 /** True iff `packet[offset..]` is an IPv6 packet whose source lies in one of `cert`'s prefixes.
  *  `length` bounds the packet (defaults to the rest of the buffer). */

@@ -18,6 +18,7 @@
  * answer cannot be forged by anyone on the path; an MN that cannot reach any HA yet uses the
  * configured names and addresses (home.agent) instead.
  */
+import { IPV6_HEADER_LEN, IPV6_MIN_MTU } from '../wire/ipv6.js';
 import { formatIpv6, parseIpv6 } from '../wire/address.js';
 import type { Icmpv6Message, NdOption } from '../wire/icmpv6.js';
 
@@ -26,8 +27,6 @@ export const HA_ANYCAST_ID = 0x7e;
 /** Bytes of a DHAAD Reply before the address list (ICMPv6 header + identifier + reserved). */
 const HAAD_REPLY_HEADER_LEN = 8; // RFC 6275 §6.6
 /** IPv6 minimum MTU (RFC 8200 §5): the reply must fit. */
-const IPV6_MIN_MTU = 1280;
-const IPV6_HEADER_LEN = 40; // RFC 8200 §3
 /** Most addresses a DHAAD Reply may carry within the minimum MTU. */
 export const MAX_HAAD_ADDRESSES = Math.floor(
   (IPV6_MIN_MTU - IPV6_HEADER_LEN - HAAD_REPLY_HEADER_LEN) / 16,

@@ -53,7 +53,12 @@ import {
   mobilePrefixAdvertisement,
   type DiscoveryConfig,
 } from '../../protocol/home-agent-discovery.js';
-import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
+import {
+  IPV6_DST_OFF,
+  IPV6_HEADER_LEN,
+  IPV6_NEXT_HEADER_OFF,
+  IPV6_SRC_OFF,
+} from '../../wire/ipv6.js';
 import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../wire/packet.js';
 import { WireError } from '../../util/errors.js';
 import {
@@ -66,12 +71,8 @@ import {
   type NodeEnvironment,
   type ResolvedLocator,
 } from '../common.js';
-import type { MobilityMessage } from '../../wire/types.js';
+import { IPPROTO, type MobilityMessage } from '../../wire/types.js';
 
-const IPV6_SRC_OFF = 8; // RFC 8200 §3
-const IPV6_DST_OFF = 24; // RFC 8200 §3
-const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
-const IPPROTO_ICMPV6 = 58; // RFC 4443
 /** Prefix lifetime "infinity" (RFC 4861 §4.6.2): the home prefix is configured, not leased. */
 const PREFIX_LIFETIME_INFINITE = 0xffffffff;
 /** At most this many ICMPv6 errors per second (RFC 4443 §2.4 (f) asks for a limit). */
@@ -231,7 +232,7 @@ export class HomeAgent {
         );
       }
       if (
-        buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO_ICMPV6 &&
+        buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO.ICMPV6 &&
         len > IPV6_HEADER_LEN &&
         (buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.HAAD_REQUEST ||
           buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.MOBILE_PREFIX_SOLICITATION) &&

@@ -27,6 +27,7 @@
  *   wall clock jumping against the monotonic clock -> re-check care-of and probe at once.
  * Shutdown: deregistration BU (lifetime 0), then close.
  */
+import { IPPROTO } from '../../wire/types.js';
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
 import type { BindingUpdateListStatus, MemberStatus } from '../../io/control-protocol.js';
@@ -41,7 +42,7 @@ import {
 import { WireError } from '../../util/errors.js';
 import type { RouteOptimization } from './route-optimization.js';
 import { formatIpv6, ipv6Equal, parseIpv6 } from '../../wire/address.js';
-import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
+import { IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_NEXT_HEADER_OFF } from '../../wire/ipv6.js';
 import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../wire/packet.js';
 import { ICMPV6_TYPE } from '../../wire/icmpv6.js';
 import { advertisedPrefixes, homeAgentAnycast } from '../../protocol/home-agent-discovery.js';
@@ -55,11 +56,6 @@ import {
   type NodeEnvironment,
   type ResolvedLocator,
 } from '../common.js';
-
-const IPV6_DST_OFF = 24; // RFC 8200 §3
-const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
-const IPPROTO_MH = 135; // RFC 6275 §6.1
-const IPPROTO_ICMPV6 = 58; // RFC 4443
 
 /** Where the MN's care-of addresses come from (rtnetlink in src/io/care-of.ts; fakes in tests). */
 export interface CareOfSource {
@@ -648,12 +644,12 @@ export class MobileNode {
         this.drops.add('not-for-home-address');
         continue;
       }
-      if (buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO_MH) {
+      if (buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO.MH) {
         this.#onSignaling(buf.slice(off, off + len), now);
         continue;
       }
       if (
-        buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO_ICMPV6 &&
+        buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO.ICMPV6 &&
         len > IPV6_HEADER_LEN &&
         (buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.HAAD_REPLY ||
           buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.MOBILE_PREFIX_ADVERTISEMENT)

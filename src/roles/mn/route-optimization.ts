@@ -45,7 +45,12 @@ import {
 import { formatLocator, type Locator } from '../../protocol/locator.js';
 import type { CareOf } from '../../protocol/mobile-node-registration.js';
 import { formatIpv6, ipv4Mapped, parseIpv6 } from '../../wire/address.js';
-import { IPV6_HEADER_LEN } from '../../wire/ipv6.js';
+import {
+  IPV6_DST_OFF,
+  IPV6_HEADER_LEN,
+  IPV6_NEXT_HEADER_OFF,
+  IPV6_SRC_OFF,
+} from '../../wire/ipv6.js';
 import { decodePacket } from '../../wire/packet.js';
 import {
   REWRITE_GROWTH,
@@ -67,9 +72,6 @@ import {
   type ResolvedLocator,
 } from '../common.js';
 
-const IPV6_SRC_OFF = 8; // RFC 8200 §3
-const IPV6_DST_OFF = 24; // RFC 8200 §3
-const IPV6_NEXT_HEADER_OFF = 6; // RFC 8200 §3
 const ICMPV6_PARAMETER_PROBLEM = 4; // RFC 4443 §3.4
 /** mip6 choice: probe the direct path after this much silence from the CN while sending. */
 export const DIRECT_PROBE_AFTER_MS = 300;

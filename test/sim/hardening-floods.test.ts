@@ -40,85 +40,91 @@ function echo(source: string, destination: string, sequence: number): Uint8Array
   });
 }
 
-void t.test('BU flood from an authenticated member: HA_BU_RATE_PER_MEMBER per second', async (t) => {
-  const w = await World.create({ delayMs: 1 });
-  const m = await legitimate(w);
-  t.ok((await w.until(() => m.mn.registration.state === 'registered')) >= 0, 'MN registered');
+void t.test(
+  'BU flood from an authenticated member: HA_BU_RATE_PER_MEMBER per second',
+  async (t) => {
+    const w = await World.create({ delayMs: 1 });
+    const m = await legitimate(w);
+    t.ok((await w.until(() => m.mn.registration.state === 'registered')) >= 0, 'MN registered');
 
-  const rogue = endpoint(
-    w.ca,
-    { name: 'rogue', role: 'mn', key: memberKey(0x90), addresses: [ROGUE_HOA] },
-    ['ha'],
-  );
-  const udp = w.net.endpoint({ address: ROGUE4 });
-  let session: PeerSession | undefined;
-  let acks = 0;
-  udp.onDatagrams((batch) => {
-    for (let i = 0; i < batch.count; i++) {
-      const copy = batch.packet(i).slice();
-      const r = rogue.receive(copy, T0 + w.clock.now());
-      if (r.kind === 'established') session = r.session;
-      if (r.kind === 'data') {
-        const p = decodePacket(copy.subarray(r.offset, r.offset + r.length));
-        if (p.mobility?.kind === 'bindingAcknowledgement') acks++;
+    const rogue = endpoint(
+      w.ca,
+      { name: 'rogue', role: 'mn', key: memberKey(0x90), addresses: [ROGUE_HOA] },
+      ['ha'],
+    );
+    const udp = w.net.endpoint({ address: ROGUE4 });
+    let session: PeerSession | undefined;
+    let acks = 0;
+    udp.onDatagrams((batch) => {
+      for (let i = 0; i < batch.count; i++) {
+        const copy = batch.packet(i).slice();
+        const r = rogue.receive(copy, T0 + w.clock.now());
+        if (r.kind === 'established') session = r.session;
+        if (r.kind === 'data') {
+          const p = decodePacket(copy.subarray(r.offset, r.offset + r.length));
+          if (p.mobility?.kind === 'bindingAcknowledgement') acks++;
+        }
       }
-    }
-  });
-  udp.send(rogue.connect(w.haKey.publicKey, T0 + w.clock.now()), HA4, HA_PORT);
-  t.ok((await w.until(() => session !== undefined, 1000)) >= 0, 'rogue channel up');
-
-  const SENT = 2000;
-  const DURATION_MS = 2000;
-  const start = w.clock.now();
-  for (let i = 0; i < SENT; i++) {
-    const bu = encodeMobilityPacket({
-      source: ROGUE_HOA,
-      destination: HA_HOME_ADDRESS,
-      message: {
-        kind: 'bindingUpdate',
-        sequence: i + 1,
-        flags: {
-          A: true,
-          H: true,
-          L: false,
-          K: false,
-          M: false,
-          R: false,
-          P: false,
-          F: false,
-          T: false,
-          B: false,
-          S: false,
-          D: false,
-        },
-        lifetimeUnits: 50,
-        options: [{ type: 'ipv4CareOfAddress', address: ROGUE4 }],
-      },
     });
-    const sealed = rogue.seal(session!, bu, T0 + w.clock.now());
-    if (sealed === null) throw new Error('seal failed');
-    udp.send(sealed, HA4, HA_PORT);
-    if (i % 2 === 1) await w.run(2); // 1000 BUs per second for 2 s
-  }
-  await w.run(50);
-  const elapsed = w.clock.now() - start;
-  t.ok(elapsed >= DURATION_MS, `flood lasted ${elapsed} ms`);
-  const maxAllowed = HA_BU_RATE_PER_MEMBER * Math.ceil(elapsed / 1000);
-  const limited = w.ha.drops.get('bu-rate-limited');
-  t.ok(acks >= 1, `the member's first BUs were answered (${acks} BAs)`);
-  t.ok(acks <= maxAllowed, `${acks} BAs <= ${maxAllowed} (${HA_BU_RATE_PER_MEMBER}/s per member)`);
-  t.equal(limited + acks, SENT, `every other BU dropped and counted (${limited})`);
-  t.ok(w.ha.status().drops?.['bu-rate-limited'] === limited, 'visible in status drops');
-  t.equal(w.ha.cache.get(ROGUE_HOA)?.peerName, 'rogue', 'the member itself stays registered');
+    udp.send(rogue.connect(w.haKey.publicKey, T0 + w.clock.now()), HA4, HA_PORT);
+    t.ok((await w.until(() => session !== undefined, 1000)) >= 0, 'rogue channel up');
 
-  // The legitimate MN is untouched: binding, and traffic both ways.
-  t.equal(w.ha.cache.get(HOA)?.locator.address, '203.0.113.10');
-  m.tun.inject(echo(HOA, '2001:db8:100::5', 1));
-  w.haTun.inject(echo('2001:db8:100::5', HOA, 2));
-  await w.run(20);
-  t.equal(w.haTun.written.length >= 1, true, 'MN -> home link delivered');
-  t.equal(m.tun.written.length >= 1, true, 'home link -> MN delivered');
-});
+    const SENT = 2000;
+    const DURATION_MS = 2000;
+    const start = w.clock.now();
+    for (let i = 0; i < SENT; i++) {
+      const bu = encodeMobilityPacket({
+        source: ROGUE_HOA,
+        destination: HA_HOME_ADDRESS,
+        message: {
+          kind: 'bindingUpdate',
+          sequence: i + 1,
+          flags: {
+            A: true,
+            H: true,
+            L: false,
+            K: false,
+            M: false,
+            R: false,
+            P: false,
+            F: false,
+            T: false,
+            B: false,
+            S: false,
+            D: false,
+          },
+          lifetimeUnits: 50,
+          options: [{ type: 'ipv4CareOfAddress', address: ROGUE4 }],
+        },
+      });
+      const sealed = rogue.seal(session!, bu, T0 + w.clock.now());
+      if (sealed === null) throw new Error('seal failed');
+      udp.send(sealed, HA4, HA_PORT);
+      if (i % 2 === 1) await w.run(2); // 1000 BUs per second for 2 s
+    }
+    await w.run(50);
+    const elapsed = w.clock.now() - start;
+    t.ok(elapsed >= DURATION_MS, `flood lasted ${elapsed} ms`);
+    const maxAllowed = HA_BU_RATE_PER_MEMBER * Math.ceil(elapsed / 1000);
+    const limited = w.ha.drops.get('bu-rate-limited');
+    t.ok(acks >= 1, `the member's first BUs were answered (${acks} BAs)`);
+    t.ok(
+      acks <= maxAllowed,
+      `${acks} BAs <= ${maxAllowed} (${HA_BU_RATE_PER_MEMBER}/s per member)`,
+    );
+    t.equal(limited + acks, SENT, `every other BU dropped and counted (${limited})`);
+    t.ok(w.ha.status().drops?.['bu-rate-limited'] === limited, 'visible in status drops');
+    t.equal(w.ha.cache.get(ROGUE_HOA)?.peerName, 'rogue', 'the member itself stays registered');
+
+    // The legitimate MN is untouched: binding, and traffic both ways.
+    t.equal(w.ha.cache.get(HOA)?.locator.address, '203.0.113.10');
+    m.tun.inject(echo(HOA, '2001:db8:100::5', 1));
+    w.haTun.inject(echo('2001:db8:100::5', HOA, 2));
+    await w.run(20);
+    t.equal(w.haTun.written.length >= 1, true, 'MN -> home link delivered');
+    t.equal(m.tun.written.length >= 1, true, 'home link -> MN delivered');
+  },
+);
 
 void t.test('handshake flood from spoofed sources: cookies bound the DH work', async (t) => {
   const w = await World.create({ delayMs: 1 });

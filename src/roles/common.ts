@@ -43,6 +43,23 @@ export class DropCounters {
   }
 }
 
+/**
+ * Writes the `count` decrypted inner packets collected in `offsets`/`lengths` (inside `buf`) to
+ * the TUN in one batch; packets the kernel refuses are counted as `tun-write` drops.
+ */
+export function writeToTun(
+  tun: TunDevice,
+  buf: Uint8Array,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  count: number,
+  drops: DropCounters,
+): void {
+  if (count === 0) return;
+  const accepted = tun.writePackets({ count, buf, offsets, lengths });
+  if (accepted < count) drops.add('tun-write', count - accepted);
+}
+
 /** A locator resolved once into the 16-byte slot form the UDP batch send uses. */
 export interface ResolvedLocator extends Locator {
   family: AddressFamily;

@@ -68,6 +68,7 @@ import {
   resolveLocator,
   sendSealed,
   TunnelWriter,
+  writeToTun,
   type NodeEnvironment,
   type ResolvedLocator,
 } from '../common.js';
@@ -250,27 +251,18 @@ export class HomeAgent {
       this.#tunLengths[w] = len;
       w++;
     }
-    if (w > 0) {
-      const accepted = env.tun.writePackets({
-        count: w,
-        buf,
-        offsets: this.#tunOffsets,
-        lengths: this.#tunLengths,
-      });
-      if (accepted < w) this.drops.add('tun-write', w - accepted);
-    }
+    writeToTun(env.tun, buf, this.#tunOffsets, this.#tunLengths, w, this.drops);
     this.#rearm();
   }
 
   /** True for a Mobility Header right after the fixed header or after one Destination Options header (HAO). */
   #isSignaling(buf: Uint8Array, off: number): boolean {
     const nh = buf[off + IPV6_NEXT_HEADER_OFF];
-    if (nh === 135) return true;
-    if (nh === 60 || nh === 43) {
-      const ext = off + IPV6_HEADER_LEN;
-      const next = buf[ext];
-      if (next === 135) return true;
-      if (next === 60) return true; // RH2 then HAO: decode properly on the slow path
+    if (nh === IPPROTO.MH) return true;
+    if (nh === IPPROTO.DSTOPTS || nh === IPPROTO.ROUTING) {
+      const next = buf[off + IPV6_HEADER_LEN];
+      // HAO then MH, or RH2 then HAO (decoded properly on the slow path).
+      return next === IPPROTO.MH || next === IPPROTO.DSTOPTS;
     }
     return false;
   }

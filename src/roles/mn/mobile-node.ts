@@ -53,6 +53,7 @@ import {
   resolveLocator,
   sendSealed,
   TunnelWriter,
+  writeToTun,
   type NodeEnvironment,
   type ResolvedLocator,
 } from '../common.js';
@@ -665,15 +666,7 @@ export class MobileNode {
       this.#tunLengths[w] = len;
       w++;
     }
-    if (w > 0) {
-      const accepted = env.tun.writePackets({
-        count: w,
-        buf,
-        offsets: this.#tunOffsets,
-        lengths: this.#tunLengths,
-      });
-      if (accepted < w) this.drops.add('tun-write', w - accepted);
-    }
+    writeToTun(env.tun, buf, this.#tunOffsets, this.#tunLengths, w, this.drops);
     this.#rearm();
   }
 

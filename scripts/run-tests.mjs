@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The README's test command (`npm test`). Runs tap over test/, then prints one closing line
-// "N passed, N failed, N skipped" counting the top-level tests of every test file (a file that
-// crashes before reporting counts as one failure). Extra arguments go to tap (e.g. a file list).
+// "N passed, N failed, N skipped": passed/failed count the top-level tests of every test file (a
+// file that crashes before reporting counts as one failure), skipped counts skipped tests at any
+// depth. Extra arguments go to tap (e.g. a file list).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +28,8 @@ for (const file of walk(RESULTS).filter((f) => f.endsWith('.tap'))) {
   const lines = readFileSync(file, 'utf8').split('\n');
   let points = 0;
   for (const line of lines) {
+    // Skips are counted at any depth (a skipped subtest inside a passing test shows up too).
+    if (/^\s+ok \d+.*# SKIP/i.test(line)) skipped++;
     const m = /^(not ok|ok) \d+/.exec(line);
     if (!m) continue;
     points++;

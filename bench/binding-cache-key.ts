@@ -4,26 +4,14 @@
  * whose destination is one of N registered home addresses. Not part of `npm test`.
  * Run: node --import tsx bench/binding-cache-key.ts
  */
+import { bindingUpdateFlags } from '../src/wire/types.js';
 import { BindingCache, keyOf } from '../src/protocol/binding-cache.js';
 import { formatIpv6, parseIpv6 } from '../src/wire/address.js';
 
 const N = 5000;
 const PACKETS = 1024;
 const ROUNDS = 2000;
-const FLAGS = {
-  A: true,
-  H: true,
-  L: false,
-  K: false,
-  M: false,
-  R: false,
-  P: false,
-  F: false,
-  T: false,
-  B: false,
-  S: false,
-  D: false,
-};
+const FLAGS = bindingUpdateFlags({ A: true, H: true });
 
 const cache = new BindingCache();
 const byText = new Map<string, number>();

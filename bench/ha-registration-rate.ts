@@ -8,7 +8,7 @@ import {
   processHomeBindingUpdate,
   type HomeRegistrationInput,
 } from '../src/protocol/home-agent-registration.js';
-import type { BindingUpdate } from '../src/wire/types.js';
+import { type BindingUpdate, bindingUpdateFlags } from '../src/wire/types.js';
 
 const N = Number(process.argv[2] ?? 10_000);
 const HA = '2001:db8:100::1';
@@ -20,20 +20,7 @@ const config = {
   maxBindings: N + 1,
 };
 const peer = { name: 'bench', allowsHomeAddress: () => true };
-const FLAGS = {
-  A: true,
-  H: true,
-  L: false,
-  K: false,
-  M: false,
-  R: false,
-  P: false,
-  F: false,
-  T: false,
-  B: false,
-  S: false,
-  D: false,
-};
+const FLAGS = bindingUpdateFlags({ A: true, H: true });
 const hoas = Array.from({ length: N }, (_, i) => `2001:db8:100::${(i + 0x10).toString(16)}`);
 
 function input(i: number, seq: number): HomeRegistrationInput {

@@ -34,6 +34,7 @@ import {
   type CareOfTest,
   type HomeTest,
   type MobilityMessage,
+  bindingUpdateFlags,
 } from '../wire/types.js';
 import {
   INITIAL_BINDACK_TIMEOUT_MS,
@@ -338,20 +339,7 @@ export class CorrespondentRegistration {
     const bu: BindingUpdate = {
       kind: 'bindingUpdate',
       sequence: p.sequence,
-      flags: {
-        A: this.#requestAck,
-        H: false,
-        L: false,
-        K: false,
-        M: false,
-        R: false,
-        P: false,
-        F: false,
-        T: false,
-        B: false,
-        S: false,
-        D: false,
-      },
+      flags: bindingUpdateFlags({ A: this.#requestAck, H: false }),
       lifetimeUnits: p.lifetimeUnits,
       options: [
         {

@@ -32,7 +32,12 @@
  *                      at the HA lives on until it expires (`bindingExpired`).
  */
 import { parseIpv6, formatIpv6 } from '../wire/address.js';
-import type { BindingAcknowledgement, BindingUpdate, MobilityOption } from '../wire/types.js';
+import {
+  type BindingAcknowledgement,
+  type BindingUpdate,
+  type MobilityOption,
+  bindingUpdateFlags,
+} from '../wire/types.js';
 import { UpdateRateLimiter, type BindingUpdateListEntry } from './binding-update-list.js';
 import {
   INITIAL_BINDACK_TIMEOUT_FIRST_REG_MS,
@@ -580,20 +585,7 @@ export class HomeRegistration {
     const message: BindingUpdate = {
       kind: 'bindingUpdate',
       sequence,
-      flags: {
-        A: true,
-        H: true,
-        L: false,
-        K: false,
-        M: false,
-        R: false,
-        P: false,
-        F: false,
-        T: false,
-        B: false,
-        S: false,
-        D: false,
-      },
+      flags: bindingUpdateFlags({ A: true, H: true }),
       lifetimeUnits,
       options,
     };

@@ -82,6 +82,25 @@ export interface BindingUpdateFlags {
   D: boolean;
 }
 
+/** BU flags with every bit clear except those given, e.g. `bindingUpdateFlags({ A: true, H: true })`. */
+export function bindingUpdateFlags(set: Partial<BindingUpdateFlags> = {}): BindingUpdateFlags {
+  return {
+    A: false,
+    H: false,
+    L: false,
+    K: false,
+    M: false,
+    R: false,
+    P: false,
+    F: false,
+    T: false,
+    B: false,
+    S: false,
+    D: false,
+    ...set,
+  };
+}
+
 /** BA flags (RFC 6275 §6.1.8 and later RFCs). */
 export interface BindingAckFlags {
   K: boolean;

@@ -9,6 +9,7 @@
  *    (no amplification), no state is kept per spoofed source, and the legitimate MN still
  *    registers.
  */
+import { bindingUpdateFlags } from '../../src/wire/types.js';
 import t from 'tap';
 import { MACS_LEN, mac1Key, writeMacs } from '../../src/crypto/handshake.js';
 import type { PeerSession } from '../../src/crypto/endpoint.js';
@@ -79,20 +80,7 @@ void t.test(
         message: {
           kind: 'bindingUpdate',
           sequence: i + 1,
-          flags: {
-            A: true,
-            H: true,
-            L: false,
-            K: false,
-            M: false,
-            R: false,
-            P: false,
-            F: false,
-            T: false,
-            B: false,
-            S: false,
-            D: false,
-          },
+          flags: bindingUpdateFlags({ A: true, H: true }),
           lifetimeUnits: 50,
           options: [{ type: 'ipv4CareOfAddress', address: ROGUE4 }],
         },

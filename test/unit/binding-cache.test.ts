@@ -1,3 +1,4 @@
+import { bindingUpdateFlags } from '../../src/wire/types.js';
 import t from 'tap';
 import {
   BindingCache,
@@ -7,20 +8,7 @@ import {
 } from '../../src/protocol/binding-cache.js';
 import { parseIpv6 } from '../../src/wire/address.js';
 
-const FLAGS = {
-  A: true,
-  H: true,
-  L: false,
-  K: false,
-  M: false,
-  R: false,
-  P: false,
-  F: false,
-  T: false,
-  B: false,
-  S: false,
-  D: false,
-};
+const FLAGS = bindingUpdateFlags({ A: true, H: true });
 
 function fields(
   hoa: string,

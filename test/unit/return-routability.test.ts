@@ -18,7 +18,12 @@ import {
 import { fromHex, toHex } from '../../src/wire/hex.js';
 import { encodeMobilityHeader, mhDataForAuthenticator } from '../../src/wire/mobility.js';
 import { decodePacket, encodePacket } from '../../src/wire/packet.js';
-import { IPPROTO, type BindingUpdate, type MobilityMessage } from '../../src/wire/types.js';
+import {
+  IPPROTO,
+  type BindingUpdate,
+  type MobilityMessage,
+  bindingUpdateFlags,
+} from '../../src/wire/types.js';
 
 const HOA = '2001:db8:100::5';
 const COA = '2001:db8:5::20';
@@ -57,20 +62,7 @@ const KAT = {
   authenticator: '34771d6ef1abcdb359f0f4bf',
 };
 
-const FLAGS = {
-  A: true,
-  H: false,
-  L: false,
-  K: false,
-  M: false,
-  R: false,
-  P: false,
-  F: false,
-  T: false,
-  B: false,
-  S: false,
-  D: false,
-};
+const FLAGS = bindingUpdateFlags({ A: true, H: false });
 
 void t.test('known answers: tokens, Kbm, authenticator (RFC 6275 §5.2.5, §6.2.7)', async (t) => {
   const c = nodeRrCrypto;

@@ -28,6 +28,7 @@ import { BA_FLAG_BITS, BU_FLAG_BITS } from '../../src/wire/mobility.js';
 import { encodePcapHeader, encodePcapRecord } from '../../src/wire/pcap.js';
 import {
   IPPROTO,
+  bindingUpdateFlags,
   type BindingAckFlags,
   type BindingUpdateFlags,
   type MobilityOption,
@@ -323,20 +324,7 @@ function udpDatagram(sport: number, dport: number, payload: string) {
   };
 }
 
-const NO_BU = {
-  A: false,
-  H: false,
-  L: false,
-  K: false,
-  M: false,
-  R: false,
-  P: false,
-  F: false,
-  T: false,
-  B: false,
-  S: false,
-  D: false,
-};
+const NO_BU = bindingUpdateFlags();
 const NO_BA = { K: false, R: false, P: false, T: false, B: false, S: false, D: false };
 
 /** The packets mip6 encodes for scapy and tshark to read. */

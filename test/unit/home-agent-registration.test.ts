@@ -6,7 +6,11 @@ import {
   type HomeRegistrationInput,
   type RegistrationPeer,
 } from '../../src/protocol/home-agent-registration.js';
-import type { BindingUpdate, MobilityOption } from '../../src/wire/types.js';
+import {
+  bindingUpdateFlags,
+  type BindingUpdate,
+  type MobilityOption,
+} from '../../src/wire/types.js';
 
 const HA = '2001:db8:100::1';
 const HOA = '2001:db8:100::5';
@@ -32,21 +36,7 @@ function bu(
     sequence,
     lifetimeUnits,
     options,
-    flags: {
-      A: true,
-      H: true,
-      L: false,
-      K: false,
-      M: false,
-      R: false,
-      P: false,
-      F: false,
-      T: false,
-      B: false,
-      S: false,
-      D: false,
-      ...flags,
-    },
+    flags: bindingUpdateFlags({ A: true, H: true, ...flags }),
   };
 }
 

@@ -67,7 +67,7 @@ import {
 import { dissectToJson, dissectToText } from '../../src/wire/dissect.js';
 import {
   IPPROTO,
-  type BindingUpdateFlags,
+  bindingUpdateFlags,
   type BindingAckFlags,
   type MobilityMessage,
 } from '../../src/wire/types.js';
@@ -78,21 +78,7 @@ const COA = '2001:db8:2::100';
 const HA = '2001:db8:1::1';
 const CN = '2001:db8:3::1';
 
-const BU_FLAGS = (over: Partial<BindingUpdateFlags> = {}): BindingUpdateFlags => ({
-  A: false,
-  H: false,
-  L: false,
-  K: false,
-  M: false,
-  R: false,
-  P: false,
-  F: false,
-  T: false,
-  B: false,
-  S: false,
-  D: false,
-  ...over,
-});
+const BU_FLAGS = bindingUpdateFlags;
 const BA_FLAGS = (over: Partial<BindingAckFlags> = {}): BindingAckFlags => ({
   K: false,
   R: false,

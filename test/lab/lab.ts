@@ -13,7 +13,10 @@
  *       "lte" 203.0.113.1/25  "hotel" 192.0.2.1/24  "v6only" 2001:db8:3::1/64  "cn" 203.0.113.129/25,
  *         mn 203.0.113.10     mn 192.0.2.10        mn 2001:db8:3::10            2001:db8:4::1/64
  *         plain IPv4          NAT44 -> 198.51.100.254 (MASQUERADE)               cn .130, 2001:db8:4::10
+ *                                                   "cnv6only" 2001:db8:5::1/64 ── cn 2001:db8:5::10
  *
+ * The CN can roam too (moveCn): its "uplink" (dual-stack, up at start) or its IPv6-only access
+ * network "v6only" (down until moveCn('v6only')), for the both-mobile case of issue 7.
  * Only documentation ranges (RFC 5737, RFC 3849). The home prefix is routed by the router to
  * the HA; the HA daemon routes it into its TUN (the lab sets up underlay and home link only).
  * Every name carries a unique tag (pid + random), every process is tracked and killed by PID,
@@ -34,6 +37,9 @@ export type MoveTarget = AccessNetwork | 'none';
 
 export const LAB_NODES: readonly LabNode[] = ['ha', 'server', 'router', 'mn', 'cn'];
 export const ACCESS_NETWORKS: readonly AccessNetwork[] = ['lte', 'hotel', 'v6only', 'home'];
+/** Access networks of the CN namespace (interface names there). */
+export type CnNetwork = 'uplink' | 'v6only';
+export const CN_NETWORKS: readonly CnNetwork[] = ['uplink', 'v6only'];
 
 /** Every address in the lab. */
 export const LAB_ADDR = {
@@ -55,8 +61,27 @@ export const LAB_ADDR = {
     /** Suggested home address for the MN daemon config. */
     homeAddress: '2001:db8:100::10',
   },
-  cn: { v4: '203.0.113.130', v6: '2001:db8:4::10' },
+  cn: { v4: '203.0.113.130', v6: '2001:db8:4::10', v6only: '2001:db8:5::10' },
 } as const;
+
+/** What moveCn() configures on each CN access network: addresses, default routes, probe. */
+const CN_ACCESS: Record<
+  CnNetwork,
+  { addresses: string[]; gateways: string[]; probe: string; family: 4 | 6 }
+> = {
+  uplink: {
+    addresses: [`${LAB_ADDR.cn.v4}/25`, `${LAB_ADDR.cn.v6}/64`],
+    gateways: ['203.0.113.129', '2001:db8:4::1'],
+    probe: LAB_ADDR.ha.v4,
+    family: 4,
+  },
+  v6only: {
+    addresses: [`${LAB_ADDR.cn.v6only}/64`],
+    gateways: ['2001:db8:5::1'],
+    probe: LAB_ADDR.ha.v6,
+    family: 6,
+  },
+};
 
 interface AccessSpec {
   family: 4 | 6;
@@ -247,6 +272,7 @@ export class Lab {
   private destroyed = false;
   private destroying: Promise<void> | undefined;
   private current: MoveTarget = 'none';
+  private currentCn: CnNetwork = 'uplink';
 
   constructor(opts: LabOptions = {}) {
     this.tag = `m6${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
@@ -268,6 +294,11 @@ export class Lab {
   /** The MN's current access network. */
   get network(): MoveTarget {
     return this.current;
+  }
+
+  /** The CN's current access network. */
+  get cnNetwork(): CnNetwork {
+    return this.currentCn;
   }
 
   private ip(node: LabNode, args: string[], opts?: ExecOptions): Promise<ExecResult> {
@@ -342,6 +373,9 @@ export class Lab {
       veth('cn', 'cn', 'uplink'),
       'addr add 203.0.113.129/25 dev cn',
       'addr add 2001:db8:4::1/64 dev cn nodad',
+      veth('cnv6only', 'cn', 'v6only'),
+      'addr add 2001:db8:5::1/64 dev cnv6only nodad',
+      'link set cnv6only up',
       'link set lte up',
       'link set hotel up',
       'link set v6only up',
@@ -431,6 +465,47 @@ export class Lab {
     }
     await this.ipBatch('mn', lines);
     await waitUntil(`${network} usable`, () => this.usable(network, spec), this.moveTimeoutMs);
+  }
+
+  /**
+   * Moves the CN like move() moves the MN: the other CN access link loses its addresses and
+   * goes down, `network` comes up with its addresses and default routes. Resolves once they are
+   * not tentative and `ip route get` to the HA leaves through it.
+   */
+  async moveCn(network: CnNetwork): Promise<void> {
+    this.assertAlive();
+    const spec = CN_ACCESS[network];
+    const lines: string[] = [];
+    for (const other of CN_NETWORKS) {
+      if (other !== network)
+        lines.push(`addr flush dev ${other} scope global`, `link set ${other} down`);
+    }
+    lines.push(`link set ${network} up`);
+    for (const a of spec.addresses) {
+      lines.push(`addr replace ${a} dev ${network}${a.includes(':') ? ' nodad' : ''}`);
+    }
+    for (const g of spec.gateways) {
+      lines.push(`route replace ${g.includes(':') ? '::/0' : 'default'} via ${g} dev ${network}`);
+    }
+    this.currentCn = network;
+    await this.ipBatch('cn', lines);
+    await waitUntil(
+      `cn ${network} usable`,
+      async () => {
+        const r = await this.ip('cn', ['-j', 'addr', 'show', 'dev', network], { check: false });
+        type AddrInfo = { local?: string; tentative?: boolean };
+        const link = (JSON.parse(r.stdout || '[]') as { addr_info?: AddrInfo[] }[])[0];
+        const info = link?.addr_info ?? [];
+        if (info.some((a) => a.tentative === true)) return false;
+        if (!spec.addresses.every((a) => info.some((i) => i.local === a.split('/')[0]))) {
+          return false;
+        }
+        const route = await this.ip('cn', ['-j', 'route', 'get', spec.probe], { check: false });
+        if (route.code !== 0) return false;
+        return (JSON.parse(route.stdout || '[]') as { dev?: string }[])[0]?.dev === network;
+      },
+      this.moveTimeoutMs,
+    );
   }
 
   private async usable(dev: AccessNetwork, spec: AccessSpec): Promise<boolean> {

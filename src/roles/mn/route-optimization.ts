@@ -259,9 +259,17 @@ export class RouteOptimization {
     this.#run(p, p.reg.setCareOf(p.locator ? coa : null, now), now);
   }
 
+  /**
+   * Where to reach a correspondent from a care-of of `family`: where it last proved reachable
+   * (its BU to our CN half) when that is of the same family, else its configured address of
+   * that family, else whatever is left. A learned locator of the other family is not preferred:
+   * after our own move to an IPv6-only network an IPv4 locator is unreachable (both mobile).
+   */
   #peerLocator(p: Peer, family: 4 | 6): ResolvedLocator | undefined {
-    if (p.learned && this.#socket(p.learned)) return p.learned;
+    const learned = p.learned && this.#socket(p.learned) ? p.learned : undefined;
+    if (learned?.family === family) return learned;
     const a = family === 4 ? p.config.underlay4 : p.config.underlay6;
+    if (a === undefined && learned) return learned;
     const other = family === 4 ? p.config.underlay6 : p.config.underlay4;
     const address = a ?? other;
     if (address === undefined) return undefined;

@@ -92,6 +92,7 @@ void mip6_udp_init(napi_env env, napi_value exports);
 void mip6_aead_init(napi_env env, napi_value exports);
 void mip6_netlink_init(napi_env env, napi_value exports); /* netlink_linux.c: route lookups */
 void mip6_ndisc_init(napi_env env, napi_value exports);   /* ndisc_linux.c: unsolicited NA */
+void mip6_privileges_init(napi_env env, napi_value exports); /* privileges_linux.c: privDrop */
 
 int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 

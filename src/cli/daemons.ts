@@ -42,12 +42,14 @@ import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
 import type { NodeEnvironment } from '../roles/common.js';
 import { certificateAllows, HomeAgent } from '../roles/ha/home-agent.js';
+import { haDiscovery, reloadHomeAgent } from './ha-reload.js';
 import { MobileNode } from '../roles/mn/mobile-node.js';
 import { RouteOptimization } from '../roles/mn/route-optimization.js';
 import { ConfigError, CryptoError, IoError } from '../util/errors.js';
 import { isLogLevel, Logger, type LogFormat } from '../util/log.js';
 import { isIpv4, parseIpv6, prefixContains } from '../wire/address.js';
-import { dropPrivileges, resolveUser, type TargetUser } from './privileges.js';
+import type { CapabilityName } from '../io/capabilities.js';
+import { dropPrivileges, resolveGroup, resolveUser, type TargetUser } from './privileges.js';
 
 interface DaemonFlags {
   config: string;
@@ -140,20 +142,39 @@ function checkMnCertificateScope(cfg: MnConfig | CnConfig): void {
   }
 }
 
+/** `--user NAME`, resolved before anything is opened. */
+function targetUser(flags: DaemonFlags): TargetUser | undefined {
+  return flags.user === undefined ? undefined : resolveUser(flags.user);
+}
+
+/** `control_group`, resolved before anything is opened: the control socket's options. */
+function controlOptions(cfg: CommonConfig): { group?: number } {
+  return cfg.controlGroup === undefined ? {} : { group: resolveGroup(cfg.controlGroup, cfg.file) };
+}
+
 /**
- * `--user NAME`, resolved before anything is opened. `refusal`: why this daemon keeps needing
- * CAP_NET_ADMIN after start-up (see src/cli/privileges.ts), or undefined when it can drop.
+ * Gives up root for `--user` (see src/cli/privileges.ts for why each role keeps what it
+ * keeps); on failure the control socket is closed and the error propagates (exit 1).
  */
-function targetUser(flags: DaemonFlags, refusal: string | undefined): TargetUser | undefined {
-  if (flags.user === undefined) return undefined;
-  if (refusal !== undefined) {
-    throw new IoError(
-      'ERR_PRIVILEGES',
-      `--user ${flags.user}: cannot drop privileges: ${refusal}; run it as an unprivileged ` +
-        'user with only CAP_NET_ADMIN instead (contrib/mip6-*.service)',
-    );
+async function switchUser(
+  user: TargetUser | undefined,
+  keep: readonly CapabilityName[],
+  control: ControlServer,
+  log: Logger,
+): Promise<void> {
+  if (user === undefined) return;
+  try {
+    dropPrivileges(user, keep);
+  } catch (err) {
+    await control.close();
+    throw err;
   }
-  return resolveUser(flags.user);
+  log.info('privileges', {
+    user: user.name,
+    uid: user.uid,
+    gid: user.gid,
+    capabilities: keep.length > 0 ? keep.join(',') : 'none',
+  });
 }
 
 function openSocket(family: 4 | 6, address: string, port: number): UdpEndpoint {
@@ -233,12 +254,10 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
   const log = makeLogger(cfg, flags, 'ha');
   const endpoint = loadIdentity(cfg, 'ha', ['mn', 'cn']);
   checkHaCertificateScope(cfg);
-  const user = targetUser(
-    flags,
-    cfg.home.link === undefined
-      ? undefined
-      : 'with [home] link set the home agent changes routes and proxy ND for every binding',
-  );
+  const user = targetUser(flags);
+  const controlOpts = controlOptions(cfg);
+  // On a real home link: a route and a proxy-ND entry (ip) and NAs (raw socket) per binding.
+  const keep: CapabilityName[] = cfg.home.link === undefined ? [] : ['NET_ADMIN', 'NET_RAW'];
   endpoint.setAead(createNativeBatchAead());
   const prefixLen = cfg.home.prefix.length;
   const tun = await openTun({
@@ -278,17 +297,14 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       natKeepaliveSeconds: cfg.home.natKeepalive,
       maxBindings: 100_000,
       homeLink,
+      discovery: haDiscovery(cfg),
     });
-    const control = await startControlServer(cfg.controlSocket, { status: () => ha.status() });
-    if (user !== undefined) {
-      try {
-        dropPrivileges(user);
-      } catch (err) {
-        await control.close();
-        throw err;
-      }
-      log.info('privileges', { user: user.name, uid: user.uid, gid: user.gid });
-    }
+    const control = await startControlServer(
+      cfg.controlSocket,
+      { status: () => ha.status() },
+      controlOpts,
+    );
+    await switchUser(user, keep, control, log);
     ha.start();
     log.info('started', {
       tun: tun.name,
@@ -297,10 +313,20 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       listen: sockets.map((s) => `${s.localAddress}/${s.localPort}`).join(','),
       control: cfg.controlSocket,
     });
+    // SIGHUP: re-read ha.toml; new home agents / prefixes reach the members (src/cli/ha-reload.ts).
+    let running = cfg;
+    let reloading = Promise.resolve();
+    const onHangup = (): void => {
+      reloading = reloading.then(async () => {
+        running = await reloadHomeAgent(flags.config, running, ha, log);
+      });
+    };
+    process.on('SIGHUP', onHangup);
     await runUntilSignal({
       env,
       control,
       stop: async () => {
+        process.off('SIGHUP', onHangup);
         await ha.close();
         await control.close();
         env.capture?.close();
@@ -369,7 +395,8 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
   const direct = role === 'cn' || cfg.correspondents.some((c) => c.routeOptimization);
   const endpoint = loadIdentity(cfg, role, direct ? ['ha', 'mn', 'cn'] : ['ha']);
   checkMnCertificateScope(cfg);
-  targetUser(flags, 'the mobile node changes its addresses and routes when it moves home');
+  const user = targetUser(flags);
+  const controlOpts = controlOptions(cfg);
   endpoint.setAead(createNativeBatchAead());
   const agents = await resolveAgent(cfg);
   const tun = await openTun({
@@ -444,7 +471,14 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       }),
       ...(byName ? { resolveAgents: () => resolveAgent(cfg) } : {}),
     });
-    const control = await startControlServer(cfg.controlSocket, { status: () => mn.status() });
+    const control = await startControlServer(
+      cfg.controlSocket,
+      { status: () => mn.status() },
+      controlOpts,
+    );
+    // Moving the HoA home and back, a default route at home (ip); the home probe (ping) and
+    // the NAs announcing our return (raw sockets).
+    await switchUser(user, ['NET_ADMIN', 'NET_RAW'], control, log);
     mn.start();
     log.info('started', {
       tun: tun.name,
@@ -484,7 +518,7 @@ function daemonCommand(
     .option('--log-level <level>', 'debug, info, warn or error (overrides [log] level)')
     .option(
       '--user <name>',
-      'give up root after start-up and run as this user (home agent without [home] link)',
+      'give up root after start-up: run as this user, keeping only CAP_NET_ADMIN and CAP_NET_RAW where still needed',
     )
     .action(async (opts: DaemonFlags) => {
       await run(opts);

@@ -1,18 +1,24 @@
 /**
  * Least privilege for the daemons (DESIGN.md §7, issue 9): `--user NAME` makes a daemon give up
- * root once its TUN, sockets, control socket, pcap file and start-up routes exist.
+ * root once its TUN, sockets, control socket, pcap file and start-up routes exist, keeping only
+ * the capabilities it still needs for the rest of its life (src/io/capabilities.ts, through the
+ * addon: keep-caps across the uid switch, capset, ambient set for the `ip` children, bounding
+ * set, no_new_privs):
+ *   - a home agent with a virtual home network (no [home] link): none (the whole home prefix is
+ *     routed into the TUN once, at start);
+ *   - a home agent on a real home link: CAP_NET_ADMIN (a host route and a proxy-ND entry per
+ *     binding, through `ip`) and CAP_NET_RAW (the unsolicited Neighbor Advertisements are sent
+ *     on a raw ICMPv6 socket opened per announcement);
+ *   - a mobile node / correspondent node: CAP_NET_ADMIN (its home address moves between the TUN
+ *     and the home link, a default route at home) and CAP_NET_RAW (the home-link probe runs
+ *     `ping`, and the NAs announcing that it is back home).
+ * The systemd units in contrib/ reach the same state without ever running as root.
  *
- * Why only there: Node's setuid() leaves no capability behind (the kernel clears the permitted
- * set on a switch away from uid 0 unless SECBIT_KEEP_CAPS is set, which Node cannot do). A home
- * agent with a virtual home network routes the whole home prefix into its TUN at start and needs
- * nothing privileged afterwards. A home agent on a real home link adds a host route and a
- * proxy-ND entry per binding, and a mobile node moves its home address when it returns home:
- * both need CAP_NET_ADMIN for their whole life, so `--user` is refused for them with one line,
- * and the way to run them unprivileged is the systemd unit in contrib/ (an unprivileged user
- * with AmbientCapabilities=CAP_NET_ADMIN, which the `ip` children inherit; no root at all).
+ * The control socket's group (`control_group`) is resolved here too, before anything is opened.
  */
 import { readFileSync } from 'node:fs';
-import { IoError } from '../util/errors.js';
+import { dropToUser, type CapabilityName } from '../io/capabilities.js';
+import { ConfigError, IoError } from '../util/errors.js';
 
 export interface TargetUser {
   name: string;
@@ -47,35 +53,38 @@ export function resolveUser(name: string, passwdFile = '/etc/passwd'): TargetUse
 }
 
 /**
- * Switches to `user` for good: supplementary groups, gid, uid; then checks that root cannot be
- * regained. Throws IoError ERR_PRIVILEGES with one line when any step fails.
+ * Switches to `user` for good (groups = [gid], gid, uid), keeping exactly `keep`; checks that
+ * root cannot be regained and that /proc shows the requested sets. Throws IoError
+ * ERR_PRIVILEGES with one line when any step fails.
  */
-export function dropPrivileges(user: TargetUser): void {
-  if (process.getuid === undefined || process.setuid === undefined) {
+export function dropPrivileges(user: TargetUser, keep: readonly CapabilityName[] = []): void {
+  if (process.platform !== 'linux') {
     throw new IoError('ERR_PRIVILEGES', `--user ${user.name}: not supported on this platform`);
   }
+  dropToUser(user.uid, user.gid, keep, `--user ${user.name}`);
+}
+
+/**
+ * Resolves `control_group` (a group in /etc/group, or a numeric gid) for `file`. Throws
+ * ConfigError naming the file and key when the group does not exist.
+ */
+export function resolveGroup(
+  name: string,
+  file: string,
+  key = 'control_group',
+  groupFile = '/etc/group',
+): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  let text: string;
   try {
-    process.setgroups?.([user.gid]);
-    process.setgid?.(user.gid);
-    process.setuid(user.uid);
+    text = readFileSync(groupFile, 'utf8');
   } catch (err) {
-    throw new IoError(
-      'ERR_PRIVILEGES',
-      `--user ${user.name}: cannot switch to uid ${user.uid} gid ${user.gid}: ${(err as Error).message}`,
-    );
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new ConfigError(file, key, `cannot read ${groupFile} to look up "${name}" (${code})`);
   }
-  if (process.getuid() !== user.uid || process.geteuid?.() !== user.uid) {
-    throw new IoError('ERR_PRIVILEGES', `--user ${user.name}: uid did not change`);
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length >= 3 && /^\d+$/.test(f[2] ?? '')) return Number(f[2]);
   }
-  if (user.uid !== 0) {
-    let regained = false;
-    try {
-      process.setuid(0);
-      regained = true;
-    } catch {
-      // expected: root is gone for good
-    }
-    if (regained)
-      throw new IoError('ERR_PRIVILEGES', `--user ${user.name}: root could be regained`);
-  }
+  throw new ConfigError(file, key, `no such group "${name}" in ${groupFile}`);
 }

@@ -1,5 +1,5 @@
 /**
- * Sections every daemon shares: [identity], [tun], [log], control_socket, pcap. The role files
+ * Sections every daemon shares: [identity], [tun], [log], control_socket, control_group, pcap. The role files
  * (ha.ts, mn.ts) read these first, then their own sections, then call finish() on each table.
  */
 import type { TableReader } from './reader.js';
@@ -65,6 +65,8 @@ export interface CommonConfig {
   log: LogConfig;
   /** Unix socket of the control server. */
   controlSocket: string;
+  /** Group (name or numeric gid) whose members may use the control socket; unset: root only. */
+  controlGroup: string | undefined;
   /** Write decrypted inner packets to this pcap file, if set. */
   pcap: string | undefined;
 }
@@ -140,9 +142,16 @@ export function readCommon(root: TableReader, role: Role): CommonConfig {
     file,
     root.optPath('control_socket') ?? defaultControlSocket(role),
   );
+  const controlGroup = root.optString('control_group');
+  if (
+    controlGroup !== undefined &&
+    !/^(\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(controlGroup)
+  ) {
+    throw root.error('control_group', `"${controlGroup}" is not a group name or a numeric gid`);
+  }
   const pcapRaw = root.optPath('pcap');
   const pcap = pcapRaw === undefined ? undefined : resolveAgainst(file, pcapRaw);
-  return { role, file, identity, tun, log, controlSocket, pcap };
+  return { role, file, identity, tun, log, controlSocket, controlGroup, pcap };
 }
 
 /** Validates a UDP port; `allowZero` permits 0 = "kernel picks an ephemeral port". */

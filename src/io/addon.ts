@@ -91,6 +91,11 @@ export interface NativeAddon {
   routeGet?(family: 4 | 6, dst: Uint8Array): [number, string, string] | null;
   /** Unsolicited Neighbor Advertisement (Override) for `target` out of `ifname` (Linux). */
   ndpAdvertise?(ifname: string, target: Uint8Array): void;
+  /**
+   * Switches to uid/gid keeping only the capabilities in `keep` (effective, permitted,
+   * inheritable, ambient and bounding sets), then sets no_new_privs (native/privileges_linux.c).
+   */
+  privDrop?(uid: number, gid: number, keep: number[]): void;
 }
 
 /** Path of the built addon, relative to this file in src/io or dist/src/io. */

@@ -1,18 +1,22 @@
 /**
  * The per-daemon control socket (DESIGN §7): a unix stream socket, mode 0600 in a 0700
- * directory, speaking newline-delimited JSON (see control-protocol.ts).
+ * directory (root only), or with a control group: socket owner:group 0660 in a 0750 directory
+ * of that group; speaking newline-delimited JSON (see control-protocol.ts).
  *
- * Server flow: startControlServer(path, handler)
- *   1. create the parent directory (0700) if missing;
+ * Server flow: startControlServer(path, handler, { group? })
+ *   1. create the parent directory (0700, or 0750 of the group) if missing; a directory that
+ *      exists and belongs to us gets the group and g+rx too (never w for the group, never
+ *      touched when it belongs to someone else, e.g. /tmp);
  *   2. an existing socket file that nobody answers on is stale: remove it; one that answers
  *      means another daemon runs: refuse; a non-socket file is never removed;
- *   3. listen with umask 0177 so the socket is never world-accessible, then chmod to `mode`;
+ *   3. listen with umask 0177 so the socket is never world-accessible, then chown to the group
+ *      (if any) and only then chmod to `mode` (0660 with a group);
  *   4. per connection: split lines, parse, run the handler (requests answered in order),
  *      write `{"ok":true,"result":...}` or `{"ok":false,"error":{code,message}}`;
  *   5. close(): stop listening, drop clients, remove the socket file if it is still ours.
  * Client: controlRequest(path, request) -> result (one connection per request).
  */
-import { mkdirSync, lstatSync, unlinkSync, chmodSync, statSync } from 'node:fs';
+import { mkdirSync, lstatSync, unlinkSync, chmodSync, chownSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { IoError, Mip6Error } from '../util/errors.js';
@@ -27,8 +31,11 @@ export type ControlHandler = (request: ControlRequest) => unknown;
 export type ControlCommands = Record<string, ControlHandler>;
 
 export interface ControlServerOptions {
-  /** Permission bits of the socket file; default 0o600 (root-only when the daemon is root). */
+  /** Permission bits of the socket file; default 0o600 (root-only when the daemon is root),
+   * 0o660 with `group`. */
   mode?: number;
+  /** Group id whose members may connect (socket and directory get this group). */
+  group?: number;
   /** Longest accepted request line in bytes; default 65536. */
   maxLineBytes?: number;
   /** How long to wait when probing an existing socket file, ms; default 500. */
@@ -94,11 +101,13 @@ export class ControlServer {
     handler: ControlHandler | ControlCommands,
     opts: ControlServerOptions = {},
   ): Promise<ControlServer> {
-    const mode = opts.mode ?? 0o600;
+    const group = opts.group;
+    const mode = opts.mode ?? (group === undefined ? 0o600 : 0o660);
     const maxLine = opts.maxLineBytes ?? DEFAULT_MAX_LINE;
     const dir = dirname(path);
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (group !== undefined) shareDirectory(dir, group);
     } catch (err) {
       throw ioError('ERR_CONTROL_SOCKET', `cannot create ${dir}`, err);
     }
@@ -142,7 +151,13 @@ export class ControlServer {
         if (oldMask !== undefined) process.umask(oldMask);
       }
     });
-    chmodSync(path, mode);
+    try {
+      if (group !== undefined) chownSync(path, -1, group);
+      chmodSync(path, mode);
+    } catch (err) {
+      server.close();
+      throw ioError('ERR_CONTROL_SOCKET', `cannot set the owner/mode of ${path}`, err);
+    }
     return new ControlServer(path, server, statSync(path).ino);
   }
 
@@ -164,6 +179,17 @@ export class ControlServer {
       // already gone (node removes it on close on some versions)
     }
   }
+}
+
+/**
+ * Lets `group` reach the socket in `dir`: when the directory belongs to us (we just created it,
+ * or systemd's RuntimeDirectory did), it gets the group, g+rx and no group/other write.
+ */
+function shareDirectory(dir: string, group: number): void {
+  const st = statSync(dir);
+  if (st.uid !== process.geteuid?.()) return;
+  if (st.gid !== group) chownSync(dir, -1, group);
+  chmodSync(dir, ((st.mode & 0o7777) | 0o050) & ~0o022);
 }
 
 /** Shorthand for ControlServer.start. */
@@ -330,7 +356,7 @@ export function controlRequest(
         finish(
           new IoError(
             'ERR_CONTROL_ACCESS',
-            `permission denied on ${path}: the control socket is root-only (try sudo)`,
+            `permission denied on ${path}: the control socket is for root or its control_group only (try sudo)`,
             err.errno,
           ),
         );

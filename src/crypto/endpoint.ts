@@ -70,6 +70,7 @@ import {
   type KeyPair,
   type TransportKeys,
 } from './noise.js';
+import { randomUint32 } from './random.js';
 import { ReplayWindow } from './replay-window.js';
 import { lib } from './sodium.js';
 
@@ -241,6 +242,9 @@ export interface EndpointOptions {
   /** Initiations per second processed with Diffie-Hellman before the endpoint considers
    *  itself under load (when `receive()` is not told explicitly). Default 100. */
   maxHandshakesPerSecond?: number;
+  /** Data-path AEAD backend to use from the start (e.g. one shared by many endpoints in a load
+   *  generator); default: a libsodium SodiumBatchAead of this endpoint's own. */
+  aead?: BatchAead;
 }
 
 const MIN_INITIATION = INIT_NOISE_OFF + IK_MSG_A_FIXED + TIMESTAMP_LEN + TAG_LEN + MACS_LEN;
@@ -283,7 +287,7 @@ export class SecureEndpoint {
     this.opts = opts;
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.mac1KeyOwn = mac1Key(opts.staticKey.publicKey);
-    this.aead = new SodiumBatchAead();
+    this.aead = opts.aead ?? new SodiumBatchAead();
   }
 
   /** Replaces the data-path AEAD backend (the native batched one). */
@@ -325,7 +329,7 @@ export class SecureEndpoint {
 
   private newSpi(): number {
     for (;;) {
-      const spi = this.opts.spi ? this.opts.spi() : lib().randombytes_random();
+      const spi = this.opts.spi ? this.opts.spi() : randomUint32();
       if (spi !== 0 && !this.bySpi.has(spi) && !this.pendingBySpi.has(spi)) return spi >>> 0;
     }
   }
@@ -854,6 +858,6 @@ export class SecureEndpoint {
     for (const s of [...this.sessions.values()]) this.closeSession(s);
     this.cookies?.wipe();
     this.cookies = null;
-    if (this.aead instanceof SodiumBatchAead) this.aead.dispose();
+    if (this.aead instanceof SodiumBatchAead && this.aead !== this.opts.aead) this.aead.dispose();
   }
 }

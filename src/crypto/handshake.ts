@@ -20,6 +20,7 @@
  * only breaks that handshake, which an on-path attacker can do anyway.
  */
 import { blake2b, concat } from './noise.js';
+import { randomBytes } from './random.js';
 import { lib } from './sodium.js';
 
 export const HS_TYPE_OFF = 0;
@@ -84,14 +85,14 @@ export class CookieChecker {
   private secretAt: number;
 
   constructor(now: number) {
-    this.secret = lib().randombytes_buf(32);
+    this.secret = randomBytes(32);
     this.secretAt = now;
   }
 
   cookieFor(locator: Uint8Array, now: number): Uint8Array {
     if (now - this.secretAt >= COOKIE_SECRET_LIFETIME_MS) {
       lib().memzero(this.secret);
-      this.secret = lib().randombytes_buf(32);
+      this.secret = randomBytes(32);
       this.secretAt = now;
     }
     return blake2b(locator, COOKIE_LEN, this.secret);
@@ -108,7 +109,7 @@ export class CookieChecker {
     const out = new Uint8Array(COOKIE_REPLY_LEN);
     out[0] = 3;
     out.set(msg.subarray(HS_SENDER_SPI_OFF, HS_SENDER_SPI_OFF + 4), 4);
-    const nonce = s.randombytes_buf(COOKIE_NONCE_LEN);
+    const nonce = randomBytes(COOKIE_NONCE_LEN);
     out.set(nonce, COOKIE_NONCE_OFF);
     const box = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
       this.cookieFor(locator, now),

@@ -10,6 +10,7 @@
 import { CryptoError } from '../util/errors.js';
 import { decodeTaggedBase64 } from './certificate.js';
 import { generateX25519, x25519FromPrivate, type KeyPair } from './noise.js';
+import { randomBytes } from './random.js';
 import { lib } from './sodium.js';
 
 export type { KeyPair } from './noise.js';
@@ -31,7 +32,7 @@ export interface AuthorityKeyPair {
 
 export function generateAuthority(seed?: Uint8Array): AuthorityKeyPair {
   const s = lib();
-  const sd = seed ?? s.randombytes_buf(32);
+  const sd = seed ?? randomBytes(32);
   const kp = s.crypto_sign_seed_keypair(sd);
   return { publicKey: kp.publicKey, secretKey: kp.privateKey, seed: sd };
 }

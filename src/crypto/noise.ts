@@ -19,14 +19,30 @@
  * BLAKE2b (HASHLEN 64) rather than BLAKE2s because it is what libsodium offers; HMAC-BLAKE2b and
  * HKDF are built exactly as Noise §4.3 specifies; cipher keys are the first 32 bytes of HKDF
  * outputs (Noise §5.2, HASHLEN 64 truncation).
+ *
+ * Backends (measured per call in CPU time on the 2-core bench machine, see the bench results of
+ * the home-agent scale): X25519 and HMAC-BLAKE2b run in node's OpenSSL, which is 2-3x cheaper
+ * than libsodium's WebAssembly build once the private key is an OpenSSL key object (made once per
+ * key pair and kept beside it); key generation draws from node's CSPRNG (random.ts). BLAKE2b
+ * itself, the AEAD and the scalar base multiplication stay in libsodium, where they are as cheap
+ * or cheaper for handshake-sized inputs, and libsodium stays the reference: the unit and
+ * property tests check that both backends give the same bytes.
  */
+import {
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { lib } from './sodium.js';
 
 export const NOISE_PROTOCOL_NAME = 'Noise_IK_25519_ChaChaPoly_BLAKE2b';
 /** BLAKE2b output length (Noise §4.3 HASHLEN). */
 export const HASH_LEN = 64;
 /** BLAKE2b block length (Noise §4.3 BLOCKLEN). */
-const BLOCK_LEN = 128;
+export const BLOCK_LEN = 128;
 /** X25519 key length (Noise §4.1 DHLEN). */
 export const DH_LEN = 32;
 /** AEAD tag length. */
@@ -41,10 +57,24 @@ export interface KeyPair {
   privateKey: Uint8Array;
 }
 
+/** OpenSSL key object of each key pair's private half (a JWK import costs more than a DH). */
+const privateKeyObjects = new WeakMap<KeyPair, KeyObject>();
+
+function base64url(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+}
+
+function fromBase64url(text: string | undefined): Uint8Array {
+  return new Uint8Array(Buffer.from(text ?? '', 'base64url'));
+}
+
+/** A fresh X25519 key pair (OpenSSL; its key object is kept for `dh`). */
 export function generateX25519(): KeyPair {
-  const s = lib();
-  const kp = s.crypto_box_keypair();
-  return { publicKey: kp.publicKey, privateKey: kp.privateKey };
+  const { privateKey } = generateKeyPairSync('x25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  const kp = { publicKey: fromBase64url(jwk.x), privateKey: fromBase64url(jwk.d) };
+  privateKeyObjects.set(kp, privateKey);
+  return kp;
 }
 
 /** Builds the X25519 key pair for a given private key (deterministic; tests and key files). */
@@ -68,27 +98,30 @@ export function blake2b(data: Uint8Array, outLen = HASH_LEN, key: Uint8Array | n
   return lib().crypto_generichash(outLen, data, key);
 }
 
-/** HMAC-BLAKE2b (RFC 2104 with B = 128, L = 64), Noise §4.3. */
-export function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
-  const k = new Uint8Array(BLOCK_LEN);
-  k.set(key.length > BLOCK_LEN ? blake2b(key) : key);
-  const ipad = new Uint8Array(BLOCK_LEN);
-  const opad = new Uint8Array(BLOCK_LEN);
-  for (let i = 0; i < BLOCK_LEN; i++) {
-    ipad[i] = k[i]! ^ 0x36;
-    opad[i] = k[i]! ^ 0x5c;
-  }
-  const inner = blake2b(concat(ipad, data));
-  return blake2b(concat(opad, inner));
+/**
+ * HMAC-BLAKE2b (RFC 2104 with B = BLOCK_LEN = 128, L = 64), Noise §4.3: OpenSSL's HMAC over its
+ * BLAKE2b-512, whose block size is 128 bytes, so keys up to 128 bytes are zero-padded and longer
+ * ones hashed first, exactly as the RFC says (test/unit/crypto-native.test.ts checks it against
+ * the construction written out over libsodium's BLAKE2b). `more` is appended to `data`.
+ */
+export function hmac(key: Uint8Array, data: Uint8Array, more?: Uint8Array): Uint8Array {
+  const h = createHmac('blake2b512', key).update(data);
+  if (more !== undefined) h.update(more);
+  const d = h.digest();
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
+
+const BYTE_1 = Uint8Array.of(1);
+const BYTE_2 = Uint8Array.of(2);
+const BYTE_3 = Uint8Array.of(3);
 
 /** HKDF as Noise §4.3 defines it (two or three outputs of HASHLEN bytes). */
 export function hkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array[] {
   const temp = hmac(chainingKey, ikm);
-  const o1 = hmac(temp, Uint8Array.of(1));
-  const o2 = hmac(temp, concat(o1, Uint8Array.of(2)));
+  const o1 = hmac(temp, BYTE_1);
+  const o2 = hmac(temp, o1, BYTE_2);
   if (outputs === 2) return [o1, o2];
-  return [o1, o2, hmac(temp, concat(o2, Uint8Array.of(3)))];
+  return [o1, o2, hmac(temp, o2, BYTE_3)];
 }
 
 /** Noise ChaChaPoly nonce: 32 zero bits then the 64-bit counter little-endian (Noise §12.3). */
@@ -117,10 +150,26 @@ export function aeadDecrypt(
   }
 }
 
-/** X25519. libsodium refuses low-order points (all-zero output) by throwing; readers of
- *  hostile messages catch that and report the message as not authenticating. */
-function dh(priv: Uint8Array, pub: Uint8Array): Uint8Array {
-  return lib().crypto_scalarmult(priv, pub);
+/**
+ * X25519 of our key pair with a peer's public key (OpenSSL). A low-order peer key gives an
+ * all-zero shared secret, which OpenSSL refuses by throwing, as libsodium's crypto_scalarmult
+ * does; readers of hostile messages catch that and report the message as not authenticating.
+ */
+export function dh(own: KeyPair, peerPublic: Uint8Array): Uint8Array {
+  let key = privateKeyObjects.get(own);
+  if (key === undefined) {
+    key = createPrivateKey({
+      key: { kty: 'OKP', crv: 'X25519', d: base64url(own.privateKey), x: base64url(own.publicKey) },
+      format: 'jwk',
+    });
+    privateKeyObjects.set(own, key);
+  }
+  const peer = createPublicKey({
+    key: { kty: 'OKP', crv: 'X25519', x: base64url(peerPublic) },
+    format: 'jwk',
+  });
+  const out = diffieHellman({ privateKey: key, publicKey: peer });
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 /** Noise §5.2 SymmetricState (CipherState folded in: at most one key at a time here). */
@@ -207,9 +256,9 @@ export class IkInitiator {
   writeMessageA(payload: Uint8Array): Uint8Array {
     const ss = this.ss;
     ss.mixHash(this.e.publicKey);
-    ss.mixKey(dh(this.e.privateKey, this.rs));
+    ss.mixKey(dh(this.e, this.rs));
     const encS = ss.encryptAndHash(this.s.publicKey);
-    ss.mixKey(dh(this.s.privateKey, this.rs));
+    ss.mixKey(dh(this.s, this.rs));
     const encP = ss.encryptAndHash(payload);
     return concat(this.e.publicKey, encS, encP);
   }
@@ -228,8 +277,8 @@ export class IkInitiator {
     const ss = this.ss;
     const re = msg.subarray(0, DH_LEN);
     ss.mixHash(re);
-    ss.mixKey(dh(this.e.privateKey, re));
-    ss.mixKey(dh(this.s.privateKey, re));
+    ss.mixKey(dh(this.e, re));
+    ss.mixKey(dh(this.s, re));
     const payload = ss.decryptAndHash(msg.subarray(DH_LEN));
     if (payload === null) return null;
     const [send, receive] = ss.split();
@@ -279,10 +328,10 @@ export class IkResponder {
     const ss = this.ss;
     const re = msg.slice(0, DH_LEN);
     ss.mixHash(re);
-    ss.mixKey(dh(this.s.privateKey, re));
+    ss.mixKey(dh(this.s, re));
     const rs = ss.decryptAndHash(msg.subarray(DH_LEN, IK_MSG_A_FIXED));
     if (rs === null) return null;
-    ss.mixKey(dh(this.s.privateKey, rs));
+    ss.mixKey(dh(this.s, rs));
     const payload = ss.decryptAndHash(msg.subarray(IK_MSG_A_FIXED));
     if (payload === null) return null;
     this.re = re;
@@ -297,8 +346,8 @@ export class IkResponder {
     }
     const ss = this.ss;
     ss.mixHash(this.e.publicKey);
-    ss.mixKey(dh(this.e.privateKey, this.re));
-    ss.mixKey(dh(this.e.privateKey, this.rsKey));
+    ss.mixKey(dh(this.e, this.re));
+    ss.mixKey(dh(this.e, this.rsKey));
     const encP = ss.encryptAndHash(payload);
     const [initToResp, respToInit] = ss.split();
     const keys = { sendKey: respToInit, receiveKey: initToResp, handshakeHash: ss.h.slice() };

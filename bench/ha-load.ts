@@ -1,38 +1,54 @@
 /**
  * Home-agent scale against the real `mip6 ha` daemon over UDP (issue 8, metric 7). Not a test:
- * bench/compare.ts runs it inside the lab's HA namespace, talking to the daemon over loopback.
+ * bench/ha-scale.ts (and bench/compare.ts) run it next to the daemon, over loopback.
  *
  *   node --import tsx bench/ha-load.ts --authority-key CA/authority.key --authority-pub F
  *     --ha-pub F --ha-pid PID --n N [--rounds 3] [--window 64] [--agent 127.0.0.1] [--port 4191]
  *     [--bind ADDR --bind-count K] [--offset I] [--home-agent 2001:db8:100::1] [--timeout-s 120]
+ *     [--cache DIR] [--over-cap M]
  *
  * Flow:
  *   1. N simulated mobile nodes, each with its own X25519 key, a certificate for its own home
- *      address (2001:db8:100::a:0 upwards) signed here with the lab's authority key, a
- *      SecureEndpoint (the real Noise IK channel) and its own UDP socket (the HA binds cookies
- *      and locators to the source address and port).
- *   2. Registration: at most --window MNs in flight; each does the handshake (answering a
+ *      address (2001:db8:100::a:0 upwards) signed with the authority key, and a SecureEndpoint
+ *      (the real Noise IK channel). With --cache the keys and certificates are kept in
+ *      DIR/members-<authority>.bin and reused by later runs with the same authority (batch
+ *      issuance in this process, never in the repository).
+ *   2. Sockets: one per source address (BIND, BIND+1, ... K of them; the HA limits handshakes per
+ *      source IP, like a real deployment where MNs come from many addresses); MN i uses socket
+ *      i % K. Several MNs share a socket and so a locator: the HA tells members apart by their
+ *      channel (receiver SPI, then the certificate), never by the locator. Replies are handed to
+ *      the MN that owns the receiver SPI (every SPI this process allocates is unique).
+ *   3. Registration: at most --window MNs in flight; each does the handshake (answering a
  *      cookie reply when the HA is under load), then sends the Binding Update the real MN's
- *      HomeRegistration engine builds; the matching BA (same sequence, status < 128) completes it.
- *   3. Refresh rounds: every MN sends a BU with the next sequence number, again at most
- *      --window outstanding; BA latency is the time from the send to the BA.
- *   4. The HA's RSS (/proc/PID/status VmRSS) and CPU time (/proc/PID/stat) before and after each
- *      phase; one JSON line on stdout.
+ *      HomeRegistration engine builds; the matching BA (same sequence) completes it.
+ *   4. Optionally --over-cap M more MNs register once the N are bound; each BA must carry status
+ *      130 (insufficient resources) when the HA's binding cap is N: the cap holds.
+ *   5. Refresh rounds: every MN sends a BU with the next sequence number, again at most
+ *      --window outstanding; BA latency is the time from the send to the BA. An MN whose keys
+ *      are due for a rekey (REKEY_AFTER_TIME) starts the new handshake first, like the real MN.
+ *   6. The HA's RSS (/proc/PID/status VmRSS) and CPU time (/proc/PID/stat) before and after each
+ *      phase, and this process's own CPU time; one JSON line on stdout.
  * An unanswered BU is resent with a new sequence number after 1 s, 2 s, 4 s ... (like the real
  * MN); everything stops at --timeout-s.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { SodiumBatchAead } from '../src/crypto/aead.js';
+import {
+  decodeCertificate,
+  signCertificate,
+  type MemberCertificate,
+} from '../src/crypto/certificate.js';
 import { SecureEndpoint, type PeerSession } from '../src/crypto/endpoint.js';
-import { signCertificate } from '../src/crypto/certificate.js';
 import {
   readAuthorityPrivate,
   readAuthorityPublic,
   readMemberPublic,
 } from '../src/crypto/key-files.js';
-import { generateMember } from '../src/crypto/keys.js';
-import { initCrypto } from '../src/crypto/sodium.js';
+import { generateMember, type KeyPair } from '../src/crypto/keys.js';
+import { initCrypto, lib } from '../src/crypto/sodium.js';
 import { HomeRegistration } from '../src/protocol/mobile-node-registration.js';
 import { parseIpv6 } from '../src/wire/address.js';
 import { decodePacket, encodeMobilityPacket } from '../src/wire/packet.js';
@@ -54,20 +70,22 @@ const { values: a } = parseArgs({
     port: { type: 'string', default: '4191' },
     'home-agent': { type: 'string', default: '2001:db8:100::1' },
     'timeout-s': { type: 'string', default: '120' },
+    cache: { type: 'string' },
+    'over-cap': { type: 'string', default: '0' },
   },
 });
-const N = Math.max(1, Math.min(15_000, Number(a.n)));
+/** Bounded: the home prefix holds far more, but every loop here must stay bounded. */
+const MAX_MEMBERS = 200_000;
+const N = Math.max(1, Math.min(MAX_MEMBERS, Number(a.n)));
 /** First simulated MN's index (its HoA and name): later runs against the same HA use fresh ones. */
-const OFFSET = Math.max(0, Math.min(40_000, Number(a.offset)));
+const OFFSET = Math.max(0, Math.min(MAX_MEMBERS, Number(a.offset)));
+const OVER_CAP = Math.max(0, Math.min(1000, Number(a['over-cap'])));
 const ROUNDS = Math.max(0, Math.min(20, Number(a.rounds)));
 const WINDOW = Math.max(1, Math.min(4096, Number(a.window)));
 const AGENT = a.agent ?? '127.0.0.1';
 /** Local source (and care-of) address of every simulated MN; the HA refuses a loopback CoA. */
 const BIND = a.bind ?? AGENT;
-/**
- * Sources BIND, BIND+1, ... (the HA limits handshakes per source IP, like a real deployment where
- * MNs come from many addresses); the caller makes them local (a `local` route + ip_nonlocal_bind).
- */
+/** Sources BIND, BIND+1, ...; the caller makes them local (a `local` route + ip_nonlocal_bind). */
 const BIND_COUNT = Math.max(1, Math.min(256, Number(a['bind-count'])));
 /** Minimum time between two BUs of one MN: the HA drops a 4th BU within 1 s (RFC 6275 §11.8); margin for jitter. */
 const MIN_BU_GAP_MS = 550;
@@ -94,6 +112,8 @@ function clock(): number {
   return performance.now() + EPOCH_OFFSET_MS;
 }
 const LIFETIME_S = 600;
+/** Certificates in the cache are valid this long; the cache is rebuilt when half is gone. */
+const CERT_VALIDITY_S = 30 * 86_400;
 
 function need(v: string | undefined, name: string): string {
   if (v === undefined) throw new Error(`--${name} is required`);
@@ -101,7 +121,7 @@ function need(v: string | undefined, name: string): string {
 }
 
 /** CPU seconds (user + system) of a process, from /proc/<pid>/stat (clock ticks of 10 ms). */
-function cpuSeconds(pid: number): number {
+function cpuSeconds(pid: number | 'self'): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
@@ -111,6 +131,88 @@ function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? NaN);
 }
+
+/** Home address of simulated MN `i`: 2001:db8:100::a:0 upwards (two 16-bit groups). */
+function hoaOf(i: number): string {
+  const v = 0xa_0000 + i;
+  return `2001:db8:100::${(v >>> 16).toString(16)}:${(v & 0xffff).toString(16)}`;
+}
+
+// ---- member keys and certificates (cached) -------------------------------------------------
+
+interface Member {
+  staticKey: KeyPair;
+  certificate: MemberCertificate;
+}
+
+/**
+ * Keys and certificates for members [0, count): from the cache file when it holds them (same
+ * authority, still valid), the rest issued here and appended. Record: u16 certificate length,
+ * 32-byte X25519 private key, certificate bytes. Header: "M6SC", u32 notAfter.
+ */
+function members(count: number, authority: { secretKey: Uint8Array; publicKey: Uint8Array }) {
+  const out: Member[] = [];
+  const nowS = Math.floor(Date.now() / 1000);
+  const id = Buffer.from(authority.publicKey).toString('hex').slice(0, 16);
+  const file = a.cache === undefined ? undefined : join(a.cache, `members-${id}.bin`);
+  let cached = 0;
+  if (file !== undefined && existsSync(file)) {
+    const buf = readFileSync(file);
+    const notAfter = buf.length >= 8 ? buf.readUInt32BE(4) : 0;
+    if (buf.subarray(0, 4).toString() === 'M6SC' && notAfter - nowS > CERT_VALIDITY_S / 2) {
+      let o = 8;
+      while (o + 34 <= buf.length && out.length < count) {
+        const len = buf.readUInt16BE(o);
+        const priv = new Uint8Array(buf.subarray(o + 2, o + 34));
+        const certificate = decodeCertificate(new Uint8Array(buf.subarray(o + 34, o + 34 + len)));
+        // The certificate carries the public key: no scalar multiplication per cached member.
+        out.push({
+          staticKey: { privateKey: priv, publicKey: certificate.publicKey },
+          certificate,
+        });
+        o += 34 + len;
+      }
+      cached = out.length;
+    }
+  }
+  const chunks: Buffer[] = [];
+  const notAfter = nowS + CERT_VALIDITY_S;
+  for (let i = out.length; i < count; i++) {
+    const staticKey = generateMember();
+    const certificate = signCertificate(
+      {
+        name: `sim${i}`,
+        role: 'mn',
+        publicKey: staticKey.publicKey,
+        addresses: [{ address: parseIpv6(hoaOf(i)), prefixLength: 128 }],
+        notBefore: nowS - 300,
+        notAfter,
+      },
+      authority.secretKey,
+    );
+    out.push({ staticKey, certificate });
+    const rec = Buffer.alloc(34 + certificate.raw.length);
+    rec.writeUInt16BE(certificate.raw.length, 0);
+    rec.set(staticKey.privateKey, 2);
+    rec.set(certificate.raw, 34);
+    chunks.push(rec);
+  }
+  if (file !== undefined && chunks.length > 0) {
+    mkdirSync(a.cache!, { recursive: true, mode: 0o700 });
+    let head: Buffer;
+    if (cached === 0) {
+      head = Buffer.alloc(8);
+      head.write('M6SC', 0);
+      head.writeUInt32BE(notAfter, 4);
+    } else {
+      head = readFileSync(file);
+    }
+    writeFileSync(file, Buffer.concat([head, ...chunks]), { mode: 0o600 });
+  }
+  return { members: out, cached };
+}
+
+// ---- the simulated MNs -----------------------------------------------------------------------
 
 interface Sim {
   index: number;
@@ -132,21 +234,21 @@ interface Sim {
     | undefined;
   /** When this MN last sent a BU (for the HA's per-member rate limit). */
   outstandingLastSentAt: number | undefined;
+  /** BA status of the last completed BU. */
+  lastStatus: number;
   onDone: (() => void) | undefined;
 }
 
 const stats = {
   handshakeCookies: 0,
+  rekeys: 0,
   resends: 0,
   rejected: 0,
   drops: 0,
   bindingAcks: 0,
   otherSignaling: 0,
+  unknownSpi: 0,
 };
-
-function hoaOf(i: number): string {
-  return `2001:db8:100::a:${i.toString(16)}`;
-}
 
 async function main(): Promise<void> {
   await initCrypto();
@@ -154,15 +256,14 @@ async function main(): Promise<void> {
   const authorityPub = readAuthorityPublic(need(a['authority-pub'], 'authority-pub'));
   const haPub = readMemberPublic(need(a['ha-pub'], 'ha-pub'));
   const haPid = Number(need(a['ha-pid'], 'ha-pid'));
-  const nowS = Math.floor(Date.now() / 1000);
 
   const latenciesRegister: number[] = [];
   const latenciesRefresh: number[] = [];
-  let phase: 'register' | 'refresh' = 'register';
+  let phase: 'register' | 'over-cap' | 'refresh' = 'register';
 
   /** Sends the next BU (a retransmission too takes a new sequence number, RFC 6275 §11.8). */
-  const sendBu = (sim: Sim, now: number, resend = false): void => {
-    if (sim.session === undefined) return;
+  const sendBu = (sim: Sim, now: number, resend = false): boolean => {
+    if (sim.session === undefined) return false;
     sim.sequence = (sim.sequence + 1) & 0xffff;
     const packet = encodeMobilityPacket({
       source: sim.hoa,
@@ -170,7 +271,7 @@ async function main(): Promise<void> {
       message: { ...sim.template, sequence: sim.sequence },
     });
     const sealed = sim.endpoint.seal(sim.session, packet, now);
-    if (sealed === null) return;
+    if (sealed === null) return false; // keys too old: the rekey's 'established' sends it
     sim.outstandingLastSentAt = now;
     const prev = resend ? sim.outstanding : undefined;
     sim.outstanding = {
@@ -181,6 +282,14 @@ async function main(): Promise<void> {
       tries: (prev?.tries ?? 0) + 1,
     };
     sim.socket.send(sealed, PORT, AGENT);
+    return true;
+  };
+
+  /** Handshake (re)transmissions and rekeys the MN's endpoint asks for. */
+  const pollEndpoint = (sim: Sim, now: number): number => {
+    const sends = sim.endpoint.poll(now).send;
+    for (const s of sends) sim.socket.send(s.data, PORT, AGENT);
+    return sends.length;
   };
 
   const onMessage = (sim: Sim, msg: Buffer): void => {
@@ -190,11 +299,11 @@ async function main(): Promise<void> {
     switch (r.kind) {
       case 'established':
         sim.session = r.session;
-        sendBu(sim, now);
+        if (sim.onDone !== undefined && sim.outstanding === undefined) sendBu(sim, now);
         break;
       case 'cookie': {
         stats.handshakeCookies++;
-        for (const s of sim.endpoint.poll(now).send) sim.socket.send(s.data, PORT, AGENT);
+        pollEndpoint(sim, now);
         break;
       }
       case 'data': {
@@ -218,8 +327,11 @@ async function main(): Promise<void> {
             ((out.sequence - out.firstSequence) & 0xffff)
         )
           return;
-        if (ba.status >= 128) stats.rejected++;
-        (phase === 'register' ? latenciesRegister : latenciesRefresh).push(now - out.firstSentAt);
+        sim.lastStatus = ba.status;
+        if (phase !== 'over-cap') {
+          if (ba.status >= 128) stats.rejected++;
+          (phase === 'register' ? latenciesRegister : latenciesRefresh).push(now - out.firstSentAt);
+        }
         sim.outstanding = undefined;
         const done = sim.onDone;
         sim.onDone = undefined;
@@ -235,73 +347,102 @@ async function main(): Promise<void> {
     }
   };
 
-  // ---- set up the simulated MNs ----
+  // ---- keys, certificates, sockets, MNs ----
   const t0 = clock();
-  const sims: Sim[] = [];
-  for (let i = 0; i < N; i++) {
-    const hoa = hoaOf(OFFSET + i);
-    const staticKey = generateMember();
-    const certificate = signCertificate(
-      {
-        name: `sim${OFFSET + i}`,
-        role: 'mn',
-        publicKey: staticKey.publicKey,
-        addresses: [{ address: parseIpv6(hoa), prefixLength: 128 }],
-        notBefore: nowS - 300,
-        notAfter: nowS + 3600,
-      },
-      authority.secretKey,
-    );
-    const endpoint = new SecureEndpoint({
-      staticKey,
-      certificate,
-      authorityPublicKey: authorityPub,
-      allowedPeerRoles: ['ha'],
-    });
-    const reg = new HomeRegistration(
-      { homeAddress: hoa, homeAgentAddress: HA_HOME, lifetimeSeconds: LIFETIME_S },
-      t0,
-    );
-    const first = reg
-      .setCareOf({ family: 4, localAddress: sourceOf(i) }, t0)
-      .find((x) => x.kind === 'sendBindingUpdate');
-    if (first?.kind !== 'sendBindingUpdate') throw new Error('no BU from HomeRegistration');
-    const socket = createSocket('udp4');
+  const issued = members(OFFSET + N + OVER_CAP, authority);
+  const issueMs = clock() - t0;
+
+  /** Every SPI of every MN here, to hand each reply to its MN. */
+  const spiOwner = new Map<number, Sim>();
+  const sockets: Socket[] = [];
+  const templates: BindingUpdate[] = [];
+  for (let k = 0; k < Math.min(BIND_COUNT, N + OVER_CAP); k++) {
+    const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(0, sourceOf(i), () => {
+      socket.bind(0, sourceOf(k), () => {
         socket.off('error', reject);
         resolve();
       });
     });
-    const sim: Sim = {
+    socket.on('message', (m) => {
+      if (m.length < 12) {
+        stats.drops++;
+        return;
+      }
+      // Receiver SPI: bytes 8-11 of a response (type 2), 4-7 of a cookie reply or data.
+      const spi = m[0] === 2 ? m.readUInt32BE(8) : m.readUInt32BE(4);
+      const sim = spiOwner.get(spi);
+      if (sim === undefined) stats.unknownSpi++;
+      else onMessage(sim, m);
+    });
+    socket.on('error', () => stats.drops++);
+    sockets.push(socket);
+    // The BU of an MN at this source: what the real MN's registration engine sends first.
+    const reg = new HomeRegistration(
+      { homeAddress: hoaOf(0), homeAgentAddress: HA_HOME, lifetimeSeconds: LIFETIME_S },
+      t0,
+    );
+    const first = reg
+      .setCareOf({ family: 4, localAddress: sourceOf(k) }, t0)
+      .find((x) => x.kind === 'sendBindingUpdate');
+    if (first?.kind !== 'sendBindingUpdate') throw new Error('no BU from HomeRegistration');
+    templates.push(first.message);
+  }
+  const aead = new SodiumBatchAead(); // one data-path scratch for all MNs of this process
+  const makeSim = (i: number, k: number): Sim => {
+    const member = issued.members[OFFSET + i]!;
+    // Filled in below; the SPI hook needs the object.
+    const sim = {} as Sim;
+    const endpoint = new SecureEndpoint({
+      staticKey: member.staticKey,
+      certificate: member.certificate,
+      authorityPublicKey: authorityPub,
+      allowedPeerRoles: ['ha'],
+      aead,
+      spi: () => {
+        for (;;) {
+          const spi = lib().randombytes_random() >>> 0;
+          if (spi !== 0 && !spiOwner.has(spi)) {
+            spiOwner.set(spi, sim);
+            return spi;
+          }
+        }
+      },
+    });
+    Object.assign(sim, {
       index: i,
-      hoa,
+      hoa: hoaOf(OFFSET + i),
       endpoint,
-      socket,
+      socket: sockets[k % sockets.length]!,
       session: undefined,
-      template: first.message,
-      sequence: first.message.sequence,
+      template: templates[k % templates.length]!,
+      sequence: templates[k % templates.length]!.sequence,
       outstanding: undefined,
       outstandingLastSentAt: undefined,
+      lastStatus: -1,
       onDone: undefined,
-    };
-    socket.on('message', (m) => onMessage(sim, m));
-    socket.on('error', () => stats.drops++);
-    sims.push(sim);
-  }
+    } satisfies Sim);
+    return sim;
+  };
+  const sims: Sim[] = [];
+  for (let i = 0; i < N; i++) sims.push(makeSim(i, i));
+  const extra: Sim[] = [];
+  for (let j = 0; j < OVER_CAP; j++) extra.push(makeSim(N + j, N + j));
   const setupMs = clock() - t0;
+
+  /** MNs with unfinished work: the resend timer looks at these only. */
+  const active = new Set<Sim>();
 
   // Resend timer: handshake retransmissions (endpoint.poll) and lost BUs.
   const timer = setInterval(() => {
     const now = clock();
-    for (const sim of sims) {
-      if (sim.onDone === undefined) continue;
-      if (sim.session === undefined) {
-        for (const s of sim.endpoint.poll(now).send) sim.socket.send(s.data, PORT, AGENT);
+    for (const sim of active) {
+      if (sim.session === undefined || sim.outstanding === undefined) {
+        pollEndpoint(sim, now);
       } else if (
-        sim.outstanding !== undefined &&
-        now - sim.outstanding.sentAt > RESEND_MS * 2 ** Math.min(5, sim.outstanding.tries - 1)
+        now - sim.outstanding.sentAt >
+        RESEND_MS * 2 ** Math.min(5, sim.outstanding.tries - 1)
       ) {
         stats.resends++;
         sendBu(sim, now, true);
@@ -310,7 +451,7 @@ async function main(): Promise<void> {
   }, 100);
 
   /** Runs `start(sim)` for every sim with at most WINDOW unfinished; resolves when all finished. */
-  const windowed = (start: (sim: Sim) => void): Promise<number> =>
+  const windowed = (list: Sim[], start: (sim: Sim) => void): Promise<number> =>
     new Promise((resolve, reject) => {
       let next = 0;
       let finished = 0;
@@ -318,15 +459,17 @@ async function main(): Promise<void> {
       const guard = setInterval(() => {
         if (performance.now() > DEADLINE) {
           clearInterval(guard);
-          reject(new Error(`timed out: ${finished} of ${sims.length} finished`));
+          reject(new Error(`timed out in ${phase}: ${finished} of ${list.length} finished`));
         }
       }, 200);
       const launch = (): void => {
-        while (next < sims.length && next - finished < WINDOW) {
-          const sim = sims[next++]!;
+        while (next < list.length && next - finished < WINDOW) {
+          const sim = list[next++]!;
+          active.add(sim);
           sim.onDone = () => {
+            active.delete(sim);
             finished++;
-            if (finished === sims.length) {
+            if (finished === list.length) {
               clearInterval(guard);
               resolve(clock() - began);
             } else {
@@ -340,26 +483,46 @@ async function main(): Promise<void> {
     });
 
   const q = (xs: number[], p: number): number => {
-    const s = [...xs].sort((x, y) => x - y);
+    const s = Float64Array.from(xs).sort();
     return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN);
+  };
+  const register = (sim: Sim): void => {
+    sim.socket.send(sim.endpoint.connect(haPub, clock()), PORT, AGENT);
   };
   const rss0 = rssKiB(haPid);
   const cpu0 = cpuSeconds(haPid);
-  const registerMs = await windowed((sim) => {
-    const init = sim.endpoint.connect(haPub, clock());
-    sim.socket.send(init, PORT, AGENT);
-  });
+  const own0 = cpuSeconds('self');
+  const registerMs = await windowed(sims, register);
   const rss1 = rssKiB(haPid);
   const cpu1 = cpuSeconds(haPid);
+  const own1 = cpuSeconds('self');
+
+  // Beyond the cap: every BA must say 130 (insufficient resources).
+  phase = 'over-cap';
+  let overCapStatus: Record<string, number> = {};
+  if (OVER_CAP > 0) {
+    await windowed(extra, register);
+    overCapStatus = {};
+    for (const s of extra) overCapStatus[s.lastStatus] = (overCapStatus[s.lastStatus] ?? 0) + 1;
+  }
+
   phase = 'refresh';
+  const rekeysBefore = stats.rekeys;
   let refreshMs = 0;
   const perRound: { ms: number; p50: number; p99: number }[] = [];
+  const cpuR0 = cpuSeconds(haPid);
+  const ownR0 = cpuSeconds('self');
   for (let r = 0; r < ROUNDS; r++) {
     const from = latenciesRefresh.length;
-    const ms = await windowed((sim) => {
+    const ms = await windowed(sims, (sim) => {
+      const go = (): void => {
+        const now = clock();
+        stats.rekeys += pollEndpoint(sim, now); // REKEY_AFTER_TIME reached: new handshake first
+        sendBu(sim, now); // false: no usable keys; the rekey's 'established' sends it
+      };
       const wait = (sim.outstandingLastSentAt ?? -Infinity) + MIN_BU_GAP_MS - clock();
-      if (wait <= 0) sendBu(sim, clock());
-      else setTimeout(() => sendBu(sim, clock()), wait);
+      if (wait <= 0) go();
+      else setTimeout(go, wait);
     });
     refreshMs += ms;
     const lat = latenciesRefresh.slice(from);
@@ -367,14 +530,18 @@ async function main(): Promise<void> {
   }
   const rss2 = rssKiB(haPid);
   const cpu2 = cpuSeconds(haPid);
+  const own2 = cpuSeconds('self');
   clearInterval(timer);
-  for (const s of sims) s.socket.close();
+  for (const s of sockets) s.close();
 
   process.stdout.write(
     `${JSON.stringify({
       n: N,
       rounds: ROUNDS,
       window: WINDOW,
+      sources: sockets.length,
+      certificatesCached: Math.min(issued.cached, OFFSET + N + OVER_CAP),
+      issueMs,
       setupMs,
       registerMs,
       registrationsPerS: (N / registerMs) * 1000,
@@ -384,8 +551,13 @@ async function main(): Promise<void> {
       baLatencyP50Ms: q(latenciesRefresh, 0.5),
       baLatencyP99Ms: q(latenciesRefresh, 0.99),
       refreshRounds: perRound,
+      refreshRekeys: stats.rekeys - rekeysBefore,
       haCpuMsPerRegistration: ((cpu1 - cpu0) * 1000) / N,
-      haCpuMsPerRefresh: ROUNDS > 0 ? ((cpu2 - cpu1) * 1000) / (N * ROUNDS) : NaN,
+      haCpuMsPerRefresh: ROUNDS > 0 ? ((cpu2 - cpuR0) * 1000) / (N * ROUNDS) : NaN,
+      clientCpuMsPerRegistration: ((own1 - own0) * 1000) / N,
+      clientCpuMsPerRefresh: ROUNDS > 0 ? ((own2 - ownR0) * 1000) / (N * ROUNDS) : NaN,
+      overCap: OVER_CAP,
+      overCapStatus,
       rssBeforeKiB: rss0,
       rssAfterRegisterKiB: rss1,
       rssAfterRefreshKiB: rss2,

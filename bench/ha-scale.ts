@@ -1,0 +1,331 @@
+/**
+ * Home-agent scale (issue 8, metric 7) with the real `mip6 ha` daemon: N simulated MNs register
+ * and refresh over loopback, N up to 100 000. Not a test; needs root (a network namespace).
+ *
+ *   node --import tsx bench/ha-scale.ts [--n 1000,10000,100000] [--rounds 2] [--window 256]
+ *     [--sources 254] [--over-cap 100] [--timeout-s 900] [--cpu-prof DIR] [--write]
+ *
+ * For each N, from scratch:
+ *   1. A namespace of its own (name with pid + random suffix, deleted at the end even on
+ *      failure): lo up, the HA's underlay address 203.0.113.1/32 on lo, the MNs' sources
+ *      192.0.2.1-254 made local (a `local` route) so every datagram stays on loopback.
+ *   2. Keys: one authority, the HA's key and certificate, and the members' keys and
+ *      certificates, all kept in $TMPDIR/mip6-ha-scale (0700, never in the repository) and
+ *      reused by later runs (bench/ha-load.ts issues the missing members in one batch).
+ *   3. A fresh `mip6 ha` (sources through tsx; the compiled build may be stale while others edit
+ *      src/) with a virtual home network (no [home] link: the home prefix is routed into the TUN
+ *      once, so bindings need no per-address kernel state) and its binding cap (100 000).
+ *   4. bench/ha-load.ts in the same namespace: registration, --over-cap MNs beyond the cap
+ *      (when N is the cap) that must get BA status 130, refresh rounds; one JSON line.
+ *   5. The daemon is stopped (SIGTERM), the namespace deleted.
+ * Prints one JSON line per N; --write also writes bench/results/ha-scale-<date>.{md,json} with
+ * the mip6 commit and the load average before and after each N.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { certificateToText, signCertificate } from '../src/crypto/certificate.js';
+import {
+  encodeKey,
+  generateAuthority,
+  generateMember,
+  KeyTag,
+  memberFromPrivate,
+} from '../src/crypto/keys.js';
+import { readAuthorityPrivate } from '../src/crypto/key-files.js';
+import { initCrypto } from '../src/crypto/sodium.js';
+import { parseIpv6 } from '../src/wire/address.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const { values: a } = parseArgs({
+  options: {
+    n: { type: 'string', default: '1000,10000,100000' },
+    rounds: { type: 'string', default: '2' },
+    window: { type: 'string', default: '256' },
+    sources: { type: 'string', default: '254' },
+    'over-cap': { type: 'string', default: '100' },
+    'timeout-s': { type: 'string', default: '900' },
+    'cpu-prof': { type: 'string' },
+    write: { type: 'boolean', default: false },
+  },
+});
+const NS_LIST = (a.n ?? '1000')
+  .split(',')
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0 && n <= 100_000);
+/** The daemon's binding cap (src/cli/daemons.ts maxBindings). */
+const HA_BINDING_CAP = 100_000;
+const HA_ADDR = '203.0.113.1';
+const SOURCE_BASE = '192.0.2.1';
+const HOME_PREFIX = '2001:db8:100::/64';
+const HA_HOME = '2001:db8:100::1';
+const CACHE = join(tmpdir(), 'mip6-ha-scale');
+
+function ip(args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+}
+
+function loadavg(): number[] {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+}
+
+/** Authority and HA key material, made once and kept in the cache directory. */
+async function provision(): Promise<{
+  caKey: string;
+  caPub: string;
+  haKey: string;
+  haPub: string;
+  haCert: string;
+}> {
+  await initCrypto();
+  mkdirSync(CACHE, { recursive: true, mode: 0o700 });
+  const f = {
+    caKey: join(CACHE, 'authority.key'),
+    caPub: join(CACHE, 'authority.pub'),
+    haKey: join(CACHE, 'ha.key'),
+    haPub: join(CACHE, 'ha.pub'),
+    haCert: join(CACHE, 'ha.cert'),
+  };
+  if (!existsSync(f.caKey)) {
+    const ca = generateAuthority();
+    writeFileSync(f.caKey, encodeKey(KeyTag.AUTHORITY_PRIVATE, ca.seed), { mode: 0o600 });
+    writeFileSync(f.caPub, encodeKey(KeyTag.AUTHORITY_PUBLIC, ca.publicKey));
+    rmSync(f.haKey, { force: true });
+  }
+  const nowS = Math.floor(Date.now() / 1000);
+  if (!existsSync(f.haKey)) {
+    const ha = generateMember();
+    writeFileSync(f.haKey, encodeKey(KeyTag.MEMBER_PRIVATE, ha.privateKey), { mode: 0o600 });
+  }
+  // The HA certificate is cheap: issue a fresh one every run (validity never runs out).
+  const ha = memberFromPrivate(
+    new Uint8Array(
+      Buffer.from(readFileSync(f.haKey, 'utf8').trim().split(/\s+/).pop() ?? '', 'base64'),
+    ),
+  );
+  writeFileSync(f.haPub, encodeKey(KeyTag.MEMBER_PUBLIC, ha.publicKey));
+  const ca = readAuthorityPrivate(f.caKey);
+  const cert = signCertificate(
+    {
+      name: 'ha',
+      role: 'ha',
+      publicKey: ha.publicKey,
+      addresses: [{ address: parseIpv6('2001:db8:100::'), prefixLength: 64 }],
+      notBefore: nowS - 300,
+      notAfter: nowS + 86_400,
+    },
+    ca.secretKey,
+  );
+  writeFileSync(f.haCert, certificateToText(cert));
+  return f;
+}
+
+interface RunResult {
+  n: number;
+  loadBefore: number[];
+  loadAfter: number[];
+  wallS: number;
+  daemonLogLines: number;
+  result?: Record<string, unknown>;
+  error?: string;
+}
+
+async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): Promise<RunResult> {
+  const id = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+  const ns = `m6scale-${id}`;
+  const dir = join(CACHE, `run-${id}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const loadBefore = loadavg();
+  const began = performance.now();
+  let daemon: ChildProcess | undefined;
+  const out: RunResult = { n, loadBefore, loadAfter: [], wallS: 0, daemonLogLines: 0 };
+  try {
+    ip(['netns', 'add', ns]);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    ip(['-n', ns, 'addr', 'add', `${HA_ADDR}/32`, 'dev', 'lo']);
+    ip(['-n', ns, 'route', 'add', 'local', '192.0.2.0/24', 'dev', 'lo']);
+    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_nonlocal_bind=1']);
+    const cfg = join(dir, 'ha.toml');
+    writeFileSync(
+      cfg,
+      `control_socket = "${join(dir, 'ha.sock')}"
+
+[identity]
+private_key = "${keys.haKey}"
+certificate = "${keys.haCert}"
+authority = "${keys.caPub}"
+
+[tun]
+name = "m6s${id.slice(-6)}"
+
+[listen]
+address4 = "${HA_ADDR}"
+address6 = "off"
+
+[home]
+prefix = "${HOME_PREFIX}"
+address = "${HA_HOME}"
+`,
+    );
+    const logFile = join(dir, 'ha.log');
+    const logFd = openSync(logFile, 'w');
+    const prof = a['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', a['cpu-prof']];
+    daemon = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        ...prof,
+        '--import',
+        'tsx',
+        join(ROOT, 'src/cli/main.ts'),
+        'ha',
+        '-c',
+        cfg,
+        '--log-format',
+        'json',
+      ],
+      { cwd: ROOT, stdio: ['ignore', logFd, logFd] },
+    );
+    closeSync(logFd);
+    const exited = new Promise<number | null>((resolve) => daemon!.once('exit', resolve));
+    // Bounded wait for the daemon's "started" line.
+    for (let i = 0; ; i++) {
+      if (readFileSync(logFile, 'utf8').includes('"started"')) break;
+      if (daemon.exitCode !== null || i > 300) {
+        throw new Error(`daemon did not start: ${readFileSync(logFile, 'utf8').slice(-600)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const overCap = n === HA_BINDING_CAP ? Number(a['over-cap']) : 0;
+    const args = [
+      '--import',
+      'tsx',
+      join(ROOT, 'bench/ha-load.ts'),
+      '--authority-key',
+      keys.caKey,
+      '--authority-pub',
+      keys.caPub,
+      '--ha-pub',
+      keys.haPub,
+      '--ha-pid',
+      String(daemon.pid),
+      '--n',
+      String(n),
+      '--rounds',
+      String(a.rounds),
+      '--window',
+      String(a.window),
+      '--agent',
+      HA_ADDR,
+      '--bind',
+      SOURCE_BASE,
+      '--bind-count',
+      String(a.sources),
+      '--home-agent',
+      HA_HOME,
+      '--timeout-s',
+      String(a['timeout-s']),
+      '--cache',
+      CACHE,
+      '--over-cap',
+      String(overCap),
+    ];
+    const client = spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    client.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    client.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => client.once('exit', resolve));
+    const line = stdout.trim().split('\n').pop() ?? '';
+    if (code !== 0 || !line.startsWith('{')) throw new Error(stderr.trim() || `exit ${code}`);
+    out.result = JSON.parse(line) as Record<string, unknown>;
+    daemon.kill('SIGTERM');
+    const stopped = await Promise.race([
+      exited,
+      new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000)),
+    ]);
+    if (stopped === 'timeout') daemon.kill('SIGKILL');
+    out.daemonLogLines = readFileSync(logFile, 'utf8').split('\n').length - 1;
+  } catch (err) {
+    out.error = err instanceof Error ? err.message : String(err);
+  } finally {
+    if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) {
+      daemon.kill('SIGKILL');
+    }
+    try {
+      ip(['netns', 'del', ns]);
+    } catch {
+      // already gone
+    }
+    rmSync(dir, { recursive: true, force: true });
+    out.loadAfter = loadavg();
+    out.wallS = (performance.now() - began) / 1000;
+  }
+  return out;
+}
+
+function fmt(x: unknown, digits = 1): string {
+  return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
+}
+
+function report(runs: RunResult[], commit: string, dirty: string[]): string {
+  const rows = runs.map((r) => {
+    const x = r.result ?? {};
+    return `| ${r.n} | ${fmt(x.registrationsPerS, 0)} | ${fmt(x.registerLatencyP50Ms)} / ${fmt(x.registerLatencyP99Ms)} | ${fmt(x.refreshBuPerS, 0)} | ${fmt(x.baLatencyP50Ms)} / ${fmt(x.baLatencyP99Ms)} | ${fmt(x.haCpuMsPerRegistration, 2)} / ${fmt(x.haCpuMsPerRefresh, 3)} | ${fmt(x.clientCpuMsPerRegistration, 2)} | ${fmt(typeof x.rssPerBindingBytes === 'number' ? x.rssPerBindingBytes / 1024 : NaN, 2)} | ${String(x.resends ?? 'n/a')} | ${String(x.rejected ?? 'n/a')} | ${r.loadBefore.join(' ')} -> ${r.loadAfter.join(' ')} | ${fmt(r.wallS, 0)} |`;
+  });
+  return rows.join('\n') + (dirty.length > 0 ? '' : '') + `\n<!-- commit ${commit} -->\n`;
+}
+
+async function main(): Promise<void> {
+  const keys = await provision();
+  const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT }).toString().trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], { cwd: ROOT })
+    .toString()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  const runs: RunResult[] = [];
+  for (const n of NS_LIST) {
+    const r = await runOne(n, keys);
+    runs.push(r);
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+  }
+  if (a.write) {
+    const date = new Date().toISOString().slice(0, 10);
+    const base = join(ROOT, 'bench', 'results', `ha-scale-${date}`);
+    const json = {
+      date: new Date().toISOString(),
+      commit,
+      dirty,
+      machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
+      runs,
+    };
+    writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
+    writeFileSync(`${base}.table.md`, report(runs, commit, dirty));
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`ha-scale: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

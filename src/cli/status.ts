@@ -7,7 +7,12 @@ import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { defaultControlSocket, type Role } from '../config/common.js';
 import { controlRequest } from '../io/control-socket.js';
-import type { BindingStatus, BindingUpdateListStatus, Counters } from '../io/control-protocol.js';
+import type {
+  BindingStatus,
+  BindingUpdateListStatus,
+  Counters,
+  HomeAgentStatus,
+} from '../io/control-protocol.js';
 import { IoError } from '../util/errors.js';
 
 const ROLES: readonly Role[] = ['ha', 'mn', 'cn'];
@@ -87,6 +92,27 @@ function bindingRows(list: BindingStatus[]): string {
       pair(b.packetsIn, b.packetsOut),
       pair(b.bytesIn, b.bytesOut, formatBytes),
       b.lastSeen === undefined ? '-' : `${formatDuration(b.lastSeen)} ago`,
+    ]),
+  );
+}
+
+/** A prefix lifetime: seconds, or "infinite" for 0xffffffff (RFC 4861 §4.6.2). */
+function lifetimeText(v: unknown): string {
+  return v === 0xffffffff ? 'infinite' : typeof v === 'number' ? formatDuration(v) : cell(v);
+}
+
+function homeAgentRows(list: HomeAgentStatus[]): string {
+  return formatTable(
+    ['ADDRESS', 'CURRENT', 'DHAAD', 'PREF', 'LIFETIME', 'UNDERLAY', 'PORT', 'FAILOVER'],
+    list.map((a) => [
+      cell(a.address),
+      a.current ? 'yes' : '-',
+      a.dhaad ? 'yes' : '-',
+      cell(a.preference),
+      a.lifetimeRemaining === undefined ? '-' : formatDuration(a.lifetimeRemaining),
+      cell(a.underlay),
+      cell(a.port),
+      a.usable ? 'usable' : '-',
     ]),
   );
 }
@@ -197,6 +223,16 @@ export function formatStatus(status: unknown): string {
     }
     const b = asArray<BindingStatus>(s.bindings);
     if (b.length > 0) out.push('', `correspondent bindings (${b.length})`, bindingRows(b));
+    const has = asArray<HomeAgentStatus>(s.homeAgents);
+    if (has.length > 0)
+      out.push('', `home agents (${has.length}; DHAAD order)`, homeAgentRows(has));
+    const prefixes = asArray<{ prefix?: unknown; validLifetime?: unknown }>(s.homePrefixes);
+    if (prefixes.length > 0) {
+      out.push(
+        '',
+        `home prefixes: ${prefixes.map((p) => `${cell(p.prefix)} (valid ${lifetimeText(p.validLifetime)})`).join(', ')}`,
+      );
+    }
   }
   const counters = formatCounters('counters', s.counters);
   const drops = formatCounters('drops', s.drops);

@@ -3,7 +3,8 @@
  * any problem is one ConfigError naming the file and the dotted key.
  */
 import { ConfigError } from '../util/errors.js';
-import { DSMIPV6_PORT, readCommon, readPort, type CommonConfig } from './common.js';
+import { canonicalIpv6, isIpv4 } from '../wire/address.js';
+import { DSMIPV6_PORT, readCommon, readPort, resolveAgainst, type CommonConfig } from './common.js';
 import {
   addressInPrefix,
   ipv6InPrefix,
@@ -18,6 +19,13 @@ export const MAX_BINDING_LIFETIME_S = 262140;
 export const DEFAULT_NAT_KEEPALIVE_S = 110;
 /** Default maximum lifetime the HA grants a home registration, in seconds. */
 export const DEFAULT_HA_MAX_LIFETIME_S = 600;
+/** Prefix lifetime "infinity" (RFC 4861 §4.6.2), the default for advertised prefixes. */
+export const PREFIX_LIFETIME_INFINITY = 0xffffffff;
+/** Default lifetime of a home agent entry: AdvDefaultLifetime, 1800 s (RFC 4861 §6.2.1;
+ * the HA Information option's default, RFC 6275 §7.4). */
+export const DEFAULT_HA_ENTRY_LIFETIME_S = 1800;
+/** Home Agent Preference range: a signed 16-bit field (RFC 6275 §7.4). */
+const PREFERENCE_RANGE = { min: -32768, max: 32767 } as const;
 
 export interface HaListenConfig {
   /** IPv4 address to bind, or undefined when IPv4 is off ("off"). */
@@ -41,6 +49,38 @@ export interface HaHomeConfig {
   natKeepalive: number;
   /** Interface of the real home link, for proxy ND (RFC 6275 §10.4.1); undefined = none. */
   link: string | undefined;
+  /** Our Home Agent Preference (RFC 6275 §7.4): signed 16 bits, higher is preferred. */
+  preference: number;
+  /** Lifetimes advertised for the home prefix in MPAs (s; 4294967295 = infinity). */
+  prefixValidLifetime: number;
+  prefixPreferredLifetime: number;
+  /** More prefixes advertised in MPAs ([[home.advertise]]), e.g. while renumbering. */
+  advertise: HaAdvertisedPrefixConfig[];
+  /** The other home agents of the home prefix ([[home.agents]]), for DHAAD and failover. */
+  agents: HaPeerConfig[];
+}
+
+export interface HaAdvertisedPrefixConfig {
+  prefix: Ipv6Prefix;
+  validLifetime: number;
+  preferredLifetime: number;
+}
+
+/** Another home agent serving the same home prefix. */
+export interface HaPeerConfig {
+  /** Its address on the home prefix (listed in DHAAD Replies). */
+  homeAddress: string;
+  /** Its underlay IPv4 / IPv6 addresses (at least one), where members reach it. */
+  address4: string | undefined;
+  address6: string | undefined;
+  /** Its UDP port. */
+  port: number;
+  /** Home Agent Preference (RFC 6275 §7.4). */
+  preference: number;
+  /** Seconds members keep this entry (1..65535, RFC 6275 §7.4). */
+  lifetime: number;
+  /** Path of its public key when it has an identity of its own (else members use ours). */
+  publicKey: string | undefined;
 }
 
 export interface HaConfig extends CommonConfig {
@@ -59,6 +99,129 @@ function optBindAddress(
   if (v === 'off') return undefined;
   if (v === undefined) return dflt;
   return family === 4 ? t.optIpv4(key) : t.optIpv6(key);
+}
+
+/** A prefix lifetime in seconds: 0..4294967295, or "infinity". */
+function prefixLifetime(t: TableReader, key: string): number {
+  const v = t.has(key) ? t.optStringOrNumber(key) : undefined;
+  if (v === 'infinity') return PREFIX_LIFETIME_INFINITY;
+  if (typeof v === 'string') {
+    throw t.error(key, `expected a number of seconds or "infinity", got "${v}"`);
+  }
+  return t.int(key, PREFIX_LIFETIME_INFINITY, {
+    min: 0,
+    max: PREFIX_LIFETIME_INFINITY,
+    unit: 's',
+  });
+}
+
+/** valid_lifetime / preferred_lifetime of a prefix, preferred <= valid (RFC 4861 §4.6.2). */
+function prefixLifetimes(
+  t: TableReader,
+  validKey: string,
+  preferredKey: string,
+): { validLifetime: number; preferredLifetime: number } {
+  const validLifetime = prefixLifetime(t, validKey);
+  const preferredLifetime = prefixLifetime(t, preferredKey);
+  if (preferredLifetime > validLifetime) {
+    throw t.error(
+      preferredKey,
+      `${preferredLifetime} s is longer than ${t.keyPath(validKey)} (${validLifetime} s) (RFC 4861 §4.6.2)`,
+    );
+  }
+  return { validLifetime, preferredLifetime };
+}
+
+function readAdvertise(h: TableReader, home: Ipv6Prefix): HaAdvertisedPrefixConfig[] {
+  const seen = new Set<string>([home.text]);
+  return h.sectionList('advertise').map((a) => {
+    const prefix = a.optIpv6Prefix('prefix', { minLength: 16, maxLength: 128 });
+    if (prefix === undefined) {
+      throw a.error('prefix', 'required key is missing (e.g. "2001:db8:200::/64")');
+    }
+    if (seen.has(prefix.text)) {
+      throw a.error(
+        'prefix',
+        prefix.text === home.text
+          ? `${prefix.text} is home.prefix, which is always advertised (set its lifetimes with home.prefix_valid_lifetime / home.prefix_preferred_lifetime)`
+          : `${prefix.text} is listed twice`,
+      );
+    }
+    seen.add(prefix.text);
+    const out = { prefix, ...prefixLifetimes(a, 'valid_lifetime', 'preferred_lifetime') };
+    a.finish();
+    return out;
+  });
+}
+
+function readPeers(h: TableReader, home: Ipv6Prefix, ownAddress: string): HaPeerConfig[] {
+  const seen = new Set<string>([ownAddress]);
+  return h.sectionList('agents').map((a) => {
+    const homeAddress = a.optIpv6('home_address');
+    if (homeAddress === undefined) {
+      throw a.error(
+        'home_address',
+        "required key is missing (that home agent's address on home.prefix)",
+      );
+    }
+    if (!ipv6InPrefix(home, homeAddress)) {
+      throw a.error('home_address', `${homeAddress} is outside home.prefix ${home.text}`);
+    }
+    if (homeAddress === home.address) {
+      throw a.error(
+        'home_address',
+        `${homeAddress} is the Subnet-Router anycast address of ${home.text} (RFC 4291 §2.6.1)`,
+      );
+    }
+    if (seen.has(homeAddress)) {
+      throw a.error(
+        'home_address',
+        homeAddress === ownAddress
+          ? `${homeAddress} is our own home.address`
+          : `${homeAddress} is listed twice`,
+      );
+    }
+    seen.add(homeAddress);
+    const list = a.optStringOrArray('address') ?? [];
+    if (list.length === 0) {
+      throw a.error(
+        'address',
+        "required key is missing (that home agent's underlay IPv4 and/or IPv6 address)",
+      );
+    }
+    let address4: string | undefined;
+    let address6: string | undefined;
+    list.forEach((v, i) => {
+      const key = list.length === 1 ? 'address' : `address[${i}]`;
+      if (isIpv4(v)) {
+        if (address4 !== undefined)
+          throw a.error(key, `a second IPv4 address ("${v}"): give at most one per family`);
+        address4 = v;
+        return;
+      }
+      let v6: string;
+      try {
+        v6 = canonicalIpv6(v);
+      } catch {
+        throw a.error(key, `"${v}" is not an IPv4 or IPv6 address (names are not resolved here)`);
+      }
+      if (address6 !== undefined)
+        throw a.error(key, `a second IPv6 address ("${v}"): give at most one per family`);
+      address6 = v6;
+    });
+    const publicKey = a.optPath('public_key');
+    const out: HaPeerConfig = {
+      homeAddress,
+      address4,
+      address6,
+      port: readPort(a, 'port', DSMIPV6_PORT),
+      preference: a.int('preference', 0, PREFERENCE_RANGE),
+      lifetime: a.int('lifetime', DEFAULT_HA_ENTRY_LIFETIME_S, { min: 1, max: 65535, unit: 's' }),
+      publicKey: publicKey === undefined ? undefined : resolveAgainst(a.file, publicKey),
+    };
+    a.finish();
+    return out;
+  });
 }
 
 /** Parses and validates ha.toml text. `file` is used in errors and to resolve relative paths. */
@@ -117,6 +280,10 @@ export function parseHaConfig(text: string, file: string): HaConfig {
     unit: 's',
   });
   const link = h.optString('link');
+  const preference = h.int('preference', 0, PREFERENCE_RANGE);
+  const lifetimes = prefixLifetimes(h, 'prefix_valid_lifetime', 'prefix_preferred_lifetime');
+  const advertise = readAdvertise(h, prefix);
+  const agents = readPeers(h, prefix, address);
   const home: HaHomeConfig = {
     prefix,
     address,
@@ -124,6 +291,11 @@ export function parseHaConfig(text: string, file: string): HaConfig {
     refreshAdvice: refreshAdvice === undefined ? undefined : refreshAdvice - (refreshAdvice % 4),
     natKeepalive,
     link,
+    preference,
+    prefixValidLifetime: lifetimes.validLifetime,
+    prefixPreferredLifetime: lifetimes.preferredLifetime,
+    advertise,
+    agents,
   };
   h.finish();
   root.finish();

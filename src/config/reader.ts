@@ -316,6 +316,13 @@ export class TableReader {
     return { address, length: p.length, text: `${address}/${p.length}` };
   }
 
+  /** A string or a number (e.g. a lifetime that may also be "infinity"), unvalidated. */
+  optStringOrNumber(key: string): string | number | undefined {
+    const v = this.raw(key);
+    if (v === undefined || typeof v === 'string' || typeof v === 'number') return v;
+    throw this.error(key, `expected a string or a number, got ${typeName(v)}`);
+  }
+
   /** A string or an array of strings, as an array. */
   optStringOrArray(key: string): string[] | undefined {
     const v = this.raw(key);

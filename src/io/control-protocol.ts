@@ -99,6 +99,27 @@ export interface MemberStatus extends StatusCommon {
   bindingUpdateList: BindingUpdateListStatus[];
   /** Correspondent bindings (CN role: MNs bound to this CN). */
   bindings?: BindingStatus[];
+  /** Home agents of the home prefix learned by DHAAD / MPA (DHAAD order first). */
+  homeAgents?: HomeAgentStatus[];
+  /** Prefixes of the last Mobile Prefix Advertisement. */
+  homePrefixes?: { prefix: string; validLifetime: number; preferredLifetime: number }[];
+}
+
+/** One home agent as a member knows it. */
+export interface HomeAgentStatus {
+  /** Its address on the home prefix. */
+  address: string;
+  /** The one registered with (or registering) now. */
+  current: boolean;
+  /** Listed in the last DHAAD Reply. */
+  dhaad: boolean;
+  /** Reachable for a failover (underlay known and entry not expired). */
+  usable: boolean;
+  preference?: number;
+  lifetimeRemaining?: number;
+  /** Underlay addresses from the MPA, space-separated. */
+  underlay?: string;
+  port?: number;
 }
 
 export type DaemonStatus = HaStatus | MemberStatus;

@@ -49,8 +49,13 @@ import {
 import { buildDestinationUnreachable, ICMPV6_TYPE } from '../../wire/icmpv6.js';
 import {
   answerDiscovery,
+  DEFAULT_HA_LIFETIME_S,
+  discoveryChanged,
   homeAgentAnycast,
   mobilePrefixAdvertisement,
+  PREFIX_ADV_RETRIES,
+  PREFIX_ADV_TIMEOUT_MS,
+  PREFIX_LIFETIME_INFINITE,
   type DiscoveryConfig,
 } from '../../protocol/home-agent-discovery.js';
 import {
@@ -74,8 +79,6 @@ import {
 } from '../common.js';
 import { IPPROTO, type MobilityMessage } from '../../wire/types.js';
 
-/** Prefix lifetime "infinity" (RFC 4861 §4.6.2): the home prefix is configured, not leased. */
-const PREFIX_LIFETIME_INFINITE = 0xffffffff;
 /** At most this many ICMPv6 errors per second (RFC 4443 §2.4 (f) asks for a limit). */
 const ICMP_ERRORS_PER_SECOND = 10;
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
@@ -97,6 +100,23 @@ export interface HomeLinkControl {
 
 export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
   homeLink?: HomeLinkControl | undefined;
+  /**
+   * What DHAAD Replies and MPAs announce: the home agents of the prefix (ourselves included)
+   * and the advertised prefixes. Default: ourselves alone (preference 0) and the home prefix
+   * with infinite lifetimes. Changed at run time with setDiscovery().
+   */
+  discovery?: DiscoveryConfig | undefined;
+  /** Randomness for DHAAD tie-breaking and MPA identifiers (default Math.random). */
+  random?: (() => number) | undefined;
+}
+
+/** An unsolicited MPA waiting for the member's BU (RFC 6275 §10.6.2). */
+interface PendingAdvertisement {
+  packet: Uint8Array;
+  /** Retransmissions so far. */
+  sent: number;
+  nextAt: number;
+  timeoutMs: number;
 }
 
 interface BindingExtra {
@@ -140,6 +160,9 @@ export class HomeAgent {
   readonly #handshakeRate = new HandshakeRateLimiter();
   #startedAt = 0;
   #closed = false;
+  #discovery: DiscoveryConfig;
+  /** Unsolicited MPAs not yet acknowledged by a BU, by binding key. */
+  readonly #pendingAdvertisements = new Map<string, PendingAdvertisement>();
 
   constructor(env: NodeEnvironment, opts: HomeAgentOptions) {
     this.#env = env;
@@ -149,6 +172,19 @@ export class HomeAgent {
     this.#anycast = parseIpv6(
       homeAgentAnycast(formatIpv6(this.#homePrefix.address), this.#homePrefix.length),
     );
+    this.#discovery = opts.discovery ?? {
+      homeAgents: [
+        { address: opts.homeAgentAddress, preference: 0, lifetime: DEFAULT_HA_LIFETIME_S },
+      ],
+      prefixes: [
+        {
+          address: formatIpv6(this.#homePrefix.address),
+          length: this.#homePrefix.length,
+          validLifetime: PREFIX_LIFETIME_INFINITE,
+          preferredLifetime: PREFIX_LIFETIME_INFINITE,
+        },
+      ],
+    };
   }
 
   /** Starts receiving on the TUN and the sockets. */
@@ -383,6 +419,10 @@ export class HomeAgent {
     }
     const entry = result.entry;
     if (result.change === 'created' || result.change === 'updated') {
+      // A BU after an unsolicited MPA acknowledges it (RFC 6275 §10.6.2, §11.4.3).
+      if (entry && this.#pendingAdvertisements.delete(entry.key)) {
+        env.log.info('mobile-prefix-acknowledged', { hoa: entry.homeAddress });
+      }
       if (entry) {
         const known = this.#extra.get(entry.key);
         this.#extra.set(entry.key, { session, locator: resolveLocator(entry.locator) });
@@ -503,7 +543,7 @@ export class HomeAgent {
       this.drops.add('discovery-malformed');
       return;
     }
-    const answer = answerDiscovery(msg, this.#discoveryConfig());
+    const answer = answerDiscovery(msg, this.#discovery, this.#opts.random);
     if (answer === null) return;
     this.counters.signalingIn++;
     const reply = encodeIcmpv6Packet({
@@ -517,41 +557,75 @@ export class HomeAgent {
     });
   }
 
-  #discoveryConfig(): DiscoveryConfig {
-    return {
-      homeAgentAddresses: [this.#opts.homeAgentAddress],
-      homePrefix: {
-        address: formatIpv6(this.#homePrefix.address),
-        length: this.#homePrefix.length,
-      },
-      validLifetime: PREFIX_LIFETIME_INFINITE,
-      preferredLifetime: PREFIX_LIFETIME_INFINITE,
-    };
+  /** What DHAAD and MPAs currently announce. */
+  get discovery(): DiscoveryConfig {
+    return this.#discovery;
   }
 
   /**
-   * Unsolicited Mobile Prefix Advertisement to every registered member (RFC 6275 §10.6.2): call
-   * when the home prefix information changes.
+   * New home agents list and advertised prefixes (a reloaded ha.toml). When they differ from
+   * the current ones, every registered member gets an unsolicited MPA (RFC 6275 §10.6.2).
+   * Returns whether anything changed.
+   */
+  setDiscovery(cfg: DiscoveryConfig): boolean {
+    if (!discoveryChanged(this.#discovery, cfg)) return false;
+    this.#discovery = cfg;
+    this.advertisePrefix();
+    return true;
+  }
+
+  /**
+   * Unsolicited Mobile Prefix Advertisement to every registered member (RFC 6275 §10.6.2),
+   * retransmitted from PREFIX_ADV_TIMEOUT doubling, at most PREFIX_ADV_RETRIES times, until the
+   * member's next BU acknowledges it or its binding goes away.
    */
   advertisePrefix(): void {
     const now = nodeNow(this.#env);
+    const random = this.#opts.random ?? Math.random;
     for (const e of this.cache.entries()) {
       const bound = this.#extra.get(e.key);
       if (bound === undefined) continue;
       const mpa = encodeIcmpv6Packet({
         source: this.#opts.homeAgentAddress,
         destination: e.homeAddress,
-        message: mobilePrefixAdvertisement(
-          Math.floor(Math.random() * 0x10000),
-          this.#discoveryConfig(),
-        ),
+        message: mobilePrefixAdvertisement(Math.floor(random() * 0x10000), this.#discovery),
       });
       this.#sendSignaling(bound.session, mpa, bound.locator, now);
+      this.#pendingAdvertisements.set(e.key, {
+        packet: mpa,
+        sent: 0,
+        nextAt: now + PREFIX_ADV_TIMEOUT_MS,
+        timeoutMs: PREFIX_ADV_TIMEOUT_MS,
+      });
+      this.#env.log.info('mobile-prefix-unsolicited', { hoa: e.homeAddress });
     }
+    this.#rearm();
+  }
+
+  #retransmitAdvertisements(now: number): void {
+    for (const [key, p] of this.#pendingAdvertisements) {
+      if (now < p.nextAt) continue;
+      const bound = this.#extra.get(key);
+      if (bound === undefined || p.sent >= PREFIX_ADV_RETRIES) {
+        this.#pendingAdvertisements.delete(key);
+        continue;
+      }
+      p.sent++;
+      p.timeoutMs *= 2;
+      p.nextAt = now + p.timeoutMs;
+      this.#sendSignaling(bound.session, p.packet, bound.locator, now);
+    }
+  }
+
+  #nextAdvertisementDeadline(): number {
+    let next = Infinity;
+    for (const p of this.#pendingAdvertisements.values()) next = Math.min(next, p.nextAt);
+    return next;
   }
 
   #removeBinding(entry: BindingCacheEntry, why: string): Promise<void> {
     this.#rebindHints.delete(entry.key);
+    this.#pendingAdvertisements.delete(entry.key);
     this.#extra.delete(entry.key);
     const removed = this.#homeLinkRemove(entry.homeAddress);
     this.#env.log.info(why, { hoa: entry.homeAddress, member: entry.peerName });
@@ -651,7 +725,11 @@ export class HomeAgent {
 
   #rearm(): void {
     if (this.#closed) return;
-    const deadline = Math.min(this.cache.nextDeadline(), this.#endpointDeadline);
+    const deadline = Math.min(
+      this.cache.nextDeadline(),
+      this.#endpointDeadline,
+      this.#nextAdvertisementDeadline(),
+    );
     armTimer(this.#env, deadline, () => this.#onTimer());
   }
 
@@ -667,6 +745,7 @@ export class HomeAgent {
       if (to) this.#socketFor(to.address.includes(':') ? 6 : 4)?.send(data, to.address, to.port);
     }
     this.#endpointDeadline = polled.nextDeadline;
+    this.#retransmitAdvertisements(now);
     for (const action of this.cache.poll(now)) {
       if (action.kind === 'expired') {
         void this.#removeBinding(action.entry, 'expired');

@@ -22,7 +22,11 @@
  *   the HA for probeInterval, a BU refresh goes out as a probe (its BA proves the path; from a
  *   new NAT mapping it also moves the HA's locator). probeAttempts BUs of one attempt without a
  *   BA -> path lost: re-check care-of addresses, a fresh channel handshake (the HA may have
- *   restarted), and re-resolve the HA's name when configured by name.
+ *   restarted), and re-resolve the HA's name when configured by name. When DHAAD / MPAs named
+ *   other home agents of the prefix (with their underlay addresses), path loss switches to the
+ *   next one in DHAAD order instead (a new channel and a new registration there).
+ * Discovery: after the first registration, DHAAD + Mobile Prefix Solicitation in the channel;
+ *   an unsolicited MPA (prefix or home-agent change) is recorded and acknowledged with a BU.
  * Sleep/resume: a timer firing far later than armed (process frozen, machine suspended) or the
  *   wall clock jumping against the monotonic clock -> re-check care-of and probe at once.
  * Shutdown: deregistration BU (lifetime 0), then close.
@@ -30,7 +34,11 @@
 import { IPPROTO } from '../../wire/types.js';
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
-import type { BindingUpdateListStatus, MemberStatus } from '../../io/control-protocol.js';
+import type {
+  BindingUpdateListStatus,
+  HomeAgentStatus,
+  MemberStatus,
+} from '../../io/control-protocol.js';
 import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
 import { baStatusName } from '../../protocol/constants.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
@@ -45,7 +53,12 @@ import { formatIpv6, ipv6Equal, parseIpv6 } from '../../wire/address.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_NEXT_HEADER_OFF } from '../../wire/ipv6.js';
 import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../wire/packet.js';
 import { ICMPV6_TYPE } from '../../wire/icmpv6.js';
-import { advertisedPrefixes, homeAgentAnycast } from '../../protocol/home-agent-discovery.js';
+import {
+  advertisedHomeAgents,
+  advertisedPrefixes,
+  homeAgentAnycast,
+  type HomeAgentInfo,
+} from '../../protocol/home-agent-discovery.js';
 import {
   armTimer,
   DropCounters,
@@ -146,7 +159,7 @@ export class MobileNode {
     pathLost: 0,
     resumes: 0,
   };
-  readonly registration: HomeRegistration;
+  #registration: HomeRegistration;
   readonly #env: NodeEnvironment;
   readonly #opts: MobileNodeOptions;
   readonly #hoa: Uint8Array;
@@ -170,6 +183,16 @@ export class MobileNode {
   #discovered = false;
   /** HA addresses from the last DHAAD Reply (most preferred first). */
   homeAgents: string[] = [];
+  /** Home agents announced in MPAs (underlay, port, key), by home-prefix address. */
+  readonly learnedAgents = new Map<string, HomeAgentInfo & { expiresAt: number }>();
+  /** The home agent in use: its home-prefix address, channel key and UDP port. */
+  #haAddress: string;
+  #agentKey: Uint8Array;
+  #agentPort: number;
+  /** The configured HA's underlay addresses (re-resolved by name), to fail back to it. */
+  #configuredAgents: { agent4?: string | undefined; agent6?: string | undefined };
+  /** Identifier of our outstanding Mobile Prefix Solicitation (its MPA is solicited). */
+  #solicitation: number | undefined;
   /** Home prefixes from the last Mobile Prefix Advertisement. */
   homePrefixes: { prefix: string; validLifetime: number; preferredLifetime: number }[] = [];
   /** BUs produced while the channel was not up yet: sent the moment it is. */
@@ -187,18 +210,37 @@ export class MobileNode {
     this.#env = env;
     this.#opts = opts;
     this.#agents = { agent4: opts.agent4, agent6: opts.agent6 };
+    this.#configuredAgents = this.#agents;
     this.#hoa = parseIpv6(opts.homeAddress);
-    this.registration = new HomeRegistration(
+    this.#haAddress = opts.homeAgentAddress;
+    this.#agentKey = opts.agentPublicKey;
+    this.#agentPort = opts.agentPort;
+    this.#registration = this.#newRegistration(nodeNow(env));
+  }
+
+  /** The home registration with the home agent in use. */
+  get registration(): HomeRegistration {
+    return this.#registration;
+  }
+
+  /** The home-prefix address of the home agent in use. */
+  get homeAgentAddress(): string {
+    return this.#haAddress;
+  }
+
+  #newRegistration(now: number): HomeRegistration {
+    const opts = this.#opts;
+    return new HomeRegistration(
       {
         homeAddress: opts.homeAddress,
-        homeAgentAddress: opts.homeAgentAddress,
+        homeAgentAddress: this.#haAddress,
         lifetimeSeconds: opts.lifetimeSeconds,
         ...(opts.firstRegistrationTimeoutMs !== undefined
           ? { firstRegistrationTimeoutMs: opts.firstRegistrationTimeoutMs }
           : {}),
         moveTimeoutMs: opts.moveTimeoutMs ?? MOVE_BINDACK_TIMEOUT_MS,
       },
-      nodeNow(env),
+      now,
     );
   }
 
@@ -311,7 +353,7 @@ export class MobileNode {
     this.#careOf = chosen;
     if (chosen) {
       const address = chosen.family === 4 ? this.#agents.agent4! : this.#agents.agent6!;
-      this.#agent = resolveLocator({ address, port: this.#opts.agentPort });
+      this.#agent = resolveLocator({ address, port: this.#agentPort });
       if (old) this.counters.moves++;
       this.#env.log.info(old ? 'move' : 'attach', {
         careOf: chosen.localAddress,
@@ -364,14 +406,17 @@ export class MobileNode {
     this.#env.log.warn('path-lost', { unanswered });
     this.#emit('path-lost', { unanswered });
     this.#recheck();
+    // Another home agent of the prefix, learned by DHAAD / MPA: try the next one.
+    if (this.#failOver(now)) return;
     // The HA may have lost our channel (restart): a fresh handshake, old keys kept meanwhile.
     const session = this.#session;
     if (session !== undefined && !session.pending) {
-      this.#sendRaw(this.#env.endpoint.connect(this.#opts.agentPublicKey, now));
+      this.#sendRaw(this.#env.endpoint.connect(this.#agentKey, now));
       this.#endpointDeadline = 0;
     }
     const resolve = this.#opts.resolveAgents;
-    if (resolve === undefined || this.#resolving) return;
+    if (resolve === undefined || this.#resolving || this.#haAddress !== this.#opts.homeAgentAddress)
+      return;
     this.#resolving = true;
     resolve()
       .then((agents) => {
@@ -383,14 +428,15 @@ export class MobileNode {
         });
         this.#emit('agent-resolved', { ...agents });
         this.#agents = { agent4: agents.agent4, agent6: agents.agent6 };
+        this.#configuredAgents = this.#agents;
         this.#opts.careOf.setAgents?.(this.#agents);
         // Force a fresh choice against the new addresses: the care-of is re-registered there.
         const cur = this.#careOf;
         const address = cur ? (cur.family === 4 ? agents.agent4 : agents.agent6) : undefined;
         if (cur && address !== undefined) {
-          this.#agent = resolveLocator({ address, port: this.#opts.agentPort });
+          this.#agent = resolveLocator({ address, port: this.#agentPort });
           const t = nodeNow(this.#env);
-          this.#sendRaw(this.#env.endpoint.connect(this.#opts.agentPublicKey, t));
+          this.#sendRaw(this.#env.endpoint.connect(this.#agentKey, t));
           this.#endpointDeadline = 0;
           this.#run(this.registration.probe(t, this.#opts.probeTimeoutMs ?? 1000), t);
         } else {
@@ -412,29 +458,113 @@ export class MobileNode {
    */
   discover(): void {
     const now = nodeNow(this.#env);
+    this.#sendDhaadRequest(now);
+    this.#solicitation = Math.floor(Math.random() * 0x10000);
+    this.#sendSignaling(
+      encodeIcmpv6Packet({
+        source: this.#opts.homeAddress,
+        destination: this.#haAddress,
+        message: { kind: 'mobilePrefixSolicitation', identifier: this.#solicitation },
+      }),
+      now,
+    );
+  }
+
+  #sendDhaadRequest(now: number): void {
     const len = this.#opts.homePrefixLength ?? 64;
     const prefix = new Uint8Array(16);
     for (let i = 0; i < 16; i++) {
       const bits = Math.max(0, Math.min(8, len - i * 8));
       prefix[i] = this.#hoa[i]! & ((0xff << (8 - bits)) & 0xff);
     }
-    const id = Math.floor(Math.random() * 0x10000);
     this.#sendSignaling(
       encodeIcmpv6Packet({
         source: this.#opts.homeAddress,
         destination: homeAgentAnycast(formatIpv6(prefix), len),
-        message: { kind: 'haadRequest', identifier: id, mobileRouter: false },
+        message: {
+          kind: 'haadRequest',
+          identifier: Math.floor(Math.random() * 0x10000),
+          mobileRouter: false,
+        },
       }),
       now,
     );
-    this.#sendSignaling(
-      encodeIcmpv6Packet({
-        source: this.#opts.homeAddress,
-        destination: this.#opts.homeAgentAddress,
-        message: { kind: 'mobilePrefixSolicitation', identifier: (id + 1) & 0xffff },
-      }),
-      now,
-    );
+  }
+
+  /**
+   * The home agents to fail over to, in DHAAD order (else by announced preference), each with
+   * what reaching it takes; the configured HA uses the configured addresses and key. Entries
+   * whose lifetime ran out, or that announced no underlay address, are left out.
+   */
+  failoverList(now = nodeNow(this.#env)): {
+    address: string;
+    agent4?: string | undefined;
+    agent6?: string | undefined;
+    port: number;
+    publicKey: Uint8Array;
+  }[] {
+    const order =
+      this.homeAgents.length > 0
+        ? this.homeAgents
+        : [...this.learnedAgents.values()]
+            .sort((a, b) => b.preference - a.preference)
+            .map((a) => a.address);
+    const configured = this.#opts.homeAgentAddress;
+    const out: ReturnType<MobileNode['failoverList']> = [];
+    for (const address of order.includes(configured) ? order : [...order, configured]) {
+      if (address === configured) {
+        out.push({
+          address,
+          ...this.#configuredAgents,
+          port: this.#opts.agentPort,
+          publicKey: this.#opts.agentPublicKey,
+        });
+        continue;
+      }
+      const a = this.learnedAgents.get(address);
+      if (a === undefined || a.expiresAt <= now) continue;
+      if (a.underlay4 === undefined && a.underlay6 === undefined) continue;
+      out.push({
+        address,
+        agent4: a.underlay4,
+        agent6: a.underlay6,
+        port: a.port ?? this.#opts.agentPort,
+        publicKey: a.publicKey ?? this.#opts.agentPublicKey,
+      });
+    }
+    return out;
+  }
+
+  /** Switches to the home agent after the current one in failoverList(); false if none. */
+  #failOver(now: number): boolean {
+    const list = this.failoverList(now);
+    if (list.length < 2) return false;
+    const i = list.findIndex((c) => c.address === this.#haAddress);
+    const next = list[(i + 1) % list.length]!;
+    if (next.address === this.#haAddress) return false;
+    const from = this.#haAddress;
+    this.#haAddress = next.address;
+    this.#agentKey = next.publicKey;
+    this.#agentPort = next.port;
+    this.#agents = { agent4: next.agent4, agent6: next.agent6 };
+    this.#opts.careOf.setAgents?.(this.#agents);
+    this.#registration = this.#newRegistration(now);
+    this.#session = undefined;
+    this.#pendingSignaling = [];
+    this.#pathLostAttempt = false;
+    this.#discovered = false; // learn the new HA's view once registered there
+    this.#env.log.warn('home-agent-switch', {
+      from,
+      to: next.address,
+      agent4: next.agent4 ?? '-',
+      agent6: next.agent6 ?? '-',
+      port: next.port,
+    });
+    this.#emit('home-agent-switch', { from, to: next.address });
+    // A fresh care-of choice against the new HA's addresses: channel, then the first BU.
+    this.#careOf = null;
+    this.#recheck();
+    return true;
   }
 
   #onDiscovery(packet: Uint8Array, now: number): void {
@@ -455,6 +585,14 @@ export class MobileNode {
       this.#env.log.info('home-agents', { list: this.homeAgents.join(',') });
       this.#emit('home-agents', { list: this.homeAgents });
     } else if (msg.kind === 'mobilePrefixAdvertisement') {
+      const solicited = msg.identifier === this.#solicitation;
+      if (solicited) this.#solicitation = undefined;
+      this.#learnAgents(advertisedHomeAgents(msg), now, solicited);
+      if (!solicited && this.registration.state === 'registered') {
+        // An unsolicited MPA is acknowledged by a home-registration BU (RFC 6275 §11.4.3).
+        this.#env.log.info('mobile-prefix-unsolicited', { ack: 'binding-update' });
+        this.#run(this.registration.onBindingRefreshRequest(now), now);
+      }
       this.homePrefixes = advertisedPrefixes(msg);
       const ours = this.homePrefixes.some(
         (p) => p.validLifetime > 0 && prefixHolds(p.prefix, this.#hoa),
@@ -464,6 +602,18 @@ export class MobileNode {
       });
       this.#emit(ours ? 'home-prefix' : 'home-prefix-changed', { prefixes: this.homePrefixes });
     }
+  }
+
+  /** Home agents announced in an MPA replace the learned ones; a changed set asks DHAAD again. */
+  #learnAgents(agents: HomeAgentInfo[], now: number, solicited: boolean): void {
+    const before = [...this.learnedAgents.keys()].sort().join(',');
+    this.learnedAgents.clear();
+    for (const a of agents) {
+      if (a.lifetime > 0)
+        this.learnedAgents.set(a.address, { ...a, expiresAt: now + a.lifetime * 1000 });
+    }
+    const after = [...this.learnedAgents.keys()].sort().join(',');
+    if (!solicited && before !== after) this.#sendDhaadRequest(now);
   }
 
   /** The process was frozen or the host slept: the world may have changed under us. */
@@ -477,13 +627,13 @@ export class MobileNode {
 
   #ensureChannel(now: number): void {
     const endpoint = this.#env.endpoint;
-    const existing = endpoint.session(this.#opts.agentPublicKey);
+    const existing = endpoint.session(this.#agentKey);
     if (existing?.established || existing?.pending) {
       this.#session = existing;
       return;
     }
-    const init = endpoint.connect(this.#opts.agentPublicKey, now);
-    this.#session = endpoint.session(this.#opts.agentPublicKey);
+    const init = endpoint.connect(this.#agentKey, now);
+    this.#session = endpoint.session(this.#agentKey);
     this.#sendRaw(init);
     this.#endpointDeadline = 0;
   }
@@ -612,6 +762,12 @@ export class MobileNode {
     env.endpoint.openBatch(batch.buf, batch.offsets, batch.lengths, n, now, out);
     const buf = batch.buf;
     let w = 0;
+    // Direct (route-optimized) data joins the same TUN batch write.
+    const toTun = (o: number, l: number): void => {
+      this.#tunOffsets[w] = o;
+      this.#tunLengths[w] = l;
+      w++;
+    };
     for (let i = 0; i < n; i++) {
       const result = out.results[i];
       if (result === OpenResult.NOT_DATA) {
@@ -628,8 +784,11 @@ export class MobileNode {
         const ro = this.#opts.routeOptimization;
         const o = batch.offsets[i]! + DATA_HEADER_LEN;
         const l = batch.lengths[i]! - DATA_OVERHEAD;
-        const from = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
-        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, from, now))
+        const from = (): Locator => ({
+          address: batch.remoteAddress(i),
+          port: batch.remotePort(i),
+        });
+        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, from, now, toTun))
           this.drops.add('not-home-agent');
         continue;
       }
@@ -769,6 +928,7 @@ export class MobileNode {
       this.counters.tunnelBytesOut += len;
       writer.push(off, len);
     }
+    this.#opts.routeOptimization?.flushDirect(now); // the direct runs: one seal + send each
     const n = writer.count;
     const sent = writer.flush(env.endpoint, session, buf, sock, this.#agent, now);
     if (sent < n) this.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
@@ -830,7 +990,7 @@ export class MobileNode {
     const now = nodeNow(this.#env);
     const s = this.registration.status(now);
     const entry: BindingUpdateListStatus = {
-      peer: this.#opts.homeAgentAddress,
+      peer: this.#haAddress,
       kind: 'home',
       careOfAddress: s.registeredCareOf ?? s.careOf?.localAddress ?? '',
       ...(this.#agent ? { locator: formatLocator(this.#agent) } : {}),
@@ -854,13 +1014,49 @@ export class MobileNode {
       uptime: Math.round((now - this.#startedAt) / 1000),
       tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
       homeAddress: this.#opts.homeAddress,
-      homeAgent: this.#agent ? formatLocator(this.#agent) : this.#opts.homeAgentAddress,
+      homeAgent: this.#agent ? formatLocator(this.#agent) : this.#haAddress,
       state: s.state,
+      homeAgents: this.#homeAgentsStatus(now),
+      ...(this.homePrefixes.length > 0
+        ? {
+            homePrefixes: this.homePrefixes.map((p) => ({
+              prefix: p.prefix,
+              validLifetime: p.validLifetime,
+              preferredLifetime: p.preferredLifetime,
+            })),
+          }
+        : {}),
       bindingUpdateList: [entry, ...(ro ? ro.status(now) : [])],
       ...(ro?.bindings ? { bindings: ro.bindingStatus(now) } : {}),
       counters: { ...this.counters },
       drops,
     };
+  }
+
+  /** The home agents known (DHAAD order first), with what the MPA told about each. */
+  #homeAgentsStatus(now: number): HomeAgentStatus[] {
+    const order = [...this.homeAgents];
+    for (const a of this.learnedAgents.keys()) if (!order.includes(a)) order.push(a);
+    if (!order.includes(this.#haAddress)) order.unshift(this.#haAddress);
+    const reachable = new Set(this.failoverList(now).map((c) => c.address));
+    return order.map((address) => {
+      const a = this.learnedAgents.get(address);
+      const underlay = [a?.underlay4, a?.underlay6].filter((u): u is string => u !== undefined);
+      return {
+        address,
+        current: address === this.#haAddress,
+        dhaad: this.homeAgents.includes(address),
+        usable: reachable.has(address),
+        ...(a !== undefined
+          ? {
+              preference: a.preference,
+              lifetimeRemaining: Math.max(0, Math.round((a.expiresAt - now) / 1000)),
+            }
+          : {}),
+        ...(underlay.length > 0 ? { underlay: underlay.join(' ') } : {}),
+        ...(a?.port !== undefined ? { port: a.port } : {}),
+      };
+    });
   }
 
   /**

@@ -1,0 +1,269 @@
+/**
+ * Least privilege in the netns lab (issue 9): a home agent on a real home link and a mobile
+ * node, both started as root with `--user nobody`, give up root after start-up and keep exactly
+ * CAP_NET_ADMIN + CAP_NET_RAW (effective, permitted, ambient, bounding), with no_new_privs; and
+ * everything privileged they do afterwards still works:
+ *   - the HA adds a host route and a proxy-ND entry per binding (`ip`, via the ambient set) and
+ *     announces it with unsolicited NAs (raw ICMPv6 socket);
+ *   - the MN goes home (HoA moved from the TUN to the home link by `ip -batch`, a default route,
+ *     the home probe's `ping`), deregisters, and comes back (HoA back on the TUN, registered);
+ *   - the HA withdraws and re-installs its proxy ND entry as the MN comes and goes;
+ *   - the server on the home link reaches the MN's home address through the tunnel afterwards.
+ * The HA's control socket has `control_group` set: it is root:<group> 0660, and a process of
+ * another uid in that group gets `mip6 status`, one outside it is refused.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { capabilityMask, readCredentials } from '../../src/io/capabilities.js';
+import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
+import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
+import { Daemon, haToml, mip6Command, mnToml, Provisioned, startDaemon } from './mip6-lab.js';
+import { REPO_ROOT } from '../helpers/netns.js';
+
+const HOA = LAB_ADDR.mn.homeAddress;
+const NOBODY = 65534;
+const KEPT = capabilityMask(['NET_ADMIN', 'NET_RAW']);
+/** A gid and uids nobody on this box uses (checked below): no /etc/group edit needed. */
+const GROUP = 61_000 + (process.pid % 1000);
+const MEMBER_UID = 62_000 + (process.pid % 1000);
+const OUTSIDER_UID = 63_000 + (process.pid % 1000);
+
+const skip: string | false = labUnavailableReason() ?? false;
+
+async function waitFor(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** `mip6 status --json --socket PATH` as uid/gid (groups = [gid]), bounded. */
+function statusAs(
+  uid: number,
+  gid: number,
+  socket: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      'setpriv',
+      [
+        `--reuid=${uid}`,
+        `--regid=${gid}`,
+        `--groups=${gid}`,
+        '--inh-caps=-all',
+        '--bounding-set=-all',
+        // A fresh environment: tap's hooks (NODE_OPTIONS, re-added to every spawn) would make
+        // the client write tap's own files, which other uids cannot.
+        '--reset-env',
+        '--',
+        process.execPath,
+        ...mip6Command(),
+        'status',
+        '--json',
+        '--socket',
+        socket,
+      ],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Direct children of `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((x) => x !== '')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function idsUnused(): boolean {
+  const passwd = readFileSync('/etc/passwd', 'utf8');
+  const group = readFileSync('/etc/group', 'utf8');
+  const used = (text: string, field: number, id: number): boolean =>
+    text.split('\n').some((l) => l.split(':')[field] === String(id));
+  return !used(group, 2, GROUP) && !used(passwd, 2, MEMBER_UID) && !used(passwd, 2, OUTSIDER_UID);
+}
+
+void t.test(
+  'HA on a home link and MN as nobody: only CAP_NET_ADMIN + CAP_NET_RAW, still moving',
+  { skip, timeout: 150_000 },
+  async (t) => {
+    t.ok(idsUnused(), `test ids ${GROUP}/${MEMBER_UID}/${OUTSIDER_UID} are unused here`);
+    const lab: Lab = await createLab({ network: 'lte' });
+    const prov = await Provisioned.create();
+    const daemons: Daemon[] = [];
+    t.teardown(async () => {
+      for (const d of daemons) if (!d.exited) d.child.kill('SIGKILL');
+      await lab.destroy();
+      prov.remove();
+    });
+    // Like /run: others may traverse the directory (but not list or read it); the keys inside
+    // stay 0600 and the control socket's own directory gets the group.
+    chmodSync(prov.dir, 0o711);
+    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
+    const mnFiles = await prov.member('laptop', 'mn', [HOA]);
+    const haSock = join(prov.dir, 'run', 'ha.sock');
+    const haCfg = prov.write(
+      'ha-lp.toml',
+      `control_group = "${GROUP}"\n` +
+        readFileSync(haToml(prov, haFiles), 'utf8').replace(
+          /^control_socket = .*$/m,
+          `control_socket = "${haSock}"`,
+        ),
+    );
+    const ha = startDaemon(lab, 'ha', 'ha', haCfg, haSock, ['--user', 'nobody']);
+    daemons.push(ha);
+    const haPriv = await ha.waitLog((l) => l.event === 'privileges', 30_000);
+    await ha.waitLog((l) => l.event === 'started');
+    t.equal(haPriv['capabilities'], 'NET_ADMIN,NET_RAW', 'HA logs the capabilities it keeps');
+
+    const mnSock = join(prov.dir, 'laptop.sock');
+    const mn = startDaemon(lab, 'mn', 'mn', mnToml(prov, 'laptop', mnFiles, haFiles), mnSock, [
+      '--user',
+      'nobody',
+      '--log-level',
+      'debug',
+    ]);
+    daemons.push(mn);
+    await mn.waitLog((l) => l.event === 'registered', 30_000);
+
+    await t.test('credentials in /proc: uid nobody, exactly the kept set', async (t) => {
+      for (const [name, d] of [
+        ['HA', ha],
+        ['MN', mn],
+      ] as const) {
+        const c = readCredentials(d.child.pid!);
+        t.same(c.uid, [NOBODY, NOBODY, NOBODY, NOBODY], `${name}: real/effective/saved/fs uid`);
+        t.same(c.gid, [NOBODY, NOBODY, NOBODY, NOBODY], `${name}: gid`);
+        t.same(c.groups, [NOBODY], `${name}: no supplementary group of root left`);
+        t.equal(c.effective, KEPT, `${name}: CapEff = NET_ADMIN + NET_RAW (3000)`);
+        t.equal(c.permitted, KEPT, `${name}: CapPrm the same`);
+        t.equal(c.ambient, KEPT, `${name}: CapAmb the same (for its ip/ping children)`);
+        t.equal(c.bounding, KEPT, `${name}: CapBnd the same`);
+        t.ok(c.noNewPrivs, `${name}: no_new_privs`);
+      }
+      // The MN's long-lived `ip -o monitor` child: spawned after the switch.
+      const kids = childrenOf(mn.child.pid!);
+      const monitor = kids.find((k) => {
+        try {
+          return readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('monitor');
+        } catch {
+          return false;
+        }
+      });
+      t.ok(monitor !== undefined, 'the MN runs `ip monitor` as a child');
+      if (monitor !== undefined) {
+        const c = readCredentials(monitor);
+        t.equal(c.uid[1], NOBODY, 'child runs as nobody');
+        t.equal(c.effective, KEPT, 'child inherits exactly the kept set (ambient)');
+      }
+    });
+
+    await t.test('HA per-binding state installed by the unprivileged HA', async (t) => {
+      await waitFor('proxy ND entry', async () => {
+        const r = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
+        return r.stdout.includes(HOA);
+      });
+      const route = await lab.exec('ha', 'ip', ['-6', 'route', 'show', `${HOA}/128`]);
+      t.match(route.stdout, /dev mip6ha/, 'host route for the HoA into the TUN');
+      t.pass('proxy ND entry for the HoA on the home link');
+    });
+
+    await t.test('control socket: root:group 0660, group members only', async (t) => {
+      const st = statSync(haSock);
+      t.equal(st.mode & 0o777, 0o660, 'socket mode 0660');
+      t.equal(st.uid, 0, 'owned by root (created before the switch)');
+      t.equal(st.gid, GROUP, 'group = control_group');
+      const dir = statSync(join(prov.dir, 'run'));
+      t.equal(dir.mode & 0o777, 0o750, 'its directory 0750');
+      t.equal(dir.gid, GROUP, 'directory group = control_group');
+      const member = await statusAs(MEMBER_UID, GROUP, haSock);
+      t.equal(member.code, 0, 'a member of the group runs mip6 status');
+      t.equal(member.stderr, '', 'without any complaint');
+      const st2 = JSON.parse(member.stdout) as HaStatus[] | HaStatus;
+      const ha0 = Array.isArray(st2) ? st2[0] : st2;
+      t.ok(
+        ha0?.bindings.some((b) => b.homeAddress === HOA),
+        'and sees the binding',
+      );
+      const outsider = await statusAs(OUTSIDER_UID, OUTSIDER_UID, haSock);
+      t.equal(outsider.code, 1, 'another user cannot');
+      t.equal(
+        outsider.stderr,
+        `mip6: ERR_CONTROL_ACCESS: permission denied on ${haSock}: the control socket is for ` +
+          'root or its control_group only (try sudo)\n',
+        'told why, in one line',
+      );
+    });
+
+    await t.test('home and back: address and route changes as nobody', async (t) => {
+      let from = mn.lines.length;
+      await lab.move('home');
+      await mn.waitLog((l) => l.event === 'home', 10_000, from);
+      const dereg = await mn.waitLog((l) => l.event === 'deregistered', 10_000, from);
+      t.equal(dereg['gaveUp'], false, 'deregistration acknowledged');
+      const addrs = await lab.exec('mn', 'ip', ['-6', '-o', 'addr', 'show']);
+      t.match(addrs.stdout, new RegExp(`home\\s+inet6 ${HOA}/64`), 'HoA moved onto the home link');
+      t.notMatch(addrs.stdout, new RegExp(`mip6mn\\s+inet6 ${HOA}/`), 'HoA off the TUN');
+      await waitFor('proxy ND withdrawn', async () => {
+        const r = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
+        return !r.stdout.includes(HOA);
+      });
+      t.pass('HA withdrew its proxy ND entry');
+
+      from = mn.lines.length;
+      await lab.move('lte');
+      await mn.waitLog((l) => l.event === 'registered', 10_000, from);
+      const back = await lab.exec('mn', 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'mip6mn']);
+      t.match(back.stdout, HOA, 'HoA back on the TUN');
+      await waitFor('proxy ND again', async () => {
+        const r = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
+        return r.stdout.includes(HOA);
+      });
+      const st = await mn.status<MemberStatus>();
+      t.ok(st, 'MN control socket answers');
+      const ping = await lab.exec(
+        'server',
+        'ping',
+        ['-6', '-c', '3', '-i', '0.2', '-W', '2', HOA],
+        {
+          check: false,
+        },
+      );
+      t.match(ping.stdout, /[1-3] received/, 'server on the home link reaches the HoA again');
+    });
+
+    await t.test('no permission error anywhere', async (t) => {
+      for (const [name, d] of [
+        ['HA', ha],
+        ['MN', mn],
+      ] as const) {
+        const bad = d.stderrText.filter((l) =>
+          /EPERM|EACCES|not permitted|Permission denied|CAP_NET/i.test(l),
+        );
+        t.same(bad, [], `${name} logged no permission error`);
+      }
+      const [hs, ms] = await Promise.all([ha.stop(), mn.stop()]);
+      t.equal(ms.code, 0, 'MN exits cleanly');
+      t.equal(hs.code, 0, 'HA exits cleanly');
+    });
+  },
+);

@@ -197,6 +197,10 @@ export class PeerSession {
   persistent = false;
   /** @internal a rekey was asked for by the send path */
   wantRekey = false;
+  /** @internal when this session's timer work is due (its live entry in the endpoint's heap) */
+  timerAt = Infinity;
+  /** @internal closed: never polled again */
+  closed = false;
 
   constructor(peerPublicKey: Uint8Array) {
     this.peerPublicKey = peerPublicKey.slice();
@@ -254,6 +258,68 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
+/**
+ * Binary min-heap of (due time, session): the endpoint's timer queue, so `poll()` looks only at
+ * sessions with work due instead of every session (a home agent holds one per member). An entry
+ * whose time is no longer its session's `timerAt` is stale and skipped when it comes up.
+ */
+class TimerHeap {
+  private readonly due: number[] = [];
+  private readonly items: PeerSession[] = [];
+
+  get size(): number {
+    return this.due.length;
+  }
+
+  peek(): number {
+    return this.due.length === 0 ? Infinity : this.due[0]!;
+  }
+
+  /** The earliest live time: stale entries on top are dropped first. */
+  peekLive(): number {
+    while (this.due.length > 0 && this.items[0]!.timerAt !== this.due[0]) this.pop();
+    return this.peek();
+  }
+
+  push(at: number, s: PeerSession): void {
+    let i = this.due.length;
+    this.due.push(at);
+    this.items.push(s);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.due[p]! <= at) break;
+      this.due[i] = this.due[p]!;
+      this.items[i] = this.items[p]!;
+      i = p;
+    }
+    this.due[i] = at;
+    this.items[i] = s;
+  }
+
+  /** Removes the earliest entry; returns its session (its time is the old peek()). */
+  pop(): PeerSession {
+    const top = this.items[0]!;
+    const lastAt = this.due.pop()!;
+    const last = this.items.pop()!;
+    const n = this.due.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const c = l + 1 < n && this.due[l + 1]! < this.due[l]! ? l + 1 : l;
+        if (this.due[c]! >= lastAt) break;
+        this.due[i] = this.due[c]!;
+        this.items[i] = this.items[c]!;
+        i = c;
+      }
+      this.due[i] = lastAt;
+      this.items[i] = last;
+    }
+    return top;
+  }
+}
+
 export class SecureEndpoint {
   readonly drops: DropCounters = zeroDrops();
   private readonly opts: EndpointOptions;
@@ -270,6 +336,9 @@ export class SecureEndpoint {
    *  peers with a valid certificate get an entry. */
   private readonly peerTimestamps = new Map<string, Uint8Array>();
   private loadWindowStart = -Infinity;
+  /** Timer queue of the sessions (see TimerHeap) and the sessions changed since the last poll. */
+  private readonly timerHeap = new TimerHeap();
+  private touched = new Set<PeerSession>();
   private loadCount = 0;
   // Scratch for single-message and batch paths (grown, never shrunk).
   private oneOffset = new Uint32Array(1);
@@ -383,6 +452,7 @@ export class SecureEndpoint {
     writeMacs(msg, mac1Key(session.peerPublicKey), cookie);
     session.pending = { initiator, localSpi, firstSentAt, lastSentAt: now, mac1: readMac1(msg) };
     this.pendingBySpi.set(localSpi, session);
+    this.touched.add(session);
     return msg;
   }
 
@@ -521,6 +591,7 @@ export class SecureEndpoint {
       session.next = kp;
     }
     session.stats.handshakes++;
+    this.touched.add(session);
     return { kind: 'established', session, reply };
   }
 
@@ -552,6 +623,7 @@ export class SecureEndpoint {
     session.current = kp;
     session.wantRekey = false;
     session.stats.handshakes++;
+    this.touched.add(session);
     return { kind: 'established', session };
   }
 
@@ -563,6 +635,7 @@ export class SecureEndpoint {
     if (cookie === null || cookie.length !== COOKIE_LEN) return this.drop('bad-cookie', session);
     session.cookie = { value: cookie, at: now };
     session.pending.lastSentAt = -Infinity; // poll() retransmits at once, now with MAC2
+    this.touched.add(session);
     return { kind: 'cookie', session };
   }
 
@@ -740,6 +813,7 @@ export class SecureEndpoint {
       kp.sendCounter + count > this.timers.rejectAfterMessages
     ) {
       session.wantRekey = true;
+      this.touched.add(session);
       return null;
     }
     if (
@@ -747,6 +821,7 @@ export class SecureEndpoint {
       (kp.isInitiator && age >= this.timers.rekeyAfterTimeMs) ||
       (!kp.isInitiator && age >= this.timers.rekeyAfterTimeMs + 2 * this.timers.rekeyTimeoutMs)
     ) {
+      if (!session.wantRekey) this.touched.add(session);
       session.wantRekey = true;
     }
     return kp;
@@ -793,13 +868,42 @@ export class SecureEndpoint {
   /**
    * Timer work: handshake retransmission (REKEY_TIMEOUT, new ephemeral each time, giving up
    * after REKEY_ATTEMPT_TIME), rekeys, and wiping keys past REJECT_AFTER_TIME. Returns what to
-   * send (to each peer's current locator) and when to call again.
+   * send (to each peer's current locator) and when to call again. Looks only at the sessions
+   * whose timer is due or whose state changed since the last call: O(those), not O(sessions).
    */
   poll(now: number): { send: { peer: PeerSession; data: Uint8Array }[]; nextDeadline: number } {
-    const t = this.timers;
     const send: { peer: PeerSession; data: Uint8Array }[] = [];
+    const due = this.touched;
+    this.touched = new Set();
+    while (this.timerHeap.peek() <= now) {
+      const at = this.timerHeap.peek();
+      const s = this.timerHeap.pop();
+      if (s.timerAt === at) due.add(s); // else stale: rescheduled since
+    }
+    for (const s of due) {
+      if (s.closed) continue;
+      const next = this.pollSession(s, now, send);
+      this.touched.delete(s); // initiate() marked it; its deadline is part of `next`
+      if (next !== s.timerAt) {
+        s.timerAt = next;
+        if (next !== Infinity) this.timerHeap.push(next, s);
+      }
+    }
+    return {
+      send,
+      nextDeadline: this.touched.size > 0 ? now : this.timerHeap.peekLive(),
+    };
+  }
+
+  /** One session's timer work (see poll); returns when it next has some. */
+  private pollSession(
+    s: PeerSession,
+    now: number,
+    send: { peer: PeerSession; data: Uint8Array }[],
+  ): number {
+    const t = this.timers;
     let next = Infinity;
-    for (const s of this.sessions.values()) {
+    {
       for (const slot of ['previous', 'next', 'current'] as const) {
         const kp = s[slot];
         if (kp === null) continue;
@@ -832,7 +936,7 @@ export class SecureEndpoint {
       }
       if (s.pending) next = Math.min(next, s.pending.lastSentAt + t.rekeyTimeoutMs);
     }
-    return { send, nextDeadline: next };
+    return next;
   }
 
   // ---- teardown --------------------------------------------------------------------------
@@ -845,6 +949,9 @@ export class SecureEndpoint {
 
   /** Closes one peer's channel: keys wiped, SPIs freed. */
   closeSession(session: PeerSession): void {
+    session.closed = true;
+    session.timerAt = Infinity;
+    this.touched.delete(session);
     this.abandonPending(session);
     for (const slot of ['previous', 'next', 'current'] as const) {
       this.retire(session[slot]);

@@ -503,3 +503,45 @@ void t.test('hostile handshakes never throw: low-order ephemeral, random junk', 
   }
   t.pass('2000 random datagrams dropped without throwing');
 });
+
+void t.test('timers with many sessions: each key pair expires at its own time', async (t) => {
+  const ha = endpoint(ca, HA, ['mn']);
+  const mns: { mn: SecureEndpoint; at: number }[] = [];
+  // 40 members, handshakes 1 s apart, in shuffled order of time.
+  const order = Array.from({ length: 40 }, (_, i) => (i * 17) % 40);
+  for (const [n, i] of order.entries()) {
+    const key = x25519FromPrivate(fixedBytes(100 + n));
+    const mn = endpoint(
+      ca,
+      { name: `m${n}`, role: 'mn', key, addresses: [`2001:db8:1::${100 + n}`] },
+      ['ha'],
+    );
+    const at = T0 + i * 1000;
+    handshake(ha, mn, at);
+    mns.push({ mn, at });
+  }
+  const first = Math.min(...mns.map((m) => m.at));
+  // Responder keys are wiped at REJECT_AFTER_TIME (180 s) after their handshake, no earlier.
+  t.equal(ha.poll(T0 + 50_000).nextDeadline, first + 180_000, 'earliest expiry');
+  const pkt = ipv6Packet(HOA, 16);
+  const probe = (m: { mn: SecureEndpoint }, now: number): string => {
+    const s = m.mn.allSessions()[0]!;
+    const msg = m.mn.seal(s, pkt, T0 + 1)!;
+    return ha.receive(msg, now).kind;
+  };
+  const cut = T0 + 20_500 + 180_000; // between the 21st and 22nd expiry
+  const { nextDeadline } = ha.poll(cut);
+  t.equal(nextDeadline, T0 + 21_000 + 180_000, 'next expiry after the cut');
+  let expired = 0;
+  for (const m of mns) {
+    const kind = probe(m, cut);
+    if (m.at + 180_000 <= cut) {
+      t.equal(kind, 'drop', 'expired key pair is gone');
+      expired++;
+    } else {
+      t.equal(kind, 'data', 'live key pair still opens');
+    }
+  }
+  t.equal(expired, 21);
+  t.equal(ha.drops['unknown-spi'], 21, 'retired by poll, not merely too old');
+});

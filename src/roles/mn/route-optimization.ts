@@ -8,8 +8,10 @@
  *   care-of change -> HoTI through the HA (host.sendViaHomeAgent), CoTI over the direct
  *     channel (a Noise session with the CN's own certificate, to its underlay locator);
  *     until the CN's BA comes back, traffic keeps flowing through the HA.
- *   TUN -> CN: bound -> copy, insert the Home Address option, source = CoA, seal for the
- *     CN's session, send to its locator; otherwise the packet goes to the reverse tunnel.
+ *   TUN -> CN: bound -> copy into the staging slab, insert the Home Address option, source =
+ *     CoA, append to the run of the CN's channel; otherwise the packet goes to the reverse
+ *     tunnel. At the end of the TUN batch the driver calls flushDirect(): each channel's run is
+ *     sealed in one batch AEAD call and sent with one sendmmsg (as the tunnel path does).
  *   direct channel -> us: RH2 validated (our HoA, Segments Left 1) and removed, data to the
  *     TUN; CoT, BA, BE, BRR to the registration.
  *   liveness: while sending directly, silence from the CN for DIRECT_PROBE_AFTER_MS brings a
@@ -21,7 +23,10 @@
  *     the MN's locator for data (a locator changes only after RR, DESIGN.md §4).
  *   direct data with a HAO: binding must match (HoA, CoA, session) -> option stripped, source
  *     = HoA, selector check against the peer's certificate, TUN; else Binding Error status 1.
- *   TUN -> bound HoA: Type 2 Routing Header inserted, destination = CoA, sealed, sent.
+ *   TUN -> bound HoA: copy, Type 2 Routing Header inserted, destination = CoA, appended to
+ *     the MN's channel run (sealed and sent at flushDirect(), like the MN half).
+ * Direct data received (either half) is not written to the TUN one packet at a time: the
+ *   driver passes a TunSink and writes it with the rest of the receive batch.
  *
  * Care-of addresses over IPv4 are IPv4-mapped IPv6 (::ffff:a.b.c.d). RFC 6275 defines route
  * optimization for IPv6 care-of addresses only; mip6 extends it to IPv4 underlays the DSMIPv6
@@ -32,7 +37,9 @@
 import type { PeerSession } from '../../crypto/endpoint.js';
 import { nodeRrCrypto, type RrCrypto } from '../../crypto/rr-crypto.js';
 import { sourceAllowed } from '../../crypto/selector.js';
+import { DATA_HEADER_LEN, TAG_LEN } from '../../crypto/aead.js';
 import type { BindingStatus, BindingUpdateListStatus } from '../../io/control-protocol.js';
+import type { UdpEndpoint } from '../../io/types.js';
 import { keyOf, keyOfText } from '../../protocol/binding-cache.js';
 import {
   CorrespondentBindings,
@@ -68,6 +75,7 @@ import {
   DropCounters,
   nodeNow,
   resolveLocator,
+  TunnelWriter,
   type NodeEnvironment,
   type ResolvedLocator,
 } from '../common.js';
@@ -86,6 +94,27 @@ export const DIRECT_TICK_MS = 100;
 export const PROBE_REQUEST = 0x01;
 export const PROBE_REPLY = 0x02;
 const MAX_QUEUED = 16;
+
+/** Room in front of a staged packet: the HAO / RH2 the rewrite inserts, then the channel header. */
+const STAGE_HEADROOM = REWRITE_GROWTH + DATA_HEADER_LEN;
+/** Staging slab for one TUN batch of direct packets (grows for a packet that does not fit). */
+const STAGE_SLAB_LEN = 256 * 1024;
+/** Channels with a reusable run kept between batches (more are dropped after a flush). */
+const MAX_RUNS = 64;
+
+/**
+ * Where the driver collects decrypted inner packets for one batched TUN write: the packet at
+ * buf[offset, offset + length) of the receive batch being processed.
+ */
+export type TunSink = (offset: number, length: number) => void;
+
+/** Direct packets staged for one channel during a TUN batch. */
+interface DirectRun {
+  session: PeerSession;
+  to: ResolvedLocator;
+  socket: UdpEndpoint;
+  writer: TunnelWriter;
+}
 
 /** A correspondent this member may optimize routes to (from config). */
 export interface CorrespondentPeerConfig {
@@ -155,7 +184,10 @@ export class RouteOptimization {
   #careOfBytes: Uint8Array = new Uint8Array(16);
   #careOf: CareOf | null = null;
   #tickAt = 0;
-  #scratch = new Uint8Array(2048 + 64);
+  /** Direct packets of the current TUN batch, rewritten, with room for header and tag. */
+  #stage = new Uint8Array(STAGE_SLAB_LEN);
+  #staged = 0;
+  readonly #runs = new Map<PeerSession, DirectRun>();
 
   constructor(env: NodeEnvironment, opts: RouteOptimizationOptions) {
     this.#env = env;
@@ -400,15 +432,20 @@ export class RouteOptimization {
     const p = this.#peers.get(key);
     if (p !== undefined) {
       if (p.reg.routeOptimized && buf[off + IPV6_NEXT_HEADER_OFF] !== IPPROTO.MH) {
-        const out = this.#withHeadroom(buf, off, len);
-        const n = addHomeAddressOption(out, 64, len, this.#careOfBytes);
-        if (n >= 0 && this.#sendDirect(p, out.subarray(n, n + len + REWRITE_GROWTH), now, false)) {
-          p.packets.directOut++;
-          p.lastDirectOut = now;
-          this.#capture(out.subarray(n, n + len + REWRITE_GROWTH), now);
-          return true;
+        const path = this.#directPath(p, now);
+        if (path !== undefined) {
+          const at = this.#stagePacket(buf, off, len, now);
+          const n = addHomeAddressOption(this.#stage, at, len, this.#careOfBytes);
+          if (n >= 0) {
+            this.#commit(path.session, path.to, path.socket, n, len + REWRITE_GROWTH, now);
+            p.packets.directOut++;
+            p.lastDirectOut = now;
+            return true;
+          }
+          this.drops.add(`hao-rewrite${n}`);
+        } else {
+          this.drops.add('direct-fallback');
         }
-        this.drops.add(n < 0 ? `hao-rewrite${n}` : 'direct-fallback');
       }
       p.packets.tunnelOut++;
       return false;
@@ -419,29 +456,100 @@ export class RouteOptimization {
     if (b === undefined || now >= b.expiresAt) return false;
     const ch = this.#bound.get(key);
     if (ch === undefined || !ch.session.established) return false;
-    const out = this.#withHeadroom(buf, off, len);
-    const n = addType2RoutingHeader(out, 64, len, b.careOfBytes);
+    const socket = this.#socket(ch.locator);
+    if (socket === undefined) {
+      this.drops.add('direct-send');
+      return false;
+    }
+    const at = this.#stagePacket(buf, off, len, now);
+    const n = addType2RoutingHeader(this.#stage, at, len, b.careOfBytes);
     if (n < 0) {
       this.drops.add(`rh2-rewrite${n}`);
       return false;
     }
-    const packet = out.subarray(n, n + len + REWRITE_GROWTH);
-    const msg = this.#env.endpoint.seal(ch.session, packet, now);
-    if (msg === null || !this.#socket(ch.locator)?.send(msg, ch.locator.address, ch.locator.port)) {
-      this.drops.add('direct-send');
-      return false;
-    }
+    this.#commit(ch.session, ch.locator, socket, n, len + REWRITE_GROWTH, now);
     bindings.noteSent(b, now);
-    this.#capture(packet, now);
     return true;
   }
 
-  #withHeadroom(buf: Uint8Array, off: number, len: number): Uint8Array {
-    if (this.#scratch.length < len + 64 + REWRITE_GROWTH) {
-      this.#scratch = new Uint8Array(len + 128);
+  /** The channel, locator and socket of the direct path to `p`, when it can carry data now. */
+  #directPath(
+    p: Peer,
+    now: number,
+  ): { session: PeerSession; to: ResolvedLocator; socket: UdpEndpoint } | undefined {
+    const session = this.#ensureSession(p, now);
+    const to = p.locator;
+    if (session === undefined || to === undefined) {
+      this.drops.add('direct-no-path');
+      return undefined;
     }
-    this.#scratch.set(buf.subarray(off, off + len), 64);
-    return this.#scratch;
+    const socket = this.#socket(to);
+    if (!session.established || socket === undefined) return undefined;
+    return { session, to, socket };
+  }
+
+  /**
+   * Copies a TUN packet into the staging slab, STAGE_HEADROOM bytes after the last staged one
+   * (the rewrite grows it forwards into that room, the channel header goes in front of it),
+   * and returns its offset there. A full slab is flushed first.
+   */
+  #stagePacket(buf: Uint8Array, off: number, len: number, now: number): number {
+    const need = STAGE_HEADROOM + len + TAG_LEN;
+    if (this.#staged + need > this.#stage.length) {
+      this.flushDirect(now);
+      if (need > this.#stage.length) this.#stage = new Uint8Array(need * 2);
+    }
+    const at = this.#staged + STAGE_HEADROOM;
+    this.#stage.set(buf.subarray(off, off + len), at);
+    return at;
+  }
+
+  /** Appends the rewritten packet at stage[n, n + len) to the run of `session` towards `to`. */
+  #commit(
+    session: PeerSession,
+    to: ResolvedLocator,
+    socket: UdpEndpoint,
+    n: number,
+    len: number,
+    now: number,
+  ): void {
+    let run = this.#runs.get(session);
+    if (run === undefined) {
+      run = { session, to, socket, writer: new TunnelWriter() };
+      this.#runs.set(session, run);
+    } else if (run.to.address !== to.address || run.to.port !== to.port) {
+      this.#flushRun(run, now); // the locator changed mid-batch: what came before goes first
+      run.to = to;
+      run.socket = socket;
+    }
+    if (this.#env.capture) this.#capture(this.#stage.subarray(n, n + len), now);
+    run.writer.push(n, len);
+    this.#staged = (n + len + TAG_LEN + 7) & ~7;
+  }
+
+  /**
+   * Seals and sends what fromTun() staged: one batch AEAD call and one sendmmsg per channel.
+   * The driver calls it at the end of every TUN batch (poll() does too, as a safety net).
+   */
+  flushDirect(now: number): void {
+    if (this.#staged === 0) return;
+    for (const run of this.#runs.values()) this.#flushRun(run, now);
+    this.#staged = 0;
+    if (this.#runs.size > MAX_RUNS) this.#runs.clear();
+  }
+
+  #flushRun(run: DirectRun, now: number): void {
+    const n = run.writer.count;
+    if (n === 0) return;
+    const sent = run.writer.flush(
+      this.#env.endpoint,
+      run.session,
+      this.#stage,
+      run.socket,
+      run.to,
+      now,
+    );
+    if (sent < n) this.drops.add('direct-send', n - sent);
   }
 
   /** Counts a packet from a correspondent that came through the HA (status only). */
@@ -454,21 +562,26 @@ export class RouteOptimization {
 
   /**
    * An opened data message from a session that is not the HA's. Returns false when the
-   * session is not a correspondent channel at all (the caller counts the drop).
+   * session is not a correspondent channel at all (the caller counts the drop). `from` is
+   * where it came from (a function: only signaling needs it, data should not pay for the
+   * address text). Data for the TUN goes to `toTun` when given (the driver writes it with the
+   * rest of its receive batch; the bytes stay in `buf` until then), else it is written at once.
    */
   fromDirect(
     session: PeerSession,
     buf: Uint8Array,
     off: number,
     len: number,
-    from: Locator,
+    from: Locator | (() => Locator),
     now: number,
+    toTun?: TunSink,
   ): boolean {
     const p = this.#bySession.get(session) ?? this.#peerByKey(session.peerPublicKey);
     if (p !== undefined) this.#bySession.set(session, p);
+    const source = (): Locator => (typeof from === 'function' ? from() : from);
     if (len === 1) {
       if (p) p.lastDirectIn = now;
-      if (buf[off] === PROBE_REQUEST) this.#sendProbe(session, from, PROBE_REPLY, now);
+      if (buf[off] === PROBE_REQUEST) this.#sendProbe(session, source(), PROBE_REPLY, now);
       return true;
     }
     if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
@@ -477,21 +590,22 @@ export class RouteOptimization {
     }
     if (p !== undefined) p.lastDirectIn = now;
     const cnHalf = this.bindings !== undefined && session.peerCertificate !== null;
+    const hao = cnHalf ? findHomeAddressOption(buf, off, len) : -1;
     // Between two mobile members one channel carries both halves: HAO data, HoTI/CoTI and BU
     // are for our CN half, everything else (RH2 data, CoT, BA, BE, BRR) for our MN half.
-    if (p !== undefined && !(cnHalf && this.#forCorrespondentHalf(buf, off, len))) {
-      this.#fromCorrespondent(p, session, buf, off, len, now);
+    if (p !== undefined && !(cnHalf && this.#forCorrespondentHalf(buf, off, len, hao))) {
+      this.#fromCorrespondent(p, session, buf, off, len, now, toTun);
       return true;
     }
     if (cnHalf) {
-      this.#fromMobileNode(session, buf, off, len, from, now);
+      this.#fromMobileNode(session, buf, off, len, hao, source, now, toTun);
       return true;
     }
     return false;
   }
 
-  #forCorrespondentHalf(buf: Uint8Array, off: number, len: number): boolean {
-    if (findHomeAddressOption(buf, off, len) >= 0) return true;
+  #forCorrespondentHalf(buf: Uint8Array, off: number, len: number, hao: number): boolean {
+    if (hao >= 0) return true;
     const u = upperLayer(buf, off, len);
     if (u === undefined || u.protocol !== IPPROTO.MH) return false;
     const type = buf[off + u.offset + MH_TYPE_OFF];
@@ -512,8 +626,9 @@ export class RouteOptimization {
     off: number,
     len: number,
     now: number,
+    toTun: TunSink | undefined,
   ): void {
-    this.#capture(buf.subarray(off, off + len), now); // as received: with its RH2
+    if (this.#env.capture) this.#capture(buf.subarray(off, off + len), now); // with its RH2
     let start = off;
     let length = len;
     if (hasRoutingHeader(buf, off, len)) {
@@ -552,7 +667,8 @@ export class RouteOptimization {
       return;
     }
     p.packets.directIn++;
-    if (!this.#env.tun.writePacket(packet)) this.drops.add('tun-write');
+    if (toTun) toTun(start, length);
+    else if (!this.#env.tun.writePacket(packet)) this.drops.add('tun-write');
   }
 
   #signalingFromCorrespondent(p: Peer, packet: Uint8Array, now: number): void {
@@ -573,12 +689,13 @@ export class RouteOptimization {
     buf: Uint8Array,
     off: number,
     len: number,
-    from: Locator,
+    hao: number,
+    from: () => Locator,
     now: number,
+    toTun: TunSink | undefined,
   ): void {
     const bindings = this.bindings!;
     const cert = session.peerCertificate!;
-    const hao = findHomeAddressOption(buf, off, len);
     const isMh = this.#upperIsMh(buf, off, len);
     if (isMh) {
       // BU (with HAO) and CoTI (without): the HoA, if any, must be one the certificate holds.
@@ -588,7 +705,7 @@ export class RouteOptimization {
       }
       const packet = buf.slice(off, off + len);
       this.#capture(packet, now);
-      this.#runCn(bindings.handle(packet, now), now, { session, locator: resolveLocator(from) });
+      this.#runCn(bindings.handle(packet, now), now, { session, locator: resolveLocator(from()) });
       return;
     }
     if (hao < 0) {
@@ -602,10 +719,10 @@ export class RouteOptimization {
       const d = this.#texts(buf, off, hao);
       const be = bindings.bindingErrorFor(d.home, d.source, this.#opts.homeAddress, now);
       this.drops.add('hao-without-binding');
-      if (be) this.#runCn([be], now, { session, locator: resolveLocator(from) });
+      if (be) this.#runCn([be], now, { session, locator: resolveLocator(from()) });
       return;
     }
-    this.#capture(buf.subarray(off, off + len), now); // as received: with its HAO
+    if (this.#env.capture) this.#capture(buf.subarray(off, off + len), now); // with its HAO
     const n = removeHomeAddressOption(buf, off, len, hao);
     if (n < 0) {
       this.drops.add(`hao${n}`);
@@ -616,7 +733,8 @@ export class RouteOptimization {
       this.drops.add('selector');
       return;
     }
-    if (!this.#env.tun.writePacket(buf.subarray(n, n + length))) this.drops.add('tun-write');
+    if (toTun) toTun(n, length);
+    else if (!this.#env.tun.writePacket(buf.subarray(n, n + length))) this.drops.add('tun-write');
   }
 
   #texts(buf: Uint8Array, off: number, hao: number): { home: string; source: string } {
@@ -730,6 +848,7 @@ export class RouteOptimization {
   }
 
   poll(now: number): void {
+    this.flushDirect(now);
     this.#tickAt = 0;
     let optimized = false;
     for (const p of this.#peers.values()) {

@@ -156,6 +156,7 @@ export class HomeAgent {
   #icmpInWindow = 0;
   /** BUs accepted for processing per member (certificate name) in the last window. */
   readonly #buRate = new Map<string, { limiter: UpdateRateLimiter; lastAt: number }>();
+  #buRateSweptAt = -Infinity;
   /** Handshake messages per source IP, before any crypto (one host cannot saturate us). */
   readonly #handshakeRate = new HandshakeRateLimiter();
   #startedAt = 0;
@@ -476,7 +477,10 @@ export class HomeAgent {
   #buRateAllows(member: string, now: number): boolean {
     let r = this.#buRate.get(member);
     if (r === undefined) {
-      if (this.#buRate.size >= 1024) {
+      // At most one sweep per window: with many members each refreshing once, every BU comes
+      // from a member not in the map, and a sweep per BU would cost O(active members) each.
+      if (this.#buRate.size >= 1024 && now - this.#buRateSweptAt >= UPDATE_RATE_WINDOW_MS) {
+        this.#buRateSweptAt = now;
         for (const [k, v] of this.#buRate) {
           if (now - v.lastAt >= UPDATE_RATE_WINDOW_MS) this.#buRate.delete(k);
         }

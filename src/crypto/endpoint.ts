@@ -679,6 +679,12 @@ export class SecureEndpoint {
       session.previous = session.current;
       session.current = kp;
       session.next = null;
+      // Fresh keys confirmed both ways: a rekey of our own still being retransmitted is moot
+      // (wireguard-go stops its retransmissions here too, timersHandshakeComplete).
+      if (session.pending !== null && session.current.createdAt >= session.pending.firstSentAt) {
+        this.abandonPending(session);
+      }
+      session.wantRekey = false;
     }
     session.stats.packetsIn++;
     session.stats.bytesIn += len - DATA_OVERHEAD;

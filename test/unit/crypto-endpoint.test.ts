@@ -545,3 +545,29 @@ void t.test('timers with many sessions: each key pair expires at its own time', 
   t.equal(expired, 21);
   t.equal(ha.drops['unknown-spi'], 21, 'retired by poll, not merely too old');
 });
+
+void t.test(
+  'a rekey of the responder stops once the initiator confirms its own new keys',
+  async (t) => {
+    const { ha, mn } = pair();
+    const { haSession, mnSession } = handshake(ha, mn);
+    const pkt = ipv6Packet(HOA, 16);
+    // Past REKEY_AFTER_TIME + 2 REKEY_TIMEOUT the HA, sending with old responder keys, rekeys itself.
+    const late = T0 + 131_000;
+    t.ok(ha.seal(haSession, pkt, late), 'old keys still usable');
+    const haInit = ha.poll(late).send;
+    t.equal(haInit.length, 1, 'HA starts its own handshake');
+    // The MN's own rekey (REKEY_AFTER_TIME) completes first and the MN sends under the new keys.
+    const mnInit = mn.poll(late).send;
+    t.equal(mnInit.length, 1, 'MN rekeys by time');
+    const r = ha.receive(mnInit[0]!.data, late + 1);
+    t.equal(r.kind, 'established');
+    if (r.kind !== 'established') return;
+    t.equal(mn.receive(r.reply!, late + 2).kind, 'established');
+    t.equal(ha.receive(mn.seal(mnSession, pkt, late + 3)!, late + 3).kind, 'data');
+    // No retransmission of the HA's now pointless handshake, ever.
+    t.same(ha.poll(late + 5_001).send, [], 'no retransmission after REKEY_TIMEOUT');
+    t.same(ha.poll(late + 60_000).send, []);
+    t.equal(haSession.established, true);
+  },
+);

@@ -70,6 +70,9 @@ void t.test(
 
     await t.test('a few MB each way, every byte verified, every impairment seen', async (t) => {
       const before = await imp.stats();
+      const replays = async (d: Daemon): Promise<number> =>
+        ((await d.status<HaStatus | MemberStatus>()).drops ?? {})['channel-replay'] ?? 0;
+      const replayBefore = { ha: await replays(ha), mn: await replays(mn) };
       const pair = await startTrafficPair({
         serverSpawn: netnsSpawn(lab.ns('server')),
         clientSpawn: netnsSpawn(lab.ns('mn')),
@@ -125,6 +128,19 @@ void t.test(
         t.equal(a.queueFull, 0, `${dir}: the queue cap was never reached`);
       }
       t.equal(after.writeFailures, 0, 'the element wrote every released packet back');
+      // Each duplicate reaches the receiving daemon's replay window and is dropped there: the
+      // duplicates were really delivered, and mip6 discarded them.
+      for (const [who, d, dir] of [
+        ['ha', ha, 'from-mn'],
+        ['mn', mn, 'to-mn'],
+      ] as const) {
+        const dropped = (await replays(d)) - replayBefore[who];
+        const dup = (after.rules[dir]?.duplicated ?? 0) - (before.rules[dir]?.duplicated ?? 0);
+        t.ok(
+          dropped > 0 && dropped <= dup,
+          `${who} dropped ${dropped} replayed datagrams (${dup} duplicated towards it)`,
+        );
+      }
 
       t.equal(ha.exited, undefined, 'the home agent is still running');
       t.equal(mn.exited, undefined, 'the mobile node is still running');

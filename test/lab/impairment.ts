@@ -227,7 +227,13 @@ export class Impairment {
   /** Removes the detour, stops the element and returns its final counters. Idempotent. */
   stop(): Promise<ImpairmentStats> {
     this.stopping ??= (async () => {
-      for (const u of this.undo.reverse()) await u().catch(() => undefined);
+      for (const u of this.undo.reverse()) {
+        try {
+          await u();
+        } catch {
+          // the lab may already be destroyed: everything went with its namespace
+        }
+      }
       this.undo = [];
       if (!this.exited) this.child.stdin?.end();
       const final = await this.waitLine((l) => l['final'] === true, 10_000).catch(() => {

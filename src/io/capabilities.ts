@@ -3,12 +3,13 @@
  * native/privileges_linux.c, and a reader of a process's credentials from /proc.
  *
  * dropToUser(uid, gid, keep): one call into the addon switches uid/gid/groups and leaves the
- *   process with exactly `keep` in its effective, permitted, inheritable, ambient and bounding
- *   sets, with no_new_privs set; the `ip` and `ping` children the daemon spawns afterwards
- *   inherit `keep` through the ambient set. Then the result is read back from /proc/self/status
- *   and compared, so a kernel that silently ignored a step cannot leave more behind.
+ *   JS thread and libuv's pool threads with exactly `keep` in their effective, permitted,
+ *   inheritable, ambient and bounding sets, with no_new_privs set (V8's own threads with
+ *   nothing); the `ip` and `ping` children the daemon spawns afterwards inherit `keep` through
+ *   the ambient set. Then the result is read back from /proc/self/task/* and compared, so a
+ *   kernel that silently ignored a step cannot leave more behind.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { IoError } from '../util/errors.js';
 import { loadAddon, type NativeError } from './addon.js';
 
@@ -68,9 +69,22 @@ export function parseProcStatus(text: string): ProcessCredentials {
   };
 }
 
-/** Credentials of process `pid` (default: this one). */
+/** Credentials of process `pid` (default: this one): its main thread's. */
 export function readCredentials(pid: number | 'self' = 'self'): ProcessCredentials {
   return parseProcStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
+}
+
+/** Credentials of every thread of process `pid` (capabilities are per thread). */
+export function readThreadCredentials(pid: number | 'self' = 'self'): ProcessCredentials[] {
+  const out: ProcessCredentials[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.push(parseProcStatus(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8')));
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return out;
 }
 
 /**
@@ -114,6 +128,18 @@ export function dropToUser(
   const now = readCredentials();
   const sameIds = (xs: number[], want: number): boolean =>
     xs.length > 0 && xs.every((x) => x === want);
+  // The other threads: same ids; capabilities `keep` (libuv's pool) or none (V8's workers).
+  const threads = readThreadCredentials();
+  const strayThread = threads.find(
+    (c) => !sameIds(c.uid, uid) || (c.permitted & ~mask) !== 0n || (c.effective & ~mask) !== 0n,
+  );
+  if (strayThread !== undefined) {
+    throw new IoError(
+      'ERR_PRIVILEGES',
+      `${label}: a thread still has uid ${strayThread.uid.join(' ')} / CapEff ` +
+        `${strayThread.effective.toString(16)} after the switch`,
+    );
+  }
   if (
     !sameIds(now.uid, uid) ||
     !sameIds(now.gid, gid) ||

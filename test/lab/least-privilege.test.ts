@@ -16,7 +16,11 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { capabilityMask, readCredentials } from '../../src/io/capabilities.js';
+import {
+  capabilityMask,
+  readCredentials,
+  readThreadCredentials,
+} from '../../src/io/capabilities.js';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
 import { Daemon, haToml, mip6Command, mnToml, Provisioned, startDaemon } from './mip6-lab.js';
@@ -159,6 +163,21 @@ void t.test(
         t.equal(c.ambient, KEPT, `${name}: CapAmb the same (for its ip/ping children)`);
         t.equal(c.bounding, KEPT, `${name}: CapBnd the same`);
         t.ok(c.noNewPrivs, `${name}: no_new_privs`);
+        // Capabilities are per thread: libuv's pool threads (native async work such as the
+        // home probe's Neighbor Solicitations, fs calls) hold the same set, V8's none.
+        const threads = readThreadCredentials(d.child.pid!);
+        t.ok(
+          threads.every((th) => th.uid.every((u) => u === NOBODY)),
+          `${name}: all ${threads.length} threads run as nobody`,
+        );
+        t.ok(
+          threads.every((th) => th.effective === KEPT || th.effective === 0n),
+          `${name}: every thread holds the kept set or nothing`,
+        );
+        t.ok(
+          threads.filter((th) => th.effective === KEPT).length >= 2,
+          `${name}: the JS thread and the pool threads hold the kept set`,
+        );
       }
       // The MN's long-lived `ip -o monitor` child: spawned after the switch.
       const kids = childrenOf(mn.child.pid!);

@@ -5,7 +5,13 @@
  * changes, counted drops) out; time is a parameter.
  *
  * HoTI (src HoA, reached us via the MN's HA) -> HoT to the HoA; CoTI (src CoA) -> CoT to the
- *   CoA. Both stateless (return-routability.ts), rate-limited.
+ *   CoA. Both stateless (return-routability.ts): no state per request, only Kcn, the rotating
+ *   nonces and token buckets. Never amplifying: a HoTI/CoTI shorter than the HoT/CoT it would
+ *   get (RR_TEST_PACKET_LEN; RFC-sized ones are 8 bytes short, mip6 MNs pad them with PadN)
+ *   is dropped and counted. Rate-limited per origin: an anonymous request (a HoTI from an
+ *   address no member's certificate holds) shares RR_ANSWER_RATE with every other anonymous
+ *   one; a member's (its CoTI on its own channel, a HoTI from its home address) gets its own
+ *   RR_MEMBER_ANSWER_RATE, so a flood from elsewhere cannot starve a member's RR.
  * BU (src CoA + HAO HoA, or src HoA when returning home) -> checks in the digest §8.5 order:
  *   1. HoA and CoA routable unicast; the CoA is not itself a bound HoA (no chains) -> drop.
  *   2. H set: with Nonce Indices drop, else BA 139 (a binding exists) / 131.
@@ -49,8 +55,23 @@ import {
 } from './return-routability.js';
 import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNewer } from './sequence.js';
 
-/** mip6 choice: at most this many HoT/CoT answers per second (reflection/CPU bound). */
+/** mip6 choice: at most this many HoT/CoT answers per second to anonymous requests, all
+ * together (reflection/CPU bound). */
 export const RR_ANSWER_RATE = 100;
+/** mip6 choice: HoT/CoT answers per second to one member (a conforming MN needs one HoTI and
+ * one CoTI per move, retransmitted at most every INITIAL_BINDACK_TIMEOUT). */
+export const RR_MEMBER_ANSWER_RATE = 10;
+/** mip6 choice: per-member RR buckets kept (members are certified, so this is generous). */
+export const MAX_RR_MEMBER_BUCKETS = 4096;
+/**
+ * Length of the HoT / CoT packet we answer with: IPv6 header 40 (RFC 8200 §3) + a 24-byte
+ * Mobility Header (RFC 6275 §6.1.5/§6.1.6: 6 header + 2 nonce index + 8 cookie + 8 token).
+ * A request shorter than this is not answered (no amplification, issue 9): the RFC's 16-byte
+ * HoTI/CoTI Mobility Header is 8 bytes short of the answer, so mip6 MNs add one 8-byte PadN
+ * option (RR_INIT_PADDING in correspondent-registration.ts). A deviation from RFC 6275 §9.4.1,
+ * which answers any well-formed HoTI/CoTI: a plain RFC MN's RR is refused by a mip6 CN.
+ */
+export const RR_TEST_PACKET_LEN = 40 + 24;
 /** mip6 choice: at most this many Binding Errors per second (RFC 6275 §9.3.3 "rate limited"). */
 export const BINDING_ERROR_RATE = 10;
 /** mip6 choice: the tombstone of a deleted binding lasts as long as any nonce it used can. */
@@ -149,6 +170,8 @@ export class CorrespondentBindings {
   readonly #byHome = new Map<string, CorrespondentBinding>();
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #rrBucket = new TokenBucket(RR_ANSWER_RATE);
+  /** Per-member RR buckets, oldest first (Map order), at most MAX_RR_MEMBER_BUCKETS. */
+  readonly #memberBuckets = new Map<string, TokenBucket>();
   readonly #beBucket = new TokenBucket(BINDING_ERROR_RATE);
 
   constructor(c: RrCrypto, opts: CorrespondentOptions) {
@@ -215,8 +238,37 @@ export class CorrespondentBindings {
     return { kind: 'send', message: 'bindingError', destination: source, homeAddress, packet };
   }
 
-  /** Handles one inner IPv6 packet carrying a Mobility Header addressed to us. */
-  handle(packet: Uint8Array, now: number): CorrespondentAction[] {
+  /** RR state for status and tests: per-member buckets and live nonces (nothing per request). */
+  rrState(): { memberBuckets: number; nonces: number } {
+    return { memberBuckets: this.#memberBuckets.size, nonces: this.responder.nonces.size };
+  }
+
+  /** Takes one RR answer from the bucket of `member`, or the shared anonymous one. */
+  #rrAllowed(member: string | undefined, now: number): boolean {
+    if (member === undefined) return this.#rrBucket.take(now);
+    let b = this.#memberBuckets.get(member);
+    if (b === undefined) {
+      if (this.#memberBuckets.size >= MAX_RR_MEMBER_BUCKETS) {
+        const oldest = this.#memberBuckets.keys().next().value;
+        if (oldest !== undefined) this.#memberBuckets.delete(oldest);
+      }
+      b = new TokenBucket(RR_MEMBER_ANSWER_RATE);
+      this.#memberBuckets.set(member, b);
+    }
+    return b.take(now);
+  }
+
+  /**
+   * Handles one inner IPv6 packet carrying a Mobility Header addressed to us. `origin.member`
+   * names the certified member a HoTI/CoTI is known to come from (the driver knows: the
+   * channel a CoTI came on, the certificate holding a HoTI's source); without it the request
+   * is anonymous.
+   */
+  handle(
+    packet: Uint8Array,
+    now: number,
+    origin: { member?: string | undefined } = {},
+  ): CorrespondentAction[] {
     let d: DecodedPacket;
     try {
       d = decodePacket(packet);
@@ -233,15 +285,17 @@ export class CorrespondentBindings {
     switch (mh.kind) {
       case 'homeTestInit': {
         if (d.homeAddress !== undefined) return [{ kind: 'drop', reason: 'hoti-with-hao' }];
-        if (!this.#rrBucket.take(now)) return [{ kind: 'drop', reason: 'rr-rate' }];
+        if (packet.length < RR_TEST_PACKET_LEN) return [{ kind: 'drop', reason: 'rr-short' }];
+        if (!this.#rrAllowed(origin.member, now)) return [{ kind: 'drop', reason: 'rr-rate' }];
         const hot = this.responder.homeTest(mh, d.source, now);
-        return [this.#send('homeTest', d.destination, d.source, d.source, undefined, hot)];
+        return [this.#test('homeTest', d, d.source, hot, packet.length)];
       }
       case 'careOfTestInit': {
         if (d.homeAddress !== undefined) return [{ kind: 'drop', reason: 'coti-with-hao' }];
-        if (!this.#rrBucket.take(now)) return [{ kind: 'drop', reason: 'rr-rate' }];
+        if (packet.length < RR_TEST_PACKET_LEN) return [{ kind: 'drop', reason: 'rr-short' }];
+        if (!this.#rrAllowed(origin.member, now)) return [{ kind: 'drop', reason: 'rr-rate' }];
         const cot = this.responder.careOfTest(mh, d.source, now);
-        return [this.#send('careOfTest', d.destination, d.source, UNSPECIFIED, undefined, cot)];
+        return [this.#test('careOfTest', d, UNSPECIFIED, cot, packet.length)];
       }
       case 'bindingUpdate':
         return this.#onBindingUpdate(d, mh, packet.subarray(d.upperOffset), now);
@@ -262,6 +316,18 @@ export class CorrespondentBindings {
       case 'homeTest':
         return [{ kind: 'drop', reason: `unexpected-${mh.kind}` }];
     }
+  }
+
+  /** HoT / CoT back to the request's source; never larger than the request (`requestLen`). */
+  #test(
+    message: 'homeTest' | 'careOfTest',
+    d: DecodedPacket,
+    homeAddress: string,
+    m: MobilityMessage,
+    requestLen: number,
+  ): CorrespondentAction {
+    const a = this.#send(message, d.destination, d.source, homeAddress, undefined, m);
+    return a.packet.length > requestLen ? { kind: 'drop', reason: 'rr-short' } : a;
   }
 
   #send(

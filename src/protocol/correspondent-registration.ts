@@ -28,12 +28,14 @@ import {
   BA_STATUS,
   BE_STATUS,
   IPPROTO,
+  MH_OPT,
   type BindingAcknowledgement,
   type BindingError,
   type BindingUpdate,
   type CareOfTest,
   type HomeTest,
   type MobilityMessage,
+  type MobilityOption,
   bindingUpdateFlags,
 } from '../wire/types.js';
 import {
@@ -52,6 +54,17 @@ import { UpdateRateLimiter } from './binding-update-list.js';
 import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNext } from './sequence.js';
 
 export const COOKIE_LEN = 8; // RFC 6275 §6.1.3
+/**
+ * An 8-byte PadN option (RFC 6275 §6.2.2: type 1, length 6, zeros) at the end of every HoTI
+ * and CoTI, so the request is as long as the HoT/CoT answering it: a mip6 CN answers nothing
+ * shorter (RR_TEST_PACKET_LEN in correspondent-bindings.ts: no amplification). Written as a raw
+ * option because the encoder only emits PadN for alignment; receivers skip it (§9.2).
+ */
+export const RR_INIT_PADDING: MobilityOption = {
+  type: 'unknown',
+  optionType: MH_OPT.PADN,
+  data: new Uint8Array(6),
+};
 const MAX_TOKEN_LIFETIME_MS = MAX_TOKEN_LIFETIME_S * 1000;
 
 export interface CorrespondentRegistrationConfig {
@@ -259,7 +272,11 @@ export class CorrespondentRegistration {
   #sendHomeTestInit(now: number): CorrespondentRegistrationAction {
     const t = this.#homeTest!;
     this.#times.lastHomeTestInit = now;
-    const m: MobilityMessage = { kind: 'homeTestInit', homeInitCookie: t.cookie, options: [] };
+    const m: MobilityMessage = {
+      kind: 'homeTestInit',
+      homeInitCookie: t.cookie,
+      options: [RR_INIT_PADDING],
+    };
     return {
       kind: 'send',
       path: 'tunnel',
@@ -271,7 +288,11 @@ export class CorrespondentRegistration {
   #sendCareOfTestInit(now: number): CorrespondentRegistrationAction {
     const t = this.#careOfTest!;
     this.#times.lastCareOfTestInit = now;
-    const m: MobilityMessage = { kind: 'careOfTestInit', careOfInitCookie: t.cookie, options: [] };
+    const m: MobilityMessage = {
+      kind: 'careOfTestInit',
+      careOfInitCookie: t.cookie,
+      options: [RR_INIT_PADDING],
+    };
     return {
       kind: 'send',
       path: 'direct',

@@ -196,6 +196,11 @@ export class NonceTable {
     return { index: this.#current, nonce: slot.nonce };
   }
 
+  /** Nonces kept (bounded by time, never by requests: MAX_NONCE_LIFETIME / regeneration). */
+  get size(): number {
+    return this.#slots.size;
+  }
+
   /** The nonce with `index` if it is still within MAX_NONCE_LIFETIME at `now`. */
   lookup(index: number, now: number): Uint8Array | undefined {
     const slot = this.#slots.get(index);

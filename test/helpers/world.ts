@@ -73,6 +73,8 @@ export interface MnHandle {
   key: KeyPair;
   /** Route optimization module, when the member was given one. */
   ro?: RouteOptimization;
+  /** The member's channel endpoint (its sessions, for tests that count state). */
+  endpoint: NodeEnvironment['endpoint'];
 }
 
 export class World {
@@ -194,7 +196,17 @@ export class World {
     });
     const events: MnHandle['events'] = [];
     mn.on((event, fields) => events.push({ event, fields, at: this.clock.now() }));
-    return { mn, tun, udp4, udp6, careOf, events, key, ...(ro ? { ro } : {}) };
+    return {
+      mn,
+      tun,
+      udp4,
+      udp6,
+      careOf,
+      events,
+      key,
+      endpoint: env.endpoint,
+      ...(ro ? { ro } : {}),
+    };
   }
 
   /**

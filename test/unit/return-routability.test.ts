@@ -1,8 +1,12 @@
 import t from 'tap';
 import { nodeRrCrypto, type RrCrypto } from '../../src/crypto/rr-crypto.js';
-import { CorrespondentBindings } from '../../src/protocol/correspondent-bindings.js';
+import {
+  CorrespondentBindings,
+  RR_TEST_PACKET_LEN,
+} from '../../src/protocol/correspondent-bindings.js';
 import {
   CorrespondentRegistration,
+  RR_INIT_PADDING,
   type CorrespondentRegistrationAction,
 } from '../../src/protocol/correspondent-registration.js';
 import {
@@ -15,6 +19,7 @@ import {
   signMobilityHeader,
   verifyMobilityHeader,
 } from '../../src/protocol/return-routability.js';
+import { verifyUpperLayerChecksum } from '../../src/wire/checksum.js';
 import { fromHex, toHex } from '../../src/wire/hex.js';
 import { encodeMobilityHeader, mhDataForAuthenticator } from '../../src/wire/mobility.js';
 import { decodePacket, encodePacket } from '../../src/wire/packet.js';
@@ -594,7 +599,7 @@ void t.test('CN: HoTI/CoTI answers are rate-limited', async (t) => {
   const cn = new CorrespondentBindings(testCrypto(5), { addresses: [CN] });
   const coti = encodePacket({ source: COA, destination: CN }, IPPROTO.MH, (ps) =>
     encodeMobilityHeader(
-      { kind: 'careOfTestInit', careOfInitCookie: new Uint8Array(8), options: [] },
+      { kind: 'careOfTestInit', careOfInitCookie: new Uint8Array(8), options: [RR_INIT_PADDING] },
       ps,
     ),
   );
@@ -608,4 +613,48 @@ void t.test('CN: HoTI/CoTI answers are rate-limited', async (t) => {
   t.equal(answered, 100, 'a burst of RR_ANSWER_RATE answers');
   t.equal(limited, 200, 'the rest dropped and counted');
   t.equal(cn.handle(coti, 1000)[0]?.kind, 'send', 'refilled a second later');
+  // A member has its own bucket: the anonymous one being empty does not matter to it.
+  for (let i = 0; i < 100; i++) cn.handle(coti, 1000);
+  t.equal(cn.handle(coti, 1000)[0]?.kind, 'drop', 'anonymous bucket empty again');
+  const member = [...Array(12).keys()].map(() => cn.handle(coti, 1000, { member: 'm1' })[0]);
+  t.equal(member.filter((a) => a?.kind === 'send').length, 10, 'a member gets its own 10');
+  t.same(
+    cn.rrState(),
+    { memberBuckets: 1, nonces: 1 },
+    'one bucket per member, nothing per request',
+  );
 });
+
+void t.test(
+  'CN: no amplification, an RFC-sized HoTI/CoTI (16-byte MH) is not answered',
+  async (t) => {
+    const cn = new CorrespondentBindings(testCrypto(6), { addresses: [CN] });
+    for (const [kind, padded] of [
+      ['homeTestInit', false],
+      ['careOfTestInit', false],
+      ['homeTestInit', true],
+      ['careOfTestInit', true],
+    ] as const) {
+      const options = padded ? [RR_INIT_PADDING] : [];
+      const req = encodePacket({ source: COA, destination: CN }, IPPROTO.MH, (ps) =>
+        encodeMobilityHeader(
+          kind === 'homeTestInit'
+            ? { kind, homeInitCookie: new Uint8Array(8).fill(1), options }
+            : { kind, careOfInitCookie: new Uint8Array(8).fill(1), options },
+          ps,
+        ),
+      );
+      const [a] = cn.handle(req, 0);
+      if (!padded) {
+        t.equal(req.length, RR_TEST_PACKET_LEN - 8, `${kind}: RFC size is 8 bytes short`);
+        t.same(a, { kind: 'drop', reason: 'rr-short' }, `${kind} without padding: dropped`);
+      } else {
+        t.equal(a?.kind, 'send', `${kind} with PadN: answered`);
+        if (a?.kind === 'send') {
+          t.ok(a.packet.length <= req.length, `${kind}: ${a.packet.length} B for ${req.length} B`);
+          t.ok(verifyUpperLayerChecksum(req), 'the padded request has a valid checksum');
+        }
+      }
+    }
+  },
+);

@@ -1008,6 +1008,10 @@ export class MobileNode {
       if (count > 0) drops[`channel-${reason}`] = count;
     }
     const ro = this.#opts.routeOptimization;
+    // Route optimization's own (direct-*, hao-*, and the CN half's cn-*: RR floods included).
+    for (const [reason, count] of Object.entries(ro?.drops.byReason ?? {})) {
+      drops[reason] = (drops[reason] ?? 0) + count;
+    }
     return {
       role: this.#opts.role ?? 'mn',
       pid: process.pid,

@@ -95,6 +95,12 @@ export const PROBE_REQUEST = 0x01;
 export const PROBE_REPLY = 0x02;
 const MAX_QUEUED = 16;
 
+/** A member's identity for per-member limits: its static public key, hex. */
+function memberKey(session: PeerSession): string {
+  let s = '';
+  for (const b of session.peerPublicKey) s += b.toString(16).padStart(2, '0');
+  return s;
+}
 /** Room in front of a staged packet: the HAO / RH2 the rewrite inserts, then the channel header. */
 const STAGE_HEADROOM = REWRITE_GROWTH + DATA_HEADER_LEN;
 /** Staging slab for one TUN batch of direct packets (grows for a packet that does not fit). */
@@ -705,7 +711,10 @@ export class RouteOptimization {
       }
       const packet = buf.slice(off, off + len);
       this.#capture(packet, now);
-      this.#runCn(bindings.handle(packet, now), now, { session, locator: resolveLocator(from()) });
+      this.#runCn(bindings.handle(packet, now, { member: memberKey(session) }), now, {
+        session,
+        locator: resolveLocator(from()),
+      });
       return;
     }
     if (hao < 0) {
@@ -832,10 +841,24 @@ export class RouteOptimization {
       return true;
     }
     if (m.kind === 'homeTestInit' && this.bindings !== undefined) {
-      this.#runCn(this.bindings.handle(packet, now), now);
+      this.#runCn(this.bindings.handle(packet, now, this.#memberOrigin(packet)), now);
       return true;
     }
     return false;
+  }
+
+  /**
+   * The member whose certificate holds a HoTI's source address, for its own RR rate bucket
+   * (CorrespondentBindings.handle); none (anonymous) for anyone else. Home agents are skipped:
+   * their certificates hold whole home prefixes.
+   */
+  #memberOrigin(packet: Uint8Array): { member?: string } {
+    for (const s of this.#env.endpoint.allSessions()) {
+      const cert = s.peerCertificate;
+      if (cert === null || cert.role === 'ha') continue;
+      if (sourceAllowed(cert, packet, 0, packet.length)) return { member: memberKey(s) };
+    }
+    return {};
   }
 
   // ---- timers ----------------------------------------------------------------------------

@@ -176,6 +176,16 @@ export function verifyCertificate(
     ok = false;
   }
   if (!ok) return 'bad-certificate';
+  return checkValidityAndRole(cert, nowMs, allowedRoles);
+}
+
+/** The checks of verifyCertificate after the signature: validity at `nowMs` and the role. For a
+ *  certificate whose signature was verified before (the same bytes). */
+export function checkValidityAndRole(
+  cert: MemberCertificate,
+  nowMs: number,
+  allowedRoles?: readonly Role[],
+): CertificateVerdict {
   const now = Math.floor(nowMs / 1000);
   if (now < cert.notBefore) return 'certificate-not-yet-valid';
   if (now >= cert.notAfter) return 'expired-certificate';

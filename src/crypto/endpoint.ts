@@ -39,8 +39,10 @@ import {
   type BatchAead,
 } from './aead.js';
 import {
+  checkValidityAndRole,
   decodeCertificate,
   verifyCertificate,
+  type CertificateVerdict,
   type MemberCertificate,
   type Role,
 } from './certificate.js';
@@ -253,6 +255,12 @@ export interface EndpointOptions {
 
 const MIN_INITIATION = INIT_NOISE_OFF + IK_MSG_A_FIXED + TIMESTAMP_LEN + TAG_LEN + MACS_LEN;
 const MIN_RESPONSE = RESP_NOISE_OFF + 32 + TAG_LEN + MACS_LEN;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -493,24 +501,36 @@ export class SecureEndpoint {
     }
   }
 
-  /** Checks a peer certificate carried in a handshake; a DropReason or the certificate. */
+  /**
+   * Checks a peer certificate carried in a handshake; a DropReason or the certificate. `known`
+   * is the certificate this peer's session already holds: when a rekey presents the very same
+   * bytes, their signature was verified at the earlier handshake, so only validity and role are
+   * checked again (a home agent rekeys with every member every REKEY_AFTER_TIME).
+   */
   private checkPeerCertificate(
     bytes: Uint8Array,
     noiseStatic: Uint8Array,
     now: number,
+    known: MemberCertificate | null,
   ): MemberCertificate | DropReason {
     let cert: MemberCertificate;
-    try {
-      cert = decodeCertificate(bytes);
-    } catch {
-      return 'bad-certificate';
+    let verdict: CertificateVerdict;
+    if (known !== null && sameBytes(bytes, known.raw)) {
+      cert = known;
+      verdict = checkValidityAndRole(cert, now, this.opts.allowedPeerRoles);
+    } else {
+      try {
+        cert = decodeCertificate(bytes);
+      } catch {
+        return 'bad-certificate';
+      }
+      verdict = verifyCertificate(
+        cert,
+        this.opts.authorityPublicKey,
+        now,
+        this.opts.allowedPeerRoles,
+      );
     }
-    const verdict = verifyCertificate(
-      cert,
-      this.opts.authorityPublicKey,
-      now,
-      this.opts.allowedPeerRoles,
-    );
     if (verdict !== 'ok') return verdict;
     if (!lib().memcmp(cert.publicKey, noiseStatic)) return 'key-mismatch';
     return cert;
@@ -550,12 +570,13 @@ export class SecureEndpoint {
       return this.drop('bad-handshake');
     }
     const timestamp = read.payload.subarray(0, TIMESTAMP_LEN);
+    const known = this.session(read.remoteStatic);
     const cert = this.checkPeerCertificate(
       read.payload.subarray(TIMESTAMP_LEN),
       read.remoteStatic,
       now,
+      known?.peerCertificate ?? null,
     );
-    const known = this.session(read.remoteStatic);
     if (typeof cert === 'string') {
       responder.wipe();
       return this.drop(cert, known);
@@ -607,7 +628,12 @@ export class SecureEndpoint {
     if (read === null) return this.drop('bad-handshake', session);
     this.pendingBySpi.delete(pending.localSpi);
     session.pending = null;
-    const cert = this.checkPeerCertificate(read.payload, session.peerPublicKey, now);
+    const cert = this.checkPeerCertificate(
+      read.payload,
+      session.peerPublicKey,
+      now,
+      session.peerCertificate,
+    );
     if (typeof cert === 'string') {
       lib().memzero(read.keys.sendKey);
       lib().memzero(read.keys.receiveKey);

@@ -571,3 +571,32 @@ void t.test(
     t.equal(haSession.established, true);
   },
 );
+
+void t.test(
+  'rekey with the same certificate: validity and role still checked; other bytes fully verified',
+  async (t) => {
+    const ha = endpoint(ca, HA, ['mn']);
+    const notAfter = SEC + 600;
+    const mnSpec = { ...MN, notBefore: SEC - 60, notAfter };
+    const mn = endpoint(ca, mnSpec, ['ha']);
+    handshake(ha, mn, T0);
+    // The same certificate again (a rekey): accepted without a new signature check.
+    t.equal(ha.receive(mn.connect(haKey.publicKey, T0 + 1000), T0 + 1000).kind, 'established');
+    // Past notAfter the same bytes are refused.
+    const late = (notAfter + 1) * 1000;
+    const r = ha.receive(mn.connect(haKey.publicKey, late), late);
+    t.same(r, { kind: 'drop', reason: 'expired-certificate' });
+    // Same key, certificate bytes with a broken signature: fully verified, refused.
+    const good = cert(ca, mnSpec);
+    const raw = good.raw.slice();
+    raw[raw.length - 1] = raw[raw.length - 1]! ^ 1;
+    const forged = new SecureEndpoint({
+      staticKey: mnKey,
+      certificate: { ...good, raw, signature: raw.slice(raw.length - 64) },
+      authorityPublicKey: ca.publicKey,
+      allowedPeerRoles: ['ha'],
+    });
+    const r2 = ha.receive(forged.connect(haKey.publicKey, T0 + 2000), T0 + 2000);
+    t.same(r2, { kind: 'drop', reason: 'bad-certificate' });
+  },
+);

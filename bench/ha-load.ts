@@ -236,6 +236,8 @@ interface Sim {
   outstandingLastSentAt: number | undefined;
   /** BA status of the last completed BU. */
   lastStatus: number;
+  /** When its endpoint next has timer work (handshake retransmission, rekey). */
+  wakeAt: number;
   onDone: (() => void) | undefined;
 }
 
@@ -248,6 +250,8 @@ const stats = {
   bindingAcks: 0,
   otherSignaling: 0,
   unknownSpi: 0,
+  /** Handshake initiations from the HA (a responder-side rekey): not answered here. */
+  haInitiations: 0,
 };
 
 async function main(): Promise<void> {
@@ -285,11 +289,43 @@ async function main(): Promise<void> {
     return true;
   };
 
-  /** Handshake (re)transmissions and rekeys the MN's endpoint asks for. */
+  /**
+   * Every MN keeps one timer, like the real one: its endpoint's next deadline (handshake
+   * retransmission, REKEY_AFTER_TIME). The timers live in 100 ms buckets; a bucket is served
+   * when its time comes, so only MNs with work due are looked at.
+   */
+  const BUCKET_MS = 100;
+  const wheel = new Map<number, Sim[]>();
+  let wheelAt = Math.floor(clock() / BUCKET_MS);
+  const schedule = (sim: Sim, at: number): void => {
+    if (at === sim.wakeAt) return;
+    sim.wakeAt = at;
+    if (at === Infinity) return;
+    const b = Math.max(wheelAt, Math.floor(at / BUCKET_MS));
+    const list = wheel.get(b);
+    if (list === undefined) wheel.set(b, [sim]);
+    else list.push(sim);
+  };
+  /** Handshake (re)transmissions and rekeys the MN's endpoint asks for; re-arms its timer. */
   const pollEndpoint = (sim: Sim, now: number): number => {
-    const sends = sim.endpoint.poll(now).send;
-    for (const s of sends) sim.socket.send(s.data, PORT, AGENT);
-    return sends.length;
+    const p = sim.endpoint.poll(now);
+    for (const s of p.send) sim.socket.send(s.data, PORT, AGENT);
+    schedule(sim, p.nextDeadline);
+    return p.send.length;
+  };
+  const serveWheel = (now: number): void => {
+    const until = Math.floor(now / BUCKET_MS);
+    for (; wheelAt <= until; wheelAt++) {
+      const list = wheel.get(wheelAt);
+      if (list === undefined) continue;
+      wheel.delete(wheelAt);
+      for (const sim of list) {
+        if (sim.wakeAt > now) continue; // re-armed later: it sits in that bucket too
+        sim.wakeAt = NaN; // force the re-arm below
+        pollEndpoint(sim, now);
+      }
+    }
+    wheelAt = until;
   };
 
   const onMessage = (sim: Sim, msg: Buffer): void => {
@@ -298,12 +334,14 @@ async function main(): Promise<void> {
     const r = sim.endpoint.receive(bytes, now, false, `${AGENT}:${PORT}`);
     switch (r.kind) {
       case 'established':
+        if (sim.session !== undefined) stats.rekeys++;
         sim.session = r.session;
+        pollEndpoint(sim, now); // re-arm: the rekey time of the new keys
         if (sim.onDone !== undefined && sim.outstanding === undefined) sendBu(sim, now);
         break;
       case 'cookie': {
         stats.handshakeCookies++;
-        pollEndpoint(sim, now);
+        pollEndpoint(sim, now); // the retransmission with MAC2 goes at once
         break;
       }
       case 'data': {
@@ -370,6 +408,10 @@ async function main(): Promise<void> {
         stats.drops++;
         return;
       }
+      if (m[0] === 1) {
+        stats.haInitiations++;
+        return;
+      }
       // Receiver SPI: bytes 8-11 of a response (type 2), 4-7 of a cookie reply or data.
       const spi = m[0] === 2 ? m.readUInt32BE(8) : m.readUInt32BE(4);
       const sim = spiOwner.get(spi);
@@ -421,6 +463,7 @@ async function main(): Promise<void> {
       outstanding: undefined,
       outstandingLastSentAt: undefined,
       lastStatus: -1,
+      wakeAt: Infinity,
       onDone: undefined,
     } satisfies Sim);
     return sim;
@@ -434,15 +477,15 @@ async function main(): Promise<void> {
   /** MNs with unfinished work: the resend timer looks at these only. */
   const active = new Set<Sim>();
 
-  // Resend timer: handshake retransmissions (endpoint.poll) and lost BUs.
+  // Timers: the MNs' endpoints (handshake retransmissions, rekeys) and lost BUs.
   const timer = setInterval(() => {
     const now = clock();
+    serveWheel(now);
     for (const sim of active) {
-      if (sim.session === undefined || sim.outstanding === undefined) {
-        pollEndpoint(sim, now);
-      } else if (
-        now - sim.outstanding.sentAt >
-        RESEND_MS * 2 ** Math.min(5, sim.outstanding.tries - 1)
+      if (
+        sim.session !== undefined &&
+        sim.outstanding !== undefined &&
+        now - sim.outstanding.sentAt > RESEND_MS * 2 ** Math.min(5, sim.outstanding.tries - 1)
       ) {
         stats.resends++;
         sendBu(sim, now, true);
@@ -450,20 +493,32 @@ async function main(): Promise<void> {
     }
   }, 100);
 
-  /** Runs `start(sim)` for every sim with at most WINDOW unfinished; resolves when all finished. */
-  const windowed = (list: Sim[], start: (sim: Sim) => void): Promise<number> =>
-    new Promise((resolve, reject) => {
+  interface PhaseRun {
+    ms: number;
+    finished: number;
+    timedOut: boolean;
+  }
+  let timedOut = false;
+  /**
+   * Runs `start(sim)` for every sim with at most WINDOW unfinished; resolves when all finished,
+   * or at --timeout-s with what finished by then (the JSON line says so).
+   */
+  const windowed = (list: Sim[], start: (sim: Sim) => void): Promise<PhaseRun> =>
+    new Promise((resolve) => {
       let next = 0;
       let finished = 0;
       const began = clock();
       const guard = setInterval(() => {
         if (performance.now() > DEADLINE) {
           clearInterval(guard);
-          reject(new Error(`timed out in ${phase}: ${finished} of ${list.length} finished`));
+          timedOut = true;
+          for (const sim of active) sim.onDone = undefined;
+          active.clear();
+          resolve({ ms: clock() - began, finished, timedOut: true });
         }
       }, 200);
       const launch = (): void => {
-        while (next < list.length && next - finished < WINDOW) {
+        while (!timedOut && next < list.length && next - finished < WINDOW) {
           const sim = list[next++]!;
           active.add(sim);
           sim.onDone = () => {
@@ -471,7 +526,7 @@ async function main(): Promise<void> {
             finished++;
             if (finished === list.length) {
               clearInterval(guard);
-              resolve(clock() - began);
+              resolve({ ms: clock() - began, finished, timedOut: false });
             } else {
               launch();
             }
@@ -487,12 +542,16 @@ async function main(): Promise<void> {
     return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN);
   };
   const register = (sim: Sim): void => {
-    sim.socket.send(sim.endpoint.connect(haPub, clock()), PORT, AGENT);
+    const now = clock();
+    sim.socket.send(sim.endpoint.connect(haPub, now), PORT, AGENT);
+    pollEndpoint(sim, now); // arms its retransmission timer
   };
   const rss0 = rssKiB(haPid);
   const cpu0 = cpuSeconds(haPid);
   const own0 = cpuSeconds('self');
-  const registerMs = await windowed(sims, register);
+  const registration = await windowed(sims, register);
+  const registerMs = registration.ms;
+  const registerRekeys = stats.rekeys;
   const rss1 = rssKiB(haPid);
   const cpu1 = cpuSeconds(haPid);
   const own1 = cpuSeconds('self');
@@ -500,7 +559,7 @@ async function main(): Promise<void> {
   // Beyond the cap: every BA must say 130 (insufficient resources).
   phase = 'over-cap';
   let overCapStatus: Record<string, number> = {};
-  if (OVER_CAP > 0) {
+  if (OVER_CAP > 0 && !timedOut) {
     await windowed(extra, register);
     overCapStatus = {};
     for (const s of extra) overCapStatus[s.lastStatus] = (overCapStatus[s.lastStatus] ?? 0) + 1;
@@ -512,21 +571,23 @@ async function main(): Promise<void> {
   const perRound: { ms: number; p50: number; p99: number }[] = [];
   const cpuR0 = cpuSeconds(haPid);
   const ownR0 = cpuSeconds('self');
-  for (let r = 0; r < ROUNDS; r++) {
+  let refreshed = 0;
+  for (let r = 0; r < ROUNDS && !timedOut; r++) {
     const from = latenciesRefresh.length;
-    const ms = await windowed(sims, (sim) => {
+    const round = await windowed(sims, (sim) => {
       const go = (): void => {
         const now = clock();
-        stats.rekeys += pollEndpoint(sim, now); // REKEY_AFTER_TIME reached: new handshake first
+        pollEndpoint(sim, now); // REKEY_AFTER_TIME reached: the new handshake goes first
         sendBu(sim, now); // false: no usable keys; the rekey's 'established' sends it
       };
       const wait = (sim.outstandingLastSentAt ?? -Infinity) + MIN_BU_GAP_MS - clock();
       if (wait <= 0) go();
       else setTimeout(go, wait);
     });
-    refreshMs += ms;
+    refreshMs += round.ms;
+    refreshed += round.finished;
     const lat = latenciesRefresh.slice(from);
-    perRound.push({ ms, p50: q(lat, 0.5), p99: q(lat, 0.99) });
+    perRound.push({ ms: round.ms, p50: q(lat, 0.5), p99: q(lat, 0.99) });
   }
   const rss2 = rssKiB(haPid);
   const cpu2 = cpuSeconds(haPid);
@@ -543,25 +604,29 @@ async function main(): Promise<void> {
       certificatesCached: Math.min(issued.cached, OFFSET + N + OVER_CAP),
       issueMs,
       setupMs,
+      timedOut,
+      registered: registration.finished,
       registerMs,
-      registrationsPerS: (N / registerMs) * 1000,
+      registrationsPerS: (registration.finished / registerMs) * 1000,
+      registerRekeys,
       registerLatencyP50Ms: q(latenciesRegister, 0.5),
       registerLatencyP99Ms: q(latenciesRegister, 0.99),
-      refreshBuPerS: ROUNDS > 0 ? ((N * ROUNDS) / refreshMs) * 1000 : NaN,
+      refreshed,
+      refreshBuPerS: refreshed > 0 ? (refreshed / refreshMs) * 1000 : NaN,
       baLatencyP50Ms: q(latenciesRefresh, 0.5),
       baLatencyP99Ms: q(latenciesRefresh, 0.99),
       refreshRounds: perRound,
       refreshRekeys: stats.rekeys - rekeysBefore,
-      haCpuMsPerRegistration: ((cpu1 - cpu0) * 1000) / N,
-      haCpuMsPerRefresh: ROUNDS > 0 ? ((cpu2 - cpuR0) * 1000) / (N * ROUNDS) : NaN,
-      clientCpuMsPerRegistration: ((own1 - own0) * 1000) / N,
-      clientCpuMsPerRefresh: ROUNDS > 0 ? ((own2 - ownR0) * 1000) / (N * ROUNDS) : NaN,
+      haCpuMsPerRegistration: ((cpu1 - cpu0) * 1000) / registration.finished,
+      haCpuMsPerRefresh: refreshed > 0 ? ((cpu2 - cpuR0) * 1000) / refreshed : NaN,
+      clientCpuMsPerRegistration: ((own1 - own0) * 1000) / registration.finished,
+      clientCpuMsPerRefresh: refreshed > 0 ? ((own2 - ownR0) * 1000) / refreshed : NaN,
       overCap: OVER_CAP,
       overCapStatus,
       rssBeforeKiB: rss0,
       rssAfterRegisterKiB: rss1,
       rssAfterRefreshKiB: rss2,
-      rssPerBindingBytes: ((rss2 - rss0) * 1024) / N,
+      rssPerBindingBytes: ((rss2 - rss0) * 1024) / registration.finished,
       ...stats,
     })}\n`,
   );

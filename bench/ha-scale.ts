@@ -18,8 +18,9 @@
  *   4. bench/ha-load.ts in the same namespace: registration, --over-cap MNs beyond the cap
  *      (when N is the cap) that must get BA status 130, refresh rounds; one JSON line.
  *   5. The daemon is stopped (SIGTERM), the namespace deleted.
- * Prints one JSON line per N; --write also writes bench/results/ha-scale-<date>.{md,json} with
- * the mip6 commit and the load average before and after each N.
+ * Prints one JSON line per N; --write also writes bench/results/ha-scale-<date>.json with the
+ * mip6 commit and the load average before and after each N (the .md next to it is written from
+ * that by hand, with the circumstances of the run).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -58,6 +59,10 @@ const { values: a } = parseArgs({
     'over-cap': { type: 'string', default: '100' },
     'timeout-s': { type: 'string', default: '900' },
     'cpu-prof': { type: 'string' },
+    /** Run the daemon from another tree's sources (a before/after comparison). */
+    src: { type: 'string' },
+    /** Give the HA a real home link (a dummy interface): a host route and a proxy-ND entry per binding. */
+    'home-link': { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
   },
 });
@@ -134,6 +139,8 @@ async function provision(): Promise<{
 
 interface RunResult {
   n: number;
+  src: string;
+  homeLink: boolean;
   loadBefore: number[];
   loadAfter: number[];
   wallS: number;
@@ -150,13 +157,25 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
   const loadBefore = loadavg();
   const began = performance.now();
   let daemon: ChildProcess | undefined;
-  const out: RunResult = { n, loadBefore, loadAfter: [], wallS: 0, daemonLogLines: 0 };
+  const out: RunResult = {
+    n,
+    src: a.src ?? 'src',
+    homeLink: a['home-link'] ?? false,
+    loadBefore,
+    loadAfter: [],
+    wallS: 0,
+    daemonLogLines: 0,
+  };
   try {
     ip(['netns', 'add', ns]);
     ip(['-n', ns, 'link', 'set', 'lo', 'up']);
     ip(['-n', ns, 'addr', 'add', `${HA_ADDR}/32`, 'dev', 'lo']);
     ip(['-n', ns, 'route', 'add', 'local', '192.0.2.0/24', 'dev', 'lo']);
     execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_nonlocal_bind=1']);
+    if (a['home-link']) {
+      ip(['-n', ns, 'link', 'add', 'homelink', 'type', 'dummy']);
+      ip(['-n', ns, 'link', 'set', 'homelink', 'up']);
+    }
     const cfg = join(dir, 'ha.toml');
     writeFileSync(
       cfg,
@@ -177,7 +196,7 @@ address6 = "off"
 [home]
 prefix = "${HOME_PREFIX}"
 address = "${HA_HOME}"
-`,
+${a['home-link'] ? 'link = "homelink"\n' : ''}`,
     );
     const logFile = join(dir, 'ha.log');
     const logFd = openSync(logFile, 'w');
@@ -192,7 +211,7 @@ address = "${HA_HOME}"
         ...prof,
         '--import',
         'tsx',
-        join(ROOT, 'src/cli/main.ts'),
+        join(a.src ?? join(ROOT, 'src'), 'cli/main.ts'),
         'ha',
         '-c',
         cfg,
@@ -282,18 +301,6 @@ address = "${HA_HOME}"
   return out;
 }
 
-function fmt(x: unknown, digits = 1): string {
-  return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
-}
-
-function report(runs: RunResult[], commit: string, dirty: string[]): string {
-  const rows = runs.map((r) => {
-    const x = r.result ?? {};
-    return `| ${r.n} | ${fmt(x.registrationsPerS, 0)} | ${fmt(x.registerLatencyP50Ms)} / ${fmt(x.registerLatencyP99Ms)} | ${fmt(x.refreshBuPerS, 0)} | ${fmt(x.baLatencyP50Ms)} / ${fmt(x.baLatencyP99Ms)} | ${fmt(x.haCpuMsPerRegistration, 2)} / ${fmt(x.haCpuMsPerRefresh, 3)} | ${fmt(x.clientCpuMsPerRegistration, 2)} | ${fmt(typeof x.rssPerBindingBytes === 'number' ? x.rssPerBindingBytes / 1024 : NaN, 2)} | ${String(x.resends ?? 'n/a')} | ${String(x.rejected ?? 'n/a')} | ${r.loadBefore.join(' ')} -> ${r.loadAfter.join(' ')} | ${fmt(r.wallS, 0)} |`;
-  });
-  return rows.join('\n') + (dirty.length > 0 ? '' : '') + `\n<!-- commit ${commit} -->\n`;
-}
-
 async function main(): Promise<void> {
   const keys = await provision();
   const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT }).toString().trim();
@@ -318,7 +325,6 @@ async function main(): Promise<void> {
       runs,
     };
     writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
-    writeFileSync(`${base}.table.md`, report(runs, commit, dirty));
   }
 }
 

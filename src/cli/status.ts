@@ -207,6 +207,23 @@ export function formatStatus(status: unknown): string {
       `home prefix ${cell(s.homePrefix)}` +
         (s.homeAddress !== undefined ? `  agent address ${cell(s.homeAddress)}` : ''),
     );
+    const has = asArray<{
+      address?: unknown;
+      preference?: unknown;
+      lifetime?: unknown;
+      underlay?: unknown;
+    }>(s.homeAgents);
+    if (has.length > 1) {
+      out.push(
+        `home agents (DHAAD): ${has.map((a) => `${cell(a.address)} (pref ${cell(a.preference)}${a.underlay !== undefined ? `, ${cell(a.underlay)}` : ''})`).join(', ')}`,
+      );
+    }
+    const adv = asArray<{ prefix?: unknown; validLifetime?: unknown }>(s.advertisedPrefixes);
+    if (adv.length > 1 || adv.some((p) => p.validLifetime !== 0xffffffff)) {
+      out.push(
+        `advertised prefixes: ${adv.map((p) => `${cell(p.prefix)} (valid ${lifetimeText(p.validLifetime)})`).join(', ')}`,
+      );
+    }
     const b = asArray<BindingStatus>(s.bindings);
     out.push('', `bindings (${b.length})`);
     if (b.length > 0) out.push(bindingRows(b));

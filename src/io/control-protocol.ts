@@ -88,6 +88,10 @@ export interface HaStatus extends StatusCommon {
   homePrefix: string;
   homeAddress?: string;
   bindings: BindingStatus[];
+  /** What DHAAD Replies list (ourselves included), most preferred first. */
+  homeAgents?: { address: string; preference: number; lifetime: number; underlay?: string }[];
+  /** What Mobile Prefix Advertisements announce. */
+  advertisedPrefixes?: { prefix: string; validLifetime: number; preferredLifetime: number }[];
 }
 
 export interface MemberStatus extends StatusCommon {

@@ -166,6 +166,13 @@ probe_attempts = 3
       ha1.child.kill('SIGHUP');
       const reloaded = await ha1.waitLog((l) => l.event === 'reloaded', 10_000, from);
       t.equal(reloaded['advertised'], 'changed');
+      const haSt = await ha1.status<HaStatus>();
+      t.same(
+        haSt.advertisedPrefixes?.map((p) => p.prefix),
+        [LAB_ADDR.ha.homePrefix, NEW_PREFIX],
+        'the HA status shows what it advertises now',
+      );
+      t.match(formatStatus(haSt), /advertised prefixes: .*2001:db8:200::\/64 \(valid 1h/);
       const { ms } = await waitFor(
         'the new prefix in the MN status',
         async () => {

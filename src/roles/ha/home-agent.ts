@@ -806,6 +806,24 @@ export class HomeAgent {
       homePrefix: this.#opts.homePrefix,
       homeAddress: this.#opts.homeAgentAddress,
       bindings,
+      homeAgents: [...this.#discovery.homeAgents]
+        .sort((a, b) => b.preference - a.preference)
+        .map((a) => {
+          const underlay = [a.underlay4, a.underlay6].filter((u) => u !== undefined).join(' ');
+          return {
+            address: a.address,
+            preference: a.preference,
+            lifetime: a.lifetime,
+            ...(underlay !== ''
+              ? { underlay: a.port ? `${underlay} port ${a.port}` : underlay }
+              : {}),
+          };
+        }),
+      advertisedPrefixes: this.#discovery.prefixes.map((p) => ({
+        prefix: `${p.address}/${p.length}`,
+        validLifetime: p.validLifetime,
+        preferredLifetime: p.preferredLifetime,
+      })),
       counters: { ...this.counters },
       drops,
     };

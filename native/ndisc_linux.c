@@ -15,6 +15,10 @@
 
 #include <errno.h>
 #include <net/if.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -100,6 +104,187 @@ static napi_value ndp_advertise(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#define NS_LEN 32       /* 24-byte NS + 8-byte SLLA option for a 6-byte MAC */
+#define NS_REPEAT_MS 100 /* a link that has just come up often loses the first exchange */
+
+struct solicit_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  char ifname[IF_NAMESIZE];
+  uint8_t target[16];
+  uint32_t timeout_ms;
+  int answered;
+  int err;             /* errno of a failure, 0 if none */
+  const char *syscall; /* what failed */
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void solicit_fail(struct solicit_work *w, int fd, const char *syscall) {
+  w->err = errno;
+  w->syscall = syscall;
+  if (fd >= 0) close(fd);
+}
+
+/* Worker thread: no N-API calls here. */
+static void solicit_execute(napi_env env, void *data) {
+  (void)env;
+  struct solicit_work *w = data;
+  unsigned ifindex = if_nametoindex(w->ifname);
+  if (ifindex == 0) {
+    solicit_fail(w, -1, "if_nametoindex");
+    return;
+  }
+  int fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+  if (fd < 0) {
+    solicit_fail(w, -1, "socket");
+    return;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, w->ifname, strnlen(w->ifname, IF_NAMESIZE - 1));
+  if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+    solicit_fail(w, fd, "ioctl(SIOCGIFHWADDR)");
+    return;
+  }
+  struct icmp6_filter filter;
+  ICMP6_FILTER_SETBLOCKALL(&filter);
+  ICMP6_FILTER_SETPASS(ND_NEIGHBOR_ADVERT, &filter);
+  int hops = 255;
+  int loop = 0;
+  if (setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, w->ifname, (socklen_t)strlen(w->ifname)) < 0 ||
+      setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0 ||
+      setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof loop) < 0 ||
+      setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex) < 0) {
+    solicit_fail(w, fd, "setsockopt");
+    return;
+  }
+  uint8_t ns[NS_LEN];
+  memset(ns, 0, sizeof ns);
+  ns[0] = ND_NEIGHBOR_SOLICIT; /* type 135 */
+  memcpy(ns + 8, w->target, 16);
+  ns[24] = ND_OPT_SOURCE_LINKADDR; /* option 1 */
+  ns[25] = 1;
+  memcpy(ns + 26, ifr.ifr_hwaddr.sa_data, 6);
+  struct sockaddr_in6 dst; /* solicited-node multicast ff02::1:ffXX:XXXX (RFC 4291 §2.7.1) */
+  memset(&dst, 0, sizeof dst);
+  dst.sin6_family = AF_INET6;
+  dst.sin6_addr.s6_addr[0] = 0xff;
+  dst.sin6_addr.s6_addr[1] = 0x02;
+  dst.sin6_addr.s6_addr[11] = 0x01;
+  dst.sin6_addr.s6_addr[12] = 0xff;
+  memcpy(&dst.sin6_addr.s6_addr[13], w->target + 13, 3);
+  dst.sin6_scope_id = ifindex;
+
+  int64_t deadline = now_ms() + w->timeout_ms;
+  int64_t next_send = 0;
+  uint8_t buf[1500];
+  for (;;) {
+    int64_t now = now_ms();
+    if (now >= deadline) break;
+    if (now >= next_send) {
+      /* A send error (e.g. the link-local is still tentative) is retried on the next round. */
+      (void)sendto(fd, ns, sizeof ns, 0, (struct sockaddr *)&dst, sizeof dst);
+      next_send = now + NS_REPEAT_MS;
+    }
+    int64_t wait = (next_send < deadline ? next_send : deadline) - now;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r = poll(&pfd, 1, (int)(wait > 0 ? wait : 0));
+    if (r < 0 && errno != EINTR) {
+      solicit_fail(w, fd, "poll");
+      return;
+    }
+    if (r <= 0) continue;
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+      /* Raw ICMPv6 sockets deliver the ICMPv6 message without the IPv6 header. */
+      if (n >= 24 && buf[0] == ND_NEIGHBOR_ADVERT && buf[1] == 0 &&
+          memcmp(buf + 8, w->target, 16) == 0) {
+        w->answered = 1;
+        close(fd);
+        return;
+      }
+    }
+  }
+  close(fd);
+}
+
+static void solicit_complete(napi_env env, napi_status status, void *data) {
+  struct solicit_work *w = data;
+  if (status != napi_ok || w->err != 0) {
+    napi_value msg, code, error;
+    char text[160];
+    const char *name = w->err != 0 ? strerror(w->err) : "cancelled";
+    snprintf(text, sizeof text, "%s %s: %s", w->syscall ? w->syscall : "ndpSolicit", w->ifname,
+             name);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, w->err != 0 ? "ERR_NDISC" : "ERR_CANCELLED", NAPI_AUTO_LENGTH,
+                            &code);
+    napi_create_error(env, code, msg, &error);
+    napi_value errnum;
+    napi_create_int32(env, -w->err, &errnum);
+    napi_set_named_property(env, error, "errno", errnum);
+    napi_reject_deferred(env, w->deferred, error);
+  } else {
+    napi_value result;
+    napi_get_boolean(env, w->answered != 0, &result);
+    napi_resolve_deferred(env, w->deferred, result);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+static napi_value ndp_solicit(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) {
+    mip6_throw_type(env, "ndpSolicit(ifname, target, timeoutMs) needs three arguments");
+    return NULL;
+  }
+  struct solicit_work *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    mip6_throw_errno(env, ENOMEM, "calloc", "ndpSolicit");
+    return NULL;
+  }
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, argv[0], w->ifname, sizeof w->ifname, &n) != napi_ok ||
+      n == 0) {
+    free(w);
+    mip6_throw_type(env, "ifname must be an interface name");
+    return NULL;
+  }
+  void *target;
+  size_t target_len;
+  if (mip6_arg_typed(env, argv[1], napi_uint8_array, "target", &target, &target_len, NULL) != 0) {
+    free(w);
+    return NULL;
+  }
+  if (target_len != 16) {
+    free(w);
+    mip6_throw_range(env, "target must be 16 bytes");
+    return NULL;
+  }
+  memcpy(w->target, target, 16);
+  if (mip6_arg_u32(env, argv[2], "timeoutMs", &w->timeout_ms) != 0) {
+    free(w);
+    return NULL;
+  }
+  if (w->timeout_ms > 60000) w->timeout_ms = 60000;
+  napi_value promise, name;
+  napi_create_promise(env, &w->deferred, &promise);
+  napi_create_string_utf8(env, "mip6.ndpSolicit", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, solicit_execute, solicit_complete, w, &w->work);
+  napi_queue_async_work(env, w->work);
+  return promise;
+}
+
 void mip6_ndisc_init(napi_env env, napi_value exports) {
   mip6_export(env, exports, "ndpAdvertise", ndp_advertise);
+  mip6_export(env, exports, "ndpSolicit", ndp_solicit);
 }

@@ -92,6 +92,12 @@ export interface NativeAddon {
   /** Unsolicited Neighbor Advertisement (Override) for `target` out of `ifname` (Linux). */
   ndpAdvertise?(ifname: string, target: Uint8Array): void;
   /**
+   * Neighbor Solicitations for `target` out of `ifname` every 100 ms until a Neighbor
+   * Advertisement for it arrives there (true) or timeoutMs passes (false); on a worker thread
+   * (native/ndisc_linux.c).
+   */
+  ndpSolicit?(ifname: string, target: Uint8Array, timeoutMs: number): Promise<boolean>;
+  /**
    * Switches to uid/gid keeping only the capabilities in `keep` (effective, permitted,
    * inheritable, ambient and bounding sets), then sets no_new_privs (native/privileges_linux.c).
    */

@@ -14,12 +14,14 @@
  *                home address itself once we are home, or a SLAAC address from the home link's
  *                Router Advertisement);
  *              - an interface that is up with only a link-local address answers the home probe:
- *                an on-link host route for the HA's home address through the interface, ICMPv6
- *                echoes from the interface's link-local address (every 100 ms until the first
- *                reply, at most homeProbeTimeoutMs), then the neighbour cache:
- *                an echo reply or a resolved link-layer address means the HA's home address is on
- *                this link. The temporary route is removed again. Each interface is probed once
- *                per set of addresses (a new link-local after a link flap probes again).
+ *                Neighbor Solicitations for the HA's home address out of the interface (the
+ *                addon, native/ndisc_linux.c: every 100 ms until a Neighbor Advertisement for it
+ *                arrives, at most homeProbeTimeoutMs; RFC 4861 §7.2.2): an answer means the HA's
+ *                home address is on this link. ~1 ms when the HA answers at once; spawning `ip`
+ *                and `ping` for it cost 50-200 ms, so that is only the fallback when the addon
+ *                lacks ndpSolicit (an on-link host route, ICMPv6 echoes from the link-local
+ *                address, then the neighbour cache). Each interface is probed once per set of
+ *                addresses (a new link-local after a link flap probes again).
  *            A home candidate carries `homeLink` (the interface); its care-of address is the
  *            home address itself (CoA == HoA: deregistration, RFC 6275 §11.5.5).
  */
@@ -100,6 +102,8 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<number> {
 export class RouteCareOfSource {
   #opts: RouteCareOfOptions;
   readonly #addon: NativeAddon | undefined;
+  /** The addon's Neighbor Solicitation probe, when it has one. */
+  readonly #solicit: NativeAddon['ndpSolicit'];
   readonly #homePrefix: Uint8Array | undefined;
   /** Home-probe verdicts by interface, keyed by the interface's address list. */
   readonly #homeVerdicts = new Map<string, HomeVerdict>();
@@ -117,6 +121,7 @@ export class RouteCareOfSource {
       addon = undefined; // fall back to `ip -j route get`
     }
     this.#addon = addon?.routeGet ? addon : undefined;
+    this.#solicit = addon?.ndpSolicit?.bind(addon);
     this.#homePrefix = opts.home ? addressBytes(6, opts.home.homeAddress) : undefined;
   }
 
@@ -234,6 +239,14 @@ export class RouteCareOfSource {
   async #probeHome(dev: string, linkLocal: string, home: HomeLinkProbe): Promise<boolean> {
     const ha = home.homeAgentAddress;
     const timeout = this.#opts.homeProbeTimeoutMs ?? 2000;
+    const solicit = this.#solicit;
+    if (solicit !== undefined) {
+      try {
+        return await solicit(dev, addressBytes(6, ha), timeout);
+      } catch {
+        return false; // the interface went away meanwhile (or no raw socket): not home
+      }
+    }
     const route = ['-6', 'route', 'replace', `${ha}/128`, 'dev', dev, 'metric', '1'];
     try {
       await ip(route);

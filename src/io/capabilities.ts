@@ -46,7 +46,7 @@ export interface ProcessCredentials {
 /** Parses the text of /proc/PID/status. Throws IoError ERR_PROC on a missing field. */
 export function parseProcStatus(text: string): ProcessCredentials {
   const field = (name: string): string => {
-    const m = new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text);
+    const m = new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(text);
     if (m === null) throw new IoError('ERR_PROC', `/proc status has no ${name} line`);
     return (m[1] ?? '').trim();
   };

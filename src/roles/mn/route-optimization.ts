@@ -160,6 +160,8 @@ interface Peer {
   key: string;
   reg: CorrespondentRegistration;
   locator: ResolvedLocator | undefined;
+  /** The channel last used for direct data (saves the endpoint's by-key lookup per packet). */
+  session?: PeerSession | undefined;
   /** Where the peer last proved reachable (its BU to our CN half), if it is mobile too. */
   learned?: ResolvedLocator;
   queue: Uint8Array[];
@@ -483,7 +485,12 @@ export class RouteOptimization {
     p: Peer,
     now: number,
   ): { session: PeerSession; to: ResolvedLocator; socket: UdpEndpoint } | undefined {
-    const session = this.#ensureSession(p, now);
+    // One channel per peer key; a closed one is no longer established, so look it up again.
+    let session = p.session;
+    if (session === undefined || !session.established) {
+      session = this.#ensureSession(p, now);
+      p.session = session;
+    }
     const to = p.locator;
     if (session === undefined || to === undefined) {
       this.drops.add('direct-no-path');

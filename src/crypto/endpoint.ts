@@ -165,6 +165,9 @@ interface PendingHandshake {
   firstSentAt: number;
   lastSentAt: number;
   mac1: Uint8Array;
+  /** The initiation as sent; after a cookie reply it goes again with MAC2 (see onCookieReply). */
+  message: Uint8Array;
+  resendNow: boolean;
 }
 
 export interface SessionStats {
@@ -458,7 +461,15 @@ export class SecureEndpoint {
         ? session.cookie.value
         : null;
     writeMacs(msg, mac1Key(session.peerPublicKey), cookie);
-    session.pending = { initiator, localSpi, firstSentAt, lastSentAt: now, mac1: readMac1(msg) };
+    session.pending = {
+      initiator,
+      localSpi,
+      firstSentAt,
+      lastSentAt: now,
+      mac1: readMac1(msg),
+      message: msg.slice(),
+      resendNow: false,
+    };
     this.pendingBySpi.set(localSpi, session);
     this.touched.add(session);
     return msg;
@@ -660,7 +671,11 @@ export class SecureEndpoint {
     const cookie = openCookieReply(msg, session.peerPublicKey, session.pending.mac1);
     if (cookie === null || cookie.length !== COOKIE_LEN) return this.drop('bad-cookie', session);
     session.cookie = { value: cookie, at: now };
-    session.pending.lastSentAt = -Infinity; // poll() retransmits at once, now with MAC2
+    // The responder did no Diffie-Hellman for it and kept no state: the same initiation (same
+    // ephemeral key and timestamp) goes again at once from poll(), now with MAC2. Cheaper for
+    // the initiator than a whole new one, and what it answers (mac1) stays the same.
+    writeMacs(session.pending.message, mac1Key(session.peerPublicKey), cookie);
+    session.pending.resendNow = true;
     this.touched.add(session);
     return { kind: 'cookie', session };
   }
@@ -952,7 +967,11 @@ export class SecureEndpoint {
         if (now - cur.createdAt >= t.rekeyAfterTimeMs) s.wantRekey = true;
         else next = Math.min(next, cur.createdAt + t.rekeyAfterTimeMs);
       }
-      if (s.pending) {
+      if (s.pending?.resendNow === true) {
+        s.pending.resendNow = false;
+        s.pending.lastSentAt = now;
+        send.push({ peer: s, data: s.pending.message.slice() });
+      } else if (s.pending) {
         if (now - s.pending.lastSentAt >= t.rekeyTimeoutMs) {
           if (now - s.pending.firstSentAt >= t.rekeyAttemptTimeMs) {
             this.abandonPending(s);

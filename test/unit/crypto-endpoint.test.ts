@@ -303,6 +303,12 @@ void t.test('MAC1 and the cookie exchange under load', async (t) => {
   t.equal(c.kind, 'cookie');
   const p = mn.poll(T0 + 5);
   t.equal(p.send.length, 1, 'retransmitted at once with MAC2');
+  t.same(
+    p.send[0]!.data.subarray(0, init.length - 16),
+    init.subarray(0, init.length - 16),
+    'the same initiation, MAC2 added',
+  );
+  t.notSame(p.send[0]!.data.subarray(init.length - 16), new Uint8Array(16), 'MAC2 set');
   const again = ha.receive(p.send[0]!.data, T0 + 6, true, src);
   t.equal(again.kind, 'established', 'MAC2 accepted under load');
   // From another locator the cookie does not match.

@@ -120,6 +120,26 @@ void t.test('DHAAD Reply order and MPA contents follow the configuration', async
   t.equal(orders.size, 2, `ties come in random order: ${[...orders].join(' | ')}`);
 });
 
+void t.test('a lost DHAAD Reply / MPA: the MN asks again after 3 s', async (t) => {
+  const w = await World.create();
+  const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  await w.until(() => m.mn.homeAgents.length === 1 && m.mn.homePrefixes.length === 1);
+  m.mn.homeAgents = [];
+  m.mn.homePrefixes = [];
+  w.haUdp4.sendConditions = { loss: 1 }; // every answer of the HA is lost
+  const start = w.clock.now();
+  m.mn.discover();
+  await w.run(2_000, 10);
+  t.equal(m.mn.homeAgents.length, 0, 'the answers were lost');
+  w.haUdp4.sendConditions = {};
+  const took = await w.until(() => m.mn.homeAgents.length === 1 && m.mn.homePrefixes.length === 1);
+  const at = w.clock.now() - start;
+  t.ok(took >= 0 && at >= 3000 && at < 3200, `learned after the retransmission at ~3 s (${at} ms)`);
+});
+
 void t.test('a changed prefix set: unsolicited MPA, retransmitted until the BU', async (t) => {
   const w = await World.create();
   const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });

@@ -104,6 +104,11 @@ const LATE_TIMER_MS = 2000;
  * of the handover time. Still doubling, still under the 3 BUs/s cap (MAX_UPDATE_RATE).
  */
 const MOVE_BINDACK_TIMEOUT_MS = 250;
+/** First retransmission timeout of a DHAAD Request (RFC 6275 §12: INITIAL_DHAAD_TIMEOUT 3 s,
+ * doubling); the Mobile Prefix Solicitation rides the same timer (INITIAL_SOLICIT_TIMER 3 s). */
+const INITIAL_DHAAD_TIMEOUT_MS = 3000;
+/** DHAAD Request retransmissions at most (RFC 6275 §12: DHAAD_RETRIES). */
+const DHAAD_RETRIES = 4;
 /** Wall clock moving this much against the monotonic clock: suspend/resume or a clock step. */
 const CLOCK_JUMP_MS = 2000;
 
@@ -193,6 +198,10 @@ export class MobileNode {
   #configuredAgents: { agent4?: string | undefined; agent6?: string | undefined };
   /** Identifier of our outstanding Mobile Prefix Solicitation (its MPA is solicited). */
   #solicitation: number | undefined;
+  /** Identifier of our outstanding DHAAD Request. */
+  #dhaadRequest: number | undefined;
+  /** Retransmission of unanswered DHAAD Request / MPS (RFC 6275 §11.4.1, §11.4.2). */
+  #discoveryRetry: { nextAt: number; timeoutMs: number; left: number } | undefined;
   /** Home prefixes from the last Mobile Prefix Advertisement. */
   homePrefixes: { prefix: string; validLifetime: number; preferredLifetime: number }[] = [];
   /** BUs produced while the channel was not up yet: sent the moment it is. */
@@ -460,6 +469,17 @@ export class MobileNode {
     const now = nodeNow(this.#env);
     this.#sendDhaadRequest(now);
     this.#solicitation = Math.floor(Math.random() * 0x10000);
+    this.#sendSolicitation(now);
+    this.#discoveryRetry = {
+      nextAt: now + INITIAL_DHAAD_TIMEOUT_MS,
+      timeoutMs: INITIAL_DHAAD_TIMEOUT_MS,
+      left: DHAAD_RETRIES,
+    };
+    this.#rearm();
+  }
+
+  #sendSolicitation(now: number): void {
+    if (this.#solicitation === undefined) return;
     this.#sendSignaling(
       encodeIcmpv6Packet({
         source: this.#opts.homeAddress,
@@ -470,7 +490,35 @@ export class MobileNode {
     );
   }
 
-  #sendDhaadRequest(now: number): void {
+  /** When unanswered discovery messages go out again (Infinity: none outstanding). */
+  #discoveryDeadline(): number {
+    const r = this.#discoveryRetry;
+    if (r === undefined) return Infinity;
+    if (this.#dhaadRequest === undefined && this.#solicitation === undefined) return Infinity;
+    return r.nextAt;
+  }
+
+  /** Resends what is still unanswered, same identifiers, the timeout doubling each time. */
+  #retransmitDiscovery(now: number): void {
+    const r = this.#discoveryRetry;
+    if (r === undefined || now < this.#discoveryDeadline()) return;
+    if (r.left === 0) {
+      this.#discoveryRetry = undefined;
+      this.#env.log.warn('discovery-unanswered', {
+        dhaad: this.#dhaadRequest !== undefined,
+        mps: this.#solicitation !== undefined,
+      });
+      return;
+    }
+    r.left--;
+    r.timeoutMs *= 2;
+    r.nextAt = now + r.timeoutMs;
+    if (this.#dhaadRequest !== undefined) this.#sendDhaadRequest(now, this.#dhaadRequest);
+    this.#sendSolicitation(now);
+  }
+
+  #sendDhaadRequest(now: number, identifier = Math.floor(Math.random() * 0x10000)): void {
+    this.#dhaadRequest = identifier;
     const len = this.#opts.homePrefixLength ?? 64;
     const prefix = new Uint8Array(16);
     for (let i = 0; i < 16; i++) {
@@ -481,11 +529,7 @@ export class MobileNode {
       encodeIcmpv6Packet({
         source: this.#opts.homeAddress,
         destination: homeAgentAnycast(formatIpv6(prefix), len),
-        message: {
-          kind: 'haadRequest',
-          identifier: Math.floor(Math.random() * 0x10000),
-          mobileRouter: false,
-        },
+        message: { kind: 'haadRequest', identifier, mobileRouter: false },
       }),
       now,
     );
@@ -553,6 +597,9 @@ export class MobileNode {
     this.#pendingSignaling = [];
     this.#pathLostAttempt = false;
     this.#discovered = false; // learn the new HA's view once registered there
+    this.#discoveryRetry = undefined;
+    this.#dhaadRequest = undefined;
+    this.#solicitation = undefined;
     this.#env.log.warn('home-agent-switch', {
       from,
       to: next.address,
@@ -581,6 +628,7 @@ export class MobileNode {
     }
     this.counters.signalingIn++;
     if (msg.kind === 'haadReply') {
+      if (msg.identifier === this.#dhaadRequest) this.#dhaadRequest = undefined;
       this.homeAgents = [...msg.homeAgentAddresses];
       this.#env.log.info('home-agents', { list: this.homeAgents.join(',') });
       this.#emit('home-agents', { list: this.homeAgents });
@@ -951,6 +999,7 @@ export class MobileNode {
       this.#endpointDeadline,
       this.#nextRecheck || Infinity,
       this.#silenceDeadline(),
+      this.#discoveryDeadline(),
       this.#opts.routeOptimization?.nextDeadline() ?? Infinity,
     );
     // A deadline in the past fires at once: lateness counts from now.
@@ -980,6 +1029,7 @@ export class MobileNode {
       this.#nextRecheck = 0;
       this.#recheck();
     }
+    this.#retransmitDiscovery(now);
     this.#run(this.registration.poll(now), now);
     this.#opts.routeOptimization?.poll(now);
   }

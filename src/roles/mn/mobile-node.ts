@@ -732,8 +732,15 @@ export class MobileNode {
             status: baStatusName(a.status),
           });
           this.#emit('registered', { careOf: a.careOf.localAddress, nat: a.natDetected });
-          // Home agents and home prefixes: once, and whenever the HA asks (BA status 1).
-          if (!this.#discovered || a.prefixDiscoveryNeeded) {
+          // Home agents and home prefixes: once, whenever the HA asks (BA status 1), and when a
+          // learned home agent would expire before this registration does.
+          if (
+            !this.#discovered ||
+            a.prefixDiscoveryNeeded ||
+            [...this.learnedAgents.values()].some(
+              (h) => h.expiresAt <= now + a.lifetimeSeconds * 1000,
+            )
+          ) {
             this.#discovered = true;
             this.discover();
           }

@@ -252,6 +252,8 @@ const stats = {
   unknownSpi: 0,
   /** Handshake initiations from the HA (a responder-side rekey): not answered here. */
   haInitiations: 0,
+  /** Handshakes started over after the endpoint gave up (REKEY_ATTEMPT_TIME). */
+  reconnects: 0,
 };
 
 async function main(): Promise<void> {
@@ -285,7 +287,7 @@ async function main(): Promise<void> {
       firstSentAt: prev?.firstSentAt ?? now,
       tries: (prev?.tries ?? 0) + 1,
     };
-    sim.socket.send(sealed, PORT, AGENT);
+    sim.socket.send(sealed);
     return true;
   };
 
@@ -309,7 +311,7 @@ async function main(): Promise<void> {
   /** Handshake (re)transmissions and rekeys the MN's endpoint asks for; re-arms its timer. */
   const pollEndpoint = (sim: Sim, now: number): number => {
     const p = sim.endpoint.poll(now);
-    for (const s of p.send) sim.socket.send(s.data, PORT, AGENT);
+    for (const s of p.send) sim.socket.send(s.data);
     schedule(sim, p.nextDeadline);
     return p.send.length;
   };
@@ -377,7 +379,7 @@ async function main(): Promise<void> {
         break;
       }
       case 'reply':
-        sim.socket.send(r.data, PORT, AGENT);
+        sim.socket.send(r.data);
         break;
       case 'drop':
         stats.drops++;
@@ -399,8 +401,11 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, sourceOf(k), () => {
-        socket.off('error', reject);
-        resolve();
+        // Connected: sends skip the per-datagram address lookup of dgram.
+        socket.connect(PORT, AGENT, () => {
+          socket.off('error', reject);
+          resolve();
+        });
       });
     });
     socket.on('message', (m) => {
@@ -482,6 +487,14 @@ async function main(): Promise<void> {
     const now = clock();
     serveWheel(now);
     for (const sim of active) {
+      const s = sim.endpoint.allSessions()[0];
+      if (s === undefined || (!s.established && s.pending === null)) {
+        // Never started, or given up after REKEY_ATTEMPT_TIME: start over, like the real MN.
+        stats.reconnects++;
+        sim.socket.send(sim.endpoint.connect(haPub, now));
+        pollEndpoint(sim, now);
+        continue;
+      }
       if (
         sim.session !== undefined &&
         sim.outstanding !== undefined &&
@@ -508,7 +521,22 @@ async function main(): Promise<void> {
       let next = 0;
       let finished = 0;
       const began = clock();
+      let lastReport = clock();
       const guard = setInterval(() => {
+        if (clock() - lastReport >= 10_000) {
+          lastReport = clock();
+          const stuck = [...active].slice(0, 3).map((x) => ({
+            i: x.index,
+            session: x.session !== undefined,
+            keys: x.session?.established ?? false,
+            pending: x.session !== undefined && x.session.pending !== null,
+            outstanding: x.outstanding?.tries ?? 0,
+            wakeIn: Math.round(x.wakeAt - clock()),
+          }));
+          process.stderr.write(
+            `ha-load: ${phase} ${finished}/${list.length} active ${active.size} ${JSON.stringify(stats)} ${JSON.stringify(stuck)}\n`,
+          );
+        }
         if (performance.now() > DEADLINE) {
           clearInterval(guard);
           timedOut = true;
@@ -543,7 +571,7 @@ async function main(): Promise<void> {
   };
   const register = (sim: Sim): void => {
     const now = clock();
-    sim.socket.send(sim.endpoint.connect(haPub, now), PORT, AGENT);
+    sim.socket.send(sim.endpoint.connect(haPub, now));
     pollEndpoint(sim, now); // arms its retransmission timer
   };
   const rss0 = rssKiB(haPid);

@@ -59,6 +59,7 @@ const { values: a } = parseArgs({
     'over-cap': { type: 'string', default: '100' },
     'timeout-s': { type: 'string', default: '900' },
     'cpu-prof': { type: 'string' },
+    'client-cpu-prof': { type: 'string' },
     /** Run the daemon from another tree's sources (a before/after comparison). */
     src: { type: 'string' },
     /** Give the HA a real home link (a dummy interface): a host route and a proxy-ND entry per binding. */
@@ -264,7 +265,11 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
       '--over-cap',
       String(overCap),
     ];
-    const client = spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], {
+    const clientProf =
+      a['client-cpu-prof'] === undefined
+        ? []
+        : ['--cpu-prof', '--cpu-prof-dir', a['client-cpu-prof']];
+    const client = spawn('ip', ['netns', 'exec', ns, process.execPath, ...clientProf, ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

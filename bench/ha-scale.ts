@@ -62,7 +62,7 @@ const { values: a } = parseArgs({
     'client-cpu-prof': { type: 'string' },
     /** Run the daemon from another tree's sources (a before/after comparison). */
     src: { type: 'string' },
-    /** Give the HA a real home link (a dummy interface): a host route and a proxy-ND entry per binding. */
+    /** Give the HA a real home link (one end of a veth pair): a host route and a proxy-ND entry per binding. */
     'home-link': { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
   },
@@ -146,6 +146,8 @@ interface RunResult {
   loadAfter: number[];
   wallS: number;
   daemonLogLines: number;
+  hostRoutes?: number;
+  proxyEntries?: number;
   result?: Record<string, unknown>;
   error?: string;
 }
@@ -174,7 +176,8 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
     ip(['-n', ns, 'route', 'add', 'local', '192.0.2.0/24', 'dev', 'lo']);
     execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_nonlocal_bind=1']);
     if (a['home-link']) {
-      ip(['-n', ns, 'link', 'add', 'homelink', 'type', 'dummy']);
+      ip(['-n', ns, 'link', 'add', 'homelink', 'type', 'veth', 'peer', 'name', 'homepeer']);
+      ip(['-n', ns, 'link', 'set', 'homepeer', 'up']);
       ip(['-n', ns, 'link', 'set', 'homelink', 'up']);
     }
     const cfg = join(dir, 'ha.toml');
@@ -281,6 +284,17 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
     const line = stdout.trim().split('\n').pop() ?? '';
     if (code !== 0 || !line.startsWith('{')) throw new Error(stderr.trim() || `exit ${code}`);
     out.result = JSON.parse(line) as Record<string, unknown>;
+    if (a['home-link']) {
+      // What the daemon installed on the host: one /128 route into the TUN and one proxy-ND entry
+      // per binding.
+      const count = (args: string[]): number =>
+        execFileSync('ip', ['-n', ns, ...args], { maxBuffer: 256 << 20 })
+          .toString()
+          .split('\n')
+          .filter((l) => l.includes('2001:db8:100::a:')).length;
+      out.hostRoutes = count(['-6', 'route', 'show']);
+      out.proxyEntries = count(['-6', 'neigh', 'show', 'proxy']);
+    }
     daemon.kill('SIGTERM');
     const stopped = await Promise.race([
       exited,

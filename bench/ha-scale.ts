@@ -17,7 +17,10 @@
  *      once, so bindings need no per-address kernel state) and its binding cap (100 000).
  *   4. bench/ha-load.ts in the same namespace: registration, --over-cap MNs beyond the cap
  *      (when N is the cap) that must get BA status 130, refresh rounds; one JSON line.
- *   5. The daemon is stopped (SIGTERM), the namespace deleted.
+ *   5. Memory: besides the RSS delta the client reads from /proc, the daemon's own view after
+ *      two full garbage collections, before and after (its inspector, bench/inspector-memory.mjs):
+ *      what one binding really keeps, without the garbage a lazy GC has not returned yet.
+ *   6. The daemon is stopped (SIGTERM), the namespace deleted.
  * Prints one JSON line per N; --write also writes bench/results/ha-scale-<date>.json with the
  * mip6 commit and the load average before and after each N (the .md next to it is written from
  * that by hand, with the circumstances of the run).
@@ -78,6 +81,32 @@ const SOURCE_BASE = '192.0.2.1';
 const HOME_PREFIX = '2001:db8:100::/64';
 const HA_HOME = '2001:db8:100::1';
 const CACHE = join(tmpdir(), 'mip6-ha-scale');
+const INSPECT_PORT = 9229;
+
+interface MemoryUsage {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+/** The daemon's memory after two full GCs (bench/inspector-memory.mjs in its namespace). */
+function memoryAfterGc(ns: string): MemoryUsage {
+  const out = execFileSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      '--experimental-websocket',
+      join(ROOT, 'bench/inspector-memory.mjs'),
+      String(INSPECT_PORT),
+    ],
+    { timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  return JSON.parse(out.toString().trim()) as MemoryUsage;
+}
 
 function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
@@ -147,6 +176,12 @@ interface RunResult {
   wallS: number;
   daemonLogLines: number;
   hostRoutes?: number;
+  memory?: {
+    before: MemoryUsage;
+    after: MemoryUsage;
+    heapPerBindingBytes: number;
+    rssAfterGcPerBindingBytes: number;
+  };
   proxyEntries?: number;
   result?: Record<string, unknown>;
   error?: string;
@@ -213,6 +248,8 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
         ns,
         process.execPath,
         ...prof,
+        // For memoryAfterGc(): the inspector listens on the namespace's loopback only.
+        `--inspect=127.0.0.1:${INSPECT_PORT}`,
         '--import',
         'tsx',
         join(a.src ?? join(ROOT, 'src'), 'cli/main.ts'),
@@ -234,6 +271,7 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+    const memBefore = memoryAfterGc(ns);
     const overCap = n === HA_BINDING_CAP ? Number(a['over-cap']) : 0;
     const args = [
       '--import',
@@ -284,6 +322,18 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
     const line = stdout.trim().split('\n').pop() ?? '';
     if (code !== 0 || !line.startsWith('{')) throw new Error(stderr.trim() || `exit ${code}`);
     out.result = JSON.parse(line) as Record<string, unknown>;
+    const memAfter = memoryAfterGc(ns);
+    const registered = Number(out.result.registered ?? n);
+    out.memory = {
+      before: memBefore,
+      after: memAfter,
+      // Retained by the daemon per binding once garbage is collected: V8 heap + memory outside
+      // it (buffers, OpenSSL objects) that JS objects hold.
+      heapPerBindingBytes:
+        (memAfter.heapUsed + memAfter.external - memBefore.heapUsed - memBefore.external) /
+        registered,
+      rssAfterGcPerBindingBytes: (memAfter.rss - memBefore.rss) / registered,
+    };
     if (a['home-link']) {
       // What the daemon installed on the host: one /128 route into the TUN and one proxy-ND entry
       // per binding.

@@ -386,12 +386,21 @@ async function main(): Promise<void> {
   if (a.write) {
     const date = new Date().toISOString().slice(0, 10);
     const base = join(ROOT, 'bench', 'results', `ha-scale-${date}`);
+    // Runs of other invocations the same day stay (the 100 000 run is done on its own).
+    let kept: (RunResult & { commit?: string })[] = [];
+    if (existsSync(`${base}.json`)) {
+      const old = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as {
+        runs: (RunResult & { commit?: string })[];
+      };
+      kept = old.runs.filter((r) => !runs.some((x) => x.n === r.n && x.homeLink === r.homeLink));
+    }
     const json = {
       date: new Date().toISOString(),
-      commit,
-      dirty,
       machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
-      runs,
+      runs: [
+        ...kept,
+        ...runs.map((r) => ({ ...r, commit, dirty, at: new Date().toISOString() })),
+      ].sort((x, y) => Number(x.homeLink) - Number(y.homeLink) || x.n - y.n),
     };
     writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
   }

@@ -65,6 +65,12 @@ const { values: a } = parseArgs({
     'client-cpu-prof': { type: 'string' },
     /** Run the daemon from another tree's sources (a before/after comparison). */
     src: { type: 'string' },
+    /**
+     * Run the daemon and the client compiled (`tsc --outDir DIR` of this tree, with DIR/build and
+     * DIR/../node_modules linked), not through tsx: under load, tsx's off-thread module hooks
+     * deadlocked a process now and then (main thread in a futex wait, no progress).
+     */
+    compiled: { type: 'string' },
     /** Give the HA a real home link (one end of a veth pair): a host route and a proxy-ND entry per binding. */
     'home-link': { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
@@ -197,7 +203,7 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
   let daemon: ChildProcess | undefined;
   const out: RunResult = {
     n,
-    src: a.src ?? 'src',
+    src: a.compiled ?? a.src ?? 'src',
     homeLink: a['home-link'] ?? false,
     loadBefore,
     loadAfter: [],
@@ -250,9 +256,9 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
         ...prof,
         // For memoryAfterGc(): the inspector listens on the namespace's loopback only.
         `--inspect=127.0.0.1:${INSPECT_PORT}`,
-        '--import',
-        'tsx',
-        join(a.src ?? join(ROOT, 'src'), 'cli/main.ts'),
+        ...(a.compiled !== undefined
+          ? [join(a.compiled, 'src/cli/main.js')]
+          : ['--import', 'tsx', join(a.src ?? join(ROOT, 'src'), 'cli/main.ts')]),
         'ha',
         '-c',
         cfg,
@@ -274,9 +280,9 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
     const memBefore = memoryAfterGc(ns);
     const overCap = n === HA_BINDING_CAP ? Number(a['over-cap']) : 0;
     const args = [
-      '--import',
-      'tsx',
-      join(ROOT, 'bench/ha-load.ts'),
+      ...(a.compiled !== undefined
+        ? [join(a.compiled, 'bench/ha-load.js')]
+        : ['--import', 'tsx', join(ROOT, 'bench/ha-load.ts')]),
       '--authority-key',
       keys.caKey,
       '--authority-pub',

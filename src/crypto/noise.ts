@@ -33,9 +33,9 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
+import { randomBytes } from './random.js';
 import { lib } from './sodium.js';
 
 export const NOISE_PROTOCOL_NAME = 'Noise_IK_25519_ChaChaPoly_BLAKE2b';
@@ -57,6 +57,9 @@ export interface KeyPair {
   privateKey: Uint8Array;
 }
 
+/** X25519 private and public key length (RFC 7748 §5). */
+const X25519_KEY_LEN = 32;
+
 /** OpenSSL key object of each key pair's private half (a JWK import costs more than a DH). */
 const privateKeyObjects = new WeakMap<KeyPair, KeyObject>();
 
@@ -64,17 +67,17 @@ function base64url(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
 }
 
-function fromBase64url(text: string | undefined): Uint8Array {
-  return new Uint8Array(Buffer.from(text ?? '', 'base64url'));
-}
-
-/** A fresh X25519 key pair (OpenSSL; its key object is kept for `dh`). */
+/**
+ * A fresh X25519 key pair: 32 bytes from the CSPRNG, the public half by libsodium's base point
+ * multiplication; `dh` makes the OpenSSL key object on first use. Not `generateKeyPairSync`: on
+ * Node 20 a key made by it can deadlock the process for good when a later export of that key
+ * runs a garbage collection that destroys the finished key generation job, which then waits for
+ * the key's mutex the export holds (seen in the HA under bench/ha-scale.ts after ~12 000
+ * handshakes: main thread in KeyGenJob::~KeyGenJob <- GC <- ExportJWKEdKey, never to return).
+ * Keys imported from bytes have no such job.
+ */
 export function generateX25519(): KeyPair {
-  const { privateKey } = generateKeyPairSync('x25519');
-  const jwk = privateKey.export({ format: 'jwk' });
-  const kp = { publicKey: fromBase64url(jwk.x), privateKey: fromBase64url(jwk.d) };
-  privateKeyObjects.set(kp, privateKey);
-  return kp;
+  return x25519FromPrivate(randomBytes(X25519_KEY_LEN));
 }
 
 /** Builds the X25519 key pair for a given private key (deterministic; tests and key files). */

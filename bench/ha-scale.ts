@@ -67,8 +67,7 @@ const { values: a } = parseArgs({
     src: { type: 'string' },
     /**
      * Run the daemon and the client compiled (`tsc --outDir DIR` of this tree, with DIR/build and
-     * DIR/../node_modules linked), not through tsx: under load, tsx's off-thread module hooks
-     * deadlocked a process now and then (main thread in a futex wait, no progress).
+     * DIR/../node_modules linked), not through tsx, whose module hooks cost CPU at run time.
      */
     compiled: { type: 'string' },
     /** Give the HA a real home link (one end of a veth pair): a host route and a proxy-ND entry per binding. */

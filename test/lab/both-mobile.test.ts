@@ -14,12 +14,13 @@ import { join } from 'node:path';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
 import {
+  cnToml,
+  correspondentSection,
   Daemon,
   haToml,
   Provisioned,
   startDaemon,
   type LogLine,
-  type MemberFiles,
 } from './mip6-lab.js';
 import {
   netnsSpawn,
@@ -32,51 +33,6 @@ const LAPTOP_HOA = LAB_ADDR.mn.homeAddress;
 const PEER_HOA = '2001:db8:100::20';
 const skip: string | false =
   labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
-
-/** A member that answers RR, with the other member as its route-optimized correspondent. */
-function memberToml(
-  p: Provisioned,
-  name: string,
-  self: MemberFiles,
-  ha: MemberFiles,
-  o: { homeAddress: string; tun: string; other: string; otherUnderlay: string[]; otherPub: string },
-): string {
-  return p.write(
-    `${name}.toml`,
-    `# a roaming member of the lab that also answers return routability
-control_socket = "${join(p.dir, `${name}.sock`)}"
-
-[identity]
-private_key = "${self.key}"
-certificate = "${self.cert}"
-authority = "${p.authorityPub}"
-
-[tun]
-name = "${o.tun}"
-
-[home]
-address = "${o.homeAddress}"
-prefix_length = 64
-agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
-agent_address = "${LAB_ADDR.ha.home}"
-agent_public_key = "${ha.pub}"
-
-[underlay]
-port = 4191
-prefer = "ipv4"
-
-[route_optimization]
-enabled = true
-
-[[correspondent]]
-address = "${o.other}"
-underlay = [${o.otherUnderlay.map((u) => `"${u}"`).join(', ')}]
-port = 4191
-public_key = "${o.otherPub}"
-route_optimization = true
-`,
-  );
-}
 
 interface Direct {
   state: string | undefined;
@@ -201,12 +157,14 @@ void t.test(
       lab,
       'cn',
       'cn',
-      memberToml(prov, 'peer', peerFiles, haFiles, {
+      cnToml(prov, peerFiles, haFiles, {
+        name: 'peer',
         homeAddress: PEER_HOA,
         tun: 'mip6cn',
-        other: LAPTOP_HOA,
-        otherUnderlay: [LAB_ADDR.mn.lte, LAB_ADDR.mn.v6only],
-        otherPub: laptopFiles.pub,
+        extra: correspondentSection(laptopFiles.pub, true, {
+          address: LAPTOP_HOA,
+          underlay: [LAB_ADDR.mn.lte, LAB_ADDR.mn.v6only],
+        }),
       }),
       join(prov.dir, 'peer.sock'),
     );
@@ -216,12 +174,11 @@ void t.test(
       lab,
       'mn',
       'cn',
-      memberToml(prov, 'laptop', laptopFiles, haFiles, {
+      cnToml(prov, laptopFiles, haFiles, {
+        name: 'laptop',
         homeAddress: LAPTOP_HOA,
         tun: 'mip6mn',
-        other: PEER_HOA,
-        otherUnderlay: [LAB_ADDR.cn.v4, LAB_ADDR.cn.v6],
-        otherPub: peerFiles.pub,
+        extra: correspondentSection(peerFiles.pub, true, { address: PEER_HOA }),
       }),
       join(prov.dir, 'laptop.sock'),
     );

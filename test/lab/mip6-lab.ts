@@ -167,6 +167,67 @@ prefer = "ipv4"
   );
 }
 
+/** Home address of the lab's correspondent member (`mip6 cn`). */
+export const CN_HOME_ADDRESS = '2001:db8:100::20';
+
+/**
+ * cn.toml of a member that answers return routability (`mip6 cn`): its own home address at the
+ * lab's HA, underlay port 4191, route optimization on; `extra` is appended (correspondents).
+ */
+export function cnToml(
+  p: Provisioned,
+  cn: MemberFiles,
+  ha: MemberFiles,
+  o: { name?: string; homeAddress?: string; tun?: string; extra?: string } = {},
+): string {
+  const name = o.name ?? 'cn';
+  return p.write(
+    `${name}.toml`,
+    `# correspondent node of the lab
+control_socket = "${join(p.dir, `${name}.sock`)}"
+
+[identity]
+private_key = "${cn.key}"
+certificate = "${cn.cert}"
+authority = "${p.authorityPub}"
+
+[tun]
+name = "${o.tun ?? 'mip6cn'}"
+
+[home]
+address = "${o.homeAddress ?? CN_HOME_ADDRESS}"
+prefix_length = 64
+agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
+agent_address = "${LAB_ADDR.ha.home}"
+agent_public_key = "${ha.pub}"
+
+[underlay]
+port = 4191
+prefer = "ipv4"
+
+[route_optimization]
+enabled = true
+${o.extra ?? ''}`,
+  );
+}
+
+/** A [[correspondent]] section: by default the lab's CN at its dual-stack uplink. */
+export function correspondentSection(
+  publicKey: string,
+  routeOptimization: boolean,
+  o: { address?: string; underlay?: string[] } = {},
+): string {
+  const underlay = o.underlay ?? [LAB_ADDR.cn.v4, LAB_ADDR.cn.v6];
+  return `
+[[correspondent]]
+address = "${o.address ?? CN_HOME_ADDRESS}"
+underlay = [${underlay.map((u) => `"${u}"`).join(', ')}]
+port = 4191
+public_key = "${publicKey}"
+route_optimization = ${routeOptimization}
+`;
+}
+
 /** One JSON log line of a daemon. */
 export type LogLine = Record<string, unknown> & { event?: string; level?: string };
 

@@ -15,7 +15,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import { Daemon, haToml, mnToml, Provisioned, startDaemon, type MemberFiles } from './mip6-lab.js';
+import {
+  cnToml,
+  correspondentSection,
+  Daemon,
+  haToml,
+  mnToml,
+  Provisioned,
+  startDaemon,
+} from './mip6-lab.js';
 import { startImpairment } from './impairment.js';
 
 const MN_HOA = LAB_ADDR.mn.homeAddress;
@@ -33,48 +41,6 @@ const PINGS = 30;
 const WINDOWS = 3;
 const skip: string | false =
   labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
-
-function cnToml(p: Provisioned, cn: MemberFiles, ha: MemberFiles): string {
-  return p.write(
-    'cn.toml',
-    `# correspondent node of the lab
-control_socket = "${join(p.dir, 'cn.sock')}"
-
-[identity]
-private_key = "${cn.key}"
-certificate = "${cn.cert}"
-authority = "${p.authorityPub}"
-
-[tun]
-name = "mip6cn"
-
-[home]
-address = "${CN_HOA}"
-prefix_length = 64
-agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
-agent_address = "${LAB_ADDR.ha.home}"
-agent_public_key = "${ha.pub}"
-
-[underlay]
-port = 4191
-prefer = "ipv4"
-
-[route_optimization]
-enabled = true
-`,
-  );
-}
-
-function correspondent(cn: MemberFiles, on: boolean): string {
-  return `
-[[correspondent]]
-address = "${CN_HOA}"
-underlay = ["${LAB_ADDR.cn.v4}", "${LAB_ADDR.cn.v6}"]
-port = 4191
-public_key = "${cn.pub}"
-route_optimization = ${on}
-`;
-}
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -181,7 +147,7 @@ void t.test(
       lab,
       'mn',
       'mn',
-      prov.write('ro.toml', base + correspondent(cnFiles, true)),
+      prov.write('ro.toml', base + correspondentSection(cnFiles.pub, true)),
       sock,
     );
     daemons.push(mn);
@@ -219,7 +185,7 @@ void t.test(
       lab,
       'mn',
       'mn',
-      prov.write('off.toml', base + correspondent(cnFiles, false)),
+      prov.write('off.toml', base + correspondentSection(cnFiles.pub, false)),
       sock,
     );
     daemons.push(mn);

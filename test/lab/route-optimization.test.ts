@@ -15,7 +15,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import { Daemon, haToml, mnToml, Provisioned, startDaemon, type MemberFiles } from './mip6-lab.js';
+import {
+  cnToml,
+  correspondentSection,
+  Daemon,
+  haToml,
+  mnToml,
+  Provisioned,
+  startDaemon,
+} from './mip6-lab.js';
 import { netnsSpawn, spawnTrafficClient, spawnTrafficServer } from './traffic-client.js';
 
 const run = promisify(execFile);
@@ -24,57 +32,6 @@ const CN_HOA = '2001:db8:100::20';
 const PYTHON = '/usr/bin/python3';
 const skip: string | false =
   labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
-
-function cnToml(
-  p: Provisioned,
-  cn: MemberFiles,
-  ha: MemberFiles,
-  o: { name: string; homeAddress: string; tun: string; extra?: string } = {
-    name: 'cn',
-    homeAddress: CN_HOA,
-    tun: 'mip6cn',
-  },
-): string {
-  return p.write(
-    `${o.name}.toml`,
-    `# correspondent node of the lab
-control_socket = "${join(p.dir, `${o.name}.sock`)}"
-
-[identity]
-private_key = "${cn.key}"
-certificate = "${cn.cert}"
-authority = "${p.authorityPub}"
-
-[tun]
-name = "${o.tun}"
-
-[home]
-address = "${o.homeAddress}"
-prefix_length = 64
-agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
-agent_address = "${LAB_ADDR.ha.home}"
-agent_public_key = "${ha.pub}"
-
-[underlay]
-port = 4191
-prefer = "ipv4"
-
-[route_optimization]
-enabled = true
-${o.extra ?? ''}`,
-  );
-}
-
-function correspondentSection(cn: MemberFiles, on: boolean): string {
-  return `
-[[correspondent]]
-address = "${CN_HOA}"
-underlay = ["${LAB_ADDR.cn.v4}", "${LAB_ADDR.cn.v6}"]
-port = 4191
-public_key = "${cn.pub}"
-route_optimization = ${on}
-`;
-}
 
 /** min/avg RTT (ms) of `ping` output. */
 function rtts(out: string): { min: number; avg: number } {
@@ -157,7 +114,7 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
   const base = mnToml(prov, 'laptop', mnFiles, haFiles);
   const withRo = prov.write(
     'laptop-ro.toml',
-    (await import('node:fs')).readFileSync(base, 'utf8') + correspondentSection(cnFiles, true),
+    (await import('node:fs')).readFileSync(base, 'utf8') + correspondentSection(cnFiles.pub, true),
   );
   let mn = startDaemon(lab, 'mn', 'mn', withRo, join(prov.dir, 'laptop.sock'), ['--pcap', pcap]);
   daemons.push(mn);
@@ -273,7 +230,8 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
     await lab.move('lte');
     const off = prov.write(
       'laptop-off.toml',
-      (await import('node:fs')).readFileSync(base, 'utf8') + correspondentSection(cnFiles, false),
+      (await import('node:fs')).readFileSync(base, 'utf8') +
+        correspondentSection(cnFiles.pub, false),
     );
     mn = startDaemon(lab, 'mn', 'mn', off, join(prov.dir, 'laptop.sock'));
     daemons.push(mn);
@@ -307,7 +265,7 @@ void t.test('route optimization in the netns lab', { skip, timeout: 180_000 }, a
       name: 'laptop2',
       homeAddress: MN_HOA,
       tun: 'mip6mn',
-      extra: correspondentSection(cnFiles, true),
+      extra: correspondentSection(cnFiles.pub, true),
     });
     const cnCfg = cnToml(prov, cnFiles, haFiles, {
       name: 'cn2',

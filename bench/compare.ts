@@ -47,6 +47,8 @@ import {
   type LabNode,
 } from '../test/lab/lab.js';
 import {
+  cnToml,
+  correspondentSection,
   haToml,
   mnToml,
   Provisioned,
@@ -687,49 +689,11 @@ export interface RoRun {
   error?: string;
 }
 
-function cnToml(prov: Provisioned, cn: MemberFiles, ha: MemberFiles): string {
-  return prov.write(
-    'cn.toml',
-    `# correspondent node of the bench
-control_socket = "${join(prov.dir, 'cn.sock')}"
-
-[identity]
-private_key = "${cn.key}"
-certificate = "${cn.cert}"
-authority = "${prov.authorityPub}"
-
-[tun]
-name = "mip6cn"
-
-[home]
-address = "${CN_HOA}"
-prefix_length = 64
-agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
-agent_address = "${LAB_ADDR.ha.home}"
-agent_public_key = "${ha.pub}"
-
-[underlay]
-port = 4191
-prefer = "ipv4"
-
-[route_optimization]
-enabled = true
-`,
-  );
-}
-
 /** The MN config with the CN as a [[correspondent]], route optimization on. */
 function mnRoToml(prov: Provisioned, baseConfig: string, cn: MemberFiles): string {
   return prov.write(
     'laptop-ro.toml',
-    `${readFileSync(baseConfig, 'utf8')}
-[[correspondent]]
-address = "${CN_HOA}"
-underlay = ["${LAB_ADDR.cn.v4}", "${LAB_ADDR.cn.v6}"]
-port = 4191
-public_key = "${cn.pub}"
-route_optimization = true
-`,
+    readFileSync(baseConfig, 'utf8') + correspondentSection(cn.pub, true),
   );
 }
 

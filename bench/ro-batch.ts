@@ -30,12 +30,13 @@ import {
   type LabNode,
 } from '../test/lab/lab.js';
 import {
+  cnToml,
+  correspondentSection,
   Daemon,
   haToml,
   mnToml,
   Provisioned,
   startDaemon,
-  type MemberFiles,
 } from '../test/lab/mip6-lab.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -72,31 +73,6 @@ function median(xs: number[]): number {
   if (v.length === 0) return NaN;
   const m = v.length >> 1;
   return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-}
-
-function cnToml(prov: Provisioned, cn: MemberFiles, ha: MemberFiles): string {
-  return prov.write(
-    'cn.toml',
-    `control_socket = "${join(prov.dir, 'cn.sock')}"
-[identity]
-private_key = "${cn.key}"
-certificate = "${cn.cert}"
-authority = "${prov.authorityPub}"
-[tun]
-name = "mip6cn"
-[home]
-address = "${CN_HOA}"
-prefix_length = 64
-agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
-agent_address = "${LAB_ADDR.ha.home}"
-agent_public_key = "${ha.pub}"
-[underlay]
-port = 4191
-prefer = "ipv4"
-[route_optimization]
-enabled = true
-`,
-  );
 }
 
 /** Starts a daemon of the tree at `root` (its sources through tsx). */
@@ -156,14 +132,7 @@ async function main(): Promise<void> {
     const { readFileSync } = await import('node:fs');
     const withRo = prov.write(
       'laptop-ro.toml',
-      `${readFileSync(base, 'utf8')}
-[[correspondent]]
-address = "${CN_HOA}"
-underlay = ["${LAB_ADDR.cn.v4}", "${LAB_ADDR.cn.v6}"]
-port = 4191
-public_key = "${cnFiles.pub}"
-route_optimization = true
-`,
+      readFileSync(base, 'utf8') + correspondentSection(cnFiles.pub, true),
     );
     const cnCfg = cnToml(prov, cnFiles, haFiles);
     const variants: Variant[] = opt.before ? ['before', 'after', 'tunnel'] : ['after', 'tunnel'];

@@ -204,8 +204,9 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     mip6_throw_range(env, "family must be 4 or 6, port < 65536, bindAddr 16 bytes");
     return NULL;
   }
-  if (max_batch == 0 || max_batch > 1024 || headroom + 64 > slot || (uint64_t)max_batch * slot > slab_len ||
-      off_len < max_batch || len_len < max_batch || rport_len < max_batch ||
+  /* 64-bit sum: headroom near 2^32 must not wrap below slot (issue #13), as in tun_linux.c. */
+  if (max_batch == 0 || max_batch > 1024 || (uint64_t)headroom + 64 > slot ||
+      (uint64_t)max_batch * slot > slab_len || off_len < max_batch || len_len < max_batch || rport_len < max_batch ||
       raddr_len < (size_t)max_batch * ADDR_SLOT || laddr_len < (size_t)max_batch * ADDR_SLOT || cnt_len < C_COUNT) {
     mip6_throw_range(env, "receive arrays too small for maxBatch x slotSize (maxBatch <= 1024)");
     return NULL;

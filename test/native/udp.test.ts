@@ -94,3 +94,30 @@ for (const family of [4, 6] as const) {
     t.equal(res.sendAfterClose, 'ERR_CLOSED');
   });
 }
+
+void t.test(
+  'udpOpen refuses a headroom whose 32-bit sum would wrap (issue #13)',
+  { skip },
+  async (t) => {
+    const ns = await twoAddressNetns(t);
+    const r = await runFixture(ns, 'udp-child.ts', ['headroom', '6']);
+    t.equal(r.signal, null, 'the child was not killed by a signal');
+    t.equal(r.code, 0, `${r.stderr}${r.stdout}`);
+    const { tries } = r.result as {
+      tries: { headroom: number; error?: string; code?: string; received?: number }[];
+    };
+    const byHeadroom = new Map(tries.map((x) => [x.headroom, x]));
+    for (const h of [0xffffffc0, 0xffffffff, 0xfffff800, 2048 - 63]) {
+      t.match(
+        byHeadroom.get(h),
+        { error: 'RangeError', code: 'ERR_OUT_OF_RANGE' },
+        `headroom ${h} with 2048-byte slots: RangeError, no socket, no datagram written`,
+      );
+    }
+    t.match(
+      byHeadroom.get(2048 - 64),
+      { received: 1, rxErrors: 0 },
+      'the largest valid headroom (slotSize - 64) still opens and receives',
+    );
+  },
+);

@@ -3,7 +3,7 @@
  * as root and writes decrypted traffic to it, so a symbolic link, a hard link, a FIFO or a
  * world-readable file planted at the path must neither redirect nor expose the capture.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   chmodSync,
   chownSync,
@@ -32,19 +32,28 @@ const noError = (err: Error): never => {
   throw err;
 };
 
+/** A file with `content`, mode 0644: what an attack must leave as it was. */
+function plant(path: string, content: string): string {
+  writeFileSync(path, content);
+  chmodSync(path, 0o644);
+  return path;
+}
+
+function untouched(t: Test, path: string, content: string): void {
+  t.equal(readFileSync(path, 'utf8'), content, `${path}: content untouched`);
+  t.equal(statSync(path).mode & 0o777, 0o644, `${path}: mode untouched`);
+}
+
 void t.test('a symlink at the path is refused and its target untouched', async (t) => {
   const dir = tempDir(t);
-  const victim = join(dir, 'victim');
-  writeFileSync(victim, 'precious');
-  chmodSync(victim, 0o644);
+  const victim = plant(join(dir, 'victim'), 'precious');
   const path = join(dir, 'capture.pcap');
   symlinkSync(victim, path);
   t.throws(() => new PcapSink(path, noError), {
     code: 'ERR_PCAP_UNSAFE',
     message: `refusing pcap file ${path}: it is a symbolic link (never followed for decrypted traffic)`,
   });
-  t.equal(readFileSync(victim, 'utf8'), 'precious', 'target content untouched');
-  t.equal(statSync(victim).mode & 0o777, 0o644, 'target mode untouched');
+  untouched(t, victim, 'precious');
 
   const dangling = join(dir, 'dangling.pcap');
   const absent = join(dir, 'would-be-created');
@@ -55,9 +64,7 @@ void t.test('a symlink at the path is refused and its target untouched', async (
 
 void t.test('an existing 0644 file becomes 0600 before anything is written', async (t) => {
   const dir = tempDir(t);
-  const path = join(dir, 'old.pcap');
-  writeFileSync(path, 'old capture, longer than a pcap header');
-  chmodSync(path, 0o644);
+  const path = plant(join(dir, 'old.pcap'), 'old capture, longer than a pcap header');
   const sink = new PcapSink(path, noError);
   t.equal(statSync(path).mode & 0o777, 0o600, 'mode forced to 0600');
   sink.write(new Uint8Array(40), 1_000_000);
@@ -83,17 +90,14 @@ void t.test('a new file is 0600 whatever the umask', async (t) => {
 
 void t.test('hard links, FIFOs and directories are refused', async (t) => {
   const dir = tempDir(t);
-  const other = join(dir, 'other');
-  writeFileSync(other, 'other data');
-  chmodSync(other, 0o644);
+  const other = plant(join(dir, 'other'), 'other data');
   const hard = join(dir, 'hard.pcap');
   linkSync(other, hard);
   t.throws(() => new PcapSink(hard, noError), {
     code: 'ERR_PCAP_UNSAFE',
     message: `refusing pcap file ${hard}: it has 2 hard links`,
   });
-  t.equal(readFileSync(other, 'utf8'), 'other data', 'the other link keeps its content');
-  t.equal(statSync(other).mode & 0o777, 0o644, 'and its mode');
+  untouched(t, other, 'other data');
 
   t.throws(() => new PcapSink(dir, noError), { code: 'ERR_PCAP_OPEN', message: /EISDIR/ });
 
@@ -111,15 +115,12 @@ void t.test(
   { skip: process.getuid?.() === 0 ? false : 'needs root (chown)' },
   async (t) => {
     const dir = tempDir(t);
-    const path = join(dir, 'theirs.pcap');
-    writeFileSync(path, 'theirs');
-    chmodSync(path, 0o644);
+    const path = plant(join(dir, 'theirs.pcap'), 'theirs');
     chownSync(path, 65534, 65534);
     t.throws(() => new PcapSink(path, noError), {
       code: 'ERR_PCAP_UNSAFE',
       message: `refusing pcap file ${path}: it belongs to uid 65534, not to this process (uid 0)`,
     });
-    t.equal(readFileSync(path, 'utf8'), 'theirs');
-    t.equal(statSync(path).mode & 0o777, 0o644);
+    untouched(t, path, 'theirs');
   },
 );

@@ -35,7 +35,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SodiumBatchAead } from '../src/crypto/aead.js';
+import { DataKind, SodiumBatchAead } from '../src/crypto/aead.js';
 import {
   decodeCertificate,
   signCertificate,
@@ -276,7 +276,7 @@ async function main(): Promise<void> {
       destination: HA_HOME,
       message: { ...sim.template, sequence: sim.sequence },
     });
-    const sealed = sim.endpoint.seal(sim.session, packet, now);
+    const sealed = sim.endpoint.seal(sim.session, packet, now, DataKind.SIGNALING);
     if (sealed === null) return false; // keys too old: the rekey's 'established' sends it
     sim.outstandingLastSentAt = now;
     const prev = resend ? sim.outstanding : undefined;

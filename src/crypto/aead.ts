@@ -2,11 +2,17 @@
  * The channel's data-message AEAD and its fixed wire format (DESIGN.md §4). This layout is
  * shared with the native batched AEAD in the addon: do not change it.
  *
- *   0      1      4              8                              16
- *   +------+------+--------------+------------------------------+----------------+-----+
- *   | type | rsvd | receiver SPI | counter (64-bit little-end.) | ciphertext ... | tag |
- *   |  =4  |  =0  | (big-endian) |                              |                | 16  |
- *   +------+------+--------------+------------------------------+----------------+-----+
+ *   0      1      2      4              8                              16
+ *   +------+------+------+--------------+------------------------------+----------------+-----+
+ *   | type | kind | rsvd | receiver SPI | counter (64-bit little-end.) | ciphertext ... | tag |
+ *   |  =4  | 0/1  | =0   | (big-endian) |                              |                | 16  |
+ *   +------+------+------+--------------+------------------------------+----------------+-----+
+ *
+ * `kind` (DataKind) says who wrote the inner packet: 0 = PAYLOAD, a packet the sender forwards
+ * (from its TUN, from another member: anybody may have written it); 1 = SIGNALING, a packet the
+ * sending endpoint originated itself (a BA, BRR, MPA from a home agent; a BU from a member). The
+ * header is the AEAD's associated data, so the kind is as authentic as the payload: this is how
+ * mip6 keeps signaling and payload apart inside one channel, as IPsec does with separate SAs.
  *
  * AEAD: IETF ChaCha20-Poly1305 (RFC 8439 §2.8), nonce = 4 zero bytes | counter (LE, 8 bytes),
  * associated data = the 16-byte header. One key per direction.
@@ -19,6 +25,8 @@
 import { raw, type RawSodium } from './sodium.js';
 
 export const MSG_TYPE_OFF = 0;
+/** Data message kind byte (DataKind), authenticated as part of the header. */
+export const MSG_KIND_OFF = 1;
 export const MSG_RECEIVER_SPI_OFF = 4;
 export const MSG_COUNTER_OFF = 8;
 /** Data message header length (type, reserved, receiver SPI, counter). */
@@ -40,6 +48,15 @@ export const MessageType = {
   DATA: 4,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** Data message kinds (header byte 1): who wrote the inner packet (see the layout above). */
+export const DataKind = {
+  /** Forwarded traffic: the inner packet's addresses prove nothing about its author. */
+  PAYLOAD: 0,
+  /** Originated by the sending endpoint itself: its signaling. */
+  SIGNALING: 1,
+} as const;
+export type DataKind = (typeof DataKind)[keyof typeof DataKind];
 
 export interface BatchAead {
   /** For i < count: message i occupies buf[offsets[i], offsets[i] + 16 + lengths[i] + 16).
@@ -65,9 +82,15 @@ export interface BatchAead {
 }
 
 /** Writes a data header at `off`. `counter` must be a safe integer (< 2^53). */
-export function writeDataHeader(buf: Uint8Array, off: number, spi: number, counter: number): void {
+export function writeDataHeader(
+  buf: Uint8Array,
+  off: number,
+  spi: number,
+  counter: number,
+  kind: DataKind = DataKind.PAYLOAD,
+): void {
   buf[off] = MessageType.DATA;
-  buf[off + 1] = 0;
+  buf[off + 1] = kind;
   buf[off + 2] = 0;
   buf[off + 3] = 0;
   buf[off + 4] = spi >>> 24;

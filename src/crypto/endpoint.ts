@@ -31,6 +31,8 @@ import { CryptoError } from '../util/errors.js';
 import {
   DATA_HEADER_LEN,
   DATA_OVERHEAD,
+  DataKind,
+  MSG_KIND_OFF,
   readCounter,
   readSpi,
   SodiumBatchAead,
@@ -223,13 +225,24 @@ export class PeerSession {
 
 export type ReceiveResult =
   | { kind: 'reply'; data: Uint8Array }
-  | { kind: 'data'; session: PeerSession; offset: number; length: number }
+  | {
+      kind: 'data';
+      session: PeerSession;
+      offset: number;
+      length: number;
+      /** True when the peer marked the packet as its own signaling (DataKind.SIGNALING). */
+      signaling: boolean;
+    }
   | { kind: 'established'; session: PeerSession; reply?: Uint8Array }
   | { kind: 'cookie'; session: PeerSession }
   | { kind: 'drop'; reason: DropReason };
 
-/** Per-packet outcome codes of `openBatch`. */
-export const OpenResult = { DROPPED: 0, DATA: 1, NOT_DATA: 2 } as const;
+/**
+ * Per-packet outcome codes of `openBatch`: DATA is forwarded payload (DataKind.PAYLOAD), SIGNALING
+ * a packet the peer originated itself (DataKind.SIGNALING). Both are authenticated; only the
+ * second may be taken as the peer's own signaling.
+ */
+export const OpenResult = { DROPPED: 0, DATA: 1, NOT_DATA: 2, SIGNALING: 3 } as const;
 
 export interface OpenBatchOutput {
   /** OpenResult per message. */
@@ -494,7 +507,12 @@ export class SecureEndpoint {
    * to it. Data messages are decrypted in place inside `datagram`.
    */
   receive(datagram: Uint8Array, now: number, underLoad?: boolean, source = ''): ReceiveResult {
-    if (datagram.length < 8 || datagram[1] !== 0 || datagram[2] !== 0 || datagram[3] !== 0) {
+    if (
+      datagram.length < 8 ||
+      (datagram[1] !== 0 && !(datagram[0] === 4 && datagram[1] === DataKind.SIGNALING)) ||
+      datagram[2] !== 0 ||
+      datagram[3] !== 0
+    ) {
       return this.drop('malformed');
     }
     const type = datagram[0]!;
@@ -693,6 +711,7 @@ export class SecureEndpoint {
       session: entry.session,
       offset: DATA_HEADER_LEN,
       length: msg.length - DATA_OVERHEAD,
+      signaling: msg[1] === DataKind.SIGNALING,
     };
   }
 
@@ -762,9 +781,10 @@ export class SecureEndpoint {
   /**
    * Opens a batch of received datagrams in place: lengths[i] is the whole datagram. Consecutive
    * messages under the same keys go to the backend in one call. out.results[i] is an
-   * OpenResult: DATA (inner packet at offsets[i] + 16, lengths[i] - 32 bytes, peer in
-   * out.sessions[i]), DROPPED (counted) or NOT_DATA (a handshake message: pass it to
-   * `receive()`). Returns the number of DATA results.
+   * OpenResult: DATA or SIGNALING (inner packet at offsets[i] + 16, lengths[i] - 32 bytes, peer
+   * in out.sessions[i]; SIGNALING when the peer marked it as its own), DROPPED (counted) or
+   * NOT_DATA (a handshake message: pass it to `receive()`). Returns the number of DATA and
+   * SIGNALING results.
    */
   openBatch(
     buf: Uint8Array,
@@ -796,7 +816,10 @@ export class SecureEndpoint {
           reason = this.accept(runSession, runKp, buf, this.runOffsets[j]!, this.runLengths[j]!);
         }
         if (reason === null) {
-          out.results[i] = OpenResult.DATA;
+          out.results[i] =
+            buf[this.runOffsets[j]! + MSG_KIND_OFF] === DataKind.SIGNALING
+              ? OpenResult.SIGNALING
+              : OpenResult.DATA;
           out.sessions[i] = runSession;
           accepted++;
         } else {
@@ -819,7 +842,12 @@ export class SecureEndpoint {
         out.results[i] = OpenResult.NOT_DATA;
         continue;
       }
-      if (len < DATA_OVERHEAD || buf[off + 1] !== 0 || buf[off + 2] !== 0 || buf[off + 3] !== 0) {
+      if (
+        len < DATA_OVERHEAD ||
+        (buf[off + 1] !== DataKind.PAYLOAD && buf[off + 1] !== DataKind.SIGNALING) ||
+        buf[off + 2] !== 0 ||
+        buf[off + 3] !== 0
+      ) {
         this.drop('malformed');
         out.results[i] = OpenResult.DROPPED;
         continue;
@@ -887,12 +915,13 @@ export class SecureEndpoint {
     lengths: Uint32Array,
     count: number,
     now: number,
+    kind: DataKind = DataKind.PAYLOAD,
   ): number {
     const kp = this.sendKeys(session, count, now);
     if (kp === null) return 0;
     let bytes = 0;
     for (let i = 0; i < count; i++) {
-      writeDataHeader(buf, offsets[i]!, kp.remoteSpi, kp.sendCounter++);
+      writeDataHeader(buf, offsets[i]!, kp.remoteSpi, kp.sendCounter++, kind);
       bytes += lengths[i]!;
     }
     this.aead.sealBatch(kp.keys.sendKey, buf, offsets, lengths, count);
@@ -901,13 +930,23 @@ export class SecureEndpoint {
     return count;
   }
 
-  /** Seals one packet into a new message (header | ciphertext | tag); null without keys. */
-  seal(session: PeerSession, plaintext: Uint8Array, now: number): Uint8Array | null {
+  /**
+   * Seals one packet into a new message (header | ciphertext | tag); null without keys. `kind`
+   * says whether this endpoint wrote the packet itself (SIGNALING) or forwards it (PAYLOAD).
+   */
+  seal(
+    session: PeerSession,
+    plaintext: Uint8Array,
+    now: number,
+    kind: DataKind,
+  ): Uint8Array | null {
     const msg = new Uint8Array(DATA_OVERHEAD + plaintext.length);
     msg.set(plaintext, DATA_HEADER_LEN);
     this.oneOffset[0] = 0;
     this.oneLength[0] = plaintext.length;
-    return this.sealBatch(session, msg, this.oneOffset, this.oneLength, 1, now) === 1 ? msg : null;
+    return this.sealBatch(session, msg, this.oneOffset, this.oneLength, 1, now, kind) === 1
+      ? msg
+      : null;
   }
 
   // ---- timers ----------------------------------------------------------------------------

@@ -36,3 +36,20 @@ function prefixMatches(prefix: Uint8Array, bits: number, buf: Uint8Array, off: n
   const mask = (0xff << (8 - rem)) & 0xff;
   return (prefix[whole]! & mask) === (buf[off + whole]! & mask);
 }
+
+/** True iff one of `cert`'s allowed prefixes holds the 16-byte IPv6 `address`. */
+export function certificateHolds(cert: MemberCertificate, address: Uint8Array): boolean {
+  for (const p of cert.addresses) {
+    if (prefixMatches(p.address, p.prefixLength, address, 0)) return true;
+  }
+  return false;
+}
+
+/**
+ * True iff `cert` may speak for the home agent of `homeAddress` (DESIGN.md §4): role `ha` and a
+ * prefix holding that home address. Only a channel whose peer passes this may carry home-agent
+ * signaling (BA, BRR, Binding Error, DHAAD Reply, MPA) to a mobile node.
+ */
+export function isHomeAgentFor(cert: MemberCertificate | null, homeAddress: Uint8Array): boolean {
+  return cert !== null && cert.role === 'ha' && certificateHolds(cert, homeAddress);
+}

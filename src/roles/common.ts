@@ -4,7 +4,7 @@
  * send them to one locator without copying).
  */
 import type { PeerSession, SecureEndpoint } from '../crypto/endpoint.js';
-import { DATA_HEADER_LEN, TAG_LEN } from '../crypto/aead.js';
+import { DATA_HEADER_LEN, DataKind, TAG_LEN } from '../crypto/aead.js';
 import type { PacketSink } from '../io/pcap-sink.js';
 import type {
   AddressFamily,
@@ -154,7 +154,11 @@ export class TunnelWriter {
   }
 }
 
-/** Seals one (signaling) packet and sends it; false when there are no keys or the send failed. */
+/**
+ * Seals one signaling packet this node wrote itself (DataKind.SIGNALING: the peer may take it as
+ * ours) and sends it; false when there are no keys or the send failed. Never use it for a packet
+ * that came from the TUN or from another peer.
+ */
 export function sendSealed(
   endpoint: SecureEndpoint,
   session: PeerSession,
@@ -164,7 +168,7 @@ export function sendSealed(
   now: number,
 ): boolean {
   if (socket === undefined) return false;
-  const msg = endpoint.seal(session, packet, now);
+  const msg = endpoint.seal(session, packet, now, DataKind.SIGNALING);
   if (msg === null) return false;
   return socket.send(msg, to.address, to.port);
 }

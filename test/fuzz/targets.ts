@@ -18,6 +18,7 @@
  * Every fixture is deterministic (fixed keys, ephemeral keys, SPIs and times), so the corpus
  * files in test/fuzz/corpus/ stay valid inputs across runs.
  */
+import { DataKind } from '../../src/crypto/aead.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -280,6 +281,7 @@ function makeFixture(): Fixture {
     return {
       ephemeral: () => x25519FromPrivate(fixedBytes(ephemeralByte)),
       spi: () => spi++,
+      wallClock: () => T0, // the certificates' time; the initiation's timestamp
     };
   };
   return {
@@ -353,7 +355,7 @@ function channelTargets(): FuzzTarget[] {
   const mnSession: PeerSession = mnDone.session;
   const dataMessages: Uint8Array[] = [];
   for (const len of [0, 8, 64, 200]) {
-    const sealed = mn.seal(mnSession, ipv6Packet(parseIpv6(HOA), len), T0);
+    const sealed = mn.seal(mnSession, ipv6Packet(parseIpv6(HOA), len), T0, DataKind.PAYLOAD);
     if (sealed === null) throw new Error('fixture seal');
     dataMessages.push(sealed);
   }

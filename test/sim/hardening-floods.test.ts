@@ -9,6 +9,7 @@
  *    (no amplification), no state is kept per spoofed source, and the legitimate MN still
  *    registers.
  */
+import { DataKind } from '../../src/crypto/aead.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
 import t from 'tap';
 import { MACS_LEN, mac1Key, writeMacs } from '../../src/crypto/handshake.js';
@@ -85,7 +86,7 @@ void t.test(
           options: [{ type: 'ipv4CareOfAddress', address: ROGUE4 }],
         },
       });
-      const sealed = rogue.seal(session!, bu, T0 + w.clock.now());
+      const sealed = rogue.seal(session!, bu, T0 + w.clock.now(), DataKind.SIGNALING);
       if (sealed === null) throw new Error('seal failed');
       udp.send(sealed, HA4, HA_PORT);
       if (i % 2 === 1) await w.run(2); // 1000 BUs per second for 2 s

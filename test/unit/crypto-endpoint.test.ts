@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../src/crypto/aead.js';
+import { DATA_HEADER_LEN, DATA_OVERHEAD, DataKind } from '../../src/crypto/aead.js';
 import { certificateToText, parseIpv6, signCertificate } from '../../src/crypto/certificate.js';
 import { OpenResult, SecureEndpoint, type PeerSession } from '../../src/crypto/endpoint.js';
 import { mac1Key, tai64n, writeMacs } from '../../src/crypto/handshake.js';
@@ -63,7 +63,7 @@ void t.test('two peers complete the handshake and exchange data both ways', asyn
   t.ok(mnSession.established);
 
   const pkt = ipv6Packet(HOA, 100);
-  const msg = mn.seal(mnSession, pkt, T0 + 1)!;
+  const msg = mn.seal(mnSession, pkt, T0 + 1, DataKind.PAYLOAD)!;
   t.equal(msg.length, pkt.length + DATA_OVERHEAD);
   t.equal(msg[0], 4);
   const r = ha.receive(msg, T0 + 2);
@@ -73,7 +73,7 @@ void t.test('two peers complete the handshake and exchange data both ways', asyn
   t.same(msg.subarray(r.offset, r.offset + r.length), pkt);
   t.equal(sourceAllowed(r.session.peerCertificate!, msg, r.offset, r.length), true);
 
-  const back = ha.seal(haSession, pkt, T0 + 3)!;
+  const back = ha.seal(haSession, pkt, T0 + 3, DataKind.PAYLOAD)!;
   t.equal(mn.receive(back, T0 + 4).kind, 'data');
   t.equal(haSession.stats.packetsIn, 1);
   t.equal(haSession.stats.packetsOut, 1);
@@ -194,7 +194,7 @@ void t.test('data path rejections', async (t) => {
   const { ha, mn } = pair();
   const { mnSession } = handshake(ha, mn);
   const pkt = ipv6Packet(HOA, 64);
-  const seal = (now = T0) => mn.seal(mnSession, pkt, now)!;
+  const seal = (now = T0) => mn.seal(mnSession, pkt, now, DataKind.PAYLOAD)!;
 
   const tampered = (pos: (m: Uint8Array) => number) => {
     const m = seal();
@@ -350,17 +350,17 @@ void t.test('rekey by count and by time; old keys kept for packets in flight', a
   const { mnSession, haSession } = handshake(ha, mn);
   const pkt = ipv6Packet(HOA, 16);
   const inflight: Uint8Array[] = [];
-  for (let i = 0; i < 3; i++) inflight.push(mn.seal(mnSession, pkt, T0)!);
-  const haOld = ha.seal(haSession, pkt, T0)!;
+  for (let i = 0; i < 3; i++) inflight.push(mn.seal(mnSession, pkt, T0, DataKind.PAYLOAD)!);
+  const haOld = ha.seal(haSession, pkt, T0, DataKind.PAYLOAD)!;
   const p = mn.poll(T0 + 1);
   t.equal(p.send.length, 1, 'count reached: new handshake');
   const r1 = ha.receive(p.send[0]!.data, T0 + 1);
   t.equal(r1.kind, 'established');
   if (r1.kind !== 'established') return;
   // Until the MN uses the new keys, the HA keeps sending with the old ones.
-  const haStillOld = ha.seal(haSession, pkt, T0 + 1)!;
+  const haStillOld = ha.seal(haSession, pkt, T0 + 1, DataKind.PAYLOAD)!;
   t.equal(mn.receive(r1.reply!, T0 + 1).kind, 'established');
-  const newMsg = mn.seal(mnSession, pkt, T0 + 2)!;
+  const newMsg = mn.seal(mnSession, pkt, T0 + 2, DataKind.PAYLOAD)!;
   t.not(newMsg.subarray(4, 8).join(), inflight[0]!.subarray(4, 8).join(), 'new SPI');
   t.equal(
     newMsg.subarray(8, 16).every((b) => b === 0),
@@ -371,7 +371,7 @@ void t.test('rekey by count and by time; old keys kept for packets in flight', a
   t.equal(ha.receive(newMsg, T0 + 2).kind, 'data', 'new keys confirmed');
   t.equal(mn.receive(haOld, T0 + 2).kind, 'data', 'MN still opens old-key packets');
   t.equal(mn.receive(haStillOld, T0 + 2).kind, 'data');
-  const haNew = ha.seal(haSession, pkt, T0 + 3)!;
+  const haNew = ha.seal(haSession, pkt, T0 + 3, DataKind.PAYLOAD)!;
   t.not(haNew.subarray(4, 8).join(), haOld.subarray(4, 8).join(), 'HA switched keys');
   t.equal(mn.receive(haNew, T0 + 3).kind, 'data');
 
@@ -399,7 +399,7 @@ void t.test('keys are wiped on close', async (t) => {
     'send key zeroed',
   );
   t.equal(mnSession.established, false);
-  t.equal(mn.seal(mnSession, new Uint8Array(40), T0), null);
+  t.equal(mn.seal(mnSession, new Uint8Array(40), T0, DataKind.PAYLOAD), null);
 });
 
 void t.test('batch seal and open; the channel never depends on the underlay address', async (t) => {
@@ -532,7 +532,7 @@ void t.test('timers with many sessions: each key pair expires at its own time', 
   const pkt = ipv6Packet(HOA, 16);
   const probe = (m: { mn: SecureEndpoint }, now: number): string => {
     const s = m.mn.allSessions()[0]!;
-    const msg = m.mn.seal(s, pkt, T0 + 1)!;
+    const msg = m.mn.seal(s, pkt, T0 + 1, DataKind.PAYLOAD)!;
     return ha.receive(msg, now).kind;
   };
   const cut = T0 + 20_500 + 180_000; // between the 21st and 22nd expiry
@@ -560,7 +560,7 @@ void t.test(
     const pkt = ipv6Packet(HOA, 16);
     // Past REKEY_AFTER_TIME + 2 REKEY_TIMEOUT the HA, sending with old responder keys, rekeys itself.
     const late = T0 + 131_000;
-    t.ok(ha.seal(haSession, pkt, late), 'old keys still usable');
+    t.ok(ha.seal(haSession, pkt, late, DataKind.PAYLOAD), 'old keys still usable');
     const haInit = ha.poll(late).send;
     t.equal(haInit.length, 1, 'HA starts its own handshake');
     // The MN's own rekey (REKEY_AFTER_TIME) completes first and the MN sends under the new keys.
@@ -570,7 +570,10 @@ void t.test(
     t.equal(r.kind, 'established');
     if (r.kind !== 'established') return;
     t.equal(mn.receive(r.reply!, late + 2).kind, 'established');
-    t.equal(ha.receive(mn.seal(mnSession, pkt, late + 3)!, late + 3).kind, 'data');
+    t.equal(
+      ha.receive(mn.seal(mnSession, pkt, late + 3, DataKind.PAYLOAD)!, late + 3).kind,
+      'data',
+    );
     // No retransmission of the HA's now pointless handshake, ever.
     t.same(ha.poll(late + 5_001).send, [], 'no retransmission after REKEY_TIMEOUT');
     t.same(ha.poll(late + 60_000).send, []);

@@ -47,6 +47,7 @@ import {
   type Prefix,
 } from '../../wire/address.js';
 import { buildDestinationUnreachable, ICMPV6_TYPE } from '../../wire/icmpv6.js';
+import { mobilitySignal } from '../../wire/mobility-signal.js';
 import {
   answerDiscovery,
   DEFAULT_HA_LIFETIME_S,
@@ -225,7 +226,7 @@ export class HomeAgent {
         this.#onHandshake(socket, batch, i, now);
         continue;
       }
-      if (result !== OpenResult.DATA) continue; // counted by the endpoint
+      if (result !== OpenResult.DATA && result !== OpenResult.SIGNALING) continue; // counted
       const session = out.sessions[i]!;
       const off = batch.offsets[i]! + DATA_HEADER_LEN;
       const len = batch.lengths[i]! - DATA_OVERHEAD;
@@ -237,7 +238,18 @@ export class HomeAgent {
         this.drops.add('malformed-inner');
         continue;
       }
-      if (ipv6Equal(buf, off + IPV6_DST_OFF, this.#haAddress, 0) && this.#isSignaling(buf, off)) {
+      // Signaling for us is what the member marked as its own (DataKind.SIGNALING); a Mobility
+      // Header or DHAAD/MPS it merely forwards (payload) may have been written by anybody.
+      const own = result === OpenResult.SIGNALING;
+      if (!own && this.#forUs(buf, off) && mobilitySignal(buf, off, len) !== undefined) {
+        this.drops.add('forwarded-signaling');
+        continue;
+      }
+      if (
+        own &&
+        ipv6Equal(buf, off + IPV6_DST_OFF, this.#haAddress, 0) &&
+        this.#isSignaling(buf, off)
+      ) {
         const packet = buf.slice(off, off + len);
         this.#capture(packet, now);
         this.#onSignaling(
@@ -270,6 +282,7 @@ export class HomeAgent {
         );
       }
       if (
+        own &&
         buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO.ICMPV6 &&
         len > IPV6_HEADER_LEN &&
         (buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.HAAD_REQUEST ||
@@ -290,6 +303,14 @@ export class HomeAgent {
     }
     writeToTun(env.tun, buf, this.#tunOffsets, this.#tunLengths, w, this.drops);
     this.#rearm();
+  }
+
+  /** True when the packet's destination is our home-prefix address or the DHAAD anycast. */
+  #forUs(buf: Uint8Array, off: number): boolean {
+    return (
+      ipv6Equal(buf, off + IPV6_DST_OFF, this.#haAddress, 0) ||
+      ipv6Equal(buf, off + IPV6_DST_OFF, this.#anycast, 0)
+    );
   }
 
   /** True for a Mobility Header right after the fixed header or after one Destination Options header (HAO). */
@@ -685,6 +706,14 @@ export class HomeAgent {
         }
         this.drops.add('unregistered');
         this.#unreachable(buf.subarray(off, off + len), now);
+        continue;
+      }
+      // Mobility signaling for a member travels only as our own (DataKind.SIGNALING), never
+      // relayed from the home side or from another member; HoTI/HoT are the exception (RFC
+      // 6275 §5.2.5 routes them through us). No kernel Redirects into a channel either.
+      const sig = mobilitySignal(buf, off, len);
+      if (sig !== undefined && sig !== 'rr') {
+        this.drops.add(sig === 'redirect' ? 'redirect-to-member' : 'signaling-to-member');
         continue;
       }
       if (extra !== runExtra) {

@@ -31,7 +31,6 @@
  *   wall clock jumping against the monotonic clock -> re-check care-of and probe at once.
  * Shutdown: deregistration BU (lifetime 0), then close.
  */
-import { IPPROTO } from '../../wire/types.js';
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
 import type {
@@ -48,11 +47,12 @@ import {
   type HomeRegistrationAction,
 } from '../../protocol/mobile-node-registration.js';
 import { WireError } from '../../util/errors.js';
+import { isHomeAgentFor } from '../../crypto/selector.js';
 import type { RouteOptimization } from './route-optimization.js';
 import { formatIpv6, ipv6Equal, parseIpv6 } from '../../wire/address.js';
-import { IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_NEXT_HEADER_OFF } from '../../wire/ipv6.js';
+import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
 import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../wire/packet.js';
-import { ICMPV6_TYPE } from '../../wire/icmpv6.js';
+import { mobilitySignal } from '../../wire/mobility-signal.js';
 import {
   advertisedHomeAgents,
   advertisedPrefixes,
@@ -628,7 +628,12 @@ export class MobileNode {
     }
     this.counters.signalingIn++;
     if (msg.kind === 'haadReply') {
-      if (msg.identifier === this.#dhaadRequest) this.#dhaadRequest = undefined;
+      // Only the answer to our outstanding request (RFC 6275 §11.4.1: same Identifier).
+      if (this.#dhaadRequest === undefined || msg.identifier !== this.#dhaadRequest) {
+        this.drops.add('dhaad-reply-unsolicited');
+        return;
+      }
+      this.#dhaadRequest = undefined;
       this.homeAgents = [...msg.homeAgentAddresses];
       this.#env.log.info('home-agents', { list: this.homeAgents.join(',') });
       this.#emit('home-agents', { list: this.homeAgents });
@@ -676,7 +681,7 @@ export class MobileNode {
   #ensureChannel(now: number): void {
     const endpoint = this.#env.endpoint;
     const existing = endpoint.session(this.#agentKey);
-    if (existing?.established || existing?.pending) {
+    if (existing?.pending || (existing?.established && this.#isHomeAgentSession(existing))) {
       this.#session = existing;
       return;
     }
@@ -834,7 +839,8 @@ export class MobileNode {
         );
         continue;
       }
-      if (result !== OpenResult.DATA) continue;
+      if (result !== OpenResult.DATA && result !== OpenResult.SIGNALING) continue;
+      const signaling = result === OpenResult.SIGNALING;
       if (out.sessions[i] !== this.#session) {
         const ro = this.#opts.routeOptimization;
         const o = batch.offsets[i]! + DATA_HEADER_LEN;
@@ -843,7 +849,7 @@ export class MobileNode {
           address: batch.remoteAddress(i),
           port: batch.remotePort(i),
         });
-        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, from, now, toTun))
+        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, signaling, from, now, toTun))
           this.drops.add('not-home-agent');
         continue;
       }
@@ -859,17 +865,21 @@ export class MobileNode {
         this.drops.add('not-for-home-address');
         continue;
       }
-      if (buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO.MH) {
-        this.#onSignaling(buf.slice(off, off + len), now);
+      // Trust (DESIGN.md §4): the HA forwards anybody's packets to our home address into this
+      // channel, so only what the HA marked as its own (SIGNALING) is home-agent signaling.
+      // Forwarded Mobility Headers and mobility ICMPv6 are somebody else's: only the
+      // correspondent's HoT / HoTI travel that way (authenticated by return routability).
+      if (signaling) {
+        this.#fromHomeAgent(buf.slice(off, off + len), now);
         continue;
       }
-      if (
-        buf[off + IPV6_NEXT_HEADER_OFF] === IPPROTO.ICMPV6 &&
-        len > IPV6_HEADER_LEN &&
-        (buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.HAAD_REPLY ||
-          buf[off + IPV6_HEADER_LEN] === ICMPV6_TYPE.MOBILE_PREFIX_ADVERTISEMENT)
-      ) {
-        this.#onDiscovery(buf.slice(off, off + len), now);
+      const sig = mobilitySignal(buf, off, len);
+      if (sig === 'rr') {
+        this.#onSignaling(buf.slice(off, off + len), now, true);
+        continue;
+      }
+      if (sig !== undefined) {
+        this.drops.add('forwarded-signaling');
         continue;
       }
       this.counters.tunnelPacketsIn++;
@@ -893,7 +903,7 @@ export class MobileNode {
         break;
       case 'established':
         if (r.reply) socket.send(r.reply, from.address, from.port);
-        if (r.session === this.#session || this.#session === undefined) {
+        if (this.#isHomeAgentSession(r.session)) {
           this.#session = r.session;
           this.#env.log.info('channel', {
             peer: r.session.peerName ?? '?',
@@ -911,7 +921,36 @@ export class MobileNode {
     }
   }
 
-  #onSignaling(packet: Uint8Array, now: number): void {
+  /**
+   * The home-agent channel is the one with the key of the HA in use (configured, or learned from
+   * an authenticated MPA of our HA for failover) whose certificate has role `ha` and holds our
+   * home address. Any other handshake, whoever completes it first, is at most a correspondent.
+   */
+  #isHomeAgentSession(session: PeerSession): boolean {
+    if (!sameKey(session.peerPublicKey, this.#agentKey)) return false;
+    if (isHomeAgentFor(session.peerCertificate, this.#hoa)) return true;
+    this.drops.add('home-agent-certificate');
+    this.#env.log.warn('home-agent-refused', {
+      peer: session.peerName ?? '?',
+      role: session.peerCertificate?.role ?? '?',
+      why: 'certificate is not a home agent for our home address',
+    });
+    return false;
+  }
+
+  /** A packet the home agent marked as its own signaling (DataKind.SIGNALING). */
+  #fromHomeAgent(packet: Uint8Array, now: number): void {
+    const sig = mobilitySignal(packet, 0, packet.length);
+    if (sig === 'mh' || sig === 'rr') this.#onSignaling(packet, now, false);
+    else if (sig === 'discovery') this.#onDiscovery(packet, now);
+    else this.drops.add('unexpected-signaling');
+  }
+
+  /**
+   * A Mobility Header packet: `forwarded` = it came as payload (a correspondent's HoT / HoTI
+   * relayed by the HA), else the HA marked it as its own signaling.
+   */
+  #onSignaling(packet: Uint8Array, now: number, forwarded: boolean): void {
     this.#capture(packet, now);
     let decoded;
     try {
@@ -923,6 +962,12 @@ export class MobileNode {
     const mh = decoded.mobility;
     if (mh === undefined || mh.checksumValid === false) {
       this.drops.add('mh-invalid');
+      return;
+    }
+    const rr = mh.kind === 'homeTest' || mh.kind === 'homeTestInit';
+    if (forwarded !== rr) {
+      // Return routability's HoT/HoTI only ever come forwarded; everything else only from the HA.
+      this.drops.add(forwarded ? 'forwarded-signaling' : `unexpected-${mh.kind}`);
       return;
     }
     this.counters.signalingIn++;
@@ -1148,6 +1193,13 @@ export class MobileNode {
 }
 
 /** True when "prefix/len" contains the 16-byte address. */
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
 function prefixHolds(text: string, address: Uint8Array): boolean {
   const [p, l] = text.split('/');
   let bytes: Uint8Array;

@@ -37,7 +37,7 @@
 import type { PeerSession } from '../../crypto/endpoint.js';
 import { nodeRrCrypto, type RrCrypto } from '../../crypto/rr-crypto.js';
 import { sourceAllowed } from '../../crypto/selector.js';
-import { DATA_HEADER_LEN, TAG_LEN } from '../../crypto/aead.js';
+import { DATA_HEADER_LEN, DataKind, TAG_LEN } from '../../crypto/aead.js';
 import type { BindingStatus, BindingUpdateListStatus } from '../../io/control-protocol.js';
 import type { UdpEndpoint } from '../../io/types.js';
 import { keyOf, keyOfText } from '../../protocol/binding-cache.js';
@@ -71,6 +71,7 @@ import {
 } from '../../wire/rewrite.js';
 import { IPPROTO, MH_TYPE } from '../../wire/types.js';
 import { MH_TYPE_OFF } from '../../wire/mobility.js';
+import { mobilitySignal } from '../../wire/mobility-signal.js';
 import {
   DropCounters,
   nodeNow,
@@ -388,7 +389,7 @@ export class RouteOptimization {
       }
       return false;
     }
-    const msg = this.#env.endpoint.seal(session, packet, now);
+    const msg = this.#env.endpoint.seal(session, packet, now, DataKind.SIGNALING);
     if (msg === null || !this.#socket(to)?.send(msg, to.address, to.port)) {
       this.drops.add('direct-send');
       return false;
@@ -585,13 +586,24 @@ export class RouteOptimization {
     buf: Uint8Array,
     off: number,
     len: number,
+    signaling: boolean,
     from: Locator | (() => Locator),
     now: number,
     toTun?: TunSink,
   ): boolean {
+    const cert = session.peerCertificate;
+    if (cert === null || cert.role === 'ha') return false; // a direct channel is member to member
     const p = this.#bySession.get(session) ?? this.#peerByKey(session.peerPublicKey);
     if (p !== undefined) this.#bySession.set(session, p);
     const source = (): Locator => (typeof from === 'function' ? from() : from);
+    // Probes, RR and binding messages on a direct channel are the peer's own (DataKind.SIGNALING);
+    // as payload they could be anybody's packet the peer forwards, and are dropped.
+    const own =
+      len === 1 || (len >= IPV6_HEADER_LEN && mobilitySignal(buf, off, len) !== undefined);
+    if (own !== signaling) {
+      this.drops.add(signaling ? 'unexpected-signaling' : 'forwarded-signaling');
+      return true;
+    }
     if (len === 1) {
       if (p) p.lastDirectIn = now;
       if (buf[off] === PROBE_REQUEST) this.#sendProbe(session, source(), PROBE_REPLY, now);
@@ -626,7 +638,7 @@ export class RouteOptimization {
   }
 
   #sendProbe(session: PeerSession, to: Locator, kind: number, now: number): void {
-    const msg = this.#env.endpoint.seal(session, Uint8Array.of(kind), now);
+    const msg = this.#env.endpoint.seal(session, Uint8Array.of(kind), now, DataKind.SIGNALING);
     const l = resolveLocator(to);
     if (msg !== null) this.#socket(l)?.send(msg, to.address, to.port);
   }
@@ -787,7 +799,7 @@ export class RouteOptimization {
             this.drops.add('cn-no-channel');
             break;
           }
-          const msg = this.#env.endpoint.seal(ch.session, a.packet, now);
+          const msg = this.#env.endpoint.seal(ch.session, a.packet, now, DataKind.SIGNALING);
           if (msg !== null)
             this.#socket(ch.locator)?.send(msg, ch.locator.address, ch.locator.port);
           break;

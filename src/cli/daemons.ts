@@ -47,6 +47,7 @@ import { MobileNode } from '../roles/mn/mobile-node.js';
 import { RouteOptimization } from '../roles/mn/route-optimization.js';
 import { ConfigError, CryptoError, IoError } from '../util/errors.js';
 import { isLogLevel, Logger, type LogFormat } from '../util/log.js';
+import { systemWallClock } from '../util/wall-clock.js';
 import { isIpv4, parseIpv6, prefixContains } from '../wire/address.js';
 import type { CapabilityName } from '../io/capabilities.js';
 import { dropPrivileges, resolveGroup, resolveUser, type TargetUser } from './privileges.js';
@@ -101,6 +102,9 @@ function loadIdentity(
     certificate,
     authorityPublicKey,
     allowedPeerRoles: allowedPeers,
+    // Read at each handshake: an NTP step after start is seen (the roles' `now` keeps the
+    // wall-clock offset taken at start, for steady timers).
+    wallClock: systemWallClock,
   });
   return endpoint;
 }

@@ -16,18 +16,25 @@
  *
  * Inbound flow (`receive()`, or `openBatch()` for a batch of data messages):
  *   initiation: MAC1 -> (under load) MAC2 or a cookie reply -> Noise -> certificate (authority,
- *               validity, role, key = Noise static key) -> timestamp must increase -> response,
- *               new keys installed -> `established` with the reply to send.
+ *               validity, role, key = Noise static key) -> timestamp not too far ahead of our
+ *               wall clock, and greater than the last one -> response, new keys installed ->
+ *               `established` with the reply to send.
  *   response:   pending handshake by receiver SPI -> MAC1 -> Noise -> certificate -> keys.
  *   cookie:     decrypt the cookie, retransmit at once from `poll()` with MAC2.
  *   data:       keys by receiver SPI -> key age -> replay pre-check -> tag -> window update ->
  *               `data` (decrypted in place at offset 16). A responder's new keys become current
  *               on the first data message under them (key confirmation).
  * Every dropped input is counted by reason on the endpoint (and on the session when known);
- * nothing thrown. Sessions are keyed by the peer's public key, never by its locator: a peer's
- * move needs no new handshake.
+ * nothing thrown. A handshake message changes no state before it authenticates (noise.ts reads
+ * on a copy), so an injected one cannot break the genuine one that follows. Sessions are keyed
+ * by the peer's public key, never by its locator: a peer's move needs no new handshake.
+ *
+ * Two clocks: `now` (any steady millisecond timeline) runs the timers; the wall clock
+ * (`wallClock`, read at each use) is what certificate validity and TAI64N timestamps are checked
+ * and made with, so an NTP step after start is seen.
  */
 import { CryptoError } from '../util/errors.js';
+import { systemWallClock, type WallClock } from '../util/wall-clock.js';
 import {
   DATA_HEADER_LEN,
   DATA_OVERHEAD,
@@ -99,6 +106,7 @@ export const DROP_REASONS = [
   'wrong-role',
   'key-mismatch',
   'stale-timestamp',
+  'future-timestamp',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -128,6 +136,25 @@ export const DEFAULT_TIMERS: ChannelTimers = {
   rekeyTimeoutMs: 5_000,
   rekeyAttemptTimeMs: 90_000,
 };
+
+/**
+ * How far an initiation's TAI64N timestamp may be ahead of our wall clock. Further ahead, the
+ * initiation is dropped ('future-timestamp') and its timestamp never remembered: remembered, it
+ * would lock its member out (timestamps must increase) until the member's clock caught up with
+ * it, for good if that clock was wrong and gets corrected. Not a WireGuard rule (WireGuard takes
+ * any greater timestamp). Within it, the worst lockout, after a member's clock is set back and
+ * the member restarts (losing its own last timestamp; without a restart it keeps counting up),
+ * is this long: shorter than one handshake attempt (REKEY_ATTEMPT_TIME, 90 s), so the member's
+ * retransmissions of the same attempt get through. 60 s is far beyond the skew of hosts kept by
+ * NTP (milliseconds) and absorbs a minute of drift on one without; a member further ahead is
+ * refused, counted, rather than let in with a timestamp that would lock it out later.
+ */
+export const MAX_TIMESTAMP_AHEAD_MS = 60_000;
+
+/** True when TAI64N `ts` is more than MAX_TIMESTAMP_AHEAD_MS ahead of the wall time `wallMs`. */
+function tooFarAhead(ts: Uint8Array, wallMs: number): boolean {
+  return compareBytes(ts, tai64n(wallMs + MAX_TIMESTAMP_AHEAD_MS)) > 0;
+}
 
 /** One direction pair of keys from one handshake (an SA pair, in IPsec terms). */
 class Keypair {
@@ -257,9 +284,14 @@ export interface EndpointOptions {
   authorityPublicKey: Uint8Array;
   allowedPeerRoles: readonly Role[];
   timers?: Partial<ChannelTimers>;
-  /** Test hooks for known-answer tests: ephemeral keys, timestamps, SPIs. */
+  /**
+   * Unix-ms wall clock for certificate validity and the TAI64N timestamps of initiations, read
+   * at each use so an NTP step is seen (default systemWallClock, Date.now). Timers use `now`.
+   */
+  wallClock?: WallClock;
+  /** Test hooks for known-answer tests: ephemeral keys, timestamps (given the wall clock), SPIs. */
   ephemeral?: () => KeyPair;
-  timestamp?: (now: number) => Uint8Array;
+  timestamp?: (wallMs: number) => Uint8Array;
   spi?: () => number;
   /** Initiations per second processed with Diffie-Hellman before the endpoint considers
    *  itself under load (when `receive()` is not told explicitly). Default 100. */
@@ -348,6 +380,7 @@ export class SecureEndpoint {
   readonly drops: DropCounters = zeroDrops();
   private readonly opts: EndpointOptions;
   private readonly timers: ChannelTimers;
+  private readonly wallClock: WallClock;
   private readonly mac1KeyOwn: Uint8Array;
   private readonly sessions = new Map<string, PeerSession>();
   private readonly bySpi = new Map<number, { session: PeerSession; keypair: Keypair }>();
@@ -379,6 +412,7 @@ export class SecureEndpoint {
     }
     this.opts = opts;
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
+    this.wallClock = opts.wallClock ?? systemWallClock;
     this.mac1KeyOwn = mac1Key(opts.staticKey.publicKey);
     this.aead = opts.aead ?? new SodiumBatchAead();
   }
@@ -427,10 +461,16 @@ export class SecureEndpoint {
     }
   }
 
-  /** Strictly increasing TAI64N (WireGuard's replay defence for initiations). */
-  private nextTimestamp(now: number): Uint8Array {
-    let ts = this.opts.timestamp ? this.opts.timestamp(now) : tai64n(now);
-    if (compareBytes(ts, this.lastTimestamp) <= 0) {
+  /**
+   * Strictly increasing TAI64N of the wall clock (WireGuard's replay defence for initiations).
+   * When the clock has gone back, we count up from the last timestamp sent while that is within
+   * MAX_TIMESTAMP_AHEAD_MS of the clock (responders still take it); further ahead, counting up
+   * would only give timestamps every responder refuses ('future-timestamp'): the clock again.
+   */
+  private nextTimestamp(): Uint8Array {
+    const wall = this.wallClock();
+    let ts = this.opts.timestamp ? this.opts.timestamp(wall) : tai64n(wall);
+    if (compareBytes(ts, this.lastTimestamp) <= 0 && !tooFarAhead(this.lastTimestamp, wall)) {
       const dv = new DataView(this.lastTimestamp.buffer);
       const secs = dv.getBigUint64(0);
       const ns = dv.getUint32(8) + 1;
@@ -462,7 +502,7 @@ export class SecureEndpoint {
     );
     const localSpi = this.newSpi();
     const payload = new Uint8Array(TIMESTAMP_LEN + this.opts.certificate.raw.length);
-    payload.set(this.nextTimestamp(now));
+    payload.set(this.nextTimestamp());
     payload.set(this.opts.certificate.raw, TIMESTAMP_LEN);
     const noise = initiator.writeMessageA(payload);
     const msg = new Uint8Array(INIT_NOISE_OFF + noise.length + MACS_LEN);
@@ -534,19 +574,20 @@ export class SecureEndpoint {
    * Checks a peer certificate carried in a handshake; a DropReason or the certificate. `known`
    * is the certificate this peer's session already holds: when a rekey presents the very same
    * bytes, their signature was verified at the earlier handshake, so only validity and role are
-   * checked again (a home agent rekeys with every member every REKEY_AFTER_TIME).
+   * checked again (a home agent rekeys with every member every REKEY_AFTER_TIME). Validity is
+   * checked at `wallMs`, the wall clock.
    */
   private checkPeerCertificate(
     bytes: Uint8Array,
     noiseStatic: Uint8Array,
-    now: number,
+    wallMs: number,
     known: MemberCertificate | null,
   ): MemberCertificate | DropReason {
     let cert: MemberCertificate;
     let verdict: CertificateVerdict;
     if (known !== null && sameBytes(bytes, known.raw)) {
       cert = known;
-      verdict = checkValidityAndRole(cert, now, this.opts.allowedPeerRoles);
+      verdict = checkValidityAndRole(cert, wallMs, this.opts.allowedPeerRoles);
     } else {
       try {
         cert = decodeCertificate(bytes);
@@ -556,7 +597,7 @@ export class SecureEndpoint {
       verdict = verifyCertificate(
         cert,
         this.opts.authorityPublicKey,
-        now,
+        wallMs,
         this.opts.allowedPeerRoles,
       );
     }
@@ -600,18 +641,30 @@ export class SecureEndpoint {
     }
     const timestamp = read.payload.subarray(0, TIMESTAMP_LEN);
     const known = this.session(read.remoteStatic);
+    const wall = this.wallClock();
     const cert = this.checkPeerCertificate(
       read.payload.subarray(TIMESTAMP_LEN),
       read.remoteStatic,
-      now,
+      wall,
       known?.peerCertificate ?? null,
     );
     if (typeof cert === 'string') {
       responder.wipe();
       return this.drop(cert, known);
     }
+    if (tooFarAhead(timestamp, wall)) {
+      responder.wipe();
+      return this.drop('future-timestamp', known);
+    }
     const peerHex = hex(read.remoteStatic);
-    const last = this.peerTimestamps.get(peerHex);
+    let last = this.peerTimestamps.get(peerHex);
+    // A remembered timestamp too far ahead of our clock was taken while our clock was ahead
+    // (it was within MAX_TIMESTAMP_AHEAD_MS of it then) and has been set back since: kept, it
+    // would lock this member out until our clock caught up again. Forgotten instead: the state a
+    // restart gives (the only way out before), where an old initiation of this member could be
+    // replayed once until a new one is remembered (as after any restart, and as in WireGuard; the
+    // replayer lacks the initiator's ephemeral key, so it gains no keys).
+    if (last !== undefined && tooFarAhead(last, wall)) last = undefined;
     if (last !== undefined && compareBytes(timestamp, last) <= 0) {
       responder.wipe();
       return this.drop('stale-timestamp', known);
@@ -660,7 +713,7 @@ export class SecureEndpoint {
     const cert = this.checkPeerCertificate(
       read.payload,
       session.peerPublicKey,
-      now,
+      this.wallClock(),
       session.peerCertificate,
     );
     if (typeof cert === 'string') {

@@ -16,6 +16,11 @@
  * ephemeral-ephemeral DH gives forward secrecy. It is the pattern WireGuard uses (without the
  * PSK), so its analysis and its replay defence (a timestamp in the first payload) carry over.
  *
+ * Reads commit only on success: `readMessageA` / `readMessageB` work on a copy of the symmetric
+ * state and keep it only when the message authenticates, so a message that fails (a forged one:
+ * MAC1 is keyed by a public key, anyone can compute it) leaves the handshake exactly as it was
+ * and the genuine message can still be read after it.
+ *
  * BLAKE2b (HASHLEN 64) rather than BLAKE2s because it is what libsodium offers; HMAC-BLAKE2b and
  * HKDF are built exactly as Noise §4.3 specifies; cipher keys are the first 32 bytes of HKDF
  * outputs (Noise §5.2, HASHLEN 64 truncation).
@@ -182,13 +187,28 @@ class SymmetricState {
   private k: Uint8Array | null = null;
   private n = 0;
 
-  constructor(prologue: Uint8Array) {
+  private constructor(ck: Uint8Array, h: Uint8Array) {
+    this.ck = ck;
+    this.h = h;
+  }
+
+  /** Noise §5.2 InitializeSymmetric, then MixHash(prologue). */
+  static initialize(prologue: Uint8Array): SymmetricState {
     const name = new TextEncoder().encode(NOISE_PROTOCOL_NAME);
-    // Noise §5.2 InitializeSymmetric: name <= HASHLEN is zero-padded to HASHLEN.
-    this.h = new Uint8Array(HASH_LEN);
-    this.h.set(name);
-    this.ck = this.h.slice();
-    this.mixHash(prologue);
+    // Name <= HASHLEN is zero-padded to HASHLEN.
+    const h = new Uint8Array(HASH_LEN);
+    h.set(name);
+    const ss = new SymmetricState(h.slice(), h);
+    ss.mixHash(prologue);
+    return ss;
+  }
+
+  /** An independent copy (own buffers: wiping one never touches the other). */
+  copy(): SymmetricState {
+    const c = new SymmetricState(this.ck.slice(), this.h.slice());
+    c.k = this.k === null ? null : this.k.slice();
+    c.n = this.n;
+    return c;
   }
 
   mixHash(data: Uint8Array): void {
@@ -232,6 +252,29 @@ class SymmetricState {
   }
 }
 
+/**
+ * Reads a message on a copy of `ss` (commit on success): returns the copy, now past the message,
+ * with what `read` returned, or null (the copy wiped, `ss` untouched) when `read` returns null or
+ * throws (X25519 refuses a low-order peer key by throwing, see dh()).
+ */
+function readOnCopy<T>(
+  ss: SymmetricState,
+  read: (copy: SymmetricState) => T | null,
+): { state: SymmetricState; result: T } | null {
+  const copy = ss.copy();
+  let result: T | null;
+  try {
+    result = read(copy);
+  } catch {
+    result = null;
+  }
+  if (result === null) {
+    copy.wipe();
+    return null;
+  }
+  return { state: copy, result };
+}
+
 /** Transport keys from a finished handshake, plus the handshake hash (channel binding). */
 export interface TransportKeys {
   sendKey: Uint8Array;
@@ -241,7 +284,7 @@ export interface TransportKeys {
 
 /** Initiator side of IK. One instance per handshake attempt. */
 export class IkInitiator {
-  private readonly ss: SymmetricState;
+  private ss: SymmetricState;
   private readonly e: KeyPair;
   private readonly s: KeyPair;
   private readonly rs: Uint8Array;
@@ -250,7 +293,7 @@ export class IkInitiator {
   constructor(s: KeyPair, rs: Uint8Array, prologue: Uint8Array, ephemeral?: KeyPair) {
     this.s = s;
     this.rs = rs;
-    this.ss = new SymmetricState(prologue);
+    this.ss = SymmetricState.initialize(prologue);
     this.ss.mixHash(rs); // pre-message "<- s"
     this.e = ephemeral ?? generateX25519();
   }
@@ -266,28 +309,28 @@ export class IkInitiator {
     return concat(this.e.publicKey, encS, encP);
   }
 
-  /** <- e, ee, se, then the payload. Null if the message does not authenticate. */
+  /**
+   * <- e, ee, se, then the payload. Null if the message does not authenticate; the state is then
+   * unchanged, so the genuine response can still be read (see the file comment).
+   */
   readMessageB(msg: Uint8Array): { payload: Uint8Array; keys: TransportKeys } | null {
     if (msg.length < IK_MSG_B_FIXED + AEAD_TAG_LEN) return null;
-    try {
-      return this.readB(msg);
-    } catch {
-      return null; // low-order ephemeral key
-    }
+    const read = readOnCopy(this.ss, (ss) => this.readB(ss, msg));
+    if (read === null) return null;
+    this.ss.wipe();
+    this.ss = read.state;
+    const [send, receive] = this.ss.split();
+    const keys = { sendKey: send, receiveKey: receive, handshakeHash: this.ss.h.slice() };
+    this.wipe();
+    return { payload: read.result, keys };
   }
 
-  private readB(msg: Uint8Array): { payload: Uint8Array; keys: TransportKeys } | null {
-    const ss = this.ss;
+  private readB(ss: SymmetricState, msg: Uint8Array): Uint8Array | null {
     const re = msg.subarray(0, DH_LEN);
     ss.mixHash(re);
     ss.mixKey(dh(this.e, re));
     ss.mixKey(dh(this.s, re));
-    const payload = ss.decryptAndHash(msg.subarray(DH_LEN));
-    if (payload === null) return null;
-    const [send, receive] = ss.split();
-    const keys = { sendKey: send, receiveKey: receive, handshakeHash: ss.h.slice() };
-    this.wipe();
-    return { payload, keys };
+    return ss.decryptAndHash(msg.subarray(DH_LEN));
   }
 
   wipe(): void {
@@ -298,7 +341,7 @@ export class IkInitiator {
 
 /** Responder side of IK. One instance per received initiation. */
 export class IkResponder {
-  private readonly ss: SymmetricState;
+  private ss: SymmetricState;
   private re: Uint8Array | null = null;
   private rsKey: Uint8Array | null = null;
   private readonly s: KeyPair;
@@ -308,7 +351,7 @@ export class IkResponder {
   constructor(s: KeyPair, prologue: Uint8Array, ephemeral?: KeyPair) {
     this.s = s;
     this.e = ephemeral ?? generateX25519();
-    this.ss = new SymmetricState(prologue);
+    this.ss = SymmetricState.initialize(prologue);
     this.ss.mixHash(s.publicKey); // pre-message "<- s"
   }
 
@@ -317,18 +360,25 @@ export class IkResponder {
     return this.rsKey;
   }
 
-  /** Reads e, es, s, ss and the payload. Null if it does not authenticate. */
+  /**
+   * Reads e, es, s, ss and the payload. Null if it does not authenticate; the state is then
+   * unchanged (see the file comment).
+   */
   readMessageA(msg: Uint8Array): { payload: Uint8Array; remoteStatic: Uint8Array } | null {
     if (msg.length < IK_MSG_A_FIXED + AEAD_TAG_LEN) return null;
-    try {
-      return this.readA(msg);
-    } catch {
-      return null; // low-order ephemeral or static key
-    }
+    const read = readOnCopy(this.ss, (ss) => this.readA(ss, msg));
+    if (read === null) return null;
+    this.ss.wipe();
+    this.ss = read.state;
+    this.re = read.result.re;
+    this.rsKey = read.result.rs;
+    return { payload: read.result.payload, remoteStatic: read.result.rs };
   }
 
-  private readA(msg: Uint8Array): { payload: Uint8Array; remoteStatic: Uint8Array } | null {
-    const ss = this.ss;
+  private readA(
+    ss: SymmetricState,
+    msg: Uint8Array,
+  ): { re: Uint8Array; rs: Uint8Array; payload: Uint8Array } | null {
     const re = msg.slice(0, DH_LEN);
     ss.mixHash(re);
     ss.mixKey(dh(this.s, re));
@@ -337,9 +387,7 @@ export class IkResponder {
     ss.mixKey(dh(this.s, rs));
     const payload = ss.decryptAndHash(msg.subarray(IK_MSG_A_FIXED));
     if (payload === null) return null;
-    this.re = re;
-    this.rsKey = rs;
-    return { payload, remoteStatic: rs };
+    return { re, rs, payload };
   }
 
   /** -> e, ee, se and the payload; returns the message and the transport keys. */

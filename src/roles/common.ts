@@ -25,7 +25,8 @@ export interface NodeEnvironment {
   udp4?: UdpEndpoint | undefined;
   udp6?: UdpEndpoint | undefined;
   clock: Clock;
-  /** Added to clock.now() to get Unix milliseconds (certificates, handshake timestamps). */
+  /** Added to clock.now() to get the cores' Unix-ms timeline (fixed at start; the endpoint
+   *  checks certificates and makes handshake timestamps with its own wall clock). */
   epochOffsetMs: number;
   log: Logger;
   /** Decrypted inner packets are written here when set (`--pcap`). */
@@ -175,7 +176,8 @@ export function sendSealed(
 
 /**
  * The time every core sees: Unix milliseconds, advancing with the monotonic clock (so a wall
- * clock step does not disturb timers, while certificates and handshake timestamps get real time).
+ * clock step does not disturb timers; the endpoint reads the wall clock itself for certificates
+ * and handshake timestamps, so it sees such a step).
  */
 export function nodeNow(env: NodeEnvironment): number {
   return env.clock.now() + env.epochOffsetMs;

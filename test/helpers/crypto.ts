@@ -44,6 +44,7 @@ export function cert(ca: AuthorityKeyPair, m: MemberSpec) {
   );
 }
 
+/** A member's endpoint; its wall clock stands at T0 unless `extra.wallClock` moves it. */
 export function endpoint(
   ca: AuthorityKeyPair,
   m: MemberSpec,
@@ -56,6 +57,7 @@ export function endpoint(
     certificate: cert(ca, m),
     authorityPublicKey: caPublic,
     allowedPeerRoles,
+    wallClock: () => T0,
     ...extra,
   });
 }

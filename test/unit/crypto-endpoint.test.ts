@@ -182,6 +182,7 @@ void t.test('certificate checks during the handshake', async (t) => {
     certificate: cert(authority(0xb0), HA),
     authorityPublicKey: ca.publicKey,
     allowedPeerRoles: ['mn'],
+    wallClock: () => T0,
   });
   const r1 = rogueHa2.receive(mn.connect(haKey.publicKey, T0), T0);
   if (r1.kind !== 'established' || !r1.reply) throw new Error('expected established');
@@ -584,7 +585,8 @@ void t.test(
 void t.test(
   'rekey with the same certificate: validity and role still checked; other bytes fully verified',
   async (t) => {
-    const ha = endpoint(ca, HA, ['mn']);
+    let wall = T0; // the HA's wall clock: certificates are checked against it
+    const ha = endpoint(ca, HA, ['mn'], { wallClock: () => wall });
     const notAfter = SEC + 600;
     const mnSpec = { ...MN, notBefore: SEC - 60, notAfter };
     const mn = endpoint(ca, mnSpec, ['ha']);
@@ -593,6 +595,7 @@ void t.test(
     t.equal(ha.receive(mn.connect(haKey.publicKey, T0 + 1000), T0 + 1000).kind, 'established');
     // Past notAfter the same bytes are refused.
     const late = (notAfter + 1) * 1000;
+    wall = late;
     const r = ha.receive(mn.connect(haKey.publicKey, late), late);
     t.same(r, { kind: 'drop', reason: 'expired-certificate' });
     // Same key, certificate bytes with a broken signature: fully verified, refused.
@@ -604,6 +607,7 @@ void t.test(
       certificate: { ...good, raw, signature: raw.slice(raw.length - 64) },
       authorityPublicKey: ca.publicKey,
       allowedPeerRoles: ['ha'],
+      wallClock: () => T0,
     });
     const r2 = ha.receive(forged.connect(haKey.publicKey, T0 + 2000), T0 + 2000);
     t.same(r2, { kind: 'drop', reason: 'bad-certificate' });

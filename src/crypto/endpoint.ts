@@ -248,6 +248,15 @@ export class PeerSession {
   get established(): boolean {
     return this.current !== null;
   }
+
+  /**
+   * When the current keys were made (`now` of their handshake), or -1 without keys. Keys made
+   * by us as responder become current only once a data message under them authenticates, which
+   * proves the initiator received our response at the locator it was sent to.
+   */
+  get currentKeysCreatedAt(): number {
+    return this.current?.createdAt ?? -1;
+  }
 }
 
 export type ReceiveResult =

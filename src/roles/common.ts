@@ -86,14 +86,21 @@ export class TunnelWriter {
   #dstAddrs = new Uint8Array(64 * 16);
   #dstPorts = new Uint16Array(64);
   #count = 0;
+  #bytes = 0;
 
   get count(): number {
     return this.#count;
   }
 
+  /** Inner bytes in the run. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /** Starts a new run. */
   clear(): void {
     this.#count = 0;
+    this.#bytes = 0;
   }
 
   /** Adds the packet at buf[offset, offset + length) to the run. */
@@ -103,6 +110,7 @@ export class TunnelWriter {
     this.#lengths[this.#count] = length;
     this.#msgLengths[this.#count] = length + DATA_HEADER_LEN + TAG_LEN;
     this.#count++;
+    this.#bytes += length;
   }
 
   #grow(): void {
@@ -137,6 +145,7 @@ export class TunnelWriter {
   ): number {
     const n = this.#count;
     this.#count = 0;
+    this.#bytes = 0;
     if (n === 0) return 0;
     if (endpoint.sealBatch(session, buf, this.#offsets, this.#lengths, n, now) !== n) return 0;
     for (let i = 0; i < n; i++) {

@@ -87,6 +87,8 @@ export class World {
   readonly ha: HomeAgent;
   readonly haUdp4: FakeUdpEndpoint;
   readonly haUdp6: FakeUdpEndpoint;
+  /** The HA's channel endpoint (tests that play a home agent relaying forged packets). */
+  readonly haEndpoint: NodeEnvironment['endpoint'];
   #nextKey = 0x40;
 
   private constructor(opts: {
@@ -115,6 +117,7 @@ export class World {
       epochOffsetMs: T0,
       log: Logger.silent(),
     };
+    this.haEndpoint = env.endpoint;
     this.ha = new HomeAgent(env, {
       homePrefix: HOME_PREFIX,
       homeAgentAddress: HA_HOME_ADDRESS,

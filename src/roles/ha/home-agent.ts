@@ -48,6 +48,16 @@ import {
 } from '../../wire/address.js';
 import { buildDestinationUnreachable, ICMPV6_TYPE } from '../../wire/icmpv6.js';
 import { mobilitySignal } from '../../wire/mobility-signal.js';
+import { randomBytes } from '../../crypto/random.js';
+import {
+  decodePathMessage,
+  encodePathMessage,
+  PATH_CHALLENGE,
+  PATH_MESSAGE_LEN,
+  PATH_RESPONSE,
+  PathValidator,
+  UNVALIDATED_BUDGET_FACTOR,
+} from '../../protocol/path-validation.js';
 import {
   answerDiscovery,
   DEFAULT_HA_LIFETIME_S,
@@ -122,7 +132,12 @@ interface PendingAdvertisement {
 
 interface BindingExtra {
   session: PeerSession;
+  /** Where the member's last BU came from: where signaling (BA, BRR, MPA) goes. */
   locator: ResolvedLocator;
+  /** The validated locator data goes to (path-validation.ts); undefined until there is one. */
+  data: ResolvedLocator | undefined;
+  /** Bytes of data `locator` may still get while unvalidated (anti-amplification budget). */
+  budget: number;
 }
 
 export class HomeAgent {
@@ -136,6 +151,7 @@ export class HomeAgent {
     signalingIn: 0,
     signalingOut: 0,
     icmpErrorsSent: 0,
+    pathChallenges: 0,
   };
   readonly #env: NodeEnvironment;
   readonly #opts: HomeAgentOptions;
@@ -145,6 +161,12 @@ export class HomeAgent {
   readonly #anycast: Uint8Array;
   /** Channel and resolved locator of each binding, by binding key. */
   readonly #extra = new Map<string, BindingExtra>();
+  /** Locators carry data only once the member answered a challenge sent there. */
+  readonly #paths = new PathValidator<PeerSession>(randomBytes);
+  /** Where and when each channel's last handshake as responder came from (path validation). */
+  readonly #handshakeAt = new WeakMap<PeerSession, { locator: string; at: number }>();
+  /** The binding keys of each channel (a certificate may hold several home addresses). */
+  readonly #bySession = new Map<PeerSession, Set<string>>();
   /** Last locator each channel was heard from (for handshake replies and rekeys). */
   readonly #sessionLocator = new Map<PeerSession, Locator>();
   /** When a rebinding hint (BRR) last went out, by binding key. */
@@ -238,6 +260,10 @@ export class HomeAgent {
         this.drops.add('malformed-inner');
         continue;
       }
+      if (len === PATH_MESSAGE_LEN && result === OpenResult.SIGNALING) {
+        this.#onPathMessage(session, buf, off, len);
+        continue;
+      }
       // Signaling for us is what the member marked as its own (DataKind.SIGNALING); a Mobility
       // Header or DHAAD/MPS it merely forwards (payload) may have been written by anybody.
       const own = result === OpenResult.SIGNALING;
@@ -271,9 +297,14 @@ export class HomeAgent {
         continue;
       }
       if (
-        bound.locator.port !== batch.remotePort(i) ||
-        bound.locator.address !== batch.remoteAddress(i)
+        bound.data !== bound.locator &&
+        bound.locator.port === batch.remotePort(i) &&
+        bound.locator.address === batch.remoteAddress(i)
       ) {
+        bound.budget += UNVALIDATED_BUDGET_FACTOR * len; // anti-amplification (RFC 9000 §8.1)
+      }
+      const dataTo = bound.data ?? bound.locator;
+      if (dataTo.port !== batch.remotePort(i) || dataTo.address !== batch.remoteAddress(i)) {
         this.#rebindHint(
           entry,
           bound,
@@ -340,6 +371,7 @@ export class HomeAgent {
         break;
       case 'established':
         this.#sessionLocator.set(r.session, locator);
+        this.#handshakeAt.set(r.session, { locator: formatLocator(locator), at: now });
         if (r.reply) socket.send(r.reply, locator.address, locator.port);
         this.#env.log.info('channel', {
           peer: r.session.peerName ?? '?',
@@ -447,7 +479,7 @@ export class HomeAgent {
       }
       if (entry) {
         const known = this.#extra.get(entry.key);
-        this.#extra.set(entry.key, { session, locator: resolveLocator(entry.locator) });
+        this.#bindPath(entry, session, known, packet.length, now);
         if (result.change === 'created' || known === undefined)
           this.#homeLinkAdd(entry.homeAddress);
       }
@@ -516,6 +548,100 @@ export class HomeAgent {
     if (!r.limiter.allows(now)) return false;
     r.limiter.record(now);
     return true;
+  }
+
+  /**
+   * After an accepted BU: the binding's signaling goes to the BU's source at once; its data
+   * only once that locator is validated (path-validation.ts). Until then data keeps going to
+   * the previous validated locator of the same channel, if any, and a challenge goes out.
+   */
+  #bindPath(
+    entry: BindingCacheEntry,
+    session: PeerSession,
+    known: BindingExtra | undefined,
+    buBytes: number,
+    now: number,
+  ): void {
+    const locator = resolveLocator(entry.locator);
+    const text = formatLocator(entry.locator);
+    const hs = this.#handshakeAt.get(session);
+    if (hs !== undefined && hs.locator === text && session.currentKeysCreatedAt >= hs.at) {
+      this.#paths.markValidated(session, text); // the handshake's response reached it
+    }
+    const challenge = this.#paths.onBindingUpdate(session, text, now);
+    const validated = this.#paths.isValidated(session, text);
+    const previous = known?.session === session ? known.data : undefined;
+    const budget =
+      validated || known?.locator.address !== locator.address || known.locator.port !== locator.port
+        ? 0
+        : known.budget;
+    this.#extra.set(entry.key, {
+      session,
+      locator,
+      data: validated ? locator : previous,
+      budget: validated ? 0 : budget + UNVALIDATED_BUDGET_FACTOR * buBytes,
+    });
+    let keys = this.#bySession.get(session);
+    if (keys === undefined) this.#bySession.set(session, (keys = new Set()));
+    keys.add(entry.key);
+    if (challenge !== undefined) this.#sendChallenge(session, locator, challenge.token, now);
+  }
+
+  /**
+   * Where a run of `bytes` for this binding goes: its validated locator when that is the current
+   * one; else the new, unvalidated one while the anti-amplification budget lasts; else the last
+   * validated one (if the member is still there it gets it; if it moved, it answers the
+   * challenge within a round trip).
+   */
+  #dataLocator(extra: BindingExtra, bytes: number): ResolvedLocator | undefined {
+    const data = extra.data;
+    if (data === extra.locator) return data;
+    if (extra.budget >= bytes) {
+      extra.budget -= bytes;
+      return extra.locator;
+    }
+    return data;
+  }
+
+  #sendChallenge(session: PeerSession, to: Locator, token: Uint8Array, now: number): void {
+    this.counters.pathChallenges++;
+    const family = to.address.includes(':') ? 6 : 4;
+    if (
+      !sendSealed(
+        this.#env.endpoint,
+        session,
+        encodePathMessage(PATH_CHALLENGE, token),
+        this.#socketFor(family),
+        to,
+        now,
+      )
+    ) {
+      this.drops.add('signaling-send');
+    }
+  }
+
+  /** A PATH_RESPONSE: the bindings of that channel registered at that locator now carry data. */
+  #onPathMessage(session: PeerSession, buf: Uint8Array, off: number, len: number): void {
+    const m = decodePathMessage(buf, off, len);
+    if (m === undefined || m.type !== PATH_RESPONSE) {
+      this.drops.add('path-message-unexpected');
+      return;
+    }
+    const text = this.#paths.onResponse(session, m.token);
+    if (text === undefined) {
+      this.drops.add('path-response-unmatched');
+      return;
+    }
+    for (const key of this.#bySession.get(session) ?? []) {
+      const extra = this.#extra.get(key);
+      const entry = this.cache.getByKey(key);
+      if (extra === undefined || entry === undefined || formatLocator(entry.locator) !== text)
+        continue;
+      extra.data = extra.locator;
+      extra.budget = 0;
+      this.#env.log.info('path-validated', { hoa: entry.homeAddress, locator: text });
+    }
+    this.#rearm();
   }
 
   #sendSignaling(session: PeerSession, packet: Uint8Array, to: Locator, now: number): void {
@@ -651,7 +777,16 @@ export class HomeAgent {
   #removeBinding(entry: BindingCacheEntry, why: string): Promise<void> {
     this.#rebindHints.delete(entry.key);
     this.#pendingAdvertisements.delete(entry.key);
+    const extra = this.#extra.get(entry.key);
     this.#extra.delete(entry.key);
+    const keys = extra === undefined ? undefined : this.#bySession.get(extra.session);
+    if (extra !== undefined && keys !== undefined) {
+      keys.delete(entry.key);
+      if (keys.size === 0) {
+        this.#bySession.delete(extra.session);
+        this.#paths.forget(extra.session);
+      }
+    }
     const removed = this.#homeLinkRemove(entry.homeAddress);
     this.#env.log.info(why, { hoa: entry.homeAddress, member: entry.peerName });
     return removed;
@@ -681,13 +816,14 @@ export class HomeAgent {
     const flush = (): void => {
       if (runExtra === undefined || writer.count === 0) return;
       const n = writer.count;
-      const sock = this.#socketFor(runExtra.locator.family);
-      if (sock === undefined) {
-        this.drops.add('no-socket', n);
+      const to = this.#dataLocator(runExtra, writer.bytes);
+      const sock = to === undefined ? undefined : this.#socketFor(to.family);
+      if (to === undefined || sock === undefined) {
+        this.drops.add(to === undefined ? 'path-unvalidated' : 'no-socket', n);
         writer.clear();
         return;
       }
-      const sent = writer.flush(env.endpoint, runExtra.session, buf, sock, runExtra.locator, now);
+      const sent = writer.flush(env.endpoint, runExtra.session, buf, sock, to, now);
       if (sent < n) this.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
     };
     for (let i = 0; i < batch.count; i++) {
@@ -762,6 +898,7 @@ export class HomeAgent {
       this.cache.nextDeadline(),
       this.#endpointDeadline,
       this.#nextAdvertisementDeadline(),
+      this.#paths.nextDeadline(),
     );
     armTimer(this.#env, deadline, () => this.#onTimer());
   }
@@ -779,6 +916,14 @@ export class HomeAgent {
     }
     this.#endpointDeadline = polled.nextDeadline;
     this.#retransmitAdvertisements(now);
+    for (const c of this.#paths.poll(now)) {
+      for (const key of this.#bySession.get(c.owner) ?? []) {
+        const extra = this.#extra.get(key);
+        if (extra === undefined || formatLocator(extra.locator) !== c.locator) continue;
+        this.#sendChallenge(c.owner, extra.locator, c.token, now);
+        break;
+      }
+    }
     for (const action of this.cache.poll(now)) {
       if (action.kind === 'expired') {
         void this.#removeBinding(action.entry, 'expired');

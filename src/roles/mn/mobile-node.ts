@@ -48,6 +48,13 @@ import {
 } from '../../protocol/mobile-node-registration.js';
 import { WireError } from '../../util/errors.js';
 import { isHomeAgentFor } from '../../crypto/selector.js';
+import {
+  decodePathMessage,
+  encodePathMessage,
+  PATH_CHALLENGE,
+  PATH_MESSAGE_LEN,
+  PATH_RESPONSE,
+} from '../../protocol/path-validation.js';
 import type { RouteOptimization } from './route-optimization.js';
 import { formatIpv6, ipv6Equal, parseIpv6 } from '../../wire/address.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
@@ -857,6 +864,10 @@ export class MobileNode {
       this.#sentSinceHeard = false;
       const off = batch.offsets[i]! + DATA_HEADER_LEN;
       const len = batch.lengths[i]! - DATA_OVERHEAD;
+      if (signaling && len === PATH_MESSAGE_LEN) {
+        this.#onPathChallenge(buf, off, len, now);
+        continue;
+      }
       if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
         this.drops.add('malformed-inner');
         continue;
@@ -936,6 +947,26 @@ export class MobileNode {
       why: 'certificate is not a home agent for our home address',
     });
     return false;
+  }
+
+  /**
+   * The HA checks that we receive what it sends to our new locator before it sends data there
+   * (src/protocol/path-validation.ts): the challenge's token goes back on the channel at once.
+   */
+  #onPathChallenge(buf: Uint8Array, off: number, len: number, now: number): void {
+    const m = decodePathMessage(buf, off, len);
+    const session = this.#session;
+    const agent = this.#agent;
+    if (m === undefined || m.type !== PATH_CHALLENGE || session === undefined || !agent) {
+      this.drops.add('path-message-unexpected');
+      return;
+    }
+    const response = encodePathMessage(PATH_RESPONSE, m.token);
+    if (sendSealed(this.#env.endpoint, session, response, this.#socket(), agent, now)) {
+      this.counters.signalingOut++;
+    } else {
+      this.drops.add('signaling-send');
+    }
   }
 
   /** A packet the home agent marked as its own signaling (DataKind.SIGNALING). */

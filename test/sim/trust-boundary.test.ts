@@ -125,6 +125,23 @@ void t.test('forged HA signaling from the home side is not relayed into the chan
   );
 });
 
+void t.test("the HA kernel's ICMPv6 Redirects are not relayed to a member", async (t) => {
+  const w = await World.create({ delayMs: 2 });
+  const m = await registeredMn(w);
+  const received: Uint8Array[] = [];
+  m.tun.onKernelReceive((p) => received.push(p));
+  const redirect = encodeIcmpv6Packet({
+    source: 'fe80::1',
+    destination: HOA,
+    message: { kind: 'echoRequest', identifier: 1, sequence: 1, data: new Uint8Array(32) },
+  });
+  redirect[40] = 137; // ICMPv6 Redirect (RFC 4861 §4.5); the classifier reads the type
+  w.haTun.inject([redirect]);
+  await w.run(50);
+  t.equal(received.length, 0, 'nothing reached the MN');
+  t.equal(w.ha.drops.get('redirect-to-member'), 1, 'counted');
+});
+
 void t.test('forged HA signaling relayed as payload in the HA channel is ignored', async (t) => {
   // As if the home agent had forwarded someone else's packets: the MN itself refuses them.
   const w = await World.create({ delayMs: 2 });

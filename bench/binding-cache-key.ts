@@ -28,6 +28,7 @@ for (let i = 0; i < N; i++) {
       flags: FLAGS,
       homeRegistration: true,
       peerName: `mn${i}`,
+      ownerKey: new Uint8Array(32).fill(i & 0xff),
       natDetected: false,
       udpEncapsulationRequired: false,
       refreshTime: 0,

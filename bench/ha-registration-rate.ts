@@ -19,7 +19,7 @@ const config = {
   natKeepaliveSeconds: 25,
   maxBindings: N + 1,
 };
-const peer = { name: 'bench', allowsHomeAddress: () => true };
+const peer = { name: 'bench', publicKey: new Uint8Array(32), allowsHomeAddress: () => true };
 const FLAGS = bindingUpdateFlags({ A: true, H: true });
 const hoas = Array.from({ length: N }, (_, i) => `2001:db8:100::${(i + 0x10).toString(16)}`);
 

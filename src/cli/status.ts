@@ -85,7 +85,7 @@ function bindingRows(list: BindingStatus[]): string {
     list.map((b) => [
       cell(b.homeAddress),
       cell(b.member),
-      cell(b.locator),
+      b.path === 'validating' ? `${b.locator} (validating)` : cell(b.locator),
       cell(b.nat),
       formatDuration(b.lifetimeRemaining),
       cell(b.sequence),

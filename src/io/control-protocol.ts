@@ -40,6 +40,13 @@ export interface BindingStatus {
   bytesOut?: number;
   /** Seconds since the last authenticated packet from this binding. */
   lastSeen?: number;
+  /**
+   * Home agent: whether data goes to `locator` ("validated"), or the member has yet to answer
+   * the path challenge sent there ("validating", data still to `dataLocator`, if any).
+   */
+  path?: 'validated' | 'validating';
+  /** Where data goes while `path` is "validating" (the last validated locator). */
+  dataLocator?: string;
 }
 
 /** One binding update list entry at an MN or CN (RFC 6275 §11.1). */

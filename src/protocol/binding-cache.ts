@@ -52,6 +52,14 @@ export interface BindingCacheEntry {
   homeRegistration: boolean;
   /** Name of the authenticated member (certificate) that registered it. */
   peerName: string;
+  /**
+   * The binding's owner: the static public key (X25519) of the channel whose BU created it
+   * (DESIGN.md §4: every binding belongs to the key that created it). Only BUs from this key
+   * may refresh, move or delete it; another member whose certificate also holds the home
+   * address (an old laptop's, or one for a whole prefix) is refused until it expires or its
+   * owner deregisters. Shared with the session, not copied.
+   */
+  ownerKey: Uint8Array;
   /** RFC 5555: the IPv4 CoA option differed from the observed outer address. */
   natDetected: boolean;
   /** RFC 5555: UDP encapsulation is required (NAT, forced by the HA, or asked with BU flag F). */
@@ -123,6 +131,13 @@ export function keyOfText(address: string): string {
   return keyOf(parseIpv6(address), 0);
 }
 
+/** True when two static public keys (binding owners) are the same bytes. */
+export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 interface HeapItem {
   at: number;
   key: string;
@@ -134,7 +149,10 @@ export class BindingCache {
   readonly #byKey = new Map<string, BindingCacheEntry>();
   readonly #gen = new Map<string, number>();
   readonly #heap: HeapItem[] = [];
-  readonly #tombstones = new Map<string, { sequence: number; until: number }>();
+  readonly #tombstones = new Map<
+    string,
+    { sequence: number; until: number; ownerKey: Uint8Array }
+  >();
   readonly #fraction: number;
   readonly #usageWindowMs: number;
   readonly #tombstoneMs: number;
@@ -211,9 +229,11 @@ export class BindingCache {
 
   /**
    * Last accepted sequence of a recently deleted binding for `homeAddress`, so a replayed BU
-   * cannot resurrect it (undefined when none is remembered).
+   * cannot resurrect it (undefined when none is remembered). With `ownerKey`, only a tombstone
+   * of that owner counts: for any other key the address is free (its BUs never shared the
+   * deleted binding's sequence space, and must not learn it).
    */
-  tombstoneSequence(homeAddress: string, now: number): number | undefined {
+  tombstoneSequence(homeAddress: string, now: number, ownerKey?: Uint8Array): number | undefined {
     let key: string;
     try {
       key = keyOfText(homeAddress);
@@ -226,6 +246,7 @@ export class BindingCache {
       this.#tombstones.delete(key);
       return undefined;
     }
+    if (ownerKey !== undefined && !sameKey(t.ownerKey, ownerKey)) return undefined;
     return t.sequence;
   }
 
@@ -285,7 +306,11 @@ export class BindingCache {
   #remove(entry: BindingCacheEntry, now: number): void {
     this.#byKey.delete(entry.key);
     this.#gen.delete(entry.key);
-    this.#tombstones.set(entry.key, { sequence: entry.sequence, until: now + this.#tombstoneMs });
+    this.#tombstones.set(entry.key, {
+      sequence: entry.sequence,
+      until: now + this.#tombstoneMs,
+      ownerKey: entry.ownerKey,
+    });
   }
 
   /** Pushes the entry's next deadline (BRR time if not yet used, else expiry). */

@@ -13,6 +13,7 @@
  *        HoA not on the home prefix ......................................... 132
  *        peer not allowed to register at all (policy) ....................... 129
  *        peer's certificate does not hold this HoA .......................... 133
+ *        existing entry owned by another key (update or deregistration) ..... 129
  *        existing entry of another registration type (H/R differ) ........... 139
  *        R flag (mobile router, NEMO) - not offered ......................... 140
  *        sequence not newer than the entry's (or a tombstone's) ............. 135 + last seq
@@ -23,6 +24,18 @@
  *      Authorization (132/129/133) comes before anything that reads an existing entry, unlike
  *      UMIP's order: an authenticated member must not learn another member's sequence number
  *      (135) or binding type (139) by sending BUs for a home address it does not own.
+ *      Ownership (DESIGN.md §4): an entry belongs to the static key of the channel whose BU
+ *      created it. A certificate that holds the home address is not enough to touch someone
+ *      else's entry: two certificates may hold the same address (a replaced laptop whose old
+ *      certificate is still valid, an `mn` certificate for a whole prefix), and with the next
+ *      sequence number either could otherwise move the other's traffic to itself. Such a BU,
+ *      deregistration included, gets 129 "administratively prohibited", not 133: this HA *is*
+ *      the home agent for that address and the certificate does hold it, so 133 would be
+ *      false (and would look like the certificate check above in logs and at the MN); what
+ *      refuses it is local policy, one owner per binding, and policy refusals are 129 (RFC
+ *      6275 §6.1.8, digest §9.2 step 6). The address is free again for any key the
+ *      certificate allows once the entry expires or its owner deregisters it; the tombstone
+ *      of a deleted entry holds only for its owner's key.
  *      There is no DAD (134): the home prefix is routed to the HA's TUN, so the HA alone owns it.
  *   3. Grant min(requested, configured max) lifetime, install the entry, answer BA 0 with the
  *      granted lifetime, a Binding Refresh Advice option when configured and shorter, and an
@@ -52,7 +65,7 @@ import {
   prefixContains,
   unmapIpv4,
 } from '../wire/address.js';
-import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
+import { sameKey, type BindingCache, type BindingCacheEntry } from './binding-cache.js';
 import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
 import type { Locator } from './locator.js';
 import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNewer } from './sequence.js';
@@ -60,6 +73,8 @@ import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNewer } from './sequ
 /** The authenticated channel's member certificate, as far as registration needs it. */
 export interface RegistrationPeer {
   name: string;
+  /** The channel's static public key (X25519): it owns the bindings its BUs create. */
+  publicKey: Uint8Array;
   /** True when the certificate holds this home address (or a prefix containing it). */
   allowsHomeAddress(hoa: string): boolean;
   /** Policy: false refuses every home registration of this member (BA 129). Default true. */
@@ -117,6 +132,7 @@ export type HomeRegistrationCode =
   | 'notHomeSubnet'
   | 'adminProhibited'
   | 'notHomeAgentForMn'
+  | 'bindingOwnerMismatch'
   | 'registrationTypeChange'
   | 'mobileRouterNotPermitted'
   | 'sequenceOutOfWindow'
@@ -276,6 +292,14 @@ export function processHomeBindingUpdate(
   }
 
   const existing = cache.get(hoa);
+  if (existing !== undefined && !sameKey(existing.ownerKey, peer.publicKey)) {
+    // Before the sequence and type checks: the other key learns nothing of the entry.
+    return reject(
+      BA_STATUS.ADMIN_PROHIBITED,
+      'bindingOwnerMismatch',
+      `the binding belongs to another key (member ${existing.peerName})`,
+    );
+  }
   if (
     existing !== undefined &&
     (existing.flags.H !== bu.flags.H || existing.flags.R !== bu.flags.R)
@@ -289,7 +313,7 @@ export function processHomeBindingUpdate(
   if (bu.flags.R) {
     return reject(140, 'mobileRouterNotPermitted', 'mobile router (R) registration not offered');
   }
-  const lastSeq = existing?.sequence ?? cache.tombstoneSequence(hoa, now);
+  const lastSeq = existing?.sequence ?? cache.tombstoneSequence(hoa, now, peer.publicKey);
   if (lastSeq !== undefined && !seqNewer(bu.sequence, lastSeq)) {
     return reject(
       BA_STATUS.SEQUENCE_OUT_OF_WINDOW,
@@ -376,6 +400,7 @@ export function processHomeBindingUpdate(
       flags: { ...bu.flags },
       homeRegistration: true,
       peerName: peer.name,
+      ownerKey: peer.publicKey,
       natDetected,
       udpEncapsulationRequired: natDetected || forceUdp || bu.flags.F,
       refreshTime,

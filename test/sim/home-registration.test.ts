@@ -20,6 +20,8 @@ import {
 import type { BindingAcknowledgement, BindingUpdate } from '../../src/wire/types.js';
 
 const HOA = '2001:db8:100::5';
+/** The MN's static key: the owner of its binding at the HA. */
+const LAPTOP_KEY = new Uint8Array(32).fill(0x11);
 const HA = '2001:db8:100::1';
 const HA_CONFIG: HomeAgentRegistrationConfig = {
   homePrefix: '2001:db8:100::/64',
@@ -223,7 +225,7 @@ class World {
           innerDestination: p.innerDestination,
           ...(p.homeAddressOption === undefined ? {} : { homeAddressOption: p.homeAddressOption }),
           locator: p.from,
-          peer: { name: 'laptop', allowsHomeAddress: (h) => h === HOA },
+          peer: { name: 'laptop', publicKey: LAPTOP_KEY, allowsHomeAddress: (h) => h === HOA },
           config: HA_CONFIG,
         },
         this.now,

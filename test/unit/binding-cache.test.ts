@@ -9,6 +9,7 @@ import {
 import { parseIpv6 } from '../../src/wire/address.js';
 
 const FLAGS = bindingUpdateFlags({ A: true, H: true });
+const LAPTOP_KEY = new Uint8Array(32).fill(0x11);
 
 function fields(
   hoa: string,
@@ -26,6 +27,7 @@ function fields(
     flags: { ...FLAGS },
     homeRegistration: true,
     peerName: 'laptop',
+    ownerKey: LAPTOP_KEY,
     natDetected: false,
     udpEncapsulationRequired: false,
     refreshTime: 0,
@@ -60,6 +62,12 @@ void t.test('set / get / getByKey / delete', async (t) => {
   t.equal(c.delete('2001:db8:100::5', 20), e2);
   t.equal(c.size, 0);
   t.equal(c.tombstoneSequence('2001:db8:100::5', 21), 2, 'tombstone keeps the sequence');
+  t.equal(c.tombstoneSequence('2001:db8:100::5', 21, LAPTOP_KEY), 2, "for the owner's key");
+  t.equal(
+    c.tombstoneSequence('2001:db8:100::5', 21, new Uint8Array(32).fill(0x22)),
+    undefined,
+    'another key is not held to it',
+  );
   t.equal(c.tombstoneSequence('2001:db8:100::5', 20 + 600_000), undefined, 'tombstone expires');
   t.equal(c.delete('2001:db8:100::5', 30), undefined);
 });

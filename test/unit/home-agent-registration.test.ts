@@ -22,8 +22,19 @@ const CONFIG: HomeAgentRegistrationConfig = {
   natKeepaliveSeconds: 25,
   maxBindings: 10,
 };
-const laptop: RegistrationPeer = { name: 'laptop', allowsHomeAddress: (h) => h === HOA };
-const phone: RegistrationPeer = { name: 'phone', allowsHomeAddress: (h) => h === OTHER_HOA };
+/** Static keys of the members' channels (binding owners). */
+const LAPTOP_KEY = new Uint8Array(32).fill(0x11);
+const PHONE_KEY = new Uint8Array(32).fill(0x22);
+const laptop: RegistrationPeer = {
+  name: 'laptop',
+  publicKey: LAPTOP_KEY,
+  allowsHomeAddress: (h) => h === HOA,
+};
+const phone: RegistrationPeer = {
+  name: 'phone',
+  publicKey: PHONE_KEY,
+  allowsHomeAddress: (h) => h === OTHER_HOA,
+};
 
 function bu(
   sequence: number,
@@ -231,7 +242,10 @@ void t.test('drops: H clear, RR options in a home registration', async (t) => {
 void t.test('132: home address not on the home prefix', async (t) => {
   const r = processHomeBindingUpdate(
     new BindingCache(),
-    v4Input(1, { hoa: '2001:db8:999::5', peer: { name: 'x', allowsHomeAddress: () => true } }),
+    v4Input(1, {
+      hoa: '2001:db8:999::5',
+      peer: { name: 'x', publicKey: PHONE_KEY, allowsHomeAddress: () => true },
+    }),
     0,
   );
   t.equal(r.status, 132);
@@ -383,7 +397,11 @@ void t.test('174: unusable care-of addresses', async (t) => {
 
 void t.test('130: binding cache full (refresh of an existing binding still works)', async (t) => {
   const cache = new BindingCache();
-  const any: RegistrationPeer = { name: 'any', allowsHomeAddress: () => true };
+  const any: RegistrationPeer = {
+    name: 'any',
+    publicKey: LAPTOP_KEY,
+    allowsHomeAddress: () => true,
+  };
   for (let i = 0; i < 3; i++) {
     t.equal(
       processHomeBindingUpdate(
@@ -438,3 +456,116 @@ void t.test('the order of checks: an earlier check wins', async (t) => {
     130,
   );
 });
+
+// ---- binding ownership (issue #13): a binding belongs to the key that created it ----------
+
+/** The laptop's replacement: a second certificate for the same home address, another key. */
+const oldLaptop: RegistrationPeer = {
+  name: 'old-laptop',
+  publicKey: new Uint8Array(32).fill(0x33),
+  allowsHomeAddress: (h) => h === HOA,
+};
+/** An `mn` certificate for the whole home prefix. */
+const prefixHolder: RegistrationPeer = {
+  name: 'prefix-mn',
+  publicKey: new Uint8Array(32).fill(0x44),
+  allowsHomeAddress: () => true,
+};
+
+void t.test(
+  '129: a BU from another key for an existing binding changes nothing (next sequence too)',
+  async (t) => {
+    for (const thief of [oldLaptop, prefixHolder]) {
+      await t.test(thief.name, async (t) => {
+        const cache = new BindingCache();
+        t.equal(processHomeBindingUpdate(cache, v4Input(500), 0).status, 0);
+        const before = structuredClone(cache.get(HOA)!);
+        // The attacker knows (or guesses) the owner's sequence and sends the next one, from
+        // its own locator, as an update and as a deregistration.
+        for (const lifetimeUnits of [150, 0]) {
+          const r = processHomeBindingUpdate(
+            cache,
+            v4Input(501, { peer: thief, coa: '203.0.113.66', lifetimeUnits }),
+            1000,
+          );
+          t.equal(r.status, 129, `lifetime ${lifetimeUnits}: administratively prohibited`);
+          t.equal(r.code, 'bindingOwnerMismatch');
+          t.equal(r.change, 'none');
+          t.equal(r.ack?.sequence, 501, "echoes the BU's sequence, not the owner's");
+          t.equal(r.ack?.lifetimeUnits, 0);
+          t.same(r.reply?.locator, { address: '203.0.113.66', port: 4191 }, 'BA to the sender');
+        }
+        t.same(cache.get(HOA), before, 'entry untouched: locator, sequence, owner, expiry');
+        t.same(cache.get(HOA)?.ownerKey, LAPTOP_KEY);
+        t.equal(cache.size, 1);
+        // Ownership is checked before the sequence (no 135 leaking the owner's sequence) and
+        // before the registration type (no 139).
+        const old = processHomeBindingUpdate(cache, v4Input(3, { peer: thief }), 1000);
+        t.equal(old.status, 129);
+        t.equal(old.ack?.sequence, 3);
+        // The owner carries on with its own next sequence.
+        t.equal(processHomeBindingUpdate(cache, v4Input(501), 2000).status, 0);
+      });
+    }
+  },
+);
+
+void t.test('the entry records its owner; the owner alone moves it', async (t) => {
+  const cache = new BindingCache();
+  processHomeBindingUpdate(cache, v6Input(7, '2001:db8:5::20'), 0);
+  t.same(cache.get(HOA)?.ownerKey, LAPTOP_KEY);
+  const moved = processHomeBindingUpdate(cache, v6Input(8, '2001:db8:6::30'), 10);
+  t.equal(moved.change, 'updated');
+  t.same(cache.get(HOA)?.ownerKey, LAPTOP_KEY);
+});
+
+void t.test(
+  'the address is free again after the owner deregisters or the entry expires',
+  async (t) => {
+    await t.test('deregistered by its owner', async (t) => {
+      const cache = new BindingCache();
+      processHomeBindingUpdate(cache, v4Input(500), 0);
+      t.equal(
+        processHomeBindingUpdate(cache, v4Input(501, { lifetimeUnits: 0 }), 10).change,
+        'deleted',
+      );
+      // The old laptop's sequence space has nothing to do with the deleted entry's: it is not
+      // held to the owner's tombstone (and does not learn its sequence from a 135).
+      const r = processHomeBindingUpdate(
+        cache,
+        v4Input(3, { peer: oldLaptop, coa: '203.0.113.66' }),
+        20,
+      );
+      t.equal(r.status, 0);
+      t.equal(r.change, 'created');
+      t.same(cache.get(HOA)?.ownerKey, oldLaptop.publicKey);
+      t.equal(cache.get(HOA)?.peerName, 'old-laptop');
+      // Now the first laptop is the stranger.
+      t.equal(processHomeBindingUpdate(cache, v4Input(502), 30).status, 129);
+    });
+    await t.test('expired', async (t) => {
+      const cache = new BindingCache();
+      processHomeBindingUpdate(cache, v4Input(500, { config: { maxLifetimeSeconds: 40 } }), 0);
+      t.equal(
+        processHomeBindingUpdate(cache, v4Input(9, { peer: prefixHolder }), 1000).status,
+        129,
+      );
+      const actions = cache.poll(40_000);
+      t.same(
+        actions.map((a) => a.kind),
+        ['expired'],
+      );
+      const r = processHomeBindingUpdate(cache, v4Input(9, { peer: prefixHolder }), 40_001);
+      t.equal(r.status, 0, 'another key may register the free address');
+      t.same(cache.get(HOA)?.ownerKey, prefixHolder.publicKey);
+    });
+    await t.test("the owner's own tombstone still stops its replays", async (t) => {
+      const cache = new BindingCache();
+      processHomeBindingUpdate(cache, v4Input(500), 0);
+      processHomeBindingUpdate(cache, v4Input(501, { lifetimeUnits: 0 }), 10);
+      const replay = processHomeBindingUpdate(cache, v4Input(500), 20);
+      t.equal(replay.status, 135);
+      t.equal(replay.ack?.sequence, 501);
+    });
+  },
+);

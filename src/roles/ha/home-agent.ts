@@ -7,7 +7,9 @@
  *      to the sender's locator; a new session is remembered with the locator it came from).
  *   2. Inner packets addressed to the HA's own home-prefix address that carry a Mobility Header
  *      are signaling: decoded, and a BU goes to processHomeBindingUpdate with the channel's
- *      certificate as the authority on which home addresses the member may register. The BA is
+ *      certificate as the authority on which home addresses the member may register, and the
+ *      channel's static key as the owner of the binding it creates (a BU from another key for
+ *      an existing binding gets BA 129, counted as 'binding-owner-mismatch'). The BA is
  *      sealed back to the locator the BU came from.
  *   3. Everything else is reverse-tunneled data: its source must be a home address bound to
  *      this very channel (the selector check; an unauthenticated packet never moves a binding),
@@ -454,7 +456,11 @@ export class HomeAgent {
         innerDestination: decoded.destination,
         ...(decoded.homeAddress !== undefined ? { homeAddressOption: decoded.homeAddress } : {}),
         locator,
-        peer: { name: cert.name, allowsHomeAddress: (hoa) => certificateAllows(cert, hoa) },
+        peer: {
+          name: cert.name,
+          publicKey: session.peerPublicKey, // the owner of what this BU creates
+          allowsHomeAddress: (hoa) => certificateAllows(cert, hoa),
+        },
         config: this.#opts,
       },
       now,
@@ -495,6 +501,9 @@ export class HomeAgent {
     } else if (result.change === 'deleted' && entry) {
       removed = this.#removeBinding(entry, 'deregistration');
     } else if ((result.status ?? 0) >= 128) {
+      // A BU for a binding another key owns: answered (129), and counted where `mip6 status
+      // --json` shows refusals an operator should see (an old certificate still in use?).
+      if (result.code === 'bindingOwnerMismatch') this.drops.add('binding-owner-mismatch');
       env.log.warn('bu-rejected', {
         ...fields,
         status: result.status ?? 0,
@@ -601,6 +610,16 @@ export class HomeAgent {
       return extra.locator;
     }
     return data;
+  }
+
+  #pathStatus(key: string): Pick<BindingStatus, 'path' | 'dataLocator'> {
+    const extra = this.#extra.get(key);
+    if (extra === undefined) return {};
+    if (extra.data === extra.locator) return { path: 'validated' };
+    return {
+      path: 'validating',
+      ...(extra.data !== undefined ? { dataLocator: formatLocator(extra.data) } : {}),
+    };
   }
 
   #sendChallenge(session: PeerSession, to: Locator, token: Uint8Array, now: number): void {
@@ -963,6 +982,7 @@ export class HomeAgent {
         bytesIn: e.counters.bytesIn,
         bytesOut: e.counters.bytesOut,
         ...(e.lastUsedAt !== null ? { lastSeen: Math.round((now - e.lastUsedAt) / 1000) } : {}),
+        ...this.#pathStatus(e.key),
       });
     }
     const drops: Record<string, number> = { ...this.drops.byReason };

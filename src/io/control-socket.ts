@@ -4,19 +4,36 @@
  * of that group; speaking newline-delimited JSON (see control-protocol.ts).
  *
  * Server flow: startControlServer(path, handler, { group? })
- *   1. create the parent directory (0700, or 0750 of the group) if missing; a directory that
- *      exists and belongs to us gets the group and g+rx too (never w for the group, never
- *      touched when it belongs to someone else, e.g. /tmp);
+ *   1. create the parent directory (0700, or 0750 of the group) if missing. Nobody but us and
+ *      root may be able to replace the socket in it (issue #13): a directory of another user is
+ *      refused; a sticky one (/tmp) is accepted and never changed (others cannot remove or
+ *      rename our entry); one of ours loses group/other write and, with a group, gets the group
+ *      and g+rx; one of root that others can write is refused. Checked and changed through one
+ *      open fd (fstat, fchown, fchmod), so a directory swapped meanwhile is not the one changed;
  *   2. an existing socket file that nobody answers on is stale: remove it; one that answers
- *      means another daemon runs: refuse; a non-socket file is never removed;
- *   3. listen with umask 0177 so the socket is never world-accessible, then chown to the group
- *      (if any) and only then chmod to `mode` (0660 with a group);
+ *      means another daemon runs: refuse; a non-socket file (a symlink too) is never removed;
+ *   3. listen with the umask that gives the socket exactly `mode` (0600, 0660 with a group), so
+ *      no chmod is needed; lstat: the path must still be a socket of ours, or start() fails
+ *      and nothing is changed through it; lchown to the group (never follows a link). A chmod
+ *      happens only where the umask cannot be set (worker threads), after that lstat;
  *   4. per connection: split lines, parse, run the handler (requests answered in order),
  *      write `{"ok":true,"result":...}` or `{"ok":false,"error":{code,message}}`;
  *   5. close(): stop listening, drop clients, remove the socket file if it is still ours.
  * Client: controlRequest(path, request) -> result (one connection per request).
  */
-import { mkdirSync, lstatSync, unlinkSync, chmodSync, chownSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  unlinkSync,
+} from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { IoError, Mip6Error } from '../util/errors.js';
@@ -107,10 +124,10 @@ export class ControlServer {
     const dir = dirname(path);
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      if (group !== undefined) shareDirectory(dir, group);
     } catch (err) {
       throw ioError('ERR_CONTROL_SOCKET', `cannot create ${dir}`, err);
     }
+    secureDirectory(dir, group);
     let existing: ReturnType<typeof lstatSync> | undefined;
     try {
       existing = lstatSync(path);
@@ -141,24 +158,22 @@ export class ControlServer {
       );
       let oldMask: number | undefined;
       try {
-        oldMask = process.umask(0o177);
+        oldMask = process.umask(0o777 & ~mode);
       } catch {
-        oldMask = undefined; // worker threads cannot change the umask; chmod below still applies
+        oldMask = undefined; // worker threads cannot change the umask: chmod after the lstat
       }
       try {
-        server.listen(path, () => resolve());
+        server.listen(path, () => resolve()); // bind(2) runs here, synchronously
       } finally {
         if (oldMask !== undefined) process.umask(oldMask);
       }
     });
     try {
-      if (group !== undefined) chownSync(path, -1, group);
-      chmodSync(path, mode);
+      return new ControlServer(path, server, ownSocket(path, mode, group));
     } catch (err) {
       server.close();
-      throw ioError('ERR_CONTROL_SOCKET', `cannot set the owner/mode of ${path}`, err);
+      throw err;
     }
-    return new ControlServer(path, server, statSync(path).ino);
   }
 
   /** Number of connected clients (for tests and status). */
@@ -182,14 +197,72 @@ export class ControlServer {
 }
 
 /**
- * Lets `group` reach the socket in `dir`: when the directory belongs to us (we just created it,
- * or systemd's RuntimeDirectory did), it gets the group, g+rx and no group/other write.
+ * Step 1 of the server flow: refuses a directory where someone other than us or root could
+ * replace the socket; one of ours (we just created it, or systemd's RuntimeDirectory did) loses
+ * group/other write and, with `group`, gets the group and g+rx. All through one fd.
  */
-function shareDirectory(dir: string, group: number): void {
-  const st = statSync(dir);
-  if (st.uid !== process.geteuid?.()) return;
-  if (st.gid !== group) chownSync(dir, -1, group);
-  chmodSync(dir, ((st.mode & 0o7777) | 0o050) & ~0o022);
+function secureDirectory(dir: string, group: number | undefined): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch (err) {
+    throw ioError('ERR_CONTROL_SOCKET', `cannot open ${dir}`, err);
+  }
+  try {
+    const st = fstatSync(fd);
+    const uid = process.geteuid?.();
+    const perms = st.mode & 0o7777;
+    const refuse = (why: string): IoError =>
+      new IoError(
+        'ERR_CONTROL_SOCKET',
+        `refusing the control socket directory ${dir}: ${why}, so another user could replace ` +
+          'the socket; use a directory only root or this user can write, e.g. /run/mip6',
+      );
+    if (st.uid !== uid && st.uid !== 0) throw refuse(`it belongs to uid ${st.uid}`);
+    if ((perms & 0o1000) !== 0) return; // sticky (/tmp): only we or root can remove our entry
+    if (st.uid !== uid) {
+      if ((perms & 0o022) !== 0)
+        throw refuse(`it is writable by group or others (${octal(perms)})`);
+      return;
+    }
+    if (group !== undefined && st.gid !== group) fchownSync(fd, -1, group);
+    const want = (perms | (group === undefined ? 0 : 0o050)) & ~0o022;
+    if (want !== perms) fchmodSync(fd, want);
+  } catch (err) {
+    if (err instanceof IoError) throw err;
+    throw ioError('ERR_CONTROL_SOCKET', `cannot secure ${dir}`, err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Step 3 after bind: the path must still be a socket of ours (never a link planted after the
+ * bind); lchown to `group`; chmod only when the umask could not be set (the directory check
+ * keeps anyone else from swapping the path between the lstat and the chmod). Returns its inode.
+ */
+function ownSocket(path: string, mode: number, group: number | undefined): number {
+  try {
+    const st = lstatSync(path);
+    if (!st.isSocket() || st.uid !== process.geteuid?.()) {
+      const now = st.isSymbolicLink() ? 'a symbolic link' : 'not our socket';
+      throw new IoError(
+        'ERR_CONTROL_SOCKET',
+        `${path} was replaced right after it was bound (now ${now}); refusing, nothing was ` +
+          'changed through it',
+      );
+    }
+    if (group !== undefined && st.gid !== group) lchownSync(path, -1, group);
+    if ((st.mode & 0o777) !== mode) chmodSync(path, mode);
+    return st.ino;
+  } catch (err) {
+    if (err instanceof IoError) throw err;
+    throw ioError('ERR_CONTROL_SOCKET', `cannot set the owner/mode of ${path}`, err);
+  }
+}
+
+function octal(mode: number): string {
+  return `mode ${mode.toString(8).padStart(4, '0')}`;
 }
 
 /** Shorthand for ControlServer.start. */

@@ -1,7 +1,7 @@
 /**
  * The control socket for a configured group (issue 9, `control_group`): socket owner:group
- * 0660; its directory gets the group and g+rx when it belongs to the daemon, and is never
- * touched when it belongs to someone else. Group names resolve from /etc/group (a fixture
+ * 0660; its directory gets the group and g+rx when it belongs to the daemon; one of someone
+ * else is refused and never touched (issue #13: its owner could replace the socket). Group names resolve from /etc/group (a fixture
  * here) or are numeric; an unknown one is one ConfigError naming the file and key.
  * Needs root (chown to an arbitrary group). The lab test (test/lab/least-privilege.test.ts)
  * checks that a member of the group gets `mip6 status` and another user does not.
@@ -10,6 +10,7 @@ import t from 'tap';
 import {
   chmodSync,
   chownSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   rmSync,
@@ -46,18 +47,21 @@ void t.test('control socket with a group', { skip }, async (t) => {
     t.same(await controlRequest(path, { cmd: 'status' }), { role: 'ha' }, 'still answers');
   });
 
-  await t.test("someone else's directory is left alone", async (t) => {
+  await t.test("someone else's directory is refused and left alone", async (t) => {
+    // Its owner could replace the socket after the bind (issue #13).
     const dir = join(base, 'theirs');
     mkdirSync(dir);
     chownSync(dir, 12_345, 12_345);
     chmodSync(dir, 0o755);
     const path = join(dir, 'mn.sock');
-    const server = await startControlServer(path, { status: () => 1 }, { group: GID });
-    t.teardown(() => server.close());
+    await t.rejects(startControlServer(path, { status: () => 1 }, { group: GID }), {
+      code: 'ERR_CONTROL_SOCKET',
+      message: `refusing the control socket directory ${dir}: it belongs to uid 12345, so another user could replace the socket; use a directory only root or this user can write, e.g. /run/mip6`,
+    });
     const d = statSync(dir);
     t.equal(d.mode & 0o777, 0o755, 'mode unchanged');
     t.equal(d.gid, 12_345, 'group unchanged');
-    t.equal(statSync(path).gid, GID, 'the socket still gets the group');
+    t.notOk(existsSync(path), 'no socket created');
   });
 
   await t.test('our own world-writable directory loses group/other write', async (t) => {

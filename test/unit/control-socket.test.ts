@@ -1,5 +1,17 @@
 import t from 'tap';
-import { mkdtempSync, rmSync, statSync, existsSync, writeFileSync, lstatSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,5 +223,91 @@ void t.test('client errors: missing daemon, timeout, malformed answers', async (
       message: re,
     });
     await new Promise<void>((r) => srv.close(() => r()));
+  }
+});
+
+/** A file with mode 0644 that an attack on the control socket path must leave as it was. */
+function victimFile(dir: string): string {
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'precious');
+  chmodSync(victim, 0o644);
+  return victim;
+}
+
+void t.test(
+  'a symlink swapped in for the socket right after bind is never followed (issue #13)',
+  async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'ha.sock');
+    const victim = victimFile(dir);
+    const before = statSync(victim);
+    // The attacker's move, at the earliest moment JS can see: the socket is bound (listening
+    // is emitted), start() has not looked at the path again yet.
+    const net = await import('node:net');
+    const { startControlServer: start } = await t.mockImport<
+      typeof import('../../src/io/control-socket.js')
+    >('../../src/io/control-socket.js', {
+      'node:net': {
+        ...net,
+        createServer: (...args: Parameters<typeof net.createServer>) => {
+          const server = net.createServer(...args);
+          server.once('listening', () => {
+            unlinkSync(path);
+            symlinkSync(victim, path);
+          });
+          return server;
+        },
+      },
+    });
+    const root = process.getuid?.() === 0;
+    await t.rejects(
+      start(path, () => null, root ? { group: 65534 } : {}),
+      {
+        code: 'ERR_CONTROL_SOCKET',
+        message: `${path} was replaced right after it was bound (now a symbolic link); refusing, nothing was changed through it`,
+      },
+    );
+    const after = statSync(victim);
+    t.equal(after.mode & 0o7777, 0o644, 'the link target keeps its mode');
+    t.equal(after.uid, before.uid, 'and its owner');
+    t.equal(after.gid, before.gid, 'and its group');
+    t.equal(readFileSync(victim, 'utf8'), 'precious', 'and its content');
+    // libuv unlinks a listening pipe's path when it closes: that removes the planted link
+    // itself (unlink never follows), not its target.
+    t.throws(() => lstatSync(path), { code: 'ENOENT' }, 'the failed start leaves nothing there');
+  },
+);
+
+void t.test('a symlink planted before start is refused; its target untouched', async (t) => {
+  const dir = tempDir(t);
+  const victim = victimFile(dir);
+  const path = join(dir, 'mn.sock');
+  symlinkSync(victim, path);
+  await t.rejects(
+    startControlServer(path, () => null),
+    {
+      code: 'ERR_CONTROL_SOCKET',
+      message: /not a socket; refusing to replace it/,
+    },
+  );
+  t.equal(statSync(victim).mode & 0o7777, 0o644);
+  t.ok(lstatSync(path).isSymbolicLink(), 'the link is not removed');
+});
+
+void t.test('socket directory: ours loses group/other write, a sticky one is kept', async (t) => {
+  const dir = tempDir(t);
+  for (const [name, mode, want, why] of [
+    ['loose', 0o777, 0o755, '0777 -> 0755: nobody else can swap the socket'],
+    ['shared', 0o1777, 0o1777, 'a sticky (/tmp-like) directory is unchanged'],
+  ] as const) {
+    const sub = join(dir, name);
+    mkdirSync(sub);
+    chmodSync(sub, mode);
+    const path = join(sub, 'ctl.sock');
+    const server = await startControlServer(path, () => name);
+    t.teardown(() => server.close());
+    t.equal(statSync(sub).mode & 0o7777, want, why);
+    t.equal(statSync(path).mode & 0o777, 0o600, `${name}: socket 0600 without a chmod`);
+    t.equal(await controlRequest(path, { cmd: 'x' }), name);
   }
 });

@@ -10,7 +10,10 @@ import type { PeerSession } from '../../src/crypto/endpoint.js';
 import { encodeIcmpv6Packet, encodeMobilityPacket } from '../../src/wire/packet.js';
 import { bindingUpdateFlags, type MobilityMessage } from '../../src/wire/types.js';
 import { PATH_CHALLENGE_MAX_SENDS } from '../../src/protocol/path-validation.js';
+import { HomeAgent } from '../../src/roles/ha/home-agent.js';
+import { Logger } from '../../src/util/log.js';
 import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
+import { FakeTun } from '../helpers/fake-tun.js';
 import { HA4, HA_HOME_ADDRESS, HA_PORT, World, type MnHandle } from '../helpers/world.js';
 
 const HOA = '2001:db8:100::10';
@@ -378,4 +381,85 @@ void t.test('a real move: data follows once the challenge is answered', async (t
     )) >= 0,
     'traffic reaches the MN on its new network within a few round trips',
   );
+});
+
+void t.test('failover never makes a member (role mn) the home agent', async (t) => {
+  // An MPA of the genuine HA lists a second "home agent" whose key belongs to a member
+  // certificate (an operator's mistake, or a member that got its key listed). The MN accepts
+  // member certificates on direct channels (route optimization), but not as its HA.
+  const w = await World.create();
+  const ROGUE_HA = '2001:db8:100::2';
+  const ROGUE_HA4 = '198.51.100.2';
+  const key = memberKey(0x93);
+  const udp4 = w.net.endpoint({ address: ROGUE_HA4, port: 4192 });
+  const rogueEnv = {
+    endpoint: endpoint(
+      w.ca,
+      { name: 'member', role: 'mn', key, addresses: ['2001:db8:100::/64'] },
+      ['mn', 'cn'],
+    ),
+    tun: new FakeTun({ name: 'rogue-tun' }),
+    udp4,
+    udp6: undefined,
+    clock: w.clock.createClock(),
+    epochOffsetMs: T0,
+    log: Logger.silent(),
+  };
+  const rogueHa = new HomeAgent(rogueEnv, {
+    homePrefix: '2001:db8:100::/64',
+    homeAgentAddress: ROGUE_HA,
+    maxLifetimeSeconds: 600,
+    natKeepaliveSeconds: 110,
+    maxBindings: 100,
+  });
+  rogueHa.start();
+  t.teardown(() => udp4.close());
+  w.ha.setDiscovery({
+    homeAgents: [
+      { address: HA_HOME_ADDRESS, preference: 10, lifetime: 1800 },
+      {
+        address: ROGUE_HA,
+        preference: 5,
+        lifetime: 600,
+        underlay4: ROGUE_HA4,
+        port: 4192,
+        publicKey: key.publicKey,
+      },
+    ],
+    prefixes: [
+      { address: '2001:db8:100::', length: 64, validLifetime: 86400, preferredLifetime: 86400 },
+    ],
+  });
+  const m = w.mobileNode({
+    homeAddress: HOA,
+    address4: MN4,
+    address6: '2001:db8:3::10',
+    peerRoles: ['ha', 'mn', 'cn'],
+    options: { probeIntervalMs: 1000, probeTimeoutMs: 300, probeAttempts: 3 },
+  });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  t.ok((await w.until(() => m.mn.learnedAgents.has(ROGUE_HA))) >= 0, 'the MPA listed it');
+  // The genuine HA goes silent: the MN fails over to the next one it learned.
+  w.haUdp4.close();
+  w.haUdp6.close();
+  for (let i = 0; i < 200; i++) {
+    m.tun.inject([
+      encodeIcmpv6Packet({
+        source: HOA,
+        destination: '2001:db8:100::5',
+        message: { kind: 'echoRequest', identifier: 3, sequence: i, data: new Uint8Array(16) },
+      }),
+    ]);
+    await w.run(50, 10);
+  }
+  t.ok(
+    m.events.some((e) => e.event === 'home-agent-switch'),
+    'the MN tried the next home agent',
+  );
+  t.equal(rogueHa.cache.get(HOA), undefined, 'no registration at the member');
+  t.not(m.mn.registration.state, 'registered', 'not registered anywhere');
+  t.ok(m.mn.drops.get('home-agent-certificate') >= 1, 'the member certificate was refused');
+  t.equal(rogueHa.counters.tunnelPacketsIn, 0, 'no traffic reached the member');
 });

@@ -688,7 +688,13 @@ export class MobileNode {
   #ensureChannel(now: number): void {
     const endpoint = this.#env.endpoint;
     const existing = endpoint.session(this.#agentKey);
-    if (existing?.pending || (existing?.established && this.#isHomeAgentSession(existing))) {
+    // #session is either a handshake still in flight or a verified home-agent channel: the
+    // data path sends on it as soon as it is established.
+    if (existing?.established) {
+      this.#session = this.#isHomeAgentSession(existing) ? existing : undefined;
+      return;
+    }
+    if (existing?.pending) {
       this.#session = existing;
       return;
     }
@@ -914,7 +920,11 @@ export class MobileNode {
         break;
       case 'established':
         if (r.reply) socket.send(r.reply, from.address, from.port);
-        if (this.#isHomeAgentSession(r.session)) {
+        if (r.session === this.#session && !this.#isHomeAgentSession(r.session)) {
+          // We opened it to the HA key we were given, and the certificate behind that key is no
+          // home agent of ours: nothing goes to it (a later attempt starts from scratch).
+          this.#session = undefined;
+        } else if (this.#isHomeAgentSession(r.session)) {
           this.#session = r.session;
           this.#env.log.info('channel', {
             peer: r.session.peerName ?? '?',

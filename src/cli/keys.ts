@@ -4,7 +4,7 @@
  *   mip6 ca init --out DIR            Ed25519 overlay authority: DIR/authority.key (0600), .pub
  *   mip6 keygen --out DIR/NAME        X25519 member key pair: NAME.key (0600), NAME.pub
  *   mip6 cert issue --ca DIR --pub FILE --name NAME --address HOA[/LEN]... --role ha|mn|cn
- *                   [--days N] --out FILE
+ *                   [--days N] [--allow-prefix] --out FILE
  *   mip6 cert show FILE
  *   mip6 cert verify --ca PUB FILE    exit 0 when valid now, 1 (one line saying why) otherwise
  *
@@ -39,6 +39,13 @@ export const AUTHORITY_PRIVATE_FILE = 'authority.key';
 export const AUTHORITY_PUBLIC_FILE = 'authority.pub';
 const DEFAULT_DAYS = 365;
 const ARGS = 'command line';
+/**
+ * Shortest prefix an `mn`/`cn` certificate gets without `--allow-prefix` (issue #13): a member
+ * needs its home address (/128) or at most one /64; `::/0` would let it register any address.
+ * Issuance hygiene only: the home agent never relies on it (a certificate issued with the flag,
+ * or by another tool, is verified and bounded like any other: home prefix, binding owner).
+ */
+const MEMBER_MIN_PREFIX_LEN = 64;
 
 function b64(key: Uint8Array): string {
   const s = lib();
@@ -104,6 +111,8 @@ export interface IssueOptions {
   address: string[];
   role: string;
   days?: number | string;
+  /** Issue an mn/cn certificate for a prefix shorter than /64 anyway. */
+  allowPrefix?: boolean;
   out: string;
   /** Unix ms; defaults to Date.now() (tests inject it). */
   now?: number;
@@ -130,6 +139,16 @@ export async function certIssue(o: IssueOptions): Promise<MemberCertificate> {
         ARGS,
         '--address',
         `not an IPv6 address or prefix (host bits zero): "${a}"`,
+      );
+    }
+    if (o.role !== 'ha' && p.prefixLength < MEMBER_MIN_PREFIX_LEN && o.allowPrefix !== true) {
+      throw new ConfigError(
+        ARGS,
+        '--address',
+        `${formatAllowedPrefix(p)} is wider than /${MEMBER_MIN_PREFIX_LEN}: ` +
+          `${o.role === 'mn' ? 'an' : 'a'} ${o.role} ` +
+          'certificate for it lets its holder register any home address in it; give the ' +
+          "member's own address (or its /64), or add --allow-prefix if that is really meant",
       );
     }
     return p;
@@ -231,6 +250,10 @@ export function registerKeys(program: Command): void {
     )
     .requiredOption('--role <role>', 'ha, mn or cn')
     .option('--days <n>', 'validity in days', String(DEFAULT_DAYS))
+    .option(
+      '--allow-prefix',
+      `allow an mn/cn certificate for a prefix shorter than /${MEMBER_MIN_PREFIX_LEN}`,
+    )
     .requiredOption('--out <file>', 'certificate file to write')
     .action(async (o: IssueOptions) => {
       const c = await certIssue(o);

@@ -3,7 +3,15 @@
  * program bin/mip6 runs), plus the file rules: 0600 private keys, refusal of looser modes.
  */
 import t from 'tap';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram } from '../../src/cli/program.js';
@@ -16,7 +24,14 @@ import {
   readMemberPublic,
 } from '../../src/crypto/key-files.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
+import { BindingCache } from '../../src/protocol/binding-cache.js';
+import {
+  processHomeBindingUpdate,
+  type RegistrationPeer,
+} from '../../src/protocol/home-agent-registration.js';
+import { certificateAllows } from '../../src/roles/ha/home-agent.js';
 import { CryptoError } from '../../src/util/errors.js';
+import { bindingUpdateFlags } from '../../src/wire/types.js';
 
 await initCrypto();
 
@@ -68,7 +83,7 @@ void t.test('ca init, keygen, cert issue/show/verify end to end', async (t) => {
     '--address',
     '2001:db8:1::10',
     '--address',
-    'fd00:1:2::/48',
+    'fd00:1:2::/64',
     '--role',
     'mn',
     '--days',
@@ -81,7 +96,7 @@ void t.test('ca init, keygen, cert issue/show/verify end to end', async (t) => {
   t.equal(cert.name, 'laptop');
   t.equal(cert.role, 'mn');
   t.same(cert.publicKey, kp.publicKey);
-  t.same(cert.addresses.map(formatAllowedPrefix), ['2001:db8:1::10', 'fd00:1:2::/48']);
+  t.same(cert.addresses.map(formatAllowedPrefix), ['2001:db8:1::10', 'fd00:1:2::/64']);
   t.equal(cert.notAfter - cert.notBefore, 30 * 86_400 + 300);
   t.equal(
     verifyCertificate(cert, readAuthorityPublic(join(caDir, 'authority.pub')), Date.now()),
@@ -90,7 +105,7 @@ void t.test('ca init, keygen, cert issue/show/verify end to end', async (t) => {
 
   const shown = await run('cert', 'show', certFile);
   t.match(shown, /name:\s+laptop/);
-  t.match(shown, /addresses:\s+2001:db8:1::10, fd00:1:2::\/48/);
+  t.match(shown, /addresses:\s+2001:db8:1::10, fd00:1:2::\/64/);
 
   t.match(await run('cert', 'verify', '--ca', join(caDir, 'authority.pub'), certFile), /: ok/);
   t.match(await run('cert', 'verify', '--ca', caDir, certFile), /: ok/, 'CA directory accepted');
@@ -211,3 +226,119 @@ void t.test('bad input gives one-line coded errors naming the file or option', a
     message: `${join(dir, 'missing.cert')}: cannot read (ENOENT)`,
   });
 });
+
+/** `mip6 cert issue` of NAME.pub in `dir` (with its ca/) to `dir/out`. */
+function issueFor(dir: string, name: string, out: string, ...extra: string[]): Promise<string> {
+  return run(
+    'cert',
+    'issue',
+    '--ca',
+    join(dir, 'ca'),
+    '--pub',
+    join(dir, `${name}.pub`),
+    '--name',
+    name,
+    '--out',
+    join(dir, out),
+    ...extra,
+  );
+}
+
+void t.test('an mn/cn certificate wider than /64 needs --allow-prefix (issue #13)', async (t) => {
+  const dir = tempDir(t);
+  await run('ca', 'init', '--out', join(dir, 'ca'));
+  await run('keygen', '--out', join(dir, 'm'));
+  await t.rejects(issueFor(dir, 'm', 'm.cert', '--role', 'mn', '--address', '::/0'), {
+    code: 'ERR_CONFIG',
+    message:
+      'command line: --address: ::/0 is wider than /64: an mn certificate for it lets its ' +
+      "holder register any home address in it; give the member's own address (or its /64), " +
+      'or add --allow-prefix if that is really meant',
+  });
+  t.notOk(existsSync(join(dir, 'm.cert')), 'nothing written');
+  await t.rejects(
+    issueFor(
+      dir,
+      'm',
+      'm.cert',
+      '--role',
+      'cn',
+      '--address',
+      '2001:db8::10',
+      '--address',
+      '2001:db8::/48',
+    ),
+    { code: 'ERR_CONFIG', message: /^command line: --address: 2001:db8::\/48 is wider .* a cn / },
+    'one wide prefix among several is enough to refuse',
+  );
+  await issueFor(dir, 'm', 'm.cert', '--role', 'mn', '--address', '2001:db8:1::/64');
+  t.same(readCertificate(join(dir, 'm.cert')).addresses.map(formatAllowedPrefix), [
+    '2001:db8:1::/64',
+  ]);
+  await issueFor(dir, 'm', 'ha.cert', '--role', 'ha', '--address', '2001:db8::/48');
+  t.equal(readCertificate(join(dir, 'ha.cert')).role, 'ha', 'a home agent may hold a wide prefix');
+});
+
+void t.test(
+  'a ::/0 mn certificate issued with --allow-prefix verifies, and the HA still bounds it',
+  async (t) => {
+    // The issuance check is hygiene; the home agent must not depend on it.
+    const dir = tempDir(t);
+    await run('ca', 'init', '--out', join(dir, 'ca'));
+    await run('keygen', '--out', join(dir, 'wide'));
+    await issueFor(dir, 'wide', 'wide.cert', '--role', 'mn', '--address', '::/0', '--allow-prefix');
+    const cert = readCertificate(join(dir, 'wide.cert'));
+    const authority = readAuthorityPublic(join(dir, 'ca', 'authority.pub'));
+    t.equal(verifyCertificate(cert, authority, Date.now(), ['mn', 'cn']), 'ok');
+
+    const cache = new BindingCache();
+    const config = {
+      homePrefix: '2001:db8:100::/64',
+      homeAgentAddress: '2001:db8:100::1',
+      maxLifetimeSeconds: 600,
+      natKeepaliveSeconds: 25,
+      maxBindings: 10,
+    };
+    const register = (hoa: string, peer: RegistrationPeer, sequence: number) =>
+      processHomeBindingUpdate(
+        cache,
+        {
+          bu: {
+            kind: 'bindingUpdate',
+            sequence,
+            lifetimeUnits: 150,
+            options: [{ type: 'ipv4CareOfAddress', address: '198.51.100.7' }],
+            flags: bindingUpdateFlags({ A: true, H: true }),
+          },
+          innerSource: hoa,
+          innerDestination: config.homeAgentAddress,
+          locator: { address: '198.51.100.7', port: 4191 },
+          peer,
+          config,
+        },
+        0,
+      );
+    const wide: RegistrationPeer = {
+      name: cert.name,
+      publicKey: cert.publicKey,
+      allowsHomeAddress: (h) => certificateAllows(cert, h),
+    };
+    const owner: RegistrationPeer = {
+      name: 'laptop',
+      publicKey: new Uint8Array(32).fill(0x11),
+      allowsHomeAddress: (h) => h === '2001:db8:100::10',
+    };
+    t.equal(register('2001:db8:100::10', owner, 1).status, 0, "the laptop's own binding");
+    t.match(
+      register('2001:db8:999::1', wide, 1),
+      { status: 132, code: 'notHomeSubnet' },
+      'outside the home prefix: 132 whatever the certificate holds',
+    );
+    t.match(
+      register('2001:db8:100::10', wide, 2),
+      { status: 129, code: 'bindingOwnerMismatch' },
+      "another key's binding is not taken over",
+    );
+    t.same(cache.get('2001:db8:100::10')?.ownerKey, owner.publicKey, 'the binding is unchanged');
+  },
+);

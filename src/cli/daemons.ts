@@ -42,7 +42,7 @@ import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
 import type { NodeEnvironment } from '../roles/common.js';
 import { certificateAllows, HomeAgent } from '../roles/ha/home-agent.js';
-import { haDiscovery, reloadHomeAgent } from './ha-reload.js';
+import { haDiscovery, readRevocationList, reloadHomeAgent, Revocations } from './ha-reload.js';
 import { MobileNode } from '../roles/mn/mobile-node.js';
 import { RouteOptimization } from '../roles/mn/route-optimization.js';
 import { ConfigError, CryptoError, IoError } from '../util/errors.js';
@@ -85,6 +85,7 @@ function loadIdentity(
   cfg: CommonConfig,
   role: Role,
   allowedPeers: readonly Role[],
+  isRevoked?: (publicKey: Uint8Array) => boolean,
 ): SecureEndpoint {
   const staticKey = readMemberPrivate(cfg.identity.privateKey);
   const certificate = readCertificate(cfg.identity.certificate);
@@ -102,6 +103,7 @@ function loadIdentity(
     certificate,
     authorityPublicKey,
     allowedPeerRoles: allowedPeers,
+    ...(isRevoked !== undefined ? { isRevoked } : {}),
     // Read at each handshake: an NTP step after start is seen (the roles' `now` keeps the
     // wall-clock offset taken at start, for steady timers).
     wallClock: systemWallClock,
@@ -256,7 +258,12 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
   const cfg: HaConfig = await loadHaConfig(flags.config);
   await initCrypto();
   const log = makeLogger(cfg, flags, 'ha');
-  const endpoint = loadIdentity(cfg, 'ha', ['mn', 'cn']);
+  // Members on the revocation list are refused in every handshake; SIGHUP re-reads it.
+  const revocations = new Revocations();
+  if (cfg.identity.revocationList !== undefined) {
+    revocations.current = readRevocationList(cfg.identity.revocationList);
+  }
+  const endpoint = loadIdentity(cfg, 'ha', ['mn', 'cn'], revocations.isRevoked);
   checkHaCertificateScope(cfg);
   const user = targetUser(flags);
   const controlOpts = controlOptions(cfg);
@@ -316,13 +323,15 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       prefix: cfg.home.prefix.text,
       listen: sockets.map((s) => `${s.localAddress}/${s.localPort}`).join(','),
       control: cfg.controlSocket,
+      revoked: revocations.current.size,
     });
-    // SIGHUP: re-read ha.toml; new home agents / prefixes reach the members (src/cli/ha-reload.ts).
+    // SIGHUP: re-read ha.toml and the revocation list; new home agents / prefixes reach the
+    // members, revoked ones are cut off (src/cli/ha-reload.ts).
     let running = cfg;
     let reloading = Promise.resolve();
     const onHangup = (): void => {
       reloading = reloading.then(async () => {
-        running = await reloadHomeAgent(flags.config, running, ha, log);
+        running = await reloadHomeAgent(flags.config, running, ha, log, revocations);
       });
     };
     process.on('SIGHUP', onHangup);

@@ -40,6 +40,11 @@ export interface IdentityConfig {
   certificate: string;
   /** Path of the overlay authority's Ed25519 public key. */
   authority: string;
+  /**
+   * Home agent only: path of the revocation list (`mip6 member remove` writes it), re-read on
+   * SIGHUP; members whose key is on it are refused. Undefined: no revocation list.
+   */
+  revocationList: string | undefined;
 }
 
 export interface TunConfig {
@@ -94,7 +99,11 @@ export function readCommon(root: TableReader, role: Role): CommonConfig {
     privateKey: resolveAgainst(file, id.requiredPath('private_key')),
     certificate: resolveAgainst(file, id.requiredPath('certificate')),
     authority: resolveAgainst(file, id.requiredPath('authority')),
+    revocationList: undefined,
   };
+  // Only a home agent refuses members by list; in mn.toml / cn.toml the key stays unknown.
+  const revocationList = role === 'ha' ? id.optPath('revocation_list') : undefined;
+  if (revocationList !== undefined) identity.revocationList = resolveAgainst(file, revocationList);
   id.finish();
 
   const tunT = root.section('tun');

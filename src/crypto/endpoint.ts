@@ -107,6 +107,8 @@ export const DROP_REASONS = [
   'key-mismatch',
   'stale-timestamp',
   'future-timestamp',
+  /** The peer's key is on the revocation list (EndpointOptions.isRevoked). */
+  'revoked',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -292,6 +294,12 @@ export interface EndpointOptions {
   certificate: MemberCertificate;
   authorityPublicKey: Uint8Array;
   allowedPeerRoles: readonly Role[];
+  /**
+   * True for a peer key that is revoked (a home agent's revocation list, reloaded on SIGHUP):
+   * checked with the certificate in every handshake, so a revoked member's initiation or
+   * response is dropped as 'revoked' (the caller closes its existing session). Default: none.
+   */
+  isRevoked?: (publicKey: Uint8Array) => boolean;
   timers?: Partial<ChannelTimers>;
   /**
    * Unix-ms wall clock for certificate validity and the TAI64N timestamps of initiations, read
@@ -612,6 +620,7 @@ export class SecureEndpoint {
     }
     if (verdict !== 'ok') return verdict;
     if (!lib().memcmp(cert.publicKey, noiseStatic)) return 'key-mismatch';
+    if (this.opts.isRevoked?.(cert.publicKey) === true) return 'revoked';
     return cert;
   }
 

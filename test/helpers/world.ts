@@ -96,6 +96,8 @@ export class World {
     delayMs?: number;
     seed?: number;
     maxLifetime?: number;
+    /** The HA's revocation check (EndpointOptions.isRevoked). */
+    isRevoked?: (publicKey: Uint8Array) => boolean;
   }) {
     this.net = new FakeNetwork(this.clock, {
       loss: opts.loss ?? 0,
@@ -109,6 +111,7 @@ export class World {
         this.ca,
         { name: 'ha', role: 'ha', key: this.haKey, addresses: [HOME_PREFIX] },
         ['mn', 'cn'],
+        opts.isRevoked ? { isRevoked: opts.isRevoked } : {},
       ),
       tun: this.haTun,
       udp4: this.haUdp4,
@@ -130,7 +133,13 @@ export class World {
   }
 
   static async create(
-    opts: { loss?: number; delayMs?: number; seed?: number; maxLifetime?: number } = {},
+    opts: {
+      loss?: number;
+      delayMs?: number;
+      seed?: number;
+      maxLifetime?: number;
+      isRevoked?: (publicKey: Uint8Array) => boolean;
+    } = {},
   ): Promise<World> {
     await initCrypto();
     return new World(opts);

@@ -745,6 +745,32 @@ export class HomeAgent {
   }
 
   /**
+   * Cuts off every member whose key `isRevoked` says is revoked (a revocation list reloaded on
+   * SIGHUP, issue 19): its bindings are removed (routes and proxy ND withdrawn, logged as
+   * 'revoked') and its channel closed with its keys wiped; its next handshake is refused by the
+   * endpoint's own check ('revoked'). Returns the names of the members cut off.
+   */
+  revokeMembers(isRevoked: (publicKey: Uint8Array) => boolean): string[] {
+    const now = nodeNow(this.#env);
+    for (const entry of [...this.cache.entries()]) {
+      const extra = this.#extra.get(entry.key);
+      if (extra === undefined || !isRevoked(extra.session.peerPublicKey)) continue;
+      this.cache.delete(entry.homeAddress, now);
+      void this.#removeBinding(entry, 'revoked');
+    }
+    const names: string[] = [];
+    for (const session of this.#env.endpoint.allSessions()) {
+      if (!isRevoked(session.peerPublicKey)) continue;
+      this.#sessionLocator.delete(session);
+      this.#paths.forget(session);
+      this.#env.endpoint.closeSession(session);
+      names.push(session.peerName ?? '?');
+    }
+    this.#rearm();
+    return names;
+  }
+
+  /**
    * Unsolicited Mobile Prefix Advertisement to every registered member (RFC 6275 §10.6.2),
    * retransmitted from PREFIX_ADV_TIMEOUT doubling, at most PREFIX_ADV_RETRIES times, until the
    * member's next BU acknowledges it or its binding goes away.

@@ -39,8 +39,11 @@ function jsonify(v: unknown): JsonValue {
   return null;
 }
 
-/** Structured view of a decoded packet (plain JSON values only). */
-export function packetToJson(p: DecodedPacket): Record<string, JsonValue> {
+/**
+ * Structured view of a decoded packet (plain JSON values only). With the raw `packet`, an
+ * ICMPv6 message also shows its Type and Code numbers as on the wire (as Wireshark does).
+ */
+export function packetToJson(p: DecodedPacket, packet?: Uint8Array): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {
     ipv6: jsonify({
       version: p.version,
@@ -81,7 +84,11 @@ export function packetToJson(p: DecodedPacket): Record<string, JsonValue> {
     if (m.checksumValid !== undefined) out['checksumValid'] = m.checksumValid;
   }
   if (p.icmpv6 !== undefined) {
-    out['icmpv6'] = jsonify(p.icmpv6);
+    const numbers =
+      packet !== undefined && p.upperOffset + 1 < packet.length
+        ? { type: packet[p.upperOffset]!, code: packet[p.upperOffset + 1]! }
+        : {};
+    out['icmpv6'] = { ...numbers, ...(jsonify(p.icmpv6) as Record<string, JsonValue>) };
     if (p.icmpv6.checksumValid !== undefined) out['checksumValid'] = p.icmpv6.checksumValid;
   }
   if (p.tcp !== undefined) {
@@ -108,7 +115,7 @@ const KIND_TO_TYPE: Record<string, number> = {
 
 /** Decodes `packet` and returns its JSON dissection; throws WireError when malformed. */
 export function dissectToJson(packet: Uint8Array, opts?: DecodeOptions): Record<string, JsonValue> {
-  return packetToJson(decodePacket(packet, opts));
+  return packetToJson(decodePacket(packet, opts), packet);
 }
 
 function humanKey(k: string): string {
@@ -160,7 +167,7 @@ function render(lines: string[], v: JsonValue, indent: string): void {
 /** Decodes `packet` and returns an indented, tshark -V style text dissection. */
 export function dissectToText(packet: Uint8Array, opts?: DecodeOptions): string {
   const p = decodePacket(packet, opts);
-  const j = packetToJson(p);
+  const j = packetToJson(p, packet);
   const lines: string[] = [`Internet Protocol Version 6, Src: ${p.source}, Dst: ${p.destination}`];
   render(lines, j['ipv6'] ?? null, '    ');
   for (const h of j['extensionHeaders'] as JsonValue[]) {

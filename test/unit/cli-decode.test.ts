@@ -116,3 +116,51 @@ void t.test('the real CLI: stdin input, exit status, no stack trace', async (t) 
   t.match(bad.stderr, /ERR_TRUNCATED at byte offset \d+/);
   t.notMatch(bad.stderr, /\n\s+at /, 'no stack trace');
 });
+
+void t.test('every ICMPv6 message shows its Type and Code numbers, text and JSON', async (t) => {
+  const { encodeIcmpv6Packet } = await import('../../src/wire/packet.js');
+  const { dissectToJson, dissectToText } = await import('../../src/wire/dissect.js');
+  const ip = { source: '2001:db8:1::1', destination: '2001:db8:1::2' };
+  const invoking = new Uint8Array(48);
+  invoking[0] = 0x60;
+  const cases: [Parameters<typeof encodeIcmpv6Packet>[0]['message'], number, number][] = [
+    [{ kind: 'echoRequest', identifier: 1, sequence: 2, data: new Uint8Array(4) }, 128, 0],
+    [{ kind: 'echoReply', identifier: 1, sequence: 2, data: new Uint8Array(4) }, 129, 0],
+    [{ kind: 'destinationUnreachable', code: 3, invoking }, 1, 3],
+    [{ kind: 'packetTooBig', mtu: 1280, invoking }, 2, 0],
+    [{ kind: 'parameterProblem', code: 2, pointer: 40, invoking }, 4, 2],
+    [{ kind: 'haadRequest', identifier: 9, mobileRouter: false }, 144, 0],
+    [{ kind: 'haadReply', identifier: 9, mobileRouter: false, homeAgentAddresses: [] }, 145, 0],
+    [{ kind: 'mobilePrefixSolicitation', identifier: 9 }, 146, 0],
+    [
+      {
+        kind: 'mobilePrefixAdvertisement',
+        identifier: 9,
+        managed: false,
+        other: false,
+        options: [],
+      },
+      147,
+      0,
+    ],
+  ];
+  for (const [message, type, code] of cases) {
+    const p = encodeIcmpv6Packet({ ...ip, message });
+    const icmp = dissectToJson(p)['icmpv6'] as Record<string, unknown>;
+    t.equal(icmp['type'], type, `${message.kind}: JSON type`);
+    t.equal(icmp['code'], code, `${message.kind}: JSON code`);
+    const text = dissectToText(p);
+    t.match(
+      text,
+      new RegExp(`\\n    Type: ${type}\\n    Code: ${code}\\n`),
+      `${message.kind}: text`,
+    );
+  }
+  // A code the decoder does not keep (an Echo Request with Code 5) is shown as on the wire.
+  const odd = encodeIcmpv6Packet({
+    ...ip,
+    message: { kind: 'echoRequest', identifier: 1, sequence: 1, data: new Uint8Array(4) },
+  });
+  odd[41] = 5;
+  t.equal((dissectToJson(odd)['icmpv6'] as Record<string, unknown>)['code'], 5);
+});

@@ -5,7 +5,8 @@
  * changes, counted drops) out; time is a parameter.
  *
  * HoTI (src HoA, reached us via the MN's HA) -> HoT to the HoA; CoTI (src CoA) -> CoT to the
- *   CoA. Both stateless (return-routability.ts): no state per request, only Kcn, the rotating
+ *   CoA (over a channel: to the locator the CoTI came from, which the token covers). Both
+ *   stateless (return-routability.ts): no state per request, only Kcn, the rotating
  *   nonces and token buckets. Never amplifying: a HoTI/CoTI shorter than the HoT/CoT it would
  *   get (RR_TEST_PACKET_LEN; RFC-sized ones are 8 bytes short, mip6 MNs pad them with PadN)
  *   is dropped and counted. Rate-limited per origin: an anonymous request (a HoTI from an
@@ -14,11 +15,32 @@
  *   RR_MEMBER_ANSWER_RATE, so a flood from elsewhere cannot starve a member's RR.
  * BU (src CoA + HAO HoA, or src HoA when returning home) -> checks in the digest §8.5 order:
  *   1. HoA and CoA routable unicast; the CoA is not itself a bound HoA (no chains) -> drop.
+ *      On a member's channel (mip6, issue #13; `origin` says so), silent drops, counted:
+ *        the HoA is not one the member's certificate holds ........... bu-home-address-not-allowed
+ *        no HAO, unless it is the RFC's returning-home deregistration
+ *          (sent from the HoA itself: CoA == HoA) ...................... bu-without-hao
+ *        a binding for the HoA exists and another key owns it ........ binding-owner-mismatch
+ *      RFC 6275 §9.5.1 takes the packet's source as the home address when there is no HAO;
+ *      that form is for an MN back on its home link (§11.5.4), which deregisters from the HoA
+ *      itself (CoA == HoA). An MN away from home sends its BU from the CoA with its HoA in a
+ *      HAO (§11.7.2). A HAO-less BU that names another CoA (Alternate CoA option) is neither,
+ *      and would let one care-of token bind any address the sender can get a HoT at (a HoT
+ *      goes to whatever source a HoTI had): refused. mip6 MNs always
+ *      deregister from the CoA with a HAO (correspondent-registration.ts), so the HAO-less form
+ *      stays accepted only for RFC conformance. A binding belongs to the static key of the
+ *      channel that created it (DESIGN.md §4), as at the home agent: another certificate that
+ *      holds the same HoA must wait for it to expire or be deregistered by its owner. These are
+ *      silent drops, not BA 129 as at the HA: §9.5.1 discards a BU that fails validation, and a
+ *      129 would make a mip6 MN give up route optimization with this CN for good (a replaced
+ *      laptop would then stay tunneled after the old binding expires); silently dropped, it
+ *      retries with back-off and gets the address once it is free.
  *   2. H set: with Nonce Indices drop, else BA 139 (a binding exists) / 131.
- *   3. Nonce Indices present (else drop); tokens regenerated; expired -> BA 136/137/138.
+ *   3. Nonce Indices present (else drop); tokens regenerated; expired -> BA 136/137/138. The
+ *      care-of token covers the locator the BU was observed from (return-routability.ts, a
+ *      mip6 deviation), so only a BU from the locator that received the CoT verifies.
  *   4. Binding Authorization Data present and correct for Kbm -> else silent drop.
- *   5. Sequence newer than the entry's (or the deleted entry's tombstone) -> else BA 135 with
- *      the last accepted value.
+ *   5. Sequence newer than the entry's (or its owner's deleted entry's tombstone) -> else BA 135
+ *      with the last accepted value.
  *   6. Lifetime > 0: create/update with lifetime <= MAX_RR_BINDING_LIFETIME (full -> BA 130);
  *      lifetime 0 or CoA == HoA: delete, keep a tombstone (last sequence) so a replay of an
  *      older BU cannot resurrect the binding while its nonces are still valid.
@@ -40,7 +62,7 @@ import {
   type MobilityMessage,
   type MobilityOption,
 } from '../wire/types.js';
-import { keyOf, keyOfText } from './binding-cache.js';
+import { keyOf, keyOfText, sameKey } from './binding-cache.js';
 import {
   BRR_LIFETIME_FRACTION,
   BRR_USAGE_WINDOW_MS,
@@ -53,6 +75,7 @@ import {
   signMobilityHeader,
   verifyMobilityHeader,
 } from './return-routability.js';
+import type { Locator } from './locator.js';
 import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNewer } from './sequence.js';
 
 /** mip6 choice: at most this many HoT/CoT answers per second to anonymous requests, all
@@ -112,6 +135,29 @@ export interface CorrespondentBinding {
   brrSentAt: number;
   packetsIn: number;
   packetsOut: number;
+  /**
+   * The binding's owner: the static public key of the channel whose BU created it (empty when
+   * it came on none). Only BUs from that key update or delete it.
+   */
+  ownerKey: Uint8Array;
+}
+
+/** What the driver knows about where a Mobility Header packet came from (see `handle`). */
+export interface CorrespondentOrigin {
+  /**
+   * The certified member a HoTI/CoTI is known to come from (its own RR rate bucket); without
+   * it the request is anonymous.
+   */
+  member?: string | undefined;
+  /**
+   * The static public key of the member's channel the packet came on. A BU's binding belongs
+   * to it, and with it the channel checks of the file comment (step 1) apply.
+   */
+  ownerKey?: Uint8Array | undefined;
+  /** The member's certificate: true when it holds this home address (16 bytes). */
+  allowsHomeAddress?: ((homeAddress: Uint8Array) => boolean) | undefined;
+  /** The observed outer locator (UDP address and port) of the datagram. */
+  locator?: Locator | undefined;
 }
 
 export type CorrespondentMessageKind =
@@ -145,9 +191,13 @@ export interface CorrespondentOptions {
 interface Tombstone {
   sequence: number;
   until: number;
+  /** The deleted binding's owner: the tombstone holds for its key only. */
+  ownerKey: Uint8Array;
 }
 
 const UNSPECIFIED = '::';
+/** Owner of a binding made without a channel (the engine used on its own). */
+const NO_OWNER = new Uint8Array(0);
 
 /** True for addresses a binding may use: not unspecified, loopback, multicast or link-local. */
 export function isRoutableUnicast(a: Uint8Array, off = 0): boolean {
@@ -262,13 +312,10 @@ export class CorrespondentBindings {
    * Handles one inner IPv6 packet carrying a Mobility Header addressed to us. `origin.member`
    * names the certified member a HoTI/CoTI is known to come from (the driver knows: the
    * channel a CoTI came on, the certificate holding a HoTI's source); without it the request
-   * is anonymous.
+   * is anonymous. For what came on a member's channel the driver also gives its key, its
+   * certificate's home-address check and the observed locator (CorrespondentOrigin).
    */
-  handle(
-    packet: Uint8Array,
-    now: number,
-    origin: { member?: string | undefined } = {},
-  ): CorrespondentAction[] {
+  handle(packet: Uint8Array, now: number, origin: CorrespondentOrigin = {}): CorrespondentAction[] {
     let d: DecodedPacket;
     try {
       d = decodePacket(packet);
@@ -294,11 +341,11 @@ export class CorrespondentBindings {
         if (d.homeAddress !== undefined) return [{ kind: 'drop', reason: 'coti-with-hao' }];
         if (packet.length < RR_TEST_PACKET_LEN) return [{ kind: 'drop', reason: 'rr-short' }];
         if (!this.#rrAllowed(origin.member, now)) return [{ kind: 'drop', reason: 'rr-rate' }];
-        const cot = this.responder.careOfTest(mh, d.source, now);
+        const cot = this.responder.careOfTest(mh, d.source, now, origin.locator);
         return [this.#test('careOfTest', d, UNSPECIFIED, cot, packet.length)];
       }
       case 'bindingUpdate':
-        return this.#onBindingUpdate(d, mh, packet.subarray(d.upperOffset), now);
+        return this.#onBindingUpdate(d, mh, packet.subarray(d.upperOffset), now, origin);
       case 'unknown': {
         const be = this.bindingErrorFor(
           UNSPECIFIED,
@@ -399,6 +446,7 @@ export class CorrespondentBindings {
     bu: BindingUpdate,
     mhBytes: Uint8Array,
     now: number,
+    origin: CorrespondentOrigin,
   ): CorrespondentAction[] {
     const home = d.homeAddress ?? d.source;
     let careOf = d.source;
@@ -413,8 +461,19 @@ export class CorrespondentBindings {
     if (careOf !== home && this.#byHome.has(keyOf(careOfBytes, 0))) {
       return [{ kind: 'drop', reason: 'bu-coa-is-home-address' }];
     }
-    const nonces = bu.options.find((o) => o.type === 'nonceIndices');
     const existing = this.#byHome.get(keyOf(homeBytes, 0));
+    // 1b. On a member's channel: its certificate's HoA, a HAO, and only the owner's key.
+    const owner = origin.ownerKey ?? NO_OWNER;
+    if (origin.allowsHomeAddress !== undefined && !origin.allowsHomeAddress(homeBytes)) {
+      return [{ kind: 'drop', reason: 'bu-home-address-not-allowed' }];
+    }
+    if (origin.ownerKey !== undefined && d.homeAddress === undefined && careOf !== home) {
+      return [{ kind: 'drop', reason: 'bu-without-hao' }];
+    }
+    if (existing !== undefined && !sameKey(existing.ownerKey, owner)) {
+      return [{ kind: 'drop', reason: 'binding-owner-mismatch' }];
+    }
+    const nonces = bu.options.find((o) => o.type === 'nonceIndices');
     // 2. Home registration at a node that is not a home agent.
     if (bu.flags.H) {
       if (nonces) return [{ kind: 'drop', reason: 'bu-home-with-nonces' }];
@@ -431,6 +490,7 @@ export class CorrespondentBindings {
       nonces.homeNonceIndex,
       nonces.careOfNonceIndex,
       now,
+      origin.locator,
     );
     const homeExpired = tokens.homeToken === undefined;
     const careOfExpired = !deregistration && tokens.careOfToken === undefined;
@@ -452,7 +512,9 @@ export class CorrespondentBindings {
     // 5. Sequence number against the entry or its tombstone.
     const key = keyOf(homeBytes, 0);
     const tomb = this.#tombstones.get(key);
-    const last = existing?.sequence ?? (tomb && now < tomb.until ? tomb.sequence : undefined);
+    const last =
+      existing?.sequence ??
+      (tomb && now < tomb.until && sameKey(tomb.ownerKey, owner) ? tomb.sequence : undefined);
     if (last !== undefined && !seqNewer(bu.sequence, last)) {
       return [this.#ack(d, home, careOf, BA_STATUS.SEQUENCE_OUT_OF_WINDOW, last, 0, kbm)];
     }
@@ -464,7 +526,11 @@ export class CorrespondentBindings {
         this.#byHome.delete(key);
         out.push({ kind: 'bindingDeleted', homeAddress: home, reason: 'deregistered' });
       }
-      this.#tombstones.set(key, { sequence: bu.sequence, until: now + CORRESPONDENT_TOMBSTONE_MS });
+      this.#tombstones.set(key, {
+        sequence: bu.sequence,
+        until: now + CORRESPONDENT_TOMBSTONE_MS,
+        ownerKey: owner,
+      });
     } else {
       if (existing === undefined && this.#byHome.size >= this.#maxBindings) {
         return [this.#ack(d, home, careOf, BA_STATUS.INSUFFICIENT_RESOURCES, bu.sequence, 0, kbm)];
@@ -484,6 +550,7 @@ export class CorrespondentBindings {
         brrSentAt: 0,
         packetsIn: 0,
         packetsOut: 0,
+        ownerKey: owner,
       };
       b.careOfAddress = formatIpv6(careOfBytes);
       b.careOfBytes = careOfBytes;
@@ -517,6 +584,7 @@ export class CorrespondentBindings {
         this.#tombstones.set(key, {
           sequence: b.sequence,
           until: now + CORRESPONDENT_TOMBSTONE_MS,
+          ownerKey: b.ownerKey,
         });
         out.push({ kind: 'bindingDeleted', homeAddress: b.homeAddress, reason: 'expired' });
         continue;

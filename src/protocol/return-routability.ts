@@ -12,6 +12,22 @@
  * MN flow (correspondent-registration.ts): both tokens -> Kbm -> BU authenticator
  *   First(96, HMAC_SHA1(Kbm, CoA | CN | MH data with checksum 0)); the CN's BA carries one too.
  *
+ * mip6 deviation, the care-of token bound to the underlay locator: in mip6 a CoTI and a BU
+ * arrive on a channel, and what the CN sends to afterwards is the channel's locator (the UDP
+ * address and port the BU was observed from), not the inner CoA. With the RFC token, which
+ * covers only the inner CoA, the care-of test proved nothing about that locator: a member
+ * could do RR from its own locator and send the BU from a spoofed one, and the CN would stream
+ * its traffic at a third party (issue #13). So when the CN knows the observed locator
+ * (always, over a channel) the care-of keygen token is
+ *     First(64, HMAC_SHA1(Kcn, CoA | locator address | locator port | nonce | 1))
+ * with the locator address as 16 bytes (IPv4 as IPv4-mapped ::ffff:a.b.c.d) and the port as
+ * 2 bytes big-endian: the CoT goes to that locator, and the BU only verifies when it comes from
+ * the very locator that received the CoT. Without a locator the RFC 6275 §5.2.5 formula is
+ * unchanged (the known-answer tests check both). The MN is unaffected: it uses the token it
+ * received, whatever the CN covered with it. Route optimization over UDP locators is a mip6
+ * extension anyway (DESIGN.md §3); the RFC's own care-of test is a reachability proof for the
+ * address the CN will send to, and this keeps exactly that meaning.
+ *
  * Hashes enter through `RrCrypto` (src/crypto/rr-crypto.ts, node:crypto), so this file is
  * pure and known-answer testable with fixed keys and nonces.
  */
@@ -27,6 +43,7 @@ import {
 } from '../wire/mobility.js';
 import type { CareOfTest, CareOfTestInit, HomeTest, HomeTestInit } from '../wire/types.js';
 import { MAX_NONCE_LIFETIME_S, MAX_TOKEN_LIFETIME_S } from './constants.js';
+import { locatorCareOfAddress, type Locator } from './locator.js';
 
 /** Kcn length: 20 octets, the HMAC-SHA1 key size (RFC 6275 §5.2.3). */
 export const KCN_LEN = 20;
@@ -72,14 +89,33 @@ export function homeKeygenToken(
   return c.hmacSha1(kcn, data).slice(0, MH_TOKEN_LEN);
 }
 
-/** care-of keygen token = First(64, HMAC_SHA1(Kcn, CoA | nonce | 1)) (RFC 6275 §5.2.5). */
+/** Bytes of a locator in the care-of token: 16 address bytes (IPv4-mapped) + 2 port bytes. */
+export const LOCATOR_TOKEN_LEN = 18;
+
+/** A locator as the care-of token covers it (file comment): address as IPv6, port big-endian. */
+export function locatorTokenBytes(locator: Locator): Uint8Array {
+  const out = new Uint8Array(LOCATOR_TOKEN_LEN);
+  out.set(parseIpv6(locatorCareOfAddress(locator)));
+  out[16] = (locator.port >>> 8) & 0xff;
+  out[17] = locator.port & 0xff;
+  return out;
+}
+
+/**
+ * care-of keygen token = First(64, HMAC_SHA1(Kcn, CoA | nonce | 1)) (RFC 6275 §5.2.5); with
+ * `locator`, the mip6 deviation of the file comment: First(64, HMAC_SHA1(Kcn, CoA | locator
+ * address | locator port | nonce | 1)), so the token also proves that observed locator.
+ */
 export function careOfKeygenToken(
   c: RrCrypto,
   kcn: Uint8Array,
   careOfAddress: string | Uint8Array,
   nonce: Uint8Array,
+  locator?: Locator,
 ): Uint8Array {
-  const data = concat([addressBytes(careOfAddress), nonce, Uint8Array.of(CARE_OF_TOKEN_SUFFIX)]);
+  const coa = addressBytes(careOfAddress);
+  const tested = locator === undefined ? coa : concat([coa, locatorTokenBytes(locator)]);
+  const data = concat([tested, nonce, Uint8Array.of(CARE_OF_TOKEN_SUFFIX)]);
   return c.hmacSha1(kcn, data).slice(0, MH_TOKEN_LEN);
 }
 
@@ -250,21 +286,32 @@ export class ReturnRoutabilityResponder {
     };
   }
 
-  /** CoT for a CoTI whose IPv6 source (the MN's care-of address) is `careOfAddress` (§9.4.4). */
-  careOfTest(coti: CareOfTestInit, careOfAddress: string, now: number): CareOfTest {
+  /**
+   * CoT for a CoTI whose IPv6 source (the MN's care-of address) is `careOfAddress` (§9.4.4).
+   * `locator`: where the CoTI was observed from, which the token then covers too (file
+   * comment); the caller must send the CoT to that locator.
+   */
+  careOfTest(
+    coti: CareOfTestInit,
+    careOfAddress: string,
+    now: number,
+    locator?: Locator,
+  ): CareOfTest {
     const { index, nonce } = this.nonces.current(now);
     return {
       kind: 'careOfTest',
       careOfNonceIndex: index,
       careOfInitCookie: coti.careOfInitCookie.slice(),
-      careOfKeygenToken: careOfKeygenToken(this.#c, this.#kcn, careOfAddress, nonce),
+      careOfKeygenToken: careOfKeygenToken(this.#c, this.#kcn, careOfAddress, nonce, locator),
       options: [],
     };
   }
 
   /**
    * Regenerates the tokens a BU's Nonce Indices name (RFC 6275 §9.5.1). With
-   * `careOfAddress` undefined (deregistration) only the home token is computed.
+   * `careOfAddress` undefined (deregistration) only the home token is computed. `locator`:
+   * where the BU was observed from; the care-of token then matches only one handed out to a
+   * CoTI from that same locator.
    */
   regenerateTokens(
     homeAddress: string,
@@ -272,6 +319,7 @@ export class ReturnRoutabilityResponder {
     homeNonceIndex: number,
     careOfNonceIndex: number,
     now: number,
+    locator?: Locator,
   ): RegeneratedTokens {
     const hn = this.nonces.lookup(homeNonceIndex, now);
     const homeToken =
@@ -280,7 +328,9 @@ export class ReturnRoutabilityResponder {
     if (careOfAddress !== undefined) {
       const cn = this.nonces.lookup(careOfNonceIndex, now);
       careOfToken =
-        cn === undefined ? undefined : careOfKeygenToken(this.#c, this.#kcn, careOfAddress, cn);
+        cn === undefined
+          ? undefined
+          : careOfKeygenToken(this.#c, this.#kcn, careOfAddress, cn, locator);
     }
     return { homeToken, careOfToken };
   }

@@ -248,6 +248,41 @@ export class World {
   }
 
   /**
+   * A member (role mn) that optimizes routes to the correspondent `cn`, whose home address is
+   * `cnHomeAddress` and whose underlay is `cnAddress4` port 4191; its care-of is `address4`.
+   * Not started.
+   */
+  routeOptimizingMember(opts: {
+    homeAddress: string;
+    address4: string;
+    address6: string;
+    cn: MnHandle;
+    cnHomeAddress: string;
+    cnAddress4: string;
+  }): MnHandle {
+    const m = this.mobileNode({
+      homeAddress: opts.homeAddress,
+      address4: opts.address4,
+      address6: opts.address6,
+      peerRoles: ['ha', 'cn', 'mn'],
+      routeOptimization: {
+        respond: false,
+        correspondents: [
+          {
+            address: opts.cnHomeAddress,
+            underlay4: opts.cnAddress4,
+            port: HA_PORT,
+            publicKey: opts.cn.key.publicKey,
+            enabled: true,
+          },
+        ],
+      },
+    });
+    m.careOf.candidates = [{ family: 4, localAddress: opts.address4 }];
+    return m;
+  }
+
+  /**
    * The HA host's kernel, as far as the overlay needs it: packets the HA writes to its TUN for
    * another address on the home prefix are routed straight back into the TUN (so MN -> HA ->
    * CN and back works). Returns the count of packets so routed.

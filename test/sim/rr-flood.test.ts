@@ -107,26 +107,14 @@ function roUp(m: MnHandle): boolean {
 }
 
 function legitimate(w: World, cn: MnHandle, homeAddress: string, address4: string): MnHandle {
-  const m = w.mobileNode({
+  return w.routeOptimizingMember({
     homeAddress,
     address4,
     address6: `2001:db8:3::${homeAddress.split('::')[1]}`,
-    peerRoles: ['ha', 'cn', 'mn'],
-    routeOptimization: {
-      respond: false,
-      correspondents: [
-        {
-          address: CN_HOA,
-          underlay4: CN4,
-          port: 4191,
-          publicKey: cn.key.publicKey,
-          enabled: true,
-        },
-      ],
-    },
+    cn,
+    cnHomeAddress: CN_HOA,
+    cnAddress4: CN4,
   });
-  m.careOf.candidates = [{ family: 4, localAddress: address4 }];
-  return m;
 }
 
 void t.test(

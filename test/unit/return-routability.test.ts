@@ -1,5 +1,5 @@
 import t from 'tap';
-import { nodeRrCrypto, type RrCrypto } from '../../src/crypto/rr-crypto.js';
+import { nodeRrCrypto } from '../../src/crypto/rr-crypto.js';
 import {
   CorrespondentBindings,
   RR_TEST_PACKET_LEN,
@@ -16,9 +16,11 @@ import {
   bindingManagementKey,
   careOfKeygenToken,
   homeKeygenToken,
+  locatorTokenBytes,
   signMobilityHeader,
   verifyMobilityHeader,
 } from '../../src/protocol/return-routability.js';
+import { testRrCrypto as testCrypto } from '../helpers/rr.js';
 import { verifyUpperLayerChecksum } from '../../src/wire/checksum.js';
 import { fromHex, toHex } from '../../src/wire/hex.js';
 import { encodeMobilityHeader, mhDataForAuthenticator } from '../../src/wire/mobility.js';
@@ -37,23 +39,6 @@ const CN = '2001:db8:4::10';
 const KCN = Uint8Array.from({ length: 20 }, (_, i) => i);
 const NONCE_H = Uint8Array.from({ length: 8 }, (_, i) => 0xa0 + i);
 const NONCE_C = Uint8Array.from({ length: 8 }, (_, i) => 0xb0 + i);
-
-/** Real hashes, deterministic "random" bytes (cookies, nonces, sequence numbers). */
-function testCrypto(seed = 7): RrCrypto {
-  let x = seed;
-  return {
-    hmacSha1: nodeRrCrypto.hmacSha1,
-    sha1: nodeRrCrypto.sha1,
-    random(n) {
-      const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) {
-        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-        out[i] = x >>> 24;
-      }
-      return out;
-    },
-  };
-}
 
 // Known answers computed with Python's hmac/hashlib (/usr/bin/python3), independent of this code:
 //   ht = hmac(kcn, HoA|nonce_h|00)[:8]; ct = hmac(kcn, CoA|nonce_c|01)[:8]
@@ -656,5 +641,48 @@ void t.test(
         }
       }
     }
+  },
+);
+
+// Known answers computed with Python's hmac/hashlib (/usr/bin/python3), independent of this code:
+//   ct4 = hmac(kcn, CoA | ::ffff:198.51.100.20 | 0x105f | nonce_c | 01)[:8]   (port 4191)
+//   ct6 = hmac(kcn, CoA | 2001:db8:5::20 | 0xc350 | nonce_c | 01)[:8]        (port 50000)
+void t.test(
+  'known answers: the locator-bound care-of token (mip6 deviation from RFC 6275 §5.2.5)',
+  async (t) => {
+    const c = nodeRrCrypto;
+    const v4 = { address: '198.51.100.20', port: 4191 };
+    t.equal(toHex(locatorTokenBytes(v4)), '00000000000000000000ffffc6336414105f');
+    t.equal(toHex(careOfKeygenToken(c, KCN, COA, NONCE_C, v4)), '095adc6d1aee29ed');
+    t.equal(
+      toHex(
+        careOfKeygenToken(c, KCN, COA, NONCE_C, { address: '::ffff:198.51.100.20', port: 4191 }),
+      ),
+      '095adc6d1aee29ed',
+      'an IPv4 peer seen by a dual-stack socket as IPv4-mapped: the same token',
+    );
+    t.equal(
+      toHex(careOfKeygenToken(c, KCN, COA, NONCE_C, { address: COA, port: 50000 })),
+      '03203a0427e87659',
+    );
+    t.equal(toHex(careOfKeygenToken(c, KCN, COA, NONCE_C)), KAT.careOfToken, 'no locator: RFC');
+    const other = careOfKeygenToken(c, KCN, COA, NONCE_C, { ...v4, port: 4192 });
+    t.not(toHex(other), '095adc6d1aee29ed', 'another port, another token');
+
+    const nonces = new NonceTable(testCrypto(), { firstIndex: 7 });
+    const r = new ReturnRoutabilityResponder(testCrypto(), { kcn: KCN, nonces });
+    const coti = {
+      kind: 'careOfTestInit' as const,
+      careOfInitCookie: new Uint8Array(8),
+      options: [],
+    };
+    const cot = r.careOfTest(coti, COA, 0, v4);
+    t.same(cot.careOfKeygenToken, careOfKeygenToken(c, KCN, COA, nonces.lookup(7, 0)!, v4));
+    t.same(r.regenerateTokens(HOA, COA, 7, 7, 10, v4).careOfToken, cot.careOfKeygenToken);
+    t.notSame(
+      r.regenerateTokens(HOA, COA, 7, 7, 10, { ...v4, address: '192.0.2.99' }).careOfToken,
+      cot.careOfKeygenToken,
+      'regenerated for another locator: no match',
+    );
   },
 );

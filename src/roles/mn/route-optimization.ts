@@ -19,8 +19,11 @@
  *     with back-off (the registration's directPathFailed).
  * CN half (respond = true; CorrespondentBindings):
  *   HoTI from the HA tunnel -> HoT back through it; CoTI on a direct channel -> CoT to the
- *     locator it came from; BU -> checks, BA to the locator the BU came from, which becomes
- *     the MN's locator for data (a locator changes only after RR, DESIGN.md §4).
+ *     locator it came from, with a care-of token over that locator (return-routability.ts);
+ *     BU -> checks (a HoA the certificate holds, a HAO, the binding owner's key, and a token
+ *     that only verifies from the locator that got the CoT), BA to the locator the BU came
+ *     from, which becomes the MN's locator for data (a locator changes only after RR,
+ *     DESIGN.md §4).
  *   direct data with a HAO: binding must match (HoA, CoA, session) -> option stripped, source
  *     = HoA, selector check against the peer's certificate, TUN; else Binding Error status 1.
  *   TUN -> bound HoA: copy, Type 2 Routing Header inserted, destination = CoA, appended to
@@ -723,17 +726,19 @@ export class RouteOptimization {
     const cert = session.peerCertificate!;
     const isMh = this.#upperIsMh(buf, off, len);
     if (isMh) {
-      // BU (with HAO) and CoTI (without): the HoA, if any, must be one the certificate holds.
-      if (hao >= 0 && !this.#certAllows(cert, buf, hao)) {
-        this.drops.add('selector');
-        return;
-      }
+      // CoTI and BU (issue #13): the engine binds the care-of token to the locator the packet
+      // came from, takes a BU only for a HoA the certificate holds, with a HAO, and only from
+      // the key that owns the binding (counted as cn-<reason> drops otherwise).
       const packet = buf.slice(off, off + len);
       this.#capture(packet, now);
-      this.#runCn(bindings.handle(packet, now, { member: memberKey(session) }), now, {
-        session,
-        locator: resolveLocator(from()),
-      });
+      const via: Bound = { session, locator: resolveLocator(from()) };
+      const origin = {
+        member: memberKey(session),
+        ownerKey: session.peerPublicKey,
+        allowsHomeAddress: (hoa: Uint8Array) => this.#certAllows(cert, hoa, 0),
+        locator: via.locator,
+      };
+      this.#runCn(bindings.handle(packet, now, origin), now, via);
       return;
     }
     if (hao < 0) {

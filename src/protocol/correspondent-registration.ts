@@ -99,7 +99,10 @@ interface Test {
   address: string;
   sentAt: number;
   timeoutMs: number;
+  /** When it is (re)sent next: the retransmission timeout, or when MAX_UPDATE_RATE allows. */
   retransmitAt: number;
+  /** Times sent (0 while the first send waits for the rate limit). */
+  sends: number;
 }
 
 interface Token {
@@ -168,6 +171,12 @@ export class CorrespondentRegistration {
   #lastStatus: number | null = null;
   /** MAX_UPDATE_RATE towards this CN (RFC 6275 §11.8); a BU over the rate waits until here. */
   readonly #rate = new UpdateRateLimiter();
+  /**
+   * The same limit for HoTIs and CoTIs (RFC 6275 §11.8: "MUST NOT send ... HoTI or CoTI" more
+   * than MAX_UPDATE_RATE times a second to one correspondent), one limiter per message type.
+   */
+  readonly #homeTestRate = new UpdateRateLimiter();
+  readonly #careOfTestRate = new UpdateRateLimiter();
   #updateDueAt = 0;
   readonly #times = {
     lastHomeTestInit: 0,
@@ -243,8 +252,27 @@ export class CorrespondentRegistration {
       address,
       sentAt: now,
       timeoutMs: INITIAL_BINDACK_TIMEOUT_MS,
-      retransmitAt: now + INITIAL_BINDACK_TIMEOUT_MS,
+      retransmitAt: now,
+      sends: 0,
     };
+  }
+
+  /**
+   * Sends `t` (HoTI or CoTI) now if MAX_UPDATE_RATE allows, arming its retransmission (doubling
+   * after the first send); otherwise it waits for the limiter (poll() sends it then).
+   */
+  #sendTest(t: Test, now: number): CorrespondentRegistrationAction[] {
+    const home = t === this.#homeTest;
+    const rate = home ? this.#homeTestRate : this.#careOfTestRate;
+    if (!rate.allows(now)) {
+      t.retransmitAt = rate.nextAllowedAt();
+      return [];
+    }
+    rate.record(now);
+    if (t.sends > 0) t.timeoutMs = Math.min(t.timeoutMs * 2, MAX_BINDACK_TIMEOUT_MS);
+    t.sends++;
+    t.retransmitAt = now + t.timeoutMs;
+    return [home ? this.#sendHomeTestInit(now) : this.#sendCareOfTestInit(now)];
   }
 
   /** Starts (or restarts) RR for the current CoA, reusing fresh tokens. */
@@ -257,13 +285,17 @@ export class CorrespondentRegistration {
     const out: CorrespondentRegistrationAction[] = [];
     if (!this.#tokenFresh(this.#homeToken, this.#hoa, now)) {
       this.#homeToken = undefined;
-      this.#homeTest = this.#newTest(this.#hoa, now);
-      out.push(this.#sendHomeTestInit(now));
+      // An outstanding HoTI survives a move: the home address did not change, and its HoT
+      // (through the HA) is as good as a new one's (RFC 6275 §11.6.1).
+      if (this.#homeTest?.address !== this.#hoa) {
+        this.#homeTest = this.#newTest(this.#hoa, now);
+        out.push(...this.#sendTest(this.#homeTest, now));
+      }
     }
     if (!this.#tokenFresh(this.#careOfToken, careOf, now)) {
       this.#careOfToken = undefined;
       this.#careOfTest = this.#newTest(careOf, now);
-      out.push(this.#sendCareOfTestInit(now));
+      out.push(...this.#sendTest(this.#careOfTest, now));
     }
     out.push(...this.#maybeUpdate(now));
     return out;
@@ -630,9 +662,7 @@ export class CorrespondentRegistration {
     }
     for (const t of [this.#homeTest, this.#careOfTest]) {
       if (t === undefined || now < t.retransmitAt) continue;
-      t.timeoutMs = Math.min(t.timeoutMs * 2, MAX_BINDACK_TIMEOUT_MS);
-      t.retransmitAt = now + t.timeoutMs;
-      out.push(t === this.#homeTest ? this.#sendHomeTestInit(now) : this.#sendCareOfTestInit(now));
+      out.push(...this.#sendTest(t, now));
     }
     const p = this.#pending;
     if (this.#updateDueAt !== 0 && now >= this.#updateDueAt && p && this.#state === 'updating') {

@@ -251,10 +251,15 @@ void t.test(
     const first = p.mn.setCareOf(COA, 0);
     const times: number[] = [];
     let now = 0;
+    let lastHoti: CorrespondentRegistrationAction | undefined;
     for (let i = 0; i < 8; i++) {
       now = p.mn.nextDeadline();
       const again = p.mn.poll(now);
-      if (again.some((a) => a.kind === 'send' && a.message === 'homeTestInit')) times.push(now);
+      const hoti = again.find((a) => a.kind === 'send' && a.message === 'homeTestInit');
+      if (hoti) {
+        times.push(now);
+        lastHoti = hoti;
+      }
     }
     t.same(times, [1000, 3000, 7000, 15000, 31000, 63000, 95000, 127000], 'doubling to 32 s');
     // The first CoTI's answer arrives after the move: its cookie is no longer outstanding.
@@ -269,7 +274,11 @@ void t.test(
         { kind: 'drop', reason: 'cot-cookie' },
       ]);
     }
-    pump(p, moved, now);
+    t.notOk(
+      moved.some((a) => a.kind === 'send' && a.message === 'homeTestInit'),
+      'the outstanding HoTI survives the move (no new one)',
+    );
+    pump(p, [...moved, lastHoti!], now); // its latest retransmission is answered
     t.equal(p.mn.state, 'bound');
     t.equal(p.cn.get(HOA)?.careOfAddress, COA2, 'IPv4-mapped CoA bound');
   },
@@ -572,12 +581,31 @@ void t.test('MAX_UPDATE_RATE: at most 3 BUs per second to one CN, the 4th waits'
   pump(p, fourth, 300);
   const bus = () => p.toCn.filter((a) => a.message === 'bindingUpdate').length;
   t.equal(bus(), 3, 'three BUs in the first second');
-  t.equal(p.mn.state, 'updating');
+  t.equal(p.mn.state, 'testing', 'the fourth CoTI waits for the rate limit too');
   t.equal(p.mn.nextDeadline(), 1000, 'the fourth is due when the window allows');
   pump(p, p.mn.poll(1000), 1000);
   t.equal(bus(), 4);
   t.ok(p.mn.routeOptimized);
   t.equal(p.cn.get(HOA)?.careOfAddress, COA2);
+});
+
+void t.test('MAX_UPDATE_RATE: at most 3 HoTIs and 3 CoTIs per second to one CN', async (t) => {
+  // RFC 6275 §11.8. Six moves in 0.6 s, the CN never answering: one HoTI (it survives every
+  // move), CoTIs at most 3 in any second, the rest wait for the window instead of going out.
+  const p = pair();
+  const sent: { message: string; at: number }[] = [];
+  const note = (actions: CorrespondentRegistrationAction[], at: number): void => {
+    for (const a of actions) if (a.kind === 'send') sent.push({ message: a.message, at });
+  };
+  for (let i = 0; i < 6; i++) note(p.mn.setCareOf(i % 2 === 0 ? COA : COA2, i * 100), i * 100);
+  for (let now = 600; now <= 3000; now += 50) note(p.mn.poll(now), now);
+  const of = (m: string, from: number, to: number) =>
+    sent.filter((s) => s.message === m && s.at >= from && s.at < to).length;
+  t.equal(of('homeTestInit', 0, 1000), 1, 'one HoTI in the first second');
+  for (let start = 0; start <= 2000; start += 50) {
+    t.ok(of('careOfTestInit', start, start + 1000) <= 3, `<= 3 CoTIs in [${start}, +1 s)`);
+  }
+  t.ok(of('careOfTestInit', 0, 3000) >= 4, 'the waiting CoTI went out once allowed');
 });
 
 void t.test('CN: HoTI/CoTI answers are rate-limited', async (t) => {

@@ -365,6 +365,25 @@ void t.test('a real move: data follows once the challenge is answered', async (t
   m.careOf.changed();
   const took = await w.until(() => w.ha.cache.get(HOA)?.locator.address === '198.51.100.50', 2000);
   t.ok(took >= 0, 'binding moved');
+  const validated = await w.until(
+    () => w.ha.status().bindings.find((b) => b.homeAddress === HOA)?.path === 'validated',
+    100,
+  );
+  t.ok(validated >= 0, `the new locator validated ${validated} ms after the move`);
+  t.equal(w.ha.drops.get('path-response-unmatched'), 0);
+  // The MN stays silent: only a validated path, not the anti-amplification budget, carries this.
+  const before = received.length;
+  for (let i = 0; i < 50; i++) {
+    w.haTun.inject([
+      encodeIcmpv6Packet({
+        source: '2001:db8:100::5',
+        destination: HOA,
+        message: { kind: 'echoRequest', identifier: 4, sequence: i, data: new Uint8Array(1200) },
+      }),
+    ]);
+  }
+  await w.run(50);
+  t.equal(received.length - before, 50, 'a download to the silent MN arrives whole');
   const ping = encodeIcmpv6Packet({
     source: '2001:db8:100::5',
     destination: HOA,

@@ -258,12 +258,12 @@ export class HomeAgent {
         address: batch.remoteAddress(i),
         port: batch.remotePort(i),
       });
-      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
-        this.drops.add('malformed-inner');
+      if (len === PATH_MESSAGE_LEN && result === OpenResult.SIGNALING) {
+        this.#onPathMessage(session, buf, off, len); // not an IPv6 packet (path-validation.ts)
         continue;
       }
-      if (len === PATH_MESSAGE_LEN && result === OpenResult.SIGNALING) {
-        this.#onPathMessage(session, buf, off, len);
+      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+        this.drops.add('malformed-inner');
         continue;
       }
       // Signaling for us is what the member marked as its own (DataKind.SIGNALING); a Mobility

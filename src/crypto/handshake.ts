@@ -157,11 +157,3 @@ export function tai64n(ms: number, extraNs = 0): Uint8Array {
   dv.setUint32(8, ns % 1e9);
   return out;
 }
-
-/** Lexicographic compare of two equal-length byte strings: <0, 0, >0. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < a.length && i < b.length; i++) {
-    if (a[i] !== b[i]) return a[i]! - b[i]!;
-  }
-  return a.length - b.length;
-}

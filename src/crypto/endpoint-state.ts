@@ -1,0 +1,129 @@
+/**
+ * What a SecureEndpoint holds, shared by its handshake (handshake-initiate.ts,
+ * handshake-receive.ts), transport (transport.ts) and timer (timers.ts) code: the options, the
+ * sessions and their SPI indexes, the timer queue, the anti-replay timestamps and the drop
+ * counters, with the small bookkeeping every part uses (finding or making a session, counting a
+ * drop, fresh SPIs, retiring keys). Not exported from endpoint.ts: the façade there is the API.
+ */
+import { DeadlineHeap } from '../util/deadline-heap.js';
+import { systemWallClock, type WallClock } from '../util/wall-clock.js';
+import { SodiumBatchAead, type BatchAead } from './aead.js';
+import type { MemberCertificate, Role } from './certificate.js';
+import { CookieChecker, mac1Key, TIMESTAMP_LEN } from './handshake.js';
+import type { KeyPair } from './noise.js';
+import { randomUint32 } from './random.js';
+import {
+  PeerSession,
+  peerKeyId,
+  zeroDrops,
+  type DropCounters,
+  type DropReason,
+  type Keypair,
+  type ReceiveResult,
+} from './session.js';
+import { DEFAULT_TIMERS, type ChannelTimers } from './timers.js';
+import { TransportScratch } from './transport.js';
+
+export interface EndpointOptions {
+  staticKey: KeyPair;
+  certificate: MemberCertificate;
+  authorityPublicKey: Uint8Array;
+  allowedPeerRoles: readonly Role[];
+  /**
+   * True for a peer key that is revoked (a home agent's revocation list, reloaded on SIGHUP):
+   * checked with the certificate in every handshake, so a revoked member's initiation or
+   * response is dropped as 'revoked' (the caller closes its existing session). Default: none.
+   */
+  isRevoked?: (publicKey: Uint8Array) => boolean;
+  timers?: Partial<ChannelTimers>;
+  /**
+   * Unix-ms wall clock for certificate validity and the TAI64N timestamps of initiations, read
+   * at each use so an NTP step is seen (default systemWallClock, Date.now). Timers use `now`.
+   */
+  wallClock?: WallClock;
+  /** Test hooks for known-answer tests: ephemeral keys, timestamps (given the wall clock), SPIs. */
+  ephemeral?: () => KeyPair;
+  timestamp?: (wallMs: number) => Uint8Array;
+  spi?: () => number;
+  /** Initiations per second processed with Diffie-Hellman before the endpoint considers
+   *  itself under load (when `receive()` is not told explicitly). Default 100. */
+  maxHandshakesPerSecond?: number;
+  /** Data-path AEAD backend to use from the start (e.g. one shared by many endpoints in a load
+   *  generator); default: a libsodium SodiumBatchAead of this endpoint's own. */
+  aead?: BatchAead;
+}
+
+export class EndpointState {
+  readonly drops: DropCounters = zeroDrops();
+  readonly opts: EndpointOptions;
+  readonly timers: ChannelTimers;
+  readonly wallClock: WallClock;
+  readonly mac1KeyOwn: Uint8Array;
+  readonly sessions = new Map<string, PeerSession>();
+  readonly bySpi = new Map<number, { session: PeerSession; keypair: Keypair }>();
+  readonly pendingBySpi = new Map<number, PeerSession>();
+  cookies: CookieChecker | null = null;
+  aead: BatchAead;
+  lastTimestamp: Uint8Array = new Uint8Array(TIMESTAMP_LEN);
+  /** Latest initiation timestamp accepted per peer key. Kept when a session is closed, so an
+   *  old initiation cannot be replayed later; bounded by the authority's membership, since only
+   *  peers with a valid certificate get an entry. */
+  readonly peerTimestamps = new Map<string, Uint8Array>();
+  loadWindowStart = -Infinity;
+  loadCount = 0;
+  /** Timer queue of the sessions (an entry is live while its time is the session's `timerAt`)
+   *  and the sessions changed since the last poll. */
+  readonly timerHeap = new DeadlineHeap<PeerSession>();
+  touched = new Set<PeerSession>();
+  /** Scratch for the single-message and batch data paths. */
+  readonly scratch = new TransportScratch();
+
+  constructor(opts: EndpointOptions) {
+    this.opts = opts;
+    this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
+    this.wallClock = opts.wallClock ?? systemWallClock;
+    this.mac1KeyOwn = mac1Key(opts.staticKey.publicKey);
+    this.aead = opts.aead ?? new SodiumBatchAead();
+  }
+
+  session(peerPublicKey: Uint8Array): PeerSession | undefined {
+    return this.sessions.get(peerKeyId(peerPublicKey));
+  }
+
+  sessionFor(peerPublicKey: Uint8Array): PeerSession {
+    const key = peerKeyId(peerPublicKey);
+    let s = this.sessions.get(key);
+    if (s === undefined) {
+      s = new PeerSession(peerPublicKey);
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  drop(reason: DropReason, session?: PeerSession): ReceiveResult {
+    this.drops[reason]++;
+    if (session) session.stats.drops[reason]++;
+    return { kind: 'drop', reason };
+  }
+
+  newSpi(): number {
+    for (;;) {
+      const spi = this.opts.spi ? this.opts.spi() : randomUint32();
+      if (spi !== 0 && !this.bySpi.has(spi) && !this.pendingBySpi.has(spi)) return spi >>> 0;
+    }
+  }
+
+  retire(kp: Keypair | null): void {
+    if (kp === null) return;
+    kp.wipe();
+    this.bySpi.delete(kp.localSpi);
+  }
+
+  abandonPending(session: PeerSession): void {
+    if (session.pending) {
+      session.pending.initiator.wipe();
+      this.pendingBySpi.delete(session.pending.localSpi);
+      session.pending = null;
+    }
+  }
+}

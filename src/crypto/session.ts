@@ -1,0 +1,162 @@
+/**
+ * The state the SecureEndpoint keeps per peer (DESIGN.md §4): a PeerSession per peer static key,
+ * holding up to three Keypairs (previous, current, next; WireGuard's keypair.go) and at most one
+ * handshake in flight; plus the drop reasons every rejected input is counted under. Plain data:
+ * the endpoint's handshake, transport and timer code (handshake-*.ts, transport.ts, timers.ts)
+ * moves sessions between these states.
+ */
+import type { MemberCertificate } from './certificate.js';
+import type { IkInitiator, TransportKeys } from './noise.js';
+import { ReplayWindow } from './replay-window.js';
+import { lib } from './sodium.js';
+
+/** Stable drop reasons (counters and logs). */
+export const DROP_REASONS = [
+  'malformed',
+  'unknown-spi',
+  'bad-tag',
+  'replay',
+  'too-old',
+  'expired-keys',
+  'bad-mac1',
+  'cookie-required',
+  'bad-cookie',
+  'bad-handshake',
+  'bad-certificate',
+  'expired-certificate',
+  'certificate-not-yet-valid',
+  'wrong-role',
+  'key-mismatch',
+  'stale-timestamp',
+  'future-timestamp',
+  /** The peer's key is on the revocation list (EndpointOptions.isRevoked). */
+  'revoked',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export type DropCounters = Record<DropReason, number>;
+export function zeroDrops(): DropCounters {
+  return Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as DropCounters;
+}
+
+/** One direction pair of keys from one handshake (an SA pair, in IPsec terms). */
+export class Keypair {
+  sendCounter = 0;
+  readonly replay = new ReplayWindow();
+  readonly keys: TransportKeys;
+  readonly localSpi: number;
+  readonly remoteSpi: number;
+  readonly createdAt: number;
+  readonly isInitiator: boolean;
+  constructor(
+    keys: TransportKeys,
+    localSpi: number,
+    remoteSpi: number,
+    createdAt: number,
+    isInitiator: boolean,
+  ) {
+    this.keys = keys;
+    this.localSpi = localSpi;
+    this.remoteSpi = remoteSpi;
+    this.createdAt = createdAt;
+    this.isInitiator = isInitiator;
+  }
+
+  wipe(): void {
+    const s = lib();
+    s.memzero(this.keys.sendKey);
+    s.memzero(this.keys.receiveKey);
+    // Past the end of counters: a wiped keypair can never seal again.
+    this.sendCounter = Infinity;
+  }
+}
+
+export interface PendingHandshake {
+  initiator: IkInitiator;
+  localSpi: number;
+  firstSentAt: number;
+  lastSentAt: number;
+  mac1: Uint8Array;
+  /** The initiation as sent; after a cookie reply it goes again with MAC2 (see onCookieReply). */
+  message: Uint8Array;
+  resendNow: boolean;
+}
+
+export interface SessionStats {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  handshakes: number;
+  handshakeTimeouts: number;
+  drops: DropCounters;
+}
+
+/** The channel with one peer (identified by its static public key). */
+export class PeerSession {
+  readonly peerPublicKey: Uint8Array;
+  peerCertificate: MemberCertificate | null = null;
+  readonly stats: SessionStats = {
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    handshakes: 0,
+    handshakeTimeouts: 0,
+    drops: zeroDrops(),
+  };
+  /** @internal */ current: Keypair | null = null;
+  /** @internal */ previous: Keypair | null = null;
+  /** @internal */ next: Keypair | null = null;
+  /** @internal */ pending: PendingHandshake | null = null;
+  /** @internal */ cookie: { value: Uint8Array; at: number } | null = null;
+  /** @internal we connect()ed: keep the channel up (rekey by time) */
+  persistent = false;
+  /** @internal a rekey was asked for by the send path */
+  wantRekey = false;
+  /** @internal when this session's timer work is due (its live entry in the endpoint's heap) */
+  timerAt = Infinity;
+  /** @internal closed: never polled again */
+  closed = false;
+
+  constructor(peerPublicKey: Uint8Array) {
+    this.peerPublicKey = peerPublicKey.slice();
+  }
+
+  get peerName(): string | undefined {
+    return this.peerCertificate?.name;
+  }
+
+  /** True when data can be sealed (current keys exist). */
+  get established(): boolean {
+    return this.current !== null;
+  }
+
+  /**
+   * When the current keys were made (`now` of their handshake), or -1 without keys. Keys made
+   * by us as responder become current only once a data message under them authenticates, which
+   * proves the initiator received our response at the locator it was sent to.
+   */
+  get currentKeysCreatedAt(): number {
+    return this.current?.createdAt ?? -1;
+  }
+}
+
+/** The sessions map's key of a peer static key (hex). */
+export function peerKeyId(publicKey: Uint8Array): string {
+  return Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('hex');
+}
+
+export type ReceiveResult =
+  | { kind: 'reply'; data: Uint8Array }
+  | {
+      kind: 'data';
+      session: PeerSession;
+      offset: number;
+      length: number;
+      /** True when the peer marked the packet as its own signaling (DataKind.SIGNALING). */
+      signaling: boolean;
+    }
+  | { kind: 'established'; session: PeerSession; reply?: Uint8Array }
+  | { kind: 'cookie'; session: PeerSession }
+  | { kind: 'drop'; reason: DropReason };

@@ -1,0 +1,118 @@
+/**
+ * Timer work of a SecureEndpoint (DESIGN.md §4; WireGuard whitepaper §6): handshake
+ * retransmission, rekeys and key expiry, pulled by the driver with `poll(now)`, which returns
+ * what to send and when to call again. Sessions wait in a deadline heap keyed by `timerAt`;
+ * a poll looks only at those due and those whose state changed since the last one (`touched`).
+ *
+ * Per session, in order: keys past REJECT_AFTER_TIME are wiped (a persistent session then wants
+ * a rekey) -> an initiator's current keys at REKEY_AFTER_TIME want a rekey -> a pending
+ * handshake is resent at once after a cookie reply, retransmitted every REKEY_TIMEOUT with a new
+ * ephemeral key, or given up after REKEY_ATTEMPT_TIME -> a wanted rekey starts a handshake.
+ */
+import type { EndpointState } from './endpoint-state.js';
+import { initiate } from './handshake-initiate.js';
+import type { PeerSession } from './session.js';
+
+/**
+ * Timers and limits. Names and defaults follow WireGuard (whitepaper §6.1), except the message
+ * limits: counters must stay exact in a JS number (2^53), so we reject after 2^48 messages
+ * instead of 2^64 - 2^13 - 1; at 10 Mpps that is ~325 days, far beyond REKEY_AFTER_TIME.
+ */
+export interface ChannelTimers {
+  rekeyAfterTimeMs: number;
+  rejectAfterTimeMs: number;
+  rekeyAfterMessages: number;
+  rejectAfterMessages: number;
+  rekeyTimeoutMs: number;
+  rekeyAttemptTimeMs: number;
+}
+export const DEFAULT_TIMERS: ChannelTimers = {
+  rekeyAfterTimeMs: 120_000,
+  rejectAfterTimeMs: 180_000,
+  rekeyAfterMessages: 2 ** 47,
+  rejectAfterMessages: 2 ** 48,
+  rekeyTimeoutMs: 5_000,
+  rekeyAttemptTimeMs: 90_000,
+};
+
+export interface PollResult {
+  send: { peer: PeerSession; data: Uint8Array }[];
+  nextDeadline: number;
+}
+
+/** See SecureEndpoint.poll. */
+export function poll(st: EndpointState, now: number): PollResult {
+  const send: { peer: PeerSession; data: Uint8Array }[] = [];
+  const due = st.touched;
+  st.touched = new Set();
+  while (st.timerHeap.peek() <= now) {
+    const at = st.timerHeap.peek();
+    const s = st.timerHeap.pop();
+    if (s.timerAt === at) due.add(s); // else stale: rescheduled since
+  }
+  for (const s of due) {
+    if (s.closed) continue;
+    const next = pollSession(st, s, now, send);
+    st.touched.delete(s); // initiate() marked it; its deadline is part of `next`
+    if (next !== s.timerAt) {
+      s.timerAt = next;
+      if (next !== Infinity) st.timerHeap.push(next, s);
+    }
+  }
+  return {
+    send,
+    nextDeadline: st.touched.size > 0 ? now : st.timerHeap.peekLive(isLive),
+  };
+}
+
+/** A heap entry is live while its time is still its session's `timerAt`. */
+function isLive(s: PeerSession, at: number): boolean {
+  return s.timerAt === at;
+}
+
+/** One session's timer work (see poll); returns when it next has some. */
+function pollSession(
+  st: EndpointState,
+  s: PeerSession,
+  now: number,
+  send: { peer: PeerSession; data: Uint8Array }[],
+): number {
+  const t = st.timers;
+  let next = Infinity;
+  for (const slot of ['previous', 'next', 'current'] as const) {
+    const kp = s[slot];
+    if (kp === null) continue;
+    if (now - kp.createdAt >= t.rejectAfterTimeMs) {
+      st.retire(kp);
+      s[slot] = null;
+      if (slot === 'current' && s.persistent) s.wantRekey = true;
+    } else {
+      next = Math.min(next, kp.createdAt + t.rejectAfterTimeMs);
+    }
+  }
+  const cur = s.current;
+  if (cur && cur.isInitiator && s.persistent) {
+    if (now - cur.createdAt >= t.rekeyAfterTimeMs) s.wantRekey = true;
+    else next = Math.min(next, cur.createdAt + t.rekeyAfterTimeMs);
+  }
+  if (s.pending?.resendNow === true) {
+    s.pending.resendNow = false;
+    s.pending.lastSentAt = now;
+    send.push({ peer: s, data: s.pending.message.slice() });
+  } else if (s.pending) {
+    if (now - s.pending.lastSentAt >= t.rekeyTimeoutMs) {
+      if (now - s.pending.firstSentAt >= t.rekeyAttemptTimeMs) {
+        st.abandonPending(s);
+        s.stats.handshakeTimeouts++;
+        s.wantRekey = false;
+      } else {
+        send.push({ peer: s, data: initiate(st, s, now, s.pending.firstSentAt) });
+      }
+    }
+  } else if (s.wantRekey) {
+    s.wantRekey = false;
+    send.push({ peer: s, data: initiate(st, s, now, now) });
+  }
+  if (s.pending) next = Math.min(next, s.pending.lastSentAt + t.rekeyTimeoutMs);
+  return next;
+}

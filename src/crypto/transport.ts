@@ -1,0 +1,294 @@
+/**
+ * Data messages (type 4) of a SecureEndpoint (DESIGN.md §4): sealing and opening, in batches.
+ *
+ * Send: keys usable (current, not past REJECT_AFTER_TIME / REJECT_AFTER_MESSAGES; past the REKEY_
+ *   limits a rekey is asked of `poll()`) -> header (receiver SPI, next counter, kind) -> the
+ *   batch encrypted under one key by the BatchAead backend.
+ * Receive: keys by receiver SPI -> key age -> replay pre-check -> tag (consecutive messages
+ *   under the same keys in one backend call) -> window update -> key confirmation (a responder's
+ *   `next` keys become current on the first message under them) -> counters. Decrypted in place:
+ *   the inner packet is at offset 16 of the message.
+ */
+import {
+  DATA_HEADER_LEN,
+  DATA_OVERHEAD,
+  DataKind,
+  MSG_KIND_OFF,
+  readCounter,
+  readSpi,
+  writeDataHeader,
+} from './aead.js';
+import type { EndpointState } from './endpoint-state.js';
+import type { DropReason, Keypair, PeerSession, ReceiveResult } from './session.js';
+
+/**
+ * Per-packet outcome codes of `openBatch`: DATA is forwarded payload (DataKind.PAYLOAD), SIGNALING
+ * a packet the peer originated itself (DataKind.SIGNALING). Both are authenticated; only the
+ * second may be taken as the peer's own signaling.
+ */
+export const OpenResult = { DROPPED: 0, DATA: 1, NOT_DATA: 2, SIGNALING: 3 } as const;
+
+export interface OpenBatchOutput {
+  /** OpenResult per message. */
+  results: Uint8Array;
+  /** The peer session of each accepted message (undefined otherwise). */
+  sessions: (PeerSession | undefined)[];
+}
+
+/** Scratch arrays for the single-message and batch paths (grown, never shrunk). */
+export class TransportScratch {
+  readonly oneOffset = new Uint32Array(1);
+  readonly oneLength = new Uint32Array(1);
+  readonly oneResult = new Uint8Array(1);
+  runOffsets = new Uint32Array(64);
+  runLengths = new Uint32Array(64);
+  runIndex = new Uint32Array(64);
+  runResults = new Uint8Array(64);
+
+  grow(n: number): void {
+    if (n <= this.runOffsets.length) return;
+    let cap = this.runOffsets.length;
+    while (cap < n) cap *= 2;
+    this.runOffsets = new Uint32Array(cap);
+    this.runLengths = new Uint32Array(cap);
+    this.runIndex = new Uint32Array(cap);
+    this.runResults = new Uint8Array(cap);
+  }
+}
+
+// ---- receive -------------------------------------------------------------------------------
+
+/** One data message through `receive()`: opened in place, or dropped (counted). */
+export function onData(st: EndpointState, msg: Uint8Array, now: number): ReceiveResult {
+  if (msg.length < DATA_OVERHEAD) return st.drop('malformed');
+  st.scratch.oneOffset[0] = 0;
+  st.scratch.oneLength[0] = msg.length;
+  const entry = st.bySpi.get(readSpi(msg, 0));
+  if (entry === undefined) return st.drop('unknown-spi');
+  const reason = openOne(st, entry.session, entry.keypair, msg, 0, msg.length, now);
+  if (reason !== null) return st.drop(reason, entry.session);
+  return {
+    kind: 'data',
+    session: entry.session,
+    offset: DATA_HEADER_LEN,
+    length: msg.length - DATA_OVERHEAD,
+    signaling: msg[1] === DataKind.SIGNALING,
+  };
+}
+
+/** Pre-checks (age, window) for a data message; null if it may be decrypted. */
+function precheck(
+  st: EndpointState,
+  kp: Keypair,
+  buf: Uint8Array,
+  off: number,
+  now: number,
+): DropReason | null {
+  if (now - kp.createdAt >= st.timers.rejectAfterTimeMs) return 'expired-keys';
+  const counter = readCounter(buf, off);
+  if (counter >= st.timers.rejectAfterMessages) return 'too-old';
+  const v = kp.replay.check(counter);
+  return v === 'ok' ? null : v;
+}
+
+/** Post-tag bookkeeping: window update, key confirmation, counters. */
+function accept(
+  st: EndpointState,
+  session: PeerSession,
+  kp: Keypair,
+  buf: Uint8Array,
+  off: number,
+  len: number,
+): DropReason | null {
+  const v = kp.replay.update(readCounter(buf, off));
+  if (v !== 'ok') return v;
+  if (kp === session.next) {
+    st.retire(session.previous);
+    session.previous = session.current;
+    session.current = kp;
+    session.next = null;
+    // Fresh keys confirmed both ways: a rekey of our own still being retransmitted is moot
+    // (wireguard-go stops its retransmissions here too, timersHandshakeComplete).
+    if (session.pending !== null && session.current.createdAt >= session.pending.firstSentAt) {
+      st.abandonPending(session);
+    }
+    session.wantRekey = false;
+  }
+  session.stats.packetsIn++;
+  session.stats.bytesIn += len - DATA_OVERHEAD;
+  return null;
+}
+
+function openOne(
+  st: EndpointState,
+  session: PeerSession,
+  kp: Keypair,
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  now: number,
+): DropReason | null {
+  const pre = precheck(st, kp, buf, off, now);
+  if (pre !== null) return pre;
+  const sc = st.scratch;
+  sc.oneOffset[0] = off;
+  sc.oneLength[0] = len;
+  st.aead.openBatch(kp.keys.receiveKey, buf, sc.oneOffset, sc.oneLength, 1, sc.oneResult);
+  if (sc.oneResult[0] !== 1) return 'bad-tag';
+  return accept(st, session, kp, buf, off, len);
+}
+
+/** See SecureEndpoint.openBatch. */
+export function openBatch(
+  st: EndpointState,
+  buf: Uint8Array,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  count: number,
+  now: number,
+  out: OpenBatchOutput,
+): number {
+  const sc = st.scratch;
+  sc.grow(count);
+  let accepted = 0;
+  let run = 0;
+  let runKp: Keypair | null = null;
+  let runSession: PeerSession | null = null;
+  const flush = (): void => {
+    if (run === 0 || runKp === null || runSession === null) return;
+    st.aead.openBatch(runKp.keys.receiveKey, buf, sc.runOffsets, sc.runLengths, run, sc.runResults);
+    for (let j = 0; j < run; j++) {
+      const i = sc.runIndex[j]!;
+      let reason: DropReason | null = sc.runResults[j] === 1 ? null : 'bad-tag';
+      if (reason === null) {
+        reason = accept(st, runSession, runKp, buf, sc.runOffsets[j]!, sc.runLengths[j]!);
+      }
+      if (reason === null) {
+        out.results[i] =
+          buf[sc.runOffsets[j]! + MSG_KIND_OFF] === DataKind.SIGNALING
+            ? OpenResult.SIGNALING
+            : OpenResult.DATA;
+        out.sessions[i] = runSession;
+        accepted++;
+      } else {
+        st.drop(reason, runSession);
+        out.results[i] = OpenResult.DROPPED;
+      }
+    }
+    run = 0;
+  };
+  for (let i = 0; i < count; i++) {
+    const off = offsets[i]!;
+    const len = lengths[i]!;
+    out.sessions[i] = undefined;
+    if (len < 1 || off + len > buf.length) {
+      st.drop('malformed');
+      out.results[i] = OpenResult.DROPPED;
+      continue;
+    }
+    if (buf[off] !== 4) {
+      out.results[i] = OpenResult.NOT_DATA;
+      continue;
+    }
+    if (
+      len < DATA_OVERHEAD ||
+      (buf[off + 1] !== DataKind.PAYLOAD && buf[off + 1] !== DataKind.SIGNALING) ||
+      buf[off + 2] !== 0 ||
+      buf[off + 3] !== 0
+    ) {
+      st.drop('malformed');
+      out.results[i] = OpenResult.DROPPED;
+      continue;
+    }
+    const entry = st.bySpi.get(readSpi(buf, off));
+    if (entry === undefined) {
+      st.drop('unknown-spi');
+      out.results[i] = OpenResult.DROPPED;
+      continue;
+    }
+    const pre = precheck(st, entry.keypair, buf, off, now);
+    if (pre !== null) {
+      st.drop(pre, entry.session);
+      out.results[i] = OpenResult.DROPPED;
+      continue;
+    }
+    if (entry.keypair !== runKp) flush();
+    runKp = entry.keypair;
+    runSession = entry.session;
+    sc.runOffsets[run] = off;
+    sc.runLengths[run] = len;
+    sc.runIndex[run] = i;
+    run++;
+  }
+  flush();
+  return accepted;
+}
+
+// ---- send ----------------------------------------------------------------------------------
+
+/** The keys to send with, or null (and a rekey requested) when there are none usable. */
+function sendKeys(
+  st: EndpointState,
+  session: PeerSession,
+  count: number,
+  now: number,
+): Keypair | null {
+  const kp = session.current;
+  if (kp === null) return null;
+  const t = st.timers;
+  const age = now - kp.createdAt;
+  if (age >= t.rejectAfterTimeMs || kp.sendCounter + count > t.rejectAfterMessages) {
+    session.wantRekey = true;
+    st.touched.add(session);
+    return null;
+  }
+  if (
+    kp.sendCounter + count >= t.rekeyAfterMessages ||
+    (kp.isInitiator && age >= t.rekeyAfterTimeMs) ||
+    (!kp.isInitiator && age >= t.rekeyAfterTimeMs + 2 * t.rekeyTimeoutMs)
+  ) {
+    if (!session.wantRekey) st.touched.add(session);
+    session.wantRekey = true;
+  }
+  return kp;
+}
+
+/** See SecureEndpoint.sealBatch. */
+export function sealBatch(
+  st: EndpointState,
+  session: PeerSession,
+  buf: Uint8Array,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  count: number,
+  now: number,
+  kind: DataKind,
+): number {
+  const kp = sendKeys(st, session, count, now);
+  if (kp === null) return 0;
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    writeDataHeader(buf, offsets[i]!, kp.remoteSpi, kp.sendCounter++, kind);
+    bytes += lengths[i]!;
+  }
+  st.aead.sealBatch(kp.keys.sendKey, buf, offsets, lengths, count);
+  session.stats.packetsOut += count;
+  session.stats.bytesOut += bytes;
+  return count;
+}
+
+/** See SecureEndpoint.seal. */
+export function seal(
+  st: EndpointState,
+  session: PeerSession,
+  plaintext: Uint8Array,
+  now: number,
+  kind: DataKind,
+): Uint8Array | null {
+  const msg = new Uint8Array(DATA_OVERHEAD + plaintext.length);
+  msg.set(plaintext, DATA_HEADER_LEN);
+  const sc = st.scratch;
+  sc.oneOffset[0] = 0;
+  sc.oneLength[0] = plaintext.length;
+  return sealBatch(st, session, msg, sc.oneOffset, sc.oneLength, 1, now, kind) === 1 ? msg : null;
+}

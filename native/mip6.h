@@ -58,7 +58,7 @@ struct mip6_poller {
   int handle_closed;      /* uv close callback ran (or the handle was never initialized) */
   int finalized;          /* the JS external was collected */
   napi_ref cb_ref;
-  napi_ref refs[8];       /* typed arrays kept alive while we hold their pointers */
+  napi_ref refs[12];      /* typed arrays kept alive while we hold their pointers */
   int nrefs;
   napi_async_context actx;
   uint8_t *slab;

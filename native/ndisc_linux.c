@@ -10,6 +10,14 @@
  *   target = the 16-byte address, Target Link-Layer Address option = the interface's MAC.
  *   Hop limit 255 (receivers drop anything else, §7.1.2); the kernel fills the ICMPv6 checksum
  *   on raw ICMPv6 sockets. Throws (code = errno name) when the interface or the socket fails.
+ *
+ * ndpSolicit(ifname, target, timeoutMs) -> Promise<boolean>
+ *   Neighbor Solicitations for `target` to its solicited-node group out of `ifname` until a
+ *   Neighbor Advertisement for it arrives there. Only an NA received with IPv6 hop limit 255
+ *   counts (RFC 4861 §7.1.2: anything else was forwarded by a router, so it is not from this
+ *   link); the raw socket's hop limit comes from IPV6_RECVHOPLIMIT. An answer only says that
+ *   something on the link claims the address: the mobile node treats it as a candidate home
+ *   link, never as proof (src/roles/mn/mobile-node.ts asks the home agent for that).
  */
 #include "mip6.h"
 
@@ -156,7 +164,9 @@ static void solicit_execute(napi_env env, void *data) {
   ICMP6_FILTER_SETPASS(ND_NEIGHBOR_ADVERT, &filter);
   int hops = 255;
   int loop = 0;
+  int on = 1;
   if (setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter) < 0 ||
+      setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on) < 0 ||
       setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, w->ifname, (socklen_t)strlen(w->ifname)) < 0 ||
       setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0 ||
       setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof loop) < 0 ||
@@ -201,9 +211,23 @@ static void solicit_execute(napi_env env, void *data) {
     }
     if (r <= 0) continue;
     ssize_t n;
-    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+    for (;;) {
+      uint8_t ctrl[128];
+      struct iovec iov = {buf, sizeof buf};
+      struct msghdr m;
+      memset(&m, 0, sizeof m);
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = ctrl;
+      m.msg_controllen = sizeof ctrl;
+      if ((n = recvmsg(fd, &m, MSG_DONTWAIT)) <= 0) break;
+      int hop_limit = -1;
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)
+          memcpy(&hop_limit, CMSG_DATA(c), sizeof hop_limit);
+      }
       /* Raw ICMPv6 sockets deliver the ICMPv6 message without the IPv6 header. */
-      if (n >= 24 && buf[0] == ND_NEIGHBOR_ADVERT && buf[1] == 0 &&
+      if (n >= 24 && hop_limit == 255 && buf[0] == ND_NEIGHBOR_ADVERT && buf[1] == 0 &&
           memcmp(buf + 8, w->target, 16) == 0) {
         w->answered = 1;
         close(fd);

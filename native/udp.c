@@ -4,11 +4,18 @@
  * Receive: recvmmsg drains up to maxBatch datagrams into the JS slab; for each one the
  * remote address/port and the local address it arrived on (IP_PKTINFO / IPV6_RECVPKTINFO)
  * go into per-slot arrays, then one callback per batch. Truncated datagrams are dropped
- * and counted.
+ * and counted. IPv6 sockets also record, when given the arrays, the interface each datagram
+ * arrived on (in6_pktinfo ipi6_ifindex) and its hop limit (IPV6_RECVHOPLIMIT; 0 = unknown):
+ * a datagram that arrived on a given link with hop limit 255 was sent on that link and never
+ * routed (RFC 4861 §7.1.2 uses the same rule for Neighbor Discovery), which is how the home
+ * agent recognises a mobile node standing on its home link.
  * Send: sendmmsg in chunks; each message may carry a chosen source address
  * (IP_PKTINFO / IPV6_PKTINFO cmsg) so a multi-homed host answers from the address the
- * peer used. EAGAIN drops the rest of the batch (counted); a per-message error skips that
- * message (counted) and continues.
+ * peer used. On IPv6 a message may name an interface (ifindexes[i] != 0): it leaves that
+ * interface (IPV6_PKTINFO ipi6_ifindex, and the scope of a link-local or multicast
+ * destination) with hop limit 255 (IPV6_HOPLIMIT cmsg), i.e. on-link only. EAGAIN drops the
+ * rest of the batch (counted); a per-message error skips that message (counted) and
+ * continues.
  * Errors: IP_RECVERR / IPV6_RECVERR queue ICMP errors; the fd then polls POLLERR, which makes
  * libuv stop the poll handle for good. The poller's error hook reads and clears SO_ERROR,
  * drains the error queue (counted as icmpErrors) and polling restarts, so receiving goes on.
@@ -16,10 +23,12 @@
  * Address slots are 16 bytes; an IPv4 socket uses the first 4 bytes of each slot.
  *
  *   udpOpen(family, bindAddr16, port, slab, offsets, lengths, remoteAddrs, remotePorts,
- *           localAddrs, counters, maxBatch, slotSize, headroom, rcvBuf, sndBuf, cb)
+ *           localAddrs, counters, maxBatch, slotSize, headroom, rcvBuf, sndBuf, cb
+ *           [, ifindexes (Uint32Array), hopLimits (Uint8Array)])
  *       -> [handle, boundPort]
  *   udpSetReading(handle, on)
- *   udpSend(handle, buf, offsets, lengths, count, dstAddrs, dstPorts, srcAddrs|null) -> sent
+ *   udpSend(handle, buf, offsets, lengths, count, dstAddrs, dstPorts, srcAddrs|null
+ *           [, ifindexes|null]) -> sent
  *   udpClose(handle)
  */
 #define _GNU_SOURCE
@@ -36,7 +45,8 @@
 #define UDP_KIND "udp"
 #define ADDR_SLOT 16
 #define SEND_CHUNK 64
-#define CTRL_LEN 64
+#define CTRL_LEN 128 /* pktinfo + hop limit, with room to spare */
+#define ON_LINK_HOPS 255
 #define ERRQUEUE_MAX 64
 
 /* Float64Array counters, in this order (src/io/udp.ts reads the same layout). */
@@ -48,6 +58,8 @@ typedef struct {
   uint8_t *raddr;
   uint16_t *rport;
   uint8_t *laddr;
+  uint32_t *rifindex; /* per slot, may be NULL */
+  uint8_t *rhops;     /* per slot, may be NULL */
   struct mmsghdr *rx;
   struct iovec *rx_iov;
   struct sockaddr_storage *rx_name;
@@ -90,19 +102,28 @@ static void udp_on_error(mip6_poller *p) {
   }
 }
 
-static void read_pktinfo(udp_data *u, struct msghdr *m, uint8_t *out) {
+static void read_pktinfo(udp_data *u, struct msghdr *m, uint32_t k) {
+  uint8_t *out = u->laddr + (size_t)k * ADDR_SLOT;
+  uint32_t ifindex = 0;
+  int hops = 0;
   memset(out, 0, ADDR_SLOT);
   for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
     if (u->family == 4 && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       struct in_pktinfo pi;
       memcpy(&pi, CMSG_DATA(c), sizeof pi);
       memcpy(out, &pi.ipi_addr, 4);
+      ifindex = (uint32_t)pi.ipi_ifindex;
     } else if (u->family == 6 && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       struct in6_pktinfo pi;
       memcpy(&pi, CMSG_DATA(c), sizeof pi);
       memcpy(out, &pi.ipi6_addr, 16);
+      ifindex = pi.ipi6_ifindex;
+    } else if (u->family == 6 && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT) {
+      memcpy(&hops, CMSG_DATA(c), sizeof hops);
     }
   }
+  if (u->rifindex) u->rifindex[k] = ifindex;
+  if (u->rhops) u->rhops[k] = hops > 0 && hops <= 255 ? (uint8_t)hops : 0;
 }
 
 static uint32_t udp_drain(mip6_poller *p) {
@@ -156,7 +177,7 @@ static uint32_t udp_drain(mip6_poller *p) {
       memcpy(ra, &sin6->sin6_addr, 16);
       u->rport[k] = ntohs(sin6->sin6_port);
     }
-    read_pktinfo(u, m, u->laddr + (size_t)k * ADDR_SLOT);
+    read_pktinfo(u, m, k);
     k++;
   }
   if (k) {
@@ -171,11 +192,11 @@ static int setopt_int(int fd, int level, int name, int value) {
 }
 
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16], result, h, port_v;
+  size_t argc = 18;
+  napi_value argv[18], result, h, port_v;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 16) {
-    mip6_throw_type(env, "udpOpen needs 16 arguments");
+    mip6_throw_type(env, "udpOpen needs 16 arguments (18 with ifindexes and hopLimits)");
     return NULL;
   }
   uint32_t family, port, max_batch, slot, headroom, rcvbuf, sndbuf;
@@ -194,6 +215,13 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
       mip6_arg_typed(env, argv[8], napi_uint8_array, "localAddrs", &laddr, &laddr_len, NULL) ||
       mip6_arg_typed(env, argv[9], napi_float64_array, "counters", &counters, &cnt_len, NULL))
     return NULL;
+  /* Optional: per-slot arrival interface and hop limit (both or neither). */
+  void *rifindex = NULL, *rhops = NULL;
+  size_t rifindex_len = 0, rhops_len = 0;
+  if (argc >= 18 &&
+      (mip6_arg_typed(env, argv[16], napi_uint32_array, "ifindexes", &rifindex, &rifindex_len, NULL) ||
+       mip6_arg_typed(env, argv[17], napi_uint8_array, "hopLimits", &rhops, &rhops_len, NULL)))
+    return NULL;
   napi_valuetype cbt;
   napi_typeof(env, argv[15], &cbt);
   if (cbt != napi_function) {
@@ -207,7 +235,8 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   /* 64-bit sum: headroom near 2^32 must not wrap below slot (issue #13), as in tun_linux.c. */
   if (max_batch == 0 || max_batch > 1024 || (uint64_t)headroom + 64 > slot ||
       (uint64_t)max_batch * slot > slab_len || off_len < max_batch || len_len < max_batch || rport_len < max_batch ||
-      raddr_len < (size_t)max_batch * ADDR_SLOT || laddr_len < (size_t)max_batch * ADDR_SLOT || cnt_len < C_COUNT) {
+      raddr_len < (size_t)max_batch * ADDR_SLOT || laddr_len < (size_t)max_batch * ADDR_SLOT || cnt_len < C_COUNT ||
+      (rifindex && (rifindex_len < max_batch || rhops_len < max_batch))) {
     mip6_throw_range(env, "receive arrays too small for maxBatch x slotSize (maxBatch <= 1024)");
     return NULL;
   }
@@ -225,6 +254,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   } else {
     if (setopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) bad = errno, what = "setsockopt(IPV6_V6ONLY)";
     else if (setopt_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) bad = errno, what = "setsockopt(IPV6_RECVPKTINFO)";
+    else if (setopt_int(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)) bad = errno, what = "setsockopt(IPV6_RECVHOPLIMIT)";
     else if (setopt_int(fd, IPPROTO_IPV6, IPV6_RECVERR, 1)) bad = errno, what = "setsockopt(IPV6_RECVERR)";
   }
   /* Buffer sizes are best effort: the privileged FORCE variant first, then the capped one. */
@@ -283,6 +313,8 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   u->raddr = raddr;
   u->rport = rport;
   u->laddr = laddr;
+  u->rifindex = rifindex;
+  u->rhops = rhops;
   p->kind = UDP_KIND;
   p->fd = fd;
   p->slab = slab;
@@ -298,8 +330,9 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   p->on_error = udp_on_error;
   p->free_kind = udp_free;
   /* refs[0..2] = slab, offsets, lengths (passed back to the callback), then the rest. */
-  int keep[] = {3, 4, 5, 6, 7, 8, 9};
-  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+  int keep[] = {3, 4, 5, 6, 7, 8, 9, 16, 17};
+  size_t nkeep = sizeof keep / sizeof keep[0] - (rifindex ? 0 : 2);
+  for (size_t i = 0; i < nkeep; i++) {
     napi_ref r;
     napi_create_reference(env, argv[keep[i]], 1, &r);
     mip6_poller_keep(p, r);
@@ -331,10 +364,10 @@ static int is_zero(const uint8_t *a, size_t n) {
 }
 
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8], out;
-  void *h, *buf, *offsets, *lengths, *daddr, *dport, *saddr = NULL;
-  size_t buf_len, off_len, len_len, daddr_len, dport_len, saddr_len = 0;
+  size_t argc = 9;
+  napi_value argv[9], out;
+  void *h, *buf, *offsets, *lengths, *daddr, *dport, *saddr = NULL, *ifx = NULL;
+  size_t buf_len, off_len, len_len, daddr_len, dport_len, saddr_len = 0, ifx_len = 0;
   uint32_t count;
   napi_valuetype st;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -350,10 +383,16 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   if (st != napi_null && st != napi_undefined &&
       mip6_arg_typed(env, argv[7], napi_uint8_array, "srcAddrs", &saddr, &saddr_len, NULL))
     return NULL;
+  if (argc >= 9) {
+    napi_typeof(env, argv[8], &st);
+    if (st != napi_null && st != napi_undefined &&
+        mip6_arg_typed(env, argv[8], napi_uint32_array, "ifindexes", &ifx, &ifx_len, NULL))
+      return NULL;
+  }
   mip6_poller *p = h;
   if (count > off_len || count > len_len || count > dport_len || (size_t)count * ADDR_SLOT > daddr_len ||
-      (saddr && (size_t)count * ADDR_SLOT > saddr_len)) {
-    mip6_throw_range(env, "count exceeds offsets/lengths/dstAddrs/dstPorts/srcAddrs");
+      (saddr && (size_t)count * ADDR_SLOT > saddr_len) || (ifx && count > ifx_len)) {
+    mip6_throw_range(env, "count exceeds offsets/lengths/dstAddrs/dstPorts/srcAddrs/ifindexes");
     return NULL;
   }
   const uint32_t *o = offsets, *l = lengths;
@@ -370,6 +409,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   udp_data *u = p->kind_data;
   const uint8_t *da = daddr, *sa = saddr;
   const uint16_t *dp = dport;
+  const uint32_t *ix = ifx;
   uint32_t sent = 0, i = 0, retry_at = UINT32_MAX;
   while (i < count) {
     uint32_t n = count - i < SEND_CHUNK ? count - i : SEND_CHUNK;
@@ -396,7 +436,30 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       }
       m->msg_name = &u->tx_name[j];
       const uint8_t *src = sa ? sa + (size_t)k * ADDR_SLOT : NULL;
-      if (src && !is_zero(src, u->family == 4 ? 4 : 16)) {
+      uint32_t oif = u->family == 6 && ix ? ix[k] : 0;
+      if (oif) {
+        /* On-link: out of this interface (pktinfo, scope of a link-local / multicast
+         * destination) with hop limit 255, so the receiver can tell it was never routed. */
+        u->tx_name[j].sin6_scope_id = oif;
+        memset(u->tx_ctrl[j], 0, CTRL_LEN);
+        m->msg_control = u->tx_ctrl[j];
+        m->msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(m);
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+        struct in6_pktinfo pi;
+        memset(&pi, 0, sizeof pi);
+        if (src) memcpy(&pi.ipi6_addr, src, 16);
+        pi.ipi6_ifindex = oif;
+        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        c = CMSG_NXTHDR(m, c);
+        int hops = ON_LINK_HOPS;
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_HOPLIMIT;
+        c->cmsg_len = CMSG_LEN(sizeof hops);
+        memcpy(CMSG_DATA(c), &hops, sizeof hops);
+      } else if (src && !is_zero(src, u->family == 4 ? 4 : 16)) {
         memset(u->tx_ctrl[j], 0, CTRL_LEN);
         m->msg_control = u->tx_ctrl[j];
         struct cmsghdr *c;

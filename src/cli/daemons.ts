@@ -35,6 +35,7 @@ import { SystemClock } from '../io/clock.js';
 import { startControlServer, type ControlServer } from '../io/control-socket.js';
 import { KernelHomeAddress } from '../io/home-address.js';
 import { KernelHomeLink } from '../io/home-link.js';
+import { interfaceIndex } from '../io/iproute.js';
 import { createNativeBatchAead } from '../io/native-aead.js';
 import { PcapSink } from '../io/pcap-sink.js';
 import { openTun } from '../io/tun.js';
@@ -298,6 +299,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       link: cfg.home.link,
     });
     await homeLink.start();
+    const home = cfg.home.link;
     const ha = new HomeAgent(env, {
       homePrefix: cfg.home.prefix.text,
       homeAgentAddress: cfg.home.address,
@@ -308,8 +310,20 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       natKeepaliveSeconds: cfg.home.natKeepalive,
       maxBindings: 100_000,
       homeLink,
+      // Returning home is proven by a BU that arrives on this very link (looked up each time:
+      // a re-created link gets a new index).
+      ...(home !== undefined
+        ? { isHomeLink: (ifindex: number) => ifindex !== 0 && ifindex === interfaceIndex(home) }
+        : {}),
       discovery: haDiscovery(cfg),
     });
+    if (home !== undefined && udp6?.localAddress !== '::') {
+      // The returning-home BU comes to the HA's home address's solicited-node group.
+      log.warn('return-home-unavailable', {
+        link: home,
+        why: 'members return home only to an IPv6 socket on :: ([listen] address6)',
+      });
+    }
     const control = await startControlServer(
       cfg.controlSocket,
       { status: () => ha.status() },
@@ -425,7 +439,18 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       role === 'cn' ||
       cfg.correspondents.some((c) => c.underlay.some((u) => isIpv4(u) === (family === 4)));
     const udp4 = wants(4) ? openSocket(4, '0.0.0.0', cfg.underlay.port) : undefined;
-    const udp6 = wants(6) ? openSocket(6, '::', cfg.underlay.port) : undefined;
+    let udp6 = wants(6) ? openSocket(6, '::', cfg.underlay.port) : undefined;
+    let returnHome = cfg.movement.returnHome;
+    if (udp6 === undefined && returnHome) {
+      // The returning-home BU leaves through the home link over IPv6 even when the HA is
+      // reached over IPv4 only; without IPv6 here we simply never go home.
+      try {
+        udp6 = openSocket(6, '::', cfg.underlay.port);
+      } catch (err) {
+        returnHome = false;
+        log.warn('return-home-unavailable', { why: `no IPv6 socket: ${String(err)}` });
+      }
+    }
     for (const s of [udp4, udp6]) if (s) cleanup.push(() => s.close());
     const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
     const careOf = new RouteCareOfSource({
@@ -433,11 +458,16 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       interfaces: cfg.underlay.interfaces,
       tunName: tun.name,
       events: cfg.movement.netlink,
-      home: {
-        homeAddress: cfg.home.address,
-        prefixLength: cfg.home.prefixLength,
-        homeAgentAddress: cfg.home.agentAddress,
-      },
+      // return_home = false: no link is ever a home candidate, everything is tunneled.
+      ...(returnHome
+        ? {
+            home: {
+              homeAddress: cfg.home.address,
+              prefixLength: cfg.home.prefixLength,
+              homeAgentAddress: cfg.home.agentAddress,
+            },
+          }
+        : {}),
     });
     const byName = cfg.home.agents.some((a) => !isIpv4(a) && !a.includes(':'));
     const ro = direct
@@ -476,12 +506,16 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       probeTimeoutMs: cfg.movement.probeTimeout * 1000,
       probeAttempts: cfg.movement.probeAttempts,
       homePrefixLength: cfg.home.prefixLength,
-      homeLink: new KernelHomeAddress({
-        tunName: tun.name,
-        homeAddress: cfg.home.address,
-        prefixLength: cfg.home.prefixLength,
-        homeAgentAddress: cfg.home.agentAddress,
-      }),
+      ...(returnHome
+        ? {
+            homeLink: new KernelHomeAddress({
+              tunName: tun.name,
+              homeAddress: cfg.home.address,
+              prefixLength: cfg.home.prefixLength,
+              homeAgentAddress: cfg.home.agentAddress,
+            }),
+          }
+        : {}),
       ...(byName ? { resolveAgents: () => resolveAgent(cfg) } : {}),
     });
     const control = await startControlServer(

@@ -68,6 +68,11 @@ export interface MnMovementConfig {
   probeTimeout: number;
   /** Unanswered probes in a row that count as movement (re-register). */
   probeAttempts: number;
+  /**
+   * Go home on a link the home agent proves to be the home link (false: never treat a link as
+   * home, always tunnel).
+   */
+  returnHome: boolean;
 }
 
 /** A correspondent this member may optimize routes to ([[correspondent]]). */
@@ -246,6 +251,7 @@ function readMember(
       unit: 's',
     }),
     probeAttempts: m.int('probe_attempts', 3, { min: 1, max: 20 }),
+    returnHome: m.bool('return_home', true),
   };
   m.finish();
 

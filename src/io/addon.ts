@@ -56,6 +56,9 @@ export interface NativeAddon {
     rcvBuf: number,
     sndBuf: number,
     cb: NativeBatchCallback,
+    /** Per slot: the interface each datagram arrived on; and its IPv6 hop limit (0 unknown). */
+    ifindexes?: Uint32Array,
+    hopLimits?: Uint8Array,
   ): [NativeHandle, number];
   udpSetReading(h: NativeHandle, on: boolean): void;
   udpSend(
@@ -67,6 +70,8 @@ export interface NativeAddon {
     dstAddrs: Uint8Array,
     dstPorts: Uint16Array,
     srcAddrs: Uint8Array | null,
+    /** IPv6: non-zero = out of that interface only, hop limit 255 (native/udp.c). */
+    ifindexes?: Uint32Array | null,
   ): number;
   udpClose(h: NativeHandle): void;
   aeadSealBatch(

@@ -97,3 +97,22 @@ export function isZeroSlot(bytes: Uint8Array, offset: number): boolean {
   for (let i = 0; i < ADDR_SLOT_LEN; i++) if (bytes[offset + i] !== 0) return false;
   return true;
 }
+
+/**
+ * The numeric zone of an IPv6 address text (`fe80::1%3` -> 3; RFC 4007 §11), 0 when there is
+ * none. Only interface indexes are zones here; a name (`%eth0`) is a TypeError.
+ */
+export function addressZone(text: string): number {
+  const pct = text.indexOf('%');
+  if (pct < 0) return 0;
+  const zone = text.slice(pct + 1);
+  if (!/^[0-9]{1,10}$/.test(zone) || Number(zone) > 0xffffffff) {
+    throw new TypeError(`zone of "${text}" must be an interface index`);
+  }
+  return Number(zone);
+}
+
+/** True for an IPv6 link-local unicast slot (fe80::/10): meaningful only with its zone. */
+export function isLinkLocalSlot(bytes: Uint8Array, offset: number): boolean {
+  return bytes[offset] === 0xfe && ((bytes[offset + 1] ?? 0) & 0xc0) === 0x80;
+}

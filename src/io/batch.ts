@@ -3,7 +3,13 @@
  * batch to batch by the real devices) that views a slab, with cheap index accessors for the
  * data path and per-packet objects for signaling code.
  */
-import { ADDR_SLOT_LEN, readAddress, writeAddress } from './address-bytes.js';
+import {
+  ADDR_SLOT_LEN,
+  addressZone,
+  isLinkLocalSlot,
+  readAddress,
+  writeAddress,
+} from './address-bytes.js';
 import type {
   AddressFamily,
   Datagram,
@@ -53,6 +59,8 @@ export class SlabDatagramBatch extends SlabPacketBatch implements DatagramBatch 
   readonly remoteAddrs: Uint8Array;
   readonly remotePorts: Uint16Array;
   readonly localAddrs: Uint8Array;
+  readonly ifindexes: Uint32Array;
+  readonly hopLimits: Uint8Array;
   constructor(
     family: AddressFamily,
     buf: Uint8Array,
@@ -62,16 +70,34 @@ export class SlabDatagramBatch extends SlabPacketBatch implements DatagramBatch 
     remotePorts: Uint16Array,
     localAddrs: Uint8Array,
     headroom: number,
+    ifindexes: Uint32Array = new Uint32Array(offsets.length),
+    hopLimits: Uint8Array = new Uint8Array(offsets.length),
   ) {
     super(buf, offsets, lengths, headroom, 0);
     this.family = family;
     this.remoteAddrs = remoteAddrs;
     this.remotePorts = remotePorts;
     this.localAddrs = localAddrs;
+    this.ifindexes = ifindexes;
+    this.hopLimits = hopLimits;
   }
 
   remoteAddress(i: number): string {
-    return readAddress(this.family, this.remoteAddrs, i * ADDR_SLOT_LEN);
+    const at = i * ADDR_SLOT_LEN;
+    const text = readAddress(this.family, this.remoteAddrs, at);
+    const zone = this.ifindexes[i] ?? 0;
+    // A link-local source is only an address together with its link (RFC 4007 §11).
+    return this.family === 6 && zone !== 0 && isLinkLocalSlot(this.remoteAddrs, at)
+      ? `${text}%${zone}`
+      : text;
+  }
+
+  ifindex(i: number): number {
+    return this.ifindexes[i] ?? 0;
+  }
+
+  hopLimit(i: number): number {
+    return this.hopLimits[i] ?? 0;
   }
 
   remotePort(i: number): number {
@@ -88,6 +114,8 @@ export class SlabDatagramBatch extends SlabPacketBatch implements DatagramBatch 
       remoteAddress: this.remoteAddress(i),
       remotePort: this.remotePort(i),
       localAddress: this.localAddress(i),
+      ifindex: this.ifindex(i),
+      hopLimit: this.hopLimit(i),
     };
   }
 
@@ -114,6 +142,8 @@ export function allocDatagramBatch(
     new Uint16Array(capacity),
     new Uint8Array(capacity * ADDR_SLOT_LEN),
     headroom,
+    new Uint32Array(capacity),
+    new Uint8Array(capacity),
   );
 }
 
@@ -152,6 +182,7 @@ export class OutgoingDatagramBatch implements OutgoingDatagrams {
   readonly dstAddrs: Uint8Array;
   readonly dstPorts: Uint16Array;
   readonly srcAddrs: Uint8Array;
+  readonly ifindexes: Uint32Array;
 
   readonly family: AddressFamily;
   readonly capacity: number;
@@ -167,6 +198,7 @@ export class OutgoingDatagramBatch implements OutgoingDatagrams {
     this.dstAddrs = new Uint8Array(capacity * ADDR_SLOT_LEN);
     this.dstPorts = new Uint16Array(capacity);
     this.srcAddrs = new Uint8Array(capacity * ADDR_SLOT_LEN);
+    this.ifindexes = new Uint32Array(capacity);
     for (let i = 0; i < capacity; i++) this.offsets[i] = i * slotSize;
   }
 
@@ -174,13 +206,18 @@ export class OutgoingDatagramBatch implements OutgoingDatagrams {
     this.count = 0;
   }
 
-  /** Appends a copy of `data` for address:port, from `source` if given. False when full. */
+  /**
+   * Appends a copy of `data` for address:port, from `source` if given. False when full. An
+   * IPv6 address with a numeric zone (`fe80::1%3`) is sent on that link only.
+   */
   push(data: Uint8Array, address: string, port: number, source?: string): boolean {
     if (this.count >= this.capacity) return false;
     if (data.length > this.slotSize) {
       throw new RangeError(`datagram of ${data.length} bytes exceeds slot size ${this.slotSize}`);
     }
+    const zone = this.family === 6 ? addressZone(address) : 0;
     const i = this.count++;
+    this.ifindexes[i] = zone;
     const off = i * this.slotSize;
     this.buf.set(data, off);
     this.offsets[i] = off;

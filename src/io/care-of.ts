@@ -16,26 +16,34 @@
  *              - an interface that is up with only a link-local address answers the home probe:
  *                Neighbor Solicitations for the HA's home address out of the interface (the
  *                addon, native/ndisc_linux.c: every 100 ms until a Neighbor Advertisement for it
- *                arrives, at most homeProbeTimeoutMs; RFC 4861 §7.2.2): an answer means the HA's
- *                home address is on this link. ~1 ms when the HA answers at once; spawning `ip`
+ *                arrives with hop limit 255, at most homeProbeTimeoutMs; RFC 4861 §7.2.2): an
+ *                answer means something on this link claims the HA's home address. ~1 ms when
+ *                the HA answers at once; spawning `ip`
  *                and `ping` for it cost 50-200 ms, so that is only the fallback when the addon
  *                lacks ndpSolicit (an on-link host route, ICMPv6 echoes from the link-local
  *                address, then the neighbour cache). Each interface is probed once per set of
  *                addresses (a new link-local after a link flap probes again).
- *            A home candidate carries `homeLink` (the interface); its care-of address is the
- *            home address itself (CoA == HoA: deregistration, RFC 6275 §11.5.5).
+ *            A home candidate carries `homeLink` (the interface) and `homeLinkIndex`; its
+ *            care-of address is the home address itself (CoA == HoA: deregistration, RFC 6275
+ *            §11.5.5). Either sign is easy to fake (a rogue Router Advertisement for the home
+ *            prefix, an evil twin's Neighbor Advertisement), so a candidate is never proof: the
+ *            MN asks the home agent over that link first (src/roles/mn/mobile-node.ts).
+ *            An address of the home prefix is never a route care-of (the HA would refuse it,
+ *            BA 174): away, it can only come from such a rogue advertisement.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { addressBytes } from './address-bytes.js';
-import { ip } from './iproute.js';
+import { interfaceIndex, ip } from './iproute.js';
 
 export interface CareOf {
   family: 4 | 6;
   localAddress: string;
   /** Set when this candidate is the home link (the interface); localAddress is then the HoA. */
   homeLink?: string;
+  /** That interface's index (the returning-home BU leaves through it). */
+  homeLinkIndex?: number;
 }
 
 export interface HomeLinkProbe {
@@ -89,6 +97,11 @@ function inPrefix(address: string, prefix: Uint8Array, length: number): boolean 
     if ((bytes[bit >> 3]! & mask) !== (prefix[bit >> 3]! & mask)) return false;
   }
   return true;
+}
+
+/** The interface's index (its link-local address's scope, else sysfs); 0 when unknown. */
+function linkIndex(dev: string, linkLocalScope: number | undefined): number {
+  return linkLocalScope !== undefined && linkLocalScope > 0 ? linkLocalScope : interfaceIndex(dev);
 }
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<number> {
@@ -168,6 +181,11 @@ export class RouteCareOfSource {
     if (r === null || r.prefsrc === undefined || r.dev === undefined) return null;
     if (r.type !== undefined && r.type !== 'unicast') return null;
     if (!this.#allowed(r.dev)) return null;
+    const home = this.#opts.home;
+    const prefix = this.#homePrefix;
+    if (family === 6 && home && prefix && inPrefix(r.prefsrc, prefix, home.prefixLength)) {
+      return null; // the home prefix is not a care-of (see the file comment)
+    }
     return { family, localAddress: r.prefsrc };
   }
 
@@ -199,19 +217,25 @@ export class RouteCareOfSource {
     const home = this.#opts.home;
     const prefix = this.#homePrefix;
     if (home === undefined || prefix === undefined) return null;
-    const linkOnly: { dev: string; linkLocal: string; key: string }[] = [];
+    const linkOnly: { dev: string; linkLocal: string; index: number; key: string }[] = [];
     for (const [dev, infos] of Object.entries(networkInterfaces())) {
       if (infos === undefined || !this.#allowed(dev)) continue;
       const v6 = infos.filter((i) => i.family === 'IPv6');
       const global = v6.filter((i) => !i.address.toLowerCase().startsWith('fe80:'));
-      if (global.some((i) => inPrefix(i.address, prefix, home.prefixLength))) {
-        return { family: 6, localAddress: home.homeAddress, homeLink: dev };
-      }
       const ll = v6.find((i) => i.address.toLowerCase().startsWith('fe80:'));
+      if (global.some((i) => inPrefix(i.address, prefix, home.prefixLength))) {
+        const homeLinkIndex = linkIndex(dev, ll?.scopeid);
+        return { family: 6, localAddress: home.homeAddress, homeLink: dev, homeLinkIndex };
+      }
       // Only links with nothing but a link-local address are probed (a visited network gives
       // us a global address, IPv4 or IPv6; a home link gives none until we take the HoA).
       if (ll !== undefined && v6.length === infos.length && global.length === 0) {
-        linkOnly.push({ dev, linkLocal: ll.address, key: v6.map((i) => i.address).join(',') });
+        linkOnly.push({
+          dev,
+          linkLocal: ll.address,
+          index: linkIndex(dev, ll.scopeid),
+          key: v6.map((i) => i.address).join(','),
+        });
       }
     }
     for (const gone of [...this.#homeVerdicts.keys()]) {
@@ -229,7 +253,12 @@ export class RouteCareOfSource {
           }
         });
       } else if (v.state === 'home') {
-        return { family: 6, localAddress: home.homeAddress, homeLink: l.dev };
+        return {
+          family: 6,
+          localAddress: home.homeAddress,
+          homeLink: l.dev,
+          homeLinkIndex: l.index,
+        };
       }
     }
     return null;

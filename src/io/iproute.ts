@@ -4,10 +4,24 @@
  * Linux only; the macOS utun path will get its own file (ifconfig/route) with these names.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { IoError } from '../util/errors.js';
 
 /** Path or name of the iproute2 binary (found on PATH). */
 export const IP_BIN = 'ip';
+
+/**
+ * The interface index of `name` (sysfs, no process: cheap enough to ask per datagram that
+ * needs it); 0 when there is no such interface. A link that is re-created gets a new index.
+ */
+export function interfaceIndex(name: string): number {
+  if (!/^[^/\s]{1,15}$/.test(name) || name === '.' || name === '..') return 0;
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** Runs `ip ...args` and resolves with stdout. Rejects with IoError ERR_IPROUTE. */
 export function ip(args: readonly string[], options: { netns?: string } = {}): Promise<string> {

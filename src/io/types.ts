@@ -100,6 +100,10 @@ export interface Datagram {
   readonly remotePort: number;
   /** The local address the datagram was sent to (from IP_PKTINFO / IPV6_PKTINFO). */
   readonly localAddress: string;
+  /** The interface it arrived on (pktinfo; 0 when unknown). */
+  readonly ifindex: number;
+  /** Its IPv6 hop limit on arrival (0 when unknown, e.g. IPv4). */
+  readonly hopLimit: number;
 }
 
 /**
@@ -114,6 +118,17 @@ export interface DatagramBatch extends PacketBatch {
   readonly remotePorts: Uint16Array;
   /** 16 bytes per datagram: the local (destination) address it arrived on. */
   readonly localAddrs: Uint8Array;
+  /** Per datagram: the interface it arrived on (in6_pktinfo / in_pktinfo; 0 = unknown). */
+  readonly ifindexes: Uint32Array;
+  /**
+   * Per datagram: the IPv6 hop limit it arrived with (0 = unknown). 255 on arrival at a given
+   * interface means it was sent on that link and never routed (RFC 4861 §7.1.2's rule).
+   */
+  readonly hopLimits: Uint8Array;
+  /**
+   * Source address as text; an IPv6 link-local source carries its zone, the arrival
+   * interface (`fe80::1%3`), so that sending back to it leaves the same link.
+   */
   remoteAddress(i: number): string;
   remotePort(i: number): number;
   localAddress(i: number): string;
@@ -130,12 +145,16 @@ export type DatagramBatchHandler = (batch: DatagramBatch) => void;
  * Datagrams to send. Datagram i is buf[offsets[i], offsets[i] + lengths[i]) sent to
  * dstAddrs[16i ..] (IPv4: the first 4 bytes) port dstPorts[i], from srcAddrs[16i ..] when
  * srcAddrs is given and that slot is not all zero (otherwise the kernel picks the source).
- * OutgoingDatagramBatch (src/io/batch.ts) builds one from address strings.
+ * IPv6: a non-zero ifindexes[i] sends it on that link only: out of that interface (the zone
+ * of a link-local or multicast destination) with hop limit 255. OutgoingDatagramBatch
+ * (src/io/batch.ts) builds one from address strings, taking the interface from a numeric
+ * zone (`ff02::1%3`, `fe80::1%3`).
  */
 export interface OutgoingDatagrams extends PacketSpans {
   readonly dstAddrs: Uint8Array;
   readonly dstPorts: Uint16Array;
   readonly srcAddrs?: Uint8Array | undefined;
+  readonly ifindexes?: Uint32Array | undefined;
 }
 
 /** Counters of a UDP endpoint (monotonic since open). */
@@ -169,7 +188,10 @@ export interface UdpEndpoint {
   onDatagrams(handler: DatagramBatchHandler): void;
   /** Sends a batch; returns how many datagrams the kernel accepted (the rest are counted). */
   sendDatagrams(batch: OutgoingDatagrams): number;
-  /** Sends one datagram, optionally from a chosen local address; true when accepted. */
+  /**
+   * Sends one datagram, optionally from a chosen local address; true when accepted. An IPv6
+   * `address` with a numeric zone (`ff02::1%3`) goes on that link only (see OutgoingDatagrams).
+   */
   send(data: Uint8Array, address: string, port: number, sourceAddress?: string): boolean;
   /** Stops delivering batches (backpressure). */
   pause(): void;

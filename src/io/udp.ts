@@ -1,7 +1,7 @@
 /**
  * The real UdpEndpoint on the addon (native/udp.c): one socket per address family,
- * recvmmsg/sendmmsg batches, per-datagram remote and local addresses, chosen source address
- * on send.
+ * recvmmsg/sendmmsg batches, per-datagram remote and local addresses, arrival interface and
+ * hop limit, chosen source address and (IPv6) on-link sends on a chosen interface.
  *
  * Receive flow: readiness -> recvmmsg of up to maxBatch datagrams into this endpoint's slab
  * and address arrays -> one callback -> the reused SlabDatagramBatch goes to the handler.
@@ -85,6 +85,8 @@ export class NativeUdpEndpoint implements UdpEndpoint {
       new Uint16Array(maxBatch),
       new Uint8Array(maxBatch * 16),
       0,
+      new Uint32Array(maxBatch),
+      new Uint8Array(maxBatch),
     );
     this.#batch = b;
     try {
@@ -105,6 +107,8 @@ export class NativeUdpEndpoint implements UdpEndpoint {
         options.receiveBuffer ?? UDP_DEFAULTS.socketBuffer,
         options.sendBuffer ?? UDP_DEFAULTS.socketBuffer,
         (count) => this.#deliver(count),
+        b.ifindexes,
+        b.hopLimits,
       );
     } catch (err) {
       if (err instanceof RangeError || err instanceof TypeError) throw err;
@@ -145,6 +149,7 @@ export class NativeUdpEndpoint implements UdpEndpoint {
       batch.dstAddrs,
       batch.dstPorts,
       batch.srcAddrs ?? null,
+      batch.ifindexes ?? null,
     );
   }
 

@@ -16,8 +16,10 @@
  *        existing entry owned by another key (update or deregistration) ..... 129
  *        existing entry of another registration type (H/R differ) ........... 139
  *        R flag (mobile router, NEMO) - not offered ......................... 140
+ *        returning home (CoA == HoA) not received on the home link .......... 129
  *        sequence not newer than the entry's (or a tombstone's) ............. 135 + last seq
- *        deregistration (lifetime 0 or CoA == HoA): no entry -> 133; entry -> delete, 0
+ *        deregistration (lifetime 0 or CoA == HoA): no entry -> 133 (on the
+ *          home link: 0, see below); entry -> delete, 0
  *        CoA unusable (unspecified, loopback, multicast, link-local, on the home prefix,
  *          the HA's own address) ............................................ 174
  *        new entry and the cache is full .................................... 130
@@ -37,6 +39,15 @@
  *      certificate allows once the entry expires or its owner deregisters it; the tombstone
  *      of a deleted entry holds only for its owner's key.
  *      There is no DAD (134): the home prefix is routed to the HA's TUN, so the HA alone owns it.
+ *      Returning home (issue #13): a BU saying CoA == HoA makes the MN take its home address
+ *      onto a physical link and send in clear there, so it must come from the home link itself.
+ *      The driver says so (`onHomeLink`) only for a datagram that arrived on the home-link
+ *      interface with IPv6 hop limit 255, i.e. sent on that link and never routed (RFC 4861
+ *      §7.1.2's rule for ND). Anything else, e.g. an evil twin on a hotel network relaying the
+ *      MN's BU over the internet, gets 129 with the binding untouched, and the MN, which moves
+ *      its address only on a BA 0 for that BU, stays away. On the home link a returning-home BU
+ *      without an entry gets 0, not 133 (RFC 6275 §10.3.2): there is nothing to delete, and the
+ *      BA is the MN's proof of the link (it starts at home, or its binding expired).
  *   3. Grant min(requested, configured max) lifetime, install the entry, answer BA 0 with the
  *      granted lifetime, a Binding Refresh Advice option when configured and shorter, and an
  *      RFC 5555 NAT Detection option when a NAT was detected or UDP is forced. K is never echoed
@@ -110,6 +121,11 @@ export interface HomeRegistrationInput {
   homeAddressOption?: string;
   /** Observed outer address and port of the datagram. */
   locator: Locator;
+  /**
+   * The datagram arrived on the home link's interface with IPv6 hop limit 255: sent on the
+   * home link, never routed. Only then may a BU say CoA == HoA (returning home). Default false.
+   */
+  onHomeLink?: boolean;
   peer: RegistrationPeer;
   config: HomeAgentRegistrationConfig;
 }
@@ -136,6 +152,7 @@ export type HomeRegistrationCode =
   | 'registrationTypeChange'
   | 'mobileRouterNotPermitted'
   | 'sequenceOutOfWindow'
+  | 'homeNotOnLink'
   | 'deregistrationWithoutBinding'
   | 'invalidCareOfAddress'
   | 'insufficientResources';
@@ -313,6 +330,14 @@ export function processHomeBindingUpdate(
   if (bu.flags.R) {
     return reject(140, 'mobileRouterNotPermitted', 'mobile router (R) registration not offered');
   }
+  const returningHome = coa === undefined || coa === hoa;
+  if (returningHome && input.onHomeLink !== true) {
+    return reject(
+      BA_STATUS.ADMIN_PROHIBITED,
+      'homeNotOnLink',
+      'returning home (care-of = home address) but not received on the home link',
+    );
+  }
   const lastSeq = existing?.sequence ?? cache.tombstoneSequence(hoa, now, peer.publicKey);
   if (lastSeq !== undefined && !seqNewer(bu.sequence, lastSeq)) {
     return reject(
@@ -325,6 +350,18 @@ export function processHomeBindingUpdate(
 
   const deregistration = bu.lifetimeUnits === 0 || coa === undefined || coa === hoa;
   if (deregistration) {
+    if (existing === undefined && returningHome) {
+      // On the home link (checked above) with nothing to delete: the BA is the proof.
+      return {
+        action: 'ack',
+        ack: makeAck(BA_STATUS.ACCEPTED, bu.sequence, 0),
+        reply,
+        change: 'none',
+        status: BA_STATUS.ACCEPTED,
+        code: 'deregistered',
+        reason: `BU seq ${bu.sequence} for ${hoa} from ${peer.name}: home, no binding -> BA 0`,
+      };
+    }
     if (existing === undefined) {
       return reject(
         BA_STATUS.NOT_HOME_AGENT_FOR_MN,

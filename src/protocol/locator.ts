@@ -1,7 +1,7 @@
 /**
  * A care-of locator: the underlay (address, UDP port) at which a peer observes a node
  * (DESIGN.md §3). The address is as the underlay sees it: a dotted quad for IPv4, RFC 5952 text
- * for IPv6. In Mobility Header fields the same address appears as IPv6 (IPv4-mapped for IPv4).
+ * for IPv6, with its zone when link-local (`fe80::1%3`, RFC 4007 §11). In Mobility Header fields the same address appears as IPv6 (IPv4-mapped for IPv4).
  */
 import { ipv4Mapped, isIpv4 } from '../wire/address.js';
 
@@ -21,7 +21,12 @@ export function formatLocator(l: Locator): string {
   return isIpv4(l.address) ? `${l.address}:${l.port}` : `[${l.address}]:${l.port}`;
 }
 
-/** The locator's address as a Mobility Header CoA: IPv4 becomes IPv4-mapped IPv6. */
+/**
+ * The locator's address as a Mobility Header CoA: IPv4 becomes IPv4-mapped IPv6; the zone of
+ * a link-local locator (`fe80::1%3`, the interface it was seen on) is not part of an address.
+ */
 export function locatorCareOfAddress(l: Locator): string {
-  return isIpv4(l.address) ? ipv4Mapped(l.address) : l.address;
+  if (isIpv4(l.address)) return ipv4Mapped(l.address);
+  const pct = l.address.indexOf('%');
+  return pct < 0 ? l.address : l.address.slice(0, pct);
 }

@@ -28,6 +28,16 @@
  *   BRR             -- a BU at once (RFC 6275 §11.7.4).
  *   deregister()    -- lifetime 0 BU, at most 3 tries (1 s, 2 s, 4 s), then `deregistered`
  *                      whether or not a BA came (the HA binding expires anyway).
+ *   returnHome()    -- a candidate home link (setCareOf(HoA) means the same): a lifetime-0 BU
+ *                      with CoA == HoA (inner src = HoA, no options) that the driver sends out
+ *                      of that link, never through the tunnel (`onHomeLink`). The HA accepts it
+ *                      only when it arrived on its home link, unrouted, so its BA is the proof
+ *                      that we are home. Meanwhile the binding and the care-of stay in force
+ *                      (a move only changes the care-of to fall back to). BA < 128:
+ *                      `returnedHome` (binding gone, care-of = HoA). BA >= 128, or no BA after
+ *                      3 tries: `returnHomeFailed`, and registration goes on from the care-of
+ *                      as before (still registered, or a BU at once when the binding is gone or
+ *                      was for another care-of). cancelReturnHome() gives up at once.
  *   setCareOf(null) -- lost every link: nothing can be sent; retransmissions stop, the binding
  *                      at the HA lives on until it expires (`bindingExpired`).
  */
@@ -96,7 +106,14 @@ export interface CareOf {
  * link; deregistering / deregistered; failed: rejected by the HA (>= 128), waiting for a move.
  */
 export type HomeRegistrationState =
-  'idle' | 'registering' | 'registered' | 'detached' | 'deregistering' | 'deregistered' | 'failed';
+  | 'idle'
+  | 'registering'
+  | 'registered'
+  | 'detached'
+  | 'deregistering'
+  | 'deregistered'
+  | 'failed'
+  | 'returning-home';
 
 /** Why a BU goes out (for logs). */
 export type BindingUpdateReason =
@@ -107,7 +124,8 @@ export type BindingUpdateReason =
   | 'refreshRequest'
   | 'resync'
   | 'deregister'
-  | 'probe';
+  | 'probe'
+  | 'returnHome';
 
 /** What the driver must do; returned by every input method and by `poll`. */
 export type HomeRegistrationAction =
@@ -121,6 +139,8 @@ export type HomeRegistrationAction =
       /** The care-of (local address) this BU registers, i.e. the socket family to send on. */
       careOf: CareOf;
       reason: BindingUpdateReason;
+      /** A returning-home BU: send it out of the candidate home link only (see returnHome). */
+      onHomeLink?: true;
     }
   | {
       kind: 'registered';
@@ -141,6 +161,10 @@ export type HomeRegistrationAction =
     }
   | { kind: 'failed'; status: number; statusName: string }
   | { kind: 'deregistered'; status: number | null; gaveUp: boolean }
+  /** The HA acknowledged the returning-home BU: we are on the home link, deregistered. */
+  | { kind: 'returnedHome'; status: number }
+  /** It refused (status >= 128) or never answered (null): not home; registration goes on. */
+  | { kind: 'returnHomeFailed'; status: number | null }
   | { kind: 'bindingExpired' };
 
 /** Snapshot for `mip6 status` (plain JSON-able object). */
@@ -184,7 +208,7 @@ interface Binding {
 }
 
 interface Attempt {
-  kind: 'register' | 'deregister';
+  kind: 'register' | 'deregister' | 'home';
   careOf: CareOf;
   /** BUs of this attempt (same content, new sequence each), newest last; at most 16 kept. */
   sent: { sequence: number; at: number }[];
@@ -265,6 +289,7 @@ export class HomeRegistration {
     const actions: HomeRegistrationAction[] = [];
     if (careOf === null) {
       this.#careOf = null;
+      if (this.#state === 'returning-home') return this.poll(now); // sent on the home link
       if (this.#attempt?.kind === 'deregister') {
         this.#attempt = null;
         this.#binding = null;
@@ -281,17 +306,63 @@ export class HomeRegistration {
       localAddress:
         careOf.family === 6 ? formatIpv6(parseIpv6(careOf.localAddress)) : careOf.localAddress,
     };
+    if (normalized.family === 6 && normalized.localAddress === this.#hoa) {
+      return this.returnHome(now);
+    }
+    if (this.#state === 'returning-home') {
+      // The home BU stays outstanding; this is where registration resumes if it fails.
+      this.#careOf = normalized;
+      return this.poll(now);
+    }
     const active =
       this.#state === 'registering' ||
       this.#state === 'registered' ||
       this.#state === 'deregistering';
     if (sameCareOf(normalized, this.#careOf) && active) return this.poll(now);
     this.#careOf = normalized;
-    if (normalized.family === 6 && normalized.localAddress === this.#hoa)
-      return this.deregister(now);
     this.#start('register', 'move');
     this.#state = 'registering';
     return this.poll(now);
+  }
+
+  /**
+   * A candidate home link: the returning-home BU (see the file comment). A no-op while one is
+   * outstanding or once home. It replaces an outstanding registration BU (only one BU is ever
+   * outstanding: the HA must see them in sequence order); a failure re-registers at once.
+   */
+  returnHome(now: number): HomeRegistrationAction[] {
+    if (this.#state === 'returning-home' || this.#isHome()) return this.poll(now);
+    this.#start('home', 'returnHome', { family: 6, localAddress: this.#hoa });
+    this.#state = 'returning-home';
+    return this.poll(now);
+  }
+
+  /** The candidate home link went away: stop asking, carry on from the care-of. */
+  cancelReturnHome(now: number): HomeRegistrationAction[] {
+    if (this.#state !== 'returning-home') return this.poll(now);
+    this.#attempt = null;
+    this.#resumeAfterHome(now);
+    return this.poll(now);
+  }
+
+  #isHome(): boolean {
+    const c = this.#careOf;
+    return (
+      this.#state === 'deregistered' && c !== null && c.family === 6 && c.localAddress === this.#hoa
+    );
+  }
+
+  /** After a failed return home: registered as before, else a BU for the care-of at once. */
+  #resumeAfterHome(now: number): void {
+    const b = this.#binding;
+    if (this.#careOf === null) {
+      this.#state = b === null ? 'idle' : 'detached';
+    } else if (b !== null && b.expiresAt > now && sameCareOf(b.careOf, this.#careOf)) {
+      this.#state = 'registered';
+    } else {
+      this.#start('register', 'move');
+      this.#state = 'registering';
+    }
   }
 
   /** A Binding Refresh Request from the HA: refresh at once when registered (RFC 6275 §11.7.4). */
@@ -372,6 +443,19 @@ export class HomeRegistration {
       this.#binding = null;
       this.#state = 'deregistered';
       actions.push({ kind: 'deregistered', status: ba.status, gaveUp: false });
+      return [...actions, ...this.poll(now)];
+    }
+    if (attempt.kind === 'home') {
+      this.#attempt = null;
+      if (ba.status >= 128) {
+        this.#resumeAfterHome(now);
+        actions.push({ kind: 'returnHomeFailed', status: ba.status });
+      } else {
+        this.#binding = null;
+        this.#careOf = { ...attempt.careOf };
+        this.#state = 'deregistered';
+        actions.push({ kind: 'returnedHome', status: ba.status });
+      }
       return [...actions, ...this.poll(now)];
     }
     const sentAt = (sent as { at: number }).at;
@@ -482,6 +566,12 @@ export class HomeRegistration {
         actions.push({ kind: 'deregistered', status: null, gaveUp: true });
         return actions;
       }
+      if (a.kind === 'home' && a.sends >= this.#maxDeregAttempts) {
+        this.#attempt = null;
+        this.#resumeAfterHome(now);
+        actions.push({ kind: 'returnHomeFailed', status: null });
+        return [...actions, ...this.poll(now)];
+      }
       a.timeoutMs = Math.min(a.timeoutMs * 2, this.#maxTimeoutMs);
       a.sendPending = true;
       a.reason = 'retransmit';
@@ -527,7 +617,8 @@ export class HomeRegistration {
       destination: this.#ha,
       homeAddress: this.#hoa,
       careOfAddress: coa === null ? null : careOfAddressText(coa),
-      requestedLifetimeSeconds: this.#attempt?.kind === 'deregister' ? 0 : this.#lifetimeSeconds,
+      requestedLifetimeSeconds:
+        this.#attempt !== null && this.#attempt.kind !== 'register' ? 0 : this.#lifetimeSeconds,
       grantedLifetimeSeconds: b?.lifetimeSeconds ?? 0,
       expiresAt: b?.expiresAt ?? 0,
       lastSequenceSent: this.#anySent ? this.#lastSequence : null,
@@ -537,8 +628,11 @@ export class HomeRegistration {
     };
   }
 
-  #start(kind: Attempt['kind'], reason: BindingUpdateReason): void {
-    const careOf = this.#careOf as CareOf;
+  #start(
+    kind: Attempt['kind'],
+    reason: BindingUpdateReason,
+    careOf: CareOf = this.#careOf as CareOf,
+  ): void {
     const first = kind === 'register' && this.#binding === null;
     this.#attempt = {
       kind,
@@ -546,7 +640,7 @@ export class HomeRegistration {
       sent: [],
       sends: 0,
       timeoutMs:
-        reason === 'move' && this.#moveTimeoutMs !== undefined
+        (reason === 'move' || reason === 'returnHome') && this.#moveTimeoutMs !== undefined
           ? this.#moveTimeoutMs
           : first
             ? this.#firstTimeoutMs
@@ -569,8 +663,7 @@ export class HomeRegistration {
     a.retransmitAt = now + a.timeoutMs;
     a.sendPending = false;
     this.#rate.record(now);
-    const lifetimeUnits =
-      a.kind === 'deregister' ? 0 : secondsToLifetimeUnits(this.#lifetimeSeconds);
+    const lifetimeUnits = a.kind === 'register' ? secondsToLifetimeUnits(this.#lifetimeSeconds) : 0;
     const options: MobilityOption[] = [];
     const atHome = a.careOf.family === 6 && a.careOf.localAddress === this.#hoa;
     let innerSource = this.#hoa;
@@ -597,6 +690,7 @@ export class HomeRegistration {
       ...(homeAddressOption === undefined ? {} : { homeAddressOption }),
       careOf: { ...a.careOf },
       reason: a.reason,
+      ...(a.kind === 'home' ? { onHomeLink: true as const } : {}),
     };
   }
 }

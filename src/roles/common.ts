@@ -65,13 +65,18 @@ export function writeToTun(
 export interface ResolvedLocator extends Locator {
   family: AddressFamily;
   slot: Uint8Array;
+  /** The zone of a link-local locator (`fe80::1%3`: interface 3), else 0. */
+  ifindex: number;
 }
 
 export function resolveLocator(l: Locator): ResolvedLocator {
   const family: AddressFamily = isIpv4(l.address) ? 4 : 6;
   const slot = new Uint8Array(16);
-  slot.set(family === 4 ? parseIpv4(l.address) : parseIpv6(l.address));
-  return { address: l.address, port: l.port, family, slot };
+  const pct = family === 6 ? l.address.indexOf('%') : -1;
+  const bare = pct < 0 ? l.address : l.address.slice(0, pct);
+  slot.set(family === 4 ? parseIpv4(bare) : parseIpv6(bare));
+  const ifindex = pct < 0 ? 0 : Number(l.address.slice(pct + 1)) >>> 0;
+  return { address: l.address, port: l.port, family, slot, ifindex };
 }
 
 /**
@@ -159,6 +164,8 @@ export class TunnelWriter {
       lengths: this.#msgLengths,
       dstAddrs: this.#dstAddrs,
       dstPorts: this.#dstPorts,
+      // A link-local locator (rare: a peer on one of our links) is reached on its link only.
+      ...(to.ifindex !== 0 ? { ifindexes: new Uint32Array(n).fill(to.ifindex) } : {}),
     };
     return socket.sendDatagrams(out);
   }

@@ -127,6 +127,17 @@ export function canonicalIpv6(text: string): string {
   return formatIpv6(parseIpv6(text));
 }
 
+/**
+ * The solicited-node multicast address of an IPv6 address, ff02::1:ffXX:XXXX with its low 24
+ * bits (RFC 4291 §2.7.1): the link-scope group only holders of that address listen to.
+ */
+export function solicitedNodeMulticast(text: string): string {
+  const a = parseIpv6(text);
+  const group = parseIpv6('ff02::1:ff00:0');
+  group.set(a.subarray(13, 16), 13);
+  return formatIpv6(group);
+}
+
 /** `192.0.2.1` -> `::ffff:192.0.2.1` (RFC 4291 §2.5.5.2). */
 export function ipv4Mapped(v4text: string): string {
   parseIpv4(v4text);

@@ -11,6 +11,13 @@
  * - nat({ publicAddress }) puts endpoints behind a NAT that rewrites their source to
  *   publicAddress:mappedPort and forwards replies back; rebind() gives every mapping a new
  *   port (NAT rebinding); 'address-dependent' filtering admits only peers already sent to.
+ * - Links (IPv6 on-link, for the home link): attach(endpoint, link, { ifindex, linkLocal })
+ *   gives an endpoint an interface on a named link. A datagram sent to a zoned address
+ *   (`ff02::1:ff00:1%7`, `fe80::1%7`: out of interface 7) stays on that link: multicast reaches
+ *   every other endpoint attached there, link-local the one holding it; it arrives from the
+ *   sender's link-local address with hop limit 255 on the receiver's interface of that link.
+ *   Everything else is routed: it arrives with hop limit 63 on the receiver's `routedIfindex`
+ *   (default 1), as a datagram that crossed a router.
  * Deliveries are clock events: call clock.advance() to let datagrams arrive.
  */
 import { isIPv4, isIPv6 } from 'node:net';
@@ -18,6 +25,7 @@ import { IoError } from '../../src/util/errors.js';
 import { allocDatagramBatch, spanAt, type SlabDatagramBatch } from '../../src/io/batch.js';
 import {
   addressBytes,
+  addressZone,
   readAddress,
   writeAddress,
   ADDR_SLOT_LEN,
@@ -58,6 +66,16 @@ interface Pending {
   srcPort: number;
   dstAddr: string;
   dstPort: number;
+}
+
+/** Hop limit of a routed datagram on arrival (64, minus one router at least). */
+export const ROUTED_HOP_LIMIT = 63;
+
+/** One interface of an endpoint on a named link. */
+export interface FakeLinkInterface {
+  link: string;
+  ifindex: number;
+  linkLocal: string;
 }
 
 function familyOf(address: string): AddressFamily {
@@ -157,6 +175,8 @@ export class FakeNetwork {
   conditions: LinkConditions;
   #random: () => number;
   #bound = new Map<string, FakeUdpEndpoint>();
+  /** Every endpoint made (on-link delivery looks for those attached to a link). */
+  readonly #endpoints = new Set<FakeUdpEndpoint>();
   #nats = new Map<string, FakeNat>();
   #nextPort = 50000;
 
@@ -192,6 +212,7 @@ export class FakeNetwork {
     }
     const ep = new FakeUdpEndpoint(this, family, addresses, port, options.maxBatch ?? 64);
     for (const a of addresses) this.#bound.set(key(a, port), ep);
+    this.#endpoints.add(ep);
     return ep;
   }
 
@@ -213,6 +234,42 @@ export class FakeNetwork {
     );
     this.#nats.set(n.publicAddress, n);
     return n;
+  }
+
+  /** Gives `ep` an interface on `link` (see the file comment); replaces one of that ifindex. */
+  attach(ep: FakeUdpEndpoint, link: string, o: { ifindex: number; linkLocal: string }): void {
+    if (ep.family !== 6) throw new TypeError('links carry IPv6 only');
+    ep.links.set(o.ifindex, { link, ifindex: o.ifindex, linkLocal: canon(o.linkLocal) });
+  }
+
+  /** Takes `ep` off `link`. */
+  detach(ep: FakeUdpEndpoint, link: string): void {
+    for (const [i, l] of ep.links) if (l.link === link) ep.links.delete(i);
+  }
+
+  /** @internal An on-link datagram from `from`'s interface `out` (see the file comment). */
+  transmitOnLink(from: FakeUdpEndpoint, out: FakeLinkInterface, p: Pending): void {
+    this.stats.sent++;
+    const c = { ...this.conditions, ...from.sendConditions };
+    if (this.#random() < (c.loss ?? 0)) {
+      this.stats.lost++;
+      return;
+    }
+    const delay = (c.delayMs ?? 0) + (c.jitterMs ?? 0) * this.#random();
+    const multicast = p.dstAddr.startsWith('ff');
+    this.clock.schedule(this.clock.now() + delay, () => {
+      let delivered = false;
+      for (const ep of this.#endpoints) {
+        if (ep === from || ep.closed || ep.localPort !== p.dstPort) continue;
+        for (const l of ep.links.values()) {
+          if (l.link !== out.link || (!multicast && l.linkLocal !== p.dstAddr)) continue;
+          delivered = true;
+          this.stats.delivered++;
+          ep.receive(p.data, p.srcAddr, p.srcPort, p.dstAddr, l.ifindex, 255);
+        }
+      }
+      if (!delivered) this.stats.unroutable++;
+    });
   }
 
   /** Puts `ep` behind `nat` (or takes it out with undefined). */
@@ -265,7 +322,7 @@ export class FakeNetwork {
       return;
     }
     this.stats.delivered++;
-    ep.receive(p.data, p.srcAddr, p.srcPort, localAddr);
+    ep.receive(p.data, p.srcAddr, p.srcPort, localAddr, ep.routedIfindex, ROUTED_HOP_LIMIT);
   }
 }
 
@@ -274,6 +331,8 @@ interface Arrival {
   src: string;
   port: number;
   local: string;
+  ifindex: number;
+  hopLimit: number;
 }
 
 export class FakeUdpEndpoint implements UdpEndpoint {
@@ -282,6 +341,10 @@ export class FakeUdpEndpoint implements UdpEndpoint {
   sendConditions: LinkConditions = {};
   /** The NAT this endpoint sits behind, if any. */
   nat: FakeNat | undefined;
+  /** Interfaces on named links, by ifindex (FakeNetwork.attach). */
+  readonly links = new Map<number, FakeLinkInterface>();
+  /** The interface routed datagrams arrive on. */
+  routedIfindex = 1;
   #net: FakeNetwork;
   #addresses: string[];
   #port: number;
@@ -344,8 +407,15 @@ export class FakeUdpEndpoint implements UdpEndpoint {
   }
 
   /** @internal a datagram arrives: queued, then delivered in batches at the same instant. */
-  receive(data: Uint8Array, src: string, port: number, local: string): void {
-    this.#queue.push({ data, src, port, local });
+  receive(
+    data: Uint8Array,
+    src: string,
+    port: number,
+    local: string,
+    ifindex: number,
+    hopLimit: number,
+  ): void {
+    this.#queue.push({ data, src, port, local, ifindex, hopLimit });
     if (!this.#scheduled) {
       this.#scheduled = true;
       // Everything arriving at this instant goes out in as few batches as possible.
@@ -381,6 +451,8 @@ export class FakeUdpEndpoint implements UdpEndpoint {
         writeAddress(this.family, q.src, b.remoteAddrs, n * ADDR_SLOT_LEN);
         b.remotePorts[n] = q.port;
         writeAddress(this.family, q.local, b.localAddrs, n * ADDR_SLOT_LEN);
+        b.ifindexes[n] = q.ifindex;
+        b.hopLimits[n] = q.hopLimit;
         this.#c.rxBytes += q.data.length;
         n++;
       }
@@ -411,13 +483,24 @@ export class FakeUdpEndpoint implements UdpEndpoint {
         src = chosen;
       }
       const data = spanAt(batch, i).slice();
-      this.#net.transmit(this, {
+      const zone = this.family === 6 ? (batch.ifindexes?.[i] ?? 0) : 0;
+      const p = {
         data,
         srcAddr: src,
         srcPort: this.#port,
         dstAddr: readAddress(this.family, batch.dstAddrs, at),
         dstPort: batch.dstPorts[i] ?? 0,
-      });
+      };
+      if (zone !== 0) {
+        const out = this.links.get(zone);
+        if (out === undefined) {
+          this.#c.txErrors++; // ENODEV / EINVAL: no such interface here
+          continue;
+        }
+        this.#net.transmitOnLink(this, out, { ...p, srcAddr: out.linkLocal });
+      } else {
+        this.#net.transmit(this, p);
+      }
       sent++;
       this.#c.txDatagrams++;
       this.#c.txBytes += data.length;
@@ -428,6 +511,7 @@ export class FakeUdpEndpoint implements UdpEndpoint {
   send(data: Uint8Array, address: string, port: number, sourceAddress?: string): boolean {
     const dst = addressBytes(this.family, address);
     const src = sourceAddress === undefined ? undefined : addressBytes(this.family, sourceAddress);
+    const zone = this.family === 6 ? addressZone(address) : 0;
     return (
       this.sendDatagrams({
         count: 1,
@@ -437,6 +521,7 @@ export class FakeUdpEndpoint implements UdpEndpoint {
         dstAddrs: dst,
         dstPorts: Uint16Array.of(port),
         srcAddrs: src,
+        ...(zone !== 0 ? { ifindexes: Uint32Array.of(zone) } : {}),
       }) === 1
     );
   }

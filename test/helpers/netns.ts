@@ -54,6 +54,50 @@ export async function createNetns(t: Teardown, prefix = 'mt'): Promise<string> {
   return ns;
 }
 
+/** Duplicate address detection off in `ns` (all and default): new addresses work at once. */
+export async function noDad(ns: string): Promise<void> {
+  await run('ip', [
+    'netns',
+    'exec',
+    ns,
+    'sysctl',
+    '-q',
+    '-w',
+    'net.ipv6.conf.all.accept_dad=0',
+    'net.ipv6.conf.default.accept_dad=0',
+  ]);
+}
+
+/**
+ * Two fresh namespaces (prefixes as createNetns) with DAD off, joined by a veth pair: `ifA` in
+ * the first, `ifB` in the second, both still down. Both are deleted in t.teardown.
+ */
+export async function linkedNetns(
+  t: Teardown,
+  prefixes: [string, string],
+  names: [string, string],
+): Promise<[string, string]> {
+  const a = await createNetns(t, prefixes[0]);
+  const b = await createNetns(t, prefixes[1]);
+  await noDad(a);
+  await noDad(b);
+  await run('ip', [
+    '-n',
+    a,
+    'link',
+    'add',
+    names[0],
+    'type',
+    'veth',
+    'peer',
+    'name',
+    names[1],
+    'netns',
+    b,
+  ]);
+  return [a, b];
+}
+
 export interface ChildResult {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -11,6 +11,7 @@ import {
   MobileNode,
   type CareOfCandidate,
   type CareOfSource,
+  type MnHomeLinkControl,
   type MobileNodeOptions,
 } from '../../src/roles/mn/mobile-node.js';
 import type { NodeEnvironment } from '../../src/roles/common.js';
@@ -30,6 +31,9 @@ export const HA_HOME_ADDRESS = '2001:db8:100::1';
 export const HA4 = '198.51.100.1';
 export const HA6 = '2001:db8:ff::1';
 export const HA_PORT = 4191;
+/** The HA's real home link (FakeNetwork link name) and its interface index there. */
+export const HOME_LINK = 'home';
+export const HA_HOME_LINK_INDEX = 2;
 
 /** A care-of source the test drives: set `candidates`, then `changed()`. */
 export class ScriptedCareOf implements CareOfSource {
@@ -46,6 +50,22 @@ export class ScriptedCareOf implements CareOfSource {
   }
   close(): void {
     this.#onChange = undefined;
+  }
+}
+
+/** Records the MN's home-address moves (enter/leave/announce) instead of touching the kernel. */
+export class RecordingHomeAddress implements MnHomeLinkControl {
+  readonly calls: string[] = [];
+  enter(link: string): Promise<void> {
+    this.calls.push(`enter ${link}`);
+    return Promise.resolve();
+  }
+  leave(link: string): Promise<void> {
+    this.calls.push(`leave ${link}`);
+    return Promise.resolve();
+  }
+  announce(link: string): void {
+    this.calls.push(`announce ${link}`);
   }
 }
 
@@ -106,6 +126,7 @@ export class World {
     });
     this.haUdp4 = this.net.endpoint({ address: HA4, port: HA_PORT });
     this.haUdp6 = this.net.endpoint({ address: HA6, port: HA_PORT });
+    this.net.attach(this.haUdp6, HOME_LINK, { ifindex: HA_HOME_LINK_INDEX, linkLocal: 'fe80::1' });
     const env: NodeEnvironment = {
       endpoint: endpoint(
         this.ca,
@@ -128,6 +149,7 @@ export class World {
       natKeepaliveSeconds: 110,
       maxBindings: 1000,
       homeLink: this.homeLink,
+      isHomeLink: (ifindex) => ifindex === HA_HOME_LINK_INDEX,
     });
     this.ha.start();
   }

@@ -5,25 +5,14 @@
  * and an unsolicited Neighbor Advertisement that overrides a neighbour's stale cache entry.
  */
 import t from 'tap';
-import { createNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
+import { createNetns, nativeSkipReason, noDad, run, runFixture } from '../helpers/netns.js';
 
 const skip = nativeSkipReason() ?? false;
 
 void t.test('route care-of, home probe and unsolicited NA', { skip }, async (t) => {
   const mn = await createNetns(t, 'cm');
   const ha = await createNetns(t, 'ch');
-  for (const ns of [mn, ha]) {
-    await run('ip', [
-      'netns',
-      'exec',
-      ns,
-      'sysctl',
-      '-q',
-      '-w',
-      'net.ipv6.conf.all.accept_dad=0',
-      'net.ipv6.conf.default.accept_dad=0',
-    ]);
-  }
+  for (const ns of [mn, ha]) await noDad(ns);
   const batch = async (ns: string, lines: string[]): Promise<void> => {
     for (const l of lines) await run('ip', ['-n', ns, ...l.split(' ')]);
   };
@@ -51,7 +40,7 @@ void t.test('route care-of, home probe and unsolicited NA', { skip }, async (t) 
   const res = r.result as {
     first: { family: number; localAddress: string; homeLink?: string }[];
     firstMs: number;
-    second: { family: number; localAddress: string; homeLink?: string }[];
+    second: { family: number; localAddress: string; homeLink?: string; homeLinkIndex?: number }[];
   };
   // The home probe was still running: the first answer did not wait for it.
   t.same(
@@ -60,11 +49,12 @@ void t.test('route care-of, home probe and unsolicited NA', { skip }, async (t) 
     'IPv4 care-of from the route, without waiting for the home probe',
   );
   t.comment(`first probe took ${res.firstMs.toFixed(1)} ms (includes loading the addon)`);
-  t.same(
+  t.match(
     res.second[0],
-    { family: 6, localAddress: '2001:db8:100::10', homeLink: 'homel' },
-    'home link recognised',
+    { family: 6, localAddress: '2001:db8:100::10', homeLink: 'homel', homeLinkIndex: Number },
+    'home link candidate recognised, with its interface index',
   );
+  t.ok((res.second[0]?.homeLinkIndex ?? 0) > 0, 'a real interface index');
   const neigh = await run('ip', [
     '-n',
     ha,

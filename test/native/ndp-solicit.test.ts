@@ -3,42 +3,18 @@
  * check: on a link where we hold only a link-local address, an address that is on the link
  * answers (the far namespace's kernel sends the NA) within milliseconds; one that is not gives
  * false after the timeout; a missing interface rejects with ERR_NDISC; a wrong-length target is
- * a RangeError. Root, two network namespaces.
+ * a RangeError; an answer with a hop limit below 255 (scapy) does not count, only one with 255.
+ * Root, two network namespaces.
  */
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { createNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
+import { linkedNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
 
 const skip = nativeSkipReason() ?? false;
 
 void t.test('ndpSolicit', { skip }, async (t) => {
-  const mn = await createNetns(t, 'nm');
-  const ha = await createNetns(t, 'nh');
-  for (const ns of [mn, ha]) {
-    await run('ip', [
-      'netns',
-      'exec',
-      ns,
-      'sysctl',
-      '-q',
-      '-w',
-      'net.ipv6.conf.all.accept_dad=0',
-      'net.ipv6.conf.default.accept_dad=0',
-    ]);
-  }
-  await run('ip', [
-    '-n',
-    mn,
-    'link',
-    'add',
-    'homel',
-    'type',
-    'veth',
-    'peer',
-    'name',
-    'homeb',
-    'netns',
-    ha,
-  ]);
+  const [mn, ha] = await linkedNetns(t, ['nm', 'nh'], ['homel', 'homeb']);
   await run('ip', ['-n', ha, 'addr', 'add', '2001:db8:100::1/64', 'dev', 'homeb', 'nodad']);
   await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
   await run('ip', ['-n', mn, 'link', 'set', 'homel', 'up']);
@@ -62,3 +38,51 @@ void t.test('ndpSolicit', { skip }, async (t) => {
   const neigh = await run('ip', ['-n', ha, '-6', 'neigh', 'show', 'dev', 'homeb']);
   t.match(neigh, /fe80::/, `the HA side learned our link-local from the NS: ${neigh.trim()}`);
 });
+
+const python = '/usr/bin/python3';
+const noScapy =
+  skip === false && spawnSync(python, ['-c', 'import scapy'], { stdio: 'ignore' }).status !== 0
+    ? `${python} lacks scapy (install python3-scapy)`
+    : false;
+
+void t.test(
+  'ndpSolicit counts only a Neighbor Advertisement with hop limit 255',
+  { skip: skip || noScapy },
+  async (t) => {
+    const [mn, ha] = await linkedNetns(t, ['nm', 'nh'], ['homel', 'homeb']);
+    await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
+    await run('ip', ['-n', mn, 'link', 'set', 'homel', 'up']);
+    // scapy on the far side answers for two addresses nobody holds: one NA as if it had crossed
+    // a router (hop limit 64), one as a neighbour sends it (255).
+    const responder = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ha,
+        python,
+        fileURLToPath(new URL('fixtures/na-responder.py', import.meta.url)),
+        'homeb',
+        '2001:db8:100::77=64',
+        '2001:db8:100::78=255',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    t.teardown(() => {
+      responder.kill('SIGKILL');
+    });
+    await new Promise<void>((resolve, reject) => {
+      responder.stdout.on('data', (d: Buffer) => {
+        if (d.toString().includes('ready')) resolve();
+      });
+      responder.once('exit', (code) => reject(new Error(`na-responder exited (${code})`)));
+    });
+    const r = await runFixture(mn, 'ndp-solicit-child.ts', ['hoplimit'], { timeoutMs: 20_000 });
+    t.equal(r.code, 0, r.stderr);
+    t.same(
+      r.result,
+      { routed: false, onLink: true },
+      'the hop-limit-64 answer is ignored (RFC 4861 §7.1.2), the 255 one counts',
+    );
+  },
+);

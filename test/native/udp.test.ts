@@ -2,7 +2,7 @@
 // family: batched round trips with per-datagram remote/local addresses and chosen source
 // addresses, the poll surviving an ICMP port unreachable, and close during traffic.
 import t from 'tap';
-import { createNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
+import { createNetns, linkedNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
 
 const skip = nativeSkipReason() ?? false;
 
@@ -119,5 +119,66 @@ void t.test(
       { received: 1, rxErrors: 0 },
       'the largest valid headroom (slotSize - 64) still opens and receives',
     );
+  },
+);
+
+void t.test(
+  'IPv6 on-link sends: arrival interface and hop limit 255, zoned replies',
+  { skip },
+  async (t) => {
+    // Two hosts on one link: the "HA" holds 2001:db8:100::1 (solicited-node group
+    // ff02::1:ff00:1) and 2001:db8:7::1; the "MN" 2001:db8:7::2.
+    const [mn, ha] = await linkedNetns(t, ['uo', 'uh'], ['onl', 'onl']);
+    await run('ip', ['-n', mn, 'addr', 'add', '2001:db8:7::2/64', 'dev', 'onl', 'nodad']);
+    await run('ip', ['-n', ha, 'addr', 'add', '2001:db8:7::1/64', 'dev', 'onl', 'nodad']);
+    await run('ip', ['-n', ha, 'addr', 'add', '2001:db8:100::1/64', 'dev', 'onl', 'nodad']);
+    await run('ip', ['-n', mn, 'link', 'set', 'onl', 'up']);
+    await run('ip', ['-n', ha, 'link', 'set', 'onl', 'up']);
+    const [server, client] = await Promise.all([
+      runFixture(ha, 'udp-child.ts', ['onlink-server', '6']),
+      new Promise((r) => setTimeout(r, 300)).then(() =>
+        runFixture(mn, 'udp-child.ts', [
+          'onlink-client',
+          '6',
+          'onl',
+          'ff02::1:ff00:1',
+          '2001:db8:7::1',
+        ]),
+      ),
+    ]);
+    t.equal(server.code, 0, `${server.stderr}${server.stdout}`);
+    t.equal(client.code, 0, `${client.stderr}${client.stdout}`);
+    type Seen = {
+      payload: number;
+      remote: string;
+      local: string;
+      ifindex: number;
+      hopLimit: number;
+    };
+    const s = server.result as { got: Seen[]; ifindex: number };
+    const c = client.result as { got: Seen[]; ifindex: number; badZone: string };
+    const at = (list: Seen[], p: number): Seen | undefined => list.find((g) => g.payload === p);
+    t.match(
+      at(s.got, 1),
+      {
+        remote: new RegExp(`^fe80::[0-9a-f:]+%${s.ifindex}$`),
+        local: 'ff02::1:ff00:1',
+        ifindex: s.ifindex,
+        hopLimit: 255,
+      },
+      'on-link datagram: from our link-local (zoned), on the link interface, hop limit 255',
+    );
+    t.match(
+      at(s.got, 2),
+      { remote: '2001:db8:7::2', local: '2001:db8:7::1', ifindex: s.ifindex, hopLimit: 64 },
+      'an ordinary datagram: the default hop limit (64), no zone on a global source',
+    );
+    t.match(
+      at(c.got, 1),
+      { remote: new RegExp(`^fe80::[0-9a-f:]+%${c.ifindex}$`), ifindex: c.ifindex, hopLimit: 255 },
+      'the reply to a zoned link-local source came back on the link with hop limit 255',
+    );
+    t.match(at(c.got, 2), { remote: '2001:db8:7::1', hopLimit: 64 });
+    t.equal(c.badZone, 'TypeError', 'a zone that is not an interface index is refused');
   },
 );

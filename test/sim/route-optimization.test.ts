@@ -8,7 +8,7 @@ import { formatStatus } from '../../src/cli/status.js';
 import { verifyUpperLayerChecksum } from '../../src/wire/checksum.js';
 import { decodePacket, encodeIcmpv6Packet } from '../../src/wire/packet.js';
 import type { MobileNodeOptions } from '../../src/roles/mn/mobile-node.js';
-import { World, type MnHandle } from '../helpers/world.js';
+import { HOME_LINK, World, type MnHandle } from '../helpers/world.js';
 
 const MN_HOA = '2001:db8:100::10';
 const CN_HOA = '2001:db8:100::20';
@@ -284,9 +284,10 @@ void t.test('returning home: correspondent binding deregistered, RO stops', asyn
   const { w, cn, mn } = await setup({ options: { homeLink } });
   await w.until(() => roUp(mn), 5000);
   t.ok(cn.ro!.bindings!.get(MN_HOA), 'bound while away');
+  w.net.attach(mn.udp6, HOME_LINK, { ifindex: 7, linkLocal: 'fe80::10' });
   mn.careOf.candidates = [
     { family: 4, localAddress: '192.0.2.10' },
-    { family: 6, localAddress: MN_HOA, homeLink: 'eth0' },
+    { family: 6, localAddress: MN_HOA, homeLink: 'eth0', homeLinkIndex: 7 },
   ];
   mn.careOf.changed();
   const took = await w.until(() => cn.ro!.bindings!.get(MN_HOA) === undefined, 3000);

@@ -119,7 +119,18 @@ void t.test('mn.toml and cn.toml defaults', async (t) => {
   t.equal(m.home.lifetime, 600);
   t.equal(m.home.firstRegistrationTimeout, 1.5);
   t.equal(m.underlay.port, 0);
-  t.same(m.movement, { netlink: true, probeInterval: 5, probeTimeout: 1, probeAttempts: 3 });
+  t.same(m.movement, {
+    netlink: true,
+    probeInterval: 5,
+    probeTimeout: 1,
+    probeAttempts: 3,
+    returnHome: true,
+  });
+  t.equal(
+    parseMnConfig(MN + '[movement]\nreturn_home = false\n', 'mn.toml').movement.returnHome,
+    false,
+    'return_home = false: never home, always tunnel',
+  );
   t.equal(m.controlSocket, '/run/mip6/mn.sock');
   const c = parseCnConfig(MN, 'cn.toml');
   t.equal(c.role, 'cn');
@@ -207,6 +218,13 @@ void t.test('wrong types', async (t) => {
     'mn.toml',
     'movement.netlink',
     /expected true or false/,
+  );
+  expectConfigError(
+    t,
+    () => parseMnConfig(MN + '[movement]\nreturn_home = "off"\n', 'mn.toml'),
+    'mn.toml',
+    'movement.return_home',
+    /^mn.toml: movement.return_home: expected true or false, got a string$/,
   );
   expectConfigError(
     t,

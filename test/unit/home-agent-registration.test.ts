@@ -349,7 +349,7 @@ void t.test('deregistration', async (t) => {
   t.equal(r.ack?.lifetimeUnits, 0);
   t.equal(cache.size, 0);
   void t.test(
-    'CoA == HoA (returning home) is a deregistration whatever the lifetime',
+    'CoA == HoA (returning home) on the home link is a deregistration whatever the lifetime',
     async (t) => {
       const c = new BindingCache();
       processHomeBindingUpdate(c, v6Input(10, '2001:db8:5::20'), 0);
@@ -357,7 +357,8 @@ void t.test('deregistration', async (t) => {
         bu: bu(11, 150, []),
         innerSource: HOA,
         innerDestination: HA,
-        locator: { address: '2001:db8:100::5', port: 4191 },
+        locator: { address: 'fe80::5%2', port: 4191 },
+        onHomeLink: true,
         peer: laptop,
         config: CONFIG,
       };
@@ -367,6 +368,65 @@ void t.test('deregistration', async (t) => {
       t.equal(c.size, 0);
     },
   );
+});
+
+void t.test('returning home must arrive on the home link (issue #13)', async (t) => {
+  // CoA == HoA: no options and no HAO (the MN's own returning-home BU), or an Alternate
+  // Care-of Address option naming the HoA; lifetime 0 or not.
+  const homeBu = (seq: number, o: { lifetime?: number; alt?: boolean; onHomeLink?: boolean }) =>
+    ({
+      bu: bu(seq, o.lifetime ?? 0, o.alt ? [{ type: 'alternateCareOfAddress', address: HOA }] : []),
+      innerSource: HOA,
+      innerDestination: HA,
+      locator: { address: '2001:db8:77::9', port: 40000 },
+      ...(o.onHomeLink !== undefined ? { onHomeLink: o.onHomeLink } : {}),
+      peer: laptop,
+      config: CONFIG,
+    }) satisfies HomeRegistrationInput;
+  const cache = new BindingCache();
+  processHomeBindingUpdate(cache, v4Input(1), 0);
+  const before = { ...cache.get(HOA)! };
+  for (const [name, input] of [
+    ['lifetime 0, not on the link', homeBu(2, {})],
+    ['lifetime 0, onHomeLink false', homeBu(3, { onHomeLink: false })],
+    ['lifetime 600, not on the link', homeBu(4, { lifetime: 150 })],
+    ['Alternate CoA = HoA, not on the link', homeBu(5, { alt: true, lifetime: 150 })],
+  ] as const) {
+    const r = processHomeBindingUpdate(cache, input, 10);
+    t.equal(r.status, 129, `${name}: 129 administratively prohibited`);
+    t.equal(r.code, 'homeNotOnLink', name);
+    t.equal(r.change, 'none', name);
+    t.equal(r.ack?.sequence, input.bu.sequence, `${name}: the BA answers that BU`);
+    t.same(r.reply?.locator, input.locator, `${name}: answered where it came from`);
+  }
+  const after = cache.get(HOA)!;
+  t.equal(after.sequence, before.sequence, 'binding untouched: sequence');
+  t.same(after.locator, before.locator, 'binding untouched: locator');
+  t.equal(after.expiresAt, before.expiresAt, 'binding untouched: lifetime');
+  t.equal(
+    processHomeBindingUpdate(cache, v4Input(6, { lifetimeUnits: 0 }), 20).status,
+    0,
+    'an ordinary deregistration (CoA elsewhere) needs no link: still 0',
+  );
+  const ok = processHomeBindingUpdate(cache, homeBu(7, { onHomeLink: true }), 30);
+  t.match(ok, { status: 0, change: 'none', code: 'deregistered' }, 'no binding, on the link: 0');
+  t.equal(ok.ack?.lifetimeUnits, 0);
+  processHomeBindingUpdate(cache, v4Input(8), 40);
+  const gone = processHomeBindingUpdate(cache, homeBu(9, { onHomeLink: true, alt: true }), 50);
+  t.match(gone, { status: 0, change: 'deleted' }, 'binding, on the link: deleted, 0');
+  t.equal(cache.size, 0);
+  void t.test('on the link, the other checks still come first', async (t) => {
+    const c = new BindingCache();
+    processHomeBindingUpdate(c, v4Input(1), 0);
+    const stranger = {
+      ...homeBu(2, { onHomeLink: true }),
+      peer: { ...laptop, publicKey: PHONE_KEY },
+    };
+    t.equal(processHomeBindingUpdate(c, stranger, 1).code, 'bindingOwnerMismatch');
+    const stale = homeBu(1, { onHomeLink: true });
+    t.equal(processHomeBindingUpdate(c, stale, 2).status, 135, 'an old sequence: 135');
+    t.equal(c.size, 1);
+  });
 });
 
 void t.test('174: unusable care-of addresses', async (t) => {

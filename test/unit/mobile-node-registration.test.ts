@@ -347,7 +347,7 @@ void t.test('deregistration gives up after 3 tries', async (t) => {
 });
 
 void t.test(
-  'back home (care-of == HoA): deregistration sent from the HoA, no options',
+  'back home (care-of == HoA): returning-home BU from the HoA, no options, on the link',
   async (t) => {
     const mn = new HomeRegistration(CONFIG, 0, 1);
     mn.setCareOf(V6, 0);
@@ -357,9 +357,121 @@ void t.test(
     t.equal(s.innerSource, HOA);
     t.equal(s.homeAddressOption, undefined);
     t.same(s.message.options, []);
-    t.equal(mn.state, 'deregistering');
+    t.equal(s.onHomeLink, true, 'to be sent out of the home link, not through the tunnel');
+    t.equal(s.reason, 'returnHome');
+    t.equal(mn.state, 'returning-home');
   },
 );
+
+void t.test(
+  'returning home: only the BA makes it home; the binding stays until then',
+  async (t) => {
+    const mn = registered();
+    const refreshAt = mn.nextDeadline();
+    const [s] = sends(mn.returnHome(10_000));
+    t.ok(s, 'BU at once');
+    t.equal(s!.careOf.localAddress, HOA, 'CoA == HoA');
+    t.equal(s!.message.lifetimeUnits, 0);
+    t.same(s!.message.flags.H && s!.message.flags.A, true, 'H and A');
+    const st = mn.status(10_000);
+    t.equal(st.state, 'returning-home');
+    t.ok(st.bindingValid, 'the away binding is still in force');
+    t.same(st.careOf, V4, 'the away care-of is still ours');
+    t.same(mn.returnHome(10_001), [], 'a second call while one is outstanding: nothing');
+    t.same(mn.onBindingRefreshRequest(10_002), [], 'no refresh meanwhile');
+    const done = mn.onBindingAcknowledgement(ba(s!.message.sequence, 0, 0), 10_050);
+    t.same(done, [{ kind: 'returnedHome', status: 0 }]);
+    t.equal(mn.state, 'deregistered');
+    t.same(mn.status(10_050).careOf, { family: 6, localAddress: HOA });
+    t.equal(mn.status(10_050).bindingValid, false);
+    t.equal(mn.nextDeadline(), Infinity, 'nothing more to send at home');
+    t.same(mn.returnHome(20_000), [], 'already home');
+    t.ok(refreshAt < Infinity);
+  },
+);
+
+void t.test('returning home refused (BA 129): still registered, binding untouched', async (t) => {
+  const mn = registered();
+  const before = mn.status(10_000);
+  const deadline = mn.nextDeadline();
+  const [s] = sends(mn.returnHome(10_000));
+  const r = mn.onBindingAcknowledgement(ba(s!.message.sequence, 129, 0), 10_020);
+  t.same(r, [{ kind: 'returnHomeFailed', status: 129 }]);
+  t.equal(mn.state, 'registered');
+  const after = mn.status(10_020);
+  t.same(after.careOf, before.careOf);
+  t.equal(after.registeredCareOf, before.registeredCareOf);
+  t.ok(after.bindingValid);
+  t.equal(mn.nextDeadline(), deadline, 'the refresh stays where it was');
+  t.equal(after.lastStatus, 129);
+});
+
+void t.test('returning home unanswered: 3 tries, then registration goes on', async (t) => {
+  const mn = registered();
+  t.equal(sends(mn.returnHome(10_000)).length, 1);
+  const r = run(mn, 10_000, 20_000).map(([at, a]) => `${at - 10_000}:${a.kind}`);
+  t.same(r, ['1000:sendBindingUpdate', '3000:sendBindingUpdate', '7000:returnHomeFailed']);
+  t.equal(mn.state, 'registered');
+  void t.test('with the move timeout the tries are quicker', async (t) => {
+    const m2 = registered([], 100, { ...CONFIG, moveTimeoutMs: 250 });
+    sends(m2.returnHome(10_000));
+    const r2 = run(m2, 10_000, 20_000).map(([at, a]) => `${at - 10_000}:${a.kind}`);
+    t.same(r2, ['250:sendBindingUpdate', '750:sendBindingUpdate', '1750:returnHomeFailed']);
+  });
+});
+
+void t.test(
+  'a move while returning home: registered from the new care-of if it fails',
+  async (t) => {
+    const mn = registered();
+    const [home] = sends(mn.returnHome(10_000));
+    t.same(mn.setCareOf(V4B, 10_010), [], 'the home BU stays the one outstanding');
+    t.equal(mn.state, 'returning-home');
+    const r = mn.onBindingAcknowledgement(ba(home!.message.sequence, 129, 0), 10_020);
+    t.equal(r[0]?.kind, 'returnHomeFailed');
+    const [bu] = sends(r);
+    t.equal(bu?.careOf.localAddress, V4B.localAddress, 'a BU for the new care-of at once');
+    t.equal(bu?.message.lifetimeUnits, 150);
+    t.notOk(bu?.onHomeLink, 'through the tunnel');
+    t.equal(mn.state, 'registering');
+  },
+);
+
+void t.test(
+  'returning home supersedes an outstanding BU; a resync stays on the link',
+  async (t) => {
+    const mn = new HomeRegistration(CONFIG, 0, 1000);
+    const [first] = sends(mn.setCareOf(V4, 0));
+    const [home] = sends(mn.returnHome(10));
+    t.equal(home?.message.sequence, first!.message.sequence + 1);
+    t.same(mn.onBindingAcknowledgement(ba(first!.message.sequence, 0), 20), [], 'old BA: not ours');
+    const [again] = sends(mn.onBindingAcknowledgement(ba(4000, 135, 0), 30));
+    t.equal(again?.message.sequence, 4001, 'resynchronised');
+    t.equal(again?.onHomeLink, true, 'still out of the home link');
+    t.same(mn.onBindingAcknowledgement(ba(4001, 0, 0), 40), [{ kind: 'returnedHome', status: 0 }]);
+  },
+);
+
+void t.test('returning home without any binding (started at home)', async (t) => {
+  const mn = new HomeRegistration(CONFIG, 0, 1);
+  const [s] = sends(mn.setCareOf({ family: 6, localAddress: HOA }, 0));
+  t.ok(s, 'the BU is sent all the same: it is the proof');
+  t.same(mn.onBindingAcknowledgement(ba(1, 129, 0), 10), [
+    { kind: 'returnHomeFailed', status: 129 },
+  ]);
+  t.equal(mn.state, 'idle', 'no care-of, no binding');
+  const [s2] = sends(mn.returnHome(100));
+  t.same(mn.onBindingAcknowledgement(ba(s2!.message.sequence, 0, 0), 110), [
+    { kind: 'returnedHome', status: 0 },
+  ]);
+  void t.test('cancelled: back to what it was', async (t) => {
+    const m2 = registered();
+    sends(m2.returnHome(10_000));
+    t.same(m2.cancelReturnHome(10_001), []);
+    t.equal(m2.state, 'registered');
+    t.same(m2.cancelReturnHome(10_002), [], 'nothing to cancel');
+  });
+});
 
 void t.test('loss of all links stops sending; a new link registers at once', async (t) => {
   const mn = new HomeRegistration(CONFIG, 0, 1);

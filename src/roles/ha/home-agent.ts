@@ -10,7 +10,10 @@
  *      certificate as the authority on which home addresses the member may register, and the
  *      channel's static key as the owner of the binding it creates (a BU from another key for
  *      an existing binding gets BA 129, counted as 'binding-owner-mismatch'). The BA is
- *      sealed back to the locator the BU came from.
+ *      sealed back to the locator the BU came from. A BU saying the MN is home (CoA == HoA)
+ *      counts only when its datagram arrived on the home-link interface with hop limit 255
+ *      (else BA 129, counted as 'home-not-on-link'); its BA goes back on that link, to the
+ *      MN's link-local address (zoned locator).
  *   3. Everything else is reverse-tunneled data: its source must be a home address bound to
  *      this very channel (the selector check; an unauthenticated packet never moves a binding),
  *      then it is written to the TUN and the HA host's kernel routes it on. Arriving from
@@ -113,6 +116,12 @@ export interface HomeLinkControl {
 
 export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
   homeLink?: HomeLinkControl | undefined;
+  /**
+   * True for the interface index of the real home link ([home] link). A BU that says the MN is
+   * home (CoA == HoA) is accepted only from a datagram that arrived there with hop limit 255;
+   * without this option (a virtual home network) never.
+   */
+  isHomeLink?: ((ifindex: number) => boolean) | undefined;
   /**
    * What DHAAD Replies and MPAs announce: the home agents of the prefix (ourselves included)
    * and the advertised prefixes. Default: ourselves alone (preference 0) and the home prefix
@@ -285,6 +294,7 @@ export class HomeAgent {
           session,
           { address: batch.remoteAddress(i), port: batch.remotePort(i) },
           now,
+          this.#onHomeLink(socket, batch, i),
         );
         continue;
       }
@@ -415,7 +425,27 @@ export class HomeAgent {
     }
   }
 
-  #onSignaling(packet: Uint8Array, session: PeerSession, locator: Locator, now: number): void {
+  /**
+   * Sent on the home link and never routed: arrived on the home-link interface with IPv6 hop
+   * limit 255 (RFC 4861 §7.1.2's rule; a router on the way would have decremented it).
+   */
+  #onHomeLink(socket: UdpEndpoint, batch: DatagramBatch, i: number): boolean {
+    const isHomeLink = this.#opts.isHomeLink;
+    return (
+      socket.family === 6 &&
+      isHomeLink !== undefined &&
+      batch.hopLimits[i] === 255 &&
+      isHomeLink(batch.ifindexes[i] ?? 0)
+    );
+  }
+
+  #onSignaling(
+    packet: Uint8Array,
+    session: PeerSession,
+    locator: Locator,
+    now: number,
+    onHomeLink = false,
+  ): void {
     const env = this.#env;
     let decoded;
     try {
@@ -456,6 +486,7 @@ export class HomeAgent {
         innerDestination: decoded.destination,
         ...(decoded.homeAddress !== undefined ? { homeAddressOption: decoded.homeAddress } : {}),
         locator,
+        onHomeLink,
         peer: {
           name: cert.name,
           publicKey: session.peerPublicKey, // the owner of what this BU creates
@@ -504,6 +535,8 @@ export class HomeAgent {
       // A BU for a binding another key owns: answered (129), and counted where `mip6 status
       // --json` shows refusals an operator should see (an old certificate still in use?).
       if (result.code === 'bindingOwnerMismatch') this.drops.add('binding-owner-mismatch');
+      // "I am home" from anywhere but the home link itself (an evil twin relaying it?).
+      if (result.code === 'homeNotOnLink') this.drops.add('home-not-on-link');
       env.log.warn('bu-rejected', {
         ...fields,
         status: result.status ?? 0,

@@ -15,9 +15,18 @@
  *   re-check); the preferred family with a usable address wins. A change -> setCareOf -> BU now.
  *   The old locator keeps working until the BA (make-before-break: the channel accepts data from
  *   any locator, so packets still in flight on the old path are delivered).
- * Home link: a candidate with `homeLink` wins over every other; the HoA moves from the TUN to
- *   that interface (homeLink control) and the care-of becomes the HoA -> deregistration BU
- *   (RFC 6275 §11.5.4). Leaving home moves the HoA back to the TUN before registering.
+ * Home link (RFC 6275 §11.5.4; issue #13): a candidate with `homeLink` (a global address of the
+ *   home prefix on that interface, or the HA's home address answering our Neighbor
+ *   Solicitation there) is only a candidate: a rogue Router Advertisement and an evil twin's
+ *   Neighbor Advertisement on hotel Wi-Fi produce one too. The proof is the home agent's: the
+ *   returning-home BU (lifetime 0, CoA == HoA, sealed in the HA channel) goes out of that
+ *   interface only, to the solicited-node group of the HA's home address, with hop limit 255;
+ *   the HA accepts it only when it arrives on its home link unrouted, and answers on the link.
+ *   Until that BA (0) everything stays as it was: HoA on the TUN, binding and tunnel in use.
+ *   Then the HoA moves from the TUN to that interface (homeLink control) and unsolicited NAs
+ *   announce it. A refusal or no answer leaves us away and rests that link (10 s, doubling up
+ *   to 10 min) while it is still offered. Leaving home moves the HoA back to the TUN before
+ *   registering. Without homeLink control ([movement] return_home = false) never home.
  * Reachability (NUD-like, [movement] probe_*): when we sent something and nothing came back from
  *   the HA for probeInterval, a BU refresh goes out as a probe (its BA proves the path; from a
  *   new NAT mapping it also moves the HA's locator). probeAttempts BUs of one attempt without a
@@ -31,7 +40,7 @@
  *   wall clock jumping against the monotonic clock -> re-check care-of and probe at once.
  * Shutdown: deregistration BU (lifetime 0), then close.
  */
-import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
+import { DATA_HEADER_LEN, DATA_OVERHEAD, DataKind } from '../../crypto/aead.js';
 import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
 import type {
   BindingUpdateListStatus,
@@ -56,7 +65,7 @@ import {
   PATH_RESPONSE,
 } from '../../protocol/path-validation.js';
 import type { RouteOptimization } from './route-optimization.js';
-import { formatIpv6, ipv6Equal, parseIpv6 } from '../../wire/address.js';
+import { formatIpv6, ipv6Equal, parseIpv6, solicitedNodeMulticast } from '../../wire/address.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
 import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../wire/packet.js';
 import { mobilitySignal } from '../../wire/mobility-signal.js';
@@ -89,8 +98,14 @@ export interface CareOfSource {
   setAgents?(agents: { agent4?: string | undefined; agent6?: string | undefined }): void;
 }
 
-/** A care-of candidate; `homeLink` marks the home link (localAddress is then the HoA). */
-export type CareOfCandidate = CareOf & { homeLink?: string | undefined };
+/**
+ * A care-of candidate; `homeLink` marks a candidate home link (localAddress is then the HoA)
+ * and `homeLinkIndex` is that interface's index, for the returning-home BU sent out of it.
+ */
+export type CareOfCandidate = CareOf & {
+  homeLink?: string | undefined;
+  homeLinkIndex?: number | undefined;
+};
 
 /** Moves the home address between the TUN and the home link (src/io/home-address.ts). */
 export interface MnHomeLinkControl {
@@ -118,6 +133,10 @@ const INITIAL_DHAAD_TIMEOUT_MS = 3000;
 const DHAAD_RETRIES = 4;
 /** Wall clock moving this much against the monotonic clock: suspend/resume or a clock step. */
 const CLOCK_JUMP_MS = 2000;
+/** A candidate home link whose proof failed is left alone this long (ms), doubling... */
+const RETURN_HOME_RETRY_MS = 10_000;
+/** ...up to this (ms), while the link is still offered. */
+const RETURN_HOME_RETRY_MAX_MS = 600_000;
 
 export interface MobileNodeOptions {
   homeAddress: string;
@@ -146,7 +165,7 @@ export interface MobileNodeOptions {
   wallClock?: (() => number) | undefined;
   /** Length of the home prefix (default 64), for DHAAD's anycast address and MPA checks. */
   homePrefixLength?: number | undefined;
-  /** Home-link control; without it the MN never goes home. */
+  /** Home-link control; without it the MN never goes home ([movement] return_home = false). */
   homeLink?: MnHomeLinkControl | undefined;
   /** Re-resolves the HA's underlay addresses (a DNS name) when the path is lost. */
   resolveAgents?:
@@ -170,6 +189,8 @@ export class MobileNode {
     probes: 0,
     pathLost: 0,
     resumes: 0,
+    /** Returning-home BUs the HA refused or left unanswered (the link was not proven home). */
+    homeRefused: 0,
   };
   #registration: HomeRegistration;
   readonly #env: NodeEnvironment;
@@ -185,6 +206,12 @@ export class MobileNode {
   #agents: { agent4?: string | undefined; agent6?: string | undefined };
   /** Interface holding the HoA while at home. */
   #atHome: string | undefined;
+  /** The candidate home link whose returning-home BU is outstanding. */
+  #homeProof: { link: string; ifindex: number } | undefined;
+  /** The HA acknowledged it: the HoA moves there on the next candidate round. */
+  #homeProven: { link: string; ifindex: number } | undefined;
+  /** Candidate home links that failed the proof, resting until `until`. */
+  readonly #homeRested = new Map<string, { until: number; waitMs: number }>();
   #lastHeardAt = 0;
   /** Something went to the HA since we last heard from it. */
   #sentSinceHeard = false;
@@ -213,6 +240,8 @@ export class MobileNode {
   homePrefixes: { prefix: string; validLifetime: number; preferredLifetime: number }[] = [];
   /** BUs produced while the channel was not up yet: sent the moment it is. */
   #pendingSignaling: Uint8Array[] = [];
+  /** The returning-home BU produced while the channel was not up yet (sent on the link). */
+  #pendingOnHomeLink: Uint8Array | undefined;
   #endpointDeadline = 0;
   #nextRecheck = 0;
   #probing = false;
@@ -307,15 +336,34 @@ export class MobileNode {
       });
   }
 
+  /**
+   * The candidate home link to prove (or the one we are on), if any: we can go home (home-link
+   * control, an IPv6 socket), it names its interface index, and it is not resting.
+   */
+  #homeCandidate(candidates: CareOfCandidate[], now: number): CareOfCandidate | undefined {
+    if (this.#opts.homeLink === undefined || this.#env.udp6 === undefined) return undefined;
+    for (const link of [...this.#homeRested.keys()]) {
+      if (!candidates.some((c) => c.homeLink === link)) this.#homeRested.delete(link);
+    }
+    const here = candidates.find((c) => c.homeLink !== undefined && c.homeLink === this.#atHome);
+    return (
+      here ??
+      candidates.find(
+        (c) =>
+          c.homeLink !== undefined &&
+          (c.homeLinkIndex ?? 0) > 0 &&
+          (this.#homeRested.get(c.homeLink)?.until ?? 0) <= now,
+      )
+    );
+  }
+
+  /** The care-of for the tunnel: never a home-link candidate (that one needs its proof). */
   #choose(candidates: CareOfCandidate[]): CareOfCandidate | null {
     const usable = candidates.filter(
       (c) =>
         (c.family === 4 ? this.#agents.agent4 !== undefined : this.#agents.agent6 !== undefined) &&
-        (c.homeLink === undefined || this.#opts.homeLink !== undefined),
+        c.homeLink === undefined,
     );
-    // The home link wins over any visited network (RFC 6275 §11.5.4).
-    const home = usable.find((c) => c.homeLink !== undefined);
-    if (home) return home;
     const preferred = this.#opts.prefer === 'ipv6' ? 6 : 4;
     // Stay on the current care-of while it is still usable (no flapping between families).
     const current = this.#careOf;
@@ -332,22 +380,33 @@ export class MobileNode {
     if (this.#closed) return;
     let now = nodeNow(this.#env);
     this.#nextRecheck = now + (this.#opts.recheckIntervalMs ?? 5000);
-    const chosen = this.#choose(candidates);
-    const old = this.#careOf;
-    if (
-      chosen === old ||
-      (chosen &&
-        old &&
-        chosen.family === old.family &&
-        chosen.localAddress === old.localAddress &&
-        chosen.homeLink === old.homeLink)
-    ) {
-      this.#rearm();
+    const home = this.#homeCandidate(candidates, now);
+    const homeLink = this.#opts.homeLink;
+    if (this.#atHome !== undefined && home?.homeLink === this.#atHome) {
+      this.#rearm(); // still home: the home link wins over every other (RFC 6275 §11.5.4)
       return;
     }
-    // Home-link transitions move the HoA before anything is signaled from the new place.
-    const homeLink = this.#opts.homeLink;
-    if (homeLink && this.#atHome !== undefined && this.#atHome !== chosen?.homeLink) {
+    const proven = this.#homeProven;
+    this.#homeProven = undefined;
+    if (proven !== undefined && homeLink !== undefined) {
+      if (home?.homeLink === proven.link) {
+        await this.#enterHome(homeLink, home);
+        return;
+      }
+      // Proven, but the link went away before the HoA could move: register from wherever.
+      this.#careOf = null;
+    }
+    const chosen = this.#choose(candidates);
+    const old = this.#careOf;
+    const same =
+      chosen === old ||
+      (chosen !== null &&
+        old !== null &&
+        chosen.family === old.family &&
+        chosen.localAddress === old.localAddress &&
+        chosen.homeLink === old.homeLink);
+    // Leaving home moves the HoA back to the TUN before anything is signaled from elsewhere.
+    if (homeLink && this.#atHome !== undefined) {
       const from = this.#atHome;
       this.#atHome = undefined;
       await homeLink
@@ -356,16 +415,58 @@ export class MobileNode {
       this.#env.log.info('left-home', { link: from });
       this.#emit('left-home', { link: from });
     }
-    if (homeLink && chosen?.homeLink !== undefined && this.#atHome !== chosen.homeLink) {
-      await homeLink
-        .enter(chosen.homeLink)
-        .catch((err: unknown) => this.#env.log.error('enter-home', { error: String(err) }));
-      this.#atHome = chosen.homeLink;
-      this.#env.log.info('home', { link: chosen.homeLink });
-      this.#emit('home', { link: chosen.homeLink });
-    }
     if (this.#closed) return;
     now = nodeNow(this.#env);
+    if (!same) this.#moveTo(chosen, old, now);
+    // A candidate home link: ask the HA for the proof (see the file comment).
+    const proof = this.#homeProof;
+    if (
+      proof !== undefined &&
+      (home?.homeLink !== proof.link || this.registration.state !== 'returning-home')
+    ) {
+      this.#homeProof = undefined; // the link went away (or a new registration replaced it)
+      this.#run(this.registration.cancelReturnHome(now), now);
+    }
+    if (home?.homeLink !== undefined && this.#homeProof === undefined) {
+      this.#startReturnHome(home.homeLink, home.homeLinkIndex ?? 0, now);
+    }
+    this.#rearm();
+  }
+
+  /** The returning-home BU out of `link` (registration.returnHome, sent by #sendSignaling). */
+  #startReturnHome(link: string, ifindex: number, now: number): void {
+    this.#homeProof = { link, ifindex };
+    this.#env.log.info('home-candidate', { link });
+    this.#emit('home-candidate', { link });
+    // Without a channel (we start at home) the handshake goes out of that link too.
+    this.#ensureChannel(now);
+    this.#run(this.registration.returnHome(now), now);
+  }
+
+  /** The HA's BA proved the home link: the HoA moves there (RFC 6275 §11.5.4). */
+  async #enterHome(homeLink: MnHomeLinkControl, home: CareOfCandidate): Promise<void> {
+    const link = home.homeLink as string;
+    this.#homeRested.delete(link);
+    await homeLink
+      .enter(link)
+      .catch((err: unknown) => this.#env.log.error('enter-home', { error: String(err) }));
+    if (this.#closed) return;
+    this.#atHome = link;
+    this.#careOf = home;
+    const agent6 = this.#agents.agent6;
+    if (agent6 !== undefined)
+      this.#agent = resolveLocator({ address: agent6, port: this.#agentPort });
+    this.#env.log.info('home', { link });
+    this.#emit('home', { link });
+    // The HA no longer proxies for us; take the address back on the link.
+    homeLink.announce?.(link);
+    // Route optimization: correspondent deregistrations at home.
+    this.#opts.routeOptimization?.setCareOf(home, nodeNow(this.#env));
+    this.#rearm();
+  }
+
+  /** A new care-of for the tunnel (or none): a move, signaled at once. */
+  #moveTo(chosen: CareOfCandidate | null, old: CareOfCandidate | null, now: number): void {
     this.#careOf = chosen;
     if (chosen) {
       const address = chosen.family === 4 ? this.#agents.agent4! : this.#agents.agent6!;
@@ -390,8 +491,7 @@ export class MobileNode {
       ),
       now,
     );
-    // Route optimization: RR + correspondent BUs again after every move (RFC 6275 §11.7.2);
-    // at home, correspondent deregistrations.
+    // Route optimization: RR + correspondent BUs again after every move (RFC 6275 §11.7.2).
     this.#opts.routeOptimization?.setCareOf(chosen, now);
   }
 
@@ -602,6 +702,8 @@ export class MobileNode {
     this.#registration = this.#newRegistration(now);
     this.#session = undefined;
     this.#pendingSignaling = [];
+    this.#pendingOnHomeLink = undefined;
+    this.#homeProof = undefined; // proven with the other HA or not at all: ask this one
     this.#pathLostAttempt = false;
     this.#discovered = false; // learn the new HA's view once registered there
     this.#discoveryRetry = undefined;
@@ -711,7 +813,24 @@ export class MobileNode {
 
   #sendRaw(data: Uint8Array): void {
     const sock = this.#socket();
-    if (sock && this.#agent) sock.send(data, this.#agent.address, this.#agent.port);
+    // No path away while a home link is being proven (we start there): a handshake goes
+    // out of that link, like the returning-home BU it is needed for.
+    if (this.#careOf === null && this.#homeProof !== undefined) this.#sendOnHomeLink(data);
+    else if (sock && this.#agent) sock.send(data, this.#agent.address, this.#agent.port);
+  }
+
+  /**
+   * Out of the candidate home link only (never routed: hop limit 255, native/udp.c) to the
+   * solicited-node group of the HA's home address (RFC 4291 §2.7.1): like the Neighbor
+   * Solicitation for it, this needs no route, and only the holder of that address listens.
+   * The HA answers to our link-local address on that link.
+   */
+  #sendOnHomeLink(data: Uint8Array): boolean {
+    const proof = this.#homeProof;
+    const sock = this.#env.udp6;
+    if (proof === undefined || sock === undefined) return false;
+    const group = solicitedNodeMulticast(this.#haAddress);
+    return sock.send(data, `${group}%${proof.ifindex}`, this.#agentPort);
   }
 
   // ---- registration actions --------------------------------------------------------------
@@ -732,9 +851,14 @@ export class MobileNode {
             reason: a.reason,
             careOf: a.careOf.localAddress,
           });
-          this.#sendSignaling(packet, now);
+          if (a.onHomeLink) this.#sendSignalingOnHomeLink(packet, now);
+          else this.#sendSignaling(packet, now);
           const unanswered = this.registration.unansweredSends - 1;
-          if (unanswered >= (this.#opts.probeAttempts ?? 3) && !this.#pathLostAttempt) {
+          if (
+            !a.onHomeLink && // an unanswered home-link BU says nothing about the path away
+            unanswered >= (this.#opts.probeAttempts ?? 3) &&
+            !this.#pathLostAttempt
+          ) {
             this.#pathLostAttempt = true;
             this.#pathLost(now, unanswered);
           }
@@ -781,9 +905,55 @@ export class MobileNode {
           this.#env.log.warn('binding-expired', {});
           this.#emit('binding-expired', {});
           break;
+        case 'returnedHome': {
+          // The HA saw our BU arrive on its home link: deregistered there, the HoA may move.
+          this.#env.log.info('deregistered', { status: a.status, gaveUp: false, home: true });
+          this.#emit('deregistered', { gaveUp: false, home: true });
+          this.#homeProven = this.#homeProof;
+          this.#homeProof = undefined;
+          this.#recheck(); // the move itself runs with the care-of choice (serialised)
+          break;
+        }
+        case 'returnHomeFailed':
+          this.#homeFailed(a.status, now);
+          break;
       }
     }
     this.#rearm();
+  }
+
+  /** The candidate home link failed its proof: stay away, rest that link (see the top). */
+  #homeFailed(status: number | null, now: number): void {
+    const proof = this.#homeProof;
+    this.#homeProof = undefined;
+    this.counters.homeRefused++;
+    let waitMs = RETURN_HOME_RETRY_MS;
+    if (proof !== undefined) {
+      const prev = this.#homeRested.get(proof.link);
+      waitMs = Math.min(prev ? prev.waitMs * 2 : RETURN_HOME_RETRY_MS, RETURN_HOME_RETRY_MAX_MS);
+      this.#homeRested.set(proof.link, { until: now + waitMs, waitMs });
+    }
+    const fields = {
+      link: proof?.link ?? '?',
+      status: status ?? -1,
+      why: status === null ? 'no answer' : baStatusName(status),
+      retryInS: waitMs / 1000,
+    };
+    this.#env.log.warn('home-refused', fields);
+    this.#emit('home-refused', fields);
+  }
+
+  /** A returning-home BU: sealed in the HA channel, out of the candidate home link only. */
+  #sendSignalingOnHomeLink(packet: Uint8Array, now: number): void {
+    this.#capture(packet, now);
+    const session = this.#session;
+    if (session === undefined || !session.established) {
+      this.#pendingOnHomeLink = packet; // the latest: it carries the newest sequence number
+      return;
+    }
+    const msg = this.#env.endpoint.seal(session, packet, now, DataKind.SIGNALING);
+    if (msg !== null && this.#sendOnHomeLink(msg)) this.counters.signalingOut++;
+    else this.drops.add('signaling-send');
   }
 
   #sendSignaling(packet: Uint8Array, now: number): void {
@@ -808,6 +978,11 @@ export class MobileNode {
   #flushPending(now: number): void {
     const pending = this.#pendingSignaling;
     this.#pendingSignaling = [];
+    const onLink = this.#pendingOnHomeLink;
+    this.#pendingOnHomeLink = undefined;
+    if (onLink !== undefined && this.#homeProof !== undefined) {
+      this.#sendSignalingOnHomeLink(onLink, now);
+    }
     const session = this.#session;
     for (const p of pending) {
       if (
@@ -1215,7 +1390,9 @@ export class MobileNode {
     const now = nodeNow(this.#env);
     this.#opts.routeOptimization?.close(now); // correspondent deregistrations (best effort)
     const registered =
-      this.registration.state === 'registered' || this.registration.state === 'registering';
+      this.registration.state === 'registered' ||
+      this.registration.state === 'registering' ||
+      this.registration.state === 'returning-home';
     if (registered && this.#session?.established) {
       const done = new Promise<void>((resolve) => {
         this.#deregistered = resolve;

@@ -104,6 +104,15 @@ agent_public_key = "${ha.pub}"
     ['mn', '-c', badAddr],
     `mip6: ERR_CONFIG: ${badAddr}: home.address: "2001:db8:100::zz" is not a valid IPv6 address`,
   );
+  const badReturn = prov.write(
+    'bad-return-home.toml',
+    `${readFileSync(mnConfig('return-home.toml', HOA), 'utf8')}[movement]\nreturn_home = "no"\n`,
+  );
+  expectLine(
+    'return_home not a boolean',
+    ['mn', '-c', badReturn],
+    `mip6: ERR_CONFIG: ${badReturn}: movement.return_home: expected true or false, got a string`,
+  );
   const syntax = prov.write('syntax.toml', '[home\nprefix = 1\n');
   expectLine(
     'TOML syntax error',

@@ -6,7 +6,10 @@ import { Command } from 'commander';
 import { VERSION } from '../util/version.js';
 import { registerDaemons } from './daemons.js';
 import { registerDecode } from './decode.js';
+import { registerEnrol } from './enrol.js';
+import { registerJoin } from './join.js';
 import { registerKeys } from './keys.js';
+import { registerService } from './service.js';
 import { registerStatus } from './status.js';
 
 export function buildProgram(): Command {
@@ -20,7 +23,10 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerDaemons(program);
   registerDecode(program);
+  registerEnrol(program);
+  registerJoin(program);
   registerKeys(program);
+  registerService(program);
   registerStatus(program);
   return program;
 }

@@ -13,10 +13,12 @@
  *     and that was used in the last 60 s; once per lifetime) and `expired` actions (the entry is
  *     already removed; the driver withdraws routes and logs).
  *
- * Deadlines live in a binary min-heap with lazy deletion (an entry's generation number
- * invalidates its older heap items), so each update and each poll is O(log n) even with
- * thousands of bindings.
+ * Deadlines live in a binary min-heap (util/deadline-heap.ts) with lazy deletion (an entry's
+ * generation number invalidates its older heap items), so each update and each poll is
+ * O(log n) even with thousands of bindings.
  */
+import { bytesEqual } from '../util/bytes.js';
+import { DeadlineHeap } from '../util/deadline-heap.js';
 import type { BindingUpdateFlags } from '../wire/types.js';
 import { parseIpv6 } from '../wire/address.js';
 import { BINDING_TOMBSTONE_MS, BRR_LIFETIME_FRACTION, BRR_USAGE_WINDOW_MS } from './constants.js';
@@ -131,15 +133,8 @@ export function keyOfText(address: string): string {
   return keyOf(parseIpv6(address), 0);
 }
 
-/** True when two static public keys (binding owners) are the same bytes. */
-export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
+/** A deadline of the entry `key`; live while `gen` is the key's current generation. */
 interface HeapItem {
-  at: number;
   key: string;
   gen: number;
 }
@@ -148,7 +143,8 @@ interface HeapItem {
 export class BindingCache {
   readonly #byKey = new Map<string, BindingCacheEntry>();
   readonly #gen = new Map<string, number>();
-  readonly #heap: HeapItem[] = [];
+  readonly #heap = new DeadlineHeap<HeapItem>();
+  readonly #isLive = (h: HeapItem): boolean => this.#gen.get(h.key) === h.gen;
   readonly #tombstones = new Map<
     string,
     { sequence: number; until: number; ownerKey: Uint8Array }
@@ -246,7 +242,7 @@ export class BindingCache {
       this.#tombstones.delete(key);
       return undefined;
     }
-    if (ownerKey !== undefined && !sameKey(t.ownerKey, ownerKey)) return undefined;
+    if (ownerKey !== undefined && !bytesEqual(t.ownerKey, ownerKey)) return undefined;
     return t.sequence;
   }
 
@@ -266,8 +262,7 @@ export class BindingCache {
 
   /** Earliest time `poll` has work (ms); Infinity when the cache is empty. */
   nextDeadline(): number {
-    this.#dropStale();
-    return this.#heap[0]?.at ?? Infinity;
+    return this.#heap.peekLive(this.#isLive);
   }
 
   /**
@@ -277,12 +272,12 @@ export class BindingCache {
   poll(now: number): BindingCacheAction[] {
     const actions: BindingCacheAction[] = [];
     for (;;) {
-      this.#dropStale();
-      const top = this.#heap[0];
-      if (top === undefined || top.at > now) break;
+      const at = this.#heap.peekLive(this.#isLive);
+      const top = this.#heap.peekItem();
+      if (top === undefined || at > now) break;
       const entry = this.#byKey.get(top.key);
       if (entry === undefined) {
-        this.#pop();
+        this.#heap.pop();
         continue;
       }
       if (entry.expiresAt <= now) {
@@ -319,53 +314,7 @@ export class BindingCache {
     this.#gen.set(entry.key, gen);
     const brrAt = entry.updatedAt + entry.lifetimeSeconds * 1000 * this.#fraction;
     const at = entry.refreshRequested || brrAt >= entry.expiresAt ? entry.expiresAt : brrAt;
-    this.#push({ at, key: entry.key, gen });
-    if (this.#heap.length > 2 * this.#byKey.size + 64) this.#compact();
-  }
-
-  #dropStale(): void {
-    for (;;) {
-      const top = this.#heap[0];
-      if (top === undefined || this.#gen.get(top.key) === top.gen) return;
-      this.#pop();
-    }
-  }
-
-  #compact(): void {
-    const live = this.#heap.filter((h) => this.#gen.get(h.key) === h.gen);
-    this.#heap.length = 0;
-    for (const h of live) this.#push(h);
-  }
-
-  #push(item: HeapItem): void {
-    const h = this.#heap;
-    h.push(item);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parent = h[p] as HeapItem;
-      if (parent.at <= item.at) break;
-      h[i] = parent;
-      i = p;
-    }
-    h[i] = item;
-  }
-
-  #pop(): void {
-    const h = this.#heap;
-    const last = h.pop();
-    if (last === undefined || h.length === 0) return;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= h.length) break;
-      const r = l + 1;
-      const c = r < h.length && (h[r] as HeapItem).at < (h[l] as HeapItem).at ? r : l;
-      const child = h[c] as HeapItem;
-      if (child.at >= last.at) break;
-      h[i] = child;
-      i = c;
-    }
-    h[i] = last;
+    this.#heap.push(at, { key: entry.key, gen });
+    if (this.#heap.size > 2 * this.#byKey.size + 64) this.#heap.compact(this.#isLive);
   }
 }

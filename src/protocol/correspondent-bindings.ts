@@ -51,6 +51,7 @@
  *   near expiry get a Binding Refresh Request.
  */
 import type { RrCrypto } from '../crypto/rr-crypto.js';
+import { bytesEqual } from '../util/bytes.js';
 import { formatIpv6, parseIpv6 } from '../wire/address.js';
 import { encodeMobilityHeader } from '../wire/mobility.js';
 import { decodePacket, encodePacket, type DecodedPacket } from '../wire/packet.js';
@@ -62,7 +63,7 @@ import {
   type MobilityMessage,
   type MobilityOption,
 } from '../wire/types.js';
-import { keyOf, keyOfText, sameKey } from './binding-cache.js';
+import { keyOf, keyOfText } from './binding-cache.js';
 import {
   BRR_LIFETIME_FRACTION,
   BRR_USAGE_WINDOW_MS,
@@ -470,7 +471,7 @@ export class CorrespondentBindings {
     if (origin.ownerKey !== undefined && d.homeAddress === undefined && careOf !== home) {
       return [{ kind: 'drop', reason: 'bu-without-hao' }];
     }
-    if (existing !== undefined && !sameKey(existing.ownerKey, owner)) {
+    if (existing !== undefined && !bytesEqual(existing.ownerKey, owner)) {
       return [{ kind: 'drop', reason: 'binding-owner-mismatch' }];
     }
     const nonces = bu.options.find((o) => o.type === 'nonceIndices');
@@ -514,7 +515,7 @@ export class CorrespondentBindings {
     const tomb = this.#tombstones.get(key);
     const last =
       existing?.sequence ??
-      (tomb && now < tomb.until && sameKey(tomb.ownerKey, owner) ? tomb.sequence : undefined);
+      (tomb && now < tomb.until && bytesEqual(tomb.ownerKey, owner) ? tomb.sequence : undefined);
     if (last !== undefined && !seqNewer(bu.sequence, last)) {
       return [this.#ack(d, home, careOf, BA_STATUS.SEQUENCE_OUT_OF_WINDOW, last, 0, kbm)];
     }

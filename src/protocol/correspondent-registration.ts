@@ -22,6 +22,7 @@
  * Until a binding is in place every packet keeps going through the reverse tunnel.
  */
 import type { RrCrypto } from '../crypto/rr-crypto.js';
+import { constantTimeEqual } from '../util/bytes.js';
 import { encodeMobilityHeader } from '../wire/mobility.js';
 import { encodePacket, type DecodedPacket } from '../wire/packet.js';
 import {
@@ -139,13 +140,6 @@ export interface CorrespondentRegistrationStatus {
   lastStatus: number | null;
   retryAt: number;
   disabledReason: string | null;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return d === 0;
 }
 
 export class CorrespondentRegistration {
@@ -452,7 +446,7 @@ export class CorrespondentRegistration {
   /** HoT from the CN (arrived through the HA tunnel). */
   onHomeTest(hot: HomeTest, now: number): CorrespondentRegistrationAction[] {
     const t = this.#homeTest;
-    if (t === undefined || !equalBytes(t.cookie, hot.homeInitCookie)) {
+    if (t === undefined || !constantTimeEqual(t.cookie, hot.homeInitCookie)) {
       return [{ kind: 'drop', reason: 'hot-cookie' }];
     }
     this.#homeTest = undefined;
@@ -471,7 +465,7 @@ export class CorrespondentRegistration {
     const t = this.#careOfTest;
     if (
       t === undefined ||
-      !equalBytes(t.cookie, cot.careOfInitCookie) ||
+      !constantTimeEqual(t.cookie, cot.careOfInitCookie) ||
       t.address !== this.#careOf
     ) {
       return [{ kind: 'drop', reason: 'cot-cookie' }];

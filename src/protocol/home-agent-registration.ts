@@ -76,7 +76,8 @@ import {
   prefixContains,
   unmapIpv4,
 } from '../wire/address.js';
-import { sameKey, type BindingCache, type BindingCacheEntry } from './binding-cache.js';
+import { bytesEqual } from '../util/bytes.js';
+import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
 import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
 import type { Locator } from './locator.js';
 import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNewer } from './sequence.js';
@@ -309,7 +310,7 @@ export function processHomeBindingUpdate(
   }
 
   const existing = cache.get(hoa);
-  if (existing !== undefined && !sameKey(existing.ownerKey, peer.publicKey)) {
+  if (existing !== undefined && !bytesEqual(existing.ownerKey, peer.publicKey)) {
     // Before the sequence and type checks: the other key learns nothing of the entry.
     return reject(
       BA_STATUS.ADMIN_PROHIBITED,

@@ -24,6 +24,7 @@
  * which locator was validated. Owners (channel sessions) remember their last few validated
  * locators, so refreshes and moves back to a known network cost nothing.
  */
+import { constantTimeEqual } from '../util/bytes.js';
 
 /** Channel payload type of a path challenge (home agent -> member). */
 export const PATH_CHALLENGE = 0x10;
@@ -158,7 +159,7 @@ export class PathValidator<Owner> {
   onResponse(owner: Owner, token: Uint8Array): string | undefined {
     const s = this.#owners.get(owner);
     const p = s?.pending;
-    if (s === undefined || p === undefined || !sameToken(p.token, token)) return undefined;
+    if (s === undefined || p === undefined || !constantTimeEqual(p.token, token)) return undefined;
     this.markValidated(owner, p.locator);
     return p.locator;
   }
@@ -216,11 +217,4 @@ export class PathValidator<Owner> {
     }
     return out;
   }
-}
-
-function sameToken(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
 }

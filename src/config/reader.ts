@@ -10,6 +10,7 @@ import {
   canonicalIpv6,
   isIpv4,
   parseIpv6,
+  maskPrefix,
   parsePrefix,
   prefixContains,
   formatIpv6,
@@ -299,7 +300,7 @@ export class TableReader {
       );
     }
     if (p.address.length !== 16) throw this.error(key, `"${v}" is an IPv4 prefix; expected IPv6`);
-    const masked = maskAddress(p.address, p.length);
+    const masked = maskPrefix(p.address, p.length);
     if (!masked.every((b, i) => b === p.address[i])) {
       throw this.error(
         key,
@@ -359,19 +360,9 @@ export interface Ipv6Prefix {
   text: string;
 }
 
-function maskAddress(addr: Uint8Array, length: number): Uint8Array {
-  const out = new Uint8Array(addr.length);
-  let bits = length;
-  for (let i = 0; i < addr.length && bits > 0; i++, bits -= 8) {
-    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    out[i] = (addr[i] ?? 0) & mask;
-  }
-  return out;
-}
-
 /** The prefix of length `length` that contains the IPv6 `address` (host bits cleared). */
 export function prefixOf(address: string, length: number): Ipv6Prefix {
-  const net = formatIpv6(maskAddress(parseIpv6(address), length));
+  const net = formatIpv6(maskPrefix(parseIpv6(address), length));
   return { address: net, length, text: `${net}/${length}` };
 }
 

@@ -19,7 +19,12 @@
  * The text form (keys/README.md) is one line `mip6-certificate-v1 <base64>`; lines starting with
  * '#' are comments (the CLI writes a human summary there) and are ignored by the parser.
  */
-import { formatIpv6 as formatIpv6Text, parseIpv6 as parseIpv6Bytes } from '../wire/address.js';
+import {
+  formatIpv6 as formatIpv6Text,
+  maskPrefix,
+  parseIpv6 as parseIpv6Bytes,
+} from '../wire/address.js';
+import { bytesEqual } from '../util/bytes.js';
 import { CryptoError } from '../util/errors.js';
 import { concat } from './noise.js';
 import { lib } from './sodium.js';
@@ -253,9 +258,7 @@ export function parseAllowedPrefix(text: string): AllowedPrefix | null {
   if (address === null) return null;
   const prefixLength = len === undefined ? 128 : /^\d{1,3}$/.test(len) ? Number(len) : -1;
   if (prefixLength < 0 || prefixLength > 128) return null;
-  for (let bit = prefixLength; bit < 128; bit++) {
-    if ((address[bit >> 3]! & (0x80 >> (bit & 7))) !== 0) return null;
-  }
+  if (!bytesEqual(maskPrefix(address, prefixLength), address)) return null;
   return { address, prefixLength };
 }
 

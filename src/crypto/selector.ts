@@ -4,10 +4,9 @@
  * certificate allows, or the packet is dropped and counted by the caller. No allocation: the
  * source is compared in place against each allowed prefix.
  */
+import { prefixMatches } from '../wire/address.js';
 import { IPV6_HEADER_LEN, IPV6_SRC_OFF } from '../wire/ipv6.js';
 import type { MemberCertificate } from './certificate.js';
-
-/** IPv6 header length and the source address offset within it (RFC 8200 §3). */
 
 /** True iff `packet[offset..]` is an IPv6 packet whose source lies in one of `cert`'s prefixes.
  *  `length` bounds the packet (defaults to the rest of the buffer). */
@@ -26,15 +25,6 @@ export function sourceAllowed(
     if (prefixMatches(p.address, p.prefixLength, packet, src)) return true;
   }
   return false;
-}
-
-function prefixMatches(prefix: Uint8Array, bits: number, buf: Uint8Array, off: number): boolean {
-  const whole = bits >> 3;
-  for (let i = 0; i < whole; i++) if (prefix[i] !== buf[off + i]) return false;
-  const rem = bits & 7;
-  if (rem === 0) return true;
-  const mask = (0xff << (8 - rem)) & 0xff;
-  return (prefix[whole]! & mask) === (buf[off + whole]! & mask);
 }
 
 /** True iff one of `cert`'s allowed prefixes holds the 16-byte IPv6 `address`. */

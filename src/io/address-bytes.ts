@@ -1,9 +1,11 @@
 /**
- * Address text <-> the addon's 16-byte address slots (IPv4 in the first 4 bytes of a slot).
- * io/ may not import wire/ (STYLE.md §4), so the data path keeps this small copy; output is
- * RFC 5952 text for IPv6 and a dotted quad for IPv4.
+ * Address text <-> the addon's 16-byte address slots (IPv4 in the first 4 bytes of a slot),
+ * through wire/address.ts's codec: output is RFC 5952 text for IPv6 and a dotted quad for IPv4.
+ * Text is checked with node:net first, so a wrong family or a bad address is a TypeError (what
+ * socket calls throw), and an IPv6 zone (`%3`) is accepted and left out of the slot.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../wire/address.js';
 import type { AddressFamily } from './types.js';
 
 /** Bytes per address slot in every batch array. */
@@ -19,37 +21,12 @@ export function writeAddress(
   out.fill(0, offset, offset + ADDR_SLOT_LEN);
   if (family === 4) {
     if (!isIPv4(text)) throw new TypeError(`not an IPv4 address: "${text}"`);
-    const parts = text.split('.');
-    for (let i = 0; i < 4; i++) out[offset + i] = Number(parts[i]);
+    out.set(parseIpv4(text), offset);
     return;
   }
   if (!isIPv6(text)) throw new TypeError(`not an IPv6 address: "${text}"`);
-  let body = text;
-  const pct = body.indexOf('%');
-  if (pct >= 0) body = body.slice(0, pct);
-  const groups: number[] = [];
-  // A trailing dotted quad (e.g. ::ffff:192.0.2.1) becomes two groups.
-  const lastColon = body.lastIndexOf(':');
-  const tail = body.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const q = tail.split('.').map(Number);
-    body = `${body.slice(0, lastColon + 1)}${(((q[0] ?? 0) << 8) | (q[1] ?? 0)).toString(16)}:${(((q[2] ?? 0) << 8) | (q[3] ?? 0)).toString(16)}`;
-  }
-  const dbl = body.indexOf('::');
-  const parse = (s: string): number[] =>
-    s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16));
-  if (dbl >= 0) {
-    const head = parse(body.slice(0, dbl));
-    const rest = parse(body.slice(dbl + 2));
-    groups.push(...head, ...new Array<number>(8 - head.length - rest.length).fill(0), ...rest);
-  } else {
-    groups.push(...parse(body));
-  }
-  for (let i = 0; i < 8; i++) {
-    const g = groups[i] ?? 0;
-    out[offset + 2 * i] = g >> 8;
-    out[offset + 2 * i + 1] = g & 0xff;
-  }
+  const pct = text.indexOf('%');
+  out.set(parseIpv6(pct >= 0 ? text.slice(0, pct) : text), offset);
 }
 
 /** Parses `text` into a fresh 16-byte slot. */
@@ -61,35 +38,7 @@ export function addressBytes(family: AddressFamily, text: string): Uint8Array {
 
 /** Formats the slot at `offset` as text. */
 export function readAddress(family: AddressFamily, bytes: Uint8Array, offset: number): string {
-  if (family === 4) {
-    return `${bytes[offset] ?? 0}.${bytes[offset + 1] ?? 0}.${bytes[offset + 2] ?? 0}.${bytes[offset + 3] ?? 0}`;
-  }
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++)
-    g.push(((bytes[offset + 2 * i] ?? 0) << 8) | (bytes[offset + 2 * i + 1] ?? 0));
-  // IPv4-mapped (::ffff:0:0/96) prints with a dotted quad tail (RFC 5952 §5).
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${readAddress(4, bytes, offset + 12)}`;
-  }
-  // Longest run of >= 2 zero groups, first on a tie (RFC 5952 §4.2).
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]): string => a.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
+  return family === 4 ? formatIpv4(bytes, offset) : formatIpv6(bytes, offset);
 }
 
 /** True when the slot at `offset` is all zero (the "unspecified / kernel's choice" marker). */

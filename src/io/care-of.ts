@@ -33,6 +33,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
+import { prefixMatches } from '../wire/address.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { addressBytes } from './address-bytes.js';
 import { interfaceIndex, ip } from './iproute.js';
@@ -92,11 +93,7 @@ function inPrefix(address: string, prefix: Uint8Array, length: number): boolean 
   } catch {
     return false;
   }
-  for (let bit = 0; bit < length; bit += 8) {
-    const mask = length - bit >= 8 ? 0xff : (0xff << (8 - (length - bit))) & 0xff;
-    if ((bytes[bit >> 3]! & mask) !== (prefix[bit >> 3]! & mask)) return false;
-  }
-  return true;
+  return prefixMatches(prefix, length, bytes, 0);
 }
 
 /** The interface's index (its link-local address's scope, else sysfs); 0 when unknown. */

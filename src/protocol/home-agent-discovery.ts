@@ -57,10 +57,9 @@ export function homeAgentAnycast(prefix: string, length: number): string {
 const MPA_HEADER_LEN = 8; // RFC 6275 §6.8
 /** Prefix Information option length (RFC 4861 §4.6.2). */
 const PREFIX_INFORMATION_LEN = 32;
-/** First retransmission timeout of an unsolicited MPA (RFC 6275 §12: 3 s), doubling. */
-export const PREFIX_ADV_TIMEOUT_MS = 3000;
-/** Retransmissions of an unsolicited MPA at most (RFC 6275 §12). */
-export const PREFIX_ADV_RETRIES = 3;
+/** Unsolicited MPA retransmission (RFC 6275 §12), defined in constants.ts; re-exported for
+ *  the home agent, which imports them from here. */
+export { PREFIX_ADV_RETRIES, PREFIX_ADV_TIMEOUT_MS } from './constants.js';
 /** Default lifetime of a home agent entry (s): AdvDefaultLifetime = 3 x MaxRtrAdvInterval
  * (RFC 4861 §6.2.1: 1800 s), what the HA Information option defaults to (RFC 6275 §7.4). */
 export const DEFAULT_HA_LIFETIME_S = 1800;

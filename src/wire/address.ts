@@ -175,15 +175,41 @@ export function parsePrefix(text: string): Prefix {
   return { address, length };
 }
 
+/**
+ * True when the first `length` bits of `bytes` at `offset` are those of `prefix`: the prefix
+ * match every layer uses (no allocation, for the data path). False when `bytes` ends before the
+ * prefix's last bit.
+ */
+export function prefixMatches(
+  prefix: Uint8Array,
+  length: number,
+  bytes: Uint8Array,
+  offset = 0,
+): boolean {
+  const whole = length >> 3;
+  const rem = length & 7;
+  if (offset < 0 || offset + whole + (rem === 0 ? 0 : 1) > bytes.length) return false;
+  for (let i = 0; i < whole; i++) if (prefix[i] !== bytes[offset + i]) return false;
+  if (rem === 0) return true;
+  const mask = (0xff << (8 - rem)) & 0xff;
+  return (((prefix[whole] ?? 0) ^ (bytes[offset + whole] ?? 0)) & mask) === 0;
+}
+
 /** True when `addressBytes` (same family as the prefix) lies inside `prefix`. */
 export function prefixContains(prefix: Prefix, addressBytes: Uint8Array, offset = 0): boolean {
   if (offset + prefix.address.length > addressBytes.length) return false;
-  let bits = prefix.length;
-  for (let i = 0; bits > 0; i++, bits -= 8) {
+  return prefixMatches(prefix.address, prefix.length, addressBytes, offset);
+}
+
+/** A copy of `address` with every bit after the first `length` cleared (the network part). */
+export function maskPrefix(address: Uint8Array, length: number): Uint8Array {
+  const out = new Uint8Array(address.length);
+  let bits = length;
+  for (let i = 0; i < address.length && bits > 0; i++, bits -= 8) {
     const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    if ((((prefix.address[i] ?? 0) ^ (addressBytes[offset + i] ?? 0)) & mask) !== 0) return false;
+    out[i] = (address[i] ?? 0) & mask;
   }
-  return true;
+  return out;
 }
 
 /** Compares two 16-byte addresses in place (no allocation; data path). */

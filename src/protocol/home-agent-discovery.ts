@@ -30,6 +30,7 @@
 import { IPV6_HEADER_LEN, IPV6_MIN_MTU } from '../wire/ipv6.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../wire/address.js';
 import type { Icmpv6Message, NdOption } from '../wire/icmpv6.js';
+import { systemRandom, type RandomSource } from '../util/random-source.js';
 
 /** Subnet-router anycast ID of Mobile IPv6 Home Agents (RFC 2526 §3: 126 = 0x7E). */
 export const HA_ANYCAST_ID = 0x7e;
@@ -126,7 +127,7 @@ export interface DiscoveryConfig {
  */
 export function orderHomeAgents(
   agents: readonly HomeAgentInfo[],
-  random: () => number = Math.random,
+  random: RandomSource = systemRandom,
 ): HomeAgentInfo[] {
   const live = agents.filter((a) => a.lifetime > 0);
   // Fisher-Yates first, then a stable sort by preference: ties keep the shuffled order.
@@ -197,7 +198,7 @@ export function decodeHomeAgentLocator(o: NdOption): HomeAgentInfo | null {
 export function answerDiscovery(
   msg: Icmpv6Message,
   cfg: DiscoveryConfig,
-  random: () => number = Math.random,
+  random: RandomSource = systemRandom,
 ): Icmpv6Message | null {
   if (msg.kind === 'haadRequest') {
     return {

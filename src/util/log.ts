@@ -5,6 +5,7 @@
  * It writes to any `{ write(string) }` sink given at construction and reads time from an
  * injectable clock, so tests see exact lines. No node:* imports (util is below everything).
  */
+import { systemWallClock } from './wall-clock.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -75,7 +76,7 @@ export class Logger {
   constructor(opts: LoggerOptions) {
     this.sink = opts.sink;
     this.format = opts.format ?? 'text';
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? systemWallClock;
     this.fields = opts.fields ?? {};
     this.minRank = RANK[opts.level ?? 'info'];
   }

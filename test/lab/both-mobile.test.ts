@@ -12,16 +12,9 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
-import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import {
-  cnToml,
-  correspondentSection,
-  Daemon,
-  haToml,
-  Provisioned,
-  startDaemon,
-  type LogLine,
-} from './mip6-lab.js';
+import { waitFor } from '../helpers/wait.js';
+import { LAB_ADDR, labUnavailableReason } from './lab.js';
+import { cnToml, correspondentSection, Daemon, LabSession, type LogLine } from './mip6-lab.js';
 import {
   netnsSpawn,
   spawnTrafficClient,
@@ -63,14 +56,20 @@ async function progress(
   timeoutMs: number,
 ): Promise<boolean> {
   const [c0, s0] = await Promise.all([client.report(), server.report()]);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const [c, s] = await Promise.all([client.report(), server.report()]);
-    if (c.bytesReceived >= c0.bytesReceived + bytes && s.bytesReceived >= s0.bytesReceived + bytes)
-      return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
+  return waitFor(
+    `${bytes} more bytes each way`,
+    async () => {
+      const [c, s] = await Promise.all([client.report(), server.report()]);
+      return (
+        c.bytesReceived >= c0.bytesReceived + bytes && s.bytesReceived >= s0.bytesReceived + bytes
+      );
+    },
+    timeoutMs,
+    50,
+  ).then(
+    () => true,
+    () => false,
+  );
 }
 
 interface Window {
@@ -132,29 +131,18 @@ void t.test(
   'both mobile: two roaming members keep a TCP session direct',
   { skip, timeout: 120_000 },
   async (t) => {
-    const prov = await Provisioned.create();
-    const lab: Lab = await createLab({ network: 'lte' }).catch((err: unknown) => {
-      prov.remove();
-      throw err;
-    });
-    const daemons: Daemon[] = [];
+    const session = await LabSession.open(t, 'both-mobile');
+    const { lab, prov } = session;
     const traffic: TrafficProcess[] = [];
-    t.teardown(async () => {
+    t.teardown(() => {
       for (const p of traffic) p.kill();
-      for (const d of daemons.reverse()) await d.stop().catch(() => undefined);
-      await lab.destroy();
-      prov.remove();
     });
-    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
     const laptopFiles = await prov.member('laptop', 'cn', [LAPTOP_HOA]);
     const peerFiles = await prov.member('peer', 'cn', [PEER_HOA]);
-    const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
-    daemons.push(ha);
-    await ha.waitLog((l) => l.event === 'started');
+    const { files: haFiles, daemon: ha } = await session.homeAgent();
     // Each starts from the other's configured underlay addresses; after that each follows the
     // locator the other proved with RR + BU.
-    const peer = startDaemon(
-      lab,
+    const peer = session.start(
       'cn',
       'cn',
       cnToml(prov, peerFiles, haFiles, {
@@ -168,10 +156,8 @@ void t.test(
       }),
       join(prov.dir, 'peer.sock'),
     );
-    daemons.push(peer);
     await peer.waitLog((l) => l.event === 'registered');
-    const laptop = startDaemon(
-      lab,
+    const laptop = session.start(
       'mn',
       'cn',
       cnToml(prov, laptopFiles, haFiles, {
@@ -182,7 +168,6 @@ void t.test(
       }),
       join(prov.dir, 'laptop.sock'),
     );
-    daemons.push(laptop);
     await laptop.waitLog((l) => l.event === 'route-optimized', 20_000);
     await peer.waitLog((l) => l.event === 'route-optimized', 20_000);
 

@@ -16,12 +16,13 @@
  * Every figure is printed as a tap comment (SECURITY.md quotes them).
  */
 import t from 'tap';
-import { existsSync, appendFileSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HaStatus } from '../../src/io/control-protocol.js';
-import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import { Daemon, haToml, mnToml, Provisioned, startDaemon, type MemberFiles } from './mip6-lab.js';
+import { waitFor } from '../helpers/wait.js';
+import { LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
+import { Daemon, LabSession } from './mip6-lab.js';
 import { netnsSpawn, startTrafficPair } from './traffic-client.js';
 
 const HOA = LAB_ADDR.mn.homeAddress;
@@ -32,19 +33,6 @@ const FLOOD_RATE = Number(process.env['MIP6_FLOOD_RATE'] ?? 25_000);
 const TUN_JUNK_COUNT = Number(process.env['MIP6_TUN_JUNK_COUNT'] ?? 20_000);
 const FLOOD = fileURLToPath(new URL('./fixtures/udp-flood.ts', import.meta.url));
 const TUN_JUNK = fileURLToPath(new URL('./fixtures/tun-junk.py', import.meta.url));
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await check().catch(() => false)) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Runs a lab child to completion (bounded) and returns its last stdout line as JSON. */
 function runChild(lab: Lab, node: 'cn' | 'ha', cmd: string, args: string[], timeoutMs: number) {
@@ -101,23 +89,17 @@ void t.test(
   'home agent daemon under hostile input and faults',
   { skip, timeout: 600_000 },
   async (t) => {
-    const lab = await createLab({ network: 'lte' });
-    t.teardown(() => lab.destroy());
-    const prov = await Provisioned.create();
-    t.teardown(() => prov.remove());
-    const haFiles: MemberFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
-    const mnFiles = await prov.member('laptop', 'mn', [HOA]);
-    const haConfig = haToml(prov, haFiles, 'max_lifetime = 600');
-    const mnConfig = mnToml(prov, 'laptop', mnFiles, haFiles);
-    appendFileSync(
-      mnConfig,
-      '\n[movement]\nprobe_interval = 1\nprobe_timeout = 0.5\nprobe_attempts = 2\n',
-    );
-    const haSock = join(prov.dir, 'ha.sock');
-    let ha: Daemon = startDaemon(lab, 'ha', 'ha', haConfig, haSock);
-    await ha.waitLog((l) => l.event === 'started', 20_000);
-    let mn: Daemon = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
-    await mn.waitLog((l) => l.event === 'registered', 20_000);
+    const session = await LabSession.open(t, 'hardening', { timeoutMs: 20_000 });
+    const { lab, prov } = session;
+    const haStarted = await session.homeAgent({ extra: 'max_lifetime = 600' });
+    const { files: haFiles, config: haConfig } = haStarted;
+    let ha: Daemon = haStarted.daemon;
+    const mnStarted = await session.mobileNode({
+      extra: '[movement]\nprobe_interval = 1\nprobe_timeout = 0.5\nprobe_attempts = 2\n',
+    });
+    const mnConfig = mnStarted.config;
+    let mn: Daemon = mnStarted.daemon;
+    const haSock = ha.socket;
 
     await t.test(
       `${FLOOD_COUNT} hostile datagrams and ${TUN_JUNK_COUNT} TUN packets`,
@@ -195,7 +177,7 @@ void t.test(
           async () => shed((await ha.status<HaStatus>()).drops) > before + 1000,
           20_000,
         );
-        mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
+        mn = session.start('mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
         await mn.waitLog((l) => l.event === 'started', 20_000);
         const started = Date.now();
         await mn.waitLog((l) => l.event === 'registered', 10_000);
@@ -217,12 +199,12 @@ void t.test(
 
     await t.test('kill -9 of the MN, then a new MN process: registered again', async (t) => {
       mn.child.kill('SIGKILL');
-      await waitFor('MN exit', () => Promise.resolve(mn.exited !== undefined), 10_000);
+      await waitFor('MN exit', () => mn.exited !== undefined, 10_000);
       t.ok(
         (await ha.status<HaStatus>()).bindings.some((b) => b.homeAddress === HOA),
         'the HA keeps the crashed MN binding until its lifetime ends',
       );
-      mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
+      mn = session.start('mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
       await mn.waitLog((l) => l.event === 'started', 20_000);
       const started = Date.now();
       await mn.waitLog((l) => l.event === 'registered', 15_000);
@@ -391,8 +373,8 @@ void t.test(
         });
         const from = mn.lines.length;
         ha.child.kill('SIGKILL');
-        await waitFor('HA exit', () => Promise.resolve(ha.exited !== undefined), 10_000);
-        ha = startDaemon(lab, 'ha', 'ha', haConfig, haSock);
+        await waitFor('HA exit', () => ha.exited !== undefined, 10_000);
+        ha = session.start('ha', 'ha', haConfig, haSock);
         await ha.waitLog((l) => l.event === 'started', 20_000);
         const restarted = Date.now();
         let took = -1;

@@ -12,8 +12,17 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { HaStatus } from '../../src/io/control-protocol.js';
-import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import { Daemon, haToml, mnToml, Provisioned, startDaemon, type MemberFiles } from './mip6-lab.js';
+import { waitFor } from '../helpers/wait.js';
+import { LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
+import {
+  Daemon,
+  LabSession,
+  mnToml,
+  Provisioned,
+  startDaemon,
+  type MemberFiles,
+  type Teardown,
+} from './mip6-lab.js';
 import {
   netnsSpawn,
   spawnTrafficClient,
@@ -32,55 +41,21 @@ interface Setup {
   haFiles: MemberFiles;
   ha: Daemon;
   mn: Daemon;
-  mnConfig: string;
   pcap: string;
 }
 
-/** Builds the lab and starts both daemons; `cleanup` is registered before anything can fail. */
-async function setup(register: (cleanup: () => Promise<void>) => void): Promise<Setup> {
-  const prov = await Provisioned.create();
-  const lab = await createLab({ network: 'lte' }).catch((err: unknown) => {
-    prov.remove(); // createLab removes what it built itself
-    throw err;
-  });
-  register(async () => {
-    await lab.destroy();
-    prov.remove();
-  });
-  const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
-  const mnFiles = await prov.member('laptop', 'mn', [HOA]);
-  const pcap = join(prov.dir, 'ha.pcap');
-  const ha = startDaemon(
-    lab,
-    'ha',
-    'ha',
-    haToml(prov, haFiles, 'max_lifetime = 600'),
-    join(prov.dir, 'ha.sock'),
-    ['--pcap', pcap],
-  );
-  await ha.waitLog((l) => l.event === 'started');
-  const mnConfig = mnToml(prov, 'laptop', mnFiles, haFiles);
-  const mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
-  await mn.waitLog((l) => l.event === 'registered');
-  return { lab, prov, haFiles, ha, mn, mnConfig, pcap };
+/** The lab, the HA (capturing to `pcap`) and the registered MN. */
+async function setup(t: Teardown): Promise<Setup> {
+  const s = await LabSession.open(t, 'home-agent');
+  const pcap = join(s.prov.dir, 'ha.pcap');
+  const ha = await s.homeAgent({ extra: 'max_lifetime = 600', args: ['--pcap', pcap] });
+  const mn = await s.mobileNode();
+  return { lab: s.lab, prov: s.prov, haFiles: ha.files, ha: ha.daemon, mn: mn.daemon, pcap };
 }
 
 async function haLocator(s: Setup, hoa: string = HOA): Promise<string | undefined> {
   const st = await s.ha.status<HaStatus>();
   return st.bindings.find((b) => b.homeAddress === hoa)?.locator;
-}
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Resolves once `p` has received another 20 kB (data flows again), bounded. */
@@ -93,7 +68,7 @@ void t.test(
   'home agent and mobile node in the netns lab',
   { skip, timeout: 480_000 },
   async (t) => {
-    const s = await setup((cleanup) => t.teardown(cleanup));
+    const s = await setup(t);
 
     await t.test('ping6 both ways between the home-link server and the home address', async (t) => {
       const a = await s.lab.exec('server', 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', HOA]);

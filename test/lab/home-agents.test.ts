@@ -15,8 +15,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { formatStatus } from '../../src/cli/status.js';
-import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import { Daemon, haToml, Provisioned, startDaemon } from './mip6-lab.js';
+import { settled, waitFor } from '../helpers/wait.js';
+import { LAB_ADDR, labUnavailableReason } from './lab.js';
+import { haToml, LabSession } from './mip6-lab.js';
 
 const HOA = LAB_ADDR.mn.homeAddress;
 const HA2_HOME = '2001:db8:100::2';
@@ -24,20 +25,6 @@ const HA2_PORT = 4192;
 const NEW_PREFIX = '2001:db8:200::/64';
 const skip: string | false =
   labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
-
-async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs: number,
-): Promise<{ value: T; ms: number }> {
-  const start = Date.now();
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined && v !== false) return { value: v, ms: Date.now() - start };
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Transmitted / received counts from ping's summary line. */
 function pingCounts(out: string): { sent: number; received: number } {
@@ -49,22 +36,9 @@ void t.test(
   'home agents list, SIGHUP prefix change, failover',
   { skip, timeout: 110_000 },
   async (t) => {
-    const lab: Lab = await createLab({ network: 'lte' });
-    const prov = await Provisioned.create();
-    const daemons: Daemon[] = [];
-    t.teardown(async () => {
-      const dir = process.env['MIP6_LAB_LOGS'];
-      if (dir !== undefined) {
-        for (const [i, d] of daemons.entries())
-          writeFileSync(join(dir, `home-agents-${i}.log`), d.stderrText.join('\n'));
-      }
-      await lab.destroy();
-      prov.remove();
-    });
-    const ha1Files = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
+    const session = await LabSession.open(t, 'home-agents');
+    const { lab, prov } = session;
     const ha2Files = await prov.member('ha2', 'ha', [LAB_ADDR.ha.homePrefix]);
-    const mnFiles = await prov.member('roamer', 'mn', [HOA]);
-
     const peers = `preference = 10
 [[home.agents]]
 home_address = "${HA2_HOME}"
@@ -74,7 +48,6 @@ preference = 5
 lifetime = 900
 public_key = "${ha2Files.pub}"
 `;
-    const ha1Config = haToml(prov, ha1Files, peers);
     const ha2Config = prov.write(
       'ha2.toml',
       `control_socket = "${join(prov.dir, 'ha2.sock')}"
@@ -92,57 +65,55 @@ address = "${HA2_HOME}"
 preference = 5
 `,
     );
-    const mnConfig = prov.write(
-      'roamer.toml',
-      `control_socket = "${join(prov.dir, 'roamer.sock')}"
-[identity]
-private_key = "${mnFiles.key}"
-certificate = "${mnFiles.cert}"
-authority = "${prov.authorityPub}"
-[tun]
-name = "mip6mn"
-[home]
-address = "${HOA}"
-agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
-agent_address = "${LAB_ADDR.ha.home}"
-agent_public_key = "${ha1Files.pub}"
-lifetime = 60
-[underlay]
-prefer = "ipv4"
-[movement]
-probe_interval = 1
-probe_timeout = 0.5
-probe_attempts = 3
-`,
-    );
-    const ha1 = startDaemon(lab, 'ha', 'ha', ha1Config, join(prov.dir, 'ha.sock'));
-    const ha2 = startDaemon(lab, 'cn', 'ha', ha2Config, join(prov.dir, 'ha2.sock'));
-    daemons.push(ha1, ha2);
-    await Promise.all([ha1, ha2].map((d) => d.waitLog((l) => l.event === 'started')));
-    const mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'roamer.sock'));
-    daemons.push(mn);
-    await mn.waitLog((l) => l.event === 'registered');
+    const ha2 = session.start('cn', 'ha', ha2Config, join(prov.dir, 'ha2.sock'));
+    const {
+      files: ha1Files,
+      config: ha1Config,
+      daemon: ha1,
+    } = await session.homeAgent({
+      extra: peers,
+    });
+    await ha2.waitLog((l) => l.event === 'started');
+    const mn = (
+      await session.mobileNode({
+        name: 'roamer',
+        lifetime: 60,
+        extra: '[movement]\nprobe_interval = 1\nprobe_timeout = 0.5\nprobe_attempts = 3\n',
+      })
+    ).daemon;
 
     await t.test('status shows the home agents learned by DHAAD / MPA', async (t) => {
-      const { value: st, ms } = await waitFor(
-        'two home agents in the MN status',
-        async () => {
-          const s = await mn.status<MemberStatus>();
-          return (s.homeAgents ?? []).filter((a) => a.dhaad).length === 2 ? s : undefined;
-        },
-        10_000,
-      );
-      t.ok(ms >= 0, `listed ${ms} ms after registration`);
-      t.same(
-        st.homeAgents?.map((a) => [a.address, a.current, a.dhaad, a.usable, a.preference, a.port]),
-        [
+      // DHAAD lists both agents before the MPA has filled in HA2's preference, port and
+      // underlay addresses: wait for the whole state asserted here, not for the two names.
+      let st: MemberStatus | undefined;
+      const shown = async () => {
+        st = await mn.status<MemberStatus>();
+        const agents = st.homeAgents ?? [];
+        return {
+          agents: agents.map((a) => [
+            a.address,
+            a.current,
+            a.dhaad,
+            a.usable,
+            a.preference,
+            a.port,
+          ]),
+          ha2Underlay: agents[1]?.underlay,
+        };
+      };
+      const want = {
+        agents: [
           [LAB_ADDR.ha.home, true, true, true, 10, undefined],
           [HA2_HOME, false, true, true, 5, HA2_PORT],
         ],
-        'DHAAD order by preference; HA2 reachable for failover',
-      );
-      t.equal(st.homeAgents?.[1]?.underlay, `${LAB_ADDR.cn.v4} ${LAB_ADDR.cn.v6}`);
-      const text = formatStatus(st);
+        ha2Underlay: `${LAB_ADDR.cn.v4} ${LAB_ADDR.cn.v6}`,
+      };
+      const since = Date.now();
+      const got = await settled(shown, want);
+      t.comment(`status settled ${Date.now() - since} ms after registration`);
+      t.same(got?.agents, want.agents, 'DHAAD order by preference; HA2 reachable for failover');
+      t.equal(got?.ha2Underlay, want.ha2Underlay, 'HA2 underlay addresses from the MPA');
+      const text = st === undefined ? '' : formatStatus(st);
       t.match(text, /home agents \(2; DHAAD order\)/, '`mip6 status` prints the list');
       t.match(text, new RegExp(`${HA2_HOME.replace(/:/g, ':')}\\s+-\\s+yes\\s+5`));
     });
@@ -173,28 +144,26 @@ probe_attempts = 3
         'the HA status shows what it advertises now',
       );
       t.match(formatStatus(haSt), /advertised prefixes: .*2001:db8:200::\/64 \(valid 1h/);
-      const { ms } = await waitFor(
-        'the new prefix in the MN status',
-        async () => {
-          const s = await mn.status<MemberStatus>();
-          return s.homePrefixes?.some((p) => p.prefix === NEW_PREFIX) === true ? true : undefined;
-        },
-        10_000,
-      );
-      t.ok(
-        true,
-        `MN status shows ${NEW_PREFIX} ${Date.now() - sent} ms after SIGHUP (${ms} ms polling)`,
-      );
-      const st = await mn.status<MemberStatus>();
+      // Wait for the whole list asserted (with the lifetimes the MPA carries), not for the name.
+      const prefixes = async () =>
+        (await mn.status<MemberStatus>()).homePrefixes?.map((p) => [
+          p.prefix,
+          p.validLifetime,
+          p.preferredLifetime,
+        ]);
+      const want = [
+        [LAB_ADDR.ha.homePrefix, 0xffffffff, 0xffffffff],
+        [NEW_PREFIX, 3600, 1800],
+      ];
       t.same(
-        st.homePrefixes?.map((p) => [p.prefix, p.validLifetime, p.preferredLifetime]),
-        [
-          [LAB_ADDR.ha.homePrefix, 0xffffffff, 0xffffffff],
-          [NEW_PREFIX, 3600, 1800],
-        ],
+        await settled(prefixes, want),
+        want,
+        `the MN status shows ${NEW_PREFIX} (${Date.now() - sent} ms after SIGHUP)`,
       );
-      await ha1.waitLog((l) => l.event === 'mobile-prefix-acknowledged', 10_000, from);
-      t.pass('the MN acknowledged the MPA with a BU');
+      await t.resolves(
+        ha1.waitLog((l) => l.event === 'mobile-prefix-acknowledged', 10_000, from),
+        'the MN acknowledged the MPA with a BU',
+      );
       const r = pingCounts((await ping).stdout);
       t.equal(r.sent, 40);
       t.ok(r.received >= r.sent - 1, `ping through the tunnel: ${r.received}/${r.sent} answered`);
@@ -222,20 +191,15 @@ probe_attempts = 3
       );
       const stopped = Date.now();
       await ha1.stop();
-      const { ms } = await waitFor(
+      await waitFor(
         'registered at HA2',
         async () => {
           const s = await mn.status<MemberStatus>();
-          return s.state === 'registered' && s.homeAgent === `${LAB_ADDR.cn.v4}:${HA2_PORT}`
-            ? true
-            : undefined;
+          return s.state === 'registered' && s.homeAgent === `${LAB_ADDR.cn.v4}:${HA2_PORT}`;
         },
         30_000,
       );
-      t.ok(
-        true,
-        `registered at HA2 ${Date.now() - stopped} ms after HA1 stopped (${ms} ms polling)`,
-      );
+      t.comment(`registered at HA2 ${Date.now() - stopped} ms after HA1 stopped`);
       const sw = await mn.waitLog((l) => l.event === 'home-agent-switch', 1000);
       t.equal(sw['to'], HA2_HOME);
       const ha2st = await ha2.status<HaStatus>();

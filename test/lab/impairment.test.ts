@@ -15,10 +15,10 @@
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
-import { createLab, LAB_ADDR, labUnavailableReason, waitUntil } from './lab.js';
-import { Daemon, haToml, mnToml, Provisioned, startDaemon } from './mip6-lab.js';
+import { waitFor } from '../helpers/wait.js';
+import { LAB_ADDR, labUnavailableReason } from './lab.js';
+import { Daemon, LabSession } from './mip6-lab.js';
 import { startImpairment, type ImpairmentRule } from './impairment.js';
 import { netnsSpawn, startTrafficPair } from './traffic-client.js';
 
@@ -44,29 +44,15 @@ void t.test(
   { skip, timeout: 150_000 },
   async (t) => {
     const started = Date.now();
-    const prov = await Provisioned.create();
-    t.teardown(() => prov.remove());
-    const lab = await createLab({ network: 'lte' });
-    t.teardown(() => lab.destroy());
+    const session = await LabSession.open(t, 'impairment');
+    const { lab } = session;
     const imp = await startImpairment(lab, {
       seed: 9,
       rules: [impaired('to-mn', { dst: LTE_NET }), impaired('from-mn', { src: LTE_NET })],
     });
     t.teardown(() => imp.stop());
-    const daemons: Daemon[] = [];
-    t.teardown(async () => {
-      for (const d of daemons.reverse()) await d.stop().catch(() => undefined);
-    });
-
-    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
-    const mnFiles = await prov.member('laptop', 'mn', [HOA]);
-    const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
-    daemons.push(ha);
-    await ha.waitLog((l) => l.event === 'started', 30_000);
-    const mnConfig = mnToml(prov, 'laptop', mnFiles, haFiles);
-    const mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
-    daemons.push(mn);
-    await mn.waitLog((l) => l.event === 'registered', 30_000);
+    const ha = (await session.homeAgent()).daemon;
+    const mn = (await session.mobileNode()).daemon;
 
     await t.test('a few MB each way, every byte verified, every impairment seen', async (t) => {
       const before = await imp.stats();
@@ -166,7 +152,7 @@ void t.test(
       });
       const before = (await imp.stats()).rules['hotel-v4']?.forwarded ?? 0;
       await lab.move('hotel');
-      await waitUntil(
+      await waitFor(
         'the binding behind the NAT',
         async () =>
           (await ha.status<HaStatus>()).bindings.some(

@@ -3,14 +3,8 @@
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import {
-  createLab,
-  LAB_ADDR,
-  labUnavailableReason,
-  waitForLine,
-  waitUntil,
-  type Lab,
-} from './lab.js';
+import { waitFor } from '../helpers/wait.js';
+import { createLab, LAB_ADDR, labUnavailableReason, waitForLine, type Lab } from './lab.js';
 
 const skip = labUnavailableReason();
 
@@ -189,8 +183,10 @@ for (const mode of ['uncaught', 'signal'] as const) {
       else t.equal(signal, 'SIGTERM', 'the signal still ends the process');
       t.same(namespacesWith(tag), [], 'namespaces removed');
       // The killed child is reparented and reaped by init: allow a bounded moment for that.
-      await waitUntil('the fixture child to die', async () => !alive(Number(pidText)), 5000);
-      t.notOk(alive(Number(pidText)), 'its processes killed');
+      await t.resolves(
+        waitFor('the fixture child to die', () => !alive(Number(pidText)), 5000),
+        'its processes killed',
+      );
     },
   );
 }

@@ -30,6 +30,7 @@ import {
   type SpawnOptions,
 } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { waitFor } from '../helpers/wait.js';
 
 export type LabNode = 'ha' | 'server' | 'router' | 'mn' | 'cn';
 export type AccessNetwork = 'lte' | 'hotel' | 'v6only' | 'home';
@@ -246,22 +247,6 @@ export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 5000): 
   });
 }
 
-/** Polls `check` until it returns true or `timeoutMs` passes (bounded; no fixed sleeps). */
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  intervalMs = 5,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline)
-      throw new Error(`lab: timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
 export class Lab {
   /** Unique tag in every namespace name: "m6" + pid (base 36) + 4 random hex digits. */
   readonly tag: string;
@@ -446,10 +431,11 @@ export class Lab {
     this.current = network;
     if (network === 'none') {
       await this.ipBatch('mn', lines);
-      await waitUntil(
+      await waitFor(
         'no route to the HA',
         async () => !(await this.routeVia(LAB_ADDR.ha.v4, undefined)),
         this.moveTimeoutMs,
+        5,
       );
       return;
     }
@@ -464,7 +450,7 @@ export class Lab {
       lines.push(`route replace ${dflt} via ${spec.gateway} dev ${network}`);
     }
     await this.ipBatch('mn', lines);
-    await waitUntil(`${network} usable`, () => this.usable(network, spec), this.moveTimeoutMs);
+    await waitFor(`${network} usable`, () => this.usable(network, spec), this.moveTimeoutMs, 5);
   }
 
   /**
@@ -489,7 +475,7 @@ export class Lab {
     }
     this.currentCn = network;
     await this.ipBatch('cn', lines);
-    await waitUntil(
+    await waitFor(
       `cn ${network} usable`,
       async () => {
         const r = await this.ip('cn', ['-j', 'addr', 'show', 'dev', network], { check: false });
@@ -505,6 +491,7 @@ export class Lab {
         return (JSON.parse(route.stdout || '[]') as { dev?: string }[])[0]?.dev === network;
       },
       this.moveTimeoutMs,
+      5,
     );
   }
 

@@ -11,20 +11,23 @@
  *   - the server on the home link reaches the MN's home address through the tunnel afterwards.
  * The HA's control socket has `control_group` set: it is root:<group> 0660, and a process of
  * another uid in that group gets `mip6 status`, one outside it is refused.
+ * Nothing here needs this checkout to be readable by other users: the daemons load all their
+ * code before they give up root, and the status client runs as one bundled file in a temp dir.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { chmodSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { build } from 'esbuild';
 import {
   capabilityMask,
   readCredentials,
   readThreadCredentials,
 } from '../../src/io/capabilities.js';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
-import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import { Daemon, haToml, mip6Command, mnToml, Provisioned, startDaemon } from './mip6-lab.js';
-import { REPO_ROOT } from '../helpers/netns.js';
+import { waitFor } from '../helpers/wait.js';
+import { LAB_ADDR, labUnavailableReason } from './lab.js';
+import { LabSession, MAIN } from './mip6-lab.js';
 
 const HOA = LAB_ADDR.mn.homeAddress;
 const NOBODY = 65534;
@@ -36,17 +39,35 @@ const OUTSIDER_UID = 63_000 + (process.pid % 1000);
 
 const skip: string | false = labUnavailableReason() ?? false;
 
-async function waitFor(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/**
+ * The `mip6` CLI as one file that any user can read, in `dir` (made 0755): the status client
+ * runs as other uids, which need not be able to read this checkout (a clone in a home directory
+ * is not readable by them). esbuild comes with tsx; the client needs no addon.
+ */
+async function readableCli(dir: string): Promise<string> {
+  mkdirSync(dir, { mode: 0o755 });
+  chmodSync(dir, 0o755);
+  const file = join(dir, 'mip6.mjs');
+  await build({
+    entryPoints: [MAIN],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: file,
+    // CommonJS dependencies (commander) call require() for Node built-ins.
+    banner: {
+      js: "import { createRequire as mip6Require } from 'node:module'; const require = mip6Require(import.meta.url);",
+    },
+    logLevel: 'error',
+  });
+  chmodSync(file, 0o644);
+  return file;
 }
 
-/** `mip6 status --json --socket PATH` as uid/gid (groups = [gid]), bounded. */
+/** `mip6 status --json --socket PATH` as uid/gid (groups = [gid]) with `cli`, bounded. */
 function statusAs(
+  cli: string,
   uid: number,
   gid: number,
   socket: string,
@@ -65,13 +86,13 @@ function statusAs(
         '--reset-env',
         '--',
         process.execPath,
-        ...mip6Command(),
+        cli,
         'status',
         '--json',
         '--socket',
         socket,
       ],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: dirname(cli), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
     let stderr = '';
@@ -111,43 +132,32 @@ void t.test(
   { skip, timeout: 150_000 },
   async (t) => {
     t.ok(idsUnused(), `test ids ${GROUP}/${MEMBER_UID}/${OUTSIDER_UID} are unused here`);
-    const lab: Lab = await createLab({ network: 'lte' });
-    const prov = await Provisioned.create();
-    const daemons: Daemon[] = [];
-    t.teardown(async () => {
-      for (const d of daemons) if (!d.exited) d.child.kill('SIGKILL');
-      await lab.destroy();
-      prov.remove();
-    });
+    const session = await LabSession.open(t, 'least-privilege');
+    const { lab, prov } = session;
     // Like /run: others may traverse the directory (but not list or read it); the keys inside
     // stay 0600 and the control socket's own directory gets the group.
     chmodSync(prov.dir, 0o711);
-    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
-    const mnFiles = await prov.member('laptop', 'mn', [HOA]);
+    const cli = await readableCli(join(prov.dir, 'cli'));
     const haSock = join(prov.dir, 'run', 'ha.sock');
-    const haCfg = prov.write(
-      'ha-lp.toml',
-      `control_group = "${GROUP}"\n` +
-        readFileSync(haToml(prov, haFiles), 'utf8').replace(
-          /^control_socket = .*$/m,
-          `control_socket = "${haSock}"`,
-        ),
-    );
-    const ha = startDaemon(lab, 'ha', 'ha', haCfg, haSock, ['--user', 'nobody']);
-    daemons.push(ha);
-    const haPriv = await ha.waitLog((l) => l.event === 'privileges', 30_000);
-    await ha.waitLog((l) => l.event === 'started');
+    const ha = (
+      await session.homeAgent({
+        edit: (toml) =>
+          `control_group = "${GROUP}"\n` +
+          toml.replace(/^control_socket = .*$/m, `control_socket = "${haSock}"`),
+        socket: haSock,
+        args: ['--user', 'nobody'],
+      })
+    ).daemon;
+    const haPriv = await ha.waitLog((l) => l.event === 'privileges');
     t.equal(haPriv['capabilities'], 'NET_ADMIN,NET_RAW', 'HA logs the capabilities it keeps');
 
-    const mnSock = join(prov.dir, 'laptop.sock');
-    const mn = startDaemon(lab, 'mn', 'mn', mnToml(prov, 'laptop', mnFiles, haFiles), mnSock, [
-      '--user',
-      'nobody',
-      '--log-level',
-      'debug',
-    ]);
-    daemons.push(mn);
-    await mn.waitLog((l) => l.event === 'registered', 30_000);
+    const mnStarted = await session.mobileNode({
+      args: ['--user', 'nobody', '--log-level', 'debug'],
+    });
+    const mn = mnStarted.daemon;
+    /** The HA's proxy ND entry for the HoA is installed. */
+    const proxied = async (): Promise<boolean> =>
+      (await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy'])).stdout.includes(HOA);
 
     await t.test('credentials in /proc: uid nobody, exactly the kept set', async (t) => {
       for (const [name, d] of [
@@ -197,13 +207,12 @@ void t.test(
     });
 
     await t.test('HA per-binding state installed by the unprivileged HA', async (t) => {
-      await waitFor('proxy ND entry', async () => {
-        const r = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
-        return r.stdout.includes(HOA);
-      });
+      await t.resolves(
+        waitFor('proxy ND entry', proxied),
+        'proxy ND entry for the HoA on the home link',
+      );
       const route = await lab.exec('ha', 'ip', ['-6', 'route', 'show', `${HOA}/128`]);
       t.match(route.stdout, /dev mip6ha/, 'host route for the HoA into the TUN');
-      t.pass('proxy ND entry for the HoA on the home link');
     });
 
     await t.test('control socket: root:group 0660, group members only', async (t) => {
@@ -214,7 +223,7 @@ void t.test(
       const dir = statSync(join(prov.dir, 'run'));
       t.equal(dir.mode & 0o777, 0o750, 'its directory 0750');
       t.equal(dir.gid, GROUP, 'directory group = control_group');
-      const member = await statusAs(MEMBER_UID, GROUP, haSock);
+      const member = await statusAs(cli, MEMBER_UID, GROUP, haSock);
       t.equal(member.code, 0, 'a member of the group runs mip6 status');
       t.equal(member.stderr, '', 'without any complaint');
       const st2 = JSON.parse(member.stdout) as HaStatus[] | HaStatus;
@@ -223,7 +232,7 @@ void t.test(
         ha0?.bindings.some((b) => b.homeAddress === HOA),
         'and sees the binding',
       );
-      const outsider = await statusAs(OUTSIDER_UID, OUTSIDER_UID, haSock);
+      const outsider = await statusAs(cli, OUTSIDER_UID, OUTSIDER_UID, haSock);
       t.equal(outsider.code, 1, 'another user cannot');
       t.equal(
         outsider.stderr,
@@ -242,23 +251,19 @@ void t.test(
       const addrs = await lab.exec('mn', 'ip', ['-6', '-o', 'addr', 'show']);
       t.match(addrs.stdout, new RegExp(`home\\s+inet6 ${HOA}/64`), 'HoA moved onto the home link');
       t.notMatch(addrs.stdout, new RegExp(`mip6mn\\s+inet6 ${HOA}/`), 'HoA off the TUN');
-      await waitFor('proxy ND withdrawn', async () => {
-        const r = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
-        return !r.stdout.includes(HOA);
-      });
-      t.pass('HA withdrew its proxy ND entry');
+      await t.resolves(
+        waitFor('proxy ND withdrawn', async () => !(await proxied())),
+        'HA withdrew its proxy ND entry',
+      );
 
       from = mn.lines.length;
       await lab.move('lte');
       await mn.waitLog((l) => l.event === 'registered', 10_000, from);
       const back = await lab.exec('mn', 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'mip6mn']);
       t.match(back.stdout, HOA, 'HoA back on the TUN');
-      await waitFor('proxy ND again', async () => {
-        const r = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
-        return r.stdout.includes(HOA);
-      });
+      await t.resolves(waitFor('proxy ND again', proxied), 'HA proxies for the HoA again');
       const st = await mn.status<MemberStatus>();
-      t.ok(st, 'MN control socket answers');
+      t.equal(st.state, 'registered', 'MN control socket answers: registered');
       const ping = await lab.exec(
         'server',
         'ping',

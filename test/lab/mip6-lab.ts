@@ -2,17 +2,26 @@
  * mip6 on top of the netns lab: provisions an overlay authority, keys and certificates with the
  * real `mip6` CLI commands, writes ha.toml / mn.toml, and runs the real daemons (from src/ via
  * tsx, so tests never run a stale build) inside the lab's namespaces. Used by the lab tests and
- * by `npm run demo`.
+ * by `npm run demo`. LabSession is the lab tests' one setup: the lab and the provisioned files
+ * with their cleanup, the home agent and the mobile node started and waited for.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildProgram } from '../../src/cli/program.js';
 import { controlRequest } from '../../src/io/control-socket.js';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
-import { LAB_ADDR, type Lab, type LabNode } from './lab.js';
+import { createLab, LAB_ADDR, type Lab, type LabNode, type LabOptions } from './lab.js';
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -342,4 +351,152 @@ export function startDaemon(
     ...extraArgs,
   ]);
   return new Daemon(child, socket);
+}
+
+/** What a lab test registers its cleanup with (tap's `t`). */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** A daemon LabSession started, with its member files and configuration file. */
+export interface StartedDaemon {
+  files: MemberFiles;
+  config: string;
+  daemon: Daemon;
+}
+
+export interface HomeAgentOptions {
+  /** Appended to ha.toml (haToml's `extra`). */
+  extra?: string;
+  /** Rewrites the text of ha.toml before the start (another control socket, a group). */
+  edit?: (toml: string) => string;
+  /** The control socket, when `edit` moves it (default <dir>/ha.sock). */
+  socket?: string;
+  /** More `mip6 ha` arguments. */
+  args?: string[];
+}
+
+export interface MobileNodeOptions {
+  /** The member's name: its certificate, <name>.toml and <name>.sock (default 'laptop'). */
+  name?: string;
+  homeAddress?: string;
+  lifetime?: number;
+  /** Appended to <name>.toml (a [movement] section, for instance). */
+  extra?: string;
+  /** The namespace it runs in (default 'mn'). */
+  node?: LabNode;
+  /** More `mip6 mn` arguments. */
+  args?: string[];
+}
+
+/**
+ * One lab test's world: a provisioned overlay (Provisioned) and a lab (createLab, the MN on
+ * "lte" unless told otherwise), removed in t.teardown, which is registered before anything else
+ * can fail; daemons still running then are stopped first, the last started first.
+ * homeAgent() and mobileNode() provision a member, write its configuration, start its daemon
+ * and wait until it has started / registered; start() runs any other daemon. Every daemon's
+ * log is kept in $MIP6_LAB_LOGS/<test>-<socket name>.log when that is set.
+ */
+export class LabSession {
+  readonly lab: Lab;
+  readonly prov: Provisioned;
+  /** Every daemon started, in order. */
+  readonly daemons: Daemon[] = [];
+  readonly #name: string;
+  readonly #timeoutMs: number;
+  #ha: StartedDaemon | undefined;
+
+  private constructor(lab: Lab, prov: Provisioned, name: string, timeoutMs: number) {
+    this.lab = lab;
+    this.prov = prov;
+    this.#name = name;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * `name` names the kept log files; `timeoutMs` bounds each wait for a daemon's start-up or
+   * registration (default 30 s).
+   */
+  static async open(
+    t: Teardown,
+    name: string,
+    o: LabOptions & { timeoutMs?: number } = {},
+  ): Promise<LabSession> {
+    const { timeoutMs = 30_000, ...labOptions } = o;
+    const prov = await Provisioned.create();
+    const lab = await createLab({ network: 'lte', ...labOptions }).catch((err: unknown) => {
+      prov.remove(); // createLab removes what it built itself
+      throw err;
+    });
+    const s = new LabSession(lab, prov, name, timeoutMs);
+    t.teardown(() => s.#close());
+    return s;
+  }
+
+  /** The home agent started by homeAgent(); throws before that. */
+  get ha(): StartedDaemon {
+    if (this.#ha === undefined) throw new Error('LabSession: homeAgent() has not run');
+    return this.#ha;
+  }
+
+  /** startDaemon in this lab; the daemon's log is kept with the others. */
+  start(
+    node: LabNode,
+    role: 'ha' | 'mn' | 'cn',
+    config: string,
+    socket: string,
+    args: string[] = [],
+  ): Daemon {
+    const d = startDaemon(this.lab, node, role, config, socket, args);
+    this.daemons.push(d);
+    return d;
+  }
+
+  /** The lab's home agent (member "ha", the home prefix) in the "ha" namespace, started. */
+  async homeAgent(o: HomeAgentOptions = {}): Promise<StartedDaemon> {
+    const files = await this.prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
+    let config = haToml(this.prov, files, o.extra);
+    if (o.edit !== undefined)
+      config = this.prov.write('ha.toml', o.edit(readFileSync(config, 'utf8')));
+    const socket = o.socket ?? join(this.prov.dir, 'ha.sock');
+    const daemon = this.start('ha', 'ha', config, socket, o.args);
+    await daemon.waitLog((l) => l.event === 'started', this.#timeoutMs);
+    this.#ha = { files, config, daemon };
+    return this.#ha;
+  }
+
+  /** A mobile node of the home agent (mnToml), registered. */
+  async mobileNode(o: MobileNodeOptions = {}): Promise<StartedDaemon> {
+    const name = o.name ?? 'laptop';
+    const homeAddress = o.homeAddress ?? LAB_ADDR.mn.homeAddress;
+    const files = await this.prov.member(name, 'mn', [homeAddress]);
+    const toml = { homeAddress, ...(o.lifetime !== undefined ? { lifetime: o.lifetime } : {}) };
+    const config = mnToml(this.prov, name, files, this.ha.files, toml);
+    if (o.extra !== undefined) writeFileSync(config, `${readFileSync(config, 'utf8')}\n${o.extra}`);
+    const socket = join(this.prov.dir, `${name}.sock`);
+    const daemon = this.start(o.node ?? 'mn', 'mn', config, socket, o.args);
+    await daemon.waitLog((l) => l.event === 'registered', this.#timeoutMs);
+    return { files, config, daemon };
+  }
+
+  async #close(): Promise<void> {
+    // The last started stops first (a mobile node before its home agent). A clean exit also
+    // lets a daemon write its coverage, which the lab's SIGKILL would lose.
+    for (const d of [...this.daemons].reverse()) {
+      if (d.exited === undefined) await d.stop(5000).catch(() => undefined);
+    }
+    const dir = process.env['MIP6_LAB_LOGS'];
+    if (dir !== undefined) {
+      const seen = new Map<string, number>();
+      for (const d of this.daemons) {
+        const label = basename(d.socket, '.sock');
+        const n = (seen.get(label) ?? 0) + 1;
+        seen.set(label, n);
+        const file = `${this.#name}-${label}${n > 1 ? `-${n}` : ''}.log`;
+        writeFileSync(join(dir, file), d.stderrText.join('\n'));
+      }
+    }
+    await this.lab.destroy();
+    this.prov.remove();
+  }
 }

@@ -12,8 +12,9 @@ import t from 'tap';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
-import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import { Daemon, haToml, Provisioned, startDaemon, type MemberFiles } from './mip6-lab.js';
+import { waitFor } from '../helpers/wait.js';
+import { LAB_ADDR, labUnavailableReason } from './lab.js';
+import { LabSession } from './mip6-lab.js';
 import {
   netnsSpawn,
   spawnTrafficClient,
@@ -26,88 +27,20 @@ const LIFETIME_S = 8;
 const skip: string | false =
   labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
 
-/** mn.toml with a short lifetime and fast reachability probing. */
-function mnConfig(p: Provisioned, mn: MemberFiles, ha: MemberFiles): string {
-  return p.write(
-    'roamer.toml',
-    `control_socket = "${join(p.dir, 'roamer.sock')}"
-
-[identity]
-private_key = "${mn.key}"
-certificate = "${mn.cert}"
-authority = "${p.authorityPub}"
-
-[tun]
-name = "mip6mn"
-
-[home]
-address = "${HOA}"
-prefix_length = 64
-agent = ["${LAB_ADDR.ha.v4}", "${LAB_ADDR.ha.v6}"]
-agent_address = "${LAB_ADDR.ha.home}"
-agent_public_key = "${ha.pub}"
-lifetime = ${LIFETIME_S}
-
-[underlay]
-prefer = "ipv4"
-
-[movement]
-probe_interval = 1
-probe_timeout = 0.5
-probe_attempts = 3
-`,
-  );
-}
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 void t.test('movement, NAT, home and sleep in the lab', { skip, timeout: 150_000 }, async (t) => {
-  const lab: Lab = await createLab({ network: 'lte' });
-  const prov = await Provisioned.create();
-  const logs: Daemon[] = [];
-  t.teardown(async () => {
-    // MIP6_LAB_LOGS=dir keeps both daemons' logs for a look after the run.
-    const dir = process.env['MIP6_LAB_LOGS'];
-    if (dir !== undefined) {
-      for (const [i, d] of logs.entries()) {
-        writeFileSync(join(dir, `movement-${i === 0 ? 'ha' : 'mn'}.log`), d.stderrText.join('\n'));
-      }
-    }
-    await lab.destroy();
-    prov.remove();
-  });
-  const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
-  const mnFiles = await prov.member('roamer', 'mn', [HOA]);
-  const ha = startDaemon(
-    lab,
-    'ha',
-    'ha',
-    haToml(prov, haFiles, 'max_lifetime = 600\nnat_keepalive = 3'),
-    join(prov.dir, 'ha.sock'),
-  );
-  logs.push(ha);
-  await ha.waitLog((l) => l.event === 'started');
-  const mn: Daemon = startDaemon(
-    lab,
-    'mn',
-    'mn',
-    mnConfig(prov, mnFiles, haFiles),
-    join(prov.dir, 'roamer.sock'),
-    ['--log-level', 'debug'],
-  );
-  logs.push(mn);
-  await mn.waitLog((l) => l.event === 'registered');
+  const session = await LabSession.open(t, 'movement');
+  const { lab, prov } = session;
+  const haStarted = await session.homeAgent({ extra: 'max_lifetime = 600\nnat_keepalive = 3' });
+  const { files: haFiles, daemon: ha } = haStarted;
+  // A short lifetime and fast reachability probing.
+  const mn = (
+    await session.mobileNode({
+      name: 'roamer',
+      lifetime: LIFETIME_S,
+      extra: '[movement]\nprobe_interval = 1\nprobe_timeout = 0.5\nprobe_attempts = 3\n',
+      args: ['--log-level', 'debug'],
+    })
+  ).daemon;
 
   const locator = async (): Promise<string | undefined> => {
     const st = await ha.status<HaStatus>();
@@ -166,12 +99,10 @@ void t.test('movement, NAT, home and sleep in the lab', { skip, timeout: 150_000
       if (network === 'hotel') {
         // NAT keepalive at the HA's refresh time (3 s here): refresh BUs keep coming.
         const from = mn.lines.length;
-        const ka = await mn.waitLog(
-          (l) => l.event === 'bu' && l['reason'] === 'natKeepalive',
-          8000,
-          from,
+        await t.resolves(
+          mn.waitLog((l) => l.event === 'bu' && l['reason'] === 'natKeepalive', 8000, from),
+          'NAT keepalive BU at the negotiated refresh time',
         );
-        t.ok(ka, 'NAT keepalive BU at the negotiated refresh time');
 
         // NAT rebinding: from now on the router maps the hotel's UDP to ports 40000-40999
         // only, and it forgets every mapping: the MN's next packet leaves from a new port.
@@ -326,7 +257,7 @@ probe_timeout = 0.3
 probe_attempts = 2
 `,
       );
-      const w = startDaemon(lab, 'cn', 'mn', cfg, join(prov.dir, 'wanderer.sock'));
+      const w = session.start('cn', 'mn', cfg, join(prov.dir, 'wanderer.sock'));
       await w.waitLog((l) => l.event === 'registered');
       // Keep a little traffic going so that silence is noticed.
       lab.spawn('cn', 'ping', [

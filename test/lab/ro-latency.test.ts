@@ -14,16 +14,9 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
-import { createLab, LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
-import {
-  cnToml,
-  correspondentSection,
-  Daemon,
-  haToml,
-  mnToml,
-  Provisioned,
-  startDaemon,
-} from './mip6-lab.js';
+import { median } from '../../bench/lib/stats.js';
+import { LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
+import { cnToml, correspondentSection, Daemon, LabSession, mnToml } from './mip6-lab.js';
 import { startImpairment } from './impairment.js';
 
 const MN_HOA = LAB_ADDR.mn.homeAddress;
@@ -41,12 +34,6 @@ const PINGS = 30;
 const WINDOWS = 3;
 const skip: string | false =
   labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** PINGS echoes from the MN, 50 ms apart; the RTT of every reply, ms. */
 async function pingRtts(lab: Lab, to: string): Promise<number[]> {
@@ -101,14 +88,8 @@ void t.test(
   { skip, timeout: 150_000 },
   async (t) => {
     const started = Date.now();
-    const prov = await Provisioned.create();
-    t.teardown(() => prov.remove());
-    const lab = await createLab({ network: 'lte' });
-    t.teardown(() => lab.destroy());
-    const daemons: Daemon[] = [];
-    t.teardown(async () => {
-      for (const d of daemons.reverse()) await d.stop().catch(() => undefined);
-    });
+    const session = await LabSession.open(t, 'ro-latency');
+    const { lab, prov } = session;
     const imp = await startImpairment(lab, {
       rules: [
         { name: 'v4', src: '0.0.0.0/0', delayMs: DELAY_MS },
@@ -117,20 +98,10 @@ void t.test(
     });
     t.teardown(() => imp.stop());
 
-    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
     const mnFiles = await prov.member('laptop', 'mn', [MN_HOA]);
     const cnFiles = await prov.member('server2', 'cn', [CN_HOA]);
-    const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
-    daemons.push(ha);
-    await ha.waitLog((l) => l.event === 'started', 30_000);
-    const cn = startDaemon(
-      lab,
-      'cn',
-      'cn',
-      cnToml(prov, cnFiles, haFiles),
-      join(prov.dir, 'cn.sock'),
-    );
-    daemons.push(cn);
+    const { files: haFiles, daemon: ha } = await session.homeAgent();
+    const cn = session.start('cn', 'cn', cnToml(prov, cnFiles, haFiles), join(prov.dir, 'cn.sock'));
     await cn.waitLog((l) => l.event === 'registered', 30_000);
     const base = readFileSync(mnToml(prov, 'laptop', mnFiles, haFiles), 'utf8');
     const sock = join(prov.dir, 'laptop.sock');
@@ -143,14 +114,12 @@ void t.test(
       );
     };
 
-    let mn = startDaemon(
-      lab,
+    let mn = session.start(
       'mn',
       'mn',
       prov.write('ro.toml', base + correspondentSection(cnFiles.pub, true)),
       sock,
     );
-    daemons.push(mn);
     await mn.waitLog((l) => l.event === 'registered', 30_000);
     await mn.waitLog((l) => l.event === 'route-optimized', 30_000);
     // Issue 7: within 10% of the underlay. Both paths cross the element twice; RO adds only the
@@ -181,14 +150,12 @@ void t.test(
     );
 
     await mn.stop();
-    mn = startDaemon(
-      lab,
+    mn = session.start(
       'mn',
       'mn',
       prov.write('off.toml', base + correspondentSection(cnFiles.pub, false)),
       sock,
     );
-    daemons.push(mn);
     await mn.waitLog((l) => l.event === 'registered', 30_000);
     // The triangle crosses the element four times instead of twice: twice the underlay RTT,
     // plus eight daemon crossings instead of four; 20% either way.

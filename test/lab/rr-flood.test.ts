@@ -21,8 +21,8 @@ import { RR_INIT_PADDING } from '../../src/protocol/correspondent-registration.j
 import { encodeMobilityHeader } from '../../src/wire/mobility.js';
 import { encodePacket } from '../../src/wire/packet.js';
 import { IPPROTO } from '../../src/wire/types.js';
-import { createLab, LAB_ADDR, labUnavailableReason } from './lab.js';
-import { Daemon, haToml, Provisioned, startDaemon } from './mip6-lab.js';
+import { LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
+import { LabSession } from './mip6-lab.js';
 
 const CN_HOA = '2001:db8:100::20';
 const MN_HOA = LAB_ADDR.mn.homeAddress;
@@ -79,10 +79,7 @@ function hoti(i: number, kind: Kind): Uint8Array {
 }
 
 /** Packets and bytes of the ip6tables rule whose comment is `tag` in the mangle table. */
-async function counter(
-  lab: Awaited<ReturnType<typeof createLab>>,
-  tag: string,
-): Promise<{ packets: number; bytes: number }> {
+async function counter(lab: Lab, tag: string): Promise<{ packets: number; bytes: number }> {
   const r = await lab.exec('ha', 'ip6tables', ['-w', '-t', 'mangle', '-nvxL', 'PREROUTING']);
   const line = r.stdout.split('\n').find((l) => l.includes(`/* ${tag} */`));
   const f = line?.trim().split(/\s+/) ?? [];
@@ -95,23 +92,11 @@ function rssKb(pid: number): number {
 }
 
 void t.test('RR flood at a CN daemon in the lab', { skip, timeout: 150_000 }, async (t) => {
-  const prov = await Provisioned.create();
-  const lab = await createLab({ network: 'lte' }).catch((err: unknown) => {
-    prov.remove();
-    throw err;
-  });
-  const daemons: Daemon[] = [];
-  t.teardown(async () => {
-    for (const d of daemons.reverse()) await d.stop().catch(() => undefined);
-    await lab.destroy();
-    prov.remove();
-  });
-  const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
+  const session = await LabSession.open(t, 'rr-flood');
+  const { lab, prov } = session;
   const cnFiles = await prov.member('cn', 'cn', [CN_HOA]);
   const mnFiles = await prov.member('laptop', 'mn', [MN_HOA]);
-  const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
-  daemons.push(ha);
-  await ha.waitLog((l) => l.event === 'started', 30_000);
+  const haFiles = (await session.homeAgent()).files;
   const common = (name: string, files: typeof cnFiles, hoa: string, tun: string): string =>
     `control_socket = "${join(prov.dir, `${name}.sock`)}"
 [identity]
@@ -131,8 +116,7 @@ agent_public_key = "${haFiles.pub}"
     common('cn', cnFiles, CN_HOA, 'mip6cn') +
       '[underlay]\nport = 4191\nprefer = "ipv4"\n[route_optimization]\nenabled = true\n',
   );
-  const cn = startDaemon(lab, 'cn', 'cn', cnCfg, join(prov.dir, 'cn.sock'));
-  daemons.push(cn);
+  const cn = session.start('cn', 'cn', cnCfg, join(prov.dir, 'cn.sock'));
   await cn.waitLog((l) => l.event === 'registered', 30_000);
 
   // Counters at the HA, before routing: requests from the uplink, answers out of the TUN.
@@ -191,8 +175,7 @@ port = 4191
 public_key = "${cnFiles.pub}"
 `,
   );
-  const mn = startDaemon(lab, 'mn', 'mn', mnCfg, join(prov.dir, 'laptop.sock'));
-  daemons.push(mn);
+  const mn = session.start('mn', 'mn', mnCfg, join(prov.dir, 'laptop.sock'));
   await mn.waitLog((l) => l.event === 'route-optimized', 60_000);
   const roAt = Date.now() - floodStart;
   const out = await sender;

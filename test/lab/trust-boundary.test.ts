@@ -13,11 +13,11 @@
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
-import { createLab, LAB_ADDR, labUnavailableReason, waitUntil } from './lab.js';
-import { haToml, mnToml, Provisioned, startDaemon } from './mip6-lab.js';
+import { waitFor } from '../helpers/wait.js';
+import { LAB_ADDR, labUnavailableReason } from './lab.js';
+import { LabSession } from './mip6-lab.js';
 
 const HOA = LAB_ADDR.mn.homeAddress;
 const FORGE = fileURLToPath(new URL('./fixtures/forge-signaling.py', import.meta.url));
@@ -44,29 +44,12 @@ void t.test(
   'forged home-agent signaling from hosts without a key changes nothing',
   { skip, timeout: 120_000 },
   async (t) => {
-    const prov = await Provisioned.create();
-    const lab = await createLab({ network: 'lte' }).catch((err: unknown) => {
-      prov.remove();
-      throw err;
-    });
-    t.teardown(async () => {
-      await lab.destroy();
-      prov.remove();
-    });
-    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
-    const mnFiles = await prov.member('laptop', 'mn', [HOA]);
-    const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
-    await ha.waitLog((l) => l.event === 'started');
-    const mn = startDaemon(
-      lab,
-      'mn',
-      'mn',
-      mnToml(prov, 'laptop', mnFiles, haFiles),
-      join(prov.dir, 'laptop.sock'),
-    );
-    await mn.waitLog((l) => l.event === 'registered');
+    const session = await LabSession.open(t, 'trust-boundary');
+    const { lab } = session;
+    const ha = (await session.homeAgent()).daemon;
+    const mn = (await session.mobileNode()).daemon;
     // Settled: the MPA answered our solicitation (prefixes known) and DHAAD listed the HA.
-    await waitUntil(
+    await waitFor(
       'MPA and DHAAD answered',
       async () => {
         const s = await mn.status<MemberStatus>();
@@ -105,7 +88,7 @@ void t.test(
       return (d['signaling-to-member'] ?? 0) - (haDrops0['signaling-to-member'] ?? 0);
     };
     const expected = sent;
-    await waitUntil(
+    await waitFor(
       'the HA to count every forged packet',
       async () => (await refused()) === expected,
       10_000,

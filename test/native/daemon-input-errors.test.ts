@@ -13,7 +13,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest } from '../../src/io/control-socket.js';
-import { createNetns, nativeSkipReason, REPO_ROOT, uniqueName } from '../helpers/netns.js';
+import { createNetns, nativeSkipReason, REPO_ROOT, run, uniqueName } from '../helpers/netns.js';
+import { waitFor } from '../helpers/wait.js';
 import { MAIN, Provisioned, type MemberFiles } from '../lab/mip6-lab.js';
 
 const skip = nativeSkipReason();
@@ -220,18 +221,12 @@ agent_public_key = "${ha.pub}"
       blocker.kill('SIGKILL');
     });
     // socat is listening once the port shows up in the namespace.
-    for (let i = 0; i < 200; i++) {
-      const ss = await new Promise<string>((resolve) => {
-        const c = spawn('ip', ['netns', 'exec', ns, 'ss', '-uln'], {
-          stdio: ['ignore', 'pipe', 'ignore'],
-        });
-        let out = '';
-        c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        c.on('close', () => resolve(out));
-      });
-      if (ss.includes('127.0.0.1:4191')) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitFor(
+      'socat bound to 127.0.0.1:4191',
+      async () => (await run('ip', ['netns', 'exec', ns, 'ss', '-uln'])).includes('127.0.0.1:4191'),
+      5000,
+      25,
+    );
     const cfg = haConfig('port.toml', ha, { tun: uniqueName('pi') });
     const r = await cli(['ha', '-c', cfg], ['ip', 'netns', 'exec', ns]);
     t.equal(

@@ -13,7 +13,7 @@ import t from 'tap';
 import { DataKind } from '../../src/crypto/aead.js';
 import type { PeerSession } from '../../src/crypto/endpoint.js';
 import type { BindingCacheEntry } from '../../src/protocol/binding-cache.js';
-import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../src/wire/packet.js';
+import { decodePacket, encodeMobilityPacket } from '../../src/wire/packet.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
 import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
 import {
@@ -24,18 +24,11 @@ import {
   World,
   type MnHandle,
 } from '../helpers/world.js';
+import { echo } from '../helpers/packets.js';
 
 const HOA = '2001:db8:100::10';
 const SERVER = '2001:db8:100::5';
 const MN4 = '203.0.113.10';
-
-function echo(source: string, destination: string, sequence: number): Uint8Array {
-  return encodeIcmpv6Packet({
-    source,
-    destination,
-    message: { kind: 'echoRequest', identifier: 7, sequence, data: new Uint8Array(16) },
-  });
-}
 
 /** The parts of a binding an attacker would want to change. */
 function snapshot(e: BindingCacheEntry | undefined) {

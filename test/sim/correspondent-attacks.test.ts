@@ -17,11 +17,12 @@
 import t from 'tap';
 import { DataKind } from '../../src/crypto/aead.js';
 import type { PeerSession, SecureEndpoint } from '../../src/crypto/endpoint.js';
-import { decodePacket, encodeIcmpv6Packet, type DecodedPacket } from '../../src/wire/packet.js';
+import { decodePacket, type DecodedPacket } from '../../src/wire/packet.js';
 import type { CareOfTest, HomeTest } from '../../src/wire/types.js';
 import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
 import { rrInit, rrTokens, signedCorrespondentBu } from '../helpers/rr.js';
 import { World, type MnHandle } from '../helpers/world.js';
+import { echo } from '../helpers/packets.js';
 
 const CN_HOA = '2001:db8:100::20';
 const CN4 = '203.0.113.130';
@@ -33,14 +34,6 @@ const ATT4 = '192.0.2.30';
 /** The third party the attacker wants the CN to stream at. */
 const VICTIM4 = '198.51.100.99';
 const VICTIM_PORT = 5555;
-
-function echo(source: string, destination: string, sequence: number): Uint8Array {
-  return encodeIcmpv6Packet({
-    source,
-    destination,
-    message: { kind: 'echoRequest', identifier: 3, sequence, data: new Uint8Array(16) },
-  });
-}
 
 function decoded(p: Uint8Array): DecodedPacket | undefined {
   try {

@@ -15,9 +15,10 @@ import t from 'tap';
 import { MACS_LEN, mac1Key, writeMacs } from '../../src/crypto/handshake.js';
 import type { PeerSession } from '../../src/crypto/endpoint.js';
 import { HA_BU_RATE_PER_MEMBER } from '../../src/roles/ha/home-agent.js';
-import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../src/wire/packet.js';
+import { decodePacket, encodeMobilityPacket } from '../../src/wire/packet.js';
 import { authority, endpoint, memberKey, T0 } from '../helpers/crypto.js';
 import { World, HA4, HA_HOME_ADDRESS, HA_PORT } from '../helpers/world.js';
+import { echo } from '../helpers/packets.js';
 
 const HOA = '2001:db8:100::10';
 const ROGUE_HOA = '2001:db8:100::66';
@@ -32,14 +33,6 @@ async function legitimate(w: World) {
   m.careOf.candidates = [{ family: 4, localAddress: '203.0.113.10' }];
   m.mn.start();
   return m;
-}
-
-function echo(source: string, destination: string, sequence: number): Uint8Array {
-  return encodeIcmpv6Packet({
-    source,
-    destination,
-    message: { kind: 'echoRequest', identifier: 9, sequence, data: new Uint8Array(16) },
-  });
 }
 
 void t.test(

@@ -10,7 +10,6 @@
  */
 import t from 'tap';
 import type { FakeUdpEndpoint } from '../helpers/fake-network.js';
-import { encodeIcmpv6Packet } from '../../src/wire/packet.js';
 import {
   HA_HOME_LINK_INDEX,
   HA_PORT,
@@ -20,6 +19,7 @@ import {
   World,
   type MnHandle,
 } from '../helpers/world.js';
+import { echo } from '../helpers/packets.js';
 
 const HOA = '2001:db8:100::10';
 const SERVER = '2001:db8:100::5';
@@ -105,13 +105,7 @@ void t.test('an evil twin relaying the BU to the HA: refused, the MN stays away'
   // The tunnel is still in use.
   const atHa: Uint8Array[] = [];
   w.haTun.onKernelReceive((p) => atHa.push(p));
-  const ping = {
-    kind: 'echoRequest',
-    identifier: 1,
-    sequence: 1,
-    data: new Uint8Array(8),
-  } as const;
-  m.tun.inject(encodeIcmpv6Packet({ source: HOA, destination: SERVER, message: ping }));
+  m.tun.inject(echo(HOA, SERVER, 1));
   await w.until(() => atHa.length > 0, 500);
   t.equal(atHa.length, 1, 'MN -> HA through the tunnel');
   // The link rests 10 s, then is tried again (and refused again), then rests 20 s.

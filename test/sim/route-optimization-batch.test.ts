@@ -8,29 +8,17 @@
 import t from 'tap';
 import type { OutgoingDatagrams, PacketSpans } from '../../src/io/types.js';
 import { verifyUpperLayerChecksum } from '../../src/wire/checksum.js';
-import { decodePacket, encodeIcmpv6Packet } from '../../src/wire/packet.js';
+import { decodePacket } from '../../src/wire/packet.js';
 import { T0 } from '../helpers/crypto.js';
 import type { FakeTun } from '../helpers/fake-tun.js';
 import type { FakeUdpEndpoint } from '../helpers/fake-network.js';
 import { World } from '../helpers/world.js';
+import { echo } from '../helpers/packets.js';
 
 const MN_HOA = '2001:db8:100::10';
 const CN_HOA = '2001:db8:100::20';
 const CN4 = '203.0.113.130';
 const MN4 = '192.0.2.10';
-
-function echo(source: string, destination: string, sequence: number, size = 40): Uint8Array {
-  return encodeIcmpv6Packet({
-    source,
-    destination,
-    message: {
-      kind: 'echoRequest',
-      identifier: 7,
-      sequence,
-      data: new Uint8Array(size).fill(sequence & 0xff),
-    },
-  });
-}
 
 async function setup() {
   const w = await World.create();

@@ -9,24 +9,12 @@ import { verifyUpperLayerChecksum } from '../../src/wire/checksum.js';
 import { decodePacket, encodeIcmpv6Packet } from '../../src/wire/packet.js';
 import type { MobileNodeOptions } from '../../src/roles/mn/mobile-node.js';
 import { HOME_LINK, World, type MnHandle } from '../helpers/world.js';
+import { echo } from '../helpers/packets.js';
 
 const MN_HOA = '2001:db8:100::10';
 const CN_HOA = '2001:db8:100::20';
 const CN4 = '203.0.113.130';
 const CN6 = '2001:db8:4::10';
-
-function echo(source: string, destination: string, sequence: number): Uint8Array {
-  return encodeIcmpv6Packet({
-    source,
-    destination,
-    message: {
-      kind: 'echoRequest',
-      identifier: 9,
-      sequence,
-      data: new Uint8Array(40).fill(sequence),
-    },
-  });
-}
 
 async function setup(
   opts: { ro?: boolean; requestAck?: boolean; options?: Partial<MobileNodeOptions> } = {},

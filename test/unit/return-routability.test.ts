@@ -411,7 +411,11 @@ void t.test('MN: resyncs on 135 and rejects a BA with a bad authenticator', asyn
     ),
   );
   t.ok(p2.mn.routeOptimized);
-  t.ok(mnSeq >= 0);
+  t.equal(
+    p2.mn.status(1000).sequence,
+    (mnSeq + 1) & 0xffff,
+    'resynchronised to the sequence after the one the CN already held',
+  );
   // A BA whose authenticator does not match the MN's Kbm is dropped.
   const p3 = pair();
   const acts = p3.mn.setCareOf(COA, 0) as Sent[];

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { BenchJson } from './compare.js';
+import { median } from './lib/stats.js';
 
 type Sys = 'mip6' | 'wireguard' | 'openvpn' | 'raw';
 const SYSTEMS: readonly Sys[] = ['mip6', 'wireguard', 'openvpn', 'raw'];
@@ -14,15 +15,6 @@ const NAME: Record<Sys, string> = {
   openvpn: 'OpenVPN 2.6 (UDP, AES-256-GCM)',
   raw: 'raw underlay, no tunnel',
 };
-
-function quantile(xs: readonly number[], q: number): number {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (s[lo] ?? NaN) + ((s[hi] ?? NaN) - (s[lo] ?? NaN)) * (pos - lo);
-}
 
 export interface Summary {
   median: number;
@@ -34,7 +26,7 @@ export interface Summary {
 export function summarize(xs: readonly number[]): Summary {
   const f = xs.filter(Number.isFinite);
   return {
-    median: quantile(f, 0.5),
+    median: median(f),
     min: f.length > 0 ? Math.min(...f) : NaN,
     max: f.length > 0 ? Math.max(...f) : NaN,
     n: f.length,

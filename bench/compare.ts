@@ -63,6 +63,8 @@ import {
   spawnTrafficServer,
   type TrafficProcess,
 } from '../test/lab/traffic-client.js';
+import { median, quantile } from './lib/stats.js';
+import { waitFor } from '../test/helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values: opt } = parseArgs({
@@ -159,30 +161,6 @@ function log(text: string): void {
   process.stderr.write(`[bench ${((Date.now() - T0) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
 }
 
-async function until(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  intervalMs = 10,
-): Promise<number> {
-  const start = performance.now();
-  for (;;) {
-    if (await check().catch(() => false)) return performance.now() - start;
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-export function quantile(xs: readonly number[], q: number): number {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (s[lo] ?? NaN) + ((s[hi] ?? NaN) - (s[lo] ?? NaN)) * (pos - lo);
-}
-const median = (xs: readonly number[]): number => quantile(xs, 0.5);
-
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 function cpuSeconds(pid: number): number {
@@ -235,7 +213,7 @@ async function startWireGuard(lab: Lab, dir: string): Promise<Omit<Peers, 'ovpnH
   collect(wgHa, peerLog.wgHa);
   collect(wgMn, peerLog.wgMn);
   const up = (node: 'ha' | 'mn'): Promise<number> =>
-    until(
+    waitFor(
       `wireguard-go in ${node}`,
       async () =>
         (await lab.exec(node, 'ip', ['link', 'show', WG_DEV[node]], { check: false })).code === 0 &&
@@ -378,7 +356,7 @@ async function startOpenVpn(
   const ovpnMn = lab.spawn('mn', 'openvpn', ['--config', join(dir, 'ovpn-mn.conf')]);
   collect(ovpnHa, peerLog.ovpnHa);
   collect(ovpnMn, peerLog.ovpnMn);
-  await until(
+  await waitFor(
     'OpenVPN tunnel up',
     async () => peerLog.ovpnMn.join('').includes('Initialization Sequence Completed'),
     30_000,
@@ -598,7 +576,7 @@ async function handover(env: Env, v: HandoverVariant): Promise<MoveResult[]> {
     const c = client;
     const flowing = async (timeoutMs: number): Promise<void> => {
       const [c0, s0] = await Promise.all([bytesIn(c), bytesIn(server)]);
-      await until(
+      await waitFor(
         'both directions flowing',
         async () => (await bytesIn(c)) > c0 + 50_000 && (await bytesIn(server)) > s0 + 50_000,
         timeoutMs,
@@ -743,7 +721,7 @@ async function routeOptimization(
     diag.push(env.mn);
     await env.mn.waitLog((l) => l.event === 'registered', 60_000);
     if (ro) await env.mn.waitLog((l) => l.event === 'route-optimized', 30_000);
-    await until(
+    await waitFor(
       'MN -> CN answers',
       async () =>
         (
@@ -893,20 +871,22 @@ async function mtuOf(lab: Lab, node: LabNode, dev: string): Promise<number> {
   return (JSON.parse(r.stdout || '[]') as { mtu?: number }[])[0]?.mtu ?? NaN;
 }
 
-async function main(): Promise<number> {
+/** Why the bench cannot run here (a missing tool, no lab), or undefined. */
+function missingPrerequisite(): string | undefined {
   const why = labUnavailableReason();
-  if (why !== undefined) {
-    process.stderr.write(`bench/compare.ts: ${why}\n`);
-    return 2;
-  }
+  if (why !== undefined) return why;
   for (const tool of ['wireguard-go', 'wg', 'openvpn', 'iperf3', 'openssl', 'ping']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
-      process.stderr.write(`bench/compare.ts: ${tool} is missing (npm run bench installs it)\n`);
-      return 2;
+      return `${tool} is missing (npm run bench installs it)`;
     }
   }
+  return undefined;
+}
+
+/** The report before any measurement: commit, settings, machine, peer versions. */
+async function newReport(): Promise<BenchJson> {
   const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'native'], {
     cwd: ROOT,
@@ -914,7 +894,7 @@ async function main(): Promise<number> {
   })
     .split('\n')
     .filter((l) => l.trim() !== '');
-  const json: BenchJson = {
+  return {
     date: new Date().toISOString(),
     commit,
     dirty,
@@ -956,177 +936,213 @@ async function main(): Promise<number> {
     notes: [],
     durationS: 0,
   };
-  const overBudget = (phase: keyof typeof PHASE_END): boolean =>
-    Date.now() - T0 > BUDGET_MS * PHASE_END[phase];
+}
 
-  log(
-    `building the lab (${QUICK ? 'quick' : 'full'}: ${RUNS} runs of ${SECONDS} s, budget ${BUDGET_MS / 60_000} min)`,
-  );
+/** Past the end of `phase`'s share of the time budget (PHASE_END). */
+function overBudget(phase: keyof typeof PHASE_END): boolean {
+  return Date.now() - T0 > BUDGET_MS * PHASE_END[phase];
+}
+
+/** The mip6 HA and MN in the lab, the MN registered from LTE (started twice at most). */
+async function startMip6(
+  lab: Lab,
+  prov: Provisioned,
+  json: BenchJson,
+): Promise<{ ha: Daemon; mn: Daemon; haFiles: MemberFiles; mnConfig: string }> {
+  const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
+  const mnFiles = await prov.member('laptop', 'mn', [HOA]);
+  const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
+  await ha.waitLog((l) => l.event === 'started', 60_000);
+  const mnConfig = mnToml(prov, 'laptop', mnFiles, haFiles);
+  let mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
+  diag.push(ha, mn);
+  try {
+    await mn.waitLog((l) => l.event === 'registered', 60_000);
+  } catch (err) {
+    // Once more from scratch before giving up (a busy machine, a lost first exchange).
+    json.notes.push(
+      `the MN did not register at the first start: ${(err as Error).message.slice(0, 200)}`,
+    );
+    await mn.stop().catch(() => undefined);
+    mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
+    diag.push(mn);
+    await mn.waitLog((l) => l.event === 'registered', 60_000);
+  }
+  return { ha, mn, haFiles, mnConfig };
+}
+
+/** WireGuard and OpenVPN next to mip6; one that does not start is noted and left out. */
+async function startPeers(
+  lab: Lab,
+  dir: string,
+  json: BenchJson,
+): Promise<{ peers: Partial<Peers>; available: Set<SystemId> }> {
+  const available = new Set<SystemId>(['mip6', 'raw']);
+  const peers: Partial<Peers> = {};
+  const starts = [
+    { sys: 'wireguard', name: 'WireGuard', up: 'wireguard-go up', start: startWireGuard },
+    { sys: 'openvpn', name: 'OpenVPN', up: 'OpenVPN up', start: startOpenVpn },
+  ] as const;
+  for (const { sys, name, up, start } of starts) {
+    try {
+      Object.assign(peers, await start(lab, dir));
+      available.add(sys);
+      log(up);
+    } catch (err) {
+      json.notes.push(
+        `${name} not measured: it did not start (${(err as Error).message.slice(0, 200)})`,
+      );
+    }
+  }
+  return { peers, available };
+}
+
+/** Every system's MTU, the iperf3 servers, and a first answer on every path. */
+async function preparePaths(lab: Lab, available: Set<SystemId>, json: BenchJson): Promise<void> {
+  json.mtu = {
+    mip6: await mtuOf(lab, 'mn', 'mip6mn'),
+    wireguard: await mtuOf(lab, 'mn', WG_DEV.mn),
+    openvpn: await mtuOf(lab, 'mn', 'ovpnb'),
+    raw: await mtuOf(lab, 'mn', 'lte'),
+  };
+  lab.spawn('server', 'iperf3', ['-s', '-p', String(IPERF_TUNNEL_PORT)]);
+  lab.spawn('ha', 'iperf3', ['-s', '-p', String(IPERF_RAW_PORT)]);
+  for (const sys of [...TUNNELS, 'raw'] as const) {
+    if (!available.has(sys)) continue;
+    const t = TARGET[sys];
+    await waitFor(
+      `${sys} path answers`,
+      async () =>
+        (
+          await lab.exec('mn', 'ping', [`-${t.family}`, '-c', '1', '-W', '1', '-I', t.src, t.dst], {
+            check: false,
+          })
+        ).code === 0,
+      20_000,
+      100,
+    );
+  }
+  log(`every path answers; MTU ${JSON.stringify(json.mtu)}`);
+}
+
+/** Flow step 3: TCP, RTT and small UDP of each system, in alternating order per round. */
+async function dataRounds(env: Env, available: Set<SystemId>, json: BenchJson): Promise<void> {
+  const dataMetrics = ['tcp', 'rtt', 'udp'].some((m) => ONLY.has(m));
+  const systems = ([...TUNNELS, 'raw'] as SystemId[]).filter((x) => available.has(x));
+  for (let round = 0; dataMetrics && round < RUNS; round++) {
+    if (round > 0 && overBudget('data')) {
+      json.notes.push(`data rounds stopped after ${round} of ${RUNS}: time budget reached`);
+      break;
+    }
+    const order = round % 2 === 0 ? systems : [...systems].reverse();
+    for (const sys of order) {
+      const rec: RunRecord = { round, system: sys };
+      try {
+        if (ONLY.has('tcp')) {
+          rec.tcp1 = await tcp(env, sys, 1);
+          rec.tcp4 = await tcp(env, sys, 4);
+        }
+        if (ONLY.has('rtt')) rec.rtt = await rtt(env, sys);
+        if (ONLY.has('udp')) rec.udp = await udpSmall(env, sys);
+      } catch (err) {
+        rec.error = (err as Error).message.slice(0, 500);
+      }
+      json.runs.push(rec);
+      log(
+        `round ${round + 1} ${sys}: TCP ${rec.tcp1?.gbps.toFixed(3) ?? '-'} / x4 ${rec.tcp4?.gbps.toFixed(3) ?? '-'} Gbit/s, ` +
+          `RTT ${rec.rtt?.median.toFixed(3) ?? '-'} ms p99 ${rec.rtt?.p99.toFixed(3) ?? '-'}, ` +
+          `64 B ${rec.udp?.bestPps ?? '-'} pps (${rec.udp?.deliveredPps.toFixed(0) ?? '-'} delivered)` +
+          (rec.error ? ` ERROR ${rec.error}` : ''),
+      );
+    }
+  }
+  json.load.afterData = loadavg();
+}
+
+/** Flow step 4: the moving TCP stream through each variant, in alternating order per round. */
+async function handoverRounds(env: Env, available: Set<SystemId>, json: BenchJson): Promise<void> {
+  const { lab } = env;
+  for (let round = 0; ONLY.has('handover') && round < HANDOVER_ROUNDS; round++) {
+    if (round > 0 && overBudget('handover')) {
+      json.notes.push(
+        `handover rounds stopped after ${round} of ${HANDOVER_ROUNDS}: time budget reached`,
+      );
+      break;
+    }
+    const chosen = HANDOVER_VARIANTS.filter(
+      (v) =>
+        (opt.variants === undefined || opt.variants.split(',').includes(v)) &&
+        available.has(v.startsWith('wireguard') ? 'wireguard' : (v as SystemId)),
+    );
+    const order = round % 2 === 0 ? chosen : [...chosen].reverse();
+    for (const v of order) {
+      try {
+        json.handover.push({ round, variant: v, moves: await handover(env, v) });
+      } catch (err) {
+        json.handover.push({
+          round,
+          variant: v,
+          moves: [],
+          error: (err as Error).message.slice(0, 500),
+        });
+        log(`  handover ${v} failed: ${(err as Error).message.slice(0, 300)}`);
+        if (lab.network !== 'lte') await lab.move('lte').catch(() => undefined);
+      }
+    }
+  }
+}
+
+/** Flow step 6, first half: N simulated MNs against the real HA daemon, per N in HA_UDP_N. */
+async function haUdpRounds(
+  env: Env,
+  prov: Provisioned,
+  haPub: string,
+  json: BenchJson,
+): Promise<void> {
+  const { lab } = env;
+  // Simulated MNs come from 192.0.2.128/25 made local in the HA's namespace (the hotel
+  // network's range: the HA only ever sees the hotel's MN behind the NAT's public address).
+  await lab.exec('ha', 'ip', ['route', 'add', 'local', HA_UDP_SOURCES, 'dev', 'lo']);
+  await lab.exec('ha', 'sysctl', ['-q', '-w', 'net.ipv4.ip_nonlocal_bind=1']);
+  let offset = 0;
+  for (const n of HA_UDP_N) {
+    if (offset > 0 && overBudget('haUdp')) {
+      json.notes.push(`home agent over UDP: N = ${n} skipped, time budget reached`);
+      break;
+    }
+    const secondsLeft = Math.max(20, (BUDGET_MS * PHASE_END.haUdp - (Date.now() - T0)) / 1000);
+    try {
+      const r = await haLoad(env, prov, haPub, n, offset, Math.round(secondsLeft));
+      json.haUdp.push(r);
+      log(
+        `HA daemon N=${n}: ${r.registrationsPerS.toFixed(0)} registrations/s, refresh ${r.refreshBuPerS.toFixed(0)} BU/s, ` +
+          `BA p50 ${r.baLatencyP50Ms.toFixed(1)} ms p99 ${r.baLatencyP99Ms.toFixed(1)} ms, RSS ${(r.rssPerBindingBytes / 1024).toFixed(1)} KiB/binding`,
+      );
+    } catch (err) {
+      json.notes.push(`home agent over UDP, N = ${n}: ${(err as Error).message.slice(0, 300)}`);
+      log(`HA daemon N=${n} failed: ${(err as Error).message.slice(0, 300)}`);
+    }
+    offset += n;
+  }
+}
+
+/** Flow steps 1 to 6 (up to the engine): everything that needs the lab, which is then removed. */
+async function inLab(json: BenchJson): Promise<void> {
   const prov = await Provisioned.create();
   let lab: Lab | undefined;
   try {
     lab = await createLab({ network: 'lte' });
-    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
-    const mnFiles = await prov.member('laptop', 'mn', [HOA]);
-    const ha = startDaemon(lab, 'ha', 'ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
-    await ha.waitLog((l) => l.event === 'started', 60_000);
-    const mnConfig = mnToml(prov, 'laptop', mnFiles, haFiles);
-    let mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
-    diag.push(ha, mn);
-    try {
-      await mn.waitLog((l) => l.event === 'registered', 60_000);
-    } catch (err) {
-      // Once more from scratch before giving up (a busy machine, a lost first exchange).
-      json.notes.push(
-        `the MN did not register at the first start: ${(err as Error).message.slice(0, 200)}`,
-      );
-      await mn.stop().catch(() => undefined);
-      mn = startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
-      diag.push(mn);
-      await mn.waitLog((l) => l.event === 'registered', 60_000);
-    }
+    const { ha, mn, haFiles, mnConfig } = await startMip6(lab, prov, json);
     log('mip6 HA and MN up, MN registered from LTE');
-    const available = new Set<SystemId>(['mip6', 'raw']);
-    const peers: Partial<Peers> = {};
-    try {
-      Object.assign(peers, await startWireGuard(lab, prov.dir));
-      available.add('wireguard');
-      log('wireguard-go up');
-    } catch (err) {
-      json.notes.push(
-        `WireGuard not measured: it did not start (${(err as Error).message.slice(0, 200)})`,
-      );
-    }
-    try {
-      Object.assign(peers, await startOpenVpn(lab, prov.dir));
-      available.add('openvpn');
-      log('OpenVPN up');
-    } catch (err) {
-      json.notes.push(
-        `OpenVPN not measured: it did not start (${(err as Error).message.slice(0, 200)})`,
-      );
-    }
+    const { peers, available } = await startPeers(lab, prov.dir, json);
     const env: Env = { lab, ha, mn, peers };
-    json.mtu = {
-      mip6: await mtuOf(lab, 'mn', 'mip6mn'),
-      wireguard: await mtuOf(lab, 'mn', WG_DEV.mn),
-      openvpn: await mtuOf(lab, 'mn', 'ovpnb'),
-      raw: await mtuOf(lab, 'mn', 'lte'),
-    };
-    lab.spawn('server', 'iperf3', ['-s', '-p', String(IPERF_TUNNEL_PORT)]);
-    lab.spawn('ha', 'iperf3', ['-s', '-p', String(IPERF_RAW_PORT)]);
-    for (const sys of [...TUNNELS, 'raw'] as const) {
-      if (!available.has(sys)) continue;
-      const t = TARGET[sys];
-      await until(
-        `${sys} path answers`,
-        async () =>
-          (
-            await lab!.exec(
-              'mn',
-              'ping',
-              [`-${t.family}`, '-c', '1', '-W', '1', '-I', t.src, t.dst],
-              {
-                check: false,
-              },
-            )
-          ).code === 0,
-        20_000,
-        100,
-      );
-    }
-    log(`every path answers; MTU ${JSON.stringify(json.mtu)}`);
-
-    const dataMetrics = ['tcp', 'rtt', 'udp'].some((m) => ONLY.has(m));
-    const systems = ([...TUNNELS, 'raw'] as SystemId[]).filter((x) => available.has(x));
-    for (let round = 0; dataMetrics && round < RUNS; round++) {
-      if (round > 0 && overBudget('data')) {
-        json.notes.push(`data rounds stopped after ${round} of ${RUNS}: time budget reached`);
-        break;
-      }
-      const order = round % 2 === 0 ? systems : [...systems].reverse();
-      for (const sys of order) {
-        const rec: RunRecord = { round, system: sys };
-        try {
-          if (ONLY.has('tcp')) {
-            rec.tcp1 = await tcp(env, sys, 1);
-            rec.tcp4 = await tcp(env, sys, 4);
-          }
-          if (ONLY.has('rtt')) rec.rtt = await rtt(env, sys);
-          if (ONLY.has('udp')) rec.udp = await udpSmall(env, sys);
-        } catch (err) {
-          rec.error = (err as Error).message.slice(0, 500);
-        }
-        json.runs.push(rec);
-        log(
-          `round ${round + 1} ${sys}: TCP ${rec.tcp1?.gbps.toFixed(3) ?? '-'} / x4 ${rec.tcp4?.gbps.toFixed(3) ?? '-'} Gbit/s, ` +
-            `RTT ${rec.rtt?.median.toFixed(3) ?? '-'} ms p99 ${rec.rtt?.p99.toFixed(3) ?? '-'}, ` +
-            `64 B ${rec.udp?.bestPps ?? '-'} pps (${rec.udp?.deliveredPps.toFixed(0) ?? '-'} delivered)` +
-            (rec.error ? ` ERROR ${rec.error}` : ''),
-        );
-      }
-    }
-    json.load.afterData = loadavg();
-
-    for (let round = 0; ONLY.has('handover') && round < HANDOVER_ROUNDS; round++) {
-      if (round > 0 && overBudget('handover')) {
-        json.notes.push(
-          `handover rounds stopped after ${round} of ${HANDOVER_ROUNDS}: time budget reached`,
-        );
-        break;
-      }
-      const chosen = HANDOVER_VARIANTS.filter(
-        (v) =>
-          (opt.variants === undefined || opt.variants.split(',').includes(v)) &&
-          available.has(v.startsWith('wireguard') ? 'wireguard' : (v as SystemId)),
-      );
-      const order = round % 2 === 0 ? chosen : [...chosen].reverse();
-      for (const v of order) {
-        try {
-          json.handover.push({ round, variant: v, moves: await handover(env, v) });
-        } catch (err) {
-          json.handover.push({
-            round,
-            variant: v,
-            moves: [],
-            error: (err as Error).message.slice(0, 500),
-          });
-          log(`  handover ${v} failed: ${(err as Error).message.slice(0, 300)}`);
-          if (lab.network !== 'lte') await lab.move('lte').catch(() => undefined);
-        }
-      }
-    }
-
+    await preparePaths(lab, available, json);
+    await dataRounds(env, available, json);
+    await handoverRounds(env, available, json);
     if (ONLY.has('ro')) {
       json.ro = await routeOptimization(env, prov, haFiles, mnConfig, () => overBudget('ro'));
     }
-
-    if (ONLY.has('scale')) {
-      // Simulated MNs come from 192.0.2.128/25 made local in the HA's namespace (the hotel
-      // network's range: the HA only ever sees the hotel's MN behind the NAT's public address).
-      await lab.exec('ha', 'ip', ['route', 'add', 'local', HA_UDP_SOURCES, 'dev', 'lo']);
-      await lab.exec('ha', 'sysctl', ['-q', '-w', 'net.ipv4.ip_nonlocal_bind=1']);
-      let offset = 0;
-      for (const n of HA_UDP_N) {
-        if (offset > 0 && overBudget('haUdp')) {
-          json.notes.push(`home agent over UDP: N = ${n} skipped, time budget reached`);
-          break;
-        }
-        const secondsLeft = Math.max(20, (BUDGET_MS * PHASE_END.haUdp - (Date.now() - T0)) / 1000);
-        try {
-          const r = await haLoad(env, prov, haFiles.pub, n, offset, Math.round(secondsLeft));
-          json.haUdp.push(r);
-          log(
-            `HA daemon N=${n}: ${r.registrationsPerS.toFixed(0)} registrations/s, refresh ${r.refreshBuPerS.toFixed(0)} BU/s, ` +
-              `BA p50 ${r.baLatencyP50Ms.toFixed(1)} ms p99 ${r.baLatencyP99Ms.toFixed(1)} ms, RSS ${(r.rssPerBindingBytes / 1024).toFixed(1)} KiB/binding`,
-          );
-        } catch (err) {
-          json.notes.push(`home agent over UDP, N = ${n}: ${(err as Error).message.slice(0, 300)}`);
-          log(`HA daemon N=${n} failed: ${(err as Error).message.slice(0, 300)}`);
-        }
-        offset += n;
-      }
-    }
+    if (ONLY.has('scale')) await haUdpRounds(env, prov, haFiles.pub, json);
     const st = await ha.status<HaStatus>().catch(() => undefined);
     if (st !== undefined) json.notes.push(`HA bindings at the end: ${st.bindings.length}`);
   } finally {
@@ -1135,7 +1151,10 @@ async function main(): Promise<number> {
     prov.remove();
   }
   log('lab removed');
+}
 
+/** Flow step 6, second half: the registration engine alone, per N in HA_SCALE_N. */
+async function engineScale(json: BenchJson): Promise<void> {
   for (const n of ONLY.has('scale') ? HA_SCALE_N : []) {
     if (overBudget('engine') && n > HA_SCALE_N[0]!) {
       json.notes.push(`home-agent scale stopped before N = ${n}: time budget reached`);
@@ -1151,9 +1170,10 @@ async function main(): Promise<number> {
       json.notes.push(`home-agent scale N = ${n} failed: ${(err as Error).message.slice(0, 200)}`);
     }
   }
-  json.load.after = loadavg();
-  json.durationS = (Date.now() - T0) / 1000;
+}
 
+/** Flow step 7: bench/results/<date>.json and .md, then the charts. */
+async function writeResults(json: BenchJson): Promise<void> {
   const outBase =
     opt.out ?? join(ROOT, 'bench/results', json.date.slice(0, 10) + (QUICK ? '-quick' : ''));
   mkdirSync(join(outBase, '..'), { recursive: true });
@@ -1167,6 +1187,23 @@ async function main(): Promise<number> {
     }
   }
   log(`written ${outBase}.md / .json in ${json.durationS.toFixed(0)} s`);
+}
+
+async function main(): Promise<number> {
+  const missing = missingPrerequisite();
+  if (missing !== undefined) {
+    process.stderr.write(`bench/compare.ts: ${missing}\n`);
+    return 2;
+  }
+  const json = await newReport();
+  log(
+    `building the lab (${QUICK ? 'quick' : 'full'}: ${RUNS} runs of ${SECONDS} s, budget ${BUDGET_MS / 60_000} min)`,
+  );
+  await inLab(json);
+  await engineScale(json);
+  json.load.after = loadavg();
+  json.durationS = (Date.now() - T0) / 1000;
+  await writeResults(json);
   return 0;
 }
 

@@ -14,16 +14,12 @@ import { SecureEndpoint, type PeerSession } from '../src/crypto/endpoint.js';
 import { generateAuthority } from '../src/crypto/keys.js';
 import { generateX25519, type KeyPair } from '../src/crypto/noise.js';
 import { initCrypto } from '../src/crypto/sodium.js';
+import { median } from './lib/stats.js';
 
 const RUNS = 5;
 const RUN_MS = 600; // per timed run
 const BATCH = 64;
 const SIZES = [64, 512, 1400];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 await initCrypto();
 const ca = generateAuthority();

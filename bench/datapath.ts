@@ -18,6 +18,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createNativeBatchAead } from '../src/io/native-aead.js';
+import { median } from './lib/stats.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
@@ -199,12 +200,6 @@ async function rtt(addr: string, v6: boolean): Promise<number> {
   const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   if (times.length < 50) throw new Error(`ping ${addr}: only ${times.length} replies`);
   return median(times);
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
 }
 
 /** CPU microseconds per packet of sealBatch on 64-packet batches of `size` bytes. */

@@ -53,6 +53,7 @@ import { HomeRegistration } from '../src/protocol/mobile-node-registration.js';
 import { parseIpv6 } from '../src/wire/address.js';
 import { decodePacket, encodeMobilityPacket } from '../src/wire/packet.js';
 import type { BindingUpdate } from '../src/wire/types.js';
+import { rankQuantile } from './lib/stats.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -565,10 +566,6 @@ async function main(): Promise<void> {
       launch();
     });
 
-  const q = (xs: number[], p: number): number => {
-    const s = Float64Array.from(xs).sort();
-    return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN);
-  };
   const register = (sim: Sim): void => {
     const now = clock();
     sim.socket.send(sim.endpoint.connect(haPub, now));
@@ -615,7 +612,7 @@ async function main(): Promise<void> {
     refreshMs += round.ms;
     refreshed += round.finished;
     const lat = latenciesRefresh.slice(from);
-    perRound.push({ ms: round.ms, p50: q(lat, 0.5), p99: q(lat, 0.99) });
+    perRound.push({ ms: round.ms, p50: rankQuantile(lat, 0.5), p99: rankQuantile(lat, 0.99) });
   }
   const rss2 = rssKiB(haPid);
   const cpu2 = cpuSeconds(haPid);
@@ -637,12 +634,12 @@ async function main(): Promise<void> {
       registerMs,
       registrationsPerS: (registration.finished / registerMs) * 1000,
       registerRekeys,
-      registerLatencyP50Ms: q(latenciesRegister, 0.5),
-      registerLatencyP99Ms: q(latenciesRegister, 0.99),
+      registerLatencyP50Ms: rankQuantile(latenciesRegister, 0.5),
+      registerLatencyP99Ms: rankQuantile(latenciesRegister, 0.99),
       refreshed,
       refreshBuPerS: refreshed > 0 ? (refreshed / refreshMs) * 1000 : NaN,
-      baLatencyP50Ms: q(latenciesRefresh, 0.5),
-      baLatencyP99Ms: q(latenciesRefresh, 0.99),
+      baLatencyP50Ms: rankQuantile(latenciesRefresh, 0.5),
+      baLatencyP99Ms: rankQuantile(latenciesRefresh, 0.99),
       refreshRounds: perRound,
       refreshRekeys: stats.rekeys - rekeysBefore,
       haCpuMsPerRegistration: ((cpu1 - cpu0) * 1000) / registration.finished,

@@ -29,6 +29,8 @@ import {
   spawnTrafficServer,
   type TrafficProcess,
 } from '../test/lab/traffic-client.js';
+import { median } from './lib/stats.js';
+import { waitFor } from '../test/helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
@@ -56,23 +58,8 @@ interface Move {
   gaps: number[];
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 function fmt(x: number): string {
   return Number.isFinite(x) ? x.toFixed(0) : '-';
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /**

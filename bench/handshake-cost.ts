@@ -13,6 +13,7 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { median } from './lib/stats.js';
 
 const SRC = resolve(process.argv[2] ?? new URL('../src', import.meta.url).pathname);
 const RUNS = 5;
@@ -62,7 +63,6 @@ const cpuUs = (): number => {
   const u = process.cpuUsage();
   return u.user + u.system;
 };
-const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const responder: number[] = [];
 const initiator: number[] = [];
 let t = Date.now();

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadAddon } from '../src/io/addon.js';
 import { RouteCareOfSource } from '../src/io/care-of.js';
+import { median } from './lib/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,10 +55,8 @@ async function inner(dev: string, rounds: number, method: string): Promise<void>
     if (!again.some((c) => c.homeLink === dev)) throw new Error(`round ${i}: home not found`);
     times.push(ms);
   }
-  times.sort((a, b) => a - b);
-  const med = times[Math.floor(times.length / 2)]!;
   console.log(
-    `home-link check (${method}), ${rounds} rounds: min ${times[0]!.toFixed(1)} ms, median ${med.toFixed(1)} ms, max ${times.at(-1)!.toFixed(1)} ms`,
+    `home-link check (${method}), ${rounds} rounds: min ${Math.min(...times).toFixed(1)} ms, median ${median(times).toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms`,
   );
 }
 

@@ -38,6 +38,7 @@ import {
   Provisioned,
   startDaemon,
 } from '../test/lab/mip6-lab.js';
+import { median } from './lib/stats.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values: opt } = parseArgs({
@@ -67,13 +68,6 @@ interface Run {
 const log = (s: string): void => {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 };
-
-function median(xs: number[]): number {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-}
 
 /** Starts a daemon of the tree at `root` (its sources through tsx). */
 function startFrom(

@@ -22,6 +22,7 @@ import {
   spawnTrafficServer,
   type TrafficProcess,
 } from '../test/lab/traffic-client.js';
+import { waitFor } from '../test/helpers/wait.js';
 
 const MOVES: { network: AccessNetwork; what: string; locator: string }[] = [
   { network: 'hotel', what: 'hotel Wi-Fi behind NAT44', locator: `${LAB_ADDR.natPublic}:` },
@@ -33,22 +34,14 @@ function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-async function until(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 15_000,
-): Promise<number> {
-  const start = performance.now();
-  for (;;) {
-    if (await check()) return performance.now() - start;
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 async function flowing(p: TrafficProcess, bytes = 50_000): Promise<void> {
   const start = (await p.report()).bytesReceived;
-  await until('data flowing again', async () => (await p.report()).bytesReceived > start + bytes);
+  await waitFor(
+    'data flowing again',
+    async () => (await p.report()).bytesReceived > start + bytes,
+    15_000,
+    5,
+  );
 }
 
 async function main(): Promise<number> {
@@ -120,8 +113,11 @@ async function main(): Promise<number> {
       const t0 = performance.now();
       await lab.move(move.network);
       const linkUp = performance.now() - t0;
-      const bound = await until(`the binding on ${move.network}`, async () =>
-        (await haLocator()).startsWith(move.locator),
+      const bound = await waitFor(
+        `the binding on ${move.network}`,
+        async () => (await haLocator()).startsWith(move.locator),
+        15_000,
+        5,
       );
       const locator = await haLocator();
       await Promise.all([flowing(client), flowing(server)]);

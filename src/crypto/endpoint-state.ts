@@ -7,6 +7,7 @@
  */
 import { DeadlineHeap } from '../util/deadline-heap.js';
 import { systemWallClock, type WallClock } from '../util/wall-clock.js';
+import { toHex } from '../wire/hex.js';
 import { SodiumBatchAead, type BatchAead } from './aead.js';
 import type { MemberCertificate, Role } from './certificate.js';
 import { CookieChecker, mac1Key, TIMESTAMP_LEN } from './handshake.js';
@@ -14,7 +15,6 @@ import type { KeyPair } from './noise.js';
 import { randomUint32 } from './random.js';
 import {
   PeerSession,
-  peerKeyId,
   zeroDrops,
   type DropCounters,
   type DropReason,
@@ -59,6 +59,7 @@ export class EndpointState {
   readonly timers: ChannelTimers;
   readonly wallClock: WallClock;
   readonly mac1KeyOwn: Uint8Array;
+  /** By the peer's static public key in hex. */
   readonly sessions = new Map<string, PeerSession>();
   readonly bySpi = new Map<number, { session: PeerSession; keypair: Keypair }>();
   readonly pendingBySpi = new Map<number, PeerSession>();
@@ -87,11 +88,11 @@ export class EndpointState {
   }
 
   session(peerPublicKey: Uint8Array): PeerSession | undefined {
-    return this.sessions.get(peerKeyId(peerPublicKey));
+    return this.sessions.get(toHex(peerPublicKey));
   }
 
   sessionFor(peerPublicKey: Uint8Array): PeerSession {
-    const key = peerKeyId(peerPublicKey);
+    const key = toHex(peerPublicKey);
     let s = this.sessions.get(key);
     if (s === undefined) {
       s = new PeerSession(peerPublicKey);

@@ -34,11 +34,12 @@
  * and made with, so an NTP step after start is seen.
  */
 import { CryptoError } from '../util/errors.js';
+import { toHex } from '../wire/hex.js';
 import { DataKind, SodiumBatchAead, type BatchAead } from './aead.js';
 import { EndpointState, type EndpointOptions } from './endpoint-state.js';
 import { initiate } from './handshake-initiate.js';
 import { onCookieReply, onInitiation, onResponse } from './handshake-receive.js';
-import { peerKeyId, type DropCounters, type PeerSession, type ReceiveResult } from './session.js';
+import type { DropCounters, PeerSession, ReceiveResult } from './session.js';
 import { poll, type PollResult } from './timers.js';
 import { onData, openBatch, seal, sealBatch, type OpenBatchOutput } from './transport.js';
 import { lib } from './sodium.js';
@@ -211,7 +212,7 @@ export class SecureEndpoint {
       st.retire(session[slot]);
       session[slot] = null;
     }
-    st.sessions.delete(peerKeyId(session.peerPublicKey));
+    st.sessions.delete(toHex(session.peerPublicKey));
   }
 
   /** Closes every channel and wipes all key material held here. */

@@ -13,6 +13,7 @@
  *               initiation goes again from `poll()` with MAC2.
  */
 import { bytesEqual, compareBytes } from '../util/bytes.js';
+import { toHex } from '../wire/hex.js';
 import { TAG_LEN, readSpi } from './aead.js';
 import {
   checkValidityAndRole,
@@ -39,7 +40,7 @@ import {
 } from './handshake.js';
 import { CHANNEL_PROLOGUE, tooFarAhead } from './handshake-initiate.js';
 import { IkResponder, IK_MSG_A_FIXED } from './noise.js';
-import { Keypair, peerKeyId, type DropReason, type ReceiveResult } from './session.js';
+import { Keypair, type DropReason, type ReceiveResult } from './session.js';
 import { lib } from './sodium.js';
 
 const MIN_INITIATION = INIT_NOISE_OFF + IK_MSG_A_FIXED + TIMESTAMP_LEN + TAG_LEN + MACS_LEN;
@@ -126,7 +127,7 @@ export function onInitiation(
     responder.wipe();
     return st.drop('future-timestamp', known);
   }
-  const peerHex = peerKeyId(read.remoteStatic);
+  const peerHex = toHex(read.remoteStatic);
   let last = st.peerTimestamps.get(peerHex);
   // A remembered timestamp too far ahead of our clock was taken while our clock was ahead
   // (it was within MAX_TIMESTAMP_AHEAD_MS of it then) and has been set back since: kept, it

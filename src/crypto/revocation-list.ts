@@ -13,6 +13,7 @@
  * `.pub` file); NAME and WHEN (an ISO 8601 time) only tell a human who and since when.
  */
 import { CryptoError } from '../util/errors.js';
+import { toHex } from '../wire/hex.js';
 import { lib } from './sodium.js';
 
 export const REVOKED_TAG = 'mip6-revoked-v1';
@@ -23,10 +24,6 @@ export interface RevokedMember {
   since: string | undefined;
 }
 
-function hex(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
-}
-
 /** A set of revoked member keys. */
 export class RevocationList {
   readonly entries: readonly RevokedMember[];
@@ -34,7 +31,7 @@ export class RevocationList {
 
   constructor(entries: readonly RevokedMember[] = []) {
     this.entries = entries;
-    this.#keys = new Set(entries.map((e) => hex(e.publicKey)));
+    this.#keys = new Set(entries.map((e) => toHex(e.publicKey)));
   }
 
   get size(): number {
@@ -42,7 +39,7 @@ export class RevocationList {
   }
 
   has(publicKey: Uint8Array): boolean {
-    return this.#keys.has(hex(publicKey));
+    return this.#keys.has(toHex(publicKey));
   }
 }
 

@@ -142,11 +142,6 @@ export class PeerSession {
   }
 }
 
-/** The sessions map's key of a peer static key (hex). */
-export function peerKeyId(publicKey: Uint8Array): string {
-  return Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('hex');
-}
-
 export type ReceiveResult =
   | { kind: 'reply'; data: Uint8Array }
   | {

@@ -32,6 +32,7 @@
  * pure and known-answer testable with fixed keys and nonces.
  */
 import type { RrCrypto } from '../crypto/rr-crypto.js';
+import { constantTimeEqual } from '../util/bytes.js';
 import { parseIpv6 } from '../wire/address.js';
 import {
   BAD_AUTHENTICATOR_LEN,
@@ -184,9 +185,7 @@ export function verifyMobilityHeader(
   }
   const want = bindingAuthenticator(c, kbm, careOfAddress, correspondentAddress, data);
   const at = authenticatorOffset(mhBytes);
-  let diff = 0;
-  for (let i = 0; i < BAD_AUTHENTICATOR_LEN; i++) diff |= (want[i] ?? 0) ^ (mhBytes[at + i] ?? 0);
-  return diff === 0;
+  return constantTimeEqual(want, mhBytes.subarray(at, at + BAD_AUTHENTICATOR_LEN));
 }
 
 interface NonceSlot {

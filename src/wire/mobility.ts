@@ -7,10 +7,19 @@
  * Header Len and the checksum (over the pseudo-header the final receiver sees) filled last.
  * Decode: Header Len against the bytes and the per-type minimum, fixed fields, then options
  * (unknown ones skipped by length, kept as `unknown`); malformed -> WireError with offset.
+ * The options themselves are coded in mobility-options.ts.
  */
-import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './address.js';
-import { checkUint, fail, need, put16, u16, u32, u8 } from './bytes.js';
+import { formatIpv6, parseIpv6 } from './address.js';
+import { checkUint, fail, need, put16, u16, u8 } from './bytes.js';
 import { upperLayerChecksum } from './checksum.js';
+import {
+  BAD_AUTHENTICATOR_LEN,
+  decodeOptions,
+  encodeOptions,
+  push16,
+  pushBytes,
+  pushPad,
+} from './mobility-options.js';
 import {
   IPPROTO,
   MH_OPT,
@@ -18,7 +27,6 @@ import {
   type BindingAckFlags,
   type BindingUpdateFlags,
   type MobilityMessage,
-  type MobilityOption,
 } from './types.js';
 
 export const MH_PAYLOAD_PROTO_OFF = 0; // RFC 6275 §6.1.1
@@ -30,12 +38,14 @@ export const MH_DATA_OFF = 6; // RFC 6275 §6.1.1
 export const MH_PAYLOAD_PROTO_NONE = 59; // RFC 6275 §6.1.1: IPPROTO_NONE
 export const MH_COOKIE_LEN = 8; // RFC 6275 §6.1.3
 export const MH_TOKEN_LEN = 8; // RFC 6275 §6.1.5
-export const BAD_AUTHENTICATOR_LEN = 12; // RFC 6275 §6.2.7
 export const LIFETIME_UNIT_SECONDS = 4; // RFC 6275 §6.1.7
-export const ACOA_LEN = 16; // RFC 6275 §6.2.5
-export const NONCE_INDICES_LEN = 4; // RFC 6275 §6.2.6
-export const BRA_LEN = 2; // RFC 6275 §6.2.4
-export const DSMIP_OPT_LEN = 6; // RFC 5555 §3.1.1-§3.1.5
+export {
+  ACOA_LEN,
+  BAD_AUTHENTICATOR_LEN,
+  BRA_LEN,
+  DSMIP_OPT_LEN,
+  NONCE_INDICES_LEN,
+} from './mobility-options.js';
 
 /** Offset where options start, per MH type (RFC 6275 §6.1.2-§6.1.9). */
 const OPTIONS_OFF: Record<number, number> = {
@@ -105,98 +115,6 @@ export type DecodedMobilityMessage = MobilityMessage & {
 export function minHeaderLen(mhType: number): number {
   const off = OPTIONS_OFF[mhType];
   return off === undefined ? 0 : Math.ceil(off / 8) - 1;
-}
-
-/** Alignment xn+y of each option's Type byte (RFC 6275 §6.2, RFC 5555 §3.1). */
-function alignment(o: MobilityOption): [number, number] {
-  switch (o.type) {
-    case 'bindingRefreshAdvice':
-    case 'nonceIndices':
-      return [2, 0]; // RFC 6275 §6.2.4, §6.2.6: 2n
-    case 'alternateCareOfAddress':
-      return [8, 6]; // RFC 6275 §6.2.5: 8n+6
-    case 'bindingAuthorizationData':
-      return [8, 2]; // RFC 6275 §6.2.7: 8n+2
-    case 'ipv4HomeAddress':
-    case 'ipv4AddressAcknowledgement':
-    case 'natDetection':
-    case 'ipv4CareOfAddress':
-      return [4, 0]; // RFC 5555 §3.1: 4n
-    case 'pad1':
-    case 'padN':
-    case 'unknown':
-      return [1, 0];
-  }
-}
-
-function pushPad(out: number[], n: number): void {
-  if (n === 1) out.push(MH_OPT.PAD1);
-  else if (n >= 2) out.push(MH_OPT.PADN, n - 2, ...new Array<number>(n - 2).fill(0));
-}
-
-function encodeOption(out: number[], o: MobilityOption): void {
-  switch (o.type) {
-    case 'pad1':
-    case 'padN':
-      return;
-    case 'bindingRefreshAdvice':
-      out.push(MH_OPT.BINDING_REFRESH_ADVICE, BRA_LEN);
-      push16(out, checkUint(o.refreshInterval, 16, 'refreshInterval'));
-      return;
-    case 'alternateCareOfAddress':
-      out.push(MH_OPT.ALTERNATE_COA, ACOA_LEN, ...parseIpv6(o.address));
-      return;
-    case 'nonceIndices':
-      out.push(MH_OPT.NONCE_INDICES, NONCE_INDICES_LEN);
-      push16(out, checkUint(o.homeNonceIndex, 16, 'homeNonceIndex'));
-      push16(out, checkUint(o.careOfNonceIndex, 16, 'careOfNonceIndex'));
-      return;
-    case 'bindingAuthorizationData':
-      if (o.authenticator.length !== BAD_AUTHENTICATOR_LEN) {
-        fail('ERR_BAD_VALUE', 'authenticator must be 12 bytes', -1);
-      }
-      out.push(MH_OPT.BINDING_AUTH_DATA, BAD_AUTHENTICATOR_LEN, ...o.authenticator);
-      return;
-    case 'ipv4HomeAddress':
-      out.push(MH_OPT.IPV4_HOME_ADDRESS, DSMIP_OPT_LEN);
-      push16(
-        out,
-        (checkUint(o.prefixLength, 6, 'prefixLength') << 10) | (o.requestPrefix ? 0x200 : 0),
-      );
-      out.push(...parseIpv4(o.address));
-      return;
-    case 'ipv4AddressAcknowledgement':
-      out.push(MH_OPT.IPV4_ADDRESS_ACK, DSMIP_OPT_LEN, checkUint(o.status, 8, 'status'));
-      out.push(checkUint(o.prefixLength, 6, 'prefixLength') << 2, ...parseIpv4(o.address));
-      return;
-    case 'natDetection':
-      out.push(MH_OPT.NAT_DETECTION, DSMIP_OPT_LEN, o.udpEncapsulationRequired ? 0x80 : 0, 0);
-      push32(out, checkUint(o.refreshTime, 32, 'refreshTime'));
-      return;
-    case 'ipv4CareOfAddress':
-      out.push(MH_OPT.IPV4_COA, DSMIP_OPT_LEN, 0, 0, ...parseIpv4(o.address));
-      return;
-    case 'unknown':
-      out.push(
-        checkUint(o.optionType, 8, 'optionType'),
-        checkUint(o.data.length, 8, 'option length'),
-      );
-      out.push(...o.data);
-      return;
-  }
-}
-
-function push16(out: number[], v: number): void {
-  out.push((v >> 8) & 0xff, v & 0xff);
-}
-
-function push32(out: number[], v: number): void {
-  out.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
-}
-
-function pushBytes(out: number[], b: Uint8Array, len: number, what: string): void {
-  if (b.length !== len) fail('ERR_BAD_VALUE', `${what} must be ${len} bytes`, -1);
-  out.push(...b);
 }
 
 function mhTypeOf(m: MobilityMessage): number {
@@ -282,14 +200,7 @@ export function encodeMobilityHeader(
       out.push(...m.data);
       break;
   }
-  const bad = m.options.filter((o) => o.type === 'bindingAuthorizationData');
-  const ordered = [...m.options.filter((o) => o.type !== 'bindingAuthorizationData'), ...bad];
-  for (const o of ordered) {
-    if (o.type === 'pad1' || o.type === 'padN') continue;
-    const [x, y] = alignment(o);
-    pushPad(out, (((y - out.length) % x) + x) % x);
-    encodeOption(out, o);
-  }
+  encodeOptions(out, m.options);
   pushPad(out, (8 - (out.length % 8)) % 8);
   if (out.length > 2048) fail('ERR_BAD_LENGTH', 'Mobility Header longer than 2048 bytes', -1);
   out[MH_HEADER_LEN_OFF] = out.length / 8 - 1;
@@ -302,92 +213,6 @@ export function encodeMobilityHeader(
     );
   }
   return bytes;
-}
-
-function decodeOptions(buf: Uint8Array, off: number, end: number): MobilityOption[] {
-  const options: MobilityOption[] = [];
-  let sawBad = false;
-  while (off < end) {
-    const type = u8(buf, off);
-    if (type === MH_OPT.PAD1) {
-      options.push({ type: 'pad1' });
-      off += 1;
-      continue;
-    }
-    need(buf, off, 2, 'mobility option header', end);
-    const len = u8(buf, off + 1);
-    need(buf, off + 2, len, 'mobility option data', end);
-    if (type === MH_OPT.PADN) {
-      options.push({ type: 'padN', length: len });
-      off += 2 + len;
-      continue;
-    }
-    if (sawBad) fail('ERR_BAD_VALUE', 'Binding Authorization Data is not the last option', off);
-    const d = off + 2;
-    const expect = (want: number): void => {
-      if (len !== want)
-        fail('ERR_BAD_LENGTH', `mobility option ${type} length ${len}, expected ${want}`, off + 1);
-    };
-    switch (type) {
-      case MH_OPT.BINDING_REFRESH_ADVICE:
-        expect(BRA_LEN);
-        options.push({ type: 'bindingRefreshAdvice', refreshInterval: u16(buf, d) });
-        break;
-      case MH_OPT.ALTERNATE_COA:
-        expect(ACOA_LEN);
-        options.push({ type: 'alternateCareOfAddress', address: formatIpv6(buf, d) });
-        break;
-      case MH_OPT.NONCE_INDICES:
-        expect(NONCE_INDICES_LEN);
-        options.push({
-          type: 'nonceIndices',
-          homeNonceIndex: u16(buf, d),
-          careOfNonceIndex: u16(buf, d + 2),
-        });
-        break;
-      case MH_OPT.BINDING_AUTH_DATA:
-        expect(BAD_AUTHENTICATOR_LEN);
-        options.push({ type: 'bindingAuthorizationData', authenticator: buf.slice(d, d + len) });
-        sawBad = true;
-        break;
-      case MH_OPT.IPV4_HOME_ADDRESS: {
-        expect(DSMIP_OPT_LEN);
-        const w = u16(buf, d);
-        options.push({
-          type: 'ipv4HomeAddress',
-          prefixLength: w >> 10,
-          requestPrefix: (w & 0x200) !== 0,
-          address: formatIpv4(buf, d + 2),
-        });
-        break;
-      }
-      case MH_OPT.IPV4_ADDRESS_ACK:
-        expect(DSMIP_OPT_LEN);
-        options.push({
-          type: 'ipv4AddressAcknowledgement',
-          status: u8(buf, d),
-          prefixLength: u8(buf, d + 1) >> 2,
-          address: formatIpv4(buf, d + 2),
-        });
-        break;
-      case MH_OPT.NAT_DETECTION:
-        expect(DSMIP_OPT_LEN);
-        options.push({
-          type: 'natDetection',
-          udpEncapsulationRequired: (u8(buf, d) & 0x80) !== 0,
-          refreshTime: u32(buf, d + 2),
-        });
-        break;
-      case MH_OPT.IPV4_COA:
-        expect(DSMIP_OPT_LEN);
-        options.push({ type: 'ipv4CareOfAddress', address: formatIpv4(buf, d + 2) });
-        break;
-      default:
-        options.push({ type: 'unknown', optionType: type, data: buf.slice(d, d + len) });
-    }
-    off += 2 + len;
-  }
-  return options;
 }
 
 /**

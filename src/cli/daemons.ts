@@ -33,7 +33,7 @@ import { initCrypto } from '../crypto/sodium.js';
 import { RouteCareOfSource } from '../io/care-of.js';
 import { SystemClock } from '../io/clock.js';
 import { startControlServer, type ControlServer } from '../io/control-socket.js';
-import { KernelHomeAddress } from '../io/home-address.js';
+import { KernelHomeAddress, pinHomePrefix } from '../io/home-address.js';
 import { KernelHomeLink } from '../io/home-link.js';
 import { interfaceIndex } from '../io/iproute.js';
 import { createNativeBatchAead } from '../io/native-aead.js';
@@ -452,6 +452,10 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       }
     }
     for (const s of [udp4, udp6]) if (s) cleanup.push(() => s.close());
+    // The home prefix stays in the TUN even against a rogue RA's route (src/io/home-address.ts).
+    await pinHomePrefix(tun.name, cfg.home.prefix.text).catch((err: unknown) =>
+      log.warn('home-prefix-route', { error: String(err) }),
+    );
     const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
     const careOf = new RouteCareOfSource({
       ...agents,
@@ -512,6 +516,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
               tunName: tun.name,
               homeAddress: cfg.home.address,
               prefixLength: cfg.home.prefixLength,
+              homePrefix: cfg.home.prefix.text,
               homeAgentAddress: cfg.home.agentAddress,
             }),
           }

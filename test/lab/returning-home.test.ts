@@ -5,7 +5,9 @@
  *   1. it answers the MN's Neighbor Solicitations for the HA's home address (scapy, hop limit
  *      255): the link looks like a home link holding only a link-local address;
  *   2. then it sends Router Advertisements for the home prefix: the MN gets an address of the
- *      home prefix on that link by SLAAC;
+ *      home prefix on that link by SLAAC (and an on-link route for the home prefix there);
+ *   3. the MN restarts with that route in place, older than its TUN's (only the pinned route
+ *      keeps the home prefix in the tunnel);
  * and all along it relays what the MN sends on that link (the returning-home BU) over the
  * internet to the HA, and the HA's answers back, like a NAT.
  * Asserted: the HA refuses every relayed returning-home BU (BA 129, counted 'home-not-on-link'),
@@ -207,17 +209,14 @@ void t.test(
       join(prov.dir, 'ha.sock'),
     );
     await ha.waitLog((l) => l.event === 'started');
-    const mn: Daemon = startDaemon(
-      lab,
-      'mn',
-      'mn',
-      mnToml(prov, 'laptop', mnFiles, haFiles),
-      join(prov.dir, 'laptop.sock'),
-    );
+    const mnConfig = mnToml(prov, 'laptop', mnFiles, haFiles);
+    const startMn = (): Daemon =>
+      startDaemon(lab, 'mn', 'mn', mnConfig, join(prov.dir, 'laptop.sock'));
+    let mn = startMn();
     await mn.waitLog((l) => l.event === 'registered');
     const binding = async (): Promise<HaStatus['bindings'][number] | undefined> =>
       (await ha.status<HaStatus>()).bindings.find((b) => b.homeAddress === HOA);
-    const before = await binding();
+    let before = await binding();
     t.match(before?.locator, new RegExp(`^${LAB_ADDR.mn.lte}:`), 'registered over LTE');
     const hoaOn = async (dev: string): Promise<boolean> =>
       (await lab.exec('mn', 'ip', ['-6', '-o', 'addr', 'show', 'dev', dev])).stdout.includes(
@@ -269,6 +268,32 @@ void t.test(
       const from = mn.lines.length;
       const refused = await mn.waitLog((l) => l.event === 'home-refused', 25_000, from);
       t.match(refused, { link: 'wlan', status: 129, retryInS: 20 });
+      const now = await binding();
+      t.equal(now?.locator, before?.locator, 'binding at the HA: same locator');
+    });
+
+    await t.test('3. the MN restarts with the rogue route in place', async (t) => {
+      // The Wi-Fi's on-link route for the home prefix is now older than the TUN's: only the
+      // pinned route (metric 128) keeps the home prefix in the tunnel.
+      t.equal((await mn.stop()).code, 0, 'stopped');
+      mn = startMn();
+      await mn.waitLog((l) => l.event === 'registered', 20_000);
+      const refused = await mn.waitLog((l) => l.event === 'home-refused', 10_000);
+      t.match(refused, { link: 'wlan', status: 129 }, 'the Wi-Fi is asked about and refused again');
+      const routes = await lab.exec('mn', 'ip', [
+        '-6',
+        '-o',
+        'route',
+        'show',
+        LAB_ADDR.ha.homePrefix,
+      ]);
+      t.match(routes.stdout, / dev wlan /, `the rogue route is there: ${routes.stdout.trim()}`);
+      await until(
+        'registered again',
+        async () => (await mn.status<MemberStatus>()).state === 'registered',
+        10_000,
+      );
+      before = await binding();
     });
 
     await t.test('the MN stayed away: HoA on the TUN, registered over LTE', async (t) => {

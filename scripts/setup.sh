@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what mip6's tests and demo need on a fresh Debian/Ubuntu machine (as root), then
-# installs the npm packages (which builds the native addon) and compiles the TypeScript.
+# installs the npm packages, builds the native addon and compiles the TypeScript.
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(iproute2 iptables conntrack procps iputils-ping iperf3 tshark python3-scapy socat make g++ python3)
+# npm pack (scripts/prepack.mjs, test/unit/package-install.test.ts) cross-builds the linux-arm64
+# addon and smoke-runs it under qemu-user.
+PKGS+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross qemu-user)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,5 +24,10 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+fi
+# The addon (package.json has gypfile: false, so that the npm package runs no install script;
+# it ships prebuilt addons instead): built here when missing or older than its sources.
+if [ ! -f build/Release/mip6.node ] || [ -n "$(find binding.gyp native -newer build/Release/mip6.node)" ]; then
+  npm run build:addon --silent
 fi
 npm run build --silent

@@ -1,9 +1,12 @@
 /**
- * Loads the native addon (build/Release/mip6.node, built by node-gyp from binding.gyp during
- * `npm install` / `npm ci`) and types its functions. Only files in src/io call it.
+ * Loads the native addon and types its functions. Only files in src/io call it. In a git
+ * checkout node-gyp builds it from binding.gyp (`npm ci` runs it as "prepare"): build/Release;
+ * the npm package ships it prebuilt per platform and CPU (prebuilds/<platform>-<arch>/, made by
+ * `npm pack`), so installing it needs no compiler and runs no install script.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IoError } from '../util/errors.js';
 
@@ -109,33 +112,75 @@ export interface NativeAddon {
   privDrop?(uid: number, gid: number, keep: number[]): void;
 }
 
-/** Path of the built addon, relative to this file in src/io or dist/src/io. */
-function candidates(): string[] {
-  return ['../../build/Release/mip6.node', '../../../build/Release/mip6.node'].map((p) =>
-    fileURLToPath(new URL(p, import.meta.url)),
+/** The package (or repository) root: src/io and dist/io are two levels below it. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The platforms prebuilt addons exist for (`npm pack` builds them: scripts/prepack.mjs). */
+const PREBUILDS = join(ROOT, 'prebuilds');
+
+/**
+ * Where the addon may be, in order: a build from source (node-gyp rebuild: build/Release, also
+ * from an older dist/src/io layout), then the prebuilt one for this platform and CPU that the
+ * npm package ships (prebuilds/<platform>-<arch>/mip6.node).
+ */
+export function addonCandidates(
+  platform: string = process.platform,
+  arch: string = process.arch,
+): string[] {
+  return [
+    join(ROOT, 'build', 'Release', 'mip6.node'),
+    fileURLToPath(new URL('../../../build/Release/mip6.node', import.meta.url)),
+    join(PREBUILDS, `${platform}-${arch}`, 'mip6.node'),
+  ];
+}
+
+/** One line saying which addon is missing for this platform and what to do about it. */
+export function missingAddonMessage(
+  platform: string = process.platform,
+  arch: string = process.arch,
+  shipped: readonly string[] = prebuiltTargets(),
+): string {
+  const target = `${platform}-${arch}`;
+  const have = shipped.length > 0 ? shipped.join(', ') : 'none';
+  if (platform !== 'linux') {
+    return (
+      `no native addon for ${target}: mip6 runs on Linux only (TUN, netlink); ` +
+      `prebuilt addons in this package: ${have}`
+    );
+  }
+  return (
+    `no native addon for ${target}: this package ships prebuilt ones for ${have} ` +
+    `(${PREBUILDS}); build one from source in ${ROOT} with \`npx node-gyp rebuild\` ` +
+    '(needs python3, make and a C compiler)'
   );
+}
+
+function prebuiltTargets(): string[] {
+  try {
+    return readdirSync(PREBUILDS)
+      .filter((d) => existsSync(join(PREBUILDS, d, 'mip6.node')))
+      .sort();
+  } catch {
+    return [];
+  }
 }
 
 let cached: NativeAddon | undefined;
 
-/** The addon, loaded once. Throws IoError ERR_ADDON_MISSING with the fix when not built. */
+/** The addon, loaded once. Throws IoError ERR_ADDON_MISSING (one line: what, for which
+ *  platform, how to get it) when there is none for this platform. */
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
-  const path = candidates().find((p) => existsSync(p));
-  if (path === undefined) {
-    throw new IoError(
-      'ERR_ADDON_MISSING',
-      `the native addon is not built (looked for ${candidates()[0]}): run \`npm install\` ` +
-        '(or `npx node-gyp rebuild`) in the mip6 directory; it needs python3, make and a C compiler',
-    );
-  }
+  const path = addonCandidates().find((p) => existsSync(p));
+  if (path === undefined) throw new IoError('ERR_ADDON_MISSING', missingAddonMessage());
   const require = createRequire(import.meta.url);
   try {
     cached = require(path) as NativeAddon;
   } catch (err) {
+    const first = (err as Error).message.split('\n')[0] ?? '';
     throw new IoError(
       'ERR_ADDON_LOAD',
-      `cannot load the native addon ${path}: ${(err as Error).message}; rebuild it with \`npx node-gyp rebuild\``,
+      `cannot load the native addon ${path}: ${first}; rebuild it from source with ` +
+        `\`npx node-gyp rebuild\` in ${ROOT}`,
     );
   }
   return cached;

@@ -38,6 +38,10 @@ export const MAX_MOBPFX_SOLICIT_TIMEOUT_MS = 3_600_000;
 export const PREFIX_ADV_RETRIES = 3;
 /** First unsolicited MPA retransmission timeout (RFC 6275 §12). */
 export const PREFIX_ADV_TIMEOUT_MS = 3000;
+/** Shortest interval between MPAs to one mobile node, default (RFC 6275 §13: 600 s). */
+export const MIN_MOBPFX_ADV_INTERVAL_S = 600;
+/** Longest interval between MPAs to one mobile node, default (RFC 6275 §13: 86 400 s). */
+export const MAX_MOBPFX_ADV_INTERVAL_S = 86_400;
 /** Largest lifetime the 16-bit field can carry: 0xffff * 4 s (RFC 6275 §6.1.7). */
 export const MAX_BINDING_LIFETIME_S = 0xffff * 4;
 /** Default NAT keepalive interval (RFC 5555 §3.1.3 / UMIP NATKATIMEOUT). */

@@ -51,7 +51,16 @@ import {
   prefixContains,
   type Prefix,
 } from '../../wire/address.js';
-import { buildDestinationUnreachable, ICMPV6_TYPE } from '../../wire/icmpv6.js';
+import {
+  buildDestinationUnreachable,
+  buildParameterProblem,
+  ICMPV6_TYPE,
+} from '../../wire/icmpv6.js';
+import {
+  checkMobilityHeader,
+  ErrorRateLimiter,
+  type MobilityHeaderVerdict,
+} from '../../protocol/mobility-header-check.js';
 import { mobilitySignal } from '../../wire/mobility-signal.js';
 import { randomBytes } from '../../crypto/random.js';
 import {
@@ -69,8 +78,6 @@ import {
   discoveryChanged,
   homeAgentAnycast,
   mobilePrefixAdvertisement,
-  PREFIX_ADV_RETRIES,
-  PREFIX_ADV_TIMEOUT_MS,
   PREFIX_LIFETIME_INFINITE,
   type DiscoveryConfig,
 } from '../../protocol/home-agent-discovery.js';
@@ -94,9 +101,17 @@ import {
   type ResolvedLocator,
 } from '../common.js';
 import { IPPROTO, type MobilityMessage } from '../../wire/types.js';
+import {
+  PrefixAdvertiser,
+  type PrefixAdvertisementAction,
+} from '../../protocol/prefix-advertisement.js';
+import { systemRandom, type RandomSource } from '../../util/random-source.js';
+import { renderHaStatus } from './home-agent-status.js';
 
 /** At most this many ICMPv6 errors per second (RFC 4443 §2.4 (f) asks for a limit). */
 const ICMP_ERRORS_PER_SECOND = 10;
+/** At most this many Binding Errors per second (RFC 6275 §9.3.3: rate-limited). */
+const BINDING_ERRORS_PER_SECOND = 10;
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
 const REBIND_HINT_INTERVAL_MS = 1000;
 
@@ -128,17 +143,10 @@ export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
    * with infinite lifetimes. Changed at run time with setDiscovery().
    */
   discovery?: DiscoveryConfig | undefined;
-  /** Randomness for DHAAD tie-breaking and MPA identifiers (default Math.random). */
-  random?: (() => number) | undefined;
-}
-
-/** An unsolicited MPA waiting for the member's BU (RFC 6275 §10.6.2). */
-interface PendingAdvertisement {
-  packet: Uint8Array;
-  /** Retransmissions so far. */
-  sent: number;
-  nextAt: number;
-  timeoutMs: number;
+  /** Randomness for DHAAD tie-breaking, MPA identifiers and MPA jitter (default systemRandom). */
+  random?: RandomSource | undefined;
+  /** MinMobPfxAdvInterval / MaxMobPfxAdvInterval in seconds (RFC 6275 §13 defaults). */
+  prefixAdvertisementIntervals?: { minSeconds: number; maxSeconds: number } | undefined;
 }
 
 interface BindingExtra {
@@ -166,6 +174,7 @@ export class HomeAgent {
   };
   readonly #env: NodeEnvironment;
   readonly #opts: HomeAgentOptions;
+  readonly #random: RandomSource;
   readonly #haAddress: Uint8Array;
   readonly #homePrefix: Prefix;
   /** The home prefix's HA anycast address (DHAAD Requests go there, RFC 6275 §10.5). */
@@ -186,8 +195,10 @@ export class HomeAgent {
   #openOut: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
   #tunOffsets = new Uint32Array(64);
   #tunLengths = new Uint32Array(64);
-  #icmpWindowStart = 0;
-  #icmpInWindow = 0;
+  /** ICMPv6 errors we originate (RFC 4443 §2.4 (f)). */
+  readonly #icmpErrors = new ErrorRateLimiter(ICMP_ERRORS_PER_SECOND);
+  /** Binding Errors we originate (RFC 6275 §9.3.3). */
+  readonly #bindingErrors = new ErrorRateLimiter(BINDING_ERRORS_PER_SECOND);
   /** BUs accepted for processing per member (certificate name) in the last window. */
   readonly #buRate = new Map<string, { limiter: UpdateRateLimiter; lastAt: number }>();
   #buRateSweptAt = -Infinity;
@@ -196,12 +207,18 @@ export class HomeAgent {
   #startedAt = 0;
   #closed = false;
   #discovery: DiscoveryConfig;
-  /** Unsolicited MPAs not yet acknowledged by a BU, by binding key. */
-  readonly #pendingAdvertisements = new Map<string, PendingAdvertisement>();
+  /** Unsolicited and periodic MPAs to members (RFC 6275 §10.6.2), by binding key. */
+  readonly #advertiser: PrefixAdvertiser;
 
   constructor(env: NodeEnvironment, opts: HomeAgentOptions) {
     this.#env = env;
     this.#opts = opts;
+    this.#random = opts.random ?? systemRandom;
+    this.#advertiser = new PrefixAdvertiser({
+      random: this.#random,
+      minIntervalSeconds: opts.prefixAdvertisementIntervals?.minSeconds,
+      maxIntervalSeconds: opts.prefixAdvertisementIntervals?.maxSeconds,
+    });
     this.#haAddress = parseIpv6(opts.homeAgentAddress);
     this.#homePrefix = parsePrefix(opts.homePrefix);
     this.#anycast = parseIpv6(
@@ -220,6 +237,19 @@ export class HomeAgent {
         },
       ],
     };
+    this.#advertiser.setPreferredLifetime(this.#homePrefixLifetimes().preferredLifetime);
+  }
+
+  /** The advertised lifetimes of the home prefix (infinite when it is not listed). */
+  #homePrefixLifetimes(): { validLifetime: number; preferredLifetime: number } {
+    const p = this.#discovery.prefixes.find(
+      (x) =>
+        x.length === this.#homePrefix.length &&
+        ipv6Equal(parseIpv6(x.address), 0, this.#homePrefix.address, 0),
+    );
+    return (
+      p ?? { validLifetime: PREFIX_LIFETIME_INFINITE, preferredLifetime: PREFIX_LIFETIME_INFINITE }
+    );
   }
 
   /** Starts receiving on the TUN and the sockets. */
@@ -333,7 +363,7 @@ export class HomeAgent {
         (ipv6Equal(buf, off + IPV6_DST_OFF, this.#haAddress, 0) ||
           ipv6Equal(buf, off + IPV6_DST_OFF, this.#anycast, 0))
       ) {
-        this.#onDiscovery(buf.slice(off, off + len), bound, now);
+        this.#onDiscovery(buf.slice(off, off + len), entry.key, bound, now);
         continue;
       }
       this.cache.recordIn(entry, len, now);
@@ -455,15 +485,17 @@ export class HomeAgent {
       return;
     }
     const mh = decoded.mobility;
-    if (mh === undefined) {
-      this.drops.add('not-signaling');
-      return;
-    }
-    if (decoded.mobility?.checksumValid === false) {
-      this.drops.add('mh-checksum');
+    const verdict = checkMobilityHeader(decoded);
+    if (mh === undefined || verdict.action === 'drop') {
+      this.drops.add(mh === undefined ? 'not-signaling' : 'mh-checksum');
       return;
     }
     this.counters.signalingIn++;
+    if (verdict.action !== 'accept') {
+      this.drops.add(verdict.reason);
+      this.#answerBadMobilityHeader(verdict, packet, session, locator, now);
+      return;
+    }
     if (mh.kind !== 'bindingUpdate') {
       this.drops.add(`unexpected-${mh.kind}`);
       return;
@@ -511,7 +543,7 @@ export class HomeAgent {
     const entry = result.entry;
     if (result.change === 'created' || result.change === 'updated') {
       // A BU after an unsolicited MPA acknowledges it (RFC 6275 §10.6.2, §11.4.3).
-      if (entry && this.#pendingAdvertisements.delete(entry.key)) {
+      if (entry && this.#advertiser.onBindingUpdate(entry.key, now)) {
         env.log.info('mobile-prefix-acknowledged', { hoa: entry.homeAddress });
       }
       if (entry) {
@@ -560,6 +592,44 @@ export class HomeAgent {
         void removed.then(() => this.#sendSignaling(session, ba, to, nodeNow(this.#env)));
       }
     }
+  }
+
+  /**
+   * A Mobility Header that fails RFC 6275 §9.2 (mobility-header-check.ts): a bad Payload Proto
+   * gets an ICMPv6 Parameter Problem, an unknown MH type a Binding Error status 2, each
+   * rate-limited, sealed back in the member's channel to where it came from.
+   */
+  #answerBadMobilityHeader(
+    verdict: Exclude<MobilityHeaderVerdict, { action: 'accept' | 'drop' }>,
+    packet: Uint8Array,
+    session: PeerSession,
+    locator: Locator,
+    now: number,
+  ): void {
+    let answer: Uint8Array;
+    if (verdict.action === 'parameterProblem') {
+      if (!this.#icmpErrors.allow(now)) return;
+      answer = buildParameterProblem(
+        packet,
+        verdict.code,
+        verdict.pointer,
+        this.#opts.homeAgentAddress,
+      );
+      this.counters.icmpErrorsSent++;
+    } else {
+      if (!this.#bindingErrors.allow(now)) return;
+      answer = encodeMobilityPacket({
+        source: this.#opts.homeAgentAddress,
+        destination: verdict.destination,
+        message: {
+          kind: 'bindingError',
+          status: verdict.status,
+          homeAddress: verdict.homeAddress,
+          options: [],
+        },
+      });
+    }
+    this.#sendSignaling(session, answer, locator, now);
   }
 
   /**
@@ -732,7 +802,7 @@ export class HomeAgent {
   }
 
   /** DHAAD Request or Mobile Prefix Solicitation from a bound member: answer in its channel. */
-  #onDiscovery(packet: Uint8Array, bound: BindingExtra, now: number): void {
+  #onDiscovery(packet: Uint8Array, key: string, bound: BindingExtra, now: number): void {
     this.#capture(packet, now);
     let decoded;
     try {
@@ -746,8 +816,9 @@ export class HomeAgent {
       this.drops.add('discovery-malformed');
       return;
     }
-    const answer = answerDiscovery(msg, this.#discovery, this.#opts.random);
+    const answer = answerDiscovery(msg, this.#discovery, this.#random);
     if (answer === null) return;
+    if (answer.kind === 'mobilePrefixAdvertisement') this.#advertiser.onSolicitedSent(key, now);
     this.counters.signalingIn++;
     const reply = encodeIcmpv6Packet({
       source: this.#opts.homeAgentAddress,
@@ -773,6 +844,7 @@ export class HomeAgent {
   setDiscovery(cfg: DiscoveryConfig): boolean {
     if (!discoveryChanged(this.#discovery, cfg)) return false;
     this.#discovery = cfg;
+    this.#advertiser.setPreferredLifetime(this.#homePrefixLifetimes().preferredLifetime);
     this.advertisePrefix();
     return true;
   }
@@ -806,55 +878,38 @@ export class HomeAgent {
   /**
    * Unsolicited Mobile Prefix Advertisement to every registered member (RFC 6275 §10.6.2),
    * retransmitted from PREFIX_ADV_TIMEOUT doubling, at most PREFIX_ADV_RETRIES times, until the
-   * member's next BU acknowledges it or its binding goes away.
+   * member's next BU acknowledges it or its binding goes away (prefix-advertisement.ts).
    */
   advertisePrefix(): void {
     const now = nodeNow(this.#env);
-    const random = this.#opts.random ?? Math.random;
-    for (const e of this.cache.entries()) {
-      const bound = this.#extra.get(e.key);
-      if (bound === undefined) continue;
-      const mpa = encodeIcmpv6Packet({
-        source: this.#opts.homeAgentAddress,
-        destination: e.homeAddress,
-        message: mobilePrefixAdvertisement(Math.floor(random() * 0x10000), this.#discovery),
-      });
-      this.#sendSignaling(bound.session, mpa, bound.locator, now);
-      this.#pendingAdvertisements.set(e.key, {
-        packet: mpa,
-        sent: 0,
-        nextAt: now + PREFIX_ADV_TIMEOUT_MS,
-        timeoutMs: PREFIX_ADV_TIMEOUT_MS,
-      });
-      this.#env.log.info('mobile-prefix-unsolicited', { hoa: e.homeAddress });
-    }
+    const keys = [...this.cache.entries()].map((e) => e.key).filter((k) => this.#extra.has(k));
+    this.#sendAdvertisements(this.#advertiser.advertise(keys, now), now);
     this.#rearm();
   }
 
-  #retransmitAdvertisements(now: number): void {
-    for (const [key, p] of this.#pendingAdvertisements) {
-      if (now < p.nextAt) continue;
-      const bound = this.#extra.get(key);
-      if (bound === undefined || p.sent >= PREFIX_ADV_RETRIES) {
-        this.#pendingAdvertisements.delete(key);
+  #sendAdvertisements(actions: PrefixAdvertisementAction[], now: number): void {
+    for (const a of actions) {
+      const entry = this.cache.getByKey(a.key);
+      const bound = this.#extra.get(a.key);
+      if (entry === undefined || bound === undefined) {
+        this.#advertiser.forget(a.key);
         continue;
       }
-      p.sent++;
-      p.timeoutMs *= 2;
-      p.nextAt = now + p.timeoutMs;
-      this.#sendSignaling(bound.session, p.packet, bound.locator, now);
+      const mpa = encodeIcmpv6Packet({
+        source: this.#opts.homeAgentAddress,
+        destination: entry.homeAddress,
+        message: mobilePrefixAdvertisement(a.identifier, this.#discovery),
+      });
+      this.#sendSignaling(bound.session, mpa, bound.locator, now);
+      if (a.why !== 'retransmission') {
+        this.#env.log.info('mobile-prefix-unsolicited', { hoa: entry.homeAddress, why: a.why });
+      }
     }
-  }
-
-  #nextAdvertisementDeadline(): number {
-    let next = Infinity;
-    for (const p of this.#pendingAdvertisements.values()) next = Math.min(next, p.nextAt);
-    return next;
   }
 
   #removeBinding(entry: BindingCacheEntry, why: string): Promise<void> {
     this.#rebindHints.delete(entry.key);
-    this.#pendingAdvertisements.delete(entry.key);
+    this.#advertiser.forget(entry.key);
     const extra = this.#extra.get(entry.key);
     this.#extra.delete(entry.key);
     const keys = extra === undefined ? undefined : this.#bySession.get(extra.session);
@@ -947,11 +1002,6 @@ export class HomeAgent {
   /** ICMPv6 Destination Unreachable (address unreachable) for a packet to an away-less HoA. */
   #unreachable(packet: Uint8Array, now: number): void {
     if (!prefixContains(this.#homePrefix, packet, IPV6_DST_OFF)) return;
-    if (now - this.#icmpWindowStart >= 1000) {
-      this.#icmpWindowStart = now;
-      this.#icmpInWindow = 0;
-    }
-    if (this.#icmpInWindow >= ICMP_ERRORS_PER_SECOND) return;
     let reply: Uint8Array | null;
     try {
       reply = buildDestinationUnreachable(packet, 3, this.#opts.homeAgentAddress);
@@ -959,7 +1009,7 @@ export class HomeAgent {
       return;
     }
     if (reply === null) return; // never about an ICMPv6 error or multicast (RFC 4443 §2.4 (e))
-    this.#icmpInWindow++;
+    if (!this.#icmpErrors.allow(now)) return;
     this.counters.icmpErrorsSent++;
     this.#env.tun.writePacket(reply);
   }
@@ -975,7 +1025,7 @@ export class HomeAgent {
     const deadline = Math.min(
       this.cache.nextDeadline(),
       this.#endpointDeadline,
-      this.#nextAdvertisementDeadline(),
+      this.#advertiser.nextDeadline(),
       this.#paths.nextDeadline(),
     );
     armTimer(this.#env, deadline, () => this.#onTimer());
@@ -993,7 +1043,7 @@ export class HomeAgent {
       if (to) this.#socketFor(to.address.includes(':') ? 6 : 4)?.send(data, to.address, to.port);
     }
     this.#endpointDeadline = polled.nextDeadline;
-    this.#retransmitAdvertisements(now);
+    this.#sendAdvertisements(this.#advertiser.poll(now), now);
     for (const c of this.#paths.poll(now)) {
       for (const key of this.#bySession.get(c.owner) ?? []) {
         const extra = this.#extra.get(key);
@@ -1025,61 +1075,21 @@ export class HomeAgent {
   // ---- status and shutdown ---------------------------------------------------------------
 
   status(): HaStatus {
-    const now = nodeNow(this.#env);
-    const bindings: BindingStatus[] = [];
-    for (const e of this.cache.entries()) {
-      bindings.push({
-        homeAddress: e.homeAddress,
-        member: e.peerName,
-        locator: formatLocator(e.locator),
-        careOfAddress: e.careOfAddress,
-        nat: e.natDetected ? 'detected' : e.udpEncapsulationRequired ? 'forced' : 'none',
-        lifetimeRemaining: Math.max(0, Math.round((e.expiresAt - now) / 1000)),
-        sequence: e.sequence,
-        packetsIn: e.counters.packetsIn,
-        packetsOut: e.counters.packetsOut,
-        bytesIn: e.counters.bytesIn,
-        bytesOut: e.counters.bytesOut,
-        ...(e.lastUsedAt !== null ? { lastSeen: Math.round((now - e.lastUsedAt) / 1000) } : {}),
-        ...this.#pathStatus(e.key),
-      });
-    }
-    const drops: Record<string, number> = { ...this.drops.byReason };
-    for (const [reason, count] of Object.entries(this.#env.endpoint.drops)) {
-      if (count > 0) drops[`channel-${reason}`] = count;
-    }
-    return {
-      role: 'ha',
+    return renderHaStatus({
+      now: nodeNow(this.#env),
+      startedAt: this.#startedAt,
       pid: process.pid,
-      uptime: Math.round((now - this.#startedAt) / 1000),
-      tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
-      listen: this.#sockets().map((s) =>
-        formatLocator({ address: s.localAddress, port: s.localPort }),
-      ),
+      cache: this.cache,
+      pathStatus: (key) => this.#pathStatus(key),
+      tun: this.#env.tun,
+      listen: this.#sockets().map((s) => ({ address: s.localAddress, port: s.localPort })),
       homePrefix: this.#opts.homePrefix,
-      homeAddress: this.#opts.homeAgentAddress,
-      bindings,
-      homeAgents: [...this.#discovery.homeAgents]
-        .sort((a, b) => b.preference - a.preference)
-        .map((a) => {
-          const underlay = [a.underlay4, a.underlay6].filter((u) => u !== undefined).join(' ');
-          return {
-            address: a.address,
-            preference: a.preference,
-            lifetime: a.lifetime,
-            ...(underlay !== ''
-              ? { underlay: a.port ? `${underlay} port ${a.port}` : underlay }
-              : {}),
-          };
-        }),
-      advertisedPrefixes: this.#discovery.prefixes.map((p) => ({
-        prefix: `${p.address}/${p.length}`,
-        validLifetime: p.validLifetime,
-        preferredLifetime: p.preferredLifetime,
-      })),
-      counters: { ...this.counters },
-      drops,
-    };
+      homeAgentAddress: this.#opts.homeAgentAddress,
+      discovery: this.#discovery,
+      counters: this.counters,
+      drops: this.drops.byReason,
+      channelDrops: this.#env.endpoint.drops,
+    });
   }
 
   /** Stops timers; bindings' home-link state is withdrawn. The caller closes the I/O. */

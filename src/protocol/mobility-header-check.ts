@@ -1,0 +1,91 @@
+/**
+ * The receiver checks of a Mobility Header common to every role (RFC 6275 §9.2; digest §3
+ * "Receiver validation order"), on a packet decoded by wire/packet.ts:
+ *   1. checksum wrong ........................................ drop, silently
+ *   2. Payload Proto is not 59 (IPPROTO_NONE) ................. ICMPv6 Parameter Problem, code 0,
+ *                                                                pointer to Payload Proto; drop
+ *   3. (Header Len below the minimum for the type: decodePacket already throws WireError
+ *      ERR_BAD_LENGTH, which the driver counts and drops)
+ *   4. MH Type unknown ........................................ Binding Error status 2; drop
+ * Both answers are ICMP-like errors: the driver sends them through an ErrorRateLimiter
+ * (RFC 6275 §9.3.3 asks to rate-limit Binding Errors, RFC 4443 §2.4 (f) ICMPv6 errors).
+ * Used by the home agent; the mobile node (signaling from its HA) and the correspondent
+ * (HoTI / CoTI / BU) should call it right after decodePacket too.
+ */
+import { MH_PAYLOAD_PROTO_NONE, MH_PAYLOAD_PROTO_OFF } from '../wire/mobility.js';
+import type { DecodedPacket } from '../wire/packet.js';
+import { BE_STATUS } from '../wire/types.js';
+
+/** Unspecified address: the Home Address field of a Binding Error without a HAO (§6.1.9). */
+const UNSPECIFIED = '::';
+
+export type MobilityHeaderVerdict =
+  | { action: 'accept' }
+  | { action: 'drop'; reason: 'not-mobility' | 'mh-checksum' }
+  | {
+      action: 'parameterProblem';
+      reason: 'mh-payload-proto';
+      /** ICMPv6 Parameter Problem code (0: erroneous header field). */
+      code: 0;
+      /** Offset of the offending byte in the packet (RFC 4443 §3.4). */
+      pointer: number;
+    }
+  | {
+      action: 'bindingError';
+      reason: 'mh-unknown-type';
+      status: typeof BE_STATUS.UNRECOGNIZED_MH_TYPE;
+      /** The HAO's home address of the offending packet, else '::' (RFC 6275 §6.1.9). */
+      homeAddress: string;
+      /** Where the Binding Error goes: the offending packet's source. */
+      destination: string;
+    };
+
+/** Checks the Mobility Header of a decoded packet in RFC 6275 §9.2 order. */
+export function checkMobilityHeader(packet: DecodedPacket): MobilityHeaderVerdict {
+  const mh = packet.mobility;
+  if (mh === undefined) return { action: 'drop', reason: 'not-mobility' };
+  if (mh.checksumValid === false) return { action: 'drop', reason: 'mh-checksum' };
+  if (mh.payloadProto !== MH_PAYLOAD_PROTO_NONE) {
+    return {
+      action: 'parameterProblem',
+      reason: 'mh-payload-proto',
+      code: 0,
+      pointer: packet.upperOffset + MH_PAYLOAD_PROTO_OFF,
+    };
+  }
+  if (mh.kind === 'unknown') {
+    return {
+      action: 'bindingError',
+      reason: 'mh-unknown-type',
+      status: BE_STATUS.UNRECOGNIZED_MH_TYPE,
+      homeAddress: packet.homeAddress ?? UNSPECIFIED,
+      destination: packet.source,
+    };
+  }
+  return { action: 'accept' };
+}
+
+/**
+ * At most `perSecond` error messages (Binding Errors, ICMPv6 errors) per one-second window,
+ * all peers together. Time comes from the caller.
+ */
+export class ErrorRateLimiter {
+  readonly #perSecond: number;
+  #windowStart = -Infinity;
+  #inWindow = 0;
+
+  constructor(perSecond: number) {
+    this.#perSecond = perSecond;
+  }
+
+  /** True (and counted) when one more error may be sent at `now` (ms). */
+  allow(now: number): boolean {
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#inWindow = 0;
+    }
+    if (this.#inWindow >= this.#perSecond) return false;
+    this.#inWindow++;
+    return true;
+  }
+}

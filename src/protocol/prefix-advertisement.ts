@@ -1,0 +1,174 @@
+/**
+ * Home agent: when to send each registered member a Mobile Prefix Advertisement (RFC 6275
+ * §10.6.2, §11.4.3). Sans-IO: the driver tells it about bindings and changes, calls `poll(now)`
+ * at `nextDeadline()` and sends one MPA per returned action, built from its current discovery
+ * configuration with the action's identifier.
+ *
+ * Two reasons to send unsolicited:
+ *   - a change (a reloaded ha.toml changed the prefixes or the home agents list): `advertise`
+ *     sends at once to every member and retransmits with the same identifier after
+ *     PREFIX_ADV_TIMEOUT, doubling, at most PREFIX_ADV_RETRIES times, until the member's next BU
+ *     acknowledges it (`onBindingUpdate`) or its binding goes (`forget`);
+ *   - the periodic schedule: after each MPA to a member (solicited, unsolicited or periodic)
+ *     the next one is due at now + RandomDelay, where
+ *       MaxScheduleDelay = min(MaxMobPfxAdvInterval, the home prefix's preferred lifetime)
+ *       RandomDelay      = MinMobPfxAdvInterval + random * |MaxScheduleDelay - MinMobPfxAdvInterval|
+ *     so members hear from the HA at least every MaxMobPfxAdvInterval and MPAs to one member are
+ *     at least MinMobPfxAdvInterval apart; the jitter comes from the injected random source.
+ *     A periodic MPA is unsolicited too and is retransmitted the same way until acknowledged.
+ */
+import { systemRandom, type RandomSource } from '../util/random-source.js';
+import {
+  MAX_MOBPFX_ADV_INTERVAL_S,
+  MIN_MOBPFX_ADV_INTERVAL_S,
+  PREFIX_ADV_RETRIES,
+  PREFIX_ADV_TIMEOUT_MS,
+} from './constants.js';
+
+export interface PrefixAdvertiserOptions {
+  /** Jitter of the periodic schedule and MPA identifiers (default systemRandom). */
+  random?: RandomSource | undefined;
+  /** MinMobPfxAdvInterval in seconds (default 600, RFC 6275 §13). */
+  minIntervalSeconds?: number | undefined;
+  /** MaxMobPfxAdvInterval in seconds (default 86 400, RFC 6275 §13). */
+  maxIntervalSeconds?: number | undefined;
+}
+
+/** One MPA to send: to the member of binding `key`, with this identifier. */
+export interface PrefixAdvertisementAction {
+  key: string;
+  identifier: number;
+  why: 'change' | 'periodic' | 'retransmission';
+}
+
+interface MemberState {
+  /** When the next periodic MPA is due. */
+  periodicAt: number;
+  /** An unsolicited MPA not yet acknowledged by a BU. */
+  pending: { identifier: number; sent: number; timeoutMs: number; nextAt: number } | undefined;
+}
+
+export class PrefixAdvertiser {
+  readonly #random: RandomSource;
+  readonly #minMs: number;
+  readonly #maxMs: number;
+  readonly #members = new Map<string, MemberState>();
+  /** The home prefix's preferred lifetime (s): caps the periodic interval (§10.6.2). */
+  #preferredLifetimeS = Infinity;
+
+  constructor(opts: PrefixAdvertiserOptions = {}) {
+    this.#random = opts.random ?? systemRandom;
+    this.#minMs = (opts.minIntervalSeconds ?? MIN_MOBPFX_ADV_INTERVAL_S) * 1000;
+    this.#maxMs = (opts.maxIntervalSeconds ?? MAX_MOBPFX_ADV_INTERVAL_S) * 1000;
+  }
+
+  /** The advertised home prefix's preferred lifetime in seconds (0xffffffff = infinite). */
+  setPreferredLifetime(seconds: number): void {
+    this.#preferredLifetimeS = seconds >= 0xffff_ffff ? Infinity : seconds;
+  }
+
+  /** Delay to the next periodic MPA of a member (RFC 6275 §10.6.2 RandomDelay), in ms. */
+  randomDelay(): number {
+    const maxSchedule = Math.min(this.#maxMs, this.#preferredLifetimeS * 1000);
+    return this.#minMs + Math.floor(this.#random() * Math.abs(maxSchedule - this.#minMs));
+  }
+
+  /** A 16-bit MPA identifier. */
+  identifier(): number {
+    return Math.floor(this.#random() * 0x10000) & 0xffff;
+  }
+
+  /** A member's binding exists (created or refreshed): it joins the periodic schedule. */
+  onRegistered(key: string, now: number): void {
+    if (!this.#members.has(key)) {
+      this.#members.set(key, { periodicAt: now + this.randomDelay(), pending: undefined });
+    }
+  }
+
+  /**
+   * A BU of the member was accepted: it acknowledges an outstanding unsolicited MPA (RFC 6275
+   * §11.4.3). Returns true when there was one.
+   */
+  onBindingUpdate(key: string, now: number): boolean {
+    const m = this.#members.get(key);
+    this.onRegistered(key, now);
+    if (m?.pending === undefined) return false;
+    m.pending = undefined;
+    return true;
+  }
+
+  /** A solicited MPA went to the member: the periodic one is rescheduled from now. */
+  onSolicitedSent(key: string, now: number): void {
+    const m = this.#members.get(key);
+    if (m !== undefined) m.periodicAt = now + this.randomDelay();
+  }
+
+  /** The member's binding is gone: nothing more for it. */
+  forget(key: string): void {
+    this.#members.delete(key);
+  }
+
+  /** Outstanding unsolicited MPA of a member (for status and tests). */
+  pending(key: string): boolean {
+    return this.#members.get(key)?.pending !== undefined;
+  }
+
+  /** A change to announce: an unsolicited MPA to every member in `keys`, now. */
+  advertise(keys: Iterable<string>, now: number): PrefixAdvertisementAction[] {
+    const out: PrefixAdvertisementAction[] = [];
+    for (const key of keys) {
+      this.onRegistered(key, now);
+      out.push(this.#unsolicited(key, this.#members.get(key)!, now, 'change'));
+    }
+    return out;
+  }
+
+  #unsolicited(
+    key: string,
+    m: MemberState,
+    now: number,
+    why: 'change' | 'periodic',
+  ): PrefixAdvertisementAction {
+    const identifier = this.identifier();
+    m.pending = {
+      identifier,
+      sent: 0,
+      timeoutMs: PREFIX_ADV_TIMEOUT_MS,
+      nextAt: now + PREFIX_ADV_TIMEOUT_MS,
+    };
+    m.periodicAt = now + this.randomDelay();
+    return { key, identifier, why };
+  }
+
+  /** Retransmissions and periodic MPAs due at `now`. */
+  poll(now: number): PrefixAdvertisementAction[] {
+    const out: PrefixAdvertisementAction[] = [];
+    for (const [key, m] of this.#members) {
+      const p = m.pending;
+      if (p !== undefined && now >= p.nextAt) {
+        if (p.sent >= PREFIX_ADV_RETRIES) {
+          m.pending = undefined; // given up; the periodic schedule tries again later
+        } else {
+          p.sent++;
+          p.timeoutMs *= 2;
+          p.nextAt = now + p.timeoutMs;
+          out.push({ key, identifier: p.identifier, why: 'retransmission' });
+        }
+      }
+      if (now >= m.periodicAt && m.pending === undefined) {
+        out.push(this.#unsolicited(key, m, now, 'periodic'));
+      } else if (now >= m.periodicAt) {
+        m.periodicAt = now + this.randomDelay(); // a change MPA is still being retransmitted
+      }
+    }
+    return out;
+  }
+
+  nextDeadline(): number {
+    let next = Infinity;
+    for (const m of this.#members.values()) {
+      next = Math.min(next, m.periodicAt, m.pending?.nextAt ?? Infinity);
+    }
+    return next;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The home agent applies the RFC 6275 §9.2 Mobility Header checks (protocol/mobility-header-check.ts)
+ * to a member's own signaling, over fakes: an unknown MH type gets a Binding Error status 2, a
+ * Payload Proto other than 59 an ICMPv6 Parameter Problem (code 0, pointer at the field), both
+ * sealed back in the member's channel and rate-limited; neither touches the binding cache.
+ */
+import t from 'tap';
+import { DataKind } from '../../src/crypto/aead.js';
+import type { PeerSession } from '../../src/crypto/endpoint.js';
+import { upperLayerChecksum } from '../../src/wire/checksum.js';
+import { decodePacket, encodeMobilityPacket, type DecodedPacket } from '../../src/wire/packet.js';
+import { bindingUpdateFlags } from '../../src/wire/types.js';
+import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
+import { World, HA4, HA_HOME_ADDRESS, HA_PORT } from '../helpers/world.js';
+
+const HOA = '2001:db8:100::66';
+const ADDR4 = '203.0.113.66';
+
+async function member(w: World) {
+  const ep = endpoint(w.ca, { name: 'probe', role: 'mn', key: memberKey(0x92), addresses: [HOA] }, [
+    'ha',
+  ]);
+  const udp = w.net.endpoint({ address: ADDR4 });
+  const got: DecodedPacket[] = [];
+  let session: PeerSession | undefined;
+  udp.onDatagrams((batch) => {
+    for (let i = 0; i < batch.count; i++) {
+      const copy = batch.packet(i).slice();
+      const r = ep.receive(copy, T0 + w.clock.now());
+      if (r.kind === 'established') session = r.session;
+      if (r.kind === 'data') got.push(decodePacket(copy.subarray(r.offset, r.offset + r.length)));
+    }
+  });
+  udp.send(ep.connect(w.haKey.publicKey, T0 + w.clock.now()), HA4, HA_PORT);
+  await w.until(() => session !== undefined, 1000);
+  const send = (packet: Uint8Array): void => {
+    udp.send(ep.seal(session!, packet, T0 + w.clock.now(), DataKind.SIGNALING)!, HA4, HA_PORT);
+  };
+  return { got, send, ready: session !== undefined };
+}
+
+function unknownType(): Uint8Array {
+  return encodeMobilityPacket({
+    source: HOA,
+    destination: HA_HOME_ADDRESS,
+    message: { kind: 'unknown', mhType: 99, data: new Uint8Array(2), options: [] },
+  });
+}
+
+/** A BU whose Payload Proto is 6 (TCP), checksum recomputed so only that field is wrong. */
+function badPayloadProto(): Uint8Array {
+  const p = encodeMobilityPacket({
+    source: HOA,
+    destination: HA_HOME_ADDRESS,
+    message: {
+      kind: 'bindingUpdate',
+      sequence: 1,
+      flags: bindingUpdateFlags({ A: true, H: true }),
+      lifetimeUnits: 50,
+      options: [{ type: 'ipv4CareOfAddress', address: ADDR4 }],
+    },
+  });
+  p[40] = 6;
+  p[44] = 0;
+  p[45] = 0;
+  const c = upperLayerChecksum(HOA, HA_HOME_ADDRESS, 135, p.subarray(40));
+  p[44] = c >> 8;
+  p[45] = c & 0xff;
+  return p;
+}
+
+void t.test('unknown MH type: Binding Error status 2, rate-limited', async (t) => {
+  const w = await World.create({ delayMs: 1 });
+  const m = await member(w);
+  t.ok(m.ready, 'channel up');
+  m.send(unknownType());
+  await w.run(20);
+  const be = m.got.filter((p) => p.mobility?.kind === 'bindingError');
+  t.equal(be.length, 1, 'one Binding Error');
+  const msg = be[0]?.mobility;
+  t.equal(msg?.kind === 'bindingError' && msg.status, 2, 'status 2');
+  t.equal(msg?.kind === 'bindingError' && msg.homeAddress, '::', 'no HAO: unspecified');
+  t.equal(be[0]?.destination, HOA);
+  t.equal(w.ha.drops.get('mh-unknown-type'), 1, 'counted');
+  t.equal(w.ha.cache.size, 0, 'no binding');
+
+  for (let i = 0; i < 50; i++) m.send(unknownType());
+  await w.run(20);
+  const more = m.got.filter((p) => p.mobility?.kind === 'bindingError').length - 1;
+  t.ok(more <= 10, `a burst of 50 gets ${more} Binding Errors (at most 10 per second)`);
+  t.equal(w.ha.drops.get('mh-unknown-type'), 51);
+});
+
+void t.test('Payload Proto not 59: ICMPv6 Parameter Problem code 0 at byte 40', async (t) => {
+  const w = await World.create({ delayMs: 1 });
+  const m = await member(w);
+  t.ok(m.ready, 'channel up');
+  m.send(badPayloadProto());
+  await w.run(20);
+  const pp = m.got.filter((p) => p.icmpv6?.kind === 'parameterProblem');
+  t.equal(pp.length, 1, 'one Parameter Problem');
+  const icmp = pp[0]?.icmpv6;
+  t.equal(icmp?.kind === 'parameterProblem' && icmp.code, 0, 'code 0');
+  t.equal(icmp?.kind === 'parameterProblem' && icmp.pointer, 40, 'pointer: Payload Proto');
+  t.equal(pp[0]?.source, HA_HOME_ADDRESS);
+  t.equal(w.ha.drops.get('mh-payload-proto'), 1, 'counted');
+  t.equal(w.ha.cache.size, 0, 'the BU was not processed');
+  t.notOk(
+    m.got.some((p) => p.mobility?.kind === 'bindingAcknowledgement'),
+    'no Binding Acknowledgement',
+  );
+});

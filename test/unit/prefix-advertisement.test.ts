@@ -1,0 +1,130 @@
+/**
+ * The home agent's MPA schedule (src/protocol/prefix-advertisement.ts, RFC 6275 §10.6.2) on a
+ * fake clock: unsolicited MPAs after a change, their retransmission until a BU acknowledges them,
+ * and the periodic schedule between MinMobPfxAdvInterval and MaxMobPfxAdvInterval.
+ */
+import t from 'tap';
+import {
+  PrefixAdvertiser,
+  type PrefixAdvertisementAction,
+} from '../../src/protocol/prefix-advertisement.js';
+import {
+  MAX_MOBPFX_ADV_INTERVAL_S,
+  MIN_MOBPFX_ADV_INTERVAL_S,
+  PREFIX_ADV_RETRIES,
+  PREFIX_ADV_TIMEOUT_MS,
+} from '../../src/protocol/constants.js';
+
+const T0 = 1_000_000;
+
+/** Polls at every deadline up to `until`; returns [time since T0, action]. */
+function run(a: PrefixAdvertiser, until: number): [number, PrefixAdvertisementAction][] {
+  const out: [number, PrefixAdvertisementAction][] = [];
+  for (let now = a.nextDeadline(); now <= until; now = a.nextDeadline()) {
+    for (const x of a.poll(now)) out.push([now - T0, x]);
+  }
+  return out;
+}
+
+t.test('RFC 6275 §13 defaults', async (t) => {
+  t.equal(MIN_MOBPFX_ADV_INTERVAL_S, 600);
+  t.equal(MAX_MOBPFX_ADV_INTERVAL_S, 86_400);
+});
+
+t.test('a change: sent at once, retransmitted doubling PREFIX_ADV_RETRIES times', async (t) => {
+  const a = new PrefixAdvertiser({ random: () => 0.5 });
+  a.onRegistered('k', T0);
+  const first = a.advertise(['k'], T0);
+  t.same(
+    first.map((x) => x.why),
+    ['change'],
+  );
+  const id = first[0]!.identifier;
+  t.ok(a.pending('k'));
+  const later = run(a, T0 + 100_000).filter(([, x]) => x.why === 'retransmission');
+  t.same(
+    later.map(([at]) => at),
+    [3000, 9000, 21000].map((ms) => (ms / 3000) * PREFIX_ADV_TIMEOUT_MS),
+  );
+  t.equal(later.length, PREFIX_ADV_RETRIES);
+  t.ok(
+    later.every(([, x]) => x.identifier === id),
+    'same identifier',
+  );
+  t.notOk(a.pending('k'), 'given up after the last retry');
+});
+
+t.test('a BU acknowledges the outstanding MPA', async (t) => {
+  const a = new PrefixAdvertiser({ random: () => 0 });
+  a.advertise(['k'], T0);
+  t.equal(a.onBindingUpdate('k', T0 + 100), true);
+  t.equal(a.onBindingUpdate('k', T0 + 200), false, 'only once');
+  t.same(run(a, T0 + 60_000), [], 'no retransmission');
+});
+
+t.test('forget: a binding gone gets nothing more', async (t) => {
+  const a = new PrefixAdvertiser();
+  a.advertise(['k'], T0);
+  a.forget('k');
+  t.equal(a.nextDeadline(), Infinity);
+});
+
+t.test('periodic: between Min and Max apart, jitter from the random source', async (t) => {
+  const min = MIN_MOBPFX_ADV_INTERVAL_S * 1000;
+  const max = MAX_MOBPFX_ADV_INTERVAL_S * 1000;
+  for (const r of [0, 0.25, 0.999999]) {
+    const a = new PrefixAdvertiser({ random: () => r });
+    a.onRegistered('k', T0);
+    const expected = min + Math.floor(r * (max - min));
+    t.equal(a.nextDeadline(), T0 + expected, `random ${r}`);
+    const sent = run(a, T0 + expected);
+    t.same(
+      sent.map(([at, x]) => [at, x.why]),
+      [[expected, 'periodic']],
+    );
+    t.ok(expected >= min && expected <= max);
+  }
+});
+
+t.test('periodic MPAs are retransmitted until acknowledged, then rescheduled', async (t) => {
+  const a = new PrefixAdvertiser({ random: () => 0 });
+  a.onRegistered('k', T0);
+  const min = MIN_MOBPFX_ADV_INTERVAL_S * 1000;
+  t.same(
+    run(a, T0 + min).map(([, x]) => x.why),
+    ['periodic'],
+  );
+  t.ok(a.pending('k'));
+  t.same(
+    run(a, T0 + min + PREFIX_ADV_TIMEOUT_MS).map(([at, x]) => [at, x.why]),
+    [[min + PREFIX_ADV_TIMEOUT_MS, 'retransmission']],
+  );
+  a.onBindingUpdate('k', T0 + min + 4000);
+  t.equal(a.nextDeadline(), T0 + 2 * min, 'next periodic Min after the last one');
+});
+
+t.test('the home prefix preferred lifetime caps the periodic interval', async (t) => {
+  const a = new PrefixAdvertiser({ random: () => 0.999 });
+  a.setPreferredLifetime(3600);
+  const d = a.randomDelay();
+  t.ok(d >= 600_000 && d < 3_600_000, `${d}`);
+  a.setPreferredLifetime(0xffff_ffff);
+  t.ok(a.randomDelay() > 3_600_000, 'infinite: MaxMobPfxAdvInterval');
+});
+
+t.test('a solicited MPA reschedules the periodic one', async (t) => {
+  const a = new PrefixAdvertiser({ random: () => 0 });
+  a.onRegistered('k', T0);
+  a.onSolicitedSent('k', T0 + 500_000);
+  t.equal(a.nextDeadline(), T0 + 500_000 + 600_000);
+});
+
+t.test('configurable intervals and 16-bit identifiers', async (t) => {
+  const a = new PrefixAdvertiser({
+    random: () => 0.5,
+    minIntervalSeconds: 10,
+    maxIntervalSeconds: 30,
+  });
+  t.equal(a.randomDelay(), 20_000);
+  t.equal(a.identifier(), 0x8000);
+});

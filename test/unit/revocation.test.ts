@@ -14,6 +14,7 @@ import {
 } from '../../src/crypto/revocation-list.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
 import { parseHaConfig, parseMnConfig } from '../../src/config/index.js';
+import { readRevocationList } from '../../src/cli/ha-reload.js';
 import { authority, endpoint, ipv6Packet, memberKey, T0 } from '../helpers/crypto.js';
 
 await initCrypto();
@@ -149,4 +150,11 @@ authority = "ca/authority.pub"
     { code: 'ERR_CONFIG', message: /identity\.revocation_list: unknown key/ },
     'not an mn.toml key',
   );
+});
+
+void t.test('a revocation list the home agent cannot read is one line', async (t) => {
+  t.throws(() => readRevocationList('/nonexistent/revoked.txt'), {
+    code: 'ERR_REVOCATION_LIST',
+    message: '/nonexistent/revoked.txt: cannot read the revocation list (ENOENT)',
+  });
 });

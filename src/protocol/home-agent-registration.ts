@@ -23,6 +23,7 @@
  *        CoA unusable (unspecified, loopback, multicast, link-local, on the home prefix,
  *          the HA's own address) ............................................ 174
  *        new entry and the cache is full .................................... 130
+ *        the home prefix's valid lifetime is over (0 after a reload) ......... 132
  *      Authorization (132/129/133) comes before anything that reads an existing entry, unlike
  *      UMIP's order: an authenticated member must not learn another member's sequence number
  *      (135) or binding type (139) by sending BUs for a home address it does not own.
@@ -48,10 +49,16 @@
  *      its address only on a BA 0 for that BU, stays away. On the home link a returning-home BU
  *      without an entry gets 0, not 133 (RFC 6275 §10.3.2): there is nothing to delete, and the
  *      BA is the MN's proof of the link (it starts at home, or its binding expired).
- *   3. Grant min(requested, configured max) lifetime, install the entry, answer BA 0 with the
- *      granted lifetime, a Binding Refresh Advice option when configured and shorter, and an
+ *   3. Grant min(requested, configured max, the home prefix's remaining valid lifetime) (RFC 6275
+ *      §10.3.1 MUST: a binding never outlives its home address's prefix), install the entry,
+ *      answer BA 0 with the granted lifetime, a Binding Refresh Advice option when configured and shorter, and an
  *      RFC 5555 NAT Detection option when a NAT was detected or UDP is forced. K is never echoed
  *      (no IKE here, so no key-management mobility).
+ *      With A = 0 an accepted BU gets no BA (action 'silent'): RFC 6275 §10.3.1 / §9.5.1 send
+ *      one only when asked or when the BU is rejected. Rejections are always answered. mip6's
+ *      MN always sets A for home registration (§11.7.1 MUST), so only foreign MNs notice.
+ * A reload that shortens the home prefix's valid lifetime shortens the bindings that would
+ * outlive it, and one that ends it (0) removes them: limitToHomePrefixLifetime.
  *
  * The BA is returned together with where to send it: to the locator the BU came from, inner
  * source = HA address, inner destination = HoA. RFC 6275 sends it to the CoA with a type 2
@@ -79,6 +86,9 @@ import {
 import { bytesEqual } from '../util/bytes.js';
 import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
 import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
+
+/** Prefix lifetime "infinity" (RFC 4861 §4.6.2: all ones). */
+const PREFIX_VALID_LIFETIME_INFINITE = 0xffff_ffff;
 import type { Locator } from './locator.js';
 import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNewer } from './sequence.js';
 
@@ -109,6 +119,11 @@ export interface HomeAgentRegistrationConfig {
   maxBindings: number;
   /** Tell every IPv4 MN that UDP encapsulation is required (NAT Detection option F flag). */
   forceUdp?: boolean;
+  /**
+   * Remaining valid lifetime of the home prefix (s), as advertised (home.prefix_valid_lifetime);
+   * 0xffffffff or absent = infinite. Caps granted lifetimes (RFC 6275 §10.3.1).
+   */
+  homePrefixValidLifetimeSeconds?: number;
 }
 
 /** One decoded, authenticated BU and what the driver knows about how it arrived. */
@@ -156,11 +171,13 @@ export type HomeRegistrationCode =
   | 'homeNotOnLink'
   | 'deregistrationWithoutBinding'
   | 'invalidCareOfAddress'
-  | 'insufficientResources';
+  | 'insufficientResources'
+  | 'homePrefixExpired';
 
 /** What the driver does after `processHomeBindingUpdate`. */
 export interface HomeRegistrationResult {
-  action: 'ack' | 'drop';
+  /** 'ack': send `ack` to `reply`; 'silent': accepted, A = 0, no BA; 'drop': nothing. */
+  action: 'ack' | 'silent' | 'drop';
   /** The BA to send (action 'ack'). */
   ack?: BindingAcknowledgement;
   /** Where to send it (action 'ack'). */
@@ -354,9 +371,7 @@ export function processHomeBindingUpdate(
     if (existing === undefined && returningHome) {
       // On the home link (checked above) with nothing to delete: the BA is the proof.
       return {
-        action: 'ack',
-        ack: makeAck(BA_STATUS.ACCEPTED, bu.sequence, 0),
-        reply,
+        ...acknowledge(bu, makeAck(BA_STATUS.ACCEPTED, bu.sequence, 0), reply),
         change: 'none',
         status: BA_STATUS.ACCEPTED,
         code: 'deregistered',
@@ -373,9 +388,7 @@ export function processHomeBindingUpdate(
     existing.sequence = bu.sequence;
     cache.delete(hoa, now);
     return {
-      action: 'ack',
-      ack: makeAck(BA_STATUS.ACCEPTED, bu.sequence, 0),
-      reply,
+      ...acknowledge(bu, makeAck(BA_STATUS.ACCEPTED, bu.sequence, 0), reply),
       change: 'deleted',
       entry: existing,
       status: BA_STATUS.ACCEPTED,
@@ -403,9 +416,18 @@ export function processHomeBindingUpdate(
     );
   }
 
+  const prefixUnits = homePrefixLifetimeUnits(config);
+  if (prefixUnits === 0) {
+    return reject(
+      BA_STATUS.NOT_HOME_SUBNET,
+      'homePrefixExpired',
+      `home prefix ${config.homePrefix} is no longer valid`,
+    );
+  }
+
   // Step 3: grant and install.
   const maxSeconds = Math.min(config.maxLifetimeSeconds, MAX_BINDING_LIFETIME_S);
-  const grantedUnits = Math.min(bu.lifetimeUnits, secondsToLifetimeUnits(maxSeconds));
+  const grantedUnits = Math.min(bu.lifetimeUnits, secondsToLifetimeUnits(maxSeconds), prefixUnits);
   const lifetimeSeconds = lifetimeUnitsToSeconds(grantedUnits);
   const options: MobilityOption[] = [];
   let refreshAdviceSeconds = 0;
@@ -450,9 +472,7 @@ export function processHomeBindingUpdate(
     previousLocator !== undefined &&
     (previousLocator.address !== locator.address || previousLocator.port !== locator.port);
   return {
-    action: 'ack',
-    ack: makeAck(BA_STATUS.ACCEPTED, bu.sequence, grantedUnits, options),
-    reply,
+    ...acknowledge(bu, makeAck(BA_STATUS.ACCEPTED, bu.sequence, grantedUnits, options), reply),
     change: existing === undefined ? 'created' : 'updated',
     entry,
     ...(moved ? { previousLocator } : {}),
@@ -462,6 +482,51 @@ export function processHomeBindingUpdate(
       `BU seq ${bu.sequence} for ${hoa} from ${peer.name}: care-of ${coa} at ` +
       `${locator.address}:${locator.port}, ${lifetimeSeconds} s${natDetected ? ', NAT' : ''} -> BA 0`,
   };
+}
+
+/** An accepted BU: its BA only when the MN asked for one (A = 1). */
+function acknowledge(
+  bu: BindingUpdate,
+  ack: BindingAcknowledgement,
+  reply: BindingAckReply,
+): Pick<HomeRegistrationResult, 'action' | 'ack' | 'reply'> {
+  return bu.flags.A ? { action: 'ack', ack, reply } : { action: 'silent' };
+}
+
+/** The home prefix's remaining valid lifetime in lifetime units (Infinity when infinite). */
+function homePrefixLifetimeUnits(config: HomeAgentRegistrationConfig): number {
+  const s = config.homePrefixValidLifetimeSeconds;
+  if (s === undefined || s >= PREFIX_VALID_LIFETIME_INFINITE) return Infinity;
+  return s <= 0 ? 0 : Math.floor(s / 4) === 0 ? 0 : secondsToLifetimeUnits(s);
+}
+
+/**
+ * The home prefix's valid lifetime changed (a reload): every binding that would outlive it is
+ * shortened to end with it, and with 0 (the prefix withdrawn) removed (RFC 6275 §10.3.1: a
+ * binding's lifetime MUST NOT exceed the remaining valid lifetime of its home prefix). Returns
+ * the shortened and the removed entries; the driver withdraws the removed ones' routes.
+ */
+export function limitToHomePrefixLifetime(
+  cache: BindingCache,
+  validLifetimeSeconds: number,
+  now: number,
+): { shortened: BindingCacheEntry[]; removed: BindingCacheEntry[] } {
+  const shortened: BindingCacheEntry[] = [];
+  const removed: BindingCacheEntry[] = [];
+  if (validLifetimeSeconds >= PREFIX_VALID_LIFETIME_INFINITE) return { shortened, removed };
+  const until = now + Math.max(0, validLifetimeSeconds) * 1000;
+  for (const e of [...cache.entries()]) {
+    if (e.expiresAt <= until) continue;
+    if (validLifetimeSeconds <= 0) {
+      cache.delete(e.homeAddress, now);
+      removed.push(e);
+    } else {
+      shortened.push(
+        cache.set({ ...e, lifetimeSeconds: validLifetimeSeconds, expiresAt: until }, now),
+      );
+    }
+  }
+  return { shortened, removed };
 }
 
 function drop(code: HomeRegistrationCode, reason: string): HomeRegistrationResult {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { BindingCache } from '../../src/protocol/binding-cache.js';
 import {
+  limitToHomePrefixLifetime,
   processHomeBindingUpdate,
   type HomeAgentRegistrationConfig,
   type HomeRegistrationInput,
@@ -629,3 +630,79 @@ void t.test(
     });
   },
 );
+
+void t.test(
+  'granted lifetime never exceeds the home prefix valid lifetime (§10.3.1)',
+  async (t) => {
+    const cache = new BindingCache();
+    // Requested 150 units (600 s), max 600 s, prefix valid 100 s: 25 units (100 s).
+    const r = processHomeBindingUpdate(
+      cache,
+      v4Input(1, { config: { homePrefixValidLifetimeSeconds: 100 } }),
+      0,
+    );
+    t.equal(r.ack?.lifetimeUnits, 25);
+    t.equal(cache.get(HOA)?.expiresAt, 100_000);
+    // Infinite (all ones) or absent: the other limits only.
+    const c2 = new BindingCache();
+    const inf = processHomeBindingUpdate(
+      c2,
+      v4Input(1, { config: { homePrefixValidLifetimeSeconds: 0xffff_ffff } }),
+      0,
+    );
+    t.equal(inf.ack?.lifetimeUnits, 150);
+    // A prefix no longer valid (0, or less than one 4 s unit): BA 132, nothing installed.
+    for (const valid of [0, 3]) {
+      const c3 = new BindingCache();
+      const gone = processHomeBindingUpdate(
+        c3,
+        v4Input(1, { config: { homePrefixValidLifetimeSeconds: valid } }),
+        0,
+      );
+      t.equal(gone.status, 132, `valid ${valid} s: not home subnet`);
+      t.equal(gone.code, 'homePrefixExpired');
+      t.equal(c3.size, 0);
+    }
+  },
+);
+
+void t.test(
+  'a reload shortens bindings past the prefix lifetime, and 0 removes them',
+  async (t) => {
+    const cache = new BindingCache();
+    processHomeBindingUpdate(cache, v4Input(1), 0); // 600 s
+    const short = limitToHomePrefixLifetime(cache, 0xffff_ffff, 1000);
+    t.same(short, { shortened: [], removed: [] }, 'infinite: untouched');
+    const r = limitToHomePrefixLifetime(cache, 60, 1000);
+    t.equal(r.shortened.length, 1);
+    t.equal(cache.get(HOA)?.expiresAt, 61_000, 'ends with the prefix');
+    t.equal(cache.nextDeadline() <= 61_000, true, 'timer re-armed');
+    t.same(limitToHomePrefixLifetime(cache, 600, 2000).shortened, [], 'never lengthened');
+    const gone = limitToHomePrefixLifetime(cache, 0, 3000);
+    t.equal(gone.removed.length, 1);
+    t.equal(cache.size, 0, 'removed');
+    t.equal(cache.tombstoneSequence(HOA, 3000), 1, 'tombstone kept: no replay resurrects it');
+  },
+);
+
+void t.test('A = 0: accepted silently (no BA), rejections still answered (§10.3.1)', async (t) => {
+  const cache = new BindingCache();
+  const ok = processHomeBindingUpdate(cache, v4Input(1, { flags: { A: false } }), 0);
+  t.equal(ok.action, 'silent');
+  t.equal(ok.ack, undefined);
+  t.equal(ok.change, 'created', 'the binding is still made');
+  const dereg = processHomeBindingUpdate(
+    cache,
+    v4Input(2, { flags: { A: false }, lifetimeUnits: 0 }),
+    10,
+  );
+  t.equal(dereg.action, 'silent');
+  t.equal(dereg.change, 'deleted');
+  const refused = processHomeBindingUpdate(
+    cache,
+    v4Input(3, { flags: { A: false }, hoa: OTHER_HOA }),
+    20,
+  );
+  t.equal(refused.action, 'ack', 'a rejected BU gets its BA even with A = 0');
+  t.equal(refused.status, 133);
+});

@@ -37,6 +37,7 @@ import { BindingCache, keyOf, type BindingCacheEntry } from '../../protocol/bind
 import { UpdateRateLimiter } from '../../protocol/binding-update-list.js';
 import { baStatusName, MAX_UPDATE_RATE, UPDATE_RATE_WINDOW_MS } from '../../protocol/constants.js';
 import {
+  limitToHomePrefixLifetime,
   processHomeBindingUpdate,
   type HomeAgentRegistrationConfig,
 } from '../../protocol/home-agent-registration.js';
@@ -207,6 +208,8 @@ export class HomeAgent {
   #startedAt = 0;
   #closed = false;
   #discovery: DiscoveryConfig;
+  /** The options, plus the home prefix's valid lifetime from `#discovery` (§10.3.1). */
+  #registrationConfig: HomeAgentRegistrationConfig;
   /** Unsolicited and periodic MPAs to members (RFC 6275 §10.6.2), by binding key. */
   readonly #advertiser: PrefixAdvertiser;
 
@@ -237,7 +240,15 @@ export class HomeAgent {
         },
       ],
     };
-    this.#advertiser.setPreferredLifetime(this.#homePrefixLifetimes().preferredLifetime);
+    this.#registrationConfig = this.#opts;
+    this.#applyHomePrefixLifetimes();
+  }
+
+  /** The home prefix's lifetimes from `#discovery` reach registration and the MPA schedule. */
+  #applyHomePrefixLifetimes(): void {
+    const { validLifetime, preferredLifetime } = this.#homePrefixLifetimes();
+    this.#registrationConfig = { ...this.#opts, homePrefixValidLifetimeSeconds: validLifetime };
+    this.#advertiser.setPreferredLifetime(preferredLifetime);
   }
 
   /** The advertised lifetimes of the home prefix (infinite when it is not listed). */
@@ -524,7 +535,7 @@ export class HomeAgent {
           publicKey: session.peerPublicKey, // the owner of what this BU creates
           allowsHomeAddress: (hoa) => certificateAllows(cert, hoa),
         },
-        config: this.#opts,
+        config: this.#registrationConfig,
       },
       now,
     );
@@ -844,8 +855,17 @@ export class HomeAgent {
   setDiscovery(cfg: DiscoveryConfig): boolean {
     if (!discoveryChanged(this.#discovery, cfg)) return false;
     this.#discovery = cfg;
-    this.#advertiser.setPreferredLifetime(this.#homePrefixLifetimes().preferredLifetime);
+    this.#applyHomePrefixLifetimes();
     this.advertisePrefix();
+    // Bindings never outlive the home prefix (RFC 6275 §10.3.1): shortened, or removed at 0.
+    const now = nodeNow(this.#env);
+    const valid = this.#homePrefixLifetimes().validLifetime;
+    const { shortened, removed } = limitToHomePrefixLifetime(this.cache, valid, now);
+    for (const e of shortened) {
+      this.#env.log.info('home-prefix-lifetime', { hoa: e.homeAddress, lifetime: valid });
+    }
+    for (const e of removed) void this.#removeBinding(e, 'home-prefix-expired');
+    this.#rearm();
     return true;
   }
 

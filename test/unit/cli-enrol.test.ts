@@ -19,6 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram } from '../../src/cli/program.js';
+import { resolveUser } from '../../src/cli/privileges.js';
 import { loadCnConfig, loadHaConfig, loadMnConfig } from '../../src/config/index.js';
 import { verifyCertificate } from '../../src/crypto/certificate.js';
 import {
@@ -441,3 +442,34 @@ void t.test('service install writes the unit of contrib/ for this installation',
     'never links a test unit into systemd',
   );
 });
+
+void t.test(
+  'service install gives the service user what the daemon reads, and nothing else',
+  { skip: process.getuid?.() === 0 ? false : 'needs root (chown)' },
+  async (t) => {
+    const root = tempDir(t);
+    const { dir, ca } = await homeAgent(root);
+    const nobody = resolveUser('nobody');
+    const r = await mip6(
+      'service',
+      'install',
+      'ha',
+      '--dir',
+      dir,
+      '--unit-dir',
+      join(root, 'units'),
+      '--user',
+      'nobody',
+      '--no-enable',
+    );
+    t.equal(r.code, 0, r.err);
+    t.match(readFileSync(join(root, 'units', 'mip6-ha.service'), 'utf8'), /^User=nobody$/m);
+    for (const f of ['', 'ha.toml', 'ha.key', 'ha.cert', 'authority.pub', 'revoked.txt']) {
+      t.equal(statSync(join(dir, f)).uid, nobody.uid, `${f || 'the directory'}: nobody's`);
+    }
+    t.equal(statSync(join(dir, 'ha.key')).mode & 0o777, 0o600, 'the key keeps its mode');
+    for (const f of [ca, join(ca, 'authority.key'), join(ca, 'members.json')]) {
+      t.equal(statSync(f).uid, 0, `${f}: still root's`);
+    }
+  },
+);

@@ -41,6 +41,7 @@
  *   setCareOf(null) -- lost every link: nothing can be sent; retransmissions stop, the binding
  *                      at the HA lives on until it expires (`bindingExpired`).
  */
+import { systemRandom, type RandomSource } from '../util/random-source.js';
 import { parseIpv6, formatIpv6 } from '../wire/address.js';
 import {
   type BindingAcknowledgement,
@@ -91,6 +92,8 @@ export interface HomeRegistrationConfig {
   maxTimeoutMs?: number;
   /** Tries of a deregistration BU before giving up (default 3). */
   maxDeregistrationAttempts?: number;
+  /** Draws the first sequence number when none is given (default systemRandom). */
+  random?: RandomSource | undefined;
 }
 
 /** The MN's current care-of address: its local underlay address and family. */
@@ -267,7 +270,8 @@ export class HomeRegistration {
     this.#moveTimeoutMs = config.moveTimeoutMs;
     this.#maxTimeoutMs = config.maxTimeoutMs ?? MAX_BINDACK_TIMEOUT_MS;
     this.#maxDeregAttempts = config.maxDeregistrationAttempts ?? MAX_DEREGISTRATION_ATTEMPTS;
-    const first = initialSequence ?? Math.floor(Math.random() * SEQUENCE_MODULUS);
+    const first =
+      initialSequence ?? Math.floor((config.random ?? systemRandom)() * SEQUENCE_MODULUS);
     if (!Number.isInteger(first) || first < 0 || first > 0xffff) {
       throw new RangeError('initialSequence must be in 0..65535');
     }

@@ -42,11 +42,7 @@
  */
 import { DATA_HEADER_LEN, DATA_OVERHEAD, DataKind } from '../../crypto/aead.js';
 import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
-import type {
-  BindingUpdateListStatus,
-  HomeAgentStatus,
-  MemberStatus,
-} from '../../io/control-protocol.js';
+import type { MemberStatus } from '../../io/control-protocol.js';
 import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
 import { baStatusName } from '../../protocol/constants.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
@@ -56,6 +52,8 @@ import {
   type HomeRegistrationAction,
 } from '../../protocol/mobile-node-registration.js';
 import { WireError } from '../../util/errors.js';
+import { BindingUpdateList } from '../../protocol/binding-update-list.js';
+import { renderMnStatus } from './mobile-node-status.js';
 import { isHomeAgentFor } from '../../crypto/selector.js';
 import {
   decodePathMessage,
@@ -65,16 +63,21 @@ import {
   PATH_RESPONSE,
 } from '../../protocol/path-validation.js';
 import type { RouteOptimization } from './route-optimization.js';
-import { formatIpv6, ipv6Equal, parseIpv6, solicitedNodeMulticast } from '../../wire/address.js';
+import { canonicalIpv6, ipv6Equal, parseIpv6, solicitedNodeMulticast } from '../../wire/address.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
-import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../wire/packet.js';
+import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
 import { mobilitySignal } from '../../wire/mobility-signal.js';
 import {
-  advertisedHomeAgents,
-  advertisedPrefixes,
-  homeAgentAnycast,
-  type HomeAgentInfo,
-} from '../../protocol/home-agent-discovery.js';
+  HomeAgentDiscoveryClient,
+  type FailoverEntry,
+  type HomeAgentDiscoveryAction,
+  type HomePrefix,
+  type LearnedHomeAgent,
+} from '../../protocol/home-agent-discovery-client.js';
+import { MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
+import { bytesEqual } from '../../util/bytes.js';
+import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
+import { systemRandom, type RandomSource } from '../../util/random-source.js';
 import {
   armTimer,
   DropCounters,
@@ -87,6 +90,8 @@ import {
   type ResolvedLocator,
 } from '../common.js';
 
+export type { CareOfCandidate } from '../../protocol/movement.js';
+
 /** Where the MN's care-of addresses come from (rtnetlink in src/io/care-of.ts; fakes in tests). */
 export interface CareOfSource {
   /** Usable local addresses towards each HA underlay address, e.g. [{family: 4, localAddress}]. */
@@ -98,15 +103,6 @@ export interface CareOfSource {
   setAgents?(agents: { agent4?: string | undefined; agent6?: string | undefined }): void;
 }
 
-/**
- * A care-of candidate; `homeLink` marks a candidate home link (localAddress is then the HoA)
- * and `homeLinkIndex` is that interface's index, for the returning-home BU sent out of it.
- */
-export type CareOfCandidate = CareOf & {
-  homeLink?: string | undefined;
-  homeLinkIndex?: number | undefined;
-};
-
 /** Moves the home address between the TUN and the home link (src/io/home-address.ts). */
 export interface MnHomeLinkControl {
   /** HoA off the TUN, onto `ifname` (with a default route via the HA when none exists). */
@@ -117,8 +113,6 @@ export interface MnHomeLinkControl {
   announce?(ifname: string): void;
 }
 
-/** A timer firing this much later than armed means the process was frozen or the host slept. */
-const LATE_TIMER_MS = 2000;
 /**
  * First retransmission timeout of a move's BU (ms). Deviation from INITIAL_BINDACK_TIMEOUT
  * (1 s, RFC 6275 §12): in the lab the first packets on a link that has just come up are often
@@ -126,17 +120,6 @@ const LATE_TIMER_MS = 2000;
  * of the handover time. Still doubling, still under the 3 BUs/s cap (MAX_UPDATE_RATE).
  */
 const MOVE_BINDACK_TIMEOUT_MS = 250;
-/** First retransmission timeout of a DHAAD Request (RFC 6275 §12: INITIAL_DHAAD_TIMEOUT 3 s,
- * doubling); the Mobile Prefix Solicitation rides the same timer (INITIAL_SOLICIT_TIMER 3 s). */
-const INITIAL_DHAAD_TIMEOUT_MS = 3000;
-/** DHAAD Request retransmissions at most (RFC 6275 §12: DHAAD_RETRIES). */
-const DHAAD_RETRIES = 4;
-/** Wall clock moving this much against the monotonic clock: suspend/resume or a clock step. */
-const CLOCK_JUMP_MS = 2000;
-/** A candidate home link whose proof failed is left alone this long (ms), doubling... */
-const RETURN_HOME_RETRY_MS = 10_000;
-/** ...up to this (ms), while the link is still offered. */
-const RETURN_HOME_RETRY_MAX_MS = 600_000;
 
 export interface MobileNodeOptions {
   homeAddress: string;
@@ -161,7 +144,7 @@ export interface MobileNodeOptions {
   probeTimeoutMs?: number | undefined;
   /** Unanswered BUs of one attempt that mean the path is lost (default 3). */
   probeAttempts?: number | undefined;
-  /** Unix-ms wall clock, compared with the monotonic clock to notice sleep (default Date.now). */
+  /** Unix-ms wall clock, compared with the monotonic clock to notice sleep (default systemWallClock). */
   wallClock?: (() => number) | undefined;
   /** Length of the home prefix (default 64), for DHAAD's anycast address and MPA checks. */
   homePrefixLength?: number | undefined;
@@ -172,6 +155,8 @@ export interface MobileNodeOptions {
     (() => Promise<{ agent4?: string | undefined; agent6?: string | undefined }>) | undefined;
   /** Route optimization with correspondents (and the CN half when it answers RR). */
   routeOptimization?: RouteOptimization | undefined;
+  /** Randomness for DHAAD / MPS identifiers and the first sequence number (default systemRandom). */
+  random?: RandomSource | undefined;
   /** What `mip6 status` calls this member (default 'mn'; a `mip6 cn` daemon says 'cn'). */
   role?: 'mn' | 'cn' | undefined;
 }
@@ -201,66 +186,92 @@ export class MobileNode {
   #tunOffsets = new Uint32Array(64);
   #tunLengths = new Uint32Array(64);
   #session: PeerSession | undefined;
-  #careOf: CareOfCandidate | null = null;
   #agent: ResolvedLocator | undefined;
   #agents: { agent4?: string | undefined; agent6?: string | undefined };
-  /** Interface holding the HoA while at home. */
-  #atHome: string | undefined;
-  /** The candidate home link whose returning-home BU is outstanding. */
-  #homeProof: { link: string; ifindex: number } | undefined;
-  /** The HA acknowledged it: the HoA moves there on the next candidate round. */
-  #homeProven: { link: string; ifindex: number } | undefined;
-  /** Candidate home links that failed the proof, resting until `until`. */
-  readonly #homeRested = new Map<string, { until: number; waitMs: number }>();
-  #lastHeardAt = 0;
-  /** Something went to the HA since we last heard from it. */
-  #sentSinceHeard = false;
-  #armedFor = Infinity;
-  #wallOffset = 0;
-  #pathLostAttempt = false;
+  readonly #movement: MovementDetector;
   #resolving = false;
-  #discovered = false;
-  /** HA addresses from the last DHAAD Reply (most preferred first). */
-  homeAgents: string[] = [];
-  /** Home agents announced in MPAs (underlay, port, key), by home-prefix address. */
-  readonly learnedAgents = new Map<string, HomeAgentInfo & { expiresAt: number }>();
+  readonly #discovery: HomeAgentDiscoveryClient;
+  /** What the MN told its home agent (RFC 6275 §11.1): the home registration's entry. */
+  readonly #bul = new BindingUpdateList();
   /** The home agent in use: its home-prefix address, channel key and UDP port. */
   #haAddress: string;
   #agentKey: Uint8Array;
   #agentPort: number;
-  /** The configured HA's underlay addresses (re-resolved by name), to fail back to it. */
-  #configuredAgents: { agent4?: string | undefined; agent6?: string | undefined };
-  /** Identifier of our outstanding Mobile Prefix Solicitation (its MPA is solicited). */
-  #solicitation: number | undefined;
-  /** Identifier of our outstanding DHAAD Request. */
-  #dhaadRequest: number | undefined;
-  /** Retransmission of unanswered DHAAD Request / MPS (RFC 6275 §11.4.1, §11.4.2). */
-  #discoveryRetry: { nextAt: number; timeoutMs: number; left: number } | undefined;
-  /** Home prefixes from the last Mobile Prefix Advertisement. */
-  homePrefixes: { prefix: string; validLifetime: number; preferredLifetime: number }[] = [];
+  readonly #random: RandomSource;
+  readonly #wallClock: WallClock;
   /** BUs produced while the channel was not up yet: sent the moment it is. */
   #pendingSignaling: Uint8Array[] = [];
   /** The returning-home BU produced while the channel was not up yet (sent on the link). */
   #pendingOnHomeLink: Uint8Array | undefined;
   #endpointDeadline = 0;
-  #nextRecheck = 0;
   #probing = false;
   #probeAgain = false;
   #startedAt = 0;
   #closed = false;
   #deregistered: (() => void) | undefined;
+  /** close() gives up waiting for the deregistration's BA at this time (node time). */
+  #closeBy = Infinity;
   readonly #listeners = new Set<(event: string, fields: Record<string, unknown>) => void>();
 
   constructor(env: NodeEnvironment, opts: MobileNodeOptions) {
     this.#env = env;
     this.#opts = opts;
     this.#agents = { agent4: opts.agent4, agent6: opts.agent6 };
-    this.#configuredAgents = this.#agents;
     this.#hoa = parseIpv6(opts.homeAddress);
     this.#haAddress = opts.homeAgentAddress;
     this.#agentKey = opts.agentPublicKey;
     this.#agentPort = opts.agentPort;
+    this.#random = opts.random ?? systemRandom;
+    this.#wallClock = opts.wallClock ?? systemWallClock;
+    this.#movement = new MovementDetector({
+      prefer: opts.prefer,
+      canGoHome: opts.homeLink !== undefined && env.udp6 !== undefined,
+      recheckIntervalMs: opts.recheckIntervalMs,
+      probeIntervalMs: opts.probeIntervalMs,
+      probeAttempts: opts.probeAttempts,
+    });
     this.#registration = this.#newRegistration(nodeNow(env));
+    this.#bul.set(this.#registration.bindingUpdateListEntry());
+    this.#discovery = new HomeAgentDiscoveryClient({
+      homeAddress: opts.homeAddress,
+      homePrefixLength: opts.homePrefixLength ?? 64,
+      configured: {
+        address: opts.homeAgentAddress,
+        agent4: opts.agent4,
+        agent6: opts.agent6,
+        port: opts.agentPort,
+        publicKey: opts.agentPublicKey,
+      },
+      random: this.#random,
+    });
+  }
+
+  /** HA addresses from the last DHAAD Reply (most preferred first). */
+  get homeAgents(): string[] {
+    return this.#discovery.homeAgents;
+  }
+
+  set homeAgents(list: string[]) {
+    this.#discovery.homeAgents = list;
+  }
+
+  /** Home agents announced in MPAs (underlay, port, key), by home-prefix address. */
+  get learnedAgents(): Map<string, LearnedHomeAgent> {
+    return this.#discovery.learnedAgents;
+  }
+
+  /** Home prefixes from the last Mobile Prefix Advertisement. */
+  get homePrefixes(): HomePrefix[] {
+    return this.#discovery.homePrefixes;
+  }
+
+  set homePrefixes(list: HomePrefix[]) {
+    this.#discovery.homePrefixes = list;
+  }
+
+  /** The Binding Update List (RFC 6275 §11.1): the home entry, kept from the registration. */
+  get bindingUpdateList(): BindingUpdateList {
+    return this.#bul;
   }
 
   /** The home registration with the home agent in use. */
@@ -284,6 +295,7 @@ export class MobileNode {
           ? { firstRegistrationTimeoutMs: opts.firstRegistrationTimeoutMs }
           : {}),
         moveTimeoutMs: opts.moveTimeoutMs ?? MOVE_BINDACK_TIMEOUT_MS,
+        random: this.#random,
       },
       now,
     );
@@ -301,8 +313,7 @@ export class MobileNode {
   start(): void {
     const env = this.#env;
     this.#startedAt = nodeNow(env);
-    this.#lastHeardAt = this.#startedAt;
-    this.#wallOffset = this.#wall() - this.#startedAt;
+    this.#movement.start(this.#startedAt, this.#wallClock());
     env.tun.onPackets((b) => this.#onTunPackets(b));
     for (const s of [env.udp4, env.udp6]) s?.onDatagrams((b) => this.#onDatagrams(s, b));
     this.#opts.routeOptimization?.attach({
@@ -336,106 +347,43 @@ export class MobileNode {
       });
   }
 
-  /**
-   * The candidate home link to prove (or the one we are on), if any: we can go home (home-link
-   * control, an IPv6 socket), it names its interface index, and it is not resting.
-   */
-  #homeCandidate(candidates: CareOfCandidate[], now: number): CareOfCandidate | undefined {
-    if (this.#opts.homeLink === undefined || this.#env.udp6 === undefined) return undefined;
-    for (const link of [...this.#homeRested.keys()]) {
-      if (!candidates.some((c) => c.homeLink === link)) this.#homeRested.delete(link);
-    }
-    const here = candidates.find((c) => c.homeLink !== undefined && c.homeLink === this.#atHome);
-    return (
-      here ??
-      candidates.find(
-        (c) =>
-          c.homeLink !== undefined &&
-          (c.homeLinkIndex ?? 0) > 0 &&
-          (this.#homeRested.get(c.homeLink)?.until ?? 0) <= now,
-      )
-    );
-  }
-
-  /** The care-of for the tunnel: never a home-link candidate (that one needs its proof). */
-  #choose(candidates: CareOfCandidate[]): CareOfCandidate | null {
-    const usable = candidates.filter(
-      (c) =>
-        (c.family === 4 ? this.#agents.agent4 !== undefined : this.#agents.agent6 !== undefined) &&
-        c.homeLink === undefined,
-    );
-    const preferred = this.#opts.prefer === 'ipv6' ? 6 : 4;
-    // Stay on the current care-of while it is still usable (no flapping between families).
-    const current = this.#careOf;
-    if (
-      current &&
-      usable.some((c) => c.family === current.family && c.localAddress === current.localAddress)
-    ) {
-      return current;
-    }
-    return usable.find((c) => c.family === preferred) ?? usable[0] ?? null;
-  }
-
   async #onCandidates(candidates: CareOfCandidate[]): Promise<void> {
     if (this.#closed) return;
-    let now = nodeNow(this.#env);
-    this.#nextRecheck = now + (this.#opts.recheckIntervalMs ?? 5000);
-    const home = this.#homeCandidate(candidates, now);
-    const homeLink = this.#opts.homeLink;
-    if (this.#atHome !== undefined && home?.homeLink === this.#atHome) {
-      this.#rearm(); // still home: the home link wins over every other (RFC 6275 §11.5.4)
-      return;
-    }
-    const proven = this.#homeProven;
-    this.#homeProven = undefined;
-    if (proven !== undefined && homeLink !== undefined) {
-      if (home?.homeLink === proven.link) {
-        await this.#enterHome(homeLink, home);
-        return;
+    const movement = this.#movement;
+    for (const a of movement.onCandidates(candidates, this.#agents, nodeNow(this.#env))) {
+      switch (a.kind) {
+        case 'stay-home':
+          this.#rearm();
+          return;
+        case 'enter-home':
+          await this.#enterHome(this.#opts.homeLink!, a.candidate);
+          return;
+        case 'leave-home': {
+          // The HoA goes back to the TUN before anything is signaled from elsewhere.
+          await this.#opts
+            .homeLink!.leave(a.link)
+            .catch((err: unknown) => this.#env.log.error('leave-home', { error: String(err) }));
+          this.#env.log.info('left-home', { link: a.link });
+          this.#emit('left-home', { link: a.link });
+          if (this.#closed) return;
+          break;
+        }
+        case 'move':
+          this.#moveTo(a.to, a.from, nodeNow(this.#env));
+          break;
       }
-      // Proven, but the link went away before the HoA could move: register from wherever.
-      this.#careOf = null;
-    }
-    const chosen = this.#choose(candidates);
-    const old = this.#careOf;
-    const same =
-      chosen === old ||
-      (chosen !== null &&
-        old !== null &&
-        chosen.family === old.family &&
-        chosen.localAddress === old.localAddress &&
-        chosen.homeLink === old.homeLink);
-    // Leaving home moves the HoA back to the TUN before anything is signaled from elsewhere.
-    if (homeLink && this.#atHome !== undefined) {
-      const from = this.#atHome;
-      this.#atHome = undefined;
-      await homeLink
-        .leave(from)
-        .catch((err: unknown) => this.#env.log.error('leave-home', { error: String(err) }));
-      this.#env.log.info('left-home', { link: from });
-      this.#emit('left-home', { link: from });
     }
     if (this.#closed) return;
-    now = nodeNow(this.#env);
-    if (!same) this.#moveTo(chosen, old, now);
-    // A candidate home link: ask the HA for the proof (see the file comment).
-    const proof = this.#homeProof;
-    if (
-      proof !== undefined &&
-      (home?.homeLink !== proof.link || this.registration.state !== 'returning-home')
-    ) {
-      this.#homeProof = undefined; // the link went away (or a new registration replaced it)
-      this.#run(this.registration.cancelReturnHome(now), now);
-    }
-    if (home?.homeLink !== undefined && this.#homeProof === undefined) {
-      this.#startReturnHome(home.homeLink, home.homeLinkIndex ?? 0, now);
+    const now = nodeNow(this.#env);
+    for (const a of movement.afterMove(this.registration.state === 'returning-home')) {
+      if (a.kind === 'cancel-home-proof') this.#run(this.registration.cancelReturnHome(now), now);
+      else if (a.kind === 'prove-home') this.#startReturnHome(a.link, now);
     }
     this.#rearm();
   }
 
   /** The returning-home BU out of `link` (registration.returnHome, sent by #sendSignaling). */
-  #startReturnHome(link: string, ifindex: number, now: number): void {
-    this.#homeProof = { link, ifindex };
+  #startReturnHome(link: string, now: number): void {
     this.#env.log.info('home-candidate', { link });
     this.#emit('home-candidate', { link });
     // Without a channel (we start at home) the handshake goes out of that link too.
@@ -446,13 +394,11 @@ export class MobileNode {
   /** The HA's BA proved the home link: the HoA moves there (RFC 6275 §11.5.4). */
   async #enterHome(homeLink: MnHomeLinkControl, home: CareOfCandidate): Promise<void> {
     const link = home.homeLink as string;
-    this.#homeRested.delete(link);
     await homeLink
       .enter(link)
       .catch((err: unknown) => this.#env.log.error('enter-home', { error: String(err) }));
     if (this.#closed) return;
-    this.#atHome = link;
-    this.#careOf = home;
+    this.#movement.enteredHome(home);
     const agent6 = this.#agents.agent6;
     if (agent6 !== undefined)
       this.#agent = resolveLocator({ address: agent6, port: this.#agentPort });
@@ -467,7 +413,7 @@ export class MobileNode {
 
   /** A new care-of for the tunnel (or none): a move, signaled at once. */
   #moveTo(chosen: CareOfCandidate | null, old: CareOfCandidate | null, now: number): void {
-    this.#careOf = chosen;
+    this.#movement.moved(chosen);
     if (chosen) {
       const address = chosen.family === 4 ? this.#agents.agent4! : this.#agents.agent6!;
       this.#agent = resolveLocator({ address, port: this.#agentPort });
@@ -483,7 +429,6 @@ export class MobileNode {
       this.#env.log.warn('detached', { from: old?.localAddress ?? '' });
       this.#emit('detached', {});
     }
-    this.#pathLostAttempt = false;
     this.#run(
       this.registration.setCareOf(
         chosen ? { family: chosen.family, localAddress: chosen.localAddress } : null,
@@ -497,21 +442,9 @@ export class MobileNode {
 
   // ---- reachability, sleep/resume, HA address changes ------------------------------------
 
-  #wall(): number {
-    return (this.#opts.wallClock ?? Date.now)();
-  }
-
-  /** When silence since the last thing heard from the HA warrants a probe (Infinity: never). */
-  #silenceDeadline(): number {
-    if (this.registration.state !== 'registered' || !this.#sentSinceHeard) {
-      return Infinity;
-    }
-    return this.#lastHeardAt + (this.#opts.probeIntervalMs ?? 5000);
-  }
-
   #probe(now: number, why: string): void {
     this.counters.probes++;
-    this.#env.log.info('probe', { why, silentMs: Math.round(now - this.#lastHeardAt) });
+    this.#env.log.info('probe', { why, silentMs: Math.round(this.#movement.silentMs(now)) });
     this.#emit('probe', { why });
     this.#run(this.registration.probe(now, this.#opts.probeTimeoutMs ?? 1000), now);
   }
@@ -544,10 +477,10 @@ export class MobileNode {
         });
         this.#emit('agent-resolved', { ...agents });
         this.#agents = { agent4: agents.agent4, agent6: agents.agent6 };
-        this.#configuredAgents = this.#agents;
+        this.#discovery.setConfiguredAgents(this.#agents);
         this.#opts.careOf.setAgents?.(this.#agents);
         // Force a fresh choice against the new addresses: the care-of is re-registered there.
-        const cur = this.#careOf;
+        const cur = this.#movement.careOf;
         const address = cur ? (cur.family === 4 ? agents.agent4 : agents.agent6) : undefined;
         if (cur && address !== undefined) {
           this.#agent = resolveLocator({ address, port: this.#agentPort });
@@ -556,7 +489,7 @@ export class MobileNode {
           this.#endpointDeadline = 0;
           this.#run(this.registration.probe(t, this.#opts.probeTimeoutMs ?? 1000), t);
         } else {
-          this.#careOf = null;
+          this.#movement.forgetCareOf();
           this.#recheck();
         }
       })
@@ -574,141 +507,71 @@ export class MobileNode {
    */
   discover(): void {
     const now = nodeNow(this.#env);
-    this.#sendDhaadRequest(now);
-    this.#solicitation = Math.floor(Math.random() * 0x10000);
-    this.#sendSolicitation(now);
-    this.#discoveryRetry = {
-      nextAt: now + INITIAL_DHAAD_TIMEOUT_MS,
-      timeoutMs: INITIAL_DHAAD_TIMEOUT_MS,
-      left: DHAAD_RETRIES,
-    };
+    this.#runDiscovery(this.#discovery.discover(now), now);
     this.#rearm();
   }
 
-  #sendSolicitation(now: number): void {
-    if (this.#solicitation === undefined) return;
-    this.#sendSignaling(
-      encodeIcmpv6Packet({
-        source: this.#opts.homeAddress,
-        destination: this.#haAddress,
-        message: { kind: 'mobilePrefixSolicitation', identifier: this.#solicitation },
-      }),
-      now,
-    );
-  }
-
-  /** When unanswered discovery messages go out again (Infinity: none outstanding). */
-  #discoveryDeadline(): number {
-    const r = this.#discoveryRetry;
-    if (r === undefined) return Infinity;
-    if (this.#dhaadRequest === undefined && this.#solicitation === undefined) return Infinity;
-    return r.nextAt;
-  }
-
-  /** Resends what is still unanswered, same identifiers, the timeout doubling each time. */
-  #retransmitDiscovery(now: number): void {
-    const r = this.#discoveryRetry;
-    if (r === undefined || now < this.#discoveryDeadline()) return;
-    if (r.left === 0) {
-      this.#discoveryRetry = undefined;
-      this.#env.log.warn('discovery-unanswered', {
-        dhaad: this.#dhaadRequest !== undefined,
-        mps: this.#solicitation !== undefined,
-      });
-      return;
+  /** Executes what the discovery client decided. */
+  #runDiscovery(actions: HomeAgentDiscoveryAction[], now: number): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'send':
+          this.#sendSignaling(a.packet, now);
+          break;
+        case 'homeAgents':
+          this.#env.log.info('home-agents', { list: a.list.join(',') });
+          this.#emit('home-agents', { list: a.list });
+          break;
+        case 'homePrefixes':
+          this.#env.log[a.ours ? 'info' : 'warn'](a.ours ? 'home-prefix' : 'home-prefix-changed', {
+            prefixes: a.prefixes.map((p) => `${p.prefix} valid ${p.validLifetime}`).join(','),
+          });
+          this.#emit(a.ours ? 'home-prefix' : 'home-prefix-changed', { prefixes: a.prefixes });
+          break;
+        case 'acknowledge':
+          if (this.registration.state !== 'registered') break;
+          // An unsolicited MPA is acknowledged by a home-registration BU (RFC 6275 §11.4.3).
+          this.#env.log.info('mobile-prefix-unsolicited', { ack: 'binding-update' });
+          this.#run(this.registration.onBindingRefreshRequest(now), now);
+          break;
+        case 'drop':
+          this.drops.add(a.reason);
+          break;
+        case 'unanswered':
+          this.#env.log.warn('discovery-unanswered', { dhaad: a.dhaad, mps: a.mps });
+          break;
+      }
     }
-    r.left--;
-    r.timeoutMs *= 2;
-    r.nextAt = now + r.timeoutMs;
-    if (this.#dhaadRequest !== undefined) this.#sendDhaadRequest(now, this.#dhaadRequest);
-    this.#sendSolicitation(now);
-  }
-
-  #sendDhaadRequest(now: number, identifier = Math.floor(Math.random() * 0x10000)): void {
-    this.#dhaadRequest = identifier;
-    const len = this.#opts.homePrefixLength ?? 64;
-    const prefix = new Uint8Array(16);
-    for (let i = 0; i < 16; i++) {
-      const bits = Math.max(0, Math.min(8, len - i * 8));
-      prefix[i] = this.#hoa[i]! & ((0xff << (8 - bits)) & 0xff);
-    }
-    this.#sendSignaling(
-      encodeIcmpv6Packet({
-        source: this.#opts.homeAddress,
-        destination: homeAgentAnycast(formatIpv6(prefix), len),
-        message: { kind: 'haadRequest', identifier, mobileRouter: false },
-      }),
-      now,
-    );
   }
 
   /**
    * The home agents to fail over to, in DHAAD order (else by announced preference), each with
-   * what reaching it takes; the configured HA uses the configured addresses and key. Entries
-   * whose lifetime ran out, or that announced no underlay address, are left out.
+   * what reaching it takes (HomeAgentDiscoveryClient.failoverList).
    */
-  failoverList(now = nodeNow(this.#env)): {
-    address: string;
-    agent4?: string | undefined;
-    agent6?: string | undefined;
-    port: number;
-    publicKey: Uint8Array;
-  }[] {
-    const order =
-      this.homeAgents.length > 0
-        ? this.homeAgents
-        : [...this.learnedAgents.values()]
-            .sort((a, b) => b.preference - a.preference)
-            .map((a) => a.address);
-    const configured = this.#opts.homeAgentAddress;
-    const out: ReturnType<MobileNode['failoverList']> = [];
-    for (const address of order.includes(configured) ? order : [...order, configured]) {
-      if (address === configured) {
-        out.push({
-          address,
-          ...this.#configuredAgents,
-          port: this.#opts.agentPort,
-          publicKey: this.#opts.agentPublicKey,
-        });
-        continue;
-      }
-      const a = this.learnedAgents.get(address);
-      if (a === undefined || a.expiresAt <= now) continue;
-      if (a.underlay4 === undefined && a.underlay6 === undefined) continue;
-      out.push({
-        address,
-        agent4: a.underlay4,
-        agent6: a.underlay6,
-        port: a.port ?? this.#opts.agentPort,
-        publicKey: a.publicKey ?? this.#opts.agentPublicKey,
-      });
-    }
-    return out;
+  failoverList(now = nodeNow(this.#env)): FailoverEntry[] {
+    return this.#discovery.failoverList(now);
   }
 
   /** Switches to the home agent after the current one in failoverList(); false if none. */
   #failOver(now: number): boolean {
-    const list = this.failoverList(now);
-    if (list.length < 2) return false;
-    const i = list.findIndex((c) => c.address === this.#haAddress);
-    const next = list[(i + 1) % list.length]!;
-    if (next.address === this.#haAddress) return false;
+    const next = this.#discovery.nextHomeAgent(this.#haAddress, now);
+    if (next === undefined) return false;
     const from = this.#haAddress;
     this.#haAddress = next.address;
     this.#agentKey = next.publicKey;
     this.#agentPort = next.port;
     this.#agents = { agent4: next.agent4, agent6: next.agent6 };
     this.#opts.careOf.setAgents?.(this.#agents);
+    const old = this.registration.bindingUpdateListEntry();
+    this.#bul.delete(old.destination, old.homeAddress); // a new registration, elsewhere
     this.#registration = this.#newRegistration(now);
+    this.#bul.set(this.registration.bindingUpdateListEntry());
     this.#session = undefined;
     this.#pendingSignaling = [];
     this.#pendingOnHomeLink = undefined;
-    this.#homeProof = undefined; // proven with the other HA or not at all: ask this one
-    this.#pathLostAttempt = false;
-    this.#discovered = false; // learn the new HA's view once registered there
-    this.#discoveryRetry = undefined;
-    this.#dhaadRequest = undefined;
-    this.#solicitation = undefined;
+    // Proven with the other HA or not at all: ask this one; a fresh care-of choice.
+    this.#movement.switchedHomeAgent();
+    this.#discovery.switchHomeAgent(next.address); // its view, once registered there
     this.#env.log.warn('home-agent-switch', {
       from,
       to: next.address,
@@ -717,8 +580,7 @@ export class MobileNode {
       port: next.port,
     });
     this.#emit('home-agent-switch', { from, to: next.address });
-    // A fresh care-of choice against the new HA's addresses: channel, then the first BU.
-    this.#careOf = null;
+    // Against the new HA's addresses: channel, then the first BU.
     this.#recheck();
     return true;
   }
@@ -736,46 +598,7 @@ export class MobileNode {
       return;
     }
     this.counters.signalingIn++;
-    if (msg.kind === 'haadReply') {
-      // Only the answer to our outstanding request (RFC 6275 §11.4.1: same Identifier).
-      if (this.#dhaadRequest === undefined || msg.identifier !== this.#dhaadRequest) {
-        this.drops.add('dhaad-reply-unsolicited');
-        return;
-      }
-      this.#dhaadRequest = undefined;
-      this.homeAgents = [...msg.homeAgentAddresses];
-      this.#env.log.info('home-agents', { list: this.homeAgents.join(',') });
-      this.#emit('home-agents', { list: this.homeAgents });
-    } else if (msg.kind === 'mobilePrefixAdvertisement') {
-      const solicited = msg.identifier === this.#solicitation;
-      if (solicited) this.#solicitation = undefined;
-      this.#learnAgents(advertisedHomeAgents(msg), now, solicited);
-      if (!solicited && this.registration.state === 'registered') {
-        // An unsolicited MPA is acknowledged by a home-registration BU (RFC 6275 §11.4.3).
-        this.#env.log.info('mobile-prefix-unsolicited', { ack: 'binding-update' });
-        this.#run(this.registration.onBindingRefreshRequest(now), now);
-      }
-      this.homePrefixes = advertisedPrefixes(msg);
-      const ours = this.homePrefixes.some(
-        (p) => p.validLifetime > 0 && prefixHolds(p.prefix, this.#hoa),
-      );
-      this.#env.log[ours ? 'info' : 'warn'](ours ? 'home-prefix' : 'home-prefix-changed', {
-        prefixes: this.homePrefixes.map((p) => `${p.prefix} valid ${p.validLifetime}`).join(','),
-      });
-      this.#emit(ours ? 'home-prefix' : 'home-prefix-changed', { prefixes: this.homePrefixes });
-    }
-  }
-
-  /** Home agents announced in an MPA replace the learned ones; a changed set asks DHAAD again. */
-  #learnAgents(agents: HomeAgentInfo[], now: number, solicited: boolean): void {
-    const before = [...this.learnedAgents.keys()].sort().join(',');
-    this.learnedAgents.clear();
-    for (const a of agents) {
-      if (a.lifetime > 0)
-        this.learnedAgents.set(a.address, { ...a, expiresAt: now + a.lifetime * 1000 });
-    }
-    const after = [...this.learnedAgents.keys()].sort().join(',');
-    if (!solicited && before !== after) this.#sendDhaadRequest(now);
+    this.#runDiscovery(this.#discovery.onMessage(msg, now), now);
   }
 
   /** The process was frozen or the host slept: the world may have changed under us. */
@@ -815,7 +638,8 @@ export class MobileNode {
     const sock = this.#socket();
     // No path away while a home link is being proven (we start there): a handshake goes
     // out of that link, like the returning-home BU it is needed for.
-    if (this.#careOf === null && this.#homeProof !== undefined) this.#sendOnHomeLink(data);
+    const movement = this.#movement;
+    if (movement.careOf === null && movement.homeProof !== undefined) this.#sendOnHomeLink(data);
     else if (sock && this.#agent) sock.send(data, this.#agent.address, this.#agent.port);
   }
 
@@ -826,7 +650,7 @@ export class MobileNode {
    * The HA answers to our link-local address on that link.
    */
   #sendOnHomeLink(data: Uint8Array): boolean {
-    const proof = this.#homeProof;
+    const proof = this.#movement.homeProof;
     const sock = this.#env.udp6;
     if (proof === undefined || sock === undefined) return false;
     const group = solicitedNodeMulticast(this.#haAddress);
@@ -854,18 +678,13 @@ export class MobileNode {
           if (a.onHomeLink) this.#sendSignalingOnHomeLink(packet, now);
           else this.#sendSignaling(packet, now);
           const unanswered = this.registration.unansweredSends - 1;
-          if (
-            !a.onHomeLink && // an unanswered home-link BU says nothing about the path away
-            unanswered >= (this.#opts.probeAttempts ?? 3) &&
-            !this.#pathLostAttempt
-          ) {
-            this.#pathLostAttempt = true;
-            this.#pathLost(now, unanswered);
+          for (const l of this.#movement.bindingUpdateSent(unanswered, a.onHomeLink === true)) {
+            if (l.kind === 'path-lost') this.#pathLost(now, l.unanswered);
           }
           break;
         }
         case 'registered':
-          this.#pathLostAttempt = false;
+          this.#movement.registered();
           this.#env.log.info('registered', {
             careOf: a.careOf.localAddress,
             lifetime: a.lifetimeSeconds,
@@ -874,18 +693,11 @@ export class MobileNode {
             status: baStatusName(a.status),
           });
           this.#emit('registered', { careOf: a.careOf.localAddress, nat: a.natDetected });
-          // Home agents and home prefixes: once, whenever the HA asks (BA status 1), and when a
-          // learned home agent would expire before this registration does.
-          if (
-            !this.#discovered ||
-            a.prefixDiscoveryNeeded ||
-            [...this.learnedAgents.values()].some(
-              (h) => h.expiresAt <= now + a.lifetimeSeconds * 1000,
-            )
-          ) {
-            this.#discovered = true;
-            this.discover();
-          }
+          // Home agents and home prefixes: once, whenever the HA asks, before learned ones expire.
+          this.#runDiscovery(
+            this.#discovery.onRegistered(now, a.lifetimeSeconds, a.prefixDiscoveryNeeded),
+            now,
+          );
           break;
         case 'failed':
           this.#env.log.error('registration-failed', {
@@ -898,7 +710,8 @@ export class MobileNode {
           this.#env.log.info('deregistered', { status: a.status ?? -1, gaveUp: a.gaveUp });
           this.#emit('deregistered', { gaveUp: a.gaveUp });
           // Home: the HA no longer proxies for us; take the address back (RFC 6275 §11.5.4).
-          if (this.#atHome !== undefined) this.#opts.homeLink?.announce?.(this.#atHome);
+          const atHome = this.#movement.atHome;
+          if (atHome !== undefined) this.#opts.homeLink?.announce?.(atHome);
           this.#deregistered?.();
           break;
         case 'bindingExpired':
@@ -909,8 +722,7 @@ export class MobileNode {
           // The HA saw our BU arrive on its home link: deregistered there, the HoA may move.
           this.#env.log.info('deregistered', { status: a.status, gaveUp: false, home: true });
           this.#emit('deregistered', { gaveUp: false, home: true });
-          this.#homeProven = this.#homeProof;
-          this.#homeProof = undefined;
+          this.#movement.homeProven();
           this.#recheck(); // the move itself runs with the care-of choice (serialised)
           break;
         }
@@ -919,22 +731,16 @@ export class MobileNode {
           break;
       }
     }
+    this.#bul.set(this.registration.bindingUpdateListEntry());
     this.#rearm();
   }
 
   /** The candidate home link failed its proof: stay away, rest that link (see the top). */
   #homeFailed(status: number | null, now: number): void {
-    const proof = this.#homeProof;
-    this.#homeProof = undefined;
+    const { link, waitMs } = this.#movement.homeRefused(now);
     this.counters.homeRefused++;
-    let waitMs = RETURN_HOME_RETRY_MS;
-    if (proof !== undefined) {
-      const prev = this.#homeRested.get(proof.link);
-      waitMs = Math.min(prev ? prev.waitMs * 2 : RETURN_HOME_RETRY_MS, RETURN_HOME_RETRY_MAX_MS);
-      this.#homeRested.set(proof.link, { until: now + waitMs, waitMs });
-    }
     const fields = {
-      link: proof?.link ?? '?',
+      link: link ?? '?',
       status: status ?? -1,
       why: status === null ? 'no answer' : baStatusName(status),
       retryInS: waitMs / 1000,
@@ -958,7 +764,7 @@ export class MobileNode {
 
   #sendSignaling(packet: Uint8Array, now: number): void {
     this.#capture(packet, now);
-    this.#sentSinceHeard = true;
+    this.#movement.sent();
     const session = this.#session;
     if (session === undefined || !session.established) {
       this.#pendingSignaling.push(packet);
@@ -980,7 +786,7 @@ export class MobileNode {
     this.#pendingSignaling = [];
     const onLink = this.#pendingOnHomeLink;
     this.#pendingOnHomeLink = undefined;
-    if (onLink !== undefined && this.#homeProof !== undefined) {
+    if (onLink !== undefined && this.#movement.homeProof !== undefined) {
       this.#sendSignalingOnHomeLink(onLink, now);
     }
     const session = this.#session;
@@ -1041,8 +847,7 @@ export class MobileNode {
           this.drops.add('not-home-agent');
         continue;
       }
-      this.#lastHeardAt = now;
-      this.#sentSinceHeard = false;
+      this.#movement.heard(now);
       const off = batch.offsets[i]! + DATA_HEADER_LEN;
       const len = batch.lengths[i]! - DATA_OVERHEAD;
       if (signaling && len === PATH_MESSAGE_LEN) {
@@ -1123,7 +928,7 @@ export class MobileNode {
    * home address. Any other handshake, whoever completes it first, is at most a correspondent.
    */
   #isHomeAgentSession(session: PeerSession): boolean {
-    if (!sameKey(session.peerPublicKey, this.#agentKey)) return false;
+    if (!bytesEqual(session.peerPublicKey, this.#agentKey)) return false;
     if (isHomeAgentFor(session.peerCertificate, this.#hoa)) return true;
     this.drops.add('home-agent-certificate');
     this.#env.log.warn('home-agent-refused', {
@@ -1248,10 +1053,7 @@ export class MobileNode {
     const n = writer.count;
     const sent = writer.flush(env.endpoint, session, buf, sock, this.#agent, now);
     if (sent < n) this.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
-    if (sent > 0 && !this.#sentSinceHeard) {
-      this.#sentSinceHeard = true;
-      this.#rearm(); // the silence deadline just started
-    }
+    if (sent > 0 && this.#movement.sent()) this.#rearm(); // the silence deadline just started
   }
 
   #capture(packet: Uint8Array, now: number): void {
@@ -1265,13 +1067,13 @@ export class MobileNode {
     const deadline = Math.min(
       this.registration.nextDeadline(),
       this.#endpointDeadline,
-      this.#nextRecheck || Infinity,
-      this.#silenceDeadline(),
-      this.#discoveryDeadline(),
+      this.#movement.nextDeadline(this.registration.state === 'registered'),
+      this.#discovery.nextDeadline(),
       this.#opts.routeOptimization?.nextDeadline() ?? Infinity,
+      this.#closeBy,
     );
     // A deadline in the past fires at once: lateness counts from now.
-    this.#armedFor = Math.max(deadline, nodeNow(this.#env));
+    this.#movement.armed(deadline, nodeNow(this.#env));
     armTimer(this.#env, deadline, () => this.#onTimer());
   }
 
@@ -1279,25 +1081,22 @@ export class MobileNode {
     if (this.#closed) return;
     const env = this.#env;
     const now = nodeNow(env);
-    const late = now - this.#armedFor;
-    const wallOffset = this.#wall() - now;
-    const jump = wallOffset - this.#wallOffset;
-    this.#wallOffset = wallOffset;
-    if (late > LATE_TIMER_MS || Math.abs(jump) > CLOCK_JUMP_MS) {
-      this.#resumed(now, late > LATE_TIMER_MS ? 'late-timer' : 'clock-jump', Math.max(late, jump));
-    } else if (now >= this.#silenceDeadline()) {
-      this.#probe(now, 'silence');
+    if (now >= this.#closeBy) {
+      this.#closeBy = Infinity;
+      this.#deregistered?.(); // close() stops waiting for the BA
+    }
+    const registered = this.registration.state === 'registered';
+    for (const a of this.#movement.poll(now, this.#wallClock(), registered)) {
+      if (a.kind === 'resume') this.#resumed(now, a.how, a.ms);
+      else if (a.kind === 'probe') this.#probe(now, a.why);
+      else if (a.kind === 'recheck') this.#recheck();
     }
     const polled = env.endpoint.poll(now);
     for (const { peer, data } of polled.send) {
       if (!this.#opts.routeOptimization?.sendHandshake(peer, data)) this.#sendRaw(data);
     }
     this.#endpointDeadline = polled.nextDeadline;
-    if (this.#nextRecheck !== 0 && now >= this.#nextRecheck) {
-      this.#nextRecheck = 0;
-      this.#recheck();
-    }
-    this.#retransmitDiscovery(now);
+    this.#runDiscovery(this.#discovery.poll(now), now);
     this.#run(this.registration.poll(now), now);
     this.#opts.routeOptimization?.poll(now);
   }
@@ -1306,78 +1105,32 @@ export class MobileNode {
 
   status(): MemberStatus {
     const now = nodeNow(this.#env);
-    const s = this.registration.status(now);
-    const entry: BindingUpdateListStatus = {
-      peer: this.#haAddress,
-      kind: 'home',
-      careOfAddress: s.registeredCareOf ?? s.careOf?.localAddress ?? '',
-      ...(this.#agent ? { locator: formatLocator(this.#agent) } : {}),
-      state: s.state,
-      lifetimeRequested: this.#opts.lifetimeSeconds,
-      lifetimeRemaining: Math.round(s.lifetimeRemainingSeconds),
-      sequence: s.sequence ?? 0,
-      retransmits: s.retransmissions,
-      nat: s.natDetected ? 'detected' : s.udpEncapsulationRequired ? 'forced' : 'none',
-      ...(s.natDetected ? { natKeepalive: s.natRefreshTimeSeconds } : {}),
-      ...(s.lastStatus !== null ? { lastStatus: s.lastStatus } : {}),
-    };
-    const drops: Record<string, number> = { ...this.drops.byReason };
-    for (const [reason, count] of Object.entries(this.#env.endpoint.drops)) {
-      if (count > 0) drops[`channel-${reason}`] = count;
-    }
     const ro = this.#opts.routeOptimization;
-    // Route optimization's own (direct-*, hao-*, and the CN half's cn-*: RR floods included).
-    for (const [reason, count] of Object.entries(ro?.drops.byReason ?? {})) {
-      drops[reason] = (drops[reason] ?? 0) + count;
-    }
-    return {
-      role: this.#opts.role ?? 'mn',
+    return renderMnStatus({
+      now,
+      startedAt: this.#startedAt,
       pid: process.pid,
-      uptime: Math.round((now - this.#startedAt) / 1000),
+      role: this.#opts.role ?? 'mn',
       tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
       homeAddress: this.#opts.homeAddress,
-      homeAgent: this.#agent ? formatLocator(this.#agent) : this.#haAddress,
-      state: s.state,
-      homeAgents: this.#homeAgentsStatus(now),
-      ...(this.homePrefixes.length > 0
-        ? {
-            homePrefixes: this.homePrefixes.map((p) => ({
-              prefix: p.prefix,
-              validLifetime: p.validLifetime,
-              preferredLifetime: p.preferredLifetime,
-            })),
-          }
-        : {}),
-      bindingUpdateList: [entry, ...(ro ? ro.status(now) : [])],
-      ...(ro?.bindings ? { bindings: ro.bindingStatus(now) } : {}),
-      counters: { ...this.counters },
-      drops,
-    };
-  }
-
-  /** The home agents known (DHAAD order first), with what the MPA told about each. */
-  #homeAgentsStatus(now: number): HomeAgentStatus[] {
-    const order = [...this.homeAgents];
-    for (const a of this.learnedAgents.keys()) if (!order.includes(a)) order.push(a);
-    if (!order.includes(this.#haAddress)) order.unshift(this.#haAddress);
-    const reachable = new Set(this.failoverList(now).map((c) => c.address));
-    return order.map((address) => {
-      const a = this.learnedAgents.get(address);
-      const underlay = [a?.underlay4, a?.underlay6].filter((u): u is string => u !== undefined);
-      return {
-        address,
-        current: address === this.#haAddress,
-        dhaad: this.homeAgents.includes(address),
-        usable: reachable.has(address),
-        ...(a !== undefined
-          ? {
-              preference: a.preference,
-              lifetimeRemaining: Math.max(0, Math.round((a.expiresAt - now) / 1000)),
-            }
-          : {}),
-        ...(underlay.length > 0 ? { underlay: underlay.join(' ') } : {}),
-        ...(a?.port !== undefined ? { port: a.port } : {}),
-      };
+      homeAgentAddress: this.#haAddress,
+      agentLocator: this.#agent ? formatLocator(this.#agent) : undefined,
+      bulEntry: this.#bul.get(
+        canonicalIpv6(this.#haAddress),
+        canonicalIpv6(this.#opts.homeAddress),
+      ),
+      registration: this.registration.status(now),
+      lifetimeRequested: this.#opts.lifetimeSeconds,
+      homeAgents: this.homeAgents,
+      learnedAgents: this.learnedAgents,
+      usableAgents: new Set(this.failoverList(now).map((c) => c.address)),
+      homePrefixes: this.homePrefixes,
+      correspondents: ro ? ro.status(now) : [],
+      bindings: ro?.bindings ? ro.bindingStatus(now) : undefined,
+      counters: this.counters,
+      drops: this.drops.byReason,
+      channelDrops: this.#env.endpoint.drops,
+      routeOptimizationDrops: ro?.drops.byReason ?? {},
     });
   }
 
@@ -1396,40 +1149,17 @@ export class MobileNode {
     if (registered && this.#session?.established) {
       const done = new Promise<void>((resolve) => {
         this.#deregistered = resolve;
-        setTimeout(resolve, timeoutMs).unref();
       });
+      this.#closeBy = now + timeoutMs; // a deadline of the node's one timer (env.clock)
       this.#run(this.registration.deregister(now), now);
       await done;
     }
     this.#closed = true;
     this.#env.clock.clearTimer();
     this.#opts.careOf.close();
-    if (this.#atHome !== undefined && this.#opts.homeLink) {
-      await this.#opts.homeLink.leave(this.#atHome).catch(() => undefined);
+    const atHome = this.#movement.atHome;
+    if (atHome !== undefined && this.#opts.homeLink) {
+      await this.#opts.homeLink.leave(atHome).catch(() => undefined);
     }
   }
-}
-
-/** True when "prefix/len" contains the 16-byte address. */
-function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}
-
-function prefixHolds(text: string, address: Uint8Array): boolean {
-  const [p, l] = text.split('/');
-  let bytes: Uint8Array;
-  try {
-    bytes = parseIpv6(p ?? '');
-  } catch {
-    return false;
-  }
-  const len = Number(l);
-  for (let bit = 0; bit < len; bit++) {
-    const m = 0x80 >> (bit & 7);
-    if ((bytes[bit >> 3]! & m) !== (address[bit >> 3]! & m)) return false;
-  }
-  return true;
 }

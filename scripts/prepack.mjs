@@ -145,18 +145,21 @@ function arm64() {
   const nodedir = join(dirname(n.node), '..');
   const tools = { CC: cc, CXX: cc, LINK: cc, AR: 'aarch64-linux-gnu-ar' };
   const b = buildAddon(gyp, nodedir, 'arm64', tools);
-  if (!b.ok) return `cross build failed: ${b.why}`;
-  const smoke = run(qemu, [
-    '-L',
-    '/usr/aarch64-linux-gnu',
-    n.node,
-    join(ROOT, 'scripts', 'addon-smoke.cjs'),
-    b.file,
-  ]);
-  if (!smoke.ok || smoke.out.trim() !== 'ok linux-arm64')
-    return `smoke test under qemu failed: ${smoke.why}`;
-  ship(b.file, 'linux-arm64');
-  rmSync(b.scratch, { recursive: true, force: true });
+  try {
+    if (!b.ok) return `cross build failed: ${b.why}`;
+    const smoke = run(qemu, [
+      '-L',
+      '/usr/aarch64-linux-gnu',
+      n.node,
+      join(ROOT, 'scripts', 'addon-smoke.cjs'),
+      b.file,
+    ]);
+    if (!smoke.ok || smoke.out.trim() !== 'ok linux-arm64')
+      return `smoke test under qemu failed: ${smoke.why}`;
+    ship(b.file, 'linux-arm64');
+  } finally {
+    rmSync(b.scratch, { recursive: true, force: true });
+  }
   return undefined;
 }
 const skipped = arm64();

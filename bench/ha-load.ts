@@ -46,7 +46,7 @@ import {
   readAuthorityPrivate,
   readAuthorityPublic,
   readMemberPublic,
-} from '../src/crypto/key-files.js';
+} from '../src/cli/key-files.js';
 import { generateMember, type KeyPair } from '../src/crypto/keys.js';
 import { initCrypto, lib } from '../src/crypto/sodium.js';
 import { HomeRegistration } from '../src/protocol/mobile-node-registration.js';

@@ -48,7 +48,7 @@ import {
   KeyTag,
   memberFromPrivate,
 } from '../src/crypto/keys.js';
-import { readAuthorityPrivate } from '../src/crypto/key-files.js';
+import { readAuthorityPrivate } from '../src/cli/key-files.js';
 import { initCrypto } from '../src/crypto/sodium.js';
 import { parseIpv6 } from '../src/wire/address.js';
 

@@ -28,7 +28,7 @@ import {
   readCertificate,
   readMemberPrivate,
   readMemberPublic,
-} from '../crypto/key-files.js';
+} from './key-files.js';
 import { initCrypto } from '../crypto/sodium.js';
 import { RouteCareOfSource } from '../io/care-of.js';
 import { SystemClock } from '../io/clock.js';

@@ -31,7 +31,7 @@ import {
   type MemberCertificate,
   type Role,
 } from '../crypto/certificate.js';
-import { readAuthorityPrivate, readMemberPrivate, readMemberPublic } from '../crypto/key-files.js';
+import { readAuthorityPrivate, readMemberPrivate, readMemberPublic } from './key-files.js';
 import {
   encodeKey,
   generateMember,

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadHaConfig, type HaConfig } from '../config/index.js';
-import { readMemberPublic } from '../crypto/key-files.js';
+import { readMemberPublic } from './key-files.js';
 import { parseRevocationList, RevocationList } from '../crypto/revocation-list.js';
 import { CryptoError } from '../util/errors.js';
 import { DEFAULT_HA_LIFETIME_S, type DiscoveryConfig } from '../protocol/home-agent-discovery.js';

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DSMIPV6_PORT, parseCnConfig, parseMnConfig } from '../config/index.js';
 import { certificateToText, verifyCertificate } from '../crypto/certificate.js';
-import { readMemberPrivate } from '../crypto/key-files.js';
+import { readMemberPrivate } from './key-files.js';
 import { decodeKey, encodeKey, KeyTag, memberFromPrivate, type KeyPair } from '../crypto/keys.js';
 import { initCrypto, lib } from '../crypto/sodium.js';
 import { IoError } from '../util/errors.js';

@@ -30,7 +30,7 @@ import {
   readCertificate,
   readMemberPublic,
   writeKeyFile,
-} from '../crypto/key-files.js';
+} from './key-files.js';
 import { encodeKey, generateAuthority, generateMember, KeyTag } from '../crypto/keys.js';
 import { initCrypto, lib } from '../crypto/sodium.js';
 import { ConfigError, CryptoError } from '../util/errors.js';

@@ -1,5 +1,5 @@
 /**
- * Key pair types and their text codecs (pure; file I/O is in key-files.ts). Formats, all one
+ * Key pair types and their text codecs (pure; file I/O is in src/cli/key-files.ts). Formats, all one
  * line `TAG <base64 (RFC 4648 §4, padded)>`, optional '#' comment lines (keys/README.md):
  *
  *   mip6-authority-private-v1  32-byte Ed25519 seed            (mode 0600)

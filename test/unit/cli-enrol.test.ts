@@ -26,7 +26,7 @@ import {
   readAuthorityPublic,
   readCertificate,
   readMemberPrivate,
-} from '../../src/crypto/key-files.js';
+} from '../../src/cli/key-files.js';
 import { parseRevocationList } from '../../src/crypto/revocation-list.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
 import { startControlServer } from '../../src/io/control-socket.js';

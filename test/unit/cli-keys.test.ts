@@ -22,7 +22,7 @@ import {
   readCertificate,
   readMemberPrivate,
   readMemberPublic,
-} from '../../src/crypto/key-files.js';
+} from '../../src/cli/key-files.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
 import { BindingCache } from '../../src/protocol/binding-cache.js';
 import {

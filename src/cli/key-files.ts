@@ -1,12 +1,12 @@
 /**
- * Key and certificate files on disk: the only file I/O in src/crypto. Private keys are written
+ * Key and certificate files on disk (the composition root's file I/O; src/crypto stays pure). Private keys are written
  * with mode 0600 and refused when group or others may read them (like ssh), with a message that
  * says how to fix it.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CryptoError } from '../util/errors.js';
-import { certificateFromText, type MemberCertificate } from './certificate.js';
+import { certificateFromText, type MemberCertificate } from '../crypto/certificate.js';
 import {
   authorityFromSeed,
   decodeKey,
@@ -14,7 +14,7 @@ import {
   memberFromPrivate,
   type AuthorityKeyPair,
   type KeyPair,
-} from './keys.js';
+} from '../crypto/keys.js';
 
 function readText(file: string): string {
   try {

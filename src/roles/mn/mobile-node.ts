@@ -1,72 +1,36 @@
 /**
- * The mobile node (RFC 6275 §11, RFC 5555 §4; DESIGN.md §2-§5): its home address lives on the
- * TUN; everything from it is reverse-tunneled to the home agent through the channel, and
- * everything for it comes back the same way. The care-of locator is whatever local address the
- * kernel picks to reach the HA; every change of it is a move, signaled at once with a BU.
+ * The mobile node (RFC 6275 §11, RFC 5555 §4; DESIGN.md §2-§5), a driver: its home address
+ * lives on the TUN; everything from it is reverse-tunneled to the home agent through the
+ * channel, and everything for it comes back the same way. The decisions are the engines':
+ *   protocol/mobile-node-registration.ts  BU/BA, retransmission, refresh, returning home
+ *   protocol/movement.ts                  care-of choice, home-link proof steps, NUD-like
+ *                                         probing, path loss, sleep/resume, re-checks
+ *   protocol/home-agent-discovery-client.ts  DHAAD / MPS, learned home agents, failover order
+ *   protocol/binding-update-list.ts       what the MN told its HA (kept from the registration)
+ * This file runs them on I/O: one timer (env.clock) armed from their next deadlines.
  *
- * Startup: the channel handshake with the HA (Noise IK; the HA's key is configured) and, in
- * parallel, the first care-of probe. The first BU waits for the channel, then goes out at once.
- * TUN -> underlay: every packet is sealed in place (one run per batch) and sent to the HA's
- *   address of the care-of family in use.
- * Underlay -> TUN: data messages from the HA's channel are opened in place; inner packets must
- *   be addressed to our home address. BAs and BRRs go to the HomeRegistration machine, the rest
- *   is written to the TUN.
- * Movement: the CareOfSource reports candidate care-of addresses (rtnetlink events, a periodic
- *   re-check); the preferred family with a usable address wins. A change -> setCareOf -> BU now.
- *   The old locator keeps working until the BA (make-before-break: the channel accepts data from
- *   any locator, so packets still in flight on the old path are delivered).
- * Home link (RFC 6275 §11.5.4; issue #13): a candidate with `homeLink` (a global address of the
- *   home prefix on that interface, or the HA's home address answering our Neighbor
- *   Solicitation there) is only a candidate: a rogue Router Advertisement and an evil twin's
- *   Neighbor Advertisement on hotel Wi-Fi produce one too. The proof is the home agent's: the
- *   returning-home BU (lifetime 0, CoA == HoA, sealed in the HA channel) goes out of that
- *   interface only, to the solicited-node group of the HA's home address, with hop limit 255;
- *   the HA accepts it only when it arrives on its home link unrouted, and answers on the link.
- *   Until that BA (0) everything stays as it was: HoA on the TUN, binding and tunnel in use.
- *   Then the HoA moves from the TUN to that interface (homeLink control) and unsolicited NAs
- *   announce it. A refusal or no answer leaves us away and rests that link (10 s, doubling up
- *   to 10 min) while it is still offered. Leaving home moves the HoA back to the TUN before
+ * Startup: the channel handshake with the HA (Noise IK, home-agent-channel.ts) and, in
+ *   parallel, the first care-of probe. The first BU waits for the channel, then goes out at once.
+ * TUN -> underlay: route optimization takes bound correspondents' packets; the rest is sealed
+ *   in place (one run per batch) and sent to the HA's address of the care-of family in use.
+ * Underlay -> TUN: data from the HA's channel is opened in place and must be addressed to our
+ *   home address; what the HA marked as SIGNALING goes to the engines, the rest to the TUN.
+ * Movement: a changed care-of -> setCareOf -> BU now. The old locator keeps working until the
+ *   BA (make-before-break: the channel accepts data from any locator).
+ * Home link (RFC 6275 §11.5.4; issue #13): a `homeLink` candidate is only a candidate (a rogue
+ *   Router Advertisement or an evil twin's Neighbor Advertisement produce one too). The proof
+ *   is the home agent's: the returning-home BU goes out of that interface only, to the
+ *   solicited-node group of the HA's home address with hop limit 255, and the HA accepts it only
+ *   from its home link. Until that BA (0) nothing changes; then the HoA moves from the TUN to
+ *   that interface and unsolicited NAs announce it. Leaving home moves it back before
  *   registering. Without homeLink control ([movement] return_home = false) never home.
- * Reachability (NUD-like, [movement] probe_*): when we sent something and nothing came back from
- *   the HA for probeInterval, a BU refresh goes out as a probe (its BA proves the path; from a
- *   new NAT mapping it also moves the HA's locator). probeAttempts BUs of one attempt without a
- *   BA -> path lost: re-check care-of addresses, a fresh channel handshake (the HA may have
- *   restarted), and re-resolve the HA's name when configured by name. When DHAAD / MPAs named
- *   other home agents of the prefix (with their underlay addresses), path loss switches to the
- *   next one in DHAAD order instead (a new channel and a new registration there).
- * Discovery: after the first registration, DHAAD + Mobile Prefix Solicitation in the channel;
- *   an unsolicited MPA (prefix or home-agent change) is recorded and acknowledged with a BU.
- * Sleep/resume: a timer firing far later than armed (process frozen, machine suspended) or the
- *   wall clock jumping against the monotonic clock -> re-check care-of and probe at once.
- * Shutdown: deregistration BU (lifetime 0), then close.
+ * Path lost: re-check care-of addresses, then the next home agent in DHAAD order if DHAAD / MPAs
+ *   named others, else a fresh handshake (the HA may have restarted) and a re-resolved name.
+ * Shutdown: deregistration BU (lifetime 0), waited for until a deadline of the same timer.
  */
-import { DATA_HEADER_LEN, DATA_OVERHEAD, DataKind } from '../../crypto/aead.js';
-import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
 import type { MemberStatus } from '../../io/control-protocol.js';
-import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
-import { baStatusName } from '../../protocol/constants.js';
-import { formatLocator, type Locator } from '../../protocol/locator.js';
-import {
-  HomeRegistration,
-  type CareOf,
-  type HomeRegistrationAction,
-} from '../../protocol/mobile-node-registration.js';
-import { WireError } from '../../util/errors.js';
 import { BindingUpdateList } from '../../protocol/binding-update-list.js';
-import { renderMnStatus } from './mobile-node-status.js';
-import { isHomeAgentFor } from '../../crypto/selector.js';
-import {
-  decodePathMessage,
-  encodePathMessage,
-  PATH_CHALLENGE,
-  PATH_MESSAGE_LEN,
-  PATH_RESPONSE,
-} from '../../protocol/path-validation.js';
-import type { RouteOptimization } from './route-optimization.js';
-import { canonicalIpv6, ipv6Equal, parseIpv6, solicitedNodeMulticast } from '../../wire/address.js';
-import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
-import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
-import { mobilitySignal } from '../../wire/mobility-signal.js';
+import { baStatusName } from '../../protocol/constants.js';
 import {
   HomeAgentDiscoveryClient,
   type FailoverEntry,
@@ -74,44 +38,27 @@ import {
   type HomePrefix,
   type LearnedHomeAgent,
 } from '../../protocol/home-agent-discovery-client.js';
-import { MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
-import { bytesEqual } from '../../util/bytes.js';
-import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
-import { systemRandom, type RandomSource } from '../../util/random-source.js';
+import { formatLocator } from '../../protocol/locator.js';
 import {
-  armTimer,
-  DropCounters,
-  nodeNow,
-  resolveLocator,
-  sendSealed,
-  TunnelWriter,
-  writeToTun,
-  type NodeEnvironment,
-  type ResolvedLocator,
-} from '../common.js';
+  HomeRegistration,
+  type HomeRegistrationAction,
+} from '../../protocol/mobile-node-registration.js';
+import { MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
+import { WireError } from '../../util/errors.js';
+import { systemRandom, type RandomSource } from '../../util/random-source.js';
+import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
+import { canonicalIpv6, parseIpv6 } from '../../wire/address.js';
+import { mobilitySignal } from '../../wire/mobility-signal.js';
+import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
+import { armTimer, DropCounters, nodeNow, type NodeEnvironment } from '../common.js';
+import { HomeAgentChannel } from './home-agent-channel.js';
+import { HomeTunnel } from './home-tunnel.js';
+import type { MnHomeLinkControl, MobileNodeOptions } from './mobile-node-options.js';
+import { renderMnStatus } from './mobile-node-status.js';
 
 export type { CareOfCandidate } from '../../protocol/movement.js';
 
-/** Where the MN's care-of addresses come from (rtnetlink in src/io/care-of.ts; fakes in tests). */
-export interface CareOfSource {
-  /** Usable local addresses towards each HA underlay address, e.g. [{family: 4, localAddress}]. */
-  probe(): Promise<CareOf[]>;
-  /** Calls `onChange` when links, addresses or routes change (debounced by the source). */
-  watch(onChange: () => void): void;
-  close(): void;
-  /** The HA's underlay addresses changed (re-resolved by name). */
-  setAgents?(agents: { agent4?: string | undefined; agent6?: string | undefined }): void;
-}
-
-/** Moves the home address between the TUN and the home link (src/io/home-address.ts). */
-export interface MnHomeLinkControl {
-  /** HoA off the TUN, onto `ifname` (with a default route via the HA when none exists). */
-  enter(ifname: string): Promise<void>;
-  /** HoA off `ifname` (if still there), back onto the TUN. */
-  leave(ifname: string): Promise<void>;
-  /** Deregistered at home: unsolicited Neighbor Advertisements for the HoA on `ifname`. */
-  announce?(ifname: string): void;
-}
+export type { CareOfSource, MnHomeLinkControl, MobileNodeOptions } from './mobile-node-options.js';
 
 /**
  * First retransmission timeout of a move's BU (ms). Deviation from INITIAL_BINDACK_TIMEOUT
@@ -120,46 +67,6 @@ export interface MnHomeLinkControl {
  * of the handover time. Still doubling, still under the 3 BUs/s cap (MAX_UPDATE_RATE).
  */
 const MOVE_BINDACK_TIMEOUT_MS = 250;
-
-export interface MobileNodeOptions {
-  homeAddress: string;
-  /** The HA's address on the home prefix (inner destination of BUs). */
-  homeAgentAddress: string;
-  /** The HA's underlay addresses by family and its UDP port. */
-  agent4?: string | undefined;
-  agent6?: string | undefined;
-  agentPort: number;
-  agentPublicKey: Uint8Array;
-  lifetimeSeconds: number;
-  firstRegistrationTimeoutMs?: number | undefined;
-  prefer: 'ipv4' | 'ipv6';
-  careOf: CareOfSource;
-  /** Re-check care-of addresses this often even without events (ms). */
-  recheckIntervalMs?: number | undefined;
-  /** First retransmission timeout of a BU after a move (ms, default 250). */
-  moveTimeoutMs?: number | undefined;
-  /** Silence (sent, nothing received) before a reachability probe (ms, default 5000). */
-  probeIntervalMs?: number | undefined;
-  /** First wait for a probe's BA (ms, default 1000). */
-  probeTimeoutMs?: number | undefined;
-  /** Unanswered BUs of one attempt that mean the path is lost (default 3). */
-  probeAttempts?: number | undefined;
-  /** Unix-ms wall clock, compared with the monotonic clock to notice sleep (default systemWallClock). */
-  wallClock?: (() => number) | undefined;
-  /** Length of the home prefix (default 64), for DHAAD's anycast address and MPA checks. */
-  homePrefixLength?: number | undefined;
-  /** Home-link control; without it the MN never goes home ([movement] return_home = false). */
-  homeLink?: MnHomeLinkControl | undefined;
-  /** Re-resolves the HA's underlay addresses (a DNS name) when the path is lost. */
-  resolveAgents?:
-    (() => Promise<{ agent4?: string | undefined; agent6?: string | undefined }>) | undefined;
-  /** Route optimization with correspondents (and the CN half when it answers RR). */
-  routeOptimization?: RouteOptimization | undefined;
-  /** Randomness for DHAAD / MPS identifiers and the first sequence number (default systemRandom). */
-  random?: RandomSource | undefined;
-  /** What `mip6 status` calls this member (default 'mn'; a `mip6 cn` daemon says 'cn'). */
-  role?: 'mn' | 'cn' | undefined;
-}
 
 export class MobileNode {
   readonly drops = new DropCounters();
@@ -181,12 +88,8 @@ export class MobileNode {
   readonly #env: NodeEnvironment;
   readonly #opts: MobileNodeOptions;
   readonly #hoa: Uint8Array;
-  readonly #writer = new TunnelWriter();
-  #openOut: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
-  #tunOffsets = new Uint32Array(64);
-  #tunLengths = new Uint32Array(64);
-  #session: PeerSession | undefined;
-  #agent: ResolvedLocator | undefined;
+  readonly #tunnel: HomeTunnel;
+  readonly #channel: HomeAgentChannel;
   #agents: { agent4?: string | undefined; agent6?: string | undefined };
   readonly #movement: MovementDetector;
   #resolving = false;
@@ -195,15 +98,8 @@ export class MobileNode {
   readonly #bul = new BindingUpdateList();
   /** The home agent in use: its home-prefix address, channel key and UDP port. */
   #haAddress: string;
-  #agentKey: Uint8Array;
-  #agentPort: number;
   readonly #random: RandomSource;
   readonly #wallClock: WallClock;
-  /** BUs produced while the channel was not up yet: sent the moment it is. */
-  #pendingSignaling: Uint8Array[] = [];
-  /** The returning-home BU produced while the channel was not up yet (sent on the link). */
-  #pendingOnHomeLink: Uint8Array | undefined;
-  #endpointDeadline = 0;
   #probing = false;
   #probeAgain = false;
   #startedAt = 0;
@@ -219,8 +115,23 @@ export class MobileNode {
     this.#agents = { agent4: opts.agent4, agent6: opts.agent6 };
     this.#hoa = parseIpv6(opts.homeAddress);
     this.#haAddress = opts.homeAgentAddress;
-    this.#agentKey = opts.agentPublicKey;
-    this.#agentPort = opts.agentPort;
+    const movement = () => this.#movement;
+    this.#channel = new HomeAgentChannel(
+      {
+        env,
+        drops: this.drops,
+        counters: this.counters,
+        homeAddress: this.#hoa,
+        homeAgentAddress: () => this.#haAddress,
+        homeProof: () => movement().homeProof,
+        awayPathless: () => movement().careOf === null,
+        sent: () => movement().sent(),
+        capture: (packet, now) => this.#capture(packet, now),
+        otherSession: (session, now) => opts.routeOptimization?.onSessionEstablished(session, now),
+      },
+      opts.agentPublicKey,
+      opts.agentPort,
+    );
     this.#random = opts.random ?? systemRandom;
     this.#wallClock = opts.wallClock ?? systemWallClock;
     this.#movement = new MovementDetector({
@@ -232,6 +143,20 @@ export class MobileNode {
     });
     this.#registration = this.#newRegistration(nodeNow(env));
     this.#bul.set(this.#registration.bindingUpdateListEntry());
+    this.#tunnel = new HomeTunnel({
+      env,
+      channel: this.#channel,
+      routeOptimization: opts.routeOptimization,
+      drops: this.drops,
+      counters: this.counters,
+      homeAddress: this.#hoa,
+      heard: (now) => movement().heard(now),
+      sent: () => movement().sent(),
+      fromHomeAgent: (packet, now) => this.#fromHomeAgent(packet, now),
+      forwardedReturnRoutability: (packet, now) => this.#onSignaling(packet, now, true),
+      capture: (packet, now) => this.#capture(packet, now),
+      rearm: () => this.#rearm(),
+    });
     this.#discovery = new HomeAgentDiscoveryClient({
       homeAddress: opts.homeAddress,
       homePrefixLength: opts.homePrefixLength ?? 64,
@@ -314,10 +239,10 @@ export class MobileNode {
     const env = this.#env;
     this.#startedAt = nodeNow(env);
     this.#movement.start(this.#startedAt, this.#wallClock());
-    env.tun.onPackets((b) => this.#onTunPackets(b));
-    for (const s of [env.udp4, env.udp6]) s?.onDatagrams((b) => this.#onDatagrams(s, b));
+    env.tun.onPackets((b) => this.#tunnel.fromTun(b));
+    for (const s of [env.udp4, env.udp6]) s?.onDatagrams((b) => this.#tunnel.fromUnderlay(s, b));
     this.#opts.routeOptimization?.attach({
-      sendViaHomeAgent: (packet, at) => this.#sendSignaling(packet, at),
+      sendViaHomeAgent: (packet, at) => this.#channel.sendSignaling(packet, at),
       rearm: () => this.#rearm(),
     });
     this.#opts.careOf.watch(() => this.#recheck());
@@ -387,7 +312,7 @@ export class MobileNode {
     this.#env.log.info('home-candidate', { link });
     this.#emit('home-candidate', { link });
     // Without a channel (we start at home) the handshake goes out of that link too.
-    this.#ensureChannel(now);
+    this.#channel.ensure(now);
     this.#run(this.registration.returnHome(now), now);
   }
 
@@ -400,8 +325,7 @@ export class MobileNode {
     if (this.#closed) return;
     this.#movement.enteredHome(home);
     const agent6 = this.#agents.agent6;
-    if (agent6 !== undefined)
-      this.#agent = resolveLocator({ address: agent6, port: this.#agentPort });
+    if (agent6 !== undefined) this.#channel.setAgent(agent6);
     this.#env.log.info('home', { link });
     this.#emit('home', { link });
     // The HA no longer proxies for us; take the address back on the link.
@@ -416,15 +340,15 @@ export class MobileNode {
     this.#movement.moved(chosen);
     if (chosen) {
       const address = chosen.family === 4 ? this.#agents.agent4! : this.#agents.agent6!;
-      this.#agent = resolveLocator({ address, port: this.#agentPort });
+      this.#channel.setAgent(address);
       if (old) this.counters.moves++;
       this.#env.log.info(old ? 'move' : 'attach', {
         careOf: chosen.localAddress,
         ...(old ? { from: old.localAddress } : {}),
-        agent: formatLocator(this.#agent),
+        agent: formatLocator(this.#channel.agent!),
       });
       this.#emit(old ? 'move' : 'attach', { careOf: chosen.localAddress, family: chosen.family });
-      this.#ensureChannel(now);
+      this.#channel.ensure(now);
     } else {
       this.#env.log.warn('detached', { from: old?.localAddress ?? '' });
       this.#emit('detached', {});
@@ -458,10 +382,9 @@ export class MobileNode {
     // Another home agent of the prefix, learned by DHAAD / MPA: try the next one.
     if (this.#failOver(now)) return;
     // The HA may have lost our channel (restart): a fresh handshake, old keys kept meanwhile.
-    const session = this.#session;
+    const session = this.#channel.session;
     if (session !== undefined && !session.pending) {
-      this.#sendRaw(this.#env.endpoint.connect(this.#agentKey, now));
-      this.#endpointDeadline = 0;
+      this.#channel.reconnect(now);
     }
     const resolve = this.#opts.resolveAgents;
     if (resolve === undefined || this.#resolving || this.#haAddress !== this.#opts.homeAgentAddress)
@@ -483,10 +406,9 @@ export class MobileNode {
         const cur = this.#movement.careOf;
         const address = cur ? (cur.family === 4 ? agents.agent4 : agents.agent6) : undefined;
         if (cur && address !== undefined) {
-          this.#agent = resolveLocator({ address, port: this.#agentPort });
+          this.#channel.setAgent(address);
           const t = nodeNow(this.#env);
-          this.#sendRaw(this.#env.endpoint.connect(this.#agentKey, t));
-          this.#endpointDeadline = 0;
+          this.#channel.reconnect(t);
           this.#run(this.registration.probe(t, this.#opts.probeTimeoutMs ?? 1000), t);
         } else {
           this.#movement.forgetCareOf();
@@ -516,7 +438,7 @@ export class MobileNode {
     for (const a of actions) {
       switch (a.kind) {
         case 'send':
-          this.#sendSignaling(a.packet, now);
+          this.#channel.sendSignaling(a.packet, now);
           break;
         case 'homeAgents':
           this.#env.log.info('home-agents', { list: a.list.join(',') });
@@ -558,17 +480,13 @@ export class MobileNode {
     if (next === undefined) return false;
     const from = this.#haAddress;
     this.#haAddress = next.address;
-    this.#agentKey = next.publicKey;
-    this.#agentPort = next.port;
+    this.#channel.useHomeAgent(next.publicKey, next.port);
     this.#agents = { agent4: next.agent4, agent6: next.agent6 };
     this.#opts.careOf.setAgents?.(this.#agents);
     const old = this.registration.bindingUpdateListEntry();
     this.#bul.delete(old.destination, old.homeAddress); // a new registration, elsewhere
     this.#registration = this.#newRegistration(now);
     this.#bul.set(this.registration.bindingUpdateListEntry());
-    this.#session = undefined;
-    this.#pendingSignaling = [];
-    this.#pendingOnHomeLink = undefined;
     // Proven with the other HA or not at all: ask this one; a fresh care-of choice.
     this.#movement.switchedHomeAgent();
     this.#discovery.switchHomeAgent(next.address); // its view, once registered there
@@ -610,53 +528,6 @@ export class MobileNode {
     this.#probe(now, 'resume');
   }
 
-  #ensureChannel(now: number): void {
-    const endpoint = this.#env.endpoint;
-    const existing = endpoint.session(this.#agentKey);
-    // #session is either a handshake still in flight or a verified home-agent channel: the
-    // data path sends on it as soon as it is established.
-    if (existing?.established) {
-      this.#session = this.#isHomeAgentSession(existing) ? existing : undefined;
-      return;
-    }
-    if (existing?.pending) {
-      this.#session = existing;
-      return;
-    }
-    const init = endpoint.connect(this.#agentKey, now);
-    this.#session = endpoint.session(this.#agentKey);
-    this.#sendRaw(init);
-    this.#endpointDeadline = 0;
-  }
-
-  #socket(): UdpEndpoint | undefined {
-    if (this.#agent === undefined) return undefined;
-    return this.#agent.family === 4 ? this.#env.udp4 : this.#env.udp6;
-  }
-
-  #sendRaw(data: Uint8Array): void {
-    const sock = this.#socket();
-    // No path away while a home link is being proven (we start there): a handshake goes
-    // out of that link, like the returning-home BU it is needed for.
-    const movement = this.#movement;
-    if (movement.careOf === null && movement.homeProof !== undefined) this.#sendOnHomeLink(data);
-    else if (sock && this.#agent) sock.send(data, this.#agent.address, this.#agent.port);
-  }
-
-  /**
-   * Out of the candidate home link only (never routed: hop limit 255, native/udp.c) to the
-   * solicited-node group of the HA's home address (RFC 4291 §2.7.1): like the Neighbor
-   * Solicitation for it, this needs no route, and only the holder of that address listens.
-   * The HA answers to our link-local address on that link.
-   */
-  #sendOnHomeLink(data: Uint8Array): boolean {
-    const proof = this.#movement.homeProof;
-    const sock = this.#env.udp6;
-    if (proof === undefined || sock === undefined) return false;
-    const group = solicitedNodeMulticast(this.#haAddress);
-    return sock.send(data, `${group}%${proof.ifindex}`, this.#agentPort);
-  }
-
   // ---- registration actions --------------------------------------------------------------
 
   #run(actions: HomeRegistrationAction[], now: number): void {
@@ -675,8 +546,8 @@ export class MobileNode {
             reason: a.reason,
             careOf: a.careOf.localAddress,
           });
-          if (a.onHomeLink) this.#sendSignalingOnHomeLink(packet, now);
-          else this.#sendSignaling(packet, now);
+          if (a.onHomeLink) this.#channel.sendSignalingOnHomeLink(packet, now);
+          else this.#channel.sendSignaling(packet, now);
           const unanswered = this.registration.unansweredSends - 1;
           for (const l of this.#movement.bindingUpdateSent(unanswered, a.onHomeLink === true)) {
             if (l.kind === 'path-lost') this.#pathLost(now, l.unanswered);
@@ -749,215 +620,7 @@ export class MobileNode {
     this.#emit('home-refused', fields);
   }
 
-  /** A returning-home BU: sealed in the HA channel, out of the candidate home link only. */
-  #sendSignalingOnHomeLink(packet: Uint8Array, now: number): void {
-    this.#capture(packet, now);
-    const session = this.#session;
-    if (session === undefined || !session.established) {
-      this.#pendingOnHomeLink = packet; // the latest: it carries the newest sequence number
-      return;
-    }
-    const msg = this.#env.endpoint.seal(session, packet, now, DataKind.SIGNALING);
-    if (msg !== null && this.#sendOnHomeLink(msg)) this.counters.signalingOut++;
-    else this.drops.add('signaling-send');
-  }
-
-  #sendSignaling(packet: Uint8Array, now: number): void {
-    this.#capture(packet, now);
-    this.#movement.sent();
-    const session = this.#session;
-    if (session === undefined || !session.established) {
-      this.#pendingSignaling.push(packet);
-      if (this.#pendingSignaling.length > 8) this.#pendingSignaling.shift();
-      return;
-    }
-    if (
-      this.#agent &&
-      sendSealed(this.#env.endpoint, session, packet, this.#socket(), this.#agent, now)
-    ) {
-      this.counters.signalingOut++;
-    } else {
-      this.drops.add('signaling-send');
-    }
-  }
-
-  #flushPending(now: number): void {
-    const pending = this.#pendingSignaling;
-    this.#pendingSignaling = [];
-    const onLink = this.#pendingOnHomeLink;
-    this.#pendingOnHomeLink = undefined;
-    if (onLink !== undefined && this.#movement.homeProof !== undefined) {
-      this.#sendSignalingOnHomeLink(onLink, now);
-    }
-    const session = this.#session;
-    for (const p of pending) {
-      if (
-        session &&
-        this.#agent &&
-        sendSealed(this.#env.endpoint, session, p, this.#socket(), this.#agent, now)
-      ) {
-        this.counters.signalingOut++;
-      }
-    }
-  }
-
-  // ---- underlay -> TUN -------------------------------------------------------------------
-
-  #onDatagrams(socket: UdpEndpoint, batch: DatagramBatch): void {
-    const env = this.#env;
-    const now = nodeNow(env);
-    const n = batch.count;
-    if (this.#openOut.results.length < n) {
-      this.#openOut = { results: new Uint8Array(n * 2), sessions: [] };
-      this.#tunOffsets = new Uint32Array(n * 2);
-      this.#tunLengths = new Uint32Array(n * 2);
-    }
-    const out = this.#openOut;
-    env.endpoint.openBatch(batch.buf, batch.offsets, batch.lengths, n, now, out);
-    const buf = batch.buf;
-    let w = 0;
-    // Direct (route-optimized) data joins the same TUN batch write.
-    const toTun = (o: number, l: number): void => {
-      this.#tunOffsets[w] = o;
-      this.#tunLengths[w] = l;
-      w++;
-    };
-    for (let i = 0; i < n; i++) {
-      const result = out.results[i];
-      if (result === OpenResult.NOT_DATA) {
-        this.#onHandshake(
-          socket,
-          batch.packet(i).slice(),
-          { address: batch.remoteAddress(i), port: batch.remotePort(i) },
-          now,
-        );
-        continue;
-      }
-      if (result !== OpenResult.DATA && result !== OpenResult.SIGNALING) continue;
-      const signaling = result === OpenResult.SIGNALING;
-      if (out.sessions[i] !== this.#session) {
-        const ro = this.#opts.routeOptimization;
-        const o = batch.offsets[i]! + DATA_HEADER_LEN;
-        const l = batch.lengths[i]! - DATA_OVERHEAD;
-        const from = (): Locator => ({
-          address: batch.remoteAddress(i),
-          port: batch.remotePort(i),
-        });
-        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, signaling, from, now, toTun))
-          this.drops.add('not-home-agent');
-        continue;
-      }
-      this.#movement.heard(now);
-      const off = batch.offsets[i]! + DATA_HEADER_LEN;
-      const len = batch.lengths[i]! - DATA_OVERHEAD;
-      if (signaling && len === PATH_MESSAGE_LEN) {
-        this.#onPathChallenge(buf, off, len, now);
-        continue;
-      }
-      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
-        this.drops.add('malformed-inner');
-        continue;
-      }
-      if (!ipv6Equal(buf, off + IPV6_DST_OFF, this.#hoa, 0)) {
-        this.drops.add('not-for-home-address');
-        continue;
-      }
-      // Trust (DESIGN.md §4): the HA forwards anybody's packets to our home address into this
-      // channel, so only what the HA marked as its own (SIGNALING) is home-agent signaling.
-      // Forwarded Mobility Headers and mobility ICMPv6 are somebody else's: only the
-      // correspondent's HoT / HoTI travel that way (authenticated by return routability).
-      if (signaling) {
-        this.#fromHomeAgent(buf.slice(off, off + len), now);
-        continue;
-      }
-      const sig = mobilitySignal(buf, off, len);
-      if (sig === 'rr') {
-        this.#onSignaling(buf.slice(off, off + len), now, true);
-        continue;
-      }
-      if (sig !== undefined) {
-        this.drops.add('forwarded-signaling');
-        continue;
-      }
-      this.counters.tunnelPacketsIn++;
-      this.counters.tunnelBytesIn += len;
-      this.#opts.routeOptimization?.noteTunnelIn(buf, off);
-      if (env.capture) this.#capture(buf.subarray(off, off + len), now);
-      this.#tunOffsets[w] = off;
-      this.#tunLengths[w] = len;
-      w++;
-    }
-    writeToTun(env.tun, buf, this.#tunOffsets, this.#tunLengths, w, this.drops);
-    this.#rearm();
-  }
-
-  #onHandshake(socket: UdpEndpoint, datagram: Uint8Array, from: Locator, now: number): void {
-    const r = this.#env.endpoint.receive(datagram, now, undefined, formatLocator(from));
-    this.#endpointDeadline = 0;
-    switch (r.kind) {
-      case 'reply':
-        socket.send(r.data, from.address, from.port);
-        break;
-      case 'established':
-        if (r.reply) socket.send(r.reply, from.address, from.port);
-        if (r.session === this.#session && !this.#isHomeAgentSession(r.session)) {
-          // We opened it to the HA key we were given, and the certificate behind that key is no
-          // home agent of ours: nothing goes to it (a later attempt starts from scratch).
-          this.#session = undefined;
-        } else if (this.#isHomeAgentSession(r.session)) {
-          this.#session = r.session;
-          this.#env.log.info('channel', {
-            peer: r.session.peerName ?? '?',
-            locator: formatLocator(from),
-          });
-          this.#flushPending(now);
-        } else {
-          this.#opts.routeOptimization?.onSessionEstablished(r.session, now);
-        }
-        break;
-      case 'cookie':
-      case 'data':
-      case 'drop':
-        break;
-    }
-  }
-
-  /**
-   * The home-agent channel is the one with the key of the HA in use (configured, or learned from
-   * an authenticated MPA of our HA for failover) whose certificate has role `ha` and holds our
-   * home address. Any other handshake, whoever completes it first, is at most a correspondent.
-   */
-  #isHomeAgentSession(session: PeerSession): boolean {
-    if (!bytesEqual(session.peerPublicKey, this.#agentKey)) return false;
-    if (isHomeAgentFor(session.peerCertificate, this.#hoa)) return true;
-    this.drops.add('home-agent-certificate');
-    this.#env.log.warn('home-agent-refused', {
-      peer: session.peerName ?? '?',
-      role: session.peerCertificate?.role ?? '?',
-      why: 'certificate is not a home agent for our home address',
-    });
-    return false;
-  }
-
-  /**
-   * The HA checks that we receive what it sends to our new locator before it sends data there
-   * (src/protocol/path-validation.ts): the challenge's token goes back on the channel at once.
-   */
-  #onPathChallenge(buf: Uint8Array, off: number, len: number, now: number): void {
-    const m = decodePathMessage(buf, off, len);
-    const session = this.#session;
-    const agent = this.#agent;
-    if (m === undefined || m.type !== PATH_CHALLENGE || session === undefined || !agent) {
-      this.drops.add('path-message-unexpected');
-      return;
-    }
-    const response = encodePathMessage(PATH_RESPONSE, m.token);
-    if (sendSealed(this.#env.endpoint, session, response, this.#socket(), agent, now)) {
-      this.counters.signalingOut++;
-    } else {
-      this.drops.add('signaling-send');
-    }
-  }
+  // ---- signaling from the home agent ------------------------------------------------------
 
   /** A packet the home agent marked as its own signaling (DataKind.SIGNALING). */
   #fromHomeAgent(packet: Uint8Array, now: number): void {
@@ -1017,45 +680,6 @@ export class MobileNode {
     }
   }
 
-  // ---- TUN -> underlay -------------------------------------------------------------------
-
-  #onTunPackets(batch: PacketBatch): void {
-    const env = this.#env;
-    const now = nodeNow(env);
-    const session = this.#session;
-    const sock = this.#socket();
-    if (
-      session === undefined ||
-      !session.established ||
-      sock === undefined ||
-      this.#agent === undefined
-    ) {
-      this.drops.add('no-channel', batch.count);
-      return;
-    }
-    const buf = batch.buf;
-    const writer = this.#writer;
-    writer.clear();
-    for (let i = 0; i < batch.count; i++) {
-      const off = batch.offsets[i]!;
-      const len = batch.lengths[i]!;
-      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
-        this.drops.add('tun-not-ipv6');
-        continue;
-      }
-      if (this.#opts.routeOptimization?.fromTun(buf, off, len, now)) continue;
-      if (env.capture) this.#capture(buf.subarray(off, off + len), now);
-      this.counters.tunnelPacketsOut++;
-      this.counters.tunnelBytesOut += len;
-      writer.push(off, len);
-    }
-    this.#opts.routeOptimization?.flushDirect(now); // the direct runs: one seal + send each
-    const n = writer.count;
-    const sent = writer.flush(env.endpoint, session, buf, sock, this.#agent, now);
-    if (sent < n) this.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
-    if (sent > 0 && this.#movement.sent()) this.#rearm(); // the silence deadline just started
-  }
-
   #capture(packet: Uint8Array, now: number): void {
     this.#env.capture?.write(packet, now * 1000);
   }
@@ -1066,7 +690,7 @@ export class MobileNode {
     if (this.#closed) return;
     const deadline = Math.min(
       this.registration.nextDeadline(),
-      this.#endpointDeadline,
+      this.#channel.endpointDeadline,
       this.#movement.nextDeadline(this.registration.state === 'registered'),
       this.#discovery.nextDeadline(),
       this.#opts.routeOptimization?.nextDeadline() ?? Infinity,
@@ -1093,9 +717,9 @@ export class MobileNode {
     }
     const polled = env.endpoint.poll(now);
     for (const { peer, data } of polled.send) {
-      if (!this.#opts.routeOptimization?.sendHandshake(peer, data)) this.#sendRaw(data);
+      if (!this.#opts.routeOptimization?.sendHandshake(peer, data)) this.#channel.sendRaw(data);
     }
-    this.#endpointDeadline = polled.nextDeadline;
+    this.#channel.endpointDeadline = polled.nextDeadline;
     this.#runDiscovery(this.#discovery.poll(now), now);
     this.#run(this.registration.poll(now), now);
     this.#opts.routeOptimization?.poll(now);
@@ -1114,7 +738,7 @@ export class MobileNode {
       tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
       homeAddress: this.#opts.homeAddress,
       homeAgentAddress: this.#haAddress,
-      agentLocator: this.#agent ? formatLocator(this.#agent) : undefined,
+      agentLocator: this.#channel.agent ? formatLocator(this.#channel.agent) : undefined,
       bulEntry: this.#bul.get(
         canonicalIpv6(this.#haAddress),
         canonicalIpv6(this.#opts.homeAddress),
@@ -1146,7 +770,7 @@ export class MobileNode {
       this.registration.state === 'registered' ||
       this.registration.state === 'registering' ||
       this.registration.state === 'returning-home';
-    if (registered && this.#session?.established) {
+    if (registered && this.#channel.session?.established) {
       const done = new Promise<void>((resolve) => {
         this.#deregistered = resolve;
       });

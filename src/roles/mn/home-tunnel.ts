@@ -1,0 +1,191 @@
+/**
+ * The mobile node's two data loops (see the flows in docs/ARCHITECTURE.md):
+ * TUN -> underlay: route optimization takes the packets for bound correspondents; the rest goes
+ *   into one run for the home agent's channel, sealed in place (one native call), one sendmmsg.
+ * Underlay -> TUN: openBatch; from the HA's channel a path challenge is answered, the HA's own
+ *   signaling (DataKind.SIGNALING) goes to the mobile node, forwarded HoT / HoTI to return
+ *   routability, other forwarded mobility signaling is dropped, the rest (addressed to our
+ *   home address) joins one TUN write with route optimization's direct data.
+ */
+import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
+import { OpenResult, type OpenBatchOutput } from '../../crypto/endpoint.js';
+import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
+import type { Locator } from '../../protocol/locator.js';
+import { PATH_MESSAGE_LEN } from '../../protocol/path-validation.js';
+import { ipv6Equal } from '../../wire/address.js';
+import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
+import { mobilitySignal } from '../../wire/mobility-signal.js';
+import {
+  nodeNow,
+  TunnelWriter,
+  writeToTun,
+  type DropCounters,
+  type NodeEnvironment,
+} from '../common.js';
+import type { HomeAgentChannel } from './home-agent-channel.js';
+import type { RouteOptimization } from './route-optimization.js';
+
+/** What the data loops need from the mobile node around them. */
+export interface HomeTunnelHost {
+  readonly env: NodeEnvironment;
+  readonly channel: HomeAgentChannel;
+  readonly routeOptimization: RouteOptimization | undefined;
+  readonly drops: DropCounters;
+  readonly counters: {
+    tunnelPacketsIn: number;
+    tunnelPacketsOut: number;
+    tunnelBytesIn: number;
+    tunnelBytesOut: number;
+  };
+  readonly homeAddress: Uint8Array;
+  /** Something authenticated came from the HA / went to it (movement detection). */
+  heard(now: number): void;
+  sent(): boolean;
+  /** A packet the HA marked as its own signaling. */
+  fromHomeAgent(packet: Uint8Array, now: number): void;
+  /** A correspondent's HoT / HoTI, forwarded by the HA as payload. */
+  forwardedReturnRoutability(packet: Uint8Array, now: number): void;
+  capture(packet: Uint8Array, now: number): void;
+  rearm(): void;
+}
+
+export class HomeTunnel {
+  readonly #host: HomeTunnelHost;
+  readonly #writer = new TunnelWriter();
+  #openOut: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
+  #tunOffsets = new Uint32Array(64);
+  #tunLengths = new Uint32Array(64);
+
+  constructor(host: HomeTunnelHost) {
+    this.#host = host;
+  }
+
+  /** Underlay -> TUN: a batch of datagrams from the UDP socket `socket`. */
+  fromUnderlay(socket: UdpEndpoint, batch: DatagramBatch): void {
+    const h = this.#host;
+    const env = h.env;
+    const now = nodeNow(env);
+    const n = batch.count;
+    if (this.#openOut.results.length < n) {
+      this.#openOut = { results: new Uint8Array(n * 2), sessions: [] };
+      this.#tunOffsets = new Uint32Array(n * 2);
+      this.#tunLengths = new Uint32Array(n * 2);
+    }
+    const out = this.#openOut;
+    env.endpoint.openBatch(batch.buf, batch.offsets, batch.lengths, n, now, out);
+    const buf = batch.buf;
+    let w = 0;
+    // Direct (route-optimized) data joins the same TUN batch write.
+    const toTun = (o: number, l: number): void => {
+      this.#tunOffsets[w] = o;
+      this.#tunLengths[w] = l;
+      w++;
+    };
+    for (let i = 0; i < n; i++) {
+      const result = out.results[i];
+      if (result === OpenResult.NOT_DATA) {
+        h.channel.onHandshake(
+          socket,
+          batch.packet(i).slice(),
+          { address: batch.remoteAddress(i), port: batch.remotePort(i) },
+          now,
+        );
+        continue;
+      }
+      if (result !== OpenResult.DATA && result !== OpenResult.SIGNALING) continue;
+      const signaling = result === OpenResult.SIGNALING;
+      if (out.sessions[i] !== h.channel.session) {
+        const ro = h.routeOptimization;
+        const o = batch.offsets[i]! + DATA_HEADER_LEN;
+        const l = batch.lengths[i]! - DATA_OVERHEAD;
+        const from = (): Locator => ({
+          address: batch.remoteAddress(i),
+          port: batch.remotePort(i),
+        });
+        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, signaling, from, now, toTun))
+          h.drops.add('not-home-agent');
+        continue;
+      }
+      h.heard(now);
+      const off = batch.offsets[i]! + DATA_HEADER_LEN;
+      const len = batch.lengths[i]! - DATA_OVERHEAD;
+      if (signaling && len === PATH_MESSAGE_LEN) {
+        h.channel.answerPathChallenge(buf, off, len, now);
+        continue;
+      }
+      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+        h.drops.add('malformed-inner');
+        continue;
+      }
+      if (!ipv6Equal(buf, off + IPV6_DST_OFF, h.homeAddress, 0)) {
+        h.drops.add('not-for-home-address');
+        continue;
+      }
+      // Trust (DESIGN.md §4): the HA forwards anybody's packets to our home address into this
+      // channel, so only what the HA marked as its own (SIGNALING) is home-agent signaling.
+      // Forwarded Mobility Headers and mobility ICMPv6 are somebody else's: only the
+      // correspondent's HoT / HoTI travel that way (authenticated by return routability).
+      if (signaling) {
+        h.fromHomeAgent(buf.slice(off, off + len), now);
+        continue;
+      }
+      const sig = mobilitySignal(buf, off, len);
+      if (sig === 'rr') {
+        h.forwardedReturnRoutability(buf.slice(off, off + len), now);
+        continue;
+      }
+      if (sig !== undefined) {
+        h.drops.add('forwarded-signaling');
+        continue;
+      }
+      h.counters.tunnelPacketsIn++;
+      h.counters.tunnelBytesIn += len;
+      h.routeOptimization?.noteTunnelIn(buf, off);
+      if (env.capture) h.capture(buf.subarray(off, off + len), now);
+      this.#tunOffsets[w] = off;
+      this.#tunLengths[w] = len;
+      w++;
+    }
+    writeToTun(env.tun, buf, this.#tunOffsets, this.#tunLengths, w, h.drops);
+    h.rearm();
+  }
+
+  /** TUN -> underlay: a batch of packets from the TUN. */
+  fromTun(batch: PacketBatch): void {
+    const h = this.#host;
+    const env = h.env;
+    const now = nodeNow(env);
+    const session = h.channel.session;
+    const sock = h.channel.socket();
+    if (
+      session === undefined ||
+      !session.established ||
+      sock === undefined ||
+      h.channel.agent === undefined
+    ) {
+      h.drops.add('no-channel', batch.count);
+      return;
+    }
+    const buf = batch.buf;
+    const writer = this.#writer;
+    writer.clear();
+    for (let i = 0; i < batch.count; i++) {
+      const off = batch.offsets[i]!;
+      const len = batch.lengths[i]!;
+      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+        h.drops.add('tun-not-ipv6');
+        continue;
+      }
+      if (h.routeOptimization?.fromTun(buf, off, len, now)) continue;
+      if (env.capture) h.capture(buf.subarray(off, off + len), now);
+      h.counters.tunnelPacketsOut++;
+      h.counters.tunnelBytesOut += len;
+      writer.push(off, len);
+    }
+    h.routeOptimization?.flushDirect(now); // the direct runs: one seal + send each
+    const n = writer.count;
+    const sent = writer.flush(env.endpoint, session, buf, sock, h.channel.agent, now);
+    if (sent < n) h.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
+    if (sent > 0 && h.sent()) h.rearm(); // the silence deadline just started
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * What a MobileNode is built from: its options and the two pieces of I/O it drives through
+ * interfaces (care-of discovery, home-link control), so tests plug fakes in.
+ */
+import type { CareOf } from '../../protocol/mobile-node-registration.js';
+import type { RandomSource } from '../../util/random-source.js';
+import type { WallClock } from '../../util/wall-clock.js';
+import type { RouteOptimization } from './route-optimization.js';
+
+/** Where the MN's care-of addresses come from (rtnetlink in src/io/care-of.ts; fakes in tests). */
+export interface CareOfSource {
+  /** Usable local addresses towards each HA underlay address, e.g. [{family: 4, localAddress}]. */
+  probe(): Promise<CareOf[]>;
+  /** Calls `onChange` when links, addresses or routes change (debounced by the source). */
+  watch(onChange: () => void): void;
+  close(): void;
+  /** The HA's underlay addresses changed (re-resolved by name). */
+  setAgents?(agents: { agent4?: string | undefined; agent6?: string | undefined }): void;
+}
+
+/** Moves the home address between the TUN and the home link (src/io/home-address.ts). */
+export interface MnHomeLinkControl {
+  /** HoA off the TUN, onto `ifname` (with a default route via the HA when none exists). */
+  enter(ifname: string): Promise<void>;
+  /** HoA off `ifname` (if still there), back onto the TUN. */
+  leave(ifname: string): Promise<void>;
+  /** Deregistered at home: unsolicited Neighbor Advertisements for the HoA on `ifname`. */
+  announce?(ifname: string): void;
+}
+
+export interface MobileNodeOptions {
+  homeAddress: string;
+  /** The HA's address on the home prefix (inner destination of BUs). */
+  homeAgentAddress: string;
+  /** The HA's underlay addresses by family and its UDP port. */
+  agent4?: string | undefined;
+  agent6?: string | undefined;
+  agentPort: number;
+  agentPublicKey: Uint8Array;
+  lifetimeSeconds: number;
+  firstRegistrationTimeoutMs?: number | undefined;
+  prefer: 'ipv4' | 'ipv6';
+  careOf: CareOfSource;
+  /** Re-check care-of addresses this often even without events (ms). */
+  recheckIntervalMs?: number | undefined;
+  /** First retransmission timeout of a BU after a move (ms, default 250). */
+  moveTimeoutMs?: number | undefined;
+  /** Silence (sent, nothing received) before a reachability probe (ms, default 5000). */
+  probeIntervalMs?: number | undefined;
+  /** First wait for a probe's BA (ms, default 1000). */
+  probeTimeoutMs?: number | undefined;
+  /** Unanswered BUs of one attempt that mean the path is lost (default 3). */
+  probeAttempts?: number | undefined;
+  /** Unix-ms wall clock, compared with the monotonic clock to notice sleep (default systemWallClock). */
+  wallClock?: WallClock | undefined;
+  /** Length of the home prefix (default 64), for DHAAD's anycast address and MPA checks. */
+  homePrefixLength?: number | undefined;
+  /** Home-link control; without it the MN never goes home ([movement] return_home = false). */
+  homeLink?: MnHomeLinkControl | undefined;
+  /** Re-resolves the HA's underlay addresses (a DNS name) when the path is lost. */
+  resolveAgents?:
+    (() => Promise<{ agent4?: string | undefined; agent6?: string | undefined }>) | undefined;
+  /** Route optimization with correspondents (and the CN half when it answers RR). */
+  routeOptimization?: RouteOptimization | undefined;
+  /** Randomness for DHAAD / MPS identifiers and the first sequence number (default systemRandom). */
+  random?: RandomSource | undefined;
+  /** What `mip6 status` calls this member (default 'mn'; a `mip6 cn` daemon says 'cn'). */
+  role?: 'mn' | 'cn' | undefined;
+}

@@ -93,3 +93,46 @@ export class UpdateRateLimiter {
     while (this.#sent.length > this.#max) this.#sent.shift();
   }
 }
+
+/**
+ * One UpdateRateLimiter per member (the HA's side of RFC 6275 §11.8): `allow(member, now)`
+ * records and answers whether that member's BU may be processed. Members idle for a window are
+ * pruned when the map grows, at most once per window, so its size stays bounded by the members
+ * active in the last window and a sweep never runs per BU.
+ */
+export class PerMemberRateLimiter {
+  readonly #max: number;
+  readonly #windowMs: number;
+  readonly #byMember = new Map<string, { limiter: UpdateRateLimiter; lastAt: number }>();
+  readonly #sweepAbove: number;
+  #sweptAt = -Infinity;
+
+  constructor(max: number, windowMs = UPDATE_RATE_WINDOW_MS, sweepAbove = 1024) {
+    this.#max = max;
+    this.#windowMs = windowMs;
+    this.#sweepAbove = sweepAbove;
+  }
+
+  /** Number of members remembered. */
+  get size(): number {
+    return this.#byMember.size;
+  }
+
+  allow(member: string, now: number): boolean {
+    let r = this.#byMember.get(member);
+    if (r === undefined) {
+      if (this.#byMember.size >= this.#sweepAbove && now - this.#sweptAt >= this.#windowMs) {
+        this.#sweptAt = now;
+        for (const [k, v] of this.#byMember) {
+          if (now - v.lastAt >= this.#windowMs) this.#byMember.delete(k);
+        }
+      }
+      r = { limiter: new UpdateRateLimiter(this.#max, this.#windowMs), lastAt: now };
+      this.#byMember.set(member, r);
+    }
+    r.lastAt = now;
+    if (!r.limiter.allows(now)) return false;
+    r.limiter.record(now);
+    return true;
+  }
+}

@@ -82,8 +82,10 @@ import {
   parsePrefix,
   prefixContains,
   unmapIpv4,
+  type Prefix,
 } from '../wire/address.js';
 import { bytesEqual } from '../util/bytes.js';
+import type { MemberCertificate } from '../crypto/certificate.js';
 import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
 import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
 
@@ -531,4 +533,38 @@ export function limitToHomePrefixLifetime(
 
 function drop(code: HomeRegistrationCode, reason: string): HomeRegistrationResult {
   return { action: 'drop', change: 'none', code, reason };
+}
+
+/** True when the member certificate allows this home address (one of its prefixes holds it). */
+export function certificateAllows(cert: MemberCertificate, homeAddress: string): boolean {
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIpv6(homeAddress);
+  } catch {
+    return false;
+  }
+  return cert.addresses.some((p) =>
+    prefixContains({ address: p.address, length: p.prefixLength }, bytes, 0),
+  );
+}
+
+/**
+ * The single home addresses (/128) of a member's certificate on the home prefix that have no
+ * binding here, at most `max`: where a Binding Refresh Request asks an MN that still believes
+ * it is registered (after an HA restart) for a BU now (RFC 6275 §6.1.2).
+ */
+export function unboundHomeAddresses(
+  cert: MemberCertificate,
+  homePrefix: Prefix,
+  cache: BindingCache,
+  max = 4,
+): string[] {
+  const out: string[] = [];
+  for (const p of cert.addresses) {
+    if (p.prefixLength !== 128 || out.length >= max) continue;
+    if (!prefixContains(homePrefix, p.address, 0)) continue;
+    const hoa = formatIpv6(p.address);
+    if (cache.get(hoa) === undefined) out.push(hoa);
+  }
+  return out;
 }

@@ -13,8 +13,10 @@
  * (HoTI / CoTI / BU) should call it right after decodePacket too.
  */
 import { MH_PAYLOAD_PROTO_NONE, MH_PAYLOAD_PROTO_OFF } from '../wire/mobility.js';
-import type { DecodedPacket } from '../wire/packet.js';
-import { BE_STATUS } from '../wire/types.js';
+import { buildParameterProblem } from '../wire/icmpv6.js';
+import { encodeMobilityPacket, type DecodedPacket } from '../wire/packet.js';
+import { BE_STATUS, IPPROTO } from '../wire/types.js';
+import { IPV6_HEADER_LEN, IPV6_NEXT_HEADER_OFF } from '../wire/ipv6.js';
 
 /** Unspecified address: the Home Address field of a Binding Error without a HAO (§6.1.9). */
 const UNSPECIFIED = '::';
@@ -63,6 +65,45 @@ export function checkMobilityHeader(packet: DecodedPacket): MobilityHeaderVerdic
     };
   }
   return { action: 'accept' };
+}
+
+/**
+ * Data-path pre-filter: true when the IPv6 packet at `off` may carry a Mobility Header (right
+ * after the fixed header, or after a Destination Options / Routing header: HAO then MH, or RH2
+ * then HAO); decodePacket and checkMobilityHeader decide properly on the slow path.
+ */
+export function mayCarryMobilityHeader(buf: Uint8Array, off: number): boolean {
+  const nh = buf[off + IPV6_NEXT_HEADER_OFF];
+  if (nh === IPPROTO.MH) return true;
+  if (nh === IPPROTO.DSTOPTS || nh === IPPROTO.ROUTING) {
+    const next = buf[off + IPV6_HEADER_LEN];
+    return next === IPPROTO.MH || next === IPPROTO.DSTOPTS;
+  }
+  return false;
+}
+
+/**
+ * The answer a failed check asks for, as a whole IPv6 packet from `source` (the receiver's
+ * address) about the offending `packet`: the Parameter Problem or the Binding Error.
+ */
+export function mobilityHeaderAnswer(
+  verdict: Extract<MobilityHeaderVerdict, { action: 'parameterProblem' | 'bindingError' }>,
+  packet: Uint8Array,
+  source: string,
+): Uint8Array {
+  if (verdict.action === 'parameterProblem') {
+    return buildParameterProblem(packet, verdict.code, verdict.pointer, source);
+  }
+  return encodeMobilityPacket({
+    source,
+    destination: verdict.destination,
+    message: {
+      kind: 'bindingError',
+      status: verdict.status,
+      homeAddress: verdict.homeAddress,
+      options: [],
+    },
+  });
 }
 
 /**

@@ -1,0 +1,207 @@
+/**
+ * The home agent's per-binding channel state: which channel (PeerSession) a binding belongs to,
+ * where its signaling goes (the locator of its last BU) and where its data goes (a validated
+ * locator, path-validation.ts), with the anti-amplification budget of a locator not validated
+ * yet and the rate of rebinding hints. No I/O: challenges to send come back to the driver.
+ *
+ * Rules (DESIGN.md §4): a BU moves signaling at once; data follows only once the member answered
+ * a challenge at the new locator (or its handshake there completed after the keys in use were
+ * made). Until then data goes to the new locator within the budget (UNVALIDATED_BUDGET_FACTOR
+ * times what came from it), else to the last validated locator of the same channel.
+ */
+import type { PeerSession } from '../../crypto/endpoint.js';
+import { randomBytes } from '../../crypto/random.js';
+import type { BindingStatus } from '../../io/control-protocol.js';
+import type { BindingCacheEntry } from '../../protocol/binding-cache.js';
+import { formatLocator, type Locator } from '../../protocol/locator.js';
+import { PathValidator, UNVALIDATED_BUDGET_FACTOR } from '../../protocol/path-validation.js';
+import { resolveLocator, type ResolvedLocator } from '../common.js';
+
+/** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
+export const REBIND_HINT_INTERVAL_MS = 1000;
+
+export interface BoundPath {
+  session: PeerSession;
+  /** Where the member's last BU came from: where signaling (BA, BRR, MPA) goes. */
+  locator: ResolvedLocator;
+  /** The validated locator data goes to (path-validation.ts); undefined until there is one. */
+  data: ResolvedLocator | undefined;
+  /** Bytes of data `locator` may still get while unvalidated (anti-amplification budget). */
+  budget: number;
+}
+
+/** A PATH_CHALLENGE the driver seals and sends. */
+export interface ChallengeToSend {
+  session: PeerSession;
+  to: ResolvedLocator;
+  token: Uint8Array;
+}
+
+export class BindingPaths {
+  /** By binding key. */
+  readonly #bound = new Map<string, BoundPath>();
+  /** The binding keys of each channel (a certificate may hold several home addresses). */
+  readonly #bySession = new Map<PeerSession, Set<string>>();
+  readonly #validator = new PathValidator<PeerSession>(randomBytes);
+  /** Where and when each channel's last handshake as responder came from. */
+  readonly #handshakeAt = new WeakMap<PeerSession, { locator: string; at: number }>();
+  /** When a rebinding hint last went out, by binding key. */
+  readonly #rebindHints = new Map<string, number>();
+
+  get(key: string): BoundPath | undefined {
+    return this.#bound.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.#bound.has(key);
+  }
+
+  /** A handshake with this channel completed, its response sent to `locator`. */
+  handshakeCompleted(session: PeerSession, locator: Locator, now: number): void {
+    this.#handshakeAt.set(session, { locator: formatLocator(locator), at: now });
+  }
+
+  /**
+   * After an accepted BU: the binding's signaling goes to the BU's source at once; its data
+   * only once that locator is validated. Until then data keeps going to the previous validated
+   * locator of the same channel, if any, and a challenge goes out (returned).
+   */
+  bind(
+    entry: BindingCacheEntry,
+    session: PeerSession,
+    buBytes: number,
+    now: number,
+  ): ChallengeToSend | undefined {
+    const known = this.#bound.get(entry.key);
+    const locator = resolveLocator(entry.locator);
+    const text = formatLocator(entry.locator);
+    const hs = this.#handshakeAt.get(session);
+    if (hs !== undefined && hs.locator === text && session.currentKeysCreatedAt >= hs.at) {
+      this.#validator.markValidated(session, text); // the handshake's response reached it
+    }
+    const challenge = this.#validator.onBindingUpdate(session, text, now);
+    const validated = this.#validator.isValidated(session, text);
+    const previous = known?.session === session ? known.data : undefined;
+    const budget =
+      validated || known?.locator.address !== locator.address || known.locator.port !== locator.port
+        ? 0
+        : known.budget;
+    this.#bound.set(entry.key, {
+      session,
+      locator,
+      data: validated ? locator : previous,
+      budget: validated ? 0 : budget + UNVALIDATED_BUDGET_FACTOR * buBytes,
+    });
+    let keys = this.#bySession.get(session);
+    if (keys === undefined) this.#bySession.set(session, (keys = new Set()));
+    keys.add(entry.key);
+    return challenge === undefined ? undefined : { session, to: locator, token: challenge.token };
+  }
+
+  /**
+   * Data of `bytes` arrived from the binding's locator: while that locator is unvalidated it
+   * earns UNVALIDATED_BUDGET_FACTOR times as much (anti-amplification, RFC 9000 §8.1).
+   */
+  credit(bound: BoundPath, from: Locator, bytes: number): void {
+    if (
+      bound.data !== bound.locator &&
+      bound.locator.port === from.port &&
+      bound.locator.address === from.address
+    ) {
+      bound.budget += UNVALIDATED_BUDGET_FACTOR * bytes;
+    }
+  }
+
+  /**
+   * Where a run of `bytes` for this binding goes: its validated locator when that is the current
+   * one; else the new, unvalidated one while the anti-amplification budget lasts; else the last
+   * validated one (if the member is still there it gets it; if it moved, it answers the
+   * challenge within a round trip).
+   */
+  dataLocator(bound: BoundPath, bytes: number): ResolvedLocator | undefined {
+    const data = bound.data;
+    if (data === bound.locator) return data;
+    if (bound.budget >= bytes) {
+      bound.budget -= bytes;
+      return bound.locator;
+    }
+    return data;
+  }
+
+  /** True (and remembered) when a rebinding hint for this binding may go out at `now`. */
+  rebindHintDue(key: string, now: number): boolean {
+    const last = this.#rebindHints.get(key);
+    if (last !== undefined && now - last < REBIND_HINT_INTERVAL_MS) return false;
+    this.#rebindHints.set(key, now);
+    return true;
+  }
+
+  status(key: string): Pick<BindingStatus, 'path' | 'dataLocator'> {
+    const bound = this.#bound.get(key);
+    if (bound === undefined) return {};
+    if (bound.data === bound.locator) return { path: 'validated' };
+    return {
+      path: 'validating',
+      ...(bound.data !== undefined ? { dataLocator: formatLocator(bound.data) } : {}),
+    };
+  }
+
+  /**
+   * A PATH_RESPONSE on this channel: the bindings registered at the locator it answers for now
+   * carry data. Returns that locator and the keys, or undefined when it matches no challenge.
+   */
+  onResponse(
+    session: PeerSession,
+    token: Uint8Array,
+  ): { locator: string; keys: string[] } | undefined {
+    const text = this.#validator.onResponse(session, token);
+    if (text === undefined) return undefined;
+    const keys: string[] = [];
+    for (const key of this.#bySession.get(session) ?? []) {
+      const bound = this.#bound.get(key);
+      if (bound === undefined || formatLocator(bound.locator) !== text) continue;
+      bound.data = bound.locator;
+      bound.budget = 0;
+      keys.push(key);
+    }
+    return { locator: text, keys };
+  }
+
+  /** Challenge retransmissions due at `now`. */
+  poll(now: number): ChallengeToSend[] {
+    const out: ChallengeToSend[] = [];
+    for (const c of this.#validator.poll(now)) {
+      for (const key of this.#bySession.get(c.owner) ?? []) {
+        const bound = this.#bound.get(key);
+        if (bound === undefined || formatLocator(bound.locator) !== c.locator) continue;
+        out.push({ session: c.owner, to: bound.locator, token: c.token });
+        break;
+      }
+    }
+    return out;
+  }
+
+  nextDeadline(): number {
+    return this.#validator.nextDeadline();
+  }
+
+  /** The binding is gone; its channel's validation state goes with its last binding. */
+  remove(key: string): void {
+    this.#rebindHints.delete(key);
+    const bound = this.#bound.get(key);
+    this.#bound.delete(key);
+    const keys = bound === undefined ? undefined : this.#bySession.get(bound.session);
+    if (bound !== undefined && keys !== undefined) {
+      keys.delete(key);
+      if (keys.size === 0) {
+        this.#bySession.delete(bound.session);
+        this.#validator.forget(bound.session);
+      }
+    }
+  }
+
+  /** The channel is closed (revoked): its validation state goes. */
+  forgetSession(session: PeerSession): void {
+    this.#validator.forget(session);
+  }
+}

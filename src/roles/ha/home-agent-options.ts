@@ -1,0 +1,42 @@
+/**
+ * What a HomeAgent is built with (roles/ha/home-agent.ts): the registration settings from
+ * ha.toml, the home-link control, discovery contents and the injected random source.
+ */
+import { MAX_UPDATE_RATE } from '../../protocol/constants.js';
+import type { DiscoveryConfig } from '../../protocol/home-agent-discovery.js';
+import type { HomeAgentRegistrationConfig } from '../../protocol/home-agent-registration.js';
+import type { RandomSource } from '../../util/random-source.js';
+
+/**
+ * BUs per second one member may have processed at the HA. A conforming MN sends at most
+ * MAX_UPDATE_RATE per second (RFC 6275 §11.8), but network jitter can bunch three BUs sent
+ * just over a second apart into less than a second on arrival, and a conforming move BU must
+ * never be dropped; twice the MN's rate still stops a flood after a handful.
+ */
+export const HA_BU_RATE_PER_MEMBER = 2 * MAX_UPDATE_RATE;
+
+/** Home-link side effects of a binding (routes, proxy ND); real one in src/io/home-link.ts. */
+export interface HomeLinkControl {
+  bindingAdded(homeAddress: string): Promise<void>;
+  bindingRemoved(homeAddress: string): Promise<void>;
+}
+
+export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
+  homeLink?: HomeLinkControl | undefined;
+  /**
+   * True for the interface index of the real home link ([home] link). A BU that says the MN is
+   * home (CoA == HoA) is accepted only from a datagram that arrived there with hop limit 255;
+   * without this option (a virtual home network) never.
+   */
+  isHomeLink?: ((ifindex: number) => boolean) | undefined;
+  /**
+   * What DHAAD Replies and MPAs announce: the home agents of the prefix (ourselves included)
+   * and the advertised prefixes. Default: ourselves alone (preference 0) and the home prefix
+   * with infinite lifetimes. Changed at run time with setDiscovery().
+   */
+  discovery?: DiscoveryConfig | undefined;
+  /** Randomness for DHAAD tie-breaking, MPA identifiers and MPA jitter (default systemRandom). */
+  random?: RandomSource | undefined;
+  /** MinMobPfxAdvInterval / MaxMobPfxAdvInterval in seconds (RFC 6275 §13 defaults). */
+  prefixAdvertisementIntervals?: { minSeconds: number; maxSeconds: number } | undefined;
+}

@@ -1,0 +1,157 @@
+/**
+ * Pieces the home agent driver delegates to: the per-member BU rate limit
+ * (binding-update-list.ts), which certificate addresses get a BRR after a handshake
+ * (home-agent-registration.ts unboundHomeAddresses), the data-path pre-filters, and what a BU
+ * result logs and counts (roles/ha/registration-log.ts).
+ */
+import t from 'tap';
+import { BindingCache } from '../../src/protocol/binding-cache.js';
+import { PerMemberRateLimiter } from '../../src/protocol/binding-update-list.js';
+import {
+  processHomeBindingUpdate,
+  unboundHomeAddresses,
+} from '../../src/protocol/home-agent-registration.js';
+import { mayCarryMobilityHeader } from '../../src/protocol/mobility-header-check.js';
+import { isDiscoveryRequest } from '../../src/roles/ha/home-agent-prefixes.js';
+import { registrationReport } from '../../src/roles/ha/registration-log.js';
+import type { MemberCertificate } from '../../src/crypto/certificate.js';
+import { parseIpv6, parsePrefix } from '../../src/wire/address.js';
+import { encodeIcmpv6Packet, encodeMobilityPacket } from '../../src/wire/packet.js';
+import { bindingUpdateFlags, type BindingUpdate } from '../../src/wire/types.js';
+
+const HA = '2001:db8:100::1';
+const HOA = '2001:db8:100::5';
+const CONFIG = {
+  homePrefix: '2001:db8:100::/64',
+  homeAgentAddress: HA,
+  maxLifetimeSeconds: 600,
+  natKeepaliveSeconds: 25,
+  maxBindings: 10,
+};
+
+void t.test('PerMemberRateLimiter: a limit per member, idle members pruned', async (t) => {
+  const r = new PerMemberRateLimiter(2, 1000, 2);
+  t.same(
+    [r.allow('a', 0), r.allow('a', 10), r.allow('a', 20), r.allow('b', 20)],
+    [true, true, false, true],
+  );
+  t.equal(r.allow('a', 1000), true, 'a new window');
+  t.equal(r.size, 2);
+  t.equal(r.allow('c', 5000), true);
+  t.equal(r.size, 1, 'a and b idle for a window: pruned when c arrived');
+});
+
+void t.test(
+  'unboundHomeAddresses: /128s on the home prefix without a binding, at most 4',
+  async (t) => {
+    const addr = (a: string, prefixLength = 128) => ({ address: parseIpv6(a), prefixLength });
+    const cert = {
+      addresses: [
+        addr(HOA),
+        addr('2001:db8:100::6'),
+        addr('2001:db8:100::', 64),
+        addr('2001:db8:999::1'),
+        ...[7, 8, 9, 10].map((i) => addr(`2001:db8:100::${i}`)),
+      ],
+    } as unknown as MemberCertificate;
+    const cache = new BindingCache();
+    processHomeBindingUpdate(
+      cache,
+      {
+        bu: bu(),
+        innerSource: HOA,
+        innerDestination: HA,
+        locator: { address: '198.51.100.7', port: 4191 },
+        peer: { name: 'm', publicKey: new Uint8Array(32), allowsHomeAddress: () => true },
+        config: CONFIG,
+      },
+      0,
+    );
+    t.same(unboundHomeAddresses(cert, parsePrefix('2001:db8:100::/64'), cache), [
+      '2001:db8:100::6',
+      '2001:db8:100::7',
+      '2001:db8:100::8',
+      '2001:db8:100::9',
+    ]);
+  },
+);
+
+function bu(
+  options: BindingUpdate['options'] = [{ type: 'ipv4CareOfAddress', address: '198.51.100.7' }],
+): BindingUpdate {
+  return {
+    kind: 'bindingUpdate',
+    sequence: 1,
+    flags: bindingUpdateFlags({ A: true, H: true }),
+    lifetimeUnits: 10,
+    options,
+  };
+}
+
+void t.test('data-path pre-filters', async (t) => {
+  const mh = encodeMobilityPacket({ source: HOA, destination: HA, message: bu([]) });
+  t.equal(mayCarryMobilityHeader(mh, 0), true);
+  const withHao = encodeMobilityPacket({
+    source: '2001:db8:3::1',
+    destination: HA,
+    homeAddress: HOA,
+    message: bu([]),
+  });
+  t.equal(mayCarryMobilityHeader(withHao, 0), true, 'behind a HAO');
+  const mps = encodeIcmpv6Packet({
+    source: HOA,
+    destination: HA,
+    message: { kind: 'mobilePrefixSolicitation', identifier: 1 },
+  });
+  t.equal(mayCarryMobilityHeader(mps, 0), false);
+  t.equal(isDiscoveryRequest(mps, 0, mps.length), true);
+  t.equal(isDiscoveryRequest(mh, 0, mh.length), false);
+  t.equal(isDiscoveryRequest(mps, 0, 40), false, 'no room for the type');
+});
+
+void t.test('registrationReport: events and counters per result', async (t) => {
+  const locator = { address: '198.51.100.7', port: 4191 };
+  const cache = new BindingCache();
+  const input = {
+    bu: bu(),
+    innerSource: HOA,
+    innerDestination: HA,
+    locator,
+    peer: { name: 'm', publicKey: new Uint8Array(32), allowsHomeAddress: (h: string) => h === HOA },
+    config: CONFIG,
+  };
+  const created = processHomeBindingUpdate(cache, input, 0);
+  const r1 = registrationReport(created, input.bu, 'm', HOA, locator);
+  t.equal(r1?.event, 'registration');
+  t.equal(r1?.drop, undefined);
+  const other = processHomeBindingUpdate(
+    cache,
+    {
+      ...input,
+      bu: { ...input.bu, sequence: 2 },
+      peer: { ...input.peer, publicKey: new Uint8Array(32).fill(1) },
+    },
+    10,
+  );
+  const r2 = registrationReport(other, input.bu, 'x', HOA, locator);
+  t.equal(r2?.event, 'bu-rejected');
+  t.equal(r2?.level, 'warn');
+  t.equal(r2?.drop, 'binding-owner-mismatch');
+  const dropped = processHomeBindingUpdate(
+    cache,
+    { ...input, bu: { ...input.bu, flags: bindingUpdateFlags({ A: true }) } },
+    20,
+  );
+  t.equal(registrationReport(dropped, input.bu, 'm', HOA, locator)?.drop, 'bu-notHomeRegistration');
+  const dereg = processHomeBindingUpdate(
+    cache,
+    { ...input, bu: { ...input.bu, sequence: 3, lifetimeUnits: 0 } },
+    30,
+  );
+  t.equal(dereg.change, 'deleted');
+  t.equal(
+    registrationReport(dereg, input.bu, 'm', HOA, locator),
+    undefined,
+    'logged by the removal',
+  );
+});

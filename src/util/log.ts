@@ -24,7 +24,7 @@ export interface LoggerOptions {
   sink: LogSink;
   level?: LogLevel;
   format?: LogFormat;
-  /** Milliseconds since the epoch; defaults to Date.now. */
+  /** Milliseconds since the epoch; defaults to the system wall clock (util/wall-clock.ts). */
   clock?: () => number;
   /** Fields added to every line (e.g. `{ role: 'ha' }`). */
   fields?: LogFields;

@@ -43,13 +43,12 @@ import {
   HomeRegistration,
   type HomeRegistrationAction,
 } from '../../protocol/mobile-node-registration.js';
+import { classifyMobileNodeSignal } from '../../protocol/mobile-node-signaling.js';
 import { MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
-import { WireError } from '../../util/errors.js';
 import { systemRandom, type RandomSource } from '../../util/random-source.js';
 import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
 import { canonicalIpv6, parseIpv6 } from '../../wire/address.js';
-import { mobilitySignal } from '../../wire/mobility-signal.js';
-import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
+import { encodeMobilityPacket } from '../../wire/packet.js';
 import { armTimer, DropCounters, nodeNow, type NodeEnvironment } from '../common.js';
 import { HomeAgentChannel } from './home-agent-channel.js';
 import { HomeTunnel } from './home-tunnel.js';
@@ -152,8 +151,8 @@ export class MobileNode {
       homeAddress: this.#hoa,
       heard: (now) => movement().heard(now),
       sent: () => movement().sent(),
-      fromHomeAgent: (packet, now) => this.#fromHomeAgent(packet, now),
-      forwardedReturnRoutability: (packet, now) => this.#onSignaling(packet, now, true),
+      fromHomeAgent: (packet, now) => this.#onSignaling(packet, now, true),
+      forwardedReturnRoutability: (packet, now) => this.#onSignaling(packet, now, false),
       capture: (packet, now) => this.#capture(packet, now),
       rearm: () => this.#rearm(),
     });
@@ -503,22 +502,6 @@ export class MobileNode {
     return true;
   }
 
-  #onDiscovery(packet: Uint8Array, now: number): void {
-    this.#capture(packet, now);
-    let msg;
-    try {
-      msg = decodePacket(packet).icmpv6;
-    } catch {
-      msg = undefined;
-    }
-    if (msg === undefined || msg.checksumValid === false) {
-      this.drops.add('discovery-malformed');
-      return;
-    }
-    this.counters.signalingIn++;
-    this.#runDiscovery(this.#discovery.onMessage(msg, now), now);
-  }
-
   /** The process was frozen or the host slept: the world may have changed under us. */
   #resumed(now: number, how: string, ms: number): void {
     this.counters.resumes++;
@@ -622,39 +605,27 @@ export class MobileNode {
 
   // ---- signaling from the home agent ------------------------------------------------------
 
-  /** A packet the home agent marked as its own signaling (DataKind.SIGNALING). */
-  #fromHomeAgent(packet: Uint8Array, now: number): void {
-    const sig = mobilitySignal(packet, 0, packet.length);
-    if (sig === 'mh' || sig === 'rr') this.#onSignaling(packet, now, false);
-    else if (sig === 'discovery') this.#onDiscovery(packet, now);
-    else this.drops.add('unexpected-signaling');
-  }
-
   /**
-   * A Mobility Header packet: `forwarded` = it came as payload (a correspondent's HoT / HoTI
-   * relayed by the HA), else the HA marked it as its own signaling.
+   * Signaling from the HA channel (protocol/mobile-node-signaling.ts says what is accepted):
+   * `fromHomeAgent` = the HA marked it as its own, else a forwarded HoT / HoTI.
    */
-  #onSignaling(packet: Uint8Array, now: number, forwarded: boolean): void {
+  #onSignaling(packet: Uint8Array, now: number, fromHomeAgent: boolean): void {
+    const sig = classifyMobileNodeSignal(packet, fromHomeAgent);
+    if (sig.kind === 'ignored') {
+      this.drops.add(sig.reason);
+      return;
+    }
     this.#capture(packet, now);
-    let decoded;
-    try {
-      decoded = decodePacket(packet);
-    } catch (err) {
-      this.drops.add(err instanceof WireError ? `wire-${err.code}` : 'malformed-inner');
-      return;
-    }
-    const mh = decoded.mobility;
-    if (mh === undefined || mh.checksumValid === false) {
-      this.drops.add('mh-invalid');
-      return;
-    }
-    const rr = mh.kind === 'homeTest' || mh.kind === 'homeTestInit';
-    if (forwarded !== rr) {
-      // Return routability's HoT/HoTI only ever come forwarded; everything else only from the HA.
-      this.drops.add(forwarded ? 'forwarded-signaling' : `unexpected-${mh.kind}`);
+    if (sig.kind === 'refused') {
+      this.drops.add(sig.reason);
       return;
     }
     this.counters.signalingIn++;
+    if (sig.kind === 'discovery') {
+      this.#runDiscovery(this.#discovery.onMessage(sig.message, now), now);
+      return;
+    }
+    const mh = sig.message;
     switch (mh.kind) {
       case 'bindingAcknowledgement':
         this.#run(this.registration.onBindingAcknowledgement(mh, now), now);

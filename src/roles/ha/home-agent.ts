@@ -253,8 +253,13 @@ export class HomeAgent {
       }
       const from = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
       this.#paths.credit(bound, from, len);
+      // From neither the data locator nor the one of the last BU (whose path is being
+      // validated): a NAT rebinding, or a move whose BU is still on its way.
       const dataTo = bound.data ?? bound.locator;
-      if (dataTo.port !== from.port || dataTo.address !== from.address) {
+      if (
+        (dataTo.port !== from.port || dataTo.address !== from.address) &&
+        (bound.locator.port !== from.port || bound.locator.address !== from.address)
+      ) {
         this.#rebindHint(entry, bound, from, now);
       }
       if (own && this.#forUs(buf, off) && isDiscoveryRequest(buf, off, len)) {

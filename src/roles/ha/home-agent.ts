@@ -206,10 +206,10 @@ export class HomeAgent {
       const session = out.sessions[i]!;
       const off = batch.offsets[i]! + DATA_HEADER_LEN;
       const len = batch.lengths[i]! - DATA_OVERHEAD;
-      this.#sessionLocator.set(session, {
-        address: batch.remoteAddress(i),
-        port: batch.remotePort(i),
-      });
+      // One locator object per datagram: the channel's last locator, the signaling source and
+      // the path bookkeeping all read it (its address text is made once).
+      const from: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
+      this.#sessionLocator.set(session, from);
       if (len === PATH_MESSAGE_LEN && result === OpenResult.SIGNALING) {
         this.#onPathMessage(session, buf, off, len); // not an IPv6 packet (path-validation.ts)
         continue;
@@ -232,13 +232,7 @@ export class HomeAgent {
       ) {
         const packet = buf.slice(off, off + len);
         this.#capture(packet, now);
-        this.#onSignaling(
-          packet,
-          session,
-          { address: batch.remoteAddress(i), port: batch.remotePort(i) },
-          now,
-          this.#onHomeLink(socket, batch, i),
-        );
+        this.#onSignaling(packet, session, from, now, this.#onHomeLink(socket, batch, i));
         continue;
       }
       const entry = this.cache.getByKey(keyOf(buf, off + IPV6_SRC_OFF));
@@ -251,7 +245,6 @@ export class HomeAgent {
         this.drops.add('selector');
         continue;
       }
-      const from = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
       this.#paths.credit(bound, from, len);
       // From neither the data locator nor the one of the last BU (whose path is being
       // validated): a NAT rebinding, or a move whose BU is still on its way.

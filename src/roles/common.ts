@@ -3,11 +3,12 @@
  * capture), drop counters, and the tunnel write path (seal a run of packets for one peer and
  * send them to one locator without copying).
  */
-import type { PeerSession, SecureEndpoint } from '../crypto/endpoint.js';
+import type { OpenBatchOutput, PeerSession, SecureEndpoint } from '../crypto/endpoint.js';
 import { DATA_HEADER_LEN, DataKind, TAG_LEN } from '../crypto/aead.js';
 import type { PacketSink } from '../io/pcap-sink.js';
 import type {
   AddressFamily,
+  DatagramBatch,
   Clock,
   OutgoingDatagrams,
   TunDevice,
@@ -59,6 +60,44 @@ export function writeToTun(
   if (count === 0) return;
   const accepted = tun.writePackets({ count, buf, offsets, lengths });
   if (accepted < count) drops.add('tun-write', count - accepted);
+}
+
+/**
+ * The receive side every role shares: one `openBatch` per datagram batch into reused result
+ * arrays, then the accepted inner packets collected (in place, in the batch's buffer) for one
+ * batched TUN write. Grows with the batch, never shrinks; nothing is allocated per packet.
+ */
+export class ReceiveBatch {
+  out: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
+  #offsets = new Uint32Array(64);
+  #lengths = new Uint32Array(64);
+  #count = 0;
+
+  /** Opens `batch` (decrypting in place) and starts a new TUN run; returns the per-packet results. */
+  open(endpoint: SecureEndpoint, batch: DatagramBatch, now: number): OpenBatchOutput {
+    const n = batch.count;
+    if (this.out.results.length < n) {
+      this.out = { results: new Uint8Array(n * 2), sessions: [] };
+      this.#offsets = new Uint32Array(n * 2);
+      this.#lengths = new Uint32Array(n * 2);
+    }
+    this.#count = 0;
+    endpoint.openBatch(batch.buf, batch.offsets, batch.lengths, n, now, this.out);
+    return this.out;
+  }
+
+  /** Adds the inner packet at buf[offset, offset + length) of the opened batch to the TUN run. */
+  toTun(offset: number, length: number): void {
+    this.#offsets[this.#count] = offset;
+    this.#lengths[this.#count] = length;
+    this.#count++;
+  }
+
+  /** Writes the run to the TUN in one batch (writeToTun). */
+  flush(tun: TunDevice, buf: Uint8Array, drops: DropCounters): void {
+    writeToTun(tun, buf, this.#offsets, this.#lengths, this.#count, drops);
+    this.#count = 0;
+  }
 }
 
 /** A locator resolved once into the 16-byte slot form the UDP batch send uses. */

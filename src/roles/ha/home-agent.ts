@@ -36,7 +36,7 @@
  * DHAAD, home prefix lifetimes), binding-paths.ts (which locator carries a binding's data),
  * registration-log.ts (what a BU result logs and counts), home-agent-status.ts (mip6 status).
  */
-import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
+import { OpenResult, type PeerSession } from '../../crypto/endpoint.js';
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
 import { HandshakeRateLimiter } from '../../crypto/handshake-rate-limiter.js';
@@ -84,7 +84,7 @@ import {
   nodeNow,
   sendSealed,
   TunnelWriter,
-  writeToTun,
+  ReceiveBatch,
   type NodeEnvironment,
 } from '../common.js';
 import { BindingPaths, type BoundPath, type ChallengeToSend } from './binding-paths.js';
@@ -134,9 +134,7 @@ export class HomeAgent {
   /** Last locator each channel was heard from (for handshake replies and rekeys). */
   readonly #sessionLocator = new Map<PeerSession, Locator>();
   readonly #writer = new TunnelWriter();
-  #openOut: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
-  #tunOffsets = new Uint32Array(64);
-  #tunLengths = new Uint32Array(64);
+  readonly #rx = new ReceiveBatch();
   /** ICMPv6 errors we originate (RFC 4443 §2.4 (f)). */
   readonly #icmpErrors = new ErrorRateLimiter(ICMP_ERRORS_PER_SECOND);
   /** Binding Errors we originate (RFC 6275 §9.3.3). */
@@ -187,14 +185,8 @@ export class HomeAgent {
     const env = this.#env;
     const now = nodeNow(env);
     const n = batch.count;
-    if (this.#openOut.results.length < n) {
-      this.#openOut = { results: new Uint8Array(n * 2), sessions: [] };
-      this.#tunOffsets = new Uint32Array(n * 2);
-      this.#tunLengths = new Uint32Array(n * 2);
-    }
-    const out = this.#openOut;
-    env.endpoint.openBatch(batch.buf, batch.offsets, batch.lengths, n, now, out);
-    let w = 0;
+    const rx = this.#rx;
+    const out = rx.open(env.endpoint, batch, now);
     const buf = batch.buf;
     for (let i = 0; i < n; i++) {
       const result = out.results[i];
@@ -263,11 +255,9 @@ export class HomeAgent {
       this.counters.tunnelPacketsIn++;
       this.counters.tunnelBytesIn += len;
       if (env.capture) this.#capture(buf.subarray(off, off + len), now);
-      this.#tunOffsets[w] = off;
-      this.#tunLengths[w] = len;
-      w++;
+      rx.toTun(off, len);
     }
-    writeToTun(env.tun, buf, this.#tunOffsets, this.#tunLengths, w, this.drops);
+    rx.flush(env.tun, buf, this.drops);
     this.#rearm();
   }
 

@@ -8,7 +8,7 @@
  *   home address) joins one TUN write with route optimization's direct data.
  */
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
-import { OpenResult, type OpenBatchOutput } from '../../crypto/endpoint.js';
+import { OpenResult } from '../../crypto/endpoint.js';
 import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
 import type { Locator } from '../../protocol/locator.js';
 import { PATH_MESSAGE_LEN } from '../../protocol/path-validation.js';
@@ -18,7 +18,7 @@ import { mobilitySignal } from '../../wire/mobility-signal.js';
 import {
   nodeNow,
   TunnelWriter,
-  writeToTun,
+  ReceiveBatch,
   type DropCounters,
   type NodeEnvironment,
 } from '../common.js';
@@ -52,9 +52,9 @@ export interface HomeTunnelHost {
 export class HomeTunnel {
   readonly #host: HomeTunnelHost;
   readonly #writer = new TunnelWriter();
-  #openOut: OpenBatchOutput = { results: new Uint8Array(64), sessions: [] };
-  #tunOffsets = new Uint32Array(64);
-  #tunLengths = new Uint32Array(64);
+  readonly #rx = new ReceiveBatch();
+  /** Direct (route-optimized) data joins the same TUN batch write. */
+  readonly #toTun = (o: number, l: number): void => this.#rx.toTun(o, l);
 
   constructor(host: HomeTunnelHost) {
     this.#host = host;
@@ -66,21 +66,9 @@ export class HomeTunnel {
     const env = h.env;
     const now = nodeNow(env);
     const n = batch.count;
-    if (this.#openOut.results.length < n) {
-      this.#openOut = { results: new Uint8Array(n * 2), sessions: [] };
-      this.#tunOffsets = new Uint32Array(n * 2);
-      this.#tunLengths = new Uint32Array(n * 2);
-    }
-    const out = this.#openOut;
-    env.endpoint.openBatch(batch.buf, batch.offsets, batch.lengths, n, now, out);
+    const rx = this.#rx;
+    const out = rx.open(env.endpoint, batch, now);
     const buf = batch.buf;
-    let w = 0;
-    // Direct (route-optimized) data joins the same TUN batch write.
-    const toTun = (o: number, l: number): void => {
-      this.#tunOffsets[w] = o;
-      this.#tunLengths[w] = l;
-      w++;
-    };
     for (let i = 0; i < n; i++) {
       const result = out.results[i];
       if (result === OpenResult.NOT_DATA) {
@@ -102,7 +90,7 @@ export class HomeTunnel {
           address: batch.remoteAddress(i),
           port: batch.remotePort(i),
         });
-        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, signaling, from, now, toTun))
+        if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, signaling, from, now, this.#toTun))
           h.drops.add('not-home-agent');
         continue;
       }
@@ -142,11 +130,9 @@ export class HomeTunnel {
       h.counters.tunnelBytesIn += len;
       h.routeOptimization?.noteTunnelIn(buf, off);
       if (env.capture) h.capture(buf.subarray(off, off + len), now);
-      this.#tunOffsets[w] = off;
-      this.#tunLengths[w] = len;
-      w++;
+      rx.toTun(off, len);
     }
-    writeToTun(env.tun, buf, this.#tunOffsets, this.#tunLengths, w, h.drops);
+    rx.flush(env.tun, buf, h.drops);
     h.rearm();
   }
 

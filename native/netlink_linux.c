@@ -3,13 +3,16 @@
  * would the kernel use to reach the home agent" question, answered in microseconds instead of
  * spawning `ip route get` (which took 100-500 ms on a loaded box and delayed every handover).
  *
- * routeGet(family, dst) -> [type, ifname, prefsrc] | null
+ * routeGet(family, dst[, mark]) -> [type, ifname, prefsrc] | null
  *   One RTM_GETROUTE request (like `ip route get DST`) on a fresh NETLINK_ROUTE socket in the
  *   calling thread's network namespace; synchronous, bounded by a 1 s receive timeout.
  *   type: the route type (RTN_UNICAST = 1, ...); ifname: the output interface ("" if none);
  *   prefsrc: the preferred source address as text ("" if the kernel gave none).
  *   null when the kernel answers with an error (no route: ENETUNREACH, EHOSTUNREACH, ...).
  *   Throws (code = errno name) only when the netlink socket itself fails.
+ *   mark (optional, non-zero): the lookup of a packet carrying that firewall mark (RTA_MARK,
+ *   `ip route get DST mark M`), i.e. the route the mobile node's own marked UDP socket gets
+ *   past a full tunnel's policy rules.
  */
 #include "mip6.h"
 
@@ -40,8 +43,8 @@ static void add_attr(struct nlmsghdr *nh, unsigned short type, const void *data,
 }
 
 static napi_value route_get(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 2) {
     mip6_throw_type(env, "routeGet(family, dst) needs two arguments");
@@ -56,6 +59,12 @@ static napi_value route_get(napi_env env, napi_callback_info info) {
   void *dst;
   size_t dst_len;
   if (mip6_arg_typed(env, argv[1], napi_uint8_array, "dst", &dst, &dst_len, NULL) != 0) return NULL;
+  uint32_t mark = 0;
+  if (argc >= 3) {
+    napi_valuetype mt;
+    napi_typeof(env, argv[2], &mt);
+    if (mt != napi_undefined && mip6_arg_u32(env, argv[2], "mark", &mark) != 0) return NULL;
+  }
   size_t want = family == 4 ? 4 : 16;
   if (dst_len != want) {
     mip6_throw_range(env, family == 4 ? "dst must be 4 bytes" : "dst must be 16 bytes");
@@ -79,6 +88,7 @@ static napi_value route_get(napi_env env, napi_callback_info info) {
   req.rt.rtm_family = family == 4 ? AF_INET : AF_INET6;
   req.rt.rtm_dst_len = family == 4 ? 32 : 128;
   add_attr(&req.nh, RTA_DST, dst, want);
+  if (mark != 0) add_attr(&req.nh, RTA_MARK, &mark, sizeof mark);
 
   struct sockaddr_nl kernel;
   memset(&kernel, 0, sizeof kernel);

@@ -29,6 +29,9 @@
  *   udpSetReading(handle, on)
  *   udpSend(handle, buf, offsets, lengths, count, dstAddrs, dstPorts, srcAddrs|null
  *           [, ifindexes|null]) -> sent
+ *   udpSetMark(handle, mark)
+ *       SO_MARK on the socket (needs CAP_NET_ADMIN): the full tunnel's policy routing sends
+ *       marked datagrams past the routes into the TUN (src/io/tunnel-routes.ts).
  *   udpClose(handle)
  */
 #define _GNU_SOURCE
@@ -513,6 +516,26 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value udp_set_mark(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *h;
+  uint32_t mark;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || mip6_arg_handle(env, argv[0], UDP_KIND, &h) || mip6_arg_u32(env, argv[1], "mark", &mark))
+    return NULL;
+  mip6_poller *p = h;
+  if (p->closed) {
+    mip6_throw_errno(env, EBADF, "setsockopt(SO_MARK)", "UDP endpoint is closed");
+    return NULL;
+  }
+  if (setsockopt(p->fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark)) {
+    mip6_throw_errno(env, errno, "setsockopt(SO_MARK)", NULL);
+    return NULL;
+  }
+  return NULL;
+}
+
 static napi_value udp_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -527,5 +550,6 @@ void mip6_udp_init(napi_env env, napi_value exports) {
   mip6_export(env, exports, "udpOpen", udp_open);
   mip6_export(env, exports, "udpSetReading", udp_set_reading);
   mip6_export(env, exports, "udpSend", udp_send);
+  mip6_export(env, exports, "udpSetMark", udp_set_mark);
   mip6_export(env, exports, "udpClose", udp_close);
 }

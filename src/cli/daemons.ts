@@ -41,10 +41,12 @@ import { PcapSink } from '../io/pcap-sink.js';
 import { openTun } from '../io/tun.js';
 import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
+import { TunnelRoutes } from '../io/tunnel-routes.js';
 import type { NodeEnvironment } from '../roles/common.js';
 import { certificateAllows, HomeAgent } from '../roles/ha/home-agent.js';
 import { haDiscovery, readRevocationList, reloadHomeAgent, Revocations } from './ha-reload.js';
 import { MobileNode } from '../roles/mn/mobile-node.js';
+import type { MnHomeLinkControl } from '../roles/mn/mobile-node-options.js';
 import { RouteOptimization } from '../roles/mn/route-optimization.js';
 import { ConfigError, CryptoError, IoError } from '../util/errors.js';
 import { isLogLevel, Logger, type LogFormat } from '../util/log.js';
@@ -184,10 +186,11 @@ async function switchUser(
   });
 }
 
-function openSocket(family: 4 | 6, address: string, port: number): UdpEndpoint {
+function openSocket(family: 4 | 6, address: string, port: number, mark?: number): UdpEndpoint {
   try {
-    return openUdp({ family, address, port });
+    return openUdp({ family, address, port, ...(mark !== undefined ? { mark } : {}) });
   } catch (err) {
+    if (err instanceof IoError && err.code === 'ERR_UDP_MARK') throw err;
     const e = err as NodeJS.ErrnoException;
     const where = family === 4 ? `${address}:${port}` : `[${address}]:${port}`;
     // The native socket reports IoError ERR_UDP_BIND with the errno; node:dgram the code.
@@ -438,14 +441,18 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       (family === 4 ? agents.agent4 : agents.agent6) !== undefined ||
       role === 'cn' ||
       cfg.correspondents.some((c) => c.underlay.some((u) => isIpv4(u) === (family === 4)));
-    const udp4 = wants(4) ? openSocket(4, '0.0.0.0', cfg.underlay.port) : undefined;
-    let udp6 = wants(6) ? openSocket(6, '::', cfg.underlay.port) : undefined;
+    // [tun] routes beyond the home prefix: the sockets are marked and policy routing sends
+    // everything else into the TUN (src/io/tunnel-routes.ts).
+    const fullTunnel = cfg.tunnel.routes.length > 0;
+    const mark = fullTunnel ? cfg.tunnel.fwmark : undefined;
+    const udp4 = wants(4) ? openSocket(4, '0.0.0.0', cfg.underlay.port, mark) : undefined;
+    let udp6 = wants(6) ? openSocket(6, '::', cfg.underlay.port, mark) : undefined;
     let returnHome = cfg.movement.returnHome;
     if (udp6 === undefined && returnHome) {
       // The returning-home BU leaves through the home link over IPv6 even when the HA is
       // reached over IPv4 only; without IPv6 here we simply never go home.
       try {
-        udp6 = openSocket(6, '::', cfg.underlay.port);
+        udp6 = openSocket(6, '::', cfg.underlay.port, mark);
       } catch (err) {
         returnHome = false;
         log.warn('return-home-unavailable', { why: `no IPv6 socket: ${String(err)}` });
@@ -456,9 +463,18 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
     await pinHomePrefix(tun.name, cfg.home.prefix.text).catch((err: unknown) =>
       log.warn('home-prefix-route', { error: String(err) }),
     );
+    const tunnelRoutes = fullTunnel
+      ? new TunnelRoutes({ tunName: tun.name, routes: cfg.tunnel.routes, mark: cfg.tunnel.fwmark })
+      : undefined;
+    if (tunnelRoutes !== undefined) {
+      cleanup.push(() => void tunnelRoutes.remove());
+      await tunnelRoutes.install();
+      log.info('tunnel-routes', { routes: cfg.tunnel.routes.join(','), fwmark: tunnelRoutes.mark });
+    }
     const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
     const careOf = new RouteCareOfSource({
       ...agents,
+      mark,
       interfaces: cfg.underlay.interfaces,
       tunName: tun.name,
       events: cfg.movement.netlink,
@@ -512,13 +528,16 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       homePrefixLength: cfg.home.prefixLength,
       ...(returnHome
         ? {
-            homeLink: new KernelHomeAddress({
-              tunName: tun.name,
-              homeAddress: cfg.home.address,
-              prefixLength: cfg.home.prefixLength,
-              homePrefix: cfg.home.prefix.text,
-              homeAgentAddress: cfg.home.agentAddress,
-            }),
+            homeLink: withTunnelRoutes(
+              new KernelHomeAddress({
+                tunName: tun.name,
+                homeAddress: cfg.home.address,
+                prefixLength: cfg.home.prefixLength,
+                homePrefix: cfg.home.prefix.text,
+                homeAgentAddress: cfg.home.agentAddress,
+              }),
+              tunnelRoutes,
+            ),
           }
         : {}),
       ...(byName ? { resolveAgents: () => resolveAgent(cfg) } : {}),
@@ -545,6 +564,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       control,
       stop: async () => {
         await mn.close();
+        await tunnelRoutes?.remove();
         await control.close();
         env.capture?.close();
         endpoint.close();
@@ -553,6 +573,28 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
   } finally {
     for (const c of cleanup.reverse()) c();
   }
+}
+
+/**
+ * At home there is no tunnel: the full tunnel's policy rules go away when the home address
+ * moves onto the home link, and come back before it moves back onto the TUN.
+ */
+function withTunnelRoutes(
+  home: KernelHomeAddress,
+  routes: TunnelRoutes | undefined,
+): MnHomeLinkControl {
+  if (routes === undefined) return home;
+  return {
+    enter: async (link) => {
+      await home.enter(link);
+      await routes.suspend();
+    },
+    leave: async (link) => {
+      await routes.resume();
+      await home.leave(link);
+    },
+    announce: (link) => home.announce(link),
+  };
 }
 
 function daemonCommand(

@@ -91,8 +91,15 @@ export function resolveAgainst(file: string, p: string): string {
 
 const IFNAME_MAX = 15; // IFNAMSIZ 16 including the NUL (linux/if.h)
 
-/** Reads the shared top-level keys and sections from the root table. */
-export function readCommon(root: TableReader, role: Role): CommonConfig {
+/**
+ * Reads the shared top-level keys and sections from the root table; `readTun`, when given,
+ * reads a role's own keys of [tun] before the section is finished.
+ */
+export function readCommon(
+  root: TableReader,
+  role: Role,
+  readTun?: (tun: TableReader) => void,
+): CommonConfig {
   const file = root.file;
   const id = root.section('identity');
   const identity: IdentityConfig = {
@@ -138,6 +145,7 @@ export function readCommon(root: TableReader, role: Role): CommonConfig {
     );
   }
   const tun: TunConfig = { name, mtu: mtu ?? maxMtu, underlayMtu };
+  readTun?.(tunT);
   tunT.finish();
 
   const logT = root.section('log');

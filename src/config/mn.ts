@@ -9,6 +9,7 @@ import { MAX_BINDING_LIFETIME_S } from './ha.js';
 import {
   addressInPrefix,
   ipv6InPrefix,
+  parseAnyPrefix,
   parseToml,
   prefixOf,
   TableReader,
@@ -93,12 +94,41 @@ export interface CorrespondentConfig {
   ack: boolean;
 }
 
+/** The member's [tun] keys beyond the shared ones: what the tunnel carries (issue #15). */
+export interface MnTunnelConfig {
+  /**
+   * Prefixes routed into the TUN besides the home prefix, canonical "network/length" of either
+   * family (e.g. "::/0", "0.0.0.0/0" for everything); empty: the home prefix only.
+   */
+  routes: string[];
+  /** Firewall mark of the daemon's UDP sockets and number of the routes' table. */
+  fwmark: number;
+}
+
+/** Default [tun] fwmark: 4191, the dsmipv6 port (src/io/tunnel-routes.ts). */
+export const DEFAULT_FWMARK = 4191;
+
+/** Reads [tun] routes and fwmark (called inside readCommon, before [tun] is finished). */
+function readTunnel(t: TableReader, out: MnTunnelConfig): void {
+  const routes = t.optStringOrArray('routes') ?? [];
+  const seen = new Set<string>();
+  routes.forEach((r, i) => {
+    const p = parseAnyPrefix(r.trim());
+    if (typeof p === 'string') throw t.error(`routes[${i}]`, p);
+    if (seen.has(p.text)) throw t.error(`routes[${i}]`, `${p.text} is listed twice`);
+    seen.add(p.text);
+    out.routes.push(p.text);
+  });
+  out.fwmark = t.int('fwmark', DEFAULT_FWMARK, { min: 1, max: 0xffffffff });
+}
+
 export interface MnConfig extends CommonConfig {
   role: 'mn';
   home: MnHomeConfig;
   underlay: MnUnderlayConfig;
   movement: MnMovementConfig;
   correspondents: CorrespondentConfig[];
+  tunnel: MnTunnelConfig;
 }
 
 function readCorrespondents(root: TableReader): CorrespondentConfig[] {
@@ -191,7 +221,7 @@ function readAgents(h: TableReader): { agent: string; agentKind: AgentHostKind }
 function readMember(
   root: TableReader,
   isCn: boolean,
-): Omit<MnConfig, 'role' | 'correspondents' | keyof CommonConfig> {
+): Omit<MnConfig, 'role' | 'correspondents' | 'tunnel' | keyof CommonConfig> {
   const h = root.section('home');
   const address = h.optIpv6('address');
   if (address === undefined) throw h.error('address', 'required key is missing (the home address)');
@@ -275,17 +305,19 @@ function readMember(
 /** Parses and validates mn.toml text. */
 export function parseMnConfig(text: string, file: string): MnConfig {
   const root = new TableReader(file, parseToml(text, file));
-  const common = readCommon(root, 'mn');
+  const tunnel: MnTunnelConfig = { routes: [], fwmark: DEFAULT_FWMARK };
+  const common = readCommon(root, 'mn', (t) => readTunnel(t, tunnel));
   const member = readMember(root, false);
   const correspondents = readCorrespondents(root);
   root.finish();
-  return { ...common, role: 'mn', ...member, correspondents };
+  return { ...common, role: 'mn', ...member, correspondents, tunnel };
 }
 
 /** Parses and validates cn.toml text: mn.toml plus [route_optimization]. */
 export function parseCnConfig(text: string, file: string): CnConfig {
   const root = new TableReader(file, parseToml(text, file));
-  const common = readCommon(root, 'cn');
+  const tunnel: MnTunnelConfig = { routes: [], fwmark: DEFAULT_FWMARK };
+  const common = readCommon(root, 'cn', (t) => readTunnel(t, tunnel));
   const member = readMember(root, true);
   const r = root.section('route_optimization');
   const routeOptimization: RouteOptimizationConfig = {
@@ -299,5 +331,5 @@ export function parseCnConfig(text: string, file: string): CnConfig {
   r.finish();
   const correspondents = readCorrespondents(root);
   root.finish();
-  return { ...common, role: 'cn', ...member, routeOptimization, correspondents };
+  return { ...common, role: 'cn', ...member, routeOptimization, correspondents, tunnel };
 }

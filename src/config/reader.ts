@@ -381,3 +381,32 @@ export function addressInPrefix(prefix: Ipv6Prefix, iid: number): string {
   bytes[14] = (iid >> 8) & 0xff;
   return formatIpv6(bytes);
 }
+
+/** A route or pool prefix of either family, canonical: "0.0.0.0/0", "2001:db8::/32". */
+export interface AnyPrefix {
+  family: 4 | 6;
+  /** Network bytes (4 or 16). */
+  address: Uint8Array;
+  length: number;
+  text: string;
+}
+
+/**
+ * Parses "network/length" of either family; returns the problem as text (for the caller's
+ * ConfigError) when it is not a prefix or has bits set past its length.
+ */
+export function parseAnyPrefix(text: string): AnyPrefix | string {
+  let p: ReturnType<typeof parsePrefix>;
+  try {
+    p = parsePrefix(text);
+  } catch {
+    return `"${text}" is not an IPv4 or IPv6 prefix (network/length)`;
+  }
+  const family = p.address.length === 4 ? 4 : 6;
+  const net = maskPrefix(p.address, p.length);
+  const netText = family === 4 ? Array.from(net).join('.') : formatIpv6(net);
+  if (net.some((b, i) => b !== p.address[i])) {
+    return `"${text}" has host bits set (did you mean ${netText}/${p.length}?)`;
+  }
+  return { family, address: net, length: p.length, text: `${netText}/${p.length}` };
+}

@@ -76,6 +76,8 @@ export interface NativeAddon {
     /** IPv6: non-zero = out of that interface only, hop limit 255 (native/udp.c). */
     ifindexes?: Uint32Array | null,
   ): number;
+  /** SO_MARK on the socket (CAP_NET_ADMIN); optional: an addon built before it lacks it. */
+  udpSetMark?(h: NativeHandle, mark: number): void;
   udpClose(h: NativeHandle): void;
   aeadSealBatch(
     key: Uint8Array,
@@ -96,7 +98,7 @@ export interface NativeAddon {
    * `ip route get` over rtnetlink (native/netlink_linux.c): [route type, output interface,
    * preferred source address], or null when there is no route. Linux only.
    */
-  routeGet?(family: 4 | 6, dst: Uint8Array): [number, string, string] | null;
+  routeGet?(family: 4 | 6, dst: Uint8Array, mark?: number): [number, string, string] | null;
   /** Unsolicited Neighbor Advertisement (Override) for `target` out of `ifname` (Linux). */
   ndpAdvertise?(ifname: string, target: Uint8Array): void;
   /**

@@ -71,6 +71,12 @@ export interface RouteCareOfOptions {
   home?: HomeLinkProbe | undefined;
   /** Longest wait for the home probe's echo reply (ms, default 2000). */
   homeProbeTimeoutMs?: number;
+  /**
+   * The firewall mark of our UDP sockets under a full tunnel (src/io/tunnel-routes.ts): route
+   * lookups are made for a packet with this mark, so a default route through the TUN does not
+   * hide the visited network's.
+   */
+  mark?: number | undefined;
 }
 
 interface RouteGet {
@@ -148,7 +154,7 @@ export class RouteCareOfSource {
       try {
         // A 16-byte slot; IPv4 sits in its first 4 bytes.
         const slot = addressBytes(family, agent);
-        r = addon.routeGet(family, family === 4 ? slot.subarray(0, 4) : slot);
+        r = addon.routeGet(family, family === 4 ? slot.subarray(0, 4) : slot, this.#opts.mark);
       } catch {
         return null;
       }
@@ -161,7 +167,9 @@ export class RouteCareOfSource {
     }
     let out: string;
     try {
-      out = await ip([family === 4 ? '-4' : '-6', '-j', 'route', 'get', agent]);
+      const mark = this.#opts.mark;
+      const marked = mark !== undefined && mark !== 0 ? ['mark', String(mark)] : [];
+      out = await ip([family === 4 ? '-4' : '-6', '-j', 'route', 'get', agent, ...marked]);
     } catch {
       return null; // "Network is unreachable": no care-of of this family
     }

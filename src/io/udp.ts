@@ -39,6 +39,11 @@ export interface UdpOptions {
   /** SO_RCVBUF / SO_SNDBUF in bytes (default 4 MiB each; 0 keeps the system default). */
   receiveBuffer?: number;
   sendBuffer?: number;
+  /**
+   * SO_MARK (non-zero; needs CAP_NET_ADMIN at open): the full tunnel's policy rules send this
+   * socket's datagrams past the routes into the TUN (src/io/tunnel-routes.ts).
+   */
+  mark?: number;
 }
 
 const COUNTER_NAMES = [
@@ -124,6 +129,25 @@ export class NativeUdpEndpoint implements UdpEndpoint {
       );
     }
     this.localAddress = readAddress(options.family, bind, 0);
+    if (options.mark !== undefined && options.mark !== 0) this.#setMark(options.mark);
+  }
+
+  #setMark(mark: number): void {
+    try {
+      if (this.#addon.udpSetMark === undefined) {
+        throw Object.assign(new Error('the addon has no udpSetMark (rebuild it)'), { errno: 0 });
+      }
+      this.#addon.udpSetMark(this.#handle, mark);
+    } catch (err) {
+      this.close();
+      const e = err as NativeError;
+      throw new IoError(
+        'ERR_UDP_MARK',
+        `cannot set firewall mark ${mark} on UDP port ${this.localPort}: ${e.message}` +
+          (e.code === 'EPERM' ? ' (needs CAP_NET_ADMIN)' : ''),
+        e.errno,
+      );
+    }
   }
 
   #deliver(count: number): void {

@@ -1,0 +1,162 @@
+/**
+ * The personal tunnel's configuration (issue #15): [tun] routes and fwmark in mn.toml /
+ * cn.toml, and the policy-routing lines TunnelRoutes hands to `ip -batch` (a recording runner:
+ * the order of removal, installation, suspension at home and removal at exit).
+ */
+import t from 'tap';
+import { parseCnConfig, parseMnConfig } from '../../src/config/mn.js';
+import { TunnelRoutes, type IpBatchRunner } from '../../src/io/tunnel-routes.js';
+import { ConfigError } from '../../src/util/errors.js';
+
+const BASE = `
+[identity]
+private_key = "keys/me.key"
+certificate = "keys/me.cert"
+authority = "keys/ca.pub"
+
+[home]
+address = "2001:db8:100::10"
+agent = "198.51.100.1"
+agent_public_key = "keys/ha.pub"
+`;
+
+void t.test('[tun] routes and fwmark', async (t) => {
+  const plain = parseMnConfig(BASE, '/x/mn.toml');
+  t.same(plain.tunnel, { routes: [], fwmark: 4191 }, 'default: the home prefix only');
+  const full = parseMnConfig(
+    `${BASE}\n[tun]\nroutes = ["::/0", "0.0.0.0/0", "2001:DB8:ff::/48", " 10.99.0.0/16"]\nfwmark = 51820\n`,
+    '/x/mn.toml',
+  );
+  t.same(full.tunnel, {
+    routes: ['::/0', '0.0.0.0/0', '2001:db8:ff::/48', '10.99.0.0/16'],
+    fwmark: 51820,
+  });
+  const cn = parseCnConfig(`${BASE}\n[tun]\nroutes = "0.0.0.0/0"\n`, '/x/cn.toml');
+  t.same(cn.tunnel.routes, ['0.0.0.0/0'], 'a CN takes one string too');
+});
+
+void t.test('[tun] bad values: one line naming file and key', async (t) => {
+  const bad = (tun: string, key: string, why: RegExp): void => {
+    let err: unknown;
+    try {
+      parseMnConfig(`${BASE}\n[tun]\n${tun}\n`, '/x/mn.toml');
+    } catch (e) {
+      err = e;
+    }
+    t.type(err, ConfigError, tun);
+    const msg = (err as Error).message;
+    t.match(msg, '/x/mn.toml', `${tun}: names the file`);
+    t.match(msg, `tun.${key}`, `${tun}: names the key`);
+    t.match(msg, why, `${tun}: says why`);
+    t.notOk(msg.includes('\n'), `${tun}: one line`);
+  };
+  bad('routes = ["0.0.0.0"]', 'routes[0]', /not an IPv4 or IPv6 prefix/);
+  bad(
+    'routes = ["::/0", "10.0.0.1/8"]',
+    'routes[1]',
+    /host bits set \(did you mean 10.0.0.0\/8\?\)/,
+  );
+  bad('routes = ["10.0.0.0/33"]', 'routes[0]', /not an IPv4 or IPv6 prefix/);
+  bad('routes = ["::/0", "0::/0"]', 'routes[1]', /listed twice/);
+  bad('routes = [1]', 'routes[0]', /expected a string/);
+  bad('routes = "default"', 'routes[0]', /not an IPv4 or IPv6 prefix/);
+  bad('fwmark = 0', 'fwmark', /./);
+  bad('fwmark = "x"', 'fwmark', /./);
+  bad('route = ["::/0"]', 'route', /did you mean "tun.routes"/);
+});
+
+void t.test('TunnelRoutes: the ip -batch lines, in order', async (t) => {
+  const calls: { family: number; lines: string[]; force: boolean }[] = [];
+  const runner: IpBatchRunner = async (family, lines, force) => {
+    calls.push({ family, lines, force });
+  };
+  const r = new TunnelRoutes(
+    { tunName: 'mip6t', routes: ['::/0', '0.0.0.0/0', '2001:db8:ff::/48'], mark: 4191 },
+    runner,
+  );
+  t.same(r.families, [4, 6]);
+  await r.install();
+  const stale = [
+    'rule del pref 4190 lookup main suppress_prefixlength 0',
+    'rule del pref 4191 not fwmark 4191 lookup 4191',
+    'route flush table 4191',
+  ];
+  t.same(
+    calls,
+    [
+      { family: 4, lines: stale, force: true },
+      { family: 6, lines: stale, force: true },
+      { family: 4, lines: ['route replace 0.0.0.0/0 dev mip6t table 4191'], force: false },
+      {
+        family: 6,
+        lines: [
+          'route replace ::/0 dev mip6t table 4191',
+          'route replace 2001:db8:ff::/48 dev mip6t table 4191',
+        ],
+        force: false,
+      },
+      {
+        family: 4,
+        lines: [
+          'rule add pref 4190 lookup main suppress_prefixlength 0',
+          'rule add pref 4191 not fwmark 4191 lookup 4191',
+        ],
+        force: false,
+      },
+      {
+        family: 6,
+        lines: [
+          'rule add pref 4190 lookup main suppress_prefixlength 0',
+          'rule add pref 4191 not fwmark 4191 lookup 4191',
+        ],
+        force: false,
+      },
+    ],
+    'stale state removed first (both families), routes into the table, then the rules',
+  );
+  calls.length = 0;
+  await r.suspend();
+  await r.suspend();
+  t.same(
+    calls.map((c) => c.lines[0]),
+    [
+      'rule del pref 4190 lookup main suppress_prefixlength 0',
+      'rule del pref 4190 lookup main suppress_prefixlength 0',
+    ],
+    'at home: the rules away, once per family',
+  );
+  calls.length = 0;
+  await r.resume();
+  t.same(
+    calls.map((c) => [c.family, c.lines[1]]),
+    [
+      [4, 'rule add pref 4191 not fwmark 4191 lookup 4191'],
+      [6, 'rule add pref 4191 not fwmark 4191 lookup 4191'],
+    ],
+    'away again: the rules back',
+  );
+  calls.length = 0;
+  await r.remove();
+  t.same(
+    calls.map((c) => c.force),
+    [true, true],
+    'exit: everything away, both families',
+  );
+  calls.length = 0;
+  await r.resume();
+  t.same(calls, [], 'nothing comes back after remove()');
+});
+
+void t.test('TunnelRoutes: a rule that cannot be added leaves nothing behind', async (t) => {
+  const calls: string[] = [];
+  const runner: IpBatchRunner = async (family, lines, force) => {
+    calls.push(`${family}${force ? 'f' : ''}:${lines[0] ?? ''}`);
+    if (!force && lines[0]?.startsWith('rule add') === true && family === 6) {
+      throw new Error('RTNETLINK answers: Operation not permitted');
+    }
+  };
+  const r = new TunnelRoutes({ tunName: 'x', routes: ['::/0', '0.0.0.0/0'], mark: 7 }, runner);
+  await t.rejects(r.install(), /Operation not permitted/);
+  t.match(calls.slice(-2), [/^4f:rule del/, /^6f:rule del/], 'cleaned up both families');
+  t.throws(() => new TunnelRoutes({ tunName: 'x', routes: [], mark: 0 }, runner), RangeError);
+});

@@ -19,6 +19,15 @@
  * Errors: IP_RECVERR / IPV6_RECVERR queue ICMP errors; the fd then polls POLLERR, which makes
  * libuv stop the poll handle for good. The poller's error hook reads and clears SO_ERROR,
  * drains the error queue (counted as icmpErrors) and polling restarts, so receiving goes on.
+ * Path MTU (issue #21): every datagram leaves with Don't Fragment and is never fragmented here
+ * (IP_MTU_DISCOVER / IPV6_MTU_DISCOVER = PMTUDISC_PROBE: DF set, the kernel's cached path MTU
+ * ignored, only the interface MTU limits a send; IPV6_DONTFRAG). A send too big for the
+ * interface fails with EMSGSIZE (counted as txTooBig, the batch goes on). ICMP Fragmentation
+ * Needed / Packet Too Big found in the error queue are kept (the latest MTU_REPORTS_MAX) with
+ * the destination of the datagram they quote, the MTU and the first bytes of its UDP payload,
+ * counted as mtuReports; udpTakeMtuReports hands them to JS, which checks them against what
+ * it actually sent (src/protocol/path-mtu.ts). The kernel has already matched them to this
+ * socket's port; nothing else is trusted here.
  *
  * Address slots are 16 bytes; an IPv4 socket uses the first 4 bytes of each slot.
  *
@@ -32,6 +41,7 @@
  *   udpSetMark(handle, mark)
  *       SO_MARK on the socket (needs CAP_NET_ADMIN): the full tunnel's policy routing sends
  *       marked datagrams past the routes into the TUN (src/io/tunnel-routes.ts).
+ *   udpTakeMtuReports(handle, out) -> count   (MTU_REPORT_LEN bytes each, layout below)
  *   udpClose(handle)
  */
 #define _GNU_SOURCE
@@ -39,6 +49,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +62,15 @@
 #define CTRL_LEN 128 /* pktinfo + hop limit, with room to spare */
 #define ON_LINK_HOPS 255
 #define ERRQUEUE_MAX 64
+/* An MTU report: dst address (16) | dst port (2, BE) | quoted payload length (2, BE) |
+ * MTU (4, BE) | first QUOTE_LEN bytes of the quoted UDP payload (zero-padded). */
+#define MTU_REPORTS_MAX 16
+#define QUOTE_LEN 16
+#define MTU_REPORT_LEN 40
 
 /* Float64Array counters, in this order (src/io/udp.ts reads the same layout). */
 enum { C_RX_DATAGRAMS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_DROPS,
-       C_TX_ERRORS, C_POLL_ERRORS, C_ICMP_ERRORS, C_RX_TRUNCATED, C_COUNT };
+       C_TX_ERRORS, C_POLL_ERRORS, C_ICMP_ERRORS, C_RX_TRUNCATED, C_TX_TOO_BIG, C_MTU_REPORTS, C_COUNT };
 
 typedef struct {
   int family;
@@ -71,6 +87,8 @@ typedef struct {
   struct iovec tx_iov[SEND_CHUNK];
   struct sockaddr_in6 tx_name[SEND_CHUNK]; /* large enough for sockaddr_in too */
   uint8_t tx_ctrl[SEND_CHUNK][CTRL_LEN];
+  uint8_t mtu_reports[MTU_REPORTS_MAX][MTU_REPORT_LEN];
+  uint32_t n_mtu_reports;
 } udp_data;
 
 static void udp_free(mip6_poller *p) {
@@ -82,6 +100,48 @@ static void udp_free(mip6_poller *p) {
   free(u->rx_ctrl);
   free(u);
   p->kind_data = NULL;
+}
+
+static void put16(uint8_t *o, uint32_t v) {
+  o[0] = (uint8_t)(v >> 8);
+  o[1] = (uint8_t)v;
+}
+
+/* An ICMP Fragmentation Needed (RFC 1191) / Packet Too Big (RFC 4443 §3.2) from the error
+ * queue: kept for udpTakeMtuReports (the oldest dropped when full). */
+static void keep_mtu_report(mip6_poller *p, struct msghdr *m, ssize_t quoted, const uint8_t *data) {
+  udp_data *u = p->kind_data;
+  struct sock_extended_err *ee = NULL;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+        (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR))
+      ee = (struct sock_extended_err *)CMSG_DATA(c);
+  }
+  if (!ee) return;
+  int too_big = (ee->ee_origin == SO_EE_ORIGIN_ICMP && ee->ee_type == 3 && ee->ee_code == 4) ||
+                (ee->ee_origin == SO_EE_ORIGIN_ICMP6 && ee->ee_type == 2);
+  if (!too_big) return;
+  if (u->n_mtu_reports == MTU_REPORTS_MAX) {
+    memmove(u->mtu_reports[0], u->mtu_reports[1], (MTU_REPORTS_MAX - 1) * MTU_REPORT_LEN);
+    u->n_mtu_reports--;
+  }
+  uint8_t *r = u->mtu_reports[u->n_mtu_reports++];
+  memset(r, 0, MTU_REPORT_LEN);
+  if (u->family == 4) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)m->msg_name;
+    memcpy(r, &sin->sin_addr, 4);
+    put16(r + 16, ntohs(sin->sin_port));
+  } else {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)m->msg_name;
+    memcpy(r, &sin6->sin6_addr, 16);
+    put16(r + 16, ntohs(sin6->sin6_port));
+  }
+  uint32_t q = quoted < 0 ? 0 : (uint32_t)quoted;
+  put16(r + 18, q > 0xffff ? 0xffff : q);
+  put16(r + 20, ee->ee_info >> 16);
+  put16(r + 22, ee->ee_info & 0xffff);
+  memcpy(r + 24, data, q < QUOTE_LEN ? q : QUOTE_LEN);
+  p->counters[C_MTU_REPORTS] += 1;
 }
 
 static void udp_on_error(mip6_poller *p) {
@@ -100,8 +160,10 @@ static void udp_on_error(mip6_poller *p) {
     m.msg_iovlen = 1;
     m.msg_control = ctrl;
     m.msg_controllen = sizeof ctrl;
-    if (recvmsg(p->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+    ssize_t got = recvmsg(p->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (got < 0) break;
     p->counters[C_ICMP_ERRORS] += 1;
+    keep_mtu_report(p, &m, got, data);
   }
 }
 
@@ -254,11 +316,16 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   if (family == 4) {
     if (setopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1)) bad = errno, what = "setsockopt(IP_PKTINFO)";
     else if (setopt_int(fd, IPPROTO_IP, IP_RECVERR, 1)) bad = errno, what = "setsockopt(IP_RECVERR)";
+    else if (setopt_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE))
+      bad = errno, what = "setsockopt(IP_MTU_DISCOVER)";
   } else {
     if (setopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) bad = errno, what = "setsockopt(IPV6_V6ONLY)";
     else if (setopt_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) bad = errno, what = "setsockopt(IPV6_RECVPKTINFO)";
     else if (setopt_int(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)) bad = errno, what = "setsockopt(IPV6_RECVHOPLIMIT)";
     else if (setopt_int(fd, IPPROTO_IPV6, IPV6_RECVERR, 1)) bad = errno, what = "setsockopt(IPV6_RECVERR)";
+    else if (setopt_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE))
+      bad = errno, what = "setsockopt(IPV6_MTU_DISCOVER)";
+    else if (setopt_int(fd, IPPROTO_IPV6, IPV6_DONTFRAG, 1)) bad = errno, what = "setsockopt(IPV6_DONTFRAG)";
   }
   /* Buffer sizes are best effort: the privileged FORCE variant first, then the capped one. */
   if (!bad && rcvbuf && setopt_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, (int)rcvbuf))
@@ -503,7 +570,9 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
         retry_at = i;
         continue;
       }
-      p->counters[C_TX_ERRORS] += 1;
+      /* Larger than the interface allows (DF, never fragmented here): the path MTU search
+       * and the inner Packet Too Big keep this rare; counted apart from other failures. */
+      p->counters[errno == EMSGSIZE ? C_TX_TOO_BIG : C_TX_ERRORS] += 1;
       i++;
       continue;
     }
@@ -536,6 +605,29 @@ static napi_value udp_set_mark(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value udp_take_mtu_reports(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  void *h, *dst;
+  size_t dst_len;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || mip6_arg_handle(env, argv[0], UDP_KIND, &h) ||
+      mip6_arg_typed(env, argv[1], napi_uint8_array, "out", &dst, &dst_len, NULL))
+    return NULL;
+  mip6_poller *p = h;
+  udp_data *u = p->kind_data;
+  uint32_t n = 0;
+  if (!p->closed && u) {
+    uint32_t room = (uint32_t)(dst_len / MTU_REPORT_LEN);
+    n = u->n_mtu_reports < room ? u->n_mtu_reports : room;
+    memcpy(dst, u->mtu_reports, (size_t)n * MTU_REPORT_LEN);
+    memmove(u->mtu_reports[0], u->mtu_reports[n], (size_t)(u->n_mtu_reports - n) * MTU_REPORT_LEN);
+    u->n_mtu_reports -= n;
+  }
+  napi_create_uint32(env, n, &out);
+  return out;
+}
+
 static napi_value udp_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -551,5 +643,6 @@ void mip6_udp_init(napi_env env, napi_value exports) {
   mip6_export(env, exports, "udpSetReading", udp_set_reading);
   mip6_export(env, exports, "udpSend", udp_send);
   mip6_export(env, exports, "udpSetMark", udp_set_mark);
+  mip6_export(env, exports, "udpTakeMtuReports", udp_take_mtu_reports);
   mip6_export(env, exports, "udpClose", udp_close);
 }

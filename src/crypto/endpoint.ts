@@ -35,7 +35,14 @@
  */
 import { CryptoError } from '../util/errors.js';
 import { toHex } from '../wire/hex.js';
-import { DataKind, SodiumBatchAead, type BatchAead } from './aead.js';
+import {
+  DataKind,
+  MessageType,
+  readCounter,
+  readSpi,
+  SodiumBatchAead,
+  type BatchAead,
+} from './aead.js';
 import { EndpointState, type EndpointOptions } from './endpoint-state.js';
 import { initiate } from './handshake-initiate.js';
 import { onCookieReply, onInitiation, onResponse } from './handshake-receive.js';
@@ -90,6 +97,25 @@ export class SecureEndpoint {
   /** All sessions (for status output). */
   allSessions(): PeerSession[] {
     return [...this.st.sessions.values()];
+  }
+
+  /**
+   * The session that sent the data message whose first bytes `quote` holds (as an ICMP error
+   * quotes it), or undefined: its receiver SPI must be the peer's SPI of our current or previous
+   * keys and its counter one we used among the last `window` (issue #21: an ICMP Packet Too Big
+   * counts only for a datagram we really sent lately; an off-path forger knows neither).
+   */
+  sentRecently(quote: Uint8Array, window = 1 << 20): PeerSession | undefined {
+    if (quote.length < 16 || quote[0] !== MessageType.DATA) return undefined;
+    const spi = readSpi(quote, 0);
+    const counter = readCounter(quote, 0);
+    for (const s of this.st.sessions.values()) {
+      for (const kp of [s.current, s.previous]) {
+        if (kp === null || kp.remoteSpi !== spi) continue;
+        if (counter < kp.sendCounter && counter + window >= kp.sendCounter) return s;
+      }
+    }
+    return undefined;
   }
 
   // ---- initiator -----------------------------------------------------------------------

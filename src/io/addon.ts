@@ -78,6 +78,8 @@ export interface NativeAddon {
   ): number;
   /** SO_MARK on the socket (CAP_NET_ADMIN); optional: an addon built before it lacks it. */
   udpSetMark?(h: NativeHandle, mark: number): void;
+  /** Moves up to out.length / 40 queued MTU reports into `out` (native/udp.c layout). */
+  udpTakeMtuReports?(h: NativeHandle, out: Uint8Array): number;
   udpClose(h: NativeHandle): void;
   aeadSealBatch(
     key: Uint8Array,

@@ -175,6 +175,26 @@ export interface UdpCounters {
   readonly icmpErrors: number;
   /** Received datagrams larger than a slab slot, dropped. */
   readonly rxTruncated: number;
+  /** Datagrams refused as larger than the interface MTU (EMSGSIZE; Don't Fragment is set). */
+  readonly txTooBig?: number;
+  /** ICMP Fragmentation Needed / Packet Too Big found in the error queue (see MtuReport). */
+  readonly mtuReports?: number;
+}
+
+/**
+ * An ICMP Fragmentation Needed (IPv4) / Packet Too Big (IPv6) for a datagram this socket sent,
+ * as the kernel queued it (IP_RECVERR): nothing in it is authenticated; the receiver of the
+ * report matches `quote` to what it actually sent (src/protocol/path-mtu.ts).
+ */
+export interface MtuReport {
+  /** Destination of the datagram the ICMP quotes. */
+  address: string;
+  port: number;
+  /** The MTU the ICMP announces (IP datagram bytes). */
+  mtu: number;
+  /** The first bytes of the quoted UDP payload (up to 16), and how long the quote was. */
+  quote: Uint8Array;
+  quotedLength: number;
 }
 
 /** A bound UDP socket of one family, with batched receive and send. */
@@ -199,6 +219,13 @@ export interface UdpEndpoint {
   /** Closes the socket. Idempotent; sends after it throw. */
   close(): void;
   counters(): UdpCounters;
+  /**
+   * MTU reports queued since the last call (oldest first; at most 16 are kept). Optional: the
+   * in-memory test network has none. Cheap to skip: look at counters().mtuReports first.
+   */
+  takeMtuReports?(): MtuReport[];
+  /** counters().mtuReports without building the whole counters object (per batch). */
+  mtuReportCount?(): number;
 }
 
 /**

@@ -13,6 +13,7 @@ import { OutgoingDatagramBatch, SlabDatagramBatch } from './batch.js';
 import type {
   AddressFamily,
   DatagramBatchHandler,
+  MtuReport,
   OutgoingDatagrams,
   UdpCounters,
   UdpEndpoint,
@@ -58,7 +59,15 @@ const COUNTER_NAMES = [
   'pollErrors',
   'icmpErrors',
   'rxTruncated',
+  'txTooBig',
+  'mtuReports',
 ] as const;
+/** Index of mtuReports in the counters (native/udp.c C_MTU_REPORTS). */
+const MTU_REPORTS_COUNTER = 12;
+/** native/udp.c: MTU_REPORT_LEN bytes per report, MTU_REPORTS_MAX kept. */
+const MTU_REPORT_LEN = 40;
+const MTU_REPORTS_MAX = 16;
+const QUOTE_LEN = 16;
 
 export class NativeUdpEndpoint implements UdpEndpoint {
   readonly family: AddressFamily;
@@ -202,6 +211,29 @@ export class NativeUdpEndpoint implements UdpEndpoint {
     if (this.#closed) return;
     this.#closed = true;
     this.#addon.udpClose(this.#handle);
+  }
+
+  mtuReportCount(): number {
+    return this.#counters[MTU_REPORTS_COUNTER] ?? 0;
+  }
+
+  takeMtuReports(): MtuReport[] {
+    if (this.#closed || this.#addon.udpTakeMtuReports === undefined) return [];
+    const raw = new Uint8Array(MTU_REPORT_LEN * MTU_REPORTS_MAX);
+    const n = this.#addon.udpTakeMtuReports(this.#handle, raw);
+    const out: MtuReport[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = raw.subarray(i * MTU_REPORT_LEN, (i + 1) * MTU_REPORT_LEN);
+      const quotedLength = (r[18]! << 8) | r[19]!;
+      out.push({
+        address: readAddress(this.family, r, 0),
+        port: (r[16]! << 8) | r[17]!,
+        mtu: ((r[20]! << 24) | (r[21]! << 16) | (r[22]! << 8) | r[23]!) >>> 0,
+        quote: r.slice(24, 24 + Math.min(QUOTE_LEN, quotedLength)),
+        quotedLength,
+      });
+    }
+    return out;
   }
 
   counters(): UdpCounters {

@@ -1,0 +1,392 @@
+/**
+ * Path MTU of each peer's current locator (issue #21): Datagram Packetization Layer PMTU
+ * Discovery (RFC 8899) inside the channel, plus ICMP Fragmentation Needed / Packet Too Big
+ * reports checked against what was actually sent.
+ *
+ * Every outer datagram leaves with Don't Fragment and is never fragmented by us (native/udp.c),
+ * so an inner packet only goes out when it fits the path as far as we know it: `maxInner`, the
+ * largest inner packet (channel payload) confirmed to arrive. Anything larger gets an ICMP
+ * Packet Too Big into the TUN (the driver's job), so the inner sender adapts; nothing is lost
+ * silently in a network that drops fragments or ICMP.
+ *
+ * Units: sizes here are inner packet bytes (the channel payload); `overhead` (outer IP header +
+ * UDP + channel header and tag) turns them into the path MTU of the underlay and back.
+ *
+ * The search (RFC 8899 §5.2, a binary search with the ceiling tried first):
+ *   - a new locator starts at BASE_INNER (1280, the IPv6 minimum, RFC 8200 §5: always sent)
+ *     and probes the ceiling (the TUN MTU, or the underlay MTU minus the overhead) at once;
+ *   - a probe is a PMTU_PROBE of exactly the candidate size, sealed as the sender's own
+ *     signaling; the peer answers PMTU_PROBE_ACK with the id and the size it received. An ack
+ *     confirms the size (maxInner rises); MAX_PROBES unanswered sends, PROBE_TIMER_MS apart,
+ *     mean that size does not pass, and the next candidate is the middle of what is left;
+ *   - the search ends when the confirmed size and the smallest failed one are within
+ *     SEARCH_GRANULARITY; then the current size is re-confirmed every CONFIRM_INTERVAL_MS
+ *     (a path that shrank without telling us: MAX_PROBES lost confirmations drop back to base
+ *     and search again) and the search starts again from the top after PMTU_RAISE_MS.
+ *   - a Packet Too Big / Fragmentation Needed (PTB) that the driver has matched to a datagram
+ *     we sent recently on this channel (its channel header: our peer's SPI, a counter we used)
+ *     lowers the search's ceiling to its MTU and probes that size (RFC 8899 §4.6.2); if it is
+ *     below the confirmed size, the confirmed size drops to it at once. Never below BASE_INNER
+ *     (a forged report cannot shrink the tunnel under the minimum), never up (a report can only
+ *     lower a size; only probes raise it).
+ *
+ * Messages (channel payload of kind SIGNALING, not an IPv6 packet: byte 0 has no version 6):
+ *   PMTU_PROBE:     0x12 | id (4) | zero padding up to the probed size
+ *   PMTU_PROBE_ACK: 0x13 | id (4) | received size (2)
+ *
+ * Sans-IO: the driver says when a peer's locator changes, feeds acks and checked reports, and
+ * asks poll(now) for probes to send; one heap of deadlines over all peers.
+ */
+import { DeadlineHeap } from '../util/deadline-heap.js';
+
+/** Channel payload type of a path MTU probe (either side -> its peer). */
+export const PMTU_PROBE = 0x12;
+/** Channel payload type of a probe's acknowledgement. */
+export const PMTU_PROBE_ACK = 0x13;
+/** Type + id: the smallest probe. */
+export const PMTU_PROBE_MIN_LEN = 5;
+/** Type + id + size. */
+export const PMTU_ACK_LEN = 7;
+/** The inner size always allowed: the IPv6 minimum link MTU (RFC 8200 §5), RFC 8899 BASE_PLPMTU. */
+export const BASE_INNER = 1280;
+/** RFC 8899 §5.1.1 PROBE_TIMER: "MUST NOT be smaller than 1 second". */
+export const PROBE_TIMER_MS = 1000;
+/** RFC 8899 §5.1.2 MAX_PROBES (default 3). */
+export const MAX_PROBES = 3;
+/** The search stops when confirmed and failed sizes are this close (bytes). */
+export const SEARCH_GRANULARITY = 4;
+/** Re-confirm the current size this often after a search (RFC 8899 §5.1.1 CONFIRMATION_TIMER,
+ *  shortened: one small probe per peer per interval finds a shrunken path in a minute). */
+export const CONFIRM_INTERVAL_MS = 30_000;
+/** Search upwards again this long after a search ended below the ceiling (RFC 8899
+ *  PMTU_RAISE_TIMER, 600 s). */
+export const PMTU_RAISE_MS = 600_000;
+
+/** How the current size was learnt. */
+export type PathMtuSource = 'base' | 'probe' | 'icmp';
+
+export interface PathMtuStatus {
+  locator: string;
+  /** Path MTU of the underlay in bytes (maxInner + overhead). */
+  pathMtu: number;
+  /** Largest inner packet sent through (bytes). */
+  maxInner: number;
+  source: PathMtuSource;
+  state: 'searching' | 'complete';
+  /** Largest inner size searched for (the TUN / underlay limit). */
+  ceiling: number;
+  probesSent: number;
+  probesAcked: number;
+  reportsAccepted: number;
+}
+
+interface Probe {
+  id: number;
+  size: number;
+  sentAt: number;
+  sends: number;
+  /** A confirmation of the current size (its loss is a black hole), not a search step. */
+  confirm: boolean;
+}
+
+/** One peer's current locator. `maxInner` is read by the data path on every packet. */
+export class PathMtuState {
+  maxInner = BASE_INNER;
+  source: PathMtuSource = 'base';
+  /** Smallest size known not to pass (exclusive upper bound of the search). */
+  #failed: number;
+  #probe: Probe | undefined;
+  /** A size to try next (a report's), before the halves. */
+  #candidate = 0;
+  #next = 0;
+  #complete = false;
+  #completedAt = 0;
+  probesSent = 0;
+  probesAcked = 0;
+  reportsAccepted = 0;
+
+  readonly locator: string;
+  /** Outer bytes per packet on this locator (IP header, UDP, channel header and tag). */
+  readonly overhead: number;
+  /** Largest inner size searched for. */
+  readonly ceiling: number;
+
+  constructor(locator: string, overhead: number, ceiling: number, now: number) {
+    this.locator = locator;
+    this.overhead = overhead;
+    this.ceiling = ceiling;
+    this.#failed = ceiling + 1;
+    this.#next = now;
+    if (ceiling <= BASE_INNER) this.#finish(now);
+  }
+
+  get searching(): boolean {
+    return !this.#complete;
+  }
+
+  /** When poll() has work for this path. */
+  get deadline(): number {
+    return this.#next;
+  }
+
+  status(): PathMtuStatus {
+    return {
+      locator: this.locator,
+      pathMtu: this.maxInner + this.overhead,
+      maxInner: this.maxInner,
+      source: this.source,
+      state: this.#complete ? 'complete' : 'searching',
+      ceiling: this.ceiling,
+      probesSent: this.probesSent,
+      probesAcked: this.probesAcked,
+      reportsAccepted: this.reportsAccepted,
+    };
+  }
+
+  #finish(now: number): void {
+    this.#probe = undefined;
+    this.#complete = true;
+    this.#completedAt = now;
+    this.#next = now + CONFIRM_INTERVAL_MS;
+  }
+
+  /** The next search step: a probe of the next candidate, or the end of the search. */
+  #step(now: number, nextId: () => number): { id: number; size: number } | undefined {
+    const lo = this.maxInner;
+    const hi = this.#failed;
+    if (hi - lo <= SEARCH_GRANULARITY) {
+      this.#finish(now);
+      return undefined;
+    }
+    // A reported size, else the top first (most paths carry it), then halves of what is left.
+    const wanted = this.#candidate;
+    this.#candidate = 0;
+    const size =
+      wanted > lo && wanted < hi
+        ? wanted
+        : hi === this.ceiling + 1
+          ? this.ceiling
+          : Math.floor((lo + hi) / 2);
+    return this.#send({ id: nextId(), size, sentAt: now, sends: 0, confirm: false }, now);
+  }
+
+  #send(p: Probe, now: number): { id: number; size: number } {
+    p.sentAt = now;
+    p.sends++;
+    this.#probe = p;
+    this.#next = now + PROBE_TIMER_MS;
+    this.probesSent++;
+    return { id: p.id, size: p.size };
+  }
+
+  /** Work due at `now`: a probe to send, if any. */
+  poll(now: number, nextId: () => number): { id: number; size: number } | undefined {
+    if (now < this.#next) return undefined;
+    const p = this.#probe;
+    if (p !== undefined) {
+      if (p.sends < MAX_PROBES) return this.#send(p, now);
+      this.#probe = undefined;
+      if (p.confirm) {
+        // The size that passed before no longer does: back to the base, search again.
+        this.maxInner = BASE_INNER;
+        this.source = 'base';
+        this.#complete = false;
+      }
+      this.#failed = Math.max(Math.min(this.#failed, p.size), this.maxInner + 1);
+      return this.#step(now, nextId);
+    }
+    if (!this.#complete) return this.#step(now, nextId);
+    if (this.maxInner < this.ceiling && now - this.#completedAt >= PMTU_RAISE_MS) {
+      this.#complete = false;
+      this.#failed = this.ceiling + 1;
+      return this.#step(now, nextId);
+    }
+    if (this.maxInner <= BASE_INNER) {
+      this.#next = now + CONFIRM_INTERVAL_MS; // the base needs no confirmation
+      return undefined;
+    }
+    const id = nextId();
+    return this.#send({ id, size: this.maxInner, sentAt: now, sends: 0, confirm: true }, now);
+  }
+
+  /** An ack of (id, size): true when it answers the outstanding probe. */
+  onAck(id: number, size: number, now: number): boolean {
+    const p = this.#probe;
+    if (p === undefined || p.id !== id || p.size !== size) return false;
+    this.probesAcked++;
+    this.#probe = undefined;
+    if (size > this.maxInner) {
+      this.maxInner = size;
+      this.source = 'probe';
+    }
+    if (p.confirm) this.#next = now + CONFIRM_INTERVAL_MS;
+    else this.#next = now; // the next step goes out on the next poll
+    return true;
+  }
+
+  /**
+   * A report (already matched to a datagram we sent on this channel) that the path carries at
+   * most `pathMtu` bytes. Returns what it changed.
+   */
+  onTooBig(pathMtu: number, now: number): 'lowered' | 'ceiling' | 'ignored' {
+    const inner = Math.max(BASE_INNER, pathMtu - this.overhead);
+    if (inner >= this.#failed - 1 && !(inner < this.maxInner)) return 'ignored';
+    this.reportsAccepted++;
+    if (inner < this.maxInner) {
+      this.maxInner = inner;
+      this.source = 'icmp';
+      this.#failed = inner + 1;
+      this.#finish(now);
+      return 'lowered';
+    }
+    // Between the confirmed size and the search's ceiling: probe exactly that size next.
+    this.#failed = inner + 1;
+    this.#candidate = inner;
+    this.#complete = false;
+    if (this.#probe !== undefined && this.#probe.size > inner) this.#probe = undefined;
+    if (this.#probe === undefined) this.#next = now;
+    if (inner === this.maxInner) {
+      this.source = 'icmp';
+      this.#finish(now);
+    }
+    return 'ceiling';
+  }
+}
+
+/** A probe for the driver to seal (SIGNALING) and send to `owner`'s current locator. */
+export interface ProbeToSend<Owner> {
+  owner: Owner;
+  id: number;
+  size: number;
+}
+
+/** The path MTU state of every peer (each at its current locator). */
+export class PathMtuTable<Owner> {
+  readonly #paths = new Map<Owner, PathMtuState>();
+  readonly #heap = new DeadlineHeap<Owner>();
+  #lastId = 0;
+  readonly #nextId = (): number => (this.#lastId = (this.#lastId + 1) >>> 0);
+
+  get(owner: Owner): PathMtuState | undefined {
+    return this.#paths.get(owner);
+  }
+
+  /**
+   * `owner` is (now) reached at `locator`, with `overhead` bytes per packet there and inner
+   * packets of at most `ceiling`. The same locator keeps its state; another one (a move) starts
+   * at the base and searches at once. Returns the state the data path reads.
+   */
+  setPath(
+    owner: Owner,
+    locator: string,
+    overhead: number,
+    ceiling: number,
+    now: number,
+  ): PathMtuState {
+    const known = this.#paths.get(owner);
+    if (
+      known !== undefined &&
+      known.locator === locator &&
+      known.overhead === overhead &&
+      known.ceiling === ceiling
+    ) {
+      return known;
+    }
+    const s = new PathMtuState(locator, overhead, Math.max(BASE_INNER, ceiling), now);
+    this.#paths.set(owner, s);
+    this.#heap.push(s.deadline, owner);
+    return s;
+  }
+
+  forget(owner: Owner): void {
+    this.#paths.delete(owner);
+  }
+
+  /** An ack from `owner`; false when it answers no outstanding probe (counted by the caller). */
+  onAck(owner: Owner, id: number, size: number, now: number): boolean {
+    const s = this.#paths.get(owner);
+    if (s === undefined || !s.onAck(id, size, now)) return false;
+    this.#heap.push(s.deadline, owner);
+    return true;
+  }
+
+  /** A checked report for `owner`'s path (see PathMtuState.onTooBig). */
+  onTooBig(owner: Owner, pathMtu: number, now: number): 'lowered' | 'ceiling' | 'ignored' {
+    const s = this.#paths.get(owner);
+    if (s === undefined) return 'ignored';
+    const r = s.onTooBig(pathMtu, now);
+    if (r !== 'ignored') this.#heap.push(s.deadline, owner);
+    return r;
+  }
+
+  #live = (owner: Owner, at: number): boolean => this.#paths.get(owner)?.deadline === at;
+
+  nextDeadline(): number {
+    return this.#heap.peekLive(this.#live);
+  }
+
+  /** Probes due at `now`. */
+  poll(now: number): ProbeToSend<Owner>[] {
+    const out: ProbeToSend<Owner>[] = [];
+    while (this.#heap.peekLive(this.#live) <= now) {
+      const owner = this.#heap.pop();
+      const s = this.#paths.get(owner);
+      if (s === undefined) continue;
+      const p = s.poll(now, this.#nextId);
+      if (p !== undefined) out.push({ owner, id: p.id, size: p.size });
+      this.#heap.push(s.deadline, owner);
+    }
+    return out;
+  }
+}
+
+/** A probe of exactly `size` bytes (at least PMTU_PROBE_MIN_LEN). */
+export function encodeProbe(id: number, size: number): Uint8Array {
+  if (size < PMTU_PROBE_MIN_LEN) throw new RangeError('probe shorter than its header');
+  const out = new Uint8Array(size);
+  out[0] = PMTU_PROBE;
+  writeU32(out, 1, id);
+  return out;
+}
+
+export function encodeProbeAck(id: number, size: number): Uint8Array {
+  const out = new Uint8Array(PMTU_ACK_LEN);
+  out[0] = PMTU_PROBE_ACK;
+  writeU32(out, 1, id);
+  out[5] = (size >>> 8) & 0xff;
+  out[6] = size & 0xff;
+  return out;
+}
+
+/** A probe or ack at buf[off, off + len), or undefined when it is neither (malformed). */
+export function decodePathMtuMessage(
+  buf: Uint8Array,
+  off: number,
+  len: number,
+): { type: 'probe' | 'ack'; id: number; size: number } | undefined {
+  const type = buf[off];
+  if (type === PMTU_PROBE && len >= PMTU_PROBE_MIN_LEN) {
+    return { type: 'probe', id: readU32(buf, off + 1), size: len };
+  }
+  if (type === PMTU_PROBE_ACK && len === PMTU_ACK_LEN) {
+    return { type: 'ack', id: readU32(buf, off + 1), size: (buf[off + 5]! << 8) | buf[off + 6]! };
+  }
+  return undefined;
+}
+
+/** True when the channel payload at `off` is a probe or an ack (byte 0 is its type). */
+export function isPathMtuMessage(buf: Uint8Array, off: number): boolean {
+  const t = buf[off];
+  return t === PMTU_PROBE || t === PMTU_PROBE_ACK;
+}
+
+function writeU32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v >>> 24;
+  b[off + 1] = (v >>> 16) & 0xff;
+  b[off + 2] = (v >>> 8) & 0xff;
+  b[off + 3] = v & 0xff;
+}
+
+function readU32(b: Uint8Array, off: number): number {
+  return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+}

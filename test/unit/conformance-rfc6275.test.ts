@@ -240,3 +240,27 @@ void t.test('MN: BA 137 from a CN fetches the care-of token again (§11.7.3)', a
   t.ok(p.mn.routeOptimized, 'the BU with the fresh care-of token binds');
   t.equal(p.cn.get(HOA)?.careOfAddress, COA);
 });
+
+void t.test(
+  'MN: HoTI and CoTI carry neither HAO nor RH2; the HoTI goes through the tunnel while route optimized (§6.1)',
+  async (t) => {
+    const p = correspondents(true);
+    p.exchange(p.mn.setCareOf(COA, 0), 0);
+    t.ok(p.mn.routeOptimized);
+    // A Binding Refresh Request from the CN restarts RR while the route is optimized; past
+    // MAX_TOKEN_LIFETIME (210 s) the home token is fetched again too.
+    const again = p.mn.onBindingRefreshRequest(300_000);
+    const tests = [...p.toCn, ...again.filter((a): a is Send => a.kind === 'send')].filter(
+      (s) => s.message === 'homeTestInit' || s.message === 'careOfTestInit',
+    );
+    t.equal(tests.length, 4, 'two HoTIs and two CoTIs');
+    for (const s of tests) {
+      const d = decodePacket(s.packet);
+      t.equal(d.homeAddress, undefined, `${s.message}: no Home Address option`);
+      t.equal(d.routingHomeAddress, undefined, `${s.message}: no type 2 routing header`);
+      t.equal(d.source, s.message === 'homeTestInit' ? HOA : COA);
+      t.equal(s.path, s.message === 'homeTestInit' ? 'tunnel' : 'direct');
+    }
+    t.ok(p.mn.routeOptimized, 'data stays direct meanwhile');
+  },
+);

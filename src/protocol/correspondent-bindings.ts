@@ -77,6 +77,7 @@ import {
   verifyMobilityHeader,
 } from './return-routability.js';
 import type { Locator } from './locator.js';
+import { checkMobilityHeader, mobilityHeaderAnswer } from './mobility-header-check.js';
 import { lifetimeUnitsToSeconds, secondsToLifetimeUnits, seqNewer } from './sequence.js';
 
 /** mip6 choice: at most this many HoT/CoT answers per second to anonymous requests, all
@@ -162,7 +163,12 @@ export interface CorrespondentOrigin {
 }
 
 export type CorrespondentMessageKind =
-  'homeTest' | 'careOfTest' | 'bindingAcknowledgement' | 'bindingError' | 'bindingRefreshRequest';
+  | 'homeTest'
+  | 'careOfTest'
+  | 'bindingAcknowledgement'
+  | 'bindingError'
+  | 'bindingRefreshRequest'
+  | 'parameterProblem';
 
 export type CorrespondentAction =
   | {
@@ -323,13 +329,37 @@ export class CorrespondentBindings {
     } catch {
       return [{ kind: 'drop', reason: 'malformed' }];
     }
-    const mh = d.mobility;
-    if (mh === undefined) return [{ kind: 'drop', reason: 'not-mobility' }];
-    if (mh.checksumValid === false) return [{ kind: 'drop', reason: 'mh-checksum' }];
-    if (mh.payloadProto !== IPPROTO.NONE) return [{ kind: 'drop', reason: 'mh-payload-proto' }];
+    const verdict = checkMobilityHeader(d);
+    if (verdict.action === 'drop') return [{ kind: 'drop', reason: verdict.reason }];
     if (!this.#addresses.has(keyOfText(d.destination)) && d.routingHomeAddress === undefined) {
       return [{ kind: 'drop', reason: 'not-for-us' }];
     }
+    if (verdict.action === 'parameterProblem') {
+      // RFC 6275 §9.2: Payload Proto not 59, or Header Len too short; rate-limited like BEs.
+      if (!this.#beBucket.take(now)) return [{ kind: 'drop', reason: 'be-rate' }];
+      const answer = mobilityHeaderAnswer(verdict, packet, d.destination);
+      return [
+        { kind: 'drop', reason: verdict.reason },
+        {
+          kind: 'send',
+          message: 'parameterProblem',
+          destination: d.source,
+          homeAddress: d.homeAddress ?? UNSPECIFIED,
+          packet: answer,
+        },
+      ];
+    }
+    if (verdict.action === 'bindingError') {
+      const be = this.bindingErrorFor(
+        verdict.homeAddress,
+        d.source,
+        d.destination,
+        now,
+        verdict.status,
+      );
+      return [{ kind: 'drop', reason: verdict.reason }, be ?? { kind: 'drop', reason: 'be-rate' }];
+    }
+    const mh = verdict.message;
     switch (mh.kind) {
       case 'homeTestInit': {
         if (d.homeAddress !== undefined) return [{ kind: 'drop', reason: 'hoti-with-hao' }];
@@ -347,16 +377,7 @@ export class CorrespondentBindings {
       }
       case 'bindingUpdate':
         return this.#onBindingUpdate(d, mh, packet.subarray(d.upperOffset), now, origin);
-      case 'unknown': {
-        const be = this.bindingErrorFor(
-          UNSPECIFIED,
-          d.source,
-          d.destination,
-          now,
-          BE_STATUS.UNRECOGNIZED_MH_TYPE,
-        );
-        return be ? [be] : [{ kind: 'drop', reason: 'be-rate' }];
-      }
+      case 'unknown': // answered by checkMobilityHeader above
       case 'bindingAcknowledgement':
       case 'bindingError':
       case 'bindingRefreshRequest':

@@ -12,13 +12,20 @@ import { WireError } from '../util/errors.js';
 import type { DecodedIcmpv6 } from '../wire/icmpv6.js';
 import type { DecodedMobilityMessage } from '../wire/mobility.js';
 import { mobilitySignal } from '../wire/mobility-signal.js';
-import { decodePacket } from '../wire/packet.js';
+import { decodePacket, type DecodedPacket } from '../wire/packet.js';
+import { checkMobilityHeader, mobilityHeaderAnswer } from './mobility-header-check.js';
 
 export type MobileNodeSignal =
   /** Not signaling the HA may send at all: refused without a look inside. */
   | { kind: 'ignored'; reason: 'unexpected-signaling' }
   /** Refused after decoding (the packet was seen: captured, not counted as signaling). */
   | { kind: 'refused'; reason: string }
+  /**
+   * A Mobility Header that fails the RFC 6275 §9.2 checks: `packet` is the Parameter Problem or
+   * Binding Error to send back (to the HA in its channel, or through it to a forwarded
+   * packet's source), rate-limited by the driver.
+   */
+  | { kind: 'answer'; reason: string; packet: Uint8Array }
   /** A Mobility Header message to act on (counted as signaling in). */
   | { kind: 'mobility'; message: DecodedMobilityMessage }
   /** A DHAAD Reply or Mobile Prefix Advertisement (counted as signaling in). */
@@ -46,17 +53,26 @@ export function classifyMobileNodeSignal(
     return { kind: 'discovery', message: msg };
   }
   if (sig !== 'mh' && sig !== 'rr') return { kind: 'ignored', reason: 'unexpected-signaling' };
-  let mh: DecodedMobilityMessage | undefined;
+  let decoded: DecodedPacket;
   try {
-    mh = decodePacket(packet).mobility;
+    decoded = decodePacket(packet);
   } catch (err) {
     return {
       kind: 'refused',
       reason: err instanceof WireError ? `wire-${err.code}` : 'malformed-inner',
     };
   }
-  if (mh === undefined || mh.checksumValid === false)
-    return { kind: 'refused', reason: 'mh-invalid' };
+  const verdict = checkMobilityHeader(decoded);
+  if (verdict.action === 'drop') return { kind: 'refused', reason: 'mh-invalid' };
+  if (verdict.action !== 'accept') {
+    // RFC 6275 §9.2: answered (rate-limited by the driver) from the address it was sent to.
+    return {
+      kind: 'answer',
+      reason: verdict.reason,
+      packet: mobilityHeaderAnswer(verdict, packet, decoded.destination),
+    };
+  }
+  const mh = verdict.message;
   const rr = mh.kind === 'homeTest' || mh.kind === 'homeTestInit';
   if (fromHomeAgent === rr) {
     // Return routability's HoT/HoTI only ever come forwarded; everything else only from the HA.

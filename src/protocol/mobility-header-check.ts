@@ -4,15 +4,22 @@
  *   1. checksum wrong ........................................ drop, silently
  *   2. Payload Proto is not 59 (IPPROTO_NONE) ................. ICMPv6 Parameter Problem, code 0,
  *                                                                pointer to Payload Proto; drop
- *   3. (Header Len below the minimum for the type: decodePacket already throws WireError
- *      ERR_BAD_LENGTH, which the driver counts and drops)
+ *   3. Header Len below the minimum for the type .............. ICMPv6 Parameter Problem, code 0,
+ *                                                                pointer to Header Len; drop
+ *      (decodePacket leaves such a header undecoded in `shortMobilityHeader`)
  *   4. MH Type unknown ........................................ Binding Error status 2; drop
  * Both answers are ICMP-like errors: the driver sends them through an ErrorRateLimiter
  * (RFC 6275 §9.3.3 asks to rate-limit Binding Errors, RFC 4443 §2.4 (f) ICMPv6 errors).
- * Used by the home agent; the mobile node (signaling from its HA) and the correspondent
- * (HoTI / CoTI / BU) should call it right after decodePacket too.
+ * Every role calls it right after decodePacket: the home agent (BUs from members), the mobile
+ * node (signaling from its HA, return routability forwarded by it, the direct path) and the
+ * correspondent (HoTI / CoTI / BU).
  */
-import { MH_PAYLOAD_PROTO_NONE, MH_PAYLOAD_PROTO_OFF } from '../wire/mobility.js';
+import {
+  MH_HEADER_LEN_OFF,
+  MH_PAYLOAD_PROTO_NONE,
+  MH_PAYLOAD_PROTO_OFF,
+  type DecodedMobilityMessage,
+} from '../wire/mobility.js';
 import { buildParameterProblem } from '../wire/icmpv6.js';
 import { encodeMobilityPacket, type DecodedPacket } from '../wire/packet.js';
 import { BE_STATUS, IPPROTO } from '../wire/types.js';
@@ -22,11 +29,11 @@ import { IPV6_HEADER_LEN, IPV6_NEXT_HEADER_OFF } from '../wire/ipv6.js';
 const UNSPECIFIED = '::';
 
 export type MobilityHeaderVerdict =
-  | { action: 'accept' }
+  | { action: 'accept'; message: DecodedMobilityMessage }
   | { action: 'drop'; reason: 'not-mobility' | 'mh-checksum' }
   | {
       action: 'parameterProblem';
-      reason: 'mh-payload-proto';
+      reason: 'mh-payload-proto' | 'mh-header-len';
       /** ICMPv6 Parameter Problem code (0: erroneous header field). */
       code: 0;
       /** Offset of the offending byte in the packet (RFC 4443 §3.4). */
@@ -44,6 +51,17 @@ export type MobilityHeaderVerdict =
 
 /** Checks the Mobility Header of a decoded packet in RFC 6275 §9.2 order. */
 export function checkMobilityHeader(packet: DecodedPacket): MobilityHeaderVerdict {
+  const short = packet.shortMobilityHeader;
+  if (short !== undefined) {
+    if (short.checksumValid !== true) return { action: 'drop', reason: 'mh-checksum' };
+    const payloadProto = short.payloadProto !== MH_PAYLOAD_PROTO_NONE;
+    return {
+      action: 'parameterProblem',
+      reason: payloadProto ? 'mh-payload-proto' : 'mh-header-len',
+      code: 0,
+      pointer: packet.upperOffset + (payloadProto ? MH_PAYLOAD_PROTO_OFF : MH_HEADER_LEN_OFF),
+    };
+  }
   const mh = packet.mobility;
   if (mh === undefined) return { action: 'drop', reason: 'not-mobility' };
   if (mh.checksumValid === false) return { action: 'drop', reason: 'mh-checksum' };
@@ -64,7 +82,7 @@ export function checkMobilityHeader(packet: DecodedPacket): MobilityHeaderVerdic
       destination: packet.source,
     };
   }
-  return { action: 'accept' };
+  return { action: 'accept', message: mh };
 }
 
 /**

@@ -21,8 +21,12 @@ import {
   type Ipv6HeaderInput,
 } from './ipv6.js';
 import {
+  MH_HEADER_LEN_OFF,
+  MH_PAYLOAD_PROTO_OFF,
+  MH_TYPE_OFF,
   decodeMobilityHeader,
   encodeMobilityHeader,
+  minHeaderLen,
   type DecodedMobilityMessage,
 } from './mobility.js';
 import { formatIpv6 } from './address.js';
@@ -74,9 +78,23 @@ export interface DecodedPacket extends Ipv6Header {
   upperOffset: number;
   upperLength: number;
   mobility?: DecodedMobilityMessage;
+  /**
+   * A Mobility Header whose Header Len is below the minimum for its type (RFC 6275 §9.2): not
+   * decoded (`mobility` stays undefined); the receiver answers with a Parameter Problem that
+   * points at Header Len (protocol/mobility-header-check.ts).
+   */
+  shortMobilityHeader?: ShortMobilityHeader;
   icmpv6?: DecodedIcmpv6;
   tcp?: TcpSummary;
   udp?: UdpSummary;
+}
+
+export interface ShortMobilityHeader {
+  mhType: number;
+  headerLen: number;
+  payloadProto: number;
+  /** Over the (Header Len + 1) * 8 bytes the header claims; undefined when not verified. */
+  checksumValid?: boolean;
 }
 
 export interface DecodeOptions {
@@ -141,6 +159,27 @@ export function decodePacket(bytes: Uint8Array, opts: DecodeOptions = {}): Decod
   if (!fragmented) {
     switch (walk.upperProtocol) {
       case IPPROTO.MH:
+        need(bytes, walk.upperOffset, 8, 'Mobility Header', end);
+        if (u8(upper, MH_HEADER_LEN_OFF) < minHeaderLen(u8(upper, MH_TYPE_OFF))) {
+          const short: ShortMobilityHeader = {
+            mhType: u8(upper, MH_TYPE_OFF),
+            headerLen: u8(upper, MH_HEADER_LEN_OFF),
+            payloadProto: u8(upper, MH_PAYLOAD_PROTO_OFF),
+          };
+          const len = (short.headerLen + 1) * 8;
+          if (verify && len <= upper.length) {
+            valid = short.checksumValid = transportChecksumOk(
+              bytes,
+              walk.upperOffset,
+              len,
+              IPPROTO.MH,
+              srcOff,
+              dstOff,
+            );
+          }
+          pkt.shortMobilityHeader = short;
+          break;
+        }
         pkt.mobility = decodeMobilityHeader(upper);
         if (verify) {
           const len = pkt.mobility.length;

@@ -1,7 +1,10 @@
 /**
  * Inner packets for the simulations: what an application on a node would write into its TUN.
  */
+import { upperLayerChecksum } from '../../src/wire/checksum.js';
+import { IPV6_HEADER_LEN } from '../../src/wire/ipv6.js';
 import { encodeIcmpv6Packet } from '../../src/wire/packet.js';
+import { IPPROTO } from '../../src/wire/types.js';
 
 /** ICMPv6 identifier of every echo(); tests tell their packets apart by `sequence`. */
 export const ECHO_IDENTIFIER = 7;
@@ -21,4 +24,33 @@ export function echo(source: string, destination: string, sequence: number, size
       data: new Uint8Array(size).fill(sequence & 0xff),
     },
   });
+}
+
+/**
+ * A copy of the Mobility Header packet `p` (no extension headers: the MH at byte 40) with MH
+ * byte `at` set to `value`, optionally cut to an MH of `mhLen` bytes (Payload Length follows),
+ * and the MH checksum recomputed over the pseudo-header of `source` -> `destination`: a packet
+ * whose only fault is the one asked for.
+ */
+export function patchMobilityHeader(
+  p: Uint8Array,
+  at: number,
+  value: number,
+  addresses: { source: string; destination: string },
+  mhLen?: number,
+): Uint8Array {
+  const q = p.slice(0, mhLen === undefined ? p.length : IPV6_HEADER_LEN + mhLen);
+  if (mhLen !== undefined) q[5] = mhLen;
+  q[IPV6_HEADER_LEN + at] = value;
+  q[IPV6_HEADER_LEN + 4] = 0;
+  q[IPV6_HEADER_LEN + 5] = 0;
+  const c = upperLayerChecksum(
+    addresses.source,
+    addresses.destination,
+    IPPROTO.MH,
+    q.subarray(IPV6_HEADER_LEN),
+  );
+  q[IPV6_HEADER_LEN + 4] = c >> 8;
+  q[IPV6_HEADER_LEN + 5] = c & 0xff;
+  return q;
 }

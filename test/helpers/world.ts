@@ -15,6 +15,7 @@ import {
   type MobileNodeOptions,
 } from '../../src/roles/mn/mobile-node.js';
 import type { NodeEnvironment } from '../../src/roles/common.js';
+import type { BindingStore } from '../../src/io/binding-store.js';
 import {
   RouteOptimization,
   type RouteOptimizationOptions,
@@ -116,8 +117,11 @@ export class World {
     delayMs?: number;
     seed?: number;
     maxLifetime?: number;
+    maxBindings?: number;
     /** The HA's revocation check (EndpointOptions.isRevoked). */
     isRevoked?: (publicKey: Uint8Array) => boolean;
+    /** The HA's binding store ([home] state). */
+    store?: BindingStore;
   }) {
     this.net = new FakeNetwork(this.clock, {
       loss: opts.loss ?? 0,
@@ -147,9 +151,12 @@ export class World {
       homeAgentAddress: HA_HOME_ADDRESS,
       maxLifetimeSeconds: opts.maxLifetime ?? 600,
       natKeepaliveSeconds: 110,
-      maxBindings: 1000,
+      maxBindings: opts.maxBindings ?? 1000,
       homeLink: this.homeLink,
       isHomeLink: (ifindex) => ifindex === HA_HOME_LINK_INDEX,
+      ...(opts.store !== undefined
+        ? { store: opts.store, wallClock: () => T0 + this.clock.now() }
+        : {}),
     });
     this.ha.start();
   }
@@ -160,7 +167,10 @@ export class World {
       delayMs?: number;
       seed?: number;
       maxLifetime?: number;
+      /** The HA's binding cache size (default 1000). */
+      maxBindings?: number;
       isRevoked?: (publicKey: Uint8Array) => boolean;
+      store?: BindingStore;
     } = {},
   ): Promise<World> {
     await initCrypto();

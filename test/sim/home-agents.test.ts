@@ -256,3 +256,48 @@ void t.test('the HA dies: the MN fails over to the next HA it learned', async (t
   t.ok(two.ha.counters.tunnelPacketsIn > beforeIn, 'reverse-tunneled through HA2');
   two.close();
 });
+
+void t.test(
+  'a home agent that refuses the registration (BA 130) makes the MN fail over at once',
+  async (t) => {
+    // HA1 holds one binding. The MN registers there and learns HA2; HA1 then loses the MN's
+    // binding and another member takes the only place, so the MN's next BU gets status 130.
+    const w = await World.create({ maxBindings: 1 });
+    const two = secondHomeAgent(w);
+    w.ha.setDiscovery(discovery(two.key, 10, 5));
+    const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
+    m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+    m.mn.start();
+    await w.until(() => m.mn.registration.state === 'registered');
+    await w.until(() => m.mn.learnedAgents.size === 3);
+    w.ha.cache.delete(HOA, w.clock.now());
+    const other = w.mobileNode({
+      homeAddress: '2001:db8:100::11',
+      address4: '203.0.113.11',
+      address6: '2001:db8:3::11',
+    });
+    other.careOf.candidates = [{ family: 4, localAddress: '203.0.113.11' }];
+    other.mn.start();
+    await w.until(() => other.mn.registration.state === 'registered');
+    t.equal(w.ha.cache.size, 1, 'HA1 is full');
+
+    // A move: the BU to HA1 is refused for lack of room; the MN goes to HA2 without waiting.
+    m.careOf.candidates = [{ family: 4, localAddress: '203.0.113.12' }];
+    m.careOf.changed();
+    const took = await w.until(
+      () => m.mn.homeAgentAddress === HA2_HOME && m.mn.registration.state === 'registered',
+      3000,
+    );
+    t.ok(took >= 0, `registered at HA2 ${took} ms after the move`);
+    t.ok(
+      m.events.some((e) => e.event === 'failed' && e.fields.status === 130),
+      'HA1 answered 130',
+    );
+    t.same(m.events.find((e) => e.event === 'home-agent-switch')?.fields, {
+      from: HA_HOME_ADDRESS,
+      to: HA2_HOME,
+    });
+    t.equal(two.ha.cache.get(HOA)?.homeAddress, HOA, 'HA2 holds the binding');
+    two.close();
+  },
+);

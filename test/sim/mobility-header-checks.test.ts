@@ -7,10 +7,10 @@
 import t from 'tap';
 import { DataKind } from '../../src/crypto/aead.js';
 import type { PeerSession } from '../../src/crypto/endpoint.js';
-import { upperLayerChecksum } from '../../src/wire/checksum.js';
 import { decodePacket, encodeMobilityPacket, type DecodedPacket } from '../../src/wire/packet.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
 import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
+import { patchMobilityHeader } from '../helpers/packets.js';
 import { World, HA4, HA_HOME_ADDRESS, HA_PORT } from '../helpers/world.js';
 
 const HOA = '2001:db8:100::66';
@@ -47,11 +47,11 @@ function unknownType(): Uint8Array {
   });
 }
 
-/** A BU whose Payload Proto is 6 (TCP), checksum recomputed so only that field is wrong. */
-function badPayloadProto(): Uint8Array {
-  const p = encodeMobilityPacket({
-    source: HOA,
-    destination: HA_HOME_ADDRESS,
+const TO_HA = { source: HOA, destination: HA_HOME_ADDRESS };
+
+function bu(): Uint8Array {
+  return encodeMobilityPacket({
+    ...TO_HA,
     message: {
       kind: 'bindingUpdate',
       sequence: 1,
@@ -60,13 +60,11 @@ function badPayloadProto(): Uint8Array {
       options: [{ type: 'ipv4CareOfAddress', address: ADDR4 }],
     },
   });
-  p[40] = 6;
-  p[44] = 0;
-  p[45] = 0;
-  const c = upperLayerChecksum(HOA, HA_HOME_ADDRESS, 135, p.subarray(40));
-  p[44] = c >> 8;
-  p[45] = c & 0xff;
-  return p;
+}
+
+/** A BU whose Payload Proto is 6 (TCP), checksum recomputed so only that field is wrong. */
+function badPayloadProto(): Uint8Array {
+  return patchMobilityHeader(bu(), 0, 6, TO_HA);
 }
 
 void t.test('unknown MH type: Binding Error status 2, rate-limited', async (t) => {
@@ -109,4 +107,32 @@ void t.test('Payload Proto not 59: ICMPv6 Parameter Problem code 0 at byte 40', 
     m.got.some((p) => p.mobility?.kind === 'bindingAcknowledgement'),
     'no Binding Acknowledgement',
   );
+});
+
+/** A BU with Header Len 0 (its minimum is 1: 12 bytes of fixed fields), checksum over 8 bytes. */
+function shortHeaderLen(): Uint8Array {
+  return patchMobilityHeader(bu(), 1, 0, TO_HA, 8);
+}
+
+void t.test('Header Len below the minimum: Parameter Problem code 0 at byte 41', async (t) => {
+  const w = await World.create({ delayMs: 1 });
+  const m = await member(w);
+  t.ok(m.ready, 'channel up');
+  m.send(shortHeaderLen());
+  await w.run(20);
+  const pp = m.got.filter((p) => p.icmpv6?.kind === 'parameterProblem');
+  t.equal(pp.length, 1, 'one Parameter Problem');
+  const icmp = pp[0]?.icmpv6;
+  t.equal(icmp?.kind === 'parameterProblem' && icmp.code, 0, 'code 0');
+  t.equal(icmp?.kind === 'parameterProblem' && icmp.pointer, 41, 'pointer: Header Len');
+  t.equal(w.ha.drops.get('mh-header-len'), 1, 'counted');
+  t.equal(w.ha.cache.size, 0, 'the BU was not processed');
+
+  // The same with a wrong checksum: dropped silently (the checksum is checked first).
+  const bad = shortHeaderLen();
+  bad[44] = (bad[44] ?? 0) ^ 0xff;
+  m.send(bad);
+  await w.run(20);
+  t.equal(m.got.filter((p) => p.icmpv6?.kind === 'parameterProblem').length, 1, 'no second one');
+  t.equal(w.ha.drops.get('mh-checksum'), 1, 'counted as a checksum drop');
 });

@@ -27,6 +27,7 @@ import {
   testRrCrypto as testCrypto,
   type RrTokens,
 } from '../helpers/rr.js';
+import { patchMobilityHeader } from '../helpers/packets.js';
 
 const CN = '2001:db8:4::10';
 const HOA = '2001:db8:100::5';
@@ -280,6 +281,47 @@ void t.test(
       const own = rr(cn, HOA, COA, channel(LAPTOP_KEY, L1), 2000);
       const atVictim = rr(cn, HOA, COA, channel(LAPTOP_KEY, VICTIM), 2000);
       t.notSame(own.careOfToken, atVictim.careOfToken, 'a different token per locator');
+    });
+  },
+);
+
+void t.test(
+  'the correspondent applies the shared RFC 6275 §9.2 Mobility Header checks',
+  async (t) => {
+    const cn = new CorrespondentBindings(testCrypto(23), { addresses: [CN] });
+    const hoti = rrInit('homeTestInit', HOA, CN);
+    const patched = (p: Uint8Array, at: number, value: number, mhLen?: number): Uint8Array =>
+      patchMobilityHeader(p, at, value, { source: HOA, destination: CN }, mhLen);
+
+    await t.test('Payload Proto not 59: Parameter Problem at byte 40', async (t) => {
+      const out = cn.handle(patched(hoti, 0, 6), 0);
+      t.same(drops(out), ['mh-payload-proto']);
+      const pp = decodePacket(sent(out).packet);
+      t.equal(sent(out).message, 'parameterProblem');
+      t.equal(pp.source, CN);
+      t.equal(pp.destination, HOA);
+      t.match(pp.icmpv6, { kind: 'parameterProblem', code: 0, pointer: 40 });
+    });
+    await t.test('Header Len below the minimum: Parameter Problem at byte 41', async (t) => {
+      const out = cn.handle(patched(hoti, 1, 0, 8), 0);
+      t.same(drops(out), ['mh-header-len']);
+      t.match(decodePacket(sent(out).packet).icmpv6, { kind: 'parameterProblem', pointer: 41 });
+    });
+    await t.test('unknown MH type: Binding Error status 2', async (t) => {
+      const out = cn.handle(patched(hoti, 2, 99), 0);
+      t.same(drops(out), ['mh-unknown-type']);
+      t.match(decodePacket(sent(out).packet).mobility, { kind: 'bindingError', status: 2 });
+    });
+    await t.test('a wrong checksum is dropped silently', async (t) => {
+      const bad = hoti.slice();
+      bad[44] = (bad[44] ?? 0) ^ 0xff;
+      const out = cn.handle(bad, 0);
+      t.same(out, [{ kind: 'drop', reason: 'mh-checksum' }]);
+    });
+    await t.test('not addressed to us: dropped without an answer', async (t) => {
+      const other = rrInit('homeTestInit', HOA, '2001:db8:4::99');
+      const out = cn.handle(other, 0);
+      t.same(out, [{ kind: 'drop', reason: 'not-for-us' }]);
     });
   },
 );

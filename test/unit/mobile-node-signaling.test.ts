@@ -5,7 +5,8 @@
  */
 import t from 'tap';
 import { classifyMobileNodeSignal } from '../../src/protocol/mobile-node-signaling.js';
-import { encodeIcmpv6Packet, encodeMobilityPacket } from '../../src/wire/packet.js';
+import { decodePacket, encodeIcmpv6Packet, encodeMobilityPacket } from '../../src/wire/packet.js';
+import { patchMobilityHeader } from '../helpers/packets.js';
 
 const HA = '2001:db8:100::1';
 const HOA = '2001:db8:100::1000';
@@ -46,7 +47,7 @@ const reply = encodeIcmpv6Packet({
   message: { kind: 'haadReply', identifier: 9, mobileRouter: false, homeAgentAddresses: [HA] },
 });
 
-t.test('the HA’s own signaling', async (t) => {
+void t.test('the HA’s own signaling', async (t) => {
   t.match(classifyMobileNodeSignal(ba, true), {
     kind: 'mobility',
     message: { kind: 'bindingAcknowledgement' },
@@ -62,7 +63,7 @@ t.test('the HA’s own signaling', async (t) => {
   t.same(classifyMobileNodeSignal(hot, true), { kind: 'refused', reason: 'unexpected-homeTest' });
 });
 
-t.test('forwarded: only return routability', async (t) => {
+void t.test('forwarded: only return routability', async (t) => {
   t.match(classifyMobileNodeSignal(hot, false), {
     kind: 'mobility',
     message: { kind: 'homeTest' },
@@ -70,7 +71,7 @@ t.test('forwarded: only return routability', async (t) => {
   t.same(classifyMobileNodeSignal(ba, false), { kind: 'refused', reason: 'forwarded-signaling' });
 });
 
-t.test('damaged or not signaling', async (t) => {
+void t.test('damaged or not signaling', async (t) => {
   const bad = ba.slice();
   bad[bad.length - 1]! ^= 0xff;
   t.same(classifyMobileNodeSignal(bad, true), { kind: 'refused', reason: 'mh-invalid' });
@@ -95,3 +96,34 @@ t.test('damaged or not signaling', async (t) => {
     reason: 'unexpected-signaling',
   });
 });
+
+void t.test(
+  'the RFC 6275 §9.2 checks: answered, from the address the packet was sent to',
+  async (t) => {
+    const patched = (p: Uint8Array, at: number, value: number, mhLen?: number, from = HA) =>
+      patchMobilityHeader(p, at, value, { source: from, destination: HOA }, mhLen);
+    const unknown = classifyMobileNodeSignal(patched(brr, 2, 99), true);
+    t.match(unknown, { kind: 'answer', reason: 'mh-unknown-type' });
+    const be = unknown.kind === 'answer' ? decodePacket(unknown.packet) : undefined;
+    t.match(be, { source: HOA, destination: HA, mobility: { kind: 'bindingError', status: 2 } });
+
+    const proto = classifyMobileNodeSignal(patched(ba, 0, 6), true);
+    t.match(proto, { kind: 'answer', reason: 'mh-payload-proto' });
+    const pp = proto.kind === 'answer' ? decodePacket(proto.packet) : undefined;
+    t.match(pp, { destination: HA, icmpv6: { kind: 'parameterProblem', code: 0, pointer: 40 } });
+
+    // A BA needs Header Len >= 1; 0 gets a Parameter Problem pointing at Header Len.
+    const short = classifyMobileNodeSignal(patched(ba, 1, 0, 8), true);
+    t.match(short, { kind: 'answer', reason: 'mh-header-len' });
+    const pp2 = short.kind === 'answer' ? decodePacket(short.packet) : undefined;
+    t.match(pp2, { icmpv6: { kind: 'parameterProblem', pointer: 41 } });
+
+    // A forwarded HoT with a bad Payload Proto is answered toward its source (the CN).
+    const fwd = classifyMobileNodeSignal(patched(hot, 0, 6, undefined, CN), false);
+    t.match(fwd, { kind: 'answer', reason: 'mh-payload-proto' });
+    t.match(fwd.kind === 'answer' ? decodePacket(fwd.packet) : undefined, {
+      source: HOA,
+      destination: CN,
+    });
+  },
+);

@@ -38,7 +38,46 @@ function patch(packet: Uint8Array, at: number, value: number, fixChecksum = true
 
 void t.test('a well-formed BU is accepted', async (t) => {
   const p = encodeMobilityPacket({ source: MN, destination: HA, message: bu });
-  t.same(checkMobilityHeader(decodePacket(p)), { action: 'accept' });
+  const v = checkMobilityHeader(decodePacket(p));
+  t.equal(v.action, 'accept');
+  t.equal(v.action === 'accept' && v.message.kind, 'bindingUpdate', 'with the decoded message');
+});
+
+void t.test('Header Len below the minimum: Parameter Problem code 0 at Header Len', async (t) => {
+  // A BU needs Header Len >= 1 (12 bytes of fixed fields); 0 claims only 8 bytes.
+  const full = encodeMobilityPacket({ source: MN, destination: HA, message: bu });
+  const p = patch(full.slice(0, MH_OFF + 8), 1, 0);
+  p[5] = 8; // Payload Length
+  p[MH_OFF + 4] = 0;
+  p[MH_OFF + 5] = 0;
+  const c = upperLayerChecksum(MN, HA, 135, p.subarray(MH_OFF));
+  p[MH_OFF + 4] = c >> 8;
+  p[MH_OFF + 5] = c & 0xff;
+  const d = decodePacket(p);
+  t.equal(d.mobility, undefined, 'not decoded as a BU');
+  t.same(d.shortMobilityHeader, { mhType: 5, headerLen: 0, payloadProto: 59, checksumValid: true });
+  t.same(checkMobilityHeader(d), {
+    action: 'parameterProblem',
+    reason: 'mh-header-len',
+    code: 0,
+    pointer: MH_OFF + 1,
+  });
+  // Checksum first, then Payload Proto, then Header Len (RFC 6275 §9.2).
+  const badSum = p.slice();
+  badSum[MH_OFF + 4] = (badSum[MH_OFF + 4] ?? 0) ^ 1;
+  t.same(checkMobilityHeader(decodePacket(badSum)), { action: 'drop', reason: 'mh-checksum' });
+  const proto = p.slice();
+  proto[MH_OFF] = 6;
+  proto[MH_OFF + 4] = 0;
+  proto[MH_OFF + 5] = 0;
+  const c2 = upperLayerChecksum(MN, HA, 135, proto.subarray(MH_OFF));
+  proto[MH_OFF + 4] = c2 >> 8;
+  proto[MH_OFF + 5] = c2 & 0xff;
+  t.match(checkMobilityHeader(decodePacket(proto)), {
+    action: 'parameterProblem',
+    reason: 'mh-payload-proto',
+    pointer: MH_OFF,
+  });
 });
 
 void t.test('a wrong checksum is dropped silently, before anything else', async (t) => {

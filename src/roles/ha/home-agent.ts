@@ -343,10 +343,9 @@ export class HomeAgent {
       this.drops.add(err instanceof WireError ? `wire-${err.code}` : 'malformed-inner');
       return;
     }
-    const mh = decoded.mobility;
     const verdict = checkMobilityHeader(decoded);
-    if (mh === undefined || verdict.action === 'drop') {
-      this.drops.add(mh === undefined ? 'not-signaling' : 'mh-checksum');
+    if (verdict.action === 'drop') {
+      this.drops.add(verdict.reason === 'not-mobility' ? 'not-signaling' : verdict.reason);
       return;
     }
     this.counters.signalingIn++;
@@ -360,6 +359,7 @@ export class HomeAgent {
       this.#sendSignaling(session, answer, locator, now);
       return;
     }
+    const mh = verdict.message;
     if (mh.kind !== 'bindingUpdate') {
       this.drops.add(`unexpected-${mh.kind}`);
       return;

@@ -26,6 +26,11 @@ import {
   type CorrespondentRegistrationAction,
 } from '../../protocol/correspondent-registration.js';
 import { DirectPathLiveness } from '../../protocol/direct-path-liveness.js';
+import {
+  checkMobilityHeader,
+  ErrorRateLimiter,
+  mobilityHeaderAnswer,
+} from '../../protocol/mobility-header-check.js';
 import type { CareOf } from '../../protocol/mobile-node-registration.js';
 import { bytesEqual } from '../../util/bytes.js';
 import { ipv4Mapped, parseIpv6 } from '../../wire/address.js';
@@ -45,6 +50,9 @@ import type { DirectPath, TunSink } from './direct-path.js';
 const ICMPV6_PARAMETER_PROBLEM = 4; // RFC 4443 §3.4
 /** Signaling queued per correspondent while its channel handshake runs (oldest dropped). */
 const MAX_QUEUED = 16;
+
+/** Parameter Problems / Binding Errors sent to correspondents, per second (RFC 6275 §9.3.3). */
+const ERROR_ANSWERS_PER_SECOND = 10;
 
 /** A correspondent this member may optimize routes to (from config). */
 export interface CorrespondentPeerConfig {
@@ -92,6 +100,8 @@ export class CorrespondentClient {
   readonly #hoa: Uint8Array;
   readonly #peers = new Map<string, Correspondent>();
   readonly #bySession = new Map<PeerSession, Correspondent>();
+  /** Parameter Problems / Binding Errors answered on the direct paths (RFC 6275 §9.3.3). */
+  readonly #errorAnswers = new ErrorRateLimiter(ERROR_ANSWERS_PER_SECOND);
   #careOfBytes: Uint8Array = new Uint8Array(16);
   #careOf: CareOf | null = null;
 
@@ -424,6 +434,17 @@ export class CorrespondentClient {
 
   /** One MH packet from `p` (`decoded` from `packet`) to its registration. */
   #handle(p: Correspondent, decoded: DecodedPacket, packet: Uint8Array, now: number): void {
+    const verdict = checkMobilityHeader(decoded);
+    if (verdict.action === 'parameterProblem' || verdict.action === 'bindingError') {
+      // RFC 6275 §9.2, answered to the correspondent on its channel, rate-limited.
+      this.#d.drops.add(verdict.reason);
+      if (this.#errorAnswers.allow(now)) {
+        const answer = mobilityHeaderAnswer(verdict, packet, decoded.destination);
+        this.#d.capture(answer, now);
+        this.#sendDirect(p, answer, now, false);
+      }
+      return;
+    }
     this.#run(p, p.reg.handle(decoded, packet.subarray(decoded.upperOffset), now), now);
     this.#d.host?.rearm();
   }

@@ -44,11 +44,13 @@ import {
   type HomeRegistrationAction,
 } from '../../protocol/mobile-node-registration.js';
 import { classifyMobileNodeSignal } from '../../protocol/mobile-node-signaling.js';
+import { ErrorRateLimiter } from '../../protocol/mobility-header-check.js';
 import { MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
 import { systemRandom, type RandomSource } from '../../util/random-source.js';
 import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
 import { canonicalIpv6, parseIpv6 } from '../../wire/address.js';
 import { encodeMobilityPacket } from '../../wire/packet.js';
+import { BA_STATUS, BE_STATUS } from '../../wire/types.js';
 import { armTimer, DropCounters, nodeNow, type NodeEnvironment } from '../common.js';
 import { HomeAgentChannel } from './home-agent-channel.js';
 import { HomeTunnel } from './home-tunnel.js';
@@ -67,6 +69,20 @@ export type { CareOfSource, MnHomeLinkControl, MobileNodeOptions } from './mobil
  */
 const MOVE_BINDACK_TIMEOUT_MS = 250;
 
+/** Parameter Problems / Binding Errors the MN answers with, per second (RFC 6275 §9.3.3). */
+const ERROR_ANSWERS_PER_SECOND = 10;
+
+/**
+ * BA statuses that say this home agent will not register us (full, or not ours): try the next
+ * one at once.
+ */
+const FAILOVER_STATUSES: ReadonlySet<number> = new Set([
+  BA_STATUS.INSUFFICIENT_RESOURCES, // 130
+  BA_STATUS.HOME_REGISTRATION_NOT_SUPPORTED, // 131
+  BA_STATUS.NOT_HOME_SUBNET, // 132
+  BA_STATUS.NOT_HOME_AGENT_FOR_MN, // 133
+]);
+
 export class MobileNode {
   readonly drops = new DropCounters();
   readonly counters = {
@@ -84,6 +100,10 @@ export class MobileNode {
     homeRefused: 0,
   };
   #registration: HomeRegistration;
+  /** Parameter Problems and Binding Errors we answer with (RFC 6275 §9.3.3, RFC 4443 §2.4). */
+  readonly #errorAnswers = new ErrorRateLimiter(ERROR_ANSWERS_PER_SECOND);
+  /** Home agents that refused us (#refusedHere) in this round of failovers. */
+  readonly #refusedBy = new Set<string>();
   readonly #env: NodeEnvironment;
   readonly #opts: MobileNodeOptions;
   readonly #hoa: Uint8Array;
@@ -473,6 +493,22 @@ export class MobileNode {
     return this.#discovery.failoverList(now);
   }
 
+  /**
+   * This home agent will not register us whatever we send (BA 130-133, or a Binding Error
+   * status 2 about our BU): the next one in failoverList() is tried at once (RFC 6275 §11.7.3
+   * leaves the choice to the MN; waiting for the next move would leave us unregistered).
+   */
+  #refusedHere(now: number, why: string): void {
+    this.#refusedBy.add(this.#haAddress);
+    const next = this.#discovery.nextHomeAgent(this.#haAddress, now);
+    if (next === undefined || this.#refusedBy.has(next.address) || !this.#failOver(now)) {
+      // Every home agent we know refused since our last registration: no ping-pong between
+      // them (one round per trigger); the next move, prefix or HA list change tries again.
+      this.#refusedBy.clear();
+      this.#env.log.error('no-home-agent-left', { why, homeAgent: this.#haAddress });
+    }
+  }
+
   /** Switches to the home agent after the current one in failoverList(); false if none. */
   #failOver(now: number): boolean {
     const next = this.#discovery.nextHomeAgent(this.#haAddress, now);
@@ -538,6 +574,7 @@ export class MobileNode {
           break;
         }
         case 'registered':
+          this.#refusedBy.clear();
           this.#movement.registered();
           this.#env.log.info('registered', {
             careOf: a.careOf.localAddress,
@@ -559,6 +596,7 @@ export class MobileNode {
             statusName: a.statusName,
           });
           this.#emit('failed', { status: a.status, statusName: a.statusName });
+          if (FAILOVER_STATUSES.has(a.status)) this.#refusedHere(now, a.statusName);
           break;
         case 'deregistered':
           this.#env.log.info('deregistered', { status: a.status ?? -1, gaveUp: a.gaveUp });
@@ -621,6 +659,12 @@ export class MobileNode {
       return;
     }
     this.counters.signalingIn++;
+    if (sig.kind === 'answer') {
+      // RFC 6275 §9.2 (Parameter Problem / Binding Error status 2), rate-limited (§9.3.3).
+      this.drops.add(sig.reason);
+      if (this.#errorAnswers.allow(now)) this.#channel.sendSignaling(sig.packet, now);
+      return;
+    }
     if (sig.kind === 'discovery') {
       this.#runDiscovery(this.#discovery.onMessage(sig.message, now), now);
       return;
@@ -642,6 +686,12 @@ export class MobileNode {
         }
         break;
       case 'bindingError':
+        // Only ever the HA's own (mobile-node-signaling.ts): it does not understand what we
+        // sent it (status 2, RFC 6275 §11.3.6), i.e. our BUs: not a home agent for us.
+        this.#env.log.warn('home-agent-binding-error', { status: mh.status, hoa: mh.homeAddress });
+        this.drops.add(`binding-error-${mh.status}`);
+        if (mh.status === BE_STATUS.UNRECOGNIZED_MH_TYPE) this.#refusedHere(now, 'binding-error');
+        break;
       case 'bindingUpdate':
       case 'careOfTest':
       case 'careOfTestInit':

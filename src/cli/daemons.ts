@@ -44,6 +44,8 @@ import { openUdp } from '../io/udp.js';
 import { TunnelRoutes } from '../io/tunnel-routes.js';
 import type { NodeEnvironment } from '../roles/common.js';
 import { certificateAllows, HomeAgent } from '../roles/ha/home-agent.js';
+import type { StoredBinding } from '../io/binding-store.js';
+import { openSqliteBindingStore } from '../io/sqlite-binding-store.js';
 import { haDiscovery, readRevocationList, reloadHomeAgent, Revocations } from './ha-reload.js';
 import { MobileNode } from '../roles/mn/mobile-node.js';
 import type { MnHomeLinkControl } from '../roles/mn/mobile-node-options.js';
@@ -269,6 +271,19 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
   }
   const endpoint = loadIdentity(cfg, 'ha', ['mn', 'cn'], revocations.isRevoked);
   checkHaCertificateScope(cfg);
+  // Bindings that survive a restart ([home] state, issue 20), opened before anything is set up:
+  // a missing module or a bad file is one error line with nothing to undo.
+  const store =
+    cfg.home.state === undefined
+      ? undefined
+      : openSqliteBindingStore(cfg.home.state, { configKey: `[home] state of ${cfg.file}` });
+  let stored: StoredBinding[] = [];
+  try {
+    if (store !== undefined) stored = await store.load();
+  } catch (err) {
+    await store?.close();
+    throw err;
+  }
   const user = targetUser(flags);
   const controlOpts = controlOptions(cfg);
   // On a real home link: a route and a proxy-ND entry (ip) and NAs (raw socket) per binding.
@@ -282,7 +297,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
     addresses: cfg.home.link === undefined ? [`${cfg.home.address}/${prefixLen}`] : [],
   });
   const sockets: UdpEndpoint[] = [];
-  const cleanup: (() => void)[] = [() => tun.close()];
+  const cleanup: (() => void)[] = [() => void store?.close(), () => tun.close()];
   try {
     const udp4 =
       cfg.listen.address4 !== undefined
@@ -319,7 +334,13 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
         ? { isHomeLink: (ifindex: number) => ifindex !== 0 && ifindex === interfaceIndex(home) }
         : {}),
       discovery: haDiscovery(cfg),
+      store,
+      isRevoked: revocations.isRevoked,
     });
+    if (store !== undefined) {
+      const r = ha.restore(stored);
+      log.info('bindings-restored', { state: store.location, ...r });
+    }
     if (home !== undefined && udp6?.localAddress !== '::') {
       // The returning-home BU comes to the HA's home address's solicited-node group.
       log.warn('return-home-unavailable', {
@@ -357,7 +378,8 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       control,
       stop: async () => {
         process.off('SIGHUP', onHangup);
-        await ha.close();
+        await ha.close(); // writes the pending binding changes
+        await store?.close();
         await control.close();
         env.capture?.close();
         endpoint.close();

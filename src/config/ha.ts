@@ -58,6 +58,11 @@ export interface HaHomeConfig {
   advertise: HaAdvertisedPrefixConfig[];
   /** The other home agents of the home prefix ([[home.agents]]), for DHAAD and failover. */
   agents: HaPeerConfig[];
+  /**
+   * The binding store file (SQLite, issue 20): bindings survive a restart of the HA; resolved
+   * against the config file's directory. undefined = bindings in memory only.
+   */
+  state: string | undefined;
 }
 
 export interface HaAdvertisedPrefixConfig {
@@ -284,6 +289,10 @@ export function parseHaConfig(text: string, file: string): HaConfig {
   const lifetimes = prefixLifetimes(h, 'prefix_valid_lifetime', 'prefix_preferred_lifetime');
   const advertise = readAdvertise(h, prefix);
   const agents = readPeers(h, prefix, address);
+  const statePath = h.optPath('state');
+  if (statePath !== undefined && (statePath.endsWith('/') || /[\0\n]/.test(statePath))) {
+    throw h.error('state', `expected a file path (e.g. "/var/lib/mip6/ha.db"), got "${statePath}"`);
+  }
   const home: HaHomeConfig = {
     prefix,
     address,
@@ -296,6 +305,7 @@ export function parseHaConfig(text: string, file: string): HaConfig {
     prefixPreferredLifetime: lifetimes.preferredLifetime,
     advertise,
     agents,
+    state: statePath === undefined ? undefined : resolveAgainst(file, statePath),
   };
   h.finish();
   root.finish();

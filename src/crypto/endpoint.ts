@@ -127,6 +127,16 @@ export class SecureEndpoint {
     return initiate(this.st, session, now, now);
   }
 
+  /**
+   * Starts a handshake with a peer that normally initiates itself (a home agent re-establishing
+   * the channel of a stored binding after a restart, issue 20); returns the initiation. Unlike
+   * `connect`, the session is not kept up by us: the peer rekeys it (see timers.ts), and a
+   * handshake nobody answers is retransmitted, then given up, as usual.
+   */
+  initiate(peerPublicKey: Uint8Array, now: number): Uint8Array {
+    return initiate(this.st, this.st.sessionFor(peerPublicKey), now, now);
+  }
+
   // ---- receive ---------------------------------------------------------------------------
 
   /**

@@ -5,7 +5,8 @@
  * a poll looks only at those due and those whose state changed since the last one (`touched`).
  *
  * Per session, in order: keys past REJECT_AFTER_TIME are wiped (a persistent session then wants
- * a rekey) -> an initiator's current keys at REKEY_AFTER_TIME want a rekey -> a pending
+ * a rekey) -> a persistent session's current keys at REKEY_AFTER_TIME (ours) or REJECT_AFTER_TIME
+ * - 3 REKEY_TIMEOUT (the peer's) want a rekey -> a pending
  * handshake is resent at once after a cookie reply, retransmitted every REKEY_TIMEOUT with a new
  * ephemeral key, or given up after REKEY_ATTEMPT_TIME -> a wanted rekey starts a handshake.
  */
@@ -91,9 +92,15 @@ function pollSession(
     }
   }
   const cur = s.current;
-  if (cur && cur.isInitiator && s.persistent) {
-    if (now - cur.createdAt >= t.rekeyAfterTimeMs) s.wantRekey = true;
-    else next = Math.min(next, cur.createdAt + t.rekeyAfterTimeMs);
+  if (cur && s.persistent) {
+    // Keys the peer initiated (a restarted home agent re-established the channel, issue 20):
+    // the peer does not keep them up, so we rekey before REJECT_AFTER_TIME wipes them; later
+    // than REKEY_AFTER_TIME, so a peer that does rekey by time (it connect()ed too) goes first.
+    const after = cur.isInitiator
+      ? t.rekeyAfterTimeMs
+      : Math.max(t.rekeyAfterTimeMs, t.rejectAfterTimeMs - 3 * t.rekeyTimeoutMs);
+    if (now - cur.createdAt >= after) s.wantRekey = true;
+    else next = Math.min(next, cur.createdAt + after);
   }
   if (s.pending?.resendNow === true) {
     s.pending.resendNow = false;

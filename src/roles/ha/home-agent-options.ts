@@ -5,7 +5,9 @@
 import { MAX_UPDATE_RATE } from '../../protocol/constants.js';
 import type { DiscoveryConfig } from '../../protocol/home-agent-discovery.js';
 import type { HomeAgentRegistrationConfig } from '../../protocol/home-agent-registration.js';
+import type { BindingStore } from '../../io/binding-store.js';
 import type { RandomSource } from '../../util/random-source.js';
+import type { WallClock } from '../../util/wall-clock.js';
 
 /**
  * BUs per second one member may have processed at the HA. A conforming MN sends at most
@@ -37,6 +39,15 @@ export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
   discovery?: DiscoveryConfig | undefined;
   /** Randomness for DHAAD tie-breaking, MPA identifiers and MPA jitter (default systemRandom). */
   random?: RandomSource | undefined;
+  /**
+   * Where bindings survive a restart ([home] state, issue 20): every accepted BU and every
+   * removal goes there, one write per burst. Without it the bindings live in memory only.
+   */
+  store?: BindingStore | undefined;
+  /** Revoked member keys: their stored bindings are not restored. */
+  isRevoked?: ((publicKey: Uint8Array) => boolean) | undefined;
+  /** Wall clock for the validity of stored bindings' certificates (default Date.now). */
+  wallClock?: WallClock | undefined;
   /** MinMobPfxAdvInterval / MaxMobPfxAdvInterval in seconds (RFC 6275 §13 defaults). */
   prefixAdvertisementIntervals?: { minSeconds: number; maxSeconds: number } | undefined;
 }

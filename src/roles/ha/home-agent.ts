@@ -78,6 +78,7 @@ import { homeAgentAnycast, type DiscoveryConfig } from '../../protocol/home-agen
 import { IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_SRC_OFF } from '../../wire/ipv6.js';
 import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
 import { WireError } from '../../util/errors.js';
+import { bytesEqual } from '../../util/bytes.js';
 import {
   armTimer,
   DropCounters,
@@ -97,6 +98,14 @@ import {
   type AdvertisementToSend,
 } from './home-agent-prefixes.js';
 import { HA_BU_RATE_PER_MEMBER, type HomeAgentOptions } from './home-agent-options.js';
+import type { StoredBinding } from '../../io/binding-store.js';
+import { systemWallClock } from '../../util/wall-clock.js';
+import {
+  BindingJournal,
+  restoredBinding,
+  RestoreSchedule,
+  toStoredBinding,
+} from './binding-persistence.js';
 
 /** At most this many ICMPv6 errors per second (RFC 4443 §2.4 (f) asks for a limit). */
 const ICMP_ERRORS_PER_SECOND = 10;
@@ -151,6 +160,10 @@ export class HomeAgent {
   #closed = false;
   /** Discovery contents, home prefix lifetimes and the MPA schedule (RFC 6275 §10.6). */
   readonly #prefixes: HomePrefixes;
+  /** Binding changes of the current burst, for the store (binding-persistence.ts). */
+  readonly #journal = new BindingJournal();
+  /** Members of restored bindings whose channel is not back yet. */
+  readonly #restoring = new RestoreSchedule();
 
   constructor(env: NodeEnvironment, opts: HomeAgentOptions) {
     this.#env = env;
@@ -163,9 +176,45 @@ export class HomeAgent {
     this.#prefixes = new HomePrefixes(opts, this.#homePrefix, opts.random ?? systemRandom);
   }
 
+  /**
+   * After a restart, before start(): the bindings of the store come back (issue 20). Expired
+   * ones, and ones whose certificate no longer holds them, are dropped (and deleted from the
+   * store); the rest go into the cache with their routes and proxy-ND entries, and start() then
+   * re-initiates a channel to each member's last locator, paced, each followed by a Binding
+   * Refresh Request once it is up. Until then their traffic from the home side is dropped
+   * silently ('channel-restoring'), without Destination Unreachable.
+   */
+  restore(stored: StoredBinding[]): { restored: number; members: number; dropped: number } {
+    const now = nodeNow(this.#env);
+    const wallMs = (this.#opts.wallClock ?? systemWallClock)();
+    let restored = 0;
+    let dropped = 0;
+    for (const b of stored) {
+      const v = restoredBinding(b, now, wallMs, this.#homePrefix, this.#opts.isRevoked);
+      if (!v.ok) {
+        dropped++;
+        this.#journal.delete(b.homeAddress);
+        this.#env.log.info('binding-not-restored', { hoa: b.homeAddress, why: v.reason });
+        continue;
+      }
+      const entry = this.cache.set(v.entry, now);
+      this.#restoring.add(
+        entry.ownerKey,
+        entry.key,
+        entry.locator,
+        entry.expiresAt - entry.lifetimeSeconds * 1000,
+      );
+      this.#homeLinkAdd(entry.homeAddress);
+      restored++;
+    }
+    void this.#flushStore();
+    return { restored, members: this.#restoring.size, dropped };
+  }
+
   /** Starts receiving on the TUN and the sockets. */
   start(): void {
     this.#startedAt = nodeNow(this.#env);
+    this.#restoring.start(this.#startedAt);
     this.#env.tun.onPackets((b) => this.#onTunPackets(b));
     for (const s of this.#sockets()) s.onDatagrams((b) => this.#onDatagrams(s, b));
     this.#rearm();
@@ -258,6 +307,7 @@ export class HomeAgent {
       rx.toTun(off, len);
     }
     rx.flush(env.tun, buf, this.drops);
+    void this.#flushStore();
     this.#rearm();
   }
 
@@ -290,6 +340,7 @@ export class HomeAgent {
           peer: r.session.peerName ?? '?',
           locator: formatLocator(locator),
         });
+        this.#rebindRestored(r.session, locator, now);
         this.#refreshIfUnbound(r.session, locator, now);
         break;
       case 'cookie':
@@ -312,6 +363,72 @@ export class HomeAgent {
       this.#sendRefreshRequest(session, hoa, locator, now);
       this.#env.log.info('refresh-request', { hoa, why: 'channel-without-binding' });
     }
+  }
+
+  /**
+   * A channel with the owner of restored bindings is up (our initiation answered, or its own):
+   * the bindings carry traffic again on it, and a Binding Refresh Request asks for a BU now, so
+   * the member learns of the restart and its BU repairs anything the store missed.
+   */
+  #rebindRestored(session: PeerSession, locator: Locator, now: number): void {
+    const member = this.#restoring.take(session.peerPublicKey);
+    if (member === undefined) return;
+    for (const key of member.keys) {
+      const entry = this.cache.getByKey(key);
+      if (entry === undefined || this.#paths.has(key)) continue;
+      if (!bytesEqual(entry.ownerKey, session.peerPublicKey)) continue;
+      const challenge = this.#paths.bind(entry, session, 0, now);
+      if (challenge !== undefined) this.#sendChallenge(challenge, now);
+      this.#sendRefreshRequest(session, entry.homeAddress, locator, now);
+      this.#env.log.info('binding-restored', {
+        hoa: entry.homeAddress,
+        member: entry.peerName,
+        locator: formatLocator(locator),
+      });
+    }
+  }
+
+  /** Paced initiations to the members of restored bindings; unanswered ones given up. */
+  #pollRestore(now: number): void {
+    const { initiate, giveUp } = this.#restoring.poll(now);
+    const endpoint = this.#env.endpoint;
+    for (const m of initiate) {
+      const existing = endpoint.session(m.ownerKey);
+      if (existing?.established === true) continue; // it came back by itself
+      const sock = this.#socketFor(m.locator.address.includes(':') ? 6 : 4);
+      if (sock === undefined) continue;
+      const init = endpoint.initiate(m.ownerKey, now);
+      const session = endpoint.session(m.ownerKey);
+      if (session !== undefined) this.#sessionLocator.set(session, m.locator);
+      m.session = session;
+      sock.send(init, m.locator.address, m.locator.port);
+      this.#endpointDeadline = 0;
+    }
+    for (const m of giveUp) {
+      const session = m.session;
+      if (session === undefined || session.established) continue;
+      this.#sessionLocator.delete(session);
+      endpoint.closeSession(session);
+      this.drops.add('restore-unanswered');
+      this.#env.log.info('restore-unanswered', { locator: formatLocator(m.locator) });
+    }
+  }
+
+  /** Hands the burst's binding changes to the store in one write. */
+  #flushStore(): Promise<void> {
+    const store = this.#opts.store;
+    if (store === undefined || this.#journal.size === 0) return Promise.resolve();
+    const changes = this.#journal.take();
+    return store.write(changes).catch((err: unknown) => {
+      this.drops.add('store-write', changes.put.length + changes.delete.length);
+      this.#env.log.error('store', { error: err instanceof Error ? err.message : String(err) });
+    });
+  }
+
+  /** The binding as the store keeps it, in this burst's write. */
+  #persist(entry: BindingCacheEntry, session: PeerSession): void {
+    if (this.#opts.store === undefined || session.peerCertificate === null) return;
+    this.#journal.put(toStoredBinding(entry, session.peerCertificate.raw));
   }
 
   /**
@@ -409,6 +526,7 @@ export class HomeAgent {
         env.log.info('mobile-prefix-acknowledged', { hoa: entry.homeAddress });
       }
       const known = this.#paths.has(entry.key);
+      this.#persist(entry, session);
       const challenge = this.#paths.bind(entry, session, packet.length, now);
       if (challenge !== undefined) this.#sendChallenge(challenge, now);
       if (result.change === 'created' || !known) this.#homeLinkAdd(entry.homeAddress);
@@ -528,8 +646,11 @@ export class HomeAgent {
     const { shortened, removed } = limitToHomePrefixLifetime(this.cache, valid, now);
     for (const e of shortened) {
       this.#env.log.info('home-prefix-lifetime', { hoa: e.homeAddress, lifetime: valid });
+      const bound = this.#paths.get(e.key);
+      if (bound !== undefined) this.#persist(e, bound.session);
     }
     for (const e of removed) void this.#removeBinding(e, 'home-prefix-expired');
+    void this.#flushStore();
     this.#rearm();
     return true;
   }
@@ -556,6 +677,7 @@ export class HomeAgent {
       this.#env.endpoint.closeSession(session);
       names.push(session.peerName ?? '?');
     }
+    void this.#flushStore();
     this.#rearm();
     return names;
   }
@@ -586,6 +708,7 @@ export class HomeAgent {
   }
 
   #removeBinding(entry: BindingCacheEntry, why: string): Promise<void> {
+    if (this.#opts.store !== undefined) this.#journal.delete(entry.homeAddress);
     this.#prefixes.forget(entry.key);
     this.#paths.remove(entry.key);
     const removed = this.#homeLinkRemove(entry.homeAddress);
@@ -636,6 +759,10 @@ export class HomeAgent {
       }
       const entry = this.cache.getByKey(keyOf(buf, off + IPV6_DST_OFF));
       const extra = entry === undefined ? undefined : this.#paths.get(entry.key);
+      if (entry !== undefined && extra === undefined) {
+        this.drops.add('channel-restoring'); // restored, its channel not back yet: no ICMP
+        continue;
+      }
       if (entry === undefined || extra === undefined) {
         if (buf[off + IPV6_DST_OFF] === 0xff) {
           this.drops.add('multicast'); // MLD/ND of the TUN itself: nothing to tunnel
@@ -695,6 +822,7 @@ export class HomeAgent {
       this.#endpointDeadline,
       this.#prefixes.nextDeadline(),
       this.#paths.nextDeadline(),
+      this.#restoring.nextDeadline(),
     );
     armTimer(this.#env, deadline, () => this.#onTimer());
   }
@@ -705,6 +833,7 @@ export class HomeAgent {
     if (this.#closed) return;
     const env = this.#env;
     const now = nodeNow(env);
+    this.#pollRestore(now);
     const polled = env.endpoint.poll(now);
     for (const { peer, data } of polled.send) {
       const to = this.#sessionLocator.get(peer);
@@ -726,6 +855,7 @@ export class HomeAgent {
         }
       }
     }
+    void this.#flushStore();
     this.#rearm();
   }
 
@@ -749,11 +879,16 @@ export class HomeAgent {
     });
   }
 
-  /** Stops timers; bindings' home-link state is withdrawn. The caller closes the I/O. */
+  /**
+   * Stops timers; pending binding changes are written to the store (which keeps its bindings:
+   * a restart brings them back); bindings' home-link state is withdrawn. The caller closes the
+   * I/O and the store.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#env.clock.clearTimer();
+    await this.#flushStore();
     const removals: Promise<void>[] = [];
     for (const e of this.cache.entries()) {
       if (this.#opts.homeLink)

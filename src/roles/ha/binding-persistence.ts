@@ -1,0 +1,240 @@
+/**
+ * The home agent's side of its binding store (io/binding-store.ts, issue 20), without I/O:
+ *   - BindingJournal: the changes of one burst (BUs accepted, bindings removed), coalesced by
+ *     home address; the driver hands them to the store in one write at the end of the burst
+ *     (a receive batch, a timer run), after the BAs went out.
+ *   - restoredBinding(): whether a stored binding may serve again after a restart (not expired,
+ *     its certificate still the owner's, valid and holding the home address on our prefix) and
+ *     the cache entry it becomes.
+ *   - RestoreSchedule: the members to re-initiate a channel with, paced (a restarted HA with
+ *     100 000 stored bindings must not send 100 000 initiations in one burst), and when each
+ *     unanswered attempt is given up.
+ * Channel keys are never stored: the channel comes back with a fresh handshake, initiated by
+ * the HA to the member's last locator, followed by a Binding Refresh Request.
+ */
+import { checkValidityAndRole, decodeCertificate } from '../../crypto/certificate.js';
+import type { PeerSession } from '../../crypto/endpoint.js';
+import { certificateHolds } from '../../crypto/selector.js';
+import type { BindingStoreChanges, StoredBinding } from '../../io/binding-store.js';
+import type { BindingCacheEntry, NewBindingCacheEntry } from '../../protocol/binding-cache.js';
+import type { Locator } from '../../protocol/locator.js';
+import { bytesEqual } from '../../util/bytes.js';
+import { parseIpv6, prefixContains, type Prefix } from '../../wire/address.js';
+import { toHex } from '../../wire/hex.js';
+
+/** Initiations sent per restore tick, and the tick (ms): at most 2 000 per second. */
+export const RESTORE_INITIATIONS_PER_TICK = 20;
+export const RESTORE_TICK_MS = 10;
+/**
+ * A restore handshake nobody answered is given up after this long (ms): the endpoint has
+ * retransmitted it twice by then (REKEY_TIMEOUT, 5 s). The binding stays until it expires; a
+ * member that comes back handshakes itself and gets it again.
+ */
+export const RESTORE_GIVE_UP_MS = 12_000;
+
+/** The stored form of a binding: its cache entry and its owner's certificate. */
+export function toStoredBinding(entry: BindingCacheEntry, certificate: Uint8Array): StoredBinding {
+  return {
+    homeAddress: entry.homeAddress,
+    ownerKey: entry.ownerKey,
+    certificate,
+    peerName: entry.peerName,
+    careOfAddress: entry.careOfAddress,
+    locator: { address: entry.locator.address, port: entry.locator.port },
+    sequence: entry.sequence,
+    lifetimeSeconds: entry.lifetimeSeconds,
+    expiresAt: entry.expiresAt,
+    flags: entry.flags,
+    natDetected: entry.natDetected,
+    udpEncapsulationRequired: entry.udpEncapsulationRequired,
+    refreshTime: entry.refreshTime,
+    refreshAdviceSeconds: entry.refreshAdviceSeconds,
+  };
+}
+
+/** The changes of one burst, coalesced by home address (the last one wins). */
+export class BindingJournal {
+  #changes = new Map<string, StoredBinding | null>();
+
+  get size(): number {
+    return this.#changes.size;
+  }
+
+  put(binding: StoredBinding): void {
+    this.#changes.set(binding.homeAddress, binding);
+  }
+
+  delete(homeAddress: string): void {
+    this.#changes.set(homeAddress, null);
+  }
+
+  /** What to write, and an empty journal. */
+  take(): BindingStoreChanges {
+    const out: BindingStoreChanges = { put: [], delete: [] };
+    for (const [hoa, b] of this.#changes) {
+      if (b === null) out.delete.push(hoa);
+      else out.put.push(b);
+    }
+    this.#changes = new Map();
+    return out;
+  }
+}
+
+export type RestoreVerdict =
+  | { ok: true; entry: NewBindingCacheEntry; certificate: Uint8Array }
+  | { ok: false; reason: 'expired' | 'certificate' | 'not-our-prefix' | 'revoked' };
+
+/**
+ * Whether the stored binding `b` serves again at `now` (our Unix-ms timeline; `wallMs` for the
+ * certificate's validity). The certificate was verified by the handshake that created the
+ * binding, and is verified again by the handshake that brings it back; here it must still be
+ * the owner's, valid, and hold the home address.
+ */
+export function restoredBinding(
+  b: StoredBinding,
+  now: number,
+  wallMs: number,
+  homePrefix: Prefix,
+  isRevoked?: (publicKey: Uint8Array) => boolean,
+): RestoreVerdict {
+  if (b.expiresAt <= now) return { ok: false, reason: 'expired' };
+  let hoa: Uint8Array;
+  try {
+    hoa = parseIpv6(b.homeAddress);
+  } catch {
+    return { ok: false, reason: 'not-our-prefix' };
+  }
+  if (!prefixContains(homePrefix, hoa, 0)) return { ok: false, reason: 'not-our-prefix' };
+  try {
+    const cert = decodeCertificate(b.certificate);
+    if (
+      !bytesEqual(cert.publicKey, b.ownerKey) ||
+      cert.role === 'ha' ||
+      checkValidityAndRole(cert, wallMs) !== 'ok' ||
+      !certificateHolds(cert, hoa)
+    ) {
+      return { ok: false, reason: 'certificate' };
+    }
+  } catch {
+    return { ok: false, reason: 'certificate' };
+  }
+  if (isRevoked?.(b.ownerKey) === true) return { ok: false, reason: 'revoked' };
+  return {
+    ok: true,
+    certificate: b.certificate,
+    entry: {
+      homeAddress: b.homeAddress,
+      careOfAddress: b.careOfAddress,
+      locator: { ...b.locator },
+      lifetimeSeconds: b.lifetimeSeconds,
+      expiresAt: b.expiresAt,
+      sequence: b.sequence,
+      flags: b.flags,
+      homeRegistration: true,
+      peerName: b.peerName,
+      ownerKey: b.ownerKey,
+      natDetected: b.natDetected,
+      udpEncapsulationRequired: b.udpEncapsulationRequired,
+      refreshTime: b.refreshTime,
+      refreshAdviceSeconds: b.refreshAdviceSeconds,
+    },
+  };
+}
+
+/** One member whose channel a restarted HA re-initiates. */
+export interface RestoringMember {
+  ownerKey: Uint8Array;
+  /** Its last locator (of its most recently updated binding) and when that was. */
+  locator: Locator;
+  updatedAt: number;
+  /** Keys of its restored bindings. */
+  keys: string[];
+  /** The channel once an initiation went out; when that attempt is given up. */
+  session?: PeerSession | undefined;
+  giveUpAt: number;
+}
+
+/** Members waiting for their channel, paced initiations, give-up times. */
+export class RestoreSchedule {
+  readonly #byOwner = new Map<string, RestoringMember>();
+  readonly #queue: RestoringMember[] = [];
+  #next = 0;
+  /** Initiated, oldest first (give-up order). */
+  readonly #sent: RestoringMember[] = [];
+  #sentHead = 0;
+  #nextTickAt = Infinity;
+  readonly #perTick: number;
+  readonly #tickMs: number;
+
+  constructor(perTick = RESTORE_INITIATIONS_PER_TICK, tickMs = RESTORE_TICK_MS) {
+    this.#perTick = perTick;
+    this.#tickMs = tickMs;
+  }
+
+  /** Members still waiting for their channel. */
+  get size(): number {
+    return this.#byOwner.size;
+  }
+
+  /** A restored binding of `ownerKey`, last seen at `locator` (the newest wins). */
+  add(ownerKey: Uint8Array, key: string, locator: Locator, updatedAt: number): void {
+    const hex = toHex(ownerKey);
+    let m = this.#byOwner.get(hex);
+    if (m === undefined) {
+      m = { ownerKey, locator, updatedAt, keys: [], giveUpAt: Infinity };
+      this.#byOwner.set(hex, m);
+      this.#queue.push(m);
+    } else if (updatedAt > m.updatedAt) {
+      m.locator = locator;
+      m.updatedAt = updatedAt;
+    }
+    m.keys.push(key);
+  }
+
+  /** Starts the paced initiations at `now`. */
+  start(now: number): void {
+    if (this.#next < this.#queue.length) this.#nextTickAt = now;
+  }
+
+  /** The member waiting for a channel with this key, removed from the schedule. */
+  take(peerPublicKey: Uint8Array): RestoringMember | undefined {
+    if (this.#byOwner.size === 0) return undefined;
+    const hex = toHex(peerPublicKey);
+    const m = this.#byOwner.get(hex);
+    if (m !== undefined) this.#byOwner.delete(hex);
+    return m;
+  }
+
+  /**
+   * The members to initiate now (at most perTick, still waiting), marked with their give-up
+   * time; and those whose attempt is given up now (no channel yet: the driver closes it).
+   */
+  poll(now: number): { initiate: RestoringMember[]; giveUp: RestoringMember[] } {
+    const initiate: RestoringMember[] = [];
+    if (now >= this.#nextTickAt) {
+      while (this.#next < this.#queue.length && initiate.length < this.#perTick) {
+        const m = this.#queue[this.#next++]!;
+        if (!this.#byOwner.has(toHex(m.ownerKey))) continue; // its channel is back already
+        m.giveUpAt = now + RESTORE_GIVE_UP_MS;
+        initiate.push(m);
+        this.#sent.push(m);
+      }
+      this.#nextTickAt = this.#next < this.#queue.length ? now + this.#tickMs : Infinity;
+    }
+    const giveUp: RestoringMember[] = [];
+    while (this.#sentHead < this.#sent.length && this.#sent[this.#sentHead]!.giveUpAt <= now) {
+      const m = this.#sent[this.#sentHead++]!;
+      if (this.#byOwner.has(toHex(m.ownerKey))) giveUp.push(m);
+    }
+    if (this.#sentHead === this.#sent.length) {
+      this.#sent.length = 0;
+      this.#sentHead = 0;
+    }
+    return { initiate, giveUp };
+  }
+
+  nextDeadline(): number {
+    const head = this.#sent[this.#sentHead];
+    return Math.min(this.#nextTickAt, head === undefined ? Infinity : head.giveUpAt);
+  }
+}

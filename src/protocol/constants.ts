@@ -3,7 +3,7 @@
  * _MS) or seconds (suffix _S), as the name says; each cites where it comes from. Values that are
  * mip6 choices rather than RFC constants say so.
  */
-import { BA_STATUS } from '../wire/types.js';
+import { BA_STATUS_NAMES } from '../wire/status-names.js';
 
 /** First BU retransmission timeout for non-first home registrations (RFC 6275 §12). */
 export const INITIAL_BINDACK_TIMEOUT_MS = 1000;
@@ -67,71 +67,12 @@ export const MAX_DEREGISTRATION_ATTEMPTS = 3;
  */
 export const BINDING_TOMBSTONE_MS = 600_000;
 
-const STATUS_NAMES: Readonly<Record<number, string>> = {
-  [BA_STATUS.ACCEPTED]: 'Binding Update accepted',
-  [BA_STATUS.ACCEPTED_PREFIX_DISCOVERY]: 'Accepted but prefix discovery necessary',
-  2: 'GRE key option not required',
-  3: 'GRE tunneling but TLV-header not supported',
-  4: 'MCoA not complete',
-  5: 'MCoA return home without NDP',
-  6: 'PBU accepted, TB ignored, settings mismatch',
-  [BA_STATUS.REASON_UNSPECIFIED]: 'Reason unspecified',
-  [BA_STATUS.ADMIN_PROHIBITED]: 'Administratively prohibited',
-  [BA_STATUS.INSUFFICIENT_RESOURCES]: 'Insufficient resources',
-  [BA_STATUS.HOME_REGISTRATION_NOT_SUPPORTED]: 'Home registration not supported',
-  [BA_STATUS.NOT_HOME_SUBNET]: 'Not home subnet',
-  [BA_STATUS.NOT_HOME_AGENT_FOR_MN]: 'Not home agent for this mobile node',
-  [BA_STATUS.DAD_FAILED]: 'Duplicate Address Detection failed',
-  [BA_STATUS.SEQUENCE_OUT_OF_WINDOW]: 'Sequence number out of window',
-  [BA_STATUS.EXPIRED_HOME_NONCE_INDEX]: 'Expired home nonce index',
-  [BA_STATUS.EXPIRED_CARE_OF_NONCE_INDEX]: 'Expired care-of nonce index',
-  [BA_STATUS.EXPIRED_NONCES]: 'Expired nonces',
-  [BA_STATUS.REGISTRATION_TYPE_CHANGE_DISALLOWED]: 'Registration type change disallowed',
-  140: 'Mobile Router operation not permitted',
-  141: 'Invalid prefix',
-  142: 'Not authorized for prefix',
-  143: 'Forwarding setup failed',
-  144: 'MIPV6-ID-MISMATCH',
-  145: 'MIPV6-MESG-ID-REQD',
-  146: 'MIPV6-AUTH-FAIL',
-  147: 'Permanent home keygen token unavailable',
-  148: 'CGA and signature verification failed',
-  149: 'Permanent home keygen token exists',
-  150: 'Non-null home nonce index expected',
-  151: 'Service authorization failed',
-  152: 'Proxy registration not enabled',
-  153: 'Not LMA for this mobile node',
-  154: 'MAG not authorized for proxy registration',
-  155: 'Not authorized for home network prefix',
-  156: 'Timestamp mismatch',
-  157: 'Timestamp lower than previous accepted',
-  158: 'Missing home network prefix option',
-  159: 'Missing MN identifier option',
-  160: 'Missing handoff indicator option',
-  161: 'Missing access technology type option',
-  162: 'BCE PBU prefix set does not match',
-  163: 'GRE key option required',
-  164: 'MCoA malformed',
-  165: 'MCoA non-MCoA binding exists',
-  166: 'MCoA prohibited',
-  167: 'MCoA unknown CoA',
-  168: 'MCoA bulk registration prohibited',
-  169: 'MCoA simultaneous home and foreign prohibited',
-  170: 'Not authorized for IPv4 mobility service',
-  171: 'Not authorized for IPv4 home address',
-  172: 'Not authorized for IPv6 mobility service',
-  173: 'Multiple IPv4 home address assignment not supported',
-  [BA_STATUS.INVALID_CARE_OF_ADDRESS]: 'Invalid care-of address',
-  175: 'Invalid mobile node group identifier',
-  176: 'Re-initialise SA with HAC',
-};
-
 /**
  * Readable name of a Binding Acknowledgement status (RFC 6275 §6.1.8 and the IANA registry),
  * for logs and `mip6 status`. Unknown codes read "unknown status N (accepted|rejected)".
  */
 export function baStatusName(code: number): string {
-  const name = STATUS_NAMES[code];
+  const name = BA_STATUS_NAMES[code];
   if (name !== undefined) return name;
   return `unknown status ${code} (${code < 128 ? 'accepted' : 'rejected'})`;
 }

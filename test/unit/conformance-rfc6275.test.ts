@@ -35,13 +35,20 @@ const CN = '2001:db8:4::10';
 type Send = Extract<CorrespondentRegistrationAction, { kind: 'send' }>;
 
 /** MN and CN engines; `exchange` hands MN packets to the CN and the answers back. */
-function correspondents(requestAck: boolean) {
+function correspondents(
+  requestAck: boolean,
+  opts: { lifetimeSeconds?: number; maxBindings?: number } = {},
+) {
   const mn = new CorrespondentRegistration(testRrCrypto(11), {
     homeAddress: HOA,
     correspondentAddress: CN,
     requestAck,
+    ...(opts.lifetimeSeconds !== undefined ? { lifetimeSeconds: opts.lifetimeSeconds } : {}),
   });
-  const cn = new CorrespondentBindings(testRrCrypto(23), { addresses: [CN] });
+  const cn = new CorrespondentBindings(testRrCrypto(23), {
+    addresses: [CN],
+    ...(opts.maxBindings !== undefined ? { maxBindings: opts.maxBindings } : {}),
+  });
   const toCn: Send[] = [];
   const exchange = (
     actions: CorrespondentRegistrationAction[],
@@ -264,3 +271,31 @@ void t.test(
     t.ok(p.mn.routeOptimized, 'data stays direct meanwhile');
   },
 );
+
+void t.test(
+  'CN: a full binding cache answers BA 130 and binds nothing; the MN keeps tunnelling (§9.5.2)',
+  async (t) => {
+    const p = correspondents(true, { maxBindings: 0 });
+    const events = p.exchange(p.mn.setCareOf(COA, 0), 0);
+    t.equal(p.cn.get(HOA), undefined, 'no binding');
+    t.notOk(p.mn.routeOptimized, 'the MN took the 130: tunnel');
+    t.notOk(
+      events.some((e) => e.kind === 'routeOptimized'),
+      'never route optimized',
+    );
+    // Without A the CN answers the rejection all the same (§9.5.4).
+    const q = correspondents(false, { maxBindings: 0 });
+    q.exchange(q.mn.setCareOf(COA, 0), 0);
+    const bu = q.toCn.find((s) => s.message === 'bindingUpdate')!;
+    const answer = q.cn.handle(bu.packet, 10).find((a) => a.kind === 'send');
+    t.equal(answer?.kind === 'send' ? answer.status : -1, 130, 'BA 130 although A = 0');
+  },
+);
+
+void t.test('MN: a correspondent BU asks at most MAX_RR_BINDING_LIFETIME (§11.7.2)', async (t) => {
+  const p = correspondents(true, { lifetimeSeconds: 10_000 });
+  p.exchange(p.mn.setCareOf(COA, 0), 0);
+  const bu = decodePacket(p.toCn.find((s) => s.message === 'bindingUpdate')!.packet).mobility;
+  t.equal(bu?.kind === 'bindingUpdate' ? bu.lifetimeUnits : -1, 105, '420 s in 4 s units');
+  t.equal(p.cn.get(HOA)?.lifetimeSeconds, 420);
+});

@@ -9,7 +9,7 @@
 //   - `PENDING` in the test column (a test still to be written) passes, unless --strict.
 // Prints the rows per status, one line per bad row, and exits 1 when any row is bad.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The columns a requirement table has, in this order. */
@@ -174,14 +174,15 @@ export function runConformance(tablePath, root, { strict = false } = {}) {
     return readFileSync(full, 'utf8');
   };
   const { counts, problems, pending } = checkRows(rows, readFile, { strict });
+  const shown = relative(process.cwd(), tablePath) || tablePath;
   const all = [...errors, ...problems].sort((a, b) => a.line - b.line);
   if (rows.length === 0) all.push({ line: 0, id: '-', message: 'no requirement table found' });
-  lines.push(`conformance: ${rows.length} requirement rows in ${tablePath}`);
+  lines.push(`conformance: ${rows.length} requirement rows in ${shown}`);
   for (const k of STATUS_KINDS) lines.push(`  ${k.padEnd(22)} ${counts[k]}`);
   lines.push(
     `  ${'test PENDING'.padEnd(22)} ${pending.length}${pending.length ? ` (${pending.join(', ')})` : ''}`,
   );
-  for (const p of all) lines.push(`error: ${tablePath}:${p.line} ${p.id}: ${p.message}`);
+  for (const p of all) lines.push(`error: ${shown}:${p.line} ${p.id}: ${p.message}`);
   lines.push(all.length === 0 ? 'conformance: ok' : `conformance: ${all.length} bad row(s)`);
   return { ok: all.length === 0, lines };
 }
@@ -194,6 +195,7 @@ if (invoked) {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const table = args.find((a) => !a.startsWith('--')) ?? join(root, 'docs', 'CONFORMANCE.md');
   const { ok, lines } = runConformance(table, root, { strict });
+  process.stdout.on('error', () => {}); // a closed pipe (| head) is not our failure
   for (const l of lines) (l.startsWith('error') ? process.stderr : process.stdout).write(`${l}\n`);
   process.exitCode = ok ? 0 : 1;
 }

@@ -42,6 +42,9 @@ import { openTun } from '../io/tun.js';
 import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
 import { TunnelRoutes } from '../io/tunnel-routes.js';
+import { KernelIpv4HomeNetwork } from '../io/ipv4-home-network.js';
+import { addAddress, deleteAddress } from '../io/iproute.js';
+import { certificateAllowsIpv4, Ipv4HomeAddresses } from '../protocol/ipv4-home-addresses.js';
 import type { NodeEnvironment } from '../roles/common.js';
 import { certificateAllows, HomeAgent } from '../roles/ha/home-agent.js';
 import type { StoredBinding } from '../io/binding-store.js';
@@ -140,9 +143,18 @@ function checkHaCertificateScope(cfg: HaConfig): void {
   }
 }
 
-/** The home address must be one our own (MN) certificate allows. */
+/** The home address must be one our own (MN) certificate allows; so must a fixed IPv4 one. */
 function checkMnCertificateScope(cfg: MnConfig | CnConfig): void {
   const cert = readCertificate(cfg.identity.certificate);
+  const v4 = cfg.home.ipv4Address;
+  if (v4 !== undefined && v4 !== 'auto' && !certificateAllowsIpv4(cert.addresses, v4)) {
+    throw new ConfigError(
+      cfg.file,
+      'home.ipv4_address',
+      `${v4} is not allowed by our certificate ${cfg.identity.certificate} (it would hold ` +
+        `::ffff:${v4}; it allows ${allowedText(cert)}); use "auto" for an address from the pool`,
+    );
+  }
   if (!certificateAllows(cert, cfg.home.address)) {
     throw new ConfigError(
       cfg.file,
@@ -317,6 +329,21 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       link: cfg.home.link,
     });
     await homeLink.start();
+    // RFC 5555 IPv4 home addresses: the pool into the TUN, optionally NAT44 out of an uplink.
+    const pool = cfg.home.ipv4Pool;
+    const ipv4Net =
+      pool === undefined
+        ? undefined
+        : new KernelIpv4HomeNetwork({
+            tunName: tun.name,
+            pool,
+            gateway: new Ipv4HomeAddresses(pool).gateway ?? '',
+            masquerade: cfg.home.ipv4Masquerade,
+          });
+    if (ipv4Net !== undefined) {
+      cleanup.push(() => void ipv4Net.stop());
+      await ipv4Net.start();
+    }
     const home = cfg.home.link;
     const ha = new HomeAgent(env, {
       homePrefix: cfg.home.prefix.text,
@@ -334,6 +361,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
         ? { isHomeLink: (ifindex: number) => ifindex !== 0 && ifindex === interfaceIndex(home) }
         : {}),
       discovery: haDiscovery(cfg),
+      ipv4Pool: pool,
       store,
       isRevoked: revocations.isRevoked,
     });
@@ -359,6 +387,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       tun: tun.name,
       mtu: tun.mtu,
       prefix: cfg.home.prefix.text,
+      ...(pool !== undefined ? { ipv4Pool: pool } : {}),
       listen: sockets.map((s) => `${s.localAddress}/${s.localPort}`).join(','),
       control: cfg.controlSocket,
       revoked: revocations.current.size,
@@ -563,6 +592,14 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
           }
         : {}),
       ...(byName ? { resolveAgents: () => resolveAgent(cfg) } : {}),
+      ipv4HomeAddress: cfg.home.ipv4Address,
+      homeAddress4Control: {
+        // The granted IPv4 home address on the TUN (a /32: the TUN is point to point).
+        set: async (address, previous) => {
+          if (previous !== null) await deleteAddress(tun.name, `${previous}/32`).catch(() => {});
+          if (address !== null) await addAddress(tun.name, `${address}/32`);
+        },
+      },
     });
     const control = await startControlServer(
       cfg.controlSocket,

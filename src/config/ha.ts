@@ -8,6 +8,7 @@ import { DSMIPV6_PORT, readCommon, readPort, resolveAgainst, type CommonConfig }
 import {
   addressInPrefix,
   ipv6InPrefix,
+  parseAnyPrefix,
   parseToml,
   TableReader,
   type Ipv6Prefix,
@@ -54,6 +55,13 @@ export interface HaHomeConfig {
   /** Lifetimes advertised for the home prefix in MPAs (s; 4294967295 = infinity). */
   prefixValidLifetime: number;
   prefixPreferredLifetime: number;
+  /**
+   * IPv4 home addresses for members (RFC 5555), e.g. "10.99.0.0/24": routed into the TUN, the
+   * first address is the HA's own; undefined = no IPv4 home addresses.
+   */
+  ipv4Pool: string | undefined;
+  /** Uplink interface to masquerade the pool out of (NAT44); undefined = route only. */
+  ipv4Masquerade: string | undefined;
   /** More prefixes advertised in MPAs ([[home.advertise]]), e.g. while renumbering. */
   advertise: HaAdvertisedPrefixConfig[];
   /** The other home agents of the home prefix ([[home.agents]]), for DHAAD and failover. */
@@ -69,6 +77,34 @@ export interface HaAdvertisedPrefixConfig {
   prefix: Ipv6Prefix;
   validLifetime: number;
   preferredLifetime: number;
+}
+
+/** [home] ipv4_pool and ipv4_masquerade (issue #15). */
+function readIpv4Pool(h: TableReader): {
+  ipv4Pool: string | undefined;
+  ipv4Masquerade: string | undefined;
+} {
+  const raw = h.optString('ipv4_pool');
+  let ipv4Pool: string | undefined;
+  if (raw !== undefined) {
+    const p = parseAnyPrefix(raw.trim());
+    if (typeof p === 'string') throw h.error('ipv4_pool', p);
+    if (p.family !== 4) throw h.error('ipv4_pool', `${p.text} is not an IPv4 prefix`);
+    if (p.length < 8 || p.length > 30) {
+      throw h.error('ipv4_pool', `${p.text}: the prefix length must be 8 to 30`);
+    }
+    ipv4Pool = p.text;
+  }
+  const ipv4Masquerade = h.optString('ipv4_masquerade');
+  if (ipv4Masquerade !== undefined) {
+    if (!/^[^/\s]{1,15}$/.test(ipv4Masquerade)) {
+      throw h.error('ipv4_masquerade', `"${ipv4Masquerade}" is not a valid interface name`);
+    }
+    if (ipv4Pool === undefined) {
+      throw h.error('ipv4_masquerade', 'needs home.ipv4_pool (the addresses to masquerade)');
+    }
+  }
+  return { ipv4Pool, ipv4Masquerade };
 }
 
 /** Another home agent serving the same home prefix. */
@@ -287,6 +323,7 @@ export function parseHaConfig(text: string, file: string): HaConfig {
   const link = h.optString('link');
   const preference = h.int('preference', 0, PREFERENCE_RANGE);
   const lifetimes = prefixLifetimes(h, 'prefix_valid_lifetime', 'prefix_preferred_lifetime');
+  const { ipv4Pool, ipv4Masquerade } = readIpv4Pool(h);
   const advertise = readAdvertise(h, prefix);
   const agents = readPeers(h, prefix, address);
   const statePath = h.optPath('state');
@@ -300,6 +337,8 @@ export function parseHaConfig(text: string, file: string): HaConfig {
     refreshAdvice: refreshAdvice === undefined ? undefined : refreshAdvice - (refreshAdvice % 4),
     natKeepalive,
     link,
+    ipv4Pool,
+    ipv4Masquerade,
     preference,
     prefixValidLifetime: lifetimes.validLifetime,
     prefixPreferredLifetime: lifetimes.preferredLifetime,

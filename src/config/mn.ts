@@ -49,6 +49,11 @@ export interface MnHomeConfig {
   lifetime: number;
   /** Timeout of the first BU of a new home registration, seconds. */
   firstRegistrationTimeout: number;
+  /**
+   * RFC 5555 IPv4 home address: "auto" (the HA assigns one from its pool) or a dotted quad the
+   * member's certificate allows (as ::ffff:a.b.c.d); undefined = none.
+   */
+  ipv4Address: string | undefined;
 }
 
 export interface MnUnderlayConfig {
@@ -241,6 +246,16 @@ function readMember(
     throw h.error('agent_address', `${agentAddress} is the same as home.address`);
   }
   const agentPublicKey = h.optPath('agent_public_key');
+  const ipv4Address = h.optString('ipv4_address');
+  if (ipv4Address !== undefined && ipv4Address !== 'auto') {
+    const first = Number(ipv4Address.split('.')[0]);
+    if (!isIpv4(ipv4Address) || first === 0 || first === 127 || first >= 224) {
+      throw h.error(
+        'ipv4_address',
+        `"${ipv4Address}" is neither "auto" nor a unicast IPv4 address (e.g. "10.99.0.7")`,
+      );
+    }
+  }
   const lifetime = h.int('lifetime', DEFAULT_MN_LIFETIME_S, {
     min: 4,
     max: MAX_BINDING_LIFETIME_S,
@@ -298,6 +313,7 @@ function readMember(
       agentPublicKey === undefined ? undefined : resolveAgainst(root.file, agentPublicKey),
     lifetime: lifetime - (lifetime % 4),
     firstRegistrationTimeout,
+    ipv4Address,
   };
   return { home, underlay, movement };
 }

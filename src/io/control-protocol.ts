@@ -47,6 +47,8 @@ export interface BindingStatus {
   path?: 'validated' | 'validating';
   /** Where data goes while `path` is "validating" (the last validated locator). */
   dataLocator?: string;
+  /** The member's IPv4 home address (RFC 5555), when it holds one. */
+  homeAddress4?: string;
 }
 
 /** One binding update list entry at an MN or CN (RFC 6275 §11.1). */
@@ -104,6 +106,8 @@ export interface HaStatus extends StatusCommon {
 export interface MemberStatus extends StatusCommon {
   role: 'mn' | 'cn';
   homeAddress: string;
+  /** The IPv4 home address granted by the home agent (RFC 5555), when one was asked for. */
+  homeAddress4?: string;
   homeAgent: string;
   /** "home", "away", "unregistered", ... */
   state: string;

@@ -94,6 +94,13 @@ export interface HomeRegistrationConfig {
   maxDeregistrationAttempts?: number;
   /** Draws the first sequence number when none is given (default systemRandom). */
   random?: RandomSource | undefined;
+  /**
+   * RFC 5555 IPv4 home address: 'auto' (the HA assigns one) or a dotted quad the member's
+   * certificate allows; every home-registration BU carries the IPv4 Home Address option, with
+   * the address granted before once there is one (so refreshes, moves and returning home keep
+   * it). Undefined: no IPv4 home address.
+   */
+  ipv4HomeAddress?: string | undefined;
 }
 
 /** The MN's current care-of address: its local underlay address and family. */
@@ -161,6 +168,13 @@ export type HomeRegistrationAction =
       refreshTime: number;
       /** Status 1: run Mobile Prefix Discovery. */
       prefixDiscoveryNeeded: boolean;
+      /**
+       * The IPv4 home address held after this BA (RFC 5555 IPv4 Address Acknowledgement);
+       * null when none (none asked, refused, or the HA sent no acknowledgement).
+       */
+      homeAddress4: string | null;
+      /** Status of the BA's IPv4 Address Acknowledgement; null when it carried none. */
+      ipv4Status: number | null;
     }
   | { kind: 'failed'; status: number; statusName: string }
   | { kind: 'deregistered'; status: number | null; gaveUp: boolean }
@@ -196,6 +210,10 @@ export interface HomeRegistrationStatus {
   /** Last BA status and its name, null before any BA. */
   lastStatus: number | null;
   lastStatusName: string | null;
+  /** IPv4 home address granted by the HA (RFC 5555), null when none. */
+  homeAddress4: string | null;
+  /** Last IPv4 Address Acknowledgement status, null before any. */
+  ipv4Status: number | null;
 }
 
 interface Binding {
@@ -249,6 +267,11 @@ export class HomeRegistration {
   #binding: Binding | null = null;
   #attempt: Attempt | null = null;
   #lastStatus: number | null = null;
+  /** 'auto', a fixed dotted quad, or undefined (no IPv4 home address asked for). */
+  readonly #ipv4Request: string | undefined;
+  /** The IPv4 home address the HA granted (kept across deregistration: asked for again). */
+  #homeAddress4: string | null = null;
+  #ipv4Status: number | null = null;
   #totalRetransmissions = 0;
   #lastSentAt: number | null = null;
 
@@ -276,6 +299,28 @@ export class HomeRegistration {
       throw new RangeError('initialSequence must be in 0..65535');
     }
     this.#lastSequence = seqAdd(first, -1);
+    this.#ipv4Request = config.ipv4HomeAddress;
+  }
+
+  /** The IPv4 home address granted by the HA, null when none. */
+  get homeAddress4(): string | null {
+    return this.#homeAddress4;
+  }
+
+  /**
+   * The BA's IPv4 Address Acknowledgement (RFC 5555 §3.2.1): success binds the address; a
+   * refusal of an address we asked for by value drops it, so 'auto' asks afresh next time.
+   */
+  #onIpv4Ack(ba: BindingAcknowledgement): void {
+    if (this.#ipv4Request === undefined) return;
+    const ack = ba.options.find((o) => o.type === 'ipv4AddressAcknowledgement');
+    if (ack === undefined) {
+      this.#ipv4Status = null;
+      return;
+    }
+    this.#ipv4Status = ack.status;
+    if (ack.status < 128) this.#homeAddress4 = ack.address;
+    else this.#homeAddress4 = null;
   }
 
   /** Current state. */
@@ -512,6 +557,7 @@ export class HomeRegistration {
       natRefreshTime,
       prefixDiscoveryNeeded: ba.status === 1,
     };
+    this.#onIpv4Ack(ba);
     this.#attempt = null;
     this.#state = 'registered';
     actions.push({
@@ -524,6 +570,8 @@ export class HomeRegistration {
       udpEncapsulationRequired: natOption?.udpEncapsulationRequired ?? false,
       refreshTime: natRefreshTime,
       prefixDiscoveryNeeded: ba.status === 1,
+      homeAddress4: this.#homeAddress4,
+      ipv4Status: this.#ipv4Status,
     });
     return [...actions, ...this.poll(now)];
   }
@@ -610,6 +658,8 @@ export class HomeRegistration {
       totalRetransmissions: this.#totalRetransmissions,
       lastStatus: this.#lastStatus,
       lastStatusName: this.#lastStatus === null ? null : baStatusName(this.#lastStatus),
+      homeAddress4: this.#homeAddress4,
+      ipv4Status: this.#ipv4Status,
     };
   }
 
@@ -678,6 +728,16 @@ export class HomeRegistration {
       innerSource = a.careOf.localAddress;
       homeAddressOption = this.#hoa;
       options.push({ type: 'alternateCareOfAddress', address: a.careOf.localAddress });
+    }
+    if (a.kind === 'register' && this.#ipv4Request !== undefined) {
+      // RFC 5555 §3.1.1: 0.0.0.0 asks the HA to assign one; a single address is /32.
+      const fixed = this.#ipv4Request === 'auto' ? '0.0.0.0' : this.#ipv4Request;
+      options.push({
+        type: 'ipv4HomeAddress',
+        prefixLength: 32,
+        requestPrefix: false,
+        address: this.#homeAddress4 ?? fixed,
+      });
     }
     const message: BindingUpdate = {
       kind: 'bindingUpdate',

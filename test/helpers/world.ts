@@ -122,6 +122,8 @@ export class World {
     isRevoked?: (publicKey: Uint8Array) => boolean;
     /** The HA's binding store ([home] state). */
     store?: BindingStore;
+    /** The HA's IPv4 home address pool ([home] ipv4_pool, RFC 5555). */
+    ipv4Pool?: string;
   }) {
     this.net = new FakeNetwork(this.clock, {
       loss: opts.loss ?? 0,
@@ -157,6 +159,7 @@ export class World {
       ...(opts.store !== undefined
         ? { store: opts.store, wallClock: () => T0 + this.clock.now() }
         : {}),
+      ...(opts.ipv4Pool !== undefined ? { ipv4Pool: opts.ipv4Pool } : {}),
     });
     this.ha.start();
   }
@@ -171,6 +174,7 @@ export class World {
       maxBindings?: number;
       isRevoked?: (publicKey: Uint8Array) => boolean;
       store?: BindingStore;
+      ipv4Pool?: string;
     } = {},
   ): Promise<World> {
     await initCrypto();
@@ -181,6 +185,8 @@ export class World {
   mobileNode(opts: {
     homeAddress: string;
     certAddress?: string;
+    /** More addresses the certificate holds (e.g. "::ffff:10.99.0.50" for a fixed IPv4 HoA). */
+    certAddresses?: string[];
     address4: string;
     address6: string;
     lifetime?: number;
@@ -209,7 +215,7 @@ export class World {
           name: `${opts.role ?? 'mn'}-${this.#nextKey}`,
           role: opts.role ?? 'mn',
           key,
-          addresses: [opts.certAddress ?? opts.homeAddress],
+          addresses: [opts.certAddress ?? opts.homeAddress, ...(opts.certAddresses ?? [])],
         },
         opts.peerRoles ?? ['ha'],
       ),

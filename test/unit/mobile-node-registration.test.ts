@@ -152,6 +152,8 @@ void t.test('status 0: registered, lifetime min(granted, asked), refresh at 85%'
       udpEncapsulationRequired: false,
       refreshTime: 0,
       prefixDiscoveryNeeded: false,
+      homeAddress4: null,
+      ipv4Status: null,
     },
   ]);
   t.equal(mn.state, 'registered');

@@ -48,6 +48,11 @@ export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
   isRevoked?: ((publicKey: Uint8Array) => boolean) | undefined;
   /** Wall clock for the validity of stored bindings' certificates (default Date.now). */
   wallClock?: WallClock | undefined;
+  /**
+   * IPv4 home addresses for members ([home] ipv4_pool, RFC 5555), e.g. "10.99.0.0/24"; without
+   * it an IPv4 Home Address option is answered with status 129.
+   */
+  ipv4Pool?: string | undefined;
   /** MinMobPfxAdvInterval / MaxMobPfxAdvInterval in seconds (RFC 6275 §13 defaults). */
   prefixAdvertisementIntervals?: { minSeconds: number; maxSeconds: number } | undefined;
 }

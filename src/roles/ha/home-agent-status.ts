@@ -15,7 +15,7 @@ export interface HaStatusView {
   pid: number;
   cache: BindingCache;
   /** Path validation state of a binding, by binding key. */
-  pathStatus(key: string): Pick<BindingStatus, 'path' | 'dataLocator'>;
+  pathStatus(key: string): Pick<BindingStatus, 'path' | 'dataLocator' | 'homeAddress4'>;
   tun: { name: string; mtu: number };
   listen: { address: string; port: number }[];
   homePrefix: string;

@@ -76,6 +76,9 @@ import {
 } from '../../protocol/path-validation.js';
 import { homeAgentAnycast, type DiscoveryConfig } from '../../protocol/home-agent-discovery.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_SRC_OFF } from '../../wire/ipv6.js';
+import { IPV4_DST_OFF, IPV4_HEADER_LEN, IPV4_SRC_OFF, IPV4_VERSION } from '../../wire/ipv4.js';
+import { Ipv4HomeAddresses } from '../../protocol/ipv4-home-addresses.js';
+import { answerIpv4HomeAddress } from './ipv4-home.js';
 import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
 import { WireError } from '../../util/errors.js';
 import { bytesEqual } from '../../util/bytes.js';
@@ -156,6 +159,8 @@ export class HomeAgent {
   readonly #buRate = new PerMemberRateLimiter(HA_BU_RATE_PER_MEMBER, UPDATE_RATE_WINDOW_MS);
   /** Handshake messages per source IP, before any crypto (one host cannot saturate us). */
   readonly #handshakeRate = new HandshakeRateLimiter();
+  /** Members' IPv4 home addresses (RFC 5555; [home] ipv4_pool): grants and the data-path map. */
+  readonly ipv4: Ipv4HomeAddresses;
   #startedAt = 0;
   #closed = false;
   /** Discovery contents, home prefix lifetimes and the MPA schedule (RFC 6275 §10.6). */
@@ -174,6 +179,7 @@ export class HomeAgent {
       homeAgentAnycast(formatIpv6(this.#homePrefix.address), this.#homePrefix.length),
     );
     this.#prefixes = new HomePrefixes(opts, this.#homePrefix, opts.random ?? systemRandom);
+    this.ipv4 = new Ipv4HomeAddresses(opts.ipv4Pool);
   }
 
   /**
@@ -255,14 +261,16 @@ export class HomeAgent {
         this.#onPathMessage(session, buf, off, len); // not an IPv6 packet (path-validation.ts)
         continue;
       }
-      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+      // An inner IPv4 packet (RFC 5555 IPv4 home address) is only ever data.
+      const v4 = len >= IPV4_HEADER_LEN && buf[off]! >> 4 === IPV4_VERSION;
+      if (!v4 && (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6)) {
         this.drops.add('malformed-inner');
         continue;
       }
       // Signaling for us is what the member marked as its own (DataKind.SIGNALING); a Mobility
       // Header or DHAAD/MPS it merely forwards (payload) may have been written by anybody.
-      const own = result === OpenResult.SIGNALING;
-      if (!own && this.#forUs(buf, off) && mobilitySignal(buf, off, len) !== undefined) {
+      const own = !v4 && result === OpenResult.SIGNALING;
+      if (!v4 && !own && this.#forUs(buf, off) && mobilitySignal(buf, off, len) !== undefined) {
         this.drops.add('forwarded-signaling');
         continue;
       }
@@ -276,9 +284,14 @@ export class HomeAgent {
         this.#onSignaling(packet, session, from, now, this.#onHomeLink(socket, batch, i));
         continue;
       }
-      const entry = this.cache.getByKey(keyOf(buf, off + IPV6_SRC_OFF));
+      // The selector check: the inner source is a home address (IPv6, or the IPv4 one granted
+      // to that binding) bound to this very channel.
+      const key = v4
+        ? this.ipv4.bindingKeyAt(buf, off + IPV4_SRC_OFF)
+        : keyOf(buf, off + IPV6_SRC_OFF);
+      const entry = key === undefined ? undefined : this.cache.getByKey(key);
       if (entry === undefined) {
-        this.drops.add('no-binding');
+        this.drops.add(v4 ? 'no-binding-ipv4' : 'no-binding');
         continue;
       }
       const bound = this.#paths.get(entry.key);
@@ -533,6 +546,9 @@ export class HomeAgent {
     } else if (result.change === 'deleted' && entry) {
       removed = this.#removeBinding(entry, 'deregistration');
     }
+    // RFC 5555 IPv4 home address: only for a BU of the member's own channel that was accepted.
+    const v4 = answerIpv4HomeAddress(this.ipv4, result, mh, cert);
+    if (v4 !== undefined) env.log.info('ipv4-home-address', v4);
     if (result.ack && result.reply) {
       const ba = encodeMobilityPacket({
         source: result.reply.innerSource,
@@ -708,6 +724,7 @@ export class HomeAgent {
   }
 
   #removeBinding(entry: BindingCacheEntry, why: string): Promise<void> {
+    this.ipv4.release(entry.key);
     if (this.#opts.store !== undefined) this.#journal.delete(entry.homeAddress);
     this.#prefixes.forget(entry.key);
     this.#paths.remove(entry.key);
@@ -753,6 +770,25 @@ export class HomeAgent {
     for (let i = 0; i < batch.count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
+      if (len >= IPV4_HEADER_LEN && buf[off]! >> 4 === IPV4_VERSION) {
+        // To a member's IPv4 home address (RFC 5555): the binding that holds it.
+        const key4 = this.ipv4.bindingKeyAt(buf, off + IPV4_DST_OFF);
+        const entry4 = key4 === undefined ? undefined : this.cache.getByKey(key4);
+        const extra4 = entry4 === undefined ? undefined : this.#paths.get(entry4.key);
+        if (entry4 === undefined || extra4 === undefined) {
+          this.drops.add('unregistered-ipv4');
+          continue;
+        }
+        if (extra4 !== runExtra) {
+          flush();
+          runExtra = extra4;
+        }
+        this.cache.recordOut(entry4, len, now);
+        this.counters.tunnelPacketsOut++;
+        this.counters.tunnelBytesOut += len;
+        writer.push(off, len);
+        continue;
+      }
       if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
         this.drops.add('tun-not-ipv6');
         continue;
@@ -867,7 +903,13 @@ export class HomeAgent {
       startedAt: this.#startedAt,
       pid: process.pid,
       cache: this.cache,
-      pathStatus: (key) => this.#paths.status(key),
+      pathStatus: (key) => {
+        const homeAddress4 = this.ipv4.addressOf(key);
+        return {
+          ...this.#paths.status(key),
+          ...(homeAddress4 !== undefined ? { homeAddress4 } : {}),
+        };
+      },
       tun: this.#env.tun,
       listen: this.#sockets().map((s) => ({ address: s.localAddress, port: s.localPort })),
       homePrefix: this.#opts.homePrefix,

@@ -6,6 +6,9 @@
  *   signaling (DataKind.SIGNALING) goes to the mobile node, forwarded HoT / HoTI to return
  *   routability, other forwarded mobility signaling is dropped, the rest (addressed to our
  *   home address) joins one TUN write with route optimization's direct data.
+ * Inner IPv4 packets (an RFC 5555 IPv4 home address) share the HA's channel: out, they join
+ * the HA's run (never route optimization); in, only payload addressed to our IPv4 home address
+ * reaches the TUN. The version nibble tells them apart; nothing else per packet.
  */
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import { OpenResult } from '../../crypto/endpoint.js';
@@ -14,6 +17,7 @@ import type { Locator } from '../../protocol/locator.js';
 import { PATH_MESSAGE_LEN } from '../../protocol/path-validation.js';
 import { ipv6Equal } from '../../wire/address.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
+import { IPV4_DST_OFF, IPV4_HEADER_LEN, IPV4_VERSION } from '../../wire/ipv4.js';
 import { mobilitySignal } from '../../wire/mobility-signal.js';
 import {
   nodeNow,
@@ -53,6 +57,8 @@ export class HomeTunnel {
   readonly #host: HomeTunnelHost;
   readonly #writer = new TunnelWriter();
   readonly #rx = new ReceiveBatch();
+  /** The IPv4 home address granted by the HA (4 bytes), undefined when none. */
+  homeAddress4: Uint8Array | undefined = undefined;
   /** Direct (route-optimized) data joins the same TUN batch write. */
   readonly #toTun = (o: number, l: number): void => this.#rx.toTun(o, l);
 
@@ -99,6 +105,25 @@ export class HomeTunnel {
       const len = batch.lengths[i]! - DATA_OVERHEAD;
       if (signaling && len === PATH_MESSAGE_LEN) {
         h.channel.answerPathChallenge(buf, off, len, now);
+        continue;
+      }
+      if (len >= IPV4_HEADER_LEN && buf[off]! >> 4 === IPV4_VERSION) {
+        const a4 = this.homeAddress4;
+        if (
+          signaling ||
+          a4 === undefined ||
+          buf[off + IPV4_DST_OFF] !== a4[0] ||
+          buf[off + IPV4_DST_OFF + 1] !== a4[1] ||
+          buf[off + IPV4_DST_OFF + 2] !== a4[2] ||
+          buf[off + IPV4_DST_OFF + 3] !== a4[3]
+        ) {
+          h.drops.add('not-for-home-address4');
+          continue;
+        }
+        h.counters.tunnelPacketsIn++;
+        h.counters.tunnelBytesIn += len;
+        if (env.capture) h.capture(buf.subarray(off, off + len), now);
+        rx.toTun(off, len);
         continue;
       }
       if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
@@ -158,11 +183,12 @@ export class HomeTunnel {
     for (let i = 0; i < batch.count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
-      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
-        h.drops.add('tun-not-ipv6');
+      const v4 = len >= IPV4_HEADER_LEN && buf[off]! >> 4 === IPV4_VERSION;
+      if (!v4 && (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6)) {
+        h.drops.add('tun-not-ip');
         continue;
       }
-      if (h.routeOptimization?.fromTun(buf, off, len, now)) continue;
+      if (!v4 && h.routeOptimization?.fromTun(buf, off, len, now)) continue;
       if (env.capture) h.capture(buf.subarray(off, off + len), now);
       h.counters.tunnelPacketsOut++;
       h.counters.tunnelBytesOut += len;

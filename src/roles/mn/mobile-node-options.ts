@@ -28,6 +28,11 @@ export interface MnHomeLinkControl {
   announce?(ifname: string): void;
 }
 
+/** The IPv4 home address on the TUN (RFC 5555): replaced when the HA grants another one. */
+export interface MnHomeAddress4Control {
+  set(address: string | null, previous: string | null): Promise<void>;
+}
+
 export interface MobileNodeOptions {
   homeAddress: string;
   /** The HA's address on the home prefix (inner destination of BUs). */
@@ -64,6 +69,13 @@ export interface MobileNodeOptions {
   routeOptimization?: RouteOptimization | undefined;
   /** Randomness for DHAAD / MPS identifiers and the first sequence number (default systemRandom). */
   random?: RandomSource | undefined;
+  /**
+   * RFC 5555 IPv4 home address to ask for: 'auto' or a dotted quad ([home] ipv4_address);
+   * undefined: none.
+   */
+  ipv4HomeAddress?: string | undefined;
+  /** Puts the granted IPv4 home address on the TUN (src/io); without it only the data path knows. */
+  homeAddress4Control?: MnHomeAddress4Control | undefined;
   /** What `mip6 status` calls this member (default 'mn'; a `mip6 cn` daemon says 'cn'). */
   role?: 'mn' | 'cn' | undefined;
 }

@@ -22,6 +22,8 @@ export interface MnStatusView {
   role: 'mn' | 'cn';
   tun: { name: string; mtu: number };
   homeAddress: string;
+  /** The IPv4 home address granted by the HA (RFC 5555), null when none. */
+  homeAddress4?: string | null;
   /** The home-prefix address of the HA in use, and the underlay locator it is reached at. */
   homeAgentAddress: string;
   agentLocator: string | undefined;
@@ -60,6 +62,7 @@ export function renderMnStatus(v: MnStatusView): MemberStatus {
     uptime: Math.round((v.now - v.startedAt) / 1000),
     tun: { ...v.tun },
     homeAddress: v.homeAddress,
+    ...(v.homeAddress4 != null ? { homeAddress4: v.homeAddress4 } : {}),
     homeAgent: v.agentLocator ?? v.homeAgentAddress,
     state: v.registration.state,
     homeAgents: homeAgentsStatus(v),

@@ -48,7 +48,8 @@ import { ErrorRateLimiter } from '../../protocol/mobility-header-check.js';
 import { MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
 import { systemRandom, type RandomSource } from '../../util/random-source.js';
 import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
-import { canonicalIpv6, parseIpv6 } from '../../wire/address.js';
+import { canonicalIpv6, parseIpv4, parseIpv6 } from '../../wire/address.js';
+import { ipv4AckStatusName } from '../../protocol/ipv4-home-addresses.js';
 import { encodeMobilityPacket } from '../../wire/packet.js';
 import { BA_STATUS, BE_STATUS } from '../../wire/types.js';
 import { armTimer, DropCounters, nodeNow, type NodeEnvironment } from '../common.js';
@@ -107,6 +108,8 @@ export class MobileNode {
   readonly #env: NodeEnvironment;
   readonly #opts: MobileNodeOptions;
   readonly #hoa: Uint8Array;
+  /** The IPv4 home address the HA granted (RFC 5555), null when none. */
+  #homeAddress4: string | null = null;
   readonly #tunnel: HomeTunnel;
   readonly #channel: HomeAgentChannel;
   #agents: { agent4?: string | undefined; agent6?: string | undefined };
@@ -240,9 +243,34 @@ export class MobileNode {
           : {}),
         moveTimeoutMs: opts.moveTimeoutMs ?? MOVE_BINDACK_TIMEOUT_MS,
         random: this.#random,
+        ipv4HomeAddress: opts.ipv4HomeAddress,
       },
       now,
     );
+  }
+
+  /**
+   * The BA's RFC 5555 IPv4 Address Acknowledgement: a new (or lost) IPv4 home address goes to
+   * the data path (what the HA's channel may deliver to the TUN) and onto the TUN.
+   */
+  #ipv4HomeAddress(address: string | null, status: number | null): void {
+    if (this.#opts.ipv4HomeAddress === undefined) return;
+    if (status !== null && status >= 128) {
+      this.#env.log.warn('ipv4-home-address-refused', {
+        status,
+        statusName: ipv4AckStatusName(status),
+      });
+    }
+    if (address === this.#homeAddress4) return;
+    const previous = this.#homeAddress4;
+    this.#homeAddress4 = address;
+    this.#tunnel.homeAddress4 = address === null ? undefined : parseIpv4(address);
+    this.#env.log.info('ipv4-home-address', { address: address ?? '-', previous: previous ?? '-' });
+    this.#emit('ipv4-home-address', { address, previous });
+    const control = this.#opts.homeAddress4Control;
+    control?.set(address, previous).catch((err: unknown) => {
+      this.#env.log.error('ipv4-home-address-tun', { error: String(err) });
+    });
   }
 
   /** Observes events (registered, move, failed...) — used by tests and the demo. */
@@ -574,6 +602,7 @@ export class MobileNode {
           break;
         }
         case 'registered':
+          this.#ipv4HomeAddress(a.homeAddress4, a.ipv4Status);
           this.#refusedBy.clear();
           this.#movement.registered();
           this.#env.log.info('registered', {
@@ -758,6 +787,7 @@ export class MobileNode {
       role: this.#opts.role ?? 'mn',
       tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
       homeAddress: this.#opts.homeAddress,
+      homeAddress4: this.#homeAddress4,
       homeAgentAddress: this.#haAddress,
       agentLocator: this.#channel.agent ? formatLocator(this.#channel.agent) : undefined,
       bulEntry: this.#bul.get(

@@ -9,8 +9,17 @@
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { addressBytes } from './address-bytes.js';
+import { loadAddon } from './addon.js';
 import { ip, IP_BIN, replaceRoute } from './iproute.js';
 import { advertiseNeighbor } from './ndisc.js';
+
+/**
+ * How long Duplicate Address Detection listens for a defender: RetransTimer (1 s) x
+ * DupAddrDetectTransmits (1), RFC 4861 §10 / RFC 4862 §5.1; the MN's first BU waits 1.5 s
+ * (InitialBindackTimeoutFirstReg) so the BA can follow it.
+ */
+const DAD_TIMEOUT_MS = 1000;
 
 /**
  * Runs the per-binding `ip` commands in batches: everything queued while one `ip -batch -` runs
@@ -83,6 +92,8 @@ export class KernelHomeLink {
   /** Cancels the pending repeats of our unsolicited NAs, per home address. */
   readonly #announcing = new Map<string, () => void>();
   readonly #ip = new IpBatcher();
+  /** The proxy-only addresses (alsoDefend) of each home address. */
+  readonly #defended = new Map<string, readonly string[]>();
 
   constructor(opts: HomeLinkOptions) {
     this.#opts = opts;
@@ -110,33 +121,63 @@ export class KernelHomeLink {
     return next;
   }
 
-  bindingAdded(homeAddress: string): Promise<void> {
-    return this.#serial(homeAddress, () => this.#add(homeAddress));
+  bindingAdded(homeAddress: string, alsoDefend: readonly string[] = []): Promise<void> {
+    return this.#serial(homeAddress, () => this.#add(homeAddress, alsoDefend));
+  }
+
+  /**
+   * Duplicate Address Detection for a new binding (RFC 6275 §10.3.1): Neighbor Solicitations
+   * for each address on the home link for DAD_TIMEOUT_MS; the first one a node answers for
+   * (an NA with hop limit 255) is returned. Deviation from RFC 4862 §5.4.2: the solicitation
+   * carries our link-local source and link-layer address instead of the unspecified source
+   * (the addon's probe, native/ndisc_linux.c); a node holding the address answers either way.
+   * Without a home link, or an addon without the probe, nothing is checked (null).
+   */
+  async detectDuplicates(addresses: readonly string[]): Promise<string | null> {
+    const link = this.#opts.link;
+    const solicit = link === undefined ? undefined : loadAddon().ndpSolicit;
+    if (link === undefined || solicit === undefined) return null;
+    const answered = await Promise.all(
+      addresses.map((a) => solicit.call(loadAddon(), link, addressBytes(6, a), DAD_TIMEOUT_MS)),
+    );
+    return addresses[answered.indexOf(true)] ?? null;
   }
 
   bindingRemoved(homeAddress: string): Promise<void> {
     return this.#serial(homeAddress, () => this.#remove(homeAddress));
   }
 
-  async #add(homeAddress: string): Promise<void> {
-    if (this.#opts.link === undefined) return;
-    // No family option in batch lines: the IPv6 addresses select it. Both go in one batch, in
-    // this order.
+  async #add(homeAddress: string, alsoDefend: readonly string[]): Promise<void> {
+    const link = this.#opts.link;
+    if (link === undefined) return;
+    // No family option in batch lines: the IPv6 addresses select it. All go in one batch, in
+    // this order. The alsoDefend addresses (the link-local of a BU with L set) only get proxy
+    // ND: nothing is forwarded to a link-local address.
     await Promise.all([
       this.#ip.run(['route', 'replace', `${homeAddress}/128`, 'dev', this.#opts.tunName]),
-      this.#ip.run(['neigh', 'replace', 'proxy', homeAddress, 'dev', this.#opts.link]),
+      this.#ip.run(['neigh', 'replace', 'proxy', homeAddress, 'dev', link]),
+      ...alsoDefend.map((a) => this.#ip.run(['neigh', 'replace', 'proxy', a, 'dev', link])),
     ]);
+    const before = this.#defended.get(homeAddress) ?? [];
+    this.#defended.set(homeAddress, alsoDefend);
+    for (const a of before.filter((x) => !alsoDefend.includes(x))) {
+      await this.#ip.run(['neigh', 'del', 'proxy', a, 'dev', link]).catch(() => {});
+    }
     // Hosts that cached the MN's own link-layer address (it was home) switch to us now.
     this.#announcing.get(homeAddress)?.();
-    this.#announcing.set(homeAddress, advertiseNeighbor(this.#opts.link, homeAddress));
+    this.#announcing.set(homeAddress, advertiseNeighbor(link, homeAddress));
   }
 
   async #remove(homeAddress: string): Promise<void> {
-    if (this.#opts.link === undefined) return;
+    const link = this.#opts.link;
+    if (link === undefined) return;
     this.#announcing.get(homeAddress)?.();
     this.#announcing.delete(homeAddress);
+    const extra = this.#defended.get(homeAddress) ?? [];
+    this.#defended.delete(homeAddress);
     await Promise.all([
-      this.#ip.run(['neigh', 'del', 'proxy', homeAddress, 'dev', this.#opts.link]).catch(() => {}),
+      ...extra.map((a) => this.#ip.run(['neigh', 'del', 'proxy', a, 'dev', link]).catch(() => {})),
+      this.#ip.run(['neigh', 'del', 'proxy', homeAddress, 'dev', link]).catch(() => {}),
       this.#ip
         .run(['route', 'del', `${homeAddress}/128`, 'dev', this.#opts.tunName])
         .catch(() => {}),

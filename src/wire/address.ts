@@ -139,6 +139,18 @@ export function solicitedNodeMulticast(text: string): string {
 }
 
 /** `192.0.2.1` -> `::ffff:192.0.2.1` (RFC 4291 §2.5.5.2). */
+/**
+ * The link-local address with the interface identifier of `text` (fe80::/64 + its last 64
+ * bits): what a BU's L flag asks the home agent to defend too (RFC 6275 §6.1.7, §10.3.1).
+ */
+export function linkLocalOf(text: string): string {
+  const b = parseIpv6(text);
+  b.fill(0, 0, 8);
+  b[0] = 0xfe;
+  b[1] = 0x80;
+  return formatIpv6(b);
+}
+
 export function ipv4Mapped(v4text: string): string {
   parseIpv4(v4text);
   return `::ffff:${v4text}`;

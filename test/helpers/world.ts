@@ -73,13 +73,25 @@ export class RecordingHomeAddress implements MnHomeLinkControl {
 /** Records home-link side effects instead of touching the kernel. */
 export class RecordingHomeLink implements HomeLinkControl {
   readonly bound = new Set<string>();
-  bindingAdded(hoa: string): Promise<void> {
+  /** Proxy-only addresses (a BU's L flag: the link-local) by home address. */
+  readonly defended = new Map<string, readonly string[]>();
+  /** Addresses another node on the home link holds: Duplicate Address Detection finds them. */
+  readonly taken = new Set<string>();
+  /** Every DAD request, in order. */
+  readonly detections: (readonly string[])[] = [];
+  bindingAdded(hoa: string, alsoDefend: readonly string[] = []): Promise<void> {
     this.bound.add(hoa);
+    this.defended.set(hoa, alsoDefend);
     return Promise.resolve();
   }
   bindingRemoved(hoa: string): Promise<void> {
     this.bound.delete(hoa);
+    this.defended.delete(hoa);
     return Promise.resolve();
+  }
+  detectDuplicates(addresses: readonly string[]): Promise<string | null> {
+    this.detections.push(addresses);
+    return Promise.resolve(addresses.find((a) => this.taken.has(a)) ?? null);
   }
 }
 

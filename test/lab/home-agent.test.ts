@@ -198,6 +198,43 @@ void t.test(
       },
     );
 
+    await t.test(
+      'a home address another host on the home link holds is refused (DAD, BA 134)',
+      async (t) => {
+        // The server on the home link takes the address; a member certified for it registers.
+        const hoa = '2001:db8:100::40';
+        await s.lab.exec('server', 'ip', [
+          '-6',
+          'addr',
+          'add',
+          `${hoa}/64`,
+          'dev',
+          'home',
+          'nodad',
+        ]);
+        t.teardown(() =>
+          s.lab.exec('server', 'ip', ['-6', 'addr', 'del', `${hoa}/64`, 'dev', 'home']).then(
+            () => undefined,
+            () => undefined,
+          ),
+        );
+        const files = await s.prov.member('squatter', 'mn', [hoa]);
+        const cfg = mnToml(s.prov, 'squatter', files, s.haFiles, { homeAddress: hoa });
+        const d = startDaemon(s.lab, 'cn', 'mn', cfg, join(s.prov.dir, 'squatter.sock'));
+        t.teardown(() => d.stop().then(() => undefined));
+        const failed = await d.waitLog((l) => l.event === 'registration-failed');
+        t.equal(failed['status'], 134, 'BA 134: Duplicate Address Detection failed');
+        t.equal(await haLocator(s, hoa), undefined, 'no binding at the HA');
+        t.ok(
+          s.ha.lines.some((l) => l.event === 'dad-failed' && l['hoa'] === hoa),
+          'the HA logs whose address was taken',
+        );
+        const { stdout } = await s.lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
+        t.notMatch(stdout, hoa, 'no proxy ND entry for it');
+        t.match(await haLocator(s), LAB_ADDR.mn.lte, 'the laptop’s binding is untouched');
+      },
+    );
+
     await t.test('a killed MN’s binding expires after its lifetime', async (t) => {
       const hoa = '2001:db8:100::30';
       const files = await s.prov.member('crasher', 'mn', [hoa]);

@@ -5,38 +5,17 @@
  * sealed back in the member's channel and rate-limited; neither touches the binding cache.
  */
 import t from 'tap';
-import { DataKind } from '../../src/crypto/aead.js';
-import type { PeerSession } from '../../src/crypto/endpoint.js';
-import { decodePacket, encodeMobilityPacket, type DecodedPacket } from '../../src/wire/packet.js';
+import { encodeMobilityPacket } from '../../src/wire/packet.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
-import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
 import { patchMobilityHeader } from '../helpers/packets.js';
-import { World, HA4, HA_HOME_ADDRESS, HA_PORT } from '../helpers/world.js';
+import { rawMember } from '../helpers/raw-member.js';
+import { World, HA_HOME_ADDRESS } from '../helpers/world.js';
 
 const HOA = '2001:db8:100::66';
 const ADDR4 = '203.0.113.66';
 
-async function member(w: World) {
-  const ep = endpoint(w.ca, { name: 'probe', role: 'mn', key: memberKey(0x92), addresses: [HOA] }, [
-    'ha',
-  ]);
-  const udp = w.net.endpoint({ address: ADDR4 });
-  const got: DecodedPacket[] = [];
-  let session: PeerSession | undefined;
-  udp.onDatagrams((batch) => {
-    for (let i = 0; i < batch.count; i++) {
-      const copy = batch.packet(i).slice();
-      const r = ep.receive(copy, T0 + w.clock.now());
-      if (r.kind === 'established') session = r.session;
-      if (r.kind === 'data') got.push(decodePacket(copy.subarray(r.offset, r.offset + r.length)));
-    }
-  });
-  udp.send(ep.connect(w.haKey.publicKey, T0 + w.clock.now()), HA4, HA_PORT);
-  await w.until(() => session !== undefined, 1000);
-  const send = (packet: Uint8Array): void => {
-    udp.send(ep.seal(session!, packet, T0 + w.clock.now(), DataKind.SIGNALING)!, HA4, HA_PORT);
-  };
-  return { got, send, ready: session !== undefined };
+function member(w: World) {
+  return rawMember(w, { homeAddress: HOA, address4: ADDR4 });
 }
 
 function unknownType(): Uint8Array {

@@ -146,6 +146,11 @@ void t.test('returning home: deregistration, HoA moved, and back', async (t) => 
   t.same(home.calls, ['enter home0', 'announce home0', 'leave home0'], 'HoA back on the TUN');
   t.ok(w.homeLink.bound.has(HOA), 'HA proxies again');
   t.same(
+    w.homeLink.detections,
+    [[HOA]],
+    'DAD for the first binding only: leaving home, the member itself held the address',
+  );
+  t.same(
     m.events.map((e) => e.event).filter((e) => !['home-agents', 'home-prefix'].includes(e)),
     [
       'attach',

@@ -19,8 +19,15 @@ export const HA_BU_RATE_PER_MEMBER = 2 * MAX_UPDATE_RATE;
 
 /** Home-link side effects of a binding (routes, proxy ND); real one in src/io/home-link.ts. */
 export interface HomeLinkControl {
-  bindingAdded(homeAddress: string): Promise<void>;
+  /** Route and proxy ND for `homeAddress`; proxy ND only for the `alsoDefend` addresses. */
+  bindingAdded(homeAddress: string, alsoDefend?: readonly string[]): Promise<void>;
   bindingRemoved(homeAddress: string): Promise<void>;
+  /**
+   * Duplicate Address Detection on the home link (RFC 6275 §10.3.1, RFC 4862 §5.4): resolves
+   * to the first of `addresses` that a node on the link answers for, or null. Absent (or
+   * resolving null at once) without a real home link.
+   */
+  detectDuplicates?(addresses: readonly string[]): Promise<string | null>;
 }
 
 export interface HomeAgentOptions extends HomeAgentRegistrationConfig {

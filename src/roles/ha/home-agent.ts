@@ -40,7 +40,12 @@ import { OpenResult, type PeerSession } from '../../crypto/endpoint.js';
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
 import { HandshakeRateLimiter } from '../../crypto/handshake-rate-limiter.js';
-import { BindingCache, keyOf, type BindingCacheEntry } from '../../protocol/binding-cache.js';
+import {
+  BindingCache,
+  keyOf,
+  keyOfText,
+  type BindingCacheEntry,
+} from '../../protocol/binding-cache.js';
 import { PerMemberRateLimiter } from '../../protocol/binding-update-list.js';
 import { UPDATE_RATE_WINDOW_MS } from '../../protocol/constants.js';
 import {
@@ -54,11 +59,13 @@ import type { HaStatus } from '../../io/control-protocol.js';
 import {
   formatIpv6,
   ipv6Equal,
+  linkLocalOf,
   parseIpv6,
   parsePrefix,
   prefixContains,
   type Prefix,
 } from '../../wire/address.js';
+import { BA_STATUS } from '../../wire/types.js';
 import { buildDestinationUnreachable } from '../../wire/icmpv6.js';
 import {
   checkMobilityHeader,
@@ -114,6 +121,8 @@ import {
 const ICMP_ERRORS_PER_SECOND = 10;
 /** At most this many Binding Errors per second (RFC 6275 §9.3.3: rate-limited). */
 const BINDING_ERRORS_PER_SECOND = 10;
+/** How long after a member came home its next binding skips DAD (#noteWentHome), ms. */
+const WENT_HOME_DAD_SKIP_MS = 24 * 3600 * 1000;
 
 export {
   HA_BU_RATE_PER_MEMBER,
@@ -134,6 +143,8 @@ export class HomeAgent {
     signalingOut: 0,
     icmpErrorsSent: 0,
     pathChallenges: 0,
+    /** New bindings refused with BA 134: a node on the home link holds the address. */
+    dadFailed: 0,
   };
   readonly #env: NodeEnvironment;
   readonly #opts: HomeAgentOptions;
@@ -163,6 +174,10 @@ export class HomeAgent {
   readonly ipv4: Ipv4HomeAddresses;
   #startedAt = 0;
   #closed = false;
+  /** Keys of bindings whose BA waits for Duplicate Address Detection (#detectDuplicates). */
+  readonly #dadPending = new Set<string>();
+  /** Members that deregistered from the home link: owner key and until when (#noteWentHome). */
+  readonly #wentHome = new Map<string, { owner: Uint8Array; until: number }>();
   /** Discovery contents, home prefix lifetimes and the MPA schedule (RFC 6275 §10.6). */
   readonly #prefixes: HomePrefixes;
   /** Binding changes of the current burst, for the store (binding-persistence.ts). */
@@ -503,7 +518,14 @@ export class HomeAgent {
       this.drops.add('bu-rate-limited');
       return;
     }
+    if (this.#dadPending.has(keyOfText(decoded.homeAddress ?? decoded.source))) {
+      // The BA of the BU that created this binding waits for DAD; the MN's retransmission
+      // (InitialBindackTimeoutFirstReg 1.5 s > DAD's 1 s) finds it settled.
+      this.drops.add('dad-pending');
+      return;
+    }
     let removed: Promise<void> | undefined;
+    let dad: Promise<boolean> | undefined;
     const result = processHomeBindingUpdate(
       this.cache,
       {
@@ -542,9 +564,25 @@ export class HomeAgent {
       this.#persist(entry, session);
       const challenge = this.#paths.bind(entry, session, packet.length, now);
       if (challenge !== undefined) this.#sendChallenge(challenge, now);
-      if (result.change === 'created' || !known) this.#homeLinkAdd(entry.homeAddress);
+      const leftHome = this.#wentHome.get(entry.key);
+      this.#wentHome.delete(entry.key);
+      const holder =
+        leftHome !== undefined &&
+        leftHome.until > now &&
+        bytesEqual(leftHome.owner, entry.ownerKey);
+      if (
+        result.change === 'created' &&
+        !onHomeLink &&
+        !holder &&
+        this.#opts.homeLink?.detectDuplicates
+      ) {
+        dad = this.#detectDuplicates(entry, mh.flags.L);
+      } else if (result.change === 'created' || !known) {
+        this.#homeLinkAdd(entry.homeAddress, mh.flags.L);
+      }
     } else if (result.change === 'deleted' && entry) {
       removed = this.#removeBinding(entry, 'deregistration');
+      if (onHomeLink) this.#noteWentHome(entry, now);
     }
     // RFC 5555 IPv4 home address: only for a BU of the member's own channel that was accepted.
     const v4 = answerIpv4HomeAddress(this.ipv4, result, mh, cert);
@@ -556,7 +594,21 @@ export class HomeAgent {
         message: result.ack,
       });
       const to = result.reply.locator;
-      if (removed === undefined) {
+      if (dad !== undefined) {
+        // A new binding on a real home link: the BA waits for DAD; 134 if the address is taken.
+        const { ack, reply } = result;
+        void dad.then((unique) => {
+          const failed = { ...ack, status: BA_STATUS.DAD_FAILED, lifetimeUnits: 0, options: [] };
+          const packet = unique
+            ? ba
+            : encodeMobilityPacket({
+                source: reply.innerSource,
+                destination: reply.innerDestination,
+                message: failed,
+              });
+          this.#sendSignaling(session, packet, to, nodeNow(this.#env));
+        });
+      } else if (removed === undefined) {
         this.#sendSignaling(session, ba, to, now);
       } else {
         // A deregistration, maybe from the home link itself (RFC 6275 §11.5.4): the BA leaves
@@ -733,8 +785,56 @@ export class HomeAgent {
     return removed;
   }
 
-  #homeLinkAdd(hoa: string): void {
-    this.#opts.homeLink?.bindingAdded(hoa).catch((err: unknown) => {
+  /**
+   * Duplicate Address Detection for a binding just created (RFC 6275 §10.3.1): for its home
+   * address, and its link-local address too when the BU had L set. Resolves true when nobody
+   * on the home link answered: the home link is programmed and the BA may leave. Otherwise the
+   * binding goes again (BA 134). A failing probe is logged and counts as no answer: the HA's
+   * own trouble must not refuse members.
+   */
+  #detectDuplicates(entry: BindingCacheEntry, linkLocalToo: boolean): Promise<boolean> {
+    const hoa = entry.homeAddress;
+    const addresses = linkLocalToo ? [hoa, linkLocalOf(hoa)] : [hoa];
+    this.#dadPending.add(entry.key);
+    const probe = this.#opts.homeLink?.detectDuplicates?.(addresses) ?? Promise.resolve(null);
+    return probe
+      .catch((err: unknown) => {
+        this.#env.log.error('dad-probe', { hoa, error: String(err) });
+        return null;
+      })
+      .then((taken) => {
+        this.#dadPending.delete(entry.key);
+        if (this.#closed || this.cache.getByKey(entry.key) !== entry) return false;
+        if (taken === null) {
+          this.#homeLinkAdd(hoa, linkLocalToo);
+          return true;
+        }
+        this.counters.dadFailed++;
+        this.#env.log.warn('dad-failed', { hoa, taken, member: entry.peerName });
+        this.cache.delete(hoa, nodeNow(this.#env));
+        void this.#removeBinding(entry, 'dad-failed');
+        return false;
+      });
+  }
+
+  /**
+   * The member came home (its deregistration arrived on the home link): it holds the address
+   * there itself. When it leaves again, its new binding skips DAD (#detectDuplicates), or the
+   * move away would wait a whole second for an answer that could only come from the member
+   * itself. Deviation from RFC 6275 §10.3.1 (DAD for every new binding), within
+   * WENT_HOME_DAD_SKIP_MS and for the same owner key only.
+   */
+  #noteWentHome(entry: BindingCacheEntry, now: number): void {
+    if (this.#wentHome.size >= this.#opts.maxBindings) {
+      const oldest = this.#wentHome.keys().next().value;
+      if (oldest !== undefined) this.#wentHome.delete(oldest);
+    }
+    this.#wentHome.set(entry.key, { owner: entry.ownerKey, until: now + WENT_HOME_DAD_SKIP_MS });
+  }
+
+  #homeLinkAdd(hoa: string, linkLocalToo = false): void {
+    const alsoDefend = linkLocalToo ? [linkLocalOf(hoa)] : [];
+    this.#opts.homeLink?.bindingAdded(hoa, alsoDefend).catch((err: unknown) => {
       this.#env.log.error('home-link', { hoa, error: String(err) });
     });
   }

@@ -1,0 +1,91 @@
+/**
+ * Duplicate Address Detection at the home agent (RFC 6275 §10.3.1), over fakes: a binding that
+ * a BU creates on a home agent with a real home link waits for DAD before its BA; a home
+ * address another node on the link holds gets BA 134 (and no binding, no route, no proxy
+ * entry); with the L flag the link-local address with the same interface identifier is
+ * checked and defended too; refreshes and moves of an existing binding run no DAD. The lab
+ * (test/lab/home-agent.test.ts) runs the real probe against a real second host.
+ */
+import t from 'tap';
+import { BA_STATUS, bindingUpdateFlags } from '../../src/wire/types.js';
+import { encodeMobilityPacket } from '../../src/wire/packet.js';
+import { rawMember } from '../helpers/raw-member.js';
+import { World, HA_HOME_ADDRESS } from '../helpers/world.js';
+
+const HOA = '2001:db8:100::10';
+const MN4 = '203.0.113.10';
+
+void t.test('a new binding waits for DAD; refreshes and moves do not', async (t) => {
+  const w = await World.create();
+  const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  await w.until(() => m.mn.registration.state === 'registered');
+  t.same(w.homeLink.detections, [[HOA]], 'DAD for the home address, once');
+  t.ok(w.homeLink.bound.has(HOA), 'proxied after DAD');
+  t.same(w.homeLink.defended.get(HOA), [], 'no L flag from mip6: the home address alone');
+
+  m.careOf.candidates = [{ family: 4, localAddress: '203.0.113.12' }];
+  m.careOf.changed();
+  await w.until(() => w.ha.cache.get(HOA)?.careOfAddress.endsWith('203.0.113.12') === true);
+  t.equal(w.homeLink.detections.length, 1, 'a move of an existing binding runs no DAD');
+});
+
+void t.test('the home address is taken on the home link: BA 134, nothing installed', async (t) => {
+  const w = await World.create();
+  w.homeLink.taken.add(HOA);
+  const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
+  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+  m.mn.start();
+  const took = await w.until(() => m.events.some((e) => e.event === 'failed'), 3000);
+  t.ok(took >= 0, `refused after ${took} ms`);
+  t.same(
+    m.events.find((e) => e.event === 'failed')?.fields,
+    { status: BA_STATUS.DAD_FAILED, statusName: 'Duplicate Address Detection failed' },
+    'BA 134',
+  );
+  t.equal(m.mn.registration.state === 'registered', false, 'not registered');
+  t.equal(w.ha.cache.get(HOA), undefined, 'no binding');
+  t.notOk(w.homeLink.bound.has(HOA), 'no route, no proxy entry');
+  t.equal(w.ha.counters.dadFailed, 1, 'counted');
+});
+
+void t.test('L flag: the link-local address is checked and defended too', async (t) => {
+  const w = await World.create();
+  const hoa = '2001:db8:100::66';
+  const linkLocal = 'fe80::66';
+  const m = await rawMember(w, { homeAddress: hoa, address4: '203.0.113.66' });
+  t.ok(m.ready, 'channel up');
+  const bu = (sequence: number) =>
+    encodeMobilityPacket({
+      source: '::ffff:203.0.113.66',
+      destination: HA_HOME_ADDRESS,
+      homeAddress: hoa,
+      message: {
+        kind: 'bindingUpdate',
+        sequence,
+        flags: bindingUpdateFlags({ A: true, H: true, L: true }),
+        lifetimeUnits: 50,
+        options: [],
+      },
+    });
+  m.send(bu(1));
+  await w.until(() => m.got.some((p) => p.mobility?.kind === 'bindingAcknowledgement'));
+  t.same(w.homeLink.detections, [[hoa, linkLocal]], 'DAD for both addresses');
+  t.same(w.homeLink.defended.get(hoa), [linkLocal], 'proxy ND for the link-local too');
+  t.match(m.got.find((p) => p.mobility?.kind === 'bindingAcknowledgement')?.mobility, {
+    status: 0,
+  });
+
+  // Another member whose link-local is taken on the link: 134 for it.
+  const w2 = await World.create();
+  w2.homeLink.taken.add(linkLocal);
+  const m2 = await rawMember(w2, { homeAddress: hoa, address4: '203.0.113.66' });
+  m2.send(bu(1));
+  await w2.until(() => m2.got.some((p) => p.mobility?.kind === 'bindingAcknowledgement'));
+  t.match(m2.got.find((p) => p.mobility?.kind === 'bindingAcknowledgement')?.mobility, {
+    status: BA_STATUS.DAD_FAILED,
+    lifetimeUnits: 0,
+  });
+  t.equal(w2.ha.cache.get(hoa), undefined, 'no binding');
+});

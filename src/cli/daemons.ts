@@ -364,6 +364,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       ipv4Pool: pool,
       store,
       isRevoked: revocations.isRevoked,
+      underlayMtu: cfg.tun.underlayMtu,
     });
     if (store !== undefined) {
       const r = ha.restore(stored);
@@ -593,6 +594,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
         : {}),
       ...(byName ? { resolveAgents: () => resolveAgent(cfg) } : {}),
       ipv4HomeAddress: cfg.home.ipv4Address,
+      underlayMtu: cfg.tun.underlayMtu,
       homeAddress4Control: {
         // The granted IPv4 home address on the TUN (a /32: the TUN is point to point).
         set: async (address, previous) => {

@@ -19,6 +19,19 @@ export type ControlResponse =
 /** Counters by name, e.g. `{ packetsIn: 10, bytesIn: 1500 }`. */
 export type Counters = Record<string, number>;
 
+/** The tunnel's path MTU towards one peer at its current locator (issue #21). */
+export interface PathMtuStatus {
+  /** The peer's locator the path leads to. */
+  locator: string;
+  /** Largest outer IP datagram known to pass (bytes). */
+  pathMtu: number;
+  /** Largest inner packet sent through (pathMtu minus IP, UDP and channel overhead). */
+  maxInner: number;
+  /** How it was learnt: 'probe' (acknowledged probe), 'icmp' (checked report), 'base'. */
+  source: 'base' | 'probe' | 'icmp';
+  state: 'searching' | 'complete';
+}
+
 /** One binding cache entry at the HA (or a correspondent binding at a CN). */
 export interface BindingStatus {
   homeAddress: string;
@@ -47,6 +60,8 @@ export interface BindingStatus {
   path?: 'validated' | 'validating';
   /** Where data goes while `path` is "validating" (the last validated locator). */
   dataLocator?: string;
+  /** Home agent: the path MTU towards this binding's locator. */
+  pathMtu?: PathMtuStatus;
   /** The member's IPv4 home address (RFC 5555), when it holds one. */
   homeAddress4?: string;
 }
@@ -77,6 +92,8 @@ export interface BindingUpdateListStatus {
   returnRoutability?: Record<string, string>;
   /** Correspondent entries: packets direct vs through the HA tunnel, each way. */
   packets?: { directOut: number; directIn: number; tunnelOut: number; tunnelIn: number };
+  /** Home entry: the path MTU towards the home agent. */
+  pathMtu?: PathMtuStatus;
 }
 
 interface StatusCommon {

@@ -15,7 +15,9 @@ import type { BindingStatus } from '../../io/control-protocol.js';
 import type { BindingCacheEntry } from '../../protocol/binding-cache.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
 import { PathValidator, UNVALIDATED_BUDGET_FACTOR } from '../../protocol/path-validation.js';
+import type { PathMtuState } from '../../protocol/path-mtu.js';
 import { resolveLocator, type ResolvedLocator } from '../common.js';
+import { pathMtuStatus } from '../tunnel-mtu.js';
 
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
 export const REBIND_HINT_INTERVAL_MS = 1000;
@@ -28,6 +30,9 @@ export interface BoundPath {
   data: ResolvedLocator | undefined;
   /** Bytes of data `locator` may still get while unvalidated (anti-amplification budget). */
   budget: number;
+  /** The path MTU state of `locator` (issue #21), and the locator object it was made for. */
+  mtu?: PathMtuState | undefined;
+  mtuFor?: ResolvedLocator | undefined;
 }
 
 /** A PATH_CHALLENGE the driver seals and sends. */
@@ -136,13 +141,15 @@ export class BindingPaths {
     return true;
   }
 
-  status(key: string): Pick<BindingStatus, 'path' | 'dataLocator'> {
+  status(key: string): Pick<BindingStatus, 'path' | 'dataLocator' | 'pathMtu'> {
     const bound = this.#bound.get(key);
     if (bound === undefined) return {};
-    if (bound.data === bound.locator) return { path: 'validated' };
+    const mtu = bound.mtu !== undefined ? { pathMtu: pathMtuStatus(bound.mtu.status()) } : {};
+    if (bound.data === bound.locator) return { path: 'validated', ...mtu };
     return {
       path: 'validating',
       ...(bound.data !== undefined ? { dataLocator: formatLocator(bound.data) } : {}),
+      ...mtu,
     };
   }
 

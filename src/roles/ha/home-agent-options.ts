@@ -62,4 +62,6 @@ export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
   ipv4Pool?: string | undefined;
   /** MinMobPfxAdvInterval / MaxMobPfxAdvInterval in seconds (RFC 6275 §13 defaults). */
   prefixAdvertisementIntervals?: { minSeconds: number; maxSeconds: number } | undefined;
+  /** The underlay's MTU ([tun] underlay_mtu, default 1500): the path MTU search's ceiling. */
+  underlayMtu?: number | undefined;
 }

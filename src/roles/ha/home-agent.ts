@@ -108,6 +108,12 @@ import {
   type AdvertisementToSend,
 } from './home-agent-prefixes.js';
 import { HA_BU_RATE_PER_MEMBER, type HomeAgentOptions } from './home-agent-options.js';
+import { TunnelMtu } from '../tunnel-mtu.js';
+import { BASE_INNER, isPathMtuMessage, PathMtuState } from '../../protocol/path-mtu.js';
+import { DEFAULT_UNDERLAY_MTU } from '../../config/common.js';
+
+/** IPv6 Next Header / IPv4 Protocol of TCP (RFC 9293). */
+const TCP = 6;
 import type { StoredBinding } from '../../io/binding-store.js';
 import { systemWallClock } from '../../util/wall-clock.js';
 import {
@@ -157,6 +163,12 @@ export class HomeAgent {
   /** Last locator each channel was heard from (for handshake replies and rekeys). */
   readonly #sessionLocator = new Map<PeerSession, Locator>();
   readonly #writer = new TunnelWriter();
+  /** Path MTU towards each member's channel at its binding's locator (issue #21). */
+  readonly #mtu: TunnelMtu<PeerSession>;
+  /** The binding whose locator each channel's path MTU state is about (probes go there). */
+  readonly #mtuBound = new Map<PeerSession, BoundPath>();
+  /** What an unvalidated locator of a channel without a path MTU state gets: the base. */
+  readonly #mtuBase = new PathMtuState('', 0, BASE_INNER, 0);
   readonly #rx = new ReceiveBatch();
   /** ICMPv6 errors we originate (RFC 4443 §2.4 (f)). */
   readonly #icmpErrors = new ErrorRateLimiter(ICMP_ERRORS_PER_SECOND);
@@ -194,6 +206,10 @@ export class HomeAgent {
       homeAgentAnycast(formatIpv6(this.#homePrefix.address), this.#homePrefix.length),
     );
     this.#prefixes = new HomePrefixes(opts, this.#homePrefix, opts.random ?? systemRandom);
+    this.#mtu = new TunnelMtu(env, this.drops, {
+      underlayMtu: opts.underlayMtu ?? DEFAULT_UNDERLAY_MTU,
+      icmpSource6: () => opts.homeAgentAddress,
+    });
     this.ipv4 = new Ipv4HomeAddresses(opts.ipv4Pool);
   }
 
@@ -272,6 +288,13 @@ export class HomeAgent {
       // the path bookkeeping all read it (its address text is made once).
       const from: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
       this.#sessionLocator.set(session, from);
+      if (result === OpenResult.SIGNALING && isPathMtuMessage(buf, off)) {
+        // A path MTU probe (answered to where it came from) or an ack of ours (issue #21).
+        this.#mtu.onMessage(session, buf, off, len, now, (m) =>
+          sendSealed(env.endpoint, session, m, socket, from, now),
+        );
+        continue;
+      }
       if (len === PATH_MESSAGE_LEN && result === OpenResult.SIGNALING) {
         this.#onPathMessage(session, buf, off, len); // not an IPv6 packet (path-validation.ts)
         continue;
@@ -335,6 +358,7 @@ export class HomeAgent {
       rx.toTun(off, len);
     }
     rx.flush(env.tun, buf, this.drops);
+    if (this.#mtu.reportsWaiting(this.#sockets())) this.#takeMtuReports(now);
     void this.#flushStore();
     this.#rearm();
   }
@@ -779,6 +803,7 @@ export class HomeAgent {
     this.ipv4.release(entry.key);
     if (this.#opts.store !== undefined) this.#journal.delete(entry.homeAddress);
     this.#prefixes.forget(entry.key);
+    this.#forgetPathMtu(this.#paths.get(entry.key)?.session);
     this.#paths.remove(entry.key);
     const removed = this.#homeLinkRemove(entry.homeAddress);
     this.#env.log.info(why, { hoa: entry.homeAddress, member: entry.peerName });
@@ -879,6 +904,7 @@ export class HomeAgent {
           this.drops.add('unregistered-ipv4');
           continue;
         }
+        if (!this.#fitsPath(extra4, buf, off, len, now)) continue;
         if (extra4 !== runExtra) {
           flush();
           runExtra = extra4;
@@ -916,6 +942,7 @@ export class HomeAgent {
         this.drops.add(sig === 'redirect' ? 'redirect-to-member' : 'signaling-to-member');
         continue;
       }
+      if (!this.#fitsPath(extra, buf, off, len, now)) continue;
       if (extra !== runExtra) {
         flush();
         runExtra = extra;
@@ -928,6 +955,63 @@ export class HomeAgent {
     }
     flush();
     this.#rearm();
+  }
+
+  // ---- path MTU (issue #21, roles/tunnel-mtu.ts) ------------------------------------------
+
+  /**
+   * The path MTU state of the binding's current locator (made when the locator changed), once
+   * that locator is validated: probes never go to a locator that has not shown it is the
+   * member's (path-validation.ts). Until then the channel's previous state, or the base.
+   */
+  #mtuOf(bound: BoundPath, now: number): PathMtuState {
+    if (bound.data !== bound.locator) {
+      return this.#mtu.table.get(bound.session) ?? this.#mtuBase;
+    }
+    if (bound.mtu === undefined || bound.mtuFor !== bound.locator) {
+      bound.mtu = this.#mtu.path(bound.session, bound.locator, now);
+      bound.mtuFor = bound.locator;
+      this.#mtuBound.set(bound.session, bound);
+    }
+    return bound.mtu;
+  }
+
+  /**
+   * False when the inner packet does not fit the binding's path (a Packet Too Big went into
+   * the TUN instead); a TCP SYN's MSS is clamped to the path.
+   */
+  #fitsPath(bound: BoundPath, buf: Uint8Array, off: number, len: number, now: number): boolean {
+    const max = this.#mtuOf(bound, now).maxInner;
+    if (len > max) {
+      this.#mtu.tooBig(buf, off, len, max, now);
+      return false;
+    }
+    if (buf[off + (buf[off]! >> 4 === 6 ? 6 : 9)] === TCP) this.#mtu.clamp(buf, off, len, max);
+    return true;
+  }
+
+  /** Probes due: to each member's current locator, sealed as our own signaling. */
+  #sendProbes(now: number): void {
+    for (const p of this.#mtu.poll(now)) {
+      const bound = this.#mtuBound.get(p.owner);
+      if (bound === undefined) continue;
+      const sock = this.#socketFor(bound.locator.family);
+      if (!sendSealed(this.#env.endpoint, p.owner, p.message, sock, bound.locator, now)) {
+        this.drops.add('signaling-send');
+      }
+    }
+    this.#takeMtuReports(now);
+  }
+
+  /** The channel's binding is gone: no more probes for it (made again with its next data). */
+  #forgetPathMtu(session: PeerSession | undefined): void {
+    if (session === undefined) return;
+    this.#mtuBound.delete(session);
+    this.#mtu.table.forget(session);
+  }
+
+  #takeMtuReports(now: number): void {
+    this.#mtu.takeReports(this.#sockets(), this.#env.endpoint, (s) => s, now);
   }
 
   /** ICMPv6 Destination Unreachable (address unreachable) for a packet to an away-less HoA. */
@@ -958,6 +1042,7 @@ export class HomeAgent {
       this.#endpointDeadline,
       this.#prefixes.nextDeadline(),
       this.#paths.nextDeadline(),
+      this.#mtu.nextDeadline(),
       this.#restoring.nextDeadline(),
     );
     armTimer(this.#env, deadline, () => this.#onTimer());
@@ -980,6 +1065,7 @@ export class HomeAgent {
       this.#paths.has(key) ? this.cache.getByKey(key)?.homeAddress : undefined;
     this.#sendAdvertisements(this.#prefixes.poll(now, hoaOf), now);
     for (const c of this.#paths.poll(now)) this.#sendChallenge(c, now);
+    this.#sendProbes(now);
     for (const action of this.cache.poll(now)) {
       if (action.kind === 'expired') {
         void this.#removeBinding(action.entry, 'expired');
@@ -1015,7 +1101,7 @@ export class HomeAgent {
       homePrefix: this.#opts.homePrefix,
       homeAgentAddress: this.#opts.homeAgentAddress,
       discovery: this.#prefixes.discovery,
-      counters: this.counters,
+      counters: { ...this.counters, ...this.#mtu.counters },
       drops: this.drops.byReason,
       channelDrops: this.#env.endpoint.drops,
     });

@@ -26,6 +26,9 @@ import {
   type ResolvedLocator,
 } from '../common.js';
 
+/** The HA's locator as the channel holds it (a new object after every move). */
+export type ResolvedAgent = ResolvedLocator;
+
 /** BUs kept while the channel is not up yet (the oldest dropped beyond). */
 const PENDING_MAX = 8;
 
@@ -218,6 +221,17 @@ export class HomeAgentChannel {
     const response = encodePathMessage(PATH_RESPONSE, m.token);
     if (this.#sendSealed(session, response, now)) host.counters.signalingOut++;
     else host.drops.add('signaling-send');
+  }
+
+  /**
+   * A message this node wrote itself (a path MTU probe or ack, issue #21), sealed as SIGNALING
+   * in `session` (the HA's) and sent to the HA's current locator.
+   */
+  sendOwn(session: PeerSession, message: Uint8Array, now: number): boolean {
+    if (session !== this.session) return false;
+    const ok = this.#sendSealed(session, message, now);
+    if (ok) this.#host.counters.signalingOut++;
+    return ok;
   }
 
   #sendSealed(session: PeerSession, packet: Uint8Array, now: number): boolean {

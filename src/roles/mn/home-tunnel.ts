@@ -9,11 +9,17 @@
  * Inner IPv4 packets (an RFC 5555 IPv4 home address) share the HA's channel: out, they join
  * the HA's run (never route optimization); in, only payload addressed to our IPv4 home address
  * reaches the TUN. The version nibble tells them apart; nothing else per packet.
+ * Path MTU (issue #21, roles/tunnel-mtu.ts): a packet for the HA larger than the path to it
+ *   allows is answered with a Packet Too Big (IPv4: Fragmentation Needed) into the TUN instead
+ *   of being sent; TCP SYNs get their MSS clamped; path MTU probes and acks travel as
+ *   SIGNALING (not IP: byte 0 is their type). The path is the HA's locator object: a move
+ *   makes a new one, and the search starts over at the base.
  */
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
-import { OpenResult } from '../../crypto/endpoint.js';
+import { OpenResult, type PeerSession } from '../../crypto/endpoint.js';
 import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
 import type { Locator } from '../../protocol/locator.js';
+import { isPathMtuMessage, type PathMtuState } from '../../protocol/path-mtu.js';
 import { PATH_MESSAGE_LEN } from '../../protocol/path-validation.js';
 import { ipv6Equal } from '../../wire/address.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
@@ -26,8 +32,12 @@ import {
   type DropCounters,
   type NodeEnvironment,
 } from '../common.js';
-import type { HomeAgentChannel } from './home-agent-channel.js';
+import type { TunnelMtu } from '../tunnel-mtu.js';
+import type { HomeAgentChannel, ResolvedAgent } from './home-agent-channel.js';
 import type { RouteOptimization } from './route-optimization.js';
+
+/** IPv6 Next Header / IPv4 Protocol of TCP (RFC 9293). */
+const TCP = 6;
 
 /** What the data loops need from the mobile node around them. */
 export interface HomeTunnelHost {
@@ -35,6 +45,8 @@ export interface HomeTunnelHost {
   readonly channel: HomeAgentChannel;
   readonly routeOptimization: RouteOptimization | undefined;
   readonly drops: DropCounters;
+  /** Path MTU to the home agent (owner: the HA's channel). */
+  readonly mtu: TunnelMtu<PeerSession>;
   readonly counters: {
     tunnelPacketsIn: number;
     tunnelPacketsOut: number;
@@ -61,6 +73,10 @@ export class HomeTunnel {
   homeAddress4: Uint8Array | undefined = undefined;
   /** Direct (route-optimized) data joins the same TUN batch write. */
   readonly #toTun = (o: number, l: number): void => this.#rx.toTun(o, l);
+  /** The HA locator object the path MTU state belongs to, and that state. */
+  #mtuAgent: ResolvedAgent | undefined;
+  #mtuOwner: PeerSession | undefined;
+  #mtuPath: PathMtuState | undefined;
 
   constructor(host: HomeTunnelHost) {
     this.#host = host;
@@ -103,6 +119,11 @@ export class HomeTunnel {
       h.heard(now);
       const off = batch.offsets[i]! + DATA_HEADER_LEN;
       const len = batch.lengths[i]! - DATA_OVERHEAD;
+      if (signaling && isPathMtuMessage(buf, off)) {
+        const session = out.sessions[i]!;
+        h.mtu.onMessage(session, buf, off, len, now, (m) => h.channel.sendOwn(session, m, now));
+        continue;
+      }
       if (signaling && len === PATH_MESSAGE_LEN) {
         h.channel.answerPathChallenge(buf, off, len, now);
         continue;
@@ -158,7 +179,56 @@ export class HomeTunnel {
       rx.toTun(off, len);
     }
     rx.flush(env.tun, buf, h.drops);
+    if (h.mtu.reportsWaiting([env.udp4, env.udp6])) this.takeMtuReports(now);
     h.rearm();
+  }
+
+  /**
+   * The path MTU state of the HA's current locator, made anew when the locator object changed
+   * (every move, setAgent); undefined without a channel.
+   */
+  mtuPath(now: number): PathMtuState | undefined {
+    const h = this.#host;
+    const agent = h.channel.agent;
+    const session = h.channel.session;
+    if (agent === undefined || session === undefined) return undefined;
+    if (agent !== this.#mtuAgent || session !== this.#mtuOwner || this.#mtuPath === undefined) {
+      if (this.#mtuOwner !== undefined) h.mtu.table.forget(this.#mtuOwner);
+      this.#mtuAgent = agent;
+      this.#mtuOwner = session;
+      h.mtu.table.forget(session);
+      this.#mtuPath = h.mtu.path(session, agent, now);
+    }
+    return this.#mtuPath;
+  }
+
+  /** When pollMtu has work: never while the channel to the HA is not up (nothing to send). */
+  mtuDeadline(): number {
+    const session = this.#host.channel.session;
+    if (session === undefined || !session.established) return Infinity;
+    return this.#host.mtu.nextDeadline();
+  }
+
+  /** Timer: path MTU probes due, sealed to the HA's current locator. */
+  pollMtu(now: number): void {
+    const h = this.#host;
+    const session = h.channel.session;
+    if (session === undefined || !session.established) return;
+    this.mtuPath(now);
+    for (const p of h.mtu.poll(now)) {
+      if (p.owner === session && !h.channel.sendOwn(session, p.message, now)) {
+        h.drops.add('signaling-send');
+      }
+    }
+  }
+
+  /** MTU reports from the sockets: only those about our datagrams to the HA's locator. */
+  takeMtuReports(now: number): void {
+    const h = this.#host;
+    const env = h.env;
+    const ours = (s: PeerSession): PeerSession | undefined =>
+      s === h.channel.session ? s : undefined;
+    h.mtu.takeReports([env.udp4, env.udp6], env.endpoint, ours, now);
   }
 
   /** TUN -> underlay: a batch of packets from the TUN. */
@@ -180,6 +250,7 @@ export class HomeTunnel {
     const buf = batch.buf;
     const writer = this.#writer;
     writer.clear();
+    const maxInner = this.mtuPath(now)?.maxInner ?? Infinity;
     for (let i = 0; i < batch.count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
@@ -189,6 +260,11 @@ export class HomeTunnel {
         continue;
       }
       if (!v4 && h.routeOptimization?.fromTun(buf, off, len, now)) continue;
+      if (len > maxInner) {
+        h.mtu.tooBig(buf, off, len, maxInner, now);
+        continue;
+      }
+      if (buf[off + (v4 ? 9 : 6)] === TCP) h.mtu.clamp(buf, off, len, maxInner);
       if (env.capture) h.capture(buf.subarray(off, off + len), now);
       h.counters.tunnelPacketsOut++;
       h.counters.tunnelBytesOut += len;

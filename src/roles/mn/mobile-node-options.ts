@@ -78,4 +78,6 @@ export interface MobileNodeOptions {
   homeAddress4Control?: MnHomeAddress4Control | undefined;
   /** What `mip6 status` calls this member (default 'mn'; a `mip6 cn` daemon says 'cn'). */
   role?: 'mn' | 'cn' | undefined;
+  /** The underlay's MTU ([tun] underlay_mtu, default 1500): the path MTU search's ceiling. */
+  underlayMtu?: number | undefined;
 }

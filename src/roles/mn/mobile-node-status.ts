@@ -9,7 +9,9 @@ import type {
   BindingUpdateListStatus,
   HomeAgentStatus,
   MemberStatus,
+  PathMtuStatus,
 } from '../../io/control-protocol.js';
+import { pathMtuStatus } from '../tunnel-mtu.js';
 import type { BindingUpdateListEntry } from '../../protocol/binding-update-list.js';
 import type { HomePrefix, LearnedHomeAgent } from '../../protocol/home-agent-discovery-client.js';
 import type { HomeRegistrationStatus } from '../../protocol/mobile-node-registration.js';
@@ -46,6 +48,9 @@ export interface MnStatusView {
   channelDrops: Record<string, number>;
   /** Route optimization's drops (direct-*, hao-*, the CN half's cn-*), added in. */
   routeOptimizationDrops: Record<string, number>;
+  /** The path MTU towards the home agent (issue #21), and its counters (added in). */
+  pathMtu?: PathMtuStatus | undefined;
+  mtuCounters?: Record<string, number> | undefined;
 }
 
 export function renderMnStatus(v: MnStatusView): MemberStatus {
@@ -77,7 +82,7 @@ export function renderMnStatus(v: MnStatusView): MemberStatus {
       : {}),
     bindingUpdateList: [homeEntry(v), ...v.correspondents],
     ...(v.bindings ? { bindings: v.bindings } : {}),
-    counters: { ...v.counters },
+    counters: { ...v.counters, ...v.mtuCounters },
     drops,
   };
 }
@@ -106,6 +111,7 @@ function homeEntry(v: MnStatusView): BindingUpdateListStatus {
     nat: s.natDetected ? 'detected' : s.udpEncapsulationRequired ? 'forced' : 'none',
     ...(s.natDetected ? { natKeepalive: s.natRefreshTimeSeconds } : {}),
     ...(s.lastStatus !== null ? { lastStatus: s.lastStatus } : {}),
+    ...(v.pathMtu !== undefined ? { pathMtu: pathMtuStatus(v.pathMtu) } : {}),
   };
 }
 

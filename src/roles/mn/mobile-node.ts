@@ -55,6 +55,9 @@ import { BA_STATUS, BE_STATUS } from '../../wire/types.js';
 import { armTimer, DropCounters, nodeNow, type NodeEnvironment } from '../common.js';
 import { HomeAgentChannel } from './home-agent-channel.js';
 import { HomeTunnel } from './home-tunnel.js';
+import { TunnelMtu } from '../tunnel-mtu.js';
+import { DEFAULT_UNDERLAY_MTU } from '../../config/common.js';
+import type { PeerSession } from '../../crypto/endpoint.js';
 import type { MnHomeLinkControl, MobileNodeOptions } from './mobile-node-options.js';
 import { renderMnStatus } from './mobile-node-status.js';
 
@@ -111,6 +114,8 @@ export class MobileNode {
   /** The IPv4 home address the HA granted (RFC 5555), null when none. */
   #homeAddress4: string | null = null;
   readonly #tunnel: HomeTunnel;
+  /** Path MTU to the home agent (issue #21). */
+  readonly #mtu: TunnelMtu<PeerSession>;
   readonly #channel: HomeAgentChannel;
   #agents: { agent4?: string | undefined; agent6?: string | undefined };
   readonly #movement: MovementDetector;
@@ -165,8 +170,13 @@ export class MobileNode {
     });
     this.#registration = this.#newRegistration(nodeNow(env));
     this.#bul.set(this.#registration.bindingUpdateListEntry());
+    this.#mtu = new TunnelMtu(env, this.drops, {
+      underlayMtu: opts.underlayMtu ?? DEFAULT_UNDERLAY_MTU,
+      icmpSource6: () => this.#haAddress,
+    });
     this.#tunnel = new HomeTunnel({
       env,
+      mtu: this.#mtu,
       channel: this.#channel,
       routeOptimization: opts.routeOptimization,
       drops: this.drops,
@@ -745,6 +755,7 @@ export class MobileNode {
       this.#discovery.nextDeadline(),
       this.#opts.routeOptimization?.nextDeadline() ?? Infinity,
       this.#closeBy,
+      this.#tunnel.mtuDeadline(),
     );
     // A deadline in the past fires at once: lateness counts from now.
     this.#movement.armed(deadline, nodeNow(this.#env));
@@ -773,6 +784,9 @@ export class MobileNode {
     this.#runDiscovery(this.#discovery.poll(now), now);
     this.#run(this.registration.poll(now), now);
     this.#opts.routeOptimization?.poll(now);
+    this.#tunnel.pollMtu(now); // path MTU probes (issue #21)
+    this.#tunnel.takeMtuReports(now);
+    this.#rearm();
   }
 
   // ---- status and shutdown ---------------------------------------------------------------
@@ -806,6 +820,8 @@ export class MobileNode {
       drops: this.drops.byReason,
       channelDrops: this.#env.endpoint.drops,
       routeOptimizationDrops: ro?.drops.byReason ?? {},
+      pathMtu: this.#tunnel.mtuPath(now)?.status(),
+      mtuCounters: { ...this.#mtu.counters },
     });
   }
 

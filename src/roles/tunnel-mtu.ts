@@ -1,0 +1,230 @@
+/**
+ * The tunnel's path MTU, as both roles run it (issue #21): the engine (protocol/path-mtu.ts)
+ * per peer at its current locator, and what the drivers do around it.
+ *
+ * Data path (per packet, TUN -> underlay): an inner packet longer than its peer's `maxInner`
+ * is not sent (the outer datagram would be dropped: Don't Fragment, and fragments may not
+ * pass anyway) but answered with an ICMPv6 Packet Too Big (RFC 4443 §3.2; ICMPv4 Fragmentation
+ * Needed, RFC 1191, for an inner IPv4 packet) written into the TUN, rate-limited, so the inner
+ * sender adapts; a TCP SYN has its MSS clamped to the path (wire/tcp-mss.ts). Both are a length
+ * compare and a byte compare on the common path.
+ *
+ * Control (rare): probes due are sealed as the node's own signaling and sent to the peer's
+ * locator; a probe received is acknowledged at once with its id and size; an ack goes to the
+ * engine. MTU reports from the sockets' error queues (ICMP Fragmentation Needed / Packet Too
+ * Big, native/udp.c) count only when the quoted channel header is one of ours lately
+ * (SecureEndpoint.sentRecently) and the destination is that peer's current locator; then the
+ * engine lowers the path (never below the base, never up).
+ */
+import type { PeerSession, SecureEndpoint } from '../crypto/endpoint.js';
+import type { PathMtuStatus } from '../io/control-protocol.js';
+import type { MtuReport, UdpEndpoint } from '../io/types.js';
+import type { Locator } from '../protocol/locator.js';
+import { formatLocator } from '../protocol/locator.js';
+import { ErrorRateLimiter } from '../protocol/mobility-header-check.js';
+import {
+  decodePathMtuMessage,
+  encodeProbe,
+  encodeProbeAck,
+  PathMtuTable,
+  type PathMtuState,
+  type ProbeToSend,
+} from '../protocol/path-mtu.js';
+import { parseIpv4 } from '../wire/address.js';
+import { buildFragmentationNeeded } from '../wire/icmpv4-too-big.js';
+import { buildPacketTooBig } from '../wire/icmpv6.js';
+import { clampTcpMss } from '../wire/tcp-mss.js';
+import type { DropCounters, NodeEnvironment } from './common.js';
+
+/** Outer bytes per inner packet: IP header + UDP (8) + channel header and tag (32). */
+export const TUNNEL_OVERHEAD = { 4: 20 + 8 + 32, 6: 40 + 8 + 32 } as const;
+/** Packet Too Big / Fragmentation Needed written into the TUN per second at most (RFC 4443
+ *  §2.4 (f) asks for a limit; the inner sender needs only one). */
+export const TOO_BIG_PER_SECOND = 20;
+/** MTU reports looked at per second at most (each costs a pass over the sessions). */
+export const MTU_REPORTS_PER_SECOND = 50;
+
+/** The control protocol's view of a path MTU state (what `mip6 status` shows). */
+export function pathMtuStatus(s: PathMtuStatus): PathMtuStatus {
+  return {
+    locator: s.locator,
+    pathMtu: s.pathMtu,
+    maxInner: s.maxInner,
+    source: s.source,
+    state: s.state,
+  };
+}
+
+export interface TunnelMtuCounters {
+  probesSent: number;
+  probesAnswered: number;
+  tooBigSent: number;
+  mssClamped: number;
+  reportsAccepted: number;
+  reportsRejected: number;
+}
+
+export class TunnelMtu<Owner> {
+  readonly table = new PathMtuTable<Owner>();
+  readonly counters: TunnelMtuCounters = {
+    probesSent: 0,
+    probesAnswered: 0,
+    tooBigSent: 0,
+    mssClamped: 0,
+    reportsAccepted: 0,
+    reportsRejected: 0,
+  };
+  readonly #env: NodeEnvironment;
+  readonly #drops: DropCounters;
+  readonly #tunMtu: number;
+  readonly #underlayMtu: number;
+  readonly #tooBig = new ErrorRateLimiter(TOO_BIG_PER_SECOND);
+  readonly #reports = new ErrorRateLimiter(MTU_REPORTS_PER_SECOND);
+  /** Source of the ICMP errors we write into the TUN (one of this node's addresses). */
+  readonly #source6: () => string;
+  readonly #source4: Uint8Array;
+  /** mtuReports counters already taken, per socket. */
+  readonly #seen = new WeakMap<UdpEndpoint, number>();
+
+  constructor(
+    env: NodeEnvironment,
+    drops: DropCounters,
+    opts: {
+      underlayMtu: number;
+      /** Our address the ICMPv6 errors come from (the home agent's home-prefix address). */
+      icmpSource6: () => string;
+      icmpSource4?: string | undefined;
+    },
+  ) {
+    this.#env = env;
+    this.#drops = drops;
+    this.#tunMtu = env.tun.mtu;
+    this.#underlayMtu = opts.underlayMtu;
+    this.#source6 = opts.icmpSource6;
+    // RFC 7600 §4.8's dummy address when the node has no IPv4 address of its own.
+    this.#source4 = parseIpv4(opts.icmpSource4 ?? '192.0.0.8');
+  }
+
+  /** `owner` is reached at `to` (a family's overhead, the TUN and underlay limits). */
+  path(owner: Owner, to: Locator & { family: 4 | 6 }, now: number): PathMtuState {
+    const overhead = TUNNEL_OVERHEAD[to.family];
+    const ceiling = Math.min(this.#tunMtu, this.#underlayMtu - overhead);
+    return this.table.setPath(owner, formatLocator(to), overhead, ceiling, now);
+  }
+
+  /**
+   * The inner packet at buf[off, off + len) is longer than `maxInner`: dropped (counted) and
+   * answered with a Packet Too Big / Fragmentation Needed into the TUN, rate-limited.
+   */
+  tooBig(buf: Uint8Array, off: number, len: number, maxInner: number, now: number): void {
+    this.#drops.add('too-big');
+    if (!this.#tooBig.allow(now)) return;
+    const packet = buf.subarray(off, off + len);
+    let reply: Uint8Array | null;
+    try {
+      reply =
+        buf[off]! >> 4 === 4
+          ? buildFragmentationNeeded(packet, maxInner, this.#source4)
+          : buildPacketTooBig(packet, maxInner, this.#source6());
+    } catch {
+      return; // a malformed packet gets no error
+    }
+    if (reply === null) return;
+    this.counters.tooBigSent++;
+    this.#env.tun.writePacket(reply);
+  }
+
+  /** A TCP SYN's MSS clamped to `maxInner` (in place); call only for TCP (cheap test first). */
+  clamp(buf: Uint8Array, off: number, len: number, maxInner: number): void {
+    if (clampTcpMss(buf, off, len, maxInner)) this.counters.mssClamped++;
+  }
+
+  /**
+   * A probe or ack (SIGNALING, byte 0 its type) from `owner`: a probe is answered through
+   * `reply` (sealed as our signaling, back to where the peer is); an ack goes to the engine.
+   */
+  onMessage(
+    owner: Owner | undefined,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    now: number,
+    reply: (message: Uint8Array) => boolean,
+  ): void {
+    const m = decodePathMtuMessage(buf, off, len);
+    if (m === undefined) {
+      this.#drops.add('pmtu-malformed');
+      return;
+    }
+    if (m.type === 'probe') {
+      if (reply(encodeProbeAck(m.id, m.size))) this.counters.probesAnswered++;
+      else this.#drops.add('signaling-send');
+      return;
+    }
+    if (owner === undefined || !this.table.onAck(owner, m.id, m.size, now)) {
+      this.#drops.add('pmtu-ack-unmatched');
+    }
+  }
+
+  /** Probes due at `now`, each with its message (exactly the probed size) to seal and send. */
+  poll(now: number): (ProbeToSend<Owner> & { message: Uint8Array })[] {
+    const due = this.table.poll(now);
+    this.counters.probesSent += due.length;
+    return due.map((p) => ({ ...p, message: encodeProbe(p.id, p.size) }));
+  }
+
+  nextDeadline(): number {
+    return this.table.nextDeadline();
+  }
+
+  /** True when a socket has MTU reports not taken yet (a compare per socket per batch). */
+  reportsWaiting(sockets: readonly (UdpEndpoint | undefined)[]): boolean {
+    for (const s of sockets) {
+      if (s !== undefined && (s.mtuReportCount?.() ?? 0) !== (this.#seen.get(s) ?? 0)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Takes the sockets' MTU reports; each one that quotes a datagram we sent lately on a channel
+   * (`sentRecently`) to the current locator of the owner `ownerOf` names lowers that path.
+   */
+  takeReports(
+    sockets: readonly (UdpEndpoint | undefined)[],
+    endpoint: SecureEndpoint,
+    ownerOf: (session: PeerSession, report: MtuReport) => Owner | undefined,
+    now: number,
+  ): void {
+    for (const s of sockets) {
+      if (s === undefined || s.takeMtuReports === undefined) continue;
+      this.#seen.set(s, s.mtuReportCount?.() ?? 0);
+      for (const r of s.takeMtuReports()) {
+        if (!this.#reports.allow(now)) {
+          this.#drops.add('mtu-report-rate-limited');
+          continue;
+        }
+        const session = endpoint.sentRecently(r.quote);
+        const owner = session === undefined ? undefined : ownerOf(session, r);
+        const state = owner === undefined ? undefined : this.table.get(owner);
+        if (
+          owner === undefined ||
+          state === undefined ||
+          state.locator !== formatLocator({ address: r.address, port: r.port })
+        ) {
+          this.counters.reportsRejected++;
+          this.#drops.add('mtu-report-unmatched');
+          continue;
+        }
+        const result = this.table.onTooBig(owner, r.mtu, now);
+        if (result === 'ignored') continue;
+        this.counters.reportsAccepted++;
+        this.#env.log.info('path-mtu-report', {
+          locator: state.locator,
+          mtu: r.mtu,
+          maxInner: state.maxInner,
+          result,
+        });
+      }
+    }
+  }
+}

@@ -163,6 +163,12 @@ export class TrafficProcess {
     await this.waitFor(`mark ${label}`, (e) => e.event === 'marked' && e.id === id, timeoutMs);
   }
 
+  /** Sends at `bytesPerSecond` from now on (0: idle, the connection stays up). */
+  async setRate(bytesPerSecond: number, timeoutMs = this.timeoutMs): Promise<void> {
+    const id = this.send({ cmd: 'rate', bytesPerSecond });
+    await this.waitFor('rate', (e) => e.event === 'rated' && e.id === id, timeoutMs);
+  }
+
   /** A report of the direction this side receives (client: server->client). */
   async report(timeoutMs = this.timeoutMs): Promise<TrafficReport> {
     const id = this.send({ cmd: 'report' });

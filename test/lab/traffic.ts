@@ -15,8 +15,9 @@
  *   3. Each received byte is checked against the peer's stream (mismatches counted, first offset
  *      kept) and every arrival feeds the gap tracker: the longest interval without received data.
  *   4. stdin carries JSON-line commands: {"cmd":"mark","label":L} opens a new gap window (answered by
- *      {"event":"marked"}), {"cmd":"report"} prints {"event":"report",...}, {"cmd":"stop"} ends our
- *      stream. An optional numeric "id" is echoed. stdin EOF and --duration elapsing also end it.
+ *      {"event":"marked"}), {"cmd":"report"} prints {"event":"report",...}, {"cmd":"rate",
+ *      "bytesPerSecond":N} changes our pace (0: idle, the connection stays up; {"event":"rated"}),
+ *      {"cmd":"stop"} ends our stream. An optional numeric "id" is echoed. stdin EOF and --duration elapsing also end it.
  *   5. Ending a stream: an END frame carrying the total stream bytes sent, then FIN (half-close). A
  *      side that receives END ends its own stream too, so stopping one side stops both.
  *   6. When both directions are closed: a final report ({"final":true}) and exit 0 if every byte
@@ -381,6 +382,18 @@ export class TrafficEndpoint {
       case 'report':
         this.emit({ ...this.report(false), ...id });
         return;
+      case 'rate': {
+        // A new pace each way from now on; 0 makes this side idle (the connection stays up).
+        const r = cmd.bytesPerSecond;
+        if (typeof r !== 'number' || !Number.isFinite(r) || r < 0 || r > MAX_RATE) {
+          this.emit({ event: 'warning', ...id, message: `bad rate ${JSON.stringify(r)}` });
+          return;
+        }
+        this.opts.rate = r;
+        this.credit = Math.min(this.credit, Math.max(1, (r * BURST_MS) / 1000));
+        this.emit({ event: 'rated', ...id, bytesPerSecond: r });
+        return;
+      }
       case 'stop':
         this.stop();
         return;
@@ -646,7 +659,8 @@ const USAGE = `usage:
   traffic.ts server --listen ADDR [--port P] [--rate BYTES_PER_S] [--duration S]
   traffic.ts client --connect ADDR --port P [--rate BYTES_PER_S] [--duration S] [--bind ADDR]
 options: --max-bytes N, --idle-timeout S, --drain-timeout S, --accept-timeout S, --connect-timeout S
-stdin: JSON lines {"cmd":"mark","label":L} | {"cmd":"report"} | {"cmd":"stop"} (EOF = stop);
+stdin: JSON lines {"cmd":"mark","label":L} | {"cmd":"report"} | {"cmd":"rate","bytesPerSecond":N}
+  | {"cmd":"stop"} (EOF = stop);
 stdout: JSON events; exit 0 = every byte verified and totals matched`;
 
 function num(

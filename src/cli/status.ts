@@ -12,6 +12,7 @@ import type {
   BindingUpdateListStatus,
   Counters,
   HomeAgentStatus,
+  PathMtuStatus,
 } from '../io/control-protocol.js';
 import { IoError } from '../util/errors.js';
 
@@ -69,6 +70,15 @@ function pair(a: unknown, b: unknown, f: (x: unknown) => string = cell): string 
   return `${f(a)}/${f(b)}`;
 }
 
+/**
+ * A path MTU (issue #21): the outer datagram size known to pass and how it was learnt, e.g.
+ * "1456 probe", "1400 icmp", "1360 base searching".
+ */
+function pathMtuText(p: PathMtuStatus | undefined): string {
+  if (p === undefined || typeof p !== 'object') return '-';
+  return `${cell(p.pathMtu)} ${cell(p.source)}${p.state === 'searching' ? ' searching' : ''}`;
+}
+
 function bindingRows(list: BindingStatus[]): string {
   return formatTable(
     [
@@ -81,6 +91,7 @@ function bindingRows(list: BindingStatus[]): string {
       'PKTS IN/OUT',
       'BYTES IN/OUT',
       'SEEN',
+      'PATH MTU',
     ],
     list.map((b) => [
       cell(b.homeAddress),
@@ -92,6 +103,7 @@ function bindingRows(list: BindingStatus[]): string {
       pair(b.packetsIn, b.packetsOut),
       pair(b.bytesIn, b.bytesOut, formatBytes),
       b.lastSeen === undefined ? '-' : `${formatDuration(b.lastSeen)} ago`,
+      pathMtuText(b.pathMtu),
     ]),
   );
 }
@@ -130,6 +142,7 @@ function bulRows(list: BindingUpdateListStatus[]): string {
       'RETX',
       'NAT',
       'STATUS',
+      'PATH MTU',
     ],
     list.map((e) => [
       cell(e.peer),
@@ -144,6 +157,7 @@ function bulRows(list: BindingUpdateListStatus[]): string {
         ? `detected (keepalive ${e.natKeepalive}s)`
         : cell(e.nat),
       cell(e.lastStatus),
+      pathMtuText(e.pathMtu),
     ]),
   );
 }

@@ -153,3 +153,21 @@ void t.test('runStatus against a live control server, and the CLI error line', a
     `mip6: ERR_NO_DAEMON: no mip6 ha daemon at ${join(dir, 'gone.sock')}: is it running?\n`,
   );
 });
+
+void t.test('path MTU (issue #21): size and how it was learnt, per peer', async (t) => {
+  const pathMtu = {
+    locator: '192.0.2.1:4191',
+    pathMtu: 1400,
+    maxInner: 1340,
+    source: 'icmp',
+    state: 'complete',
+  };
+  const home = { ...MN.bindingUpdateList[0]!, pathMtu };
+  const text = formatStatus({ ...MN, bindingUpdateList: [home] });
+  t.match(text, /PATH MTU/);
+  t.match(text, /1400 icmp/);
+  const searching = { ...pathMtu, pathMtu: 1340, source: 'base', state: 'searching' };
+  const ha = { ...HA, bindings: [{ ...HA.bindings[0]!, pathMtu: searching }] };
+  t.match(formatStatus(ha), /1340 base searching/);
+  t.match(formatStatus(HA), /PATH MTU/, 'a column also without one');
+});

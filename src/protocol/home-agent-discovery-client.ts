@@ -6,8 +6,9 @@
  *
  * Flow: discover(now) -> a DHAAD Request to the home prefix's HA anycast address and a Mobile
  * Prefix Solicitation to the HA, each with a fresh random Identifier. Unanswered ones go out
- * again with the same Identifier, INITIAL_DHAAD_TIMEOUT doubling, DHAAD_RETRIES times (the MPS
- * rides the same timer: INITIAL_SOLICIT_TIMER is also 3 s).
+ * again with the same Identifier: the DHAAD Request INITIAL_DHAAD_TIMEOUT doubling, DHAAD_RETRIES
+ * times (RFC 6275 §11.4.1); the MPS from INITIAL_SOLICIT_TIMER doubling with no limit on the
+ * count, each wait capped at MAX_MOBPFX_SOLICIT_TIMEOUT (§11.4.2), until an MPA answers it.
  * Trust (issue #13, unchanged): a DHAAD Reply counts only with the Identifier of our outstanding
  * request (RFC 6275 §11.4.1), else it is dropped. An MPA with the outstanding solicitation's
  * Identifier is solicited; any other MPA from the HA channel is unsolicited (RFC 6275 §11.4.3):
@@ -21,7 +22,12 @@ import { encodeIcmpv6Packet } from '../wire/packet.js';
 import type { Icmpv6Message } from '../wire/icmpv6.js';
 import { formatIpv6, maskPrefix, parseIpv6, parsePrefix, prefixContains } from '../wire/address.js';
 import { systemRandom, type RandomSource } from '../util/random-source.js';
-import { DHAAD_RETRIES, INITIAL_DHAAD_TIMEOUT_MS } from './constants.js';
+import {
+  DHAAD_RETRIES,
+  INITIAL_DHAAD_TIMEOUT_MS,
+  INITIAL_SOLICIT_TIMER_MS,
+  MAX_MOBPFX_SOLICIT_TIMEOUT_MS,
+} from './constants.js';
 import {
   advertisedHomeAgents,
   advertisedPrefixes,
@@ -88,13 +94,17 @@ export class HomeAgentDiscoveryClient {
   readonly #prefixLength: number;
   readonly #random: RandomSource;
   readonly #initialTimeoutMs: number;
+  readonly #initialSolicitMs: number;
   readonly #retries: number;
   #configured: FailoverEntry;
   /** The home-prefix address of the HA in use (MPS destination). */
   #homeAgent: string;
   #dhaadRequest: number | undefined;
   #solicitation: number | undefined;
+  /** The DHAAD Request's retransmissions (while #dhaadRequest is outstanding). */
   #retry: { nextAt: number; timeoutMs: number; left: number } | undefined;
+  /** The MPS's retransmissions (while #solicitation is outstanding). */
+  #solicitRetry: { nextAt: number; timeoutMs: number; sends: number } | undefined;
   /** Discovery ran with the HA in use (once per HA, then on demand). */
   #discovered = false;
 
@@ -106,6 +116,7 @@ export class HomeAgentDiscoveryClient {
     this.#homeAgent = config.configured.address;
     this.#random = config.random ?? systemRandom;
     this.#initialTimeoutMs = config.initialTimeoutMs ?? INITIAL_DHAAD_TIMEOUT_MS;
+    this.#initialSolicitMs = config.initialTimeoutMs ?? INITIAL_SOLICIT_TIMER_MS;
     this.#retries = config.retries ?? DHAAD_RETRIES;
   }
 
@@ -119,6 +130,7 @@ export class HomeAgentDiscoveryClient {
     this.#homeAgent = address;
     this.#discovered = false;
     this.#retry = undefined;
+    this.#solicitRetry = undefined;
     this.#dhaadRequest = undefined;
     this.#solicitation = undefined;
   }
@@ -132,6 +144,11 @@ export class HomeAgentDiscoveryClient {
       nextAt: now + this.#initialTimeoutMs,
       timeoutMs: this.#initialTimeoutMs,
       left: this.#retries,
+    };
+    this.#solicitRetry = {
+      nextAt: now + this.#initialSolicitMs,
+      timeoutMs: this.#initialSolicitMs,
+      sends: 1,
     };
     return out;
   }
@@ -155,32 +172,43 @@ export class HomeAgentDiscoveryClient {
 
   /** When unanswered messages go out again (Infinity: none outstanding). */
   nextDeadline(): number {
-    const r = this.#retry;
-    if (r === undefined) return Infinity;
-    if (this.#dhaadRequest === undefined && this.#solicitation === undefined) return Infinity;
-    return r.nextAt;
+    const dhaad = this.#dhaadRequest === undefined ? Infinity : (this.#retry?.nextAt ?? Infinity);
+    const mps =
+      this.#solicitation === undefined ? Infinity : (this.#solicitRetry?.nextAt ?? Infinity);
+    return Math.min(dhaad, mps);
   }
 
-  /** Resends what is still unanswered, same Identifiers, the timeout doubling each time. */
+  /**
+   * Resends what is still unanswered, same Identifiers, each timeout doubling: the DHAAD
+   * Request DHAAD_RETRIES times, then 'unanswered' (with whether the MPS is still waiting too);
+   * the MPS for as long as it stays unanswered, waiting at most MAX_MOBPFX_SOLICIT_TIMEOUT.
+   */
   poll(now: number): HomeAgentDiscoveryAction[] {
-    const r = this.#retry;
-    if (r === undefined || now < this.nextDeadline()) return [];
-    if (r.left === 0) {
-      this.#retry = undefined;
-      return [
-        {
-          kind: 'unanswered',
-          dhaad: this.#dhaadRequest !== undefined,
-          mps: this.#solicitation !== undefined,
-        },
-      ];
-    }
-    r.left--;
-    r.timeoutMs *= 2;
-    r.nextAt = now + r.timeoutMs;
     const out: HomeAgentDiscoveryAction[] = [];
-    if (this.#dhaadRequest !== undefined) out.push(this.#dhaad(this.#dhaadRequest));
-    if (this.#solicitation !== undefined) out.push(this.#mps(this.#solicitation));
+    const r = this.#retry;
+    if (r !== undefined && this.#dhaadRequest !== undefined && now >= r.nextAt) {
+      if (r.left === 0) {
+        this.#retry = undefined;
+        this.#dhaadRequest = undefined;
+        out.push({ kind: 'unanswered', dhaad: true, mps: this.#solicitation !== undefined });
+      } else {
+        r.left--;
+        r.timeoutMs *= 2;
+        r.nextAt = now + r.timeoutMs;
+        out.push(this.#dhaad(this.#dhaadRequest));
+      }
+    }
+    const m = this.#solicitRetry;
+    if (m !== undefined && this.#solicitation !== undefined && now >= m.nextAt) {
+      m.timeoutMs = Math.min(m.timeoutMs * 2, MAX_MOBPFX_SOLICIT_TIMEOUT_MS);
+      m.nextAt = now + m.timeoutMs;
+      m.sends++;
+      out.push(this.#mps(this.#solicitation));
+      if (m.sends === this.#retries + 1 && this.#dhaadRequest === undefined) {
+        // The DHAAD Request was answered, the MPS not: say so once, at the same count.
+        out.push({ kind: 'unanswered', dhaad: false, mps: true });
+      }
+    }
     return out;
   }
 

@@ -11,8 +11,12 @@ import {
   type HomeAgentDiscoveryAction,
 } from '../../src/protocol/home-agent-discovery-client.js';
 import { mobilePrefixAdvertisement } from '../../src/protocol/home-agent-discovery.js';
-import { decodePacket } from '../../src/wire/packet.js';
-import { DHAAD_RETRIES, INITIAL_DHAAD_TIMEOUT_MS } from '../../src/protocol/constants.js';
+import { decodePacket, encodeIcmpv6Packet } from '../../src/wire/packet.js';
+import {
+  DHAAD_RETRIES,
+  INITIAL_DHAAD_TIMEOUT_MS,
+  MAX_MOBPFX_SOLICIT_TIMEOUT_MS,
+} from '../../src/protocol/constants.js';
 
 const HOA = '2001:db8:100::1000';
 const HA1 = '2001:db8:100::1';
@@ -56,17 +60,20 @@ function mpa(identifier: number, agents = [HA2]) {
   });
 }
 
-t.test('discover: identifiers from the random source, anycast and HA destinations', async (t) => {
-  const c = client();
-  const out = sent(c.discover(0));
-  t.same(out, [
-    { kind: 'haadRequest', id: 0x4000, dst: '2001:db8:100:0:fdff:ffff:ffff:fffe' },
-    { kind: 'mobilePrefixSolicitation', id: 0x8000, dst: HA1 },
-  ]);
-  t.equal(c.nextDeadline(), INITIAL_DHAAD_TIMEOUT_MS);
-});
+void t.test(
+  'discover: identifiers from the random source, anycast and HA destinations',
+  async (t) => {
+    const c = client();
+    const out = sent(c.discover(0));
+    t.same(out, [
+      { kind: 'haadRequest', id: 0x4000, dst: '2001:db8:100:0:fdff:ffff:ffff:fffe' },
+      { kind: 'mobilePrefixSolicitation', id: 0x8000, dst: HA1 },
+    ]);
+    t.equal(c.nextDeadline(), INITIAL_DHAAD_TIMEOUT_MS);
+  },
+);
 
-t.test(
+void t.test(
   'retransmission: same identifiers, doubling, DHAAD_RETRIES times, then unanswered',
   async (t) => {
     const c = client();
@@ -84,12 +91,63 @@ t.test(
       timeout *= 2;
     }
     now += timeout;
-    t.same(c.poll(now), [{ kind: 'unanswered', dhaad: true, mps: true }]);
-    t.equal(c.nextDeadline(), Infinity);
+    const last = c.poll(now);
+    t.same(last[0], { kind: 'unanswered', dhaad: true, mps: true }, 'DHAAD gives up');
+    t.same(
+      sent(last).map((s) => s.id),
+      [0x8000],
+      'the MPS goes on',
+    );
+    // RFC 6275 §11.4.2: the MPS keeps going, each wait doubling up to MAX_MOBPFX_SOLICIT_TIMEOUT.
+    timeout *= 2;
+    const waits: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const next = c.nextDeadline();
+      waits.push(next - now);
+      now = next;
+      t.same(
+        sent(c.poll(now)).map((s) => s.id),
+        [0x8000],
+      );
+    }
+    t.equal(waits[0], timeout, 'doubling on');
+    t.equal(Math.max(...waits), MAX_MOBPFX_SOLICIT_TIMEOUT_MS, 'capped');
+    t.equal(waits.at(-1), MAX_MOBPFX_SOLICIT_TIMEOUT_MS, 'and stays at the cap');
+    // An MPA with its identifier ends it.
+    c.onMessage(mpa(0x8000), now);
+    t.equal(c.nextDeadline(), Infinity, 'answered: nothing outstanding');
   },
 );
 
-t.test('a Reply counts only with the outstanding identifier', async (t) => {
+void t.test('DHAAD answered, MPS not: the MPS goes on alone, reported once', async (t) => {
+  const c = client();
+  c.discover(0);
+  c.onMessage(
+    decodePacket(
+      encodeIcmpv6Packet({
+        source: HA1,
+        destination: HOA,
+        message: {
+          kind: 'haadReply',
+          identifier: 0x4000,
+          mobileRouter: false,
+          homeAgentAddresses: [HA1],
+        },
+      }),
+    ).icmpv6!,
+    1,
+  );
+  const kinds: string[] = [];
+  let now = 0;
+  for (let i = 0; i < 8; i++) {
+    now = c.nextDeadline();
+    for (const a of c.poll(now)) kinds.push(a.kind === 'send' ? 'mps' : a.kind);
+  }
+  t.same(kinds.filter((k) => k === 'unanswered').length, 1, 'one report');
+  t.equal(kinds.filter((k) => k === 'mps').length, 8, 'one MPS per deadline, no DHAAD');
+});
+
+void t.test('a Reply counts only with the outstanding identifier', async (t) => {
   const c = client();
   c.discover(0);
   const wrong = c.onMessage(
@@ -115,7 +173,7 @@ t.test('a Reply counts only with the outstanding identifier', async (t) => {
   );
 });
 
-t.test('solicited MPA: recorded, no acknowledgement; unsolicited: acknowledged', async (t) => {
+void t.test('solicited MPA: recorded, no acknowledgement; unsolicited: acknowledged', async (t) => {
   const c = client();
   c.discover(0);
   const sol = c.onMessage(mpa(0x8000), 10);
@@ -150,7 +208,7 @@ t.test('solicited MPA: recorded, no acknowledgement; unsolicited: acknowledged',
   t.match(foreign.at(-1), { kind: 'homePrefixes', ours: false }, 'a prefix without our HoA');
 });
 
-t.test('onRegistered: once, on BA status 1, and before a learned agent expires', async (t) => {
+void t.test('onRegistered: once, on BA status 1, and before a learned agent expires', async (t) => {
   const c = client();
   t.equal(sent(c.onRegistered(0, 600, false)).length, 2, 'first registration');
   c.onMessage(mpa(0x8000), 0);
@@ -163,7 +221,7 @@ t.test('onRegistered: once, on BA status 1, and before a learned agent expires',
   t.equal(again[1]?.dst, HA2, 'the MPS goes to the new HA');
 });
 
-t.test('failover list and decision', async (t) => {
+void t.test('failover list and decision', async (t) => {
   const c = client();
   t.same(
     c.failoverList(0).map((e) => e.address),

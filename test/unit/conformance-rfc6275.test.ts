@@ -9,6 +9,7 @@ import {
   CorrespondentRegistration,
   type CorrespondentRegistrationAction,
 } from '../../src/protocol/correspondent-registration.js';
+import { HomeAgentDiscoveryClient } from '../../src/protocol/home-agent-discovery-client.js';
 import { processHomeBindingUpdate } from '../../src/protocol/home-agent-registration.js';
 import {
   HomeRegistration,
@@ -299,3 +300,44 @@ void t.test('MN: a correspondent BU asks at most MAX_RR_BINDING_LIFETIME (§11.7
   t.equal(bu?.kind === 'bindingUpdate' ? bu.lifetimeUnits : -1, 105, '420 s in 4 s units');
   t.equal(p.cn.get(HOA)?.lifetimeSeconds, 420);
 });
+
+void t.test(
+  'MN: MPA options it does not know are skipped, the prefixes still count (§6.8)',
+  async (t) => {
+    const c = new HomeAgentDiscoveryClient({
+      homeAddress: HOA,
+      homePrefixLength: 64,
+      configured: { address: HA, port: 4191, publicKey: new Uint8Array(32).fill(1) },
+      random: () => 0.5,
+    });
+    const out = c.onMessage(
+      {
+        kind: 'mobilePrefixAdvertisement',
+        identifier: 1,
+        managed: false,
+        other: false,
+        options: [
+          { type: 'unknown', optionType: 99, data: new Uint8Array(6).fill(7) },
+          {
+            type: 'prefixInformation',
+            prefixLength: 64,
+            onLink: false,
+            autonomous: false,
+            routerAddress: true,
+            validLifetime: 3600,
+            preferredLifetime: 1800,
+            prefix: HA,
+          },
+          { type: 'unknown', optionType: 253, data: new Uint8Array(14) },
+        ],
+      },
+      0,
+    );
+    const prefixes = out.find((a) => a.kind === 'homePrefixes');
+    t.same(prefixes, {
+      kind: 'homePrefixes',
+      prefixes: [{ prefix: '2001:db8:100::1/64', validLifetime: 3600, preferredLifetime: 1800 }],
+      ours: true,
+    });
+  },
+);

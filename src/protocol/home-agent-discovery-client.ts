@@ -32,6 +32,7 @@ import {
   advertisedHomeAgents,
   advertisedPrefixes,
   homeAgentAnycast,
+  PREFIX_LIFETIME_INFINITE,
   type HomeAgentInfo,
 } from './home-agent-discovery.js';
 
@@ -105,6 +106,8 @@ export class HomeAgentDiscoveryClient {
   #retry: { nextAt: number; timeoutMs: number; left: number } | undefined;
   /** The MPS's retransmissions (while #solicitation is outstanding). */
   #solicitRetry: { nextAt: number; timeoutMs: number; sends: number } | undefined;
+  /** When the last MPA's home prefix holding our home address becomes invalid (ms). */
+  #homePrefixExpiresAt = Infinity;
   /** Discovery ran with the HA in use (once per HA, then on demand). */
   #discovered = false;
 
@@ -162,9 +165,12 @@ export class HomeAgentDiscoveryClient {
     lifetimeSeconds: number,
     prefixDiscoveryNeeded: boolean,
   ): HomeAgentDiscoveryAction[] {
-    const expiring = [...this.learnedAgents.values()].some(
-      (h) => h.expiresAt <= now + lifetimeSeconds * 1000,
-    );
+    const until = now + lifetimeSeconds * 1000;
+    // A learned home agent, or our home prefix (RFC 6275 §11.4.2: ask before the home address
+    // becomes invalid), would run out before this registration does.
+    const expiring =
+      this.#homePrefixExpiresAt <= until ||
+      [...this.learnedAgents.values()].some((h) => h.expiresAt <= until);
     if (this.#discovered && !prefixDiscoveryNeeded && !expiring) return [];
     this.#discovered = true;
     return this.discover(now);
@@ -241,6 +247,13 @@ export class HomeAgentDiscoveryClient {
       (p) => p.validLifetime > 0 && holds(p.prefix, this.#hoaBytes),
     );
     out.push({ kind: 'homePrefixes', prefixes: this.homePrefixes, ours });
+    let expiresAt = Infinity;
+    for (const p of this.homePrefixes) {
+      if (p.validLifetime !== PREFIX_LIFETIME_INFINITE && holds(p.prefix, this.#hoaBytes)) {
+        expiresAt = Math.min(expiresAt, now + p.validLifetime * 1000);
+      }
+    }
+    this.#homePrefixExpiresAt = expiresAt;
     return out;
   }
 

@@ -221,6 +221,29 @@ void t.test('onRegistered: once, on BA status 1, and before a learned agent expi
   t.equal(again[1]?.dst, HA2, 'the MPS goes to the new HA');
 });
 
+void t.test(
+  'onRegistered: before the home prefix becomes invalid (RFC 6275 §11.4.2)',
+  async (t) => {
+    const c = client();
+    c.onRegistered(0, 600, false);
+    const advert = (validLifetime: number) =>
+      mobilePrefixAdvertisement(0x8000, {
+        homeAgents: [{ address: HA1, preference: 0, lifetime: 65_535 }],
+        prefixes: [{ address: '2001:db8:100::', length: 64, validLifetime, preferredLifetime: 0 }],
+      });
+    c.onMessage(advert(0xffffffff), 0);
+    t.same(c.onRegistered(1000, 600, false), [], 'an infinite prefix: nothing to ask');
+    c.discover(2000);
+    c.onMessage(advert(900), 2000);
+    t.same(c.onRegistered(3000, 600, false), [], 'valid for 899 s more, registering for 600 s');
+    t.same(
+      sent(c.onRegistered(400_000, 600, false)).map((s) => s.kind),
+      ['haadRequest', 'mobilePrefixSolicitation'],
+      'the prefix runs out first: ask',
+    );
+  },
+);
+
 void t.test('failover list and decision', async (t) => {
   const c = client();
   t.same(

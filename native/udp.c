@@ -25,7 +25,8 @@
  * interface fails with EMSGSIZE (counted as txTooBig, the batch goes on). ICMP Fragmentation
  * Needed / Packet Too Big found in the error queue are kept (the latest MTU_REPORTS_MAX) with
  * the destination of the datagram they quote, the MTU and the first bytes of its UDP payload,
- * counted as mtuReports; udpTakeMtuReports hands them to JS, which checks them against what
+ * counted as mtuReports, and so is each send refused with EMSGSIZE (as an MTU one byte below
+ * that datagram's IP size); udpTakeMtuReports hands them to JS, which checks them against what
  * it actually sent (src/protocol/path-mtu.ts). The kernel has already matched them to this
  * socket's port; nothing else is trusted here.
  *
@@ -107,10 +108,36 @@ static void put16(uint8_t *o, uint32_t v) {
   o[1] = (uint8_t)v;
 }
 
-/* An ICMP Fragmentation Needed (RFC 1191) / Packet Too Big (RFC 4443 §3.2) from the error
- * queue: kept for udpTakeMtuReports (the oldest dropped when full). */
-static void keep_mtu_report(mip6_poller *p, struct msghdr *m, ssize_t quoted, const uint8_t *data) {
+/* Keeps a report for udpTakeMtuReports (the oldest dropped when full). `name` is the
+ * sockaddr of the datagram's destination, `data` its first bytes (quoted of them). */
+static void push_mtu_report(mip6_poller *p, const void *name, uint32_t quoted, uint32_t mtu,
+                            const uint8_t *data) {
   udp_data *u = p->kind_data;
+  if (u->n_mtu_reports == MTU_REPORTS_MAX) {
+    memmove(u->mtu_reports[0], u->mtu_reports[1], (MTU_REPORTS_MAX - 1) * MTU_REPORT_LEN);
+    u->n_mtu_reports--;
+  }
+  uint8_t *r = u->mtu_reports[u->n_mtu_reports++];
+  memset(r, 0, MTU_REPORT_LEN);
+  if (u->family == 4) {
+    const struct sockaddr_in *sin = name;
+    memcpy(r, &sin->sin_addr, 4);
+    put16(r + 16, ntohs(sin->sin_port));
+  } else {
+    const struct sockaddr_in6 *sin6 = name;
+    memcpy(r, &sin6->sin6_addr, 16);
+    put16(r + 16, ntohs(sin6->sin6_port));
+  }
+  put16(r + 18, quoted > 0xffff ? 0xffff : quoted);
+  put16(r + 20, mtu >> 16);
+  put16(r + 22, mtu & 0xffff);
+  memcpy(r + 24, data, quoted < QUOTE_LEN ? quoted : QUOTE_LEN);
+  p->counters[C_MTU_REPORTS] += 1;
+}
+
+/* An ICMP Fragmentation Needed (RFC 1191) / Packet Too Big (RFC 4443 §3.2) from the error
+ * queue. */
+static void keep_mtu_report(mip6_poller *p, struct msghdr *m, ssize_t quoted, const uint8_t *data) {
   struct sock_extended_err *ee = NULL;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
     if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
@@ -121,27 +148,7 @@ static void keep_mtu_report(mip6_poller *p, struct msghdr *m, ssize_t quoted, co
   int too_big = (ee->ee_origin == SO_EE_ORIGIN_ICMP && ee->ee_type == 3 && ee->ee_code == 4) ||
                 (ee->ee_origin == SO_EE_ORIGIN_ICMP6 && ee->ee_type == 2);
   if (!too_big) return;
-  if (u->n_mtu_reports == MTU_REPORTS_MAX) {
-    memmove(u->mtu_reports[0], u->mtu_reports[1], (MTU_REPORTS_MAX - 1) * MTU_REPORT_LEN);
-    u->n_mtu_reports--;
-  }
-  uint8_t *r = u->mtu_reports[u->n_mtu_reports++];
-  memset(r, 0, MTU_REPORT_LEN);
-  if (u->family == 4) {
-    struct sockaddr_in *sin = (struct sockaddr_in *)m->msg_name;
-    memcpy(r, &sin->sin_addr, 4);
-    put16(r + 16, ntohs(sin->sin_port));
-  } else {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)m->msg_name;
-    memcpy(r, &sin6->sin6_addr, 16);
-    put16(r + 16, ntohs(sin6->sin6_port));
-  }
-  uint32_t q = quoted < 0 ? 0 : (uint32_t)quoted;
-  put16(r + 18, q > 0xffff ? 0xffff : q);
-  put16(r + 20, ee->ee_info >> 16);
-  put16(r + 22, ee->ee_info & 0xffff);
-  memcpy(r + 24, data, q < QUOTE_LEN ? q : QUOTE_LEN);
-  p->counters[C_MTU_REPORTS] += 1;
+  push_mtu_report(p, m->msg_name, quoted < 0 ? 0 : (uint32_t)quoted, ee->ee_info, data);
 }
 
 static void udp_on_error(mip6_poller *p) {
@@ -573,6 +580,10 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       /* Larger than the interface allows (DF, never fragmented here): the path MTU search
        * and the inner Packet Too Big keep this rare; counted apart from other failures. */
       p->counters[errno == EMSGSIZE ? C_TX_TOO_BIG : C_TX_ERRORS] += 1;
+      /* Kept as an MTU report too: this host's interface does not carry this size (one byte
+       * less than the IP datagram it would have made), quoting the datagram itself. */
+      if (errno == EMSGSIZE)
+        push_mtu_report(p, &u->tx_name[0], l[i], l[i] + (u->family == 4 ? 28 : 48) - 1, (uint8_t *)buf + o[i]);
       i++;
       continue;
     }

@@ -148,8 +148,9 @@ for (const family of [4, 6] as const) {
         ['1:1200', '5:1200', '6:100'],
         'the server got the datagrams that fit, never a 1400-byte one, nor fragments of it',
       );
-      t.equal(out.reports.length, 2, 'one MTU report per 1400-byte datagram');
-      for (const rep of out.reports) {
+      t.equal(out.reports.length, 3, 'one MTU report per 1400-byte datagram, one for 1600');
+      const icmp = out.reports.slice(0, 2);
+      for (const rep of icmp) {
         t.equal(rep.mtu, 1300, 'the MTU of the router link');
         t.equal(rep.address, server, 'the destination of the quoted datagram');
         t.equal(rep.port, port);
@@ -157,11 +158,15 @@ for (const family of [4, 6] as const) {
         t.same(rep.quote.slice(0, 9), [4, 0, 0, 0, 0xaa, 0, 0, 0, rep.quote[8]], 'our bytes');
       }
       t.same(
-        out.reports.map((x) => x.quote[8]),
+        icmp.map((x) => x.quote[8]),
         [2, 3],
         'which datagram each report is about',
       );
-      t.equal(out.counters.mtuReports, 2);
+      const local = out.reports[2]!;
+      t.equal(local.mtu, 1600 + (family === 4 ? 28 : 48) - 1, 'refused locally: 1 below its size');
+      t.equal(local.address, server);
+      t.equal(local.quote[8], 4, 'quoting the refused datagram');
+      t.equal(out.counters.mtuReports, 3);
       t.equal(out.batchSent, 1, 'the 1600-byte datagram refused, the next one of the batch sent');
       t.equal(out.counters.txTooBig, 1, 'EMSGSIZE counted as txTooBig');
       t.equal(out.counters.txErrors, 0);

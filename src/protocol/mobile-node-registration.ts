@@ -44,6 +44,7 @@
 import { systemRandom, type RandomSource } from '../util/random-source.js';
 import { parseIpv6, formatIpv6 } from '../wire/address.js';
 import {
+  BA_STATUS,
   type BindingAcknowledgement,
   type BindingUpdate,
   type MobilityOption,
@@ -71,6 +72,14 @@ import {
 } from './sequence.js';
 
 /** Settings of one home registration (from mn.toml). */
+/** BA statuses after which another home agent is tried at once (the 'failed' action). */
+const FAILOVER_STATUSES: ReadonlySet<number> = new Set([
+  BA_STATUS.INSUFFICIENT_RESOURCES, // 130
+  BA_STATUS.HOME_REGISTRATION_NOT_SUPPORTED, // 131
+  BA_STATUS.NOT_HOME_SUBNET, // 132
+  BA_STATUS.NOT_HOME_AGENT_FOR_MN, // 133
+]);
+
 export interface HomeRegistrationConfig {
   /** The MN's home address. */
   homeAddress: string;
@@ -176,7 +185,13 @@ export type HomeRegistrationAction =
       /** Status of the BA's IPv4 Address Acknowledgement; null when it carried none. */
       ipv4Status: number | null;
     }
-  | { kind: 'failed'; status: number; statusName: string }
+  /**
+   * Refused (status >= 128, or accepted with a zero lifetime). `tryAnotherHomeAgent`: the status
+   * says this home agent will not register us whatever we send (130-133: full, no home
+   * registration, not our prefix, not our HA), so the driver fails over at once (RFC 6275
+   * §11.7.3 leaves what to do to the MN); otherwise it waits for the next move.
+   */
+  | { kind: 'failed'; status: number; statusName: string; tryAnotherHomeAgent: boolean }
   | { kind: 'deregistered'; status: number | null; gaveUp: boolean }
   /** The HA acknowledged the returning-home BU: we are on the home link, deregistered. */
   | { kind: 'returnedHome'; status: number }
@@ -519,7 +534,12 @@ export class HomeRegistration {
         ba.status >= 128
           ? baStatusName(ba.status)
           : `${baStatusName(ba.status)} with zero lifetime`;
-      actions.push({ kind: 'failed', status: ba.status, statusName });
+      actions.push({
+        kind: 'failed',
+        status: ba.status,
+        statusName,
+        tryAnotherHomeAgent: FAILOVER_STATUSES.has(ba.status),
+      });
       return [...actions, ...this.poll(now)];
     }
     const changed = this.#binding === null || !sameCareOf(this.#binding.careOf, attempt.careOf);

@@ -10,6 +10,8 @@ import { HomeAgent } from '../../src/roles/ha/home-agent.js';
 import type { DiscoveryConfig } from '../../src/protocol/home-agent-discovery.js';
 import type { NodeEnvironment } from '../../src/roles/common.js';
 import { Logger } from '../../src/util/log.js';
+import { DataKind } from '../../src/crypto/aead.js';
+import { encodeMobilityPacket } from '../../src/wire/packet.js';
 import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
 import { FakeTun } from '../helpers/fake-tun.js';
 import { HA_HOME_ADDRESS, HOME_PREFIX, World } from '../helpers/world.js';
@@ -297,6 +299,40 @@ void t.test(
       from: HA_HOME_ADDRESS,
       to: HA2_HOME,
     });
+    t.equal(two.ha.cache.get(HOA)?.homeAddress, HOA, 'HA2 holds the binding');
+    two.close();
+  },
+);
+
+void t.test(
+  'a Binding Error status 2 from the home agent (it does not understand our BU) makes the MN fail over',
+  async (t) => {
+    const w = await World.create();
+    const two = secondHomeAgent(w);
+    w.ha.setDiscovery(discovery(two.key, 10, 5));
+    const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
+    m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+    m.mn.start();
+    await w.until(() => m.mn.registration.state === 'registered');
+    await w.until(() => m.mn.learnedAgents.size === 3);
+
+    // HA1 sends, as its own signaling in the MN's channel, a Binding Error status 2.
+    const session = w.haEndpoint.session(m.key.publicKey);
+    t.ok(session, 'HA1 has the channel');
+    const be = encodeMobilityPacket({
+      source: HA_HOME_ADDRESS,
+      destination: HOA,
+      message: { kind: 'bindingError', status: 2, homeAddress: HOA, options: [] },
+    });
+    const sealed = w.haEndpoint.seal(session!, be, T0 + w.clock.now(), DataKind.SIGNALING)!;
+    w.haUdp4.send(sealed, MN4, m.udp4.localPort);
+    const took = await w.until(
+      () => m.mn.homeAgentAddress === HA2_HOME && m.mn.registration.state === 'registered',
+      3000,
+    );
+    t.ok(took >= 0, `registered at HA2 ${took} ms after the Binding Error`);
+    t.equal(m.mn.drops.get('binding-error-2'), 1, 'counted');
+
     t.equal(two.ha.cache.get(HOA)?.homeAddress, HOA, 'HA2 holds the binding');
     two.close();
   },

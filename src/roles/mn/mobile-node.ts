@@ -51,7 +51,7 @@ import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
 import { canonicalIpv6, parseIpv4, parseIpv6 } from '../../wire/address.js';
 import { ipv4AckStatusName } from '../../protocol/ipv4-home-addresses.js';
 import { encodeMobilityPacket } from '../../wire/packet.js';
-import { BA_STATUS, BE_STATUS } from '../../wire/types.js';
+import { BE_STATUS } from '../../wire/types.js';
 import { armTimer, DropCounters, nodeNow, type NodeEnvironment } from '../common.js';
 import { HomeAgentChannel } from './home-agent-channel.js';
 import { HomeTunnel } from './home-tunnel.js';
@@ -75,17 +75,6 @@ const MOVE_BINDACK_TIMEOUT_MS = 250;
 
 /** Parameter Problems / Binding Errors the MN answers with, per second (RFC 6275 §9.3.3). */
 const ERROR_ANSWERS_PER_SECOND = 10;
-
-/**
- * BA statuses that say this home agent will not register us (full, or not ours): try the next
- * one at once.
- */
-const FAILOVER_STATUSES: ReadonlySet<number> = new Set([
-  BA_STATUS.INSUFFICIENT_RESOURCES, // 130
-  BA_STATUS.HOME_REGISTRATION_NOT_SUPPORTED, // 131
-  BA_STATUS.NOT_HOME_SUBNET, // 132
-  BA_STATUS.NOT_HOME_AGENT_FOR_MN, // 133
-]);
 
 export class MobileNode {
   readonly drops = new DropCounters();
@@ -532,9 +521,10 @@ export class MobileNode {
   }
 
   /**
-   * This home agent will not register us whatever we send (BA 130-133, or a Binding Error
-   * status 2 about our BU): the next one in failoverList() is tried at once (RFC 6275 §11.7.3
-   * leaves the choice to the MN; waiting for the next move would leave us unregistered).
+   * This home agent will not register us whatever we send (a 'failed' action that says so, or
+   * a Binding Error status 2 about our BU): the next one in failoverList() is tried at once
+   * (RFC 6275 §11.7.3 leaves the choice to the MN; waiting for the next move would leave us
+   * unregistered).
    */
   #refusedHere(now: number, why: string): void {
     this.#refusedBy.add(this.#haAddress);
@@ -635,7 +625,7 @@ export class MobileNode {
             statusName: a.statusName,
           });
           this.#emit('failed', { status: a.status, statusName: a.statusName });
-          if (FAILOVER_STATUSES.has(a.status)) this.#refusedHere(now, a.statusName);
+          if (a.tryAnotherHomeAgent) this.#refusedHere(now, a.statusName);
           break;
         case 'deregistered':
           this.#env.log.info('deregistered', { status: a.status ?? -1, gaveUp: a.gaveUp });

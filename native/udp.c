@@ -64,10 +64,14 @@
 #define ON_LINK_HOPS 255
 #define ERRQUEUE_MAX 64
 /* An MTU report: dst address (16) | dst port (2, BE) | quoted payload length (2, BE) |
- * MTU (4, BE) | first QUOTE_LEN bytes of the quoted UDP payload (zero-padded). */
+ * MTU (4, BE) | first QUOTE_LEN bytes of the quoted UDP payload (zero-padded) | origin (1:
+ * MTU_FROM_ICMP, the network said so; MTU_FROM_SEND, our send was refused: the MTU is only an
+ * upper bound) | 7 bytes zero. */
 #define MTU_REPORTS_MAX 16
 #define QUOTE_LEN 16
-#define MTU_REPORT_LEN 40
+#define MTU_REPORT_LEN 48
+#define MTU_FROM_ICMP 1
+#define MTU_FROM_SEND 2
 
 /* Float64Array counters, in this order (src/io/udp.ts reads the same layout). */
 enum { C_RX_DATAGRAMS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_DROPS,
@@ -111,7 +115,7 @@ static void put16(uint8_t *o, uint32_t v) {
 /* Keeps a report for udpTakeMtuReports (the oldest dropped when full). `name` is the
  * sockaddr of the datagram's destination, `data` its first bytes (quoted of them). */
 static void push_mtu_report(mip6_poller *p, const void *name, uint32_t quoted, uint32_t mtu,
-                            const uint8_t *data) {
+                            const uint8_t *data, uint8_t origin) {
   udp_data *u = p->kind_data;
   if (u->n_mtu_reports == MTU_REPORTS_MAX) {
     memmove(u->mtu_reports[0], u->mtu_reports[1], (MTU_REPORTS_MAX - 1) * MTU_REPORT_LEN);
@@ -132,6 +136,7 @@ static void push_mtu_report(mip6_poller *p, const void *name, uint32_t quoted, u
   put16(r + 20, mtu >> 16);
   put16(r + 22, mtu & 0xffff);
   memcpy(r + 24, data, quoted < QUOTE_LEN ? quoted : QUOTE_LEN);
+  r[40] = origin;
   p->counters[C_MTU_REPORTS] += 1;
 }
 
@@ -148,7 +153,7 @@ static void keep_mtu_report(mip6_poller *p, struct msghdr *m, ssize_t quoted, co
   int too_big = (ee->ee_origin == SO_EE_ORIGIN_ICMP && ee->ee_type == 3 && ee->ee_code == 4) ||
                 (ee->ee_origin == SO_EE_ORIGIN_ICMP6 && ee->ee_type == 2);
   if (!too_big) return;
-  push_mtu_report(p, m->msg_name, quoted < 0 ? 0 : (uint32_t)quoted, ee->ee_info, data);
+  push_mtu_report(p, m->msg_name, quoted < 0 ? 0 : (uint32_t)quoted, ee->ee_info, data, MTU_FROM_ICMP);
 }
 
 static void udp_on_error(mip6_poller *p) {
@@ -583,7 +588,8 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       /* Kept as an MTU report too: this host's interface does not carry this size (one byte
        * less than the IP datagram it would have made), quoting the datagram itself. */
       if (errno == EMSGSIZE)
-        push_mtu_report(p, &u->tx_name[0], l[i], l[i] + (u->family == 4 ? 28 : 48) - 1, (uint8_t *)buf + o[i]);
+        push_mtu_report(p, &u->tx_name[0], l[i], l[i] + (u->family == 4 ? 28 : 48) - 1, (uint8_t *)buf + o[i],
+                        MTU_FROM_SEND);
       i++;
       continue;
     }

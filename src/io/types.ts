@@ -195,6 +195,11 @@ export interface MtuReport {
   /** The first bytes of the quoted UDP payload (up to 16), and how long the quote was. */
   quote: Uint8Array;
   quotedLength: number;
+  /**
+   * True when no ICMP came: this host refused the send (EMSGSIZE, larger than the interface);
+   * then `mtu` is one below that datagram's size, an upper bound rather than the path MTU.
+   */
+  local: boolean;
 }
 
 /** A bound UDP socket of one family, with batched receive and send. */

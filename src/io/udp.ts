@@ -64,8 +64,9 @@ const COUNTER_NAMES = [
 ] as const;
 /** Index of mtuReports in the counters (native/udp.c C_MTU_REPORTS). */
 const MTU_REPORTS_COUNTER = 12;
-/** native/udp.c: MTU_REPORT_LEN bytes per report, MTU_REPORTS_MAX kept. */
-const MTU_REPORT_LEN = 40;
+/** native/udp.c: MTU_REPORT_LEN bytes per report, MTU_REPORTS_MAX kept; origin byte 40. */
+const MTU_REPORT_LEN = 48;
+const MTU_FROM_SEND = 2;
 const MTU_REPORTS_MAX = 16;
 const QUOTE_LEN = 16;
 
@@ -231,6 +232,7 @@ export class NativeUdpEndpoint implements UdpEndpoint {
         mtu: ((r[20]! << 24) | (r[21]! << 16) | (r[22]! << 8) | r[23]!) >>> 0,
         quote: r.slice(24, 24 + Math.min(QUOTE_LEN, quotedLength)),
         quotedLength,
+        local: r[40] === MTU_FROM_SEND,
       });
     }
     return out;

@@ -226,10 +226,13 @@ export class PathMtuState {
 
   /**
    * A report (already matched to a datagram we sent on this channel) that the path carries at
-   * most `pathMtu` bytes. Returns what it changed.
+   * most `pathMtu` bytes. `exact` false: only an upper bound (our own interface refused a
+   * datagram one byte larger; the size that passes is found by the search). Returns what it
+   * changed.
    */
-  onTooBig(pathMtu: number, now: number): 'lowered' | 'ceiling' | 'ignored' {
+  onTooBig(pathMtu: number, now: number, exact = true): 'lowered' | 'ceiling' | 'ignored' {
     const inner = Math.max(BASE_INNER, pathMtu - this.overhead);
+    if (!exact) return this.#upperBound(inner, now);
     if (inner >= this.#failed - 1 && !(inner < this.maxInner)) return 'ignored';
     this.reportsAccepted++;
     if (inner < this.maxInner) {
@@ -248,6 +251,22 @@ export class PathMtuState {
     if (inner === this.maxInner) {
       this.source = 'icmp';
       this.#finish(now);
+    }
+    return 'ceiling';
+  }
+
+  #upperBound(inner: number, now: number): 'lowered' | 'ceiling' | 'ignored' {
+    if (inner >= this.#failed - 1 && inner >= this.maxInner) return 'ignored';
+    this.reportsAccepted++;
+    this.#failed = Math.min(this.#failed, inner + 1);
+    this.#complete = false;
+    if (this.#probe !== undefined && this.#probe.size > inner) this.#probe = undefined;
+    if (this.#probe === undefined) this.#next = now;
+    if (inner < this.maxInner) {
+      // What passed before no longer leaves this host: back to the base, search below.
+      this.maxInner = BASE_INNER;
+      this.source = 'base';
+      return 'lowered';
     }
     return 'ceiling';
   }
@@ -311,10 +330,15 @@ export class PathMtuTable<Owner> {
   }
 
   /** A checked report for `owner`'s path (see PathMtuState.onTooBig). */
-  onTooBig(owner: Owner, pathMtu: number, now: number): 'lowered' | 'ceiling' | 'ignored' {
+  onTooBig(
+    owner: Owner,
+    pathMtu: number,
+    now: number,
+    exact = true,
+  ): 'lowered' | 'ceiling' | 'ignored' {
     const s = this.#paths.get(owner);
     if (s === undefined) return 'ignored';
-    const r = s.onTooBig(pathMtu, now);
+    const r = s.onTooBig(pathMtu, now, exact);
     if (r !== 'ignored') this.#heap.push(s.deadline, owner);
     return r;
   }

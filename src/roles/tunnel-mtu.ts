@@ -215,12 +215,13 @@ export class TunnelMtu<Owner> {
           this.#drops.add('mtu-report-unmatched');
           continue;
         }
-        const result = this.table.onTooBig(owner, r.mtu, now);
+        const result = this.table.onTooBig(owner, r.mtu, now, !r.local);
         if (result === 'ignored') continue;
         this.counters.reportsAccepted++;
         this.#env.log.info('path-mtu-report', {
           locator: state.locator,
           mtu: r.mtu,
+          local: r.local,
           maxInner: state.maxInner,
           result,
         });

@@ -42,6 +42,7 @@ interface Report {
   mtu: number;
   quote: number[];
   quotedLength: number;
+  local: boolean;
 }
 
 for (const family of [4, 6] as const) {
@@ -152,6 +153,7 @@ for (const family of [4, 6] as const) {
       const icmp = out.reports.slice(0, 2);
       for (const rep of icmp) {
         t.equal(rep.mtu, 1300, 'the MTU of the router link');
+      t.equal(rep.local, false, 'from the network');
         t.equal(rep.address, server, 'the destination of the quoted datagram');
         t.equal(rep.port, port);
         t.ok(rep.quotedLength >= 16, `quote of ${rep.quotedLength} bytes`);
@@ -165,6 +167,7 @@ for (const family of [4, 6] as const) {
       const local = out.reports[2]!;
       t.equal(local.mtu, 1600 + (family === 4 ? 28 : 48) - 1, 'refused locally: 1 below its size');
       t.equal(local.address, server);
+    t.equal(local.local, true, 'an upper bound from this host');
       t.equal(local.quote[8], 4, 'quoting the refused datagram');
       t.equal(out.counters.mtuReports, 3);
       t.equal(out.batchSent, 1, 'the 1600-byte datagram refused, the next one of the batch sent');

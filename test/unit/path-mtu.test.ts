@@ -221,3 +221,33 @@ void t.test('a ceiling at the base needs no search', (t) => {
   t.equal(table.poll(CONFIRM_INTERVAL_MS).length, 0, 'the base is never probed');
   t.end();
 });
+
+void t.test(
+  'our own interface refusing a size: an upper bound, the search halves below it',
+  (t) => {
+    const table = new PathMtuTable<string>();
+    const s = table.setPath('ha', '192.0.2.1:4191', OVERHEAD4, 1396, 0);
+    const [p] = table.poll(0);
+    t.equal(p?.size, 1396);
+    // The interface carries 1400: a 1456-byte datagram refused, reported as 1455.
+    t.equal(table.onTooBig('ha', 1456 - 1, 1, false), 'ceiling');
+    t.equal(s.maxInner, BASE_INNER, 'nothing confirmed by it');
+    const limit = 1400 - OVERHEAD4;
+    let probes = 0;
+    for (let now = 1, i = 0; i < 40 && s.searching; i++, now += RTT) {
+      for (const q of table.poll(now)) {
+        probes++;
+        if (q.size <= limit) table.onAck('ha', q.id, q.size, now + 1);
+        else table.onTooBig('ha', q.size + OVERHEAD4 - 1, now + 1, false);
+      }
+    }
+    t.notOk(s.searching, 'the search ended');
+    t.ok(limit - s.maxInner < SEARCH_GRANULARITY && s.maxInner <= limit, `found ${s.maxInner}`);
+    t.ok(probes <= 8, `in ${probes} probes, not one per byte`);
+    // Later the interface shrinks below the confirmed size: back to the base.
+    t.equal(table.onTooBig('ha', 1300 + OVERHEAD4, 10_000, false), 'lowered');
+    t.equal(s.maxInner, BASE_INNER);
+    t.equal(s.source, 'base');
+    t.end();
+  },
+);

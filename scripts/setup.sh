@@ -25,6 +25,19 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+# better-sqlite3 (the home agent's [home] state, issue 20) is an optional dependency: npm ci
+# builds it from source with node-gyp where no prebuilt binary can be fetched, and carries on
+# without it if that fails. The tests need it: rebuild once, then fail with the reason.
+sqlite_ok() { node -e "new (require('better-sqlite3'))(':memory:').close()" >/dev/null 2>&1; }
+if ! sqlite_ok; then
+  echo "mip6 setup: better-sqlite3 does not load; building it from source"
+  npm rebuild better-sqlite3 --no-audit --no-fund >/dev/null || true
+  if ! sqlite_ok; then
+    echo "mip6 setup: better-sqlite3 still does not load (needs g++, make, python3):" >&2
+    node -e "new (require('better-sqlite3'))(':memory:')" 2>&1 | head -3 >&2
+    exit 1
+  fi
+fi
 # The addon (package.json has gypfile: false, so that the npm package runs no install script;
 # it ships prebuilt addons instead): built here when missing or older than its sources.
 if [ ! -f build/Release/mip6.node ] || [ -n "$(find binding.gyp native -newer build/Release/mip6.node)" ]; then

@@ -46,6 +46,7 @@ import {
 } from '../crypto/revocation-list.js';
 import { initCrypto, lib } from '../crypto/sodium.js';
 import { controlRequest } from '../io/control-socket.js';
+import { sqliteAvailable } from '../io/sqlite-binding-store.js';
 import { ConfigError, IoError } from '../util/errors.js';
 import { canonicalIpv6, isIpv4 } from '../wire/address.js';
 import {
@@ -59,6 +60,7 @@ import {
   writeAtomic,
   writePlan,
   type PlannedFile,
+  DEFAULT_CONFIG_DIR,
 } from './enrol-files.js';
 import { encodeEnrolment, type Enrolment } from './enrolment-file.js';
 import { AUTHORITY_PRIVATE_FILE, AUTHORITY_PUBLIC_FILE, caInit, describe } from './keys.js';
@@ -243,8 +245,29 @@ export interface InitHaResult {
   notAfter: Date;
 }
 
+/** Where a system home agent keeps its bindings (systemd's StateDirectory=mip6). */
+export const DEFAULT_HA_STATE = '/var/lib/mip6/ha.db';
+
+/**
+ * The [home] state line of a new ha.toml (issue 20): on for the system configuration
+ * (/etc/mip6, run by contrib/mip6-ha.service, whose StateDirectory is /var/lib/mip6) when
+ * better-sqlite3 loads here; else a comment saying how to turn it on (bindings in memory).
+ */
+function stateLine(dir: string): string[] {
+  const on = dir === DEFAULT_CONFIG_DIR && sqliteAvailable();
+  return on
+    ? [
+        '# bindings survive a restart of the home agent (README: [home] state)',
+        `state = ${tomlString(DEFAULT_HA_STATE)}`,
+      ]
+    : [
+        '# bindings in memory only; to keep them across restarts (needs the optional better-sqlite3):',
+        `# state = ${tomlString(DEFAULT_HA_STATE)}`,
+      ];
+}
+
 function haToml(
-  o: { name: string; prefix: Ipv6Prefix; homeAddress: string; port: number },
+  o: { name: string; prefix: Ipv6Prefix; homeAddress: string; port: number; dir: string },
   controlSocket: string | undefined,
 ): string {
   return [
@@ -264,6 +287,7 @@ function haToml(
     '[home]',
     `prefix = ${tomlString(o.prefix.text)}`,
     `address = ${tomlString(o.homeAddress)}`,
+    ...stateLine(o.dir),
     '',
   ].join('\n');
 }
@@ -329,7 +353,7 @@ export async function initHa(o: InitHaOptions): Promise<InitHaResult> {
     days,
   });
   wipeAuthority(authority.keyPair);
-  const haText = haToml({ name, prefix, homeAddress, port }, o.controlSocket);
+  const haText = haToml({ name, prefix, homeAddress, port, dir }, o.controlSocket);
   parseHaConfig(haText, config); // the file the daemon reads must be one it accepts
   const files: PlannedFile[] = [
     {

@@ -17,7 +17,15 @@
  *     (the kernel has it), a power loss at most the commits since the last checkpoint.
  * One transaction per `write` (a burst of changes); statements are prepared once.
  */
-import { chmodSync, closeSync, constants, existsSync, lstatSync, openSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { IoError } from '../util/errors.js';
@@ -132,7 +140,20 @@ function loadSqlite(file: string, opts: SqliteStoreOptions): SqliteConstructor {
   }
 }
 
-/** Creates the file 0600 if missing; refuses links and non-files; tightens a looser mode. */
+/** True when better-sqlite3 loads here (`mip6 init ha` turns [home] state on only then). */
+export function sqliteAvailable(moduleName = 'better-sqlite3'): boolean {
+  try {
+    loadSqlite('', { moduleName });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Creates the file 0600 if missing (and its directory 0700, e.g. /var/lib/mip6 outside systemd's
+ * StateDirectory); refuses links and non-files; tightens a looser mode.
+ */
 function prepareFile(file: string): void {
   let st;
   try {
@@ -142,12 +163,15 @@ function prepareFile(file: string): void {
       throw stateError('ERR_STATE_FILE', file, `cannot be read (${firstLine(err)})`);
     }
     if (!existsSync(dirname(file))) {
-      throw stateError(
-        'ERR_STATE_FILE',
-        file,
-        `its directory ${dirname(file)} does not exist (create it, mode 0700, owned by the ` +
-          'user the home agent runs as)',
-      );
+      try {
+        mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      } catch (e) {
+        throw stateError(
+          'ERR_STATE_FILE',
+          file,
+          `its directory ${dirname(file)} does not exist and cannot be created (${firstLine(e)})`,
+        );
+      }
     }
     try {
       const fd = openSync(
@@ -175,6 +199,14 @@ function prepareFile(file: string): void {
       }
     }
   }
+}
+
+/** The error code for an SQLite failure at open: a lock held elsewhere, or a bad file. */
+function openCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED'
+    ? 'ERR_STATE_LOCKED'
+    : 'ERR_STATE_CORRUPT';
 }
 
 /** What an SQLite error means for the operator, in a few words. */
@@ -276,7 +308,8 @@ export class SqliteBindingStore implements BindingStore {
    * Opens (creating if missing) the store in `file`. Throws IoError with one line naming the
    * file: ERR_STATE_MODULE (better-sqlite3 did not load: what to install), ERR_STATE_FILE (a
    * link, not a file, no directory, not creatable), ERR_STATE_FOREIGN (another application's
-   * database, or a newer schema), ERR_STATE_CORRUPT (not a database, or damaged).
+   * database, or a newer schema), ERR_STATE_CORRUPT (not a database, or damaged),
+   * ERR_STATE_LOCKED (another process has it open).
    */
   static open(file: string, opts: SqliteStoreOptions = {}): SqliteBindingStore {
     const Database = loadSqlite(file, opts);
@@ -285,7 +318,7 @@ export class SqliteBindingStore implements BindingStore {
     try {
       db = new Database(file, { fileMustExist: true, timeout: 200 });
     } catch (err) {
-      throw stateError('ERR_STATE_CORRUPT', file, explain(err));
+      throw stateError(openCode(err), file, explain(err));
     }
     try {
       db.pragma('locking_mode = EXCLUSIVE');
@@ -332,7 +365,7 @@ export class SqliteBindingStore implements BindingStore {
     } catch (err) {
       db.close();
       if (err instanceof IoError) throw err;
-      throw stateError('ERR_STATE_CORRUPT', file, explain(err));
+      throw stateError(openCode(err), file, explain(err));
     }
   }
 

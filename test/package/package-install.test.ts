@@ -148,6 +148,25 @@ console.log(missingAddonMessage('linux', 'riscv64')); console.log(missingAddonMe
     );
     t.match(lines[1], /^no native addon for darwin-arm64: mip6 runs on Linux only/);
 
+    // The binding store's optional better-sqlite3 (issue 20): with no compiler it may be
+    // missing; then a [home] state is refused at start with one line saying what to install.
+    const store = `import { openSqliteBindingStore, sqliteAvailable } from ${JSON.stringify(join(pkg, 'dist', 'io', 'sqlite-binding-store.js'))};
+if (sqliteAvailable()) { console.log('available'); } else {
+  try { openSqliteBindingStore(${JSON.stringify(join(work, 'ha.db'))}); console.log('opened?'); }
+  catch (err) { console.log(err.code + ': ' + err.message); } }`;
+    const sqlite = (
+      await exec(process.execPath, ['--input-type=module', '-e', store])
+    ).stdout.trim();
+    t.comment(`better-sqlite3 in the installed package: ${sqlite.slice(0, 80)}`);
+    if (sqlite !== 'available') {
+      t.match(
+        sqlite,
+        /^ERR_STATE_MODULE: \S+ha\.db: \[home\] state needs the SQLite module better-sqlite3 12\.\d+\.\d+ .*install a C\+\+ toolchain/,
+        'a [home] state without the module: one line saying what to install',
+      );
+      t.notMatch(sqlite, /\n/);
+    }
+
     const labSkip = nativeSkipReason();
     if (labSkip !== undefined) {
       t.comment(`Quick start with the installed mip6 skipped: ${labSkip}`);

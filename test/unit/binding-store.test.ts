@@ -28,6 +28,7 @@ import { initCrypto } from '../../src/crypto/sodium.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
 import { parsePrefix } from '../../src/wire/address.js';
 import { IoError } from '../../src/util/errors.js';
+import { parseHaConfig } from '../../src/config/ha.js';
 import { authority, cert, memberKey, T0 } from '../helpers/crypto.js';
 
 await initCrypto();
@@ -116,7 +117,7 @@ void t.test('a looser mode is tightened; a second process is refused', async (t)
   const store = openSqliteBindingStore(file);
   t.equal(statSync(file).mode & 0o777, 0o600, 'forced back to 0600');
   // The same file opened again while in use (another home agent): refused, one line.
-  expectError(t, () => openSqliteBindingStore(file), 'ERR_STATE_CORRUPT', /in use by another/);
+  expectError(t, () => openSqliteBindingStore(file), 'ERR_STATE_LOCKED', /in use by another/);
   await store.close();
 });
 
@@ -199,11 +200,19 @@ void t.test('paths that are refused, and a module that does not load', async (t)
   symlinkSync(target, link);
   expectError(t, () => openSqliteBindingStore(link), 'ERR_STATE_FILE', /is a symbolic link/);
   expectError(t, () => openSqliteBindingStore(dir), 'ERR_STATE_FILE', /is not a regular file/);
+  const nested = join(dir, 'var', 'lib', 'mip6', 'ha.db');
+  await openSqliteBindingStore(nested).close();
+  t.equal(
+    statSync(join(dir, 'var', 'lib', 'mip6')).mode & 0o777,
+    0o700,
+    'a missing directory: created 0700',
+  );
+  writeFileSync(join(dir, 'plain'), 'x');
   expectError(
     t,
-    () => openSqliteBindingStore(join(dir, 'missing', 'ha.db')),
+    () => openSqliteBindingStore(join(dir, 'plain', 'ha.db')),
     'ERR_STATE_FILE',
-    /its directory .*missing does not exist/,
+    /cannot be (created|read)/,
   );
   expectError(
     t,
@@ -301,5 +310,36 @@ void t.test('journal coalesces a burst; the schedule paces and gives up', (t) =>
     'unanswered attempts given up',
   );
   t.equal(s.nextDeadline(), Infinity);
+  t.end();
+});
+
+void t.test('[home] state in ha.toml: resolved against the file, bad values named', (t) => {
+  const base = `[identity]
+private_key = "ha.key"
+certificate = "ha.cert"
+authority = "authority.pub"
+[home]
+prefix = "2001:db8:100::/64"
+`;
+  t.equal(parseHaConfig(base, '/etc/mip6/ha.toml').home.state, undefined, 'unset: in memory');
+  t.equal(
+    parseHaConfig(`${base}state = "state/ha.db"\n`, '/etc/mip6/ha.toml').home.state,
+    '/etc/mip6/state/ha.db',
+  );
+  t.equal(
+    parseHaConfig(`${base}state = "/var/lib/mip6/ha.db"\n`, '/etc/mip6/ha.toml').home.state,
+    '/var/lib/mip6/ha.db',
+  );
+  for (const [value, re] of [
+    ['""', /home\.state: expected a file path, got an empty string/],
+    ['"/var/lib/mip6/"', /home\.state: expected a file path \(e\.g\. "\/var\/lib\/mip6\/ha\.db"\)/],
+    ['5', /home\.state: expected a string/],
+  ] as const) {
+    t.throws(
+      () => parseHaConfig(`${base}state = ${value}\n`, '/etc/mip6/ha.toml'),
+      { code: 'ERR_CONFIG', message: re },
+      `state = ${value}`,
+    );
+  }
   t.end();
 });

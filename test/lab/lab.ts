@@ -509,9 +509,16 @@ export class Lab {
     return this.routeVia(spec.probe, dev);
   }
 
+  /**
+   * The firewall mark of the MN daemon's sockets under a full tunnel ([tun] routes, issue
+   * #15): move() then asks for the route a marked packet takes (the unmarked one is the TUN).
+   */
+  routeMark: number | undefined;
+
   /** True when `ip route get dest` in the MN succeeds (and leaves through `dev` if given). */
   private async routeVia(dest: string, dev: string | undefined): Promise<boolean> {
-    const r = await this.ip('mn', ['-j', 'route', 'get', dest], { check: false });
+    const mark = this.routeMark === undefined ? [] : ['mark', String(this.routeMark)];
+    const r = await this.ip('mn', ['-j', 'route', 'get', dest, ...mark], { check: false });
     if (r.code !== 0) return false;
     const route = (JSON.parse(r.stdout || '[]') as { dev?: string }[])[0];
     return dev === undefined ? route !== undefined : route?.dev === dev;

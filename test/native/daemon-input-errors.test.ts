@@ -149,6 +149,20 @@ agent_public_key = "${ha.pub}"
     `mip6: ERR_CONFIG: ${wrongHoa}: home.address: 2001:db8:100::11 is not allowed by our ` +
       `certificate ${mn.cert} (it allows ${HOA})`,
   );
+  const wrongV4 = prov.write(
+    'wrong-ipv4.toml',
+    readFileSync(mnConfig('wrong-ipv4-base.toml', HOA), 'utf8').replace(
+      '[home]',
+      '[home]\nipv4_address = "10.99.0.7"',
+    ),
+  );
+  expectLine(
+    'MN fixed IPv4 home address not in the MN certificate (issue #15)',
+    ['mn', '-c', wrongV4],
+    `mip6: ERR_CONFIG: ${wrongV4}: home.ipv4_address: 10.99.0.7 is not allowed by our ` +
+      `certificate ${mn.cert} (it would hold ::ffff:10.99.0.7; it allows ${HOA}); use "auto" ` +
+      'for an address from the pool',
+  );
 
   // ---- keys and authority ----
   const noKey = { ...ha, key: join(prov.dir, 'absent.key') };

@@ -1,9 +1,10 @@
 /**
  * The personal tunnel's configuration (issue #15): [tun] routes and fwmark in mn.toml /
- * cn.toml, and the policy-routing lines TunnelRoutes hands to `ip -batch` (a recording runner:
+ * cn.toml, [home] ipv4_address (MN) and ipv4_pool / ipv4_masquerade (HA), and the policy-routing lines TunnelRoutes hands to `ip -batch` (a recording runner:
  * the order of removal, installation, suspension at home and removal at exit).
  */
 import t from 'tap';
+import { parseHaConfig } from '../../src/config/ha.js';
 import { parseCnConfig, parseMnConfig } from '../../src/config/mn.js';
 import { TunnelRoutes, type IpBatchRunner } from '../../src/io/tunnel-routes.js';
 import { ConfigError } from '../../src/util/errors.js';
@@ -159,4 +160,73 @@ void t.test('TunnelRoutes: a rule that cannot be added leaves nothing behind', a
   await t.rejects(r.install(), /Operation not permitted/);
   t.match(calls.slice(-2), [/^4f:rule del/, /^6f:rule del/], 'cleaned up both families');
   t.throws(() => new TunnelRoutes({ tunName: 'x', routes: [], mark: 0 }, runner), RangeError);
+});
+
+const HA = `
+[identity]
+private_key = "keys/ha.key"
+certificate = "keys/ha.cert"
+authority = "keys/ca.pub"
+
+[home]
+prefix = "2001:db8:100::/64"
+`;
+
+void t.test('IPv4 home addresses: [home] ipv4_address, ipv4_pool, ipv4_masquerade', async (t) => {
+  t.equal(parseMnConfig(BASE, '/x/mn.toml').home.ipv4Address, undefined, 'none by default');
+  t.equal(
+    parseMnConfig(BASE.replace('[home]', '[home]\nipv4_address = "auto"'), '/x/mn.toml').home
+      .ipv4Address,
+    'auto',
+  );
+  t.equal(
+    parseMnConfig(BASE.replace('[home]', '[home]\nipv4_address = "10.99.0.7"'), '/x/mn.toml').home
+      .ipv4Address,
+    '10.99.0.7',
+  );
+  const ha = parseHaConfig(
+    `${HA}ipv4_pool = "10.99.0.0/24"\nipv4_masquerade = "eth0"\n`,
+    '/x/ha.toml',
+  );
+  t.equal(ha.home.ipv4Pool, '10.99.0.0/24');
+  t.equal(ha.home.ipv4Masquerade, 'eth0');
+  t.equal(parseHaConfig(HA, '/x/ha.toml').home.ipv4Pool, undefined);
+
+  const bad = (fn: () => unknown, file: string, key: string, why: RegExp): void => {
+    let err: unknown;
+    try {
+      fn();
+    } catch (e) {
+      err = e;
+    }
+    t.type(err, ConfigError, key);
+    const msg = (err as Error).message;
+    t.match(msg, file);
+    t.match(msg, key);
+    t.match(msg, why);
+    t.notOk(msg.includes('\n'), 'one line');
+  };
+  const mn = (v: string) => () =>
+    parseMnConfig(BASE.replace('[home]', `[home]\nipv4_address = ${v}`), '/x/mn.toml');
+  bad(mn('"10.99.0"'), '/x/mn.toml', 'home.ipv4_address', /neither "auto" nor a unicast IPv4/);
+  bad(mn('"224.0.0.1"'), '/x/mn.toml', 'home.ipv4_address', /unicast/);
+  bad(mn('"2001:db8::1"'), '/x/mn.toml', 'home.ipv4_address', /unicast IPv4/);
+  bad(mn('7'), '/x/mn.toml', 'home.ipv4_address', /expected a string/);
+  const haBad = (extra: string) => () => parseHaConfig(`${HA}${extra}\n`, '/x/ha.toml');
+  bad(haBad('ipv4_pool = "10.99.0.1/24"'), '/x/ha.toml', 'home.ipv4_pool', /host bits set/);
+  bad(haBad('ipv4_pool = "2001:db8::/64"'), '/x/ha.toml', 'home.ipv4_pool', /not an IPv4 prefix/);
+  bad(haBad('ipv4_pool = "10.99.0.0/31"'), '/x/ha.toml', 'home.ipv4_pool', /8 to 30/);
+  bad(haBad('ipv4_pool = "pool"'), '/x/ha.toml', 'home.ipv4_pool', /not an IPv4 or IPv6 prefix/);
+  bad(
+    haBad('ipv4_masquerade = "eth0"'),
+    '/x/ha.toml',
+    'home.ipv4_masquerade',
+    /needs home.ipv4_pool/,
+  );
+  bad(
+    haBad('ipv4_pool = "10.99.0.0/24"\nipv4_masquerade = "a/b"'),
+    '/x/ha.toml',
+    'home.ipv4_masquerade',
+    /not a valid interface name/,
+  );
 });

@@ -618,12 +618,14 @@ export class CorrespondentBindings {
         const source = localAddress ?? this.#firstAddress();
         if (source !== undefined) {
           out.push(
+            // To the home address, no type 2 routing header (RFC 6275 §6.1: only BAs may
+            // carry one); the driver seals it in the member's channel, which reaches its CoA.
             this.#send(
               'bindingRefreshRequest',
               source,
-              b.careOfAddress,
               b.homeAddress,
               b.homeAddress,
+              undefined,
               {
                 kind: 'bindingRefreshRequest',
                 options: [],

@@ -155,6 +155,11 @@ export class CorrespondentRegistration {
   #homeToken: Token | undefined;
   #careOfToken: Token | undefined;
   #pending: PendingUpdate | undefined;
+  /**
+   * The last BU sent without A (requestAck off), once assumed in place: a CN still answers a
+   * rejection (130, 135, 136-138, RFC 6275 §9.5.4), which must match it (onBindingAck).
+   */
+  #unacknowledged: PendingUpdate | undefined;
   #sequence: number;
   #boundCareOf: string | null = null;
   #expiresAt = 0;
@@ -238,6 +243,7 @@ export class CorrespondentRegistration {
     this.#homeTest = undefined;
     this.#careOfTest = undefined;
     this.#pending = undefined;
+    this.#unacknowledged = undefined;
   }
 
   #newTest(address: string, now: number): Test {
@@ -419,7 +425,10 @@ export class CorrespondentRegistration {
     this.#expiresAt = now + lifetime * 1000;
     this.#refreshAt = now + lifetime * 1000 * MN_REFRESH_FRACTION;
     this.#retryDelayMs = INITIAL_BINDACK_TIMEOUT_MS;
-    if (!this.#requestAck) this.#pending = undefined;
+    if (!this.#requestAck) {
+      this.#unacknowledged = this.#pending;
+      this.#pending = undefined;
+    }
     return wasOptimized
       ? []
       : [{ kind: 'routeOptimized', careOfAddress: careOf, lifetimeSeconds: lifetime }];
@@ -487,7 +496,9 @@ export class CorrespondentRegistration {
     mhBytes: Uint8Array,
     now: number,
   ): CorrespondentRegistrationAction[] {
-    const p = this.#pending;
+    // Without A a CN answers only a rejection; it must match the BU we assumed in place.
+    const unacknowledged = this.#pending === undefined && ba.status >= 128;
+    const p = this.#pending ?? (unacknowledged ? this.#unacknowledged : undefined);
     if (p === undefined) return [{ kind: 'drop', reason: 'ba-unexpected' }];
     const hasBad = ba.options.some((o) => o.type === 'bindingAuthorizationData');
     const authentic = hasBad && verifyMobilityHeader(this.#c, p.kbm, mhBytes, p.careOf, this.#cn);
@@ -506,6 +517,10 @@ export class CorrespondentRegistration {
     }
     this.#times.lastBindingAck = now;
     this.#lastStatus = status;
+    if (unacknowledged) {
+      this.#pending = p;
+      this.#unacknowledged = undefined;
+    }
     if (status < 128) {
       if (p.deregistration) {
         this.#pending = undefined;

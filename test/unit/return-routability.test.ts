@@ -245,6 +245,61 @@ void t.test('without A the MN optimizes at once and the CN sends no BA', async (
 });
 
 void t.test(
+  'without A a rejection still counts: it must match the BU assumed in place (§9.5.4, §11.7.3)',
+  async (t) => {
+    const p = pair({ requestAck: false });
+    pump(p, p.mn.setCareOf(COA, 0), 0);
+    t.ok(p.mn.routeOptimized, 'optimized at once');
+    const sentBu = p.toCn
+      .map((a) => decodePacket(a.packet))
+      .find((d) => d.mobility?.kind === 'bindingUpdate');
+    const seq = sentBu?.mobility?.kind === 'bindingUpdate' ? sentBu.mobility.sequence : -1;
+    /** A BA from the CN to the CoA; 136-138 carry no authenticator (the CN had no Kbm). */
+    const ba = (status: number, sequence: number) => {
+      const packet = encodePacket(
+        { source: CN, destination: COA, routingHomeAddress: HOA },
+        IPPROTO.MH,
+        (pseudo) =>
+          encodeMobilityHeader(
+            {
+              kind: 'bindingAcknowledgement',
+              status,
+              flags: { K: false, R: false, P: false, T: false, B: false, S: false, D: false },
+              sequence,
+              lifetimeUnits: 0,
+              options: [],
+            },
+            pseudo,
+          ),
+      );
+      const d = decodePacket(packet);
+      return p.mn.handle(d, packet.subarray(d.upperOffset), 10);
+    };
+    t.same(
+      ba(137, seq + 5),
+      [{ kind: 'drop', reason: 'ba-sequence' }],
+      'another sequence: ignored',
+    );
+    t.ok(p.mn.routeOptimized, 'still optimized');
+    t.same(
+      ba(0, seq),
+      [{ kind: 'drop', reason: 'ba-unexpected' }],
+      'an acceptance was never asked for',
+    );
+    const out = ba(137, seq);
+    t.ok(
+      out.some((a) => a.kind === 'tunneled'),
+      'back through the HA',
+    );
+    t.notOk(p.mn.routeOptimized, 'no longer optimized');
+    t.ok(
+      out.some((a) => a.kind === 'send' && a.message === 'careOfTestInit'),
+      'a fresh care-of test at once',
+    );
+  },
+);
+
+void t.test(
   'HoTI/CoTI retransmit with doubling timeouts; stale and forged tests ignored',
   async (t) => {
     const p = pair();
@@ -529,7 +584,8 @@ void t.test(
     t.equal(brr[0]?.kind === 'send' ? brr[0].message : '', 'bindingRefreshRequest');
     if (brr[0]?.kind === 'send') {
       const d = decodePacket(brr[0].packet);
-      t.equal(d.routingHomeAddress, HOA);
+      t.equal(d.routingHomeAddress, undefined, 'no type 2 routing header (§6.1)');
+      t.equal(d.destination, HOA, 'to the home address');
       const again = p.mn.handle(d, brr[0].packet.subarray(d.upperOffset), brrAt);
       t.ok(
         again.some((a) => a.kind === 'send' && a.message === 'homeTestInit'),

@@ -149,3 +149,11 @@ void t.test('runConformance: report lines and exit verdict on files', async (t) 
     1,
   );
 });
+
+void t.test('the project’s own docs/CONFORMANCE.md passes --strict', async (t) => {
+  // A renamed or deleted test named in the table fails here, in `npm test`, not only in
+  // `npm run conformance`.
+  const root = join(import.meta.dirname, '..', '..');
+  const r = runConformance(join(root, 'docs', 'CONFORMANCE.md'), root, { strict: true });
+  t.equal(r.ok, true, r.lines.filter((l) => l.startsWith('error:')).join('\n') || 'no errors');
+});

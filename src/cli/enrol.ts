@@ -439,8 +439,8 @@ export async function memberAdd(name: string, o: MemberAddOptions): Promise<Memb
   if (o.ipv4 === true) {
     throw new IoError(
       'ERR_UNSUPPORTED',
-      '--ipv4: IPv4 home addresses (RFC 5555 §3.3) are not implemented: the overlay carries ' +
-        'IPv6 only (a member reaches its home agent from IPv4 networks without it)',
+      '--ipv4: an IPv4 home address (RFC 5555) is not part of the enrolment: the home agent ' +
+        'assigns one from its [home] ipv4_pool to a member with [home] ipv4_address = "auto"',
     );
   }
   const days = wholeNumber(o.days ?? DEFAULT_MEMBER_DAYS, '--days', 1, 36_500);
@@ -676,7 +676,7 @@ export function registerEnrol(program: Command): void {
       '--pub <file>',
       "the device's public key (mip6 keygen there): its private key never leaves it",
     )
-    .option('--ipv4', 'also an IPv4 home address (not supported: refused)')
+    .option('--ipv4', "refused: IPv4 home addresses come from the HA's [home] ipv4_pool")
     .option('--days <n>', 'validity of its certificate in days', String(DEFAULT_MEMBER_DAYS))
     .option('--out <file>', 'enrolment file to write (default CA/members/NAME.join)')
     .option('--ca <dir>', 'the overlay authority directory (default $MIP6_CA_DIR or ~/.mip6-ca)')

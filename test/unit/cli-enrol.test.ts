@@ -298,7 +298,7 @@ void t.test('every refusal is one line, and nothing is overwritten', async (t) =
     ],
     [
       ['member', 'add', 'tv', '--ipv4', '--ca', ca],
-      /^mip6: ERR_UNSUPPORTED: --ipv4: IPv4 home addresses/,
+      /^mip6: ERR_UNSUPPORTED: --ipv4: an IPv4 home address \(RFC 5555\) is not part of the enrolment: the home agent assigns one from its \[home\] ipv4_pool/,
     ],
     [
       ['member', 'add', 'tv', '--role', 'ha', '--ca', ca],

@@ -28,6 +28,12 @@
  *      are due for a rekey (REKEY_AFTER_TIME) starts the new handshake first, like the real MN.
  *   6. The HA's RSS (/proc/PID/status VmRSS) and CPU time (/proc/PID/stat) before and after each
  *      phase, and this process's own CPU time; one JSON line on stdout.
+ *   7. With --restart (issue 20; the HA keeps [home] state): once the refresh rounds are done, a
+ *      line {"event":"ready-for-restart"} on stdout; the caller kills the HA with SIGKILL, starts
+ *      it again and writes "restarted PID STARTED_AT_MS" on stdin. The MNs keep their sockets
+ *      (the HA's stored locators) and answer as the real MN does: the HA's initiation (found by
+ *      its MAC1 among the MNs of the socket it came to) with a response, its Binding Refresh
+ *      Request with a BU. Time from the restarted HA's start to each BA, and its CPU time.
  * An unanswered BU is resent with a new sequence number after 1 s, 2 s, 4 s ... (like the real
  * MN); everything stops at --timeout-s.
  */
@@ -42,6 +48,8 @@ import {
   type MemberCertificate,
 } from '../src/crypto/certificate.js';
 import { SecureEndpoint, type PeerSession } from '../src/crypto/endpoint.js';
+import { checkMac1, mac1Key } from '../src/crypto/handshake.js';
+import { createInterface } from 'node:readline';
 import {
   readAuthorityPrivate,
   readAuthorityPublic,
@@ -73,6 +81,7 @@ const { values: a } = parseArgs({
     'timeout-s': { type: 'string', default: '120' },
     cache: { type: 'string' },
     'over-cap': { type: 'string', default: '0' },
+    restart: { type: 'boolean', default: false },
   },
 });
 /** Bounded: the home prefix holds far more, but every loop here must stay bounded. */
@@ -81,6 +90,7 @@ const N = Math.max(1, Math.min(MAX_MEMBERS, Number(a.n)));
 /** First simulated MN's index (its HoA and name): later runs against the same HA use fresh ones. */
 const OFFSET = Math.max(0, Math.min(MAX_MEMBERS, Number(a.offset)));
 const OVER_CAP = Math.max(0, Math.min(1000, Number(a['over-cap'])));
+const RESTART = a.restart === true;
 const ROUNDS = Math.max(0, Math.min(20, Number(a.rounds)));
 const WINDOW = Math.max(1, Math.min(4096, Number(a.window)));
 const AGENT = a.agent ?? '127.0.0.1';
@@ -240,6 +250,10 @@ interface Sim {
   /** When its endpoint next has timer work (handshake retransmission, rekey). */
   wakeAt: number;
   onDone: (() => void) | undefined;
+  /** --restart: its BU after the restarted HA's BRR was acknowledged. */
+  restored: boolean;
+  /** MAC1 key of its public key: finds the MN an initiation from the HA is for. */
+  mac1: Uint8Array;
 }
 
 const stats = {
@@ -255,6 +269,9 @@ const stats = {
   haInitiations: 0,
   /** Handshakes started over after the endpoint gave up (REKEY_ATTEMPT_TIME). */
   reconnects: 0,
+  /** --restart: handshakes the restarted HA initiated and we completed; its BRRs. */
+  restartHandshakes: 0,
+  refreshRequests: 0,
 };
 
 async function main(): Promise<void> {
@@ -266,7 +283,11 @@ async function main(): Promise<void> {
 
   const latenciesRegister: number[] = [];
   const latenciesRefresh: number[] = [];
-  let phase: 'register' | 'over-cap' | 'refresh' = 'register';
+  /** --restart: wall-clock ms from the restarted HA's start to each MN's BA. */
+  const latenciesRestart: number[] = [];
+  let restartedAt = Infinity;
+  let restored = 0;
+  let phase: 'register' | 'over-cap' | 'refresh' | 'restart' = 'register';
 
   /** Sends the next BU (a retransmission too takes a new sequence number, RFC 6275 §11.8). */
   const sendBu = (sim: Sim, now: number, resend = false): boolean => {
@@ -337,7 +358,9 @@ async function main(): Promise<void> {
     const r = sim.endpoint.receive(bytes, now, false, `${AGENT}:${PORT}`);
     switch (r.kind) {
       case 'established':
-        if (sim.session !== undefined) stats.rekeys++;
+        if (r.reply) sim.socket.send(r.reply); // we were the responder (the restarted HA's)
+        if (phase === 'restart' && r.reply) stats.restartHandshakes++;
+        else if (sim.session !== undefined) stats.rekeys++;
         sim.session = r.session;
         pollEndpoint(sim, now); // re-arm: the rekey time of the new keys
         if (sim.onDone !== undefined && sim.outstanding === undefined) sendBu(sim, now);
@@ -355,6 +378,21 @@ async function main(): Promise<void> {
           stats.drops++;
           return;
         }
+        if (ba?.kind === 'bindingRefreshRequest' && phase === 'restart') {
+          // The restarted HA asks for a BU on its new channel: answered at once, once.
+          stats.refreshRequests++;
+          if (sim.outstanding === undefined && sim.onDone === undefined && !sim.restored) {
+            sim.onDone = () => {
+              active.delete(sim);
+              sim.restored = true;
+              restored++;
+              latenciesRestart.push(Date.now() - restartedAt);
+            };
+            active.add(sim);
+            sendBu(sim, now);
+          }
+          return;
+        }
         if (ba?.kind !== 'bindingAcknowledgement') {
           stats.otherSignaling++;
           return;
@@ -369,7 +407,7 @@ async function main(): Promise<void> {
         )
           return;
         sim.lastStatus = ba.status;
-        if (phase !== 'over-cap') {
+        if (phase !== 'over-cap' && phase !== 'restart') {
           if (ba.status >= 128) stats.rejected++;
           (phase === 'register' ? latenciesRegister : latenciesRefresh).push(now - out.firstSentAt);
         }
@@ -396,6 +434,8 @@ async function main(): Promise<void> {
   /** Every SPI of every MN here, to hand each reply to its MN. */
   const spiOwner = new Map<number, Sim>();
   const sockets: Socket[] = [];
+  /** The MNs of each socket (--restart: whose MAC1 an initiation from the HA carries). */
+  const bySocket: Sim[][] = [];
   const templates: BindingUpdate[] = [];
   for (let k = 0; k < Math.min(BIND_COUNT, N + OVER_CAP); k++) {
     const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
@@ -416,6 +456,11 @@ async function main(): Promise<void> {
       }
       if (m[0] === 1) {
         stats.haInitiations++;
+        if (!RESTART) return; // a responder-side rekey: not answered here
+        const bytes = new Uint8Array(m.buffer, m.byteOffset, m.byteLength);
+        const owner = bySocket[k]?.find((x) => checkMac1(bytes, x.mac1));
+        if (owner === undefined) stats.unknownSpi++;
+        else onMessage(owner, m);
         return;
       }
       // Receiver SPI: bytes 8-11 of a response (type 2), 4-7 of a cookie reply or data.
@@ -438,6 +483,7 @@ async function main(): Promise<void> {
     templates.push(first.message);
   }
   const aead = new SodiumBatchAead(); // one data-path scratch for all MNs of this process
+  for (let k = 0; k < sockets.length; k++) bySocket.push([]);
   const makeSim = (i: number, k: number): Sim => {
     const member = issued.members[OFFSET + i]!;
     // Filled in below; the SPI hook needs the object.
@@ -471,7 +517,10 @@ async function main(): Promise<void> {
       lastStatus: -1,
       wakeAt: Infinity,
       onDone: undefined,
+      restored: false,
+      mac1: mac1Key(member.staticKey.publicKey),
     } satisfies Sim);
+    bySocket[k % sockets.length]!.push(sim);
     return sim;
   };
   const sims: Sim[] = [];
@@ -617,6 +666,33 @@ async function main(): Promise<void> {
   const rss2 = rssKiB(haPid);
   const cpu2 = cpuSeconds(haPid);
   const own2 = cpuSeconds('self');
+
+  // --restart: the HA is killed and started again; its stored bindings come back to us.
+  let restart: Record<string, unknown> | undefined;
+  if (RESTART && !timedOut) {
+    phase = 'restart';
+    process.stdout.write(`${JSON.stringify({ event: 'ready-for-restart' })}\n`);
+    const lines = createInterface({ input: process.stdin });
+    const told = await new Promise<string>((resolve) => lines.once('line', resolve));
+    lines.close();
+    const [, pidText, atText] = told.split(' ');
+    const newPid = Number(pidText);
+    restartedAt = Number(atText);
+    const haCpu0 = cpuSeconds(newPid);
+    const own3 = cpuSeconds('self');
+    while (restored < N && performance.now() < DEADLINE) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    restart = {
+      restored,
+      allMs: restored === N ? Math.max(...latenciesRestart) : null,
+      p50Ms: rankQuantile(latenciesRestart, 0.5),
+      p99Ms: rankQuantile(latenciesRestart, 0.99),
+      haCpuMsAfterStart: (cpuSeconds(newPid) - haCpu0) * 1000,
+      clientCpuMs: (cpuSeconds('self') - own3) * 1000,
+      rssKiB: rssKiB(newPid),
+    };
+  }
   clearInterval(timer);
   for (const s of sockets) s.close();
 
@@ -652,6 +728,7 @@ async function main(): Promise<void> {
       rssAfterRegisterKiB: rss1,
       rssAfterRefreshKiB: rss2,
       rssPerBindingBytes: ((rss2 - rss0) * 1024) / registration.finished,
+      ...(restart !== undefined ? { restart } : {}),
       ...stats,
     })}\n`,
   );

@@ -20,7 +20,13 @@
  *   5. Memory: besides the RSS delta the client reads from /proc, the daemon's own view after
  *      two full garbage collections, before and after (its inspector, bench/inspector-memory.mjs):
  *      what one binding really keeps, without the garbage a lazy GC has not returned yet.
- *   6. The daemon is stopped (SIGTERM), the namespace deleted.
+ *   6. With --restart (issue 20; implies --state, the HA's [home] state in the run's directory):
+ *      when the client's refresh rounds are done, the daemon is killed (SIGKILL, its PID) and
+ *      started again on the same state file; it reloads the N bindings and initiates a channel
+ *      to each, the client's MNs answer its handshakes and Binding Refresh Requests. Reported:
+ *      the restart's start-up (spawn to "started"), the reload ("bindings-restored"), the time
+ *      from "started" to the last MN's BA, and the restarted HA's CPU time.
+ *   7. The daemon is stopped (SIGTERM), the namespace deleted.
  * Prints one JSON line per N; --write also writes bench/results/ha-scale-<date>.json with the
  * mip6 commit and the load average before and after each N (the .md next to it is written from
  * that by hand, with the circumstances of the run).
@@ -33,6 +39,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  statSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -72,6 +79,13 @@ const { values: a } = parseArgs({
     compiled: { type: 'string' },
     /** Give the HA a real home link (one end of a veth pair): a host route and a proxy-ND entry per binding. */
     'home-link': { type: 'boolean', default: false },
+    /** The HA keeps its bindings in [home] state (SQLite): the store's cost on registration and refresh. */
+    state: { type: 'boolean', default: false },
+    /**
+     * Issue 20: after the refresh rounds, kill -9 the HA and start it again on the same state:
+     * its reload of N stored bindings and the re-initiation of N channels, timed. Implies --state.
+     */
+    restart: { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
   },
 });
@@ -188,6 +202,8 @@ interface RunResult {
     rssAfterGcPerBindingBytes: number;
   };
   proxyEntries?: number;
+  state?: boolean;
+  restart?: Record<string, unknown>;
   result?: Record<string, unknown>;
   error?: string;
 }
@@ -199,11 +215,13 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const loadBefore = loadavg();
   const began = performance.now();
+  const withState = a.state === true || a.restart === true;
   let daemon: ChildProcess | undefined;
   const out: RunResult = {
     n,
     src: a.compiled ?? a.src ?? 'src',
     homeLink: a['home-link'] ?? false,
+    state: withState,
     loadBefore,
     loadAfter: [],
     wallS: 0,
@@ -240,42 +258,49 @@ address6 = "off"
 [home]
 prefix = "${HOME_PREFIX}"
 address = "${HA_HOME}"
-${a['home-link'] ? 'link = "homelink"\n' : ''}`,
+${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir, 'ha.db')}"\n` : ''}`,
     );
-    const logFile = join(dir, 'ha.log');
-    const logFd = openSync(logFile, 'w');
     const prof = a['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', a['cpu-prof']];
-    daemon = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        ...prof,
-        // For memoryAfterGc(): the inspector listens on the namespace's loopback only.
-        `--inspect=127.0.0.1:${INSPECT_PORT}`,
-        ...(a.compiled !== undefined
-          ? [join(a.compiled, 'src/cli/main.js')]
-          : ['--import', 'tsx', join(a.src ?? join(ROOT, 'src'), 'cli/main.ts')]),
-        'ha',
-        '-c',
-        cfg,
-        '--log-format',
-        'json',
-      ],
-      { cwd: ROOT, stdio: ['ignore', logFd, logFd] },
-    );
-    closeSync(logFd);
-    const exited = new Promise<number | null>((resolve) => daemon!.once('exit', resolve));
-    // Bounded wait for the daemon's "started" line.
-    for (let i = 0; ; i++) {
-      if (readFileSync(logFile, 'utf8').includes('"started"')) break;
-      if (daemon.exitCode !== null || i > 300) {
-        throw new Error(`daemon did not start: ${readFileSync(logFile, 'utf8').slice(-600)}`);
+    /** Starts `mip6 ha` logging into `logFile`; resolves once it logged "started". */
+    const startDaemon = async (logFile: string, inspect: boolean) => {
+      const logFd = openSync(logFile, 'w');
+      const child = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns,
+          process.execPath,
+          ...prof,
+          // For memoryAfterGc(): the inspector listens on the namespace's loopback only.
+          ...(inspect ? [`--inspect=127.0.0.1:${INSPECT_PORT}`] : []),
+          ...(a.compiled !== undefined
+            ? [join(a.compiled, 'src/cli/main.js')]
+            : ['--import', 'tsx', join(a.src ?? join(ROOT, 'src'), 'cli/main.ts')]),
+          'ha',
+          '-c',
+          cfg,
+          '--log-format',
+          'json',
+        ],
+        { cwd: ROOT, stdio: ['ignore', logFd, logFd] },
+      );
+      closeSync(logFd);
+      daemon = child;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      // Bounded wait for the daemon's "started" line (every 20 ms: a restart is timed by it).
+      for (let i = 0; ; i++) {
+        if (readFileSync(logFile, 'utf8').includes('"started"')) break;
+        if (child.exitCode !== null || i > 1500) {
+          throw new Error(`daemon did not start: ${readFileSync(logFile, 'utf8').slice(-600)}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
       }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return { child, exited };
+    };
+    const logFile = join(dir, 'ha.log');
+    const first = await startDaemon(logFile, true);
+    let exited = first.exited;
     const memBefore = memoryAfterGc(ns);
     const overCap = n === HA_BINDING_CAP ? Number(a['over-cap']) : 0;
     const args = [
@@ -289,7 +314,7 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
       '--ha-pub',
       keys.haPub,
       '--ha-pid',
-      String(daemon.pid),
+      String(first.child.pid),
       '--n',
       String(n),
       '--rounds',
@@ -315,19 +340,60 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
       a['client-cpu-prof'] === undefined
         ? []
         : ['--cpu-prof', '--cpu-prof-dir', a['client-cpu-prof']];
+    if (a.restart) args.push('--restart');
     const client = spawn('ip', ['netns', 'exec', ns, process.execPath, ...clientProf, ...args], {
       cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    client.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    let memAfter: MemoryUsage | undefined;
+    let restarting: Promise<void> | undefined;
+    client.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      if (restarting === undefined && stdout.includes('"ready-for-restart"')) {
+        restarting = (async () => {
+          memAfter = memoryAfterGc(ns); // of the first daemon, before it dies
+          // The database and its write-ahead log (checkpointed into it at exit).
+          const wal = join(dir, 'ha.db-wal');
+          const storeBytes =
+            statSync(join(dir, 'ha.db')).size + (existsSync(wal) ? statSync(wal).size : 0);
+          daemon!.kill('SIGKILL');
+          await exited;
+          const spawnedAt = Date.now();
+          const logFile2 = join(dir, 'ha-restarted.log');
+          const second = await startDaemon(logFile2, false);
+          exited = second.exited;
+          const lines = readFileSync(logFile2, 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('{'))
+            .map((l) => JSON.parse(l) as Record<string, unknown>);
+          const started = lines.find((l) => l['event'] === 'started');
+          const restoredLine = lines.find((l) => l['event'] === 'bindings-restored');
+          const startedAt = Date.parse(String(started?.['time']));
+          out.restart = {
+            storeBytes,
+            startupMs: startedAt - spawnedAt,
+            restored: restoredLine?.['restored'],
+            members: restoredLine?.['members'],
+            dropped: restoredLine?.['dropped'],
+            // The reload itself: from the log line before it (config, keys) to its own.
+            reloadLoggedAt: restoredLine?.['time'],
+          };
+          client.stdin.write(`restarted ${second.child.pid} ${startedAt}\n`);
+        })().catch((err: unknown) => {
+          out.error = `restart: ${err instanceof Error ? err.message : String(err)}`;
+          client.kill('SIGKILL');
+        });
+      }
+    });
     client.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const code = await new Promise<number | null>((resolve) => client.once('exit', resolve));
+    await restarting;
     const line = stdout.trim().split('\n').pop() ?? '';
     if (code !== 0 || !line.startsWith('{')) throw new Error(stderr.trim() || `exit ${code}`);
     out.result = JSON.parse(line) as Record<string, unknown>;
-    const memAfter = memoryAfterGc(ns);
+    memAfter ??= memoryAfterGc(ns);
     const registered = Number(out.result.registered ?? n);
     out.memory = {
       before: memBefore,
@@ -350,12 +416,12 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}`,
       out.hostRoutes = count(['-6', 'route', 'show']);
       out.proxyEntries = count(['-6', 'neigh', 'show', 'proxy']);
     }
-    daemon.kill('SIGTERM');
+    daemon!.kill('SIGTERM');
     const stopped = await Promise.race([
       exited,
       new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000)),
     ]);
-    if (stopped === 'timeout') daemon.kill('SIGKILL');
+    if (stopped === 'timeout') daemon!.kill('SIGKILL');
     out.daemonLogLines = readFileSync(logFile, 'utf8').split('\n').length - 1;
   } catch (err) {
     out.error = err instanceof Error ? err.message : String(err);

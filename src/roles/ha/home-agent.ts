@@ -373,7 +373,12 @@ export class HomeAgent {
 
   #onHandshake(socket: UdpEndpoint, batch: DatagramBatch, i: number, now: number): void {
     const locator: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
-    if (!this.#handshakeRate.allow(locator.address, now)) {
+    // Initiations are limited per source before any crypto. Responses and cookie replies answer
+    // our own initiations (a restart re-initiating every stored binding, many members behind one
+    // NAT address): the endpoint drops any whose receiver SPI is not a pending one of ours
+    // before any crypto, so they need no limit, and one would throttle a restart to 20/s per
+    // address.
+    if (batch.packet(i)[0] === 1 && !this.#handshakeRate.allow(locator.address, now)) {
       this.drops.add('handshake-rate-limited');
       return;
     }

@@ -196,8 +196,9 @@ export interface MtuReport {
   quote: Uint8Array;
   quotedLength: number;
   /**
-   * True when no ICMP came: this host refused the send (EMSGSIZE, larger than the interface);
-   * then `mtu` is one below that datagram's size, an upper bound rather than the path MTU.
+   * True when no ICMP came and the kernel had no MTU for the route: this host refused the send
+   * (EMSGSIZE) and `mtu` is one below that datagram's size, an upper bound rather than the path
+   * MTU. (A refused send whose route MTU the kernel knows reports that MTU, local false.)
    */
   local: boolean;
 }

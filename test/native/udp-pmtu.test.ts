@@ -153,7 +153,7 @@ for (const family of [4, 6] as const) {
       const icmp = out.reports.slice(0, 2);
       for (const rep of icmp) {
         t.equal(rep.mtu, 1300, 'the MTU of the router link');
-      t.equal(rep.local, false, 'from the network');
+        t.equal(rep.local, false, 'from the network');
         t.equal(rep.address, server, 'the destination of the quoted datagram');
         t.equal(rep.port, port);
         t.ok(rep.quotedLength >= 16, `quote of ${rep.quotedLength} bytes`);
@@ -165,9 +165,10 @@ for (const family of [4, 6] as const) {
         'which datagram each report is about',
       );
       const local = out.reports[2]!;
-      t.equal(local.mtu, 1600 + (family === 4 ? 28 : 48) - 1, 'refused locally: 1 below its size');
+      // The kernel's MTU for that route: the path MTU it learnt from the router's errors.
+      t.equal(local.mtu, 1300, 'refused locally: the MTU the kernel has for the route');
       t.equal(local.address, server);
-    t.equal(local.local, true, 'an upper bound from this host');
+      t.equal(local.local, false, 'an exact MTU, not only an upper bound');
       t.equal(local.quote[8], 4, 'quoting the refused datagram');
       t.equal(out.counters.mtuReports, 3);
       t.equal(out.batchSent, 1, 'the 1600-byte datagram refused, the next one of the batch sent');

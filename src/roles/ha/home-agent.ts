@@ -1002,7 +1002,7 @@ export class HomeAgent {
       if (bound === undefined) continue;
       const sock = this.#socketFor(bound.locator.family);
       if (!sendSealed(this.#env.endpoint, p.owner, p.message, sock, bound.locator, now)) {
-        this.drops.add('signaling-send');
+        this.drops.add('pmtu-probe-unsent'); // larger than our interface: its report follows
       }
     }
     this.#takeMtuReports(now);

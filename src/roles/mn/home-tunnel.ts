@@ -217,7 +217,7 @@ export class HomeTunnel {
     this.mtuPath(now);
     for (const p of h.mtu.poll(now)) {
       if (p.owner === session && !h.channel.sendOwn(session, p.message, now)) {
-        h.drops.add('signaling-send');
+        h.drops.add('pmtu-probe-unsent'); // larger than our interface: its report follows
       }
     }
   }

@@ -10,6 +10,9 @@ PKGS=(iproute2 iptables conntrack procps iputils-ping iperf3 tshark python3-scap
 # npm pack (scripts/prepack.mjs, test/unit/package-install.test.ts) cross-builds the linux-arm64
 # addon and smoke-runs it under qemu-user.
 PKGS+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross qemu-user)
+# The home agent cluster's tests (issue 18) start their own etcd processes on free loopback
+# ports (or inside the lab's namespaces) with private data directories.
+PKGS+=(etcd-server)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -20,6 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "mip6 setup: installing ${missing[*]}"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The package enables its own etcd service (127.0.0.1:2379, /var/lib/etcd) where systemd
+  # runs. The tests never use it (free ports of their own); a test machine need not run it.
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

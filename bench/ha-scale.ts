@@ -463,7 +463,10 @@ async function main(): Promise<void> {
       const old = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as {
         runs: (RunResult & { commit?: string })[];
       };
-      kept = old.runs.filter((r) => !runs.some((x) => x.n === r.n && x.homeLink === r.homeLink));
+      kept = old.runs.filter(
+        (r) =>
+          !runs.some((x) => x.n === r.n && x.homeLink === r.homeLink && !!x.state === !!r.state),
+      );
     }
     const json = {
       date: new Date().toISOString(),

@@ -157,7 +157,7 @@ void t.test(
     );
 
     await t.test(
-      'a new MN registers in under 1 s during a handshake-initiation flood',
+      'a new MN registers in under 1 s (plus the HA’s 1 s DAD) during a handshake-initiation flood',
       async (t) => {
         await mn.stop();
         const shed = (d: Record<string, number> | undefined): number =>
@@ -183,7 +183,9 @@ void t.test(
         await mn.waitLog((l) => l.event === 'registered', 10_000);
         const took = Date.now() - started;
         t.comment(`registration during the flood took ${took} ms`);
-        t.ok(took < 1000, `registered ${took} ms after start-up, during the flood`);
+        // A new binding on the lab's real home link waits for Duplicate Address Detection
+        // (RFC 6275 §10.3.1: 1 s) before its BA; the flood may add no more than 1 s to that.
+        t.ok(took < 2000, `registered ${took} ms after start-up (1 s of it DAD), during the flood`);
         const r = await flooding;
         const after = (await ha.status<HaStatus>()).drops ?? {};
         t.comment(

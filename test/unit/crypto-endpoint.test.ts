@@ -613,3 +613,28 @@ void t.test(
     t.same(r2, { kind: 'drop', reason: 'bad-certificate' });
   },
 );
+
+void t.test(
+  'keys the peer initiated (a restarted HA) are rekeyed by a persistent session before they expire',
+  async (t) => {
+    const { ha, mn } = pair();
+    handshake(ha, mn); // the MN connect()ed: its session is kept up
+    // The HA starts over (issue 20: a restart re-initiates the stored members' channels).
+    const at = T0 + 10;
+    const r = mn.receive(ha.initiate(mnKey.publicKey, at), at);
+    t.equal(r.kind, 'established', 'the MN answers its HA');
+    if (r.kind !== 'established' || !r.reply) return;
+    const back = ha.receive(r.reply, at);
+    t.equal(back.kind, 'established');
+    if (back.kind !== 'established') return;
+    const brr = ha.seal(back.session, ipv6Packet(HOA, 16), at, DataKind.SIGNALING)!;
+    t.equal(mn.receive(brr, at).kind, 'data', 'its first message confirms the new keys');
+    // REKEY_AFTER_TIME is the initiator's; the HA does not keep the channel up by time.
+    t.same(mn.poll(at + 120_000).send, [], 'no rekey by the MN at REKEY_AFTER_TIME');
+    t.same(ha.poll(at + 120_000).send, [], 'nor by the HA (initiate() is not persistent)');
+    const due = mn.poll(at + 120_001).nextDeadline;
+    t.equal(due, at + 180_000 - 3 * 5_000, 'due at REJECT_AFTER_TIME - 3 REKEY_TIMEOUT');
+    t.equal(mn.poll(due).send.length, 1, 'then the MN rekeys while the keys still work');
+    t.same(ha.poll(due).send, [], 'the HA still does not');
+  },
+);

@@ -6,7 +6,7 @@
  * member's last locator and sends a Binding Refresh Request. Both members carry traffic again
  * within one round trip or two, with default probing, and each answered with a BU.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,52 @@ import {
 const BUSY = '2001:db8:100::10';
 const IDLE = '2001:db8:100::11';
 const SERVER = '2001:db8:100::99';
+
+/**
+ * The HA process started again: the world's HA identity on its underlay addresses, a new TUN,
+ * a fresh endpoint (no channel survives), the store file opened again and its bindings restored.
+ */
+async function restartedHomeAgent(
+  t: Test,
+  w: World,
+  file: string,
+  o: { maxLifetime?: number; homeLink?: RecordingHomeLink } = {},
+) {
+  const tun = new FakeTun({ name: 'ha2-tun' });
+  const udp4 = w.net.endpoint({ address: HA4, port: HA_PORT });
+  const udp6 = w.net.endpoint({ address: HA6, port: HA_PORT });
+  w.net.attach(udp6, HOME_LINK, { ifindex: HA_HOME_LINK_INDEX, linkLocal: 'fe80::1' });
+  const wallClock = (): number => T0 + w.clock.now();
+  const env: NodeEnvironment = {
+    endpoint: endpoint(
+      w.ca,
+      { name: 'ha', role: 'ha', key: w.haKey, addresses: [HOME_PREFIX] },
+      ['mn', 'cn'],
+      { wallClock },
+    ),
+    tun,
+    udp4,
+    udp6,
+    clock: w.clock.createClock(),
+    epochOffsetMs: T0,
+    log: Logger.silent(),
+  };
+  const store = openSqliteBindingStore(file);
+  t.teardown(() => store.close());
+  const ha = new HomeAgent(env, {
+    homePrefix: HOME_PREFIX,
+    homeAgentAddress: HA_HOME_ADDRESS,
+    maxLifetimeSeconds: o.maxLifetime ?? 600,
+    natKeepaliveSeconds: 110,
+    maxBindings: 1000,
+    ...(o.homeLink !== undefined ? { homeLink: o.homeLink } : {}),
+    store,
+    wallClock,
+  });
+  t.teardown(() => ha.close());
+  const report = ha.restore(await store.load());
+  return { ha, tun, store, report };
+}
 
 void t.test('HA kill and restart: busy and idle members flow again at once', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mip6-ha-restart-'));
@@ -84,41 +130,10 @@ void t.test('HA kill and restart: busy and idle members flow again at once', asy
   w.haTun.close();
   await store1.close();
   await w.run(3000); // down for 3 s: the busy MN keeps sending into the void
-  const haTun2 = new FakeTun({ name: 'ha2-tun' });
+  const homeLink = new RecordingHomeLink();
+  const { ha: ha2, tun: haTun2, report } = await restartedHomeAgent(t, w, file, { homeLink });
   const fromMn: string[] = [];
   haTun2.onKernelReceive((p) => fromMn.push(decodePacket(p).source));
-  const udp4 = w.net.endpoint({ address: HA4, port: HA_PORT });
-  const udp6 = w.net.endpoint({ address: HA6, port: HA_PORT });
-  w.net.attach(udp6, HOME_LINK, { ifindex: HA_HOME_LINK_INDEX, linkLocal: 'fe80::1' });
-  const env: NodeEnvironment = {
-    endpoint: endpoint(
-      w.ca,
-      { name: 'ha', role: 'ha', key: w.haKey, addresses: [HOME_PREFIX] },
-      ['mn', 'cn'],
-      { wallClock: () => T0 + w.clock.now() },
-    ),
-    tun: haTun2,
-    udp4,
-    udp6,
-    clock: w.clock.createClock(),
-    epochOffsetMs: T0,
-    log: Logger.silent(),
-  };
-  const homeLink = new RecordingHomeLink();
-  const store2 = openSqliteBindingStore(file);
-  t.teardown(() => store2.close());
-  const ha2 = new HomeAgent(env, {
-    homePrefix: HOME_PREFIX,
-    homeAgentAddress: HA_HOME_ADDRESS,
-    maxLifetimeSeconds: 600,
-    natKeepaliveSeconds: 110,
-    maxBindings: 1000,
-    homeLink,
-    store: store2,
-    wallClock: () => T0 + w.clock.now(),
-  });
-  t.teardown(() => ha2.close());
-  const report = ha2.restore(await store2.load());
   t.same(report, { restored: 2, members: 2, dropped: 0 }, 'both bindings restored');
   t.same([...homeLink.bound].sort(), [BUSY, IDLE], 'routes / proxy ND again');
   ha2.start();
@@ -187,34 +202,7 @@ void t.test(
     await closing;
     m.udp4.close();
     m.udp6.close();
-    const udp4 = w.net.endpoint({ address: HA4, port: HA_PORT });
-    const env: NodeEnvironment = {
-      endpoint: endpoint(
-        w.ca,
-        { name: 'ha', role: 'ha', key: w.haKey, addresses: [HOME_PREFIX] },
-        ['mn'],
-        { wallClock: () => T0 + w.clock.now() },
-      ),
-      tun: new FakeTun({ name: 'ha2-tun' }),
-      udp4,
-      udp6: undefined,
-      clock: w.clock.createClock(),
-      epochOffsetMs: T0,
-      log: Logger.silent(),
-    };
-    const store2 = openSqliteBindingStore(file);
-    t.teardown(() => store2.close());
-    const ha2 = new HomeAgent(env, {
-      homePrefix: HOME_PREFIX,
-      homeAgentAddress: HA_HOME_ADDRESS,
-      maxLifetimeSeconds: 60,
-      natKeepaliveSeconds: 110,
-      maxBindings: 10,
-      store: store2,
-      wallClock: () => T0 + w.clock.now(),
-    });
-    t.teardown(() => ha2.close());
-    ha2.restore(await store2.load());
+    const { ha: ha2, store: store2 } = await restartedHomeAgent(t, w, file, { maxLifetime: 60 });
     ha2.start();
     await w.run(13_000, 10);
     t.equal(ha2.drops.get('restore-unanswered'), 1, 'the unanswered attempt is given up');

@@ -43,6 +43,7 @@ import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
 import { TunnelRoutes } from '../io/tunnel-routes.js';
 import { KernelIpv4HomeNetwork } from '../io/ipv4-home-network.js';
+import { KernelListenPorts } from '../io/listen-ports.js';
 import { addAddress, deleteAddress } from '../io/iproute.js';
 import { certificateAllowsIpv4, Ipv4HomeAddresses } from '../protocol/ipv4-home-addresses.js';
 import type { NodeEnvironment } from '../roles/common.js';
@@ -322,6 +323,16 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
         : undefined;
     if (udp6) sockets.push(udp6);
     for (const s of sockets) cleanup.push(() => s.close());
+    // [listen] ports: the others are redirected by the kernel to the bound one.
+    const listenPorts = new KernelListenPorts({
+      port: cfg.listen.port,
+      ports: cfg.listen.ports,
+      families: sockets.map((s) => s.family),
+    });
+    if (listenPorts.needed) {
+      cleanup.push(() => void listenPorts.stop());
+      await listenPorts.start();
+    }
     const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
     const homeLink = new KernelHomeLink({
       tunName: tun.name,
@@ -390,6 +401,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       prefix: cfg.home.prefix.text,
       ...(pool !== undefined ? { ipv4Pool: pool } : {}),
       listen: sockets.map((s) => `${s.localAddress}/${s.localPort}`).join(','),
+      ...(cfg.listen.ports.length > 1 ? { ports: cfg.listen.ports.join(',') } : {}),
       control: cfg.controlSocket,
       revoked: revocations.current.size,
     });
@@ -568,6 +580,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       homeAgentAddress: cfg.home.agentAddress,
       ...agents,
       agentPort: cfg.home.agentPort,
+      agentPorts: cfg.home.agentPorts,
       agentPublicKey,
       lifetimeSeconds: cfg.home.lifetime,
       firstRegistrationTimeoutMs: cfg.home.firstRegistrationTimeout * 1000,

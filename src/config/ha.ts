@@ -33,8 +33,13 @@ export interface HaListenConfig {
   address4: string | undefined;
   /** IPv6 address to bind, or undefined when IPv6 is off ("off"). */
   address6: string | undefined;
-  /** UDP port for both families. */
+  /** UDP port for both families (the first of `ports`). */
   port: number;
+  /**
+   * Every port members may use ([listen] ports, e.g. [4191, 443] for networks that only let
+   * some ports out); the others are redirected to `port` by the kernel (src/io/listen-ports.ts).
+   */
+  ports: number[];
 }
 
 export interface HaHomeConfig {
@@ -271,10 +276,16 @@ export function parseHaConfig(text: string, file: string): HaConfig {
   const common = readCommon(root, 'ha');
 
   const l = root.section('listen');
+  const port = readPort(l, 'port', DSMIPV6_PORT);
+  const ports = l.optIntList('ports', { min: 1, max: 65535 });
+  if (ports !== undefined && l.has('port')) {
+    throw l.error('ports', 'give either listen.port or listen.ports, not both');
+  }
   const listen: HaListenConfig = {
     address4: optBindAddress(l, 'address4', 4, '0.0.0.0'),
     address6: optBindAddress(l, 'address6', 6, '::'),
-    port: readPort(l, 'port', DSMIPV6_PORT),
+    port: ports?.[0] ?? port,
+    ports: ports ?? [port],
   };
   if (listen.address4 === undefined && listen.address6 === undefined) {
     throw new ConfigError(

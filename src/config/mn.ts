@@ -39,8 +39,13 @@ export interface MnHomeConfig {
   agentKind: AgentHostKind;
   /** Every configured HA address or name (the first is `agent`). */
   agents: string[];
-  /** The HA's UDP port. */
+  /** The HA's UDP port (the first of `agentPorts`). */
   agentPort: number;
+  /**
+   * The HA's ports in the order to try them ([home] agent_port as a list, e.g. [4191, 443]): on a
+   * network where one is blocked the MN moves on to the next and remembers what worked there.
+   */
+  agentPorts: number[];
   /** The HA's address on the home prefix: inner destination of home BUs. */
   agentAddress: string;
   /** Optional path to the HA's public key, pinned in addition to the certificate check. */
@@ -234,7 +239,8 @@ function readMember(
   const prefix = prefixOf(address, prefixLength);
   const agents = readAgents(h);
   const { agent, agentKind } = agents[0]!;
-  const agentPort = readPort(h, 'agent_port', DSMIPV6_PORT);
+  const agentPorts = h.optIntList('agent_port', { min: 1, max: 65535 }) ?? [DSMIPV6_PORT];
+  const agentPort = agentPorts[0]!;
   const agentAddress = h.ipv6('agent_address', addressInPrefix(prefix, 1));
   if (!ipv6InPrefix(prefix, agentAddress)) {
     throw h.error(
@@ -308,6 +314,7 @@ function readMember(
     agentKind,
     agents: agents.map((a) => a.agent),
     agentPort,
+    agentPorts,
     agentAddress,
     agentPublicKey:
       agentPublicKey === undefined ? undefined : resolveAgainst(root.file, agentPublicKey),

@@ -234,6 +234,23 @@ export class TableReader {
     return v;
   }
 
+  /** An integer or a non-empty array of distinct integers (e.g. ports), as an array. */
+  optIntList(key: string, o: IntOptions = {}): number[] | undefined {
+    const v = this.raw(key);
+    if (v === undefined) return undefined;
+    const list = Array.isArray(v) ? (v as unknown[]) : [v];
+    if (list.length === 0) throw this.error(key, 'expected at least one integer, got []');
+    return list.map((x, i) => {
+      const k = Array.isArray(v) ? `${key}[${i}]` : key;
+      if (typeof x !== 'number' || !Number.isInteger(x)) {
+        throw this.error(k, `expected an integer, got ${typeName(x)}`);
+      }
+      this.checkRange(k, x, o);
+      if (list.indexOf(x) !== i) throw this.error(k, `${x} is listed twice`);
+      return x;
+    });
+  }
+
   int(key: string, dflt: number | undefined, o: IntOptions = {}): number {
     const v = this.optInt(key, o);
     if (v !== undefined) return v;

@@ -126,6 +126,8 @@ export interface MemberStatus extends StatusCommon {
   /** The IPv4 home address granted by the home agent (RFC 5555), when one was asked for. */
   homeAddress4?: string;
   homeAgent: string;
+  /** Why the home agent cannot be reached, when known ("no answer on any port"). */
+  homeAgentUnreachable?: string;
   /** "home", "away", "unregistered", ... */
   state: string;
   bindingUpdateList: BindingUpdateListStatus[];

@@ -247,6 +247,14 @@ export class MovementDetector {
     return started;
   }
 
+  /**
+   * The driver tries the HA on another port after a lost path: the next unanswered BU of the
+   * same attempt may report a lost path again.
+   */
+  retryPath(): void {
+    this.#pathLostAttempt = false;
+  }
+
   /** A BA registered us: the next unanswered attempt may be a lost path again. */
   registered(): void {
     this.#pathLostAttempt = false;

@@ -5,7 +5,10 @@
  * the pool out of its uplink). Servers beyond the home agent (the lab's CN namespace, no mip6
  * there) see an IPv4 connection from the HA's address (it came out of the tunnel and the HA's
  * NAT) and an IPv6 one from the home address. Both TCP streams survive LTE -> hotel (NAT44) ->
- * IPv6-only -> LTE with every byte verified; the IPv4 home address stays the same throughout;
+ * IPv6-only -> LTE with every byte verified; the hotel lets UDP 443 out but not 4191, so the
+ * MN moves on to the HA's second port there ([listen] ports = [4191, 443], [home] agent_port =
+ * [4191, 443]) and keeps 4191 elsewhere; the IPv4 home address stays the same throughout; a
+ * capture of the MN's access links shows nothing but the tunnel's datagrams;
  * the policy rules exist while the MN runs and are gone after it exits, the HA's NAT rule
  * likewise.
  */
@@ -39,7 +42,9 @@ const MARK = 4191;
 /** A fixture's JSON lines, with a bounded wait for one that matches. */
 class Lines {
   readonly lines: Record<string, unknown>[] = [];
-  constructor(readonly child: ChildProcess) {
+  readonly child: ChildProcess;
+  constructor(child: ChildProcess) {
+    this.child = child;
     let buf = '';
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -83,15 +88,36 @@ void t.test(
     const ip = async (node: LabNode, args: string[]): Promise<string> =>
       (await lab.exec(node, 'ip', args)).stdout;
     await s.homeAgent({
-      extra: 'ipv4_pool = "10.99.0.0/24"\nipv4_masquerade = "uplink"\n',
+      extra:
+        'ipv4_pool = "10.99.0.0/24"\nipv4_masquerade = "uplink"\n\n[listen]\nports = [4191, 443]\n',
     });
+    // The hotel lets UDP 443 out, not 4191 (the HA also listens on 443: a kernel redirect).
+    await lab.exec('router', 'iptables', [
+      '-w',
+      '5',
+      '-I',
+      'FORWARD',
+      '-i',
+      'hotel',
+      '-p',
+      'udp',
+      '--dport',
+      '4191',
+      '-j',
+      'DROP',
+    ]);
+    t.match(
+      (await lab.exec('ha', 'iptables', ['-w', '5', '-t', 'nat', '-S', 'PREROUTING'])).stdout,
+      /--dport 443 .*mip6 listen 443.* REDIRECT --to-ports 4191/,
+      'the HA redirects 443 to its socket',
+    );
     const nat = async (): Promise<string> =>
       (await lab.exec('ha', 'iptables', ['-w', '5', '-t', 'nat', '-S', 'POSTROUTING'])).stdout;
     t.match(await nat(), /-s 10\.99\.0\.0\/24 -o uplink .*mip6 mip6ha ipv4 home.* MASQUERADE/);
 
     const files = await s.prov.member('laptop', 'mn', [HOA]);
     const base = mnToml(s.prov, 'laptop', files, s.ha.files, {
-      extraHome: 'ipv4_address = "auto"',
+      extraHome: 'ipv4_address = "auto"\nagent_port = [4191, 443]',
     });
     const text = readFileSync(base, 'utf8').replace(
       'name = "mip6mn"',
@@ -113,8 +139,8 @@ void t.test(
     t.match(await ip('mn', ['-4', 'addr', 'show', 'dev', 'mip6mn']), /inet 10\.99\.0\.2\/32/);
     t.match(await ip('mn', ['-4', 'route', 'get', WEB4]), /dev mip6mn/, 'IPv4 into the TUN');
 
-    // Everything on the MN's access links from now on: only the tunnel's datagrams may appear
-    // (and ARP / Neighbor Discovery / MLD), no application traffic in clear.
+    // Everything on the MN's access links from now on: only the tunnel's datagrams (UDP 4191 or
+    // 443) may appear, and ARP / Neighbor Discovery / MLD; no application traffic in clear.
     const pcap = join(s.prov.dir, 'access.pcapng');
     // (-i any in the cooked v2 format, which records each packet's interface: the access links
     // are down until the MN moves onto them, and dumpcap refuses a link that is down.)
@@ -158,6 +184,8 @@ void t.test(
       await progress(network);
       const now = await mn.status<MemberStatus>();
       t.equal(now.homeAddress4, '10.99.0.2', `${network}: the same IPv4 home address`);
+      const port = network === 'hotel' ? 443 : 4191;
+      t.match(now.homeAgent, `:${port}`, `${network}: the HA on port ${port}`);
       t.comment(`${network}: registered; IPv4 ${c4.received} B, IPv6 ${c6.received} B echoed`);
     }
     for (const c of [c4, c6]) c.child.stdin?.write('stop\n');
@@ -187,9 +215,9 @@ void t.test(
       })
         .stdout.split('\n')
         .filter((l) => l !== '');
-    const tunnel = fields(`${onAccess} && udp.port == 4191`);
+    const tunnel = fields(`${onAccess} && (udp.port == 4191 || udp.port == 443)`);
     const other = fields(
-      `${onAccess} && !(udp.port == 4191) && !arp && !(icmpv6.type >= 130 && icmpv6.type <= 143)`,
+      `${onAccess} && !(udp.port == 4191 || udp.port == 443) && !arp && !(icmpv6.type >= 130 && icmpv6.type <= 143)`,
     );
     t.ok(tunnel.length > 100, `the access links carried the tunnel (${tunnel.length} datagrams)`);
     t.same(other, [], 'and nothing else: no application packet in clear');
@@ -200,5 +228,12 @@ void t.test(
     const haExit = await s.ha.daemon.stop(10_000);
     t.equal(haExit.code, 0);
     t.notMatch(await nat(), /mip6/, "the HA's NAT rule is gone after exit");
+    t.notMatch(
+      (await lab.exec('ha', 'iptables', ['-w', '5', '-t', 'nat', '-S', 'PREROUTING'])).stdout,
+      /mip6/,
+      'and its port redirect',
+    );
+    const switches = mn.lines.filter((l) => l.event === 'agent-port').map((l) => l['port']);
+    t.same(switches, [443], 'one port switch: in the hotel; LTE and IPv6-only kept 4191');
   },
 );

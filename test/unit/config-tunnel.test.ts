@@ -230,3 +230,42 @@ void t.test('IPv4 home addresses: [home] ipv4_address, ipv4_pool, ipv4_masquerad
     /not a valid interface name/,
   );
 });
+
+void t.test(
+  'several ports: [listen] ports (HA) and [home] agent_port as a list (MN)',
+  async (t) => {
+    const ha = parseHaConfig(`[listen]\nports = [4191, 443]\n${HA}`, '/x/ha.toml');
+    t.same([ha.listen.port, ha.listen.ports], [4191, [4191, 443]]);
+    const mn = parseMnConfig(
+      BASE.replace('[home]', '[home]\nagent_port = [4191, 443]'),
+      '/x/mn.toml',
+    );
+    t.same([mn.home.agentPort, mn.home.agentPorts], [4191, [4191, 443]]);
+    t.same(parseMnConfig(BASE, '/x/mn.toml').home.agentPorts, [4191], 'default: 4191 alone');
+    const one = (toml: string, file: string, key: string, why: RegExp): void => {
+      let err: unknown;
+      try {
+        if (file.endsWith('ha.toml')) parseHaConfig(toml, file);
+        else parseMnConfig(toml, file);
+      } catch (e) {
+        err = e;
+      }
+      t.type(err, ConfigError, key);
+      const msg = (err as Error).message;
+      t.match(msg, `${file}: ${key}:`);
+      t.match(msg, why);
+      t.notOk(msg.includes('\n'));
+    };
+    one(`[listen]\nport = 4191\nports = [443]\n${HA}`, '/x/ha.toml', 'listen.ports', /either/);
+    one(`[listen]\nports = [443, 443]\n${HA}`, '/x/ha.toml', 'listen.ports[1]', /listed twice/);
+    one(`[listen]\nports = []\n${HA}`, '/x/ha.toml', 'listen.ports', /at least one/);
+    one(`[listen]\nports = [70000]\n${HA}`, '/x/ha.toml', 'listen.ports[0]', /65535/);
+    one(
+      BASE.replace('[home]', '[home]\nagent_port = [4191, "443"]'),
+      '/x/mn.toml',
+      'home.agent_port[1]',
+      /expected an integer/,
+    );
+    one(BASE.replace('[home]', '[home]\nagent_port = 0'), '/x/mn.toml', 'home.agent_port', /1/);
+  },
+);

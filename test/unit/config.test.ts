@@ -59,7 +59,7 @@ void t.test('ha.toml: minimal file gets every default', async (t) => {
     certificate: '/etc/mip6/keys/node.cert',
     authority: '/etc/mip6/authority.pub',
   });
-  t.same(c.listen, { address4: '0.0.0.0', address6: '::', port: 4191 });
+  t.same(c.listen, { address4: '0.0.0.0', address6: '::', port: 4191, ports: [4191] });
   t.equal(c.home.prefix.text, '2001:db8:100::/64');
   t.equal(c.home.address, '2001:db8:100::1', 'defaults to prefix::1');
   t.equal(c.home.maxLifetime, 600);
@@ -100,7 +100,7 @@ link = "br0"
   t.equal(c.pcap, 'conf/inner.pcap', 'relative paths resolve against the config file');
   t.same(c.tun, { name: 'mip6%d', mtu: 8000, underlayMtu: 9000 });
   t.same(c.log, { level: 'debug', format: 'json' });
-  t.same(c.listen, { address4: '198.51.100.1', address6: undefined, port: 5000 });
+  t.same(c.listen, { address4: '198.51.100.1', address6: undefined, port: 5000, ports: [5000] });
   t.equal(c.home.address, '2001:db8:100::fe');
   t.equal(c.home.maxLifetime, 1000, 'rounded down to 4 s units');
   t.equal(c.home.refreshAdvice, 300);

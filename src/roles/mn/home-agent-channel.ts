@@ -79,6 +79,18 @@ export class HomeAgentChannel {
     this.#pendingOnHomeLink = undefined;
   }
 
+  /** The HA's UDP port in use. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Another port of the same HA ([home] agent_port list): the locator follows at once. */
+  setPort(port: number): void {
+    this.#port = port;
+    if (this.agent !== undefined)
+      this.agent = resolveLocator({ address: this.agent.address, port });
+  }
+
   /** Reach the HA at `address` (its underlay address of the care-of family in use). */
   setAgent(address: string): void {
     this.agent = resolveLocator({ address, port: this.#port });

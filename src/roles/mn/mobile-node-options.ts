@@ -70,6 +70,12 @@ export interface MobileNodeOptions {
   /** Randomness for DHAAD / MPS identifiers and the first sequence number (default systemRandom). */
   random?: RandomSource | undefined;
   /**
+   * Every port of the home agent, in the order to try them ([home] agent_port as a list; the
+   * first is `agentPort`): when the path is lost the next one is tried, and the one that
+   * worked is remembered per network. Absent or one port: `agentPort` only.
+   */
+  agentPorts?: readonly number[] | undefined;
+  /**
    * RFC 5555 IPv4 home address to ask for: 'auto' or a dotted quad ([home] ipv4_address);
    * undefined: none.
    */

@@ -29,6 +29,8 @@ export interface MnStatusView {
   /** The home-prefix address of the HA in use, and the underlay locator it is reached at. */
   homeAgentAddress: string;
   agentLocator: string | undefined;
+  /** Why the home agent cannot be reached, when known (no answer on any port...). */
+  unreachable?: string;
   /** The home registration's Binding Update List entry and the engine's own view. */
   bulEntry: BindingUpdateListEntry | undefined;
   registration: HomeRegistrationStatus;
@@ -69,6 +71,7 @@ export function renderMnStatus(v: MnStatusView): MemberStatus {
     homeAddress: v.homeAddress,
     ...(v.homeAddress4 != null ? { homeAddress4: v.homeAddress4 } : {}),
     homeAgent: v.agentLocator ?? v.homeAgentAddress,
+    ...(v.unreachable !== undefined ? { homeAgentUnreachable: v.unreachable } : {}),
     state: v.registration.state,
     homeAgents: homeAgentsStatus(v),
     ...(v.homePrefixes.length > 0

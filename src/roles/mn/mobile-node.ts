@@ -100,6 +100,13 @@ export class MobileNode {
   readonly #env: NodeEnvironment;
   readonly #opts: MobileNodeOptions;
   readonly #hoa: Uint8Array;
+  /** [home] agent_port list: the port that worked per network, tries since registering. */
+  readonly #portByNetwork = new Map<string, number>();
+  #portTries = 0;
+  /** BUs of the outstanding attempt sent before the current port was chosen. */
+  #portSendsBase = 0;
+  /** Why the HA cannot be reached, when we know (for `mip6 status`). */
+  #unreachable: string | undefined;
   /** The IPv4 home address the HA granted (RFC 5555), null when none. */
   #homeAddress4: string | null = null;
   readonly #tunnel: HomeTunnel;
@@ -385,6 +392,7 @@ export class MobileNode {
   #moveTo(chosen: CareOfCandidate | null, old: CareOfCandidate | null, now: number): void {
     this.#movement.moved(chosen);
     if (chosen) {
+      this.#choosePort(chosen.localAddress);
       const address = chosen.family === 4 ? this.#agents.agent4! : this.#agents.agent6!;
       this.#channel.setAgent(address);
       if (old) this.counters.moves++;
@@ -396,6 +404,7 @@ export class MobileNode {
       this.#emit(old ? 'move' : 'attach', { careOf: chosen.localAddress, family: chosen.family });
       this.#channel.ensure(now);
     } else {
+      this.#unreachable = 'no route to the home agent (no usable care-of address)';
       this.#env.log.warn('detached', { from: old?.localAddress ?? '' });
       this.#emit('detached', {});
     }
@@ -419,12 +428,55 @@ export class MobileNode {
     this.#run(this.registration.probe(now, this.#opts.probeTimeoutMs ?? 1000), now);
   }
 
+  /**
+   * The HA's port for a network (keyed by our care-of address there): the one that worked
+   * there last, else the first of [home] agent_port.
+   */
+  #choosePort(network: string): void {
+    const ports = this.#opts.agentPorts ?? [];
+    if (ports.length < 2 || this.#haAddress !== this.#opts.homeAgentAddress) return;
+    const port = this.#portByNetwork.get(network) ?? ports[0]!;
+    this.#portTries = 0;
+    this.#portSendsBase = 0;
+    if (port !== this.#channel.port) this.#channel.setPort(port);
+  }
+
+  /**
+   * The path is lost: the next of the HA's ports ([home] agent_port list), with a fresh
+   * handshake there; false once every port was tried since the last registration (then the
+   * MN says so in `mip6 status`: no answer on any port).
+   */
+  #nextPort(now: number): boolean {
+    const ports = this.#opts.agentPorts ?? [];
+    if (ports.length < 2 || this.#haAddress !== this.#opts.homeAgentAddress) return false;
+    this.#portTries++;
+    if (this.#portTries >= ports.length) {
+      this.#portTries = 0;
+      this.#unreachable = 'no answer on any port';
+      return false;
+    }
+    const i = ports.indexOf(this.#channel.port);
+    const port = ports[(i + 1) % ports.length]!;
+    this.#channel.setPort(port);
+    this.#portSendsBase = this.registration.unansweredSends;
+    this.#env.log.info('agent-port', { port, tried: this.#portTries });
+    this.#emit('agent-port', { port });
+    this.#channel.reconnect(now);
+    // The next unanswered BU may report a lost path again (then the port after this one), and
+    // one goes out now: queued until the new handshake completes.
+    this.#movement.retryPath();
+    this.#run(this.registration.probe(now, this.#opts.probeTimeoutMs ?? 1000), now);
+    return true;
+  }
+
   /** probeAttempts BUs went unanswered: look for another path to the HA. */
   #pathLost(now: number, unanswered: number): void {
     this.counters.pathLost++;
     this.#env.log.warn('path-lost', { unanswered });
     this.#emit('path-lost', { unanswered });
     this.#recheck();
+    // Another port of the same HA (a network that blocks the first): try the next one.
+    if (this.#nextPort(now)) return;
     // Another home agent of the prefix, learned by DHAAD / MPA: try the next one.
     if (this.#failOver(now)) return;
     // The HA may have lost our channel (restart): a fresh handshake, old keys kept meanwhile.
@@ -595,13 +647,20 @@ export class MobileNode {
           });
           if (a.onHomeLink) this.#channel.sendSignalingOnHomeLink(packet, now);
           else this.#channel.sendSignaling(packet, now);
-          const unanswered = this.registration.unansweredSends - 1;
+          // BUs sent to an earlier port of the HA do not count against this one.
+          const unanswered = this.registration.unansweredSends - 1 - this.#portSendsBase;
           for (const l of this.#movement.bindingUpdateSent(unanswered, a.onHomeLink === true)) {
             if (l.kind === 'path-lost') this.#pathLost(now, l.unanswered);
           }
           break;
         }
         case 'registered':
+          this.#unreachable = undefined;
+          this.#portTries = 0;
+          this.#portSendsBase = 0;
+          if ((this.#opts.agentPorts?.length ?? 0) > 1) {
+            this.#portByNetwork.set(a.careOf.localAddress, this.#channel.port);
+          }
           this.#ipv4HomeAddress(a.homeAddress4, a.ipv4Status);
           this.#refusedBy.clear();
           this.#movement.registered();
@@ -793,6 +852,7 @@ export class MobileNode {
       homeAddress: this.#opts.homeAddress,
       homeAddress4: this.#homeAddress4,
       homeAgentAddress: this.#haAddress,
+      ...(this.#unreachable !== undefined ? { unreachable: this.#unreachable } : {}),
       agentLocator: this.#channel.agent ? formatLocator(this.#channel.agent) : undefined,
       bulEntry: this.#bul.get(
         canonicalIpv6(this.#haAddress),

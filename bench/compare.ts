@@ -2,7 +2,7 @@
  * mip6 side by side with WireGuard (wireguard-go) and OpenVPN on the netns lab (issue 8). Not a
  * test: `npm run bench` (scripts/bench.sh installs the peers, then runs this), or
  * `node --import tsx bench/compare.ts [--quick] [--runs N] [--seconds S] [--budget-min M]
- *  [--only tcp,rtt,udp,handover,ro,scale] [--variants mip6,wireguard,...] [--out BASE] [--no-plot]`.
+ *  [--only tcp,rtt,udp,handover,ro,scale,smallmtu] [--variants mip6,wireguard,...] [--out BASE] [--no-plot]`.
  * With BENCH_DEBUG_DIR set, the peers' logs are written there.
  *
  * Flow:
@@ -25,6 +25,10 @@
  *      and with it as a [[correspondent]]; MN -> CN RTT and TCP, and the raw underlay.
  *   6. Home-agent scale: N simulated MNs against the real HA daemon over UDP (bench/ha-load.ts,
  *      in the HA's namespace), then the registration engine alone (bench/ha-registration-rate.ts).
+ *   6b. Small MTU, fragments dropped (issue #21), last in the lab because it changes the path
+ *      for good: the router <-> HA link narrowed to 1400 bytes, IP fragments dropped on the way
+ *      (test/lab/narrow-path.ts), ICMP still allowed; TCP MN -> server and server -> MN
+ *      (iperf3 -R) through each system. A system that black-holes moves ~0 bytes.
  *   7. Write bench/results/<date>.json and .md, then the PNG charts (bench/plot.py, matplotlib).
  * Every run is bounded (per-command timeouts, a total time budget); the lab and every process
  * started are removed on exit, error or signal.
@@ -64,6 +68,7 @@ import {
   type TrafficProcess,
 } from '../test/lab/traffic-client.js';
 import { median, quantile } from './lib/stats.js';
+import { dropFragments, NARROW_MTU, narrowCore } from '../test/lab/narrow-path.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -90,7 +95,9 @@ const BUDGET_MS = clampInt(opt['budget-min'], QUICK ? 6 : 12, 1, 60) * 60_000;
  * engine), so the whole run stays inside it; a phase always completes its first round.
  */
 const PHASE_END = { data: 0.47, handover: 0.68, ro: 0.76, haUdp: 0.9, engine: 0.97 } as const;
-const ONLY = new Set((opt.only ?? 'tcp,rtt,udp,handover,ro,scale').split(','));
+const ONLY = new Set((opt.only ?? 'tcp,rtt,udp,handover,ro,scale,smallmtu').split(','));
+/** Rounds of the small-MTU phase (each: every system up and down). */
+const SMALL_MTU_ROUNDS = QUICK ? 1 : 3;
 const PING_COUNT = QUICK ? 100 : 300;
 /** 64-byte UDP ladder, packets per second (ascending; the first rung with >= 1% loss ends it). */
 const UDP_LADDER = QUICK ? [10_000, 20_000] : [5_000, 10_000, 20_000, 40_000];
@@ -443,10 +450,11 @@ interface IperfTcpJson {
   };
 }
 
-async function tcp(env: Env, sys: SystemId, streams: number): Promise<TcpResult> {
+async function tcp(env: Env, sys: SystemId, streams: number, reverse = false): Promise<TcpResult> {
   const t = TARGET[sys];
   const args = ['-c', t.dst, '-p', String(t.iperfPort), '-B', t.src, '-t', String(SECONDS)];
   args.push('-P', String(streams), '-J', '--connect-timeout', '3000');
+  if (reverse) args.push('-R'); // server -> MN
   const pids = tunnelPids(env, sys);
   const cpu0 = pids.map(cpuSeconds);
   const out = await env.lab.exec('mn', 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
@@ -851,8 +859,19 @@ export interface BenchJson {
   haScale: ScaleResult[];
   haUdp: HaLoadResult[];
   ro: RoRun[];
+  /** Small MTU, fragments dropped (issue #21): TCP each way per system and round. */
+  smallMtu?: SmallMtuRecord[];
   notes: string[];
   durationS: number;
+}
+
+export interface SmallMtuRecord {
+  round: number;
+  system: SystemId;
+  /** MN -> server and server -> MN; a run that failed (a black hole) counts as 0 Gbit/s. */
+  upGbps: number;
+  downGbps: number;
+  error?: string;
 }
 
 async function version(cmd: string, args: string[], re: RegExp): Promise<string> {
@@ -933,6 +952,7 @@ async function newReport(): Promise<BenchJson> {
     haScale: [],
     haUdp: [],
     ro: [],
+    smallMtu: [],
     notes: [],
     durationS: 0,
   };
@@ -1126,6 +1146,44 @@ async function haUdpRounds(
   }
 }
 
+/**
+ * Flow step 6b: the core link narrowed to 1400 bytes and fragments dropped (ICMP allowed), then
+ * TCP both ways through each system, the order reversed every other round. A run that fails
+ * or times out is a black hole: 0 Gbit/s, and the error is kept.
+ */
+async function smallMtuRounds(env: Env, available: Set<SystemId>, json: BenchJson): Promise<void> {
+  await narrowCore(env.lab);
+  await dropFragments(env.lab);
+  log(`core link ${NARROW_MTU} bytes, fragments dropped`);
+  const systems = ([...TUNNELS, 'raw'] as SystemId[]).filter((x) => available.has(x));
+  for (let round = 0; round < SMALL_MTU_ROUNDS; round++) {
+    if (round > 0 && overBudget('haUdp')) {
+      json.notes.push(`small-MTU rounds stopped after ${round}: time budget reached`);
+      break;
+    }
+    const order = round % 2 === 0 ? systems : [...systems].reverse();
+    for (const sys of order) {
+      const rec: SmallMtuRecord = { round, system: sys, upGbps: 0, downGbps: 0 };
+      const errors: string[] = [];
+      for (const reverse of [false, true]) {
+        try {
+          const r = await tcp(env, sys, 1, reverse);
+          if (reverse) rec.downGbps = r.gbps;
+          else rec.upGbps = r.gbps;
+        } catch (err) {
+          errors.push(`${reverse ? 'down' : 'up'}: ${(err as Error).message.slice(0, 200)}`);
+        }
+      }
+      if (errors.length > 0) rec.error = errors.join('; ');
+      json.smallMtu?.push(rec);
+      log(
+        `small MTU round ${round + 1} ${sys}: up ${rec.upGbps.toFixed(3)} down ${rec.downGbps.toFixed(3)} Gbit/s` +
+          (rec.error !== undefined ? ` (${rec.error})` : ''),
+      );
+    }
+  }
+}
+
 /** Flow steps 1 to 6 (up to the engine): everything that needs the lab, which is then removed. */
 async function inLab(json: BenchJson): Promise<void> {
   const prov = await Provisioned.create();
@@ -1143,6 +1201,7 @@ async function inLab(json: BenchJson): Promise<void> {
       json.ro = await routeOptimization(env, prov, haFiles, mnConfig, () => overBudget('ro'));
     }
     if (ONLY.has('scale')) await haUdpRounds(env, prov, haFiles.pub, json);
+    if (ONLY.has('smallmtu')) await smallMtuRounds(env, available, json);
     const st = await ha.status<HaStatus>().catch(() => undefined);
     if (st !== undefined) json.notes.push(`HA bindings at the end: ${st.bindings.length}`);
   } finally {

@@ -21,16 +21,16 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { HaStatus, MemberStatus, PathMtuStatus } from '../../src/io/control-protocol.js';
 import { waitFor } from '../helpers/wait.js';
-import { LAB_ADDR, labUnavailableReason, type Lab, type LabNode } from './lab.js';
+import { LAB_ADDR, labUnavailableReason, type Lab } from './lab.js';
 import { LabSession, type Daemon } from './mip6-lab.js';
+import { dropFragments, dropTooBig, NARROW_MTU as NARROW, narrowCore } from './narrow-path.js';
 import { netnsSpawn, startTrafficPair, type TrafficPair } from './traffic-client.js';
 
 const skip: string | false =
   labUnavailableReason() ?? (existsSync('/dev/net/tun') ? false : 'needs /dev/net/tun');
 const FORGE = fileURLToPath(new URL('./fixtures/forge-ptb.py', import.meta.url));
 const HOA = LAB_ADDR.mn.homeAddress;
-/** The narrow link's MTU and the tunnel's overhead per family (IP + UDP 8 + channel 32). */
-const NARROW = 1400;
+/** The tunnel's overhead per family (IP + UDP 8 + channel 32). */
 const OVERHEAD = { 4: 60, 6: 80 } as const;
 /** The IPv6 minimum link MTU: the inner size the tunnel never goes below. */
 const BASE_INNER = 1280;
@@ -39,46 +39,6 @@ const FAMILIES = [
   { family: 4, network: 'lte', ha: LAB_ADDR.ha.v4 },
   { family: 6, network: 'v6only', ha: LAB_ADDR.ha.v6 },
 ] as const;
-
-/** iptables and ip6tables in one namespace; every rule is inserted (first). */
-async function both(lab: Lab, node: LabNode, v4: string[], v6: string[]): Promise<void> {
-  await lab.exec(node, 'iptables', ['-w', '-I', ...v4]);
-  await lab.exec(node, 'ip6tables', ['-w', '-I', ...v6]);
-}
-
-/**
- * Fragments die on the way: in the router's forwarding path and at both ends' input (fragments
- * a router makes itself leave after its own filter; the hosts' firewalls catch those).
- */
-async function dropFragments(lab: Lab): Promise<void> {
-  await both(
-    lab,
-    'router',
-    ['FORWARD', '-f', '-j', 'DROP'],
-    ['FORWARD', '-m', 'frag', '-j', 'DROP'],
-  );
-  for (const node of ['ha', 'mn'] as const) {
-    await both(lab, node, ['INPUT', '-f', '-j', 'DROP'], ['INPUT', '-m', 'frag', '-j', 'DROP']);
-  }
-}
-
-/** The router sends no Fragmentation Needed / Packet Too Big, and forwards none. */
-async function dropTooBig(lab: Lab): Promise<void> {
-  for (const chain of ['OUTPUT', 'FORWARD']) {
-    await both(
-      lab,
-      'router',
-      [chain, '-p', 'icmp', '--icmp-type', 'fragmentation-needed', '-j', 'DROP'],
-      [chain, '-p', 'icmpv6', '--icmpv6-type', 'packet-too-big', '-j', 'DROP'],
-    );
-  }
-}
-
-/** The router <-> HA link carries NARROW bytes (both ends). */
-async function narrowCore(lab: Lab): Promise<void> {
-  await lab.exec('router', 'ip', ['link', 'set', 'ha', 'mtu', String(NARROW)]);
-  await lab.exec('ha', 'ip', ['link', 'set', 'uplink', 'mtu', String(NARROW)]);
-}
 
 async function mnPath(mn: Daemon): Promise<PathMtuStatus | undefined> {
   return (await mn.status<MemberStatus>()).bindingUpdateList.find((e) => e.kind === 'home')

@@ -13,7 +13,9 @@
  *  3. Attacks on the same MN (issue 20: only its HA's key may re-establish the HA channel): a
  *     member key initiating a handshake and sending a BRR and a BA 135 sealed as signaling, and
  *     keyless forged datagrams (scapy: junk initiation, a fake signaling data message, a bare
- *     BRR) from the HA's spoofed locator. Nothing changes: state, BU sequence, HA binding.
+ *     BRR) from the HA's spoofed locator. Nothing the attacker sent is taken: no BRR answered,
+ *     the forged sequence not adopted, the HA binding's locator unchanged.
+ *  4. SIGTERM: the HA exits cleanly and its store still holds both bindings for the next start.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -21,6 +23,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
+import { openSqliteBindingStore } from '../../src/io/sqlite-binding-store.js';
 import { waitFor } from '../helpers/wait.js';
 import { LAB_ADDR, labUnavailableReason, type Lab, type LabNode } from './lab.js';
 import { LabSession, type Daemon } from './mip6-lab.js';
@@ -326,5 +329,14 @@ void t.test('HA kill -9 and restart with [home] state', { skip, timeout: 300_000
     const pinger = ping(lab, 'server', IDLE, 20);
     t.teardown(() => pinger.kill());
     await waitFor('the idle MN still reachable', () => pinger.replies.length > 0, 10_000);
+  });
+
+  await t.test('SIGTERM: the HA writes what is pending and keeps the bindings', async (t) => {
+    const stopped = await ha.stop(10_000);
+    t.equal(stopped.code, 0, 'clean exit');
+    const store = openSqliteBindingStore(state);
+    t.teardown(() => store.close());
+    const kept = (await store.load()).map((b) => b.homeAddress).sort();
+    t.same(kept, [BUSY, IDLE].sort(), 'both bindings are in the store for the next start');
   });
 });

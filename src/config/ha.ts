@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../util/errors.js';
 import { canonicalIpv6, isIpv4 } from '../wire/address.js';
+import { readCluster, type HaClusterConfig } from './ha-cluster.js';
 import { DSMIPV6_PORT, readCommon, readPort, resolveAgainst, type CommonConfig } from './common.js';
 import {
   addressInPrefix,
@@ -133,6 +134,8 @@ export interface HaConfig extends CommonConfig {
   role: 'ha';
   listen: HaListenConfig;
   home: HaHomeConfig;
+  /** [cluster]: the home agents of the prefix share bindings through etcd; undefined = alone. */
+  cluster: HaClusterConfig | undefined;
 }
 
 function optBindAddress(
@@ -358,6 +361,10 @@ export function parseHaConfig(text: string, file: string): HaConfig {
     state: statePath === undefined ? undefined : resolveAgainst(file, statePath),
   };
   h.finish();
+  const cluster = readCluster(root);
+  if (cluster !== undefined && home.state !== undefined) {
+    throw h.error('state', 'a cluster keeps its bindings in etcd ([cluster]): remove home.state');
+  }
   root.finish();
-  return { ...common, role: 'ha', listen, home };
+  return { ...common, role: 'ha', listen, home, cluster };
 }

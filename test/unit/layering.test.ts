@@ -7,7 +7,7 @@
  *   crypto   -> wire, util (and libsodium; node:crypto for its primitives)
  *   protocol -> wire, util; crypto for types only
  *   config   -> wire, util
- *   io       -> util, wire (codecs it writes, e.g. pcap), node:*, the addon
+ *   io       -> util, wire (codecs it writes, e.g. pcap), node:*, the addon, etcd3 (the cluster)
  *   roles    -> protocol, wire, crypto, config, util; io for types only
  *   cli      -> anything (the composition root, the only one that builds real I/O)
  * and src/ never imports test/ or bench/. Also: time and randomness enter the cores only as
@@ -33,7 +33,7 @@ const ALLOWED: Record<Layer, { value: Layer[]; typeOnly: Layer[]; external: RegE
   },
   protocol: { value: ['protocol', 'wire', 'util'], typeOnly: ['crypto'], external: /^$/ },
   config: { value: ['config', 'wire', 'util'], typeOnly: [], external: /^(smol-toml|node:.*)$/ },
-  io: { value: ['io', 'wire', 'util'], typeOnly: [], external: /^node:.*$/ },
+  io: { value: ['io', 'wire', 'util'], typeOnly: [], external: /^(node:.*|etcd3)$/ },
   roles: {
     value: ['roles', 'protocol', 'wire', 'crypto', 'config', 'util'],
     typeOnly: ['io'],

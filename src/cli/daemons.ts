@@ -42,6 +42,8 @@ import { openTun } from '../io/tun.js';
 import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
 import { TunnelRoutes } from '../io/tunnel-routes.js';
+import { KillSwitch } from '../io/kill-switch.js';
+import { TunnelDns } from '../io/tunnel-dns.js';
 import { KernelIpv4HomeNetwork } from '../io/ipv4-home-network.js';
 import { KernelListenPorts } from '../io/listen-ports.js';
 import { addAddress, deleteAddress } from '../io/iproute.js';
@@ -508,7 +510,8 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
     // [tun] routes beyond the home prefix: the sockets are marked and policy routing sends
     // everything else into the TUN (src/io/tunnel-routes.ts).
     const fullTunnel = cfg.tunnel.routes.length > 0;
-    const mark = fullTunnel ? cfg.tunnel.fwmark : undefined;
+    // The kill switch lets through only what carries the mark: the sockets need it then too.
+    const mark = fullTunnel || cfg.tunnel.blockOutside ? cfg.tunnel.fwmark : undefined;
     const udp4 = wants(4) ? openSocket(4, '0.0.0.0', cfg.underlay.port, mark) : undefined;
     let udp6 = wants(6) ? openSocket(6, '::', cfg.underlay.port, mark) : undefined;
     let returnHome = cfg.movement.returnHome;
@@ -534,6 +537,14 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       cleanup.push(() => void tunnelRoutes.remove());
       await tunnelRoutes.install();
       log.info('tunnel-routes', { routes: cfg.tunnel.routes.join(','), fwmark: tunnelRoutes.mark });
+    }
+    const killSwitch = cfg.tunnel.blockOutside
+      ? new KillSwitch({ tunName: tun.name, mark: cfg.tunnel.fwmark })
+      : undefined;
+    if (killSwitch !== undefined) {
+      cleanup.push(() => void killSwitch.remove());
+      await killSwitch.install();
+      log.info('kill-switch', { table: `inet ${killSwitch.table}` });
     }
     const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
     const careOf = new RouteCareOfSource({
@@ -601,7 +612,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
                 homePrefix: cfg.home.prefix.text,
                 homeAgentAddress: cfg.home.agentAddress,
               }),
-              tunnelRoutes,
+              [tunnelRoutes, killSwitch],
             ),
           }
         : {}),
@@ -621,6 +632,21 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       { status: () => mn.status() },
       controlOpts,
     );
+    // [tun] dns: the resolvers while the tunnel is up (the file method needs root: before the
+    // switch; the old ones come back at exit, or at the next start after a crash).
+    const dns =
+      cfg.tunnel.dns.length > 0
+        ? new TunnelDns({
+            tunName: tun.name,
+            servers: cfg.tunnel.dns,
+            backupFile: `${cfg.controlSocket}.resolv-backup`,
+          })
+        : undefined;
+    if (dns !== undefined) {
+      cleanup.push(() => void dns.restore());
+      const method = await dns.apply();
+      log.info('dns', { servers: cfg.tunnel.dns.join(','), method });
+    }
     // Moving the HoA home and back, a default route at home (ip); the home probe (ping) and
     // the NAs announcing our return (raw sockets).
     await switchUser(user, ['NET_ADMIN', 'NET_RAW'], control, log);
@@ -639,6 +665,8 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       stop: async () => {
         await mn.close();
         await tunnelRoutes?.remove();
+        await killSwitch?.remove();
+        await dns?.restore();
         await control.close();
         env.capture?.close();
         endpoint.close();
@@ -650,21 +678,22 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
 }
 
 /**
- * At home there is no tunnel: the full tunnel's policy rules go away when the home address
- * moves onto the home link, and come back before it moves back onto the TUN.
+ * At home there is no tunnel: the full tunnel's policy rules and the kill switch go away when
+ * the home address moves onto the home link, and come back before it moves back onto the TUN.
  */
 function withTunnelRoutes(
   home: KernelHomeAddress,
-  routes: TunnelRoutes | undefined,
+  parts: readonly ({ suspend(): Promise<void>; resume(): Promise<void> } | undefined)[],
 ): MnHomeLinkControl {
-  if (routes === undefined) return home;
+  const present = parts.filter((p) => p !== undefined);
+  if (present.length === 0) return home;
   return {
     enter: async (link) => {
       await home.enter(link);
-      await routes.suspend();
+      for (const p of present) await p.suspend();
     },
     leave: async (link) => {
-      await routes.resume();
+      for (const p of present) await p.resume();
       await home.leave(link);
     },
     announce: (link) => home.announce(link),

@@ -113,10 +113,18 @@ export interface MnTunnelConfig {
   routes: string[];
   /** Firewall mark of the daemon's UDP sockets and number of the routes' table. */
   fwmark: number;
+  /** Resolvers while the tunnel is up ([tun] dns); empty: the machine's own are kept. */
+  dns: string[];
+  /** The kill switch ([tun] block_outside): nothing but the tunnel leaves by the underlay. */
+  blockOutside: boolean;
 }
 
 /** Default [tun] fwmark: 4191, the dsmipv6 port (src/io/tunnel-routes.ts). */
 export const DEFAULT_FWMARK = 4191;
+
+function defaultTunnel(): MnTunnelConfig {
+  return { routes: [], fwmark: DEFAULT_FWMARK, dns: [], blockOutside: false };
+}
 
 /** Reads [tun] routes and fwmark (called inside readCommon, before [tun] is finished). */
 function readTunnel(t: TableReader, out: MnTunnelConfig): void {
@@ -130,6 +138,14 @@ function readTunnel(t: TableReader, out: MnTunnelConfig): void {
     out.routes.push(p.text);
   });
   out.fwmark = t.int('fwmark', DEFAULT_FWMARK, { min: 1, max: 0xffffffff });
+  const dns = t.optStringOrArray('dns') ?? [];
+  dns.forEach((d, i) => {
+    if (!isIpv4(d) && canonicalIpv6OrUndefined(d) === undefined) {
+      throw t.error(`dns[${i}]`, `"${d}" is not an IPv4 or IPv6 address`);
+    }
+    out.dns.push(isIpv4(d) ? d : canonicalIpv6(d));
+  });
+  out.blockOutside = t.bool('block_outside', false);
 }
 
 export interface MnConfig extends CommonConfig {
@@ -328,7 +344,7 @@ function readMember(
 /** Parses and validates mn.toml text. */
 export function parseMnConfig(text: string, file: string): MnConfig {
   const root = new TableReader(file, parseToml(text, file));
-  const tunnel: MnTunnelConfig = { routes: [], fwmark: DEFAULT_FWMARK };
+  const tunnel = defaultTunnel();
   const common = readCommon(root, 'mn', (t) => readTunnel(t, tunnel));
   const member = readMember(root, false);
   const correspondents = readCorrespondents(root);
@@ -339,7 +355,7 @@ export function parseMnConfig(text: string, file: string): MnConfig {
 /** Parses and validates cn.toml text: mn.toml plus [route_optimization]. */
 export function parseCnConfig(text: string, file: string): CnConfig {
   const root = new TableReader(file, parseToml(text, file));
-  const tunnel: MnTunnelConfig = { routes: [], fwmark: DEFAULT_FWMARK };
+  const tunnel = defaultTunnel();
   const common = readCommon(root, 'cn', (t) => readTunnel(t, tunnel));
   const member = readMember(root, true);
   const r = root.section('route_optimization');

@@ -17,7 +17,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { LAB_ADDR, labUnavailableReason, type LabNode } from './lab.js';
 import { LabSession, mnToml } from './mip6-lab.js';
@@ -121,9 +121,27 @@ void t.test(
     });
     const text = readFileSync(base, 'utf8').replace(
       'name = "mip6mn"',
-      'name = "mip6mn"\nroutes = ["::/0", "0.0.0.0/0"]',
+      'name = "mip6mn"\nroutes = ["::/0", "0.0.0.0/0"]\n' +
+        'dns = ["10.99.0.1", "2001:db8:100::1"]\nblock_outside = true',
     );
     writeFileSync(base, text);
+    // The MN namespace's own resolver file: `ip netns exec` mounts /etc/netns/NS/resolv.conf
+    // over /etc/resolv.conf for the daemon, which rewrites it in place (the host's file is
+    // never touched: checked before the daemon starts).
+    const etcNetns = `/etc/netns/${lab.ns('mn')}`;
+    mkdirSync(etcNetns, { recursive: true });
+    t.teardown(() => rmSync(etcNetns, { recursive: true, force: true }));
+    const resolv = join(etcNetns, 'resolv.conf');
+    writeFileSync(resolv, 'nameserver 192.0.2.1\n');
+    t.equal(
+      (await lab.exec('mn', 'cat', ['/etc/resolv.conf'])).stdout,
+      'nameserver 192.0.2.1\n',
+      "the daemon's /etc/resolv.conf is the namespace's own",
+    );
+    const gatewayPing = async (): Promise<number> =>
+      (await lab.exec('mn', 'ping', ['-c', '1', '-W', '1', '203.0.113.1'], { check: false }))
+        .code ?? -1;
+    t.equal(await gatewayPing(), 0, 'before: the LTE gateway answers (it is on-link)');
     lab.routeMark = MARK; // lab.move() checks the route of the daemon's marked packets
     const mn = s.start('mn', 'mn', base, join(s.prov.dir, 'laptop.sock'));
     await mn.waitLog((l) => l.event === 'registered', 30_000);
@@ -138,6 +156,13 @@ void t.test(
     t.match(rules, /4190:\s+from all lookup main suppress_prefixlength 0/);
     t.match(await ip('mn', ['-4', 'addr', 'show', 'dev', 'mip6mn']), /inet 10\.99\.0\.2\/32/);
     t.match(await ip('mn', ['-4', 'route', 'get', WEB4]), /dev mip6mn/, 'IPv4 into the TUN');
+    t.match(readFileSync(resolv, 'utf8'), /nameserver 10\.99\.0\.1\nnameserver 2001:db8:100::1\n/);
+    t.match(
+      (await lab.exec('mn', 'nft', ['list', 'table', 'inet', 'mip6_4191'])).stdout,
+      /meta mark 0x0000105f accept/,
+      'the kill switch is in place',
+    );
+    t.not(await gatewayPing(), 0, 'kill switch: the on-link gateway (main route) is blocked');
 
     // Everything on the MN's access links from now on: only the tunnel's datagrams (UDP 4191 or
     // 443) may appear, and ARP / Neighbor Discovery / MLD; no application traffic in clear.
@@ -224,6 +249,13 @@ void t.test(
     const exited = await mn.stop(10_000);
     t.equal(exited.code, 0, 'the MN exits cleanly');
     const after = (await ip('mn', ['-4', 'rule'])) + (await ip('mn', ['-6', 'rule']));
+    t.equal(readFileSync(resolv, 'utf8'), 'nameserver 192.0.2.1\n', 'the old resolvers back');
+    t.notMatch(
+      (await lab.exec('mn', 'nft', ['list', 'ruleset'])).stdout,
+      /mip6_/,
+      'the kill switch is gone after exit',
+    );
+    t.equal(await gatewayPing(), 0, 'after: the gateway answers again');
     t.notMatch(after, /4191|suppress_prefixlength/, 'no policy rule left after exit');
     const haExit = await s.ha.daemon.stop(10_000);
     t.equal(haExit.code, 0);

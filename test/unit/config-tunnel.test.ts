@@ -23,7 +23,11 @@ agent_public_key = "keys/ha.pub"
 
 void t.test('[tun] routes and fwmark', async (t) => {
   const plain = parseMnConfig(BASE, '/x/mn.toml');
-  t.same(plain.tunnel, { routes: [], fwmark: 4191 }, 'default: the home prefix only');
+  t.same(
+    plain.tunnel,
+    { routes: [], fwmark: 4191, dns: [], blockOutside: false },
+    "default: the home prefix only, the machine's resolvers, no kill switch",
+  );
   const full = parseMnConfig(
     `${BASE}\n[tun]\nroutes = ["::/0", "0.0.0.0/0", "2001:DB8:ff::/48", " 10.99.0.0/16"]\nfwmark = 51820\n`,
     '/x/mn.toml',
@@ -31,7 +35,15 @@ void t.test('[tun] routes and fwmark', async (t) => {
   t.same(full.tunnel, {
     routes: ['::/0', '0.0.0.0/0', '2001:db8:ff::/48', '10.99.0.0/16'],
     fwmark: 51820,
+    dns: [],
+    blockOutside: false,
   });
+  const dns = parseMnConfig(
+    `${BASE}\n[tun]\ndns = ["10.99.0.1", "2001:DB8:100::1"]\nblock_outside = true\n`,
+    '/x/mn.toml',
+  );
+  t.same(dns.tunnel.dns, ['10.99.0.1', '2001:db8:100::1']);
+  t.equal(dns.tunnel.blockOutside, true);
   const cn = parseCnConfig(`${BASE}\n[tun]\nroutes = "0.0.0.0/0"\n`, '/x/cn.toml');
   t.same(cn.tunnel.routes, ['0.0.0.0/0'], 'a CN takes one string too');
 });
@@ -64,6 +76,9 @@ void t.test('[tun] bad values: one line naming file and key', async (t) => {
   bad('fwmark = 0', 'fwmark', /./);
   bad('fwmark = "x"', 'fwmark', /./);
   bad('route = ["::/0"]', 'route', /did you mean "tun.routes"/);
+  bad('dns = ["resolver.example"]', 'dns[0]', /not an IPv4 or IPv6 address/);
+  bad('dns = ["10.99.0.1", 5]', 'dns[1]', /expected a string/);
+  bad('block_outside = "yes"', 'block_outside', /boolean|true or false/);
 });
 
 void t.test('TunnelRoutes: the ip -batch lines, in order', async (t) => {

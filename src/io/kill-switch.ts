@@ -1,0 +1,116 @@
+/**
+ * The mobile node's kill switch ([tun] block_outside = true, issue #15): while the daemon runs,
+ * nothing leaves by any interface but the TUN except the tunnel's own datagrams. One nftables
+ * table, `inet mip6_<fwmark>`, with one output chain:
+ *
+ *   oif lo, oif <tun>                    accept (the loopback, everything through the tunnel)
+ *   meta mark <fwmark>                   accept (the daemon's sockets: to the HA, to correspondents)
+ *   DHCPv4 (udp 68 -> 67), DHCPv6 (udp 546 -> 547)      accept (keeping the visited lease)
+ *   ICMPv6 RS, NS, NA, MLD reports       accept (IPv6 neighbour discovery; ARP is no IP packet)
+ *   anything else                        counted and dropped
+ *
+ * install() deletes a table of the same name a crashed run left, then loads the ruleset in one
+ * `nft -f -` transaction; remove() deletes it at exit. At home (no tunnel) suspend() takes it
+ * away and resume() loads it again. A run that dies without remove() keeps blocking (fail
+ * closed) until the next start replaces the table.
+ */
+import { execFile } from 'node:child_process';
+import { IoError } from '../util/errors.js';
+
+export interface KillSwitchOptions {
+  tunName: string;
+  /** The firewall mark of the daemon's sockets ([tun] fwmark). */
+  mark: number;
+}
+
+/** Runs `nft -f -` with this script; rejects with IoError ERR_NFT (ignoreErrors: never). */
+export type NftRunner = (script: string, ignoreErrors: boolean) => Promise<void>;
+
+export const nft: NftRunner = (script, ignoreErrors) =>
+  new Promise((resolve, reject) => {
+    const child = execFile('nft', ['-f', '-'], { timeout: 10_000 }, (err, _o, stderr) => {
+      if (err === null || ignoreErrors) {
+        resolve();
+        return;
+      }
+      const e = err as NodeJS.ErrnoException;
+      const why =
+        e.code === 'ENOENT'
+          ? 'nft is not installed (apt-get install nftables)'
+          : (stderr.trim().split('\n')[0] ?? e.message);
+      reject(new IoError('ERR_NFT', `the kill switch (nft -f -) failed: ${why}`));
+    });
+    child.stdin?.end(script);
+  });
+
+export class KillSwitch {
+  readonly #o: KillSwitchOptions;
+  readonly #run: NftRunner;
+  #installed = false;
+  #suspended = false;
+
+  constructor(o: KillSwitchOptions, run: NftRunner = nft) {
+    if (!/^[A-Za-z0-9_.%-]{1,15}$/.test(o.tunName)) {
+      throw new RangeError(`not an interface name: ${o.tunName}`);
+    }
+    this.#o = o;
+    this.#run = run;
+  }
+
+  /** The table's name: one per fwmark, so the next start finds what a crashed run left. */
+  get table(): string {
+    return `mip6_${this.#o.mark}`;
+  }
+
+  /** The nft script that creates the table (the previous one of that name replaced). */
+  ruleset(): string {
+    const { tunName, mark } = this.#o;
+    return [
+      `table inet ${this.table}`,
+      `delete table inet ${this.table}`,
+      `table inet ${this.table} {`,
+      '  chain output {',
+      '    type filter hook output priority 0; policy accept;',
+      '    oifname "lo" accept',
+      `    oifname "${tunName}" accept`,
+      `    meta mark ${mark} accept`,
+      '    meta nfproto ipv4 udp sport 68 udp dport 67 accept',
+      '    meta nfproto ipv6 udp sport 546 udp dport 547 accept',
+      '    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } accept',
+      '    counter drop',
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+  }
+
+  async install(): Promise<void> {
+    await this.#run(this.ruleset(), false);
+    this.#installed = true;
+    this.#suspended = false;
+  }
+
+  async #delete(): Promise<void> {
+    // `table` first: deleting a table that does not exist would fail the transaction.
+    await this.#run(`table inet ${this.table}\ndelete table inet ${this.table}\n`, true);
+  }
+
+  /** At home: the table away (traffic leaves by the home link, no tunnel there). */
+  async suspend(): Promise<void> {
+    if (!this.#installed || this.#suspended) return;
+    this.#suspended = true;
+    await this.#delete();
+  }
+
+  async resume(): Promise<void> {
+    if (!this.#installed || !this.#suspended) return;
+    await this.install();
+  }
+
+  /** Exit: the table away. */
+  async remove(): Promise<void> {
+    this.#installed = false;
+    this.#suspended = false;
+    await this.#delete();
+  }
+}

@@ -24,7 +24,7 @@ void t.test('kill switch: one table per mark, replaced, suspended at home, remov
   t.match(r, /udp sport 68 udp dport 67 accept/, 'DHCPv4');
   t.match(r, /udp sport 546 udp dport 547 accept/, 'DHCPv6');
   t.match(r, /nd-neighbor-solicit/, 'neighbour discovery');
-  t.match(r, /counter drop\n  }\n}\n$/, 'everything else dropped');
+  t.match(r, /counter drop\n {2}}\n}\n$/, 'everything else dropped');
   await k.install();
   await k.suspend();
   await k.suspend();

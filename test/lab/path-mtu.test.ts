@@ -153,6 +153,41 @@ for (const f of FAMILIES) {
 
       await narrowCore(lab);
       await dropFragments(lab);
+      // One way at a time first: no answers come back to a sender whose full-size datagrams
+      // vanish, so each end must take the news (an ICMP error, a refused send) on its own.
+      for (const [dir, idle] of [
+        ['server -> MN alone', 'client'],
+        ['MN -> server alone', 'server'],
+      ] as const) {
+        const oneWay = await stream(lab);
+        t.teardown(() => oneWay.kill());
+        await oneWay[idle].setRate(0);
+        const rx = idle === 'client' ? 'client' : 'server';
+        const got = async (): Promise<number> => (await oneWay.report())[rx].bytesReceived;
+        const base = await got();
+        await waitFor(dir, async () => (await got()) >= base + 5e6, 30_000, 20);
+        await verified(t, oneWay, dir);
+      }
+      // Each end learns the path from the first full-size packet it sends (if the other end's
+      // MSS clamp has not spared it that so far): a ping of the tunnel's full inner size each
+      // way until it has.
+      for (const [who, d, from, to] of [
+        ['MN', mn, 'mn', LAB_ADDR.server.v6],
+        ['HA', ha, 'server', HOA],
+      ] as const) {
+        await waitFor(
+          `${who} learns the narrow path`,
+          async () => {
+            await lab.exec(from, 'ping', ['-6', '-c', '1', '-W', '1', '-s', '1348', to], {
+              check: false,
+            });
+            const p = who === 'MN' ? await mnPath(d) : await haPath(d);
+            return p !== undefined && p.pathMtu <= NARROW;
+          },
+          20_000,
+          50,
+        );
+      }
       const narrow = await stream(lab);
       t.teardown(() => narrow.kill());
       const n = await throughput(narrow, 4e6, 20e6);

@@ -167,6 +167,8 @@ export class HomeAgent {
   readonly #mtu: TunnelMtu<PeerSession>;
   /** The binding whose locator each channel's path MTU state is about (probes go there). */
   readonly #mtuBound = new Map<PeerSession, BoundPath>();
+  /** Both sockets (either may be absent), for the per-batch look at their MTU reports. */
+  readonly #udp: readonly (UdpEndpoint | undefined)[];
   /** What an unvalidated locator of a channel without a path MTU state gets: the base. */
   readonly #mtuBase = new PathMtuState('', 0, BASE_INNER, 0);
   readonly #rx = new ReceiveBatch();
@@ -206,6 +208,7 @@ export class HomeAgent {
       homeAgentAnycast(formatIpv6(this.#homePrefix.address), this.#homePrefix.length),
     );
     this.#prefixes = new HomePrefixes(opts, this.#homePrefix, opts.random ?? systemRandom);
+    this.#udp = [env.udp4, env.udp6];
     this.#mtu = new TunnelMtu(env, this.drops, {
       underlayMtu: opts.underlayMtu ?? DEFAULT_UNDERLAY_MTU,
       icmpSource6: () => opts.homeAgentAddress,
@@ -358,7 +361,7 @@ export class HomeAgent {
       rx.toTun(off, len);
     }
     rx.flush(env.tun, buf, this.drops);
-    if (this.#mtu.reportsWaiting(this.#sockets())) this.#takeMtuReports(now);
+    if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
     void this.#flushStore();
     this.#rearm();
   }
@@ -880,6 +883,9 @@ export class HomeAgent {
   #onTunPackets(batch: PacketBatch): void {
     const env = this.#env;
     const now = nodeNow(env);
+    // An ICMP error or a refused send about our last datagrams: the path shrank (issue #21).
+    // Looked at here too: a sender whose data vanishes gets no answers to trigger a receive.
+    if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
     const buf = batch.buf;
     const writer = this.#writer;
     writer.clear();
@@ -1016,7 +1022,7 @@ export class HomeAgent {
   }
 
   #takeMtuReports(now: number): void {
-    this.#mtu.takeReports(this.#sockets(), this.#env.endpoint, (s) => s, now);
+    this.#mtu.takeReports(this.#udp, this.#env.endpoint, (s) => s, now);
   }
 
   /** ICMPv6 Destination Unreachable (address unreachable) for a packet to an away-less HoA. */

@@ -77,9 +77,12 @@ export class HomeTunnel {
   #mtuAgent: ResolvedAgent | undefined;
   #mtuOwner: PeerSession | undefined;
   #mtuPath: PathMtuState | undefined;
+  /** Both sockets (either may be absent), for the per-batch look at their MTU reports. */
+  readonly #udp: readonly (UdpEndpoint | undefined)[];
 
   constructor(host: HomeTunnelHost) {
     this.#host = host;
+    this.#udp = [host.env.udp4, host.env.udp6];
   }
 
   /** Underlay -> TUN: a batch of datagrams from the UDP socket `socket`. */
@@ -179,7 +182,7 @@ export class HomeTunnel {
       rx.toTun(off, len);
     }
     rx.flush(env.tun, buf, h.drops);
-    if (h.mtu.reportsWaiting([env.udp4, env.udp6])) this.takeMtuReports(now);
+    if (h.mtu.reportsWaiting(this.#udp)) this.takeMtuReports(now);
     h.rearm();
   }
 
@@ -228,7 +231,7 @@ export class HomeTunnel {
     const env = h.env;
     const ours = (s: PeerSession): PeerSession | undefined =>
       s === h.channel.session ? s : undefined;
-    h.mtu.takeReports([env.udp4, env.udp6], env.endpoint, ours, now);
+    h.mtu.takeReports(this.#udp, env.endpoint, ours, now);
   }
 
   /** TUN -> underlay: a batch of packets from the TUN. */
@@ -250,6 +253,9 @@ export class HomeTunnel {
     const buf = batch.buf;
     const writer = this.#writer;
     writer.clear();
+    // An ICMP error or a refused send about our last datagrams: the path shrank (issue #21).
+    // Looked at here too: a sender whose data vanishes gets no answers to trigger a receive.
+    if (h.mtu.reportsWaiting(this.#udp)) this.takeMtuReports(now);
     const maxInner = this.mtuPath(now)?.maxInner ?? Infinity;
     for (let i = 0; i < batch.count; i++) {
       const off = batch.offsets[i]!;

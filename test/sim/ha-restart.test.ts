@@ -212,3 +212,32 @@ void t.test(
     t.same(await store2.load(), [], 'and deleted from the store');
   },
 );
+
+void t.test(
+  'a member revoked while its restored binding waits for its channel is cut off',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mip6-ha-restart-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'ha.db');
+    const store1 = openSqliteBindingStore(file);
+    const w = await World.create({ store: store1 });
+    const m = w.mobileNode({
+      homeAddress: BUSY,
+      address4: '203.0.113.10',
+      address6: '2001:db8:3::10',
+    });
+    m.careOf.candidates = [{ family: 4, localAddress: '203.0.113.10' }];
+    m.mn.start();
+    await w.until(() => m.mn.registration.state === 'registered');
+    await w.ha.close();
+    w.haUdp4.close();
+    w.haUdp6.close();
+    await store1.close();
+    const { ha: ha2, store: store2 } = await restartedHomeAgent(t, w, file);
+    t.ok(ha2.cache.get(BUSY), 'restored, its channel not back yet (not started)');
+    const revoked = m.key.publicKey;
+    ha2.revokeMembers((k) => k.length === revoked.length && k.every((b, i) => b === revoked[i]));
+    t.equal(ha2.cache.get(BUSY), undefined, 'the binding is gone');
+    t.same(await store2.load(), [], 'and deleted from the store');
+  },
+);

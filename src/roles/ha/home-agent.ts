@@ -764,8 +764,8 @@ export class HomeAgent {
   revokeMembers(isRevoked: (publicKey: Uint8Array) => boolean): string[] {
     const now = nodeNow(this.#env);
     for (const entry of [...this.cache.entries()]) {
-      const bound = this.#paths.get(entry.key);
-      if (bound === undefined || !isRevoked(bound.session.peerPublicKey)) continue;
+      // By the binding's owner key: also a restored binding whose channel is not back yet.
+      if (!isRevoked(entry.ownerKey)) continue;
       this.cache.delete(entry.homeAddress, now);
       void this.#removeBinding(entry, 'revoked');
     }

@@ -14,6 +14,8 @@ export interface RawMember {
   got: DecodedPacket[];
   /** Seals `packet` as the member's own signaling (DataKind.SIGNALING) to the HA. */
   send(packet: Uint8Array): void;
+  /** Seals `packet` as payload (DataKind.PAYLOAD): data for the HA to forward. */
+  sendPayload(packet: Uint8Array): void;
   /** The channel came up. */
   ready: boolean;
 }
@@ -45,9 +47,14 @@ export async function rawMember(
   });
   udp.send(ep.connect(w.haKey.publicKey, T0 + w.clock.now()), HA4, HA_PORT);
   await w.until(() => session !== undefined, 1000);
-  const send = (packet: Uint8Array): void => {
+  const seal = (packet: Uint8Array, kind: DataKind): void => {
     if (session === undefined) throw new Error('rawMember: no channel');
-    udp.send(ep.seal(session, packet, T0 + w.clock.now(), DataKind.SIGNALING)!, HA4, HA_PORT);
+    udp.send(ep.seal(session, packet, T0 + w.clock.now(), kind)!, HA4, HA_PORT);
   };
-  return { got, send, ready: session !== undefined };
+  return {
+    got,
+    send: (packet) => seal(packet, DataKind.SIGNALING),
+    sendPayload: (packet) => seal(packet, DataKind.PAYLOAD),
+    ready: session !== undefined,
+  };
 }

@@ -89,9 +89,18 @@ export class RecordingHomeLink implements HomeLinkControl {
     this.defended.delete(hoa);
     return Promise.resolve();
   }
+  /** While true, DAD answers only when releaseDetections() is called. */
+  holdDetections = false;
+  readonly #held: (() => void)[] = [];
   detectDuplicates(addresses: readonly string[]): Promise<string | null> {
     this.detections.push(addresses);
-    return Promise.resolve(addresses.find((a) => this.taken.has(a)) ?? null);
+    const answer = addresses.find((a) => this.taken.has(a)) ?? null;
+    if (!this.holdDetections) return Promise.resolve(answer);
+    return new Promise((resolve) => this.#held.push(() => resolve(answer)));
+  }
+  /** Lets every held DAD finish. */
+  releaseDetections(): void {
+    for (const done of this.#held.splice(0)) done();
   }
 }
 

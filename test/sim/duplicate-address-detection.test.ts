@@ -9,6 +9,7 @@
 import t from 'tap';
 import { BA_STATUS, bindingUpdateFlags } from '../../src/wire/types.js';
 import { encodeMobilityPacket } from '../../src/wire/packet.js';
+import { echo } from '../helpers/packets.js';
 import { rawMember } from '../helpers/raw-member.js';
 import { World, HA_HOME_ADDRESS } from '../helpers/world.js';
 
@@ -88,4 +89,44 @@ void t.test('L flag: the link-local address is checked and defended too', async 
     lifetimeUnits: 0,
   });
   t.equal(w2.ha.cache.get(hoa), undefined, 'no binding');
+});
+
+void t.test('while DAD runs nothing is forwarded for the binding, and BUs wait', async (t) => {
+  const w = await World.create();
+  w.homeLink.holdDetections = true;
+  const hoa = '2001:db8:100::67';
+  const m = await rawMember(w, { homeAddress: hoa, address4: '203.0.113.67' });
+  const bu = (sequence: number) =>
+    encodeMobilityPacket({
+      source: '::ffff:203.0.113.67',
+      destination: HA_HOME_ADDRESS,
+      homeAddress: hoa,
+      message: {
+        kind: 'bindingUpdate',
+        sequence,
+        flags: bindingUpdateFlags({ A: true, H: true }),
+        lifetimeUnits: 50,
+        options: [],
+      },
+    });
+  m.send(bu(1));
+  await w.run(20);
+  t.ok(w.ha.cache.get(hoa), 'the binding exists, its DAD runs');
+  const bas = () => m.got.filter((p) => p.mobility?.kind === 'bindingAcknowledgement');
+  t.equal(bas().length, 0, 'no BA yet');
+  const before = w.ha.counters.tunnelPacketsIn;
+  m.sendPayload(echo(hoa, '2001:db8:100::5', 1));
+  m.send(bu(2));
+  await w.run(20);
+  t.equal(w.ha.counters.tunnelPacketsIn, before, 'its data is not forwarded');
+  t.equal(w.ha.drops.get('dad-pending'), 2, 'the packet and the second BU: counted');
+  t.notOk(w.homeLink.bound.has(hoa), 'no route or proxy entry yet');
+
+  w.homeLink.releaseDetections();
+  await w.until(() => bas().length === 1);
+  t.match(bas()[0]?.mobility, { status: 0, sequence: 1 }, 'the BA of the first BU');
+  t.ok(w.homeLink.bound.has(hoa), 'route and proxy entry before the BA');
+  m.sendPayload(echo(hoa, '2001:db8:100::5', 2));
+  await w.run(20);
+  t.equal(w.ha.counters.tunnelPacketsIn, before + 1, 'forwarded now');
 });

@@ -244,7 +244,7 @@ export class HomeAgent {
         entry.locator,
         entry.expiresAt - entry.lifetimeSeconds * 1000,
       );
-      this.#homeLinkAdd(entry.homeAddress);
+      void this.#homeLinkAdd(entry.homeAddress);
       restored++;
     }
     void this.#flushStore();
@@ -338,6 +338,12 @@ export class HomeAgent {
       const bound = this.#paths.get(entry.key);
       if (bound === undefined || bound.session !== session) {
         this.drops.add('selector');
+        continue;
+      }
+      if (this.#dadPending.size > 0 && this.#dadPending.has(entry.key)) {
+        // Not registered until DAD says the address is free: nothing is forwarded for it yet
+        // (answers would meet a home address without route or proxy entry).
+        this.drops.add('dad-pending');
         continue;
       }
       this.#paths.credit(bound, from, len);
@@ -610,7 +616,7 @@ export class HomeAgent {
       ) {
         dad = this.#detectDuplicates(entry, mh.flags.L);
       } else if (result.change === 'created' || !known) {
-        this.#homeLinkAdd(entry.homeAddress, mh.flags.L);
+        void this.#homeLinkAdd(entry.homeAddress, mh.flags.L);
       }
     } else if (result.change === 'deleted' && entry) {
       removed = this.#removeBinding(entry, 'deregistration');
@@ -839,8 +845,11 @@ export class HomeAgent {
         this.#dadPending.delete(entry.key);
         if (this.#closed || this.cache.getByKey(entry.key) !== entry) return false;
         if (taken === null) {
-          this.#homeLinkAdd(hoa, linkLocalToo);
-          return true;
+          // The BA leaves once the route and proxy entry are in place: the member's first
+          // packets (a HoTI's answer, say) come back at once and must not meet an unrouted
+          // home address (the kernel would resolve it on the home link, fail, and answer
+          // Address Unreachable).
+          return this.#homeLinkAdd(hoa, linkLocalToo).then(() => true);
         }
         this.counters.dadFailed++;
         this.#env.log.warn('dad-failed', { hoa, taken, member: entry.peerName });
@@ -865,11 +874,14 @@ export class HomeAgent {
     this.#wentHome.set(entry.key, { owner: entry.ownerKey, until: now + WENT_HOME_DAD_SKIP_MS });
   }
 
-  #homeLinkAdd(hoa: string, linkLocalToo = false): void {
+  /** Route and proxy entry for `hoa`; resolves once they are in place (errors are logged). */
+  #homeLinkAdd(hoa: string, linkLocalToo = false): Promise<void> {
     const alsoDefend = linkLocalToo ? [linkLocalOf(hoa)] : [];
-    this.#opts.homeLink?.bindingAdded(hoa, alsoDefend).catch((err: unknown) => {
-      this.#env.log.error('home-link', { hoa, error: String(err) });
-    });
+    return (this.#opts.homeLink?.bindingAdded(hoa, alsoDefend) ?? Promise.resolve()).catch(
+      (err: unknown) => {
+        this.#env.log.error('home-link', { hoa, error: String(err) });
+      },
+    );
   }
 
   #homeLinkRemove(hoa: string): Promise<void> {

@@ -8,4 +8,4 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 bash scripts/setup.sh
-exec node --import tsx scripts/demo.ts
+exec node --import tsx scripts/demo.ts "$@"

@@ -5,6 +5,7 @@
  * verified byte stream in both directions, and moves the MN LTE -> hotel NAT -> IPv6-only -> LTE.
  * For each move it prints when the home agent saw the new locator and how long each direction
  * of the TCP stream was interrupted, then checks every byte and tears everything down.
+ * `npm run demo -- --personal`: the personal tunnel instead (scripts/demo-personal.ts).
  */
 import { join } from 'node:path';
 import type { HaStatus } from '../src/io/control-protocol.js';
@@ -23,6 +24,7 @@ import {
   type TrafficProcess,
 } from '../test/lab/traffic-client.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { personalTunnelDemo } from './demo-personal.js';
 
 const MOVES: { network: AccessNetwork; what: string; locator: string }[] = [
   { network: 'hotel', what: 'hotel Wi-Fi behind NAT44', locator: `${LAB_ADDR.natPublic}:` },
@@ -170,7 +172,7 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
+(process.argv.includes('--personal') ? personalTunnelDemo() : main()).then(
   (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`mip6 demo failed: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(iproute2 iptables conntrack procps iputils-ping iperf3 tshark python3-scapy socat make g++ python3)
+PKGS=(iproute2 iptables nftables conntrack procps iputils-ping iperf3 tshark python3-scapy socat make g++ python3)
 # npm pack (scripts/prepack.mjs, test/unit/package-install.test.ts) cross-builds the linux-arm64
 # addon and smoke-runs it under qemu-user.
 PKGS+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross qemu-user)

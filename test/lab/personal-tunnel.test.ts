@@ -30,6 +30,8 @@ function reason(): string | false {
       .status !== 0
   )
     return 'needs dumpcap and tshark for the capture of the access links';
+  if (spawnSync('sh', ['-c', 'command -v nft'], { stdio: 'ignore' }).status !== 0)
+    return 'needs nft (nftables) for the kill switch';
   return false;
 }
 const skip = reason();

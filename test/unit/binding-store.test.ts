@@ -310,6 +310,34 @@ void t.test('journal coalesces a burst; the schedule paces and gives up', (t) =>
     'unanswered attempts given up',
   );
   t.equal(s.nextDeadline(), Infinity);
+  t.equal(s.inFlight, 0, 'nothing in flight');
+
+  // A window of 3 unanswered: the pace follows the answers.
+  const w = new RestoreSchedule(10, 10, 3);
+  for (let i = 0; i < 6; i++) {
+    w.add(memberKey(0x60 + i).publicKey, `w${i}`, { address: '203.0.113.9', port: 2000 + i }, 0);
+  }
+  w.start(0);
+  t.equal(w.poll(0).initiate.length, 3, 'a full window');
+  t.equal(w.poll(10).initiate.length, 0, 'nothing more until an answer');
+  w.take(memberKey(0x61).publicKey);
+  t.same(
+    w.poll(20).initiate.map((m) => m.locator.port),
+    [2003],
+    'one answered: one more',
+  );
+  const later = w.poll(RESTORE_GIVE_UP_MS + 5);
+  t.same(
+    later.giveUp.map((m) => m.locator.port),
+    [2000, 2002],
+    'the unanswered given up',
+  );
+  t.same(
+    later.initiate.map((m) => m.locator.port),
+    [2004, 2005],
+    'which frees the window',
+  );
+  t.equal(w.inFlight, 3);
   t.end();
 });
 

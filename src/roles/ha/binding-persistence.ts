@@ -26,6 +26,12 @@ import { toHex } from '../../wire/hex.js';
 export const RESTORE_INITIATIONS_PER_TICK = 20;
 export const RESTORE_TICK_MS = 10;
 /**
+ * At most this many restore handshakes unanswered at once: the pace follows what the HA (and
+ * the path) can complete, so a loaded HA never sends faster than it takes the responses in
+ * (responses dropped from a full socket buffer would wait for the 5 s retransmission).
+ */
+export const RESTORE_WINDOW = 256;
+/**
  * A restore handshake nobody answered is given up after this long (ms): the endpoint has
  * retransmitted it twice by then (REKEY_TIMEOUT, 5 s). The binding stays until it expires; a
  * member that comes back handshakes itself and gets it again.
@@ -152,6 +158,8 @@ export interface RestoringMember {
   /** The channel once an initiation went out; when that attempt is given up. */
   session?: PeerSession | undefined;
   giveUpAt: number;
+  /** Initiated and neither answered nor given up (counts against the window). */
+  inFlight: boolean;
 }
 
 /** Members waiting for their channel, paced initiations, give-up times. */
@@ -163,12 +171,19 @@ export class RestoreSchedule {
   readonly #sent: RestoringMember[] = [];
   #sentHead = 0;
   #nextTickAt = Infinity;
+  #inFlight = 0;
   readonly #perTick: number;
   readonly #tickMs: number;
+  readonly #window: number;
 
-  constructor(perTick = RESTORE_INITIATIONS_PER_TICK, tickMs = RESTORE_TICK_MS) {
+  constructor(
+    perTick = RESTORE_INITIATIONS_PER_TICK,
+    tickMs = RESTORE_TICK_MS,
+    window = RESTORE_WINDOW,
+  ) {
     this.#perTick = perTick;
     this.#tickMs = tickMs;
+    this.#window = window;
   }
 
   /** Members still waiting for their channel. */
@@ -181,7 +196,7 @@ export class RestoreSchedule {
     const hex = toHex(ownerKey);
     let m = this.#byOwner.get(hex);
     if (m === undefined) {
-      m = { ownerKey, locator, updatedAt, keys: [], giveUpAt: Infinity };
+      m = { ownerKey, locator, updatedAt, keys: [], giveUpAt: Infinity, inFlight: false };
       this.#byOwner.set(hex, m);
       this.#queue.push(m);
     } else if (updatedAt > m.updatedAt) {
@@ -201,36 +216,61 @@ export class RestoreSchedule {
     if (this.#byOwner.size === 0) return undefined;
     const hex = toHex(peerPublicKey);
     const m = this.#byOwner.get(hex);
-    if (m !== undefined) this.#byOwner.delete(hex);
+    if (m !== undefined) {
+      this.#byOwner.delete(hex);
+      this.#settle(m);
+    }
     return m;
   }
 
   /**
-   * The members to initiate now (at most perTick, still waiting), marked with their give-up
-   * time; and those whose attempt is given up now (no channel yet: the driver closes it).
+   * The members to initiate now (at most perTick per tick and `window` unanswered, still
+   * waiting), marked with their give-up time; and those whose attempt is given up now (no
+   * channel yet: the driver closes it).
    */
   poll(now: number): { initiate: RestoringMember[]; giveUp: RestoringMember[] } {
-    const initiate: RestoringMember[] = [];
-    if (now >= this.#nextTickAt) {
-      while (this.#next < this.#queue.length && initiate.length < this.#perTick) {
-        const m = this.#queue[this.#next++]!;
-        if (!this.#byOwner.has(toHex(m.ownerKey))) continue; // its channel is back already
-        m.giveUpAt = now + RESTORE_GIVE_UP_MS;
-        initiate.push(m);
-        this.#sent.push(m);
-      }
-      this.#nextTickAt = this.#next < this.#queue.length ? now + this.#tickMs : Infinity;
-    }
+    // Give-ups first: they free room in the window for this tick's initiations.
     const giveUp: RestoringMember[] = [];
     while (this.#sentHead < this.#sent.length && this.#sent[this.#sentHead]!.giveUpAt <= now) {
       const m = this.#sent[this.#sentHead++]!;
-      if (this.#byOwner.has(toHex(m.ownerKey))) giveUp.push(m);
+      if (this.#byOwner.has(toHex(m.ownerKey))) {
+        this.#settle(m);
+        giveUp.push(m);
+      }
     }
     if (this.#sentHead === this.#sent.length) {
       this.#sent.length = 0;
       this.#sentHead = 0;
     }
+    const initiate: RestoringMember[] = [];
+    if (now >= this.#nextTickAt) {
+      while (
+        this.#next < this.#queue.length &&
+        initiate.length < this.#perTick &&
+        this.#inFlight < this.#window
+      ) {
+        const m = this.#queue[this.#next++]!;
+        if (!this.#byOwner.has(toHex(m.ownerKey))) continue; // its channel is back already
+        m.giveUpAt = now + RESTORE_GIVE_UP_MS;
+        m.inFlight = true;
+        this.#inFlight++;
+        initiate.push(m);
+        this.#sent.push(m);
+      }
+      this.#nextTickAt = this.#next < this.#queue.length ? now + this.#tickMs : Infinity;
+    }
     return { initiate, giveUp };
+  }
+
+  /** Handshakes initiated and not yet answered nor given up. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  #settle(m: RestoringMember): void {
+    if (!m.inFlight) return;
+    m.inFlight = false;
+    this.#inFlight--;
   }
 
   nextDeadline(): number {

@@ -127,6 +127,30 @@ agent_public_key = "${ha.pub}"
     `mip6: ERR_CONFIG: ${missing}: (file): cannot read the config file: no such file`,
   );
 
+  // ---- [home] state (issue 20): a file that is not a binding store of ours ----
+  const junk = prov.write(
+    'junk.db',
+    'not a database at all, but long enough to look like a file\n'.repeat(100),
+  );
+  const junkState = prov.write(
+    'junk-state.toml',
+    `${readFileSync(haConfig('junk-state-base.toml', ha), 'utf8')}state = "${junk}"\n`,
+  );
+  expectLine(
+    'a corrupt [home] state file',
+    ['ha', '-c', junkState],
+    `mip6: ERR_STATE_CORRUPT: ${junk}: not a mip6 binding store (not an SQLite database)`,
+  );
+  const emptyState = prov.write(
+    'empty-state.toml',
+    `${readFileSync(haConfig('empty-state-base.toml', ha), 'utf8')}state = ""\n`,
+  );
+  expectLine(
+    'an empty [home] state',
+    ['ha', '-c', emptyState],
+    `mip6: ERR_CONFIG: ${emptyState}: home.state: expected a file path, got an empty string`,
+  );
+
   // ---- certificate scope ----
   const wrongPrefix = haConfig('wrong-prefix.toml', ha, { prefix: '2001:db8:200::/64' });
   expectLine(

@@ -88,27 +88,34 @@ function smallMtuSection(j: BenchJson): string[] {
   const recs = j.smallMtu ?? [];
   if (recs.length === 0) return [];
   const note =
-    'The router <-> HA link narrowed to 1400 bytes (PPPoE / LTE / hotel uplinks) and IP fragments dropped on the way (test/lab/narrow-path.ts), ICMP still allowed; iperf3 TCP, 1 stream, after every other measurement (the path stays narrow). A run that failed or timed out counts as 0 Gbit/s: the tunnel black-holed full-size packets.';
+    "The router <-> HA link narrowed to 1400 bytes (PPPoE / LTE / hotel uplinks) and IP fragments dropped on the way (test/lab/narrow-path.ts); first with the routers' ICMP Fragmentation Needed / Packet Too Big allowed, then dropped too (only a tunnel that probes the path itself can know it). iperf3 TCP, 1 stream, after every other measurement (the path stays narrow). A run that failed or timed out counts as 0 Gbit/s: the tunnel black-holed full-size packets.";
   const lines: string[] = [];
-  for (const [dir, title] of [
-    ['upGbps', 'MN -> server'],
-    ['downGbps', 'server -> MN'],
-  ] as const) {
-    lines.push(
-      ...metricTable({
-        title: `Small MTU, fragments dropped: TCP ${title}`,
-        unit: 'Gbit/s',
-        digits: 3,
-        higherIsBetter: true,
-        values: (s) => recs.filter((r) => r.system === s).map((r) => r[dir]),
-        ...(dir === 'upGbps' ? { note } : {}),
-      }),
-    );
+  for (const icmp of [true, false]) {
+    for (const [dir, title] of [
+      ['upGbps', 'MN -> server'],
+      ['downGbps', 'server -> MN'],
+    ] as const) {
+      lines.push(
+        ...metricTable({
+          title: `Small MTU, fragments dropped${icmp ? '' : ', ICMP dropped'}: TCP ${title}`,
+          unit: 'Gbit/s',
+          digits: 3,
+          higherIsBetter: true,
+          values: (s) =>
+            recs.filter((r) => r.system === s && (r.icmp ?? true) === icmp).map((r) => r[dir]),
+          ...(icmp && dir === 'upGbps' ? { note } : {}),
+        }),
+      );
+    }
   }
   const failed = recs.filter((r) => r.error !== undefined);
   if (failed.length > 0) {
     lines.push('Small-MTU runs that failed (counted as 0):', '');
-    for (const r of failed) lines.push(`- round ${r.round + 1} ${r.system}: ${r.error ?? ''}`);
+    for (const r of failed) {
+      lines.push(
+        `- round ${r.round + 1} ${r.system}${r.icmp ? '' : ' (ICMP dropped)'}: ${r.error ?? ''}`,
+      );
+    }
     lines.push('');
   }
   return lines;

@@ -27,8 +27,9 @@
  *      in the HA's namespace), then the registration engine alone (bench/ha-registration-rate.ts).
  *   6b. Small MTU, fragments dropped (issue #21), last in the lab because it changes the path
  *      for good: the router <-> HA link narrowed to 1400 bytes, IP fragments dropped on the way
- *      (test/lab/narrow-path.ts), ICMP still allowed; TCP MN -> server and server -> MN
- *      (iperf3 -R) through each system. A system that black-holes moves ~0 bytes.
+ *      (test/lab/narrow-path.ts), ICMP still allowed, then ICMP Fragmentation Needed / Packet
+ *      Too Big dropped too; TCP MN -> server and server -> MN (iperf3 -R) through each system.
+ *      A system that black-holes moves ~0 bytes.
  *   7. Write bench/results/<date>.json and .md, then the PNG charts (bench/plot.py, matplotlib).
  * Every run is bounded (per-command timeouts, a total time budget); the lab and every process
  * started are removed on exit, error or signal.
@@ -68,7 +69,7 @@ import {
   type TrafficProcess,
 } from '../test/lab/traffic-client.js';
 import { median, quantile } from './lib/stats.js';
-import { dropFragments, NARROW_MTU, narrowCore } from '../test/lab/narrow-path.js';
+import { dropFragments, dropTooBig, NARROW_MTU, narrowCore } from '../test/lab/narrow-path.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -868,6 +869,8 @@ export interface BenchJson {
 export interface SmallMtuRecord {
   round: number;
   system: SystemId;
+  /** The routers' Fragmentation Needed / Packet Too Big still pass (else dropped too). */
+  icmp: boolean;
   /** MN -> server and server -> MN; a run that failed (a black hole) counts as 0 Gbit/s. */
   upGbps: number;
   downGbps: number;
@@ -1155,6 +1158,18 @@ async function smallMtuRounds(env: Env, available: Set<SystemId>, json: BenchJso
   await narrowCore(env.lab);
   await dropFragments(env.lab);
   log(`core link ${NARROW_MTU} bytes, fragments dropped`);
+  await smallMtuPhase(env, available, json, true);
+  await dropTooBig(env.lab);
+  log('ICMP Fragmentation Needed / Packet Too Big dropped too');
+  await smallMtuPhase(env, available, json, false);
+}
+
+async function smallMtuPhase(
+  env: Env,
+  available: Set<SystemId>,
+  json: BenchJson,
+  icmp: boolean,
+): Promise<void> {
   const systems = ([...TUNNELS, 'raw'] as SystemId[]).filter((x) => available.has(x));
   for (let round = 0; round < SMALL_MTU_ROUNDS; round++) {
     if (round > 0 && overBudget('haUdp')) {
@@ -1163,7 +1178,7 @@ async function smallMtuRounds(env: Env, available: Set<SystemId>, json: BenchJso
     }
     const order = round % 2 === 0 ? systems : [...systems].reverse();
     for (const sys of order) {
-      const rec: SmallMtuRecord = { round, system: sys, upGbps: 0, downGbps: 0 };
+      const rec: SmallMtuRecord = { round, system: sys, icmp, upGbps: 0, downGbps: 0 };
       const errors: string[] = [];
       for (const reverse of [false, true]) {
         try {
@@ -1177,7 +1192,7 @@ async function smallMtuRounds(env: Env, available: Set<SystemId>, json: BenchJso
       if (errors.length > 0) rec.error = errors.join('; ');
       json.smallMtu?.push(rec);
       log(
-        `small MTU round ${round + 1} ${sys}: up ${rec.upGbps.toFixed(3)} down ${rec.downGbps.toFixed(3)} Gbit/s` +
+        `small MTU${icmp ? '' : ', no ICMP,'} round ${round + 1} ${sys}: up ${rec.upGbps.toFixed(3)} down ${rec.downGbps.toFixed(3)} Gbit/s` +
           (rec.error !== undefined ? ` (${rec.error})` : ''),
       );
     }

@@ -23,15 +23,25 @@ export async function narrowCore(lab: Lab, mtu = NARROW_MTU): Promise<void> {
 }
 
 /**
- * Fragments die on the way: in the router's forwarding path and at the HA's and the MN's input
- * (fragments a router makes itself leave after its own filter; the hosts' firewalls catch them).
+ * Fragments die on the way: the router drops every IPv4 fragment (offset or More Fragments
+ * set) and every IPv6 packet with a Fragment header as it arrives, in an nftables prerouting
+ * chain ahead of the kernel's reassembly for conntrack (priority -450 < -400: an iptables
+ * FORWARD rule would only ever see reassembled packets, the router's NAT tracks connections).
+ * The HA's and the MN's input drop fragments too (those the router makes itself leave after
+ * its own filter).
  */
 export async function dropFragments(lab: Lab): Promise<void> {
-  const v4 = ['-f', '-j', 'DROP'];
-  const v6 = ['-m', 'frag', '-j', 'DROP'];
-  await both(lab, 'router', ['FORWARD', ...v4], ['FORWARD', ...v6]);
+  const table = 'mip6frag';
+  for (const cmd of [
+    ['add', 'table', 'inet', table],
+    ['add', 'chain', 'inet', table, 'pre', '{ type filter hook prerouting priority -450 ; }'],
+    ['add', 'rule', 'inet', table, 'pre', 'ip', 'frag-off', '&', '0x3fff', '!=', '0', 'drop'],
+    ['add', 'rule', 'inet', table, 'pre', 'exthdr', 'frag', 'exists', 'drop'],
+  ]) {
+    await lab.exec('router', 'nft', cmd);
+  }
   for (const node of ['ha', 'mn'] as const) {
-    await both(lab, node, ['INPUT', ...v4], ['INPUT', ...v6]);
+    await both(lab, node, ['INPUT', '-f', '-j', 'DROP'], ['INPUT', '-m', 'frag', '-j', 'DROP']);
   }
 }
 

@@ -50,7 +50,8 @@ import { addAddress, deleteAddress } from '../io/iproute.js';
 import { certificateAllowsIpv4, Ipv4HomeAddresses } from '../protocol/ipv4-home-addresses.js';
 import type { NodeEnvironment } from '../roles/common.js';
 import { certificateAllows, HomeAgent } from '../roles/ha/home-agent.js';
-import type { StoredBinding } from '../io/binding-store.js';
+import type { BindingStore, StoredBinding } from '../io/binding-store.js';
+import { clusterStatus, joinCluster, openClusterStore } from './ha-cluster.js';
 import { openSqliteBindingStore } from '../io/sqlite-binding-store.js';
 import { haDiscovery, readRevocationList, reloadHomeAgent, Revocations } from './ha-reload.js';
 import { MobileNode } from '../roles/mn/mobile-node.js';
@@ -288,10 +289,13 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
   checkHaCertificateScope(cfg);
   // Bindings that survive a restart ([home] state, issue 20), opened before anything is set up:
   // a missing module or a bad file is one error line with nothing to undo.
-  const store =
-    cfg.home.state === undefined
+  // A cluster ([cluster], issue 18) keeps them in etcd, shared by the prefix's home agents.
+  const cluster = await openClusterStore(cfg);
+  const store: BindingStore | undefined =
+    cluster ??
+    (cfg.home.state === undefined
       ? undefined
-      : openSqliteBindingStore(cfg.home.state, { configKey: `[home] state of ${cfg.file}` });
+      : openSqliteBindingStore(cfg.home.state, { configKey: `[home] state of ${cfg.file}` }));
   let stored: StoredBinding[] = [];
   try {
     if (store !== undefined) stored = await store.load();
@@ -376,6 +380,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       discovery: haDiscovery(cfg),
       ipv4Pool: pool,
       store,
+      cluster,
       isRevoked: revocations.isRevoked,
       underlayMtu: cfg.tun.underlayMtu,
     });
@@ -383,6 +388,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       const r = ha.restore(stored);
       log.info('bindings-restored', { state: store.location, ...r });
     }
+    if (cluster !== undefined) await joinCluster(cfg, cluster, ha, log);
     if (home !== undefined && udp6?.localAddress !== '::') {
       // The returning-home BU comes to the HA's home address's solicited-node group.
       log.warn('return-home-unavailable', {
@@ -392,7 +398,12 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
     }
     const control = await startControlServer(
       cfg.controlSocket,
-      { status: () => ha.status() },
+      {
+        status: () =>
+          cluster === undefined
+            ? ha.status()
+            : { ...ha.status(), cluster: clusterStatus(cfg, cluster) },
+      },
       controlOpts,
     );
     await switchUser(user, keep, control, log);

@@ -10,6 +10,7 @@ import { controlRequest } from '../io/control-socket.js';
 import type {
   BindingStatus,
   BindingUpdateListStatus,
+  ClusterStatus,
   Counters,
   HomeAgentStatus,
   PathMtuStatus,
@@ -129,6 +130,29 @@ function homeAgentRows(list: HomeAgentStatus[]): string {
   );
 }
 
+/** A home agent cluster (issue 18): etcd's health and the live home agents. */
+function clusterLines(c: Partial<ClusterStatus>): string[] {
+  const etcd = c.etcd;
+  const head = `cluster ${cell(c.name)}  member ${cell(c.member)}  etcd ${
+    etcd?.state === 'ok'
+      ? `ok (${asArray(etcd.endpoints).length} endpoints)`
+      : `UNREACHABLE since ${new Date(Number(etcd?.since ?? 0)).toISOString()}: ${cell(etcd?.error)}; serving the bindings held, moves between home agents refused`
+  }`;
+  const agents = asArray<ClusterStatus['homeAgents'][number]>(c.homeAgents);
+  return [
+    head,
+    formatTable(
+      ['HOME AGENT', 'ADDRESS', 'PREF', 'BINDINGS'],
+      agents.map((a) => [
+        a.member === c.member ? `${cell(a.member)} (this)` : cell(a.member),
+        cell(a.address),
+        cell(a.preference),
+        cell(a.bindings),
+      ]),
+    ),
+  ];
+}
+
 function bulRows(list: BindingUpdateListStatus[]): string {
   return formatTable(
     [
@@ -237,6 +261,9 @@ export function formatStatus(status: unknown): string {
       out.push(
         `advertised prefixes: ${adv.map((p) => `${cell(p.prefix)} (valid ${lifetimeText(p.validLifetime)})`).join(', ')}`,
       );
+    }
+    if (typeof s.cluster === 'object' && s.cluster !== null) {
+      out.push('', ...clusterLines(s.cluster as Partial<ClusterStatus>));
     }
     const b = asArray<BindingStatus>(s.bindings);
     out.push('', `bindings (${b.length})`);

@@ -118,6 +118,25 @@ export interface HaStatus extends StatusCommon {
   homeAgents?: { address: string; preference: number; lifetime: number; underlay?: string }[];
   /** What Mobile Prefix Advertisements announce. */
   advertisedPrefixes?: { prefix: string; validLifetime: number; preferredLifetime: number }[];
+  /** [cluster] (issue 18): the home agents sharing the prefix through etcd. */
+  cluster?: ClusterStatus;
+}
+
+/** A home agent cluster as one of its members sees it. */
+export interface ClusterStatus {
+  name: string;
+  /** This home agent. */
+  member: string;
+  etcd: {
+    state: 'ok' | 'unreachable';
+    /** Unix ms of the last change of state. */
+    since: number;
+    /** Why unreachable (the last error). */
+    error?: string;
+    endpoints: string[];
+  };
+  /** Live home agents (their etcd entries) and the bindings each serves. */
+  homeAgents: { member: string; address: string; preference: number; bindings: number }[];
 }
 
 export interface MemberStatus extends StatusCommon {

@@ -77,6 +77,8 @@ export interface ClusterAgent {
   port: number;
   /** Home Agent Preference (RFC 6275 §7.4). */
   preference: number;
+  /** Its static public key (X25519, hex): members check its certificate against it. */
+  publicKey?: string | undefined;
   /** Bindings it serves (written at most once a second). */
   bindings: number;
 }

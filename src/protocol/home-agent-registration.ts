@@ -146,6 +146,22 @@ export interface HomeRegistrationInput {
   onHomeLink?: boolean;
   peer: RegistrationPeer;
   config: HomeAgentRegistrationConfig;
+  /**
+   * In a cluster of home agents (issue 18): the binding another home agent serves for this
+   * home address, as etcd last said, when this one holds none. Taking it over needs its owner
+   * key and a newer sequence number (the sequence continues across home agents); with
+   * `unverified` (etcd unreachable: it may be stale) the move is refused with BA 130, so the
+   * member tries another home agent.
+   */
+  elsewhere?: ClusterBindingView;
+}
+
+/** What a home agent of the cluster knows of a binding another one serves. */
+export interface ClusterBindingView {
+  servingHa: string;
+  ownerKey: Uint8Array;
+  sequence: number;
+  unverified: boolean;
 }
 
 /** Where and how the driver sends the BA. */
@@ -174,7 +190,8 @@ export type HomeRegistrationCode =
   | 'deregistrationWithoutBinding'
   | 'invalidCareOfAddress'
   | 'insufficientResources'
-  | 'homePrefixExpired';
+  | 'homePrefixExpired'
+  | 'clusterUnreachable';
 
 /** What the driver does after `processHomeBindingUpdate`. */
 export interface HomeRegistrationResult {
@@ -337,6 +354,21 @@ export function processHomeBindingUpdate(
       `the binding belongs to another key (member ${existing.peerName})`,
     );
   }
+  const elsewhere = existing === undefined ? input.elsewhere : undefined;
+  if (elsewhere !== undefined && !bytesEqual(elsewhere.ownerKey, peer.publicKey)) {
+    return reject(
+      BA_STATUS.ADMIN_PROHIBITED,
+      'bindingOwnerMismatch',
+      `the binding at home agent ${elsewhere.servingHa} belongs to another key`,
+    );
+  }
+  if (elsewhere?.unverified === true) {
+    return reject(
+      BA_STATUS.INSUFFICIENT_RESOURCES,
+      'clusterUnreachable',
+      `served by home agent ${elsewhere.servingHa} and etcd is unreachable: no move between home agents`,
+    );
+  }
   if (
     existing !== undefined &&
     (existing.flags.H !== bu.flags.H || existing.flags.R !== bu.flags.R)
@@ -358,7 +390,8 @@ export function processHomeBindingUpdate(
       'returning home (care-of = home address) but not received on the home link',
     );
   }
-  const lastSeq = existing?.sequence ?? cache.tombstoneSequence(hoa, now, peer.publicKey);
+  const lastSeq =
+    existing?.sequence ?? elsewhere?.sequence ?? cache.tombstoneSequence(hoa, now, peer.publicKey);
   if (lastSeq !== undefined && !seqNewer(bu.sequence, lastSeq)) {
     return reject(
       BA_STATUS.SEQUENCE_OUT_OF_WINDOW,

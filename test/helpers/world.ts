@@ -7,6 +7,7 @@ import { initCrypto } from '../../src/crypto/sodium.js';
 import { parseIpv6 } from '../../src/wire/address.js';
 import { Logger } from '../../src/util/log.js';
 import { HomeAgent, type HomeLinkControl } from '../../src/roles/ha/home-agent.js';
+import type { HomeAgentCluster } from '../../src/roles/ha/home-agent-options.js';
 import {
   MobileNode,
   type CareOfCandidate,
@@ -143,6 +144,8 @@ export class World {
     isRevoked?: (publicKey: Uint8Array) => boolean;
     /** The HA's binding store ([home] state). */
     store?: BindingStore;
+    /** The HA's cluster ([cluster], issue 18; its store is `store`). */
+    cluster?: HomeAgentCluster;
     /** The HA's IPv4 home address pool ([home] ipv4_pool, RFC 5555). */
     ipv4Pool?: string;
   }) {
@@ -181,6 +184,7 @@ export class World {
         ? { store: opts.store, wallClock: () => T0 + this.clock.now() }
         : {}),
       ...(opts.ipv4Pool !== undefined ? { ipv4Pool: opts.ipv4Pool } : {}),
+      ...(opts.cluster !== undefined ? { cluster: opts.cluster } : {}),
     });
     this.ha.start();
   }
@@ -195,6 +199,7 @@ export class World {
       maxBindings?: number;
       isRevoked?: (publicKey: Uint8Array) => boolean;
       store?: BindingStore;
+      cluster?: HomeAgentCluster;
       ipv4Pool?: string;
     } = {},
   ): Promise<World> {

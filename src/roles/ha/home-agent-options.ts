@@ -6,6 +6,7 @@ import { MAX_UPDATE_RATE } from '../../protocol/constants.js';
 import type { DiscoveryConfig } from '../../protocol/home-agent-discovery.js';
 import type { HomeAgentRegistrationConfig } from '../../protocol/home-agent-registration.js';
 import type { BindingStore } from '../../io/binding-store.js';
+import type { ClusterBinding, ClusterHealth } from '../../io/etcd-binding-store.js';
 import type { RandomSource } from '../../util/random-source.js';
 import type { WallClock } from '../../util/wall-clock.js';
 
@@ -51,6 +52,12 @@ export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
    * removal goes there, one write per burst. Without it the bindings live in memory only.
    */
   store?: BindingStore | undefined;
+  /**
+   * The home agents of the prefix share bindings through etcd ([cluster], issue 18; the store
+   * is then the cluster's): a BU for a member another home agent serves takes it over with the
+   * sequence continuing, refused while etcd is unreachable.
+   */
+  cluster?: HomeAgentCluster | undefined;
   /** Revoked member keys: their stored bindings are not restored. */
   isRevoked?: ((publicKey: Uint8Array) => boolean) | undefined;
   /** Wall clock for the validity of stored bindings' certificates (default Date.now). */
@@ -64,4 +71,13 @@ export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
   prefixAdvertisementIntervals?: { minSeconds: number; maxSeconds: number } | undefined;
   /** The underlay's MTU ([tun] underlay_mtu, default 1500): the path MTU search's ceiling. */
   underlayMtu?: number | undefined;
+}
+
+/** What the home agent asks of its cluster (src/io/etcd-binding-store.ts provides it). */
+export interface HomeAgentCluster {
+  /** This home agent's name in the cluster. */
+  readonly member: string;
+  /** The cluster's record of a home address, whoever serves it. */
+  binding(homeAddress: string): ClusterBinding | undefined;
+  readonly health: ClusterHealth;
 }

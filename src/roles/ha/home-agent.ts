@@ -53,6 +53,7 @@ import {
   certificateAllows,
   processHomeBindingUpdate,
   unboundHomeAddresses,
+  type ClusterBindingView,
 } from '../../protocol/home-agent-registration.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
 import type { HaStatus } from '../../io/control-protocol.js';
@@ -81,7 +82,11 @@ import {
   PATH_MESSAGE_LEN,
   PATH_RESPONSE,
 } from '../../protocol/path-validation.js';
-import { homeAgentAnycast, type DiscoveryConfig } from '../../protocol/home-agent-discovery.js';
+import {
+  homeAgentAnycast,
+  type DiscoveryConfig,
+  type HomeAgentInfo,
+} from '../../protocol/home-agent-discovery.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_SRC_OFF } from '../../wire/ipv6.js';
 import { IPV4_DST_OFF, IPV4_HEADER_LEN, IPV4_SRC_OFF, IPV4_VERSION } from '../../wire/ipv4.js';
 import { Ipv4HomeAddresses } from '../../protocol/ipv4-home-addresses.js';
@@ -564,6 +569,7 @@ export class HomeAgent {
     }
     let removed: Promise<void> | undefined;
     let dad: Promise<boolean> | undefined;
+    const elsewhere = this.#servedElsewhere(decoded.homeAddress ?? decoded.source);
     const result = processHomeBindingUpdate(
       this.cache,
       {
@@ -579,6 +585,7 @@ export class HomeAgent {
           allowsHomeAddress: (hoa) => certificateAllows(cert, hoa),
         },
         config: this.#prefixes.registrationConfig,
+        ...(elsewhere !== undefined ? { elsewhere } : {}),
       },
       now,
     );
@@ -593,6 +600,14 @@ export class HomeAgent {
     if (report !== undefined) env.log[report.level](report.event, report.fields);
     if (result.action === 'drop') return;
     const entry = result.entry;
+    if (result.change === 'created' && elsewhere !== undefined && entry) {
+      env.log.info('taken-over', {
+        hoa: entry.homeAddress,
+        member: cert.name,
+        from: elsewhere.servingHa,
+        seq: entry.sequence,
+      });
+    }
     if ((result.change === 'created' || result.change === 'updated') && entry) {
       // A BU after an unsolicited MPA acknowledges it (RFC 6275 §10.6.2, §11.4.3).
       if (this.#prefixes.onBindingUpdate(entry.key, now)) {
@@ -655,6 +670,37 @@ export class HomeAgent {
         void removed.then(() => this.#sendSignaling(session, ba, to, nodeNow(this.#env)));
       }
     }
+  }
+
+  /**
+   * In a cluster (issue 18): the binding another home agent serves for `hoa` when this one
+   * holds none, as etcd last said; `unverified` while etcd is unreachable.
+   */
+  #servedElsewhere(hoa: string): ClusterBindingView | undefined {
+    const cluster = this.#opts.cluster;
+    if (cluster === undefined || this.cache.get(hoa) !== undefined) return undefined;
+    const b = cluster.binding(hoa);
+    if (b === undefined || b.servingHa === cluster.member) return undefined;
+    return {
+      servingHa: b.servingHa,
+      ownerKey: b.ownerKey,
+      sequence: b.sequence,
+      unverified: cluster.health.state !== 'ok',
+    };
+  }
+
+  /**
+   * Another home agent of the cluster took `hoa` over (its BU went there, with a newer
+   * sequence number): this one drops the binding, its route and proxy-ND entry (only the
+   * serving home agent defends a home address on the home link). The store already knows.
+   */
+  clusterTookOver(hoa: string, by: string): void {
+    const entry = this.cache.get(hoa);
+    if (entry === undefined || this.#closed) return;
+    this.cache.delete(hoa, nodeNow(this.#env));
+    void this.#removeBinding(entry, `served-by-${by}`);
+    void this.#flushStore();
+    this.#rearm();
   }
 
   #sendChallenge({ session, to, token }: ChallengeToSend, now: number): void {
@@ -744,6 +790,29 @@ export class HomeAgent {
    * Returns whether anything changed.
    */
   setDiscovery(cfg: DiscoveryConfig): boolean {
+    this.#configuredDiscovery = cfg;
+    return this.#applyDiscovery(
+      this.#clusterAgents === undefined ? cfg : { ...cfg, homeAgents: this.#clusterAgents },
+    );
+  }
+
+  /** The discovery contents of ha.toml (the live cluster's home agents replace its list). */
+  #configuredDiscovery: DiscoveryConfig | undefined;
+  #clusterAgents: readonly HomeAgentInfo[] | undefined;
+
+  /**
+   * In a cluster (issue 18): the live home agents from etcd are what DHAAD Replies and MPAs
+   * list, instead of [[home.agents]]; a change reaches every member in an unsolicited MPA.
+   */
+  setClusterAgents(agents: readonly HomeAgentInfo[]): boolean {
+    if (this.#closed) return false;
+    this.#clusterAgents = agents;
+    const cfg = this.#configuredDiscovery ?? this.#prefixes.discovery;
+    this.#configuredDiscovery = cfg;
+    return this.#applyDiscovery({ ...cfg, homeAgents: agents });
+  }
+
+  #applyDiscovery(cfg: DiscoveryConfig): boolean {
     if (!this.#prefixes.set(cfg)) return false;
     this.advertisePrefix();
     // Bindings never outlive the home prefix (RFC 6275 §10.3.1): shortened, or removed at 0.

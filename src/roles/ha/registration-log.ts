@@ -65,5 +65,7 @@ export function registrationReport(
     // evil twin relaying it?).
     ...(result.code === 'bindingOwnerMismatch' ? { drop: 'binding-owner-mismatch' } : {}),
     ...(result.code === 'homeNotOnLink' ? { drop: 'home-not-on-link' } : {}),
+    // A cluster whose etcd is unreachable refuses moves between its home agents.
+    ...(result.code === 'clusterUnreachable' ? { drop: 'cluster-move-refused' } : {}),
   };
 }

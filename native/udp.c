@@ -77,6 +77,13 @@
 /* Float64Array counters, in this order (src/io/udp.ts reads the same layout). */
 enum { C_RX_DATAGRAMS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_DROPS,
        C_TX_ERRORS, C_POLL_ERRORS, C_ICMP_ERRORS, C_RX_TRUNCATED, C_TX_TOO_BIG, C_MTU_REPORTS, C_COUNT };
+/* Callers built before the path MTU counters pass C_TX_TOO_BIG of them: still accepted. */
+#define C_COUNT_MIN C_TX_TOO_BIG
+/* Adds to a counter the caller's array may lack (one of the later ones). */
+#define COUNT_IF(p, idx, n)                                                                        \
+  do {                                                                                             \
+    if ((p)->ncounters > (size_t)(idx)) (p)->counters[idx] += (n);                                 \
+  } while (0)
 
 typedef struct {
   int family;
@@ -138,7 +145,7 @@ static void push_mtu_report(mip6_poller *p, const void *name, uint32_t quoted, u
   put16(r + 22, mtu & 0xffff);
   memcpy(r + 24, data, quoted < QUOTE_LEN ? quoted : QUOTE_LEN);
   r[40] = origin;
-  p->counters[C_MTU_REPORTS] += 1;
+  COUNT_IF(p, C_MTU_REPORTS, 1);
 }
 
 /* The MTU the kernel has for the route to `name` (IP_MTU / IPV6_MTU of a throwaway connected
@@ -329,7 +336,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   /* 64-bit sum: headroom near 2^32 must not wrap below slot (issue #13), as in tun_linux.c. */
   if (max_batch == 0 || max_batch > 1024 || (uint64_t)headroom + 64 > slot ||
       (uint64_t)max_batch * slot > slab_len || off_len < max_batch || len_len < max_batch || rport_len < max_batch ||
-      raddr_len < (size_t)max_batch * ADDR_SLOT || laddr_len < (size_t)max_batch * ADDR_SLOT || cnt_len < C_COUNT ||
+      raddr_len < (size_t)max_batch * ADDR_SLOT || laddr_len < (size_t)max_batch * ADDR_SLOT || cnt_len < C_COUNT_MIN ||
       (rifindex && (rifindex_len < max_batch || rhops_len < max_batch))) {
     mip6_throw_range(env, "receive arrays too small for maxBatch x slotSize (maxBatch <= 1024)");
     return NULL;
@@ -601,7 +608,8 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       }
       /* Larger than the interface allows (DF, never fragmented here): the path MTU search
        * and the inner Packet Too Big keep this rare; counted apart from other failures. */
-      p->counters[errno == EMSGSIZE ? C_TX_TOO_BIG : C_TX_ERRORS] += 1;
+      if (errno == EMSGSIZE && p->ncounters > C_TX_TOO_BIG) p->counters[C_TX_TOO_BIG] += 1;
+      else p->counters[C_TX_ERRORS] += 1;
       /* Kept as an MTU report too: this host's interface does not carry this size (one byte
        * less than the IP datagram it would have made), quoting the datagram itself. */
       if (errno == EMSGSIZE) {

@@ -7,6 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,12 @@ export interface EtcdClusterOptions {
   netns?: (i: number) => string | undefined;
   /** Client and peer ports per member; default: free loopback ports. */
   ports?: { client: number; peer: number }[];
+  /**
+   * TLS for clients (PEM files): https:// client URLs, the server's certificate and key, and
+   * client certificates of `ca` required (--client-cert-auth). `client` is what the helper's
+   * health check presents.
+   */
+  tls?: { ca: string; cert: string; key: string; client: { cert: string; key: string } };
 }
 
 interface Teardown {
@@ -91,7 +98,7 @@ export async function startEtcd(t: Teardown, o: EtcdClusterOptions = {}): Promis
     const ports = o.ports?.[i] ?? { client: await freePort(), peer: await freePort() };
     members.push({
       name: `e${i}`,
-      clientUrl: `http://${bracket}:${ports.client}`,
+      clientUrl: `${o.tls === undefined ? 'http' : 'https'}://${bracket}:${ports.client}`,
       peerUrl: `http://${bracket}:${ports.peer}`,
       dataDir: join(root, `e${i}`),
       process: undefined,
@@ -127,18 +134,35 @@ export async function startEtcd(t: Teardown, o: EtcdClusterOptions = {}): Promis
       '50',
       '--election-timeout',
       '500',
+      ...(o.tls === undefined
+        ? []
+        : [
+            '--client-cert-auth',
+            '--trusted-ca-file',
+            o.tls.ca,
+            '--cert-file',
+            o.tls.cert,
+            '--key-file',
+            o.tls.key,
+          ]),
     ];
     const ns = o.netns?.(i);
+    // setpriv --pdeathsig: etcd dies with the test process even when that one is killed or
+    // crashes before its teardown (`ip netns exec` and setpriv exec, keeping the same PID).
+    const etcd = ['setpriv', '--pdeathsig', 'KILL', '--', 'etcd', ...args];
     const child =
       ns === undefined
-        ? spawn('etcd', args, { stdio: ['ignore', logFd, logFd] })
-        : spawn('ip', ['netns', 'exec', ns, 'etcd', ...args], {
-            stdio: ['ignore', logFd, logFd],
-          });
+        ? spawn(etcd[0]!, etcd.slice(1), { stdio: ['ignore', logFd, logFd] })
+        : spawn('ip', ['netns', 'exec', ns, ...etcd], { stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     child.on('exit', () => {
       if (m.process === child) m.process = undefined;
+      process.off('exit', killOnExit);
     });
+    const killOnExit = (): void => {
+      child.kill('SIGKILL');
+    };
+    process.on('exit', killOnExit);
     m.process = child;
     started.add(m.name);
   };
@@ -191,6 +215,7 @@ export async function startEtcd(t: Teardown, o: EtcdClusterOptions = {}): Promis
       `etcd ${m.name} at ${m.clientUrl} healthy`,
       async () => {
         if (m.process === undefined) throw new Error(`exited: ${cluster.log(m.name)}`);
+        if (o.tls !== undefined) return healthyTls(m.clientUrl, o.tls.ca, o.tls.client);
         return ns === undefined ? healthy(m.clientUrl) : healthyIn(ns, m.clientUrl);
       },
       20_000,
@@ -208,6 +233,32 @@ async function healthy(clientUrl: string): Promise<boolean> {
   const r = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
   const body = (await r.json()) as { health?: string };
   return body.health === 'true';
+}
+
+/** The same over TLS with a client certificate. */
+function healthyTls(
+  clientUrl: string,
+  ca: string,
+  client: { cert: string; key: string },
+): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(
+      `${clientUrl}/health`,
+      {
+        ca: readFileSync(ca),
+        cert: readFileSync(client.cert),
+        key: readFileSync(client.key),
+        timeout: 1_000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve((JSON.parse(body) as { health?: string }).health === 'true'));
+      },
+    );
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
 }
 
 /** The same from inside a namespace (the test process itself is outside it). */

@@ -3,10 +3,15 @@
  * started by the test: bindings under /mip6/<cluster>/bindings/<hoa> on the serving home
  * agent's lease, compare-and-swap on the sequence number between two home agents, the watch
  * that tells a home agent another one took a member over, the live agents, a dead home agent's
- * bindings vanishing with its lease, and etcd unreachable then back (the store catches up).
+ * bindings vanishing with its lease, etcd unreachable then back (the store catches up), and
+ * etcd's client TLS with client certificates (made with openssl).
  */
 import t from 'tap';
 import { Etcd3 } from 'etcd3';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { StoredBinding } from '../../src/io/binding-store.js';
 import { EtcdBindingStore, type ClusterHealth } from '../../src/io/etcd-binding-store.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
@@ -251,4 +256,146 @@ void t.test('etcd that never answers: one error line', { skip }, async (t) => {
     },
   );
   t.ok(Date.now() - start < 8_000, 'within the timeout');
+});
+
+/** A CA, etcd's server certificate for 127.0.0.1 and a client certificate, made by openssl. */
+function makeTlsFiles(dir: string): {
+  ca: string;
+  cert: string;
+  key: string;
+  clientCert: string;
+  clientKey: string;
+  otherCert: string;
+  otherKey: string;
+} {
+  const f = (n: string): string => join(dir, n);
+  const ssl = (...args: string[]): void => {
+    execFileSync('openssl', args, { stdio: 'ignore', timeout: 20_000 });
+  };
+  const ext = f('server.ext');
+  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  const clientExt = f('client.ext');
+  writeFileSync(clientExt, 'extendedKeyUsage=clientAuth\n');
+  const ca = (name: string): void =>
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.pem`),
+    );
+  const issue = (name: string, by: string, extFile: string): void => {
+    ssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.csr`),
+    );
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f(`${by}.pem`),
+      '-CAkey',
+      f(`${by}.key`),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      extFile,
+      '-out',
+      f(`${name}.pem`),
+    );
+  };
+  ca('ca');
+  ca('other-ca');
+  issue('server', 'ca', ext);
+  issue('ha1', 'ca', clientExt);
+  issue('intruder', 'other-ca', clientExt);
+  return {
+    ca: f('ca.pem'),
+    cert: f('server.pem'),
+    key: f('server.key'),
+    clientCert: f('ha1.pem'),
+    clientKey: f('ha1.key'),
+    otherCert: f('intruder.pem'),
+    otherKey: f('intruder.key'),
+  };
+}
+
+void t.test('etcd over TLS with client certificates ([cluster] tls_*)', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mip6-etcd-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const files = makeTlsFiles(dir);
+  const etcd = await startEtcd(t, {
+    tls: {
+      ca: files.ca,
+      cert: files.cert,
+      key: files.key,
+      client: { cert: files.clientCert, key: files.clientKey },
+    },
+  });
+  t.match(etcd.endpoints[0], /^https:\/\/127\.0\.0\.1:/);
+  const base = {
+    endpoints: etcd.endpoints,
+    cluster: 'tls',
+    member: 'ha1',
+    configKey: '[cluster] of test',
+    connectTimeoutMs: 1_500,
+  };
+  const store = await EtcdBindingStore.open({
+    ...base,
+    tls: { ca: files.ca, cert: files.clientCert, key: files.clientKey },
+  });
+  t.teardown(() => store.close());
+  await store.write({ put: [binding('2001:db8:100::50', 1)], delete: [] });
+  const again = await EtcdBindingStore.open({
+    ...base,
+    tls: { ca: files.ca, cert: files.clientCert, key: files.clientKey },
+  });
+  t.teardown(() => again.close());
+  await waitFor(
+    'the binding over TLS',
+    () => again.binding('2001:db8:100::50')?.servingHa === 'ha1',
+    5_000,
+  );
+  // A client certificate of another CA, or none, gets nothing.
+  await t.rejects(
+    EtcdBindingStore.open({
+      ...base,
+      tls: { ca: files.ca, cert: files.otherCert, key: files.otherKey },
+    }),
+    { code: 'ERR_CLUSTER_UNREACHABLE' },
+    'a client certificate etcd does not trust is refused',
+  );
+  await t.rejects(
+    EtcdBindingStore.open({ ...base, tls: { ca: files.ca } }),
+    { code: 'ERR_CLUSTER_UNREACHABLE' },
+    'no client certificate: refused',
+  );
+  await t.rejects(
+    EtcdBindingStore.open({ ...base, tls: { ca: join(dir, 'missing.pem') } }),
+    { code: 'ERR_CLUSTER_TLS', message: /^\[cluster\] of test: cannot read tls_ca .*missing\.pem/ },
+    'a TLS file that cannot be read: one line naming it',
+  );
 });

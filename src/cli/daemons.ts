@@ -44,6 +44,7 @@ import { openUdp } from '../io/udp.js';
 import { TunnelRoutes } from '../io/tunnel-routes.js';
 import { KillSwitch } from '../io/kill-switch.js';
 import { TunnelDns } from '../io/tunnel-dns.js';
+import { probeCaptivePortal } from '../io/portal-probe.js';
 import { KernelIpv4HomeNetwork } from '../io/ipv4-home-network.js';
 import { KernelListenPorts } from '../io/listen-ports.js';
 import { addAddress, deleteAddress } from '../io/iproute.js';
@@ -549,8 +550,18 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       await tunnelRoutes.install();
       log.info('tunnel-routes', { routes: cfg.tunnel.routes.join(','), fwmark: tunnelRoutes.mark });
     }
+    // The captive-portal probe gets through the kill switch when its host is an address.
+    const probeUrl = cfg.movement.portalProbe;
+    const probeHost = probeUrl === undefined ? undefined : new URL(probeUrl);
+    const probeAddress = probeHost?.hostname.replace(/^\[|\]$/g, '');
+    const allowTcp =
+      probeHost !== undefined &&
+      probeAddress !== undefined &&
+      (isIpv4(probeAddress) || probeAddress.includes(':'))
+        ? [{ address: probeAddress, port: Number(probeHost.port || 80) }]
+        : [];
     const killSwitch = cfg.tunnel.blockOutside
-      ? new KillSwitch({ tunName: tun.name, mark: cfg.tunnel.fwmark })
+      ? new KillSwitch({ tunName: tun.name, mark: cfg.tunnel.fwmark, allowTcp })
       : undefined;
     if (killSwitch !== undefined) {
       cleanup.push(() => void killSwitch.remove());
@@ -603,6 +614,9 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       ...agents,
       agentPort: cfg.home.agentPort,
       agentPorts: cfg.home.agentPorts,
+      ...(probeUrl !== undefined
+        ? { portalProbe: (careOf: string) => probeCaptivePortal(probeUrl, careOf) }
+        : {}),
       agentPublicKey,
       lifetimeSeconds: cfg.home.lifetime,
       firstRegistrationTimeoutMs: cfg.home.firstRegistrationTimeout * 1000,

@@ -84,6 +84,12 @@ export interface MnMovementConfig {
    * home, always tunnel).
    */
   returnHome: boolean;
+  /**
+   * Captive-portal probe (issue #15): an http:// URL that answers 204 on the open internet; when
+   * no port of the HA answers it is fetched outside the tunnel, and anything but 204 (a
+   * redirect, a login page) is reported as a captive portal in `mip6 status`. Undefined: none.
+   */
+  portalProbe: string | undefined;
 }
 
 /** A correspondent this member may optimize routes to ([[correspondent]]). */
@@ -319,7 +325,15 @@ function readMember(
     }),
     probeAttempts: m.int('probe_attempts', 3, { min: 1, max: 20 }),
     returnHome: m.bool('return_home', true),
+    portalProbe: m.optString('portal_probe'),
   };
+  const probe = movement.portalProbe;
+  if (probe !== undefined && !/^http:\/\/[^/\s:]+(:\d{1,5})?(\/\S*)?$/.test(probe)) {
+    throw m.error(
+      'portal_probe',
+      `"${probe}" is not a plain http:// URL (e.g. "http://203.0.113.80/generate_204")`,
+    );
+  }
   m.finish();
 
   const home: MnHomeConfig = {

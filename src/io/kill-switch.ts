@@ -7,6 +7,7 @@
  *   meta mark <fwmark>                   accept (the daemon's sockets: to the HA, to correspondents)
  *   DHCPv4 (udp 68 -> 67), DHCPv6 (udp 546 -> 547)      accept (keeping the visited lease)
  *   ICMPv6 RS, NS, NA, MLD reports       accept (IPv6 neighbour discovery; ARP is no IP packet)
+ *   the captive-portal probe's address   accept (TCP to its port only, when configured)
  *   anything else                        counted and dropped
  *
  * install() deletes a table of the same name a crashed run left, then loads the ruleset in one
@@ -21,6 +22,11 @@ export interface KillSwitchOptions {
   tunName: string;
   /** The firewall mark of the daemon's sockets ([tun] fwmark). */
   mark: number;
+  /**
+   * TCP destinations let out as well: the captive-portal probe's address and port
+   * ([movement] portal_probe), so a portal can be detected with the switch on.
+   */
+  allowTcp?: readonly { address: string; port: number }[];
 }
 
 /** Runs `nft -f -` with this script; rejects with IoError ERR_NFT (ignoreErrors: never). */
@@ -53,6 +59,11 @@ export class KillSwitch {
     if (!/^[A-Za-z0-9_.%-]{1,15}$/.test(o.tunName)) {
       throw new RangeError(`not an interface name: ${o.tunName}`);
     }
+    for (const a of o.allowTcp ?? []) {
+      if (!/^[0-9a-fA-F:.]+$/.test(a.address) || !Number.isInteger(a.port)) {
+        throw new RangeError(`not an address and port: ${a.address} ${a.port}`);
+      }
+    }
     this.#o = o;
     this.#run = run;
   }
@@ -77,6 +88,10 @@ export class KillSwitch {
       '    meta nfproto ipv4 udp sport 68 udp dport 67 accept',
       '    meta nfproto ipv6 udp sport 546 udp dport 547 accept',
       '    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } accept',
+      ...(this.#o.allowTcp ?? []).map(
+        (a) =>
+          `    ${a.address.includes(':') ? 'ip6' : 'ip'} daddr ${a.address} tcp dport ${a.port} accept`,
+      ),
       '    counter drop',
       '  }',
       '}',

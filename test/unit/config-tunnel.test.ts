@@ -232,6 +232,14 @@ void t.test('IPv4 home addresses: [home] ipv4_address, ipv4_pool, ipv4_masquerad
   bad(haBad('ipv4_pool = "2001:db8::/64"'), '/x/ha.toml', 'home.ipv4_pool', /not an IPv4 prefix/);
   bad(haBad('ipv4_pool = "10.99.0.0/31"'), '/x/ha.toml', 'home.ipv4_pool', /8 to 30/);
   bad(haBad('ipv4_pool = "pool"'), '/x/ha.toml', 'home.ipv4_pool', /not an IPv4 or IPv6 prefix/);
+  const probe = (v: string) => () =>
+    parseMnConfig(`${BASE}\n[movement]\nportal_probe = ${v}\n`, '/x/mn.toml');
+  t.equal(
+    probe('"http://203.0.113.80/generate_204"')().movement.portalProbe,
+    'http://203.0.113.80/generate_204',
+  );
+  bad(probe('"https://x.example/"'), '/x/mn.toml', 'movement.portal_probe', /not a plain http/);
+  bad(probe('"http://a b/"'), '/x/mn.toml', 'movement.portal_probe', /not a plain http/);
   bad(
     haBad('ipv4_masquerade = "eth0"'),
     '/x/ha.toml',

@@ -42,6 +42,23 @@ void t.test('kill switch: one table per mark, replaced, suspended at home, remov
     'install, suspend (once), resume, remove; nothing after remove',
   );
   t.throws(() => new KillSwitch({ tunName: 'bad name"', mark: 1 }, run), RangeError);
+  const probe = new KillSwitch(
+    {
+      tunName: 'mip6mn',
+      mark: 7,
+      allowTcp: [
+        { address: '203.0.113.80', port: 80 },
+        { address: '2001:db8::80', port: 8080 },
+      ],
+    },
+    run,
+  ).ruleset();
+  t.match(probe, /ip daddr 203\.0\.113\.80 tcp dport 80 accept\n/, 'the portal probe (IPv4)');
+  t.match(probe, /ip6 daddr 2001:db8::80 tcp dport 8080 accept\n/, 'the portal probe (IPv6)');
+  t.throws(
+    () => new KillSwitch({ tunName: 'x', mark: 1, allowTcp: [{ address: 'a;b', port: 1 }] }, run),
+    RangeError,
+  );
 });
 
 void t.test('dns: the file method, restored at exit and after a crash', async (t) => {

@@ -76,6 +76,11 @@ export interface MobileNodeOptions {
    */
   agentPorts?: readonly number[] | undefined;
   /**
+   * Captive-portal probe from our care-of address, outside the tunnel (src/io/portal-probe.ts):
+   * a description of the portal, or undefined. Run when no port of the HA answers.
+   */
+  portalProbe?: ((careOf: string) => Promise<string | undefined>) | undefined;
+  /**
    * RFC 5555 IPv4 home address to ask for: 'auto' or a dotted quad ([home] ipv4_address);
    * undefined: none.
    */

@@ -107,6 +107,8 @@ export class MobileNode {
   #portSendsBase = 0;
   /** Why the HA cannot be reached, when we know (for `mip6 status`). */
   #unreachable: string | undefined;
+  /** A captive-portal probe is running. */
+  #portalProbing = false;
   /** The IPv4 home address the HA granted (RFC 5555), null when none. */
   #homeAddress4: string | null = null;
   readonly #tunnel: HomeTunnel;
@@ -453,6 +455,7 @@ export class MobileNode {
     if (this.#portTries >= ports.length) {
       this.#portTries = 0;
       this.#unreachable = 'no answer on any port';
+      this.#probePortal();
       return false;
     }
     const i = ports.indexOf(this.#channel.port);
@@ -467,6 +470,28 @@ export class MobileNode {
     this.#movement.retryPath();
     this.#run(this.registration.probe(now, this.#opts.probeTimeoutMs ?? 1000), now);
     return true;
+  }
+
+  /**
+   * No port of the HA answers: a captive portal? ([movement] portal_probe, outside the tunnel.)
+   * What it finds goes into `mip6 status` until the next registration.
+   */
+  #probePortal(): void {
+    const probe = this.#opts.portalProbe;
+    const careOf = this.#movement.careOf;
+    if (probe === undefined || careOf === null || this.#portalProbing) return;
+    this.#portalProbing = true;
+    probe(careOf.localAddress)
+      .then((portal) => {
+        if (portal === undefined || this.#unreachable === undefined) return;
+        this.#unreachable = `captive portal: ${portal}`;
+        this.#env.log.warn('captive-portal', { careOf: careOf.localAddress, portal });
+        this.#emit('captive-portal', { portal });
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.#portalProbing = false;
+      });
   }
 
   /** probeAttempts BUs went unanswered: look for another path to the HA. */

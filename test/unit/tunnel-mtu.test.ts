@@ -1,0 +1,188 @@
+/**
+ * The roles' path MTU glue (src/roles/tunnel-mtu.ts) with real channel endpoints, a FakeTun
+ * and a socket stub that hands out MTU reports as native/udp.c would: which reports count
+ * (quoting a datagram this node really sealed lately, to the peer's current locator), what a
+ * forged one does (nothing), the inner Packet Too Big written into the TUN and its rate limit,
+ * probes answered and acks matched.
+ */
+import t from 'tap';
+import { DataKind } from '../../src/crypto/aead.js';
+import { type PeerSession, type SecureEndpoint } from '../../src/crypto/endpoint.js';
+import { initCrypto } from '../../src/crypto/sodium.js';
+import type { MtuReport, UdpEndpoint } from '../../src/io/types.js';
+import {
+  BASE_INNER,
+  decodePathMtuMessage,
+  encodeProbe,
+  encodeProbeAck,
+} from '../../src/protocol/path-mtu.js';
+import { DropCounters, type NodeEnvironment } from '../../src/roles/common.js';
+import { TOO_BIG_PER_SECOND, TunnelMtu } from '../../src/roles/tunnel-mtu.js';
+import { Logger } from '../../src/util/log.js';
+import { parseIpv6 } from '../../src/wire/address.js';
+import { authority, endpoint, ipv6Packet, memberKey, T0 } from '../helpers/crypto.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeTun } from '../helpers/fake-tun.js';
+
+await initCrypto();
+
+const ca = authority();
+const haKey = memberKey(1);
+const HA = { name: 'ha1', role: 'ha' as const, key: haKey, addresses: ['2001:db8:1::1'] };
+const MN = {
+  name: 'laptop',
+  role: 'mn' as const,
+  key: memberKey(2),
+  addresses: ['2001:db8:1::10'],
+};
+const HA_LOCATOR = { address: '198.51.100.1', port: 4191, family: 4 as const };
+
+/** A socket that only hands out the reports it is given (the rest is never called here). */
+class ReportingSocket {
+  readonly reports: MtuReport[] = [];
+  #count = 0;
+  push(r: MtuReport): void {
+    this.reports.push(r);
+    this.#count++;
+  }
+  mtuReportCount(): number {
+    return this.#count;
+  }
+  takeMtuReports(): MtuReport[] {
+    return this.reports.splice(0);
+  }
+}
+
+function setup(): {
+  mn: SecureEndpoint;
+  session: PeerSession;
+  tun: FakeTun;
+  drops: DropCounters;
+  mtu: TunnelMtu<PeerSession>;
+  sock: ReportingSocket;
+  seal: () => Uint8Array;
+} {
+  const ha = endpoint(ca, HA, ['mn']);
+  const mn = endpoint(ca, MN, ['ha']);
+  const r1 = ha.receive(mn.connect(haKey.publicKey, T0), T0);
+  if (r1.kind !== 'established' || !r1.reply) throw new Error('handshake');
+  const r2 = mn.receive(r1.reply, T0);
+  if (r2.kind !== 'established') throw new Error('handshake');
+  const tun = new FakeTun({ mtu: 1396 });
+  const env: NodeEnvironment = {
+    endpoint: mn,
+    tun,
+    clock: new FakeClock(),
+    epochOffsetMs: T0,
+    log: new Logger({ sink: { write: () => undefined }, clock: () => T0 }),
+  };
+  const drops = new DropCounters();
+  const mtu = new TunnelMtu<PeerSession>(env, drops, {
+    underlayMtu: 1500,
+    icmpSource6: () => '2001:db8:1::1',
+  });
+  const session = r2.session;
+  const src = parseIpv6('2001:db8:1::10')!;
+  const seal = (): Uint8Array => mn.seal(session, ipv6Packet(src, 1300), T0, DataKind.PAYLOAD)!;
+  return { mn, session, tun, drops, mtu, sock: new ReportingSocket(), seal };
+}
+
+function report(quote: Uint8Array, mtu: number, to = HA_LOCATOR, local = false): MtuReport {
+  return {
+    address: to.address,
+    port: to.port,
+    mtu,
+    quote: quote.slice(0, 16),
+    quotedLength: quote.length,
+    local,
+  };
+}
+
+void t.test(
+  'a report quoting our datagram to the peer lowers the path; forged ones do not',
+  (t) => {
+    const { mn, session, mtu, sock, seal, drops } = setup();
+    const state = mtu.path(session, HA_LOCATOR, T0);
+    // The ceiling probe comes back: the path carries the tunnel's full size.
+    const [probe] = mtu.poll(T0);
+    t.ok(probe);
+    mtu.onMessage(session, encodeProbeAck(probe!.id, probe!.size), 0, 7, T0 + 10, () => true);
+    t.equal(state.maxInner, 1396);
+    const sockets = [sock as unknown as UdpEndpoint];
+    const take = (now: number): void => mtu.takeReports(sockets, mn, (s) => s, now);
+
+    // Forgeries: a made-up SPI and counter; our SPI with a counter not used yet; a datagram of
+    // ours but about another locator; too short to say anything.
+    const ours = seal();
+    const wrongSpi = ours.slice();
+    wrongSpi[4] = wrongSpi[4]! ^ 0xff;
+    const future = ours.slice();
+    future[15] = 0x01; // counter 2^56: never sent
+    sock.push(report(wrongSpi, 576));
+    sock.push(report(future, 576));
+    sock.push(report(ours, 576, { ...HA_LOCATOR, address: '203.0.113.99' }));
+    sock.push(report(ours.subarray(0, 8), 576));
+    t.ok(mtu.reportsWaiting(sockets));
+    take(T0 + 20);
+    t.notOk(mtu.reportsWaiting(sockets), 'all taken');
+    t.equal(mtu.counters.reportsRejected, 4, 'every forgery refused');
+    t.equal(drops.get('mtu-report-unmatched'), 4);
+    t.equal(state.maxInner, 1396, 'the path is untouched');
+
+    // The real thing: the router says 1400 about a datagram we sealed.
+    sock.push(report(seal(), 1400));
+    take(T0 + 30);
+    t.equal(mtu.counters.reportsAccepted, 1);
+    t.equal(state.maxInner, 1400 - 60, 'lowered to exactly what passes');
+    t.equal(state.source, 'icmp');
+    // A matched report cannot push it below the base, nor raise it.
+    sock.push(report(seal(), 576));
+    sock.push(report(seal(), 9000));
+    take(T0 + 40);
+    t.equal(state.maxInner, BASE_INNER, 'never below 1280');
+    t.end();
+  },
+);
+
+void t.test('too big: a Packet Too Big into the TUN with the path size, rate-limited', (t) => {
+  const { tun, mtu, drops } = setup();
+  const big = ipv6Packet(parseIpv6('2001:db8:1::10')!, 1400 - 40);
+  const buf = new Uint8Array(big.length + 32);
+  buf.set(big, 16);
+  for (let i = 0; i < TOO_BIG_PER_SECOND + 5; i++) mtu.tooBig(buf, 16, big.length, 1340, T0);
+  t.equal(drops.get('too-big'), TOO_BIG_PER_SECOND + 5, 'every packet dropped and counted');
+  t.equal(tun.written.length, TOO_BIG_PER_SECOND, 'at most TOO_BIG_PER_SECOND errors a second');
+  const ptb = tun.written[0]!;
+  t.equal(ptb[0]! >> 4, 6);
+  t.equal(ptb[6], 58, 'ICMPv6');
+  t.equal(ptb[40], 2, 'Packet Too Big');
+  const m = ((ptb[44]! << 24) | (ptb[45]! << 16) | (ptb[46]! << 8) | ptb[47]!) >>> 0;
+  t.equal(m, 1340, 'announces the path size');
+  t.same([...ptb.subarray(24, 40)], [...big.subarray(8, 24)], 'back to the sender');
+  mtu.tooBig(buf, 16, big.length, 1340, T0 + 1000);
+  t.equal(tun.written.length, TOO_BIG_PER_SECOND + 1, 'the next second: again');
+  t.end();
+});
+
+void t.test('probes are answered with their id and size; unmatched acks are counted', (t) => {
+  const { session, mtu, drops } = setup();
+  const probe = encodeProbe(0x01020304, 1300);
+  const replies: Uint8Array[] = [];
+  mtu.onMessage(session, probe, 0, probe.length, T0, (m) => {
+    replies.push(m);
+    return true;
+  });
+  t.equal(replies.length, 1);
+  t.same(decodePathMtuMessage(replies[0]!, 0, replies[0]!.length), {
+    type: 'ack',
+    id: 0x01020304,
+    size: 1300,
+  });
+  t.equal(mtu.counters.probesAnswered, 1);
+  const stray = encodeProbeAck(77, 1300);
+  mtu.onMessage(session, stray, 0, stray.length, T0, () => true);
+  t.equal(drops.get('pmtu-ack-unmatched'), 1);
+  mtu.onMessage(session, Uint8Array.of(0x13, 1), 0, 2, T0, () => true);
+  t.equal(drops.get('pmtu-malformed'), 1);
+  t.end();
+});

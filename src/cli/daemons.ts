@@ -668,7 +668,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
           })
         : undefined;
     if (dns !== undefined) {
-      cleanup.push(() => void dns.restore());
+      cleanup.push(() => void dns.restore().catch(() => undefined));
       const method = await dns.apply();
       log.info('dns', { servers: cfg.tunnel.dns.join(','), method });
     }
@@ -691,7 +691,9 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
         await mn.close();
         await tunnelRoutes?.remove();
         await killSwitch?.remove();
-        await dns?.restore();
+        await dns
+          ?.restore()
+          .catch((err: unknown) => log.warn('dns-restore', { error: String(err) }));
         await control.close();
         env.capture?.close();
         endpoint.close();

@@ -7,7 +7,7 @@
  *      becomes unreachable for the MN (HA1 itself still runs and talks to etcd): the MN fails
  *      over to HA2, whose BU check continues the sequence number from etcd; HA1 hears of the
  *      takeover and drops its binding and its home-link (proxy ND) entry; only HA2 defends the
- *      home address.
+ *      home address (HA2 runs no DAD for it: HA1's proxy would answer until it saw the change).
  *   2. etcd unreachable: HA2 refuses the move (BA 130, 'cluster-move-refused') while HA1 keeps
  *      serving; once etcd is back the move goes through.
  */
@@ -214,6 +214,11 @@ void t.test(
     await waitFor('HA1 to drop the binding', () => w.ha.cache.get(HOA) === undefined, 10_000);
     t.notOk(w.homeLink.bound.has(HOA), 'HA1 withdrew its proxy-ND entry and route');
     t.ok(c.ha2Link.bound.has(HOA), 'HA2 defends the home address');
+    t.same(
+      c.ha2Link.detections,
+      [],
+      "no DAD for a member taken over: HA1's proxy ND still answers",
+    );
     await waitFor('etcd: served by HA2', () => s2.binding(HOA)?.servingHa === 'ha2', 5_000);
     t.equal(c.s1.binding(HOA)?.servingHa, 'ha2');
     t.same([...c.s1.bindingCounts()], [['ha2', 1]]);

@@ -95,7 +95,7 @@ function bindingRows(list: BindingStatus[]): string {
       'PATH MTU',
     ],
     list.map((b) => [
-      cell(b.homeAddress),
+      b.homeAddress4 === undefined ? cell(b.homeAddress) : `${b.homeAddress} ${b.homeAddress4}`,
       cell(b.member),
       b.path === 'validating' ? `${b.locator} (validating)` : cell(b.locator),
       cell(b.nat),
@@ -270,8 +270,13 @@ export function formatStatus(status: unknown): string {
     if (b.length > 0) out.push(bindingRows(b));
   } else {
     out.push(
-      `home address ${cell(s.homeAddress)}  home agent ${cell(s.homeAgent)}  state ${cell(s.state)}`,
+      `home address ${cell(s.homeAddress)}` +
+        (s.homeAddress4 !== undefined ? `  ipv4 ${cell(s.homeAddress4)}` : '') +
+        `  home agent ${cell(s.homeAgent)}  state ${cell(s.state)}`,
     );
+    if (s.homeAgentUnreachable !== undefined) {
+      out.push(`home agent unreachable: ${cell(s.homeAgentUnreachable)}`);
+    }
     const bul = asArray<BindingUpdateListStatus>(s.bindingUpdateList);
     out.push('', `binding update list (${bul.length})`);
     if (bul.length > 0) out.push(bulRows(bul));

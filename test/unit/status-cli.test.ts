@@ -95,6 +95,27 @@ void t.test('HA status table', async (t) => {
   t.equal(header.indexOf('LOCATOR'), row.indexOf('198.51.100.254'), 'columns aligned');
 });
 
+void t.test(
+  'personal tunnel (issue #15): IPv4 home addresses and why the HA is unreachable',
+  async (t) => {
+    const mn = formatStatus({
+      ...MN,
+      homeAddress4: '10.99.0.2',
+      homeAgentUnreachable: 'no answer on any port',
+    });
+    t.match(
+      mn,
+      /home address 2001:db8:100::10 {2}ipv4 10\.99\.0\.2 {2}home agent 198\.51\.100\.1:4191/,
+    );
+    t.match(mn, /home agent unreachable: no answer on any port/);
+    const ha = formatStatus({
+      ...HA,
+      bindings: HA.bindings.map((b) => ({ ...b, homeAddress4: '10.99.0.2' })),
+    });
+    t.match(ha, /2001:db8:100::10 10\.99\.0\.2\s/);
+  },
+);
+
 void t.test('MN status: binding update list; tolerant of junk', async (t) => {
   const text = formatStatus(MN);
   t.match(text, /home address 2001:db8:100::10 {2}home agent 198\.51\.100\.1:4191 {2}state away/);

@@ -617,6 +617,7 @@ export class HomeAgent {
       this.#persist(entry, session);
       const challenge = this.#paths.bind(entry, session, packet.length, now);
       if (challenge !== undefined) this.#sendChallenge(challenge, now);
+      this.#searchPathMtu(entry.key, now);
       const leftHome = this.#wentHome.get(entry.key);
       this.#wentHome.delete(entry.key);
       const holder =
@@ -729,6 +730,7 @@ export class HomeAgent {
     for (const key of validated.keys) {
       const hoa = this.cache.getByKey(key)?.homeAddress;
       this.#env.log.info('path-validated', { hoa, locator: validated.locator });
+      this.#searchPathMtu(key, nodeNow(this.#env));
     }
     this.#rearm();
   }
@@ -1083,6 +1085,15 @@ export class HomeAgent {
     }
     if (buf[off + (buf[off]! >> 4 === 6 ? 6 : 9)] === TCP) this.#mtu.clamp(buf, off, len, max);
     return true;
+  }
+
+  /**
+   * A binding's locator carries data now (validated): its path MTU search starts at once, so
+   * it is done before the first full-size packet (else that one meets the base, 1280).
+   */
+  #searchPathMtu(key: string, now: number): void {
+    const bound = this.#paths.get(key);
+    if (bound !== undefined && bound.data === bound.locator) this.#mtuOf(bound, now);
   }
 
   /** Probes due: to each member's current locator, sealed as our own signaling. */

@@ -324,18 +324,25 @@ export class HomeRegistration {
 
   /**
    * The BA's IPv4 Address Acknowledgement (RFC 5555 §3.2.1): success binds the address; a
-   * refusal of an address we asked for by value drops it, so 'auto' asks afresh next time.
+   * refusal of an address we asked for by value drops it. True when 'auto' should ask afresh
+   * at once: the HA refused the address it had given us (it restarted, or gave it away while
+   * we were home), so the next BU asks for any address instead of waiting for a refresh.
    */
-  #onIpv4Ack(ba: BindingAcknowledgement): void {
-    if (this.#ipv4Request === undefined) return;
+  #onIpv4Ack(ba: BindingAcknowledgement): boolean {
+    if (this.#ipv4Request === undefined) return false;
     const ack = ba.options.find((o) => o.type === 'ipv4AddressAcknowledgement');
     if (ack === undefined) {
       this.#ipv4Status = null;
-      return;
+      return false;
     }
     this.#ipv4Status = ack.status;
-    if (ack.status < 128) this.#homeAddress4 = ack.address;
-    else this.#homeAddress4 = null;
+    const askedByValue = this.#homeAddress4 !== null;
+    if (ack.status < 128) {
+      this.#homeAddress4 = ack.address;
+      return false;
+    }
+    this.#homeAddress4 = null;
+    return this.#ipv4Request === 'auto' && askedByValue;
   }
 
   /** Current state. */
@@ -577,7 +584,7 @@ export class HomeRegistration {
       natRefreshTime,
       prefixDiscoveryNeeded: ba.status === 1,
     };
-    this.#onIpv4Ack(ba);
+    if (this.#onIpv4Ack(ba)) this.#binding.refreshAt = now; // ask for a new IPv4 address now
     this.#attempt = null;
     this.#state = 'registered';
     actions.push({

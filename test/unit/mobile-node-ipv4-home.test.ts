@@ -80,14 +80,25 @@ void t.test('auto: ask with 0.0.0.0, then keep the granted address', async (t) =
   const again = sendOf(mn.setCareOf(V4, 500_000));
   t.equal(requested(again), '10.99.0.2', 'the next registration asks for it again');
 
-  // The HA gave it to somebody else meanwhile: 130, and 'auto' asks afresh.
-  const refused = registeredOf(
-    mn.onBindingAcknowledgement(ba(again.message.sequence, [ack(130, '10.99.0.2')]), 500_050),
+  // The HA gave it to somebody else meanwhile: 130, and 'auto' asks afresh at once.
+  const refusedActions = mn.onBindingAcknowledgement(
+    ba(again.message.sequence, [ack(130, '10.99.0.2')]),
+    500_050,
   );
+  const refused = registeredOf(refusedActions);
   t.equal(refused?.homeAddress4, null, 'refused: no IPv4 home address');
   t.equal(refused?.ipv4Status, 130);
-  const afresh = sendOf(mn.setCareOf(V6, 600_000));
-  t.equal(requested(afresh), '0.0.0.0', 'auto asks for a new one');
+  // At once, or as soon as MAX_UPDATE_RATE allows (RFC 6275 §11.8): well before a refresh.
+  const afresh =
+    refusedActions.find((x): x is Send => x.kind === 'sendBindingUpdate') ??
+    mn.poll(mn.nextDeadline()).find((x): x is Send => x.kind === 'sendBindingUpdate');
+  t.ok(mn.nextDeadline() < 502_000 || afresh !== undefined, 'within a second or two');
+  t.equal(afresh?.reason, 'refresh', 'a BU at once, not at the next refresh');
+  t.equal(requested(afresh!), '0.0.0.0', 'auto asks for any address');
+  const again2 = registeredOf(
+    mn.onBindingAcknowledgement(ba(afresh!.message.sequence, [ack(0, '10.99.0.3')]), 500_100),
+  );
+  t.equal(again2?.homeAddress4, '10.99.0.3', 'and gets one');
 });
 
 void t.test('fixed address, an HA that ignores the option, and none configured', async (t) => {

@@ -209,6 +209,7 @@ export class HomeTunnel {
   mtuDeadline(): number {
     const session = this.#host.channel.session;
     if (session === undefined || !session.established) return Infinity;
+    this.mtuPath(nodeNow(this.#host.env)); // a new channel or locator: its search starts now
     return this.#host.mtu.nextDeadline();
   }
 

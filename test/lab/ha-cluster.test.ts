@@ -17,7 +17,10 @@
  *   5. All etcd members gone: the HAs keep serving (traffic flows), `mip6 status` and a log
  *      line say etcd is unreachable and moves between HAs are refused; etcd back (its members
  *      restarted on their data): health ok, the cluster's view has all bindings again.
- *   6. Every TCP session finishes with every byte verified.
+ *   6. ha3 cut off from the other HAs and their etcd members (iptables in its namespace): it
+ *      serves its member on, the majority side drops its lease (ha3 and its binding leave the
+ *      list members get); healed, ha3 writes its binding again on a new lease.
+ *   7. Every TCP session finishes with every byte verified.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -346,7 +349,77 @@ probe_attempts = 3
       20_000,
     );
 
-    // ---- 6. every session intact -------------------------------------------------------------
+    // ---- 6. ha3 cut off from the other HAs (and their etcd members) -------------------------
+    const cut = (op: '-I' | '-D') =>
+      Promise.all(
+        [1, 2].flatMap((n) => [
+          run('ip', [
+            'netns',
+            'exec',
+            haNs[2]!,
+            'iptables',
+            '-w',
+            op,
+            'INPUT',
+            '-s',
+            haUnderlay(n),
+            '-j',
+            'DROP',
+          ]),
+          run('ip', [
+            'netns',
+            'exec',
+            haNs[2]!,
+            'iptables',
+            '-w',
+            op,
+            'OUTPUT',
+            '-d',
+            haUnderlay(n),
+            '-j',
+            'DROP',
+          ]),
+        ]),
+      );
+    await cut('-I');
+    await waitFor(
+      'ha3: etcd unreachable',
+      async () => (await clusterOf(has[2]!))?.etcd.state === 'unreachable',
+      20_000,
+    );
+    await waitFor(
+      "ha2's view: ha3 and its binding gone with its lease",
+      async () => view(await clusterOf(has[1]!)) === `ha2:${haHome(2)}:2`,
+      20_000,
+    );
+    t.pass("the majority side dropped ha3's lease: ha2's cluster view lists ha2 alone");
+    for (const p of pairs) {
+      const before = await received(p);
+      await waitFor(
+        'traffic flows across the partition',
+        async () => (await received(p)) > before + 10_000,
+        20_000,
+      );
+    }
+    t.equal(
+      (await mns[2]!.status<MemberStatus>()).homeAgent,
+      `${haUnderlay(3)}:4191`,
+      'mn3 stayed at ha3',
+    );
+    await cut('-D');
+    await waitFor(
+      'ha3: etcd ok again',
+      async () => (await clusterOf(has[2]!))?.etcd.state === 'ok',
+      30_000,
+    );
+    await waitFor(
+      'after the partition: ha3 and its binding back in the cluster',
+      async () => view(await clusterOf(has[1]!)) === `ha2:${haHome(2)}:2 ha3:${haHome(3)}:1`,
+      20_000,
+    );
+    t.pass('ha3 caught up: new lease, its binding written again');
+
+    // ---- 7. every session intact -------------------------------------------------------------
     for (const p of pairs) {
       const end = await p.stop();
       t.ok(

@@ -248,6 +248,13 @@ probe_attempts = 3
     };
     for (const p of pairs)
       await waitFor('data both ways', async () => (await received(p)) > 0, 15_000);
+    /** Every session moves another 10 kB both ways (within 20 s). */
+    const flowing = async (what: string): Promise<void> => {
+      for (const p of pairs) {
+        const before = await received(p);
+        await waitFor(what, async () => (await received(p)) > before + 10_000, 20_000);
+      }
+    };
 
     // ---- 3. SIGKILL of ha1 ------------------------------------------------------------------
     const mn1From = mns[0]!.lines.length;
@@ -278,14 +285,7 @@ probe_attempts = 3
       others,
       'mn2 and mn3 stayed at their HAs',
     );
-    for (const p of pairs) {
-      const before = await received(p);
-      await waitFor(
-        'traffic flows again',
-        async () => (await received(p)) > before + 10_000,
-        20_000,
-      );
-    }
+    await flowing('traffic flows again');
     await waitFor(
       "ha1's bindings gone from the cluster (its lease expired)",
       async () => view(await clusterOf(has[1]!))?.includes('ha1') === false,
@@ -328,14 +328,7 @@ probe_attempts = 3
       formatStatus(await has[1]!.status()),
       /etcd UNREACHABLE since .*serving the bindings held, moves between home agents refused/,
     );
-    for (const p of pairs) {
-      const before = await received(p);
-      await waitFor(
-        'traffic flows without etcd',
-        async () => (await received(p)) > before + 10_000,
-        20_000,
-      );
-    }
+    await flowing('traffic flows without etcd');
     await Promise.all(['e0', 'e1', 'e2'].map((m) => etcd.start(m)));
     for (const d of has.slice(1)) {
       await waitFor('etcd ok again', async () => (await clusterOf(d))?.etcd.state === 'ok', 30_000);
@@ -393,14 +386,7 @@ probe_attempts = 3
       20_000,
     );
     t.pass("the majority side dropped ha3's lease: ha2's cluster view lists ha2 alone");
-    for (const p of pairs) {
-      const before = await received(p);
-      await waitFor(
-        'traffic flows across the partition',
-        async () => (await received(p)) > before + 10_000,
-        20_000,
-      );
-    }
+    await flowing('traffic flows across the partition');
     t.equal(
       (await mns[2]!.status<MemberStatus>()).homeAgent,
       `${haUnderlay(3)}:4191`,

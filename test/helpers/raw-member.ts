@@ -42,7 +42,10 @@ export async function rawMember(
       const copy = batch.packet(i).slice();
       const r = ep.receive(copy, T0 + w.clock.now());
       if (r.kind === 'established') session = r.session;
-      if (r.kind === 'data') got.push(decodePacket(copy.subarray(r.offset, r.offset + r.length)));
+      // Path messages (validation, MTU probes) are sealed too and are not IPv6: not kept.
+      if (r.kind === 'data' && (copy[r.offset] ?? 0) >> 4 === 6) {
+        got.push(decodePacket(copy.subarray(r.offset, r.offset + r.length)));
+      }
     }
   });
   udp.send(ep.connect(w.haKey.publicKey, T0 + w.clock.now()), HA4, HA_PORT);

@@ -73,7 +73,8 @@ async function handMember(
       const copy = batch.packet(i).slice();
       const r = ep.receive(copy, T0 + w.clock.now());
       if (r.kind === 'established') session = r.session;
-      if (r.kind !== 'data') continue;
+      // Path messages (validation, MTU probes) are sealed too and are not IPv6.
+      if (r.kind !== 'data' || (copy[r.offset] ?? 0) >> 4 !== 6) continue;
       const p = decodePacket(copy.subarray(r.offset, r.offset + r.length));
       if (p.mobility?.kind === 'bindingAcknowledgement') statuses.push(p.mobility.status);
       else data++;

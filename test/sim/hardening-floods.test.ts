@@ -55,7 +55,8 @@ void t.test(
         const copy = batch.packet(i).slice();
         const r = rogue.receive(copy, T0 + w.clock.now());
         if (r.kind === 'established') session = r.session;
-        if (r.kind === 'data') {
+        // Path messages (validation, MTU probes) are sealed too and are not IPv6.
+        if (r.kind === 'data' && (copy[r.offset] ?? 0) >> 4 === 6) {
           const p = decodePacket(copy.subarray(r.offset, r.offset + r.length));
           if (p.mobility?.kind === 'bindingAcknowledgement') acks++;
         }

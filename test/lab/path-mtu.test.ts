@@ -88,7 +88,7 @@ async function throughput(
   pair: TrafficPair,
   warmup: number,
   bytes: number,
-  windows = 4,
+  windows = 6,
 ): Promise<number> {
   await moved(pair, warmup, 60_000, 'the stream warmed up');
   let best = 0;

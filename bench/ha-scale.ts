@@ -26,7 +26,10 @@
  *      to each, the client's MNs answer its handshakes and Binding Refresh Requests. Reported:
  *      the restart's start-up (spawn to "started"), the reload ("bindings-restored"), the time
  *      from "started" to the last MN's BA, and the restarted HA's CPU time.
- *   7. The daemon is stopped (SIGTERM), the namespace deleted.
+ *   7. With --cluster (issue 18): an etcd in the namespace (127.0.0.1:2379, its data in the
+ *      run's directory) and the HA in a [cluster] of its own: every registration and refresh
+ *      goes through the etcd store (compare-and-swap, lease).
+ *   8. The daemon (and etcd) stopped, the namespace deleted.
  * Prints one JSON line per N; --write also writes bench/results/ha-scale-<date>.json with the
  * mip6 commit and the load average before and after each N (the .md next to it is written from
  * that by hand, with the circumstances of the run).
@@ -86,9 +89,21 @@ const { values: a } = parseArgs({
      * its reload of N stored bindings and the re-initiation of N channels, timed. Implies --state.
      */
     restart: { type: 'boolean', default: false },
+    /**
+     * Issue 18: the HA is a member of a [cluster], its bindings in an etcd (Debian's
+     * etcd-server) started in the run's namespace on its loopback: the cluster store's cost on
+     * registration and refresh, against the same run without it. Not with --state.
+     */
+    cluster: { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
   },
 });
+if (a.cluster && (a.state || a.restart)) {
+  process.stderr.write(
+    'ha-scale: --cluster keeps the bindings in etcd: not with --state / --restart\n',
+  );
+  process.exit(2);
+}
 const NS_LIST = (a.n ?? '1000')
   .split(',')
   .map(Number)
@@ -203,6 +218,7 @@ interface RunResult {
   };
   proxyEntries?: number;
   state?: boolean;
+  cluster?: boolean;
   restart?: Record<string, unknown>;
   result?: Record<string, unknown>;
   error?: string;
@@ -217,11 +233,13 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
   const began = performance.now();
   const withState = a.state === true || a.restart === true;
   let daemon: ChildProcess | undefined;
+  let etcd: ChildProcess | undefined;
   const out: RunResult = {
     n,
     src: a.compiled ?? a.src ?? 'src',
     homeLink: a['home-link'] ?? false,
     state: withState,
+    ...(a.cluster ? { cluster: true } : {}),
     loadBefore,
     loadAfter: [],
     wallS: 0,
@@ -237,6 +255,22 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
       ip(['-n', ns, 'link', 'add', 'homelink', 'type', 'veth', 'peer', 'name', 'homepeer']);
       ip(['-n', ns, 'link', 'set', 'homepeer', 'up']);
       ip(['-n', ns, 'link', 'set', 'homelink', 'up']);
+    }
+    if (a.cluster) {
+      // One etcd member on the namespace's loopback, killed with this process at the latest.
+      const etcdLog = openSync(join(dir, 'etcd.log'), 'w');
+      etcd = spawn(
+        'ip',
+        ['netns', 'exec', ns, 'setpriv', '--pdeathsig', 'KILL', '--', 'etcd', '--name', 'e0']
+          .concat(['--data-dir', join(dir, 'etcd')])
+          .concat(['--listen-client-urls', 'http://127.0.0.1:2379'])
+          .concat(['--advertise-client-urls', 'http://127.0.0.1:2379'])
+          .concat(['--listen-peer-urls', 'http://127.0.0.1:2380'])
+          .concat(['--initial-advertise-peer-urls', 'http://127.0.0.1:2380'])
+          .concat(['--initial-cluster', 'e0=http://127.0.0.1:2380']),
+        { stdio: ['ignore', etcdLog, etcdLog] },
+      );
+      closeSync(etcdLog);
     }
     const cfg = join(dir, 'ha.toml');
     writeFileSync(
@@ -258,7 +292,11 @@ address6 = "off"
 [home]
 prefix = "${HOME_PREFIX}"
 address = "${HA_HOME}"
-${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir, 'ha.db')}"\n` : ''}`,
+${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir, 'ha.db')}"\n` : ''}${
+        a.cluster
+          ? '\n[cluster]\netcd = "http://127.0.0.1:2379"\nname = "bench"\nmember = "ha1"\n'
+          : ''
+      }`,
     );
     const prof = a['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', a['cpu-prof']];
     /** Starts `mip6 ha` logging into `logFile`; resolves once it logged "started". */
@@ -429,6 +467,11 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
     if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) {
       daemon.kill('SIGKILL');
     }
+    if (etcd !== undefined && etcd.exitCode === null && etcd.signalCode === null) {
+      const gone = new Promise((r) => etcd!.once('exit', r));
+      etcd.kill('SIGKILL'); // the etcd this run started, by its PID
+      await gone;
+    }
     try {
       ip(['netns', 'del', ns]);
     } catch {
@@ -465,7 +508,13 @@ async function main(): Promise<void> {
       };
       kept = old.runs.filter(
         (r) =>
-          !runs.some((x) => x.n === r.n && x.homeLink === r.homeLink && !!x.state === !!r.state),
+          !runs.some(
+            (x) =>
+              x.n === r.n &&
+              x.homeLink === r.homeLink &&
+              !!x.state === !!r.state &&
+              !!x.cluster === !!r.cluster,
+          ),
       );
     }
     const json = {

@@ -38,7 +38,7 @@ function specific(address: string | undefined): string | undefined {
  * The live home agents as DHAAD and MPAs list them: each one's etcd entry; where it lacks an
  * underlay address (a home agent listening on a wildcard), the [[home.agents]] entry with the
  * same home address fills it in. `self` (this home agent) goes without a public key: members
- * know ours.
+ * know ours. Each one's binding count is its load: DHAAD lists the lighter first on a tie.
  */
 export function clusterHomeAgents(
   agents: readonly ClusterAgent[],
@@ -54,6 +54,7 @@ export function clusterHomeAgents(
       underlay4: a.address4 ?? known?.address4,
       underlay6: a.address6 ?? known?.address6,
       port: a.port,
+      load: a.bindings,
       ...(a.member !== self && a.publicKey !== undefined
         ? { publicKey: new Uint8Array(Buffer.from(a.publicKey, 'hex')) }
         : {}),

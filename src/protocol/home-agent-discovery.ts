@@ -103,6 +103,8 @@ export interface HomeAgentInfo {
   port?: number | undefined;
   /** Its X25519 public key, when it does not share the identity of the announcing HA. */
   publicKey?: Uint8Array | undefined;
+  /** Bindings it serves, when known (a cluster's HAs, issue 18): the lighter first on a tie. */
+  load?: number | undefined;
 }
 
 /** A prefix announced in Mobile Prefix Advertisements, with its lifetimes in seconds. */
@@ -121,8 +123,9 @@ export interface DiscoveryConfig {
 }
 
 /**
- * The Home Agents List in DHAAD order (RFC 6275 §10.5.1): higher preference first, the order
- * among equal preferences randomized for each reply (load sharing), entries with lifetime 0
+ * The Home Agents List in DHAAD order (RFC 6275 §10.5.1): higher preference first; among equal
+ * preferences the one serving fewer bindings first when the loads are known (a cluster), else
+ * (and among equal loads) randomized for each reply (load sharing); entries with lifetime 0
  * left out, at most MAX_HAAD_ADDRESSES.
  */
 export function orderHomeAgents(
@@ -135,7 +138,7 @@ export function orderHomeAgents(
     const j = Math.floor(random() * (i + 1));
     [live[i], live[j]] = [live[j]!, live[i]!];
   }
-  live.sort((a, b) => b.preference - a.preference);
+  live.sort((a, b) => b.preference - a.preference || (a.load ?? 0) - (b.load ?? 0));
   return live.slice(0, MAX_HAAD_ADDRESSES);
 }
 
@@ -266,7 +269,12 @@ export function discoveryChanged(a: DiscoveryConfig, b: DiscoveryConfig): boolea
       p: c.prefixes,
       h: [...c.homeAgents]
         .sort((x, y) => (x.address < y.address ? -1 : 1))
-        .map((x) => ({ ...x, publicKey: x.publicKey ? Array.from(x.publicKey) : null })),
+        // A load is no announcement (MPAs do not carry it): its changes send no MPA.
+        .map((x) => ({
+          ...x,
+          load: undefined,
+          publicKey: x.publicKey ? Array.from(x.publicKey) : null,
+        })),
     });
   return key(a) !== key(b);
 }

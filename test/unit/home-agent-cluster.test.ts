@@ -2,7 +2,7 @@
  * The home agent cluster's rules without etcd (issue 18): a BU for a member another home agent
  * serves (processHomeBindingUpdate's `elsewhere`) continues that binding's sequence number and
  * needs its owner key; with etcd unreachable it is refused with BA 130 and counted; the live
- * agents as DHAAD lists them; the cluster in `mip6 status`.
+ * agents as DHAAD lists them (preference, then load); the cluster in `mip6 status`.
  */
 import t from 'tap';
 import { BindingCache } from '../../src/protocol/binding-cache.js';
@@ -14,6 +14,7 @@ import {
 import { registrationReport } from '../../src/roles/ha/registration-log.js';
 import { clusterHomeAgents } from '../../src/cli/ha-cluster.js';
 import { formatStatus } from '../../src/cli/status.js';
+import { discoveryChanged, orderHomeAgents } from '../../src/protocol/home-agent-discovery.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
 import { BA_STATUS } from '../../src/wire/types.js';
 
@@ -141,6 +142,7 @@ void t.test('the live agents as DHAAD lists them', async (t) => {
         underlay4: '198.51.100.1',
         underlay6: undefined,
         port: 4191,
+        load: 3,
         publicKey: new Uint8Array(32).fill(0x11),
       },
       {
@@ -150,11 +152,45 @@ void t.test('the live agents as DHAAD lists them', async (t) => {
         underlay4: '198.51.100.2',
         underlay6: undefined,
         port: 4192,
+        load: 0,
       },
     ],
     'its own entry without a key; a wildcard listener filled in from [[home.agents]]',
   );
 });
+
+void t.test(
+  'DHAAD: on equal preference the less loaded HA first; a load sends no MPA',
+  async (t) => {
+    const agent = (address: string, preference: number, load: number) => ({
+      address,
+      preference,
+      lifetime: 1800,
+      load,
+    });
+    const agents = [
+      agent('2001:db8:100::1', 5, 40),
+      agent('2001:db8:100::2', 5, 3),
+      agent('2001:db8:100::3', 9, 100),
+      agent('2001:db8:100::4', 5, 17),
+    ];
+    for (const r of [0, 0.3, 0.99]) {
+      t.same(
+        orderHomeAgents(agents, () => r).map((a) => a.address),
+        ['2001:db8:100::3', '2001:db8:100::2', '2001:db8:100::4', '2001:db8:100::1'],
+        'preference first, then load, whatever the random draw',
+      );
+    }
+    const prefixes = [
+      { address: '2001:db8:100::', length: 64, validLifetime: 1, preferredLifetime: 1 },
+    ];
+    const before = { homeAgents: agents, prefixes };
+    const loads = { homeAgents: agents.map((a) => ({ ...a, load: a.load + 1 })), prefixes };
+    t.equal(discoveryChanged(before, loads), false, 'new loads only: no unsolicited MPA');
+    const gone = { homeAgents: agents.slice(1), prefixes };
+    t.equal(discoveryChanged(before, gone), true, 'an HA gone: an MPA');
+  },
+);
 
 void t.test('mip6 status shows the cluster', async (t) => {
   const base = { role: 'ha', homePrefix: '2001:db8:100::/64', bindings: [] };

@@ -106,7 +106,10 @@ export class HomePrefixes {
 
   /** New contents (a reloaded ha.toml); false when nothing changed. */
   set(cfg: DiscoveryConfig): boolean {
-    if (!discoveryChanged(this.#discovery, cfg)) return false;
+    if (!discoveryChanged(this.#discovery, cfg)) {
+      this.#discovery = cfg; // the same announcement; DHAAD orders by the new loads
+      return false;
+    }
     this.#discovery = cfg;
     this.#apply();
     return true;

@@ -197,7 +197,9 @@ export class TunnelMtu<Owner> {
   ): void {
     for (const s of sockets) {
       if (s === undefined || s.takeMtuReports === undefined) continue;
-      this.#seen.set(s, s.mtuReportCount?.() ?? 0);
+      const count = s.mtuReportCount?.() ?? 0;
+      if (count === this.#seen.get(s)) continue; // nothing new: no native call
+      this.#seen.set(s, count);
       for (const r of s.takeMtuReports()) {
         if (!this.#reports.allow(now)) {
           this.#drops.add('mtu-report-rate-limited');

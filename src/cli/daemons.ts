@@ -652,6 +652,20 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
         },
       },
     });
+    if (tunnelRoutes !== undefined || killSwitch !== undefined) {
+      // A captive portal keeps the HA unreachable: DNS, HTTP and HTTPS by the visited network
+      // (routes and kill switch) until we are registered again, so the guest can log in.
+      mn.on((event) => {
+        if (event === 'captive-portal') {
+          log.warn('captive-portal-open', { services: 'dns,http,https' });
+          void tunnelRoutes?.openPortal();
+          void killSwitch?.openPortal();
+        } else if (event === 'registered') {
+          void tunnelRoutes?.closePortal();
+          void killSwitch?.closePortal();
+        }
+      });
+    }
     const control = await startControlServer(
       cfg.controlSocket,
       { status: () => mn.status() },

@@ -8,6 +8,7 @@
  *   DHCPv4 (udp 68 -> 67), DHCPv6 (udp 546 -> 547)      accept (keeping the visited lease)
  *   ICMPv6 RS, NS, NA, MLD reports       accept (IPv6 neighbour discovery; ARP is no IP packet)
  *   the captive-portal probe's address   accept (TCP to its port only, when configured)
+ *   DNS, HTTP, HTTPS                     accept only while a captive portal is open (openPortal)
  *   anything else                        counted and dropped
  *
  * install() deletes a table of the same name a crashed run left, then loads the ruleset in one
@@ -54,6 +55,7 @@ export class KillSwitch {
   readonly #run: NftRunner;
   #installed = false;
   #suspended = false;
+  #portalOpen = false;
 
   constructor(o: KillSwitchOptions, run: NftRunner = nft) {
     if (!/^[A-Za-z0-9_.%-]{1,15}$/.test(o.tunName)) {
@@ -92,6 +94,9 @@ export class KillSwitch {
         (a) =>
           `    ${a.address.includes(':') ? 'ip6' : 'ip'} daddr ${a.address} tcp dport ${a.port} accept`,
       ),
+      ...(this.#portalOpen
+        ? ['    udp dport 53 accept', '    tcp dport { 53, 80, 443 } accept']
+        : []),
       '    counter drop',
       '  }',
       '}',
@@ -110,6 +115,22 @@ export class KillSwitch {
     await this.#run(`table inet ${this.table}\ndelete table inet ${this.table}\n`, true);
   }
 
+  /**
+   * A captive portal keeps the HA unreachable: DNS, HTTP and HTTPS may leave by the underlay
+   * until `closePortal()` (registered again), so the guest can log in. The ruleset is replaced.
+   */
+  async openPortal(): Promise<void> {
+    if (!this.#installed || this.#suspended || this.#portalOpen) return;
+    this.#portalOpen = true;
+    await this.install();
+  }
+
+  async closePortal(): Promise<void> {
+    if (!this.#installed || !this.#portalOpen) return;
+    this.#portalOpen = false;
+    if (!this.#suspended) await this.install();
+  }
+
   /** At home: the table away (traffic leaves by the home link, no tunnel there). */
   async suspend(): Promise<void> {
     if (!this.#installed || this.#suspended) return;
@@ -126,6 +147,7 @@ export class KillSwitch {
   async remove(): Promise<void> {
     this.#installed = false;
     this.#suspended = false;
+    this.#portalOpen = false;
     await this.#delete();
   }
 }

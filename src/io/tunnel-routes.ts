@@ -19,7 +19,9 @@
  * install() first removes what a crashed earlier run left (the same rules, the table's
  * routes), then adds the routes and the rules; remove() takes them away again (exit). suspend()
  * / resume() take the rules away while the MN is on its home link (no tunnel there) and put
- * them back when it leaves.
+ * them back when it leaves. openPortal() / closePortal(): while a captive portal keeps the HA
+ * unreachable, DNS, HTTP and HTTPS go by the visited network's routes (priority 4189), so a
+ * browser can log in; closed again once the MN is registered.
  *
  * Only the home prefix is routed into the TUN without this (the TUN's own address route, as
  * before). Everything runs through `ip -batch` (never a shell); rules are deleted only by their
@@ -34,6 +36,24 @@ export const DEFAULT_TUNNEL_MARK = 4191;
 export const RULE_PRIORITY_SUPPRESS = 4190;
 /** Priority of the rule that sends unmarked traffic to the tunnel's table. */
 export const RULE_PRIORITY_TUNNEL = 4191;
+/** Priority of the captive-portal rules (DNS, HTTP, HTTPS by the visited network's routes). */
+export const RULE_PRIORITY_PORTAL = 4189;
+
+/** What a captive portal login needs: DNS, HTTP and HTTPS (protocol, destination port). */
+export const PORTAL_SERVICES: readonly (readonly ['udp' | 'tcp', number])[] = [
+  ['udp', 53],
+  ['tcp', 53],
+  ['tcp', 80],
+  ['tcp', 443],
+];
+
+/** The lines that add (or delete) the captive-portal rules of one family. */
+export function portalRuleLines(verb: 'add' | 'del'): string[] {
+  return PORTAL_SERVICES.map(
+    ([proto, port]) =>
+      `rule ${verb} pref ${RULE_PRIORITY_PORTAL} ipproto ${proto} dport ${port} lookup main`,
+  );
+}
 
 export interface TunnelRoutesOptions {
   tunName: string;
@@ -85,6 +105,7 @@ export class TunnelRoutes {
   readonly #run: IpBatchRunner;
   #installed = false;
   #suspended = false;
+  #portalOpen = false;
 
   constructor(opts: TunnelRoutesOptions, run: IpBatchRunner = ipBatch) {
     if (!Number.isInteger(opts.mark) || opts.mark < 1 || opts.mark > 0xffffffff) {
@@ -108,7 +129,11 @@ export class TunnelRoutes {
   async cleanStale(): Promise<void> {
     const m = this.#o.mark;
     for (const family of [4, 6] as const) {
-      await this.#run(family, [...ruleLines('del', m), `route flush table ${m}`], true);
+      await this.#run(
+        family,
+        [...ruleLines('del', m), ...portalRuleLines('del'), `route flush table ${m}`],
+        true,
+      );
     }
   }
 
@@ -140,6 +165,22 @@ export class TunnelRoutes {
     }
   }
 
+  /**
+   * A captive portal is in the way (the HA unreachable): DNS, HTTP and HTTPS use the visited
+   * network's routes until `closePortal()` (registered again), so a browser can log in.
+   */
+  async openPortal(): Promise<void> {
+    if (!this.#installed || this.#suspended || this.#portalOpen) return;
+    this.#portalOpen = true;
+    for (const family of this.families) await this.#run(family, portalRuleLines('add'), true);
+  }
+
+  async closePortal(): Promise<void> {
+    if (!this.#portalOpen) return;
+    this.#portalOpen = false;
+    for (const family of this.families) await this.#run(family, portalRuleLines('del'), true);
+  }
+
   /** At home: the rules away (the table stays), so traffic leaves through the home link. */
   async suspend(): Promise<void> {
     if (!this.#installed || this.#suspended) return;
@@ -160,6 +201,7 @@ export class TunnelRoutes {
   async remove(): Promise<void> {
     this.#installed = false;
     this.#suspended = false;
+    this.#portalOpen = false;
     await this.cleanStale();
   }
 }

@@ -4,8 +4,10 @@
  * a redirect to its login page (a stand-in: iptables DNAT to a small HTTP server on the
  * router). The mobile node (full tunnel, kill switch on, [movement] portal_probe) finds no
  * port of the home agent answering, probes outside the tunnel, and `mip6 status` says a
- * captive portal is in the way, with its redirect. After the "login" (the router's rules
- * gone) it registers again by itself and the status clears.
+ * captive portal is in the way, with its redirect; meanwhile DNS, HTTP and HTTPS go by the
+ * hotel's routes through the kill switch, so a browser gets the login page, and nothing else
+ * does. After the "login" (the router's rules gone) it registers again by itself, the status
+ * clears and the portal exceptions are gone.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -26,7 +28,7 @@ function reason(): string | false {
 }
 const skip = reason();
 const HOA = LAB_ADDR.mn.homeAddress;
-const PROBE = `http://${LAB_ADDR.cn.v4}:8081/generate_204`;
+const PROBE = `http://${LAB_ADDR.cn.v4}/generate_204`;
 const PORTAL = 'http://192.0.2.1:8082/login';
 
 /** A one-file HTTP server: `status` and an optional Location for every request. */
@@ -45,7 +47,7 @@ void t.test(
     const s = await LabSession.open(t, 'captive-portal');
     const lab = s.lab;
     await s.homeAgent({ extra: '\n[listen]\nports = [4191, 443]\n' });
-    lab.spawn('cn', process.execPath, ['-e', httpServer(LAB_ADDR.cn.v4, 8081, 204)]);
+    lab.spawn('cn', process.execPath, ['-e', httpServer(LAB_ADDR.cn.v4, 80, 204)]);
     lab.spawn('router', process.execPath, ['-e', httpServer('192.0.2.1', 8082, 302, PORTAL)]);
     const files = await s.prov.member('laptop', 'mn', [HOA]);
     const config = mnToml(s.prov, 'laptop', files, s.ha.files, {
@@ -74,7 +76,7 @@ void t.test(
         '-p',
         'tcp',
         '--dport',
-        '8081',
+        '80',
         '-j',
         'DNAT',
         '--to-destination',
@@ -98,12 +100,42 @@ void t.test(
     );
     t.comment(`mip6 status: homeAgentUnreachable = ${st.homeAgentUnreachable ?? ''}`);
 
+    // While the portal is in the way, a browser can reach it (DNS, HTTP, HTTPS by the hotel's
+    // routes, through the kill switch); anything else stays blocked.
+    await mn.waitLog((l) => l.event === 'captive-portal-open', 10_000, from);
+    const browse = async (): Promise<string> =>
+      (
+        await lab.exec(
+          'mn',
+          'curl',
+          ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', PROBE],
+          { check: false },
+        )
+      ).stdout;
+    const state = async (): Promise<string> =>
+      (await lab.exec('mn', 'ip', ['-4', 'rule'])).stdout +
+      (await lab.exec('mn', 'nft', ['list', 'ruleset'])).stdout;
+    const t0 = Date.now();
+    while (!/4189/.test(await state()) && Date.now() - t0 < 5000) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.equal(await browse(), '302', "a browser gets the portal's login redirect");
+    const ping = await lab.exec('mn', 'ping', ['-c', '1', '-W', '1', '192.0.2.1'], {
+      check: false,
+    });
+    t.not(ping.code, 0, 'anything else is still blocked by the kill switch');
+
     // "Login": the portal lets the guest out.
     const loginFrom = mn.lines.length;
     for (const r of portal) await lab.exec('router', 'iptables', rule('-D', r));
     await mn.waitLog((l) => l.event === 'registered', 60_000, loginFrom);
     const after = await mn.status<MemberStatus>();
     t.equal(after.homeAgentUnreachable, undefined, 'registered again: nothing to report');
+    const t1 = Date.now();
+    while (/4189|dport 53/.test(await state()) && Date.now() - t1 < 5000) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.notMatch(await state(), /4189|dport 53/, 'registered again: the portal exceptions are gone');
     t.equal((await mn.stop(10_000)).code, 0);
   },
 );

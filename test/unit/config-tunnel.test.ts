@@ -95,6 +95,10 @@ void t.test('TunnelRoutes: the ip -batch lines, in order', async (t) => {
   const stale = [
     'rule del pref 4190 lookup main suppress_prefixlength 0',
     'rule del pref 4191 not fwmark 4191 lookup 4191',
+    'rule del pref 4189 ipproto udp dport 53 lookup main',
+    'rule del pref 4189 ipproto tcp dport 53 lookup main',
+    'rule del pref 4189 ipproto tcp dport 80 lookup main',
+    'rule del pref 4189 ipproto tcp dport 443 lookup main',
     'route flush table 4191',
   ];
   t.same(
@@ -129,6 +133,28 @@ void t.test('TunnelRoutes: the ip -batch lines, in order', async (t) => {
       },
     ],
     'stale state removed first (both families), routes into the table, then the rules',
+  );
+  calls.length = 0;
+  await r.openPortal();
+  await r.openPortal();
+  t.same(
+    calls.map((c) => [c.family, c.lines.length, c.lines[2]]),
+    [
+      [4, 4, 'rule add pref 4189 ipproto tcp dport 80 lookup main'],
+      [6, 4, 'rule add pref 4189 ipproto tcp dport 80 lookup main'],
+    ],
+    'a captive portal: DNS, HTTP, HTTPS by the visited network, once',
+  );
+  calls.length = 0;
+  await r.closePortal();
+  await r.closePortal();
+  t.same(
+    calls.map((c) => c.lines[0]),
+    [
+      'rule del pref 4189 ipproto udp dport 53 lookup main',
+      'rule del pref 4189 ipproto udp dport 53 lookup main',
+    ],
+    'registered again: closed, once per family',
   );
   calls.length = 0;
   await r.suspend();

@@ -26,6 +26,15 @@ void t.test('kill switch: one table per mark, replaced, suspended at home, remov
   t.match(r, /nd-neighbor-solicit/, 'neighbour discovery');
   t.match(r, /counter drop\n {2}}\n}\n$/, 'everything else dropped');
   await k.install();
+  t.notMatch(k.ruleset(), /dport 53/, 'no portal exception by default');
+  await k.openPortal();
+  t.match(
+    k.ruleset(),
+    /udp dport 53 accept\n {4}tcp dport \{ 53, 80, 443 \} accept\n {4}counter drop/,
+  );
+  await k.closePortal();
+  t.notMatch(k.ruleset(), /dport 53/, 'closed again');
+  scripts.splice(1, 2); // the two reloads of open / close
   await k.suspend();
   await k.suspend();
   await k.resume();

@@ -7,9 +7,9 @@
  *      its throughput on the clean path, every byte verified. IPv4 and IPv6 underlays.
  *   2. The same with ICMP Fragmentation Needed / Packet Too Big also dropped: only the tunnel's
  *      own probing can find the path; the stream still runs, every byte verified.
- *   3. A move mid-stream from a 1500-byte access path to a 1400-byte one (the hotel link, its
- *      fragments dropped) and back: the stream survives both, every byte verified (IPv4: the
- *      lab's only IPv6 access network is v6only).
+ *   3. Moves mid-stream between a 1500-byte access path (LTE) and 1400-byte ones, fragments
+ *      dropped: LTE -> hotel (IPv4 behind NAT) -> LTE -> IPv6-only -> LTE; both ends settle on
+ *      each path's size, the stream survives every move, every byte verified.
  *   4. Forged ICMP errors from an internet host with no key, quoting made-up tunnel datagrams
  *      (scapy, fixtures/forge-ptb.py), do not shrink either end's path (nor inflate it): the
  *      reports are refused and counted, the tunnel keeps its size. IPv4 and IPv6.
@@ -332,24 +332,31 @@ for (const f of FAMILIES) {
 }
 
 void t.test(
-  'IPv4: a move from a 1500-byte path to a 1400-byte one (fragments dropped) and back, mid-stream',
+  'moves between 1500-byte and 1400-byte paths (fragments dropped), IPv4 and IPv6, mid-stream',
   { skip, timeout: 180_000 },
   async (t) => {
     const session = await LabSession.open(t, 'pmtu-move', { network: 'lte' });
     const { lab } = session;
     const ha = (await session.homeAgent()).daemon;
     const mn = (await session.mobileNode()).daemon;
-    // The hotel link is the narrow one (like a PPPoE uplink); its fragments are dropped.
-    await lab.exec('router', 'ip', ['link', 'set', 'hotel', 'mtu', String(NARROW)]);
-    await lab.exec('mn', 'ip', ['link', 'set', 'hotel', 'mtu', String(NARROW)]);
+    // The hotel (IPv4, NAT) and IPv6-only links are the narrow ones (like PPPoE uplinks); LTE
+    // carries 1500. Fragments are dropped.
+    for (const link of ['hotel', 'v6only']) {
+      await lab.exec('router', 'ip', ['link', 'set', link, 'mtu', String(NARROW)]);
+      await lab.exec('mn', 'ip', ['link', 'set', link, 'mtu', String(NARROW)]);
+    }
     await dropFragments(lab);
     const pair = await stream(lab, 3_000_000);
     t.teardown(() => pair.kill());
     await moved(pair, 3e6, 30_000, 'flowing on LTE');
     const onLte = await mnPath(mn);
+    const narrow = (p: number): boolean => p <= NARROW && p > NARROW - 8;
+    const wide = (p: number): boolean => p > NARROW;
     for (const [network, ok] of [
-      ['hotel', (p: number): boolean => p <= NARROW && p > NARROW - 8],
-      ['lte', (p: number): boolean => p > NARROW],
+      ['hotel', narrow],
+      ['lte', wide],
+      ['v6only', narrow],
+      ['lte', wide],
     ] as const) {
       await pair.mark(network);
       await lab.move(network);
@@ -367,6 +374,6 @@ void t.test(
       t.ok(settledOn(h), `${network}: HA path MTU ${h?.pathMtu} (${h?.source})`);
     }
     t.comment(`LTE before: ${onLte?.pathMtu}`);
-    await verified(t, pair, 'LTE -> hotel (1400) -> LTE');
+    await verified(t, pair, 'LTE -> hotel (1400) -> LTE -> IPv6-only (1400) -> LTE');
   },
 );

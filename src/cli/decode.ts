@@ -2,13 +2,15 @@
  * `mip6 decode`: dissects IPv6 / Mobile IPv6 packets given as hex (arguments, or stdin one
  * packet per line) or read from a pcap file (`--pcap FILE`, LINKTYPE_RAW or LINKTYPE_IPV6).
  * Text output by default, `--json` for one JSON object per line. A malformed packet prints
- * its WireError code and byte offset on stderr and makes the exit status 1.
+ * its WireError code and byte offset on stderr and makes the exit status 1. An inner IPv4
+ * packet (an RFC 5555 IPv4 home address's traffic in a `--pcap` capture) shows its header.
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { IoError, WireError } from '../util/errors.js';
 import { dissectToJson, dissectToText } from '../wire/dissect.js';
 import { fromHex } from '../wire/hex.js';
+import { ipv4Summary } from '../wire/ipv4.js';
 import { LINKTYPE_IPV6, LINKTYPE_RAW, decodePcap } from '../wire/pcap.js';
 
 interface DecodeFlags {
@@ -62,6 +64,18 @@ export async function runDecode(hexArgs: string[], flags: DecodeFlags): Promise<
   for (const p of packets) {
     try {
       if (p.data instanceof WireError) throw p.data;
+      const v4 = ipv4Summary(p.data);
+      if (v4 !== undefined) {
+        process.stdout.write(
+          flags.json === true
+            ? `${JSON.stringify({ ipv4: v4 })}\n`
+            : `${p.label} (${p.data.length} bytes)\nInternet Protocol Version 4\n` +
+                `    Source: ${v4.source}\n    Destination: ${v4.destination}\n` +
+                `    Protocol: ${v4.protocol}\n    Total Length: ${v4.totalLength}\n` +
+                `    Time to Live: ${v4.ttl}\n\n`,
+        );
+        continue;
+      }
       if (flags.json === true) {
         process.stdout.write(`${JSON.stringify(dissectToJson(p.data))}\n`);
       } else {

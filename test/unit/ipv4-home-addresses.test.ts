@@ -11,6 +11,7 @@ import {
   Ipv4HomeAddresses,
 } from '../../src/protocol/ipv4-home-addresses.js';
 import { parsePrefix } from '../../src/wire/address.js';
+import { ipv4Summary } from '../../src/wire/ipv4.js';
 
 const auto = { address: '0.0.0.0', prefixLength: 32, requestPrefix: false };
 const fixed = (address: string) => ({ address, prefixLength: 32, requestPrefix: false });
@@ -117,4 +118,23 @@ void t.test('certificate: the IPv4-mapped address inside ::ffff:0:0/96 only', as
   );
   t.notOk(certificateAllowsIpv4(cert('::ffff:0:0/95'), '10.99.0.9'), 'wider than the mapped range');
   t.notOk(certificateAllowsIpv4(cert('::ffff:10.99.0.50/128'), 'x'));
+});
+
+void t.test('mip6 decode: an inner IPv4 packet shows its header (wire/ipv4.ts)', async (t) => {
+  const p = Uint8Array.from(
+    Buffer.from('4500002000004000401100000a630002cb007182000900090000000000000000', 'hex'),
+  );
+  t.same(ipv4Summary(p), {
+    version: 4,
+    headerLength: 20,
+    totalLength: 32,
+    ttl: 64,
+    protocol: 17,
+    source: '10.99.0.2',
+    destination: '203.0.113.130',
+  });
+  t.equal(ipv4Summary(p.subarray(0, 19)), undefined, 'shorter than a header');
+  const v6 = new Uint8Array(40);
+  v6[0] = 0x60;
+  t.equal(ipv4Summary(v6), undefined, 'an IPv6 packet');
 });

@@ -34,12 +34,18 @@ struct route_request {
   char attrs[64];
 };
 
-static void add_attr(struct nlmsghdr *nh, unsigned short type, const void *data, size_t len) {
-  struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
+/* Appends one attribute to the request; the pointer arithmetic starts from the whole request
+ * (not its nlmsghdr member), so the compiler sees the attrs room it writes into. Returns -1
+ * when the attribute does not fit. */
+static int add_attr(struct route_request *req, unsigned short type, const void *data, size_t len) {
+  size_t off = NLMSG_ALIGN(req->nh.nlmsg_len);
+  if (off + RTA_SPACE(len) > sizeof *req) return -1;
+  struct rtattr *rta = (struct rtattr *)((char *)req + off);
   rta->rta_type = type;
   rta->rta_len = (unsigned short)RTA_LENGTH(len);
   memcpy(RTA_DATA(rta), data, len);
-  nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
+  req->nh.nlmsg_len = (uint32_t)(off + RTA_ALIGN(rta->rta_len));
+  return 0;
 }
 
 static napi_value route_get(napi_env env, napi_callback_info info) {
@@ -87,8 +93,9 @@ static napi_value route_get(napi_env env, napi_callback_info info) {
   req.nh.nlmsg_seq = 1;
   req.rt.rtm_family = family == 4 ? AF_INET : AF_INET6;
   req.rt.rtm_dst_len = family == 4 ? 32 : 128;
-  add_attr(&req.nh, RTA_DST, dst, want);
-  if (mark != 0) add_attr(&req.nh, RTA_MARK, &mark, sizeof mark);
+  /* 16 + 4 bytes always fit the 64 bytes of attrs. */
+  (void)add_attr(&req, RTA_DST, dst, want);
+  if (mark != 0) (void)add_attr(&req, RTA_MARK, &mark, sizeof mark);
 
   struct sockaddr_nl kernel;
   memset(&kernel, 0, sizeof kernel);

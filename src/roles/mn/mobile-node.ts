@@ -351,6 +351,14 @@ export class MobileNode {
         case 'move':
           this.#moveTo(a.to, a.from, nodeNow(this.#env));
           break;
+        case 'cancel-home-proof':
+        case 'path-lost':
+        case 'probe':
+        case 'prove-home':
+        case 'recheck':
+        case 'resume':
+          // Not from onCandidates(): movement.poll() and afterMove() give these.
+          break;
       }
     }
     if (this.#closed) return;
@@ -711,7 +719,7 @@ export class MobileNode {
           this.#emit('failed', { status: a.status, statusName: a.statusName });
           if (a.tryAnotherHomeAgent) this.#refusedHere(now, a.statusName);
           break;
-        case 'deregistered':
+        case 'deregistered': {
           this.#env.log.info('deregistered', { status: a.status ?? -1, gaveUp: a.gaveUp });
           this.#emit('deregistered', { gaveUp: a.gaveUp });
           // Home: the HA no longer proxies for us; take the address back (RFC 6275 §11.5.4).
@@ -719,6 +727,7 @@ export class MobileNode {
           if (atHome !== undefined) this.#opts.homeLink?.announce?.(atHome);
           this.#deregistered?.();
           break;
+        }
         case 'bindingExpired':
           this.#env.log.warn('binding-expired', {});
           this.#emit('binding-expired', {});

@@ -620,17 +620,10 @@ export class CorrespondentBindings {
           out.push(
             // To the home address, no type 2 routing header (RFC 6275 §6.1: only BAs may
             // carry one); the driver seals it in the member's channel, which reaches its CoA.
-            this.#send(
-              'bindingRefreshRequest',
-              source,
-              b.homeAddress,
-              b.homeAddress,
-              undefined,
-              {
-                kind: 'bindingRefreshRequest',
-                options: [],
-              },
-            ),
+            this.#send('bindingRefreshRequest', source, b.homeAddress, b.homeAddress, undefined, {
+              kind: 'bindingRefreshRequest',
+              options: [],
+            }),
           );
         }
       }

@@ -57,7 +57,7 @@ function round(
   return out;
 }
 
-t.test('care-of choice', async (t) => {
+void t.test('care-of choice', async (t) => {
   const m = detector('ipv6');
   t.same(round(m, [V4, V6], 0), ['move']);
   t.equal(m.careOf, V6, 'the preferred family');
@@ -70,7 +70,7 @@ t.test('care-of choice', async (t) => {
   t.equal(m.careOf, null, 'detached');
 });
 
-t.test('home link: proof, entering, staying, leaving', async (t) => {
+void t.test('home link: proof, entering, staying, leaving', async (t) => {
   const m = detector('ipv4');
   t.same(round(m, [V4, HOME], 0), ['move', 'prove-home'], 'a candidate is not a care-of');
   t.equal(m.careOf, V4);
@@ -85,7 +85,7 @@ t.test('home link: proof, entering, staying, leaving', async (t) => {
   t.equal(m.careOf, V4);
 });
 
-t.test('home link: a proof cancelled when the link goes away or is replaced', async (t) => {
+void t.test('home link: a proof cancelled when the link goes away or is replaced', async (t) => {
   const m = detector('ipv4');
   round(m, [V4, HOME], 0);
   t.same(round(m, [V4], 1), ['cancel-home-proof']);
@@ -99,7 +99,7 @@ t.test('home link: a proof cancelled when the link goes away or is replaced', as
   );
 });
 
-t.test('home link: refused links rest, doubling, forgotten when gone', async (t) => {
+void t.test('home link: refused links rest, doubling, forgotten when gone', async (t) => {
   const m = detector('ipv4');
   round(m, [V4, HOME], 0);
   t.same(m.homeRefused(0), { link: 'eth1', waitMs: RETURN_HOME_RETRY_MS });
@@ -122,7 +122,7 @@ t.test('home link: refused links rest, doubling, forgotten when gone', async (t)
   t.same(round(never, [V4, HOME], 0), ['move'], 'without home-link control: never home');
 });
 
-t.test('probing: silence, then path lost once per attempt', async (t) => {
+void t.test('probing: silence, then path lost once per attempt', async (t) => {
   const m = detector();
   round(m, [V6], 0);
   t.equal(m.nextDeadline(true), 5000, 'only the re-check before anything is sent');
@@ -147,7 +147,7 @@ t.test('probing: silence, then path lost once per attempt', async (t) => {
   t.equal(m.nextDeadline(true), Infinity, 'heard: silence over, re-check done');
 });
 
-t.test('sleep/resume: late timer and wall-clock jump', async (t) => {
+void t.test('sleep/resume: late timer and wall-clock jump', async (t) => {
   const m = detector();
   m.armed(10_000, 0);
   t.same(m.poll(10_000 + LATE_TIMER_MS, 1_010_000 + LATE_TIMER_MS, false), [], 'just in time');

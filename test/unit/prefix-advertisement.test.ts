@@ -26,12 +26,12 @@ function run(a: PrefixAdvertiser, until: number): [number, PrefixAdvertisementAc
   return out;
 }
 
-t.test('RFC 6275 §13 defaults', async (t) => {
+void t.test('RFC 6275 §13 defaults', async (t) => {
   t.equal(MIN_MOBPFX_ADV_INTERVAL_S, 600);
   t.equal(MAX_MOBPFX_ADV_INTERVAL_S, 86_400);
 });
 
-t.test('a change: sent at once, retransmitted doubling PREFIX_ADV_RETRIES times', async (t) => {
+void t.test('a change: sent at once, retransmitted doubling PREFIX_ADV_RETRIES times', async (t) => {
   const a = new PrefixAdvertiser({ random: () => 0.5 });
   a.onRegistered('k', T0);
   const first = a.advertise(['k'], T0);
@@ -54,7 +54,7 @@ t.test('a change: sent at once, retransmitted doubling PREFIX_ADV_RETRIES times'
   t.notOk(a.pending('k'), 'given up after the last retry');
 });
 
-t.test('a BU acknowledges the outstanding MPA', async (t) => {
+void t.test('a BU acknowledges the outstanding MPA', async (t) => {
   const a = new PrefixAdvertiser({ random: () => 0 });
   a.advertise(['k'], T0);
   t.equal(a.onBindingUpdate('k', T0 + 100), true);
@@ -62,14 +62,14 @@ t.test('a BU acknowledges the outstanding MPA', async (t) => {
   t.same(run(a, T0 + 60_000), [], 'no retransmission');
 });
 
-t.test('forget: a binding gone gets nothing more', async (t) => {
+void t.test('forget: a binding gone gets nothing more', async (t) => {
   const a = new PrefixAdvertiser();
   a.advertise(['k'], T0);
   a.forget('k');
   t.equal(a.nextDeadline(), Infinity);
 });
 
-t.test('periodic: between Min and Max apart, jitter from the random source', async (t) => {
+void t.test('periodic: between Min and Max apart, jitter from the random source', async (t) => {
   const min = MIN_MOBPFX_ADV_INTERVAL_S * 1000;
   const max = MAX_MOBPFX_ADV_INTERVAL_S * 1000;
   for (const r of [0, 0.25, 0.999999]) {
@@ -86,7 +86,7 @@ t.test('periodic: between Min and Max apart, jitter from the random source', asy
   }
 });
 
-t.test('periodic MPAs are retransmitted until acknowledged, then rescheduled', async (t) => {
+void t.test('periodic MPAs are retransmitted until acknowledged, then rescheduled', async (t) => {
   const a = new PrefixAdvertiser({ random: () => 0 });
   a.onRegistered('k', T0);
   const min = MIN_MOBPFX_ADV_INTERVAL_S * 1000;
@@ -103,7 +103,7 @@ t.test('periodic MPAs are retransmitted until acknowledged, then rescheduled', a
   t.equal(a.nextDeadline(), T0 + 2 * min, 'next periodic Min after the last one');
 });
 
-t.test('the home prefix preferred lifetime caps the periodic interval', async (t) => {
+void t.test('the home prefix preferred lifetime caps the periodic interval', async (t) => {
   const a = new PrefixAdvertiser({ random: () => 0.999 });
   a.setPreferredLifetime(3600);
   const d = a.randomDelay();
@@ -112,14 +112,14 @@ t.test('the home prefix preferred lifetime caps the periodic interval', async (t
   t.ok(a.randomDelay() > 3_600_000, 'infinite: MaxMobPfxAdvInterval');
 });
 
-t.test('a solicited MPA reschedules the periodic one', async (t) => {
+void t.test('a solicited MPA reschedules the periodic one', async (t) => {
   const a = new PrefixAdvertiser({ random: () => 0 });
   a.onRegistered('k', T0);
   a.onSolicitedSent('k', T0 + 500_000);
   t.equal(a.nextDeadline(), T0 + 500_000 + 600_000);
 });
 
-t.test('configurable intervals and 16-bit identifiers', async (t) => {
+void t.test('configurable intervals and 16-bit identifiers', async (t) => {
   const a = new PrefixAdvertiser({
     random: () => 0.5,
     minIntervalSeconds: 10,

@@ -164,6 +164,8 @@ class World {
           this.deregistered.push(a);
           break;
         case 'bindingExpired':
+        case 'returnedHome': // this world has no home link
+        case 'returnHomeFailed':
           break;
       }
     }

@@ -31,28 +31,31 @@ void t.test('RFC 6275 §13 defaults', async (t) => {
   t.equal(MAX_MOBPFX_ADV_INTERVAL_S, 86_400);
 });
 
-void t.test('a change: sent at once, retransmitted doubling PREFIX_ADV_RETRIES times', async (t) => {
-  const a = new PrefixAdvertiser({ random: () => 0.5 });
-  a.onRegistered('k', T0);
-  const first = a.advertise(['k'], T0);
-  t.same(
-    first.map((x) => x.why),
-    ['change'],
-  );
-  const id = first[0]!.identifier;
-  t.ok(a.pending('k'));
-  const later = run(a, T0 + 100_000).filter(([, x]) => x.why === 'retransmission');
-  t.same(
-    later.map(([at]) => at),
-    [3000, 9000, 21000].map((ms) => (ms / 3000) * PREFIX_ADV_TIMEOUT_MS),
-  );
-  t.equal(later.length, PREFIX_ADV_RETRIES);
-  t.ok(
-    later.every(([, x]) => x.identifier === id),
-    'same identifier',
-  );
-  t.notOk(a.pending('k'), 'given up after the last retry');
-});
+void t.test(
+  'a change: sent at once, retransmitted doubling PREFIX_ADV_RETRIES times',
+  async (t) => {
+    const a = new PrefixAdvertiser({ random: () => 0.5 });
+    a.onRegistered('k', T0);
+    const first = a.advertise(['k'], T0);
+    t.same(
+      first.map((x) => x.why),
+      ['change'],
+    );
+    const id = first[0]!.identifier;
+    t.ok(a.pending('k'));
+    const later = run(a, T0 + 100_000).filter(([, x]) => x.why === 'retransmission');
+    t.same(
+      later.map(([at]) => at),
+      [3000, 9000, 21000].map((ms) => (ms / 3000) * PREFIX_ADV_TIMEOUT_MS),
+    );
+    t.equal(later.length, PREFIX_ADV_RETRIES);
+    t.ok(
+      later.every(([, x]) => x.identifier === id),
+      'same identifier',
+    );
+    t.notOk(a.pending('k'), 'given up after the last retry');
+  },
+);
 
 void t.test('a BU acknowledges the outstanding MPA', async (t) => {
   const a = new PrefixAdvertiser({ random: () => 0 });

@@ -6,6 +6,7 @@
  * For each move it prints when the home agent saw the new locator and how long each direction
  * of the TCP stream was interrupted, then checks every byte and tears everything down.
  * `npm run demo -- --personal`: the personal tunnel instead (scripts/demo-personal.ts).
+ * `npm run demo -- --cluster`: the home agent cluster instead (scripts/demo-cluster.ts).
  */
 import { join } from 'node:path';
 import type { HaStatus } from '../src/io/control-protocol.js';
@@ -25,6 +26,7 @@ import {
 } from '../test/lab/traffic-client.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { personalTunnelDemo } from './demo-personal.js';
+import { clusterDemo } from './demo-cluster.js';
 
 const MOVES: { network: AccessNetwork; what: string; locator: string }[] = [
   { network: 'hotel', what: 'hotel Wi-Fi behind NAT44', locator: `${LAB_ADDR.natPublic}:` },
@@ -172,7 +174,12 @@ async function main(): Promise<number> {
   }
 }
 
-(process.argv.includes('--personal') ? personalTunnelDemo() : main()).then(
+(process.argv.includes('--personal')
+  ? personalTunnelDemo()
+  : process.argv.includes('--cluster')
+    ? clusterDemo()
+    : main()
+).then(
   (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`mip6 demo failed: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -39,6 +39,13 @@ const REQUEST_DEADLINE_MS = 2_000;
 const CAS_ATTEMPTS = 3;
 /** The agent key's binding count is rewritten at most this often (ms). */
 const AGENT_UPDATE_MS = 1_000;
+/**
+ * How often the live agents are read back and compared with what the watch says (ms). A watch
+ * stream to an etcd member cut off from the others stays open and silent; the linearizable
+ * read goes to a member with a leader, and a difference means the watch missed events: the
+ * store takes a new snapshot and a new watch.
+ */
+const VIEW_CHECK_MS = 2_000;
 
 export interface EtcdStoreOptions {
   /** etcd client URLs. */
@@ -225,6 +232,8 @@ export class EtcdBindingStore implements BindingStore {
   #agentWrittenCount = -1;
   #agentTimer: NodeJS.Timeout | undefined;
   #resyncTimer: NodeJS.Timeout | undefined;
+  #viewTimer: NodeJS.Timeout | undefined;
+  #checkingView = false;
   #syncing: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -267,6 +276,8 @@ export class EtcdBindingStore implements BindingStore {
     for (;;) {
       try {
         await store.#connect();
+        store.#viewTimer = setInterval(() => void store.#checkView(), VIEW_CHECK_MS);
+        store.#viewTimer.unref();
         return store;
       } catch (err) {
         if (Date.now() >= deadline) {
@@ -380,6 +391,7 @@ export class EtcdBindingStore implements BindingStore {
 
   async #teardown(): Promise<void> {
     if (this.#agentTimer !== undefined) clearInterval(this.#agentTimer);
+    if (this.#viewTimer !== undefined) clearInterval(this.#viewTimer);
     if (this.#resyncTimer !== undefined) clearTimeout(this.#resyncTimer);
     this.#lease?.release();
     this.#lease?.removeAllListeners();
@@ -432,6 +444,26 @@ export class EtcdBindingStore implements BindingStore {
     w.on('error', (err) => this.#unreachable(err));
     this.#watcher = w;
     this.#events.agentsChanged?.(this.agents());
+  }
+
+  /** The live agents read back; a watch that missed a change is replaced (VIEW_CHECK_MS). */
+  async #checkView(): Promise<void> {
+    if (this.#closed || this.#checkingView || this.#health.state !== 'ok') return;
+    this.#checkingView = true;
+    try {
+      const r = await this.#client.getAll().prefix(`${this.#prefix}agents/`).exec();
+      const read = r.kvs.map((kv) => kv.key.toString().slice(this.#prefix.length + 7)).sort();
+      if (read.join() !== [...this.#agents.keys()].sort().join()) {
+        // Through the sync chain: one connect at a time.
+        const run = this.#syncing.then(() => this.#connect());
+        this.#syncing = run.catch((err: unknown) => this.#unreachable(err));
+        await this.#syncing;
+      }
+    } catch (err) {
+      this.#unreachable(err);
+    } finally {
+      this.#checkingView = false;
+    }
   }
 
   #applyPut(kv: IKeyValue, live: boolean): void {

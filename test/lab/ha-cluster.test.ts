@@ -1,12 +1,7 @@
 /**
  * The home agent cluster in namespaces (issue 18), real daemons and a real etcd cluster the
- * test starts itself:
- *
- *   "home" ns: bridge homebr = the home link (2001:db8:100::/64), the server ::5 on it
- *   ha1..ha3:  `mip6 ha` with [cluster] (link hl0 on the home link, ::1..::3; underlay up0
- *              198.51.100.1-3) and one etcd member each (198.51.100.N:2379/2380)
- *   mn1..mn3:  `mip6 mn` (198.51.100.11-13), registered at ha1, ha2, ha3 respectively
- *   "core" ns: bridge core0, the underlay joining HAs and members
+ * test starts itself (test/lab/cluster-lab.ts: three HAs with an etcd member each on one home
+ * link with a server, three members registered at ha1, ha2, ha3):
  *
  *   1. Every HA's `mip6 status` shows the cluster: etcd ok, three HAs, one binding each; a
  *      member's DHAAD / MPA lists all three live HAs.
@@ -23,190 +18,35 @@
  *   7. Every TCP session finishes with every byte verified.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import type { HaStatus, MemberStatus } from '../../src/io/control-protocol.js';
 import { formatStatus } from '../../src/cli/status.js';
-import { createNetns, noDad, run } from '../helpers/netns.js';
-import { etcdSkipReason, startEtcd } from '../helpers/etcd.js';
+import { run } from '../helpers/netns.js';
+import { etcdSkipReason } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
 import { labUnavailableReason } from './lab.js';
-import { Daemon, mip6Command, Provisioned, type MemberFiles } from './mip6-lab.js';
-import { netnsSpawn, startTrafficPair, type TrafficPair } from './traffic-client.js';
+import {
+  clusterLab,
+  clusterOf,
+  clusterView,
+  HAS,
+  haHome,
+  haUnderlay,
+  hoa,
+  sessions,
+} from './cluster-lab.js';
+import type { TrafficPair } from './traffic-client.js';
 
 const skip = labUnavailableReason() ?? etcdSkipReason() ?? false;
-const PREFIX = '2001:db8:100::/64';
-const SERVER = '2001:db8:100::5';
-const HAS = [1, 2, 3] as const;
-const haUnderlay = (n: number): string => `198.51.100.${n}`;
-const haHome = (n: number): string => `2001:db8:100::${n}`;
-const mnUnderlay = (n: number): string => `198.51.100.${10 + n}`;
-const hoa = (n: number): string => `2001:db8:100::1${n}`;
 
 void t.test(
   'three HAs, one etcd cluster: SIGKILL of an HA',
   { skip, timeout: 240_000 },
   async (t) => {
-    // ---- namespaces: the underlay bridge, the home link, three HAs, three members ----------
-    const core = await createNetns(t, 'co');
-    const home = await createNetns(t, 'hl');
-    await noDad(home);
-    await run('ip', ['-n', core, 'link', 'add', 'core0', 'type', 'bridge']);
-    await run('ip', ['-n', core, 'link', 'set', 'core0', 'up']);
-    await run('ip', ['-n', home, 'link', 'add', 'homebr', 'type', 'bridge']);
-    await run('ip', ['-n', home, 'link', 'set', 'homebr', 'up']);
-    await run('ip', ['-n', home, 'addr', 'add', `${SERVER}/64`, 'dev', 'homebr', 'nodad']);
-    /** A veth from `ns` (named `name` there) into `bridge` of `bridgeNs`. */
-    const plug = async (
-      ns: string,
-      name: string,
-      bridgeNs: string,
-      bridge: string,
-      tag: string,
-    ) => {
-      const peer = `p${tag}`;
-      await run('ip', [
-        '-n',
-        ns,
-        'link',
-        'add',
-        name,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        peer,
-        'netns',
-        bridgeNs,
-      ]);
-      await run('ip', ['-n', bridgeNs, 'link', 'set', peer, 'master', bridge, 'up']);
-      await run('ip', ['-n', ns, 'link', 'set', name, 'up']);
-    };
-    const haNs: string[] = [];
-    const mnNs: string[] = [];
-    for (const n of HAS) {
-      const ns = await createNetns(t, `h${n}`);
-      await noDad(ns);
-      await plug(ns, 'up0', core, 'core0', `h${n}`);
-      await plug(ns, 'hl0', home, 'homebr', `l${n}`);
-      await run('ip', ['-n', ns, 'addr', 'add', `${haUnderlay(n)}/24`, 'dev', 'up0']);
-      await run('ip', ['-n', ns, 'addr', 'add', `${haHome(n)}/64`, 'dev', 'hl0', 'nodad']);
-      haNs.push(ns);
-      const m = await createNetns(t, `m${n}`);
-      await noDad(m);
-      await plug(m, 'up0', core, 'core0', `m${n}`);
-      await run('ip', ['-n', m, 'addr', 'add', `${mnUnderlay(n)}/24`, 'dev', 'up0']);
-      mnNs.push(m);
-    }
-
-    // ---- etcd: three members, one in each HA's namespace ------------------------------------
-    const etcd = await startEtcd(t, {
-      size: 3,
-      hosts: HAS.map(haUnderlay),
-      ports: HAS.map(() => ({ client: 2379, peer: 2380 })),
-      netns: (i) => haNs[i],
-    });
-
-    // ---- members and daemons ---------------------------------------------------------------
-    const prov = await Provisioned.create();
-    t.teardown(() => prov.remove());
-    const daemons: Daemon[] = [];
-    t.teardown(async () => {
-      for (const d of [...daemons].reverse()) {
-        if (d.exited === undefined) await d.stop(5_000).catch(() => d.child.kill('SIGKILL'));
-      }
-    });
-    /** Provisions member `name`, writes <name>.toml (its socket and identity, then `rest`), runs it. */
-    const member = async (
-      ns: string,
-      name: string,
-      role: 'ha' | 'mn',
-      addresses: string[],
-      rest: string,
-    ): Promise<{ files: MemberFiles; daemon: Daemon }> => {
-      const files = await prov.member(name, role, addresses);
-      const socket = join(prov.dir, `${name}.sock`);
-      const identity = {
-        private_key: files.key,
-        certificate: files.cert,
-        authority: prov.authorityPub,
-      };
-      const config = prov.write(
-        `${name}.toml`,
-        [
-          `control_socket = "${socket}"`,
-          '[identity]',
-          ...Object.entries(identity).map(([k, v]) => `${k} = "${v}"`),
-          rest,
-        ].join('\n'),
-      );
-      const argv = [process.execPath, ...mip6Command(), role, '-c', config, '--log-format', 'json'];
-      const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const daemon = new Daemon(child, socket);
-      daemons.push(daemon);
-      return { files, daemon };
-    };
-    const haFiles: MemberFiles[] = [];
-    const has: Daemon[] = [];
-    const endpoints = etcd.endpoints.map((e) => `"${e}"`).join(', ');
-    for (const n of HAS) {
-      const ha = await member(
-        haNs[n - 1]!,
-        `ha${n}`,
-        'ha',
-        [PREFIX],
-        `[tun]
-name = "mip6ha"
-[listen]
-address4 = "${haUnderlay(n)}"
-address6 = "off"
-[home]
-prefix = "${PREFIX}"
-address = "${haHome(n)}"
-link = "hl0"
-preference = ${10 - n}
-[cluster]
-etcd = [${endpoints}]
-name = "lab"
-member = "ha${n}"
-`,
-      );
-      haFiles.push(ha.files);
-      has.push(ha.daemon);
-    }
-    for (const d of has) await d.waitLog((l) => l.event === 'started', 30_000);
-    const mns: Daemon[] = [];
-    for (const n of HAS) {
-      const mn = await member(
-        mnNs[n - 1]!,
-        `mn${n}`,
-        'mn',
-        [hoa(n)],
-        `[tun]
-name = "mip6mn"
-[home]
-address = "${hoa(n)}"
-prefix_length = 64
-agent = "${haUnderlay(n)}"
-agent_address = "${haHome(n)}"
-agent_public_key = "${haFiles[n - 1]!.pub}"
-lifetime = 120
-[movement]
-probe_interval = 0.5
-probe_timeout = 0.3
-probe_attempts = 3
-`,
-      );
-      mns.push(mn.daemon);
-    }
-    for (const d of mns) await d.waitLog((l) => l.event === 'registered', 30_000);
+    const lab = await clusterLab(t);
+    const { haNs, etcd, has, mns } = lab;
 
     // ---- 1. the cluster as each HA sees it ---------------------------------------------------
-    const clusterOf = async (d: Daemon) => (await d.status<HaStatus>()).cluster;
-    const view = (c: HaStatus['cluster']) =>
-      c?.homeAgents.map((a) => `${a.member}:${a.address}:${a.bindings}`).join(' ');
+    const view = clusterView;
     const expected = HAS.map((n) => `ha${n}:${haHome(n)}:1`).join(' ');
     for (const d of has) {
       await waitFor(
@@ -229,19 +69,7 @@ probe_attempts = 3
     );
 
     // ---- 2. a verified TCP session from the server to each member ---------------------------
-    const pairs: TrafficPair[] = [];
-    t.teardown(() => pairs.forEach((p) => p.kill()));
-    for (const n of HAS) {
-      pairs.push(
-        await startTrafficPair({
-          serverSpawn: netnsSpawn(mnNs[n - 1]!),
-          clientSpawn: netnsSpawn(home),
-          listen: hoa(n),
-          rate: 50_000,
-          durationS: 200,
-        }),
-      );
-    }
+    const pairs = await sessions(t, lab);
     const received = async (p: TrafficPair): Promise<number> => {
       const r = await p.report();
       return Math.min(r.client.bytesReceived, r.server.bytesReceived);

@@ -78,6 +78,11 @@ export class SecureEndpoint {
     this.drops = this.st.drops;
   }
 
+  /** The overlay authority's public key (what peer certificates must be signed with). */
+  get authorityPublicKey(): Uint8Array {
+    return this.opts.authorityPublicKey;
+  }
+
   /** Replaces the data-path AEAD backend (the native batched one). */
   setAead(backend: BatchAead): void {
     this.st.aead = backend;

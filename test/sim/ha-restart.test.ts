@@ -15,7 +15,7 @@ import { HomeAgent } from '../../src/roles/ha/home-agent.js';
 import type { NodeEnvironment } from '../../src/roles/common.js';
 import { Logger } from '../../src/util/log.js';
 import { decodePacket } from '../../src/wire/packet.js';
-import { endpoint, T0 } from '../helpers/crypto.js';
+import { authority, cert, endpoint, T0 } from '../helpers/crypto.js';
 import { FakeTun } from '../helpers/fake-tun.js';
 import { echo } from '../helpers/packets.js';
 import {
@@ -239,5 +239,119 @@ void t.test(
     ha2.revokeMembers((k) => k.length === revoked.length && k.every((b, i) => b === revoked[i]));
     t.equal(ha2.cache.get(BUSY), undefined, 'the binding is gone');
     t.same(await store2.load(), [], 'and deleted from the store');
+  },
+);
+
+/**
+ * The store is not trusted (SECURITY.md: whoever writes etcd or the SQLite file): a writer who
+ * holds a member certificate re-owns the victim's stored binding with the attacker's key and
+ * locator. The restarted HA must not bind the victim's home address to the attacker's channel.
+ */
+async function hijackedRestart(
+  t: Test,
+  forge: (w: World, attacker: MnHandle) => Uint8Array,
+): Promise<{ w: World; ha: HomeAgent; tun: FakeTun; attacker: MnHandle; report: unknown }> {
+  const VICTIM = BUSY;
+  const ATTACKER = IDLE;
+  const dir = mkdtempSync(join(tmpdir(), 'mip6-ha-restart-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'ha.db');
+  const store1 = openSqliteBindingStore(file);
+  const w = await World.create({ store: store1 });
+  const v = w.mobileNode({
+    homeAddress: VICTIM,
+    address4: '203.0.113.10',
+    address6: '2001:db8:3::10',
+  });
+  v.careOf.candidates = [{ family: 4, localAddress: '203.0.113.10' }];
+  v.mn.start();
+  const a = w.mobileNode({
+    homeAddress: ATTACKER,
+    address4: '203.0.113.66',
+    address6: '2001:db8:3::66',
+  });
+  a.careOf.candidates = [{ family: 4, localAddress: '203.0.113.66' }];
+  a.mn.start();
+  await w.until(
+    () => v.mn.registration.state === 'registered' && a.mn.registration.state === 'registered',
+  );
+  await w.ha.close();
+  w.haUdp4.close();
+  w.haUdp6.close();
+  w.haTun.close();
+  const rows = await store1.load();
+  const vb = rows.find((b) => b.homeAddress === VICTIM)!;
+  const ab = rows.find((b) => b.homeAddress === ATTACKER)!;
+  await store1.write({
+    put: [
+      {
+        ...vb,
+        ownerKey: a.key.publicKey,
+        certificate: forge(w, a),
+        locator: ab.locator,
+        careOfAddress: ab.careOfAddress,
+        expiresAt: T0 + w.clock.now() + 10 * 365 * 86_400_000, // "permanent"
+      },
+    ],
+    delete: [],
+  });
+  await store1.close();
+  // The victim is quiet meanwhile (it cannot re-register and repair it).
+  const closing = v.mn.close(10);
+  await w.run(200);
+  await closing;
+  v.udp4.close();
+  v.udp6.close();
+  const { ha, tun, report } = await restartedHomeAgent(t, w, file);
+  ha.start();
+  await w.run(3000);
+  return { w, ha, tun, attacker: a, report };
+}
+
+async function assertNotHijacked(
+  t: Test,
+  r: { w: World; ha: HomeAgent; tun: FakeTun; attacker: MnHandle },
+): Promise<void> {
+  const st = r.ha.status().bindings.find((b) => b.homeAddress === BUSY);
+  t.equal(st, undefined, "the victim's home address is bound to nobody");
+  t.equal(r.ha.cache.get(BUSY), undefined, 'and not in the cache');
+  t.ok(r.ha.cache.get(IDLE), "the attacker's own binding is restored as before");
+  const before = r.attacker.mn.drops.get('not-for-home-address');
+  for (let i = 0; i < 5; i++) {
+    r.tun.inject(echo(SERVER, BUSY, i));
+    await r.w.run(20);
+  }
+  t.equal(
+    r.attacker.mn.drops.get('not-for-home-address') - before,
+    0,
+    "no packet for the victim's address reaches the attacker",
+  );
+}
+
+void t.test(
+  'restore hijack: a stored certificate of another authority for the victim address is refused',
+  async (t) => {
+    const r = await hijackedRestart(
+      t,
+      (_w, a) =>
+        cert(authority(0x55), { name: 'forged', role: 'mn', key: a.key, addresses: [BUSY] }).raw,
+    );
+    t.same(r.report, { restored: 1, members: 1, dropped: 1 }, 'the forged binding is dropped');
+    await assertNotHijacked(t, r);
+  },
+);
+
+void t.test(
+  'restore hijack: the handshake certificate must hold the restored address, not the stored one',
+  async (t) => {
+    // A genuine certificate once issued for the attacker's key with the victim's address (since
+    // reissued without it): the stored one passes, the one the handshake proves does not.
+    const r = await hijackedRestart(
+      t,
+      (w, a) => cert(w.ca, { name: 'old', role: 'mn', key: a.key, addresses: [BUSY] }).raw,
+    );
+    t.same(r.report, { restored: 2, members: 1, dropped: 0 }, 'both pass the store checks');
+    t.equal(r.ha.drops.get('restore-not-certified'), 1, 'refused at the handshake');
+    await assertNotHijacked(t, r);
   },
 );

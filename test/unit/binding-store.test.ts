@@ -22,6 +22,7 @@ import {
   BindingJournal,
   restoredBinding,
   RestoreSchedule,
+  type RestorePolicy,
   RESTORE_GIVE_UP_MS,
 } from '../../src/roles/ha/binding-persistence.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
@@ -46,6 +47,12 @@ const certificate = cert(ca, {
   addresses: ['2001:db8:100::10'],
 });
 const HOME = parsePrefix('2001:db8:100::/64');
+const policy = (over: Partial<RestorePolicy> = {}): RestorePolicy => ({
+  homePrefix: HOME,
+  authorityPublicKey: ca.publicKey,
+  maxLifetimeSeconds: 600,
+  ...over,
+});
 
 function binding(hoa: string, over: Partial<StoredBinding> = {}): StoredBinding {
   return {
@@ -228,7 +235,7 @@ void t.test('paths that are refused, and a module that does not load', async (t)
 
 void t.test('what a restarted HA restores: expiry while down, certificate checks', (t) => {
   const now = T0 + 100_000;
-  const ok = restoredBinding(binding('2001:db8:100::10'), now, now, HOME);
+  const ok = restoredBinding(binding('2001:db8:100::10'), now, now, policy());
   t.ok(ok.ok, 'a live binding comes back');
   if (ok.ok) {
     t.equal(ok.entry.sequence, 4711);
@@ -238,12 +245,12 @@ void t.test('what a restarted HA restores: expiry while down, certificate checks
   }
   const expired = binding('2001:db8:100::10', { expiresAt: now - 1 });
   t.same(
-    restoredBinding(expired, now, now, HOME),
+    restoredBinding(expired, now, now, policy()),
     { ok: false, reason: 'expired' },
     'expired while down',
   );
   t.same(
-    restoredBinding(binding('2001:db8:100::99'), now, now, HOME),
+    restoredBinding(binding('2001:db8:100::99'), now, now, policy()),
     { ok: false, reason: 'certificate' },
     'the certificate does not hold that home address',
   );
@@ -252,23 +259,60 @@ void t.test('what a restarted HA restores: expiry while down, certificate checks
       binding('2001:db8:100::10', { ownerKey: memberKey(0x42).publicKey }),
       now,
       now,
-      HOME,
+      policy(),
     ),
     { ok: false, reason: 'certificate' },
     'the certificate is not the owner key',
   );
   t.same(
-    restoredBinding(binding('2001:db8:100::10'), now, now + 400 * 86_400_000, HOME),
+    restoredBinding(binding('2001:db8:100::10'), now, now + 400 * 86_400_000, policy()),
     { ok: false, reason: 'certificate' },
     'the certificate expired while down',
   );
-  t.same(restoredBinding(binding('2001:db8:100::10'), now, now, parsePrefix('2001:db8:200::/64')), {
-    ok: false,
-    reason: 'not-our-prefix',
+  t.same(
+    restoredBinding(
+      binding('2001:db8:100::10'),
+      now,
+      now,
+      policy({ homePrefix: parsePrefix('2001:db8:200::/64') }),
+    ),
+    {
+      ok: false,
+      reason: 'not-our-prefix',
+    },
+  );
+  t.same(
+    restoredBinding(binding('2001:db8:100::10'), now, now, policy({ isRevoked: () => true })),
+    { ok: false, reason: 'revoked' },
+  );
+  // The store is not trusted (an etcd writer, the SQLite file): a certificate of another
+  // authority claiming the address, and a far-future expiry.
+  const forged = cert(authority(0x55), {
+    name: 'laptop',
+    role: 'mn',
+    key,
+    addresses: ['2001:db8:100::10'],
   });
   t.same(
-    restoredBinding(binding('2001:db8:100::10'), now, now, HOME, () => true),
-    { ok: false, reason: 'revoked' },
+    restoredBinding(binding('2001:db8:100::10', { certificate: forged.raw }), now, now, policy()),
+    { ok: false, reason: 'certificate' },
+    'a certificate not signed by the overlay authority',
+  );
+  const far = restoredBinding(
+    binding('2001:db8:100::10', { expiresAt: now + 10 * 365 * 86_400_000, lifetimeSeconds: 1e9 }),
+    now,
+    now,
+    policy(),
+  );
+  t.ok(far.ok);
+  if (far.ok) {
+    t.equal(far.entry.expiresAt, now + 600_000, 'a far-future expiry cut to now + max lifetime');
+    t.equal(far.entry.lifetimeSeconds, 600);
+  }
+  t.same(
+    restoredBinding(binding('2001:db8:100::10', { expiresAt: Infinity }), now, now, policy()),
+    { ok: false, reason: 'expired' },
+    'a non-finite expiry',
   );
   t.end();
 });

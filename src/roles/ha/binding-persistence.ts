@@ -12,12 +12,13 @@
  * Channel keys are never stored: the channel comes back with a fresh handshake, initiated by
  * the HA to the member's last locator, followed by a Binding Refresh Request.
  */
-import { checkValidityAndRole, decodeCertificate } from '../../crypto/certificate.js';
+import { decodeCertificate, verifyCertificate } from '../../crypto/certificate.js';
 import type { PeerSession } from '../../crypto/endpoint.js';
 import { certificateHolds } from '../../crypto/selector.js';
 import type { BindingStoreChanges, StoredBinding } from '../../io/binding-store.js';
 import type { BindingCacheEntry, NewBindingCacheEntry } from '../../protocol/binding-cache.js';
 import type { Locator } from '../../protocol/locator.js';
+import { MAX_BINDING_LIFETIME_S } from '../../protocol/constants.js';
 import { bytesEqual } from '../../util/bytes.js';
 import { parseIpv6, prefixContains, type Prefix } from '../../wire/address.js';
 import { toHex } from '../../wire/hex.js';
@@ -90,20 +91,31 @@ export type RestoreVerdict =
   | { ok: true; entry: NewBindingCacheEntry; certificate: Uint8Array }
   | { ok: false; reason: 'expired' | 'certificate' | 'not-our-prefix' | 'revoked' };
 
+/** What a restored binding is checked against. */
+export interface RestorePolicy {
+  homePrefix: Prefix;
+  /** The overlay authority: a stored certificate must carry its signature. */
+  authorityPublicKey: Uint8Array;
+  /** The longest lifetime this HA grants: a stored expiry further out is cut to it. */
+  maxLifetimeSeconds: number;
+  isRevoked?: ((publicKey: Uint8Array) => boolean) | undefined;
+}
+
 /**
  * Whether the stored binding `b` serves again at `now` (our Unix-ms timeline; `wallMs` for the
- * certificate's validity). The certificate was verified by the handshake that created the
- * binding, and is verified again by the handshake that brings it back; here it must still be
- * the owner's, valid, and hold the home address.
+ * certificate's validity). The store is not trusted (an etcd writer, the SQLite file): the
+ * certificate must carry the authority's signature, be the owner's, valid, not an HA's, and
+ * hold the home address; the expiry is cut to now + the maximum lifetime. The handshake that
+ * brings the channel back proves the key again (#rebindRestored).
  */
 export function restoredBinding(
   b: StoredBinding,
   now: number,
   wallMs: number,
-  homePrefix: Prefix,
-  isRevoked?: (publicKey: Uint8Array) => boolean,
+  policy: RestorePolicy,
 ): RestoreVerdict {
-  if (b.expiresAt <= now) return { ok: false, reason: 'expired' };
+  const { homePrefix, authorityPublicKey, isRevoked } = policy;
+  if (!Number.isFinite(b.expiresAt) || b.expiresAt <= now) return { ok: false, reason: 'expired' };
   let hoa: Uint8Array;
   try {
     hoa = parseIpv6(b.homeAddress);
@@ -116,7 +128,7 @@ export function restoredBinding(
     if (
       !bytesEqual(cert.publicKey, b.ownerKey) ||
       cert.role === 'ha' ||
-      checkValidityAndRole(cert, wallMs) !== 'ok' ||
+      verifyCertificate(cert, authorityPublicKey, wallMs) !== 'ok' ||
       !certificateHolds(cert, hoa)
     ) {
       return { ok: false, reason: 'certificate' };
@@ -125,6 +137,7 @@ export function restoredBinding(
     return { ok: false, reason: 'certificate' };
   }
   if (isRevoked?.(b.ownerKey) === true) return { ok: false, reason: 'revoked' };
+  const maxSeconds = Math.min(policy.maxLifetimeSeconds, MAX_BINDING_LIFETIME_S);
   return {
     ok: true,
     certificate: b.certificate,
@@ -132,8 +145,8 @@ export function restoredBinding(
       homeAddress: b.homeAddress,
       careOfAddress: b.careOfAddress,
       locator: { ...b.locator },
-      lifetimeSeconds: b.lifetimeSeconds,
-      expiresAt: b.expiresAt,
+      lifetimeSeconds: Math.min(b.lifetimeSeconds, maxSeconds),
+      expiresAt: Math.min(b.expiresAt, now + maxSeconds * 1000),
       sequence: b.sequence,
       flags: b.flags,
       homeRegistration: true,

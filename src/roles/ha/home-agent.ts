@@ -234,8 +234,21 @@ export class HomeAgent {
     const wallMs = (this.#opts.wallClock ?? systemWallClock)();
     let restored = 0;
     let dropped = 0;
+    const policy = {
+      homePrefix: this.#homePrefix,
+      authorityPublicKey: this.#env.endpoint.authorityPublicKey,
+      maxLifetimeSeconds: this.#opts.maxLifetimeSeconds,
+      isRevoked: this.#opts.isRevoked,
+    };
     for (const b of stored) {
-      const v = restoredBinding(b, now, wallMs, this.#homePrefix, this.#opts.isRevoked);
+      if (this.cache.size >= this.#opts.maxBindings) {
+        // The store holds more than this HA may serve: the rest is dropped (not deleted, the
+        // store may be the cluster's).
+        dropped++;
+        this.#env.log.info('binding-not-restored', { hoa: b.homeAddress, why: 'cache-full' });
+        continue;
+      }
+      const v = restoredBinding(b, now, wallMs, policy);
       if (!v.ok) {
         dropped++;
         this.#journal.delete(b.homeAddress);
@@ -444,10 +457,22 @@ export class HomeAgent {
   #rebindRestored(session: PeerSession, locator: Locator, now: number): void {
     const member = this.#restoring.take(session.peerPublicKey);
     if (member === undefined) return;
+    // The store is not trusted: the certificate this handshake proved must hold each address
+    // (not the stored one), and an HA's channel never carries a member's binding.
+    const cert = session.peerCertificate;
+    if (cert === null || cert.role === 'ha') return;
     for (const key of member.keys) {
       const entry = this.cache.getByKey(key);
       if (entry === undefined || this.#paths.has(key)) continue;
       if (!bytesEqual(entry.ownerKey, session.peerPublicKey)) continue;
+      if (!certificateAllows(cert, entry.homeAddress)) {
+        // A stored binding this member's certificate does not hold (a forged store entry):
+        // it goes, so the address's holder can register it again.
+        this.drops.add('restore-not-certified');
+        this.cache.delete(entry.homeAddress, now);
+        void this.#removeBinding(entry, 'restore-not-certified');
+        continue;
+      }
       const challenge = this.#paths.bind(entry, session, 0, now);
       if (challenge !== undefined) this.#sendChallenge(challenge, now);
       this.#sendRefreshRequest(session, entry.homeAddress, locator, now);

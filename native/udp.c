@@ -25,8 +25,9 @@
  * interface fails with EMSGSIZE (counted as txTooBig, the batch goes on). ICMP Fragmentation
  * Needed / Packet Too Big found in the error queue are kept (the latest MTU_REPORTS_MAX) with
  * the destination of the datagram they quote, the MTU and the first bytes of its UDP payload,
- * counted as mtuReports, and so is each send refused with EMSGSIZE (with the MTU the kernel
- * has for that route, or else one byte below the datagram's IP size); udpTakeMtuReports hands them to JS, which checks them against what
+ * counted as mtuReports, and so is each send refused with EMSGSIZE (one byte below the
+ * datagram's IP size: only an upper bound, JS lowers no confirmed size for it);
+ * udpTakeMtuReports hands them to JS, which checks them against what
  * it actually sent (src/protocol/path-mtu.ts). The kernel has already matched them to this
  * socket's port; nothing else is trusted here.
  *
@@ -72,7 +73,6 @@
 #define MTU_REPORT_LEN 48
 #define MTU_FROM_ICMP 1
 #define MTU_FROM_SEND 2
-#define MTU_FROM_ROUTE 3 /* our send was refused; the MTU is the kernel's for that route */
 
 /* Float64Array counters, in this order (src/io/udp.ts reads the same layout). */
 enum { C_RX_DATAGRAMS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_DROPS,
@@ -146,22 +146,6 @@ static void push_mtu_report(mip6_poller *p, const void *name, uint32_t quoted, u
   memcpy(r + 24, data, quoted < QUOTE_LEN ? quoted : QUOTE_LEN);
   r[40] = origin;
   COUNT_IF(p, C_MTU_REPORTS, 1);
-}
-
-/* The MTU the kernel has for the route to `name` (IP_MTU / IPV6_MTU of a throwaway connected
- * socket: the interface's, or a path MTU the kernel learnt), 0 when unknown. Only after a send
- * was refused, so rare. */
-static uint32_t route_mtu(int family, const void *name) {
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  int mtu = 0;
-  socklen_t len = sizeof mtu;
-  socklen_t nl = family == 4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-  if (connect(fd, name, nl) || getsockopt(fd, family == 4 ? IPPROTO_IP : IPPROTO_IPV6,
-                                          family == 4 ? IP_MTU : IPV6_MTU, &mtu, &len))
-    mtu = 0;
-  close(fd);
-  return mtu > 0 ? (uint32_t)mtu : 0;
 }
 
 /* An ICMP Fragmentation Needed (RFC 1191) / Packet Too Big (RFC 4443 §3.2) from the error
@@ -600,9 +584,14 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
         break;
       }
       /* The first message failed. A pending ICMP error of an earlier send (IP_RECVERR) is
-       * reported, and cleared, by whichever send comes next, so try the message once more
-       * before counting it as failed (EMSGSIZE, unreachable, bad source address...). */
+       * reported, and cleared, by whichever send comes next, so clear it (SO_ERROR) and try
+       * the message once more before counting it as failed (EMSGSIZE, unreachable, bad
+       * source address...). Anybody can make such an error pending: a forged ICMP error only
+       * has to name our port. */
       if (retry_at != i) {
+        int pending = 0;
+        socklen_t plen = sizeof pending;
+        getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &pending, &plen);
         retry_at = i;
         continue;
       }
@@ -611,13 +600,13 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       if (errno == EMSGSIZE && p->ncounters > C_TX_TOO_BIG) p->counters[C_TX_TOO_BIG] += 1;
       else p->counters[C_TX_ERRORS] += 1;
       /* Kept as an MTU report too: this host's interface does not carry this size (one byte
-       * less than the IP datagram it would have made), quoting the datagram itself. */
+       * less than the IP datagram it would have made), quoting the datagram itself. Only an
+       * upper bound (MTU_FROM_SEND): a forged ICMP error can still be what failed the send
+       * (one arriving between the two tries), and the kernel's route MTU is no better, since
+       * forged Fragmentation Needed lower it too. */
       if (errno == EMSGSIZE) {
         uint32_t size = l[i] + (u->family == 4 ? 28 : 48);
-        uint32_t mtu = route_mtu(u->family, &u->tx_name[0]);
-        int known = mtu > 0 && mtu < size;
-        push_mtu_report(p, &u->tx_name[0], l[i], known ? mtu : size - 1, (uint8_t *)buf + o[i],
-                        known ? MTU_FROM_ROUTE : MTU_FROM_SEND);
+        push_mtu_report(p, &u->tx_name[0], l[i], size - 1, (uint8_t *)buf + o[i], MTU_FROM_SEND);
       }
       i++;
       continue;

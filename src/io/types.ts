@@ -196,9 +196,10 @@ export interface MtuReport {
   quote: Uint8Array;
   quotedLength: number;
   /**
-   * True when no ICMP came and the kernel had no MTU for the route: this host refused the send
-   * (EMSGSIZE) and `mtu` is one below that datagram's size, an upper bound rather than the path
-   * MTU. (A refused send whose route MTU the kernel knows reports that MTU, local false.)
+   * True when no ICMP came: this host refused the send (EMSGSIZE) and `mtu` is one below that
+   * datagram's size, an upper bound rather than the path MTU. Not proof either: a forged ICMP
+   * error pending on the socket fails a send with EMSGSIZE too, so it never lowers a size that
+   * probes confirmed (protocol/path-mtu.ts).
    */
   local: boolean;
 }

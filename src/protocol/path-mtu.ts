@@ -29,6 +29,12 @@
  *     below the confirmed size, the confirmed size drops to it at once. Never below BASE_INNER
  *     (a forged report cannot shrink the tunnel under the minimum), never up (a report can only
  *     lower a size; only probes raise it).
+ *   - a send our own interface refused (a local report, only an upper bound: one byte below the
+ *     refused datagram) lowers only the search's ceiling. Below the confirmed size it lowers
+ *     nothing by itself (a forged ICMP error pending on the socket can fail our send too): the
+ *     confirmed size is probed again at once, and only when that confirmation is lost does the
+ *     search start again from the base, below the bound. A flood of them costs at most one
+ *     confirmation probe in flight.
  *
  * Messages (channel payload of kind SIGNALING, not an IPv6 packet: byte 0 has no version 6):
  *   PMTU_PROBE:     0x12 | id (4) | zero padding up to the probed size
@@ -98,6 +104,10 @@ export class PathMtuState {
   #probe: Probe | undefined;
   /** A size to try next (a report's), before the halves. */
   #candidate = 0;
+  /** A local report below the confirmed size asks for a confirmation probe. */
+  #recheck = false;
+  /** The smallest local report below the confirmed size (+1): the ceiling if it is lost. */
+  #localBound = Infinity;
   #next = 0;
   #complete = false;
   #completedAt = 0;
@@ -187,14 +197,20 @@ export class PathMtuState {
       if (p.sends < MAX_PROBES) return this.#send(p, now);
       this.#probe = undefined;
       if (p.confirm) {
-        // The size that passed before no longer does: back to the base, search again.
+        // The size that passed before no longer does: back to the base, search again (below
+        // what our own interface refused, if it did).
         this.maxInner = BASE_INNER;
         this.source = 'base';
         this.#complete = false;
+        this.#failed = Math.min(this.#failed, this.#localBound);
+        this.#localBound = Infinity;
+        this.#recheck = false;
       }
       this.#failed = Math.max(Math.min(this.#failed, p.size), this.maxInner + 1);
+      if (this.#recheck) return this.#confirm(now, nextId);
       return this.#step(now, nextId);
     }
+    if (this.#recheck) return this.#confirm(now, nextId);
     if (!this.#complete) return this.#step(now, nextId);
     if (this.maxInner < this.ceiling && now - this.#completedAt >= PMTU_RAISE_MS) {
       this.#complete = false;
@@ -204,6 +220,20 @@ export class PathMtuState {
     if (this.maxInner <= BASE_INNER) {
       this.#next = now + CONFIRM_INTERVAL_MS; // the base needs no confirmation
       return undefined;
+    }
+    return this.#confirm(now, nextId);
+  }
+
+  /** A probe of the confirmed size (none for the base, which always passes). */
+  #confirm(now: number, nextId: () => number): { id: number; size: number } | undefined {
+    this.#recheck = false;
+    if (this.maxInner <= BASE_INNER) {
+      this.#localBound = Infinity;
+      if (this.#complete) {
+        this.#next = now + CONFIRM_INTERVAL_MS;
+        return undefined;
+      }
+      return this.#step(now, nextId);
     }
     const id = nextId();
     return this.#send({ id, size: this.maxInner, sentAt: now, sends: 0, confirm: true }, now);
@@ -219,7 +249,9 @@ export class PathMtuState {
       this.maxInner = size;
       this.source = 'probe';
     }
-    if (p.confirm) this.#next = now + CONFIRM_INTERVAL_MS;
+    // A confirmation refutes the local reports below it.
+    if (p.confirm) this.#localBound = Infinity;
+    if (p.confirm && this.#complete) this.#next = now + CONFIRM_INTERVAL_MS;
     else this.#next = now; // the next step goes out on the next poll
     return true;
   }
@@ -227,10 +259,11 @@ export class PathMtuState {
   /**
    * A report (already matched to a datagram we sent on this channel) that the path carries at
    * most `pathMtu` bytes. `exact` false: only an upper bound (our own interface refused a
-   * datagram one byte larger; the size that passes is found by the search). Returns what it
-   * changed.
+   * datagram one byte larger; the size that passes is found by the search, and it never lowers
+   * the confirmed size itself). Returns what it changed ('recheck': the confirmed size is
+   * probed again).
    */
-  onTooBig(pathMtu: number, now: number, exact = true): 'lowered' | 'ceiling' | 'ignored' {
+  onTooBig(pathMtu: number, now: number, exact = true): TooBigResult {
     const inner = Math.max(BASE_INNER, pathMtu - this.overhead);
     if (!exact) return this.#upperBound(inner, now);
     if (inner >= this.#failed - 1 && !(inner < this.maxInner)) return 'ignored';
@@ -255,22 +288,31 @@ export class PathMtuState {
     return 'ceiling';
   }
 
-  #upperBound(inner: number, now: number): 'lowered' | 'ceiling' | 'ignored' {
-    if (inner >= this.#failed - 1 && inner >= this.maxInner) return 'ignored';
+  #upperBound(inner: number, now: number): TooBigResult {
+    if (inner < this.maxInner) {
+      // Against what a probe confirmed: probe that size again (one confirmation in flight).
+      if (inner + 1 >= this.#localBound || this.#recheck || this.#probe?.confirm === true) {
+        this.#localBound = Math.min(this.#localBound, inner + 1);
+        return 'ignored';
+      }
+      this.reportsAccepted++;
+      this.#localBound = inner + 1;
+      this.#recheck = true;
+      if (this.#probe === undefined) this.#next = now;
+      return 'recheck';
+    }
+    if (inner >= this.#failed - 1) return 'ignored';
     this.reportsAccepted++;
-    this.#failed = Math.min(this.#failed, inner + 1);
+    this.#failed = inner + 1;
     this.#complete = false;
     if (this.#probe !== undefined && this.#probe.size > inner) this.#probe = undefined;
     if (this.#probe === undefined) this.#next = now;
-    if (inner < this.maxInner) {
-      // What passed before no longer leaves this host: back to the base, search below.
-      this.maxInner = BASE_INNER;
-      this.source = 'base';
-      return 'lowered';
-    }
     return 'ceiling';
   }
 }
+
+/** What a report changed: the confirmed size, the search's ceiling, a new confirmation, nothing. */
+export type TooBigResult = 'lowered' | 'ceiling' | 'recheck' | 'ignored';
 
 /** A probe for the driver to seal (SIGNALING) and send to `owner`'s current locator. */
 export interface ProbeToSend<Owner> {
@@ -330,12 +372,7 @@ export class PathMtuTable<Owner> {
   }
 
   /** A checked report for `owner`'s path (see PathMtuState.onTooBig). */
-  onTooBig(
-    owner: Owner,
-    pathMtu: number,
-    now: number,
-    exact = true,
-  ): 'lowered' | 'ceiling' | 'ignored' {
+  onTooBig(owner: Owner, pathMtu: number, now: number, exact = true): TooBigResult {
     const s = this.#paths.get(owner);
     if (s === undefined) return 'ignored';
     const r = s.onTooBig(pathMtu, now, exact);

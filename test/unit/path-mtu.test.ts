@@ -244,10 +244,76 @@ void t.test(
     t.notOk(s.searching, 'the search ended');
     t.ok(limit - s.maxInner < SEARCH_GRANULARITY && s.maxInner <= limit, `found ${s.maxInner}`);
     t.ok(probes <= 8, `in ${probes} probes, not one per byte`);
-    // Later the interface shrinks below the confirmed size: back to the base.
-    t.equal(table.onTooBig('ha', 1300 + OVERHEAD4, 10_000, false), 'lowered');
-    t.equal(s.maxInner, BASE_INNER);
+    // Later the interface shrinks below the confirmed size: only a confirmation of that size at
+    // once; when it is lost (the interface refuses it), back to the base and search below.
+    const found = s.maxInner;
+    t.equal(table.onTooBig('ha', 1300 + OVERHEAD4, 10_000, false), 'recheck');
+    t.equal(s.maxInner, found, 'a local report lowers no confirmed size');
+    let now = 10_000;
+    for (let i = 0; i < MAX_PROBES; i++, now += PROBE_TIMER_MS) {
+      const due = table.poll(now);
+      t.same(
+        due.map((q) => q.size),
+        [found],
+        'the confirmed size probed again',
+      );
+      table.onTooBig('ha', found + OVERHEAD4 - 1, now + 1, false);
+    }
+    const [next] = table.poll(now);
+    t.equal(s.maxInner, BASE_INNER, 'confirmation lost: back to the base');
     t.equal(s.source, 'base');
+    t.ok(
+      next !== undefined && next.size <= 1300,
+      `the search goes on below the bound (${next?.size})`,
+    );
     t.end();
   },
 );
+
+void t.test('a local report lowers only the search ceiling', (t) => {
+  const table = new PathMtuTable<string>();
+  const s = table.setPath('ha', '192.0.2.1:4191', OVERHEAD4, 1440, 0);
+  const [p] = table.poll(0);
+  t.equal(p?.size, 1440);
+  // Refused at 1400 inner + overhead: a ceiling for the search, the base still what is sent.
+  t.equal(table.onTooBig('ha', 1400 + OVERHEAD4 - 1, 1, false), 'ceiling');
+  t.equal(s.maxInner, BASE_INNER, 'not lowered, not raised');
+  t.equal(s.status().state, 'searching');
+  const [q] = table.poll(1);
+  t.ok(q !== undefined && q.size < 1400 && q.size > BASE_INNER, `probes below it (${q?.size})`);
+  t.equal(table.onTooBig('ha', 1400 + OVERHEAD4 - 1, 2, false), 'ignored', 'the same bound again');
+  t.end();
+});
+
+void t.test('a flood of local reports cannot take maxInner below what probes confirm', (t) => {
+  // A forged ICMP error pending on the socket fails our next send (EMSGSIZE): a local report
+  // quoting our own real datagram, whatever size it had. The path carries 1400 all along.
+  const table = new PathMtuTable<string>();
+  const limit = 1400;
+  const s = table.setPath('ha', '192.0.2.1:4191', OVERHEAD4, 1440, 0);
+  const end = run(t, table, { limit, icmp: false }, 0, 60_000);
+  const confirmed = s.maxInner;
+  t.ok(confirmed <= limit && limit - confirmed < SEARCH_GRANULARITY, `confirmed ${confirmed}`);
+  let probes = 0;
+  let lowered = 0;
+  let now = end.now;
+  const acks: { at: number; id: number; size: number }[] = [];
+  for (let i = 0; i < 5_000; i++, now += 20) {
+    // 50 forged local reports a second, down to the smallest size they could name.
+    if (table.onTooBig('ha', BASE_INNER + OVERHEAD4, now, false) === 'lowered') lowered++;
+    for (const q of table.poll(now)) {
+      probes++;
+      if (q.size <= limit) acks.push({ at: now + RTT, id: q.id, size: q.size });
+    }
+    for (const a of acks.filter((x) => x.at <= now + 19)) table.onAck('ha', a.id, a.size, a.at);
+    acks.splice(0, acks.length, ...acks.filter((x) => x.at > now + 19));
+    if (s.maxInner < confirmed) break;
+  }
+  t.equal(s.maxInner, confirmed, 'maxInner stays at what the probes confirmed');
+  t.equal(lowered, 0, 'no report lowered it');
+  t.ok(
+    probes <= (5_000 * 20) / RTT / 2 + 10,
+    `one confirmation in flight at a time (${probes} probes in 100 s)`,
+  );
+  t.end();
+});

@@ -68,9 +68,14 @@ export function clampTcpMss(buf: Uint8Array, off: number, len: number, maxPacket
       if (mss <= maxMss) return false;
       buf[i + 2] = maxMss >>> 8;
       buf[i + 3] = maxMss & 0xff;
-      // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), on 16-bit words.
+      // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), on the 16-bit words of the TCP header. An MSS
+      // at an odd offset (after a NOP) straddles two words: its high byte is the low half of one
+      // and its low byte the high half of the next, so it adds to the sum byte-swapped.
+      const odd = ((i - tcp) & 1) === 1;
+      const m = odd ? swap16(mss) : mss;
+      const m2 = odd ? swap16(maxMss) : maxMss;
       const c = tcp + TCP_CHECKSUM_OFF;
-      let sum = (~((buf[c]! << 8) | buf[c + 1]!) & 0xffff) + (~mss & 0xffff) + maxMss;
+      let sum = (~((buf[c]! << 8) | buf[c + 1]!) & 0xffff) + (~m & 0xffff) + m2;
       sum = (sum & 0xffff) + (sum >>> 16);
       sum = (sum & 0xffff) + (sum >>> 16);
       const hc = ~sum & 0xffff;
@@ -81,4 +86,8 @@ export function clampTcpMss(buf: Uint8Array, off: number, len: number, maxPacket
     i += optLen;
   }
   return false;
+}
+
+function swap16(v: number): number {
+  return ((v & 0xff) << 8) | (v >>> 8);
 }

@@ -26,6 +26,17 @@ function tcpSyn(mss: number, flags = 0x02): Uint8Array {
   return tcp;
 }
 
+/** A SYN with exactly `opts` as options (padded with End of Option List to 32-bit words). */
+function tcpSynWith(opts: number[]): Uint8Array {
+  const optLen = Math.ceil(opts.length / 4) * 4;
+  const tcp = tcpSyn(0).slice(0, 20);
+  const out = new Uint8Array(20 + optLen);
+  out.set(tcp);
+  out[12] = ((20 + optLen) / 4) << 4;
+  out.set(opts, 20);
+  return out;
+}
+
 function ipv6Packet(tcp: Uint8Array): Uint8Array {
   const p = new Uint8Array(40 + tcp.length);
   p[0] = 0x60;
@@ -119,5 +130,46 @@ void t.test('left alone: small MSS, not a SYN, no MSS, not TCP, truncated option
   frag[7] = 8; // a later fragment
   t.notOk(clampTcpMss(frag, 0, frag.length, 1280), 'IPv4 fragment');
   t.notOk(clampTcpMss(Uint8Array.of(0x20, 0, 0), 0, 3, 1280), 'neither IPv4 nor IPv6');
+  t.end();
+});
+
+void t.test('MSS first or after one NOP (odd offset): checksum equal to a full recompute', (t) => {
+  // [options, offset of the MSS value in the TCP header]
+  const layouts: [string, number[], number][] = [
+    ['MSS first', [2, 4, 0x05, 0xb4, 1, 3, 3, 7], 22],
+    ['NOP, MSS', [1, 2, 4, 0x05, 0xb4, 1, 1, 0], 23],
+    ['NOP, NOP, NOP, MSS', [1, 1, 1, 2, 4, 0xff, 0xff, 0], 25],
+  ];
+  for (const [name, opts, at] of layouts) {
+    for (const mss of [0x05b4, 0xffff, 0x1401]) {
+      const withMss = opts.slice();
+      withMss[at - 20] = mss >> 8;
+      withMss[at - 19] = mss & 0xff;
+      for (const family of [6, 4] as const) {
+        const ip = family === 6 ? 40 : 20;
+        const max = family === 6 ? 1280 : 1340;
+        const p = family === 6 ? ipv6Packet(tcpSynWith(withMss)) : ipv4Packet(tcpSynWith(withMss));
+        const valid = (): boolean =>
+          family === 6 ? verifyUpperLayerChecksum(p) === true : ipv4Checksum(p) === 0;
+        t.ok(valid(), `IPv${family} ${name} ${mss}: valid before`);
+        t.ok(clampTcpMss(p, 0, p.length, max), `IPv${family} ${name} ${mss}: clamped`);
+        t.equal((p[ip + at]! << 8) | p[ip + at + 1]!, max - ip - 20);
+        // Full recompute: the checksum field zeroed, the sum over everything written back.
+        const stored = (p[ip + 16]! << 8) | p[ip + 17]!;
+        const q = p.slice();
+        q[ip + 16] = 0;
+        q[ip + 17] = 0;
+        let full: number;
+        if (family === 6) {
+          fixUpperLayerChecksum(q);
+          full = (q[ip + 16]! << 8) | q[ip + 17]!;
+        } else {
+          full = ipv4Checksum(q);
+        }
+        t.equal(stored, full, `IPv${family} ${name} ${mss}: equal to a full recompute`);
+        t.ok(valid(), `IPv${family} ${name} ${mss}: valid after`);
+      }
+    }
+  }
   t.end();
 });

@@ -22,7 +22,13 @@ export interface RawMember {
 
 export async function rawMember(
   w: World,
-  opts: { homeAddress: string; address4: string; keySeed?: number },
+  opts: {
+    homeAddress: string;
+    address4: string;
+    keySeed?: number;
+    /** Its handshake clock (default T0): later than a former endpoint's of the same key. */
+    wallClock?: () => number;
+  },
 ): Promise<RawMember> {
   const ep = endpoint(
     w.ca,
@@ -33,6 +39,7 @@ export async function rawMember(
       addresses: [opts.homeAddress],
     },
     ['ha'],
+    opts.wallClock !== undefined ? { wallClock: opts.wallClock } : {},
   );
   const udp = w.net.endpoint({ address: opts.address4 });
   const got: DecodedPacket[] = [];

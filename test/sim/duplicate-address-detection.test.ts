@@ -9,9 +9,10 @@
 import t from 'tap';
 import { BA_STATUS, bindingUpdateFlags } from '../../src/wire/types.js';
 import { encodeMobilityPacket } from '../../src/wire/packet.js';
+import { T0 } from '../helpers/crypto.js';
 import { echo } from '../helpers/packets.js';
 import { rawMember } from '../helpers/raw-member.js';
-import { World, HA_HOME_ADDRESS } from '../helpers/world.js';
+import { World, HA_HOME_ADDRESS, HOME_LINK, RecordingHomeAddress } from '../helpers/world.js';
 
 const HOA = '2001:db8:100::10';
 const MN4 = '203.0.113.10';
@@ -130,3 +131,63 @@ void t.test('while DAD runs nothing is forwarded for the binding, and BUs wait',
   await w.run(20);
   t.equal(w.ha.counters.tunnelPacketsIn, before + 1, 'forwarded now');
 });
+
+void t.test(
+  'L flag on a binding that skips DAD (the member left home again): its link-local is not proxied',
+  async (t) => {
+    const w = await World.create();
+    const home = new RecordingHomeAddress();
+    const m = w.mobileNode({
+      homeAddress: HOA,
+      address4: MN4,
+      address6: '2001:db8:3::10',
+      options: { homeLink: home },
+    });
+    m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+    m.mn.start();
+    await w.until(() => m.mn.registration.state === 'registered');
+    // Home: its deregistration arrives on the home link (the HA notes it went home).
+    w.net.attach(m.udp6, HOME_LINK, { ifindex: 7, linkLocal: 'fe80::10' });
+    m.careOf.candidates = [{ family: 6, localAddress: HOA, homeLink: 'home0', homeLinkIndex: 7 }];
+    m.careOf.changed();
+    t.ok(
+      (await w.until(() => home.calls.length >= 2 && w.ha.cache.get(HOA) === undefined, 3000)) >= 0,
+      'deregistered from the home link',
+    );
+    const seq = m.mn.registration.status(0).sequence ?? 0;
+    const closing = m.mn.close(10);
+    await w.run(100);
+    await closing;
+    // The same member key (the World's first, 0x40) leaves again with a BU carrying L, which
+    // mip6's MN never sets: the HA skips DAD for the home address (the member itself held it)
+    // and must not start answering for fe80::<IID> that nobody checked.
+    const raw = await rawMember(w, {
+      homeAddress: HOA,
+      address4: '203.0.113.77',
+      keySeed: 0x40,
+      wallClock: () => T0 + 1000, // a newer handshake timestamp than the MN's last
+    });
+    t.ok(raw.ready, 'channel up');
+    raw.send(
+      encodeMobilityPacket({
+        source: '::ffff:203.0.113.77',
+        destination: HA_HOME_ADDRESS,
+        homeAddress: HOA,
+        message: {
+          kind: 'bindingUpdate',
+          sequence: (seq + 1) & 0xffff,
+          flags: bindingUpdateFlags({ A: true, H: true, L: true }),
+          lifetimeUnits: 50,
+          options: [],
+        },
+      }),
+    );
+    await w.until(() => raw.got.some((p) => p.mobility?.kind === 'bindingAcknowledgement'));
+    t.match(raw.got.find((p) => p.mobility?.kind === 'bindingAcknowledgement')?.mobility, {
+      status: 0,
+    });
+    t.same(w.homeLink.detections, [[HOA]], 'no DAD for the new binding (went-home branch)');
+    t.ok(w.homeLink.bound.has(HOA), 'the home address is proxied');
+    t.same(w.homeLink.defended.get(HOA), [], 'its link-local is not');
+  },
+);

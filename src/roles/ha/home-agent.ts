@@ -651,16 +651,21 @@ export class HomeAgent {
         bytesEqual(leftHome.owner, entry.ownerKey);
       // A member taken over from another HA of the cluster (issue 18): that HA's proxy ND
       // answers for the address until it sees the takeover (or its host is gone): no DAD.
+      const runsDad = this.#opts.homeLink?.detectDuplicates !== undefined;
       if (
         result.change === 'created' &&
         !onHomeLink &&
         !holder &&
         elsewhere === undefined &&
-        this.#opts.homeLink?.detectDuplicates
+        runsDad
       ) {
         dad = this.#detectDuplicates(entry, mh.flags.L);
       } else if (result.change === 'created' || !known) {
-        void this.#homeLinkAdd(entry.homeAddress, mh.flags.L);
+        // The branches that skip DAD where it runs (a cluster takeover, a member that went
+        // home, a restored binding's first BU) vouch for the home address only: its
+        // link-local fe80::<IID> (the L flag) was never checked, so it is not proxied there.
+        // Without DAD configured at all, L is honoured as before.
+        void this.#homeLinkAdd(entry.homeAddress, mh.flags.L && !runsDad);
       }
     } else if (result.change === 'deleted' && entry) {
       removed = this.#removeBinding(entry, 'deregistration');

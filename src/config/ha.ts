@@ -365,6 +365,14 @@ export function parseHaConfig(text: string, file: string): HaConfig {
   if (cluster !== undefined && home.state !== undefined) {
     throw h.error('state', 'a cluster keeps its bindings in etcd ([cluster]): remove home.state');
   }
+  if (cluster !== undefined && home.ipv4Pool !== undefined) {
+    // IPv4 pools and their leases are per home agent, not in etcd: two HAs would grant the
+    // same address.
+    throw h.error(
+      'ipv4_pool',
+      'IPv4 home addresses are not shared by a cluster ([cluster]): remove home.ipv4_pool',
+    );
+  }
   root.finish();
   return { ...common, role: 'ha', listen, home, cluster };
 }

@@ -167,6 +167,17 @@ void t.test('[home] state and [cluster] exclude each other', async (t) => {
   }
 });
 
+void t.test('[home] ipv4_pool and [cluster] exclude each other', async (t) => {
+  // Pools and leases are per home agent: two HAs of a cluster would grant the same address.
+  expectError(
+    t,
+    'ipv4_pool = "10.99.0.0/24"\n' + CLUSTER,
+    'home.ipv4_pool',
+    /not shared by a cluster \(\[cluster\]\): remove home\.ipv4_pool$/,
+  );
+  t.equal(parse('ipv4_pool = "10.99.0.0/24"\n').home.ipv4Pool, '10.99.0.0/24', 'alone: fine');
+});
+
 void t.test('a changed [cluster] needs a restart', async (t) => {
   const a = parse(CLUSTER);
   const b = parse(CLUSTER.replace('ha1', 'ha9'));

@@ -38,11 +38,48 @@ import type { DropCounters, NodeEnvironment } from './common.js';
 
 /** Outer bytes per inner packet: IP header + UDP (8) + channel header and tag (32). */
 export const TUNNEL_OVERHEAD = { 4: 20 + 8 + 32, 6: 40 + 8 + 32 } as const;
-/** Packet Too Big / Fragmentation Needed written into the TUN per second at most (RFC 4443
- *  §2.4 (f) asks for a limit; the inner sender needs only one). */
+/** Packet Too Big / Fragmentation Needed written into the TUN per second at most, per peer
+ *  (RFC 4443 §2.4 (f) asks for a limit; the inner sender needs only one): a member behind a
+ *  small path cannot use up the others' errors. */
 export const TOO_BIG_PER_SECOND = 20;
-/** MTU reports looked at per second at most (each costs a pass over the sessions). */
+/** Matched MTU reports acted on per second at most, per peer. Charged only after the report
+ *  was matched to a datagram we sent that peer, so forged ones (refused, counted) never use up
+ *  a peer's budget. The native side hands out at most 16 per take, which bounds the cost of
+ *  checking them (a pass over the sessions each). */
 export const MTU_REPORTS_PER_SECOND = 50;
+/** Peers with a rate limiter at most (the oldest forgotten first). */
+export const RATE_LIMITED_PEERS_MAX = 4096;
+
+/** One ErrorRateLimiter per key, at most RATE_LIMITED_PEERS_MAX of them. */
+class PerPeerRateLimiter<K> {
+  readonly #perSecond: number;
+  readonly #byKey = new Map<K, ErrorRateLimiter>();
+
+  constructor(perSecond: number) {
+    this.#perSecond = perSecond;
+  }
+
+  allow(key: K, now: number): boolean {
+    let l = this.#byKey.get(key);
+    if (l === undefined) {
+      if (this.#byKey.size >= RATE_LIMITED_PEERS_MAX) {
+        const oldest = this.#byKey.keys().next();
+        if (oldest.done !== true) this.#byKey.delete(oldest.value);
+      }
+      l = new ErrorRateLimiter(this.#perSecond);
+      this.#byKey.set(key, l);
+    }
+    return l.allow(now);
+  }
+
+  forget(key: K): void {
+    this.#byKey.delete(key);
+  }
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+}
 
 /** The control protocol's view of a path MTU state (what `mip6 status` shows). */
 export function pathMtuStatus(s: PathMtuStatus): PathMtuStatus {
@@ -78,8 +115,8 @@ export class TunnelMtu<Owner> {
   readonly #drops: DropCounters;
   readonly #tunMtu: number;
   readonly #underlayMtu: number;
-  readonly #tooBig = new ErrorRateLimiter(TOO_BIG_PER_SECOND);
-  readonly #reports = new ErrorRateLimiter(MTU_REPORTS_PER_SECOND);
+  readonly #tooBig = new PerPeerRateLimiter<Owner>(TOO_BIG_PER_SECOND);
+  readonly #reports = new PerPeerRateLimiter<Owner>(MTU_REPORTS_PER_SECOND);
   /** Source of the ICMP errors we write into the TUN (one of this node's addresses). */
   readonly #source6: () => string;
   readonly #source4: Uint8Array;
@@ -112,13 +149,33 @@ export class TunnelMtu<Owner> {
     return this.table.setPath(owner, formatLocator(to), overhead, ceiling, now);
   }
 
+  /** `owner` is gone: its path and rate limiters too. */
+  forget(owner: Owner): void {
+    this.table.forget(owner);
+    this.#tooBig.forget(owner);
+    this.#reports.forget(owner);
+  }
+
+  /** Peers with a rate limiter (bounded by RATE_LIMITED_PEERS_MAX). */
+  get rateLimitedPeers(): number {
+    return Math.max(this.#tooBig.size, this.#reports.size);
+  }
+
   /**
-   * The inner packet at buf[off, off + len) is longer than `maxInner`: dropped (counted) and
-   * answered with a Packet Too Big / Fragmentation Needed into the TUN, rate-limited.
+   * The inner packet at buf[off, off + len) for `owner` is longer than `maxInner`: dropped
+   * (counted) and answered with a Packet Too Big / Fragmentation Needed into the TUN,
+   * rate-limited per peer.
    */
-  tooBig(buf: Uint8Array, off: number, len: number, maxInner: number, now: number): void {
+  tooBig(
+    owner: Owner,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    maxInner: number,
+    now: number,
+  ): void {
     this.#drops.add('too-big');
-    if (!this.#tooBig.allow(now)) return;
+    if (!this.#tooBig.allow(owner, now)) return;
     const packet = buf.subarray(off, off + len);
     let reply: Uint8Array | null;
     try {
@@ -201,10 +258,6 @@ export class TunnelMtu<Owner> {
       if (count === this.#seen.get(s)) continue; // nothing new: no native call
       this.#seen.set(s, count);
       for (const r of s.takeMtuReports()) {
-        if (!this.#reports.allow(now)) {
-          this.#drops.add('mtu-report-rate-limited');
-          continue;
-        }
         const session = endpoint.sentRecently(r.quote);
         const owner = session === undefined ? undefined : ownerOf(session, r);
         const state = owner === undefined ? undefined : this.table.get(owner);
@@ -215,6 +268,10 @@ export class TunnelMtu<Owner> {
         ) {
           this.counters.reportsRejected++;
           this.#drops.add('mtu-report-unmatched');
+          continue;
+        }
+        if (!this.#reports.allow(owner, now)) {
+          this.#drops.add('mtu-report-rate-limited');
           continue;
         }
         const result = this.table.onTooBig(owner, r.mtu, now, !r.local);

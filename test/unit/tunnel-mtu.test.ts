@@ -17,7 +17,12 @@ import {
   encodeProbeAck,
 } from '../../src/protocol/path-mtu.js';
 import { DropCounters, type NodeEnvironment } from '../../src/roles/common.js';
-import { TOO_BIG_PER_SECOND, TunnelMtu } from '../../src/roles/tunnel-mtu.js';
+import {
+  MTU_REPORTS_PER_SECOND,
+  RATE_LIMITED_PEERS_MAX,
+  TOO_BIG_PER_SECOND,
+  TunnelMtu,
+} from '../../src/roles/tunnel-mtu.js';
 import { Logger } from '../../src/util/log.js';
 import { parseIpv6 } from '../../src/wire/address.js';
 import { authority, endpoint, ipv6Packet, memberKey, T0 } from '../helpers/crypto.js';
@@ -145,11 +150,12 @@ void t.test(
 );
 
 void t.test('too big: a Packet Too Big into the TUN with the path size, rate-limited', (t) => {
-  const { tun, mtu, drops } = setup();
+  const { tun, mtu, drops, session } = setup();
   const big = ipv6Packet(parseIpv6('2001:db8:1::10')!, 1400 - 40);
   const buf = new Uint8Array(big.length + 32);
   buf.set(big, 16);
-  for (let i = 0; i < TOO_BIG_PER_SECOND + 5; i++) mtu.tooBig(buf, 16, big.length, 1340, T0);
+  for (let i = 0; i < TOO_BIG_PER_SECOND + 5; i++)
+    mtu.tooBig(session, buf, 16, big.length, 1340, T0);
   t.equal(drops.get('too-big'), TOO_BIG_PER_SECOND + 5, 'every packet dropped and counted');
   t.equal(tun.written.length, TOO_BIG_PER_SECOND, 'at most TOO_BIG_PER_SECOND errors a second');
   const ptb = tun.written[0]!;
@@ -159,8 +165,55 @@ void t.test('too big: a Packet Too Big into the TUN with the path size, rate-lim
   const m = ((ptb[44]! << 24) | (ptb[45]! << 16) | (ptb[46]! << 8) | ptb[47]!) >>> 0;
   t.equal(m, 1340, 'announces the path size');
   t.same([...ptb.subarray(24, 40)], [...big.subarray(8, 24)], 'back to the sender');
-  mtu.tooBig(buf, 16, big.length, 1340, T0 + 1000);
+  mtu.tooBig(session, buf, 16, big.length, 1340, T0 + 1000);
   t.equal(tun.written.length, TOO_BIG_PER_SECOND + 1, 'the next second: again');
+  t.end();
+});
+
+void t.test('the Packet Too Big limit is per peer: one small path does not starve another', (t) => {
+  const { tun, mtu, session, drops } = setup();
+  const other = {} as PeerSession; // another member's channel (only its identity counts here)
+  const big = ipv6Packet(parseIpv6('2001:db8:1::10')!, 1400 - 40);
+  for (let i = 0; i < 10 * TOO_BIG_PER_SECOND; i++)
+    mtu.tooBig(session, big, 0, big.length, 1340, T0);
+  t.equal(tun.written.length, TOO_BIG_PER_SECOND, 'the busy peer: its own limit');
+  mtu.tooBig(other, big, 0, big.length, 1340, T0);
+  t.equal(tun.written.length, TOO_BIG_PER_SECOND + 1, 'the other peer still gets its error');
+  t.equal(drops.get('too-big'), 10 * TOO_BIG_PER_SECOND + 1);
+  // Bounded: many peers keep at most RATE_LIMITED_PEERS_MAX limiters.
+  for (let i = 0; i < RATE_LIMITED_PEERS_MAX + 10; i++) {
+    mtu.tooBig({} as PeerSession, big, 0, big.length, 1340, T0 + 2000);
+  }
+  t.equal(mtu.rateLimitedPeers, RATE_LIMITED_PEERS_MAX, 'the oldest forgotten');
+  mtu.forget(other);
+  t.end();
+});
+
+void t.test('a forged report flood does not use up the budget of genuine reports', (t) => {
+  const { mn, session, mtu, sock, seal, drops } = setup();
+  const state = mtu.path(session, HA_LOCATOR, T0);
+  const [probe] = mtu.poll(T0);
+  mtu.onMessage(session, encodeProbeAck(probe!.id, probe!.size), 0, 7, T0 + 10, () => true);
+  t.equal(state.maxInner, 1396);
+  const sockets = [sock as unknown as UdpEndpoint];
+  // Many times the budget of forgeries (a made-up SPI), within one second.
+  const forged = seal();
+  forged[4] = forged[4]! ^ 0xff;
+  for (let i = 0; i < 4 * MTU_REPORTS_PER_SECOND; i++) {
+    sock.push(report(forged, 576));
+    mtu.takeReports(sockets, mn, (s) => s, T0 + 20);
+  }
+  t.equal(mtu.counters.reportsRejected, 4 * MTU_REPORTS_PER_SECOND, 'all refused');
+  t.equal(drops.get('mtu-report-rate-limited'), 0, 'none charged to a budget');
+  // The genuine one, in the same second: acted on.
+  sock.push(report(seal(), 1400));
+  mtu.takeReports(sockets, mn, (s) => s, T0 + 30);
+  t.equal(mtu.counters.reportsAccepted, 1, 'the genuine report is accepted');
+  t.equal(state.maxInner, 1400 - 60);
+  // Matched reports are charged to their peer: past its budget they are dropped.
+  for (let i = 0; i < MTU_REPORTS_PER_SECOND + 5; i++) sock.push(report(seal(), 1400));
+  mtu.takeReports(sockets, mn, (s) => s, T0 + 40);
+  t.equal(drops.get('mtu-report-rate-limited'), 6, 'the budget counts matched reports only');
   t.end();
 });
 

@@ -207,6 +207,15 @@ export class BindingPaths {
     }
   }
 
+  /** A binding of `session` still here (a member with several home addresses), if any. */
+  boundTo(session: PeerSession): BoundPath | undefined {
+    for (const key of this.#bySession.get(session) ?? []) {
+      const bound = this.#bound.get(key);
+      if (bound !== undefined) return bound;
+    }
+    return undefined;
+  }
+
   /** The channel is closed (revoked): its validation state goes. */
   forgetSession(session: PeerSession): void {
     this.#validator.forget(session);

@@ -921,8 +921,9 @@ export class HomeAgent {
     this.ipv4.release(entry.key);
     if (this.#opts.store !== undefined) this.#journal.delete(entry.homeAddress);
     this.#prefixes.forget(entry.key);
-    this.#forgetPathMtu(this.#paths.get(entry.key)?.session);
+    const bound = this.#paths.get(entry.key);
     this.#paths.remove(entry.key);
+    this.#forgetPathMtu(bound);
     const removed = this.#homeLinkRemove(entry.homeAddress);
     this.#env.log.info(why, { hoa: entry.homeAddress, member: entry.peerName });
     return removed;
@@ -1110,7 +1111,7 @@ export class HomeAgent {
   #fitsPath(bound: BoundPath, buf: Uint8Array, off: number, len: number, now: number): boolean {
     const max = this.#mtuOf(bound, now).maxInner;
     if (len > max) {
-      this.#mtu.tooBig(buf, off, len, max, now);
+      this.#mtu.tooBig(bound.session, buf, off, len, max, now);
       return false;
     }
     if (buf[off + (buf[off]! >> 4 === 6 ? 6 : 9)] === TCP) this.#mtu.clamp(buf, off, len, max);
@@ -1139,11 +1140,21 @@ export class HomeAgent {
     this.#takeMtuReports(now);
   }
 
-  /** The channel's binding is gone: no more probes for it (made again with its next data). */
-  #forgetPathMtu(session: PeerSession | undefined): void {
-    if (session === undefined) return;
+  /**
+   * A binding is gone: no more probes for its channel (made again with its next data), unless
+   * another binding of the member (another home address) still uses that channel: then its path
+   * MTU state stays, and probes go to that binding's locator.
+   */
+  #forgetPathMtu(gone: BoundPath | undefined): void {
+    if (gone === undefined) return;
+    const session = gone.session;
+    const other = this.#paths.boundTo(session);
+    if (other !== undefined) {
+      if (this.#mtuBound.get(session) === gone) this.#mtuBound.set(session, other);
+      return;
+    }
     this.#mtuBound.delete(session);
-    this.#mtu.table.forget(session);
+    this.#mtu.forget(session);
   }
 
   #takeMtuReports(now: number): void {

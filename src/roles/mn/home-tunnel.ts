@@ -196,7 +196,7 @@ export class HomeTunnel {
     const session = h.channel.session;
     if (agent === undefined || session === undefined) return undefined;
     if (agent !== this.#mtuAgent || session !== this.#mtuOwner || this.#mtuPath === undefined) {
-      if (this.#mtuOwner !== undefined) h.mtu.table.forget(this.#mtuOwner);
+      if (this.#mtuOwner !== undefined) h.mtu.forget(this.#mtuOwner);
       this.#mtuAgent = agent;
       this.#mtuOwner = session;
       h.mtu.table.forget(session);
@@ -268,7 +268,7 @@ export class HomeTunnel {
       }
       if (!v4 && h.routeOptimization?.fromTun(buf, off, len, now)) continue;
       if (len > maxInner) {
-        h.mtu.tooBig(buf, off, len, maxInner, now);
+        h.mtu.tooBig(session, buf, off, len, maxInner, now);
         continue;
       }
       if (buf[off + (v4 ? 9 : 6)] === TCP) h.mtu.clamp(buf, off, len, maxInner);

@@ -324,7 +324,9 @@ export class HomeRegistration {
 
   /**
    * The BA's IPv4 Address Acknowledgement (RFC 5555 §3.2.1): success binds the address; a
-   * refusal of an address we asked for by value drops it. True when 'auto' should ask afresh
+   * refusal of an address we asked for by value drops it, and so does a successful BA without
+   * an acknowledgement (e.g. after a failover to an HA with no IPv4 pool: it routes no IPv4
+   * home address for us, so the address leaves the TUN). True when 'auto' should ask afresh
    * at once: the HA refused the address it had given us (it restarted, or gave it away while
    * we were home), so the next BU asks for any address instead of waiting for a refresh.
    */
@@ -333,6 +335,7 @@ export class HomeRegistration {
     const ack = ba.options.find((o) => o.type === 'ipv4AddressAcknowledgement');
     if (ack === undefined) {
       this.#ipv4Status = null;
+      this.#homeAddress4 = null;
       return false;
     }
     this.#ipv4Status = ack.status;

@@ -117,3 +117,24 @@ void t.test('fixed address, an HA that ignores the option, and none configured',
   );
   t.equal(pr?.homeAddress4, null, 'an unasked acknowledgement is ignored');
 });
+
+void t.test('a successful BA without an acknowledgement drops a granted address', async (t) => {
+  // Failover to an HA without an IPv4 pool: it registers us but routes no IPv4 home address.
+  const mn = new HomeRegistration({ ...CONFIG, ipv4HomeAddress: 'auto' }, 0, 100);
+  const first = sendOf(mn.setCareOf(V4, 0));
+  mn.onBindingAcknowledgement(ba(first.message.sequence, [ack(0, '10.99.0.2')]), 50);
+  t.equal(mn.homeAddress4, '10.99.0.2');
+  const move = sendOf(mn.setCareOf(V6, 1000));
+  t.equal(requested(move), '10.99.0.2');
+  const r = registeredOf(mn.onBindingAcknowledgement(ba(move.message.sequence, []), 1050));
+  t.equal(r?.homeAddress4, null, 'registered, but no IPv4 home address any more');
+  t.equal(r?.ipv4Status, null);
+  t.equal(mn.homeAddress4, null);
+  t.equal(mn.status(1100).homeAddress4, null, 'status shows none');
+  const next = sendOf(mn.setCareOf(V4, 2000));
+  t.equal(requested(next), '0.0.0.0', 'the next BU asks for any address again');
+  const back = registeredOf(
+    mn.onBindingAcknowledgement(ba(next.message.sequence, [ack(0, '10.99.0.7')]), 2050),
+  );
+  t.equal(back?.homeAddress4, '10.99.0.7', 'an HA with a pool grants one again');
+});

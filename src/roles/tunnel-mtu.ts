@@ -31,7 +31,7 @@ import {
   type ProbeToSend,
 } from '../protocol/path-mtu.js';
 import { parseIpv4 } from '../wire/address.js';
-import { buildFragmentationNeeded } from '../wire/icmpv4-too-big.js';
+import { buildFragmentationNeeded, ipv4DontFragment } from '../wire/icmpv4-too-big.js';
 import { buildPacketTooBig } from '../wire/icmpv6.js';
 import { clampTcpMss } from '../wire/tcp-mss.js';
 import type { DropCounters, NodeEnvironment } from './common.js';
@@ -174,15 +174,21 @@ export class TunnelMtu<Owner> {
     maxInner: number,
     now: number,
   ): void {
+    const v4 = buf[off]! >> 4 === 4;
+    if (v4 && !ipv4DontFragment(buf, off)) {
+      // No Don't Fragment: its sender runs no path MTU discovery, a Fragmentation Needed
+      // would not make it shrink its packets (RFC 1191 §3 sends none); dropped, counted apart.
+      this.#drops.add('too-big-not-df');
+      return;
+    }
     this.#drops.add('too-big');
     if (!this.#tooBig.allow(owner, now)) return;
     const packet = buf.subarray(off, off + len);
     let reply: Uint8Array | null;
     try {
-      reply =
-        buf[off]! >> 4 === 4
-          ? buildFragmentationNeeded(packet, maxInner, this.#source4)
-          : buildPacketTooBig(packet, maxInner, this.#source6());
+      reply = v4
+        ? buildFragmentationNeeded(packet, maxInner, this.#source4)
+        : buildPacketTooBig(packet, maxInner, this.#source6());
     } catch {
       return; // a malformed packet gets no error
     }

@@ -2,7 +2,10 @@
  * ICMPv4 Destination Unreachable, Fragmentation Needed and DF Set (RFC 792; code 4 with the
  * Next-Hop MTU of RFC 1191 §4), built for an inner IPv4 packet too big for the tunnel's path
  * (issue #21). The error quotes the offending packet's IP header and first 8 data bytes (RFC
- * 792) and goes back to its source.
+ * 792) and goes back to its source. Only for a packet with Don't Fragment set: RFC 1191 §3 has
+ * routers send it for those alone (a packet without DF may be fragmented on the way, so its
+ * sender runs no path MTU discovery and would not shrink its packets for it); the tunnel drops
+ * a too-big packet without DF instead, counted apart (roles/tunnel-mtu.ts).
  */
 import { internetChecksum } from './checksum.js';
 
@@ -12,11 +15,17 @@ const ICMP_DEST_UNREACH = 3; // RFC 792
 const ICMP_FRAG_NEEDED = 4; // RFC 792, RFC 1191 §4
 const ICMP_PROTOCOL = 1;
 const ERROR_TTL = 64;
+const FLAG_DF = 0x40; // byte 6 of the IPv4 header (RFC 791)
+
+/** True when the IPv4 packet at buf[off] has Don't Fragment set. */
+export function ipv4DontFragment(buf: Uint8Array, off: number): boolean {
+  return ((buf[off + 6] ?? 0) & FLAG_DF) !== 0;
+}
 
 /**
  * The Fragmentation Needed error for `original` (an IPv4 packet) announcing `mtu`, from
- * `source` (4 bytes); null when the packet is no IPv4 packet or is itself an ICMP error
- * (never an error about an error, RFC 1122 §3.2.2).
+ * `source` (4 bytes); null when the packet is no IPv4 packet, has no Don't Fragment (RFC 1191
+ * §3), or is itself an ICMP error (never an error about an error, RFC 1122 §3.2.2).
  */
 export function buildFragmentationNeeded(
   original: Uint8Array,
@@ -26,6 +35,7 @@ export function buildFragmentationNeeded(
   if (original.length < IPV4_HEADER_LEN || original[0]! >> 4 !== 4) return null;
   const ihl = (original[0]! & 0x0f) * 4;
   if (ihl < IPV4_HEADER_LEN || original.length < ihl) return null;
+  if (!ipv4DontFragment(original, 0)) return null;
   if (original[9] === ICMP_PROTOCOL) {
     const type = original[ihl];
     if (type !== 0 && type !== 8) return null; // only echo request / reply get errors

@@ -7,7 +7,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { internetChecksum } from '../../src/wire/checksum.js';
-import { buildFragmentationNeeded } from '../../src/wire/icmpv4-too-big.js';
+import { buildFragmentationNeeded, ipv4DontFragment } from '../../src/wire/icmpv4-too-big.js';
 
 /** A 1400-byte IPv4 TCP packet 10.99.0.7 -> 192.0.2.80 with DF. */
 function bigPacket(protocol = 6, firstPayloadByte = 0): Uint8Array {
@@ -52,6 +52,15 @@ void t.test('no error about an ICMP error, nor about a non-IPv4 packet', (t) => 
   v6[0] = 0x60;
   t.equal(buildFragmentationNeeded(v6, 1340, SOURCE), null);
   t.equal(buildFragmentationNeeded(new Uint8Array(10), 1340, SOURCE), null, 'short');
+  t.end();
+});
+
+void t.test("no Fragmentation Needed for a packet without Don't Fragment (RFC 1191 §3)", (t) => {
+  const noDf = bigPacket();
+  noDf[6] = 0; // flags: DF clear (header checksum not looked at here)
+  t.notOk(ipv4DontFragment(noDf, 0));
+  t.ok(ipv4DontFragment(bigPacket(), 0));
+  t.equal(buildFragmentationNeeded(noDf, 1340, SOURCE), null, 'none without DF');
   t.end();
 });
 

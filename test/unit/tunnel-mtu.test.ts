@@ -170,6 +170,46 @@ void t.test('too big: a Packet Too Big into the TUN with the path size, rate-lim
   t.end();
 });
 
+void t.test(
+  'an inner IPv4 packet without DF: dropped and counted, no Fragmentation Needed',
+  (t) => {
+    const { tun, mtu, drops, session } = setup();
+    const p = new Uint8Array(1400);
+    p.set([
+      0x45,
+      0,
+      1400 >> 8,
+      1400 & 0xff,
+      0,
+      1,
+      0x40,
+      0,
+      64,
+      17,
+      0,
+      0,
+      10,
+      99,
+      0,
+      7,
+      192,
+      0,
+      2,
+      80,
+    ]);
+    mtu.tooBig(session, p, 0, p.length, 1340, T0);
+    t.equal(tun.written.length, 1, 'with DF: Fragmentation Needed');
+    t.equal(tun.written[0]![20], 3);
+    t.equal(tun.written[0]![21], 4);
+    p[6] = 0; // DF clear
+    for (let i = 0; i < 5; i++) mtu.tooBig(session, p, 0, p.length, 1340, T0);
+    t.equal(tun.written.length, 1, 'without DF: none (RFC 1191 §3)');
+    t.equal(drops.get('too-big-not-df'), 5, 'counted apart');
+    t.equal(drops.get('too-big'), 1);
+    t.end();
+  },
+);
+
 void t.test('the Packet Too Big limit is per peer: one small path does not starve another', (t) => {
   const { tun, mtu, session, drops } = setup();
   const other = {} as PeerSession; // another member's channel (only its identity counts here)

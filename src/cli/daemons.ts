@@ -11,6 +11,7 @@ import {
   loadCnConfig,
   loadHaConfig,
   loadMnConfig,
+  PORTAL_LOGIN_S,
   type CnConfig,
   type CommonConfig,
   type HaConfig,
@@ -42,7 +43,7 @@ import { openTun } from '../io/tun.js';
 import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
 import { TunnelRoutes } from '../io/tunnel-routes.js';
-import { KillSwitch } from '../io/kill-switch.js';
+import { KillSwitch, removeStaleKillSwitch } from '../io/kill-switch.js';
 import { TunnelDns } from '../io/tunnel-dns.js';
 import { probeCaptivePortal } from '../io/portal-probe.js';
 import { KernelIpv4HomeNetwork } from '../io/ipv4-home-network.js';
@@ -332,6 +333,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
     for (const s of sockets) cleanup.push(() => s.close());
     // [listen] ports: the others are redirected by the kernel to the bound one.
     const listenPorts = new KernelListenPorts({
+      tunName: tun.name,
       port: cfg.listen.port,
       ports: cfg.listen.ports,
       families: sockets.map((s) => s.family),
@@ -550,19 +552,23 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       await tunnelRoutes.install();
       log.info('tunnel-routes', { routes: cfg.tunnel.routes.join(','), fwmark: tunnelRoutes.mark });
     }
-    // The captive-portal probe gets through the kill switch when its host is an address.
+    // The captive-portal probe gets through the kill switch (its host is an address: mn.ts).
     const probeUrl = cfg.movement.portalProbe;
     const probeHost = probeUrl === undefined ? undefined : new URL(probeUrl);
-    const probeAddress = probeHost?.hostname.replace(/^\[|\]$/g, '');
     const allowTcp =
-      probeHost !== undefined &&
-      probeAddress !== undefined &&
-      (isIpv4(probeAddress) || probeAddress.includes(':'))
-        ? [{ address: probeAddress, port: Number(probeHost.port || 80) }]
+      probeHost !== undefined
+        ? [
+            {
+              address: probeHost.hostname.replace(/^\[|\]$/g, ''),
+              port: Number(probeHost.port || 80),
+            },
+          ]
         : [];
     const killSwitch = cfg.tunnel.blockOutside
       ? new KillSwitch({ tunName: tun.name, mark: cfg.tunnel.fwmark, allowTcp })
       : undefined;
+    // A table a crashed run left blocks everything, even with the kill switch off now.
+    if (killSwitch === undefined) await removeStaleKillSwitch(cfg.tunnel.fwmark);
     if (killSwitch !== undefined) {
       cleanup.push(() => void killSwitch.remove());
       await killSwitch.install();
@@ -617,6 +623,23 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       ...(probeUrl !== undefined
         ? { portalProbe: (careOf: string) => probeCaptivePortal(probeUrl, careOf) }
         : {}),
+      // [movement] portal_login (opt-in): DNS, HTTP and HTTPS by the visited network for a
+      // browser's login, PORTAL_LOGIN_S at most; the MN closes it on move, home, registration.
+      ...(cfg.movement.portalLogin && (tunnelRoutes !== undefined || killSwitch !== undefined)
+        ? {
+            portalLogin: {
+              durationMs: PORTAL_LOGIN_S * 1000,
+              open: async () => {
+                await tunnelRoutes?.openPortal();
+                await killSwitch?.openPortal();
+              },
+              close: async () => {
+                await killSwitch?.closePortal();
+                await tunnelRoutes?.closePortal();
+              },
+            },
+          }
+        : {}),
       agentPublicKey,
       lifetimeSeconds: cfg.home.lifetime,
       firstRegistrationTimeoutMs: cfg.home.firstRegistrationTimeout * 1000,
@@ -652,20 +675,6 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
         },
       },
     });
-    if (tunnelRoutes !== undefined || killSwitch !== undefined) {
-      // A captive portal keeps the HA unreachable: DNS, HTTP and HTTPS by the visited network
-      // (routes and kill switch) until we are registered again, so the guest can log in.
-      mn.on((event) => {
-        if (event === 'captive-portal') {
-          log.warn('captive-portal-open', { services: 'dns,http,https' });
-          void tunnelRoutes?.openPortal();
-          void killSwitch?.openPortal();
-        } else if (event === 'registered') {
-          void tunnelRoutes?.closePortal();
-          void killSwitch?.closePortal();
-        }
-      });
-    }
     const control = await startControlServer(
       cfg.controlSocket,
       { status: () => mn.status() },

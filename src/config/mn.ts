@@ -90,7 +90,19 @@ export interface MnMovementConfig {
    * redirect, a login page) is reported as a captive portal in `mip6 status`. Undefined: none.
    */
   portalProbe: string | undefined;
+  /**
+   * [movement] portal_login (default false): after the probe found a portal, DNS, HTTP and
+   * HTTPS may leave outside the tunnel (routes and kill switch) for PORTAL_LOGIN_S at most, so a
+   * browser can log in. Off: a portal is only reported, nothing opens.
+   */
+  portalLogin: boolean;
 }
+
+/** How long the portal login window stays open at most ([movement] portal_login), seconds. */
+export const PORTAL_LOGIN_S = 300;
+
+/** Routing tables the kernel owns (default, main, local): never a [tun] fwmark. */
+const RESERVED_TABLES = new Set([253, 254, 255]);
 
 /** A correspondent this member may optimize routes to ([[correspondent]]). */
 export interface CorrespondentConfig {
@@ -144,6 +156,12 @@ function readTunnel(t: TableReader, out: MnTunnelConfig): void {
     out.routes.push(p.text);
   });
   out.fwmark = t.int('fwmark', DEFAULT_FWMARK, { min: 1, max: 0xffffffff });
+  if (RESERVED_TABLES.has(out.fwmark)) {
+    throw t.error(
+      'fwmark',
+      `${out.fwmark} is a routing table of the kernel (253 default, 254 main, 255 local); the mark is also the tunnel's table number: pick another, e.g. 4191`,
+    );
+  }
   const dns = t.optStringOrArray('dns') ?? [];
   dns.forEach((d, i) => {
     if (!isIpv4(d) && canonicalIpv6OrUndefined(d) === undefined) {
@@ -216,6 +234,17 @@ function canonicalIpv6OrUndefined(v: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** `http://<IPv4>[:port][/path]` or `http://[<IPv6>][:port][/path]`: an address, never a name. */
+function isAddressUrl(url: string): boolean {
+  const m = /^http:\/\/(?:\[([0-9A-Fa-f:.]+)\]|(\d+\.\d+\.\d+\.\d+))(?::(\d{1,5}))?(\/\S*)?$/.exec(
+    url,
+  );
+  if (m === null) return false;
+  const port = m[3] === undefined ? 80 : Number(m[3]);
+  if (port < 1 || port > 65535) return false;
+  return m[1] !== undefined ? canonicalIpv6OrUndefined(m[1]) !== undefined : isIpv4(m[2]!);
 }
 
 function readOneAgent(
@@ -326,13 +355,17 @@ function readMember(
     probeAttempts: m.int('probe_attempts', 3, { min: 1, max: 20 }),
     returnHome: m.bool('return_home', true),
     portalProbe: m.optString('portal_probe'),
+    portalLogin: m.bool('portal_login', false),
   };
   const probe = movement.portalProbe;
-  if (probe !== undefined && !/^http:\/\/[^/\s:]+(:\d{1,5})?(\/\S*)?$/.test(probe)) {
+  if (probe !== undefined && !isAddressUrl(probe)) {
     throw m.error(
       'portal_probe',
-      `"${probe}" is not a plain http:// URL (e.g. "http://203.0.113.80/generate_204")`,
+      `"${probe}" is not a plain http:// URL with an address (http://IPv4/... or http://[IPv6]/...; a host name would be blocked by the kill switch), e.g. "http://203.0.113.80/generate_204"`,
     );
+  }
+  if (movement.portalLogin && probe === undefined) {
+    throw m.error('portal_login', 'needs [movement] portal_probe (nothing detects a portal)');
   }
   m.finish();
 

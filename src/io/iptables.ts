@@ -14,6 +14,9 @@ import { IoError } from '../util/errors.js';
 /** Most stale copies of a rule removed at start (a crash loop leaves at most one each). */
 const STALE_RULES_MAX = 8;
 
+/** Runs iptables (4) or ip6tables (6) with these arguments. */
+export type IptablesRunner = (family: 4 | 6, args: readonly string[]) => Promise<void>;
+
 export function iptables(family: 4 | 6, args: readonly string[]): Promise<void> {
   const bin = family === 4 ? 'iptables' : 'ip6tables';
   return new Promise((resolve, reject) => {
@@ -34,6 +37,7 @@ export class FirewallRule {
   readonly #table: string;
   readonly #chain: string;
   readonly #spec: readonly string[];
+  readonly #iptables: IptablesRunner;
   #installed = false;
 
   /** `spec`: the match and target, e.g. ['-s', '10.99.0.0/24', '-j', 'MASQUERADE']. */
@@ -43,7 +47,9 @@ export class FirewallRule {
     chain: string,
     spec: readonly string[],
     comment: string,
+    run: IptablesRunner = iptables,
   ) {
+    this.#iptables = run;
     this.#family = family;
     this.#table = table;
     this.#chain = chain;
@@ -53,7 +59,13 @@ export class FirewallRule {
     this.#spec = [...match, '-m', 'comment', '--comment', comment, ...target];
   }
 
-  async install(): Promise<void> {
+  /** The family and the full iptables arguments of `op` (-A or -D). */
+  args(op: '-A' | '-D'): { family: 4 | 6; args: string[] } {
+    return { family: this.#family, args: ['-t', this.#table, op, this.#chain, ...this.#spec] };
+  }
+
+  /** Deletes copies of this rule a crashed earlier run left (bounded), adds nothing. */
+  async removeStale(): Promise<void> {
     for (let i = 0; i < STALE_RULES_MAX; i++) {
       try {
         await this.#run('-D');
@@ -61,6 +73,10 @@ export class FirewallRule {
         break; // none (left)
       }
     }
+  }
+
+  async install(): Promise<void> {
+    await this.removeStale();
     await this.#run('-A');
     this.#installed = true;
   }
@@ -72,6 +88,7 @@ export class FirewallRule {
   }
 
   #run(op: '-A' | '-D'): Promise<void> {
-    return iptables(this.#family, ['-t', this.#table, op, this.#chain, ...this.#spec]);
+    const { family, args } = this.args(op);
+    return this.#iptables(family, args);
   }
 }

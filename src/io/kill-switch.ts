@@ -8,7 +8,8 @@
  *   DHCPv4 (udp 68 -> 67), DHCPv6 (udp 546 -> 547)      accept (keeping the visited lease)
  *   ICMPv6 RS, NS, NA, MLD reports       accept (IPv6 neighbour discovery; ARP is no IP packet)
  *   the captive-portal probe's address   accept (TCP to its port only, when configured)
- *   DNS, HTTP, HTTPS                     accept only while a captive portal is open (openPortal)
+ *   DNS, HTTP, HTTPS                     accept only while the portal login window is open
+ *                                        (openPortal: [movement] portal_login, time-limited)
  *   anything else                        counted and dropped
  *
  * install() deletes a table of the same name a crashed run left, then loads the ruleset in one
@@ -49,6 +50,15 @@ export const nft: NftRunner = (script, ignoreErrors) =>
     });
     child.stdin?.end(script);
   });
+
+/**
+ * Deletes the table `inet mip6_<mark>` a crashed run left (fail closed), also when the kill
+ * switch is off now ([tun] block_outside = false): never an error when there is none.
+ */
+export async function removeStaleKillSwitch(mark: number, run: NftRunner = nft): Promise<void> {
+  if (!Number.isInteger(mark) || mark < 1 || mark > 0xffffffff) return;
+  await run(`table inet mip6_${mark}\ndelete table inet mip6_${mark}\n`, true);
+}
 
 export class KillSwitch {
   readonly #o: KillSwitchOptions;
@@ -112,12 +122,13 @@ export class KillSwitch {
 
   async #delete(): Promise<void> {
     // `table` first: deleting a table that does not exist would fail the transaction.
-    await this.#run(`table inet ${this.table}\ndelete table inet ${this.table}\n`, true);
+    await removeStaleKillSwitch(this.#o.mark, this.#run);
   }
 
   /**
-   * A captive portal keeps the HA unreachable: DNS, HTTP and HTTPS may leave by the underlay
-   * until `closePortal()` (registered again), so the guest can log in. The ruleset is replaced.
+   * The portal login window (opt-in, time-limited; the mobile node decides): DNS, HTTP and
+   * HTTPS may leave by the underlay until `closePortal()`, so the guest can log in. The ruleset
+   * is replaced.
    */
   async openPortal(): Promise<void> {
     if (!this.#installed || this.#suspended || this.#portalOpen) return;

@@ -6,10 +6,18 @@
  * Connection tracking rewrites the answers back, so a member talking to port 443 sees every
  * answer come from 443; the data path is the same socket. A service of the HA host on one of
  * those UDP ports would no longer receive datagrams from outside.
+ *
+ * Only datagrams addressed to the HA host itself and not coming out of its TUN are redirected
+ * (`-m addrtype --dst-type LOCAL ! -i <tun>`): members' decapsulated UDP/443 (QUIC) leaves the
+ * TUN and home-link traffic forwarded through the HA is for other hosts; both pass untouched.
+ * The rule is deleted by the same specification; a copy of the older, unmatched rule (before
+ * this selector) is deleted at start too.
  */
 import { FirewallRule } from './iptables.js';
 
 export interface ListenPortsOptions {
+  /** The HA's TUN: what comes out of it (members' inner packets) is never redirected. */
+  tunName: string;
   /** The bound port. */
   port: number;
   /** Every port members may use (the bound one included). */
@@ -18,24 +26,40 @@ export interface ListenPortsOptions {
   families: readonly (4 | 6)[];
 }
 
+/** The match and target of one redirect (iptables arguments, without the comment). */
+export function listenPortSpec(tunName: string, extra: number, port: number): string[] {
+  return [
+    ...['-p', 'udp', '--dport', String(extra)],
+    ...['-m', 'addrtype', '--dst-type', 'LOCAL', '!', '-i', tunName],
+    ...['-j', 'REDIRECT', '--to-ports', String(port)],
+  ];
+}
+
 export class KernelListenPorts {
   readonly #rules: FirewallRule[] = [];
+  /** The unmatched rules of earlier versions: deleted at start when a crash left them. */
+  readonly #legacy: FirewallRule[] = [];
 
   constructor(o: ListenPortsOptions) {
+    if (!/^[A-Za-z0-9_.%-]{1,15}$/.test(o.tunName)) {
+      throw new RangeError(`not an interface name: ${o.tunName}`);
+    }
     for (const extra of o.ports) {
       if (extra === o.port) continue;
       for (const family of o.families) {
-        this.#rules.push(
-          new FirewallRule(
-            family,
-            'nat',
-            'PREROUTING',
-            ['-p', 'udp', '--dport', String(extra), '-j', 'REDIRECT', '--to-ports', String(o.port)],
-            `mip6 listen ${extra}`,
-          ),
-        );
+        const comment = `mip6 listen ${extra}`;
+        const spec = listenPortSpec(o.tunName, extra, o.port);
+        this.#rules.push(new FirewallRule(family, 'nat', 'PREROUTING', spec, comment));
+        const old = ['-p', 'udp', '--dport', String(extra), '-j', 'REDIRECT'];
+        old.push('--to-ports', String(o.port));
+        this.#legacy.push(new FirewallRule(family, 'nat', 'PREROUTING', old, comment));
       }
     }
+  }
+
+  /** The rules (family, iptables arguments), for tests. */
+  get rules(): readonly FirewallRule[] {
+    return this.#rules;
   }
 
   /** True when there is anything to redirect. */
@@ -44,6 +68,7 @@ export class KernelListenPorts {
   }
 
   async start(): Promise<void> {
+    for (const r of this.#legacy) await r.removeStale();
     for (const r of this.#rules) await r.install();
   }
 

@@ -29,7 +29,8 @@ export function probeCaptivePortal(
 ): Promise<string | undefined> {
   const dev = interfaceOf(localAddress);
   if (dev === undefined) return Promise.resolve(undefined);
-  const args = ['-s', '-o', '/dev/null', '--interface', dev, '--max-time', String(timeoutS)];
+  // --globoff: the brackets of an IPv6 literal are no URL pattern.
+  const args = ['-s', '-g', '-o', '/dev/null', '--interface', dev, '--max-time', String(timeoutS)];
   args.push('-w', '%{http_code} %{redirect_url}', url);
   return new Promise((resolve) => {
     execFile('curl', args, { timeout: (timeoutS + 2) * 1000 }, (err, stdout) => {

@@ -19,9 +19,9 @@
  * install() first removes what a crashed earlier run left (the same rules, the table's
  * routes), then adds the routes and the rules; remove() takes them away again (exit). suspend()
  * / resume() take the rules away while the MN is on its home link (no tunnel there) and put
- * them back when it leaves. openPortal() / closePortal(): while a captive portal keeps the HA
- * unreachable, DNS, HTTP and HTTPS go by the visited network's routes (priority 4189), so a
- * browser can log in; closed again once the MN is registered.
+ * them back when it leaves. openPortal() / closePortal(): the portal login window ([movement]
+ * portal_login, opt-in and time-limited, decided by the mobile node): DNS, HTTP and HTTPS go
+ * by the visited network's routes (priority 4189), so a browser can log in.
  *
  * Only the home prefix is routed into the TUN without this (the TUN's own address route, as
  * before). Everything runs through `ip -batch` (never a shell); rules are deleted only by their
@@ -59,7 +59,7 @@ export interface TunnelRoutesOptions {
   tunName: string;
   /** Prefixes routed into the TUN, network/length text, either family. */
   routes: readonly string[];
-  /** Firewall mark of the daemon's sockets, also the routing table's number (1..2^32-1). */
+  /** Firewall mark of the daemon's sockets, also the routing table's number (1..2^32-1, not 253-255). */
   mark: number;
 }
 
@@ -108,8 +108,11 @@ export class TunnelRoutes {
   #portalOpen = false;
 
   constructor(opts: TunnelRoutesOptions, run: IpBatchRunner = ipBatch) {
-    if (!Number.isInteger(opts.mark) || opts.mark < 1 || opts.mark > 0xffffffff) {
-      throw new RangeError(`mark must be 1..4294967295, got ${opts.mark}`);
+    const m = opts.mark;
+    // The mark is also the table's number: never the kernel's own (253-255: `route flush
+    // table 254` would empty the main table).
+    if (!Number.isInteger(m) || m < 1 || m > 0xffffffff || (m >= 253 && m <= 255)) {
+      throw new RangeError(`mark must be 1..4294967295 and not 253-255, got ${m}`);
     }
     this.#o = opts;
     this.#run = run;
@@ -166,8 +169,8 @@ export class TunnelRoutes {
   }
 
   /**
-   * A captive portal is in the way (the HA unreachable): DNS, HTTP and HTTPS use the visited
-   * network's routes until `closePortal()` (registered again), so a browser can log in.
+   * The portal login window (opt-in, time-limited; the mobile node decides): DNS, HTTP and
+   * HTTPS use the visited network's routes until `closePortal()`, so a browser can log in.
    */
   async openPortal(): Promise<void> {
     if (!this.#installed || this.#suspended || this.#portalOpen) return;

@@ -2,12 +2,13 @@
  * A hotel network with a captive portal (issue #15), real daemons in the netns lab: until the
  * guest logs in, the hotel router drops every UDP datagram and answers every HTTP request with
  * a redirect to its login page (a stand-in: iptables DNAT to a small HTTP server on the
- * router). The mobile node (full tunnel, kill switch on, [movement] portal_probe) finds no
- * port of the home agent answering, probes outside the tunnel, and `mip6 status` says a
- * captive portal is in the way, with its redirect; meanwhile DNS, HTTP and HTTPS go by the
- * hotel's routes through the kill switch, so a browser gets the login page, and nothing else
- * does. After the "login" (the router's rules gone) it registers again by itself, the status
- * clears and the portal exceptions are gone.
+ * router). The mobile node (full tunnel, kill switch on, [movement] portal_probe and the
+ * opt-in portal_login) finds no port of the home agent answering, probes outside the tunnel,
+ * and `mip6 status` says a captive portal is in the way, with its redirect; then, for the
+ * login window only, DNS, HTTP and HTTPS go by the hotel's routes through the kill switch, so
+ * a browser gets the login page, and nothing else does. After the "login" (the router's rules
+ * gone) it registers again by itself, the status clears and the portal exceptions are gone.
+ * (Without portal_login nothing opens: test/sim/portal-login.test.ts.)
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -58,7 +59,7 @@ void t.test(
       readFileSync(config, 'utf8').replace(
         'name = "mip6mn"',
         'name = "mip6mn"\nroutes = ["::/0", "0.0.0.0/0"]\nblock_outside = true',
-      ) + `\n[movement]\nportal_probe = "${PROBE}"\n`,
+      ) + `\n[movement]\nportal_probe = "${PROBE}"\nportal_login = true\n`,
     );
     lab.routeMark = 4191;
     const mn = s.start('mn', 'mn', config, join(s.prov.dir, 'laptop.sock'));
@@ -100,9 +101,9 @@ void t.test(
     );
     t.comment(`mip6 status: homeAgentUnreachable = ${st.homeAgentUnreachable ?? ''}`);
 
-    // While the portal is in the way, a browser can reach it (DNS, HTTP, HTTPS by the hotel's
-    // routes, through the kill switch); anything else stays blocked.
-    await mn.waitLog((l) => l.event === 'captive-portal-open', 10_000, from);
+    // The login window (opt-in): a browser can reach the portal (DNS, HTTP, HTTPS by the
+    // hotel's routes, through the kill switch); anything else stays blocked.
+    await mn.waitLog((l) => l.event === 'portal-login-open', 10_000, from);
     const browse = async (): Promise<string> =>
       (
         await lab.exec(
@@ -129,6 +130,8 @@ void t.test(
     const loginFrom = mn.lines.length;
     for (const r of portal) await lab.exec('router', 'iptables', rule('-D', r));
     await mn.waitLog((l) => l.event === 'registered', 60_000, loginFrom);
+    const closed = await mn.waitLog((l) => l.event === 'portal-login-closed', 10_000, loginFrom);
+    t.equal(closed['why'], 'registered', 'the login window closes on registration');
     const after = await mn.status<MemberStatus>();
     t.equal(after.homeAgentUnreachable, undefined, 'registered again: nothing to report');
     const t1 = Date.now();

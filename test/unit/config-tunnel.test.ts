@@ -74,6 +74,19 @@ void t.test('[tun] bad values: one line naming file and key', async (t) => {
   bad('routes = [1]', 'routes[0]', /expected a string/);
   bad('routes = "default"', 'routes[0]', /not an IPv4 or IPv6 prefix/);
   bad('fwmark = 0', 'fwmark', /./);
+  // The mark is also the table's number: 253-255 are the kernel's ('route flush table 254'
+  // would empty main).
+  for (const n of [253, 254, 255]) bad(`fwmark = ${n}`, 'fwmark', /routing table of the kernel/);
+  bad('fwmark = 4294967296', 'fwmark', /./);
+  t.equal(parseMnConfig(`${BASE}\n[tun]\nfwmark = 252\n`, '/x/mn.toml').tunnel.fwmark, 252);
+  t.equal(parseMnConfig(`${BASE}\n[tun]\nfwmark = 256\n`, '/x/mn.toml').tunnel.fwmark, 256);
+  t.equal(
+    parseMnConfig(`${BASE}\n[tun]\nfwmark = 4294967295\n`, '/x/mn.toml').tunnel.fwmark,
+    4294967295,
+  );
+  for (const mark of [0, 253, 254, 255, 2 ** 32]) {
+    t.throws(() => new TunnelRoutes({ tunName: 'x', routes: [], mark }), RangeError, `${mark}`);
+  }
   bad('fwmark = "x"', 'fwmark', /./);
   bad('route = ["::/0"]', 'route', /did you mean "tun.routes"/);
   bad('dns = ["resolver.example"]', 'dns[0]', /not an IPv4 or IPv6 address/);
@@ -264,8 +277,39 @@ void t.test('IPv4 home addresses: [home] ipv4_address, ipv4_pool, ipv4_masquerad
     probe('"http://203.0.113.80/generate_204"')().movement.portalProbe,
     'http://203.0.113.80/generate_204',
   );
+  t.equal(
+    probe('"http://[2001:db8::80]:8080/generate_204"')().movement.portalProbe,
+    'http://[2001:db8::80]:8080/generate_204',
+    'an IPv6 literal in brackets',
+  );
+  t.equal(probe('"http://203.0.113.80:8080"')().movement.portalLogin, false, 'opt-in only');
   bad(probe('"https://x.example/"'), '/x/mn.toml', 'movement.portal_probe', /not a plain http/);
   bad(probe('"http://a b/"'), '/x/mn.toml', 'movement.portal_probe', /not a plain http/);
+  // A host name would be blocked by the kill switch: an address is needed.
+  for (const url of [
+    'http://connectivity.example/generate_204',
+    'http://2001:db8::80/',
+    'http://[2001:db8::zz]/',
+    'http://[connectivity.example]/',
+    'http://203.0.113.300/',
+    'http://203.0.113.80:0/',
+    'http://203.0.113.80:65536/',
+  ]) {
+    bad(probe(`"${url}"`), '/x/mn.toml', 'movement.portal_probe', /with an address/);
+  }
+  const login = (v: string) => () =>
+    parseMnConfig(
+      `${BASE}\n[movement]\nportal_probe = "http://203.0.113.80/"\nportal_login = ${v}\n`,
+      '/x/mn.toml',
+    );
+  t.equal(login('true')().movement.portalLogin, true);
+  bad(login('"yes"'), '/x/mn.toml', 'movement.portal_login', /boolean|true or false/);
+  bad(
+    () => parseMnConfig(`${BASE}\n[movement]\nportal_login = true\n`, '/x/mn.toml'),
+    '/x/mn.toml',
+    'movement.portal_login',
+    /needs \[movement\] portal_probe/,
+  );
   bad(
     haBad('ipv4_masquerade = "eth0"'),
     '/x/ha.toml',

@@ -125,6 +125,7 @@ void t.test('mn.toml and cn.toml defaults', async (t) => {
     probeTimeout: 1,
     probeAttempts: 3,
     returnHome: true,
+    portalLogin: false,
   });
   t.equal(
     parseMnConfig(MN + '[movement]\nreturn_home = false\n', 'mn.toml').movement.returnHome,

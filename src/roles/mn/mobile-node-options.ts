@@ -81,6 +81,13 @@ export interface MobileNodeOptions {
    */
   portalProbe?: ((careOf: string) => Promise<string | undefined>) | undefined;
   /**
+   * [movement] portal_login = true (opt-in; without it a portal is only reported): once the
+   * probe found a captive portal, `open()` lets DNS, HTTP and HTTPS leave outside the tunnel so
+   * a browser can log in, for `durationMs` at most; `close()` runs after that, on a move or
+   * detach, at home, on registration and at exit, whichever comes first.
+   */
+  portalLogin?: { open(): Promise<void>; close(): Promise<void>; durationMs: number } | undefined;
+  /**
    * RFC 5555 IPv4 home address to ask for: 'auto' or a dotted quad ([home] ipv4_address);
    * undefined: none.
    */

@@ -109,6 +109,12 @@ export class MobileNode {
   #unreachable: string | undefined;
   /** A captive-portal probe is running. */
   #portalProbing = false;
+  /** The portal login window ([movement] portal_login) is open until then (node time). */
+  #portalOpenUntil: number | null = null;
+  /** The care-of the window was opened on: once per network (until a move or registration). */
+  #portalOpenedOn: string | null = null;
+  /** Opening and closing the portal login window, one after the other. */
+  #portalChain: Promise<void> = Promise.resolve();
   /** The IPv4 home address the HA granted (RFC 5555), null when none. */
   #homeAddress4: string | null = null;
   readonly #tunnel: HomeTunnel;
@@ -389,6 +395,7 @@ export class MobileNode {
     this.#movement.enteredHome(home);
     const agent6 = this.#agents.agent6;
     if (agent6 !== undefined) this.#channel.setAgent(agent6);
+    this.#closePortalLogin('home');
     this.#env.log.info('home', { link });
     this.#emit('home', { link });
     // The HA no longer proxies for us; take the address back on the link.
@@ -400,6 +407,8 @@ export class MobileNode {
 
   /** A new care-of for the tunnel (or none): a move, signaled at once. */
   #moveTo(chosen: CareOfCandidate | null, old: CareOfCandidate | null, now: number): void {
+    this.#closePortalLogin(chosen ? 'move' : 'detached');
+    this.#portalOpenedOn = null;
     this.#movement.moved(chosen);
     if (chosen) {
       this.#choosePort(chosen.localAddress);
@@ -495,11 +504,48 @@ export class MobileNode {
         this.#unreachable = `captive portal: ${portal}`;
         this.#env.log.warn('captive-portal', { careOf: careOf.localAddress, portal });
         this.#emit('captive-portal', { portal });
+        // Only reported, unless [movement] portal_login opted in; and only on that network.
+        if (this.#movement.careOf?.localAddress === careOf.localAddress) {
+          this.#openPortalLogin(careOf.localAddress);
+        }
       })
       .catch(() => undefined)
       .finally(() => {
         this.#portalProbing = false;
       });
+  }
+
+  /**
+   * [movement] portal_login: DNS, HTTP and HTTPS outside the tunnel for a browser's login, for
+   * a limited time (a hostile network can fake a portal: what it opens leaks in clear), once
+   * per network: a network that keeps the HA unreachable does not get it again by answering
+   * the next probe; a move or a registration allows a new one.
+   */
+  #openPortalLogin(careOf: string): void {
+    const login = this.#opts.portalLogin;
+    if (login === undefined || this.#portalOpenUntil !== null || this.#closed) return;
+    if (this.#portalOpenedOn === careOf) return;
+    this.#portalOpenedOn = careOf;
+    this.#portalOpenUntil = nodeNow(this.#env) + login.durationMs;
+    const seconds = login.durationMs / 1000;
+    this.#env.log.warn('portal-login-open', { services: 'dns,http,https', seconds });
+    this.#emit('portal-login-open', { seconds });
+    this.#portalChain = this.#portalChain
+      .then(() => login.open())
+      .catch((err: unknown) => this.#env.log.warn('portal-login', { error: String(err) }));
+    this.#rearm();
+  }
+
+  /** The portal login window closes: time is up, we moved, detached, are home or registered. */
+  #closePortalLogin(why: string): void {
+    const login = this.#opts.portalLogin;
+    if (login === undefined || this.#portalOpenUntil === null) return;
+    this.#portalOpenUntil = null;
+    this.#env.log.info('portal-login-closed', { why });
+    this.#emit('portal-login-closed', { why });
+    this.#portalChain = this.#portalChain
+      .then(() => login.close())
+      .catch((err: unknown) => this.#env.log.warn('portal-login', { error: String(err) }));
   }
 
   /** probeAttempts BUs went unanswered: look for another path to the HA. */
@@ -689,6 +735,8 @@ export class MobileNode {
         }
         case 'registered':
           this.#unreachable = undefined;
+          this.#closePortalLogin('registered');
+          this.#portalOpenedOn = null;
           this.#portTries = 0;
           this.#portSendsBase = 0;
           if ((this.#opts.agentPorts?.length ?? 0) > 1) {
@@ -839,6 +887,7 @@ export class MobileNode {
       this.#opts.routeOptimization?.nextDeadline() ?? Infinity,
       this.#closeBy,
       this.#tunnel.mtuDeadline(),
+      this.#portalOpenUntil ?? Infinity,
     );
     // A deadline in the past fires at once: lateness counts from now.
     this.#movement.armed(deadline, nodeNow(this.#env));
@@ -852,6 +901,9 @@ export class MobileNode {
     if (now >= this.#closeBy) {
       this.#closeBy = Infinity;
       this.#deregistered?.(); // close() stops waiting for the BA
+    }
+    if (this.#portalOpenUntil !== null && now >= this.#portalOpenUntil) {
+      this.#closePortalLogin('time limit');
     }
     const registered = this.registration.state === 'registered';
     for (const a of this.#movement.poll(now, this.#wallClock(), registered)) {
@@ -886,7 +938,14 @@ export class MobileNode {
       homeAddress: this.#opts.homeAddress,
       homeAddress4: this.#homeAddress4,
       homeAgentAddress: this.#haAddress,
-      ...(this.#unreachable !== undefined ? { unreachable: this.#unreachable } : {}),
+      ...(this.#unreachable !== undefined
+        ? {
+            unreachable:
+              this.#portalOpenUntil === null
+                ? this.#unreachable
+                : `${this.#unreachable}; portal login open (DNS, HTTP, HTTPS outside the tunnel) for ${Math.max(0, Math.ceil((this.#portalOpenUntil - now) / 1000))} s more`,
+          }
+        : {}),
       agentLocator: this.#channel.agent ? formatLocator(this.#channel.agent) : undefined,
       bulEntry: this.#bul.get(
         canonicalIpv6(this.#haAddress),
@@ -931,6 +990,8 @@ export class MobileNode {
     }
     this.#closed = true;
     this.#env.clock.clearTimer();
+    this.#closePortalLogin('exit');
+    await this.#portalChain;
     this.#opts.careOf.close();
     const atHome = this.#movement.atHome;
     if (atHome !== undefined && this.#opts.homeLink) {

@@ -1,0 +1,80 @@
+/**
+ * The HA's path MTU state belongs to a member's channel, not to one of its bindings (issue #21
+ * review): a member with two home addresses (two bindings on one channel) deregisters one;
+ * the other keeps a live path MTU state, still confirmed by probes, rather than a detached one
+ * that no probe or report reaches any more.
+ */
+import t from 'tap';
+import { DataKind } from '../../src/crypto/aead.js';
+import type { PeerSession } from '../../src/crypto/endpoint.js';
+import {
+  CONFIRM_INTERVAL_MS,
+  decodePathMtuMessage,
+  encodeProbeAck,
+} from '../../src/protocol/path-mtu.js';
+import { encodeMobilityPacket } from '../../src/wire/packet.js';
+import { bindingUpdateFlags } from '../../src/wire/types.js';
+import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
+import { HA4, HA_HOME_ADDRESS, HA_PORT, World } from '../helpers/world.js';
+
+const HOA1 = '2001:db8:100::21';
+const HOA2 = '2001:db8:100::22';
+const MN4 = '203.0.113.21';
+
+void t.test('removing one of two bindings of a channel keeps its path MTU state', async (t) => {
+  const w = await World.create();
+  const ep = endpoint(
+    w.ca,
+    { name: 'two-homes', role: 'mn', key: memberKey(0x71), addresses: [HOA1, HOA2] },
+    ['ha'],
+  );
+  const udp = w.net.endpoint({ address: MN4 });
+  const now = (): number => T0 + w.clock.now();
+  let session: PeerSession | undefined;
+  let probes = 0;
+  udp.onDatagrams((batch) => {
+    for (let i = 0; i < batch.count; i++) {
+      const copy = batch.packet(i).slice();
+      const r = ep.receive(copy, now());
+      if (r.kind === 'established') session = r.session;
+      if (r.kind !== 'data' || session === undefined) continue;
+      const m = decodePathMtuMessage(copy, r.offset, r.length);
+      if (m?.type !== 'probe') continue;
+      probes++; // answered like a member does: the HA confirms the size
+      const ack = ep.seal(session, encodeProbeAck(m.id, m.size), now(), DataKind.SIGNALING);
+      if (ack !== null) udp.send(ack, HA4, HA_PORT);
+    }
+  });
+  udp.send(ep.connect(w.haKey.publicKey, now()), HA4, HA_PORT);
+  await w.until(() => session !== undefined, 1000);
+  let seq = 1;
+  const bu = (hoa: string, lifetimeUnits: number): void => {
+    const packet = encodeMobilityPacket({
+      source: hoa,
+      destination: HA_HOME_ADDRESS,
+      message: {
+        kind: 'bindingUpdate',
+        sequence: seq++,
+        flags: bindingUpdateFlags({ A: true, H: true }),
+        lifetimeUnits,
+        options: [{ type: 'ipv4CareOfAddress', address: MN4 }],
+      },
+    });
+    const sealed = ep.seal(session!, packet, now(), DataKind.SIGNALING);
+    if (sealed === null) throw new Error('seal failed');
+    udp.send(sealed, HA4, HA_PORT);
+  };
+  bu(HOA1, 150);
+  bu(HOA2, 150);
+  await w.until(() => w.ha.cache.get(HOA1) !== undefined && w.ha.cache.get(HOA2) !== undefined);
+  // The search runs and ends (every probe acked).
+  await w.run(10_000, 50);
+  t.ok(probes > 0, `the HA probed the member's path (${probes})`);
+
+  bu(HOA2, 0);
+  await w.until(() => w.ha.cache.get(HOA2) === undefined, 1000);
+  t.ok(w.ha.cache.get(HOA1), 'the other binding stays');
+  const before = probes;
+  await w.run(2 * CONFIRM_INTERVAL_MS + 1000, 100);
+  t.ok(probes > before, `its path is still confirmed by probes (${probes - before} more)`);
+});

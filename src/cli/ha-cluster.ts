@@ -91,6 +91,8 @@ export async function joinCluster(
       }
     },
     healthChanged: health,
+    // A malformed value in etcd (another writer's, or damaged): skipped, one line each.
+    badValue: (key, why) => log.warn('cluster-bad-value', { key, why, effect: 'skipped' }),
   });
   const own = readCertificate(cfg.identity.certificate);
   await store.announce({

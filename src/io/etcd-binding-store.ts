@@ -26,7 +26,10 @@
  */
 import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { IoError } from '../util/errors.js';
+import { formatIpv6, parseIpv6 } from '../wire/address.js';
+import { bindingUpdateFlags, type BindingUpdateFlags } from '../wire/types.js';
 import type { BindingStore, BindingStoreChanges, StoredBinding } from './binding-store.js';
 
 /** Lease TTL (s): a dead home agent's bindings vanish this long after its last keepalive. */
@@ -108,6 +111,11 @@ export interface ClusterEvents {
   agentsChanged?: (agents: ClusterAgent[]) => void;
   /** etcd became unreachable, or reachable again. */
   healthChanged?: (health: ClusterHealth) => void;
+  /**
+   * A value under the cluster's prefix that is not a well-formed binding or agent (skipped),
+   * or a handler that failed on one: `key` and why. Those seen before on() are reported then.
+   */
+  badValue?: (key: string, why: string) => void;
 }
 
 /** a is newer than b in 16-bit serial arithmetic (RFC 1982; RFC 6275 §9.5.1). */
@@ -145,27 +153,75 @@ function encodeBinding(b: StoredBinding, servingHa: string): string {
   return JSON.stringify(w);
 }
 
-/** A binding value, or undefined when it is not one of ours (another writer's junk). */
-function decodeBinding(text: string): { binding: StoredBinding; servingHa: string } | undefined {
-  let w: WireBinding;
+/** The names of a BU's flags, as a stored binding carries them. */
+const FLAG_NAMES = Object.keys(bindingUpdateFlags()) as (keyof BindingUpdateFlags)[];
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isIntIn = (v: unknown, min: number, max: number): v is number =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+
+/** `text` is an IPv6 address in its canonical (RFC 5952) form: the binding cache's key. */
+function isCanonicalIpv6(text: unknown): text is string {
+  if (typeof text !== 'string') return false;
   try {
-    w = JSON.parse(text) as WireBinding;
+    return formatIpv6(parseIpv6(text)) === text;
   } catch {
-    return undefined;
+    return false;
   }
-  if (
-    typeof w !== 'object' ||
-    w === null ||
-    typeof w.homeAddress !== 'string' ||
-    typeof w.servingHa !== 'string' ||
-    typeof w.sequence !== 'number' ||
-    typeof w.ownerKey !== 'string' ||
-    typeof w.certificate !== 'string' ||
-    typeof w.locator !== 'object' ||
-    typeof w.flags !== 'object'
-  ) {
-    return undefined;
+}
+
+/** A stored flags object: exactly the BU flags, each a boolean. */
+function decodeFlags(v: unknown): BindingUpdateFlags | undefined {
+  if (!isObject(v)) return undefined;
+  const flags = bindingUpdateFlags();
+  for (const name of FLAG_NAMES) {
+    const f = v[name];
+    if (typeof f !== 'boolean') return undefined;
+    flags[name] = f;
   }
+  return flags;
+}
+
+/**
+ * A binding value stored under `.../bindings/<keyHoa>`, or why it is not one (another writer's
+ * junk, or a damaged value). Every field is checked here: the home agent and the watch's
+ * listeners take what comes out as a well-formed binding.
+ */
+export function decodeBinding(
+  text: string,
+  keyHoa: string,
+): { binding: StoredBinding; servingHa: string } | string {
+  let w: unknown;
+  try {
+    w = JSON.parse(text);
+  } catch {
+    return 'not JSON';
+  }
+  if (!isObject(w)) return 'not an object';
+  if (!isCanonicalIpv6(w.homeAddress)) return 'homeAddress';
+  if (w.homeAddress !== keyHoa) return 'homeAddress is not the key';
+  if (typeof w.servingHa !== 'string' || w.servingHa === '') return 'servingHa';
+  if (typeof w.ownerKey !== 'string' || !/^[0-9a-f]{64}$/.test(w.ownerKey)) return 'ownerKey';
+  if (typeof w.certificate !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(w.certificate)) {
+    return 'certificate';
+  }
+  if (typeof w.peerName !== 'string') return 'peerName';
+  if (typeof w.careOfAddress !== 'string' || isIP(w.careOfAddress) !== 6) return 'careOfAddress';
+  const loc = w.locator;
+  if (!isObject(loc) || typeof loc.address !== 'string' || isIP(loc.address) === 0) {
+    return 'locator.address';
+  }
+  if (!isIntIn(loc.port, 1, 65535)) return 'locator.port';
+  if (!isIntIn(w.sequence, 0, 0xffff)) return 'sequence';
+  for (const f of ['lifetimeSeconds', 'expiresAt', 'refreshTime', 'refreshAdviceSeconds']) {
+    if (!isFiniteNumber(w[f]) || (w[f] as number) < 0) return f;
+  }
+  const flags = decodeFlags(w.flags);
+  if (flags === undefined) return 'flags';
+  if (typeof w.natDetected !== 'boolean') return 'natDetected';
+  if (typeof w.udpEncapsulationRequired !== 'boolean') return 'udpEncapsulationRequired';
   return {
     servingHa: w.servingHa,
     binding: {
@@ -174,27 +230,42 @@ function decodeBinding(text: string): { binding: StoredBinding; servingHa: strin
       certificate: new Uint8Array(Buffer.from(w.certificate, 'base64')),
       peerName: w.peerName,
       careOfAddress: w.careOfAddress,
-      locator: { address: w.locator.address, port: w.locator.port },
+      locator: { address: loc.address, port: loc.port },
       sequence: w.sequence,
-      lifetimeSeconds: w.lifetimeSeconds,
-      expiresAt: w.expiresAt,
-      flags: w.flags,
+      lifetimeSeconds: w.lifetimeSeconds as number,
+      expiresAt: w.expiresAt as number,
+      flags,
       natDetected: w.natDetected,
       udpEncapsulationRequired: w.udpEncapsulationRequired,
-      refreshTime: w.refreshTime,
-      refreshAdviceSeconds: w.refreshAdviceSeconds,
+      refreshTime: w.refreshTime as number,
+      refreshAdviceSeconds: w.refreshAdviceSeconds as number,
     },
   };
 }
 
 function decodeAgent(text: string): ClusterAgent | undefined {
+  let a: unknown;
   try {
-    const a = JSON.parse(text) as ClusterAgent;
-    if (typeof a.member !== 'string' || typeof a.homeAgentAddress !== 'string') return undefined;
-    return a;
+    a = JSON.parse(text);
   } catch {
     return undefined;
   }
+  const optString = (v: unknown): boolean => v === undefined || typeof v === 'string';
+  if (
+    !isObject(a) ||
+    typeof a.member !== 'string' ||
+    typeof a.homeAgentAddress !== 'string' ||
+    !optString(a.address4) ||
+    !optString(a.address6) ||
+    !isIntIn(a.port, 1, 65535) ||
+    !isIntIn(a.preference, -32768, 32767) ||
+    (a.publicKey !== undefined &&
+      (typeof a.publicKey !== 'string' || !/^[0-9a-f]{64}$/.test(a.publicKey))) ||
+    !isIntIn(a.bindings, 0, Number.MAX_SAFE_INTEGER)
+  ) {
+    return undefined;
+  }
+  return a as unknown as ClusterAgent;
 }
 
 function readPem(path: string | undefined, what: string, configKey: string): Buffer | undefined {
@@ -234,6 +305,11 @@ export class EtcdBindingStore implements BindingStore {
   #resyncTimer: NodeJS.Timeout | undefined;
   #viewTimer: NodeJS.Timeout | undefined;
   #checkingView = false;
+  /** Values skipped as malformed (badValue), and those not reported yet (before on()). */
+  #badValues = 0;
+  #unreportedBadValues: [string, string][] = [];
+  /** Bad values seen (key and mod revision): a snapshot taken again does not report them twice. */
+  #seenBadValues = new Set<string>();
   #syncing: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -297,6 +373,26 @@ export class EtcdBindingStore implements BindingStore {
   /** The home agent's handlers (set before load()). */
   on(events: ClusterEvents): void {
     this.#events = events;
+    if (events.badValue !== undefined) {
+      for (const [key, why] of this.#unreportedBadValues.splice(0)) events.badValue(key, why);
+    }
+  }
+
+  /** Values under the cluster's prefix skipped as malformed since open(). */
+  get badValues(): number {
+    return this.#badValues;
+  }
+
+  /** A malformed value at `kv`: counted, reported (one line in the HA's log), skipped. */
+  #badValue(kv: IKeyValue, why: string): void {
+    const key = kv.key.toString();
+    const seen = `${key}@${kv.mod_revision}`;
+    if (this.#seenBadValues.has(seen)) return;
+    if (this.#seenBadValues.size >= 10_000) this.#seenBadValues.clear();
+    this.#seenBadValues.add(seen);
+    this.#badValues++;
+    if (this.#events.badValue !== undefined) this.#events.badValue(key, why);
+    else if (this.#unreportedBadValues.length < 16) this.#unreportedBadValues.push([key, why]);
   }
 
   get health(): ClusterHealth {
@@ -345,9 +441,15 @@ export class EtcdBindingStore implements BindingStore {
   async load(): Promise<StoredBinding[]> {
     const r = await this.#client.getAll().prefix(`${this.#prefix}bindings/`).exec();
     const out: StoredBinding[] = [];
+    const prefix = `${this.#prefix}bindings/`;
     for (const kv of r.kvs) {
-      const d = decodeBinding(kv.value.toString());
-      if (d === undefined || d.servingHa !== this.member) continue;
+      const key = kv.key.toString();
+      const d = decodeBinding(kv.value.toString(), key.slice(prefix.length));
+      if (typeof d === 'string') {
+        this.#badValue(kv, d);
+        continue;
+      }
+      if (d.servingHa !== this.member) continue;
       out.push(d.binding);
       this.#mine.set(d.binding.homeAddress, d.binding);
       this.#unsynced.add(d.binding.homeAddress);
@@ -439,8 +541,9 @@ export class EtcdBindingStore implements BindingStore {
     await this.#watcher?.cancel().catch(() => {});
     const next = (BigInt(all.header.revision) + 1n).toString();
     const w = await this.#client.watch().prefix(this.#prefix).startRevision(next).create();
-    w.on('put', (kv) => this.#applyPut(kv, true));
-    w.on('delete', (kv) => this.#applyDelete(kv));
+    // Nothing may throw into etcd3's stream handler: a failure is reported and the watch goes on.
+    w.on('put', (kv) => this.#guarded(kv, () => this.#applyPut(kv, true)));
+    w.on('delete', (kv) => this.#guarded(kv, () => this.#applyDelete(kv)));
     w.on('error', (err) => this.#unreachable(err));
     this.#watcher = w;
     this.#events.agentsChanged?.(this.agents());
@@ -452,7 +555,12 @@ export class EtcdBindingStore implements BindingStore {
     this.#checkingView = true;
     try {
       const r = await this.#client.getAll().prefix(`${this.#prefix}agents/`).exec();
-      const read = r.kvs.map((kv) => kv.key.toString().slice(this.#prefix.length + 7)).sort();
+      // Malformed entries (skipped by the watch, #applyPut) do not count as a difference.
+      const read = r.kvs
+        .map((kv) => [kv.key.toString().slice(this.#prefix.length + 7), kv.value.toString()])
+        .filter(([member, value]) => decodeAgent(value!)?.member === member)
+        .map(([member]) => member!)
+        .sort();
       if (read.join() !== [...this.#agents.keys()].sort().join()) {
         // Through the sync chain: one connect at a time.
         const run = this.#syncing.then(() => this.#connect());
@@ -466,19 +574,37 @@ export class EtcdBindingStore implements BindingStore {
     }
   }
 
+  #guarded(kv: IKeyValue, apply: () => void): void {
+    try {
+      apply();
+    } catch (err) {
+      try {
+        this.#badValue(kv, `failed: ${err instanceof Error ? err.message : String(err)}`);
+      } catch {
+        // the report itself failed: the watch goes on
+      }
+    }
+  }
+
   #applyPut(kv: IKeyValue, live: boolean): void {
     const key = kv.key.toString();
     const rest = key.slice(this.#prefix.length);
     if (rest.startsWith('agents/')) {
       const a = decodeAgent(kv.value.toString());
-      if (a === undefined) return;
+      if (a === undefined || a.member !== rest.slice('agents/'.length)) {
+        this.#badValue(kv, 'not an agent entry');
+        return;
+      }
       this.#agents.set(a.member, a);
       if (live) this.#events.agentsChanged?.(this.agents());
       return;
     }
     if (!rest.startsWith('bindings/')) return;
-    const d = decodeBinding(kv.value.toString());
-    if (d === undefined) return;
+    const d = decodeBinding(kv.value.toString(), rest.slice('bindings/'.length));
+    if (typeof d === 'string') {
+      this.#badValue(kv, d);
+      return;
+    }
     const hoa = d.binding.homeAddress;
     this.#cluster.set(hoa, {
       homeAddress: hoa,

@@ -240,6 +240,98 @@ void t.test(
   },
 );
 
+void t.test(
+  'malformed values in etcd: skipped and counted, at load and in the watch; the HA starts',
+  { skip },
+  async (t) => {
+    const etcd = await startEtcd(t);
+    const cluster = `c${clusters++}`;
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    t.teardown(() => client.close());
+    const prefix = `/mip6/${cluster}/`;
+    const good = '2001:db8:100::60';
+    const first = await open(etcd, 'ha1', cluster);
+    await first.write({ put: [binding(good, 5)], delete: [] });
+    const wire = JSON.parse((await client.get(`${prefix}bindings/${good}`).string())!) as Record<
+      string,
+      unknown
+    >;
+    await first.close();
+    // What a writer of etcd (or damage) can leave under bindings/: every one was let through
+    // before, and the first threw in load() (the HA could not start) and in the watch.
+    const bad: [string, unknown][] = [
+      ['2001:db8:100::61', { ...wire, homeAddress: '2001:db8:100::61', locator: null }],
+      [
+        '2001:db8:100::62',
+        { ...wire, homeAddress: '2001:db8:100::62', locator: { address: '198.51.100.7', port: 0 } },
+      ],
+      ['2001:db8:100::63', { ...wire, homeAddress: '2001:db8:100::63', flags: { A: 'yes' } }],
+      ['2001:db8:100::64', { ...wire, homeAddress: '2001:db8:100::64', expiresAt: '1e20' }],
+      ['2001:db8:100::65', { ...wire, homeAddress: '2001:db8:100::65', careOfAddress: 'x' }],
+      ['2001:db8:100::66', { ...wire, homeAddress: '2001:db8:100::66', sequence: 1.5 }],
+      ['2001:db8:100::67', { ...wire, homeAddress: good }], // not the key's address
+      ['2001:db8:100:0::68', { ...wire, homeAddress: '2001:db8:100:0::68' }], // not canonical
+      ['2001:db8:100::69', 'not json'],
+    ];
+    for (const [hoa, value] of bad) {
+      await client
+        .put(`${prefix}bindings/${hoa}`)
+        .value(typeof value === 'string' ? value : JSON.stringify(value))
+        .exec();
+    }
+    await client.put(`${prefix}agents/ghost`).value('{"member":"ghost"}').exec();
+
+    const second = await open(etcd, 'ha1', cluster);
+    t.teardown(() => second.close());
+    const loaded = await second.load();
+    t.same(
+      loaded.map((x) => x.homeAddress),
+      [good],
+      'load() returns the good binding; the HA starts',
+    );
+    t.equal(second.badValues, bad.length + 1, 'every bad value counted once');
+    const reported: string[] = [];
+    const taken: string[] = [];
+    second.on({
+      badValue: (key, why) => reported.push(`${key.slice(prefix.length)}: ${why}`),
+      takenOver: (hoa, by) => taken.push(`${hoa} by ${by}`),
+    });
+    t.equal(reported.length, bad.length + 1, 'reported once a handler is there');
+    t.ok(reported.includes('bindings/2001:db8:100::61: locator.address'), reported.join('; '));
+    t.ok(reported.includes('bindings/2001:db8:100::67: homeAddress is not the key'));
+    t.same(
+      second.agents().map((a) => a.member),
+      [],
+      'no ghost agent',
+    );
+    t.ok(reported.includes('agents/ghost: not an agent entry'));
+    for (const [hoa] of bad) t.equal(second.binding(hoa), undefined, `${hoa}: not in the view`);
+
+    // In the watch: a malformed value does not escape into etcd3's stream handler, and one
+    // under another key claiming a binding this HA serves (servingHa ha2, a newer sequence)
+    // does not take it over.
+    await client
+      .put(`${prefix}bindings/2001:db8:100::70`)
+      .value(JSON.stringify({ homeAddress: '2001:db8:100::70', locator: null }))
+      .exec();
+    await client
+      .put(`${prefix}bindings/2001:db8:100::71`)
+      .value(JSON.stringify({ ...wire, servingHa: 'ha2', sequence: 6 }))
+      .exec();
+    await waitFor('the watch to skip both', () => second.badValues === bad.length + 3, 5_000);
+    t.same(taken, [], 'no takeover from a value under another key');
+    t.equal(second.served, 1, 'ha1 still serves its binding');
+    t.equal(second.binding(good)?.servingHa, 'ha1');
+    // The watch goes on: a real takeover by ha2 still arrives.
+    const other = await open(etcd, 'ha2', cluster);
+    t.teardown(() => other.close());
+    await other.write({ put: [binding(good, 6)], delete: [] });
+    await waitFor('the takeover through the watch', () => taken.length === 1, 5_000);
+    t.same(taken, [`${good} by ha2`]);
+    t.equal(second.health.state, 'ok');
+  },
+);
+
 void t.test('etcd that never answers: one error line', { skip }, async (t) => {
   const start = Date.now();
   await t.rejects(

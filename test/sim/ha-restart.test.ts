@@ -43,7 +43,7 @@ async function restartedHomeAgent(
   t: Test,
   w: World,
   file: string,
-  o: { maxLifetime?: number; homeLink?: RecordingHomeLink } = {},
+  o: { maxLifetime?: number; homeLink?: RecordingHomeLink; maxBindings?: number } = {},
 ) {
   const tun = new FakeTun({ name: 'ha2-tun' });
   const udp4 = w.net.endpoint({ address: HA4, port: HA_PORT });
@@ -71,7 +71,7 @@ async function restartedHomeAgent(
     homeAgentAddress: HA_HOME_ADDRESS,
     maxLifetimeSeconds: o.maxLifetime ?? 600,
     natKeepaliveSeconds: 110,
-    maxBindings: 1000,
+    maxBindings: o.maxBindings ?? 1000,
     ...(o.homeLink !== undefined ? { homeLink: o.homeLink } : {}),
     store,
     wallClock,
@@ -355,3 +355,27 @@ void t.test(
     await assertNotHijacked(t, r);
   },
 );
+
+void t.test('a store holding more than maxBindings restores maxBindings', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mip6-ha-restart-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'ha.db');
+  const store1 = openSqliteBindingStore(file);
+  const w = await World.create({ store: store1 });
+  for (const [hoa, addr] of [
+    [BUSY, '203.0.113.10'],
+    [IDLE, '203.0.113.11'],
+  ] as const) {
+    const m = w.mobileNode({ homeAddress: hoa, address4: addr, address6: '2001:db8:3::10' });
+    m.careOf.candidates = [{ family: 4, localAddress: addr }];
+    m.mn.start();
+    await w.until(() => m.mn.registration.state === 'registered');
+  }
+  await w.ha.close();
+  w.haUdp4.close();
+  w.haUdp6.close();
+  await store1.close();
+  const { ha, report } = await restartedHomeAgent(t, w, file, { maxBindings: 1 });
+  t.same(report, { restored: 1, members: 1, dropped: 1 }, 'one restored, one over the limit');
+  t.equal(ha.cache.size, 1);
+});

@@ -34,7 +34,7 @@
  *     nothing by itself (a forged ICMP error pending on the socket can fail our send too): the
  *     confirmed size is probed again at once, and only when that confirmation is lost does the
  *     search start again from the base, below the bound. A flood of them costs at most one
- *     confirmation probe in flight.
+ *     confirmation probe a second.
  *
  * Messages (channel payload of kind SIGNALING, not an IPv6 packet: byte 0 has no version 6):
  *   PMTU_PROBE:     0x12 | id (4) | zero padding up to the probed size
@@ -108,6 +108,8 @@ export class PathMtuState {
   #recheck = false;
   /** The smallest local report below the confirmed size (+1): the ceiling if it is lost. */
   #localBound = Infinity;
+  /** When a confirmation last came back (local reports below it are refuted for a while). */
+  #confirmedAt = -Infinity;
   #next = 0;
   #complete = false;
   #completedAt = 0;
@@ -250,7 +252,10 @@ export class PathMtuState {
       this.source = 'probe';
     }
     // A confirmation refutes the local reports below it.
-    if (p.confirm) this.#localBound = Infinity;
+    if (p.confirm) {
+      this.#localBound = Infinity;
+      this.#confirmedAt = now;
+    }
     if (p.confirm && this.#complete) this.#next = now + CONFIRM_INTERVAL_MS;
     else this.#next = now; // the next step goes out on the next poll
     return true;
@@ -291,6 +296,9 @@ export class PathMtuState {
   #upperBound(inner: number, now: number): TooBigResult {
     if (inner < this.maxInner) {
       // Against what a probe confirmed: probe that size again (one confirmation in flight).
+      // At most one a PROBE_TIMER_MS after the last one came back (a flood costs one probe a
+      // second); a shrunken interface keeps refusing sends, so its reports keep coming.
+      if (now - this.#confirmedAt < PROBE_TIMER_MS) return 'ignored';
       if (inner + 1 >= this.#localBound || this.#recheck || this.#probe?.confirm === true) {
         this.#localBound = Math.min(this.#localBound, inner + 1);
         return 'ignored';

@@ -191,3 +191,38 @@ void t.test(
     t.same(w.homeLink.defended.get(HOA), [], 'its link-local is not');
   },
 );
+
+void t.test(
+  'a deregistration while DAD runs is answered at once; the held BA never leaves',
+  async (t) => {
+    const w = await World.create();
+    w.homeLink.holdDetections = true;
+    const hoa = '2001:db8:100::68';
+    const m = await rawMember(w, { homeAddress: hoa, address4: '203.0.113.68' });
+    const bu = (sequence: number, lifetimeUnits: number) =>
+      encodeMobilityPacket({
+        source: '::ffff:203.0.113.68',
+        destination: HA_HOME_ADDRESS,
+        homeAddress: hoa,
+        message: {
+          kind: 'bindingUpdate',
+          sequence,
+          flags: bindingUpdateFlags({ A: true, H: true }),
+          lifetimeUnits,
+          options: [],
+        },
+      });
+    const bas = () => m.got.filter((p) => p.mobility?.kind === 'bindingAcknowledgement');
+    m.send(bu(1, 50));
+    await w.run(20);
+    t.ok(w.ha.cache.get(hoa), 'DAD runs');
+    m.send(bu(2, 0));
+    await w.until(() => bas().length === 1);
+    t.match(bas()[0]?.mobility, { status: 0, sequence: 2, lifetimeUnits: 0 }, 'deregistered');
+    t.equal(w.ha.cache.get(hoa), undefined, 'binding gone');
+    w.homeLink.releaseDetections();
+    await w.run(50);
+    t.equal(bas().length, 1, 'no BA for the first BU after all');
+    t.notOk(w.homeLink.bound.has(hoa), 'nothing installed');
+  },
+);

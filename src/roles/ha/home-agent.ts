@@ -586,14 +586,18 @@ export class HomeAgent {
       this.drops.add('bu-rate-limited');
       return;
     }
-    if (this.#dadPending.has(keyOfText(decoded.homeAddress ?? decoded.source))) {
+    if (
+      mh.lifetimeUnits !== 0 &&
+      this.#dadPending.has(keyOfText(decoded.homeAddress ?? decoded.source))
+    ) {
       // The BA of the BU that created this binding waits for DAD; the MN's retransmission
-      // (InitialBindackTimeoutFirstReg 1.5 s > DAD's 1 s) finds it settled.
+      // (InitialBindackTimeoutFirstReg 1.5 s > DAD's 1 s) finds it settled. A deregistration
+      // (or a returning-home proof) is answered at once: it ends the binding or is refused.
       this.drops.add('dad-pending');
       return;
     }
     let removed: Promise<void> | undefined;
-    let dad: Promise<boolean> | undefined;
+    let dad: Promise<'unique' | 'taken' | 'gone'> | undefined;
     const elsewhere = this.#servedElsewhere(decoded.homeAddress ?? decoded.source);
     const result = processHomeBindingUpdate(
       this.cache,
@@ -684,15 +688,17 @@ export class HomeAgent {
       if (dad !== undefined) {
         // A new binding on a real home link: the BA waits for DAD; 134 if the address is taken.
         const { ack, reply } = result;
-        void dad.then((unique) => {
+        void dad.then((outcome) => {
+          if (outcome === 'gone') return;
           const failed = { ...ack, status: BA_STATUS.DAD_FAILED, lifetimeUnits: 0, options: [] };
-          const packet = unique
-            ? ba
-            : encodeMobilityPacket({
-                source: reply.innerSource,
-                destination: reply.innerDestination,
-                message: failed,
-              });
+          const packet =
+            outcome === 'unique'
+              ? ba
+              : encodeMobilityPacket({
+                  source: reply.innerSource,
+                  destination: reply.innerDestination,
+                  message: failed,
+                });
           this.#sendSignaling(session, packet, to, nodeNow(this.#env));
         });
       } else if (removed === undefined) {
@@ -936,7 +942,10 @@ export class HomeAgent {
    * binding goes again (BA 134). A failing probe is logged and counts as no answer: the HA's
    * own trouble must not refuse members.
    */
-  #detectDuplicates(entry: BindingCacheEntry, linkLocalToo: boolean): Promise<boolean> {
+  #detectDuplicates(
+    entry: BindingCacheEntry,
+    linkLocalToo: boolean,
+  ): Promise<'unique' | 'taken' | 'gone'> {
     const hoa = entry.homeAddress;
     const addresses = linkLocalToo ? [hoa, linkLocalOf(hoa)] : [hoa];
     this.#dadPending.add(entry.key);
@@ -948,19 +957,20 @@ export class HomeAgent {
       })
       .then((taken) => {
         this.#dadPending.delete(entry.key);
-        if (this.#closed || this.cache.getByKey(entry.key) !== entry) return false;
+        // Deregistered (or replaced) while DAD ran: that BU had its own answer.
+        if (this.#closed || this.cache.getByKey(entry.key) !== entry) return 'gone';
         if (taken === null) {
           // The BA leaves once the route and proxy entry are in place: the member's first
           // packets (a HoTI's answer, say) come back at once and must not meet an unrouted
           // home address (the kernel would resolve it on the home link, fail, and answer
           // Address Unreachable).
-          return this.#homeLinkAdd(hoa, linkLocalToo).then(() => true);
+          return this.#homeLinkAdd(hoa, linkLocalToo).then(() => 'unique' as const);
         }
         this.counters.dadFailed++;
         this.#env.log.warn('dad-failed', { hoa, taken, member: entry.peerName });
         this.cache.delete(hoa, nodeNow(this.#env));
         void this.#removeBinding(entry, 'dad-failed');
-        return false;
+        return 'taken';
       });
   }
 

@@ -190,7 +190,10 @@ for (const f of FAMILIES) {
       }
       const narrow = await stream(lab);
       t.teardown(() => narrow.kill());
-      const n = await throughput(narrow, 4e6, 20e6);
+      // Twice the windows of the clean measurement: on this shared 2-core box a phase can run
+      // slower as a whole (seen: 47 vs 68 MB/s with nothing wrong), and a path that fragments
+      // or black-holes reaches 80% in no window at all.
+      const n = await throughput(narrow, 4e6, 20e6, 12);
       t.ok(n >= 0.8 * c, `through the tunnel: ${mb(n)} >= 80% of ${mb(c)} on the clean path`);
       await verified(t, narrow, '1400-byte core');
 

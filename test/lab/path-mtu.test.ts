@@ -190,10 +190,14 @@ for (const f of FAMILIES) {
       }
       const narrow = await stream(lab);
       t.teardown(() => narrow.kill());
-      // Twice the windows of the clean measurement: on this shared 2-core box a phase can run
-      // slower as a whole (seen: 47 vs 68 MB/s with nothing wrong), and a path that fragments
-      // or black-holes reaches 80% in no window at all.
-      const n = await throughput(narrow, 4e6, 20e6, 12);
+      // Up to three rounds of twice the clean measurement's windows, until one reaches 80%: on
+      // this shared 2-core box a whole phase can run slower (seen in CI: 47 vs 68 MB/s with a
+      // neighbouring test file busy), and a path that fragments or black-holes reaches 80% in
+      // no window at all. (.taprc also runs this file serially.)
+      let n = 0;
+      for (let round = 0; round < 3 && n < 0.8 * c; round++) {
+        n = Math.max(n, await throughput(narrow, round === 0 ? 4e6 : 0, 20e6, 12));
+      }
       t.ok(n >= 0.8 * c, `through the tunnel: ${mb(n)} >= 80% of ${mb(c)} on the clean path`);
       await verified(t, narrow, '1400-byte core');
 

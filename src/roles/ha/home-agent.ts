@@ -1033,32 +1033,21 @@ export class HomeAgent {
     for (let i = 0; i < batch.count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
-      if (len >= IPV4_HEADER_LEN && buf[off]! >> 4 === IPV4_VERSION) {
-        // To a member's IPv4 home address (RFC 5555): the binding that holds it.
-        const key4 = this.ipv4.bindingKeyAt(buf, off + IPV4_DST_OFF);
-        const entry4 = key4 === undefined ? undefined : this.cache.getByKey(key4);
-        const extra4 = entry4 === undefined ? undefined : this.#paths.get(entry4.key);
-        if (entry4 === undefined || extra4 === undefined) {
-          this.drops.add('unregistered-ipv4');
-          continue;
-        }
-        if (!this.#fitsPath(extra4, buf, off, len, now)) continue;
-        if (extra4 !== runExtra) {
-          flush();
-          runExtra = extra4;
-        }
-        this.cache.recordOut(entry4, len, now);
-        this.counters.tunnelPacketsOut++;
-        this.counters.tunnelBytesOut += len;
-        writer.push(off, len);
-        continue;
-      }
-      if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
+      const v4 = len >= IPV4_HEADER_LEN && buf[off]! >> 4 === IPV4_VERSION;
+      if (!v4 && (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6)) {
         this.drops.add('tun-not-ipv6');
         continue;
       }
-      const entry = this.cache.getByKey(keyOf(buf, off + IPV6_DST_OFF));
+      // To a member's IPv6 home address, or its IPv4 one (RFC 5555): the binding that holds it.
+      const key = v4
+        ? this.ipv4.bindingKeyAt(buf, off + IPV4_DST_OFF)
+        : keyOf(buf, off + IPV6_DST_OFF);
+      const entry = key === undefined ? undefined : this.cache.getByKey(key);
       const extra = entry === undefined ? undefined : this.#paths.get(entry.key);
+      if (v4 && extra === undefined) {
+        this.drops.add('unregistered-ipv4');
+        continue;
+      }
       if (entry !== undefined && extra === undefined) {
         this.drops.add('channel-restoring'); // restored, its channel not back yet: no ICMP
         continue;
@@ -1075,7 +1064,7 @@ export class HomeAgent {
       // Mobility signaling for a member travels only as our own (DataKind.SIGNALING), never
       // relayed from the home side or from another member; HoTI/HoT are the exception (RFC
       // 6275 §5.2.5 routes them through us). No kernel Redirects into a channel either.
-      const sig = mobilitySignal(buf, off, len);
+      const sig = v4 ? undefined : mobilitySignal(buf, off, len);
       if (sig !== undefined && sig !== 'rr') {
         this.drops.add(sig === 'redirect' ? 'redirect-to-member' : 'signaling-to-member');
         continue;

@@ -25,6 +25,7 @@
  * destination) to the binding key with one integer build and one Map lookup, no text.
  */
 import { formatIpv4, parseIpv4, parsePrefix, prefixContains } from '../wire/address.js';
+import { IPV4_ADDRESS_ACK_STATUS_NAMES, statusText } from '../wire/status-names.js';
 
 /** IPv4 Address Acknowledgement status values (RFC 5555 §3.2.1). */
 export const IPV4_ACK_STATUS = {
@@ -37,19 +38,9 @@ export const IPV4_ACK_STATUS = {
   PREFIX_UNAUTHORIZED: 133,
 } as const;
 
-const STATUS_NAMES: Record<number, string> = {
-  0: 'success',
-  128: 'failure, reason unspecified',
-  129: 'administratively prohibited',
-  130: 'incorrect IPv4 home address',
-  131: 'invalid IPv4 address',
-  132: 'dynamic IPv4 home address assignment not available',
-  133: 'prefix allocation unauthorized',
-};
-
-/** The RFC 5555 name of an IPv4 Address Acknowledgement status. */
+/** The RFC 5555 name of an IPv4 Address Acknowledgement status (the table `mip6 decode` uses). */
 export function ipv4AckStatusName(status: number): string {
-  return STATUS_NAMES[status] ?? `status ${status}`;
+  return statusText(IPV4_ADDRESS_ACK_STATUS_NAMES, status);
 }
 
 /** What a BU's IPv4 Home Address option asks for (wire/types.ts ipv4HomeAddress). */

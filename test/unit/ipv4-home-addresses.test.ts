@@ -82,8 +82,8 @@ void t.test('fixed addresses: only the certificate or an own lease', async (t) =
     S.ADMINISTRATIVELY_PROHIBITED,
     'no pool: 129',
   );
-  t.equal(ipv4AckStatusName(130), 'incorrect IPv4 home address');
-  t.equal(ipv4AckStatusName(7), 'status 7');
+  t.equal(ipv4AckStatusName(130), 'Incorrect IPv4 home address');
+  t.equal(ipv4AckStatusName(7), 'unknown (7)');
   t.throws(() => new Ipv4HomeAddresses('2001:db8::/64'), RangeError);
   t.throws(() => new Ipv4HomeAddresses('10.0.0.0/31'), RangeError);
 });

@@ -46,12 +46,32 @@ export interface EndpointOptions {
   timestamp?: (wallMs: number) => Uint8Array;
   spi?: () => number;
   /** Initiations per second processed with Diffie-Hellman before the endpoint considers
-   *  itself under load (when `receive()` is not told explicitly). Default 100. */
+   *  itself under load (when `receive()` is not told explicitly). Default
+   *  DEFAULT_MAX_HANDSHAKES_PER_SECOND. */
   maxHandshakesPerSecond?: number;
   /** Data-path AEAD backend to use from the start (e.g. one shared by many endpoints in a load
    *  generator); default: a libsodium SodiumBatchAead of this endpoint's own. */
   aead?: BatchAead;
 }
+
+/**
+ * Initiations a second an endpoint answers with Diffie-Hellman before it asks for cookies
+ * (issue 17; was 100). From the measured cost and the real rates of a home agent:
+ * - a handshake costs the HA ~0.4 ms of CPU for the crypto alone (bench/handshake-cost.ts,
+ *   responder, 2026-12-05, shared box) and ~0.8 ms with its I/O in bench/ha-scale.ts at
+ *   100 000 members: 500/s is at most ~0.4 of a core, what an unauthenticated flood from many
+ *   (spoofed) sources can take before cookies make it prove its locator; the per-source limit
+ *   (handshake-rate-limiter.ts) bounds each source far below that;
+ * - an idle home agent of 100 000 members stays below it, with no cookie round trip: nothing
+ *   rekeys an idle channel, so handshakes come from refreshes that find their keys expired
+ *   (REJECT_AFTER_TIME 180 s): one per refresh (0.85 x 600 s: ~200/s) or, behind a NAT, one every
+ *   second keepalive BU (110 s: ~455/s);
+ * - a registration storm above it (100 000 in 120 s is ~830/s) gets cookie replies: one more
+ *   round trip per handshake and a 64-byte reply, no more Diffie-Hellman at the HA; the storm
+ *   is limited by the handshake's CPU, not by the cookies.
+ * 100 put an HA of 100 000 members under cookies all the time (~830 rekeys/s before issue 17).
+ */
+export const DEFAULT_MAX_HANDSHAKES_PER_SECOND = 500;
 
 export class EndpointState {
   readonly drops: DropCounters = zeroDrops();

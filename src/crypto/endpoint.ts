@@ -10,9 +10,12 @@
  *   2. The response (type 2) comes back through `receive()` -> `{ kind: 'established' }`.
  *   3. `seal()` / `sealBatch()` write the data header (receiver SPI, next counter) and encrypt
  *      with the current send key through the BatchAead backend (settable with `setAead`).
- *   4. When the current keys reach REKEY_AFTER_TIME (initiator) or REKEY_AFTER_MESSAGES (either
- *      side), `poll()` starts a new handshake; the old keys stay as `previous` so packets still in
- *      flight decrypt, until REJECT_AFTER_TIME.
+ *   4. A payload send under keys past REKEY_AFTER_TIME (by the side that initiated them or
+ *      connect()ed), any send past REKEY_AFTER_MESSAGES, payload received under keys nearing
+ *      REJECT_AFTER_TIME, or a send with no usable keys makes `poll()` start a new handshake;
+ *      the old keys stay as `previous` so packets still in flight decrypt, until
+ *      REJECT_AFTER_TIME. Nothing rekeys an idle channel: its keys are wiped at
+ *      REJECT_AFTER_TIME and its next send handshakes once (timers.ts, transport.ts).
  *
  * Inbound flow (`receive()`, or `openBatch()` for a batch of data messages):
  *   initiation: MAC1 -> (under load) MAC2 or a cookie reply -> Noise -> certificate (authority,
@@ -51,7 +54,7 @@ import { poll, type PollResult } from './timers.js';
 import { onData, openBatch, seal, sealBatch, type OpenBatchOutput } from './transport.js';
 import { lib } from './sodium.js';
 
-export type { EndpointOptions } from './endpoint-state.js';
+export { DEFAULT_MAX_HANDSHAKES_PER_SECOND, type EndpointOptions } from './endpoint-state.js';
 export { CHANNEL_PROLOGUE, MAX_TIMESTAMP_AHEAD_MS } from './handshake-initiate.js';
 export {
   DROP_REASONS,
@@ -135,8 +138,9 @@ export class SecureEndpoint {
   /**
    * Starts a handshake with a peer that normally initiates itself (a home agent re-establishing
    * the channel of a stored binding after a restart, issue 20); returns the initiation. Unlike
-   * `connect`, the session is not kept up by us: the peer rekeys it (see timers.ts), and a
-   * handshake nobody answers is retransmitted, then given up, as usual.
+   * `connect`, the session is not marked as ours to keep up: the peer, which connect()ed,
+   * rekeys it on its own payload sends (see transport.ts sendKeys), and a handshake nobody
+   * answers is retransmitted, then given up, as usual.
    */
   initiate(peerPublicKey: Uint8Array, now: number): Uint8Array {
     return initiate(this.st, this.st.sessionFor(peerPublicKey), now, now);
@@ -148,6 +152,7 @@ export class SecureEndpoint {
    * Processes one datagram. `underLoad`: the driver's rate limiter says we are busy, so
    * initiations without a valid MAC2 get a cookie reply instead of any Diffie-Hellman. When
    * omitted, the endpoint decides itself: more than `maxHandshakesPerSecond` initiations
+   * (default DEFAULT_MAX_HANDSHAKES_PER_SECOND)
    * processed in the current one-second window means under load.
    * `source` identifies the sender's locator (e.g. "203.0.113.7:4191"); the cookie is bound
    * to it. Data messages are decrypted in place inside `datagram`.
@@ -198,6 +203,29 @@ export class SecureEndpoint {
   // ---- send ------------------------------------------------------------------------------
 
   /**
+   * True when a send to `session` at `now` has keys to use: current keys, not past
+   * REJECT_AFTER_TIME or REJECT_AFTER_MESSAGES (their wipe by `poll()` may not have run yet).
+   * A driver queues signaling when false and starts the handshake itself (`connect`).
+   */
+  canSeal(session: PeerSession, now: number): boolean {
+    const kp = session.current;
+    const t = this.st.timers;
+    return (
+      kp !== null &&
+      now - kp.createdAt < t.rejectAfterTimeMs &&
+      kp.sendCounter < t.rejectAfterMessages
+    );
+  }
+
+  /**
+   * True when a seal or a receive since the last `poll()` asked for a handshake (no usable keys,
+   * or a rekey due): the driver should poll now rather than at its last deadline.
+   */
+  get pollWanted(): boolean {
+    return this.st.touched.size > 0;
+  }
+
+  /**
    * Seals a batch in place: message i is at offsets[i] with lengths[i] plaintext bytes at
    * offsets[i] + 16 and room for the 16-byte tag after them. Writes headers (receiver SPI, fresh
    * counters) and encrypts. Returns `count`, or 0 when the session has no usable keys (nothing
@@ -232,7 +260,8 @@ export class SecureEndpoint {
 
   /**
    * Timer work: handshake retransmission (REKEY_TIMEOUT, new ephemeral each time, giving up
-   * after REKEY_ATTEMPT_TIME), rekeys, and wiping keys past REJECT_AFTER_TIME. Returns what to
+   * after REKEY_ATTEMPT_TIME), the handshakes the data path asked for, and wiping keys past
+   * REJECT_AFTER_TIME. Returns what to
    * send (to each peer's current locator) and when to call again. Looks only at the sessions
    * whose timer is due or whose state changed since the last call: O(those), not O(sessions).
    */

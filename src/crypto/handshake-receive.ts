@@ -22,7 +22,7 @@ import {
   type CertificateVerdict,
   type MemberCertificate,
 } from './certificate.js';
-import type { EndpointState } from './endpoint-state.js';
+import { DEFAULT_MAX_HANDSHAKES_PER_SECOND, type EndpointState } from './endpoint-state.js';
 import {
   checkMac1,
   checkMac2,
@@ -92,7 +92,9 @@ export function onInitiation(
     st.loadWindowStart = now;
     st.loadCount = 0;
   }
-  const busy = underLoad ?? st.loadCount >= (st.opts.maxHandshakesPerSecond ?? 100);
+  const busy =
+    underLoad ??
+    st.loadCount >= (st.opts.maxHandshakesPerSecond ?? DEFAULT_MAX_HANDSHAKES_PER_SECOND);
   if (busy) {
     st.cookies ??= new CookieChecker(now);
     const locator = new TextEncoder().encode(source);

@@ -110,9 +110,10 @@ export class PeerSession {
   /** @internal */ next: Keypair | null = null;
   /** @internal */ pending: PendingHandshake | null = null;
   /** @internal */ cookie: { value: Uint8Array; at: number } | null = null;
-  /** @internal we connect()ed: keep the channel up (rekey by time) */
+  /** @internal we connect()ed: we rekey by time on our payload sends, even under keys the peer
+   *  initiated (a restarted home agent's, issue 20); see transport.ts sendKeys */
   persistent = false;
-  /** @internal a rekey was asked for by the send path */
+  /** @internal a handshake was asked for by the data path (no usable keys, or a rekey due) */
   wantRekey = false;
   /** @internal when this session's timer work is due (its live entry in the endpoint's heap) */
   timerAt = Infinity;

@@ -4,11 +4,14 @@
  * what to send and when to call again. Sessions wait in a deadline heap keyed by `timerAt`;
  * a poll looks only at those due and those whose state changed since the last one (`touched`).
  *
- * Per session, in order: keys past REJECT_AFTER_TIME are wiped (a persistent session then wants
- * a rekey) -> a persistent session's current keys at REKEY_AFTER_TIME (ours) or REJECT_AFTER_TIME
- * - 3 REKEY_TIMEOUT (the peer's) want a rekey -> a pending
- * handshake is resent at once after a cookie reply, retransmitted every REKEY_TIMEOUT with a new
- * ephemeral key, or given up after REKEY_ATTEMPT_TIME -> a wanted rekey starts a handshake.
+ * Per session, in order: keys past REJECT_AFTER_TIME are wiped -> a pending handshake is resent
+ * at once after a cookie reply, retransmitted every REKEY_TIMEOUT with a new ephemeral key, or
+ * given up after REKEY_ATTEMPT_TIME -> a handshake wanted by the data path starts.
+ *
+ * No handshake is ever started by time alone (issue 17): rekeys are asked for by sends and
+ * receives of payload (transport.ts sendKeys, keepFreshOnReceive; WireGuard's keep_key_fresh),
+ * so an idle channel costs no handshakes, on either side, until its keys expire and its next
+ * send (a refresh BU) needs new ones: one handshake then, not one every REKEY_AFTER_TIME.
  */
 import type { EndpointState } from './endpoint-state.js';
 import { initiate } from './handshake-initiate.js';
@@ -84,23 +87,12 @@ function pollSession(
     const kp = s[slot];
     if (kp === null) continue;
     if (now - kp.createdAt >= t.rejectAfterTimeMs) {
+      // Expired keys go; nothing is started for them: the next send asks for a handshake.
       st.retire(kp);
       s[slot] = null;
-      if (slot === 'current' && s.persistent) s.wantRekey = true;
     } else {
       next = Math.min(next, kp.createdAt + t.rejectAfterTimeMs);
     }
-  }
-  const cur = s.current;
-  if (cur && s.persistent) {
-    // Keys the peer initiated (a restarted home agent re-established the channel, issue 20):
-    // the peer does not keep them up, so we rekey before REJECT_AFTER_TIME wipes them; later
-    // than REKEY_AFTER_TIME, so a peer that does rekey by time (it connect()ed too) goes first.
-    const after = cur.isInitiator
-      ? t.rekeyAfterTimeMs
-      : Math.max(t.rekeyAfterTimeMs, t.rejectAfterTimeMs - 3 * t.rekeyTimeoutMs);
-    if (now - cur.createdAt >= after) s.wantRekey = true;
-    else next = Math.min(next, cur.createdAt + after);
   }
   if (s.pending?.resendNow === true) {
     s.pending.resendNow = false;

@@ -1,12 +1,14 @@
 /**
  * Data messages (type 4) of a SecureEndpoint (DESIGN.md §4): sealing and opening, in batches.
  *
- * Send: keys usable (current, not past REJECT_AFTER_TIME / REJECT_AFTER_MESSAGES; past the REKEY_
- *   limits a rekey is asked of `poll()`) -> header (receiver SPI, next counter, kind) -> the
- *   batch encrypted under one key by the BatchAead backend.
+ * Send: keys usable (current, not past REJECT_AFTER_TIME / REJECT_AFTER_MESSAGES, else a
+ *   handshake is asked of `poll()`; past the REKEY limits a rekey, see sendKeys) -> header
+ *   (receiver SPI, next counter, kind) -> the batch encrypted under one key by the BatchAead
+ *   backend.
  * Receive: keys by receiver SPI -> key age -> replay pre-check -> tag (consecutive messages
  *   under the same keys in one backend call) -> window update -> key confirmation (a responder's
- *   `next` keys become current on the first message under them) -> counters. Decrypted in place:
+ *   `next` keys become current on the first message under them) -> keep the keys fresh (see
+ *   keepFreshOnReceive) -> counters. Decrypted in place:
  *   the inner packet is at offset 16 of the message.
  */
 import {
@@ -99,6 +101,7 @@ function accept(
   buf: Uint8Array,
   off: number,
   len: number,
+  now: number,
 ): DropReason | null {
   const v = kp.replay.update(readCounter(buf, off));
   if (v !== 'ok') return v;
@@ -107,13 +110,19 @@ function accept(
     session.previous = session.current;
     session.current = kp;
     session.next = null;
-    // Fresh keys confirmed both ways: a rekey of our own still being retransmitted is moot
-    // (wireguard-go stops its retransmissions here too, timersHandshakeComplete).
-    if (session.pending !== null && session.current.createdAt >= session.pending.firstSentAt) {
-      st.abandonPending(session);
-    }
     session.wantRekey = false;
   }
+  // Fresh keys confirmed both ways (also keys that became current at once, having none before):
+  // a handshake of our own still being retransmitted is moot (wireguard-go stops its
+  // retransmissions here too, timersHandshakeComplete).
+  if (
+    session.pending !== null &&
+    kp === session.current &&
+    kp.createdAt >= session.pending.firstSentAt
+  ) {
+    st.abandonPending(session);
+  }
+  keepFreshOnReceive(st, session, kp, buf[off + MSG_KIND_OFF] === DataKind.SIGNALING, now);
   session.stats.packetsIn++;
   session.stats.bytesIn += len - DATA_OVERHEAD;
   return null;
@@ -135,7 +144,7 @@ function openOne(
   sc.oneLength[0] = len;
   st.aead.openBatch(kp.keys.receiveKey, buf, sc.oneOffset, sc.oneLength, 1, sc.oneResult);
   if (sc.oneResult[0] !== 1) return 'bad-tag';
-  return accept(st, session, kp, buf, off, len);
+  return accept(st, session, kp, buf, off, len, now);
 }
 
 /** See SecureEndpoint.openBatch. */
@@ -161,7 +170,7 @@ export function openBatch(
       const i = sc.runIndex[j]!;
       let reason: DropReason | null = sc.runResults[j] === 1 ? null : 'bad-tag';
       if (reason === null) {
-        reason = accept(st, runSession, runKp, buf, sc.runOffsets[j]!, sc.runLengths[j]!);
+        reason = accept(st, runSession, runKp, buf, sc.runOffsets[j]!, sc.runLengths[j]!, now);
       }
       if (reason === null) {
         out.results[i] =
@@ -226,31 +235,74 @@ export function openBatch(
 
 // ---- send ----------------------------------------------------------------------------------
 
-/** The keys to send with, or null (and a rekey requested) when there are none usable. */
+/**
+ * The keys to send with, or null when there are none usable: none yet, wiped, or past
+ * REJECT_AFTER_TIME / REJECT_AFTER_MESSAGES. Payload then asks `poll()` for a handshake, once
+ * (WireGuard: a packet with no current keypair starts one), so traffic brings an expired channel
+ * back on either side. Signaling does not: a node's own periodic messages (path MTU
+ * confirmations, a home agent's BRRs) must not revive an idle channel; a driver whose signaling
+ * needs the channel (the MN's BU) checks `canSeal` and connects itself.
+ *
+ * Rekeys (WireGuard's keep_key_fresh on send): past REKEY_AFTER_MESSAGES on either side; past
+ * REKEY_AFTER_TIME only on a PAYLOAD send of the side that keeps the channel up (it initiated
+ * these keys, or it connect()ed). Signaling the node writes itself (refresh BUs, which are also
+ * the NAT keepalives, path MTU probes, BRRs) rides on the keys it finds: an idle member's
+ * channel is never rekeyed by time, and the home agent (responder) never rekeys by time.
+ */
 function sendKeys(
   st: EndpointState,
   session: PeerSession,
   count: number,
   now: number,
+  kind: DataKind,
 ): Keypair | null {
   const kp = session.current;
-  if (kp === null) return null;
   const t = st.timers;
-  const age = now - kp.createdAt;
-  if (age >= t.rejectAfterTimeMs || kp.sendCounter + count > t.rejectAfterMessages) {
-    session.wantRekey = true;
-    st.touched.add(session);
+  if (
+    kp === null ||
+    now - kp.createdAt >= t.rejectAfterTimeMs ||
+    kp.sendCounter + count > t.rejectAfterMessages
+  ) {
+    if (kind === DataKind.PAYLOAD) wantHandshake(st, session);
     return null;
   }
   if (
     kp.sendCounter + count >= t.rekeyAfterMessages ||
-    (kp.isInitiator && age >= t.rekeyAfterTimeMs) ||
-    (!kp.isInitiator && age >= t.rekeyAfterTimeMs + 2 * t.rekeyTimeoutMs)
+    (kind === DataKind.PAYLOAD && keepsUp(session, kp) && now - kp.createdAt >= t.rekeyAfterTimeMs)
   ) {
-    if (!session.wantRekey) st.touched.add(session);
-    session.wantRekey = true;
+    wantHandshake(st, session);
   }
   return kp;
+}
+
+/** The side that rekeys by time: the initiator of these keys, or the one that connect()ed. */
+function keepsUp(session: PeerSession, kp: Keypair): boolean {
+  return kp.isInitiator || session.persistent;
+}
+
+/** Asks `poll()` for a handshake unless one is already wanted or in flight. */
+function wantHandshake(st: EndpointState, session: PeerSession): void {
+  if (session.wantRekey || session.pending !== null || session.closed) return;
+  session.wantRekey = true;
+  st.touched.add(session);
+}
+
+/**
+ * WireGuard's keep_key_fresh on receive: payload arriving under current keys this side keeps up
+ * that are REJECT_AFTER_TIME - 3 REKEY_TIMEOUT old (wireguard: - KEEPALIVE_TIMEOUT -
+ * REKEY_TIMEOUT, the same 165 s) asks for a rekey, so a flow that only comes in (a download) gets
+ * new keys before the old ones are rejected. Signaling (a BA) does not.
+ */
+function keepFreshOnReceive(
+  st: EndpointState,
+  session: PeerSession,
+  kp: Keypair,
+  signaling: boolean,
+  now: number,
+): void {
+  if (signaling || kp !== session.current || !keepsUp(session, kp)) return;
+  const t = st.timers;
+  if (now - kp.createdAt >= t.rejectAfterTimeMs - 3 * t.rekeyTimeoutMs) wantHandshake(st, session);
 }
 
 /** See SecureEndpoint.sealBatch. */
@@ -264,7 +316,7 @@ export function sealBatch(
   now: number,
   kind: DataKind,
 ): number {
-  const kp = sendKeys(st, session, count, now);
+  const kp = sendKeys(st, session, count, now, kind);
   if (kp === null) return 0;
   let bytes = 0;
   for (let i = 0; i < count; i++) {

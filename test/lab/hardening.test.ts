@@ -359,7 +359,7 @@ void t.test(
       'kill -9 of the home agent: the MN re-registers with the restarted one',
       async (t) => {
         // The MN is in use: a ping to the home-link server runs across the restart (an idle MN
-        // learns of it at its next rekey, REKEY_AFTER_TIME, when the HA asks it for a BU).
+        // learns of it at its next refresh BU: nothing rekeys an idle channel, issue 17).
         const pinger = lab.spawn('mn', 'ping', [
           '-6',
           '-i',

@@ -6,7 +6,12 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { DATA_HEADER_LEN, DATA_OVERHEAD, DataKind } from '../../src/crypto/aead.js';
 import { certificateToText, parseIpv6, signCertificate } from '../../src/crypto/certificate.js';
-import { OpenResult, SecureEndpoint, type PeerSession } from '../../src/crypto/endpoint.js';
+import {
+  DEFAULT_MAX_HANDSHAKES_PER_SECOND,
+  OpenResult,
+  SecureEndpoint,
+  type PeerSession,
+} from '../../src/crypto/endpoint.js';
 import { mac1Key, tai64n, writeMacs } from '../../src/crypto/handshake.js';
 import { x25519FromPrivate } from '../../src/crypto/noise.js';
 import { sourceAllowed } from '../../src/crypto/selector.js';
@@ -376,12 +381,123 @@ void t.test('rekey by count and by time; old keys kept for packets in flight', a
   t.not(haNew.subarray(4, 8).join(), haOld.subarray(4, 8).join(), 'HA switched keys');
   t.equal(mn.receive(haNew, T0 + 3).kind, 'data');
 
-  // By time: at REKEY_AFTER_TIME the initiator starts a handshake by itself.
+  // By time: not by time alone (the next deadline is the keys' expiry), but on the first
+  // payload the initiator sends past REKEY_AFTER_TIME.
   const deadline = mn.poll(T0 + 3).nextDeadline;
-  t.equal(deadline, T0 + 1 + 120_000);
-  t.equal(mn.poll(deadline).send.length, 1);
+  t.equal(deadline, T0 + 180_000, 'next timer work: the expiry of the old keys');
+  t.same(mn.poll(T0 + 1 + 120_000).send, [], 'REKEY_AFTER_TIME alone starts nothing');
+  t.ok(mn.seal(mnSession, pkt, T0 + 1 + 120_000, DataKind.PAYLOAD), 'sent under the old keys');
+  t.equal(mn.pollWanted, true, 'the send asked for a rekey');
+  t.equal(mn.poll(T0 + 1 + 120_000).send.length, 1, 'a busy channel rekeys');
   // Old keys are wiped after REJECT_AFTER_TIME.
   t.same(ha.receive(inflight[0]!.slice(), T0 + 181_000).kind, 'drop');
+});
+
+void t.test(
+  'an idle channel costs no handshakes; its expired keys are never used; its next send handshakes once',
+  async (t) => {
+    const { ha, mn } = pair();
+    const { haSession, mnSession } = handshake(ha, mn);
+    const pkt = ipv6Packet(HOA, 16);
+    // Ten idle minutes, polled every second by both: not one handshake, on either side.
+    let sent = 0;
+    for (let now = T0; now <= T0 + 600_000; now += 1000) {
+      sent += mn.poll(now).send.length + ha.poll(now).send.length;
+    }
+    t.equal(sent, 0, 'no handshake while idle');
+    t.equal(mnSession.established, false, 'the MN wiped its keys at REJECT_AFTER_TIME');
+    t.equal(haSession.established, false, 'so did the HA');
+    t.equal(ha.poll(T0 + 600_000).nextDeadline, Infinity, 'nothing left to do on the HA');
+
+    // Expired keys are not used even before the poll that wipes them.
+    const late = endpointPair();
+    const sealedEarly = late.mn.seal(late.mnSession, pkt, T0 + 179_999, DataKind.PAYLOAD)!;
+    t.equal(late.mn.canSeal(late.mnSession, T0 + 179_999), true);
+    t.equal(late.mn.canSeal(late.mnSession, T0 + 180_000), false, 'at REJECT_AFTER_TIME: none');
+    t.equal(late.mn.seal(late.mnSession, pkt, T0 + 180_000, DataKind.SIGNALING), null, 'no seal');
+    t.same(
+      late.ha.receive(sealedEarly, T0 + 180_000),
+      { kind: 'drop', reason: 'expired-keys' },
+      'a message under keys past REJECT_AFTER_TIME is refused',
+    );
+    t.same(late.ha.allSessions()[0]!.stats.packetsIn, 0);
+
+    // Signaling finds no keys: nothing sealed, and no handshake for it (path MTU confirmations
+    // must not revive an idle channel; the MN connects itself for a BU).
+    const at = T0 + 700_000;
+    t.equal(mn.seal(mnSession, pkt, at, DataKind.SIGNALING), null, 'no keys: nothing sealed');
+    t.equal(mn.pollWanted, false, 'signaling asks for no handshake');
+    t.equal(ha.seal(haSession, pkt, at, DataKind.SIGNALING), null);
+    t.same(ha.poll(at).send, [], 'nor at the HA');
+    // Payload on the old idle channel: one handshake, however often it is retried.
+    t.equal(mn.seal(mnSession, pkt, at, DataKind.PAYLOAD), null, 'no keys: nothing sealed');
+    t.equal(mn.seal(mnSession, pkt, at + 1, DataKind.PAYLOAD), null);
+    const hs = mn.poll(at + 1).send;
+    t.equal(hs.length, 1, 'one handshake');
+    t.equal(mn.seal(mnSession, pkt, at + 2, DataKind.PAYLOAD), null, 'still pending');
+    t.same(mn.poll(at + 2).send, [], 'no second handshake while one is in flight');
+    const r = ha.receive(hs[0]!.data, at + 3);
+    t.equal(r.kind, 'established');
+    if (r.kind !== 'established' || !r.reply) return;
+    t.equal(mn.receive(r.reply, at + 3).kind, 'established');
+    const bu = mn.seal(mnSession, pkt, at + 4, DataKind.SIGNALING)!;
+    t.equal(ha.receive(bu, at + 4).kind, 'data', 'the BU goes under the new keys');
+    t.equal(mnSession.stats.handshakes, 2);
+    t.equal(haSession.stats.handshakes, 2);
+  },
+);
+
+/** A fresh pair with its sessions (for tests that need a second one). */
+function endpointPair() {
+  const { ha, mn } = pair();
+  return { ha, mn, ...handshake(ha, mn) };
+}
+
+void t.test(
+  'signaling never rekeys by time; payload does, on the side that keeps the channel up',
+  async (t) => {
+    const { ha, mn } = pair();
+    const { haSession, mnSession } = handshake(ha, mn);
+    const pkt = ipv6Packet(HOA, 16);
+    const at = T0 + 150_000; // past REKEY_AFTER_TIME, before REJECT_AFTER_TIME
+    // Refresh BUs (the NAT keepalives too) and the HA's BAs ride on the keys they find.
+    const bu = mn.seal(mnSession, pkt, at, DataKind.SIGNALING)!;
+    t.equal(ha.receive(bu, at).kind, 'data');
+    const ba = ha.seal(haSession, pkt, at, DataKind.SIGNALING)!;
+    t.equal(mn.receive(ba, at).kind, 'data');
+    t.same(mn.poll(at).send, [], 'the MN does not rekey for signaling');
+    // The HA, the responder, sends payload under old keys: it never rekeys by time.
+    const down = ha.seal(haSession, pkt, at + 1, DataKind.PAYLOAD)!;
+    t.same(ha.poll(at + 1).send, [], 'the responder does not rekey by time');
+    // ... and the MN receiving payload under keys younger than REJECT - 3 REKEY_TIMEOUT: not yet.
+    t.equal(mn.receive(down, at + 1).kind, 'data');
+    t.same(mn.poll(at + 1).send, [], 'payload received at 150 s: no rekey yet');
+    // Payload received at REJECT_AFTER_TIME - 3 REKEY_TIMEOUT (165 s): the initiator rekeys, so a
+    // download-only flow gets new keys before the old ones are rejected.
+    const down2 = ha.seal(haSession, pkt, T0 + 165_000, DataKind.PAYLOAD)!;
+    const ba2 = ha.seal(haSession, pkt, T0 + 165_000, DataKind.SIGNALING)!;
+    t.equal(mn.receive(ba2, T0 + 165_000).kind, 'data');
+    t.equal(mn.pollWanted, false, 'a BA at 165 s does not ask for a rekey');
+    t.equal(mn.receive(down2, T0 + 165_000).kind, 'data');
+    t.equal(mn.poll(T0 + 165_000).send.length, 1, 'payload at 165 s does');
+    t.same(ha.poll(T0 + 165_000).send, [], 'and the HA never did');
+  },
+);
+
+void t.test('payload sent past REKEY_AFTER_TIME rekeys the initiator, once', async (t) => {
+  const { ha, mn } = pair();
+  const { mnSession } = handshake(ha, mn);
+  const pkt = ipv6Packet(HOA, 16);
+  t.ok(mn.seal(mnSession, pkt, T0 + 119_999, DataKind.PAYLOAD));
+  t.same(mn.poll(T0 + 119_999).send, [], 'before REKEY_AFTER_TIME: nothing');
+  for (let i = 0; i < 5; i++) t.ok(mn.seal(mnSession, pkt, T0 + 120_000 + i, DataKind.PAYLOAD));
+  const p = mn.poll(T0 + 120_005).send;
+  t.equal(p.length, 1, 'one rekey for five sends');
+  const r = ha.receive(p[0]!.data, T0 + 120_006);
+  if (r.kind !== 'established' || !r.reply) throw new Error('responder');
+  t.equal(mn.receive(r.reply, T0 + 120_006).kind, 'established');
+  t.ok(mn.seal(mnSession, pkt, T0 + 120_007, DataKind.PAYLOAD));
+  t.same(mn.poll(T0 + 120_007).send, [], 'new keys: no further rekey');
 });
 
 void t.test('keys are wiped on close', async (t) => {
@@ -461,6 +577,31 @@ void t.test('constructor refuses a certificate for another key', async (t) => {
   );
   t.ok(certificateToText(signCertificate({ ...cert(ca, MN) }, ca.secretKey)).startsWith('mip6-'));
 });
+
+void t.test(
+  'default under-load threshold: DEFAULT_MAX_HANDSHAKES_PER_SECOND (500) a second, then cookies',
+  async (t) => {
+    t.equal(DEFAULT_MAX_HANDSHAKES_PER_SECOND, 500);
+    const { ha, mn } = pair();
+    const src = '192.0.2.51:4191';
+    let established = 0;
+    let now = T0;
+    for (let i = 0; i < DEFAULT_MAX_HANDSHAKES_PER_SECOND; i++) {
+      now = T0 + Math.floor(i / 2); // all within one second
+      if (ha.receive(mn.connect(haKey.publicKey, now), now, undefined, src).kind === 'established')
+        established++;
+    }
+    t.equal(established, DEFAULT_MAX_HANDSHAKES_PER_SECOND, 'all answered with Diffie-Hellman');
+    const r = ha.receive(mn.connect(haKey.publicKey, now), now, undefined, src);
+    t.equal(r.kind, 'reply', 'the next one in the same second gets a cookie reply');
+    const later = T0 + 1000;
+    t.equal(
+      ha.receive(mn.connect(haKey.publicKey, later), later, undefined, src).kind,
+      'established',
+      'a new second: no cookie',
+    );
+  },
+);
 
 void t.test('the endpoint switches to cookies by itself above its handshake rate', async (t) => {
   const { ha, mn } = pair({ maxHandshakesPerSecond: 2 });
@@ -559,14 +700,15 @@ void t.test(
     const { ha, mn } = pair();
     const { haSession, mnSession } = handshake(ha, mn);
     const pkt = ipv6Packet(HOA, 16);
-    // Past REKEY_AFTER_TIME + 2 REKEY_TIMEOUT the HA, sending with old responder keys, rekeys itself.
-    const late = T0 + 131_000;
-    t.ok(ha.seal(haSession, pkt, late, DataKind.PAYLOAD), 'old keys still usable');
+    // The HA's keys expired (an idle spell); it has payload for the MN: it starts a handshake.
+    const late = T0 + 190_000;
+    t.equal(ha.seal(haSession, pkt, late, DataKind.PAYLOAD), null, 'no usable keys');
     const haInit = ha.poll(late).send;
     t.equal(haInit.length, 1, 'HA starts its own handshake');
-    // The MN's own rekey (REKEY_AFTER_TIME) completes first and the MN sends under the new keys.
+    // The MN's own handshake (its payload, no keys either) completes first.
+    t.equal(mn.seal(mnSession, pkt, late, DataKind.PAYLOAD), null);
     const mnInit = mn.poll(late).send;
-    t.equal(mnInit.length, 1, 'MN rekeys by time');
+    t.equal(mnInit.length, 1, 'MN starts one too');
     const r = ha.receive(mnInit[0]!.data, late + 1);
     t.equal(r.kind, 'established');
     if (r.kind !== 'established') return;
@@ -615,10 +757,10 @@ void t.test(
 );
 
 void t.test(
-  'keys the peer initiated (a restarted HA) are rekeyed by a persistent session before they expire',
+  'keys the peer initiated (a restarted HA): idle, nobody rekeys; payload of the MN rekeys',
   async (t) => {
     const { ha, mn } = pair();
-    handshake(ha, mn); // the MN connect()ed: its session is kept up
+    const { mnSession } = handshake(ha, mn); // the MN connect()ed
     // The HA starts over (issue 20: a restart re-initiates the stored members' channels).
     const at = T0 + 10;
     const r = mn.receive(ha.initiate(mnKey.publicKey, at), at);
@@ -629,12 +771,18 @@ void t.test(
     if (back.kind !== 'established') return;
     const brr = ha.seal(back.session, ipv6Packet(HOA, 16), at, DataKind.SIGNALING)!;
     t.equal(mn.receive(brr, at).kind, 'data', 'its first message confirms the new keys');
-    // REKEY_AFTER_TIME is the initiator's; the HA does not keep the channel up by time.
-    t.same(mn.poll(at + 120_000).send, [], 'no rekey by the MN at REKEY_AFTER_TIME');
-    t.same(ha.poll(at + 120_000).send, [], 'nor by the HA (initiate() is not persistent)');
-    const due = mn.poll(at + 120_001).nextDeadline;
-    t.equal(due, at + 180_000 - 3 * 5_000, 'due at REJECT_AFTER_TIME - 3 REKEY_TIMEOUT');
-    t.equal(mn.poll(due).send.length, 1, 'then the MN rekeys while the keys still work');
-    t.same(ha.poll(due).send, [], 'the HA still does not');
+    const bu = mn.seal(mnSession, ipv6Packet(HOA, 16), at + 1, DataKind.SIGNALING)!;
+    t.equal(ha.receive(bu, at + 1).kind, 'data', 'the BU it asked for');
+    // Idle: no rekey by time on either side, ever.
+    let sent = 0;
+    for (let now = at; now < at + 130_000; now += 5_000) {
+      sent += mn.poll(now).send.length + ha.poll(now).send.length;
+    }
+    t.equal(sent, 0, 'no handshake while idle, past REKEY_AFTER_TIME');
+    // The MN sends payload past REKEY_AFTER_TIME under the HA's keys: it rekeys (it connect()ed).
+    const t2 = at + 130_000;
+    t.ok(mn.seal(mnSession, ipv6Packet(HOA, 16), t2, DataKind.PAYLOAD));
+    t.equal(mn.poll(t2).send.length, 1, 'the MN rekeys on its payload');
+    t.same(ha.poll(t2).send, [], 'the HA does not');
   },
 );

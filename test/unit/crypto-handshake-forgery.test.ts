@@ -191,7 +191,10 @@ void t.test(
     const r0 = ha.receive(mn.connect(haKey.publicKey, T0), T0);
     if (r0.kind !== 'established' || !r0.reply) throw new Error('first handshake');
     mn.receive(r0.reply, T0);
-    const rekey = mn.poll(T0 + 120_000).send; // REKEY_AFTER_TIME
+    // Payload past REKEY_AFTER_TIME: the rekey.
+    const sent = mn.seal(mn.allSessions()[0]!, new Uint8Array(40), T0 + 120_000, DataKind.PAYLOAD);
+    t.ok(sent, 'payload under the old keys');
+    const rekey = mn.poll(T0 + 120_000).send;
     t.equal(rekey.length, 1, 'rekey initiation');
     const init = rekey[0]!.data;
     const r = ha.receive(init, T0 + 120_000);

@@ -107,6 +107,7 @@ import { BindingPaths, type BoundPath, type ChallengeToSend } from './binding-pa
 import { systemRandom } from '../../util/random-source.js';
 import { renderHaStatus } from './home-agent-status.js';
 import { registrationReport } from './registration-log.js';
+import { UnboundChannels } from './unbound-channels.js';
 import {
   HomePrefixes,
   isDiscoveryRequest,
@@ -169,6 +170,8 @@ export class HomeAgent {
   readonly #sessionLocator = new Map<PeerSession, Locator>();
   readonly #writer = new TunnelWriter();
   /** Path MTU towards each member's channel at its binding's locator (issue #21). */
+  /** Channels that came up without a binding: a BRR if no BU makes one soon (issue 17). */
+  readonly #unbound = new UnboundChannels();
   readonly #mtu: TunnelMtu<PeerSession>;
   /** The binding whose locator each channel's path MTU state is about (probes go there). */
   readonly #mtuBound = new Map<PeerSession, BoundPath>();
@@ -425,7 +428,7 @@ export class HomeAgent {
           locator: formatLocator(locator),
         });
         this.#rebindRestored(r.session, locator, now);
-        this.#refreshIfUnbound(r.session, locator, now);
+        this.#unbound.add(r.session, locator, now);
         break;
       case 'cookie':
       case 'data':
@@ -435,11 +438,12 @@ export class HomeAgent {
   }
 
   /**
-   * A member finished a handshake but holds no binding here. After a restart of this HA (the
-   * binding cache and the channels live in memory only) its MN still believes it is registered
-   * and would refresh only near the end of its lifetime; a Binding Refresh Request (RFC 6275
-   * §6.1.2) over the new channel asks for a BU now. An MN that is registering anyway ignores it.
-   * Only for the single home addresses (/128) of the member's certificate, at most 4.
+   * A member finished a handshake UNBOUND_GRACE_MS ago and still holds no binding here. After a
+   * restart of this HA without [home] state (the binding cache and the channels live in memory
+   * only) its MN still believes it is registered and would refresh only near the end of its
+   * lifetime; a Binding Refresh Request (RFC 6275 §6.1.2) over the new channel asks for a BU now.
+   * A registering MN has sent its BU by then, so it gets none (unbound-channels.ts). Only for
+   * the single home addresses (/128) of the member's certificate, at most 4.
    */
   #refreshIfUnbound(session: PeerSession, locator: Locator, now: number): void {
     if (session.peerCertificate === null) return;
@@ -1217,6 +1221,8 @@ export class HomeAgent {
         void this.#removeBinding(action.entry, 'expired');
       } else {
         const bound = this.#paths.get(action.entry.key);
+      // An idle member's keys expired: no probe, and no handshake for one (issue 17).
+      if (!this.#env.endpoint.canSeal(p.owner, now)) continue;
         if (bound) {
           this.#sendRefreshRequest(bound.session, action.entry.homeAddress, bound.locator, now);
           env.log.info('refresh-request', { hoa: action.entry.homeAddress });
@@ -1252,6 +1258,7 @@ export class HomeAgent {
       channelDrops: this.#env.endpoint.drops,
     });
   }
+    for (const c of this.#unbound.due(now)) this.#refreshIfUnbound(c.session, c.locator, now);
 
   /**
    * Stops timers; pending binding changes are written to the store (which keeps its bindings:
@@ -1269,5 +1276,8 @@ export class HomeAgent {
         removals.push(this.#opts.homeLink.bindingRemoved(e.homeAddress).catch(() => {}));
     }
     await Promise.all(removals);
+    // A seal found no usable keys (a member's expired while it was idle): handshake now.
+    if (this.#env.endpoint.pollWanted) this.#endpointDeadline = 0;
   }
 }
+      this.#unbound.nextDeadline(),

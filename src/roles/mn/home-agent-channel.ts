@@ -109,7 +109,8 @@ export class HomeAgentChannel {
   ensure(now: number): void {
     const endpoint = this.#host.env.endpoint;
     const existing = endpoint.session(this.#key);
-    if (existing?.established) {
+    // Keys past REJECT_AFTER_TIME (an idle channel's) count as none: a new handshake, once.
+    if (existing !== undefined && endpoint.canSeal(existing, now)) {
       this.session = this.isHomeAgentSession(existing) ? existing : undefined;
       return;
     }
@@ -144,9 +145,12 @@ export class HomeAgentChannel {
     host.capture(packet, now);
     host.sent();
     const session = this.session;
-    if (session === undefined || !session.established) {
+    if (session === undefined || !host.env.endpoint.canSeal(session, now)) {
       this.#pending.push(packet);
       if (this.#pending.length > PENDING_MAX) this.#pending.shift();
+      // The channel's keys expired while it was idle (nothing rekeys an idle channel): this
+      // send (a refresh BU) brings it back with one handshake; the BU goes when it completes.
+      if (session !== undefined) this.ensure(now);
       return;
     }
     if (this.#sendSealed(session, packet, now)) host.counters.signalingOut++;

@@ -183,6 +183,7 @@ export class HomeTunnel {
     }
     rx.flush(env.tun, buf, h.drops);
     if (h.mtu.reportsWaiting(this.#udp)) this.takeMtuReports(now);
+    if (env.endpoint.pollWanted) h.channel.endpointDeadline = 0; // a rekey due on receive
     h.rearm();
   }
 
@@ -249,6 +250,11 @@ export class HomeTunnel {
       h.channel.agent === undefined
     ) {
       h.drops.add('no-channel', batch.count);
+      // Keys wiped after an idle spell (REJECT_AFTER_TIME): traffic brings the channel back.
+      if (session !== undefined && sock !== undefined && h.channel.agent !== undefined) {
+        h.channel.ensure(now);
+        h.rearm();
+      }
       return;
     }
     const buf = batch.buf;
@@ -281,6 +287,10 @@ export class HomeTunnel {
     const n = writer.count;
     const sent = writer.flush(env.endpoint, session, buf, sock, h.channel.agent, now);
     if (sent < n) h.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
-    if (sent > 0 && h.sent()) h.rearm(); // the silence deadline just started
+    const silenceStarted = sent > 0 && h.sent();
+    // The seal may have asked for a handshake (a rekey due on this payload, or keys expired).
+    const handshake = env.endpoint.pollWanted;
+    if (handshake) h.channel.endpointDeadline = 0;
+    if (silenceStarted || handshake) h.rearm();
   }
 }

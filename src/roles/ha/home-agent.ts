@@ -169,9 +169,9 @@ export class HomeAgent {
   /** Last locator each channel was heard from (for handshake replies and rekeys). */
   readonly #sessionLocator = new Map<PeerSession, Locator>();
   readonly #writer = new TunnelWriter();
-  /** Path MTU towards each member's channel at its binding's locator (issue #21). */
   /** Channels that came up without a binding: a BRR if no BU makes one soon (issue 17). */
   readonly #unbound = new UnboundChannels();
+  /** Path MTU towards each member's channel at its binding's locator (issue #21). */
   readonly #mtu: TunnelMtu<PeerSession>;
   /** The binding whose locator each channel's path MTU state is about (probes go there). */
   readonly #mtuBound = new Map<PeerSession, BoundPath>();
@@ -1135,6 +1135,8 @@ export class HomeAgent {
     for (const p of this.#mtu.poll(now)) {
       const bound = this.#mtuBound.get(p.owner);
       if (bound === undefined) continue;
+      // An idle member's keys expired: no probe, and no handshake for one (issue 17).
+      if (!this.#env.endpoint.canSeal(p.owner, now)) continue;
       const sock = this.#socketFor(bound.locator.family);
       if (!sendSealed(this.#env.endpoint, p.owner, p.message, sock, bound.locator, now)) {
         this.drops.add('pmtu-probe-unsent'); // larger than our interface: its report follows
@@ -1187,6 +1189,8 @@ export class HomeAgent {
 
   #rearm(): void {
     if (this.#closed) return;
+    // A seal found no usable keys (a member's expired while it was idle): handshake now.
+    if (this.#env.endpoint.pollWanted) this.#endpointDeadline = 0;
     const deadline = Math.min(
       this.cache.nextDeadline(),
       this.#endpointDeadline,
@@ -1194,6 +1198,7 @@ export class HomeAgent {
       this.#paths.nextDeadline(),
       this.#mtu.nextDeadline(),
       this.#restoring.nextDeadline(),
+      this.#unbound.nextDeadline(),
     );
     armTimer(this.#env, deadline, () => this.#onTimer());
   }
@@ -1205,6 +1210,7 @@ export class HomeAgent {
     const env = this.#env;
     const now = nodeNow(env);
     this.#pollRestore(now);
+    for (const c of this.#unbound.due(now)) this.#refreshIfUnbound(c.session, c.locator, now);
     const polled = env.endpoint.poll(now);
     for (const { peer, data } of polled.send) {
       const to = this.#sessionLocator.get(peer);
@@ -1221,8 +1227,6 @@ export class HomeAgent {
         void this.#removeBinding(action.entry, 'expired');
       } else {
         const bound = this.#paths.get(action.entry.key);
-      // An idle member's keys expired: no probe, and no handshake for one (issue 17).
-      if (!this.#env.endpoint.canSeal(p.owner, now)) continue;
         if (bound) {
           this.#sendRefreshRequest(bound.session, action.entry.homeAddress, bound.locator, now);
           env.log.info('refresh-request', { hoa: action.entry.homeAddress });
@@ -1258,7 +1262,6 @@ export class HomeAgent {
       channelDrops: this.#env.endpoint.drops,
     });
   }
-    for (const c of this.#unbound.due(now)) this.#refreshIfUnbound(c.session, c.locator, now);
 
   /**
    * Stops timers; pending binding changes are written to the store (which keeps its bindings:
@@ -1276,8 +1279,5 @@ export class HomeAgent {
         removals.push(this.#opts.homeLink.bindingRemoved(e.homeAddress).catch(() => {}));
     }
     await Promise.all(removals);
-    // A seal found no usable keys (a member's expired while it was idle): handshake now.
-    if (this.#env.endpoint.pollWanted) this.#endpointDeadline = 0;
   }
 }
-      this.#unbound.nextDeadline(),

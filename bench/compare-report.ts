@@ -208,39 +208,76 @@ function behindList(j: BenchJson, metrics: MetricDef[]): string[] {
     : ['Where mip6 is behind a peer (median more than 5% worse):', '', ...out, ''];
 }
 
-export function buildReport(j: BenchJson): string {
-  const runs = (s: Sys) => j.runs.filter((r) => r.system === s && r.error === undefined);
-  const metrics: MetricDef[] = [
+type Where = 'home' | 'beyond';
+/** The server positions this run measured, home first. */
+function WHERES(j: BenchJson): Where[] {
+  return (['home', 'beyond'] as const).filter((w) => j.runs.some((r) => whereOf(r) === w));
+}
+const WHERE_TITLE: Record<Where, string> = {
+  home: "server on the HA's home link",
+  beyond: 'server beyond the HA (routed through its uplink)',
+};
+
+/** Where a run's server sat: records from before issue #16 have no field (the home link). */
+function whereOf(r: BenchJson['runs'][number]): Where {
+  return r.where ?? 'home';
+}
+
+/** The runs of the data rounds of one system with the server at `where`, without failures. */
+function runsAt(j: BenchJson, s: Sys, where: Where): BenchJson['runs'] {
+  return j.runs.filter((r) => r.system === s && r.error === undefined && whereOf(r) === where);
+}
+
+/** CPU seconds per GB of one run: every TCP run of the record (both ends' processes). */
+function cpuPerGb(r: BenchJson['runs'][number]): number {
+  const tcp = [r.tcp1, r.tcp1r, r.tcp4].filter((x) => x !== undefined);
+  if (tcp.length === 0) return NaN;
+  const cpu = tcp.reduce((a, x) => a + x.cpuSeconds, 0);
+  const gb = tcp.reduce((a, x) => a + x.bytes, 0) / 1e9;
+  return cpu / gb;
+}
+
+function dataMetrics(j: BenchJson, where: Where): MetricDef[] {
+  const runs = (s: Sys): BenchJson['runs'] => runsAt(j, s, where);
+  const at = ` (${WHERE_TITLE[where]})`;
+  return [
     {
-      title: 'TCP throughput MN -> server, 1 stream (iperf3, IPv6 inside)',
+      title: 'TCP throughput MN -> server, 1 stream (iperf3, IPv6 inside)' + at,
       unit: 'Gbit/s',
       digits: 3,
       higherIsBetter: true,
       values: (s) => runs(s).map((r) => r.tcp1?.gbps ?? NaN),
     },
     {
-      title: 'TCP throughput MN -> server, 4 streams',
+      title: 'TCP throughput server -> MN, 1 stream (iperf3 -R)' + at,
+      unit: 'Gbit/s',
+      digits: 3,
+      higherIsBetter: true,
+      values: (s) => runs(s).map((r) => r.tcp1r?.gbps ?? NaN),
+    },
+    {
+      title: 'TCP throughput MN -> server, 4 streams' + at,
       unit: 'Gbit/s',
       digits: 3,
       higherIsBetter: true,
       values: (s) => runs(s).map((r) => r.tcp4?.gbps ?? NaN),
     },
     {
-      title: 'RTT MN -> server, median (ping every 5 ms)',
+      title: 'RTT MN -> server, median (ping every 5 ms)' + at,
       unit: 'ms',
       digits: 3,
       higherIsBetter: false,
       values: (s) => runs(s).map((r) => r.rtt?.median ?? NaN),
     },
     {
-      title: 'RTT MN -> server, 99th percentile',
+      title: 'RTT MN -> server, 99th percentile' + at,
       unit: 'ms',
       digits: 3,
       higherIsBetter: false,
       values: (s) => runs(s).map((r) => r.rtt?.p99 ?? NaN),
     },
     {
-      title: '64-byte UDP MN -> server: highest offered rate with < 1% loss',
+      title: '64-byte UDP MN -> server: highest offered rate with < 1% loss' + at,
       unit: 'packets/s',
       digits: 0,
       higherIsBetter: true,
@@ -248,28 +285,27 @@ export function buildReport(j: BenchJson): string {
       note: `Rate ladder ${JSON.stringify((j.settings as { udpLadder?: number[] }).udpLadder)} packets/s, ${String((j.settings as { udpSeconds?: number }).udpSeconds)} s per rung, stopped at the first rung with >= 1% loss; 0 means even the first rung lost >= 1%. Loss is counted by the iperf3 server; the single iperf3 sender itself tops out near the raw row's figure on this machine.`,
     },
     {
-      title: `64-byte UDP: packets/s delivered when ${String((j.settings as { udpOverloadPps?: number }).udpOverloadPps)} packets/s are offered`,
+      title:
+        `64-byte UDP: packets/s delivered when ${String((j.settings as { udpOverloadPps?: number }).udpOverloadPps)} packets/s are offered` +
+        at,
       unit: 'packets/s',
       digits: 0,
       higherIsBetter: true,
       values: (s) => runs(s).map((r) => r.udp?.deliveredPps ?? NaN),
     },
     {
-      title: 'CPU seconds per GB through the tunnel (both tunnel processes, TCP 1 + 4 streams)',
+      title: 'CPU seconds per GB through the tunnel (both tunnel processes, every TCP run)' + at,
       unit: 's/GB',
       digits: 2,
       higherIsBetter: false,
-      values: (s) =>
-        s === 'raw'
-          ? []
-          : runs(s).map((r) => {
-              const cpu = (r.tcp1?.cpuSeconds ?? NaN) + (r.tcp4?.cpuSeconds ?? NaN);
-              const gb = ((r.tcp1?.bytes ?? NaN) + (r.tcp4?.bytes ?? NaN)) / 1e9;
-              return cpu / gb;
-            }),
+      values: (s) => (s === 'raw' ? [] : runs(s).map(cpuPerGb)),
       note: 'utime + stime of the HA-side and MN-side processes from /proc/<pid>/stat over each iperf3 run, divided by the bytes iperf3 delivered. Kernel work done outside the process context (softirq on other threads) is not counted for any system.',
     },
   ];
+}
+
+export function buildReport(j: BenchJson): string {
+  const metrics = WHERES(j).flatMap((w) => dataMetrics(j, w));
 
   const lines: string[] = [
     `# mip6 vs WireGuard and OpenVPN, ${j.date.slice(0, 10)}${j.quick ? ' (quick smoke run: 1 short run, not a measurement)' : ''}`,
@@ -297,13 +333,15 @@ export function buildReport(j: BenchJson): string {
     '',
     'The lab of test/lab/lab.ts: the MN reaches a router over "lte" (plain IPv4), "hotel" (NAT44) or "v6only"; the router reaches the HA; a server sits on the HA\'s home link (2001:db8:100::5). ' +
       'mip6 is the real `mip6 ha` + `mip6 mn` daemons (traffic from the home address 2001:db8:100::10). wireguard-go and OpenVPN run between the same two namespaces at the same time, each with its own inner prefix ' +
-      '(2001:db8:200::/64, 2001:db8:201::/64) selected by source-address rules in the MN. Every measurement is MN -> server through the tunnel, with the MN on "lte"; "raw" is the MN -> HA underlay path the tunnels ride on (IPv4, no tunnel). ' +
+      '(2001:db8:200::/64, 2001:db8:201::/64) selected by source-address rules in the MN. Every measurement is between the MN (on "lte") and a server through the tunnel, the server either on the home link or beyond the HA: the CN namespace, which the HA reaches through its uplink and the router (routed, as for a server on the Internet; the router sends the tunnels\' inner prefixes back to the HA). TCP runs both ways (iperf3 and iperf3 -R). "raw" is the underlay without a tunnel: MN -> HA for the home-link server, MN -> router -> CN for the server beyond (IPv4). ' +
+      `Peer settings: WireGuard: ${String((j.settings as { peerSettings?: { wireguard?: string } }).peerSettings?.wireguard ?? 'defaults')}. OpenVPN: ${String((j.settings as { peerSettings?: { openvpn?: string } }).peerSettings?.openvpn ?? 'defaults')}. ` +
       `Each round measures every system in turn, the order reversed every other round. ${String((j.settings as { runs?: number }).runs)} rounds planned, ${String((j.settings as { seconds?: number }).seconds)} s per iperf3 TCP run.`,
     '',
-    '## Data path',
-    '',
   ];
-  for (const m of metrics) lines.push(...metricTable(m));
+  for (const w of WHERES(j)) {
+    lines.push(`## Data path, ${WHERE_TITLE[w]}`, '');
+    for (const m of dataMetrics(j, w)) lines.push(...metricTable(m));
+  }
 
   lines.push(...smallMtuSection(j));
 
@@ -418,59 +456,57 @@ export function buildReport(j: BenchJson): string {
   return lines.join('\n');
 }
 
-/** A short table of the headline medians (for the README's Performance section). */
+/**
+ * A short table of the headline medians per server position (for the README's Performance
+ * section), with mip6 against the best peer of each row (issue #16's targets: >= 2x on
+ * throughput and small packets, <= OpenVPN on latency, <= half the best peer's CPU per GB).
+ */
 export function buildSummary(j: BenchJson): string {
-  const runs = (s: Sys) => j.runs.filter((r) => r.system === s && r.error === undefined);
-  const med = (s: Sys, f: (r: BenchJson['runs'][number]) => number | undefined): number =>
-    summarize(runs(s).map((r) => f(r) ?? NaN)).median;
-  const cpu = (r: BenchJson['runs'][number]): number =>
-    ((r.tcp1?.cpuSeconds ?? NaN) + (r.tcp4?.cpuSeconds ?? NaN)) /
-    (((r.tcp1?.bytes ?? NaN) + (r.tcp4?.bytes ?? NaN)) / 1e9);
   const ho = (v: string, dir: 'downMs' | 'upMs'): number =>
     summarize(j.handover.filter((h) => h.variant === v).flatMap((h) => h.moves.map((m) => m[dir])))
       .median;
   const sys3: Sys[] = ['mip6', 'wireguard', 'openvpn'];
-  const row = (name: string, f: (s: Sys) => string): string =>
-    `| ${name} | ${sys3.map(f).join(' | ')} |`;
-  return [
-    '| median of the runs | mip6 | WireGuard (wireguard-go) | OpenVPN |',
+  const out: string[] = [];
+  for (const w of WHERES(j)) {
+    const med = (s: Sys, f: (r: BenchJson['runs'][number]) => number | undefined): number =>
+      summarize(runsAt(j, s, w).map((r) => f(r) ?? NaN)).median;
+    const row = (
+      name: string,
+      f: (r: BenchJson['runs'][number]) => number | undefined,
+      digits: number,
+      higherIsBetter: boolean,
+    ): string => {
+      const v = sys3.map((s) => med(s, f));
+      const peers = v.slice(1).filter(Number.isFinite);
+      const best =
+        peers.length === 0 ? NaN : higherIsBetter ? Math.max(...peers) : Math.min(...peers);
+      return `| ${name} | ${v.map((x) => fmt(x, digits)).join(' | ')} | ${fmt(v[0]! / best, 2)} |`;
+    };
+    out.push(
+      `${WHERE_TITLE[w][0]!.toUpperCase()}${WHERE_TITLE[w].slice(1)}:`,
+      '',
+      '| median of the runs | mip6 | WireGuard (wireguard-go) | OpenVPN | mip6 / best peer |',
+      '|---|---|---|---|---|',
+      row('TCP MN -> server, 1 stream (Gbit/s)', (r) => r.tcp1?.gbps, 3, true),
+      row('TCP server -> MN, 1 stream (Gbit/s)', (r) => r.tcp1r?.gbps, 3, true),
+      row('TCP MN -> server, 4 streams (Gbit/s)', (r) => r.tcp4?.gbps, 3, true),
+      row('RTT median (ms)', (r) => r.rtt?.median, 3, false),
+      row('RTT p99 (ms)', (r) => r.rtt?.p99, 2, false),
+      row('64-byte UDP delivered under overload (packets/s)', (r) => r.udp?.deliveredPps, 0, true),
+      row('CPU per GB, both ends (s)', cpuPerGb, 2, false),
+      '',
+    );
+  }
+  const hoRow = sys3
+    .map((s) => `${fmt(ho(s, 'downMs'), 0)} / ${fmt(ho(s, 'upMs'), 0)}`)
+    .join(' | ');
+  out.push(
+    '| handover, median over the 3 moves, down / up (ms) | mip6 | WireGuard (wireguard-go) | OpenVPN |',
     '|---|---|---|---|',
-    row('TCP, 1 stream (Gbit/s)', (s) =>
-      fmt(
-        med(s, (r) => r.tcp1?.gbps),
-        3,
-      ),
-    ),
-    row('TCP, 4 streams (Gbit/s)', (s) =>
-      fmt(
-        med(s, (r) => r.tcp4?.gbps),
-        3,
-      ),
-    ),
-    row(
-      'RTT median / p99 (ms)',
-      (s) =>
-        `${fmt(
-          med(s, (r) => r.rtt?.median),
-          3,
-        )} / ${fmt(
-          med(s, (r) => r.rtt?.p99),
-          2,
-        )}`,
-    ),
-    row('64-byte UDP delivered under overload (packets/s)', (s) =>
-      fmt(
-        med(s, (r) => r.udp?.deliveredPps),
-        0,
-      ),
-    ),
-    row('CPU per GB, both ends (s)', (s) => fmt(med(s, cpu), 1)),
-    row(
-      'handover, median over the 3 moves, down / up (ms)',
-      (s) => `${fmt(ho(s, 'downMs'), 0)} / ${fmt(ho(s, 'upMs'), 0)}`,
-    ),
+    `| | ${hoRow} |`,
     '',
-  ].join('\n');
+  );
+  return out.join('\n');
 }
 
 export function writeReport(j: BenchJson, outBase: string): void {

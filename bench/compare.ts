@@ -84,6 +84,7 @@ const { values: opt } = parseArgs({
     variants: { type: 'string' },
     out: { type: 'string' },
     'no-plot': { type: 'boolean', default: false },
+    servers: { type: 'string' },
   },
 });
 const QUICK = opt.quick === true;
@@ -97,6 +98,16 @@ const BUDGET_MS = clampInt(opt['budget-min'], QUICK ? 6 : 12, 1, 60) * 60_000;
  */
 const PHASE_END = { data: 0.47, handover: 0.68, ro: 0.76, haUdp: 0.9, engine: 0.97 } as const;
 const ONLY = new Set((opt.only ?? 'tcp,rtt,udp,handover,ro,scale,smallmtu').split(','));
+/**
+ * Where the server of the data rounds sits (issue #16): on the HA's home link, or beyond the HA
+ * (the CN namespace, reached through the HA's uplink and the router: routed, not on a link the
+ * HA answers for). Both by default.
+ */
+type Where = 'home' | 'beyond';
+const WHERE: readonly Where[] = (opt.servers ?? 'home,beyond').split(',').map((w) => {
+  if (w !== 'home' && w !== 'beyond') throw new Error(`--servers: home or beyond, not ${w}`);
+  return w;
+});
 /** Rounds of the small-MTU phase (each: every system up and down). */
 const SMALL_MTU_ROUNDS = QUICK ? 1 : 3;
 const PING_COUNT = QUICK ? 100 : 300;
@@ -133,6 +144,8 @@ const OVPN = { ha: '2001:db8:201::1', mn: '', prefix: 64, port: 1194, table: 201
  */
 const WG_TAG = randomBytes(3).toString('hex');
 const WG_DEV: Record<'ha' | 'mn', string> = { ha: `wgh${WG_TAG}`, mn: `wgm${WG_TAG}` };
+/** The MN's routing table for traffic from the home address to a server beyond the HA. */
+const MIP6_TABLE = 202;
 const IPERF_TUNNEL_PORT = 5201;
 const IPERF_RAW_PORT = 5202;
 
@@ -152,6 +165,26 @@ const TARGET: Record<SystemId, Target> = {
   wireguard: { src: WG.mn, dst: SERVER6, family: 6, iperfPort: IPERF_TUNNEL_PORT },
   openvpn: { src: OVPN.mn, dst: SERVER6, family: 6, iperfPort: IPERF_TUNNEL_PORT },
   raw: { src: LAB_ADDR.mn.lte, dst: LAB_ADDR.ha.v4, family: 4, iperfPort: IPERF_RAW_PORT },
+};
+/**
+ * A system's target with the server at `where`: beyond the HA it is the CN namespace (its
+ * IPv6 address through the tunnels; raw goes MN -> router -> CN over IPv4, no tunnel).
+ */
+function target(sys: SystemId, where: Where): Target {
+  const t = TARGET[sys];
+  if (where === 'home') return t;
+  return { ...t, dst: sys === 'raw' ? LAB_ADDR.cn.v4 : LAB_ADDR.cn.v6 };
+}
+
+/**
+ * How the peers run, said in the report (issue #16 asks for their best settings): each as its
+ * packaged default is tuned, since both projects choose defaults for speed.
+ */
+const PEER_SETTINGS = {
+  wireguard:
+    "wireguard-go as Debian packages it, its defaults (MTU 1420, its own batching of reads and writes); this release predates wireguard-go's TUN / UDP offloads (2023), which Debian does not ship",
+  openvpn:
+    'OpenVPN 2.6 client-server over UDP with its default data cipher (AES-256-GCM, AES-NI), tun-mtu 1500, no compression; no DCO: this kernel has neither the in-tree ovpn driver (CONFIG_OVPN is not set) nor loadable modules, so its data path is the userspace one; kernel WireGuard is likewise absent (CONFIG_WIREGUARD is not set)',
 };
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -445,14 +478,22 @@ interface TcpResult {
 }
 
 interface IperfTcpJson {
+  /** iperf3 -J reports a failed test here (and no sums). */
+  error?: string;
   end: {
     sum_received: { bits_per_second: number; bytes: number };
     sum_sent: { retransmits?: number };
   };
 }
 
-async function tcp(env: Env, sys: SystemId, streams: number, reverse = false): Promise<TcpResult> {
-  const t = TARGET[sys];
+async function tcp(
+  env: Env,
+  sys: SystemId,
+  streams: number,
+  reverse = false,
+  where: Where = 'home',
+): Promise<TcpResult> {
+  const t = target(sys, where);
   const args = ['-c', t.dst, '-p', String(t.iperfPort), '-B', t.src, '-t', String(SECONDS)];
   args.push('-P', String(streams), '-J', '--connect-timeout', '3000');
   if (reverse) args.push('-R'); // server -> MN
@@ -461,6 +502,8 @@ async function tcp(env: Env, sys: SystemId, streams: number, reverse = false): P
   const out = await env.lab.exec('mn', 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
   const cpu1 = pids.map(cpuSeconds);
   const j = JSON.parse(out.stdout) as IperfTcpJson;
+  if (j.error !== undefined)
+    throw new Error(`iperf3 ${reverse ? '-R ' : ''}to ${t.dst}: ${j.error}`);
   return {
     gbps: j.end.sum_received.bits_per_second / 1e9,
     bytes: j.end.sum_received.bytes,
@@ -472,8 +515,9 @@ async function tcp(env: Env, sys: SystemId, streams: number, reverse = false): P
 async function rtt(
   env: Env,
   sys: SystemId,
+  where: Where = 'home',
 ): Promise<{ median: number; p99: number; lost: number }> {
-  const t = TARGET[sys];
+  const t = target(sys, where);
   const args = [`-${t.family}`, '-c', String(PING_COUNT), '-i', '0.005', '-W', '1', '-I', t.src];
   const out = await env.lab.exec('mn', 'ping', [...args, t.dst], {
     check: false,
@@ -499,8 +543,8 @@ interface IperfUdpJson {
   end: { sum: { packets: number; lost_packets: number; seconds: number } };
 }
 
-async function udpSmall(env: Env, sys: SystemId): Promise<UdpResult> {
-  const t = TARGET[sys];
+async function udpSmall(env: Env, sys: SystemId, where: Where = 'home'): Promise<UdpResult> {
+  const t = target(sys, where);
   const rungs: UdpRung[] = [];
   const rung = async (pps: number): Promise<UdpRung> => {
     const args = ['-c', t.dst, '-p', String(t.iperfPort), '-B', t.src, '-u', '-l', '64'];
@@ -700,6 +744,7 @@ async function roMeasure(env: Env, round: number, mode: RoRun['mode']): Promise<
     timeoutMs: (SECONDS + 20) * 1000,
   });
   const j = JSON.parse(out.stdout) as IperfTcpJson;
+  if (j.error !== undefined) throw new Error(`iperf3 to ${dst}: ${j.error}`);
   return {
     round,
     mode,
@@ -836,7 +881,11 @@ const T0 = Date.now();
 interface RunRecord {
   round: number;
   system: SystemId;
+  /** Where the server sat (absent in older reports: the home link). */
+  where?: Where;
   tcp1?: TcpResult;
+  /** 1 stream, server -> MN (iperf3 -R). */
+  tcp1r?: TcpResult;
   tcp4?: TcpResult;
   rtt?: { median: number; p99: number; lost: number };
   udp?: UdpResult;
@@ -936,6 +985,8 @@ async function newReport(): Promise<BenchJson> {
       trafficRate: TRAFFIC_RATE,
       budgetMin: BUDGET_MS / 60_000,
       only: [...ONLY],
+      servers: [...WHERE],
+      peerSettings: PEER_SETTINGS,
     },
     machine: {
       cpus: cpus().length,
@@ -1030,11 +1081,28 @@ async function preparePaths(lab: Lab, available: Set<SystemId>, json: BenchJson)
   };
   lab.spawn('server', 'iperf3', ['-s', '-p', String(IPERF_TUNNEL_PORT)]);
   lab.spawn('ha', 'iperf3', ['-s', '-p', String(IPERF_RAW_PORT)]);
-  for (const sys of [...TUNNELS, 'raw'] as const) {
+  if (WHERE.includes('beyond')) {
+    // The server beyond the HA: the CN namespace. The router sends the peers' inner prefixes
+    // to the HA like the home prefix (mip6's), so answers come back through each tunnel.
+    for (const prefix of [
+      `${WG.ha.replace(/1$/, '')}/${WG.prefix}`,
+      `${OVPN.ha.replace(/1$/, '')}/${OVPN.prefix}`,
+    ]) {
+      await lab.exec('router', 'ip', ['-6', 'route', 'replace', prefix, 'via', LAB_ADDR.ha.v6]);
+    }
+    // mip6's MN routes only the home prefix into its TUN (no `[tun] routes` here): like the
+    // peers, traffic from its home address takes a table whose default route is the TUN.
+    await sourceRoute(lab, HOA, 'mip6mn', MIP6_TABLE);
+    lab.spawn('cn', 'iperf3', ['-s', '-p', String(IPERF_TUNNEL_PORT)]);
+    lab.spawn('cn', 'iperf3', ['-s', '-p', String(IPERF_RAW_PORT)]);
+  }
+  for (const [sys, where] of ([...TUNNELS, 'raw'] as const).flatMap((x) =>
+    WHERE.map((w) => [x, w] as const),
+  )) {
     if (!available.has(sys)) continue;
-    const t = TARGET[sys];
+    const t = target(sys, where);
     await waitFor(
-      `${sys} path answers`,
+      `${sys} path answers (server ${where})`,
       async () =>
         (
           await lab.exec('mn', 'ping', [`-${t.family}`, '-c', '1', '-W', '1', '-I', t.src, t.dst], {
@@ -1048,7 +1116,10 @@ async function preparePaths(lab: Lab, available: Set<SystemId>, json: BenchJson)
   log(`every path answers; MTU ${JSON.stringify(json.mtu)}`);
 }
 
-/** Flow step 3: TCP, RTT and small UDP of each system, in alternating order per round. */
+/**
+ * Flow step 3: TCP (both directions), RTT and small UDP of each system, in alternating order
+ * per round, for each server position (home link, beyond the HA).
+ */
 async function dataRounds(env: Env, available: Set<SystemId>, json: BenchJson): Promise<void> {
   const dataMetrics = ['tcp', 'rtt', 'udp'].some((m) => ONLY.has(m));
   const systems = ([...TUNNELS, 'raw'] as SystemId[]).filter((x) => available.has(x));
@@ -1058,25 +1129,28 @@ async function dataRounds(env: Env, available: Set<SystemId>, json: BenchJson): 
       break;
     }
     const order = round % 2 === 0 ? systems : [...systems].reverse();
-    for (const sys of order) {
-      const rec: RunRecord = { round, system: sys };
-      try {
-        if (ONLY.has('tcp')) {
-          rec.tcp1 = await tcp(env, sys, 1);
-          rec.tcp4 = await tcp(env, sys, 4);
+    for (const where of WHERE) {
+      for (const sys of order) {
+        const rec: RunRecord = { round, system: sys, where };
+        try {
+          if (ONLY.has('tcp')) {
+            rec.tcp1 = await tcp(env, sys, 1, false, where);
+            rec.tcp1r = await tcp(env, sys, 1, true, where);
+            rec.tcp4 = await tcp(env, sys, 4, false, where);
+          }
+          if (ONLY.has('rtt')) rec.rtt = await rtt(env, sys, where);
+          if (ONLY.has('udp')) rec.udp = await udpSmall(env, sys, where);
+        } catch (err) {
+          rec.error = (err as Error).message.slice(0, 500);
         }
-        if (ONLY.has('rtt')) rec.rtt = await rtt(env, sys);
-        if (ONLY.has('udp')) rec.udp = await udpSmall(env, sys);
-      } catch (err) {
-        rec.error = (err as Error).message.slice(0, 500);
+        json.runs.push(rec);
+        log(
+          `round ${round + 1} ${where} ${sys}: TCP ${rec.tcp1?.gbps.toFixed(3) ?? '-'} / down ${rec.tcp1r?.gbps.toFixed(3) ?? '-'} / x4 ${rec.tcp4?.gbps.toFixed(3) ?? '-'} Gbit/s, ` +
+            `RTT ${rec.rtt?.median.toFixed(3) ?? '-'} ms p99 ${rec.rtt?.p99.toFixed(3) ?? '-'}, ` +
+            `64 B ${rec.udp?.bestPps ?? '-'} pps (${rec.udp?.deliveredPps.toFixed(0) ?? '-'} delivered)` +
+            (rec.error ? ` ERROR ${rec.error}` : ''),
+        );
       }
-      json.runs.push(rec);
-      log(
-        `round ${round + 1} ${sys}: TCP ${rec.tcp1?.gbps.toFixed(3) ?? '-'} / x4 ${rec.tcp4?.gbps.toFixed(3) ?? '-'} Gbit/s, ` +
-          `RTT ${rec.rtt?.median.toFixed(3) ?? '-'} ms p99 ${rec.rtt?.p99.toFixed(3) ?? '-'}, ` +
-          `64 B ${rec.udp?.bestPps ?? '-'} pps (${rec.udp?.deliveredPps.toFixed(0) ?? '-'} delivered)` +
-          (rec.error ? ` ERROR ${rec.error}` : ''),
-      );
     }
   }
   json.load.afterData = loadavg();

@@ -69,6 +69,45 @@ void t.test('SystemClock fires its single timer once', async (t) => {
   clock.clearTimer();
 });
 
+void t.test('SystemClock keeps its Node timer when a deadline moves later', async (t) => {
+  const clock = new SystemClock();
+  const created: number[] = [];
+  const real = globalThis.setTimeout;
+  // Counts the Node timers the clock creates (issue #16: no timer churn per packet batch).
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    created.push(ms ?? 0);
+    return real(fn, ms);
+  }) as typeof setTimeout;
+  t.teardown(() => {
+    globalThis.setTimeout = real;
+    clock.clearTimer();
+  });
+  const start = clock.now();
+  const fired: string[] = [];
+  await new Promise<void>((resolve) => {
+    clock.setTimer(start + 20, () => fired.push('first'));
+    for (let i = 0; i < 100; i++) clock.setTimer(start + 20 + i / 10, () => fired.push('moved'));
+    t.equal(created.length, 1, 'a later deadline re-uses the armed timer');
+    clock.setTimer(start + 60, () => {
+      fired.push('last');
+      resolve();
+    });
+  });
+  t.same(fired, ['last'], 'only the latest callback runs, once');
+  t.ok(clock.now() - start >= 59, 'not before the moved deadline');
+  t.equal(created.length, 2, 'one early wake-up re-armed once for the rest');
+
+  created.length = 0;
+  const t0 = clock.now();
+  await new Promise<void>((resolve) => {
+    clock.setTimer(t0 + 5_000, () => fired.push('late'));
+    clock.setTimer(t0 + 10, () => resolve()); // earlier: replaces the armed timer
+  });
+  t.ok(clock.now() - t0 < 1_000, 'an earlier deadline fires early');
+  t.equal(created.length, 2);
+  t.same(fired, ['last'], 'the replaced callback never runs');
+});
+
 void t.test(
   'FakeTun delivers injected packets in batches with headroom and records writes',
   async (t) => {

@@ -5,7 +5,9 @@
  * Flow of one readiness event: libuv reports the fd readable on the environment's own loop
  * -> drain() reads up to max_batch packets into the JS slab and fills offsets/lengths ->
  * one napi_make_callback(count, offsets, lengths) -> JS consumes the batch synchronously ->
- * repeat (at most MAX_ROUNDS batches per event, so other handles get their turn).
+ * repeat (at most MAX_ROUNDS batches per event, so other handles get their turn; more while
+ * drain() reports a backlog: datagrams / segments it split out of one read that did not fit
+ * the batch, which no new readiness event would bring back).
  */
 #include "mip6.h"
 
@@ -123,6 +125,18 @@ int mip6_export(napi_env env, napi_value exports, const char *name, napi_callbac
   return napi_set_named_property(env, exports, name, f) == napi_ok ? 0 : -1;
 }
 
+int mip6_offload_off(const char *what) {
+  const char *v = getenv("MIP6_OFFLOAD_OFF");
+  size_t n = strlen(what);
+  while (v && *v) {
+    const char *end = strchr(v, ',');
+    size_t len = end ? (size_t)(end - v) : strlen(v);
+    if ((len == n && memcmp(v, what, n) == 0) || (len == 3 && memcmp(v, "all", 3) == 0)) return 1;
+    v = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
 /* ---- poller ---------------------------------------------------------------------- */
 
 static void poller_free(mip6_poller *p) {
@@ -174,11 +188,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   napi_handle_scope scope;
   if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
-  for (int round = 0; round < MAX_ROUNDS && p->reading && !p->closed; round++) {
+  for (int round = 0; (round < MAX_ROUNDS || p->backlog) && p->reading && !p->closed; round++) {
     uint32_t n = p->drain(p);
     if (n == 0) break;
     deliver(p, n);
-    if (n < p->max_batch) break;
+    if (n < p->max_batch && !p->backlog) break;
   }
   napi_close_handle_scope(p->env, scope);
 }

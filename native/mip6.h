@@ -71,6 +71,7 @@ struct mip6_poller {
   uint32_t slot_size;
   uint32_t headroom;
   uint32_t tailroom;
+  uint32_t backlog;       /* drain() kept packets for the next call (split offloads): drain on */
   mip6_drain_fn drain;
   mip6_error_fn on_error;
   mip6_free_fn free_kind;
@@ -93,6 +94,10 @@ void mip6_aead_init(napi_env env, napi_value exports);
 void mip6_netlink_init(napi_env env, napi_value exports); /* netlink_linux.c: route lookups */
 void mip6_ndisc_init(napi_env env, napi_value exports);   /* ndisc_linux.c: unsolicited NA */
 void mip6_privileges_init(napi_env env, napi_value exports); /* privileges_linux.c: privDrop */
+
+/* 1 when the environment's MIP6_OFFLOAD_OFF (comma list: udp-gso, udp-gro, tun, all) names
+ * `what`: that offload stays off (fallback path), for tests and misbehaving kernels. */
+int mip6_offload_off(const char *what);
 
 int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 

@@ -44,7 +44,28 @@
  *       SO_MARK on the socket (needs CAP_NET_ADMIN): the full tunnel's policy routing sends
  *       marked datagrams past the routes into the TUN (src/io/tunnel-routes.ts).
  *   udpTakeMtuReports(handle, out) -> count   (MTU_REPORT_LEN bytes each, layout below)
+ *   udpOffloads(handle) -> bit mask: 1 UDP GSO in use (UDP_SEGMENT), 2 UDP GRO in use (UDP_GRO),
+ *       4 GSO was turned off after the kernel refused a segmented send, 8 GSO/GRO turned off by
+ *       MIP6_OFFLOAD_OFF. The errno of that refusal is in the bits above 8 (mask >> 8).
  *   udpClose(handle)
+ *
+ * Offloads (issue #16):
+ * - GSO on send: a run of datagrams of one batch to the same destination, source and
+ *   interface, all of one size (the last may be shorter), at most GSO_MAX_SEGS of them and
+ *   GSO_MAX_BYTES in all, leaves as ONE message with a UDP_SEGMENT cmsg (segment size = the
+ *   datagram size); the kernel (or the NIC) cuts it into the same datagrams, each with Don't
+ *   Fragment. A segmented message the kernel refuses is sent again one datagram per message
+ *   (which is where EMSGSIZE and the MTU report for an over-sized datagram come from, as
+ *   before: the kernel says EINVAL, not EMSGSIZE, for a segment over the interface MTU). EIO /
+ *   ENOPROTOOPT / EOPNOTSUPP, or EINVAL for a run whose datagrams then all go out one by one,
+ *   mean the kernel or device cannot segment: GSO stays off for this socket (udpOffloads bit 4).
+ * - GRO on receive: UDP_GRO lets the kernel hand over a train of same-size datagrams of one
+ *   flow as one read (the UDP_GRO cmsg gives the segment size). Such reads land in a private
+ *   buffer and are cut back into datagrams, one slab slot each, with the same addresses, so
+ *   JS sees the same batches as without GRO. Datagrams that do not fit this batch wait for the
+ *   next (mip6_poller.backlog keeps the poller draining).
+ * - MIP6_OFFLOAD_OFF (environment, read at open): a comma list of udp-gso, udp-gro, tun or
+ *   all turns those offloads off (the fallback paths, for tests and for a misbehaving kernel).
  */
 #define _GNU_SOURCE
 #include "mip6.h"
@@ -52,6 +73,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/errqueue.h>
+#include <linux/udp.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,13 +95,33 @@
 #define MTU_REPORT_LEN 48
 #define MTU_FROM_ICMP 1
 #define MTU_FROM_SEND 2
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+/* One segmented send: at most this many datagrams, and this many payload bytes (IP payload
+ * length is 16 bits: 65535 less the UDP header and an IPv6 header's worth of slack). */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES (65535 - 8 - 40)
+/* GRO receive: reads of up to GRO_BUF bytes, GRO_MSGS per recvmmsg. */
+#define GRO_MSGS 16
+#define GRO_BUF 65536
+enum { OFF_UDP_GSO = 1, OFF_UDP_GRO = 2, OFF_GSO_REFUSED = 4, OFF_BY_ENV = 8 };
 
 /* Float64Array counters, in this order (src/io/udp.ts reads the same layout). */
 enum { C_RX_DATAGRAMS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_DROPS,
-       C_TX_ERRORS, C_POLL_ERRORS, C_ICMP_ERRORS, C_RX_TRUNCATED, C_TX_TOO_BIG, C_MTU_REPORTS, C_COUNT };
+       C_TX_ERRORS, C_POLL_ERRORS, C_ICMP_ERRORS, C_RX_TRUNCATED, C_TX_TOO_BIG, C_MTU_REPORTS,
+       /* offloads: segmented sends and the datagrams in them; coalesced reads and theirs */
+       C_TX_GSO_SENDS, C_TX_GSO_DATAGRAMS, C_RX_GRO_READS, C_RX_GRO_DATAGRAMS, C_COUNT };
 /* Callers built before the path MTU counters pass C_TX_TOO_BIG of them: still accepted. */
 #define C_COUNT_MIN C_TX_TOO_BIG
 /* Adds to a counter the caller's array may lack (one of the later ones). */
+#define COUNTER_OR0(p, idx) ((p)->ncounters > (size_t)(idx) ? (p)->counters[idx] : 0)
 #define COUNT_IF(p, idx, n)                                                                        \
   do {                                                                                             \
     if ((p)->ncounters > (size_t)(idx)) (p)->counters[idx] += (n);                                 \
@@ -100,8 +142,19 @@ typedef struct {
   struct iovec tx_iov[SEND_CHUNK];
   struct sockaddr_in6 tx_name[SEND_CHUNK]; /* large enough for sockaddr_in too */
   uint8_t tx_ctrl[SEND_CHUNK][CTRL_LEN];
+  uint32_t tx_first[SEND_CHUNK]; /* message j covers datagrams tx_first[j] .. + tx_nseg[j] */
+  uint32_t tx_nseg[SEND_CHUNK];
   uint8_t mtu_reports[MTU_REPORTS_MAX][MTU_REPORT_LEN];
   uint32_t n_mtu_reports;
+  uint32_t offloads; /* OFF_* bits, and the errno that turned GSO off << 8 */
+  /* GRO receive state: gro_n reads in gro_buf, the next datagram at gro_msg / gro_off. */
+  uint8_t *gro_buf;
+  struct mmsghdr gro_rx[GRO_MSGS];
+  struct iovec gro_iov[GRO_MSGS];
+  struct sockaddr_storage gro_name[GRO_MSGS];
+  uint8_t gro_ctrl[GRO_MSGS][CTRL_LEN];
+  uint32_t gro_size[GRO_MSGS];
+  uint32_t gro_n, gro_msg, gro_off;
 } udp_data;
 
 static void udp_free(mip6_poller *p) {
@@ -111,6 +164,7 @@ static void udp_free(mip6_poller *p) {
   free(u->rx_iov);
   free(u->rx_name);
   free(u->rx_ctrl);
+  free(u->gro_buf);
   free(u);
   p->kind_data = NULL;
 }
@@ -211,25 +265,42 @@ static void read_pktinfo(udp_data *u, struct msghdr *m, uint32_t k) {
   if (u->rhops) u->rhops[k] = hops > 0 && hops <= 255 ? (uint8_t)hops : 0;
 }
 
-static uint32_t udp_drain(mip6_poller *p) {
-  udp_data *u = p->kind_data;
-  uint32_t room = p->slot_size - p->headroom;
-  for (uint32_t i = 0; i < p->max_batch; i++) {
-    u->rx_iov[i].iov_base = p->slab + (size_t)i * p->slot_size + p->headroom;
-    u->rx_iov[i].iov_len = room;
-    struct msghdr *m = &u->rx[i].msg_hdr;
-    m->msg_name = &u->rx_name[i];
-    m->msg_namelen = sizeof u->rx_name[i];
-    m->msg_iov = &u->rx_iov[i];
-    m->msg_iovlen = 1;
-    m->msg_control = u->rx_ctrl[i];
-    m->msg_controllen = CTRL_LEN;
-    m->msg_flags = 0;
+/* Remote address/port and pktinfo of the datagram in slot k. */
+static void fill_addresses(udp_data *u, struct msghdr *m, uint32_t k) {
+  uint8_t *ra = u->raddr + (size_t)k * ADDR_SLOT;
+  memset(ra, 0, ADDR_SLOT);
+  if (u->family == 4) {
+    struct sockaddr_in *sin = m->msg_name;
+    memcpy(ra, &sin->sin_addr, 4);
+    u->rport[k] = ntohs(sin->sin_port);
+  } else {
+    struct sockaddr_in6 *sin6 = m->msg_name;
+    memcpy(ra, &sin6->sin6_addr, 16);
+    u->rport[k] = ntohs(sin6->sin6_port);
   }
-  int r = -1;
+  read_pktinfo(u, m, k);
+}
+
+/* One receive message: `len` bytes at `base`, the sender's address and the cmsgs. */
+static void rx_message(struct mmsghdr *mm, struct iovec *iov, uint8_t *base, size_t len,
+                       struct sockaddr_storage *name, uint8_t *ctrl) {
+  iov->iov_base = base;
+  iov->iov_len = len;
+  struct msghdr *m = &mm->msg_hdr;
+  m->msg_name = name;
+  m->msg_namelen = sizeof *name;
+  m->msg_iov = iov;
+  m->msg_iovlen = 1;
+  m->msg_control = ctrl;
+  m->msg_controllen = CTRL_LEN;
+  m->msg_flags = 0;
+}
+
+/* recvmmsg of up to n messages; 0 when there is nothing (or an error, counted). */
+static int recv_batch(mip6_poller *p, struct mmsghdr *msgs, unsigned n) {
   for (int tries = 0; tries < 4; tries++) {
-    r = recvmmsg(p->fd, u->rx, p->max_batch, MSG_DONTWAIT, NULL);
-    if (r >= 0) break;
+    int r = recvmmsg(p->fd, msgs, n, MSG_DONTWAIT, NULL);
+    if (r >= 0) return r;
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return 0;
     /* A pending ICMP error is reported (and cleared) by the next receive: count, retry. */
@@ -240,6 +311,16 @@ static uint32_t udp_drain(mip6_poller *p) {
     p->counters[C_RX_ERRORS] += 1;
     return 0;
   }
+  return 0;
+}
+
+static uint32_t udp_drain(mip6_poller *p) {
+  udp_data *u = p->kind_data;
+  uint32_t room = p->slot_size - p->headroom;
+  for (uint32_t i = 0; i < p->max_batch; i++)
+    rx_message(&u->rx[i], &u->rx_iov[i], p->slab + (size_t)i * p->slot_size + p->headroom, room, &u->rx_name[i],
+               u->rx_ctrl[i]);
+  int r = recv_batch(p, u->rx, p->max_batch);
   if (r <= 0) return 0;
   uint32_t k = 0;
   for (int i = 0; i < r; i++) {
@@ -251,20 +332,80 @@ static uint32_t udp_drain(mip6_poller *p) {
     p->offsets[k] = (uint32_t)(i * p->slot_size + p->headroom);
     p->lengths[k] = u->rx[i].msg_len;
     p->counters[C_RX_BYTES] += u->rx[i].msg_len;
-    uint8_t *ra = u->raddr + (size_t)k * ADDR_SLOT;
-    memset(ra, 0, ADDR_SLOT);
-    if (u->family == 4) {
-      struct sockaddr_in *sin = (struct sockaddr_in *)&u->rx_name[i];
-      memcpy(ra, &sin->sin_addr, 4);
-      u->rport[k] = ntohs(sin->sin_port);
-    } else {
-      struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&u->rx_name[i];
-      memcpy(ra, &sin6->sin6_addr, 16);
-      u->rport[k] = ntohs(sin6->sin6_port);
-    }
-    read_pktinfo(u, m, k);
+    fill_addresses(u, m, k);
     k++;
   }
+  if (k) {
+    p->counters[C_RX_DATAGRAMS] += k;
+    p->counters[C_RX_BATCHES] += 1;
+  }
+  return k;
+}
+
+/* The segment size of a coalesced read (UDP_GRO cmsg), 0 when it holds one datagram. */
+static uint32_t gro_segment_size(struct msghdr *m) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v > 0 ? (uint32_t)v : 0;
+    }
+  }
+  return 0;
+}
+
+/* Receive with UDP_GRO: reads (each one datagram or a train of same-size ones) go into
+ * gro_buf; each datagram is copied into its own slab slot with the read's addresses. What
+ * does not fit this batch stays for the next call (p->backlog). */
+static uint32_t udp_drain_gro(mip6_poller *p) {
+  udp_data *u = p->kind_data;
+  uint32_t room = p->slot_size - p->headroom;
+  uint32_t k = 0;
+  int reads = 0, last_full = 1;
+  while (k < p->max_batch) {
+    if (u->gro_msg >= u->gro_n) {
+      /* Nothing left from the last reads: read again while the socket seemed to have more
+       * (the last read filled every message), a bounded number of times per call. */
+      if (!last_full || reads == 8) break;
+      reads++;
+      u->gro_n = u->gro_msg = u->gro_off = 0;
+      for (uint32_t i = 0; i < GRO_MSGS; i++)
+        rx_message(&u->gro_rx[i], &u->gro_iov[i], u->gro_buf + (size_t)i * GRO_BUF, GRO_BUF, &u->gro_name[i],
+                   u->gro_ctrl[i]);
+      int r = recv_batch(p, u->gro_rx, GRO_MSGS);
+      if (r <= 0) break;
+      last_full = r == GRO_MSGS;
+      u->gro_n = (uint32_t)r;
+      for (int i = 0; i < r; i++) u->gro_size[i] = gro_segment_size(&u->gro_rx[i].msg_hdr);
+      continue;
+    }
+    struct mmsghdr *mm = &u->gro_rx[u->gro_msg];
+    uint32_t len = mm->msg_len, seg = u->gro_size[u->gro_msg];
+    if ((mm->msg_hdr.msg_flags & MSG_TRUNC) || len == 0 || u->gro_off >= len) {
+      if (mm->msg_hdr.msg_flags & MSG_TRUNC) p->counters[C_RX_TRUNCATED] += 1;
+      u->gro_msg++, u->gro_off = 0;
+      continue;
+    }
+    if (seg == 0 || seg > len) seg = len;
+    if (u->gro_off == 0 && seg < len) COUNT_IF(p, C_RX_GRO_READS, 1);
+    uint32_t n = len - u->gro_off < seg ? len - u->gro_off : seg;
+    const uint8_t *src = u->gro_buf + (size_t)u->gro_msg * GRO_BUF + u->gro_off;
+    if (seg < len) COUNT_IF(p, C_RX_GRO_DATAGRAMS, 1);
+    u->gro_off += n;
+    if (u->gro_off >= len) u->gro_msg++, u->gro_off = 0;
+    if (n > room) {
+      p->counters[C_RX_TRUNCATED] += 1;
+      continue;
+    }
+    uint32_t off = k * p->slot_size + p->headroom;
+    memcpy(p->slab + off, src, n);
+    p->offsets[k] = off;
+    p->lengths[k] = n;
+    p->counters[C_RX_BYTES] += n;
+    fill_addresses(u, &mm->msg_hdr, k);
+    k++;
+  }
+  p->backlog = u->gro_msg < u->gro_n;
   if (k) {
     p->counters[C_RX_DATAGRAMS] += k;
     p->counters[C_RX_BATCHES] += 1;
@@ -399,6 +540,20 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     mip6_throw_errno(env, ENOMEM, "calloc", NULL);
     return NULL;
   }
+  /* Offloads: GSO when the kernel knows UDP_SEGMENT; GRO when it accepts UDP_GRO (and the
+   * private buffer its coalesced reads need could be had). */
+  int seg = 0;
+  socklen_t seglen = sizeof seg;
+  if (mip6_offload_off("udp-gso") || mip6_offload_off("udp-gro")) u->offloads |= OFF_BY_ENV;
+  if (!mip6_offload_off("udp-gso") && getsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, &seglen) == 0)
+    u->offloads |= OFF_UDP_GSO;
+  if (!mip6_offload_off("udp-gro") && (u->gro_buf = malloc((size_t)GRO_MSGS * GRO_BUF)) != NULL) {
+    if (setopt_int(fd, SOL_UDP, UDP_GRO, 1) == 0) u->offloads |= OFF_UDP_GRO;
+    else {
+      free(u->gro_buf);
+      u->gro_buf = NULL;
+    }
+  }
   u->family = (int)family;
   u->raddr = raddr;
   u->rport = rport;
@@ -416,7 +571,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   p->max_batch = max_batch;
   p->slot_size = slot;
   p->headroom = headroom;
-  p->drain = udp_drain;
+  p->drain = (u->offloads & OFF_UDP_GRO) ? udp_drain_gro : udp_drain;
   p->on_error = udp_on_error;
   p->free_kind = udp_free;
   /* refs[0..2] = slab, offsets, lengths (passed back to the callback), then the rest. */
@@ -451,6 +606,88 @@ static int is_zero(const uint8_t *a, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (a[i]) return 0;
   return 1;
+}
+
+/* GSO off for this socket: the kernel refused a segmented send with `err` (said once by the
+ * JS side, which reads udpOffloads). */
+static void gso_refused(udp_data *u, int err) {
+  if (!(u->offloads & OFF_UDP_GSO)) return;
+  u->offloads = (u->offloads & ~(uint32_t)OFF_UDP_GSO & 0xff) | OFF_GSO_REFUSED | ((uint32_t)err << 8);
+}
+
+/* Appends one cmsg to a message's control buffer (CTRL_LEN bytes, zeroed by the caller). */
+static void add_cmsg(struct msghdr *m, int level, int type, const void *data, size_t len) {
+  struct cmsghdr *c = (struct cmsghdr *)((uint8_t *)m->msg_control + m->msg_controllen);
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(len);
+  memcpy(CMSG_DATA(c), data, len);
+  m->msg_controllen += CMSG_SPACE(len);
+}
+
+/* Message j of the next sendmmsg: datagrams k .. k+n-1 (n > 1: one segmented send, they share
+ * destination, source and interface), their iovecs from iov slot `iv` on. */
+static void fill_message(udp_data *u, uint32_t j, uint32_t iv, uint32_t k, uint32_t n, void *buf,
+                         const uint32_t *o, const uint32_t *l, const uint8_t *da, const uint16_t *dp,
+                         const uint8_t *sa, const uint32_t *ix) {
+  struct msghdr *m = &u->tx[j].msg_hdr;
+  memset(m, 0, sizeof *m);
+  for (uint32_t q = 0; q < n; q++) {
+    u->tx_iov[iv + q].iov_base = (uint8_t *)buf + o[k + q];
+    u->tx_iov[iv + q].iov_len = l[k + q];
+  }
+  u->tx_first[j] = k;
+  u->tx_nseg[j] = n;
+  m->msg_iov = &u->tx_iov[iv];
+  m->msg_iovlen = n;
+  memset(&u->tx_name[j], 0, sizeof u->tx_name[j]);
+  if (u->family == 4) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)&u->tx_name[j];
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(dp[k]);
+    memcpy(&sin->sin_addr, da + (size_t)k * ADDR_SLOT, 4);
+    m->msg_namelen = sizeof *sin;
+  } else {
+    u->tx_name[j].sin6_family = AF_INET6;
+    u->tx_name[j].sin6_port = htons(dp[k]);
+    memcpy(&u->tx_name[j].sin6_addr, da + (size_t)k * ADDR_SLOT, 16);
+    m->msg_namelen = sizeof u->tx_name[j];
+  }
+  m->msg_name = &u->tx_name[j];
+  memset(u->tx_ctrl[j], 0, CTRL_LEN);
+  m->msg_control = u->tx_ctrl[j];
+  m->msg_controllen = 0;
+  const uint8_t *src = sa ? sa + (size_t)k * ADDR_SLOT : NULL;
+  uint32_t oif = u->family == 6 && ix ? ix[k] : 0;
+  if (oif) {
+    /* On-link: out of this interface (pktinfo, scope of a link-local / multicast
+     * destination) with hop limit 255, so the receiver can tell it was never routed. */
+    u->tx_name[j].sin6_scope_id = oif;
+    struct in6_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    if (src) memcpy(&pi.ipi6_addr, src, 16);
+    pi.ipi6_ifindex = oif;
+    add_cmsg(m, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof pi);
+    int hops = ON_LINK_HOPS;
+    add_cmsg(m, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof hops);
+  } else if (src && !is_zero(src, u->family == 4 ? 4 : 16)) {
+    if (u->family == 4) {
+      struct in_pktinfo pi;
+      memset(&pi, 0, sizeof pi);
+      memcpy(&pi.ipi_spec_dst, src, 4);
+      add_cmsg(m, IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
+    } else {
+      struct in6_pktinfo pi;
+      memset(&pi, 0, sizeof pi);
+      memcpy(&pi.ipi6_addr, src, 16);
+      add_cmsg(m, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof pi);
+    }
+  }
+  if (n > 1) {
+    uint16_t size = (uint16_t)l[k];
+    add_cmsg(m, SOL_UDP, UDP_SEGMENT, &size, sizeof size);
+  }
+  if (m->msg_controllen == 0) m->msg_control = NULL;
 }
 
 static napi_value udp_send(napi_env env, napi_callback_info info) {
@@ -500,83 +737,40 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   const uint8_t *da = daddr, *sa = saddr;
   const uint16_t *dp = dport;
   const uint32_t *ix = ifx;
-  uint32_t sent = 0, i = 0, retry_at = UINT32_MAX;
+  size_t alen = u->family == 4 ? 4 : 16;
+  /* Datagrams before single_until go one per message (a segmented send of them failed). */
+  uint32_t sent = 0, i = 0, retry_at = UINT32_MAX, single_until = 0;
+  /* A segmented send refused with EINVAL: if its datagrams then all go out one by one, the
+   * kernel cannot segment here (not an over-sized datagram); GSO goes off. */
+  uint32_t einval_end = 0;
+  double einval_errors = 0;
   while (i < count) {
-    uint32_t n = count - i < SEND_CHUNK ? count - i : SEND_CHUNK;
-    for (uint32_t j = 0; j < n; j++) {
-      uint32_t k = i + j;
-      struct msghdr *m = &u->tx[j].msg_hdr;
-      memset(m, 0, sizeof *m);
-      u->tx_iov[j].iov_base = (uint8_t *)buf + o[k];
-      u->tx_iov[j].iov_len = l[k];
-      m->msg_iov = &u->tx_iov[j];
-      m->msg_iovlen = 1;
-      memset(&u->tx_name[j], 0, sizeof u->tx_name[j]);
-      if (u->family == 4) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&u->tx_name[j];
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(dp[k]);
-        memcpy(&sin->sin_addr, da + (size_t)k * ADDR_SLOT, 4);
-        m->msg_namelen = sizeof *sin;
-      } else {
-        u->tx_name[j].sin6_family = AF_INET6;
-        u->tx_name[j].sin6_port = htons(dp[k]);
-        memcpy(&u->tx_name[j].sin6_addr, da + (size_t)k * ADDR_SLOT, 16);
-        m->msg_namelen = sizeof u->tx_name[j];
-      }
-      m->msg_name = &u->tx_name[j];
-      const uint8_t *src = sa ? sa + (size_t)k * ADDR_SLOT : NULL;
-      uint32_t oif = u->family == 6 && ix ? ix[k] : 0;
-      if (oif) {
-        /* On-link: out of this interface (pktinfo, scope of a link-local / multicast
-         * destination) with hop limit 255, so the receiver can tell it was never routed. */
-        u->tx_name[j].sin6_scope_id = oif;
-        memset(u->tx_ctrl[j], 0, CTRL_LEN);
-        m->msg_control = u->tx_ctrl[j];
-        m->msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int));
-        struct cmsghdr *c = CMSG_FIRSTHDR(m);
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-        struct in6_pktinfo pi;
-        memset(&pi, 0, sizeof pi);
-        if (src) memcpy(&pi.ipi6_addr, src, 16);
-        pi.ipi6_ifindex = oif;
-        memcpy(CMSG_DATA(c), &pi, sizeof pi);
-        c = CMSG_NXTHDR(m, c);
-        int hops = ON_LINK_HOPS;
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_HOPLIMIT;
-        c->cmsg_len = CMSG_LEN(sizeof hops);
-        memcpy(CMSG_DATA(c), &hops, sizeof hops);
-      } else if (src && !is_zero(src, u->family == 4 ? 4 : 16)) {
-        memset(u->tx_ctrl[j], 0, CTRL_LEN);
-        m->msg_control = u->tx_ctrl[j];
-        struct cmsghdr *c;
-        if (u->family == 4) {
-          m->msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
-          c = CMSG_FIRSTHDR(m);
-          c->cmsg_level = IPPROTO_IP;
-          c->cmsg_type = IP_PKTINFO;
-          c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
-          struct in_pktinfo pi;
-          memset(&pi, 0, sizeof pi);
-          memcpy(&pi.ipi_spec_dst, src, 4);
-          memcpy(CMSG_DATA(c), &pi, sizeof pi);
-        } else {
-          m->msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
-          c = CMSG_FIRSTHDR(m);
-          c->cmsg_level = IPPROTO_IPV6;
-          c->cmsg_type = IPV6_PKTINFO;
-          c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-          struct in6_pktinfo pi;
-          memset(&pi, 0, sizeof pi);
-          memcpy(&pi.ipi6_addr, src, 16);
-          memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    if (einval_end && i >= einval_end) {
+      if (p->counters[C_TX_ERRORS] + COUNTER_OR0(p, C_TX_TOO_BIG) == einval_errors) gso_refused(u, EINVAL);
+      einval_end = 0;
+    }
+    /* Up to SEND_CHUNK datagrams, grouped into messages (runs for GSO). */
+    uint32_t nmsg = 0, ndg = 0;
+    while (i + ndg < count && ndg < SEND_CHUNK) {
+      uint32_t k = i + ndg, n = 1;
+      if ((u->offloads & OFF_UDP_GSO) && k >= single_until) {
+        uint32_t total = l[k];
+        while (k + n < count && ndg + n < SEND_CHUNK && n < GSO_MAX_SEGS && l[k] > 0) {
+          uint32_t q = k + n;
+          if (l[q] > l[k] || l[q] == 0 || total + l[q] > GSO_MAX_BYTES || l[k + n - 1] != l[k] ||
+              dp[q] != dp[k] || memcmp(da + (size_t)q * ADDR_SLOT, da + (size_t)k * ADDR_SLOT, alen) ||
+              (ix && ix[q] != ix[k]) ||
+              (sa && memcmp(sa + (size_t)q * ADDR_SLOT, sa + (size_t)k * ADDR_SLOT, alen)))
+            break;
+          total += l[q];
+          n++;
         }
       }
+      fill_message(u, nmsg, ndg, k, n, buf, o, l, da, dp, sa, ix);
+      nmsg++;
+      ndg += n;
     }
-    int r = sendmmsg(p->fd, u->tx, n, MSG_DONTWAIT);
+    int r = sendmmsg(p->fd, u->tx, nmsg, MSG_DONTWAIT);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
@@ -595,6 +789,18 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
         retry_at = i;
         continue;
       }
+      if (u->tx_nseg[0] > 1) {
+        /* A segmented send refused: its datagrams again, one per message. */
+        int e = errno;
+        if (e == EIO || e == ENOPROTOOPT || e == EOPNOTSUPP) gso_refused(u, e);
+        else if (e == EINVAL && !einval_end) {
+          einval_end = i + u->tx_nseg[0];
+          einval_errors = p->counters[C_TX_ERRORS] + COUNTER_OR0(p, C_TX_TOO_BIG);
+        }
+        single_until = i + u->tx_nseg[0];
+        retry_at = UINT32_MAX;
+        continue;
+      }
       /* Larger than the interface allows (DF, never fragmented here): the path MTU search
        * and the inner Packet Too Big keep this rare; counted apart from other failures. */
       if (errno == EMSGSIZE && p->ncounters > C_TX_TOO_BIG) p->counters[C_TX_TOO_BIG] += 1;
@@ -611,10 +817,19 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       i++;
       continue;
     }
-    for (int j = 0; j < r; j++) p->counters[C_TX_BYTES] += u->tx[j].msg_len;
-    sent += (uint32_t)r;
-    i += (uint32_t)r;
+    for (int j = 0; j < r; j++) {
+      p->counters[C_TX_BYTES] += u->tx[j].msg_len;
+      sent += u->tx_nseg[j];
+      i += u->tx_nseg[j];
+      if (u->tx_nseg[j] > 1) {
+        COUNT_IF(p, C_TX_GSO_SENDS, 1);
+        COUNT_IF(p, C_TX_GSO_DATAGRAMS, u->tx_nseg[j]);
+      }
+    }
   }
+  if (einval_end && i >= einval_end &&
+      p->counters[C_TX_ERRORS] + COUNTER_OR0(p, C_TX_TOO_BIG) == einval_errors)
+    gso_refused(u, EINVAL);
   p->counters[C_TX_DATAGRAMS] += sent;
   napi_create_uint32(env, sent, &out);
   return out;
@@ -663,6 +878,18 @@ static napi_value udp_take_mtu_reports(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value udp_offloads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  void *h;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || mip6_arg_handle(env, argv[0], UDP_KIND, &h)) return NULL;
+  mip6_poller *p = h;
+  udp_data *u = p->kind_data;
+  napi_create_uint32(env, p->closed || !u ? 0 : u->offloads, &out);
+  return out;
+}
+
 static napi_value udp_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -679,5 +906,6 @@ void mip6_udp_init(napi_env env, napi_value exports) {
   mip6_export(env, exports, "udpSend", udp_send);
   mip6_export(env, exports, "udpSetMark", udp_set_mark);
   mip6_export(env, exports, "udpTakeMtuReports", udp_take_mtu_reports);
+  mip6_export(env, exports, "udpOffloads", udp_offloads);
   mip6_export(env, exports, "udpClose", udp_close);
 }

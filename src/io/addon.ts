@@ -80,6 +80,8 @@ export interface NativeAddon {
   udpSetMark?(h: NativeHandle, mark: number): void;
   /** Moves up to out.length / 40 queued MTU reports into `out` (native/udp.c layout). */
   udpTakeMtuReports?(h: NativeHandle, out: Uint8Array): number;
+  /** Offloads in use (native/udp.c: 1 GSO, 2 GRO, 4 GSO refused, errno << 8, 8 env). */
+  udpOffloads?(h: NativeHandle): number;
   udpClose(h: NativeHandle): void;
   aeadSealBatch(
     key: Uint8Array,

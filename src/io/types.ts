@@ -179,6 +179,24 @@ export interface UdpCounters {
   readonly txTooBig?: number;
   /** ICMP Fragmentation Needed / Packet Too Big found in the error queue (see MtuReport). */
   readonly mtuReports?: number;
+  /** Segmented sends (UDP GSO: one message, several datagrams) and the datagrams in them. */
+  readonly txGsoSends?: number;
+  readonly txGsoDatagrams?: number;
+  /** Coalesced reads (UDP GRO: several datagrams in one read) and the datagrams cut from them. */
+  readonly rxGroReads?: number;
+  readonly rxGroDatagrams?: number;
+}
+
+/** Which UDP offloads a socket uses (native/udp.c udpOffloads). */
+export interface UdpOffloads {
+  /** Sends of same-size datagrams to one destination go out as one UDP_SEGMENT message. */
+  readonly gso: boolean;
+  /** The kernel may coalesce received datagrams (UDP_GRO); the addon cuts them apart. */
+  readonly gro: boolean;
+  /** GSO was on, and went off when the kernel refused a segmented send with this errno. */
+  readonly gsoRefusedErrno?: number;
+  /** MIP6_OFFLOAD_OFF turned GSO or GRO off. */
+  readonly disabledByEnv: boolean;
 }
 
 /**
@@ -233,6 +251,8 @@ export interface UdpEndpoint {
   takeMtuReports?(): MtuReport[];
   /** counters().mtuReports without building the whole counters object (per batch). */
   mtuReportCount?(): number;
+  /** The UDP offloads this socket uses (the real socket only). */
+  offloads?(): UdpOffloads;
 }
 
 /**

@@ -17,6 +17,7 @@ import type {
   OutgoingDatagrams,
   UdpCounters,
   UdpEndpoint,
+  UdpOffloads,
 } from './types.js';
 
 /** Defaults: 64 datagrams per batch, 2 KiB slots (a 1500-byte underlay MTU fits). */
@@ -61,6 +62,10 @@ const COUNTER_NAMES = [
   'rxTruncated',
   'txTooBig',
   'mtuReports',
+  'txGsoSends',
+  'txGsoDatagrams',
+  'rxGroReads',
+  'rxGroDatagrams',
 ] as const;
 /** Index of mtuReports in the counters (native/udp.c C_MTU_REPORTS). */
 const MTU_REPORTS_COUNTER = 12;
@@ -238,12 +243,27 @@ export class NativeUdpEndpoint implements UdpEndpoint {
     return out;
   }
 
+  offloads(): UdpOffloads {
+    return decodeUdpOffloads(this.#closed ? 0 : (this.#addon.udpOffloads?.(this.#handle) ?? 0));
+  }
+
   counters(): UdpCounters {
     const c = this.#counters;
     return Object.fromEntries(
       COUNTER_NAMES.map((n, i) => [n, c[i] ?? 0]),
     ) as unknown as UdpCounters;
   }
+}
+
+/** native/udp.c udpOffloads bits: 1 GSO, 2 GRO, 4 GSO refused (errno << 8), 8 env. */
+export function decodeUdpOffloads(mask: number): UdpOffloads {
+  const errno = mask >>> 8;
+  return {
+    gso: (mask & 1) !== 0,
+    gro: (mask & 2) !== 0,
+    ...((mask & 4) !== 0 ? { gsoRefusedErrno: errno } : {}),
+    disabledByEnv: (mask & 8) !== 0,
+  };
 }
 
 /** Opens a UDP endpoint (see UdpOptions). */

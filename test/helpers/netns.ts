@@ -107,16 +107,28 @@ export interface ChildResult {
   result: unknown;
 }
 
+/** A fixture started by startFixture: its first stdout line, and its end. */
+export interface StartedFixture {
+  /** The first line it prints (e.g. the port it bound); rejects if it exits first. */
+  firstLine: Promise<string>;
+  done: Promise<ChildResult>;
+}
+
 /**
- * Runs `node --import tsx <fixture> ...args` inside `ns` (or the current netns when ns is
- * undefined), killing it after timeoutMs. `prefix` runs before node (e.g. setpriv).
+ * Starts `node --import tsx <fixture> ...args` inside `ns` (or the current netns when ns is
+ * undefined), killing it after timeoutMs. `prefix` runs before node (e.g. setpriv). Killed in
+ * t.teardown when `t` is given.
  */
-export function runFixture(
+export function startFixture(
   ns: string | undefined,
   fixture: string,
   args: readonly string[] = [],
-  options: { timeoutMs?: number; prefix?: readonly string[] } = {},
-): Promise<ChildResult> {
+  options: {
+    timeoutMs?: number;
+    prefix?: readonly string[];
+    t?: { teardown(fn: () => void): void };
+  } = {},
+): StartedFixture {
   const script = fileURLToPath(new URL(`../native/fixtures/${fixture}`, import.meta.url));
   const nodeArgv = [
     ...(options.prefix ?? []),
@@ -128,15 +140,24 @@ export function runFixture(
   ];
   const argv = ns === undefined ? nodeArgv : ['ip', 'netns', 'exec', ns, ...nodeArgv];
   const [cmd, ...rest] = argv;
-  return new Promise((resolve) => {
-    const child = spawn(cmd ?? 'false', rest, {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(cmd ?? 'false', rest, {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  options.t?.teardown(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const firstLine = new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      const nl = stdout.indexOf('\n');
+      if (nl >= 0) resolve(stdout.slice(0, nl));
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', () => reject(new Error(`${fixture} exited: ${stderr.slice(0, 500)}`)));
+  });
+  firstLine.catch(() => undefined);
+  const done = new Promise<ChildResult>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -150,4 +171,18 @@ export function runFixture(
       resolve({ code, signal, stdout, stderr, result });
     });
   });
+  return { firstLine, done };
+}
+
+/**
+ * Runs `node --import tsx <fixture> ...args` inside `ns` (or the current netns when ns is
+ * undefined), killing it after timeoutMs. `prefix` runs before node (e.g. setpriv).
+ */
+export function runFixture(
+  ns: string | undefined,
+  fixture: string,
+  args: readonly string[] = [],
+  options: { timeoutMs?: number; prefix?: readonly string[] } = {},
+): Promise<ChildResult> {
+  return startFixture(ns, fixture, args, options).done;
 }

@@ -347,6 +347,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       tunName: tun.name,
       homePrefix: cfg.home.prefix.text,
       link: cfg.home.link,
+      log,
     });
     await homeLink.start();
     // RFC 5555 IPv4 home addresses: the pool into the TUN, optionally NAT44 out of an uplink.

@@ -13,6 +13,7 @@ import type {
   ClusterStatus,
   Counters,
   HomeAgentStatus,
+  HomeLinkStatus,
   PathMtuStatus,
 } from '../io/control-protocol.js';
 import { IoError } from '../util/errors.js';
@@ -153,6 +154,25 @@ function clusterLines(c: Partial<ClusterStatus>): string[] {
   ];
 }
 
+/**
+ * The home link's programming: how many route / proxy-entry ops wait and for how long, what
+ * failed. A backlog is shown as such (the BAs of new bindings wait for it).
+ */
+function homeLinkLine(h: Partial<HomeLinkStatus>): string {
+  const failed = Object.entries(h.failed ?? {})
+    .map(([code, n]) => `${code} ${cell(n)}`)
+    .join(', ');
+  const queued = Number(h.queued ?? 0);
+  return (
+    `home link programming (${cell(h.via)}): ` +
+    (queued > 0
+      ? `BEHIND: ${queued} ops queued, oldest ${cell(h.oldestMs)} ms; `
+      : 'up to date; ') +
+    `${cell(h.done)} done in ${cell(h.batches)} batches, slowest ${cell(h.slowestMs)} ms` +
+    (failed !== '' ? `; failed: ${failed}` : '')
+  );
+}
+
 function bulRows(list: BindingUpdateListStatus[]): string {
   return formatTable(
     [
@@ -261,6 +281,9 @@ export function formatStatus(status: unknown): string {
       out.push(
         `advertised prefixes: ${adv.map((p) => `${cell(p.prefix)} (valid ${lifetimeText(p.validLifetime)})`).join(', ')}`,
       );
+    }
+    if (typeof s.homeLink === 'object' && s.homeLink !== null) {
+      out.push(homeLinkLine(s.homeLink as Partial<HomeLinkStatus>));
     }
     if (typeof s.cluster === 'object' && s.cluster !== null) {
       out.push('', ...clusterLines(s.cluster as Partial<ClusterStatus>));

@@ -103,6 +103,13 @@ export interface NativeAddon {
    * preferred source address], or null when there is no route. Linux only.
    */
   routeGet?(family: 4 | 6, dst: Uint8Array, mark?: number): [number, string, string] | null;
+  /**
+   * Host routes and proxy-neighbour entries over rtnetlink, `count` ops of 24 bytes in `ops`
+   * (native/netlink_linux.c: kind, family, ifindex, address), every one acknowledged: sets
+   * results[i] to 0 or -errno and resolves with the microseconds the batch took on its own
+   * thread. count 0 only checks that the netlink socket opens (throws otherwise). Linux only.
+   */
+  rtnlBatch?(ops: Uint8Array, count: number, results: Int32Array): Promise<number>;
   /** Unsolicited Neighbor Advertisement (Override) for `target` out of `ifname` (Linux). */
   ndpAdvertise?(ifname: string, target: Uint8Array): void;
   /**

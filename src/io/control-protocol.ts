@@ -120,6 +120,24 @@ export interface HaStatus extends StatusCommon {
   advertisedPrefixes?: { prefix: string; validLifetime: number; preferredLifetime: number }[];
   /** [cluster] (issue 18): the home agents sharing the prefix through etcd. */
   cluster?: ClusterStatus;
+  /** A real home link: how far its routes and proxy entries are behind the bindings. */
+  homeLink?: HomeLinkStatus;
+}
+
+/** The home agent's programming of its home link (src/io/home-link-programmer.ts). */
+export interface HomeLinkStatus {
+  /** rtnetlink through the addon, or `ip -batch` when that cannot be used. */
+  via: 'rtnetlink' | 'ip-batch';
+  /** Route and proxy-entry ops waiting or in flight. */
+  queued: number;
+  /** Milliseconds the oldest of them has waited (0 when none). */
+  oldestMs: number;
+  /** The longest any op took from queued to acknowledged since start. */
+  slowestMs: number;
+  done: number;
+  batches: number;
+  /** Ops that failed (after their retries), by errno name. */
+  failed: Record<string, number>;
 }
 
 /** A home agent cluster as one of its members sees it. */

@@ -7,11 +7,13 @@
  *  - without one (a virtual home network): the whole home prefix is routed into the TUN at
  *    start, so bindings need no per-address state.
  */
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import type { Logger } from '../util/log.js';
 import { addressBytes } from './address-bytes.js';
 import { loadAddon } from './addon.js';
-import { ip, IP_BIN, replaceRoute } from './iproute.js';
+import { HomeLinkProgrammer, ipBatchRunner, rtnetlinkRunner } from './home-link-programmer.js';
+import type { HomeLinkStatus } from './control-protocol.js';
+import { replaceRoute } from './iproute.js';
 import { advertiseNeighbor } from './ndisc.js';
 
 /**
@@ -21,63 +23,13 @@ import { advertiseNeighbor } from './ndisc.js';
  */
 const DAD_TIMEOUT_MS = 1000;
 
-/**
- * Runs the per-binding `ip` commands in batches: everything queued while one `ip -batch -` runs
- * goes into the next, so a burst of registrations costs one process per batch instead of two
- * per binding (bench/ha-scale.ts --home-link: forking `ip` twice per new binding cost the HA
- * ~20 ms of CPU per registration). A batch that fails in any way (some `ip neigh` errors end the
- * whole batch) is run again one command at a time, which reports each command's own error; every
- * command is idempotent (replace, or a delete whose "not found" the caller ignores).
- */
-class IpBatcher {
-  #queue: { args: string[]; done: (err: unknown) => void }[] = [];
-  #running = false;
-
-  run(args: string[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ args, done: (err) => (err === null ? resolve() : reject(err)) });
-      if (!this.#running) this.#next();
-    });
-  }
-
-  #next(): void {
-    const batch = this.#queue;
-    this.#queue = [];
-    if (batch.length === 0) {
-      this.#running = false;
-      return;
-    }
-    this.#running = true;
-    const finish = (): void => this.#next();
-    const child = execFile(IP_BIN, ['-batch', '-'], { timeout: 10_000 }, (err) => {
-      if (err === null) {
-        for (const c of batch) c.done(null);
-        finish();
-        return;
-      }
-      // One by one, in order, each with its own result.
-      void batch
-        .reduce(
-          (prev, c) =>
-            prev.then(() =>
-              ip(c.args).then(
-                () => c.done(null),
-                (e: unknown) => c.done(e),
-              ),
-            ),
-          Promise.resolve(),
-        )
-        .then(finish);
-    });
-    child.stdin?.end(batch.map((c) => c.args.join(' ')).join('\n') + '\n');
-  }
-}
-
 export interface HomeLinkOptions {
   tunName: string;
   homePrefix: string;
   /** The physical home link, if any. */
   link?: string | undefined;
+  /** Where start() says how the home link is programmed (rtnetlink, or why `ip -batch`). */
+  log?: Logger | undefined;
 }
 
 async function sysctl(path: string, value: string): Promise<void> {
@@ -91,7 +43,8 @@ export class KernelHomeLink {
   readonly #queue = new Map<string, Promise<void>>();
   /** Cancels the pending repeats of our unsolicited NAs, per home address. */
   readonly #announcing = new Map<string, () => void>();
-  readonly #ip = new IpBatcher();
+  /** Routes and proxy entries, batched (src/io/home-link-programmer.ts); set by start(). */
+  #program: HomeLinkProgrammer | undefined;
   /** The proxy-only addresses (alsoDefend) of each home address. */
   readonly #defended = new Map<string, readonly string[]>();
 
@@ -99,14 +52,31 @@ export class KernelHomeLink {
     this.#opts = opts;
   }
 
-  /** Forwarding on, proxy ND on the home link, or the home prefix into the TUN. */
+  /**
+   * Forwarding on, proxy ND on the home link and its programming through rtnetlink (`ip -batch`
+   * when the addon cannot), or the home prefix into the TUN.
+   */
   async start(): Promise<void> {
     await sysctl('net/ipv6/conf/all/forwarding', '1');
-    if (this.#opts.link !== undefined) {
-      await sysctl(`net/ipv6/conf/${this.#opts.link}/proxy_ndp`, '1');
-    } else {
-      await replaceRoute(this.#opts.homePrefix, this.#opts.tunName);
+    const { link, tunName, log } = this.#opts;
+    if (link === undefined) {
+      await replaceRoute(this.#opts.homePrefix, tunName);
+      return;
     }
+    await sysctl(`net/ipv6/conf/${link}/proxy_ndp`, '1');
+    const runner = await rtnetlinkRunner(loadAddon(), tunName, link);
+    if (typeof runner === 'string') {
+      log?.warn('home-link-programming', { via: 'ip-batch', link, why: runner });
+      this.#program = new HomeLinkProgrammer('ip-batch', ipBatchRunner(tunName, link));
+    } else {
+      log?.info('home-link-programming', { via: 'rtnetlink', link });
+      this.#program = new HomeLinkProgrammer('rtnetlink', runner);
+    }
+  }
+
+  /** How far route and proxy-entry programming is behind; undefined without a home link. */
+  programmingStatus(): HomeLinkStatus | undefined {
+    return this.#program?.status();
   }
 
   #serial(homeAddress: string, op: () => Promise<void>): Promise<void> {
@@ -149,38 +119,40 @@ export class KernelHomeLink {
 
   async #add(homeAddress: string, alsoDefend: readonly string[]): Promise<void> {
     const link = this.#opts.link;
-    if (link === undefined) return;
-    // No family option in batch lines: the IPv6 addresses select it. All go in one batch, in
-    // this order. The alsoDefend addresses (the link-local of a BU with L set) only get proxy
-    // ND: nothing is forwarded to a link-local address.
+    const program = this.#program;
+    if (link === undefined || program === undefined) return;
+    // All go in one batch. The alsoDefend addresses (the link-local of a BU with L set) only
+    // get proxy ND: nothing is forwarded to a link-local address.
     await Promise.all([
-      this.#ip.run(['route', 'replace', `${homeAddress}/128`, 'dev', this.#opts.tunName]),
-      this.#ip.run(['neigh', 'replace', 'proxy', homeAddress, 'dev', link]),
-      ...alsoDefend.map((a) => this.#ip.run(['neigh', 'replace', 'proxy', a, 'dev', link])),
+      program.run({ kind: 'route-replace', address: homeAddress }),
+      program.run({ kind: 'proxy-add', address: homeAddress }),
+      ...alsoDefend.map((a) => program.run({ kind: 'proxy-add', address: a })),
     ]);
     const before = this.#defended.get(homeAddress) ?? [];
     this.#defended.set(homeAddress, alsoDefend);
-    for (const a of before.filter((x) => !alsoDefend.includes(x))) {
-      await this.#ip.run(['neigh', 'del', 'proxy', a, 'dev', link]).catch(() => {});
-    }
+    const stale = before.filter((x) => !alsoDefend.includes(x));
+    await Promise.all(
+      stale.map((a) => program.run({ kind: 'proxy-delete', address: a }).catch(() => {})),
+    );
     // Hosts that cached the MN's own link-layer address (it was home) switch to us now.
     this.#announcing.get(homeAddress)?.();
     this.#announcing.set(homeAddress, advertiseNeighbor(link, homeAddress));
   }
 
   async #remove(homeAddress: string): Promise<void> {
-    const link = this.#opts.link;
-    if (link === undefined) return;
+    const program = this.#program;
+    if (this.#opts.link === undefined || program === undefined) return;
     this.#announcing.get(homeAddress)?.();
     this.#announcing.delete(homeAddress);
     const extra = this.#defended.get(homeAddress) ?? [];
     this.#defended.delete(homeAddress);
-    await Promise.all([
-      ...extra.map((a) => this.#ip.run(['neigh', 'del', 'proxy', a, 'dev', link]).catch(() => {})),
-      this.#ip.run(['neigh', 'del', 'proxy', homeAddress, 'dev', link]).catch(() => {}),
-      this.#ip
-        .run(['route', 'del', `${homeAddress}/128`, 'dev', this.#opts.tunName])
-        .catch(() => {}),
-    ]);
+    // A missing entry counts as removed; other failures are counted in programmingStatus().
+    await Promise.all(
+      [
+        ...extra.map((a) => ({ kind: 'proxy-delete' as const, address: a })),
+        { kind: 'proxy-delete' as const, address: homeAddress },
+        { kind: 'route-delete' as const, address: homeAddress },
+      ].map((op) => program.run(op).catch(() => {})),
+    );
   }
 }

@@ -167,6 +167,14 @@ void t.test(
       t.ok(b, 'binding listed');
       t.equal(b?.member, 'laptop');
       t.match(b?.locator, LAB_ADDR.mn.lte);
+      // Issue #17: the home link is programmed over rtnetlink, nothing is behind or failed,
+      // and the kernel holds the binding's host route and proxy entry.
+      t.match(st.homeLink, { via: 'rtnetlink', queued: 0, oldestMs: 0, failed: {} });
+      t.ok((st.homeLink?.done ?? 0) >= 2, `home link ops done: ${st.homeLink?.done}`);
+      const route = await s.lab.exec('ha', 'ip', ['-6', 'route', 'show', `${HOA}/128`]);
+      t.match(route.stdout, new RegExp(`^${HOA} dev \\S+ `), 'host route of the HoA into the TUN');
+      const proxy = await s.lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy', HOA]);
+      t.match(proxy.stdout, new RegExp(`^${HOA} dev \\S+ proxy`), 'proxy ND entry of the HoA');
     });
 
     await t.test(

@@ -3,8 +3,9 @@
  * node, both started as root with `--user nobody`, give up root after start-up and keep exactly
  * CAP_NET_ADMIN + CAP_NET_RAW (effective, permitted, ambient, bounding), with no_new_privs; and
  * everything privileged they do afterwards still works:
- *   - the HA adds a host route and a proxy-ND entry per binding (`ip`, via the ambient set) and
- *     announces it with unsolicited NAs (raw ICMPv6 socket);
+ *   - the HA adds a host route and a proxy-ND entry per binding (rtnetlink from the addon, the
+ *     socket opened with the kept CAP_NET_ADMIN) and announces it with unsolicited NAs (raw
+ *     ICMPv6 socket);
  *   - the MN goes home (HoA moved from the TUN to the home link by `ip -batch`, a default route,
  *     the home probe's `ping`), deregisters, and comes back (HoA back on the TUN, registered);
  *   - the HA withdraws and re-installs its proxy ND entry as the MN comes and goes;
@@ -213,6 +214,8 @@ void t.test(
       );
       const route = await lab.exec('ha', 'ip', ['-6', 'route', 'show', `${HOA}/128`]);
       t.match(route.stdout, /dev mip6ha/, 'host route for the HoA into the TUN');
+      const how = await ha.waitLog((l) => l.event === 'home-link-programming');
+      t.equal(how['via'], 'rtnetlink', 'programmed over rtnetlink, not by `ip` children');
     });
 
     await t.test('control socket: root:group 0660, group members only', async (t) => {
@@ -231,6 +234,11 @@ void t.test(
       t.ok(
         ha0?.bindings.some((b) => b.homeAddress === HOA),
         'and sees the binding',
+      );
+      t.match(
+        ha0?.homeLink,
+        { via: 'rtnetlink', queued: 0, failed: {} },
+        'nothing failed as nobody',
       );
       const outsider = await statusAs(cli, OUTSIDER_UID, OUTSIDER_UID, haSock);
       t.equal(outsider.code, 1, 'another user cannot');

@@ -116,6 +116,27 @@ void t.test(
   },
 );
 
+void t.test('HA status: home link programming (issue #17), up to date or behind', async (t) => {
+  const base = { via: 'rtnetlink' as const, slowestMs: 38, done: 2402, batches: 7 };
+  const fine = formatStatus({
+    ...HA,
+    homeLink: { ...base, queued: 0, oldestMs: 0, failed: {} },
+  });
+  t.match(
+    fine,
+    /home link programming \(rtnetlink\): up to date; 2402 done in 7 batches, slowest 38 ms\n/,
+  );
+  const behind = formatStatus({
+    ...HA,
+    homeLink: { ...base, via: 'ip-batch', queued: 1800, oldestMs: 950, failed: { ENODEV: 2 } },
+  });
+  t.match(
+    behind,
+    /home link programming \(ip-batch\): BEHIND: 1800 ops queued, oldest 950 ms; 2402 done in 7 batches, slowest 38 ms; failed: ENODEV 2\n/,
+  );
+  t.notMatch(formatStatus(HA), /home link programming/, 'no line without a real home link');
+});
+
 void t.test('MN status: binding update list; tolerant of junk', async (t) => {
   const text = formatStatus(MN);
   t.match(text, /home address 2001:db8:100::10 {2}home agent 198\.51\.100\.1:4191 {2}state away/);

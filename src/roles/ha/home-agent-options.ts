@@ -6,6 +6,7 @@ import { MAX_UPDATE_RATE } from '../../protocol/constants.js';
 import type { DiscoveryConfig } from '../../protocol/home-agent-discovery.js';
 import type { HomeAgentRegistrationConfig } from '../../protocol/home-agent-registration.js';
 import type { BindingStore } from '../../io/binding-store.js';
+import type { HomeLinkStatus } from '../../io/control-protocol.js';
 import type { ClusterBinding, ClusterHealth } from '../../io/etcd-binding-store.js';
 import type { RandomSource } from '../../util/random-source.js';
 import type { WallClock } from '../../util/wall-clock.js';
@@ -29,6 +30,8 @@ export interface HomeLinkControl {
    * resolving null at once) without a real home link.
    */
   detectDuplicates?(addresses: readonly string[]): Promise<string | null>;
+  /** How far route and proxy-entry programming is behind (`mip6 status`); a real link only. */
+  programmingStatus?(): HomeLinkStatus | undefined;
 }
 
 export interface HomeAgentOptions extends HomeAgentRegistrationConfig {

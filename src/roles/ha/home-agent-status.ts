@@ -6,7 +6,7 @@
 import type { BindingCache } from '../../protocol/binding-cache.js';
 import type { DiscoveryConfig } from '../../protocol/home-agent-discovery.js';
 import { formatLocator } from '../../protocol/locator.js';
-import type { BindingStatus, HaStatus } from '../../io/control-protocol.js';
+import type { BindingStatus, HaStatus, HomeLinkStatus } from '../../io/control-protocol.js';
 
 /** What the status needs from a running home agent. */
 export interface HaStatusView {
@@ -25,6 +25,8 @@ export interface HaStatusView {
   drops: Record<string, number>;
   /** The channel's own drop counters (shown with a `channel-` prefix when non-zero). */
   channelDrops: Record<string, number>;
+  /** The real home link's programming, if there is one. */
+  homeLink?: HomeLinkStatus | undefined;
 }
 
 export function renderHaStatus(v: HaStatusView): HaStatus {
@@ -80,5 +82,6 @@ export function renderHaStatus(v: HaStatusView): HaStatus {
     })),
     counters: { ...v.counters },
     drops,
+    ...(v.homeLink !== undefined ? { homeLink: v.homeLink } : {}),
   };
 }

@@ -1260,6 +1260,7 @@ export class HomeAgent {
       counters: { ...this.counters, ...this.#mtu.counters },
       drops: this.drops.byReason,
       channelDrops: this.#env.endpoint.drops,
+      homeLink: this.#opts.homeLink?.programmingStatus?.(),
     });
   }
 

@@ -143,22 +143,25 @@ export function decodeCertificate(bytes: Uint8Array): MemberCertificate {
   const count = bytes[o++]!;
   if (count < 1 || count > CERT_MAX_ADDRESSES) throw bad('bad address count');
   if (o + count * 17 + CERT_SIGNATURE_LEN !== bytes.length) throw bad('bad certificate length');
+  // One copy of the bytes; the fields are views into it (a home agent keeps one decoded
+  // certificate per member: one buffer instead of one per field, issue 17).
+  const raw = bytes.slice();
   const addresses: AllowedPrefix[] = [];
   for (let i = 0; i < count; i++) {
-    const prefixLength = bytes[o++]!;
+    const prefixLength = raw[o++]!;
     if (prefixLength > 128) throw bad('bad prefix length');
-    addresses.push({ prefixLength, address: bytes.slice(o, o + 16) });
+    addresses.push({ prefixLength, address: raw.subarray(o, o + 16) });
     o += 16;
   }
   return {
     name,
     role,
-    publicKey: bytes.slice(CERT_PUBKEY_OFF, CERT_PUBKEY_OFF + 32),
+    publicKey: raw.subarray(CERT_PUBKEY_OFF, CERT_PUBKEY_OFF + 32),
     addresses,
     notBefore: Number(notBefore),
     notAfter: Number(notAfter),
-    signature: bytes.slice(o, o + CERT_SIGNATURE_LEN),
-    raw: bytes.slice(),
+    signature: raw.subarray(o, o + CERT_SIGNATURE_LEN),
+    raw,
   };
 }
 

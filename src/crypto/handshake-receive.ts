@@ -12,7 +12,7 @@
  *   cookie reply (type 3): pending handshake by receiver SPI -> cookie decrypted -> the same
  *               initiation goes again from `poll()` with MAC2.
  */
-import { bytesEqual, compareBytes } from '../util/bytes.js';
+import { bytesEqual } from '../util/bytes.js';
 import { toHex } from '../wire/hex.js';
 import { TAG_LEN, readSpi } from './aead.js';
 import {
@@ -35,10 +35,11 @@ import {
   openCookieReply,
   RESP_NOISE_OFF,
   RESP_RECEIVER_SPI_OFF,
+  tai64n,
   TIMESTAMP_LEN,
   writeMacs,
 } from './handshake.js';
-import { CHANNEL_PROLOGUE, tooFarAhead } from './handshake-initiate.js';
+import { CHANNEL_PROLOGUE, MAX_TIMESTAMP_AHEAD_MS, tooFarAhead } from './handshake-initiate.js';
 import { IkResponder, IK_MSG_A_FIXED } from './noise.js';
 import { Keypair, type DropReason, type ReceiveResult } from './session.js';
 import { lib } from './sodium.js';
@@ -112,7 +113,8 @@ export function onInitiation(
     return st.drop('bad-handshake');
   }
   const timestamp = read.payload.subarray(0, TIMESTAMP_LEN);
-  const known = st.session(read.remoteStatic);
+  const peerHex = toHex(read.remoteStatic);
+  const known = st.sessions.get(peerHex);
   const wall = st.wallClock();
   const cert = checkPeerCertificate(
     st,
@@ -129,7 +131,7 @@ export function onInitiation(
     responder.wipe();
     return st.drop('future-timestamp', known);
   }
-  const peerHex = toHex(read.remoteStatic);
+  const stamp = String.fromCharCode(...timestamp);
   let last = st.peerTimestamps.get(peerHex);
   // A remembered timestamp too far ahead of our clock was taken while our clock was ahead
   // (it was within MAX_TIMESTAMP_AHEAD_MS of it then) and has been set back since: kept, it
@@ -137,13 +139,14 @@ export function onInitiation(
   // restart gives (the only way out before), where an old initiation of this member could be
   // replayed once until a new one is remembered (as after any restart, and as in WireGuard; the
   // replayer lacks the initiator's ephemeral key, so it gains no keys).
-  if (last !== undefined && tooFarAhead(last, wall)) last = undefined;
-  if (last !== undefined && compareBytes(timestamp, last) <= 0) {
+  if (last !== undefined && last > String.fromCharCode(...tai64n(wall + MAX_TIMESTAMP_AHEAD_MS)))
+    last = undefined;
+  if (last !== undefined && stamp <= last) {
     responder.wipe();
     return st.drop('stale-timestamp', known);
   }
-  st.peerTimestamps.set(peerHex, timestamp.slice());
-  const session = st.sessionFor(read.remoteStatic);
+  st.peerTimestamps.set(peerHex, stamp);
+  const session = st.sessionFor(read.remoteStatic, peerHex);
   session.peerCertificate = cert;
 
   const localSpi = st.newSpi();

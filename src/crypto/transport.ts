@@ -142,7 +142,7 @@ function openOne(
   const sc = st.scratch;
   sc.oneOffset[0] = off;
   sc.oneLength[0] = len;
-  st.aead.openBatch(kp.keys.receiveKey, buf, sc.oneOffset, sc.oneLength, 1, sc.oneResult);
+  st.aead.openBatch(kp.receiveKey, buf, sc.oneOffset, sc.oneLength, 1, sc.oneResult);
   if (sc.oneResult[0] !== 1) return 'bad-tag';
   return accept(st, session, kp, buf, off, len, now);
 }
@@ -165,7 +165,7 @@ export function openBatch(
   let runSession: PeerSession | null = null;
   const flush = (): void => {
     if (run === 0 || runKp === null || runSession === null) return;
-    st.aead.openBatch(runKp.keys.receiveKey, buf, sc.runOffsets, sc.runLengths, run, sc.runResults);
+    st.aead.openBatch(runKp.receiveKey, buf, sc.runOffsets, sc.runLengths, run, sc.runResults);
     for (let j = 0; j < run; j++) {
       const i = sc.runIndex[j]!;
       let reason: DropReason | null = sc.runResults[j] === 1 ? null : 'bad-tag';
@@ -323,7 +323,7 @@ export function sealBatch(
     writeDataHeader(buf, offsets[i]!, kp.remoteSpi, kp.sendCounter++, kind);
     bytes += lengths[i]!;
   }
-  st.aead.sealBatch(kp.keys.sendKey, buf, offsets, lengths, count);
+  st.aead.sealBatch(kp.sendKey, buf, offsets, lengths, count);
   session.stats.packetsOut += count;
   session.stats.bytesOut += bytes;
   return count;

@@ -21,9 +21,26 @@ export function fromHex(text: string): Uint8Array {
   return out;
 }
 
-/** Lower-case hex, no separators. */
+const DIGITS = '0123456789abcdef';
+/** Character codes per chunk of String.fromCharCode (well below any engine's argument limit). */
+const CHUNK = 8192;
+
+/**
+ * Lower-case hex, no separators. Built from character codes in one go, so the result is one
+ * flat string: a key made by `+=` per byte is a rope of 32 pieces (about 3 KiB of heap for a
+ * 32-byte key kept in a Map, issue 17), and every map lookup with it flattens it anew.
+ */
 export function toHex(bytes: Uint8Array, offset = 0, length = bytes.length - offset): string {
-  let s = '';
-  for (let i = offset; i < offset + length; i++) s += (bytes[i] ?? 0).toString(16).padStart(2, '0');
-  return s;
+  let out = '';
+  for (let start = 0; start < length; start += CHUNK) {
+    const n = Math.min(CHUNK, length - start);
+    const codes = new Array<number>(2 * n);
+    for (let i = 0; i < n; i++) {
+      const b = bytes[offset + start + i] ?? 0;
+      codes[2 * i] = DIGITS.charCodeAt(b >> 4);
+      codes[2 * i + 1] = DIGITS.charCodeAt(b & 15);
+    }
+    out += String.fromCharCode(...codes);
+  }
+  return out;
 }

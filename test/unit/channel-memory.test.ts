@@ -1,0 +1,90 @@
+/**
+ * What a channel keeps per peer, made smaller for a home agent of 100 000 members (issue 17):
+ * flat hex keys, a certificate's fields as views into its one copy, both transport keys in one
+ * buffer (the handshake's copies wiped, its hash not kept), drop counters shared until the first
+ * drop, initiation timestamps as 12-character strings. Each must keep its old meaning.
+ */
+import t from 'tap';
+import { DataKind } from '../../src/crypto/aead.js';
+import { decodeCertificate, parseIpv6 } from '../../src/crypto/certificate.js';
+import { NO_DROPS } from '../../src/crypto/session.js';
+import { initCrypto } from '../../src/crypto/sodium.js';
+import { toHex } from '../../src/wire/hex.js';
+import { authority, cert, endpoint, ipv6Packet, memberKey, T0 } from '../helpers/crypto.js';
+
+await initCrypto();
+const ca = authority();
+const haKey = memberKey(1);
+const mnKey = memberKey(2);
+const HA = { name: 'ha1', role: 'ha' as const, key: haKey, addresses: ['2001:db8:1::1'] };
+const MN = { name: 'laptop', role: 'mn' as const, key: mnKey, addresses: ['2001:db8:1::10'] };
+
+void t.test('toHex: the same text as byte by byte, for short and long input', async (t) => {
+  const slow = (b: Uint8Array): string =>
+    Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  t.equal(toHex(all), slow(all), 'every byte value');
+  const long = Uint8Array.from({ length: 20_000 }, (_, i) => (i * 131 + 7) & 0xff);
+  t.equal(toHex(long), slow(long), 'longer than one chunk (8192)');
+  t.equal(toHex(long, 8000, 500), slow(long.subarray(8000, 8500)), 'offset and length');
+  t.equal(toHex(new Uint8Array(0)), '');
+});
+
+void t.test('a decoded certificate: its fields are views into its one copy', async (t) => {
+  const c = cert(ca, { ...MN, addresses: ['2001:db8:1::10', '2001:db8:2::/64'] });
+  const wire = c.raw.slice();
+  const d = decodeCertificate(wire);
+  t.not(d.raw.buffer, wire.buffer, 'a copy: the input buffer is not kept');
+  for (const v of [d.publicKey, d.signature, ...d.addresses.map((a) => a.address)]) {
+    t.equal(v.buffer, d.raw.buffer, 'a view into raw');
+  }
+  t.same(d.publicKey, mnKey.publicKey);
+  t.same(d.addresses[0]!.address, parseIpv6('2001:db8:1::10'));
+  t.equal(d.addresses[1]!.prefixLength, 64);
+  t.same(d.signature, c.signature);
+  wire.fill(0);
+  t.same(d.publicKey, mnKey.publicKey, 'unaffected when the input is overwritten');
+});
+
+void t.test(
+  'keys in one buffer; drops shared until the first; timestamps as strings',
+  async (t) => {
+    const ha = endpoint(ca, HA, ['mn']);
+    const mn = endpoint(ca, MN, ['ha']);
+    const r = ha.receive(mn.connect(haKey.publicKey, T0), T0);
+    if (r.kind !== 'established' || !r.reply) throw new Error('handshake');
+    const back = mn.receive(r.reply, T0);
+    if (back.kind !== 'established') throw new Error('initiator');
+    const kp = (r.session as unknown as { current: Record<string, unknown> }).current;
+    const send = kp['sendKey'] as Uint8Array;
+    const receive = kp['receiveKey'] as Uint8Array;
+    t.equal(send.buffer, receive.buffer, 'both keys in one buffer');
+    t.equal(send.buffer.byteLength, 64, 'of 64 bytes');
+    t.equal(kp['keys'], undefined, 'no handshake hash or key object kept');
+    const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
+    t.equal(ha.receive(mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!, T0).kind, 'data');
+
+    t.equal(r.session.stats.drops, NO_DROPS, 'no drops yet: the shared counters');
+    t.ok(Object.isFrozen(NO_DROPS));
+    const replay = mn.seal(back.session, pkt, T0 + 1, DataKind.PAYLOAD)!;
+    t.equal(ha.receive(replay.slice(), T0 + 1).kind, 'data');
+    t.same(ha.receive(replay, T0 + 1), { kind: 'drop', reason: 'replay' });
+    t.not(r.session.stats.drops, NO_DROPS, 'its own counters from the first drop');
+    t.equal(r.session.stats.drops.replay, 1);
+    t.equal(NO_DROPS.replay, 0, 'the shared ones untouched');
+    const other = endpoint(ca, { ...MN, name: 'other', key: memberKey(3) }, ['ha']);
+    const r2 = ha.receive(other.connect(haKey.publicKey, T0 + 2), T0 + 2);
+    t.equal(r2.kind === 'established' && r2.session.stats.drops, NO_DROPS, 'a new session: shared');
+
+    const stamps = (ha as unknown as { st: { peerTimestamps: Map<string, unknown> } }).st
+      .peerTimestamps;
+    const stamp = stamps.get(toHex(mnKey.publicKey));
+    t.equal(typeof stamp, 'string', 'the timestamp as a string');
+    t.equal((stamp as string).length, 12, 'one character per byte');
+    // Ordering as the bytes: an older initiation is refused, a newer one accepted.
+    const older = mn.connect(haKey.publicKey, T0 + 3);
+    const newer = mn.connect(haKey.publicKey, T0 + 4);
+    t.equal(ha.receive(newer, T0 + 4).kind, 'established');
+    t.same(ha.receive(older, T0 + 4), { kind: 'drop', reason: 'stale-timestamp' });
+  },
+);

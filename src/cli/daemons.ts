@@ -287,7 +287,15 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
   if (cfg.identity.revocationList !== undefined) {
     revocations.current = readRevocationList(cfg.identity.revocationList);
   }
-  const endpoint = loadIdentity(cfg, 'ha', ['mn', 'cn'], revocations.isRevoked);
+  // A cluster on a virtual home network forwards between its home agents: their channels
+  // (certificate role ha) are accepted too, and carry nothing but data for members served here.
+  const forwardToPeers = cfg.cluster !== undefined && cfg.home.link === undefined;
+  const endpoint = loadIdentity(
+    cfg,
+    'ha',
+    forwardToPeers ? ['mn', 'cn', 'ha'] : ['mn', 'cn'],
+    revocations.isRevoked,
+  );
   checkHaCertificateScope(cfg);
   // Bindings that survive a restart ([home] state, issue 20), opened before anything is set up:
   // a missing module or a bad file is one error line with nothing to undo.
@@ -385,6 +393,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       ipv4Pool: pool,
       store,
       cluster,
+      forwardToPeers,
       isRevoked: revocations.isRevoked,
       underlayMtu: cfg.tun.underlayMtu,
     });
@@ -406,7 +415,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
         status: () =>
           cluster === undefined
             ? ha.status()
-            : { ...ha.status(), cluster: clusterStatus(cfg, cluster) },
+            : { ...ha.status(), cluster: clusterStatus(cfg, cluster, ha.haChannels()) },
       },
       controlOpts,
     );

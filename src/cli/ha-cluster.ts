@@ -12,7 +12,9 @@ import {
   type ClusterHealth,
 } from '../io/etcd-binding-store.js';
 import { DEFAULT_HA_LIFETIME_S, type HomeAgentInfo } from '../protocol/home-agent-discovery.js';
+import type { ClusterPeer } from '../protocol/ha-forwarding.js';
 import type { HomeAgent } from '../roles/ha/home-agent.js';
+import type { HaChannelStatus } from '../roles/ha/ha-peers.js';
 import type { Logger } from '../util/log.js';
 import { readCertificate } from './key-files.js';
 
@@ -63,6 +65,30 @@ export function clusterHomeAgents(
 }
 
 /**
+ * The other live home agents as channels to forward to (a virtual home network): each one's
+ * key and underlay addresses from etcd, a wildcard listener's filled in from [[home.agents]]
+ * as for DHAAD. One without a key is left out.
+ */
+export function clusterPeers(
+  agents: readonly ClusterAgent[],
+  self: string,
+  configured: readonly HaPeerConfig[] = [],
+): ClusterPeer[] {
+  return agents
+    .filter((a) => a.member !== self && a.publicKey !== undefined)
+    .map((a) => {
+      const known = configured.find((x) => x.homeAddress === a.homeAgentAddress);
+      return {
+        member: a.member,
+        publicKey: new Uint8Array(Buffer.from(a.publicKey!, 'hex')),
+        address4: a.address4 ?? known?.address4,
+        address6: a.address6 ?? known?.address6,
+        port: a.port,
+      };
+    });
+}
+
+/**
  * Announces this home agent in the cluster and wires the store's events to it. Call after
  * the HomeAgent exists and before it starts.
  */
@@ -89,6 +115,7 @@ export async function joinCluster(
       if (ha.setClusterAgents(clusterHomeAgents(agents, store.member, cfg.home.agents))) {
         log.info('cluster-agents', { agents: agents.map((a) => a.member).join(',') });
       }
+      ha.setClusterPeers(clusterPeers(agents, store.member, cfg.home.agents));
     },
     healthChanged: health,
     // A malformed value in etcd (another writer's, or damaged): skipped, one line each.
@@ -113,7 +140,11 @@ export async function joinCluster(
 }
 
 /** The cluster's part of `mip6 status`. */
-export function clusterStatus(cfg: HaConfig, store: EtcdBindingStore): ClusterStatus {
+export function clusterStatus(
+  cfg: HaConfig,
+  store: EtcdBindingStore,
+  channels?: HaChannelStatus[],
+): ClusterStatus {
   const counts = store.bindingCounts();
   const h = store.health;
   return {
@@ -131,5 +162,6 @@ export function clusterStatus(cfg: HaConfig, store: EtcdBindingStore): ClusterSt
       preference: a.preference,
       bindings: counts.get(a.member) ?? 0,
     })),
+    ...(channels !== undefined ? { channels } : {}),
   };
 }

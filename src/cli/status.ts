@@ -151,6 +151,25 @@ function clusterLines(c: Partial<ClusterStatus>): string[] {
         cell(a.bindings),
       ]),
     ),
+    ...haChannelLines(c.channels),
+  ];
+}
+
+/** The HA-to-HA channels of a cluster on a virtual home network, when there are any. */
+function haChannelLines(channels: unknown): string[] {
+  const list = asArray<NonNullable<ClusterStatus['channels']>[number]>(channels);
+  if (list.length === 0) return [];
+  return [
+    formatTable(
+      ['HA CHANNEL', 'LOCATOR', 'STATE', 'FORWARDED OUT', 'FORWARDED IN'],
+      list.map((ch) => [
+        cell(ch.member),
+        cell(ch.locator),
+        ch.established ? 'up' : 'connecting',
+        `${cell(ch.forwardedOut)} (${cell(ch.bytesOut)} B)`,
+        `${cell(ch.forwardedIn)} (${cell(ch.bytesIn)} B)`,
+      ]),
+    ),
   ];
 }
 

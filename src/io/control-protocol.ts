@@ -155,6 +155,19 @@ export interface ClusterStatus {
   };
   /** Live home agents (their etcd entries) and the bindings each serves. */
   homeAgents: { member: string; address: string; preference: number; bindings: number }[];
+  /**
+   * On a virtual home network: the channel to each other home agent and the packets forwarded
+   * on it (out: to members it serves; in: to members served here).
+   */
+  channels?: {
+    member: string;
+    locator: string;
+    established: boolean;
+    forwardedOut: number;
+    bytesOut: number;
+    forwardedIn: number;
+    bytesIn: number;
+  }[];
 }
 
 export interface MemberStatus extends StatusCommon {

@@ -10,6 +10,14 @@
  *   mn1..mn3:  `mip6 mn` (198.51.100.11-13; home addresses ::11..::13), registered at ha1,
  *              ha2, ha3 respectively, probing their HA every 0.5 s
  *   "core" ns: bridge core0, the underlay joining HAs and members
+ * With `virtual` (test/lab/ha-cluster-virtual.test.ts) there is no home link: the home prefix
+ * lives on each HA's TUN (a virtual home network) and the HAs forward to each other over
+ * HA-to-HA channels. Instead of the home link:
+ *   "home" ns: a host beyond ha1 (2001:db8:300::5 on a veth to ha1's 2001:db8:300::1), routed
+ *              to the home prefix through ha1; ha2 and ha3 route 2001:db8:300::/64 back to
+ *              ha1 over the underlay (2001:db8:ff::N on up0); every HA forwards
+ *   "x" ns:    an ordinary host on the underlay (198.51.100.50), no mip6, no key
+ *   members:   [tun] routes the host's prefix into the tunnel
  * Only documentation ranges; every name carries a unique tag (test/helpers/netns.ts).
  */
 import { spawn } from 'node:child_process';
@@ -27,10 +35,19 @@ export const haUnderlay = (n: number): string => `198.51.100.${n}`;
 export const haHome = (n: number): string => `2001:db8:100::${n}`;
 export const mnUnderlay = (n: number): string => `198.51.100.${10 + n}`;
 export const hoa = (n: number): string => `2001:db8:100::1${n}`;
+/** The host beyond ha1 on a virtual home network, its prefix, and the ordinary host. */
+export const BEYOND = '2001:db8:300::5';
+export const BEYOND_PREFIX = '2001:db8:300::/64';
+export const ATTACKER4 = '198.51.100.50';
 
 export interface ClusterLab {
-  /** The home link's namespace (the server). */
+  /** The home link's namespace (the server); with `virtual` the host beyond ha1. */
   home: string;
+  /** With `virtual`: an ordinary host's namespace on the underlay (no mip6, no key). */
+  attacker?: string;
+  /** The HAs' key files (their public keys). */
+  haFiles: MemberFiles[];
+  prov: Provisioned;
   haNs: string[];
   mnNs: string[];
   etcd: EtcdCluster;
@@ -40,16 +57,22 @@ export interface ClusterLab {
 }
 
 /** Builds the lab and starts everything in it. */
-export async function clusterLab(t: Teardown): Promise<ClusterLab> {
+export async function clusterLab(
+  t: Teardown,
+  opts: { virtual?: boolean } = {},
+): Promise<ClusterLab> {
+  const virtual = opts.virtual === true;
   // ---- namespaces: the underlay bridge, the home link, three HAs, three members ----------
   const core = await createNetns(t, 'co');
-  const home = await createNetns(t, 'hl');
+  const home = await createNetns(t, virtual ? 'bx' : 'hl');
   await noDad(home);
   await run('ip', ['-n', core, 'link', 'add', 'core0', 'type', 'bridge']);
   await run('ip', ['-n', core, 'link', 'set', 'core0', 'up']);
-  await run('ip', ['-n', home, 'link', 'add', 'homebr', 'type', 'bridge']);
-  await run('ip', ['-n', home, 'link', 'set', 'homebr', 'up']);
-  await run('ip', ['-n', home, 'addr', 'add', `${SERVER}/64`, 'dev', 'homebr', 'nodad']);
+  if (!virtual) {
+    await run('ip', ['-n', home, 'link', 'add', 'homebr', 'type', 'bridge']);
+    await run('ip', ['-n', home, 'link', 'set', 'homebr', 'up']);
+    await run('ip', ['-n', home, 'addr', 'add', `${SERVER}/64`, 'dev', 'homebr', 'nodad']);
+  }
   /** A veth from `ns` (named `name` there) into `bridge` of `bridgeNs`. */
   const plug = async (ns: string, name: string, bridgeNs: string, bridge: string, tag: string) => {
     const peer = `p${tag}`;
@@ -76,15 +99,24 @@ export async function clusterLab(t: Teardown): Promise<ClusterLab> {
     const ns = await createNetns(t, `h${n}`);
     await noDad(ns);
     await plug(ns, 'up0', core, 'core0', `h${n}`);
-    await plug(ns, 'hl0', home, 'homebr', `l${n}`);
     await run('ip', ['-n', ns, 'addr', 'add', `${haUnderlay(n)}/24`, 'dev', 'up0']);
-    await run('ip', ['-n', ns, 'addr', 'add', `${haHome(n)}/64`, 'dev', 'hl0', 'nodad']);
+    if (virtual) await virtualRoutes(ns, n, home);
+    else {
+      await plug(ns, 'hl0', home, 'homebr', `l${n}`);
+      await run('ip', ['-n', ns, 'addr', 'add', `${haHome(n)}/64`, 'dev', 'hl0', 'nodad']);
+    }
     haNs.push(ns);
     const m = await createNetns(t, `m${n}`);
     await noDad(m);
     await plug(m, 'up0', core, 'core0', `m${n}`);
     await run('ip', ['-n', m, 'addr', 'add', `${mnUnderlay(n)}/24`, 'dev', 'up0']);
     mnNs.push(m);
+  }
+  let attacker: string | undefined;
+  if (virtual) {
+    attacker = await createNetns(t, 'x');
+    await plug(attacker, 'up0', core, 'core0', 'x');
+    await run('ip', ['-n', attacker, 'addr', 'add', `${ATTACKER4}/24`, 'dev', 'up0']);
   }
 
   // ---- etcd: three members, one in each HA's namespace ------------------------------------
@@ -153,7 +185,7 @@ address6 = "off"
 [home]
 prefix = "${PREFIX}"
 address = "${haHome(n)}"
-link = "hl0"
+${virtual ? '' : 'link = "hl0"'}
 preference = ${10 - n}
 [cluster]
 etcd = [${endpoints}]
@@ -174,6 +206,7 @@ member = "ha${n}"
       [hoa(n)],
       `[tun]
 name = "mip6mn"
+${virtual ? `routes = ["${BEYOND_PREFIX}"]` : ''}
 [home]
 address = "${hoa(n)}"
 prefix_length = 64
@@ -190,7 +223,51 @@ probe_attempts = 3
     mns.push(mn.daemon);
   }
   for (const d of mns) await d.waitLog((l) => l.event === 'registered', 30_000);
-  return { home, haNs, mnNs, etcd, has, mns };
+  return {
+    home,
+    ...(attacker !== undefined ? { attacker } : {}),
+    haNs,
+    mnNs,
+    etcd,
+    has,
+    mns,
+    haFiles,
+    prov,
+  };
+}
+
+/**
+ * A virtual home network's routing in HA `n`'s namespace: forwarding on, 2001:db8:ff::N on the
+ * underlay; ha1 has the host beyond it (`beyond` ns) on a veth, the others route that host's
+ * prefix to ha1.
+ */
+async function virtualRoutes(ns: string, n: number, beyond: string): Promise<void> {
+  await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+  await run('ip', ['-n', ns, 'addr', 'add', `2001:db8:ff::${n}/64`, 'dev', 'up0', 'nodad']);
+  if (n !== 1) {
+    await run('ip', ['-n', ns, 'route', 'add', BEYOND_PREFIX, 'via', '2001:db8:ff::1']);
+    return;
+  }
+  await run('ip', [
+    '-n',
+    ns,
+    'link',
+    'add',
+    'bx0',
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'bx1',
+    'netns',
+    beyond,
+  ]);
+  await run('ip', ['-n', ns, 'addr', 'add', '2001:db8:300::1/64', 'dev', 'bx0', 'nodad']);
+  await run('ip', ['-n', ns, 'link', 'set', 'bx0', 'up']);
+  await run('ip', ['-n', beyond, 'addr', 'add', `${BEYOND}/64`, 'dev', 'bx1', 'nodad']);
+  await run('ip', ['-n', beyond, 'link', 'set', 'bx1', 'up']);
+  await run('ip', ['-n', beyond, 'link', 'set', 'lo', 'up']);
+  await run('ip', ['-n', beyond, 'route', 'add', PREFIX, 'via', '2001:db8:300::1']);
 }
 
 /**

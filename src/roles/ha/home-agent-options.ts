@@ -61,6 +61,12 @@ export interface HomeAgentOptions extends HomeAgentRegistrationConfig {
    * sequence continuing, refused while etcd is unreachable.
    */
   cluster?: HomeAgentCluster | undefined;
+  /**
+   * With `cluster` on a virtual home network: a packet for a member another home agent of the
+   * cluster serves is forwarded to it on an HA-to-HA channel (roles/ha/ha-peers.ts), and such
+   * channels (certificate role `ha`) deliver data for the members served here.
+   */
+  forwardToPeers?: boolean | undefined;
   /** Revoked member keys: their stored bindings are not restored. */
   isRevoked?: ((publicKey: Uint8Array) => boolean) | undefined;
   /** Wall clock for the validity of stored bindings' certificates (default Date.now). */

@@ -38,7 +38,7 @@
  */
 import { OpenResult, type PeerSession } from '../../crypto/endpoint.js';
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
-import type { DatagramBatch, PacketBatch, UdpEndpoint } from '../../io/types.js';
+import type { DatagramBatch, PacketBatch, PacketSpans, UdpEndpoint } from '../../io/types.js';
 import { HandshakeRateLimiter } from '../../crypto/handshake-rate-limiter.js';
 import {
   BindingCache,
@@ -117,6 +117,8 @@ import { HA_BU_RATE_PER_MEMBER, type HomeAgentOptions } from './home-agent-optio
 import { TunnelMtu } from '../tunnel-mtu.js';
 import { BASE_INNER, isPathMtuMessage, PathMtuState } from '../../protocol/path-mtu.js';
 import { DEFAULT_UNDERLAY_MTU } from '../../config/common.js';
+import type { ClusterPeer } from '../../protocol/ha-forwarding.js';
+import { HaPeers, SpanList, type HaChannelStatus } from './ha-peers.js';
 
 /** IPv6 Next Header / IPv4 Protocol of TCP (RFC 9293). */
 const TCP = 6;
@@ -206,6 +208,10 @@ export class HomeAgent {
   readonly #journal = new BindingJournal();
   /** Members of restored bindings whose channel is not back yet. */
   readonly #restoring = new RestoreSchedule();
+  /** Channels to the cluster's other home agents on a virtual home network (ha-peers.ts). */
+  readonly #peers: HaPeers | undefined;
+  /** Packets of this receive batch from those channels, for the members served here. */
+  readonly #fromPeers = new SpanList();
 
   constructor(env: NodeEnvironment, opts: HomeAgentOptions) {
     this.#env = env;
@@ -222,6 +228,32 @@ export class HomeAgent {
       icmpSource6: () => opts.homeAgentAddress,
     });
     this.ipv4 = new Ipv4HomeAddresses(opts.ipv4Pool);
+    if (opts.cluster !== undefined && opts.forwardToPeers === true) {
+      this.#peers = new HaPeers({
+        env,
+        drops: this.drops,
+        mtu: this.#mtu,
+        cluster: opts.cluster,
+        homePrefix: this.#homePrefix,
+        underlayMtu: opts.underlayMtu ?? DEFAULT_UNDERLAY_MTU,
+        noteLocator: (session, to) => this.#sessionLocator.set(session, to),
+      });
+    }
+  }
+
+  /**
+   * The cluster's live home agents changed (etcd's agents, without us): on a virtual home
+   * network each gets a channel for the traffic of the members it serves.
+   */
+  setClusterPeers(peers: readonly ClusterPeer[]): void {
+    if (this.#peers === undefined || this.#closed) return;
+    this.#peers.setPeers(peers, nodeNow(this.#env));
+    this.#rearm();
+  }
+
+  /** The HA-to-HA channels and what each forwarded (`mip6 status`). */
+  haChannels(): HaChannelStatus[] | undefined {
+    return this.#peers?.status();
   }
 
   /**
@@ -312,6 +344,12 @@ export class HomeAgent {
       // the path bookkeeping all read it (its address text is made once).
       const from: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
       this.#sessionLocator.set(session, from);
+      if (session.peerCertificate?.role === 'ha') {
+        // Another home agent of the cluster (the endpoint accepts role ha only then): data for
+        // a member served here, nothing else; never signaling, never the selector's authority.
+        this.#fromPeer(session, result === OpenResult.SIGNALING, buf, off, len);
+        continue;
+      }
       if (result === OpenResult.SIGNALING && isPathMtuMessage(buf, off)) {
         // A path MTU probe (answered to where it came from) or an ack of ours (issue #21).
         this.#mtu.onMessage(session, buf, off, len, now, (m) =>
@@ -388,9 +426,33 @@ export class HomeAgent {
       rx.toTun(off, len);
     }
     rx.flush(env.tun, buf, this.drops);
+    if (this.#fromPeers.count > 0) {
+      this.#toMembers(this.#fromPeers.view(buf), true, now);
+      this.#fromPeers.clear();
+    }
     if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
     void this.#flushStore();
     this.#rearm();
+  }
+
+  /** A datagram of another home agent's channel: staged for its member if served here. */
+  #fromPeer(
+    session: PeerSession,
+    ownSignaling: boolean,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+  ): void {
+    const peers = this.#peers;
+    if (peers === undefined) {
+      this.drops.add('ha-forward-disabled');
+      return;
+    }
+    const served = (): boolean => {
+      const entry = this.cache.getByKey(keyOf(buf, off + IPV6_DST_OFF));
+      return entry !== undefined && this.#paths.has(entry.key) && !this.#dadPending.has(entry.key);
+    };
+    if (peers.receive(session, ownSignaling, buf, off, len, served)) this.#fromPeers.push(off, len);
   }
 
   /** True when the packet's destination is our home-prefix address or the DHAAD anycast. */
@@ -421,6 +483,12 @@ export class HomeAgent {
         break;
       case 'established':
         this.#sessionLocator.set(r.session, locator);
+        if (r.session.peerCertificate?.role === 'ha') {
+          // Another home agent's channel: no binding is ever restored or refreshed on it.
+          if (r.reply) socket.send(r.reply, locator.address, locator.port);
+          this.#peers?.established(r.session, locator);
+          break;
+        }
         this.#paths.handshakeCompleted(r.session, locator, now);
         if (r.reply) socket.send(r.reply, locator.address, locator.port);
         this.#env.log.info('channel', {
@@ -1012,11 +1080,22 @@ export class HomeAgent {
   // ---- TUN -> underlay -------------------------------------------------------------------
 
   #onTunPackets(batch: PacketBatch): void {
-    const env = this.#env;
-    const now = nodeNow(env);
+    const now = nodeNow(this.#env);
     // An ICMP error or a refused send about our last datagrams: the path shrank (issue #21).
     // Looked at here too: a sender whose data vanishes gets no answers to trigger a receive.
     if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
+    this.#toMembers(batch, false, now);
+    this.#rearm();
+  }
+
+  /**
+   * Packets for members, sealed in place in runs per binding (each packet needs
+   * DATA_HEADER_LEN bytes before it and a tag's after). From the TUN, a destination another
+   * home agent of the cluster serves goes to that one (ha-peers.ts); from another home
+   * agent's channel (`fromPeer`) only members served here are reached.
+   */
+  #toMembers(batch: PacketSpans, fromPeer: boolean, now: number): void {
+    const env = this.#env;
     const buf = batch.buf;
     const writer = this.#writer;
     writer.clear();
@@ -1061,6 +1140,11 @@ export class HomeAgent {
           this.drops.add('multicast'); // MLD/ND of the TUN itself: nothing to tunnel
           continue;
         }
+        if (this.#peers?.forward(buf, off, len, fromPeer, now) === true) continue;
+        if (fromPeer) {
+          this.drops.add('ha-forward-not-served'); // no ICMP back into the peer's channel
+          continue;
+        }
         this.drops.add('unregistered');
         this.#unreachable(buf.subarray(off, off + len), now);
         continue;
@@ -1085,7 +1169,7 @@ export class HomeAgent {
       writer.push(off, len);
     }
     flush();
-    this.#rearm();
+    this.#peers?.flush(buf, now);
   }
 
   // ---- path MTU (issue #21, roles/tunnel-mtu.ts) ------------------------------------------

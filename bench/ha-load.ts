@@ -25,7 +25,9 @@
  *      130 (insufficient resources) when the HA's binding cap is N: the cap holds.
  *   5. Refresh rounds: every MN sends a BU with the next sequence number, again at most
  *      --window outstanding; BA latency is the time from the send to the BA. An MN whose keys
- *      are due for a rekey (REKEY_AFTER_TIME) starts the new handshake first, like the real MN.
+ *      expired (REJECT_AFTER_TIME: a BU is signaling, it never rekeys by time, issue 17) starts
+ *      a new handshake first, like the real MN; the handshakes during the rounds are reported
+ *      (handshakesDuringRefresh: the MNs' and the HA's).
  *   6. The HA's RSS (/proc/PID/status VmRSS) and CPU time (/proc/PID/stat) before and after each
  *      phase, and this process's own CPU time; one JSON line on stdout.
  *   7. With --restart (issue 20; the HA keeps [home] state): once the refresh rounds are done, a
@@ -299,7 +301,15 @@ async function main(): Promise<void> {
       message: { ...sim.template, sequence: sim.sequence },
     });
     const sealed = sim.endpoint.seal(sim.session, packet, now, DataKind.SIGNALING);
-    if (sealed === null) return false; // keys too old: the rekey's 'established' sends it
+    if (sealed === null) {
+      // Keys expired while the MN was idle (REJECT_AFTER_TIME; nothing rekeys an idle channel,
+      // issue 17): one handshake, as the real MN does; its 'established' sends the BU.
+      if (sim.session.pending === null) {
+        sim.socket.send(sim.endpoint.connect(haPub, now));
+        pollEndpoint(sim, now);
+      }
+      return false;
+    }
     sim.outstandingLastSentAt = now;
     const prev = resend ? sim.outstanding : undefined;
     sim.outstanding = {
@@ -641,6 +651,7 @@ async function main(): Promise<void> {
 
   phase = 'refresh';
   const rekeysBefore = stats.rekeys;
+  const haInitiationsBefore = stats.haInitiations;
   let refreshMs = 0;
   const perRound: { ms: number; p50: number; p99: number }[] = [];
   const cpuR0 = cpuSeconds(haPid);
@@ -651,8 +662,8 @@ async function main(): Promise<void> {
     const round = await windowed(sims, (sim) => {
       const go = (): void => {
         const now = clock();
-        pollEndpoint(sim, now); // REKEY_AFTER_TIME reached: the new handshake goes first
-        sendBu(sim, now); // false: no usable keys; the rekey's 'established' sends it
+        pollEndpoint(sim, now); // timer work due (retransmissions)
+        sendBu(sim, now); // false: keys expired; the handshake it started sends it
       };
       const wait = (sim.outstandingLastSentAt ?? -Infinity) + MIN_BU_GAP_MS - clock();
       if (wait <= 0) go();
@@ -718,6 +729,10 @@ async function main(): Promise<void> {
       baLatencyP99Ms: rankQuantile(latenciesRefresh, 0.99),
       refreshRounds: perRound,
       refreshRekeys: stats.rekeys - rekeysBefore,
+      /** Issue 17: handshakes during the refresh rounds, by the MNs (rekeys) and by the HA. */
+      handshakesDuringRefresh:
+        stats.rekeys - rekeysBefore + (stats.haInitiations - haInitiationsBefore),
+      haInitiationsDuringRefresh: stats.haInitiations - haInitiationsBefore,
       haCpuMsPerRegistration: ((cpu1 - cpu0) * 1000) / registration.finished,
       haCpuMsPerRefresh: refreshed > 0 ? ((cpu2 - cpuR0) * 1000) / refreshed : NaN,
       clientCpuMsPerRegistration: ((own1 - own0) * 1000) / registration.finished,

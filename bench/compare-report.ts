@@ -321,6 +321,9 @@ export function buildReport(j: BenchJson): string {
       'A load above 2 means the bench shared the 2 cores with other work and every system was slowed; interleaving spreads that over all of them alike.',
     '',
     `Peers: wireguard-go ${j.versions['wireguard-go']}, OpenVPN ${j.versions.openvpn}, iperf3 ${j.versions.iperf3}. ` +
+      (j.offloads !== undefined
+        ? `Offloads the kernel accepted for mip6 (TUN: TSO / USO / checksum; UDP: GSO / GRO): HA ${j.offloads.ha}; MN ${j.offloads.mn}. `
+        : '') +
       `Tunnel MTUs in the MN: ${Object.entries(j.mtu)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}.`,

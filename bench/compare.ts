@@ -911,6 +911,8 @@ export interface BenchJson {
   ro: RoRun[];
   /** Small MTU, fragments dropped (issue #21): TCP each way per system and round. */
   smallMtu?: SmallMtuRecord[];
+  /** mip6's offloads the kernel accepted, per daemon (short names, 'none'). */
+  offloads?: { ha: string; mn: string };
   notes: string[];
   durationS: number;
 }
@@ -1280,6 +1282,13 @@ async function inLab(json: BenchJson): Promise<void> {
   try {
     lab = await createLab({ network: 'lte' });
     const { ha, mn, haFiles, mnConfig } = await startMip6(lab, prov, json);
+    // What the kernel accepted of mip6's offloads (TUN TSO/USO/checksum, UDP GSO/GRO): each
+    // daemon says it in its "started" line (issue #16 asks the report to name them).
+    const offloadsOf = (d: Daemon): string => {
+      const v = d.lines.find((l) => l.event === 'started')?.offloads;
+      return typeof v === 'string' ? v : 'not reported by this build';
+    };
+    json.offloads = { ha: offloadsOf(ha), mn: offloadsOf(mn) };
     log('mip6 HA and MN up, MN registered from LTE');
     const { peers, available } = await startPeers(lab, prov.dir, json);
     const env: Env = { lab, ha, mn, peers };

@@ -2,7 +2,8 @@
  * The home agent cluster's rules without etcd (issue 18): a BU for a member another home agent
  * serves (processHomeBindingUpdate's `elsewhere`) continues that binding's sequence number and
  * needs its owner key; with etcd unreachable it is refused with BA 130 and counted; the live
- * agents as DHAAD lists them (preference, then load); the cluster in `mip6 status`.
+ * agents as DHAAD lists them (preference, then load) and as HA-to-HA channels on a virtual home
+ * network; the cluster and those channels in `mip6 status`.
  */
 import t from 'tap';
 import { BindingCache } from '../../src/protocol/binding-cache.js';
@@ -12,7 +13,7 @@ import {
   type HomeRegistrationInput,
 } from '../../src/protocol/home-agent-registration.js';
 import { registrationReport } from '../../src/roles/ha/registration-log.js';
-import { clusterHomeAgents } from '../../src/cli/ha-cluster.js';
+import { clusterHomeAgents, clusterPeers } from '../../src/cli/ha-cluster.js';
 import { formatStatus } from '../../src/cli/status.js';
 import { discoveryChanged, orderHomeAgents } from '../../src/protocol/home-agent-discovery.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
@@ -157,6 +158,22 @@ void t.test('the live agents as DHAAD lists them', async (t) => {
     ],
     'its own entry without a key; a wildcard listener filled in from [[home.agents]]',
   );
+  // Virtual home network: the other HAs as channels to forward to (ourselves and keyless
+  // entries left out; a wildcard listener's address from [[home.agents]]).
+  t.same(clusterPeers(agents, 'ha2', configured), [
+    {
+      member: 'ha1',
+      publicKey: new Uint8Array(32).fill(0x11),
+      address4: '198.51.100.1',
+      address6: undefined,
+      port: 4191,
+    },
+  ]);
+  t.same(
+    clusterPeers([{ ...agents[0]!, publicKey: undefined }, agents[1]!], 'ha2', configured),
+    [],
+    'an HA that announced no key gets no channel',
+  );
 });
 
 void t.test(
@@ -232,4 +249,37 @@ void t.test('mip6 status shows the cluster', async (t) => {
     down,
     'etcd UNREACHABLE since 2026-01-01T00:00:00.000Z: connect ECONNREFUSED; serving the bindings held, moves between home agents refused',
   );
+  const forwarding = formatStatus({
+    ...base,
+    cluster: {
+      name: 'home1',
+      member: 'ha2',
+      etcd: { state: 'ok', since: 0, endpoints: ['http://192.0.2.1:2379'] },
+      homeAgents: [],
+      channels: [
+        {
+          member: 'ha1',
+          locator: '198.51.100.1:4191',
+          established: true,
+          forwardedOut: 12,
+          bytesOut: 1200,
+          forwardedIn: 7,
+          bytesIn: 700,
+        },
+        {
+          member: 'ha3',
+          locator: '198.51.100.3:4191',
+          established: false,
+          forwardedOut: 0,
+          bytesOut: 0,
+          forwardedIn: 0,
+          bytesIn: 0,
+        },
+      ],
+    },
+  });
+  t.match(forwarding, /HA CHANNEL +LOCATOR +STATE +FORWARDED OUT +FORWARDED IN/);
+  t.match(forwarding, /ha1 +198\.51\.100\.1:4191 +up +12 \(1200 B\) +7 \(700 B\)/);
+  t.match(forwarding, /ha3 +198\.51\.100\.3:4191 +connecting +0 \(0 B\) +0 \(0 B\)/);
+  t.notMatch(ok, /HA CHANNEL/, 'no table without channels (a shared home link)');
 });

@@ -82,7 +82,8 @@ export class EndpointState {
   readonly mac1KeyOwn: Uint8Array;
   /** By the peer's static public key in hex. */
   readonly sessions = new Map<string, PeerSession>();
-  readonly bySpi = new Map<number, { session: PeerSession; keypair: Keypair }>();
+  /** Keys by our (local) SPI; each knows its session. */
+  readonly bySpi = new Map<number, Keypair>();
   readonly pendingBySpi = new Map<number, PeerSession>();
   cookies: CookieChecker | null = null;
   aead: BatchAead;
@@ -114,11 +115,14 @@ export class EndpointState {
     return this.sessions.get(toHex(peerPublicKey));
   }
 
-  /** `key`: the key in hex when the caller has it (one string for both maps). */
-  sessionFor(peerPublicKey: Uint8Array, key = toHex(peerPublicKey)): PeerSession {
+  /**
+   * `key`: the key in hex when the caller has it (one string for both maps). `adopt`: a new
+   * session keeps `peerPublicKey` itself (see PeerSession).
+   */
+  sessionFor(peerPublicKey: Uint8Array, key = toHex(peerPublicKey), adopt = false): PeerSession {
     let s = this.sessions.get(key);
     if (s === undefined) {
-      s = new PeerSession(peerPublicKey);
+      s = new PeerSession(peerPublicKey, adopt);
       this.sessions.set(key, s);
     }
     return s;

@@ -146,7 +146,8 @@ export function onInitiation(
     return st.drop('stale-timestamp', known);
   }
   st.peerTimestamps.set(peerHex, stamp);
-  const session = st.sessionFor(read.remoteStatic, peerHex);
+  // The certificate's key is the Noise static key (checked above): the session keeps that view.
+  const session = st.sessionFor(cert.publicKey, peerHex, true);
   session.peerCertificate = cert;
 
   const localSpi = st.newSpi();
@@ -160,8 +161,8 @@ export function onInitiation(
   reply.set(message, RESP_NOISE_OFF);
   writeMacs(reply, mac1Key(session.peerPublicKey), null);
 
-  const kp = new Keypair(keys, localSpi, remoteSpi, now, false);
-  st.bySpi.set(localSpi, { session, keypair: kp });
+  const kp = new Keypair(session, keys, localSpi, remoteSpi, now, false);
+  st.bySpi.set(localSpi, kp);
   if (session.current === null) {
     session.current = kp;
   } else {
@@ -197,8 +198,8 @@ export function onResponse(st: EndpointState, msg: Uint8Array, now: number): Rec
     return st.drop(cert, session);
   }
   session.peerCertificate = cert;
-  const kp = new Keypair(read.keys, pending.localSpi, readSpi(msg, 0), now, true);
-  st.bySpi.set(kp.localSpi, { session, keypair: kp });
+  const kp = new Keypair(session, read.keys, pending.localSpi, readSpi(msg, 0), now, true);
+  st.bySpi.set(kp.localSpi, kp);
   st.retire(session.next);
   session.next = null;
   st.retire(session.previous);

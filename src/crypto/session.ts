@@ -56,7 +56,10 @@ export class Keypair {
   readonly remoteSpi: number;
   readonly createdAt: number;
   readonly isInitiator: boolean;
+  /** The channel these keys belong to (what a data message's receiver SPI finds). */
+  readonly session: PeerSession;
   constructor(
+    session: PeerSession,
     keys: TransportKeys,
     localSpi: number,
     remoteSpi: number,
@@ -69,6 +72,7 @@ export class Keypair {
     const s = lib();
     s.memzero(keys.sendKey);
     s.memzero(keys.receiveKey);
+    this.session = session;
     this.sendKey = slab.subarray(0, 32);
     this.receiveKey = slab.subarray(32, 64);
     this.localSpi = localSpi;
@@ -136,8 +140,10 @@ export class PeerSession {
   /** @internal closed: never polled again */
   closed = false;
 
-  constructor(peerPublicKey: Uint8Array) {
-    this.peerPublicKey = peerPublicKey.slice();
+  /** `adopt`: keep `peerPublicKey` itself rather than a copy (a view into the peer's decoded
+   *  certificate, which the session keeps anyway: one buffer less per peer, issue 17). */
+  constructor(peerPublicKey: Uint8Array, adopt = false) {
+    this.peerPublicKey = adopt ? peerPublicKey : peerPublicKey.slice();
   }
 
   get peerName(): string | undefined {

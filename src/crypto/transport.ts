@@ -65,13 +65,13 @@ export function onData(st: EndpointState, msg: Uint8Array, now: number): Receive
   if (msg.length < DATA_OVERHEAD) return st.drop('malformed');
   st.scratch.oneOffset[0] = 0;
   st.scratch.oneLength[0] = msg.length;
-  const entry = st.bySpi.get(readSpi(msg, 0));
-  if (entry === undefined) return st.drop('unknown-spi');
-  const reason = openOne(st, entry.session, entry.keypair, msg, 0, msg.length, now);
-  if (reason !== null) return st.drop(reason, entry.session);
+  const kp = st.bySpi.get(readSpi(msg, 0));
+  if (kp === undefined) return st.drop('unknown-spi');
+  const reason = openOne(st, kp.session, kp, msg, 0, msg.length, now);
+  if (reason !== null) return st.drop(reason, kp.session);
   return {
     kind: 'data',
-    session: entry.session,
+    session: kp.session,
     offset: DATA_HEADER_LEN,
     length: msg.length - DATA_OVERHEAD,
     signaling: msg[1] === DataKind.SIGNALING,
@@ -209,21 +209,21 @@ export function openBatch(
       out.results[i] = OpenResult.DROPPED;
       continue;
     }
-    const entry = st.bySpi.get(readSpi(buf, off));
-    if (entry === undefined) {
+    const kp = st.bySpi.get(readSpi(buf, off));
+    if (kp === undefined) {
       st.drop('unknown-spi');
       out.results[i] = OpenResult.DROPPED;
       continue;
     }
-    const pre = precheck(st, entry.keypair, buf, off, now);
+    const pre = precheck(st, kp, buf, off, now);
     if (pre !== null) {
-      st.drop(pre, entry.session);
+      st.drop(pre, kp.session);
       out.results[i] = OpenResult.DROPPED;
       continue;
     }
-    if (entry.keypair !== runKp) flush();
-    runKp = entry.keypair;
-    runSession = entry.session;
+    if (kp !== runKp) flush();
+    runKp = kp;
+    runSession = kp.session;
     sc.runOffsets[run] = off;
     sc.runLengths[run] = len;
     sc.runIndex[run] = i;

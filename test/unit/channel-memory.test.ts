@@ -1,8 +1,9 @@
 /**
  * What a channel keeps per peer, made smaller for a home agent of 100 000 members (issue 17):
  * flat hex keys, a certificate's fields as views into its one copy, both transport keys in one
- * buffer (the handshake's copies wiped, its hash not kept), drop counters shared until the first
- * drop, initiation timestamps as 12-character strings. Each must keep its old meaning.
+ * buffer (the handshake's copies wiped, its hash not kept) that know their session, a responder's
+ * peer key as a view into the certificate, drop counters shared until the first drop, initiation
+ * timestamps as 12-character strings. Each must keep its old meaning.
  */
 import t from 'tap';
 import { DataKind } from '../../src/crypto/aead.js';
@@ -61,6 +62,13 @@ void t.test(
     t.equal(send.buffer, receive.buffer, 'both keys in one buffer');
     t.equal(send.buffer.byteLength, 64, 'of 64 bytes');
     t.equal(kp['keys'], undefined, 'no handshake hash or key object kept');
+    t.equal(kp['session'], r.session, 'the keys know their session (no SPI-map entry object)');
+    t.same(r.session.peerPublicKey, mnKey.publicKey);
+    t.equal(
+      r.session.peerPublicKey.buffer,
+      r.session.peerCertificate!.raw.buffer,
+      "a responder's session keeps the certificate's key, no copy",
+    );
     const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
     t.equal(ha.receive(mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!, T0).kind, 'data');
 

@@ -12,6 +12,7 @@
 #include "mip6.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,51 @@ int mip6_offload_off(const char *what) {
     v = end ? end + 1 : NULL;
   }
   return 0;
+}
+
+/* ---- work on a thread of its own ---------------------------------------------------- */
+
+struct thread_job {
+  mip6_thread_fn execute;
+  napi_threadsafe_function tsfn;
+  void *data;
+};
+
+static void *thread_job_main(void *arg) {
+  struct thread_job job = *(struct thread_job *)arg;
+  free(arg);
+  job.execute(job.data);
+  /* job.data belongs to the completion from here on. */
+  napi_call_threadsafe_function(job.tsfn, job.data, napi_tsfn_blocking);
+  napi_release_threadsafe_function(job.tsfn, napi_tsfn_release);
+  return NULL;
+}
+
+int mip6_run_on_thread(napi_env env, const char *name, mip6_thread_fn execute,
+                       napi_threadsafe_function_call_js complete, void *data) {
+  struct thread_job *job = malloc(sizeof *job);
+  if (job == NULL) return ENOMEM;
+  napi_value resource;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  if (napi_create_threadsafe_function(env, NULL, NULL, resource, 0, 1, NULL, NULL, NULL, complete,
+                                      &job->tsfn) != napi_ok) {
+    free(job);
+    return ENOMEM;
+  }
+  job->execute = execute;
+  job->data = data;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t thread;
+  int rc = pthread_create(&thread, &attr, thread_job_main, job);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    napi_release_threadsafe_function(job->tsfn, napi_tsfn_abort);
+    free(job);
+  }
+  return rc;
 }
 
 /* ---- poller ---------------------------------------------------------------------- */

@@ -101,4 +101,16 @@ int mip6_offload_off(const char *what);
 
 int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 
+/*
+ * Blocking work on a thread of its own, not libuv's pool (4 threads, which a few slow jobs,
+ * e.g. one-second DAD probes, would hold for everyone): execute(data) runs on a new detached
+ * thread, then complete(env, NULL, NULL, data) on the JS thread (env NULL when the environment
+ * is going away: complete then only frees data). The new thread inherits the calling thread's
+ * credentials and network namespace. Returns 0, or an errno when no thread could be started
+ * (then neither function runs and data stays the caller's).
+ */
+typedef void (*mip6_thread_fn)(void *data);
+int mip6_run_on_thread(napi_env env, const char *name, mip6_thread_fn execute,
+                       napi_threadsafe_function_call_js complete, void *data);
+
 #endif

@@ -116,7 +116,6 @@ static napi_value ndp_advertise(napi_env env, napi_callback_info info) {
 #define NS_REPEAT_MS 100 /* a link that has just come up often loses the first exchange */
 
 struct solicit_work {
-  napi_async_work work;
   napi_deferred deferred;
   char ifname[IF_NAMESIZE];
   uint8_t target[16];
@@ -138,9 +137,8 @@ static void solicit_fail(struct solicit_work *w, int fd, const char *syscall) {
   if (fd >= 0) close(fd);
 }
 
-/* Worker thread: no N-API calls here. */
-static void solicit_execute(napi_env env, void *data) {
-  (void)env;
+/* On a thread of its own (mip6_run_on_thread): no N-API calls here. */
+static void solicit_execute(void *data) {
   struct solicit_work *w = data;
   unsigned ifindex = if_nametoindex(w->ifname);
   if (ifindex == 0) {
@@ -238,17 +236,21 @@ static void solicit_execute(napi_env env, void *data) {
   close(fd);
 }
 
-static void solicit_complete(napi_env env, napi_status status, void *data) {
+static void solicit_complete(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)context;
   struct solicit_work *w = data;
-  if (status != napi_ok || w->err != 0) {
+  if (env == NULL) { /* the environment is going away */
+    free(w);
+    return;
+  }
+  if (w->err != 0) {
     napi_value msg, code, error;
     char text[160];
-    const char *name = w->err != 0 ? strerror(w->err) : "cancelled";
     snprintf(text, sizeof text, "%s %s: %s", w->syscall ? w->syscall : "ndpSolicit", w->ifname,
-             name);
+             strerror(w->err));
     napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-    napi_create_string_utf8(env, w->err != 0 ? "ERR_NDISC" : "ERR_CANCELLED", NAPI_AUTO_LENGTH,
-                            &code);
+    napi_create_string_utf8(env, "ERR_NDISC", NAPI_AUTO_LENGTH, &code);
     napi_create_error(env, code, msg, &error);
     napi_value errnum;
     napi_create_int32(env, -w->err, &errnum);
@@ -259,7 +261,6 @@ static void solicit_complete(napi_env env, napi_status status, void *data) {
     napi_get_boolean(env, w->answered != 0, &result);
     napi_resolve_deferred(env, w->deferred, result);
   }
-  napi_delete_async_work(env, w->work);
   free(w);
 }
 
@@ -300,11 +301,17 @@ static napi_value ndp_solicit(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (w->timeout_ms > 60000) w->timeout_ms = 60000;
-  napi_value promise, name;
+  /* A thread per probe, not libuv's pool: a probe sleeps up to timeoutMs, and the home agent runs
+   * one per new binding, a few hundred at once in a registration burst; four pool threads
+   * allowed ~4 new bindings a second (bench/ha-scale.ts --home-link). */
+  napi_value promise;
   napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "mip6.ndpSolicit", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, solicit_execute, solicit_complete, w, &w->work);
-  napi_queue_async_work(env, w->work);
+  int rc = mip6_run_on_thread(env, "mip6.ndpSolicit", solicit_execute, solicit_complete, w);
+  if (rc != 0) {
+    w->err = rc;
+    w->syscall = "pthread_create";
+    solicit_complete(env, NULL, NULL, w);
+  }
   return promise;
 }
 

@@ -22,8 +22,8 @@
  *   promise resolves with the microseconds the batch took on its thread.
  *   Each call opens its own NETLINK_ROUTE socket in the caller's network namespace, with the
  *   caller's credentials (CAP_NET_ADMIN is checked against the socket's opener), then runs on a
- *   thread of its own, never libuv's pool: the home agent's DAD probes (ndpSolicit) hold pool
- *   threads for a second each, and a batch must not queue behind them. Throws synchronously
+ *   thread of its own (mip6_run_on_thread), never libuv's pool: a batch must not queue behind
+ *   whatever else the pool's four threads are busy with. Throws synchronously
  *   (code = errno name) when the socket cannot be opened, TypeError/RangeError on bad input.
  *   What each kind sends, the same messages as the `ip` command named (iproute2 6.x):
  *     1 route replace  RTM_NEWROUTE CREATE|REPLACE, table main, protocol boot, type unicast,
@@ -53,7 +53,6 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,21 +400,12 @@ static void rtnl_complete(napi_env env, napi_value js_cb, void *context, void *d
   rtnl_free(env, w);
 }
 
-struct rtnl_thread_arg {
-  struct rtnl_work *w;
-  napi_threadsafe_function tsfn;
-};
-
-static void *rtnl_thread(void *arg) {
-  struct rtnl_thread_arg a = *(struct rtnl_thread_arg *)arg;
-  free(arg);
-  run_batch(a.w);
-  close(a.w->fd);
-  a.w->fd = -1;
-  /* a.w belongs to rtnl_complete from here on. */
-  napi_call_threadsafe_function(a.tsfn, a.w, napi_tsfn_blocking);
-  napi_release_threadsafe_function(a.tsfn, napi_tsfn_release);
-  return NULL;
+/* On its own thread (mip6_run_on_thread). */
+static void rtnl_execute(void *data) {
+  struct rtnl_work *w = data;
+  run_batch(w);
+  close(w->fd);
+  w->fd = -1;
 }
 
 static int open_rtnl(void) {
@@ -468,7 +458,7 @@ static napi_value rtnl_batch(napi_env env, napi_callback_info info) {
     mip6_throw_errno(env, errno, "socket", "NETLINK_ROUTE");
     return NULL;
   }
-  napi_value promise, name;
+  napi_value promise;
   if (count == 0) { /* a probe: the socket opens */
     close(fd);
     napi_deferred d;
@@ -479,52 +469,35 @@ static napi_value rtnl_batch(napi_env env, napi_callback_info info) {
     return promise;
   }
   struct rtnl_work *w = calloc(1, sizeof *w);
-  struct rtnl_thread_arg *arg = malloc(sizeof *arg);
   if (w != NULL) {
     w->fd = fd;
     w->count = count;
     w->ops = malloc((size_t)count * RTNL_OP_LEN);
     w->results = calloc(count, sizeof(int32_t));
   }
-  if (w == NULL || arg == NULL || w->ops == NULL || w->results == NULL) {
+  if (w == NULL || w->ops == NULL || w->results == NULL) {
     if (w != NULL) rtnl_free(env, w);
     else close(fd);
-    free(arg);
     mip6_throw_errno(env, ENOMEM, "malloc", "rtnlBatch");
     return NULL;
   }
   memcpy(w->ops, ops, (size_t)count * RTNL_OP_LEN);
-  napi_threadsafe_function tsfn;
-  napi_create_string_utf8(env, "mip6.rtnlBatch", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_reference(env, argv[2], 1, &w->results_ref) != napi_ok ||
-      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL,
-                                      rtnl_complete, &tsfn) != napi_ok) {
+  if (napi_create_reference(env, argv[2], 1, &w->results_ref) != napi_ok) {
     rtnl_free(env, w);
-    free(arg);
     napi_throw_error(env, "ERR_NAPI", "internal N-API failure in rtnlBatch");
     return NULL;
   }
-  arg->w = w;
-  arg->tsfn = tsfn;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  pthread_t thread;
   /* The promise exists before the thread runs; rtnl_complete runs on this thread's loop, so
    * not before this function has returned. */
   napi_create_promise(env, &w->deferred, &promise);
-  int rc = pthread_create(&thread, &attr, rtnl_thread, arg);
-  pthread_attr_destroy(&attr);
+  int rc = mip6_run_on_thread(env, "mip6.rtnlBatch", rtnl_execute, rtnl_complete, w);
   if (rc != 0) {
     napi_value err, code, msg;
-    napi_create_string_utf8(env, "EAGAIN", NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, "pthread_create failed (rtnlBatch)", NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, rc == ENOMEM ? "ENOMEM" : "EAGAIN", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, "no thread for rtnlBatch", NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, code, msg, &err);
     napi_reject_deferred(env, w->deferred, err);
-    napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
     rtnl_free(env, w);
-    free(arg);
   }
   return promise;
 }

@@ -114,7 +114,7 @@ export interface NativeAddon {
   ndpAdvertise?(ifname: string, target: Uint8Array): void;
   /**
    * Neighbor Solicitations for `target` out of `ifname` every 100 ms until a Neighbor
-   * Advertisement for it arrives there (true) or timeoutMs passes (false); on a worker thread
+   * Advertisement for it arrives there (true) or timeoutMs passes (false); on a thread of its own
    * (native/ndisc_linux.c).
    */
   ndpSolicit?(ifname: string, target: Uint8Array, timeoutMs: number): Promise<boolean>;

@@ -2,7 +2,8 @@
  * The addon's Neighbor Solicitation probe (native/ndisc_linux.c ndpSolicit), the MN's home-link
  * check: on a link where we hold only a link-local address, an address that is on the link
  * answers (the far namespace's kernel sends the NA) within milliseconds; one that is not gives
- * false after the timeout; a missing interface rejects with ERR_NDISC; a wrong-length target is
+ * false after the timeout; 32 probes at once run together (a thread each, not libuv's four pool
+ * threads); a missing interface rejects with ERR_NDISC; a wrong-length target is
  * a RangeError; an answer with a hop limit below 255 (scapy) does not count, only one with 255.
  * Root, two network namespaces.
  */
@@ -27,11 +28,17 @@ void t.test('ndpSolicit', { skip }, async (t) => {
     absentMs: number;
     noInterface: { code?: string; message?: string } | string;
     shortTarget: string;
+    concurrent: { answered: number; ms: number };
   };
   t.equal(res.present, true, `the on-link address answers (${res.presentMs.toFixed(1)} ms)`);
   t.ok(res.presentMs < 2500, 'before the timeout');
   t.equal(res.absent, false, 'an address not on the link: false');
   t.ok(res.absentMs >= 290, `after the timeout (${res.absentMs.toFixed(0)} ms)`);
+  t.equal(res.concurrent.answered, 0, '32 probes at once for absent addresses: all false');
+  t.ok(
+    res.concurrent.ms < 2000,
+    `... and they ran together, not four at a time (${res.concurrent.ms.toFixed(0)} ms for 32 x 500 ms)`,
+  );
   t.match(res.noInterface, { code: 'ERR_NDISC', message: /if_nametoindex nosuch0/ });
   t.equal(res.shortTarget, 'RangeError');
   // The kernel on the far side saw our solicitation come from our link-local address.

@@ -270,6 +270,14 @@ function dataMetrics(j: BenchJson, where: Where): MetricDef[] {
       values: (s) => runs(s).map((r) => r.rtt?.median ?? NaN),
     },
     {
+      title: 'CPU of both tunnel processes per ping round trip (ping every 5 ms)' + at,
+      unit: 'us',
+      digits: 0,
+      higherIsBetter: false,
+      values: (s) => (s === 'raw' ? [] : runs(s).map((r) => r.rtt?.cpuUsPerPing ?? NaN)),
+      note: 'Time on CPU of every thread of the two tunnel processes (/proc/<pid>/task/*/schedstat, nanoseconds) over the ping run, divided by the pings answered: what a lone packet costs each system, kernel work done in the processes included.',
+    },
+    {
       title: 'RTT MN -> server, 99th percentile' + at,
       unit: 'ms',
       digits: 3,

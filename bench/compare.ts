@@ -36,7 +36,7 @@
  */
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -209,6 +209,23 @@ function cpuSeconds(pid: number): number {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU time of all a process's threads in seconds, from /proc/<pid>/task/<tid>/schedstat
+ * (nanoseconds on CPU: fine enough for the few microseconds a lone packet costs, where the
+ * 10 ms ticks of /proc/<pid>/stat are not).
+ */
+function cpuSecondsFine(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    return ns / 1e9;
   } catch {
     return NaN;
   }
@@ -516,15 +533,26 @@ async function rtt(
   env: Env,
   sys: SystemId,
   where: Where = 'home',
-): Promise<{ median: number; p99: number; lost: number }> {
+): Promise<{ median: number; p99: number; lost: number; cpuUsPerPing?: number }> {
   const t = target(sys, where);
   const args = [`-${t.family}`, '-c', String(PING_COUNT), '-i', '0.005', '-W', '1', '-I', t.src];
+  // The tunnel processes' CPU over the pings: what a lone packet costs them (issue #16: where
+  // a lone packet's time goes), per round trip (each end handles it twice).
+  const pids = tunnelPids(env, sys);
+  const cpu0 = pids.map(cpuSecondsFine);
   const out = await env.lab.exec('mn', 'ping', [...args, t.dst], {
     check: false,
     timeoutMs: 30_000,
   });
+  const cpu1 = pids.map(cpuSecondsFine);
   const times = [...out.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  return { median: median(times), p99: quantile(times, 0.99), lost: PING_COUNT - times.length };
+  const cpu = cpu1.reduce((a, b, i) => a + b - (cpu0[i] ?? NaN), 0);
+  return {
+    median: median(times),
+    p99: quantile(times, 0.99),
+    lost: PING_COUNT - times.length,
+    ...(pids.length > 0 && times.length > 0 ? { cpuUsPerPing: (cpu * 1e6) / times.length } : {}),
+  };
 }
 
 interface UdpRung {
@@ -887,7 +915,7 @@ interface RunRecord {
   /** 1 stream, server -> MN (iperf3 -R). */
   tcp1r?: TcpResult;
   tcp4?: TcpResult;
-  rtt?: { median: number; p99: number; lost: number };
+  rtt?: { median: number; p99: number; lost: number; cpuUsPerPing?: number };
   udp?: UdpResult;
   error?: string;
 }

@@ -10,10 +10,17 @@
  *   - RTT: ping at 10 ms intervals, median; "added RTT" = tunnel median - raw median
  * Reports medians of --runs runs and the ratios, checks the targets, and writes
  * bench/results/datapath-<date>.md. Needs root, /dev/net/tun, iperf3 and ping.
+ *
+ * --compare-offloads (issue #16): instead, two tunnel pairs side by side in the same
+ * namespaces, one with the offloads (TUN TSO/USO/checksum, UDP GSO/GRO; whatever the kernel
+ * accepts) and one without (MIP6_OFFLOAD_OFF=all), measured in interleaved rounds (the order
+ * alternates): TCP A -> B and B -> A (iperf3 -R), each with the CPU time both tunnel
+ * processes used during it (/proc/PID/stat), as Gbit/s and CPU seconds per GB carried.
+ * Writes bench/results/offload-<date>.md with medians, every round and the offloads accepted.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +34,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     mtu: { type: 'string', default: '1440' },
     txqueuelen: { type: 'string', default: '500' },
+    'compare-offloads': { type: 'boolean', default: false },
   },
 });
 const RUNS = Math.max(1, Math.min(9, Number(values.runs)));
@@ -117,18 +125,29 @@ interface Tunnel {
   stdout: () => string;
 }
 
-function startTunnel(ns: string, local: string, peer: string, inner: string): Promise<Tunnel> {
+function startTunnel(
+  ns: string,
+  local: string,
+  peer: string,
+  inner: string,
+  opts: { port?: number; tunName?: string; offloadOff?: string } = {},
+): Promise<Tunnel> {
   const args = ['netns', 'exec', ns, process.execPath, '--import', 'tsx', 'bench/p2p-tunnel.ts'];
   args.push('--family', '4', '--local', local, '--peer', peer, '--tun-addr', `${inner}/64`);
+  const port = String(opts.port ?? 4191);
+  args.push('--port', port, '--peer-port', port);
   args.push(
     '--mtu',
     String(TUN_MTU),
     '--tun-name',
-    'mip6bench',
+    opts.tunName ?? 'mip6bench',
     '--txqueuelen',
     String(values.txqueuelen),
   );
-  const child = spawn('ip', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env };
+  if (opts.offloadOff !== undefined) env.MIP6_OFFLOAD_OFF = opts.offloadOff;
+  else delete env.MIP6_OFFLOAD_OFF;
+  const child = spawn('ip', args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   let err = '';
@@ -405,8 +424,152 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\nwritten to ${file}\n`);
 }
 
+/** CPU seconds (user + system) process `pid` has used so far (/proc/PID/stat, CLK_TCK 100). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+interface OffloadRun {
+  gbps: number;
+  cpuPerGB: number;
+  retransmits: number;
+}
+
+/** One iperf3 TCP run to `addr` (reverse: B sends to A), with both tunnels' CPU during it. */
+async function tcpWithCpu(addr: string, reverse: boolean, pair: Tunnel[]): Promise<OffloadRun> {
+  const before = pair.reduce((s, t) => s + cpuSeconds(t.child.pid), 0);
+  const args = ['-c', addr, '-t', String(SECONDS), '-J', ...(reverse ? ['-R'] : [])];
+  const j = JSON.parse(await inNs(NS_A, 'iperf3', args, (SECONDS + 20) * 1000)) as {
+    end: {
+      sum_received: { bits_per_second: number; bytes: number };
+      sum_sent: { retransmits?: number };
+    };
+  };
+  const cpu = pair.reduce((s, t) => s + cpuSeconds(t.child.pid), 0) - before;
+  return {
+    gbps: j.end.sum_received.bits_per_second / 1e9,
+    cpuPerGB: cpu / (j.end.sum_received.bytes / 1e9),
+    retransmits: j.end.sum_sent.retransmits ?? 0,
+  };
+}
+
+async function compareOffloads(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/datapath.ts needs root (namespaces, TUN)');
+  const loadBefore = loadavg();
+  await setup();
+  const configs = [
+    { name: 'off', inner: ['fd00:b::1', 'fd00:b::2'], port: 4191, tun: 'mip6boff', off: 'all' },
+    { name: 'on', inner: ['fd00:c::1', 'fd00:c::2'], port: 4192, tun: 'mip6bon', off: undefined },
+  ] as const;
+  const pairs: Record<string, Tunnel[]> = {};
+  for (const c of configs) {
+    const o = { port: c.port, tunName: c.tun, ...(c.off ? { offloadOff: c.off } : {}) };
+    pairs[c.name] = [
+      await startTunnel(NS_A, UNDER_A, UNDER_B, c.inner[0], o),
+      await startTunnel(NS_B, UNDER_B, UNDER_A, c.inner[1], o),
+    ];
+  }
+  const server = spawn('ip', ['netns', 'exec', NS_B, 'iperf3', '-s'], { stdio: 'ignore' });
+  children.push(server);
+  for (const c of configs) {
+    for (let i = 0; i < 50; i++) {
+      try {
+        await inNs(NS_A, 'ping', ['-6', '-c', '1', '-W', '1', c.inner[1]], 5000);
+        await inNs(NS_A, 'iperf3', ['-c', c.inner[1], '-t', '1', '-J'], 10_000);
+        break;
+      } catch (err) {
+        if (i === 49) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+  const runs: Record<string, { up: OffloadRun[]; down: OffloadRun[] }> = {
+    off: { up: [], down: [] },
+    on: { up: [], down: [] },
+  };
+  for (let r = 0; r < RUNS; r++) {
+    const order = r % 2 === 0 ? configs : [...configs].reverse();
+    for (const c of order) {
+      const pair = pairs[c.name]!;
+      runs[c.name]!.up.push(await tcpWithCpu(c.inner[1], false, pair));
+      runs[c.name]!.down.push(await tcpWithCpu(c.inner[1], true, pair));
+      const u = runs[c.name]!.up.at(-1)!;
+      const d = runs[c.name]!.down.at(-1)!;
+      process.stderr.write(
+        `round ${r + 1}/${RUNS} offloads ${c.name}: A->B ${fmt(u.gbps)} Gbit/s ${fmt(u.cpuPerGB)} CPU-s/GB; ` +
+          `B->A ${fmt(d.gbps)} Gbit/s ${fmt(d.cpuPerGB)} CPU-s/GB\n`,
+      );
+    }
+  }
+  const reports: Record<string, unknown> = {};
+  for (const c of configs) {
+    reports[c.name] = {
+      A: await stopTunnel(pairs[c.name]![0]!),
+      B: await stopTunnel(pairs[c.name]![1]!),
+    };
+  }
+  const loadAfter = loadavg();
+  cleanup();
+  const med = (name: string, dir: 'up' | 'down', k: keyof OffloadRun): number =>
+    median(runs[name]![dir].map((x) => x[k]));
+  const date = new Date().toISOString();
+  const accepted = (reports.on as { A?: { offloads?: unknown } }).A?.offloads;
+  const row = (label: string, dir: 'up' | 'down'): string[] => [
+    `| ${label} throughput | ${fmt(med('off', dir, 'gbps'))} Gbit/s | ${fmt(med('on', dir, 'gbps'))} Gbit/s | ${fmt(med('on', dir, 'gbps') / med('off', dir, 'gbps'))} |`,
+    `| ${label} CPU of both tunnel processes per GB | ${fmt(med('off', dir, 'cpuPerGB'))} s | ${fmt(med('on', dir, 'cpuPerGB'))} s | ${fmt(med('on', dir, 'cpuPerGB') / med('off', dir, 'cpuPerGB'))} |`,
+  ];
+  const lines = [
+    `# Offloads on vs off, ${date.slice(0, 10)}`,
+    '',
+    `Generated by \`node --import tsx bench/datapath.ts --compare-offloads --runs ${RUNS} --seconds ${SECONDS}\` at ${date}.`,
+    'Two network namespaces joined by a veth pair (IPv4 underlay, MTU 1500), two bench/p2p-tunnel.ts pairs side by side in them',
+    `(TUN MTU ${TUN_MTU}, ChaCha20-Poly1305 in the addon, IPv6 inside): one with MIP6_OFFLOAD_OFF=all (as before issue #16: one packet per`,
+    'TUN read/write, recvmmsg/sendmmsg), one with the offloads the kernel accepted. Each round measures both, in alternating order:',
+    `iperf3 TCP, one stream, ${SECONDS} s, A -> B and B -> A (-R). CPU = user + system time of both tunnel processes during the run`,
+    '(/proc/PID/stat; kernel work done in softirq context on behalf of the flow is not all in it).',
+    '',
+    `Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Linux ${release()}, Node ${process.version}. Shared with other sessions`,
+    `and noisy: load average before/after ${loadBefore.map((x) => x.toFixed(1)).join(' ')} / ${loadAfter.map((x) => x.toFixed(1)).join(' ')}.`,
+    '',
+    `Offloads the kernel accepted (tunnel A, offloads on): \`${JSON.stringify(accepted)}\``,
+    '',
+    `## Medians of ${RUNS} interleaved rounds`,
+    '',
+    '| metric | offloads off | offloads on | on / off |',
+    '|---|---|---|---|',
+    ...row('TCP A -> B', 'up'),
+    ...row('TCP B -> A', 'down'),
+    '',
+    '## Every round',
+    '',
+    '| round | off A->B Gbit/s (CPU-s/GB, retr) | on A->B | off B->A | on B->A |',
+    '|---|---|---|---|---|',
+    ...runs.off!.up.map((_, i) => {
+      const cell = (x: OffloadRun | undefined): string =>
+        x === undefined ? 'n/a' : `${fmt(x.gbps)} (${fmt(x.cpuPerGB)}, ${x.retransmits})`;
+      return `| ${i + 1} | ${cell(runs.off!.up[i])} | ${cell(runs.on!.up[i])} | ${cell(runs.off!.down[i])} | ${cell(runs.on!.down[i])} |`;
+    }),
+    '',
+    'Final counters of the four tunnel processes:',
+    '',
+    '```json',
+    JSON.stringify(reports),
+    '```',
+    '',
+  ];
+  const outDir = `${ROOT}bench/results`;
+  mkdirSync(outDir, { recursive: true });
+  const file = `${outDir}/offload-${date.slice(0, 10)}.md`;
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.join('\n')}\nwritten to ${file}\n`);
+}
+
 try {
-  await main();
+  if (values['compare-offloads']) await compareOffloads();
+  else await main();
 } catch (err) {
   cleanup();
   process.stderr.write(`datapath bench failed: ${(err as Error).message}\n`);

@@ -143,6 +143,7 @@ function stop(): void {
   const report = {
     tun: tun.counters(),
     udp: udp.counters(),
+    offloads: { tun: tun.offloads?.(), udp: udp.offloads?.() },
     badTag,
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,

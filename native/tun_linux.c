@@ -1,5 +1,6 @@
 /*
- * Linux TUN device (IFF_TUN | IFF_NO_PI: every read/write is one bare IP packet).
+ * Linux TUN device (IFF_TUN | IFF_NO_PI: every read/write is one bare IP packet, after a
+ * virtio-net header when the offloads are on).
  *
  * JS surface (wrapped by src/io/tun.ts; a macOS utun file will export the same names):
  *   tunOpen(name, slab, offsets, lengths, counters, maxBatch, slotSize, headroom, tailroom, cb)
@@ -9,6 +10,17 @@
  *   tunSetReading(handle, on)   start / pause delivering batches (backpressure)
  *   tunWrite(handle, buf, offsets, lengths, count) -> packets written; EAGAIN counts a drop
  *   tunClose(handle)            idempotent
+ *   tunOffloads(handle) -> bits: 1 virtio-net header (IFF_VNET_HDR), 2 TUN_F_CSUM, 4 TSO4,
+ *       8 TSO6, 16 USO4, 32 USO6, 64 turned off by MIP6_OFFLOAD_OFF=tun
+ *
+ * Offloads (issue #16): the device is opened with IFF_VNET_HDR and TUNSETOFFLOAD(CSUM | TSO4 |
+ * TSO6 | USO4 | USO6, then without USO, then nothing, whichever the kernel accepts). The kernel
+ * then hands over TCP (and UDP) super-packets of up to 64 KiB, read in one system call, and
+ * leaves transport checksums to us; vnet.c cuts them into MTU-sized packets and completes the
+ * checksums, so JS still gets one ordinary packet per slot. A super-packet whose pieces do not
+ * all fit this batch continues in the next (mip6_poller.backlog). Malformed headers are dropped
+ * and counted by reason. Writes carry a zero header (no offload asked of the kernel).
+ * MIP6_OFFLOAD_OFF=tun (or all) opens the device without IFF_VNET_HDR, as before.
  * Addresses, MTU, routes and link state are configured from TypeScript with `ip`.
  */
 #include "mip6.h"
@@ -20,13 +32,109 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "vnet.h"
+
 #define TUN_KIND "tun"
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+#define BIG_LEN 65536 /* largest packet a read can return after the header */
 
 /* Float64Array counters, in this order (src/io/tun.ts reads the same layout). */
 enum { C_RX_PACKETS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_PACKETS, C_TX_BYTES, C_TX_DROPS,
-       C_TX_ERRORS, C_COUNT };
+       C_TX_ERRORS,
+       /* offloads: super-packets read and the packets cut from them; then drops by reason,
+        * in vnet.h's order (VNET_BAD_TYPE first) */
+       C_RX_GSO_PACKETS, C_RX_GSO_SEGMENTS, C_DROP_FIRST, C_COUNT = C_DROP_FIRST + VNET_REASONS - 1 };
+#define C_COUNT_MIN C_RX_GSO_PACKETS
+#define COUNT_IF(p, idx, n)                                                                        \
+  do {                                                                                             \
+    if ((p)->ncounters > (size_t)(idx)) (p)->counters[idx] += (n);                                 \
+  } while (0)
+enum { OFF_VNET = 1, OFF_CSUM = 2, OFF_TSO4 = 4, OFF_TSO6 = 8, OFF_USO4 = 16, OFF_USO6 = 32, OFF_BY_ENV = 64 };
+
+typedef struct {
+  uint32_t offloads;
+  uint8_t hdr[VNET_HDR_LEN];
+  uint8_t *big;  /* a packet longer than a slot, made contiguous; a super-packet being cut */
+  vnet_gso gso;  /* the super-packet being cut (gso.next < gso.nseg) */
+} tun_data;
+
+static void tun_free(mip6_poller *p) {
+  tun_data *t = p->kind_data;
+  if (!t) return;
+  free(t->big);
+  free(t);
+  p->kind_data = NULL;
+}
+
+/* Reads with a virtio-net header: plain packets straight into their slot; super-packets
+ * (and the rare packet longer than a slot) into `big`, then cut into slots. */
+static uint32_t tun_drain_vnet(mip6_poller *p) {
+  tun_data *t = p->kind_data;
+  uint32_t n = 0;
+  uint32_t room = p->slot_size - p->headroom - p->tailroom;
+  while (n < p->max_batch) {
+    uint32_t off = n * p->slot_size + p->headroom;
+    uint8_t *slot = p->slab + off;
+    if (t->gso.next < t->gso.nseg) {
+      uint32_t len = vnet_segment(&t->gso, slot);
+      p->offsets[n] = off;
+      p->lengths[n] = len;
+      p->counters[C_RX_BYTES] += len;
+      COUNT_IF(p, C_RX_GSO_SEGMENTS, 1);
+      n++;
+      continue;
+    }
+    struct iovec iov[3] = {{t->hdr, VNET_HDR_LEN}, {slot, room}, {t->big + room, BIG_LEN}};
+    ssize_t r = readv(p->fd, iov, 3);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) p->counters[C_RX_ERRORS] += 1;
+      break;
+    }
+    if (r == 0) break;
+    if (r < VNET_HDR_LEN) {
+      COUNT_IF(p, C_DROP_FIRST + VNET_BAD_HEADERS - 1, 1);
+      continue;
+    }
+    uint32_t len = (uint32_t)r - VNET_HDR_LEN;
+    uint8_t *pkt = slot;
+    if (len > room) {
+      memcpy(t->big, slot, room);
+      pkt = t->big;
+    }
+    int reason = vnet_prepare(t->hdr, pkt, len, room, &t->gso);
+    if (reason != VNET_OK) {
+      memset(&t->gso, 0, sizeof t->gso);
+      COUNT_IF(p, C_DROP_FIRST + reason - 1, 1);
+      continue;
+    }
+    if (t->gso.nseg == 0) {
+      p->offsets[n] = off;
+      p->lengths[n] = len;
+      p->counters[C_RX_BYTES] += len;
+      n++;
+      continue;
+    }
+    /* A super-packet: cut from `big` (the pieces overwrite this slot and the next ones). */
+    if (pkt == slot) {
+      memcpy(t->big, slot, len);
+      t->gso.pkt = t->big;
+    }
+    COUNT_IF(p, C_RX_GSO_PACKETS, 1);
+  }
+  p->backlog = t->gso.next < t->gso.nseg;
+  if (n) {
+    p->counters[C_RX_PACKETS] += n;
+    p->counters[C_RX_BATCHES] += 1;
+  }
+  return n;
+}
 
 static uint32_t tun_drain(mip6_poller *p) {
   uint32_t n = 0;
@@ -94,7 +202,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
       mip6_arg_typed(env, argv[4], napi_float64_array, "counters", &counters, &cnt_len, NULL))
     return NULL;
   if (max_batch == 0 || (uint64_t)headroom + tailroom + 20 > slot || (uint64_t)max_batch * slot > slab_len ||
-      off_len < max_batch || len_len < max_batch || cnt_len < C_COUNT) {
+      off_len < max_batch || len_len < max_batch || cnt_len < C_COUNT_MIN) {
     mip6_throw_range(env, "slab, offsets, lengths or counters too small for maxBatch x slotSize");
     return NULL;
   }
@@ -104,23 +212,53 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     mip6_throw_errno(env, errno, "open", "/dev/net/tun");
     return NULL;
   }
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int e = errno;
-    close(fd);
-    mip6_throw_errno(env, e, "ioctl(TUNSETIFF)", name[0] ? name : "kernel-chosen name");
-    return NULL;
-  }
-
+  tun_data *t = calloc(1, sizeof *t);
+  int vnet = !mip6_offload_off("tun");
+  if (t && vnet) t->big = malloc(2 * BIG_LEN);
   mip6_poller *p = calloc(1, sizeof *p);
-  if (!p) {
+  if (!p || !t || (vnet && !t->big)) {
+    if (t) free(t->big);
+    free(t);
+    free(p);
     close(fd);
     mip6_throw_errno(env, ENOMEM, "calloc", NULL);
     return NULL;
   }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+  memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    free(t->big);
+    free(t);
+    free(p);
+    mip6_throw_errno(env, e, "ioctl(TUNSETIFF)", name[0] ? name : "kernel-chosen name");
+    return NULL;
+  }
+  if (vnet) {
+    int hsz = VNET_HDR_LEN;
+    t->offloads = OFF_VNET;
+    /* The most the kernel accepts: with UDP segmentation (6.2+), without, or none at all
+     * (then the header still comes, always GSO_NONE without a pending checksum). */
+    static const unsigned sets[] = {TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,
+                                    TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, TUN_F_CSUM};
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hsz) == 0) {
+      for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        if (ioctl(fd, TUNSETOFFLOAD, sets[i]) != 0) continue;
+        unsigned f = sets[i];
+        t->offloads |= (f & TUN_F_CSUM ? OFF_CSUM : 0) | (f & TUN_F_TSO4 ? OFF_TSO4 : 0) |
+                       (f & TUN_F_TSO6 ? OFF_TSO6 : 0) | (f & TUN_F_USO4 ? OFF_USO4 : 0) |
+                       (f & TUN_F_USO6 ? OFF_USO6 : 0);
+        break;
+      }
+    }
+  } else {
+    t->offloads = OFF_BY_ENV;
+  }
+  p->kind_data = t;
+  p->free_kind = tun_free;
   p->kind = TUN_KIND;
   p->fd = fd;
   p->slab = slab;
@@ -133,7 +271,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   p->slot_size = slot;
   p->headroom = headroom;
   p->tailroom = tailroom;
-  p->drain = tun_drain;
+  p->drain = vnet ? tun_drain_vnet : tun_drain;
   /* refs[0..2] = slab, offsets, lengths (passed back to the callback), then counters. */
   napi_create_reference(env, argv[1], 1, &r_slab);
   napi_create_reference(env, argv[2], 1, &r_off);
@@ -195,10 +333,15 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uint32_t written = 0;
+  tun_data *t = p->kind_data;
+  static const uint8_t zero_hdr[VNET_HDR_LEN]; /* GSO_NONE, checksum complete */
+  int hdr = t && (t->offloads & OFF_VNET);
   for (uint32_t i = 0; i < count; i++) {
     ssize_t r;
-    do r = write(p->fd, (uint8_t *)buf + o[i], l[i]);
+    struct iovec iov[2] = {{(void *)zero_hdr, VNET_HDR_LEN}, {(uint8_t *)buf + o[i], l[i]}};
+    do r = hdr ? writev(p->fd, iov, 2) : write(p->fd, (uint8_t *)buf + o[i], l[i]);
     while (r < 0 && errno == EINTR);
+    if (r >= 0 && hdr) r = r >= VNET_HDR_LEN ? r - VNET_HDR_LEN : 0;
     if (r < 0) {
       if (errno == EAGAIN) p->counters[C_TX_DROPS] += 1;
       else p->counters[C_TX_ERRORS] += 1;
@@ -209,6 +352,18 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   }
   p->counters[C_TX_PACKETS] += written;
   napi_create_uint32(env, written, &out);
+  return out;
+}
+
+static napi_value tun_offloads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  void *h;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || mip6_arg_handle(env, argv[0], TUN_KIND, &h)) return NULL;
+  mip6_poller *p = h;
+  tun_data *t = p->kind_data;
+  napi_create_uint32(env, p->closed || !t ? 0 : t->offloads, &out);
   return out;
 }
 
@@ -227,4 +382,6 @@ void mip6_tun_init(napi_env env, napi_value exports) {
   mip6_export(env, exports, "tunSetReading", tun_set_reading);
   mip6_export(env, exports, "tunWrite", tun_write);
   mip6_export(env, exports, "tunClose", tun_close);
+  mip6_export(env, exports, "tunOffloads", tun_offloads);
+  mip6_vnet_init(env, exports);
 }

@@ -39,6 +39,7 @@ import { KernelHomeLink } from '../io/home-link.js';
 import { interfaceIndex } from '../io/iproute.js';
 import { createNativeBatchAead } from '../io/native-aead.js';
 import { PcapSink } from '../io/pcap-sink.js';
+import { offloadNames } from '../roles/offloads.js';
 import { openTun } from '../io/tun.js';
 import type { TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
@@ -430,6 +431,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       ...(cfg.listen.ports.length > 1 ? { ports: cfg.listen.ports.join(',') } : {}),
       control: cfg.controlSocket,
       revoked: revocations.current.size,
+      offloads: offloadNames(tun, sockets).join(',') || 'none',
     });
     // SIGHUP: re-read ha.toml and the revocation list; new home agents / prefixes reach the
     // members, revoked ones are cut off (src/cli/ha-reload.ts).
@@ -716,6 +718,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       agent4: agents.agent4 ?? '-',
       agent6: agents.agent6 ?? '-',
       control: cfg.controlSocket,
+      offloads: offloadNames(tun, [udp4, udp6]).join(',') || 'none',
     });
     await runUntilSignal({
       env,

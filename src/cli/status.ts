@@ -278,6 +278,8 @@ export function formatStatus(status: unknown): string {
   if (tun !== undefined && tun !== null) head.push(`tun ${cell(tun.name)} mtu ${cell(tun.mtu)}`);
   if (Array.isArray(s.listen)) head.push(`listen ${s.listen.map(cell).join(' ')}`);
   out.push(head.join('  '));
+  if (Array.isArray(s.offloads))
+    out.push(`offloads ${s.offloads.length > 0 ? s.offloads.map(cell).join(' ') : 'none'}`);
 
   if (role === 'ha') {
     out.push(

@@ -42,6 +42,20 @@ export interface NativeAddon {
     count: number,
   ): number;
   tunClose(h: NativeHandle): void;
+  /** Offloads accepted (native/tun_linux.c: 1 vnet header, 2 CSUM, 4/8 TSO4/6, 16/32 USO4/6, 64 env). */
+  tunOffloads?(h: NativeHandle): number;
+  /**
+   * Test surface of native/vnet.c: a virtio-net header + packet in, the packets it becomes at
+   * out[i * slotSize]; returns their count, or minus the drop reason (1 type, 2 checksum,
+   * 3 headers, 4 gso size, 5 too big).
+   */
+  vnetSplit?(
+    input: Uint8Array,
+    out: Uint8Array,
+    slotSize: number,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+  ): number;
   udpOpen(
     family: 4 | 6,
     bindAddr: Uint8Array,

@@ -102,6 +102,8 @@ interface StatusCommon {
   /** Seconds since the daemon started. */
   uptime?: number;
   tun?: { name: string; mtu: number };
+  /** Offloads the kernel accepted for the TUN and the sockets (src/roles/offloads.ts names). */
+  offloads?: string[];
   /** Bound underlay sockets, e.g. ["0.0.0.0:4191", "[::]:4191"]. */
   listen?: string[];
   counters?: Counters;

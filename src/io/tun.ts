@@ -10,7 +10,13 @@ import { IoError } from '../util/errors.js';
 import { loadAddon, type NativeAddon, type NativeError, type NativeHandle } from './addon.js';
 import { SlabPacketBatch, packetSpans } from './batch.js';
 import { addAddress, setLinkUp, setMtu, setTxQueueLength } from './iproute.js';
-import type { PacketBatchHandler, PacketSpans, TunCounters, TunDevice } from './types.js';
+import type {
+  PacketBatchHandler,
+  PacketSpans,
+  TunCounters,
+  TunDevice,
+  TunOffloads,
+} from './types.js';
 
 /** Defaults: 64 packets per batch, room for a 16-byte header and a 16-byte tag. */
 export const TUN_DEFAULTS = {
@@ -53,6 +59,13 @@ const COUNTER_NAMES = [
   'txBytes',
   'txDrops',
   'txErrors',
+  'rxGsoPackets',
+  'rxGsoSegments',
+  'rxDropVnetType',
+  'rxDropVnetChecksum',
+  'rxDropVnetHeaders',
+  'rxDropVnetGsoSize',
+  'rxDropTooBig',
 ] as const;
 
 /** Turns the addon's errno errors from opening the device into an explanation. */
@@ -183,12 +196,29 @@ export class NativeTunDevice implements TunDevice {
     this.#addon.tunClose(this.#handle);
   }
 
+  offloads(): TunOffloads {
+    return decodeTunOffloads(this.#closed ? 0 : (this.#addon.tunOffloads?.(this.#handle) ?? 0));
+  }
+
   counters(): TunCounters {
     const c = this.#counters;
     return Object.fromEntries(
       COUNTER_NAMES.map((n, i) => [n, c[i] ?? 0]),
     ) as unknown as TunCounters;
   }
+}
+
+/** native/tun_linux.c tunOffloads bits: 1 vnet header, 2 CSUM, 4/8 TSO4/6, 16/32 USO4/6, 64 env. */
+export function decodeTunOffloads(mask: number): TunOffloads {
+  return {
+    vnetHeader: (mask & 1) !== 0,
+    checksum: (mask & 2) !== 0,
+    tso4: (mask & 4) !== 0,
+    tso6: (mask & 8) !== 0,
+    uso4: (mask & 16) !== 0,
+    uso6: (mask & 32) !== 0,
+    disabledByEnv: (mask & 64) !== 0,
+  };
 }
 
 /**

@@ -52,6 +52,32 @@ export interface TunCounters {
   /** Writes refused with EAGAIN (the kernel queue was full): the packet is dropped. */
   readonly txDrops: number;
   readonly txErrors: number;
+  /** Offloads: super-packets read (TSO/USO) and the packets cut from them. */
+  readonly rxGsoPackets?: number;
+  readonly rxGsoSegments?: number;
+  /** Reads dropped for a malformed virtio-net header, by reason (native/vnet.h). */
+  readonly rxDropVnetType?: number;
+  readonly rxDropVnetChecksum?: number;
+  readonly rxDropVnetHeaders?: number;
+  readonly rxDropVnetGsoSize?: number;
+  /** A plain packet larger than a slot (larger than the MTU): dropped. */
+  readonly rxDropTooBig?: number;
+}
+
+/** Which offloads the kernel accepted for a TUN device (native/tun_linux.c tunOffloads). */
+export interface TunOffloads {
+  /** Opened with IFF_VNET_HDR: every packet comes with a virtio-net header. */
+  readonly vnetHeader: boolean;
+  /** TUN_F_CSUM: transport checksums are completed by the addon. */
+  readonly checksum: boolean;
+  /** TCP super-packets (TSO) for IPv4 / IPv6, cut by the addon. */
+  readonly tso4: boolean;
+  readonly tso6: boolean;
+  /** UDP super-packets (USO, Linux 6.2+). */
+  readonly uso4: boolean;
+  readonly uso6: boolean;
+  /** MIP6_OFFLOAD_OFF=tun turned them off. */
+  readonly disabledByEnv: boolean;
 }
 
 /**
@@ -86,6 +112,8 @@ export interface TunDevice {
   /** Closes the device (the interface disappears). Idempotent; writes after it throw. */
   close(): void;
   counters(): TunCounters;
+  /** The offloads the kernel accepted (the real device only). */
+  offloads?(): TunOffloads;
 }
 
 /** Underlay address family of a UDP endpoint. */

@@ -17,6 +17,8 @@ export interface HaStatusView {
   /** Path validation state of a binding, by binding key. */
   pathStatus(key: string): Pick<BindingStatus, 'path' | 'dataLocator' | 'homeAddress4'>;
   tun: { name: string; mtu: number };
+  /** Offloads the kernel accepted (src/roles/offloads.ts names). */
+  offloads?: readonly string[];
   listen: { address: string; port: number }[];
   homePrefix: string;
   homeAgentAddress: string;
@@ -58,6 +60,7 @@ export function renderHaStatus(v: HaStatusView): HaStatus {
     pid: v.pid,
     uptime: Math.round((now - v.startedAt) / 1000),
     tun: { name: v.tun.name, mtu: v.tun.mtu },
+    ...(v.offloads !== undefined ? { offloads: [...v.offloads] } : {}),
     listen: v.listen.map((l) => formatLocator(l)),
     homePrefix: v.homePrefix,
     homeAddress: v.homeAgentAddress,

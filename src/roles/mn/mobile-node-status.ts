@@ -23,6 +23,8 @@ export interface MnStatusView {
   pid: number;
   role: 'mn' | 'cn';
   tun: { name: string; mtu: number };
+  /** Offloads the kernel accepted (src/roles/offloads.ts names). */
+  offloads?: readonly string[];
   homeAddress: string;
   /** The IPv4 home address granted by the HA (RFC 5555), null when none. */
   homeAddress4?: string | null;
@@ -68,6 +70,7 @@ export function renderMnStatus(v: MnStatusView): MemberStatus {
     pid: v.pid,
     uptime: Math.round((v.now - v.startedAt) / 1000),
     tun: { ...v.tun },
+    ...(v.offloads !== undefined ? { offloads: [...v.offloads] } : {}),
     homeAddress: v.homeAddress,
     ...(v.homeAddress4 != null ? { homeAddress4: v.homeAddress4 } : {}),
     homeAgent: v.agentLocator ?? v.homeAgentAddress,

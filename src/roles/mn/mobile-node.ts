@@ -60,6 +60,7 @@ import { DEFAULT_UNDERLAY_MTU } from '../../config/common.js';
 import type { PeerSession } from '../../crypto/endpoint.js';
 import type { MnHomeLinkControl, MobileNodeOptions } from './mobile-node-options.js';
 import { renderMnStatus } from './mobile-node-status.js';
+import { offloadNames } from '../offloads.js';
 
 export type { CareOfCandidate } from '../../protocol/movement.js';
 
@@ -935,6 +936,7 @@ export class MobileNode {
       pid: process.pid,
       role: this.#opts.role ?? 'mn',
       tun: { name: this.#env.tun.name, mtu: this.#env.tun.mtu },
+      offloads: offloadNames(this.#env.tun, [this.#env.udp4, this.#env.udp6]),
       homeAddress: this.#opts.homeAddress,
       homeAddress4: this.#homeAddress4,
       homeAgentAddress: this.#haAddress,

@@ -1,0 +1,227 @@
+/*
+ * The virtio-net header of a TUN opened with IFF_VNET_HDR (issue #16, TUN offloads), and the
+ * work it asks of us: with TUNSETOFFLOAD (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 [| USO4/6])
+ * the kernel hands over
+ *   - packets whose transport checksum is left for us (flags NEEDS_CSUM: the checksum field
+ *     at csum_start + csum_offset holds the pseudo-header sum; we sum from csum_start to the
+ *     end and store the complement), and
+ *   - GSO super-packets (gso_type TCPV4 / TCPV6 / UDP_L4, up to 64 KiB): one IP header, one
+ *     TCP or UDP header, then a payload we cut into gso_size pieces, each its own packet with
+ *     its own IP length (IPv4: identification + i and a new header checksum), TCP sequence
+ *     number (seq + i * gso_size; FIN and PSH only on the last piece, CWR only on the first)
+ *     or UDP length, and a full transport checksum.
+ * The JS side then sees ordinary packets of at most the TUN MTU, as without offloads.
+ *
+ * Nothing in the header is trusted: the type must be one we asked for and match the IP
+ * version and protocol, the checksum position and the headers must lie inside the packet, the
+ * transport header must start right after the IP header (IPv6: no extension headers), every
+ * piece must fit the caller's room and there may be at most VNET_MAX_SEGS of them. Anything
+ * else is dropped with a reason (VNET_BAD_*), and no byte outside the packet is read.
+ * hdr_len is not used (we find the headers ourselves).
+ *
+ *   vnetSplit(input, out, slotSize, offsets, lengths) -> count, or -reason
+ *       Test surface over the same code: `input` is a virtio_net_hdr + packet; each output
+ *       packet goes to out[i * slotSize]; offsets/lengths are filled; at most offsets.length.
+ */
+#include "vnet.h"
+
+#include <string.h>
+
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+#define TCP_FIN 0x01
+#define TCP_PSH 0x08
+#define TCP_CWR 0x80
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static void wr16(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static void wr32(uint8_t *p, uint32_t v) {
+  wr16(p, v >> 16);
+  wr16(p + 2, v & 0xffff);
+}
+
+/* Ones' complement sum of big-endian 16-bit words (an odd last byte padded with zero). */
+uint64_t vnet_sum(const uint8_t *p, size_t n, uint64_t acc) {
+  while (n >= 8) {
+    acc += (uint64_t)rd16(p) + rd16(p + 2) + rd16(p + 4) + rd16(p + 6);
+    p += 8;
+    n -= 8;
+  }
+  while (n >= 2) {
+    acc += rd16(p);
+    p += 2;
+    n -= 2;
+  }
+  if (n) acc += (uint64_t)p[0] << 8;
+  return acc;
+}
+
+uint16_t vnet_fold(uint64_t acc) {
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  return (uint16_t)acc;
+}
+
+/* The pseudo-header sum (RFC 768 / 793 / 8200 §8.1) for a transport segment of `len` bytes. */
+static uint64_t pseudo_sum(const uint8_t *ip, int v6, uint8_t proto, uint32_t len) {
+  uint64_t acc = v6 ? vnet_sum(ip + 8, 32, 0) : vnet_sum(ip + 12, 8, 0);
+  return acc + proto + len;
+}
+
+int vnet_prepare(const uint8_t *hdr, uint8_t *pkt, uint32_t len, uint32_t room, vnet_gso *g) {
+  struct {
+    uint8_t flags, gso_type;
+    uint16_t hdr_len, gso_size, csum_start, csum_offset;
+  } h;
+  /* Host byte order (a legacy virtio header, TUNSETVNETLE not used). */
+  h.flags = hdr[0];
+  h.gso_type = hdr[1];
+  memcpy(&h.hdr_len, hdr + 2, 2);
+  memcpy(&h.gso_size, hdr + 4, 2);
+  memcpy(&h.csum_start, hdr + 6, 2);
+  memcpy(&h.csum_offset, hdr + 8, 2);
+  memset(g, 0, sizeof *g);
+  if (len < 20) return VNET_BAD_HEADERS;
+  uint8_t type = h.gso_type & (uint8_t)~VNET_GSO_ECN;
+  if (type == VNET_GSO_NONE) {
+    if (len > room) return VNET_TOO_BIG;
+    if (!(h.flags & VNET_F_NEEDS_CSUM)) return VNET_OK;
+    /* Complete the checksum the kernel left to us. */
+    if ((uint32_t)h.csum_start + h.csum_offset + 2 > len) return VNET_BAD_CSUM;
+    uint16_t c = (uint16_t)~vnet_fold(vnet_sum(pkt + h.csum_start, len - h.csum_start, 0));
+    /* UDP sends 0 as all ones (0 means "no checksum" on IPv4 and is invalid on IPv6). */
+    if (c == 0 && h.csum_offset == 6) c = 0xffff;
+    wr16(pkt + h.csum_start + h.csum_offset, c);
+    return VNET_OK;
+  }
+  if (type != VNET_GSO_TCPV4 && type != VNET_GSO_TCPV6 && type != VNET_GSO_UDP_L4) return VNET_BAD_TYPE;
+  int v6 = (pkt[0] >> 4) == 6;
+  if ((pkt[0] >> 4) != (v6 ? 6 : 4) || (type == VNET_GSO_TCPV4 && v6) || (type == VNET_GSO_TCPV6 && !v6))
+    return VNET_BAD_TYPE;
+  uint32_t iphlen, iplen;
+  uint8_t proto;
+  if (v6) {
+    if (len < 40) return VNET_BAD_HEADERS;
+    iphlen = 40;
+    proto = pkt[6];
+    iplen = 40 + (uint32_t)rd16(pkt + 4);
+  } else {
+    iphlen = (uint32_t)(pkt[0] & 0x0f) * 4;
+    proto = pkt[9];
+    iplen = rd16(pkt + 2);
+    /* A fragment cannot be a GSO packet. */
+    if (iphlen < 20 || (rd16(pkt + 6) & 0x3fff)) return VNET_BAD_HEADERS;
+  }
+  int udp = type == VNET_GSO_UDP_L4;
+  if (proto != (udp ? IPPROTO_UDP_ : IPPROTO_TCP_)) return VNET_BAD_TYPE;
+  /* The IP length field of a super-packet may be 0 or stale (over 64 KiB); the read length is
+   * what we cut, so only require the IP header and transport header inside it. */
+  (void)iplen;
+  if (!(h.flags & VNET_F_NEEDS_CSUM) || h.csum_start != iphlen) return VNET_BAD_CSUM;
+  if (iphlen + (udp ? 8u : 20u) > len) return VNET_BAD_HEADERS;
+  uint32_t l4hlen = udp ? 8 : (uint32_t)(pkt[iphlen + 12] >> 4) * 4;
+  if (l4hlen < (udp ? 8u : 20u) || iphlen + l4hlen > len) return VNET_BAD_HEADERS;
+  if (h.csum_offset != (udp ? 6 : 16)) return VNET_BAD_CSUM;
+  uint32_t payload = len - iphlen - l4hlen;
+  if (h.gso_size == 0 || payload == 0 || iphlen + l4hlen + h.gso_size > room) return VNET_BAD_GSO_SIZE;
+  uint32_t nseg = (payload + h.gso_size - 1) / h.gso_size;
+  if (nseg > VNET_MAX_SEGS) return VNET_BAD_GSO_SIZE;
+  g->pkt = pkt;
+  g->len = len;
+  g->gso_size = h.gso_size;
+  g->iphlen = iphlen;
+  g->l4hlen = l4hlen;
+  g->v6 = v6;
+  g->udp = udp;
+  g->nseg = nseg;
+  g->next = 0;
+  return VNET_OK;
+}
+
+uint32_t vnet_segment(vnet_gso *g, uint8_t *out) {
+  uint32_t i = g->next++;
+  uint32_t hl = g->iphlen + g->l4hlen;
+  uint32_t start = hl + i * g->gso_size;
+  uint32_t seg = g->len - start < g->gso_size ? g->len - start : g->gso_size;
+  int first = i == 0, last = i + 1 == g->nseg;
+  memcpy(out, g->pkt, hl);
+  memcpy(out + hl, g->pkt + start, seg);
+  uint32_t l4len = g->l4hlen + seg;
+  uint8_t *l4 = out + g->iphlen;
+  if (g->v6) {
+    wr16(out + 4, l4len);
+  } else {
+    wr16(out + 2, hl + seg);
+    wr16(out + 4, (uint32_t)rd16(g->pkt + 4) + i); /* identification + i */
+    wr16(out + 10, 0);
+    wr16(out + 10, (uint16_t)~vnet_fold(vnet_sum(out, g->iphlen, 0)));
+  }
+  uint8_t proto;
+  if (g->udp) {
+    proto = IPPROTO_UDP_;
+    wr16(l4 + 4, l4len);
+    wr16(l4 + 6, 0);
+  } else {
+    proto = IPPROTO_TCP_;
+    wr32(l4 + 4, rd32(g->pkt + g->iphlen + 4) + i * g->gso_size);
+    if (!last) l4[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
+    if (!first) l4[13] &= (uint8_t)~TCP_CWR;
+    wr16(l4 + 16, 0);
+  }
+  uint16_t c = (uint16_t)~vnet_fold(vnet_sum(l4, l4len, pseudo_sum(out, g->v6, proto, l4len)));
+  if (g->udp && c == 0) c = 0xffff;
+  wr16(l4 + (g->udp ? 6 : 16), c);
+  return hl + seg;
+}
+
+/* ---- test surface ---------------------------------------------------------------- */
+
+static napi_value vnet_split(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out_v;
+  void *in, *out, *offsets, *lengths;
+  size_t in_len, out_len, off_len, len_len;
+  uint32_t slot;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 5 || mip6_arg_typed(env, argv[0], napi_uint8_array, "input", &in, &in_len, NULL) ||
+      mip6_arg_typed(env, argv[1], napi_uint8_array, "out", &out, &out_len, NULL) ||
+      mip6_arg_u32(env, argv[2], "slotSize", &slot) ||
+      mip6_arg_typed(env, argv[3], napi_uint32_array, "offsets", &offsets, &off_len, NULL) ||
+      mip6_arg_typed(env, argv[4], napi_uint32_array, "lengths", &lengths, &len_len, NULL))
+    return NULL;
+  size_t max = off_len < len_len ? off_len : len_len;
+  if (slot == 0 || (size_t)slot * max > out_len || in_len < VNET_HDR_LEN || in_len > 65535 + VNET_HDR_LEN) {
+    mip6_throw_range(env, "out too small for offsets.length x slotSize, or input not a vnet header + packet");
+    return NULL;
+  }
+  /* A private copy: prepare() completes checksums in place, and must read nothing past it. */
+  static uint8_t pkt[65535];
+  uint32_t len = (uint32_t)(in_len - VNET_HDR_LEN);
+  memcpy(pkt, (uint8_t *)in + VNET_HDR_LEN, len);
+  vnet_gso g;
+  int reason = vnet_prepare(in, pkt, len, slot, &g);
+  int32_t n = 0;
+  uint32_t *o = offsets, *l = lengths;
+  if (reason) n = -reason;
+  else if (g.nseg == 0) {
+    if (max > 0) {
+      memcpy(out, pkt, len);
+      o[0] = 0;
+      l[0] = len;
+      n = 1;
+    }
+  } else {
+    while (g.next < g.nseg && (size_t)n < max) {
+      o[n] = (uint32_t)n * slot;
+      l[n] = vnet_segment(&g, (uint8_t *)out + (size_t)n * slot);
+      n++;
+    }
+  }
+  napi_create_int32(env, n, &out_v);
+  return out_v;
+}
+
+void mip6_vnet_init(napi_env env, napi_value exports) { mip6_export(env, exports, "vnetSplit", vnet_split); }

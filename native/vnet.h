@@ -1,0 +1,47 @@
+/*
+ * virtio-net header handling for the TUN's offloads (vnet.c): checksum completion and GSO
+ * splitting, shared by tun_linux.c and the vnetSplit test surface.
+ */
+#ifndef MIP6_VNET_H
+#define MIP6_VNET_H
+
+#include "mip6.h"
+
+#define VNET_HDR_LEN 10 /* sizeof(struct virtio_net_hdr) */
+#define VNET_F_NEEDS_CSUM 1
+#define VNET_GSO_NONE 0
+#define VNET_GSO_TCPV4 1
+#define VNET_GSO_TCPV6 4
+#define VNET_GSO_UDP_L4 5
+#define VNET_GSO_ECN 0x80
+/* Most pieces one super-packet may be cut into (64 KiB of 256-byte pieces). */
+#define VNET_MAX_SEGS 256
+
+/* Why a packet was dropped (0 = kept). The order is the TUN counters' order (tun.ts). */
+enum {
+  VNET_OK = 0,
+  VNET_BAD_TYPE,     /* unknown gso_type, or not matching the IP version / protocol */
+  VNET_BAD_CSUM,     /* checksum position outside the packet or not where the type says */
+  VNET_BAD_HEADERS,  /* IP / TCP / UDP header missing, truncated, or a fragment */
+  VNET_BAD_GSO_SIZE, /* gso_size 0, a piece larger than the room, or too many pieces */
+  VNET_TOO_BIG,      /* a plain packet larger than the room */
+  VNET_REASONS
+};
+
+/* A super-packet being cut: segment `next` of `nseg` comes next. */
+typedef struct {
+  const uint8_t *pkt;
+  uint32_t len, gso_size, iphlen, l4hlen, nseg, next;
+  int v6, udp;
+} vnet_gso;
+
+/* Checks the header of the packet `pkt` (`len` bytes, writable), completes a pending checksum
+ * in place, and for a super-packet fills `g` (g->nseg > 0). Returns VNET_OK or a reason. */
+int vnet_prepare(const uint8_t *hdr, uint8_t *pkt, uint32_t len, uint32_t room, vnet_gso *g);
+/* Writes the next piece of `g` to `out` (room bytes); returns its length. */
+uint32_t vnet_segment(vnet_gso *g, uint8_t *out);
+uint64_t vnet_sum(const uint8_t *p, size_t n, uint64_t acc);
+uint16_t vnet_fold(uint64_t acc);
+void mip6_vnet_init(napi_env env, napi_value exports);
+
+#endif

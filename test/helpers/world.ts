@@ -148,6 +148,10 @@ export class World {
     cluster?: HomeAgentCluster;
     /** The HA's IPv4 home address pool ([home] ipv4_pool, RFC 5555). */
     ipv4Pool?: string;
+    /** HA-to-HA forwarding of a cluster on a virtual home network (issue 18). */
+    forwardToPeers?: boolean;
+    /** Roles the HA's endpoint accepts (default mn, cn; a forwarding cluster adds ha). */
+    haPeerRoles?: Role[];
   }) {
     this.net = new FakeNetwork(this.clock, {
       loss: opts.loss ?? 0,
@@ -161,7 +165,7 @@ export class World {
       endpoint: endpoint(
         this.ca,
         { name: 'ha', role: 'ha', key: this.haKey, addresses: [HOME_PREFIX] },
-        ['mn', 'cn'],
+        opts.haPeerRoles ?? ['mn', 'cn'],
         opts.isRevoked ? { isRevoked: opts.isRevoked } : {},
       ),
       tun: this.haTun,
@@ -185,6 +189,7 @@ export class World {
         : {}),
       ...(opts.ipv4Pool !== undefined ? { ipv4Pool: opts.ipv4Pool } : {}),
       ...(opts.cluster !== undefined ? { cluster: opts.cluster } : {}),
+      ...(opts.forwardToPeers !== undefined ? { forwardToPeers: opts.forwardToPeers } : {}),
     });
     this.ha.start();
   }
@@ -201,6 +206,8 @@ export class World {
       store?: BindingStore;
       cluster?: HomeAgentCluster;
       ipv4Pool?: string;
+      forwardToPeers?: boolean;
+      haPeerRoles?: Role[];
     } = {},
   ): Promise<World> {
     await initCrypto();

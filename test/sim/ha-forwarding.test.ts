@@ -1,0 +1,269 @@
+/**
+ * HA-to-HA forwarding of a cluster on a virtual home network (issue 18), two real HomeAgents on
+ * fakes (network, TUNs, clock) with the cluster's view given by the test (who serves which home
+ * address; src/io/etcd-binding-store.ts provides it for real, test/lab/ha-cluster-virtual.test.ts
+ * runs it against etcd). Each HA's "kernel" routes what the HA writes to its TUN for the home
+ * prefix straight back into that TUN, as the kernel does for a prefix on the TUN.
+ *   1. mn1 (at HA1) -> mn2 (at HA2): HA1 seals the packet on its channel to HA2, HA2 delivers it;
+ *      mn2's answer comes back the same way. The channels' counts say so.
+ *   2. The views disagree (HA1: HA2 serves it, HA2: HA1 does): HA2 drops the packet as
+ *      ha-forward-not-served and never sends it back: no loop.
+ *   3. Mobility signaling forwarded by HA1 (a Binding Refresh Request to mn2): HA2 drops it.
+ *   4. A channel with an HA certificate of the prefix (a rogue or compromised peer) sends a BU
+ *      for mn1's home address as its own signaling, and data from mn1's address: nothing but
+ *      drops, mn1's binding unchanged.
+ */
+import t from 'tap';
+import { DataKind } from '../../src/crypto/aead.js';
+import type { PeerSession } from '../../src/crypto/endpoint.js';
+import type { ClusterBinding } from '../../src/io/etcd-binding-store.js';
+import type { NodeEnvironment } from '../../src/roles/common.js';
+import { HomeAgent } from '../../src/roles/ha/home-agent.js';
+import { Logger } from '../../src/util/log.js';
+import { parseIpv6 } from '../../src/wire/address.js';
+import { decodePacket, encodeMobilityPacket } from '../../src/wire/packet.js';
+import { bindingUpdateFlags } from '../../src/wire/types.js';
+import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
+import { FakeTun } from '../helpers/fake-tun.js';
+import { echo } from '../helpers/packets.js';
+import { HA4, HA_HOME_ADDRESS, HA_PORT, HOME_PREFIX, World } from '../helpers/world.js';
+
+const HOA1 = '2001:db8:100::11';
+const HOA2 = '2001:db8:100::12';
+const HOA3 = '2001:db8:100::13';
+const HA2_HOME = '2001:db8:100::2';
+const HA2_4 = '198.51.100.2';
+
+/** A cluster view: who serves each home address, as this HA last heard from etcd. */
+function view(member: string, serving: Map<string, string>) {
+  return {
+    member,
+    health: { state: 'ok' as const, since: 0, endpoints: [] },
+    binding: (hoa: string): ClusterBinding | undefined => {
+      const by = serving.get(hoa);
+      return by === undefined
+        ? undefined
+        : {
+            homeAddress: hoa,
+            servingHa: by,
+            sequence: 1,
+            ownerKey: new Uint8Array(32),
+            modRevision: '1',
+          };
+    },
+  };
+}
+
+/** The kernel of a virtual home network: the home prefix (but the HA's address) back into the TUN. */
+function loopPrefix(tun: FakeTun, haAddress: string): void {
+  const prefix = parseIpv6('2001:db8:100::').subarray(0, 8);
+  const own = parseIpv6(haAddress);
+  tun.onKernelReceive((p) => {
+    const dst = p.subarray(24, 40);
+    if (p[0]! >> 4 !== 6 || !dst.subarray(0, 8).every((b, i) => b === prefix[i])) return;
+    if (dst.every((b, i) => b === own[i])) return;
+    queueMicrotask(() => tun.inject(p));
+  });
+}
+
+const delivered = (tun: FakeTun, src: string, dst: string): number =>
+  tun.written.filter((p) => {
+    try {
+      const d = decodePacket(p);
+      return d.source === src && d.destination === dst;
+    } catch {
+      return false;
+    }
+  }).length;
+
+void t.test('two HAs of a virtual home network forward to each other', async (t) => {
+  const serving1 = new Map<string, string>();
+  const serving2 = new Map<string, string>();
+  const w = await World.create({
+    cluster: view('ha1', serving1),
+    forwardToPeers: true,
+    haPeerRoles: ['mn', 'cn', 'ha'],
+  });
+  const ha2Key = memberKey(0x21);
+  const ha2Tun = new FakeTun({ name: 'ha2-tun' });
+  const env: NodeEnvironment = {
+    endpoint: endpoint(w.ca, { name: 'ha2', role: 'ha', key: ha2Key, addresses: [HOME_PREFIX] }, [
+      'mn',
+      'ha',
+    ]),
+    tun: ha2Tun,
+    udp4: w.net.endpoint({ address: HA2_4, port: HA_PORT }),
+    udp6: undefined,
+    clock: w.clock.createClock(),
+    epochOffsetMs: T0,
+    log: Logger.silent(),
+  };
+  const ha2 = new HomeAgent(env, {
+    homePrefix: HOME_PREFIX,
+    homeAgentAddress: HA2_HOME,
+    maxLifetimeSeconds: 600,
+    natKeepaliveSeconds: 110,
+    maxBindings: 100,
+    cluster: view('ha2', serving2),
+    forwardToPeers: true,
+  });
+  ha2.start();
+  t.teardown(async () => {
+    await w.ha.close();
+    await ha2.close();
+  });
+  loopPrefix(w.haTun, HA_HOME_ADDRESS);
+  loopPrefix(ha2Tun, HA2_HOME);
+
+  const mn1 = w.mobileNode({
+    homeAddress: HOA1,
+    address4: '203.0.113.11',
+    address6: '2001:db8:3::11',
+  });
+  const mn2 = w.mobileNode({
+    homeAddress: HOA2,
+    address4: '203.0.113.12',
+    address6: '2001:db8:3::12',
+    options: {
+      homeAgentAddress: HA2_HOME,
+      agent4: HA2_4,
+      agent6: undefined,
+      agentPublicKey: ha2Key.publicKey,
+    },
+  });
+  for (const m of [mn1, mn2]) {
+    m.careOf.candidates = [
+      { family: 4, localAddress: m === mn1 ? '203.0.113.11' : '203.0.113.12' },
+    ];
+    m.mn.start();
+  }
+  t.not(
+    await w.until(
+      () =>
+        mn1.mn.registration.state === 'registered' && mn2.mn.registration.state === 'registered',
+    ),
+    -1,
+    'both registered',
+  );
+  for (const s of [serving1, serving2]) {
+    s.set(HOA1, 'ha1');
+    s.set(HOA2, 'ha2');
+  }
+  w.ha.setClusterPeers([
+    { member: 'ha2', publicKey: ha2Key.publicKey, address4: HA2_4, port: HA_PORT },
+  ]);
+  ha2.setClusterPeers([
+    { member: 'ha1', publicKey: w.haKey.publicKey, address4: HA4, port: HA_PORT },
+  ]);
+  t.not(
+    await w.until(
+      () =>
+        (w.ha.haChannels() ?? []).every((c) => c.established) &&
+        (ha2.haChannels() ?? []).every((c) => c.established),
+    ),
+    -1,
+    'the HA-to-HA channels are up',
+  );
+
+  // ---- 1. member to member across the two HAs ------------------------------------------
+  mn1.tun.inject(echo(HOA1, HOA2, 1));
+  t.not(await w.until(() => delivered(mn2.tun, HOA1, HOA2) === 1, 2_000), -1, 'mn2 got mn1 packet');
+  mn2.tun.inject(echo(HOA2, HOA1, 2));
+  t.not(await w.until(() => delivered(mn1.tun, HOA2, HOA1) === 1, 2_000), -1, 'and mn1 the answer');
+  t.match(w.ha.haChannels(), [
+    { member: 'ha2', established: true, forwardedOut: 1, forwardedIn: 1 },
+  ]);
+  t.match(ha2.haChannels(), [
+    { member: 'ha1', established: true, forwardedOut: 1, forwardedIn: 1 },
+  ]);
+
+  // ---- 2. views that disagree: no loop ---------------------------------------------------
+  serving1.set(HOA3, 'ha2');
+  serving2.set(HOA3, 'ha1');
+  w.haTun.inject(echo('2001:db8:300::5', HOA3, 3));
+  t.not(
+    await w.until(() => ha2.drops.get('ha-forward-not-served') === 1, 2_000),
+    -1,
+    'HA2 drops it',
+  );
+  await w.run(200);
+  t.equal(ha2.haChannels()?.[0]?.forwardedOut, 1, 'and never sends it back');
+  t.equal(w.ha.haChannels()?.[0]?.forwardedOut, 2, 'HA1 sent it once');
+
+  // ---- 3. mobility signaling through the channel -----------------------------------------
+  const brr = encodeMobilityPacket({
+    source: HA_HOME_ADDRESS,
+    destination: HOA2,
+    message: { kind: 'bindingRefreshRequest', options: [] },
+  });
+  const before = ha2.cache.get(HOA2)!.sequence;
+  w.haTun.inject(brr);
+  t.not(
+    await w.until(() => ha2.drops.get('ha-forward-signaling') === 1, 2_000),
+    -1,
+    'HA2 drops a forwarded BRR',
+  );
+  await w.run(200);
+  t.equal(ha2.cache.get(HOA2)!.sequence, before, 'mn2 sent no BU for it');
+
+  // ---- 4. an HA certificate gains no member authority ------------------------------------
+  const rogue = endpoint(
+    w.ca,
+    { name: 'rogue-ha', role: 'ha', key: memberKey(0x77), addresses: [HOME_PREFIX] },
+    ['ha'],
+    { wallClock: () => T0 + w.clock.now() },
+  );
+  const udp = w.net.endpoint({ address: '203.0.113.66' });
+  let session: PeerSession | undefined;
+  udp.onDatagrams((b) => {
+    for (let i = 0; i < b.count; i++) {
+      const r = rogue.receive(b.packet(i).slice(), T0 + w.clock.now());
+      if (r.kind === 'established') session = r.session;
+    }
+  });
+  udp.send(rogue.connect(w.haKey.publicKey, T0 + w.clock.now()), HA4, HA_PORT);
+  t.not(await w.until(() => session !== undefined, 2_000), -1, 'the rogue HA channel is up');
+  const pick = () => {
+    const b = w.ha.cache.get(HOA1)!;
+    return {
+      locator: b.locator,
+      sequence: b.sequence,
+      careOf: b.careOfAddress,
+      owner: [...b.ownerKey],
+    };
+  };
+  const binding = pick();
+  const bu = encodeMobilityPacket({
+    source: HOA1,
+    destination: HA_HOME_ADDRESS,
+    message: {
+      kind: 'bindingUpdate',
+      sequence: (w.ha.cache.get(HOA1)!.sequence + 10) & 0xffff,
+      flags: bindingUpdateFlags({ A: true, H: true }),
+      lifetimeUnits: 150,
+      options: [{ type: 'ipv4CareOfAddress', address: '203.0.113.66' }],
+    },
+  });
+  const send = (p: Uint8Array, kind: DataKind) =>
+    udp.send(rogue.seal(session!, p, T0 + w.clock.now(), kind)!, HA4, HA_PORT);
+  send(bu, DataKind.SIGNALING);
+  send(echo(HOA1, '2001:db8:300::5', 4), DataKind.PAYLOAD);
+  send(echo(HOA2, HOA1, 5), DataKind.PAYLOAD);
+  t.not(
+    await w.until(
+      () =>
+        w.ha.drops.get('ha-forward-signaling-kind') === 1 &&
+        w.ha.drops.get('ha-forward-not-served') === 1,
+      2_000,
+    ),
+    -1,
+    'its BU and its data from a member address dropped by reason',
+  );
+  await w.run(200);
+  t.same(pick(), binding, "mn1's binding unchanged (locator, sequence, care-of, owner)");
+  t.equal(
+    delivered(mn1.tun, HOA2, HOA1),
+    2,
+    'the forged packet to mn1 was delivered, as data only',
+  );
+});

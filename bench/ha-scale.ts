@@ -29,7 +29,13 @@
  *   7. With --cluster (issue 18): an etcd in the namespace (127.0.0.1:2379, its data in the
  *      run's directory) and the HA in a [cluster] of its own: every registration and refresh
  *      goes through the etcd store (compare-and-swap, lease).
- *   8. The daemon (and etcd) stopped, the namespace deleted.
+ *   8. With --has K (issue 18; implies --cluster): K HAs of one [cluster] on one home prefix in
+ *      the namespace (203.0.113.1..K, home addresses 2001:db8:100::1..K, keys ha.key, ha2.key,
+ *      ...), each with a client of its own: K bench/ha-load.ts at once, N/K members each
+ *      (distinct members: --offset). Reported per HA and in aggregate: all members registered
+ *      (refreshed) over the slowest client's phase. Compare with --has 1 (--cluster) for the
+ *      cluster's throughput against one HA's, on the same machine.
+ *   9. The daemons (and etcd) stopped, the namespace deleted.
  * Prints one JSON line per N; --write also writes bench/results/ha-scale-<date>.json with the
  * mip6 commit and the load average before and after each N (the .md next to it is written from
  * that by hand, with the circumstances of the run).
@@ -95,9 +101,19 @@ const { values: a } = parseArgs({
      * registration and refresh, against the same run without it. Not with --state.
      */
     cluster: { type: 'boolean', default: false },
+    /** Issue 18: K home agents in one cluster, each loaded by a client of its own (implies --cluster). */
+    has: { type: 'string', default: '1' },
     write: { type: 'boolean', default: false },
   },
 });
+/** --has: home agents per run, e.g. "1,3" (one run each, per N). */
+const HAS_LIST = (a.has ?? '1').split(',').map(Number);
+if (HAS_LIST.some((k) => !Number.isInteger(k) || k < 1 || k > 9)) {
+  process.stderr.write('ha-scale: --has takes 1 to 9 home agents (a list: 1,3)\n');
+  process.exit(2);
+}
+const HAS = Math.max(...HAS_LIST);
+if (HAS > 1) a.cluster = true;
 if (a.cluster && (a.state || a.restart)) {
   process.stderr.write(
     'ha-scale: --cluster keeps the bindings in etcd: not with --state / --restart\n',
@@ -114,6 +130,9 @@ const HA_ADDR = '203.0.113.1';
 const SOURCE_BASE = '192.0.2.1';
 const HOME_PREFIX = '2001:db8:100::/64';
 const HA_HOME = '2001:db8:100::1';
+/** HA i's underlay and home addresses (i = 0: the one of a single-HA run). */
+const haAddr = (i: number): string => (i === 0 ? HA_ADDR : `203.0.113.${i + 1}`);
+const haHome = (i: number): string => (i === 0 ? HA_HOME : `2001:db8:100::${i + 1}`);
 const CACHE = join(tmpdir(), 'mip6-ha-scale');
 const INSPECT_PORT = 9229;
 
@@ -151,28 +170,46 @@ function loadavg(): number[] {
 }
 
 /** Authority and HA key material, made once and kept in the cache directory. */
-async function provision(): Promise<{
-  caKey: string;
-  caPub: string;
+interface HaKeys {
   haKey: string;
   haPub: string;
   haCert: string;
-}> {
+}
+
+async function provision(): Promise<
+  {
+    caKey: string;
+    caPub: string;
+    /** HA i+1's files (the first is haKey / haPub / haCert). */
+    has: HaKeys[];
+  } & HaKeys
+> {
   await initCrypto();
   mkdirSync(CACHE, { recursive: true, mode: 0o700 });
   const f = {
     caKey: join(CACHE, 'authority.key'),
     caPub: join(CACHE, 'authority.pub'),
-    haKey: join(CACHE, 'ha.key'),
-    haPub: join(CACHE, 'ha.pub'),
-    haCert: join(CACHE, 'ha.cert'),
   };
+  const has = Array.from({ length: HAS }, (_, i) => {
+    const name = i === 0 ? 'ha' : `ha${i + 1}`;
+    return {
+      haKey: join(CACHE, `${name}.key`),
+      haPub: join(CACHE, `${name}.pub`),
+      haCert: join(CACHE, `${name}.cert`),
+    };
+  });
   if (!existsSync(f.caKey)) {
     const ca = generateAuthority();
     writeFileSync(f.caKey, encodeKey(KeyTag.AUTHORITY_PRIVATE, ca.seed), { mode: 0o600 });
     writeFileSync(f.caPub, encodeKey(KeyTag.AUTHORITY_PUBLIC, ca.publicKey));
-    rmSync(f.haKey, { force: true });
+    for (const h of has) rmSync(h.haKey, { force: true });
   }
+  for (const h of has) await provisionHa(f.caKey, h);
+  return { ...f, ...has[0]!, has };
+}
+
+/** One HA's key (made once) and a fresh certificate for the home prefix. */
+async function provisionHa(caKey: string, f: HaKeys): Promise<void> {
   const nowS = Math.floor(Date.now() / 1000);
   if (!existsSync(f.haKey)) {
     const ha = generateMember();
@@ -185,7 +222,7 @@ async function provision(): Promise<{
     ),
   );
   writeFileSync(f.haPub, encodeKey(KeyTag.MEMBER_PUBLIC, ha.publicKey));
-  const ca = readAuthorityPrivate(f.caKey);
+  const ca = readAuthorityPrivate(caKey);
   const cert = signCertificate(
     {
       name: 'ha',
@@ -198,7 +235,6 @@ async function provision(): Promise<{
     ca.secretKey,
   );
   writeFileSync(f.haCert, certificateToText(cert));
-  return f;
 }
 
 interface RunResult {
@@ -219,12 +255,18 @@ interface RunResult {
   proxyEntries?: number;
   state?: boolean;
   cluster?: boolean;
+  /** --has K > 1: home agents in the cluster, each with its client. */
+  has?: number;
   restart?: Record<string, unknown>;
   result?: Record<string, unknown>;
   error?: string;
 }
 
-async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): Promise<RunResult> {
+async function runOne(
+  n: number,
+  k: number,
+  keys: Awaited<ReturnType<typeof provision>>,
+): Promise<RunResult> {
   const id = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
   const ns = `m6scale-${id}`;
   const dir = join(CACHE, `run-${id}`);
@@ -233,6 +275,8 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
   const began = performance.now();
   const withState = a.state === true || a.restart === true;
   let daemon: ChildProcess | undefined;
+  /** With --has K: HAs 2..K. */
+  const others: ChildProcess[] = [];
   let etcd: ChildProcess | undefined;
   const out: RunResult = {
     n,
@@ -240,6 +284,7 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
     homeLink: a['home-link'] ?? false,
     state: withState,
     ...(a.cluster ? { cluster: true } : {}),
+    ...(k > 1 ? { has: k } : {}),
     loadBefore,
     loadAfter: [],
     wallS: 0,
@@ -272,35 +317,42 @@ async function runOne(n: number, keys: Awaited<ReturnType<typeof provision>>): P
       );
       closeSync(etcdLog);
     }
-    const cfg = join(dir, 'ha.toml');
-    writeFileSync(
-      cfg,
-      `control_socket = "${join(dir, 'ha.sock')}"
+    for (let i = 1; i < k; i++) ip(['-n', ns, 'addr', 'add', `${haAddr(i)}/32`, 'dev', 'lo']);
+    /** HA i's ha.toml (HA 0 is the one of a single-HA run). */
+    const writeConfig = (i: number): string => {
+      const file = join(dir, `ha${i + 1}.toml`);
+      const k = keys.has[i]!;
+      writeFileSync(
+        file,
+        `control_socket = "${join(dir, `ha${i + 1}.sock`)}"
 
 [identity]
-private_key = "${keys.haKey}"
-certificate = "${keys.haCert}"
+private_key = "${k.haKey}"
+certificate = "${k.haCert}"
 authority = "${keys.caPub}"
 
 [tun]
-name = "m6s${id.slice(-6)}"
+name = "m6s${id.slice(-5)}${i}"
 
 [listen]
-address4 = "${HA_ADDR}"
+address4 = "${haAddr(i)}"
 address6 = "off"
 
 [home]
 prefix = "${HOME_PREFIX}"
-address = "${HA_HOME}"
+address = "${haHome(i)}"
 ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir, 'ha.db')}"\n` : ''}${
-        a.cluster
-          ? '\n[cluster]\netcd = "http://127.0.0.1:2379"\nname = "bench"\nmember = "ha1"\n'
-          : ''
-      }`,
-    );
+          a.cluster
+            ? `\n[cluster]\netcd = "http://127.0.0.1:2379"\nname = "bench"\nmember = "ha${i + 1}"\n`
+            : ''
+        }`,
+      );
+      return file;
+    };
+    const cfg = writeConfig(0);
     const prof = a['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', a['cpu-prof']];
     /** Starts `mip6 ha` logging into `logFile`; resolves once it logged "started". */
-    const startDaemon = async (logFile: string, inspect: boolean) => {
+    const startDaemon = async (logFile: string, inspect: boolean, config = cfg) => {
       const logFd = openSync(logFile, 'w');
       const child = spawn(
         'ip',
@@ -317,14 +369,15 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
             : ['--import', 'tsx', join(a.src ?? join(ROOT, 'src'), 'cli/main.ts')]),
           'ha',
           '-c',
-          cfg,
+          config,
           '--log-format',
           'json',
         ],
         { cwd: ROOT, stdio: ['ignore', logFd, logFd] },
       );
       closeSync(logFd);
-      daemon = child;
+      if (config === cfg) daemon = child;
+      else others.push(child);
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       // Bounded wait for the daemon's "started" line (every 20 ms: a restart is timed by it).
       for (let i = 0; ; i++) {
@@ -339,9 +392,14 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
     const logFile = join(dir, 'ha.log');
     const first = await startDaemon(logFile, true);
     let exited = first.exited;
+    for (let i = 1; i < k; i++) {
+      await startDaemon(join(dir, `ha${i + 1}.log`), false, writeConfig(i));
+    }
     const memBefore = memoryAfterGc(ns);
     const overCap = n === HA_BINDING_CAP ? Number(a['over-cap']) : 0;
-    const args = [
+    /** Each HA's client loads N/K members of its own (consecutive, from --offset). */
+    const share = Math.floor(n / k);
+    const clientArgs = (i: number, pid: number): string[] => [
       ...(a.compiled !== undefined
         ? [join(a.compiled, 'bench/ha-load.js')]
         : ['--import', 'tsx', join(ROOT, 'bench/ha-load.ts')]),
@@ -350,23 +408,25 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
       '--authority-pub',
       keys.caPub,
       '--ha-pub',
-      keys.haPub,
+      keys.has[i]!.haPub,
       '--ha-pid',
-      String(first.child.pid),
+      String(pid),
       '--n',
-      String(n),
+      String(share),
+      '--offset',
+      String(i * share),
       '--rounds',
       String(a.rounds),
       '--window',
       String(a.window),
       '--agent',
-      HA_ADDR,
+      haAddr(i),
       '--bind',
       SOURCE_BASE,
       '--bind-count',
       String(a.sources),
       '--home-agent',
-      HA_HOME,
+      haHome(i),
       '--timeout-s',
       String(a['timeout-s']),
       '--cache',
@@ -374,6 +434,7 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
       '--over-cap',
       String(overCap),
     ];
+    const args = clientArgs(0, first.child.pid!);
     const clientProf =
       a['client-cpu-prof'] === undefined
         ? []
@@ -426,13 +487,33 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
       }
     });
     client.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    // --has K: the other HAs' clients, at the same time.
+    const more = others.map((d, j) => {
+      const c = spawn('ip', ['netns', 'exec', ns, process.execPath, ...clientArgs(j + 1, d.pid!)], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let o = '';
+      let e = '';
+      c.stdout.on('data', (b: Buffer) => (o += b.toString()));
+      c.stderr.on('data', (b: Buffer) => (e += b.toString()));
+      return new Promise<Record<string, unknown>>((resolve, reject) =>
+        c.once('exit', (code) => {
+          const l = o.trim().split('\n').pop() ?? '';
+          if (code !== 0 || !l.startsWith('{')) reject(new Error(e.trim() || `exit ${code}`));
+          else resolve(JSON.parse(l) as Record<string, unknown>);
+        }),
+      );
+    });
     const code = await new Promise<number | null>((resolve) => client.once('exit', resolve));
     await restarting;
     const line = stdout.trim().split('\n').pop() ?? '';
     if (code !== 0 || !line.startsWith('{')) throw new Error(stderr.trim() || `exit ${code}`);
-    out.result = JSON.parse(line) as Record<string, unknown>;
+    const own = JSON.parse(line) as Record<string, unknown>;
+    out.result = k > 1 ? clusterAggregate([own, ...(await Promise.all(more))]) : own;
     memAfter ??= memoryAfterGc(ns);
-    const registered = Number(out.result.registered ?? n);
+    // The memory figures are the first HA's: its own members.
+    const registered = Number(own.registered ?? n);
     out.memory = {
       before: memBefore,
       after: memAfter,
@@ -454,6 +535,7 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
       out.hostRoutes = count(['-6', 'route', 'show']);
       out.proxyEntries = count(['-6', 'neigh', 'show', 'proxy']);
     }
+    for (const d of others) d.kill('SIGTERM');
     daemon!.kill('SIGTERM');
     const stopped = await Promise.race([
       exited,
@@ -464,8 +546,8 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
   } catch (err) {
     out.error = err instanceof Error ? err.message : String(err);
   } finally {
-    if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) {
-      daemon.kill('SIGKILL');
+    for (const d of [daemon, ...others]) {
+      if (d !== undefined && d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
     }
     if (etcd !== undefined && etcd.exitCode === null && etcd.signalCode === null) {
       const gone = new Promise((r) => etcd!.once('exit', r));
@@ -484,6 +566,27 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
   return out;
 }
 
+/**
+ * --has K: the K clients' results, and the cluster's throughput: every member registered
+ * (refreshed) over the slowest client's phase (the phases run at the same time).
+ */
+function clusterAggregate(perHa: Record<string, unknown>[]): Record<string, unknown> {
+  const sum = (k: string): number => perHa.reduce((acc, r) => acc + Number(r[k] ?? 0), 0);
+  const max = (k: string): number => Math.max(...perHa.map((r) => Number(r[k] ?? 0)));
+  const refreshMs = Math.max(
+    ...perHa.map((r) => (Number(r['refreshed']) / Number(r['refreshBuPerS'])) * 1000),
+  );
+  return {
+    has: perHa.length,
+    registered: sum('registered'),
+    refreshed: sum('refreshed'),
+    registrationsPerS: (sum('registered') / max('registerMs')) * 1000,
+    refreshBuPerS: (sum('refreshed') / refreshMs) * 1000,
+    timedOut: perHa.some((r) => r['timedOut'] === true),
+    perHa,
+  };
+}
+
 async function main(): Promise<void> {
   const keys = await provision();
   const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT }).toString().trim();
@@ -493,9 +596,11 @@ async function main(): Promise<void> {
     .filter((l) => l.trim() !== '');
   const runs: RunResult[] = [];
   for (const n of NS_LIST) {
-    const r = await runOne(n, keys);
-    runs.push(r);
-    process.stdout.write(`${JSON.stringify(r)}\n`);
+    for (const k of HAS_LIST) {
+      const r = await runOne(n, k, keys);
+      runs.push(r);
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+    }
   }
   if (a.write) {
     const date = new Date().toISOString().slice(0, 10);
@@ -513,7 +618,8 @@ async function main(): Promise<void> {
               x.n === r.n &&
               x.homeLink === r.homeLink &&
               !!x.state === !!r.state &&
-              !!x.cluster === !!r.cluster,
+              !!x.cluster === !!r.cluster &&
+              (x.has ?? 1) === (r.has ?? 1),
           ),
       );
     }

@@ -66,6 +66,7 @@ import {
 } from '../src/crypto/keys.js';
 import { readAuthorityPrivate } from '../src/cli/key-files.js';
 import { initCrypto } from '../src/crypto/sodium.js';
+import { controlRequest } from '../src/io/control-socket.js';
 import { parseIpv6 } from '../src/wire/address.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -253,6 +254,11 @@ interface RunResult {
     rssAfterGcPerBindingBytes: number;
   };
   proxyEntries?: number;
+  /**
+   * The HA's home-link programming at the end (`mip6 status`, issue #17): slowestMs is the
+   * programming lag, the longest any route / proxy op waited from queued to acknowledged.
+   */
+  homeLinkStatus?: unknown;
   state?: boolean;
   cluster?: boolean;
   /** --has K > 1: home agents in the cluster, each with its client. */
@@ -534,6 +540,14 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
           .filter((l) => l.includes('2001:db8:100::a:')).length;
       out.hostRoutes = count(['-6', 'route', 'show']);
       out.proxyEntries = count(['-6', 'neigh', 'show', 'proxy']);
+      const st = (await controlRequest(
+        join(dir, 'ha.sock'),
+        { cmd: 'status' },
+        {
+          timeoutMs: 30_000,
+        },
+      ).catch((err: unknown) => ({ error: String(err) }))) as { homeLink?: unknown };
+      out.homeLinkStatus = st.homeLink;
     }
     for (const d of others) d.kill('SIGTERM');
     daemon!.kill('SIGTERM');

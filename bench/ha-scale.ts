@@ -540,13 +540,10 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
           .filter((l) => l.includes('2001:db8:100::a:')).length;
       out.hostRoutes = count(['-6', 'route', 'show']);
       out.proxyEntries = count(['-6', 'neigh', 'show', 'proxy']);
-      const st = (await controlRequest(
-        join(dir, 'ha.sock'),
-        { cmd: 'status' },
-        {
-          timeoutMs: 30_000,
-        },
-      ).catch((err: unknown) => ({ error: String(err) }))) as { homeLink?: unknown };
+      const firstHa = join(dir, 'ha1.sock');
+      const st = (await controlRequest(firstHa, { cmd: 'status' }, { timeoutMs: 30_000 }).catch(
+        (err: unknown) => ({ error: String(err) }),
+      )) as { homeLink?: unknown };
       out.homeLinkStatus = st.homeLink;
     }
     for (const d of others) d.kill('SIGTERM');

@@ -9,6 +9,7 @@ import {
   HomeLinkProgrammer,
   MAX_ATTEMPTS,
   MAX_BATCH,
+  rtnetlinkRunner,
   type HomeLinkOp,
   type HomeLinkOpError,
 } from '../../src/io/home-link-programmer.js';
@@ -137,3 +138,39 @@ void t.test('a runner that throws fails its whole batch, the next batch still ru
   await p.run(op(2));
   t.match(p.status(), { via: 'ip-batch', done: 1, batches: 2, failed: { ENOENT: 1 } });
 });
+
+void t.test(
+  'rtnetlinkRunner says why it cannot be used (the caller falls back to ip -batch)',
+  async (t) => {
+    t.match(
+      await rtnetlinkRunner({}, 'tun0', 'eth1'),
+      /no rtnlBatch/,
+      'an addon without rtnlBatch',
+    );
+    const refused = await rtnetlinkRunner(
+      {
+        rtnlBatch: () => {
+          throw Object.assign(new Error('socket failed: Address family not supported'), {
+            code: 'EAFNOSUPPORT',
+          });
+        },
+      },
+      'tun0',
+      'eth1',
+    );
+    t.match(refused, /rtnetlink socket does not open: socket failed: Address family not supported/);
+    const probes: number[] = [];
+    const usable = await rtnetlinkRunner(
+      {
+        rtnlBatch: (_ops, count) => {
+          probes.push(count);
+          return Promise.resolve(0);
+        },
+      },
+      'tun0',
+      'eth1',
+    );
+    t.type(usable, 'function', 'a socket that opens: a runner');
+    t.same(probes, [0], 'checked with an empty batch');
+  },
+);

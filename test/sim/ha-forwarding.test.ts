@@ -12,6 +12,9 @@
  *   4. A channel with an HA certificate of the prefix (a rogue or compromised peer) sends a BU
  *      for mn1's home address as its own signaling, and data from mn1's address: nothing but
  *      drops, mn1's binding unchanged.
+ *   5. The HA-to-HA channel idle past its keys' life (nothing rekeys an idle channel): the first
+ *      packet for it is dropped (ha-forward-no-channel) and starts a handshake; traffic then
+ *      crosses again.
  */
 import t from 'tap';
 import { DataKind } from '../../src/crypto/aead.js';
@@ -266,4 +269,22 @@ void t.test('two HAs of a virtual home network forward to each other', async (t)
     2,
     'the forged packet to mn1 was delivered, as data only',
   );
+
+  // ---- 5. an idle channel comes back with traffic ----------------------------------------
+  await w.run(200_000, 1000); // past REJECT_AFTER_TIME (180 s); the members refresh meanwhile
+  t.equal(w.ha.haChannels()?.[0]?.established, false, 'the idle channel lost its keys');
+  const noChannel = w.ha.drops.get('ha-forward-no-channel');
+  // A packet every 100 ms, as a sender's retransmissions would come (mn1's own idle channel
+  // to HA1 loses its first one the same way).
+  for (let i = 0; i < 20 && delivered(mn2.tun, HOA1, HOA2) < 2; i++) {
+    mn1.tun.inject(echo(HOA1, HOA2, 10 + i));
+    await w.run(100);
+  }
+  t.equal(delivered(mn2.tun, HOA1, HOA2), 2, 'traffic crosses again');
+  t.equal(
+    w.ha.drops.get('ha-forward-no-channel'),
+    noChannel + 1,
+    'one packet dropped while the HA-to-HA handshake ran',
+  );
+  t.equal(w.ha.haChannels()?.[0]?.established, true, 'the channel is up again');
 });

@@ -196,7 +196,10 @@ export class HaPeers {
     }
     const peer = this.#byMember.get(d.peer.member)!;
     const session = this.#env.endpoint.session(peer.peer.publicKey);
-    if (session?.established !== true) {
+    if (session === undefined || !this.#env.endpoint.canSeal(session, now)) {
+      // Not up yet, or idle past its keys' life (nothing rekeys an idle channel): a new
+      // handshake, at most every RECONNECT_MS; this packet is lost, as in WireGuard without
+      // its queue, and TCP's retransmission finds the channel up.
       this.#drops.add('ha-forward-no-channel');
       if (now - peer.connectedAt >= RECONNECT_MS) this.#connect(peer, now);
       return true;

@@ -123,6 +123,7 @@ import { HaPeers, SpanList, type HaChannelStatus } from './ha-peers.js';
 /** IPv6 Next Header / IPv4 Protocol of TCP (RFC 9293). */
 const TCP = 6;
 import type { StoredBinding } from '../../io/binding-store.js';
+import { offloadNames } from '../offloads.js';
 import { systemWallClock } from '../../util/wall-clock.js';
 import {
   BindingJournal,
@@ -1337,6 +1338,7 @@ export class HomeAgent {
         };
       },
       tun: this.#env.tun,
+      offloads: offloadNames(this.#env.tun, this.#sockets()),
       listen: this.#sockets().map((s) => ({ address: s.localAddress, port: s.localPort })),
       homePrefix: this.#opts.homePrefix,
       homeAgentAddress: this.#opts.homeAgentAddress,

@@ -8,10 +8,12 @@
  *      mn2's answer comes back the same way. The channels' counts say so.
  *   2. The views disagree (HA1: HA2 serves it, HA2: HA1 does): HA2 drops the packet as
  *      ha-forward-not-served and never sends it back: no loop.
- *   3. Mobility signaling forwarded by HA1 (a Binding Refresh Request to mn2): HA2 drops it.
+ *   3. Mobility signaling for mn2 in HA1's TUN (a Binding Refresh Request): HA1 does not
+ *      forward it; the same sent by a peer on an HA channel is dropped by the receiver (4).
  *   4. A channel with an HA certificate of the prefix (a rogue or compromised peer) sends a BU
- *      for mn1's home address as its own signaling, and data from mn1's address: nothing but
- *      drops, mn1's binding unchanged.
+ *      for mn1's home address as its own signaling, a Binding Refresh Request for mn1 as
+ *      payload, and data for an address not served there: nothing but drops, mn1's binding
+ *      unchanged.
  *   5. The HA-to-HA channel idle past its keys' life (nothing rekeys an idle channel): the first
  *      packet for it is dropped (ha-forward-no-channel) and starts a handshake; traffic then
  *      crosses again.
@@ -202,11 +204,12 @@ void t.test('two HAs of a virtual home network forward to each other', async (t)
   const before = ha2.cache.get(HOA2)!.sequence;
   w.haTun.inject(brr);
   t.not(
-    await w.until(() => ha2.drops.get('ha-forward-signaling') === 1, 2_000),
+    await w.until(() => w.ha.drops.get('ha-forward-signaling') === 1, 2_000),
     -1,
-    'HA2 drops a forwarded BRR',
+    'HA1 does not forward a BRR for mn2',
   );
   await w.run(200);
+  t.equal(w.ha.haChannels()?.[0]?.forwardedOut, 2, 'nothing more went to HA2');
   t.equal(ha2.cache.get(HOA2)!.sequence, before, 'mn2 sent no BU for it');
 
   // ---- 4. an HA certificate gains no member authority ------------------------------------
@@ -252,15 +255,24 @@ void t.test('two HAs of a virtual home network forward to each other', async (t)
   send(bu, DataKind.SIGNALING);
   send(echo(HOA1, '2001:db8:300::5', 4), DataKind.PAYLOAD);
   send(echo(HOA2, HOA1, 5), DataKind.PAYLOAD);
+  send(
+    encodeMobilityPacket({
+      source: HA_HOME_ADDRESS,
+      destination: HOA1,
+      message: { kind: 'bindingRefreshRequest', options: [] },
+    }),
+    DataKind.PAYLOAD,
+  );
   t.not(
     await w.until(
       () =>
         w.ha.drops.get('ha-forward-signaling-kind') === 1 &&
+        w.ha.drops.get('ha-forward-signaling') === 2 &&
         w.ha.drops.get('ha-forward-not-served') === 1,
       2_000,
     ),
     -1,
-    'its BU and its data from a member address dropped by reason',
+    'its BU, its BRR for mn1 and its data for an address not served here dropped by reason',
   );
   await w.run(200);
   t.same(pick(), binding, "mn1's binding unchanged (locator, sequence, care-of, owner)");

@@ -5,7 +5,8 @@
  *
  * Sending (the HA's TUN -> member loop, for a destination with no binding here):
  *   1. etcd's record of the destination names the serving home agent; servingPeer() says
- *      whether to forward and to whom (never a packet that came from a home agent's channel).
+ *      whether to forward and to whom (never a packet that came from a home agent's channel);
+ *      mobility signaling, discovery and Redirects are dropped here already, as the peer would.
  *   2. The packet is staged in that peer's run (TCP MSS clamped to the HA-to-HA path; a packet
  *      too big for it gets a Packet Too Big into the TUN), and flush() seals each run as
  *      PAYLOAD on the peer's channel in place and sends it in one batch.
@@ -192,6 +193,13 @@ export class HaPeers {
     if (d.kind === 'unregistered') return false;
     if (d.kind !== 'forward') {
       this.#drops.add(d.kind);
+      return true;
+    }
+    // What the peer would drop (acceptForwarded) does not leave: mobility signaling,
+    // discovery and Redirects are never relayed towards a member.
+    const signal = mobilitySignal(buf, off, len);
+    if (signal !== undefined && signal !== 'rr') {
+      this.#drops.add('ha-forward-signaling');
       return true;
     }
     const peer = this.#byMember.get(d.peer.member)!;

@@ -20,19 +20,91 @@ const WORD_BITS = 32;
 /** Outcome of a window check; 'ok' means "not seen yet and inside the window". */
 export type ReplayVerdict = 'ok' | 'replay' | 'too-old';
 
+/**
+ * Bitmaps of many windows in shared chunks (issue 17): a home agent holds a window per member's
+ * keys, and a Uint32Array of its own costs each one a typed array, an ArrayBuffer and a separate
+ * backing store besides its 256 bytes. A pooled window is a slot (an index) in a chunk of
+ * WINDOWS_PER_CHUNK; released slots are zeroed and reused. Chunks are never freed (the pool
+ * keeps its peak size).
+ */
+export class ReplayBitmapPool {
+  readonly words: number;
+  readonly #chunks: Uint32Array[] = [];
+  readonly #free: number[] = [];
+  #next = 0;
+
+  constructor(words: number = REPLAY_WINDOW_WORDS) {
+    this.words = words;
+  }
+
+  /** A zeroed slot. */
+  take(): number {
+    const slot = this.#free.pop();
+    if (slot !== undefined) return slot;
+    if (this.#next === this.#chunks.length * WINDOWS_PER_CHUNK) {
+      this.#chunks.push(new Uint32Array(WINDOWS_PER_CHUNK * this.words));
+    }
+    return this.#next++;
+  }
+
+  /** The chunk holding `slot`; its words start at `baseOf(slot)`. */
+  chunkOf(slot: number): Uint32Array {
+    return this.#chunks[Math.floor(slot / WINDOWS_PER_CHUNK)]!;
+  }
+
+  baseOf(slot: number): number {
+    return (slot % WINDOWS_PER_CHUNK) * this.words;
+  }
+
+  /** Gives `slot` back, zeroed. Call once per taken slot. */
+  release(slot: number): void {
+    const base = this.baseOf(slot);
+    this.chunkOf(slot).fill(0, base, base + this.words);
+    this.#free.push(slot);
+  }
+
+  /** Slots in use. */
+  get inUse(): number {
+    return this.#next - this.#free.length;
+  }
+}
+
+/** Windows per pool chunk (64 of 64 words: 16 KiB). */
+const WINDOWS_PER_CHUNK = 64;
+
+/** The pool the channel's keys take their windows from (one per process). */
+export const CHANNEL_REPLAY_POOL = new ReplayBitmapPool();
+
 export class ReplayWindow {
   /** Number of counters below the highest seen that are still tracked. */
   readonly size: number;
+  /** Own bitmap, or the pool chunk holding this window's words from `base` on. */
   private readonly bitmap: Uint32Array;
+  private readonly base: number;
   private readonly mask: number;
+  private readonly pool: ReplayBitmapPool | undefined;
+  /** The pool slot, -1 when own or released. */
+  private slot: number;
   /** Highest counter accepted so far, -1 before the first. */
   private last = -1;
 
-  constructor(words: number = REPLAY_WINDOW_WORDS) {
+  constructor(words: number = REPLAY_WINDOW_WORDS, pool?: ReplayBitmapPool) {
     if (words < 2 || (words & (words - 1)) !== 0) {
       throw new RangeError(`replay window words must be a power of two >= 2, got ${words}`);
     }
-    this.bitmap = new Uint32Array(words);
+    if (pool !== undefined && pool.words !== words) {
+      throw new RangeError(`replay pool of ${pool.words} words for a window of ${words}`);
+    }
+    this.pool = pool;
+    if (pool === undefined) {
+      this.slot = -1;
+      this.bitmap = new Uint32Array(words);
+      this.base = 0;
+    } else {
+      this.slot = pool.take();
+      this.bitmap = pool.chunkOf(this.slot);
+      this.base = pool.baseOf(this.slot);
+    }
     this.mask = words - 1;
     this.size = (words - 1) * WORD_BITS;
   }
@@ -46,7 +118,7 @@ export class ReplayWindow {
   check(counter: number): ReplayVerdict {
     if (counter > this.last) return 'ok';
     if (counter + this.size <= this.last) return 'too-old';
-    const word = Math.floor(counter / WORD_BITS) & this.mask;
+    const word = this.base + (Math.floor(counter / WORD_BITS) & this.mask);
     const bit = 1 << (counter % WORD_BITS);
     return (this.bitmap[word]! & bit) !== 0 ? 'replay' : 'ok';
   }
@@ -57,21 +129,35 @@ export class ReplayWindow {
     const verdict = this.check(counter);
     if (verdict !== 'ok') return verdict;
     const block = Math.floor(counter / WORD_BITS);
+    const words = this.mask + 1;
     if (counter > this.last) {
       const lastBlock = this.last < 0 ? -1 : Math.floor(this.last / WORD_BITS);
       let diff = block - lastBlock;
-      if (diff > this.bitmap.length) diff = this.bitmap.length;
-      for (let i = 1; i <= diff; i++) this.bitmap[(lastBlock + i) & this.mask] = 0;
+      if (diff > words) diff = words;
+      for (let i = 1; i <= diff; i++) this.bitmap[this.base + ((lastBlock + i) & this.mask)] = 0;
       this.last = counter;
     }
-    const word = block & this.mask;
+    const word = this.base + (block & this.mask);
     this.bitmap[word] = (this.bitmap[word]! | (1 << (counter % WORD_BITS))) >>> 0;
     return 'ok';
   }
 
   /** Forgets everything (new keys start a new window). */
   reset(): void {
-    this.bitmap.fill(0);
+    this.bitmap.fill(0, this.base, this.base + this.mask + 1);
     this.last = -1;
+  }
+
+  /**
+   * The keys are gone: a pooled window gives its slot back (once; later calls do nothing) and
+   * refuses every counter from then on ('too-old'), so a stale reference can never read or mark
+   * another window's words.
+   */
+  release(): void {
+    this.last = Infinity;
+    if (this.pool !== undefined && this.slot >= 0) {
+      this.pool.release(this.slot);
+      this.slot = -1;
+    }
   }
 }

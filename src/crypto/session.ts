@@ -7,7 +7,7 @@
  */
 import type { MemberCertificate } from './certificate.js';
 import type { IkInitiator, TransportKeys } from './noise.js';
-import { ReplayWindow } from './replay-window.js';
+import { CHANNEL_REPLAY_POOL, REPLAY_WINDOW_WORDS, ReplayWindow } from './replay-window.js';
 import { lib } from './sodium.js';
 
 /** Stable drop reasons (counters and logs). */
@@ -49,7 +49,8 @@ export const NO_DROPS: Readonly<DropCounters> = Object.freeze(zeroDrops());
  */
 export class Keypair {
   sendCounter = 0;
-  readonly replay = new ReplayWindow();
+  /** Its bitmap lives in the process's shared pool; released when the keys are wiped. */
+  readonly replay = new ReplayWindow(REPLAY_WINDOW_WORDS, CHANNEL_REPLAY_POOL);
   readonly sendKey: Uint8Array;
   readonly receiveKey: Uint8Array;
   readonly localSpi: number;
@@ -85,8 +86,10 @@ export class Keypair {
     const s = lib();
     s.memzero(this.sendKey);
     s.memzero(this.receiveKey);
-    // Past the end of counters: a wiped keypair can never seal again.
+    // Past the end of counters: a wiped keypair can never seal again, nor open (its window
+    // refuses every counter once released).
     this.sendCounter = Infinity;
+    this.replay.release();
   }
 }
 

@@ -1,7 +1,7 @@
 /** The RFC 6479 window agrees with a naive set-based model on random counter sequences. */
 import t from 'tap';
 import fc from 'fast-check';
-import { ReplayWindow } from '../../src/crypto/replay-window.js';
+import { ReplayBitmapPool, ReplayWindow } from '../../src/crypto/replay-window.js';
 
 void t.test('replay window == naive model', async (t) => {
   fc.assert(
@@ -15,8 +15,14 @@ void t.test('replay window == naive model', async (t) => {
         ),
         { maxLength: 400 },
       ),
-      (words, seq) => {
-        const w = new ReplayWindow(words);
+      fc.boolean(),
+      (words, seq, pooled) => {
+        // Pooled: a neighbour on each side in the same chunk, used too, must not interfere.
+        const pool = pooled ? new ReplayBitmapPool(words) : undefined;
+        const before = pool ? new ReplayWindow(words, pool) : undefined;
+        const w = new ReplayWindow(words, pool);
+        const after = pool ? new ReplayWindow(words, pool) : undefined;
+        for (const n of [before, after]) for (let c = 0; c < 5000; c += 7) n?.update(c);
         const size = (words - 1) * 32;
         const seen = new Set<number>();
         let max = -1;
@@ -36,7 +42,7 @@ void t.test('replay window == naive model', async (t) => {
     ),
     { numRuns: 500 },
   );
-  t.pass('500 random sequences agree');
+  t.pass('500 random sequences agree (own bitmap or pooled between busy neighbours)');
 });
 
 void t.test('window size and edge cases', async (t) => {
@@ -49,4 +55,35 @@ void t.test('window size and edge cases', async (t) => {
   t.equal(w.check(3000 - 2015), 'ok');
   t.equal(w.update(2999), 'ok', 'reordered inside the window');
   t.throws(() => new ReplayWindow(3), RangeError);
+});
+
+void t.test('pooled windows: slots reused zeroed, a released window refuses all', async (t) => {
+  const pool = new ReplayBitmapPool();
+  const windows = Array.from({ length: 130 }, () => new ReplayWindow(64, pool));
+  t.equal(pool.inUse, 130, 'three chunks of 64');
+  const a = windows[5]!;
+  for (let c = 0; c < 100; c++) a.update(c);
+  a.release();
+  t.equal(pool.inUse, 129);
+  t.equal(a.check(1_000_000), 'too-old', 'released: refuses every counter');
+  t.equal(a.update(1_000_000), 'too-old');
+  a.release();
+  t.equal(pool.inUse, 129, 'a second release gives nothing back twice');
+  const b = new ReplayWindow(64, pool);
+  t.equal(pool.inUse, 130, 'the slot is reused');
+  const base = pool.baseOf(5);
+  t.ok(
+    pool
+      .chunkOf(5)
+      .subarray(base, base + 64)
+      .every((w) => w === 0),
+    'the released slot (5) was zeroed',
+  );
+  b.update(200);
+  for (let c = 100; c < 200; c++) t.equal(b.check(c), 'ok', `counter ${c}: not seen by b`);
+  const c2 = new ReplayWindow(64, pool);
+  t.equal(pool.inUse, 131, 'a fresh slot, not the reused one again');
+  b.update(7);
+  t.equal(c2.check(7), 'ok', 'windows sharing a chunk are independent');
+  t.throws(() => new ReplayWindow(32, pool), RangeError, 'window and pool sizes must agree');
 });

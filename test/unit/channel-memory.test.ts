@@ -8,6 +8,7 @@
 import t from 'tap';
 import { DataKind } from '../../src/crypto/aead.js';
 import { decodeCertificate, parseIpv6 } from '../../src/crypto/certificate.js';
+import { CHANNEL_REPLAY_POOL } from '../../src/crypto/replay-window.js';
 import { NO_DROPS } from '../../src/crypto/session.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
 import { toHex } from '../../src/wire/hex.js';
@@ -96,3 +97,21 @@ void t.test(
     t.same(ha.receive(older, T0 + 4), { kind: 'drop', reason: 'stale-timestamp' });
   },
 );
+
+void t.test('keys take their replay window from the shared pool and give it back', async (t) => {
+  const before = CHANNEL_REPLAY_POOL.inUse;
+  const ha = endpoint(ca, HA, ['mn']);
+  const mn = endpoint(ca, MN, ['ha']);
+  const r = ha.receive(mn.connect(haKey.publicKey, T0), T0);
+  if (r.kind !== 'established' || !r.reply) throw new Error('handshake');
+  const back = mn.receive(r.reply, T0);
+  if (back.kind !== 'established') throw new Error('initiator');
+  t.equal(CHANNEL_REPLAY_POOL.inUse, before + 2, 'one window per side');
+  const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
+  const late = mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!;
+  ha.closeSession(r.session);
+  t.equal(CHANNEL_REPLAY_POOL.inUse, before + 1, 'closing the session released its window');
+  t.same(ha.receive(late, T0).kind, 'drop', 'nothing opens under the released keys');
+  mn.close();
+  t.equal(CHANNEL_REPLAY_POOL.inUse, before, 'all given back');
+});

@@ -21,6 +21,17 @@ const mnKey = memberKey(2);
 const HA = { name: 'ha1', role: 'ha' as const, key: haKey, addresses: ['2001:db8:1::1'] };
 const MN = { name: 'laptop', role: 'mn' as const, key: mnKey, addresses: ['2001:db8:1::10'] };
 
+/** An HA and an MN endpoint after one handshake: both sides' results. */
+function connected() {
+  const ha = endpoint(ca, HA, ['mn']);
+  const mn = endpoint(ca, MN, ['ha']);
+  const r = ha.receive(mn.connect(haKey.publicKey, T0), T0);
+  if (r.kind !== 'established' || !r.reply) throw new Error('handshake');
+  const back = mn.receive(r.reply, T0);
+  if (back.kind !== 'established') throw new Error('initiator');
+  return { ha, mn, r, back };
+}
+
 void t.test('toHex: the same text as byte by byte, for short and long input', async (t) => {
   const slow = (b: Uint8Array): string =>
     Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
@@ -51,12 +62,7 @@ void t.test('a decoded certificate: its fields are views into its one copy', asy
 void t.test(
   'keys in one buffer; drops shared until the first; timestamps as strings',
   async (t) => {
-    const ha = endpoint(ca, HA, ['mn']);
-    const mn = endpoint(ca, MN, ['ha']);
-    const r = ha.receive(mn.connect(haKey.publicKey, T0), T0);
-    if (r.kind !== 'established' || !r.reply) throw new Error('handshake');
-    const back = mn.receive(r.reply, T0);
-    if (back.kind !== 'established') throw new Error('initiator');
+    const { ha, mn, r, back } = connected();
     const kp = (r.session as unknown as { current: Record<string, unknown> }).current;
     const send = kp['sendKey'] as Uint8Array;
     const receive = kp['receiveKey'] as Uint8Array;
@@ -100,12 +106,7 @@ void t.test(
 
 void t.test('keys take their replay window from the shared pool and give it back', async (t) => {
   const before = CHANNEL_REPLAY_POOL.inUse;
-  const ha = endpoint(ca, HA, ['mn']);
-  const mn = endpoint(ca, MN, ['ha']);
-  const r = ha.receive(mn.connect(haKey.publicKey, T0), T0);
-  if (r.kind !== 'established' || !r.reply) throw new Error('handshake');
-  const back = mn.receive(r.reply, T0);
-  if (back.kind !== 'established') throw new Error('initiator');
+  const { ha, mn, r, back } = connected();
   t.equal(CHANNEL_REPLAY_POOL.inUse, before + 2, 'one window per side');
   const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
   const late = mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!;

@@ -152,6 +152,11 @@ export class World {
     forwardToPeers?: boolean;
     /** Roles the HA's endpoint accepts (default mn, cn; a forwarding cluster adds ha). */
     haPeerRoles?: Role[];
+    /**
+     * The HA endpoint's wall clock follows the fake clock (default: fixed at T0), so the
+     * timestamps of its handshakes grow as in a real run (a peer refuses one not newer).
+     */
+    haWallClockFollows?: boolean;
   }) {
     this.net = new FakeNetwork(this.clock, {
       loss: opts.loss ?? 0,
@@ -166,7 +171,10 @@ export class World {
         this.ca,
         { name: 'ha', role: 'ha', key: this.haKey, addresses: [HOME_PREFIX] },
         opts.haPeerRoles ?? ['mn', 'cn'],
-        opts.isRevoked ? { isRevoked: opts.isRevoked } : {},
+        {
+          ...(opts.isRevoked ? { isRevoked: opts.isRevoked } : {}),
+          ...(opts.haWallClockFollows === true ? { wallClock: () => T0 + this.clock.now() } : {}),
+        },
       ),
       tun: this.haTun,
       udp4: this.haUdp4,
@@ -208,6 +216,7 @@ export class World {
       ipv4Pool?: string;
       forwardToPeers?: boolean;
       haPeerRoles?: Role[];
+      haWallClockFollows?: boolean;
     } = {},
   ): Promise<World> {
     await initCrypto();

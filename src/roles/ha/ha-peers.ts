@@ -16,7 +16,7 @@
  *   receive() runs acceptForwarded(): only data for a member served here passes; the HA then
  *   hands it to its member loop with forwarding to other home agents switched off.
  */
-import { DATA_OVERHEAD } from '../../crypto/aead.js';
+import { DATA_OVERHEAD, DataKind } from '../../crypto/aead.js';
 import type { PeerSession } from '../../crypto/endpoint.js';
 import type { ClusterStatus } from '../../io/control-protocol.js';
 import type { PacketSpans, UdpEndpoint } from '../../io/types.js';
@@ -258,6 +258,7 @@ export class HaPeers {
     len: number,
     servedHere: () => boolean,
   ): boolean {
+    if (len === 0) return false; // a keepalive (established()): it confirmed the keys, no more
     const ipv6 = len >= 40 && buf[off]! >> 4 === 6;
     const verdict = acceptForwarded({
       peerOfPrefix: isClusterPeer(session.peerCertificate, this.#homePrefix),
@@ -281,8 +282,20 @@ export class HaPeers {
     return true;
   }
 
-  /** A peer home agent's channel came up (either side initiated). */
-  established(session: PeerSession, locator: Locator): void {
+  /**
+   * A peer home agent's channel came up (either side initiated). When we initiated (`initiator`:
+   * its response came in), an empty payload goes out at once: the peer takes new keys as
+   * current only on data under them (key confirmation), and until then keeps sending under
+   * the keys of its previous session with us, which a restarted home agent no longer has.
+   */
+  established(session: PeerSession, locator: Locator, initiator: boolean, now: number): void {
+    if (initiator) {
+      const keepalive = this.#env.endpoint.seal(session, new Uint8Array(0), now, DataKind.PAYLOAD);
+      const sock = this.#socket(locator.address.includes(':') ? 6 : 4);
+      if (keepalive !== null && sock !== undefined) {
+        sock.send(keepalive, locator.address, locator.port);
+      }
+    }
     const peer = this.#byKey.get(toHex(session.peerPublicKey));
     this.#env.log.info('ha-channel', {
       peer: session.peerName ?? '?',

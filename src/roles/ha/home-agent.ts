@@ -487,7 +487,7 @@ export class HomeAgent {
         if (r.session.peerCertificate?.role === 'ha') {
           // Another home agent's channel: no binding is ever restored or refreshed on it.
           if (r.reply) socket.send(r.reply, locator.address, locator.port);
-          this.#peers?.established(r.session, locator);
+          this.#peers?.established(r.session, locator, r.reply === undefined, now);
           break;
         }
         this.#paths.handshakeCompleted(r.session, locator, now);

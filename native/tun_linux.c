@@ -11,7 +11,8 @@
  *   tunWrite(handle, buf, offsets, lengths, count) -> packets written; EAGAIN counts a drop
  *   tunClose(handle)            idempotent
  *   tunOffloads(handle) -> bits: 1 virtio-net header (IFF_VNET_HDR), 2 TUN_F_CSUM, 4 TSO4,
- *       8 TSO6, 16 USO4, 32 USO6, 64 turned off by MIP6_OFFLOAD_OFF=tun
+ *       8 TSO6, 16 USO4, 32 USO6, 64 turned off by MIP6_OFFLOAD_OFF=tun, 128 TCP runs written
+ *       as super-packets, 256 that stopped when the kernel refused one (errno << 16)
  *
  * Offloads (issue #16): the device is opened with IFF_VNET_HDR and TUNSETOFFLOAD(CSUM | TSO4 |
  * TSO6 | USO4 | USO6, then without USO, then nothing, whichever the kernel accepts). The kernel
@@ -19,7 +20,9 @@
  * leaves transport checksums to us; vnet.c cuts them into MTU-sized packets and completes the
  * checksums, so JS still gets one ordinary packet per slot. A super-packet whose pieces do not
  * all fit this batch continues in the next (mip6_poller.backlog). Malformed headers are dropped
- * and counted by reason. Writes carry a zero header (no offload asked of the kernel).
+ * and counted by reason. Writes carry a zero header, except that a run of packets of one TCP
+ * flow in a write batch goes as one super-packet (vnet_coalesce; MIP6_OFFLOAD_OFF=tun-gro
+ * keeps every packet apart); if the kernel refuses one, that stops for the device.
  * MIP6_OFFLOAD_OFF=tun (or all) opens the device without IFF_VNET_HDR, as before.
  * Addresses, MTU, routes and link state are configured from TypeScript with `ip`.
  */
@@ -49,13 +52,16 @@ enum { C_RX_PACKETS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_PACKETS, C_TX_B
        C_TX_ERRORS,
        /* offloads: super-packets read and the packets cut from them; then drops by reason,
         * in vnet.h's order (VNET_BAD_TYPE first) */
-       C_RX_GSO_PACKETS, C_RX_GSO_SEGMENTS, C_DROP_FIRST, C_COUNT = C_DROP_FIRST + VNET_REASONS - 1 };
+       C_RX_GSO_PACKETS, C_RX_GSO_SEGMENTS, C_DROP_FIRST, C_DROP_LAST = C_DROP_FIRST + VNET_REASONS - 2,
+       /* writes: super-packets made of runs of one TCP flow, and the packets in them */
+       C_TX_GSO_PACKETS, C_TX_GSO_SEGMENTS, C_COUNT };
 #define C_COUNT_MIN C_RX_GSO_PACKETS
 #define COUNT_IF(p, idx, n)                                                                        \
   do {                                                                                             \
     if ((p)->ncounters > (size_t)(idx)) (p)->counters[idx] += (n);                                 \
   } while (0)
-enum { OFF_VNET = 1, OFF_CSUM = 2, OFF_TSO4 = 4, OFF_TSO6 = 8, OFF_USO4 = 16, OFF_USO6 = 32, OFF_BY_ENV = 64 };
+enum { OFF_VNET = 1, OFF_CSUM = 2, OFF_TSO4 = 4, OFF_TSO6 = 8, OFF_USO4 = 16, OFF_USO6 = 32, OFF_BY_ENV = 64,
+       OFF_TX_GSO = 128, OFF_TX_GSO_REFUSED = 256 };
 
 typedef struct {
   uint32_t offloads;
@@ -251,6 +257,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
         t->offloads |= (f & TUN_F_CSUM ? OFF_CSUM : 0) | (f & TUN_F_TSO4 ? OFF_TSO4 : 0) |
                        (f & TUN_F_TSO6 ? OFF_TSO6 : 0) | (f & TUN_F_USO4 ? OFF_USO4 : 0) |
                        (f & TUN_F_USO6 ? OFF_USO6 : 0);
+        if ((f & TUN_F_TSO4) && !mip6_offload_off("tun-gro")) t->offloads |= OFF_TX_GSO;
         break;
       }
     }
@@ -303,6 +310,51 @@ static napi_value tun_set_reading(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Packets i.. of a write batch: when they start a TCP run (vnet_coalesce), writes the run as
+ * one super-packet and returns how many packets it held (counted as written, or as dropped
+ * on EAGAIN). 0: write packet i alone (no run, or the kernel refused the super-packet, which
+ * turns coalescing off for the device). */
+static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint32_t *o, const uint32_t *l, uint32_t i,
+                              uint32_t count, uint32_t families) {
+  const uint8_t *pkts[VNET_COALESCE_MAX];
+  uint32_t lens[VNET_COALESCE_MAX];
+  uint32_t m = count - i < VNET_COALESCE_MAX ? count - i : VNET_COALESCE_MAX;
+  for (uint32_t j = 0; j < m; j++) {
+    pkts[j] = (uint8_t *)buf + o[i + j];
+    lens[j] = l[i + j];
+  }
+  uint8_t head[128], vhdr[VNET_HDR_LEN];
+  uint32_t hl = 0;
+  uint32_t k = vnet_coalesce(pkts, lens, m, families, head, &hl, vhdr);
+  if (k < 2) return 0;
+  struct iovec iov[2 + VNET_COALESCE_MAX];
+  iov[0].iov_base = vhdr;
+  iov[0].iov_len = VNET_HDR_LEN;
+  iov[1].iov_base = head;
+  iov[1].iov_len = hl;
+  double bytes = 0;
+  for (uint32_t j = 0; j < k; j++) {
+    iov[2 + j].iov_base = (uint8_t *)pkts[j] + hl;
+    iov[2 + j].iov_len = lens[j] - hl;
+    bytes += lens[j];
+  }
+  ssize_t r;
+  do r = writev(p->fd, iov, (int)(2 + k));
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == EAGAIN) {
+    p->counters[C_TX_DROPS] += k;
+    return k;
+  }
+  if (r < 0) {
+    t->offloads = (t->offloads & ~(uint32_t)OFF_TX_GSO & 0xffff) | OFF_TX_GSO_REFUSED | ((uint32_t)errno << 16);
+    return 0;
+  }
+  p->counters[C_TX_BYTES] += bytes;
+  COUNT_IF(p, C_TX_GSO_PACKETS, 1);
+  COUNT_IF(p, C_TX_GSO_SEGMENTS, k);
+  return k;
+}
+
 static napi_value tun_write(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], out;
@@ -336,12 +388,23 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   tun_data *t = p->kind_data;
   static const uint8_t zero_hdr[VNET_HDR_LEN]; /* GSO_NONE, checksum complete */
   int hdr = t && (t->offloads & OFF_VNET);
-  for (uint32_t i = 0; i < count; i++) {
+  uint32_t families = t && (t->offloads & OFF_TX_GSO) ? ((t->offloads & OFF_TSO4) ? 1 : 0) | ((t->offloads & OFF_TSO6) ? 2 : 0) : 0;
+  for (uint32_t i = 0; i < count;) {
     ssize_t r;
+    if (families && count - i >= 2) {
+      uint32_t k = tun_write_run(p, t, buf, o, l, i, count, families);
+      if (k) {
+        written += k;
+        i += k;
+        continue;
+      }
+      families = t->offloads & OFF_TX_GSO ? families : 0;
+    }
     struct iovec iov[2] = {{(void *)zero_hdr, VNET_HDR_LEN}, {(uint8_t *)buf + o[i], l[i]}};
     do r = hdr ? writev(p->fd, iov, 2) : write(p->fd, (uint8_t *)buf + o[i], l[i]);
     while (r < 0 && errno == EINTR);
     if (r >= 0 && hdr) r = r >= VNET_HDR_LEN ? r - VNET_HDR_LEN : 0;
+    i++;
     if (r < 0) {
       if (errno == EAGAIN) p->counters[C_TX_DROPS] += 1;
       else p->counters[C_TX_ERRORS] += 1;

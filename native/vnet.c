@@ -19,6 +19,13 @@
  * else is dropped with a reason (VNET_BAD_*), and no byte outside the packet is read.
  * hdr_len is not used (we find the headers ourselves).
  *
+ * Writes (GRO towards the TUN): a run of packets of one TCP flow in a write batch (same
+ * addresses, ports, IP and TCP header but for lengths / ids / checksums, consecutive sequence
+ * numbers, ACK only with PSH allowed on the last, equal payload sizes but for a shorter last,
+ * at most 64 KiB) goes to the kernel as one super-packet: the first packet's headers with the
+ * lengths of the whole and the pseudo-header sum in the checksum field, a GSO header
+ * (TCPV4/TCPV6, gso_size = the payload size, NEEDS_CSUM) and the payloads after it.
+ *
  *   vnetSplit(input, out, slotSize, offsets, lengths) -> count, or -reason
  *       Test surface over the same code: `input` is a virtio_net_hdr + packet; each output
  *       packet goes to out[i * slotSize]; offsets/lengths are filled; at most offsets.length.
@@ -224,4 +231,114 @@ static napi_value vnet_split(napi_env env, napi_callback_info info) {
   return out_v;
 }
 
-void mip6_vnet_init(napi_env env, napi_value exports) { mip6_export(env, exports, "vnetSplit", vnet_split); }
+/* vnetCoalesce(buf, offsets, lengths, count, families, out) -> k; for k >= 2, out gets the
+ * GSO header (10 bytes) then the merged IP + TCP header. */
+static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], out_v;
+  void *buf, *offsets, *lengths, *out;
+  size_t buf_len, off_len, len_len, out_len;
+  uint32_t count, families;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 6 || mip6_arg_typed(env, argv[0], napi_uint8_array, "buf", &buf, &buf_len, NULL) ||
+      mip6_arg_typed(env, argv[1], napi_uint32_array, "offsets", &offsets, &off_len, NULL) ||
+      mip6_arg_typed(env, argv[2], napi_uint32_array, "lengths", &lengths, &len_len, NULL) ||
+      mip6_arg_u32(env, argv[3], "count", &count) || mip6_arg_u32(env, argv[4], "families", &families) ||
+      mip6_arg_typed(env, argv[5], napi_uint8_array, "out", &out, &out_len, NULL))
+    return NULL;
+  const uint32_t *o = offsets, *l = lengths;
+  if (count > off_len || count > len_len || count == 0 || out_len < VNET_HDR_LEN + 128) {
+    mip6_throw_range(env, "count 0 or beyond offsets/lengths, or out shorter than 138 bytes");
+    return NULL;
+  }
+  if (count > VNET_COALESCE_MAX) count = VNET_COALESCE_MAX; /* as tunWrite looks ahead */
+  const uint8_t *pkts[VNET_COALESCE_MAX];
+  for (uint32_t i = 0; i < count; i++) {
+    if ((uint64_t)o[i] + l[i] > buf_len) {
+      mip6_throw_range(env, "packet outside buf");
+      return NULL;
+    }
+    pkts[i] = (uint8_t *)buf + o[i];
+  }
+  uint32_t hl = 0;
+  uint32_t k = vnet_coalesce(pkts, l, count, families, (uint8_t *)out + VNET_HDR_LEN, &hl, out);
+  napi_create_uint32(env, k, &out_v);
+  return out_v;
+}
+
+void mip6_vnet_init(napi_env env, napi_value exports) {
+  mip6_export(env, exports, "vnetSplit", vnet_split);
+  mip6_export(env, exports, "vnetCoalesce", vnet_coalesce_js);
+}
+
+/* ---- coalescing for writes (GRO towards the TUN) ----------------------------------- */
+
+/* Where the TCP header of a plain IPv4 (no options, not a fragment) or IPv6 (no extension
+ * header) TCP packet starts, or 0 when it is not one we coalesce. */
+static uint32_t tcp_offset(const uint8_t *p, uint32_t len, uint32_t families) {
+  if (len < 40) return 0;
+  if ((p[0] >> 4) == 4) {
+    if (!(families & 1) || p[0] != 0x45 || p[9] != IPPROTO_TCP_ || (rd16(p + 6) & 0x3fff) || rd16(p + 2) != len)
+      return 0;
+    return 20;
+  }
+  if ((p[0] >> 4) == 6) {
+    if (!(families & 2) || len < 60 || p[6] != IPPROTO_TCP_ || 40u + rd16(p + 4) != len) return 0;
+    return 40;
+  }
+  return 0;
+}
+
+uint32_t vnet_coalesce(const uint8_t *const *pkts, const uint32_t *lens, uint32_t n, uint32_t families,
+                       uint8_t *hdr_out, uint32_t *hdr_len, uint8_t vhdr[VNET_HDR_LEN]) {
+  const uint8_t *f = pkts[0];
+  uint32_t ip = tcp_offset(f, lens[0], families);
+  if (!ip) return 1;
+  uint32_t th = (uint32_t)(f[ip + 12] >> 4) * 4;
+  if (th < 20 || ip + th >= lens[0]) return 1; /* no payload: a pure ACK stays alone */
+  uint32_t hl = ip + th, gso = lens[0] - hl;
+  uint8_t flags = f[ip + 13];
+  if (flags != 0x10) return 1; /* only ACK; ACK|PSH would have to be the last */
+  uint32_t k = 1, total = lens[0], seq = rd32(f + ip + 4) + gso;
+  while (k < n && k < VNET_COALESCE_MAX) {
+    const uint8_t *q = pkts[k];
+    uint32_t ql = lens[k];
+    if (ql <= hl || ql - hl > gso || total + (ql - hl) > 65535) break;
+    if (tcp_offset(q, ql, families) != ip || (q[ip + 12] >> 4) * 4u != th) break;
+    /* Same flow and the same header but for lengths, ids and checksums. */
+    if (ip == 20) {
+      if (q[1] != f[1] || q[6] != f[6] || q[8] != f[8] || memcmp(q + 12, f + 12, 8)) break;
+    } else if (memcmp(q, f, 4) || q[7] != f[7] || memcmp(q + 8, f + 8, 32)) {
+      break;
+    }
+    if (memcmp(q + ip, f + ip, 4) || rd32(q + ip + 4) != seq || memcmp(q + ip + 8, f + ip + 8, 4) ||
+        q[ip + 12] != f[ip + 12] || memcmp(q + ip + 14, f + ip + 14, 2) || memcmp(q + ip + 20, f + ip + 20, th - 20))
+      break;
+    uint8_t qf = q[ip + 13];
+    if (qf != 0x10 && qf != 0x18) break;
+    k++;
+    total += ql - hl;
+    seq += ql - hl;
+    if (qf == 0x18 || ql - hl < gso) break; /* PSH or a short piece ends the run */
+  }
+  if (k < 2) return 1;
+  /* The merged header: lengths, PSH of the last, the pseudo-header sum in the checksum field
+   * (the kernel completes it: NEEDS_CSUM). */
+  memcpy(hdr_out, f, hl);
+  uint32_t l4len = total - ip;
+  if (ip == 20) {
+    wr16(hdr_out + 2, total);
+    wr16(hdr_out + 10, 0);
+    wr16(hdr_out + 10, (uint16_t)~vnet_fold(vnet_sum(hdr_out, 20, 0)));
+  } else {
+    wr16(hdr_out + 4, l4len);
+  }
+  hdr_out[ip + 13] = pkts[k - 1][ip + 13];
+  wr16(hdr_out + ip + 16, vnet_fold(pseudo_sum(hdr_out, ip == 40, IPPROTO_TCP_, l4len)));
+  *hdr_len = hl;
+  uint16_t v[4] = {(uint16_t)hl, (uint16_t)gso, (uint16_t)ip, 16};
+  vhdr[0] = VNET_F_NEEDS_CSUM;
+  vhdr[1] = ip == 20 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6;
+  memcpy(vhdr + 2, v, sizeof v); /* host order, as read */
+  return k;
+}

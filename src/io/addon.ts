@@ -56,6 +56,19 @@ export interface NativeAddon {
     offsets: Uint32Array,
     lengths: Uint32Array,
   ): number;
+  /**
+   * Test surface of native/vnet.c's write coalescing: how many of the packets, from the first,
+   * form one TCP run (1 = none); for >= 2, `out` gets the GSO header then the merged headers.
+   * families: 1 IPv4, 2 IPv6.
+   */
+  vnetCoalesce?(
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    families: number,
+    out: Uint8Array,
+  ): number;
   udpOpen(
     family: 4 | 6,
     bindAddr: Uint8Array,

@@ -66,6 +66,8 @@ const COUNTER_NAMES = [
   'rxDropVnetHeaders',
   'rxDropVnetGsoSize',
   'rxDropTooBig',
+  'txGsoPackets',
+  'txGsoSegments',
 ] as const;
 
 /** Turns the addon's errno errors from opening the device into an explanation. */
@@ -208,7 +210,10 @@ export class NativeTunDevice implements TunDevice {
   }
 }
 
-/** native/tun_linux.c tunOffloads bits: 1 vnet header, 2 CSUM, 4/8 TSO4/6, 16/32 USO4/6, 64 env. */
+/**
+ * native/tun_linux.c tunOffloads bits: 1 vnet header, 2 CSUM, 4/8 TSO4/6, 16/32 USO4/6, 64 env,
+ * 128 TCP runs written as super-packets, 256 that stopped on a refusal (errno << 16).
+ */
 export function decodeTunOffloads(mask: number): TunOffloads {
   return {
     vnetHeader: (mask & 1) !== 0,
@@ -218,6 +223,8 @@ export function decodeTunOffloads(mask: number): TunOffloads {
     uso4: (mask & 16) !== 0,
     uso6: (mask & 32) !== 0,
     disabledByEnv: (mask & 64) !== 0,
+    coalesceWrites: (mask & 128) !== 0,
+    ...((mask & 256) !== 0 ? { coalesceRefusedErrno: mask >>> 16 } : {}),
   };
 }
 

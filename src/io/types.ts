@@ -62,6 +62,9 @@ export interface TunCounters {
   readonly rxDropVnetGsoSize?: number;
   /** A plain packet larger than a slot (larger than the MTU): dropped. */
   readonly rxDropTooBig?: number;
+  /** Super-packets written (runs of one TCP flow coalesced) and the packets in them. */
+  readonly txGsoPackets?: number;
+  readonly txGsoSegments?: number;
 }
 
 /** Which offloads the kernel accepted for a TUN device (native/tun_linux.c tunOffloads). */
@@ -78,6 +81,10 @@ export interface TunOffloads {
   readonly uso6: boolean;
   /** MIP6_OFFLOAD_OFF=tun turned them off. */
   readonly disabledByEnv: boolean;
+  /** Runs of one TCP flow in a write batch go to the kernel as one super-packet (GRO). */
+  readonly coalesceWrites: boolean;
+  /** Coalescing was on and stopped when the kernel refused a super-packet with this errno. */
+  readonly coalesceRefusedErrno?: number;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Which offloads the kernel accepted for a daemon's TUN device and UDP sockets (issue #16), as
  * short names for the status and the startup log: tun-csum, tun-tso4, tun-tso6, tun-uso4,
- * tun-uso6 (native/tun_linux.c), udp4-gso, udp4-gro, udp6-gso, udp6-gro (native/udp.c), and
+ * tun-uso6, tun-gro (TCP runs written as super-packets; native/tun_linux.c), udp4-gso, udp4-gro, udp6-gso, udp6-gro (native/udp.c), and
  * udpN-gso-refused-ERRNO when the kernel refused a segmented send and GSO went off.
  */
 import type { TunDevice, UdpEndpoint } from '../io/types.js';
@@ -19,8 +19,11 @@ export function offloadNames(
       [t.tso6, 'tso6'],
       [t.uso4, 'uso4'],
       [t.uso6, 'uso6'],
+      [t.coalesceWrites, 'gro'],
     ] as const)
       if (on) out.push(`tun-${name}`);
+    if (t.coalesceRefusedErrno !== undefined)
+      out.push(`tun-gro-refused-errno${t.coalesceRefusedErrno}`);
   }
   for (const s of sockets) {
     const u = s?.offloads?.();

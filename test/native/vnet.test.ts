@@ -6,6 +6,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { loadAddon } from '../../src/io/addon.js';
+import { packetSpans } from '../../src/io/batch.js';
 import { onesComplementSum } from '../../src/wire/checksum.js';
 import { ipHeaderChecksumOk, l4ChecksumOk } from '../helpers/checksum.js';
 
@@ -227,3 +228,111 @@ void t.test(
     t.ok(dropped > 0 && kept > 0, `${kept} kept, ${dropped} dropped with a reason`);
   },
 );
+
+/** Segments of one flow as the receive side hands them to the TUN: consecutive sequence numbers. */
+function flow(v6: boolean, sizes: number[], flags: number[] = []): Uint8Array[] {
+  const ipl = v6 ? 40 : 20;
+  let seq = 0xfffff000;
+  return sizes.map((n, i) => {
+    const p = packet(v6, false, n, flags[i] ?? 0x10);
+    const v = new DataView(p.buffer);
+    v.setUint32(ipl + 4, seq >>> 0);
+    if (!v6) v.setUint16(4, 100 + i);
+    seq += n;
+    return p;
+  });
+}
+
+function coalesce(pkts: Uint8Array[], families = 3): { k: number; out: Uint8Array } {
+  const spans = packetSpans(pkts);
+  const out = new Uint8Array(138);
+  const k = addon.vnetCoalesce!(
+    spans.buf,
+    spans.offsets,
+    spans.lengths,
+    spans.count,
+    families,
+    out,
+  );
+  return { k, out };
+}
+
+const skipCoalesce = addon.vnetCoalesce === undefined ? 'the addon has no vnetCoalesce' : false;
+
+for (const v6 of [false, true]) {
+  void t.test(
+    `IPv${v6 ? 6 : 4}: a TCP run coalesced for the TUN`,
+    { skip: skipCoalesce },
+    async (t) => {
+      const ipl = v6 ? 40 : 20;
+      const pkts = flow(v6, [1000, 1000, 1000, 400], [0x10, 0x10, 0x10, 0x18]);
+      const { k, out } = coalesce(pkts);
+      t.equal(k, 4, 'all four');
+      const vh = new DataView(out.buffer);
+      t.equal(out[0], 1, 'NEEDS_CSUM');
+      t.equal(out[1], v6 ? TCPV6 : TCPV4, 'GSO type');
+      t.equal(vh.getUint16(2, true), ipl + 32, 'hdr_len');
+      t.equal(vh.getUint16(4, true), 1000, 'gso_size = the payload size');
+      t.equal(vh.getUint16(6, true), ipl, 'csum_start');
+      t.equal(vh.getUint16(8, true), 16, 'csum_offset');
+      const h = out.subarray(10, 10 + ipl + 32);
+      const hv = new DataView(h.buffer, h.byteOffset);
+      const total = ipl + 32 + 3400;
+      if (v6) t.equal(hv.getUint16(4), total - 40, 'IPv6 payload length of the whole');
+      else {
+        t.equal(hv.getUint16(2), total, 'IPv4 total length of the whole');
+        t.ok(ipHeaderChecksumOk(h), 'IPv4 header checksum');
+      }
+      t.equal(h[ipl + 13], 0x18, 'PSH of the last');
+      t.equal(hv.getUint32(ipl + 4), 0xfffff000, 'the first sequence number');
+      // The checksum field holds the pseudo-header sum of the whole (the kernel completes it).
+      let pseudo = onesComplementSum(h, v6 ? 8 : 12, v6 ? 32 : 8) + 6 + (total - ipl);
+      while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + Math.floor(pseudo / 0x10000);
+      t.equal(hv.getUint16(ipl + 16), pseudo, 'pseudo-header sum in the checksum field');
+      t.equal(coalesce(pkts, v6 ? 1 : 2).k, 1, 'not when that family has no TSO');
+    },
+  );
+}
+
+void t.test('what ends or prevents a run', { skip: skipCoalesce }, async (t) => {
+  const base = (): Uint8Array[] => flow(false, [1000, 1000, 1000]);
+  const cases: [string, (p: Uint8Array[]) => void, number][] = [
+    ['PSH in the middle ends the run after it', (p) => (p[1]![33] = 0x18), 2],
+    ['PSH on the first: alone', (p) => (p[0]![33] = 0x18), 1],
+    ['FIN: alone', (p) => (p[0]![33] = 0x11), 1],
+    ['SYN in the middle', (p) => (p[1]![33] = 0x12), 1],
+    ['a gap in the sequence', (p) => new DataView(p[1]!.buffer).setUint32(24, 5), 1],
+    ['another port', (p) => (p[1]![21] = 9), 1],
+    ['another ack number', (p) => (p[2]![31] = 1), 2],
+    ['another window', (p) => (p[1]![34] = 1), 1],
+    ['other TCP options', (p) => (p[1]![45] = 9), 1],
+    ['another TTL', (p) => (p[1]![8] = 1), 1],
+    ['IPv4 options (IHL 6)', (p) => (p[0]![0] = 0x46), 1],
+    ['a fragment', (p) => (p[1]![6] = 0x20), 1],
+    ['IP length not the packet length', (p) => new DataView(p[1]!.buffer).setUint16(2, 900), 1],
+    ['TCP data offset past the end', (p) => (p[0]![32] = 0xf0), 1],
+  ];
+  t.equal(coalesce(base()).k, 3, 'the untouched run');
+  for (const [what, change, want] of cases) {
+    const p = base();
+    change(p);
+    t.equal(coalesce(p).k, want, what);
+  }
+  t.equal(coalesce(flow(false, [1000, 400, 1000])).k, 2, 'a shorter piece is the last');
+  t.equal(coalesce(flow(false, [1000, 1200])).k, 1, 'a longer piece does not join');
+  t.equal(coalesce(flow(false, [0, 0])).k, 1, 'pure ACKs stay apart');
+  t.equal(coalesce(flow(false, Array<number>(80).fill(1000))).k, 64, 'at most 64 packets');
+  t.equal(coalesce(flow(false, Array<number>(60).fill(1400))).k, 46, 'at most 64 KiB');
+  let odd = 0;
+  for (let i = 0; i < 2000; i++) {
+    const n = 1 + Math.floor(Math.random() * 6);
+    const pkts = Array.from({ length: n }, () =>
+      Math.random() < 0.5
+        ? randomBytes(Math.floor(Math.random() * 200))
+        : flow(i % 2 === 1, [500])[0]!,
+    );
+    const k = coalesce(pkts).k;
+    if (k < 1 || k > n) odd++;
+  }
+  t.equal(odd, 0, 'random packets: always 1..count');
+});

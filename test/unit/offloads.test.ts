@@ -15,8 +15,14 @@ void t.test('addon masks decoded', async (t) => {
     uso4: false,
     uso6: false,
     disabledByEnv: false,
+    coalesceWrites: false,
   });
   t.equal(decodeTunOffloads(64).disabledByEnv, true);
+  t.same(
+    decodeTunOffloads(1 | 256 | (22 << 16)).coalesceRefusedErrno,
+    22,
+    'write coalescing refused with EINVAL',
+  );
   t.same(decodeUdpOffloads(3), { gso: true, gro: true, disabledByEnv: false });
   t.same(
     decodeUdpOffloads(2 | 4 | (5 << 8)),
@@ -26,7 +32,7 @@ void t.test('addon masks decoded', async (t) => {
 });
 
 void t.test('names of what the kernel accepted', async (t) => {
-  const tun = { offloads: () => decodeTunOffloads(1 | 2 | 4 | 8 | 16 | 32) };
+  const tun = { offloads: () => decodeTunOffloads(1 | 2 | 4 | 8 | 16 | 32 | 128) };
   const udp4 = { family: 4 as const, offloads: () => decodeUdpOffloads(3) };
   const udp6 = { family: 6 as const, offloads: () => decodeUdpOffloads(2 | 4 | (5 << 8)) };
   t.same(offloadNames(tun, [udp4, undefined, udp6]), [
@@ -35,6 +41,7 @@ void t.test('names of what the kernel accepted', async (t) => {
     'tun-tso6',
     'tun-uso4',
     'tun-uso6',
+    'tun-gro',
     'udp4-gso',
     'udp4-gro',
     'udp6-gro',

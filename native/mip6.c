@@ -321,6 +321,7 @@ static napi_value init(napi_env env, napi_value exports) {
 #ifdef __linux__
   mip6_netlink_init(env, exports);
   mip6_ndisc_init(env, exports);
+  mip6_ndproxy_init(env, exports);
   mip6_privileges_init(env, exports);
 #endif
   return exports;

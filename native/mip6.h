@@ -93,6 +93,7 @@ void mip6_udp_init(napi_env env, napi_value exports);
 void mip6_aead_init(napi_env env, napi_value exports);
 void mip6_netlink_init(napi_env env, napi_value exports); /* netlink_linux.c: route lookups */
 void mip6_ndisc_init(napi_env env, napi_value exports);   /* ndisc_linux.c: unsolicited NA */
+void mip6_ndproxy_init(napi_env env, napi_value exports);  /* ndproxy_linux.c: NS answers */
 void mip6_privileges_init(napi_env env, napi_value exports); /* privileges_linux.c: privDrop */
 
 /* 1 when the environment's MIP6_OFFLOAD_OFF (comma list: udp-gso, udp-gro, tun, all) names

@@ -146,6 +146,19 @@ export interface NativeAddon {
    */
   ndpSolicit?(ifname: string, target: Uint8Array, timeoutMs: number): Promise<boolean>;
   /**
+   * The home agent's userspace ND proxy on `ifname` (native/ndproxy_linux.c): answers Neighbor
+   * Solicitations for the addresses in its set in C on node's loop; `cb` is never called (the
+   * poller's batch slot). Throws (code = errno name) when the link or socket does not allow it.
+   */
+  ndproxyOpen?(ifname: string, cb: () => void): NativeHandle;
+  /** Adds `count` 16-byte addresses from `addrs`; returns how many were not there yet. */
+  ndproxyAdd?(h: NativeHandle, addrs: Uint8Array, count: number): number;
+  /** Deletes `count` 16-byte addresses; returns how many were there. */
+  ndproxyDelete?(h: NativeHandle, addrs: Uint8Array, count: number): number;
+  /** Fills `out` with the counters, in NDPROXY_COUNTER_NAMES order (src/io/ndproxy.ts). */
+  ndproxyCounters?(h: NativeHandle, out: Float64Array): void;
+  ndproxyClose?(h: NativeHandle): void;
+  /**
    * Switches to uid/gid keeping only the capabilities in `keep` (effective, permitted,
    * inheritable, ambient and bounding sets), then sets no_new_privs (native/privileges_linux.c).
    */

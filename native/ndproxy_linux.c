@@ -1,0 +1,569 @@
+/*
+ * The home agent's Neighbor Discovery proxy on a real home link (Linux): answers Neighbor
+ * Solicitations for the home addresses it defends (RFC 6275 §10.4.1) in C, on node's own loop,
+ * with no call into JS per solicitation. It replaces the kernel's proxy entries, whose table is
+ * a 16-bucket hash (each insert and lookup O(n): ~2.3 ms per entry at 100 000 members).
+ *
+ * Flow of one solicitation:
+ *   frame on the link -> AF_PACKET socket (SOCK_DGRAM, ETH_P_IPV6; the link's all-multicast mode
+ *   through PACKET_MR_ALLMULTI so solicited-node groups arrive, undone by the kernel when the
+ *   socket closes) -> classic BPF keeps only ICMPv6 type 135 right after the IPv6 header
+ *   -> uv_poll readiness -> drain(): up to DRAIN_MAX frames, each checked as RFC 4861 §7.1.1
+ *   says (hop limit 255, checksum, code 0, length >= 24, target not multicast, options of
+ *   non-zero length inside the message, source :: only to a solicited-node group and without a
+ *   Source Link-Layer Address option) -> target looked up in the set -> a Neighbor
+ *   Advertisement built here and sent on the same socket to the solicitor's link-layer address
+ *   (its option, else the frame's source) or, for DAD (source ::), to ff02::1 / 33:33:0:0:0:1.
+ *   Sending at layer 2 leaves no kernel neighbour entry per solicitor: a flood of solicitations
+ *   from forged sources costs a lookup and, for a defended target, one NA each.
+ *
+ * The Advertisement (RFC 4861 §4.4, §7.2.4, §7.2.8): source = the HA's link-local address on
+ * the link (an address of the sending interface), hop limit 255, R=0 (a home address is a
+ * host's), S=1 (0 for DAD), O=0: a proxy's answer must not override the node's own
+ * (§7.2.8), so a mobile node back on the link wins before it deregisters; the takeover itself is
+ * announced by the unsolicited NAs with O=1 (src/io/ndisc.ts). Target Link-Layer Address = the
+ * link's MAC.
+ *
+ * The set: open addressing with linear probing over 16-byte keys, hashed with a random
+ * per-socket seed (a home link's hosts cannot aim solicitations at one long probe run), grown at
+ * 1/2 load, deletion by backward shift (no tombstones).
+ *
+ * JS surface (src/io/addon.ts):
+ *   ndproxyOpen(ifname) -> handle              throws (code = errno name) when it cannot
+ *   ndproxyAdd(h, addrs, count) -> added        addrs: count x 16 bytes; already present: not added
+ *   ndproxyDelete(h, addrs, count) -> removed
+ *   ndproxyCounters(h, out: Float64Array)       NDPROXY_COUNTERS values, order below
+ *   ndproxyClose(h)
+ */
+#include "mip6.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <linux/filter.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+#define KIND "ndproxy"
+#define DRAIN_MAX 256 /* frames per readiness event; level-triggered poll brings us back */
+#define FRAME_MAX 1500
+
+/* Wire offsets (RFC 8200 §3, RFC 4861 §4.3/§4.4). */
+#define IP6_PLEN_OFF 4
+#define IP6_NH_OFF 6
+#define IP6_HLIM_OFF 7
+#define IP6_SRC_OFF 8
+#define IP6_DST_OFF 24
+#define IP6_HDR_LEN 40
+#define ICMP6_TYPE_OFF 0
+#define ICMP6_CODE_OFF 1
+#define ICMP6_CSUM_OFF 2
+#define ND_FLAGS_OFF 4
+#define ND_TARGET_OFF 8
+#define ND_MIN_LEN 24    /* RFC 4861 §7.1.1 */
+#define ND_OPT_SLLA 1    /* RFC 4861 §4.6.1 */
+#define ND_OPT_TLLA 2
+#define NA_LEN 32        /* 24 + TLLA option for a 6-byte address */
+#define NA_FLAG_S 0x40   /* RFC 4861 §4.4 */
+#define ICMP6_NS 135
+#define ICMP6_NA 136
+#define NEXT_ICMP6 58
+#define ND_HOP_LIMIT 255 /* RFC 4861 §7.1.1 */
+
+/* Counters, in the order ndproxyCounters writes them (src/io/addon.ts names them). */
+enum {
+  C_FRAMES,       /* frames read (passed the filter) */
+  C_NS,           /* valid solicitations */
+  C_ANSWERED,     /* NAs sent */
+  C_DAD_ANSWERED, /* ... of which to ff02::1 for a DAD probe */
+  C_NOT_OURS,     /* valid, target not in the set */
+  C_BAD_LENGTH,   /* shorter than an IPv6 header + 24, or payload length beyond the frame */
+  C_BAD_HOP_LIMIT,
+  C_BAD_CODE,
+  C_BAD_CHECKSUM,
+  C_BAD_OPTION,     /* an option of length 0 or running past the message */
+  C_MULTICAST_TARGET,
+  C_BAD_DAD,        /* source :: to a non-solicited-node group, or with an SLLA option */
+  C_NOT_NS,         /* something the filter let through that is not an NS (never expected) */
+  C_SEND_ERRORS,
+  C_SET_SIZE,       /* addresses in the set now */
+  NDPROXY_COUNTERS
+};
+
+typedef struct {
+  uint8_t (*keys)[16];
+  uint8_t *used;
+  uint32_t cap; /* power of two */
+  uint32_t size;
+  uint64_t seed[2];
+  uint8_t mac[6];
+  uint8_t linklocal[16];
+  int ifindex;
+  double counters[NDPROXY_COUNTERS];
+} ndproxy;
+
+/* ---- the set ------------------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+static uint32_t slot_of(const ndproxy *d, const uint8_t *key) {
+  uint64_t a, b;
+  memcpy(&a, key, 8);
+  memcpy(&b, key + 8, 8);
+  uint64_t h = mix64(a ^ d->seed[0]) ^ mix64(b ^ d->seed[1] ^ 0x9e3779b97f4a7c15ULL);
+  return (uint32_t)h & (d->cap - 1);
+}
+
+/* The slot holding key, or -1. */
+static int64_t set_find(const ndproxy *d, const uint8_t *key) {
+  uint32_t mask = d->cap - 1;
+  for (uint32_t i = slot_of(d, key);; i = (i + 1) & mask) {
+    if (!d->used[i]) return -1;
+    if (memcmp(d->keys[i], key, 16) == 0) return i;
+  }
+}
+
+static void set_place(ndproxy *d, const uint8_t *key) {
+  uint32_t mask = d->cap - 1;
+  uint32_t i = slot_of(d, key);
+  while (d->used[i]) i = (i + 1) & mask;
+  memcpy(d->keys[i], key, 16);
+  d->used[i] = 1;
+  d->size++;
+}
+
+static int set_resize(ndproxy *d, uint32_t cap) {
+  uint8_t(*keys)[16] = malloc((size_t)cap * 16);
+  uint8_t *used = calloc(cap, 1);
+  if (keys == NULL || used == NULL) {
+    free(keys);
+    free(used);
+    return ENOMEM;
+  }
+  uint8_t(*old_keys)[16] = d->keys;
+  uint8_t *old_used = d->used;
+  uint32_t old_cap = d->cap;
+  d->keys = keys;
+  d->used = used;
+  d->cap = cap;
+  d->size = 0;
+  for (uint32_t i = 0; i < old_cap; i++)
+    if (old_used[i]) set_place(d, old_keys[i]);
+  free(old_keys);
+  free(old_used);
+  return 0;
+}
+
+/* 1 added, 0 already there, or -errno. */
+static int set_add(ndproxy *d, const uint8_t *key) {
+  if (set_find(d, key) >= 0) return 0;
+  if ((uint64_t)(d->size + 1) * 2 > d->cap) {
+    if (d->cap >= (1u << 30)) return -ENOMEM;
+    int err = set_resize(d, d->cap * 2);
+    if (err) return -err;
+  }
+  set_place(d, key);
+  return 1;
+}
+
+/* Backward-shift deletion: later entries of the run move up so lookups never stop early. */
+static int set_delete(ndproxy *d, const uint8_t *key) {
+  int64_t found = set_find(d, key);
+  if (found < 0) return 0;
+  uint32_t mask = d->cap - 1;
+  uint32_t hole = (uint32_t)found;
+  for (uint32_t j = (hole + 1) & mask; d->used[j]; j = (j + 1) & mask) {
+    uint32_t home = slot_of(d, d->keys[j]);
+    /* j's entry may fill the hole unless its home lies cyclically in (hole, j]. */
+    int stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (stays) continue;
+    memcpy(d->keys[hole], d->keys[j], 16);
+    hole = j;
+  }
+  d->used[hole] = 0;
+  d->size--;
+  return 1;
+}
+
+/* ---- the wire -------------------------------------------------------------------------- */
+
+static uint16_t icmp6_checksum(const uint8_t *src, const uint8_t *dst, const uint8_t *msg,
+                               uint32_t len) {
+  uint64_t sum = 0;
+  for (int i = 0; i < 16; i += 2) sum += (uint32_t)(src[i] << 8 | src[i + 1]);
+  for (int i = 0; i < 16; i += 2) sum += (uint32_t)(dst[i] << 8 | dst[i + 1]);
+  sum += len;
+  sum += NEXT_ICMP6;
+  for (uint32_t i = 0; i + 1 < len; i += 2) sum += (uint32_t)(msg[i] << 8 | msg[i + 1]);
+  if (len & 1) sum += (uint32_t)msg[len - 1] << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+
+static int is_unspecified(const uint8_t *a) {
+  static const uint8_t zero[16];
+  return memcmp(a, zero, 16) == 0;
+}
+
+/* ff02::1:ffXX:XXXX (RFC 4291 §2.7.1). */
+static int is_solicited_node(const uint8_t *a) {
+  static const uint8_t prefix[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+  return memcmp(a, prefix, 13) == 0;
+}
+
+static void answer(ndproxy *d, int fd, const uint8_t *target, const uint8_t *solicitor,
+                   const uint8_t *solicitor_mac, int dad) {
+  uint8_t pkt[IP6_HDR_LEN + NA_LEN];
+  memset(pkt, 0, sizeof pkt);
+  pkt[0] = 0x60;
+  pkt[IP6_PLEN_OFF + 1] = NA_LEN;
+  pkt[IP6_NH_OFF] = NEXT_ICMP6;
+  pkt[IP6_HLIM_OFF] = ND_HOP_LIMIT;
+  memcpy(pkt + IP6_SRC_OFF, d->linklocal, 16);
+  uint8_t *dst = pkt + IP6_DST_OFF;
+  static const uint8_t all_nodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  memcpy(dst, dad ? all_nodes : solicitor, 16);
+  uint8_t *na = pkt + IP6_HDR_LEN;
+  na[ICMP6_TYPE_OFF] = ICMP6_NA;
+  na[ND_FLAGS_OFF] = dad ? 0 : NA_FLAG_S; /* R=0, O=0: see the file comment */
+  memcpy(na + ND_TARGET_OFF, target, 16);
+  na[ND_MIN_LEN] = ND_OPT_TLLA;
+  na[ND_MIN_LEN + 1] = 1;
+  memcpy(na + ND_MIN_LEN + 2, d->mac, 6);
+  uint16_t c = icmp6_checksum(pkt + IP6_SRC_OFF, dst, na, NA_LEN);
+  na[ICMP6_CSUM_OFF] = c >> 8;
+  na[ICMP6_CSUM_OFF + 1] = c & 0xff;
+
+  struct sockaddr_ll to;
+  memset(&to, 0, sizeof to);
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_IPV6);
+  to.sll_ifindex = d->ifindex;
+  to.sll_halen = 6;
+  static const uint8_t all_nodes_mac[6] = {0x33, 0x33, 0, 0, 0, 1}; /* RFC 2464 §7 */
+  memcpy(to.sll_addr, dad ? all_nodes_mac : solicitor_mac, 6);
+  if (sendto(fd, pkt, sizeof pkt, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to) < 0) {
+    d->counters[C_SEND_ERRORS]++;
+    return;
+  }
+  d->counters[C_ANSWERED]++;
+  if (dad) d->counters[C_DAD_ANSWERED]++;
+}
+
+/* One frame (the IPv6 packet; the link header is gone on a SOCK_DGRAM packet socket). */
+static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8_t *frame_src) {
+  d->counters[C_FRAMES]++;
+  if (n < IP6_HDR_LEN + ND_MIN_LEN || (pkt[0] >> 4) != 6) {
+    d->counters[C_BAD_LENGTH]++;
+    return;
+  }
+  uint32_t plen = (uint32_t)pkt[IP6_PLEN_OFF] << 8 | pkt[IP6_PLEN_OFF + 1];
+  if (plen < ND_MIN_LEN || IP6_HDR_LEN + (size_t)plen > n) {
+    d->counters[C_BAD_LENGTH]++;
+    return;
+  }
+  const uint8_t *ns = pkt + IP6_HDR_LEN;
+  if (pkt[IP6_NH_OFF] != NEXT_ICMP6 || ns[ICMP6_TYPE_OFF] != ICMP6_NS) {
+    d->counters[C_NOT_NS]++;
+    return;
+  }
+  if (pkt[IP6_HLIM_OFF] != ND_HOP_LIMIT) {
+    d->counters[C_BAD_HOP_LIMIT]++;
+    return;
+  }
+  if (ns[ICMP6_CODE_OFF] != 0) {
+    d->counters[C_BAD_CODE]++;
+    return;
+  }
+  const uint8_t *src = pkt + IP6_SRC_OFF;
+  const uint8_t *dst = pkt + IP6_DST_OFF;
+  if (icmp6_checksum(src, dst, ns, plen) != 0) {
+    d->counters[C_BAD_CHECKSUM]++;
+    return;
+  }
+  const uint8_t *target = ns + ND_TARGET_OFF;
+  if (target[0] == 0xff) {
+    d->counters[C_MULTICAST_TARGET]++;
+    return;
+  }
+  const uint8_t *slla = NULL;
+  for (uint32_t at = ND_MIN_LEN; at < plen;) {
+    if (plen - at < 2 || ns[at + 1] == 0 || (uint32_t)ns[at + 1] * 8 > plen - at) {
+      d->counters[C_BAD_OPTION]++;
+      return;
+    }
+    if (ns[at] == ND_OPT_SLLA && ns[at + 1] == 1) slla = ns + at + 2;
+    at += (uint32_t)ns[at + 1] * 8;
+  }
+  int dad = is_unspecified(src);
+  if (dad && (!is_solicited_node(dst) || slla != NULL)) {
+    d->counters[C_BAD_DAD]++;
+    return;
+  }
+  d->counters[C_NS]++;
+  if (d->size == 0 || set_find(d, target) < 0) {
+    d->counters[C_NOT_OURS]++;
+    return;
+  }
+  answer(d, fd, target, src, slla != NULL ? slla : frame_src, dad);
+}
+
+static uint32_t ndproxy_drain(mip6_poller *p) {
+  ndproxy *d = p->kind_data;
+  uint8_t buf[FRAME_MAX];
+  for (int i = 0; i < DRAIN_MAX && !p->closed; i++) {
+    struct sockaddr_ll from;
+    socklen_t fromlen = sizeof from;
+    ssize_t n = recvfrom(p->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from,
+                         &fromlen);
+    if (n < 0) break; /* EAGAIN: drained */
+    if (from.sll_pkttype == PACKET_OUTGOING) continue;
+    if ((size_t)n > sizeof buf) { /* truncated: not an NS we would answer */
+      d->counters[C_FRAMES]++;
+      d->counters[C_BAD_LENGTH]++;
+      continue;
+    }
+    static const uint8_t none[6];
+    handle(d, p->fd, buf, (size_t)n, from.sll_halen == 6 ? from.sll_addr : none);
+  }
+  return 0; /* everything was answered here: no batch for JS */
+}
+
+static void ndproxy_on_error(mip6_poller *p) {
+  int err;
+  socklen_t len = sizeof err;
+  getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+}
+
+static void ndproxy_free(mip6_poller *p) {
+  ndproxy *d = p->kind_data;
+  if (d) {
+    free(d->keys);
+    free(d->used);
+    free(d);
+  }
+  p->kind_data = NULL;
+}
+
+/* ---- JS surface ---------------------------------------------------------------------- */
+
+static int link_local_of(int ifindex, const char *ifname, uint8_t out[16]) {
+  struct ifaddrs *list, *it;
+  if (getifaddrs(&list) < 0) return errno;
+  int found = EADDRNOTAVAIL;
+  for (it = list; it; it = it->ifa_next) {
+    if (!it->ifa_addr || it->ifa_addr->sa_family != AF_INET6 || strcmp(it->ifa_name, ifname) != 0)
+      continue;
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)it->ifa_addr;
+    if (IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr) && (int)a->sin6_scope_id == ifindex) {
+      memcpy(out, &a->sin6_addr, 16);
+      found = 0;
+      break;
+    }
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+/* Keeps ICMPv6 (next header 58 right after the IPv6 header) type 135, drops the rest. */
+static struct sock_filter ns_filter[] = {
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_NH_OFF),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NEXT_ICMP6, 0, 3),
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_HDR_LEN + ICMP6_TYPE_OFF),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_NS, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, 0xffff),
+    BPF_STMT(BPF_RET | BPF_K, 0),
+};
+
+static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char ifname[IF_NAMESIZE];
+  size_t n = 0;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &n) != napi_ok ||
+      n == 0) {
+    mip6_throw_type(env, "ndproxyOpen(ifname, callback): ifname must be an interface name");
+    return NULL;
+  }
+  int ifindex = (int)if_nametoindex(ifname);
+  if (ifindex == 0) {
+    mip6_throw_errno(env, errno, "if_nametoindex", ifname);
+    return NULL;
+  }
+  ndproxy *d = calloc(1, sizeof *d);
+  mip6_poller *p = calloc(1, sizeof *p);
+  if (d == NULL || p == NULL || set_resize(d, 1024) != 0) {
+    free(d ? d->keys : NULL);
+    free(d ? d->used : NULL);
+    free(d);
+    free(p);
+    mip6_throw_errno(env, ENOMEM, "calloc", "ndproxy");
+    return NULL;
+  }
+  d->ifindex = ifindex;
+  const char *failed = NULL;
+  int err = 0;
+  int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_IPV6));
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, ifname, n);
+  struct sock_fprog prog = {sizeof ns_filter / sizeof ns_filter[0], ns_filter};
+  struct sockaddr_ll here;
+  memset(&here, 0, sizeof here);
+  here.sll_family = AF_PACKET;
+  here.sll_protocol = htons(ETH_P_IPV6);
+  here.sll_ifindex = ifindex;
+  struct packet_mreq mr;
+  memset(&mr, 0, sizeof mr);
+  mr.mr_ifindex = ifindex;
+  mr.mr_type = PACKET_MR_ALLMULTI;
+  int one = 1;
+  if (fd < 0) failed = "socket(AF_PACKET)";
+  else if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) failed = "ioctl(SIOCGIFHWADDR)";
+  else if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
+    failed = "an Ethernet link";
+    errno = EAFNOSUPPORT;
+  } else if ((err = link_local_of(ifindex, ifname, d->linklocal)) != 0) {
+    failed = "a link-local address on the link";
+    errno = err;
+  } else if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0)
+    failed = "setsockopt(SO_ATTACH_FILTER)";
+  else if (bind(fd, (struct sockaddr *)&here, sizeof here) < 0) failed = "bind";
+  else if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
+    failed = "setsockopt(PACKET_ADD_MEMBERSHIP, ALLMULTI)";
+  else if (getrandom(d->seed, sizeof d->seed, 0) != (ssize_t)sizeof d->seed) failed = "getrandom";
+  if (failed) {
+    err = errno;
+    if (fd >= 0) close(fd);
+    free(d->keys);
+    free(d->used);
+    free(d);
+    free(p);
+    mip6_throw_errno(env, err, failed, ifname);
+    return NULL;
+  }
+  /* Our own NAs are not ours to read (older kernels: sll_pkttype says so, checked in drain). */
+  setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+  memcpy(d->mac, ifr.ifr_hwaddr.sa_data, 6);
+  /* Frames that arrived between socket() and the filter may be anything: drop them. */
+  uint8_t junk[FRAME_MAX];
+  while (recv(fd, junk, sizeof junk, MSG_DONTWAIT) >= 0) {
+  }
+  p->kind = KIND;
+  p->fd = fd;
+  p->kind_data = d;
+  p->drain = ndproxy_drain;
+  p->on_error = ndproxy_on_error;
+  p->free_kind = ndproxy_free;
+  napi_value handle = mip6_poller_attach(env, p, argv[1]);
+  if (handle == NULL) return NULL;
+  mip6_poller_set_reading(p, 1);
+  return handle;
+}
+
+/* (h, addrs, count) with addrs holding count x 16 bytes. */
+static int batch_args(napi_env env, napi_callback_info info, mip6_poller **p, uint8_t **addrs,
+                      uint32_t *count) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  size_t len;
+  if (argc < 3) {
+    mip6_throw_type(env, "expects (handle, addresses, count)");
+    return -1;
+  }
+  if (mip6_arg_handle(env, argv[0], KIND, (void **)p) != 0) return -1;
+  if (mip6_arg_typed(env, argv[1], napi_uint8_array, "addresses", (void **)addrs, &len, NULL) != 0)
+    return -1;
+  if (mip6_arg_u32(env, argv[2], "count", count) != 0) return -1;
+  if ((uint64_t)*count * 16 > len) {
+    mip6_throw_range(env, "addresses holds fewer than count x 16 bytes");
+    return -1;
+  }
+  if ((*p)->closed || (*p)->kind_data == NULL) {
+    mip6_throw_errno(env, EBADF, "ndproxy", "closed");
+    return -1;
+  }
+  return 0;
+}
+
+/* ndproxyAdd / ndproxyDelete: returns how many addresses changed state. */
+static napi_value set_batch(napi_env env, napi_callback_info info, int add) {
+  mip6_poller *p;
+  uint8_t *addrs;
+  uint32_t count;
+  if (batch_args(env, info, &p, &addrs, &count) != 0) return NULL;
+  ndproxy *d = p->kind_data;
+  uint32_t changed = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    int r = add ? set_add(d, addrs + (size_t)i * 16) : set_delete(d, addrs + (size_t)i * 16);
+    if (r < 0) {
+      mip6_throw_errno(env, -r, "ndproxyAdd", "growing the set");
+      return NULL;
+    }
+    changed += (uint32_t)r;
+  }
+  if (!add && d->size * 8 < d->cap && d->cap > 1024) set_resize(d, d->cap / 2); /* best effort */
+  napi_value out;
+  napi_create_uint32(env, changed, &out);
+  return out;
+}
+
+static napi_value ndproxy_add(napi_env env, napi_callback_info info) { return set_batch(env, info, 1); }
+static napi_value ndproxy_delete(napi_env env, napi_callback_info info) { return set_batch(env, info, 0); }
+
+static napi_value ndproxy_counters(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  mip6_poller *p;
+  double *out;
+  size_t len;
+  if (argc < 2 || mip6_arg_handle(env, argv[0], KIND, (void **)&p) != 0) return NULL;
+  if (mip6_arg_typed(env, argv[1], napi_float64_array, "out", (void **)&out, &len, NULL) != 0)
+    return NULL;
+  ndproxy *d = p->kind_data;
+  if (d == NULL) return NULL;
+  d->counters[C_SET_SIZE] = d->size;
+  memcpy(out, d->counters, (len < NDPROXY_COUNTERS ? len : NDPROXY_COUNTERS) * sizeof(double));
+  return NULL;
+}
+
+static napi_value ndproxy_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  mip6_poller *p;
+  if (argc < 1 || mip6_arg_handle(env, argv[0], KIND, (void **)&p) != 0) return NULL;
+  mip6_poller_close(p); /* kind_data stays until the handle is freed: counters still read */
+  return NULL;
+}
+
+void mip6_ndproxy_init(napi_env env, napi_value exports) {
+  mip6_export(env, exports, "ndproxyOpen", ndproxy_open);
+  mip6_export(env, exports, "ndproxyAdd", ndproxy_add);
+  mip6_export(env, exports, "ndproxyDelete", ndproxy_delete);
+  mip6_export(env, exports, "ndproxyCounters", ndproxy_counters);
+  mip6_export(env, exports, "ndproxyClose", ndproxy_close);
+}

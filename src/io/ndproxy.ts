@@ -1,0 +1,107 @@
+/**
+ * The home agent's Neighbor Discovery proxy on a real home link, through the addon
+ * (native/ndproxy_linux.c): a set of addresses it answers Neighbor Solicitations for, in C on
+ * node's loop, with no JS per solicitation. Inserts and deletes are synchronous and take
+ * microseconds, so a binding's defence is in place before its BA goes out. src/io/home-link.ts
+ * uses it instead of the kernel's proxy entries when it opens.
+ */
+import type { NativeAddon, NativeHandle } from './addon.js';
+import { writeAddress } from './address-bytes.js';
+
+/** The addon's counters, in the order ndproxyCounters writes them. */
+export const NDPROXY_COUNTER_NAMES = [
+  'frames',
+  'solicitations',
+  'answered',
+  'answeredDad',
+  'notOurs',
+  'badLength',
+  'badHopLimit',
+  'badCode',
+  'badChecksum',
+  'badOption',
+  'multicastTarget',
+  'badDad',
+  'notSolicitation',
+  'sendErrors',
+  'addresses',
+] as const;
+
+export type NdProxyCounters = Record<(typeof NDPROXY_COUNTER_NAMES)[number], number>;
+
+type NdProxyAddon = Required<
+  Pick<
+    NativeAddon,
+    'ndproxyOpen' | 'ndproxyAdd' | 'ndproxyDelete' | 'ndproxyCounters' | 'ndproxyClose'
+  >
+>;
+
+function packed(addresses: readonly string[]): Uint8Array {
+  const buf = new Uint8Array(addresses.length * 16);
+  addresses.forEach((a, i) => writeAddress(6, a, buf, i * 16));
+  return buf;
+}
+
+export class NdProxy {
+  readonly #addon: NdProxyAddon;
+  readonly #handle: NativeHandle;
+  readonly #out = new Float64Array(NDPROXY_COUNTER_NAMES.length);
+
+  private constructor(addon: NdProxyAddon, handle: NativeHandle) {
+    this.#addon = addon;
+    this.#handle = handle;
+  }
+
+  /**
+   * Opens the responder on `link`, or returns a sentence saying why it cannot (an addon
+   * without it, a link that is not Ethernet or has no link-local address, no CAP_NET_RAW).
+   */
+  static open(addon: NativeAddon, link: string): NdProxy | string {
+    const { ndproxyOpen, ndproxyAdd, ndproxyDelete, ndproxyCounters, ndproxyClose } = addon;
+    if (
+      ndproxyOpen === undefined ||
+      ndproxyAdd === undefined ||
+      ndproxyDelete === undefined ||
+      ndproxyCounters === undefined ||
+      ndproxyClose === undefined
+    ) {
+      return 'the native addon has no ndproxy (rebuild it)';
+    }
+    const bound = {
+      ndproxyOpen: ndproxyOpen.bind(addon),
+      ndproxyAdd: ndproxyAdd.bind(addon),
+      ndproxyDelete: ndproxyDelete.bind(addon),
+      ndproxyCounters: ndproxyCounters.bind(addon),
+      ndproxyClose: ndproxyClose.bind(addon),
+    };
+    try {
+      return new NdProxy(
+        bound,
+        bound.ndproxyOpen(link, () => undefined),
+      );
+    } catch (err) {
+      return `the ND proxy socket does not open on ${link}: ${(err as Error).message}`;
+    }
+  }
+
+  /** Adds IPv6 addresses (text); returns how many were new. */
+  add(addresses: readonly string[]): number {
+    return this.#addon.ndproxyAdd(this.#handle, packed(addresses), addresses.length);
+  }
+
+  /** Deletes IPv6 addresses (text); returns how many were there. */
+  delete(addresses: readonly string[]): number {
+    return this.#addon.ndproxyDelete(this.#handle, packed(addresses), addresses.length);
+  }
+
+  counters(): NdProxyCounters {
+    this.#addon.ndproxyCounters(this.#handle, this.#out);
+    const out = {} as NdProxyCounters;
+    NDPROXY_COUNTER_NAMES.forEach((name, i) => (out[name] = this.#out[i] ?? 0));
+    return out;
+  }
+
+  close(): void {
+    this.#addon.ndproxyClose(this.#handle);
+  }
+}

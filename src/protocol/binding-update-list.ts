@@ -97,8 +97,9 @@ export class UpdateRateLimiter {
 /**
  * One UpdateRateLimiter per member (the HA's side of RFC 6275 §11.8): `allow(member, now)`
  * records and answers whether that member's BU may be processed. Members idle for a window are
- * pruned when the map grows, at most once per window, so its size stays bounded by the members
- * active in the last window and a sweep never runs per BU.
+ * pruned once the map holds `sweepAbove`, at most once per window (whoever's BU comes then), so
+ * its size stays bounded by the members active in the last window (or `sweepAbove`) and a sweep
+ * never runs per BU.
  */
 export class PerMemberRateLimiter {
   readonly #max: number;
@@ -119,14 +120,16 @@ export class PerMemberRateLimiter {
   }
 
   allow(member: string, now: number): boolean {
+    // On any BU, not only a new member's: with a stable membership no new member comes, and
+    // every member that ever sent a BU would keep its limiter (issue 17: memory per binding).
+    if (this.#byMember.size >= this.#sweepAbove && now - this.#sweptAt >= this.#windowMs) {
+      this.#sweptAt = now;
+      for (const [k, v] of this.#byMember) {
+        if (now - v.lastAt >= this.#windowMs) this.#byMember.delete(k);
+      }
+    }
     let r = this.#byMember.get(member);
     if (r === undefined) {
-      if (this.#byMember.size >= this.#sweepAbove && now - this.#sweptAt >= this.#windowMs) {
-        this.#sweptAt = now;
-        for (const [k, v] of this.#byMember) {
-          if (now - v.lastAt >= this.#windowMs) this.#byMember.delete(k);
-        }
-      }
       r = { limiter: new UpdateRateLimiter(this.#max, this.#windowMs), lastAt: now };
       this.#byMember.set(member, r);
     }

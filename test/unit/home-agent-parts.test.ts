@@ -39,6 +39,12 @@ void t.test('PerMemberRateLimiter: a limit per member, idle members pruned', asy
   t.equal(r.size, 2);
   t.equal(r.allow('c', 5000), true);
   t.equal(r.size, 1, 'a and b idle for a window: pruned when c arrived');
+  t.equal(r.allow('d', 5000), true);
+  t.equal(r.size, 2);
+  // No new member: a BU of a known one prunes the idle (issue 17: a stable membership).
+  t.equal(r.allow('c', 7000), true, 'c after two idle windows: a fresh limit');
+  t.equal(r.size, 1, 'd pruned on the BU of c, which starts anew');
+  t.same([r.allow('c', 7001), r.allow('c', 7002)], [true, false], 'the limit still holds');
 });
 
 void t.test(

@@ -96,7 +96,10 @@ static uint32_t tun_drain_vnet(mip6_poller *p) {
       n++;
       continue;
     }
-    struct iovec iov[3] = {{t->hdr, VNET_HDR_LEN}, {slot, room}, {t->big + room, BIG_LEN}};
+    /* The part of a packet beyond the slot lands after room bytes of `big` (2 * BIG_LEN long;
+     * room <= 65535 + 63, a packet <= 65535 bytes). */
+    size_t extra = room < 2 * BIG_LEN ? 2 * BIG_LEN - room : 0;
+    struct iovec iov[3] = {{t->hdr, VNET_HDR_LEN}, {slot, room}, {t->big + room, extra}};
     ssize_t r = readv(p->fd, iov, 3);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -128,6 +131,11 @@ static uint32_t tun_drain_vnet(mip6_poller *p) {
       continue;
     }
     /* A super-packet: cut from `big` (the pieces overwrite this slot and the next ones). */
+    if (pkt == slot && len > 2 * BIG_LEN) { /* only with a slot larger than any TUN packet */
+      memset(&t->gso, 0, sizeof t->gso);
+      COUNT_IF(p, C_DROP_FIRST + VNET_BAD_GSO_SIZE - 1, 1);
+      continue;
+    }
     if (pkt == slot) {
       memcpy(t->big, slot, len);
       t->gso.pkt = t->big;

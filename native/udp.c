@@ -381,18 +381,19 @@ static uint32_t udp_drain_gro(mip6_poller *p) {
     }
     struct mmsghdr *mm = &u->gro_rx[u->gro_msg];
     uint32_t len = mm->msg_len, seg = u->gro_size[u->gro_msg];
-    if ((mm->msg_hdr.msg_flags & MSG_TRUNC) || len == 0 || u->gro_off >= len) {
-      if (mm->msg_hdr.msg_flags & MSG_TRUNC) p->counters[C_RX_TRUNCATED] += 1;
+    if (mm->msg_hdr.msg_flags & MSG_TRUNC) {
+      p->counters[C_RX_TRUNCATED] += 1;
       u->gro_msg++, u->gro_off = 0;
       continue;
     }
+    /* An empty datagram is delivered as one, as without GRO. */
     if (seg == 0 || seg > len) seg = len;
     if (u->gro_off == 0 && seg < len) COUNT_IF(p, C_RX_GRO_READS, 1);
     uint32_t n = len - u->gro_off < seg ? len - u->gro_off : seg;
     const uint8_t *src = u->gro_buf + (size_t)u->gro_msg * GRO_BUF + u->gro_off;
     if (seg < len) COUNT_IF(p, C_RX_GRO_DATAGRAMS, 1);
     u->gro_off += n;
-    if (u->gro_off >= len) u->gro_msg++, u->gro_off = 0;
+    if (u->gro_off >= len) u->gro_msg++, u->gro_off = 0; /* also ends an empty one */
     if (n > room) {
       p->counters[C_RX_TRUNCATED] += 1;
       continue;

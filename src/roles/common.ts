@@ -176,8 +176,16 @@ export class TunnelWriter {
   }
 
   /**
+   * Whether the last flush sealed its run: when it returned fewer than it was given, false says
+   * the session had no keys ('no-keys'), true that the socket refused them ('udp-send', e.g.
+   * EPERM from a local firewall or ENETUNREACH).
+   */
+  lastSealed = false;
+
+  /**
    * Seals the run for `session` and sends it to `to`. Returns the number of datagrams the
-   * socket accepted; 0 when the session has no keys yet (the endpoint starts a handshake).
+   * socket accepted; 0 when the session has no keys yet (the endpoint starts a handshake) or
+   * the socket refused them all (`lastSealed` tells which).
    */
   flush(
     endpoint: SecureEndpoint,
@@ -190,8 +198,10 @@ export class TunnelWriter {
     const n = this.#count;
     this.#count = 0;
     this.#bytes = 0;
+    this.lastSealed = false;
     if (n === 0) return 0;
     if (endpoint.sealBatch(session, buf, this.#offsets, this.#lengths, n, now) !== n) return 0;
+    this.lastSealed = true;
     for (let i = 0; i < n; i++) {
       this.#dstAddrs.set(to.slot, i * 16);
       this.#dstPorts[i] = to.port;

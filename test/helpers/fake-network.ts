@@ -468,8 +468,15 @@ export class FakeUdpEndpoint implements UdpEndpoint {
     this.#drain();
   }
 
+  /** Every send fails as a local firewall's EPERM would (counted in txErrors, nothing sent). */
+  refuseSends = false;
+
   sendDatagrams(batch: OutgoingDatagrams): number {
     if (this.#closed) throw new IoError('ERR_CLOSED', `UDP endpoint ${this.#port} is closed`);
+    if (this.refuseSends) {
+      this.#c.txErrors += batch.count;
+      return 0;
+    }
     let sent = 0;
     for (let i = 0; i < batch.count; i++) {
       const at = i * ADDR_SLOT_LEN;

@@ -64,6 +64,41 @@ void t.test('silence probe, then path lost: new handshake, recovery', async (t) 
   t.ok(back >= 0, `registered again once the HA answers (${back} ms)`);
 });
 
+void t.test(
+  'sends its own socket refuses (a local firewall, EPERM) still lead to a path loss',
+  async (t) => {
+    const w = await World.create();
+    const m = w.mobileNode({
+      homeAddress: HOA,
+      address4: MN4,
+      address6: '2001:db8:3::10',
+      options: { probeIntervalMs: 500, probeTimeoutMs: 200, probeAttempts: 3 },
+    });
+    m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+    m.mn.start();
+    await w.until(() => m.mn.registration.state === 'registered');
+    await w.run(100); // the discovery exchange after the BA is over
+    m.udp4.refuseSends = true;
+    m.udp6.refuseSends = true;
+    const dropsBefore = m.mn.drops.get('udp-send') ?? 0;
+    m.tun.inject([echo(HOA, SERVER, 1)]);
+    t.equal(
+      (m.mn.drops.get('udp-send') ?? 0) - dropsBefore,
+      1,
+      'counted as a refused send, not as missing keys',
+    );
+    const probed = await w.until(() => m.events.some((e) => e.event === 'probe'), 2000);
+    // The silence counts from the HA's last packet (its discovery reply, ~100 ms earlier).
+    t.ok(probed >= 300 && probed <= 600, `probe within ~probeInterval (${probed} ms)`);
+    const lost = await w.until(() => m.events.some((e) => e.event === 'path-lost'), 5000);
+    t.ok(lost >= 0, `path lost although nothing could be sent (${lost} ms later)`);
+    m.udp4.refuseSends = false;
+    m.udp6.refuseSends = false;
+    const back = await w.until(() => m.mn.registration.state === 'registered', 10_000);
+    t.ok(back >= 0, `registered again once sends pass (${back} ms)`);
+  },
+);
+
 void t.test('no probe while traffic comes back', async (t) => {
   const w = await World.create();
   const m = w.mobileNode({

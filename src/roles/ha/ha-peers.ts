@@ -239,7 +239,7 @@ export class HaPeers {
         continue;
       }
       const sent = peer.writer.flush(this.#env.endpoint, session, buf, sock, peer.to, now);
-      if (sent < n) this.#drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
+      if (sent < n) this.#drops.add(peer.writer.lastSealed ? 'udp-send' : 'no-keys', n - sent);
     }
     this.#staged.clear();
   }

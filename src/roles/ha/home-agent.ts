@@ -1112,7 +1112,7 @@ export class HomeAgent {
         return;
       }
       const sent = writer.flush(env.endpoint, runExtra.session, buf, sock, to, now);
-      if (sent < n) this.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
+      if (sent < n) this.drops.add(writer.lastSealed ? 'udp-send' : 'no-keys', n - sent);
     };
     for (let i = 0; i < batch.count; i++) {
       const off = batch.offsets[i]!;

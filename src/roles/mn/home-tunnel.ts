@@ -286,8 +286,10 @@ export class HomeTunnel {
     h.routeOptimization?.flushDirect(now); // the direct runs: one seal + send each
     const n = writer.count;
     const sent = writer.flush(env.endpoint, session, buf, sock, h.channel.agent, now);
-    if (sent < n) h.drops.add(sent === 0 ? 'no-keys' : 'udp-send', n - sent);
-    const silenceStarted = sent > 0 && h.sent();
+    if (sent < n) h.drops.add(writer.lastSealed ? 'udp-send' : 'no-keys', n - sent);
+    // Sealed counts as sent even when the socket refused it (a local firewall's EPERM, no
+    // route): silence from the HA after that must still lead to probes and a path loss.
+    const silenceStarted = (sent > 0 || writer.lastSealed) && h.sent();
     // The seal may have asked for a handshake (a rekey due on this payload, or keys expired).
     const handshake = env.endpoint.pollWanted;
     if (handshake) h.channel.endpointDeadline = 0;

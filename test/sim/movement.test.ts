@@ -40,7 +40,8 @@ void t.test('NAT rebinding: the HA hints with a BRR, the BU moves the binding', 
   t.equal(m.mn.counters.probes, 0, 'no silence probe was needed');
 });
 
-void t.test('silence probe, then path lost: new handshake, recovery', async (t) => {
+/** A registered MN that probes after 500 ms of silence, 3 unanswered BUs = path lost. */
+async function registeredProbing() {
   const w = await World.create();
   const m = w.mobileNode({
     homeAddress: HOA,
@@ -51,6 +52,11 @@ void t.test('silence probe, then path lost: new handshake, recovery', async (t) 
   m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
   m.mn.start();
   await w.until(() => m.mn.registration.state === 'registered');
+  return { w, m };
+}
+
+void t.test('silence probe, then path lost: new handshake, recovery', async (t) => {
+  const { w, m } = await registeredProbing();
   // Everything from the HA is lost from now on.
   w.haUdp4.sendConditions = { loss: 1 };
   m.tun.inject([echo(HOA, SERVER, 1)]);
@@ -67,16 +73,7 @@ void t.test('silence probe, then path lost: new handshake, recovery', async (t) 
 void t.test(
   'sends its own socket refuses (a local firewall, EPERM) still lead to a path loss',
   async (t) => {
-    const w = await World.create();
-    const m = w.mobileNode({
-      homeAddress: HOA,
-      address4: MN4,
-      address6: '2001:db8:3::10',
-      options: { probeIntervalMs: 500, probeTimeoutMs: 200, probeAttempts: 3 },
-    });
-    m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
-    m.mn.start();
-    await w.until(() => m.mn.registration.state === 'registered');
+    const { w, m } = await registeredProbing();
     await w.run(100); // the discovery exchange after the BA is over
     m.udp4.refuseSends = true;
     m.udp6.refuseSends = true;

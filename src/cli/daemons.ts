@@ -236,6 +236,32 @@ interface Running {
 }
 
 /** Runs until SIGINT/SIGTERM; resolves after a clean shutdown. */
+/** How often the daemons look whether the kernel refused an offload after start. */
+const OFFLOAD_CHECK_MS = 10_000;
+
+/**
+ * Says once, in a warn line, when the kernel refused an offload after start (a segmented UDP
+ * send, a TCP super-packet written to the TUN): the addon turned it off for that socket or
+ * device and goes on without it (native/udp.c, native/tun_linux.c).
+ */
+export function watchOffloads(
+  log: Logger,
+  tun: Pick<TunDevice, 'offloads'>,
+  sockets: readonly (Pick<UdpEndpoint, 'family' | 'offloads'> | undefined)[],
+  everyMs = OFFLOAD_CHECK_MS,
+): () => void {
+  const said = new Set<string>();
+  const timer = setInterval(() => {
+    for (const name of offloadNames(tun, sockets)) {
+      if (!name.includes('-refused-') || said.has(name)) continue;
+      said.add(name);
+      log.warn('offload-refused', { offload: name, effect: 'turned off, going on without it' });
+    }
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 async function runUntilSignal(running: Running): Promise<void> {
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -433,6 +459,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       revoked: revocations.current.size,
       offloads: offloadNames(tun, sockets).join(',') || 'none',
     });
+    watchOffloads(log, tun, sockets);
     // SIGHUP: re-read ha.toml and the revocation list; new home agents / prefixes reach the
     // members, revoked ones are cut off (src/cli/ha-reload.ts).
     let running = cfg;
@@ -720,6 +747,7 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       control: cfg.controlSocket,
       offloads: offloadNames(tun, [udp4, udp6]).join(',') || 'none',
     });
+    watchOffloads(log, tun, [udp4, udp6]);
     await runUntilSignal({
       env,
       control,

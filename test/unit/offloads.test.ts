@@ -1,7 +1,10 @@
 // Offload reporting (issue #16): the addon's bit masks decoded, the short names the status and
 // the startup log show, and the status line.
 import t from 'tap';
+import { watchOffloads } from '../../src/cli/daemons.js';
 import { formatStatus } from '../../src/cli/status.js';
+import { Logger } from '../../src/util/log.js';
+import { waitFor } from '../helpers/wait.js';
 import { decodeTunOffloads } from '../../src/io/tun.js';
 import { decodeUdpOffloads } from '../../src/io/udp.js';
 import { offloadNames } from '../../src/roles/offloads.js';
@@ -51,4 +54,22 @@ void t.test('names of what the kernel accepted', async (t) => {
   const text = formatStatus({ role: 'ha', pid: 1, offloads: ['tun-tso4', 'udp4-gso'] });
   t.match(text, /^offloads tun-tso4 udp4-gso$/m);
   t.match(formatStatus({ role: 'mn', offloads: [] }), /^offloads none$/m);
+});
+
+void t.test('a refusal after start is said once in a warn line', async (t) => {
+  const lines: string[] = [];
+  const log = new Logger({ sink: { write: (l: string) => lines.push(l) }, level: 'info' });
+  let mask = 3; // GSO and GRO
+  const udp4 = { family: 4 as const, offloads: () => decodeUdpOffloads(mask) };
+  const tun = { offloads: () => decodeTunOffloads(1 | 2 | 4 | 8 | 128) };
+  const stop = watchOffloads(log, tun, [udp4], 5);
+  t.teardown(stop);
+  await new Promise((r) => setTimeout(r, 30));
+  t.same(lines, [], 'nothing while everything is accepted');
+  mask = 2 | 4 | (5 << 8); // the kernel refused a segmented send with EIO
+  await waitFor('the warn line', () => lines.length > 0, 2000, 5);
+  await new Promise((r) => setTimeout(r, 30));
+  t.equal(lines.length, 1, 'once');
+  t.match(lines[0], /offload-refused/);
+  t.match(lines[0], /udp4-gso-refused-errno5/);
 });

@@ -127,11 +127,15 @@ int vnet_prepare(const uint8_t *hdr, uint8_t *pkt, uint32_t len, uint32_t room, 
   /* The IP length field of a super-packet may be 0 or stale (over 64 KiB); the read length is
    * what we cut, so only require the IP header and transport header inside it. */
   (void)iplen;
-  if (!(h.flags & VNET_F_NEEDS_CSUM) || h.csum_start != iphlen) return VNET_BAD_CSUM;
+  /* Every piece gets a full checksum of its own, so a super-packet need not leave it to us
+   * (a checksum already verified, DATA_VALID); when it does, the position must be the one of
+   * the type's header. */
+  int partial = (h.flags & VNET_F_NEEDS_CSUM) != 0;
+  if (partial && h.csum_start != iphlen) return VNET_BAD_CSUM;
   if (iphlen + (udp ? 8u : 20u) > len) return VNET_BAD_HEADERS;
   uint32_t l4hlen = udp ? 8 : (uint32_t)(pkt[iphlen + 12] >> 4) * 4;
   if (l4hlen < (udp ? 8u : 20u) || iphlen + l4hlen > len) return VNET_BAD_HEADERS;
-  if (h.csum_offset != (udp ? 6 : 16)) return VNET_BAD_CSUM;
+  if (partial && h.csum_offset != (udp ? 6 : 16)) return VNET_BAD_CSUM;
   uint32_t payload = len - iphlen - l4hlen;
   if (h.gso_size == 0 || payload == 0 || iphlen + l4hlen + h.gso_size > room) return VNET_BAD_GSO_SIZE;
   uint32_t nseg = (payload + h.gso_size - 1) / h.gso_size;

@@ -178,7 +178,7 @@ void t.test('malformed virtio-net headers are dropped with a reason', { skip }, 
     ['csum_start beyond the packet', vnet({ ...ok, csumStart: 60000 }, sp), BAD.checksum],
     ['csum_start inside the IP header', vnet({ ...ok, csumStart: 10 }, sp), BAD.checksum],
     ['csum_offset not TCP checksum', vnet({ ...ok, csumOffset: 4000 }, sp), BAD.checksum],
-    ['GSO without NEEDS_CSUM', vnet({ ...ok, flags: 0 }, sp), BAD.checksum],
+    ['GSO with DATA_VALID, not NEEDS_CSUM: cut all the same', vnet({ ...ok, flags: 2 }, sp), 5],
     [
       'plain packet, checksum position past the end',
       vnet({ type: NONE, csumStart: 100, csumOffset: 60000 }, sp.subarray(0, 200)),
@@ -200,6 +200,12 @@ void t.test('malformed virtio-net headers are dropped with a reason', { skip }, 
   cases.push(['IHL that moves the TCP header', vnet(ok, ihl), BAD.checksum]);
   for (const [what, input, reason] of cases) t.equal(run(input).n, reason, what);
   t.equal(run(vnet(ok, sp)).n, 5, 'and the header that is right: 5 pieces');
+  const valid = run(vnet({ ...ok, flags: 2, csumStart: 0, csumOffset: 0 }, sp));
+  t.equal(valid.n, 5, 'DATA_VALID: the checksum position is not used');
+  t.ok(
+    valid.out.every((p) => l4ChecksumOk(p) === true),
+    'and every piece has its own full checksum',
+  );
 });
 
 void t.test(

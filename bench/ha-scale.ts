@@ -531,8 +531,9 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
       rssAfterGcPerBindingBytes: (memAfter.rss - memBefore.rss) / registered,
     };
     if (a['home-link']) {
-      // What the daemon installed on the host: one /128 route into the TUN and one proxy-ND entry
-      // per binding.
+      // What the daemon installed on the host: one /128 route into the TUN per binding, and
+      // either one proxy-ND entry per binding or (the addon's ND proxy) none: then its set's
+      // size is homeLinkStatus.ndproxy.addresses.
       const count = (args: string[]): number =>
         execFileSync('ip', ['-n', ns, ...args], { maxBuffer: 256 << 20 })
           .toString()

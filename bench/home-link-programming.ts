@@ -18,6 +18,11 @@
  *      each, or the run is reported as wrong.
  *   3. rtnetlink only: the time each rtnlBatch call spent on its thread (what a synchronous call
  *      would have blocked the event loop for) and the event loop's own delay during the phase.
+ *   4. rtnetlink only, the replacement for proxy entries: the addon's ND proxy (src/io/ndproxy.ts)
+ *      opened on the link, N addresses put into its set and taken out again in calls of 1024
+ *      (phases ndproxy-add, ndproxy-delete): synchronous, on the event loop.
+ * --phases picks phases (e.g. `--phases ndproxy-add,ndproxy-delete --ways rtnetlink` for the
+ * responder alone at 100 000, without minutes of kernel proxy entries); --ways picks ways.
  * Bounded: a phase that takes longer than --limit-s ends the run (its child is killed).
  * Prints one JSON line per run; --write also writes bench/results/home-link-programming-<date>.json.
  */
@@ -36,11 +41,22 @@ import {
   type HomeLinkOp,
   type HomeLinkOpKind,
 } from '../src/io/home-link-programmer.js';
+import { NdProxy } from '../src/io/ndproxy.js';
 import { median, quantile } from './lib/stats.js';
 
 const TUN = 'hlptun';
 const LINK = 'hlplink';
-const PHASES: HomeLinkOpKind[] = ['route-replace', 'proxy-add', 'route-delete', 'proxy-delete'];
+const KERNEL_PHASES: HomeLinkOpKind[] = [
+  'route-replace',
+  'proxy-add',
+  'route-delete',
+  'proxy-delete',
+];
+const RESPONDER_PHASES = ['ndproxy-add', 'ndproxy-delete'] as const;
+type Phase = HomeLinkOpKind | (typeof RESPONDER_PHASES)[number];
+const ALL_PHASES: Phase[] = [...KERNEL_PHASES, ...RESPONDER_PHASES];
+/** Addresses per ndproxyAdd / ndproxyDelete call, like one programmer batch. */
+const RESPONDER_CALL = 1024;
 
 /** fd17:17::/64 host <i> (i < 2^32) as RFC 5952 text. */
 function address(i: number): string {
@@ -50,7 +66,7 @@ function address(i: number): string {
 }
 
 interface PhaseResult {
-  kind: HomeLinkOpKind;
+  kind: Phase;
   seconds: number;
   opsPerSecond: number;
   failed: Record<string, number>;
@@ -76,7 +92,12 @@ function childrenCpuMs(): number {
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 /** In the namespace: runs the four phases for N ops each, prints one JSON line per phase. */
-async function child(via: 'rtnetlink' | 'ip-batch', n: number, limitS: number): Promise<void> {
+async function child(
+  via: 'rtnetlink' | 'ip-batch',
+  n: number,
+  limitS: number,
+  phases: readonly Phase[],
+): Promise<void> {
   const batchUs: number[] = [];
   const addon = loadAddon();
   const timed: Pick<NativeAddon, 'rtnlBatch'> = {
@@ -89,7 +110,7 @@ async function child(via: 'rtnetlink' | 'ip-batch', n: number, limitS: number): 
   const runner =
     via === 'ip-batch' ? ipBatchRunner(TUN, LINK) : await rtnetlinkRunner(timed, TUN, LINK);
   if (typeof runner === 'string') throw new Error(runner);
-  for (const kind of PHASES) {
+  for (const kind of KERNEL_PHASES.filter((k) => phases.includes(k))) {
     if (kind === 'route-delete') {
       process.stdout.write('{"added":true}\n');
       await new Promise((r) => process.stdin.once('data', r)); // the parent has counted
@@ -137,6 +158,49 @@ async function child(via: 'rtnetlink' | 'ip-batch', n: number, limitS: number): 
     };
     process.stdout.write(JSON.stringify(out) + '\n');
   }
+  if (via === 'rtnetlink' && RESPONDER_PHASES.some((k) => phases.includes(k))) {
+    await responderPhases(n, phases);
+  }
+}
+
+/** The addon's ND proxy set: N addresses in, then out, in calls of RESPONDER_CALL. */
+async function responderPhases(n: number, phases: readonly Phase[]): Promise<void> {
+  const proxy = NdProxy.open(loadAddon(), LINK);
+  if (typeof proxy === 'string') throw new Error(proxy);
+  const addresses = Array.from({ length: n }, (_, i) => address(i));
+  for (const kind of RESPONDER_PHASES) {
+    if (!phases.includes(kind)) continue;
+    const callMs: number[] = [];
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let changed = 0;
+    for (let i = 0; i < n; i += RESPONDER_CALL) {
+      const chunk = addresses.slice(i, i + RESPONDER_CALL);
+      const c0 = performance.now();
+      changed += kind === 'ndproxy-add' ? proxy.add(chunk) : proxy.delete(chunk);
+      callMs.push(performance.now() - c0);
+      // Let the loop turn between calls, as the daemon's bursts do.
+      await new Promise((r) => setImmediate(r));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const out: PhaseResult = {
+      kind,
+      seconds: round(seconds),
+      opsPerSecond: Math.round(n / seconds),
+      failed: changed === n ? {} : { wrongCount: n - changed },
+      batches: callMs.length,
+      batchMs: {
+        median: round(median(callMs)),
+        p99: round(quantile(callMs, 0.99)),
+        max: round(Math.max(...callMs)),
+      },
+      loopDelayMs: { p99: round(quantile(callMs, 0.99)), max: round(Math.max(...callMs)) },
+      cpuMsPer1000: { self: round((cpu.user + cpu.system) / n), children: 0 },
+    };
+    process.stdout.write(JSON.stringify(out) + '\n');
+  }
+  proxy.close();
 }
 
 function round(x: number): number {
@@ -152,6 +216,7 @@ async function oneRun(
   via: 'rtnetlink' | 'ip-batch',
   n: number,
   limitS: number,
+  wanted: readonly Phase[],
 ): Promise<Record<string, unknown>> {
   const ns = `mip6hlp${process.pid % 10000}${randomBytes(2).toString('hex')}`;
   const out: Record<string, unknown> = { via, n, loadBefore: loadavg()[0] };
@@ -165,7 +230,10 @@ async function oneRun(
     const inNs = (...command: string[]): string[] => ['netns', 'exec', ns, ...command];
     execFileSync('ip', inNs('sysctl', '-q', '-w', `net.ipv6.conf.${LINK}.proxy_ndp=1`));
     const script = fileURLToPath(import.meta.url);
-    const childArgs = ['--child', via, '--n', String(n), '--limit-s', String(limitS)];
+    const childArgs = [
+      ...['--child', via, '--n', String(n), '--limit-s', String(limitS)],
+      ...['--phases', wanted.join(',')],
+    ];
     const proc = spawn('ip', inNs(process.execPath, '--import', 'tsx', script, ...childArgs), {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -194,7 +262,9 @@ async function oneRun(
     const code = await done;
     out.phases = phases;
     if (code !== 0) out.error = `child exited ${code}`;
-    else if (out.routes !== n || out.proxies !== n) out.error = 'wrong number of entries';
+    else if (wanted.includes('proxy-add') && (out.routes !== n || out.proxies !== n)) {
+      out.error = 'wrong number of entries';
+    }
     const left = ip(['-n', ns, '-6', 'route', 'show', 'dev', TUN])
       .split('\n')
       .filter((l) => l.startsWith('fd17:17:')).length;
@@ -218,12 +288,16 @@ const { values: a } = parseArgs({
     runs: { type: 'string', default: '1' },
     'limit-s': { type: 'string', default: '300' },
     child: { type: 'string' },
+    phases: { type: 'string', default: ALL_PHASES.join(',') },
+    ways: { type: 'string', default: 'rtnetlink,ip-batch' },
     write: { type: 'boolean', default: false },
   },
 });
 const limitS = Number(a['limit-s']);
+const phases = a.phases.split(',').filter((p): p is Phase => (ALL_PHASES as string[]).includes(p));
+const ways = (['rtnetlink', 'ip-batch'] as const).filter((w) => a.ways.split(',').includes(w));
 if (a.child !== undefined) {
-  await child(a.child === 'ip-batch' ? 'ip-batch' : 'rtnetlink', Number(a.n), limitS);
+  await child(a.child === 'ip-batch' ? 'ip-batch' : 'rtnetlink', Number(a.n), limitS, phases);
   process.exit(0);
 }
 if (process.getuid?.() !== 0) {
@@ -234,8 +308,8 @@ const records: Record<string, unknown>[] = [];
 const commit = execFileSync('git', ['rev-parse', 'HEAD']).toString().trim();
 for (const n of a.n.split(',').map(Number)) {
   for (let run = 0; run < Number(a.runs); run++) {
-    for (const via of ['rtnetlink', 'ip-batch'] as const) {
-      const r = { ...(await oneRun(via, n, limitS)), run, commit };
+    for (const via of ways) {
+      const r = { ...(await oneRun(via, n, limitS, phases)), run, commit };
       console.log(JSON.stringify(r));
       records.push(r);
     }

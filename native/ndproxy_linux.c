@@ -99,6 +99,7 @@ enum {
   C_BAD_DAD,        /* source :: to a non-solicited-node group, or with an SLLA option */
   C_NOT_NS,         /* something the filter let through that is not an NS (never expected) */
   C_SEND_ERRORS,
+  C_BAD_SOURCE,     /* a multicast source address (RFC 4291 §2.7: never a source) */
   C_SET_SIZE,       /* addresses in the set now */
   NDPROXY_COUNTERS
 };
@@ -299,6 +300,10 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
   const uint8_t *dst = pkt + IP6_DST_OFF;
   if (icmp6_checksum(src, dst, ns, plen) != 0) {
     d->counters[C_BAD_CHECKSUM]++;
+    return;
+  }
+  if (src[0] == 0xff) {
+    d->counters[C_BAD_SOURCE]++;
     return;
   }
   const uint8_t *target = ns + ND_TARGET_OFF;

@@ -385,6 +385,7 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       log,
     });
     await homeLink.start();
+    cleanup.push(() => homeLink.stop());
     // RFC 5555 IPv4 home addresses: the pool into the TUN, optionally NAT44 out of an uplink.
     const pool = cfg.home.ipv4Pool;
     const ipv4Net =

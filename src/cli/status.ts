@@ -188,7 +188,26 @@ function homeLinkLine(h: Partial<HomeLinkStatus>): string {
       ? `BEHIND: ${queued} ops queued, oldest ${cell(h.oldestMs)} ms; `
       : 'up to date; ') +
     `${cell(h.done)} done in ${cell(h.batches)} batches, slowest ${cell(h.slowestMs)} ms` +
-    (failed !== '' ? `; failed: ${failed}` : '')
+    (failed !== '' ? `; failed: ${failed}` : '') +
+    (h.defence !== undefined ? `\n${defenceLine(h.defence, h.ndproxy)}` : '')
+  );
+}
+
+/** Who answers Neighbor Solicitations on the home link, and the responder's counters. */
+function defenceLine(via: string, c: Record<string, number> | undefined): string {
+  if (c === undefined) return `home link defence (${cell(via)})`;
+  const { addresses, solicitations, answered, answeredDad, notOurs, frames, sendErrors, ...bad } =
+    c;
+  const dropped = Object.entries(bad)
+    .filter(([, n]) => n > 0)
+    .map(([why, n]) => `${why} ${cell(n)}`)
+    .join(', ');
+  return (
+    `home link defence (${cell(via)}): ${cell(addresses)} addresses; ${cell(frames)} frames, ` +
+    `${cell(solicitations)} solicitations, ${cell(answered)} answered (${cell(answeredDad)} DAD), ` +
+    `${cell(notOurs)} not ours` +
+    (sendErrors ? `, ${cell(sendErrors)} send errors` : '') +
+    (dropped !== '' ? `; dropped: ${dropped}` : '')
   );
 }
 

@@ -140,6 +140,12 @@ export interface HomeLinkStatus {
   batches: number;
   /** Ops that failed (after their retries), by errno name. */
   failed: Record<string, number>;
+  /**
+   * Who answers Neighbor Solicitations for the defended addresses: the addon's responder
+   * (src/io/ndproxy.ts; its counters in `ndproxy`) or the kernel's proxy entries.
+   */
+  defence?: 'ndproxy' | 'kernel-proxy';
+  ndproxy?: Record<string, number>;
 }
 
 /** A home agent cluster as one of its members sees it. */

@@ -24,6 +24,7 @@ export const NDPROXY_COUNTER_NAMES = [
   'badDad',
   'notSolicitation',
   'sendErrors',
+  'badSource',
   'addresses',
 ] as const;
 
@@ -46,6 +47,7 @@ export class NdProxy {
   readonly #addon: NdProxyAddon;
   readonly #handle: NativeHandle;
   readonly #out = new Float64Array(NDPROXY_COUNTER_NAMES.length);
+  #closed = false;
 
   private constructor(addon: NdProxyAddon, handle: NativeHandle) {
     this.#addon = addon;
@@ -84,13 +86,15 @@ export class NdProxy {
     }
   }
 
-  /** Adds IPv6 addresses (text); returns how many were new. */
+  /** Adds IPv6 addresses (text); returns how many were new (0 once closed). */
   add(addresses: readonly string[]): number {
+    if (this.#closed) return 0;
     return this.#addon.ndproxyAdd(this.#handle, packed(addresses), addresses.length);
   }
 
-  /** Deletes IPv6 addresses (text); returns how many were there. */
+  /** Deletes IPv6 addresses (text); returns how many were there (0 once closed). */
   delete(addresses: readonly string[]): number {
+    if (this.#closed) return 0;
     return this.#addon.ndproxyDelete(this.#handle, packed(addresses), addresses.length);
   }
 
@@ -101,7 +105,9 @@ export class NdProxy {
     return out;
   }
 
+  /** Stops answering; the counters stay readable. */
   close(): void {
+    this.#closed = true;
     this.#addon.ndproxyClose(this.#handle);
   }
 }

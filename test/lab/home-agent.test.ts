@@ -168,13 +168,25 @@ void t.test(
       t.equal(b?.member, 'laptop');
       t.match(b?.locator, LAB_ADDR.mn.lte);
       // Issue #17: the home link is programmed over rtnetlink, nothing is behind or failed,
-      // and the kernel holds the binding's host route and proxy entry.
+      // the kernel holds the binding's host route, and the addon's ND proxy defends the HoA
+      // (no kernel proxy entry, proxy_ndp off).
       t.match(st.homeLink, { via: 'rtnetlink', queued: 0, oldestMs: 0, failed: {} });
-      t.ok((st.homeLink?.done ?? 0) >= 2, `home link ops done: ${st.homeLink?.done}`);
+      t.ok((st.homeLink?.done ?? 0) >= 1, `home link ops done: ${st.homeLink?.done}`);
       const route = await s.lab.exec('ha', 'ip', ['-6', 'route', 'show', `${HOA}/128`]);
       t.match(route.stdout, new RegExp(`^${HOA} dev \\S+ `), 'host route of the HoA into the TUN');
-      const proxy = await s.lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy', HOA]);
-      t.match(proxy.stdout, new RegExp(`^${HOA} dev \\S+ proxy`), 'proxy ND entry of the HoA');
+      t.equal(st.homeLink?.defence, 'ndproxy', 'defended by the addon ND proxy');
+      t.ok((st.homeLink?.ndproxy?.['addresses'] ?? 0) >= 1, 'the HoA is in its set');
+      t.ok((st.homeLink?.ndproxy?.['answered'] ?? 0) >= 1, 'it answered the server');
+      const proxy = await s.lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
+      t.notMatch(proxy.stdout, HOA, 'no kernel proxy entry');
+      const sysctl = await s.lab.exec('ha', 'sysctl', ['-n', 'net.ipv6.conf.homebr.proxy_ndp']);
+      t.equal(sysctl.stdout.trim(), '0', 'proxy_ndp off: the kernel does not answer as well');
+      // The server on the home link resolved the HoA to the HA's MAC (it sent it traffic).
+      const mac = JSON.parse(
+        (await s.lab.exec('ha', 'ip', ['-j', 'link', 'show', 'homebr'])).stdout,
+      )[0].address as string;
+      const neigh = await s.lab.exec('server', 'ip', ['-6', 'neigh', 'show', HOA]);
+      t.match(neigh.stdout, mac, `the server's neighbour entry: ${neigh.stdout.trim()}`);
     });
 
     await t.test(
@@ -226,6 +238,7 @@ void t.test(
             () => undefined,
           ),
         );
+        const defendedBefore = (await s.ha.status<HaStatus>()).homeLink?.ndproxy?.['addresses'];
         const files = await s.prov.member('squatter', 'mn', [hoa]);
         const cfg = mnToml(s.prov, 'squatter', files, s.haFiles, { homeAddress: hoa });
         const d = startDaemon(s.lab, 'cn', 'mn', cfg, join(s.prov.dir, 'squatter.sock'));
@@ -237,8 +250,12 @@ void t.test(
           s.ha.lines.some((l) => l.event === 'dad-failed' && l['hoa'] === hoa),
           'the HA logs whose address was taken',
         );
-        const { stdout } = await s.lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
-        t.notMatch(stdout, hoa, 'no proxy ND entry for it');
+        const st = await s.ha.status<HaStatus>();
+        t.equal(
+          st.homeLink?.ndproxy?.['addresses'],
+          defendedBefore,
+          'nothing joined the ND proxy set',
+        );
         t.match(await haLocator(s), LAB_ADDR.mn.lte, 'the laptop’s binding is untouched');
       },
     );

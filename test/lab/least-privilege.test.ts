@@ -156,9 +156,9 @@ void t.test(
       args: ['--user', 'nobody', '--log-level', 'debug'],
     });
     const mn = mnStarted.daemon;
-    /** The HA's proxy ND entry for the HoA is installed. */
+    /** The HA defends the HoA (its only member) on the home link: in its ND proxy's set. */
     const proxied = async (): Promise<boolean> =>
-      (await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy'])).stdout.includes(HOA);
+      ((await ha.status<HaStatus>()).homeLink?.ndproxy?.['addresses'] ?? 0) > 0;
 
     await t.test('credentials in /proc: uid nobody, exactly the kept set', async (t) => {
       for (const [name, d] of [
@@ -209,9 +209,11 @@ void t.test(
 
     await t.test('HA per-binding state installed by the unprivileged HA', async (t) => {
       await t.resolves(
-        waitFor('proxy ND entry', proxied),
-        'proxy ND entry for the HoA on the home link',
+        waitFor('HoA defended', proxied),
+        'the HoA is in the ND proxy set of the home link',
       );
+      const defence = await ha.waitLog((l) => l.event === 'home-link-defence');
+      t.equal(defence['via'], 'ndproxy', 'answered by the addon, not by kernel proxy entries');
       const route = await lab.exec('ha', 'ip', ['-6', 'route', 'show', `${HOA}/128`]);
       t.match(route.stdout, /dev mip6ha/, 'host route for the HoA into the TUN');
       const how = await ha.waitLog((l) => l.event === 'home-link-programming');
@@ -260,8 +262,8 @@ void t.test(
       t.match(addrs.stdout, new RegExp(`home\\s+inet6 ${HOA}/64`), 'HoA moved onto the home link');
       t.notMatch(addrs.stdout, new RegExp(`mip6mn\\s+inet6 ${HOA}/`), 'HoA off the TUN');
       await t.resolves(
-        waitFor('proxy ND withdrawn', async () => !(await proxied())),
-        'HA withdrew its proxy ND entry',
+        waitFor('defence withdrawn', async () => !(await proxied())),
+        'HA stopped defending the HoA',
       );
 
       from = mn.lines.length;

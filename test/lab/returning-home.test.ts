@@ -312,8 +312,12 @@ void t.test(
       const after = await binding();
       t.equal(after?.locator, before?.locator, 'binding at the HA: same locator');
       t.equal(after?.careOfAddress, before?.careOfAddress, 'binding at the HA: same care-of');
-      const proxy = await lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
-      t.match(proxy.stdout, HOA, 'the HA still defends the HoA on the home link');
+      const defence = (await ha.status<HaStatus>()).homeLink;
+      t.equal(defence?.defence, 'ndproxy', 'the HA defends home addresses with its ND proxy');
+      t.ok(
+        (defence?.ndproxy?.['addresses'] ?? 0) >= 1,
+        'and still defends the HoA on the home link (its only member)',
+      );
       const route = await lab.exec('mn', 'ip', ['-6', '-o', 'route', 'get', LAB_ADDR.server.v6]);
       t.match(
         route.stdout,

@@ -57,7 +57,7 @@ void t.test('ndproxy answers for its set only', { skip: skip || noScapy }, async
   });
   const doneFile = join(tmpdir(), uniqueName('ndproxy-done'));
   t.teardown(() => rmSync(doneFile, { force: true }));
-  const defended = ['10', '12', '13', '14', '15', '16', '17', '18', '19', '1a', '20'].map(
+  const defended = ['10', '12', '13', '14', '15', '16', '17', '18', '19', '1a', '1b', '20'].map(
     (x) => P + x,
   );
   const child = startFixture(ha, 'ndproxy-child.ts', ['homeb', doneFile, ...defended], {
@@ -132,7 +132,7 @@ void t.test('ndproxy answers for its set only', { skip: skip || noScapy }, async
   t.match(byTarget.get(`${P}1a`), [{ dst: `${P}2`, S: 1 }], 'a unicast NUD probe is answered');
 
   const c = r.counters;
-  t.ok(c['frames']! >= 12 + FLOOD, `frames read: ${c['frames']}`);
+  t.ok(c['frames']! >= 13 + FLOOD, `frames read: ${c['frames']}`);
   // The three the prober saw, and the far kernel's solicitation(s) for ::20 before it.
   t.ok(c['answered']! >= 4 && c['answered']! <= 6, `answered: ${c['answered']}`);
   t.equal(c['answeredDad'], 1, 'one of them for DAD');
@@ -144,6 +144,7 @@ void t.test('ndproxy answers for its set only', { skip: skip || noScapy }, async
   t.equal(c['badLength'], 1, 'payload length beyond the frame counted');
   t.equal(c['badDad'], 2, 'DAD with SLLA, DAD to a unicast destination counted');
   t.equal(c['multicastTarget'], 1, 'multicast target counted');
+  t.equal(c['badSource'], 1, 'multicast source counted');
   t.equal(c['sendErrors'], 0);
   t.equal(c['addresses'], defended.length, 'the set holds the defended addresses');
 

@@ -137,6 +137,41 @@ void t.test('HA status: home link programming (issue #17), up to date or behind'
   t.notMatch(formatStatus(HA), /home link programming/, 'no line without a real home link');
 });
 
+void t.test('HA status: who defends home addresses on the home link, with counters', async (t) => {
+  const base = { via: 'rtnetlink' as const, queued: 0, oldestMs: 0, slowestMs: 1, done: 3 };
+  const counters = {
+    frames: 2013,
+    solicitations: 2004,
+    answered: 4,
+    answeredDad: 1,
+    notOurs: 2000,
+    badLength: 1,
+    badHopLimit: 1,
+    badCode: 0,
+    badChecksum: 2,
+    badOption: 0,
+    multicastTarget: 0,
+    badDad: 0,
+    notSolicitation: 0,
+    sendErrors: 0,
+    badSource: 0,
+    addresses: 11,
+  };
+  const out = formatStatus({
+    ...HA,
+    homeLink: { ...base, batches: 2, failed: {}, defence: 'ndproxy', ndproxy: counters },
+  });
+  t.match(
+    out,
+    /\nhome link defence \(ndproxy\): 11 addresses; 2013 frames, 2004 solicitations, 4 answered \(1 DAD\), 2000 not ours; dropped: badLength 1, badHopLimit 1, badChecksum 2\n/,
+  );
+  const kernel = formatStatus({
+    ...HA,
+    homeLink: { ...base, batches: 2, failed: {}, defence: 'kernel-proxy' },
+  });
+  t.match(kernel, /\nhome link defence \(kernel-proxy\)\n/);
+});
+
 void t.test('MN status: binding update list; tolerant of junk', async (t) => {
   const text = formatStatus(MN);
   t.match(text, /home address 2001:db8:100::10 {2}home agent 198\.51\.100\.1:4191 {2}state away/);

@@ -272,8 +272,6 @@ export class HomeRegistration {
   readonly #firstTimeoutMs: number;
   readonly #initialTimeoutMs: number;
   readonly #moveTimeoutMs: number | undefined;
-  /** A BA of this HA accepted a binding at least once (the first registration is over). */
-  #acceptedOnce = false;
   readonly #maxTimeoutMs: number;
   readonly #maxDeregAttempts: number;
   readonly #rate = new UpdateRateLimiter();
@@ -578,7 +576,6 @@ export class HomeRegistration {
       refreshAt = sentAt + natRefreshTime * 1000;
       refreshReason = 'natKeepalive';
     }
-    this.#acceptedOnce = true;
     this.#binding = {
       careOf: attempt.careOf,
       lifetimeSeconds,
@@ -721,23 +718,17 @@ export class HomeRegistration {
     careOf: CareOf = this.#careOf as CareOf,
   ): void {
     const first = kind === 'register' && this.#binding === null;
-    // The very first registration with this HA waits InitialBindackTimeoutFirstReg even when it
-    // comes from a move (the MN's start is one): the HA runs DAD for a new binding (about 1 s)
-    // before it answers, and a quicker retransmission only meets 'dad-pending'. Later moves
-    // use the move timeout.
     this.#attempt = {
       kind,
       careOf,
       sent: [],
       sends: 0,
       timeoutMs:
-        first && !this.#acceptedOnce
-          ? this.#firstTimeoutMs
-          : (reason === 'move' || reason === 'returnHome') && this.#moveTimeoutMs !== undefined
-            ? this.#moveTimeoutMs
-            : first
-              ? this.#firstTimeoutMs
-              : this.#initialTimeoutMs,
+        (reason === 'move' || reason === 'returnHome') && this.#moveTimeoutMs !== undefined
+          ? this.#moveTimeoutMs
+          : first
+            ? this.#firstTimeoutMs
+            : this.#initialTimeoutMs,
       retransmitAt: Infinity,
       sendPending: true,
       reason,

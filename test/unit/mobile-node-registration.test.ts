@@ -413,30 +413,6 @@ void t.test('returning home refused (BA 129): still registered, binding untouche
   t.equal(after.lastStatus, 129);
 });
 
-void t.test(
-  'the first registration waits 1.5 s even with a move timeout; later moves use the move timeout',
-  async (t) => {
-    const cfg = { ...CONFIG, moveTimeoutMs: 250 };
-    const mn = new HomeRegistration(cfg, 0, 10);
-    t.equal(sends(mn.setCareOf(V4, 0)).length, 1, 'the start is a move from nowhere');
-    const first = run(mn, 0, 5_000).filter(([, a]) => a.kind === 'sendBindingUpdate');
-    t.same(
-      first.map(([at]) => at),
-      [1500, 4500],
-      'InitialBindackTimeoutFirstReg: the HA runs DAD before its first BA',
-    );
-    const seq = (first.at(-1)![1] as Send).message.sequence;
-    t.equal(mn.onBindingAcknowledgement(ba(seq, 0), 5_000)[0]?.kind, 'registered');
-    t.equal(sends(mn.setCareOf(V4B, 10_000)).length, 1);
-    const later = run(mn, 10_000, 12_000).filter(([, a]) => a.kind === 'sendBindingUpdate');
-    t.same(
-      later.map(([at]) => at - 10_000),
-      [250, 750, 1750],
-      'a later move: the move timeout',
-    );
-  },
-);
-
 void t.test('returning home unanswered: 3 tries, then registration goes on', async (t) => {
   const mn = registered();
   t.equal(sends(mn.returnHome(10_000)).length, 1);

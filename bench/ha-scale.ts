@@ -538,7 +538,8 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
         execFileSync('ip', ['-n', ns, ...args], { maxBuffer: 256 << 20 })
           .toString()
           .split('\n')
-          .filter((l) => l.includes('2001:db8:100::a:')).length;
+          // Members' home addresses: 2001:db8:100::a:0 upwards, into ::b:, ::c: past 65 536.
+          .filter((l) => /^2001:db8:100::[0-9a-f]+:[0-9a-f]+[\s/]/.test(l)).length;
       out.hostRoutes = count(['-6', 'route', 'show']);
       out.proxyEntries = count(['-6', 'neigh', 'show', 'proxy']);
       const firstHa = join(dir, 'ha1.sock');

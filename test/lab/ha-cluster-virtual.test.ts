@@ -290,7 +290,9 @@ void t.test(
         const at = (s: HaStatus) => s.bindings.some((b) => b.homeAddress === hoa(1));
         return !at(s1!) && (at(s2!) || at(s3!));
       },
-      30_000,
+      // mn1 was refused by every HA it knows while etcd was down: it tries again on its timer
+      // (5 s, doubling), so this covers a few rounds of that plus etcd's own recovery.
+      60_000,
     );
     await waitFor(
       "the cluster's view: ha1 serves nothing, three bindings in all",

@@ -337,3 +337,37 @@ void t.test(
     two.close();
   },
 );
+
+void t.test(
+  'refused by every home agent it knows: the MN tries again on a timer, not only after a move',
+  async (t) => {
+    // One HA with room for one binding, taken by another member: the MN's BU gets 130 and no
+    // other HA is known. Once the place is free, the MN registers without moving.
+    const w = await World.create({ maxBindings: 1 });
+    const other = w.mobileNode({
+      homeAddress: '2001:db8:100::11',
+      address4: '203.0.113.11',
+      address6: '2001:db8:3::11',
+    });
+    other.careOf.candidates = [{ family: 4, localAddress: '203.0.113.11' }];
+    other.mn.start();
+    await w.until(() => other.mn.registration.state === 'registered');
+    const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
+    m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
+    m.mn.start();
+    const refused = await w.until(
+      () => m.events.some((e) => e.event === 'failed' && e.fields.status === 130),
+      3000,
+    );
+    t.ok(refused >= 0, 'refused with 130 (the HA is full)');
+    await w.run(1000);
+    t.not(m.mn.registration.state, 'registered');
+    w.ha.cache.delete('2001:db8:100::11', w.clock.now());
+    const took = await w.until(() => m.mn.registration.state === 'registered', 10_000);
+    t.ok(
+      took >= 0 && took <= 5_000,
+      `registered by the retry timer (${took} ms after the place freed)`,
+    );
+    t.equal(m.mn.homeAgentAddress, HA_HOME_ADDRESS);
+  },
+);

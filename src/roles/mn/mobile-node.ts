@@ -73,6 +73,9 @@ export type { CareOfSource, MnHomeLinkControl, MobileNodeOptions } from './mobil
  * of the handover time. Still doubling, still under the 3 BUs/s cap (MAX_UPDATE_RATE).
  */
 const MOVE_BINDACK_TIMEOUT_MS = 250;
+/** After every known HA refused: first retry (ms), doubling up to the cap. */
+const REFUSED_RETRY_MIN_MS = 5_000;
+const REFUSED_RETRY_MAX_MS = 120_000;
 
 /** Parameter Problems / Binding Errors the MN answers with, per second (RFC 6275 §9.3.3). */
 const ERROR_ANSWERS_PER_SECOND = 10;
@@ -98,6 +101,13 @@ export class MobileNode {
   readonly #errorAnswers = new ErrorRateLimiter(ERROR_ANSWERS_PER_SECOND);
   /** Home agents that refused us (#refusedHere) in this round of failovers. */
   readonly #refusedBy = new Set<string>();
+  /**
+   * Every home agent we know refused us (BA 130-133): when to try again without waiting for a
+   * move, and the wait after that (doubling, capped). A refusal can pass (a cluster's etcd back,
+   * a binding freed), and an MN left without any home agent must not stay so until it moves.
+   */
+  #retryRefusedAt = Infinity;
+  #retryRefusedDelayMs = REFUSED_RETRY_MIN_MS;
   readonly #env: NodeEnvironment;
   readonly #opts: MobileNodeOptions;
   readonly #hoa: Uint8Array;
@@ -663,10 +673,38 @@ export class MobileNode {
     const next = this.#discovery.nextHomeAgent(this.#haAddress, now);
     if (next === undefined || this.#refusedBy.has(next.address) || !this.#failOver(now)) {
       // Every home agent we know refused since our last registration: no ping-pong between
-      // them (one round per trigger); the next move, prefix or HA list change tries again.
+      // them (one round per trigger); the next move, prefix or HA list change tries again, and
+      // at the latest a timer (5 s, doubling to 2 min).
       this.#refusedBy.clear();
-      this.#env.log.error('no-home-agent-left', { why, homeAgent: this.#haAddress });
+      this.#retryRefusedAt = now + this.#retryRefusedDelayMs;
+      this.#env.log.error('no-home-agent-left', {
+        why,
+        homeAgent: this.#haAddress,
+        retryInMs: this.#retryRefusedDelayMs,
+      });
+      this.#retryRefusedDelayMs = Math.min(2 * this.#retryRefusedDelayMs, REFUSED_RETRY_MAX_MS);
     }
+  }
+
+  /** The refusal timer: another round, from the next home agent (or this one, if alone). */
+  #retryAfterRefusal(now: number): void {
+    this.#retryRefusedAt = Infinity;
+    // Only while still refused: a move since may have started (or won) a registration.
+    const state = this.registration.state;
+    if (state !== 'idle' && state !== 'failed') return;
+    this.#env.log.info('home-agent-retry', { homeAgent: this.#haAddress });
+    if (this.#failOver(now)) return;
+    this.#restartRegistration(now);
+    this.#movement.switchedHomeAgent(); // a fresh care-of choice: the first BU goes out
+    this.#recheck();
+  }
+
+  /** A new registration engine for the current home agent (its BUL entry replaced). */
+  #restartRegistration(now: number): void {
+    const old = this.registration.bindingUpdateListEntry();
+    this.#bul.delete(old.destination, old.homeAddress); // a new registration, elsewhere
+    this.#registration = this.#newRegistration(now);
+    this.#bul.set(this.registration.bindingUpdateListEntry());
   }
 
   /** Switches to the home agent after the current one in failoverList(); false if none. */
@@ -678,10 +716,7 @@ export class MobileNode {
     this.#channel.useHomeAgent(next.publicKey, next.port);
     this.#agents = { agent4: next.agent4, agent6: next.agent6 };
     this.#opts.careOf.setAgents?.(this.#agents);
-    const old = this.registration.bindingUpdateListEntry();
-    this.#bul.delete(old.destination, old.homeAddress); // a new registration, elsewhere
-    this.#registration = this.#newRegistration(now);
-    this.#bul.set(this.registration.bindingUpdateListEntry());
+    this.#restartRegistration(now);
     // Proven with the other HA or not at all: ask this one; a fresh care-of choice.
     this.#movement.switchedHomeAgent();
     this.#discovery.switchHomeAgent(next.address); // its view, once registered there
@@ -736,6 +771,8 @@ export class MobileNode {
         }
         case 'registered':
           this.#unreachable = undefined;
+          this.#retryRefusedAt = Infinity;
+          this.#retryRefusedDelayMs = REFUSED_RETRY_MIN_MS;
           this.#closePortalLogin('registered');
           this.#portalOpenedOn = null;
           this.#portTries = 0;
@@ -887,6 +924,7 @@ export class MobileNode {
       this.#discovery.nextDeadline(),
       this.#opts.routeOptimization?.nextDeadline() ?? Infinity,
       this.#closeBy,
+      this.#retryRefusedAt,
       this.#tunnel.mtuDeadline(),
       this.#portalOpenUntil ?? Infinity,
     );
@@ -906,6 +944,7 @@ export class MobileNode {
     if (this.#portalOpenUntil !== null && now >= this.#portalOpenUntil) {
       this.#closePortalLogin('time limit');
     }
+    if (now >= this.#retryRefusedAt) this.#retryAfterRefusal(now);
     const registered = this.registration.state === 'registered';
     for (const a of this.#movement.poll(now, this.#wallClock(), registered)) {
       if (a.kind === 'resume') this.#resumed(now, a.how, a.ms);

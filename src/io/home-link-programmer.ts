@@ -78,7 +78,8 @@ interface Pending {
   settle: (err: HomeLinkOpError | null) => void;
 }
 
-const TRANSIENT = new Set(['ENOBUFS', 'ETIMEDOUT', 'EINTR']);
+/** Worth another try: a full socket buffer, no ACK in time, a thread that could not start. */
+const TRANSIENT = new Set(['ENOBUFS', 'ETIMEDOUT', 'EINTR', 'EAGAIN']);
 
 export class HomeLinkProgrammer {
   readonly #run: HomeLinkBatchRunner;

@@ -151,13 +151,16 @@ export class KernelHomeLink {
     // entries go in the route's batch.
     const ndproxy = this.#ndproxy;
     ndproxy?.add([homeAddress, ...alsoDefend]);
+    // Recorded before anything can fail: #remove must find every address defended for this
+    // binding, or a failed route here would leave its link-local answered until a restart.
+    const before = this.#defended.get(homeAddress) ?? [];
+    this.#defended.set(homeAddress, [...new Set([...before, ...alsoDefend])]);
     await Promise.all([
       program.run({ kind: 'route-replace', address: homeAddress }),
       ...(ndproxy !== undefined
         ? []
         : [homeAddress, ...alsoDefend].map((a) => program.run({ kind: 'proxy-add', address: a }))),
     ]);
-    const before = this.#defended.get(homeAddress) ?? [];
     this.#defended.set(homeAddress, alsoDefend);
     await this.#undefend(before.filter((x) => !alsoDefend.includes(x)));
     // Hosts that cached the MN's own link-layer address (it was home) switch to us now.

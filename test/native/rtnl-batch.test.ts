@@ -5,7 +5,8 @@
  * proxy` list exactly what was asked; each op has its own result (a bad ifindex fails alone);
  * re-adding and deleting what is gone succeed; the entries look exactly like the ones
  * `ip route replace` / `ip neigh replace proxy` make. Then the same through the HomeLinkProgrammer
- * (rtnetlink and the `ip -batch` fallback) and KernelHomeLink, whose status says nothing is
+ * (rtnetlink and the `ip -batch` fallback) and KernelHomeLink (host routes over rtnetlink, the
+ * addresses in the addon's ND proxy set, no kernel proxy entry), whose status says nothing is
  * left behind.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -270,24 +271,39 @@ void t.test(
     await child.ask({ via: 'rtnetlink', ops: [{ kind: 'route-delete', address: 'fe80::1' }] });
 
     // KernelHomeLink: 500 bindings at once (with the L flag's link-local), then all removed.
+    // Host routes go over rtnetlink; the addresses are defended by the addon's ND proxy (its
+    // set), not by kernel proxy entries (issue #17).
     const started = await child.ask<{ status: Record<string, unknown> }>({ start: true });
-    t.match(started.status, { via: 'rtnetlink', queued: 0 }, 'start() picks rtnetlink');
+    t.match(
+      started.status,
+      { via: 'rtnetlink', queued: 0, defence: 'ndproxy' },
+      'start() picks rtnetlink and the ND proxy',
+    );
     const hoas = range(0x20000, 500);
     const added = await child.ask<{ rejected: string[]; status: Record<string, unknown> }>({
       add: hoas,
       alsoDefend: ['fe80::17'],
     });
     t.same(added.rejected, [], 'every bindingAdded resolved');
-    t.match(added.status, { via: 'rtnetlink', queued: 0, oldestMs: 0, done: 1500, failed: {} });
+    t.match(added.status, {
+      via: 'rtnetlink',
+      queued: 0,
+      oldestMs: 0,
+      done: 500,
+      failed: {},
+      ndproxy: { addresses: 501 },
+    });
     let now = await tables(ns);
-    t.same([now.routes, now.proxies], [hoas, hoas], '500 routes and proxy entries');
-    const ll = await run('ip', ['-n', ns, '-6', 'neigh', 'show', 'proxy', 'fe80::17']);
-    t.match(ll, /fe80::17 dev rhome proxy/, 'the L flag link-local is proxied');
+    t.same([now.routes, now.proxies], [hoas, []], '500 routes, no kernel proxy entry');
     const removed = await child.ask<{ rejected: string[]; status: Record<string, unknown> }>({
       remove: hoas,
     });
     t.same(removed.rejected, [], 'every bindingRemoved resolved');
-    t.match(removed.status, { queued: 0, failed: {} }, 'nothing behind, nothing failed');
+    t.match(
+      removed.status,
+      { queued: 0, failed: {}, ndproxy: { addresses: 0 } },
+      'nothing behind, nothing failed, nothing defended (the link-local too)',
+    );
     now = await tables(ns);
     t.same([now.routes, now.proxies], [[], []], 'all removed');
   },

@@ -335,3 +335,43 @@ void t.test('two HAs of a virtual home network forward to each other', async (t)
     'it reached the new HA2 under the new keys (which holds no binding yet)',
   );
 });
+
+void t.test(
+  'etcd announces a member key as an HA: nothing of the members is sealed to it',
+  async (t) => {
+    // A wrong or forged etcd entry names "ha3" with mn2's key and address. HA1's channel to
+    // that key answers with a member certificate: HA1 must not forward HOA3's traffic on it.
+    const serving = new Map<string, string>([[HOA3, 'ha3']]);
+    const w = await World.create({
+      cluster: view('ha1', serving),
+      forwardToPeers: true,
+      haPeerRoles: ['mn', 'cn', 'ha'],
+      haWallClockFollows: true,
+    });
+    t.teardown(() => w.ha.close());
+    const mn2 = w.mobileNode({
+      homeAddress: HOA2,
+      address4: '203.0.113.12',
+      address6: '2001:db8:3::12',
+    });
+    mn2.careOf.candidates = [{ family: 4, localAddress: '203.0.113.12' }];
+    mn2.mn.start();
+    t.not(await w.until(() => mn2.mn.registration.state === 'registered'), -1, 'mn2 registered');
+    w.ha.setClusterPeers([
+      {
+        member: 'ha3',
+        publicKey: mn2.key.publicKey,
+        address4: '203.0.113.12',
+        port: mn2.udp4.localPort,
+      },
+    ]);
+    await w.run(200);
+    const before = mn2.tun.written.length;
+    const mn2Drops = mn2.mn.drops.get('not-for-home-address');
+    w.haTun.inject(echo('2001:db8:100::5', HOA3, 1));
+    await w.run(100);
+    t.equal(w.ha.drops.get('ha-forward-not-peer'), 1, 'dropped at HA1 as not a peer');
+    t.equal(mn2.tun.written.length, before, 'mn2 got nothing');
+    t.equal(mn2.mn.drops.get('not-for-home-address'), mn2Drops, 'nothing reached mn2 to drop');
+  },
+);

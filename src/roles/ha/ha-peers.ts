@@ -204,6 +204,12 @@ export class HaPeers {
     }
     const peer = this.#byMember.get(d.peer.member)!;
     const session = this.#env.endpoint.session(peer.peer.publicKey);
+    if (session !== undefined && !isClusterPeer(session.peerCertificate, this.#homePrefix)) {
+      // The key etcd announced answered with a certificate that is not an HA of this prefix
+      // (a wrong or forged etcd entry): nothing of the members' goes to it.
+      this.#drops.add('ha-forward-not-peer');
+      return true;
+    }
     if (session === undefined || !this.#env.endpoint.canSeal(session, now)) {
       // Not up yet, or idle past its keys' life (nothing rekeys an idle channel): a new
       // handshake, at most every RECONNECT_MS; this packet is lost, as in WireGuard without

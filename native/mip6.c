@@ -5,9 +5,10 @@
  * Flow of one readiness event: libuv reports the fd readable on the environment's own loop
  * -> drain() reads up to max_batch packets into the JS slab and fills offsets/lengths ->
  * one napi_make_callback(count, offsets, lengths) -> JS consumes the batch synchronously ->
- * repeat (at most MAX_ROUNDS batches per event, so other handles get their turn; more while
- * drain() reports a backlog: datagrams / segments it split out of one read that did not fit
- * the batch, which no new readiness event would bring back).
+ * repeat (at most MAX_ROUNDS batches per event, so other handles get their turn). When drain()
+ * still reports a backlog then (datagrams / segments it split out of one read that did not fit
+ * the batch, which no new readiness event would bring back), a zero timer continues it in the
+ * next loop turn: never an unbounded loop here, whatever a sender keeps queued.
  */
 #include "mip6.h"
 
@@ -192,6 +193,7 @@ static void poller_free(mip6_poller *p) {
 
 static void on_uv_closed(uv_handle_t *h) {
   mip6_poller *p = h->data;
+  if (--p->open_handles > 0) return;
   p->handle_closed = 1;
   if (p->finalized) poller_free(p);
 }
@@ -221,6 +223,22 @@ static void deliver(mip6_poller *p, uint32_t count) {
   }
 }
 
+static void continue_backlog(mip6_poller *p);
+
+/* Up to MAX_ROUNDS batches from the fd (or the drain's backlog) into JS. */
+static void pump(mip6_poller *p) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
+  for (int round = 0; round < MAX_ROUNDS && p->reading && !p->closed; round++) {
+    uint32_t n = p->drain(p);
+    if (n == 0) break;
+    deliver(p, n);
+    if (n < p->max_batch && !p->backlog) break;
+  }
+  napi_close_handle_scope(p->env, scope);
+  continue_backlog(p);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   (void)events;
   mip6_poller *p = h->data;
@@ -232,15 +250,18 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (p->on_error) p->on_error(p);
     if (!p->closed && p->reading && uv_poll_start(&p->poll, UV_READABLE, on_poll) == 0) p->polling = 1;
   }
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
-  for (int round = 0; (round < MAX_ROUNDS || p->backlog) && p->reading && !p->closed; round++) {
-    uint32_t n = p->drain(p);
-    if (n == 0) break;
-    deliver(p, n);
-    if (n < p->max_batch && !p->backlog) break;
-  }
-  napi_close_handle_scope(p->env, scope);
+  pump(p);
+}
+
+static void on_backlog_timer(uv_timer_t *t) {
+  mip6_poller *p = t->data;
+  if (!p->closed) pump(p);
+}
+
+/* Leftover pieces of a split read: go on in the next loop turn (timers run before the poll). */
+static void continue_backlog(mip6_poller *p) {
+  if (p->backlog && p->reading && !p->closed && p->timer_inited)
+    uv_timer_start(&p->backlog_timer, on_backlog_timer, 0, 0);
 }
 
 int mip6_poller_keep(mip6_poller *p, napi_ref ref) {
@@ -268,6 +289,13 @@ napi_value mip6_poller_attach(napi_env env, mip6_poller *p, napi_value callback)
   p->poll.data = p;
   p->poll_inited = 1;
   p->handle_closed = 0;
+  p->open_handles = 1;
+  if (uv_timer_init(loop, &p->backlog_timer) == 0) {
+    p->backlog_timer.data = p;
+    p->timer_inited = 1;
+    p->open_handles = 2;
+    uv_unref((uv_handle_t *)&p->backlog_timer); /* never keeps the process alive by itself */
+  }
   if (napi_create_external(env, p, on_finalize, NULL, &handle) != napi_ok) goto fail;
   return handle;
 fail:
@@ -283,6 +311,7 @@ void mip6_poller_set_reading(mip6_poller *p, int on) {
   p->reading = on;
   if (on && !p->polling) {
     if (uv_poll_start(&p->poll, UV_READABLE, on_poll) == 0) p->polling = 1;
+    continue_backlog(p); /* pieces kept while paused: no readiness event brings them */
   } else if (!on && p->polling) {
     uv_poll_stop(&p->poll);
     p->polling = 0;
@@ -297,6 +326,10 @@ void mip6_poller_close(mip6_poller *p) {
     uv_poll_stop(&p->poll);
     p->polling = 0;
     uv_close((uv_handle_t *)&p->poll, on_uv_closed);
+  }
+  if (p->timer_inited) {
+    uv_timer_stop(&p->backlog_timer);
+    uv_close((uv_handle_t *)&p->backlog_timer, on_uv_closed);
   }
   if (p->fd >= 0) close(p->fd);
   p->fd = -1;

@@ -52,6 +52,9 @@ struct mip6_poller {
   uv_poll_t poll;
   int fd;
   int poll_inited;
+  uv_timer_t backlog_timer; /* continues a backlog in the next loop turn (see on_poll) */
+  int timer_inited;
+  int open_handles;       /* uv handles not yet closed (the poll and the timer) */
   int reading;            /* JS wants packets (not paused) */
   int polling;            /* uv_poll_start is in effect */
   int closed;             /* fd closed, refs dropped */

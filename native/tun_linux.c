@@ -322,8 +322,11 @@ static napi_value tun_set_reading(napi_env env, napi_callback_info info) {
  * one super-packet and returns how many packets it held (counted as written, or as dropped
  * on EAGAIN). 0: write packet i alone (no run, or the kernel refused the super-packet, which
  * turns coalescing off for the device). */
+/* Returns how many packets the run consumed (0: none, write them one by one); *sent says how
+ * many of those reached the kernel (0 when the queue was full and the run was dropped). */
 static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint32_t *o, const uint32_t *l, uint32_t i,
-                              uint32_t count, uint32_t families) {
+                              uint32_t count, uint32_t families, uint32_t *sent) {
+  *sent = 0;
   const uint8_t *pkts[VNET_COALESCE_MAX];
   uint32_t lens[VNET_COALESCE_MAX];
   uint32_t m = count - i < VNET_COALESCE_MAX ? count - i : VNET_COALESCE_MAX;
@@ -350,7 +353,7 @@ static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint
   do r = writev(p->fd, iov, (int)(2 + k));
   while (r < 0 && errno == EINTR);
   if (r < 0 && errno == EAGAIN) {
-    p->counters[C_TX_DROPS] += k;
+    p->counters[C_TX_DROPS] += k; /* dropped, like single packets on a full queue */
     return k;
   }
   if (r < 0) {
@@ -360,6 +363,7 @@ static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint
   p->counters[C_TX_BYTES] += bytes;
   COUNT_IF(p, C_TX_GSO_PACKETS, 1);
   COUNT_IF(p, C_TX_GSO_SEGMENTS, k);
+  *sent = k;
   return k;
 }
 
@@ -400,9 +404,10 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count;) {
     ssize_t r;
     if (families && count - i >= 2) {
-      uint32_t k = tun_write_run(p, t, buf, o, l, i, count, families);
+      uint32_t sent;
+      uint32_t k = tun_write_run(p, t, buf, o, l, i, count, families, &sent);
       if (k) {
-        written += k;
+        written += sent;
         i += k;
         continue;
       }

@@ -312,16 +312,18 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
     return;
   }
   const uint8_t *slla = NULL;
+  int any_slla = 0; /* of any length: a DAD probe must carry none (RFC 4861 §7.1.1) */
   for (uint32_t at = ND_MIN_LEN; at < plen;) {
     if (plen - at < 2 || ns[at + 1] == 0 || (uint32_t)ns[at + 1] * 8 > plen - at) {
       d->counters[C_BAD_OPTION]++;
       return;
     }
+    if (ns[at] == ND_OPT_SLLA) any_slla = 1;
     if (ns[at] == ND_OPT_SLLA && ns[at + 1] == 1) slla = ns + at + 2;
     at += (uint32_t)ns[at + 1] * 8;
   }
   int dad = is_unspecified(src);
-  if (dad && (!is_solicited_node(dst) || slla != NULL)) {
+  if (dad && (!is_solicited_node(dst) || any_slla)) {
     d->counters[C_BAD_DAD]++;
     return;
   }
@@ -405,9 +407,11 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char ifname[IF_NAMESIZE];
-  size_t n = 0;
-  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &n) != napi_ok ||
-      n == 0) {
+  size_t n = 0, full = 0;
+  /* A longer name is refused, not cut short (it could name another interface). */
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &full) != napi_ok ||
+      full == 0 || full >= IF_NAMESIZE ||
+      napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &n) != napi_ok || n == 0) {
     mip6_throw_type(env, "ndproxyOpen(ifname, callback): ifname must be an interface name");
     return NULL;
   }

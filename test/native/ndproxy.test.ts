@@ -142,7 +142,7 @@ void t.test('ndproxy answers for its set only', { skip: skip || noScapy }, async
   t.equal(c['badCode'], 1, 'code 1 counted');
   t.equal(c['badOption'], 1, 'zero-length option counted');
   t.equal(c['badLength'], 1, 'payload length beyond the frame counted');
-  t.equal(c['badDad'], 2, 'DAD with SLLA, DAD to a unicast destination counted');
+  t.equal(c['badDad'], 3, 'DAD with an SLLA (8 or 16 bytes), DAD to a unicast destination counted');
   t.equal(c['multicastTarget'], 1, 'multicast target counted');
   t.equal(c['badSource'], 1, 'multicast source counted');
   t.equal(c['sendErrors'], 0);
@@ -160,6 +160,7 @@ void t.test('ndproxy answers for its set only', { skip: skip || noScapy }, async
     `insert: ${(r['batchAddUs'] as number).toFixed(2)} us per address`,
   );
   t.equal(r['shortBuffer'], 'RangeError');
+  t.equal(r['longName'], 'TypeError', 'an interface name over 15 characters is refused');
   t.equal(r['badHandle'], 'TypeError');
   t.equal(r['afterClose'], 'Error', 'a closed handle refuses adds');
   t.notOk(existsSync('/nonexistent'));

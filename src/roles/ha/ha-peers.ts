@@ -18,6 +18,7 @@
  */
 import { DATA_OVERHEAD, DataKind } from '../../crypto/aead.js';
 import type { PeerSession } from '../../crypto/endpoint.js';
+import type { MemberCertificate } from '../../crypto/certificate.js';
 import type { ClusterStatus } from '../../io/control-protocol.js';
 import type { PacketSpans, UdpEndpoint } from '../../io/types.js';
 import {
@@ -84,6 +85,8 @@ export class HaPeers {
   readonly #peers = new Map<string, ClusterPeer>();
   /** Peers with packets staged in this TUN batch. */
   readonly #staged = new Set<Peer>();
+  /** isClusterPeer per certificate (a new handshake may bring a new one), not per packet. */
+  readonly #clusterPeer = new WeakMap<MemberCertificate, boolean>();
 
   constructor(deps: {
     env: NodeEnvironment;
@@ -204,7 +207,7 @@ export class HaPeers {
     }
     const peer = this.#byMember.get(d.peer.member)!;
     const session = this.#env.endpoint.session(peer.peer.publicKey);
-    if (session !== undefined && !isClusterPeer(session.peerCertificate, this.#homePrefix)) {
+    if (session !== undefined && !this.#isClusterPeer(session)) {
       // The key etcd announced answered with a certificate that is not an HA of this prefix
       // (a wrong or forged etcd entry): nothing of the members' goes to it.
       this.#drops.add('ha-forward-not-peer');
@@ -256,6 +259,17 @@ export class HaPeers {
    * (`servedHere` says whether that member's binding is here and carries data); otherwise it
    * is dropped and counted by reason.
    */
+  #isClusterPeer(session: PeerSession): boolean {
+    const cert = session.peerCertificate;
+    if (cert === null) return false;
+    let known = this.#clusterPeer.get(cert);
+    if (known === undefined) {
+      known = isClusterPeer(cert, this.#homePrefix);
+      this.#clusterPeer.set(cert, known);
+    }
+    return known;
+  }
+
   receive(
     session: PeerSession,
     ownSignaling: boolean,
@@ -267,7 +281,7 @@ export class HaPeers {
     if (len === 0) return false; // a keepalive (established()): it confirmed the keys, no more
     const ipv6 = len >= 40 && buf[off]! >> 4 === 6;
     const verdict = acceptForwarded({
-      peerOfPrefix: isClusterPeer(session.peerCertificate, this.#homePrefix),
+      peerOfPrefix: this.#isClusterPeer(session),
       ownSignaling,
       ipv6,
       signal: ipv6 ? mobilitySignal(buf, off, len) : undefined,

@@ -223,6 +223,23 @@ export class World {
     return new World(opts);
   }
 
+  /**
+   * mobileNode() started on its IPv4 address as the only care-of candidate, once registered;
+   * throws when it does not register within `limitMs` of fake time.
+   */
+  async registeredMobileNode(
+    opts: Parameters<World['mobileNode']>[0],
+    limitMs = 5_000,
+  ): Promise<MnHandle> {
+    const m = this.mobileNode(opts);
+    m.careOf.candidates = [{ family: 4, localAddress: opts.address4 }];
+    m.mn.start();
+    if ((await this.until(() => m.mn.registration.state === 'registered', limitMs)) < 0) {
+      throw new Error(`${opts.homeAddress} did not register within ${limitMs} ms`);
+    }
+    return m;
+  }
+
   /** A mobile node whose certificate allows `certAddress` (default: its own home address). */
   mobileNode(opts: {
     homeAddress: string;

@@ -344,14 +344,11 @@ void t.test(
     // One HA with room for one binding, taken by another member: the MN's BU gets 130 and no
     // other HA is known. Once the place is free, the MN registers without moving.
     const w = await World.create({ maxBindings: 1 });
-    const other = w.mobileNode({
+    await w.registeredMobileNode({
       homeAddress: '2001:db8:100::11',
       address4: '203.0.113.11',
       address6: '2001:db8:3::11',
     });
-    other.careOf.candidates = [{ family: 4, localAddress: '203.0.113.11' }];
-    other.mn.start();
-    await w.until(() => other.mn.registration.state === 'registered');
     const m = w.mobileNode({ homeAddress: HOA, address4: MN4, address6: '2001:db8:3::10' });
     m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
     m.mn.start();

@@ -13,14 +13,11 @@ const SERVER = '2001:db8:100::5';
 
 void t.test('a lone packet is sealed and sent within the TUN read that brought it', async (t) => {
   const w = await World.create();
-  const m = w.mobileNode({
+  const m = await w.registeredMobileNode({
     homeAddress: HOA,
     address4: '203.0.113.10',
     address6: '2001:db8:3::10',
   });
-  m.careOf.candidates = [{ family: 4, localAddress: '203.0.113.10' }];
-  m.mn.start();
-  await w.until(() => m.mn.registration.state === 'registered', 5_000);
   await w.run(50); // nothing left in flight from the registration
 
   const toHome: Uint8Array[] = [];

@@ -43,15 +43,12 @@ void t.test('NAT rebinding: the HA hints with a BRR, the BU moves the binding', 
 /** A registered MN that probes after 500 ms of silence, 3 unanswered BUs = path lost. */
 async function registeredProbing() {
   const w = await World.create();
-  const m = w.mobileNode({
+  const m = await w.registeredMobileNode({
     homeAddress: HOA,
     address4: MN4,
     address6: '2001:db8:3::10',
     options: { probeIntervalMs: 500, probeTimeoutMs: 200, probeAttempts: 3 },
   });
-  m.careOf.candidates = [{ family: 4, localAddress: MN4 }];
-  m.mn.start();
-  await w.until(() => m.mn.registration.state === 'registered');
   return { w, m };
 }
 

@@ -40,7 +40,7 @@
  * MN); everything stops at --timeout-s.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DataKind, SodiumBatchAead } from '../src/crypto/aead.js';
@@ -138,6 +138,15 @@ function cpuSeconds(pid: number | 'self'): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Threads of a process now (/proc/<pid>/task); NaN once it is gone. */
+function threadCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return NaN;
+  }
 }
 
 function rssKiB(pid: number): number {
@@ -633,7 +642,16 @@ async function main(): Promise<void> {
   const rss0 = rssKiB(haPid);
   const cpu0 = cpuSeconds(haPid);
   const own0 = cpuSeconds('self');
+  // The HA's threads while members register (issue 17: one per DAD probe before the ND proxy ran
+  // DAD), sampled every 100 ms.
+  const threads0 = threadCount(haPid);
+  let threadsPeak = threads0;
+  const threadSampler = setInterval(
+    () => (threadsPeak = Math.max(threadsPeak, threadCount(haPid))),
+    100,
+  );
   const registration = await windowed(sims, register);
+  clearInterval(threadSampler);
   const registerMs = registration.ms;
   const registerRekeys = stats.rekeys;
   const rss1 = rssKiB(haPid);
@@ -734,6 +752,8 @@ async function main(): Promise<void> {
         stats.rekeys - rekeysBefore + (stats.haInitiations - haInitiationsBefore),
       haInitiationsDuringRefresh: stats.haInitiations - haInitiationsBefore,
       haCpuMsPerRegistration: ((cpu1 - cpu0) * 1000) / registration.finished,
+      haThreadsBeforeRegister: threads0,
+      haThreadsPeakRegister: threadsPeak,
       haCpuMsPerRefresh: refreshed > 0 ? ((cpu2 - cpuR0) * 1000) / refreshed : NaN,
       clientCpuMsPerRegistration: ((own1 - own0) * 1000) / registration.finished,
       clientCpuMsPerRefresh: refreshed > 0 ? ((own2 - ownR0) * 1000) / refreshed : NaN,

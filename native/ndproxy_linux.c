@@ -7,7 +7,8 @@
  * Flow of one solicitation:
  *   frame on the link -> AF_PACKET socket (SOCK_DGRAM, ETH_P_IPV6; the link's all-multicast mode
  *   through PACKET_MR_ALLMULTI so solicited-node groups arrive, undone by the kernel when the
- *   socket closes) -> classic BPF keeps only ICMPv6 type 135 right after the IPv6 header
+ *   socket closes) -> classic BPF keeps only ICMPv6 types 135 and 136 (NS, and the NAs DAD
+ *   listens for, below) right after the IPv6 header
  *   -> uv_poll readiness -> drain(): up to DRAIN_MAX frames, each checked as RFC 4861 §7.1.1
  *   says (hop limit 255, checksum, code 0, length >= 24, target not multicast, options of
  *   non-zero length inside the message, source :: only to a solicited-node group and without a
@@ -24,17 +25,39 @@
  * announced by the unsolicited NAs with O=1 (src/io/ndisc.ts). Target Link-Layer Address = the
  * link's MAC.
  *
- * The set: open addressing with linear probing over 16-byte keys, hashed with a random
- * per-socket seed (a home link's hosts cannot aim solicitations at one long probe run), grown at
- * 1/2 load, deletion by backward shift (no tombstones).
+ * Duplicate Address Detection for new bindings (RFC 6275 §10.3.1) runs on the same socket, so
+ * thousands of probes cost no thread, socket or timer each (src/io/dad.ts keeps one timer per
+ * 10 ms bucket of them):
+ *   ndproxyProbeStart: each address joins a second set, "under DAD", and its probe leaves by
+ *   sendmmsg batches: NS from ::, to the target's solicited-node group and MAC, hop limit 255,
+ *   no Source Link-Layer Address option (RFC 4862 §5.4.2), a Nonce option (RFC 7527).
+ *   While it is there, the reader above marks it duplicate on a valid NA for it (RFC 4862
+ *   §5.4.4; §7.1.2 checks: hop limit 255, checksum, code 0, S clear when sent to a multicast
+ *   group) or on another node's DAD probe for it (§5.4.3; one carrying our nonce is our own,
+ *   looped back: ignored, RFC 7527 §4.2, and never answered). Our own frames never reach the
+ *   reader (PACKET_IGNORE_OUTGOING, else sll_pkttype), so neither our probe nor our proxy's
+ *   answers can make an address look taken.
+ *   ndproxyProbeEnd: reads what is queued on the socket, then takes the addresses out and
+ *   reports each one's flags (duplicate seen, send failed).
+ * The link is in all-multicast mode, so another node's probe to any solicited-node group
+ * arrives without joining each group; a switch that snoops MLD forwards those only to ports
+ * that reported the group (we send no MLD report), while the NAs that answer a probe go to
+ * ff02::1 and reach us anyway.
+ *
+ * The sets: open addressing with linear probing over 16-byte keys (a one-byte value each),
+ * hashed with a random per-set seed (a home link's hosts cannot aim solicitations at one long
+ * probe run), grown at 1/2 load, deletion by backward shift (no tombstones).
  *
  * JS surface (src/io/addon.ts):
  *   ndproxyOpen(ifname) -> handle              throws (code = errno name) when it cannot
  *   ndproxyAdd(h, addrs, count) -> added        addrs: count x 16 bytes; already present: not added
  *   ndproxyDelete(h, addrs, count) -> removed
+ *   ndproxyProbeStart(h, addrs, count, out) -> send errors     out[i] = 1: that send failed
+ *   ndproxyProbeEnd(h, addrs, count, out) -> duplicates        out[i] = PROBE_* flags
  *   ndproxyCounters(h, out: Float64Array)       NDPROXY_COUNTERS values, order below
  *   ndproxyClose(h)
  */
+#define _GNU_SOURCE /* sendmmsg */
 #include "mip6.h"
 
 #include <arpa/inet.h>
@@ -76,6 +99,14 @@
 #define ND_MIN_LEN 24    /* RFC 4861 §7.1.1 */
 #define ND_OPT_SLLA 1    /* RFC 4861 §4.6.1 */
 #define ND_OPT_TLLA 2
+#define ND_OPT_NONCE 14  /* RFC 3971 §5.3.2, used for DAD by RFC 7527 */
+#define NS_DAD_LEN 32    /* 24 + Nonce option (6 bytes) */
+#define PROBE_OPEN 1      /* probing-set values */
+#define PROBE_DUPLICATE 2
+#define PROBE_SEND_FAILED 4
+#define SEND_BATCH 64     /* probes per sendmmsg */
+#define SET_MIN_CAP 1024
+#define RCVBUF_BYTES (4 << 20) /* DAD answers for thousands of probes arrive in a burst */
 #define NA_LEN 32        /* 24 + TLLA option for a 6-byte address */
 #define NA_FLAG_S 0x40   /* RFC 4861 §4.4 */
 #define ICMP6_NS 135
@@ -101,15 +132,31 @@ enum {
   C_SEND_ERRORS,
   C_BAD_SOURCE,     /* a multicast source address (RFC 4291 §2.7: never a source) */
   C_SET_SIZE,       /* addresses in the set now */
+  C_ADVERTS,        /* valid Neighbor Advertisements read (DAD answers among them) */
+  C_BAD_ADVERT,     /* an NA to a multicast destination with S set (RFC 4861 §7.1.2) */
+  C_PROBES_SENT,    /* DAD probes (NS from ::) sent */
+  C_PROBE_SEND_ERRORS,
+  C_DUPLICATE_BY_NA,  /* an NA for an address under DAD (RFC 4862 §5.4.4) */
+  C_DUPLICATE_BY_NS,  /* another node's DAD probe for it (RFC 4862 §5.4.3) */
+  C_OWN_PROBE,        /* our own probe looped back (our nonce): ignored */
+  C_PROBING,          /* addresses under DAD now */
+  C_RX_DROPPED,       /* frames the kernel dropped before we read them (PACKET_STATISTICS) */
   NDPROXY_COUNTERS
 };
 
+/* A set of 16-byte addresses, each with a one-byte value (0 in `used` means an empty slot). */
 typedef struct {
   uint8_t (*keys)[16];
   uint8_t *used;
   uint32_t cap; /* power of two */
   uint32_t size;
   uint64_t seed[2];
+} addrset;
+
+typedef struct {
+  addrset defended; /* the addresses we answer for */
+  addrset probing;  /* the addresses under DAD: value PROBE_OPEN, | PROBE_DUPLICATE once seen */
+  uint8_t nonce[6]; /* RFC 7527 Nonce of our DAD probes: a looped-back probe is not a defender */
   uint8_t mac[6];
   uint8_t linklocal[16];
   int ifindex;
@@ -127,7 +174,7 @@ static uint64_t mix64(uint64_t x) {
   return x;
 }
 
-static uint32_t slot_of(const ndproxy *d, const uint8_t *key) {
+static uint32_t slot_of(const addrset *d, const uint8_t *key) {
   uint64_t a, b;
   memcpy(&a, key, 8);
   memcpy(&b, key + 8, 8);
@@ -136,7 +183,8 @@ static uint32_t slot_of(const ndproxy *d, const uint8_t *key) {
 }
 
 /* The slot holding key, or -1. */
-static int64_t set_find(const ndproxy *d, const uint8_t *key) {
+static int64_t set_find(const addrset *d, const uint8_t *key) {
+  if (d->size == 0) return -1;
   uint32_t mask = d->cap - 1;
   for (uint32_t i = slot_of(d, key);; i = (i + 1) & mask) {
     if (!d->used[i]) return -1;
@@ -144,16 +192,16 @@ static int64_t set_find(const ndproxy *d, const uint8_t *key) {
   }
 }
 
-static void set_place(ndproxy *d, const uint8_t *key) {
+static void set_place(addrset *d, const uint8_t *key, uint8_t value) {
   uint32_t mask = d->cap - 1;
   uint32_t i = slot_of(d, key);
   while (d->used[i]) i = (i + 1) & mask;
   memcpy(d->keys[i], key, 16);
-  d->used[i] = 1;
+  d->used[i] = value;
   d->size++;
 }
 
-static int set_resize(ndproxy *d, uint32_t cap) {
+static int set_resize(addrset *d, uint32_t cap) {
   uint8_t(*keys)[16] = malloc((size_t)cap * 16);
   uint8_t *used = calloc(cap, 1);
   if (keys == NULL || used == NULL) {
@@ -169,28 +217,37 @@ static int set_resize(ndproxy *d, uint32_t cap) {
   d->cap = cap;
   d->size = 0;
   for (uint32_t i = 0; i < old_cap; i++)
-    if (old_used[i]) set_place(d, old_keys[i]);
+    if (old_used[i]) set_place(d, old_keys[i], old_used[i]);
   free(old_keys);
   free(old_used);
   return 0;
 }
 
-/* 1 added, 0 already there, or -errno. */
-static int set_add(ndproxy *d, const uint8_t *key) {
+static void set_free(addrset *d) {
+  free(d->keys);
+  free(d->used);
+  d->keys = NULL;
+  d->used = NULL;
+}
+
+/* 1 added (with value, non-zero), 0 already there (value unchanged), or -errno. */
+static int set_add(addrset *d, const uint8_t *key, uint8_t value) {
   if (set_find(d, key) >= 0) return 0;
   if ((uint64_t)(d->size + 1) * 2 > d->cap) {
     if (d->cap >= (1u << 30)) return -ENOMEM;
     int err = set_resize(d, d->cap * 2);
     if (err) return -err;
   }
-  set_place(d, key);
+  set_place(d, key, value);
   return 1;
 }
 
-/* Backward-shift deletion: later entries of the run move up so lookups never stop early. */
-static int set_delete(ndproxy *d, const uint8_t *key) {
+/* Backward-shift deletion: later entries of the run move up so lookups never stop early.
+ * Returns the deleted entry's value, 0 when key was not there. */
+static uint8_t set_delete(addrset *d, const uint8_t *key) {
   int64_t found = set_find(d, key);
   if (found < 0) return 0;
+  uint8_t value = d->used[found];
   uint32_t mask = d->cap - 1;
   uint32_t hole = (uint32_t)found;
   for (uint32_t j = (hole + 1) & mask; d->used[j]; j = (j + 1) & mask) {
@@ -199,11 +256,23 @@ static int set_delete(ndproxy *d, const uint8_t *key) {
     int stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
     if (stays) continue;
     memcpy(d->keys[hole], d->keys[j], 16);
+    d->used[hole] = d->used[j];
     hole = j;
   }
   d->used[hole] = 0;
   d->size--;
-  return 1;
+  return value;
+}
+
+/* After deletions: halve a mostly empty table (best effort). */
+static void set_shrink(addrset *d) {
+  while (d->size * 8 < d->cap && d->cap > SET_MIN_CAP)
+    if (set_resize(d, d->cap / 2) != 0) return;
+}
+
+static int set_init(addrset *d) {
+  if (getrandom(d->seed, sizeof d->seed, 0) != (ssize_t)sizeof d->seed) return errno ? errno : EIO;
+  return set_resize(d, SET_MIN_CAP);
 }
 
 /* ---- the wire -------------------------------------------------------------------------- */
@@ -271,7 +340,18 @@ static void answer(ndproxy *d, int fd, const uint8_t *target, const uint8_t *sol
   if (dad) d->counters[C_DAD_ANSWERED]++;
 }
 
-/* One frame (the IPv6 packet; the link header is gone on a SOCK_DGRAM packet socket). */
+/* A Neighbor Advertisement or a DAD probe from another node for an address under DAD
+ * (RFC 4862 §5.4.3, §5.4.4): the address is not unique. */
+static void probe_hit(ndproxy *d, const uint8_t *target, int counter) {
+  int64_t at = set_find(&d->probing, target);
+  if (at < 0) return;
+  d->probing.used[at] |= PROBE_DUPLICATE;
+  d->counters[counter]++;
+}
+
+/* One frame (the IPv6 packet; the link header is gone on a SOCK_DGRAM packet socket): the
+ * checks RFC 4861 §7.1.1 (NS) and §7.1.2 (NA) ask for, then an answer (NS for a defended
+ * address) and the DAD bookkeeping (either, for an address under DAD). */
 static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8_t *frame_src) {
   d->counters[C_FRAMES]++;
   if (n < IP6_HDR_LEN + ND_MIN_LEN || (pkt[0] >> 4) != 6) {
@@ -284,7 +364,8 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
     return;
   }
   const uint8_t *ns = pkt + IP6_HDR_LEN;
-  if (pkt[IP6_NH_OFF] != NEXT_ICMP6 || ns[ICMP6_TYPE_OFF] != ICMP6_NS) {
+  int type = ns[ICMP6_TYPE_OFF];
+  if (pkt[IP6_NH_OFF] != NEXT_ICMP6 || (type != ICMP6_NS && type != ICMP6_NA)) {
     d->counters[C_NOT_NS]++;
     return;
   }
@@ -312,6 +393,7 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
     return;
   }
   const uint8_t *slla = NULL;
+  const uint8_t *nonce = NULL;
   int any_slla = 0; /* of any length: a DAD probe must carry none (RFC 4861 §7.1.1) */
   for (uint32_t at = ND_MIN_LEN; at < plen;) {
     if (plen - at < 2 || ns[at + 1] == 0 || (uint32_t)ns[at + 1] * 8 > plen - at) {
@@ -320,7 +402,18 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
     }
     if (ns[at] == ND_OPT_SLLA) any_slla = 1;
     if (ns[at] == ND_OPT_SLLA && ns[at + 1] == 1) slla = ns + at + 2;
+    if (ns[at] == ND_OPT_NONCE && ns[at + 1] == 1) nonce = ns + at + 2;
     at += (uint32_t)ns[at + 1] * 8;
+  }
+  if (type == ICMP6_NA) {
+    /* §7.1.2: an NA to a multicast destination must have S clear. */
+    if (dst[0] == 0xff && (ns[ND_FLAGS_OFF] & NA_FLAG_S)) {
+      d->counters[C_BAD_ADVERT]++;
+      return;
+    }
+    d->counters[C_ADVERTS]++;
+    probe_hit(d, target, C_DUPLICATE_BY_NA);
+    return;
   }
   int dad = is_unspecified(src);
   if (dad && (!is_solicited_node(dst) || any_slla)) {
@@ -328,7 +421,14 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
     return;
   }
   d->counters[C_NS]++;
-  if (d->size == 0 || set_find(d, target) < 0) {
+  if (dad && nonce != NULL && memcmp(nonce, d->nonce, 6) == 0) {
+    /* RFC 7527 §4.2: a probe carrying our own nonce is ours, looped back by the link: neither
+     * a duplicate nor one to answer. */
+    d->counters[C_OWN_PROBE]++;
+    return;
+  }
+  if (dad) probe_hit(d, target, C_DUPLICATE_BY_NS);
+  if (set_find(&d->defended, target) < 0) {
     d->counters[C_NOT_OURS]++;
     return;
   }
@@ -365,8 +465,8 @@ static void ndproxy_on_error(mip6_poller *p) {
 static void ndproxy_free(mip6_poller *p) {
   ndproxy *d = p->kind_data;
   if (d) {
-    free(d->keys);
-    free(d->used);
+    set_free(&d->defended);
+    set_free(&d->probing);
     free(d);
   }
   p->kind_data = NULL;
@@ -392,12 +492,14 @@ static int link_local_of(int ifindex, const char *ifname, uint8_t out[16]) {
   return found;
 }
 
-/* Keeps ICMPv6 (next header 58 right after the IPv6 header) type 135, drops the rest. */
+/* Keeps ICMPv6 (next header 58 right after the IPv6 header) types 135 and 136 (NA: the answers
+ * to our DAD probes), drops the rest. */
 static struct sock_filter ns_filter[] = {
     BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_NH_OFF),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NEXT_ICMP6, 0, 3),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NEXT_ICMP6, 0, 4),
     BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_HDR_LEN + ICMP6_TYPE_OFF),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_NS, 0, 1),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_NS, 1, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_NA, 0, 1),
     BPF_STMT(BPF_RET | BPF_K, 0xffff),
     BPF_STMT(BPF_RET | BPF_K, 0),
 };
@@ -422,17 +524,21 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
   }
   ndproxy *d = calloc(1, sizeof *d);
   mip6_poller *p = calloc(1, sizeof *p);
-  if (d == NULL || p == NULL || set_resize(d, 1024) != 0) {
-    free(d ? d->keys : NULL);
-    free(d ? d->used : NULL);
+  int err = 0;
+  if (d == NULL || p == NULL || (err = set_init(&d->defended)) != 0 ||
+      (err = set_init(&d->probing)) != 0 ||
+      getrandom(d->nonce, sizeof d->nonce, 0) != (ssize_t)sizeof d->nonce) {
+    if (d != NULL) {
+      set_free(&d->defended);
+      set_free(&d->probing);
+    }
     free(d);
     free(p);
-    mip6_throw_errno(env, ENOMEM, "calloc", "ndproxy");
+    mip6_throw_errno(env, err ? err : ENOMEM, "ndproxy", "allocating its sets");
     return NULL;
   }
   d->ifindex = ifindex;
   const char *failed = NULL;
-  int err = 0;
   int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_IPV6));
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
@@ -461,12 +567,11 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
   else if (bind(fd, (struct sockaddr *)&here, sizeof here) < 0) failed = "bind";
   else if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
     failed = "setsockopt(PACKET_ADD_MEMBERSHIP, ALLMULTI)";
-  else if (getrandom(d->seed, sizeof d->seed, 0) != (ssize_t)sizeof d->seed) failed = "getrandom";
   if (failed) {
     err = errno;
     if (fd >= 0) close(fd);
-    free(d->keys);
-    free(d->used);
+    set_free(&d->defended);
+    set_free(&d->probing);
     free(d);
     free(p);
     mip6_throw_errno(env, err, failed, ifname);
@@ -474,6 +579,10 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
   }
   /* Our own NAs are not ours to read (older kernels: sll_pkttype says so, checked in drain). */
   setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+  /* Room for a burst of DAD answers (best effort: RCVBUFFORCE needs CAP_NET_ADMIN). */
+  int rcvbuf = RCVBUF_BYTES;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   memcpy(d->mac, ifr.ifr_hwaddr.sa_data, 6);
   /* Frames that arrived between socket() and the filter may be anything: drop them. */
   uint8_t junk[FRAME_MAX];
@@ -491,15 +600,17 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* (h, addrs, count) with addrs holding count x 16 bytes. */
+/* (h, addrs, count) with addrs holding count x 16 bytes; with `out`, a fourth argument: a
+ * Uint8Array of at least count bytes. */
 static int batch_args(napi_env env, napi_callback_info info, mip6_poller **p, uint8_t **addrs,
-                      uint32_t *count) {
-  size_t argc = 3;
-  napi_value argv[3];
+                      uint32_t *count, uint8_t **out) {
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  size_t len;
-  if (argc < 3) {
-    mip6_throw_type(env, "expects (handle, addresses, count)");
+  size_t len, out_len = 0;
+  if (argc < (out ? 4u : 3u)) {
+    mip6_throw_type(env, out ? "expects (handle, addresses, count, out)"
+                             : "expects (handle, addresses, count)");
     return -1;
   }
   if (mip6_arg_handle(env, argv[0], KIND, (void **)p) != 0) return -1;
@@ -508,6 +619,13 @@ static int batch_args(napi_env env, napi_callback_info info, mip6_poller **p, ui
   if (mip6_arg_u32(env, argv[2], "count", count) != 0) return -1;
   if ((uint64_t)*count * 16 > len) {
     mip6_throw_range(env, "addresses holds fewer than count x 16 bytes");
+    return -1;
+  }
+  if (out != NULL &&
+      mip6_arg_typed(env, argv[3], napi_uint8_array, "out", (void **)out, &out_len, NULL) != 0)
+    return -1;
+  if (out != NULL && out_len < *count) {
+    mip6_throw_range(env, "out holds fewer than count bytes");
     return -1;
   }
   if ((*p)->closed || (*p)->kind_data == NULL) {
@@ -522,18 +640,19 @@ static napi_value set_batch(napi_env env, napi_callback_info info, int add) {
   mip6_poller *p;
   uint8_t *addrs;
   uint32_t count;
-  if (batch_args(env, info, &p, &addrs, &count) != 0) return NULL;
+  if (batch_args(env, info, &p, &addrs, &count, NULL) != 0) return NULL;
   ndproxy *d = p->kind_data;
   uint32_t changed = 0;
   for (uint32_t i = 0; i < count; i++) {
-    int r = add ? set_add(d, addrs + (size_t)i * 16) : set_delete(d, addrs + (size_t)i * 16);
+    const uint8_t *a = addrs + (size_t)i * 16;
+    int r = add ? set_add(&d->defended, a, 1) : set_delete(&d->defended, a) != 0;
     if (r < 0) {
       mip6_throw_errno(env, -r, "ndproxyAdd", "growing the set");
       return NULL;
     }
     changed += (uint32_t)r;
   }
-  if (!add && d->size * 8 < d->cap && d->cap > 1024) set_resize(d, d->cap / 2); /* best effort */
+  if (!add) set_shrink(&d->defended);
   napi_value out;
   napi_create_uint32(env, changed, &out);
   return out;
@@ -541,6 +660,135 @@ static napi_value set_batch(napi_env env, napi_callback_info info, int add) {
 
 static napi_value ndproxy_add(napi_env env, napi_callback_info info) { return set_batch(env, info, 1); }
 static napi_value ndproxy_delete(napi_env env, napi_callback_info info) { return set_batch(env, info, 0); }
+
+/* ---- Duplicate Address Detection ----------------------------------------------------- */
+
+/* ff02::1:ffXX:XXXX and 33:33:ff:XX:XX:XX for target (RFC 4291 §2.7.1, RFC 2464 §7). */
+static void solicited_node(const uint8_t *target, uint8_t group[16], uint8_t mac[6]) {
+  static const uint8_t prefix[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+  memcpy(group, prefix, 13);
+  memcpy(group + 13, target + 13, 3);
+  mac[0] = 0x33;
+  mac[1] = 0x33;
+  memcpy(mac + 2, group + 12, 4);
+}
+
+/* The DAD probe of RFC 4862 §5.4.2 for target: NS from ::, to the target's solicited-node
+ * group, hop limit 255, no Source Link-Layer Address option, our Nonce option (RFC 7527). */
+static void build_probe(const ndproxy *d, const uint8_t *target, uint8_t *pkt,
+                        struct sockaddr_ll *to) {
+  memset(pkt, 0, IP6_HDR_LEN + NS_DAD_LEN);
+  pkt[0] = 0x60;
+  pkt[IP6_PLEN_OFF + 1] = NS_DAD_LEN;
+  pkt[IP6_NH_OFF] = NEXT_ICMP6;
+  pkt[IP6_HLIM_OFF] = ND_HOP_LIMIT;
+  memset(to, 0, sizeof *to);
+  solicited_node(target, pkt + IP6_DST_OFF, to->sll_addr);
+  uint8_t *ns = pkt + IP6_HDR_LEN;
+  ns[ICMP6_TYPE_OFF] = ICMP6_NS;
+  memcpy(ns + ND_TARGET_OFF, target, 16);
+  ns[ND_MIN_LEN] = ND_OPT_NONCE;
+  ns[ND_MIN_LEN + 1] = 1;
+  memcpy(ns + ND_MIN_LEN + 2, d->nonce, 6);
+  uint16_t c = icmp6_checksum(pkt + IP6_SRC_OFF, pkt + IP6_DST_OFF, ns, NS_DAD_LEN);
+  ns[ICMP6_CSUM_OFF] = c >> 8;
+  ns[ICMP6_CSUM_OFF + 1] = c & 0xff;
+  to->sll_family = AF_PACKET;
+  to->sll_protocol = htons(ETH_P_IPV6);
+  to->sll_ifindex = d->ifindex;
+  to->sll_halen = 6;
+}
+
+/* Sends the probes for addrs[0..count) by sendmmsg batches; failed[i] = 1 where the kernel
+ * refused one (it is not retried: DAD has no answer for it, see src/io/dad.ts). */
+static uint32_t send_probes(ndproxy *d, int fd, const uint8_t *addrs, uint32_t count,
+                            uint8_t *failed) {
+  uint8_t pkts[SEND_BATCH][IP6_HDR_LEN + NS_DAD_LEN];
+  struct sockaddr_ll to[SEND_BATCH];
+  struct iovec iov[SEND_BATCH];
+  struct mmsghdr msgs[SEND_BATCH];
+  uint32_t errors = 0;
+  for (uint32_t base = 0; base < count; base += SEND_BATCH) {
+    uint32_t n = count - base < SEND_BATCH ? count - base : SEND_BATCH;
+    memset(msgs, 0, sizeof msgs[0] * n);
+    for (uint32_t i = 0; i < n; i++) {
+      build_probe(d, addrs + (size_t)(base + i) * 16, pkts[i], &to[i]);
+      iov[i].iov_base = pkts[i];
+      iov[i].iov_len = sizeof pkts[i];
+      msgs[i].msg_hdr.msg_name = &to[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof to[i];
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    for (uint32_t at = 0; at < n;) {
+      int r = sendmmsg(fd, msgs + at, n - at, MSG_DONTWAIT);
+      if (r > 0) {
+        at += (uint32_t)r;
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      failed[base + at] = 1; /* the first unsent one failed (ENOBUFS, EAGAIN, ENETDOWN, ...) */
+      errors++;
+      at++;
+    }
+  }
+  d->counters[C_PROBES_SENT] += count - errors;
+  d->counters[C_PROBE_SEND_ERRORS] += errors;
+  return errors;
+}
+
+/* ndproxyProbeStart(h, addrs, count, out) -> send errors. Each address joins the set under DAD
+ * and its probe is sent; out[i] = 1 where that send failed. */
+static napi_value probe_start(napi_env env, napi_callback_info info) {
+  mip6_poller *p;
+  uint8_t *addrs, *out;
+  uint32_t count;
+  if (batch_args(env, info, &p, &addrs, &count, &out) != 0) return NULL;
+  ndproxy *d = p->kind_data;
+  for (uint32_t i = 0; i < count; i++) {
+    int r = set_add(&d->probing, addrs + (size_t)i * 16, PROBE_OPEN);
+    if (r < 0) {
+      mip6_throw_errno(env, -r, "ndproxyProbeStart", "growing the set");
+      return NULL;
+    }
+  }
+  memset(out, 0, count);
+  uint32_t errors = send_probes(d, p->fd, addrs, count, out);
+  for (uint32_t i = 0; i < count; i++) {
+    if (!out[i]) continue;
+    int64_t at = set_find(&d->probing, addrs + (size_t)i * 16);
+    if (at >= 0) d->probing.used[at] |= PROBE_SEND_FAILED;
+  }
+  napi_value result;
+  napi_create_uint32(env, errors, &result);
+  return result;
+}
+
+/* ndproxyProbeEnd(h, addrs, count, out) -> duplicates. Reads what has arrived, then takes each
+ * address out of the set under DAD: out[i] = its flags (PROBE_OPEN | PROBE_DUPLICATE |
+ * PROBE_SEND_FAILED), 0 when it was not under DAD. */
+static napi_value probe_end(napi_env env, napi_callback_info info) {
+  mip6_poller *p;
+  uint8_t *addrs, *out;
+  uint32_t count;
+  if (batch_args(env, info, &p, &addrs, &count, &out) != 0) return NULL;
+  ndproxy *d = p->kind_data;
+  /* Answers that are queued on the socket but not yet read count: read them first. */
+  for (int rounds = 0; rounds < 64 && !p->closed; rounds++) {
+    double before = d->counters[C_FRAMES];
+    ndproxy_drain(p);
+    if (d->counters[C_FRAMES] - before < DRAIN_MAX) break;
+  }
+  uint32_t duplicates = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    out[i] = set_delete(&d->probing, addrs + (size_t)i * 16);
+    if (out[i] & PROBE_DUPLICATE) duplicates++;
+  }
+  set_shrink(&d->probing);
+  napi_value result;
+  napi_create_uint32(env, duplicates, &result);
+  return result;
+}
 
 static napi_value ndproxy_counters(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -554,7 +802,12 @@ static napi_value ndproxy_counters(napi_env env, napi_callback_info info) {
     return NULL;
   ndproxy *d = p->kind_data;
   if (d == NULL) return NULL;
-  d->counters[C_SET_SIZE] = d->size;
+  d->counters[C_SET_SIZE] = d->defended.size;
+  d->counters[C_PROBING] = d->probing.size;
+  struct tpacket_stats st;
+  socklen_t stlen = sizeof st;
+  if (!p->closed && getsockopt(p->fd, SOL_PACKET, PACKET_STATISTICS, &st, &stlen) == 0)
+    d->counters[C_RX_DROPPED] += st.tp_drops; /* the kernel resets them on each read */
   memcpy(out, d->counters, (len < NDPROXY_COUNTERS ? len : NDPROXY_COUNTERS) * sizeof(double));
   return NULL;
 }
@@ -574,5 +827,7 @@ void mip6_ndproxy_init(napi_env env, napi_value exports) {
   mip6_export(env, exports, "ndproxyAdd", ndproxy_add);
   mip6_export(env, exports, "ndproxyDelete", ndproxy_delete);
   mip6_export(env, exports, "ndproxyCounters", ndproxy_counters);
+  mip6_export(env, exports, "ndproxyProbeStart", probe_start);
+  mip6_export(env, exports, "ndproxyProbeEnd", probe_end);
   mip6_export(env, exports, "ndproxyClose", ndproxy_close);
 }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { defaultControlSocket, type Role } from '../config/common.js';
 import { controlRequest } from '../io/control-socket.js';
+import type { DadStatus } from '../io/dad.js';
 import type {
   BindingStatus,
   BindingUpdateListStatus,
@@ -189,17 +190,53 @@ function homeLinkLine(h: Partial<HomeLinkStatus>): string {
       : 'up to date; ') +
     `${cell(h.done)} done in ${cell(h.batches)} batches, slowest ${cell(h.slowestMs)} ms` +
     (failed !== '' ? `; failed: ${failed}` : '') +
-    (h.defence !== undefined ? `\n${defenceLine(h.defence, h.ndproxy)}` : '')
+    (h.defence !== undefined ? `\n${defenceLine(h.defence, h.ndproxy)}` : '') +
+    (h.dad !== undefined ? `\n${dadLine(h.dad, h.ndproxy)}` : '')
   );
 }
+
+/** Duplicate Address Detection for new bindings: in flight, queued over the cap, outcomes. */
+function dadLine(d: DadStatus, c: Record<string, number> | undefined): string {
+  const seen =
+    c === undefined
+      ? ''
+      : `; ${cell(c['probesSent'])} probes sent` +
+        (c['probeSendErrors'] ? ` (${cell(c['probeSendErrors'])} send errors)` : '') +
+        `, duplicates seen by NA ${cell(c['duplicateByAdvert'])}, ` +
+        `by DAD probe ${cell(c['duplicateBySolicitation'])}`;
+  return (
+    `duplicate address detection (${cell(d.via)}): ${cell(d.inFlight)} in flight ` +
+    `(cap ${cell(d.maxInFlight)}, peak ${cell(d.peakInFlight)}), ${cell(d.queued)} queued ` +
+    `(${cell(d.waited)} waited); ${cell(d.started)} started: ${cell(d.unique)} unique, ` +
+    `${cell(d.duplicate)} duplicate, ${cell(d.failed)} failed` +
+    seen
+  );
+}
+
+/** The responder's counters that are not drops (the DAD ones are shown by dadLine). */
+const NOT_DROPS = new Set([
+  'addresses',
+  'solicitations',
+  'answered',
+  'answeredDad',
+  'notOurs',
+  'frames',
+  'sendErrors',
+  'adverts',
+  'probesSent',
+  'probeSendErrors',
+  'duplicateByAdvert',
+  'duplicateBySolicitation',
+  'ownProbe',
+  'probing',
+]);
 
 /** Who answers Neighbor Solicitations on the home link, and the responder's counters. */
 function defenceLine(via: string, c: Record<string, number> | undefined): string {
   if (c === undefined) return `home link defence (${cell(via)})`;
-  const { addresses, solicitations, answered, answeredDad, notOurs, frames, sendErrors, ...bad } =
-    c;
-  const dropped = Object.entries(bad)
-    .filter(([, n]) => n > 0)
+  const { addresses, solicitations, answered, answeredDad, notOurs, frames, sendErrors } = c;
+  const dropped = Object.entries(c)
+    .filter(([why, n]) => n > 0 && !NOT_DROPS.has(why))
     .map(([why, n]) => `${why} ${cell(n)}`)
     .join(', ');
   return (

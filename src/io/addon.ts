@@ -157,6 +157,17 @@ export interface NativeAddon {
   ndproxyDelete?(h: NativeHandle, addrs: Uint8Array, count: number): number;
   /** Fills `out` with the counters, in NDPROXY_COUNTER_NAMES order (src/io/ndproxy.ts). */
   ndproxyCounters?(h: NativeHandle, out: Float64Array): void;
+  /**
+   * Duplicate Address Detection on the proxy's socket (RFC 4862 §5.4.2): each of the `count`
+   * addresses joins the set under DAD and one probe (NS from ::) is sent for it; out[i] = 1
+   * where that send failed. Returns the number of failed sends.
+   */
+  ndproxyProbeStart?(h: NativeHandle, addrs: Uint8Array, count: number, out: Uint8Array): number;
+  /**
+   * Ends DAD for `count` addresses after reading what has arrived: out[i] = flags (1 probed,
+   * 2 duplicate seen, 4 send failed; 0 not under DAD). Returns the number of duplicates.
+   */
+  ndproxyProbeEnd?(h: NativeHandle, addrs: Uint8Array, count: number, out: Uint8Array): number;
   ndproxyClose?(h: NativeHandle): void;
   /**
    * Switches to uid/gid keeping only the capabilities in `keep` (effective, permitted,

@@ -7,6 +7,7 @@
  * The status objects below are what `mip6 status` renders; daemons fill them, unknown extra
  * fields are allowed and shown by `--json` only. Types only: no I/O here.
  */
+import type { DadStatus } from './dad.js';
 
 export interface ControlRequest {
   cmd: string;
@@ -146,6 +147,11 @@ export interface HomeLinkStatus {
    */
   defence?: 'ndproxy' | 'kernel-proxy';
   ndproxy?: Record<string, number>;
+  /**
+   * Duplicate Address Detection for new bindings (src/io/dad.ts): on the ND proxy's socket or,
+   * without it, a thread per probe; probes in flight, queued over the cap, and their outcomes.
+   */
+  dad?: DadStatus;
 }
 
 /** A home agent cluster as one of its members sees it. */

@@ -12,8 +12,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import type { Logger } from '../util/log.js';
-import { addressBytes } from './address-bytes.js';
 import { loadAddon } from './addon.js';
+import { DuplicateAddressDetector, ProxyDadBackend, SolicitDadBackend } from './dad.js';
 import { HomeLinkProgrammer, ipBatchRunner, rtnetlinkRunner } from './home-link-programmer.js';
 import type { HomeLinkStatus } from './control-protocol.js';
 import { replaceRoute } from './iproute.js';
@@ -53,6 +53,8 @@ export class KernelHomeLink {
   #ndproxy: NdProxy | undefined;
   /** The proxy-only addresses (alsoDefend) of each home address. */
   readonly #defended = new Map<string, readonly string[]>();
+  /** Duplicate Address Detection on the link (src/io/dad.ts); set by start(). */
+  #dad: DuplicateAddressDetector | undefined;
 
   constructor(opts: HomeLinkOptions) {
     this.#opts = opts;
@@ -80,6 +82,16 @@ export class KernelHomeLink {
       log?.info('home-link-defence', { via: 'ndproxy', link });
       this.#ndproxy = proxy;
     }
+    const addon = loadAddon();
+    if (typeof proxy !== 'string' && proxy.canProbe) {
+      this.#dad = new DuplicateAddressDetector(new ProxyDadBackend(proxy, DAD_TIMEOUT_MS));
+    } else if (addon.ndpSolicit !== undefined) {
+      const solicit = addon.ndpSolicit.bind(addon);
+      this.#dad = new DuplicateAddressDetector(
+        new SolicitDadBackend(solicit, link, DAD_TIMEOUT_MS),
+      );
+    }
+    log?.info('duplicate-address-detection', { via: this.#dad?.status().via ?? 'none', link });
     const runner = await rtnetlinkRunner(loadAddon(), tunName, link);
     if (typeof runner === 'string') {
       log?.warn('home-link-programming', { via: 'ip-batch', link, why: runner });
@@ -95,12 +107,14 @@ export class KernelHomeLink {
   programmingStatus(): HomeLinkStatus | undefined {
     const status = this.#program?.status();
     if (status === undefined) return undefined;
-    if (this.#ndproxy === undefined) return { ...status, defence: 'kernel-proxy' };
-    return { ...status, defence: 'ndproxy', ndproxy: { ...this.#ndproxy.counters() } };
+    const dad = this.#dad === undefined ? {} : { dad: { ...this.#dad.status() } };
+    if (this.#ndproxy === undefined) return { ...status, defence: 'kernel-proxy', ...dad };
+    return { ...status, defence: 'ndproxy', ndproxy: { ...this.#ndproxy.counters() }, ...dad };
   }
 
   /** Stops answering Neighbor Solicitations (the daemon is stopping). */
   stop(): void {
+    this.#dad?.close();
     this.#ndproxy?.close();
   }
 
@@ -121,21 +135,15 @@ export class KernelHomeLink {
   }
 
   /**
-   * Duplicate Address Detection for a new binding (RFC 6275 §10.3.1): Neighbor Solicitations
-   * for each address on the home link for DAD_TIMEOUT_MS; the first one a node answers for
-   * (an NA with hop limit 255) is returned. Deviation from RFC 4862 §5.4.2: the solicitation
-   * carries our link-local source and link-layer address instead of the unspecified source
-   * (the addon's probe, native/ndisc_linux.c); a node holding the address answers either way.
-   * Without a home link, or an addon without the probe, nothing is checked (null).
+   * Duplicate Address Detection for a new binding (RFC 6275 §10.3.1): one probe per address on
+   * the home link (RFC 4862 §5.4.2: an NS from the unspecified address), DAD_TIMEOUT_MS of
+   * listening; the first address another node holds (its NA, or its own DAD probe) is returned.
+   * Thousands run at once on the ND proxy's socket (src/io/dad.ts); a probe that fails counts as
+   * no answer (counted in programmingStatus().dad). Without a home link, or an addon without
+   * either probe, nothing is checked (null).
    */
-  async detectDuplicates(addresses: readonly string[]): Promise<string | null> {
-    const link = this.#opts.link;
-    const solicit = link === undefined ? undefined : loadAddon().ndpSolicit;
-    if (link === undefined || solicit === undefined) return null;
-    const answered = await Promise.all(
-      addresses.map((a) => solicit.call(loadAddon(), link, addressBytes(6, a), DAD_TIMEOUT_MS)),
-    );
-    return addresses[answered.indexOf(true)] ?? null;
+  detectDuplicates(addresses: readonly string[]): Promise<string | null> {
+    return this.#dad?.detect(addresses) ?? Promise.resolve(null);
   }
 
   bindingRemoved(homeAddress: string): Promise<void> {

@@ -26,7 +26,21 @@ export const NDPROXY_COUNTER_NAMES = [
   'sendErrors',
   'badSource',
   'addresses',
+  'adverts',
+  'badAdvert',
+  'probesSent',
+  'probeSendErrors',
+  'duplicateByAdvert',
+  'duplicateBySolicitation',
+  'ownProbe',
+  'probing',
+  'rxDropped',
 ] as const;
+
+/** Flags ndproxyProbeEnd reports per address (native/ndproxy_linux.c PROBE_*). */
+export const PROBE_OPEN = 1;
+export const PROBE_DUPLICATE = 2;
+export const PROBE_SEND_FAILED = 4;
 
 export type NdProxyCounters = Record<(typeof NDPROXY_COUNTER_NAMES)[number], number>;
 
@@ -35,7 +49,10 @@ type NdProxyAddon = Required<
     NativeAddon,
     'ndproxyOpen' | 'ndproxyAdd' | 'ndproxyDelete' | 'ndproxyCounters' | 'ndproxyClose'
   >
->;
+> & {
+  ndproxyProbeStart: NativeAddon['ndproxyProbeStart'] | undefined;
+  ndproxyProbeEnd: NativeAddon['ndproxyProbeEnd'] | undefined;
+};
 
 function packed(addresses: readonly string[]): Uint8Array {
   const buf = new Uint8Array(addresses.length * 16);
@@ -75,6 +92,8 @@ export class NdProxy {
       ndproxyDelete: ndproxyDelete.bind(addon),
       ndproxyCounters: ndproxyCounters.bind(addon),
       ndproxyClose: ndproxyClose.bind(addon),
+      ndproxyProbeStart: addon.ndproxyProbeStart?.bind(addon),
+      ndproxyProbeEnd: addon.ndproxyProbeEnd?.bind(addon),
     };
     try {
       return new NdProxy(
@@ -96,6 +115,34 @@ export class NdProxy {
   delete(addresses: readonly string[]): number {
     if (this.#closed) return 0;
     return this.#addon.ndproxyDelete(this.#handle, packed(addresses), addresses.length);
+  }
+
+  /** Whether this addon can run Duplicate Address Detection on the proxy's socket. */
+  get canProbe(): boolean {
+    return this.#addon.ndproxyProbeStart !== undefined && this.#addon.ndproxyProbeEnd !== undefined;
+  }
+
+  /**
+   * Starts DAD for `addresses` (one probe each, sent now); returns per address 1 where the
+   * send failed. Throws once closed, or when the addon has no probe.
+   */
+  probeStart(addresses: readonly string[]): Uint8Array {
+    const out = new Uint8Array(addresses.length);
+    this.#probe('ndproxyProbeStart')(this.#handle, packed(addresses), addresses.length, out);
+    return out;
+  }
+
+  /** Ends DAD for `addresses`: per address the PROBE_* flags (0: it was not under DAD). */
+  probeEnd(addresses: readonly string[]): Uint8Array {
+    const out = new Uint8Array(addresses.length);
+    this.#probe('ndproxyProbeEnd')(this.#handle, packed(addresses), addresses.length, out);
+    return out;
+  }
+
+  #probe(name: 'ndproxyProbeStart' | 'ndproxyProbeEnd'): NonNullable<NativeAddon[typeof name]> {
+    const f = this.#addon[name];
+    if (f === undefined) throw new Error(`the native addon has no ${name} (rebuild it)`);
+    return f;
   }
 
   counters(): NdProxyCounters {

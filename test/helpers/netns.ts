@@ -4,7 +4,7 @@
  * (`ip netns exec NS node --import tsx script.ts`): the TUN and sockets belong to the netns
  * of the process that opens them.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -185,4 +185,14 @@ export function runFixture(
   options: { timeoutMs?: number; prefix?: readonly string[] } = {},
 ): Promise<ChildResult> {
   return startFixture(ns, fixture, args, options).done;
+}
+
+/** The Python that tests run scapy fixtures with (Debian's python3-scapy). */
+export const SCAPY_PYTHON = '/usr/bin/python3';
+
+/** Why a scapy test skips: `skip` (the native reason) first, else a Python without scapy. */
+export function scapySkipReason(skip: string | false): string | false {
+  if (skip !== false) return skip;
+  const found = spawnSync(SCAPY_PYTHON, ['-c', 'import scapy'], { stdio: 'ignore' }).status === 0;
+  return found ? false : `${SCAPY_PYTHON} lacks scapy (install python3-scapy)`;
 }

@@ -7,10 +7,17 @@
  * a RangeError; an answer with a hop limit below 255 (scapy) does not count, only one with 255.
  * Root, two network namespaces.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { linkedNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
+import {
+  linkedNetns,
+  nativeSkipReason,
+  SCAPY_PYTHON,
+  scapySkipReason,
+  run,
+  runFixture,
+} from '../helpers/netns.js';
 
 const skip = nativeSkipReason() ?? false;
 
@@ -46,15 +53,12 @@ void t.test('ndpSolicit', { skip }, async (t) => {
   t.match(neigh, /fe80::/, `the HA side learned our link-local from the NS: ${neigh.trim()}`);
 });
 
-const python = '/usr/bin/python3';
-const noScapy =
-  skip === false && spawnSync(python, ['-c', 'import scapy'], { stdio: 'ignore' }).status !== 0
-    ? `${python} lacks scapy (install python3-scapy)`
-    : false;
+const python = SCAPY_PYTHON;
+const noScapy = scapySkipReason(skip);
 
 void t.test(
   'ndpSolicit counts only a Neighbor Advertisement with hop limit 255',
-  { skip: skip || noScapy },
+  { skip: noScapy },
   async (t) => {
     const [mn, ha] = await linkedNetns(t, ['nm', 'nh'], ['homel', 'homeb']);
     await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);

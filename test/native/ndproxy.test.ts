@@ -9,21 +9,26 @@
  * only moves counters. The far side's kernel resolves a defended address to the HA's MAC (ping).
  * 10 000 addresses go in and out by batch. Root, two network namespaces, scapy.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { linkedNetns, nativeSkipReason, run, startFixture, uniqueName } from '../helpers/netns.js';
+import {
+  linkedNetns,
+  nativeSkipReason,
+  SCAPY_PYTHON,
+  scapySkipReason,
+  run,
+  startFixture,
+  uniqueName,
+} from '../helpers/netns.js';
 import { waitFor } from '../helpers/wait.js';
 
 const skip = nativeSkipReason() ?? false;
-const python = '/usr/bin/python3';
-const noScapy =
-  skip === false && spawnSync(python, ['-c', 'import scapy'], { stdio: 'ignore' }).status !== 0
-    ? `${python} lacks scapy (install python3-scapy)`
-    : false;
+const python = SCAPY_PYTHON;
+const noScapy = scapySkipReason(skip);
 
 const P = '2001:db8:100::';
 const FLOOD = 2000;
@@ -40,7 +45,7 @@ interface Na {
   edst: string;
 }
 
-void t.test('ndproxy answers for its set only', { skip: skip || noScapy }, async (t) => {
+void t.test('ndproxy answers for its set only', { skip: noScapy }, async (t) => {
   const [far, ha] = await linkedNetns(t, ['nf', 'nh'], ['homel', 'homeb']);
   await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
   await run('ip', ['-n', far, 'addr', 'add', `${P}2/64`, 'dev', 'homel', 'nodad']);

@@ -156,14 +156,41 @@ void t.test('HA status: who defends home addresses on the home link, with counte
     sendErrors: 0,
     badSource: 0,
     addresses: 11,
+    adverts: 7,
+    badAdvert: 0,
+    probesSent: 300,
+    probeSendErrors: 0,
+    duplicateByAdvert: 5,
+    duplicateBySolicitation: 1,
+    ownProbe: 0,
+    probing: 40,
+    rxDropped: 0,
+  };
+  const dad = {
+    via: 'ndproxy' as const,
+    maxInFlight: 65536,
+    inFlight: 40,
+    queued: 0,
+    peakInFlight: 256,
+    peakQueued: 3,
+    waited: 0,
+    started: 300,
+    unique: 254,
+    duplicate: 6,
+    failed: 0,
+    joined: 0,
   };
   const out = formatStatus({
     ...HA,
-    homeLink: { ...base, batches: 2, failed: {}, defence: 'ndproxy', ndproxy: counters },
+    homeLink: { ...base, batches: 2, failed: {}, defence: 'ndproxy', ndproxy: counters, dad },
   });
   t.match(
     out,
     /\nhome link defence \(ndproxy\): 11 addresses; 2013 frames, 2004 solicitations, 4 answered \(1 DAD\), 2000 not ours; dropped: badLength 1, badHopLimit 1, badChecksum 2\n/,
+  );
+  t.match(
+    out,
+    /\nduplicate address detection \(ndproxy\): 40 in flight \(cap 65536, peak 256\), 0 queued \(0 waited\); 300 started: 254 unique, 6 duplicate, 0 failed; 300 probes sent, duplicates seen by NA 5, by DAD probe 1\n/,
   );
   const kernel = formatStatus({
     ...HA,

@@ -1,0 +1,147 @@
+/**
+ * The DAD engine's scheduling (src/io/dad.ts) on fake timers, with a fake proxy: probes beyond
+ * maxInFlight wait in the queue and start as others settle (counted); a second request for an
+ * address in flight joins its probe; detect() reports the first duplicate of its addresses; a
+ * failed probe counts as no answer; close() settles the rest; the proxy backend ends the probes
+ * started within one bucket by one timer and one native call.
+ */
+import t from 'tap';
+import {
+  BUCKET_MS,
+  DuplicateAddressDetector,
+  ProxyDadBackend,
+  type DadBackend,
+  type DadTimers,
+  type ProbeOutcome,
+} from '../../src/io/dad.js';
+import { PROBE_DUPLICATE, PROBE_OPEN, PROBE_SEND_FAILED } from '../../src/io/ndproxy.js';
+
+class FakeTimers implements DadTimers {
+  t = 0;
+  timers: { at: number; cb: () => void; live: boolean }[] = [];
+  soonQueue: (() => void)[] = [];
+  now(): number {
+    return this.t;
+  }
+  after(ms: number, cb: () => void): () => void {
+    const timer = { at: this.t + ms, cb, live: true };
+    this.timers.push(timer);
+    return () => (timer.live = false);
+  }
+  soon(cb: () => void): void {
+    this.soonQueue.push(cb);
+  }
+  /** Runs the pending soon() callbacks (one event-loop turn). */
+  turn(): void {
+    for (const cb of this.soonQueue.splice(0)) cb();
+  }
+  advance(ms: number): void {
+    this.t += ms;
+    for (const timer of this.timers.filter((x) => x.live && x.at <= this.t)) {
+      timer.live = false;
+      timer.cb();
+    }
+    this.turn();
+  }
+}
+
+/** Settles by hand: `pending` holds what was started. */
+class ManualBackend implements DadBackend {
+  readonly via = 'ndproxy';
+  started: string[][] = [];
+  pending = new Map<string, (a: string, o: ProbeOutcome) => void>();
+  readonly maxInFlight: number;
+  constructor(maxInFlight: number) {
+    this.maxInFlight = maxInFlight;
+  }
+  start(addresses: readonly string[], settle: (a: string, o: ProbeOutcome) => void): void {
+    this.started.push([...addresses]);
+    for (const a of addresses) this.pending.set(a, settle);
+  }
+  settle(a: string, o: ProbeOutcome): void {
+    const s = this.pending.get(a);
+    this.pending.delete(a);
+    s?.(a, o);
+  }
+  close(): void {}
+}
+
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+void t.test('cap, queue, join, first duplicate, failure, close', async (t) => {
+  const timers = new FakeTimers();
+  const backend = new ManualBackend(4);
+  const dad = new DuplicateAddressDetector(backend, timers);
+  const addrs = Array.from({ length: 10 }, (_, i) => `2001:db8::${i + 1}`);
+  const results = addrs.map((a) => dad.detect([a]));
+  const joined = dad.detect(['2001:db8::1', '2001:db8::2']);
+  timers.turn();
+  t.same(backend.started, [addrs.slice(0, 4)], 'one batch of maxInFlight started');
+  t.match(dad.status(), { inFlight: 4, queued: 6, waited: 6, joined: 2, peakQueued: 10 });
+  backend.settle('2001:db8::1', 'unique');
+  backend.settle('2001:db8::2', 'duplicate');
+  timers.turn();
+  t.same(backend.started[1], addrs.slice(4, 6), 'two freed slots: the next two start');
+  t.equal(await results[0], null);
+  t.equal(await results[1], '2001:db8::2', 'a duplicate is reported');
+  t.equal(await joined, '2001:db8::2', 'the joined request gets the shared answer');
+  backend.settle('2001:db8::3', 'failed');
+  t.equal(await results[2], null, 'a failed probe is no answer');
+  for (const a of addrs.slice(3, 6)) backend.settle(a, 'unique');
+  timers.turn();
+  t.match(dad.status(), { inFlight: 4, queued: 0, unique: 4, duplicate: 1, failed: 1 });
+  dad.close();
+  t.same(
+    await Promise.all(results.slice(6)),
+    [null, null, null, null],
+    'close settles the rest as no answer',
+  );
+  t.match(dad.status(), { inFlight: 0, queued: 0, failed: 5 });
+  t.equal(await dad.detect(['2001:db8::99']), null, 'after close: no answer');
+});
+
+void t.test('proxy backend: one timer and one end call per bucket', async (t) => {
+  const timers = new FakeTimers();
+  const ends: string[][] = [];
+  const proxy = {
+    probeStart: (a: readonly string[]): Uint8Array =>
+      new Uint8Array(a.map((x) => (x.endsWith('::f') ? 1 : 0))),
+    probeEnd: (a: readonly string[]): Uint8Array => {
+      ends.push([...a]);
+      return new Uint8Array(
+        a.map((x) =>
+          x.endsWith('::d')
+            ? PROBE_OPEN | PROBE_DUPLICATE
+            : x.endsWith('::f')
+              ? PROBE_OPEN | PROBE_SEND_FAILED
+              : PROBE_OPEN,
+        ),
+      );
+    },
+  };
+  const dad = new DuplicateAddressDetector(new ProxyDadBackend(proxy, 1000, { timers }), timers);
+  timers.t = 1; // bucket of 1001..1010
+  const a = dad.detect(['2001:db8::a']);
+  timers.turn();
+  timers.t = 6;
+  const d = dad.detect(['2001:db8::d']);
+  timers.turn();
+  timers.t = 9;
+  const f = dad.detect(['2001:db8::f']);
+  timers.turn();
+  timers.t = 15; // the next bucket
+  const b = dad.detect(['2001:db8::b']);
+  timers.turn();
+  t.equal(timers.timers.length, 2, 'two buckets, two timers for four probes');
+  timers.advance(1000 - 15 + 9);
+  t.same(ends, [], 'nothing ends before the full window');
+  timers.advance(BUCKET_MS - 8);
+  t.same(ends, [['2001:db8::a', '2001:db8::d', '2001:db8::f']], 'the first bucket ends at once');
+  t.equal(await a, null);
+  t.equal(await d, '2001:db8::d');
+  t.equal(await f, null, 'a failed send is no answer');
+  timers.advance(BUCKET_MS);
+  t.equal(await b, null);
+  await flush();
+  t.match(dad.status(), { started: 4, unique: 2, duplicate: 1, failed: 1, inFlight: 0 });
+});

@@ -17,6 +17,10 @@
  * alternates): TCP A -> B and B -> A (iperf3 -R), each with the CPU time both tunnel
  * processes used during it (/proc/PID/stat), as Gbit/s and CPU seconds per GB carried.
  * Writes bench/results/offload-<date>.md with medians, every round and the offloads accepted.
+ *   --baseline-off VALUE  the MIP6_OFFLOAD_OFF of the baseline pair (default all), e.g.
+ *                         tun-gro-udp: everything on but UDP runs on TUN writes
+ *   --udp                 each round also sends 64-byte UDP (iperf3, unlimited rate) A -> B
+ *                         and reports packets delivered/s and tunnel CPU per packet delivered
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +39,8 @@ const { values } = parseArgs({
     mtu: { type: 'string', default: '1440' },
     txqueuelen: { type: 'string', default: '500' },
     'compare-offloads': { type: 'boolean', default: false },
+    'baseline-off': { type: 'string', default: 'all' },
+    udp: { type: 'boolean', default: false },
   },
 });
 const RUNS = Math.max(1, Math.min(9, Number(values.runs)));
@@ -456,12 +462,34 @@ async function tcpWithCpu(addr: string, reverse: boolean, pair: Tunnel[]): Promi
   };
 }
 
+interface UdpRun {
+  pps: number;
+  /** CPU microseconds of both tunnel processes per packet delivered. */
+  cpuUsPerPacket: number;
+  lossPct: number;
+}
+
+/** 64-byte UDP A -> B at unlimited rate, with both tunnels' CPU during it. */
+async function udpWithCpu(addr: string, pair: Tunnel[]): Promise<UdpRun> {
+  const before = pair.reduce((s, t) => s + cpuSeconds(t.child.pid), 0);
+  const u = await smallUdp(addr);
+  const cpu = pair.reduce((s, t) => s + cpuSeconds(t.child.pid), 0) - before;
+  return { ...u, cpuUsPerPacket: (cpu * 1e6) / Math.max(1, u.pps * SECONDS) };
+}
+
 async function compareOffloads(): Promise<void> {
+  const baselineOff = values['baseline-off'] ?? 'all';
   if (process.getuid?.() !== 0) throw new Error('bench/datapath.ts needs root (namespaces, TUN)');
   const loadBefore = loadavg();
   await setup();
   const configs = [
-    { name: 'off', inner: ['fd00:b::1', 'fd00:b::2'], port: 4191, tun: 'mip6boff', off: 'all' },
+    {
+      name: 'off',
+      inner: ['fd00:b::1', 'fd00:b::2'],
+      port: 4191,
+      tun: 'mip6boff',
+      off: baselineOff,
+    },
     { name: 'on', inner: ['fd00:c::1', 'fd00:c::2'], port: 4192, tun: 'mip6bon', off: undefined },
   ] as const;
   const pairs: Record<string, Tunnel[]> = {};
@@ -486,9 +514,9 @@ async function compareOffloads(): Promise<void> {
       }
     }
   }
-  const runs: Record<string, { up: OffloadRun[]; down: OffloadRun[] }> = {
-    off: { up: [], down: [] },
-    on: { up: [], down: [] },
+  const runs: Record<string, { up: OffloadRun[]; down: OffloadRun[]; udp: UdpRun[] }> = {
+    off: { up: [], down: [], udp: [] },
+    on: { up: [], down: [], udp: [] },
   };
   for (let r = 0; r < RUNS; r++) {
     const order = r % 2 === 0 ? configs : [...configs].reverse();
@@ -496,11 +524,17 @@ async function compareOffloads(): Promise<void> {
       const pair = pairs[c.name]!;
       runs[c.name]!.up.push(await tcpWithCpu(c.inner[1], false, pair));
       runs[c.name]!.down.push(await tcpWithCpu(c.inner[1], true, pair));
+      if (values.udp) runs[c.name]!.udp.push(await udpWithCpu(c.inner[1], pair));
       const u = runs[c.name]!.up.at(-1)!;
       const d = runs[c.name]!.down.at(-1)!;
+      const s = runs[c.name]!.udp.at(-1);
       process.stderr.write(
         `round ${r + 1}/${RUNS} offloads ${c.name}: A->B ${fmt(u.gbps)} Gbit/s ${fmt(u.cpuPerGB)} CPU-s/GB; ` +
-          `B->A ${fmt(d.gbps)} Gbit/s ${fmt(d.cpuPerGB)} CPU-s/GB\n`,
+          `B->A ${fmt(d.gbps)} Gbit/s ${fmt(d.cpuPerGB)} CPU-s/GB` +
+          (s
+            ? `; UDP 64 B ${fmt(s.pps / 1000, 1)} k/s ${fmt(s.cpuUsPerPacket)} CPU-us/packet`
+            : '') +
+          '\n',
       );
     }
   }
@@ -515,6 +549,18 @@ async function compareOffloads(): Promise<void> {
   cleanup();
   const med = (name: string, dir: 'up' | 'down', k: keyof OffloadRun): number =>
     median(runs[name]![dir].map((x) => x[k]));
+  const medUdp = (name: string, k: keyof UdpRun): number =>
+    median(runs[name]!.udp.map((x) => x[k]));
+  const udpRows = values.udp
+    ? [
+        `| 64-byte UDP A -> B delivered | ${fmt(medUdp('off', 'pps') / 1000, 1)} k/s | ${fmt(medUdp('on', 'pps') / 1000, 1)} k/s | ${fmt(medUdp('on', 'pps') / medUdp('off', 'pps'))} |`,
+        `| 64-byte UDP CPU of both tunnel processes per packet delivered | ${fmt(medUdp('off', 'cpuUsPerPacket'))} us | ${fmt(medUdp('on', 'cpuUsPerPacket'))} us | ${fmt(medUdp('on', 'cpuUsPerPacket') / medUdp('off', 'cpuUsPerPacket'))} |`,
+      ]
+    : [];
+  const cmd =
+    `node --import tsx bench/datapath.ts --compare-offloads --runs ${RUNS} --seconds ${SECONDS}` +
+    (baselineOff !== 'all' ? ` --baseline-off ${baselineOff}` : '') +
+    (values.udp ? ' --udp' : '');
   const date = new Date().toISOString();
   const accepted = (reports.on as { A?: { offloads?: unknown } }).A?.offloads;
   const row = (label: string, dir: 'up' | 'down'): string[] => [
@@ -524,11 +570,19 @@ async function compareOffloads(): Promise<void> {
   const lines = [
     `# Offloads on vs off, ${date.slice(0, 10)}`,
     '',
-    `Generated by \`node --import tsx bench/datapath.ts --compare-offloads --runs ${RUNS} --seconds ${SECONDS}\` at ${date}.`,
+    `Generated by \`${cmd}\` at ${date}.`,
     'Two network namespaces joined by a veth pair (IPv4 underlay, MTU 1500), two bench/p2p-tunnel.ts pairs side by side in them',
-    `(TUN MTU ${TUN_MTU}, ChaCha20-Poly1305 in the addon, IPv6 inside): one with MIP6_OFFLOAD_OFF=all (as before issue #16: one packet per`,
-    'TUN read/write, recvmmsg/sendmmsg), one with the offloads the kernel accepted. Each round measures both, in alternating order:',
-    `iperf3 TCP, one stream, ${SECONDS} s, A -> B and B -> A (-R). CPU = user + system time of both tunnel processes during the run`,
+    `(TUN MTU ${TUN_MTU}, ChaCha20-Poly1305 in the addon, IPv6 inside): one with MIP6_OFFLOAD_OFF=${baselineOff}` +
+      (baselineOff === 'all'
+        ? ' (as before issue #16: one packet per TUN read/write, recvmmsg/sendmmsg)'
+        : '') +
+      ',',
+    'one with the offloads the kernel accepted ("on"; "off" below is the baseline). Each round measures both, in alternating order:',
+    `iperf3 TCP, one stream, ${SECONDS} s, A -> B and B -> A (-R)` +
+      (values.udp
+        ? `, then iperf3 UDP with 64-byte payloads at unlimited rate A -> B, ${SECONDS} s`
+        : '') +
+      '. CPU = user + system time of both tunnel processes during the run',
     '(/proc/PID/stat; kernel work done in softirq context on behalf of the flow is not all in it).',
     '',
     `Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Linux ${release()}, Node ${process.version}. Shared with other sessions`,
@@ -542,6 +596,7 @@ async function compareOffloads(): Promise<void> {
     '|---|---|---|---|',
     ...row('TCP A -> B', 'up'),
     ...row('TCP B -> A', 'down'),
+    ...udpRows,
     '',
     '## Every round',
     '',
@@ -552,6 +607,20 @@ async function compareOffloads(): Promise<void> {
         x === undefined ? 'n/a' : `${fmt(x.gbps)} (${fmt(x.cpuPerGB)}, ${x.retransmits})`;
       return `| ${i + 1} | ${cell(runs.off!.up[i])} | ${cell(runs.on!.up[i])} | ${cell(runs.off!.down[i])} | ${cell(runs.on!.down[i])} |`;
     }),
+    ...(values.udp
+      ? [
+          '',
+          '| round | off 64-byte UDP k/s (CPU-us/packet, loss %) | on |',
+          '|---|---|---|',
+          ...runs.off!.udp.map((_, i) => {
+            const cell = (x: UdpRun | undefined): string =>
+              x === undefined
+                ? 'n/a'
+                : `${fmt(x.pps / 1000, 1)} (${fmt(x.cpuUsPerPacket)}, ${fmt(x.lossPct, 1)})`;
+            return `| ${i + 1} | ${cell(runs.off!.udp[i])} | ${cell(runs.on!.udp[i])} |`;
+          }),
+        ]
+      : []),
     '',
     'Final counters of the four tunnel processes:',
     '',
@@ -562,7 +631,8 @@ async function compareOffloads(): Promise<void> {
   ];
   const outDir = `${ROOT}bench/results`;
   mkdirSync(outDir, { recursive: true });
-  const file = `${outDir}/offload-${date.slice(0, 10)}.md`;
+  const suffix = baselineOff === 'all' ? '' : `-vs-${baselineOff}`;
+  const file = `${outDir}/offload-${date.slice(0, 10)}${suffix}.md`;
   writeFileSync(file, `${lines.join('\n')}\n`);
   process.stdout.write(`${lines.join('\n')}\nwritten to ${file}\n`);
 }

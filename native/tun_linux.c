@@ -11,8 +11,10 @@
  *   tunWrite(handle, buf, offsets, lengths, count) -> packets written; EAGAIN counts a drop
  *   tunClose(handle)            idempotent
  *   tunOffloads(handle) -> bits: 1 virtio-net header (IFF_VNET_HDR), 2 TUN_F_CSUM, 4 TSO4,
- *       8 TSO6, 16 USO4, 32 USO6, 64 turned off by MIP6_OFFLOAD_OFF=tun, 128 TCP runs written
- *       as super-packets, 256 that stopped when the kernel refused one (errno << 16)
+ *       8 TSO6, 16 USO4, 32 USO6, 64 turned off by MIP6_OFFLOAD_OFF=tun, 128 TCP (and, with
+ *       USO, UDP) runs written as super-packets, 256 that stopped when the kernel refused one,
+ *       512 UDP runs stopped when the kernel refused one (errno << 16 for either), 1024 UDP
+ *       runs turned off by MIP6_OFFLOAD_OFF=tun-gro-udp (TCP runs go on; for benches)
  *
  * Offloads (issue #16): the device is opened with IFF_VNET_HDR and TUNSETOFFLOAD(CSUM | TSO4 |
  * TSO6 | USO4 | USO6, then without USO, then nothing, whichever the kernel accepts). The kernel
@@ -21,8 +23,9 @@
  * checksums, so JS still gets one ordinary packet per slot. A super-packet whose pieces do not
  * all fit this batch continues in the next (mip6_poller.backlog). Malformed headers are dropped
  * and counted by reason. Writes carry a zero header, except that a run of packets of one TCP
- * flow in a write batch goes as one super-packet (vnet_coalesce; MIP6_OFFLOAD_OFF=tun-gro
- * keeps every packet apart); if the kernel refuses one, that stops for the device.
+ * flow (or, with USO, one UDP flow) in a write batch goes as one super-packet (vnet_coalesce;
+ * MIP6_OFFLOAD_OFF=tun-gro keeps every packet apart, tun-gro-udp only UDP datagrams); if the
+ * kernel refuses one, that kind of run stops for the device.
  * MIP6_OFFLOAD_OFF=tun (or all) opens the device without IFF_VNET_HDR, as before.
  * Addresses, MTU, routes and link state are configured from TypeScript with `ip`.
  */
@@ -61,7 +64,17 @@ enum { C_RX_PACKETS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_PACKETS, C_TX_B
     if ((p)->ncounters > (size_t)(idx)) (p)->counters[idx] += (n);                                 \
   } while (0)
 enum { OFF_VNET = 1, OFF_CSUM = 2, OFF_TSO4 = 4, OFF_TSO6 = 8, OFF_USO4 = 16, OFF_USO6 = 32, OFF_BY_ENV = 64,
-       OFF_TX_GSO = 128, OFF_TX_GSO_REFUSED = 256 };
+       OFF_TX_GSO = 128, OFF_TX_GSO_REFUSED = 256, OFF_TX_USO_REFUSED = 512,
+       OFF_TX_USO_BY_ENV = 1024 };
+
+/* The run kinds tunWrite may merge (vnet_coalesce families): TCP while the kernel takes TCP
+ * super-packets, UDP while it also takes UDP ones (USO accepted, never refused). */
+static uint32_t write_families(uint32_t off) {
+  if (!(off & OFF_TX_GSO)) return 0;
+  uint32_t f = ((off & OFF_TSO4) ? 1 : 0) | ((off & OFF_TSO6) ? 2 : 0);
+  if (!(off & (OFF_TX_USO_REFUSED | OFF_TX_USO_BY_ENV))) f |= ((off & OFF_USO4) ? 4 : 0) | ((off & OFF_USO6) ? 8 : 0);
+  return f;
+}
 
 typedef struct {
   uint32_t offloads;
@@ -266,6 +279,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
                        (f & TUN_F_TSO6 ? OFF_TSO6 : 0) | (f & TUN_F_USO4 ? OFF_USO4 : 0) |
                        (f & TUN_F_USO6 ? OFF_USO6 : 0);
         if ((f & TUN_F_TSO4) && !mip6_offload_off("tun-gro")) t->offloads |= OFF_TX_GSO;
+        if (mip6_offload_off("tun-gro-udp")) t->offloads |= OFF_TX_USO_BY_ENV;
         break;
       }
     }
@@ -318,7 +332,7 @@ static napi_value tun_set_reading(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Packets i.. of a write batch: when they start a TCP run (vnet_coalesce), writes the run as
+/* Packets i.. of a write batch: when they start a TCP or UDP run (vnet_coalesce), writes the run as
  * one super-packet and returns how many packets it held (counted as written, or as dropped
  * on EAGAIN). 0: write packet i alone (no run, or the kernel refused the super-packet, which
  * turns coalescing off for the device). */
@@ -357,7 +371,11 @@ static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint
     return k;
   }
   if (r < 0) {
-    t->offloads = (t->offloads & ~(uint32_t)OFF_TX_GSO & 0xffff) | OFF_TX_GSO_REFUSED | ((uint32_t)errno << 16);
+    /* A refused UDP run stops only UDP runs (USO reads may work where USO writes do not). */
+    if (vhdr[1] == VNET_GSO_UDP_L4)
+      t->offloads = (t->offloads & 0xffff) | OFF_TX_USO_REFUSED | ((uint32_t)errno << 16);
+    else
+      t->offloads = (t->offloads & ~(uint32_t)OFF_TX_GSO & 0xffff) | OFF_TX_GSO_REFUSED | ((uint32_t)errno << 16);
     return 0;
   }
   p->counters[C_TX_BYTES] += bytes;
@@ -400,7 +418,7 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   tun_data *t = p->kind_data;
   static const uint8_t zero_hdr[VNET_HDR_LEN]; /* GSO_NONE, checksum complete */
   int hdr = t && (t->offloads & OFF_VNET);
-  uint32_t families = t && (t->offloads & OFF_TX_GSO) ? ((t->offloads & OFF_TSO4) ? 1 : 0) | ((t->offloads & OFF_TSO6) ? 2 : 0) : 0;
+  uint32_t families = t ? write_families(t->offloads) : 0;
   for (uint32_t i = 0; i < count;) {
     ssize_t r;
     if (families && count - i >= 2) {
@@ -411,7 +429,7 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
         i += k;
         continue;
       }
-      families = t->offloads & OFF_TX_GSO ? families : 0;
+      families = write_families(t->offloads);
     }
     struct iovec iov[2] = {{(void *)zero_hdr, VNET_HDR_LEN}, {(uint8_t *)buf + o[i], l[i]}};
     do r = hdr ? writev(p->fd, iov, 2) : write(p->fd, (uint8_t *)buf + o[i], l[i]);

@@ -24,7 +24,11 @@
  * numbers, ACK only with PSH allowed on the last, equal payload sizes but for a shorter last,
  * at most 64 KiB) goes to the kernel as one super-packet: the first packet's headers with the
  * lengths of the whole and the pseudo-header sum in the checksum field, a GSO header
- * (TCPV4/TCPV6, gso_size = the payload size, NEEDS_CSUM) and the payloads after it.
+ * (TCPV4/TCPV6, gso_size = the payload size, NEEDS_CSUM) and the payloads after it. A run of
+ * one UDP flow (same headers but for lengths / ids / checksums, every checksum present and
+ * right, equal payload sizes but for a shorter last) likewise goes as one UDP_L4 super-packet
+ * when the kernel accepted USO: each datagram stays the datagram it was (USO cuts at
+ * gso_size), but the batch costs one write instead of one per datagram.
  *
  *   vnetSplit(input, out, slotSize, offsets, lengths) -> count, or -reason
  *       Test surface over the same code: `input` is a virtio_net_hdr + packet; each output
@@ -293,11 +297,89 @@ static uint32_t tcp_offset(const uint8_t *p, uint32_t len, uint32_t families) {
   return 0;
 }
 
+/* Whether q has f's IP header but for lengths, ids and checksums (one flow's packets). */
+static int same_ip_header(const uint8_t *q, const uint8_t *f, uint32_t ip) {
+  if (ip == 20) return q[1] == f[1] && q[6] == f[6] && q[8] == f[8] && !memcmp(q + 12, f + 12, 8);
+  return !memcmp(q, f, 4) && q[7] == f[7] && !memcmp(q + 8, f + 8, 32);
+}
+
+/* The merged super-packet's header: f's first hl bytes with the IP length of the whole
+ * (`total` bytes; IPv4 header checksum redone), the transport checksum field at `csum`
+ * holding the pseudo-header sum (the kernel completes it: NEEDS_CSUM), and the GSO header. */
+static void merged_header(const uint8_t *f, uint32_t hl, uint32_t ip, uint32_t total, uint8_t proto, uint32_t csum,
+                          uint32_t gso, uint8_t *hdr_out, uint8_t vhdr[VNET_HDR_LEN]) {
+  memcpy(hdr_out, f, hl);
+  uint32_t l4len = total - ip;
+  if (ip == 20) {
+    wr16(hdr_out + 2, total);
+    wr16(hdr_out + 10, 0);
+    wr16(hdr_out + 10, (uint16_t)~vnet_fold(vnet_sum(hdr_out, 20, 0)));
+  } else {
+    wr16(hdr_out + 4, l4len);
+  }
+  if (proto == IPPROTO_UDP_) wr16(hdr_out + ip + 4, l4len);
+  wr16(hdr_out + ip + csum, vnet_fold(pseudo_sum(hdr_out, ip == 40, proto, l4len)));
+  uint16_t v[4] = {(uint16_t)hl, (uint16_t)gso, (uint16_t)ip, (uint16_t)csum};
+  vhdr[0] = VNET_F_NEEDS_CSUM;
+  vhdr[1] = proto == IPPROTO_UDP_ ? VNET_GSO_UDP_L4 : ip == 20 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6;
+  memcpy(vhdr + 2, v, sizeof v); /* host order, as read */
+}
+
+/* Where the UDP header of a plain IPv4 / IPv6 UDP packet starts (as tcp_offset; families 4 =
+ * USO4 accepted, 8 = USO6), when its UDP length matches the IP length and its checksum is
+ * present and right; else 0. A packet with a wrong or absent checksum is written alone: the
+ * kernel computes fresh checksums for the pieces of a super-packet, which would make such a
+ * packet valid where its receiver must drop it (an absent one is invalid on IPv6). */
+static uint32_t udp_offset(const uint8_t *p, uint32_t len, uint32_t families) {
+  uint32_t ip;
+  if (len < 28) return 0;
+  if ((p[0] >> 4) == 4) {
+    if (!(families & 4) || p[0] != 0x45 || p[9] != IPPROTO_UDP_ || (rd16(p + 6) & 0x3fff) || rd16(p + 2) != len)
+      return 0;
+    ip = 20;
+  } else if ((p[0] >> 4) == 6) {
+    if (!(families & 8) || len < 48 || p[6] != IPPROTO_UDP_ || 40u + rd16(p + 4) != len) return 0;
+    ip = 40;
+  } else {
+    return 0;
+  }
+  if (rd16(p + ip + 4) != len - ip || rd16(p + ip + 6) == 0) return 0;
+  if (vnet_fold(pseudo_sum(p, ip == 40, IPPROTO_UDP_, len - ip) + vnet_sum(p + ip, len - ip, 0)) != 0xffff) return 0;
+  return ip;
+}
+
+/* A run of one UDP flow (same addresses, ports and IP header but for lengths / ids /
+ * checksums; equal payload sizes but for a shorter last; at most 64 KiB) as one UDP_L4
+ * super-packet: the kernel cuts it back into the same datagrams (USO). */
+static uint32_t udp_coalesce(const uint8_t *const *pkts, const uint32_t *lens, uint32_t n, uint32_t families,
+                             uint32_t ip, uint8_t *hdr_out, uint32_t *hdr_len, uint8_t vhdr[VNET_HDR_LEN]) {
+  const uint8_t *f = pkts[0];
+  uint32_t hl = ip + 8, gso = lens[0] - hl;
+  if (gso == 0) return 1;
+  uint32_t k = 1, total = lens[0];
+  while (k < n && k < VNET_COALESCE_MAX) {
+    const uint8_t *q = pkts[k];
+    uint32_t ql = lens[k];
+    if (ql <= hl || ql - hl > gso || total + (ql - hl) > 65535) break;
+    if (!same_ip_header(q, f, ip) || memcmp(q + ip, f + ip, 4) || udp_offset(q, ql, families) != ip) break;
+    k++;
+    total += ql - hl;
+    if (ql - hl < gso) break; /* a short piece ends the run */
+  }
+  if (k < 2) return 1;
+  merged_header(f, hl, ip, total, IPPROTO_UDP_, 6, gso, hdr_out, vhdr);
+  *hdr_len = hl;
+  return k;
+}
+
 uint32_t vnet_coalesce(const uint8_t *const *pkts, const uint32_t *lens, uint32_t n, uint32_t families,
                        uint8_t *hdr_out, uint32_t *hdr_len, uint8_t vhdr[VNET_HDR_LEN]) {
   const uint8_t *f = pkts[0];
   uint32_t ip = tcp_offset(f, lens[0], families);
-  if (!ip) return 1;
+  if (!ip) {
+    uint32_t uip = n >= 2 ? udp_offset(f, lens[0], families) : 0;
+    return uip ? udp_coalesce(pkts, lens, n, families, uip, hdr_out, hdr_len, vhdr) : 1;
+  }
   uint32_t th = (uint32_t)(f[ip + 12] >> 4) * 4;
   if (th < 20 || ip + th >= lens[0]) return 1; /* no payload: a pure ACK stays alone */
   uint32_t hl = ip + th, gso = lens[0] - hl;
@@ -310,11 +392,7 @@ uint32_t vnet_coalesce(const uint8_t *const *pkts, const uint32_t *lens, uint32_
     if (ql <= hl || ql - hl > gso || total + (ql - hl) > 65535) break;
     if (tcp_offset(q, ql, families) != ip || (q[ip + 12] >> 4) * 4u != th) break;
     /* Same flow and the same header but for lengths, ids and checksums. */
-    if (ip == 20) {
-      if (q[1] != f[1] || q[6] != f[6] || q[8] != f[8] || memcmp(q + 12, f + 12, 8)) break;
-    } else if (memcmp(q, f, 4) || q[7] != f[7] || memcmp(q + 8, f + 8, 32)) {
-      break;
-    }
+    if (!same_ip_header(q, f, ip)) break;
     if (memcmp(q + ip, f + ip, 4) || rd32(q + ip + 4) != seq || memcmp(q + ip + 8, f + ip + 8, 4) ||
         q[ip + 12] != f[ip + 12] || memcmp(q + ip + 14, f + ip + 14, 2) || memcmp(q + ip + 20, f + ip + 20, th - 20))
       break;
@@ -326,23 +404,9 @@ uint32_t vnet_coalesce(const uint8_t *const *pkts, const uint32_t *lens, uint32_
     if (qf == 0x18 || ql - hl < gso) break; /* PSH or a short piece ends the run */
   }
   if (k < 2) return 1;
-  /* The merged header: lengths, PSH of the last, the pseudo-header sum in the checksum field
-   * (the kernel completes it: NEEDS_CSUM). */
-  memcpy(hdr_out, f, hl);
-  uint32_t l4len = total - ip;
-  if (ip == 20) {
-    wr16(hdr_out + 2, total);
-    wr16(hdr_out + 10, 0);
-    wr16(hdr_out + 10, (uint16_t)~vnet_fold(vnet_sum(hdr_out, 20, 0)));
-  } else {
-    wr16(hdr_out + 4, l4len);
-  }
+  /* The merged header, with the flags (PSH) of the last. */
+  merged_header(f, hl, ip, total, IPPROTO_TCP_, 16, gso, hdr_out, vhdr);
   hdr_out[ip + 13] = pkts[k - 1][ip + 13];
-  wr16(hdr_out + ip + 16, vnet_fold(pseudo_sum(hdr_out, ip == 40, IPPROTO_TCP_, l4len)));
   *hdr_len = hl;
-  uint16_t v[4] = {(uint16_t)hl, (uint16_t)gso, (uint16_t)ip, 16};
-  vhdr[0] = VNET_F_NEEDS_CSUM;
-  vhdr[1] = ip == 20 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6;
-  memcpy(vhdr + 2, v, sizeof v); /* host order, as read */
   return k;
 }

@@ -42,10 +42,11 @@ int vnet_prepare(const uint8_t *hdr, uint8_t *pkt, uint32_t len, uint32_t room, 
 uint32_t vnet_segment(vnet_gso *g, uint8_t *out);
 /* Most packets one written super-packet may hold. */
 #define VNET_COALESCE_MAX 64
-/* How many of pkts[0..n) form one TCP run that may be written as a super-packet (1: write
+/* How many of pkts[0..n) form one TCP or UDP run that may be written as a super-packet (1: write
  * pkts[0] alone). For k >= 2: hdr_out (>= 120 bytes) gets the merged IP + TCP header
  * (*hdr_len bytes), vhdr the GSO header; the payloads follow the header of each packet.
- * families: 1 = IPv4 (TSO4 accepted), 2 = IPv6 (TSO6). */
+ * families: 1 = IPv4 TCP (TSO4 accepted), 2 = IPv6 TCP (TSO6), 4 = IPv4 UDP (USO4), 8 = IPv6 UDP
+ * (USO6): a UDP run is merged the same way into a UDP_L4 super-packet. */
 uint32_t vnet_coalesce(const uint8_t *const *pkts, const uint32_t *lens, uint32_t n, uint32_t families,
                        uint8_t *hdr_out, uint32_t *hdr_len, uint8_t vhdr[VNET_HDR_LEN]);
 uint64_t vnet_sum(const uint8_t *p, size_t n, uint64_t acc);

@@ -212,7 +212,8 @@ export class NativeTunDevice implements TunDevice {
 
 /**
  * native/tun_linux.c tunOffloads bits: 1 vnet header, 2 CSUM, 4/8 TSO4/6, 16/32 USO4/6, 64 env,
- * 128 TCP runs written as super-packets, 256 that stopped on a refusal (errno << 16).
+ * 128 TCP (with USO also UDP) runs written as super-packets, 256 that stopped on a refusal,
+ * 512 UDP runs stopped on a refusal (errno << 16).
  */
 export function decodeTunOffloads(mask: number): TunOffloads {
   return {
@@ -225,6 +226,7 @@ export function decodeTunOffloads(mask: number): TunOffloads {
     disabledByEnv: (mask & 64) !== 0,
     coalesceWrites: (mask & 128) !== 0,
     ...((mask & 256) !== 0 ? { coalesceRefusedErrno: mask >>> 16 } : {}),
+    ...((mask & 512) !== 0 ? { coalesceUdpRefusedErrno: mask >>> 16 } : {}),
   };
 }
 

@@ -81,10 +81,13 @@ export interface TunOffloads {
   readonly uso6: boolean;
   /** MIP6_OFFLOAD_OFF=tun turned them off. */
   readonly disabledByEnv: boolean;
-  /** Runs of one TCP flow in a write batch go to the kernel as one super-packet (GRO). */
+  /** Runs of one TCP flow in a write batch go to the kernel as one super-packet (GRO); with
+   *  USO (uso4 / uso6) runs of one UDP flow as well. */
   readonly coalesceWrites: boolean;
   /** Coalescing was on and stopped when the kernel refused a super-packet with this errno. */
   readonly coalesceRefusedErrno?: number;
+  /** UDP runs stopped when the kernel refused a UDP super-packet with this errno (TCP runs go on). */
+  readonly coalesceUdpRefusedErrno?: number;
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * Which offloads the kernel accepted for a daemon's TUN device and UDP sockets (issue #16), as
  * short names for the status and the startup log: tun-csum, tun-tso4, tun-tso6, tun-uso4,
- * tun-uso6, tun-gro (TCP runs written as super-packets; native/tun_linux.c), udp4-gso, udp4-gro, udp6-gso, udp6-gro (native/udp.c), and
+ * tun-uso6, tun-gro (TCP runs, and with USO UDP runs, written as super-packets;
+ * native/tun_linux.c; tun-gro-refused-ERRNO / tun-gro-udp-refused-ERRNO when the kernel refused
+ * one and that stopped), udp4-gso, udp4-gro, udp6-gso, udp6-gro (native/udp.c), and
  * udpN-gso-refused-ERRNO when the kernel refused a segmented send and GSO went off.
  */
 import type { TunDevice, UdpEndpoint } from '../io/types.js';
@@ -24,6 +26,8 @@ export function offloadNames(
       if (on) out.push(`tun-${name}`);
     if (t.coalesceRefusedErrno !== undefined)
       out.push(`tun-gro-refused-errno${t.coalesceRefusedErrno}`);
+    if (t.coalesceUdpRefusedErrno !== undefined)
+      out.push(`tun-gro-udp-refused-errno${t.coalesceUdpRefusedErrno}`);
   }
   for (const s of sockets) {
     const u = s?.offloads?.();

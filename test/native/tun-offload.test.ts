@@ -110,3 +110,42 @@ for (const family of [4, 6] as const) {
     },
   );
 }
+
+interface UdpRunResult {
+  written: number;
+  sent: number;
+  got: [number, number, string][];
+  want: [number, number, string][];
+  csumErrors: number;
+  offloads: Record<string, boolean>;
+  counters: Record<string, number>;
+}
+
+for (const family of [4, 6] as const) {
+  void t.test(
+    `IPv${family}: a batch of UDP datagrams written as runs (USO); fallback`,
+    { skip },
+    async (t) => {
+      for (const off of ['-', 'tun-gro', 'tun-gro-udp']) {
+        const ns = await createNetns(t, 'tur');
+        const r = await runFixture(ns, 'tun-udp-run-child.ts', [String(family), off], {
+          timeoutMs: 30_000,
+        });
+        t.equal(r.code, 0, r.stderr);
+        const res = r.result as UdpRunResult;
+        const label = off === '-' ? 'runs on' : `MIP6_OFFLOAD_OFF=${off}`;
+        t.equal(res.written, res.sent, `${label}: the kernel took every datagram`);
+        t.same(res.got, res.want, `${label}: every right datagram arrived, in order, intact`);
+        t.equal(res.csumErrors, 1, `${label}: the wrong checksum was the kernel's to drop`);
+        if (off === '-' && res.offloads[family === 4 ? 'uso4' : 'uso6']) {
+          t.equal(res.counters.txGsoPackets, 2, 'two runs: before and after the wrong one');
+          t.equal(res.counters.txGsoSegments, 41, 'holding the 41 right datagrams');
+          t.equal(res.offloads.coalesceUdpRefusedErrno, undefined, 'never refused');
+        } else if (off === '-') {
+          t.comment('the kernel took no USO: the datagrams went one by one');
+          t.equal(res.counters.txGsoPackets, 0);
+        } else t.equal(res.counters.txGsoPackets, 0, `${label}: no super-packet written`);
+      }
+    },
+  );
+}

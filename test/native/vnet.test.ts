@@ -3,11 +3,11 @@
 // sequence numbers, flags and checksums (checked here with an independent sum); a pending
 // checksum is completed; and headers with nonsense in them are dropped with their reason,
 // never read past (a fuzz run of random headers over random packets).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { loadAddon } from '../../src/io/addon.js';
 import { packetSpans } from '../../src/io/batch.js';
-import { onesComplementSum } from '../../src/wire/checksum.js';
+import { internetChecksum, onesComplementSum } from '../../src/wire/checksum.js';
 import { ipHeaderChecksumOk, l4ChecksumOk } from '../helpers/checksum.js';
 
 const addon = loadAddon();
@@ -265,6 +265,26 @@ function coalesce(pkts: Uint8Array[], families = 3): { k: number; out: Uint8Arra
 
 const skipCoalesce = addon.vnetCoalesce === undefined ? 'the addon has no vnetCoalesce' : false;
 
+/** The GSO header vnetCoalesce wrote: NEEDS_CSUM, the type, hdr_len, gso_size (the payload size
+ *  of each piece) and the checksum's position. */
+function gsoHeader(
+  t: Test,
+  out: Uint8Array,
+  type: number,
+  hdrLen: number,
+  gsoSize: number,
+  csumStart: number,
+  csumOffset: number,
+): void {
+  const vh = new DataView(out.buffer, out.byteOffset);
+  t.equal(out[0], 1, 'NEEDS_CSUM');
+  t.equal(out[1], type, 'GSO type');
+  t.equal(vh.getUint16(2, true), hdrLen, 'hdr_len');
+  t.equal(vh.getUint16(4, true), gsoSize, 'gso_size = the payload size of each piece');
+  t.equal(vh.getUint16(6, true), csumStart, 'csum_start');
+  t.equal(vh.getUint16(8, true), csumOffset, 'csum_offset');
+}
+
 for (const v6 of [false, true]) {
   void t.test(
     `IPv${v6 ? 6 : 4}: a TCP run coalesced for the TUN`,
@@ -274,13 +294,7 @@ for (const v6 of [false, true]) {
       const pkts = flow(v6, [1000, 1000, 1000, 400], [0x10, 0x10, 0x10, 0x18]);
       const { k, out } = coalesce(pkts);
       t.equal(k, 4, 'all four');
-      const vh = new DataView(out.buffer);
-      t.equal(out[0], 1, 'NEEDS_CSUM');
-      t.equal(out[1], v6 ? TCPV6 : TCPV4, 'GSO type');
-      t.equal(vh.getUint16(2, true), ipl + 32, 'hdr_len');
-      t.equal(vh.getUint16(4, true), 1000, 'gso_size = the payload size');
-      t.equal(vh.getUint16(6, true), ipl, 'csum_start');
-      t.equal(vh.getUint16(8, true), 16, 'csum_offset');
+      gsoHeader(t, out, v6 ? TCPV6 : TCPV4, ipl + 32, 1000, ipl, 16);
       const h = out.subarray(10, 10 + ipl + 32);
       const hv = new DataView(h.buffer, h.byteOffset);
       const total = ipl + 32 + 3400;
@@ -341,4 +355,100 @@ void t.test('what ends or prevents a run', { skip: skipCoalesce }, async (t) => 
     if (k < 1 || k > n) odd++;
   }
   t.equal(odd, 0, 'random packets: always 1..count');
+});
+
+/** Datagrams of one UDP flow with right checksums (sizes: payload bytes). */
+function udpFlow(v6: boolean, sizes: number[]): Uint8Array[] {
+  return sizes.map((n, i) => {
+    const p = packet(v6, true, n);
+    if (!v6) new DataView(p.buffer).setUint16(4, 200 + i);
+    p[(v6 ? 40 : 20) + 8] = i; // each datagram's own first byte
+    return withUdpChecksum(p);
+  });
+}
+
+/** Sets the UDP checksum of a whole packet (RFC 768: a computed 0 is sent as all ones). */
+function withUdpChecksum(p: Uint8Array): Uint8Array {
+  const v6 = p[0]! >> 4 === 6;
+  const ipl = v6 ? 40 : 20;
+  const v = new DataView(p.buffer, p.byteOffset);
+  v.setUint16(ipl + 6, 0);
+  const pseudo = onesComplementSum(p, v6 ? 8 : 12, v6 ? 32 : 8) + 17 + (p.length - ipl);
+  const c = internetChecksum(p, ipl, p.length - ipl, pseudo);
+  v.setUint16(ipl + 6, c === 0 ? 0xffff : c);
+  return p;
+}
+
+for (const v6 of [false, true]) {
+  void t.test(
+    `IPv${v6 ? 6 : 4}: a UDP run coalesced for the TUN (USO)`,
+    { skip: skipCoalesce },
+    async (t) => {
+      const ipl = v6 ? 40 : 20;
+      const pkts = udpFlow(v6, [64, 64, 64, 64, 30]);
+      t.ok(
+        pkts.every((p) => l4ChecksumOk(p)),
+        'the datagrams carry right checksums',
+      );
+      const uso = v6 ? 8 : 4;
+      const { k, out } = coalesce(pkts, uso);
+      t.equal(k, 5, 'all five, the shorter last included');
+      gsoHeader(t, out, UDP_L4, ipl + 8, 64, ipl, 6);
+      const h = out.subarray(10, 10 + ipl + 8);
+      const hv = new DataView(h.buffer, h.byteOffset);
+      const total = ipl + 8 + 4 * 64 + 30;
+      if (v6) t.equal(hv.getUint16(4), total - 40, 'IPv6 payload length of the whole');
+      else {
+        t.equal(hv.getUint16(2), total, 'IPv4 total length of the whole');
+        t.ok(ipHeaderChecksumOk(h), 'IPv4 header checksum');
+      }
+      t.equal(hv.getUint16(ipl + 4), total - ipl, 'UDP length of the whole');
+      let pseudo = onesComplementSum(h, v6 ? 8 : 12, v6 ? 32 : 8) + 17 + (total - ipl);
+      while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + Math.floor(pseudo / 0x10000);
+      t.equal(hv.getUint16(ipl + 6), pseudo, 'pseudo-header sum in the checksum field');
+      t.equal(coalesce(pkts, v6 ? 3 | 4 : 3 | 8).k, 1, 'not when that family has no USO');
+      t.equal(coalesce(pkts, 3).k, 1, 'TSO alone does not merge UDP');
+    },
+  );
+}
+
+/** Flips one bit of a payload byte (the checksum no longer matches). */
+function flip(p: Uint8Array, i: number): void {
+  p[i] = p[i]! ^ 1;
+}
+
+void t.test('what ends or prevents a UDP run', { skip: skipCoalesce }, async (t) => {
+  const base = (): Uint8Array[] => udpFlow(false, [100, 100, 100, 100]);
+  // [what, change (the checksum is made right again afterwards unless `keep`), want]
+  const cases: [string, (p: Uint8Array[]) => void, number, boolean?][] = [
+    ['a wrong checksum in the middle: the run ends before it', (p) => flip(p[2]!, 30), 2, true],
+    ['a wrong checksum on the first: alone', (p) => flip(p[0]!, 30), 1, true],
+    ['no checksum (0) on the second', (p) => ((p[1]![26] = 0), (p[1]![27] = 0)), 1, true],
+    ['another source port', (p) => (p[1]![21] = 9), 1],
+    ['another destination port', (p) => (p[2]![23] = 9), 2],
+    ['another TTL', (p) => (p[1]![8] = 1), 1],
+    ['another destination', (p) => (p[3]![19] = 7), 3],
+    ['a fragment', (p) => (p[1]![6] = 0x20), 1],
+    ['UDP length not the IP length', (p) => new DataView(p[1]!.buffer).setUint16(24, 50), 1],
+  ];
+  t.equal(coalesce(base(), 4).k, 4, 'the untouched run');
+  for (const [what, change, want, keep] of cases) {
+    const p = base();
+    change(p);
+    if (keep !== true)
+      for (const q of p) {
+        const v = new DataView(q.buffer);
+        v.setUint16(10, 0);
+        v.setUint16(10, internetChecksum(q, 0, 20));
+        withUdpChecksum(q);
+      }
+    t.equal(coalesce(p, 4).k, want, what);
+  }
+  t.equal(coalesce(udpFlow(false, [100, 40, 100]), 4).k, 2, 'a shorter datagram is the last');
+  t.equal(coalesce(udpFlow(false, [100, 120]), 4).k, 1, 'a longer one does not join');
+  t.equal(coalesce(udpFlow(false, [0, 0]), 4).k, 1, 'empty datagrams stay apart');
+  t.equal(coalesce(udpFlow(true, Array<number>(80).fill(64)), 8).k, 64, 'at most 64 datagrams');
+  t.equal(coalesce(udpFlow(true, Array<number>(60).fill(1400)), 8).k, 46, 'at most 64 KiB');
+  const mixed = [...udpFlow(false, [100, 100]), ...flow(false, [1000, 1000])];
+  t.equal(coalesce(mixed, 1 | 4).k, 2, 'a TCP packet ends a UDP run');
 });

@@ -26,6 +26,15 @@ void t.test('addon masks decoded', async (t) => {
     22,
     'write coalescing refused with EINVAL',
   );
+  const udpRefused = decodeTunOffloads(1 | 16 | 128 | 512 | (22 << 16));
+  t.equal(udpRefused.coalesceUdpRefusedErrno, 22, 'UDP runs refused with EINVAL');
+  t.equal(udpRefused.coalesceRefusedErrno, undefined, 'TCP runs not refused');
+  t.equal(udpRefused.coalesceWrites, true, 'TCP runs go on');
+  t.same(offloadNames({ offloads: () => udpRefused }, []), [
+    'tun-uso4',
+    'tun-gro',
+    'tun-gro-udp-refused-errno22',
+  ]);
   t.same(decodeUdpOffloads(3), { gso: true, gro: true, disabledByEnv: false });
   t.same(
     decodeUdpOffloads(2 | 4 | (5 << 8)),

@@ -27,6 +27,36 @@
 #define KEY_LEN 32
 #define NONCE_LEN 12
 
+/* The cipher, fetched once, and one context per direction, kept per thread (an addon may be
+ * loaded by several worker threads): OpenSSL 3 looks a cipher up by name on every init with
+ * EVP_chacha20_poly1305() and allocates a context each time, which a batch of one packet (the
+ * lone packet of an interactive session) paid in full. The key is set on every call and
+ * overwritten by a zero key after it (scrub), so no channel key outlives its batch here. */
+static __thread EVP_CIPHER *cipher;
+static __thread EVP_CIPHER_CTX *ctx_seal, *ctx_open;
+
+static EVP_CIPHER_CTX *context(EVP_CIPHER_CTX **slot, int enc, const uint8_t *key) {
+  if (!cipher) cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+  if (!cipher) return NULL;
+  if (!*slot) *slot = EVP_CIPHER_CTX_new();
+  if (!*slot) return NULL;
+  if (EVP_CipherInit_ex(*slot, cipher, NULL, key, NULL, enc) != 1) {
+    /* A context in an unknown state is not reused. */
+    EVP_CIPHER_CTX_free(*slot);
+    *slot = NULL;
+    return NULL;
+  }
+  return *slot;
+}
+
+static void scrub(EVP_CIPHER_CTX **slot, int enc) {
+  static const uint8_t zero_key[KEY_LEN];
+  if (*slot && EVP_CipherInit_ex(*slot, NULL, NULL, zero_key, NULL, enc) != 1) {
+    EVP_CIPHER_CTX_free(*slot);
+    *slot = NULL;
+  }
+}
+
 static void make_nonce(const uint8_t *hdr, uint8_t nonce[NONCE_LEN]) {
   memset(nonce, 0, 4);
   memcpy(nonce + 4, hdr + 8, 8);
@@ -80,9 +110,8 @@ static napi_value seal_batch(napi_env env, napi_callback_info info) {
     }
   }
   if (a.count == 0) return NULL;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (!ctx || EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, a.key, NULL) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
+  EVP_CIPHER_CTX *ctx = context(&ctx_seal, 1, a.key);
+  if (!ctx) {
     napi_throw_error(env, "ERR_CRYPTO", "ChaCha20-Poly1305 is not available in this node's OpenSSL");
     return NULL;
   }
@@ -99,8 +128,13 @@ static napi_value seal_batch(napi_env env, napi_callback_info info) {
          EVP_EncryptFinal_ex(ctx, msg + HDR_LEN + n, &outl) == 1 &&
          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, msg + HDR_LEN + n) == 1;
   }
-  EVP_CIPHER_CTX_free(ctx);
-  if (!ok) napi_throw_error(env, "ERR_CRYPTO", "ChaCha20-Poly1305 seal failed inside OpenSSL");
+  if (!ok) {
+    EVP_CIPHER_CTX_free(ctx_seal);
+    ctx_seal = NULL;
+    napi_throw_error(env, "ERR_CRYPTO", "ChaCha20-Poly1305 seal failed inside OpenSSL");
+  } else {
+    scrub(&ctx_seal, 1);
+  }
   return NULL;
 }
 
@@ -130,9 +164,8 @@ static napi_value open_batch(napi_env env, napi_callback_info info) {
     }
   }
   if (a.count == 0) return NULL;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (!ctx || EVP_DecryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, a.key, NULL) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
+  EVP_CIPHER_CTX *ctx = context(&ctx_open, 0, a.key);
+  if (!ctx) {
     napi_throw_error(env, "ERR_CRYPTO", "ChaCha20-Poly1305 is not available in this node's OpenSSL");
     return NULL;
   }
@@ -155,7 +188,7 @@ static napi_value open_batch(napi_env env, napi_callback_info info) {
     if (ok) results[i] = 1;
     else memset(msg + HDR_LEN, 0, (size_t)n);
   }
-  EVP_CIPHER_CTX_free(ctx);
+  scrub(&ctx_open, 0);
   return NULL;
 }
 

@@ -226,3 +226,45 @@ void t.test('interchangeable with the libsodium BatchAead of src/crypto', { skip
   t.same([...rb], new Array(n).fill(1), 'the addon opens the libsodium batch');
   t.same(Buffer.from(a.buf), Buffer.from(b.buf), 'same plaintexts');
 });
+
+// The addon keeps one cipher context per direction between calls (native/aead.c): every call
+// must use its own key, whatever the call before it did (another key, a failed tag).
+void t.test('calls one after another: each uses its own key', { skip }, async (t) => {
+  await sodium.ready;
+  const aead = new NativeBatchAead();
+  const keys = [bytes(32, 21), bytes(32, 22), bytes(32, 23)];
+  const pt = bytes(64, 9);
+  const sealed = (k: number, counter: bigint): Uint8Array => {
+    const buf = new Uint8Array(HDR + pt.length + TAG);
+    buf.set(header(3, counter));
+    buf.set(pt, HDR);
+    aead.sealBatch(keys[k]!, buf, Uint32Array.of(0), Uint32Array.of(pt.length), 1);
+    return buf;
+  };
+  const opens = (k: number, buf: Uint8Array): boolean => {
+    const res = new Uint8Array(1);
+    const copy = buf.slice();
+    aead.openBatch(keys[k]!, copy, Uint32Array.of(0), Uint32Array.of(copy.length), 1, res);
+    return res[0] === 1 && Buffer.from(copy.subarray(HDR, HDR + pt.length)).equals(pt);
+  };
+  const order = [0, 1, 0, 2, 2, 1, 0];
+  const msgs = order.map((k, i) => sealed(k, BigInt(i)));
+  for (let i = 0; i < order.length; i++) {
+    const h = msgs[i]!.subarray(0, HDR);
+    const dec = sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+      null,
+      msgs[i]!.subarray(HDR),
+      h,
+      nonceOf(h),
+      keys[order[i]!]!,
+    );
+    t.ok(Buffer.from(dec).equals(pt), `seal ${i} used key ${order[i]}`);
+  }
+  const tampered = msgs[0]!.slice();
+  tampered[HDR + 3] = tampered[HDR + 3]! ^ 1;
+  t.notOk(opens(0, tampered), 'a tampered message fails');
+  t.ok(opens(0, msgs[0]!), 'the next call with the same key opens the right one');
+  t.notOk(opens(1, msgs[0]!), 'and with another key it fails');
+  t.ok(opens(1, msgs[1]!), 'then key 1 opens its own message');
+  t.ok(opens(2, msgs[3]!), 'and key 2 its own');
+});

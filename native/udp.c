@@ -11,7 +11,11 @@
  * agent recognises a mobile node standing on its home link.
  * Send: sendmmsg in chunks; each message may carry a chosen source address
  * (IP_PKTINFO / IPV6_PKTINFO cmsg) so a multi-homed host answers from the address the
- * peer used. On IPv6 a message may name an interface (ifindexes[i] != 0): it leaves that
+ * peer used (the home agent answers every member from the local address it last reached us
+ * on: a NAT or a connected socket on the member's side takes replies only from there). A
+ * message refused for its source (the address went away: EINVAL, EADDRNOTAVAIL, ENETUNREACH)
+ * goes once more with the kernel's choice; if that passes, so do the call's other datagrams
+ * from that source, counted as txSourceFallbacks. On IPv6 a message may name an interface (ifindexes[i] != 0): it leaves that
  * interface (IPV6_PKTINFO ipi6_ifindex, and the scope of a link-local or multicast
  * destination) with hop limit 255 (IPV6_HOPLIMIT cmsg), i.e. on-link only. EAGAIN drops the
  * rest of the batch (counted); a per-message error skips that message (counted) and
@@ -117,7 +121,9 @@ enum { OFF_UDP_GSO = 1, OFF_UDP_GRO = 2, OFF_GSO_REFUSED = 4, OFF_BY_ENV = 8 };
 enum { C_RX_DATAGRAMS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_DATAGRAMS, C_TX_BYTES, C_TX_DROPS,
        C_TX_ERRORS, C_POLL_ERRORS, C_ICMP_ERRORS, C_RX_TRUNCATED, C_TX_TOO_BIG, C_MTU_REPORTS,
        /* offloads: segmented sends and the datagrams in them; coalesced reads and theirs */
-       C_TX_GSO_SENDS, C_TX_GSO_DATAGRAMS, C_RX_GRO_READS, C_RX_GRO_DATAGRAMS, C_COUNT };
+       C_TX_GSO_SENDS, C_TX_GSO_DATAGRAMS, C_RX_GRO_READS, C_RX_GRO_DATAGRAMS,
+       /* datagrams whose chosen source address the kernel refused, sent with its choice */
+       C_TX_SOURCE_FALLBACKS, C_COUNT };
 /* Callers built before the path MTU counters pass C_TX_TOO_BIG of them: still accepted. */
 #define C_COUNT_MIN C_TX_TOO_BIG
 /* Adds to a counter the caller's array may lack (one of the later ones). */
@@ -144,6 +150,7 @@ typedef struct {
   uint8_t tx_ctrl[SEND_CHUNK][CTRL_LEN];
   uint32_t tx_first[SEND_CHUNK]; /* message j covers datagrams tx_first[j] .. + tx_nseg[j] */
   uint32_t tx_nseg[SEND_CHUNK];
+  uint8_t tx_src[SEND_CHUNK]; /* message j: 1 sent from its chosen source, 2 that source dropped */
   uint8_t mtu_reports[MTU_REPORTS_MAX][MTU_REPORT_LEN];
   uint32_t n_mtu_reports;
   uint32_t offloads; /* OFF_* bits, and the errno that turned GSO off << 8 */
@@ -627,10 +634,11 @@ static void add_cmsg(struct msghdr *m, int level, int type, const void *data, si
 }
 
 /* Message j of the next sendmmsg: datagrams k .. k+n-1 (n > 1: one segmented send, they share
- * destination, source and interface), their iovecs from iov slot `iv` on. */
+ * destination, source and interface), their iovecs from iov slot `iv` on. With `drop_src` the
+ * chosen source is left out (the kernel picks one; tx_src[j] says so). */
 static void fill_message(udp_data *u, uint32_t j, uint32_t iv, uint32_t k, uint32_t n, void *buf,
                          const uint32_t *o, const uint32_t *l, const uint8_t *da, const uint16_t *dp,
-                         const uint8_t *sa, const uint32_t *ix) {
+                         const uint8_t *sa, const uint32_t *ix, int drop_src) {
   struct msghdr *m = &u->tx[j].msg_hdr;
   memset(m, 0, sizeof *m);
   for (uint32_t q = 0; q < n; q++) {
@@ -659,6 +667,9 @@ static void fill_message(udp_data *u, uint32_t j, uint32_t iv, uint32_t k, uint3
   m->msg_control = u->tx_ctrl[j];
   m->msg_controllen = 0;
   const uint8_t *src = sa ? sa + (size_t)k * ADDR_SLOT : NULL;
+  if (src && is_zero(src, u->family == 4 ? 4 : 16)) src = NULL;
+  u->tx_src[j] = src ? (drop_src ? 2 : 1) : 0;
+  if (drop_src) src = NULL;
   uint32_t oif = u->family == 6 && ix ? ix[k] : 0;
   if (oif) {
     /* On-link: out of this interface (pktinfo, scope of a link-local / multicast
@@ -671,7 +682,7 @@ static void fill_message(udp_data *u, uint32_t j, uint32_t iv, uint32_t k, uint3
     add_cmsg(m, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof pi);
     int hops = ON_LINK_HOPS;
     add_cmsg(m, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof hops);
-  } else if (src && !is_zero(src, u->family == 4 ? 4 : 16)) {
+  } else if (src) {
     if (u->family == 4) {
       struct in_pktinfo pi;
       memset(&pi, 0, sizeof pi);
@@ -745,6 +756,11 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
    * kernel cannot segment here (not an over-sized datagram); GSO goes off. */
   uint32_t einval_end = 0;
   double einval_errors = 0;
+  /* A message refused for its chosen source goes once more without it (nosrc_at = its first
+   * datagram); when that passes, the source is bad_src for the rest of this call. */
+  uint32_t nosrc_at = UINT32_MAX;
+  uint8_t bad_src[ADDR_SLOT];
+  int have_bad_src = 0;
   while (i < count) {
     if (einval_end && i >= einval_end) {
       if (p->counters[C_TX_ERRORS] + COUNTER_OR0(p, C_TX_TOO_BIG) == einval_errors) gso_refused(u, EINVAL);
@@ -767,7 +783,8 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
           n++;
         }
       }
-      fill_message(u, nmsg, ndg, k, n, buf, o, l, da, dp, sa, ix);
+      int drop_src = sa && (k == nosrc_at || (have_bad_src && !memcmp(sa + (size_t)k * ADDR_SLOT, bad_src, alen)));
+      fill_message(u, nmsg, ndg, k, n, buf, o, l, da, dp, sa, ix, drop_src);
       nmsg++;
       ndg += n;
     }
@@ -790,6 +807,15 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
         retry_at = i;
         continue;
       }
+      /* The chosen source is not an address of this host (any more): it went away, so the
+       * member's reply path is gone anyway; the kernel's choice is the best left. The kernel
+       * says EINVAL (IPv6) or EADDRNOTAVAIL / ENETUNREACH (IPv4) for it; any of them once more
+       * without the source, and only a send that then passes counts as a fallback. */
+      if (u->tx_src[0] == 1 && (errno == EINVAL || errno == EADDRNOTAVAIL || errno == ENETUNREACH)) {
+        nosrc_at = i;
+        continue;
+      }
+      if (nosrc_at == i) nosrc_at = UINT32_MAX; /* not the source: the message keeps it */
       if (u->tx_nseg[0] > 1) {
         /* A segmented send refused: its datagrams again, one per message. */
         int e = errno;
@@ -819,6 +845,14 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       continue;
     }
     for (int j = 0; j < r; j++) {
+      if (u->tx_src[j] == 2) {
+        COUNT_IF(p, C_TX_SOURCE_FALLBACKS, u->tx_nseg[j]);
+        if (u->tx_first[j] == nosrc_at) {
+          memcpy(bad_src, sa + (size_t)nosrc_at * ADDR_SLOT, alen);
+          have_bad_src = 1;
+          nosrc_at = UINT32_MAX;
+        }
+      }
       p->counters[C_TX_BYTES] += u->tx[j].msg_len;
       sent += u->tx_nseg[j];
       i += u->tx_nseg[j];

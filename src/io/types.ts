@@ -182,7 +182,9 @@ export type DatagramBatchHandler = (batch: DatagramBatch) => void;
 /**
  * Datagrams to send. Datagram i is buf[offsets[i], offsets[i] + lengths[i]) sent to
  * dstAddrs[16i ..] (IPv4: the first 4 bytes) port dstPorts[i], from srcAddrs[16i ..] when
- * srcAddrs is given and that slot is not all zero (otherwise the kernel picks the source).
+ * srcAddrs is given and that slot is not all zero (otherwise the kernel picks the source; so
+ * it does when the chosen one is no longer an address of this host, counted as
+ * txSourceFallbacks).
  * IPv6: a non-zero ifindexes[i] sends it on that link only: out of that interface (the zone
  * of a link-local or multicast destination) with hop limit 255. OutgoingDatagramBatch
  * (src/io/batch.ts) builds one from address strings, taking the interface from a numeric
@@ -205,7 +207,7 @@ export interface UdpCounters {
   readonly txBytes: number;
   /** Datagrams dropped because the socket buffer was full (EAGAIN). */
   readonly txDrops: number;
-  /** Datagrams the kernel refused (unreachable, too big, bad source address...). */
+  /** Datagrams the kernel refused (unreachable, too big...). */
   readonly txErrors: number;
   /** Times the poll reported an error that was cleared so receiving could go on. */
   readonly pollErrors: number;
@@ -223,6 +225,11 @@ export interface UdpCounters {
   /** Coalesced reads (UDP GRO: several datagrams in one read) and the datagrams cut from them. */
   readonly rxGroReads?: number;
   readonly rxGroDatagrams?: number;
+  /**
+   * Datagrams whose chosen source address (srcAddrs) the kernel refused, no longer this host's,
+   * and that went out with the kernel's choice instead.
+   */
+  readonly txSourceFallbacks?: number;
 }
 
 /** Which UDP offloads a socket uses (native/udp.c udpOffloads). */

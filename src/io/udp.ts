@@ -66,6 +66,7 @@ const COUNTER_NAMES = [
   'txGsoDatagrams',
   'rxGroReads',
   'rxGroDatagrams',
+  'txSourceFallbacks',
 ] as const;
 /** Index of mtuReports in the counters (native/udp.c C_MTU_REPORTS). */
 const MTU_REPORTS_COUNTER = 12;

@@ -68,6 +68,53 @@ for (const family of [4, 6] as const) {
     );
   });
 
+  for (const gso of [true, false]) {
+    void t.test(
+      `IPv${family}: chosen sources in runs${gso ? ' (GSO)' : ', GSO off'}, a vanished one falls back`,
+      { skip },
+      async (t) => {
+        const ns = await twoAddressNetns(t);
+        const prefix = gso ? [] : ['env', 'MIP6_OFFLOAD_OFF=udp-gso'];
+        const r = await runFixture(ns, 'udp-child.ts', ['sources', String(family)], { prefix });
+        t.equal(r.code, 0, `${r.stderr}${r.stdout}`);
+        const res = r.result as {
+          sent: number;
+          plan: string[];
+          seen: { i: number; remote: string; len: number }[];
+          counters: Record<string, number>;
+          offloads: { gso: boolean };
+        };
+        t.equal(res.sent, res.plan.length, 'every datagram was sent');
+        t.equal(res.seen.length, res.plan.length, 'and received');
+        const C = family === 4 ? '192.0.2.3' : '2001:db8::3';
+        for (const s of res.seen) {
+          // From B where B was chosen; from the kernel's choice (A, the destination itself on
+          // loopback) where the chosen C is no address of this host.
+          const want = res.plan[s.i] === C ? A : B;
+          if (s.remote !== want) t.fail(`datagram ${s.i} came from ${s.remote}, not ${want}`);
+        }
+        t.same(
+          res.seen.map((s) => s.i).sort((a, b) => a - b),
+          res.plan.map((_, i) => i),
+          'each datagram once',
+        );
+        const fromC = res.plan.filter((p) => p === C).length;
+        t.equal(
+          res.counters['txSourceFallbacks'],
+          fromC,
+          'each datagram from C counted as fallback',
+        );
+        t.equal(res.counters['txErrors'], 0, 'none counted as an error');
+        t.equal(res.offloads.gso, gso, `GSO ${gso ? 'on' : 'off'}`);
+        if (gso) {
+          // The three runs of 8 (B, C, B) each left as one segmented send.
+          t.equal(res.counters['txGsoSends'], 3, 'one segmented send per run');
+          t.equal(res.counters['txGsoDatagrams'], 24);
+        } else t.equal(res.counters['txGsoSends'], 0);
+      },
+    );
+  }
+
   void t.test(`IPv${family}: receiving survives an ICMP port unreachable`, { skip }, async (t) => {
     const ns = await twoAddressNetns(t);
     const r = await runFixture(ns, 'udp-child.ts', ['icmp', String(family)]);

@@ -104,8 +104,22 @@ export class SlabDatagramBatch extends SlabPacketBatch implements DatagramBatch 
     return this.remotePorts[i] ?? 0;
   }
 
+  /** The last local address made text, and its bytes: most datagrams repeat it (a socket
+   *  of one address, or a busy member of a multi-homed host), so the text is made once. */
+  #lastLocal = '';
+  readonly #lastLocalBytes = new Uint8Array(ADDR_SLOT_LEN);
+
   localAddress(i: number): string {
-    return readAddress(this.family, this.localAddrs, i * ADDR_SLOT_LEN);
+    const at = i * ADDR_SLOT_LEN;
+    const a = this.localAddrs;
+    const last = this.#lastLocalBytes;
+    const n = this.family === 4 ? 4 : ADDR_SLOT_LEN;
+    let same = this.#lastLocal !== '';
+    for (let k = 0; same && k < n; k++) same = a[at + k] === last[k];
+    if (same) return this.#lastLocal;
+    this.#lastLocal = readAddress(this.family, a, at);
+    last.set(a.subarray(at, at + n));
+    return this.#lastLocal;
   }
 
   datagram(i: number): Datagram {

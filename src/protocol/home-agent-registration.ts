@@ -488,7 +488,12 @@ export function processHomeBindingUpdate(
     {
       homeAddress: hoa,
       careOfAddress: coa as string,
-      locator: { address: locator.address, port: locator.port },
+      // With the local address the BU reached (the source of what goes back to the member).
+      locator: {
+        address: locator.address,
+        port: locator.port,
+        ...(locator.local !== undefined ? { local: locator.local } : {}),
+      },
       lifetimeSeconds,
       expiresAt: now + lifetimeSeconds * 1000,
       sequence: bu.sequence,

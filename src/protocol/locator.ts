@@ -5,10 +5,16 @@
  */
 import { ipv4Mapped, isIpv4 } from '../wire/address.js';
 
-/** Underlay address (dotted quad or IPv6 text) and UDP port. */
+/**
+ * Underlay address (dotted quad or IPv6 text) and UDP port. `local`, when known, is this
+ * host's own address the peer sent to (the datagram's destination): what we send to the peer
+ * leaves from it, since a NAT or a connected socket on the peer's side takes answers only
+ * from the address it contacted. It is not part of the locator's identity (locatorEqual).
+ */
 export interface Locator {
   address: string;
   port: number;
+  local?: string | undefined;
 }
 
 /** True when both locators name the same address and port. */

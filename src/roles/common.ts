@@ -106,16 +106,57 @@ export interface ResolvedLocator extends Locator {
   slot: Uint8Array;
   /** The zone of a link-local locator (`fe80::1%3`: interface 3), else 0. */
   ifindex: number;
+  /** `local` in slot form (the source of what is sent there), undefined without one. */
+  source: Uint8Array | undefined;
+}
+
+/** `address` (IPv4 or IPv6 text, no zone) as a 16-byte address slot. */
+function addressSlot(family: AddressFamily, address: string): Uint8Array {
+  const slot = new Uint8Array(16);
+  slot.set(family === 4 ? parseIpv4(address) : parseIpv6(address));
+  return slot;
 }
 
 export function resolveLocator(l: Locator): ResolvedLocator {
   const family: AddressFamily = isIpv4(l.address) ? 4 : 6;
-  const slot = new Uint8Array(16);
   const pct = family === 6 ? l.address.indexOf('%') : -1;
-  const bare = pct < 0 ? l.address : l.address.slice(0, pct);
-  slot.set(family === 4 ? parseIpv4(bare) : parseIpv6(bare));
+  const slot = addressSlot(family, pct < 0 ? l.address : l.address.slice(0, pct));
   const ifindex = pct < 0 ? 0 : Number(l.address.slice(pct + 1)) >>> 0;
-  return { address: l.address, port: l.port, family, slot, ifindex };
+  const resolved: ResolvedLocator = {
+    address: l.address,
+    port: l.port,
+    family,
+    slot,
+    ifindex,
+    source: undefined,
+  };
+  setLocalAddress(resolved, l.local);
+  return resolved;
+}
+
+/**
+ * The peer now reaches us at `local` (our address it sent to, replySource): what goes to the
+ * locator leaves from there. None, or one of the other family, leaves the choice to the kernel.
+ */
+export function setLocalAddress(l: ResolvedLocator, local: string | undefined): void {
+  const usable = local !== undefined && isIpv4(local) === (l.family === 4);
+  l.local = usable ? local : undefined;
+  l.source = usable ? addressSlot(l.family, local) : undefined;
+}
+
+/**
+ * The local address datagram i of `batch` was sent to (IP_PKTINFO / IPV6_PKTINFO), as the
+ * source of what goes back to its sender: a NAT or a connected socket there takes answers only
+ * from the address it contacted. Undefined when unknown, or for a group address (a
+ * returning-home BU goes to a solicited-node group; IPv4 multicast, reserved, broadcast),
+ * which is never a source: the kernel chooses then.
+ */
+export function replySource(batch: DatagramBatch, i: number): string | undefined {
+  const at = i * 16;
+  const first = batch.localAddrs[at] ?? 0;
+  if (first >= (batch.family === 4 ? 224 : 0xff)) return undefined;
+  if (first === 0 && batch.localAddrs.subarray(at, at + 16).every((b) => b === 0)) return undefined;
+  return batch.localAddress(i);
 }
 
 /**
@@ -129,6 +170,7 @@ export class TunnelWriter {
   #msgLengths = new Uint32Array(64);
   #dstAddrs = new Uint8Array(64 * 16);
   #dstPorts = new Uint16Array(64);
+  #srcAddrs = new Uint8Array(64 * 16);
   #count = 0;
   #bytes = 0;
 
@@ -170,6 +212,7 @@ export class TunnelWriter {
     const addrs = new Uint8Array(n * 16);
     addrs.set(this.#dstAddrs);
     this.#dstAddrs = addrs;
+    this.#srcAddrs = new Uint8Array(n * 16); // filled per flush
     const ports = new Uint16Array(n);
     ports.set(this.#dstPorts);
     this.#dstPorts = ports;
@@ -202,9 +245,11 @@ export class TunnelWriter {
     if (n === 0) return 0;
     if (endpoint.sealBatch(session, buf, this.#offsets, this.#lengths, n, now) !== n) return 0;
     this.lastSealed = true;
+    const source = to.source;
     for (let i = 0; i < n; i++) {
       this.#dstAddrs.set(to.slot, i * 16);
       this.#dstPorts[i] = to.port;
+      if (source !== undefined) this.#srcAddrs.set(source, i * 16);
     }
     const out: OutgoingDatagrams = {
       count: n,
@@ -213,6 +258,8 @@ export class TunnelWriter {
       lengths: this.#msgLengths,
       dstAddrs: this.#dstAddrs,
       dstPorts: this.#dstPorts,
+      // From the address the peer last reached us on (its NAT answers only from there).
+      ...(source !== undefined ? { srcAddrs: this.#srcAddrs } : {}),
       // A link-local locator (rare: a peer on one of our links) is reached on its link only.
       ...(to.ifindex !== 0 ? { ifindexes: new Uint32Array(n).fill(to.ifindex) } : {}),
     };
@@ -236,7 +283,7 @@ export function sendSealed(
   if (socket === undefined) return false;
   const msg = endpoint.seal(session, packet, now, DataKind.SIGNALING);
   if (msg === null) return false;
-  return socket.send(msg, to.address, to.port);
+  return socket.send(msg, to.address, to.port, to.local);
 }
 
 /**

@@ -367,6 +367,7 @@ export class FakeUdpEndpoint implements UdpEndpoint {
     pollErrors: 0,
     icmpErrors: 0,
     rxTruncated: 0,
+    txSourceFallbacks: 0,
   };
 
   constructor(
@@ -483,11 +484,10 @@ export class FakeUdpEndpoint implements UdpEndpoint {
       let src = this.localAddress;
       if (batch.srcAddrs !== undefined && !isZeroSlot(batch.srcAddrs, at)) {
         const chosen = readAddress(this.family, batch.srcAddrs, at);
-        if (!this.#addresses.includes(chosen)) {
-          this.#c.txErrors++; // EINVAL / EADDRNOTAVAIL on a real socket
-          continue;
-        }
-        src = chosen;
+        // Not (or no longer) ours: the kernel refuses it and native/udp.c sends from the
+        // kernel's choice instead, counted.
+        if (this.#addresses.includes(chosen)) src = chosen;
+        else this.#c.txSourceFallbacks++;
       }
       const data = spanAt(batch, i).slice();
       const zone = this.family === 6 ? (batch.ifindexes?.[i] ?? 0) : 0;

@@ -157,13 +157,15 @@ export class World {
      * timestamps of its handshakes grow as in a real run (a peer refuses one not newer).
      */
     haWallClockFollows?: boolean;
+    /** The HA's IPv4 underlay addresses (default [HA4]); the first is the kernel's choice. */
+    haAddresses4?: string[];
   }) {
     this.net = new FakeNetwork(this.clock, {
       loss: opts.loss ?? 0,
       delayMs: opts.delayMs ?? 5,
       seed: opts.seed ?? 7,
     });
-    this.haUdp4 = this.net.endpoint({ address: HA4, port: HA_PORT });
+    this.haUdp4 = this.net.endpoint({ addresses: opts.haAddresses4 ?? [HA4], port: HA_PORT });
     this.haUdp6 = this.net.endpoint({ address: HA6, port: HA_PORT });
     this.net.attach(this.haUdp6, HOME_LINK, { ifindex: HA_HOME_LINK_INDEX, linkLocal: 'fe80::1' });
     const env: NodeEnvironment = {
@@ -217,6 +219,7 @@ export class World {
       forwardToPeers?: boolean;
       haPeerRoles?: Role[];
       haWallClockFollows?: boolean;
+      haAddresses4?: string[];
     } = {},
   ): Promise<World> {
     await initCrypto();

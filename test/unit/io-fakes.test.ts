@@ -195,8 +195,19 @@ void t.test('FakeNetwork delivers batches with addresses, source selection, dela
     ],
     'replies come from the chosen source',
   );
-  t.notOk(server.send(Uint8Array.of(0), '2001:db8:ffff::9', client.localPort, '2001:db8::7'));
-  t.equal(server.counters().txErrors, 1, 'a source the endpoint does not own is refused');
+  t.ok(server.send(Uint8Array.of(4), '2001:db8:ffff::9', client.localPort, '2001:db8::7'));
+  t.equal(
+    server.counters().txSourceFallbacks,
+    1,
+    'a source the endpoint does not own: sent from its first address, counted',
+  );
+  t.equal(server.counters().txErrors, 0);
+  clock.advance(5);
+  t.same(
+    [replies.at(-1)?.data[0], replies.at(-1)?.remoteAddress],
+    [4, '2001:db8::1'],
+    'from the first address',
+  );
   t.throws(() => net.endpoint({ address: '2001:db8::1', port: 4191 }), { code: 'ERR_UDP_BIND' });
 });
 

@@ -16,7 +16,7 @@ import type { BindingCacheEntry } from '../../protocol/binding-cache.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
 import { PathValidator, UNVALIDATED_BUDGET_FACTOR } from '../../protocol/path-validation.js';
 import type { PathMtuState } from '../../protocol/path-mtu.js';
-import { resolveLocator, type ResolvedLocator } from '../common.js';
+import { resolveLocator, setLocalAddress, type ResolvedLocator } from '../common.js';
 import { pathMtuStatus } from '../tunnel-mtu.js';
 
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
@@ -114,6 +114,29 @@ export class BindingPaths {
       bound.locator.address === from.address
     ) {
       bound.budget += UNVALIDATED_BUDGET_FACTOR * bytes;
+    }
+  }
+
+  /**
+   * Authenticated data of the binding arrived from `from`: when that is its locator (or its
+   * data locator) and the member now reaches another of our addresses (`from.local`), what goes
+   * there leaves from that one (a multi-homed home agent; the member's NAT or connected socket
+   * takes answers only from the address it sent to). No BU needed: the locator is the same.
+   */
+  reachedAt(bound: BoundPath, from: Locator): void {
+    const l = bound.locator;
+    if (l.local !== from.local && l.port === from.port && l.address === from.address) {
+      setLocalAddress(l, from.local);
+    }
+    const d = bound.data;
+    if (
+      d !== undefined &&
+      d !== l &&
+      d.local !== from.local &&
+      d.port === from.port &&
+      d.address === from.address
+    ) {
+      setLocalAddress(d, from.local);
     }
   }
 

@@ -28,13 +28,14 @@ import {
   servingPeer,
   type ClusterPeer,
 } from '../../protocol/ha-forwarding.js';
-import type { Locator } from '../../protocol/locator.js';
+import { locatorEqual, type Locator } from '../../protocol/locator.js';
 import { formatIpv6, type Prefix } from '../../wire/address.js';
 import { IPV6_DST_OFF } from '../../wire/ipv6.js';
 import { mobilitySignal } from '../../wire/mobility-signal.js';
 import { toHex } from '../../wire/hex.js';
 import {
   resolveLocator,
+  setLocalAddress,
   TunnelWriter,
   type DropCounters,
   type NodeEnvironment,
@@ -313,10 +314,13 @@ export class HaPeers {
       const keepalive = this.#env.endpoint.seal(session, new Uint8Array(0), now, DataKind.PAYLOAD);
       const sock = this.#socket(locator.address.includes(':') ? 6 : 4);
       if (keepalive !== null && sock !== undefined) {
-        sock.send(keepalive, locator.address, locator.port);
+        sock.send(keepalive, locator.address, locator.port, locator.local);
       }
     }
     const peer = this.#byKey.get(toHex(session.peerPublicKey));
+    // What we forward to it leaves from the address its handshake reached.
+    if (peer !== undefined && locatorEqual(peer.to, locator))
+      setLocalAddress(peer.to, locator.local);
     this.#env.log.info('ha-channel', {
       peer: session.peerName ?? '?',
       member: peer?.peer.member ?? '?',

@@ -98,6 +98,7 @@ import {
   armTimer,
   DropCounters,
   nodeNow,
+  replySource,
   sendSealed,
   TunnelWriter,
   ReceiveBatch,
@@ -342,8 +343,13 @@ export class HomeAgent {
       const off = batch.offsets[i]! + DATA_HEADER_LEN;
       const len = batch.lengths[i]! - DATA_OVERHEAD;
       // One locator object per datagram: the channel's last locator, the signaling source and
-      // the path bookkeeping all read it (its address text is made once).
-      const from: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
+      // the path bookkeeping all read it (its address text is made once). `local`, our address
+      // the member sent to, is where everything back to it leaves from.
+      const from: Locator = {
+        address: batch.remoteAddress(i),
+        port: batch.remotePort(i),
+        local: replySource(batch, i),
+      };
       this.#sessionLocator.set(session, from);
       if (session.peerCertificate?.role === 'ha') {
         // Another home agent of the cluster (the endpoint accepts role ha only then): data for
@@ -407,6 +413,7 @@ export class HomeAgent {
         continue;
       }
       this.#paths.credit(bound, from, len);
+      this.#paths.reachedAt(bound, from);
       // From neither the data locator nor the one of the last BU (whose path is being
       // validated): a NAT rebinding, or a move whose BU is still on its way.
       const dataTo = bound.data ?? bound.locator;
@@ -465,7 +472,11 @@ export class HomeAgent {
   }
 
   #onHandshake(socket: UdpEndpoint, batch: DatagramBatch, i: number, now: number): void {
-    const locator: Locator = { address: batch.remoteAddress(i), port: batch.remotePort(i) };
+    const locator: Locator = {
+      address: batch.remoteAddress(i),
+      port: batch.remotePort(i),
+      local: replySource(batch, i),
+    };
     // Initiations are limited per source before any crypto. Responses and cookie replies answer
     // our own initiations (a restart re-initiating every stored binding, many members behind one
     // NAT address): the endpoint drops any whose receiver SPI is not a pending one of ours
@@ -480,18 +491,18 @@ export class HomeAgent {
     const r = this.#env.endpoint.receive(datagram, now, undefined, formatLocator(locator));
     switch (r.kind) {
       case 'reply':
-        socket.send(r.data, locator.address, locator.port);
+        socket.send(r.data, locator.address, locator.port, locator.local);
         break;
       case 'established':
         this.#sessionLocator.set(r.session, locator);
         if (r.session.peerCertificate?.role === 'ha') {
           // Another home agent's channel: no binding is ever restored or refreshed on it.
-          if (r.reply) socket.send(r.reply, locator.address, locator.port);
+          if (r.reply) socket.send(r.reply, locator.address, locator.port, locator.local);
           this.#peers?.established(r.session, locator, r.reply === undefined, now);
           break;
         }
         this.#paths.handshakeCompleted(r.session, locator, now);
-        if (r.reply) socket.send(r.reply, locator.address, locator.port);
+        if (r.reply) socket.send(r.reply, locator.address, locator.port, locator.local);
         this.#env.log.info('channel', {
           peer: r.session.peerName ?? '?',
           locator: formatLocator(locator),
@@ -1299,7 +1310,8 @@ export class HomeAgent {
     const polled = env.endpoint.poll(now);
     for (const { peer, data } of polled.send) {
       const to = this.#sessionLocator.get(peer);
-      if (to) this.#socketFor(to.address.includes(':') ? 6 : 4)?.send(data, to.address, to.port);
+      if (to === undefined) continue;
+      this.#socketFor(to.address.includes(':') ? 6 : 4)?.send(data, to.address, to.port, to.local);
     }
     this.#endpointDeadline = polled.nextDeadline;
     const hoaOf = (key: string): string | undefined =>
@@ -1343,7 +1355,15 @@ export class HomeAgent {
       homePrefix: this.#opts.homePrefix,
       homeAgentAddress: this.#opts.homeAgentAddress,
       discovery: this.#prefixes.discovery,
-      counters: { ...this.counters, ...this.#mtu.counters },
+      counters: {
+        ...this.counters,
+        ...this.#mtu.counters,
+        // Answers whose source (the address the member reached) was gone: the kernel's choice.
+        udpSourceFallbacks: this.#sockets().reduce(
+          (n, s) => n + (s.counters().txSourceFallbacks ?? 0),
+          0,
+        ),
+      },
       drops: this.drops.byReason,
       channelDrops: this.#env.endpoint.drops,
       homeLink: this.#opts.homeLink?.programmingStatus?.(),

@@ -334,8 +334,9 @@ static napi_value tun_set_reading(napi_env env, napi_callback_info info) {
 
 /* Packets i.. of a write batch: when they start a TCP or UDP run (vnet_coalesce), writes the run as
  * one super-packet and returns how many packets it held (counted as written, or as dropped
- * on EAGAIN). 0: write packet i alone (no run, or the kernel refused the super-packet, which
- * turns coalescing off for the device). */
+ * on EAGAIN). 0: write packet i alone (no run; the kernel refused the super-packet with
+ * EINVAL, which turns that kind of run off for the device; or another error, which the
+ * packets then meet, and are counted by, one by one). */
 /* Returns how many packets the run consumed (0: none, write them one by one); *sent says how
  * many of those reached the kernel (0 when the queue was full and the run was dropped). */
 static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint32_t *o, const uint32_t *l, uint32_t i,
@@ -370,8 +371,10 @@ static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint
     p->counters[C_TX_DROPS] += k; /* dropped, like single packets on a full queue */
     return k;
   }
+  if (r < 0 && errno != EINVAL) return 0; /* transient (ENOMEM, EIO while down...): one by one */
   if (r < 0) {
-    /* A refused UDP run stops only UDP runs (USO reads may work where USO writes do not). */
+    /* EINVAL: the kernel refuses this kind of super-packet. A refused UDP run stops only UDP
+     * runs (USO reads may work where USO writes do not). */
     if (vhdr[1] == VNET_GSO_UDP_L4)
       t->offloads = (t->offloads & 0xffff) | OFF_TX_USO_REFUSED | ((uint32_t)errno << 16);
     else

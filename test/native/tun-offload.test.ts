@@ -112,6 +112,7 @@ for (const family of [4, 6] as const) {
 }
 
 interface UdpRunResult {
+  down: { written: number; errors: number; offloads: Record<string, unknown> };
   written: number;
   sent: number;
   got: [number, number, string][];
@@ -134,6 +135,13 @@ for (const family of [4, 6] as const) {
         t.equal(r.code, 0, r.stderr);
         const res = r.result as UdpRunResult;
         const label = off === '-' ? 'runs on' : `MIP6_OFFLOAD_OFF=${off}`;
+        t.equal(res.down.written, 0, `${label}: nothing written while the link is down`);
+        t.equal(res.down.errors, 4, `${label}: each datagram counted as an error`);
+        t.equal(
+          res.down.offloads.coalesceUdpRefusedErrno,
+          undefined,
+          'a passing error is no refusal',
+        );
         t.equal(res.written, res.sent, `${label}: the kernel took every datagram`);
         t.same(res.got, res.want, `${label}: every right datagram arrived, in order, intact`);
         t.equal(res.csumErrors, 1, `${label}: the wrong checksum was the kernel's to drop`);

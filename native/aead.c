@@ -30,8 +30,10 @@
 /* The cipher, fetched once, and one context per direction, kept per thread (an addon may be
  * loaded by several worker threads): OpenSSL 3 looks a cipher up by name on every init with
  * EVP_chacha20_poly1305() and allocates a context each time, which a batch of one packet (the
- * lone packet of an interactive session) paid in full. The key is set on every call and
- * overwritten by a zero key after it (scrub), so no channel key outlives its batch here. */
+ * lone packet of an interactive session) paid in full. The key is set on every call; after
+ * it the context is set to a zero key and nonce (scrub), which replaces the channel key,
+ * the last message's one-time Poly1305 key and any keystream left, so none of them outlives
+ * its batch here. Freed when the node environment (thread) ends. */
 static __thread EVP_CIPHER *cipher;
 static __thread EVP_CIPHER_CTX *ctx_seal, *ctx_open;
 
@@ -50,8 +52,8 @@ static EVP_CIPHER_CTX *context(EVP_CIPHER_CTX **slot, int enc, const uint8_t *ke
 }
 
 static void scrub(EVP_CIPHER_CTX **slot, int enc) {
-  static const uint8_t zero_key[KEY_LEN];
-  if (*slot && EVP_CipherInit_ex(*slot, NULL, NULL, zero_key, NULL, enc) != 1) {
+  static const uint8_t zero_key[KEY_LEN], zero_nonce[NONCE_LEN];
+  if (*slot && EVP_CipherInit_ex(*slot, NULL, NULL, zero_key, zero_nonce, enc) != 1) {
     EVP_CIPHER_CTX_free(*slot);
     *slot = NULL;
   }
@@ -192,7 +194,17 @@ static napi_value open_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void free_contexts(void *arg) {
+  (void)arg;
+  EVP_CIPHER_CTX_free(ctx_seal);
+  EVP_CIPHER_CTX_free(ctx_open);
+  EVP_CIPHER_free(cipher);
+  ctx_seal = ctx_open = NULL;
+  cipher = NULL;
+}
+
 void mip6_aead_init(napi_env env, napi_value exports) {
+  napi_add_env_cleanup_hook(env, free_contexts, NULL);
   mip6_export(env, exports, "aeadSealBatch", seal_batch);
   mip6_export(env, exports, "aeadOpenBatch", open_batch);
 }

@@ -334,11 +334,30 @@ static napi_value tun_set_reading(napi_env env, napi_callback_info info) {
 
 /* Packets i.. of a write batch: when they start a TCP or UDP run (vnet_coalesce), writes the run as
  * one super-packet and returns how many packets it held (counted as written, or as dropped
- * on EAGAIN). 0: write packet i alone (no run; the kernel refused the super-packet with
- * EINVAL, which turns that kind of run off for the device; or another error, which the
- * packets then meet, and are counted by, one by one). */
+ * on EAGAIN; after another error than EINVAL they are written one by one, each counted).
+ * 0: write packet i alone (no run, or the kernel refused the super-packet with EINVAL,
+ * which turns that kind of run off for the device). */
 /* Returns how many packets the run consumed (0: none, write them one by one); *sent says how
  * many of those reached the kernel (0 when the queue was full and the run was dropped). */
+/* Writes one packet (behind a zero virtio-net header when `hdr`: GSO_NONE, checksum
+ * complete). Returns 1 when the kernel took it; else counts it as dropped (EAGAIN: the
+ * queue is full) or as an error, and returns 0. */
+static uint32_t write_one(mip6_poller *p, int hdr, const uint8_t *pkt, uint32_t len) {
+  static const uint8_t zero_hdr[VNET_HDR_LEN];
+  struct iovec iov[2] = {{(void *)zero_hdr, VNET_HDR_LEN}, {(void *)pkt, len}};
+  ssize_t r;
+  do r = hdr ? writev(p->fd, iov, 2) : write(p->fd, pkt, len);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno == EAGAIN) p->counters[C_TX_DROPS] += 1;
+    else p->counters[C_TX_ERRORS] += 1;
+    return 0;
+  }
+  if (hdr) r = r >= VNET_HDR_LEN ? r - VNET_HDR_LEN : 0;
+  p->counters[C_TX_BYTES] += (double)r;
+  return 1;
+}
+
 static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint32_t *o, const uint32_t *l, uint32_t i,
                               uint32_t count, uint32_t families, uint32_t *sent) {
   *sent = 0;
@@ -371,7 +390,12 @@ static uint32_t tun_write_run(mip6_poller *p, tun_data *t, void *buf, const uint
     p->counters[C_TX_DROPS] += k; /* dropped, like single packets on a full queue */
     return k;
   }
-  if (r < 0 && errno != EINVAL) return 0; /* transient (ENOMEM, EIO while down...): one by one */
+  if (r < 0 && errno != EINVAL) {
+    /* Transient (ENOMEM, EIO while the link is down...): the run's packets go one by one,
+     * each counted, and the batch goes on after the run. */
+    for (uint32_t j = 0; j < k; j++) *sent += write_one(p, 1, pkts[j], lens[j]);
+    return k;
+  }
   if (r < 0) {
     /* EINVAL: the kernel refuses this kind of super-packet. A refused UDP run stops only UDP
      * runs (USO reads may work where USO writes do not). */
@@ -419,11 +443,9 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   }
   uint32_t written = 0;
   tun_data *t = p->kind_data;
-  static const uint8_t zero_hdr[VNET_HDR_LEN]; /* GSO_NONE, checksum complete */
   int hdr = t && (t->offloads & OFF_VNET);
   uint32_t families = t ? write_families(t->offloads) : 0;
   for (uint32_t i = 0; i < count;) {
-    ssize_t r;
     if (families && count - i >= 2) {
       uint32_t sent;
       uint32_t k = tun_write_run(p, t, buf, o, l, i, count, families, &sent);
@@ -434,18 +456,8 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
       }
       families = write_families(t->offloads);
     }
-    struct iovec iov[2] = {{(void *)zero_hdr, VNET_HDR_LEN}, {(uint8_t *)buf + o[i], l[i]}};
-    do r = hdr ? writev(p->fd, iov, 2) : write(p->fd, (uint8_t *)buf + o[i], l[i]);
-    while (r < 0 && errno == EINTR);
-    if (r >= 0 && hdr) r = r >= VNET_HDR_LEN ? r - VNET_HDR_LEN : 0;
+    written += write_one(p, hdr, (uint8_t *)buf + o[i], l[i]);
     i++;
-    if (r < 0) {
-      if (errno == EAGAIN) p->counters[C_TX_DROPS] += 1;
-      else p->counters[C_TX_ERRORS] += 1;
-      continue;
-    }
-    written++;
-    p->counters[C_TX_BYTES] += (double)r;
   }
   p->counters[C_TX_PACKETS] += written;
   napi_create_uint32(env, written, &out);

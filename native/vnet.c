@@ -281,20 +281,31 @@ void mip6_vnet_init(napi_env env, napi_value exports) {
 
 /* ---- coalescing for writes (GRO towards the TUN) ----------------------------------- */
 
-/* Where the TCP header of a plain IPv4 (no options, not a fragment) or IPv6 (no extension
- * header) TCP packet starts, or 0 when it is not one we coalesce. */
-static uint32_t tcp_offset(const uint8_t *p, uint32_t len, uint32_t families) {
-  if (len < 40) return 0;
+/* Where the transport header of a plain `proto` packet starts, or 0 when it is not one we
+ * merge: IPv4 (families & v4) without options, with DF set and not a fragment (the pieces of
+ * a super-packet get new identifications, harmless only when nothing will reassemble them,
+ * RFC 6864), with a right header checksum (a packet the kernel would drop alone must not pass
+ * inside a run, whose header is made anew); or IPv6 (families & v6) without extension headers.
+ * The IP length must be the packet's length. */
+static uint32_t plain_ip(const uint8_t *p, uint32_t len, uint32_t families, uint32_t v4, uint32_t v6, uint8_t proto) {
   if ((p[0] >> 4) == 4) {
-    if (!(families & 1) || p[0] != 0x45 || p[9] != IPPROTO_TCP_ || (rd16(p + 6) & 0x3fff) || rd16(p + 2) != len)
+    if (!(families & v4) || len < 20 || p[0] != 0x45 || p[9] != proto || (rd16(p + 6) & 0x7fff) != 0x4000 ||
+        rd16(p + 2) != len || vnet_fold(vnet_sum(p, 20, 0)) != 0xffff)
       return 0;
     return 20;
   }
   if ((p[0] >> 4) == 6) {
-    if (!(families & 2) || len < 60 || p[6] != IPPROTO_TCP_ || 40u + rd16(p + 4) != len) return 0;
+    if (!(families & v6) || len < 40 || p[6] != proto || 40u + rd16(p + 4) != len) return 0;
     return 40;
   }
   return 0;
+}
+
+/* Where the TCP header of a TCP packet we may merge starts (plain_ip), or 0. */
+static uint32_t tcp_offset(const uint8_t *p, uint32_t len, uint32_t families) {
+  if (len < 40) return 0;
+  uint32_t ip = plain_ip(p, len, families, 1, 2, IPPROTO_TCP_);
+  return ip && len >= ip + 20 ? ip : 0;
 }
 
 /* Whether q has f's IP header but for lengths, ids and checksums (one flow's packets). */
@@ -325,24 +336,15 @@ static void merged_header(const uint8_t *f, uint32_t hl, uint32_t ip, uint32_t t
   memcpy(vhdr + 2, v, sizeof v); /* host order, as read */
 }
 
-/* Where the UDP header of a plain IPv4 / IPv6 UDP packet starts (as tcp_offset; families 4 =
- * USO4 accepted, 8 = USO6), when its UDP length matches the IP length and its checksum is
+/* Where the UDP header of a UDP packet we may merge starts (plain_ip; families 4 = USO4
+ * accepted, 8 = USO6), when its UDP length matches the IP length and its checksum is
  * present and right; else 0. A packet with a wrong or absent checksum is written alone: the
  * kernel computes fresh checksums for the pieces of a super-packet, which would make such a
  * packet valid where its receiver must drop it (an absent one is invalid on IPv6). */
 static uint32_t udp_offset(const uint8_t *p, uint32_t len, uint32_t families) {
-  uint32_t ip;
   if (len < 28) return 0;
-  if ((p[0] >> 4) == 4) {
-    if (!(families & 4) || p[0] != 0x45 || p[9] != IPPROTO_UDP_ || (rd16(p + 6) & 0x3fff) || rd16(p + 2) != len)
-      return 0;
-    ip = 20;
-  } else if ((p[0] >> 4) == 6) {
-    if (!(families & 8) || len < 48 || p[6] != IPPROTO_UDP_ || 40u + rd16(p + 4) != len) return 0;
-    ip = 40;
-  } else {
-    return 0;
-  }
+  uint32_t ip = plain_ip(p, len, families, 4, 8, IPPROTO_UDP_);
+  if (!ip || len < ip + 8) return 0;
   if (rd16(p + ip + 4) != len - ip || rd16(p + ip + 6) == 0) return 0;
   if (vnet_fold(pseudo_sum(p, ip == 40, IPPROTO_UDP_, len - ip) + vnet_sum(p + ip, len - ip, 0)) != 0xffff) return 0;
   return ip;

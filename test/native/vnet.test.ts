@@ -243,7 +243,7 @@ function flow(v6: boolean, sizes: number[], flags: number[] = []): Uint8Array[] 
     const p = packet(v6, false, n, flags[i] ?? 0x10);
     const v = new DataView(p.buffer);
     v.setUint32(ipl + 4, seq >>> 0);
-    if (!v6) v.setUint16(4, 100 + i);
+    if (!v6) withIpChecksum(p, 100 + i);
     seq += n;
     return p;
   });
@@ -316,7 +316,8 @@ for (const v6 of [false, true]) {
 
 void t.test('what ends or prevents a run', { skip: skipCoalesce }, async (t) => {
   const base = (): Uint8Array[] => flow(false, [1000, 1000, 1000]);
-  const cases: [string, (p: Uint8Array[]) => void, number][] = [
+  // [what, change (the IPv4 header checksum is made right again afterwards unless `keep`), want]
+  const cases: [string, (p: Uint8Array[]) => void, number, boolean?][] = [
     ['PSH in the middle ends the run after it', (p) => (p[1]![33] = 0x18), 2],
     ['PSH on the first: alone', (p) => (p[0]![33] = 0x18), 1],
     ['FIN: alone', (p) => (p[0]![33] = 0x11), 1],
@@ -331,11 +332,14 @@ void t.test('what ends or prevents a run', { skip: skipCoalesce }, async (t) => 
     ['a fragment', (p) => (p[1]![6] = 0x20), 1],
     ['IP length not the packet length', (p) => new DataView(p[1]!.buffer).setUint16(2, 900), 1],
     ['TCP data offset past the end', (p) => (p[0]![32] = 0xf0), 1],
+    ['DF clear on the second (its id would be rewritten)', (p) => (p[1]![6] = 0), 1],
+    ['a wrong IPv4 header checksum on the third', (p) => flip(p[2]!, 10), 2, true],
   ];
   t.equal(coalesce(base()).k, 3, 'the untouched run');
-  for (const [what, change, want] of cases) {
+  for (const [what, change, want, keep] of cases) {
     const p = base();
     change(p);
+    if (keep !== true) for (const q of p) withIpChecksum(q, new DataView(q.buffer).getUint16(4));
     t.equal(coalesce(p).k, want, what);
   }
   t.equal(coalesce(flow(false, [1000, 400, 1000])).k, 2, 'a shorter piece is the last');
@@ -357,11 +361,19 @@ void t.test('what ends or prevents a run', { skip: skipCoalesce }, async (t) => 
   t.equal(odd, 0, 'random packets: always 1..count');
 });
 
+/** Gives an IPv4 packet identification `id` and a right header checksum. */
+function withIpChecksum(p: Uint8Array, id: number): void {
+  const v = new DataView(p.buffer, p.byteOffset);
+  v.setUint16(4, id);
+  v.setUint16(10, 0);
+  v.setUint16(10, internetChecksum(p, 0, 20));
+}
+
 /** Datagrams of one UDP flow with right checksums (sizes: payload bytes). */
 function udpFlow(v6: boolean, sizes: number[]): Uint8Array[] {
   return sizes.map((n, i) => {
     const p = packet(v6, true, n);
-    if (!v6) new DataView(p.buffer).setUint16(4, 200 + i);
+    if (!v6) withIpChecksum(p, 200 + i);
     p[(v6 ? 40 : 20) + 8] = i; // each datagram's own first byte
     return withUdpChecksum(p);
   });
@@ -430,6 +442,9 @@ void t.test('what ends or prevents a UDP run', { skip: skipCoalesce }, async (t)
     ['another destination', (p) => (p[3]![19] = 7), 3],
     ['a fragment', (p) => (p[1]![6] = 0x20), 1],
     ['UDP length not the IP length', (p) => new DataView(p[1]!.buffer).setUint16(24, 50), 1],
+    ['DF clear on the third (its id would be rewritten)', (p) => (p[2]![6] = 0), 2],
+    ['DF clear on the first', (p) => (p[0]![6] = 0), 1],
+    ['a wrong IPv4 header checksum on the second', (p) => flip(p[1]!, 10), 1, true],
   ];
   t.equal(coalesce(base(), 4).k, 4, 'the untouched run');
   for (const [what, change, want, keep] of cases) {
@@ -437,9 +452,7 @@ void t.test('what ends or prevents a UDP run', { skip: skipCoalesce }, async (t)
     change(p);
     if (keep !== true)
       for (const q of p) {
-        const v = new DataView(q.buffer);
-        v.setUint16(10, 0);
-        v.setUint16(10, internetChecksum(q, 0, 20));
+        withIpChecksum(q, new DataView(q.buffer).getUint16(4));
         withUdpChecksum(q);
       }
     t.equal(coalesce(p, 4).k, want, what);

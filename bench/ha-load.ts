@@ -62,6 +62,11 @@ import { initCrypto, lib } from '../src/crypto/sodium.js';
 import { HomeRegistration } from '../src/protocol/mobile-node-registration.js';
 import { parseIpv6 } from '../src/wire/address.js';
 import { decodePacket, encodeMobilityPacket } from '../src/wire/packet.js';
+import {
+  decodePathMtuMessage,
+  encodeProbeAck,
+  isPathMtuMessage,
+} from '../src/protocol/path-mtu.js';
 import type { BindingUpdate } from '../src/wire/types.js';
 import { rankQuantile } from './lib/stats.js';
 
@@ -273,6 +278,8 @@ const stats = {
   resends: 0,
   rejected: 0,
   drops: 0,
+  /** The HA's path MTU probes, acknowledged like the real MN does. */
+  pmtuProbesAnswered: 0,
   bindingAcks: 0,
   otherSignaling: 0,
   unknownSpi: 0,
@@ -390,6 +397,25 @@ async function main(): Promise<void> {
         break;
       }
       case 'data': {
+        if (isPathMtuMessage(bytes, r.offset)) {
+          // The HA's path MTU probe (issue 21): acknowledged as the real MN's TunnelMtu does
+          // (id and received size, sealed as our signaling); unanswered, the HA would keep
+          // searching with ~15 probes per member.
+          const m = decodePathMtuMessage(bytes, r.offset, r.length);
+          if (m?.type !== 'probe' || sim.session === undefined) {
+            stats.drops++;
+            return;
+          }
+          const ack = sim.endpoint.seal(
+            sim.session,
+            encodeProbeAck(m.id, m.size),
+            now,
+            DataKind.SIGNALING,
+          );
+          if (ack !== null) sim.socket.send(ack);
+          stats.pmtuProbesAnswered++;
+          return;
+        }
         let ba;
         try {
           ba = decodePacket(bytes.subarray(r.offset, r.offset + r.length)).mobility;

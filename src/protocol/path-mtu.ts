@@ -23,6 +23,11 @@
  *     SEARCH_GRANULARITY; then the current size is re-confirmed every CONFIRM_INTERVAL_MS
  *     (a path that shrank without telling us: MAX_PROBES lost confirmations drop back to base
  *     and search again) and the search starts again from the top after PMTU_RAISE_MS.
+ *   - both only while the path is in use: a confirmation (or a raise) falls due on a path that
+ *     carried none of our payload since the last one went (or the search ended), and probing
+ *     is suspended instead (RFC 8899 §5.1.1 allows it when no data is sent; issue 17: 100 000
+ *     idle members were ~3 300 confirmations a second each way). The driver says when payload
+ *     goes (`noteTraffic`, a flag test per packet); a suspended path then confirms at once.
  *   - a Packet Too Big / Fragmentation Needed (PTB) that the driver has matched to a datagram
  *     we sent recently on this channel (its channel header: our peer's SPI, a counter we used)
  *     lowers the search's ceiling to its MTU and probes that size (RFC 8899 §4.6.2); if it is
@@ -116,6 +121,10 @@ export class PathMtuState {
   probesSent = 0;
   probesAcked = 0;
   reportsAccepted = 0;
+  /** Payload went on this path since the last confirmation (or the search's end). */
+  used = false;
+  /** Probing is suspended (an idle path); noteTraffic resumes it. */
+  #suspended = false;
 
   readonly locator: string;
   /** Outer bytes per packet on this locator (IP header, UDP, channel header and tag). */
@@ -134,6 +143,23 @@ export class PathMtuState {
 
   get searching(): boolean {
     return !this.#complete;
+  }
+
+  /** True while probing waits for payload (an idle path, see the file comment). */
+  get suspended(): boolean {
+    return this.#suspended;
+  }
+
+  /**
+   * Payload goes on this path (the driver calls it when `used` is false: once per interval).
+   * True when probing was suspended and resumes now (the new deadline: now).
+   */
+  noteTraffic(now: number): boolean {
+    this.used = true;
+    if (!this.#suspended) return false;
+    this.#suspended = false;
+    this.#next = now;
+    return true;
   }
 
   /** When poll() has work for this path. */
@@ -160,6 +186,7 @@ export class PathMtuState {
     this.#complete = true;
     this.#completedAt = now;
     this.#next = now + CONFIRM_INTERVAL_MS;
+    this.used = false;
   }
 
   /** The next search step: a probe of the next candidate, or the end of the search. */
@@ -214,6 +241,13 @@ export class PathMtuState {
     }
     if (this.#recheck) return this.#confirm(now, nextId);
     if (!this.#complete) return this.#step(now, nextId);
+    if (!this.used) {
+      // Nothing of ours went this way since the last confirmation: no probe until some does.
+      this.#suspended = true;
+      this.#next = Infinity;
+      return undefined;
+    }
+    this.used = false;
     if (this.maxInner < this.ceiling && now - this.#completedAt >= PMTU_RAISE_MS) {
       this.#complete = false;
       this.#failed = this.ceiling + 1;
@@ -371,6 +405,17 @@ export class PathMtuTable<Owner> {
     this.#paths.delete(owner);
   }
 
+  /**
+   * Payload goes to `owner` (call when `state.used` is false). True when that resumed a
+   * suspended path: its confirmation is due now (the driver re-arms its timer).
+   */
+  noteTraffic(owner: Owner, now: number): boolean {
+    const s = this.#paths.get(owner);
+    if (s === undefined || !s.noteTraffic(now)) return false;
+    this.#heap.push(s.deadline, owner);
+    return true;
+  }
+
   /** An ack from `owner`; false when it answers no outstanding probe (counted by the caller). */
   onAck(owner: Owner, id: number, size: number, now: number): boolean {
     const s = this.#paths.get(owner);
@@ -403,7 +448,7 @@ export class PathMtuTable<Owner> {
       if (s === undefined) continue;
       const p = s.poll(now, this.#nextId);
       if (p !== undefined) out.push({ owner, id: p.id, size: p.size });
-      this.#heap.push(s.deadline, owner);
+      if (s.deadline !== Infinity) this.#heap.push(s.deadline, owner); // else suspended
     }
     return out;
   }

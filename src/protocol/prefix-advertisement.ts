@@ -17,6 +17,7 @@
  *     at least MinMobPfxAdvInterval apart; the jitter comes from the injected random source.
  *     A periodic MPA is unsolicited too and is retransmitted the same way until acknowledged.
  */
+import { DeadlineHeap } from '../util/deadline-heap.js';
 import { systemRandom, type RandomSource } from '../util/random-source.js';
 import {
   MAX_MOBPFX_ADV_INTERVAL_S,
@@ -53,6 +54,16 @@ export class PrefixAdvertiser {
   readonly #minMs: number;
   readonly #maxMs: number;
   readonly #members = new Map<string, MemberState>();
+  /**
+   * Each member's next deadline (its periodic MPA or a retransmission): poll and nextDeadline
+   * look at the members due, not at all of them (100 000 bindings, issue 17). Lazy: a member's
+   * entry is live while its time is the member's current deadline.
+   */
+  readonly #heap = new DeadlineHeap<string>();
+  readonly #live = (key: string, at: number): boolean => {
+    const m = this.#members.get(key);
+    return m !== undefined && deadlineOf(m) === at;
+  };
   /** The home prefix's preferred lifetime (s): caps the periodic interval (§10.6.2). */
   #preferredLifetimeS = Infinity;
 
@@ -81,7 +92,9 @@ export class PrefixAdvertiser {
   /** A member's binding exists (created or refreshed): it joins the periodic schedule. */
   onRegistered(key: string, now: number): void {
     if (!this.#members.has(key)) {
-      this.#members.set(key, { periodicAt: now + this.randomDelay(), pending: undefined });
+      const m: MemberState = { periodicAt: now + this.randomDelay(), pending: undefined };
+      this.#members.set(key, m);
+      this.#schedule(key, m);
     }
   }
 
@@ -94,13 +107,22 @@ export class PrefixAdvertiser {
     this.onRegistered(key, now);
     if (m?.pending === undefined) return false;
     m.pending = undefined;
+    this.#schedule(key, m);
     return true;
   }
 
   /** A solicited MPA went to the member: the periodic one is rescheduled from now. */
   onSolicitedSent(key: string, now: number): void {
     const m = this.#members.get(key);
-    if (m !== undefined) m.periodicAt = now + this.randomDelay();
+    if (m === undefined) return;
+    m.periodicAt = now + this.randomDelay();
+    this.#schedule(key, m);
+  }
+
+  /** Pushes the member's current deadline (its older entries go stale). */
+  #schedule(key: string, m: MemberState): void {
+    this.#heap.push(deadlineOf(m), key);
+    if (this.#heap.size > 2 * this.#members.size + 64) this.#heap.compact(this.#live);
   }
 
   /** The member's binding is gone: nothing more for it. */
@@ -137,13 +159,19 @@ export class PrefixAdvertiser {
       nextAt: now + PREFIX_ADV_TIMEOUT_MS,
     };
     m.periodicAt = now + this.randomDelay();
+    this.#schedule(key, m);
     return { key, identifier, why };
   }
 
   /** Retransmissions and periodic MPAs due at `now`. */
   poll(now: number): PrefixAdvertisementAction[] {
     const out: PrefixAdvertisementAction[] = [];
-    for (const [key, m] of this.#members) {
+    const done = new Set<string>();
+    while (this.#heap.peekLive(this.#live) <= now) {
+      const key = this.#heap.pop();
+      const m = this.#members.get(key);
+      if (m === undefined || done.has(key)) continue;
+      done.add(key);
       const p = m.pending;
       if (p !== undefined && now >= p.nextAt) {
         if (p.sent >= PREFIX_ADV_RETRIES) {
@@ -161,14 +189,20 @@ export class PrefixAdvertiser {
         m.periodicAt = now + this.randomDelay(); // a change MPA is still being retransmitted
       }
     }
+    // After the loop: a deadline still at or before `now` waits for the next poll.
+    for (const key of done) {
+      const m = this.#members.get(key);
+      if (m !== undefined) this.#heap.push(deadlineOf(m), key);
+    }
     return out;
   }
 
   nextDeadline(): number {
-    let next = Infinity;
-    for (const m of this.#members.values()) {
-      next = Math.min(next, m.periodicAt, m.pending?.nextAt ?? Infinity);
-    }
-    return next;
+    return this.#heap.peekLive(this.#live);
   }
+}
+
+/** When a member has work next: its periodic MPA, or the retransmission of a pending one. */
+function deadlineOf(m: MemberState): number {
+  return Math.min(m.periodicAt, m.pending?.nextAt ?? Infinity);
 }

@@ -13,26 +13,44 @@ function bad(text: string, why: string): WireError {
   return new WireError('ERR_BAD_VALUE', `invalid address "${text}": ${why}`);
 }
 
-const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+/**
+ * Reads a dotted quad (four decimal parts 0-255, no leading zeros, nothing else) into `out`
+ * at 0..3 when given; false when `text` is not one. A scan, no regular expression: the home
+ * agent checks addresses like this for every Binding Update.
+ */
+function scanIpv4(text: string, out?: Uint8Array): boolean {
+  const n = text.length;
+  if (n < 7 || n > 15) return false;
+  let part = 0;
+  let i = 0;
+  for (;;) {
+    const start = i;
+    let v = 0;
+    for (; i < n && i - start < 3; i++) {
+      const c = text.charCodeAt(i);
+      if (c < 0x30 || c > 0x39) break;
+      v = v * 10 + (c - 0x30);
+    }
+    const digits = i - start;
+    if (digits === 0 || v > 255 || (digits > 1 && text.charCodeAt(start) === 0x30)) return false;
+    if (out !== undefined) out[part] = v;
+    if (++part === 4) return i === n;
+    if (i >= n || text.charCodeAt(i) !== 0x2e) return false;
+    i++;
+  }
+}
 
 /** True when `text` is a dotted-quad IPv4 address. */
 export function isIpv4(text: string): boolean {
-  const m = IPV4_RE.exec(text);
-  if (m === null) return false;
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i] ?? '';
-    if (part.length > 1 && part.startsWith('0')) return false;
-    if (Number(part) > 255) return false;
-  }
-  return true;
+  return typeof text === 'string' && scanIpv4(text);
 }
 
 /** Dotted quad -> 4 bytes. Throws WireError ERR_BAD_VALUE. */
 export function parseIpv4(text: string): Uint8Array {
-  if (!isIpv4(text)) throw bad(text, 'not a dotted-quad IPv4 address');
   const out = new Uint8Array(IPV4_ADDR_LEN);
-  const parts = text.split('.');
-  for (let i = 0; i < 4; i++) out[i] = Number(parts[i]);
+  if (!isIpv4(text) || !scanIpv4(text, out)) {
+    throw bad(text, 'not a dotted-quad IPv4 address');
+  }
   return out;
 }
 
@@ -61,8 +79,71 @@ function parseGroups(text: string, part: string, allowV4Tail: boolean): number[]
   return groups;
 }
 
+/** Scratch groups of parseHexIpv6 (one parse at a time: JavaScript is single-threaded). */
+const scratch = new Uint16Array(8);
+
+/**
+ * The common spellings (hex groups and at most one "::", no IPv4 tail) straight into `out`
+ * with no regular expression, split or array per group; false for anything else, which
+ * parseIpv6's general path then accepts or refuses with its reason. Whatever this accepts,
+ * the general path accepts with the same bytes (test/unit/address.test.ts compares them).
+ */
+function parseHexIpv6(text: string, out: Uint8Array): boolean {
+  const n = text.length;
+  if (n < 2 || n > 39) return false;
+  let i = 0;
+  let g = 0;
+  let gap = -1;
+  if (text.charCodeAt(0) === 0x3a) {
+    if (text.charCodeAt(1) !== 0x3a) return false;
+    gap = 0;
+    i = 2;
+  }
+  while (i < n) {
+    let v = 0;
+    let digits = 0;
+    for (; i < n && digits <= 4; i++) {
+      const c = text.charCodeAt(i);
+      let d: number;
+      if (c >= 0x30 && c <= 0x39) d = c - 0x30;
+      else if (c >= 0x61 && c <= 0x66) d = c - 0x57;
+      else if (c >= 0x41 && c <= 0x46) d = c - 0x37;
+      else break;
+      v = (v << 4) | d;
+      digits++;
+    }
+    if (digits === 0 || digits > 4 || g === 8) return false;
+    scratch[g++] = v;
+    if (i === n) break;
+    if (text.charCodeAt(i) !== 0x3a) return false; // '.', a zone, anything else
+    i++;
+    if (i < n && text.charCodeAt(i) === 0x3a) {
+      if (gap >= 0) return false;
+      gap = g;
+      i++;
+    } else if (i === n) {
+      return false; // one trailing colon
+    }
+  }
+  if (gap < 0 ? g !== 8 : g > 7) return false;
+  const fill = gap < 0 ? 0 : 8 - g;
+  for (let k = 0, j = 0; k < 8; k++) {
+    const v = gap >= 0 && k >= gap && k < gap + fill ? 0 : scratch[j++]!;
+    out[2 * k] = v >> 8;
+    out[2 * k + 1] = v & 0xff;
+  }
+  return true;
+}
+
 /** IPv6 text (any RFC 4291 §2.2 form, including an embedded IPv4 tail) -> 16 bytes. */
 export function parseIpv6(text: string): Uint8Array {
+  const fast = new Uint8Array(IPV6_ADDR_LEN);
+  if (typeof text === 'string' && parseHexIpv6(text, fast)) return fast;
+  return parseIpv6General(text);
+}
+
+/** parseIpv6 for every spelling, with the reason when the text is not an address. */
+export function parseIpv6General(text: string): Uint8Array {
   if (typeof text !== 'string' || text.length === 0 || text.length > 45) {
     throw bad(String(text), 'wrong length');
   }

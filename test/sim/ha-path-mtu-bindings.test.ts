@@ -3,6 +3,8 @@
  * review): a member with two home addresses (two bindings on one channel) deregisters one;
  * the other keeps a live path MTU state, still confirmed by probes, rather than a detached one
  * that no probe or report reaches any more.
+ * An idle member's path is not confirmed (RFC 8899 lets probing rest while no payload goes,
+ * issue 17); payload to it resumes the confirmations at once.
  */
 import t from 'tap';
 import { DataKind } from '../../src/crypto/aead.js';
@@ -15,6 +17,7 @@ import {
 import { encodeMobilityPacket } from '../../src/wire/packet.js';
 import { bindingUpdateFlags } from '../../src/wire/types.js';
 import { endpoint, memberKey, T0 } from '../helpers/crypto.js';
+import { echo } from '../helpers/packets.js';
 import { HA4, HA_HOME_ADDRESS, HA_PORT, World } from '../helpers/world.js';
 
 const HOA1 = '2001:db8:100::21';
@@ -74,7 +77,23 @@ void t.test('removing one of two bindings of a channel keeps its path MTU state'
   bu(HOA2, 0);
   await w.until(() => w.ha.cache.get(HOA2) === undefined, 1000);
   t.ok(w.ha.cache.get(HOA1), 'the other binding stays');
+  // Payload to the member (from the home side) every 5 s: its path is in use.
   const before = probes;
-  await w.run(2 * CONFIRM_INTERVAL_MS + 1000, 100);
+  for (let i = 0; i < CONFIRM_INTERVAL_MS / 5000 + 1; i++) {
+    w.haTun.inject(echo('2001:db8:300::5', HOA1, i + 1));
+    await w.run(5000, 100);
+  }
   t.ok(probes > before, `its path is still confirmed by probes (${probes - before} more)`);
+  t.ok(w.ha.status().counters.tunnelPacketsOut > 0, 'the payload went to the member');
+
+  // Then no payload: after the confirmation in flight, none for two intervals (all within the
+  // keys' life, REJECT_AFTER_TIME: past it the HA probes nothing anyway).
+  await w.run(CONFIRM_INTERVAL_MS + 5000, 100);
+  const idleFrom = probes;
+  await w.run(2 * CONFIRM_INTERVAL_MS, 1000);
+  t.equal(probes, idleFrom, 'no confirmation of an idle path in two intervals');
+  // Payload again: a confirmation at once (within a second), not at the next interval.
+  w.haTun.inject(echo('2001:db8:300::5', HOA1, 99));
+  await w.run(1000, 50);
+  t.equal(probes, idleFrom + 1, 'payload resumes the confirmations');
 });

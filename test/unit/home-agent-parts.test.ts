@@ -130,11 +130,30 @@ void t.test('registrationReport: events and counters per result', async (t) => {
   const r1 = registrationReport(created, input.bu, 'm', HOA, locator);
   t.equal(r1?.event, 'registration');
   t.equal(r1?.drop, undefined);
+  t.equal(r1?.level, 'info');
+  const refreshed = processHomeBindingUpdate(
+    cache,
+    { ...input, bu: { ...input.bu, sequence: 2 } },
+    5,
+  );
+  const rr = registrationReport(refreshed, input.bu, 'm', HOA, locator);
+  t.equal(rr?.event, 'refresh');
+  t.equal(rr?.level, 'debug', 'a refresh (same locator) is a debug line');
+  t.equal(
+    registrationReport(refreshed, input.bu, 'm', HOA, locator, (l) => l !== 'debug'),
+    undefined,
+    'not built when debug is not logged',
+  );
+  t.equal(
+    registrationReport(created, input.bu, 'm', HOA, locator, (l) => l !== 'debug')?.event,
+    'registration',
+    'a registration still is',
+  );
   const other = processHomeBindingUpdate(
     cache,
     {
       ...input,
-      bu: { ...input.bu, sequence: 2 },
+      bu: { ...input.bu, sequence: 3 },
       peer: { ...input.peer, publicKey: new Uint8Array(32).fill(1) },
     },
     10,
@@ -151,7 +170,7 @@ void t.test('registrationReport: events and counters per result', async (t) => {
   t.equal(registrationReport(dropped, input.bu, 'm', HOA, locator)?.drop, 'bu-notHomeRegistration');
   const dereg = processHomeBindingUpdate(
     cache,
-    { ...input, bu: { ...input.bu, sequence: 3, lifetimeUnits: 0 } },
+    { ...input, bu: { ...input.bu, sequence: 4, lifetimeUnits: 0 } },
     30,
   );
   t.equal(dereg.change, 'deleted');

@@ -30,6 +30,8 @@ interface Model {
   icmp: boolean;
   /** Outer bytes per packet (default IPv4's 60). */
   overhead?: number;
+  /** No payload goes on the path (default: some before every step, a path in use). */
+  idle?: boolean;
 }
 
 /**
@@ -48,6 +50,7 @@ function run(
   const acks: { at: number; id: number; size: number }[] = [];
   const reports: { at: number; mtu: number }[] = [];
   for (let steps = 0; steps < 100_000 && now <= until; steps++) {
+    if (model.idle !== true && table.get('ha')?.used === false) table.noteTraffic('ha', now);
     for (const p of table.poll(now)) {
       probes++;
       if (p.size <= model.limit) acks.push({ at: now + RTT, id: p.id, size: p.size });
@@ -103,6 +106,44 @@ void t.test('a clean path: one probe of the ceiling, confirmed in one round trip
   t.equal(table.nextDeadline(), RTT + CONFIRM_INTERVAL_MS, 'next: a confirmation');
   const c = run(t, table, { limit: 1500, icmp: false }, RTT, RTT + CONFIRM_INTERVAL_MS + 1);
   t.equal(c.probes, 1, 'one confirmation probe per interval');
+  t.equal(s.maxInner, 1396);
+  t.end();
+});
+
+void t.test('an idle path is not confirmed; payload resumes its confirmations (RFC 8899)', (t) => {
+  const table = new PathMtuTable<string>();
+  const s = table.setPath('ha', '192.0.2.1:4191', OVERHEAD4, 1396, 0);
+  // The search runs whether payload goes or not (a new locator: done before the first packet).
+  const r = run(t, table, { limit: 1500, icmp: false, idle: true }, 0, RTT + 1);
+  t.equal(r.probes, 1, 'the search: one probe of the ceiling');
+  t.equal(s.maxInner, 1396);
+  // No payload for an hour: not one confirmation, and no timer for this path either.
+  const idle = run(t, table, { limit: 1500, icmp: false, idle: true }, RTT, 3_600_000);
+  t.equal(idle.probes, 0, 'no confirmation in an idle hour');
+  t.ok(s.suspended, 'probing suspended');
+  t.equal(table.nextDeadline(), Infinity, 'no deadline while suspended');
+  t.equal(s.maxInner, 1396, 'the confirmed size is kept');
+  // Payload goes again: a confirmation at once.
+  t.ok(table.noteTraffic('ha', 3_600_000), 'resumed');
+  t.notOk(s.suspended);
+  t.equal(table.nextDeadline(), 3_600_000, 'due now');
+  const [c] = table.poll(3_600_000);
+  t.equal(c?.size, 1396, 'the confirmed size is probed');
+  table.onAck('ha', c!.id, c!.size, 3_600_000 + RTT);
+  t.notOk(table.noteTraffic('ha', 3_600_000 + RTT), 'not suspended: nothing to resume');
+  // Payload within the interval: the next confirmation goes; then idle again: suspended.
+  const [c2] = table.poll(3_600_000 + RTT + CONFIRM_INTERVAL_MS);
+  t.equal(c2?.size, 1396, 'confirmed while in use');
+  table.onAck('ha', c2!.id, c2!.size, 3_600_000 + 2 * RTT + CONFIRM_INTERVAL_MS);
+  const after = run(
+    t,
+    table,
+    { limit: 1500, icmp: false, idle: true },
+    3_600_000 + RTT + CONFIRM_INTERVAL_MS,
+    7_200_000,
+  );
+  t.equal(after.probes, 0, 'idle again: no more');
+  t.ok(s.suspended);
   t.equal(s.maxInner, 1396);
   t.end();
 });
@@ -163,6 +204,7 @@ void t.test(
     const model = { limit: 1340, icmp: false };
     // The model's check would flag the stale size; advance to the confirmation by hand.
     const at = CONFIRM_INTERVAL_MS + RTT;
+    table.noteTraffic('ha', at); // payload goes: the path is confirmed
     let lost = 0;
     for (let now = at, i = 0; i < MAX_PROBES; i++, now += PROBE_TIMER_MS) {
       lost += table.poll(now).length;

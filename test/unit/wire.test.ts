@@ -14,6 +14,7 @@ import {
   unmapIpv4,
   formatIpv4,
   canonicalIpv6,
+  parseIpv6General,
 } from '../../src/wire/address.js';
 import { fromHex, toHex } from '../../src/wire/hex.js';
 import {
@@ -130,6 +131,67 @@ void t.test('addresses', async (t) => {
     wireCode(t, () => parseIpv6(bad), 'ERR_BAD_VALUE');
   }
   wireCode(t, () => parseIpv4('300.1.1.1'), 'ERR_BAD_VALUE');
+  // parseIpv6's fast path (hex groups, one "::") against the general parser: the same bytes
+  // or the same refusal, for valid spellings and for random junk of the same alphabet.
+  const outcome = (f: () => Uint8Array): string => {
+    try {
+      return toHex(f());
+    } catch (err) {
+      return `throws ${(err as WireError).code}`;
+    }
+  };
+  let seed = 17;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const spellings: string[] = [
+    ':',
+    '::1',
+    '1::',
+    'a:b',
+    '::ffff:1.2.3.4',
+    '1:2:3:4:5:6:7:8',
+    '0:0::',
+  ];
+  for (let k = 0; k < 3000; k++) {
+    const bytes = new Uint8Array(16).map(() => (rnd(3) === 0 ? 0 : rnd(256)));
+    const groups = Array.from({ length: 8 }, (_, i) =>
+      ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16),
+    );
+    spellings.push(
+      formatIpv6(bytes),
+      groups.join(':'),
+      groups.map((g) => g.padStart(4, '0').toUpperCase()).join(':'),
+    );
+    const alphabet = '0123456789abcdefABCDEFg:.%';
+    spellings.push(Array.from({ length: rnd(42) }, () => alphabet[rnd(alphabet.length)]).join(''));
+    const colons = '0a:::';
+    spellings.push(Array.from({ length: rnd(20) }, () => colons[rnd(colons.length)]).join(''));
+  }
+  for (const s of spellings) {
+    if (outcome(() => parseIpv6(s)) !== outcome(() => parseIpv6General(s))) {
+      t.fail(`parseIpv6 and the general parser differ on "${s}"`);
+    }
+  }
+  t.pass(`fast and general parsers agree on ${spellings.length} spellings`);
+  // isIpv4's scan against the dotted-quad rule as a regular expression.
+  const dotted = (x: string): boolean => {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(x);
+    return (
+      m !== null && m.slice(1).every((p) => Number(p) <= 255 && !(p.length > 1 && p[0] === '0'))
+    );
+  };
+  const quads = ['0.0.0.0', '255.255.255.255', '1.2.3.4 ', '1.2.3.4.', '1..2.3', '256.1.1.1'];
+  for (let k = 0; k < 3000; k++) {
+    quads.push(Array.from({ length: rnd(17) }, () => '0123456789.x'[rnd(12)]).join(''));
+    quads.push([rnd(300), rnd(300), rnd(300), rnd(300)].join('.'));
+  }
+  for (const q of quads) {
+    if (isIpv4(q) !== dotted(q)) t.fail(`isIpv4 wrong on "${q}"`);
+    if (dotted(q) && formatIpv4(parseIpv4(q)) !== q) t.fail(`parseIpv4 wrong on "${q}"`);
+  }
+  t.pass(`isIpv4 agrees with the rule on ${quads.length} strings`);
   wireCode(t, () => formatIpv6(new Uint8Array(4)), 'ERR_TRUNCATED');
   wireCode(t, () => formatIpv4(new Uint8Array(2)), 'ERR_TRUNCATED');
   const p = parsePrefix('2001:db8::/33');

@@ -36,8 +36,8 @@
  * DHAAD, home prefix lifetimes), binding-paths.ts (which locator carries a binding's data),
  * registration-log.ts (what a BU result logs and counts), home-agent-status.ts (mip6 status).
  */
-import { OpenResult, type PeerSession } from '../../crypto/endpoint.js';
-import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
+import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
+import { DATA_HEADER_LEN, DATA_OVERHEAD, DataKind } from '../../crypto/aead.js';
 import type { DatagramBatch, PacketBatch, PacketSpans, UdpEndpoint } from '../../io/types.js';
 import { HandshakeRateLimiter } from '../../crypto/handshake-rate-limiter.js';
 import {
@@ -102,6 +102,7 @@ import {
   sendSealed,
   TunnelWriter,
   ReceiveBatch,
+  SignalingOutbox,
   type NodeEnvironment,
 } from '../common.js';
 import { BindingPaths, type BoundPath, type ChallengeToSend } from './binding-paths.js';
@@ -125,6 +126,7 @@ import { HaPeers, SpanList, type HaChannelStatus } from './ha-peers.js';
 const TCP = 6;
 import type { StoredBinding } from '../../io/binding-store.js';
 import { offloadNames } from '../offloads.js';
+import type { LogLevel } from '../../util/log.js';
 import { systemWallClock } from '../../util/wall-clock.js';
 import {
   BindingJournal,
@@ -184,6 +186,7 @@ export class HomeAgent {
   /** What an unvalidated locator of a channel without a path MTU state gets: the base. */
   readonly #mtuBase = new PathMtuState('', 0, BASE_INNER, 0);
   readonly #rx = new ReceiveBatch();
+  readonly #outbox = new SignalingOutbox();
   /** ICMPv6 errors we originate (RFC 4443 §2.4 (f)). */
   readonly #icmpErrors = new ErrorRateLimiter(ICMP_ERRORS_PER_SECOND);
   /** Binding Errors we originate (RFC 6275 §9.3.3). */
@@ -328,9 +331,35 @@ export class HomeAgent {
   #onDatagrams(socket: UdpEndpoint, batch: DatagramBatch): void {
     const env = this.#env;
     const now = nodeNow(env);
-    const n = batch.count;
     const rx = this.#rx;
     const out = rx.open(env.endpoint, batch, now);
+    const buf = batch.buf;
+    // The BAs of this batch's BUs leave together at its end (SignalingOutbox).
+    this.#outbox.hold();
+    try {
+      this.#receive(socket, batch, out, now);
+    } finally {
+      const refused = this.#outbox.release();
+      if (refused > 0) {
+        this.counters.signalingOut -= refused;
+        this.drops.add('signaling-send', refused);
+      }
+    }
+    rx.flush(env.tun, buf, this.drops);
+    if (this.#fromPeers.count > 0) {
+      this.#toMembers(this.#fromPeers.view(buf), true, now);
+      this.#fromPeers.clear();
+    }
+    if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
+    void this.#flushStore();
+    this.#rearm();
+  }
+
+  /** The datagrams of one opened batch (see the file comment, underlay -> TUN). */
+  #receive(socket: UdpEndpoint, batch: DatagramBatch, out: OpenBatchOutput, now: number): void {
+    const env = this.#env;
+    const n = batch.count;
+    const rx = this.#rx;
     const buf = batch.buf;
     for (let i = 0; i < n; i++) {
       const result = out.results[i];
@@ -433,14 +462,6 @@ export class HomeAgent {
       if (env.capture) this.#capture(buf.subarray(off, off + len), now);
       rx.toTun(off, len);
     }
-    rx.flush(env.tun, buf, this.drops);
-    if (this.#fromPeers.count > 0) {
-      this.#toMembers(this.#fromPeers.view(buf), true, now);
-      this.#fromPeers.clear();
-    }
-    if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
-    void this.#flushStore();
-    this.#rearm();
   }
 
   /** A datagram of another home agent's channel: staged for its member if served here. */
@@ -625,6 +646,8 @@ export class HomeAgent {
     );
   }
 
+  readonly #logEnabled = (level: LogLevel): boolean => this.#env.log.enabled(level);
+
   #onSignaling(
     packet: Uint8Array,
     session: PeerSession,
@@ -708,6 +731,7 @@ export class HomeAgent {
       cert.name,
       decoded.homeAddress ?? decoded.source,
       locator,
+      this.#logEnabled,
     );
     if (report?.drop !== undefined) this.drops.add(report.drop);
     if (report !== undefined) env.log[report.level](report.event, report.fields);
@@ -868,7 +892,12 @@ export class HomeAgent {
   #sendSignaling(session: PeerSession, packet: Uint8Array, to: Locator, now: number): void {
     const family = to.address.includes(':') ? 6 : 4;
     this.#capture(packet, now);
-    if (sendSealed(this.#env.endpoint, session, packet, this.#socketFor(family), to, now)) {
+    const socket = this.#socketFor(family);
+    const sealed =
+      socket === undefined
+        ? null
+        : this.#env.endpoint.seal(session, packet, now, DataKind.SIGNALING);
+    if (socket !== undefined && sealed !== null && this.#outbox.send(socket, sealed, to)) {
       this.counters.signalingOut++;
     } else {
       this.drops.add('signaling-send');
@@ -1208,7 +1237,10 @@ export class HomeAgent {
    * the TUN instead); a TCP SYN's MSS is clamped to the path.
    */
   #fitsPath(bound: BoundPath, buf: Uint8Array, off: number, len: number, now: number): boolean {
-    const max = this.#mtuOf(bound, now).maxInner;
+    const path = this.#mtuOf(bound, now);
+    // Payload on this path: its confirmations go on (or resume: idle paths are not probed).
+    if (!path.used) this.#mtu.table.noteTraffic(bound.session, now);
+    const max = path.maxInner;
     if (len > max) {
       this.#mtu.tooBig(bound.session, buf, off, len, max, now);
       return false;

@@ -263,7 +263,8 @@ export class HomeTunnel {
     // An ICMP error or a refused send about our last datagrams: the path shrank (issue #21).
     // Looked at here too: a sender whose data vanishes gets no answers to trigger a receive.
     if (h.mtu.reportsWaiting(this.#udp)) this.takeMtuReports(now);
-    const maxInner = this.mtuPath(now)?.maxInner ?? Infinity;
+    const path = this.mtuPath(now);
+    const maxInner = path?.maxInner ?? Infinity;
     for (let i = 0; i < batch.count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
@@ -285,6 +286,10 @@ export class HomeTunnel {
     }
     h.routeOptimization?.flushDirect(now); // the direct runs: one seal + send each
     const n = writer.count;
+    // Payload towards the HA: its path's confirmations go on (or resume: an idle path is not
+    // probed, protocol/path-mtu.ts).
+    const resumed =
+      n > 0 && path !== undefined && !path.used && h.mtu.table.noteTraffic(session, now);
     const sent = writer.flush(env.endpoint, session, buf, sock, h.channel.agent, now);
     if (sent < n) h.drops.add(writer.lastSealed ? 'udp-send' : 'no-keys', n - sent);
     // Sealed counts as sent even when the socket refused it (a local firewall's EPERM, no
@@ -293,6 +298,6 @@ export class HomeTunnel {
     // The seal may have asked for a handshake (a rekey due on this payload, or keys expired).
     const handshake = env.endpoint.pollWanted;
     if (handshake) h.channel.endpointDeadline = 0;
-    if (silenceStarted || handshake) h.rearm();
+    if (silenceStarted || handshake || resumed) h.rearm();
   }
 }

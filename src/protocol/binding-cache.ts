@@ -13,9 +13,11 @@
  *     and that was used in the last 60 s; once per lifetime) and `expired` actions (the entry is
  *     already removed; the driver withdraws routes and logs).
  *
- * Deadlines live in a binary min-heap (util/deadline-heap.ts) with lazy deletion (an entry's
- * generation number invalidates its older heap items), so each update and each poll is
- * O(log n) even with thousands of bindings.
+ * Deadlines live in a binary min-heap (util/deadline-heap.ts) of the entries themselves, with
+ * lazy deletion (a heap item is live while its entry is the cache's and its time is the one
+ * the entry was last armed for), so each update and each poll is O(log n) even with 100 000
+ * bindings, with no object per deadline. A BU for an existing binding updates its entry in
+ * place (issue 17: no new entry, counters or heap item per refresh).
  */
 import { bytesEqual } from '../util/bytes.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
@@ -78,6 +80,8 @@ export interface BindingCacheEntry {
   /** A Binding Refresh Request was already issued for the current lifetime. */
   refreshRequested: boolean;
   counters: BindingCounters;
+  /** The deadline the cache last armed for this entry (its heap items at other times are stale). */
+  armedAt?: number | undefined;
 }
 
 /** What `poll` asks the driver to do. */
@@ -88,7 +92,7 @@ export type BindingCacheAction =
 /** Fields a caller provides to create an entry; the rest get defaults. */
 export type NewBindingCacheEntry = Omit<
   BindingCacheEntry,
-  'key' | 'lastUsedAt' | 'refreshRequested' | 'counters' | 'createdAt' | 'updatedAt'
+  'key' | 'lastUsedAt' | 'refreshRequested' | 'counters' | 'createdAt' | 'updatedAt' | 'armedAt'
 > &
   Partial<Pick<BindingCacheEntry, 'counters' | 'createdAt' | 'lastUsedAt'>>;
 
@@ -133,18 +137,12 @@ export function keyOfText(address: string): string {
   return keyOf(parseIpv6(address), 0);
 }
 
-/** A deadline of the entry `key`; live while `gen` is the key's current generation. */
-interface HeapItem {
-  key: string;
-  gen: number;
-}
-
 /** The HA's binding cache. See the file comment for the flow. */
 export class BindingCache {
   readonly #byKey = new Map<string, BindingCacheEntry>();
-  readonly #gen = new Map<string, number>();
-  readonly #heap = new DeadlineHeap<HeapItem>();
-  readonly #isLive = (h: HeapItem): boolean => this.#gen.get(h.key) === h.gen;
+  readonly #heap = new DeadlineHeap<BindingCacheEntry>();
+  readonly #isLive = (e: BindingCacheEntry, at: number): boolean =>
+    e.armedAt === at && this.#byKey.get(e.key) === e;
   readonly #tombstones = new Map<
     string,
     { sequence: number; until: number; ownerKey: Uint8Array }
@@ -194,6 +192,19 @@ export class BindingCache {
   set(fields: NewBindingCacheEntry, now: number): BindingCacheEntry {
     const key = keyOfText(fields.homeAddress);
     const old = this.#byKey.get(key);
+    if (
+      old !== undefined &&
+      fields.counters === undefined &&
+      fields.createdAt === undefined &&
+      fields.lastUsedAt === undefined
+    ) {
+      // A BU for the binding (a refresh or a move): the same entry, its fields replaced.
+      Object.assign(old, fields);
+      old.updatedAt = now;
+      old.refreshRequested = false;
+      this.#arm(old);
+      return old;
+    }
     const entry: BindingCacheEntry = {
       ...fields,
       key,
@@ -201,6 +212,7 @@ export class BindingCache {
       updatedAt: now,
       lastUsedAt: fields.lastUsedAt ?? old?.lastUsedAt ?? null,
       refreshRequested: false,
+      armedAt: undefined, // not a copied entry's: this one has no heap item yet
       counters: fields.counters ??
         old?.counters ?? {
           packetsIn: 0,
@@ -273,13 +285,9 @@ export class BindingCache {
     const actions: BindingCacheAction[] = [];
     for (;;) {
       const at = this.#heap.peekLive(this.#isLive);
-      const top = this.#heap.peekItem();
-      if (top === undefined || at > now) break;
-      const entry = this.#byKey.get(top.key);
-      if (entry === undefined) {
-        this.#heap.pop();
-        continue;
-      }
+      const entry = this.#heap.peekItem();
+      if (entry === undefined || at > now) break;
+      this.#heap.pop();
       if (entry.expiresAt <= now) {
         this.#remove(entry, now);
         actions.push({ kind: 'expired', entry });
@@ -300,7 +308,7 @@ export class BindingCache {
 
   #remove(entry: BindingCacheEntry, now: number): void {
     this.#byKey.delete(entry.key);
-    this.#gen.delete(entry.key);
+    entry.armedAt = undefined;
     this.#tombstones.set(entry.key, {
       sequence: entry.sequence,
       until: now + this.#tombstoneMs,
@@ -310,11 +318,11 @@ export class BindingCache {
 
   /** Pushes the entry's next deadline (BRR time if not yet used, else expiry). */
   #arm(entry: BindingCacheEntry): void {
-    const gen = (this.#gen.get(entry.key) ?? 0) + 1;
-    this.#gen.set(entry.key, gen);
     const brrAt = entry.updatedAt + entry.lifetimeSeconds * 1000 * this.#fraction;
     const at = entry.refreshRequested || brrAt >= entry.expiresAt ? entry.expiresAt : brrAt;
-    this.#heap.push(at, { key: entry.key, gen });
+    if (entry.armedAt === at) return; // its item is in the heap already
+    entry.armedAt = at;
+    this.#heap.push(at, entry);
     if (this.#heap.size > 2 * this.#byKey.size + 64) this.#heap.compact(this.#isLive);
   }
 }

@@ -112,6 +112,39 @@ void t.test('BRR once per lifetime for an entry used in the last 60 s', async (t
   });
 });
 
+void t.test('a refresh updates the entry in place; its old deadlines are stale', async (t) => {
+  const c = new BindingCache();
+  const first = c.set(fields('2001:db8:100::7', 100, 0), 0);
+  first.counters.packetsIn = 5;
+  let e = first;
+  // 1000 refreshes, one per 50 ms: the same object, counters kept, one live deadline.
+  for (let i = 1; i <= 1000; i++) e = c.set(fields('2001:db8:100::7', 100, i * 50, i + 1), i * 50);
+  t.equal(e, first, 'the same entry object');
+  t.equal(e.sequence, 1001);
+  t.equal(e.counters.packetsIn, 5, 'counters kept');
+  t.equal(e.createdAt, 0, 'createdAt kept');
+  t.equal(c.nextDeadline(), 50_000 + 90_000, 'the BRR time of the last refresh');
+  t.same(c.poll(50_000 + 99_999), [], 'unused: no BRR, and no expiry before its time');
+  t.equal(c.nextDeadline(), 50_000 + 100_000, 'then its expiry');
+  const due = c.poll(150_000);
+  t.same(
+    due.map((a) => a.kind),
+    ['expired'],
+    'one expiry, not one per refresh',
+  );
+  t.equal(c.size, 0);
+  // A spread copy of an entry (as a lifetime cut makes) is a new entry with its own deadline.
+  const a = c.set(fields('2001:db8:100::8', 100, 0), 0);
+  const b = c.set({ ...a, lifetimeSeconds: 100, expiresAt: a.expiresAt }, 0);
+  t.not(b, a, 'a copy with counters is a new entry');
+  t.equal(c.nextDeadline(), 90_000, 'armed, though at the same time as the one it replaced');
+  t.same(
+    c.poll(100_000).map((x) => x.entry === b),
+    [true],
+    'only the new entry expires',
+  );
+});
+
 void t.test('many entries: deadlines come out in order (heap against a naive model)', async (t) => {
   const c = new BindingCache();
   let x = 12345;

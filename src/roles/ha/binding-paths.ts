@@ -78,6 +78,18 @@ export class BindingPaths {
     now: number,
   ): ChallengeToSend | undefined {
     const known = this.#bound.get(entry.key);
+    if (
+      known !== undefined &&
+      known.session === session &&
+      known.data === known.locator &&
+      known.locator.port === entry.locator.port &&
+      known.locator.address === entry.locator.address
+    ) {
+      // A refresh from the validated locator it is bound to: nothing changes, its path MTU
+      // state stays. (A challenge another binding of the channel has pending elsewhere goes
+      // on: only a BU of that binding moves it.)
+      return undefined;
+    }
     const locator = resolveLocator(entry.locator);
     const text = formatLocator(entry.locator);
     const hs = this.#handshakeAt.get(session);

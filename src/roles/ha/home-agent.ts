@@ -54,6 +54,7 @@ import {
   processHomeBindingUpdate,
   unboundHomeAddresses,
   type ClusterBindingView,
+  type HomeRegistrationInput,
 } from '../../protocol/home-agent-registration.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
 import type { HaStatus } from '../../io/control-protocol.js';
@@ -695,6 +696,7 @@ export class HomeAgent {
     }
     if (
       mh.lifetimeUnits !== 0 &&
+      this.#dadPending.size > 0 &&
       this.#dadPending.has(keyOfText(decoded.homeAddress ?? decoded.source))
     ) {
       // The BA of the BU that created this binding waits for DAD; the MN's retransmission
@@ -706,25 +708,23 @@ export class HomeAgent {
     let removed: Promise<void> | undefined;
     let dad: Promise<'unique' | 'taken' | 'gone'> | undefined;
     const elsewhere = this.#servedElsewhere(decoded.homeAddress ?? decoded.source);
-    const result = processHomeBindingUpdate(
-      this.cache,
-      {
-        bu: mh,
-        innerSource: decoded.source,
-        innerDestination: decoded.destination,
-        ...(decoded.homeAddress !== undefined ? { homeAddressOption: decoded.homeAddress } : {}),
-        locator,
-        onHomeLink,
-        peer: {
-          name: cert.name,
-          publicKey: session.peerPublicKey, // the owner of what this BU creates
-          allowsHomeAddress: (hoa) => certificateAllows(cert, hoa),
-        },
-        config: this.#prefixes.registrationConfig,
-        ...(elsewhere !== undefined ? { elsewhere } : {}),
+    const input: HomeRegistrationInput = {
+      bu: mh,
+      innerSource: decoded.source,
+      innerDestination: decoded.destination,
+      locator,
+      onHomeLink,
+      peer: {
+        name: cert.name,
+        publicKey: session.peerPublicKey, // the owner of what this BU creates
+        allowsHomeAddress: (hoa) => certificateAllows(cert, hoa),
       },
-      now,
-    );
+      config: this.#prefixes.registrationConfig,
+    };
+    // Set only when present (no conditional spreads on the per-BU path).
+    if (decoded.homeAddress !== undefined) input.homeAddressOption = decoded.homeAddress;
+    if (elsewhere !== undefined) input.elsewhere = elsewhere;
+    const result = processHomeBindingUpdate(this.cache, input, now);
     const report = registrationReport(
       result,
       mh,

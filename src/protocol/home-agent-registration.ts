@@ -499,11 +499,10 @@ export function processHomeBindingUpdate(
       homeAddress: hoa,
       careOfAddress: coa as string,
       // With the local address the BU reached (the source of what goes back to the member).
-      locator: {
-        address: locator.address,
-        port: locator.port,
-        ...(locator.local !== undefined ? { local: locator.local } : {}),
-      },
+      locator:
+        locator.local !== undefined
+          ? { address: locator.address, port: locator.port, local: locator.local }
+          : { address: locator.address, port: locator.port },
       lifetimeSeconds,
       expiresAt: now + lifetimeSeconds * 1000,
       sequence: bu.sequence,

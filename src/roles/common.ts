@@ -282,9 +282,12 @@ export class SignalingOutbox {
     this.#holding = true;
   }
 
-  /** A sealed datagram for `to`: queued while holding (true), else sent (true when accepted). */
+  /**
+   * A sealed datagram for `to` (from `to.local` when set): queued while holding (true), else
+   * sent (true when accepted).
+   */
   send(socket: UdpEndpoint, message: Uint8Array, to: Locator): boolean {
-    if (!this.#holding) return socket.send(message, to.address, to.port);
+    if (!this.#holding) return socket.send(message, to.address, to.port, to.local);
     let q = this.#queues.get(socket);
     if (q === undefined) {
       q = { messages: [], to: [] };
@@ -310,6 +313,7 @@ export class SignalingOutbox {
       const dstAddrs = new Uint8Array(n * 16);
       const dstPorts = new Uint16Array(n);
       let ifindexes: Uint32Array | undefined;
+      let srcAddrs: Uint8Array | undefined;
       for (let i = 0, off = 0; i < n; i++) {
         const m = q.messages[i]!;
         buf.set(m, off);
@@ -321,6 +325,8 @@ export class SignalingOutbox {
         dstAddrs.set(r.slot, i * 16);
         dstPorts[i] = to.port;
         if (r.ifindex !== 0) (ifindexes ??= new Uint32Array(n))[i] = r.ifindex;
+        // From the address the member last reached us on (all zero: the kernel chooses).
+        if (r.source !== undefined) (srcAddrs ??= new Uint8Array(n * 16)).set(r.source, i * 16);
       }
       q.messages.length = 0;
       q.to.length = 0;
@@ -331,7 +337,8 @@ export class SignalingOutbox {
         lengths,
         dstAddrs,
         dstPorts,
-        ...(ifindexes !== undefined ? { ifindexes } : {}),
+        srcAddrs,
+        ifindexes,
       };
       refused += n - socket.sendDatagrams(batch);
     }

@@ -83,7 +83,8 @@ export class BindingPaths {
       known.session === session &&
       known.data === known.locator &&
       known.locator.port === entry.locator.port &&
-      known.locator.address === entry.locator.address
+      known.locator.address === entry.locator.address &&
+      known.locator.local === entry.locator.local
     ) {
       // A refresh from the validated locator it is bound to: nothing changes, its path MTU
       // state stays. (A challenge another binding of the channel has pending elsewhere goes

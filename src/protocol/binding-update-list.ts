@@ -119,15 +119,26 @@ export class PerMemberRateLimiter {
     return this.#byMember.size;
   }
 
-  allow(member: string, now: number): boolean {
-    // On any BU, not only a new member's: with a stable membership no new member comes, and
-    // every member that ever sent a BU would keep its limiter (issue 17: memory per binding).
-    if (this.#byMember.size >= this.#sweepAbove && now - this.#sweptAt >= this.#windowMs) {
-      this.#sweptAt = now;
-      for (const [k, v] of this.#byMember) {
-        if (now - v.lastAt >= this.#windowMs) this.#byMember.delete(k);
-      }
+  /**
+   * Forgets the members idle for a window, at most once per window: from the driver's timer at
+   * nextDeadline() (so no member keeps a limiter after its BUs stop, issue 17: memory per
+   * binding), and on a BU while the map holds `sweepAbove`.
+   */
+  sweep(now: number): void {
+    if (now - this.#sweptAt < this.#windowMs) return;
+    this.#sweptAt = now;
+    for (const [k, v] of this.#byMember) {
+      if (now - v.lastAt >= this.#windowMs) this.#byMember.delete(k);
     }
+  }
+
+  /** When sweep() has work: a window after the last one; Infinity when no member is kept. */
+  nextDeadline(): number {
+    return this.#byMember.size === 0 ? Infinity : this.#sweptAt + this.#windowMs;
+  }
+
+  allow(member: string, now: number): boolean {
+    if (this.#byMember.size >= this.#sweepAbove) this.sweep(now);
     let r = this.#byMember.get(member);
     if (r === undefined) {
       r = { limiter: new UpdateRateLimiter(this.#max, this.#windowMs), lastAt: now };

@@ -70,6 +70,7 @@
  */
 import {
   BA_STATUS,
+  type BindingUpdateFlags,
   type BindingAcknowledgement,
   type BindingUpdate,
   type MobilityOption,
@@ -506,7 +507,7 @@ export function processHomeBindingUpdate(
       lifetimeSeconds,
       expiresAt: now + lifetimeSeconds * 1000,
       sequence: bu.sequence,
-      flags: { ...bu.flags },
+      flags: sharedFlags(bu.flags),
       homeRegistration: true,
       peerName: peer.name,
       ownerKey: peer.publicKey,
@@ -583,6 +584,27 @@ export function limitToHomePrefixLifetime(
   }
   return { shortened, removed };
 }
+
+/** One frozen flags object per combination, shared by the bindings that have it. */
+const flagObjects = new Map<number, Readonly<BindingUpdateFlags>>();
+
+/** A binding's copy of its BU's flags: shared (never changed in place), not one per binding. */
+function sharedFlags(f: BindingUpdateFlags): BindingUpdateFlags {
+  let mask = 0;
+  let bit = 1;
+  for (const k of FLAG_NAMES) {
+    if (f[k]) mask |= bit;
+    bit <<= 1;
+  }
+  let o = flagObjects.get(mask);
+  if (o === undefined) {
+    o = Object.freeze({ ...f });
+    flagObjects.set(mask, o);
+  }
+  return o;
+}
+
+const FLAG_NAMES = ['A', 'H', 'L', 'K', 'M', 'R', 'P', 'F', 'T', 'B', 'S', 'D'] as const;
 
 /** The parsed form of a registration config's addresses (the last config's, reused). */
 let parsed:

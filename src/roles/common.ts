@@ -100,14 +100,50 @@ export class ReceiveBatch {
   }
 }
 
-/** A locator resolved once into the 16-byte slot form the UDP batch send uses. */
-export interface ResolvedLocator extends Locator {
-  family: AddressFamily;
-  slot: Uint8Array;
+/**
+ * A locator with what a batched UDP send needs: its family, zone, and its address and local
+ * address as 16-byte slots. The slots are made on first use (a data run to it), not per
+ * binding: an idle member's binding keeps two typed arrays fewer (issue 17, memory).
+ */
+export class ResolvedLocator implements Locator {
+  readonly address: string;
+  readonly port: number;
+  /** Our address the peer reaches (setLocalAddress); what goes there leaves from it. */
+  local: string | undefined;
+  readonly family: AddressFamily;
   /** The zone of a link-local locator (`fe80::1%3`: interface 3), else 0. */
-  ifindex: number;
+  readonly ifindex: number;
+  #slot: Uint8Array | undefined;
+  #source: Uint8Array | undefined;
+
+  constructor(address: string, port: number, family: AddressFamily, ifindex: number) {
+    this.address = address;
+    this.port = port;
+    this.local = undefined;
+    this.family = family;
+    this.ifindex = ifindex;
+  }
+
+  /** The address (without its zone) as a 16-byte slot. */
+  get slot(): Uint8Array {
+    if (this.#slot === undefined) {
+      const pct = this.family === 6 ? this.address.indexOf('%') : -1;
+      this.#slot = addressSlot(this.family, pct < 0 ? this.address : this.address.slice(0, pct));
+    }
+    return this.#slot;
+  }
+
   /** `local` in slot form (the source of what is sent there), undefined without one. */
-  source: Uint8Array | undefined;
+  get source(): Uint8Array | undefined {
+    if (this.local === undefined) return undefined;
+    return (this.#source ??= addressSlot(this.family, this.local));
+  }
+
+  /** Sets `local` (already checked to be of this family, or undefined). */
+  setLocal(local: string | undefined): void {
+    this.local = local;
+    this.#source = undefined;
+  }
 }
 
 /** `address` (IPv4 or IPv6 text, no zone) as a 16-byte address slot. */
@@ -120,16 +156,10 @@ function addressSlot(family: AddressFamily, address: string): Uint8Array {
 export function resolveLocator(l: Locator): ResolvedLocator {
   const family: AddressFamily = isIpv4(l.address) ? 4 : 6;
   const pct = family === 6 ? l.address.indexOf('%') : -1;
-  const slot = addressSlot(family, pct < 0 ? l.address : l.address.slice(0, pct));
+  // An address that does not parse throws here, not at the first send (IPv4: isIpv4 said so).
+  if (family === 6) parseIpv6(pct < 0 ? l.address : l.address.slice(0, pct));
   const ifindex = pct < 0 ? 0 : Number(l.address.slice(pct + 1)) >>> 0;
-  const resolved: ResolvedLocator = {
-    address: l.address,
-    port: l.port,
-    family,
-    slot,
-    ifindex,
-    source: undefined,
-  };
+  const resolved = new ResolvedLocator(l.address, l.port, family, ifindex);
   setLocalAddress(resolved, l.local);
   return resolved;
 }
@@ -140,8 +170,18 @@ export function resolveLocator(l: Locator): ResolvedLocator {
  */
 export function setLocalAddress(l: ResolvedLocator, local: string | undefined): void {
   const usable = local !== undefined && isIpv4(local) === (l.family === 4);
-  l.local = usable ? local : undefined;
-  l.source = usable ? addressSlot(l.family, local) : undefined;
+  l.setLocal(usable ? local : undefined);
+}
+
+/** Writes `address` (IPv4 or IPv6 text, an IPv6 zone left out) into out[off, off + 16). */
+function writeSlot(address: string, out: Uint8Array, off: number): void {
+  if (isIpv4(address)) {
+    out.fill(0, off, off + 16);
+    out.set(parseIpv4(address), off);
+    return;
+  }
+  const pct = address.indexOf('%');
+  out.set(parseIpv6(pct < 0 ? address : address.slice(0, pct)), off);
 }
 
 /**
@@ -320,13 +360,19 @@ export class SignalingOutbox {
         offsets[i] = off;
         lengths[i] = m.length;
         off += m.length;
+        // From the text (a binding's locator keeps no slots for this, ResolvedLocator).
         const to = q.to[i]!;
-        const r = 'slot' in to ? (to as ResolvedLocator) : resolveLocator(to);
-        dstAddrs.set(r.slot, i * 16);
+        writeSlot(to.address, dstAddrs, i * 16);
         dstPorts[i] = to.port;
-        if (r.ifindex !== 0) (ifindexes ??= new Uint32Array(n))[i] = r.ifindex;
+        const pct = to.address.indexOf('%');
+        if (pct >= 0) {
+          (ifindexes ??= new Uint32Array(n))[i] = Number(to.address.slice(pct + 1)) >>> 0;
+        }
         // From the address the member last reached us on (all zero: the kernel chooses).
-        if (r.source !== undefined) (srcAddrs ??= new Uint8Array(n * 16)).set(r.source, i * 16);
+        const local = to.local;
+        if (local !== undefined && isIpv4(local) === isIpv4(to.address)) {
+          writeSlot(local, (srcAddrs ??= new Uint8Array(n * 16)), i * 16);
+        }
       }
       q.messages.length = 0;
       q.to.length = 0;

@@ -45,6 +45,18 @@ void t.test('PerMemberRateLimiter: a limit per member, idle members pruned', asy
   t.equal(r.allow('c', 7000), true, 'c after two idle windows: a fresh limit');
   t.equal(r.size, 1, 'd pruned on the BU of c, which starts anew');
   t.same([r.allow('c', 7001), r.allow('c', 7002)], [true, false], 'the limit still holds');
+  // Below sweepAbove, and no BU at all: the driver's timer sweeps (nextDeadline).
+  const q = new PerMemberRateLimiter(2, 1000);
+  t.equal(q.nextDeadline(), Infinity, 'nothing kept: no deadline');
+  for (let i = 0; i < 500; i++) q.allow(`m${i}`, 10_000);
+  q.sweep(10_000);
+  t.equal(q.size, 500, 'within their window: kept');
+  t.equal(q.nextDeadline(), 11_000, 'a window after the sweep');
+  q.sweep(10_999);
+  t.equal(q.size, 500, 'not before');
+  q.sweep(11_000);
+  t.equal(q.size, 0, 'idle for a window: no limiter kept');
+  t.equal(q.nextDeadline(), Infinity);
 });
 
 void t.test(

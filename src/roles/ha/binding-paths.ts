@@ -46,7 +46,7 @@ export class BindingPaths {
   /** By binding key. */
   readonly #bound = new Map<string, BoundPath>();
   /** The binding keys of each channel (a certificate may hold several home addresses). */
-  readonly #bySession = new Map<PeerSession, Set<string>>();
+  readonly #bySession = new Map<PeerSession, string | Set<string>>();
   readonly #validator = new PathValidator<PeerSession>(randomBytes);
   /** Where and when each channel's last handshake as responder came from. */
   readonly #handshakeAt = new WeakMap<PeerSession, { locator: string; at: number }>();
@@ -96,6 +96,7 @@ export class BindingPaths {
     const hs = this.#handshakeAt.get(session);
     if (hs !== undefined && hs.locator === text && session.currentKeysCreatedAt >= hs.at) {
       this.#validator.markValidated(session, text); // the handshake's response reached it
+      this.#handshakeAt.delete(session); // used: validated stays in the validator's list
     }
     const challenge = this.#validator.onBindingUpdate(session, text, now);
     const validated = this.#validator.isValidated(session, text);
@@ -110,9 +111,12 @@ export class BindingPaths {
       data: validated ? locator : previous,
       budget: validated ? 0 : budget + UNVALIDATED_BUDGET_FACTOR * buBytes,
     });
-    let keys = this.#bySession.get(session);
-    if (keys === undefined) this.#bySession.set(session, (keys = new Set()));
-    keys.add(entry.key);
+    // One key (a string) for the usual member with one home address; a Set only for more.
+    const keys = this.#bySession.get(session);
+    if (keys === undefined) this.#bySession.set(session, entry.key);
+    else if (typeof keys === 'string') {
+      if (keys !== entry.key) this.#bySession.set(session, new Set([keys, entry.key]));
+    } else keys.add(entry.key);
     return challenge === undefined ? undefined : { session, to: locator, token: challenge.token };
   }
 
@@ -200,7 +204,7 @@ export class BindingPaths {
     const text = this.#validator.onResponse(session, token);
     if (text === undefined) return undefined;
     const keys: string[] = [];
-    for (const key of this.#bySession.get(session) ?? []) {
+    for (const key of this.#keysOf(session)) {
       const bound = this.#bound.get(key);
       if (bound === undefined || formatLocator(bound.locator) !== text) continue;
       bound.data = bound.locator;
@@ -214,7 +218,7 @@ export class BindingPaths {
   poll(now: number): ChallengeToSend[] {
     const out: ChallengeToSend[] = [];
     for (const c of this.#validator.poll(now)) {
-      for (const key of this.#bySession.get(c.owner) ?? []) {
+      for (const key of this.#keysOf(c.owner)) {
         const bound = this.#bound.get(key);
         if (bound === undefined || formatLocator(bound.locator) !== c.locator) continue;
         out.push({ session: c.owner, to: bound.locator, token: c.token });
@@ -235,17 +239,22 @@ export class BindingPaths {
     this.#bound.delete(key);
     const keys = bound === undefined ? undefined : this.#bySession.get(bound.session);
     if (bound !== undefined && keys !== undefined) {
-      keys.delete(key);
-      if (keys.size === 0) {
+      if (typeof keys === 'string' ? keys === key : keys.delete(key) && keys.size === 0) {
         this.#bySession.delete(bound.session);
         this.#validator.forget(bound.session);
       }
     }
   }
 
+  /** The binding keys of a channel. */
+  #keysOf(session: PeerSession): Iterable<string> {
+    const keys = this.#bySession.get(session);
+    return keys === undefined ? [] : typeof keys === 'string' ? [keys] : keys;
+  }
+
   /** A binding of `session` still here (a member with several home addresses), if any. */
   boundTo(session: PeerSession): BoundPath | undefined {
-    for (const key of this.#bySession.get(session) ?? []) {
+    for (const key of this.#keysOf(session)) {
       const bound = this.#bound.get(key);
       if (bound !== undefined) return bound;
     }

@@ -1327,6 +1327,7 @@ export class HomeAgent {
       this.#mtu.nextDeadline(),
       this.#restoring.nextDeadline(),
       this.#unbound.nextDeadline(),
+      this.#buRate.nextDeadline(),
     );
     armTimer(this.#env, deadline, () => this.#onTimer());
   }
@@ -1337,6 +1338,7 @@ export class HomeAgent {
     if (this.#closed) return;
     const env = this.#env;
     const now = nodeNow(env);
+    this.#buRate.sweep(now);
     this.#pollRestore(now);
     for (const c of this.#unbound.due(now)) this.#refreshIfUnbound(c.session, c.locator, now);
     const polled = env.endpoint.poll(now);

@@ -461,6 +461,38 @@ function writeDebugLogs(): void {
   for (const [k, v] of Object.entries(peerLog))
     writeFileSync(join(DEBUG_DIR, `${k}.log`), v.join(''));
 }
+/**
+ * An iperf3 server for the whole run. Its output goes nowhere: an unread pipe filled up after a
+ * few rounds (each test prints a report) and blocked the server in write(2) for the rest of the
+ * run, so every later test through it timed out (the small-MTU phase of a full run saw every
+ * tunnel fail to connect, while "raw", served by another iperf3 with fewer tests, went on).
+ */
+function iperfServer(lab: Lab, node: LabNode, port: number): void {
+  lab.spawn(node, 'iperf3', ['-s', '-p', String(port)], { stdio: 'ignore' });
+}
+
+/**
+ * Runs an iperf3 client (-J) in the MN and returns its report; a failed test throws with
+ * iperf3's own error (it exits 1 and says why in the JSON, not on stderr).
+ */
+async function iperfClient<T>(env: Env, args: string[], seconds: number): Promise<T> {
+  const out = await env.lab.exec('mn', 'iperf3', args, {
+    check: false,
+    timeoutMs: (seconds + 20) * 1000,
+  });
+  let j: (T & { error?: string }) | undefined;
+  try {
+    j = JSON.parse(out.stdout) as T & { error?: string };
+  } catch {
+    j = undefined;
+  }
+  if (j === undefined || j.error !== undefined || out.code !== 0) {
+    const why = j?.error ?? (out.stderr.trim() || `exit ${out.code}`);
+    throw new Error(`iperf3 to ${args[1] ?? '?'}: ${why}`);
+  }
+  return j;
+}
+
 /** Daemons whose last log lines are printed when the bench fails. */
 const diag: Daemon[] = [];
 
@@ -516,11 +548,8 @@ async function tcp(
   if (reverse) args.push('-R'); // server -> MN
   const pids = tunnelPids(env, sys);
   const cpu0 = pids.map(cpuSeconds);
-  const out = await env.lab.exec('mn', 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
+  const j = await iperfClient<IperfTcpJson>(env, args, SECONDS);
   const cpu1 = pids.map(cpuSeconds);
-  const j = JSON.parse(out.stdout) as IperfTcpJson;
-  if (j.error !== undefined)
-    throw new Error(`iperf3 ${reverse ? '-R ' : ''}to ${t.dst}: ${j.error}`);
   return {
     gbps: j.end.sum_received.bits_per_second / 1e9,
     bytes: j.end.sum_received.bytes,
@@ -577,8 +606,7 @@ async function udpSmall(env: Env, sys: SystemId, where: Where = 'home'): Promise
   const rung = async (pps: number): Promise<UdpRung> => {
     const args = ['-c', t.dst, '-p', String(t.iperfPort), '-B', t.src, '-u', '-l', '64'];
     args.push('-b', String(pps * 64 * 8), '-t', String(UDP_SECONDS), '-J');
-    const out = await env.lab.exec('mn', 'iperf3', args, { timeoutMs: (UDP_SECONDS + 20) * 1000 });
-    const s = (JSON.parse(out.stdout) as IperfUdpJson).end.sum;
+    const s = (await iperfClient<IperfUdpJson>(env, args, UDP_SECONDS)).end.sum;
     const lossPct = s.packets > 0 ? (100 * s.lost_packets) / s.packets : 100;
     const r = { pps, deliveredPps: (s.packets - s.lost_packets) / s.seconds, lossPct };
     rungs.push(r);
@@ -768,11 +796,7 @@ async function roMeasure(env: Env, round: number, mode: RoRun['mode']): Promise<
   );
   const times = [...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   const args = ['-c', dst, '-p', String(IPERF_CN_PORT), '-B', src, '-t', String(SECONDS), '-J'];
-  const out = await env.lab.exec('mn', 'iperf3', [...args, '--connect-timeout', '3000'], {
-    timeoutMs: (SECONDS + 20) * 1000,
-  });
-  const j = JSON.parse(out.stdout) as IperfTcpJson;
-  if (j.error !== undefined) throw new Error(`iperf3 to ${dst}: ${j.error}`);
+  const j = await iperfClient<IperfTcpJson>(env, [...args, '--connect-timeout', '3000'], SECONDS);
   return {
     round,
     mode,
@@ -795,7 +819,7 @@ async function routeOptimization(
   const cn = startDaemon(lab, 'cn', 'cn', cnToml(prov, cnFiles, ha), join(prov.dir, 'cn.sock'));
   diag.push(cn);
   await cn.waitLog((l) => l.event === 'registered', 60_000);
-  lab.spawn('cn', 'iperf3', ['-s', '-p', String(IPERF_CN_PORT)]);
+  iperfServer(lab, 'cn', IPERF_CN_PORT);
   const roConfig = mnRoToml(prov, mnConfig, cnFiles);
   const restartMn = async (ro: boolean): Promise<void> => {
     await env.mn.stop();
@@ -847,6 +871,9 @@ async function routeOptimization(
 /** What bench/ha-load.ts prints (one JSON line). */
 export interface HaLoadResult {
   n: number;
+  /** MNs that registered; fewer than n when it timed out (timedOut). */
+  registered?: number;
+  timedOut?: boolean;
   rounds: number;
   window: number;
   registerMs: number;
@@ -899,7 +926,13 @@ async function haLoad(
   });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   if (r.code !== 0 || !line.startsWith('{')) throw new Error(r.stderr.trim() || `exit ${r.code}`);
-  return JSON.parse(line) as HaLoadResult;
+  const result = JSON.parse(line) as HaLoadResult;
+  // Nobody registered (every rate and latency is null then): a failure, not a measurement.
+  if (!(result.registered === n && result.baLatencyP50Ms !== null)) {
+    const why = result.timedOut === true ? ` within ${timeoutS} s` : '';
+    throw new Error(`${result.registered ?? 0} of ${n} simulated MNs registered${why}`);
+  }
+  return result;
 }
 
 // ---- main ------------------------------------------------------------------------------------
@@ -1109,8 +1142,8 @@ async function preparePaths(lab: Lab, available: Set<SystemId>, json: BenchJson)
     openvpn: await mtuOf(lab, 'mn', 'ovpnb'),
     raw: await mtuOf(lab, 'mn', 'lte'),
   };
-  lab.spawn('server', 'iperf3', ['-s', '-p', String(IPERF_TUNNEL_PORT)]);
-  lab.spawn('ha', 'iperf3', ['-s', '-p', String(IPERF_RAW_PORT)]);
+  iperfServer(lab, 'server', IPERF_TUNNEL_PORT);
+  iperfServer(lab, 'ha', IPERF_RAW_PORT);
   if (WHERE.includes('beyond')) {
     // The server beyond the HA: the CN namespace. The router sends the peers' inner prefixes
     // to the HA like the home prefix (mip6's), so answers come back through each tunnel.
@@ -1123,8 +1156,8 @@ async function preparePaths(lab: Lab, available: Set<SystemId>, json: BenchJson)
     // mip6's MN routes only the home prefix into its TUN (no `[tun] routes` here): like the
     // peers, traffic from its home address takes a table whose default route is the TUN.
     await sourceRoute(lab, HOA, 'mip6mn', MIP6_TABLE);
-    lab.spawn('cn', 'iperf3', ['-s', '-p', String(IPERF_TUNNEL_PORT)]);
-    lab.spawn('cn', 'iperf3', ['-s', '-p', String(IPERF_RAW_PORT)]);
+    iperfServer(lab, 'cn', IPERF_TUNNEL_PORT);
+    iperfServer(lab, 'cn', IPERF_RAW_PORT);
   }
   for (const [sys, where] of ([...TUNNELS, 'raw'] as const).flatMap((x) =>
     WHERE.map((w) => [x, w] as const),

@@ -30,13 +30,17 @@
  * 10 ms bucket of them):
  *   ndproxyProbeStart: each address joins a second set, "under DAD", and its probe leaves by
  *   sendmmsg batches: NS from ::, to the target's solicited-node group and MAC, hop limit 255,
- *   no Source Link-Layer Address option (RFC 4862 §5.4.2), a Nonce option (RFC 7527).
+ *   no Source Link-Layer Address option (RFC 4862 §5.4.2), a Nonce option (RFC 7527; a fresh
+ *   random one every 100 ms). Once the link's queue is full, the rest are not sent but
+ *   reported deferred, and src/io/dad.ts sends them again 10 ms later (their window starts
+ *   then). An address we already defend for another binding is a duplicate at once.
  *   While it is there, the reader above marks it duplicate on a valid NA for it (RFC 4862
  *   §5.4.4; §7.1.2 checks: hop limit 255, checksum, code 0, S clear when sent to a multicast
- *   group) or on another node's DAD probe for it (§5.4.3; one carrying our nonce is our own,
- *   looped back: ignored, RFC 7527 §4.2, and never answered). Our own frames never reach the
- *   reader (PACKET_IGNORE_OUTGOING, else sll_pkttype), so neither our probe nor our proxy's
- *   answers can make an address look taken.
+ *   group) or on another node's DAD probe for it (§5.4.3; one for it carrying one of our
+ *   recent nonces is our own, looped back: ignored, RFC 7527 §4.2; a nonce never stops an
+ *   answer for an address we defend). Our own frames never reach the reader
+ *   (PACKET_IGNORE_OUTGOING, else sll_pkttype), so neither our probe nor our proxy's answers
+ *   can make an address look taken.
  *   ndproxyProbeEnd: reads what is queued on the socket, then takes the addresses out and
  *   reports each one's flags (duplicate seen, send failed).
  * The link is in all-multicast mode, so another node's probe to any solicited-node group
@@ -52,7 +56,7 @@
  *   ndproxyOpen(ifname) -> handle              throws (code = errno name) when it cannot
  *   ndproxyAdd(h, addrs, count) -> added        addrs: count x 16 bytes; already present: not added
  *   ndproxyDelete(h, addrs, count) -> removed
- *   ndproxyProbeStart(h, addrs, count, out) -> send errors     out[i] = 1: that send failed
+ *   ndproxyProbeStart(h, addrs, count, out) -> send errors     out[i] = 0 sent, 1 failed, 2 deferred
  *   ndproxyProbeEnd(h, addrs, count, out) -> duplicates        out[i] = PROBE_* flags
  *   ndproxyCounters(h, out: Float64Array)       NDPROXY_COUNTERS values, order below
  *   ndproxyClose(h)
@@ -73,6 +77,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -104,6 +109,12 @@
 #define PROBE_OPEN 1      /* probing-set values */
 #define PROBE_DUPLICATE 2
 #define PROBE_SEND_FAILED 4
+#define OUT_SENT 0     /* ndproxyProbeStart's out[i] */
+#define OUT_FAILED 1   /* the send failed for good (the address is flagged PROBE_SEND_FAILED) */
+#define OUT_DEFERRED 2 /* the link's queue was full: not sent, call ndproxyProbeStart again */
+#define OUT_SKIP 3     /* internal: no probe needed (already a duplicate); reported as OUT_SENT */
+#define NONCE_EPOCH_MS 100
+#define NONCE_EPOCHS 16
 #define SEND_BATCH 64     /* probes per sendmmsg */
 #define SET_MIN_CAP 1024
 #define RCVBUF_BYTES (4 << 20) /* DAD answers for thousands of probes arrive in a burst */
@@ -141,6 +152,8 @@ enum {
   C_OWN_PROBE,        /* our own probe looped back (our nonce): ignored */
   C_PROBING,          /* addresses under DAD now */
   C_RX_DROPPED,       /* frames the kernel dropped before we read them (PACKET_STATISTICS) */
+  C_PROBES_DEFERRED,  /* probes not sent yet because the link's queue was full (sent again) */
+  C_DUPLICATE_DEFENDED, /* probed while we defend it already (another binding holds it) */
   NDPROXY_COUNTERS
 };
 
@@ -156,7 +169,10 @@ typedef struct {
 typedef struct {
   addrset defended; /* the addresses we answer for */
   addrset probing;  /* the addresses under DAD: value PROBE_OPEN, | PROBE_DUPLICATE once seen */
-  uint8_t nonce[6]; /* RFC 7527 Nonce of our DAD probes: a looped-back probe is not a defender */
+  /* RFC 7527 Nonces of our DAD probes, a fresh one every NONCE_EPOCH_MS, the last
+   * NONCE_EPOCHS kept: a probe of ours looped back by the link is not another node's. */
+  uint8_t nonces[NONCE_EPOCHS][6];
+  uint64_t nonce_epochs[NONCE_EPOCHS]; /* the epoch (>= 1) each slot's nonce was made in */
   uint8_t mac[6];
   uint8_t linklocal[16];
   int ifindex;
@@ -349,6 +365,37 @@ static void probe_hit(ndproxy *d, const uint8_t *target, int counter) {
   d->counters[counter]++;
 }
 
+static uint64_t nonce_epoch_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) / NONCE_EPOCH_MS + 1;
+}
+
+/* The nonce for probes sent now: the current epoch's, made on first use. */
+static const uint8_t *current_nonce(ndproxy *d) {
+  uint64_t e = nonce_epoch_now();
+  uint32_t slot = (uint32_t)(e % NONCE_EPOCHS);
+  if (d->nonce_epochs[slot] != e) {
+    if (getrandom(d->nonces[slot], 6, GRND_NONBLOCK) != 6) {
+      /* No entropy right now (never seen after boot): still unlike the last ones. */
+      uint64_t x = mix64(e ^ d->probing.seed[0]) ^ d->probing.seed[1];
+      memcpy(d->nonces[slot], &x, 6);
+    }
+    d->nonce_epochs[slot] = e;
+  }
+  return d->nonces[slot];
+}
+
+/* Whether nonce is one of ours from the last NONCE_EPOCHS epochs. */
+static int own_nonce(const ndproxy *d, const uint8_t *nonce) {
+  uint64_t now = nonce_epoch_now();
+  for (uint32_t i = 0; i < NONCE_EPOCHS; i++) {
+    uint64_t e = d->nonce_epochs[i];
+    if (e != 0 && e + NONCE_EPOCHS > now && memcmp(d->nonces[i], nonce, 6) == 0) return 1;
+  }
+  return 0;
+}
+
 /* One frame (the IPv6 packet; the link header is gone on a SOCK_DGRAM packet socket): the
  * checks RFC 4861 §7.1.1 (NS) and §7.1.2 (NA) ask for, then an answer (NS for a defended
  * address) and the DAD bookkeeping (either, for an address under DAD). */
@@ -421,9 +468,11 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
     return;
   }
   d->counters[C_NS]++;
-  if (dad && nonce != NULL && memcmp(nonce, d->nonce, 6) == 0) {
-    /* RFC 7527 §4.2: a probe carrying our own nonce is ours, looped back by the link: neither
-     * a duplicate nor one to answer. */
+  if (dad && nonce != NULL && set_find(&d->probing, target) >= 0 && own_nonce(d, nonce)) {
+    /* RFC 7527 §4.2: a probe carrying one of our recent nonces for an address we are probing
+     * is ours, looped back by the link: not a duplicate. Only then: the nonce went out in
+     * the clear, and an address we defend is answered whatever nonce a probe for it carries
+     * (else a host on the link could take it by copying our nonce). */
     d->counters[C_OWN_PROBE]++;
     return;
   }
@@ -526,8 +575,7 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
   mip6_poller *p = calloc(1, sizeof *p);
   int err = 0;
   if (d == NULL || p == NULL || (err = set_init(&d->defended)) != 0 ||
-      (err = set_init(&d->probing)) != 0 ||
-      getrandom(d->nonce, sizeof d->nonce, 0) != (ssize_t)sizeof d->nonce) {
+      (err = set_init(&d->probing)) != 0) {
     if (d != NULL) {
       set_free(&d->defended);
       set_free(&d->probing);
@@ -675,7 +723,7 @@ static void solicited_node(const uint8_t *target, uint8_t group[16], uint8_t mac
 
 /* The DAD probe of RFC 4862 §5.4.2 for target: NS from ::, to the target's solicited-node
  * group, hop limit 255, no Source Link-Layer Address option, our Nonce option (RFC 7527). */
-static void build_probe(const ndproxy *d, const uint8_t *target, uint8_t *pkt,
+static void build_probe(const ndproxy *d, const uint8_t *target, const uint8_t *nonce, uint8_t *pkt,
                         struct sockaddr_ll *to) {
   memset(pkt, 0, IP6_HDR_LEN + NS_DAD_LEN);
   pkt[0] = 0x60;
@@ -689,7 +737,7 @@ static void build_probe(const ndproxy *d, const uint8_t *target, uint8_t *pkt,
   memcpy(ns + ND_TARGET_OFF, target, 16);
   ns[ND_MIN_LEN] = ND_OPT_NONCE;
   ns[ND_MIN_LEN + 1] = 1;
-  memcpy(ns + ND_MIN_LEN + 2, d->nonce, 6);
+  memcpy(ns + ND_MIN_LEN + 2, nonce, 6);
   uint16_t c = icmp6_checksum(pkt + IP6_SRC_OFF, pkt + IP6_DST_OFF, ns, NS_DAD_LEN);
   ns[ICMP6_CSUM_OFF] = c >> 8;
   ns[ICMP6_CSUM_OFF + 1] = c & 0xff;
@@ -699,20 +747,28 @@ static void build_probe(const ndproxy *d, const uint8_t *target, uint8_t *pkt,
   to->sll_halen = 6;
 }
 
-/* Sends the probes for addrs[0..count) by sendmmsg batches; failed[i] = 1 where the kernel
- * refused one (it is not retried: DAD has no answer for it, see src/io/dad.ts). */
+/* Sends the probes for the addresses i of addrs[0..count) with out[i] == OUT_SENT (the
+ * others are skipped) by sendmmsg batches. A send the kernel refuses for good sets out[i] =
+ * OUT_FAILED; once the link's queue is full (ENOBUFS, EAGAIN, ENOMEM) nothing more is tried
+ * in this call and every probe not sent gets OUT_DEFERRED (the caller sends them again
+ * shortly: dropping them would skip DAD for them exactly in a registration burst). */
 static uint32_t send_probes(ndproxy *d, int fd, const uint8_t *addrs, uint32_t count,
-                            uint8_t *failed) {
+                            uint8_t *out) {
   uint8_t pkts[SEND_BATCH][IP6_HDR_LEN + NS_DAD_LEN];
+  uint32_t index[SEND_BATCH];
   struct sockaddr_ll to[SEND_BATCH];
   struct iovec iov[SEND_BATCH];
   struct mmsghdr msgs[SEND_BATCH];
-  uint32_t errors = 0;
-  for (uint32_t base = 0; base < count; base += SEND_BATCH) {
-    uint32_t n = count - base < SEND_BATCH ? count - base : SEND_BATCH;
+  uint32_t errors = 0, sent = 0;
+  const uint8_t *nonce = current_nonce(d);
+  for (uint32_t next = 0; next < count;) {
+    uint32_t n = 0;
+    for (; next < count && n < SEND_BATCH; next++)
+      if (out[next] == OUT_SENT) index[n++] = next;
+    if (n == 0) break;
     memset(msgs, 0, sizeof msgs[0] * n);
     for (uint32_t i = 0; i < n; i++) {
-      build_probe(d, addrs + (size_t)(base + i) * 16, pkts[i], &to[i]);
+      build_probe(d, addrs + (size_t)index[i] * 16, nonce, pkts[i], &to[i]);
       iov[i].iov_base = pkts[i];
       iov[i].iov_len = sizeof pkts[i];
       msgs[i].msg_hdr.msg_name = &to[i];
@@ -724,21 +780,36 @@ static uint32_t send_probes(ndproxy *d, int fd, const uint8_t *addrs, uint32_t c
       int r = sendmmsg(fd, msgs + at, n - at, MSG_DONTWAIT);
       if (r > 0) {
         at += (uint32_t)r;
+        sent += (uint32_t)r;
         continue;
       }
       if (r < 0 && errno == EINTR) continue;
-      failed[base + at] = 1; /* the first unsent one failed (ENOBUFS, EAGAIN, ENETDOWN, ...) */
+      if (r < 0 && (errno == ENOBUFS || errno == EAGAIN || errno == ENOMEM)) {
+        /* The queue is full: the rest of this call waits for the next one. */
+        uint32_t deferred = 0;
+        for (uint32_t j = at; j < n; j++, deferred++) out[index[j]] = OUT_DEFERRED;
+        for (; next < count; next++)
+          if (out[next] == OUT_SENT) out[next] = OUT_DEFERRED, deferred++;
+        d->counters[C_PROBES_DEFERRED] += deferred;
+        d->counters[C_PROBES_SENT] += sent;
+        d->counters[C_PROBE_SEND_ERRORS] += errors;
+        return errors;
+      }
+      out[index[at]] = OUT_FAILED; /* refused for good (ENETDOWN, ENXIO, ...) */
       errors++;
       at++;
     }
   }
-  d->counters[C_PROBES_SENT] += count - errors;
+  d->counters[C_PROBES_SENT] += sent;
   d->counters[C_PROBE_SEND_ERRORS] += errors;
   return errors;
 }
 
 /* ndproxyProbeStart(h, addrs, count, out) -> send errors. Each address joins the set under DAD
- * and its probe is sent; out[i] = 1 where that send failed. */
+ * (one already there keeps what was seen for it) and its probe is sent: out[i] = OUT_SENT,
+ * OUT_FAILED (flagged PROBE_SEND_FAILED) or OUT_DEFERRED (not sent: the link's queue was full;
+ * call again for it). An address we already defend (another binding holds it) is a duplicate
+ * at once, without a probe: our own proxy would never answer our probe for it. */
 static napi_value probe_start(napi_env env, napi_callback_info info) {
   mip6_poller *p;
   uint8_t *addrs, *out;
@@ -752,10 +823,21 @@ static napi_value probe_start(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  memset(out, 0, count);
+  memset(out, OUT_SENT, count);
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t *a = addrs + (size_t)i * 16;
+    if (set_find(&d->defended, a) < 0) continue;
+    int64_t at = set_find(&d->probing, a);
+    if (at >= 0 && !(d->probing.used[at] & PROBE_DUPLICATE)) {
+      d->probing.used[at] |= PROBE_DUPLICATE;
+      d->counters[C_DUPLICATE_DEFENDED]++;
+    }
+    out[i] = OUT_SKIP;
+  }
   uint32_t errors = send_probes(d, p->fd, addrs, count, out);
   for (uint32_t i = 0; i < count; i++) {
-    if (!out[i]) continue;
+    if (out[i] == OUT_SKIP) out[i] = OUT_SENT;
+    if (out[i] != OUT_FAILED) continue;
     int64_t at = set_find(&d->probing, addrs + (size_t)i * 16);
     if (at >= 0) d->probing.used[at] |= PROBE_SEND_FAILED;
   }

@@ -14,7 +14,9 @@
  *       address duplicate when an NA for it or another node's DAD probe for it arrives
  *       (§5.4.3, §5.4.4). Probes started in the same BUCKET_MS share one timer; when it fires,
  *       one native call ends them all and reports which were duplicates. No thread, socket or
- *       timer per probe.
+ *       timer per probe. Probes the link's queue had no room for (a burst) are deferred: sent
+ *       again every BUCKET_MS, their window starting when they leave; one still not sent
+ *       after a whole window settles as failed (or duplicate, if the link showed it taken).
  *     - 'solicit-threads' (no ND proxy: no packet socket on the link, or an old addon): the
  *       addon's ndpSolicit, a raw socket and a thread per probe, at most
  *       SOLICIT_MAX_IN_FLIGHT at a time.
@@ -31,7 +33,7 @@
  */
 import { addressBytes } from './address-bytes.js';
 import type { NativeAddon } from './addon.js';
-import { PROBE_DUPLICATE, PROBE_SEND_FAILED, type NdProxy } from './ndproxy.js';
+import { PROBE_DUPLICATE, PROBE_OUT_DEFERRED, PROBE_SEND_FAILED, type NdProxy } from './ndproxy.js';
 
 export type ProbeOutcome = 'unique' | 'duplicate' | 'failed';
 
@@ -218,6 +220,10 @@ export class ProxyDadBackend implements DadBackend {
     number,
     { addresses: string[]; settle: ((a: string, o: ProbeOutcome) => void)[]; cancel: () => void }
   >();
+  /** Probes not sent yet (the link's queue was full), oldest first, with their first try. */
+  #deferred: { address: string; settle: (a: string, o: ProbeOutcome) => void; since: number }[] =
+    [];
+  #cancelRetry: (() => void) | undefined;
 
   constructor(
     proxy: Pick<NdProxy, 'probeStart' | 'probeEnd'>,
@@ -234,30 +240,68 @@ export class ProxyDadBackend implements DadBackend {
     addresses: readonly string[],
     settle: (address: string, outcome: ProbeOutcome) => void,
   ): void {
+    const now = this.#timers.now();
+    this.#send(
+      addresses.map((address) => ({ address, settle, since: now })),
+      now,
+    );
+  }
+
+  /** Starts (again) the probes of `list`: sent or failed ones wait in a bucket, deferred ones
+   *  for the next retry, or settle once deferred for a whole window. */
+  #send(
+    list: { address: string; settle: (a: string, o: ProbeOutcome) => void; since: number }[],
+    now: number,
+  ): void {
+    const addresses = list.map((p) => p.address);
+    let out: Uint8Array;
     try {
       // Sends that failed are flagged in the native set: such a probe still waits (another
       // node's own DAD probe can still show the address taken), else settles as failed.
-      this.#proxy.probeStart(addresses);
+      out = this.#proxy.probeStart(addresses);
     } catch {
       this.#endQuietly(addresses);
-      for (const a of addresses) settle(a, 'failed');
+      for (const p of list) p.settle(p.address, 'failed');
       return;
     }
-    const now = this.#timers.now();
     const key = Math.ceil((now + this.#timeoutMs) / BUCKET_MS);
     let bucket = this.#buckets.get(key);
-    if (bucket === undefined) {
-      const cancel = this.#timers.after(key * BUCKET_MS - now, () => this.#end(key));
-      bucket = { addresses: [], settle: [], cancel };
-      this.#buckets.set(key, bucket);
-    }
-    for (const a of addresses) {
-      bucket.addresses.push(a);
-      bucket.settle.push(settle);
+    const expired: typeof list = [];
+    list.forEach((p, i) => {
+      if (out[i] === PROBE_OUT_DEFERRED) {
+        if (now - p.since >= this.#timeoutMs) expired.push(p);
+        else this.#deferred.push(p);
+        return;
+      }
+      if (bucket === undefined) {
+        const cancel = this.#timers.after(key * BUCKET_MS - now, () => this.#end(key));
+        bucket = { addresses: [], settle: [], cancel };
+        this.#buckets.set(key, bucket);
+      }
+      bucket.addresses.push(p.address);
+      bucket.settle.push(p.settle);
+    });
+    if (expired.length > 0)
+      this.#settleAll(
+        expired.map((p) => p.address),
+        expired.map((p) => p.settle),
+        true,
+      );
+    if (this.#deferred.length > 0 && this.#cancelRetry === undefined) {
+      this.#cancelRetry = this.#timers.after(BUCKET_MS, () => {
+        this.#cancelRetry = undefined;
+        const again = this.#deferred;
+        this.#deferred = [];
+        this.#send(again, this.#timers.now());
+      });
     }
   }
 
   close(): void {
+    this.#cancelRetry?.();
+    this.#cancelRetry = undefined;
+    this.#endQuietly(this.#deferred.map((p) => p.address));
+    this.#deferred = [];
     for (const [key, bucket] of this.#buckets) {
       bucket.cancel();
       this.#endQuietly(bucket.addresses);
@@ -269,17 +313,31 @@ export class ProxyDadBackend implements DadBackend {
     const bucket = this.#buckets.get(key);
     if (bucket === undefined) return;
     this.#buckets.delete(key);
+    this.#settleAll(bucket.addresses, bucket.settle);
+  }
+
+  /** Ends DAD for `addresses` and settles each: duplicate if the link showed it taken, failed
+   *  if its probe never left (`unsent`, a failed send, or it was not under DAD), else unique. */
+  #settleAll(
+    addresses: readonly string[],
+    settle: readonly ((a: string, o: ProbeOutcome) => void)[],
+    unsent = false,
+  ): void {
     let flags: Uint8Array | undefined;
     try {
-      flags = this.#proxy.probeEnd(bucket.addresses);
+      flags = this.#proxy.probeEnd(addresses);
     } catch {
       flags = undefined;
     }
-    bucket.addresses.forEach((a, i) => {
+    addresses.forEach((a, i) => {
       const f = flags?.[i] ?? 0;
       const outcome =
-        f & PROBE_DUPLICATE ? 'duplicate' : f === 0 || f & PROBE_SEND_FAILED ? 'failed' : 'unique';
-      bucket.settle[i]?.(a, outcome);
+        f & PROBE_DUPLICATE
+          ? 'duplicate'
+          : unsent || f === 0 || f & PROBE_SEND_FAILED
+            ? 'failed'
+            : 'unique';
+      settle[i]?.(a, outcome);
     });
   }
 

@@ -11,6 +11,7 @@
  *    start, so bindings need no per-address state.
  */
 import { writeFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from '../util/log.js';
 import { loadAddon } from './addon.js';
 import { DuplicateAddressDetector, ProxyDadBackend, SolicitDadBackend } from './dad.js';
@@ -19,6 +20,32 @@ import type { HomeLinkStatus } from './control-protocol.js';
 import { replaceRoute } from './iproute.js';
 import { advertiseNeighbor } from './ndisc.js';
 import { NdProxy } from './ndproxy.js';
+import { addressBytes } from './address-bytes.js';
+
+/** How long the host's own address list is reused by detectDuplicates (ms). */
+const HOST_ADDRESSES_TTL_MS = 1000;
+
+/**
+ * The first of `addresses` this host holds itself (on any interface: `interfaces` is
+ * os.networkInterfaces()), or null. DAD on the link cannot find those: our probe never reaches
+ * our own kernel, which would then swallow what the link sends to the member (an operator's
+ * certificate naming the HA's address, or a member link-local equal to the HA's).
+ */
+export function heldByHost(
+  addresses: readonly string[],
+  interfaces: NodeJS.Dict<readonly { address: string; family: string | number }[]>,
+): string | null {
+  const held = new Set<string>();
+  for (const list of Object.values(interfaces))
+    for (const i of list ?? [])
+      if (i.family === 'IPv6' || i.family === 6) held.add(canonical(i.address));
+  return addresses.find((a) => held.has(canonical(a))) ?? null;
+}
+
+function canonical(address: string): string {
+  const pct = address.indexOf('%');
+  return Buffer.from(addressBytes(6, pct < 0 ? address : address.slice(0, pct))).toString('hex');
+}
 
 /**
  * How long Duplicate Address Detection listens for a defender: RetransTimer (1 s) x
@@ -139,12 +166,22 @@ export class KernelHomeLink {
    * the home link (RFC 4862 §5.4.2: an NS from the unspecified address), DAD_TIMEOUT_MS of
    * listening; the first address another node holds (its NA, or its own DAD probe) is returned.
    * Thousands run at once on the ND proxy's socket (src/io/dad.ts); a probe that fails counts as
-   * no answer (counted in programmingStatus().dad). Without a home link, or an addon without
-   * either probe, nothing is checked (null).
+   * no answer (counted in programmingStatus().dad). An address this host holds itself is a
+   * duplicate without a probe (heldByHost). Without a home link, or an addon without either
+   * probe, nothing is checked (null).
    */
   detectDuplicates(addresses: readonly string[]): Promise<string | null> {
-    return this.#dad?.detect(addresses) ?? Promise.resolve(null);
+    if (this.#dad === undefined) return Promise.resolve(null);
+    const now = performance.now();
+    if (this.#hostAddresses === undefined || now - this.#hostAddresses.at > HOST_ADDRESSES_TTL_MS)
+      this.#hostAddresses = { at: now, interfaces: networkInterfaces() };
+    const mine = heldByHost(addresses, this.#hostAddresses.interfaces);
+    if (mine !== null) return Promise.resolve(mine);
+    return this.#dad.detect(addresses);
   }
+
+  /** os.networkInterfaces() and when it was read (detectDuplicates). */
+  #hostAddresses: { at: number; interfaces: ReturnType<typeof networkInterfaces> } | undefined;
 
   bindingRemoved(homeAddress: string): Promise<void> {
     return this.#serial(homeAddress, () => this.#remove(homeAddress));

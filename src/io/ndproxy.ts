@@ -35,12 +35,19 @@ export const NDPROXY_COUNTER_NAMES = [
   'ownProbe',
   'probing',
   'rxDropped',
+  'probesDeferred',
+  'duplicateDefended',
 ] as const;
 
 /** Flags ndproxyProbeEnd reports per address (native/ndproxy_linux.c PROBE_*). */
 export const PROBE_OPEN = 1;
 export const PROBE_DUPLICATE = 2;
 export const PROBE_SEND_FAILED = 4;
+/** What ndproxyProbeStart reports per address: sent, failed for good, or deferred (the link's
+ *  queue was full: not sent, to be started again). */
+export const PROBE_OUT_SENT = 0;
+export const PROBE_OUT_FAILED = 1;
+export const PROBE_OUT_DEFERRED = 2;
 
 export type NdProxyCounters = Record<(typeof NDPROXY_COUNTER_NAMES)[number], number>;
 

@@ -5,8 +5,13 @@
  *     three of them held by the far side's kernel (nodad): exactly those three are reported,
  *     the whole burst ends within about the 1 s window, and the process gains no thread while
  *     it runs (no thread per probe: /proc/self/task sampled);
- *   - an address our own ND proxy defends is probed too: our proxy neither answers our probe nor
- *     takes it for another node's (it is unique, nothing answered);
+ *   - an address our own ND proxy defends (for another binding) is probed too: it is a
+ *     duplicate at once, and our proxy answers nothing (no probe of ours goes out for it);
+ *   - a DAD probe from the far side for that defended address carrying the nonce of one of our
+ *     own probes (nonces go out in the clear) is still answered (RFC 7527 nonces only mark our
+ *     own looped-back probes for addresses under DAD);
+ *   - a burst of 3 000 probes into a link whose queue cannot take them at once (tbf): the
+ *     probes the queue refuses are sent again, none settles as failed, the held one is found;
  *   - from the far side, scapy (test/native/fixtures/dad-peer.py): another node's DAD probe and
  *     an NA (hop limit 255) make their targets duplicates; the same with hop limit 64 do not
  *     (RFC 4861 §7.1.1, §7.1.2); it also records our probes as the link sees them: NS from ::
@@ -41,6 +46,8 @@ const COUNT = 2500;
 // Two of them are among the COUNT, one is not.
 const HELD = [`${P}a:7`, `${P}a:444`, `${P}9e1d`];
 const PEER = { ns: `${P}d:1`, ns64: `${P}d:2`, na: `${P}d:3`, na64: `${P}d:4` };
+/** The address dad-child.ts has its own proxy defend. */
+const OWN = `${P}5e1f`;
 
 interface Seen {
   target: string;
@@ -76,6 +83,7 @@ void t.test('DAD on the ND proxy socket', { skip: noScapy }, async (t) => {
       'homel',
       goFile,
       ...Object.entries(PEER).map(([kind, target]) => `${kind}=${target}`),
+      `nsnonce=${OWN}`,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -121,7 +129,11 @@ void t.test('DAD on the ND proxy socket', { skip: noScapy }, async (t) => {
     afterCloseStatus: Record<string, number>;
   };
 
-  t.same([...res.duplicates].sort(), [...HELD].sort(), 'exactly the held addresses are duplicates');
+  t.same(
+    [...res.duplicates].sort(),
+    [...HELD, OWN].sort(),
+    'exactly the held addresses and the one our proxy defends are duplicates',
+  );
   t.equal(res.pair, HELD[0], 'a binding with two addresses: the held one is reported');
   t.ok(res.ms < 2000, `${COUNT + 2} probes at once took ${res.ms.toFixed(0)} ms (1 s window)`);
   t.ok(res.threadsDuring > 0, 'threads were sampled while the probes ran');
@@ -129,10 +141,10 @@ void t.test('DAD on the ND proxy socket', { skip: noScapy }, async (t) => {
     res.threadsDuring - res.threadsBefore <= 2,
     `no thread per probe: ${res.threadsBefore} threads before, at most ${res.threadsDuring} during`,
   );
-  t.equal(res.ownAnswered, 0, 'our own proxy did not answer our probe for an address it defends');
+  t.equal(res.ownAnswered, 0, 'our own proxy answered nothing: no probe went out for it');
   t.match(
     res.status,
-    { via: 'ndproxy', failed: 0, duplicate: HELD.length + 1, inFlight: 0, queued: 0 },
+    { via: 'ndproxy', failed: 0, duplicate: HELD.length + 2, inFlight: 0, queued: 0 },
     'status: no failure, the duplicates counted, nothing left running',
   );
   t.ok(res.status['peakInFlight']! >= COUNT, `peak in flight ${res.status['peakInFlight']}`);
@@ -152,6 +164,12 @@ void t.test('DAD on the ND proxy socket', { skip: noScapy }, async (t) => {
   t.ok(c['badHopLimit']! >= 2, `hop limit 64 dropped: ${c['badHopLimit']}`);
   t.equal(c['probeSendErrors'], 0);
   t.equal(c['ownProbe'], 0, 'no probe of ours came back');
+  t.equal(c['duplicateDefended'], 1, 'the defended one counted as such');
+  t.equal(
+    c['answeredDad'],
+    1,
+    'the far side’s probe with our nonce for a defended address: answered',
+  );
   t.equal(c['rxDropped'], 0, 'the kernel dropped none of the answers');
   t.equal(c['probing'], 0, 'nothing left under DAD');
   t.equal(res.afterClose, null, 'after close: no answer');
@@ -167,3 +185,59 @@ void t.test('DAD on the ND proxy socket', { skip: noScapy }, async (t) => {
     'our probe: NS from ::, to the solicited-node group, hop limit 255, a Nonce and no SLLA',
   );
 });
+
+void t.test(
+  'a burst the link cannot queue at once: deferred probes go again',
+  { skip },
+  async (t) => {
+    const [far, ha] = await linkedNetns(t, ['bf', 'bh'], ['homel', 'homeb']);
+    const held = `${P}a:5a5`;
+    await run('ip', ['-n', far, 'addr', 'add', `${held}/64`, 'dev', 'homel', 'nodad']);
+    await run('ip', ['-n', far, 'link', 'set', 'homel', 'up']);
+    await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
+    // A small queue and a slow rate: 3 000 probes of 86 bytes do not fit at once.
+    await run('tc', [
+      '-n',
+      ha,
+      'qdisc',
+      'add',
+      'dev',
+      'homeb',
+      'root',
+      'tbf',
+      'rate',
+      '20mbit',
+      'burst',
+      '20kb',
+      'limit',
+      '90kb',
+    ]);
+    await waitFor('the HA link-local', async () => {
+      const a = JSON.parse(await run('ip', ['-n', ha, '-j', '-6', 'addr', 'show', 'dev', 'homeb']));
+      return (a[0]?.addr_info ?? []).some((x: { scope: string }) => x.scope === 'link');
+    });
+    const r = await runFixture(
+      ha,
+      'dad-child.ts',
+      ['homeb', '/nonexistent', held, '', '3000', 'burst'],
+      { timeoutMs: 60_000 },
+    );
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as {
+      duplicates: string[];
+      status: Record<string, number>;
+      counters: Record<string, number>;
+    };
+    t.ok(
+      res.counters['probesDeferred']! > 0,
+      `the queue refused some (${res.counters['probesDeferred']} deferred)`,
+    );
+    t.equal(res.counters['probeSendErrors'], 0, 'none failed for good');
+    t.same(
+      [...res.duplicates].sort(),
+      [held, OWN].sort(),
+      'the held one found, and the defended one',
+    );
+    t.match(res.status, { failed: 0, inFlight: 0, queued: 0 }, 'every probe went out and ended');
+  },
+);

@@ -14,7 +14,13 @@ import {
   type DadTimers,
   type ProbeOutcome,
 } from '../../src/io/dad.js';
-import { PROBE_DUPLICATE, PROBE_OPEN, PROBE_SEND_FAILED } from '../../src/io/ndproxy.js';
+import { heldByHost } from '../../src/io/home-link.js';
+import {
+  PROBE_DUPLICATE,
+  PROBE_OPEN,
+  PROBE_OUT_DEFERRED,
+  PROBE_SEND_FAILED,
+} from '../../src/io/ndproxy.js';
 
 class FakeTimers implements DadTimers {
   t = 0;
@@ -144,4 +150,78 @@ void t.test('proxy backend: one timer and one end call per bucket', async (t) =>
   t.equal(await b, null);
   await flush();
   t.match(dad.status(), { started: 4, unique: 2, duplicate: 1, failed: 1, inFlight: 0 });
+});
+
+void t.test('proxy backend: probes the link had no room for are sent again', async (t) => {
+  const timers = new FakeTimers();
+  // The fake link's queue takes `room` probes per call; every later one is deferred.
+  let room = 2;
+  const sentAt = new Map<string, number>();
+  const proxy = {
+    probeStart: (a: readonly string[]): Uint8Array =>
+      new Uint8Array(
+        a.map((x) => {
+          if (room <= 0) return PROBE_OUT_DEFERRED;
+          room--;
+          sentAt.set(x, timers.t);
+          return 0;
+        }),
+      ),
+    probeEnd: (a: readonly string[]): Uint8Array =>
+      new Uint8Array(a.map((x) => (x.endsWith('::d') ? PROBE_OPEN | PROBE_DUPLICATE : PROBE_OPEN))),
+  };
+  const dad = new DuplicateAddressDetector(new ProxyDadBackend(proxy, 1000, { timers }), timers);
+  const names = ['::1', '::2', '::3', '::d', '::5'].map((x) =>
+    `2001:db8:${x}`.replace(':::', '::'),
+  );
+  const results = names.map((n) => dad.detect([n]));
+  timers.turn();
+  t.same([...sentAt.keys()], names.slice(0, 2), 'the first call: two left, three deferred');
+  room = 2;
+  timers.advance(BUCKET_MS);
+  t.same([...sentAt.keys()], names.slice(0, 4), 'sent again one bucket later, as room allows');
+  room = 0;
+  timers.advance(BUCKET_MS);
+  t.equal(sentAt.size, 4, 'no room: the last still waits');
+  room = 10;
+  timers.advance(BUCKET_MS);
+  t.equal(sentAt.get(names[4]!), 3 * BUCKET_MS, 'the last leaves on the third retry');
+  // Each probe's window starts when it left: the first two end after ~1000, the last later.
+  timers.advance(1000 - 3 * BUCKET_MS); // t = 1000
+  await flush();
+  t.match(dad.status(), { unique: 2, inFlight: 3 }, 'the first two ended, the rest still run');
+  timers.advance(3 * BUCKET_MS);
+  t.same(
+    await Promise.all(results),
+    [null, null, null, names[3], null],
+    'the deferred duplicate found',
+  );
+  t.match(dad.status(), { unique: 4, duplicate: 1, failed: 0 });
+
+  // A probe that never finds room within a whole window settles as failed (no answer).
+  room = 0;
+  const never = dad.detect(['2001:db8::77']);
+  timers.turn();
+  for (let i = 0; i < 1000 / BUCKET_MS + 2; i++) timers.advance(BUCKET_MS);
+  t.equal(await never, null, 'never sent: no answer');
+  t.match(dad.status(), { failed: 1, inFlight: 0 });
+});
+
+void t.test('an address the host holds itself is a duplicate without a probe', async (t) => {
+  const interfaces = {
+    lo: [{ address: '::1', family: 'IPv6' }],
+    home: [
+      { address: '192.0.2.1', family: 'IPv4' },
+      { address: '2001:db8:100:0:0:0:0:1', family: 'IPv6' },
+      { address: 'fe80::1%home', family: 6 },
+    ],
+  };
+  t.equal(heldByHost(['2001:db8:100::7'], interfaces), null, 'not held: null');
+  t.equal(
+    heldByHost(['2001:db8:100::7', '2001:db8:100::1'], interfaces),
+    '2001:db8:100::1',
+    'any spelling',
+  );
+  t.equal(heldByHost(['fe80::1'], interfaces), 'fe80::1', 'a link-local with a zone on the host');
+  t.equal(heldByHost(['::ffff:192.0.2.1'], interfaces), null, 'IPv4 addresses are not compared');
 });

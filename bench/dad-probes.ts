@@ -114,24 +114,9 @@ async function main(): Promise<void> {
   try {
     for (const ns of [near, far]) {
       ip(['netns', 'add', ns]);
-      execFileSync('ip', [
-        'netns',
-        'exec',
-        ns,
-        'sysctl',
-        '-q',
-        '-w',
-        'net.ipv6.conf.all.accept_dad=0',
-      ]);
-      execFileSync('ip', [
-        'netns',
-        'exec',
-        ns,
-        'sysctl',
-        '-q',
-        '-w',
-        'net.ipv6.conf.default.accept_dad=0',
-      ]);
+      // DAD off on both sides: addresses usable at once, and the far kernel holds its own.
+      const sysctl = ['sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0'];
+      execFileSync('ip', ['netns', 'exec', ns, ...sysctl, 'net.ipv6.conf.default.accept_dad=0']);
     }
     ip(['-n', near, 'link', 'add', 'dadn', 'type', 'veth', 'peer', 'name', 'dadf', 'netns', far]);
     for (const h of HELD) ip(['-n', far, 'addr', 'add', `${h}/64`, 'dev', 'dadf', 'nodad']);

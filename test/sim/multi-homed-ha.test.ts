@@ -159,3 +159,68 @@ void t.test('spoofed or replayed datagrams to the other address move nothing', a
   t.ok(sources.length >= 3, 'the HA sent to the member');
   t.same([...new Set(sources)], [HA4_SECOND], 'still only from the address the member uses');
 });
+
+void t.test(
+  'a copy of one uplink datagram sent first to the other address moves nothing',
+  async (t) => {
+    const { w, sources, nat, m } = await memberBehindNat();
+    m.mn.start();
+    t.ok((await w.until(() => m.mn.registration.state === 'registered', 5_000)) >= 0, 'registered');
+    t.same(await exchange(w, m, 3, 0), { up: 3, down: 3 }, 'data both ways');
+    const port = nat.mappedPort(m.udp4)!;
+
+    // An on-path host copies the member's next datagram (a data packet) to the HA's first
+    // address, where it arrives first; the original reaches the second address late.
+    const attacker = w.net.endpoint({ address: '203.0.113.66' });
+    const spoofed = (data: Uint8Array, dstAddr: string): void =>
+      w.net.transmit(attacker, {
+        data,
+        srcAddr: NAT_PUBLIC,
+        srcPort: port,
+        dstAddr,
+        dstPort: 4191,
+      });
+    let original: Uint8Array | undefined;
+    const send = m.udp4.sendDatagrams.bind(m.udp4);
+    m.udp4.sendDatagrams = (b: OutgoingDatagrams): number => {
+      if (original !== undefined || b.count !== 1) return send(b);
+      original = b.buf.slice(b.offsets[0], b.offsets[0]! + b.lengths[0]!);
+      spoofed(original, HA4);
+      return 1; // held back on the wire
+    };
+    let up = 0;
+    w.haTun.onKernelReceive(() => up++);
+    m.tun.inject(echo(HOA, SERVER, 60, 200));
+    await w.run(20);
+    t.ok(original !== undefined, 'the member sent one datagram, copied to the first address');
+    t.equal(up, 1, 'the copy opened at the HA (it is authentic)');
+    const drops = () => (w.ha.status() as HaStatus).drops?.['channel-replay'] ?? 0;
+    const replays = drops();
+    spoofed(original!, HA4_SECOND);
+    await w.run(20);
+    t.equal(drops(), replays + 1, 'the late original is dropped as a replay');
+    t.equal(up, 1, 'and not forwarded twice');
+
+    // Downlink only: the member sends nothing that could put the source right again.
+    const challenges = w.ha.counters.pathChallenges;
+    sources.length = 0;
+    let down = 0;
+    m.tun.onKernelReceive(() => down++);
+    for (let i = 0; i < 5; i++) w.haTun.inject(echo(SERVER, HOA, 70 + i, 200));
+    await w.run(20);
+    t.equal(down, 5, 'every downlink packet reaches the member');
+    // Only the challenges (from the first address, dropped by the member's NAT) left from there.
+    await w.run(3_000);
+    const fromFirst = sources.filter((s) => s === HA4).length;
+    t.ok(fromFirst >= 1 && fromFirst <= 3, `${fromFirst} challenge(s) from the first address`);
+    t.ok(w.ha.counters.pathChallenges - challenges <= 3, 'at most 3 challenges for one copy');
+    for (let i = 0; i < 5; i++) w.haTun.inject(echo(SERVER, HOA, 80 + i, 200));
+    await w.run(20);
+    t.equal(down, 10, 'still every downlink packet once the challenges are given up');
+    const data = sources.filter((s) => s !== HA4);
+    t.ok(data.length >= 10, 'the data went out');
+    t.same([...new Set(data)], [HA4_SECOND], 'from the address the member uses');
+    m.udp4.sendDatagrams = send;
+    t.same(await exchange(w, m, 3, 90), { up: 3, down: 3 }, 'data both ways afterwards');
+  },
+);

@@ -14,6 +14,10 @@ import {
 import { mayCarryMobilityHeader } from '../../src/protocol/mobility-header-check.js';
 import { isDiscoveryRequest } from '../../src/roles/ha/home-agent-prefixes.js';
 import { registrationReport } from '../../src/roles/ha/registration-log.js';
+import { BindingPaths } from '../../src/roles/ha/binding-paths.js';
+import type { BindingCacheEntry } from '../../src/protocol/binding-cache.js';
+import type { PeerSession } from '../../src/crypto/endpoint.js';
+import { PATH_CHALLENGE_MAX_SENDS } from '../../src/protocol/path-validation.js';
 import type { MemberCertificate } from '../../src/crypto/certificate.js';
 import { parseIpv6, parsePrefix } from '../../src/wire/address.js';
 import { encodeIcmpv6Packet, encodeMobilityPacket } from '../../src/wire/packet.js';
@@ -192,3 +196,48 @@ void t.test('registrationReport: events and counters per result', async (t) => {
     'logged by the removal',
   );
 });
+
+void t.test(
+  'BindingPaths: our source for a member moves only on an answered challenge',
+  async (t) => {
+    const paths = new BindingPaths();
+    const session = { currentKeysCreatedAt: 0 } as unknown as PeerSession;
+    const at = (local: string) => ({ address: '192.0.2.77', port: 40000, local });
+    const entry = (local: string) =>
+      ({ key: 'k', locator: at(local) }) as unknown as BindingCacheEntry;
+    const first = paths.bind(entry('198.51.100.2'), session, 100, 0);
+    t.ok(first !== undefined, 'a new locator is challenged');
+    t.ok(paths.onResponse(session, first!.token)?.keys.includes('k'), 'and validated');
+    const bound = paths.get('k')!;
+    t.equal(bound.locator.local, '198.51.100.2');
+
+    // Authenticated data (or a BU) from that locator at our other address: a challenge from
+    // there, the source unchanged until it is answered.
+    const c = paths.reachedAt(bound, at('198.51.100.1'), 10);
+    t.equal(c?.to.local, '198.51.100.1', 'the challenge leaves from the new address');
+    t.equal(c?.to.address, '192.0.2.77', 'to the bound locator');
+    t.equal(bound.locator.local, '198.51.100.2', 'nothing moved yet');
+    t.equal(paths.reachedAt(bound, at('198.51.100.1'), 20), undefined, 'no challenge per datagram');
+    t.equal(paths.bind(entry('198.51.100.1'), session, 100, 30), undefined, 'a BU there: pending');
+    t.equal(paths.get('k')!.locator.local, '198.51.100.2', 'a BU there moves nothing either');
+    t.equal(paths.onResponse(session, new Uint8Array(8)), undefined, 'a wrong token: nothing');
+    const done = paths.onResponse(session, c!.token);
+    t.same(done, { locator: '192.0.2.77:40000', keys: ['k'], source: '198.51.100.1' });
+    t.equal(paths.get('k')!.locator.local, '198.51.100.1', 'answered: the source moves');
+    t.equal(paths.get('k')!.data, paths.get('k')!.locator, 'data still goes there');
+
+    // Unanswered (the member's NAT drops what comes from the other address): a few sends, given
+    // up; the source stays. A later datagram there starts again (nothing remembered).
+    const back = paths.bind(entry('198.51.100.2'), session, 100, 1000);
+    t.equal(back?.to.local, '198.51.100.2', 'a refresh BU at the old address: challenged too');
+    let sends = 1;
+    for (let now = 1000; now < 10_000; now += 50) sends += paths.poll(now).length;
+    t.equal(sends, PATH_CHALLENGE_MAX_SENDS, 'sent at most PATH_CHALLENGE_MAX_SENDS times');
+    t.equal(paths.get('k')!.locator.local, '198.51.100.1', 'unanswered: unchanged');
+    t.equal(paths.nextDeadline(), Infinity, 'given up');
+    t.ok(paths.reachedAt(paths.get('k')!, at('198.51.100.2'), 10_000), 'a new datagram: again');
+    t.equal(paths.reachedAt(paths.get('k')!, at('2001:db8::1'), 10_000), undefined, 'other family');
+    paths.remove('k');
+    t.equal(paths.nextDeadline(), Infinity, 'the binding gone: its challenge too');
+  },
+);

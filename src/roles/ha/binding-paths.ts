@@ -8,6 +8,14 @@
  * a challenge at the new locator (or its handshake there completed after the keys in use were
  * made). Until then data goes to the new locator within the budget (UNVALIDATED_BUDGET_FACTOR
  * times what came from it), else to the last validated locator of the same channel.
+ *
+ * Our own address a binding is answered from (`local`, a multi-homed home agent, issue #16) is
+ * a path too: a datagram of the channel from the bound locator that arrived at another of our
+ * addresses may be a copy an on-path host sent there first (the original then dies as a
+ * replay), so it moves nothing by itself. A challenge goes from that address to the locator;
+ * once it is answered on the channel, what goes to the locator leaves from the new address.
+ * Until then it keeps leaving from the old one. Such a validation is not remembered: the next
+ * move to an address needs its own answer (a NAT's mapping for it may be gone by then).
  */
 import type { PeerSession } from '../../crypto/endpoint.js';
 import { randomBytes } from '../../crypto/random.js';
@@ -35,6 +43,16 @@ export interface BoundPath {
   mtuFor?: ResolvedLocator | undefined;
 }
 
+/**
+ * What a PATH_RESPONSE validated: `locator` now carries the data of the bindings `keys`, or,
+ * with `source`, what goes to it leaves from that address of ours.
+ */
+export interface PathValidated {
+  locator: string;
+  keys: string[];
+  source?: string | undefined;
+}
+
 /** A PATH_CHALLENGE the driver seals and sends. */
 export interface ChallengeToSend {
   session: PeerSession;
@@ -52,6 +70,10 @@ export class BindingPaths {
   readonly #handshakeAt = new WeakMap<PeerSession, { locator: string; at: number }>();
   /** When a rebinding hint last went out, by binding key. */
   readonly #rebindHints = new Map<string, number>();
+  /** Challenges from another of our addresses (the member may reach us there now). */
+  readonly #sources = new PathValidator<PeerSession>(randomBytes);
+  /** The locator and new source of each channel's pending challenge in #sources. */
+  readonly #sourceTargets = new Map<PeerSession, ResolvedLocator>();
 
   get(key: string): BoundPath | undefined {
     return this.#bound.get(key);
@@ -78,20 +100,25 @@ export class BindingPaths {
     now: number,
   ): ChallengeToSend | undefined {
     const known = this.#bound.get(entry.key);
-    if (
+    const same =
       known !== undefined &&
       known.session === session &&
-      known.data === known.locator &&
       known.locator.port === entry.locator.port &&
-      known.locator.address === entry.locator.address &&
-      known.locator.local === entry.locator.local
-    ) {
+      known.locator.address === entry.locator.address
+        ? known
+        : undefined;
+    if (same !== undefined && same.data === same.locator) {
       // A refresh from the validated locator it is bound to: nothing changes, its path MTU
       // state stays. (A challenge another binding of the channel has pending elsewhere goes
-      // on: only a BU of that binding moves it.)
-      return undefined;
+      // on: only a BU of that binding moves it.) Arrived at another of our addresses: that
+      // one is challenged; the source stays until the member answers.
+      return this.#challengeSource(session, same.locator, entry.locator, now);
     }
-    const locator = resolveLocator(entry.locator);
+    // The same locator keeps its source (see reachedAt); a new one is answered from where its
+    // BU arrived: its validation (the challenge from there) covers that address as well.
+    const locator = resolveLocator(
+      same === undefined ? entry.locator : { ...entry.locator, local: same.locator.local },
+    );
     const text = formatLocator(entry.locator);
     const hs = this.#handshakeAt.get(session);
     if (hs !== undefined && hs.locator === text && session.currentKeysCreatedAt >= hs.at) {
@@ -117,7 +144,10 @@ export class BindingPaths {
     else if (typeof keys === 'string') {
       if (keys !== entry.key) this.#bySession.set(session, new Set([keys, entry.key]));
     } else keys.add(entry.key);
-    return challenge === undefined ? undefined : { session, to: locator, token: challenge.token };
+    if (challenge !== undefined) return { session, to: locator, token: challenge.token };
+    return same === undefined
+      ? undefined
+      : this.#challengeSource(session, locator, entry.locator, now);
   }
 
   /**
@@ -135,26 +165,46 @@ export class BindingPaths {
   }
 
   /**
-   * Authenticated data of the binding arrived from `from`: when that is its locator (or its
-   * data locator) and the member now reaches another of our addresses (`from.local`), what goes
-   * there leaves from that one (a multi-homed home agent; the member's NAT or connected socket
-   * takes answers only from the address it sent to). No BU needed: the locator is the same.
+   * An authenticated datagram of the binding arrived from `from`: when that is its locator (or
+   * its data locator) and it reached another of our addresses (`from.local`), the challenge to
+   * send from there (or undefined: none due). The source moves only on its answer
+   * (onResponse): the datagram may be a copy an on-path host sent to that address first.
    */
-  reachedAt(bound: BoundPath, from: Locator): void {
+  reachedAt(bound: BoundPath, from: Locator, now: number): ChallengeToSend | undefined {
     const l = bound.locator;
-    if (l.local !== from.local && l.port === from.port && l.address === from.address) {
-      setLocalAddress(l, from.local);
+    if (l.port === from.port && l.address === from.address) {
+      return this.#challengeSource(bound.session, l, from, now);
     }
     const d = bound.data;
-    if (
-      d !== undefined &&
-      d !== l &&
-      d.local !== from.local &&
-      d.port === from.port &&
-      d.address === from.address
-    ) {
-      setLocalAddress(d, from.local);
+    if (d !== undefined && d.port === from.port && d.address === from.address) {
+      return this.#challengeSource(bound.session, d, from, now);
     }
+    return undefined;
+  }
+
+  /**
+   * The challenge (new, or the pending one when a resend is due) that validates `from.local`
+   * as the source for `bound` (a locator of `session`'s binding at from's address and port),
+   * or undefined when it is that source already, unknown or of the other family.
+   */
+  #challengeSource(
+    session: PeerSession,
+    bound: ResolvedLocator,
+    from: Locator,
+    now: number,
+  ): ChallengeToSend | undefined {
+    const local = from.local;
+    if (local === undefined || local === bound.local) return undefined;
+    const to = resolveLocator({ address: bound.address, port: bound.port, local });
+    if (to.local === undefined) return undefined; // another family: never a source for it
+    const c = this.#sources.onBindingUpdate(session, `${formatLocator(to)} from ${local}`, now);
+    if (c === undefined) return undefined;
+    const pending = this.#sourceTargets.get(session);
+    if (pending?.local === local && pending.port === to.port && pending.address === to.address) {
+      return { session, to: pending, token: c.token };
+    }
+    this.#sourceTargets.set(session, to);
+    return { session, to, token: c.token };
   }
 
   /**
@@ -195,14 +245,12 @@ export class BindingPaths {
 
   /**
    * A PATH_RESPONSE on this channel: the bindings registered at the locator it answers for now
-   * carry data. Returns that locator and the keys, or undefined when it matches no challenge.
+   * carry data (or, answering a challenge from another of our addresses, are answered from
+   * it). Returns what was validated, or undefined when it matches no challenge.
    */
-  onResponse(
-    session: PeerSession,
-    token: Uint8Array,
-  ): { locator: string; keys: string[] } | undefined {
+  onResponse(session: PeerSession, token: Uint8Array): PathValidated | undefined {
     const text = this.#validator.onResponse(session, token);
-    if (text === undefined) return undefined;
+    if (text === undefined) return this.#onSourceResponse(session, token);
     const keys: string[] = [];
     for (const key of this.#keysOf(session)) {
       const bound = this.#bound.get(key);
@@ -214,9 +262,38 @@ export class BindingPaths {
     return { locator: text, keys };
   }
 
+  /**
+   * A PATH_RESPONSE answering a challenge from another of our addresses: the member receives
+   * what leaves from there, so what goes to that locator does from now on.
+   */
+  #onSourceResponse(session: PeerSession, token: Uint8Array): PathValidated | undefined {
+    const text = this.#sources.onResponse(session, token);
+    const to = this.#sourceTargets.get(session);
+    if (text === undefined || to === undefined) return undefined;
+    this.#sources.forget(session); // not remembered: the next move is challenged again
+    this.#sourceTargets.delete(session);
+    const keys: string[] = [];
+    for (const key of this.#keysOf(session)) {
+      const bound = this.#bound.get(key);
+      if (bound === undefined) continue;
+      let moved = false;
+      for (const l of [bound.locator, bound.data]) {
+        if (l === undefined || l.port !== to.port || l.address !== to.address) continue;
+        setLocalAddress(l, to.local);
+        moved = true;
+      }
+      if (moved) keys.push(key);
+    }
+    return { locator: formatLocator(to), keys, source: to.local };
+  }
+
   /** Challenge retransmissions due at `now`. */
   poll(now: number): ChallengeToSend[] {
     const out: ChallengeToSend[] = [];
+    for (const c of this.#sources.poll(now)) {
+      const to = this.#sourceTargets.get(c.owner);
+      if (to !== undefined) out.push({ session: c.owner, to, token: c.token });
+    }
     for (const c of this.#validator.poll(now)) {
       for (const key of this.#keysOf(c.owner)) {
         const bound = this.#bound.get(key);
@@ -229,7 +306,7 @@ export class BindingPaths {
   }
 
   nextDeadline(): number {
-    return this.#validator.nextDeadline();
+    return Math.min(this.#validator.nextDeadline(), this.#sources.nextDeadline());
   }
 
   /** The binding is gone; its channel's validation state goes with its last binding. */
@@ -242,6 +319,8 @@ export class BindingPaths {
       if (typeof keys === 'string' ? keys === key : keys.delete(key) && keys.size === 0) {
         this.#bySession.delete(bound.session);
         this.#validator.forget(bound.session);
+        this.#sources.forget(bound.session);
+        this.#sourceTargets.delete(bound.session);
       }
     }
   }
@@ -264,5 +343,7 @@ export class BindingPaths {
   /** The channel is closed (revoked): its validation state goes. */
   forgetSession(session: PeerSession): void {
     this.#validator.forget(session);
+    this.#sources.forget(session);
+    this.#sourceTargets.delete(session);
   }
 }

@@ -380,7 +380,17 @@ export class HomeAgent {
         port: batch.remotePort(i),
         local: replySource(batch, i),
       };
-      this.#sessionLocator.set(session, from);
+      const last = this.#sessionLocator.get(session);
+      if (
+        last?.local === from.local ||
+        last?.port !== from.port ||
+        last.address !== from.address ||
+        session.peerCertificate?.role === 'ha'
+      ) {
+        this.#sessionLocator.set(session, from);
+      }
+      // else a member's locator at another of our addresses: the channel's own sends (rekeys)
+      // keep their source until a challenge from there is answered (BindingPaths.reachedAt).
       if (session.peerCertificate?.role === 'ha') {
         // Another home agent of the cluster (the endpoint accepts role ha only then): data for
         // a member served here, nothing else; never signaling, never the selector's authority.
@@ -443,7 +453,8 @@ export class HomeAgent {
         continue;
       }
       this.#paths.credit(bound, from, len);
-      this.#paths.reachedAt(bound, from);
+      const moved = this.#paths.reachedAt(bound, from, now);
+      if (moved !== undefined) this.#sendChallenge(moved, now);
       // From neither the data locator nor the one of the last BU (whose path is being
       // validated): a NAT rebinding, or a move whose BU is still on its way.
       const dataTo = bound.data ?? bound.locator;
@@ -869,6 +880,19 @@ export class HomeAgent {
     const validated = this.#paths.onResponse(session, m.token);
     if (validated === undefined) {
       this.drops.add('path-response-unmatched');
+      return;
+    }
+    if (validated.source !== undefined) {
+      // The member receives what we send from that address: everything to it leaves from there.
+      const last = this.#sessionLocator.get(session);
+      if (last !== undefined && formatLocator(last) === validated.locator) {
+        this.#sessionLocator.set(session, { ...last, local: validated.source });
+      }
+      for (const key of validated.keys) {
+        const hoa = this.cache.getByKey(key)?.homeAddress;
+        this.#env.log.info('source-validated', { hoa, source: validated.source });
+      }
+      this.#rearm();
       return;
     }
     for (const key of validated.keys) {

@@ -3,13 +3,15 @@
  * maxInFlight wait in the queue and start as others settle (counted); a second request for an
  * address in flight joins its probe; detect() reports the first duplicate of its addresses; a
  * failed probe counts as no answer; close() settles the rest; the proxy backend ends the probes
- * started within one bucket by one timer and one native call.
+ * started within one bucket by one timer and one native call; the fallback (a thread per probe)
+ * never has more than its cap of probes running.
  */
 import t from 'tap';
 import {
   BUCKET_MS,
   DuplicateAddressDetector,
   ProxyDadBackend,
+  SolicitDadBackend,
   type DadBackend,
   type DadTimers,
   type ProbeOutcome,
@@ -224,4 +226,58 @@ void t.test('an address the host holds itself is a duplicate without a probe', a
   );
   t.equal(heldByHost(['fe80::1'], interfaces), 'fe80::1', 'a link-local with a zone on the host');
   t.equal(heldByHost(['::ffff:192.0.2.1'], interfaces), null, 'IPv4 addresses are not compared');
+});
+
+void t.test('fallback: at most maxInFlight solicitations at once, answers mapped', async (t) => {
+  const timers = new FakeTimers();
+  const calls: { target: string; answer: (yes: boolean) => void; fail: () => void }[] = [];
+  let running = 0;
+  let peak = 0;
+  const solicit = (_link: string, target: Uint8Array): Promise<boolean> => {
+    if (target[15] === 0xee) throw new Error('no thread');
+    running++;
+    peak = Math.max(peak, running);
+    return new Promise<boolean>((resolve, reject) => {
+      const done = (): void => void running--;
+      calls.push({
+        target: Buffer.from(target).toString('hex'),
+        answer: (yes) => (done(), resolve(yes)),
+        fail: () => (done(), reject(new Error('ENOBUFS'))),
+      });
+    });
+  };
+  const dad = new DuplicateAddressDetector(new SolicitDadBackend(solicit, 'home', 1000, 3), timers);
+  const addrs = Array.from({ length: 10 }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
+  const results = addrs.map((a) => dad.detect([a]));
+  const thrown = dad.detect(['2001:db8::ee']);
+  timers.turn();
+  t.equal(calls.length, 3, 'three of ten started');
+  t.match(dad.status(), { via: 'solicit-threads', maxInFlight: 3, inFlight: 3, queued: 8 });
+  calls[0]!.answer(true);
+  calls[1]!.answer(false);
+  calls[2]!.fail();
+  await flush();
+  timers.turn();
+  t.equal(calls.length, 6, 'three settled, three more started');
+  t.equal(await results[0], '2001:db8::1', 'an answer: duplicate');
+  t.equal(await results[1], null, 'no answer: unique');
+  t.equal(await results[2], null, 'a failed solicitation: no answer');
+  // Answer the rest as they start (no answer: unique), a bounded number of rounds.
+  for (let answered = 3, round = 0; answered < calls.length && round < 20; round++) {
+    for (const c of calls.slice(answered)) c.answer(false);
+    answered = calls.length;
+    await flush();
+    timers.turn();
+  }
+  t.equal(await thrown, null, 'a probe whose thread did not start: no answer');
+  t.same(await Promise.all(results.slice(3)), Array(7).fill(null));
+  t.equal(peak, 3, 'never more than three at once');
+  t.match(dad.status(), {
+    started: 11,
+    duplicate: 1,
+    unique: 8,
+    failed: 2,
+    inFlight: 0,
+    queued: 0,
+  });
 });

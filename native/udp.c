@@ -13,9 +13,11 @@
  * (IP_PKTINFO / IPV6_PKTINFO cmsg) so a multi-homed host answers from the address the
  * peer used (the home agent answers every member from the local address it last reached us
  * on: a NAT or a connected socket on the member's side takes replies only from there). A
- * message refused for its source (the address went away: EINVAL, EADDRNOTAVAIL, ENETUNREACH)
- * goes once more with the kernel's choice; if that passes, so do the call's other datagrams
- * from that source, counted as txSourceFallbacks. On IPv6 a message may name an interface (ifindexes[i] != 0): it leaves that
+ * message refused for its source (the address went away: EINVAL, EADDRNOTAVAIL; ENETUNREACH
+ * only when the address cannot be bound any more, since a forged ICMP error can leave that
+ * errno pending) goes once more with the kernel's choice; if that passes, so do the call's
+ * other datagrams from that source, counted as txSourceFallbacks. On IPv6 a message may name
+ * an interface (ifindexes[i] != 0): it leaves that
  * interface (IPV6_PKTINFO ipi6_ifindex, and the scope of a link-local or multicast
  * destination) with hop limit 255 (IPV6_HOPLIMIT cmsg), i.e. on-link only. EAGAIN drops the
  * rest of the batch (counted); a per-message error skips that message (counted) and
@@ -425,6 +427,24 @@ static int setopt_int(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof value);
 }
 
+/* `addr` (4 or 16 bytes) and `port` as a socket address of `family`; returns its length. */
+static socklen_t make_sockaddr(int family, const uint8_t *addr, uint16_t port,
+                               struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (family == 4) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    memcpy(&sin->sin_addr, addr, 4);
+    return sizeof *sin;
+  }
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  memcpy(&sin6->sin6_addr, addr, 16);
+  return sizeof *sin6;
+}
+
 static napi_value udp_open(napi_env env, napi_callback_info info) {
   size_t argc = 18;
   napi_value argv[18], result, h, port_v;
@@ -503,21 +523,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     setopt_int(fd, SOL_SOCKET, SO_SNDBUF, (int)sndbuf);
   if (!bad) {
     struct sockaddr_storage ss;
-    socklen_t sl;
-    memset(&ss, 0, sizeof ss);
-    if (family == 4) {
-      struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-      sin->sin_family = AF_INET;
-      sin->sin_port = htons((uint16_t)port);
-      memcpy(&sin->sin_addr, bind_addr, 4);
-      sl = sizeof *sin;
-    } else {
-      struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-      sin6->sin6_family = AF_INET6;
-      sin6->sin6_port = htons((uint16_t)port);
-      memcpy(&sin6->sin6_addr, bind_addr, 16);
-      sl = sizeof *sin6;
-    }
+    socklen_t sl = make_sockaddr(family, bind_addr, (uint16_t)port, &ss);
     if (bind(fd, (struct sockaddr *)&ss, sl)) bad = errno, what = "bind";
     else {
       sl = sizeof ss;
@@ -614,6 +620,27 @@ static int is_zero(const uint8_t *a, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (a[i]) return 0;
   return 1;
+}
+
+/* Whether a send refused with `err` for a message with the chosen source `src` failed because
+ * that address is no longer this host's. EINVAL (IPv6 pktinfo) and EADDRNOTAVAIL come only
+ * from the source check. ENETUNREACH is what IPv4 says for a source that is not local, but
+ * also what a pending error left by an ICMP "net unreachable" says (IP_RECVERR: anybody can
+ * forge one naming our port), and a policy rule may refuse that source's route: then the
+ * source is gone only if this host cannot bind it. Otherwise the datagram is lost as an
+ * error, and the call's other datagrams keep their source. */
+static int source_gone(int family, const uint8_t *src, int err) {
+  if (err == EINVAL || err == EADDRNOTAVAIL) return 1;
+  if (err != ENETUNREACH) return 0;
+  /* A link-local source cannot be checked without its interface: kept. */
+  if (family == 6 && src[0] == 0xfe && (src[1] & 0xc0) == 0x80) return 0;
+  struct sockaddr_storage ss;
+  socklen_t len = make_sockaddr(family, src, 0, &ss);
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  int gone = bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRNOTAVAIL;
+  close(fd);
+  return gone;
 }
 
 /* GSO off for this socket: the kernel refused a segmented send with `err` (said once by the
@@ -809,12 +836,15 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       }
       /* The chosen source is not an address of this host (any more): it went away, so the
        * member's reply path is gone anyway; the kernel's choice is the best left. The kernel
-       * says EINVAL (IPv6) or EADDRNOTAVAIL / ENETUNREACH (IPv4) for it; any of them once more
-       * without the source, and only a send that then passes counts as a fallback. */
-      if (u->tx_src[0] == 1 && (errno == EINVAL || errno == EADDRNOTAVAIL || errno == ENETUNREACH)) {
+       * says EINVAL (IPv6) or EADDRNOTAVAIL / ENETUNREACH (IPv4) for it (ENETUNREACH only
+       * when the address cannot be bound: source_gone); then once more without the source,
+       * and only a send that then passes counts as a fallback. */
+      int send_err = errno;
+      if (u->tx_src[0] == 1 && source_gone(u->family, sa + (size_t)i * ADDR_SLOT, send_err)) {
         nosrc_at = i;
         continue;
       }
+      errno = send_err;
       if (nosrc_at == i) nosrc_at = UINT32_MAX; /* not the source: the message keeps it */
       if (u->tx_nseg[0] > 1) {
         /* A segmented send refused: its datagrams again, one per message. */

@@ -115,6 +115,51 @@ for (const family of [4, 6] as const) {
     );
   }
 
+  void t.test(
+    `IPv${family}: a chosen source still here whose send says ENETUNREACH keeps it`,
+    { skip },
+    async (t) => {
+      // ENETUNREACH is also what a forged ICMP "net unreachable" leaves pending (IP_RECVERR);
+      // here a policy rule makes every send from B to A say it, deterministically. B is still
+      // an address of the host, so nothing falls back to the kernel's choice: the datagrams
+      // are lost as errors (what one forged ICMP error costs), none leaves from A.
+      const ns = await twoAddressNetns(t);
+      const v = family === 4 ? '-4' : '-6';
+      await run('ip', [
+        '-n',
+        ns,
+        v,
+        'rule',
+        'add',
+        'pref',
+        '10',
+        'from',
+        B,
+        'to',
+        A,
+        'unreachable',
+      ]);
+      await run('ip', ['-n', ns, v, 'rule', 'del', 'pref', '0']);
+      await run('ip', ['-n', ns, v, 'rule', 'add', 'pref', '100', 'lookup', 'local']);
+      for (const gso of [true, false]) {
+        const prefix = gso ? [] : ['env', 'MIP6_OFFLOAD_OFF=udp-gso'];
+        const r = await runFixture(ns, 'udp-child.ts', ['refused', String(family)], { prefix });
+        t.equal(r.code, 0, `${r.stderr}${r.stdout}`);
+        const res = r.result as {
+          sent: number;
+          markerSent: number;
+          seen: { i: number; remote: string }[];
+          counters: Record<string, number>;
+        };
+        t.equal(res.sent, 0, `GSO ${gso ? 'on' : 'off'}: none of the 12 from B was sent`);
+        t.equal(res.markerSent, 1, 'the marker was');
+        t.same(res.seen, [{ i: 255, remote: A }], 'only the marker arrived');
+        t.equal(res.counters['txSourceFallbacks'], 0, 'no fallback to the kernel choice');
+        t.equal(res.counters['txErrors'], 12, 'each counted as an error');
+      }
+    },
+  );
+
   void t.test(`IPv${family}: receiving survives an ICMP port unreachable`, { skip }, async (t) => {
     const ns = await twoAddressNetns(t);
     const r = await runFixture(ns, 'udp-child.ts', ['icmp', String(family)]);

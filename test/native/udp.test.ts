@@ -2,9 +2,17 @@
 // family: batched round trips with per-datagram remote/local addresses and chosen source
 // addresses, the poll surviving an ICMP port unreachable, and close during traffic.
 import t from 'tap';
-import { createNetns, linkedNetns, nativeSkipReason, run, runFixture } from '../helpers/netns.js';
+import {
+  createNetns,
+  linkedNetns,
+  nativeSkipReason,
+  run,
+  runFixture,
+  scapySkipReason,
+} from '../helpers/netns.js';
 
 const skip = nativeSkipReason() ?? false;
+const noScapy = scapySkipReason(skip);
 
 interface Seen {
   i: number;
@@ -157,6 +165,31 @@ for (const family of [4, 6] as const) {
         t.equal(res.counters['txSourceFallbacks'], 0, 'no fallback to the kernel choice');
         t.equal(res.counters['txErrors'], 12, 'each counted as an error');
       }
+    },
+  );
+
+  void t.test(
+    `IPv${family}: one forged ICMP net unreachable moves no datagram off its source`,
+    { skip: noScapy },
+    async (t) => {
+      const ns = await twoAddressNetns(t);
+      const r = await runFixture(ns, 'udp-child.ts', ['forged', String(family)]);
+      t.equal(r.code, 0, `${r.stderr}${r.stdout}`);
+      const res = r.result as {
+        sent: number;
+        seen: { i: number; remote: string }[];
+        counters: Record<string, number>;
+      };
+      t.ok(res.counters['icmpErrors']! >= 1, 'the forged error reached the socket');
+      t.equal(res.sent, 12, 'every datagram was sent');
+      t.equal(res.seen.length, 13, 'and arrived, then the marker');
+      t.same(
+        res.seen.filter((s) => s.i !== 255 && s.remote !== B),
+        [],
+        'all of them from the chosen source B',
+      );
+      t.equal(res.counters['txSourceFallbacks'], 0, 'no fallback');
+      t.equal(res.counters['txErrors'], 0, 'the pending error cost no datagram (tried again)');
     },
   );
 

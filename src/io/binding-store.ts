@@ -31,7 +31,7 @@ export interface StoredBinding {
   lifetimeSeconds: number;
   /** Absolute expiry, Unix milliseconds. */
   expiresAt: number;
-  flags: BindingUpdateFlags;
+  flags: Readonly<BindingUpdateFlags>;
   natDetected: boolean;
   udpEncapsulationRequired: boolean;
   refreshTime: number;

@@ -50,8 +50,8 @@ export interface BindingCacheEntry {
   expiresAt: number;
   /** Last accepted Sequence # (RFC 6275 §9.5.1). */
   sequence: number;
-  /** Flags copied from the accepted BU. */
-  flags: BindingUpdateFlags;
+  /** Flags of the accepted BU: one frozen object per combination, shared, never changed. */
+  flags: Readonly<BindingUpdateFlags>;
   /** True for a home registration (H=1). */
   homeRegistration: boolean;
   /** Name of the authenticated member (certificate) that registered it. */
@@ -225,6 +225,19 @@ export class BindingCache {
     this.#tombstones.delete(key);
     this.#arm(entry);
     return entry;
+  }
+
+  /**
+   * Ends `entry` sooner, in place (the home prefix's valid lifetime shrank: a lifetime of
+   * `lifetimeSeconds` from `now`): the same object, so whoever holds it (a BA waiting for DAD)
+   * still finds it in the cache; its timers re-armed from now, as a replaced entry's were.
+   */
+  shorten(entry: BindingCacheEntry, lifetimeSeconds: number, now: number): void {
+    entry.lifetimeSeconds = lifetimeSeconds;
+    entry.expiresAt = now + lifetimeSeconds * 1000;
+    entry.updatedAt = now;
+    entry.refreshRequested = false;
+    this.#arm(entry);
   }
 
   /** Removes the entry for `homeAddress`, remembering its sequence (tombstone). Returns it. */

@@ -208,6 +208,11 @@ export interface HomeRegistrationResult {
   entry?: BindingCacheEntry;
   /** The locator before an update, when it changed (the driver moves its tunnel route). */
   previousLocator?: Locator;
+  /** An update that changed nothing but the binding's lifetime and expiry: same locator, local
+   *  address, care-of address, NAT and encapsulation (a plain refresh). */
+  unchanged?: true;
+  /** The care-of address before an update that changed it. */
+  previousCareOf?: string;
   /** BA status sent (undefined on drop). */
   status?: number;
   code: HomeRegistrationCode;
@@ -495,6 +500,14 @@ export function processHomeBindingUpdate(
     options.push({ type: 'natDetection', udpEncapsulationRequired: forceUdp, refreshTime });
   }
   const previousLocator = existing?.locator;
+  const encapsulation = natDetected || forceUdp || bu.flags.F;
+  const previousCareOf = existing?.careOfAddress;
+  const sameState =
+    existing !== undefined &&
+    previousCareOf === coa &&
+    existing.natDetected === natDetected &&
+    existing.udpEncapsulationRequired === encapsulation &&
+    existing.locator.local === locator.local;
   const entry = cache.set(
     {
       homeAddress: hoa,
@@ -512,7 +525,7 @@ export function processHomeBindingUpdate(
       peerName: peer.name,
       ownerKey: peer.publicKey,
       natDetected,
-      udpEncapsulationRequired: natDetected || forceUdp || bu.flags.F,
+      udpEncapsulationRequired: encapsulation,
       refreshTime,
       refreshAdviceSeconds,
     },
@@ -537,6 +550,9 @@ export function processHomeBindingUpdate(
     result.reply = reply;
   }
   if (moved) result.previousLocator = previousLocator;
+  else if (sameState) result.unchanged = true;
+  if (previousCareOf !== undefined && previousCareOf !== coa)
+    result.previousCareOf = previousCareOf;
   return result;
 }
 
@@ -577,9 +593,9 @@ export function limitToHomePrefixLifetime(
       cache.delete(e.homeAddress, now);
       removed.push(e);
     } else {
-      shortened.push(
-        cache.set({ ...e, lifetimeSeconds: validLifetimeSeconds, expiresAt: until }, now),
-      );
+      // In place: a new object would make a BA waiting for this binding's DAD think it gone.
+      cache.shorten(e, validLifetimeSeconds, now);
+      shortened.push(e);
     }
   }
   return { shortened, removed };
@@ -589,7 +605,7 @@ export function limitToHomePrefixLifetime(
 const flagObjects = new Map<number, Readonly<BindingUpdateFlags>>();
 
 /** A binding's copy of its BU's flags: shared (never changed in place), not one per binding. */
-function sharedFlags(f: BindingUpdateFlags): BindingUpdateFlags {
+function sharedFlags(f: BindingUpdateFlags): Readonly<BindingUpdateFlags> {
   let mask = 0;
   let bit = 1;
   for (const k of FLAG_NAMES) {

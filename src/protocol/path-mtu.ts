@@ -152,12 +152,15 @@ export class PathMtuState {
 
   /**
    * Payload goes on this path (the driver calls it when `used` is false: once per interval).
-   * True when probing was suspended and resumes now (the new deadline: now).
+   * True when probing was suspended and resumes now (the new deadline: now). A report that
+   * came while it was suspended may have scheduled work already (a probe may be in flight):
+   * that deadline stands.
    */
   noteTraffic(now: number): boolean {
     this.used = true;
     if (!this.#suspended) return false;
     this.#suspended = false;
+    if (this.#next !== Infinity) return false;
     this.#next = now;
     return true;
   }

@@ -165,11 +165,22 @@ void t.test('registrationReport: events and counters per result', async (t) => {
     'registration',
     'a registration still is',
   );
+  // Same locator, but the IPv4 care-of address the MN reports changed (a NAT appeared in
+  // front of it): not a plain refresh, an info line with both care-of addresses.
+  const natBu = bu([{ type: 'ipv4CareOfAddress', address: '10.0.0.5' }]);
+  const natted = processHomeBindingUpdate(cache, { ...input, bu: { ...natBu, sequence: 3 } }, 6);
+  t.equal(natted.entry?.natDetected, true);
+  const ru = registrationReport(natted, natBu, 'm', HOA, locator, (l) => l !== 'debug');
+  t.equal(ru?.event, 'update', 'a changed care-of address is an update');
+  t.equal(ru?.level, 'info');
+  t.match(ru?.fields, { careOf: '::ffff:10.0.0.5', fromCareOf: '::ffff:198.51.100.7', nat: true });
+  const again = processHomeBindingUpdate(cache, { ...input, bu: { ...natBu, sequence: 4 } }, 7);
+  t.equal(registrationReport(again, natBu, 'm', HOA, locator)?.event, 'refresh', 'then refreshes');
   const other = processHomeBindingUpdate(
     cache,
     {
       ...input,
-      bu: { ...input.bu, sequence: 3 },
+      bu: { ...input.bu, sequence: 5 },
       peer: { ...input.peer, publicKey: new Uint8Array(32).fill(1) },
     },
     10,
@@ -186,7 +197,7 @@ void t.test('registrationReport: events and counters per result', async (t) => {
   t.equal(registrationReport(dropped, input.bu, 'm', HOA, locator)?.drop, 'bu-notHomeRegistration');
   const dereg = processHomeBindingUpdate(
     cache,
-    { ...input, bu: { ...input.bu, sequence: 4, lifetimeUnits: 0 } },
+    { ...input, bu: { ...input.bu, sequence: 6, lifetimeUnits: 0 } },
     30,
   );
   t.equal(dereg.change, 'deleted');

@@ -670,12 +670,14 @@ void t.test(
   'a reload shortens bindings past the prefix lifetime, and 0 removes them',
   async (t) => {
     const cache = new BindingCache();
-    processHomeBindingUpdate(cache, v4Input(1), 0); // 600 s
+    const created = processHomeBindingUpdate(cache, v4Input(1), 0); // 600 s
     const short = limitToHomePrefixLifetime(cache, 0xffff_ffff, 1000);
     t.same(short, { shortened: [], removed: [] }, 'infinite: untouched');
     const r = limitToHomePrefixLifetime(cache, 60, 1000);
     t.equal(r.shortened.length, 1);
     t.equal(cache.get(HOA)?.expiresAt, 61_000, 'ends with the prefix');
+    // The same object: a BA waiting for this binding's DAD (it compares identity) still finds it.
+    t.equal(cache.get(HOA), created.entry, 'shortened in place');
     t.equal(cache.nextDeadline() <= 61_000, true, 'timer re-armed');
     t.same(limitToHomePrefixLifetime(cache, 600, 2000).shortened, [], 'never lengthened');
     const gone = limitToHomePrefixLifetime(cache, 0, 3000);

@@ -148,6 +148,23 @@ void t.test('an idle path is not confirmed; payload resumes its confirmations (R
   t.end();
 });
 
+void t.test('a report on an idle path: payload resuming does not send its probe twice', (t) => {
+  const table = new PathMtuTable<string>();
+  const s = table.setPath('ha', '192.0.2.1:4191', OVERHEAD4, 1396, 0);
+  run(t, table, { limit: 1500, icmp: false, idle: true }, 0, RTT + 1);
+  run(t, table, { limit: 1500, icmp: false, idle: true }, RTT, 3_600_000);
+  t.ok(s.suspended, 'idle: suspended');
+  const T = 3_600_000;
+  // Our own interface refused a send (not exact): recheck the size at once.
+  t.equal(table.onTooBig('ha', 1300 + OVERHEAD4, T, false), 'recheck');
+  const first = table.poll(T);
+  t.equal(first.length, 1, 'the recheck probe goes');
+  table.noteTraffic('ha', T + 5);
+  t.ok(table.nextDeadline() > T + 5, 'payload does not make it due again');
+  t.same(table.poll(T + 5), [], 'no second probe 5 ms later');
+  t.end();
+});
+
 void t.test('fragments and ICMP dropped: probing alone finds the size, never above it', (t) => {
   const table = new PathMtuTable<string>();
   const s = table.setPath('ha', '192.0.2.1:4191', OVERHEAD4, 1396, 0);

@@ -19,10 +19,12 @@ export interface RegistrationReport {
 }
 
 /**
- * The log line and counter of one BU, or undefined when there is nothing to say. A refresh
- * (same binding, same locator) is a debug line: at 100 000 members an info line each would be
- * hundreds a second that tell nothing new (issue 17). With `enabled` (the logger's), a line
- * of a level not logged and without a counter is not built at all.
+ * The log line and counter of one BU, or undefined when there is nothing to say. A plain
+ * refresh (nothing changed but the lifetime: result.unchanged) is a debug line: at 100 000
+ * members an info line each would be hundreds a second that tell nothing new (issue 17). An
+ * update that changed the care-of address, NAT, encapsulation or the HA address it reached,
+ * without moving the locator, is an info `update`. With `enabled` (the logger's), a line of a
+ * level not logged and without a counter is not built at all.
  */
 export function registrationReport(
   result: HomeRegistrationResult,
@@ -49,7 +51,14 @@ export function registrationReport(
   }
   if (result.change === 'created' || result.change === 'updated') {
     const moved = result.previousLocator;
-    const event = result.change === 'created' ? 'registration' : moved ? 'move' : 'refresh';
+    const event =
+      result.change === 'created'
+        ? 'registration'
+        : moved
+          ? 'move'
+          : result.unchanged
+            ? 'refresh'
+            : 'update';
     const level = event === 'refresh' ? 'debug' : 'info';
     if (!enabled(level)) return undefined;
     return {
@@ -59,7 +68,9 @@ export function registrationReport(
         ...fields(),
         nat: result.entry?.natDetected ?? false,
         granted: result.entry?.lifetimeSeconds ?? 0,
+        careOf: result.entry?.careOfAddress ?? '',
         ...(moved ? { from: formatLocator(moved) } : {}),
+        ...(result.previousCareOf !== undefined ? { fromCareOf: result.previousCareOf } : {}),
       },
     };
   }

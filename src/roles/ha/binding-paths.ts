@@ -67,7 +67,7 @@ export class BindingPaths {
   readonly #bySession = new Map<PeerSession, string | Set<string>>();
   readonly #validator = new PathValidator<PeerSession>(randomBytes);
   /** Where and when each channel's last handshake as responder came from. */
-  readonly #handshakeAt = new WeakMap<PeerSession, { locator: string; at: number }>();
+  readonly #handshakeAt = new WeakMap<PeerSession, { address: string; port: number; at: number }>();
   /** When a rebinding hint last went out, by binding key. */
   readonly #rebindHints = new Map<string, number>();
   /** Challenges from another of our addresses (the member may reach us there now). */
@@ -85,7 +85,7 @@ export class BindingPaths {
 
   /** A handshake with this channel completed, its response sent to `locator`. */
   handshakeCompleted(session: PeerSession, locator: Locator, now: number): void {
-    this.#handshakeAt.set(session, { locator: formatLocator(locator), at: now });
+    this.#handshakeAt.set(session, { address: locator.address, port: locator.port, at: now });
   }
 
   /**
@@ -111,7 +111,15 @@ export class BindingPaths {
       // A refresh from the validated locator it is bound to: nothing changes, its path MTU
       // state stays. (A challenge another binding of the channel has pending elsewhere goes
       // on: only a BU of that binding moves it.) Arrived at another of our addresses: that
-      // one is challenged; the source stays until the member answers.
+      // one is challenged; the source stays until the member answers. A handshake record for
+      // this very locator (an idle member's rekey before its refresh) proves nothing new.
+      const hs = this.#handshakeAt.get(session);
+      if (
+        hs !== undefined &&
+        hs.address === entry.locator.address &&
+        hs.port === entry.locator.port
+      )
+        this.#handshakeAt.delete(session);
       return this.#challengeSource(session, same.locator, entry.locator, now);
     }
     // The same locator keeps its source (see reachedAt); a new one is answered from where its
@@ -121,7 +129,12 @@ export class BindingPaths {
     );
     const text = formatLocator(entry.locator);
     const hs = this.#handshakeAt.get(session);
-    if (hs !== undefined && hs.locator === text && session.currentKeysCreatedAt >= hs.at) {
+    if (
+      hs !== undefined &&
+      hs.address === entry.locator.address &&
+      hs.port === entry.locator.port &&
+      session.currentKeysCreatedAt >= hs.at
+    ) {
       this.#validator.markValidated(session, text); // the handshake's response reached it
       this.#handshakeAt.delete(session); // used: validated stays in the validator's list
     }

@@ -268,6 +268,34 @@ interface RunResult {
   error?: string;
 }
 
+/** What the running runOne started (its PIDs, namespace, directory), for a signal's cleanup. */
+const started: { children: ChildProcess[]; ns?: string; dir?: string } = { children: [] };
+
+/** SIGINT / SIGTERM (a timeout around the bench): kill what this run started, by PID, delete
+ *  its namespace and directory, then exit. */
+function onSignal(signal: NodeJS.Signals): void {
+  for (const c of started.children)
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  if (started.ns !== undefined) {
+    try {
+      execFileSync('ip', ['netns', 'del', started.ns], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
+  if (started.dir !== undefined) rmSync(started.dir, { recursive: true, force: true });
+  process.stderr.write(`ha-scale: ${signal}: stopped, namespace and run directory removed\n`);
+  process.exit(signal === 'SIGINT' ? 130 : 143);
+}
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+
+/** Remembers a spawned child for onSignal. */
+function track<T extends ChildProcess>(child: T): T {
+  started.children.push(child);
+  return child;
+}
+
 async function runOne(
   n: number,
   k: number,
@@ -277,6 +305,9 @@ async function runOne(
   const ns = `m6scale-${id}`;
   const dir = join(CACHE, `run-${id}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  started.children = [];
+  started.ns = ns;
+  started.dir = dir;
   const loadBefore = loadavg();
   const began = performance.now();
   const withState = a.state === true || a.restart === true;
@@ -310,16 +341,18 @@ async function runOne(
     if (a.cluster) {
       // One etcd member on the namespace's loopback, killed with this process at the latest.
       const etcdLog = openSync(join(dir, 'etcd.log'), 'w');
-      etcd = spawn(
-        'ip',
-        ['netns', 'exec', ns, 'setpriv', '--pdeathsig', 'KILL', '--', 'etcd', '--name', 'e0']
-          .concat(['--data-dir', join(dir, 'etcd')])
-          .concat(['--listen-client-urls', 'http://127.0.0.1:2379'])
-          .concat(['--advertise-client-urls', 'http://127.0.0.1:2379'])
-          .concat(['--listen-peer-urls', 'http://127.0.0.1:2380'])
-          .concat(['--initial-advertise-peer-urls', 'http://127.0.0.1:2380'])
-          .concat(['--initial-cluster', 'e0=http://127.0.0.1:2380']),
-        { stdio: ['ignore', etcdLog, etcdLog] },
+      etcd = track(
+        spawn(
+          'ip',
+          ['netns', 'exec', ns, 'setpriv', '--pdeathsig', 'KILL', '--', 'etcd', '--name', 'e0']
+            .concat(['--data-dir', join(dir, 'etcd')])
+            .concat(['--listen-client-urls', 'http://127.0.0.1:2379'])
+            .concat(['--advertise-client-urls', 'http://127.0.0.1:2379'])
+            .concat(['--listen-peer-urls', 'http://127.0.0.1:2380'])
+            .concat(['--initial-advertise-peer-urls', 'http://127.0.0.1:2380'])
+            .concat(['--initial-cluster', 'e0=http://127.0.0.1:2380']),
+          { stdio: ['ignore', etcdLog, etcdLog] },
+        ),
       );
       closeSync(etcdLog);
     }
@@ -360,26 +393,28 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
     /** Starts `mip6 ha` logging into `logFile`; resolves once it logged "started". */
     const startDaemon = async (logFile: string, inspect: boolean, config = cfg) => {
       const logFd = openSync(logFile, 'w');
-      const child = spawn(
-        'ip',
-        [
-          'netns',
-          'exec',
-          ns,
-          process.execPath,
-          ...prof,
-          // For memoryAfterGc(): the inspector listens on the namespace's loopback only.
-          ...(inspect ? [`--inspect=127.0.0.1:${INSPECT_PORT}`] : []),
-          ...(a.compiled !== undefined
-            ? [join(a.compiled, 'src/cli/main.js')]
-            : ['--import', 'tsx', join(a.src ?? join(ROOT, 'src'), 'cli/main.ts')]),
-          'ha',
-          '-c',
-          config,
-          '--log-format',
-          'json',
-        ],
-        { cwd: ROOT, stdio: ['ignore', logFd, logFd] },
+      const child = track(
+        spawn(
+          'ip',
+          [
+            'netns',
+            'exec',
+            ns,
+            process.execPath,
+            ...prof,
+            // For memoryAfterGc(): the inspector listens on the namespace's loopback only.
+            ...(inspect ? [`--inspect=127.0.0.1:${INSPECT_PORT}`] : []),
+            ...(a.compiled !== undefined
+              ? [join(a.compiled, 'src/cli/main.js')]
+              : ['--import', 'tsx', join(a.src ?? join(ROOT, 'src'), 'cli/main.ts')]),
+            'ha',
+            '-c',
+            config,
+            '--log-format',
+            'json',
+          ],
+          { cwd: ROOT, stdio: ['ignore', logFd, logFd] },
+        ),
       );
       closeSync(logFd);
       if (config === cfg) daemon = child;
@@ -446,10 +481,12 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
         ? []
         : ['--cpu-prof', '--cpu-prof-dir', a['client-cpu-prof']];
     if (a.restart) args.push('--restart');
-    const client = spawn('ip', ['netns', 'exec', ns, process.execPath, ...clientProf, ...args], {
-      cwd: ROOT,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const client = track(
+      spawn('ip', ['netns', 'exec', ns, process.execPath, ...clientProf, ...args], {
+        cwd: ROOT,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      }),
+    );
     let stdout = '';
     let stderr = '';
     let memAfter: MemoryUsage | undefined;
@@ -495,10 +532,12 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
     client.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     // --has K: the other HAs' clients, at the same time.
     const more = others.map((d, j) => {
-      const c = spawn('ip', ['netns', 'exec', ns, process.execPath, ...clientArgs(j + 1, d.pid!)], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const c = track(
+        spawn('ip', ['netns', 'exec', ns, process.execPath, ...clientArgs(j + 1, d.pid!)], {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
       let o = '';
       let e = '';
       c.stdout.on('data', (b: Buffer) => (o += b.toString()));

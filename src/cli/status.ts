@@ -75,11 +75,11 @@ function pair(a: unknown, b: unknown, f: (x: unknown) => string = cell): string 
 
 /**
  * A path MTU (issue #21): the outer datagram size known to pass and how it was learnt, e.g.
- * "1456 probe", "1400 icmp", "1360 base searching".
+ * "1456 probe", "1400 icmp", "1360 base searching", "1456 probe idle" (probing rests).
  */
 function pathMtuText(p: PathMtuStatus | undefined): string {
   if (p === undefined || typeof p !== 'object') return '-';
-  return `${cell(p.pathMtu)} ${cell(p.source)}${p.state === 'searching' ? ' searching' : ''}`;
+  return `${cell(p.pathMtu)} ${cell(p.source)}${p.state === 'searching' ? ' searching' : ''}${p.idle === true ? ' idle' : ''}`;
 }
 
 function bindingRows(list: BindingStatus[]): string {

@@ -31,6 +31,9 @@ export interface PathMtuStatus {
   /** How it was learnt: 'probe' (acknowledged probe), 'icmp' (checked report), 'base'. */
   source: 'base' | 'probe' | 'icmp';
   state: 'searching' | 'complete';
+  /** Probing rests on an idle path (no payload since the last confirmation): the size is the
+   *  last one confirmed, possibly long ago. Absent from older daemons. */
+  idle?: boolean;
 }
 
 /** One binding cache entry at the HA (or a correspondent binding at a CN). */

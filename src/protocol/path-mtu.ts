@@ -84,6 +84,9 @@ export interface PathMtuStatus {
   maxInner: number;
   source: PathMtuSource;
   state: 'searching' | 'complete';
+  /** Probing rests: no payload went this way since the last confirmation (RFC 8899 §5.1.1).
+   *  The size is the last confirmed one, possibly long ago; payload resumes probing. */
+  idle: boolean;
   /** Largest inner size searched for (the TUN / underlay limit). */
   ceiling: number;
   probesSent: number;
@@ -177,6 +180,7 @@ export class PathMtuState {
       maxInner: this.maxInner,
       source: this.source,
       state: this.#complete ? 'complete' : 'searching',
+      idle: this.#suspended,
       ceiling: this.ceiling,
       probesSent: this.probesSent,
       probesAcked: this.probesAcked,

@@ -121,6 +121,7 @@ void t.test('an idle path is not confirmed; payload resumes its confirmations (R
   const idle = run(t, table, { limit: 1500, icmp: false, idle: true }, RTT, 3_600_000);
   t.equal(idle.probes, 0, 'no confirmation in an idle hour');
   t.ok(s.suspended, 'probing suspended');
+  t.equal(s.status().idle, true, 'and the status says so');
   t.equal(table.nextDeadline(), Infinity, 'no deadline while suspended');
   t.equal(s.maxInner, 1396, 'the confirmed size is kept');
   // Payload goes again: a confirmation at once.

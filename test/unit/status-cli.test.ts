@@ -273,5 +273,8 @@ void t.test('path MTU (issue #21): size and how it was learnt, per peer', async 
   const searching = { ...pathMtu, pathMtu: 1340, source: 'base', state: 'searching' };
   const ha = { ...HA, bindings: [{ ...HA.bindings[0]!, pathMtu: searching }] };
   t.match(formatStatus(ha), /1340 base searching/);
+  const idle = { ...pathMtu, pathMtu: 1456, source: 'probe', idle: true };
+  const rests = { ...HA, bindings: [{ ...HA.bindings[0]!, pathMtu: idle }] };
+  t.match(formatStatus(rests), /1456 probe idle/, 'an idle path says its size may be old');
   t.match(formatStatus(HA), /PATH MTU/, 'a column also without one');
 });

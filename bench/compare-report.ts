@@ -294,7 +294,7 @@ function dataMetrics(j: BenchJson, where: Where): MetricDef[] {
     },
     {
       title:
-        `64-byte UDP: packets/s delivered when ${String((j.settings as { udpOverloadPps?: number }).udpOverloadPps)} packets/s are offered` +
+        `64-byte UDP: packets/s delivered when ${overloadText((j.settings as { udpOverloadPps?: number }).udpOverloadPps)} are offered` +
         at,
       unit: 'packets/s',
       digits: 0,
@@ -522,4 +522,11 @@ export function buildSummary(j: BenchJson): string {
 
 export function writeReport(j: BenchJson, outBase: string): void {
   writeFileSync(`${outBase}.md`, buildReport(j));
+}
+
+/** The overload rung's offered rate in words (0: iperf3 -b 0, as fast as it sends). */
+function overloadText(pps: number | undefined): string {
+  return pps === 0
+    ? 'as many packets as one iperf3 sender makes (-b 0)'
+    : `${String(pps)} packets/s`;
 }

@@ -81,6 +81,8 @@ const { values: opt } = parseArgs({
     'handover-rounds': { type: 'string' },
     'budget-min': { type: 'string' },
     only: { type: 'string' },
+    /** Packets/s offered in the 64-byte UDP overload rung; 0 (default): unlimited. */
+    'udp-overload': { type: 'string' },
     variants: { type: 'string' },
     out: { type: 'string' },
     'no-plot': { type: 'boolean', default: false },
@@ -113,8 +115,12 @@ const SMALL_MTU_ROUNDS = QUICK ? 1 : 3;
 const PING_COUNT = QUICK ? 100 : 300;
 /** 64-byte UDP ladder, packets per second (ascending; the first rung with >= 1% loss ends it). */
 const UDP_LADDER = QUICK ? [10_000, 20_000] : [5_000, 10_000, 20_000, 40_000];
-/** Offered rate of the overload rung, always run last: the packets/s a system still delivers. */
-const UDP_OVERLOAD_PPS = 80_000;
+/**
+ * Offered rate of the overload rung, always run last: the packets/s a system still delivers.
+ * 0 = as fast as iperf3 can send (-b 0). A fixed 80 000 (before 2026-12-05) capped the
+ * measure: a tunnel that delivered all 80 000 could show at most 80 000 / its peer's.
+ */
+const UDP_OVERLOAD_PPS = clampInt(opt['udp-overload'], 0, 0, 10_000_000);
 const UDP_SECONDS = QUICK ? 1 : 2;
 const HA_SCALE_N = QUICK ? [1_000, 10_000] : [10_000, 100_000];
 /** Simulated MNs against the real HA daemon over UDP (bench/ha-load.ts). */

@@ -79,6 +79,8 @@ const { values: a } = parseArgs({
     n: { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
     window: { type: 'string', default: '64' },
+    /** BUs in flight in the refresh rounds (default: --window). */
+    'refresh-window': { type: 'string' },
     agent: { type: 'string', default: '127.0.0.1' },
     bind: { type: 'string' },
     'bind-count': { type: 'string', default: '1' },
@@ -100,6 +102,9 @@ const OVER_CAP = Math.max(0, Math.min(1000, Number(a['over-cap'])));
 const RESTART = a.restart === true;
 const ROUNDS = Math.max(0, Math.min(20, Number(a.rounds)));
 const WINDOW = Math.max(1, Math.min(4096, Number(a.window)));
+/** In-flight limit of the refresh rounds: registrations wait ~1 s for DAD with a home link, so
+ *  they need a larger window than refreshes, whose latency the window's queue sets. */
+const REFRESH_WINDOW = Math.max(1, Math.min(4096, Number(a['refresh-window'] ?? a.window)));
 const AGENT = a.agent ?? '127.0.0.1';
 /** Local source (and care-of) address of every simulated MN; the HA refuses a loopback CoA. */
 const BIND = a.bind ?? AGENT;
@@ -611,7 +616,11 @@ async function main(): Promise<void> {
    * Runs `start(sim)` for every sim with at most WINDOW unfinished; resolves when all finished,
    * or at --timeout-s with what finished by then (the JSON line says so).
    */
-  const windowed = (list: Sim[], start: (sim: Sim) => void): Promise<PhaseRun> =>
+  const windowed = (
+    list: Sim[],
+    start: (sim: Sim) => void,
+    limit: number = WINDOW,
+  ): Promise<PhaseRun> =>
     new Promise((resolve) => {
       let next = 0;
       let finished = 0;
@@ -641,7 +650,7 @@ async function main(): Promise<void> {
         }
       }, 200);
       const launch = (): void => {
-        while (!timedOut && next < list.length && next - finished < WINDOW) {
+        while (!timedOut && next < list.length && next - finished < limit) {
           const sim = list[next++]!;
           active.add(sim);
           sim.onDone = () => {
@@ -703,16 +712,20 @@ async function main(): Promise<void> {
   let refreshed = 0;
   for (let r = 0; r < ROUNDS && !timedOut; r++) {
     const from = latenciesRefresh.length;
-    const round = await windowed(sims, (sim) => {
-      const go = (): void => {
-        const now = clock();
-        pollEndpoint(sim, now); // timer work due (retransmissions)
-        sendBu(sim, now); // false: keys expired; the handshake it started sends it
-      };
-      const wait = (sim.outstandingLastSentAt ?? -Infinity) + MIN_BU_GAP_MS - clock();
-      if (wait <= 0) go();
-      else setTimeout(go, wait);
-    });
+    const round = await windowed(
+      sims,
+      (sim) => {
+        const go = (): void => {
+          const now = clock();
+          pollEndpoint(sim, now); // timer work due (retransmissions)
+          sendBu(sim, now); // false: keys expired; the handshake it started sends it
+        };
+        const wait = (sim.outstandingLastSentAt ?? -Infinity) + MIN_BU_GAP_MS - clock();
+        if (wait <= 0) go();
+        else setTimeout(go, wait);
+      },
+      REFRESH_WINDOW,
+    );
     refreshMs += round.ms;
     refreshed += round.finished;
     const lat = latenciesRefresh.slice(from);
@@ -756,6 +769,7 @@ async function main(): Promise<void> {
       n: N,
       rounds: ROUNDS,
       window: WINDOW,
+      refreshWindow: REFRESH_WINDOW,
       sources: sockets.length,
       certificatesCached: Math.min(issued.cached, OFFSET + N + OVER_CAP),
       issueMs,

@@ -3,6 +3,7 @@
  * and refresh over loopback, N up to 100 000. Not a test; needs root (a network namespace).
  *
  *   node --import tsx bench/ha-scale.ts [--n 1000,10000,100000] [--rounds 2] [--window 256]
+ *     [--refresh-window N (BUs in flight in the refresh rounds; default --window)]
  *     [--sources 254] [--over-cap 100] [--timeout-s 900] [--cpu-prof DIR] [--write]
  *
  * For each N, from scratch:
@@ -75,6 +76,8 @@ const { values: a } = parseArgs({
     n: { type: 'string', default: '1000,10000,100000' },
     rounds: { type: 'string', default: '2' },
     window: { type: 'string', default: '256' },
+    /** BUs in flight in the refresh rounds (default: --window). */
+    'refresh-window': { type: 'string' },
     sources: { type: 'string', default: '254' },
     'over-cap': { type: 'string', default: '100' },
     'timeout-s': { type: 'string', default: '900' },
@@ -460,6 +463,7 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
       String(a.rounds),
       '--window',
       String(a.window),
+      ...(a['refresh-window'] !== undefined ? ['--refresh-window', a['refresh-window']] : []),
       '--agent',
       haAddr(i),
       '--bind',

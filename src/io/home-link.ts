@@ -170,13 +170,14 @@ export class KernelHomeLink {
    * duplicate without a probe (heldByHost). Without a home link, or an addon without either
    * probe, nothing is checked (null).
    */
-  detectDuplicates(addresses: readonly string[]): Promise<string | null> {
-    if (this.#dad === undefined) return Promise.resolve(null);
+  async detectDuplicates(addresses: readonly string[]): Promise<string | null> {
+    // async: whatever throws here reaches the caller as a rejection (logged, no answer).
+    if (this.#dad === undefined) return null;
     const now = performance.now();
     if (this.#hostAddresses === undefined || now - this.#hostAddresses.at > HOST_ADDRESSES_TTL_MS)
       this.#hostAddresses = { at: now, interfaces: networkInterfaces() };
     const mine = heldByHost(addresses, this.#hostAddresses.interfaces);
-    if (mine !== null) return Promise.resolve(mine);
+    if (mine !== null) return mine;
     return this.#dad.detect(addresses);
   }
 

@@ -8,6 +8,7 @@ import { Option, type Command } from 'commander';
 import { defaultControlSocket, type Role } from '../config/common.js';
 import { controlRequest } from '../io/control-socket.js';
 import type { DadStatus } from '../io/dad.js';
+import { NDPROXY_DROP_REASONS } from '../io/ndproxy.js';
 import type {
   BindingStatus,
   BindingUpdateListStatus,
@@ -213,30 +214,12 @@ function dadLine(d: DadStatus, c: Record<string, number> | undefined): string {
   );
 }
 
-/** The responder's counters that are not drops (the DAD ones are shown by dadLine). */
-const NOT_DROPS = new Set([
-  'addresses',
-  'solicitations',
-  'answered',
-  'answeredDad',
-  'notOurs',
-  'frames',
-  'sendErrors',
-  'adverts',
-  'probesSent',
-  'probeSendErrors',
-  'duplicateByAdvert',
-  'duplicateBySolicitation',
-  'ownProbe',
-  'probing',
-]);
-
 /** Who answers Neighbor Solicitations on the home link, and the responder's counters. */
 function defenceLine(via: string, c: Record<string, number> | undefined): string {
   if (c === undefined) return `home link defence (${cell(via)})`;
   const { addresses, solicitations, answered, answeredDad, notOurs, frames, sendErrors } = c;
   const dropped = Object.entries(c)
-    .filter(([why, n]) => n > 0 && !NOT_DROPS.has(why))
+    .filter(([why, n]) => n > 0 && NDPROXY_DROP_REASONS.has(why))
     .map(([why, n]) => `${why} ${cell(n)}`)
     .join(', ');
   return (

@@ -49,6 +49,24 @@ export const PROBE_OUT_SENT = 0;
 export const PROBE_OUT_FAILED = 1;
 export const PROBE_OUT_DEFERRED = 2;
 
+/** The counters that are frames dropped, by reason (the rest count work done; `mip6 status`
+ *  lists these as drops). */
+export const NDPROXY_DROP_REASONS: ReadonlySet<string> = new Set<
+  (typeof NDPROXY_COUNTER_NAMES)[number]
+>([
+  'badLength',
+  'badHopLimit',
+  'badCode',
+  'badChecksum',
+  'badOption',
+  'multicastTarget',
+  'badDad',
+  'notSolicitation',
+  'badSource',
+  'badAdvert',
+  'rxDropped',
+]);
+
 export type NdProxyCounters = Record<(typeof NDPROXY_COUNTER_NAMES)[number], number>;
 
 type NdProxyAddon = Required<

@@ -817,18 +817,16 @@ static napi_value probe_start(napi_env env, napi_callback_info info) {
   if (batch_args(env, info, &p, &addrs, &count, &out) != 0) return NULL;
   ndproxy *d = p->kind_data;
   for (uint32_t i = 0; i < count; i++) {
-    int r = set_add(&d->probing, addrs + (size_t)i * 16, PROBE_OPEN);
+    const uint8_t *a = addrs + (size_t)i * 16;
+    int r = set_add(&d->probing, a, PROBE_OPEN);
     if (r < 0) {
       mip6_throw_errno(env, -r, "ndproxyProbeStart", "growing the set");
       return NULL;
     }
-  }
-  memset(out, OUT_SENT, count);
-  for (uint32_t i = 0; i < count; i++) {
-    const uint8_t *a = addrs + (size_t)i * 16;
+    out[i] = OUT_SENT;
     if (set_find(&d->defended, a) < 0) continue;
     int64_t at = set_find(&d->probing, a);
-    if (at >= 0 && !(d->probing.used[at] & PROBE_DUPLICATE)) {
+    if (!(d->probing.used[at] & PROBE_DUPLICATE)) {
       d->probing.used[at] |= PROBE_DUPLICATE;
       d->counters[C_DUPLICATE_DEFENDED]++;
     }

@@ -196,3 +196,20 @@ export function scapySkipReason(skip: string | false): string | false {
   const found = spawnSync(SCAPY_PYTHON, ['-c', 'import scapy'], { stdio: 'ignore' }).status === 0;
   return found ? false : `${SCAPY_PYTHON} lacks scapy (install python3-scapy)`;
 }
+
+/**
+ * The IPv6 link-local address of `dev` in `ns` once the kernel lists it (waits up to 10 s;
+ * in namespaces without DAD it is usable as soon as it is listed). Throws when it never comes.
+ */
+export async function linkLocalAddress(ns: string, dev: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const a = JSON.parse(await run('ip', ['-n', ns, '-j', '-6', 'addr', 'show', 'dev', dev])) as {
+      addr_info?: { scope: string; local: string }[];
+    }[];
+    const ll = (a[0]?.addr_info ?? []).find((x) => x.scope === 'link');
+    if (ll !== undefined) return ll.local;
+    if (Date.now() > deadline) throw new Error(`no link-local address on ${dev} in ${ns}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

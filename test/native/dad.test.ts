@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import {
   linkedNetns,
+  linkLocalAddress,
   nativeSkipReason,
   SCAPY_PYTHON,
   scapySkipReason,
@@ -35,7 +36,6 @@ import {
   runFixture,
   uniqueName,
 } from '../helpers/netns.js';
-import { waitFor } from '../helpers/wait.js';
 
 const skip = nativeSkipReason() ?? false;
 const python = SCAPY_PYTHON;
@@ -65,10 +65,7 @@ void t.test('DAD on the ND proxy socket', { skip: noScapy }, async (t) => {
   }
   await run('ip', ['-n', far, 'link', 'set', 'homel', 'up']);
   await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
-  await waitFor('the HA link-local', async () => {
-    const a = JSON.parse(await run('ip', ['-n', ha, '-j', '-6', 'addr', 'show', 'dev', 'homeb']));
-    return (a[0]?.addr_info ?? []).some((x: { scope: string }) => x.scope === 'link');
-  });
+  await linkLocalAddress(ha, 'homeb');
   const goFile = join(tmpdir(), uniqueName('dad-go'));
   t.teardown(() => rmSync(goFile, { force: true }));
 
@@ -212,10 +209,7 @@ void t.test(
       'limit',
       '90kb',
     ]);
-    await waitFor('the HA link-local', async () => {
-      const a = JSON.parse(await run('ip', ['-n', ha, '-j', '-6', 'addr', 'show', 'dev', 'homeb']));
-      return (a[0]?.addr_info ?? []).some((x: { scope: string }) => x.scope === 'link');
-    });
+    await linkLocalAddress(ha, 'homeb');
     const r = await runFixture(
       ha,
       'dad-child.ts',

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import {
   linkedNetns,
+  linkLocalAddress,
   nativeSkipReason,
   SCAPY_PYTHON,
   scapySkipReason,
@@ -53,13 +54,7 @@ void t.test('ndproxy answers for its set only', { skip: noScapy }, async (t) => 
   const haMac = JSON.parse(await run('ip', ['-n', ha, '-j', 'link', 'show', 'homeb']))[0]
     .address as string;
   // The HA side's link-local (DAD is off in these namespaces: usable once it is listed).
-  let haLinkLocal = '';
-  await waitFor('the HA link-local', async () => {
-    const a = JSON.parse(await run('ip', ['-n', ha, '-j', '-6', 'addr', 'show', 'dev', 'homeb']));
-    const ll = (a[0]?.addr_info ?? []).find((x: { scope: string }) => x.scope === 'link');
-    haLinkLocal = ll?.local ?? '';
-    return haLinkLocal !== '';
-  });
+  const haLinkLocal = await linkLocalAddress(ha, 'homeb');
   const doneFile = join(tmpdir(), uniqueName('ndproxy-done'));
   t.teardown(() => rmSync(doneFile, { force: true }));
   const defended = ['10', '12', '13', '14', '15', '16', '17', '18', '19', '1a', '1b', '20'].map(

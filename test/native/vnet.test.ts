@@ -314,10 +314,30 @@ for (const v6 of [false, true]) {
   );
 }
 
+/** [what, change, the run length wanted, keep: leave the checksums as the change made them] */
+type RunCase = [string, (p: Uint8Array[]) => void, number, boolean?];
+
+/** Each case on a fresh base(): the change, then (unless keep) `repair` on every packet so
+ *  the checksums are right again and only the change itself can end the run. */
+function runCases(
+  t: Test,
+  base: () => Uint8Array[],
+  cases: readonly RunCase[],
+  families: number,
+  repair: (q: Uint8Array) => void,
+): void {
+  for (const [what, change, want, keep] of cases) {
+    const p = base();
+    change(p);
+    if (keep !== true) for (const q of p) repair(q);
+    t.equal(coalesce(p, families).k, want, what);
+  }
+}
+
 void t.test('what ends or prevents a run', { skip: skipCoalesce }, async (t) => {
   const base = (): Uint8Array[] => flow(false, [1000, 1000, 1000]);
-  // [what, change (the IPv4 header checksum is made right again afterwards unless `keep`), want]
-  const cases: [string, (p: Uint8Array[]) => void, number, boolean?][] = [
+  // The IPv4 header checksum is made right again after each change unless `keep`.
+  const cases: RunCase[] = [
     ['PSH in the middle ends the run after it', (p) => (p[1]![33] = 0x18), 2],
     ['PSH on the first: alone', (p) => (p[0]![33] = 0x18), 1],
     ['FIN: alone', (p) => (p[0]![33] = 0x11), 1],
@@ -336,12 +356,7 @@ void t.test('what ends or prevents a run', { skip: skipCoalesce }, async (t) => 
     ['a wrong IPv4 header checksum on the third', (p) => flip(p[2]!, 10), 2, true],
   ];
   t.equal(coalesce(base()).k, 3, 'the untouched run');
-  for (const [what, change, want, keep] of cases) {
-    const p = base();
-    change(p);
-    if (keep !== true) for (const q of p) withIpChecksum(q, new DataView(q.buffer).getUint16(4));
-    t.equal(coalesce(p).k, want, what);
-  }
+  runCases(t, base, cases, 3, (q) => withIpChecksum(q, new DataView(q.buffer).getUint16(4)));
   t.equal(coalesce(flow(false, [1000, 400, 1000])).k, 2, 'a shorter piece is the last');
   t.equal(coalesce(flow(false, [1000, 1200])).k, 1, 'a longer piece does not join');
   t.equal(coalesce(flow(false, [0, 0])).k, 1, 'pure ACKs stay apart');
@@ -431,8 +446,8 @@ function flip(p: Uint8Array, i: number): void {
 
 void t.test('what ends or prevents a UDP run', { skip: skipCoalesce }, async (t) => {
   const base = (): Uint8Array[] => udpFlow(false, [100, 100, 100, 100]);
-  // [what, change (the checksum is made right again afterwards unless `keep`), want]
-  const cases: [string, (p: Uint8Array[]) => void, number, boolean?][] = [
+  // The checksums are made right again after each change unless `keep`.
+  const cases: RunCase[] = [
     ['a wrong checksum in the middle: the run ends before it', (p) => flip(p[2]!, 30), 2, true],
     ['a wrong checksum on the first: alone', (p) => flip(p[0]!, 30), 1, true],
     ['no checksum (0) on the second', (p) => ((p[1]![26] = 0), (p[1]![27] = 0)), 1, true],
@@ -447,16 +462,10 @@ void t.test('what ends or prevents a UDP run', { skip: skipCoalesce }, async (t)
     ['a wrong IPv4 header checksum on the second', (p) => flip(p[1]!, 10), 1, true],
   ];
   t.equal(coalesce(base(), 4).k, 4, 'the untouched run');
-  for (const [what, change, want, keep] of cases) {
-    const p = base();
-    change(p);
-    if (keep !== true)
-      for (const q of p) {
-        withIpChecksum(q, new DataView(q.buffer).getUint16(4));
-        withUdpChecksum(q);
-      }
-    t.equal(coalesce(p, 4).k, want, what);
-  }
+  runCases(t, base, cases, 4, (q) => {
+    withIpChecksum(q, new DataView(q.buffer).getUint16(4));
+    withUdpChecksum(q);
+  });
   t.equal(coalesce(udpFlow(false, [100, 40, 100]), 4).k, 2, 'a shorter datagram is the last');
   t.equal(coalesce(udpFlow(false, [100, 120]), 4).k, 1, 'a longer one does not join');
   t.equal(coalesce(udpFlow(false, [0, 0]), 4).k, 1, 'empty datagrams stay apart');

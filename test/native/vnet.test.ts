@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { loadAddon } from '../../src/io/addon.js';
 import { packetSpans } from '../../src/io/batch.js';
 import { internetChecksum, onesComplementSum } from '../../src/wire/checksum.js';
-import { ipHeaderChecksumOk, l4ChecksumOk } from '../helpers/checksum.js';
+import { ipHeaderChecksumOk, l4ChecksumOk, withUdpChecksum } from '../helpers/checksum.js';
 
 const addon = loadAddon();
 const split = addon.vnetSplit;
@@ -392,18 +392,6 @@ function udpFlow(v6: boolean, sizes: number[]): Uint8Array[] {
     p[(v6 ? 40 : 20) + 8] = i; // each datagram's own first byte
     return withUdpChecksum(p);
   });
-}
-
-/** Sets the UDP checksum of a whole packet (RFC 768: a computed 0 is sent as all ones). */
-function withUdpChecksum(p: Uint8Array): Uint8Array {
-  const v6 = p[0]! >> 4 === 6;
-  const ipl = v6 ? 40 : 20;
-  const v = new DataView(p.buffer, p.byteOffset);
-  v.setUint16(ipl + 6, 0);
-  const pseudo = onesComplementSum(p, v6 ? 8 : 12, v6 ? 32 : 8) + 17 + (p.length - ipl);
-  const c = internetChecksum(p, ipl, p.length - ipl, pseudo);
-  v.setUint16(ipl + 6, c === 0 ? 0xffff : c);
-  return p;
 }
 
 for (const v6 of [false, true]) {

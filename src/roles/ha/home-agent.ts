@@ -380,12 +380,14 @@ export class HomeAgent {
         port: batch.remotePort(i),
         local: replySource(batch, i),
       };
+      // Stored only when it changed (not once per packet): a new address or port, or (another
+      // home agent) a new address of ours it reached.
       const last = this.#sessionLocator.get(session);
       if (
-        last?.local === from.local ||
-        last?.port !== from.port ||
+        last === undefined ||
+        last.port !== from.port ||
         last.address !== from.address ||
-        session.peerCertificate?.role === 'ha'
+        (last.local !== from.local && session.peerCertificate?.role === 'ha')
       ) {
         this.#sessionLocator.set(session, from);
       }

@@ -300,8 +300,16 @@ void t.test(
       }
       t.match(tshark.stdout, /Binding Update/);
       t.match(tshark.stdout, /Binding Acknowledgement/);
-      t.notMatch(tshark.stdout, /Malformed/);
-      t.notMatch(tshark.stdout, /\[Expert Info \(Error/);
+      // Every frame but those carrying TCP payload: the test's random bytes there are sometimes
+      // taken for another protocol by tshark's heuristics (seen: a "Thrift" varint error in a
+      // fresh-clone CI run), which says nothing about our framing or mobility headers.
+      const headers = await run('tshark', ['-r', s.pcap, '-V', '-Y', '!(tcp.len > 0)'], {
+        maxBuffer: 64 * 1024 * 1024,
+      }).catch((err: unknown) => ({ stdout: '', stderr: String(err) }));
+      t.match(headers.stdout, /Binding Update/, 'the filtered decode holds the signaling');
+      t.notMatch(headers.stdout, /Malformed/);
+      t.notMatch(headers.stdout, /\[Expert Info \(Error/);
+      t.notMatch(tshark.stdout, /Malformed/, 'no malformed frame at all, payload included');
     });
   },
 );

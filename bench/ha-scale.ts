@@ -82,6 +82,11 @@ const { values: a } = parseArgs({
     'over-cap': { type: 'string', default: '100' },
     'timeout-s': { type: 'string', default: '900' },
     'cpu-prof': { type: 'string' },
+    /**
+     * Heap snapshots of the (first) daemon after GC, before the members and after them, written
+     * to PREFIX-before.heapsnapshot and PREFIX-after.heapsnapshot (bench/heap-summary.mjs).
+     */
+    'heap-snapshot': { type: 'string' },
     'client-cpu-prof': { type: 'string' },
     /** Run the daemon from another tree's sources (a before/after comparison). */
     src: { type: 'string' },
@@ -147,8 +152,11 @@ interface MemoryUsage {
   arrayBuffers: number;
 }
 
-/** The daemon's memory after two full GCs (bench/inspector-memory.mjs in its namespace). */
-function memoryAfterGc(ns: string): MemoryUsage {
+/**
+ * The daemon's memory after two full GCs (bench/inspector-memory.mjs in its namespace); with
+ * `snapshot`, a heap snapshot of it is written there too.
+ */
+function memoryAfterGc(ns: string, snapshot?: string): MemoryUsage {
   const out = execFileSync(
     'ip',
     [
@@ -159,8 +167,9 @@ function memoryAfterGc(ns: string): MemoryUsage {
       '--experimental-websocket',
       join(ROOT, 'bench/inspector-memory.mjs'),
       String(INSPECT_PORT),
+      ...(snapshot === undefined ? [] : [snapshot]),
     ],
-    { timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] },
+    { timeout: 600_000, stdio: ['ignore', 'pipe', 'ignore'] },
   );
   return JSON.parse(out.toString().trim()) as MemoryUsage;
 }
@@ -439,7 +448,9 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
     for (let i = 1; i < k; i++) {
       await startDaemon(join(dir, `ha${i + 1}.log`), false, writeConfig(i));
     }
-    const memBefore = memoryAfterGc(ns);
+    const snapshot = (when: string): string | undefined =>
+      a['heap-snapshot'] === undefined ? undefined : `${a['heap-snapshot']}-${when}.heapsnapshot`;
+    const memBefore = memoryAfterGc(ns, snapshot('before'));
     const overCap = n === HA_BINDING_CAP ? Number(a['over-cap']) : 0;
     /** Each HA's client loads N/K members of its own (consecutive, from --offset). */
     const share = Math.floor(n / k);
@@ -499,7 +510,7 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
       stdout += c.toString();
       if (restarting === undefined && stdout.includes('"ready-for-restart"')) {
         restarting = (async () => {
-          memAfter = memoryAfterGc(ns); // of the first daemon, before it dies
+          memAfter = memoryAfterGc(ns, snapshot('after')); // of the first daemon, before it dies
           // The database and its write-ahead log (checkpointed into it at exit).
           const wal = join(dir, 'ha.db-wal');
           const storeBytes =
@@ -560,7 +571,7 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
     if (code !== 0 || !line.startsWith('{')) throw new Error(stderr.trim() || `exit ${code}`);
     const own = JSON.parse(line) as Record<string, unknown>;
     out.result = k > 1 ? clusterAggregate([own, ...(await Promise.all(more))]) : own;
-    memAfter ??= memoryAfterGc(ns);
+    memAfter ??= memoryAfterGc(ns, snapshot('after'));
     // The memory figures are the first HA's: its own members.
     const registered = Number(own.registered ?? n);
     out.memory = {

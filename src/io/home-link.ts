@@ -72,13 +72,14 @@ export class KernelHomeLink {
   /** Operations per home address run one after another (an add still running when a quick
    * deregistration's remove starts would otherwise re-install the route after the remove). */
   readonly #queue = new Map<string, Promise<void>>();
-  /** Cancels the pending repeats of our unsolicited NAs, per home address. */
+  /** Cancels the pending repeats of our unsolicited NAs, per home address (only while some are
+   * pending: about a second after a binding, so this holds few entries however many bindings). */
   readonly #announcing = new Map<string, () => void>();
   /** Routes and proxy entries, batched (src/io/home-link-programmer.ts); set by start(). */
   #program: HomeLinkProgrammer | undefined;
   /** The addon's ND proxy on the link; undefined: kernel proxy entries (or no home link). */
   #ndproxy: NdProxy | undefined;
-  /** The proxy-only addresses (alsoDefend) of each home address. */
+  /** The proxy-only addresses (alsoDefend) of each home address that has some. */
   readonly #defended = new Map<string, readonly string[]>();
   /** Duplicate Address Detection on the link (src/io/dad.ts); set by start(). */
   #dad: DuplicateAddressDetector | undefined;
@@ -200,18 +201,27 @@ export class KernelHomeLink {
     // Recorded before anything can fail: #remove must find every address defended for this
     // binding, or a failed route here would leave its link-local answered until a restart.
     const before = this.#defended.get(homeAddress) ?? [];
-    this.#defended.set(homeAddress, [...new Set([...before, ...alsoDefend])]);
+    this.#setDefended(homeAddress, [...new Set([...before, ...alsoDefend])]);
     await Promise.all([
       program.run({ kind: 'route-replace', address: homeAddress }),
       ...(ndproxy !== undefined
         ? []
         : [homeAddress, ...alsoDefend].map((a) => program.run({ kind: 'proxy-add', address: a }))),
     ]);
-    this.#defended.set(homeAddress, alsoDefend);
+    this.#setDefended(homeAddress, alsoDefend);
     await this.#undefend(before.filter((x) => !alsoDefend.includes(x)));
     // Hosts that cached the MN's own link-layer address (it was home) switch to us now.
     this.#announcing.get(homeAddress)?.();
-    this.#announcing.set(homeAddress, advertiseNeighbor(link, homeAddress));
+    const cancel = advertiseNeighbor(link, homeAddress, undefined, () => {
+      if (this.#announcing.get(homeAddress) === cancel) this.#announcing.delete(homeAddress);
+    });
+    this.#announcing.set(homeAddress, cancel);
+  }
+
+  /** Records `addresses` as the proxy-only addresses of `homeAddress` (none: no entry). */
+  #setDefended(homeAddress: string, addresses: readonly string[]): void {
+    if (addresses.length > 0) this.#defended.set(homeAddress, addresses);
+    else this.#defended.delete(homeAddress);
   }
 
   async #remove(homeAddress: string): Promise<void> {

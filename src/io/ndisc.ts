@@ -28,23 +28,27 @@ export function sendNeighborAdvertisement(link: string, address: string): void {
 }
 
 /**
- * Sends MAX_NEIGHBOR_ADVERTISEMENT NAs (now, then every REPEAT_MS); errors go to `onError`.
- * Returns a function that cancels the repeats still pending (call it when the address changes
- * hands again, or a late NA would claim it for the wrong node).
+ * Sends MAX_NEIGHBOR_ADVERTISEMENT NAs (now, then every REPEAT_MS); errors go to `onError`, and
+ * `onDone` runs once the last one is sent (not when cancelled). Returns a function that cancels
+ * the repeats still pending (call it when the address changes hands again, or a late NA would
+ * claim it for the wrong node); once `onDone` ran it has nothing left to cancel.
  */
 export function advertiseNeighbor(
   link: string,
   address: string,
   onError: (err: unknown) => void = () => undefined,
+  onDone: () => void = () => undefined,
 ): () => void {
   const timers: NodeJS.Timeout[] = [];
   for (let i = 0; i < MAX_NEIGHBOR_ADVERTISEMENT; i++) {
+    const last = i === MAX_NEIGHBOR_ADVERTISEMENT - 1;
     const send = (): void => {
       try {
         sendNeighborAdvertisement(link, address);
       } catch (err) {
         onError(err);
       }
+      if (last) onDone();
     };
     if (i === 0) send();
     else timers.push(setTimeout(send, i * REPEAT_MS).unref());

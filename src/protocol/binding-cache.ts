@@ -34,12 +34,10 @@ export interface BindingCounters {
   bytesOut: number;
 }
 
-/** One binding at the HA (digest §2.1). Mutable: the data path updates counters in place. */
-export interface BindingCacheEntry {
+/** What a Binding Update sets in a binding (and what a restored binding brings). */
+export interface BindingFields {
   /** The MN's home address (RFC 5952 text). The key. */
   homeAddress: string;
-  /** `keyOf` of the home address: the data-path key. */
-  readonly key: string;
   /** Registered CoA: IPv6, or IPv4-mapped (::ffff:a.b.c.d) for an IPv4 CoA (RFC 5555). */
   careOfAddress: string;
   /** Where the HA sends: the outer address and port the BU was observed from. */
@@ -72,16 +70,87 @@ export interface BindingCacheEntry {
   refreshTime: number;
   /** Binding Refresh Advice sent to the MN (s); 0 when none. */
   refreshAdviceSeconds: number;
+}
+
+/**
+ * One binding at the HA (digest §2.1). Mutable: the data path updates counters in place, a
+ * refresh BU rewrites the BindingFields of the same object. A class, every field set in the
+ * constructor in one order, so all entries share one hidden class (issue 17: a spread object
+ * literal per entry, then Object.assign on refresh, left each entry with a V8 map and
+ * descriptor array of its own, ~600 B per binding).
+ */
+export class BindingCacheEntry implements BindingFields {
+  // The BindingFields (documented there), all set by update() from the constructor.
+  homeAddress!: string;
+  careOfAddress!: string;
+  locator!: Locator;
+  lifetimeSeconds!: number;
+  expiresAt!: number;
+  sequence!: number;
+  flags!: Readonly<BindingUpdateFlags>;
+  homeRegistration!: boolean;
+  peerName!: string;
+  ownerKey!: Uint8Array;
+  natDetected!: boolean;
+  udpEncapsulationRequired!: boolean;
+  refreshTime!: number;
+  refreshAdviceSeconds!: number;
+  /** `keyOf` of the home address: the data-path key. */
+  readonly key: string;
   createdAt: number;
   /** Time of the last accepted BU for this entry. */
   updatedAt: number;
   /** Last data-path use (ms), null when never used. */
   lastUsedAt: number | null;
   /** A Binding Refresh Request was already issued for the current lifetime. */
-  refreshRequested: boolean;
-  counters: BindingCounters;
+  refreshRequested = false;
   /** The deadline the cache last armed for this entry (its heap items at other times are stale). */
-  armedAt?: number | undefined;
+  armedAt: number | undefined = undefined;
+  #counters: BindingCounters | undefined;
+
+  constructor(
+    fields: BindingFields,
+    key: string,
+    createdAt: number,
+    updatedAt: number,
+    lastUsedAt: number | null,
+    counters: BindingCounters | undefined,
+  ) {
+    this.update(fields);
+    this.key = key;
+    this.createdAt = createdAt;
+    this.updatedAt = updatedAt;
+    this.lastUsedAt = lastUsedAt;
+    this.#counters = counters;
+  }
+
+  /** Traffic counters (made on first use: an idle binding has none). */
+  get counters(): BindingCounters {
+    return (this.#counters ??= { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 });
+  }
+
+  /** The counters if any traffic was counted (for a copy that keeps them). */
+  get countersIfAny(): BindingCounters | undefined {
+    return this.#counters;
+  }
+
+  /** A BU's fields replace this entry's (a refresh or a move of the same binding). */
+  update(fields: BindingFields): void {
+    this.homeAddress = fields.homeAddress;
+    this.careOfAddress = fields.careOfAddress;
+    this.locator = fields.locator;
+    this.lifetimeSeconds = fields.lifetimeSeconds;
+    this.expiresAt = fields.expiresAt;
+    this.sequence = fields.sequence;
+    this.flags = fields.flags;
+    this.homeRegistration = fields.homeRegistration;
+    this.peerName = fields.peerName;
+    this.ownerKey = fields.ownerKey;
+    this.natDetected = fields.natDetected;
+    this.udpEncapsulationRequired = fields.udpEncapsulationRequired;
+    this.refreshTime = fields.refreshTime;
+    this.refreshAdviceSeconds = fields.refreshAdviceSeconds;
+  }
 }
 
 /** What `poll` asks the driver to do. */
@@ -90,11 +159,11 @@ export type BindingCacheAction =
   | { kind: 'refreshRequest'; entry: BindingCacheEntry };
 
 /** Fields a caller provides to create an entry; the rest get defaults. */
-export type NewBindingCacheEntry = Omit<
-  BindingCacheEntry,
-  'key' | 'lastUsedAt' | 'refreshRequested' | 'counters' | 'createdAt' | 'updatedAt' | 'armedAt'
-> &
-  Partial<Pick<BindingCacheEntry, 'counters' | 'createdAt' | 'lastUsedAt'>>;
+export type NewBindingCacheEntry = BindingFields & {
+  counters?: BindingCounters;
+  createdAt?: number;
+  lastUsedAt?: number | null;
+};
 
 /** Tuning of a BindingCache; the defaults follow RFC 6275 practice (see constants.ts). */
 export interface BindingCacheOptions {
@@ -199,28 +268,20 @@ export class BindingCache {
       fields.lastUsedAt === undefined
     ) {
       // A BU for the binding (a refresh or a move): the same entry, its fields replaced.
-      Object.assign(old, fields);
+      old.update(fields);
       old.updatedAt = now;
       old.refreshRequested = false;
       this.#arm(old);
       return old;
     }
-    const entry: BindingCacheEntry = {
-      ...fields,
+    const entry = new BindingCacheEntry(
+      fields,
       key,
-      createdAt: fields.createdAt ?? old?.createdAt ?? now,
-      updatedAt: now,
-      lastUsedAt: fields.lastUsedAt ?? old?.lastUsedAt ?? null,
-      refreshRequested: false,
-      armedAt: undefined, // not a copied entry's: this one has no heap item yet
-      counters: fields.counters ??
-        old?.counters ?? {
-          packetsIn: 0,
-          packetsOut: 0,
-          bytesIn: 0,
-          bytesOut: 0,
-        },
-    };
+      fields.createdAt ?? old?.createdAt ?? now,
+      now,
+      fields.lastUsedAt ?? old?.lastUsedAt ?? null,
+      fields.counters ?? old?.countersIfAny,
+    );
     this.#byKey.set(key, entry);
     this.#tombstones.delete(key);
     this.#arm(entry);

@@ -57,9 +57,15 @@ export interface MemberCertificate {
   addresses: AllowedPrefix[];
   notBefore: number; // Unix seconds
   notAfter: number; // Unix seconds
-  signature: Uint8Array; // 64 bytes (all zero before signing)
-  /** The exact encoded bytes (what travels in the handshake); set by decode/sign. */
+  /** The exact encoded bytes (what travels in the handshake), the signature last (64 bytes:
+   *  certificateSignature); set by decode/sign. */
   raw: Uint8Array;
+}
+
+/** The authority's Ed25519 signature: the last 64 bytes of the certificate (a view; not a field
+ *  of its own, which would cost a view per member at a home agent, issue 17). */
+export function certificateSignature(cert: MemberCertificate): Uint8Array {
+  return cert.raw.subarray(cert.raw.length - CERT_SIGNATURE_LEN);
 }
 
 export type CertificateVerdict =
@@ -70,7 +76,7 @@ function bad(message: string): CryptoError {
 }
 
 /** Encodes everything but the signature (the signed body). */
-function encodeBody(c: Omit<MemberCertificate, 'signature' | 'raw'>): Uint8Array {
+function encodeBody(c: Omit<MemberCertificate, 'raw'>): Uint8Array {
   if (!NAME_RE.test(c.name)) {
     throw bad(`invalid member name "${c.name}" (1-63 of a-z 0-9 . _ -, starting alphanumeric)`);
   }
@@ -108,12 +114,12 @@ function encodeBody(c: Omit<MemberCertificate, 'signature' | 'raw'>): Uint8Array
 
 /** Signs a certificate with the authority's Ed25519 secret key (64-byte libsodium form). */
 export function signCertificate(
-  body: Omit<MemberCertificate, 'signature' | 'raw'>,
+  body: Omit<MemberCertificate, 'raw'>,
   authoritySecretKey: Uint8Array,
 ): MemberCertificate {
   const bytes = encodeBody(body);
   const signature = lib().crypto_sign_detached(concat(SIGNING_CONTEXT, bytes), authoritySecretKey);
-  return { ...body, signature, raw: concat(bytes, signature) };
+  return { ...body, raw: concat(bytes, signature) };
 }
 
 /** Decodes a certificate's bytes. Throws CryptoError('ERR_BAD_CERTIFICATE') when malformed;
@@ -146,11 +152,12 @@ export function decodeCertificate(bytes: Uint8Array): MemberCertificate {
   // One copy of the bytes; the fields are views into it (a home agent keeps one decoded
   // certificate per member: one buffer instead of one per field, issue 17).
   const raw = bytes.slice();
-  const addresses: AllowedPrefix[] = [];
+  // Of the exact length: an array grown by push keeps room for 17 (issue 17).
+  const addresses = new Array<AllowedPrefix>(count);
   for (let i = 0; i < count; i++) {
     const prefixLength = raw[o++]!;
     if (prefixLength > 128) throw bad('bad prefix length');
-    addresses.push({ prefixLength, address: raw.subarray(o, o + 16) });
+    addresses[i] = { prefixLength, address: raw.subarray(o, o + 16) };
     o += 16;
   }
   return {
@@ -160,7 +167,6 @@ export function decodeCertificate(bytes: Uint8Array): MemberCertificate {
     addresses,
     notBefore: Number(notBefore),
     notAfter: Number(notAfter),
-    signature: raw.subarray(o, o + CERT_SIGNATURE_LEN),
     raw,
   };
 }
@@ -176,7 +182,7 @@ export function verifyCertificate(
   let ok = false;
   try {
     ok = lib().crypto_sign_verify_detached(
-      cert.signature,
+      certificateSignature(cert),
       concat(SIGNING_CONTEXT, body),
       authorityPublicKey,
     );

@@ -150,6 +150,9 @@ export class BindingPaths {
       locator,
       data: validated ? locator : previous,
       budget: validated ? 0 : budget + UNVALIDATED_BUDGET_FACTOR * buBytes,
+      // Present from the start: fields added later go to a separate property store.
+      mtu: undefined,
+      mtuFor: undefined,
     });
     // One key (a string) for the usual member with one home address; a Set only for more.
     const keys = this.#bySession.get(session);

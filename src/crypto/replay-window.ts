@@ -11,6 +11,7 @@
  * packets can never move the window. `update` re-checks, which catches a duplicate that arrived
  * twice in the same batch.
  */
+import { SlotPool } from '../util/slot-pool.js';
 
 /** Default ring size in 32-bit words (power of two). */
 export const REPLAY_WINDOW_WORDS = 64;
@@ -20,57 +21,25 @@ const WORD_BITS = 32;
 /** Outcome of a window check; 'ok' means "not seen yet and inside the window". */
 export type ReplayVerdict = 'ok' | 'replay' | 'too-old';
 
-/**
- * Bitmaps of many windows in shared chunks (issue 17): a home agent holds a window per member's
- * keys, and a Uint32Array of its own costs each one a typed array, an ArrayBuffer and a separate
- * backing store besides its 256 bytes. A pooled window is a slot (an index) in a chunk of
- * WINDOWS_PER_CHUNK; released slots are zeroed and reused. Chunks are never freed (the pool
- * keeps its peak size).
- */
-export class ReplayBitmapPool {
-  readonly words: number;
-  readonly #chunks: Uint32Array[] = [];
-  readonly #free: number[] = [];
-  #next = 0;
-
-  constructor(words: number = REPLAY_WINDOW_WORDS) {
-    this.words = words;
-  }
-
-  /** A zeroed slot. */
-  take(): number {
-    const slot = this.#free.pop();
-    if (slot !== undefined) return slot;
-    if (this.#next === this.#chunks.length * WINDOWS_PER_CHUNK) {
-      this.#chunks.push(new Uint32Array(WINDOWS_PER_CHUNK * this.words));
-    }
-    return this.#next++;
-  }
-
-  /** The chunk holding `slot`; its words start at `baseOf(slot)`. */
-  chunkOf(slot: number): Uint32Array {
-    return this.#chunks[Math.floor(slot / WINDOWS_PER_CHUNK)]!;
-  }
-
-  baseOf(slot: number): number {
-    return (slot % WINDOWS_PER_CHUNK) * this.words;
-  }
-
-  /** Gives `slot` back, zeroed. Call once per taken slot. */
-  release(slot: number): void {
-    const base = this.baseOf(slot);
-    this.chunkOf(slot).fill(0, base, base + this.words);
-    this.#free.push(slot);
-  }
-
-  /** Slots in use. */
-  get inUse(): number {
-    return this.#next - this.#free.length;
-  }
-}
-
 /** Windows per pool chunk (64 of 64 words: 16 KiB). */
 const WINDOWS_PER_CHUNK = 64;
+
+/**
+ * Bitmaps of many windows in shared chunks (issue 17, util/slot-pool.ts): a home agent holds a
+ * window per member's keys, and a Uint32Array of its own costs each one a typed array, an
+ * ArrayBuffer and a separate backing store besides its 256 bytes. A pooled window is a slot in
+ * a chunk of WINDOWS_PER_CHUNK.
+ */
+export class ReplayBitmapPool extends SlotPool<Uint32Array> {
+  constructor(words: number = REPLAY_WINDOW_WORDS) {
+    super(words, WINDOWS_PER_CHUNK, (n) => new Uint32Array(n));
+  }
+
+  /** Words per window. */
+  get words(): number {
+    return this.slotLength;
+  }
+}
 
 /** The pool the channel's keys take their windows from (one per process). */
 export const CHANNEL_REPLAY_POOL = new ReplayBitmapPool();

@@ -9,6 +9,7 @@ import type { MemberCertificate } from './certificate.js';
 import type { IkInitiator, TransportKeys } from './noise.js';
 import { CHANNEL_REPLAY_POOL, REPLAY_WINDOW_WORDS, ReplayWindow } from './replay-window.js';
 import { lib } from './sodium.js';
+import { SlotPool } from '../util/slot-pool.js';
 
 /** Stable drop reasons (counters and logs). */
 export const DROP_REASONS = [
@@ -43,22 +44,42 @@ export function zeroDrops(): DropCounters {
  *  drop anything; 18 counters each cost ~0.5 KiB at a home agent of 100 000, issue 17). */
 export const NO_DROPS: Readonly<DropCounters> = Object.freeze(zeroDrops());
 
+/** Transport keys per pool chunk (64 keypairs of 64 bytes: 4 KiB). */
+const KEYPAIRS_PER_CHUNK = 64;
+
+/**
+ * The transport keys of the process's keypairs (util/slot-pool.ts, issue 17): 64 bytes each in
+ * shared chunks, as views (a buffer of its own costs each keypair an ArrayBuffer and a separate
+ * backing store besides its 64 bytes). A slot is zeroed when its keys are wiped.
+ */
+export const CHANNEL_KEY_POOL = new SlotPool<Uint8Array>(
+  64,
+  KEYPAIRS_PER_CHUNK,
+  (n) => new Uint8Array(n),
+);
+
+/** What a wiped keypair's keys read as: zeros, never another keypair's reused slot. */
+const WIPED_KEY = new Uint8Array(32);
+
 /**
  * One direction pair of keys from one handshake (an SA pair, in IPsec terms). The two keys live
- * in one 64-byte buffer (the handshake's own copies are wiped; its hash is not kept).
+ * in one 64-byte slot of CHANNEL_KEY_POOL (the handshake's own copies are wiped; its hash is
+ * not kept).
  */
 export class Keypair {
   sendCounter = 0;
   /** Its bitmap lives in the process's shared pool; released when the keys are wiped. */
   readonly replay = new ReplayWindow(REPLAY_WINDOW_WORDS, CHANNEL_REPLAY_POOL);
-  readonly sendKey: Uint8Array;
-  readonly receiveKey: Uint8Array;
+  sendKey: Uint8Array;
+  receiveKey: Uint8Array;
   readonly localSpi: number;
   readonly remoteSpi: number;
   readonly createdAt: number;
   readonly isInitiator: boolean;
   /** The channel these keys belong to (what a data message's receiver SPI finds). */
   readonly session: PeerSession;
+  /** The keys' slot in CHANNEL_KEY_POOL, -1 once wiped. */
+  #slot: number;
   constructor(
     session: PeerSession,
     keys: TransportKeys,
@@ -67,15 +88,17 @@ export class Keypair {
     createdAt: number,
     isInitiator: boolean,
   ) {
-    const slab = new Uint8Array(64);
-    slab.set(keys.sendKey, 0);
-    slab.set(keys.receiveKey, 32);
+    this.#slot = CHANNEL_KEY_POOL.take();
+    const chunk = CHANNEL_KEY_POOL.chunkOf(this.#slot);
+    const base = CHANNEL_KEY_POOL.baseOf(this.#slot);
+    chunk.set(keys.sendKey, base);
+    chunk.set(keys.receiveKey, base + 32);
     const s = lib();
     s.memzero(keys.sendKey);
     s.memzero(keys.receiveKey);
     this.session = session;
-    this.sendKey = slab.subarray(0, 32);
-    this.receiveKey = slab.subarray(32, 64);
+    this.sendKey = chunk.subarray(base, base + 32);
+    this.receiveKey = chunk.subarray(base + 32, base + 64);
     this.localSpi = localSpi;
     this.remoteSpi = remoteSpi;
     this.createdAt = createdAt;
@@ -83,9 +106,12 @@ export class Keypair {
   }
 
   wipe(): void {
-    const s = lib();
-    s.memzero(this.sendKey);
-    s.memzero(this.receiveKey);
+    // The slot is zeroed and goes back to the pool (once); these views then read zeros, not
+    // whatever keys take the slot next.
+    if (this.#slot >= 0) CHANNEL_KEY_POOL.release(this.#slot);
+    this.#slot = -1;
+    this.sendKey = WIPED_KEY;
+    this.receiveKey = WIPED_KEY;
     // Past the end of counters: a wiped keypair can never seal again, nor open (its window
     // refuses every counter once released).
     this.sendCounter = Infinity;

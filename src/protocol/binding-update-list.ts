@@ -68,18 +68,25 @@ export class BindingUpdateList {
 export class UpdateRateLimiter {
   readonly #max: number;
   readonly #windowMs: number;
-  readonly #sent: number[] = [];
+  /**
+   * The last `max` send times, a ring of exactly that length (a home agent keeps one per active
+   * member, issue 17): written from 0 up, then over the oldest, which is at #head once full.
+   */
+  readonly #sent: number[];
+  #count = 0;
+  #head = 0;
 
   /** Defaults: 3 per 1000 ms. */
   constructor(max = MAX_UPDATE_RATE, windowMs = UPDATE_RATE_WINDOW_MS) {
     this.#max = max;
     this.#windowMs = windowMs;
+    this.#sent = new Array<number>(max).fill(0);
   }
 
   /** Earliest time a send is allowed (ms); 0 when one is allowed at any time. */
   nextAllowedAt(): number {
-    if (this.#sent.length < this.#max) return 0;
-    return (this.#sent[0] ?? 0) + this.#windowMs;
+    if (this.#count < this.#max) return 0;
+    return (this.#sent[this.#head] ?? 0) + this.#windowMs;
   }
 
   /** True when a send is allowed at `now`. */
@@ -89,8 +96,10 @@ export class UpdateRateLimiter {
 
   /** Records a send at `now`. */
   record(now: number): void {
-    this.#sent.push(now);
-    while (this.#sent.length > this.#max) this.#sent.shift();
+    if (this.#max <= 0) return;
+    this.#sent[this.#head] = now;
+    this.#head = (this.#head + 1) % this.#max;
+    if (this.#count < this.#max) this.#count++;
   }
 }
 

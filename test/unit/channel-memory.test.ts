@@ -13,7 +13,7 @@ import {
   parseIpv6,
 } from '../../src/crypto/certificate.js';
 import { CHANNEL_REPLAY_POOL } from '../../src/crypto/replay-window.js';
-import { NO_DROPS } from '../../src/crypto/session.js';
+import { CHANNEL_KEY_POOL, NO_DROPS } from '../../src/crypto/session.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
 import { toHex } from '../../src/wire/hex.js';
 import { authority, cert, endpoint, ipv6Packet, memberKey, T0 } from '../helpers/crypto.js';
@@ -71,7 +71,12 @@ void t.test(
     const send = kp['sendKey'] as Uint8Array;
     const receive = kp['receiveKey'] as Uint8Array;
     t.equal(send.buffer, receive.buffer, 'both keys in one buffer');
-    t.equal(send.buffer.byteLength, 64, 'of 64 bytes');
+    t.equal(receive.byteOffset, send.byteOffset + 32, 'one 64-byte slot of the key pool');
+    t.equal(
+      send.buffer,
+      CHANNEL_KEY_POOL.chunkOf(0).buffer,
+      "the pool's chunk, no buffer of its own",
+    );
     t.equal(kp['keys'], undefined, 'no handshake hash or key object kept');
     t.equal(kp['session'], r.session, 'the keys know their session (no SPI-map entry object)');
     t.same(r.session.peerPublicKey, mnKey.publicKey);
@@ -110,12 +115,33 @@ void t.test(
 
 void t.test('keys take their replay window from the shared pool and give it back', async (t) => {
   const before = CHANNEL_REPLAY_POOL.inUse;
+  const keysBefore = CHANNEL_KEY_POOL.inUse;
   const { ha, mn, r, back } = connected();
   t.equal(CHANNEL_REPLAY_POOL.inUse, before + 2, 'one window per side');
+  t.equal(CHANNEL_KEY_POOL.inUse, keysBefore + 2, 'one key slot per side');
+  const kp = (r.session as unknown as { current: { sendKey: Uint8Array } }).current;
   const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
   const late = mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!;
+  const slotView = kp.sendKey;
   ha.closeSession(r.session);
   t.equal(CHANNEL_REPLAY_POOL.inUse, before + 1, 'closing the session released its window');
+  t.equal(CHANNEL_KEY_POOL.inUse, keysBefore + 1, 'and its key slot');
+  t.ok(
+    slotView.every((b) => b === 0),
+    'the slot was zeroed',
+  );
+  // The next keys take the freed slot: the wiped keypair must not read them.
+  const again = connected();
+  t.ok(
+    kp.sendKey.every((b) => b === 0),
+    "a wiped keypair's keys read zeros, not the slot's next keys",
+  );
+  t.ok(
+    slotView.some((b) => b !== 0),
+    'the slot holds new keys now',
+  );
+  again.ha.close();
+  again.mn.close();
   t.same(ha.receive(late, T0).kind, 'drop', 'nothing opens under the released keys');
   mn.close();
   t.equal(CHANNEL_REPLAY_POOL.inUse, before, 'all given back');

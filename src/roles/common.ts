@@ -307,34 +307,117 @@ export class TunnelWriter {
   }
 }
 
+/** One socket's queue of SignalingOutbox: the sealed messages in one slab, with their
+ *  destinations as the batched send takes them (grown, never shrunk, reused per batch). */
+class OutboxQueue {
+  buf = new Uint8Array(16 * 1024);
+  used = 0;
+  count = 0;
+  offsets = new Uint32Array(64);
+  lengths = new Uint32Array(64);
+  dstAddrs = new Uint8Array(64 * 16);
+  dstPorts = new Uint16Array(64);
+  srcAddrs = new Uint8Array(64 * 16);
+  ifindexes = new Uint32Array(64);
+  /** Some message of this batch has a chosen source / a link to leave on. */
+  withSource = false;
+  withIfindex = false;
+
+  /** Room for one more message of `bytes` (the slab and the arrays grow by doubling). */
+  reserve(bytes: number): void {
+    if (this.used + bytes > this.buf.length) {
+      let cap = this.buf.length * 2;
+      while (cap < this.used + bytes) cap *= 2;
+      const buf = new Uint8Array(cap);
+      buf.set(this.buf.subarray(0, this.used));
+      this.buf = buf;
+    }
+    if (this.count < this.offsets.length) return;
+    const n = this.offsets.length * 2;
+    const grow = <T extends Uint8Array | Uint16Array | Uint32Array>(a: T, b: T): T => {
+      b.set(a);
+      return b;
+    };
+    this.offsets = grow(this.offsets, new Uint32Array(n));
+    this.lengths = grow(this.lengths, new Uint32Array(n));
+    this.dstAddrs = grow(this.dstAddrs, new Uint8Array(n * 16));
+    this.dstPorts = grow(this.dstPorts, new Uint16Array(n));
+    this.srcAddrs = grow(this.srcAddrs, new Uint8Array(n * 16));
+    this.ifindexes = grow(this.ifindexes, new Uint32Array(n));
+  }
+}
+
 /**
  * Signaling sealed while a receive batch is processed (a BA for each BU in it), sent in one
  * batch per socket at the batch's end instead of one send call each (issue 17: at 20 000 BUs
- * a second the send calls were the HA's largest cost). Outside `hold()` ... `release()`
- * a message is sent at once. Messages keep their order per socket.
+ * a second the send calls were the HA's largest cost). While holding, each message is sealed
+ * in place in the socket's reused slab (no buffer per message or per batch). Outside `hold()`
+ * ... `release()` a message is sealed and sent at once. Messages keep their order per socket.
  */
 export class SignalingOutbox {
-  readonly #queues = new Map<UdpEndpoint, { messages: Uint8Array[]; to: Locator[] }>();
+  readonly #queues = new Map<UdpEndpoint, OutboxQueue>();
+  readonly #sealOffset = new Uint32Array(1);
+  readonly #sealLength = new Uint32Array(1);
   #holding = false;
 
-  /** From now until release(), send() queues. */
+  /** From now until release(), seal() queues. */
   hold(): void {
     this.#holding = true;
   }
 
   /**
-   * A sealed datagram for `to` (from `to.local` when set): queued while holding (true), else
-   * sent (true when accepted).
+   * Seals `packet`, which this node wrote itself (DataKind.SIGNALING, see sendSealed), for
+   * `session` and sends it to `to` (from `to.local` when set): queued while holding. False when
+   * the session has no usable keys or (not holding) the socket refused it.
    */
-  send(socket: UdpEndpoint, message: Uint8Array, to: Locator): boolean {
-    if (!this.#holding) return socket.send(message, to.address, to.port, to.local);
+  seal(
+    endpoint: SecureEndpoint,
+    session: PeerSession,
+    packet: Uint8Array,
+    socket: UdpEndpoint,
+    to: Locator,
+    now: number,
+  ): boolean {
+    if (!this.#holding) return sendSealed(endpoint, session, packet, socket, to, now);
     let q = this.#queues.get(socket);
     if (q === undefined) {
-      q = { messages: [], to: [] };
+      q = new OutboxQueue();
       this.#queues.set(socket, q);
     }
-    q.messages.push(message);
-    q.to.push(to);
+    const length = packet.length + DATA_HEADER_LEN + TAG_LEN;
+    q.reserve(length);
+    const off = q.used;
+    q.buf.set(packet, off + DATA_HEADER_LEN);
+    this.#sealOffset[0] = off;
+    this.#sealLength[0] = packet.length;
+    const sealed = endpoint.sealBatch(
+      session,
+      q.buf,
+      this.#sealOffset,
+      this.#sealLength,
+      1,
+      now,
+      DataKind.SIGNALING,
+    );
+    if (sealed !== 1) return false;
+    const i = q.count++;
+    q.used += length;
+    q.offsets[i] = off;
+    q.lengths[i] = length;
+    // From the text (a binding's locator keeps no slots for this, ResolvedLocator).
+    writeSlot(to.address, q.dstAddrs, i * 16);
+    q.dstPorts[i] = to.port;
+    const pct = to.address.indexOf('%');
+    q.ifindexes[i] = pct < 0 ? 0 : Number(to.address.slice(pct + 1)) >>> 0;
+    if (pct >= 0) q.withIfindex = true;
+    // From the address the member last reached us on (all zero: the kernel chooses).
+    const local = to.local;
+    if (local !== undefined && isIpv4(local) === isIpv4(to.address)) {
+      writeSlot(local, q.srcAddrs, i * 16);
+      q.withSource = true;
+    } else {
+      q.srcAddrs.fill(0, i * 16, i * 16 + 16);
+    }
     return true;
   }
 
@@ -343,49 +426,22 @@ export class SignalingOutbox {
     this.#holding = false;
     let refused = 0;
     for (const [socket, q] of this.#queues) {
-      const n = q.messages.length;
+      const n = q.count;
       if (n === 0) continue;
-      let total = 0;
-      for (const m of q.messages) total += m.length;
-      const buf = new Uint8Array(total);
-      const offsets = new Uint32Array(n);
-      const lengths = new Uint32Array(n);
-      const dstAddrs = new Uint8Array(n * 16);
-      const dstPorts = new Uint16Array(n);
-      let ifindexes: Uint32Array | undefined;
-      let srcAddrs: Uint8Array | undefined;
-      for (let i = 0, off = 0; i < n; i++) {
-        const m = q.messages[i]!;
-        buf.set(m, off);
-        offsets[i] = off;
-        lengths[i] = m.length;
-        off += m.length;
-        // From the text (a binding's locator keeps no slots for this, ResolvedLocator).
-        const to = q.to[i]!;
-        writeSlot(to.address, dstAddrs, i * 16);
-        dstPorts[i] = to.port;
-        const pct = to.address.indexOf('%');
-        if (pct >= 0) {
-          (ifindexes ??= new Uint32Array(n))[i] = Number(to.address.slice(pct + 1)) >>> 0;
-        }
-        // From the address the member last reached us on (all zero: the kernel chooses).
-        const local = to.local;
-        if (local !== undefined && isIpv4(local) === isIpv4(to.address)) {
-          writeSlot(local, (srcAddrs ??= new Uint8Array(n * 16)), i * 16);
-        }
-      }
-      q.messages.length = 0;
-      q.to.length = 0;
       const batch: OutgoingDatagrams = {
         count: n,
-        buf,
-        offsets,
-        lengths,
-        dstAddrs,
-        dstPorts,
-        srcAddrs,
-        ifindexes,
+        buf: q.buf,
+        offsets: q.offsets,
+        lengths: q.lengths,
+        dstAddrs: q.dstAddrs,
+        dstPorts: q.dstPorts,
+        srcAddrs: q.withSource ? q.srcAddrs : undefined,
+        ifindexes: q.withIfindex ? q.ifindexes : undefined,
       };
+      q.count = 0;
+      q.used = 0;
+      q.withSource = false;
+      q.withIfindex = false;
       refused += n - socket.sendDatagrams(batch);
     }
     return refused;

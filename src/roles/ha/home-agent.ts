@@ -37,7 +37,7 @@
  * registration-log.ts (what a BU result logs and counts), home-agent-status.ts (mip6 status).
  */
 import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto/endpoint.js';
-import { DATA_HEADER_LEN, DATA_OVERHEAD, DataKind } from '../../crypto/aead.js';
+import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import type { DatagramBatch, PacketBatch, PacketSpans, UdpEndpoint } from '../../io/types.js';
 import { HandshakeRateLimiter } from '../../crypto/handshake-rate-limiter.js';
 import {
@@ -919,11 +919,10 @@ export class HomeAgent {
     const family = to.address.includes(':') ? 6 : 4;
     this.#capture(packet, now);
     const socket = this.#socketFor(family);
-    const sealed =
-      socket === undefined
-        ? null
-        : this.#env.endpoint.seal(session, packet, now, DataKind.SIGNALING);
-    if (socket !== undefined && sealed !== null && this.#outbox.send(socket, sealed, to)) {
+    if (
+      socket !== undefined &&
+      this.#outbox.seal(this.#env.endpoint, session, packet, socket, to, now)
+    ) {
       this.counters.signalingOut++;
     } else {
       this.drops.add('signaling-send');

@@ -169,20 +169,22 @@ export function parseIpv6General(text: string): Uint8Array {
   return out;
 }
 
-/** 16 bytes at `offset` -> RFC 5952 canonical text. */
+/** The groups of formatIpv6 (one format at a time: JavaScript is single-threaded). */
+const groups = new Uint16Array(8);
+
+/** 16 bytes at `offset` -> RFC 5952 canonical text (built in one pass, no arrays per call). */
 export function formatIpv6(bytes: Uint8Array, offset = 0): string {
   if (offset < 0 || offset + IPV6_ADDR_LEN > bytes.length) {
     throw new WireError('ERR_TRUNCATED', 'IPv6 address truncated', offset);
   }
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) {
-    g.push(((bytes[offset + 2 * i] ?? 0) << 8) | (bytes[offset + 2 * i + 1] ?? 0));
-  }
+  const g = groups;
+  for (let i = 0; i < 8; i++) g[i] = (bytes[offset + 2 * i]! << 8) | bytes[offset + 2 * i + 1]!;
   if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
     return `::ffff:${formatIpv4(bytes, offset + 12)}`;
   }
+  // The first longest run of two or more zero groups becomes "::" (RFC 5952 §4.2).
   let bestStart = -1;
-  let bestLen = 0;
+  let bestLen = 1;
   for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
@@ -196,11 +198,17 @@ export function formatIpv6(bytes: Uint8Array, offset = 0): string {
     }
     i = j;
   }
-  const hex = g.map((x) => x.toString(16));
-  if (bestLen < 2) return hex.join(':');
-  const head = hex.slice(0, bestStart).join(':');
-  const tail = hex.slice(bestStart + bestLen).join(':');
-  return `${head}::${tail}`;
+  let text = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      text += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (i !== 0 && i !== bestStart + bestLen) text += ':';
+    text += g[i]!.toString(16);
+  }
+  return text;
 }
 
 /** Canonical form of any IPv6 text (parse + format). */

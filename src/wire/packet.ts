@@ -14,7 +14,9 @@ import {
 } from './ext-headers.js';
 import { decodeIcmpv6, encodeIcmpv6, type DecodedIcmpv6, type Icmpv6Message } from './icmpv6.js';
 import {
+  IPV6_DST_OFF,
   IPV6_HEADER_LEN,
+  IPV6_SRC_OFF,
   decodeIpv6Header,
   encodeIpv6Header,
   type Ipv6Header,
@@ -133,8 +135,9 @@ export function decodePacket(bytes: Uint8Array, opts: DecodeOptions = {}): Decod
   // Object.assign, not a spread: spreading costs ~10 µs per call on Node 20.
   const pkt: DecodedPacket = Object.assign(h, {
     extensionHeaders: walk.headers,
-    pseudoSource: formatIpv6(bytes, srcOff),
-    pseudoDestination: formatIpv6(bytes, dstOff),
+    // Without a HAO or a routing header they are the header's own (its text made once).
+    pseudoSource: srcOff === IPV6_SRC_OFF ? h.source : formatIpv6(bytes, srcOff),
+    pseudoDestination: dstOff === IPV6_DST_OFF ? h.destination : formatIpv6(bytes, dstOff),
     upperProtocol: walk.upperProtocol,
     upperOffset: walk.upperOffset,
     upperLength: end - walk.upperOffset,

@@ -4,7 +4,7 @@
  * receiver sees (HAO -> HoA source, RH2 -> HoA destination, RFC 6275 §6.3/§6.4). Encode builds
  * IPv6 [+ RH2] [+ Destination Options(HAO)] + MH or ICMPv6, in RFC 8200 §4.1 order.
  */
-import { concatBytes, fail, need, u16, u32, u8 } from './bytes.js';
+import { concatBytes, fail, need, put16, u16, u32, u8 } from './bytes.js';
 import { pseudoAddressOffsets, pseudoHeaderChecksum, internetChecksum } from './checksum.js';
 import {
   encodeHomeAddressOption,
@@ -23,6 +23,7 @@ import {
   type Ipv6HeaderInput,
 } from './ipv6.js';
 import {
+  MH_CHECKSUM_OFF,
   MH_HEADER_LEN_OFF,
   MH_PAYLOAD_PROTO_OFF,
   MH_TYPE_OFF,
@@ -330,6 +331,37 @@ export function encodePacket(
 export function encodeMobilityPacket(
   p: PacketAddressing & { message: MobilityMessage },
 ): Uint8Array {
+  if (p.homeAddress === undefined && p.routingHomeAddress === undefined) {
+    // No extension header (a home agent's BA or BRR): the pseudo-header addresses are the
+    // header's own, so the header goes into the packet's one buffer first and the checksum is
+    // summed from there (the same bytes as encodePacket's, without parsing the addresses
+    // twice or copying the parts twice).
+    const mh = encodeMobilityHeader(p.message, undefined);
+    const packet = new Uint8Array(IPV6_HEADER_LEN + mh.length);
+    const hdr: Ipv6HeaderInput = {
+      payloadLength: mh.length,
+      nextHeader: IPPROTO.MH,
+      source: p.source,
+      destination: p.destination,
+    };
+    if (p.hopLimit !== undefined) hdr.hopLimit = p.hopLimit;
+    encodeIpv6Header(hdr, packet, 0);
+    packet.set(mh, IPV6_HEADER_LEN);
+    const acc = pseudoHeaderChecksum(
+      packet,
+      packet,
+      mh.length,
+      IPPROTO.MH,
+      IPV6_SRC_OFF,
+      IPV6_DST_OFF,
+    );
+    put16(
+      packet,
+      IPV6_HEADER_LEN + MH_CHECKSUM_OFF,
+      internetChecksum(packet, IPV6_HEADER_LEN, mh.length, acc),
+    );
+    return packet;
+  }
   return encodePacket(p, IPPROTO.MH, (pseudo) => encodeMobilityHeader(p.message, pseudo));
 }
 

@@ -300,6 +300,36 @@ void t.test('scapy vector: HoTI', async (t) => {
   t.equal(toHex(encodeMobilityPacket({ source: HOA, destination: CN, message: m })), SCAPY_HOTI);
 });
 
+void t.test('encodeMobilityPacket without HAO or RH2: the bytes encodePacket makes', async (t) => {
+  const messages: MobilityMessage[] = [
+    {
+      kind: 'bindingAcknowledgement',
+      status: 0,
+      flags: { K: false, R: false, P: false, T: false, B: false, S: false, D: false },
+      sequence: 0xbeef,
+      lifetimeUnits: 150,
+      options: [{ type: 'bindingRefreshAdvice', refreshInterval: 75 }],
+    },
+    { kind: 'bindingRefreshRequest', options: [] },
+    {
+      kind: 'bindingUpdate',
+      sequence: 7,
+      flags: bindingUpdateFlags({ A: true, H: true }),
+      lifetimeUnits: 0xffff,
+      options: [{ type: 'alternateCareOfAddress', address: '2001:db8:5::9' }],
+    },
+  ];
+  for (const message of messages) {
+    for (const hopLimit of [undefined, 255]) {
+      const a = { source: '2001:db8:100::1', destination: HOA, message };
+      const p = hopLimit === undefined ? a : { ...a, hopLimit };
+      const general = encodePacket(p, IPPROTO.MH, (ps) => encodeMobilityHeader(message, ps));
+      t.equal(toHex(encodeMobilityPacket(p)), toHex(general), `${message.kind} ${hopLimit}`);
+      t.equal(decodePacket(encodeMobilityPacket(p)).mobility?.checksumValid, true);
+    }
+  }
+});
+
 void t.test('digest §5 worked layouts', async (t) => {
   const auth = Uint8Array.from({ length: 12 }, (_, i) => i + 1);
   // BU to CN: Nonce Indices at 12..17, BAD at 18..31, 32 bytes, Header Len 3, no padding.

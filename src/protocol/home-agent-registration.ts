@@ -508,15 +508,25 @@ export function processHomeBindingUpdate(
     existing.natDetected === natDetected &&
     existing.udpEncapsulationRequired === encapsulation &&
     existing.locator.local === locator.local;
+  // A BU from where the binding is (a refresh) keeps its locator object: no copy per BU, and
+  // the binding's path state keeps sharing one address text with it (issue 17).
+  const keptLocator =
+    previousLocator !== undefined &&
+    previousLocator.address === locator.address &&
+    previousLocator.port === locator.port &&
+    previousLocator.local === locator.local
+      ? previousLocator
+      : undefined;
   const entry = cache.set(
     {
       homeAddress: hoa,
       careOfAddress: coa as string,
       // With the local address the BU reached (the source of what goes back to the member).
       locator:
-        locator.local !== undefined
+        keptLocator ??
+        (locator.local !== undefined
           ? { address: locator.address, port: locator.port, local: locator.local }
-          : { address: locator.address, port: locator.port },
+          : { address: locator.address, port: locator.port }),
       lifetimeSeconds,
       expiresAt: now + lifetimeSeconds * 1000,
       sequence: bu.sequence,

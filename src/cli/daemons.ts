@@ -57,6 +57,7 @@ import type { BindingStore, StoredBinding } from '../io/binding-store.js';
 import { clusterStatus, joinCluster, openClusterStore } from './ha-cluster.js';
 import { openSqliteBindingStore } from '../io/sqlite-binding-store.js';
 import { haDiscovery, readRevocationList, reloadHomeAgent, Revocations } from './ha-reload.js';
+import { tuneJitForPackets } from './jit.js';
 import { MobileNode } from '../roles/mn/mobile-node.js';
 import type { MnHomeLinkControl } from '../roles/mn/mobile-node-options.js';
 import { RouteOptimization } from '../roles/mn/route-optimization.js';
@@ -306,6 +307,7 @@ function baseEnv(
 }
 
 export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
+  tuneJitForPackets();
   const cfg: HaConfig = await loadHaConfig(flags.config);
   await initCrypto();
   const log = makeLogger(cfg, flags, 'ha');
@@ -529,6 +531,7 @@ export async function runCorrespondentNode(flags: DaemonFlags): Promise<void> {
 }
 
 async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
+  tuneJitForPackets();
   const cfg: MnConfig | CnConfig =
     role === 'cn' ? await loadCnConfig(flags.config) : await loadMnConfig(flags.config);
   await initCrypto();

@@ -23,6 +23,7 @@ import {
   formatIpv6 as formatIpv6Text,
   maskPrefix,
   parseIpv6 as parseIpv6Bytes,
+  prefixMatches,
 } from '../wire/address.js';
 import { bytesEqual } from '../util/bytes.js';
 import { CryptoError } from '../util/errors.js';
@@ -149,26 +150,71 @@ export function decodeCertificate(bytes: Uint8Array): MemberCertificate {
   const count = bytes[o++]!;
   if (count < 1 || count > CERT_MAX_ADDRESSES) throw bad('bad address count');
   if (o + count * 17 + CERT_SIGNATURE_LEN !== bytes.length) throw bad('bad certificate length');
-  // One copy of the bytes; the fields are views into it (a home agent keeps one decoded
-  // certificate per member: one buffer instead of one per field, issue 17).
-  const raw = bytes.slice();
-  // Of the exact length: an array grown by push keeps room for 17 (issue 17).
-  const addresses = new Array<AllowedPrefix>(count);
   for (let i = 0; i < count; i++) {
-    const prefixLength = raw[o++]!;
-    if (prefixLength > 128) throw bad('bad prefix length');
-    addresses[i] = { prefixLength, address: raw.subarray(o, o + 16) };
-    o += 16;
+    if (bytes[o + i * 17]! > 128) throw bad('bad prefix length');
   }
-  return {
-    name,
-    role,
-    publicKey: raw.subarray(CERT_PUBKEY_OFF, CERT_PUBKEY_OFF + 32),
-    addresses,
-    notBefore: Number(notBefore),
-    notAfter: Number(notAfter),
-    raw,
-  };
+  // One copy of the bytes; the public key is a view into it, the addresses are read from it
+  // (a home agent keeps one decoded certificate per member, issue 17).
+  const raw = bytes.slice();
+  return new DecodedCertificate(name, role, raw, Number(notBefore), Number(notAfter));
+}
+
+/**
+ * A decoded certificate: its allowed prefixes stay in `raw` (a home agent keeps one decoded
+ * certificate per member, and a list of objects with a view each cost ~190 B more per member,
+ * issue 17). `addresses` decodes them on each read: the checks on every packet or BU read the
+ * bytes in place (certificateHoldsAt).
+ */
+class DecodedCertificate implements MemberCertificate {
+  readonly name: string;
+  readonly role: Role;
+  readonly publicKey: Uint8Array;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly raw: Uint8Array;
+
+  constructor(name: string, role: Role, raw: Uint8Array, notBefore: number, notAfter: number) {
+    this.name = name;
+    this.role = role;
+    this.publicKey = raw.subarray(CERT_PUBKEY_OFF, CERT_PUBKEY_OFF + 32);
+    this.notBefore = notBefore;
+    this.notAfter = notAfter;
+    this.raw = raw;
+  }
+
+  get addresses(): AllowedPrefix[] {
+    const raw = this.raw;
+    let o = addressListOffset(raw);
+    const out = new Array<AllowedPrefix>(raw[o++]!);
+    for (let i = 0; i < out.length; i++, o += 17) {
+      out[i] = { prefixLength: raw[o]!, address: raw.subarray(o + 1, o + 17) };
+    }
+    return out;
+  }
+}
+
+/** Where a certificate's address count byte is (its prefixes follow, 17 bytes each). */
+function addressListOffset(raw: Uint8Array): number {
+  return CERT_NAME_OFF + 1 + raw[CERT_NAME_OFF]!;
+}
+
+/**
+ * True iff one of `cert`'s allowed prefixes holds the 16-byte IPv6 address at
+ * `bytes[offset..]`. Reads the certificate's bytes in place: no allocation (the selector on
+ * every packet, the home address of every BU).
+ */
+export function certificateHoldsAt(
+  cert: MemberCertificate,
+  bytes: Uint8Array,
+  offset: number,
+): boolean {
+  const raw = cert.raw;
+  const list = addressListOffset(raw);
+  const count = raw[list] ?? 0;
+  for (let i = 0, o = list + 1; i < count; i++, o += 17) {
+    if (prefixMatches(raw, raw[o]!, bytes, offset, o + 1)) return true;
+  }
+  return false;
 }
 
 /** Checks signature, validity at `nowMs` and (optionally) the role. Never throws. */

@@ -4,9 +4,9 @@
  * certificate allows, or the packet is dropped and counted by the caller. No allocation: the
  * source is compared in place against each allowed prefix.
  */
-import { prefixMatches } from '../wire/address.js';
+import { parseIpv6 } from '../wire/address.js';
 import { IPV6_HEADER_LEN, IPV6_SRC_OFF } from '../wire/ipv6.js';
-import type { MemberCertificate } from './certificate.js';
+import { certificateHoldsAt, type MemberCertificate } from './certificate.js';
 
 /** True iff `packet[offset..]` is an IPv6 packet whose source lies in one of `cert`'s prefixes.
  *  `length` bounds the packet (defaults to the rest of the buffer). */
@@ -18,21 +18,24 @@ export function sourceAllowed(
 ): boolean {
   if (length < IPV6_HEADER_LEN || offset + IPV6_HEADER_LEN > packet.length) return false;
   if (packet[offset]! >> 4 !== 6) return false;
-  const src = offset + IPV6_SRC_OFF;
-  const list = cert.addresses;
-  for (let i = 0; i < list.length; i++) {
-    const p = list[i]!;
-    if (prefixMatches(p.address, p.prefixLength, packet, src)) return true;
-  }
-  return false;
+  return certificateHoldsAt(cert, packet, offset + IPV6_SRC_OFF);
 }
 
 /** True iff one of `cert`'s allowed prefixes holds the 16-byte IPv6 `address`. */
 export function certificateHolds(cert: MemberCertificate, address: Uint8Array): boolean {
-  for (const p of cert.addresses) {
-    if (prefixMatches(p.address, p.prefixLength, address, 0)) return true;
+  return certificateHoldsAt(cert, address, 0);
+}
+
+/** True when the member certificate allows this home address (text; one of its prefixes holds
+ *  it). False for text that is no IPv6 address. */
+export function certificateAllows(cert: MemberCertificate, homeAddress: string): boolean {
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIpv6(homeAddress);
+  } catch {
+    return false;
   }
-  return false;
+  return certificateHoldsAt(cert, bytes, 0);
 }
 
 /**

@@ -659,19 +659,6 @@ function drop(code: HomeRegistrationCode, reason: string): HomeRegistrationResul
   return { action: 'drop', change: 'none', code, reason };
 }
 
-/** True when the member certificate allows this home address (one of its prefixes holds it). */
-export function certificateAllows(cert: MemberCertificate, homeAddress: string): boolean {
-  let bytes: Uint8Array;
-  try {
-    bytes = parseIpv6(homeAddress);
-  } catch {
-    return false;
-  }
-  return cert.addresses.some((p) =>
-    prefixContains({ address: p.address, length: p.prefixLength }, bytes, 0),
-  );
-}
-
 /**
  * The single home addresses (/128) of a member's certificate on the home prefix that have no
  * binding here, at most `max`: where a Binding Refresh Request asks an MN that still believes

@@ -277,23 +277,24 @@ export function parsePrefix(text: string): Prefix {
 }
 
 /**
- * True when the first `length` bits of `bytes` at `offset` are those of `prefix`: the prefix
- * match every layer uses (no allocation, for the data path). False when `bytes` ends before the
- * prefix's last bit.
+ * True when the first `length` bits of `bytes` at `offset` are those of the prefix at
+ * `prefix[prefixOffset..]`: the prefix match every layer uses (no allocation, for the data
+ * path). False when `bytes` ends before the prefix's last bit.
  */
 export function prefixMatches(
   prefix: Uint8Array,
   length: number,
   bytes: Uint8Array,
   offset = 0,
+  prefixOffset = 0,
 ): boolean {
   const whole = length >> 3;
   const rem = length & 7;
   if (offset < 0 || offset + whole + (rem === 0 ? 0 : 1) > bytes.length) return false;
-  for (let i = 0; i < whole; i++) if (prefix[i] !== bytes[offset + i]) return false;
+  for (let i = 0; i < whole; i++) if (prefix[prefixOffset + i] !== bytes[offset + i]) return false;
   if (rem === 0) return true;
   const mask = (0xff << (8 - rem)) & 0xff;
-  return (((prefix[whole] ?? 0) ^ (bytes[offset + whole] ?? 0)) & mask) === 0;
+  return (((prefix[prefixOffset + whole] ?? 0) ^ (bytes[offset + whole] ?? 0)) & mask) === 0;
 }
 
 /** True when `addressBytes` (same family as the prefix) lies inside `prefix`. */

@@ -81,13 +81,18 @@ void t.test('IPv6 text forms', async (t) => {
 });
 
 void t.test('selector check: inner source must be allowed by the certificate', async (t) => {
-  const c = cert(ca, spec);
+  const signed = cert(ca, spec);
+  // As issued, and as a peer's decoded copy (its prefixes read from its bytes): the same answers.
+  const decoded = decodeCertificate(signed.raw.slice());
   const check = (src: string, off = 0) => {
     const p = ipv6Packet(parseIpv6(src)!);
     const buf = new Uint8Array(off + p.length);
     buf.set(p, off);
-    return sourceAllowed(c, buf, off, p.length);
+    const a = sourceAllowed(signed, buf, off, p.length);
+    t.equal(sourceAllowed(decoded, buf, off, p.length), a, `decoded agrees for ${src}`);
+    return a;
   };
+  const c = signed;
   t.equal(check('2001:db8:1::10'), true, 'the HoA');
   t.equal(check('2001:db8:1::10', 16), true, 'at an offset');
   t.equal(check('2001:db8:1::11'), false, 'neighbour of the HoA');

@@ -40,6 +40,7 @@ import { OpenResult, type OpenBatchOutput, type PeerSession } from '../../crypto
 import { DATA_HEADER_LEN, DATA_OVERHEAD } from '../../crypto/aead.js';
 import type { DatagramBatch, PacketBatch, PacketSpans, UdpEndpoint } from '../../io/types.js';
 import { HandshakeRateLimiter } from '../../crypto/handshake-rate-limiter.js';
+import { certificateAllows } from '../../crypto/selector.js';
 import {
   BindingCache,
   keyOf,
@@ -50,7 +51,6 @@ import { PerMemberRateLimiter } from '../../protocol/binding-update-list.js';
 import { UPDATE_RATE_WINDOW_MS } from '../../protocol/constants.js';
 import {
   limitToHomePrefixLifetime,
-  certificateAllows,
   processHomeBindingUpdate,
   unboundHomeAddresses,
   type ClusterBindingView,
@@ -148,7 +148,7 @@ export {
   type HomeAgentOptions,
   type HomeLinkControl,
 } from './home-agent-options.js';
-export { certificateAllows } from '../../protocol/home-agent-registration.js';
+export { certificateAllows } from '../../crypto/selector.js';
 
 export class HomeAgent {
   readonly cache = new BindingCache();

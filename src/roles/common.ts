@@ -299,9 +299,10 @@ export class TunnelWriter {
       dstAddrs: this.#dstAddrs,
       dstPorts: this.#dstPorts,
       // From the address the peer last reached us on (its NAT answers only from there).
-      ...(source !== undefined ? { srcAddrs: this.#srcAddrs } : {}),
+      // (Every key is always present: one object shape for the send path, no spread per run.)
+      srcAddrs: source !== undefined ? this.#srcAddrs : undefined,
       // A link-local locator (rare: a peer on one of our links) is reached on its link only.
-      ...(to.ifindex !== 0 ? { ifindexes: new Uint32Array(n).fill(to.ifindex) } : {}),
+      ifindexes: to.ifindex !== 0 ? new Uint32Array(n).fill(to.ifindex) : undefined,
     };
     return socket.sendDatagrams(out);
   }

@@ -1340,6 +1340,9 @@ export class HomeAgent {
 
   // ---- timers ----------------------------------------------------------------------------
 
+  /** The timer callback, made once (#rearm runs after every packet batch). */
+  readonly #fireTimer = (): void => this.#onTimer();
+
   #rearm(): void {
     if (this.#closed) return;
     // A seal found no usable keys (a member's expired while it was idle): handshake now.
@@ -1354,7 +1357,7 @@ export class HomeAgent {
       this.#unbound.nextDeadline(),
       this.#buRate.nextDeadline(),
     );
-    armTimer(this.#env, deadline, () => this.#onTimer());
+    armTimer(this.#env, deadline, this.#fireTimer);
   }
 
   #endpointDeadline = 0;

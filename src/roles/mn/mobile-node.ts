@@ -915,6 +915,9 @@ export class MobileNode {
 
   // ---- timers ----------------------------------------------------------------------------
 
+  /** The timer callback, made once (#rearm runs after every packet batch). */
+  readonly #fireTimer = (): void => this.#onTimer();
+
   #rearm(): void {
     if (this.#closed) return;
     const deadline = Math.min(
@@ -930,7 +933,7 @@ export class MobileNode {
     );
     // A deadline in the past fires at once: lateness counts from now.
     this.#movement.armed(deadline, nodeNow(this.#env));
-    armTimer(this.#env, deadline, () => this.#onTimer());
+    armTimer(this.#env, deadline, this.#fireTimer);
   }
 
   #onTimer(): void {

@@ -75,6 +75,8 @@ export class UpdateRateLimiter {
   readonly #sent: number[];
   #count = 0;
   #head = 0;
+  /** When the owner last asked (PerMemberRateLimiter forgets members idle for a window). */
+  lastAt = 0;
 
   /** Defaults: 3 per 1000 ms. */
   constructor(max = MAX_UPDATE_RATE, windowMs = UPDATE_RATE_WINDOW_MS) {
@@ -113,7 +115,7 @@ export class UpdateRateLimiter {
 export class PerMemberRateLimiter {
   readonly #max: number;
   readonly #windowMs: number;
-  readonly #byMember = new Map<string, { limiter: UpdateRateLimiter; lastAt: number }>();
+  readonly #byMember = new Map<string, UpdateRateLimiter>();
   readonly #sweepAbove: number;
   #sweptAt = -Infinity;
 
@@ -150,12 +152,12 @@ export class PerMemberRateLimiter {
     if (this.#byMember.size >= this.#sweepAbove) this.sweep(now);
     let r = this.#byMember.get(member);
     if (r === undefined) {
-      r = { limiter: new UpdateRateLimiter(this.#max, this.#windowMs), lastAt: now };
+      r = new UpdateRateLimiter(this.#max, this.#windowMs);
       this.#byMember.set(member, r);
     }
     r.lastAt = now;
-    if (!r.limiter.allows(now)) return false;
-    r.limiter.record(now);
+    if (!r.allows(now)) return false;
+    r.record(now);
     return true;
   }
 }

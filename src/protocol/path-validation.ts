@@ -86,9 +86,15 @@ function retryAt(p: Pending): number {
 }
 
 interface OwnerState {
-  /** Most recent last. */
-  validated: string[];
+  /** Most recent last; one locator (the usual case) as itself, not in a list (issue 17). */
+  validated: string | string[] | undefined;
   pending: Pending | undefined;
+}
+
+/** True when `locator` is among the validated ones of `s`. */
+function validatedHas(s: OwnerState, locator: string): boolean {
+  const v = s.validated;
+  return typeof v === 'string' ? v === locator : v !== undefined && v.includes(locator);
 }
 
 /** What the driver must send: a challenge `token` for `owner` to `locator`. */
@@ -110,7 +116,8 @@ export class PathValidator<Owner> {
 
   /** True when `locator` (a locator's text form) is validated for `owner`. */
   isValidated(owner: Owner, locator: string): boolean {
-    return this.#owners.get(owner)?.validated.includes(locator) ?? false;
+    const s = this.#owners.get(owner);
+    return s !== undefined && validatedHas(s, locator);
   }
 
   /** The locator being validated for `owner`, if any. */
@@ -126,10 +133,10 @@ export class PathValidator<Owner> {
   onBindingUpdate(owner: Owner, locator: string, now: number): ChallengeToSend<Owner> | undefined {
     let s = this.#owners.get(owner);
     if (s === undefined) {
-      s = { validated: [], pending: undefined };
+      s = { validated: undefined, pending: undefined };
       this.#owners.set(owner, s);
     }
-    if (s.validated.includes(locator)) {
+    if (validatedHas(s, locator)) {
       // Back on a known path: whatever was being validated is no longer where the member is.
       this.#setPending(owner, s, undefined);
       return undefined;
@@ -171,14 +178,19 @@ export class PathValidator<Owner> {
   markValidated(owner: Owner, locator: string): void {
     let s = this.#owners.get(owner);
     if (s === undefined) {
-      s = { validated: [], pending: undefined };
+      s = { validated: undefined, pending: undefined };
       this.#owners.set(owner, s);
     }
     if (s.pending?.locator === locator) this.#setPending(owner, s, undefined);
+    const v = s.validated;
+    if (v === undefined || v === locator) {
+      s.validated = locator;
+      return;
+    }
     // A new array of the exact length (concat): one grown by push keeps room for 17 entries,
     // ~150 B per member at a home agent of 100 000 (issue 17).
-    const kept = s.validated.filter((l) => l !== locator);
-    s.validated = kept.slice(1 - VALIDATED_PER_OWNER).concat(locator);
+    const kept = typeof v === 'string' ? [v] : v.filter((l) => l !== locator);
+    s.validated = kept.slice(Math.max(0, kept.length + 1 - VALIDATED_PER_OWNER)).concat(locator);
   }
 
   /** Forgets an owner (its binding and channel are gone). */

@@ -92,7 +92,19 @@ void t.test('remembers the last VALIDATED_PER_OWNER locators; forget() drops eve
   const v = new PathValidator<string>(counter());
   for (let i = 0; i <= VALIDATED_PER_OWNER; i++) v.markValidated('mn', `L${i}`);
   t.equal(v.isValidated('mn', 'L0'), false, 'oldest forgotten');
-  t.equal(v.isValidated('mn', `L${VALIDATED_PER_OWNER}`), true);
+  for (let i = 1; i <= VALIDATED_PER_OWNER; i++) t.equal(v.isValidated('mn', `L${i}`), true);
+  // Validated again, L1 is the most recent: the next new one pushes L2 out, not L1.
+  v.markValidated('mn', 'L1');
+  v.markValidated('mn', 'new');
+  t.equal(v.isValidated('mn', 'L1'), true, 'a re-validated locator moves to the front');
+  t.equal(v.isValidated('mn', 'L2'), false, 'the oldest other one goes');
+  t.equal(v.isValidated('mn', 'new'), true);
+  const one = new PathValidator<string>(counter());
+  one.markValidated('mn', 'A');
+  one.markValidated('mn', 'A');
+  t.equal(one.isValidated('mn', 'A'), true, 'one locator, validated twice');
+  one.markValidated('mn', 'B');
+  t.ok(one.isValidated('mn', 'A') && one.isValidated('mn', 'B'), 'then two');
   v.forget('mn');
   t.equal(v.isValidated('mn', `L${VALIDATED_PER_OWNER}`), false);
   t.end();

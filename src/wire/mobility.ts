@@ -86,6 +86,10 @@ export const BA_FLAG_BITS: Record<keyof BindingAckFlags, number> = {
   D: 0x02, // RFC 8885 §4
 };
 
+/** The flag bits as [name, bit] pairs, made once (the encoder walks them per message). */
+const BU_FLAG_LIST = Object.entries(BU_FLAG_BITS) as [keyof BindingUpdateFlags, number][];
+const BA_FLAG_LIST = Object.entries(BA_FLAG_BITS) as [keyof BindingAckFlags, number][];
+
 export const MH_TYPE_NAMES: Record<number, string> = {
   0: 'Binding Refresh Request',
   1: 'Home Test Init',
@@ -176,18 +180,14 @@ export function encodeMobilityHeader(
     case 'bindingUpdate': {
       push16(out, checkUint(m.sequence, 16, 'sequence'));
       let f = 0;
-      for (const [k, bit] of Object.entries(BU_FLAG_BITS)) {
-        if (m.flags[k as keyof BindingUpdateFlags]) f |= bit;
-      }
+      for (const [k, bit] of BU_FLAG_LIST) if (m.flags[k]) f |= bit;
       push16(out, f);
       push16(out, checkUint(m.lifetimeUnits, 16, 'lifetimeUnits'));
       break;
     }
     case 'bindingAcknowledgement': {
       let f = 0;
-      for (const [k, bit] of Object.entries(BA_FLAG_BITS)) {
-        if (m.flags[k as keyof BindingAckFlags]) f |= bit;
-      }
+      for (const [k, bit] of BA_FLAG_LIST) if (m.flags[k]) f |= bit;
       out.push(checkUint(m.status, 8, 'status'), f);
       push16(out, checkUint(m.sequence, 16, 'sequence'));
       push16(out, checkUint(m.lifetimeUnits, 16, 'lifetimeUnits'));
@@ -273,9 +273,21 @@ export function decodeMobilityHeader(bytes: Uint8Array, pseudo?: Pseudo): Decode
       break;
     case MH_TYPE.BU: {
       const w = u16(b, 8);
-      const flags = {} as BindingUpdateFlags;
-      for (const [k, bit] of Object.entries(BU_FLAG_BITS))
-        flags[k as keyof BindingUpdateFlags] = (w & bit) !== 0;
+      // One literal, the names in BU_FLAG_BITS order: every decoded BU's flags share a shape.
+      const flags: BindingUpdateFlags = {
+        A: (w & BU_FLAG_BITS.A) !== 0,
+        H: (w & BU_FLAG_BITS.H) !== 0,
+        L: (w & BU_FLAG_BITS.L) !== 0,
+        K: (w & BU_FLAG_BITS.K) !== 0,
+        M: (w & BU_FLAG_BITS.M) !== 0,
+        R: (w & BU_FLAG_BITS.R) !== 0,
+        P: (w & BU_FLAG_BITS.P) !== 0,
+        F: (w & BU_FLAG_BITS.F) !== 0,
+        T: (w & BU_FLAG_BITS.T) !== 0,
+        B: (w & BU_FLAG_BITS.B) !== 0,
+        S: (w & BU_FLAG_BITS.S) !== 0,
+        D: (w & BU_FLAG_BITS.D) !== 0,
+      };
       message = {
         kind: 'bindingUpdate',
         sequence: u16(b, 6),
@@ -287,9 +299,15 @@ export function decodeMobilityHeader(bytes: Uint8Array, pseudo?: Pseudo): Decode
     }
     case MH_TYPE.BA: {
       const f = u8(b, 7);
-      const flags = {} as BindingAckFlags;
-      for (const [k, bit] of Object.entries(BA_FLAG_BITS))
-        flags[k as keyof BindingAckFlags] = (f & bit) !== 0;
+      const flags: BindingAckFlags = {
+        K: (f & BA_FLAG_BITS.K) !== 0,
+        R: (f & BA_FLAG_BITS.R) !== 0,
+        P: (f & BA_FLAG_BITS.P) !== 0,
+        T: (f & BA_FLAG_BITS.T) !== 0,
+        B: (f & BA_FLAG_BITS.B) !== 0,
+        S: (f & BA_FLAG_BITS.S) !== 0,
+        D: (f & BA_FLAG_BITS.D) !== 0,
+      };
       message = {
         kind: 'bindingAcknowledgement',
         status: u8(b, 6),

@@ -90,6 +90,13 @@ export const BA_FLAG_BITS: Record<keyof BindingAckFlags, number> = {
 const BU_FLAG_LIST = Object.entries(BU_FLAG_BITS) as [keyof BindingUpdateFlags, number][];
 const BA_FLAG_LIST = Object.entries(BA_FLAG_BITS) as [keyof BindingAckFlags, number][];
 
+/** The flags of `word` as booleans, set in the list's order (one hidden class per list). */
+function decodeFlags<T extends object>(list: readonly [keyof T, number][], word: number): T {
+  const flags = {} as Record<keyof T, boolean>;
+  for (const [k, bit] of list) flags[k] = (word & bit) !== 0;
+  return flags as T;
+}
+
 export const MH_TYPE_NAMES: Record<number, string> = {
   0: 'Binding Refresh Request',
   1: 'Home Test Init',
@@ -273,21 +280,7 @@ export function decodeMobilityHeader(bytes: Uint8Array, pseudo?: Pseudo): Decode
       break;
     case MH_TYPE.BU: {
       const w = u16(b, 8);
-      // One literal, the names in BU_FLAG_BITS order: every decoded BU's flags share a shape.
-      const flags: BindingUpdateFlags = {
-        A: (w & BU_FLAG_BITS.A) !== 0,
-        H: (w & BU_FLAG_BITS.H) !== 0,
-        L: (w & BU_FLAG_BITS.L) !== 0,
-        K: (w & BU_FLAG_BITS.K) !== 0,
-        M: (w & BU_FLAG_BITS.M) !== 0,
-        R: (w & BU_FLAG_BITS.R) !== 0,
-        P: (w & BU_FLAG_BITS.P) !== 0,
-        F: (w & BU_FLAG_BITS.F) !== 0,
-        T: (w & BU_FLAG_BITS.T) !== 0,
-        B: (w & BU_FLAG_BITS.B) !== 0,
-        S: (w & BU_FLAG_BITS.S) !== 0,
-        D: (w & BU_FLAG_BITS.D) !== 0,
-      };
+      const flags = decodeFlags<BindingUpdateFlags>(BU_FLAG_LIST, w);
       message = {
         kind: 'bindingUpdate',
         sequence: u16(b, 6),
@@ -299,15 +292,7 @@ export function decodeMobilityHeader(bytes: Uint8Array, pseudo?: Pseudo): Decode
     }
     case MH_TYPE.BA: {
       const f = u8(b, 7);
-      const flags: BindingAckFlags = {
-        K: (f & BA_FLAG_BITS.K) !== 0,
-        R: (f & BA_FLAG_BITS.R) !== 0,
-        P: (f & BA_FLAG_BITS.P) !== 0,
-        T: (f & BA_FLAG_BITS.T) !== 0,
-        B: (f & BA_FLAG_BITS.B) !== 0,
-        S: (f & BA_FLAG_BITS.S) !== 0,
-        D: (f & BA_FLAG_BITS.D) !== 0,
-      };
+      const flags = decodeFlags<BindingAckFlags>(BA_FLAG_LIST, f);
       message = {
         kind: 'bindingAcknowledgement',
         status: u8(b, 6),

@@ -36,7 +36,7 @@
  */
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +68,7 @@ import {
   spawnTrafficServer,
   type TrafficProcess,
 } from '../test/lab/traffic-client.js';
+import { cpuSecondsFine } from './lib/proc.js';
 import { median, quantile } from './lib/stats.js';
 import { dropFragments, dropTooBig, NARROW_MTU, narrowCore } from '../test/lab/narrow-path.js';
 import { waitFor } from '../test/helpers/wait.js';
@@ -215,23 +216,6 @@ function cpuSeconds(pid: number): number {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
-
-/**
- * CPU time of all a process's threads in seconds, from /proc/<pid>/task/<tid>/schedstat
- * (nanoseconds on CPU: fine enough for the few microseconds a lone packet costs, where the
- * 10 ms ticks of /proc/<pid>/stat are not).
- */
-function cpuSecondsFine(pid: number): number {
-  try {
-    let ns = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    }
-    return ns / 1e9;
   } catch {
     return NaN;
   }

@@ -13,7 +13,8 @@
  *
  * Only the thresholds change: what gets optimized, and V8's own limits on re-optimizing after
  * a deoptimization, stay as they are. Set before the daemon builds its roles, so the packet
- * path's functions get their budgets from these values.
+ * path's functions get their budgets from these values. `MIP6_V8_TIERING=default` keeps V8's
+ * own values (for the side-by-side bench, bench/lone-packet.ts).
  */
 import { setFlagsFromString } from 'node:v8';
 
@@ -22,7 +23,8 @@ export const DAEMON_INTERRUPT_BUDGET = 8 * 1024;
 /** Calls to wait after an inline cache changed before optimizing (V8's default is 500). */
 export const DAEMON_CALLS_AFTER_IC_UPDATE = 20;
 
-export function tuneJitForPackets(): void {
+export function tuneJitForPackets(env: NodeJS.ProcessEnv = process.env): void {
+  if (env.MIP6_V8_TIERING === 'default') return;
   setFlagsFromString(`--interrupt-budget=${DAEMON_INTERRUPT_BUDGET}`);
   setFlagsFromString(`--minimum-invocations-after-ic-update=${DAEMON_CALLS_AFTER_IC_UPDATE}`);
 }

@@ -268,6 +268,7 @@ function dataMetrics(j: BenchJson, where: Where): MetricDef[] {
       digits: 3,
       higherIsBetter: false,
       values: (s) => runs(s).map((r) => r.rtt?.median ?? NaN),
+      note: 'Each system first gets unmeasured pings (every 2 ms; settings.pingWarmup in the JSON): the steady state of a running tunnel, not the first packets after a start. bench/lone-packet.ts measures how mip6 warms up.',
     },
     {
       title: 'CPU of both tunnel processes per ping round trip (ping every 5 ms)' + at,

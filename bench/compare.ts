@@ -114,6 +114,12 @@ const WHERE: readonly Where[] = (opt.servers ?? 'home,beyond').split(',').map((w
 /** Rounds of the small-MTU phase (each: every system up and down). */
 const SMALL_MTU_ROUNDS = QUICK ? 1 : 3;
 const PING_COUNT = QUICK ? 100 : 300;
+/**
+ * Unmeasured pings before each RTT measurement, the same for every system: a long-running
+ * tunnel's steady state, not a JIT's first packets (mip6's daemons are Node processes;
+ * bench/lone-packet.ts measures the warm-up itself).
+ */
+const PING_WARMUP = QUICK ? 200 : 600;
 /** 64-byte UDP ladder, packets per second (ascending; the first rung with >= 1% loss ends it). */
 const UDP_LADDER = QUICK ? [10_000, 20_000] : [5_000, 10_000, 20_000, 40_000];
 /**
@@ -558,6 +564,8 @@ async function rtt(
   // The tunnel processes' CPU over the pings: what a lone packet costs them (issue #16: where
   // a lone packet's time goes), per round trip (each end handles it twice).
   const pids = tunnelPids(env, sys);
+  const warm = [`-${t.family}`, '-c', String(PING_WARMUP), '-i', '0.002', '-W', '1', '-I', t.src];
+  await env.lab.exec('mn', 'ping', [...warm, t.dst], { check: false, timeoutMs: 30_000 });
   const cpu0 = pids.map(cpuSecondsFine);
   const out = await env.lab.exec('mn', 'ping', [...args, t.dst], {
     check: false,
@@ -1030,6 +1038,7 @@ async function newReport(): Promise<BenchJson> {
       runs: RUNS,
       seconds: SECONDS,
       pingCount: PING_COUNT,
+      pingWarmup: PING_WARMUP,
       udpLadder: UDP_LADDER,
       udpOverloadPps: UDP_OVERLOAD_PPS,
       udpSeconds: UDP_SECONDS,

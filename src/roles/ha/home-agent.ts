@@ -1160,25 +1160,31 @@ export class HomeAgent {
    * home agent of the cluster serves goes to that one (ha-peers.ts); from another home
    * agent's channel (`fromPeer`) only members served here are reached.
    */
+  /**
+   * Seals and sends the writer's run to the member of `bound` (its data locator). A method, not
+   * a closure made per batch: the packet path stays in optimized code (issue #16).
+   */
+  #sendRun(bound: BoundPath, buf: Uint8Array, now: number): void {
+    const writer = this.#writer;
+    const n = writer.count;
+    if (n === 0) return;
+    const to = this.#paths.dataLocator(bound, writer.bytes);
+    const sock = to === undefined ? undefined : this.#socketFor(to.family);
+    if (to === undefined || sock === undefined) {
+      this.drops.add(to === undefined ? 'path-unvalidated' : 'no-socket', n);
+      writer.clear();
+      return;
+    }
+    const sent = writer.flush(this.#env.endpoint, bound.session, buf, sock, to, now);
+    if (sent < n) this.drops.add(writer.lastSealed ? 'udp-send' : 'no-keys', n - sent);
+  }
+
   #toMembers(batch: PacketSpans, fromPeer: boolean, now: number): void {
     const env = this.#env;
     const buf = batch.buf;
     const writer = this.#writer;
     writer.clear();
     let runExtra: BoundPath | undefined;
-    const flush = (): void => {
-      if (runExtra === undefined || writer.count === 0) return;
-      const n = writer.count;
-      const to = this.#paths.dataLocator(runExtra, writer.bytes);
-      const sock = to === undefined ? undefined : this.#socketFor(to.family);
-      if (to === undefined || sock === undefined) {
-        this.drops.add(to === undefined ? 'path-unvalidated' : 'no-socket', n);
-        writer.clear();
-        return;
-      }
-      const sent = writer.flush(env.endpoint, runExtra.session, buf, sock, to, now);
-      if (sent < n) this.drops.add(writer.lastSealed ? 'udp-send' : 'no-keys', n - sent);
-    };
     for (let i = 0; i < batch.count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
@@ -1225,7 +1231,7 @@ export class HomeAgent {
       }
       if (!this.#fitsPath(extra, buf, off, len, now)) continue;
       if (extra !== runExtra) {
-        flush();
+        if (runExtra !== undefined) this.#sendRun(runExtra, buf, now);
         runExtra = extra;
       }
       if (env.capture) this.#capture(buf.subarray(off, off + len), now);
@@ -1234,7 +1240,7 @@ export class HomeAgent {
       this.counters.tunnelBytesOut += len;
       writer.push(off, len);
     }
-    flush();
+    if (runExtra !== undefined) this.#sendRun(runExtra, buf, now);
     this.#peers?.flush(buf, now);
   }
 

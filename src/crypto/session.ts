@@ -168,6 +168,12 @@ export class PeerSession {
   timerAt = Infinity;
   /** @internal closed: never polled again */
   closed = false;
+  /**
+   * What the role driver keeps for this channel, in one record of its own (the home agent's
+   * per-member state, roles/ha/ha-channel.ts) rather than an entry in a Map per kind of state
+   * (issue 17). The channel code never reads or writes it.
+   */
+  driverState: unknown = undefined;
 
   /** `adopt`: keep `peerPublicKey` itself rather than a copy (a view into the peer's decoded
    *  certificate, which the session keeps anyway: one buffer less per peer, issue 17). */

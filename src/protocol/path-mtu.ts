@@ -48,6 +48,7 @@
  * Sans-IO: the driver says when a peer's locator changes, feeds acks and checked reports, and
  * asks poll(now) for probes to send; one heap of deadlines over all peers.
  */
+import type { OwnerStore } from '../util/owner-store.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
 
 /** Channel payload type of a path MTU probe (either side -> its peer). */
@@ -372,10 +373,15 @@ export interface ProbeToSend<Owner> {
 
 /** The path MTU state of every peer (each at its current locator). */
 export class PathMtuTable<Owner> {
-  readonly #paths = new Map<Owner, PathMtuState>();
+  readonly #paths: OwnerStore<Owner, PathMtuState>;
   readonly #heap = new DeadlineHeap<Owner>();
   #lastId = 0;
   readonly #nextId = (): number => (this.#lastId = (this.#lastId + 1) >>> 0);
+
+  /** `store`: where each owner's state is kept (default: a Map of this table's own). */
+  constructor(store: OwnerStore<Owner, PathMtuState> = new Map()) {
+    this.#paths = store;
+  }
 
   get(owner: Owner): PathMtuState | undefined {
     return this.#paths.get(owner);

@@ -25,6 +25,7 @@
  * locators, so refreshes and moves back to a known network cost nothing.
  */
 import { constantTimeEqual } from '../util/bytes.js';
+import type { OwnerStore } from '../util/owner-store.js';
 
 /** Channel payload type of a path challenge (home agent -> member). */
 export const PATH_CHALLENGE = 0x10;
@@ -85,14 +86,15 @@ function retryAt(p: Pending): number {
   return p.sentAt + PATH_CHALLENGE_RETRY_MS * 2 ** (p.sends - 1);
 }
 
-interface OwnerState {
+/** What the validator keeps per owner (opaque to its users; see PathValidator's store). */
+export interface PathValidationState {
   /** Most recent last; one locator (the usual case) as itself, not in a list (issue 17). */
   validated: string | string[] | undefined;
   pending: Pending | undefined;
 }
 
 /** True when `locator` is among the validated ones of `s`. */
-function validatedHas(s: OwnerState, locator: string): boolean {
+function validatedHas(s: PathValidationState, locator: string): boolean {
   const v = s.validated;
   return typeof v === 'string' ? v === locator : v !== undefined && v.includes(locator);
 }
@@ -105,13 +107,20 @@ export interface ChallengeToSend<Owner> {
 }
 
 export class PathValidator<Owner> {
-  readonly #owners = new Map<Owner, OwnerState>();
+  readonly #owners: OwnerStore<Owner, PathValidationState>;
   readonly #pendingOwners = new Set<Owner>();
   readonly #random: (n: number) => Uint8Array;
 
-  /** `random(n)`: n fresh unpredictable bytes (the tokens must not be guessable). */
-  constructor(random: (n: number) => Uint8Array) {
+  /**
+   * `random(n)`: n fresh unpredictable bytes (the tokens must not be guessable). `store`: where
+   * each owner's state is kept (default: a Map of this validator's own).
+   */
+  constructor(
+    random: (n: number) => Uint8Array,
+    store: OwnerStore<Owner, PathValidationState> = new Map(),
+  ) {
     this.#random = random;
+    this.#owners = store;
   }
 
   /** True when `locator` (a locator's text form) is validated for `owner`. */
@@ -153,7 +162,7 @@ export class PathValidator<Owner> {
     return { owner, locator, token };
   }
 
-  #setPending(owner: Owner, s: OwnerState, p: Pending | undefined): void {
+  #setPending(owner: Owner, s: PathValidationState, p: Pending | undefined): void {
     s.pending = p;
     if (p === undefined) this.#pendingOwners.delete(owner);
     else this.#pendingOwners.add(owner);

@@ -34,6 +34,7 @@ import { parseIpv4 } from '../wire/address.js';
 import { buildFragmentationNeeded, ipv4DontFragment } from '../wire/icmpv4-too-big.js';
 import { buildPacketTooBig } from '../wire/icmpv6.js';
 import { clampTcpMss } from '../wire/tcp-mss.js';
+import type { OwnerStore } from '../util/owner-store.js';
 import type { DropCounters, NodeEnvironment } from './common.js';
 
 /** Outer bytes per inner packet: IP header + UDP (8) + channel header and tag (32). */
@@ -102,7 +103,7 @@ export interface TunnelMtuCounters {
 }
 
 export class TunnelMtu<Owner> {
-  readonly table = new PathMtuTable<Owner>();
+  readonly table: PathMtuTable<Owner>;
   readonly counters: TunnelMtuCounters = {
     probesSent: 0,
     probesAnswered: 0,
@@ -131,8 +132,11 @@ export class TunnelMtu<Owner> {
       /** Our address the ICMPv6 errors come from (the home agent's home-prefix address). */
       icmpSource6: () => string;
       icmpSource4?: string | undefined;
+      /** Where each owner's path MTU state is kept (default: the table's own Map). */
+      store?: OwnerStore<Owner, PathMtuState> | undefined;
     },
   ) {
+    this.table = new PathMtuTable<Owner>(opts.store);
     this.#env = env;
     this.#drops = drops;
     this.#tunMtu = env.tun.mtu;

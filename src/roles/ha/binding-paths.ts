@@ -26,6 +26,7 @@ import { PathValidator, UNVALIDATED_BUDGET_FACTOR } from '../../protocol/path-va
 import type { PathMtuState } from '../../protocol/path-mtu.js';
 import { resolveLocator, setLocalAddress, type ResolvedLocator } from '../common.js';
 import { pathMtuStatus } from '../tunnel-mtu.js';
+import { channelField, haChannel, haChannelIfAny } from './ha-channel.js';
 
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
 export const REBIND_HINT_INTERVAL_MS = 1000;
@@ -63,9 +64,8 @@ export interface ChallengeToSend {
 export class BindingPaths {
   /** By binding key. */
   readonly #bound = new Map<string, BoundPath>();
-  /** The binding keys of each channel (a certificate may hold several home addresses). */
-  readonly #bySession = new Map<PeerSession, string | Set<string>>();
-  readonly #validator = new PathValidator<PeerSession>(randomBytes);
+  /** Kept in each channel's record (ha-channel.ts), as its binding keys are. */
+  readonly #validator = new PathValidator<PeerSession>(randomBytes, channelField('validation'));
   /** Where and when each channel's last handshake as responder came from. */
   readonly #handshakeAt = new WeakMap<PeerSession, { address: string; port: number; at: number }>();
   /** When a rebinding hint last went out, by binding key. */
@@ -154,11 +154,13 @@ export class BindingPaths {
       mtu: undefined,
       mtuFor: undefined,
     });
-    // One key (a string) for the usual member with one home address; a Set only for more.
-    const keys = this.#bySession.get(session);
-    if (keys === undefined) this.#bySession.set(session, entry.key);
+    // One key (a string) for the usual member with one home address; a Set only for more (a
+    // certificate may hold several home addresses).
+    const channel = haChannel(session);
+    const keys = channel.keys;
+    if (keys === undefined) channel.keys = entry.key;
     else if (typeof keys === 'string') {
-      if (keys !== entry.key) this.#bySession.set(session, new Set([keys, entry.key]));
+      if (keys !== entry.key) channel.keys = new Set([keys, entry.key]);
     } else keys.add(entry.key);
     if (challenge !== undefined) return { session, to: locator, token: challenge.token };
     return same === undefined
@@ -330,10 +332,11 @@ export class BindingPaths {
     this.#rebindHints.delete(key);
     const bound = this.#bound.get(key);
     this.#bound.delete(key);
-    const keys = bound === undefined ? undefined : this.#bySession.get(bound.session);
-    if (bound !== undefined && keys !== undefined) {
+    const channel = bound === undefined ? undefined : haChannelIfAny(bound.session);
+    const keys = channel?.keys;
+    if (bound !== undefined && channel !== undefined && keys !== undefined) {
       if (typeof keys === 'string' ? keys === key : keys.delete(key) && keys.size === 0) {
-        this.#bySession.delete(bound.session);
+        channel.keys = undefined;
         this.#validator.forget(bound.session);
         this.#sources.forget(bound.session);
         this.#sourceTargets.delete(bound.session);
@@ -343,7 +346,7 @@ export class BindingPaths {
 
   /** The binding keys of a channel. */
   #keysOf(session: PeerSession): Iterable<string> {
-    const keys = this.#bySession.get(session);
+    const keys = haChannelIfAny(session)?.keys;
     return keys === undefined ? [] : typeof keys === 'string' ? [keys] : keys;
   }
 

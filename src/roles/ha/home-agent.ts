@@ -107,6 +107,7 @@ import {
   type NodeEnvironment,
 } from '../common.js';
 import { BindingPaths, type BoundPath, type ChallengeToSend } from './binding-paths.js';
+import { channelField, haChannel, haChannelIfAny } from './ha-channel.js';
 import { systemRandom } from '../../util/random-source.js';
 import { renderHaStatus } from './home-agent-status.js';
 import { registrationReport } from './registration-log.js';
@@ -173,15 +174,11 @@ export class HomeAgent {
   readonly #anycast: Uint8Array;
   /** Channel, signaling and data locators of each binding (path validation), by key. */
   readonly #paths = new BindingPaths();
-  /** Last locator each channel was heard from (for handshake replies and rekeys). */
-  readonly #sessionLocator = new Map<PeerSession, Locator>();
   readonly #writer = new TunnelWriter();
   /** Channels that came up without a binding: a BRR if no BU makes one soon (issue 17). */
   readonly #unbound = new UnboundChannels();
   /** Path MTU towards each member's channel at its binding's locator (issue #21). */
   readonly #mtu: TunnelMtu<PeerSession>;
-  /** The binding whose locator each channel's path MTU state is about (probes go there). */
-  readonly #mtuBound = new Map<PeerSession, BoundPath>();
   /** Both sockets (either may be absent), for the per-batch look at their MTU reports. */
   readonly #udp: readonly (UdpEndpoint | undefined)[];
   /** What an unvalidated locator of a channel without a path MTU state gets: the base. */
@@ -232,6 +229,7 @@ export class HomeAgent {
     this.#mtu = new TunnelMtu(env, this.drops, {
       underlayMtu: opts.underlayMtu ?? DEFAULT_UNDERLAY_MTU,
       icmpSource6: () => opts.homeAgentAddress,
+      store: channelField('mtu'),
     });
     this.ipv4 = new Ipv4HomeAddresses(opts.ipv4Pool);
     if (opts.cluster !== undefined && opts.forwardToPeers === true) {
@@ -242,7 +240,7 @@ export class HomeAgent {
         cluster: opts.cluster,
         homePrefix: this.#homePrefix,
         underlayMtu: opts.underlayMtu ?? DEFAULT_UNDERLAY_MTU,
-        noteLocator: (session, to) => this.#sessionLocator.set(session, to),
+        noteLocator: (session, to) => (haChannel(session).locator = to),
       });
     }
   }
@@ -382,14 +380,15 @@ export class HomeAgent {
       };
       // Stored only when it changed (not once per packet): a new address or port, or (another
       // home agent) a new address of ours it reached.
-      const last = this.#sessionLocator.get(session);
+      const channel = haChannel(session);
+      const last = channel.locator;
       if (
         last === undefined ||
         last.port !== from.port ||
         last.address !== from.address ||
         (last.local !== from.local && session.peerCertificate?.role === 'ha')
       ) {
-        this.#sessionLocator.set(session, from);
+        channel.locator = from;
       }
       // else a member's locator at another of our addresses: the channel's own sends (rekeys)
       // keep their source until a challenge from there is answered (BindingPaths.reachedAt).
@@ -529,7 +528,7 @@ export class HomeAgent {
         socket.send(r.data, locator.address, locator.port, locator.local);
         break;
       case 'established':
-        this.#sessionLocator.set(r.session, locator);
+        haChannel(r.session).locator = locator;
         if (r.session.peerCertificate?.role === 'ha') {
           // Another home agent's channel: no binding is ever restored or refreshed on it.
           if (r.reply) socket.send(r.reply, locator.address, locator.port, locator.local);
@@ -614,7 +613,7 @@ export class HomeAgent {
       if (sock === undefined) continue;
       const init = endpoint.initiate(m.ownerKey, now);
       const session = endpoint.session(m.ownerKey);
-      if (session !== undefined) this.#sessionLocator.set(session, m.locator);
+      if (session !== undefined) haChannel(session).locator = m.locator;
       m.session = session;
       sock.send(init, m.locator.address, m.locator.port);
       this.#endpointDeadline = 0;
@@ -622,7 +621,8 @@ export class HomeAgent {
     for (const m of giveUp) {
       const session = m.session;
       if (session === undefined || session.established) continue;
-      this.#sessionLocator.delete(session);
+      const channel = haChannelIfAny(session);
+      if (channel !== undefined) channel.locator = undefined;
       endpoint.closeSession(session);
       this.drops.add('restore-unanswered');
       this.#env.log.info('restore-unanswered', { locator: formatLocator(m.locator) });
@@ -886,9 +886,10 @@ export class HomeAgent {
     }
     if (validated.source !== undefined) {
       // The member receives what we send from that address: everything to it leaves from there.
-      const last = this.#sessionLocator.get(session);
+      const channel = haChannel(session);
+      const last = channel.locator;
       if (last !== undefined && formatLocator(last) === validated.locator) {
-        this.#sessionLocator.set(session, { ...last, local: validated.source });
+        channel.locator = { ...last, local: validated.source };
       }
       for (const key of validated.keys) {
         const hoa = this.cache.getByKey(key)?.homeAddress;
@@ -1026,7 +1027,8 @@ export class HomeAgent {
     const names: string[] = [];
     for (const session of this.#env.endpoint.allSessions()) {
       if (!isRevoked(session.peerPublicKey)) continue;
-      this.#sessionLocator.delete(session);
+      const channel = haChannelIfAny(session);
+      if (channel !== undefined) channel.locator = undefined;
       this.#paths.forgetSession(session);
       this.#env.endpoint.closeSession(session);
       names.push(session.peerName ?? '?');
@@ -1258,7 +1260,7 @@ export class HomeAgent {
     if (bound.mtu === undefined || bound.mtuFor !== bound.locator) {
       bound.mtu = this.#mtu.path(bound.session, bound.locator, now);
       bound.mtuFor = bound.locator;
-      this.#mtuBound.set(bound.session, bound);
+      haChannel(bound.session).mtuBound = bound;
     }
     return bound.mtu;
   }
@@ -1292,7 +1294,7 @@ export class HomeAgent {
   /** Probes due: to each member's current locator, sealed as our own signaling. */
   #sendProbes(now: number): void {
     for (const p of this.#mtu.poll(now)) {
-      const bound = this.#mtuBound.get(p.owner);
+      const bound = haChannelIfAny(p.owner)?.mtuBound;
       if (bound === undefined) continue;
       // An idle member's keys expired: no probe, and no handshake for one (issue 17).
       if (!this.#env.endpoint.canSeal(p.owner, now)) continue;
@@ -1313,11 +1315,12 @@ export class HomeAgent {
     if (gone === undefined) return;
     const session = gone.session;
     const other = this.#paths.boundTo(session);
+    const channel = haChannelIfAny(session);
     if (other !== undefined) {
-      if (this.#mtuBound.get(session) === gone) this.#mtuBound.set(session, other);
+      if (channel !== undefined && channel.mtuBound === gone) channel.mtuBound = other;
       return;
     }
-    this.#mtuBound.delete(session);
+    if (channel !== undefined) channel.mtuBound = undefined;
     this.#mtu.forget(session);
   }
 
@@ -1377,7 +1380,7 @@ export class HomeAgent {
     for (const c of this.#unbound.due(now)) this.#refreshIfUnbound(c.session, c.locator, now);
     const polled = env.endpoint.poll(now);
     for (const { peer, data } of polled.send) {
-      const to = this.#sessionLocator.get(peer);
+      const to = haChannelIfAny(peer)?.locator;
       if (to === undefined) continue;
       this.#socketFor(to.address.includes(':') ? 6 : 4)?.send(data, to.address, to.port, to.local);
     }

@@ -1,0 +1,57 @@
+/**
+ * The home agent's state per member channel, in one record on the channel's session
+ * (PeerSession.driverState) instead of five Maps keyed by session (issue 17: each Map entry
+ * cost ~46 B per member at 100 000): where the channel was last heard from, the binding its path
+ * MTU state is about, that state, the path validation state and the channel's binding keys.
+ * The path MTU table and the path validator keep their state here through an OwnerStore.
+ */
+import type { PeerSession } from '../../crypto/endpoint.js';
+import type { Locator } from '../../protocol/locator.js';
+import type { PathMtuState } from '../../protocol/path-mtu.js';
+import type { PathValidationState } from '../../protocol/path-validation.js';
+import type { OwnerStore } from '../../util/owner-store.js';
+import type { BoundPath } from './binding-paths.js';
+
+export class HaChannel {
+  /** The last locator the channel was heard from (handshake replies, rekeys). */
+  locator: Locator | undefined = undefined;
+  /** The binding whose locator the channel's path MTU state is about (probes go there). */
+  mtuBound: BoundPath | undefined = undefined;
+  /** Path MTU towards the channel at that locator (TunnelMtu's table). */
+  mtu: PathMtuState | undefined = undefined;
+  /** Path validation of the channel's locators (BindingPaths' validator). */
+  validation: PathValidationState | undefined = undefined;
+  /** The channel's binding keys: one (the usual member), or a Set for several home addresses. */
+  keys: string | Set<string> | undefined = undefined;
+}
+
+/** The channel's record, made on first use. */
+export function haChannel(session: PeerSession): HaChannel {
+  const c = session.driverState;
+  if (c instanceof HaChannel) return c;
+  const made = new HaChannel();
+  session.driverState = made;
+  return made;
+}
+
+/** The channel's record if it has one. */
+export function haChannelIfAny(session: PeerSession): HaChannel | undefined {
+  const c = session.driverState;
+  return c instanceof HaChannel ? c : undefined;
+}
+
+/** An OwnerStore over one field of the channels' records. */
+export function channelField<K extends 'mtu' | 'validation'>(
+  field: K,
+): OwnerStore<PeerSession, NonNullable<HaChannel[K]>> {
+  return {
+    get: (s) => haChannelIfAny(s)?.[field] ?? undefined,
+    set: (s, v) => {
+      haChannel(s)[field] = v;
+    },
+    delete: (s) => {
+      const c = haChannelIfAny(s);
+      if (c !== undefined) c[field] = undefined;
+    },
+  };
+}

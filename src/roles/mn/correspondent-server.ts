@@ -25,7 +25,7 @@ import {
   type CorrespondentAction,
   type CorrespondentOrigin,
 } from '../../protocol/correspondent-bindings.js';
-import { formatLocator, type Locator } from '../../protocol/locator.js';
+import { formatLocator } from '../../protocol/locator.js';
 import { formatIpv6 } from '../../wire/address.js';
 import { toHex } from '../../wire/hex.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_SRC_OFF } from '../../wire/ipv6.js';
@@ -38,7 +38,7 @@ import {
 } from '../../wire/rewrite.js';
 import { IPPROTO, MH_TYPE } from '../../wire/types.js';
 import { resolveLocator, type ResolvedLocator } from '../common.js';
-import type { DirectPath, TunSink } from './direct-path.js';
+import type { DatagramOrigin, DirectPath, TunSink } from './direct-path.js';
 
 /** The channel and locator a bound MN is reached on. */
 export interface Bound {
@@ -145,7 +145,7 @@ export class CorrespondentServer {
     off: number,
     len: number,
     hao: number,
-    from: () => Locator,
+    from: DatagramOrigin,
     now: number,
     toTun: TunSink | undefined,
   ): void {
@@ -158,7 +158,7 @@ export class CorrespondentServer {
       // the key that owns the binding (counted as cn-<reason> drops otherwise).
       const packet = buf.slice(off, off + len);
       d.capture(packet, now);
-      const via: Bound = { session, locator: resolveLocator(from()) };
+      const via: Bound = { session, locator: resolveLocator(from.locator()) };
       const origin: CorrespondentOrigin = {
         member: memberKey(session),
         ownerKey: session.peerPublicKey,
@@ -180,7 +180,7 @@ export class CorrespondentServer {
       const source = formatIpv6(buf, off + IPV6_SRC_OFF);
       const be = bindings.bindingErrorFor(home, source, this.#homeAddress, now);
       d.drops.add('hao-without-binding');
-      if (be) this.#run([be], now, { session, locator: resolveLocator(from()) });
+      if (be) this.#run([be], now, { session, locator: resolveLocator(from.locator()) });
       return;
     }
     if (d.env.capture) d.capture(buf.subarray(off, off + len), now); // with its HAO

@@ -38,6 +38,15 @@ const MAX_RUNS = 64;
  */
 export type TunSink = (offset: number, length: number) => void;
 
+/**
+ * Where a received datagram came from, read only when needed (signaling; data should not pay
+ * for the address text). The driver keeps one and points it at each datagram in turn, so no
+ * closure is made per packet; read it synchronously, never keep it.
+ */
+export interface DatagramOrigin {
+  locator(): Locator;
+}
+
 /** What the route optimization needs from the MobileNode it is plugged into. */
 export interface RouteOptimizationHost {
   /** Seals an inner packet to the HA: it leaves through the reverse tunnel. */

@@ -33,6 +33,7 @@ import {
   type NodeEnvironment,
 } from '../common.js';
 import type { TunnelMtu } from '../tunnel-mtu.js';
+import type { DatagramOrigin } from './direct-path.js';
 import type { HomeAgentChannel, ResolvedAgent } from './home-agent-channel.js';
 import type { RouteOptimization } from './route-optimization.js';
 
@@ -73,6 +74,7 @@ export class HomeTunnel {
   homeAddress4: Uint8Array | undefined = undefined;
   /** Direct (route-optimized) data joins the same TUN batch write. */
   readonly #toTun = (o: number, l: number): void => this.#rx.toTun(o, l);
+  readonly #origin = new BatchOrigin();
   /** The HA locator object the path MTU state belongs to, and that state. */
   #mtuAgent: ResolvedAgent | undefined;
   #mtuOwner: PeerSession | undefined;
@@ -111,10 +113,7 @@ export class HomeTunnel {
         const ro = h.routeOptimization;
         const o = batch.offsets[i]! + DATA_HEADER_LEN;
         const l = batch.lengths[i]! - DATA_OVERHEAD;
-        const from = (): Locator => ({
-          address: batch.remoteAddress(i),
-          port: batch.remotePort(i),
-        });
+        const from = this.#origin.at(batch, i);
         if (!ro?.fromDirect(out.sessions[i]!, buf, o, l, signaling, from, now, this.#toTun))
           h.drops.add('not-home-agent');
         continue;
@@ -299,5 +298,22 @@ export class HomeTunnel {
     const handshake = env.endpoint.pollWanted;
     if (handshake) h.channel.endpointDeadline = 0;
     if (silenceStarted || handshake || resumed) h.rearm();
+  }
+}
+
+/** A DatagramOrigin pointed at datagram i of a receive batch (one per driver, reused). */
+class BatchOrigin implements DatagramOrigin {
+  #batch: DatagramBatch | undefined;
+  #i = 0;
+
+  at(batch: DatagramBatch, i: number): this {
+    this.#batch = batch;
+    this.#i = i;
+    return this;
+  }
+
+  locator(): Locator {
+    const b = this.#batch!;
+    return { address: b.remoteAddress(this.#i), port: b.remotePort(this.#i) };
   }
 }

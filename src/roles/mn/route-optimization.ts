@@ -38,7 +38,6 @@ import { keyOf } from '../../protocol/binding-cache.js';
 import type { CorrespondentBindings } from '../../protocol/correspondent-bindings.js';
 import type { CorrespondentRegistration } from '../../protocol/correspondent-registration.js';
 import { PROBE_LEN, probeAnswer } from '../../protocol/direct-path-liveness.js';
-import type { Locator } from '../../protocol/locator.js';
 import type { CareOf } from '../../protocol/mobile-node-registration.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN } from '../../wire/ipv6.js';
 import { mobilitySignal } from '../../wire/mobility-signal.js';
@@ -51,7 +50,12 @@ import {
   type CorrespondentPeerConfig,
 } from './correspondent-client.js';
 import { CorrespondentServer, forCorrespondentHalf } from './correspondent-server.js';
-import { DirectPath, type RouteOptimizationHost, type TunSink } from './direct-path.js';
+import {
+  DirectPath,
+  type DatagramOrigin,
+  type RouteOptimizationHost,
+  type TunSink,
+} from './direct-path.js';
 import { correspondentBindingStatus, correspondentStatus } from './route-optimization-status.js';
 
 export {
@@ -187,14 +191,13 @@ export class RouteOptimization {
     off: number,
     len: number,
     signaling: boolean,
-    from: Locator | (() => Locator),
+    from: DatagramOrigin,
     now: number,
     toTun?: TunSink,
   ): boolean {
     const cert = session.peerCertificate;
     if (cert === null || cert.role === 'ha') return false; // a direct channel is member to member
     const p = this.#client.peerFor(session);
-    const source = (): Locator => (typeof from === 'function' ? from() : from);
     // Probes, RR and binding messages on a direct channel are the peer's own (DataKind.SIGNALING);
     // as payload they could be anybody's packet the peer forwards, and are dropped.
     const own =
@@ -205,7 +208,7 @@ export class RouteOptimization {
     }
     if (len === PROBE_LEN) {
       const answer = p ? p.liveness.probeReceived(buf[off], now) : probeAnswer(buf[off]);
-      if (answer !== undefined) this.#direct.sendProbe(session, source(), answer, now);
+      if (answer !== undefined) this.#direct.sendProbe(session, from.locator(), answer, now);
       return true;
     }
     if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
@@ -220,7 +223,7 @@ export class RouteOptimization {
       return true;
     }
     if (server) {
-      server.fromMobileNode(session, buf, off, len, hao, source, now, toTun);
+      server.fromMobileNode(session, buf, off, len, hao, from, now, toTun);
       return true;
     }
     return false;

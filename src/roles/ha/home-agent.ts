@@ -765,6 +765,19 @@ export class HomeAgent {
       }
       const known = this.#paths.has(entry.key);
       this.#persist(entry, session);
+      // The channel's last locator, when it is the binding's (the usual case), is the binding's
+      // object: one locator and address text per member, not two (issue 17).
+      const channel = haChannel(session);
+      const heard = channel.locator;
+      if (
+        heard !== undefined &&
+        heard !== entry.locator &&
+        heard.address === entry.locator.address &&
+        heard.port === entry.locator.port &&
+        heard.local === entry.locator.local
+      ) {
+        channel.locator = entry.locator;
+      }
       const challenge = this.#paths.bind(entry, session, packet.length, now);
       if (challenge !== undefined) this.#sendChallenge(challenge, now);
       this.#searchPathMtu(entry.key, now);

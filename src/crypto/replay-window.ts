@@ -111,8 +111,12 @@ export class ReplayWindow {
     return 'ok';
   }
 
-  /** Forgets everything (new keys start a new window). */
+  /**
+   * Forgets everything (new keys start a new window). A released window stays released: its
+   * slot may be another window's now, and its keys are gone.
+   */
   reset(): void {
+    if (this.last === Infinity) return;
     this.bitmap.fill(0, this.base, this.base + this.mask + 1);
     this.last = -1;
   }

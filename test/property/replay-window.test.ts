@@ -81,6 +81,10 @@ void t.test('pooled windows: slots reused zeroed, a released window refuses all'
   );
   b.update(200);
   for (let c = 100; c < 200; c++) t.equal(b.check(c), 'ok', `counter ${c}: not seen by b`);
+  b.update(150);
+  a.reset(); // a's old slot is b's now: resetting the released window must not touch it
+  t.equal(b.check(150), 'replay', "a released window's reset leaves the slot's new owner alone");
+  t.equal(a.check(0), 'too-old', 'and the released window still refuses every counter');
   const c2 = new ReplayWindow(64, pool);
   t.equal(pool.inUse, 131, 'a fresh slot, not the reused one again');
   b.update(7);

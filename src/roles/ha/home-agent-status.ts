@@ -43,10 +43,12 @@ export function renderHaStatus(v: HaStatusView): HaStatus {
       nat: e.natDetected ? 'detected' : e.udpEncapsulationRequired ? 'forced' : 'none',
       lifetimeRemaining: Math.max(0, Math.round((e.expiresAt - now) / 1000)),
       sequence: e.sequence,
-      packetsIn: e.counters.packetsIn,
-      packetsOut: e.counters.packetsOut,
-      bytesIn: e.counters.bytesIn,
-      bytesOut: e.counters.bytesOut,
+      // Read without creating them: an idle binding has none (binding-cache.ts), and status
+      // must not give every one of 100 000 bindings a counters object it keeps.
+      packetsIn: e.countersIfAny?.packetsIn ?? 0,
+      packetsOut: e.countersIfAny?.packetsOut ?? 0,
+      bytesIn: e.countersIfAny?.bytesIn ?? 0,
+      bytesOut: e.countersIfAny?.bytesOut ?? 0,
       ...(e.lastUsedAt !== null ? { lastSeen: Math.round((now - e.lastUsedAt) / 1000) } : {}),
       ...v.pathStatus(e.key),
     });

@@ -708,3 +708,30 @@ void t.test('A = 0: accepted silently (no BA), rejections still answered (§10.3
   t.equal(refused.action, 'ack', 'a rejected BU gets its BA even with A = 0');
   t.equal(refused.status, 133);
 });
+
+void t.test(
+  "a refresh keeps the binding's locator object only when address, port and our address match",
+  async (t) => {
+    // A multi-homed HA (issue #16): the same member locator reaching another of our addresses
+    // must give the binding a new locator object carrying that address, or the BA would leave
+    // from the old one; a plain refresh keeps the object (issue 17: no copy per BU).
+    const cache = new BindingCache();
+    const at = (local: string | undefined, seq: number): HomeRegistrationInput => {
+      const input = v4Input(seq);
+      return { ...input, locator: { ...input.locator, ...(local ? { local } : {}) } };
+    };
+    processHomeBindingUpdate(cache, at('192.0.2.1', 1), 0);
+    const first = cache.get(HOA)!.locator;
+    t.same(first, { address: '198.51.100.7', port: 4191, local: '192.0.2.1' });
+    processHomeBindingUpdate(cache, at('192.0.2.1', 2), 10);
+    t.equal(cache.get(HOA)!.locator, first, 'a refresh at the same address keeps the object');
+    const moved = processHomeBindingUpdate(cache, at('192.0.2.2', 3), 20);
+    const now = cache.get(HOA)!.locator;
+    t.not(now, first, 'another of our addresses: a new object');
+    t.same(now, { address: '198.51.100.7', port: 4191, local: '192.0.2.2' });
+    t.equal(first.local, '192.0.2.1', 'the old object was not changed in place');
+    t.equal(moved.change, 'updated', 'a change of our address is an update, not a plain refresh');
+    processHomeBindingUpdate(cache, at(undefined, 4), 30);
+    t.equal(cache.get(HOA)!.locator.local, undefined, 'no local address known: none kept');
+  },
+);

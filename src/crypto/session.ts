@@ -61,17 +61,21 @@ export const CHANNEL_KEY_POOL = new SlotPool<Uint8Array>(
 /** What a wiped keypair's keys read as: zeros, never another keypair's reused slot. */
 const WIPED_KEY = new Uint8Array(32);
 
+/** Which key of a keypair (Keypair.copyKey): its offset in the keypair's slot. */
+export const SEND = 0;
+export const RECEIVE = 32;
+
 /**
  * One direction pair of keys from one handshake (an SA pair, in IPsec terms). The two keys live
  * in one 64-byte slot of CHANNEL_KEY_POOL (the handshake's own copies are wiped; its hash is
- * not kept).
+ * not kept), with no view of their own (a view per key cost 96 B each per member at a home
+ * agent, issue 17): each AEAD call copies the key it needs into a scratch buffer and zeroes it
+ * after (transport.ts).
  */
 export class Keypair {
   sendCounter = 0;
   /** Its bitmap lives in the process's shared pool; released when the keys are wiped. */
   readonly replay = new ReplayWindow(REPLAY_WINDOW_WORDS, CHANNEL_REPLAY_POOL);
-  sendKey: Uint8Array;
-  receiveKey: Uint8Array;
   readonly localSpi: number;
   readonly remoteSpi: number;
   readonly createdAt: number;
@@ -91,27 +95,51 @@ export class Keypair {
     this.#slot = CHANNEL_KEY_POOL.take();
     const chunk = CHANNEL_KEY_POOL.chunkOf(this.#slot);
     const base = CHANNEL_KEY_POOL.baseOf(this.#slot);
-    chunk.set(keys.sendKey, base);
-    chunk.set(keys.receiveKey, base + 32);
+    chunk.set(keys.sendKey, base + SEND);
+    chunk.set(keys.receiveKey, base + RECEIVE);
     const s = lib();
     s.memzero(keys.sendKey);
     s.memzero(keys.receiveKey);
     this.session = session;
-    this.sendKey = chunk.subarray(base, base + 32);
-    this.receiveKey = chunk.subarray(base + 32, base + 64);
     this.localSpi = localSpi;
     this.remoteSpi = remoteSpi;
     this.createdAt = createdAt;
     this.isInitiator = isInitiator;
   }
 
+  /** Copies the SEND or RECEIVE key into `into` (32 bytes, zeros once wiped); returns `into`. */
+  copyKey(which: typeof SEND | typeof RECEIVE, into: Uint8Array): Uint8Array {
+    if (this.#slot < 0) {
+      into.fill(0);
+      return into;
+    }
+    const chunk = CHANNEL_KEY_POOL.chunkOf(this.#slot);
+    const from = CHANNEL_KEY_POOL.baseOf(this.#slot) + which;
+    for (let i = 0; i < 32; i++) into[i] = chunk[from + i]!;
+    return into;
+  }
+
+  /** The send key as a view into its slot (tests, diagnostics): zeros once wiped. */
+  get sendKey(): Uint8Array {
+    return this.#view(SEND);
+  }
+
+  /** The receive key as a view into its slot (tests, diagnostics): zeros once wiped. */
+  get receiveKey(): Uint8Array {
+    return this.#view(RECEIVE);
+  }
+
+  #view(which: number): Uint8Array {
+    if (this.#slot < 0) return WIPED_KEY;
+    const from = CHANNEL_KEY_POOL.baseOf(this.#slot) + which;
+    return CHANNEL_KEY_POOL.chunkOf(this.#slot).subarray(from, from + 32);
+  }
+
   wipe(): void {
-    // The slot is zeroed and goes back to the pool (once); these views then read zeros, not
+    // The slot is zeroed and goes back to the pool (once); the keys then read zeros, not
     // whatever keys take the slot next.
     if (this.#slot >= 0) CHANNEL_KEY_POOL.release(this.#slot);
     this.#slot = -1;
-    this.sendKey = WIPED_KEY;
-    this.receiveKey = WIPED_KEY;
     // Past the end of counters: a wiped keypair can never seal again, nor open (its window
     // refuses every counter once released).
     this.sendCounter = Infinity;

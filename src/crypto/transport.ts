@@ -21,7 +21,14 @@ import {
   writeDataHeader,
 } from './aead.js';
 import type { EndpointState } from './endpoint-state.js';
-import type { DropReason, Keypair, PeerSession, ReceiveResult } from './session.js';
+import {
+  RECEIVE,
+  SEND,
+  type DropReason,
+  type Keypair,
+  type PeerSession,
+  type ReceiveResult,
+} from './session.js';
 
 /**
  * Per-packet outcome codes of `openBatch`: DATA is forwarded payload (DataKind.PAYLOAD), SIGNALING
@@ -42,6 +49,8 @@ export class TransportScratch {
   readonly oneOffset = new Uint32Array(1);
   readonly oneLength = new Uint32Array(1);
   readonly oneResult = new Uint8Array(1);
+  /** The key of the AEAD call being made (Keypair.copyKey), zeroed after it. */
+  readonly key = new Uint8Array(32);
   runOffsets = new Uint32Array(64);
   runLengths = new Uint32Array(64);
   runIndex = new Uint32Array(64);
@@ -142,7 +151,18 @@ function openOne(
   const sc = st.scratch;
   sc.oneOffset[0] = off;
   sc.oneLength[0] = len;
-  st.aead.openBatch(kp.receiveKey, buf, sc.oneOffset, sc.oneLength, 1, sc.oneResult);
+  try {
+    st.aead.openBatch(
+      kp.copyKey(RECEIVE, sc.key),
+      buf,
+      sc.oneOffset,
+      sc.oneLength,
+      1,
+      sc.oneResult,
+    );
+  } finally {
+    sc.key.fill(0);
+  }
   if (sc.oneResult[0] !== 1) return 'bad-tag';
   return accept(st, session, kp, buf, off, len, now);
 }
@@ -163,7 +183,12 @@ function openRun(
   if (run === 0) return 0;
   const sc = st.scratch;
   const session = kp.session;
-  st.aead.openBatch(kp.receiveKey, buf, sc.runOffsets, sc.runLengths, run, sc.runResults);
+  try {
+    const key = kp.copyKey(RECEIVE, sc.key);
+    st.aead.openBatch(key, buf, sc.runOffsets, sc.runLengths, run, sc.runResults);
+  } finally {
+    sc.key.fill(0);
+  }
   let accepted = 0;
   for (let j = 0; j < run; j++) {
     const i = sc.runIndex[j]!;
@@ -337,7 +362,11 @@ export function sealBatch(
     writeDataHeader(buf, offsets[i]!, kp.remoteSpi, kp.sendCounter++, kind);
     bytes += lengths[i]!;
   }
-  st.aead.sealBatch(kp.sendKey, buf, offsets, lengths, count);
+  try {
+    st.aead.sealBatch(kp.copyKey(SEND, st.scratch.key), buf, offsets, lengths, count);
+  } finally {
+    st.scratch.key.fill(0);
+  }
   session.stats.packetsOut += count;
   session.stats.bytesOut += bytes;
   return count;

@@ -78,6 +78,8 @@ void t.test(
       CHANNEL_KEY_POOL.chunkOf(0).buffer,
       "the pool's chunk, no buffer of its own",
     );
+    t.notOk(Object.hasOwn(kp, 'sendKey'), 'no view per key kept: the keys are read from the slot');
+    t.notOk(Object.hasOwn(kp, 'receiveKey'));
     t.equal(kp['keys'], undefined, 'no handshake hash or key object kept');
     t.equal(kp['session'], r.session, 'the keys know their session (no SPI-map entry object)');
     t.same(r.session.peerPublicKey, mnKey.publicKey);
@@ -88,6 +90,14 @@ void t.test(
     );
     const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
     t.equal(ha.receive(mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!, T0).kind, 'data');
+    // Each AEAD call copies its key into the endpoint's scratch and zeroes it after.
+    for (const e of [ha, mn]) {
+      const scratch = (e as unknown as { st: { scratch: { key: Uint8Array } } }).st.scratch.key;
+      t.ok(
+        scratch.every((b) => b === 0),
+        'no key left in the scratch after a seal or an open',
+      );
+    }
 
     t.equal(r.session.stats.drops, NO_DROPS, 'no drops yet: the shared counters');
     t.ok(Object.isFrozen(NO_DROPS));

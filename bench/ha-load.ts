@@ -926,7 +926,9 @@ async function main(): Promise<void> {
       (sim) => {
         const go = (): void => {
           const now = clock();
-          pollEndpoint(sim, now); // timer work due (retransmissions)
+          // Timer work due (retransmissions, keys to wipe) first, as the MN's timer would have
+          // run it; an endpoint with none is not polled (a poll makes a set and arrays).
+          if (sim.wakeAt <= now || sim.endpoint.pollWanted) pollEndpoint(sim, now);
           sendBu(sim, now); // false: keys expired; the handshake it started sends it
         };
         const wait = (sim.outstandingLastSentAt ?? -Infinity) + MIN_BU_GAP_MS - clock();

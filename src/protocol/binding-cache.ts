@@ -21,10 +21,12 @@
  */
 import { bytesEqual } from '../util/bytes.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
+import type { SizedOwnerStore } from '../util/owner-store.js';
 import type { BindingUpdateFlags } from '../wire/types.js';
 import { parseIpv6 } from '../wire/address.js';
 import { BINDING_TOMBSTONE_MS, BRR_LIFETIME_FRACTION, BRR_USAGE_WINDOW_MS } from './constants.js';
 import type { Locator } from './locator.js';
+import type { PrefixAdvertisementState } from './prefix-advertisement.js';
 
 /** Traffic counters of one binding (reverse-tunneled in, tunneled out). */
 export interface BindingCounters {
@@ -106,6 +108,9 @@ export class BindingCacheEntry implements BindingFields {
   refreshRequested = false;
   /** The deadline the cache last armed for this entry (its heap items at other times are stale). */
   armedAt: number | undefined = undefined;
+  /** The member's Mobile Prefix Advertisement schedule (prefix-advertisement.ts keeps it here,
+   *  not in a Map of its own, issue 17); the cache never reads it. */
+  prefixAdvertisement: PrefixAdvertisementState | undefined = undefined;
   #counters: BindingCounters | undefined;
 
   constructor(
@@ -206,6 +211,26 @@ export function keyOfText(address: string): string {
   return keyOf(parseIpv6(address), 0);
 }
 
+/** PrefixAdvertiser's store over the entries' prefixAdvertisement field (no entry: no state). */
+function prefixAdvertisementStore(
+  byKey: Map<string, BindingCacheEntry>,
+): SizedOwnerStore<string, PrefixAdvertisementState> {
+  return {
+    get: (key) => byKey.get(key)?.prefixAdvertisement,
+    set: (key, state) => {
+      const e = byKey.get(key);
+      if (e !== undefined) e.prefixAdvertisement = state;
+    },
+    delete: (key) => {
+      const e = byKey.get(key);
+      if (e !== undefined) e.prefixAdvertisement = undefined;
+    },
+    get size(): number {
+      return byKey.size;
+    },
+  };
+}
+
 /** The HA's binding cache. See the file comment for the flow. */
 export class BindingCache {
   readonly #byKey = new Map<string, BindingCacheEntry>();
@@ -231,6 +256,9 @@ export class BindingCache {
   get size(): number {
     return this.#byKey.size;
   }
+
+  /** The bindings' prefix advertisement schedules, as PrefixAdvertiser's store (by key). */
+  readonly prefixAdvertisements = prefixAdvertisementStore(this.#byKey);
 
   /** Entry for a home address given as text (any IPv6 spelling), or undefined. */
   get(homeAddress: string): BindingCacheEntry | undefined {

@@ -18,6 +18,7 @@
  *     A periodic MPA is unsolicited too and is retransmitted the same way until acknowledged.
  */
 import { DeadlineHeap } from '../util/deadline-heap.js';
+import type { SizedOwnerStore } from '../util/owner-store.js';
 import { systemRandom, type RandomSource } from '../util/random-source.js';
 import {
   MAX_MOBPFX_ADV_INTERVAL_S,
@@ -33,6 +34,11 @@ export interface PrefixAdvertiserOptions {
   minIntervalSeconds?: number | undefined;
   /** MaxMobPfxAdvInterval in seconds (default 86 400, RFC 6275 §13). */
   maxIntervalSeconds?: number | undefined;
+  /**
+   * Where each member's schedule is kept, by binding key (default: a Map of the advertiser's
+   * own; a home agent keeps it on the binding entry, issue 17).
+   */
+  store?: SizedOwnerStore<string, PrefixAdvertisementState> | undefined;
 }
 
 /** One MPA to send: to the member of binding `key`, with this identifier. */
@@ -42,7 +48,8 @@ export interface PrefixAdvertisementAction {
   why: 'change' | 'periodic' | 'retransmission';
 }
 
-interface MemberState {
+/** What the advertiser keeps per member (opaque to its users; see PrefixAdvertiserOptions.store). */
+export interface PrefixAdvertisementState {
   /** When the next periodic MPA is due. */
   periodicAt: number;
   /** An unsolicited MPA not yet acknowledged by a BU. */
@@ -53,7 +60,7 @@ export class PrefixAdvertiser {
   readonly #random: RandomSource;
   readonly #minMs: number;
   readonly #maxMs: number;
-  readonly #members = new Map<string, MemberState>();
+  readonly #members: SizedOwnerStore<string, PrefixAdvertisementState>;
   /**
    * Each member's next deadline (its periodic MPA or a retransmission): poll and nextDeadline
    * look at the members due, not at all of them (100 000 bindings, issue 17). Lazy: a member's
@@ -69,6 +76,7 @@ export class PrefixAdvertiser {
 
   constructor(opts: PrefixAdvertiserOptions = {}) {
     this.#random = opts.random ?? systemRandom;
+    this.#members = opts.store ?? new Map();
     this.#minMs = (opts.minIntervalSeconds ?? MIN_MOBPFX_ADV_INTERVAL_S) * 1000;
     this.#maxMs = (opts.maxIntervalSeconds ?? MAX_MOBPFX_ADV_INTERVAL_S) * 1000;
   }
@@ -91,8 +99,11 @@ export class PrefixAdvertiser {
 
   /** A member's binding exists (created or refreshed): it joins the periodic schedule. */
   onRegistered(key: string, now: number): void {
-    if (!this.#members.has(key)) {
-      const m: MemberState = { periodicAt: now + this.randomDelay(), pending: undefined };
+    if (this.#members.get(key) === undefined) {
+      const m: PrefixAdvertisementState = {
+        periodicAt: now + this.randomDelay(),
+        pending: undefined,
+      };
       this.#members.set(key, m);
       this.#schedule(key, m);
     }
@@ -120,7 +131,7 @@ export class PrefixAdvertiser {
   }
 
   /** Pushes the member's current deadline (its older entries go stale). */
-  #schedule(key: string, m: MemberState): void {
+  #schedule(key: string, m: PrefixAdvertisementState): void {
     this.#heap.push(deadlineOf(m), key);
     if (this.#heap.size > 2 * this.#members.size + 64) this.#heap.compact(this.#live);
   }
@@ -140,14 +151,16 @@ export class PrefixAdvertiser {
     const out: PrefixAdvertisementAction[] = [];
     for (const key of keys) {
       this.onRegistered(key, now);
-      out.push(this.#unsolicited(key, this.#members.get(key)!, now, 'change'));
+      // A store may keep state only for members it knows (a home agent: its bindings).
+      const m = this.#members.get(key);
+      if (m !== undefined) out.push(this.#unsolicited(key, m, now, 'change'));
     }
     return out;
   }
 
   #unsolicited(
     key: string,
-    m: MemberState,
+    m: PrefixAdvertisementState,
     now: number,
     why: 'change' | 'periodic',
   ): PrefixAdvertisementAction {
@@ -203,6 +216,6 @@ export class PrefixAdvertiser {
 }
 
 /** When a member has work next: its periodic MPA, or the retransmission of a pending one. */
-function deadlineOf(m: MemberState): number {
+function deadlineOf(m: PrefixAdvertisementState): number {
   return Math.min(m.periodicAt, m.pending?.nextAt ?? Infinity);
 }

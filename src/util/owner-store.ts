@@ -8,3 +8,8 @@ export interface OwnerStore<Owner, State> {
   set(owner: Owner, state: State): unknown;
   delete(owner: Owner): unknown;
 }
+
+/** An OwnerStore that says how many owners it holds (about: a bound, for compaction). */
+export interface SizedOwnerStore<Owner, State> extends OwnerStore<Owner, State> {
+  readonly size: number;
+}

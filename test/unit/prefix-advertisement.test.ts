@@ -14,6 +14,8 @@ import {
   PREFIX_ADV_RETRIES,
   PREFIX_ADV_TIMEOUT_MS,
 } from '../../src/protocol/constants.js';
+import { BindingCache, keyOfText } from '../../src/protocol/binding-cache.js';
+import { bindingUpdateFlags } from '../../src/wire/types.js';
 
 const T0 = 1_000_000;
 
@@ -131,3 +133,47 @@ void t.test('configurable intervals and 16-bit identifiers', async (t) => {
   t.equal(a.randomDelay(), 20_000);
   t.equal(a.identifier(), 0x8000);
 });
+
+void t.test(
+  "the schedule kept on the binding cache's entries (the home agent's store, issue 17)",
+  async (t) => {
+    const cache = new BindingCache();
+    const a = new PrefixAdvertiser({ random: () => 0.5, store: cache.prefixAdvertisements });
+    const fields = (hoa: string) => ({
+      homeAddress: hoa,
+      careOfAddress: '::ffff:198.51.100.7',
+      locator: { address: '198.51.100.7', port: 4191 },
+      lifetimeSeconds: 3600,
+      expiresAt: T0 + 3_600_000,
+      sequence: 1,
+      flags: bindingUpdateFlags({ A: true, H: true }),
+      homeRegistration: true,
+      peerName: 'laptop',
+      ownerKey: new Uint8Array(32),
+      natDetected: false,
+      udpEncapsulationRequired: false,
+      refreshTime: 0,
+      refreshAdviceSeconds: 0,
+    });
+    const e = cache.set(fields('2001:db8:100::5'), T0);
+    a.onRegistered(e.key, T0);
+    t.ok(e.prefixAdvertisement !== undefined, 'on the entry');
+    t.equal(cache.prefixAdvertisements.size, 1);
+    // A key with no binding keeps nothing, and a change advertises only to bindings.
+    a.onRegistered(keyOfText('2001:db8:100::6'), T0);
+    t.same(
+      a.advertise([e.key, keyOfText('2001:db8:100::6')], T0).map((x) => x.key),
+      [e.key],
+    );
+    t.equal(a.pending(e.key), true, 'outstanding until a BU');
+    t.equal(a.onBindingUpdate(e.key, T0 + 1), true, 'acknowledged');
+    // The periodic MPA comes between MinMobPfxAdvInterval and MaxMobPfxAdvInterval.
+    const periodic = run(a, T0 + MAX_MOBPFX_ADV_INTERVAL_S * 1000).filter(
+      ([, x]) => x.why === 'periodic',
+    );
+    t.equal(periodic.length, 1, 'one periodic MPA in the first interval');
+    t.ok(periodic[0]![0] >= MIN_MOBPFX_ADV_INTERVAL_S * 1000);
+    cache.delete(e.homeAddress, T0 + 2);
+    t.equal(cache.prefixAdvertisements.get(e.key), undefined, 'gone with its binding');
+  },
+);

@@ -16,8 +16,10 @@ import type { HomeAgentRegistrationConfig } from '../../protocol/home-agent-regi
 import {
   PrefixAdvertiser,
   type PrefixAdvertisementAction,
+  type PrefixAdvertisementState,
 } from '../../protocol/prefix-advertisement.js';
 import type { RandomSource } from '../../util/random-source.js';
+import type { SizedOwnerStore } from '../../util/owner-store.js';
 import { formatIpv6, ipv6Equal, parseIpv6, type Prefix } from '../../wire/address.js';
 import { ICMPV6_TYPE } from '../../wire/icmpv6.js';
 import { IPV6_HEADER_LEN, IPV6_NEXT_HEADER_OFF } from '../../wire/ipv6.js';
@@ -49,11 +51,18 @@ export class HomePrefixes {
   #discovery: DiscoveryConfig;
   #registrationConfig: HomeAgentRegistrationConfig;
 
-  constructor(opts: HomeAgentOptions, homePrefix: Prefix, random: RandomSource) {
+  /** `store`: where each binding's MPA schedule is kept (the binding cache's entries). */
+  constructor(
+    opts: HomeAgentOptions,
+    homePrefix: Prefix,
+    random: RandomSource,
+    store?: SizedOwnerStore<string, PrefixAdvertisementState>,
+  ) {
     this.#opts = opts;
     this.#homePrefix = homePrefix;
     this.#random = random;
     this.#advertiser = new PrefixAdvertiser({
+      store,
       random,
       minIntervalSeconds: opts.prefixAdvertisementIntervals?.minSeconds,
       maxIntervalSeconds: opts.prefixAdvertisementIntervals?.maxSeconds,

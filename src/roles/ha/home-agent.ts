@@ -224,7 +224,12 @@ export class HomeAgent {
     this.#anycast = parseIpv6(
       homeAgentAnycast(formatIpv6(this.#homePrefix.address), this.#homePrefix.length),
     );
-    this.#prefixes = new HomePrefixes(opts, this.#homePrefix, opts.random ?? systemRandom);
+    this.#prefixes = new HomePrefixes(
+      opts,
+      this.#homePrefix,
+      opts.random ?? systemRandom,
+      this.cache.prefixAdvertisements,
+    );
     this.#udp = [env.udp4, env.udp6];
     this.#mtu = new TunnelMtu(env, this.drops, {
       underlayMtu: opts.underlayMtu ?? DEFAULT_UNDERLAY_MTU,

@@ -264,6 +264,10 @@ static void continue_backlog(mip6_poller *p) {
     uv_timer_start(&p->backlog_timer, on_backlog_timer, 0, 0);
 }
 
+void mip6_poller_wake(mip6_poller *p, uint64_t ms) {
+  if (!p->closed && p->timer_inited) uv_timer_start(&p->backlog_timer, on_backlog_timer, ms, 0);
+}
+
 int mip6_poller_keep(mip6_poller *p, napi_ref ref) {
   if (p->nrefs >= (int)(sizeof p->refs / sizeof p->refs[0])) return -1;
   p->refs[p->nrefs++] = ref;

@@ -87,6 +87,9 @@ napi_value mip6_poller_attach(napi_env env, mip6_poller *p, napi_value callback)
 void mip6_poller_set_reading(mip6_poller *p, int on);
 /* Idempotent close: stops polling, closes the fd, drops references. */
 void mip6_poller_close(mip6_poller *p);
+/* Calls drain() (through the poller's timer) in ms milliseconds, for a kind that drain()s
+ * timed work of its own (the ND proxy's MLD reports); re-arming replaces the last deadline. */
+void mip6_poller_wake(mip6_poller *p, uint64_t ms);
 /* Keeps a typed array alive for the life of the poller. */
 int mip6_poller_keep(mip6_poller *p, napi_ref ref);
 

@@ -44,9 +44,17 @@
  *   ndproxyProbeEnd: reads what is queued on the socket, then takes the addresses out and
  *   reports each one's flags (duplicate seen, send failed).
  * The link is in all-multicast mode, so another node's probe to any solicited-node group
- * arrives without joining each group; a switch that snoops MLD forwards those only to ports
- * that reported the group (we send no MLD report), while the NAs that answer a probe go to
- * ff02::1 and reach us anyway.
+ * arrives without joining each group; the NAs that answer a probe go to ff02::1.
+ *
+ * Switches that snoop MLD forward a solicitation to a solicited-node group only to the ports
+ * that reported the group, so the proxy is also an MLDv2 listener (RFC 3810, native/mld.c) for
+ * the solicited-node groups of the defended set: ndproxyAdd/Delete count each address on its
+ * group; a group's first address sends a State Change Report (CHANGE_TO_EXCLUDE_MODE), its last
+ * a leave (CHANGE_TO_INCLUDE_MODE), each repeated once within 1 s, many groups per frame, a
+ * burst in few frames. The filter also keeps MLD Queries (after a Hop-by-Hop header, where
+ * their Router Alert is, or without one, to count it missing); mld.c checks them and schedules
+ * the answer; the poller's timer (mip6_poller_wake) brings drain() back when reports are due,
+ * and they leave by sendmmsg from the link-local address to ff02::16 / 33:33:0:0:0:16.
  *
  * The sets: open addressing with linear probing over 16-byte keys (a one-byte value each),
  * hashed with a random per-set seed (a home link's hosts cannot aim solicitations at one long
@@ -58,11 +66,13 @@
  *   ndproxyDelete(h, addrs, count) -> removed
  *   ndproxyProbeStart(h, addrs, count, out) -> send errors     out[i] = 0 sent, 1 failed, 2 deferred
  *   ndproxyProbeEnd(h, addrs, count, out) -> duplicates        out[i] = PROBE_* flags
- *   ndproxyCounters(h, out: Float64Array)       NDPROXY_COUNTERS values, order below
+ *   ndproxyCounters(h, out: Float64Array)       NDPROXY_COUNTERS values, order below, then
+ *                                               native/mld.h's MLD_COUNTERS
  *   ndproxyClose(h)
  */
 #define _GNU_SOURCE /* sendmmsg */
 #include "mip6.h"
+#include "mld.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -89,13 +99,7 @@
 #define DRAIN_MAX 256 /* frames per readiness event; level-triggered poll brings us back */
 #define FRAME_MAX 1500
 
-/* Wire offsets (RFC 8200 §3, RFC 4861 §4.3/§4.4). */
-#define IP6_PLEN_OFF 4
-#define IP6_NH_OFF 6
-#define IP6_HLIM_OFF 7
-#define IP6_SRC_OFF 8
-#define IP6_DST_OFF 24
-#define IP6_HDR_LEN 40
+/* Wire offsets (RFC 4861 §4.3/§4.4; the IPv6 header's in mld.h). */
 #define ICMP6_TYPE_OFF 0
 #define ICMP6_CODE_OFF 1
 #define ICMP6_CSUM_OFF 2
@@ -124,6 +128,9 @@
 #define ICMP6_NA 136
 #define NEXT_ICMP6 58
 #define ND_HOP_LIMIT 255 /* RFC 4861 §7.1.1 */
+#define NEXT_HBH 0       /* RFC 8200 §4.3 */
+#define MLD_QUERY 130    /* RFC 3810 §5.1 */
+#define MLD_BATCH 16     /* report frames per sendmmsg (native/mld.c hands over at most 16) */
 
 /* Counters, in the order ndproxyCounters writes them (src/io/addon.ts names them). */
 enum {
@@ -176,25 +183,18 @@ typedef struct {
   uint8_t mac[6];
   uint8_t linklocal[16];
   int ifindex;
+  int fd;
   double counters[NDPROXY_COUNTERS];
+  mld mld; /* the MLDv2 listener for the defended addresses' solicited-node groups */
 } ndproxy;
 
 /* ---- the set ------------------------------------------------------------------------- */
-
-static uint64_t mix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
 
 static uint32_t slot_of(const addrset *d, const uint8_t *key) {
   uint64_t a, b;
   memcpy(&a, key, 8);
   memcpy(&b, key + 8, 8);
-  uint64_t h = mix64(a ^ d->seed[0]) ^ mix64(b ^ d->seed[1] ^ 0x9e3779b97f4a7c15ULL);
+  uint64_t h = mip6_mix64(a ^ d->seed[0]) ^ mip6_mix64(b ^ d->seed[1] ^ 0x9e3779b97f4a7c15ULL);
   return (uint32_t)h & (d->cap - 1);
 }
 
@@ -293,19 +293,6 @@ static int set_init(addrset *d) {
 
 /* ---- the wire -------------------------------------------------------------------------- */
 
-static uint16_t icmp6_checksum(const uint8_t *src, const uint8_t *dst, const uint8_t *msg,
-                               uint32_t len) {
-  uint64_t sum = 0;
-  for (int i = 0; i < 16; i += 2) sum += (uint32_t)(src[i] << 8 | src[i + 1]);
-  for (int i = 0; i < 16; i += 2) sum += (uint32_t)(dst[i] << 8 | dst[i + 1]);
-  sum += len;
-  sum += NEXT_ICMP6;
-  for (uint32_t i = 0; i + 1 < len; i += 2) sum += (uint32_t)(msg[i] << 8 | msg[i + 1]);
-  if (len & 1) sum += (uint32_t)msg[len - 1] << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return (uint16_t)~sum;
-}
-
 static int is_unspecified(const uint8_t *a) {
   static const uint8_t zero[16];
   return memcmp(a, zero, 16) == 0;
@@ -336,7 +323,7 @@ static void answer(ndproxy *d, int fd, const uint8_t *target, const uint8_t *sol
   na[ND_MIN_LEN] = ND_OPT_TLLA;
   na[ND_MIN_LEN + 1] = 1;
   memcpy(na + ND_MIN_LEN + 2, d->mac, 6);
-  uint16_t c = icmp6_checksum(pkt + IP6_SRC_OFF, dst, na, NA_LEN);
+  uint16_t c = mip6_icmp6_checksum(pkt + IP6_SRC_OFF, dst, na, NA_LEN);
   na[ICMP6_CSUM_OFF] = c >> 8;
   na[ICMP6_CSUM_OFF + 1] = c & 0xff;
 
@@ -378,7 +365,7 @@ static const uint8_t *current_nonce(ndproxy *d) {
   if (d->nonce_epochs[slot] != e) {
     if (getrandom(d->nonces[slot], 6, GRND_NONBLOCK) != 6) {
       /* No entropy right now (never seen after boot): still unlike the last ones. */
-      uint64_t x = mix64(e ^ d->probing.seed[0]) ^ d->probing.seed[1];
+      uint64_t x = mip6_mix64(e ^ d->probing.seed[0]) ^ d->probing.seed[1];
       memcpy(d->nonces[slot], &x, 6);
     }
     d->nonce_epochs[slot] = e;
@@ -394,6 +381,55 @@ static int own_nonce(const ndproxy *d, const uint8_t *nonce) {
     if (e != 0 && e + NONCE_EPOCHS > now && memcmp(d->nonces[i], nonce, 6) == 0) return 1;
   }
   return 0;
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* native/mld.c's frames out: to ff02::16's MAC, 33:33:00:00:00:16 (RFC 2464 §7), by one
+ * sendmmsg. Returns how many the link took. */
+static uint32_t mld_send(void *ctx, uint8_t *const *frames, const uint32_t *lens, uint32_t count) {
+  ndproxy *d = ctx;
+  struct sockaddr_ll to;
+  struct iovec iov[MLD_BATCH];
+  struct mmsghdr msgs[MLD_BATCH];
+  static const uint8_t all_mldv2_routers_mac[6] = {0x33, 0x33, 0, 0, 0, 0x16};
+  memset(&to, 0, sizeof to);
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_IPV6);
+  to.sll_ifindex = d->ifindex;
+  to.sll_halen = 6;
+  memcpy(to.sll_addr, all_mldv2_routers_mac, 6);
+  if (count > MLD_BATCH) count = MLD_BATCH;
+  memset(msgs, 0, sizeof msgs[0] * count);
+  for (uint32_t i = 0; i < count; i++) {
+    iov[i].iov_base = frames[i];
+    iov[i].iov_len = lens[i];
+    msgs[i].msg_hdr.msg_name = &to;
+    msgs[i].msg_hdr.msg_namelen = sizeof to;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  uint32_t sent = 0;
+  while (sent < count) {
+    int r = sendmmsg(d->fd, msgs + sent, count - sent, MSG_DONTWAIT);
+    if (r > 0) sent += (uint32_t)r;
+    else if (!(r < 0 && errno == EINTR)) break; /* the robustness repeat covers a lost one */
+  }
+  return sent;
+}
+
+/* Sends the MLD reports that are due and arms the poller's timer for the next ones. */
+static void mld_tick(mip6_poller *p) {
+  ndproxy *d = p->kind_data;
+  if (p->closed || d == NULL) return;
+  uint64_t now = now_ms();
+  mld_run(&d->mld, now, d->linklocal, mld_send, d);
+  uint64_t next = mld_next(&d->mld);
+  if (next != 0) mip6_poller_wake(p, next > now ? next - now : 0);
 }
 
 /* One frame (the IPv6 packet; the link header is gone on a SOCK_DGRAM packet socket): the
@@ -412,6 +448,10 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
   }
   const uint8_t *ns = pkt + IP6_HDR_LEN;
   int type = ns[ICMP6_TYPE_OFF];
+  if (pkt[IP6_NH_OFF] == NEXT_HBH || (pkt[IP6_NH_OFF] == NEXT_ICMP6 && type == MLD_QUERY)) {
+    mld_query(&d->mld, pkt, n, now_ms()); /* the filter let only MLD Queries through */
+    return;
+  }
   if (pkt[IP6_NH_OFF] != NEXT_ICMP6 || (type != ICMP6_NS && type != ICMP6_NA)) {
     d->counters[C_NOT_NS]++;
     return;
@@ -426,7 +466,7 @@ static void handle(ndproxy *d, int fd, const uint8_t *pkt, size_t n, const uint8
   }
   const uint8_t *src = pkt + IP6_SRC_OFF;
   const uint8_t *dst = pkt + IP6_DST_OFF;
-  if (icmp6_checksum(src, dst, ns, plen) != 0) {
+  if (mip6_icmp6_checksum(src, dst, ns, plen) != 0) {
     d->counters[C_BAD_CHECKSUM]++;
     return;
   }
@@ -502,6 +542,7 @@ static uint32_t ndproxy_drain(mip6_poller *p) {
     static const uint8_t none[6];
     handle(d, p->fd, buf, (size_t)n, from.sll_halen == 6 ? from.sll_addr : none);
   }
+  mld_tick(p); /* also how the poller's timer brings us here when reports are due */
   return 0; /* everything was answered here: no batch for JS */
 }
 
@@ -516,6 +557,7 @@ static void ndproxy_free(mip6_poller *p) {
   if (d) {
     set_free(&d->defended);
     set_free(&d->probing);
+    mld_free(&d->mld);
     free(d);
   }
   p->kind_data = NULL;
@@ -541,16 +583,27 @@ static int link_local_of(int ifindex, const char *ifname, uint8_t out[16]) {
   return found;
 }
 
-/* Keeps ICMPv6 (next header 58 right after the IPv6 header) types 135 and 136 (NA: the answers
- * to our DAD probes), drops the rest. */
+/* Keeps ICMPv6 types 135 and 136 (NA: the answers to our DAD probes) and MLD Queries (130)
+ * right after the IPv6 header, and MLD Queries after a Hop-by-Hop header (where their Router
+ * Alert is: RFC 3810 §5); drops the rest, other hosts' MLD Reports among them. */
 static struct sock_filter ns_filter[] = {
-    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_NH_OFF),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NEXT_ICMP6, 0, 4),
-    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_HDR_LEN + ICMP6_TYPE_OFF),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_NS, 1, 0),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_NA, 0, 1),
-    BPF_STMT(BPF_RET | BPF_K, 0xffff),
-    BPF_STMT(BPF_RET | BPF_K, 0),
+    /* 0 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_NH_OFF),
+    /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NEXT_ICMP6, 0, 4), /* else 6 */
+    /* 2 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_HDR_LEN + ICMP6_TYPE_OFF),
+    /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_NS, 11, 0), /* 15: keep */
+    /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_NA, 10, 0),
+    /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MLD_QUERY, 9, 10), /* 15 : 16 (drop) */
+    /* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NEXT_HBH, 0, 9),
+    /* 7 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_HDR_LEN), /* the Hop-by-Hop's next header */
+    /* 8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NEXT_ICMP6, 0, 7),
+    /* 9 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, IP6_HDR_LEN + 1), /* its length / 8, minus 1 */
+    /* 10 */ BPF_STMT(BPF_ALU | BPF_ADD | BPF_K, 1),
+    /* 11 */ BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 3),
+    /* 12 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+    /* 13 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, IP6_HDR_LEN + ICMP6_TYPE_OFF),
+    /* 14 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MLD_QUERY, 0, 1),
+    /* 15 */ BPF_STMT(BPF_RET | BPF_K, 0xffff),
+    /* 16 */ BPF_STMT(BPF_RET | BPF_K, 0),
 };
 
 static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
@@ -575,10 +628,11 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
   mip6_poller *p = calloc(1, sizeof *p);
   int err = 0;
   if (d == NULL || p == NULL || (err = set_init(&d->defended)) != 0 ||
-      (err = set_init(&d->probing)) != 0) {
+      (err = set_init(&d->probing)) != 0 || (err = mld_init(&d->mld)) != 0) {
     if (d != NULL) {
       set_free(&d->defended);
       set_free(&d->probing);
+      mld_free(&d->mld);
     }
     free(d);
     free(p);
@@ -620,6 +674,7 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
     if (fd >= 0) close(fd);
     set_free(&d->defended);
     set_free(&d->probing);
+    mld_free(&d->mld);
     free(d);
     free(p);
     mip6_throw_errno(env, err, failed, ifname);
@@ -632,6 +687,8 @@ static napi_value ndproxy_open(napi_env env, napi_callback_info info) {
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   memcpy(d->mac, ifr.ifr_hwaddr.sa_data, 6);
+  d->fd = fd;
+  if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0) mld_set_mtu(&d->mld, (uint32_t)ifr.ifr_mtu);
   /* Frames that arrived between socket() and the filter may be anything: drop them. */
   uint8_t junk[FRAME_MAX];
   while (recv(fd, junk, sizeof junk, MSG_DONTWAIT) >= 0) {
@@ -691,16 +748,23 @@ static napi_value set_batch(napi_env env, napi_callback_info info, int add) {
   if (batch_args(env, info, &p, &addrs, &count, NULL) != 0) return NULL;
   ndproxy *d = p->kind_data;
   uint32_t changed = 0;
+  uint64_t now = now_ms();
   for (uint32_t i = 0; i < count; i++) {
     const uint8_t *a = addrs + (size_t)i * 16;
     int r = add ? set_add(&d->defended, a, 1) : set_delete(&d->defended, a) != 0;
+    /* Each defended address is one reference on its solicited-node group (RFC 3810 report
+     * on the group's first, leave on its last). */
+    if (r > 0 && add && (r = mld_join(&d->mld, a, now)) == 0) r = 1;
+    if (r > 0 && !add) mld_leave(&d->mld, a, now);
     if (r < 0) {
+      if (add) set_delete(&d->defended, a);
       mip6_throw_errno(env, -r, "ndproxyAdd", "growing the set");
       return NULL;
     }
     changed += (uint32_t)r;
   }
   if (!add) set_shrink(&d->defended);
+  mld_tick(p);
   napi_value out;
   napi_create_uint32(env, changed, &out);
   return out;
@@ -738,7 +802,7 @@ static void build_probe(const ndproxy *d, const uint8_t *target, const uint8_t *
   ns[ND_MIN_LEN] = ND_OPT_NONCE;
   ns[ND_MIN_LEN + 1] = 1;
   memcpy(ns + ND_MIN_LEN + 2, nonce, 6);
-  uint16_t c = icmp6_checksum(pkt + IP6_SRC_OFF, pkt + IP6_DST_OFF, ns, NS_DAD_LEN);
+  uint16_t c = mip6_icmp6_checksum(pkt + IP6_SRC_OFF, pkt + IP6_DST_OFF, ns, NS_DAD_LEN);
   ns[ICMP6_CSUM_OFF] = c >> 8;
   ns[ICMP6_CSUM_OFF + 1] = c & 0xff;
   to->sll_family = AF_PACKET;
@@ -889,6 +953,10 @@ static napi_value ndproxy_counters(napi_env env, napi_callback_info info) {
   if (!p->closed && getsockopt(p->fd, SOL_PACKET, PACKET_STATISTICS, &st, &stlen) == 0)
     d->counters[C_RX_DROPPED] += st.tp_drops; /* the kernel resets them on each read */
   memcpy(out, d->counters, (len < NDPROXY_COUNTERS ? len : NDPROXY_COUNTERS) * sizeof(double));
+  if (len > NDPROXY_COUNTERS) /* then native/mld.c's */
+    memcpy(out + NDPROXY_COUNTERS, d->mld.counters,
+           (len - NDPROXY_COUNTERS < MLD_COUNTERS ? len - NDPROXY_COUNTERS : MLD_COUNTERS) *
+               sizeof(double));
   return NULL;
 }
 

@@ -192,7 +192,19 @@ function homeLinkLine(h: Partial<HomeLinkStatus>): string {
     `${cell(h.done)} done in ${cell(h.batches)} batches, slowest ${cell(h.slowestMs)} ms` +
     (failed !== '' ? `; failed: ${failed}` : '') +
     (h.defence !== undefined ? `\n${defenceLine(h.defence, h.ndproxy)}` : '') +
-    (h.dad !== undefined ? `\n${dadLine(h.dad, h.ndproxy)}` : '')
+    (h.dad !== undefined ? `\n${dadLine(h.dad, h.ndproxy)}` : '') +
+    (h.ndproxy?.['mldGroups'] !== undefined ? `\n${mldLine(h.ndproxy)}` : '')
+  );
+}
+
+/** The ND proxy's MLDv2 listener: groups reported to snooping switches, queries answered. */
+function mldLine(c: Record<string, number>): string {
+  return (
+    `solicited-node groups reported (MLDv2): ${cell(c['mldGroups'])} groups; ` +
+    `${cell(c['mldReportsSent'])} reports (${cell(c['mldRecordsSent'])} records) sent` +
+    (c['mldReportSendErrors'] ? ` (${cell(c['mldReportSendErrors'])} send errors)` : '') +
+    `; ${cell(c['mldQueries'])} queries, ${cell(c['mldQueriesAnswered'])} answered, ` +
+    `${cell(c['mldQueriesCoalesced'])} coalesced, ${cell(c['mldQueryNotOurs'])} not ours`
   );
 }
 

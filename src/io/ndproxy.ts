@@ -3,10 +3,23 @@
  * (native/ndproxy_linux.c): a set of addresses it answers Neighbor Solicitations for, in C on
  * node's loop, with no JS per solicitation. Inserts and deletes are synchronous and take
  * microseconds, so a binding's defence is in place before its BA goes out. src/io/home-link.ts
- * uses it instead of the kernel's proxy entries when it opens.
+ * uses it instead of the kernel's proxy entries when it opens. The addon also reports the
+ * set's solicited-node groups to MLD-snooping switches (MLDv2, native/mld.c): nothing to drive
+ * from here, its counters are the `mld*` ones.
  */
 import type { NativeAddon, NativeHandle } from './addon.js';
 import { writeAddress } from './address-bytes.js';
+
+/** MLD Queries dropped, by reason (native/mld.h, the last of its counters). */
+const MLD_BAD_QUERY = [
+  'mldBadQueryLength',
+  'mldBadQueryHopLimit',
+  'mldBadQuerySource',
+  'mldNoRouterAlert',
+  'mldBadQueryChecksum',
+  'mldBadQueryHeader',
+  'mldBadQueryGroup',
+] as const;
 
 /** The addon's counters, in the order ndproxyCounters writes them. */
 export const NDPROXY_COUNTER_NAMES = [
@@ -37,6 +50,16 @@ export const NDPROXY_COUNTER_NAMES = [
   'rxDropped',
   'probesDeferred',
   'duplicateDefended',
+  // The MLDv2 listener for the defended addresses' solicited-node groups (native/mld.c).
+  'mldGroups',
+  'mldReportsSent',
+  'mldRecordsSent',
+  'mldReportSendErrors',
+  'mldQueries',
+  'mldQueriesAnswered',
+  'mldQueriesCoalesced',
+  'mldQueryNotOurs',
+  ...MLD_BAD_QUERY,
 ] as const;
 
 /** Flags ndproxyProbeEnd reports per address (native/ndproxy_linux.c PROBE_*). */
@@ -65,6 +88,7 @@ export const NDPROXY_DROP_REASONS: ReadonlySet<string> = new Set<
   'badSource',
   'badAdvert',
   'rxDropped',
+  ...MLD_BAD_QUERY,
 ]);
 
 export type NdProxyCounters = Record<(typeof NDPROXY_COUNTER_NAMES)[number], number>;

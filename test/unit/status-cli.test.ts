@@ -168,6 +168,21 @@ void t.test('HA status: who defends home addresses on the home link, with counte
     // Work, not drops: the dropped list below must not name them.
     probesDeferred: 12,
     duplicateDefended: 2,
+    mldGroups: 9,
+    mldReportsSent: 6,
+    mldRecordsSent: 30,
+    mldReportSendErrors: 0,
+    mldQueries: 4,
+    mldQueriesAnswered: 2,
+    mldQueriesCoalesced: 2,
+    mldQueryNotOurs: 0,
+    mldBadQueryLength: 0,
+    mldBadQueryHopLimit: 3,
+    mldBadQuerySource: 0,
+    mldNoRouterAlert: 1,
+    mldBadQueryChecksum: 0,
+    mldBadQueryHeader: 0,
+    mldBadQueryGroup: 0,
   };
   const dad = {
     via: 'ndproxy' as const,
@@ -189,7 +204,11 @@ void t.test('HA status: who defends home addresses on the home link, with counte
   });
   t.match(
     out,
-    /\nhome link defence \(ndproxy\): 11 addresses; 2013 frames, 2004 solicitations, 4 answered \(1 DAD\), 2000 not ours; dropped: badLength 1, badHopLimit 1, badChecksum 2\n/,
+    /\nhome link defence \(ndproxy\): 11 addresses; 2013 frames, 2004 solicitations, 4 answered \(1 DAD\), 2000 not ours; dropped: badLength 1, badHopLimit 1, badChecksum 2, mldBadQueryHopLimit 3, mldNoRouterAlert 1\n/,
+  );
+  t.match(
+    out,
+    /\nsolicited-node groups reported \(MLDv2\): 9 groups; 6 reports \(30 records\) sent; 4 queries, 2 answered, 2 coalesced, 0 not ours(\n|$)/,
   );
   t.match(
     out,

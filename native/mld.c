@@ -1,0 +1,487 @@
+/*
+ * MLDv2 listener for the ND proxy's solicited-node groups (RFC 3810). A switch that snoops MLD
+ * forwards a Neighbor Solicitation to a group only to the ports that reported it, so the home
+ * agent reports the solicited-node group (ff02::1:ffXX:XXXX, RFC 4291 §2.7.1) of every address
+ * its ND proxy defends. State is per group (a refcount of defended addresses, not the
+ * addresses), so thousands of home addresses cost a small table.
+ *
+ * Flow:
+ *   mld_join / mld_leave: a group's first address in, or last out, is a change of its filter
+ *   mode; its key joins the `changed` list, sent MLD_COALESCE_MS later so that a burst of
+ *   registrations leaves in few frames (records of 20 bytes, as many as the MTU holds), then
+ *   repeated once (Robustness Variable 2) at a random time within the Unsolicited Report
+ *   Interval (1 s) from the `repeat` list (§6.1). A group whose last address left stays in the
+ *   table until its CHANGE_TO_INCLUDE_MODE (a leave) has gone out both times.
+ *   mld_query: a Query read on the link, checked as §5.1.14 and §6.2 ask (link-local source,
+ *   hop limit 1, Router Alert in a Hop-by-Hop header, checksum, length; the rest dropped and
+ *   counted by reason). A General Query schedules one Current State Report of all our groups
+ *   (MODE_IS_EXCLUDE, no sources) at a random delay within its Maximum Response Delay (§6.2);
+ *   an address-specific one for a group of ours schedules a record for that group. At most one
+ *   general response is pending at a time and two are at least MLD_GENERAL_GAP_MS apart (and
+ *   specific ones MLD_SPECIFIC_GAP_MS), so a flood of queries from a host on the link costs a
+ *   bounded number of reports.
+ *   mld_run: sends what is due, by the caller's send function, in batches of frames.
+ *
+ * Deviations, on purpose: a Multicast Address and Source Specific Query is answered like an
+ * address-specific one (MODE_IS_EXCLUDE, no sources: we want every source, which is true and is
+ * what a router needs to keep forwarding); an MLDv1 Query (24 bytes) is answered with MLDv2
+ * reports as well (no MLDv1 compatibility mode, §8: a querier that only speaks MLDv1 would
+ * ignore them; Linux bridges and current switches take MLDv2 reports).
+ */
+#include "mld.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* Wire (RFC 8200 §4.3; RFC 2711; RFC 3810 §5; the IPv6 header's offsets in mld.h). */
+#define NEXT_HBH 0
+#define NEXT_ICMP6 58
+#define OPT_PAD1 0
+#define OPT_ROUTER_ALERT 5 /* RFC 2711 §2.1; value 0: MLD */
+#define HBH_LEN 8          /* next header, length, Router Alert (4), PadN (2) */
+#define MLD_QUERY 130
+#define MLD2_REPORT 143       /* RFC 3810 §5.2 */
+#define MLD_MRC_OFF 4         /* Maximum Response Code */
+#define MLD_GROUP_OFF 8       /* Multicast Address */
+#define MLD_NSRC_OFF 26       /* Number of Sources (MLDv2 Query) */
+#define MLD_V1_QUERY_LEN 24   /* RFC 3810 §8.1 */
+#define MLD_V2_QUERY_MIN 28
+#define REPORT_HDR_LEN 8      /* type, code, checksum, reserved, Nr of Mcast Address Records */
+#define RECORD_LEN 20         /* type, aux len 0, 0 sources, address (§5.2.4) */
+#define REPORT_HEAD (IP6_HDR_LEN + HBH_LEN + REPORT_HDR_LEN)
+#define REC_MODE_IS_EXCLUDE 2 /* §5.2.12 */
+#define REC_CHANGE_TO_INCLUDE 3
+#define REC_CHANGE_TO_EXCLUDE 4
+
+/* Timing (RFC 3810 §9). */
+#define MLD_ROBUSTNESS 2           /* §9.1 */
+#define MLD_UNSOLICITED_MS 1000    /* §9.11 */
+#define MLD_COALESCE_MS 10         /* our own: registrations of one burst share frames */
+#define MLD_GENERAL_GAP_MS 1000    /* our own: general responses at least this far apart */
+#define MLD_SPECIFIC_GAP_MS 100    /* ... and address-specific ones */
+
+#define FRAME_MAX 1500
+#define SEND_BATCH 16
+#define MIN_CAP 256
+
+#define MLD_IN_CHANGED 1
+#define MLD_IN_REPEAT 2
+#define MLD_IN_QUERIED 4
+
+static const uint8_t SOLICITED_PREFIX[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+static const uint8_t ALL_MLDV2_ROUTERS[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
+                                              0, 0, 0, 0, 0, 0, 0, 0x16}; /* §5.2.14 */
+
+uint16_t mip6_icmp6_checksum(const uint8_t *src, const uint8_t *dst, const uint8_t *msg,
+                             uint32_t len) {
+  uint64_t sum = 0;
+  for (int i = 0; i < 16; i += 2) sum += (uint32_t)(src[i] << 8 | src[i + 1]);
+  for (int i = 0; i < 16; i += 2) sum += (uint32_t)(dst[i] << 8 | dst[i + 1]);
+  sum += len;
+  sum += NEXT_ICMP6;
+  for (uint32_t i = 0; i + 1 < len; i += 2) sum += (uint32_t)(msg[i] << 8 | msg[i + 1]);
+  if (len & 1) sum += (uint32_t)msg[len - 1] << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+
+/* A delay in [0, max_ms] (RFC 3810 §6.1, §6.2: random, so listeners do not answer at once). */
+static uint64_t random_delay(mld *m, uint64_t max_ms) {
+  m->rng = mip6_mix64(m->rng + 0x9e3779b97f4a7c15ULL);
+  return max_ms == 0 ? 0 : m->rng % (max_ms + 1);
+}
+
+static uint32_t key_of(const uint8_t *addr) {
+  return (uint32_t)addr[13] << 16 | (uint32_t)addr[14] << 8 | addr[15];
+}
+
+/* ---- the group table ------------------------------------------------------------------- */
+
+static uint32_t home_of(const mld *m, uint32_t key) {
+  return (uint32_t)mip6_mix64(key ^ m->seed) & (m->cap - 1);
+}
+
+static mld_group *find(mld *m, uint32_t key) {
+  for (uint32_t i = home_of(m, key);; i = (i + 1) & (m->cap - 1)) {
+    if (!m->groups[i].used) return NULL;
+    if (m->groups[i].key == key) return &m->groups[i];
+  }
+}
+
+static void place(mld *m, const mld_group *g) {
+  uint32_t i = home_of(m, g->key);
+  while (m->groups[i].used) i = (i + 1) & (m->cap - 1);
+  m->groups[i] = *g;
+  m->size++;
+}
+
+static int resize(mld *m, uint32_t cap) {
+  mld_group *groups = calloc(cap, sizeof *groups);
+  if (groups == NULL) return ENOMEM;
+  mld_group *old = m->groups;
+  uint32_t old_cap = m->cap;
+  m->groups = groups;
+  m->cap = cap;
+  m->size = 0;
+  for (uint32_t i = 0; i < old_cap; i++)
+    if (old[i].used) place(m, &old[i]);
+  free(old);
+  return 0;
+}
+
+static void remove_group(mld *m, mld_group *g) {
+  uint32_t mask = m->cap - 1;
+  uint32_t hole = (uint32_t)(g - m->groups);
+  for (uint32_t j = (hole + 1) & mask; m->groups[j].used; j = (j + 1) & mask) {
+    uint32_t home = home_of(m, m->groups[j].key);
+    int stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (stays) continue;
+    m->groups[hole] = m->groups[j];
+    hole = j;
+  }
+  memset(&m->groups[hole], 0, sizeof m->groups[hole]);
+  m->size--;
+  while (m->size * 8 < m->cap && m->cap > MIN_CAP)
+    if (resize(m, m->cap / 2) != 0) break;
+}
+
+static int push(mld_keylist *l, uint32_t key) {
+  if (l->len == l->cap) {
+    uint32_t cap = l->cap ? l->cap * 2 : 64;
+    uint32_t *keys = realloc(l->keys, (size_t)cap * sizeof *keys);
+    if (keys == NULL) return ENOMEM;
+    l->keys = keys;
+    l->cap = cap;
+  }
+  l->keys[l->len++] = key;
+  return 0;
+}
+
+void mld_set_mtu(mld *m, uint32_t mtu) {
+  if (mtu > FRAME_MAX) mtu = FRAME_MAX; /* our frame buffers */
+  m->max_records = mtu > REPORT_HEAD + RECORD_LEN ? (mtu - REPORT_HEAD) / RECORD_LEN : 1;
+}
+
+int mld_init(mld *m) {
+  memset(m, 0, sizeof *m);
+  uint64_t seed[2];
+  if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) return errno ? errno : EIO;
+  m->seed = seed[0];
+  m->rng = seed[1];
+  mld_set_mtu(m, 1280); /* until the caller knows the link's (RFC 8200 §5 minimum) */
+  return resize(m, MIN_CAP);
+}
+
+void mld_free(mld *m) {
+  free(m->groups);
+  free(m->changed.keys);
+  free(m->repeat.keys);
+  free(m->queried.keys);
+  memset(m, 0, sizeof *m);
+}
+
+/* The group's filter mode changed: a State Change Report, sent MLD_COALESCE_MS from now. */
+static int changed(mld *m, mld_group *g, uint64_t now) {
+  g->left = MLD_ROBUSTNESS;
+  if (!(g->lists & MLD_IN_CHANGED)) {
+    if (push(&m->changed, g->key) != 0) return ENOMEM;
+    g->lists |= MLD_IN_CHANGED;
+  }
+  if (m->changed_due == 0) m->changed_due = now + MLD_COALESCE_MS;
+  return 0;
+}
+
+int mld_join(mld *m, const uint8_t *addr, uint64_t now) {
+  uint32_t key = key_of(addr);
+  mld_group *g = find(m, key);
+  if (g == NULL) {
+    if ((uint64_t)(m->size + 1) * 2 > m->cap) {
+      if (m->cap >= (1u << 25)) return -ENOMEM; /* 2^24 groups at most */
+      int err = resize(m, m->cap * 2);
+      if (err) return -err;
+    }
+    mld_group fresh = {.key = key, .used = 1};
+    place(m, &fresh);
+    g = find(m, key);
+  }
+  if (g->refs++ > 0) return 0;
+  m->counters[MLD_C_GROUPS]++;
+  return changed(m, g, now) != 0 ? -ENOMEM : 0;
+}
+
+void mld_leave(mld *m, const uint8_t *addr, uint64_t now) {
+  mld_group *g = find(m, key_of(addr));
+  if (g == NULL || g->refs == 0) return;
+  if (--g->refs > 0) return;
+  m->counters[MLD_C_GROUPS]--;
+  if (changed(m, g, now) != 0) remove_group(m, g); /* no memory for the leave: gone anyway */
+}
+
+/* ---- reports ----------------------------------------------------------------------------- */
+
+typedef struct {
+  mld *m;
+  const uint8_t *src;
+  mld_send_fn send;
+  void *ctx;
+  uint8_t frames[SEND_BATCH][FRAME_MAX];
+  uint32_t lens[SEND_BATCH];
+  uint32_t records[SEND_BATCH];
+  uint32_t n; /* frames begun */
+} report_out;
+
+static void out_flush(report_out *o) {
+  if (o->n == 0) return;
+  uint8_t *frames[SEND_BATCH];
+  for (uint32_t i = 0; i < o->n; i++) {
+    uint8_t *f = o->frames[i];
+    uint32_t icmp_len = REPORT_HDR_LEN + o->records[i] * RECORD_LEN;
+    uint32_t plen = HBH_LEN + icmp_len;
+    f[IP6_PLEN_OFF] = (uint8_t)(plen >> 8);
+    f[IP6_PLEN_OFF + 1] = (uint8_t)plen;
+    uint8_t *icmp = f + IP6_HDR_LEN + HBH_LEN;
+    icmp[6] = (uint8_t)(o->records[i] >> 8);
+    icmp[7] = (uint8_t)o->records[i];
+    icmp[2] = icmp[3] = 0;
+    uint16_t c = mip6_icmp6_checksum(f + IP6_SRC_OFF, f + IP6_DST_OFF, icmp, icmp_len);
+    icmp[2] = (uint8_t)(c >> 8);
+    icmp[3] = (uint8_t)c;
+    o->lens[i] = IP6_HDR_LEN + plen;
+    frames[i] = f;
+    o->m->counters[MLD_C_RECORDS_SENT] += o->records[i];
+  }
+  uint32_t sent = o->send(o->ctx, frames, o->lens, o->n);
+  o->m->counters[MLD_C_REPORTS_SENT] += sent;
+  o->m->counters[MLD_C_REPORT_SEND_ERRORS] += o->n - sent;
+  o->n = 0;
+}
+
+/* The Report of §5.2 from src to ff02::16, hop limit 1, a Hop-by-Hop header with the Router
+ * Alert option (value 0: MLD) padded to 8 bytes; records are appended by out_record. */
+static void out_begin(report_out *o) {
+  if (o->n == SEND_BATCH) out_flush(o);
+  uint8_t *f = o->frames[o->n];
+  memset(f, 0, REPORT_HEAD);
+  f[0] = 0x60;
+  f[IP6_NH_OFF] = NEXT_HBH;
+  f[IP6_HLIM_OFF] = 1;
+  memcpy(f + IP6_SRC_OFF, o->src, 16);
+  memcpy(f + IP6_DST_OFF, ALL_MLDV2_ROUTERS, 16);
+  uint8_t *hbh = f + IP6_HDR_LEN;
+  hbh[0] = NEXT_ICMP6;
+  hbh[1] = 0; /* (0 + 1) x 8 bytes */
+  hbh[2] = OPT_ROUTER_ALERT;
+  hbh[3] = 2;
+  hbh[6] = 1; /* PadN, 0 bytes of padding */
+  f[IP6_HDR_LEN + HBH_LEN] = MLD2_REPORT;
+  o->records[o->n] = 0;
+  o->n++;
+}
+
+static void out_record(report_out *o, uint8_t type, uint32_t key) {
+  if (o->n == 0 || o->records[o->n - 1] == o->m->max_records) out_begin(o);
+  uint8_t *r = o->frames[o->n - 1] + REPORT_HEAD + o->records[o->n - 1] * RECORD_LEN;
+  memset(r, 0, 4);
+  r[0] = type;
+  memcpy(r + 4, SOLICITED_PREFIX, 13);
+  r[17] = (uint8_t)(key >> 16);
+  r[18] = (uint8_t)(key >> 8);
+  r[19] = (uint8_t)key;
+  o->records[o->n - 1]++;
+}
+
+/* Sends a record for each key of list whose bit is still set. A State Change Report still due
+ * again moves to `repeat`; a group left for good goes once its leave has gone out. */
+static void send_changes(mld *m, report_out *o, mld_keylist *list, uint8_t bit, uint64_t now) {
+  uint32_t n = list->len;
+  for (uint32_t i = 0; i < n; i++) {
+    mld_group *g = find(m, list->keys[i]);
+    if (g == NULL || !(g->lists & bit)) continue;
+    g->lists &= (uint8_t)~bit;
+    if (g->left == 0) continue; /* sent from the other list already */
+    out_record(o, g->refs ? REC_CHANGE_TO_EXCLUDE : REC_CHANGE_TO_INCLUDE, g->key);
+    if (--g->left > 0) {
+      if (!(g->lists & MLD_IN_REPEAT) && push(&m->repeat, g->key) == 0) {
+        g->lists |= MLD_IN_REPEAT;
+        if (m->repeat_due == 0) m->repeat_due = now + 1 + random_delay(m, MLD_UNSOLICITED_MS);
+      }
+    } else if (g->refs == 0 && g->lists == 0) {
+      remove_group(m, g);
+    }
+  }
+  /* Keys pushed while sending (a list may feed itself) move to the front. */
+  memmove(list->keys, list->keys + n, (size_t)(list->len - n) * sizeof *list->keys);
+  list->len -= n;
+}
+
+void mld_run(mld *m, uint64_t now, const uint8_t *src, mld_send_fn send, void *ctx) {
+  static report_out o; /* 24 KB; node's loop is one thread */
+  o.m = m;
+  o.src = src;
+  o.send = send;
+  o.ctx = ctx;
+  o.n = 0;
+  if (m->changed_due && now >= m->changed_due) {
+    m->changed_due = 0;
+    send_changes(m, &o, &m->changed, MLD_IN_CHANGED, now);
+  }
+  if (m->repeat_due && now >= m->repeat_due) {
+    m->repeat_due = 0;
+    send_changes(m, &o, &m->repeat, MLD_IN_REPEAT, now);
+    if (m->repeat.len > 0) m->repeat_due = now + 1 + random_delay(m, MLD_UNSOLICITED_MS);
+  }
+  out_flush(&o); /* State Change Reports and Current State Reports in frames of their own */
+  if (m->general_due && now >= m->general_due) {
+    m->general_due = 0;
+    m->general_last = now;
+    for (uint32_t i = 0; i < m->cap; i++)
+      if (m->groups[i].used && m->groups[i].refs) out_record(&o, REC_MODE_IS_EXCLUDE, m->groups[i].key);
+    m->counters[MLD_C_QUERIES_ANSWERED]++;
+    /* It answered the pending address-specific queries too. */
+    for (uint32_t i = 0; i < m->queried.len; i++) {
+      mld_group *g = find(m, m->queried.keys[i]);
+      if (g != NULL) g->lists &= (uint8_t)~MLD_IN_QUERIED;
+    }
+    m->queried.len = 0;
+    m->specific_due = 0;
+  }
+  if (m->specific_due && now >= m->specific_due) {
+    m->specific_due = 0;
+    m->specific_last = now;
+    for (uint32_t i = 0; i < m->queried.len; i++) {
+      mld_group *g = find(m, m->queried.keys[i]);
+      if (g == NULL || !(g->lists & MLD_IN_QUERIED)) continue;
+      g->lists &= (uint8_t)~MLD_IN_QUERIED;
+      if (g->refs) out_record(&o, REC_MODE_IS_EXCLUDE, g->key);
+      else if (g->left == 0 && g->lists == 0) remove_group(m, g);
+    }
+    m->queried.len = 0;
+    m->counters[MLD_C_QUERIES_ANSWERED]++;
+  }
+  out_flush(&o);
+}
+
+uint64_t mld_next(const mld *m) {
+  uint64_t next = 0;
+  const uint64_t due[] = {m->changed_due, m->repeat_due, m->general_due, m->specific_due};
+  for (size_t i = 0; i < sizeof due / sizeof due[0]; i++)
+    if (due[i] && (next == 0 || due[i] < next)) next = due[i];
+  return next;
+}
+
+/* ---- queries ----------------------------------------------------------------------------- */
+
+/* The Maximum Response Delay in ms (RFC 3810 §5.1.3; MLDv1: the code is the delay). */
+static uint64_t max_response_ms(const uint8_t *q, int v1) {
+  uint32_t code = (uint32_t)q[MLD_MRC_OFF] << 8 | q[MLD_MRC_OFF + 1];
+  if (v1 || code < 32768) return code;
+  return (uint64_t)((code & 0x0fff) | 0x1000) << (((code >> 12) & 7) + 3);
+}
+
+/* The Hop-by-Hop header at hbh (len bytes left): 0 when well formed (its length in *hlen,
+ * whether a Router Alert for MLD is there in *alert), else -1. */
+static int parse_hbh(const uint8_t *hbh, uint32_t len, uint32_t *hlen, int *alert) {
+  if (len < 8) return -1;
+  *hlen = ((uint32_t)hbh[1] + 1) * 8;
+  if (*hlen > len) return -1;
+  *alert = 0;
+  for (uint32_t at = 2; at < *hlen;) {
+    if (hbh[at] == OPT_PAD1) {
+      at++;
+      continue;
+    }
+    if (*hlen - at < 2 || (uint32_t)hbh[at + 1] + 2 > *hlen - at) return -1;
+    if (hbh[at] == OPT_ROUTER_ALERT && hbh[at + 1] == 2 && hbh[at + 2] == 0 && hbh[at + 3] == 0)
+      *alert = 1;
+    at += (uint32_t)hbh[at + 1] + 2;
+  }
+  return 0;
+}
+
+static void general_query(mld *m, uint64_t due) {
+  if (m->general_last && due < m->general_last + MLD_GENERAL_GAP_MS)
+    due = m->general_last + MLD_GENERAL_GAP_MS;
+  if (m->general_due) {
+    m->counters[MLD_C_QUERIES_COALESCED]++;
+    if (due < m->general_due) m->general_due = due; /* §6.2 rule 2, still gap-bounded */
+    return;
+  }
+  m->general_due = due;
+}
+
+static void specific_query(mld *m, const uint8_t *group, uint64_t due) {
+  mld_group *g = memcmp(group, SOLICITED_PREFIX, 13) == 0 ? find(m, key_of(group)) : NULL;
+  if (g == NULL || g->refs == 0) {
+    m->counters[MLD_C_QUERY_NOT_OURS]++;
+    return;
+  }
+  /* §6.2 rule 1: a general response due sooner answers this one. */
+  if ((m->general_due && m->general_due <= due) || (g->lists & MLD_IN_QUERIED)) {
+    m->counters[MLD_C_QUERIES_COALESCED]++;
+    return;
+  }
+  if (push(&m->queried, g->key) != 0) return;
+  g->lists |= MLD_IN_QUERIED;
+  if (m->specific_last && due < m->specific_last + MLD_SPECIFIC_GAP_MS)
+    due = m->specific_last + MLD_SPECIFIC_GAP_MS;
+  if (m->specific_due == 0 || due < m->specific_due) m->specific_due = due;
+}
+
+void mld_query(mld *m, const uint8_t *pkt, size_t n, uint64_t now) {
+  if (n < IP6_HDR_LEN) {
+    m->counters[MLD_C_BAD_QUERY_LENGTH]++;
+    return;
+  }
+  uint32_t plen = (uint32_t)pkt[IP6_PLEN_OFF] << 8 | pkt[IP6_PLEN_OFF + 1];
+  if (IP6_HDR_LEN + (size_t)plen > n) {
+    m->counters[MLD_C_BAD_QUERY_LENGTH]++;
+    return;
+  }
+  const uint8_t *body = pkt + IP6_HDR_LEN;
+  uint32_t hlen = 0;
+  int alert = 0;
+  if (pkt[IP6_NH_OFF] == NEXT_HBH) {
+    if (parse_hbh(body, plen, &hlen, &alert) != 0 || body[0] != NEXT_ICMP6) {
+      m->counters[MLD_C_BAD_QUERY_HEADER]++;
+      return;
+    }
+  }
+  const uint8_t *q = body + hlen;
+  uint32_t len = plen - hlen;
+  uint32_t nsrc = len >= MLD_V2_QUERY_MIN ? (uint32_t)q[MLD_NSRC_OFF] << 8 | q[MLD_NSRC_OFF + 1] : 0;
+  int v1 = len == MLD_V1_QUERY_LEN;
+  if (!v1 && (len < MLD_V2_QUERY_MIN || len < MLD_V2_QUERY_MIN + 16 * nsrc)) {
+    m->counters[MLD_C_BAD_QUERY_LENGTH]++; /* §8.1: ignored */
+    return;
+  }
+  const uint8_t *src = pkt + IP6_SRC_OFF;
+  if (mip6_icmp6_checksum(src, pkt + IP6_DST_OFF, q, len) != 0) {
+    m->counters[MLD_C_BAD_QUERY_CHECKSUM]++;
+    return;
+  }
+  if (pkt[IP6_HLIM_OFF] != 1) {
+    m->counters[MLD_C_BAD_QUERY_HOP_LIMIT]++;
+    return;
+  }
+  if (!(src[0] == 0xfe && (src[1] & 0xc0) == 0x80)) {
+    m->counters[MLD_C_BAD_QUERY_SOURCE]++;
+    return;
+  }
+  if (!alert) {
+    m->counters[MLD_C_NO_ROUTER_ALERT]++;
+    return;
+  }
+  static const uint8_t unspecified[16];
+  const uint8_t *group = q + MLD_GROUP_OFF;
+  int general = memcmp(group, unspecified, 16) == 0;
+  if (!general && group[0] != 0xff) {
+    m->counters[MLD_C_BAD_QUERY_GROUP]++;
+    return;
+  }
+  m->counters[MLD_C_QUERIES]++;
+  uint64_t due = now + random_delay(m, max_response_ms(q, v1));
+  if (general) general_query(m, due);
+  else specific_query(m, group, due);
+}

@@ -1,0 +1,397 @@
+/**
+ * The ND proxy's MLDv2 listener (native/mld.c through native/ndproxy_linux.c) on real links.
+ *
+ * 1. A Linux bridge as the home link, MLD snooping on with the bridge as querier, the HA's port
+ *    with mcast_flood off (unregistered multicast never reaches it) and a host on another port.
+ *    Before the proxy defends an address, a Neighbor Solicitation to its solicited-node group
+ *    does not reach the HA (while one to a defended control address's group does, sent just
+ *    after it: the bridge forwards by its table); once it defends 1 000 addresses more, `bridge mdb show` lists their
+ *    groups on the HA's port, they went out in a few frames (scapy decodes each: Router Alert,
+ *    hop limit 1, ff02::16, checksum, 20-byte records), the bridge's queries are answered and
+ *    the host resolves a defended address to the HA's MAC; after a delete, that group leaves
+ *    the HA's port and the solicitation no longer reaches the HA.
+ * 2. A host with scapy and no key on a veth to the HA: forged or malformed queries (hop limit 64,
+ *    no Router Alert, a global source, a bad checksum, 26 bytes) are dropped, counted by reason
+ *    and change nothing; a flood of General Queries gets at most one response per second.
+ * Root, network namespaces, scapy.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import {
+  createNetns,
+  linkedNetns,
+  linkLocalAddress,
+  nativeSkipReason,
+  noDad,
+  REPO_ROOT,
+  run,
+  SCAPY_PYTHON,
+  scapySkipReason,
+} from '../helpers/netns.js';
+import { waitFor } from '../helpers/wait.js';
+
+const skip = scapySkipReason(nativeSkipReason() ?? false);
+const P = '2001:db8:100::';
+const HOST_SCRIPT = fileURLToPath(new URL('fixtures/mld-host.py', import.meta.url));
+const MANY = 1000;
+/** Records per report on a 1500-byte link: (1500 - 40 - 8 - 8) / 20 (native/mld.c). */
+const RECORDS_PER_FRAME = 72;
+
+type Counters = Record<string, number>;
+
+/** The HA side: test/native/fixtures/mld-child.ts in `ns`, driven line by line. */
+async function startProxy(
+  t: { teardown(fn: () => void): void },
+  ns: string,
+  link: string,
+): Promise<(line: string) => Promise<{ changed?: number; counters: Counters }>> {
+  const script = fileURLToPath(new URL('fixtures/mld-child.ts', import.meta.url));
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, '--import', 'tsx', script, link],
+    { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  t.teardown(() => {
+    clearTimeout(killer);
+    child.kill('SIGKILL');
+  });
+  const lines = createInterface({ input: child.stdout });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on('line', (line) => waiting.shift()?.(line));
+  const next = (): Promise<string> => new Promise((resolve) => waiting.push(resolve));
+  const ready = await next();
+  if (ready !== 'ready') throw new Error(`mld-child: ${ready}`);
+  return async (line: string) => {
+    const answer = next();
+    child.stdin.write(`${line}\n`);
+    return JSON.parse(await answer) as { changed?: number; counters: Counters };
+  };
+}
+
+function host(ns: string, args: readonly string[]): Promise<string> {
+  return run('ip', ['netns', 'exec', ns, SCAPY_PYTHON, HOST_SCRIPT, ...args], 60_000);
+}
+
+/** The solicited-node group of a 2001:db8:100:: address written as P + up to 4 hex digits +
+ *  ':' + up to 4 (or just 4), as `bridge mdb` prints it. */
+function solicitedNode(low24: number): string {
+  const hi = (low24 >> 16) & 0xff;
+  const lo = low24 & 0xffff;
+  return `ff02::1:ff${hi.toString(16).padStart(2, '0')}:${lo.toString(16)}`;
+}
+
+interface MdbEntry {
+  port: string;
+  grp: string;
+}
+
+async function mdbGroups(ns: string, port: string): Promise<Set<string>> {
+  const out = JSON.parse(await run('bridge', ['-n', ns, '-j', 'mdb', 'show', 'dev', 'br0'])) as {
+    mdb?: MdbEntry[];
+  }[];
+  return new Set(
+    out
+      .flatMap((x) => x.mdb ?? [])
+      .filter((e) => e.port === port)
+      .map((e) => e.grp),
+  );
+}
+
+interface Report {
+  edst: string;
+  src: string;
+  dst: string;
+  hlim: number;
+  hbh: [number, number | null][] | null;
+  cksum: number;
+  cksumScapy: number;
+  recordsNumber: number;
+  records: [number, number, number, string][];
+}
+
+void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, async (t) => {
+  const br = await createNetns(t, 'mb');
+  const ha = await createNetns(t, 'mh');
+  const other = await createNetns(t, 'mo');
+  for (const ns of [br, ha, other]) await noDad(ns);
+  await run('ip', [
+    ...['-n', br, 'link', 'add', 'br0', 'type', 'bridge'],
+    ...['mcast_snooping', '1', 'mcast_querier', '1', 'mcast_mld_version', '2'],
+    // Centiseconds: a General Query every 3 s, answers within 1 s, a leave takes ~1 s.
+    ...['mcast_query_interval', '300', 'mcast_query_response_interval', '100'],
+    ...['mcast_startup_query_interval', '100', 'mcast_last_member_interval', '50'],
+  ]);
+  await run('ip', [
+    '-n',
+    br,
+    'link',
+    'add',
+    'haport',
+    'type',
+    'veth',
+    'peer',
+    'homeb',
+    'netns',
+    ha,
+  ]);
+  await run('ip', [
+    ...['-n', br, 'link', 'add', 'hostport', 'type', 'veth', 'peer', 'hostl'],
+    ...['netns', other],
+  ]);
+  for (const port of ['haport', 'hostport']) {
+    await run('ip', ['-n', br, 'link', 'set', port, 'master', 'br0', 'up']);
+  }
+  await run('bridge', ['-n', br, 'link', 'set', 'dev', 'haport', 'mcast_flood', 'off']);
+  await run('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
+  await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
+  await run('ip', ['-n', other, 'addr', 'add', `${P}2/64`, 'dev', 'hostl', 'nodad']);
+  await run('ip', ['-n', other, 'link', 'set', 'hostl', 'up']);
+  const haMac = JSON.parse(await run('ip', ['-n', ha, '-j', 'link', 'show', 'homeb']))[0]
+    .address as string;
+  const haLinkLocal = await linkLocalAddress(ha, 'homeb');
+  await linkLocalAddress(br, 'br0'); // the querier's source
+  const proxy = await startProxy(t, ha, 'homeb');
+
+  // The bridge is querier (its queries reach every port, flood flag or not): only then does it
+  // forward multicast by its table instead of flooding.
+  await waitFor(
+    'a query from the bridge',
+    async () => (await proxy('counters')).counters['mldQueries']! >= 1,
+    15_000,
+  );
+
+  // A control address the HA reports from the start: its solicitation reaching the HA shows the
+  // bridge forwards by its table (until it counts its querier as present, which can take a few
+  // seconds after it starts, it floods, and flooding skips the HA's port).
+  const control = `${P}c0`;
+  t.equal((await proxy(`add ${control}`)).changed, 1);
+  const target = `${P}20`;
+  /** Solicits `first`, then the control, each to its group, until the control's reaches the
+   *  HA; returns how the counters moved meanwhile. */
+  const solicitWithControl = async (first: string): Promise<Counters> => {
+    const start = (await proxy('counters')).counters;
+    await waitFor(
+      'a solicitation to the control group reaching the HA',
+      async () => {
+        const before = (await proxy('counters')).counters['answered']!;
+        await host(other, ['ns', 'hostl', `${P}2`, first, control]);
+        return waitFor(
+          'the answer',
+          async () => (await proxy('counters')).counters['answered']! > before,
+          500,
+        ).then(
+          () => true,
+          () => false,
+        );
+      },
+      30_000,
+      0,
+    );
+    const end = (await proxy('counters')).counters;
+    return Object.fromEntries(Object.keys(end).map((k) => [k, end[k]! - start[k]!]));
+  };
+  const before = await solicitWithControl(target);
+  t.equal(before['notOurs'], 0, 'not defended yet: no solicitation to its group reached the HA');
+
+  const sniff = spawn(
+    'ip',
+    ['netns', 'exec', ha, SCAPY_PYTHON, HOST_SCRIPT, 'capture', 'homeb', '4', haMac],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  t.teardown(() => sniff.kill('SIGKILL'));
+  const sniffLines = createInterface({ input: sniff.stdout });
+  const sniffOut: string[] = [];
+  const sniffReady = new Promise<void>((resolve) =>
+    sniffLines.on('line', (l) => (l === 'ready' ? resolve() : sniffOut.push(l))),
+  );
+  const sniffDone = new Promise<void>((resolve) => sniff.on('close', () => resolve()));
+  await sniffReady;
+
+  // The 1 000: P::20 and 999 others with distinct low 24 bits, in one batch.
+  const lows = [0x20, ...Array.from({ length: MANY - 1 }, (_, i) => 0x10000 + i)];
+  const addrs = lows.map((x) => (x === 0x20 ? target : `${P}1:${(x & 0xffff).toString(16)}`));
+  const added = await proxy(`add ${addrs.join(' ')}`);
+  t.equal(added.changed, MANY);
+  const groups = lows.map(solicitedNode);
+  await waitFor(
+    'every group on the HA port in the bridge table',
+    async () => {
+      const seen = await mdbGroups(br, 'haport');
+      return groups.every((g) => seen.has(g));
+    },
+    15_000,
+    100,
+  );
+  t.pass(`bridge mdb lists all ${MANY} groups on the HA's port`);
+  const frames = Math.ceil(MANY / RECORDS_PER_FRAME);
+  await waitFor('the State Change Reports and their repeat', async () => {
+    const c = (await proxy('counters')).counters;
+    return c['mldRecordsSent']! >= 2 * MANY;
+  });
+  const c = (await proxy('counters')).counters;
+  t.equal(c['mldGroups'], MANY + 1);
+  t.ok(
+    c['mldReportsSent']! <= frames * (2 + c['mldQueriesAnswered']!) + 2,
+    `${c['mldReportsSent']} report frames for ${MANY} groups sent twice, the control's 2 and ${c['mldQueriesAnswered']} query answers (${frames} per round)`,
+  );
+  await sniffDone;
+  // The HA's kernel reports its own groups from the same MAC: ours are the reports that name
+  // one of the defended addresses' groups, and they name nothing else.
+  const ourGroups = new Set([...groups, solicitedNode(0xc0)]);
+  const reports = (JSON.parse(sniffOut.at(-1) ?? '[]') as Report[]).filter((r) =>
+    r.records.some((rec) => ourGroups.has(rec[3])),
+  );
+  t.ok(reports.length >= 2 * frames, `${reports.length} of our reports captured`);
+  const wrong: string[] = [];
+  const changes = new Map<string, number>();
+  for (const r of reports) {
+    const head = [r.edst, r.src, r.dst, r.hlim, JSON.stringify(r.hbh?.[0])].join(' ');
+    if (head !== `33:33:00:00:00:16 ${haLinkLocal} ff02::16 1 [5,0]`) wrong.push(`header ${head}`);
+    if (r.cksum !== r.cksumScapy) wrong.push(`checksum ${r.cksum}, scapy ${r.cksumScapy}`);
+    if (r.recordsNumber !== r.records.length || r.records.length > RECORDS_PER_FRAME)
+      wrong.push(`${r.recordsNumber} records said, ${r.records.length} there`);
+    for (const [type, aux, nsrc, grp] of r.records) {
+      // CHANGE_TO_EXCLUDE_MODE (a join), or MODE_IS_EXCLUDE answering the bridge's query.
+      if ((type !== 4 && type !== 2) || aux !== 0 || nsrc !== 0 || !ourGroups.has(grp))
+        wrong.push(`record ${type} ${aux} ${nsrc} ${grp}`);
+      if (type === 4) changes.set(grp, (changes.get(grp) ?? 0) + 1);
+    }
+  }
+  t.same(wrong, [], 'each report as RFC 3810 §5.2 says, decoded by scapy');
+  t.same(
+    groups.filter((g) => changes.get(g) !== 2),
+    [],
+    'each group announced twice (Robustness Variable 2)',
+  );
+  t.equal(changes.size, MANY, 'and no other group announced');
+
+  await waitFor(
+    'the bridge querier answered',
+    async () => {
+      const n = (await proxy('counters')).counters;
+      return n['mldQueriesAnswered']! >= 1;
+    },
+    15_000,
+  );
+
+  const defended = await solicitWithControl(target);
+  t.ok(defended['answered']! >= 2 && defended['notOurs'] === 0, 'its solicitation reaches the HA');
+
+  // The host's own kernel resolves the defended address through the switch.
+  await waitFor('the host resolving the defended address to the HA', async () => {
+    await run('ip', ['netns', 'exec', other, 'ping', '-6', '-c', '1', '-W', '1', target]).catch(
+      () => undefined,
+    );
+    const n = await run('ip', ['-n', other, '-6', 'neigh', 'show', target, 'dev', 'hostl']);
+    return n.includes(haMac);
+  });
+  t.pass(`${target} resolves to the HA's MAC through the snooping bridge`);
+
+  // Its last address out: the group leaves the HA's port, the solicitation no longer arrives.
+  t.equal((await proxy(`del ${target}`)).changed, 1);
+  await waitFor(
+    'the group gone from the HA port',
+    async () => !(await mdbGroups(br, 'haport')).has(solicitedNode(0x20)),
+    15_000,
+    100,
+  );
+  t.pass('the group left the bridge table after the delete');
+  const others = await mdbGroups(br, 'haport');
+  t.ok(
+    groups.slice(1).every((g) => others.has(g)),
+    'the other groups stay',
+  );
+  const left = (await proxy('counters')).counters;
+  t.equal(left['mldGroups'], MANY);
+  const deleted = await solicitWithControl(target);
+  t.equal(deleted['notOurs'], 0, 'deleted: no solicitation to its group reached the HA');
+});
+
+void t.test('forged and flooded queries from a keyless host', { skip }, async (t) => {
+  const [other, ha] = await linkedNetns(t, ['mq', 'mh'], ['hostl', 'homeb']);
+  await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
+  await run('ip', ['-n', other, 'link', 'set', 'hostl', 'up']);
+  const hostLinkLocal = await linkLocalAddress(other, 'hostl');
+  await linkLocalAddress(ha, 'homeb');
+  const proxy = await startProxy(t, ha, 'homeb');
+  t.equal((await proxy(`add ${P}20`)).changed, 1);
+  await waitFor(
+    'the join and its repeat',
+    async () => (await proxy('counters')).counters['mldReportsSent'] === 2,
+  );
+
+  const before = (await proxy('counters')).counters;
+  await host(other, ['forge', 'hostl', hostLinkLocal, 'ff02::1:ff99:9999']);
+  await waitFor(
+    'the marker query',
+    async () => (await proxy('counters')).counters['mldQueryNotOurs'] === 1,
+  );
+  const after = (await proxy('counters')).counters;
+  const delta = (k: string): number => after[k]! - before[k]!;
+  t.same(
+    Object.fromEntries(
+      [
+        'mldBadQueryHopLimit',
+        'mldNoRouterAlert',
+        'mldBadQuerySource',
+        'mldBadQueryChecksum',
+        'mldBadQueryLength',
+        'mldBadQueryHeader',
+        'mldBadQueryGroup',
+        'mldQueries',
+        'mldQueriesAnswered',
+        'mldReportsSent',
+      ].map((k) => [k, delta(k)]),
+    ),
+    {
+      mldBadQueryHopLimit: 1,
+      mldNoRouterAlert: 1,
+      mldBadQuerySource: 1,
+      mldBadQueryChecksum: 1,
+      mldBadQueryLength: 1,
+      mldBadQueryHeader: 0,
+      mldBadQueryGroup: 0,
+      mldQueries: 1, // the marker
+      mldQueriesAnswered: 0,
+      mldReportsSent: 0,
+    },
+    'each forged query dropped and counted by reason; no report',
+  );
+
+  // A flood of General Queries asking for an answer at once: at most one per second.
+  const FLOOD = 200;
+  const flood = JSON.parse(await host(other, ['flood', 'hostl', hostLinkLocal, String(FLOOD)])) as {
+    seconds: number;
+  };
+  await waitFor(
+    'every flooded query read and its answer sent',
+    async () => {
+      const c = (await proxy('counters')).counters;
+      return (
+        c['mldQueries']! - after['mldQueries']! === FLOOD &&
+        c['mldQueriesAnswered']! -
+          after['mldQueriesAnswered']! +
+          c['mldQueriesCoalesced']! -
+          after['mldQueriesCoalesced']! ===
+          FLOOD
+      );
+    },
+    15_000,
+  );
+  const end = (await proxy('counters')).counters;
+  const answered = end['mldQueriesAnswered']! - after['mldQueriesAnswered']!;
+  t.ok(
+    answered >= 1 && answered <= Math.ceil(flood.seconds) + 1,
+    `${answered} responses to ${FLOOD} queries in ${flood.seconds.toFixed(2)} s`,
+  );
+  t.equal(
+    end['mldReportsSent']! - after['mldReportsSent']!,
+    answered,
+    'one frame per response (one group)',
+  );
+});

@@ -159,7 +159,10 @@ export class SodiumBatchAead implements BatchAead {
 
   private ensure(len: number): void {
     if (len <= this.dataCap) return;
-    if (this.data !== 0) this.mod._free(this.data);
+    if (this.data !== 0) {
+      this.mod.HEAPU8.fill(0, this.data, this.data + this.dataCap); // no plaintext left behind
+      this.mod._free(this.data);
+    }
     let cap = Math.max(this.dataCap, INITIAL_SCRATCH);
     while (cap < len) cap *= 2;
     this.data = this.mod._malloc(cap);
@@ -190,12 +193,16 @@ export class SodiumBatchAead implements BatchAead {
     lengths: Uint32Array,
     count: number,
   ): void {
+    // Every message is checked before the key enters the heap (as native/aead.c does): a
+    // throw must not leave it there.
+    for (let i = 0; i < count; i++) {
+      const end = offsets[i]! + DATA_HEADER_LEN + lengths[i]! + TAG_LEN;
+      if (end > buf.length) throw new RangeError(`message ${i} exceeds the buffer`);
+    }
     this.loadKey(key);
     for (let i = 0; i < count; i++) {
       const off = offsets[i]!;
       const len = lengths[i]!;
-      const end = off + DATA_HEADER_LEN + len + TAG_LEN;
-      if (end > buf.length) throw new RangeError(`message ${i} exceeds the buffer`);
       this.ensure(len);
       const heap = this.mod.HEAPU8; // re-read: the heap may have grown
       this.loadHeader(heap, buf, off);

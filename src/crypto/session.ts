@@ -107,6 +107,11 @@ export class Keypair {
     this.isInitiator = isInitiator;
   }
 
+  /** The keys are gone (wipe()): nothing may be sealed or opened under them. */
+  get wiped(): boolean {
+    return this.#slot < 0;
+  }
+
   /** Copies the SEND or RECEIVE key into `into` (32 bytes, zeros once wiped); returns `into`. */
   copyKey(which: typeof SEND | typeof RECEIVE, into: Uint8Array): Uint8Array {
     if (this.#slot < 0) {

@@ -148,6 +148,7 @@ function openOne(
 ): DropReason | null {
   const pre = precheck(st, kp, buf, off, now);
   if (pre !== null) return pre;
+  if (kp.wiped) return 'expired-keys'; // never an AEAD call under the zeros a wiped key reads
   const sc = st.scratch;
   sc.oneOffset[0] = off;
   sc.oneLength[0] = len;
@@ -183,6 +184,15 @@ function openRun(
   if (run === 0) return 0;
   const sc = st.scratch;
   const session = kp.session;
+  if (kp.wiped) {
+    // Staged before an earlier run of this batch confirmed newer keys and retired these: a
+    // wiped keypair's key reads zeros, which anyone can seal with, so nothing is opened.
+    for (let j = 0; j < run; j++) {
+      st.drop('expired-keys', session);
+      out.results[sc.runIndex[j]!] = OpenResult.DROPPED;
+    }
+    return 0;
+  }
   try {
     const key = kp.copyKey(RECEIVE, sc.key);
     st.aead.openBatch(key, buf, sc.runOffsets, sc.runLengths, run, sc.runResults);

@@ -4,6 +4,7 @@
  * header) to libsodium's own wrapper for the same message, and fixes the wire layout.
  */
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
 import {
   DATA_HEADER_LEN,
   readCounter,
@@ -12,7 +13,7 @@ import {
   TAG_LEN,
   writeDataHeader,
 } from '../../src/crypto/aead.js';
-import { initCrypto, lib } from '../../src/crypto/sodium.js';
+import { initCrypto, lib, raw } from '../../src/crypto/sodium.js';
 
 await initCrypto();
 const h = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -92,5 +93,24 @@ void t.test('SodiumBatchAead matches libsodium for the fixed wire format', async
   const short = new Uint32Array([5]);
   aead.openBatch(key, buf, new Uint32Array([0]), short, 1, results);
   t.equal(results[0], 0, 'too short for header + tag');
+  aead.dispose();
+});
+
+void t.test('a refused seal leaves no copy of the key in the WASM heap', async (t) => {
+  const aead = new SodiumBatchAead();
+  const key = Uint8Array.from(randomBytes(32)); // made outside the WASM heap
+  const buf = new Uint8Array(64);
+  writeDataHeader(buf, 0, 1, 1);
+  t.throws(
+    () => aead.sealBatch(key, buf, new Uint32Array([0, 40]), new Uint32Array([8, 8]), 2),
+    RangeError,
+    'the second message does not fit',
+  );
+  const heap = raw().HEAPU8;
+  let found = -1;
+  for (let i = 0; i + 32 <= heap.length && found < 0; i++) {
+    if (heap[i] === key[0] && key.every((b, j) => heap[i + j] === b)) found = i;
+  }
+  t.equal(found, -1, 'the key is nowhere in the heap');
   aead.dispose();
 });

@@ -4,7 +4,14 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { DATA_HEADER_LEN, DATA_OVERHEAD, DataKind } from '../../src/crypto/aead.js';
+import {
+  DATA_HEADER_LEN,
+  DATA_OVERHEAD,
+  DataKind,
+  readSpi,
+  SodiumBatchAead,
+  writeDataHeader,
+} from '../../src/crypto/aead.js';
 import { certificateToText, parseIpv6, signCertificate } from '../../src/crypto/certificate.js';
 import {
   DEFAULT_MAX_HANDSHAKES_PER_SECOND,
@@ -784,5 +791,72 @@ void t.test(
     t.ok(mn.seal(mnSession, ipv6Packet(HOA, 16), t2, DataKind.PAYLOAD));
     t.equal(mn.poll(t2).send.length, 1, 'the MN rekeys on its payload');
     t.same(ha.poll(t2).send, [], 'the HA does not');
+  },
+);
+
+void t.test(
+  'keys retired earlier in the same batch open nothing, not even under the zeros they read',
+  async (t) => {
+    // The HA holds K0 (previous), K1 (current), K2 (next). One batch: a packet under K2 (it
+    // confirms K2, so K1 becomes previous and K0 is retired and wiped), then a packet forged
+    // under the all-zero key with K0's SPI, staged before the retirement. A wiped keypair's key
+    // reads zeros, which anyone can seal with: it must be dropped as expired keys without an
+    // AEAD call, not opened and stopped only by its released replay window.
+    const { ha, mn } = pair({}, { timers: { rekeyAfterMessages: 3 } });
+    const { mnSession } = handshake(ha, mn);
+    const pkt = ipv6Packet(HOA, 16);
+    const k0Msg = mn.seal(mnSession, pkt, T0, DataKind.PAYLOAD)!;
+    t.equal(ha.receive(k0Msg, T0).kind, 'data');
+    let now = T0;
+    for (const round of [1, 2]) {
+      for (let i = 0; i < 3; i++) mn.seal(mnSession, pkt, now, DataKind.PAYLOAD);
+      const p = mn.poll(++now);
+      t.equal(p.send.length, 1, `rekey ${round} starts`);
+      const r = ha.receive(p.send[0]!.data, now);
+      if (r.kind !== 'established' || r.reply === undefined) throw new Error('rekey');
+      t.equal(mn.receive(r.reply, now).kind, 'established', `rekey ${round} done`);
+      if (round === 1) {
+        const k1 = mn.seal(mnSession, pkt, ++now, DataKind.PAYLOAD)!;
+        t.equal(ha.receive(k1, now).kind, 'data', 'K1 confirmed: K0 is previous');
+      }
+    }
+    const k2 = mn.seal(mnSession, pkt, ++now, DataKind.PAYLOAD)!;
+    // The forgery: K0's SPI, a fresh counter, sealed with 32 zero bytes.
+    const forged = new Uint8Array(DATA_OVERHEAD + pkt.length);
+    forged.set(pkt, DATA_HEADER_LEN);
+    writeDataHeader(forged, 0, readSpi(k0Msg, 0), 1000);
+    new SodiumBatchAead().sealBatch(
+      new Uint8Array(32),
+      forged,
+      new Uint32Array([0]),
+      new Uint32Array([pkt.length]),
+      1,
+    );
+    const big = new Uint8Array(k2.length + forged.length);
+    big.set(k2);
+    big.set(forged, k2.length);
+    let calls = 0;
+    const backend = new SodiumBatchAead();
+    ha.setAead({
+      sealBatch: (...a: Parameters<SodiumBatchAead['sealBatch']>) => backend.sealBatch(...a),
+      openBatch: (...a: Parameters<SodiumBatchAead['openBatch']>) => {
+        calls++;
+        return backend.openBatch(...a);
+      },
+    });
+    const out = { results: new Uint8Array(2), sessions: [] as (PeerSession | undefined)[] };
+    const before = { ...ha.drops };
+    const accepted = ha.openBatch(
+      big,
+      new Uint32Array([0, k2.length]),
+      new Uint32Array([k2.length, forged.length]),
+      2,
+      now,
+      out,
+    );
+    t.equal(accepted, 1, 'the K2 packet only');
+    t.same([...out.results], [OpenResult.DATA, OpenResult.DROPPED]);
+    t.equal(ha.drops['expired-keys'] - (before['expired-keys'] ?? 0), 1, 'dropped: expired keys');
+    t.equal(calls, 1, 'one AEAD call: the K2 run; none under the wiped keys');
   },
 );

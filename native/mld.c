@@ -316,8 +316,9 @@ static void send_changes(mld *m, report_out *o, mld_keylist *list, uint8_t bit, 
   list->len -= n;
 }
 
+static report_out o; /* 24 KB, for mld_run and mld_leave_all: node's loop is one thread */
+
 void mld_run(mld *m, uint64_t now, const uint8_t *src, mld_send_fn send, void *ctx) {
-  static report_out o; /* 24 KB; node's loop is one thread */
   o.m = m;
   o.src = src;
   o.send = send;
@@ -360,6 +361,18 @@ void mld_run(mld *m, uint64_t now, const uint8_t *src, mld_send_fn send, void *c
     m->queried.len = 0;
     m->counters[MLD_C_QUERIES_ANSWERED]++;
   }
+  out_flush(&o);
+}
+
+void mld_leave_all(mld *m, const uint8_t *src, mld_send_fn send, void *ctx) {
+  o.m = m;
+  o.src = src;
+  o.send = send;
+  o.ctx = ctx;
+  o.n = 0;
+  for (uint32_t i = 0; i < m->cap; i++)
+    if (m->groups[i].used && m->groups[i].refs)
+      out_record(&o, REC_CHANGE_TO_INCLUDE, m->groups[i].key);
   out_flush(&o);
 }
 

@@ -68,7 +68,7 @@
  *   ndproxyProbeEnd(h, addrs, count, out) -> duplicates        out[i] = PROBE_* flags
  *   ndproxyCounters(h, out: Float64Array)       NDPROXY_COUNTERS values, order below, then
  *                                               native/mld.h's MLD_COUNTERS
- *   ndproxyClose(h)
+ *   ndproxyClose(h)                              leaves every MLD group first (mld_leave_all)
  */
 #define _GNU_SOURCE /* sendmmsg */
 #include "mip6.h"
@@ -966,6 +966,8 @@ static napi_value ndproxy_close(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   mip6_poller *p;
   if (argc < 1 || mip6_arg_handle(env, argv[0], KIND, (void **)&p) != 0) return NULL;
+  ndproxy *d = p->kind_data;
+  if (!p->closed && d != NULL) mld_leave_all(&d->mld, d->linklocal, mld_send, d);
   mip6_poller_close(p); /* kind_data stays until the handle is freed: counters still read */
   return NULL;
 }

@@ -9,7 +9,8 @@
  *    groups on the HA's port, they went out in a few frames (scapy decodes each: Router Alert,
  *    hop limit 1, ff02::16, checksum, 20-byte records), the bridge's queries are answered and
  *    the host resolves a defended address to the HA's MAC; after a delete, that group leaves
- *    the HA's port and the solicitation no longer reaches the HA.
+ *    the HA's port and the solicitation no longer reaches the HA; when the proxy closes, all its
+ *    groups leave.
  * 2. A host with scapy and no key on a veth to the HA: forged or malformed queries (hop limit 64,
  *    no Router Alert, a global source, a bad checksum, 26 bytes) are dropped, counted by reason
  *    and change nothing; a flood of General Queries gets at most one response per second.
@@ -310,6 +311,20 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
   t.equal(left['mldGroups'], MANY);
   const deleted = await solicitWithControl(target);
   t.equal(deleted['notOurs'], 0, 'deleted: no solicitation to its group reached the HA');
+
+  // The proxy closes (the HA stops): it leaves every group at once, so the bridge stops
+  // forwarding them within its last-listener queries, not after its 260 s membership timer.
+  void proxy('quit'); // the child answers by exiting
+  await waitFor(
+    'every group gone from the HA port',
+    async () => {
+      const seen = await mdbGroups(br, 'haport');
+      return [...groups.slice(1), solicitedNode(0xc0)].every((g) => !seen.has(g));
+    },
+    15_000,
+    100,
+  );
+  t.pass('closing the proxy took all its groups off the HA port');
 });
 
 void t.test('forged and flooded queries from a keyless host', { skip }, async (t) => {

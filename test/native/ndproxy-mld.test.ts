@@ -13,7 +13,8 @@
  *    groups leave.
  * 2. A host with scapy and no key on a veth to the HA: forged or malformed queries (hop limit 64,
  *    no Router Alert, a global source, a bad checksum, 26 bytes) are dropped, counted by reason
- *    and change nothing; a flood of General Queries gets at most one response per second.
+ *    and change nothing; a flood of General Queries gets at most one response per second, one of
+ *    address-specific Queries for our group one per 100 ms; an MLDv1 Query is answered too.
  * Root, network namespaces, scapy.
  */
 import { spawn } from 'node:child_process';
@@ -409,4 +410,38 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
     answered,
     'one frame per response (one group)',
   );
+
+  // Address-specific Queries for our group, flooded: at most one answer per 100 ms.
+  const SPECIFIC = 50;
+  const specific = JSON.parse(
+    await host(other, ['flood', 'hostl', hostLinkLocal, String(SPECIFIC), 'ff02::1:ff00:20']),
+  ) as { seconds: number };
+  const moved = async (from: Counters): Promise<Counters> => {
+    const c = (await proxy('counters')).counters;
+    return Object.fromEntries(Object.keys(c).map((k) => [k, c[k]! - from[k]!]));
+  };
+  await waitFor('every address-specific query read and answered or coalesced', async () => {
+    const d = await moved(end);
+    return (
+      d['mldQueries'] === SPECIFIC &&
+      d['mldQueriesAnswered']! + d['mldQueriesCoalesced']! === SPECIFIC
+    );
+  });
+  const s = await moved(end);
+  t.ok(
+    s['mldQueriesAnswered']! >= 1 &&
+      s['mldQueriesAnswered']! <= Math.ceil(specific.seconds * 10) + 1 &&
+      s['mldReportsSent'] === s['mldQueriesAnswered'] &&
+      s['mldQueryNotOurs'] === 0,
+    `${s['mldQueriesAnswered']} answers to ${SPECIFIC} queries for our group in ${specific.seconds.toFixed(2)} s`,
+  );
+
+  // An MLDv1 Query (24 bytes) is answered as well (by an MLDv2 report: no compatibility mode).
+  const beforeV1 = (await proxy('counters')).counters;
+  await host(other, ['flood', 'hostl', hostLinkLocal, '1', '::', 'v1']);
+  await waitFor('the MLDv1 query answered', async () => {
+    const d = await moved(beforeV1);
+    return d['mldQueries'] === 1 && d['mldQueriesAnswered'] === 1 && d['mldReportsSent'] === 1;
+  });
+  t.pass('an MLDv1 General Query gets a report');
 });

@@ -177,6 +177,12 @@ void t.test(
       t.equal(st.homeLink?.defence, 'ndproxy', 'defended by the addon ND proxy');
       t.ok((st.homeLink?.ndproxy?.['addresses'] ?? 0) >= 1, 'the HoA is in its set');
       t.ok((st.homeLink?.ndproxy?.['answered'] ?? 0) >= 1, 'it answered the server');
+      // ... and reports the HoA's solicited-node group to MLD-snooping switches (RFC 3810).
+      t.ok(
+        (st.homeLink?.ndproxy?.['mldGroups'] ?? 0) >= 1,
+        'its solicited-node group is listened to',
+      );
+      t.ok((st.homeLink?.ndproxy?.['mldReportsSent'] ?? 0) >= 1, 'and was reported');
       const proxy = await s.lab.exec('ha', 'ip', ['-6', 'neigh', 'show', 'proxy']);
       t.notMatch(proxy.stdout, HOA, 'no kernel proxy entry');
       const sysctl = await s.lab.exec('ha', 'sysctl', ['-n', 'net.ipv6.conf.homebr.proxy_ndp']);

@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/ha-scale.ts [--n 1000,10000,100000] [--rounds 2] [--window 256]
  *     [--refresh-window N (BUs in flight in the refresh rounds; default --window)]
- *     [--sources 254] [--over-cap 100] [--timeout-s 900] [--cpu-prof DIR] [--write]
+ *     [--sources 254] [--over-cap 100] [--timeout-s 900] [--cpu-prof DIR] [--idle-s S] [--write]
  *
  * For each N, from scratch:
  *   1. A namespace of its own (name with pid + random suffix, deleted at the end even on
@@ -87,6 +87,12 @@ const { values: a } = parseArgs({
      * to PREFIX-before.heapsnapshot and PREFIX-after.heapsnapshot (bench/heap-summary.mjs).
      */
     'heap-snapshot': { type: 'string' },
+    /**
+     * Seconds to wait after the client is done before memory is read: the members idle (no
+     * payload, no BU), as most of a real HA's are; their path MTU probing rests after a
+     * CONFIRM_INTERVAL_MS (issue 17). Default 0: read at once.
+     */
+    'idle-s': { type: 'string', default: '0' },
     'client-cpu-prof': { type: 'string' },
     /** Run the daemon from another tree's sources (a before/after comparison). */
     src: { type: 'string' },
@@ -571,6 +577,10 @@ ${a['home-link'] ? 'link = "homelink"\n' : ''}${withState ? `state = "${join(dir
     if (code !== 0 || !line.startsWith('{')) throw new Error(stderr.trim() || `exit ${code}`);
     const own = JSON.parse(line) as Record<string, unknown>;
     out.result = k > 1 ? clusterAggregate([own, ...(await Promise.all(more))]) : own;
+    const idleS = Number(a['idle-s']);
+    if (memAfter === undefined && idleS > 0) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(idleS, 600) * 1000));
+    }
     memAfter ??= memoryAfterGc(ns, snapshot('after'));
     // The memory figures are the first HA's: its own members.
     const registered = Number(own.registered ?? n);

@@ -47,6 +47,16 @@
  *
  * Sans-IO: the driver says when a peer's locator changes, feeds acks and checked reports, and
  * asks poll(now) for probes to send; one heap of deadlines over all peers.
+ *
+ * Parking (issue 17): a path whose search ended at its ceiling and whose probing rests (idle)
+ * needs nothing but that size and how it was learnt. With a `PathParking` from the driver, the
+ * table then keeps only a small integer for it (`PathMtuState.packed`) and drops the object;
+ * the first thing that needs the state again (payload, a report, an ack, the same locator set
+ * again) makes it back from that integer and the driver's locator, suspended as it was. A
+ * path is parked only when nothing else in it matters: no probe, no pending confirmation, no
+ * local bound, no raise to come (the size is the ceiling), its last confirmation more than a
+ * PROBE_TIMER_MS ago (it is: probing rests a CONFIRM_INTERVAL_MS after it). Its counters
+ * (probesSent, probesAcked, reportsAccepted of that path) start again from zero.
  */
 import type { OwnerStore } from '../util/owner-store.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
@@ -76,6 +86,7 @@ export const PMTU_RAISE_MS = 600_000;
 
 /** How the current size was learnt. */
 export type PathMtuSource = 'base' | 'probe' | 'icmp';
+const SOURCES: readonly PathMtuSource[] = ['base', 'probe', 'icmp'];
 
 export interface PathMtuStatus {
   locator: string;
@@ -147,6 +158,67 @@ export class PathMtuState {
 
   get searching(): boolean {
     return !this.#complete;
+  }
+
+  /**
+   * The state as a small integer (its size and source) when nothing else in it matters (see
+   * the file comment: a finished search at the ceiling, probing suspended), else undefined.
+   */
+  get packed(): number | undefined {
+    if (
+      !this.#suspended ||
+      !this.#complete ||
+      this.#probe !== undefined ||
+      this.#recheck ||
+      this.#candidate !== 0 ||
+      this.#localBound !== Infinity ||
+      this.maxInner !== this.ceiling ||
+      this.#failed !== this.ceiling + 1
+    ) {
+      return undefined;
+    }
+    return this.maxInner * 4 + SOURCES.indexOf(this.source);
+  }
+
+  /** A state made back from `packed` (for the same locator, overhead and ceiling), suspended. */
+  static unpacked(
+    packed: number,
+    locator: string,
+    overhead: number,
+    ceiling: number,
+  ): PathMtuState | undefined {
+    const size = Math.floor(packed / 4);
+    if (size !== ceiling) return undefined;
+    const s = new PathMtuState(locator, overhead, ceiling, 0);
+    s.maxInner = size;
+    s.source = SOURCES[packed % 4] ?? 'base';
+    s.#complete = true;
+    s.#suspended = true;
+    s.#next = Infinity;
+    s.used = false;
+    return s;
+  }
+
+  /** What status() says of a packed state, without making it. */
+  static packedStatus(
+    packed: number,
+    locator: string,
+    overhead: number,
+    ceiling: number,
+  ): PathMtuStatus {
+    const maxInner = Math.floor(packed / 4);
+    return {
+      locator,
+      pathMtu: maxInner + overhead,
+      maxInner,
+      source: SOURCES[packed % 4] ?? 'base',
+      state: 'complete',
+      idle: true,
+      ceiling,
+      probesSent: 0,
+      probesAcked: 0,
+      reportsAccepted: 0,
+    };
   }
 
   /** True while probing waits for payload (an idle path, see the file comment). */
@@ -371,20 +443,91 @@ export interface ProbeToSend<Owner> {
   size: number;
 }
 
+/** A path's locator text and the overhead and ceiling its state was made with. */
+export interface PathShape {
+  locator: string;
+  overhead: number;
+  ceiling: number;
+}
+
+/** What the driver tells the table so it can park idle paths (see the file comment). */
+export interface PathParking<Owner> {
+  /** The path `owner`'s state is about, as setPath would be given it (to make it back). */
+  pathOf(owner: Owner): PathShape | undefined;
+  /** May `state` be parked? If so (true) the driver has dropped what it holds of it. */
+  park(owner: Owner, state: PathMtuState): boolean;
+}
+
+/** A stored path: the state, or its packed form (parked). */
+export type StoredPath = PathMtuState | number;
+
 /** The path MTU state of every peer (each at its current locator). */
 export class PathMtuTable<Owner> {
-  readonly #paths: OwnerStore<Owner, PathMtuState>;
+  readonly #paths: OwnerStore<Owner, StoredPath>;
+  readonly #parking: PathParking<Owner> | undefined;
   readonly #heap = new DeadlineHeap<Owner>();
   #lastId = 0;
   readonly #nextId = (): number => (this.#lastId = (this.#lastId + 1) >>> 0);
 
-  /** `store`: where each owner's state is kept (default: a Map of this table's own). */
-  constructor(store: OwnerStore<Owner, PathMtuState> = new Map()) {
+  /**
+   * `store`: where each owner's state is kept (default: a Map of this table's own);
+   * `parking`: idle finished paths are kept packed (without it, never).
+   */
+  constructor(store: OwnerStore<Owner, StoredPath> = new Map(), parking?: PathParking<Owner>) {
     this.#paths = store;
+    this.#parking = parking;
   }
 
+  /** `owner`'s state, made back from its packed form if it was parked. */
   get(owner: Owner): PathMtuState | undefined {
-    return this.#paths.get(owner);
+    const v = this.#paths.get(owner);
+    if (typeof v !== 'number') return v;
+    const p = this.#parking?.pathOf(owner);
+    const s = p && PathMtuState.unpacked(v, p.locator, p.overhead, p.ceiling);
+    if (s === undefined) {
+      this.#paths.delete(owner); // cannot happen: parked only when pathOf said how to
+      return undefined;
+    }
+    this.#paths.set(owner, s);
+    return s;
+  }
+
+  /** True when `owner`'s path is parked (no state object: only its size). */
+  isParked(owner: Owner): boolean {
+    return typeof this.#paths.get(owner) === 'number';
+  }
+
+  /** The locator `owner`'s path is about, without making a parked state back. */
+  locatorOf(owner: Owner): string | undefined {
+    const v = this.#paths.get(owner);
+    if (typeof v !== 'number') return v?.locator;
+    return this.#parking?.pathOf(owner)?.locator;
+  }
+
+  /** `owner`'s path status, without making a parked state back. */
+  statusOf(owner: Owner): PathMtuStatus | undefined {
+    const v = this.#paths.get(owner);
+    if (typeof v !== 'number') return v?.status();
+    const p = this.#parking?.pathOf(owner);
+    return p && PathMtuState.packedStatus(v, p.locator, p.overhead, p.ceiling);
+  }
+
+  /** Parks `owner`'s state if it can be (see the file comment). */
+  #park(owner: Owner, s: PathMtuState): void {
+    const parking = this.#parking;
+    if (parking === undefined) return;
+    const packed = s.packed;
+    if (packed === undefined) return;
+    const p = parking.pathOf(owner);
+    if (
+      p === undefined ||
+      p.locator !== s.locator ||
+      p.overhead !== s.overhead ||
+      p.ceiling !== s.ceiling
+    ) {
+      return;
+    }
+    if (parking.park(owner, s)) this.#paths.set(owner, packed);
   }
 
   /**
@@ -399,7 +542,7 @@ export class PathMtuTable<Owner> {
     ceiling: number,
     now: number,
   ): PathMtuState {
-    const known = this.#paths.get(owner);
+    const known = this.get(owner);
     if (
       known !== undefined &&
       known.locator === locator &&
@@ -423,7 +566,7 @@ export class PathMtuTable<Owner> {
    * suspended path: its confirmation is due now (the driver re-arms its timer).
    */
   noteTraffic(owner: Owner, now: number): boolean {
-    const s = this.#paths.get(owner);
+    const s = this.get(owner);
     if (s === undefined || !s.noteTraffic(now)) return false;
     this.#heap.push(s.deadline, owner);
     return true;
@@ -431,22 +574,28 @@ export class PathMtuTable<Owner> {
 
   /** An ack from `owner`; false when it answers no outstanding probe (counted by the caller). */
   onAck(owner: Owner, id: number, size: number, now: number): boolean {
-    const s = this.#paths.get(owner);
-    if (s === undefined || !s.onAck(id, size, now)) return false;
+    const v = this.#paths.get(owner);
+    // A parked path has no probe out: nothing to answer, and no state made back for it.
+    if (v === undefined || typeof v === 'number' || !v.onAck(id, size, now)) return false;
+    const s = v;
     this.#heap.push(s.deadline, owner);
     return true;
   }
 
   /** A checked report for `owner`'s path (see PathMtuState.onTooBig). */
   onTooBig(owner: Owner, pathMtu: number, now: number, exact = true): TooBigResult {
-    const s = this.#paths.get(owner);
+    const s = this.get(owner);
     if (s === undefined) return 'ignored';
     const r = s.onTooBig(pathMtu, now, exact);
     if (r !== 'ignored') this.#heap.push(s.deadline, owner);
+    else if (s.deadline === Infinity) this.#park(owner, s); // made back for nothing
     return r;
   }
 
-  #live = (owner: Owner, at: number): boolean => this.#paths.get(owner)?.deadline === at;
+  #live = (owner: Owner, at: number): boolean => {
+    const v = this.#paths.get(owner);
+    return typeof v !== 'number' && v?.deadline === at;
+  };
 
   nextDeadline(): number {
     return this.#heap.peekLive(this.#live);
@@ -458,10 +607,11 @@ export class PathMtuTable<Owner> {
     while (this.#heap.peekLive(this.#live) <= now) {
       const owner = this.#heap.pop();
       const s = this.#paths.get(owner);
-      if (s === undefined) continue;
+      if (s === undefined || typeof s === 'number') continue;
       const p = s.poll(now, this.#nextId);
       if (p !== undefined) out.push({ owner, id: p.id, size: p.size });
-      if (s.deadline !== Infinity) this.#heap.push(s.deadline, owner); // else suspended
+      if (s.deadline !== Infinity) this.#heap.push(s.deadline, owner);
+      else this.#park(owner, s); // suspended
     }
     return out;
   }

@@ -28,7 +28,9 @@ import {
   encodeProbeAck,
   PathMtuTable,
   type PathMtuState,
+  type PathShape,
   type ProbeToSend,
+  type StoredPath,
 } from '../protocol/path-mtu.js';
 import { parseIpv4 } from '../wire/address.js';
 import { buildFragmentationNeeded, ipv4DontFragment } from '../wire/icmpv4-too-big.js';
@@ -133,10 +135,29 @@ export class TunnelMtu<Owner> {
       icmpSource6: () => string;
       icmpSource4?: string | undefined;
       /** Where each owner's path MTU state is kept (default: the table's own Map). */
-      store?: OwnerStore<Owner, PathMtuState> | undefined;
+      store?: OwnerStore<Owner, StoredPath> | undefined;
+      /** Idle finished paths kept as their size only (protocol/path-mtu.ts, parking): the
+       *  locator an owner's path is about, and whether its state may go (the driver then drops
+       *  its references to it). */
+      parking?:
+        | {
+            pathOf(owner: Owner): (Locator & { family: 4 | 6 }) | undefined;
+            park(owner: Owner, state: PathMtuState): boolean;
+          }
+        | undefined;
     },
   ) {
-    this.table = new PathMtuTable<Owner>(opts.store);
+    const parking = opts.parking;
+    this.table = new PathMtuTable<Owner>(
+      opts.store,
+      parking && {
+        pathOf: (owner) => {
+          const to = parking.pathOf(owner);
+          return to && this.#shape(to);
+        },
+        park: (owner, state) => parking.park(owner, state),
+      },
+    );
     this.#env = env;
     this.#drops = drops;
     this.#tunMtu = env.tun.mtu;
@@ -148,9 +169,15 @@ export class TunnelMtu<Owner> {
 
   /** `owner` is reached at `to` (a family's overhead, the TUN and underlay limits). */
   path(owner: Owner, to: Locator & { family: 4 | 6 }, now: number): PathMtuState {
+    const p = this.#shape(to);
+    return this.table.setPath(owner, p.locator, p.overhead, p.ceiling, now);
+  }
+
+  /** The locator text, overhead and ceiling of a path to `to`. */
+  #shape(to: Locator & { family: 4 | 6 }): PathShape {
     const overhead = TUNNEL_OVERHEAD[to.family];
     const ceiling = Math.min(this.#tunMtu, this.#underlayMtu - overhead);
-    return this.table.setPath(owner, formatLocator(to), overhead, ceiling, now);
+    return { locator: formatLocator(to), overhead, ceiling };
   }
 
   /** `owner` is gone: its path and rate limiters too. */
@@ -270,11 +297,11 @@ export class TunnelMtu<Owner> {
       for (const r of s.takeMtuReports()) {
         const session = endpoint.sentRecently(r.quote);
         const owner = session === undefined ? undefined : ownerOf(session, r);
-        const state = owner === undefined ? undefined : this.table.get(owner);
+        const locator = owner === undefined ? undefined : this.table.locatorOf(owner);
         if (
           owner === undefined ||
-          state === undefined ||
-          state.locator !== formatLocator({ address: r.address, port: r.port })
+          locator === undefined ||
+          locator !== formatLocator({ address: r.address, port: r.port })
         ) {
           this.counters.reportsRejected++;
           this.#drops.add('mtu-report-unmatched');
@@ -288,10 +315,10 @@ export class TunnelMtu<Owner> {
         if (result === 'ignored') continue;
         this.counters.reportsAccepted++;
         this.#env.log.info('path-mtu-report', {
-          locator: state.locator,
+          locator,
           mtu: r.mtu,
           local: r.local,
-          maxInner: state.maxInner,
+          maxInner: this.table.statusOf(owner)?.maxInner,
           result,
         });
       }

@@ -14,6 +14,7 @@ import {
   isPathMtuMessage,
   MAX_PROBES,
   PathMtuTable,
+  type PathMtuState,
   PMTU_ACK_LEN,
   PMTU_RAISE_MS,
   PROBE_TIMER_MS,
@@ -375,5 +376,91 @@ void t.test('a flood of local reports cannot take maxInner below what probes con
     probes <= (5_000 * 20) / PROBE_TIMER_MS + 10,
     `about one confirmation a second (${probes} probes in 100 s)`,
   );
+  t.end();
+});
+
+void t.test('an idle finished path is parked as its size and made back the same', (t) => {
+  // Two tables side by side, the same events: one parks idle finished paths, one never does.
+  const store = new Map<string, PathMtuState | number>();
+  const shape = { locator: '192.0.2.1:4191', overhead: OVERHEAD4, ceiling: 1396 };
+  let parkedCalls = 0;
+  const parking = new PathMtuTable<string>(store, {
+    pathOf: () => shape,
+    park: () => (parkedCalls++, true),
+  });
+  const plain = new PathMtuTable<string>();
+  const tables = [parking, plain];
+  for (const table of tables) table.setPath('ha', shape.locator, OVERHEAD4, 1396, 0);
+  const both = <T>(f: (table: PathMtuTable<string>) => T): [T, T] => [f(parking), f(plain)];
+  // The search: one probe of the ceiling, acked.
+  const probes = both((table) => table.poll(0));
+  t.same(probes[0], probes[1]);
+  both((table) => table.onAck('ha', probes[0][0]!.id, 1396, RTT));
+  t.same(
+    both((table) => table.poll(RTT)),
+    [[], []],
+    'the search ends at the ceiling',
+  );
+  // No payload: at the confirmation's time probing rests, and the parking table drops the state.
+  const rest = both((table) => table.poll(RTT + CONFIRM_INTERVAL_MS));
+  t.same(rest, [[], []], 'no probe from either');
+  t.equal(typeof store.get('ha'), 'number', 'parked: no PathMtuState, only a number');
+  t.equal(parkedCalls, 1);
+  t.ok(parking.isParked('ha'));
+  t.equal(parking.nextDeadline(), Infinity, 'no deadline for a parked path');
+  t.same(
+    parking.statusOf('ha'),
+    plain.statusOf('ha') && {
+      ...plain.statusOf('ha'),
+      probesSent: 0,
+      probesAcked: 0,
+    },
+    'the same status (the per-path counters start again)',
+  );
+  t.equal(parking.locatorOf('ha'), shape.locator);
+  // The same locator set again (a refresh) while parked: the same size, still suspended.
+  const again = both((table) => table.setPath('ha', shape.locator, OVERHEAD4, 1396, 3_600_000));
+  t.equal(again[0].maxInner, 1396, 'the same size back');
+  t.equal(again[0].source, again[1].source);
+  t.ok(again[0].suspended && again[1].suspended);
+  t.equal(again[0].used, false);
+  // Payload again after an hour: both resume with a confirmation of 1396 at once.
+  t.same(
+    both((table) => table.noteTraffic('ha', 3_600_000)),
+    [true, true],
+  );
+  const confirm = both((table) => table.poll(3_600_000));
+  t.same(
+    confirm.map((c) => c.map((p) => p.size)),
+    [[1396], [1396]],
+    'the same confirmation probe',
+  );
+  t.equal(parking.nextDeadline(), plain.nextDeadline(), 'the same timer');
+  t.notOk(parking.isParked('ha'), 'a state again while confirming');
+  t.end();
+});
+
+void t.test('a parked path takes a report as the state would', (t) => {
+  const store = new Map<string, PathMtuState | number>();
+  const shape = { locator: '192.0.2.1:4191', overhead: OVERHEAD4, ceiling: 1396 };
+  const parking = new PathMtuTable<string>(store, { pathOf: () => shape, park: () => true });
+  const plain = new PathMtuTable<string>();
+  for (const table of [parking, plain]) {
+    table.setPath('ha', shape.locator, OVERHEAD4, 1396, 0);
+    const [p] = table.poll(0);
+    table.onAck('ha', p!.id, 1396, RTT);
+    table.poll(RTT);
+    table.poll(RTT + CONFIRM_INTERVAL_MS);
+  }
+  t.ok(parking.isParked('ha'));
+  // A report above the size changes nothing: parked again, no state kept.
+  t.equal(parking.onTooBig('ha', 1500, 40_000), plain.onTooBig('ha', 1500, 40_000));
+  t.ok(parking.isParked('ha'), 'parked again after a report that changed nothing');
+  // A Packet Too Big below it lowers it in both, with the same next deadline.
+  t.equal(parking.onTooBig('ha', 1300 + OVERHEAD4, 41_000), 'lowered');
+  t.equal(plain.onTooBig('ha', 1300 + OVERHEAD4, 41_000), 'lowered');
+  t.equal(parking.get('ha')?.maxInner, 1300);
+  t.equal(parking.get('ha')?.source, 'icmp');
+  t.equal(parking.nextDeadline(), plain.nextDeadline());
   t.end();
 });

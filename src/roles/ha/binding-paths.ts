@@ -23,7 +23,7 @@ import type { BindingStatus } from '../../io/control-protocol.js';
 import type { BindingCacheEntry } from '../../protocol/binding-cache.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
 import { PathValidator, UNVALIDATED_BUDGET_FACTOR } from '../../protocol/path-validation.js';
-import type { PathMtuState } from '../../protocol/path-mtu.js';
+import type { PathMtuState, PathMtuStatus } from '../../protocol/path-mtu.js';
 import { resolveLocator, setLocalAddress, type ResolvedLocator } from '../common.js';
 import { pathMtuStatus } from '../tunnel-mtu.js';
 import { channelField, haChannel, haChannelIfAny } from './ha-channel.js';
@@ -39,7 +39,8 @@ export interface BoundPath {
   data: ResolvedLocator | undefined;
   /** Bytes of data `locator` may still get while unvalidated (anti-amplification budget). */
   budget: number;
-  /** The path MTU state of `locator` (issue #21), and the locator object it was made for. */
+  /** The path MTU state of `locator` (issue #21), and the locator object it was made for
+   *  (`mtu` undefined while the state is parked: see HomeAgent's path MTU section). */
   mtu?: PathMtuState | undefined;
   mtuFor?: ResolvedLocator | undefined;
 }
@@ -249,10 +250,15 @@ export class BindingPaths {
     return true;
   }
 
-  status(key: string): Pick<BindingStatus, 'path' | 'dataLocator' | 'pathMtu'> {
+  /** `parkedMtu`: the path MTU status of a bound path whose state is parked (no `mtu`). */
+  status(
+    key: string,
+    parkedMtu?: (bound: BoundPath) => PathMtuStatus | undefined,
+  ): Pick<BindingStatus, 'path' | 'dataLocator' | 'pathMtu'> {
     const bound = this.#bound.get(key);
     if (bound === undefined) return {};
-    const mtu = bound.mtu !== undefined ? { pathMtu: pathMtuStatus(bound.mtu.status()) } : {};
+    const found = bound.mtu?.status() ?? parkedMtu?.(bound);
+    const mtu = found !== undefined ? { pathMtu: pathMtuStatus(found) } : {};
     if (bound.data === bound.locator) return { path: 'validated', ...mtu };
     return {
       path: 'validating',

@@ -7,7 +7,7 @@
  */
 import type { PeerSession } from '../../crypto/endpoint.js';
 import type { Locator } from '../../protocol/locator.js';
-import type { PathMtuState } from '../../protocol/path-mtu.js';
+import type { StoredPath } from '../../protocol/path-mtu.js';
 import type { PathValidationState } from '../../protocol/path-validation.js';
 import type { OwnerStore } from '../../util/owner-store.js';
 import type { BoundPath } from './binding-paths.js';
@@ -17,8 +17,9 @@ export class HaChannel {
   locator: Locator | undefined = undefined;
   /** The binding whose locator the channel's path MTU state is about (probes go there). */
   mtuBound: BoundPath | undefined = undefined;
-  /** Path MTU towards the channel at that locator (TunnelMtu's table). */
-  mtu: PathMtuState | undefined = undefined;
+  /** Path MTU towards the channel at that locator (TunnelMtu's table): the state, or only its
+   *  size (a small integer) while the path is idle and its search done (parked). */
+  mtu: StoredPath | undefined = undefined;
   /** Path validation of the channel's locators (BindingPaths' validator). */
   validation: PathValidationState | undefined = undefined;
   /** The channel's binding keys: one (the usual member), or a Set for several home addresses. */

@@ -235,6 +235,18 @@ export class HomeAgent {
       underlayMtu: opts.underlayMtu ?? DEFAULT_UNDERLAY_MTU,
       icmpSource6: () => opts.homeAgentAddress,
       store: channelField('mtu'),
+      // An idle member's finished path is kept as its size on the channel record (issue 17):
+      // only the single-binding channel's, whose bound path holds the state alone.
+      parking: {
+        pathOf: (s) => haChannelIfAny(s)?.mtuBound?.mtuFor,
+        park: (s, state) => {
+          const c = haChannelIfAny(s);
+          const bound = c?.mtuBound;
+          if (typeof c?.keys !== 'string' || bound?.mtu !== state) return false;
+          bound.mtu = undefined;
+          return true;
+        },
+      },
     });
     this.ipv4 = new Ipv4HomeAddresses(opts.ipv4Pool);
     if (opts.cluster !== undefined && opts.forwardToPeers === true) {
@@ -1306,7 +1318,17 @@ export class HomeAgent {
    */
   #searchPathMtu(key: string, now: number): void {
     const bound = this.#paths.get(key);
-    if (bound !== undefined && bound.data === bound.locator) this.#mtuOf(bound, now);
+    if (bound === undefined || bound.data !== bound.locator) return;
+    const table = this.#mtu.table;
+    if (table.isParked(bound.session)) {
+      // Parked at this locator (a refresh BU): it stays so until payload, as the state did.
+      if (table.locatorOf(bound.session) === formatLocator(bound.locator)) {
+        bound.mtuFor = bound.locator;
+        haChannel(bound.session).mtuBound = bound;
+        return;
+      }
+    }
+    this.#mtuOf(bound, now);
   }
 
   /** Probes due: to each member's current locator, sealed as our own signaling. */
@@ -1335,7 +1357,10 @@ export class HomeAgent {
     const other = this.#paths.boundTo(session);
     const channel = haChannelIfAny(session);
     if (other !== undefined) {
-      if (channel !== undefined && channel.mtuBound === gone) channel.mtuBound = other;
+      if (channel !== undefined && channel.mtuBound === gone) {
+        this.#mtu.table.get(session); // a parked state made back while `gone` still says where
+        channel.mtuBound = other;
+      }
       return;
     }
     if (channel !== undefined) channel.mtuBound = undefined;
@@ -1434,7 +1459,11 @@ export class HomeAgent {
       pathStatus: (key) => {
         const homeAddress4 = this.ipv4.addressOf(key);
         return {
-          ...this.#paths.status(key),
+          ...this.#paths.status(key, (b) =>
+            haChannelIfAny(b.session)?.mtuBound === b && this.#mtu.table.isParked(b.session)
+              ? this.#mtu.table.statusOf(b.session)
+              : undefined,
+          ),
           ...(homeAddress4 !== undefined ? { homeAddress4 } : {}),
         };
       },

@@ -10,8 +10,10 @@ import { DataKind } from '../../src/crypto/aead.js';
 import { type PeerSession, type SecureEndpoint } from '../../src/crypto/endpoint.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
 import type { MtuReport, UdpEndpoint } from '../../src/io/types.js';
+import type { Locator } from '../../src/protocol/locator.js';
 import {
   BASE_INNER,
+  CONFIRM_INTERVAL_MS,
   decodePathMtuMessage,
   encodeProbe,
   encodeProbeAck,
@@ -58,7 +60,7 @@ class ReportingSocket {
   }
 }
 
-function setup(): {
+function setup(parkAt?: Locator & { family: 4 | 6 }): {
   mn: SecureEndpoint;
   session: PeerSession;
   tun: FakeTun;
@@ -85,6 +87,8 @@ function setup(): {
   const mtu = new TunnelMtu<PeerSession>(env, drops, {
     underlayMtu: 1500,
     icmpSource6: () => '2001:db8:1::1',
+    // With `parkAt`: idle finished paths are parked, as the home agent's are.
+    ...(parkAt !== undefined ? { parking: { pathOf: () => parkAt, park: () => true } } : {}),
   });
   const session = r2.session;
   const src = parseIpv6('2001:db8:1::10')!;
@@ -277,5 +281,38 @@ void t.test('probes are answered with their id and size; unmatched acks are coun
   t.equal(drops.get('pmtu-ack-unmatched'), 1);
   mtu.onMessage(session, Uint8Array.of(0x13, 1), 0, 2, T0, () => true);
   t.equal(drops.get('pmtu-malformed'), 1);
+  t.end();
+});
+
+void t.test('a parked path takes reports as its state did, made back only when one counts', (t) => {
+  const { mn, session, mtu, sock, drops } = setup(HA_LOCATOR);
+  mtu.path(session, HA_LOCATOR, T0);
+  const [probe] = mtu.poll(T0);
+  mtu.onMessage(session, encodeProbeAck(probe!.id, probe!.size), 0, 7, T0 + 10, () => true);
+  mtu.poll(T0 + 10); // the search ends at the ceiling
+  t.same(mtu.poll(T0 + 10 + CONFIRM_INTERVAL_MS), [], 'idle: no confirmation');
+  t.ok(mtu.table.isParked(session), 'parked: only its size kept');
+  const sockets = [sock as unknown as UdpEndpoint];
+  const take = (now: number): void => mtu.takeReports(sockets, mn, (s) => s, now);
+  const src = parseIpv6('2001:db8:1::10')!;
+  const now = T0 + 20 + CONFIRM_INTERVAL_MS;
+  const seal = (): Uint8Array => mn.seal(session, ipv6Packet(src, 1300), now, DataKind.PAYLOAD)!;
+  // About another locator: refused, and the path stays parked.
+  sock.push(report(seal(), 1400, { ...HA_LOCATOR, address: '203.0.113.99' }));
+  take(now);
+  t.equal(drops.get('mtu-report-unmatched'), 1, 'refused');
+  t.ok(mtu.table.isParked(session), 'still parked');
+  // One above the path's size changes nothing: parked again.
+  sock.push(report(seal(), 1500));
+  take(now);
+  t.equal(mtu.counters.reportsAccepted, 0);
+  t.ok(mtu.table.isParked(session), 'parked again after a report that changed nothing');
+  // The router says 1400 about a datagram we sealed: lowered, as before parking.
+  sock.push(report(seal(), 1400));
+  take(now + 1);
+  t.equal(mtu.counters.reportsAccepted, 1);
+  t.notOk(mtu.table.isParked(session));
+  t.equal(mtu.table.get(session)?.maxInner, 1400 - 60, 'lowered to exactly what passes');
+  t.equal(mtu.table.get(session)?.source, 'icmp');
   t.end();
 });

@@ -6,10 +6,11 @@
  * changed. A tunnel that carries an interactive session (a ping every 10 ms, keystrokes) calls
  * its per-packet functions a few hundred times a second, each time with a little bytecode, and
  * every new packet kind (a keepalive, an ICMPv6 error, a BU) changes some cache and restarts the
- * wait. Measured in the lab (a ping every 5 ms through MN -> HA -> server): with V8's defaults
- * the packet path still ran in the interpreter and Sparkplug after 1 200 pings, at 600-800 us of
- * CPU per round trip in the two daemons; with the budgets below it was optimized within the
- * first 300 and cost 220-265 us.
+ * wait. In the lab (a ping every 5 ms through MN -> HA -> server, bench/lone-packet.ts) V8's
+ * defaults left the packet path in the interpreter and Sparkplug for the first thousand or so
+ * pings; with the budgets below it is optimized within the first 300, after which the two
+ * daemons spend 130-171 us of CPU per round trip against 320-417 us
+ * (bench/results/lone-packet-2026-12-05.md).
  *
  * Only the thresholds change: what gets optimized, and V8's own limits on re-optimizing after
  * a deoptimization, stay as they are. Set before the daemon builds its roles, so the packet

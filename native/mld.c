@@ -17,9 +17,11 @@
  *   counted by reason). A General Query schedules one Current State Report of all our groups
  *   (MODE_IS_EXCLUDE, no sources) at a random delay within its Maximum Response Delay (§6.2);
  *   an address-specific one for a group of ours schedules a record for that group. At most one
- *   general response is pending at a time and two are at least MLD_GENERAL_GAP_MS apart (and
- *   specific ones MLD_SPECIFIC_GAP_MS), so a flood of queries from a host on the link costs a
- *   bounded number of reports.
+ *   general response is pending at a time and two are at least MLD_GENERAL_GAP_MS apart, or
+ *   MLD_GAP_PER_FRAME_MS per frame the answer takes when that is longer (and specific ones
+ *   MLD_SPECIFIC_GAP_MS), so a flood of queries from a host on the link costs a bounded number
+ *   of reports. Our delay is at most MLD_MAX_DELAY_MS whatever a query asks, and a query for a
+ *   group already pending can only bring its answer sooner (§6.2).
  *   mld_run: sends what is due, by the caller's send function, in batches of frames.
  *
  * Deviations, on purpose: a Multicast Address and Source Specific Query is answered like an
@@ -61,6 +63,8 @@
 #define MLD_COALESCE_MS 10         /* our own: registrations of one burst share frames */
 #define MLD_GENERAL_GAP_MS 1000    /* our own: general responses at least this far apart */
 #define MLD_SPECIFIC_GAP_MS 100    /* ... and address-specific ones */
+#define MLD_GAP_PER_FRAME_MS 10    /* a general response of F frames: at least F x this apart */
+#define MLD_MAX_DELAY_MS 10000     /* our own cap on a response's delay (answering early is allowed) */
 
 #define FRAME_MAX 1500
 #define SEND_BATCH 16
@@ -413,9 +417,19 @@ static int parse_hbh(const uint8_t *hbh, uint32_t len, uint32_t *hlen, int *aler
   return 0;
 }
 
+/* Two general responses at least this far apart: 1 s, or 10 ms per frame the answer takes, so
+ * a forged General Query each second cannot make a home agent with 100 000 groups multicast
+ * ~1 400 frames a second (review of 7b43a8a). */
+static uint64_t general_gap_ms(const mld *m) {
+  uint64_t per = m->max_records ? m->max_records : 1;
+  uint64_t frames = ((uint64_t)m->counters[MLD_C_GROUPS] + per - 1) / per;
+  uint64_t gap = frames * MLD_GAP_PER_FRAME_MS;
+  return gap > MLD_GENERAL_GAP_MS ? gap : MLD_GENERAL_GAP_MS;
+}
+
 static void general_query(mld *m, uint64_t due) {
-  if (m->general_last && due < m->general_last + MLD_GENERAL_GAP_MS)
-    due = m->general_last + MLD_GENERAL_GAP_MS;
+  uint64_t gap = general_gap_ms(m);
+  if (m->general_last && due < m->general_last + gap) due = m->general_last + gap;
   if (m->general_due) {
     m->counters[MLD_C_QUERIES_COALESCED]++;
     if (due < m->general_due) m->general_due = due; /* §6.2 rule 2, still gap-bounded */
@@ -431,8 +445,17 @@ static void specific_query(mld *m, const uint8_t *group, uint64_t due) {
     return;
   }
   /* §6.2 rule 1: a general response due sooner answers this one. */
-  if ((m->general_due && m->general_due <= due) || (g->lists & MLD_IN_QUERIED)) {
+  if (m->general_due && m->general_due <= due) {
     m->counters[MLD_C_QUERIES_COALESCED]++;
+    return;
+  }
+  if (g->lists & MLD_IN_QUERIED) {
+    /* Already pending: §6.2 takes the sooner of the two (a forged query with a long delay must
+     * not hold back the querier's), still gap-bounded. */
+    m->counters[MLD_C_QUERIES_COALESCED]++;
+    if (m->specific_last && due < m->specific_last + MLD_SPECIFIC_GAP_MS)
+      due = m->specific_last + MLD_SPECIFIC_GAP_MS;
+    if (due < m->specific_due) m->specific_due = due;
     return;
   }
   if (push(&m->queried, g->key) != 0) return;
@@ -494,7 +517,8 @@ void mld_query(mld *m, const uint8_t *pkt, size_t n, uint64_t now) {
     return;
   }
   m->counters[MLD_C_QUERIES]++;
-  uint64_t due = now + random_delay(m, max_response_ms(q, v1));
+  uint64_t max_ms = max_response_ms(q, v1);
+  uint64_t due = now + random_delay(m, max_ms < MLD_MAX_DELAY_MS ? max_ms : MLD_MAX_DELAY_MS);
   if (general) general_query(m, due);
   else specific_query(m, group, due);
 }

@@ -73,6 +73,47 @@ async function startProxy(
   };
 }
 
+/**
+ * Floods `count` General Queries from `ns` (link `dev`, source `ll`) and waits until the proxy
+ * read each and answered or coalesced it; returns how many were answered and how long the
+ * flood took.
+ */
+async function generalFlood(
+  proxy: (line: string) => Promise<{ counters: Counters }>,
+  ns: string,
+  dev: string,
+  ll: string,
+  count: number,
+  timeoutMs: number,
+): Promise<{ answered: number; seconds: number; after: Counters; end: Counters }> {
+  const after = (await proxy('counters')).counters;
+  const { seconds } = JSON.parse(await host(ns, ['flood', dev, ll, String(count)])) as {
+    seconds: number;
+  };
+  await waitFor(
+    'every flooded query read and answered or coalesced',
+    async () => {
+      const c = (await proxy('counters')).counters;
+      return (
+        c['mldQueries']! - after['mldQueries']! === count &&
+        c['mldQueriesAnswered']! -
+          after['mldQueriesAnswered']! +
+          c['mldQueriesCoalesced']! -
+          after['mldQueriesCoalesced']! ===
+          count
+      );
+    },
+    timeoutMs,
+  );
+  const end = (await proxy('counters')).counters;
+  return {
+    answered: end['mldQueriesAnswered']! - after['mldQueriesAnswered']!,
+    seconds,
+    after,
+    end,
+  };
+}
+
 function host(ns: string, args: readonly string[]): Promise<string> {
   return run('ip', ['netns', 'exec', ns, SCAPY_PYTHON, HOST_SCRIPT, ...args], 60_000);
 }
@@ -381,29 +422,17 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
 
   // A flood of General Queries asking for an answer at once: at most one per second.
   const FLOOD = 200;
-  const flood = JSON.parse(await host(other, ['flood', 'hostl', hostLinkLocal, String(FLOOD)])) as {
-    seconds: number;
-  };
-  await waitFor(
-    'every flooded query read and its answer sent',
-    async () => {
-      const c = (await proxy('counters')).counters;
-      return (
-        c['mldQueries']! - after['mldQueries']! === FLOOD &&
-        c['mldQueriesAnswered']! -
-          after['mldQueriesAnswered']! +
-          c['mldQueriesCoalesced']! -
-          after['mldQueriesCoalesced']! ===
-          FLOOD
-      );
-    },
+  const { answered, seconds, end } = await generalFlood(
+    proxy,
+    other,
+    'hostl',
+    hostLinkLocal,
+    FLOOD,
     15_000,
   );
-  const end = (await proxy('counters')).counters;
-  const answered = end['mldQueriesAnswered']! - after['mldQueriesAnswered']!;
   t.ok(
-    answered >= 1 && answered <= Math.ceil(flood.seconds) + 1,
-    `${answered} responses to ${FLOOD} queries in ${flood.seconds.toFixed(2)} s`,
+    answered >= 1 && answered <= Math.ceil(seconds) + 1,
+    `${answered} responses to ${FLOOD} queries in ${seconds.toFixed(2)} s`,
   );
   t.equal(
     end['mldReportsSent']! - after['mldReportsSent']!,
@@ -444,4 +473,42 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
     return d['mldQueries'] === 1 && d['mldQueriesAnswered'] === 1 && d['mldReportsSent'] === 1;
   });
   t.pass('an MLDv1 General Query gets a report');
+});
+
+void t.test('a General Query answer for many groups is spaced by its size', { skip }, async (t) => {
+  // 20 000 groups take ~278 report frames per General answer: answers at least 10 ms per
+  // frame apart (2.8 s), not one a second, so a keyless host's query each second cannot make
+  // the HA multicast its whole table each second (review of 7b43a8a).
+  const [other, ha] = await linkedNetns(t, ['mz', 'mk'], ['hostz', 'homez']);
+  await run('ip', ['-n', ha, 'link', 'set', 'homez', 'up']);
+  await run('ip', ['-n', other, 'link', 'set', 'hostz', 'up']);
+  const hostLinkLocal = await linkLocalAddress(other, 'hostz');
+  await linkLocalAddress(ha, 'homez');
+  const proxy = await startProxy(t, ha, 'homez');
+  const GROUPS = 20_000;
+  const addrs = Array.from({ length: GROUPS }, (_, i) => `${P}1:${i.toString(16)}`);
+  t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, GROUPS);
+  const frames = Math.ceil(GROUPS / 72);
+  await waitFor(
+    'the joins and their repeats sent',
+    async () => {
+      const c = (await proxy('counters')).counters;
+      return c['mldGroups'] === GROUPS && c['mldRecordsSent']! >= 2 * GROUPS;
+    },
+    15_000,
+  );
+  const { answered, seconds } = await generalFlood(
+    proxy,
+    other,
+    'hostz',
+    hostLinkLocal,
+    150,
+    30_000,
+  );
+  const gapS = (frames * 10) / 1000;
+  t.ok(
+    answered >= 1 && answered <= Math.ceil(seconds / gapS) + 1,
+    `${answered} full answers (${frames} frames each) to 150 queries in ` +
+      `${seconds.toFixed(2)} s: at least ${gapS.toFixed(2)} s apart`,
+  );
 });

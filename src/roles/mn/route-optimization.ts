@@ -180,9 +180,9 @@ export class RouteOptimization {
   /**
    * An opened data message from a session that is not the HA's. Returns false when the
    * session is not a correspondent channel at all (the caller counts the drop). `signaling`:
-   * it came as the peer's own signaling (DataKind.SIGNALING), not as payload. `from` is
-   * where it came from (a function: only signaling needs it, data should not pay for the
-   * address text). Data for the TUN goes to `toTun` when given (the driver writes it with the
+   * it came as the peer's own signaling (DataKind.SIGNALING), not as payload. `from` says
+   * where it came from when asked (only signaling needs it, data should not pay for the
+   * address text; read it now, never keep it). Data for the TUN goes to `toTun` when given (the driver writes it with the
    * rest of its receive batch; the bytes stay in `buf` until then), else it is written at once.
    */
   fromDirect(

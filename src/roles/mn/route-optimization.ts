@@ -182,8 +182,9 @@ export class RouteOptimization {
    * session is not a correspondent channel at all (the caller counts the drop). `signaling`:
    * it came as the peer's own signaling (DataKind.SIGNALING), not as payload. `from` says
    * where it came from when asked (only signaling needs it, data should not pay for the
-   * address text; read it now, never keep it). Data for the TUN goes to `toTun` when given (the driver writes it with the
-   * rest of its receive batch; the bytes stay in `buf` until then), else it is written at once.
+   * address text; read it now, never keep it). Data for the TUN goes to `toTun` when given
+   * (the driver writes it with the rest of its receive batch; the bytes stay in `buf` until
+   * then), else it is written at once.
    */
   fromDirect(
     session: PeerSession,

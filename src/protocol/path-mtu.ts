@@ -199,28 +199,6 @@ export class PathMtuState {
     return s;
   }
 
-  /** What status() says of a packed state, without making it. */
-  static packedStatus(
-    packed: number,
-    locator: string,
-    overhead: number,
-    ceiling: number,
-  ): PathMtuStatus {
-    const maxInner = Math.floor(packed / 4);
-    return {
-      locator,
-      pathMtu: maxInner + overhead,
-      maxInner,
-      source: SOURCES[packed % 4] ?? 'base',
-      state: 'complete',
-      idle: true,
-      ceiling,
-      probesSent: 0,
-      probesAcked: 0,
-      reportsAccepted: 0,
-    };
-  }
-
   /** True while probing waits for payload (an idle path, see the file comment). */
   get suspended(): boolean {
     return this.#suspended;
@@ -504,12 +482,13 @@ export class PathMtuTable<Owner> {
     return this.#parking?.pathOf(owner)?.locator;
   }
 
-  /** `owner`'s path status, without making a parked state back. */
+  /** `owner`'s path status; a parked path stays parked. */
   statusOf(owner: Owner): PathMtuStatus | undefined {
     const v = this.#paths.get(owner);
     if (typeof v !== 'number') return v?.status();
     const p = this.#parking?.pathOf(owner);
-    return p && PathMtuState.packedStatus(v, p.locator, p.overhead, p.ceiling);
+    // A state made for the answer only (status is rare): the table keeps the number.
+    return p && PathMtuState.unpacked(v, p.locator, p.overhead, p.ceiling)?.status();
   }
 
   /** Parks `owner`'s state if it can be (see the file comment). */

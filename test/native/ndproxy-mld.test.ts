@@ -473,6 +473,22 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
     return d['mldQueries'] === 1 && d['mldQueriesAnswered'] === 1 && d['mldReportsSent'] === 1;
   });
   t.pass('an MLDv1 General Query gets a report');
+
+  // A forged query asking for the longest delay cannot hold back a later one asking for 1 s
+  // (RFC 3810 6.2: the sooner wins); before the fix the answer stayed due for over an hour.
+  const beforeLate = (await proxy('counters')).counters;
+  await host(other, ['late-then-soon', 'hostl', hostLinkLocal, 'ff02::1:ff00:20']);
+  const sent = Date.now();
+  await waitFor(
+    'the address-specific answer',
+    async () => (await moved(beforeLate))['mldQueriesAnswered'] === 1,
+    3_000,
+  );
+  const late = await moved(beforeLate);
+  t.ok(
+    late['mldQueries'] === 2 && late['mldReportsSent'] === 1,
+    `both queries read, one answer ${Date.now() - sent} ms after the second`,
+  );
 });
 
 void t.test('a General Query answer for many groups is spaced by its size', { skip }, async (t) => {

@@ -186,15 +186,21 @@ void mld_free(mld *m) {
   memset(m, 0, sizeof *m);
 }
 
-/* The group's filter mode changed: a State Change Report, sent MLD_COALESCE_MS from now. */
+/* The group's filter mode changed: a State Change Report, sent MLD_COALESCE_MS from now.
+ * ENOMEM leaves the group as it was. */
 static int changed(mld *m, mld_group *g, uint64_t now) {
-  g->left = MLD_ROBUSTNESS;
   if (!(g->lists & MLD_IN_CHANGED)) {
     if (push(&m->changed, g->key) != 0) return ENOMEM;
     g->lists |= MLD_IN_CHANGED;
   }
+  g->left = MLD_ROBUSTNESS;
   if (m->changed_due == 0) m->changed_due = now + MLD_COALESCE_MS;
   return 0;
+}
+
+/* A group nobody is in, with nothing left to send, leaves the table. */
+static void forget_if_idle(mld *m, mld_group *g) {
+  if (g->refs == 0 && g->left == 0 && g->lists == 0) remove_group(m, g);
 }
 
 int mld_join(mld *m, const uint8_t *addr, uint64_t now) {
@@ -210,16 +216,26 @@ int mld_join(mld *m, const uint8_t *addr, uint64_t now) {
     place(m, &fresh);
     g = find(m, key);
   }
-  if (g->refs++ > 0) return 0;
-  m->counters[MLD_C_GROUPS]++;
-  return changed(m, g, now) != 0 ? -ENOMEM : 0;
+  if (g->refs > 0) {
+    g->refs++;
+    return 0;
+  }
+  if (changed(m, g, now) != 0) {
+    forget_if_idle(m, g); /* a group placed just now goes again: the caller drops the address */
+    return -ENOMEM;
+  }
+  g->refs = 1;
+  m->joined++;
+  m->counters[MLD_C_GROUPS] = m->joined;
+  return 0;
 }
 
 void mld_leave(mld *m, const uint8_t *addr, uint64_t now) {
   mld_group *g = find(m, key_of(addr));
   if (g == NULL || g->refs == 0) return;
   if (--g->refs > 0) return;
-  m->counters[MLD_C_GROUPS]--;
+  m->joined--;
+  m->counters[MLD_C_GROUPS] = m->joined;
   if (changed(m, g, now) != 0) remove_group(m, g); /* no memory for the leave: gone anyway */
 }
 
@@ -304,16 +320,22 @@ static void send_changes(mld *m, report_out *o, mld_keylist *list, uint8_t bit, 
     mld_group *g = find(m, list->keys[i]);
     if (g == NULL || !(g->lists & bit)) continue;
     g->lists &= (uint8_t)~bit;
-    if (g->left == 0) continue; /* sent from the other list already */
+    /* A repeat whose group changed again since is left to that change's first transmission
+     * (which schedules its own repeat), so the two never leave together. */
+    if (g->left == 0 || (bit == MLD_IN_REPEAT && (g->lists & MLD_IN_CHANGED))) {
+      forget_if_idle(m, g);
+      continue;
+    }
     out_record(o, g->refs ? REC_CHANGE_TO_EXCLUDE : REC_CHANGE_TO_INCLUDE, g->key);
-    if (--g->left > 0) {
-      if (!(g->lists & MLD_IN_REPEAT) && push(&m->repeat, g->key) == 0) {
+    if (--g->left > 0 && !(g->lists & MLD_IN_REPEAT)) {
+      if (push(&m->repeat, g->key) != 0) {
+        g->left = 0; /* no memory for the repeat: sent once */
+      } else {
         g->lists |= MLD_IN_REPEAT;
         if (m->repeat_due == 0) m->repeat_due = now + 1 + random_delay(m, MLD_UNSOLICITED_MS);
       }
-    } else if (g->refs == 0 && g->lists == 0) {
-      remove_group(m, g);
     }
+    forget_if_idle(m, g);
   }
   /* Keys pushed while sending (a list may feed itself) move to the front. */
   memmove(list->keys, list->keys + n, (size_t)(list->len - n) * sizeof *list->keys);
@@ -328,14 +350,16 @@ void mld_run(mld *m, uint64_t now, const uint8_t *src, mld_send_fn send, void *c
   o.send = send;
   o.ctx = ctx;
   o.n = 0;
-  if (m->changed_due && now >= m->changed_due) {
-    m->changed_due = 0;
-    send_changes(m, &o, &m->changed, MLD_IN_CHANGED, now);
-  }
+  /* Repeats first: a group whose first transmission goes now joins the next round of
+   * repeats, not this one (both in one frame would make the repeat useless). */
   if (m->repeat_due && now >= m->repeat_due) {
     m->repeat_due = 0;
     send_changes(m, &o, &m->repeat, MLD_IN_REPEAT, now);
     if (m->repeat.len > 0) m->repeat_due = now + 1 + random_delay(m, MLD_UNSOLICITED_MS);
+  }
+  if (m->changed_due && now >= m->changed_due) {
+    m->changed_due = 0;
+    send_changes(m, &o, &m->changed, MLD_IN_CHANGED, now);
   }
   out_flush(&o); /* State Change Reports and Current State Reports in frames of their own */
   if (m->general_due && now >= m->general_due) {
@@ -422,7 +446,7 @@ static int parse_hbh(const uint8_t *hbh, uint32_t len, uint32_t *hlen, int *aler
  * ~1 400 frames a second (review of 7b43a8a). */
 static uint64_t general_gap_ms(const mld *m) {
   uint64_t per = m->max_records ? m->max_records : 1;
-  uint64_t frames = ((uint64_t)m->counters[MLD_C_GROUPS] + per - 1) / per;
+  uint64_t frames = ((uint64_t)m->joined + per - 1) / per;
   uint64_t gap = frames * MLD_GAP_PER_FRAME_MS;
   return gap > MLD_GENERAL_GAP_MS ? gap : MLD_GENERAL_GAP_MS;
 }

@@ -54,6 +54,7 @@ typedef struct {
 typedef struct {
   mld_group *groups; /* open addressing, linear probing, backward-shift deletion */
   uint32_t cap, size;
+  uint32_t joined; /* groups with a defended address (refs > 0) */
   uint64_t seed, rng;
   mld_keylist changed;  /* first transmission of a State Change Report, due at changed_due */
   mld_keylist repeat;   /* its retransmissions, due at repeat_due */

@@ -12,9 +12,14 @@
  *    the HA's port and the solicitation no longer reaches the HA; when the proxy closes, all its
  *    groups leave.
  * 2. A host with scapy and no key on a veth to the HA: forged or malformed queries (hop limit 64,
- *    no Router Alert, a global source, a bad checksum, 26 bytes) are dropped, counted by reason
- *    and change nothing; a flood of General Queries gets at most one response per second, one of
- *    address-specific Queries for our group one per 100 ms; an MLDv1 Query is answered too.
+ *    no Router Alert, a global source, a bad checksum, 26 bytes; a Hop-by-Hop header without a
+ *    Router Alert for MLD, with an option running past its end, or cut by the Payload Length)
+ *    are dropped, counted by reason and change nothing; a flood of General Queries gets at most
+ *    one response per second, one of address-specific Queries for our group one per 100 ms; an
+ *    MLDv1 Query is answered too.
+ * 3. A General Query answer for 20 000 groups is spaced by its size.
+ * 4. A join whose first report falls due with another group's repeat: the two transmissions of
+ *    each group leave in separate frames.
  * Root, network namespaces, scapy.
  */
 import { spawn } from 'node:child_process';
@@ -155,6 +160,36 @@ interface Report {
   records: [number, number, number, string][];
 }
 
+/**
+ * Sniffs the MLD Reports that leave `dev` in `ns` from `mac` for `seconds` (scapy, the fixture's
+ * `capture` mode); resolves once the sniffer is up, to `{ done }`: a promise of what it saw.
+ */
+async function capture(
+  t: { teardown(fn: () => void): void },
+  ns: string,
+  dev: string,
+  seconds: number,
+  mac: string,
+): Promise<{ done: Promise<Report[]> }> {
+  const sniff = spawn(
+    'ip',
+    ['netns', 'exec', ns, SCAPY_PYTHON, HOST_SCRIPT, 'capture', dev, String(seconds), mac],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => sniff.kill('SIGKILL'));
+  const out: string[] = [];
+  const ready = new Promise<void>((resolve) =>
+    createInterface({ input: sniff.stdout }).on('line', (l) =>
+      l === 'ready' ? resolve() : out.push(l),
+    ),
+  );
+  const done = new Promise<Report[]>((resolve) =>
+    sniff.on('close', () => resolve(JSON.parse(out.at(-1) ?? '[]') as Report[])),
+  );
+  await ready;
+  return { done };
+}
+
 void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, async (t) => {
   const br = await createNetns(t, 'mb');
   const ha = await createNetns(t, 'mh');
@@ -239,21 +274,7 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
   const before = await solicitWithControl(target);
   t.equal(before['notOurs'], 0, 'not defended yet: no solicitation to its group reached the HA');
 
-  const sniff = spawn(
-    'ip',
-    ['netns', 'exec', ha, SCAPY_PYTHON, HOST_SCRIPT, 'capture', 'homeb', '4', haMac],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  t.teardown(() => sniff.kill('SIGKILL'));
-  const sniffLines = createInterface({ input: sniff.stdout });
-  const sniffOut: string[] = [];
-  const sniffReady = new Promise<void>((resolve) =>
-    sniffLines.on('line', (l) => (l === 'ready' ? resolve() : sniffOut.push(l))),
-  );
-  const sniffDone = new Promise<void>((resolve) => sniff.on('close', () => resolve()));
-  await sniffReady;
+  const captured = await capture(t, ha, 'homeb', 4, haMac);
 
   // The 1 000: P::20 and 999 others with distinct low 24 bits, in one batch.
   const lows = [0x20, ...Array.from({ length: MANY - 1 }, (_, i) => 0x10000 + i)];
@@ -282,11 +303,10 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
     c['mldReportsSent']! <= frames * (2 + c['mldQueriesAnswered']!) + 2,
     `${c['mldReportsSent']} report frames for ${MANY} groups sent twice, the control's 2 and ${c['mldQueriesAnswered']} query answers (${frames} per round)`,
   );
-  await sniffDone;
   // The HA's kernel reports its own groups from the same MAC: ours are the reports that name
   // one of the defended addresses' groups, and they name nothing else.
   const ourGroups = new Set([...groups, solicitedNode(0xc0)]);
-  const reports = (JSON.parse(sniffOut.at(-1) ?? '[]') as Report[]).filter((r) =>
+  const reports = (await captured.done).filter((r) =>
     r.records.some((rec) => ourGroups.has(rec[3])),
   );
   t.ok(reports.length >= 2 * frames, `${reports.length} of our reports captured`);
@@ -382,29 +402,26 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
     async () => (await proxy('counters')).counters['mldReportsSent'] === 2,
   );
 
-  const before = (await proxy('counters')).counters;
-  await host(other, ['forge', 'hostl', hostLinkLocal, 'ff02::1:ff99:9999']);
-  await waitFor(
-    'the marker query',
-    async () => (await proxy('counters')).counters['mldQueryNotOurs'] === 1,
-  );
-  const after = (await proxy('counters')).counters;
-  const delta = (k: string): number => after[k]! - before[k]!;
-  t.same(
-    Object.fromEntries(
-      [
-        'mldBadQueryHopLimit',
-        'mldNoRouterAlert',
-        'mldBadQuerySource',
-        'mldBadQueryChecksum',
-        'mldBadQueryLength',
-        'mldBadQueryHeader',
-        'mldBadQueryGroup',
-        'mldQueries',
-        'mldQueriesAnswered',
-        'mldReportsSent',
-      ].map((k) => [k, delta(k)]),
-    ),
+  /** Runs the fixture's `mode` (malformed queries, then a valid one for a group we are not in:
+   *  the marker) and checks how the counters named in `expected` moved once it was read. */
+  const forged = async (mode: string, expected: Counters, what: string): Promise<Counters> => {
+    const from = (await proxy('counters')).counters;
+    await host(other, [mode, 'hostl', hostLinkLocal, 'ff02::1:ff99:9999']);
+    await waitFor(
+      `the marker query after ${mode}`,
+      async () =>
+        (await proxy('counters')).counters['mldQueryNotOurs'] === from['mldQueryNotOurs']! + 1,
+    );
+    const to = (await proxy('counters')).counters;
+    t.same(
+      Object.fromEntries(Object.keys(expected).map((k) => [k, to[k]! - from[k]!])),
+      expected,
+      what,
+    );
+    return to;
+  };
+  await forged(
+    'forge',
     {
       mldBadQueryHopLimit: 1,
       mldNoRouterAlert: 1,
@@ -419,10 +436,26 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
     },
     'each forged query dropped and counted by reason; no report',
   );
+  // Queries valid but for their Hop-by-Hop header: no Router Alert (PadN instead, or one for
+  // something other than MLD) or a malformed header (an option running past its end, a Payload
+  // Length ending inside it): counted by reason, nothing sent.
+  await forged(
+    'forge-hbh',
+    {
+      mldNoRouterAlert: 2,
+      mldBadQueryHeader: 3,
+      mldBadQueryLength: 0,
+      mldBadQueryChecksum: 0,
+      mldQueries: 1,
+      mldQueriesAnswered: 0,
+      mldReportsSent: 0,
+    },
+    'malformed Hop-by-Hop headers dropped and counted by reason; no report',
+  );
 
   // A flood of General Queries asking for an answer at once: at most one per second.
   const FLOOD = 200;
-  const { answered, seconds, end } = await generalFlood(
+  const { answered, seconds, after, end } = await generalFlood(
     proxy,
     other,
     'hostl',
@@ -528,3 +561,52 @@ void t.test('a General Query answer for many groups is spaced by its size', { sk
       `${seconds.toFixed(2)} s: at least ${gapS.toFixed(2)} s apart`,
   );
 });
+
+void t.test(
+  'a join just before the repeat is due: its two reports in two frames',
+  { skip },
+  async (t) => {
+    // A's first report goes 10 ms after its join, its repeat within the next second; B joins 15
+    // ms after A and the loop stalls for 1.1 s, so B's first report and A's repeat are due in
+    // the same run of the proxy's timer. Before the fix B's first report and its repeat left in
+    // one frame (the repeat list was read after B had joined it).
+    const [other, ha] = await linkedNetns(t, ['mr', 'mp'], ['hostr', 'homer']);
+    await run('ip', ['-n', ha, 'link', 'set', 'homer', 'up']);
+    await run('ip', ['-n', other, 'link', 'set', 'hostr', 'up']);
+    await linkLocalAddress(ha, 'homer');
+    const haMac = JSON.parse(await run('ip', ['-n', ha, '-j', 'link', 'show', 'homer']))[0]
+      .address as string;
+    const proxy = await startProxy(t, ha, 'homer');
+    // A's repeat can fall before B's join (1 time in ~200): then try again with two more groups.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const lows = [0x30000 + attempt * 16 + 0xa, 0x30000 + attempt * 16 + 0xb];
+      const [a, b] = lows.map((x) => `${P}3:${(x & 0xffff).toString(16)}`);
+      const [groupA, groupB] = lows.map(solicitedNode);
+      const captured = await capture(t, ha, 'homer', 3.5, haMac);
+      const start = (await proxy('counters')).counters;
+      const atStall = (await proxy(`stall-after ${a} ${b}`)).counters;
+      if (atStall['mldReportsSent']! - start['mldReportsSent']! !== 1) {
+        t.comment(`attempt ${attempt}: A's repeat was not pending when B joined; again`);
+        await captured.done;
+        continue;
+      }
+      await waitFor(
+        'both groups reported twice',
+        async () =>
+          (await proxy('counters')).counters['mldRecordsSent']! - start['mldRecordsSent']! >= 4,
+      );
+      const reports = await captured.done;
+      const named = (g: string): Report[] =>
+        reports.filter((r) => r.records.some((x) => x[3] === g));
+      t.same(
+        reports.filter((r) => new Set(r.records.map((x) => x[3])).size !== r.records.length),
+        [],
+        'no frame names a group twice',
+      );
+      t.equal(named(groupA!).length, 2, `${groupA}: two frames`);
+      t.equal(named(groupB!).length, 2, `${groupB}: two frames`);
+      return;
+    }
+    t.fail("no attempt had A's repeat pending when B joined");
+  },
+);

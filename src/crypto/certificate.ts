@@ -153,33 +153,50 @@ export function decodeCertificate(bytes: Uint8Array): MemberCertificate {
   for (let i = 0; i < count; i++) {
     if (bytes[o + i * 17]! > 128) throw bad('bad prefix length');
   }
-  // One copy of the bytes; the public key is a view into it, the addresses are read from it
-  // (a home agent keeps one decoded certificate per member, issue 17).
-  const raw = bytes.slice();
-  return new DecodedCertificate(name, role, raw, Number(notBefore), Number(notAfter));
+  return new DecodedCertificate(name, role, bytes, Number(notBefore), Number(notAfter));
+}
+
+/** The bytes as a string of one char per byte (latin1): flat, one-byte, a copy. */
+function byteString(bytes: Uint8Array): string {
+  let out = '';
+  for (let start = 0; start < bytes.length; start += 4096) {
+    out += String.fromCharCode.apply(null, Array.from(bytes.subarray(start, start + 4096)));
+  }
+  return out;
 }
 
 /**
- * A decoded certificate: its allowed prefixes stay in `raw` (a home agent keeps one decoded
- * certificate per member, and a list of objects with a view each cost ~190 B more per member,
- * issue 17). `addresses` decodes them on each read: the checks on every packet or BU read the
- * bytes in place (certificateHoldsAt).
+ * A decoded certificate. Its bytes are kept as a string of one char per byte (issue 17: a home
+ * agent keeps one decoded certificate per member, and a Uint8Array of its own costs a view, an
+ * ArrayBuffer and a separate backing store, ~330 B for 146 bytes, where the string is ~165 B;
+ * the public key as a view into it cost another 96 B). `raw`, `publicKey` and `addresses` are
+ * made from it on each read (copies); the checks on every packet or BU read the string in place
+ * (certificateHoldsAt), and a rekey compares the bytes it carries in place (certificateIs).
  */
 class DecodedCertificate implements MemberCertificate {
   readonly name: string;
   readonly role: Role;
-  readonly publicKey: Uint8Array;
   readonly notBefore: number;
   readonly notAfter: number;
-  readonly raw: Uint8Array;
+  /** The certificate's bytes, one char per byte. */
+  readonly bytes: string;
 
   constructor(name: string, role: Role, raw: Uint8Array, notBefore: number, notAfter: number) {
     this.name = name;
     this.role = role;
-    this.publicKey = raw.subarray(CERT_PUBKEY_OFF, CERT_PUBKEY_OFF + 32);
     this.notBefore = notBefore;
     this.notAfter = notAfter;
-    this.raw = raw;
+    this.bytes = byteString(raw);
+  }
+
+  /** A copy of the certificate's bytes. */
+  get raw(): Uint8Array {
+    return this.#copy(0, this.bytes.length);
+  }
+
+  /** A copy of the member's public key. */
+  get publicKey(): Uint8Array {
+    return this.#copy(CERT_PUBKEY_OFF, CERT_PUBKEY_OFF + 32);
   }
 
   get addresses(): AllowedPrefix[] {
@@ -191,6 +208,24 @@ class DecodedCertificate implements MemberCertificate {
     }
     return out;
   }
+
+  #copy(from: number, to: number): Uint8Array {
+    const out = new Uint8Array(to - from);
+    for (let i = from; i < to; i++) out[i - from] = this.bytes.charCodeAt(i);
+    return out;
+  }
+}
+
+/**
+ * True when `bytes` are exactly `cert`'s bytes (a rekey presenting the certificate its session
+ * holds): compared in place, with no copy of a decoded certificate's bytes.
+ */
+export function certificateIs(cert: MemberCertificate, bytes: Uint8Array): boolean {
+  if (!(cert instanceof DecodedCertificate)) return bytesEqual(bytes, cert.raw);
+  const s = cert.bytes;
+  if (s.length !== bytes.length) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== bytes[i]) return false;
+  return true;
 }
 
 /** Where a certificate's address count byte is (its prefixes follow, 17 bytes each). */
@@ -208,11 +243,32 @@ export function certificateHoldsAt(
   bytes: Uint8Array,
   offset: number,
 ): boolean {
+  if (cert instanceof DecodedCertificate) return holdsInString(cert.bytes, bytes, offset);
   const raw = cert.raw;
   const list = addressListOffset(raw);
   const count = raw[list] ?? 0;
   for (let i = 0, o = list + 1; i < count; i++, o += 17) {
     if (prefixMatches(raw, raw[o]!, bytes, offset, o + 1)) return true;
+  }
+  return false;
+}
+
+/** certificateHoldsAt over a decoded certificate's bytes (one char per byte). */
+function holdsInString(s: string, bytes: Uint8Array, offset: number): boolean {
+  if (offset < 0) return false;
+  const list = CERT_NAME_OFF + 1 + s.charCodeAt(CERT_NAME_OFF);
+  const count = s.charCodeAt(list);
+  for (let i = 0, o = list + 1; i < count; i++, o += 17) {
+    const length = s.charCodeAt(o);
+    const whole = length >> 3;
+    const rem = length & 7;
+    if (offset + whole + (rem === 0 ? 0 : 1) > bytes.length) continue;
+    let j = 0;
+    while (j < whole && s.charCodeAt(o + 1 + j) === bytes[offset + j]) j++;
+    if (j < whole) continue;
+    if (rem === 0) return true;
+    const mask = (0xff << (8 - rem)) & 0xff;
+    if (((s.charCodeAt(o + 1 + whole) ^ bytes[offset + whole]!) & mask) === 0) return true;
   }
   return false;
 }
@@ -224,11 +280,12 @@ export function verifyCertificate(
   nowMs: number,
   allowedRoles?: readonly Role[],
 ): CertificateVerdict {
-  const body = cert.raw.subarray(0, cert.raw.length - CERT_SIGNATURE_LEN);
+  const raw = cert.raw;
+  const body = raw.subarray(0, raw.length - CERT_SIGNATURE_LEN);
   let ok = false;
   try {
     ok = lib().crypto_sign_verify_detached(
-      certificateSignature(cert),
+      raw.subarray(raw.length - CERT_SIGNATURE_LEN),
       concat(SIGNING_CONTEXT, body),
       authorityPublicKey,
     );

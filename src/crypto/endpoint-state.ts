@@ -115,14 +115,12 @@ export class EndpointState {
     return this.sessions.get(toHex(peerPublicKey));
   }
 
-  /**
-   * `key`: the key in hex when the caller has it (one string for both maps). `adopt`: a new
-   * session keeps `peerPublicKey` itself (see PeerSession).
-   */
-  sessionFor(peerPublicKey: Uint8Array, key = toHex(peerPublicKey), adopt = false): PeerSession {
+  /** `key`: the key in hex (toHex) when the caller has it (one string for both maps and the
+   *  session). */
+  sessionFor(peerPublicKey: Uint8Array, key = toHex(peerPublicKey)): PeerSession {
     let s = this.sessions.get(key);
     if (s === undefined) {
-      s = new PeerSession(peerPublicKey, adopt);
+      s = new PeerSession(key);
       this.sessions.set(key, s);
     }
     return s;

@@ -37,7 +37,6 @@
  * and made with, so an NTP step after start is seen.
  */
 import { CryptoError } from '../util/errors.js';
-import { toHex } from '../wire/hex.js';
 import {
   DataKind,
   MessageType,
@@ -282,7 +281,7 @@ export class SecureEndpoint {
       st.retire(session[slot]);
       session[slot] = null;
     }
-    st.sessions.delete(toHex(session.peerPublicKey));
+    st.sessions.delete(session.peerKey);
   }
 
   /** Closes every channel and wipes all key material held here. */

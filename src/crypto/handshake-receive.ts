@@ -12,10 +12,10 @@
  *   cookie reply (type 3): pending handshake by receiver SPI -> cookie decrypted -> the same
  *               initiation goes again from `poll()` with MAC2.
  */
-import { bytesEqual } from '../util/bytes.js';
 import { toHex } from '../wire/hex.js';
 import { TAG_LEN, readSpi } from './aead.js';
 import {
+  certificateIs,
   checkValidityAndRole,
   decodeCertificate,
   verifyCertificate,
@@ -63,7 +63,7 @@ function checkPeerCertificate(
 ): MemberCertificate | DropReason {
   let cert: MemberCertificate;
   let verdict: CertificateVerdict;
-  if (known !== null && bytesEqual(bytes, known.raw)) {
+  if (known !== null && certificateIs(known, bytes)) {
     cert = known;
     verdict = checkValidityAndRole(cert, wallMs, st.opts.allowedPeerRoles);
   } else {
@@ -146,8 +146,8 @@ export function onInitiation(
     return st.drop('stale-timestamp', known);
   }
   st.peerTimestamps.set(peerHex, stamp);
-  // The certificate's key is the Noise static key (checked above): the session keeps that view.
-  const session = st.sessionFor(cert.publicKey, peerHex, true);
+  // The certificate's key is the Noise static key (checked above).
+  const session = st.sessionFor(read.remoteStatic, peerHex);
   session.peerCertificate = cert;
 
   const localSpi = st.newSpi();
@@ -159,7 +159,7 @@ export function onInitiation(
   dv.setUint32(HS_SENDER_SPI_OFF, localSpi);
   dv.setUint32(RESP_RECEIVER_SPI_OFF, remoteSpi);
   reply.set(message, RESP_NOISE_OFF);
-  writeMacs(reply, mac1Key(session.peerPublicKey), null);
+  writeMacs(reply, mac1Key(read.remoteStatic), null);
 
   const kp = new Keypair(session, keys, localSpi, remoteSpi, now, false);
   st.bySpi.set(localSpi, kp);

@@ -10,6 +10,7 @@ import type { IkInitiator, TransportKeys } from './noise.js';
 import { CHANNEL_REPLAY_POOL, REPLAY_WINDOW_WORDS, ReplayWindow } from './replay-window.js';
 import { lib } from './sodium.js';
 import { SlotPool } from '../util/slot-pool.js';
+import { bytesOfHex } from '../wire/hex.js';
 
 /** Stable drop reasons (counters and logs). */
 export const DROP_REASONS = [
@@ -176,7 +177,9 @@ export interface SessionStats {
 
 /** The channel with one peer (identified by its static public key). */
 export class PeerSession {
-  readonly peerPublicKey: Uint8Array;
+  /** The peer's static public key in hex: the endpoint's key for this session (the string the
+   *  sessions Map holds, not a copy), and what a home agent's bindings name their owner by. */
+  readonly peerKey: string;
   peerCertificate: MemberCertificate | null = null;
   readonly stats: SessionStats = {
     packetsIn: 0,
@@ -208,10 +211,15 @@ export class PeerSession {
    */
   driverState: unknown = undefined;
 
-  /** `adopt`: keep `peerPublicKey` itself rather than a copy (a view into the peer's decoded
-   *  certificate, which the session keeps anyway: one buffer less per peer, issue 17). */
-  constructor(peerPublicKey: Uint8Array, adopt = false) {
-    this.peerPublicKey = adopt ? peerPublicKey : peerPublicKey.slice();
+  /** `peerKey`: the peer's static public key in hex (toHex). */
+  constructor(peerKey: string) {
+    this.peerKey = peerKey;
+  }
+
+  /** The peer's static public key (32 bytes), made from `peerKey` on each read: a session keeps
+   *  no buffer of its own for it (~230 B per member at a home agent, issue 17). */
+  get peerPublicKey(): Uint8Array {
+    return bytesOfHex(this.peerKey);
   }
 
   get peerName(): string | undefined {

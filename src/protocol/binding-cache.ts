@@ -19,11 +19,11 @@
  * bindings, with no object per deadline. A BU for an existing binding updates its entry in
  * place (issue 17: no new entry, counters or heap item per refresh).
  */
-import { bytesEqual } from '../util/bytes.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
 import type { SizedOwnerStore } from '../util/owner-store.js';
 import type { BindingUpdateFlags } from '../wire/types.js';
 import { parseIpv6 } from '../wire/address.js';
+import { bytesOfHex, toHex } from '../wire/hex.js';
 import { BINDING_TOMBSTONE_MS, BRR_LIFETIME_FRACTION, BRR_USAGE_WINDOW_MS } from './constants.js';
 import type { Locator } from './locator.js';
 import type { PrefixAdvertisementState } from './prefix-advertisement.js';
@@ -36,8 +36,17 @@ export interface BindingCounters {
   bytesOut: number;
 }
 
-/** What a Binding Update sets in a binding (and what a restored binding brings). */
-export interface BindingFields {
+/** What a Binding Update sets in a binding (and what a restored binding brings), with its owner
+ *  key as bytes or as hex or both (BindingOwner). */
+export type BindingFields = BindingFieldsBase & BindingOwner;
+
+/** A binding's owner key: the bytes, their hex, or both (one of them at least). */
+export type BindingOwner =
+  | { ownerKey: Uint8Array; owner?: string | undefined }
+  | { owner: string; ownerKey?: Uint8Array | undefined };
+
+/** BindingFields but the owner. */
+export interface BindingFieldsBase {
   /** The MN's home address (RFC 5952 text). The key. */
   homeAddress: string;
   /** Registered CoA: IPv6, or IPv4-mapped (::ffff:a.b.c.d) for an IPv4 CoA (RFC 5555). */
@@ -56,14 +65,6 @@ export interface BindingFields {
   homeRegistration: boolean;
   /** Name of the authenticated member (certificate) that registered it. */
   peerName: string;
-  /**
-   * The binding's owner: the static public key (X25519) of the channel whose BU created it
-   * (DESIGN.md §4: every binding belongs to the key that created it). Only BUs from this key
-   * may refresh, move or delete it; another member whose certificate also holds the home
-   * address (an old laptop's, or one for a whole prefix) is refused until it expires or its
-   * owner deregisters. Shared with the session, not copied.
-   */
-  ownerKey: Uint8Array;
   /** RFC 5555: the IPv4 CoA option differed from the observed outer address. */
   natDetected: boolean;
   /** RFC 5555: UDP encapsulation is required (NAT, forced by the HA, or asked with BU flag F). */
@@ -81,7 +82,7 @@ export interface BindingFields {
  * literal per entry, then Object.assign on refresh, left each entry with a V8 map and
  * descriptor array of its own, ~600 B per binding).
  */
-export class BindingCacheEntry implements BindingFields {
+export class BindingCacheEntry implements BindingFieldsBase {
   // The BindingFields (documented there), all set by update() from the constructor.
   homeAddress!: string;
   careOfAddress!: string;
@@ -92,7 +93,16 @@ export class BindingCacheEntry implements BindingFields {
   flags!: Readonly<BindingUpdateFlags>;
   homeRegistration!: boolean;
   peerName!: string;
-  ownerKey!: Uint8Array;
+  /**
+   * The binding's owner: the static public key (X25519) of the channel whose BU created it, in
+   * hex (DESIGN.md §4: every binding belongs to the key that created it). Only BUs from this
+   * key may refresh, move or delete it; another member whose certificate also holds the home
+   * address (an old laptop's, or one for a whole prefix) is refused until it expires or its
+   * owner deregisters. The channel's own string (PeerSession.peerKey) when the BU gave it: the
+   * entry keeps no bytes of its own (a view into the owner's certificate cost 96 B per binding
+   * at 100 000, issue 17).
+   */
+  owner!: string;
   natDetected!: boolean;
   udpEncapsulationRequired!: boolean;
   refreshTime!: number;
@@ -129,6 +139,11 @@ export class BindingCacheEntry implements BindingFields {
     this.#counters = counters;
   }
 
+  /** The owner's static public key (a copy, made from `owner` on each read). */
+  get ownerKey(): Uint8Array {
+    return bytesOfHex(this.owner);
+  }
+
   /** Traffic counters (made on first use: an idle binding has none). */
   get counters(): BindingCounters {
     return (this.#counters ??= { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 });
@@ -150,7 +165,7 @@ export class BindingCacheEntry implements BindingFields {
     this.flags = fields.flags;
     this.homeRegistration = fields.homeRegistration;
     this.peerName = fields.peerName;
-    this.ownerKey = fields.ownerKey;
+    this.owner = fields.owner ?? toHex(fields.ownerKey!);
     this.natDetected = fields.natDetected;
     this.udpEncapsulationRequired = fields.udpEncapsulationRequired;
     this.refreshTime = fields.refreshTime;
@@ -211,6 +226,11 @@ export function keyOfText(address: string): string {
   return keyOf(parseIpv6(address), 0);
 }
 
+/** An owner key as its hex (BindingCacheEntry.owner): a string is one already. */
+function ownerHex(ownerKey: Uint8Array | string): string {
+  return typeof ownerKey === 'string' ? ownerKey : toHex(ownerKey);
+}
+
 /** PrefixAdvertiser's store over the entries' prefixAdvertisement field (no entry: no state). */
 function prefixAdvertisementStore(
   byKey: Map<string, BindingCacheEntry>,
@@ -237,10 +257,7 @@ export class BindingCache {
   readonly #heap = new DeadlineHeap<BindingCacheEntry>();
   readonly #isLive = (e: BindingCacheEntry, at: number): boolean =>
     e.armedAt === at && this.#byKey.get(e.key) === e;
-  readonly #tombstones = new Map<
-    string,
-    { sequence: number; until: number; ownerKey: Uint8Array }
-  >();
+  readonly #tombstones = new Map<string, { sequence: number; until: number; owner: string }>();
   readonly #fraction: number;
   readonly #usageWindowMs: number;
   readonly #tombstoneMs: number;
@@ -343,7 +360,11 @@ export class BindingCache {
    * of that owner counts: for any other key the address is free (its BUs never shared the
    * deleted binding's sequence space, and must not learn it).
    */
-  tombstoneSequence(homeAddress: string, now: number, ownerKey?: Uint8Array): number | undefined {
+  tombstoneSequence(
+    homeAddress: string,
+    now: number,
+    ownerKey?: Uint8Array | string,
+  ): number | undefined {
     let key: string;
     try {
       key = keyOfText(homeAddress);
@@ -356,7 +377,7 @@ export class BindingCache {
       this.#tombstones.delete(key);
       return undefined;
     }
-    if (ownerKey !== undefined && !bytesEqual(t.ownerKey, ownerKey)) return undefined;
+    if (ownerKey !== undefined && t.owner !== ownerHex(ownerKey)) return undefined;
     return t.sequence;
   }
 
@@ -414,7 +435,7 @@ export class BindingCache {
     this.#tombstones.set(entry.key, {
       sequence: entry.sequence,
       until: now + this.#tombstoneMs,
-      ownerKey: entry.ownerKey,
+      owner: entry.owner,
     });
   }
 

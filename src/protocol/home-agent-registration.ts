@@ -87,6 +87,7 @@ import {
   type Prefix,
 } from '../wire/address.js';
 import { bytesEqual } from '../util/bytes.js';
+import { toHex } from '../wire/hex.js';
 import type { MemberCertificate } from '../crypto/certificate.js';
 import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
 import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
@@ -101,6 +102,9 @@ export interface RegistrationPeer {
   name: string;
   /** The channel's static public key (X25519): it owns the bindings its BUs create. */
   publicKey: Uint8Array;
+  /** `publicKey` in hex when the caller has it (PeerSession.peerKey): what the bindings it
+   *  creates keep, and what an existing binding's owner is compared with. */
+  owner?: string;
   /** True when the certificate holds this home address (or a prefix containing it). */
   allowsHomeAddress(hoa: string): boolean;
   /** Policy: false refuses every home registration of this member (BA 129). Default true. */
@@ -361,8 +365,9 @@ export function processHomeBindingUpdate(
     );
   }
 
+  const owner = peer.owner ?? toHex(peer.publicKey);
   const existing = cache.get(hoa);
-  if (existing !== undefined && !bytesEqual(existing.ownerKey, peer.publicKey)) {
+  if (existing !== undefined && existing.owner !== owner) {
     // Before the sequence and type checks: the other key learns nothing of the entry.
     return reject(
       BA_STATUS.ADMIN_PROHIBITED,
@@ -407,7 +412,7 @@ export function processHomeBindingUpdate(
     );
   }
   const lastSeq =
-    existing?.sequence ?? elsewhere?.sequence ?? cache.tombstoneSequence(hoa, now, peer.publicKey);
+    existing?.sequence ?? elsewhere?.sequence ?? cache.tombstoneSequence(hoa, now, owner);
   if (lastSeq !== undefined && !seqNewer(bu.sequence, lastSeq)) {
     return reject(
       BA_STATUS.SEQUENCE_OUT_OF_WINDOW,
@@ -533,7 +538,7 @@ export function processHomeBindingUpdate(
       flags: sharedFlags(bu.flags),
       homeRegistration: true,
       peerName: peer.name,
-      ownerKey: peer.publicKey,
+      owner,
       natDetected,
       udpEncapsulationRequired: encapsulation,
       refreshTime,

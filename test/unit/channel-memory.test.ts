@@ -1,13 +1,15 @@
 /**
  * What a channel keeps per peer, made smaller for a home agent of 100 000 members (issue 17):
- * flat hex keys, a certificate's fields as views into its one copy, both transport keys in one
- * buffer (the handshake's copies wiped, its hash not kept) that know their session, a responder's
- * peer key as a view into the certificate, drop counters shared until the first drop, initiation
- * timestamps as 12-character strings. Each must keep its old meaning.
+ * flat hex keys, a certificate's bytes kept once as a string (its fields copied out on read), both
+ * transport keys in one buffer (the handshake's copies wiped, its hash not kept) that know their
+ * session, a peer key kept only as the hex the sessions Map holds, drop counters shared until the
+ * first drop, initiation timestamps as 12-character strings. Each must keep its old meaning.
  */
 import t from 'tap';
 import { DataKind } from '../../src/crypto/aead.js';
 import {
+  certificateHoldsAt,
+  certificateIs,
   certificateSignature,
   decodeCertificate,
   parseIpv6,
@@ -47,22 +49,71 @@ void t.test('toHex: the same text as byte by byte, for short and long input', as
   t.equal(toHex(new Uint8Array(0)), '');
 });
 
-void t.test('a decoded certificate: its fields are views into its one copy', async (t) => {
-  const c = cert(ca, { ...MN, addresses: ['2001:db8:1::10', '2001:db8:2::/64'] });
-  const wire = c.raw.slice();
-  const d = decodeCertificate(wire);
-  t.not(d.raw.buffer, wire.buffer, 'a copy: the input buffer is not kept');
-  for (const v of [d.publicKey, certificateSignature(d), ...d.addresses.map((a) => a.address)]) {
-    t.equal(v.buffer, d.raw.buffer, 'a view into raw');
-  }
-  t.same(d.publicKey, mnKey.publicKey);
-  t.notOk(Object.hasOwn(d, 'addresses'), 'the addresses are read from raw, not kept');
-  t.same(d.addresses[0]!.address, parseIpv6('2001:db8:1::10'));
-  t.equal(d.addresses[1]!.prefixLength, 64);
-  t.same(certificateSignature(d), certificateSignature(c));
-  wire.fill(0);
-  t.same(d.publicKey, mnKey.publicKey, 'unaffected when the input is overwritten');
-});
+void t.test(
+  'a decoded certificate: its bytes kept once, as a string; copies made on read',
+  async (t) => {
+    const c = cert(ca, { ...MN, addresses: ['2001:db8:1::10', '2001:db8:2::/64'] });
+    const wire = c.raw.slice();
+    const d = decodeCertificate(wire);
+    const kept = Object.values(d).filter((v) => v instanceof Uint8Array);
+    t.same(kept, [], 'no Uint8Array kept (no view, no buffer of its own)');
+    t.equal((d as unknown as { bytes: string }).bytes.length, wire.length, 'one char per byte');
+    t.not(d.raw, d.raw, 'raw: a new copy on each read');
+    t.not(d.raw.buffer, wire.buffer, 'not the input buffer');
+    t.same(d.raw, wire);
+    t.same(d.publicKey, mnKey.publicKey);
+    d.publicKey.fill(0);
+    d.raw.fill(0);
+    t.same(d.publicKey, mnKey.publicKey, 'a copy: writing to it changes nothing');
+    t.notOk(Object.hasOwn(d, 'addresses'), 'the addresses are read from the bytes, not kept');
+    t.same(d.addresses[0]!.address, parseIpv6('2001:db8:1::10'));
+    t.equal(d.addresses[1]!.prefixLength, 64);
+    t.same(certificateSignature(d), certificateSignature(c));
+    t.ok(certificateIs(d, wire), 'the same bytes');
+    wire[wire.length - 1] = wire[wire.length - 1]! ^ 1;
+    t.notOk(certificateIs(d, wire), 'one bit differs');
+    t.notOk(certificateIs(d, wire.subarray(1)), 'another length');
+    wire.fill(0);
+    t.same(d.publicKey, mnKey.publicKey, 'unaffected when the input is overwritten');
+  },
+);
+
+void t.test(
+  'certificateHoldsAt: the same answer from the kept string as from the bytes',
+  async (t) => {
+    const c = cert(ca, {
+      ...MN,
+      addresses: ['2001:db8:1::10', '2001:db8:2::/64', '2001:db8:3::/61'],
+    });
+    const d = decodeCertificate(c.raw);
+    const plain = { ...c, raw: c.raw }; // a signed (not decoded) certificate: the byte path
+    const probes = [
+      '2001:db8:1::10',
+      '2001:db8:1::11',
+      '2001:db8:2::99',
+      '2001:db8:3:7::1',
+      '2001:db8:3:8::1',
+      'fd00::1',
+      '::',
+    ];
+    for (const text of probes) {
+      const buf = new Uint8Array(20);
+      buf.set(parseIpv6(text)!, 4);
+      for (const offset of [4, -1, 10, 12]) {
+        t.equal(
+          certificateHoldsAt(d, buf, offset),
+          certificateHoldsAt(plain, buf, offset),
+          `${text} at ${offset}`,
+        );
+      }
+    }
+    const narrow = decodeCertificate(cert(ca, { ...MN, addresses: ['2001:db8:1::10'] }).raw);
+    const buf = new Uint8Array(16);
+    buf.set(parseIpv6('2001:db8:1::10')!);
+    t.ok(certificateHoldsAt(narrow, buf, 0));
+    t.notOk(certificateHoldsAt(narrow, buf.subarray(0, 15), 0), 'fewer than 16 bytes left');
+  },
+);
 
 void t.test(
   'keys in one buffer; drops shared until the first; timestamps as strings',
@@ -83,10 +134,12 @@ void t.test(
     t.equal(kp['keys'], undefined, 'no handshake hash or key object kept');
     t.equal(kp['session'], r.session, 'the keys know their session (no SPI-map entry object)');
     t.same(r.session.peerPublicKey, mnKey.publicKey);
-    t.equal(
-      r.session.peerPublicKey.buffer,
-      r.session.peerCertificate!.raw.buffer,
-      "a responder's session keeps the certificate's key, no copy",
+    t.equal(r.session.peerKey, toHex(mnKey.publicKey), 'the key kept as its hex');
+    const sessions = (ha as unknown as { st: { sessions: Map<string, unknown> } }).st.sessions;
+    t.equal(sessions.get(r.session.peerKey), r.session, "the sessions Map's key");
+    t.notOk(
+      Object.values(r.session).some((v) => v instanceof Uint8Array),
+      'no key bytes kept by the session',
     );
     const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
     t.equal(ha.receive(mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!, T0).kind, 'data');

@@ -224,10 +224,11 @@ export class RestoreSchedule {
     if (this.#next < this.#queue.length) this.#nextTickAt = now;
   }
 
-  /** The member waiting for a channel with this key, removed from the schedule. */
-  take(peerPublicKey: Uint8Array): RestoringMember | undefined {
+  /** The member waiting for a channel with this key (bytes, or hex: PeerSession.peerKey),
+   *  removed from the schedule. */
+  take(peerKey: Uint8Array | string): RestoringMember | undefined {
     if (this.#byOwner.size === 0) return undefined;
-    const hex = toHex(peerPublicKey);
+    const hex = typeof peerKey === 'string' ? peerKey : toHex(peerKey);
     const m = this.#byOwner.get(hex);
     if (m !== undefined) {
       this.#byOwner.delete(hex);

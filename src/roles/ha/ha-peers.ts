@@ -295,7 +295,7 @@ export class HaPeers {
       this.#drops.add(verdict);
       return false;
     }
-    const peer = this.#byKey.get(toHex(session.peerPublicKey));
+    const peer = this.#byKey.get(session.peerKey);
     if (peer !== undefined) {
       peer.forwardedIn++;
       peer.bytesIn += len;
@@ -317,7 +317,7 @@ export class HaPeers {
         sock.send(keepalive, locator.address, locator.port, locator.local);
       }
     }
-    const peer = this.#byKey.get(toHex(session.peerPublicKey));
+    const peer = this.#byKey.get(session.peerKey);
     // What we forward to it leaves from the address its handshake reached.
     if (peer !== undefined && locatorEqual(peer.to, locator))
       setLocalAddress(peer.to, locator.local);

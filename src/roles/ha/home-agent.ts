@@ -94,7 +94,6 @@ import { Ipv4HomeAddresses } from '../../protocol/ipv4-home-addresses.js';
 import { answerIpv4HomeAddress } from './ipv4-home.js';
 import { decodePacket, encodeMobilityPacket } from '../../wire/packet.js';
 import { WireError } from '../../util/errors.js';
-import { bytesEqual } from '../../util/bytes.js';
 import {
   armTimer,
   DropCounters,
@@ -204,7 +203,7 @@ export class HomeAgent {
   /** Keys of bindings whose BA waits for Duplicate Address Detection (#detectDuplicates). */
   readonly #dadPending = new Set<string>();
   /** Members that deregistered from the home link: owner key and until when (#noteWentHome). */
-  readonly #wentHome = new Map<string, { owner: Uint8Array; until: number }>();
+  readonly #wentHome = new Map<string, { owner: string; until: number }>();
   /** Discovery contents, home prefix lifetimes and the MPA schedule (RFC 6275 §10.6). */
   readonly #prefixes: HomePrefixes;
   /** Binding changes of the current burst, for the store (binding-persistence.ts). */
@@ -590,7 +589,7 @@ export class HomeAgent {
    * the member learns of the restart and its BU repairs anything the store missed.
    */
   #rebindRestored(session: PeerSession, locator: Locator, now: number): void {
-    const member = this.#restoring.take(session.peerPublicKey);
+    const member = this.#restoring.take(session.peerKey);
     if (member === undefined) return;
     // The store is not trusted: the certificate this handshake proved must hold each address
     // (not the stored one), and an HA's channel never carries a member's binding.
@@ -599,7 +598,7 @@ export class HomeAgent {
     for (const key of member.keys) {
       const entry = this.cache.getByKey(key);
       if (entry === undefined || this.#paths.has(key)) continue;
-      if (!bytesEqual(entry.ownerKey, session.peerPublicKey)) continue;
+      if (entry.owner !== session.peerKey) continue;
       if (!certificateAllows(cert, entry.homeAddress)) {
         // A stored binding this member's certificate does not hold (a forged store entry):
         // it goes, so the address's holder can register it again.
@@ -746,7 +745,11 @@ export class HomeAgent {
       onHomeLink,
       peer: {
         name: cert.name,
-        publicKey: session.peerPublicKey, // the owner of what this BU creates
+        // The owner of what this BU creates: its key in hex (the bytes only when asked).
+        owner: session.peerKey,
+        get publicKey() {
+          return session.peerPublicKey;
+        },
         allowsHomeAddress: (hoa) => certificateAllows(cert, hoa),
       },
       config: this.#prefixes.registrationConfig,
@@ -801,9 +804,7 @@ export class HomeAgent {
       const leftHome = this.#wentHome.get(entry.key);
       this.#wentHome.delete(entry.key);
       const holder =
-        leftHome !== undefined &&
-        leftHome.until > now &&
-        bytesEqual(leftHome.owner, entry.ownerKey);
+        leftHome !== undefined && leftHome.until > now && leftHome.owner === entry.owner;
       // A member taken over from another HA of the cluster (issue 18): that HA's proxy ND
       // answers for the address until it sees the takeover (or its host is gone): no DAD.
       const runsDad = this.#opts.homeLink?.detectDuplicates !== undefined;
@@ -1156,7 +1157,7 @@ export class HomeAgent {
       const oldest = this.#wentHome.keys().next().value;
       if (oldest !== undefined) this.#wentHome.delete(oldest);
     }
-    this.#wentHome.set(entry.key, { owner: entry.ownerKey, until: now + WENT_HOME_DAD_SKIP_MS });
+    this.#wentHome.set(entry.key, { owner: entry.owner, until: now + WENT_HOME_DAD_SKIP_MS });
   }
 
   /** Route and proxy entry for `hoa`; resolves once they are in place (errors are logged). */

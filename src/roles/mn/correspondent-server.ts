@@ -27,7 +27,6 @@ import {
 } from '../../protocol/correspondent-bindings.js';
 import { formatLocator } from '../../protocol/locator.js';
 import { formatIpv6 } from '../../wire/address.js';
-import { toHex } from '../../wire/hex.js';
 import { IPV6_DST_OFF, IPV6_HEADER_LEN, IPV6_SRC_OFF } from '../../wire/ipv6.js';
 import { MH_TYPE_OFF } from '../../wire/mobility.js';
 import {
@@ -53,7 +52,7 @@ export interface CorrespondentServerOptions {
 
 /** A member's identity for per-member limits: its static public key, hex. */
 function memberKey(session: PeerSession): string {
-  return toHex(session.peerPublicKey);
+  return session.peerKey;
 }
 
 /**

@@ -16,13 +16,23 @@
  *   hop limit 1, Router Alert in a Hop-by-Hop header, checksum, length; the rest dropped and
  *   counted by reason). A General Query schedules one Current State Report of all our groups
  *   (MODE_IS_EXCLUDE, no sources) at a random delay within its Maximum Response Delay (§6.2);
- *   an address-specific one for a group of ours schedules a record for that group. At most one
- *   general response is pending at a time and two are at least MLD_GENERAL_GAP_MS apart, or
+ *   an answer of more frames than one run sends is spread over that delay instead (its first
+ *   run at a random time within delay / runs, the rest evenly to its end), from a copy of the
+ *   groups taken when it starts. An address-specific one for a group of ours schedules a
+ *   record for that group. At most one general response is pending or under way at a time
+ *   (a query meanwhile joins it) and two start at least MLD_GENERAL_GAP_MS apart, or
  *   MLD_GAP_PER_FRAME_MS per frame the answer takes when that is longer (and specific ones
  *   MLD_SPECIFIC_GAP_MS), so a flood of queries from a host on the link costs a bounded number
  *   of reports. Our delay is at most MLD_MAX_DELAY_MS whatever a query asks, and a query for a
  *   group already pending can only bring its answer sooner (§6.2).
- *   mld_run: sends what is due, by the caller's send function, in batches of frames.
+ *   mld_run: sends what is due, by the caller's send function, in batches of SEND_BATCH frames
+ *   and at most MLD_RUN_FRAMES frames a run (the caller runs it again at mld_next, MLD_PACE_MS
+ *   later), so a big report never leaves in one burst. A list's records due at one time are a
+ *   round, sent from a cursor; an entry is done only once the link took its frame. Frames the
+ *   link refuses for want of room (a full socket buffer or qdisc: EAGAIN, ENOBUFS) stay
+ *   pending and go again after MLD_RETRY_MIN_MS, doubling to MLD_RETRY_MAX_MS while it
+ *   refuses (counted mldReportRetries); only a frame that fails otherwise is counted lost.
+ *   Repeats go before first transmissions, so the two of one change never share a frame.
  *
  * Deviations, on purpose: a Multicast Address and Source Specific Query is answered like an
  * address-specific one (MODE_IS_EXCLUDE, no sources: we want every source, which is true and is
@@ -66,8 +76,13 @@
 #define MLD_GAP_PER_FRAME_MS 10    /* a general response of F frames: at least F x this apart */
 #define MLD_MAX_DELAY_MS 10000     /* our own cap on a response's delay (answering early is allowed) */
 
+#define MLD_RUN_FRAMES 32    /* our own: report frames per run of mld_run ... */
+#define MLD_PACE_MS 2        /* ... and the next run this much later when there are more */
+#define MLD_RETRY_MIN_MS 2   /* frames the link refused for want of room: sent again this much */
+#define MLD_RETRY_MAX_MS 100 /* later, doubling while it refuses, up to this */
+
 #define FRAME_MAX 1500
-#define SEND_BATCH 16
+#define SEND_BATCH 16 /* frames per call of the send function */
 #define MIN_CAP 256
 
 #define MLD_IN_CHANGED 1
@@ -175,6 +190,7 @@ int mld_init(mld *m) {
   m->seed = seed[0];
   m->rng = seed[1];
   mld_set_mtu(m, 1280); /* until the caller knows the link's (RFC 8200 §5 minimum) */
+  m->retry_ms = MLD_RETRY_MIN_MS;
   return resize(m, MIN_CAP);
 }
 
@@ -183,6 +199,7 @@ void mld_free(mld *m) {
   free(m->changed.keys);
   free(m->repeat.keys);
   free(m->queried.keys);
+  free(m->general.keys);
   memset(m, 0, sizeof *m);
 }
 
@@ -241,47 +258,26 @@ void mld_leave(mld *m, const uint8_t *addr, uint64_t now) {
 
 /* ---- reports ----------------------------------------------------------------------------- */
 
+/* What a list entry sends: the four sources of records, in the order mld_run serves them. */
+enum { SRC_REPEAT, SRC_CHANGED, SRC_GENERAL, SRC_QUERIED };
+
 typedef struct {
-  mld *m;
   const uint8_t *src;
   mld_send_fn send;
   void *ctx;
   uint8_t frames[SEND_BATCH][FRAME_MAX];
   uint32_t lens[SEND_BATCH];
   uint32_t records[SEND_BATCH];
-  uint32_t n; /* frames begun */
+  uint32_t upto[SEND_BATCH]; /* the list index after the last entry the frame covers */
+  uint32_t n;                /* frames begun */
 } report_out;
 
-static void out_flush(report_out *o) {
-  if (o->n == 0) return;
-  uint8_t *frames[SEND_BATCH];
-  for (uint32_t i = 0; i < o->n; i++) {
-    uint8_t *f = o->frames[i];
-    uint32_t icmp_len = REPORT_HDR_LEN + o->records[i] * RECORD_LEN;
-    uint32_t plen = HBH_LEN + icmp_len;
-    f[IP6_PLEN_OFF] = (uint8_t)(plen >> 8);
-    f[IP6_PLEN_OFF + 1] = (uint8_t)plen;
-    uint8_t *icmp = f + IP6_HDR_LEN + HBH_LEN;
-    icmp[6] = (uint8_t)(o->records[i] >> 8);
-    icmp[7] = (uint8_t)o->records[i];
-    icmp[2] = icmp[3] = 0;
-    uint16_t c = mip6_icmp6_checksum(f + IP6_SRC_OFF, f + IP6_DST_OFF, icmp, icmp_len);
-    icmp[2] = (uint8_t)(c >> 8);
-    icmp[3] = (uint8_t)c;
-    o->lens[i] = IP6_HDR_LEN + plen;
-    frames[i] = f;
-    o->m->counters[MLD_C_RECORDS_SENT] += o->records[i];
-  }
-  uint32_t sent = o->send(o->ctx, frames, o->lens, o->n);
-  o->m->counters[MLD_C_REPORTS_SENT] += sent;
-  o->m->counters[MLD_C_REPORT_SEND_ERRORS] += o->n - sent;
-  o->n = 0;
-}
+static report_out out; /* 24 KB, for mld_run and mld_leave_all: node's loop is one thread */
 
 /* The Report of §5.2 from src to ff02::16, hop limit 1, a Hop-by-Hop header with the Router
- * Alert option (value 0: MLD) padded to 8 bytes; records are appended by out_record. */
+ * Alert option (value 0: MLD) padded to 8 bytes; records are appended by out_record. The
+ * caller keeps n below SEND_BATCH. */
 static void out_begin(report_out *o) {
-  if (o->n == SEND_BATCH) out_flush(o);
   uint8_t *f = o->frames[o->n];
   memset(f, 0, REPORT_HEAD);
   f[0] = 0x60;
@@ -300,8 +296,8 @@ static void out_begin(report_out *o) {
   o->n++;
 }
 
+/* Appends a record to the last frame begun (which has room). */
 static void out_record(report_out *o, uint8_t type, uint32_t key) {
-  if (o->n == 0 || o->records[o->n - 1] == o->m->max_records) out_begin(o);
   uint8_t *r = o->frames[o->n - 1] + REPORT_HEAD + o->records[o->n - 1] * RECORD_LEN;
   memset(r, 0, 4);
   r[0] = type;
@@ -312,104 +308,256 @@ static void out_record(report_out *o, uint8_t type, uint32_t key) {
   o->records[o->n - 1]++;
 }
 
-/* Sends a record for each key of list whose bit is still set. A State Change Report still due
- * again moves to `repeat`; a group left for good goes once its leave has gone out. */
-static void send_changes(mld *m, report_out *o, mld_keylist *list, uint8_t bit, uint64_t now) {
-  uint32_t n = list->len;
-  for (uint32_t i = 0; i < n; i++) {
-    mld_group *g = find(m, list->keys[i]);
-    if (g == NULL || !(g->lists & bit)) continue;
-    g->lists &= (uint8_t)~bit;
-    /* A repeat whose group changed again since is left to that change's first transmission
-     * (which schedules its own repeat), so the two never leave together. */
-    if (g->left == 0 || (bit == MLD_IN_REPEAT && (g->lists & MLD_IN_CHANGED))) {
-      forget_if_idle(m, g);
-      continue;
-    }
-    out_record(o, g->refs ? REC_CHANGE_TO_EXCLUDE : REC_CHANGE_TO_INCLUDE, g->key);
-    if (--g->left > 0 && !(g->lists & MLD_IN_REPEAT)) {
-      if (push(&m->repeat, g->key) != 0) {
-        g->left = 0; /* no memory for the repeat: sent once */
-      } else {
-        g->lists |= MLD_IN_REPEAT;
-        if (m->repeat_due == 0) m->repeat_due = now + 1 + random_delay(m, MLD_UNSOLICITED_MS);
-      }
-    }
-    forget_if_idle(m, g);
+/* Completes the frames begun (lengths, record counts, checksums), hands them to the send
+ * function and counts what the link took; returns how many (in order), *busy as the send
+ * function set it. */
+static uint32_t out_send(mld *m, report_out *o, int *busy) {
+  uint8_t *frames[SEND_BATCH];
+  for (uint32_t i = 0; i < o->n; i++) {
+    uint8_t *f = o->frames[i];
+    uint32_t icmp_len = REPORT_HDR_LEN + o->records[i] * RECORD_LEN;
+    uint32_t plen = HBH_LEN + icmp_len;
+    f[IP6_PLEN_OFF] = (uint8_t)(plen >> 8);
+    f[IP6_PLEN_OFF + 1] = (uint8_t)plen;
+    uint8_t *icmp = f + IP6_HDR_LEN + HBH_LEN;
+    icmp[6] = (uint8_t)(o->records[i] >> 8);
+    icmp[7] = (uint8_t)o->records[i];
+    icmp[2] = icmp[3] = 0;
+    uint16_t c = mip6_icmp6_checksum(f + IP6_SRC_OFF, f + IP6_DST_OFF, icmp, icmp_len);
+    icmp[2] = (uint8_t)(c >> 8);
+    icmp[3] = (uint8_t)c;
+    o->lens[i] = IP6_HDR_LEN + plen;
+    frames[i] = f;
   }
-  /* Keys pushed while sending (a list may feed itself) move to the front. */
-  memmove(list->keys, list->keys + n, (size_t)(list->len - n) * sizeof *list->keys);
-  list->len -= n;
+  *busy = 0;
+  uint32_t sent = o->n ? o->send(o->ctx, frames, o->lens, o->n, busy) : 0;
+  if (sent > o->n) sent = o->n;
+  m->counters[MLD_C_REPORTS_SENT] += sent;
+  for (uint32_t i = 0; i < sent; i++) m->counters[MLD_C_RECORDS_SENT] += o->records[i];
+  return sent;
 }
 
-static report_out o; /* 24 KB, for mld_run and mld_leave_all: node's loop is one thread */
+/* The list bit of a source's entries (none for a General Query's answer: a copy of its own). */
+static uint8_t bit_of(int source) {
+  return source == SRC_REPEAT ? MLD_IN_REPEAT
+         : source == SRC_CHANGED ? MLD_IN_CHANGED
+         : source == SRC_QUERIED ? MLD_IN_QUERIED
+                                 : 0;
+}
+
+/* The record a list entry sends now, or 0 when it sends none (its group gone or its work done
+ * elsewhere). A repeat whose group changed again since is left to that change's first
+ * transmission, which schedules its own repeat, so the two never leave together. */
+static uint8_t record_of(mld *m, int source, uint32_t key) {
+  const mld_group *g = find(m, key);
+  uint8_t bit = bit_of(source);
+  if (g == NULL || (bit && !(g->lists & bit))) return 0;
+  switch (source) {
+  case SRC_REPEAT:
+    if (g->lists & MLD_IN_CHANGED) return 0;
+    /* fall through */
+  case SRC_CHANGED:
+    if (g->left == 0) return 0;
+    return g->refs ? REC_CHANGE_TO_EXCLUDE : REC_CHANGE_TO_INCLUDE;
+  default: /* a Current State Report: we listen to every source (§5.2.12) */
+    return g->refs ? REC_MODE_IS_EXCLUDE : 0;
+  }
+}
+
+/* A list entry is done: its record went out (or was lost for good), or it had none. A State
+ * Change Report still due again joins the next round of repeats; a group with nothing left
+ * goes. */
+static void entry_done(mld *m, int source, uint32_t key, uint64_t now) {
+  mld_group *g = find(m, key);
+  uint8_t bit = bit_of(source);
+  if (g == NULL || !bit || !(g->lists & bit)) return;
+  int change = source != SRC_QUERIED && record_of(m, source, key) != 0;
+  g->lists &= (uint8_t)~bit;
+  if (change && --g->left > 0 && !(g->lists & MLD_IN_REPEAT)) {
+    if (push(&m->repeat, g->key) != 0) {
+      g->left = 0; /* no memory for the repeat: sent once */
+    } else {
+      g->lists |= MLD_IN_REPEAT;
+      if (m->repeat_due == 0) m->repeat_due = now + 1 + random_delay(m, MLD_UNSOLICITED_MS);
+    }
+  }
+  forget_if_idle(m, g);
+}
+
+/* Sends the round in progress of a list (entries [head, end)) in batches of frames, at most
+ * *budget frames; the entries of a frame are done only once the link took it. Returns 0 when
+ * the round is over, 1 when it stopped: the budget spent (the rest MLD_PACE_MS later) or the
+ * link out of room (the rest after a back-off). */
+static int send_round(mld *m, int source, mld_keylist *l, uint32_t *budget, uint64_t now) {
+  report_out *o = &out;
+  while (l->head < l->end) {
+    if (*budget == 0) {
+      m->hold_until = now + MLD_PACE_MS;
+      return 1;
+    }
+    uint32_t most = *budget < SEND_BATCH ? *budget : SEND_BATCH;
+    uint32_t i = l->head;
+    o->n = 0;
+    for (; i < l->end; i++) {
+      uint8_t type = record_of(m, source, l->keys[i]);
+      if (type == 0) continue;
+      if (o->n == 0 || o->records[o->n - 1] == m->max_records) {
+        if (o->n == most) break;
+        if (o->n > 0) o->upto[o->n - 1] = i;
+        out_begin(o);
+      }
+      out_record(o, type, l->keys[i]);
+    }
+    if (o->n > 0) o->upto[o->n - 1] = i;
+    int busy;
+    uint32_t sent = out_send(m, o, &busy);
+    uint32_t done = o->n == 0 ? i : sent > 0 ? o->upto[sent - 1] : l->head;
+    uint32_t lost = sent < o->n && !busy;
+    if (lost) {
+      m->counters[MLD_C_REPORT_SEND_ERRORS]++; /* failed for good: the repeat covers a change */
+      done = o->upto[sent];
+    }
+    for (uint32_t j = l->head; j < done; j++) entry_done(m, source, l->keys[j], now);
+    l->head = done;
+    *budget -= sent + lost < *budget ? sent + lost : *budget;
+    if (busy && sent < o->n) {
+      /* The link refused the rest for want of room (EAGAIN, ENOBUFS): they stay pending. */
+      m->counters[MLD_C_REPORT_RETRIES] += o->n - sent;
+      m->hold_until = now + m->retry_ms;
+      m->retry_ms = m->retry_ms * 2 < MLD_RETRY_MAX_MS ? m->retry_ms * 2 : MLD_RETRY_MAX_MS;
+      return 1;
+    }
+    if (sent > 0) m->retry_ms = MLD_RETRY_MIN_MS;
+  }
+  /* Over: entries pushed meanwhile (after `end`) move to the front for the next round. */
+  memmove(l->keys, l->keys + l->end, (size_t)(l->len - l->end) * sizeof *l->keys);
+  l->len -= l->end;
+  l->head = l->end = 0;
+  return 0;
+}
+
+/* A list's rounds: the one in progress, then a new one if due (its entries then are its
+ * round; those added while it is sent wait for the next). */
+static void run_list(mld *m, int source, mld_keylist *l, uint64_t *due, uint32_t *budget,
+                     uint64_t now) {
+  for (int pass = 0; pass < 2; pass++) {
+    if (l->head == l->end) {
+      if (*due == 0 || now < *due) return;
+      *due = 0;
+      l->end = l->len;
+      if (source == SRC_QUERIED) {
+        m->specific_last = now;
+        m->counters[MLD_C_QUERIES_ANSWERED]++;
+      }
+    }
+    if (send_round(m, source, l, budget, now)) return;
+  }
+}
+
+/* Frames for n records at the link's MTU. */
+static uint64_t frames_for(const mld *m, uint64_t n) {
+  uint64_t per = m->max_records ? m->max_records : 1;
+  return (n + per - 1) / per;
+}
+
+/* Run budgets a General Query's answer takes now: more than one and it is spread. */
+static uint64_t general_chunks(const mld *m) {
+  uint64_t chunks = (frames_for(m, m->joined) + MLD_RUN_FRAMES - 1) / MLD_RUN_FRAMES;
+  return chunks ? chunks : 1;
+}
+
+/* A General Query's answer starts: a copy of the groups we are in (the table may change while
+ * the answer is spread over its delay), sent by send_round like the lists. */
+static void general_start(mld *m, uint64_t now) {
+  m->general_due = 0;
+  m->general_last = now;
+  m->general_next = now;
+  m->counters[MLD_C_QUERIES_ANSWERED]++;
+  mld_keylist *l = &m->general;
+  l->len = l->head = 0;
+  for (uint32_t i = 0; i < m->cap; i++)
+    if (m->groups[i].used && m->groups[i].refs && push(l, m->groups[i].key) != 0)
+      break; /* no memory for the rest: a partial answer */
+  l->end = l->len;
+  if (frames_for(m, l->len) > MLD_RUN_FRAMES) return;
+  /* All of it goes now: it answers the pending address-specific queries too. */
+  for (uint32_t i = m->queried.head; i < m->queried.len; i++) {
+    mld_group *g = find(m, m->queried.keys[i]);
+    if (g == NULL) continue;
+    g->lists &= (uint8_t)~MLD_IN_QUERIED;
+    forget_if_idle(m, g);
+  }
+  m->queried.len = m->queried.head = m->queried.end = 0;
+  m->specific_due = 0;
+}
+
+/* The General Query's answer, one run budget (MLD_RUN_FRAMES frames) at a time, the next so
+ * that the last goes by general_deadline (at least MLD_PACE_MS apart). */
+static void run_general(mld *m, uint32_t *budget, uint64_t now) {
+  mld_keylist *l = &m->general;
+  if (l->head == l->end) {
+    if (m->general_due == 0 || now < m->general_due) return;
+    general_start(m, now);
+  }
+  if (now < m->general_next || *budget == 0) return;
+  uint32_t before = *budget;
+  if (send_round(m, SRC_GENERAL, l, budget, now) == 0 || *budget == before) return;
+  uint64_t chunks = (frames_for(m, l->end - l->head) + MLD_RUN_FRAMES - 1) / MLD_RUN_FRAMES;
+  uint64_t gap = m->general_deadline > now ? (m->general_deadline - now) / (chunks ? chunks : 1) : 0;
+  m->general_next = now + (gap > MLD_PACE_MS ? gap : MLD_PACE_MS);
+}
 
 void mld_run(mld *m, uint64_t now, const uint8_t *src, mld_send_fn send, void *ctx) {
-  o.m = m;
-  o.src = src;
-  o.send = send;
-  o.ctx = ctx;
-  o.n = 0;
+  report_out *o = &out;
+  if (now < m->hold_until) return;
+  o->src = src;
+  o->send = send;
+  o->ctx = ctx;
+  uint32_t budget = MLD_RUN_FRAMES;
   /* Repeats first: a group whose first transmission goes now joins the next round of
    * repeats, not this one (both in one frame would make the repeat useless). */
-  if (m->repeat_due && now >= m->repeat_due) {
-    m->repeat_due = 0;
-    send_changes(m, &o, &m->repeat, MLD_IN_REPEAT, now);
-    if (m->repeat.len > 0) m->repeat_due = now + 1 + random_delay(m, MLD_UNSOLICITED_MS);
-  }
-  if (m->changed_due && now >= m->changed_due) {
-    m->changed_due = 0;
-    send_changes(m, &o, &m->changed, MLD_IN_CHANGED, now);
-  }
-  out_flush(&o); /* State Change Reports and Current State Reports in frames of their own */
-  if (m->general_due && now >= m->general_due) {
-    m->general_due = 0;
-    m->general_last = now;
-    for (uint32_t i = 0; i < m->cap; i++)
-      if (m->groups[i].used && m->groups[i].refs) out_record(&o, REC_MODE_IS_EXCLUDE, m->groups[i].key);
-    m->counters[MLD_C_QUERIES_ANSWERED]++;
-    /* It answered the pending address-specific queries too. */
-    for (uint32_t i = 0; i < m->queried.len; i++) {
-      mld_group *g = find(m, m->queried.keys[i]);
-      if (g != NULL) g->lists &= (uint8_t)~MLD_IN_QUERIED;
-    }
-    m->queried.len = 0;
-    m->specific_due = 0;
-  }
-  if (m->specific_due && now >= m->specific_due) {
-    m->specific_due = 0;
-    m->specific_last = now;
-    for (uint32_t i = 0; i < m->queried.len; i++) {
-      mld_group *g = find(m, m->queried.keys[i]);
-      if (g == NULL || !(g->lists & MLD_IN_QUERIED)) continue;
-      g->lists &= (uint8_t)~MLD_IN_QUERIED;
-      if (g->refs) out_record(&o, REC_MODE_IS_EXCLUDE, g->key);
-      else if (g->left == 0 && g->lists == 0) remove_group(m, g);
-    }
-    m->queried.len = 0;
-    m->counters[MLD_C_QUERIES_ANSWERED]++;
-  }
-  out_flush(&o);
+  run_list(m, SRC_REPEAT, &m->repeat, &m->repeat_due, &budget, now);
+  run_list(m, SRC_CHANGED, &m->changed, &m->changed_due, &budget, now);
+  run_general(m, &budget, now);
+  run_list(m, SRC_QUERIED, &m->queried, &m->specific_due, &budget, now);
+  if (budget == 0 && m->hold_until <= now) m->hold_until = now + MLD_PACE_MS;
 }
 
 void mld_leave_all(mld *m, const uint8_t *src, mld_send_fn send, void *ctx) {
-  o.m = m;
-  o.src = src;
-  o.send = send;
-  o.ctx = ctx;
-  o.n = 0;
-  for (uint32_t i = 0; i < m->cap; i++)
-    if (m->groups[i].used && m->groups[i].refs)
-      out_record(&o, REC_CHANGE_TO_INCLUDE, m->groups[i].key);
-  out_flush(&o);
+  report_out *o = &out;
+  o->src = src;
+  o->send = send;
+  o->ctx = ctx;
+  o->n = 0;
+  int busy;
+  for (uint32_t i = 0; i < m->cap; i++) {
+    if (!m->groups[i].used || !m->groups[i].refs) continue;
+    if (o->n == 0 || o->records[o->n - 1] == m->max_records) {
+      if (o->n == SEND_BATCH) { /* closing: what the link refuses is not sent again */
+        m->counters[MLD_C_REPORT_SEND_ERRORS] += o->n - out_send(m, o, &busy);
+        o->n = 0;
+      }
+      out_begin(o);
+    }
+    out_record(o, REC_CHANGE_TO_INCLUDE, m->groups[i].key);
+  }
+  m->counters[MLD_C_REPORT_SEND_ERRORS] += o->n - out_send(m, o, &busy);
 }
+
+/* A list's next time: its round in progress goes on when the pacing allows, else its due. */
+static uint64_t list_next(const mld_keylist *l, uint64_t due) { return l->head < l->end ? 1 : due; }
 
 uint64_t mld_next(const mld *m) {
   uint64_t next = 0;
-  const uint64_t due[] = {m->changed_due, m->repeat_due, m->general_due, m->specific_due};
+  const uint64_t due[] = {
+      list_next(&m->repeat, m->repeat_due),
+      list_next(&m->changed, m->changed_due),
+      list_next(&m->queried, m->specific_due),
+      m->general.head < m->general.end ? m->general_next : m->general_due,
+  };
   for (size_t i = 0; i < sizeof due / sizeof due[0]; i++)
     if (due[i] && (next == 0 || due[i] < next)) next = due[i];
-  return next;
+  return next && next < m->hold_until ? m->hold_until : next;
 }
 
 /* ---- queries ----------------------------------------------------------------------------- */
@@ -445,21 +593,32 @@ static int parse_hbh(const uint8_t *hbh, uint32_t len, uint32_t *hlen, int *aler
  * a forged General Query each second cannot make a home agent with 100 000 groups multicast
  * ~1 400 frames a second (review of 7b43a8a). */
 static uint64_t general_gap_ms(const mld *m) {
-  uint64_t per = m->max_records ? m->max_records : 1;
-  uint64_t frames = ((uint64_t)m->joined + per - 1) / per;
-  uint64_t gap = frames * MLD_GAP_PER_FRAME_MS;
+  uint64_t gap = frames_for(m, m->joined) * MLD_GAP_PER_FRAME_MS;
   return gap > MLD_GENERAL_GAP_MS ? gap : MLD_GENERAL_GAP_MS;
 }
 
-static void general_query(mld *m, uint64_t due) {
-  uint64_t gap = general_gap_ms(m);
-  if (m->general_last && due < m->general_last + gap) due = m->general_last + gap;
-  if (m->general_due) {
+/* A General Query asking for an answer within max_ms (capped): the answer starts at a random
+ * time within max_ms / (its run budgets) and its frames are spread to end by max_ms (§6.2
+ * answers at a random time within the delay; a big answer spread over it), all of it later by
+ * as much as the gap since the last answer asks. One answer at a time: a query while one is
+ * pending or under way joins it, and can only bring its end sooner (§6.2). */
+static void general_query(mld *m, uint64_t now, uint64_t max_ms) {
+  uint64_t span = max_ms < MLD_MAX_DELAY_MS ? max_ms : MLD_MAX_DELAY_MS;
+  uint64_t due = now + random_delay(m, span / general_chunks(m));
+  uint64_t deadline = now + span;
+  uint64_t earliest = m->general_last ? m->general_last + general_gap_ms(m) : 0;
+  if (due < earliest) {
+    deadline += earliest - due;
+    due = earliest;
+  }
+  if (m->general_due || m->general.head < m->general.end) {
     m->counters[MLD_C_QUERIES_COALESCED]++;
-    if (due < m->general_due) m->general_due = due; /* §6.2 rule 2, still gap-bounded */
+    if (m->general_due && due < m->general_due) m->general_due = due; /* §6.2 rule 2 */
+    if (deadline < m->general_deadline) m->general_deadline = deadline;
     return;
   }
   m->general_due = due;
+  m->general_deadline = deadline;
 }
 
 static void specific_query(mld *m, const uint8_t *group, uint64_t due) {
@@ -468,8 +627,8 @@ static void specific_query(mld *m, const uint8_t *group, uint64_t due) {
     m->counters[MLD_C_QUERY_NOT_OURS]++;
     return;
   }
-  /* §6.2 rule 1: a general response due sooner answers this one. */
-  if (m->general_due && m->general_due <= due) {
+  /* §6.2 rule 1: a general response due sooner answers this one (if it goes all at once). */
+  if (m->general_due && m->general_due <= due && general_chunks(m) == 1) {
     m->counters[MLD_C_QUERIES_COALESCED]++;
     return;
   }
@@ -542,7 +701,6 @@ void mld_query(mld *m, const uint8_t *pkt, size_t n, uint64_t now) {
   }
   m->counters[MLD_C_QUERIES]++;
   uint64_t max_ms = max_response_ms(q, v1);
-  uint64_t due = now + random_delay(m, max_ms < MLD_MAX_DELAY_MS ? max_ms : MLD_MAX_DELAY_MS);
-  if (general) general_query(m, due);
-  else specific_query(m, group, due);
+  if (general) general_query(m, now, max_ms);
+  else specific_query(m, group, now + random_delay(m, max_ms < MLD_MAX_DELAY_MS ? max_ms : MLD_MAX_DELAY_MS));
 }

@@ -23,7 +23,8 @@ enum {
   MLD_C_GROUPS,            /* solicited-node groups we listen to now */
   MLD_C_REPORTS_SENT,      /* Report frames (type 143) sent */
   MLD_C_RECORDS_SENT,      /* multicast address records in them */
-  MLD_C_REPORT_SEND_ERRORS,
+  MLD_C_REPORT_SEND_ERRORS, /* frames that failed for good (not sent again) */
+  MLD_C_REPORT_RETRIES,     /* frames the link refused for want of room, sent again later */
   MLD_C_QUERIES,           /* valid queries read */
   MLD_C_QUERIES_ANSWERED,  /* responses sent for queries (one may answer several queries) */
   MLD_C_QUERIES_COALESCED, /* valid queries folded into a response already pending */
@@ -46,9 +47,12 @@ typedef struct {
   uint8_t lists; /* MLD_IN_* bits: which pending list holds the key */
 } mld_group;
 
+/* Keys of groups with a record to send. A round (a burst of records due at one time) is
+ * [head, end), sent a run budget at a time; keys added meanwhile wait after it. */
 typedef struct {
   uint32_t *keys;
   uint32_t len, cap;
+  uint32_t head, end; /* head == end: no round in progress */
 } mld_keylist;
 
 typedef struct {
@@ -59,16 +63,23 @@ typedef struct {
   mld_keylist changed;  /* first transmission of a State Change Report, due at changed_due */
   mld_keylist repeat;   /* its retransmissions, due at repeat_due */
   mld_keylist queried;  /* answers to address-specific queries, due at specific_due */
+  mld_keylist general;  /* a General Query's answer: the groups we were in when it started */
   uint64_t changed_due, repeat_due, general_due, specific_due; /* 0: nothing pending */
-  uint64_t general_last, specific_last; /* when the last response went out (0: never) */
+  uint64_t general_deadline; /* the pending or current general answer ends by then ... */
+  uint64_t general_next;     /* ... and the current one sends its next frames then */
+  uint64_t general_last, specific_last; /* when the last response started (0: never) */
+  uint64_t hold_until; /* nothing is sent before: pacing, or the link refused frames */
+  uint32_t retry_ms;   /* the wait after a refusal (doubles while the link refuses) */
   uint32_t max_records; /* records per frame for the link's MTU */
   double counters[MLD_COUNTERS];
 } mld;
 
 /* Frames out: count frames of lens[i] bytes (IPv6 packets to ff02::16); returns how many the
- * link took (the rest count as send errors). */
+ * link took, in order. When fewer, *busy = 1 says the next was refused for want of room
+ * (EAGAIN, ENOBUFS: mld.c sends it and the rest again later), 0 that it failed for good
+ * (counted, not sent again; the rest go in the next call). */
 typedef uint32_t (*mld_send_fn)(void *ctx, uint8_t *const *frames, const uint32_t *lens,
-                                uint32_t count);
+                                uint32_t count, int *busy);
 
 int mld_init(mld *m);                                    /* 0 or an errno */
 void mld_set_mtu(mld *m, uint32_t mtu);                   /* records per frame to fit it */
@@ -78,7 +89,8 @@ void mld_leave(mld *m, const uint8_t *addr, uint64_t now); /* addr no longer def
 /* A frame the filter let through as an MLD query (an IPv6 packet of n bytes): validated,
  * counted, and a response scheduled. */
 void mld_query(mld *m, const uint8_t *pkt, size_t n, uint64_t now);
-/* Sends what is due at now from source address src (16 bytes). */
+/* Sends what is due at now from source address src (16 bytes): at most MLD_RUN_FRAMES frames
+ * (mld.c); the rest at mld_next. */
 void mld_run(mld *m, uint64_t now, const uint8_t *src, mld_send_fn send, void *ctx);
 /* The listener stops (the proxy closes): one leave (CHANGE_TO_INCLUDE_MODE, no sources) for
  * every group, so a snooping switch stops forwarding them now, not when its timer runs out. */

@@ -53,8 +53,10 @@
  * a leave (CHANGE_TO_INCLUDE_MODE), each repeated once within 1 s, many groups per frame, a
  * burst in few frames. The filter also keeps MLD Queries (after a Hop-by-Hop header, where
  * their Router Alert is, or without one, to count it missing); mld.c checks them and schedules
- * the answer; the poller's timer (mip6_poller_wake) brings drain() back when reports are due,
- * and they leave by sendmmsg from the link-local address to ff02::16 / 33:33:0:0:0:16.
+ * the answer; the poller's timer (mip6_poller_wake) brings drain() back when reports are due
+ * (32 frames a run at most, the next run 2 ms later; frames the link refuses for want of
+ * room go again after a back-off), and they leave by sendmmsg from the link-local address to
+ * ff02::16 / 33:33:0:0:0:16.
  *
  * The sets: open addressing with linear probing over 16-byte keys (a one-byte value each),
  * hashed with a random per-set seed (a home link's hosts cannot aim solicitations at one long
@@ -390,8 +392,9 @@ static uint64_t now_ms(void) {
 }
 
 /* native/mld.c's frames out: to ff02::16's MAC, 33:33:00:00:00:16 (RFC 2464 §7), by one
- * sendmmsg. Returns how many the link took. */
-static uint32_t mld_send(void *ctx, uint8_t *const *frames, const uint32_t *lens, uint32_t count) {
+ * sendmmsg. Returns how many the link took; *busy when it refused the next for want of room. */
+static uint32_t mld_send(void *ctx, uint8_t *const *frames, const uint32_t *lens, uint32_t count,
+                         int *busy) {
   ndproxy *d = ctx;
   struct sockaddr_ll to;
   struct iovec iov[MLD_BATCH];
@@ -417,8 +420,10 @@ static uint32_t mld_send(void *ctx, uint8_t *const *frames, const uint32_t *lens
   while (sent < count) {
     int r = sendmmsg(d->fd, msgs + sent, count - sent, MSG_DONTWAIT);
     if (r > 0) sent += (uint32_t)r;
-    else if (!(r < 0 && errno == EINTR)) break; /* the robustness repeat covers a lost one */
+    else if (!(r < 0 && errno == EINTR)) break;
   }
+  /* A full socket buffer or a qdisc's queue: mld.c sends the rest again later. */
+  *busy = sent < count && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS);
   return sent;
 }
 

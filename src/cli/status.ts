@@ -203,6 +203,9 @@ function mldLine(c: Record<string, number>): string {
     `solicited-node groups reported (MLDv2): ${cell(c['mldGroups'])} groups; ` +
     `${cell(c['mldReportsSent'])} reports (${cell(c['mldRecordsSent'])} records) sent` +
     (c['mldReportSendErrors'] ? ` (${cell(c['mldReportSendErrors'])} send errors)` : '') +
+    (c['mldReportRetries']
+      ? ` (${cell(c['mldReportRetries'])} refused by a full link, resent)`
+      : '') +
     `; ${cell(c['mldQueries'])} queries, ${cell(c['mldQueriesAnswered'])} answered, ` +
     `${cell(c['mldQueriesCoalesced'])} coalesced, ${cell(c['mldQueryNotOurs'])} not ours`
   );

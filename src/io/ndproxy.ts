@@ -55,6 +55,7 @@ export const NDPROXY_COUNTER_NAMES = [
   'mldReportsSent',
   'mldRecordsSent',
   'mldReportSendErrors',
+  'mldReportRetries',
   'mldQueries',
   'mldQueriesAnswered',
   'mldQueriesCoalesced',

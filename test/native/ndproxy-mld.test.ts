@@ -20,11 +20,14 @@
  * 3. A General Query answer for 20 000 groups is spaced by its size.
  * 4. A join whose first report falls due with another group's repeat: the two transmissions of
  *    each group leave in separate frames.
+ * 5. A snooping bridge behind a slow port (10 Mbit/s, a short queue): the frames the link
+ *    refuses are sent again, and all of 20 000 groups reach the bridge's table.
  * Root, network namespaces, scapy.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import t from 'tap';
 import {
   createNetns,
@@ -39,6 +42,7 @@ import {
 } from '../helpers/netns.js';
 import { waitFor } from '../helpers/wait.js';
 
+const execFileAsync = promisify(execFile);
 const skip = scapySkipReason(nativeSkipReason() ?? false);
 const P = '2001:db8:100::';
 const HOST_SCRIPT = fileURLToPath(new URL('fixtures/mld-host.py', import.meta.url));
@@ -137,9 +141,12 @@ interface MdbEntry {
 }
 
 async function mdbGroups(ns: string, port: string): Promise<Set<string>> {
-  const out = JSON.parse(await run('bridge', ['-n', ns, '-j', 'mdb', 'show', 'dev', 'br0'])) as {
-    mdb?: MdbEntry[];
-  }[];
+  // 20 000 entries are ~2 MB of JSON: more than run()'s default buffer.
+  const { stdout } = await execFileAsync('bridge', ['-n', ns, '-j', 'mdb', 'show', 'dev', 'br0'], {
+    maxBuffer: 64 << 20,
+    timeout: 10_000,
+  });
+  const out = JSON.parse(stdout) as { mdb?: MdbEntry[] }[];
   return new Set(
     out
       .flatMap((x) => x.mdb ?? [])
@@ -190,40 +197,42 @@ async function capture(
   return { done };
 }
 
-void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, async (t) => {
+/**
+ * A bridge (namespace `br`, br0) with MLD snooping and its querier on (centiseconds: a General
+ * Query every 3 s, answers within 1 s) and `extra` options, and a namespace `ha` whose link
+ * `haLink` is the bridge's port haport.
+ */
+async function snoopingBridge(
+  t: { teardown(fn: () => unknown): void },
+  haLink: string,
+  extra: readonly string[],
+): Promise<{ br: string; ha: string }> {
   const br = await createNetns(t, 'mb');
   const ha = await createNetns(t, 'mh');
-  const other = await createNetns(t, 'mo');
-  for (const ns of [br, ha, other]) await noDad(ns);
+  for (const ns of [br, ha]) await noDad(ns);
   await run('ip', [
     ...['-n', br, 'link', 'add', 'br0', 'type', 'bridge'],
     ...['mcast_snooping', '1', 'mcast_querier', '1', 'mcast_mld_version', '2'],
-    // Centiseconds: a General Query every 3 s, answers within 1 s, a leave takes ~1 s.
     ...['mcast_query_interval', '300', 'mcast_query_response_interval', '100'],
-    ...['mcast_startup_query_interval', '100', 'mcast_last_member_interval', '50'],
+    ...['mcast_startup_query_interval', '100', ...extra],
   ]);
-  await run('ip', [
-    '-n',
-    br,
-    'link',
-    'add',
-    'haport',
-    'type',
-    'veth',
-    'peer',
-    'homeb',
-    'netns',
-    ha,
-  ]);
+  await run('ip', ['-n', br, 'link', 'add', 'haport', 'type', 'veth', 'peer', haLink]);
+  await run('ip', ['-n', br, 'link', 'set', haLink, 'netns', ha]);
+  await run('ip', ['-n', br, 'link', 'set', 'haport', 'master', 'br0', 'up']);
+  await run('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
+  return { br, ha };
+}
+
+void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, async (t) => {
+  const { br, ha } = await snoopingBridge(t, 'homeb', ['mcast_last_member_interval', '50']);
+  const other = await createNetns(t, 'mo');
+  await noDad(other);
   await run('ip', [
     ...['-n', br, 'link', 'add', 'hostport', 'type', 'veth', 'peer', 'hostl'],
     ...['netns', other],
   ]);
-  for (const port of ['haport', 'hostport']) {
-    await run('ip', ['-n', br, 'link', 'set', port, 'master', 'br0', 'up']);
-  }
+  await run('ip', ['-n', br, 'link', 'set', 'hostport', 'master', 'br0', 'up']);
   await run('bridge', ['-n', br, 'link', 'set', 'dev', 'haport', 'mcast_flood', 'off']);
-  await run('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
   await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
   await run('ip', ['-n', other, 'addr', 'add', `${P}2/64`, 'dev', 'hostl', 'nodad']);
   await run('ip', ['-n', other, 'link', 'set', 'hostl', 'up']);
@@ -608,5 +617,46 @@ void t.test(
       return;
     }
     t.fail("no attempt had A's repeat pending when B joined");
+  },
+);
+
+void t.test(
+  'on a slow link every group reaches the switch: refused frames are sent again',
+  { skip },
+  async (t) => {
+    // The HA's port is a 10 Mbit/s token bucket with room for ~20 frames: a burst of report
+    // frames finds the queue full (ENOBUFS) or the socket's buffer full (EAGAIN). Before the fix
+    // the frames refused were counted and dropped, and the same tail was lost every round (each
+    // burst in the same order), so most of the 20 000 groups never reached the bridge.
+    const { br, ha } = await snoopingBridge(t, 'homes', ['mcast_hash_max', '65536']);
+    await run('tc', [
+      ...['-n', ha, 'qdisc', 'add', 'dev', 'homes', 'root', 'tbf'],
+      ...['rate', '10mbit', 'burst', '4500', 'limit', '30000'],
+    ]);
+    await run('ip', ['-n', ha, 'link', 'set', 'homes', 'up']);
+    await linkLocalAddress(ha, 'homes');
+    const proxy = await startProxy(t, ha, 'homes');
+    const GROUPS = 20_000;
+    const lows = Array.from({ length: GROUPS }, (_, i) => 0x40000 + i);
+    const addrs = lows.map((x) => `${P}4:${(x & 0xffff).toString(16)}`);
+    t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, GROUPS);
+    const groups = lows.map(solicitedNode);
+    let missing = GROUPS;
+    await waitFor(
+      'every group on the HA port in the bridge table',
+      async () => {
+        const seen = await mdbGroups(br, 'haport');
+        missing = groups.filter((g) => !seen.has(g)).length;
+        return missing === 0;
+      },
+      30_000,
+      500,
+    ).catch(() => undefined);
+    const c = (await proxy('counters')).counters;
+    t.equal(missing, 0, `all ${GROUPS} groups in the bridge table (${missing} missing)`);
+    t.ok(
+      c['mldReportRetries']! > 0 && c['mldReportSendErrors'] === 0,
+      `the link refused frames (${c['mldReportRetries']} sent again, ${c['mldReportSendErrors']} lost, ${c['mldReportsSent']} sent)`,
+    );
   },
 );

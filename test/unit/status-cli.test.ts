@@ -172,6 +172,7 @@ void t.test('HA status: who defends home addresses on the home link, with counte
     mldReportsSent: 6,
     mldRecordsSent: 30,
     mldReportSendErrors: 0,
+    mldReportRetries: 0,
     mldQueries: 4,
     mldQueriesAnswered: 2,
     mldQueriesCoalesced: 2,

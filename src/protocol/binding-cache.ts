@@ -25,7 +25,7 @@ import type { BindingUpdateFlags } from '../wire/types.js';
 import { parseIpv6 } from '../wire/address.js';
 import { bytesOfHex, toHex } from '../wire/hex.js';
 import { BINDING_TOMBSTONE_MS, BRR_LIFETIME_FRACTION, BRR_USAGE_WINDOW_MS } from './constants.js';
-import type { Locator } from './locator.js';
+import { locatorCareOfAddress, type Locator } from './locator.js';
 import type { PrefixAdvertisementState } from './prefix-advertisement.js';
 
 /** Traffic counters of one binding (reverse-tunneled in, tunneled out). */
@@ -85,7 +85,6 @@ export interface BindingFieldsBase {
 export class BindingCacheEntry implements BindingFieldsBase {
   // The BindingFields (documented there), all set by update() from the constructor.
   homeAddress!: string;
-  careOfAddress!: string;
   locator!: Locator;
   lifetimeSeconds!: number;
   expiresAt!: number;
@@ -122,6 +121,9 @@ export class BindingCacheEntry implements BindingFieldsBase {
    *  not in a Map of its own, issue 17); the cache never reads it. */
   prefixAdvertisement: PrefixAdvertisementState | undefined = undefined;
   #counters: BindingCounters | undefined;
+  /** The care-of address when it is not the one `locator` names (locatorCareOfAddress): the
+   *  usual binding keeps no text of its own for it (~42 B per binding, issue 17). */
+  #careOf: string | undefined;
 
   constructor(
     fields: BindingFields,
@@ -137,6 +139,11 @@ export class BindingCacheEntry implements BindingFieldsBase {
     this.updatedAt = updatedAt;
     this.lastUsedAt = lastUsedAt;
     this.#counters = counters;
+  }
+
+  /** BindingFields.careOfAddress: the locator's address as a CoA unless the BU said another. */
+  get careOfAddress(): string {
+    return this.#careOf ?? locatorCareOfAddress(this.locator);
   }
 
   /** The owner's static public key (a copy, made from `owner` on each read). */
@@ -157,8 +164,11 @@ export class BindingCacheEntry implements BindingFieldsBase {
   /** A BU's fields replace this entry's (a refresh or a move of the same binding). */
   update(fields: BindingFields): void {
     this.homeAddress = fields.homeAddress;
-    this.careOfAddress = fields.careOfAddress;
     this.locator = fields.locator;
+    this.#careOf =
+      fields.careOfAddress === locatorCareOfAddress(fields.locator)
+        ? undefined
+        : fields.careOfAddress;
     this.lifetimeSeconds = fields.lifetimeSeconds;
     this.expiresAt = fields.expiresAt;
     this.sequence = fields.sequence;

@@ -85,7 +85,8 @@ function evilTwin(w: World, relay: boolean): { evil: FakeUdpEndpoint; seen: numb
 void t.test('an evil twin relaying the BU to the HA: refused, the MN stays away', async (t) => {
   const { w, m, home } = await away();
   const twin = evilTwin(w, true);
-  const before = { ...w.ha.cache.get(HOA)! };
+  const entry = w.ha.cache.get(HOA)!;
+  const before = { ...entry, careOfAddress: entry.careOfAddress };
   // The rogue RA / NA made the hotel link look like home.
   m.careOf.candidates = [{ family: 4, localAddress: MN4 }, WLAN];
   m.careOf.changed();

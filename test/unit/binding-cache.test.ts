@@ -135,7 +135,10 @@ void t.test('a refresh updates the entry in place; its old deadlines are stale',
   t.equal(c.size, 0);
   // A spread copy of an entry (as a lifetime cut makes) is a new entry with its own deadline.
   const a = c.set(fields('2001:db8:100::8', 100, 0), 0);
-  const b = c.set({ ...a, lifetimeSeconds: 100, expiresAt: a.expiresAt }, 0);
+  const b = c.set(
+    { ...a, careOfAddress: a.careOfAddress, lifetimeSeconds: 100, expiresAt: a.expiresAt },
+    0,
+  );
   t.not(b, a, 'a copy with counters is a new entry');
   t.equal(c.nextDeadline(), 90_000, 'armed, though at the same time as the one it replaced');
   t.same(
@@ -170,3 +173,38 @@ void t.test('many entries: deadlines come out in order (heap against a naive mod
     'each entry expires exactly at its time',
   );
 });
+
+void t.test(
+  'an entry reads back the CoA a BU set, with no text of its own when its locator names it (issue 17)',
+  async (t) => {
+    const c = new BindingCache();
+    const own = (e: object): string[] => Object.values(e).filter((v) => typeof v === 'string');
+    // The CoA the locator names: read back the same, no text of its own kept.
+    const a = c.set(fields('2001:db8:100::20', 100, 0.25), 0.25);
+    t.equal(a.careOfAddress, '::ffff:198.51.100.7');
+    t.notOk(own(a).includes('::ffff:198.51.100.7'), 'no care-of text of its own');
+    // Another CoA (a NAT: the option says another address than the one observed): kept as is.
+    const b = c.set(
+      {
+        ...fields('2001:db8:100::21', 100, 0),
+        careOfAddress: '::ffff:192.0.2.9',
+        natDetected: true,
+      },
+      0,
+    );
+    t.equal(b.careOfAddress, '::ffff:192.0.2.9');
+    // An IPv6 locator with a zone: the CoA is its address without the zone.
+    const z = c.set(
+      {
+        ...fields('2001:db8:100::22', 100, 0),
+        careOfAddress: 'fe80::1',
+        locator: { address: 'fe80::1%3', port: 4191 },
+      },
+      0,
+    );
+    t.equal(z.careOfAddress, 'fe80::1');
+    // A refresh that changes the CoA changes what is read.
+    c.set({ ...fields('2001:db8:100::20', 100, 1), careOfAddress: '::ffff:192.0.2.10' }, 1);
+    t.equal(a.careOfAddress, '::ffff:192.0.2.10', 'the same entry, its new CoA');
+  },
+);

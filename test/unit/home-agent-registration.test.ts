@@ -289,7 +289,15 @@ void t.test('139: existing binding of another registration type', async (t) => {
   const cache = new BindingCache();
   processHomeBindingUpdate(cache, v4Input(1), 0);
   const e = cache.get(HOA)!;
-  cache.set({ ...e, homeRegistration: false, flags: { ...e.flags, H: false } }, 0);
+  cache.set(
+    {
+      ...e,
+      careOfAddress: e.careOfAddress,
+      homeRegistration: false,
+      flags: { ...e.flags, H: false },
+    },
+    0,
+  );
   const r = processHomeBindingUpdate(cache, v4Input(2), 1);
   t.equal(r.status, 139);
   void t.test('checked before the sequence window', async (t) => {

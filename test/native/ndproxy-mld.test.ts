@@ -17,7 +17,8 @@
  *    are dropped, counted by reason and change nothing; a flood of General Queries gets at most
  *    one response per second, one of address-specific Queries for our group one per 100 ms; an
  *    MLDv1 Query is answered too.
- * 3. A General Query answer for 20 000 groups is spaced by its size.
+ * 3. A General Query answer for 20 000 groups is spaced by its size, and spread over the
+ *    query's Maximum Response Delay.
  * 4. A join whose first report falls due with another group's repeat: the two transmissions of
  *    each group leave in separate frames.
  * 5. A snooping bridge behind a slow port (10 Mbit/s, a short queue): the frames the link
@@ -156,6 +157,7 @@ async function mdbGroups(ns: string, port: string): Promise<Set<string>> {
 }
 
 interface Report {
+  time: number;
   edst: string;
   src: string;
   dst: string;
@@ -398,13 +400,34 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
   t.pass('closing the proxy took all its groups off the HA port');
 });
 
+/**
+ * A keyless host (namespace `other`, link `hostDev`) on a veth to the HA (`ha`, `haDev`), both
+ * links up with their link-local addresses, and the proxy open on `haDev`.
+ */
+async function hostAndProxy(
+  t: { teardown(fn: () => unknown): void },
+  prefixes: [string, string],
+  hostDev: string,
+  haDev: string,
+): Promise<{
+  other: string;
+  ha: string;
+  hostLinkLocal: string;
+  haMac: string;
+  proxy: (line: string) => Promise<{ changed?: number; counters: Counters }>;
+}> {
+  const [other, ha] = await linkedNetns(t, prefixes, [hostDev, haDev]);
+  await run('ip', ['-n', ha, 'link', 'set', haDev, 'up']);
+  await run('ip', ['-n', other, 'link', 'set', hostDev, 'up']);
+  const hostLinkLocal = await linkLocalAddress(other, hostDev);
+  await linkLocalAddress(ha, haDev);
+  const haMac = JSON.parse(await run('ip', ['-n', ha, '-j', 'link', 'show', haDev]))[0]
+    .address as string;
+  return { other, ha, hostLinkLocal, haMac, proxy: await startProxy(t, ha, haDev) };
+}
+
 void t.test('forged and flooded queries from a keyless host', { skip }, async (t) => {
-  const [other, ha] = await linkedNetns(t, ['mq', 'mh'], ['hostl', 'homeb']);
-  await run('ip', ['-n', ha, 'link', 'set', 'homeb', 'up']);
-  await run('ip', ['-n', other, 'link', 'set', 'hostl', 'up']);
-  const hostLinkLocal = await linkLocalAddress(other, 'hostl');
-  await linkLocalAddress(ha, 'homeb');
-  const proxy = await startProxy(t, ha, 'homeb');
+  const { other, hostLinkLocal, proxy } = await hostAndProxy(t, ['mq', 'mh'], 'hostl', 'homeb');
   t.equal((await proxy(`add ${P}20`)).changed, 1);
   await waitFor(
     'the join and its repeat',
@@ -537,12 +560,7 @@ void t.test('a General Query answer for many groups is spaced by its size', { sk
   // 20 000 groups take ~278 report frames per General answer: answers at least 10 ms per
   // frame apart (2.8 s), not one a second, so a keyless host's query each second cannot make
   // the HA multicast its whole table each second (review of 7b43a8a).
-  const [other, ha] = await linkedNetns(t, ['mz', 'mk'], ['hostz', 'homez']);
-  await run('ip', ['-n', ha, 'link', 'set', 'homez', 'up']);
-  await run('ip', ['-n', other, 'link', 'set', 'hostz', 'up']);
-  const hostLinkLocal = await linkLocalAddress(other, 'hostz');
-  await linkLocalAddress(ha, 'homez');
-  const proxy = await startProxy(t, ha, 'homez');
+  const { other, hostLinkLocal, proxy } = await hostAndProxy(t, ['mz', 'mk'], 'hostz', 'homez');
   const GROUPS = 20_000;
   const addrs = Array.from({ length: GROUPS }, (_, i) => `${P}1:${i.toString(16)}`);
   t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, GROUPS);
@@ -579,13 +597,7 @@ void t.test(
     // ms after A and the loop stalls for 1.1 s, so B's first report and A's repeat are due in
     // the same run of the proxy's timer. Before the fix B's first report and its repeat left in
     // one frame (the repeat list was read after B had joined it).
-    const [other, ha] = await linkedNetns(t, ['mr', 'mp'], ['hostr', 'homer']);
-    await run('ip', ['-n', ha, 'link', 'set', 'homer', 'up']);
-    await run('ip', ['-n', other, 'link', 'set', 'hostr', 'up']);
-    await linkLocalAddress(ha, 'homer');
-    const haMac = JSON.parse(await run('ip', ['-n', ha, '-j', 'link', 'show', 'homer']))[0]
-      .address as string;
-    const proxy = await startProxy(t, ha, 'homer');
+    const { ha, haMac, proxy } = await hostAndProxy(t, ['mr', 'mp'], 'hostr', 'homer');
     // A's repeat can fall before B's join (1 time in ~200): then try again with two more groups.
     for (let attempt = 0; attempt < 4; attempt++) {
       const lows = [0x30000 + attempt * 16 + 0xa, 0x30000 + attempt * 16 + 0xb];
@@ -657,6 +669,49 @@ void t.test(
     t.ok(
       c['mldReportRetries']! > 0 && c['mldReportSendErrors'] === 0,
       `the link refused frames (${c['mldReportRetries']} sent again, ${c['mldReportSendErrors']} lost, ${c['mldReportsSent']} sent)`,
+    );
+  },
+);
+
+void t.test(
+  'a General Query answer for many groups is spread over its delay',
+  { skip },
+  async (t) => {
+    // 20 000 groups are 278 frames: asked to answer within 2 s, the HA spreads them over the 2 s
+    // (RFC 3810 6.2 sends the answer at a random time within the delay) instead of one burst
+    // at one random time (the old code).
+    const { other, ha, hostLinkLocal, haMac, proxy } = await hostAndProxy(
+      t,
+      ['mg', 'mj'],
+      'hostg',
+      'homeg',
+    );
+    const GROUPS = 20_000;
+    const addrs = Array.from({ length: GROUPS }, (_, i) => `${P}5:${i.toString(16)}`);
+    t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, GROUPS);
+    await waitFor(
+      'the joins and their repeats sent',
+      async () => (await proxy('counters')).counters['mldRecordsSent']! >= 2 * GROUPS,
+      15_000,
+    );
+    const captured = await capture(t, ha, 'homeg', 4, haMac);
+    const { at: sentAt } = JSON.parse(
+      await host(other, ['general', 'hostg', hostLinkLocal, '2000']),
+    ) as { at: number };
+    // The HA's kernel answers for its own groups from the same MAC: ours name only ours.
+    const ours = new Set(addrs.map((_, i) => solicitedNode(0x50000 + i)));
+    const answer = (await captured.done).filter((r) =>
+      r.records.every((x) => x[0] === 2 && ours.has(x[3])),
+    );
+    const records = new Set(answer.flatMap((r) => r.records.map((x) => x[3]))).size;
+    const times = answer.map((r) => r.time);
+    const spread = Math.max(...times) - Math.min(...times);
+    const end = Math.max(...times) - sentAt;
+    t.equal(records, GROUPS, `${answer.length} frames answer for every group`);
+    t.equal(answer.length, Math.ceil(GROUPS / RECORDS_PER_FRAME), 'each once');
+    t.ok(
+      spread >= 1 && end <= 2.5,
+      `the answer spread over ${spread.toFixed(2)} s, done ${end.toFixed(2)} s after the query`,
     );
   },
 );

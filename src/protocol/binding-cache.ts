@@ -120,6 +120,9 @@ export class BindingCacheEntry implements BindingFieldsBase {
   /** The member's Mobile Prefix Advertisement schedule (prefix-advertisement.ts keeps it here,
    *  not in a Map of its own, issue 17); the cache never reads it. */
   prefixAdvertisement: PrefixAdvertisementState | undefined = undefined;
+  /** Where the binding's traffic goes (the HA's BindingPaths keeps its bound path here, not in a
+   *  Map of its own, issue 17); the cache never reads it, and a replacing entry takes it over. */
+  path: object | undefined = undefined;
   #counters: BindingCounters | undefined;
   /** The care-of address when it is not the one `locator` names (locatorCareOfAddress): the
    *  usual binding keeps no text of its own for it (~42 B per binding, issue 17). */
@@ -337,6 +340,7 @@ export class BindingCache {
       fields.lastUsedAt ?? old?.lastUsedAt ?? null,
       fields.counters ?? old?.countersIfAny,
     );
+    if (old !== undefined) entry.path = old.path;
     this.#byKey.set(key, entry);
     this.#tombstones.delete(key);
     this.#arm(entry);

@@ -154,14 +154,21 @@ function addressSlot(family: AddressFamily, address: string): Uint8Array {
 }
 
 export function resolveLocator(l: Locator): ResolvedLocator {
-  const family: AddressFamily = isIpv4(l.address) ? 4 : 6;
-  const pct = family === 6 ? l.address.indexOf('%') : -1;
-  // An address that does not parse throws here, not at the first send (IPv4: isIpv4 said so).
-  if (family === 6) parseIpv6(pct < 0 ? l.address : l.address.slice(0, pct));
-  const ifindex = pct < 0 ? 0 : Number(l.address.slice(pct + 1)) >>> 0;
+  const { family, ifindex } = checkLocator(l);
   const resolved = new ResolvedLocator(l.address, l.port, family, ifindex);
   setLocalAddress(resolved, l.local);
   return resolved;
+}
+
+/** A locator's family and zone (the ResolvedLocator fields); throws on an address that does
+ *  not parse (here, not at the first send). */
+export function checkLocator(l: Locator): { family: AddressFamily; ifindex: number } {
+  const family: AddressFamily = isIpv4(l.address) ? 4 : 6;
+  const pct = family === 6 ? l.address.indexOf('%') : -1;
+  // IPv4: isIpv4 said so.
+  if (family === 6) parseIpv6(pct < 0 ? l.address : l.address.slice(0, pct));
+  const ifindex = pct < 0 ? 0 : Number(l.address.slice(pct + 1)) >>> 0;
+  return { family, ifindex };
 }
 
 /**

@@ -211,11 +211,19 @@ void t.test('registrationReport: events and counters per result', async (t) => {
 void t.test(
   'BindingPaths: our source for a member moves only on an answered challenge',
   async (t) => {
-    const paths = new BindingPaths();
+    // One binding 'k': the cache's entry (its locator the last BU's), where the path is kept.
+    const e = { key: 'k', locator: at('198.51.100.2'), path: undefined };
+    const paths = new BindingPaths((key) =>
+      key === 'k' ? (e as unknown as BindingCacheEntry) : undefined,
+    );
     const session = { currentKeysCreatedAt: 0 } as unknown as PeerSession;
-    const at = (local: string) => ({ address: '192.0.2.77', port: 40000, local });
-    const entry = (local: string) =>
-      ({ key: 'k', locator: at(local) }) as unknown as BindingCacheEntry;
+    function at(local: string) {
+      return { address: '192.0.2.77', port: 40000, local };
+    }
+    const entry = (local: string) => {
+      e.locator = at(local);
+      return e as unknown as BindingCacheEntry;
+    };
     const first = paths.bind(entry('198.51.100.2'), session, 100, 0);
     t.ok(first !== undefined, 'a new locator is challenged');
     t.ok(paths.onResponse(session, first!.token)?.keys.includes('k'), 'and validated');
@@ -248,7 +256,11 @@ void t.test(
     t.equal(paths.nextDeadline(), Infinity, 'given up');
     t.ok(paths.reachedAt(paths.get('k')!, at('198.51.100.2'), 10_000), 'a new datagram: again');
     t.equal(paths.reachedAt(paths.get('k')!, at('2001:db8::1'), 10_000), undefined, 'other family');
-    paths.remove('k');
+    const bound2 = paths.get('k')!;
+    t.equal(bound2.locator, bound2, 'the bound path is its own locator (one object)');
+    t.equal(e.path, bound2, "kept on the binding's entry");
+    paths.remove(e as unknown as BindingCacheEntry);
+    t.equal(e.path, undefined, 'removed from the entry');
     t.equal(paths.nextDeadline(), Infinity, 'the binding gone: its challenge too');
   },
 );

@@ -24,25 +24,49 @@ import type { BindingCacheEntry } from '../../protocol/binding-cache.js';
 import { formatLocator, type Locator } from '../../protocol/locator.js';
 import { PathValidator, UNVALIDATED_BUDGET_FACTOR } from '../../protocol/path-validation.js';
 import type { PathMtuState, PathMtuStatus } from '../../protocol/path-mtu.js';
-import { resolveLocator, setLocalAddress, type ResolvedLocator } from '../common.js';
+import { checkLocator, ResolvedLocator, resolveLocator, setLocalAddress } from '../common.js';
 import { pathMtuStatus } from '../tunnel-mtu.js';
 import { channelField, haChannel, haChannelIfAny } from './ha-channel.js';
 
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
 export const REBIND_HINT_INTERVAL_MS = 1000;
 
-export interface BoundPath {
-  session: PeerSession;
-  /** Where the member's last BU came from: where signaling (BA, BRR, MPA) goes. */
-  locator: ResolvedLocator;
-  /** The validated locator data goes to (path-validation.ts); undefined until there is one. */
+/**
+ * Where a binding's traffic goes. The bound path is itself the locator of the binding's last BU
+ * (a ResolvedLocator: one object per binding, not a record and a locator, issue 17), kept on
+ * the binding's entry (BindingCacheEntry.path), not in a Map of its own.
+ */
+export class BoundPath extends ResolvedLocator {
+  readonly session: PeerSession;
+  /** The validated locator data goes to (path-validation.ts): this path itself once validated;
+   *  undefined until there is one. */
   data: ResolvedLocator | undefined;
   /** Bytes of data `locator` may still get while unvalidated (anti-amplification budget). */
   budget: number;
   /** The path MTU state of `locator` (issue #21), and the locator object it was made for
    *  (`mtu` undefined while the state is parked: see HomeAgent's path MTU section). */
-  mtu?: PathMtuState | undefined;
-  mtuFor?: ResolvedLocator | undefined;
+  mtu: PathMtuState | undefined = undefined;
+  mtuFor: ResolvedLocator | undefined = undefined;
+
+  constructor(session: PeerSession, at: Locator) {
+    const { family, ifindex } = checkLocator(at);
+    super(at.address, at.port, family, ifindex);
+    setLocalAddress(this, at.local);
+    this.session = session;
+    this.data = undefined;
+    this.budget = 0;
+  }
+
+  /** Where the member's last BU came from: where signaling (BA, BRR, MPA) goes (this path). */
+  get locator(): ResolvedLocator {
+    return this;
+  }
+}
+
+/** The bound path kept on a binding's entry, if any. */
+function pathOf(entry: BindingCacheEntry): BoundPath | undefined {
+  const p = entry.path;
+  return p instanceof BoundPath ? p : undefined;
 }
 
 /**
@@ -63,8 +87,8 @@ export interface ChallengeToSend {
 }
 
 export class BindingPaths {
-  /** By binding key. */
-  readonly #bound = new Map<string, BoundPath>();
+  /** The binding cache's entry of a binding key (its bound path is kept there). */
+  readonly #entry: (key: string) => BindingCacheEntry | undefined;
   /** Kept in each channel's record (ha-channel.ts), as its binding keys are. */
   readonly #validator = new PathValidator<PeerSession>(randomBytes, channelField('validation'));
   /** Where and when each channel's last handshake as responder came from. */
@@ -76,12 +100,23 @@ export class BindingPaths {
   /** The locator and new source of each channel's pending challenge in #sources. */
   readonly #sourceTargets = new Map<PeerSession, ResolvedLocator>();
 
+  constructor(entry: (key: string) => BindingCacheEntry | undefined) {
+    this.#entry = entry;
+  }
+
+  /** The bound path of the binding of `key` in the cache. */
   get(key: string): BoundPath | undefined {
-    return this.#bound.get(key);
+    const e = this.#entry(key);
+    return e === undefined ? undefined : pathOf(e);
   }
 
   has(key: string): boolean {
-    return this.#bound.has(key);
+    return this.get(key) !== undefined;
+  }
+
+  /** The bound path of `entry`, in the cache or just removed from it. */
+  of(entry: BindingCacheEntry): BoundPath | undefined {
+    return pathOf(entry);
   }
 
   /** A handshake with this channel completed, its response sent to `locator`. */
@@ -100,15 +135,15 @@ export class BindingPaths {
     buBytes: number,
     now: number,
   ): ChallengeToSend | undefined {
-    const known = this.#bound.get(entry.key);
+    const known = pathOf(entry);
     const same =
       known !== undefined &&
       known.session === session &&
-      known.locator.port === entry.locator.port &&
-      known.locator.address === entry.locator.address
+      known.port === entry.locator.port &&
+      known.address === entry.locator.address
         ? known
         : undefined;
-    if (same !== undefined && same.data === same.locator) {
+    if (same !== undefined && same.data === same) {
       // A refresh from the validated locator it is bound to: nothing changes, its path MTU
       // state stays. (A challenge another binding of the channel has pending elsewhere goes
       // on: only a BU of that binding moves it.) Arrived at another of our addresses: that
@@ -121,12 +156,13 @@ export class BindingPaths {
         hs.port === entry.locator.port
       )
         this.#handshakeAt.delete(session);
-      return this.#challengeSource(session, same.locator, entry.locator, now);
+      return this.#challengeSource(session, same, entry.locator, now);
     }
     // The same locator keeps its source (see reachedAt); a new one is answered from where its
     // BU arrived: its validation (the challenge from there) covers that address as well.
-    const locator = resolveLocator(
-      same === undefined ? entry.locator : { ...entry.locator, local: same.locator.local },
+    const bound = new BoundPath(
+      session,
+      same === undefined ? entry.locator : { ...entry.locator, local: same.local },
     );
     const text = formatLocator(entry.locator);
     const hs = this.#handshakeAt.get(session);
@@ -141,20 +177,18 @@ export class BindingPaths {
     }
     const challenge = this.#validator.onBindingUpdate(session, text, now);
     const validated = this.#validator.isValidated(session, text);
-    const previous = known?.session === session ? known.data : undefined;
+    // The previous validated locator of the same channel, as a locator of its own (not the
+    // previous bound path, which would keep its state and its own previous one alive).
+    const last = known?.session === session ? known.data : undefined;
+    const previous =
+      last instanceof BoundPath
+        ? resolveLocator({ address: last.address, port: last.port, local: last.local })
+        : last;
     const budget =
-      validated || known?.locator.address !== locator.address || known.locator.port !== locator.port
-        ? 0
-        : known.budget;
-    this.#bound.set(entry.key, {
-      session,
-      locator,
-      data: validated ? locator : previous,
-      budget: validated ? 0 : budget + UNVALIDATED_BUDGET_FACTOR * buBytes,
-      // Present from the start: fields added later go to a separate property store.
-      mtu: undefined,
-      mtuFor: undefined,
-    });
+      validated || known?.address !== bound.address || known.port !== bound.port ? 0 : known.budget;
+    bound.data = validated ? bound : previous;
+    bound.budget = validated ? 0 : budget + UNVALIDATED_BUDGET_FACTOR * buBytes;
+    entry.path = bound;
     // One key (a string) for the usual member with one home address; a Set only for more (a
     // certificate may hold several home addresses).
     const channel = haChannel(session);
@@ -163,10 +197,10 @@ export class BindingPaths {
     else if (typeof keys === 'string') {
       if (keys !== entry.key) channel.keys = new Set([keys, entry.key]);
     } else keys.add(entry.key);
-    if (challenge !== undefined) return { session, to: locator, token: challenge.token };
+    if (challenge !== undefined) return { session, to: bound, token: challenge.token };
     return same === undefined
       ? undefined
-      : this.#challengeSource(session, locator, entry.locator, now);
+      : this.#challengeSource(session, bound, entry.locator, now);
   }
 
   /**
@@ -255,7 +289,7 @@ export class BindingPaths {
     key: string,
     parkedMtu?: (bound: BoundPath) => PathMtuStatus | undefined,
   ): Pick<BindingStatus, 'path' | 'dataLocator' | 'pathMtu'> {
-    const bound = this.#bound.get(key);
+    const bound = this.get(key);
     if (bound === undefined) return {};
     const found = bound.mtu?.status() ?? parkedMtu?.(bound);
     const mtu = found !== undefined ? { pathMtu: pathMtuStatus(found) } : {};
@@ -277,7 +311,7 @@ export class BindingPaths {
     if (text === undefined) return this.#onSourceResponse(session, token);
     const keys: string[] = [];
     for (const key of this.#keysOf(session)) {
-      const bound = this.#bound.get(key);
+      const bound = this.get(key);
       if (bound === undefined || formatLocator(bound.locator) !== text) continue;
       bound.data = bound.locator;
       bound.budget = 0;
@@ -298,7 +332,7 @@ export class BindingPaths {
     this.#sourceTargets.delete(session);
     const keys: string[] = [];
     for (const key of this.#keysOf(session)) {
-      const bound = this.#bound.get(key);
+      const bound = this.get(key);
       if (bound === undefined) continue;
       let moved = false;
       for (const l of [bound.locator, bound.data]) {
@@ -320,7 +354,7 @@ export class BindingPaths {
     }
     for (const c of this.#validator.poll(now)) {
       for (const key of this.#keysOf(c.owner)) {
-        const bound = this.#bound.get(key);
+        const bound = this.get(key);
         if (bound === undefined || formatLocator(bound.locator) !== c.locator) continue;
         out.push({ session: c.owner, to: bound.locator, token: c.token });
         break;
@@ -333,11 +367,13 @@ export class BindingPaths {
     return Math.min(this.#validator.nextDeadline(), this.#sources.nextDeadline());
   }
 
-  /** The binding is gone; its channel's validation state goes with its last binding. */
-  remove(key: string): void {
+  /** The binding is gone (`entry`, just removed from the cache); its channel's validation state
+   *  goes with its last binding. */
+  remove(entry: BindingCacheEntry): void {
+    const key = entry.key;
     this.#rebindHints.delete(key);
-    const bound = this.#bound.get(key);
-    this.#bound.delete(key);
+    const bound = pathOf(entry);
+    entry.path = undefined;
     const channel = bound === undefined ? undefined : haChannelIfAny(bound.session);
     const keys = channel?.keys;
     if (bound !== undefined && channel !== undefined && keys !== undefined) {
@@ -359,7 +395,7 @@ export class BindingPaths {
   /** A binding of `session` still here (a member with several home addresses), if any. */
   boundTo(session: PeerSession): BoundPath | undefined {
     for (const key of this.#keysOf(session)) {
-      const bound = this.#bound.get(key);
+      const bound = this.get(key);
       if (bound !== undefined) return bound;
     }
     return undefined;

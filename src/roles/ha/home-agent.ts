@@ -172,7 +172,7 @@ export class HomeAgent {
   /** The home prefix's HA anycast address (DHAAD Requests go there, RFC 6275 §10.5). */
   readonly #anycast: Uint8Array;
   /** Channel, signaling and data locators of each binding (path validation), by key. */
-  readonly #paths = new BindingPaths();
+  readonly #paths = new BindingPaths((key) => this.cache.getByKey(key));
   readonly #writer = new TunnelWriter();
   /** Channels that came up without a binding: a BRR if no BU makes one soon (issue 17). */
   readonly #unbound = new UnboundChannels();
@@ -1098,8 +1098,8 @@ export class HomeAgent {
     this.ipv4.release(entry.key);
     if (this.#opts.store !== undefined) this.#journal.delete(entry.homeAddress);
     this.#prefixes.forget(entry.key);
-    const bound = this.#paths.get(entry.key);
-    this.#paths.remove(entry.key);
+    const bound = this.#paths.of(entry); // out of the cache already: from the entry
+    this.#paths.remove(entry);
     this.#forgetPathMtu(bound);
     const removed = this.#homeLinkRemove(entry.homeAddress);
     this.#env.log.info(why, { hoa: entry.homeAddress, member: entry.peerName });

@@ -53,6 +53,9 @@ export class SlabPacketBatch implements PacketBatch {
   }
 }
 
+/** Remote address texts a datagram batch keeps (a power of two). */
+const REMOTE_TEXTS = 256;
+
 /** A DatagramBatch over a slab plus per-slot address arrays. */
 export class SlabDatagramBatch extends SlabPacketBatch implements DatagramBatch {
   readonly family: AddressFamily;
@@ -82,14 +85,35 @@ export class SlabDatagramBatch extends SlabPacketBatch implements DatagramBatch 
     this.hopLimits = hopLimits;
   }
 
+  /**
+   * Remote address texts made before, direct-mapped by the address's last two bytes and zone:
+   * most datagrams come from an address seen a moment ago (the one peer of a member, members
+   * behind one NAT), so its text is made once, not per datagram (issue #16: a datagram's path
+   * allocates nothing). A collision only means the text is made again.
+   */
+  readonly #remoteBytes = new Uint8Array(REMOTE_TEXTS * ADDR_SLOT_LEN);
+  readonly #remoteZones = new Uint32Array(REMOTE_TEXTS);
+  readonly #remoteTexts: string[] = new Array<string>(REMOTE_TEXTS).fill('');
+
   remoteAddress(i: number): string {
     const at = i * ADDR_SLOT_LEN;
-    const text = readAddress(this.family, this.remoteAddrs, at);
+    const a = this.remoteAddrs;
+    const n = this.family === 4 ? 4 : ADDR_SLOT_LEN;
     const zone = this.ifindexes[i] ?? 0;
+    const slot = ((a[at + n - 1] ?? 0) ^ ((a[at + n - 2] ?? 0) << 3) ^ zone) & (REMOTE_TEXTS - 1);
+    const known = this.#remoteBytes;
+    const c = slot * ADDR_SLOT_LEN;
+    let same = this.#remoteTexts[slot] !== '' && this.#remoteZones[slot] === zone;
+    for (let k = 0; same && k < n; k++) same = a[at + k] === known[c + k];
+    if (same) return this.#remoteTexts[slot]!;
+    const text = readAddress(this.family, a, at);
     // A link-local source is only an address together with its link (RFC 4007 §11).
-    return this.family === 6 && zone !== 0 && isLinkLocalSlot(this.remoteAddrs, at)
-      ? `${text}%${zone}`
-      : text;
+    const full =
+      this.family === 6 && zone !== 0 && isLinkLocalSlot(a, at) ? `${text}%${zone}` : text;
+    known.set(a.subarray(at, at + n), c);
+    this.#remoteZones[slot] = zone;
+    this.#remoteTexts[slot] = full;
+    return full;
   }
 
   ifindex(i: number): number {

@@ -234,6 +234,26 @@ export function keyOf(bytes: Uint8Array, offset: number): string {
   );
 }
 
+/**
+ * `keyOf` that keeps the last key it made: a run of packets of one home address (a download, a
+ * lone packet after another) makes its key once and finds it already hashed (issue #16: the
+ * data path allocates nothing per packet). One per call site, so runs of that site match.
+ */
+export class LastKey {
+  readonly #bytes = new Uint8Array(16);
+  #key = '';
+
+  at(bytes: Uint8Array, offset: number): string {
+    const last = this.#bytes;
+    let k = 0;
+    if (this.#key !== '') while (k < 16 && bytes[offset + k] === last[k]) k++;
+    if (k === 16) return this.#key;
+    for (k = 0; k < 16; k++) last[k] = bytes[offset + k] ?? 0;
+    this.#key = keyOf(bytes, offset);
+    return this.#key;
+  }
+}
+
 /** `keyOf` for an address given as text (any IPv6 spelling). Throws WireError if invalid. */
 export function keyOfText(address: string): string {
   return keyOf(parseIpv6(address), 0);

@@ -367,6 +367,8 @@ export class SignalingOutbox {
   readonly #sealOffset = new Uint32Array(1);
   readonly #sealLength = new Uint32Array(1);
   #holding = false;
+  /** Messages queued since hold(). */
+  #queued = 0;
 
   /** From now until release(), seal() queues. */
   hold(): void {
@@ -408,6 +410,7 @@ export class SignalingOutbox {
       DataKind.SIGNALING,
     );
     if (sealed !== 1) return false;
+    this.#queued++;
     const i = q.count++;
     q.used += length;
     q.offsets[i] = off;
@@ -432,6 +435,8 @@ export class SignalingOutbox {
   /** Sends what was queued, one batch per socket; returns how many the sockets refused. */
   release(): number {
     this.#holding = false;
+    if (this.#queued === 0) return 0; // the data path's batches: no iterator made for nothing
+    this.#queued = 0;
     let refused = 0;
     for (const [socket, q] of this.#queues) {
       const n = q.count;

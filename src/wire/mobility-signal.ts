@@ -18,7 +18,7 @@
  * Home Address option or a type 2 routing header may precede the MH). No allocation.
  */
 import { ICMPV6_TYPE } from './icmpv6.js';
-import { IPV6_NEXT_HEADER_OFF } from './ipv6.js';
+import { IPV6_HEADER_LEN, IPV6_NEXT_HEADER_OFF, IPV6_PAYLOAD_LENGTH_OFF } from './ipv6.js';
 import { MH_TYPE_OFF } from './mobility.js';
 import { upperLayer } from './rewrite.js';
 import { IPPROTO, MH_TYPE } from './types.js';
@@ -36,6 +36,19 @@ export function mobilitySignal(
 ): MobilitySignal | undefined {
   const nh = buf[off + IPV6_NEXT_HEADER_OFF];
   if (nh === IPPROTO.TCP || nh === IPPROTO.UDP) return undefined; // the data path's common case
+  // ICMPv6 right after a sane fixed header (a ping): its type, without the walk's result object
+  // (upperLayer would find the same).
+  if (
+    nh === IPPROTO.ICMPV6 &&
+    len > IPV6_HEADER_LEN &&
+    off + len <= buf.length &&
+    buf[off]! >> 4 === 6 &&
+    IPV6_HEADER_LEN +
+      ((buf[off + IPV6_PAYLOAD_LENGTH_OFF]! << 8) | buf[off + IPV6_PAYLOAD_LENGTH_OFF + 1]!) <=
+      len
+  ) {
+    return icmpv6Signal(buf[off + IPV6_HEADER_LEN]!);
+  }
   const u = upperLayer(buf, off, len);
   if (u === undefined || u.offset >= len) return undefined;
   const at = off + u.offset;
@@ -44,12 +57,13 @@ export function mobilitySignal(
     const type = buf[at + MH_TYPE_OFF];
     return type === MH_TYPE.HOTI || type === MH_TYPE.HOT ? 'rr' : 'mh';
   }
-  if (u.protocol === IPPROTO.ICMPV6) {
-    const type = buf[at]!;
-    if (type >= ICMPV6_TYPE.HAAD_REQUEST && type <= ICMPV6_TYPE.MOBILE_PREFIX_ADVERTISEMENT) {
-      return 'discovery';
-    }
-    if (type === ICMPV6_REDIRECT) return 'redirect';
-  }
+  if (u.protocol === IPPROTO.ICMPV6) return icmpv6Signal(buf[at]!);
   return undefined;
+}
+
+function icmpv6Signal(type: number): MobilitySignal | undefined {
+  if (type >= ICMPV6_TYPE.HAAD_REQUEST && type <= ICMPV6_TYPE.MOBILE_PREFIX_ADVERTISEMENT) {
+    return 'discovery';
+  }
+  return type === ICMPV6_REDIRECT ? 'redirect' : undefined;
 }

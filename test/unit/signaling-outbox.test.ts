@@ -104,3 +104,36 @@ void t.test('held messages leave in one batch at release, intact and in order', 
   clock.advance(5);
   t.equal(got.length, n + 1, 'nothing queued for it');
 });
+
+void t.test('a release with nothing queued sends nothing, and the next hold queues again', (t) => {
+  const { ha, mn } = channel();
+  const session = ha.allSessions()[0]!;
+  const clock = new FakeClock();
+  const net = new FakeNetwork(clock, { delayMs: 1 });
+  const haSocket = net.endpoint({ address: '2001:db8::1', port: 4191 });
+  const mnSocket = net.endpoint({ address: '2001:db8:ffff::9' });
+  const got: number[] = [];
+  mnSocket.onDatagrams((b) => {
+    for (let i = 0; i < b.count; i++) {
+      const r = mn.receive(b.packet(i).slice(), T0);
+      got.push(r.kind === 'data' ? 1 : 0);
+    }
+  });
+  const to = { address: '2001:db8:ffff::9', port: mnSocket.localPort };
+  const outbox = new SignalingOutbox();
+  for (let round = 0; round < 3; round++) {
+    outbox.hold();
+    t.equal(outbox.release(), 0, `round ${round}: an empty release refuses nothing`);
+    clock.advance(5);
+    t.equal(got.length, round * 2, 'and sends nothing');
+    outbox.hold();
+    t.equal(outbox.seal(ha, session, packet(round), haSocket, to, T0), true);
+    t.equal(outbox.seal(ha, session, packet(round + 1), haSocket, to, T0), true);
+    clock.advance(5);
+    t.equal(got.length, round * 2, 'held');
+    t.equal(outbox.release(), 0);
+    clock.advance(5);
+    t.same(got.slice(round * 2), [1, 1], 'both queued messages leave at the release');
+  }
+  t.end();
+});

@@ -44,6 +44,7 @@ import { certificateAllows } from '../../crypto/selector.js';
 import {
   BindingCache,
   keyOf,
+  LastKey,
   keyOfText,
   type BindingCacheEntry,
 } from '../../protocol/binding-cache.js';
@@ -370,6 +371,13 @@ export class HomeAgent {
     this.#rearm();
   }
 
+  /** Binding keys of the data path: inner sources from members, destinations from the TUN. */
+  readonly #sourceKey = new LastKey();
+  readonly #destinationKey = new LastKey();
+
+  /** The locator of the last datagram received (#receive): a plain object, never changed. */
+  #lastFrom: Locator | undefined;
+
   /** The datagrams of one opened batch (see the file comment, underlay -> TUN). */
   #receive(socket: UdpEndpoint, batch: DatagramBatch, out: OpenBatchOutput, now: number): void {
     const env = this.#env;
@@ -386,14 +394,24 @@ export class HomeAgent {
       const session = out.sessions[i]!;
       const off = batch.offsets[i]! + DATA_HEADER_LEN;
       const len = batch.lengths[i]! - DATA_OVERHEAD;
-      // One locator object per datagram: the channel's last locator, the signaling source and
-      // the path bookkeeping all read it (its address text is made once). `local`, our address
-      // the member sent to, is where everything back to it leaves from.
-      const from: Locator = {
-        address: batch.remoteAddress(i),
-        port: batch.remotePort(i),
-        local: replySource(batch, i),
-      };
+      // One locator object for the datagram: the channel's last locator, the signaling source
+      // and the path bookkeeping all read it. `local`, our address the member sent to, is where
+      // everything back to it leaves from. The previous datagram's object when it names the
+      // same locator (a member's run, a lone packet): nothing made per datagram (issue #16).
+      // These objects are never changed in place, so sharing one is safe.
+      const address = batch.remoteAddress(i);
+      const port = batch.remotePort(i);
+      const local = replySource(batch, i);
+      let from = this.#lastFrom;
+      if (
+        from === undefined ||
+        from.port !== port ||
+        from.address !== address ||
+        from.local !== local
+      ) {
+        from = { address, port, local };
+        this.#lastFrom = from;
+      }
       // Stored only when it changed (not once per packet): a new address or port, or (another
       // home agent) a new address of ours it reached.
       const channel = haChannel(session);
@@ -452,7 +470,7 @@ export class HomeAgent {
       // to that binding) bound to this very channel.
       const key = v4
         ? this.ipv4.bindingKeyAt(buf, off + IPV4_SRC_OFF)
-        : keyOf(buf, off + IPV6_SRC_OFF);
+        : this.#sourceKey.at(buf, off + IPV6_SRC_OFF);
       const entry = key === undefined ? undefined : this.cache.getByKey(key);
       if (entry === undefined) {
         this.drops.add(v4 ? 'no-binding-ipv4' : 'no-binding');
@@ -1229,7 +1247,7 @@ export class HomeAgent {
       // To a member's IPv6 home address, or its IPv4 one (RFC 5555): the binding that holds it.
       const key = v4
         ? this.ipv4.bindingKeyAt(buf, off + IPV4_DST_OFF)
-        : keyOf(buf, off + IPV6_DST_OFF);
+        : this.#destinationKey.at(buf, off + IPV6_DST_OFF);
       const entry = key === undefined ? undefined : this.cache.getByKey(key);
       const extra = entry === undefined ? undefined : this.#paths.get(entry.key);
       if (v4 && extra === undefined) {

@@ -88,10 +88,11 @@ export class EndpointState {
   cookies: CookieChecker | null = null;
   aead: BatchAead;
   lastTimestamp: Uint8Array = new Uint8Array(TIMESTAMP_LEN);
-  /** Latest initiation timestamp accepted per peer key, its 12 bytes as a 12-character string
-   *  (one char per byte: strings compare as the bytes do; ~32 bytes of heap instead of ~200 for
-   *  a Uint8Array, issue 17). Kept when a session is closed, so an old initiation cannot be
-   *  replayed later; bounded by the authority's membership, since only peers with a valid
+  /** Latest initiation timestamp accepted per peer key whose session is closed, its 12 bytes as
+   *  a 12-character string (one char per byte: strings compare as the bytes do; ~32 bytes of
+   *  heap instead of ~200 for a Uint8Array, issue 17); an open session keeps its own
+   *  (PeerSession.acceptedTimestamp). Kept when a session is closed, so an old initiation cannot
+   *  be replayed later; bounded by the authority's membership, since only peers with a valid
    *  certificate get an entry. */
   readonly peerTimestamps = new Map<string, string>();
   loadWindowStart = -Infinity;
@@ -129,8 +130,8 @@ export class EndpointState {
   drop(reason: DropReason, session?: PeerSession): ReceiveResult {
     this.drops[reason]++;
     if (session) {
-      let d = session.stats.drops;
-      if (d === NO_DROPS) session.stats.drops = d = zeroDrops();
+      let d = session.drops;
+      if (d === NO_DROPS) session.drops = d = zeroDrops();
       (d as DropCounters)[reason]++;
     }
     return { kind: 'drop', reason };

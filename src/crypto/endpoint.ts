@@ -282,6 +282,10 @@ export class SecureEndpoint {
       session[slot] = null;
     }
     st.sessions.delete(session.peerKey);
+    // Its last accepted initiation stays remembered: an old one cannot be replayed later.
+    if (session.acceptedTimestamp !== undefined) {
+      st.peerTimestamps.set(session.peerKey, session.acceptedTimestamp);
+    }
   }
 
   /** Closes every channel and wipes all key material held here. */

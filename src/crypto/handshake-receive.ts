@@ -132,7 +132,8 @@ export function onInitiation(
     return st.drop('future-timestamp', known);
   }
   const stamp = String.fromCharCode(...timestamp);
-  let last = st.peerTimestamps.get(peerHex);
+  // While the peer's session is open its timestamp is kept there, else in peerTimestamps.
+  let last = known?.acceptedTimestamp ?? st.peerTimestamps.get(peerHex);
   // A remembered timestamp too far ahead of our clock was taken while our clock was ahead
   // (it was within MAX_TIMESTAMP_AHEAD_MS of it then) and has been set back since: kept, it
   // would lock this member out until our clock caught up again. Forgotten instead: the state a
@@ -145,10 +146,11 @@ export function onInitiation(
     responder.wipe();
     return st.drop('stale-timestamp', known);
   }
-  st.peerTimestamps.set(peerHex, stamp);
   // The certificate's key is the Noise static key (checked above).
   const session = st.sessionFor(read.remoteStatic, peerHex);
   session.peerCertificate = cert;
+  session.acceptedTimestamp = stamp;
+  st.peerTimestamps.delete(peerHex); // a closed session's, if any: the session's now
 
   const localSpi = st.newSpi();
   const remoteSpi = readSpi(msg, 0);

@@ -140,11 +140,7 @@ export class PathValidator<Owner> {
    * the pending challenge was sent less than PATH_CHALLENGE_RETRY_MS ago.
    */
   onBindingUpdate(owner: Owner, locator: string, now: number): ChallengeToSend<Owner> | undefined {
-    let s = this.#owners.get(owner);
-    if (s === undefined) {
-      s = { validated: undefined, pending: undefined };
-      this.#owners.set(owner, s);
-    }
+    const s = this.#stateOf(owner);
     if (validatedHas(s, locator)) {
       // Back on a known path: whatever was being validated is no longer where the member is.
       this.#setPending(owner, s, undefined);
@@ -160,6 +156,15 @@ export class PathValidator<Owner> {
     const token = this.#random(PATH_TOKEN_LEN);
     this.#setPending(owner, s, { locator, token, sentAt: now, sends: 1 });
     return { owner, locator, token };
+  }
+
+  /** The owner's state, made empty if it has none. What the store gives back after `set` is
+   *  the state (a store may keep the fields in a record of its own, ha-channel.ts). */
+  #stateOf(owner: Owner): PathValidationState {
+    const s = this.#owners.get(owner);
+    if (s !== undefined) return s;
+    this.#owners.set(owner, { validated: undefined, pending: undefined });
+    return this.#owners.get(owner)!;
   }
 
   #setPending(owner: Owner, s: PathValidationState, p: Pending | undefined): void {
@@ -185,11 +190,7 @@ export class PathValidator<Owner> {
    * there has been confirmed by data under its keys).
    */
   markValidated(owner: Owner, locator: string): void {
-    let s = this.#owners.get(owner);
-    if (s === undefined) {
-      s = { validated: undefined, pending: undefined };
-      this.#owners.set(owner, s);
-    }
+    const s = this.#stateOf(owner);
     if (s.pending?.locator === locator) this.#setPending(owner, s, undefined);
     const v = s.validated;
     if (v === undefined || v === locator) {

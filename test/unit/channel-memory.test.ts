@@ -166,14 +166,29 @@ void t.test(
 
     const stamps = (ha as unknown as { st: { peerTimestamps: Map<string, unknown> } }).st
       .peerTimestamps;
-    const stamp = stamps.get(toHex(mnKey.publicKey));
+    const stamp = r.session.acceptedTimestamp;
     t.equal(typeof stamp, 'string', 'the timestamp as a string');
-    t.equal((stamp as string).length, 12, 'one character per byte');
+    t.equal(stamp!.length, 12, 'one character per byte');
+    t.notOk(stamps.has(toHex(mnKey.publicKey)), 'kept by the open session, not in the Map');
+    t.equal(r.session.stats, r.session, "the counters are the session's own fields");
     // Ordering as the bytes: an older initiation is refused, a newer one accepted.
     const older = mn.connect(haKey.publicKey, T0 + 3);
     const newer = mn.connect(haKey.publicKey, T0 + 4);
     t.equal(ha.receive(newer, T0 + 4).kind, 'established');
     t.same(ha.receive(older, T0 + 4), { kind: 'drop', reason: 'stale-timestamp' });
+    // Closed: the timestamp goes to the Map; a recorded initiation replayed then is refused
+    // too, and makes no session.
+    const newest = r.session.acceptedTimestamp;
+    t.ok(newest! > stamp!, 'the newer one remembered');
+    ha.closeSession(r.session);
+    t.equal(stamps.get(toHex(mnKey.publicKey)), newest, 'moved to the Map on close');
+    t.same(ha.receive(newer, T0 + 5), { kind: 'drop', reason: 'stale-timestamp' });
+    t.equal(ha.session(mnKey.publicKey), undefined, 'the replay made no session');
+    // A new initiation: a new session keeps it, the Map entry goes.
+    const fresh = ha.receive(mn.connect(haKey.publicKey, T0 + 6), T0 + 6);
+    t.equal(fresh.kind, 'established');
+    t.notOk(stamps.has(toHex(mnKey.publicKey)), 'the new session keeps it');
+    t.ok(fresh.kind === 'established' && fresh.session.acceptedTimestamp! > newest!);
   },
 );
 

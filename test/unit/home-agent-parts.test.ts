@@ -17,7 +17,8 @@ import { registrationReport } from '../../src/roles/ha/registration-log.js';
 import { BindingPaths } from '../../src/roles/ha/binding-paths.js';
 import type { BindingCacheEntry } from '../../src/protocol/binding-cache.js';
 import type { PeerSession } from '../../src/crypto/endpoint.js';
-import { PATH_CHALLENGE_MAX_SENDS } from '../../src/protocol/path-validation.js';
+import { PATH_CHALLENGE_MAX_SENDS, PathValidator } from '../../src/protocol/path-validation.js';
+import { HaChannel, validationStore } from '../../src/roles/ha/ha-channel.js';
 import type { MemberCertificate } from '../../src/crypto/certificate.js';
 import { parseIpv6, parsePrefix } from '../../src/wire/address.js';
 import { encodeIcmpv6Packet, encodeMobilityPacket } from '../../src/wire/packet.js';
@@ -264,3 +265,29 @@ void t.test(
     t.equal(paths.nextDeadline(), Infinity, 'the binding gone: its challenge too');
   },
 );
+
+void t.test('path validation state in the channel record: the same answers as a Map', async (t) => {
+  const tokens = (n: number) => new Uint8Array(n).fill(7);
+  const inRecord = new PathValidator<PeerSession>(tokens, validationStore);
+  const inMap = new PathValidator<PeerSession>(tokens);
+  const a = { driverState: undefined } as unknown as PeerSession;
+  const b = { driverState: undefined } as unknown as PeerSession;
+  const steps: [string, (v: PathValidator<PeerSession>, s: PeerSession) => unknown][] = [
+    ['unknown', (v, s) => v.isValidated(s, 'x:1')],
+    ['a BU', (v, s) => v.onBindingUpdate(s, 'x:1', 0)?.locator],
+    ['pending', (v, s) => v.pendingLocator(s)],
+    ['a wrong token', (v, s) => v.onResponse(s, new Uint8Array(8))],
+    ['the answer', (v, s) => v.onResponse(s, tokens(8))],
+    ['validated', (v, s) => v.isValidated(s, 'x:1')],
+    ['a second locator', (v, s) => v.onBindingUpdate(s, 'y:2', 10)?.locator],
+    ['marked', (v, s) => v.markValidated(s, 'y:2')],
+    ['both', (v, s) => [v.isValidated(s, 'x:1'), v.isValidated(s, 'y:2')]],
+    ['forgotten', (v, s) => (v.forget(s), v.isValidated(s, 'y:2'))],
+  ];
+  for (const [what, step] of steps) t.same(step(inRecord, a), step(inMap, b), what);
+  const c = a.driverState as HaChannel;
+  t.ok(c instanceof HaChannel, 'kept in the channel record');
+  t.notOk(Object.values(c).some((v) => v !== null && typeof v === 'object' && 'validated' in v));
+  inRecord.markValidated(a, 'z:3');
+  t.equal(c.validated, 'z:3', "the state is the record's own fields");
+});

@@ -26,7 +26,7 @@ import { PathValidator, UNVALIDATED_BUDGET_FACTOR } from '../../protocol/path-va
 import type { PathMtuState, PathMtuStatus } from '../../protocol/path-mtu.js';
 import { checkLocator, ResolvedLocator, resolveLocator, setLocalAddress } from '../common.js';
 import { pathMtuStatus } from '../tunnel-mtu.js';
-import { channelField, haChannel, haChannelIfAny } from './ha-channel.js';
+import { haChannel, haChannelIfAny, validationStore } from './ha-channel.js';
 
 /** At most one rebinding hint (BRR to a new locator) per binding this often (ms). */
 export const REBIND_HINT_INTERVAL_MS = 1000;
@@ -90,7 +90,7 @@ export class BindingPaths {
   /** The binding cache's entry of a binding key (its bound path is kept there). */
   readonly #entry: (key: string) => BindingCacheEntry | undefined;
   /** Kept in each channel's record (ha-channel.ts), as its binding keys are. */
-  readonly #validator = new PathValidator<PeerSession>(randomBytes, channelField('validation'));
+  readonly #validator = new PathValidator<PeerSession>(randomBytes, validationStore);
   /** Where and when each channel's last handshake as responder came from. */
   readonly #handshakeAt = new WeakMap<PeerSession, { address: string; port: number; at: number }>();
   /** When a rebinding hint last went out, by binding key. */

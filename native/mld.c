@@ -36,9 +36,14 @@
  *
  * Deviations, on purpose: a Multicast Address and Source Specific Query is answered like an
  * address-specific one (MODE_IS_EXCLUDE, no sources: we want every source, which is true and is
- * what a router needs to keep forwarding); an MLDv1 Query (24 bytes) is answered with MLDv2
- * reports as well (no MLDv1 compatibility mode, §8: a querier that only speaks MLDv1 would
- * ignore them; Linux bridges and current switches take MLDv2 reports).
+ * what a router needs to keep forwarding).
+ *
+ * MLDv1 compatibility mode (§8.2.1): an MLDv1 Query (24 bytes) means an MLDv1 querier on the
+ * link, which would ignore MLDv2 Reports. From it until MLD_V1_PRESENT_MS (§9.12) after the
+ * last one, every record leaves as an MLDv1 message of its own (RFC 2710): a join or an answer
+ * as a Report to the group, a leave as a Done to ff02::2, paced like the rest; entering the
+ * mode cancels what was pending. The general-answer gap then counts their bytes (72 a group),
+ * not MTU-sized frames.
  */
 #include "mld.h"
 
@@ -54,6 +59,9 @@
 #define OPT_ROUTER_ALERT 5 /* RFC 2711 §2.1; value 0: MLD */
 #define HBH_LEN 8          /* next header, length, Router Alert (4), PadN (2) */
 #define MLD_QUERY 130
+#define MLD1_REPORT 131       /* RFC 2710 §3: Report and Done, 24 bytes, to the group / ff02::2 */
+#define MLD1_DONE 132
+#define MLD1_FRAME_LEN (IP6_HDR_LEN + HBH_LEN + MLD_V1_QUERY_LEN)
 #define MLD2_REPORT 143       /* RFC 3810 §5.2 */
 #define MLD_MRC_OFF 4         /* Maximum Response Code */
 #define MLD_GROUP_OFF 8       /* Multicast Address */
@@ -75,6 +83,9 @@
 #define MLD_SPECIFIC_GAP_MS 100    /* ... and address-specific ones */
 #define MLD_GAP_PER_FRAME_MS 10    /* a general response of F frames: at least F x this apart */
 #define MLD_MAX_DELAY_MS 10000     /* our own cap on a response's delay (answering early is allowed) */
+/* §9.12 Older Version Querier Present Timeout: Robustness Variable x Query Interval (125 s, an
+ * MLDv1 Query has no QQIC) + Query Response Interval (10 s). */
+#define MLD_V1_PRESENT_MS (MLD_ROBUSTNESS * 125000 + 10000)
 
 #define MLD_RUN_FRAMES 32    /* our own: report frames per run of mld_run ... */
 #define MLD_PACE_MS 2        /* ... and the next run this much later when there are more */
@@ -92,6 +103,8 @@
 static const uint8_t SOLICITED_PREFIX[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
 static const uint8_t ALL_MLDV2_ROUTERS[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
                                               0, 0, 0, 0, 0, 0, 0, 0x16}; /* §5.2.14 */
+static const uint8_t ALL_ROUTERS[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
+                                        0, 0, 0, 0, 0, 0, 0, 0x02}; /* RFC 2710 §4: Done */
 
 uint16_t mip6_icmp6_checksum(const uint8_t *src, const uint8_t *dst, const uint8_t *msg,
                              uint32_t len) {
@@ -274,9 +287,14 @@ typedef struct {
 
 static report_out out; /* 24 KB, for mld_run and mld_leave_all: node's loop is one thread */
 
-/* The Report of §5.2 from src to ff02::16, hop limit 1, a Hop-by-Hop header with the Router
- * Alert option (value 0: MLD) padded to 8 bytes; records are appended by out_record. The
- * caller keeps n below SEND_BATCH. */
+/* Records per frame: as many as the MTU holds, or one in MLDv1 compatibility mode (a Report
+ * or Done names one group). */
+static uint32_t per_frame(const mld *m) { return m->v1 ? 1 : m->max_records; }
+
+/* A frame from src, hop limit 1, a Hop-by-Hop header with the Router Alert option (value 0:
+ * MLD) padded to 8 bytes: the Report of §5.2 to ff02::16, its records appended by out_record,
+ * or (MLDv1 compatibility mode) room for one MLDv1 message that out_record writes with its
+ * destination. The caller keeps n below SEND_BATCH. */
 static void out_begin(report_out *o) {
   uint8_t *f = o->frames[o->n];
   memset(f, 0, REPORT_HEAD);
@@ -296,15 +314,29 @@ static void out_begin(report_out *o) {
   o->n++;
 }
 
-/* Appends a record to the last frame begun (which has room). */
-static void out_record(report_out *o, uint8_t type, uint32_t key) {
-  uint8_t *r = o->frames[o->n - 1] + REPORT_HEAD + o->records[o->n - 1] * RECORD_LEN;
+/* Appends a record to the last frame begun (which has room). In MLDv1 compatibility mode the
+ * frame becomes the MLDv1 message for it (§8.2.1): a leave is a Done to all routers, anything
+ * else a Report to the group itself. */
+static void out_record(const mld *m, report_out *o, uint8_t type, uint32_t key) {
+  uint8_t *f = o->frames[o->n - 1];
+  uint8_t group[16];
+  memcpy(group, SOLICITED_PREFIX, 13);
+  group[13] = (uint8_t)(key >> 16);
+  group[14] = (uint8_t)(key >> 8);
+  group[15] = (uint8_t)key;
+  if (m->v1) {
+    uint8_t *msg = f + IP6_HDR_LEN + HBH_LEN;
+    memset(msg, 0, MLD_V1_QUERY_LEN);
+    msg[0] = type == REC_CHANGE_TO_INCLUDE ? MLD1_DONE : MLD1_REPORT;
+    memcpy(msg + MLD_GROUP_OFF, group, 16);
+    memcpy(f + IP6_DST_OFF, msg[0] == MLD1_DONE ? ALL_ROUTERS : group, 16);
+    o->records[o->n - 1] = 1;
+    return;
+  }
+  uint8_t *r = f + REPORT_HEAD + o->records[o->n - 1] * RECORD_LEN;
   memset(r, 0, 4);
   r[0] = type;
-  memcpy(r + 4, SOLICITED_PREFIX, 13);
-  r[17] = (uint8_t)(key >> 16);
-  r[18] = (uint8_t)(key >> 8);
-  r[19] = (uint8_t)key;
+  memcpy(r + 4, group, 16);
   o->records[o->n - 1]++;
 }
 
@@ -315,13 +347,16 @@ static uint32_t out_send(mld *m, report_out *o, int *busy) {
   uint8_t *frames[SEND_BATCH];
   for (uint32_t i = 0; i < o->n; i++) {
     uint8_t *f = o->frames[i];
-    uint32_t icmp_len = REPORT_HDR_LEN + o->records[i] * RECORD_LEN;
+    uint8_t *icmp = f + IP6_HDR_LEN + HBH_LEN;
+    int v2 = icmp[0] == MLD2_REPORT;
+    uint32_t icmp_len = v2 ? REPORT_HDR_LEN + o->records[i] * RECORD_LEN : MLD_V1_QUERY_LEN;
     uint32_t plen = HBH_LEN + icmp_len;
     f[IP6_PLEN_OFF] = (uint8_t)(plen >> 8);
     f[IP6_PLEN_OFF + 1] = (uint8_t)plen;
-    uint8_t *icmp = f + IP6_HDR_LEN + HBH_LEN;
-    icmp[6] = (uint8_t)(o->records[i] >> 8);
-    icmp[7] = (uint8_t)o->records[i];
+    if (v2) {
+      icmp[6] = (uint8_t)(o->records[i] >> 8);
+      icmp[7] = (uint8_t)o->records[i];
+    }
     icmp[2] = icmp[3] = 0;
     uint16_t c = mip6_icmp6_checksum(f + IP6_SRC_OFF, f + IP6_DST_OFF, icmp, icmp_len);
     icmp[2] = (uint8_t)(c >> 8);
@@ -401,12 +436,12 @@ static int send_round(mld *m, int source, mld_keylist *l, uint32_t *budget, uint
     for (; i < l->end; i++) {
       uint8_t type = record_of(m, source, l->keys[i]);
       if (type == 0) continue;
-      if (o->n == 0 || o->records[o->n - 1] == m->max_records) {
+      if (o->n == 0 || o->records[o->n - 1] == per_frame(m)) {
         if (o->n == most) break;
         if (o->n > 0) o->upto[o->n - 1] = i;
         out_begin(o);
       }
-      out_record(o, type, l->keys[i]);
+      out_record(m, o, type, l->keys[i]);
     }
     if (o->n > 0) o->upto[o->n - 1] = i;
     int busy;
@@ -454,9 +489,9 @@ static void run_list(mld *m, int source, mld_keylist *l, uint64_t *due, uint32_t
   }
 }
 
-/* Frames for n records at the link's MTU. */
+/* Frames for n records at the link's MTU (or in MLDv1 compatibility mode). */
 static uint64_t frames_for(const mld *m, uint64_t n) {
-  uint64_t per = m->max_records ? m->max_records : 1;
+  uint64_t per = per_frame(m) ? per_frame(m) : 1;
   return (n + per - 1) / per;
 }
 
@@ -509,6 +544,7 @@ static void run_general(mld *m, uint32_t *budget, uint64_t now) {
 
 void mld_run(mld *m, uint64_t now, const uint8_t *src, mld_send_fn send, void *ctx) {
   report_out *o = &out;
+  m->v1 = now < m->v1_until; /* the Older Version Querier Present timer ran out: MLDv2 again */
   if (now < m->hold_until) return;
   o->src = src;
   o->send = send;
@@ -532,14 +568,14 @@ void mld_leave_all(mld *m, const uint8_t *src, mld_send_fn send, void *ctx) {
   int busy;
   for (uint32_t i = 0; i < m->cap; i++) {
     if (!m->groups[i].used || !m->groups[i].refs) continue;
-    if (o->n == 0 || o->records[o->n - 1] == m->max_records) {
+    if (o->n == 0 || o->records[o->n - 1] == per_frame(m)) {
       if (o->n == SEND_BATCH) { /* closing: what the link refuses is not sent again */
         m->counters[MLD_C_REPORT_SEND_ERRORS] += o->n - out_send(m, o, &busy);
         o->n = 0;
       }
       out_begin(o);
     }
-    out_record(o, REC_CHANGE_TO_INCLUDE, m->groups[i].key);
+    out_record(m, o, REC_CHANGE_TO_INCLUDE, m->groups[i].key);
   }
   m->counters[MLD_C_REPORT_SEND_ERRORS] += o->n - out_send(m, o, &busy);
 }
@@ -589,11 +625,31 @@ static int parse_hbh(const uint8_t *hbh, uint32_t len, uint32_t *hlen, int *aler
   return 0;
 }
 
+/* An MLDv1 Query: the link has an MLDv1 querier, and until MLD_V1_PRESENT_MS after the last
+ * such query we speak MLDv1 (§8.2.1). Entering the mode cancels every pending response and
+ * retransmission; the query that brought it is then answered in MLDv1. */
+static void mld1_mode(mld *m) {
+  mld_keylist *lists[] = {&m->changed, &m->repeat, &m->queried, &m->general};
+  for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
+    for (uint32_t i = lists[k]->head; i < lists[k]->len; i++) {
+      mld_group *g = find(m, lists[k]->keys[i]);
+      if (g == NULL) continue;
+      g->lists = 0;
+      g->left = 0;
+      forget_if_idle(m, g);
+    }
+    lists[k]->len = lists[k]->head = lists[k]->end = 0;
+  }
+  m->changed_due = m->repeat_due = m->general_due = m->specific_due = 0;
+  m->counters[MLD_C_V1_QUERIER]++;
+}
+
 /* Two general responses at least this far apart: 1 s, or 10 ms per frame the answer takes, so
  * a forged General Query each second cannot make a home agent with 100 000 groups multicast
  * ~1 400 frames a second (review of 7b43a8a). */
 static uint64_t general_gap_ms(const mld *m) {
   uint64_t gap = frames_for(m, m->joined) * MLD_GAP_PER_FRAME_MS;
+  if (m->v1) gap = gap * MLD1_FRAME_LEN / FRAME_MAX; /* as many bytes a millisecond */
   return gap > MLD_GENERAL_GAP_MS ? gap : MLD_GENERAL_GAP_MS;
 }
 
@@ -700,6 +756,11 @@ void mld_query(mld *m, const uint8_t *pkt, size_t n, uint64_t now) {
     return;
   }
   m->counters[MLD_C_QUERIES]++;
+  if (v1) {
+    if (now >= m->v1_until) mld1_mode(m); /* §8.2.1 */
+    m->v1_until = now + MLD_V1_PRESENT_MS;
+  }
+  m->v1 = now < m->v1_until;
   uint64_t max_ms = max_response_ms(q, v1);
   if (general) general_query(m, now, max_ms);
   else specific_query(m, group, now + random_delay(m, max_ms < MLD_MAX_DELAY_MS ? max_ms : MLD_MAX_DELAY_MS));

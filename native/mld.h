@@ -36,6 +36,7 @@ enum {
   MLD_C_BAD_QUERY_CHECKSUM,
   MLD_C_BAD_QUERY_HEADER,  /* a malformed Hop-by-Hop header */
   MLD_C_BAD_QUERY_GROUP,   /* Multicast Address neither :: nor multicast */
+  MLD_C_V1_QUERIER,        /* times an MLDv1 Query switched us to MLDv1 (RFC 3810 §8.2.1) */
   MLD_COUNTERS
 };
 
@@ -70,6 +71,8 @@ typedef struct {
   uint64_t general_last, specific_last; /* when the last response started (0: never) */
   uint64_t hold_until; /* nothing is sent before: pacing, or the link refused frames */
   uint32_t retry_ms;   /* the wait after a refusal (doubles while the link refuses) */
+  uint64_t v1_until;   /* MLDv1 compatibility mode until then (§8.2.1; 0: never entered) */
+  int v1;              /* in it as of the last run or query */
   uint32_t max_records; /* records per frame for the link's MTU */
   double counters[MLD_COUNTERS];
 } mld;

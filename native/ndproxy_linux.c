@@ -391,28 +391,29 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* native/mld.c's frames out: to ff02::16's MAC, 33:33:00:00:00:16 (RFC 2464 §7), by one
+/* native/mld.c's frames out, each to its IPv6 destination's MAC (RFC 2464 §7: 33:33 and the
+ * address's last 4 bytes; ff02::16 for an MLDv2 Report, the group or ff02::2 for MLDv1), by one
  * sendmmsg. Returns how many the link took; *busy when it refused the next for want of room. */
 static uint32_t mld_send(void *ctx, uint8_t *const *frames, const uint32_t *lens, uint32_t count,
                          int *busy) {
   ndproxy *d = ctx;
-  struct sockaddr_ll to;
+  struct sockaddr_ll to[MLD_BATCH];
   struct iovec iov[MLD_BATCH];
   struct mmsghdr msgs[MLD_BATCH];
-  static const uint8_t all_mldv2_routers_mac[6] = {0x33, 0x33, 0, 0, 0, 0x16};
-  memset(&to, 0, sizeof to);
-  to.sll_family = AF_PACKET;
-  to.sll_protocol = htons(ETH_P_IPV6);
-  to.sll_ifindex = d->ifindex;
-  to.sll_halen = 6;
-  memcpy(to.sll_addr, all_mldv2_routers_mac, 6);
   if (count > MLD_BATCH) count = MLD_BATCH;
   memset(msgs, 0, sizeof msgs[0] * count);
+  memset(to, 0, sizeof to[0] * count);
   for (uint32_t i = 0; i < count; i++) {
+    to[i].sll_family = AF_PACKET;
+    to[i].sll_protocol = htons(ETH_P_IPV6);
+    to[i].sll_ifindex = d->ifindex;
+    to[i].sll_halen = 6;
+    to[i].sll_addr[0] = to[i].sll_addr[1] = 0x33;
+    memcpy(to[i].sll_addr + 2, frames[i] + IP6_DST_OFF + 12, 4);
     iov[i].iov_base = frames[i];
     iov[i].iov_len = lens[i];
-    msgs[i].msg_hdr.msg_name = &to;
-    msgs[i].msg_hdr.msg_namelen = sizeof to;
+    msgs[i].msg_hdr.msg_name = &to[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof to[i];
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
   }

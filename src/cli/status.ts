@@ -207,7 +207,8 @@ function mldLine(c: Record<string, number>): string {
       ? ` (${cell(c['mldReportRetries'])} refused by a full link, resent)`
       : '') +
     `; ${cell(c['mldQueries'])} queries, ${cell(c['mldQueriesAnswered'])} answered, ` +
-    `${cell(c['mldQueriesCoalesced'])} coalesced, ${cell(c['mldQueryNotOurs'])} not ours`
+    `${cell(c['mldQueriesCoalesced'])} coalesced, ${cell(c['mldQueryNotOurs'])} not ours` +
+    (c['mldV1ModeEntered'] ? `; MLDv1 querier seen (${cell(c['mldV1ModeEntered'])} times)` : '')
   );
 }
 

@@ -10,7 +10,7 @@
 import type { NativeAddon, NativeHandle } from './addon.js';
 import { writeAddress } from './address-bytes.js';
 
-/** MLD Queries dropped, by reason (native/mld.h, the last of its counters). */
+/** MLD Queries dropped, by reason (native/mld.h, the last of its counters but one). */
 const MLD_BAD_QUERY = [
   'mldBadQueryLength',
   'mldBadQueryHopLimit',
@@ -61,6 +61,7 @@ export const NDPROXY_COUNTER_NAMES = [
   'mldQueriesCoalesced',
   'mldQueryNotOurs',
   ...MLD_BAD_QUERY,
+  'mldV1ModeEntered',
 ] as const;
 
 /** Flags ndproxyProbeEnd reports per address (native/ndproxy_linux.c PROBE_*). */

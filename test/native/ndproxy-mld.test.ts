@@ -23,6 +23,9 @@
  *    each group leave in separate frames.
  * 5. A snooping bridge behind a slow port (10 Mbit/s, a short queue): the frames the link
  *    refuses are sent again, and all of 20 000 groups reach the bridge's table.
+ * 6. A General Query answer for 20 000 groups spread over the query's delay.
+ * 7. A bridge whose querier speaks MLDv1: the HA answers in MLDv1, its groups reach the
+ *    bridge's table and a deleted one's leaves it.
  * Root, network namespaces, scapy.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -156,6 +159,31 @@ async function mdbGroups(ns: string, port: string): Promise<Set<string>> {
   );
 }
 
+/**
+ * Waits up to `timeoutMs` for every one of `groups` to be on the HA's port (haport) in the
+ * bridge table; resolves to how many are still missing then, or (with `strict`) rejects.
+ */
+async function mdbMissing(
+  br: string,
+  groups: readonly string[],
+  timeoutMs: number,
+  strict: boolean,
+): Promise<number> {
+  let missing = groups.length;
+  const waiting = waitFor(
+    'every group on the HA port in the bridge table',
+    async () => {
+      const seen = await mdbGroups(br, 'haport');
+      missing = groups.filter((g) => !seen.has(g)).length;
+      return missing === 0;
+    },
+    timeoutMs,
+    100,
+  );
+  await (strict ? waiting : waiting.catch(() => undefined));
+  return missing;
+}
+
 interface Report {
   time: number;
   edst: string;
@@ -201,7 +229,8 @@ async function capture(
 
 /**
  * A bridge (namespace `br`, br0) with MLD snooping and its querier on (centiseconds: a General
- * Query every 3 s, answers within 1 s) and `extra` options, and a namespace `ha` whose link
+ * Query every 3 s, answers within 1 s), the MLD version and options in `extra` (its first
+ * word the version: 1 or 2), and a namespace `ha` whose link
  * `haLink` is the bridge's port haport.
  */
 async function snoopingBridge(
@@ -214,9 +243,9 @@ async function snoopingBridge(
   for (const ns of [br, ha]) await noDad(ns);
   await run('ip', [
     ...['-n', br, 'link', 'add', 'br0', 'type', 'bridge'],
-    ...['mcast_snooping', '1', 'mcast_querier', '1', 'mcast_mld_version', '2'],
+    ...['mcast_snooping', '1', 'mcast_querier', '1'],
     ...['mcast_query_interval', '300', 'mcast_query_response_interval', '100'],
-    ...['mcast_startup_query_interval', '100', ...extra],
+    ...['mcast_startup_query_interval', '100', 'mcast_mld_version', ...extra],
   ]);
   await run('ip', ['-n', br, 'link', 'add', 'haport', 'type', 'veth', 'peer', haLink]);
   await run('ip', ['-n', br, 'link', 'set', haLink, 'netns', ha]);
@@ -226,7 +255,7 @@ async function snoopingBridge(
 }
 
 void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, async (t) => {
-  const { br, ha } = await snoopingBridge(t, 'homeb', ['mcast_last_member_interval', '50']);
+  const { br, ha } = await snoopingBridge(t, 'homeb', ['2', 'mcast_last_member_interval', '50']);
   const other = await createNetns(t, 'mo');
   await noDad(other);
   await run('ip', [
@@ -293,15 +322,7 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
   const added = await proxy(`add ${addrs.join(' ')}`);
   t.equal(added.changed, MANY);
   const groups = lows.map(solicitedNode);
-  await waitFor(
-    'every group on the HA port in the bridge table',
-    async () => {
-      const seen = await mdbGroups(br, 'haport');
-      return groups.every((g) => seen.has(g));
-    },
-    15_000,
-    100,
-  );
+  await mdbMissing(br, groups, 15_000, true);
   t.pass(`bridge mdb lists all ${MANY} groups on the HA's port`);
   const frames = Math.ceil(MANY / RECORDS_PER_FRAME);
   await waitFor('the State Change Reports and their repeat', async () => {
@@ -427,7 +448,12 @@ async function hostAndProxy(
 }
 
 void t.test('forged and flooded queries from a keyless host', { skip }, async (t) => {
-  const { other, hostLinkLocal, proxy } = await hostAndProxy(t, ['mq', 'mh'], 'hostl', 'homeb');
+  const { other, ha, hostLinkLocal, haMac, proxy } = await hostAndProxy(
+    t,
+    ['mq', 'mh'],
+    'hostl',
+    'homeb',
+  );
   t.equal((await proxy(`add ${P}20`)).changed, 1);
   await waitFor(
     'the join and its repeat',
@@ -530,14 +556,41 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
     `${s['mldQueriesAnswered']} answers to ${SPECIFIC} queries for our group in ${specific.seconds.toFixed(2)} s`,
   );
 
-  // An MLDv1 Query (24 bytes) is answered as well (by an MLDv2 report: no compatibility mode).
+  // An MLDv1 Query (24 bytes): the link has an MLDv1 querier, so for the next 260 s the HA
+  // speaks MLDv1 (RFC 3810 8.2.1): the answer is an MLDv1 Report to the group itself, a join
+  // sends two Reports, a leave two Dones to ff02::2, and no MLDv2 Report leaves.
+  const captured = await capture(t, ha, 'homeb', 5, haMac);
   const beforeV1 = (await proxy('counters')).counters;
   await host(other, ['flood', 'hostl', hostLinkLocal, '1', '::', 'v1']);
   await waitFor('the MLDv1 query answered', async () => {
     const d = await moved(beforeV1);
     return d['mldQueries'] === 1 && d['mldQueriesAnswered'] === 1 && d['mldReportsSent'] === 1;
   });
-  t.pass('an MLDv1 General Query gets a report');
+  t.equal((await proxy(`add ${P}21`)).changed, 1);
+  await waitFor('the join and its repeat', async () => {
+    return (await moved(beforeV1))['mldReportsSent'] === 3;
+  });
+  t.equal((await proxy(`del ${P}21`)).changed, 1);
+  await waitFor('the leave and its repeat', async () => {
+    return (await moved(beforeV1))['mldReportsSent'] === 5;
+  });
+  t.equal((await moved(beforeV1))['mldV1ModeEntered'], 1, 'the MLDv1 query switched the mode');
+  const v1 = (await captured.done)
+    .filter((r) => r.records.some((x) => ['ff02::1:ff00:20', 'ff02::1:ff00:21'].includes(x[3])))
+    .map((r) => [r.records[0]?.[0], r.records[0]?.[3], r.dst, r.edst, r.cksum === r.cksumScapy]);
+  const report = (g: string, mac: string): unknown[] => [131, g, g, mac, true];
+  const done = (g: string): unknown[] => [132, g, 'ff02::2', '33:33:00:00:00:02', true];
+  t.same(
+    v1,
+    [
+      report('ff02::1:ff00:20', '33:33:ff:00:00:20'),
+      report('ff02::1:ff00:21', '33:33:ff:00:00:21'),
+      report('ff02::1:ff00:21', '33:33:ff:00:00:21'),
+      done('ff02::1:ff00:21'),
+      done('ff02::1:ff00:21'),
+    ],
+    'the answer, the join and the leave in MLDv1, decoded by scapy',
+  );
 
   // A forged query asking for the longest delay cannot hold back a later one asking for 1 s
   // (RFC 3810 6.2: the sooner wins); before the fix the answer stayed due for over an hour.
@@ -640,7 +693,7 @@ void t.test(
     // frames finds the queue full (ENOBUFS) or the socket's buffer full (EAGAIN). Before the fix
     // the frames refused were counted and dropped, and the same tail was lost every round (each
     // burst in the same order), so most of the 20 000 groups never reached the bridge.
-    const { br, ha } = await snoopingBridge(t, 'homes', ['mcast_hash_max', '65536']);
+    const { br, ha } = await snoopingBridge(t, 'homes', ['2', 'mcast_hash_max', '65536']);
     await run('tc', [
       ...['-n', ha, 'qdisc', 'add', 'dev', 'homes', 'root', 'tbf'],
       ...['rate', '10mbit', 'burst', '4500', 'limit', '30000'],
@@ -653,17 +706,7 @@ void t.test(
     const addrs = lows.map((x) => `${P}4:${(x & 0xffff).toString(16)}`);
     t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, GROUPS);
     const groups = lows.map(solicitedNode);
-    let missing = GROUPS;
-    await waitFor(
-      'every group on the HA port in the bridge table',
-      async () => {
-        const seen = await mdbGroups(br, 'haport');
-        missing = groups.filter((g) => !seen.has(g)).length;
-        return missing === 0;
-      },
-      30_000,
-      500,
-    ).catch(() => undefined);
+    const missing = await mdbMissing(br, groups, 30_000, false);
     const c = (await proxy('counters')).counters;
     t.equal(missing, 0, `all ${GROUPS} groups in the bridge table (${missing} missing)`);
     t.ok(
@@ -715,3 +758,35 @@ void t.test(
     );
   },
 );
+
+void t.test('behind an MLDv1 querier the groups reach the switch in MLDv1', { skip }, async (t) => {
+  const { br, ha } = await snoopingBridge(t, 'homev', ['1', 'mcast_last_member_interval', '50']);
+  await run('ip', ['-n', ha, 'link', 'set', 'homev', 'up']);
+  await linkLocalAddress(ha, 'homev');
+  await linkLocalAddress(br, 'br0'); // the querier's source
+  const proxy = await startProxy(t, ha, 'homev');
+  await waitFor(
+    'an MLDv1 query from the bridge',
+    async () => (await proxy('counters')).counters['mldV1ModeEntered'] === 1,
+    15_000,
+  );
+  const lows = Array.from({ length: 200 }, (_, i) => 0x60000 + i);
+  const addrs = lows.map((x) => `${P}6:${(x & 0xffff).toString(16)}`);
+  const groups = lows.map(solicitedNode);
+  t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, lows.length);
+  await mdbMissing(br, groups, 15_000, true);
+  t.pass(`bridge mdb lists all ${lows.length} groups, reported in MLDv1`);
+  t.equal((await proxy(`del ${addrs[0]!}`)).changed, 1);
+  await waitFor(
+    "the deleted address's group gone from the HA port",
+    async () => !(await mdbGroups(br, 'haport')).has(groups[0]!),
+    15_000,
+    100,
+  );
+  const c = (await proxy('counters')).counters;
+  t.ok(
+    c['mldV1ModeEntered'] === 1 && c['mldRecordsSent']! >= 2 * lows.length,
+    `MLDv1 Done took it off; ${c['mldReportsSent']} MLDv1 messages, one group each`,
+  );
+  t.equal(c['mldReportsSent'], c['mldRecordsSent'], 'one group per message');
+});

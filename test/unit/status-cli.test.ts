@@ -184,6 +184,7 @@ void t.test('HA status: who defends home addresses on the home link, with counte
     mldBadQueryChecksum: 0,
     mldBadQueryHeader: 0,
     mldBadQueryGroup: 0,
+    mldV1ModeEntered: 0,
   };
   const dad = {
     via: 'ndproxy' as const,

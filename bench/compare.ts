@@ -72,6 +72,7 @@ import { cpuSecondsFine } from './lib/proc.js';
 import { median, quantile } from './lib/stats.js';
 import { dropFragments, dropTooBig, NARROW_MTU, narrowCore } from '../test/lab/narrow-path.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { sourceRoute, startOpenVpn as startOpenVpnPeer } from './lib/openvpn.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values: opt } = parseArgs({
@@ -312,128 +313,20 @@ async function startWireGuard(lab: Lab, dir: string): Promise<Omit<Peers, 'ovpnH
   return { wgHa, wgMn, wgHaPub: ha.pub };
 }
 
-/** In the MN: packets from `src` use their own table whose default route is `dev`. */
-async function sourceRoute(lab: Lab, src: string, dev: string, table: number): Promise<void> {
-  await lab.exec('mn', 'ip', [
-    '-6',
-    'route',
-    'replace',
-    '::/0',
-    'dev',
-    dev,
-    'table',
-    String(table),
-  ]);
-  await lab.exec('mn', 'ip', [
-    '-6',
-    'rule',
-    'add',
-    'from',
-    src,
-    'lookup',
-    String(table),
-    'pref',
-    String(table),
-  ]);
-}
-
-/** Self-signed EC certificates, pinned by fingerprint on both sides (OpenVPN 2.6 peer-fingerprint). */
-async function ovpnCert(dir: string, name: string): Promise<string> {
-  const key = join(dir, `ovpn-${name}.key`);
-  const crt = join(dir, `ovpn-${name}.crt`);
-  await sh('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    crt,
-    '-days',
-    '2',
-    '-subj',
-    `/CN=mip6-bench-${name}`,
-  ]);
-  const fp = (await sh('openssl', ['x509', '-in', crt, '-noout', '-fingerprint', '-sha256']))
-    .trim()
-    .replace(/^.*=/, '');
-  return fp;
-}
-
 async function startOpenVpn(
   lab: Lab,
   dir: string,
 ): Promise<{ ovpnHa: ChildProcess; ovpnMn: ChildProcess }> {
-  const fpHa = await ovpnCert(dir, 'ha');
-  const fpMn = await ovpnCert(dir, 'mn');
-  // Client-server mode (what OpenVPN users run): the server tells clients apart by the peer-id
-  // of DATA_V2 packets, so a client that shows up from a new address floats at once.
-  const common = (name: string, peerFp: string): string[] => [
-    'dev ovpnb',
-    'dev-type tun',
-    'float',
-    `cert ${join(dir, `ovpn-${name}.crt`)}`,
-    `key ${join(dir, `ovpn-${name}.key`)}`,
-    `peer-fingerprint ${peerFp}`,
-    'persist-tun',
-    'persist-key',
-    'verb 3',
-    'script-security 0',
-  ];
-  const haConf = [
-    ...common('ha', fpMn),
-    'mode server',
-    'tls-server',
-    'proto udp6',
-    'dh none',
-    `port ${OVPN.port}`,
-    `server-ipv6 ${OVPN.ha.replace(/1$/, '')}/${OVPN.prefix}`,
-    'topology subnet',
-    // ping every second, restart after 4 s of silence (pushed to the client; the server doubles it)
-    'keepalive 1 4',
-  ];
-  const mnConf = [
-    ...common('mn', fpHa),
-    'client',
-    'nobind',
-    `remote ${LAB_ADDR.ha.v4} ${OVPN.port} udp4`,
-    `remote ${LAB_ADDR.ha.v6} ${OVPN.port} udp6`,
-    'connect-retry 1 1',
-  ];
-  writeFileSync(join(dir, 'ovpn-ha.conf'), `${haConf.join('\n')}\n`);
-  writeFileSync(join(dir, 'ovpn-mn.conf'), `${mnConf.join('\n')}\n`);
-  const ovpnHa = lab.spawn('ha', 'openvpn', ['--config', join(dir, 'ovpn-ha.conf')]);
-  const ovpnMn = lab.spawn('mn', 'openvpn', ['--config', join(dir, 'ovpn-mn.conf')]);
-  collect(ovpnHa, peerLog.ovpnHa);
-  collect(ovpnMn, peerLog.ovpnMn);
-  await waitFor(
-    'OpenVPN tunnel up',
-    async () => peerLog.ovpnMn.join('').includes('Initialization Sequence Completed'),
-    30_000,
-    50,
-  );
-  // The server handed the client the first address of its pool: find it.
-  const r = await lab.exec('mn', 'ip', [
-    '-j',
-    '-6',
-    'addr',
-    'show',
-    'dev',
-    'ovpnb',
-    'scope',
-    'global',
-  ]);
-  const addr = (JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[])[0]?.addr_info?.[0]
-    ?.local;
-  if (addr === undefined) throw new Error('OpenVPN client got no IPv6 address');
-  OVPN.mn = addr;
-  TARGET.openvpn.src = addr;
-  await sourceRoute(lab, OVPN.mn, 'ovpnb', OVPN.table);
-  return { ovpnHa, ovpnMn };
+  const peer = await startOpenVpnPeer(lab, dir, {
+    serverAddress: OVPN.ha,
+    prefix: OVPN.prefix,
+    port: OVPN.port,
+    table: OVPN.table,
+    onStart: (end, child) => collect(child, end === 'ha' ? peerLog.ovpnHa : peerLog.ovpnMn),
+  });
+  OVPN.mn = peer.address;
+  TARGET.openvpn.src = peer.address;
+  return { ovpnHa: peer.ha, ovpnMn: peer.mn };
 }
 /** What the peers printed (written to $BENCH_DEBUG_DIR at the end when set). */
 const peerLog: Record<'wgHa' | 'wgMn' | 'ovpnHa' | 'ovpnMn', string[]> = {

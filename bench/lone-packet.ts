@@ -18,7 +18,8 @@ import { cpus, loadavg, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLab, LAB_ADDR } from '../test/lab/lab.js';
-import { Daemon, haToml, mip6Command, mnToml, Provisioned } from '../test/lab/mip6-lab.js';
+import { Provisioned } from '../test/lab/mip6-lab.js';
+import { intOption, startMip6Pair, type Mip6Pair } from './lib/mip6-pair.js';
 import { cpuSecondsFine } from './lib/proc.js';
 import { median, quantile } from './lib/stats.js';
 
@@ -31,17 +32,10 @@ const { values: opt } = parseArgs({
     out: { type: 'string' },
   },
 });
-const clamp = (v: string | undefined, lo: number, hi: number, name: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < lo || n > hi) {
-    throw new Error(`--${name} must be an integer in [${lo}, ${hi}], got ${v}`);
-  }
-  return n;
-};
-const ROUNDS = clamp(opt.rounds, 1, 20, 'rounds');
-const BATCHES = clamp(opt.batches, 1, 20, 'batches');
-const COUNT = clamp(opt.count, 10, 2000, 'count');
-const INTERVAL_MS = clamp(opt['interval-ms'], 2, 1000, 'interval-ms');
+const ROUNDS = intOption(opt.rounds, 1, 20, 'rounds');
+const BATCHES = intOption(opt.batches, 1, 20, 'batches');
+const COUNT = intOption(opt.count, 10, 2000, 'count');
+const INTERVAL_MS = intOption(opt['interval-ms'], 2, 1000, 'interval-ms');
 const DATE = new Date().toISOString().slice(0, 10);
 const OUT = opt.out ?? join('bench', 'results', `lone-packet-${DATE}`);
 
@@ -65,25 +59,14 @@ const log = (m: string): void => {
 async function measure(round: number, variant: Variant): Promise<Run> {
   const lab = await createLab({ network: 'lte' });
   const prov = await Provisioned.create();
-  const daemons: Daemon[] = [];
+  let pair: Mip6Pair | undefined;
   try {
     const env = {
       ...process.env,
       ...(variant === 'default' ? { MIP6_V8_TIERING: 'default' } : {}),
     };
-    const start = (node: 'ha' | 'mn', config: string, socket: string): Daemon => {
-      const args = [...mip6Command(), node, '-c', config, '--log-format', 'json'];
-      const d = new Daemon(lab.spawn(node, process.execPath, args, { env }), socket);
-      daemons.push(d);
-      return d;
-    };
-    const haFiles = await prov.member('ha', 'ha', [LAB_ADDR.ha.homePrefix]);
-    const mnFiles = await prov.member('bench', 'mn', [LAB_ADDR.mn.homeAddress]);
-    const ha = start('ha', haToml(prov, haFiles), join(prov.dir, 'ha.sock'));
-    await ha.waitLog((l) => l.event === 'started', 60_000);
-    const mn = start('mn', mnToml(prov, 'bench', mnFiles, haFiles), join(prov.dir, 'mn.sock'));
-    await mn.waitLog((l) => l.event === 'registered', 60_000);
-    const pids = [ha.child.pid, mn.child.pid].filter((p): p is number => p !== undefined);
+    pair = await startMip6Pair(lab, prov, env);
+    const pids = pair.pids;
     const batches: Batch[] = [];
     for (let b = 0; b < BATCHES; b++) {
       const cpu0 = pids.map(cpuSecondsFine);
@@ -111,7 +94,7 @@ async function measure(round: number, variant: Variant): Promise<Run> {
     }
     return { round, variant, batches };
   } finally {
-    await Promise.all(daemons.map((d) => d.stop().catch(() => undefined)));
+    await pair?.stop();
     await lab.destroy();
     prov.remove();
   }

@@ -48,8 +48,8 @@
  *
  * Switches that snoop MLD forward a solicitation to a solicited-node group only to the ports
  * that reported the group, so the proxy is also an MLDv2 listener (RFC 3810, native/mld.c) for
- * the solicited-node groups of the defended set: ndproxyAdd/Delete count each address on its
- * group; a group's first address sends a State Change Report (CHANGE_TO_EXCLUDE_MODE), its last
+ * the solicited-node groups of the defended set and of the addresses under DAD (RFC 4862
+ * §5.4.2): ndproxyAdd/Delete and ndproxyProbeStart/End count each address on its group; a group's first address sends a State Change Report (CHANGE_TO_EXCLUDE_MODE), its last
  * a leave (CHANGE_TO_INCLUDE_MODE), each repeated once within 1 s, many groups per frame, a
  * burst in few frames. The filter also keeps MLD Queries (after a Hop-by-Hop header, where
  * their Router Alert is, or without one, to count it missing); mld.c checks them and schedules
@@ -886,10 +886,16 @@ static napi_value probe_start(napi_env env, napi_callback_info info) {
   uint32_t count;
   if (batch_args(env, info, &p, &addrs, &count, &out) != 0) return NULL;
   ndproxy *d = p->kind_data;
+  uint64_t now = now_ms();
   for (uint32_t i = 0; i < count; i++) {
     const uint8_t *a = addrs + (size_t)i * 16;
     int r = set_add(&d->probing, a, PROBE_OPEN);
+    /* RFC 4862 §5.4.2: a node probing an address listens to its solicited-node group first,
+     * so another node's probe for it (sent there) reaches us behind an MLD-snooping switch:
+     * one more reference on the group until ndproxyProbeEnd. */
+    if (r > 0 && (r = mld_join(&d->mld, a, now)) < 0) set_delete(&d->probing, a);
     if (r < 0) {
+      mld_tick(p);
       mip6_throw_errno(env, -r, "ndproxyProbeStart", "growing the set");
       return NULL;
     }
@@ -902,6 +908,7 @@ static napi_value probe_start(napi_env env, napi_callback_info info) {
     }
     out[i] = OUT_SKIP;
   }
+  mld_tick(p); /* the joins' reports are due MLD_COALESCE_MS from now */
   uint32_t errors = send_probes(d, p->fd, addrs, count, out);
   for (uint32_t i = 0; i < count; i++) {
     if (out[i] == OUT_SKIP) out[i] = OUT_SENT;
@@ -930,11 +937,14 @@ static napi_value probe_end(napi_env env, napi_callback_info info) {
     if (d->counters[C_FRAMES] - before < DRAIN_MAX) break;
   }
   uint32_t duplicates = 0;
+  uint64_t now = now_ms();
   for (uint32_t i = 0; i < count; i++) {
     out[i] = set_delete(&d->probing, addrs + (size_t)i * 16);
+    if (out[i] != 0) mld_leave(&d->mld, addrs + (size_t)i * 16, now); /* its probe's reference */
     if (out[i] & PROBE_DUPLICATE) duplicates++;
   }
   set_shrink(&d->probing);
+  mld_tick(p);
   napi_value result;
   napi_create_uint32(env, duplicates, &result);
   return result;

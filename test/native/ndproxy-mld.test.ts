@@ -9,8 +9,9 @@
  *    groups on the HA's port, they went out in a few frames (scapy decodes each: Router Alert,
  *    hop limit 1, ff02::16, checksum, 20-byte records), the bridge's queries are answered and
  *    the host resolves a defended address to the HA's MAC; after a delete, that group leaves
- *    the HA's port and the solicitation no longer reaches the HA; when the proxy closes, all its
- *    groups leave.
+ *    the HA's port and the solicitation no longer reaches the HA; an address under DAD joins
+ *    its group too, so another node's probe for it reaches the HA, and leaves it after; when
+ *    the proxy closes, all its groups leave.
  * 2. A host with scapy and no key on a veth to the HA: forged or malformed queries (hop limit 64,
  *    no Router Alert, a global source, a bad checksum, 26 bytes; a Hop-by-Hop header without a
  *    Router Alert for MLD, with an option running past its end, or cut by the Payload Length)
@@ -55,13 +56,19 @@ const MANY = 1000;
 const RECORDS_PER_FRAME = 72;
 
 type Counters = Record<string, number>;
+/** What test/native/fixtures/mld-child.ts answers to a command. */
+interface ChildAnswer {
+  changed?: number;
+  flags?: number[];
+  counters: Counters;
+}
 
 /** The HA side: test/native/fixtures/mld-child.ts in `ns`, driven line by line. */
 async function startProxy(
   t: { teardown(fn: () => void): void },
   ns: string,
   link: string,
-): Promise<(line: string) => Promise<{ changed?: number; counters: Counters }>> {
+): Promise<(line: string) => Promise<ChildAnswer>> {
   const script = fileURLToPath(new URL('fixtures/mld-child.ts', import.meta.url));
   const child = spawn(
     'ip',
@@ -82,7 +89,7 @@ async function startProxy(
   return async (line: string) => {
     const answer = next();
     child.stdin.write(`${line}\n`);
-    return JSON.parse(await answer) as { changed?: number; counters: Counters };
+    return JSON.parse(await answer) as ChildAnswer;
   };
 }
 
@@ -287,18 +294,17 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
   const control = `${P}c0`;
   t.equal((await proxy(`add ${control}`)).changed, 1);
   const target = `${P}20`;
-  /** Solicits `first`, then the control, each to its group, until the control's reaches the
-   *  HA; returns how the counters moved meanwhile. */
-  const solicitWithControl = async (first: string): Promise<Counters> => {
-    const start = (await proxy('counters')).counters;
+  /** Has the host send `frames` (the fixture's arguments) until the proxy's counter `name`
+   *  moves within 500 ms of a sending. */
+  const sendUntilCounted = async (what: string, frames: string[], name: string): Promise<void> => {
     await waitFor(
-      'a solicitation to the control group reaching the HA',
+      what,
       async () => {
-        const before = (await proxy('counters')).counters['answered']!;
-        await host(other, ['ns', 'hostl', `${P}2`, first, control]);
+        const before = (await proxy('counters')).counters[name]!;
+        await host(other, frames);
         return waitFor(
-          'the answer',
-          async () => (await proxy('counters')).counters['answered']! > before,
+          `${name} counted`,
+          async () => (await proxy('counters')).counters[name]! > before,
           500,
         ).then(
           () => true,
@@ -307,6 +313,24 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
       },
       30_000,
       0,
+    );
+  };
+  /** Waits until the group of the address with these low 24 bits is off the HA's port. */
+  const groupGone = (low24: number): Promise<number> =>
+    waitFor(
+      `${solicitedNode(low24)} gone from the HA port`,
+      async () => !(await mdbGroups(br, 'haport')).has(solicitedNode(low24)),
+      15_000,
+      100,
+    );
+  /** Solicits `first`, then the control, each to its group, until the control's reaches the
+   *  HA; returns how the counters moved meanwhile. */
+  const solicitWithControl = async (first: string): Promise<Counters> => {
+    const start = (await proxy('counters')).counters;
+    await sendUntilCounted(
+      'a solicitation to the control group reaching the HA',
+      ['ns', 'hostl', `${P}2`, first, control],
+      'answered',
     );
     const end = (await proxy('counters')).counters;
     return Object.fromEntries(Object.keys(end).map((k) => [k, end[k]! - start[k]!]));
@@ -389,12 +413,7 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
 
   // Its last address out: the group leaves the HA's port, the solicitation no longer arrives.
   t.equal((await proxy(`del ${target}`)).changed, 1);
-  await waitFor(
-    'the group gone from the HA port',
-    async () => !(await mdbGroups(br, 'haport')).has(solicitedNode(0x20)),
-    15_000,
-    100,
-  );
+  await groupGone(0x20);
   t.pass('the group left the bridge table after the delete');
   const others = await mdbGroups(br, 'haport');
   t.ok(
@@ -405,6 +424,21 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
   t.equal(left['mldGroups'], MANY);
   const deleted = await solicitWithControl(target);
   t.equal(deleted['notOurs'], 0, 'deleted: no solicitation to its group reached the HA');
+
+  // An address under Duplicate Address Detection: its group joins too (RFC 4862 5.4.2), so
+  // another node's probe for it, sent to the group, reaches the HA through the bridge and
+  // marks it duplicate; when DAD ends the group leaves. Before, the bridge never forwarded it.
+  const probed = `${P}30`;
+  await proxy(`probe-start ${probed}`);
+  await sendUntilCounted(
+    "another node's probe for the address reaching the HA",
+    ['dad', 'hostl', probed],
+    'duplicateBySolicitation',
+  );
+  t.ok((await mdbGroups(br, 'haport')).has(solicitedNode(0x30)), 'its group on the HA port');
+  t.same((await proxy(`probe-end ${probed}`)).flags, [1 | 2], 'DAD saw the duplicate');
+  await groupGone(0x30);
+  t.pass('DAD over: its group left the bridge table');
 
   // The proxy closes (the HA stops): it leaves every group at once, so the bridge stops
   // forwarding them within its last-listener queries, not after its 260 s membership timer.
@@ -435,7 +469,7 @@ async function hostAndProxy(
   ha: string;
   hostLinkLocal: string;
   haMac: string;
-  proxy: (line: string) => Promise<{ changed?: number; counters: Counters }>;
+  proxy: (line: string) => Promise<ChildAnswer>;
 }> {
   const [other, ha] = await linkedNetns(t, prefixes, [hostDev, haDev]);
   await run('ip', ['-n', ha, 'link', 'set', haDev, 'up']);
@@ -737,7 +771,7 @@ void t.test(
       async () => (await proxy('counters')).counters['mldRecordsSent']! >= 2 * GROUPS,
       15_000,
     );
-    const captured = await capture(t, ha, 'homeg', 4, haMac);
+    const captured = await capture(t, ha, 'homeg', 8, haMac);
     const { at: sentAt } = JSON.parse(
       await host(other, ['general', 'hostg', hostLinkLocal, '2000']),
     ) as { at: number };

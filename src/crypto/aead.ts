@@ -238,6 +238,7 @@ export class SodiumBatchAead implements BatchAead {
     results: Uint8Array,
   ): void {
     this.loadKey(key);
+    let opened = 0; // the longest plaintext left in the scratch area
     for (let i = 0; i < count; i++) {
       const off = offsets[i]!;
       const total = lengths[i]!;
@@ -271,8 +272,11 @@ export class SodiumBatchAead implements BatchAead {
       }
       buf.set(this.mod.HEAPU8.subarray(this.data, this.data + len), p);
       results[i] = 1;
+      if (len > opened) opened = len;
     }
+    // Neither the key nor a decrypted payload stays in the WASM heap after the call.
     this.mod.HEAPU8.fill(0, this.keyPtr, this.keyPtr + KEY_LEN);
+    if (opened > 0) this.mod.HEAPU8.fill(0, this.data, this.data + opened);
   }
 
   /** Wipes and frees the WASM scratch area. */

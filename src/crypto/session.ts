@@ -59,9 +59,6 @@ export const CHANNEL_KEY_POOL = new SlotPool<Uint8Array>(
   (n) => new Uint8Array(n),
 );
 
-/** What a wiped keypair's keys read as: zeros, never another keypair's reused slot. */
-const WIPED_KEY = new Uint8Array(32);
-
 /** Which key of a keypair (Keypair.copyKey): its offset in the keypair's slot. */
 export const SEND = 0;
 export const RECEIVE = 32;
@@ -125,20 +122,19 @@ export class Keypair {
     return into;
   }
 
-  /** The send key as a view into its slot (tests, diagnostics): zeros once wiped. */
+  /** A copy of the send key (tests, diagnostics): zeros once wiped. */
   get sendKey(): Uint8Array {
-    return this.#view(SEND);
+    return this.copyKey(SEND, new Uint8Array(32));
   }
 
-  /** The receive key as a view into its slot (tests, diagnostics): zeros once wiped. */
+  /** A copy of the receive key (tests, diagnostics): zeros once wiped. */
   get receiveKey(): Uint8Array {
-    return this.#view(RECEIVE);
+    return this.copyKey(RECEIVE, new Uint8Array(32));
   }
 
-  #view(which: number): Uint8Array {
-    if (this.#slot < 0) return WIPED_KEY;
-    const from = CHANNEL_KEY_POOL.baseOf(this.#slot) + which;
-    return CHANNEL_KEY_POOL.chunkOf(this.#slot).subarray(from, from + 32);
+  /** The keys' slot in CHANNEL_KEY_POOL (an index, not the keys), -1 once wiped. */
+  get slot(): number {
+    return this.#slot;
   }
 
   wipe(): void {

@@ -15,7 +15,7 @@ import {
   parseIpv6,
 } from '../../src/crypto/certificate.js';
 import { CHANNEL_REPLAY_POOL } from '../../src/crypto/replay-window.js';
-import { CHANNEL_KEY_POOL, NO_DROPS } from '../../src/crypto/session.js';
+import { CHANNEL_KEY_POOL, NO_DROPS, type Keypair } from '../../src/crypto/session.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
 import { toHex } from '../../src/wire/hex.js';
 import { authority, cert, endpoint, ipv6Packet, memberKey, T0 } from '../helpers/crypto.js';
@@ -120,15 +120,15 @@ void t.test(
   async (t) => {
     const { ha, mn, r, back } = connected();
     const kp = (r.session as unknown as { current: Record<string, unknown> }).current;
-    const send = kp['sendKey'] as Uint8Array;
-    const receive = kp['receiveKey'] as Uint8Array;
-    t.equal(send.buffer, receive.buffer, 'both keys in one buffer');
-    t.equal(receive.byteOffset, send.byteOffset + 32, 'one 64-byte slot of the key pool');
-    t.equal(
-      send.buffer,
-      CHANNEL_KEY_POOL.chunkOf(0).buffer,
-      "the pool's chunk, no buffer of its own",
+    const keypair = kp as unknown as Keypair;
+    const base = CHANNEL_KEY_POOL.baseOf(keypair.slot);
+    const slot = CHANNEL_KEY_POOL.chunkOf(keypair.slot).subarray(base, base + 64);
+    t.ok(
+      keypair.sendKey.some((b) => b !== 0),
+      'keys made',
     );
+    t.same(slot.subarray(0, 32), keypair.sendKey, 'the send key in the first half of one slot');
+    t.same(slot.subarray(32, 64), keypair.receiveKey, 'the receive key in its second half');
     t.notOk(Object.hasOwn(kp, 'sendKey'), 'no view per key kept: the keys are read from the slot');
     t.notOk(Object.hasOwn(kp, 'receiveKey'));
     t.equal(kp['keys'], undefined, 'no handshake hash or key object kept');
@@ -198,26 +198,38 @@ void t.test('keys take their replay window from the shared pool and give it back
   const { ha, mn, r, back } = connected();
   t.equal(CHANNEL_REPLAY_POOL.inUse, before + 2, 'one window per side');
   t.equal(CHANNEL_KEY_POOL.inUse, keysBefore + 2, 'one key slot per side');
-  const kp = (r.session as unknown as { current: { sendKey: Uint8Array } }).current;
+  const kp = (r.session as unknown as { current: Keypair }).current;
   const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
   const late = mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!;
-  const slotView = kp.sendKey;
+  const slot = kp.slot;
+  const slotBytes = (): Uint8Array => {
+    const base = CHANNEL_KEY_POOL.baseOf(slot);
+    return CHANNEL_KEY_POOL.chunkOf(slot).subarray(base, base + 64);
+  };
+  const key = kp.sendKey;
+  t.ok(
+    key.some((b) => b !== 0),
+    'a copy of the send key',
+  );
+  key[0] = key[0]! ^ 0xff;
+  t.not(kp.sendKey[0], key[0], 'a copy: changing it changes nothing in the slot');
   ha.closeSession(r.session);
   t.equal(CHANNEL_REPLAY_POOL.inUse, before + 1, 'closing the session released its window');
   t.equal(CHANNEL_KEY_POOL.inUse, keysBefore + 1, 'and its key slot');
+  t.equal(kp.slot, -1, 'the keypair holds no slot');
   t.ok(
-    slotView.every((b) => b === 0),
+    slotBytes().every((b) => b === 0),
     'the slot was zeroed',
   );
   // The next keys take the freed slot: the wiped keypair must not read them.
   const again = connected();
   t.ok(
-    kp.sendKey.every((b) => b === 0),
-    "a wiped keypair's keys read zeros, not the slot's next keys",
+    slotBytes().some((b) => b !== 0),
+    'the slot holds new keys now',
   );
   t.ok(
-    slotView.some((b) => b !== 0),
-    'the slot holds new keys now',
+    kp.sendKey.every((b) => b === 0) && kp.receiveKey.every((b) => b === 0),
+    "a wiped keypair's keys read zeros, not the slot's next keys",
   );
   again.ha.close();
   again.mn.close();

@@ -114,3 +114,31 @@ void t.test('a refused seal leaves no copy of the key in the WASM heap', async (
   t.equal(found, -1, 'the key is nowhere in the heap');
   aead.dispose();
 });
+
+void t.test('an open leaves no decrypted payload in the WASM heap', async (t) => {
+  const aead = new SodiumBatchAead();
+  const key = Uint8Array.from(randomBytes(32));
+  // A payload that cannot be anywhere in the heap by chance, twice as one batch.
+  const payload = Uint8Array.from(randomBytes(200));
+  const buf = new Uint8Array(2 * (DATA_HEADER_LEN + 200 + TAG_LEN));
+  const offsets = new Uint32Array([0, DATA_HEADER_LEN + 200 + TAG_LEN]);
+  for (let i = 0; i < 2; i++) {
+    writeDataHeader(buf, offsets[i]!, 7, i + 1);
+    buf.set(payload, offsets[i]! + DATA_HEADER_LEN);
+  }
+  aead.sealBatch(key, buf, offsets, new Uint32Array([200, 200]), 2);
+  const results = new Uint8Array(2);
+  const total = DATA_HEADER_LEN + 200 + TAG_LEN;
+  aead.openBatch(key, buf, offsets, new Uint32Array([total, total]), 2, results);
+  t.same([...results], [1, 1], 'both opened');
+  t.same(buf.subarray(DATA_HEADER_LEN, DATA_HEADER_LEN + 200), payload, 'to the payload');
+  const heap = raw().HEAPU8;
+  let found = -1;
+  for (let i = 0; i + 32 <= heap.length && found < 0; i++) {
+    if (heap[i] === payload[0] && payload.subarray(0, 32).every((b, j) => heap[i + j] === b)) {
+      found = i;
+    }
+  }
+  t.equal(found, -1, 'no part of the plaintext is left in the heap');
+  aead.dispose();
+});

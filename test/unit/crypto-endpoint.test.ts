@@ -23,6 +23,7 @@ import { mac1Key, tai64n, writeMacs } from '../../src/crypto/handshake.js';
 import { x25519FromPrivate } from '../../src/crypto/noise.js';
 import { sourceAllowed } from '../../src/crypto/selector.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
+import { CHANNEL_KEY_POOL, type Keypair } from '../../src/crypto/session.js';
 import {
   authority,
   cert,
@@ -510,17 +511,25 @@ void t.test('payload sent past REKEY_AFTER_TIME rekeys the initiator, once', asy
 void t.test('keys are wiped on close', async (t) => {
   const { ha, mn } = pair();
   const { mnSession } = handshake(ha, mn);
-  const internals = mnSession as unknown as { current: { sendKey: Uint8Array } };
-  const key = internals.current.sendKey;
+  const kp = (mnSession as unknown as { current: Keypair }).current;
+  const slot = kp.slot;
+  const base = CHANNEL_KEY_POOL.baseOf(slot);
+  const inPool = CHANNEL_KEY_POOL.chunkOf(slot).subarray(base, base + 64);
   t.equal(
-    key.some((b) => b !== 0),
+    inPool.some((b) => b !== 0),
     true,
   );
   mn.close();
   t.equal(
-    key.every((b) => b === 0),
+    inPool.every((b) => b === 0),
     true,
-    'send key zeroed',
+    'both keys zeroed in their slot',
+  );
+  t.equal(kp.slot, -1);
+  t.equal(
+    kp.sendKey.every((b) => b === 0),
+    true,
+    'the send key reads zeros',
   );
   t.equal(mnSession.established, false);
   t.equal(mn.seal(mnSession, new Uint8Array(40), T0, DataKind.PAYLOAD), null);

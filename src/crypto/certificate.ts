@@ -25,7 +25,7 @@ import {
   parseIpv6 as parseIpv6Bytes,
   prefixMatches,
 } from '../wire/address.js';
-import { bytesEqual } from '../util/bytes.js';
+import { byteString, bytesEqual, bytesOfString } from '../util/bytes.js';
 import { CryptoError } from '../util/errors.js';
 import { concat } from './noise.js';
 import { lib } from './sodium.js';
@@ -156,15 +156,6 @@ export function decodeCertificate(bytes: Uint8Array): MemberCertificate {
   return new DecodedCertificate(name, role, bytes, Number(notBefore), Number(notAfter));
 }
 
-/** The bytes as a string of one char per byte (latin1): flat, one-byte, a copy. */
-function byteString(bytes: Uint8Array): string {
-  let out = '';
-  for (let start = 0; start < bytes.length; start += 4096) {
-    out += String.fromCharCode.apply(null, Array.from(bytes.subarray(start, start + 4096)));
-  }
-  return out;
-}
-
 /**
  * A decoded certificate. Its bytes are kept as a string of one char per byte (issue 17: a home
  * agent keeps one decoded certificate per member, and a Uint8Array of its own costs a view, an
@@ -191,12 +182,12 @@ class DecodedCertificate implements MemberCertificate {
 
   /** A copy of the certificate's bytes. */
   get raw(): Uint8Array {
-    return this.#copy(0, this.bytes.length);
+    return bytesOfString(this.bytes);
   }
 
   /** A copy of the member's public key. */
   get publicKey(): Uint8Array {
-    return this.#copy(CERT_PUBKEY_OFF, CERT_PUBKEY_OFF + 32);
+    return bytesOfString(this.bytes, CERT_PUBKEY_OFF, CERT_PUBKEY_OFF + 32);
   }
 
   get addresses(): AllowedPrefix[] {
@@ -206,12 +197,6 @@ class DecodedCertificate implements MemberCertificate {
     for (let i = 0; i < out.length; i++, o += 17) {
       out[i] = { prefixLength: raw[o]!, address: raw.subarray(o + 1, o + 17) };
     }
-    return out;
-  }
-
-  #copy(from: number, to: number): Uint8Array {
-    const out = new Uint8Array(to - from);
-    for (let i = from; i < to; i++) out[i - from] = this.bytes.charCodeAt(i);
     return out;
   }
 }

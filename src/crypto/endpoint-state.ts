@@ -5,9 +5,9 @@
  * counters, with the small bookkeeping every part uses (finding or making a session, counting a
  * drop, fresh SPIs, retiring keys). Not exported from endpoint.ts: the façade there is the API.
  */
+import { byteString } from '../util/bytes.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
 import { systemWallClock, type WallClock } from '../util/wall-clock.js';
-import { toHex } from '../wire/hex.js';
 import { SodiumBatchAead, type BatchAead } from './aead.js';
 import type { MemberCertificate, Role } from './certificate.js';
 import { CookieChecker, mac1Key, TIMESTAMP_LEN } from './handshake.js';
@@ -80,7 +80,7 @@ export class EndpointState {
   readonly timers: ChannelTimers;
   readonly wallClock: WallClock;
   readonly mac1KeyOwn: Uint8Array;
-  /** By the peer's static public key in hex. */
+  /** By the peer's static public key as a byteString (PeerSession.peerKey). */
   readonly sessions = new Map<string, PeerSession>();
   /** Keys by our (local) SPI; each knows its session. */
   readonly bySpi = new Map<number, Keypair>();
@@ -113,12 +113,12 @@ export class EndpointState {
   }
 
   session(peerPublicKey: Uint8Array): PeerSession | undefined {
-    return this.sessions.get(toHex(peerPublicKey));
+    return this.sessions.get(byteString(peerPublicKey));
   }
 
-  /** `key`: the key in hex (toHex) when the caller has it (one string for both maps and the
+  /** `key`: the key as a byteString when the caller has it (one string for both maps and the
    *  session). */
-  sessionFor(peerPublicKey: Uint8Array, key = toHex(peerPublicKey)): PeerSession {
+  sessionFor(peerPublicKey: Uint8Array, key = byteString(peerPublicKey)): PeerSession {
     let s = this.sessions.get(key);
     if (s === undefined) {
       s = new PeerSession(key);

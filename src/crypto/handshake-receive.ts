@@ -12,7 +12,7 @@
  *   cookie reply (type 3): pending handshake by receiver SPI -> cookie decrypted -> the same
  *               initiation goes again from `poll()` with MAC2.
  */
-import { toHex } from '../wire/hex.js';
+import { byteString } from '../util/bytes.js';
 import { TAG_LEN, readSpi } from './aead.js';
 import {
   certificateIs,
@@ -113,8 +113,8 @@ export function onInitiation(
     return st.drop('bad-handshake');
   }
   const timestamp = read.payload.subarray(0, TIMESTAMP_LEN);
-  const peerHex = toHex(read.remoteStatic);
-  const known = st.sessions.get(peerHex);
+  const peerKey = byteString(read.remoteStatic);
+  const known = st.sessions.get(peerKey);
   const wall = st.wallClock();
   const cert = checkPeerCertificate(
     st,
@@ -133,7 +133,7 @@ export function onInitiation(
   }
   const stamp = String.fromCharCode(...timestamp);
   // While the peer's session is open its timestamp is kept there, else in peerTimestamps.
-  let last = known?.acceptedTimestamp ?? st.peerTimestamps.get(peerHex);
+  let last = known?.acceptedTimestamp ?? st.peerTimestamps.get(peerKey);
   // A remembered timestamp too far ahead of our clock was taken while our clock was ahead
   // (it was within MAX_TIMESTAMP_AHEAD_MS of it then) and has been set back since: kept, it
   // would lock this member out until our clock caught up again. Forgotten instead: the state a
@@ -147,10 +147,10 @@ export function onInitiation(
     return st.drop('stale-timestamp', known);
   }
   // The certificate's key is the Noise static key (checked above).
-  const session = st.sessionFor(read.remoteStatic, peerHex);
+  const session = st.sessionFor(read.remoteStatic, peerKey);
   session.peerCertificate = cert;
   session.acceptedTimestamp = stamp;
-  st.peerTimestamps.delete(peerHex); // a closed session's, if any: the session's now
+  st.peerTimestamps.delete(peerKey); // a closed session's, if any: the session's now
 
   const localSpi = st.newSpi();
   const remoteSpi = readSpi(msg, 0);

@@ -10,7 +10,7 @@ import type { IkInitiator, TransportKeys } from './noise.js';
 import { CHANNEL_REPLAY_POOL, REPLAY_WINDOW_WORDS, ReplayWindow } from './replay-window.js';
 import { lib } from './sodium.js';
 import { SlotPool } from '../util/slot-pool.js';
-import { bytesOfHex } from '../wire/hex.js';
+import { bytesOfString } from '../util/bytes.js';
 
 /** Stable drop reasons (counters and logs). */
 export const DROP_REASONS = [
@@ -175,8 +175,9 @@ export interface SessionStats {
  *  fields (SessionStats), read as `stats`: no object of their own (~32 B per member at a home
  *  agent, issue 17). */
 export class PeerSession implements SessionStats {
-  /** The peer's static public key in hex: the endpoint's key for this session (the string the
-   *  sessions Map holds, not a copy), and what a home agent's bindings name their owner by. */
+  /** The peer's static public key as a byteString (32 chars, one per byte): the endpoint's key
+   *  for this session (the string the sessions Map holds, not a copy), and what a home agent's
+   *  bindings name their owner by. */
   readonly peerKey: string;
   peerCertificate: MemberCertificate | null = null;
   // SessionStats (documented there).
@@ -215,7 +216,7 @@ export class PeerSession implements SessionStats {
    */
   driverState: unknown = undefined;
 
-  /** `peerKey`: the peer's static public key in hex (toHex). */
+  /** `peerKey`: the peer's static public key as a byteString. */
   constructor(peerKey: string) {
     this.peerKey = peerKey;
   }
@@ -223,7 +224,7 @@ export class PeerSession implements SessionStats {
   /** The peer's static public key (32 bytes), made from `peerKey` on each read: a session keeps
    *  no buffer of its own for it (~230 B per member at a home agent, issue 17). */
   get peerPublicKey(): Uint8Array {
-    return bytesOfHex(this.peerKey);
+    return bytesOfString(this.peerKey);
   }
 
   /** The session's counters (its own fields). */

@@ -19,11 +19,11 @@
  * bindings, with no object per deadline. A BU for an existing binding updates its entry in
  * place (issue 17: no new entry, counters or heap item per refresh).
  */
+import { byteString, bytesOfString } from '../util/bytes.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
 import type { SizedOwnerStore } from '../util/owner-store.js';
 import type { BindingUpdateFlags } from '../wire/types.js';
 import { parseIpv6 } from '../wire/address.js';
-import { bytesOfHex, toHex } from '../wire/hex.js';
 import { BINDING_TOMBSTONE_MS, BRR_LIFETIME_FRACTION, BRR_USAGE_WINDOW_MS } from './constants.js';
 import { locatorCareOfAddress, type Locator } from './locator.js';
 import type { PrefixAdvertisementState } from './prefix-advertisement.js';
@@ -37,10 +37,10 @@ export interface BindingCounters {
 }
 
 /** What a Binding Update sets in a binding (and what a restored binding brings), with its owner
- *  key as bytes or as hex or both (BindingOwner). */
+ *  key as bytes or as a byteString or both (BindingOwner). */
 export type BindingFields = BindingFieldsBase & BindingOwner;
 
-/** A binding's owner key: the bytes, their hex, or both (one of them at least). */
+/** A binding's owner key: the bytes, their byteString, or both (one of them at least). */
 export type BindingOwner =
   | { ownerKey: Uint8Array; owner?: string | undefined }
   | { owner: string; ownerKey?: Uint8Array | undefined };
@@ -94,7 +94,7 @@ export class BindingCacheEntry implements BindingFieldsBase {
   peerName!: string;
   /**
    * The binding's owner: the static public key (X25519) of the channel whose BU created it, in
-   * hex (DESIGN.md §4: every binding belongs to the key that created it). Only BUs from this
+   * byteString (util/bytes.ts; DESIGN.md §4: every binding belongs to the key that created it). Only BUs from this
    * key may refresh, move or delete it; another member whose certificate also holds the home
    * address (an old laptop's, or one for a whole prefix) is refused until it expires or its
    * owner deregisters. The channel's own string (PeerSession.peerKey) when the BU gave it: the
@@ -117,9 +117,11 @@ export class BindingCacheEntry implements BindingFieldsBase {
   refreshRequested = false;
   /** The deadline the cache last armed for this entry (its heap items at other times are stale). */
   armedAt: number | undefined = undefined;
-  /** The member's Mobile Prefix Advertisement schedule (prefix-advertisement.ts keeps it here,
-   *  not in a Map of its own, issue 17); the cache never reads it. */
-  prefixAdvertisement: PrefixAdvertisementState | undefined = undefined;
+  /** The member's Mobile Prefix Advertisement schedule (PrefixAdvertisementState: its two
+   *  fields, kept in the entry itself, not in a Map or an object of its own, issue 17);
+   *  undefined while it has none. The cache never reads them. */
+  mpaAt: number | undefined = undefined;
+  mpaPending: PrefixAdvertisementState['mpaPending'] = undefined;
   /** Where the binding's traffic goes (the HA's BindingPaths keeps its bound path here, not in a
    *  Map of its own, issue 17); the cache never reads it, and a replacing entry takes it over. */
   path: object | undefined = undefined;
@@ -151,7 +153,7 @@ export class BindingCacheEntry implements BindingFieldsBase {
 
   /** The owner's static public key (a copy, made from `owner` on each read). */
   get ownerKey(): Uint8Array {
-    return bytesOfHex(this.owner);
+    return bytesOfString(this.owner);
   }
 
   /** Traffic counters (made on first use: an idle binding has none). */
@@ -178,7 +180,7 @@ export class BindingCacheEntry implements BindingFieldsBase {
     this.flags = fields.flags;
     this.homeRegistration = fields.homeRegistration;
     this.peerName = fields.peerName;
-    this.owner = fields.owner ?? toHex(fields.ownerKey!);
+    this.owner = fields.owner ?? byteString(fields.ownerKey!);
     this.natDetected = fields.natDetected;
     this.udpEncapsulationRequired = fields.udpEncapsulationRequired;
     this.refreshTime = fields.refreshTime;
@@ -259,24 +261,35 @@ export function keyOfText(address: string): string {
   return keyOf(parseIpv6(address), 0);
 }
 
-/** An owner key as its hex (BindingCacheEntry.owner): a string is one already. */
-function ownerHex(ownerKey: Uint8Array | string): string {
-  return typeof ownerKey === 'string' ? ownerKey : toHex(ownerKey);
+/** An owner key as BindingCacheEntry.owner has it: a string is one already. */
+function ownerString(ownerKey: Uint8Array | string): string {
+  return typeof ownerKey === 'string' ? ownerKey : byteString(ownerKey);
 }
 
-/** PrefixAdvertiser's store over the entries' prefixAdvertisement field (no entry: no state). */
+/**
+ * PrefixAdvertiser's store over the entries (no entry: no state): a member's state is its entry,
+ * once it has a schedule (`mpaAt`); `set` copies a new state's fields in (the advertiser goes on
+ * with what `get` returns).
+ */
 function prefixAdvertisementStore(
   byKey: Map<string, BindingCacheEntry>,
 ): SizedOwnerStore<string, PrefixAdvertisementState> {
   return {
-    get: (key) => byKey.get(key)?.prefixAdvertisement,
+    get: (key) => {
+      const e = byKey.get(key);
+      return e?.mpaAt === undefined ? undefined : (e as PrefixAdvertisementState);
+    },
     set: (key, state) => {
       const e = byKey.get(key);
-      if (e !== undefined) e.prefixAdvertisement = state;
+      if (e === undefined) return;
+      e.mpaAt = state.mpaAt;
+      e.mpaPending = state.mpaPending;
     },
     delete: (key) => {
       const e = byKey.get(key);
-      if (e !== undefined) e.prefixAdvertisement = undefined;
+      if (e === undefined) return;
+      e.mpaAt = undefined;
+      e.mpaPending = undefined;
     },
     get size(): number {
       return byKey.size;
@@ -411,7 +424,7 @@ export class BindingCache {
       this.#tombstones.delete(key);
       return undefined;
     }
-    if (ownerKey !== undefined && t.owner !== ownerHex(ownerKey)) return undefined;
+    if (ownerKey !== undefined && t.owner !== ownerString(ownerKey)) return undefined;
     return t.sequence;
   }
 

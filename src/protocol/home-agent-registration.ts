@@ -86,8 +86,7 @@ import {
   unmapIpv4,
   type Prefix,
 } from '../wire/address.js';
-import { bytesEqual } from '../util/bytes.js';
-import { toHex } from '../wire/hex.js';
+import { byteString, bytesEqual } from '../util/bytes.js';
 import type { MemberCertificate } from '../crypto/certificate.js';
 import type { BindingCache, BindingCacheEntry } from './binding-cache.js';
 import { MAX_BINDING_LIFETIME_S, NATKATIMEOUT_S } from './constants.js';
@@ -102,7 +101,7 @@ export interface RegistrationPeer {
   name: string;
   /** The channel's static public key (X25519): it owns the bindings its BUs create. */
   publicKey: Uint8Array;
-  /** `publicKey` in hex when the caller has it (PeerSession.peerKey): what the bindings it
+  /** `publicKey` as a byteString when the caller has it (PeerSession.peerKey): what the bindings it
    *  creates keep, and what an existing binding's owner is compared with. */
   owner?: string;
   /** True when the certificate holds this home address (or a prefix containing it). */
@@ -365,7 +364,7 @@ export function processHomeBindingUpdate(
     );
   }
 
-  const owner = peer.owner ?? toHex(peer.publicKey);
+  const owner = peer.owner ?? byteString(peer.publicKey);
   const existing = cache.get(hoa);
   if (existing !== undefined && existing.owner !== owner) {
     // Before the sequence and type checks: the other key learns nothing of the entry.

@@ -51,9 +51,9 @@ export interface PrefixAdvertisementAction {
 /** What the advertiser keeps per member (opaque to its users; see PrefixAdvertiserOptions.store). */
 export interface PrefixAdvertisementState {
   /** When the next periodic MPA is due. */
-  periodicAt: number;
+  mpaAt: number;
   /** An unsolicited MPA not yet acknowledged by a BU. */
-  pending: { identifier: number; sent: number; timeoutMs: number; nextAt: number } | undefined;
+  mpaPending: { identifier: number; sent: number; timeoutMs: number; nextAt: number } | undefined;
 }
 
 export class PrefixAdvertiser {
@@ -101,8 +101,8 @@ export class PrefixAdvertiser {
   onRegistered(key: string, now: number): void {
     if (this.#members.get(key) === undefined) {
       const m: PrefixAdvertisementState = {
-        periodicAt: now + this.randomDelay(),
-        pending: undefined,
+        mpaAt: now + this.randomDelay(),
+        mpaPending: undefined,
       };
       this.#members.set(key, m);
       this.#schedule(key, m);
@@ -116,8 +116,8 @@ export class PrefixAdvertiser {
   onBindingUpdate(key: string, now: number): boolean {
     const m = this.#members.get(key);
     this.onRegistered(key, now);
-    if (m?.pending === undefined) return false;
-    m.pending = undefined;
+    if (m?.mpaPending === undefined) return false;
+    m.mpaPending = undefined;
     this.#schedule(key, m);
     return true;
   }
@@ -126,7 +126,7 @@ export class PrefixAdvertiser {
   onSolicitedSent(key: string, now: number): void {
     const m = this.#members.get(key);
     if (m === undefined) return;
-    m.periodicAt = now + this.randomDelay();
+    m.mpaAt = now + this.randomDelay();
     this.#schedule(key, m);
   }
 
@@ -143,7 +143,7 @@ export class PrefixAdvertiser {
 
   /** Outstanding unsolicited MPA of a member (for status and tests). */
   pending(key: string): boolean {
-    return this.#members.get(key)?.pending !== undefined;
+    return this.#members.get(key)?.mpaPending !== undefined;
   }
 
   /** A change to announce: an unsolicited MPA to every member in `keys`, now. */
@@ -165,13 +165,13 @@ export class PrefixAdvertiser {
     why: 'change' | 'periodic',
   ): PrefixAdvertisementAction {
     const identifier = this.identifier();
-    m.pending = {
+    m.mpaPending = {
       identifier,
       sent: 0,
       timeoutMs: PREFIX_ADV_TIMEOUT_MS,
       nextAt: now + PREFIX_ADV_TIMEOUT_MS,
     };
-    m.periodicAt = now + this.randomDelay();
+    m.mpaAt = now + this.randomDelay();
     this.#schedule(key, m);
     return { key, identifier, why };
   }
@@ -185,10 +185,10 @@ export class PrefixAdvertiser {
       const m = this.#members.get(key);
       if (m === undefined || done.has(key)) continue;
       done.add(key);
-      const p = m.pending;
+      const p = m.mpaPending;
       if (p !== undefined && now >= p.nextAt) {
         if (p.sent >= PREFIX_ADV_RETRIES) {
-          m.pending = undefined; // given up; the periodic schedule tries again later
+          m.mpaPending = undefined; // given up; the periodic schedule tries again later
         } else {
           p.sent++;
           p.timeoutMs *= 2;
@@ -196,10 +196,10 @@ export class PrefixAdvertiser {
           out.push({ key, identifier: p.identifier, why: 'retransmission' });
         }
       }
-      if (now >= m.periodicAt && m.pending === undefined) {
+      if (now >= m.mpaAt && m.mpaPending === undefined) {
         out.push(this.#unsolicited(key, m, now, 'periodic'));
-      } else if (now >= m.periodicAt) {
-        m.periodicAt = now + this.randomDelay(); // a change MPA is still being retransmitted
+      } else if (now >= m.mpaAt) {
+        m.mpaAt = now + this.randomDelay(); // a change MPA is still being retransmitted
       }
     }
     // After the loop: a deadline still at or before `now` waits for the next poll.
@@ -217,5 +217,5 @@ export class PrefixAdvertiser {
 
 /** When a member has work next: its periodic MPA, or the retransmission of a pending one. */
 function deadlineOf(m: PrefixAdvertisementState): number {
-  return Math.min(m.periodicAt, m.pending?.nextAt ?? Infinity);
+  return Math.min(m.mpaAt, m.mpaPending?.nextAt ?? Infinity);
 }

@@ -44,20 +44,3 @@ export function toHex(bytes: Uint8Array, offset = 0, length = bytes.length - off
   }
   return out;
 }
-
-/** The bytes of lower- or upper-case hex text with no separators (toHex's output): a fast path
- *  for keys kept as hex. A digit that is not hex reads as 0; use fromHex for untrusted text. */
-export function bytesOfHex(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length >> 1);
-  for (let i = 0; i < out.length; i++) {
-    out[i] = (nibble(hex.charCodeAt(2 * i)) << 4) | nibble(hex.charCodeAt(2 * i + 1));
-  }
-  return out;
-}
-
-function nibble(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return 0;
-}

@@ -1,6 +1,6 @@
 /**
  * What a channel keeps per peer, made smaller for a home agent of 100 000 members (issue 17):
- * flat hex keys, a certificate's bytes kept once as a string (its fields copied out on read), both
+ * flat keys, a certificate's bytes kept once as a string (its fields copied out on read), both
  * transport keys in one buffer (the handshake's copies wiped, its hash not kept) that know their
  * session, a peer key kept only as the hex the sessions Map holds, drop counters shared until the
  * first drop, initiation timestamps as 12-character strings. Each must keep its old meaning.
@@ -17,6 +17,7 @@ import {
 import { CHANNEL_REPLAY_POOL } from '../../src/crypto/replay-window.js';
 import { CHANNEL_KEY_POOL, NO_DROPS, type Keypair } from '../../src/crypto/session.js';
 import { initCrypto } from '../../src/crypto/sodium.js';
+import { byteString, bytesOfString } from '../../src/util/bytes.js';
 import { toHex } from '../../src/wire/hex.js';
 import { authority, cert, endpoint, ipv6Packet, memberKey, T0 } from '../helpers/crypto.js';
 
@@ -47,6 +48,18 @@ void t.test('toHex: the same text as byte by byte, for short and long input', as
   t.equal(toHex(long), slow(long), 'longer than one chunk (8192)');
   t.equal(toHex(long, 8000, 500), slow(long.subarray(8000, 8500)), 'offset and length');
   t.equal(toHex(new Uint8Array(0)), '');
+});
+
+void t.test('byteString: one char per byte, back to the same bytes', async (t) => {
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const s = byteString(all);
+  t.equal(s.length, 256);
+  t.same(bytesOfString(s), all, 'every byte value');
+  const long = Uint8Array.from({ length: 10_000 }, (_, i) => (i * 131 + 7) & 0xff);
+  t.same(bytesOfString(byteString(long)), long, 'longer than one chunk (4096)');
+  t.equal(byteString(long, 5000, 300), byteString(long.subarray(5000, 5300)), 'offset, length');
+  t.same(bytesOfString(s, 10, 20), all.subarray(10, 20), 'a part');
+  t.ok(byteString(Uint8Array.of(1, 2)) < byteString(Uint8Array.of(1, 3)), 'orders as the bytes');
 });
 
 void t.test(
@@ -134,7 +147,8 @@ void t.test(
     t.equal(kp['keys'], undefined, 'no handshake hash or key object kept');
     t.equal(kp['session'], r.session, 'the keys know their session (no SPI-map entry object)');
     t.same(r.session.peerPublicKey, mnKey.publicKey);
-    t.equal(r.session.peerKey, toHex(mnKey.publicKey), 'the key kept as its hex');
+    t.equal(r.session.peerKey, byteString(mnKey.publicKey), 'the key kept as a byteString');
+    t.equal(r.session.peerKey.length, 32, 'one char per byte');
     const sessions = (ha as unknown as { st: { sessions: Map<string, unknown> } }).st.sessions;
     t.equal(sessions.get(r.session.peerKey), r.session, "the sessions Map's key");
     t.notOk(
@@ -169,7 +183,7 @@ void t.test(
     const stamp = r.session.acceptedTimestamp;
     t.equal(typeof stamp, 'string', 'the timestamp as a string');
     t.equal(stamp!.length, 12, 'one character per byte');
-    t.notOk(stamps.has(toHex(mnKey.publicKey)), 'kept by the open session, not in the Map');
+    t.notOk(stamps.has(byteString(mnKey.publicKey)), 'kept by the open session, not in the Map');
     t.equal(r.session.stats, r.session, "the counters are the session's own fields");
     // Ordering as the bytes: an older initiation is refused, a newer one accepted.
     const older = mn.connect(haKey.publicKey, T0 + 3);
@@ -181,13 +195,13 @@ void t.test(
     const newest = r.session.acceptedTimestamp;
     t.ok(newest! > stamp!, 'the newer one remembered');
     ha.closeSession(r.session);
-    t.equal(stamps.get(toHex(mnKey.publicKey)), newest, 'moved to the Map on close');
+    t.equal(stamps.get(byteString(mnKey.publicKey)), newest, 'moved to the Map on close');
     t.same(ha.receive(newer, T0 + 5), { kind: 'drop', reason: 'stale-timestamp' });
     t.equal(ha.session(mnKey.publicKey), undefined, 'the replay made no session');
     // A new initiation: a new session keeps it, the Map entry goes.
     const fresh = ha.receive(mn.connect(haKey.publicKey, T0 + 6), T0 + 6);
     t.equal(fresh.kind, 'established');
-    t.notOk(stamps.has(toHex(mnKey.publicKey)), 'the new session keeps it');
+    t.notOk(stamps.has(byteString(mnKey.publicKey)), 'the new session keeps it');
     t.ok(fresh.kind === 'established' && fresh.session.acceptedTimestamp! > newest!);
   },
 );

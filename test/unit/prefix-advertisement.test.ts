@@ -157,7 +157,8 @@ void t.test(
     });
     const e = cache.set(fields('2001:db8:100::5'), T0);
     a.onRegistered(e.key, T0);
-    t.ok(e.prefixAdvertisement !== undefined, 'on the entry');
+    t.ok(e.mpaAt !== undefined, 'on the entry');
+    t.equal(cache.prefixAdvertisements.get(e.key), e, 'the entry itself: no object of its own');
     t.equal(cache.prefixAdvertisements.size, 1);
     // A key with no binding keeps nothing, and a change advertises only to bindings.
     a.onRegistered(keyOfText('2001:db8:100::6'), T0);

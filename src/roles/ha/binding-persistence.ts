@@ -19,9 +19,8 @@ import type { BindingStoreChanges, StoredBinding } from '../../io/binding-store.
 import type { BindingCacheEntry, NewBindingCacheEntry } from '../../protocol/binding-cache.js';
 import type { Locator } from '../../protocol/locator.js';
 import { MAX_BINDING_LIFETIME_S } from '../../protocol/constants.js';
-import { bytesEqual } from '../../util/bytes.js';
+import { byteString, bytesEqual } from '../../util/bytes.js';
 import { parseIpv6, prefixContains, type Prefix } from '../../wire/address.js';
-import { toHex } from '../../wire/hex.js';
 
 /** Initiations sent per restore tick, and the tick (ms): at most 2 000 per second. */
 export const RESTORE_INITIATIONS_PER_TICK = 20;
@@ -206,11 +205,11 @@ export class RestoreSchedule {
 
   /** A restored binding of `ownerKey`, last seen at `locator` (the newest wins). */
   add(ownerKey: Uint8Array, key: string, locator: Locator, updatedAt: number): void {
-    const hex = toHex(ownerKey);
-    let m = this.#byOwner.get(hex);
+    const id = byteString(ownerKey);
+    let m = this.#byOwner.get(id);
     if (m === undefined) {
       m = { ownerKey, locator, updatedAt, keys: [], giveUpAt: Infinity, inFlight: false };
-      this.#byOwner.set(hex, m);
+      this.#byOwner.set(id, m);
       this.#queue.push(m);
     } else if (updatedAt > m.updatedAt) {
       m.locator = locator;
@@ -224,14 +223,14 @@ export class RestoreSchedule {
     if (this.#next < this.#queue.length) this.#nextTickAt = now;
   }
 
-  /** The member waiting for a channel with this key (bytes, or hex: PeerSession.peerKey),
+  /** The member waiting for a channel with this key (bytes, or a byteString: PeerSession.peerKey),
    *  removed from the schedule. */
   take(peerKey: Uint8Array | string): RestoringMember | undefined {
     if (this.#byOwner.size === 0) return undefined;
-    const hex = typeof peerKey === 'string' ? peerKey : toHex(peerKey);
-    const m = this.#byOwner.get(hex);
+    const id = typeof peerKey === 'string' ? peerKey : byteString(peerKey);
+    const m = this.#byOwner.get(id);
     if (m !== undefined) {
-      this.#byOwner.delete(hex);
+      this.#byOwner.delete(id);
       this.#settle(m);
     }
     return m;
@@ -247,7 +246,7 @@ export class RestoreSchedule {
     const giveUp: RestoringMember[] = [];
     while (this.#sentHead < this.#sent.length && this.#sent[this.#sentHead]!.giveUpAt <= now) {
       const m = this.#sent[this.#sentHead++]!;
-      if (this.#byOwner.has(toHex(m.ownerKey))) {
+      if (this.#byOwner.has(byteString(m.ownerKey))) {
         this.#settle(m);
         giveUp.push(m);
       }
@@ -264,7 +263,7 @@ export class RestoreSchedule {
         this.#inFlight < this.#window
       ) {
         const m = this.#queue[this.#next++]!;
-        if (!this.#byOwner.has(toHex(m.ownerKey))) continue; // its channel is back already
+        if (!this.#byOwner.has(byteString(m.ownerKey))) continue; // its channel is back already
         m.giveUpAt = now + RESTORE_GIVE_UP_MS;
         m.inFlight = true;
         this.#inFlight++;

@@ -32,7 +32,7 @@ import { locatorEqual, type Locator } from '../../protocol/locator.js';
 import { formatIpv6, type Prefix } from '../../wire/address.js';
 import { IPV6_DST_OFF } from '../../wire/ipv6.js';
 import { mobilitySignal } from '../../wire/mobility-signal.js';
-import { toHex } from '../../wire/hex.js';
+import { byteString, bytesEqual } from '../../util/bytes.js';
 import {
   resolveLocator,
   setLocalAddress,
@@ -130,7 +130,7 @@ export class HaPeers {
       const old = this.#byMember.get(p.member);
       if (
         old !== undefined &&
-        toHex(old.peer.publicKey) === toHex(p.publicKey) &&
+        bytesEqual(old.peer.publicKey, p.publicKey) &&
         old.to.address === where.address &&
         old.to.port === where.port
       ) {
@@ -148,7 +148,7 @@ export class HaPeers {
         bytesIn: 0,
       };
       this.#byMember.set(p.member, peer);
-      this.#byKey.set(toHex(p.publicKey), peer);
+      this.#byKey.set(byteString(p.publicKey), peer);
       this.#peers.set(p.member, p);
       this.#connect(peer, now);
       this.#env.log.info('ha-channel-open', {
@@ -163,7 +163,7 @@ export class HaPeers {
 
   #forget(peer: Peer): void {
     this.#byMember.delete(peer.peer.member);
-    this.#byKey.delete(toHex(peer.peer.publicKey));
+    this.#byKey.delete(byteString(peer.peer.publicKey));
     this.#peers.delete(peer.peer.member);
     const session = this.#env.endpoint.session(peer.peer.publicKey);
     if (session !== undefined) this.#env.endpoint.closeSession(session);

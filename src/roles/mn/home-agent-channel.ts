@@ -16,7 +16,7 @@ import {
   PATH_CHALLENGE,
   PATH_RESPONSE,
 } from '../../protocol/path-validation.js';
-import { toHex } from '../../wire/hex.js';
+import { byteString } from '../../util/bytes.js';
 import { solicitedNodeMulticast } from '../../wire/address.js';
 import {
   resolveLocator,
@@ -58,8 +58,8 @@ export class HomeAgentChannel {
   /** Re-poll the endpoint at once (0) after anything that may have armed its timers. */
   endpointDeadline = 0;
   #key: Uint8Array;
-  /** `#key` in hex, as a session names its peer (PeerSession.peerKey). */
-  #keyHex: string;
+  /** `#key` as a session names its peer (PeerSession.peerKey, a byteString). */
+  #keyString: string;
   #port: number;
   #pending: Uint8Array[] = [];
   /** The returning-home BU produced while the channel was not up yet (sent on the link). */
@@ -69,14 +69,14 @@ export class HomeAgentChannel {
   constructor(host: HomeAgentChannelHost, key: Uint8Array, port: number) {
     this.#host = host;
     this.#key = key;
-    this.#keyHex = toHex(key);
+    this.#keyString = byteString(key);
     this.#port = port;
   }
 
   /** Another home agent: its key and port, nothing pending, a new channel on the next send. */
   useHomeAgent(key: Uint8Array, port: number): void {
     this.#key = key;
-    this.#keyHex = toHex(key);
+    this.#keyString = byteString(key);
     this.#port = port;
     this.session = undefined;
     this.#pending = [];
@@ -215,7 +215,7 @@ export class HomeAgentChannel {
    */
   isHomeAgentSession(session: PeerSession): boolean {
     const host = this.#host;
-    if (session.peerKey !== this.#keyHex) return false;
+    if (session.peerKey !== this.#keyString) return false;
     if (isHomeAgentFor(session.peerCertificate, host.homeAddress)) return true;
     host.drops.add('home-agent-certificate');
     host.env.log.warn('home-agent-refused', {

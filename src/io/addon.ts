@@ -238,7 +238,10 @@ export function loadAddon(): NativeAddon {
   if (path === undefined) throw new IoError('ERR_ADDON_MISSING', missingAddonMessage());
   const require = createRequire(import.meta.url);
   try {
-    cached = require(path) as NativeAddon;
+    // The module object N-API fills is a dictionary-mode object in V8: every call through it
+    // (a TUN write, a UDP send, an AEAD batch: several per packet) was a hash lookup in a
+    // generic load stub. A copy made by spread has fast properties (issue #16).
+    cached = { ...(require(path) as NativeAddon) };
   } catch (err) {
     const first = (err as Error).message.split('\n')[0] ?? '';
     throw new IoError(

@@ -549,6 +549,8 @@ void t.test(
         const cache = new BindingCache();
         t.equal(processHomeBindingUpdate(cache, v4Input(500), 0).status, 0);
         const before = structuredClone(cache.get(HOA)!);
+        // Read through getters (not own fields, so not in the clone): checked by value below.
+        const careOfBefore = cache.get(HOA)!.careOfAddress;
         // The attacker knows (or guesses) the owner's sequence and sends the next one, from
         // its own locator, as an update and as a deregistration.
         for (const lifetimeUnits of [150, 0]) {
@@ -565,6 +567,8 @@ void t.test(
           t.same(r.reply?.locator, { address: '203.0.113.66', port: 4191 }, 'BA to the sender');
         }
         t.same(cache.get(HOA), before, 'entry untouched: locator, sequence, owner, expiry');
+        t.equal(cache.get(HOA)?.careOfAddress, careOfBefore, 'and its care-of address');
+        t.not(careOfBefore, '203.0.113.66');
         t.same(cache.get(HOA)?.ownerKey, LAPTOP_KEY);
         t.equal(cache.size, 1);
         // Ownership is checked before the sequence (no 135 leaking the owner's sequence) and

@@ -291,3 +291,42 @@ void t.test('path validation state in the channel record: the same answers as a 
   inRecord.markValidated(a, 'z:3');
   t.equal(c.validated, 'z:3', "the state is the record's own fields");
 });
+
+void t.test(
+  'BindingPaths: a source change on the previous validated locator reaches the path that was bound there',
+  async (t) => {
+    // Review of f403692: data keeps going to the previous validated locator while a move is
+    // validated; the channel's path MTU probes still go to the path that was bound there.
+    const e = {
+      key: 'k',
+      locator: { address: '192.0.2.77', port: 40000, local: '198.51.100.2' },
+      path: undefined,
+    };
+    const paths = new BindingPaths((key) =>
+      key === 'k' ? (e as unknown as BindingCacheEntry) : undefined,
+    );
+    const session = { currentKeysCreatedAt: 0 } as unknown as PeerSession;
+    const first = paths.bind(e as unknown as BindingCacheEntry, session, 100, 0);
+    t.ok(paths.onResponse(session, first!.token)?.keys.includes('k'), 'L1 validated');
+    const b1 = paths.get('k')!; // what the HA keeps as the channel's path MTU path
+    e.locator = { address: '192.0.2.77', port: 40001, local: '198.51.100.2' };
+    t.ok(paths.bind(e as unknown as BindingCacheEntry, session, 100, 10), 'L2 challenged');
+    const b2 = paths.get('k')!;
+    t.equal(b2.data?.port, 40000, 'data still to L1');
+    const c = paths.reachedAt(
+      b2,
+      { address: '192.0.2.77', port: 40000, local: '198.51.100.1' },
+      20,
+    );
+    t.ok(c !== undefined, 'data from L1 at our other address: challenged from there');
+    t.equal(paths.onResponse(session, c!.token)?.source, '198.51.100.1', 'answered');
+    t.equal(b2.data?.local, '198.51.100.1', 'data to L1 leaves from the new source');
+    t.equal(b1.locator.local, '198.51.100.1', 'and so do the probes to L1 (its path object)');
+    // A third locator while L2 is still unvalidated: data stays on L1, no chain of paths.
+    e.locator = { address: '192.0.2.77', port: 40002, local: '198.51.100.1' };
+    paths.bind(e as unknown as BindingCacheEntry, session, 100, 30);
+    const b3 = paths.get('k')!;
+    t.equal(b3.data, b1, 'still the validated L1 path');
+    t.equal(b1.data, b1, 'which holds no previous one');
+  },
+);

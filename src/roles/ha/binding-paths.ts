@@ -177,11 +177,13 @@ export class BindingPaths {
     }
     const challenge = this.#validator.onBindingUpdate(session, text, now);
     const validated = this.#validator.isValidated(session, text);
-    // The previous validated locator of the same channel, as a locator of its own (not the
-    // previous bound path, which would keep its state and its own previous one alive).
+    // The previous validated locator of the same channel. A validated bound path (its data is
+    // itself, so it holds no previous one) stays that same object: what else sends to it (the
+    // path MTU probes of the channel) sees a later source change too (#onSourceResponse). Any
+    // other bound path is copied, so a chain of them is never kept alive.
     const last = known?.session === session ? known.data : undefined;
     const previous =
-      last instanceof BoundPath
+      last instanceof BoundPath && last.data !== last
         ? resolveLocator({ address: last.address, port: last.port, local: last.local })
         : last;
     const budget =

@@ -100,6 +100,10 @@ export class EndpointState {
   /** Timer queue of the sessions (an entry is live while its time is the session's `timerAt`)
    *  and the sessions changed since the last poll. */
   readonly timerHeap = new DeadlineHeap<PeerSession>();
+  /** The first time a session's timer was armed at: PeerSession.timerAt is relative to it. */
+  timerBase = NaN;
+  /** A timerHeap entry is live while its time is still its session's `timerAt`. */
+  readonly timerLive = (s: PeerSession, at: number): boolean => s.timerAt === at - this.timerBase;
   touched = new Set<PeerSession>();
   /** Scratch for the single-message and batch data paths. */
   readonly scratch = new TransportScratch();

@@ -274,7 +274,7 @@ export class SecureEndpoint {
   closeSession(session: PeerSession): void {
     const st = this.st;
     session.closed = true;
-    session.timerAt = Infinity;
+    session.timerAt = undefined;
     st.touched.delete(session);
     st.abandonPending(session);
     for (const slot of ['previous', 'next', 'current'] as const) {

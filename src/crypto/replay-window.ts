@@ -44,6 +44,13 @@ export class ReplayBitmapPool extends SlotPool<Uint32Array> {
 /** The pool the channel's keys take their windows from (one per process). */
 export const CHANNEL_REPLAY_POOL = new ReplayBitmapPool();
 
+/**
+ * `slot` of a released window (pooled or not): it refuses every counter. A mark of its own, not a
+ * highest counter of Infinity: one window holding a double would make V8 box that field in
+ * every window (16 B each, per member at a home agent, issue 17).
+ */
+const RELEASED = -2;
+
 export class ReplayWindow {
   /** Number of counters below the highest seen that are still tracked. */
   readonly size: number;
@@ -52,7 +59,7 @@ export class ReplayWindow {
   private readonly base: number;
   private readonly mask: number;
   private readonly pool: ReplayBitmapPool | undefined;
-  /** The pool slot, -1 when own or released. */
+  /** The pool slot, -1 when own, RELEASED once released. */
   private slot: number;
   /** Highest counter accepted so far, -1 before the first. */
   private last = -1;
@@ -85,6 +92,7 @@ export class ReplayWindow {
 
   /** Would `counter` be accepted? Does not change state. `counter` is a non-negative integer. */
   check(counter: number): ReplayVerdict {
+    if (this.slot === RELEASED) return 'too-old';
     if (counter > this.last) return 'ok';
     if (counter + this.size <= this.last) return 'too-old';
     const word = this.base + (Math.floor(counter / WORD_BITS) & this.mask);
@@ -104,7 +112,10 @@ export class ReplayWindow {
       let diff = block - lastBlock;
       if (diff > words) diff = words;
       for (let i = 1; i <= diff; i++) this.bitmap[this.base + ((lastBlock + i) & this.mask)] = 0;
-      this.last = counter;
+      // A small integer stays one: the counter read from the wire is a double to V8, and one
+      // window holding a double makes it box that field in every window (16 B each, per member
+      // at a home agent, issue 17). Past 2^30 packets it is a double again (still exact).
+      this.last = counter < 0x4000_0000 ? counter | 0 : counter;
     }
     const word = this.base + (block & this.mask);
     this.bitmap[word] = (this.bitmap[word]! | (1 << (counter % WORD_BITS))) >>> 0;
@@ -116,7 +127,7 @@ export class ReplayWindow {
    * slot may be another window's now, and its keys are gone.
    */
   reset(): void {
-    if (this.last === Infinity) return;
+    if (this.slot === RELEASED) return;
     this.bitmap.fill(0, this.base, this.base + this.mask + 1);
     this.last = -1;
   }
@@ -127,10 +138,7 @@ export class ReplayWindow {
    * another window's words.
    */
   release(): void {
-    this.last = Infinity;
-    if (this.pool !== undefined && this.slot >= 0) {
-      this.pool.release(this.slot);
-      this.slot = -1;
-    }
+    if (this.pool !== undefined && this.slot >= 0) this.pool.release(this.slot);
+    this.slot = RELEASED;
   }
 }

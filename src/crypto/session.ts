@@ -205,8 +205,10 @@ export class PeerSession implements SessionStats {
   persistent = false;
   /** @internal a handshake was asked for by the data path (no usable keys, or a rekey due) */
   wantRekey = false;
-  /** @internal when this session's timer work is due (its live entry in the endpoint's heap) */
-  timerAt = Infinity;
+  /** @internal when this session's timer work is due (its live entry in the endpoint's heap), in
+   *  whole ms relative to the endpoint's timerBase (a small integer, not a boxed double per
+   *  session, issue 17); undefined when none is */
+  timerAt: number | undefined = undefined;
   /** @internal closed: never polled again */
   closed = false;
   /**

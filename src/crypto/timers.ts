@@ -52,26 +52,27 @@ export function poll(st: EndpointState, now: number): PollResult {
   while (st.timerHeap.peek() <= now) {
     const at = st.timerHeap.peek();
     const s = st.timerHeap.pop();
-    if (s.timerAt === at) due.add(s); // else stale: rescheduled since
+    if (st.timerLive(s, at)) due.add(s); // else stale: rescheduled since
   }
   for (const s of due) {
     if (s.closed) continue;
-    const next = pollSession(st, s, now, send);
+    // A whole millisecond, never sooner than due (see PeerSession.timerAt).
+    const next = Math.ceil(pollSession(st, s, now, send));
     st.touched.delete(s); // initiate() marked it; its deadline is part of `next`
-    if (next !== s.timerAt) {
-      s.timerAt = next;
-      if (next !== Infinity) st.timerHeap.push(next, s);
+    if (next === Infinity) {
+      s.timerAt = undefined;
+      continue;
+    }
+    if (Number.isNaN(st.timerBase)) st.timerBase = next;
+    if (next - st.timerBase !== s.timerAt) {
+      s.timerAt = next - st.timerBase;
+      st.timerHeap.push(next, s);
     }
   }
   return {
     send,
-    nextDeadline: st.touched.size > 0 ? now : st.timerHeap.peekLive(isLive),
+    nextDeadline: st.touched.size > 0 ? now : st.timerHeap.peekLive(st.timerLive),
   };
-}
-
-/** A heap entry is live while its time is still its session's `timerAt`. */
-function isLive(s: PeerSession, at: number): boolean {
-  return s.timerAt === at;
 }
 
 /** One session's timer work (see poll); returns when it next has some. */

@@ -17,13 +17,18 @@
  * lazy deletion (a heap item is live while its entry is the cache's and its time is the one
  * the entry was last armed for), so each update and each poll is O(log n) even with 100 000
  * bindings, with no object per deadline. A BU for an existing binding updates its entry in
- * place (issue 17: no new entry, counters or heap item per refresh).
+ * place (issue 17: no new entry, counters or heap item per refresh). A refresh moves an
+ * entry's deadline later: its item stays where it is and moves when it comes up (nextDeadline,
+ * poll), so the heap holds one item per binding, not one per refresh since the last compaction.
+ * Item times are whole milliseconds (a deadline rounded up: never sooner), and an entry keeps
+ * its item's time relative to the first one the cache armed: a small integer, not a boxed
+ * double per entry (issue 17; past ~24 days from that first time it is a double again).
  */
 import { byteString, bytesOfString } from '../util/bytes.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
 import type { SizedOwnerStore } from '../util/owner-store.js';
 import type { BindingUpdateFlags } from '../wire/types.js';
-import { parseIpv6 } from '../wire/address.js';
+import { formatIpv6, parseIpv6 } from '../wire/address.js';
 import { BINDING_TOMBSTONE_MS, BRR_LIFETIME_FRACTION, BRR_USAGE_WINDOW_MS } from './constants.js';
 import { locatorCareOfAddress, type Locator } from './locator.js';
 import type { PrefixAdvertisementState } from './prefix-advertisement.js';
@@ -84,7 +89,6 @@ export interface BindingFieldsBase {
  */
 export class BindingCacheEntry implements BindingFieldsBase {
   // The BindingFields (documented there), all set by update() from the constructor.
-  homeAddress!: string;
   locator!: Locator;
   lifetimeSeconds!: number;
   expiresAt!: number;
@@ -115,7 +119,8 @@ export class BindingCacheEntry implements BindingFieldsBase {
   lastUsedAt: number | null;
   /** A Binding Refresh Request was already issued for the current lifetime. */
   refreshRequested = false;
-  /** The deadline the cache last armed for this entry (its heap items at other times are stale). */
+  /** The time of the entry's item in the cache's heap, relative to the cache's first (its
+   *  items at other times are stale); undefined when it has none. The cache's own. */
   armedAt: number | undefined = undefined;
   /** The member's Mobile Prefix Advertisement schedule (PrefixAdvertisementState: its two
    *  fields, kept in the entry itself, not in a Map or an object of its own, issue 17);
@@ -129,6 +134,9 @@ export class BindingCacheEntry implements BindingFieldsBase {
   /** The care-of address when it is not the one `locator` names (locatorCareOfAddress): the
    *  usual binding keeps no text of its own for it (~42 B per binding, issue 17). */
   #careOf: string | undefined;
+  /** The home address as the BU spelled it when that is not RFC 5952 text of `key` (the usual
+   *  binding keeps no text of its own for it, issue 17). */
+  #homeAddress: string | undefined;
 
   constructor(
     fields: BindingFields,
@@ -138,12 +146,17 @@ export class BindingCacheEntry implements BindingFieldsBase {
     lastUsedAt: number | null,
     counters: BindingCounters | undefined,
   ) {
-    this.update(fields);
     this.key = key;
+    this.update(fields);
     this.createdAt = createdAt;
     this.updatedAt = updatedAt;
     this.lastUsedAt = lastUsedAt;
     this.#counters = counters;
+  }
+
+  /** BindingFields.homeAddress: RFC 5952 text of `key` unless the BU spelled it otherwise. */
+  get homeAddress(): string {
+    return this.#homeAddress ?? formatKey(this.key);
   }
 
   /** BindingFields.careOfAddress: the locator's address as a CoA unless the BU said another. */
@@ -168,7 +181,7 @@ export class BindingCacheEntry implements BindingFieldsBase {
 
   /** A BU's fields replace this entry's (a refresh or a move of the same binding). */
   update(fields: BindingFields): void {
-    this.homeAddress = fields.homeAddress;
+    this.#homeAddress = fields.homeAddress === formatKey(this.key) ? undefined : fields.homeAddress;
     this.locator = fields.locator;
     this.#careOf =
       fields.careOfAddress === locatorCareOfAddress(fields.locator)
@@ -256,6 +269,15 @@ export class LastKey {
   }
 }
 
+/** Scratch of formatKey (one format at a time: JavaScript is single-threaded). */
+const KEY_BYTES = new Uint8Array(16);
+
+/** RFC 5952 text of a `keyOf` key. */
+function formatKey(key: string): string {
+  for (let i = 0; i < 16; i++) KEY_BYTES[i] = key.charCodeAt(i);
+  return formatIpv6(KEY_BYTES);
+}
+
 /** `keyOf` for an address given as text (any IPv6 spelling). Throws WireError if invalid. */
 export function keyOfText(address: string): string {
   return keyOf(parseIpv6(address), 0);
@@ -302,7 +324,9 @@ export class BindingCache {
   readonly #byKey = new Map<string, BindingCacheEntry>();
   readonly #heap = new DeadlineHeap<BindingCacheEntry>();
   readonly #isLive = (e: BindingCacheEntry, at: number): boolean =>
-    e.armedAt === at && this.#byKey.get(e.key) === e;
+    e.armedAt === at - this.#base && this.#byKey.get(e.key) === e;
+  /** The first item time the cache armed (armedAt is relative to it). */
+  #base = NaN;
   readonly #tombstones = new Map<string, { sequence: number; until: number; owner: string }>();
   readonly #fraction: number;
   readonly #usageWindowMs: number;
@@ -444,7 +468,21 @@ export class BindingCache {
 
   /** Earliest time `poll` has work (ms); Infinity when the cache is empty. */
   nextDeadline(): number {
-    return this.#heap.peekLive(this.#isLive);
+    return this.#top()?.at ?? Infinity;
+  }
+
+  /** The live item due first, its entry's deadline moved up to date (a refreshed entry's item
+   *  comes up early: it moves to the entry's deadline now); undefined when none. */
+  #top(): { at: number; entry: BindingCacheEntry } | undefined {
+    for (;;) {
+      const at = this.#heap.peekLive(this.#isLive);
+      const entry = this.#heap.peekItem();
+      if (entry === undefined) return undefined;
+      if (this.#deadline(entry) <= at) return { at, entry };
+      this.#heap.pop();
+      entry.armedAt = undefined;
+      this.#arm(entry);
+    }
   }
 
   /**
@@ -454,10 +492,11 @@ export class BindingCache {
   poll(now: number): BindingCacheAction[] {
     const actions: BindingCacheAction[] = [];
     for (;;) {
-      const at = this.#heap.peekLive(this.#isLive);
-      const entry = this.#heap.peekItem();
-      if (entry === undefined || at > now) break;
+      const top = this.#top();
+      if (top === undefined || top.at > now) break;
+      const entry = top.entry;
       this.#heap.pop();
+      entry.armedAt = undefined;
       if (entry.expiresAt <= now) {
         this.#remove(entry, now);
         actions.push({ kind: 'expired', entry });
@@ -486,12 +525,19 @@ export class BindingCache {
     });
   }
 
-  /** Pushes the entry's next deadline (BRR time if not yet used, else expiry). */
-  #arm(entry: BindingCacheEntry): void {
+  /** The entry's next deadline (BRR time if not yet used, else expiry), a whole millisecond. */
+  #deadline(entry: BindingCacheEntry): number {
     const brrAt = entry.updatedAt + entry.lifetimeSeconds * 1000 * this.#fraction;
-    const at = entry.refreshRequested || brrAt >= entry.expiresAt ? entry.expiresAt : brrAt;
-    if (entry.armedAt === at) return; // its item is in the heap already
-    entry.armedAt = at;
+    return Math.ceil(entry.refreshRequested || brrAt >= entry.expiresAt ? entry.expiresAt : brrAt);
+  }
+
+  /** Gives the entry an item at its deadline, unless it has one at or before it (that one
+   *  moves when it comes up, #top). */
+  #arm(entry: BindingCacheEntry): void {
+    const at = this.#deadline(entry);
+    if (entry.armedAt !== undefined && entry.armedAt + this.#base <= at) return;
+    if (Number.isNaN(this.#base)) this.#base = at;
+    entry.armedAt = at - this.#base;
     this.#heap.push(at, entry);
     if (this.#heap.size > 2 * this.#byKey.size + 64) this.#heap.compact(this.#isLive);
   }

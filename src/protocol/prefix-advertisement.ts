@@ -50,7 +50,8 @@ export interface PrefixAdvertisementAction {
 
 /** What the advertiser keeps per member (opaque to its users; see PrefixAdvertiserOptions.store). */
 export interface PrefixAdvertisementState {
-  /** When the next periodic MPA is due. */
+  /** When the next periodic MPA is due: whole ms, relative to the advertiser's first such time
+   *  (a small integer, not a boxed double per member, issue 17); PrefixAdvertiser.#at. */
   mpaAt: number;
   /** An unsolicited MPA not yet acknowledged by a BU. */
   mpaPending: { identifier: number; sent: number; timeoutMs: number; nextAt: number } | undefined;
@@ -69,7 +70,7 @@ export class PrefixAdvertiser {
   readonly #heap = new DeadlineHeap<string>();
   readonly #live = (key: string, at: number): boolean => {
     const m = this.#members.get(key);
-    return m !== undefined && deadlineOf(m) === at;
+    return m !== undefined && this.#deadlineOf(m) === at;
   };
   /** The home prefix's preferred lifetime (s): caps the periodic interval (§10.6.2). */
   #preferredLifetimeS = Infinity;
@@ -92,6 +93,27 @@ export class PrefixAdvertiser {
     return this.#minMs + Math.floor(this.#random() * Math.abs(maxSchedule - this.#minMs));
   }
 
+  /** The first periodic time (mpaAt is relative to it). */
+  #base = NaN;
+
+  /** mpaAt of the next periodic MPA after `now`: whole ms (never sooner than the random delay),
+   *  relative to #base. */
+  #periodicFrom(now: number): number {
+    const at = Math.ceil(now + this.randomDelay());
+    if (Number.isNaN(this.#base)) this.#base = at;
+    return at - this.#base;
+  }
+
+  /** When the member's next periodic MPA is due. */
+  #at(m: PrefixAdvertisementState): number {
+    return m.mpaAt + this.#base;
+  }
+
+  /** When a member has work next: its periodic MPA, or the retransmission of a pending one. */
+  #deadlineOf(m: PrefixAdvertisementState): number {
+    return Math.min(this.#at(m), m.mpaPending?.nextAt ?? Infinity);
+  }
+
   /** A 16-bit MPA identifier. */
   identifier(): number {
     return Math.floor(this.#random() * 0x10000) & 0xffff;
@@ -101,7 +123,7 @@ export class PrefixAdvertiser {
   onRegistered(key: string, now: number): void {
     if (this.#members.get(key) === undefined) {
       const m: PrefixAdvertisementState = {
-        mpaAt: now + this.randomDelay(),
+        mpaAt: this.#periodicFrom(now),
         mpaPending: undefined,
       };
       this.#members.set(key, m);
@@ -126,13 +148,13 @@ export class PrefixAdvertiser {
   onSolicitedSent(key: string, now: number): void {
     const m = this.#members.get(key);
     if (m === undefined) return;
-    m.mpaAt = now + this.randomDelay();
+    m.mpaAt = this.#periodicFrom(now);
     this.#schedule(key, m);
   }
 
   /** Pushes the member's current deadline (its older entries go stale). */
   #schedule(key: string, m: PrefixAdvertisementState): void {
-    this.#heap.push(deadlineOf(m), key);
+    this.#heap.push(this.#deadlineOf(m), key);
     if (this.#heap.size > 2 * this.#members.size + 64) this.#heap.compact(this.#live);
   }
 
@@ -171,7 +193,7 @@ export class PrefixAdvertiser {
       timeoutMs: PREFIX_ADV_TIMEOUT_MS,
       nextAt: now + PREFIX_ADV_TIMEOUT_MS,
     };
-    m.mpaAt = now + this.randomDelay();
+    m.mpaAt = this.#periodicFrom(now);
     this.#schedule(key, m);
     return { key, identifier, why };
   }
@@ -196,16 +218,16 @@ export class PrefixAdvertiser {
           out.push({ key, identifier: p.identifier, why: 'retransmission' });
         }
       }
-      if (now >= m.mpaAt && m.mpaPending === undefined) {
+      if (now >= this.#at(m) && m.mpaPending === undefined) {
         out.push(this.#unsolicited(key, m, now, 'periodic'));
-      } else if (now >= m.mpaAt) {
-        m.mpaAt = now + this.randomDelay(); // a change MPA is still being retransmitted
+      } else if (now >= this.#at(m)) {
+        m.mpaAt = this.#periodicFrom(now); // a change MPA is still being retransmitted
       }
     }
     // After the loop: a deadline still at or before `now` waits for the next poll.
     for (const key of done) {
       const m = this.#members.get(key);
-      if (m !== undefined) this.#heap.push(deadlineOf(m), key);
+      if (m !== undefined) this.#heap.push(this.#deadlineOf(m), key);
     }
     return out;
   }
@@ -213,9 +235,4 @@ export class PrefixAdvertiser {
   nextDeadline(): number {
     return this.#heap.peekLive(this.#live);
   }
-}
-
-/** When a member has work next: its periodic MPA, or the retransmission of a pending one. */
-function deadlineOf(m: PrefixAdvertisementState): number {
-  return Math.min(m.mpaAt, m.mpaPending?.nextAt ?? Infinity);
 }

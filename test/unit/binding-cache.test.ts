@@ -136,7 +136,13 @@ void t.test('a refresh updates the entry in place; its old deadlines are stale',
   // A spread copy of an entry (as a lifetime cut makes) is a new entry with its own deadline.
   const a = c.set(fields('2001:db8:100::8', 100, 0), 0);
   const b = c.set(
-    { ...a, careOfAddress: a.careOfAddress, lifetimeSeconds: 100, expiresAt: a.expiresAt },
+    {
+      ...a,
+      homeAddress: a.homeAddress,
+      careOfAddress: a.careOfAddress,
+      lifetimeSeconds: 100,
+      expiresAt: a.expiresAt,
+    },
     0,
   );
   t.not(b, a, 'a copy with counters is a new entry');
@@ -206,5 +212,60 @@ void t.test(
     // A refresh that changes the CoA changes what is read.
     c.set({ ...fields('2001:db8:100::20', 100, 1), careOfAddress: '::ffff:192.0.2.10' }, 1);
     t.equal(a.careOfAddress, '::ffff:192.0.2.10', 'the same entry, its new CoA');
+  },
+);
+
+void t.test('a refreshed binding: its deadline moves later, due at the same times', async (t) => {
+  const c = new BindingCache();
+  const e = c.set(fields('2001:db8:100::30', 100, 0), 0);
+  c.recordIn(e, 100, 0);
+  t.equal(c.nextDeadline(), 90_000, 'BRR at 90 % of the lifetime');
+  // Refreshes before the BRR: each moves it later; nextDeadline says the new time at once.
+  for (const at of [10_000, 20_000, 50_000]) {
+    c.set(fields('2001:db8:100::30', 100, at), at);
+    t.equal(c.nextDeadline(), at + 90_000, `refreshed at ${at}`);
+  }
+  t.same(c.poll(90_000), [], 'nothing at the old BRR time');
+  c.recordIn(e, 100, 139_000);
+  t.same(
+    c.poll(140_000).map((a) => a.kind),
+    ['refreshRequest'],
+    'the BRR of the last refresh, once',
+  );
+  t.equal(c.nextDeadline(), 150_000, 'then its expiry');
+  // A refresh with a shorter lifetime moves it sooner.
+  c.set(fields('2001:db8:100::30', 20, 141_000), 141_000);
+  t.equal(c.nextDeadline(), 141_000 + 18_000);
+  t.same(c.poll(158_999), []);
+  t.same(
+    c.poll(159_000).map((a) => a.kind),
+    ['refreshRequest'],
+    'its BRR (used 20 s before), then its expiry',
+  );
+  t.same(
+    c.poll(161_000).map((a) => a.kind),
+    ['expired'],
+  );
+  t.equal(c.size, 0);
+  // A fractional time: deadlines in whole milliseconds, never sooner.
+  c.set(fields('2001:db8:100::31', 100, 0.25), 0.25);
+  t.equal(c.nextDeadline(), 90_001, '90 000.25 -> 90 001');
+  t.same(c.poll(90_000.5), [], 'not before it');
+});
+
+void t.test(
+  'an entry reads back the home address a BU set, with no text of its own for RFC 5952 text',
+  async (t) => {
+    const c = new BindingCache();
+    const own = (e: object): string[] => Object.values(e).filter((v) => typeof v === 'string');
+    const a = c.set(fields('2001:db8:100::40', 100, 0), 0);
+    t.equal(a.homeAddress, '2001:db8:100::40');
+    t.notOk(own(a).includes('2001:db8:100::40'), 'no home address text of its own');
+    // Another spelling of the same address: the same binding, read back as it was given.
+    const b = c.set(fields('2001:DB8:100:0::41', 100, 0), 0);
+    t.equal(b.homeAddress, '2001:DB8:100:0::41');
+    t.equal(c.get('2001:db8:100::41'), b, 'found by any spelling');
+    c.set(fields('2001:db8:100::41', 100, 1), 1);
+    t.equal(b.homeAddress, '2001:db8:100::41', 'a refresh spelled canonically');
   },
 );

@@ -292,6 +292,7 @@ void t.test('139: existing binding of another registration type', async (t) => {
   cache.set(
     {
       ...e,
+      homeAddress: e.homeAddress,
       careOfAddress: e.careOfAddress,
       homeRegistration: false,
       flags: { ...e.flags, H: false },

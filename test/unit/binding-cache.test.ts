@@ -35,6 +35,9 @@ function fields(
   };
 }
 
+/** The texts an object keeps as its own fields. */
+const own = (e: object): string[] => Object.values(e).filter((v) => typeof v === 'string');
+
 void t.test('keyOf reads 16 bytes at an offset without formatting', async (t) => {
   const packet = new Uint8Array(40);
   packet.set(parseIpv6('2001:db8:100::5'), 24); // IPv6 destination field
@@ -184,7 +187,6 @@ void t.test(
   'an entry reads back the CoA a BU set, with no text of its own when its locator names it (issue 17)',
   async (t) => {
     const c = new BindingCache();
-    const own = (e: object): string[] => Object.values(e).filter((v) => typeof v === 'string');
     // The CoA the locator names: read back the same, no text of its own kept.
     const a = c.set(fields('2001:db8:100::20', 100, 0.25), 0.25);
     t.equal(a.careOfAddress, '::ffff:198.51.100.7');
@@ -257,7 +259,6 @@ void t.test(
   'an entry reads back the home address a BU set, with no text of its own for RFC 5952 text',
   async (t) => {
     const c = new BindingCache();
-    const own = (e: object): string[] => Object.values(e).filter((v) => typeof v === 'string');
     const a = c.set(fields('2001:db8:100::40', 100, 0), 0);
     t.equal(a.homeAddress, '2001:db8:100::40');
     t.notOk(own(a).includes('2001:db8:100::40'), 'no home address text of its own');

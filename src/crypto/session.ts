@@ -75,11 +75,13 @@ export class Keypair {
   /** Its bitmap lives in the process's shared pool; released when the keys are wiped. */
   readonly replay = new ReplayWindow(REPLAY_WINDOW_WORDS, CHANNEL_REPLAY_POOL);
   readonly localSpi: number;
-  readonly remoteSpi: number;
   readonly createdAt: number;
   readonly isInitiator: boolean;
   /** The channel these keys belong to (what a data message's receiver SPI finds). */
   readonly session: PeerSession;
+  /** remoteSpi as an int32 (`| 0`): a small integer for every SPI, where half of them (those
+   *  of 2^31 and up) were a boxed double per keypair (issue 17). */
+  readonly #remoteSpi: number;
   /** The keys' slot in CHANNEL_KEY_POOL, -1 once wiped. */
   #slot: number;
   constructor(
@@ -100,9 +102,14 @@ export class Keypair {
     s.memzero(keys.receiveKey);
     this.session = session;
     this.localSpi = localSpi;
-    this.remoteSpi = remoteSpi;
+    this.#remoteSpi = remoteSpi | 0;
     this.createdAt = createdAt;
     this.isInitiator = isInitiator;
+  }
+
+  /** The peer's SPI for these keys (what our data messages carry), 0 .. 2^32 - 1. */
+  get remoteSpi(): number {
+    return this.#remoteSpi >>> 0;
   }
 
   /** The keys are gone (wipe()): nothing may be sealed or opened under them. */

@@ -91,7 +91,6 @@ export class BindingCacheEntry implements BindingFieldsBase {
   // The BindingFields (documented there), all set by update() from the constructor.
   locator!: Locator;
   lifetimeSeconds!: number;
-  expiresAt!: number;
   sequence!: number;
   flags!: Readonly<BindingUpdateFlags>;
   homeRegistration!: boolean;
@@ -134,6 +133,9 @@ export class BindingCacheEntry implements BindingFieldsBase {
   /** The care-of address when it is not the one `locator` names (locatorCareOfAddress): the
    *  usual binding keeps no text of its own for it (~42 B per binding, issue 17). */
   #careOf: string | undefined;
+  /** expiresAt in whole ms (rounded up: a binding lasts less than 1 ms longer, never shorter),
+   *  relative to EXPIRY_BASE: a small integer, not a boxed double per binding (issue 17). */
+  #expires: number | undefined = undefined;
   /** The home address as the BU spelled it when that is not RFC 5952 text of `key` (the usual
    *  binding keeps no text of its own for it, issue 17). */
   #homeAddress: string | undefined;
@@ -152,6 +154,18 @@ export class BindingCacheEntry implements BindingFieldsBase {
     this.updatedAt = updatedAt;
     this.lastUsedAt = lastUsedAt;
     this.#counters = counters;
+  }
+
+  /** BindingFields.expiresAt, in whole ms (see #expires). */
+  get expiresAt(): number {
+    return this.#expires! + expiryBase;
+  }
+
+  set expiresAt(at: number) {
+    if (Number.isNaN(expiryBase)) expiryBase = Math.ceil(at);
+    const rel = Math.ceil(at) - expiryBase;
+    // `| 0` keeps a small integer one (V8 stores a computed double boxed otherwise).
+    this.#expires = rel >= -0x4000_0000 && rel < 0x4000_0000 ? rel | 0 : rel;
   }
 
   /** BindingFields.homeAddress: RFC 5952 text of `key` unless the BU spelled it otherwise. */
@@ -268,6 +282,9 @@ export class LastKey {
     return this.#key;
   }
 }
+
+/** The first expiry time set in the process: BindingCacheEntry keeps its expiry relative to it. */
+let expiryBase = NaN;
 
 /** Scratch of formatKey (one format at a time: JavaScript is single-threaded). */
 const KEY_BYTES = new Uint8Array(16);

@@ -251,3 +251,20 @@ void t.test('keys take their replay window from the shared pool and give it back
   mn.close();
   t.equal(CHANNEL_REPLAY_POOL.inUse, before, 'all given back');
 });
+
+void t.test('SPIs of 2^31 and up: the keys answer to them and carry them', async (t) => {
+  const ha = endpoint(ca, HA, ['mn'], { spi: () => 0xfedc_ba98 });
+  const mn = endpoint(ca, MN, ['ha'], { spi: () => 0x8000_0001 });
+  const r = ha.receive(mn.connect(haKey.publicKey, T0), T0);
+  if (r.kind !== 'established' || !r.reply) throw new Error('handshake');
+  const back = mn.receive(r.reply, T0);
+  if (back.kind !== 'established') throw new Error('initiator');
+  const kp = (s: unknown) => (s as { current: { remoteSpi: number; localSpi: number } }).current;
+  t.equal(kp(back.session).remoteSpi, 0xfedc_ba98, "the initiator's keys carry the HA's SPI");
+  t.equal(kp(r.session).remoteSpi, 0x8000_0001, "the HA's keys carry the member's");
+  const pkt = ipv6Packet(parseIpv6('2001:db8:1::10')!, 16);
+  const sealed = mn.seal(back.session, pkt, T0, DataKind.PAYLOAD)!;
+  t.equal(ha.receive(sealed, T0).kind, 'data', 'found by its SPI, opened');
+  const reply = ha.seal(r.session, pkt, T0, DataKind.PAYLOAD)!;
+  t.equal(mn.receive(reply, T0).kind, 'data', 'and the other way');
+});

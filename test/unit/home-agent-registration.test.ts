@@ -294,6 +294,7 @@ void t.test('139: existing binding of another registration type', async (t) => {
       ...e,
       homeAddress: e.homeAddress,
       careOfAddress: e.careOfAddress,
+      expiresAt: e.expiresAt,
       homeRegistration: false,
       flags: { ...e.flags, H: false },
     },
@@ -395,7 +396,8 @@ void t.test('returning home must arrive on the home link (issue #13)', async (t)
     }) satisfies HomeRegistrationInput;
   const cache = new BindingCache();
   processHomeBindingUpdate(cache, v4Input(1), 0);
-  const before = { ...cache.get(HOA)! };
+  const entry = cache.get(HOA)!;
+  const before = { ...entry, expiresAt: entry.expiresAt };
   for (const [name, input] of [
     ['lifetime 0, not on the link', homeBu(2, {})],
     ['lifetime 0, onHomeLink false', homeBu(3, { onHomeLink: false })],
@@ -552,6 +554,8 @@ void t.test(
         const before = structuredClone(cache.get(HOA)!);
         // Read through getters (not own fields, so not in the clone): checked by value below.
         const careOfBefore = cache.get(HOA)!.careOfAddress;
+        const expiresBefore = cache.get(HOA)!.expiresAt;
+        const homeBefore = cache.get(HOA)!.homeAddress;
         // The attacker knows (or guesses) the owner's sequence and sends the next one, from
         // its own locator, as an update and as a deregistration.
         for (const lifetimeUnits of [150, 0]) {
@@ -569,6 +573,8 @@ void t.test(
         }
         t.same(cache.get(HOA), before, 'entry untouched: locator, sequence, owner, expiry');
         t.equal(cache.get(HOA)?.careOfAddress, careOfBefore, 'and its care-of address');
+        t.equal(cache.get(HOA)?.expiresAt, expiresBefore, 'and its expiry');
+        t.equal(cache.get(HOA)?.homeAddress, homeBefore, 'and its home address');
         t.not(careOfBefore, '203.0.113.66');
         t.same(cache.get(HOA)?.ownerKey, LAPTOP_KEY);
         t.equal(cache.size, 1);

@@ -26,7 +26,7 @@ import { createLab, LAB_ADDR, type Lab, type LabNode } from '../test/lab/lab.js'
 import { Provisioned } from '../test/lab/mip6-lab.js';
 import { intOption, startMip6Pair, type Mip6Pair } from './lib/mip6-pair.js';
 import { OPENVPN_DEV, startOpenVpn } from './lib/openvpn.js';
-import { median } from './lib/stats.js';
+import { median, quantile } from './lib/stats.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -112,8 +112,12 @@ interface Sample {
   complete: number;
   /** Median per hop (us), in HOPS order. */
   hopsUs: number[];
+  /** 99th percentile per hop (us), in HOPS order: where the slow round trips lose their time. */
+  hopsP99Us: number[];
   /** Median of the first to the last point on the MN's TUN (us). */
   tunRttUs: number;
+  tunRttP99Us: number;
+  pingP99Us: number;
 }
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
@@ -230,12 +234,23 @@ async function measure(
   }
   events.sort((a, b) => a.t - b.t);
   const trips = roundTrips(events);
-  const hopsUs = HOPS.map((h) => median(trips.map((m) => m.get(h.to)! - m.get(h.from)!)));
-  const tunRttUs = median(trips.map((m) => m.get('mnTun:rep')! - m.get('mnTun:req')!));
-  const s = { round, system, pingUs: median(pingTimes), complete: trips.length, hopsUs, tunRttUs };
+  const hop = (h: (typeof HOPS)[number]): number[] =>
+    trips.map((m) => m.get(h.to)! - m.get(h.from)!);
+  const tun = trips.map((m) => m.get('mnTun:rep')! - m.get('mnTun:req')!);
+  const s: Sample = {
+    round,
+    system,
+    pingUs: median(pingTimes),
+    pingP99Us: quantile(pingTimes, 0.99),
+    complete: trips.length,
+    hopsUs: HOPS.map((h) => median(hop(h))),
+    hopsP99Us: HOPS.map((h) => quantile(hop(h), 0.99)),
+    tunRttUs: median(tun),
+    tunRttP99Us: quantile(tun, 0.99),
+  };
   log(
     `round ${round + 1} ${system}: ping ${s.pingUs.toFixed(0)} us, on the MN's TUN ` +
-      `${tunRttUs.toFixed(0)} us, ${trips.length}/${COUNT} round trips seen at every point`,
+      `${s.tunRttUs.toFixed(0)} us, ${trips.length}/${COUNT} round trips seen at every point`,
   );
   return s;
 }
@@ -292,24 +307,36 @@ async function main(): Promise<void> {
       `side, ${WARMUP} unmeasured pings each first; per round (order alternating) ${COUNT} ` +
       `pings every ${INTERVAL_MS} ms from the system's inner address in the MN to the server on ` +
       `the HA's home link. Times are the kernel's capture timestamps of the same packet at each ` +
-      `point (dumpcap), medians over the round trips, then over ${ROUNDS} rounds (microseconds).`,
+      `point (dumpcap), medians (and 99th percentiles) over the round trips, then the median over ` +
+      `${ROUNDS} rounds (microseconds).`,
     '',
-    '| hop | mip6 | OpenVPN | mip6 - OpenVPN |',
-    '|---|---|---|---|',
+    '| hop | mip6 | OpenVPN | mip6 - OpenVPN | p99 mip6 | p99 OpenVPN |',
+    '|---|---|---|---|---|---|',
   ];
-  HOPS.forEach((h, i) => {
-    const a = med('mip6', (x) => x.hopsUs[i]!);
-    const b = med('openvpn', (x) => x.hopsUs[i]!);
-    lines.push(`| ${h.what} | ${us(a)} | ${us(b)} | ${us(a - b)} |`);
-  });
-  const row = (name: string, f: (x: Sample) => number): void => {
+  const row = (name: string, f: (x: Sample) => number, p99: (x: Sample) => number): void => {
     const a = med('mip6', f);
     const b = med('openvpn', f);
-    lines.push(`| **${name}** | **${us(a)}** | **${us(b)}** | **${us(a - b)}** |`);
+    const c = `${us(med('mip6', p99))} | ${us(med('openvpn', p99))}`;
+    lines.push(`| ${name} | ${us(a)} | ${us(b)} | ${us(a - b)} | ${c} |`);
   };
-  row('the four daemon hops', sumDaemon);
-  row("round trip on the MN's TUN", (x) => x.tunRttUs);
-  row("ping's own RTT", (x) => x.pingUs);
+  HOPS.forEach((h, i) =>
+    row(
+      h.what,
+      (x) => x.hopsUs[i]!,
+      (x) => x.hopsP99Us[i]!,
+    ),
+  );
+  row('**the four daemon hops** (sum of medians)', sumDaemon, () => NaN);
+  row(
+    "**round trip on the MN's TUN**",
+    (x) => x.tunRttUs,
+    (x) => x.tunRttP99Us,
+  );
+  row(
+    "**ping's own RTT**",
+    (x) => x.pingUs,
+    (x) => x.pingP99Us,
+  );
   lines.push('', '| round | system | ping RTT (us) | on the TUN (us) | round trips seen |');
   lines.push('|---|---|---|---|---|');
   for (const s of samples) {

@@ -36,7 +36,7 @@ import { networkInterfaces } from 'node:os';
 import { prefixMatches } from '../wire/address.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { addressBytes } from './address-bytes.js';
-import { interfaceIndex, ip } from './iproute.js';
+import { interfaceIndex, ip, linkOperational } from './iproute.js';
 
 export interface CareOf {
   family: 4 | 6;
@@ -186,6 +186,9 @@ export class RouteCareOfSource {
     if (r === null || r.prefsrc === undefined || r.dev === undefined) return null;
     if (r.type !== undefined && r.type !== 'unicast') return null;
     if (!this.#allowed(r.dev)) return null;
+    // A link that has just come up is not usable until the kernel says so (its link event
+    // brings us back here): what we sent before would be dropped, and the move with it.
+    if (!linkOperational(r.dev)) return null;
     const home = this.#opts.home;
     const prefix = this.#homePrefix;
     if (family === 6 && home && prefix && inPrefix(r.prefsrc, prefix, home.prefixLength)) {

@@ -10,17 +10,42 @@ import { IoError } from '../util/errors.js';
 /** Path or name of the iproute2 binary (found on PATH). */
 export const IP_BIN = 'ip';
 
+/** An interface name that is safe to put into a /sys/class/net path. */
+function sysfsName(name: string): boolean {
+  return /^[^/\s]{1,15}$/.test(name) && name !== '.' && name !== '..';
+}
+
 /**
  * The interface index of `name` (sysfs, no process: cheap enough to ask per datagram that
  * needs it); 0 when there is no such interface. A link that is re-created gets a new index.
  */
 export function interfaceIndex(name: string): number {
-  if (!/^[^/\s]{1,15}$/.test(name) || name === '.' || name === '..') return 0;
+  if (!sysfsName(name)) return 0;
   try {
     return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()) || 0;
   } catch {
     return 0;
   }
+}
+
+/**
+ * Whether the kernel has finished bringing `name` up (RFC 2863 operational state, sysfs): `up`,
+ * or `unknown` for devices that do not track it (TUN, many virtual links). Until the kernel's
+ * link watcher has run after a link came up, the device still drops what is sent (its queue is
+ * not active yet), so a first packet sent then (an ARP request, a Binding Update) is lost and
+ * the next try comes only after the neighbour's retransmit time (1 s). False for `down`,
+ * `lowerlayerdown`, `dormant` (e.g. Wi-Fi still authenticating), `notpresent`, `testing`. True
+ * when sysfs cannot say (no such file): nothing is held back on a guess.
+ */
+export function linkOperational(name: string): boolean {
+  if (!sysfsName(name)) return true;
+  let state: string;
+  try {
+    state = readFileSync(`/sys/class/net/${name}/operstate`, 'utf8').trim();
+  } catch {
+    return true;
+  }
+  return state === 'up' || state === 'unknown' || state === '';
 }
 
 /** Runs `ip ...args` and resolves with stdout. Rejects with IoError ERR_IPROUTE. */

@@ -67,3 +67,70 @@ void t.test('route care-of, home probe and unsolicited NA', { skip }, async (t) 
   ]);
   t.match(neigh, mnMac, `NA overrode the cache entry: ${neigh.trim()}`);
 });
+
+void t.test(
+  'a link the kernel has not brought up yet carries no care-of address',
+  { skip },
+  async (t) => {
+    // Packets sent on a link before the kernel's link watcher has made it operational are
+    // dropped (a first ARP request, and the Binding Update queued behind it until the next try
+    // a second later): the MN moves only once the link's operational state says it is up.
+    const mn = await createNetns(t, 'lm');
+    const ha = await createNetns(t, 'lh');
+    await run('ip', [
+      '-n',
+      mn,
+      'link',
+      'add',
+      'acc',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'acc',
+      'netns',
+      ha,
+    ]);
+    for (const cmd of [
+      'addr add 192.0.2.10/24 dev acc',
+      'link set acc up',
+      'route add default via 192.0.2.1',
+    ]) {
+      await run('ip', ['-n', mn, ...cmd.split(' ')]);
+    }
+    await run('ip', ['-n', ha, 'addr', 'add', '192.0.2.1/24', 'dev', 'acc']);
+    await run('ip', ['-n', ha, 'addr', 'add', '203.0.113.1/32', 'dev', 'lo']);
+    type Res = {
+      candidates: { family: number; localAddress: string }[];
+      links: Record<string, boolean>;
+    };
+    const probe = async (): Promise<Res> => {
+      const r = await runFixture(mn, 'link-state-child.ts', ['acc', 'lo', 'nosuch0', '../acc'], {
+        timeoutMs: 20_000,
+      });
+      t.equal(r.code, 0, r.stderr);
+      return r.result as Res;
+    };
+    const operstate = async (): Promise<string> =>
+      (await run('ip', ['netns', 'exec', mn, 'cat', '/sys/class/net/acc/operstate'])).trim();
+
+    t.not(await operstate(), 'up', 'the peer is down: our end is not operational');
+    const down = await probe();
+    t.same(down.candidates, [], 'no care-of on it, though the route to the HA is there');
+    t.same(
+      down.links,
+      { acc: false, lo: true, nosuch0: true, '../acc': true },
+      'not operational; loopback (state unknown) is; no such link or no usable name: not held back',
+    );
+
+    await run('ip', ['-n', ha, 'link', 'set', 'acc', 'up']);
+    const deadline = Date.now() + 10_000;
+    while ((await operstate()) !== 'up' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.equal(await operstate(), 'up', 'the kernel has brought the link up');
+    const up = await probe();
+    t.same(up.candidates, [{ family: 4, localAddress: '192.0.2.10' }], 'now it is the care-of');
+    t.equal(up.links['acc'], true);
+  },
+);

@@ -6,7 +6,9 @@
  *            debounced by a couple of milliseconds) says when to look again.
  *   routes   for each of the home agent's underlay addresses, the route the kernel would use
  *            (RTM_GETROUTE over a netlink socket in the addon, ~30 µs; `ip -j route get` only
- *            when the addon is missing): its preferred source address is the care-of address.
+ *            when the addon is missing): its preferred source address is the care-of address,
+ *            once the kernel says the route's link is operational (sysfs operstate; a link that
+ *            has just come up drops what is sent until then, and its up event brings us back).
  *            Spawning `ip` per lookup cost 100-500 ms on a loaded box, which was most of the
  *            handover time.
  *   home     the home link (RFC 6275 §11.5.4) is recognised in two ways:

@@ -158,10 +158,15 @@ export class BindingCacheEntry implements BindingFieldsBase {
 
   /** BindingFields.expiresAt, in whole ms (see #expires). */
   get expiresAt(): number {
-    return this.#expires! + expiryBase;
+    const rel = this.#expires!;
+    return Number.isFinite(rel) ? rel + expiryBase : rel;
   }
 
   set expiresAt(at: number) {
+    if (!Number.isFinite(at)) {
+      this.#expires = at; // never: kept as it is
+      return;
+    }
     if (Number.isNaN(expiryBase)) expiryBase = Math.ceil(at);
     const rel = Math.ceil(at) - expiryBase;
     // `| 0` keeps a small integer one (V8 stores a computed double boxed otherwise).

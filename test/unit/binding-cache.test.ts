@@ -253,6 +253,10 @@ void t.test('a refreshed binding: its deadline moves later, due at the same time
   c.set(fields('2001:db8:100::31', 100, 0.25), 0.25);
   t.equal(c.nextDeadline(), 90_001, '90 000.25 -> 90 001');
   t.same(c.poll(90_000.5), [], 'not before it');
+  // An expiry that never comes reads back as such (and sets no base for the others).
+  const never = c.set({ ...fields('2001:db8:100::32', 100, 0), expiresAt: Infinity }, 0);
+  t.equal(never.expiresAt, Infinity);
+  t.equal(c.set(fields('2001:db8:100::33', 100, 5), 5).expiresAt, 100_005);
 });
 
 void t.test(

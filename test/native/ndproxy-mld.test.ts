@@ -56,6 +56,11 @@ const MANY = 1000;
 const RECORDS_PER_FRAME = 72;
 
 type Counters = Record<string, number>;
+
+/** How each counter moved from `from` to `to`. */
+function difference(from: Counters, to: Counters): Counters {
+  return Object.fromEntries(Object.keys(to).map((k) => [k, to[k]! - from[k]!]));
+}
 /** What test/native/fixtures/mld-child.ts answers to a command. */
 interface ChildAnswer {
   changed?: number;
@@ -205,20 +210,33 @@ interface Report {
 }
 
 /**
- * Sniffs the MLD Reports that leave `dev` in `ns` from `mac` for `seconds` (scapy, the fixture's
- * `capture` mode); resolves once the sniffer is up, to `{ done }`: a promise of what it saw.
+ * What a capture saw. Under load scapy's socket can run out of room and miss frames (a CI run
+ * saw 214 of 278): `complete` says it missed none (the kernel's drop count for the socket is
+ * 0). Tests count what the addon sent from its counters, and hold a capture to every frame
+ * only when it is complete; otherwise to a substantial part.
+ */
+interface Captured {
+  reports: Report[];
+  complete: boolean;
+}
+
+/**
+ * Sniffs the MLD Reports that leave `dev` in `ns` from `mac` for `seconds` at most (scapy, the
+ * fixture's `capture` mode); resolves once the sniffer is up, to `{ done, stop }`: a promise of
+ * what it saw, and a function that ends it now (once the counters say what the test waits for
+ * was sent: a fixed window can end first under load) and returns that promise.
  */
 async function capture(
-  t: { teardown(fn: () => void): void },
+  t: { teardown(fn: () => void): void; comment(...message: unknown[]): void },
   ns: string,
   dev: string,
   seconds: number,
   mac: string,
-): Promise<{ done: Promise<Report[]> }> {
+): Promise<{ done: Promise<Captured>; stop(): Promise<Captured> }> {
   const sniff = spawn(
     'ip',
     ['netns', 'exec', ns, SCAPY_PYTHON, HOST_SCRIPT, 'capture', dev, String(seconds), mac],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   t.teardown(() => sniff.kill('SIGKILL'));
   const out: string[] = [];
@@ -227,11 +245,24 @@ async function capture(
       l === 'ready' ? resolve() : out.push(l),
     ),
   );
-  const done = new Promise<Report[]>((resolve) =>
-    sniff.on('close', () => resolve(JSON.parse(out.at(-1) ?? '[]') as Report[])),
+  const done = new Promise<Captured>((resolve) =>
+    sniff.on('close', () => {
+      const { drops, reports } = JSON.parse(out.at(-1) ?? '{"drops":-1,"reports":[]}') as {
+        drops: number;
+        reports: Report[];
+      };
+      if (drops !== 0) t.comment(`the capture missed ${drops} frames: only a part is checked`);
+      resolve({ reports, complete: drops === 0 });
+    }),
   );
   await ready;
-  return { done };
+  return {
+    done,
+    stop: () => {
+      sniff.stdin.end('stop\n');
+      return done;
+    },
+  };
 }
 
 /**
@@ -332,13 +363,12 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
       ['ns', 'hostl', `${P}2`, first, control],
       'answered',
     );
-    const end = (await proxy('counters')).counters;
-    return Object.fromEntries(Object.keys(end).map((k) => [k, end[k]! - start[k]!]));
+    return difference(start, (await proxy('counters')).counters);
   };
   const before = await solicitWithControl(target);
   t.equal(before['notOurs'], 0, 'not defended yet: no solicitation to its group reached the HA');
 
-  const captured = await capture(t, ha, 'homeb', 4, haMac);
+  const captured = await capture(t, ha, 'homeb', 15, haMac);
 
   // The 1 000: P::20 and 999 others with distinct low 24 bits, in one batch.
   const lows = [0x20, ...Array.from({ length: MANY - 1 }, (_, i) => 0x10000 + i)];
@@ -362,10 +392,12 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
   // The HA's kernel reports its own groups from the same MAC: ours are the reports that name
   // one of the defended addresses' groups, and they name nothing else.
   const ourGroups = new Set([...groups, solicitedNode(0xc0)]);
-  const reports = (await captured.done).filter((r) =>
-    r.records.some((rec) => ourGroups.has(rec[3])),
+  const seen = await captured.stop();
+  const reports = seen.reports.filter((r) => r.records.some((rec) => ourGroups.has(rec[3])));
+  t.ok(
+    reports.length >= (seen.complete ? 2 : 1) * frames,
+    `${reports.length} of our reports captured`,
   );
-  t.ok(reports.length >= 2 * frames, `${reports.length} of our reports captured`);
   const wrong: string[] = [];
   const changes = new Map<string, number>();
   for (const r of reports) {
@@ -382,12 +414,15 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
     }
   }
   t.same(wrong, [], 'each report as RFC 3810 §5.2 says, decoded by scapy');
-  t.same(
-    groups.filter((g) => changes.get(g) !== 2),
-    [],
-    'each group announced twice (Robustness Variable 2)',
+  // Each group twice (Robustness Variable 2); a capture that missed frames holds at most that,
+  // and still most groups (a missing repeat would leave none twice).
+  const twice = groups.filter((g) => changes.get(g) === 2).length;
+  t.ok(
+    [...changes.values()].every((n) => n <= 2) &&
+      twice >= (seen.complete ? MANY : MANY / 4) &&
+      changes.size <= MANY,
+    `${twice} of the ${MANY} groups announced twice, none more, no other group announced`,
   );
-  t.equal(changes.size, MANY, 'and no other group announced');
 
   await waitFor(
     'the bridge querier answered',
@@ -570,10 +605,8 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
   const specific = JSON.parse(
     await host(other, ['flood', 'hostl', hostLinkLocal, String(SPECIFIC), 'ff02::1:ff00:20']),
   ) as { seconds: number };
-  const moved = async (from: Counters): Promise<Counters> => {
-    const c = (await proxy('counters')).counters;
-    return Object.fromEntries(Object.keys(c).map((k) => [k, c[k]! - from[k]!]));
-  };
+  const moved = async (from: Counters): Promise<Counters> =>
+    difference(from, (await proxy('counters')).counters);
   await waitFor('every address-specific query read and answered or coalesced', async () => {
     const d = await moved(end);
     return (
@@ -593,7 +626,7 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
   // An MLDv1 Query (24 bytes): the link has an MLDv1 querier, so for the next 260 s the HA
   // speaks MLDv1 (RFC 3810 8.2.1): the answer is an MLDv1 Report to the group itself, a join
   // sends two Reports, a leave two Dones to ff02::2, and no MLDv2 Report leaves.
-  const captured = await capture(t, ha, 'homeb', 5, haMac);
+  const captured = await capture(t, ha, 'homeb', 15, haMac);
   const beforeV1 = (await proxy('counters')).counters;
   await host(other, ['flood', 'hostl', hostLinkLocal, '1', '::', 'v1']);
   await waitFor('the MLDv1 query answered', async () => {
@@ -609,22 +642,33 @@ void t.test('forged and flooded queries from a keyless host', { skip }, async (t
     return (await moved(beforeV1))['mldReportsSent'] === 5;
   });
   t.equal((await moved(beforeV1))['mldV1ModeEntered'], 1, 'the MLDv1 query switched the mode');
-  const v1 = (await captured.done)
+  const v1Seen = await captured.stop();
+  const v1 = v1Seen.reports
     .filter((r) => r.records.some((x) => ['ff02::1:ff00:20', 'ff02::1:ff00:21'].includes(x[3])))
     .map((r) => [r.records[0]?.[0], r.records[0]?.[3], r.dst, r.edst, r.cksum === r.cksumScapy]);
   const report = (g: string, mac: string): unknown[] => [131, g, g, mac, true];
   const done = (g: string): unknown[] => [132, g, 'ff02::2', '33:33:00:00:00:02', true];
-  t.same(
-    v1,
-    [
-      report('ff02::1:ff00:20', '33:33:ff:00:00:20'),
-      report('ff02::1:ff00:21', '33:33:ff:00:00:21'),
-      report('ff02::1:ff00:21', '33:33:ff:00:00:21'),
-      done('ff02::1:ff00:21'),
-      done('ff02::1:ff00:21'),
-    ],
-    'the answer, the join and the leave in MLDv1, decoded by scapy',
-  );
+  const expected = [
+    report('ff02::1:ff00:20', '33:33:ff:00:00:20'),
+    report('ff02::1:ff00:21', '33:33:ff:00:00:21'),
+    report('ff02::1:ff00:21', '33:33:ff:00:00:21'),
+    done('ff02::1:ff00:21'),
+    done('ff02::1:ff00:21'),
+  ];
+  const what = 'the answer, the join and the leave in MLDv1, decoded by scapy';
+  if (v1Seen.complete) t.same(v1, expected, what);
+  else {
+    // Frames missed: what was seen is the expected in order with gaps, a Report and a Done.
+    let at = 0;
+    for (const frame of v1) {
+      while (at < expected.length && JSON.stringify(expected[at]) !== JSON.stringify(frame)) at++;
+      at++;
+    }
+    t.ok(
+      at <= expected.length && v1.some((f) => f[0] === 131) && v1.some((f) => f[0] === 132),
+      `${what}: ${JSON.stringify(v1)}`,
+    );
+  }
 
   // A forged query asking for the longest delay cannot hold back a later one asking for 1 s
   // (RFC 3810 6.2: the sooner wins); before the fix the answer stayed due for over an hour.
@@ -690,12 +734,12 @@ void t.test(
       const lows = [0x30000 + attempt * 16 + 0xa, 0x30000 + attempt * 16 + 0xb];
       const [a, b] = lows.map((x) => `${P}3:${(x & 0xffff).toString(16)}`);
       const [groupA, groupB] = lows.map(solicitedNode);
-      const captured = await capture(t, ha, 'homer', 3.5, haMac);
+      const captured = await capture(t, ha, 'homer', 10, haMac);
       const start = (await proxy('counters')).counters;
       const atStall = (await proxy(`stall-after ${a} ${b}`)).counters;
       if (atStall['mldReportsSent']! - start['mldReportsSent']! !== 1) {
         t.comment(`attempt ${attempt}: A's repeat was not pending when B joined; again`);
-        await captured.done;
+        await captured.stop();
         continue;
       }
       await waitFor(
@@ -703,7 +747,11 @@ void t.test(
         async () =>
           (await proxy('counters')).counters['mldRecordsSent']! - start['mldRecordsSent']! >= 4,
       );
-      const reports = await captured.done;
+      // The addon's counters: four records, four frames (none names two groups, so none names
+      // a group twice); the capture, when complete, shows which.
+      const sent = difference(start, (await proxy('counters')).counters);
+      t.same([sent['mldRecordsSent'], sent['mldReportsSent']], [4, 4], 'four frames of one record');
+      const { reports, complete } = await captured.stop();
       const named = (g: string): Report[] =>
         reports.filter((r) => r.records.some((x) => x[3] === g));
       t.same(
@@ -711,8 +759,10 @@ void t.test(
         [],
         'no frame names a group twice',
       );
-      t.equal(named(groupA!).length, 2, `${groupA}: two frames`);
-      t.equal(named(groupB!).length, 2, `${groupB}: two frames`);
+      for (const g of [groupA!, groupB!]) {
+        const n = named(g).length;
+        t.ok(complete ? n === 2 : n <= 2, `${g}: ${n} frames captured`);
+      }
       return;
     }
     t.fail("no attempt had A's repeat pending when B joined");
@@ -771,23 +821,48 @@ void t.test(
       async () => (await proxy('counters')).counters['mldRecordsSent']! >= 2 * GROUPS,
       15_000,
     );
-    const captured = await capture(t, ha, 'homeg', 8, haMac);
+    const before = (await proxy('counters')).counters;
+    const captured = await capture(t, ha, 'homeg', 15, haMac);
     const { at: sentAt } = JSON.parse(
       await host(other, ['general', 'hostg', hostLinkLocal, '2000']),
     ) as { at: number };
-    // The HA's kernel answers for its own groups from the same MAC: ours name only ours.
-    const ours = new Set(addrs.map((_, i) => solicitedNode(0x50000 + i)));
-    const answer = (await captured.done).filter((r) =>
-      r.records.every((x) => x[0] === 2 && ours.has(x[3])),
+    // What the addon sent, from its own counters: every group once, in as few frames as the
+    // MTU allows, none lost (a frame the link refused and took later counts once, as sent).
+    await waitFor(
+      'the answer sent',
+      async () => {
+        const d = difference(before, (await proxy('counters')).counters);
+        return d['mldQueriesAnswered'] === 1 && d['mldRecordsSent']! >= GROUPS;
+      },
+      10_000,
     );
-    const records = new Set(answer.flatMap((r) => r.records.map((x) => x[3]))).size;
+    const frames = Math.ceil(GROUPS / RECORDS_PER_FRAME);
+    const sent = difference(before, (await proxy('counters')).counters);
+    t.same(
+      [sent['mldRecordsSent'], sent['mldReportsSent'], sent['mldReportSendErrors']],
+      [GROUPS, frames, 0],
+      `the addon sent ${GROUPS} records in ${frames} frames, none lost ` +
+        `(${sent['mldReportRetries']} refused by the link and sent again)`,
+    );
+    // The capture is for the timing only: under load scapy misses frames (a CI run saw 214 of
+    // 278), so it must hold a substantial part of the answer, each group in it once, and the
+    // times of what it holds span most of the 2 s and end within it. The old code sent all 278
+    // in one burst at one random time: a spread near 0.
+    const ours = new Set(addrs.map((_, i) => solicitedNode(0x50000 + i)));
+    const seen = await captured.stop();
+    const answer = seen.reports.filter((r) => r.records.every((x) => x[0] === 2 && ours.has(x[3])));
+    const named = answer.flatMap((r) => r.records.map((x) => x[3]));
+    t.ok(
+      answer.length >= (seen.complete ? frames : frames / 2) &&
+        answer.length <= frames &&
+        new Set(named).size === named.length,
+      `${answer.length} of the ${frames} frames captured, no group in two of them`,
+    );
     const times = answer.map((r) => r.time);
     const spread = Math.max(...times) - Math.min(...times);
     const end = Math.max(...times) - sentAt;
-    t.equal(records, GROUPS, `${answer.length} frames answer for every group`);
-    t.equal(answer.length, Math.ceil(GROUPS / RECORDS_PER_FRAME), 'each once');
     t.ok(
-      spread >= 1 && end <= 2.5,
+      Math.min(...times) >= sentAt && spread >= 1 && end <= 2.5,
       `the answer spread over ${spread.toFixed(2)} s, done ${end.toFixed(2)} s after the query`,
     );
   },

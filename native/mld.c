@@ -19,7 +19,9 @@
  *   an answer of more frames than one run sends is spread over that delay instead (its first
  *   run at a random time within delay / runs, the rest evenly to its end), from a copy of the
  *   groups taken when it starts. An address-specific one for a group of ours schedules a
- *   record for that group. At most one general response is pending or under way at a time
+ *   record for that group; a General answer that starts before it is due gives it instead, once
+ *   that answer has gone out in full (a part held back by the budget or the link goes on after
+ *   the pacing or back-off, not at the query's deadline). At most one general response is pending or under way at a time
  *   (a query meanwhile joins it) and two start at least MLD_GENERAL_GAP_MS apart, or
  *   MLD_GAP_PER_FRAME_MS per frame the answer takes when that is longer (and specific ones
  *   MLD_SPECIFIC_GAP_MS), so a flood of queries from a host on the link costs a bounded number
@@ -99,6 +101,7 @@
 #define MLD_IN_CHANGED 1
 #define MLD_IN_REPEAT 2
 #define MLD_IN_QUERIED 4
+#define MLD_IN_COVERED 8 /* with MLD_IN_QUERIED: queried before the General answer under way */
 
 static const uint8_t SOLICITED_PREFIX[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
 static const uint8_t ALL_MLDV2_ROUTERS[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
@@ -407,7 +410,7 @@ static void entry_done(mld *m, int source, uint32_t key, uint64_t now) {
   uint8_t bit = bit_of(source);
   if (g == NULL || !bit || !(g->lists & bit)) return;
   int change = source != SRC_QUERIED && record_of(m, source, key) != 0;
-  g->lists &= (uint8_t)~bit;
+  g->lists &= (uint8_t)~(source == SRC_QUERIED ? MLD_IN_QUERIED | MLD_IN_COVERED : bit);
   if (change && --g->left > 0 && !(g->lists & MLD_IN_REPEAT)) {
     if (push(&m->repeat, g->key) != 0) {
       g->left = 0; /* no memory for the repeat: sent once */
@@ -465,7 +468,8 @@ static int send_round(mld *m, int source, mld_keylist *l, uint32_t *budget, uint
     if (sent > 0) m->retry_ms = MLD_RETRY_MIN_MS;
   }
   /* Over: entries pushed meanwhile (after `end`) move to the front for the next round. */
-  memmove(l->keys, l->keys + l->end, (size_t)(l->len - l->end) * sizeof *l->keys);
+  if (l->len > l->end) /* (keys is NULL in a list never pushed to) */
+    memmove(l->keys, l->keys + l->end, (size_t)(l->len - l->end) * sizeof *l->keys);
   l->len -= l->end;
   l->head = l->end = 0;
   return 0;
@@ -502,7 +506,8 @@ static uint64_t general_chunks(const mld *m) {
 }
 
 /* A General Query's answer starts: a copy of the groups we are in (the table may change while
- * the answer is spread over its delay), sent by send_round like the lists. */
+ * the answer is spread over its delay), sent by send_round like the lists. The address-specific
+ * answers pending now are covered by it: each group's record in it goes after their query. */
 static void general_start(mld *m, uint64_t now) {
   m->general_due = 0;
   m->general_last = now;
@@ -514,20 +519,40 @@ static void general_start(mld *m, uint64_t now) {
     if (m->groups[i].used && m->groups[i].refs && push(l, m->groups[i].key) != 0)
       break; /* no memory for the rest: a partial answer */
   l->end = l->len;
-  if (frames_for(m, l->len) > MLD_RUN_FRAMES) return;
-  /* All of it goes now: it answers the pending address-specific queries too. */
   for (uint32_t i = m->queried.head; i < m->queried.len; i++) {
     mld_group *g = find(m, m->queried.keys[i]);
-    if (g == NULL) continue;
-    g->lists &= (uint8_t)~MLD_IN_QUERIED;
-    forget_if_idle(m, g);
+    if (g != NULL && (g->lists & MLD_IN_QUERIED)) g->lists |= MLD_IN_COVERED;
   }
-  m->queried.len = m->queried.head = m->queried.end = 0;
+}
+
+/* The General answer has gone out in full: the address-specific answers it covered are given
+ * (not before: a part of it held back by the run's budget or by the link would make them late,
+ * RFC 3810 §6.2) and leave the list; those still due stay, in order. */
+static void general_done(mld *m) {
+  mld_keylist *l = &m->queried;
+  uint32_t kept = l->head, end = l->end;
+  for (uint32_t i = l->head; i < l->len; i++) {
+    mld_group *g = find(m, l->keys[i]);
+    if (g != NULL && (g->lists & MLD_IN_COVERED)) {
+      g->lists &= (uint8_t)~(MLD_IN_QUERIED | MLD_IN_COVERED);
+      forget_if_idle(m, g);
+      if (i < l->end) end--;
+      continue;
+    }
+    l->keys[kept++] = l->keys[i];
+  }
+  l->len = kept;
+  l->end = end;
+  if (l->len > l->head) return;
+  l->len = l->head = l->end = 0;
   m->specific_due = 0;
 }
 
-/* The General Query's answer, one run budget (MLD_RUN_FRAMES frames) at a time, the next so
- * that the last goes by general_deadline (at least MLD_PACE_MS apart). */
+/* The General Query's answer: in one go when it fits one run budget (MLD_RUN_FRAMES frames),
+ * else a run budget at a time, the next so that the last goes by general_deadline (at least
+ * MLD_PACE_MS apart). What the budget held back of an answer that fits goes on the next run, and
+ * what the link refused after its back-off (send_round's hold_until): neither waits for the
+ * deadline. */
 static void run_general(mld *m, uint32_t *budget, uint64_t now) {
   mld_keylist *l = &m->general;
   if (l->head == l->end) {
@@ -535,8 +560,11 @@ static void run_general(mld *m, uint32_t *budget, uint64_t now) {
     general_start(m, now);
   }
   if (now < m->general_next || *budget == 0) return;
-  uint32_t before = *budget;
-  if (send_round(m, SRC_GENERAL, l, budget, now) == 0 || *budget == before) return;
+  if (send_round(m, SRC_GENERAL, l, budget, now) == 0) {
+    general_done(m);
+    return;
+  }
+  if (*budget != 0 || frames_for(m, l->end) <= MLD_RUN_FRAMES) return;
   uint64_t chunks = (frames_for(m, l->end - l->head) + MLD_RUN_FRAMES - 1) / MLD_RUN_FRAMES;
   uint64_t gap = m->general_deadline > now ? (m->general_deadline - now) / (chunks ? chunks : 1) : 0;
   m->general_next = now + (gap > MLD_PACE_MS ? gap : MLD_PACE_MS);
@@ -692,6 +720,8 @@ static void specific_query(mld *m, const uint8_t *group, uint64_t due) {
     /* Already pending: §6.2 takes the sooner of the two (a forged query with a long delay must
      * not hold back the querier's), still gap-bounded. */
     m->counters[MLD_C_QUERIES_COALESCED]++;
+    /* The General answer under way may have named the group before this query: not covered. */
+    g->lists &= (uint8_t)~MLD_IN_COVERED;
     if (m->specific_last && due < m->specific_last + MLD_SPECIFIC_GAP_MS)
       due = m->specific_last + MLD_SPECIFIC_GAP_MS;
     if (due < m->specific_due) m->specific_due = due;

@@ -441,6 +441,22 @@ export class Lab {
     }
     const spec = ACCESS[network];
     lines.push(`link set ${network} up`);
+    await this.ipBatch('mn', lines);
+    // Both ends operational before any address or route: until the kernel's link watcher has
+    // run for a link that just came up, its queue drops what is sent (the router's ARP reply,
+    // say), and the next try is a second later. A real access network has no address for us
+    // before its link is up either (DHCP, SLAAC), so nothing the MN could do earlier is lost.
+    const [peerNode, peerDev]: [LabNode, string] =
+      network === 'home' ? ['ha', 'tomn'] : ['router', network];
+    await waitFor(
+      `${network} link up at both ends`,
+      async () =>
+        (await this.operstate('mn', network)) === 'up' &&
+        (await this.operstate(peerNode, peerDev)) === 'up',
+      this.moveTimeoutMs,
+      2,
+    );
+    lines.length = 0;
     if (spec.address !== undefined) {
       const nodad = spec.family === 6 ? ' nodad' : '';
       lines.push(`addr replace ${spec.address}/${spec.prefixLength} dev ${network}${nodad}`);
@@ -449,8 +465,20 @@ export class Lab {
       const dflt = spec.family === 6 ? '::/0' : 'default';
       lines.push(`route replace ${dflt} via ${spec.gateway} dev ${network}`);
     }
-    await this.ipBatch('mn', lines);
+    if (lines.length > 0) await this.ipBatch('mn', lines);
     await waitFor(`${network} usable`, () => this.usable(network, spec), this.moveTimeoutMs, 5);
+  }
+
+  /** A link's operational state as the kernel has it (sysfs of the node's namespace). */
+  private async operstate(node: LabNode, dev: string): Promise<string> {
+    const r = await run(
+      'ip',
+      ['netns', 'exec', this.ns(node), 'cat', `/sys/class/net/${dev}/operstate`],
+      {
+        check: false,
+      },
+    );
+    return r.stdout.trim();
   }
 
   /**

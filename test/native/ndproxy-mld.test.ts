@@ -493,6 +493,26 @@ void t.test('solicited-node groups through an MLD-snooping bridge', { skip }, as
 });
 
 /**
+ * Adds `count` addresses (`${P}${block}:` and a counter), checks each changed a group and waits
+ * until their joins and repeats went out; returns them and the counters then.
+ */
+async function joinAndSettle(
+  t: { equal(found: unknown, wanted: unknown): void },
+  proxy: (line: string) => Promise<ChildAnswer>,
+  block: number,
+  count: number,
+): Promise<{ addrs: string[]; before: Counters }> {
+  const addrs = Array.from({ length: count }, (_, i) => `${P}${block}:${i.toString(16)}`);
+  t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, count);
+  await waitFor(
+    'the joins and their repeats sent',
+    async () => (await proxy('counters')).counters['mldRecordsSent']! >= 2 * count,
+    15_000,
+  );
+  return { addrs, before: (await proxy('counters')).counters };
+}
+
+/**
  * A keyless host (namespace `other`, link `hostDev`) on a veth to the HA (`ha`, `haDev`), both
  * links up with their link-local addresses, and the proxy open on `haDev`.
  */
@@ -816,14 +836,7 @@ void t.test(
       'homeg',
     );
     const GROUPS = 20_000;
-    const addrs = Array.from({ length: GROUPS }, (_, i) => `${P}5:${i.toString(16)}`);
-    t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, GROUPS);
-    await waitFor(
-      'the joins and their repeats sent',
-      async () => (await proxy('counters')).counters['mldRecordsSent']! >= 2 * GROUPS,
-      15_000,
-    );
-    const before = (await proxy('counters')).counters;
+    const { addrs, before } = await joinAndSettle(t, proxy, 5, GROUPS);
     const captured = await capture(t, ha, 'homeg', 15, haMac);
     const { at: sentAt } = JSON.parse(
       await host(other, ['general', 'hostg', hostLinkLocal, '2000']),
@@ -891,14 +904,7 @@ void t.test(
       ...['rate', '10mbit', 'burst', '4500', 'limit', '30000'],
     ]);
     const GROUPS = 2000;
-    const addrs = Array.from({ length: GROUPS }, (_, i) => `${P}7:${i.toString(16)}`);
-    t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, GROUPS);
-    await waitFor(
-      'the joins and their repeats sent',
-      async () => (await proxy('counters')).counters['mldRecordsSent']! >= 2 * GROUPS,
-      15_000,
-    );
-    const before = (await proxy('counters')).counters;
+    const { before } = await joinAndSettle(t, proxy, 7, GROUPS);
     const frames = Math.ceil(GROUPS / RECORDS_PER_FRAME);
     await host(other, ['general', 'hostc', hostLinkLocal, '10000']);
     const asked = Date.now();

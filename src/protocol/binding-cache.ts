@@ -133,8 +133,10 @@ export class BindingCacheEntry implements BindingFieldsBase {
   /** The care-of address when it is not the one `locator` names (locatorCareOfAddress): the
    *  usual binding keeps no text of its own for it (~42 B per binding, issue 17). */
   #careOf: string | undefined;
-  /** expiresAt in whole ms (rounded up: a binding lasts less than 1 ms longer, never shorter),
-   *  relative to EXPIRY_BASE: a small integer, not a boxed double per binding (issue 17). */
+  /** expiresAt in whole ms, rounded down: a binding ends less than 1 ms before the time it
+   *  was given, never after it (RFC 6275 10.3.1: its lifetime MUST NOT exceed the home
+   *  prefix's), relative to expiryBase: a small integer, not a boxed double per binding
+   *  (issue 17). */
   #expires: number | undefined = undefined;
   /** The home address as the BU spelled it when that is not RFC 5952 text of `key` (the usual
    *  binding keeps no text of its own for it, issue 17). */
@@ -167,8 +169,8 @@ export class BindingCacheEntry implements BindingFieldsBase {
       this.#expires = at; // never: kept as it is
       return;
     }
-    if (Number.isNaN(expiryBase)) expiryBase = Math.ceil(at);
-    const rel = Math.ceil(at) - expiryBase;
+    if (Number.isNaN(expiryBase)) expiryBase = Math.floor(at);
+    const rel = Math.floor(at) - expiryBase;
     // `| 0` keeps a small integer one (V8 stores a computed double boxed otherwise).
     this.#expires = rel >= -0x4000_0000 && rel < 0x4000_0000 ? rel | 0 : rel;
   }

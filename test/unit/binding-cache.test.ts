@@ -7,6 +7,7 @@ import {
   type NewBindingCacheEntry,
 } from '../../src/protocol/binding-cache.js';
 import { parseIpv6 } from '../../src/wire/address.js';
+import { limitToHomePrefixLifetime } from '../../src/protocol/home-agent-registration.js';
 
 const FLAGS = bindingUpdateFlags({ A: true, H: true });
 const LAPTOP_KEY = new Uint8Array(32).fill(0x11);
@@ -272,5 +273,26 @@ void t.test(
     t.equal(c.get('2001:db8:100::41'), b, 'found by any spelling');
     c.set(fields('2001:db8:100::41', 100, 1), 1);
     t.equal(b.homeAddress, '2001:db8:100::41', 'a refresh spelled canonically');
+  },
+);
+
+void t.test(
+  'a binding cut to its home prefix ends no later than the prefix (RFC 6275 10.3.1), at a fractional now',
+  async (t) => {
+    // The HA's clock has fractions (performance.now() plus an offset): whole-ms expiry times
+    // round down, so a binding never outlives the time it was given.
+    const c = new BindingCache();
+    const now = 1.8e12 + 0.25;
+    const e = c.set(fields('2001:db8:100::9', 600, now - 5000), now - 5000);
+    const r = limitToHomePrefixLifetime(c, 10, now);
+    t.equal(r.shortened.length, 1, 'shortened');
+    const prefixEnd = now + 10_000;
+    t.ok(
+      e.expiresAt <= prefixEnd,
+      `ends ${(prefixEnd - e.expiresAt).toFixed(2)} ms before the prefix`,
+    );
+    t.ok(prefixEnd - e.expiresAt < 1, 'and less than 1 ms before it');
+    const fresh = c.set(fields('2001:db8:100::a', 8, now), now);
+    t.ok(fresh.expiresAt <= now + 8000 && now + 8000 - fresh.expiresAt < 1, 'a new binding too');
   },
 );

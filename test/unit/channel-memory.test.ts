@@ -2,7 +2,7 @@
  * What a channel keeps per peer, made smaller for a home agent of 100 000 members (issue 17):
  * flat keys, a certificate's bytes kept once as a string (its fields copied out on read), both
  * transport keys in one buffer (the handshake's copies wiped, its hash not kept) that know their
- * session, a peer key kept only as the hex the sessions Map holds, drop counters shared until the
+ * session, a peer key kept only as the string the sessions Map holds (its 32 bytes, one per char), drop counters shared until the
  * first drop, initiation timestamps as 12-character strings. Each must keep its old meaning.
  */
 import t from 'tap';

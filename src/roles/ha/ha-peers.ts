@@ -79,7 +79,7 @@ export class HaPeers {
   readonly #homePrefix: Prefix;
   readonly #underlayMtu: number;
   readonly #noteLocator: (session: PeerSession, to: Locator) => void;
-  /** Live peers by member name, and by static key (hex) for the receive side. */
+  /** Live peers by member name, and by static key (PeerSession.peerKey: its 32 bytes as a one-byte string) for the receive side. */
   readonly #byMember = new Map<string, Peer>();
   readonly #byKey = new Map<string, Peer>();
   /** The members' ClusterPeer view of #byMember, for servingPeer(). */

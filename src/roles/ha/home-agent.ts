@@ -763,7 +763,7 @@ export class HomeAgent {
       onHomeLink,
       peer: {
         name: cert.name,
-        // The owner of what this BU creates: its key in hex (the bytes only when asked).
+        // The owner of what this BU creates: its key as the sessions Map holds it, 32 bytes as a one-byte string (the bytes only when asked).
         owner: session.peerKey,
         get publicKey() {
           return session.peerPublicKey;

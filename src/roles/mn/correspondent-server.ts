@@ -50,7 +50,7 @@ export interface CorrespondentServerOptions {
   maxBindingLifetimeSeconds?: number | undefined;
 }
 
-/** A member's identity for per-member limits: its static public key, hex. */
+/** A member's identity for per-member limits: its static public key (PeerSession.peerKey, 32 bytes as a one-byte string). */
 function memberKey(session: PeerSession): string {
   return session.peerKey;
 }

@@ -38,14 +38,17 @@
  *
  * Deviations, on purpose: a Multicast Address and Source Specific Query is answered like an
  * address-specific one (MODE_IS_EXCLUDE, no sources: we want every source, which is true and is
- * what a router needs to keep forwarding).
+ * what a router needs to keep forwarding). Entering MLDv1 compatibility mode cancels pending
+ * query answers but not pending State Change Reports (§8.2.1 cancels both): they go on as
+ * MLDv1 Reports and Dones, so an MLDv1 Query from any host on the link (it needs no key) just
+ * after a burst of joins does not leave the switch without them until the next query.
  *
  * MLDv1 compatibility mode (§8.2.1): an MLDv1 Query (24 bytes) means an MLDv1 querier on the
  * link, which would ignore MLDv2 Reports. From it until MLD_V1_PRESENT_MS (§9.12) after the
  * last one, every record leaves as an MLDv1 message of its own (RFC 2710): a join or an answer
  * as a Report to the group, a leave as a Done to ff02::2, paced like the rest; entering the
- * mode cancels what was pending. The general-answer gap then counts their bytes (72 a group),
- * not MTU-sized frames.
+ * mode cancels the pending query answers (not the State Change Reports: see Deviations). The
+ * general-answer gap then counts their bytes (72 a group), not MTU-sized frames.
  */
 #include "mld.h"
 
@@ -654,21 +657,20 @@ static int parse_hbh(const uint8_t *hbh, uint32_t len, uint32_t *hlen, int *aler
 }
 
 /* An MLDv1 Query: the link has an MLDv1 querier, and until MLD_V1_PRESENT_MS after the last
- * such query we speak MLDv1 (§8.2.1). Entering the mode cancels every pending response and
- * retransmission; the query that brought it is then answered in MLDv1. */
+ * such query we speak MLDv1 (§8.2.1). Entering the mode cancels the pending query answers; the
+ * query that brought it is then answered in MLDv1. Pending State Change Reports stay, and leave
+ * as MLDv1 Reports and Dones (a deviation, see the top of this file). */
 static void mld1_mode(mld *m) {
-  mld_keylist *lists[] = {&m->changed, &m->repeat, &m->queried, &m->general};
-  for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
-    for (uint32_t i = lists[k]->head; i < lists[k]->len; i++) {
-      mld_group *g = find(m, lists[k]->keys[i]);
-      if (g == NULL) continue;
-      g->lists = 0;
-      g->left = 0;
-      forget_if_idle(m, g);
-    }
-    lists[k]->len = lists[k]->head = lists[k]->end = 0;
+  mld_keylist *l = &m->queried;
+  for (uint32_t i = l->head; i < l->len; i++) {
+    mld_group *g = find(m, l->keys[i]);
+    if (g == NULL) continue;
+    g->lists &= (uint8_t)~(MLD_IN_QUERIED | MLD_IN_COVERED);
+    forget_if_idle(m, g);
   }
-  m->changed_due = m->repeat_due = m->general_due = m->specific_due = 0;
+  l->len = l->head = l->end = 0;
+  m->general.len = m->general.head = m->general.end = 0;
+  m->general_due = m->specific_due = 0;
   m->counters[MLD_C_V1_QUERIER]++;
 }
 

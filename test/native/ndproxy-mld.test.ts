@@ -27,7 +27,9 @@
  * 6. A General Query answer for 20 000 groups spread over the query's delay.
  * 7. A General Query answer of 2 000 groups (28 frames, one run's budget) on a slow port that
  *    refuses some: the rest goes after the back-off, not at the query's deadline.
- * 8. A bridge whose querier speaks MLDv1: the HA answers in MLDv1, its groups reach the
+ * 8. A keyless host's MLDv1 Query while joins wait for room on a slow port: they go on as
+ *    MLDv1 Reports and every group reaches the bridge's table.
+ * 9. A bridge whose querier speaks MLDv1: the HA answers in MLDv1, its groups reach the
  *    bridge's table and a deleted one's leaves it.
  * Root, network namespaces, scapy.
  */
@@ -929,6 +931,66 @@ void t.test(
     t.ok(
       last - first < 1000,
       `its first frame ${first - asked} ms after the query, its last ${last - first} ms later`,
+    );
+  },
+);
+
+void t.test(
+  "a keyless host's MLDv1 Query while joins are pending: they go on, in MLDv1",
+  { skip },
+  async (t) => {
+    // The HA's port nearly shut (8 kbit/s, a queue of two frames): of 1 000 joins (14 frames)
+    // the first few leave, the rest wait for room. Then a host with no key sends an MLDv1 Query
+    // for a group not ours and the port opens. Before the fix entering MLDv1 mode cancelled the
+    // pending joins and their repeats (RFC 3810 8.2.1 says so): until a querier asked, the bridge
+    // never learnt most of the groups. Now they leave as MLDv1 Reports.
+    // No querier on the bridge: no General Query answers for the groups (it learns from reports).
+    const { br, ha } = await snoopingBridge(t, 'homeq', ['2', 'mcast_querier', '0']);
+    const other = await createNetns(t, 'mu');
+    await noDad(other);
+    await run('ip', [
+      ...['-n', br, 'link', 'add', 'hostport', 'type', 'veth', 'peer', 'hostu'],
+      ...['netns', other],
+    ]);
+    await run('ip', ['-n', br, 'link', 'set', 'hostport', 'master', 'br0', 'up']);
+    await run('ip', ['-n', other, 'link', 'set', 'hostu', 'up']);
+    const hostLinkLocal = await linkLocalAddress(other, 'hostu');
+    const tbf = (rate: string, limit: string): string[] => [
+      ...['dev', 'homeq', 'root', 'tbf', 'rate', rate, 'burst', '4500', 'limit', limit],
+    ];
+    await run('tc', ['-n', ha, 'qdisc', 'add', ...tbf('8kbit', '3000')]);
+    await run('ip', ['-n', ha, 'link', 'set', 'homeq', 'up']);
+    await linkLocalAddress(ha, 'homeq');
+    const proxy = await startProxy(t, ha, 'homeq');
+    const GROUPS = 1000;
+    const lows = Array.from({ length: GROUPS }, (_, i) => 0x80000 + i);
+    const addrs = lows.map((x) => `${P}8:${(x & 0xffff).toString(16)}`);
+    const start = (await proxy('counters')).counters;
+    t.equal((await proxy(`add ${addrs.join(' ')}`)).changed, GROUPS);
+    await host(other, ['flood', 'hostu', hostLinkLocal, '1', 'ff02::1:ff99:9999', 'v1']);
+    await waitFor(
+      'the MLDv1 query read',
+      async () => (await proxy('counters')).counters['mldV1ModeEntered'] === 1,
+      10_000,
+    );
+    const atQuery = (await proxy('counters')).counters;
+    t.ok(
+      atQuery['mldRecordsSent']! < GROUPS,
+      `${atQuery['mldRecordsSent']} of ${GROUPS} joins out when the query came`,
+    );
+    await run('tc', ['-n', ha, 'qdisc', 'change', ...tbf('10mbit', '30000')]);
+    const missing = await mdbMissing(br, lows.map(solicitedNode), 15_000, false);
+    t.equal(missing, 0, `all ${GROUPS} groups in the bridge table (${missing} missing)`);
+    await waitFor(
+      'every join and its repeat sent',
+      async () => (await proxy('counters')).counters['mldRecordsSent']! >= 2 * GROUPS,
+      15_000,
+    );
+    const d = difference(start, (await proxy('counters')).counters);
+    t.same(
+      [d['mldReportSendErrors'], d['mldQueriesAnswered'], d['mldQueryNotOurs']],
+      [0, 0, 1],
+      `${d['mldReportsSent']} frames, none lost; no query answered (none told the groups)`,
     );
   },
 );

@@ -33,7 +33,8 @@
  *   round, sent from a cursor; an entry is done only once the link took its frame. Frames the
  *   link refuses for want of room (a full socket buffer or qdisc: EAGAIN, ENOBUFS) stay
  *   pending and go again after MLD_RETRY_MIN_MS, doubling to MLD_RETRY_MAX_MS while it
- *   refuses (counted mldReportRetries); only a frame that fails otherwise is counted lost.
+ *   refuses every frame of a batch (counted mldReportRetries); only a frame that fails
+ *   otherwise is counted lost.
  *   Repeats go before first transmissions, so the two of one change never share a frame.
  *
  * Deviations, on purpose: a Multicast Address and Source Specific Query is answered like an
@@ -464,6 +465,7 @@ static int send_round(mld *m, int source, mld_keylist *l, uint32_t *budget, uint
     if (busy && sent < o->n) {
       /* The link refused the rest for want of room (EAGAIN, ENOBUFS): they stay pending. */
       m->counters[MLD_C_REPORT_RETRIES] += o->n - sent;
+      if (sent > 0) m->retry_ms = MLD_RETRY_MIN_MS; /* it took some: room comes back soon */
       m->hold_until = now + m->retry_ms;
       m->retry_ms = m->retry_ms * 2 < MLD_RETRY_MAX_MS ? m->retry_ms * 2 : MLD_RETRY_MAX_MS;
       return 1;
@@ -598,7 +600,8 @@ void mld_leave_all(mld *m, const uint8_t *src, mld_send_fn send, void *ctx) {
   o->n = 0;
   int busy;
   for (uint32_t i = 0; i < m->cap; i++) {
-    if (!m->groups[i].used || !m->groups[i].refs) continue;
+    /* A group we are in, or one whose leave has not gone out both times yet. */
+    if (!m->groups[i].used || (!m->groups[i].refs && !m->groups[i].left)) continue;
     if (o->n == 0 || o->records[o->n - 1] == per_frame(m)) {
       if (o->n == SEND_BATCH) { /* closing: what the link refuses is not sent again */
         m->counters[MLD_C_REPORT_SEND_ERRORS] += o->n - out_send(m, o, &busy);

@@ -96,7 +96,8 @@ void mld_query(mld *m, const uint8_t *pkt, size_t n, uint64_t now);
  * (mld.c); the rest at mld_next. */
 void mld_run(mld *m, uint64_t now, const uint8_t *src, mld_send_fn send, void *ctx);
 /* The listener stops (the proxy closes): one leave (CHANGE_TO_INCLUDE_MODE, no sources) for
- * every group, so a snooping switch stops forwarding them now, not when its timer runs out. */
+ * every group, those whose leave is still due included, so a snooping switch stops forwarding
+ * them now, not when its timer runs out. */
 void mld_leave_all(mld *m, const uint8_t *src, mld_send_fn send, void *ctx);
 /* When mld_run is next needed (0: nothing pending). */
 uint64_t mld_next(const mld *m);

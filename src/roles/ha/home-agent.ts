@@ -476,7 +476,7 @@ export class HomeAgent {
         this.drops.add(v4 ? 'no-binding-ipv4' : 'no-binding');
         continue;
       }
-      const bound = this.#paths.get(entry.key);
+      const bound = this.#paths.of(entry); // the entry in hand: no second cache lookup
       if (bound === undefined || bound.session !== session) {
         this.drops.add('selector');
         continue;
@@ -526,7 +526,11 @@ export class HomeAgent {
     }
     const served = (): boolean => {
       const entry = this.cache.getByKey(keyOf(buf, off + IPV6_DST_OFF));
-      return entry !== undefined && this.#paths.has(entry.key) && !this.#dadPending.has(entry.key);
+      return (
+        entry !== undefined &&
+        this.#paths.of(entry) !== undefined &&
+        !this.#dadPending.has(entry.key)
+      );
     };
     if (peers.receive(session, ownSignaling, buf, off, len, served)) this.#fromPeers.push(off, len);
   }
@@ -763,7 +767,8 @@ export class HomeAgent {
       onHomeLink,
       peer: {
         name: cert.name,
-        // The owner of what this BU creates: its key as the sessions Map holds it, 32 bytes as a one-byte string (the bytes only when asked).
+        // The owner of what this BU creates: its key as the sessions Map holds it (32 bytes as
+        // a one-byte string; the bytes only when asked).
         owner: session.peerKey,
         get publicKey() {
           return session.peerPublicKey;
@@ -1095,7 +1100,7 @@ export class HomeAgent {
   advertisePrefix(): void {
     const now = nodeNow(this.#env);
     const members = [...this.cache.entries()]
-      .filter((e) => this.#paths.has(e.key))
+      .filter((e) => this.#paths.of(e) !== undefined)
       .map((e) => ({ key: e.key, hoa: e.homeAddress }));
     this.#sendAdvertisements(this.#prefixes.advertise(members, now), now);
     this.#rearm();
@@ -1249,7 +1254,7 @@ export class HomeAgent {
         ? this.ipv4.bindingKeyAt(buf, off + IPV4_DST_OFF)
         : this.#destinationKey.at(buf, off + IPV6_DST_OFF);
       const entry = key === undefined ? undefined : this.cache.getByKey(key);
-      const extra = entry === undefined ? undefined : this.#paths.get(entry.key);
+      const extra = entry === undefined ? undefined : this.#paths.of(entry);
       if (v4 && extra === undefined) {
         this.drops.add('unregistered-ipv4');
         continue;

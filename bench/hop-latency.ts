@@ -201,12 +201,33 @@ async function measure(
       p.node as LabNode,
       'dumpcap',
       [...args, '-a', `duration:${duration}`, '-w', file],
-      {
-        stdio: 'ignore',
-      },
+      { stdio: ['ignore', 'ignore', 'pipe'] },
     );
   });
-  await new Promise((r) => setTimeout(r, 1500)); // dumpcap attached
+  // Each dumpcap says "Capturing on '<dev>'" once its socket is attached: wait for exactly that.
+  await Promise.all(
+    captures.map(
+      (c) =>
+        new Promise<void>((resolve, reject) => {
+          let said = '';
+          const timer = setTimeout(
+            () => reject(new Error(`dumpcap did not start: ${said}`)),
+            10_000,
+          );
+          c.stderr?.on('data', (d: Buffer) => {
+            said += d.toString();
+            if (said.includes('Capturing on')) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          c.once('exit', () => {
+            clearTimeout(timer);
+            reject(new Error(`dumpcap exited before capturing: ${said.trim()}`));
+          });
+        }),
+    ),
+  );
   const ping = await lab.exec(
     'mn',
     'ping',

@@ -9,7 +9,7 @@
       'defines': ['NAPI_VERSION=8'],
       'cflags': ['-Wall', '-Wextra', '-O2', '-std=gnu11'],
       'conditions': [
-        ['OS=="linux"', {'sources': ['native/tun_linux.c', 'native/vnet.c', 'native/udp.c', 'native/netlink_linux.c', 'native/ndisc_linux.c', 'native/ndproxy_linux.c', 'native/mld.c', 'native/privileges_linux.c']}],
+        ['OS=="linux"', {'sources': ['native/tun_linux.c', 'native/vnet.c', 'native/udp.c', 'native/netlink_linux.c', 'native/ndisc_linux.c', 'native/ndproxy_linux.c', 'native/mld.c', 'native/privileges_linux.c', 'native/express.c']}],
       ],
     },
   ],

@@ -194,6 +194,46 @@ static napi_value open_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* One message for the express lane (express.c), under the same contexts and scrub as a batch. */
+int mip6_aead_seal1(const uint8_t *key, uint8_t *msg, uint32_t n) {
+  EVP_CIPHER_CTX *ctx = context(&ctx_seal, 1, key);
+  if (!ctx) return 0;
+  uint8_t nonce[NONCE_LEN];
+  int outl;
+  make_nonce(msg, nonce);
+  int ok = EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
+           EVP_EncryptUpdate(ctx, NULL, &outl, msg, HDR_LEN) == 1 &&
+           (n == 0 || EVP_EncryptUpdate(ctx, msg + HDR_LEN, &outl, msg + HDR_LEN, (int)n) == 1) &&
+           EVP_EncryptFinal_ex(ctx, msg + HDR_LEN + n, &outl) == 1 &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, msg + HDR_LEN + n) == 1;
+  if (!ok) {
+    EVP_CIPHER_CTX_free(ctx_seal);
+    ctx_seal = NULL;
+    return 0;
+  }
+  scrub(&ctx_seal, 1);
+  return 1;
+}
+
+int mip6_aead_open1(const uint8_t *key, const uint8_t *msg, uint32_t total, uint8_t *out) {
+  if (total < HDR_LEN + TAG_LEN) return 0;
+  EVP_CIPHER_CTX *ctx = context(&ctx_open, 0, key);
+  if (!ctx) return 0;
+  int n = (int)(total - HDR_LEN - TAG_LEN);
+  uint8_t nonce[NONCE_LEN], tag[TAG_LEN];
+  int outl;
+  make_nonce(msg, nonce);
+  memcpy(tag, msg + HDR_LEN + n, TAG_LEN);
+  int ok = EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
+           EVP_DecryptUpdate(ctx, NULL, &outl, msg, HDR_LEN) == 1 &&
+           (n == 0 || EVP_DecryptUpdate(ctx, out, &outl, msg + HDR_LEN, n) == 1) &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) == 1 &&
+           EVP_DecryptFinal_ex(ctx, out + n, &outl) > 0;
+  if (!ok) memset(out, 0, (size_t)n);
+  scrub(&ctx_open, 0);
+  return ok;
+}
+
 static void free_contexts(void *arg) {
   (void)arg;
   EVP_CIPHER_CTX_free(ctx_seal);

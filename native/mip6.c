@@ -187,6 +187,7 @@ int mip6_run_on_thread(napi_env env, const char *name, mip6_thread_fn execute,
 /* ---- poller ---------------------------------------------------------------------- */
 
 static void poller_free(mip6_poller *p) {
+  if (p->express_unlink) p->express_unlink(p->express_data, p);
   if (p->free_kind) p->free_kind(p);
   free(p);
 }
@@ -232,7 +233,16 @@ static void pump(mip6_poller *p) {
   for (int round = 0; round < MAX_ROUNDS && p->reading && !p->closed; round++) {
     uint32_t n = p->drain(p);
     if (n == 0) break;
-    deliver(p, n);
+    /* The express lane takes a prefix of the batch (an established channel's plain data);
+     * JS gets the rest, in order, as a batch of its own. */
+    uint32_t done = p->express ? p->express(p, n, p->express_data) : 0;
+    if (done > n) done = n;
+    if (done > 0 && done < n) {
+      if (p->compact) p->compact(p, done, n);
+      memmove(p->offsets, p->offsets + done, (n - done) * sizeof *p->offsets);
+      memmove(p->lengths, p->lengths + done, (n - done) * sizeof *p->lengths);
+    }
+    if (done < n) deliver(p, n - done);
     if (n < p->max_batch && !p->backlog) break;
   }
   napi_close_handle_scope(p->env, scope);
@@ -360,6 +370,7 @@ static napi_value init(napi_env env, napi_value exports) {
   mip6_ndisc_init(env, exports);
   mip6_ndproxy_init(env, exports);
   mip6_privileges_init(env, exports);
+  mip6_express_init(env, exports);
 #endif
   return exports;
 }

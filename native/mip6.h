@@ -45,6 +45,10 @@ typedef struct mip6_poller mip6_poller;
 typedef uint32_t (*mip6_drain_fn)(mip6_poller *p);   /* returns packets read into the slab */
 typedef void (*mip6_error_fn)(mip6_poller *p);       /* poll reported an error */
 typedef void (*mip6_free_fn)(mip6_poller *p);        /* release kind-specific memory */
+/* The express lane (express.c): takes packets [0, k) of a drained batch itself; returns k. */
+typedef uint32_t (*mip6_express_fn)(mip6_poller *p, uint32_t n, void *data);
+/* Moves packets [from, n) of a drained batch (and what the kind keeps per packet) to [0, n - from). */
+typedef void (*mip6_compact_fn)(mip6_poller *p, uint32_t from, uint32_t n);
 
 struct mip6_poller {
   const char *kind;       /* "tun" or "udp": checked when a handle comes back from JS */
@@ -79,6 +83,10 @@ struct mip6_poller {
   mip6_error_fn on_error;
   mip6_free_fn free_kind;
   void *kind_data;
+  mip6_compact_fn compact; /* NULL: offsets and lengths are all the kind keeps per packet */
+  mip6_express_fn express; /* set while an express lane is attached (express.c) */
+  void *express_data;
+  void (*express_unlink)(void *data, mip6_poller *p); /* the poller is being freed */
 };
 
 /* Initializes the poller around fd (takes ownership) and returns the JS handle. */
@@ -107,6 +115,20 @@ void mip6_privileges_init(napi_env env, napi_value exports); /* privileges_linux
 int mip6_offload_off(const char *what);
 
 int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
+
+/* aead.c: one channel data message, for the express lane. seal1: msg = 16-byte header (nonce and
+ * AAD) + n plaintext bytes, encrypted in place, tag after; 1 on success. open1: the message of
+ * `total` bytes decrypted into out (total - 32 bytes); 1 when the tag verified, else 0 with out
+ * zeroed. */
+int mip6_aead_seal1(const uint8_t *key, uint8_t *msg, uint32_t n);
+int mip6_aead_open1(const uint8_t *key, const uint8_t *msg, uint32_t total, uint8_t *out);
+/* udp.c: the socket's family (4 or 6); datagram k's sender address (16-byte slot, IPv4 in the
+ * first 4 bytes), port and the local address it reached (zeros when unknown). */
+int mip6_udp_family(mip6_poller *p);
+void mip6_udp_peer(mip6_poller *p, uint32_t k, const uint8_t **addr, uint16_t *port, const uint8_t **local);
+/* tun_linux.c: 1 when the device's reads and writes carry a virtio-net header. */
+int mip6_tun_vnet(mip6_poller *p);
+void mip6_express_init(napi_env env, napi_value exports); /* express.c */
 
 /*
  * Blocking work on a thread of its own, not libuv's pool (4 threads, which a few slow jobs,

@@ -163,6 +163,11 @@ static uint32_t tun_drain_vnet(mip6_poller *p) {
   return n;
 }
 
+int mip6_tun_vnet(mip6_poller *p) {
+  tun_data *t = p->kind_data;
+  return t != NULL && (t->offloads & OFF_VNET) != 0;
+}
+
 static uint32_t tun_drain(mip6_poller *p) {
   uint32_t n = 0;
   uint32_t room = p->slot_size - p->headroom - p->tailroom;

@@ -423,6 +423,28 @@ static uint32_t udp_drain_gro(mip6_poller *p) {
   return k;
 }
 
+int mip6_udp_family(mip6_poller *p) {
+  return ((udp_data *)p->kind_data)->family;
+}
+
+void mip6_udp_peer(mip6_poller *p, uint32_t k, const uint8_t **addr, uint16_t *port, const uint8_t **local) {
+  udp_data *u = p->kind_data;
+  *addr = u->raddr + (size_t)k * ADDR_SLOT;
+  *port = u->rport[k];
+  *local = u->laddr + (size_t)k * ADDR_SLOT;
+}
+
+/* The express lane took datagrams [0, from): the rest move down with their addresses. */
+static void udp_compact(mip6_poller *p, uint32_t from, uint32_t n) {
+  udp_data *u = p->kind_data;
+  size_t m = n - from;
+  memmove(u->raddr, u->raddr + (size_t)from * ADDR_SLOT, m * ADDR_SLOT);
+  memmove(u->laddr, u->laddr + (size_t)from * ADDR_SLOT, m * ADDR_SLOT);
+  memmove(u->rport, u->rport + from, m * sizeof *u->rport);
+  if (u->rifindex) memmove(u->rifindex, u->rifindex + from, m * sizeof *u->rifindex);
+  if (u->rhops) memmove(u->rhops, u->rhops + from, m * sizeof *u->rhops);
+}
+
 static int setopt_int(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof value);
 }
@@ -588,6 +610,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   p->drain = (u->offloads & OFF_UDP_GRO) ? udp_drain_gro : udp_drain;
   p->on_error = udp_on_error;
   p->free_kind = udp_free;
+  p->compact = udp_compact;
   /* refs[0..2] = slab, offsets, lengths (passed back to the callback), then the rest. */
   int keep[] = {3, 4, 5, 6, 7, 8, 9, 16, 17};
   size_t nkeep = sizeof keep / sizeof keep[0] - (rifindex ? 0 : 2);

@@ -41,8 +41,10 @@ import { createNativeBatchAead } from '../io/native-aead.js';
 import { PcapSink } from '../io/pcap-sink.js';
 import { offloadNames } from '../roles/offloads.js';
 import { openTun } from '../io/tun.js';
-import type { TunDevice, UdpEndpoint } from '../io/types.js';
+import type { ExpressLane, TunDevice, UdpEndpoint } from '../io/types.js';
 import { openUdp } from '../io/udp.js';
+import { EXPRESS_HOME_AGENT, EXPRESS_MOBILE_NODE, NativeExpressLane } from '../io/express.js';
+import { loadAddon, type NativeHandle } from '../io/addon.js';
 import { TunnelRoutes } from '../io/tunnel-routes.js';
 import { KillSwitch, removeStaleKillSwitch } from '../io/kill-switch.js';
 import { TunnelDns } from '../io/tunnel-dns.js';
@@ -206,6 +208,44 @@ async function switchUser(
     gid: user.gid,
     capabilities: keep.length > 0 ? keep.join(',') : 'none',
   });
+}
+
+/** Channels the express lane carries at once (the most recently active ones). */
+const EXPRESS_CAPACITY = 256;
+
+/**
+ * The native express lane over the TUN and the sockets (issue #16, native/express.c), unless
+ * MIP6_EXPRESS=off (every packet through JS, as before: for comparisons and as a way out) or
+ * the addon predates it.
+ */
+function openExpress(
+  mode: typeof EXPRESS_HOME_AGENT | typeof EXPRESS_MOBILE_NODE,
+  tun: TunDevice,
+  udp4: UdpEndpoint | undefined,
+  udp6: UdpEndpoint | undefined,
+  log: Logger,
+  homeAddress?: Uint8Array,
+): ExpressLane | undefined {
+  if (process.env.MIP6_EXPRESS === 'off') return undefined;
+  const handle = (x: unknown): { nativeHandle: NativeHandle } | undefined =>
+    x !== undefined && typeof x === 'object' && x !== null && 'nativeHandle' in x
+      ? (x as { nativeHandle: NativeHandle })
+      : undefined;
+  const t = handle(tun);
+  if (t === undefined) return undefined;
+  try {
+    return NativeExpressLane.open(loadAddon(), {
+      mode,
+      tun: t,
+      udp4: handle(udp4),
+      udp6: handle(udp6),
+      capacity: EXPRESS_CAPACITY,
+      homeAddress,
+    });
+  } catch (err) {
+    log.warn('express-lane', { error: String(err) });
+    return undefined;
+  }
 }
 
 function openSocket(family: 4 | 6, address: string, port: number, mark?: number): UdpEndpoint {
@@ -379,7 +419,13 @@ export async function runHomeAgent(flags: DaemonFlags): Promise<void> {
       cleanup.push(() => void listenPorts.stop());
       await listenPorts.start();
     }
-    const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
+    const env: NodeEnvironment = {
+      ...baseEnv(cfg, flags, log, endpoint, tun),
+      udp4,
+      udp6,
+      express: openExpress(EXPRESS_HOME_AGENT, tun, udp4, udp6, log),
+    };
+    if (env.express !== undefined) cleanup.push(() => env.express?.close());
     const homeLink = new KernelHomeLink({
       tunName: tun.name,
       homePrefix: cfg.home.prefix.text,

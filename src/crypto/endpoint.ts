@@ -54,6 +54,23 @@ import { onData, openBatch, seal, sealBatch, type OpenBatchOutput } from './tran
 import { lib } from './sodium.js';
 
 export { DEFAULT_MAX_HANDSHAKES_PER_SECOND, type EndpointOptions } from './endpoint-state.js';
+
+/** A channel's keys and limits as the express lane takes them (SecureEndpoint.expressView). */
+export interface ExpressView {
+  localSpi: number;
+  remoteSpi: number;
+  /** The keypair's slot in CHANNEL_KEY_POOL (session.ts: KEYPAIR_SLOT_BYTES) */
+  keyChunk: Uint8Array;
+  keyBase: number;
+  /** Its replay window's words in the replay pool. */
+  replayChunk: Uint32Array;
+  replayBase: number;
+  replayWords: number;
+  rxForMs: number;
+  rxLimit: number;
+  txForMs: number;
+  txLimit: number;
+}
 export { CHANNEL_PROLOGUE, MAX_TIMESTAMP_AHEAD_MS } from './handshake-initiate.js';
 export {
   DROP_REASONS,
@@ -214,6 +231,54 @@ export class SecureEndpoint {
       now - kp.createdAt < t.rejectAfterTimeMs &&
       kp.sendCounter < t.rejectAfterMessages
     );
+  }
+
+  /**
+   * What the native express lane needs to carry `session`'s plain payload until the next JS
+   * callback (issue #16, native/express.c), or undefined when this channel must stay on the JS
+   * path: no current keys, a handshake pending or wanted, closed. The limits are the points
+   * where this code would act on a payload message (transport.ts): past them the lane leaves
+   * the message to JS. Receive: REJECT_AFTER_TIME, and for keys this side keeps up the
+   * keep-fresh point (keepFreshOnReceive); REJECT_AFTER_MESSAGES. Send: REJECT_AFTER_TIME, and
+   * for keys this side keeps up REKEY_AFTER_TIME; REKEY_AFTER_MESSAGES (sendKeys). Times are
+   * ms from `now`.
+   */
+  expressView(session: PeerSession, now: number): ExpressView | undefined {
+    const kp = session.current;
+    if (
+      kp === null ||
+      kp.wiped ||
+      session.closed ||
+      session.pending !== null ||
+      session.wantRekey ||
+      this.st.touched.has(session)
+    ) {
+      return undefined;
+    }
+    const t = this.st.timers;
+    const age = now - kp.createdAt;
+    const keepsUp = kp.isInitiator || session.persistent;
+    const rxFor = Math.min(
+      t.rejectAfterTimeMs,
+      keepsUp ? t.rejectAfterTimeMs - 3 * t.rekeyTimeoutMs : Infinity,
+    );
+    const txFor = Math.min(t.rejectAfterTimeMs, keepsUp ? t.rekeyAfterTimeMs : Infinity);
+    if (age >= rxFor && age >= txFor) return undefined;
+    const keys = kp.expressSlot();
+    return {
+      ...keys,
+      localSpi: kp.localSpi,
+      remoteSpi: kp.remoteSpi,
+      rxForMs: Math.max(0, rxFor - age),
+      rxLimit: t.rejectAfterMessages,
+      txForMs: Math.max(0, txFor - age),
+      txLimit: t.rekeyAfterMessages,
+    };
+  }
+
+  /** Messages of `session` the express lane dropped (bad tags), counted as this code would. */
+  countExpressDrops(session: PeerSession, badTags: number): void {
+    for (let i = 0; i < badTags; i++) this.st.drop('bad-tag', session);
   }
 
   /**

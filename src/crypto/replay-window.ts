@@ -61,10 +61,20 @@ export class ReplayWindow {
   private readonly pool: ReplayBitmapPool | undefined;
   /** The pool slot, -1 when own, RELEASED once released. */
   private slot: number;
-  /** Highest counter accepted so far, -1 before the first. */
-  private last = -1;
+  /**
+   * Highest counter accepted so far (-1 before the first) is `state[lastAt]`: a double in memory
+   * the native express lane reads and writes too (a keypair's slot in CHANNEL_KEY_POOL, issue
+   * 16), so both paths see one window; an array of its own when none is given.
+   */
+  private readonly state: Float64Array;
+  private readonly lastAt: number;
 
-  constructor(words: number = REPLAY_WINDOW_WORDS, pool?: ReplayBitmapPool) {
+  constructor(
+    words: number = REPLAY_WINDOW_WORDS,
+    pool?: ReplayBitmapPool,
+    state?: Float64Array,
+    lastAt = 0,
+  ) {
     if (words < 2 || (words & (words - 1)) !== 0) {
       throw new RangeError(`replay window words must be a power of two >= 2, got ${words}`);
     }
@@ -83,18 +93,27 @@ export class ReplayWindow {
     }
     this.mask = words - 1;
     this.size = (words - 1) * WORD_BITS;
+    this.state = state ?? new Float64Array(1);
+    this.lastAt = lastAt;
+    this.state[lastAt] = -1;
+  }
+
+  /** The bitmap's words and where this window's start (the native express lane's view). */
+  get words(): { bitmap: Uint32Array; base: number } {
+    return { bitmap: this.bitmap, base: this.base };
   }
 
   /** Highest accepted counter (-1 if none). */
   get highest(): number {
-    return this.last;
+    return this.state[this.lastAt]!;
   }
 
   /** Would `counter` be accepted? Does not change state. `counter` is a non-negative integer. */
   check(counter: number): ReplayVerdict {
     if (this.slot === RELEASED) return 'too-old';
-    if (counter > this.last) return 'ok';
-    if (counter + this.size <= this.last) return 'too-old';
+    const last = this.state[this.lastAt]!;
+    if (counter > last) return 'ok';
+    if (counter + this.size <= last) return 'too-old';
     const word = this.base + (Math.floor(counter / WORD_BITS) & this.mask);
     const bit = 1 << (counter % WORD_BITS);
     return (this.bitmap[word]! & bit) !== 0 ? 'replay' : 'ok';
@@ -107,15 +126,13 @@ export class ReplayWindow {
     if (verdict !== 'ok') return verdict;
     const block = Math.floor(counter / WORD_BITS);
     const words = this.mask + 1;
-    if (counter > this.last) {
-      const lastBlock = this.last < 0 ? -1 : Math.floor(this.last / WORD_BITS);
+    const last = this.state[this.lastAt]!;
+    if (counter > last) {
+      const lastBlock = last < 0 ? -1 : Math.floor(last / WORD_BITS);
       let diff = block - lastBlock;
       if (diff > words) diff = words;
       for (let i = 1; i <= diff; i++) this.bitmap[this.base + ((lastBlock + i) & this.mask)] = 0;
-      // A small integer stays one: the counter read from the wire is a double to V8, and one
-      // window holding a double makes it box that field in every window (16 B each, per member
-      // at a home agent, issue 17). Past 2^30 packets it is a double again (still exact).
-      this.last = counter < 0x4000_0000 ? counter | 0 : counter;
+      this.state[this.lastAt] = counter;
     }
     const word = this.base + (block & this.mask);
     this.bitmap[word] = (this.bitmap[word]! | (1 << (counter % WORD_BITS))) >>> 0;
@@ -129,7 +146,7 @@ export class ReplayWindow {
   reset(): void {
     if (this.slot === RELEASED) return;
     this.bitmap.fill(0, this.base, this.base + this.mask + 1);
-    this.last = -1;
+    this.state[this.lastAt] = -1;
   }
 
   /**

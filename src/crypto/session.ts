@@ -45,19 +45,51 @@ export function zeroDrops(): DropCounters {
  *  drop anything; 18 counters each cost ~0.5 KiB at a home agent of 100 000, issue 17). */
 export const NO_DROPS: Readonly<DropCounters> = Object.freeze(zeroDrops());
 
-/** Transport keys per pool chunk (64 keypairs of 64 bytes: 4 KiB). */
+/** Keypairs per pool chunk (64 keypairs of 96 bytes: 6 KiB). */
 const KEYPAIRS_PER_CHUNK = 64;
 
 /**
- * The transport keys of the process's keypairs (util/slot-pool.ts, issue 17): 64 bytes each in
- * shared chunks, as views (a buffer of its own costs each keypair an ArrayBuffer and a separate
- * backing store besides its 64 bytes). A slot is zeroed when its keys are wiped.
+ * A keypair's slot in CHANNEL_KEY_POOL (bytes): the two keys, then what the native express lane
+ * (native/express.c, issue 16) shares with this code, so that both paths seal with one counter
+ * and open against one replay window:
+ *   [0, 32) send key, [32, 64) receive key,
+ *   [64, 72) the send counter (float64), [72, 80) the replay window's highest counter (float64),
+ *   [80, 84) the local SPI (uint32), [84, 88) 1 while the keys live (uint32), [88, 96) zero.
+ * A wiped keypair's slot is zeroed, so the express lane, which checks SPI and the live mark
+ * before each use, never reads keys that are gone or another keypair's.
+ */
+export const KEYPAIR_SLOT_BYTES = 96;
+/** Float64 index (from the slot's base / 8) of the send counter and of the replay window's top. */
+export const KP_COUNTER = 8;
+export const KP_REPLAY_LAST = 9;
+/** Uint32 index (from the slot's base / 4) of the local SPI and of the live mark. */
+export const KP_SPI = 20;
+export const KP_LIVE = 21;
+
+/**
+ * The transport keys of the process's keypairs (util/slot-pool.ts, issue 17): in shared chunks,
+ * as views (a buffer of its own costs each keypair an ArrayBuffer and a separate backing store
+ * besides its bytes). A slot is zeroed when its keys are wiped.
  */
 export const CHANNEL_KEY_POOL = new SlotPool<Uint8Array>(
-  64,
+  KEYPAIR_SLOT_BYTES,
   KEYPAIRS_PER_CHUNK,
   (n) => new Uint8Array(n),
 );
+
+/** Float64 / Uint32 views of each key pool chunk (made once per chunk; chunks live forever). */
+const chunkViews = new WeakMap<Uint8Array, { f64: Float64Array; u32: Uint32Array }>();
+function viewsOf(chunk: Uint8Array): { f64: Float64Array; u32: Uint32Array } {
+  let v = chunkViews.get(chunk);
+  if (v === undefined) {
+    v = {
+      f64: new Float64Array(chunk.buffer, chunk.byteOffset, chunk.byteLength >> 3),
+      u32: new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength >> 2),
+    };
+    chunkViews.set(chunk, v);
+  }
+  return v;
+}
 
 /** Which key of a keypair (Keypair.copyKey): its offset in the keypair's slot. */
 export const SEND = 0;
@@ -71,9 +103,9 @@ export const RECEIVE = 32;
  * after (transport.ts).
  */
 export class Keypair {
-  sendCounter = 0;
-  /** Its bitmap lives in the process's shared pool; released when the keys are wiped. */
-  readonly replay = new ReplayWindow(REPLAY_WINDOW_WORDS, CHANNEL_REPLAY_POOL);
+  /** Its bitmap lives in the process's shared pool; released when the keys are wiped. Its
+   *  highest counter lives in this keypair's slot (KP_REPLAY_LAST). */
+  readonly replay: ReplayWindow;
   readonly localSpi: number;
   readonly createdAt: number;
   readonly isInitiator: boolean;
@@ -84,6 +116,9 @@ export class Keypair {
   readonly #remoteSpi: number;
   /** The keys' slot in CHANNEL_KEY_POOL, -1 once wiped. */
   #slot: number;
+  /** The slot's chunk as float64s, and this keypair's first element in it (slot base / 8). */
+  readonly #f64: Float64Array;
+  readonly #at: number;
   constructor(
     session: PeerSession,
     keys: TransportKeys,
@@ -97,6 +132,17 @@ export class Keypair {
     const base = CHANNEL_KEY_POOL.baseOf(this.#slot);
     chunk.set(keys.sendKey, base + SEND);
     chunk.set(keys.receiveKey, base + RECEIVE);
+    const views = viewsOf(chunk);
+    this.#f64 = views.f64;
+    this.#at = base >> 3;
+    views.u32[(base >> 2) + KP_SPI] = localSpi >>> 0;
+    views.u32[(base >> 2) + KP_LIVE] = 1;
+    this.replay = new ReplayWindow(
+      REPLAY_WINDOW_WORDS,
+      CHANNEL_REPLAY_POOL,
+      views.f64,
+      this.#at + KP_REPLAY_LAST,
+    );
     const s = lib();
     s.memzero(keys.sendKey);
     s.memzero(keys.receiveKey);
@@ -105,6 +151,15 @@ export class Keypair {
     this.#remoteSpi = remoteSpi | 0;
     this.createdAt = createdAt;
     this.isInitiator = isInitiator;
+  }
+
+  /** The next counter to send with (shared with the express lane); Infinity once wiped. */
+  get sendCounter(): number {
+    return this.#slot < 0 ? Infinity : this.#f64[this.#at + KP_COUNTER]!;
+  }
+
+  set sendCounter(value: number) {
+    if (this.#slot >= 0) this.#f64[this.#at + KP_COUNTER] = value;
   }
 
   /** The peer's SPI for these keys (what our data messages carry), 0 .. 2^32 - 1. */
@@ -139,6 +194,27 @@ export class Keypair {
     return this.copyKey(RECEIVE, new Uint8Array(32));
   }
 
+  /**
+   * Where the express lane finds these keys, their counter and their window (native/express.c
+   * reads and writes them in place; undefined-free: only asked of live keys).
+   */
+  expressSlot(): {
+    keyChunk: Uint8Array;
+    keyBase: number;
+    replayChunk: Uint32Array;
+    replayBase: number;
+    replayWords: number;
+  } {
+    const w = this.replay.words;
+    return {
+      keyChunk: CHANNEL_KEY_POOL.chunkOf(this.#slot),
+      keyBase: CHANNEL_KEY_POOL.baseOf(this.#slot),
+      replayChunk: w.bitmap,
+      replayBase: w.base,
+      replayWords: REPLAY_WINDOW_WORDS,
+    };
+  }
+
   /** The keys' slot in CHANNEL_KEY_POOL (an index, not the keys), -1 once wiped. */
   get slot(): number {
     return this.#slot;
@@ -147,12 +223,12 @@ export class Keypair {
   wipe(): void {
     // The slot is zeroed and goes back to the pool (once); the keys then read zeros, not
     // whatever keys take the slot next.
+    // Its window goes first (it reads the slot's state until released), then the slot: zeroed,
+    // which also clears the live mark the express lane checks. From here on sendCounter reads
+    // Infinity: a wiped keypair can never seal again, nor open (its window refuses every counter).
+    this.replay.release();
     if (this.#slot >= 0) CHANNEL_KEY_POOL.release(this.#slot);
     this.#slot = -1;
-    // Past the end of counters: a wiped keypair can never seal again, nor open (its window
-    // refuses every counter once released).
-    this.sendCounter = Infinity;
-    this.replay.release();
   }
 }
 

@@ -110,6 +110,41 @@ export interface NativeAddon {
   /** Offloads in use (native/udp.c: 1 GSO, 2 GRO, 4 GSO refused, errno << 8, 8 env). */
   udpOffloads?(h: NativeHandle): number;
   udpClose(h: NativeHandle): void;
+  /** The express lane (native/express.c); optional: an addon built before it lacks it. */
+  expressOpen?(
+    mode: number,
+    tun: NativeHandle,
+    udp4: NativeHandle | null,
+    udp6: NativeHandle | null,
+    capacity: number,
+    homeAddress: Uint8Array | null,
+  ): NativeHandle;
+  expressArm?(
+    h: NativeHandle,
+    spi: number,
+    remoteSpi: number,
+    keyChunk: Uint8Array,
+    keyBase: number,
+    replayChunk: Uint32Array,
+    replayBase: number,
+    replayWords: number,
+    family: number,
+    peer: Uint8Array,
+    port: number,
+    local: Uint8Array | null,
+    rx: number,
+    rxForMs: number,
+    rxLimit: number,
+    sources: Uint8Array | null,
+    tx: number,
+    txForMs: number,
+    txLimit: number,
+    maxInner: number,
+    destinations: Uint8Array | null,
+  ): number;
+  expressClear?(h: NativeHandle, out: Float64Array): number;
+  expressCounters?(h: NativeHandle, out: Float64Array): void;
+  expressClose?(h: NativeHandle): void;
   aeadSealBatch(
     key: Uint8Array,
     buf: Uint8Array,

@@ -116,6 +116,11 @@ export class NativeTunDevice implements TunDevice {
   #paused = false;
   #closed = false;
 
+  /** @internal The addon's handle (the express lane attaches to it, io/express.ts). */
+  get nativeHandle(): NativeHandle {
+    return this.#handle;
+  }
+
   /** Opens the device (no configuration). Throws IoError with what is needed to fix it. */
   constructor(options: TunOptions = {}, addon: NativeAddon = loadAddon()) {
     this.#addon = addon;

@@ -344,3 +344,78 @@ export interface Clock {
   /** Disarms the timer if armed. */
   clearTimer(): void;
 }
+
+/** A channel's keys and limits for the express lane (from SecureEndpoint.expressView). */
+export interface ExpressKeys {
+  localSpi: number;
+  remoteSpi: number;
+  keyChunk: Uint8Array;
+  keyBase: number;
+  replayChunk: Uint32Array;
+  replayBase: number;
+  replayWords: number;
+  rxForMs: number;
+  rxLimit: number;
+  txForMs: number;
+  txLimit: number;
+}
+
+/** Where an armed channel's datagrams come from and go to (a ResolvedLocator has these). */
+export interface ExpressPath {
+  readonly family: AddressFamily;
+  /** The peer's address as a 16-byte slot (IPv4 in the first 4 bytes). */
+  readonly slot: Uint8Array;
+  readonly port: number;
+  /** Our address the peer reaches, as a slot; undefined: the kernel chooses. */
+  readonly source: Uint8Array | undefined;
+}
+
+/** What one armed channel carried in the lane since it was armed (ExpressLane.clear). */
+export interface ExpressReport {
+  spi: number;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Ms before the clear of the last packet each way (-1: none). */
+  rxAgoMs: number;
+  txAgoMs: number;
+  badTags: number;
+  sendErrors: number;
+}
+
+/**
+ * The native express lane (native/express.c, io/express.ts): carries armed channels' plain
+ * payload between the TUN and the sockets without a JS call, until the next clear().
+ */
+export interface ExpressLane {
+  /** Channels armed since the last clear. */
+  readonly armed: number;
+  /** Arms receiving: data under `keys` from `path` whose inner source is one of `sources`
+   *  (16-byte slots; a mobile node's lane checks its home address instead). */
+  armRx(keys: ExpressKeys, path: ExpressPath, sources: Uint8Array | null): boolean;
+  /** Arms sending to `destinations` (16-byte slots; a mobile node's lane: everything) through
+   *  `path`, packets of at most `maxInner` bytes. */
+  armTx(
+    keys: ExpressKeys,
+    path: ExpressPath,
+    maxInner: number,
+    destinations: Uint8Array | null,
+  ): boolean;
+  /** Forgets every armed channel; `visit` gets what each carried (the report is reused). */
+  clear(visit: (r: ExpressReport) => void): void;
+  counters(): ExpressCounters;
+  close(): void;
+}
+
+export interface ExpressCounters {
+  rxTaken: number;
+  rxToJs: number;
+  rxBadTag: number;
+  rxTunErrors: number;
+  txTaken: number;
+  txToJs: number;
+  txSendErrors: number;
+  armed: number;
+  clears: number;
+}

@@ -89,6 +89,11 @@ export class NativeUdpEndpoint implements UdpEndpoint {
   #paused = false;
   #closed = false;
 
+  /** @internal The addon's handle (the express lane attaches to it, io/express.ts). */
+  get nativeHandle(): NativeHandle {
+    return this.#handle;
+  }
+
   /** Opens and binds the socket. Throws IoError ERR_UDP_BIND naming the address. */
   constructor(options: UdpOptions, addon: NativeAddon = loadAddon()) {
     this.#addon = addon;

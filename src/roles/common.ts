@@ -10,6 +10,7 @@ import type {
   AddressFamily,
   DatagramBatch,
   Clock,
+  ExpressLane,
   OutgoingDatagrams,
   TunDevice,
   UdpEndpoint,
@@ -32,6 +33,18 @@ export interface NodeEnvironment {
   log: Logger;
   /** Decrypted inner packets are written here when set (`--pcap`). */
   capture?: PacketSink | undefined;
+  /** The native express lane over `tun` and the sockets (issue #16), when there is one. */
+  express?: ExpressLane | undefined;
+}
+
+/** The express lane's counters for a status (`expressRxTaken`, ...); none without a lane. */
+export function expressCounters(lane: ExpressLane | undefined): Record<string, number> {
+  if (lane === undefined) return {};
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(lane.counters())) {
+    out[`express${k[0]!.toUpperCase()}${k.slice(1)}`] = v;
+  }
+  return out;
 }
 
 /** Drop counters by reason; the names are what `mip6 status` shows. */

@@ -98,6 +98,7 @@ import { WireError } from '../../util/errors.js';
 import {
   armTimer,
   DropCounters,
+  expressCounters,
   nodeNow,
   replySource,
   sendSealed,
@@ -108,6 +109,7 @@ import {
 } from '../common.js';
 import { BindingPaths, type BoundPath, type ChallengeToSend } from './binding-paths.js';
 import { channelField, haChannel, haChannelIfAny } from './ha-channel.js';
+import { HaExpress } from './ha-express.js';
 import { systemRandom } from '../../util/random-source.js';
 import { renderHaStatus } from './home-agent-status.js';
 import { registrationReport } from './registration-log.js';
@@ -126,6 +128,8 @@ import { HaPeers, SpanList, type HaChannelStatus } from './ha-peers.js';
 
 /** IPv6 Next Header / IPv4 Protocol of TCP (RFC 9293). */
 const TCP = 6;
+/** The express lane's counts reach JS at least this often while it carries something (ms). */
+const EXPRESS_CLEAR_MS = 1000;
 import type { StoredBinding } from '../../io/binding-store.js';
 import { offloadNames } from '../offloads.js';
 import type { LogLevel } from '../../util/log.js';
@@ -215,6 +219,10 @@ export class HomeAgent {
   readonly #peers: HaPeers | undefined;
   /** Packets of this receive batch from those channels, for the members served here. */
   readonly #fromPeers = new SpanList();
+  /** The native express lane's arming (ha-express.ts), when the environment has a lane. */
+  readonly #express: HaExpress | undefined;
+  /** When the lane is next cleared by the timer (its counts reach JS at least this often). */
+  #expressDue = Infinity;
 
   constructor(env: NodeEnvironment, opts: HomeAgentOptions) {
     this.#env = env;
@@ -249,6 +257,20 @@ export class HomeAgent {
       },
     });
     this.ipv4 = new Ipv4HomeAddresses(opts.ipv4Pool);
+    this.#express =
+      env.express === undefined
+        ? undefined
+        : new HaExpress(env.express, {
+            endpoint: env.endpoint,
+            cache: this.cache,
+            paths: this.#paths,
+            counters: this.counters,
+            drop: (reason, n) => this.drops.add(reason, n),
+            dadPending: (key) => this.#dadPending.has(key),
+            capturing: () => env.capture !== undefined,
+            hasSocket: (family) => this.#socketFor(family) !== undefined,
+            noteTraffic: (session, at) => void this.#mtu.table.noteTraffic(session, at),
+          });
     if (opts.cluster !== undefined && opts.forwardToPeers === true) {
       this.#peers = new HaPeers({
         env,
@@ -267,6 +289,7 @@ export class HomeAgent {
    * network each gets a channel for the traffic of the members it serves.
    */
   setClusterPeers(peers: readonly ClusterPeer[]): void {
+    this.#expressBegin();
     if (this.#peers === undefined || this.#closed) return;
     this.#peers.setPeers(peers, nodeNow(this.#env));
     this.#rearm();
@@ -347,6 +370,7 @@ export class HomeAgent {
   #onDatagrams(socket: UdpEndpoint, batch: DatagramBatch): void {
     const env = this.#env;
     const now = nodeNow(env);
+    this.#express?.begin(now);
     const rx = this.#rx;
     const out = rx.open(env.endpoint, batch, now);
     const buf = batch.buf;
@@ -368,7 +392,24 @@ export class HomeAgent {
     }
     if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
     void this.#flushStore();
+    this.#expressEnd(now);
     this.#rearm();
+  }
+
+  /** Outside the packet callbacks and the timer (a reload, a cluster event, a removal, a
+   *  status request): the lane is emptied first, and filled again by the next data callback. */
+  #expressBegin(): void {
+    if (this.#express !== undefined && this.#express.armed > 0) {
+      this.#express.begin(nodeNow(this.#env));
+    }
+  }
+
+  /** The end of a driver callback: the lane gets what still passes every check. */
+  #expressEnd(now: number): void {
+    const x = this.#express;
+    if (x === undefined) return;
+    x.end(now);
+    this.#expressDue = x.armed > 0 ? now + EXPRESS_CLEAR_MS : Infinity;
   }
 
   /** Binding keys of the data path: inner sources from members, destinations from the TUN. */
@@ -508,6 +549,19 @@ export class HomeAgent {
       this.counters.tunnelBytesIn += len;
       if (env.capture) this.#capture(buf.subarray(off, off + len), now);
       rx.toTun(off, len);
+      // Plain payload from the binding's validated locator, at our address it was bound at:
+      // this channel may go into the express lane (ha-express.ts checks the rest).
+      if (
+        !v4 &&
+        !own &&
+        this.#express !== undefined &&
+        bound.data === bound.locator &&
+        from.port === bound.port &&
+        from.address === bound.address &&
+        from.local === bound.local
+      ) {
+        this.#express.noteRx(entry, session, now);
+      }
     }
   }
 
@@ -910,6 +964,7 @@ export class HomeAgent {
    * serving home agent defends a home address on the home link). The store already knows.
    */
   clusterTookOver(hoa: string, by: string): void {
+    this.#expressBegin();
     const entry = this.cache.get(hoa);
     if (entry === undefined || this.#closed) return;
     this.cache.delete(hoa, nodeNow(this.#env));
@@ -1024,6 +1079,7 @@ export class HomeAgent {
    * Returns whether anything changed.
    */
   setDiscovery(cfg: DiscoveryConfig): boolean {
+    this.#expressBegin();
     this.#configuredDiscovery = cfg;
     return this.#applyDiscovery(
       this.#clusterAgents === undefined ? cfg : { ...cfg, homeAgents: this.#clusterAgents },
@@ -1039,6 +1095,7 @@ export class HomeAgent {
    * list, instead of [[home.agents]]; a change reaches every member in an unsolicited MPA.
    */
   setClusterAgents(agents: readonly HomeAgentInfo[]): boolean {
+    this.#expressBegin();
     if (this.#closed) return false;
     this.#clusterAgents = agents;
     const cfg = this.#configuredDiscovery ?? this.#prefixes.discovery;
@@ -1071,6 +1128,7 @@ export class HomeAgent {
    * endpoint's own check ('revoked'). Returns the names of the members cut off.
    */
   revokeMembers(isRevoked: (publicKey: Uint8Array) => boolean): string[] {
+    this.#expressBegin();
     const now = nodeNow(this.#env);
     for (const entry of [...this.cache.entries()]) {
       // By the binding's owner key: also a restored binding whose channel is not back yet.
@@ -1118,6 +1176,7 @@ export class HomeAgent {
   }
 
   #removeBinding(entry: BindingCacheEntry, why: string): Promise<void> {
+    this.#expressBegin();
     this.ipv4.release(entry.key);
     if (this.#opts.store !== undefined) this.#journal.delete(entry.homeAddress);
     this.#prefixes.forget(entry.key);
@@ -1203,10 +1262,12 @@ export class HomeAgent {
 
   #onTunPackets(batch: PacketBatch): void {
     const now = nodeNow(this.#env);
+    this.#express?.begin(now);
     // An ICMP error or a refused send about our last datagrams: the path shrank (issue #21).
     // Looked at here too: a sender whose data vanishes gets no answers to trigger a receive.
     if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
     this.#toMembers(batch, false, now);
+    this.#expressEnd(now);
     this.#rearm();
   }
 
@@ -1295,6 +1356,7 @@ export class HomeAgent {
       this.counters.tunnelPacketsOut++;
       this.counters.tunnelBytesOut += len;
       writer.push(off, len);
+      if (!v4 && this.#express !== undefined) this.#express.noteTx(entry, extra.session, now);
     }
     if (runExtra !== undefined) this.#sendRun(runExtra, buf, now);
     this.#peers?.flush(buf, now);
@@ -1432,6 +1494,7 @@ export class HomeAgent {
       this.#restoring.nextDeadline(),
       this.#unbound.nextDeadline(),
       this.#buRate.nextDeadline(),
+      this.#expressDue,
     );
     armTimer(this.#env, deadline, this.#fireTimer);
   }
@@ -1442,6 +1505,7 @@ export class HomeAgent {
     if (this.#closed) return;
     const env = this.#env;
     const now = nodeNow(env);
+    this.#express?.begin(now);
     this.#buRate.sweep(now);
     this.#pollRestore(now);
     for (const c of this.#unbound.due(now)) this.#refreshIfUnbound(c.session, c.locator, now);
@@ -1469,12 +1533,14 @@ export class HomeAgent {
       }
     }
     void this.#flushStore();
+    this.#expressEnd(now);
     this.#rearm();
   }
 
   // ---- status and shutdown ---------------------------------------------------------------
 
   status(): HaStatus {
+    this.#expressBegin();
     return renderHaStatus({
       now: nodeNow(this.#env),
       startedAt: this.#startedAt,
@@ -1500,6 +1566,7 @@ export class HomeAgent {
       counters: {
         ...this.counters,
         ...this.#mtu.counters,
+        ...expressCounters(this.#env.express),
         // Answers whose source (the address the member reached) was gone: the kernel's choice.
         udpSourceFallbacks: this.#sockets().reduce(
           (n, s) => n + (s.counters().txSourceFallbacks ?? 0),
@@ -1521,6 +1588,7 @@ export class HomeAgent {
     if (this.#closed) return;
     this.#closed = true;
     this.#env.clock.clearTimer();
+    this.#express?.close();
     await this.#flushStore();
     const removals: Promise<void>[] = [];
     for (const e of this.cache.entries()) {

@@ -663,7 +663,16 @@ async function runMember(flags: DaemonFlags, role: 'mn' | 'cn'): Promise<void> {
       await killSwitch.install();
       log.info('kill-switch', { table: `inet ${killSwitch.table}` });
     }
-    const env: NodeEnvironment = { ...baseEnv(cfg, flags, log, endpoint, tun), udp4, udp6 };
+    const env: NodeEnvironment = {
+      ...baseEnv(cfg, flags, log, endpoint, tun),
+      udp4,
+      udp6,
+      // Without route optimization only: its direct paths are chosen per destination in JS.
+      express: direct
+        ? undefined
+        : openExpress(EXPRESS_MOBILE_NODE, tun, udp4, udp6, log, parseIpv6(cfg.home.address)),
+    };
+    if (env.express !== undefined) cleanup.push(() => env.express?.close());
     const careOf = new RouteCareOfSource({
       ...agents,
       mark,

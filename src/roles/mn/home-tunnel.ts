@@ -33,6 +33,7 @@ import {
   type NodeEnvironment,
 } from '../common.js';
 import type { TunnelMtu } from '../tunnel-mtu.js';
+import { MnExpress } from './mn-express.js';
 import type { DatagramOrigin } from './direct-path.js';
 import type { HomeAgentChannel, ResolvedAgent } from './home-agent-channel.js';
 import type { RouteOptimization } from './route-optimization.js';
@@ -64,6 +65,8 @@ export interface HomeTunnelHost {
   forwardedReturnRoutability(packet: Uint8Array, now: number): void;
   capture(packet: Uint8Array, now: number): void;
   rearm(): void;
+  /** The driver's timer must fire by `at` (the express lane's next clear). */
+  wakeBy(at: number): void;
 }
 
 export class HomeTunnel {
@@ -82,9 +85,50 @@ export class HomeTunnel {
   /** Both sockets (either may be absent), for the per-batch look at their MTU reports. */
   readonly #udp: readonly (UdpEndpoint | undefined)[];
 
+  /** The express lane's arming (mn-express.ts): only without route optimization. */
+  readonly #express: MnExpress | undefined;
+
   constructor(host: HomeTunnelHost) {
     this.#host = host;
     this.#udp = [host.env.udp4, host.env.udp6];
+    const lane = host.env.express;
+    this.#express =
+      lane === undefined || host.routeOptimization !== undefined
+        ? undefined
+        : new MnExpress(lane, {
+            endpoint: host.env.endpoint,
+            counters: host.counters,
+            drop: (reason, n) => host.drops.add(reason, n),
+            capturing: () => host.env.capture !== undefined,
+            heard: (at) => host.heard(at),
+            sent: () => host.sent(),
+            noteTraffic: (session, at) => void host.mtu.table.noteTraffic(session, at),
+            hasSocket: (family) => (family === 4 ? host.env.udp4 : host.env.udp6) !== undefined,
+            wakeBy: (at) => host.wakeBy(at),
+          });
+  }
+
+  /** Empties the express lane (the driver's state may change now), counting what it carried. */
+  expressBegin(now: number): void {
+    this.#express?.begin(now);
+  }
+
+  /** Closes the express lane (the driver stops). */
+  expressClose(): void {
+    this.#express?.close();
+  }
+
+  /** The end of a data callback: the lane gets what JS carried in the steady state. */
+  #expressEnd(now: number): void {
+    const x = this.#express;
+    if (x === undefined) return;
+    const agent = this.#host.channel.agent;
+    x.end(
+      now,
+      this.#host.channel.session,
+      agent,
+      agent !== undefined && agent === this.#mtuAgent ? this.#mtuPath : undefined,
+    );
   }
 
   /** Underlay -> TUN: a batch of datagrams from the UDP socket `socket`. */
@@ -92,6 +136,7 @@ export class HomeTunnel {
     const h = this.#host;
     const env = h.env;
     const now = nodeNow(env);
+    this.#express?.begin(now);
     const n = batch.count;
     const rx = this.#rx;
     const out = rx.open(env.endpoint, batch, now);
@@ -179,11 +224,15 @@ export class HomeTunnel {
       h.routeOptimization?.noteTunnelIn(buf, off);
       if (env.capture) h.capture(buf.subarray(off, off + len), now);
       rx.toTun(off, len);
+      if (this.#express !== undefined && h.channel.agent !== undefined) {
+        this.#express.noteRx(out.sessions[i]!, h.channel.agent, now);
+      }
     }
     rx.flush(env.tun, buf, h.drops);
     if (h.mtu.reportsWaiting(this.#udp)) this.takeMtuReports(now);
     if (env.endpoint.pollWanted) h.channel.endpointDeadline = 0; // a rekey due on receive
     h.rearm();
+    this.#expressEnd(now);
   }
 
   /**
@@ -240,6 +289,7 @@ export class HomeTunnel {
     const h = this.#host;
     const env = h.env;
     const now = nodeNow(env);
+    this.#express?.begin(now);
     const session = h.channel.session;
     const sock = h.channel.socket();
     if (
@@ -282,6 +332,9 @@ export class HomeTunnel {
       h.counters.tunnelPacketsOut++;
       h.counters.tunnelBytesOut += len;
       writer.push(off, len);
+      if (!v4 && path !== undefined && this.#express !== undefined) {
+        this.#express.noteTx(session, h.channel.agent, path, now);
+      }
     }
     h.routeOptimization?.flushDirect(now); // the direct runs: one seal + send each
     const n = writer.count;
@@ -298,6 +351,7 @@ export class HomeTunnel {
     const handshake = env.endpoint.pollWanted;
     if (handshake) h.channel.endpointDeadline = 0;
     if (silenceStarted || handshake || resumed) h.rearm();
+    this.#expressEnd(now);
   }
 }
 

@@ -52,7 +52,13 @@ import { canonicalIpv6, parseIpv4, parseIpv6 } from '../../wire/address.js';
 import { ipv4AckStatusName } from '../../protocol/ipv4-home-addresses.js';
 import { encodeMobilityPacket } from '../../wire/packet.js';
 import { BE_STATUS } from '../../wire/types.js';
-import { armTimer, DropCounters, nodeNow, type NodeEnvironment } from '../common.js';
+import {
+  armTimer,
+  DropCounters,
+  expressCounters,
+  nodeNow,
+  type NodeEnvironment,
+} from '../common.js';
 import { HomeAgentChannel } from './home-agent-channel.js';
 import { HomeTunnel } from './home-tunnel.js';
 import { TunnelMtu } from '../tunnel-mtu.js';
@@ -203,6 +209,7 @@ export class MobileNode {
       forwardedReturnRoutability: (packet, now) => this.#onSignaling(packet, now, false),
       capture: (packet, now) => this.#capture(packet, now),
       rearm: () => this.#rearm(),
+      wakeBy: (at) => this.#wakeBy(at),
     });
     this.#discovery = new HomeAgentDiscoveryClient({
       homeAddress: opts.homeAddress,
@@ -345,6 +352,7 @@ export class MobileNode {
   }
 
   async #onCandidates(candidates: CareOfCandidate[]): Promise<void> {
+    this.#tunnel.expressBegin(nodeNow(this.#env));
     if (this.#closed) return;
     const movement = this.#movement;
     for (const a of movement.onCandidates(candidates, this.#agents, nodeNow(this.#env))) {
@@ -398,6 +406,7 @@ export class MobileNode {
 
   /** The HA's BA proved the home link: the HoA moves there (RFC 6275 §11.5.4). */
   async #enterHome(homeLink: MnHomeLinkControl, home: CareOfCandidate): Promise<void> {
+    this.#tunnel.expressBegin(nodeNow(this.#env));
     const link = home.homeLink as string;
     await homeLink
       .enter(link)
@@ -418,6 +427,7 @@ export class MobileNode {
 
   /** A new care-of for the tunnel (or none): a move, signaled at once. */
   #moveTo(chosen: CareOfCandidate | null, old: CareOfCandidate | null, now: number): void {
+    this.#tunnel.expressBegin(nodeNow(this.#env));
     this.#closePortalLogin(chosen ? 'move' : 'detached');
     this.#portalOpenedOn = null;
     this.#movement.moved(chosen);
@@ -561,6 +571,7 @@ export class MobileNode {
 
   /** probeAttempts BUs went unanswered: look for another path to the HA. */
   #pathLost(now: number, unanswered: number): void {
+    this.#tunnel.expressBegin(nodeNow(this.#env));
     this.counters.pathLost++;
     this.#env.log.warn('path-lost', { unanswered });
     this.#emit('path-lost', { unanswered });
@@ -709,6 +720,7 @@ export class MobileNode {
 
   /** Switches to the home agent after the current one in failoverList(); false if none. */
   #failOver(now: number): boolean {
+    this.#tunnel.expressBegin(nodeNow(this.#env));
     const next = this.#discovery.nextHomeAgent(this.#haAddress, now);
     if (next === undefined) return false;
     const from = this.#haAddress;
@@ -918,8 +930,23 @@ export class MobileNode {
   /** The timer callback, made once (#rearm runs after every packet batch). */
   readonly #fireTimer = (): void => this.#onTimer();
 
+  /** When the driver's timer is armed for (#rearm, #wakeBy). */
+  #timerAt = Infinity;
+
+  /** The timer fires by `at` at the latest (the express lane's next clear). */
+  #wakeBy(at: number): void {
+    if (this.#closed || at >= this.#timerAt) return;
+    this.#timerAt = at;
+    this.#movement.armed(at, nodeNow(this.#env));
+    armTimer(this.#env, at, this.#fireTimer);
+  }
+
   #rearm(): void {
     if (this.#closed) return;
+    // Whatever changed is in effect for the next packet: the express lane is emptied (what it
+    // carried reaches movement detection and the counters first); a data callback arms it
+    // again after this (home-tunnel.ts).
+    this.#tunnel.expressBegin(nodeNow(this.#env));
     const deadline = Math.min(
       this.registration.nextDeadline(),
       this.#channel.endpointDeadline,
@@ -932,6 +959,7 @@ export class MobileNode {
       this.#portalOpenUntil ?? Infinity,
     );
     // A deadline in the past fires at once: lateness counts from now.
+    this.#timerAt = deadline;
     this.#movement.armed(deadline, nodeNow(this.#env));
     armTimer(this.#env, deadline, this.#fireTimer);
   }
@@ -940,6 +968,7 @@ export class MobileNode {
     if (this.#closed) return;
     const env = this.#env;
     const now = nodeNow(env);
+    this.#tunnel.expressBegin(now);
     if (now >= this.#closeBy) {
       this.#closeBy = Infinity;
       this.#deregistered?.(); // close() stops waiting for the BA
@@ -971,6 +1000,7 @@ export class MobileNode {
 
   status(): MemberStatus {
     const now = nodeNow(this.#env);
+    this.#tunnel.expressBegin(now);
     const ro = this.#opts.routeOptimization;
     return renderMnStatus({
       now,
@@ -1003,7 +1033,7 @@ export class MobileNode {
       homePrefixes: this.homePrefixes,
       correspondents: ro ? ro.status(now) : [],
       bindings: ro?.bindings ? ro.bindingStatus(now) : undefined,
-      counters: this.counters,
+      counters: { ...this.counters, ...expressCounters(this.#env.express) },
       drops: this.drops.byReason,
       channelDrops: this.#env.endpoint.drops,
       routeOptimizationDrops: ro?.drops.byReason ?? {},
@@ -1018,6 +1048,7 @@ export class MobileNode {
    */
   async close(timeoutMs = 3000): Promise<void> {
     if (this.#closed) return;
+    this.#tunnel.expressClose();
     const now = nodeNow(this.#env);
     this.#opts.routeOptimization?.close(now); // correspondent deregistrations (best effort)
     const registered =

@@ -1,0 +1,174 @@
+/**
+ * What the mobile node puts into the native express lane (io/express.ts, native/express.c,
+ * issue #16), and what it takes back: the home agent's channel, both ways, as
+ * roles/ha/ha-express.ts does for the home agent (its file comment says how arming and clearing
+ * keep the lane to what JS has just decided).
+ *
+ * Receive: the lane takes payload (IPv6 TCP / UDP / Echo) from the HA's locator under the
+ * channel's current keys whose inner destination is our home address, as the JS loop would
+ * (never the HA's own signaling, which is kind SIGNALING, nor forwarded mobility signaling:
+ * neither is TCP, UDP or Echo). Send: every IPv6 packet from the TUN (TCP SYNs, which JS clamps,
+ * excepted) goes through the HA's channel, so the lane is only armed without route optimization
+ * (whose direct paths JS chooses per destination).
+ *
+ * What the lane carried reaches movement detection as JS would have told it: the last packet
+ * heard from the HA and whether something went to it after that (the silence deadline), the
+ * path MTU's traffic mark, and the counters.
+ */
+import type { PeerSession, SecureEndpoint } from '../../crypto/endpoint.js';
+import type { ExpressLane, ExpressReport } from '../../io/types.js';
+import type { PathMtuState } from '../../protocol/path-mtu.js';
+import type { ResolvedAgent } from './home-agent-channel.js';
+
+/** The lane is emptied this long after it was armed at the latest (its counts reach JS). */
+export const MN_EXPRESS_CLEAR_MS = 1000;
+
+export interface MnExpressHost {
+  readonly endpoint: SecureEndpoint;
+  readonly counters: {
+    tunnelPacketsIn: number;
+    tunnelPacketsOut: number;
+    tunnelBytesIn: number;
+    tunnelBytesOut: number;
+  };
+  drop(reason: 'udp-send', n: number): void;
+  capturing(): boolean;
+  /** Something authenticated came from the HA at `at`. */
+  heard(at: number): void;
+  /** Something went to the HA; true when that started the silence deadline. */
+  sent(): boolean;
+  /** Payload went to the HA's path at `at` (path MTU). */
+  noteTraffic(session: PeerSession, at: number): void;
+  hasSocket(family: 4 | 6): boolean;
+  /** The driver's timer must fire by `at` (the next clear). */
+  wakeBy(at: number): void;
+}
+
+/** A direction JS carried in the steady state: wanted in the lane until idle this long. */
+export const MN_EXPRESS_IDLE_MS = 10_000;
+
+export class MnExpress {
+  readonly #lane: ExpressLane;
+  readonly #host: MnExpressHost;
+  /** The channel and HA locator JS carried data on in the steady state, each way, and when
+   *  (last by JS or by the lane). Kept across callbacks: each end() checks them again. */
+  #rxSession: PeerSession | undefined;
+  #rxAgent: ResolvedAgent | undefined;
+  #rxAt = 0;
+  #txSession: PeerSession | undefined;
+  #txAgent: ResolvedAgent | undefined;
+  #txPath: PathMtuState | undefined;
+  #txAt = 0;
+  /** Armed for this session (the reports of the next clear are its). */
+  #armedFor: PeerSession | undefined;
+  #now = 0;
+  readonly #apply = (r: ExpressReport): void => this.#applyReport(r);
+
+  constructor(lane: ExpressLane, host: MnExpressHost) {
+    this.#lane = lane;
+    this.#host = host;
+  }
+
+  get armed(): number {
+    return this.#lane.armed;
+  }
+
+  /** The lane is emptied (a callback starts, or the driver's state may change); counts added. */
+  begin(now: number): void {
+    if (this.#lane.armed === 0) return;
+    this.#now = now;
+    this.#lane.clear(this.#apply);
+    this.#armedFor = undefined;
+  }
+
+  /** JS delivered payload from the HA's channel to our home address (IPv6, not signaling). */
+  noteRx(session: PeerSession, agent: ResolvedAgent, now: number): void {
+    this.#rxSession = session;
+    this.#rxAgent = agent;
+    this.#rxAt = now;
+  }
+
+  /** JS sealed IPv6 payload to the HA through `path` (its path MTU state, in use). */
+  noteTx(session: PeerSession, agent: ResolvedAgent, path: PathMtuState, now: number): void {
+    this.#txSession = session;
+    this.#txAgent = agent;
+    this.#txPath = path;
+    this.#txAt = now;
+  }
+
+  /**
+   * A callback ends: arms each direction JS carried on the channel and HA locator that are
+   * still the driver's (`session`, `agent`, and for sending the path MTU state `path`).
+   */
+  end(
+    now: number,
+    session: PeerSession | undefined,
+    agent: ResolvedAgent | undefined,
+    path: PathMtuState | undefined,
+  ): void {
+    if (now - this.#rxAt > MN_EXPRESS_IDLE_MS) this.#rxSession = this.#rxAgent = undefined;
+    if (now - this.#txAt > MN_EXPRESS_IDLE_MS) {
+      this.#txSession = this.#txAgent = undefined;
+      this.#txPath = undefined;
+    }
+    if (this.#rxSession === undefined && this.#txSession === undefined) return;
+    if (session === undefined || agent === undefined || this.#host.capturing()) return;
+    if (agent.ifindex !== 0 || !this.#host.hasSocket(agent.family)) return;
+    const view = this.#host.endpoint.expressView(session, now);
+    if (view === undefined) return;
+    let armed = false;
+    if (this.#rxSession === session && this.#rxAgent === agent) {
+      armed = this.#lane.armRx(view, agent, null);
+    }
+    if (
+      this.#txSession === session &&
+      this.#txAgent === agent &&
+      path !== undefined &&
+      this.#txPath === path &&
+      path.used
+    ) {
+      armed = this.#lane.armTx(view, agent, path.maxInner, null) || armed;
+    }
+    if (armed) {
+      this.#armedFor = session;
+      this.#host.wakeBy(now + MN_EXPRESS_CLEAR_MS);
+    }
+  }
+
+  close(): void {
+    this.begin(this.#now);
+    this.#rxSession = this.#txSession = undefined;
+    this.#lane.close();
+  }
+
+  #applyReport(r: ExpressReport): void {
+    const s = this.#armedFor;
+    if (s === undefined) return;
+    const h = this.#host;
+    const now = this.#now;
+    const heardAt = r.rxPackets > 0 ? now - r.rxAgoMs : -Infinity;
+    const sentAt = r.txPackets > 0 ? now - r.txAgoMs : -Infinity;
+    // In the order they happened: a send after the last packet heard leaves the silence
+    // deadline running, as it would have in JS.
+    if (r.txPackets > 0 && sentAt <= heardAt) h.sent();
+    if (r.rxPackets > 0) {
+      s.packetsIn += r.rxPackets;
+      s.bytesIn += r.rxBytes;
+      h.counters.tunnelPacketsIn += r.rxPackets;
+      h.counters.tunnelBytesIn += r.rxBytes;
+      h.heard(heardAt);
+      this.#rxAt = Math.max(this.#rxAt, heardAt);
+    }
+    if (r.txPackets > 0) {
+      s.packetsOut += r.txPackets;
+      s.bytesOut += r.txBytes;
+      h.counters.tunnelPacketsOut += r.txPackets;
+      h.counters.tunnelBytesOut += r.txBytes;
+      h.noteTraffic(s, sentAt);
+      if (sentAt > heardAt) h.sent();
+      this.#txAt = Math.max(this.#txAt, sentAt);
+    }
+    if (r.badTags > 0) h.endpoint.countExpressDrops(s, r.badTags);
+    if (r.sendErrors > 0) h.drop('udp-send', r.sendErrors);
+  }
+}

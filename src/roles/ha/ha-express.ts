@@ -142,7 +142,11 @@ export class HaExpress {
     if (bound === undefined || bound.session !== session || bound.data !== bound.locator) {
       return undefined;
     }
-    if (bound.ifindex !== 0 || !h.hasSocket(bound.family)) return undefined;
+    // Our address the member reaches must be known: the lane then takes only datagrams to it,
+    // and one to another of ours goes through JS, whose path bookkeeping challenges from there.
+    if (bound.ifindex !== 0 || bound.local === undefined || !h.hasSocket(bound.family)) {
+      return undefined;
+    }
     return bound;
   }
 

@@ -1,8 +1,9 @@
 /*
  * mip6 native data path: shared declarations.
  *
- * The addon only moves bytes and runs the cipher over batches; every decision stays in
- * TypeScript (DESIGN.md §6, "fast path / slow path"). Three parts, one file each:
+ * The addon moves bytes and runs the cipher over batches; every decision is TypeScript's
+ * (DESIGN.md §6, "fast path / slow path"). The express lane (express.c) repeats, for an
+ * armed channel's plain payload, checks JS has just made, until JS empties it. Parts:
  *   tun_<platform>.c  the TUN device (Linux now; a macOS utun file later, same JS surface)
  *   udp.c             IPv4/IPv6 UDP sockets with recvmmsg/sendmmsg batches and pktinfo
  *   aead.c            ChaCha20-Poly1305 (IETF) seal/open over a batch, in place

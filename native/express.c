@@ -30,6 +30,10 @@
  *   larger than the armed path allows, keys younger than the armed limit and the counter below
  *   it. Sealed in place (the TUN slab has room for header and tag) and sent with sendmsg from
  *   the armed local address.
+ * A send, seal or TUN write that fails loses that packet (counted, as JS would count it) and
+ * suspends the lane until JS clears it: JS then meets the error itself (an EMSGSIZE becomes an
+ * MTU report, a gone source address a fallback). An MTU report JS has not taken yet (an ICMP
+ * error about the path) sends every packet to JS too.
  * The TUN and the UDP sockets stay the pollers' (mip6.c): this file holds references to their
  * handles and never uses one that has been closed.
  *
@@ -123,6 +127,7 @@ typedef struct {
   int32_t mn_chan; /* mobile node: the home agent's channel, or -1 */
   uint8_t home[16];
   int has_home;
+  int suspended; /* a send or TUN write failed: nothing more is taken until JS clears the lane */
   uint8_t *scratch;
   double counters[X_COUNT];
 } express;
@@ -282,14 +287,18 @@ static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
     do r = write(t->fd, out, n + (vnet ? VNET_HDR_LEN : 0));
     while (r < 0 && errno == EINTR);
   }
-  if (r < 0) x->counters[X_RX_TUN_ERRORS] += 1;
+  if (r < 0) {
+    /* The packet is counted lost, as JS's write would count it; JS takes the next ones. */
+    x->counters[X_RX_TUN_ERRORS] += 1;
+    x->suspended = 1;
+  }
   x->counters[X_RX_TAKEN] += 1;
   return 1;
 }
 
 static uint32_t express_rx(mip6_poller *p, uint32_t n, void *data) {
   express *x = data;
-  if (x->closed || x->used == 0 || n > X_MAX_BATCH) return 0;
+  if (x->closed || x->used == 0 || x->suspended || n > X_MAX_BATCH) return 0;
   uint64_t now = now_ms();
   uint32_t k = 0;
   while (k < n && rx_one(x, p, k, now)) k++;
@@ -299,9 +308,14 @@ static uint32_t express_rx(mip6_poller *p, uint32_t n, void *data) {
 
 /* ---- send: TUN -> UDP ------------------------------------------------------------------- */
 
-static int send_one(express *x, xchan *c, uint8_t *msg, uint32_t mlen) {
+static mip6_poller *socket_of(express *x, const xchan *c) {
   mip6_poller *u = c->family == 4 ? x->udp4 : x->udp6;
-  if (u == NULL || u->closed || u->fd < 0) return 0;
+  return u == NULL || u->closed || u->fd < 0 ? NULL : u;
+}
+
+static int send_one(express *x, xchan *c, uint8_t *msg, uint32_t mlen) {
+  mip6_poller *u = socket_of(x, c);
+  if (u == NULL) return 0;
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   socklen_t sl;
@@ -365,6 +379,9 @@ static int tx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   if (!plain_ipv6(pkt, len, 0)) return 0;
   xchan *c = chan_by_dest(x, pkt + 24);
   if (c == NULL || !c->tx || !keys_live(c) || now >= c->tx_until || len > c->max_inner) return 0;
+  /* An ICMP error or refused send about the path waits for JS (the path MTU may have shrunk). */
+  mip6_poller *u = socket_of(x, c);
+  if (u == NULL || mip6_udp_mtu_reports(u) > 0) return 0;
   double *ctrp = counter_of(c);
   double ctr = *ctrp;
   if (!(ctr + 1 < c->tx_limit)) return 0;
@@ -380,8 +397,11 @@ static int tx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   for (int i = 0; i < 8; i++) msg[8 + i] = (uint8_t)(v >> (8 * i));
   *ctrp = ctr + 1; /* the counter is spent whatever happens next */
   if (!mip6_aead_seal1(c->kp, msg, len) || !send_one(x, c, msg, len + HDR + TAG)) {
+    /* Lost and counted, as JS's send would count it ('udp-send'); JS sends the next ones and
+     * learns why (an EMSGSIZE becomes an MTU report there, a gone source falls back). */
     c->tx_errors += 1;
     x->counters[X_TX_SEND_ERRORS] += 1;
+    x->suspended = 1;
   } else {
     c->tx_packets += 1;
     c->tx_bytes += len;
@@ -393,7 +413,8 @@ static int tx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
 
 static uint32_t express_tx(mip6_poller *p, uint32_t n, void *data) {
   express *x = data;
-  if (x->closed || x->used == 0 || n > X_MAX_BATCH || p->headroom < HDR || p->tailroom < TAG) return 0;
+  if (x->closed || x->used == 0 || x->suspended || n > X_MAX_BATCH || p->headroom < HDR || p->tailroom < TAG)
+    return 0;
   uint64_t now = now_ms();
   uint32_t k = 0;
   while (k < n && tx_one(x, p, k, now)) k++;
@@ -409,6 +430,7 @@ static void forget_all(express *x) {
   memset(x->chans, 0, sizeof *x->chans * x->cap);
   x->used = 0;
   x->mn_chan = -1;
+  x->suspended = 0;
 }
 
 /* A poller is being freed (node's teardown may free it before this lane): forget it. */

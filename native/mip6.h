@@ -126,6 +126,8 @@ int mip6_aead_open1(const uint8_t *key, const uint8_t *msg, uint32_t total, uint
 /* udp.c: the socket's family (4 or 6); datagram k's sender address (16-byte slot, IPv4 in the
  * first 4 bytes), port and the local address it reached (zeros when unknown). */
 int mip6_udp_family(mip6_poller *p);
+/* udp.c: MTU reports queued for JS (udpTakeMtuReports) and not taken yet. */
+uint32_t mip6_udp_mtu_reports(mip6_poller *p);
 void mip6_udp_peer(mip6_poller *p, uint32_t k, const uint8_t **addr, uint16_t *port, const uint8_t **local);
 /* tun_linux.c: 1 when the device's reads and writes carry a virtio-net header. */
 int mip6_tun_vnet(mip6_poller *p);

@@ -423,6 +423,10 @@ static uint32_t udp_drain_gro(mip6_poller *p) {
   return k;
 }
 
+uint32_t mip6_udp_mtu_reports(mip6_poller *p) {
+  return ((udp_data *)p->kind_data)->n_mtu_reports;
+}
+
 int mip6_udp_family(mip6_poller *p) {
   return ((udp_data *)p->kind_data)->family;
 }

@@ -54,18 +54,14 @@ export async function createNetns(t: Teardown, prefix = 'mt'): Promise<string> {
   return ns;
 }
 
+/** Sets sysctls (`name=value` each) inside `ns`. */
+export async function nsSysctl(ns: string, settings: readonly string[]): Promise<void> {
+  await run('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', ...settings]);
+}
+
 /** Duplicate address detection off in `ns` (all and default): new addresses work at once. */
 export async function noDad(ns: string): Promise<void> {
-  await run('ip', [
-    'netns',
-    'exec',
-    ns,
-    'sysctl',
-    '-q',
-    '-w',
-    'net.ipv6.conf.all.accept_dad=0',
-    'net.ipv6.conf.default.accept_dad=0',
-  ]);
+  await nsSysctl(ns, ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
 }
 
 /**

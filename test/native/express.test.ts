@@ -1,0 +1,290 @@
+// The express lane (native/express.c, issue #16) on the real TUN and real UDP sockets inside a
+// fresh netns, with keys from a real handshake of two SecureEndpoints: what it takes, and that
+// everything it must not take (a replay, another locator, an unarmed source or destination,
+// signaling, wrong lengths, a SYN, multicast, too big, after a clear, after the keys are wiped)
+// goes to JS or is dropped and counted, never to the TUN or the peer. The fixture
+// (fixtures/express-child.ts) runs each step and waits for the event that shows where it went.
+import t, { type Test } from 'tap';
+import type { ExpressReport } from '../../src/io/types.js';
+import {
+  createNetns,
+  nativeSkipReason,
+  noDad,
+  nsSysctl,
+  run,
+  runFixture,
+  uniqueName,
+} from '../helpers/netns.js';
+
+const skip = nativeSkipReason() ?? false;
+
+interface Step {
+  name: string;
+  at: number;
+  timedOut?: boolean;
+  kernel?: Record<string, number>;
+  delta: Record<string, number>;
+  jsKinds: string[];
+  sink: string[];
+  jsTun: string[];
+}
+
+const HOA_HEX = 'fd000099000000000000000000000010';
+const TUN_HEX = 'fd000077000000000000000000000001';
+
+/** A netns with the fixture's loopback addresses; no router solicitations or link-local
+ *  address on the TUN (the kernel's own packets would stand in front of the test's). */
+async function laneNetns(t: Parameters<typeof createNetns>[0]): Promise<string> {
+  const ns = await createNetns(t, 'x');
+  await noDad(ns);
+  await nsSysctl(ns, [
+    'net.ipv6.conf.default.router_solicitations=0',
+    'net.ipv6.conf.default.addr_gen_mode=1',
+  ]);
+  for (const a of ['fd00:88::1', 'fd00:88::2', 'fd00:88::3', 'fd00:88::4'])
+    await run('ip', ['-n', ns, 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad']);
+  return ns;
+}
+
+/** The steps by name; each one got to the state it waited for. */
+function byName(t: Test, steps: Step[]): Map<string, Step> {
+  t.same(
+    steps
+      .filter((s) => s.timedOut === true)
+      .map(
+        (s) =>
+          `${s.name} ${JSON.stringify(moved(s))} sink ${JSON.stringify(s.sink)} kernel ${JSON.stringify(s.kernel)}`,
+      ),
+    [],
+    'every step saw where its packets went',
+  );
+  return new Map(steps.map((s) => [s.name, s]));
+}
+
+/** The counters of `s` that moved (zeros left out), for t.same. */
+function moved(s: Step | undefined): Record<string, number> {
+  return Object.fromEntries(Object.entries(s?.delta ?? {}).filter(([, v]) => v !== 0));
+}
+
+void t.test(
+  'receive: the lane takes only armed data from the armed locator',
+  { skip },
+  async (t) => {
+    const ns = await laneNetns(t);
+    const r = await runFixture(ns, 'express-child.ts', ['rx', uniqueName('xr')]);
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as {
+      steps: Step[];
+      clearReport: { reports: ExpressReport[]; innerBytes: number[]; clearAt: number };
+      finalReports: ExpressReport[];
+      localSpi: number;
+    };
+    const steps = byName(t, res.steps);
+
+    // Taken: written to the TUN (its rx_packets), never seen by JS.
+    for (const name of ['udp', 'once', 'udp-after', 'rearmed']) {
+      t.same(moved(steps.get(name)), { rxTaken: 1, tunRx: 1 }, `${name}: taken by the lane`);
+      t.equal(steps.get(name)?.sink.length, 1, `${name}: reached the socket behind the TUN`);
+    }
+    const echo = steps.get('echo');
+    t.same(moved(echo), { rxTaken: 1, tunRx: 1, jsTun: 1, txToJs: 1 }, 'echo request taken');
+    // The kernel answered it; the reply's destination is not armed to send: JS reads it.
+    t.same(echo?.jsTun, [`icmp6-129:${HOA_HEX}:88`], 'the echo reply read by JS');
+
+    // Handed to JS (the lane's rxToJs), never to the TUN; what JS made of each.
+    const toJs: [string, string][] = [
+      ['replay', 'drop:replay'],
+      ['other-port', 'data'],
+      ['other-address', 'data'],
+      ['other-local', 'data'],
+      ['replay-of-js', 'drop:replay'],
+      ['unarmed-source', 'data'],
+      ['signaling', 'signaling'],
+      ['udp-length-long', 'data'],
+      ['udp-length-short', 'data'],
+      ['tcp-length', 'data'],
+      ['wiped', 'drop:unknown-spi'],
+      ['wiped-bad-tag', 'drop:unknown-spi'],
+    ];
+    for (const [name, kind] of toJs) {
+      const s = steps.get(name);
+      t.same(moved(s), { rxToJs: 1, js: 1 }, `${name}: to JS, nothing to the TUN`);
+      t.same(s?.jsKinds, [kind], `${name}: JS saw ${kind}`);
+      t.same(s?.sink, [], `${name}: nothing behind the TUN`);
+    }
+    // Bad tags under armed keys from the armed locator: dropped and counted, JS sees nothing.
+    for (const name of ['bad-tag-body', 'bad-tag-tag']) {
+      t.same(moved(steps.get(name)), { rxBadTag: 1 }, `${name}: dropped and counted`);
+    }
+    // A cleared lane looks at nothing (not even counting it as handed on).
+    t.same(moved(steps.get('after-clear')), { js: 1 }, 'after the clear: JS only');
+    t.same(steps.get('after-clear')?.jsKinds, ['data']);
+
+    // The clear's report: what the lane did since it was armed.
+    const c = res.clearReport;
+    t.equal(c.reports.length, 1, 'one channel reported');
+    const rep = c.reports[0]!;
+    t.equal(rep.spi, res.localSpi, 'by the local SPI');
+    t.equal(rep.rxPackets, 4, 'udp, echo, once, udp-after');
+    t.equal(
+      rep.rxBytes,
+      c.innerBytes.reduce((a, b) => a + b, 0),
+      'inner bytes written',
+    );
+    t.equal(rep.badTags, 2, 'the two bad tags');
+    t.same([rep.txPackets, rep.txBytes, rep.txAgoMs, rep.sendErrors], [0, 0, -1, 0], 'no sends');
+    const last = steps.get('udp-after')!.at;
+    t.ok(
+      rep.rxAgoMs >= 0 && rep.rxAgoMs <= Math.ceil(c.clearAt - last) + 1,
+      `last receive ${rep.rxAgoMs} ms before the clear (at most ${Math.ceil(c.clearAt - last) + 1})`,
+    );
+    t.equal(res.finalReports.length, 1);
+    t.same(
+      [res.finalReports[0]!.rxPackets, res.finalReports[0]!.badTags],
+      [1, 0],
+      'after re-arming: the one taken before the wipe, no bad tags counted after it',
+    );
+  },
+);
+
+void t.test(
+  'send: the lane seals armed plain data with the shared counter',
+  { skip },
+  async (t) => {
+    const ns = await laneNetns(t);
+    const r = await runFixture(ns, 'express-child.ts', ['tx', uniqueName('xt')]);
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as {
+      steps: Step[];
+      clearReport: { reports: ExpressReport[]; clearAt: number };
+      finalReports: ExpressReport[];
+      opened: {
+        counter: number;
+        kind: string;
+        from: string;
+        port: number;
+        len?: number;
+        source?: string;
+        destination?: string;
+        proto?: number;
+        icmpType?: number;
+        inner?: string;
+        l4ok?: boolean;
+      }[];
+      memberAtClear: number;
+      haPort: number;
+      localSpi: number;
+      mnDrops: Record<string, number>;
+    };
+    const steps = byName(t, res.steps);
+    const taken: [string, number][] = [
+      ['udp', 1],
+      ['udp-burst', 5],
+      ['echo', 1],
+      ['at-max-inner', 1],
+      ['above-max-inner-fence', 1],
+      ['tcp-syn-fence', 1],
+      ['multicast-fence', 1],
+      ['unarmed-destination-fence', 1],
+      ['rearmed', 1],
+    ];
+    for (const [name, n] of taken) {
+      t.same(moved(steps.get(name)), { txTaken: n, member: n }, `${name}: ${n} sent by the lane`);
+    }
+    const toJs: [string, string][] = [
+      ['above-max-inner', `udp:${HOA_HEX}:601`],
+      ['tcp-syn', `tcp-syn:${HOA_HEX}:`],
+      ['multicast', 'udp:ff0e0000000000000000000000000010:'],
+      ['unarmed-destination', 'udp:fd000099000000000000000000000011:'],
+      ['wiped', `udp:${HOA_HEX}:`],
+    ];
+    for (const [name, label] of toJs) {
+      const s = steps.get(name);
+      t.same(moved(s), { txToJs: 1, jsTun: 1 }, `${name}: to JS, nothing sent`);
+      t.ok(s?.jsTun[0]?.startsWith(label), `${name}: JS read ${s?.jsTun[0]}`);
+    }
+    t.same(moved(steps.get('after-clear')), { jsTun: 1 }, 'after the clear: JS only');
+    for (const name of ['after-clear-fence', 'wiped-fence']) {
+      t.same(moved(steps.get(name)), { member: 1 }, `${name}: the plain fence, nothing before it`);
+    }
+
+    // The member opens every message; counters strictly increase across JS and the lane.
+    const sealed = res.opened.filter((o) => o.kind !== 'plain');
+    t.same(
+      res.opened.filter((o) => o.kind === 'plain').map((o) => o.inner),
+      ['fence', 'fence'],
+    );
+    t.ok(
+      sealed.every((o) => o.kind === 'data'),
+      'every message opens as payload',
+    );
+    t.same(res.mnDrops, {}, 'the member dropped nothing (no replay, no bad tag)');
+    const counters = sealed.map((o) => o.counter);
+    t.ok(
+      counters.every((c, i) => i === 0 || c > counters[i - 1]!),
+      `counters strictly increase: ${counters.join(',')}`,
+    );
+    t.equal(sealed[0]!.inner, 'js-before');
+    t.equal(sealed[1 + res.memberAtClear]!.inner, 'js-after', 'JS sealed after the lane');
+    const lane = sealed.filter((o) => o.from !== 'js');
+    t.ok(
+      lane.every((o) => o.from === 'fd00:88::1' && o.port === res.haPort),
+      'the lane sent from the armed local address and the home agent socket',
+    );
+    t.ok(
+      lane.every((o) => o.source === TUN_HEX && o.destination === HOA_HEX),
+      'the packets the kernel routed into the TUN',
+    );
+    t.ok(
+      lane.every((o) => o.proto !== 17 || o.l4ok === true),
+      'UDP checksums verify after the trip',
+    );
+    t.same(
+      lane.map((o) => (o.proto === 58 ? `icmp6-${o.icmpType}` : o.inner!.replace(/\.+$/, ''))),
+      [
+        'tx-udp',
+        'tx-burst-0',
+        'tx-burst-1',
+        'tx-burst-2',
+        'tx-burst-3',
+        'tx-burst-4',
+        'icmp6-128',
+        'tx-max',
+        'tx-fence-1',
+        'tx-fence-2',
+        'tx-fence-3',
+        'tx-fence-4',
+        'tx-rearmed',
+      ],
+      'what the lane carried, in order, and nothing else',
+    );
+    const atMax = lane.find((o) => o.inner?.startsWith('tx-max'));
+    t.equal(atMax?.len, 600, 'a packet of exactly maxInner is taken');
+
+    const c = res.clearReport;
+    t.equal(c.reports.length, 1);
+    const rep = c.reports[0]!;
+    const before = lane.slice(0, -1);
+    t.equal(rep.spi, res.localSpi);
+    t.equal(rep.txPackets, before.length, 'sends until the clear');
+    t.equal(
+      rep.txBytes,
+      before.reduce((a, o) => a + (o.len ?? 0), 0),
+      'their inner bytes',
+    );
+    t.same(
+      [rep.rxPackets, rep.rxBytes, rep.rxAgoMs, rep.badTags, rep.sendErrors],
+      [0, 0, -1, 0, 0],
+    );
+    const last = steps.get('unarmed-destination-fence')!.at;
+    t.ok(
+      rep.txAgoMs >= 0 && rep.txAgoMs <= Math.ceil(c.clearAt - last) + 1,
+      `last send ${rep.txAgoMs} ms before the clear (at most ${Math.ceil(c.clearAt - last) + 1})`,
+    );
+    t.same(
+      res.finalReports.map((f) => [f.txPackets, f.txBytes]),
+      [[1, lane.at(-1)!.len]],
+      'after re-arming: the one sent before the wipe',
+    );
+  },
+);

@@ -47,7 +47,7 @@
  *   expressClear(handle, out Float64Array) -> channels reported
  *       Forgets every armed channel; for each that did something since it was armed, 10
  *       numbers: spi, rxPackets, rxBytes, txPackets, txBytes, ms since last receive (-1: none),
- *       ms since last send (-1), bad tags, send errors, 0.
+ *       ms since last send (-1), bad tags, send errors, TUN write errors.
  *   expressCounters(handle, out Float64Array)   lane totals (X_* below)
  *   expressClose(handle)
  */
@@ -56,6 +56,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,7 @@
 #define HDR 16
 #define TAG 16
 #define IP6 40
-#define KP_BYTES 96
+#define KP_BYTES 88
 #define KP_COUNTER_OFF 64
 #define KP_LAST_OFF 72
 #define KP_SPI_OFF 80
@@ -103,7 +104,7 @@ typedef struct {
   uint8_t src[MAX_SOURCES][16];
   uint32_t nsrc;
   /* since armed */
-  double rx_packets, rx_bytes, tx_packets, tx_bytes, bad_tag, tx_errors;
+  double rx_packets, rx_bytes, tx_packets, tx_bytes, bad_tag, tx_errors, tun_errors;
   uint64_t last_rx, last_tx;
 } xchan;
 
@@ -245,7 +246,10 @@ static int plain_ipv6(const uint8_t *pkt, uint32_t len, int syn_ok) {
 static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   const uint8_t *msg = p->slab + p->offsets[k];
   uint32_t len = p->lengths[k];
-  if (len < HDR + IP6 + TAG || msg[0] != 4 || msg[1] != KIND_PAYLOAD || msg[2] || msg[3]) return 0;
+  /* The scratch holds any inner packet a datagram can carry (<= 65535 bytes): checked anyway. */
+  if (len < HDR + IP6 + TAG || len > HDR + 65535 + TAG || msg[0] != 4 || msg[1] != KIND_PAYLOAD || msg[2] ||
+      msg[3])
+    return 0;
   xchan *c = chan_by_spi(x, rd32be(msg + 4));
   if (c == NULL || !c->rx || !keys_live(c) || now >= c->rx_until) return 0;
   const uint8_t *from, *local;
@@ -290,6 +294,7 @@ static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   if (r < 0) {
     /* The packet is counted lost, as JS's write would count it; JS takes the next ones. */
     x->counters[X_RX_TUN_ERRORS] += 1;
+    c->tun_errors += 1;
     x->suspended = 1;
   }
   x->counters[X_RX_TAKEN] += 1;
@@ -313,63 +318,12 @@ static mip6_poller *socket_of(express *x, const xchan *c) {
   return u == NULL || u->closed || u->fd < 0 ? NULL : u;
 }
 
+/* Through udp.c's send (its retry after a pending ICMP error, source fallback, MTU report on
+ * EMSGSIZE and counters), one datagram. */
 static int send_one(express *x, xchan *c, uint8_t *msg, uint32_t mlen) {
   mip6_poller *u = socket_of(x, c);
   if (u == NULL) return 0;
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  socklen_t sl;
-  union {
-    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-    struct cmsghdr align;
-  } ctrl;
-  memset(&ctrl, 0, sizeof ctrl);
-  struct iovec iov = {msg, mlen};
-  struct msghdr m = {0};
-  if (c->family == 4) {
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(c->port);
-    memcpy(&sin->sin_addr, c->peer, 4);
-    sl = sizeof *sin;
-  } else {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(c->port);
-    memcpy(&sin6->sin6_addr, c->peer, 16);
-    sl = sizeof *sin6;
-  }
-  m.msg_name = &ss;
-  m.msg_namelen = sl;
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  if (c->has_local) {
-    struct cmsghdr *cm = &ctrl.align;
-    if (c->family == 4) {
-      struct in_pktinfo pi;
-      memset(&pi, 0, sizeof pi);
-      memcpy(&pi.ipi_spec_dst, c->local, 4);
-      cm->cmsg_level = IPPROTO_IP;
-      cm->cmsg_type = IP_PKTINFO;
-      cm->cmsg_len = CMSG_LEN(sizeof pi);
-      memcpy(CMSG_DATA(cm), &pi, sizeof pi);
-      m.msg_controllen = CMSG_SPACE(sizeof pi);
-    } else {
-      struct in6_pktinfo pi;
-      memset(&pi, 0, sizeof pi);
-      memcpy(&pi.ipi6_addr, c->local, 16);
-      cm->cmsg_level = IPPROTO_IPV6;
-      cm->cmsg_type = IPV6_PKTINFO;
-      cm->cmsg_len = CMSG_LEN(sizeof pi);
-      memcpy(CMSG_DATA(cm), &pi, sizeof pi);
-      m.msg_controllen = CMSG_SPACE(sizeof pi);
-    }
-    m.msg_control = ctrl.buf;
-  }
-  ssize_t r;
-  do r = sendmsg(u->fd, &m, MSG_DONTWAIT);
-  while (r < 0 && errno == EINTR);
-  return r >= 0;
+  return mip6_udp_send1(u, msg, mlen, c->peer, c->port, c->has_local ? c->local : NULL) == 1;
 }
 
 /* 1 taken (sent, or sealed and refused by the socket: counted), 0 for JS. */
@@ -640,11 +594,24 @@ static napi_value express_arm(napi_env env, napi_callback_info info) {
       arg_double(env, argv[17], "txForMs", &tx_for) || arg_double(env, argv[18], "txLimit", &tx_limit) ||
       mip6_arg_u32(env, argv[19], "maxInner", &max_inner))
     return NULL;
-  if ((uint64_t)kbase + KP_BYTES > klen || kbase % 8 != 0 || rwords < 2 || (rwords & (rwords - 1)) != 0 ||
-      (uint64_t)rbase + rwords > rlen || (family != 4 && family != 6) || port > 65535 || spi == 0) {
+  /* The key chunk and the replay chunk are JS's pools' (src/util/slot-pool.ts): never freed nor
+   * moved, so no reference is kept; a wiped keypair's slot is zeroed (checked per use). */
+  if ((uint64_t)kbase + KP_BYTES > klen || kbase % 8 != 0 || ((uintptr_t)kchunk % 8) != 0 || rwords < 2 ||
+      (rwords & (rwords - 1)) != 0 || (uint64_t)rbase + rwords > rlen || (family != 4 && family != 6) ||
+      port > 65535 || spi == 0) {
     mip6_throw_range(env, "keyBase, replay window, family, port or spi out of range");
     return NULL;
   }
+  /* Times beyond a day and counters beyond 2^53 (where a double stops counting by one) are
+   * clamped: the lane then leaves the message to JS earlier, never later. */
+  if (!(rx_for >= 0)) rx_for = 0;
+  if (!(tx_for >= 0)) tx_for = 0;
+  if (rx_for > 86400000.0) rx_for = 86400000.0;
+  if (tx_for > 86400000.0) tx_for = 86400000.0;
+  if (!(rx_limit >= 0)) rx_limit = 0;
+  if (!(tx_limit >= 0)) tx_limit = 0;
+  if (rx_limit > 9007199254740992.0) rx_limit = 9007199254740992.0;
+  if (tx_limit > 9007199254740992.0) tx_limit = 9007199254740992.0;
   uint8_t *peer, *local = NULL, *srcs = NULL, *dsts = NULL;
   size_t npeer, nlocal = 0, nsrc = 0, ndst = 0;
   if (addr_arg(env, argv[9], "peer", &peer, &npeer) ||
@@ -695,14 +662,14 @@ static napi_value express_arm(napi_env env, napi_callback_info info) {
       uint64_t now = now_ms();
       if (rx) {
         c->rx = 1;
-        c->rx_until = now + (rx_for > 0 ? (uint64_t)rx_for : 0);
+        c->rx_until = now + (uint64_t)rx_for;
         c->rx_limit = rx_limit;
         c->nsrc = (uint32_t)nsrc;
         if (nsrc) memcpy(c->src, srcs, nsrc * 16);
       }
       if (tx) {
         c->tx = 1;
-        c->tx_until = now + (tx_for > 0 ? (uint64_t)tx_for : 0);
+        c->tx_until = now + (uint64_t)tx_for;
         c->tx_limit = tx_limit;
         c->max_inner = max_inner;
         if (x->mode == 2) x->mn_chan = idx;
@@ -739,7 +706,8 @@ static napi_value express_clear(napi_env env, napi_callback_info info) {
   uint64_t now = now_ms();
   for (uint32_t i = 0; i < x->used; i++) {
     xchan *c = &x->chans[i];
-    if (c->rx_packets == 0 && c->tx_packets == 0 && c->bad_tag == 0 && c->tx_errors == 0) continue;
+    if (c->rx_packets == 0 && c->tx_packets == 0 && c->bad_tag == 0 && c->tx_errors == 0 && c->tun_errors == 0)
+      continue;
     if ((size_t)(reported + 1) * REPORT_LEN > olen) break;
     double *r = o + (size_t)reported * REPORT_LEN;
     r[0] = c->spi;
@@ -751,7 +719,7 @@ static napi_value express_clear(napi_env env, napi_callback_info info) {
     r[6] = c->tx_packets > 0 ? (double)(now - c->last_tx) : -1;
     r[7] = c->bad_tag;
     r[8] = c->tx_errors;
-    r[9] = 0;
+    r[9] = c->tun_errors;
     reported++;
   }
   if (x->used > 0) x->counters[X_CLEARS] += 1;

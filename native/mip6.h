@@ -126,6 +126,11 @@ int mip6_aead_open1(const uint8_t *key, const uint8_t *msg, uint32_t total, uint
 /* udp.c: the socket's family (4 or 6); datagram k's sender address (16-byte slot, IPv4 in the
  * first 4 bytes), port and the local address it reached (zeros when unknown). */
 int mip6_udp_family(mip6_poller *p);
+/* udp.c: one datagram (msg, len) to dst (16-byte slot) and port, from src (a slot, or NULL: the
+ * kernel's choice), with udpSend's recovery (a pending ICMP error cleared and the send tried
+ * again, a gone source replaced, EMSGSIZE kept as an MTU report) and counters; 1 when sent. */
+uint32_t mip6_udp_send1(mip6_poller *p, uint8_t *msg, uint32_t len, const uint8_t *dst, uint16_t port,
+                        const uint8_t *src);
 /* udp.c: MTU reports queued for JS (udpTakeMtuReports) and not taken yet. */
 uint32_t mip6_udp_mtu_reports(mip6_poller *p);
 void mip6_udp_peer(mip6_poller *p, uint32_t k, const uint8_t **addr, uint16_t *port, const uint8_t **local);

@@ -756,53 +756,13 @@ static void fill_message(udp_data *u, uint32_t j, uint32_t iv, uint32_t k, uint3
   if (m->msg_controllen == 0) m->msg_control = NULL;
 }
 
-static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9], out;
-  void *h, *buf, *offsets, *lengths, *daddr, *dport, *saddr = NULL, *ifx = NULL;
-  size_t buf_len, off_len, len_len, daddr_len, dport_len, saddr_len = 0, ifx_len = 0;
-  uint32_t count;
-  napi_valuetype st;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 8 || mip6_arg_handle(env, argv[0], UDP_KIND, &h) ||
-      mip6_arg_typed(env, argv[1], napi_uint8_array, "buf", &buf, &buf_len, NULL) ||
-      mip6_arg_typed(env, argv[2], napi_uint32_array, "offsets", &offsets, &off_len, NULL) ||
-      mip6_arg_typed(env, argv[3], napi_uint32_array, "lengths", &lengths, &len_len, NULL) ||
-      mip6_arg_u32(env, argv[4], "count", &count) ||
-      mip6_arg_typed(env, argv[5], napi_uint8_array, "dstAddrs", &daddr, &daddr_len, NULL) ||
-      mip6_arg_typed(env, argv[6], napi_uint16_array, "dstPorts", &dport, &dport_len, NULL))
-    return NULL;
-  napi_typeof(env, argv[7], &st);
-  if (st != napi_null && st != napi_undefined &&
-      mip6_arg_typed(env, argv[7], napi_uint8_array, "srcAddrs", &saddr, &saddr_len, NULL))
-    return NULL;
-  if (argc >= 9) {
-    napi_typeof(env, argv[8], &st);
-    if (st != napi_null && st != napi_undefined &&
-        mip6_arg_typed(env, argv[8], napi_uint32_array, "ifindexes", &ifx, &ifx_len, NULL))
-      return NULL;
-  }
-  mip6_poller *p = h;
-  if (count > off_len || count > len_len || count > dport_len || (size_t)count * ADDR_SLOT > daddr_len ||
-      (saddr && (size_t)count * ADDR_SLOT > saddr_len) || (ifx && count > ifx_len)) {
-    mip6_throw_range(env, "count exceeds offsets/lengths/dstAddrs/dstPorts/srcAddrs/ifindexes");
-    return NULL;
-  }
-  const uint32_t *o = offsets, *l = lengths;
-  for (uint32_t i = 0; i < count; i++) {
-    if ((uint64_t)o[i] + l[i] > buf_len) {
-      mip6_throw_range(env, "datagram outside buf");
-      return NULL;
-    }
-  }
-  if (p->closed) {
-    mip6_throw_errno(env, EBADF, "sendmmsg", "UDP endpoint is closed");
-    return NULL;
-  }
+/* Sends datagrams [0, count) of buf (checked by the caller) with sendmmsg chunks: GSO runs, a
+ * pending ICMP error cleared and the message tried once more, a gone source address replaced by
+ * the kernel's choice, EMSGSIZE kept as an MTU report, GSO turned off when the kernel refuses
+ * it; counted. Returns the datagrams the kernel accepted. */
+static uint32_t send_datagrams(mip6_poller *p, void *buf, const uint32_t *o, const uint32_t *l, uint32_t count,
+                               const uint8_t *da, const uint16_t *dp, const uint8_t *sa, const uint32_t *ix) {
   udp_data *u = p->kind_data;
-  const uint8_t *da = daddr, *sa = saddr;
-  const uint16_t *dp = dport;
-  const uint32_t *ix = ifx;
   size_t alen = u->family == 4 ? 4 : 16;
   /* Datagrams before single_until go one per message (a segmented send of them failed). */
   uint32_t sent = 0, i = 0, retry_at = UINT32_MAX, single_until = 0;
@@ -923,6 +883,60 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       p->counters[C_TX_ERRORS] + COUNTER_OR0(p, C_TX_TOO_BIG) == einval_errors)
     gso_refused(u, EINVAL);
   p->counters[C_TX_DATAGRAMS] += sent;
+  return sent;
+}
+
+uint32_t mip6_udp_send1(mip6_poller *p, uint8_t *msg, uint32_t len, const uint8_t *dst, uint16_t port,
+                        const uint8_t *src) {
+  if (p->closed || p->fd < 0) return 0;
+  uint32_t o = 0, l = len;
+  return send_datagrams(p, msg, &o, &l, 1, dst, &port, src, NULL);
+}
+
+static napi_value udp_send(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9], out;
+  void *h, *buf, *offsets, *lengths, *daddr, *dport, *saddr = NULL, *ifx = NULL;
+  size_t buf_len, off_len, len_len, daddr_len, dport_len, saddr_len = 0, ifx_len = 0;
+  uint32_t count;
+  napi_valuetype st;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 8 || mip6_arg_handle(env, argv[0], UDP_KIND, &h) ||
+      mip6_arg_typed(env, argv[1], napi_uint8_array, "buf", &buf, &buf_len, NULL) ||
+      mip6_arg_typed(env, argv[2], napi_uint32_array, "offsets", &offsets, &off_len, NULL) ||
+      mip6_arg_typed(env, argv[3], napi_uint32_array, "lengths", &lengths, &len_len, NULL) ||
+      mip6_arg_u32(env, argv[4], "count", &count) ||
+      mip6_arg_typed(env, argv[5], napi_uint8_array, "dstAddrs", &daddr, &daddr_len, NULL) ||
+      mip6_arg_typed(env, argv[6], napi_uint16_array, "dstPorts", &dport, &dport_len, NULL))
+    return NULL;
+  napi_typeof(env, argv[7], &st);
+  if (st != napi_null && st != napi_undefined &&
+      mip6_arg_typed(env, argv[7], napi_uint8_array, "srcAddrs", &saddr, &saddr_len, NULL))
+    return NULL;
+  if (argc >= 9) {
+    napi_typeof(env, argv[8], &st);
+    if (st != napi_null && st != napi_undefined &&
+        mip6_arg_typed(env, argv[8], napi_uint32_array, "ifindexes", &ifx, &ifx_len, NULL))
+      return NULL;
+  }
+  mip6_poller *p = h;
+  if (count > off_len || count > len_len || count > dport_len || (size_t)count * ADDR_SLOT > daddr_len ||
+      (saddr && (size_t)count * ADDR_SLOT > saddr_len) || (ifx && count > ifx_len)) {
+    mip6_throw_range(env, "count exceeds offsets/lengths/dstAddrs/dstPorts/srcAddrs/ifindexes");
+    return NULL;
+  }
+  const uint32_t *o = offsets, *l = lengths;
+  for (uint32_t i = 0; i < count; i++) {
+    if ((uint64_t)o[i] + l[i] > buf_len) {
+      mip6_throw_range(env, "datagram outside buf");
+      return NULL;
+    }
+  }
+  if (p->closed) {
+    mip6_throw_errno(env, EBADF, "sendmmsg", "UDP endpoint is closed");
+    return NULL;
+  }
+  uint32_t sent = send_datagrams(p, buf, o, l, count, daddr, dport, saddr, ifx);
   napi_create_uint32(env, sent, &out);
   return out;
 }

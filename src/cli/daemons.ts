@@ -210,7 +210,8 @@ async function switchUser(
   });
 }
 
-/** Channels the express lane carries at once (the most recently active ones). */
+/** Channels the express lane carries at once (the first armed after each clear; more stay on
+ *  the JS path). */
 const EXPRESS_CAPACITY = 256;
 
 /**

@@ -105,7 +105,8 @@ export class ReplayWindow {
 
   /** Highest accepted counter (-1 if none). */
   get highest(): number {
-    return this.state[this.lastAt]!;
+    // Released: the state slot is zeroed, maybe another window's by now.
+    return this.slot === RELEASED ? -1 : this.state[this.lastAt]!;
   }
 
   /** Would `counter` be accepted? Does not change state. `counter` is a non-negative integer. */

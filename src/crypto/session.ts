@@ -45,7 +45,7 @@ export function zeroDrops(): DropCounters {
  *  drop anything; 18 counters each cost ~0.5 KiB at a home agent of 100 000, issue 17). */
 export const NO_DROPS: Readonly<DropCounters> = Object.freeze(zeroDrops());
 
-/** Keypairs per pool chunk (64 keypairs of 96 bytes: 6 KiB). */
+/** Keypairs per pool chunk (64 keypairs of 88 bytes: 5.5 KiB). */
 const KEYPAIRS_PER_CHUNK = 64;
 
 /**
@@ -54,11 +54,11 @@ const KEYPAIRS_PER_CHUNK = 64;
  * and open against one replay window:
  *   [0, 32) send key, [32, 64) receive key,
  *   [64, 72) the send counter (float64), [72, 80) the replay window's highest counter (float64),
- *   [80, 84) the local SPI (uint32), [84, 88) 1 while the keys live (uint32), [88, 96) zero.
+ *   [80, 84) the local SPI (uint32), [84, 88) 1 while the keys live (uint32).
  * A wiped keypair's slot is zeroed, so the express lane, which checks SPI and the live mark
  * before each use, never reads keys that are gone or another keypair's.
  */
-export const KEYPAIR_SLOT_BYTES = 96;
+export const KEYPAIR_SLOT_BYTES = 88;
 /** Float64 index (from the slot's base / 8) of the send counter and of the replay window's top. */
 export const KP_COUNTER = 8;
 export const KP_REPLAY_LAST = 9;

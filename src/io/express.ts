@@ -55,6 +55,7 @@ export class NativeExpressLane implements ExpressLane {
     txAgoMs: -1,
     badTags: 0,
     sendErrors: 0,
+    tunErrors: 0,
   };
   #armed = 0;
   #closed = false;
@@ -151,6 +152,7 @@ export class NativeExpressLane implements ExpressLane {
       r.txAgoMs = out[at + 6]!;
       r.badTags = out[at + 7]!;
       r.sendErrors = out[at + 8]!;
+      r.tunErrors = out[at + 9]!;
       visit(r);
     }
   }

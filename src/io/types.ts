@@ -382,6 +382,8 @@ export interface ExpressReport {
   txAgoMs: number;
   badTags: number;
   sendErrors: number;
+  /** Inner packets the TUN refused (counted as `tun-write` drops). */
+  tunErrors: number;
 }
 
 /**

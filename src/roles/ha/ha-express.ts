@@ -39,7 +39,9 @@ export interface HaExpressHost {
     tunnelBytesOut: number;
   };
   /** Adds `n` to a drop counter. */
-  drop(reason: 'udp-send', n: number): void;
+  drop(reason: 'udp-send' | 'tun-write', n: number): void;
+  /** Where the channel's last datagram came from (handshakes the HA starts go there). */
+  lastLocator(session: PeerSession): { address: string; port: number } | undefined;
   /** Keys of bindings still in DAD. */
   dadPending(key: string): boolean;
   /** A capture file is open: every packet must pass through JS. */
@@ -55,6 +57,9 @@ class Wanted {
   /** Binding keys whose inner sources the lane may take from this channel, and destinations. */
   readonly rx: string[] = [];
   readonly tx: string[] = [];
+  /** The binding key armed each way (its binding gets the lane's counts). */
+  armedRx: string | undefined = undefined;
+  armedTx: string | undefined = undefined;
   lastActive: number;
 
   constructor(session: PeerSession, now: number) {
@@ -102,7 +107,10 @@ export class HaExpress {
     if (!w.tx.includes(entry.key) && w.tx.length < MAX_KEYS) w.tx.push(entry.key);
   }
 
-  /** A driver callback ends: arms what still passes every check. */
+  /**
+   * A driver callback ends: arms what still passes every check. `now` is read at the end of
+   * the callback (the keys' remaining time counts from the moment of arming).
+   */
   end(now: number): void {
     if (this.#wanted.size === 0) return;
     if (this.#host.capturing()) {
@@ -110,7 +118,7 @@ export class HaExpress {
       return;
     }
     for (const w of this.#wanted.values()) {
-      if (now - w.lastActive > EXPRESS_IDLE_MS || !this.#arm(w, now)) {
+      if (w.session.closed || now - w.lastActive > EXPRESS_IDLE_MS || !this.#arm(w, now)) {
         this.#wanted.delete(w.session);
       }
     }
@@ -152,15 +160,22 @@ export class HaExpress {
 
   /** Arms `w` from the driver's state now; false when nothing of it may go into the lane. */
   #arm(w: Wanted, now: number): boolean {
+    w.armedRx = w.armedTx = undefined;
     const view = this.#host.endpoint.expressView(w.session, now);
     if (view === undefined) return false;
+    // The channel's last datagram came from the bound path (the one the lane will take): else
+    // a handshake the HA starts would go elsewhere while the lane keeps the path.
+    const last = this.#host.lastLocator(w.session);
     let path: BoundPath | undefined;
     let sources: Uint8Array | null = null;
     let n = 0;
     for (const key of w.rx) {
       const bound = this.#bound(key, w.session);
       if (bound === undefined || (path !== undefined && bound !== path)) continue;
+      if (last === undefined || last.address !== bound.address || last.port !== bound.port)
+        continue;
       path = bound;
+      w.armedRx ??= key;
       sources ??= new Uint8Array(MAX_KEYS * 16);
       sources.set(bytesOfString(key), n * 16);
       n++;
@@ -181,6 +196,7 @@ export class HaExpress {
       const mtu = bound.mtu;
       if (mtu === undefined || bound.mtuFor !== bound.locator || !mtu.used) continue;
       txPath = bound;
+      w.armedTx ??= key;
       maxInner = mtu.maxInner;
       dests ??= new Uint8Array(MAX_KEYS * 16);
       dests.set(bytesOfString(key), d * 16);
@@ -205,7 +221,7 @@ export class HaExpress {
       s.bytesIn += r.rxBytes;
       h.counters.tunnelPacketsIn += r.rxPackets;
       h.counters.tunnelBytesIn += r.rxBytes;
-      const entry = w.rx.length > 0 ? h.cache.getByKey(w.rx[0]!) : undefined;
+      const entry = w.armedRx === undefined ? undefined : h.cache.getByKey(w.armedRx);
       if (entry !== undefined) this.#record(entry, r.rxPackets, r.rxBytes, now - r.rxAgoMs, true);
       w.lastActive = Math.max(w.lastActive, now - r.rxAgoMs);
     }
@@ -214,13 +230,14 @@ export class HaExpress {
       s.bytesOut += r.txBytes;
       h.counters.tunnelPacketsOut += r.txPackets;
       h.counters.tunnelBytesOut += r.txBytes;
-      const entry = w.tx.length > 0 ? h.cache.getByKey(w.tx[0]!) : undefined;
+      const entry = w.armedTx === undefined ? undefined : h.cache.getByKey(w.armedTx);
       if (entry !== undefined) this.#record(entry, r.txPackets, r.txBytes, now - r.txAgoMs, false);
       h.noteTraffic(s, now - r.txAgoMs);
       w.lastActive = Math.max(w.lastActive, now - r.txAgoMs);
     }
     if (r.badTags > 0) h.endpoint.countExpressDrops(s, r.badTags);
     if (r.sendErrors > 0) h.drop('udp-send', r.sendErrors);
+    if (r.tunErrors > 0) h.drop('tun-write', r.tunErrors);
   }
 
   /** The binding's counters as recordIn / recordOut would have kept them, packet by packet. */

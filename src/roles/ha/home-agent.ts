@@ -266,6 +266,7 @@ export class HomeAgent {
             paths: this.#paths,
             counters: this.counters,
             drop: (reason, n) => this.drops.add(reason, n),
+            lastLocator: (session) => haChannelIfAny(session)?.locator,
             dadPending: (key) => this.#dadPending.has(key),
             capturing: () => env.capture !== undefined,
             hasSocket: (family) => this.#socketFor(family) !== undefined,
@@ -392,7 +393,7 @@ export class HomeAgent {
     }
     if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
     void this.#flushStore();
-    this.#expressEnd(now);
+    this.#expressEnd();
     this.#rearm();
   }
 
@@ -405,11 +406,12 @@ export class HomeAgent {
   }
 
   /** The end of a driver callback: the lane gets what still passes every check. */
-  #expressEnd(now: number): void {
+  #expressEnd(): void {
     const x = this.#express;
     if (x === undefined) return;
-    x.end(now);
-    this.#expressDue = x.armed > 0 ? now + EXPRESS_CLEAR_MS : Infinity;
+    const at = nodeNow(this.#env); // the keys' time left counts from here (the arming)
+    x.end(at);
+    this.#expressDue = x.armed > 0 ? at + EXPRESS_CLEAR_MS : Infinity;
   }
 
   /** Binding keys of the data path: inner sources from members, destinations from the TUN. */
@@ -1267,7 +1269,7 @@ export class HomeAgent {
     // Looked at here too: a sender whose data vanishes gets no answers to trigger a receive.
     if (this.#mtu.reportsWaiting(this.#udp)) this.#takeMtuReports(now);
     this.#toMembers(batch, false, now);
-    this.#expressEnd(now);
+    this.#expressEnd();
     this.#rearm();
   }
 
@@ -1533,7 +1535,7 @@ export class HomeAgent {
       }
     }
     void this.#flushStore();
-    this.#expressEnd(now);
+    this.#expressEnd();
     this.#rearm();
   }
 

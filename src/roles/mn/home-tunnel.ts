@@ -119,12 +119,12 @@ export class HomeTunnel {
   }
 
   /** The end of a data callback: the lane gets what JS carried in the steady state. */
-  #expressEnd(now: number): void {
+  #expressEnd(): void {
     const x = this.#express;
     if (x === undefined) return;
     const agent = this.#host.channel.agent;
     x.end(
-      now,
+      nodeNow(this.#host.env), // the keys' time left counts from here (the arming)
       this.#host.channel.session,
       agent,
       agent !== undefined && agent === this.#mtuAgent ? this.#mtuPath : undefined,
@@ -232,7 +232,7 @@ export class HomeTunnel {
     if (h.mtu.reportsWaiting(this.#udp)) this.takeMtuReports(now);
     if (env.endpoint.pollWanted) h.channel.endpointDeadline = 0; // a rekey due on receive
     h.rearm();
-    this.#expressEnd(now);
+    this.#expressEnd();
   }
 
   /**
@@ -351,7 +351,7 @@ export class HomeTunnel {
     const handshake = env.endpoint.pollWanted;
     if (handshake) h.channel.endpointDeadline = 0;
     if (silenceStarted || handshake || resumed) h.rearm();
-    this.#expressEnd(now);
+    this.#expressEnd();
   }
 }
 

@@ -31,7 +31,7 @@ export interface MnExpressHost {
     tunnelBytesIn: number;
     tunnelBytesOut: number;
   };
-  drop(reason: 'udp-send', n: number): void;
+  drop(reason: 'udp-send' | 'tun-write', n: number): void;
   capturing(): boolean;
   /** Something authenticated came from the HA at `at`. */
   heard(at: number): void;
@@ -170,5 +170,6 @@ export class MnExpress {
     }
     if (r.badTags > 0) h.endpoint.countExpressDrops(s, r.badTags);
     if (r.sendErrors > 0) h.drop('udp-send', r.sendErrors);
+    if (r.tunErrors > 0) h.drop('tun-write', r.tunErrors);
   }
 }

@@ -48,6 +48,8 @@
  *       Forgets every armed channel; for each that did something since it was armed, 10
  *       numbers: spi, rxPackets, rxBytes, txPackets, txBytes, ms since last receive (-1: none),
  *       ms since last send (-1), bad tags, send errors, TUN write errors.
+ *   expressHarvest(handle, out Float64Array) -> channels reported
+ *       The same report, the channels staying armed (their numbers start again from zero).
  *   expressCounters(handle, out Float64Array)   lane totals (X_* below)
  *   expressClose(handle)
  */
@@ -691,17 +693,9 @@ static napi_value express_arm(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value express_clear(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], result;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  express *x;
-  void *out;
-  size_t olen;
-  if (argc < 2 || arg_express(env, argv[0], &x) ||
-      mip6_arg_typed(env, argv[1], napi_float64_array, "out", &out, &olen, NULL))
-    return NULL;
-  double *o = out;
+/* Reports what each channel carried since it was armed (or last harvested) into out and zeroes
+ * those numbers; returns the channels reported. */
+static uint32_t report(express *x, double *o, size_t olen) {
   uint32_t reported = 0;
   uint64_t now = now_ms();
   for (uint32_t i = 0; i < x->used; i++) {
@@ -720,12 +714,39 @@ static napi_value express_clear(napi_env env, napi_callback_info info) {
     r[7] = c->bad_tag;
     r[8] = c->tx_errors;
     r[9] = c->tun_errors;
+    c->rx_packets = c->rx_bytes = c->tx_packets = c->tx_bytes = 0;
+    c->bad_tag = c->tx_errors = c->tun_errors = 0;
     reported++;
   }
-  if (x->used > 0) x->counters[X_CLEARS] += 1;
-  forget_all(x);
+  return reported;
+}
+
+/* expressClear (forget = 1) and expressHarvest (forget = 0: the channels stay armed). */
+static napi_value clear_or_harvest(napi_env env, napi_callback_info info, int forget) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  express *x;
+  void *out;
+  size_t olen;
+  if (argc < 2 || arg_express(env, argv[0], &x) ||
+      mip6_arg_typed(env, argv[1], napi_float64_array, "out", &out, &olen, NULL))
+    return NULL;
+  uint32_t reported = report(x, out, olen);
+  if (forget) {
+    if (x->used > 0) x->counters[X_CLEARS] += 1;
+    forget_all(x);
+  }
   napi_create_uint32(env, reported, &result);
   return result;
+}
+
+static napi_value express_clear(napi_env env, napi_callback_info info) {
+  return clear_or_harvest(env, info, 1);
+}
+
+static napi_value express_harvest(napi_env env, napi_callback_info info) {
+  return clear_or_harvest(env, info, 0);
 }
 
 static napi_value express_counters(napi_env env, napi_callback_info info) {
@@ -757,6 +778,7 @@ void mip6_express_init(napi_env env, napi_value exports) {
   mip6_export(env, exports, "expressOpen", express_open);
   mip6_export(env, exports, "expressArm", express_arm);
   mip6_export(env, exports, "expressClear", express_clear);
+  mip6_export(env, exports, "expressHarvest", express_harvest);
   mip6_export(env, exports, "expressCounters", express_counters);
   mip6_export(env, exports, "expressClose", express_close);
 }

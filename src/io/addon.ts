@@ -143,6 +143,7 @@ export interface NativeAddon {
     destinations: Uint8Array | null,
   ): number;
   expressClear?(h: NativeHandle, out: Float64Array): number;
+  expressHarvest?(h: NativeHandle, out: Float64Array): number;
   expressCounters?(h: NativeHandle, out: Float64Array): void;
   expressClose?(h: NativeHandle): void;
   aeadSealBatch(

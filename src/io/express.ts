@@ -45,7 +45,7 @@ export class NativeExpressLane implements ExpressLane {
   readonly #addon: NativeAddon;
   readonly #handle: NativeHandle;
   readonly #out: Float64Array;
-  readonly #report: ExpressReport = {
+  readonly #scratch: ExpressReport = {
     spi: 0,
     rxPackets: 0,
     rxBytes: 0,
@@ -138,9 +138,17 @@ export class NativeExpressLane implements ExpressLane {
   clear(visit: (r: ExpressReport) => void): void {
     if (this.#armed === 0 || this.#closed) return;
     this.#armed = 0;
+    this.#report(this.#addon.expressClear!(this.#handle, this.#out), visit);
+  }
+
+  harvest(visit: (r: ExpressReport) => void): void {
+    if (this.#armed === 0 || this.#closed) return;
+    this.#report(this.#addon.expressHarvest!(this.#handle, this.#out), visit);
+  }
+
+  #report(n: number, visit: (r: ExpressReport) => void): void {
     const out = this.#out;
-    const n = this.#addon.expressClear!(this.#handle, out);
-    const r = this.#report;
+    const r = this.#scratch;
     for (let i = 0; i < n; i++) {
       const at = i * REPORT_LEN;
       r.spi = out[at]!;

@@ -406,6 +406,8 @@ export interface ExpressLane {
   ): boolean;
   /** Forgets every armed channel; `visit` gets what each carried (the report is reused). */
   clear(visit: (r: ExpressReport) => void): void;
+  /** What each armed channel carried since the last clear or harvest; they stay armed. */
+  harvest(visit: (r: ExpressReport) => void): void;
   counters(): ExpressCounters;
   close(): void;
 }

@@ -128,8 +128,6 @@ import { HaPeers, SpanList, type HaChannelStatus } from './ha-peers.js';
 
 /** IPv6 Next Header / IPv4 Protocol of TCP (RFC 9293). */
 const TCP = 6;
-/** The express lane's counts reach JS at least this often while it carries something (ms). */
-const EXPRESS_CLEAR_MS = 1000;
 import type { StoredBinding } from '../../io/binding-store.js';
 import { offloadNames } from '../offloads.js';
 import type { LogLevel } from '../../util/log.js';
@@ -219,10 +217,10 @@ export class HomeAgent {
   readonly #peers: HaPeers | undefined;
   /** Packets of this receive batch from those channels, for the members served here. */
   readonly #fromPeers = new SpanList();
-  /** The native express lane's arming (ha-express.ts), when the environment has a lane. */
+  /** The native express lane's arming (ha-express.ts), when the environment has a lane. What
+   *  it carried reaches JS whenever JS runs (a timer, a status request, any callback): nothing
+   *  here depends on it sooner. */
   readonly #express: HaExpress | undefined;
-  /** When the lane is next cleared by the timer (its counts reach JS at least this often). */
-  #expressDue = Infinity;
 
   constructor(env: NodeEnvironment, opts: HomeAgentOptions) {
     this.#env = env;
@@ -409,9 +407,7 @@ export class HomeAgent {
   #expressEnd(): void {
     const x = this.#express;
     if (x === undefined) return;
-    const at = nodeNow(this.#env); // the keys' time left counts from here (the arming)
-    x.end(at);
-    this.#expressDue = x.armed > 0 ? at + EXPRESS_CLEAR_MS : Infinity;
+    x.end(nodeNow(this.#env)); // the keys' time left counts from here (the arming)
   }
 
   /** Binding keys of the data path: inner sources from members, destinations from the TUN. */
@@ -1496,7 +1492,6 @@ export class HomeAgent {
       this.#restoring.nextDeadline(),
       this.#unbound.nextDeadline(),
       this.#buRate.nextDeadline(),
-      this.#expressDue,
     );
     armTimer(this.#env, deadline, this.#fireTimer);
   }

@@ -113,6 +113,16 @@ export class HomeTunnel {
     this.#express?.begin(now);
   }
 
+  /** The express lane's counts (the lane stays armed); true when the driver must re-arm. */
+  expressHarvest(now: number): boolean {
+    return this.#express?.harvest(now) ?? false;
+  }
+
+  /** Channels in the express lane now. */
+  get expressArmed(): boolean {
+    return (this.#express?.armed ?? 0) > 0;
+  }
+
   /** Closes the express lane (the driver stops). */
   expressClose(): void {
     this.#express?.close();

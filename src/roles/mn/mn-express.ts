@@ -20,7 +20,8 @@ import type { ExpressLane, ExpressReport } from '../../io/types.js';
 import type { PathMtuState } from '../../protocol/path-mtu.js';
 import type { ResolvedAgent } from './home-agent-channel.js';
 
-/** The lane is emptied this long after it was armed at the latest (its counts reach JS). */
+/** The lane's counts reach JS at least this often while it is armed (movement detection's
+ *  silence deadline, path MTU, counters): a harvest, the lane staying armed. */
 export const MN_EXPRESS_CLEAR_MS = 1000;
 
 export interface MnExpressHost {
@@ -62,6 +63,8 @@ export class MnExpress {
   /** Armed for this session (the reports of the next clear are its). */
   #armedFor: PeerSession | undefined;
   #now = 0;
+  /** A sent() of the last report started the silence deadline. */
+  #silenceStarted = false;
   readonly #apply = (r: ExpressReport): void => this.#applyReport(r);
 
   constructor(lane: ExpressLane, host: MnExpressHost) {
@@ -71,6 +74,19 @@ export class MnExpress {
 
   get armed(): number {
     return this.#lane.armed;
+  }
+
+  /**
+   * The lane's counts reach JS, the channel staying armed (the driver's timer between its
+   * engines' deadlines). True when a send the lane made started the silence deadline (the
+   * driver must re-arm its timer, which empties the lane).
+   */
+  harvest(now: number): boolean {
+    if (this.#lane.armed === 0) return false;
+    this.#now = now;
+    this.#silenceStarted = false;
+    this.#lane.harvest(this.#apply);
+    return this.#silenceStarted;
   }
 
   /** The lane is emptied (a callback starts, or the driver's state may change); counts added. */
@@ -150,7 +166,7 @@ export class MnExpress {
     const sentAt = r.txPackets > 0 ? now - r.txAgoMs : -Infinity;
     // In the order they happened: a send after the last packet heard leaves the silence
     // deadline running, as it would have in JS.
-    if (r.txPackets > 0 && sentAt <= heardAt) h.sent();
+    if (r.txPackets > 0 && sentAt <= heardAt && h.sent()) this.#silenceStarted = true;
     if (r.rxPackets > 0) {
       s.packetsIn += r.rxPackets;
       s.bytesIn += r.rxBytes;
@@ -165,7 +181,7 @@ export class MnExpress {
       h.counters.tunnelPacketsOut += r.txPackets;
       h.counters.tunnelBytesOut += r.txBytes;
       h.noteTraffic(s, sentAt);
-      if (sentAt > heardAt) h.sent();
+      if (sentAt > heardAt && h.sent()) this.#silenceStarted = true;
       this.#txAt = Math.max(this.#txAt, sentAt);
     }
     if (r.badTags > 0) h.endpoint.countExpressDrops(s, r.badTags);

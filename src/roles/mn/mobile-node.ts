@@ -45,7 +45,8 @@ import {
 } from '../../protocol/mobile-node-registration.js';
 import { classifyMobileNodeSignal } from '../../protocol/mobile-node-signaling.js';
 import { ErrorRateLimiter } from '../../protocol/mobility-header-check.js';
-import { MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
+import { LATE_TIMER_MS, MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
+import { MN_EXPRESS_CLEAR_MS } from './mn-express.js';
 import { systemRandom, type RandomSource } from '../../util/random-source.js';
 import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
 import { canonicalIpv6, parseIpv4, parseIpv6 } from '../../wire/address.js';
@@ -941,13 +942,9 @@ export class MobileNode {
     armTimer(this.#env, at, this.#fireTimer);
   }
 
-  #rearm(): void {
-    if (this.#closed) return;
-    // Whatever changed is in effect for the next packet: the express lane is emptied (what it
-    // carried reaches movement detection and the counters first); a data callback arms it
-    // again after this (home-tunnel.ts).
-    this.#tunnel.expressBegin(nodeNow(this.#env));
-    const deadline = Math.min(
+  /** The earliest deadline of the driver's engines (the timer's, without the lane's harvest). */
+  #engineDeadline(): number {
+    return Math.min(
       this.registration.nextDeadline(),
       this.#channel.endpointDeadline,
       this.#movement.nextDeadline(this.registration.state === 'registered'),
@@ -958,6 +955,15 @@ export class MobileNode {
       this.#tunnel.mtuDeadline(),
       this.#portalOpenUntil ?? Infinity,
     );
+  }
+
+  #rearm(): void {
+    if (this.#closed) return;
+    // Whatever changed is in effect for the next packet: the express lane is emptied (what it
+    // carried reaches movement detection and the counters first); a data callback arms it
+    // again after this (home-tunnel.ts).
+    this.#tunnel.expressBegin(nodeNow(this.#env));
+    const deadline = this.#engineDeadline();
     // A deadline in the past fires at once: lateness counts from now.
     this.#timerAt = deadline;
     this.#movement.armed(deadline, nodeNow(this.#env));
@@ -968,6 +974,17 @@ export class MobileNode {
     if (this.#closed) return;
     const env = this.#env;
     const now = nodeNow(env);
+    // Only the express lane's harvest is due (on time, no engine's deadline): its counts reach
+    // JS and it stays armed, so the next packets keep their lane. A send that started the
+    // silence deadline, or a late timer (sleep), goes the whole way.
+    if (this.#tunnel.expressArmed && now - this.#timerAt < LATE_TIMER_MS) {
+      const due = this.#engineDeadline();
+      if (now < due && !this.#tunnel.expressHarvest(now)) {
+        this.#timerAt = Infinity;
+        this.#wakeBy(Math.min(due, now + MN_EXPRESS_CLEAR_MS));
+        return;
+      }
+    }
     this.#tunnel.expressBegin(now);
     if (now >= this.#closeBy) {
       this.#closeBy = Infinity;

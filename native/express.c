@@ -135,6 +135,8 @@ typedef struct {
   double counters[X_COUNT];
 } express;
 
+static void set_first(express *x, uint32_t n);
+
 static uint64_t now_ms(void) {
   return uv_hrtime() / 1000000u;
 }
@@ -298,6 +300,7 @@ static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
     x->counters[X_RX_TUN_ERRORS] += 1;
     c->tun_errors += 1;
     x->suspended = 1;
+    set_first(x, 0);
   }
   x->counters[X_RX_TAKEN] += 1;
   return 1;
@@ -358,6 +361,7 @@ static int tx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
     c->tx_errors += 1;
     x->counters[X_TX_SEND_ERRORS] += 1;
     x->suspended = 1;
+    set_first(x, 0);
   } else {
     c->tx_packets += 1;
     c->tx_bytes += len;
@@ -380,6 +384,13 @@ static uint32_t express_tx(mip6_poller *p, uint32_t n, void *data) {
 
 /* ---- JS surface ---------------------------------------------------------------------------- */
 
+/* The pollers read one packet first while the lane carries something (mip6.h, express_first). */
+static void set_first(express *x, uint32_t n) {
+  mip6_poller *ps[3] = {x->tun, x->udp4, x->udp6};
+  for (int i = 0; i < 3; i++)
+    if (ps[i] && ps[i]->express_data == x) ps[i]->express_first = n;
+}
+
 static void forget_all(express *x) {
   for (uint32_t i = 0; i <= x->spi_mask; i++) x->by_spi[i] = -1;
   for (uint32_t i = 0; i <= x->dest_mask; i++) x->dests[i].chan = -1;
@@ -387,6 +398,7 @@ static void forget_all(express *x) {
   x->used = 0;
   x->mn_chan = -1;
   x->suspended = 0;
+  set_first(x, 0);
 }
 
 /* A poller is being freed (node's teardown may free it before this lane): forget it. */
@@ -406,6 +418,7 @@ static void detach(express *x) {
       ps[i]->express = NULL;
       ps[i]->express_data = NULL;
       ps[i]->express_unlink = NULL;
+      ps[i]->express_first = 0;
     }
   }
   for (int i = 0; i < 3; i++) {
@@ -689,6 +702,7 @@ static napi_value express_arm(napi_env env, napi_callback_info info) {
       }
     }
   }
+  if (idx >= 0 && !x->suspended) set_first(x, 1);
   napi_create_int32(env, idx, &result);
   return result;
 }

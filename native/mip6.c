@@ -231,7 +231,12 @@ static void pump(mip6_poller *p) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
   for (int round = 0; round < MAX_ROUNDS && p->reading && !p->closed; round++) {
+    uint32_t limit = p->max_batch;
+    if (round == 0 && p->express_first > 0 && p->express_first < limit) limit = p->express_first;
+    uint32_t full = p->max_batch;
+    p->max_batch = limit; /* the drains read up to max_batch */
     uint32_t n = p->drain(p);
+    p->max_batch = full;
     if (n == 0) break;
     /* The express lane takes a prefix of the batch (an established channel's plain data);
      * JS gets the rest, in order, as a batch of its own. */
@@ -243,7 +248,7 @@ static void pump(mip6_poller *p) {
       memmove(p->lengths, p->lengths + done, (n - done) * sizeof *p->lengths);
     }
     if (done < n) deliver(p, n - done);
-    if (n < p->max_batch && !p->backlog) break;
+    if (n < limit && !p->backlog) break;
   }
   napi_close_handle_scope(p->env, scope);
   continue_backlog(p);

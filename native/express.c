@@ -384,11 +384,12 @@ static uint32_t express_tx(mip6_poller *p, uint32_t n, void *data) {
 
 /* ---- JS surface ---------------------------------------------------------------------------- */
 
-/* The pollers read one packet first while the lane carries something (mip6.h, express_first). */
+/* The TUN reads one packet first while the lane carries something (mip6.h, express_first): a
+ * TUN read returns one packet, so a batch costs a read that finds the queue empty, which then
+ * comes after the lone packet is out. Not the sockets: recvmmsg returns what is queued without
+ * such a read. */
 static void set_first(express *x, uint32_t n) {
-  mip6_poller *ps[3] = {x->tun, x->udp4, x->udp6};
-  for (int i = 0; i < 3; i++)
-    if (ps[i] && ps[i]->express_data == x) ps[i]->express_first = n;
+  if (x->tun && x->tun->express_data == x) x->tun->express_first = n;
 }
 
 static void forget_all(express *x) {

@@ -86,8 +86,8 @@ struct mip6_poller {
   void *kind_data;
   mip6_compact_fn compact; /* NULL: offsets and lengths are all the kind keeps per packet */
   mip6_express_fn express; /* set while an express lane is attached (express.c) */
-  /* While the lane carries a channel: the first read of a readiness event takes this many
-   * packets (1), so a lone packet leaves before the read that finds the queue empty. */
+  /* While the lane carries a channel, the TUN's first read of a readiness event takes this
+   * many packets (1), so a lone packet leaves before the read that finds the queue empty. */
   uint32_t express_first;
   void *express_data;
   void (*express_unlink)(void *data, mip6_poller *p); /* the poller is being freed */

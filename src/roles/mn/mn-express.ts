@@ -78,15 +78,19 @@ export class MnExpress {
 
   /**
    * The lane's counts reach JS, the channel staying armed (the driver's timer between its
-   * engines' deadlines). True when a send the lane made started the silence deadline (the
-   * driver must re-arm its timer, which empties the lane).
+   * engines' deadlines). True when the driver must take its whole timer path, which empties the
+   * lane: a send the lane made started the silence deadline, or nothing went either way for
+   * MN_EXPRESS_IDLE_MS.
    */
   harvest(now: number): boolean {
     if (this.#lane.armed === 0) return false;
     this.#now = now;
     this.#silenceStarted = false;
     this.#lane.harvest(this.#apply);
-    return this.#silenceStarted;
+    // Idle both ways: the lane is emptied (the whole timer path), so an idle laptop's timer
+    // stops waking it every second.
+    const idle = now - Math.max(this.#rxAt, this.#txAt) > MN_EXPRESS_IDLE_MS;
+    return this.#silenceStarted || idle;
   }
 
   /** The lane is emptied (a callback starts, or the driver's state may change); counts added. */

@@ -194,31 +194,36 @@ static napi_value open_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* One message for the express lane (express.c), under the same contexts and scrub as a batch. */
-int mip6_aead_seal1(const uint8_t *key, uint8_t *msg, uint32_t n) {
-  EVP_CIPHER_CTX *ctx = context(&ctx_seal, 1, key);
-  if (!ctx) return 0;
+/* A context of the express lane's own (express.c): keyed once when a channel is armed, then only
+ * a nonce per message, as a VPN's data channel usually runs; scrubbed (a zero key) and kept when
+ * the lane is emptied, freed with the lane. */
+EVP_CIPHER_CTX *mip6_aead_ctx_new(void) {
+  if (!cipher) cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+  return cipher ? EVP_CIPHER_CTX_new() : NULL;
+}
+
+int mip6_aead_ctx_key(EVP_CIPHER_CTX *ctx, const uint8_t *key, int enc) {
+  return ctx != NULL && cipher != NULL && EVP_CipherInit_ex(ctx, cipher, NULL, key, NULL, enc) == 1;
+}
+
+void mip6_aead_ctx_scrub(EVP_CIPHER_CTX *ctx, int enc) {
+  static const uint8_t zero_key[KEY_LEN], zero_nonce[NONCE_LEN];
+  if (ctx != NULL && cipher != NULL) EVP_CipherInit_ex(ctx, cipher, NULL, zero_key, zero_nonce, enc);
+}
+
+int mip6_aead_seal_ctx(EVP_CIPHER_CTX *ctx, uint8_t *msg, uint32_t n) {
   uint8_t nonce[NONCE_LEN];
   int outl;
   make_nonce(msg, nonce);
-  int ok = EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
-           EVP_EncryptUpdate(ctx, NULL, &outl, msg, HDR_LEN) == 1 &&
-           (n == 0 || EVP_EncryptUpdate(ctx, msg + HDR_LEN, &outl, msg + HDR_LEN, (int)n) == 1) &&
-           EVP_EncryptFinal_ex(ctx, msg + HDR_LEN + n, &outl) == 1 &&
-           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, msg + HDR_LEN + n) == 1;
-  if (!ok) {
-    EVP_CIPHER_CTX_free(ctx_seal);
-    ctx_seal = NULL;
-    return 0;
-  }
-  scrub(&ctx_seal, 1);
-  return 1;
+  return EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
+         EVP_EncryptUpdate(ctx, NULL, &outl, msg, HDR_LEN) == 1 &&
+         (n == 0 || EVP_EncryptUpdate(ctx, msg + HDR_LEN, &outl, msg + HDR_LEN, (int)n) == 1) &&
+         EVP_EncryptFinal_ex(ctx, msg + HDR_LEN + n, &outl) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, msg + HDR_LEN + n) == 1;
 }
 
-int mip6_aead_open1(const uint8_t *key, const uint8_t *msg, uint32_t total, uint8_t *out) {
+int mip6_aead_open_ctx(EVP_CIPHER_CTX *ctx, const uint8_t *msg, uint32_t total, uint8_t *out) {
   if (total < HDR_LEN + TAG_LEN) return 0;
-  EVP_CIPHER_CTX *ctx = context(&ctx_open, 0, key);
-  if (!ctx) return 0;
   int n = (int)(total - HDR_LEN - TAG_LEN);
   uint8_t nonce[NONCE_LEN], tag[TAG_LEN];
   int outl;
@@ -230,7 +235,6 @@ int mip6_aead_open1(const uint8_t *key, const uint8_t *msg, uint32_t total, uint
            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) == 1 &&
            EVP_DecryptFinal_ex(ctx, out + n, &outl) > 0;
   if (!ok) memset(out, 0, (size_t)n);
-  scrub(&ctx_open, 0);
   return ok;
 }
 

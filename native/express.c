@@ -9,11 +9,15 @@
  * through here first: the lane takes a prefix of the batch it can finish and JS gets the rest, in
  * order, as a batch of its own (mip6.c, pump). Anything unusual stops the lane for that batch.
  *
- * State shared with JS, never copied: a channel's keys, its send counter and its replay window
- * live in the keypair's slot of JS's key pool (src/crypto/session.ts, KEYPAIR_SLOT_BYTES) and
- * its window bitmap in the replay pool. Both paths seal with one counter and open against one
- * window, in one thread. Each use first checks that the slot still holds these keys (the local
- * SPI and the live mark there), since a wiped keypair's slot is zeroed and may be reused.
+ * The cipher: each armed channel's two keys are set once into a seal and an open context of its
+ * own (then a nonce per message, like most VPNs' data channels), and replaced by a zero key when
+ * the lane is emptied; the contexts are freed with the lane (OpenSSL cleanses them).
+ * State shared with JS, never copied: a channel's send counter and its replay window live in the
+ * keypair's slot of JS's key pool (src/crypto/session.ts, KEYPAIR_SLOT_BYTES; the keys are read
+ * from there when armed) and its window bitmap in the replay pool. Both paths seal with one
+ * counter and open against one window, in one thread. Each use first checks that the slot still
+ * holds these keys (the local SPI and the live mark there), since a wiped keypair's slot is
+ * zeroed and may be reused: keys JS wiped are never used, even while a context still has them.
  *
  * Receive (UDP -> TUN), a datagram is taken when:
  *   a data message (type 4, kind PAYLOAD) under the armed keys' SPI, from the armed locator (its
@@ -55,6 +59,8 @@
  */
 #define _GNU_SOURCE
 #include "mip6.h"
+
+#include <openssl/evp.h>
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -132,6 +138,8 @@ typedef struct {
   int has_home;
   int suspended; /* a send or TUN write failed: nothing more is taken until JS clears the lane */
   uint8_t *scratch;
+  /* Per channel slot: a seal and an open context, keyed when armed, scrubbed when emptied. */
+  EVP_CIPHER_CTX **sctx, **octx;
   double counters[X_COUNT];
 } express;
 
@@ -266,7 +274,7 @@ static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   if (ctr >= c->rx_limit || !window_ok(c, ctr)) return 0;
   uint8_t *inner = x->scratch + VNET_HDR_LEN;
   uint32_t n = len - HDR - TAG;
-  if (!mip6_aead_open1(c->kp + 32, msg, len, inner)) {
+  if (!mip6_aead_open_ctx(x->octx[c - x->chans], msg, len, inner)) {
     c->bad_tag += 1;
     x->counters[X_RX_BAD_TAG] += 1;
     return 1;
@@ -355,7 +363,7 @@ static int tx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   msg[7] = (uint8_t)c->remote_spi;
   for (int i = 0; i < 8; i++) msg[8 + i] = (uint8_t)(v >> (8 * i));
   *ctrp = ctr + 1; /* the counter is spent whatever happens next */
-  if (!mip6_aead_seal1(c->kp, msg, len) || !send_one(x, c, msg, len + HDR + TAG)) {
+  if (!mip6_aead_seal_ctx(x->sctx[c - x->chans], msg, len) || !send_one(x, c, msg, len + HDR + TAG)) {
     /* Lost and counted, as JS's send would count it ('udp-send'); JS sends the next ones and
      * learns why (an EMSGSIZE becomes an MTU report there, a gone source falls back). */
     c->tx_errors += 1;
@@ -393,6 +401,11 @@ static void set_first(express *x, uint32_t n) {
 }
 
 static void forget_all(express *x) {
+  /* The keys leave the contexts (they stay allocated for the next arming). */
+  for (uint32_t i = 0; i < x->used; i++) {
+    mip6_aead_ctx_scrub(x->sctx[i], 1);
+    mip6_aead_ctx_scrub(x->octx[i], 0);
+  }
   for (uint32_t i = 0; i <= x->spi_mask; i++) x->by_spi[i] = -1;
   for (uint32_t i = 0; i <= x->dest_mask; i++) x->dests[i].chan = -1;
   memset(x->chans, 0, sizeof *x->chans * x->cap);
@@ -446,6 +459,10 @@ static void express_finalize(napi_env env, void *data, void *hint) {
   free(x->chans);
   free(x->by_spi);
   free(x->dests);
+  for (uint32_t i = 0; x->sctx && i < x->cap; i++) EVP_CIPHER_CTX_free(x->sctx[i]);
+  for (uint32_t i = 0; x->octx && i < x->cap; i++) EVP_CIPHER_CTX_free(x->octx[i]);
+  free(x->sctx);
+  free(x->octx);
   free(box);
 }
 
@@ -536,13 +553,17 @@ static napi_value express_open(napi_env env, napi_callback_info info) {
   x->by_spi = malloc(spi_slots * sizeof *x->by_spi);
   x->dests = malloc(dest_slots * sizeof *x->dests);
   x->scratch = calloc(1, SCRATCH);
+  x->sctx = calloc(cap, sizeof *x->sctx);
+  x->octx = calloc(cap, sizeof *x->octx);
   x->spi_mask = spi_slots - 1;
   x->dest_mask = dest_slots - 1;
-  if (!x->chans || !x->by_spi || !x->dests || !x->scratch) {
+  if (!x->chans || !x->by_spi || !x->dests || !x->scratch || !x->sctx || !x->octx) {
     free(x->chans);
     free(x->by_spi);
     free(x->dests);
     free(x->scratch);
+    free(x->sctx);
+    free(x->octx);
     free(box);
     mip6_throw_errno(env, ENOMEM, "malloc", NULL);
     return NULL;
@@ -644,6 +665,13 @@ static napi_value express_arm(napi_env env, napi_callback_info info) {
   else {
     xchan *c = chan_by_spi(x, spi);
     if (c == NULL && x->used < x->cap) {
+      uint32_t k = x->used;
+      if (x->sctx[k] == NULL) x->sctx[k] = mip6_aead_ctx_new();
+      if (x->octx[k] == NULL) x->octx[k] = mip6_aead_ctx_new();
+      if (x->sctx[k] == NULL || x->octx[k] == NULL) {
+        napi_throw_error(env, "ERR_CRYPTO", "ChaCha20-Poly1305 is not available in this node's OpenSSL");
+        return NULL;
+      }
       idx = (int32_t)x->used++;
       c = &x->chans[idx];
       memset(c, 0, sizeof *c);
@@ -675,6 +703,12 @@ static napi_value express_arm(napi_env env, napi_callback_info info) {
       c->has_local = local != NULL;
       memset(c->local, 0, 16);
       if (local) memcpy(c->local, local, alen);
+      /* The keys into this channel's contexts (the same slot's keys again when re-armed). A
+       * context OpenSSL refuses to key leaves the channel unarmed both ways. */
+      if (!mip6_aead_ctx_key(x->sctx[idx], kp, 1) || !mip6_aead_ctx_key(x->octx[idx], kp + 32, 0)) {
+        c->rx = c->tx = 0;
+        rx = tx = 0;
+      }
       uint64_t now = now_ms();
       if (rx) {
         c->rx = 1;

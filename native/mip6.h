@@ -120,12 +120,14 @@ int mip6_offload_off(const char *what);
 
 int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 
-/* aead.c: one channel data message, for the express lane. seal1: msg = 16-byte header (nonce and
- * AAD) + n plaintext bytes, encrypted in place, tag after; 1 on success. open1: the message of
- * `total` bytes decrypted into out (total - 32 bytes); 1 when the tag verified, else 0 with out
- * zeroed. */
-int mip6_aead_seal1(const uint8_t *key, uint8_t *msg, uint32_t n);
-int mip6_aead_open1(const uint8_t *key, const uint8_t *msg, uint32_t total, uint8_t *out);
+/* aead.c: a context of the express lane's own: keyed once per arming (enc 1 seal, 0 open), a
+ * nonce per message; scrub sets a zero key (the channel's key gone from it). */
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+EVP_CIPHER_CTX *mip6_aead_ctx_new(void);
+int mip6_aead_ctx_key(EVP_CIPHER_CTX *ctx, const uint8_t *key, int enc);
+void mip6_aead_ctx_scrub(EVP_CIPHER_CTX *ctx, int enc);
+int mip6_aead_seal_ctx(EVP_CIPHER_CTX *ctx, uint8_t *msg, uint32_t n);
+int mip6_aead_open_ctx(EVP_CIPHER_CTX *ctx, const uint8_t *msg, uint32_t total, uint8_t *out);
 /* udp.c: the socket's family (4 or 6); datagram k's sender address (16-byte slot, IPv4 in the
  * first 4 bytes), port and the local address it reached (zeros when unknown). */
 int mip6_udp_family(mip6_poller *p);

@@ -65,8 +65,10 @@ export interface HomeTunnelHost {
   forwardedReturnRoutability(packet: Uint8Array, now: number): void;
   capture(packet: Uint8Array, now: number): void;
   rearm(): void;
-  /** The driver's timer must fire by `at` (the express lane's next clear). */
+  /** The driver's timer must fire by `at` (the express lane's next harvest). */
   wakeBy(at: number): void;
+  /** How often the express lane's counts must reach JS (mn-express.ts, expressHarvestMs). */
+  readonly expressHarvestMs: number;
 }
 
 export class HomeTunnel {
@@ -105,6 +107,7 @@ export class HomeTunnel {
             noteTraffic: (session, at) => void host.mtu.table.noteTraffic(session, at),
             hasSocket: (family) => (family === 4 ? host.env.udp4 : host.env.udp6) !== undefined,
             wakeBy: (at) => host.wakeBy(at),
+            harvestMs: host.expressHarvestMs,
           });
   }
 

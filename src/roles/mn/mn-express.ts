@@ -20,9 +20,15 @@ import type { ExpressLane, ExpressReport } from '../../io/types.js';
 import type { PathMtuState } from '../../protocol/path-mtu.js';
 import type { ResolvedAgent } from './home-agent-channel.js';
 
-/** The lane's counts reach JS at least this often while it is armed (movement detection's
- *  silence deadline, path MTU, counters): a harvest, the lane staying armed. */
-export const MN_EXPRESS_CLEAR_MS = 1000;
+/**
+ * The lane's counts reach JS at least this often while it is armed (a harvest, the lane staying
+ * armed): half the probe interval (movement.ts, 5 s by default), so a send after the last packet
+ * heard still starts the silence deadline before it is due, and the HA's silence is noticed as
+ * soon as without the lane. Not more often: each harvest is a JS turn a packet may wait behind.
+ */
+export function expressHarvestMs(probeIntervalMs: number | undefined): number {
+  return Math.max(100, Math.min(2500, (probeIntervalMs ?? 5000) / 2));
+}
 
 export interface MnExpressHost {
   readonly endpoint: SecureEndpoint;
@@ -41,8 +47,10 @@ export interface MnExpressHost {
   /** Payload went to the HA's path at `at` (path MTU). */
   noteTraffic(session: PeerSession, at: number): void;
   hasSocket(family: 4 | 6): boolean;
-  /** The driver's timer must fire by `at` (the next clear). */
+  /** The driver's timer must fire by `at` (the next harvest). */
   wakeBy(at: number): void;
+  /** How often the lane's counts must reach JS (expressHarvestMs). */
+  readonly harvestMs: number;
 }
 
 /** A direction JS carried in the steady state: wanted in the lane until idle this long. */
@@ -151,7 +159,7 @@ export class MnExpress {
     }
     if (armed) {
       this.#armedFor = session;
-      this.#host.wakeBy(now + MN_EXPRESS_CLEAR_MS);
+      this.#host.wakeBy(now + this.#host.harvestMs);
     }
   }
 

@@ -46,7 +46,7 @@ import {
 import { classifyMobileNodeSignal } from '../../protocol/mobile-node-signaling.js';
 import { ErrorRateLimiter } from '../../protocol/mobility-header-check.js';
 import { LATE_TIMER_MS, MovementDetector, type CareOfCandidate } from '../../protocol/movement.js';
-import { MN_EXPRESS_CLEAR_MS } from './mn-express.js';
+import { expressHarvestMs } from './mn-express.js';
 import { systemRandom, type RandomSource } from '../../util/random-source.js';
 import { systemWallClock, type WallClock } from '../../util/wall-clock.js';
 import { canonicalIpv6, parseIpv4, parseIpv6 } from '../../wire/address.js';
@@ -211,6 +211,7 @@ export class MobileNode {
       capture: (packet, now) => this.#capture(packet, now),
       rearm: () => this.#rearm(),
       wakeBy: (at) => this.#wakeBy(at),
+      expressHarvestMs: expressHarvestMs(opts.probeIntervalMs),
     });
     this.#discovery = new HomeAgentDiscoveryClient({
       homeAddress: opts.homeAddress,
@@ -981,7 +982,7 @@ export class MobileNode {
       const due = this.#engineDeadline();
       if (now < due && !this.#tunnel.expressHarvest(now)) {
         this.#timerAt = Infinity;
-        this.#wakeBy(Math.min(due, now + MN_EXPRESS_CLEAR_MS));
+        this.#wakeBy(Math.min(due, now + expressHarvestMs(this.#opts.probeIntervalMs)));
         return;
       }
     }

@@ -22,7 +22,11 @@
  * leaves transport checksums to us; vnet.c cuts them into MTU-sized packets and completes the
  * checksums, so JS still gets one ordinary packet per slot. A super-packet whose pieces do not
  * all fit this batch continues in the next (mip6_poller.backlog). Malformed headers are dropped
- * and counted by reason. Writes carry a zero header, except that a run of packets of one TCP
+ * and counted by reason. No read is longer than 64 KiB on Linux up to at least 6.18, BIG TCP
+ * or not (tun_drain_vnet says why); reads up to VNET_MAX_LEN (a BIG TCP super-packet, IPv4
+ * total length 0 or IPv6 payload length 0 with or without a jumbo option) are taken and cut
+ * all the same, a longer one is dropped as rxTruncated, and rxMaxRead keeps the longest read.
+ * Writes carry a zero header, except that a run of packets of one TCP
  * flow (or, with USO, one UDP flow) in a write batch goes as one super-packet (vnet_coalesce;
  * MIP6_OFFLOAD_OFF=tun-gro keeps every packet apart, tun-gro-udp only UDP datagrams); if the
  * kernel refuses one, that kind of run stops for the device.
@@ -48,7 +52,10 @@
 #define TUN_F_USO4 0x20
 #define TUN_F_USO6 0x40
 #endif
-#define BIG_LEN 65536 /* largest packet a read can return after the header */
+/* Bytes a read may put after the virtio-net header: one more than the longest super-packet
+ * we take, so that a read that fills them all is known to be cut short (the kernel copies
+ * what fits and says nothing: tun_put_user). */
+#define READ_CAP (VNET_MAX_LEN + 1)
 
 /* Float64Array counters, in this order (src/io/tun.ts reads the same layout). */
 enum { C_RX_PACKETS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_PACKETS, C_TX_BYTES, C_TX_DROPS,
@@ -57,7 +64,10 @@ enum { C_RX_PACKETS, C_RX_BYTES, C_RX_BATCHES, C_RX_ERRORS, C_TX_PACKETS, C_TX_B
         * in vnet.h's order (VNET_BAD_TYPE first) */
        C_RX_GSO_PACKETS, C_RX_GSO_SEGMENTS, C_DROP_FIRST, C_DROP_LAST = C_DROP_FIRST + VNET_REASONS - 2,
        /* writes: super-packets made of runs of one TCP flow, and the packets in them */
-       C_TX_GSO_PACKETS, C_TX_GSO_SEGMENTS, C_COUNT };
+       C_TX_GSO_PACKETS, C_TX_GSO_SEGMENTS,
+       /* reads longer than READ_CAP - 1 (cut short by the kernel: dropped), and the longest
+        * read so far (after the header; a gauge, not a sum) */
+       C_RX_TRUNCATED, C_RX_MAX_READ, C_COUNT };
 #define C_COUNT_MIN C_RX_GSO_PACKETS
 #define COUNT_IF(p, idx, n)                                                                        \
   do {                                                                                             \
@@ -79,7 +89,8 @@ static uint32_t write_families(uint32_t off) {
 typedef struct {
   uint32_t offloads;
   uint8_t hdr[VNET_HDR_LEN];
-  uint8_t *big;  /* a packet longer than a slot, made contiguous; a super-packet being cut */
+  uint8_t *big;  /* READ_CAP bytes: a packet longer than a slot, made contiguous; a super-packet
+                  * being cut */
   vnet_gso gso;  /* the super-packet being cut (gso.next < gso.nseg) */
 } tun_data;
 
@@ -92,7 +103,15 @@ static void tun_free(mip6_poller *p) {
 }
 
 /* Reads with a virtio-net header: plain packets straight into their slot; super-packets
- * (and the rare packet longer than a slot) into `big`, then cut into slots. */
+ * (and the rare packet longer than a slot) into `big`, then cut into slots.
+ * How long a read can be (issue #16): the kernel hands the TUN no GSO packet of its
+ * gso_max_size or more (gso_features_check segments longer ones before the driver; TCP sizes
+ * its own below it), and a TUN's gso_max_size cannot be set above its tso_max_size, 65536 (the
+ * driver raises it nowhere, up to at least 6.18). So a read is at most 65535 bytes after the
+ * header today, a BIG TCP one (gso_max_size above 64 KiB) only on a kernel that would let the
+ * TUN's limit go higher; READ_CAP covers the most any kernel builds (GSO_MAX_SIZE) and vnet.c
+ * cuts such a packet too. A read that still fills READ_CAP was cut short by the kernel: it is
+ * dropped and counted (rxTruncated), never cut into pieces it does not hold. */
 static uint32_t tun_drain_vnet(mip6_poller *p) {
   tun_data *t = p->kind_data;
   uint32_t n = 0;
@@ -109,10 +128,10 @@ static uint32_t tun_drain_vnet(mip6_poller *p) {
       n++;
       continue;
     }
-    /* The part of a packet beyond the slot lands after room bytes of `big` (2 * BIG_LEN long;
-     * room <= 65535 + 63, a packet <= 65535 bytes). */
-    size_t extra = room < 2 * BIG_LEN ? 2 * BIG_LEN - room : 0;
-    struct iovec iov[3] = {{t->hdr, VNET_HDR_LEN}, {slot, room}, {t->big + room, extra}};
+    /* The part of a packet beyond the slot lands after as many bytes of `big`: READ_CAP in
+     * all, whatever the slot size. */
+    uint32_t in_slot = room < READ_CAP ? room : READ_CAP;
+    struct iovec iov[3] = {{t->hdr, VNET_HDR_LEN}, {slot, in_slot}, {t->big + in_slot, READ_CAP - in_slot}};
     ssize_t r = readv(p->fd, iov, 3);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -125,9 +144,14 @@ static uint32_t tun_drain_vnet(mip6_poller *p) {
       continue;
     }
     uint32_t len = (uint32_t)r - VNET_HDR_LEN;
+    if (len >= READ_CAP) {
+      COUNT_IF(p, C_RX_TRUNCATED, 1);
+      continue;
+    }
+    if (p->ncounters > C_RX_MAX_READ && len > p->counters[C_RX_MAX_READ]) p->counters[C_RX_MAX_READ] = len;
     uint8_t *pkt = slot;
-    if (len > room) {
-      memcpy(t->big, slot, room);
+    if (len > in_slot) {
+      memcpy(t->big, slot, in_slot);
       pkt = t->big;
     }
     int reason = vnet_prepare(t->hdr, pkt, len, room, &t->gso);
@@ -144,11 +168,6 @@ static uint32_t tun_drain_vnet(mip6_poller *p) {
       continue;
     }
     /* A super-packet: cut from `big` (the pieces overwrite this slot and the next ones). */
-    if (pkt == slot && len > 2 * BIG_LEN) { /* only with a slot larger than any TUN packet */
-      memset(&t->gso, 0, sizeof t->gso);
-      COUNT_IF(p, C_DROP_FIRST + VNET_BAD_GSO_SIZE - 1, 1);
-      continue;
-    }
     if (pkt == slot) {
       memcpy(t->big, slot, len);
       t->gso.pkt = t->big;
@@ -246,7 +265,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   }
   tun_data *t = calloc(1, sizeof *t);
   int vnet = !mip6_offload_off("tun");
-  if (t && vnet) t->big = malloc(2 * BIG_LEN);
+  if (t && vnet) t->big = malloc(READ_CAP);
   mip6_poller *p = calloc(1, sizeof *p);
   if (!p || !t || (vnet && !t->big)) {
     if (t) free(t->big);

@@ -69,7 +69,12 @@
  *   flow as one read (the UDP_GRO cmsg gives the segment size). Such reads land in a private
  *   buffer and are cut back into datagrams, one slab slot each, with the same addresses, so
  *   JS sees the same batches as without GRO. Datagrams that do not fit this batch wait for the
- *   next (mip6_poller.backlog keeps the poller draining).
+ *   next (mip6_poller.backlog keeps the poller draining). A coalesced read is never longer
+ *   than 64 KiB, BIG TCP limits on the device or not: the kernel coalesces no UDP past 64 KiB
+ *   (GRO stops any train but TCP below GRO_LEGACY_MAX_SIZE), a local UDP GSO send over a
+ *   16-bit UDP length is refused (EMSGSIZE) and UDP has no jumbograms, so the longest read is
+ *   65507 (IPv4) or 65527 (IPv6) bytes and GRO_BUF holds it (test/native/big-tcp.test.ts).
+ *   Should one be longer all the same, it is counted as rxTruncated, never cut.
  * - MIP6_OFFLOAD_OFF (environment, read at open): a comma list of udp-gso, udp-gro, tun or
  *   all turns those offloads off (the fallback paths, for tests and for a misbehaving kernel).
  */
@@ -114,7 +119,8 @@
  * length is 16 bits: 65535 less the UDP header and an IPv6 header's worth of slack). */
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES (65535 - 8 - 40)
-/* GRO receive: reads of up to GRO_BUF bytes, GRO_MSGS per recvmmsg. */
+/* GRO receive: reads of up to GRO_BUF bytes (the longest UDP payload, 65527, fits), GRO_MSGS
+ * per recvmmsg. */
 #define GRO_MSGS 16
 #define GRO_BUF 65536
 enum { OFF_UDP_GSO = 1, OFF_UDP_GRO = 2, OFF_GSO_REFUSED = 4, OFF_BY_ENV = 8 };
@@ -390,7 +396,7 @@ static uint32_t udp_drain_gro(mip6_poller *p) {
     }
     struct mmsghdr *mm = &u->gro_rx[u->gro_msg];
     uint32_t len = mm->msg_len, seg = u->gro_size[u->gro_msg];
-    if (mm->msg_hdr.msg_flags & MSG_TRUNC) {
+    if (mm->msg_hdr.msg_flags & MSG_TRUNC) { /* a whole train lost: counted once */
       p->counters[C_RX_TRUNCATED] += 1;
       u->gro_msg++, u->gro_off = 0;
       continue;

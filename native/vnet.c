@@ -10,13 +10,21 @@
  *     its own IP length (IPv4: identification + i and a new header checksum), TCP sequence
  *     number (seq + i * gso_size; FIN and PSH only on the last piece, CWR only on the first)
  *     or UDP length, and a full transport checksum.
+ *   - BIG TCP super-packets (longer than 64 KiB, up to VNET_MAX_LEN; only where the device's
+ *     gso_max_size allows, which a TUN's does not up to at least 6.18): the IP length field
+ *     cannot hold the length, so IPv4 has total length 0 (Linux 6.3+) and IPv6 payload length
+ *     0, either bare (6.18+) or with a Hop-by-Hop header holding nothing but a Jumbo Payload
+ *     option (RFC 2675, Linux 5.19 - 6.17). Either way we cut by the read length; the jumbo
+ *     header is left out of every piece (each fits a 16-bit length again, and RFC 2675 §3
+ *     forbids the option on such packets), its next header moved into the IPv6 header.
  * The JS side then sees ordinary packets of at most the TUN MTU, as without offloads.
  *
  * Nothing in the header is trusted: the type must be one we asked for and match the IP
  * version and protocol, the checksum position and the headers must lie inside the packet, the
- * transport header must start right after the IP header (IPv6: no extension headers), every
- * piece must fit the caller's room and there may be at most VNET_MAX_SEGS of them. Anything
- * else is dropped with a reason (VNET_BAD_*), and no byte outside the packet is read.
+ * transport header must start right after the IP header (IPv6: no extension header but BIG
+ * TCP's jumbo one), every piece must fit the caller's room and there may be at most
+ * VNET_MAX_SEGS of them. Anything else is dropped with a reason (VNET_BAD_*), and no byte
+ * outside the packet is read.
  * hdr_len is not used (we find the headers ourselves).
  *
  * Writes (GRO towards the TUN): a run of packets of one TCP flow in a write batch (same
@@ -38,7 +46,9 @@
 
 #include <string.h>
 
+#define IPPROTO_HOPOPTS_ 0
 #define IPPROTO_TCP_ 6
+#define JUMBO_OPT 0xc2 /* RFC 2675 §2 */
 #define IPPROTO_UDP_ 17
 #define TCP_FIN 0x01
 #define TCP_PSH 0x08
@@ -112,13 +122,24 @@ int vnet_prepare(const uint8_t *hdr, uint8_t *pkt, uint32_t len, uint32_t room, 
   int v6 = (pkt[0] >> 4) == 6;
   if ((pkt[0] >> 4) != (v6 ? 6 : 4) || (type == VNET_GSO_TCPV4 && v6) || (type == VNET_GSO_TCPV6 && !v6))
     return VNET_BAD_TYPE;
-  uint32_t iphlen, iplen;
+  uint32_t iphlen, iplen, jumbo = 0;
   uint8_t proto;
   if (v6) {
     if (len < 40) return VNET_BAD_HEADERS;
     iphlen = 40;
     proto = pkt[6];
     iplen = 40 + (uint32_t)rd16(pkt + 4);
+    if (proto == IPPROTO_HOPOPTS_) {
+      /* Only BIG TCP's jumbo header (RFC 2675 §2): payload length 0, an 8-byte Hop-by-Hop
+       * header whose one option is Jumbo Payload (type 0xC2, 4 bytes: the length after the
+       * IPv6 header, which must be this packet's and above 65535). */
+      if (type != VNET_GSO_TCPV6 || len < 48 || rd16(pkt + 4) != 0 || pkt[41] != 0 || pkt[42] != JUMBO_OPT ||
+          pkt[43] != 4 || rd32(pkt + 44) != len - 40 || len - 40 <= 0xffff)
+        return VNET_BAD_HEADERS;
+      proto = pkt[40];
+      jumbo = 8;
+      iphlen = 48;
+    }
   } else {
     iphlen = (uint32_t)(pkt[0] & 0x0f) * 4;
     proto = pkt[9];
@@ -141,7 +162,7 @@ int vnet_prepare(const uint8_t *hdr, uint8_t *pkt, uint32_t len, uint32_t room, 
   if (l4hlen < (udp ? 8u : 20u) || iphlen + l4hlen > len) return VNET_BAD_HEADERS;
   if (partial && h.csum_offset != (udp ? 6 : 16)) return VNET_BAD_CSUM;
   uint32_t payload = len - iphlen - l4hlen;
-  if (h.gso_size == 0 || payload == 0 || iphlen + l4hlen + h.gso_size > room) return VNET_BAD_GSO_SIZE;
+  if (h.gso_size == 0 || payload == 0 || iphlen - jumbo + l4hlen + h.gso_size > room) return VNET_BAD_GSO_SIZE;
   uint32_t nseg = (payload + h.gso_size - 1) / h.gso_size;
   if (nseg > VNET_MAX_SEGS) return VNET_BAD_GSO_SIZE;
   g->pkt = pkt;
@@ -149,6 +170,7 @@ int vnet_prepare(const uint8_t *hdr, uint8_t *pkt, uint32_t len, uint32_t room, 
   g->gso_size = h.gso_size;
   g->iphlen = iphlen;
   g->l4hlen = l4hlen;
+  g->jumbo = jumbo;
   g->v6 = v6;
   g->udp = udp;
   g->nseg = nseg;
@@ -158,21 +180,24 @@ int vnet_prepare(const uint8_t *hdr, uint8_t *pkt, uint32_t len, uint32_t room, 
 
 uint32_t vnet_segment(vnet_gso *g, uint8_t *out) {
   uint32_t i = g->next++;
-  uint32_t hl = g->iphlen + g->l4hlen;
-  uint32_t start = hl + i * g->gso_size;
+  uint32_t ip = g->iphlen - g->jumbo; /* the pieces' IP header: no jumbo header */
+  uint32_t hl = ip + g->l4hlen;
+  uint32_t start = g->iphlen + g->l4hlen + i * g->gso_size;
   uint32_t seg = g->len - start < g->gso_size ? g->len - start : g->gso_size;
   int first = i == 0, last = i + 1 == g->nseg;
-  memcpy(out, g->pkt, hl);
+  memcpy(out, g->pkt, ip);
+  memcpy(out + ip, g->pkt + g->iphlen, g->l4hlen);
   memcpy(out + hl, g->pkt + start, seg);
   uint32_t l4len = g->l4hlen + seg;
-  uint8_t *l4 = out + g->iphlen;
+  uint8_t *l4 = out + ip;
   if (g->v6) {
+    if (g->jumbo) out[6] = g->pkt[40]; /* the jumbo header's next header */
     wr16(out + 4, l4len);
   } else {
     wr16(out + 2, hl + seg);
     wr16(out + 4, (uint32_t)rd16(g->pkt + 4) + i); /* identification + i */
     wr16(out + 10, 0);
-    wr16(out + 10, (uint16_t)~vnet_fold(vnet_sum(out, g->iphlen, 0)));
+    wr16(out + 10, (uint16_t)~vnet_fold(vnet_sum(out, ip, 0)));
   }
   uint8_t proto;
   if (g->udp) {
@@ -208,12 +233,12 @@ static napi_value vnet_split(napi_env env, napi_callback_info info) {
       mip6_arg_typed(env, argv[4], napi_uint32_array, "lengths", &lengths, &len_len, NULL))
     return NULL;
   size_t max = off_len < len_len ? off_len : len_len;
-  if (slot == 0 || (size_t)slot * max > out_len || in_len < VNET_HDR_LEN || in_len > 65535 + VNET_HDR_LEN) {
+  if (slot == 0 || (size_t)slot * max > out_len || in_len < VNET_HDR_LEN || in_len > VNET_MAX_LEN + VNET_HDR_LEN) {
     mip6_throw_range(env, "out too small for offsets.length x slotSize, or input not a vnet header + packet");
     return NULL;
   }
   /* A private copy: prepare() completes checksums in place, and must read nothing past it. */
-  static uint8_t pkt[65535];
+  static uint8_t pkt[VNET_MAX_LEN];
   uint32_t len = (uint32_t)(in_len - VNET_HDR_LEN);
   memcpy(pkt, (uint8_t *)in + VNET_HDR_LEN, len);
   vnet_gso g;

@@ -14,24 +14,33 @@
 #define VNET_GSO_TCPV6 4
 #define VNET_GSO_UDP_L4 5
 #define VNET_GSO_ECN 0x80
-/* Most pieces one super-packet may be cut into (64 KiB of 256-byte pieces). */
-#define VNET_MAX_SEGS 256
+/* Longest super-packet we take (after the virtio-net header): Linux builds none longer than
+ * GSO_MAX_SIZE (8 x 65535 bytes on 64-bit kernels; BIG TCP, a device's gso_max_size above
+ * 64 KiB), jumbo Hop-by-Hop header included. A TUN's own gso_max_size cannot go above its
+ * tso_max_size (65536 up to at least 6.18), so today's TUN reads stay below 64 KiB; this is
+ * the bound for a kernel that lets it. */
+#define VNET_MAX_LEN (512 * 1024)
+/* Most pieces one super-packet may be cut into (512 KiB of 256-byte pieces). */
+#define VNET_MAX_SEGS (VNET_MAX_LEN / 256)
 
 /* Why a packet was dropped (0 = kept). The order is the TUN counters' order (tun.ts). */
 enum {
   VNET_OK = 0,
   VNET_BAD_TYPE,     /* unknown gso_type, or not matching the IP version / protocol */
   VNET_BAD_CSUM,     /* checksum position outside the packet or not where the type says */
-  VNET_BAD_HEADERS,  /* IP / TCP / UDP header missing, truncated, or a fragment */
+  VNET_BAD_HEADERS,  /* IP / TCP / UDP header missing, truncated, or a fragment; an IPv6
+                      * Hop-by-Hop header that is not one right jumbo option (RFC 2675) */
   VNET_BAD_GSO_SIZE, /* gso_size 0, a piece larger than the room, or too many pieces */
   VNET_TOO_BIG,      /* a plain packet larger than the room */
   VNET_REASONS
 };
 
 /* A super-packet being cut: segment `next` of `nseg` comes next. */
+/* iphlen is where the transport header starts in pkt; jumbo is 8 when an IPv6 jumbo Hop-by-Hop
+ * header (BIG TCP) sits between the IPv6 header and it, left out of every piece. */
 typedef struct {
   const uint8_t *pkt;
-  uint32_t len, gso_size, iphlen, l4hlen, nseg, next;
+  uint32_t len, gso_size, iphlen, l4hlen, nseg, next, jumbo;
   int v6, udp;
 } vnet_gso;
 

@@ -68,6 +68,8 @@ const COUNTER_NAMES = [
   'rxDropTooBig',
   'txGsoPackets',
   'txGsoSegments',
+  'rxTruncated',
+  'rxMaxRead',
 ] as const;
 
 /** Turns the addon's errno errors from opening the device into an explanation. */

@@ -65,6 +65,10 @@ export interface TunCounters {
   /** Super-packets written (runs of one TCP flow coalesced) and the packets in them. */
   readonly txGsoPackets?: number;
   readonly txGsoSegments?: number;
+  /** Reads longer than the addon takes (512 KiB after the virtio-net header): dropped. */
+  readonly rxTruncated?: number;
+  /** The longest read so far, in bytes after the virtio-net header (a gauge, not a sum). */
+  readonly rxMaxRead?: number;
 }
 
 /** Which offloads the kernel accepted for a TUN device (native/tun_linux.c tunOffloads). */

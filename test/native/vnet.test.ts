@@ -208,6 +208,111 @@ void t.test('malformed virtio-net headers are dropped with a reason', { skip }, 
   );
 });
 
+/**
+ * A BIG TCP super-packet (issue #16: longer than 64 KiB, as Linux builds one for a device whose
+ * gso_max_size is above 64 KiB): IPv4 with total length 0; IPv6 with payload length 0, bare
+ * (Linux 6.18+) or after a Hop-by-Hop header holding only a Jumbo Payload option (RFC 2675 §2,
+ * Linux 5.19-6.17).
+ */
+function bigPacket(v6: boolean, jumbo: boolean, payload: number): Uint8Array {
+  const plain = packet(v6, false, payload);
+  const v = new DataView(plain.buffer);
+  if (!v6) {
+    v.setUint16(2, 0);
+    return plain;
+  }
+  v.setUint16(4, 0);
+  if (!jumbo) return plain;
+  const p = new Uint8Array(plain.length + 8);
+  p.set(plain.subarray(0, 40));
+  p[6] = 0; // next header: Hop-by-Hop
+  p.set([6, 0, 0xc2, 4], 40); // next header TCP, 8 bytes, Jumbo Payload option, 4 bytes
+  new DataView(p.buffer).setUint32(44, p.length - 40);
+  p.set(plain.subarray(40), 48);
+  return p;
+}
+
+for (const [v6, jumbo] of [
+  [false, false],
+  [true, false],
+  [true, true],
+] as const) {
+  const what = v6 ? (jumbo ? 'IPv6 with a jumbo option' : 'IPv6, payload length 0') : 'IPv4';
+  void t.test(`BIG TCP super-packet over 64 KiB (${what}) cut right`, { skip }, async (t) => {
+    const ipl = v6 ? 40 : 20;
+    const mss = 1388;
+    const payload = 150_000; // 108 pieces, the last 88 bytes
+    const sp = bigPacket(v6, jumbo, payload);
+    const l4 = sp.length - 32 - payload; // where the TCP header starts
+    const r = run(
+      vnet({ type: v6 ? 4 : 1, gsoSize: mss, csumStart: l4, csumOffset: 16 }, sp),
+      1500,
+      200,
+    );
+    t.equal(r.n, Math.ceil(payload / mss), `${Math.ceil(payload / mss)} packets`);
+    let data = 0;
+    let bad = 0;
+    r.out.forEach((p, i) => {
+      const v = new DataView(p.buffer, p.byteOffset);
+      const seg = Math.min(mss, payload - data);
+      const ok =
+        p.length === ipl + 32 + seg &&
+        (v6
+          ? p[6] === 6 && v.getUint16(4) === 32 + seg
+          : v.getUint16(2) === p.length && ipHeaderChecksumOk(p)) &&
+        v.getUint32(ipl + 4) === (0xfffff000 + i * mss) >>> 0 &&
+        Buffer.compare(p.subarray(ipl + 32), sp.subarray(l4 + 32 + data, l4 + 32 + data + seg)) ===
+          0 &&
+        l4ChecksumOk(p) === true;
+      if (!ok) bad++;
+      data += seg;
+    });
+    t.equal(
+      bad,
+      0,
+      'every piece a plain packet (no jumbo option), its own lengths, sequence number, payload slice and checksums',
+    );
+    t.equal(data, payload, 'the whole payload');
+    t.equal(r.out[0]![ipl + 13]! & 0x09, 0, 'FIN and PSH not on the first');
+    t.equal(r.out.at(-1)![ipl + 13]! & 0x09, 0x09, 'but on the last');
+  });
+}
+
+void t.test('a malformed jumbo option or an oversized read is refused', { skip }, async (t) => {
+  const sp = bigPacket(true, true, 100_000);
+  const ok = { type: TCPV6, gsoSize: 1388, csumStart: 48, csumOffset: 16 };
+  t.equal(run(vnet(ok, sp), 1500, 100).n, 73, 'the right one: 73 pieces');
+  const cases: [string, (p: Uint8Array) => void][] = [
+    ['payload length not 0', (p) => (p[5] = 1)],
+    ["jumbo length not the packet's", (p) => (p[47] = p[47]! ^ 1)],
+    ['Hop-by-Hop header longer than the option', (p) => (p[41] = 1)],
+    ['another option than Jumbo Payload', (p) => (p[42] = 0x05)],
+    ['option length not 4', (p) => (p[43] = 2)],
+  ];
+  for (const [what, change] of cases) {
+    const p = sp.slice();
+    change(p);
+    t.equal(run(vnet(ok, p), 1500, 100).n, BAD.headers, what);
+  }
+  const small = bigPacket(true, true, 1000);
+  t.equal(run(vnet(ok, small)).n, BAD.headers, 'a jumbo option on a packet below 64 KiB');
+  const udp = sp.slice();
+  udp[40] = 17;
+  t.equal(
+    run(vnet({ ...ok, type: UDP_L4, csumOffset: 6 }, udp), 1500, 100).n,
+    BAD.headers,
+    'a jumbo option on a UDP super-packet',
+  );
+  const tooLong = new Uint8Array(10 + 512 * 1024 + 1);
+  t.throws(() => run(tooLong), RangeError, 'input longer than the addon takes');
+  const many = bigPacket(false, false, 400_000);
+  t.equal(
+    run(vnet({ ...ok, type: TCPV4, gsoSize: 100, csumStart: 20 }, many), 1500, 10).n,
+    BAD.gsoSize,
+    '4000 pieces: more than 512 KiB of 256-byte pieces allows',
+  );
+});
+
 void t.test(
   'random headers over random packets: no crash, a count or a reason',
   { skip },

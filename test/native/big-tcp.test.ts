@@ -13,6 +13,10 @@
 // UDP: with the veths' limits raised too, the sender's kernel refuses a UDP GSO send over
 // 64 KiB (EMSGSIZE: UDP has no jumbograms) and the longest train it takes (65507 / 65527
 // bytes) reaches the addon's socket as ONE GRO read, cut into every datagram, none truncated.
+//
+// And a read longer than the buffer it lands in is never handed on cut short: a TUN whose MTU
+// is raised after open (its slots sized for the old one) drops the longer packet and counts it
+// (rxDropTooBig), with or without the virtio-net header.
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import {
@@ -195,3 +199,30 @@ for (const family of [4, 6] as const) {
     t.equal(got.counters.rxGroDatagrams, n, 'cut into every datagram');
   });
 }
+
+interface LongReadResult {
+  seen: number[];
+  counters: Record<string, number>;
+  offloads: { vnetHeader: boolean };
+}
+
+void t.test(
+  'a TUN packet longer than its slot: dropped and counted, not cut',
+  { skip },
+  async (t) => {
+    for (const off of ['-', 'tun']) {
+      const ns = await createNetns(t, 'tlr');
+      const r = await runFixture(ns, 'tun-long-read-child.ts', [off]);
+      t.equal(r.code, 0, r.stderr);
+      const res = r.result as LongReadResult;
+      const label = off === 'tun' ? 'without the virtio-net header' : 'with it';
+      t.equal(res.offloads.vnetHeader, off !== 'tun', label);
+      t.same(
+        res.seen,
+        [1028, 1028],
+        `${label}: the two that fit, whole; the longer one not at all`,
+      );
+      t.equal(res.counters.rxDropTooBig, 1, `${label}: the longer one counted as rxDropTooBig`);
+    }
+  },
+);

@@ -288,3 +288,70 @@ void t.test(
     );
   },
 );
+
+void t.test(
+  'a mobile node lane: to its home address from any source, sends to any unicast',
+  { skip },
+  async (t) => {
+    const ns = await laneNetns(t);
+    const r = await runFixture(ns, 'express-child.ts', ['mn', uniqueName('xm')]);
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as { steps: Step[]; reports: ExpressReport[]; opened: string[] };
+    const steps = byName(t, res.steps);
+    for (const name of ['rx-home', 'rx-any-source']) {
+      t.same(moved(steps.get(name)), { rxTaken: 1, tunRx: 1 }, `${name}: taken`);
+    }
+    t.same(moved(steps.get('rx-not-home')), { rxToJs: 1, js: 1 }, 'not to the home address: JS');
+    t.same(steps.get('rx-not-home')?.jsKinds, ['data']);
+    for (const name of ['tx-a', 'tx-b']) {
+      t.same(moved(steps.get(name)), { txTaken: 1, member: 1 }, `${name}: sent`);
+    }
+    t.same(moved(steps.get('tx-multicast')), { txToJs: 1, jsTun: 1 }, 'multicast: JS');
+    t.same(
+      res.opened,
+      ['fd000099000000000000000000000005:mn-tx-a', 'fd000099000000000000000000000006:mn-tx-b'],
+      'the home agent opens both, one per destination',
+    );
+    t.same(
+      res.reports.map((x) => [x.rxPackets, x.txPackets]),
+      [[2, 2]],
+    );
+  },
+);
+
+void t.test(
+  'the armed limits hold at their edges; harvest; a refused send stops the lane',
+  { skip },
+  async (t) => {
+    const ns = await laneNetns(t);
+    const r = await runFixture(ns, 'express-child.ts', ['limits', uniqueName('xl')]);
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as {
+      steps: Step[];
+      harvests: ExpressReport[][];
+      afterHarvest: ExpressReport[];
+      reports: ExpressReport[];
+    };
+    const steps = byName(t, res.steps);
+    // Keys past the time they were armed for, or a counter at the limit: JS's.
+    t.same(moved(steps.get('rx-time-spent')), { rxToJs: 1, js: 1 }, 'receive time spent: JS');
+    t.same(moved(steps.get('rx-at-limit')), { rxToJs: 1, js: 1 }, 'counter at the limit: JS');
+    t.same(moved(steps.get('rx-under-limit')), { rxTaken: 1, tunRx: 1 }, 'just under: taken');
+    t.same(moved(steps.get('tx-time-spent')), { txToJs: 1, jsTun: 1 }, 'send time spent: JS');
+    t.same(moved(steps.get('tx-below-limit')), { txTaken: 1, member: 1 }, 'last counter: sent');
+    t.same(moved(steps.get('tx-at-limit')), { txToJs: 1, jsTun: 1 }, 'counter at the limit: JS');
+    // Harvest reports and zeroes; the channel stays armed.
+    t.same(
+      res.harvests.map((h) => h.map((x) => [x.rxPackets, x.rxBytes])),
+      [[[2, 108]], [[1, 54]], []],
+      'each harvest: what came since the last one',
+    );
+    t.same(moved(steps.get('harvest-2')), { rxTaken: 1, tunRx: 1 }, 'armed after a harvest');
+    t.same(res.afterHarvest, [], 'nothing left for the clear');
+    // A send the socket refuses is counted and suspends the lane until the clear.
+    t.same(moved(steps.get('tx-refused')), { txTaken: 1, txSendErrors: 1 }, 'refused: counted');
+    t.same(moved(steps.get('tx-suspended')), { jsTun: 1 }, 'then JS takes everything');
+    t.same(res.reports.at(-2)?.sendErrors, 1, 'in the clear report');
+    t.same(moved(steps.get('tx-after-clear')), { txTaken: 1, member: 1 }, 'armed again: sent');
+  },
+);

@@ -24,6 +24,7 @@ import {
 import type { KeyPair } from '../../src/crypto/noise.js';
 import type { Role } from '../../src/crypto/certificate.js';
 import { FakeClock } from './fake-clock.js';
+import { FakeExpressLane } from './fake-express.js';
 import { FakeNetwork, type FakeUdpEndpoint } from './fake-network.js';
 import { FakeTun } from './fake-tun.js';
 import { authority, endpoint, memberKey, T0 } from './crypto.js';
@@ -118,6 +119,10 @@ export interface MnHandle {
   ro?: RouteOptimization;
   /** The member's channel endpoint (its sessions, for tests that count state). */
   endpoint: NodeEnvironment['endpoint'];
+  /** The member's express lane, when it was given one (mobileNode's `express`). */
+  express?: FakeExpressLane;
+  /** The member's environment (a test may open a capture on it). */
+  env: NodeEnvironment;
 }
 
 export class World {
@@ -132,6 +137,10 @@ export class World {
   readonly haUdp6: FakeUdpEndpoint;
   /** The HA's channel endpoint (tests that play a home agent relaying forged packets). */
   readonly haEndpoint: NodeEnvironment['endpoint'];
+  /** The HA's express lane, when the world was made with `haExpress`. */
+  readonly haExpress: FakeExpressLane | undefined;
+  /** The HA's environment (a test may open a capture on it). */
+  readonly haEnv: NodeEnvironment;
   #nextKey = 0x40;
 
   private constructor(opts: {
@@ -159,6 +168,8 @@ export class World {
     haWallClockFollows?: boolean;
     /** The HA's IPv4 underlay addresses (default [HA4]); the first is the kernel's choice. */
     haAddresses4?: string[];
+    /** The HA gets a FakeExpressLane (`haExpress`), its callbacks marked (default none). */
+    haExpress?: boolean;
   }) {
     this.net = new FakeNetwork(this.clock, {
       loss: opts.loss ?? 0,
@@ -186,6 +197,8 @@ export class World {
       log: Logger.silent(),
     };
     this.haEndpoint = env.endpoint;
+    this.haEnv = env;
+    this.haExpress = opts.haExpress === true ? this.#expressLane(env) : undefined;
     this.ha = new HomeAgent(env, {
       homePrefix: HOME_PREFIX,
       homeAgentAddress: HA_HOME_ADDRESS,
@@ -220,6 +233,7 @@ export class World {
       haPeerRoles?: Role[];
       haWallClockFollows?: boolean;
       haAddresses4?: string[];
+      haExpress?: boolean;
     } = {},
   ): Promise<World> {
     await initCrypto();
@@ -263,6 +277,8 @@ export class World {
     port?: number;
     /** Route optimization (correspondents, CN half) for this member. */
     routeOptimization?: Omit<RouteOptimizationOptions, 'homeAddress'>;
+    /** The member gets a FakeExpressLane (MnHandle.express), its callbacks marked. */
+    express?: boolean;
   }): MnHandle {
     const key = memberKey(this.#nextKey++);
     const tun = new FakeTun({ name: `mn-tun-${this.#nextKey}` });
@@ -288,6 +304,7 @@ export class World {
       epochOffsetMs: T0,
       log: Logger.silent(),
     };
+    const express = opts.express === true ? this.#expressLane(env) : undefined;
     const ro = opts.routeOptimization
       ? new RouteOptimization(env, { homeAddress: opts.homeAddress, ...opts.routeOptimization })
       : undefined;
@@ -317,8 +334,18 @@ export class World {
       events,
       key,
       endpoint: env.endpoint,
+      env,
       ...(ro ? { ro } : {}),
+      ...(express ? { express } : {}),
     };
+  }
+
+  /** A FakeExpressLane for the node of `env` (set as its lane), watching its callbacks. */
+  #expressLane(env: NodeEnvironment): FakeExpressLane {
+    const lane = new FakeExpressLane(() => this.clock.now());
+    lane.watch(env);
+    env.express = lane;
+    return lane;
   }
 
   /**

@@ -177,8 +177,9 @@ export class MnExpress {
     const heardAt = r.rxPackets > 0 ? now - r.rxAgoMs : -Infinity;
     const sentAt = r.txPackets > 0 ? now - r.txAgoMs : -Infinity;
     // In the order they happened: a send after the last packet heard leaves the silence
-    // deadline running, as it would have in JS.
-    if (r.txPackets > 0 && sentAt <= heardAt && h.sent()) this.#silenceStarted = true;
+    // deadline running, as it would have in JS (below). Sends the HA answered later (a ping)
+    // leave no deadline, as in JS: heard() ends the one their sent() started, so neither is
+    // told, and the timer need not go the whole way (which would empty the lane).
     if (r.rxPackets > 0) {
       s.packetsIn += r.rxPackets;
       s.bytesIn += r.rxBytes;

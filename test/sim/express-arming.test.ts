@@ -16,7 +16,7 @@
  *     current keys, no handshake in flight, no capture open.
  * Then each state change the lane must follow (deregistration, expiry, a move, DAD, a capture,
  * a rekey, a revocation) is made while the lane is armed, and the counts the lane reports are
- * followed into the counters, the bindings and movement detection.
+ * followed into the counters, the bindings, movement detection and the path MTU confirmations.
  */
 import t, { type Test } from 'tap';
 import { DEFAULT_TIMERS } from '../../src/crypto/endpoint.js';
@@ -579,6 +579,55 @@ void t.test("what the lane carried reaches the home agent's counters", async (t)
   const shown = status.bindings?.find((b) => b.homeAddress === HOA);
   t.equal(shown?.packetsIn, before.binding.packetsIn + 5, 'status shows them');
   t.equal(status.counters?.expressRxTaken, 5, "and the lane's own counters");
+  t.same(problems, []);
+});
+
+void t.test("payload mostly through the lanes keeps both sides' path MTU confirmed", async (t) => {
+  const { w, problems } = await haWorld(t);
+  const m = await member(w, problems, HOA, MN4);
+  await exchange(w, m, HOA);
+  await w.run(2_000, 10); // both searches done
+  const ha = w.haExpress!;
+  const probes = (): [number, number] => [
+    Number(ha.during('status', () => w.ha.status()).counters?.probesSent),
+    Number(m.express.during('status', () => m.mn.status()).counters?.probesSent),
+  ];
+  await exchange(w, m, HOA); // armed again after the status requests
+  const before = probes();
+  await exchange(w, m, HOA);
+  // 100 s of payload both ways, each packet through the lanes when both ends are armed for it
+  // (JS then sees nothing of it), else through JS.
+  const mn = m.express;
+  let laned = 0;
+  let js = 0;
+  for (let i = 0; i < 100; i++) {
+    const up = [mn.liveArm('tx'), ha.liveArm('rx')] as const;
+    if (up[0] !== undefined && up[1] !== undefined) {
+      mn.carry(up[0].localSpi, { tx: 1, txBytes: 104 });
+      ha.carry(up[1].localSpi, { rx: 1, rxBytes: 104 });
+      laned++;
+    } else {
+      m.tun.inject(echo(HOA, SERVER, seq++));
+      js++;
+    }
+    await w.run(10);
+    const down = [ha.liveArm('tx'), mn.liveArm('rx')] as const;
+    if (down[0] !== undefined && down[1] !== undefined) {
+      ha.carry(down[0].localSpi, { tx: 1, txBytes: 104 });
+      mn.carry(down[1].localSpi, { rx: 1, rxBytes: 104 });
+      laned++;
+    } else {
+      w.haTun.inject(echo(SERVER, HOA, seq++));
+      js++;
+    }
+    await w.run(990, 10);
+  }
+  t.ok(laned > 150, `the lanes carried ${laned} packets, JS ${js}`);
+  const after = probes();
+  // One confirmation per CONFIRM_INTERVAL_MS (30 s) each side: without the lane's traffic
+  // mark, probing rests after the first one (an idle path).
+  t.ok(after[0] - before[0] >= 3, `the HA confirmed ${after[0] - before[0]} times`);
+  t.ok(after[1] - before[1] >= 3, `the member confirmed ${after[1] - before[1]} times`);
   t.same(problems, []);
 });
 

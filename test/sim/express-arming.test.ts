@@ -263,6 +263,8 @@ void t.test('every home agent callback empties the lane first', async (t) => {
     ['status', () => w.ha.status()],
     ['reload', () => w.ha.setDiscovery(w.ha.discovery)],
     ['revoke nobody', () => w.ha.revokeMembers(() => false)],
+    ['cluster agents', () => w.ha.setClusterAgents(w.ha.discovery.homeAgents)],
+    ['cluster peers', () => w.ha.setClusterPeers([])],
   ];
   for (const [label, call] of calls) {
     await exchange(w, a, HOA, 1);

@@ -355,3 +355,27 @@ void t.test(
     t.same(moved(steps.get('tx-after-clear')), { txTaken: 1, member: 1 }, 'armed again: sent');
   },
 );
+
+void t.test(
+  'the TUN and the socket closed under an armed lane: counted, suspended, no crash',
+  { skip },
+  async (t) => {
+    const ns = await laneNetns(t);
+    const r = await runFixture(ns, 'express-child.ts', ['teardown', uniqueName('xd')]);
+    t.equal(r.code, 0, `the process survived closing and collecting in that order: ${r.stderr}`);
+    const res = r.result as { steps: Step[]; reports: ExpressReport[] };
+    const steps = byName(t, res.steps);
+    t.same(moved(steps.get('taken')), { rxTaken: 1, tunRx: 1 }, 'taken while the TUN is open');
+    t.same(
+      moved(steps.get('tun-closed')),
+      { rxTaken: 1, rxTunErrors: 1 },
+      'opened, then lost at the closed TUN and counted',
+    );
+    t.same(moved(steps.get('suspended')), { js: 1 }, 'then JS gets everything until the clear');
+    t.same(
+      res.reports.map((x) => [x.rxPackets, x.tunErrors]),
+      [[2, 1]],
+      'the clear reports the lost packet as a TUN error',
+    );
+  },
+);

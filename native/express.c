@@ -19,6 +19,8 @@
  * holds these keys (the local SPI and the live mark there), since a wiped keypair's slot is
  * zeroed and may be reused: keys JS wiped are never used, even while a context still has them.
  *
+ * IPv4 inside (an RFC 5555 IPv4 home address): the same, with plain IPv4 (no options, not a
+ * fragment) of TCP, UDP or ICMP Echo, and the IPv4 home addresses armed as ::ffff:a.b.c.d.
  * Receive (UDP -> TUN), a datagram is taken when:
  *   a data message (type 4, kind PAYLOAD) under the armed keys' SPI, from the armed locator (its
  *   address, port, and our local address it reached), keys younger than the armed limit and
@@ -48,6 +50,9 @@
  *              tx, txForMs, txLimit, maxInner, destinations|null) -> slot index, or -1 when full
  *       The channel of local SPI `spi`; rx / tx (0/1) turn each direction on (a call with 0
  *       leaves that direction as it was, unless the locator changed: then it is off).
+ *       sources: a home agent's inner sources (home addresses, IPv4 ones as ::ffff:a.b.c.d); a
+ *       mobile node's IPv4 home address (its IPv6 one was given to expressOpen).
+ *       destinations: a home agent's members' home addresses (IPv4 mapped the same way).
  *   expressClear(handle, out Float64Array) -> channels reported
  *       Forgets every armed channel; for each that did something since it was armed, 10
  *       numbers: spi, rxPackets, rxBytes, txPackets, txBytes, ms since last receive (-1: none),
@@ -252,6 +257,38 @@ static int plain_ipv6(const uint8_t *pkt, uint32_t len, int syn_ok) {
   }
 }
 
+/* Plain IPv4 data (an RFC 5555 IPv4 home address): no options, exact total length, not a
+ * fragment, TCP (a SYN only when `syn_ok`), UDP or ICMP Echo, to a unicast address. */
+static int plain_ipv4(const uint8_t *pkt, uint32_t len, int syn_ok) {
+  if (len < 20 || pkt[0] != 0x45) return 0;
+  if ((uint32_t)((pkt[2] << 8) | pkt[3]) != len) return 0;
+  if ((((pkt[6] << 8) | pkt[7]) & 0x3fff) != 0) return 0; /* MF or an offset: a fragment */
+  if (pkt[16] >= 224) return 0;                           /* multicast, reserved, broadcast */
+  switch (pkt[9]) {
+  case 6:
+    return len >= 40 && (syn_ok || (pkt[20 + 13] & 0x02) == 0);
+  case 17:
+    return len >= 28;
+  case 1:
+    return len >= 28 && (pkt[20] == 8 || pkt[20] == 0);
+  default:
+    return 0;
+  }
+}
+
+/* An IPv4 address as the 16-byte slot the tables hold (IPv4-mapped, ::ffff:a.b.c.d). */
+static void mapped(const uint8_t *a4, uint8_t out[16]) {
+  memset(out, 0, 10);
+  out[10] = out[11] = 0xff;
+  memcpy(out + 12, a4, 4);
+}
+
+static int in_list(const xchan *c, const uint8_t *a16) {
+  for (uint32_t i = 0; i < c->nsrc; i++)
+    if (memcmp(a16, c->src[i], 16) == 0) return 1;
+  return 0;
+}
+
 /* ---- receive: UDP -> TUN ---------------------------------------------------------------- */
 
 /* 1 taken (forwarded or dropped for a bad tag), 0 for JS. */
@@ -279,12 +316,16 @@ static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
     x->counters[X_RX_BAD_TAG] += 1;
     return 1;
   }
-  int ok = plain_ipv6(inner, n, 1);
-  if (ok && x->mode == 1) {
-    ok = 0;
-    for (uint32_t i = 0; i < c->nsrc && !ok; i++) ok = memcmp(inner + 8, c->src[i], 16) == 0;
-  } else if (ok) {
-    ok = x->has_home && memcmp(inner + 24, x->home, 16) == 0;
+  /* The selector: at a home agent the inner source is one of the armed home addresses (an
+   * IPv4 one as ::ffff:a.b.c.d); at a mobile node the destination is its home address, or the
+   * IPv4 home address armed. */
+  int ok = 0;
+  if (n >= 1 && (inner[0] >> 4) == 6 && plain_ipv6(inner, n, 1)) {
+    ok = x->mode == 1 ? in_list(c, inner + 8) : x->has_home && memcmp(inner + 24, x->home, 16) == 0;
+  } else if (n >= 1 && (inner[0] >> 4) == 4 && plain_ipv4(inner, n, 1)) {
+    uint8_t a[16];
+    mapped(inner + (x->mode == 1 ? 12 : 16), a);
+    ok = in_list(c, a);
   }
   if (!ok) {
     memset(inner, 0, n); /* JS opens it again from the untouched slab */
@@ -343,8 +384,16 @@ static int send_one(express *x, xchan *c, uint8_t *msg, uint32_t mlen) {
 static int tx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   uint8_t *pkt = p->slab + p->offsets[k];
   uint32_t len = p->lengths[k];
-  if (!plain_ipv6(pkt, len, 0)) return 0;
-  xchan *c = chan_by_dest(x, pkt + 24);
+  xchan *c;
+  if (len >= 1 && (pkt[0] >> 4) == 6 && plain_ipv6(pkt, len, 0)) {
+    c = chan_by_dest(x, pkt + 24);
+  } else if (len >= 1 && (pkt[0] >> 4) == 4 && plain_ipv4(pkt, len, 0)) {
+    uint8_t a[16];
+    mapped(pkt + 16, a);
+    c = chan_by_dest(x, a);
+  } else {
+    return 0;
+  }
   if (c == NULL || !c->tx || !keys_live(c) || now >= c->tx_until || len > c->max_inner) return 0;
   /* An ICMP error or refused send about the path waits for JS (the path MTU may have shrunk). */
   mip6_poller *u = socket_of(x, c);

@@ -20,6 +20,7 @@ import type { PeerSession, SecureEndpoint } from '../../crypto/endpoint.js';
 import type { ExpressLane, ExpressReport } from '../../io/types.js';
 import type { BindingCache, BindingCacheEntry } from '../../protocol/binding-cache.js';
 import { bytesOfString } from '../../util/bytes.js';
+import { parseIpv4 } from '../../wire/address.js';
 import type { BindingPaths, BoundPath } from './binding-paths.js';
 
 /** A wanted channel is dropped after this long without traffic either way. */
@@ -44,6 +45,8 @@ export interface HaExpressHost {
   lastLocator(session: PeerSession): { address: string; port: number } | undefined;
   /** Keys of bindings still in DAD. */
   dadPending(key: string): boolean;
+  /** The IPv4 home address (RFC 5555) granted to the binding of `key`, as text. */
+  ipv4AddressOf(key: string): string | undefined;
   /** A capture file is open: every packet must pass through JS. */
   capturing(): boolean;
   /** A socket of the family exists. */
@@ -54,9 +57,12 @@ export interface HaExpressHost {
 
 class Wanted {
   readonly session: PeerSession;
-  /** Binding keys whose inner sources the lane may take from this channel, and destinations. */
+  /** Binding keys whose inner sources the lane may take from this channel, and destinations;
+   *  rx4 / tx4: those whose IPv4 home address (RFC 5555) JS carried. */
   readonly rx: string[] = [];
   readonly tx: string[] = [];
+  readonly rx4: string[] = [];
+  readonly tx4: string[] = [];
   /** The binding key armed each way (its binding gets the lane's counts). */
   armedRx: string | undefined = undefined;
   armedTx: string | undefined = undefined;
@@ -96,15 +102,17 @@ export class HaExpress {
   }
 
   /** JS forwarded payload of `entry`'s binding from its channel, in the steady state. */
-  noteRx(entry: BindingCacheEntry, session: PeerSession, now: number): void {
+  noteRx(entry: BindingCacheEntry, session: PeerSession, v4: boolean, now: number): void {
     const w = this.#want(session, now);
-    if (!w.rx.includes(entry.key) && w.rx.length < MAX_KEYS) w.rx.push(entry.key);
+    const list = v4 ? w.rx4 : w.rx;
+    if (!list.includes(entry.key) && list.length < MAX_KEYS) list.push(entry.key);
   }
 
   /** JS sealed payload for `entry`'s binding to its channel, in the steady state. */
-  noteTx(entry: BindingCacheEntry, session: PeerSession, now: number): void {
+  noteTx(entry: BindingCacheEntry, session: PeerSession, v4: boolean, now: number): void {
     const w = this.#want(session, now);
-    if (!w.tx.includes(entry.key) && w.tx.length < MAX_KEYS) w.tx.push(entry.key);
+    const list = v4 ? w.tx4 : w.tx;
+    if (!list.includes(entry.key) && list.length < MAX_KEYS) list.push(entry.key);
   }
 
   /**
@@ -158,55 +166,75 @@ export class HaExpress {
     return bound;
   }
 
+  /**
+   * The addresses of one direction of `w` that may go into the lane, all on one bound path:
+   * the IPv6 home addresses of `keys` and the IPv4 ones (as ::ffff:a.b.c.d) of `keys4`, at most
+   * MAX_KEYS; `accept(bound)` says whether a binding's path qualifies. Undefined when none.
+   */
+  #collect(
+    w: Wanted,
+    keys: readonly string[],
+    keys4: readonly string[],
+    accept: (bound: BoundPath) => boolean,
+  ): { path: BoundPath; addresses: Uint8Array; first: string } | undefined {
+    let path: BoundPath | undefined;
+    let first: string | undefined;
+    const out = new Uint8Array(MAX_KEYS * 16);
+    let n = 0;
+    for (let i = 0; i < keys.length + keys4.length && n < MAX_KEYS; i++) {
+      const v4 = i >= keys.length;
+      const key = v4 ? keys4[i - keys.length]! : keys[i]!;
+      const bound = this.#bound(key, w.session);
+      if (bound === undefined || (path !== undefined && bound !== path) || !accept(bound)) continue;
+      if (v4) {
+        const a4 = this.#host.ipv4AddressOf(key);
+        if (a4 === undefined) continue;
+        out[n * 16 + 10] = out[n * 16 + 11] = 0xff; // ::ffff:a.b.c.d (the rest is zero)
+        out.set(parseIpv4(a4), n * 16 + 12);
+      } else {
+        out.set(bytesOfString(key), n * 16);
+      }
+      path = bound;
+      first ??= key;
+      n++;
+    }
+    if (path === undefined || first === undefined) return undefined;
+    return { path, addresses: out.subarray(0, n * 16), first };
+  }
+
   /** Arms `w` from the driver's state now; false when nothing of it may go into the lane. */
   #arm(w: Wanted, now: number): boolean {
     w.armedRx = w.armedTx = undefined;
     const view = this.#host.endpoint.expressView(w.session, now);
     if (view === undefined) return false;
+    let armed = false;
     // The channel's last datagram came from the bound path (the one the lane will take): else
     // a handshake the HA starts would go elsewhere while the lane keeps the path.
     const last = this.#host.lastLocator(w.session);
-    let path: BoundPath | undefined;
-    let sources: Uint8Array | null = null;
-    let n = 0;
-    for (const key of w.rx) {
-      const bound = this.#bound(key, w.session);
-      if (bound === undefined || (path !== undefined && bound !== path)) continue;
-      if (last === undefined || last.address !== bound.address || last.port !== bound.port)
-        continue;
-      path = bound;
-      w.armedRx ??= key;
-      sources ??= new Uint8Array(MAX_KEYS * 16);
-      sources.set(bytesOfString(key), n * 16);
-      n++;
+    const rx = this.#collect(
+      w,
+      w.rx,
+      w.rx4,
+      (b) => last !== undefined && last.address === b.address && last.port === b.port,
+    );
+    if (rx !== undefined && this.#lane.armRx(view, rx.path, rx.addresses)) {
+      w.armedRx = rx.first;
+      armed = true;
     }
-    let armed = false;
-    if (path !== undefined && sources !== null) {
-      armed = this.#lane.armRx(view, path, sources.subarray(0, n * 16));
-    }
-    let txPath: BoundPath | undefined;
-    let dests: Uint8Array | null = null;
-    let d = 0;
-    let maxInner = 0;
-    for (const key of w.tx) {
-      const bound = this.#bound(key, w.session);
-      if (bound === undefined || (txPath !== undefined && bound !== txPath)) continue;
-      // The path MTU state of this very locator, searching or done, and payload noted on it
-      // (an idle path's confirmations rest until JS sees payload again).
-      const mtu = bound.mtu;
-      if (mtu === undefined || bound.mtuFor !== bound.locator || !mtu.used) continue;
-      txPath = bound;
-      w.armedTx ??= key;
-      maxInner = mtu.maxInner;
-      dests ??= new Uint8Array(MAX_KEYS * 16);
-      dests.set(bytesOfString(key), d * 16);
-      d++;
-    }
-    if (txPath !== undefined && dests !== null) {
-      armed = this.#lane.armTx(view, txPath, maxInner, dests.subarray(0, d * 16)) || armed;
+    // The path MTU state of this very locator, searching or done, and payload noted on it (an
+    // idle path's confirmations rest until JS sees payload again).
+    const tx = this.#collect(
+      w,
+      w.tx,
+      w.tx4,
+      (b) => b.mtu !== undefined && b.mtuFor === b.locator && b.mtu.used,
+    );
+    if (tx !== undefined && this.#lane.armTx(view, tx.path, tx.path.mtu!.maxInner, tx.addresses)) {
+      w.armedTx = tx.first;
+      armed = true;
     }
     if (armed) this.#bySpi.set(view.localSpi, w);
-    return armed || w.rx.length + w.tx.length > 0;
+    return armed || w.rx.length + w.tx.length + w.rx4.length + w.tx4.length > 0;
   }
 
   /** Adds what the lane carried for one channel to what JS keeps. */

@@ -265,6 +265,7 @@ export class HomeAgent {
             counters: this.counters,
             drop: (reason, n) => this.drops.add(reason, n),
             lastLocator: (session) => haChannelIfAny(session)?.locator,
+            ipv4AddressOf: (key) => this.ipv4.addressOf(key),
             dadPending: (key) => this.#dadPending.has(key),
             capturing: () => env.capture !== undefined,
             hasSocket: (family) => this.#socketFor(family) !== undefined,
@@ -550,15 +551,14 @@ export class HomeAgent {
       // Plain payload from the binding's validated locator, at our address it was bound at:
       // this channel may go into the express lane (ha-express.ts checks the rest).
       if (
-        !v4 &&
-        !own &&
+        result === OpenResult.DATA &&
         this.#express !== undefined &&
         bound.data === bound.locator &&
         from.port === bound.port &&
         from.address === bound.address &&
         from.local === bound.local
       ) {
-        this.#express.noteRx(entry, session, now);
+        this.#express.noteRx(entry, session, v4, now);
       }
     }
   }
@@ -1354,7 +1354,7 @@ export class HomeAgent {
       this.counters.tunnelPacketsOut++;
       this.counters.tunnelBytesOut += len;
       writer.push(off, len);
-      if (!v4 && this.#express !== undefined) this.#express.noteTx(entry, extra.session, now);
+      if (this.#express !== undefined) this.#express.noteTx(entry, extra.session, v4, now);
     }
     if (runExtra !== undefined) this.#sendRun(runExtra, buf, now);
     this.#peers?.flush(buf, now);

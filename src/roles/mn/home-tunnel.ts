@@ -141,6 +141,7 @@ export class HomeTunnel {
       this.#host.channel.session,
       agent,
       agent !== undefined && agent === this.#mtuAgent ? this.#mtuPath : undefined,
+      this.homeAddress4,
     );
   }
 
@@ -205,6 +206,9 @@ export class HomeTunnel {
         h.counters.tunnelBytesIn += len;
         if (env.capture) h.capture(buf.subarray(off, off + len), now);
         rx.toTun(off, len);
+        if (this.#express !== undefined && h.channel.agent !== undefined) {
+          this.#express.noteRx(out.sessions[i]!, h.channel.agent, now);
+        }
         continue;
       }
       if (len < IPV6_HEADER_LEN || buf[off]! >> 4 !== 6) {
@@ -345,7 +349,7 @@ export class HomeTunnel {
       h.counters.tunnelPacketsOut++;
       h.counters.tunnelBytesOut += len;
       writer.push(off, len);
-      if (!v4 && path !== undefined && this.#express !== undefined) {
+      if (path !== undefined && this.#express !== undefined) {
         this.#express.noteTx(session, h.channel.agent, path, now);
       }
     }

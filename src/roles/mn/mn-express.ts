@@ -4,11 +4,12 @@
  * roles/ha/ha-express.ts does for the home agent (its file comment says how arming and clearing
  * keep the lane to what JS has just decided).
  *
- * Receive: the lane takes payload (IPv6 TCP / UDP / Echo) from the HA's locator under the
- * channel's current keys whose inner destination is our home address, as the JS loop would
+ * Receive: the lane takes payload (TCP / UDP / Echo over IPv6, or IPv4 without options) from
+ * the HA's locator under the channel's current keys whose inner destination is our home address
+ * (or our IPv4 home address, RFC 5555), as the JS loop would
  * (never the HA's own signaling, which is kind SIGNALING, nor forwarded mobility signaling:
- * neither is TCP, UDP or Echo). Send: every IPv6 packet from the TUN (TCP SYNs, which JS clamps,
- * excepted) goes through the HA's channel, so the lane is only armed without route optimization
+ * neither is TCP, UDP or Echo). Send: every IPv6 or IPv4 packet from the TUN (TCP SYNs, which JS
+ * clamps, excepted) goes through the HA's channel, so the lane is only armed without route optimization
  * (whose direct paths JS chooses per destination).
  *
  * What the lane carried reaches movement detection as JS would have told it: the last packet
@@ -133,6 +134,7 @@ export class MnExpress {
     session: PeerSession | undefined,
     agent: ResolvedAgent | undefined,
     path: PathMtuState | undefined,
+    homeAddress4?: Uint8Array,
   ): void {
     if (now - this.#rxAt > MN_EXPRESS_IDLE_MS) this.#rxSession = this.#rxAgent = undefined;
     if (now - this.#txAt > MN_EXPRESS_IDLE_MS) {
@@ -146,7 +148,15 @@ export class MnExpress {
     if (view === undefined) return;
     let armed = false;
     if (this.#rxSession === session && this.#rxAgent === agent) {
-      armed = this.#lane.armRx(view, agent, null);
+      // Our IPv4 home address (RFC 5555), if the HA granted one, as ::ffff:a.b.c.d: what inner
+      // IPv4 payload may be addressed to (the IPv6 home address the lane knows already).
+      let v4: Uint8Array | null = null;
+      if (homeAddress4 !== undefined) {
+        v4 = new Uint8Array(16);
+        v4[10] = v4[11] = 0xff;
+        v4.set(homeAddress4, 12);
+      }
+      armed = this.#lane.armRx(view, agent, v4);
     }
     if (
       this.#txSession === session &&

@@ -82,6 +82,7 @@
 #define HDR 16
 #define TAG 16
 #define IP6 40
+#define IP4 20
 #define KP_BYTES 88
 #define KP_COUNTER_OFF 64
 #define KP_LAST_OFF 72
@@ -283,6 +284,13 @@ static void mapped(const uint8_t *a4, uint8_t out[16]) {
   memcpy(out + 12, a4, 4);
 }
 
+/* An IPv4-mapped address (::ffff:a.b.c.d): how the tables hold IPv4 home addresses, never an
+ * IPv6 packet's own address (JS finds no binding for it). */
+static int is_mapped(const uint8_t *a16) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return memcmp(a16, prefix, 12) == 0;
+}
+
 static int in_list(const xchan *c, const uint8_t *a16) {
   for (uint32_t i = 0; i < c->nsrc; i++)
     if (memcmp(a16, c->src[i], 16) == 0) return 1;
@@ -295,8 +303,9 @@ static int in_list(const xchan *c, const uint8_t *a16) {
 static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   const uint8_t *msg = p->slab + p->offsets[k];
   uint32_t len = p->lengths[k];
-  /* The scratch holds any inner packet a datagram can carry (<= 65535 bytes): checked anyway. */
-  if (len < HDR + IP6 + TAG || len > HDR + 65535 + TAG || msg[0] != 4 || msg[1] != KIND_PAYLOAD || msg[2] ||
+  /* The scratch holds any inner packet a datagram can carry (<= 65535 bytes): checked anyway.
+   * The smallest inner packet is an IPv4 header (plain_ipv6 / plain_ipv4 check the rest). */
+  if (len < HDR + IP4 + TAG || len > HDR + 65535 + TAG || msg[0] != 4 || msg[1] != KIND_PAYLOAD || msg[2] ||
       msg[3])
     return 0;
   xchan *c = chan_by_spi(x, rd32be(msg + 4));
@@ -321,7 +330,8 @@ static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
    * IPv4 home address armed. */
   int ok = 0;
   if (n >= 1 && (inner[0] >> 4) == 6 && plain_ipv6(inner, n, 1)) {
-    ok = x->mode == 1 ? in_list(c, inner + 8) : x->has_home && memcmp(inner + 24, x->home, 16) == 0;
+    ok = x->mode == 1 ? !is_mapped(inner + 8) && in_list(c, inner + 8)
+                      : x->has_home && memcmp(inner + 24, x->home, 16) == 0;
   } else if (n >= 1 && (inner[0] >> 4) == 4 && plain_ipv4(inner, n, 1)) {
     uint8_t a[16];
     mapped(inner + (x->mode == 1 ? 12 : 16), a);

@@ -379,3 +379,144 @@ void t.test(
     );
   },
 );
+
+/** The steps of `steps` named `names` each went to JS as a datagram it opened as payload. */
+function wentToJs(t: Test, steps: Map<string, Step>, names: string[]): void {
+  for (const name of names) {
+    const s = steps.get(name);
+    t.same(moved(s), { rxToJs: 1, js: 1 }, `${name}: to JS, nothing to the TUN`);
+    t.same(s?.jsKinds, ['data'], `${name}: JS opened it`);
+    t.same(s?.sink, [], `${name}: nothing behind the TUN`);
+  }
+}
+
+void t.test(
+  'IPv4 inside (RFC 5555) at a home agent: the mapped home address armed both ways',
+  { skip },
+  async (t) => {
+    const ns = await laneNetns(t);
+    const r = await runFixture(ns, 'express-child.ts', ['v4', uniqueName('x4')]);
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as {
+      steps: Step[];
+      rxReports: ExpressReport[];
+      reports: ExpressReport[];
+      opened: string[];
+    };
+    const steps = byName(t, res.steps);
+    // Receive: plain IPv4 from the armed ::ffff:10.99.99.10 (DF set or not), and IPv6 from the
+    // IPv6 home address armed with it, written to the TUN and received behind it.
+    for (const [name, text] of [
+      ['rx4-udp', 'rx4-udp'],
+      ['rx4-udp-empty', ''],
+      ['rx4-df', 'rx4-df'],
+      ['rx4-v6', 'rx4-v6'],
+      ['rx4-after', 'rx4-after'],
+    ] as const) {
+      t.same(moved(steps.get(name)), { rxTaken: 1, tunRx: 1 }, `${name}: taken by the lane`);
+      t.same(steps.get(name)?.sink, [text], `${name}: reached the socket behind the TUN`);
+    }
+    const echo = steps.get('rx4-echo');
+    t.same(moved(echo), { rxTaken: 1, tunRx: 1, jsTun: 1, txToJs: 1 }, 'echo request taken');
+    t.same(echo?.jsTun, ['v4-icmp-0:10.99.99.10:60'], "the kernel's echo reply, read by JS");
+    t.same(moved(steps.get('rx4-syn')), { rxTaken: 1, tunRx: 1 }, 'a received SYN is taken');
+    wentToJs(t, steps, [
+      'rx4-unarmed-source',
+      'rx4-options',
+      'rx4-more-fragments',
+      'rx4-offset',
+      'rx4-length-long',
+      'rx4-length-short',
+      'rx4-padded',
+      'rx4-multicast',
+      'rx4-broadcast',
+      'rx4-class-e',
+      'rx4-icmp-unreachable',
+      'rx4-gre',
+      'rx4-udp-truncated',
+      'rx4-v6-mapped-source',
+    ]);
+    t.same(
+      res.rxReports.map((x) => [x.rxPackets, x.txPackets]),
+      [[7, 0]],
+      'the clear reports the seven packets the lane took',
+    );
+
+    // Send: to the mapped destination sealed by the lane; a SYN, an unarmed destination,
+    // multicast (even armed) and a packet above maxInner to JS, each followed by a fence
+    // the lane takes (nothing of the refused one went out before it).
+    for (const name of [
+      'tx4-udp',
+      'tx4-echo',
+      'tx4-v6',
+      'tx4-syn-fence',
+      'tx4-unarmed-fence',
+      'tx4-multicast-fence',
+      'tx4-too-big-fence',
+    ]) {
+      t.same(moved(steps.get(name)), { txTaken: 1, member: 1 }, `${name}: sent by the lane`);
+    }
+    for (const [name, label] of [
+      ['tx4-syn', 'v4-tcp-syn:10.99.99.10:'],
+      ['tx4-unarmed', 'v4-udp:10.99.99.11:'],
+      ['tx4-multicast', 'v4-udp:239.1.2.3:'],
+      ['tx4-too-big', `v4-udp:10.99.99.10:${600 + 1}`],
+    ] as const) {
+      const s = steps.get(name);
+      t.same(moved(s), { txToJs: 1, jsTun: 1 }, `${name}: to JS, nothing sent`);
+      t.ok(s?.jsTun[0]?.startsWith(label), `${name}: JS read ${s?.jsTun[0]}`);
+    }
+    t.same(
+      res.opened,
+      [
+        '10.99.77.1>10.99.99.10:len-ok:tx4-udp',
+        '10.99.77.1>10.99.99.10:len-ok:1-8',
+        'v6>tx4-v6',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-fence-1',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-fence-2',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-fence-3',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-fence-4',
+      ],
+      'the member opens what the lane sealed, in order, and nothing else',
+    );
+    t.same(
+      res.reports.map((x) => [x.rxPackets, x.txPackets]),
+      [[0, 7]],
+    );
+  },
+);
+
+void t.test(
+  'IPv4 inside (RFC 5555) at a mobile node: to its mapped IPv4 home address only',
+  { skip },
+  async (t) => {
+    const ns = await laneNetns(t);
+    const r = await runFixture(ns, 'express-child.ts', ['mn4', uniqueName('x5')]);
+    t.equal(r.code, 0, r.stderr);
+    const res = r.result as { steps: Step[]; reports: ExpressReport[]; opened: string[] };
+    const steps = byName(t, res.steps);
+    for (const [name, text] of [
+      ['mn4-home', 'mn4-home'],
+      ['mn4-any-source', 'mn4-any'],
+      ['mn4-v6-home', 'mn4-v6'],
+    ] as const) {
+      t.same(moved(steps.get(name)), { rxTaken: 1, tunRx: 1 }, `${name}: taken`);
+      t.same(steps.get(name)?.sink, [text], `${name}: reached the socket behind the TUN`);
+    }
+    wentToJs(t, steps, ['mn4-none-armed', 'mn4-not-home', 'mn4-fragment', 'mn4-options']);
+    t.same(moved(steps.get('mn4-tx')), { txTaken: 1, member: 1 }, 'IPv4 sent by the lane');
+    for (const [name, label] of [
+      ['mn4-tx-multicast', 'v4-udp:239.1.2.3:'],
+      ['mn4-tx-syn', 'v4-tcp-syn:10.99.99.5:'],
+    ] as const) {
+      const s = steps.get(name);
+      t.same(moved(s), { txToJs: 1, jsTun: 1 }, `${name}: to JS, nothing sent`);
+      t.ok(s?.jsTun[0]?.startsWith(label), `${name}: JS read ${s?.jsTun[0]}`);
+    }
+    t.same(res.opened, ['10.99.77.1>10.99.99.5:mn4-tx'], 'the home agent opens it');
+    t.same(
+      res.reports.map((x) => [x.rxPackets, x.txPackets]),
+      [[3, 1]],
+    );
+  },
+);

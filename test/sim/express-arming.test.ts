@@ -25,8 +25,9 @@ import type { BoundPath } from '../../src/roles/ha/binding-paths.js';
 import { expressHarvestMs } from '../../src/roles/mn/mn-express.js';
 import type { ExpressArm, ExpressCallback, FakeExpressLane } from '../helpers/fake-express.js';
 import { T0 } from '../helpers/crypto.js';
-import { echo } from '../helpers/packets.js';
+import { echo, ipv4Udp } from '../helpers/packets.js';
 import { HA4, HA_PORT, World, type MnHandle } from '../helpers/world.js';
+import { formatIpv6 } from '../../src/wire/address.js';
 
 const HOA = '2001:db8:100::10';
 const HOA2 = '2001:db8:100::20';
@@ -34,6 +35,22 @@ const MN4 = '203.0.113.10';
 const MN4B = '203.0.113.20';
 const SERVER = '2001:db8:100::5';
 const HA_LOCATOR = `${HA4}:${HA_PORT}`;
+const POOL4 = '10.99.0.0/24';
+const WEB4 = '203.0.113.80'; // an IPv4 server beyond the home agent
+
+/** `a.b.c.d` as the lane's tables hold it (::ffff:a.b.c.d), in the fake lane's text form. */
+function mapped(a4: string): string {
+  const slot = new Uint8Array(16);
+  slot[10] = slot[11] = 0xff;
+  slot.set(a4.split('.').map(Number), 12);
+  return formatIpv6(slot, 0);
+}
+
+/** The home agent's binding whose IPv4 home address (RFC 5555) is `a4`, by its key. */
+function bindingOf4(w: World, a4: string): string | undefined {
+  for (const e of w.ha.cache.entries()) if (w.ha.ipv4.addressOf(e.key) === a4) return e.homeAddress;
+  return undefined;
+}
 
 /** A problem with `cb`'s lane ops: armed at entry, and not emptied (or harvested) first. */
 function notClearedFirst(cb: ExpressCallback, mayHarvest: boolean): string | undefined {
@@ -58,7 +75,14 @@ function haArmsHold(w: World): string[] {
       out.push(`${what}: armed without home addresses`);
       continue;
     }
-    for (const hoa of a.addresses) {
+    for (const armed of a.addresses) {
+      // An IPv4 home address (armed mapped) stands for the binding that holds it now.
+      const a4 = armed.startsWith('::ffff:') ? armed.slice(7) : undefined;
+      const hoa = a4 === undefined ? armed : bindingOf4(w, a4);
+      if (hoa === undefined) {
+        out.push(`${what}: no binding holds ${armed}`);
+        continue;
+      }
       const entry = w.ha.cache.get(hoa);
       const bound = entry?.path as BoundPath | undefined;
       if (bound === undefined) {
@@ -99,7 +123,14 @@ function mnArmsHold(m: MnHandle): string[] {
   const s = haSession(m);
   for (const a of live) {
     const what = `${a.direction} ${a.localSpi}`;
-    if (a.addresses !== null) out.push(`${what}: armed with addresses ${a.addresses.join()}`);
+    // Only our granted IPv4 home address (RFC 5555), mapped, the last one the BA gave.
+    const granted = m.events.filter((e) => e.event === 'ipv4-home-address').at(-1)?.fields[
+      'address'
+    ] as string | null | undefined;
+    const mine = a.direction === 'rx' && granted != null ? [mapped(granted)] : null;
+    if (JSON.stringify(a.addresses) !== JSON.stringify(mine)) {
+      out.push(`${what}: armed with addresses ${a.addresses?.join()}`);
+    }
     if (`${a.path.address}:${a.path.port}` !== HA_LOCATOR) {
       out.push(`${what}: to ${a.path.address}:${a.path.port}`);
     }
@@ -730,3 +761,86 @@ void t.test('a member with route optimization never arms its lane', async (t) =>
   t.equal(m.express.arms.length, 0, 'the member arms nothing');
   t.same(problems, []);
 });
+
+/** IPv4 payload both ways between `a4` and WEB4, `n` rounds, through JS. */
+async function exchange4(w: World, m: MnHandle, a4: string, n = 3): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    m.tun.inject(ipv4Udp(a4, WEB4, seq++));
+    await w.run(20);
+    w.haTun.inject(ipv4Udp(WEB4, a4, seq++));
+    await w.run(20);
+  }
+}
+
+void t.test(
+  'an IPv4 home address (RFC 5555) is armed mapped once JS carried IPv4, never once released',
+  async (t) => {
+    const { w, problems } = await haWorld(t, { ipv4Pool: POOL4 });
+    const ha = w.haExpress!;
+    const ask = { options: { ipv4HomeAddress: 'auto' } };
+    const a = await member(w, problems, HOA, MN4, ask);
+    const granted = a.events.find((e) => e.event === 'ipv4-home-address')?.fields['address'];
+    t.equal(granted, '10.99.0.2', 'granted from the pool');
+    const A4 = mapped('10.99.0.2');
+    t.equal(A4, '::ffff:10.99.0.2');
+
+    // IPv6 only so far: the HA arms the IPv6 home address alone; the MN its IPv4 one already
+    // (the HA's channel may deliver to it).
+    await exchange(w, a, HOA);
+    const keys = channelOf(w, HOA).session.current!;
+    t.same(ha.liveArm('rx', keys.localSpi)?.addresses, [HOA], 'HA rx: IPv6 only before IPv4');
+    t.same(ha.liveArm('tx', keys.localSpi)?.addresses, [HOA], 'HA tx: IPv6 only before IPv4');
+    t.same(a.express.liveArm('rx')?.addresses, [A4], 'MN rx: its IPv4 home address, mapped');
+    t.equal(a.express.liveArm('tx')?.addresses, null, 'MN tx: every destination');
+
+    // IPv4 both ways through JS: the HA arms it next to the IPv6 one, each direction.
+    await exchange4(w, a, '10.99.0.2');
+    await exchange(w, a, HOA, 1);
+    t.same(ha.liveArm('rx', keys.localSpi)?.addresses, [HOA, A4], 'HA rx: both home addresses');
+    t.same(ha.liveArm('tx', keys.localSpi)?.addresses, [HOA, A4], 'HA tx: both home addresses');
+    t.same(a.express.liveArm('rx')?.addresses, [A4], 'MN rx: still its IPv4 home address');
+
+    // IPv4 one way only: that direction alone (a fresh channel after a re-registration).
+    const b = await member(w, problems, HOA2, MN4B, ask);
+    t.equal(b.events.find((e) => e.event === 'ipv4-home-address')?.fields['address'], '10.99.0.3');
+    await exchange(w, b, HOA2);
+    for (let i = 0; i < 3; i++) {
+      b.tun.inject(ipv4Udp('10.99.0.3', WEB4, seq++));
+      await w.run(20);
+    }
+    await exchange(w, b, HOA2, 1);
+    const bk = channelOf(w, HOA2).session.current!;
+    t.same(ha.liveArm('rx', bk.localSpi)?.addresses, [HOA2, mapped('10.99.0.3')], 'B rx: both');
+    t.same(ha.liveArm('tx', bk.localSpi)?.addresses, [HOA2], 'B tx: no IPv4 sent to it yet');
+
+    // A deregisters: its IPv4 home address is released with the binding.
+    const key = w.ha.cache.get(HOA)!.key;
+    let closed = false;
+    const closing = a.mn.close(5000).then(() => (closed = true));
+    await w.until(() => closed, 3_000);
+    await closing;
+    t.equal(w.ha.ipv4.addressOf(key), undefined, 'released');
+    t.equal(ha.live.filter((x) => x.addresses?.includes(A4)).length, 0, 'nothing armed for it');
+
+    // The same home address registers again without asking for an IPv4 one; IPv4 payload of
+    // the released address both ways (the HA drops it): nothing arms that address any more.
+    const since = ha.arms.length;
+    const again = await member(w, problems, HOA, MN4);
+    await exchange(w, again, HOA);
+    await exchange4(w, again, '10.99.0.2');
+    await exchange(w, again, HOA);
+    await exchange(w, b, HOA2);
+    const later = ha.arms.slice(since);
+    t.ok(
+      later.some((x) => x.addresses?.includes(HOA)),
+      'the IPv6 home address is armed again',
+    );
+    t.notOk(
+      later.some((x) => x.addresses?.includes(A4)),
+      'the released IPv4 home address is never armed',
+    );
+    t.ok(w.ha.drops.get('no-binding-ipv4') > 0, 'its IPv4 payload was dropped by JS');
+    t.same(again.express.liveArm('rx')?.addresses ?? null, null, 'MN rx: no IPv4 address');
+    t.same(problems, [], 'every callback emptied the lane first and left only what holds');
+  },
+);

@@ -8,33 +8,11 @@
  * nothing changed.
  */
 import t from 'tap';
+import { ipv4Udp } from '../helpers/packets.js';
 import { World, type MnHandle } from '../helpers/world.js';
 
 const POOL = '10.99.0.0/24';
 const WEB4 = '203.0.113.80'; // an IPv4 server beyond the home agent
-
-/** A minimal IPv4/UDP packet (RFC 791 header with its checksum; UDP checksum 0). */
-function ipv4Udp(src: string, dst: string, payload: number): Uint8Array {
-  const p = new Uint8Array(20 + 8 + 4);
-  p[0] = 0x45;
-  p[2] = 0;
-  p[3] = p.length;
-  p[8] = 64;
-  p[9] = 17;
-  p.set(src.split('.').map(Number), 12);
-  p.set(dst.split('.').map(Number), 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += (p[i]! << 8) | p[i + 1]!;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  const c = ~sum & 0xffff;
-  p[10] = c >> 8;
-  p[11] = c & 0xff;
-  p[21] = 9; // ports 9 -> 9
-  p[23] = 9;
-  p[25] = 12;
-  p.set([0, 0, payload >> 8, payload & 0xff], 28);
-  return p;
-}
 
 const v4src = (p: Uint8Array): string => Array.from(p.subarray(12, 16)).join('.');
 const v4dst = (p: Uint8Array): string => Array.from(p.subarray(16, 20)).join('.');

@@ -396,6 +396,9 @@ static int tx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   uint32_t len = p->lengths[k];
   xchan *c;
   if (len >= 1 && (pkt[0] >> 4) == 6 && plain_ipv6(pkt, len, 0)) {
+    /* An IPv6 packet to ::ffff:a.b.c.d is not for a member's IPv4 home address (the tables'
+     * form of it): JS finds no binding for it. */
+    if (is_mapped(pkt + 24)) return 0;
     c = chan_by_dest(x, pkt + 24);
   } else if (len >= 1 && (pkt[0] >> 4) == 4 && plain_ipv4(pkt, len, 0)) {
     uint8_t a[16];

@@ -520,3 +520,23 @@ void t.test(
     );
   },
 );
+
+void t.test(
+  "a home agent's lane leaves an IPv6 packet to a mapped IPv4 home address to JS",
+  { skip },
+  async (t) => {
+    const ns = await laneNetns(t);
+    const r = await runFixture(ns, 'express-child.ts', ['mapped-tx', uniqueName('xp')]);
+    t.equal(r.code, 0, r.stderr);
+    const steps = byName(t, (r.result as { steps: Step[] }).steps);
+    // ::ffff:10.99.99.10 is armed as the member's IPv4 home address; JS has no binding for it
+    // as an IPv6 destination (no ICMP, no send): the lane must not seal it to the member.
+    t.same(moved(steps.get('v6-to-mapped')), { txToJs: 1, jsTun: 1 }, 'to JS, nothing sent');
+    t.same(
+      steps.get('v6-to-mapped')?.jsTun,
+      ['udp:00000000000000000000ffff0a63630a:56'],
+      'JS read it',
+    );
+    t.same(moved(steps.get('fence')), { txTaken: 1, member: 1 }, 'the next packet: sent alone');
+  },
+);

@@ -21,6 +21,8 @@
  *
  * IPv4 inside (an RFC 5555 IPv4 home address): the same, with plain IPv4 (no options, not a
  * fragment) of TCP, UDP or ICMP Echo, and the IPv4 home addresses armed as ::ffff:a.b.c.d.
+ * Such a mapped address matches IPv4 packets only: an IPv6 packet from ::ffff:a.b.c.d (home
+ * agent) or to it goes to JS (which has no binding for that IPv6 address).
  * Receive (UDP -> TUN), a datagram is taken when:
  *   a data message (type 4, kind PAYLOAD) under the armed keys' SPI, from the armed locator (its
  *   address, port, and our local address it reached), keys younger than the armed limit and

@@ -453,6 +453,11 @@ void t.test(
       'tx4-unarmed-fence',
       'tx4-multicast-fence',
       'tx4-too-big-fence',
+      'tx4-raw',
+      'tx4-raw-options-fence',
+      'tx4-raw-fragment-fence',
+      'tx4-raw-padded-fence',
+      'tx6-mapped-destination-fence',
     ]) {
       t.same(moved(steps.get(name)), { txTaken: 1, member: 1 }, `${name}: sent by the lane`);
     }
@@ -461,6 +466,10 @@ void t.test(
       ['tx4-unarmed', 'v4-udp:10.99.99.11:'],
       ['tx4-multicast', 'v4-udp:239.1.2.3:'],
       ['tx4-too-big', `v4-udp:10.99.99.10:${600 + 1}`],
+      ['tx4-raw-options', 'v4-udp:10.99.99.10:'],
+      ['tx4-raw-fragment', 'v4-udp:10.99.99.10:'],
+      ['tx4-raw-padded', 'v4-udp:10.99.99.10:'],
+      ['tx6-mapped-destination', 'udp:00000000000000000000ffff0a63630a:'],
     ] as const) {
       const s = steps.get(name);
       t.same(moved(s), { txToJs: 1, jsTun: 1 }, `${name}: to JS, nothing sent`);
@@ -476,12 +485,17 @@ void t.test(
         '10.99.77.1>10.99.99.10:len-ok:tx4-fence-2',
         '10.99.77.1>10.99.99.10:len-ok:tx4-fence-3',
         '10.99.77.1>10.99.99.10:len-ok:tx4-fence-4',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-raw',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-fence-5',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-fence-6',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-fence-7',
+        '10.99.77.1>10.99.99.10:len-ok:tx4-fence-8',
       ],
       'the member opens what the lane sealed, in order, and nothing else',
     );
     t.same(
       res.reports.map((x) => [x.rxPackets, x.txPackets]),
-      [[0, 7]],
+      [[0, 12]],
     );
   },
 );

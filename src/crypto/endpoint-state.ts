@@ -131,6 +131,14 @@ export class EndpointState {
     return s;
   }
 
+  /** Counts `n` drops of `reason` at once (what the express lane dropped, SecureEndpoint). */
+  dropMany(reason: DropReason, session: PeerSession, n: number): void {
+    this.drops[reason] += n;
+    let d = session.drops;
+    if (d === NO_DROPS) session.drops = d = zeroDrops();
+    (d as DropCounters)[reason] += n;
+  }
+
   drop(reason: DropReason, session?: PeerSession): ReceiveResult {
     this.drops[reason]++;
     if (session) {

@@ -223,19 +223,19 @@ int mip6_aead_seal_ctx(EVP_CIPHER_CTX *ctx, uint8_t *msg, uint32_t n) {
 }
 
 int mip6_aead_open_ctx(EVP_CIPHER_CTX *ctx, const uint8_t *msg, uint32_t total, uint8_t *out) {
-  if (total < HDR_LEN + TAG_LEN) return 0;
+  if (total < HDR_LEN + TAG_LEN) return -1;
   int n = (int)(total - HDR_LEN - TAG_LEN);
   uint8_t nonce[NONCE_LEN], tag[TAG_LEN];
   int outl;
   make_nonce(msg, nonce);
   memcpy(tag, msg + HDR_LEN + n, TAG_LEN);
-  int ok = EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
-           EVP_DecryptUpdate(ctx, NULL, &outl, msg, HDR_LEN) == 1 &&
-           (n == 0 || EVP_DecryptUpdate(ctx, out, &outl, msg + HDR_LEN, n) == 1) &&
-           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) == 1 &&
-           EVP_DecryptFinal_ex(ctx, out + n, &outl) > 0;
+  int ready = EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
+              EVP_DecryptUpdate(ctx, NULL, &outl, msg, HDR_LEN) == 1 &&
+              (n == 0 || EVP_DecryptUpdate(ctx, out, &outl, msg + HDR_LEN, n) == 1) &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) == 1;
+  int ok = ready && EVP_DecryptFinal_ex(ctx, out + n, &outl) > 0;
   if (!ok) memset(out, 0, (size_t)n);
-  return ok;
+  return ok ? 1 : ready ? 0 : -1;
 }
 
 static void free_contexts(void *arg) {

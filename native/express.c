@@ -16,7 +16,7 @@
  * keypair's slot of JS's key pool (src/crypto/session.ts, KEYPAIR_SLOT_BYTES; the keys are read
  * from there when armed) and its window bitmap in the replay pool. Both paths seal with one
  * counter and open against one window, in one thread. Each use first checks that the slot still
- * holds these keys (the local SPI and the live mark there), since a wiped keypair's slot is
+ * holds these keys (the local SPI and the keypair's generation there), since a wiped keypair's slot is
  * zeroed and may be reused: keys JS wiped are never used, even while a context still has them.
  *
  * IPv4 inside (an RFC 5555 IPv4 home address): the same, with plain IPv4 (no options, not a
@@ -106,6 +106,7 @@ enum { X_RX_TAKEN, X_RX_TO_JS, X_RX_BAD_TAG, X_RX_TUN_ERRORS, X_TX_TAKEN, X_TX_T
 
 typedef struct {
   uint32_t spi, remote_spi;
+  uint32_t gen;     /* the keypair's generation in its slot when armed (KP_LIVE_OFF) */
   uint8_t *kp;      /* the keypair's slot in JS's key pool */
   uint32_t *window; /* its replay bitmap in JS's replay pool */
   uint32_t wmask;   /* words - 1 */
@@ -182,12 +183,14 @@ static uint32_t hash_addr(const uint8_t *a) {
   return h;
 }
 
-/* The keypair's slot still holds the keys this channel was armed with. */
+/* The keypair's slot still holds the keys this channel was armed with: its SPI and the
+ * keypair's generation (never 0; a wiped slot is zeroed, and a keypair that takes the slot
+ * later has another generation even with the same SPI). */
 static int keys_live(const xchan *c) {
-  uint32_t spi, live;
+  uint32_t spi, gen;
   memcpy(&spi, c->kp + KP_SPI_OFF, 4);
-  memcpy(&live, c->kp + KP_LIVE_OFF, 4);
-  return live == 1 && spi == c->spi;
+  memcpy(&gen, c->kp + KP_LIVE_OFF, 4);
+  return gen != 0 && gen == c->gen && spi == c->spi;
 }
 
 static double *counter_of(const xchan *c) {
@@ -322,7 +325,14 @@ static int rx_one(express *x, mip6_poller *p, uint32_t k, uint64_t now) {
   if (ctr >= c->rx_limit || !window_ok(c, ctr)) return 0;
   uint8_t *inner = x->scratch + VNET_HDR_LEN;
   uint32_t n = len - HDR - TAG;
-  if (!mip6_aead_open_ctx(x->octx[c - x->chans], msg, len, inner)) {
+  int opened = mip6_aead_open_ctx(x->octx[c - x->chans], msg, len, inner);
+  if (opened < 0) {
+    /* OpenSSL failed on its own (not the tag): JS opens this one and the next ones. */
+    x->suspended = 1;
+    set_first(x, 0);
+    return 0;
+  }
+  if (opened == 0) {
     c->bad_tag += 1;
     x->counters[X_RX_BAD_TAG] += 1;
     return 1;
@@ -767,9 +777,15 @@ static napi_value express_arm(napi_env env, napi_callback_info info) {
       c->has_local = local != NULL;
       memset(c->local, 0, 16);
       if (local) memcpy(c->local, local, alen);
+      uint32_t gen, slot_spi;
+      memcpy(&gen, kp + KP_LIVE_OFF, 4);
+      memcpy(&slot_spi, kp + KP_SPI_OFF, 4);
+      c->gen = gen;
+      if (gen == 0 || slot_spi != spi) rx = tx = 0; /* not these keys (any more): nothing armed */
       /* The keys into this channel's contexts (the same slot's keys again when re-armed). A
        * context OpenSSL refuses to key leaves the channel unarmed both ways. */
-      if (!mip6_aead_ctx_key(x->sctx[idx], kp, 1) || !mip6_aead_ctx_key(x->octx[idx], kp + 32, 0)) {
+      if ((rx || tx) &&
+          (!mip6_aead_ctx_key(x->sctx[idx], kp, 1) || !mip6_aead_ctx_key(x->octx[idx], kp + 32, 0))) {
         c->rx = c->tx = 0;
         rx = tx = 0;
       }
@@ -801,7 +817,8 @@ static napi_value express_arm(napi_env env, napi_callback_info info) {
       }
     }
   }
-  if (idx >= 0 && !x->suspended) set_first(x, 1);
+  /* The TUN's one-packet first read pays only when the lane may send what it reads. */
+  if (idx >= 0 && !x->suspended && x->chans[idx].tx) set_first(x, 1);
   napi_create_int32(env, idx, &result);
   return result;
 }

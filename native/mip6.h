@@ -121,7 +121,8 @@ int mip6_offload_off(const char *what);
 int mip6_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 
 /* aead.c: a context of the express lane's own: keyed once per arming (enc 1 seal, 0 open), a
- * nonce per message; scrub sets a zero key (the channel's key gone from it). */
+ * nonce per message; scrub sets a zero key (the channel's key gone from it). open_ctx: 1 opened,
+ * 0 the tag did not verify (out zeroed), -1 OpenSSL failed before the tag (out zeroed). */
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
 EVP_CIPHER_CTX *mip6_aead_ctx_new(void);
 int mip6_aead_ctx_key(EVP_CIPHER_CTX *ctx, const uint8_t *key, int enc);

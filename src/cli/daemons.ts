@@ -212,7 +212,7 @@ async function switchUser(
 
 /** Channels the express lane carries at once (the first armed after each clear; more stay on
  *  the JS path). */
-const EXPRESS_CAPACITY = 256;
+const EXPRESS_CAPACITY = 64;
 
 /**
  * The native express lane over the TUN and the sockets (issue #16, native/express.c), unless

@@ -54,15 +54,16 @@ const KEYPAIRS_PER_CHUNK = 64;
  * and open against one replay window:
  *   [0, 32) send key, [32, 64) receive key,
  *   [64, 72) the send counter (float64), [72, 80) the replay window's highest counter (float64),
- *   [80, 84) the local SPI (uint32), [84, 88) 1 while the keys live (uint32).
- * A wiped keypair's slot is zeroed, so the express lane, which checks SPI and the live mark
+ *   [80, 84) the local SPI (uint32), [84, 88) while the keys live, a generation number of
+ *   this keypair (uint32, never 0, different from the slot's previous keypair's).
+ * A wiped keypair's slot is zeroed, so the express lane, which checks SPI and the generation
  * before each use, never reads keys that are gone or another keypair's.
  */
 export const KEYPAIR_SLOT_BYTES = 88;
 /** Float64 index (from the slot's base / 8) of the send counter and of the replay window's top. */
 export const KP_COUNTER = 8;
 export const KP_REPLAY_LAST = 9;
-/** Uint32 index (from the slot's base / 4) of the local SPI and of the live mark. */
+/** Uint32 index (from the slot's base / 4) of the local SPI and of the generation (the live mark). */
 export const KP_SPI = 20;
 export const KP_LIVE = 21;
 
@@ -76,6 +77,14 @@ export const CHANNEL_KEY_POOL = new SlotPool<Uint8Array>(
   KEYPAIRS_PER_CHUNK,
   (n) => new Uint8Array(n),
 );
+
+/** The next keypair's generation (KP_LIVE): counts up, skipping 0 (a zeroed slot). */
+let generation = 0;
+function nextGeneration(): number {
+  generation = (generation + 1) >>> 0;
+  if (generation === 0) generation = 1;
+  return generation;
+}
 
 /** Float64 / Uint32 views of each key pool chunk (made once per chunk; chunks live forever). */
 const chunkViews = new WeakMap<Uint8Array, { f64: Float64Array; u32: Uint32Array }>();
@@ -136,7 +145,7 @@ export class Keypair {
     this.#f64 = views.f64;
     this.#at = base >> 3;
     views.u32[(base >> 2) + KP_SPI] = localSpi >>> 0;
-    views.u32[(base >> 2) + KP_LIVE] = 1;
+    views.u32[(base >> 2) + KP_LIVE] = nextGeneration();
     this.replay = new ReplayWindow(
       REPLAY_WINDOW_WORDS,
       CHANNEL_REPLAY_POOL,
@@ -224,7 +233,7 @@ export class Keypair {
     // The slot is zeroed and goes back to the pool (once); the keys then read zeros, not
     // whatever keys take the slot next.
     // Its window goes first (it reads the slot's state until released), then the slot: zeroed,
-    // which also clears the live mark the express lane checks. From here on sendCounter reads
+    // which also clears the generation the express lane checks. From here on sendCounter reads
     // Infinity: a wiped keypair can never seal again, nor open (its window refuses every counter).
     this.replay.release();
     if (this.#slot >= 0) CHANNEL_KEY_POOL.release(this.#slot);

@@ -25,6 +25,17 @@ import type { BindingPaths, BoundPath } from './binding-paths.js';
 
 /** A wanted channel is dropped after this long without traffic either way. */
 export const EXPRESS_IDLE_MS = 10_000;
+/**
+ * Each arming costs every wanted channel some microseconds (its checks here, its keys into the
+ * lane's contexts), and every callback empties the lane. So the lane holds the channels JS
+ * carried most recently, at most EXPRESS_WANTED of them, and is armed again at most once per
+ * EXPRESS_REARM_MS: a home agent busy enough to run JS more often (or a sender of datagrams the
+ * lane cannot take, each a callback) then has its packets through JS, as without a lane, and
+ * never pays more than ~EXPRESS_WANTED arming per millisecond. The lane is for the quiet
+ * channel's lone packets.
+ */
+export const EXPRESS_WANTED = 16;
+export const EXPRESS_REARM_MS = 1;
 /** Home addresses per direction of one channel (the lane's MAX_SOURCES / MAX_DESTS). */
 const MAX_KEYS = 4;
 
@@ -81,6 +92,8 @@ export class HaExpress {
   /** The channel each armed SPI belongs to, for the reports of the next clear. */
   readonly #bySpi = new Map<number, Wanted>();
   #now = 0;
+  /** When end() last armed (EXPRESS_REARM_MS). */
+  #armedAt = -Infinity;
   readonly #apply = (r: ExpressReport): void => this.#applyReport(r);
 
   constructor(lane: ExpressLane, host: HaExpressHost) {
@@ -125,6 +138,8 @@ export class HaExpress {
       this.#wanted.clear();
       return;
     }
+    if (now - this.#armedAt < EXPRESS_REARM_MS) return;
+    this.#armedAt = now;
     for (const w of this.#wanted.values()) {
       if (w.session.closed || now - w.lastActive > EXPRESS_IDLE_MS || !this.#arm(w, now)) {
         this.#wanted.delete(w.session);
@@ -140,11 +155,17 @@ export class HaExpress {
   }
 
   #want(session: PeerSession, now: number): Wanted {
-    let w = this.#wanted.get(session);
+    const wanted = this.#wanted;
+    let w = wanted.get(session);
     if (w === undefined) {
       w = new Wanted(session, now);
-      this.#wanted.set(session, w);
+      // The longest wanted gives way (a Map iterates in insertion order: the first is the one
+      // JS carried least recently, since a channel JS carries again moves to the end below).
+      if (wanted.size >= EXPRESS_WANTED) wanted.delete(wanted.keys().next().value!);
+    } else if (w.lastActive !== now) {
+      wanted.delete(session);
     }
+    wanted.set(session, w);
     w.lastActive = now;
     return w;
   }

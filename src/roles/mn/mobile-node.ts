@@ -979,8 +979,9 @@ export class MobileNode {
     // JS and it stays armed, so the next packets keep their lane. A send that started the
     // silence deadline, or a late timer (sleep), goes the whole way.
     if (this.#tunnel.expressArmed && now - this.#timerAt < LATE_TIMER_MS) {
-      const due = this.#engineDeadline();
-      if (now < due && !this.#tunnel.expressHarvest(now)) {
+      const whole = this.#tunnel.expressHarvest(now);
+      const due = this.#engineDeadline(); // after the harvest: what it reported counts
+      if (!whole && now < due) {
         this.#timerAt = Infinity;
         this.#wakeBy(Math.min(due, now + expressHarvestMs(this.#opts.probeIntervalMs)));
         return;

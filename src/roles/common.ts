@@ -11,6 +11,7 @@ import type {
   DatagramBatch,
   Clock,
   ExpressLane,
+  ExpressReport,
   OutgoingDatagrams,
   TunDevice,
   UdpEndpoint,
@@ -35,6 +36,39 @@ export interface NodeEnvironment {
   capture?: PacketSink | undefined;
   /** The native express lane over `tun` and the sockets (issue #16), when there is one. */
   express?: ExpressLane | undefined;
+}
+
+/** A driver's tunnel counters (both roles keep these four). */
+export interface TunnelCounters {
+  tunnelPacketsIn: number;
+  tunnelBytesIn: number;
+  tunnelPacketsOut: number;
+  tunnelBytesOut: number;
+}
+
+/**
+ * What one channel carried in the express lane, added to the counters JS keeps for each packet
+ * it carries itself: the session's and the driver's tunnel counters, and the drops by reason
+ * (bad tags as the channel's own). The rest (bindings, movement, path MTU) is each role's.
+ */
+export function addExpressReport(
+  endpoint: SecureEndpoint,
+  session: PeerSession,
+  counters: TunnelCounters,
+  drops: { add(reason: string, n?: number): void },
+  r: ExpressReport,
+): void {
+  session.packetsIn += r.rxPackets;
+  session.bytesIn += r.rxBytes;
+  session.packetsOut += r.txPackets;
+  session.bytesOut += r.txBytes;
+  counters.tunnelPacketsIn += r.rxPackets;
+  counters.tunnelBytesIn += r.rxBytes;
+  counters.tunnelPacketsOut += r.txPackets;
+  counters.tunnelBytesOut += r.txBytes;
+  if (r.badTags > 0) endpoint.countExpressDrops(session, r.badTags);
+  if (r.sendErrors > 0) drops.add('udp-send', r.sendErrors);
+  if (r.tunErrors > 0) drops.add('tun-write', r.tunErrors);
 }
 
 /** The express lane's counters for a status (`expressRxTaken`, ...); none without a lane. */

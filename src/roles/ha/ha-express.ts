@@ -22,6 +22,7 @@ import type { BindingCache, BindingCacheEntry } from '../../protocol/binding-cac
 import { bytesOfString } from '../../util/bytes.js';
 import { parseIpv4 } from '../../wire/address.js';
 import type { BindingPaths, BoundPath } from './binding-paths.js';
+import { addExpressReport, type TunnelCounters } from '../common.js';
 
 /** A wanted channel is dropped after this long without traffic either way. */
 export const EXPRESS_IDLE_MS = 10_000;
@@ -44,14 +45,8 @@ export interface HaExpressHost {
   readonly endpoint: SecureEndpoint;
   readonly cache: BindingCache;
   readonly paths: BindingPaths;
-  readonly counters: {
-    tunnelPacketsIn: number;
-    tunnelBytesIn: number;
-    tunnelPacketsOut: number;
-    tunnelBytesOut: number;
-  };
-  /** Adds `n` to a drop counter. */
-  drop(reason: 'udp-send' | 'tun-write', n: number): void;
+  readonly counters: TunnelCounters;
+  readonly drops: { add(reason: string, n?: number): void };
   /** Where the channel's last datagram came from (handshakes the HA starts go there). */
   lastLocator(session: PeerSession): { address: string; port: number } | undefined;
   /** Keys of bindings still in DAD. */
@@ -265,28 +260,18 @@ export class HaExpress {
     const h = this.#host;
     const s = w.session;
     const now = this.#now;
+    addExpressReport(h.endpoint, s, h.counters, h.drops, r);
     if (r.rxPackets > 0) {
-      s.packetsIn += r.rxPackets;
-      s.bytesIn += r.rxBytes;
-      h.counters.tunnelPacketsIn += r.rxPackets;
-      h.counters.tunnelBytesIn += r.rxBytes;
       const entry = w.armedRx === undefined ? undefined : h.cache.getByKey(w.armedRx);
       if (entry !== undefined) this.#record(entry, r.rxPackets, r.rxBytes, now - r.rxAgoMs, true);
       w.lastActive = Math.max(w.lastActive, now - r.rxAgoMs);
     }
     if (r.txPackets > 0) {
-      s.packetsOut += r.txPackets;
-      s.bytesOut += r.txBytes;
-      h.counters.tunnelPacketsOut += r.txPackets;
-      h.counters.tunnelBytesOut += r.txBytes;
       const entry = w.armedTx === undefined ? undefined : h.cache.getByKey(w.armedTx);
       if (entry !== undefined) this.#record(entry, r.txPackets, r.txBytes, now - r.txAgoMs, false);
       h.noteTraffic(s, now - r.txAgoMs);
       w.lastActive = Math.max(w.lastActive, now - r.txAgoMs);
     }
-    if (r.badTags > 0) h.endpoint.countExpressDrops(s, r.badTags);
-    if (r.sendErrors > 0) h.drop('udp-send', r.sendErrors);
-    if (r.tunErrors > 0) h.drop('tun-write', r.tunErrors);
   }
 
   /** The binding's counters as recordIn / recordOut would have kept them, packet by packet. */

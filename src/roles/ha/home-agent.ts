@@ -263,7 +263,7 @@ export class HomeAgent {
             cache: this.cache,
             paths: this.#paths,
             counters: this.counters,
-            drop: (reason, n) => this.drops.add(reason, n),
+            drops: this.drops,
             lastLocator: (session) => haChannelIfAny(session)?.locator,
             ipv4AddressOf: (key) => this.ipv4.addressOf(key),
             dadPending: (key) => this.#dadPending.has(key),

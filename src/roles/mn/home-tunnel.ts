@@ -100,7 +100,7 @@ export class HomeTunnel {
         : new MnExpress(lane, {
             endpoint: host.env.endpoint,
             counters: host.counters,
-            drop: (reason, n) => host.drops.add(reason, n),
+            drops: host.drops,
             capturing: () => host.env.capture !== undefined,
             heard: (at) => host.heard(at),
             sent: () => host.sent(),

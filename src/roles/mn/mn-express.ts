@@ -20,6 +20,7 @@ import type { PeerSession, SecureEndpoint } from '../../crypto/endpoint.js';
 import type { ExpressLane, ExpressReport } from '../../io/types.js';
 import type { PathMtuState } from '../../protocol/path-mtu.js';
 import type { ResolvedAgent } from './home-agent-channel.js';
+import { addExpressReport, type TunnelCounters } from '../common.js';
 
 /**
  * The lane's counts reach JS at least this often while it is armed (a harvest, the lane staying
@@ -33,13 +34,8 @@ export function expressHarvestMs(probeIntervalMs: number | undefined): number {
 
 export interface MnExpressHost {
   readonly endpoint: SecureEndpoint;
-  readonly counters: {
-    tunnelPacketsIn: number;
-    tunnelPacketsOut: number;
-    tunnelBytesIn: number;
-    tunnelBytesOut: number;
-  };
-  drop(reason: 'udp-send' | 'tun-write', n: number): void;
+  readonly counters: TunnelCounters;
+  readonly drops: { add(reason: string, n?: number): void };
   capturing(): boolean;
   /** Something authenticated came from the HA at `at`. */
   heard(at: number): void;
@@ -190,25 +186,15 @@ export class MnExpress {
     // deadline running, as it would have in JS (below). Sends the HA answered later (a ping)
     // leave no deadline, as in JS: heard() ends the one their sent() started, so neither is
     // told, and the timer need not go the whole way (which would empty the lane).
+    addExpressReport(h.endpoint, s, h.counters, h.drops, r);
     if (r.rxPackets > 0) {
-      s.packetsIn += r.rxPackets;
-      s.bytesIn += r.rxBytes;
-      h.counters.tunnelPacketsIn += r.rxPackets;
-      h.counters.tunnelBytesIn += r.rxBytes;
       h.heard(heardAt);
       this.#rxAt = Math.max(this.#rxAt, heardAt);
     }
     if (r.txPackets > 0) {
-      s.packetsOut += r.txPackets;
-      s.bytesOut += r.txBytes;
-      h.counters.tunnelPacketsOut += r.txPackets;
-      h.counters.tunnelBytesOut += r.txBytes;
       h.noteTraffic(s, sentAt);
       if (sentAt > heardAt && h.sent()) this.#silenceStarted = true;
       this.#txAt = Math.max(this.#txAt, sentAt);
     }
-    if (r.badTags > 0) h.endpoint.countExpressDrops(s, r.badTags);
-    if (r.sendErrors > 0) h.drop('udp-send', r.sendErrors);
-    if (r.tunErrors > 0) h.drop('tun-write', r.tunErrors);
   }
 }
